@@ -1,0 +1,39 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: setup peers run test lint typecheck bench conformance clean
+
+setup: $(VENV)/.stamp
+
+$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh
+	bash scripts/setup.sh
+
+peers:
+	bash scripts/install-peers.sh
+
+## Start the server on the embedded store in ./data and print its URL.
+run: setup
+	$(PY) -m clearsight server --data-dir ./data $(ARGS)
+
+## Install everything, then run lint, type checks and the whole test suite.
+test: setup peers
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
+	$(PY) -m pytest -n 2 -p no:cacheprovider $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
+
+typecheck: setup
+	$(PY) -m mypy
+
+bench: setup peers
+	$(PY) bench/run.py $(ARGS)
+
+conformance: setup
+	$(PY) -m tests.conformance.promqltest_runner $(ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use as real peers (Prometheus, node_exporter,
+# VictoriaMetrics, Alertmanager). Needs root (CI runs as root). Does nothing when all are present.
+set -euo pipefail
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-peers: missing ${need[*]} and not root; install them with apt-get" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${need[@]}"
+# Debian's packages enable systemd units; nothing starts them in a container, and tests start
+# their own instances on free ports.

@@ -1,0 +1,3 @@
+from clearsight.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The data model: labels, matchers, sample batches. No I/O here."""

@@ -1,0 +1,1 @@
+"""PromQL: lexer/parser (parser.py -> ast.py) and the vectorized engine (engine.py)."""

@@ -1,0 +1,126 @@
+"""Values the PromQL engine moves between operators, evaluated over all steps at once.
+
+A query is evaluated at ``k`` step timestamps (an instant query is the case ``k == 1``). Every
+expression yields one of these values for *all* steps together, so operators and functions work on
+numpy arrays instead of looping per sample:
+
+- ``ScalarSteps``: one float per step.
+- ``VectorSteps``: an instant vector per step: ``n`` series x ``k`` steps; ``present[i, j]`` says
+  whether series ``i`` has a value at step ``j`` (a value may itself be NaN).
+- ``MatrixSteps``: a range vector per step (input of range functions such as ``rate``): for each
+  series its raw samples, and per step the window ``(window_end[j] - range_ms, window_end[j]]``.
+- ``str`` for string literals.
+
+Times are int64 milliseconds; values float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from clearsight.model.labels import Labels
+from clearsight.query.promql.ast import Expr
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BoolArr = npt.NDArray[np.bool_]
+
+
+@dataclass
+class ScalarSteps:
+    values: F64  # shape (k,)
+
+
+@dataclass
+class VectorSteps:
+    labels: list[Labels]
+    values: F64  # shape (n, k)
+    present: BoolArr  # shape (n, k)
+    # Prometheus 3 drops __name__ lazily: True where the metric name must be removed from the
+    # series once the whole expression is evaluated (set by functions/operators that change the
+    # meaning of a value). Shape (n,). None means "all False".
+    drop_name: BoolArr | None = None
+    # Set by plain vector selectors: the timestamp of the sample chosen at each step (for
+    # ``timestamp()``), shape (n, k). None for computed vectors.
+    sample_ts: I64 | None = None
+
+    @property
+    def num_series(self) -> int:
+        return len(self.labels)
+
+    @staticmethod
+    def empty(k: int) -> VectorSteps:
+        return VectorSteps([], np.zeros((0, k)), np.zeros((0, k), dtype=bool))
+
+
+@dataclass
+class MatrixSteps:
+    """Raw samples per series plus the per-step windows.
+
+    ``window_end[j]`` is the (offset/@-adjusted) evaluation time of step ``j``; the window is
+    left-open, right-closed: ``(window_end[j] - range_ms, window_end[j]]`` (Prometheus 3).
+    Samples are sorted by time; stale markers are already removed. For ``anchored``/``smoothed``
+    selectors the samples also include the lookback before the window (see ``lookback_ms``).
+    """
+
+    labels: list[Labels]
+    timestamps: list[I64]
+    values: list[F64]
+    window_end: I64  # shape (k,)
+    range_ms: int
+    anchored: bool = False
+    smoothed: bool = False
+    lookback_ms: int = 0
+
+    @property
+    def num_series(self) -> int:
+        return len(self.labels)
+
+
+Value = ScalarSteps | VectorSteps | MatrixSteps | str
+
+
+@dataclass
+class Annotations:
+    """Warnings and infos collected during evaluation (Prometheus' annotations)."""
+
+    warnings: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)
+
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+
+    def info(self, msg: str) -> None:
+        if msg not in self.infos:
+            self.infos.append(msg)
+
+
+@dataclass
+class FuncContext:
+    """What a function implementation can see besides its evaluated arguments."""
+
+    step_times: I64  # shape (k,): evaluation timestamps of the query (ms), not offset-adjusted
+    arg_exprs: list[Expr]  # the AST of the arguments (absent() derives labels from them)
+    annotations: Annotations
+    lookback_delta_ms: int = 300_000
+
+
+class FunctionImpl(Protocol):
+    def __call__(self, ctx: FuncContext, args: list[Value]) -> Value: ...
+
+
+class QueryError(Exception):
+    """An evaluation error (HTTP 422 ``execution``)."""
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its timeout (HTTP 503 ``timeout``)."""
+
+
+class QueryLimitExceeded(QueryError):
+    """A query limit (samples, series, points) was exceeded (HTTP 422 with the limit named)."""

@@ -1,0 +1,1 @@
+"""Storage: the contract (interface.py) and its backends."""

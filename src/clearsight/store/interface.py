@@ -1,0 +1,140 @@
+"""The metrics store contract. Every backend (embedded DuckDB, external engines) implements it.
+
+Units and bounds:
+- tenant: a non-empty org id string; every read and write is scoped to exactly one tenant.
+- timestamps: int64 milliseconds since the Unix epoch; ``start_ms`` and ``end_ms`` are inclusive.
+- values: float64; stale markers (``model.samples.STALE_NAN``) are stored and returned bit-exact.
+- label sets: canonical ``model.labels.Labels`` (sorted, unique names, no empty values).
+
+Durability: ``append`` returns a future that resolves only after the batch is committed to disk
+(a ``kill -9`` after that loses nothing). A batch is all-or-nothing: when the future resolves with
+an exception nothing of the batch was written.
+
+Duplicates and out-of-order samples: a sample at a timestamp a series already has is a duplicate;
+the newest write wins (Prometheus rejects a different value for an existing timestamp; we keep the
+last value and count it). Samples older than ``max_ts(series) - out_of_order_window`` are dropped
+and counted as ``out_of_bounds`` (Prometheus' out-of-order window semantics); the rest of the batch
+is still written.
+
+Thread-safety: all methods may be called from any thread. Reads see every committed write.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from clearsight.model.labels import Labels
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import MetricMetadata, SampleBatch, SeriesData
+
+DEFAULT_TENANT = "default"
+
+
+class StoreError(Exception):
+    """Base class of store errors."""
+
+
+class StoreClosed(StoreError):
+    """The store is shut down or not open."""
+
+
+class Overloaded(StoreError):
+    """The write queue is full: retry after ``retry_after`` seconds (HTTP 429/503)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LimitExceeded(StoreError):
+    """A configured limit rejects the whole batch (nothing was written)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class InvalidBatch(StoreError):
+    """The batch itself is invalid (bad labels, bad values); nothing was written."""
+
+
+@dataclass
+class AppendResult:
+    samples_written: int = 0
+    series_created: int = 0
+    out_of_bounds: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class StoreStats:
+    active_series: dict[str, int] = field(default_factory=dict)  # per tenant
+    total_series: int = 0
+    samples_written_total: int = 0
+    bytes_on_disk: int = 0
+    queue_depth: int = 0
+    commits_total: int = 0
+    last_commit_seconds: float = 0.0
+    commit_seconds_sum: float = 0.0
+    out_of_bounds_total: int = 0
+    duplicates_total: int = 0
+    writer_alive: bool = True
+
+
+class SeriesSelector(Protocol):
+    """What the query engine reads through: one tenant's samples."""
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+        """Series matching all matchers with at least one sample in [start_ms, end_ms], with those
+        samples. Matchers follow Prometheus semantics (an absent label equals "")."""
+        ...
+
+
+class MetricsStore(Protocol):
+    def append(self, tenant: str, batch: SampleBatch) -> concurrent.futures.Future[AppendResult]:
+        """Queues the batch for the writer. The future resolves after commit.
+
+        Raises Overloaded at once when the queue is full, StoreClosed when shut down."""
+        ...
+
+    def select(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+        ...
+
+    def querier(self, tenant: str) -> SeriesSelector:
+        ...
+
+    def series(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int,
+               limit: int | None = None) -> list[Labels]:
+        """Label sets of series matching any of the matcher sets (each set ANDed) with samples in
+        the range. An empty ``matcher_sets`` means all series."""
+        ...
+
+    def label_names(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
+                    end_ms: int, limit: int | None = None) -> list[str]:
+        ...
+
+    def label_values(self, tenant: str, name: str, matcher_sets: Sequence[Sequence[Matcher]],
+                     start_ms: int, end_ms: int, limit: int | None = None) -> list[str]:
+        ...
+
+    def metadata(self, tenant: str, metric: str | None = None, limit: int | None = None,
+                 limit_per_metric: int | None = None) -> dict[str, list[MetricMetadata]]:
+        ...
+
+    def stats(self) -> StoreStats:
+        ...
+
+    def flush(self) -> None:
+        """Checkpoints: compacts the write-ahead log into the columnar file."""
+        ...
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Deletes samples older than the retention; returns how many were deleted."""
+        ...
+
+    def close(self) -> None:
+        """Commits everything queued, then closes. Idempotent."""
+        ...
