@@ -1,0 +1,1 @@
+"""The write pipeline: validate, limit, relabel and hand batches to the store."""
