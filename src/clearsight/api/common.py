@@ -1,0 +1,150 @@
+"""Helpers shared by the HTTP surfaces: Prometheus-style envelopes, time params, body limits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.datastructures import FormData, ImmutableMultiDict
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from clearsight.pipeline.errors import IngestError, PayloadTooLarge
+
+TenantOf = Callable[[Request], str]
+
+# Prometheus' "all time" bounds for series/labels queries without start/end (ms).
+MIN_TIME_MS = -(2**63) // 1_000_000 * 1000
+MAX_TIME_MS = (2**63 - 1) // 1_000_000 * 1000
+
+
+class ApiError(Exception):
+    """An error answered with Prometheus' envelope: ``errorType`` and HTTP status."""
+
+    STATUS = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
+              "not_found": 404, "not_acceptable": 406, "unavailable": 503}
+
+    def __init__(self, error_type: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.status = status if status is not None else self.STATUS.get(error_type, 500)
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+def success(data: Any, warnings: list[str] | None = None, infos: list[str] | None = None) -> Response:
+    body: dict[str, Any] = {"status": "success", "data": data}
+    if warnings:
+        body["warnings"] = warnings
+    if infos:
+        body["infos"] = infos
+    return json_response(body)
+
+
+def error_response(err: ApiError) -> Response:
+    return json_response({"status": "error", "errorType": err.error_type, "error": err.message}, err.status)
+
+
+def ingest_error_response(err: IngestError) -> Response:
+    headers: dict[str, str] = {}
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return Response(err.message + "\n", status_code=err.status, media_type="text/plain; charset=utf-8",
+                    headers=headers)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """Reads the raw body, failing with 413 as soon as it exceeds ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise PayloadTooLarge("client disconnected before sending the whole body") from None
+    return b"".join(chunks)
+
+
+async def params(request: Request) -> ImmutableMultiDict[str, Any]:
+    """Query-string and (for POST) urlencoded form parameters, merged like Prometheus does."""
+    items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith("multipart/form-data"):
+            form: FormData = await request.form()
+            items.extend(form.multi_items())
+    return ImmutableMultiDict(items)
+
+
+def parse_time_ms(value: str, name: str) -> int:
+    """Prometheus time parameter: unix seconds (float) or RFC3339 -> ms."""
+    v = value.strip()
+    try:
+        f = float(v)
+    except ValueError:
+        pass
+    else:
+        if math.isnan(f) or math.isinf(f):
+            raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
+        return round(f * 1000)
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp') from None
+    if dt.tzinfo is None:
+        raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
+    return round(dt.timestamp() * 1000)
+
+
+def time_param(p: ImmutableMultiDict[str, Any], name: str, default: int) -> int:
+    raw = p.get(name)
+    if raw is None or raw == "":
+        return default
+    return parse_time_ms(str(raw), name)
+
+
+def limit_param(p: ImmutableMultiDict[str, Any], name: str = "limit") -> int | None:
+    raw = p.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        n = int(str(raw))
+    except ValueError:
+        raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{raw}" to a valid limit') from None
+    if n < 0:
+        raise ApiError("bad_data", f'invalid parameter "{name}": limit must be non-negative')
+    return n or None
+
+
+def format_float(v: float) -> str:
+    """Prometheus' float-to-string (Go's encoding/json rule): NaN, +Inf, -Inf; exponent form below
+    1e-6 and from 1e21 on, shortest positional form otherwise."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    a = abs(v)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        return repr(v)
+    return np.format_float_positional(v, unique=True, trim="-")
+
+
+def format_ts(ms: int) -> float | int:
+    """A timestamp in seconds with ms precision, as Prometheus encodes it (number, not string)."""
+    if ms % 1000 == 0:
+        return ms // 1000
+    return ms / 1000

@@ -1,0 +1,235 @@
+"""Server configuration: one YAML file, then ``CLEARSIGHT_*`` environment overrides, then CLI flags.
+
+Every key is documented in docs/configuration.md. A bad value fails at start with the file, the key
+path and the reason (``ConfigError``). Defaults are safe: listen on 127.0.0.1 only, bounded queues
+and limits, a single explicit default tenant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clearsight.pipeline.limits import WriteLimits
+
+
+class ConfigError(Exception):
+    """A configuration problem: ``where`` is the file (or env/flag) and key path."""
+
+
+_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_UNITS_MS = (365 * 86400_000, 7 * 86400_000, 86400_000, 3600_000, 60_000, 1000, 1)
+
+
+def parse_duration_ms(text: str) -> int:
+    """Prometheus-style duration (``15d``, ``1h30m``, ``500ms``) to milliseconds."""
+    m = _DURATION_RE.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise ValueError(f"invalid duration {text!r} (expected e.g. 30s, 5m, 15d)")
+    return sum(int(g) * u for g, u in zip(m.groups(), _UNITS_MS, strict=True) if g)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise ValueError(f"invalid listen address {text!r} (expected host:port)")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+@dataclass
+class ServerConfig:
+    listen: str = "127.0.0.1:9800"
+    otlp_http_listen: str = "127.0.0.1:4318"  # "" disables the extra listener
+    otlp_grpc_listen: str = "127.0.0.1:4317"  # "" disables OTLP/gRPC
+    shutdown_timeout: str = "30s"
+
+
+@dataclass
+class StorageConfig:
+    data_dir: str = "./data"
+    retention: str = "15d"
+    out_of_order_window: str = "1h"
+    write_queue_batches: int = 256
+    retention_check_interval: str = "10m"
+
+
+@dataclass
+class QueryConfig:
+    timeout: str = "2m"
+    max_samples: int = 50_000_000
+    lookback_delta: str = "5m"
+    max_points_per_series: int = 11_000
+
+
+@dataclass
+class TenancyConfig:
+    default_tenant: str = "default"
+    # When true, the X-Scope-OrgID header selects the tenant (only behind a trusted proxy until
+    # authentication lands). Off by default: every request uses ``default_tenant``.
+    trust_tenant_header: bool = False
+    tenant_header: str = "X-Scope-OrgID"
+
+
+@dataclass
+class GlobalConfig:
+    scrape_interval: str = "1m"
+    scrape_timeout: str = "10s"
+
+
+@dataclass
+class LogConfig:
+    level: str = "info"
+    format: str = "json"  # json | text
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    limits: WriteLimits = field(default_factory=WriteLimits)
+    query: QueryConfig = field(default_factory=QueryConfig)
+    tenancy: TenancyConfig = field(default_factory=TenancyConfig)
+    global_: GlobalConfig = field(default_factory=GlobalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    scrape_configs: list[dict[str, Any]] = field(default_factory=list)
+    source: str = "<defaults>"
+
+    # derived, validated values
+    @property
+    def retention_ms(self) -> int:
+        return parse_duration_ms(self.storage.retention)
+
+    @property
+    def out_of_order_window_ms(self) -> int:
+        return parse_duration_ms(self.storage.out_of_order_window)
+
+
+_SECTIONS: dict[str, str] = {
+    "server": "server", "storage": "storage", "limits": "limits", "query": "query",
+    "tenancy": "tenancy", "global": "global_", "log": "log",
+}
+_DURATION_KEYS = {
+    ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
+    ("storage", "retention_check_interval"), ("query", "timeout"), ("query", "lookback_delta"),
+    ("global", "scrape_interval"), ("global", "scrape_timeout"),
+}
+_LISTEN_KEYS = {("server", "listen"), ("server", "otlp_http_listen"), ("server", "otlp_grpc_listen")}
+
+
+def _coerce(where: str, current: Any, value: Any) -> Any:
+    """Converts ``value`` to the type of the default ``current`` or raises ConfigError."""
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+    if isinstance(current, int):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            out = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if out < 0:
+            raise ConfigError(f"{where}: must not be negative, got {out}")
+        return out
+    if isinstance(current, str):
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{where}: unsupported value {value!r}")
+
+
+def _apply_section(where: str, section_obj: Any, values: Mapping[str, Any], section: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(section_obj)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        changes[key] = _coerce(f"{where}.{key}", getattr(section_obj, key), value)
+    return dataclasses.replace(section_obj, **changes)
+
+
+def _validate(cfg: Config) -> None:
+    for section, key in _DURATION_KEYS:
+        attr = _SECTIONS[section]
+        value = getattr(getattr(cfg, attr), key)
+        try:
+            parse_duration_ms(value)
+        except ValueError as e:
+            raise ConfigError(f"{cfg.source}: {section}.{key}: {e}") from None
+    for section, key in _LISTEN_KEYS:
+        value = getattr(cfg.server, key)
+        if value == "" and key != "listen":
+            continue
+        try:
+            parse_listen(value)
+        except ValueError as e:
+            raise ConfigError(f"{cfg.source}: {section}.{key}: {e}") from None
+    if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{cfg.source}: log.level: must be debug, info, warning or error")
+    if cfg.log.format not in ("json", "text"):
+        raise ConfigError(f"{cfg.source}: log.format: must be json or text")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", cfg.tenancy.default_tenant):
+        raise ConfigError(f"{cfg.source}: tenancy.default_tenant: invalid tenant id")
+    if cfg.storage.write_queue_batches < 1:
+        raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Loads defaults <- YAML file <- ``CLEARSIGHT_SECTION_KEY`` env vars <- ``overrides``.
+
+    ``overrides`` uses dotted keys (``{"storage.data_dir": "./x"}``) and comes from CLI flags.
+    """
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read config file: {e.strerror}") from None
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        if not isinstance(doc, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        cfg.source = str(p)
+        for key, value in doc.items():
+            if key == "scrape_configs":
+                if not isinstance(value, list):
+                    raise ConfigError(f"{p}: scrape_configs: expected a list")
+                cfg.scrape_configs = list(value)
+                continue
+            if key not in _SECTIONS:
+                raise ConfigError(f"{p}: {key}: unknown section (known: {', '.join(sorted(_SECTIONS))}, scrape_configs)")
+            attr = _SECTIONS[key]
+            setattr(cfg, attr, _apply_section(f"{p}: {key}", getattr(cfg, attr), value or {}, key))
+    environ = os.environ if env is None else env
+    for name, value in environ.items():
+        if not name.startswith("CLEARSIGHT_") or name in ("CLEARSIGHT_SHARED", "CLEARSIGHT_CONFIG"):
+            continue
+        rest = name[len("CLEARSIGHT_"):].lower()
+        section, _, key = rest.partition("_")
+        if section not in _SECTIONS or not key:
+            raise ConfigError(f"environment {name}: unknown setting (expected CLEARSIGHT_<SECTION>_<KEY>)")
+        attr = _SECTIONS[section]
+        setattr(cfg, attr, _apply_section(f"environment {name}: {section}", getattr(cfg, attr), {key: value}, section))
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        attr = _SECTIONS[section]
+        setattr(cfg, attr, _apply_section(f"flag --{key.replace('_', '-')}", getattr(cfg, attr), {key: value}, section))
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from clearsight.config import ConfigError, load_config, parse_duration_ms
+
+
+def test_defaults_are_safe() -> None:
+    cfg = load_config(env={})
+    assert cfg.server.listen.startswith("127.0.0.1:")
+    assert cfg.server.otlp_grpc_listen.startswith("127.0.0.1:")
+    assert cfg.tenancy.trust_tenant_header is False
+    assert cfg.retention_ms == 15 * 86400_000
+
+
+def test_yaml_then_env_then_flags(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("storage:\n  data_dir: /from/yaml\n  retention: 7d\nlimits:\n  max_series_per_request: 10\n")
+    cfg = load_config(f, env={"CLEARSIGHT_STORAGE_RETENTION": "3d"}, overrides={"storage.data_dir": "/from/flag"})
+    assert cfg.storage.data_dir == "/from/flag"
+    assert cfg.retention_ms == 3 * 86400_000
+    assert cfg.limits.max_series_per_request == 10
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("storage:\n  retension: 7d\n", "c.yaml: storage.retension: unknown key"),
+        ("storage:\n  retention: seven days\n", "c.yaml: storage.retention: invalid duration"),
+        ("server:\n  listen: nowhere\n", "c.yaml: server.listen: invalid listen address"),
+        ("limits:\n  max_series_per_request: lots\n", "c.yaml: limits.max_series_per_request: expected an integer"),
+        ("limits:\n  max_series_per_request: -1\n", "must not be negative"),
+        ("bogus: 1\n", "c.yaml: bogus: unknown section"),
+        ("- a\n", "top level must be a mapping"),
+        ("storage: [\n", "invalid YAML"),
+        ("tenancy:\n  trust_tenant_header: maybe\n", "expected a boolean"),
+    ],
+)
+def test_bad_config_names_file_key_and_reason(tmp_path: Path, yaml_text: str, message: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(f, env={})
+
+
+def test_bad_env_is_named() -> None:
+    with pytest.raises(ConfigError, match="CLEARSIGHT_NOPE_X"):
+        load_config(env={"CLEARSIGHT_NOPE_X": "1"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml", env={})
+
+
+def test_durations() -> None:
+    assert parse_duration_ms("1h30m") == 5_400_000
+    assert parse_duration_ms("500ms") == 500
+    assert parse_duration_ms("2w") == 14 * 86400_000
+    for bad in ("", "5", "1x", "m"):
+        with pytest.raises(ValueError):
+            parse_duration_ms(bad)
