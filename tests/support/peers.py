@@ -95,7 +95,7 @@ def _wait_http(proc: Proc, path: str, timeout: float, ok: Sequence[int] = (200,)
 def _spawn(name: str, argv: list[str], workdir: Path, url: str, env: dict[str, str] | None = None) -> Proc:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
-    logf = open(log_path, "wb")  # noqa: SIM115 - handed to the child
+    logf = open(log_path, "wb")
     popen = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir,
                              env={**os.environ, **(env or {})}, start_new_session=True)
     logf.close()

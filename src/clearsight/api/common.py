@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import orjson
@@ -25,7 +25,7 @@ MAX_TIME_MS = (2**63 - 1) // 1_000_000 * 1000
 class ApiError(Exception):
     """An error answered with Prometheus' envelope: ``errorType`` and HTTP status."""
 
-    STATUS = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
+    STATUS: ClassVar[dict[str, int]] = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
               "not_found": 404, "not_acceptable": 406, "unavailable": 503}
 
     def __init__(self, error_type: str, message: str, status: int | None = None) -> None:
