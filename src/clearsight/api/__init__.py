@@ -1,0 +1,1 @@
+"""HTTP and gRPC surfaces: authenticate, pick the tenant, decode, hand to the pipeline/engine."""
