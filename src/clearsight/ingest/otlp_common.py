@@ -1,0 +1,197 @@
+"""Pieces shared by the OTLP decoders (metrics now; logs and traces later): media types, bounded
+decompression, parsing a request body into its protobuf message, AnyValue to string.
+
+Pure: no I/O, no imports from ``store/`` or ``api/``. Every failure is an ``IngestError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from opentelemetry.proto.common.v1 import common_pb2
+
+from clearsight.pipeline.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from clearsight.pipeline.limits import WriteLimits
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+Encoding = Literal["protobuf", "json"]
+
+_PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
+_JSON_TYPES = frozenset({"application/json"})
+
+M = TypeVar("M", bound=Message)
+
+
+class OtlpInvalidInput(InvalidInput):
+    """Bad data, with the offending field's path (``resourceMetrics[0].scopeMetrics[1]...``).
+
+    API surfaces put ``field`` into the ``google.rpc.BadRequest`` detail of their error answer.
+    """
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}" if field else description)
+        self.field = field
+        self.description = description
+
+
+def encoding_of(content_type: str | None) -> Encoding:
+    """``protobuf`` or ``json`` from a Content-Type header (parameters such as charset ignored)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in _PROTOBUF_TYPES:
+        return "protobuf"
+    if media in _JSON_TYPES:
+        return "json"
+    shown = media or "(none)"
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {shown}: OTLP/HTTP accepts {PROTOBUF} and {JSON}")
+
+
+def media_type_of(encoding: Encoding) -> str:
+    return PROTOBUF if encoding == "protobuf" else JSON
+
+
+def decompress(body: bytes, content_encoding: str | None, limits: WriteLimits) -> bytes:
+    """Undoes ``Content-Encoding`` (identity, gzip, deflate) without ever holding more than
+    ``limits.max_decompressed_bytes`` of output (a gzip bomb fails with 413, not an OOM)."""
+    if len(body) > limits.max_body_bytes:
+        raise PayloadTooLarge(
+            f"request body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes")
+    enc = (content_encoding or "").strip().lower()
+    if enc in ("", "identity"):
+        if len(body) > limits.max_decompressed_bytes:
+            raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds the limit of "
+                                  f"{limits.max_decompressed_bytes} bytes")
+        return body
+    if enc in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif enc == "deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Encoding {content_encoding!r}: use gzip, deflate or identity")
+    return _inflate(body, wbits, limits.max_decompressed_bytes, enc)
+
+
+def _inflate(data: bytes, wbits: int, limit: int, name: str) -> bytes:
+    out: list[bytes] = []
+    size = 0
+    rest = data
+    while True:
+        d = zlib.decompressobj(wbits)
+        try:
+            chunk = d.decompress(rest, limit - size + 1)
+        except zlib.error as e:
+            raise InvalidInput(f"cannot decompress {name} body: {e}") from None
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+        out.append(chunk)
+        if not d.eof:
+            # Output stopped at the limit with input left, or the stream is truncated.
+            if d.unconsumed_tail:
+                raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+            raise InvalidInput(f"cannot decompress {name} body: truncated stream")
+        rest = d.unused_data
+        # gzip allows several concatenated members; anything else after the end is an error.
+        if not rest or wbits != 16 + zlib.MAX_WBITS:
+            if rest:
+                raise InvalidInput(f"cannot decompress {name} body: trailing bytes after the stream")
+            return b"".join(out)
+
+
+def parse_message(data: bytes, encoding: Encoding, message_type: type[M]) -> M:
+    """Parses the (decompressed) body into ``message_type``: binary protobuf (upb) or OTLP/JSON
+    (lowerCamelCase keys, 64-bit integers as strings or numbers, enums as integers or names,
+    unknown fields ignored as the OTLP spec requires)."""
+    msg = message_type()
+    if encoding == "protobuf":
+        try:
+            msg.ParseFromString(data)
+        except Exception as e:
+            raise InvalidInput(f"cannot parse protobuf {message_type.DESCRIPTOR.name}: {e}") from None
+        return msg
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"JSON body is not valid UTF-8: {e}") from None
+    try:
+        json_format.Parse(text, msg, ignore_unknown_fields=True)
+    except RecursionError:
+        raise InvalidInput("JSON body is nested too deeply") from None
+    except Exception as e:
+        raise InvalidInput(f"cannot parse OTLP/JSON {message_type.DESCRIPTOR.name}: {e}") from None
+    return msg
+
+
+def format_float(v: float) -> str:
+    """Shortest round-trip positional form (Go's ``FormatFloat(v, 'f', -1, 64)``): 0.005, 1, 250,
+    ``+Inf``/``-Inf``/``NaN``. Used for ``le`` and ``quantile`` label values."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return np.format_float_positional(v, unique=True, trim="-")
+
+
+def any_value_to_str(v: common_pb2.AnyValue) -> str:
+    """An attribute value as a label value, per the OpenTelemetry attribute rules for non-OTLP
+    protocols: strings as-is, booleans ``true``/``false``, integers in decimal, doubles in their
+    shortest round-trip form (``NaN``, ``Infinity``, ``-Infinity``), bytes base64, arrays and
+    key/value lists as compact JSON. An empty value is ``""`` (the label is then absent)."""
+    kind = v.WhichOneof("value")
+    if kind == "string_value":
+        return v.string_value
+    if kind is None:
+        return ""
+    if kind == "int_value":
+        return str(v.int_value)
+    if kind == "bool_value":
+        return "true" if v.bool_value else "false"
+    if kind == "double_value":
+        return _double_str(v.double_value)
+    if kind == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode("ascii")
+    return orjson.dumps(_any_to_json(v, 0)).decode()
+
+
+def _double_str(d: float) -> str:
+    if math.isnan(d):
+        return "NaN"
+    if math.isinf(d):
+        return "Infinity" if d > 0 else "-Infinity"
+    if d == int(d) and abs(d) < 1e16:
+        return str(int(d)) if d != 0 or math.copysign(1.0, d) > 0 else "-0"
+    return repr(d)
+
+
+_MAX_DEPTH = 32
+
+
+def _any_to_json(v: common_pb2.AnyValue, depth: int) -> Any:
+    kind = v.WhichOneof("value")
+    if depth > _MAX_DEPTH:
+        raise InvalidInput("attribute value is nested too deeply")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "int_value":
+        return v.int_value
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "double_value":
+        d = v.double_value
+        return d if math.isfinite(d) else _double_str(d)
+    if kind == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode("ascii")
+    if kind == "array_value":
+        return [_any_to_json(x, depth + 1) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_to_json(kv.value, depth + 1) for kv in v.kvlist_value.values}
+    return None

@@ -1,0 +1,536 @@
+"""OTLP metrics (``ExportMetricsServiceRequest``) to the Prometheus data model, as a ``SampleBatch``.
+
+The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics Compatibility"
+(section "OTLP Metric points to Prometheus"):
+
+- **Metric names**: invalid characters become ``_``, runs of ``_`` collapse to one, a leading digit
+  gets a ``_`` prefix. The unit is converted to a Prometheus word (``s`` -> ``seconds``, ``By`` ->
+  ``bytes``, ``{packets}`` -> nothing, ``By/s`` -> ``bytes_per_second``, ``1`` -> ``ratio`` for
+  gauges only: a counter or histogram of unit ``1`` counts things, it is not a ratio) and appended
+  unless the name already ends with it. Monotonic cumulative sums get ``_total`` (after the unit).
+- **Labels**: data point attributes, sanitized like names; when several attributes map to one
+  label name their values are joined with ``;`` in the order of the original keys. Non-string
+  values follow the attribute spec (``true``, ``42``, ``0.5``, JSON for arrays and maps).
+  ``otel_scope_name``/``otel_scope_version`` carry the instrumentation scope (the spec requires
+  them by default; ``OtlpOptions(scope_labels=False)`` turns them off).
+- **Resource**: ``service.namespace``/``service.name`` -> ``job`` (``ns/name``, or ``name``),
+  ``service.instance.id`` -> ``instance``; they override data point attributes of the same name.
+  The other resource attributes go to one ``target_info`` series per resource (value 1, labels
+  ``job``, ``instance`` and those attributes) at the newest timestamp of the resource's points.
+- **Types**: gauge -> gauge; cumulative monotonic sum -> counter; cumulative non-monotonic sum ->
+  gauge; cumulative histogram -> ``_bucket{le}`` (cumulative counts, always ending with
+  ``le="+Inf"`` = count), ``_count`` and ``_sum`` (when the point has a sum); summary ->
+  ``{quantile}`` series, ``_sum``, ``_count``. ``MetricMetadata`` (type, help = description,
+  unit = the Prometheus unit word) once per family.
+- **Delta temporality is rejected**: a delta (or unspecified) sum or histogram makes the whole
+  request fail with 400, naming the metric. Converting delta to cumulative needs per-series state
+  across requests, which a pure decoder does not have; senders should use cumulative temporality
+  (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative``, the SDK default).
+- **Exponential histograms are dropped** (no native histograms in the store yet), counted in
+  ``histograms_dropped`` and reported to the client as rejected points (OTLP partial success).
+  Exemplars are dropped and counted in ``exemplars_dropped``.
+- Data points with neither ``asDouble`` nor ``asInt`` are dropped and reported as rejected.
+- ``NoRecordedValue`` flag -> the Prometheus stale marker on every series of the point.
+- Timestamps: nanoseconds -> milliseconds (floor); a zero ``timeUnixNano`` means "now".
+
+Not done: ``_created`` series (start times), ``otel_scope_info``, exemplars.
+
+Errors: ``OtlpInvalidInput`` (400) with the field path, ``PayloadTooLarge`` (413),
+``UnsupportedMediaType`` (415), ``LimitExceeded`` (400) when the request expands past
+``max_series_per_request``/``max_samples_per_request``. Nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate
+
+import numpy as np
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from clearsight.ingest.otlp_common import (
+    OtlpInvalidInput,
+    any_value_to_str,
+    decompress,
+    encoding_of,
+    format_float,
+    parse_message,
+)
+from clearsight.model.labels import METRIC_NAME
+from clearsight.model.samples import (
+    STALE_NAN,
+    MetricMetadata,
+    SampleBatch,
+    _labels_from_canonical,
+)
+from clearsight.pipeline.errors import LimitExceeded
+from clearsight.pipeline.limits import WriteLimits
+
+ExportMetricsServiceRequest = metrics_service_pb2.ExportMetricsServiceRequest
+
+DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+
+TARGET_INFO = "target_info"
+SERVICE_NAME = "service.name"
+SERVICE_NAMESPACE = "service.namespace"
+SERVICE_INSTANCE_ID = "service.instance.id"
+_PROMOTED = frozenset({SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID})
+
+_MAX_MESSAGES = 10
+
+
+@dataclass(frozen=True)
+class OtlpOptions:
+    """Switches the spec allows ("exporters SHOULD provide a configuration option ...")."""
+
+    scope_labels: bool = True  # otel_scope_name / otel_scope_version on every series
+    unit_suffixes: bool = True  # append the unit word to metric names
+    total_suffix: bool = True  # append _total to counters
+    target_info: bool = True  # one target_info series per resource with other attributes
+
+
+DEFAULT_OPTIONS = OtlpOptions()
+
+
+@dataclass
+class DecodedMetrics:
+    """The batch plus what the client is told in an OTLP partial success."""
+
+    batch: SampleBatch
+    rejected_points: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def error_message(self) -> str:
+        return "; ".join(self.messages)
+
+
+# --- names -------------------------------------------------------------------------------------
+
+_INVALID_METRIC_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+_UNDERSCORES = re.compile(r"__+")
+_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+# UCUM units (as used by OpenTelemetry semantic conventions) to Prometheus base-unit words.
+_UNIT_WORDS = {
+    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+    "us": "microseconds", "ns": "nanoseconds",
+    "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes",
+    "TiBy": "tibibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes",
+    "TBy": "terabytes", "bit": "bits",
+    "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams",
+    "Cel": "celsius", "Hz": "hertz", "%": "percent",
+}
+_PER_UNIT_WORDS = {
+    "s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "w": "week",
+    "mo": "month", "a": "year", "y": "year",
+}
+
+
+@lru_cache(maxsize=8192)
+def sanitize_label_name(key: str) -> str:
+    """An attribute key as a Prometheus label name (``[a-zA-Z_][a-zA-Z0-9_]*``); "" stays ""."""
+    s = _INVALID_LABEL_CHARS.sub("_", key)
+    if s and s[0].isdigit():
+        s = "_" + s
+    return _UNDERSCORES.sub("_", s)
+
+
+def _sanitize_metric_name(name: str) -> str:
+    s = _INVALID_METRIC_CHARS.sub("_", name)
+    if s and s[0].isdigit():
+        s = "_" + s
+    return _UNDERSCORES.sub("_", s)
+
+
+def _unit_word(word: str, table: dict[str, str]) -> str:
+    word = word.strip()
+    if word in table:
+        return table[word]
+    return _INVALID_LABEL_CHARS.sub("_", word).strip("_")
+
+
+@lru_cache(maxsize=4096)
+def prometheus_unit(unit: str, gauge: bool) -> str:
+    """The Prometheus unit word of an OTLP unit ("" when none): ``s`` -> ``seconds``,
+    ``By/s`` -> ``bytes_per_second``, ``{packet}`` -> "", ``1`` -> ``ratio`` (gauges only)."""
+    unit = unit.strip()
+    if unit == "1":
+        return "ratio" if gauge else ""
+    unit = _ANNOTATION.sub("", unit)
+    main, _, per = unit.partition("/")
+    main_w = "" if main.strip() == "1" else _unit_word(main, _UNIT_WORDS)
+    per_w = _unit_word(per, _PER_UNIT_WORDS) if per else ""
+    if per_w:
+        return f"{main_w}_per_{per_w}" if main_w else f"per_{per_w}"
+    return main_w
+
+
+@lru_cache(maxsize=8192)
+def prometheus_metric_name(name: str, unit: str, *, counter: bool, gauge: bool,
+                           unit_suffixes: bool = True, total_suffix: bool = True) -> tuple[str, str]:
+    """(family name, unit word) of an OTLP metric; counters end in ``_total``."""
+    base = _sanitize_metric_name(name)
+    unit_w = prometheus_unit(unit, gauge)
+    had_total = counter and base.endswith("_total")
+    if had_total:
+        base = base[: -len("_total")]
+    if unit_suffixes and unit_w and base != unit_w and not base.endswith("_" + unit_w):
+        base = f"{base}_{unit_w}"
+    if counter and (total_suffix or had_total):
+        base += "_total"
+    return _UNDERSCORES.sub("_", base), unit_w
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+def attributes_to_labels(attrs: Iterable[common_pb2.KeyValue]) -> dict[str, str]:
+    """Attributes as labels: names sanitized, colliding names' values joined with ``;`` in the
+    lexicographic order of the original keys, empty values dropped."""
+    out: dict[str, str] = {}
+    for kv in attrs:
+        name = sanitize_label_name(kv.key)
+        if not name:
+            continue
+        value = any_value_to_str(kv.value)
+        if value == "":
+            continue
+        if name in out:
+            return _attributes_with_collisions(attrs)
+        out[name] = value
+    return out
+
+
+def _attributes_with_collisions(attrs: Iterable[common_pb2.KeyValue]) -> dict[str, str]:
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for kv in attrs:
+        name = sanitize_label_name(kv.key)
+        value = any_value_to_str(kv.value)
+        if name and value != "":
+            groups.setdefault(name, []).append((kv.key, value))
+    return {name: ";".join(v for _, v in sorted(group, key=_first_str)) for name, group in groups.items()}
+
+
+def _first_str(p: tuple[str, str]) -> str:
+    return p[0]
+
+
+def _encoded(labels: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(n, n.encode() + b"\xfe" + v.encode()) for n, v in labels.items()]
+
+
+# --- the converter -----------------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self, limits: WriteLimits, now_ms: int, options: OtlpOptions) -> None:
+        self.limits = limits
+        self.now_ms = now_ms
+        self.options = options
+        self.keys: list[bytes] = []
+        self.key_index: dict[bytes, int] = {}
+        self.idx = array("i")
+        self.ts = array("q")
+        self.vals = array("d")
+        self.metadata: dict[str, MetricMetadata] = {}
+        self.rejected = 0
+        self.messages: list[str] = []
+        self.exemplars_dropped = 0
+        self.histograms_dropped = 0
+
+    def reject(self, points: int, message: str) -> None:
+        self.rejected += points
+        if len(self.messages) < _MAX_MESSAGES:
+            self.messages.append(message)
+        elif len(self.messages) == _MAX_MESSAGES:
+            self.messages.append("(further messages omitted)")
+
+    def add(self, base: list[tuple[str, bytes]], name: str, extra: tuple[str, str] | None,
+            ts: int, value: float) -> None:
+        parts = [*base, (METRIC_NAME, b"__name__\xfe" + name.encode())]
+        if extra is not None:
+            parts.append((extra[0], extra[0].encode() + b"\xfe" + extra[1].encode()))
+        parts.sort(key=_first)
+        key = b"\xff".join(p[1] for p in parts)
+        i = self.key_index.get(key)
+        if i is None:
+            i = len(self.keys)
+            if i >= self.limits.max_series_per_request:
+                raise LimitExceeded(
+                    "series_per_request",
+                    f"request has more than {self.limits.max_series_per_request} series")
+            self.keys.append(key)
+            self.key_index[key] = i
+        if len(self.vals) >= self.limits.max_samples_per_request:
+            raise LimitExceeded(
+                "samples_per_request",
+                f"request has more than {self.limits.max_samples_per_request} samples")
+        self.idx.append(i)
+        self.ts.append(ts)
+        self.vals.append(value)
+
+    def meta(self, family: str, type_: str, help_: str, unit: str) -> None:
+        if family not in self.metadata:
+            self.metadata[family] = MetricMetadata(metric=family, type=type_, help=help_, unit=unit)
+
+    def batch(self) -> SampleBatch:
+        return SampleBatch(
+            keys=self.keys,
+            key_kind="canon",
+            decode_labels=_labels_from_canonical,
+            series_idx=np.frombuffer(self.idx, dtype=np.int32).copy(),
+            timestamps=np.frombuffer(self.ts, dtype=np.int64).copy(),
+            values=np.frombuffer(self.vals, dtype=np.float64).copy(),
+            metadata=list(self.metadata.values()),
+            exemplars_dropped=self.exemplars_dropped,
+            histograms_dropped=self.histograms_dropped,
+        )
+
+    def ts_ms(self, time_unix_nano: int) -> int:
+        return time_unix_nano // 1_000_000 if time_unix_nano else self.now_ms
+
+
+def _first(p: tuple[str, bytes]) -> str:
+    return p[0]
+
+
+def _resource_labels(attrs: Iterable[common_pb2.KeyValue]) -> tuple[dict[str, str], dict[str, str]]:
+    """(job/instance labels, the other resource attributes as labels)."""
+    promoted: dict[str, str] = {}
+    others: list[common_pb2.KeyValue] = []
+    for kv in attrs:
+        if kv.key in _PROMOTED:
+            promoted[kv.key] = any_value_to_str(kv.value)
+        else:
+            others.append(kv)
+    target: dict[str, str] = {}
+    name = promoted.get(SERVICE_NAME, "")
+    ns = promoted.get(SERVICE_NAMESPACE, "")
+    if name:
+        target["job"] = f"{ns}/{name}" if ns else name
+    inst = promoted.get(SERVICE_INSTANCE_ID, "")
+    if inst:
+        target["instance"] = inst
+    return target, attributes_to_labels(others)
+
+
+def convert_request(req: metrics_service_pb2.ExportMetricsServiceRequest, *, limits: WriteLimits,
+                    now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
+    """Maps a parsed request to a batch (see the module docstring for the rules)."""
+    b = _Builder(limits, now_ms, options)
+    for ri, rm in enumerate(req.resource_metrics):
+        target, other_attrs = _resource_labels(rm.resource.attributes)
+        before = len(b.vals)
+        max_ts: int | None = None
+        for si, sm in enumerate(rm.scope_metrics):
+            context = {}
+            if options.scope_labels:
+                if sm.scope.name:
+                    context["otel_scope_name"] = sm.scope.name
+                if sm.scope.version:
+                    context["otel_scope_version"] = sm.scope.version
+            context.update(target)
+            for mi, metric in enumerate(sm.metrics):
+                path = f"resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]"
+                t = _convert_metric(b, metric, context, path)
+                if t is not None and (max_ts is None or t > max_ts):
+                    max_ts = t
+        if options.target_info and other_attrs and len(b.vals) > before and max_ts is not None:
+            labels = {**other_attrs, **target}
+            b.add(_encoded(labels), TARGET_INFO, None, max_ts, 1.0)
+            b.meta(TARGET_INFO, "gauge", "Target metadata", "")
+    return DecodedMetrics(b.batch(), b.rejected, b.messages)
+
+
+def _metric_type_hint(metric: metrics_pb2.Metric) -> str:
+    for kv in metric.metadata:
+        if kv.key == "prometheus.type":
+            return any_value_to_str(kv.value)
+    return ""
+
+
+def _point_base(attrs: Iterable[common_pb2.KeyValue], context: dict[str, str]) -> list[tuple[str, bytes]]:
+    labels = attributes_to_labels(attrs)
+    if context:
+        labels.update(context)
+    return _encoded(labels)
+
+
+def _convert_metric(b: _Builder, metric: metrics_pb2.Metric, context: dict[str, str],
+                    path: str) -> int | None:
+    """Adds the metric's samples; returns the newest timestamp (ms) it added, if any."""
+    kind = metric.WhichOneof("data")
+    if kind is None:
+        return None
+    if not metric.name:
+        raise OtlpInvalidInput(f"{path}.name", "metric name is empty")
+    opts = b.options
+    if kind == "gauge":
+        hint = _metric_type_hint(metric)
+        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=True,
+                                              unit_suffixes=opts.unit_suffixes,
+                                              total_suffix=opts.total_suffix)
+        b.meta(family, "unknown" if hint == "unknown" else "gauge", metric.description, unit)
+        return _numbers(b, metric.gauge.data_points, family, context, f"{path}.gauge", metric.name)
+    if kind == "sum":
+        s = metric.sum
+        _check_temporality(s.aggregation_temporality, metric.name, f"{path}.sum")
+        counter = s.is_monotonic
+        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=counter,
+                                              gauge=not counter, unit_suffixes=opts.unit_suffixes,
+                                              total_suffix=opts.total_suffix)
+        if counter:
+            type_ = "counter"
+        else:
+            hint = _metric_type_hint(metric)
+            type_ = hint if hint in ("info", "stateset") else "gauge"
+        b.meta(family, type_, metric.description, unit)
+        return _numbers(b, s.data_points, family, context, f"{path}.sum", metric.name)
+    if kind == "histogram":
+        h = metric.histogram
+        _check_temporality(h.aggregation_temporality, metric.name, f"{path}.histogram")
+        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=False,
+                                              unit_suffixes=opts.unit_suffixes,
+                                              total_suffix=opts.total_suffix)
+        b.meta(family, "histogram", metric.description, unit)
+        return _histograms(b, h.data_points, family, context, f"{path}.histogram")
+    if kind == "summary":
+        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=False,
+                                              unit_suffixes=opts.unit_suffixes,
+                                              total_suffix=opts.total_suffix)
+        b.meta(family, "summary", metric.description, unit)
+        return _summaries(b, metric.summary.data_points, family, context, f"{path}.summary")
+    # exponential_histogram
+    n = len(metric.exponential_histogram.data_points)
+    if n:
+        b.histograms_dropped += n
+        b.reject(n, f"metric {metric.name!r}: exponential histograms are not supported yet, "
+                    f"{n} data point(s) dropped (configure an explicit-bucket histogram aggregation)")
+    return None
+
+
+def _check_temporality(t: int, name: str, path: str) -> None:
+    if t == CUMULATIVE:
+        return
+    if t == DELTA:
+        raise OtlpInvalidInput(
+            f"{path}.aggregationTemporality",
+            f"metric {name!r} uses delta temporality, which is not supported: Clearsight stores "
+            "Prometheus-style cumulative series; configure the exporter for cumulative temporality "
+            "(e.g. OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)")
+    raise OtlpInvalidInput(f"{path}.aggregationTemporality",
+                           f"metric {name!r} has an unspecified or unknown aggregation temporality ({t})")
+
+
+def _numbers(b: _Builder, points: Iterable[metrics_pb2.NumberDataPoint], family: str,
+             context: dict[str, str], path: str, metric_name: str) -> int | None:
+    max_ts: int | None = None
+    missing = 0
+    for p in points:
+        which = p.WhichOneof("value")
+        if p.flags & NO_RECORDED_VALUE:
+            v = STALE_NAN
+        elif which == "as_double":
+            v = p.as_double
+        elif which == "as_int":
+            v = float(p.as_int)
+        else:
+            missing += 1
+            continue
+        if p.exemplars:
+            b.exemplars_dropped += len(p.exemplars)
+        ts = b.ts_ms(p.time_unix_nano)
+        b.add(_point_base(p.attributes, context), family, None, ts, v)
+        if max_ts is None or ts > max_ts:
+            max_ts = ts
+    if missing:
+        b.reject(missing, f"metric {metric_name!r} ({path}): {missing} data point(s) without a value "
+                          "(neither asDouble nor asInt) dropped")
+    return max_ts
+
+
+def _histograms(b: _Builder, points: Iterable[metrics_pb2.HistogramDataPoint], family: str,
+                context: dict[str, str], path: str) -> int | None:
+    max_ts: int | None = None
+    bucket_name, count_name, sum_name = family + "_bucket", family + "_count", family + "_sum"
+    for pi, p in enumerate(points):
+        bounds = p.explicit_bounds
+        counts = p.bucket_counts
+        if counts and len(counts) != len(bounds) + 1:
+            raise OtlpInvalidInput(
+                f"{path}.dataPoints[{pi}].bucketCounts",
+                f"histogram {family!r} has {len(counts)} bucket counts for {len(bounds)} explicit "
+                f"bounds (expected {len(bounds) + 1})")
+        prev = None
+        for bound in bounds:
+            if bound != bound or (prev is not None and bound <= prev):
+                raise OtlpInvalidInput(
+                    f"{path}.dataPoints[{pi}].explicitBounds",
+                    f"histogram {family!r}: explicit bounds must be strictly increasing and not NaN")
+            prev = bound
+        if p.exemplars:
+            b.exemplars_dropped += len(p.exemplars)
+        ts = b.ts_ms(p.time_unix_nano)
+        base = _point_base(p.attributes, context)
+        stale = bool(p.flags & NO_RECORDED_VALUE)
+        if counts:
+            for bound, cum in zip(bounds, accumulate(counts), strict=False):
+                if bound == float("inf"):
+                    continue
+                b.add(base, bucket_name, ("le", format_float(bound)), ts,
+                      STALE_NAN if stale else float(cum))
+        b.add(base, bucket_name, ("le", "+Inf"), ts, STALE_NAN if stale else float(p.count))
+        b.add(base, count_name, None, ts, STALE_NAN if stale else float(p.count))
+        if p.HasField("sum"):
+            b.add(base, sum_name, None, ts, STALE_NAN if stale else p.sum)
+        if max_ts is None or ts > max_ts:
+            max_ts = ts
+    return max_ts
+
+
+def _summaries(b: _Builder, points: Iterable[metrics_pb2.SummaryDataPoint], family: str,
+               context: dict[str, str], path: str) -> int | None:
+    max_ts: int | None = None
+    for pi, p in enumerate(points):
+        ts = b.ts_ms(p.time_unix_nano)
+        base = _point_base(p.attributes, context)
+        stale = bool(p.flags & NO_RECORDED_VALUE)
+        for qi, q in enumerate(sorted(p.quantile_values, key=lambda q: q.quantile)):
+            if not 0.0 <= q.quantile <= 1.0:
+                raise OtlpInvalidInput(f"{path}.dataPoints[{pi}].quantileValues[{qi}].quantile",
+                                       f"summary {family!r}: quantile {q.quantile} is not in [0, 1]")
+            b.add(base, family, ("quantile", format_float(q.quantile)), ts,
+                  STALE_NAN if stale else q.value)
+        b.add(base, family + "_sum", None, ts, STALE_NAN if stale else p.sum)
+        b.add(base, family + "_count", None, ts, STALE_NAN if stale else float(p.count))
+        if max_ts is None or ts > max_ts:
+            max_ts = ts
+    return max_ts
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+def decode_otlp_metrics_report(body: bytes, *, content_type: str, limits: WriteLimits, now_ms: int,
+                               content_encoding: str | None = None,
+                               options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
+    """Like ``decode_otlp_metrics`` and also says which points were rejected (partial success)."""
+    encoding = encoding_of(content_type)
+    data = decompress(body, content_encoding, limits)
+    req = parse_message(data, encoding, ExportMetricsServiceRequest)
+    return convert_request(req, limits=limits, now_ms=now_ms, options=options)
+
+
+def decode_otlp_metrics(body: bytes, *, content_type: str, limits: WriteLimits, now_ms: int,
+                        content_encoding: str | None = None,
+                        options: OtlpOptions = DEFAULT_OPTIONS) -> SampleBatch:
+    """An OTLP/HTTP metrics body (``application/x-protobuf`` or ``application/json``, optionally
+    gzip/deflate ``content_encoding``) as a ``SampleBatch`` with ``canon`` keys."""
+    return decode_otlp_metrics_report(body, content_type=content_type, limits=limits, now_ms=now_ms,
+                                      content_encoding=content_encoding, options=options).batch
