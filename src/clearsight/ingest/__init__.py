@@ -1,0 +1,1 @@
+"""Pure decoders: wire bytes -> model batches. Nothing here imports store/ or api/."""
