@@ -406,7 +406,7 @@ def decode_labels(key: bytes) -> Labels:
             part = "name" if _not_utf8(n) else "value"
             raw = n if part == "name" else v
             raise InvalidInput(
-                f"label {part} {raw.decode('utf-8', 'backslashreplace')!r} is not valid UTF-8 "
+                f'label {part} "{raw.decode("utf-8", "backslashreplace")}" is not valid UTF-8 '
                 f"(byte {e.start}: {e.reason}) in series {_render_raw(pairs)}",
                 reason="invalid_utf8",
             ) from None
