@@ -254,8 +254,12 @@ class _Builder:
 
     def add(self, base: list[tuple[str, bytes]], name: str, extra: tuple[str, str] | None,
             ts: int, value: float) -> None:
-        parts = [*base, (METRIC_NAME, b"__name__\xfe" + name.encode())]
-        if extra is not None:
+        if extra is None:
+            parts = [*base, (METRIC_NAME, b"__name__\xfe" + name.encode())]
+        else:
+            # A point attribute named like the generated label (le, quantile) is replaced.
+            parts = [p for p in base if p[0] != extra[0]]
+            parts.append((METRIC_NAME, b"__name__\xfe" + name.encode()))
             parts.append((extra[0], extra[0].encode() + b"\xfe" + extra[1].encode()))
         parts.sort(key=_first)
         key = b"\xff".join(p[1] for p in parts)

@@ -1,0 +1,153 @@
+"""OTLP/gRPC metrics receiver: ``opentelemetry.proto.collector.metrics.v1.MetricsService/Export``.
+
+Requests arrive as raw bytes (no generated servicer) and go through the same decoder as OTLP/HTTP.
+Errors map to gRPC codes per the OTLP specification, with a ``google.rpc.Status`` in the
+``grpc-status-details-bin`` trailer:
+
+- bad data -> INVALID_ARGUMENT with a ``BadRequest`` naming the field (clients do not retry);
+- too large -> RESOURCE_EXHAUSTED without ``RetryInfo`` (not retried);
+- store overloaded (HTTP 429) -> RESOURCE_EXHAUSTED with ``RetryInfo``; store not ready (503) ->
+  UNAVAILABLE with ``RetryInfo`` (both retried after the delay).
+
+The answer is sent after the batch is committed (``ingest_blocking`` returns), with
+``partial_success`` when points were dropped. gRPC-level compression (gzip) is handled by grpcio;
+the maximum message size is ``limits.max_decompressed_bytes``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+from clearsight.api.otlp_http import (
+    ExportOutcome,
+    OnExport,
+    grpc_code_of,
+    partial_success,
+    status_message,
+)
+from clearsight.ingest.otlp_common import parse_message
+from clearsight.ingest.otlp_metrics import DEFAULT_OPTIONS, OtlpOptions, convert_request
+from clearsight.model.samples import SampleBatch
+from clearsight.pipeline.errors import IngestError, PayloadTooLarge
+from clearsight.pipeline.limits import WriteLimits
+from clearsight.store.interface import AppendResult
+
+log = logging.getLogger("clearsight.api.otlp_grpc")
+
+SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+IngestBlocking = Callable[[str, SampleBatch], AppendResult]
+# Called with the request's invocation metadata as (key, value) pairs (keys are lower case).
+TenantOfMetadata = Callable[[Sequence[tuple[str, str | bytes]]], str]
+
+_CODES = {sc.value[0]: sc for sc in grpc.StatusCode}
+_MAX_GRPC_MESSAGE = 2**31 - 1
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _MetricsExport:
+    def __init__(self, ingest_blocking: IngestBlocking, limits: WriteLimits,
+                 tenant_of_metadata: TenantOfMetadata, options: OtlpOptions,
+                 on_export: OnExport | None, clock_ms: Callable[[], int]) -> None:
+        self._ingest = ingest_blocking
+        self._limits = limits
+        self._tenant_of = tenant_of_metadata
+        self._options = options
+        self._on_export = on_export
+        self._clock_ms = clock_ms
+
+    def _report(self, outcome: ExportOutcome) -> None:
+        if self._on_export is not None:
+            try:
+                self._on_export(outcome)
+            except Exception:
+                log.exception("on_export callback failed")
+
+    def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            metadata = [(m[0], m[1]) for m in (context.invocation_metadata() or ())]
+            try:
+                tenant = self._tenant_of(metadata)
+            except IngestError:
+                raise
+            except Exception as e:
+                self._report(ExportOutcome("otlp_grpc", 401, "unauthenticated"))
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"cannot determine the tenant: {e}")
+            if len(request) > self._limits.max_decompressed_bytes:
+                raise PayloadTooLarge(f"message of {len(request)} bytes exceeds the limit of "
+                                      f"{self._limits.max_decompressed_bytes} bytes")
+            req = parse_message(request, "protobuf", metrics_service_pb2.ExportMetricsServiceRequest)
+            decoded = convert_request(req, limits=self._limits, now_ms=self._clock_ms(),
+                                      options=self._options)
+            batch = decoded.batch
+            result = self._ingest(tenant, batch) if batch.num_samples else None
+        except IngestError as e:
+            if e.status >= 500 or e.status == 429:
+                log.warning("OTLP/gRPC metrics export rejected (%d): %s", e.status, e.message)
+            self._report(ExportOutcome("otlp_grpc", e.status, e.reason))
+            st = status_message(e)
+            context.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
+            context.abort(_CODES[grpc_code_of(e)], e.message)
+        rejected, message = partial_success(decoded, result)
+        self._report(ExportOutcome("otlp_grpc", 200, "",
+                                   result.samples_written if result else 0, batch.num_series, rejected,
+                                   batch.exemplars_dropped, batch.histograms_dropped))
+        resp = metrics_service_pb2.ExportMetricsServiceResponse()
+        if rejected or message:
+            resp.partial_success.rejected_data_points = rejected
+            resp.partial_success.error_message = message
+        return resp.SerializeToString()
+
+
+def start_otlp_grpc_server_on(ingest_blocking: IngestBlocking, limits: WriteLimits, listen: str,
+                              tenant_of_metadata: TenantOfMetadata, *,
+                              options: OtlpOptions = DEFAULT_OPTIONS,
+                              on_export: OnExport | None = None,
+                              credentials: grpc.ServerCredentials | None = None,
+                              max_workers: int = 8,
+                              clock_ms: Callable[[], int] = _now_ms) -> tuple[grpc.Server, int]:
+    """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
+    max_msg = min(limits.max_decompressed_bytes, _MAX_GRPC_MESSAGE)
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
+        options=[("grpc.max_receive_message_length", max_msg),
+                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                 ("grpc.so_reuseport", 0)])
+    svc = _MetricsExport(ingest_blocking, limits, tenant_of_metadata, options, on_export, clock_ms)
+    handler = grpc.method_handlers_generic_handler(SERVICE, {
+        "Export": grpc.unary_unary_rpc_method_handler(svc.export),
+    })
+    server.add_generic_rpc_handlers((handler,))
+    try:
+        if credentials is not None:
+            port = server.add_secure_port(listen, credentials)
+        else:
+            port = server.add_insecure_port(listen)
+    except RuntimeError as e:
+        raise OSError(f"cannot listen for OTLP/gRPC on {listen}: {e}") from e
+    if not port:
+        raise OSError(f"cannot listen for OTLP/gRPC on {listen}")
+    server.start()
+    return server, port
+
+
+def start_otlp_grpc_server(ingest_blocking: IngestBlocking, limits: WriteLimits, listen: str,
+                           tenant_of_metadata: TenantOfMetadata, *,
+                           options: OtlpOptions = DEFAULT_OPTIONS,
+                           on_export: OnExport | None = None,
+                           credentials: grpc.ServerCredentials | None = None,
+                           max_workers: int = 8) -> grpc.Server:
+    """Starts an OTLP/gRPC metrics server on ``listen`` (``host:port``); stop it with
+    ``server.stop(grace)``."""
+    server, _ = start_otlp_grpc_server_on(ingest_blocking, limits, listen, tenant_of_metadata,
+                                          options=options, on_export=on_export,
+                                          credentials=credentials, max_workers=max_workers)
+    return server
