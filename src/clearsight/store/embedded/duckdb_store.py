@@ -1,0 +1,843 @@
+"""The embedded metrics store: one DuckDB file, one writer thread with group commit, an in-memory
+series cache and label index.
+
+Write path (no Python per sample): ``append`` queues ``(tenant, batch, future)``; the writer thread
+drains everything queued, resolves series ids (a dict lookup per series key; labels are decoded
+only for keys never seen by this process), enforces the per-tenant series limit, drops samples
+outside the out-of-order window, deduplicates, appends all drained batches' samples in one
+transaction from Arrow arrays, commits once and only then resolves the futures.
+
+Read path: matchers are resolved against the in-memory inverted index, the per-series min/max
+timestamps discard series without samples in the range, and the samples of the remaining series
+come back from one SQL query (the ids are joined as an Arrow table) into numpy arrays.
+
+Invariant: ``samples`` holds at most one row per ``(series_id, ts)``: a write to a timestamp a
+series already has deletes the old row in the same transaction (the newest write wins).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, fingerprint, make_labels
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
+from clearsight.store.embedded.index import IdArray, TenantIndex
+from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION
+from clearsight.store.interface import (
+    AppendResult,
+    InvalidBatch,
+    LimitExceeded,
+    Overloaded,
+    SeriesSelector,
+    StoreClosed,
+    StoreError,
+    StoreStats,
+)
+
+log = logging.getLogger(__name__)
+
+# "No sample yet" sentinels for the per-series min/max timestamp arrays. They leave room for
+# subtracting an out-of-order window without overflow.
+_NO_MAX = -(2**62)
+_NO_MIN = 2**62
+_MAX_METADATA_PER_METRIC = 10
+_SMALL_ID_SET = 4096
+
+
+def _labels_from_key(key: bytes) -> Labels:
+    """Inverse of ``model.labels.canonical_bytes`` (UTF-8 never contains 0xFE or 0xFF)."""
+    if not key:
+        return ()
+    out = []
+    for part in key.split(b"\xff"):
+        n, _, v = part.partition(b"\xfe")
+        out.append((n.decode(), v.decode()))
+    return tuple(out)
+
+
+@dataclass
+class _Append:
+    tenant: str
+    batch: SampleBatch
+    future: concurrent.futures.Future[AppendResult]
+    result: AppendResult = field(default_factory=AppendResult)
+    error: BaseException | None = None
+
+
+@dataclass
+class _Command:
+    kind: str  # "flush" | "retention" | "barrier"
+    arg: int
+    future: concurrent.futures.Future[Any]
+
+
+@dataclass
+class _NewSeries:
+    series_id: int
+    tenant: str
+    labels: Labels
+    key: bytes
+
+
+class _Querier:
+    def __init__(self, store: EmbeddedMetricsStore, tenant: str) -> None:
+        self._store = store
+        self._tenant = tenant
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+        return self._store.select(self._tenant, matchers, start_ms, end_ms)
+
+
+class EmbeddedMetricsStore:
+    """``store.interface.MetricsStore`` on one DuckDB file in ``data_dir``.
+
+    - ``retention_ms``: ``apply_retention(now)`` deletes samples older than ``now - retention_ms``.
+    - ``out_of_order_window_ms``: samples older than the series' newest timestamp minus this are
+      dropped (counted as out_of_bounds).
+    - ``max_active_series_per_tenant``: a batch that would create more series than this for its
+      tenant is rejected whole (LimitExceeded). 0 disables the limit.
+    - ``queue_max_batches``: ``append`` raises Overloaded when this many batches wait.
+    - ``duckdb_threads`` / ``duckdb_memory_limit``: DuckDB settings (None keeps its defaults).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        retention_ms: int = 15 * 24 * 3600 * 1000,
+        out_of_order_window_ms: int = 10 * 60 * 1000,
+        max_active_series_per_tenant: int = 0,
+        queue_max_batches: int = 256,
+        duckdb_threads: int | None = None,
+        duckdb_memory_limit: str | None = None,
+    ) -> None:
+        if retention_ms <= 0:
+            raise ValueError("retention_ms must be positive")
+        if not 0 <= out_of_order_window_ms <= 2**60:
+            raise ValueError("out_of_order_window_ms must be in [0, 2**60]")
+        if queue_max_batches <= 0:
+            raise ValueError("queue_max_batches must be positive")
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / DB_FILE
+        self.retention_ms = retention_ms
+        self.out_of_order_window_ms = out_of_order_window_ms
+        self.max_active_series_per_tenant = max_active_series_per_tenant
+        self.queue_max_batches = queue_max_batches
+
+        config: dict[str, Any] = {}
+        if duckdb_threads is not None:
+            config["threads"] = duckdb_threads
+        if duckdb_memory_limit is not None:
+            config["memory_limit"] = duckdb_memory_limit
+        self._root = duckdb.connect(str(self.path), config=config)
+        self._root_lock = threading.Lock()
+        self._cursor_pool: list[duckdb.DuckDBPyConnection] = []
+        self._wcon = self._root.cursor()
+
+        # Series state. Written by the writer thread; readers use the index under _index_lock.
+        self._index_lock = threading.RLock()
+        self._index: dict[str, TenantIndex] = {}
+        self._labels: list[Labels] = [()]  # by series id; id 0 is never used
+        self._min_ts: I64Array = np.full(1024, _NO_MIN, dtype=np.int64)  # committed
+        self._max_ts: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # committed
+        self._wmax: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # writer's view, incl. pending
+        self._series_tenant: list[str] = [""]
+        self._next_id = 1
+        # Writer-only caches: (tenant, key kind) -> raw key -> id; tenant -> canonical key -> id.
+        self._key_cache: dict[tuple[str, str], dict[bytes, int]] = {}
+        self._canon: dict[str, dict[bytes, int]] = {}
+        self._meta: dict[str, dict[str, list[MetricMetadata]]] = {}
+
+        # Queue and stats.
+        self._cv = threading.Condition()
+        self._pending: deque[_Append | _Command] = deque()
+        self._queued_batches = 0
+        self._closing = False
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._stats = StoreStats()
+
+        self._init_schema()
+        self._load_state()
+        self._writer = threading.Thread(target=self._writer_main, name="clearsight-metrics-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    # --- setup -----------------------------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        con = self._wcon
+        for stmt in DDL:
+            con.execute(stmt)
+        row = con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            con.execute("INSERT INTO clearsight_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
+
+    def _load_state(self) -> None:
+        """(Re)builds every in-memory structure from the database."""
+        con = self._wcon
+        with self._index_lock:
+            self._index = {}
+            self._key_cache = {}
+            self._canon = {}
+            self._meta = {}
+            max_id = con.execute("SELECT coalesce(max(series_id), 0) FROM series").fetchone()
+            top = int(max_id[0]) if max_id else 0
+            cap = max(1024, top + 1)
+            self._labels = [()] * (top + 1)
+            self._series_tenant = [""] * (top + 1)
+            self._min_ts = np.full(cap, _NO_MIN, dtype=np.int64)
+            self._max_ts = np.full(cap, _NO_MAX, dtype=np.int64)
+            self._next_id = top + 1
+            cols = con.execute(
+                "SELECT series_id, tenant, labels_key FROM series ORDER BY series_id").fetchnumpy()
+            for sid, tenant, key in zip(cols["series_id"].tolist(), cols["tenant"].tolist(),
+                                        cols["labels_key"].tolist(), strict=True):
+                key = bytes(key)
+                labels = _labels_from_key(key)
+                self._labels[sid] = labels
+                self._series_tenant[sid] = tenant
+                self._canon.setdefault(tenant, {})[key] = sid
+                idx = self._index.get(tenant)
+                if idx is None:
+                    idx = self._index[tenant] = TenantIndex()
+                idx.add(sid, labels)
+            mm = con.execute(
+                "SELECT series_id, min(ts) AS lo, max(ts) AS hi FROM samples GROUP BY series_id").fetchnumpy()
+            ids = mm["series_id"].astype(np.int64)
+            self._min_ts[ids] = mm["lo"]
+            self._max_ts[ids] = mm["hi"]
+            self._wmax = self._max_ts.copy()
+            for tenant, metric, typ, help_, unit in con.execute(
+                    "SELECT tenant, metric, type, help, unit FROM metadata").fetchall():
+                self._meta.setdefault(tenant, {}).setdefault(metric, []).append(
+                    MetricMetadata(metric, typ, help_, unit))
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def append(self, tenant: str, batch: SampleBatch) -> concurrent.futures.Future[AppendResult]:
+        fut: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
+        with self._cv:
+            if self._closing or not self._stats.writer_alive:
+                raise StoreClosed("metrics store is closed")
+            if self._queued_batches >= self.queue_max_batches:
+                raise Overloaded("metrics write queue is full", retry_after=self._retry_after())
+            if not isinstance(tenant, str) or not tenant:
+                fut.set_exception(InvalidBatch("tenant must be a non-empty string"))
+                return fut
+            self._pending.append(_Append(tenant, batch, fut))
+            self._queued_batches += 1
+            self._cv.notify()
+        return fut
+
+    def _retry_after(self) -> float:
+        s = self._stats
+        avg = s.commit_seconds_sum / s.commits_total if s.commits_total else 0.1
+        return float(min(30.0, max(1.0, avg * self._queued_batches)))
+
+    def _submit(self, kind: str, arg: int = 0) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cv:
+            if self._closing or not self._stats.writer_alive:
+                raise StoreClosed("metrics store is closed")
+            self._pending.append(_Command(kind, arg, fut))
+            self._cv.notify()
+        return fut
+
+    def flush(self) -> None:
+        self._submit("flush").result()
+
+    def sync(self) -> None:
+        """Waits until everything queued before the call is committed (tests, benchmarks)."""
+        self._submit("barrier").result()
+
+    def apply_retention(self, now_ms: int) -> int:
+        deleted: int = self._submit("retention", now_ms - self.retention_ms).result()
+        return deleted
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            with self._cv:
+                self._closing = True
+                self._cv.notify()
+            self._writer.join()
+            with self._root_lock:
+                for cur in self._cursor_pool:
+                    cur.close()
+                self._cursor_pool.clear()
+                self._root.close()
+            self._closed = True
+
+    def __enter__(self) -> EmbeddedMetricsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the writer thread -----------------------------------------------------------------------
+
+    def _writer_main(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._pending and not self._closing:
+                        self._cv.wait()
+                    if not self._pending and self._closing:
+                        break
+                    items = list(self._pending)
+                    self._pending.clear()
+                    self._queued_batches = 0
+                self._run(items)
+            self._checkpoint()
+            self._wcon.close()
+        except BaseException as e:  # the writer must never die silently
+            log.exception("metrics writer failed")
+            with self._cv:
+                self._stats.writer_alive = False
+                items = list(self._pending)
+                self._pending.clear()
+            for it in items:
+                if not it.future.done():
+                    it.future.set_exception(StoreClosed(f"metrics writer failed: {e}"))
+
+    def _run(self, items: list[_Append | _Command]) -> None:
+        group: list[_Append] = []
+        for it in items:
+            if isinstance(it, _Append):
+                group.append(it)
+                continue
+            if group:
+                self._commit_group(group)
+                group = []
+            try:
+                if it.kind == "flush":
+                    self._checkpoint()
+                    it.future.set_result(None)
+                elif it.kind == "retention":
+                    it.future.set_result(self._retention(it.arg))
+                else:
+                    it.future.set_result(None)
+            except Exception as e:
+                it.future.set_exception(e)
+        if group:
+            self._commit_group(group)
+
+    def _checkpoint(self) -> None:
+        self._wcon.execute("CHECKPOINT")
+
+    def _commit_group(self, group: list[_Append]) -> None:
+        t0 = time.perf_counter()
+        new_series: list[_NewSeries] = []
+        parts: list[tuple[npt.NDArray[np.uint32], I64Array, F64Array, int]] = []
+        new_meta: list[tuple[str, MetricMetadata]] = []
+        try:
+            for k, req in enumerate(group):
+                try:
+                    part = self._prepare(req, new_series)
+                except StoreError as e:
+                    req.error = e
+                    continue
+                parts.append((*part, k))
+                new_meta.extend(self._new_metadata(req.tenant, req.batch.metadata, new_meta))
+            written = self._write(group, parts, new_series, new_meta)
+        except Exception as e:
+            log.exception("metrics group commit failed; rolling back")
+            try:
+                self._wcon.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            self._load_state()
+            err = StoreError(f"commit failed: {e}")
+            for req in group:
+                if req.error is None:
+                    req.error = err
+            written = 0
+        elapsed = time.perf_counter() - t0
+        st = self._stats
+        st.commits_total += 1
+        st.last_commit_seconds = elapsed
+        st.commit_seconds_sum += elapsed
+        st.samples_written_total += written
+        for req in group:
+            if req.error is not None:
+                req.future.set_exception(req.error)
+            else:
+                st.out_of_bounds_total += req.result.out_of_bounds
+                st.duplicates_total += req.result.duplicates
+                req.future.set_result(req.result)
+
+    def _prepare(self, req: _Append,
+                 new_series: list[_NewSeries]) -> tuple[npt.NDArray[np.uint32], I64Array, F64Array]:
+        """Validates one batch, resolves its series (creating new ones) and applies the
+        out-of-order window. Raises StoreError before changing any state."""
+        batch, tenant = req.batch, req.tenant
+        try:
+            sidx = np.asarray(batch.series_idx, dtype=np.int64)
+            ts = np.asarray(batch.timestamps, dtype=np.int64)
+            vals = np.asarray(batch.values, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise InvalidBatch(f"bad sample arrays: {e}") from e
+        n_keys = len(batch.keys)
+        if not (sidx.ndim == ts.ndim == vals.ndim == 1) or not (sidx.shape == ts.shape == vals.shape):
+            raise InvalidBatch("series_idx, timestamps and values must be 1-d arrays of equal length")
+        if sidx.size and (int(sidx.min()) < 0 or int(sidx.max()) >= n_keys):
+            raise InvalidBatch("series_idx out of range")
+        if ts.size and (int(ts.min()) <= _NO_MAX or int(ts.max()) >= _NO_MIN):
+            raise InvalidBatch("timestamp out of range")
+        ids = self._resolve(tenant, batch, sidx, new_series, req.result)
+        sids = ids[sidx]
+        # Out-of-order window against the series' newest timestamp before this batch.
+        cur_max = self._wmax[sids]
+        ok = ts >= cur_max - self.out_of_order_window_ms
+        n_ok = int(np.count_nonzero(ok))
+        req.result.out_of_bounds = int(sids.size - n_ok)
+        req.result.samples_written = n_ok
+        if n_ok != sids.size:
+            sids, ts, vals = sids[ok], ts[ok], vals[ok]
+        if sids.size:
+            np.maximum.at(self._wmax, sids, ts)
+        return sids.astype(np.uint32), ts, vals
+
+    def _resolve(self, tenant: str, batch: SampleBatch, sidx: I64Array, new_series: list[_NewSeries],
+                 result: AppendResult) -> I64Array:
+        keys = batch.keys
+        n = len(keys)
+        cache = self._key_cache.get((tenant, batch.key_kind))
+        if cache is None:
+            cache = self._key_cache[(tenant, batch.key_kind)] = {}
+        ids = np.fromiter(map(cache.get, keys, itertools.repeat(0, n)), dtype=np.int64, count=n)
+        missing = np.flatnonzero(ids == 0)
+        if missing.size == 0:
+            return ids
+        used = np.zeros(n, dtype=np.bool_)
+        used[sidx] = True
+        missing = missing[used[missing]]
+        if missing.size == 0:
+            return ids
+        canon = self._canon.get(tenant, {})
+        found: dict[int, int] = {}
+        fresh: dict[bytes, tuple[Labels, list[int]]] = {}
+        for i in missing.tolist():
+            key = keys[i]
+            try:
+                labels = make_labels(batch.decode_labels(key))
+            except Exception as e:
+                raise InvalidBatch(f"bad labels in series {i}: {e}") from e
+            if not labels:
+                raise InvalidBatch(f"series {i} has no labels")
+            ck = canonical_bytes(labels)
+            sid = canon.get(ck)
+            if sid is not None:
+                found[i] = sid
+            else:
+                entry = fresh.get(ck)
+                if entry is None:
+                    fresh[ck] = (labels, [i])
+                else:
+                    entry[1].append(i)
+        limit = self.max_active_series_per_tenant
+        if fresh and limit > 0:
+            idx = self._index.get(tenant)
+            active = (len(idx) if idx is not None else 0) + sum(1 for s in new_series if s.tenant == tenant)
+            if active + len(fresh) > limit:
+                raise LimitExceeded(
+                    "max_active_series_per_tenant",
+                    f"tenant {tenant!r}: {len(fresh)} new series would exceed the limit of {limit} "
+                    f"active series (has {active})")
+        # From here on nothing raises: commit the resolution to the writer's state.
+        for i, sid in found.items():
+            cache[keys[i]] = sid
+            ids[i] = sid
+        if fresh:
+            self._grow(self._next_id + len(fresh))
+            canon = self._canon.setdefault(tenant, canon)
+            for ck, (labels, positions) in fresh.items():
+                sid = self._next_id
+                self._next_id += 1
+                canon[ck] = sid
+                self._labels.append(labels)
+                self._series_tenant.append(tenant)
+                new_series.append(_NewSeries(sid, tenant, labels, ck))
+                for i in positions:
+                    cache[keys[i]] = sid
+                    ids[i] = sid
+            result.series_created = len(fresh)
+        return ids
+
+    def _grow(self, needed: int) -> None:
+        cap = self._wmax.shape[0]
+        if needed < cap:
+            return
+        while cap <= needed:
+            cap *= 2
+
+        def grown(a: I64Array, fill: int) -> I64Array:
+            out = np.full(cap, fill, dtype=np.int64)
+            out[: a.shape[0]] = a
+            return out
+
+        self._wmax = grown(self._wmax, _NO_MAX)
+        with self._index_lock:
+            self._min_ts = grown(self._min_ts, _NO_MIN)
+            self._max_ts = grown(self._max_ts, _NO_MAX)
+
+    def _new_metadata(self, tenant: str, metas: list[MetricMetadata],
+                      pending: list[tuple[str, MetricMetadata]]) -> list[tuple[str, MetricMetadata]]:
+        out: list[tuple[str, MetricMetadata]] = []
+        known = self._meta.get(tenant, {})
+        for m in metas:
+            have = known.get(m.metric, [])
+            if m in have or (tenant, m) in pending or (tenant, m) in out:
+                continue
+            if len(have) >= _MAX_METADATA_PER_METRIC:
+                continue
+            out.append((tenant, m))
+        return out
+
+    def _write(self, group: list[_Append],
+               parts: list[tuple[npt.NDArray[np.uint32], I64Array, F64Array, int]],
+               new_series: list[_NewSeries], new_meta: list[tuple[str, MetricMetadata]]) -> int:
+        """One transaction for the whole group. Returns the number of rows inserted."""
+        con = self._wcon
+        if parts:
+            sids = np.concatenate([p[0] for p in parts])
+            ts = np.concatenate([p[1] for p in parts])
+            vals = np.concatenate([p[2] for p in parts])
+            owner = np.concatenate([np.full(p[0].shape[0], p[3], dtype=np.int32) for p in parts])
+        else:
+            sids = np.zeros(0, dtype=np.uint32)
+            ts = np.zeros(0, dtype=np.int64)
+            vals = np.zeros(0, dtype=np.float64)
+            owner = np.zeros(0, dtype=np.int32)
+        n = sids.shape[0]
+        dup_owner: list[npt.NDArray[np.int32]] = []
+        if n:
+            # Sort by (series, ts, arrival); the last write of each (series, ts) run wins.
+            order = np.lexsort((np.arange(n), ts, sids))
+            sids, ts, vals, owner = sids[order], ts[order], vals[order], owner[order]
+            same_next = (sids[1:] == sids[:-1]) & (ts[1:] == ts[:-1])
+            if same_next.any():
+                keep = np.ones(n, dtype=np.bool_)
+                keep[:-1] = ~same_next
+                # Every sample after the first of its run overwrote an earlier write of this group.
+                later = np.zeros(n, dtype=np.bool_)
+                later[1:] = same_next
+                dup_owner.append(owner[later])
+                run_start = np.ones(n, dtype=np.bool_)
+                run_start[1:] = ~same_next
+                run_id = np.cumsum(run_start) - 1
+                first_owner = owner[np.flatnonzero(run_start)][run_id]
+                sids, ts, vals, owner = sids[keep], ts[keep], vals[keep], first_owner[keep]
+        con.execute("BEGIN TRANSACTION")
+        if new_series:
+            self._insert_series(new_series)
+        if new_meta:
+            con.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
+                            [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta])
+        if sids.shape[0]:
+            # Rows at or below the committed max of their series may overwrite a stored sample.
+            cand = np.flatnonzero(ts <= self._max_ts[sids])
+            if cand.size:
+                dup_owner.append(self._delete_overwritten(sids[cand], ts[cand], owner[cand]))
+            rows = pa.table({"series_id": sids, "ts": ts, "value": vals})
+            con.register("_clearsight_rows", rows)
+            try:
+                con.execute("INSERT INTO samples SELECT series_id, ts, value FROM _clearsight_rows")
+            finally:
+                con.unregister("_clearsight_rows")
+        con.execute("COMMIT")
+        # Publish to readers.
+        with self._index_lock:
+            for s in new_series:
+                idx = self._index.get(s.tenant)
+                if idx is None:
+                    idx = self._index[s.tenant] = TenantIndex()
+                idx.add(s.series_id, s.labels)
+            if sids.shape[0]:
+                np.minimum.at(self._min_ts, sids, ts)
+                np.maximum.at(self._max_ts, sids, ts)
+            for t, m in new_meta:
+                self._meta.setdefault(t, {}).setdefault(m.metric, []).append(m)
+        if dup_owner:
+            counts = np.bincount(np.concatenate(dup_owner), minlength=len(group))
+            for k, c in enumerate(counts.tolist()):
+                group[k].result.duplicates += c
+        return int(sids.shape[0])
+
+    def _insert_series(self, new_series: list[_NewSeries]) -> None:
+        tbl = pa.table({
+            "series_id": pa.array([s.series_id for s in new_series], type=pa.uint32()),
+            "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
+            "fingerprint": pa.array([fingerprint(s.labels) for s in new_series], type=pa.int64()),
+            "metric": pa.array([dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()),
+            "labels_key": pa.array([s.key for s in new_series], type=pa.binary()),
+            "labels": pa.array([json.dumps(dict(s.labels), ensure_ascii=False, separators=(",", ":"))
+                                for s in new_series], type=pa.string()),
+        })
+        con = self._wcon
+        con.register("_clearsight_series", tbl)
+        try:
+            con.execute("INSERT INTO series SELECT * FROM _clearsight_series")
+        finally:
+            con.unregister("_clearsight_series")
+
+    def _delete_overwritten(self, sids: npt.NDArray[np.uint32], ts: I64Array,
+                            owner: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+        """Deletes stored rows at the given (series, ts) pairs; returns the owners of the pairs
+        that existed (their writes are duplicates)."""
+        con = self._wcon
+        cand = pa.table({"series_id": sids, "ts": ts})
+        con.register("_clearsight_cand", cand)
+        try:
+            gone = con.execute(
+                "DELETE FROM samples USING _clearsight_cand c "
+                "WHERE samples.series_id = c.series_id AND samples.ts = c.ts "
+                "AND samples.series_id BETWEEN ? AND ? "
+                "RETURNING samples.series_id, samples.ts",
+                [int(sids.min()), int(sids.max())]).fetchnumpy()
+        finally:
+            con.unregister("_clearsight_cand")
+        if gone["ts"].shape[0] == 0:
+            return np.zeros(0, dtype=np.int32)
+        existed = set(zip(gone["series_id"].tolist(), gone["ts"].tolist(), strict=True))
+        hit = np.fromiter(((s, t) in existed for s, t in zip(sids.tolist(), ts.tolist(), strict=True)),
+                          dtype=np.bool_, count=sids.shape[0])
+        return owner[hit]
+
+    def _retention(self, cutoff: int) -> int:
+        con = self._wcon
+        with self._index_lock:
+            max_ts = self._max_ts
+            top = self._next_id
+            dead = np.flatnonzero((max_ts[:top] < cutoff) & (max_ts[:top] != _NO_MAX)).astype(np.uint32)
+            affected = np.flatnonzero((self._min_ts[:top] < cutoff) & (max_ts[:top] >= cutoff))
+        con.execute("BEGIN TRANSACTION")
+        row = con.execute("DELETE FROM samples WHERE ts < ?", [cutoff]).fetchone()
+        deleted = int(row[0]) if row else 0
+        if dead.size:
+            con.register("_clearsight_dead", pa.table({"series_id": dead}))
+            try:
+                con.execute("DELETE FROM series WHERE series_id IN (SELECT series_id FROM _clearsight_dead)")
+            finally:
+                con.unregister("_clearsight_dead")
+        new_min: dict[str, Any] = {}
+        if affected.size:
+            con.register("_clearsight_aff", pa.table({"series_id": affected.astype(np.uint32)}))
+            try:
+                new_min = con.execute(
+                    "SELECT series_id, min(ts) AS lo FROM samples "
+                    "WHERE series_id IN (SELECT series_id FROM _clearsight_aff) GROUP BY series_id").fetchnumpy()
+            finally:
+                con.unregister("_clearsight_aff")
+        con.execute("COMMIT")
+        dead_by_tenant: dict[str, list[int]] = {}
+        for sid in dead.tolist():
+            dead_by_tenant.setdefault(self._series_tenant[sid], []).append(sid)
+        with self._index_lock:
+            if new_min:
+                self._min_ts[new_min["series_id"].astype(np.int64)] = new_min["lo"]
+            for tenant, sids in dead_by_tenant.items():
+                arr = np.asarray(sids, dtype=np.uint32)
+                self._index[tenant].remove(arr, (self._labels[s] for s in sids))
+            if dead.size:
+                self._min_ts[dead] = _NO_MIN
+                self._max_ts[dead] = _NO_MAX
+                self._wmax[dead] = _NO_MAX
+        for tenant, sids in dead_by_tenant.items():
+            gone = set(sids)
+            canon = self._canon.get(tenant, {})
+            for sid in sids:
+                canon.pop(canonical_bytes(self._labels[sid]), None)
+            for (t, kind), cache in list(self._key_cache.items()):
+                if t == tenant:
+                    self._key_cache[(t, kind)] = {k: v for k, v in cache.items() if v not in gone}
+        return deleted
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._root_lock:
+            if self._closed or self._closing:
+                raise StoreClosed("metrics store is closed")
+            cur = self._cursor_pool.pop() if self._cursor_pool else self._root.cursor()
+        try:
+            yield cur
+        finally:
+            with self._root_lock:
+                if self._closed:
+                    cur.close()
+                else:
+                    self._cursor_pool.append(cur)
+
+    def _check_open(self) -> None:
+        if self._closed or self._closing:
+            raise StoreClosed("metrics store is closed")
+
+    def _ids(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
+             end_ms: int) -> IdArray:
+        """Sorted ids of the tenant's series matching any matcher set, with samples in range."""
+        with self._index_lock:
+            idx = self._index.get(tenant)
+            if idx is None:
+                return np.zeros(0, dtype=np.uint32)
+            if not matcher_sets:
+                ids = idx.all()
+            elif len(matcher_sets) == 1:
+                ids = idx.select(matcher_sets[0])
+            else:
+                ids = np.unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+            lo, hi = self._min_ts[ids], self._max_ts[ids]
+        in_range: IdArray = ids[(lo <= end_ms) & (hi >= start_ms)]
+        return in_range
+
+    def select(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+        self._check_open()
+        if end_ms < start_ms:
+            return SeriesData.empty()
+        ids = self._ids(tenant, [matchers], start_ms, end_ms)
+        if ids.size == 0:
+            return SeriesData.empty()
+        sids, ts, vals = self._fetch(ids, start_ms, end_ms)
+        return self._series_data(sids, ts, vals)
+
+    def _fetch(self, ids: IdArray, start_ms: int, end_ms: int) -> tuple[npt.NDArray[np.uint32], I64Array,
+                                                                         F64Array]:
+        with self._reader() as cur:
+            params = [start_ms, end_ms, int(ids[0]), int(ids[-1])]
+            sql = ("SELECT series_id, ts, value FROM samples "
+                   "WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? {join} "
+                   "ORDER BY series_id, ts")
+            if ids.size == int(ids[-1]) - int(ids[0]) + 1:  # a contiguous id range needs no join
+                res = cur.execute(sql.format(join=""), params).fetchnumpy()
+            else:
+                cur.register("_clearsight_ids", pa.table({"series_id": ids}))
+                try:
+                    res = cur.execute(sql.format(
+                        join="AND series_id IN (SELECT series_id FROM _clearsight_ids)"), params).fetchnumpy()
+                finally:
+                    cur.unregister("_clearsight_ids")
+        return (np.asarray(res["series_id"], dtype=np.uint32), np.asarray(res["ts"], dtype=np.int64),
+                np.asarray(res["value"], dtype=np.float64))
+
+    def _series_data(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> SeriesData:
+        n = sids.shape[0]
+        if n == 0:
+            return SeriesData.empty()
+        bounds = np.flatnonzero(sids[1:] != sids[:-1]) + 1
+        starts = np.concatenate(([0], bounds)).astype(np.int64)
+        lens = np.diff(np.concatenate((starts, [n]))).astype(np.int64)
+        labels_of = self._labels
+        labels = [labels_of[s] for s in sids[starts].tolist()]
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        if order != list(range(len(labels))):
+            perm = np.asarray(order, dtype=np.int64)
+            labels = [labels[i] for i in order]
+            lens = lens[perm]
+            np.cumsum(lens, out=offsets[1:])
+            gather = np.repeat(starts[perm] - offsets[:-1], lens) + np.arange(n, dtype=np.int64)
+            ts, vals = ts[gather], vals[gather]
+        else:
+            np.cumsum(lens, out=offsets[1:])
+        return SeriesData(labels, offsets, ts, vals)
+
+    def querier(self, tenant: str) -> SeriesSelector:
+        return _Querier(self, tenant)
+
+    def series(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int,
+               limit: int | None = None) -> list[Labels]:
+        self._check_open()
+        ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
+        out = sorted(self._labels[s] for s in ids.tolist())
+        return out[:limit] if limit is not None else out
+
+    def label_names(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
+                    end_ms: int, limit: int | None = None) -> list[str]:
+        self._check_open()
+        ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
+        if ids.size <= _SMALL_ID_SET:
+            names = sorted({n for s in ids.tolist() for n, _ in self._labels[s]})
+        else:
+            with self._index_lock:
+                idx = self._index[tenant]
+                names = idx.label_names(None if ids.size == len(idx) else ids)
+        return names[:limit] if limit is not None else names
+
+    def label_values(self, tenant: str, name: str, matcher_sets: Sequence[Sequence[Matcher]],
+                     start_ms: int, end_ms: int, limit: int | None = None) -> list[str]:
+        self._check_open()
+        ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
+        if ids.size <= _SMALL_ID_SET:
+            values = sorted({v for s in ids.tolist() for n, v in self._labels[s] if n == name})
+        else:
+            with self._index_lock:
+                idx = self._index[tenant]
+                values = idx.label_values(name, None if ids.size == len(idx) else ids)
+        return values[:limit] if limit is not None else values
+
+    def metadata(self, tenant: str, metric: str | None = None, limit: int | None = None,
+                 limit_per_metric: int | None = None) -> dict[str, list[MetricMetadata]]:
+        self._check_open()
+        with self._index_lock:
+            known = self._meta.get(tenant, {})
+            names = [metric] if metric is not None else sorted(known)
+            out: dict[str, list[MetricMetadata]] = {}
+            for name in names:
+                entries = known.get(name)
+                if not entries:
+                    continue
+                if limit is not None and len(out) >= limit:
+                    break
+                chosen = entries if limit_per_metric is None else entries[:limit_per_metric]
+                out[name] = [MetricMetadata(m.metric, m.type, m.help, m.unit) for m in chosen]
+        return out
+
+    def stats(self) -> StoreStats:
+        s = self._stats
+        with self._index_lock:
+            active = {t: len(idx) for t, idx in self._index.items() if len(idx)}
+        size = 0
+        for p in (self.path, Path(str(self.path) + ".wal")):
+            try:
+                size += os.stat(p).st_size
+            except FileNotFoundError:
+                pass
+        with self._cv:
+            depth = self._queued_batches
+        return StoreStats(
+            active_series=active,
+            total_series=sum(active.values()),
+            samples_written_total=s.samples_written_total,
+            bytes_on_disk=size,
+            queue_depth=depth,
+            commits_total=s.commits_total,
+            last_commit_seconds=s.last_commit_seconds,
+            commit_seconds_sum=s.commit_seconds_sum,
+            out_of_bounds_total=s.out_of_bounds_total,
+            duplicates_total=s.duplicates_total,
+            writer_alive=s.writer_alive and self._writer.is_alive(),
+        )

@@ -1,0 +1,193 @@
+"""In-memory inverted label index of one tenant: label name -> value -> posting list of series ids.
+
+Posting lists are ``array('I')`` of series ids in ascending order (ids are allocated monotonically,
+so appending keeps them sorted). Matchers are resolved against the *distinct values* of a label,
+never against series, and combined as sorted numpy arrays.
+
+Prometheus semantics: a matcher sees the empty string for a series that lacks the label, so a
+matcher that matches "" also selects every series without the label.
+
+Not thread-safe by itself: the store guards every call with its index lock, and every array a
+method returns is a fresh copy (posting arrays grow while readers run).
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from clearsight.model.labels import Labels
+from clearsight.model.matchers import Matcher, MatchType
+
+IdArray = npt.NDArray[np.uint32]
+
+_EMPTY_IDS: IdArray = np.zeros(0, dtype=np.uint32)
+# A regex made only of literal alternatives ("a|b|c") is answered by dictionary lookups.
+_LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:\-/ ,@]+(?:\|[A-Za-z0-9_:\-/ ,@]+)*")
+
+
+def _ids(a: array[int]) -> IdArray:
+    return np.array(a, dtype=np.uint32)
+
+
+def _union(arrays: list[IdArray]) -> IdArray:
+    if not arrays:
+        return _EMPTY_IDS
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.unique(np.concatenate(arrays))
+
+
+def _member(sorted_ids: IdArray, probe: IdArray) -> npt.NDArray[np.bool_]:
+    """For each id of ``probe``: whether it is in ``sorted_ids`` (sorted, unique)."""
+    if sorted_ids.size == 0:
+        return np.zeros(probe.shape[0], dtype=np.bool_)
+    pos = np.searchsorted(sorted_ids, probe)
+    pos[pos >= sorted_ids.size] = sorted_ids.size - 1
+    hit: npt.NDArray[np.bool_] = sorted_ids[pos] == probe
+    return hit
+
+
+class TenantIndex:
+    """The label index of one tenant."""
+
+    def __init__(self) -> None:
+        self.all_ids: array[int] = array("I")
+        self.postings: dict[str, dict[str, array[int]]] = {}
+        self.with_label: dict[str, array[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.all_ids)
+
+    def add(self, series_id: int, labels: Labels) -> None:
+        """Adds a series; ids must be added in ascending order."""
+        self.all_ids.append(series_id)
+        for name, value in labels:
+            values = self.postings.get(name)
+            if values is None:
+                values = self.postings[name] = {}
+                self.with_label[name] = array("I")
+            plist = values.get(value)
+            if plist is None:
+                plist = values[value] = array("I")
+            plist.append(series_id)
+            self.with_label[name].append(series_id)
+
+    def remove(self, dead: IdArray, dead_labels: Iterable[Labels]) -> None:
+        """Removes the series ``dead`` (sorted) whose label sets are ``dead_labels``."""
+        if dead.size == 0:
+            return
+        touched: set[tuple[str, str]] = set()
+        for labels in dead_labels:
+            touched.update(labels)
+        self.all_ids = _filtered(self.all_ids, dead)
+        for name in {n for n, _ in touched}:
+            self.with_label[name] = _filtered(self.with_label[name], dead)
+            if not self.with_label[name]:
+                del self.with_label[name]
+                del self.postings[name]
+        for name, value in touched:
+            values = self.postings.get(name)
+            if values is None or value not in values:
+                continue
+            kept = _filtered(values[value], dead)
+            if kept:
+                values[value] = kept
+            else:
+                del values[value]
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def all(self) -> IdArray:
+        return _ids(self.all_ids)
+
+    def select(self, matchers: Sequence[Matcher]) -> IdArray:
+        """Sorted ids of the series matching all matchers (all series when there are none)."""
+        positives: list[IdArray] = []
+        negatives: list[IdArray] = []
+        for m in matchers:
+            ids, negated = self._resolve(m)
+            if negated:
+                negatives.append(ids)
+            else:
+                if ids.size == 0:
+                    return _EMPTY_IDS
+                positives.append(ids)
+        if positives:
+            positives.sort(key=lambda a: a.shape[0])
+            base = positives[0]
+            for other in positives[1:]:
+                base = base[_member(other, base)]
+                if base.size == 0:
+                    return _EMPTY_IDS
+        else:
+            base = self.all()
+        for neg in negatives:
+            if base.size == 0:
+                break
+            base = base[~_member(neg, base)]
+        return base
+
+    def _resolve(self, m: Matcher) -> tuple[IdArray, bool]:
+        """Ids for one matcher: ``(ids, False)`` means the matching series are ``ids``;
+        ``(ids, True)`` means they are all series except ``ids``."""
+        values = self.postings.get(m.name, {})
+        if m.type is MatchType.EQ and m.value != "":
+            plist = values.get(m.value)
+            return (_ids(plist) if plist is not None else _EMPTY_IDS), False
+        if m.type is MatchType.NEQ and m.value != "":
+            plist = values.get(m.value)
+            return (_ids(plist) if plist is not None else _EMPTY_IDS), True
+        if m.type in (MatchType.EQ, MatchType.NEQ):  # `name=""` / `name!=""`
+            present = self.with_label.get(m.name)
+            ids = _ids(present) if present is not None else _EMPTY_IDS
+            return ids, m.type is MatchType.EQ
+        # Regex matchers.
+        if m.value in (".*", ".*?"):
+            return (_EMPTY_IDS, True) if m.type is MatchType.RE else (self.all(), False)
+        if m.value in (".+", ".+?"):
+            present = self.with_label.get(m.name)
+            ids = _ids(present) if present is not None else _EMPTY_IDS
+            return ids, m.type is MatchType.NRE
+        if m.matches_empty():
+            # Selects series lacking the label too: return the complement of the non-matching values.
+            miss = [_ids(p) for v, p in values.items() if not m.matches(v)]
+            return _union(miss), True
+        if _LITERAL_ALTERNATION.fullmatch(m.value) and m.type is MatchType.RE:
+            hits = [values[v] for v in set(m.value.split("|")) if v in values]
+            return _union([_ids(p) for p in hits]), False
+        hit = [_ids(p) for v, p in values.items() if m.matches(v)]
+        return _union(hit), False
+
+    def label_names(self, ids: IdArray | None) -> list[str]:
+        """Names of labels present on any of ``ids`` (all series when None), sorted."""
+        if ids is None:
+            return sorted(self.with_label)
+        out = []
+        for name, present in self.with_label.items():
+            if _member(_ids(present), ids).any():
+                out.append(name)
+        out.sort()
+        return out
+
+    def label_values(self, name: str, ids: IdArray | None) -> list[str]:
+        """Values of ``name`` on any of ``ids`` (all series when None), sorted."""
+        values = self.postings.get(name, {})
+        if ids is None:
+            return sorted(values)
+        out = []
+        for value, plist in values.items():
+            if _member(ids, _ids(plist)).any():
+                out.append(value)
+        out.sort()
+        return out
+
+
+def _filtered(a: array[int], dead: IdArray) -> array[int]:
+    arr = _ids(a)
+    kept = arr[~_member(dead, arr)]
+    return array("I", kept.tobytes())

@@ -1,0 +1,35 @@
+"""The on-disk schema of the embedded metrics store (documented in docs/storage.md)."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+DB_FILE = "metrics.duckdb"
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS clearsight_meta (
+        key VARCHAR NOT NULL,
+        value VARCHAR NOT NULL
+    )""",
+    # One row per series. series_id is unique across tenants and never reused.
+    """CREATE TABLE IF NOT EXISTS series (
+        series_id UINTEGER NOT NULL,
+        tenant VARCHAR NOT NULL,
+        fingerprint BIGINT NOT NULL,
+        metric VARCHAR NOT NULL,
+        labels_key BLOB NOT NULL,
+        labels VARCHAR NOT NULL
+    )""",
+    # One row per sample; at most one row per (series_id, ts).
+    """CREATE TABLE IF NOT EXISTS samples (
+        series_id UINTEGER NOT NULL,
+        ts BIGINT NOT NULL,
+        value DOUBLE NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS metadata (
+        tenant VARCHAR NOT NULL,
+        metric VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        help VARCHAR NOT NULL,
+        unit VARCHAR NOT NULL
+    )""",
+]

@@ -1,0 +1,79 @@
+"""Measures the embedded store: ingest rate, bytes per sample after flush, select latency.
+
+    python -m clearsight.store.storetest.bench [--series 10000] [--samples 120] [--batch 2000]
+
+Prints one line per measurement. Numbers depend on the machine; compare runs on the same one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from clearsight.model.matchers import Matcher
+from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.interface import AppendResult
+from clearsight.store.storetest import workload
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--series", type=int, default=10_000)
+    ap.add_argument("--samples", type=int, default=120)
+    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--dir", type=Path, default=None)
+    args = ap.parse_args()
+    labels = workload.series_labels(args.series)
+    ts = workload.timestamps(args.samples)
+    vals = workload.values_matrix(args.series, args.samples)
+    batches = workload.scrape_batches(labels, ts, vals, args.batch)
+    total = args.series * args.samples
+    with tempfile.TemporaryDirectory(dir=args.dir) as d:
+        store = EmbeddedMetricsStore(Path(d), retention_ms=10**12, out_of_order_window_ms=3_600_000,
+                                     max_active_series_per_tenant=0, queue_max_batches=64)
+        t0 = time.perf_counter()
+        inflight: list[concurrent.futures.Future[AppendResult]] = []
+        for b in batches:
+            while True:
+                try:
+                    inflight.append(store.append("bench", b))
+                    break
+                except Exception:
+                    inflight.pop(0).result()
+            if len(inflight) >= 32:
+                inflight.pop(0).result()
+        for f in inflight:
+            f.result()
+        el = time.perf_counter() - t0
+        st = store.stats()
+        print(f"ingest: {total:,} samples in {el:.2f} s = {total / el:,.0f} samples/s "
+              f"({len(batches)} batches of {args.batch} series, {st.commits_total} commits)")
+        t1 = time.perf_counter()
+        store.flush()
+        print(f"flush: {time.perf_counter() - t1:.2f} s")
+        size = store.stats().bytes_on_disk
+        print(f"disk: {size:,} bytes = {size / total:.2f} bytes/sample")
+        lat = []
+        end = int(ts[-1])
+        for i in range(20):
+            t2 = time.perf_counter()
+            r = store.select("bench", [Matcher.of("=", "__name__", "node_cpu_seconds_total"),
+                                       Matcher.of("=~", "instance", f"host-000{i % 10}:9100|host-001{i % 10}:9100")],
+                             end - 3_600_000, end)
+            lat.append(time.perf_counter() - t2)
+        print(f"select ~{len(r)} series x 1h: median {statistics.median(lat) * 1000:.1f} ms")
+        lat = []
+        for _ in range(5):
+            t2 = time.perf_counter()
+            r = store.select("bench", [Matcher.of("=", "job", "node")], int(ts[0]), end)
+            lat.append(time.perf_counter() - t2)
+        print(f"select all {len(r)} series x {args.samples} samples: median {statistics.median(lat) * 1000:.1f} ms")
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
