@@ -77,6 +77,10 @@ class VectorSelector(Expr):
     matchers: list[Matcher]
     offset: Duration = 0
     at: AtModifier | None = None
+    # experimental ``foo anchored`` / ``foo smoothed`` on an instant selector (a range selector
+    # carries them on MatrixSelector instead)
+    anchored: bool = False
+    smoothed: bool = False
 
     @property
     def type(self) -> ValueType:

@@ -1,0 +1,259 @@
+"""Canonical PromQL formatting (what Prometheus' ``/api/v1/format_query`` returns).
+
+``format_expr(parse(q))`` re-parses to the same tree. Durations print in Prometheus' duration
+syntax (``1h30m``), numbers like Go's ``strconv.FormatFloat(v, 'f', -1, 64)``, strings and label
+values with Go's ``strconv.Quote``, matchers sorted, grouping labels in their given order.
+"""
+
+from __future__ import annotations
+
+import math
+
+from clearsight.model.labels import METRIC_NAME
+from clearsight.model.matchers import Matcher, MatchType
+from clearsight.query.promql.ast import (
+    AggregateExpr,
+    AtModifier,
+    BinaryExpr,
+    Call,
+    Cardinality,
+    Duration,
+    DurationExpr,
+    Expr,
+    MatrixSelector,
+    NumberLiteral,
+    ParenExpr,
+    StepInvariantExpr,
+    StringLiteral,
+    SubqueryExpr,
+    UnaryExpr,
+    VectorSelector,
+)
+from clearsight.query.promql.lexer import go_quote
+
+__all__ = ["format_duration", "format_expr", "format_float", "format_matcher"]
+
+_UNITS = [("y", 365 * 86_400_000), ("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000),
+          ("m", 60_000), ("s", 1000), ("ms", 1)]
+
+
+def format_duration(ms: int) -> str:
+    """Prometheus' model.Duration.String(): ``0s``, ``1h30m``, ``1y``, ``100ms``; negative values
+    get a leading ``-``."""
+    if ms == 0:
+        return "0s"
+    if ms < 0:
+        return "-" + format_duration(-ms)
+    out = []
+    rest = ms
+    for unit, size in _UNITS:
+        q, rest = divmod(rest, size)
+        if q:
+            out.append(f"{q}{unit}")
+    return "".join(out)
+
+
+def format_float(v: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` (shortest digits, never an exponent)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    r = repr(v)
+    if "e" not in r and "E" not in r:
+        return r[:-2] if r.endswith(".0") else r
+    sign = ""
+    if r.startswith("-"):
+        sign, r = "-", r[1:]
+    mant, exp_s = r.split("e")
+    exp = int(exp_s)
+    if "." in mant:
+        ip, fp = mant.split(".")
+    else:
+        ip, fp = mant, ""
+    digits = (ip + fp).lstrip("0") or "0"
+    # position of the decimal point relative to the start of `digits`
+    point = len(ip) + exp
+    if point <= 0:
+        s = "0." + "0" * (-point) + digits
+    elif point >= len(digits):
+        s = digits + "0" * (point - len(digits))
+    else:
+        s = digits[:point] + "." + digits[point:]
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return sign + s
+
+
+def _format_g(v: float) -> str:
+    """Go's ``%v`` for a float64 (``strconv.FormatFloat(v, 'g', -1, 64)`` with ``+Inf``)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    r = repr(v)
+    sign = ""
+    if r.startswith("-"):
+        sign, r = "-", r[1:]
+    if "e" in r:
+        mant, exp_s = r.split("e")
+        exp = int(exp_s)
+        digits = mant.replace(".", "")
+        exp10 = exp + (len(mant.split(".")[0]) - 1)
+    else:
+        ip, _, fp = r.partition(".")
+        fp = fp.rstrip("0")
+        if ip != "0":
+            digits = (ip + fp).rstrip("0") or "0"
+            exp10 = len(ip) - 1
+        else:
+            stripped = fp.lstrip("0")
+            exp10 = -(len(fp) - len(stripped)) - 1
+            digits = stripped
+    digits = digits.lstrip("0").rstrip("0") or "0"
+    if exp10 < -4 or exp10 >= 6:
+        m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        es = f"{abs(exp10):02d}"
+        return f"{sign}{m}e{'-' if exp10 < 0 else '+'}{es}"
+    return sign + format_float(float(r))
+
+
+def _label_name(name: str) -> str:
+    ok = name != "" and all(
+        c == "_" or ("a" <= c <= "z") or ("A" <= c <= "Z") or (i > 0 and "0" <= c <= "9")
+        for i, c in enumerate(name))
+    return name if ok else go_quote(name)
+
+
+def format_matcher(m: Matcher) -> str:
+    return f"{_label_name(m.name)}{m.type.value}{go_quote(m.value)}"
+
+
+def _fmt_duration(d: Duration) -> str:
+    if isinstance(d, DurationExpr):
+        return _fmt_duration_expr(d.expr)
+    return format_duration(d)
+
+
+def _fmt_duration_expr(e: Expr) -> str:
+    if isinstance(e, NumberLiteral):
+        return format_float(e.value)
+    if isinstance(e, ParenExpr):
+        return "(" + _fmt_duration_expr(e.expr) + ")"
+    if isinstance(e, UnaryExpr):
+        return e.op + _fmt_duration_expr(e.expr)
+    if isinstance(e, Call):
+        return e.func + "(" + ", ".join(_fmt_duration_expr(a) for a in e.args) + ")"
+    if isinstance(e, BinaryExpr):
+        return f"{_fmt_duration_expr(e.lhs)} {e.op} {_fmt_duration_expr(e.rhs)}"
+    raise TypeError(f"unexpected duration expression node {type(e).__name__}")
+
+
+def _offset_str(d: Duration) -> str:
+    if isinstance(d, DurationExpr):
+        return " offset " + _fmt_duration_expr(d.expr)
+    if d > 0:
+        return " offset " + format_duration(d)
+    if d < 0:
+        return " offset -" + format_duration(-d)
+    return ""
+
+
+def _at_str(at: AtModifier | None) -> str:
+    if at is None:
+        return ""
+    if at.start_or_end is not None:
+        return f" @ {at.start_or_end}()"
+    ts = at.timestamp_ms or 0
+    sign = "-" if ts < 0 else ""
+    q, r = divmod(abs(ts), 1000)
+    return f" @ {sign}{q}.{r:03d}"
+
+
+def _selector_core(vs: VectorSelector) -> str:
+    parts = []
+    for m in vs.matchers:
+        if (m.name == METRIC_NAME and m.type is MatchType.EQ and vs.name is not None
+                and m.value == vs.name and m.value != ""):
+            continue
+        parts.append(format_matcher(m))
+    out = vs.name or ""
+    if parts:
+        out += "{" + ",".join(sorted(parts)) + "}"
+    return out
+
+
+def _labels(names: list[str]) -> str:
+    return ", ".join(_label_name(n) for n in names)
+
+
+def format_expr(expr: Expr) -> str:
+    """Formats an expression in Prometheus' canonical single-line form."""
+    if isinstance(expr, NumberLiteral):
+        return format_float(expr.value)
+    if isinstance(expr, StringLiteral):
+        return go_quote(expr.value)
+    if isinstance(expr, VectorSelector):
+        s = _selector_core(expr) + _at_str(expr.at)
+        if expr.anchored:
+            s += " anchored"
+        elif expr.smoothed:
+            s += " smoothed"
+        return s + _offset_str(expr.offset)
+    if isinstance(expr, MatrixSelector):
+        vs = expr.vector
+        ext = " anchored" if expr.anchored or vs.anchored else (
+            " smoothed" if expr.smoothed or vs.smoothed else "")
+        return (f"{_selector_core(vs)}[{_fmt_duration(expr.range)}]{ext}{_at_str(vs.at)}"
+                f"{_offset_str(vs.offset)}")
+    if isinstance(expr, SubqueryExpr):
+        step = "" if isinstance(expr.step, int) and expr.step == 0 else _fmt_duration(expr.step)
+        return (f"{format_expr(expr.expr)}[{_fmt_duration(expr.range)}:{step}]{_at_str(expr.at)}"
+                f"{_offset_str(expr.offset)}")
+    if isinstance(expr, ParenExpr):
+        return "(" + format_expr(expr.expr) + ")"
+    if isinstance(expr, UnaryExpr):
+        return expr.op + format_expr(expr.expr)
+    if isinstance(expr, StepInvariantExpr):
+        return format_expr(expr.expr)
+    if isinstance(expr, Call):
+        return expr.func + "(" + ", ".join(format_expr(a) for a in expr.args) + ")"
+    if isinstance(expr, AggregateExpr):
+        s = expr.op
+        if expr.without:
+            s += f" without ({_labels(expr.grouping)}) "
+        elif expr.grouping:
+            s += f" by ({_labels(expr.grouping)}) "
+        s += "("
+        if expr.param is not None:
+            s += format_expr(expr.param) + ", "
+        return s + format_expr(expr.expr) + ")"
+    if isinstance(expr, BinaryExpr):
+        return f"{format_expr(expr.lhs)} {expr.op}{_binary_modifiers(expr)} {format_expr(expr.rhs)}"
+    raise TypeError(f"cannot format {type(expr).__name__}")
+
+
+def _binary_modifiers(b: BinaryExpr) -> str:
+    s = " bool" if b.return_bool else ""
+    vm = b.matching
+    if vm is None:
+        return s
+    grouped = vm.card in (Cardinality.MANY_TO_ONE, Cardinality.ONE_TO_MANY)
+    if vm.labels or vm.on or grouped:
+        s += f" {'on' if vm.on else 'ignoring'} ({_labels(vm.labels)})"
+    if grouped:
+        side = "left" if vm.card is Cardinality.MANY_TO_ONE else "right"
+        s += f" group_{side} ({_labels(vm.include)})"
+    fl, fr = vm.fill_left, vm.fill_right
+    if fl is not None and fr is not None and (fl == fr or (math.isnan(fl) and math.isnan(fr))):
+        s += f" fill ({_format_g(fl)})"
+    else:
+        if fl is not None:
+            s += f" fill_left ({_format_g(fl)})"
+        if fr is not None:
+            s += f" fill_right ({_format_g(fr)})"
+    return s
