@@ -173,12 +173,12 @@ def requests(draw: st.DrawFn) -> ExportMetricsServiceRequest:
                     hp.bucket_counts.extend(draw(st.lists(st.integers(0, 2**64 - 1), max_size=6)))
                     if draw(st.booleans()):
                         hp.sum = draw(floats)
-                    dp = hp  # type: ignore[assignment]
+                    dp = hp
                 else:
                     sp = m.summary.data_points.add(time_unix_nano=t, flags=flags, sum=draw(floats))
                     for q in draw(st.lists(floats, max_size=3)):
                         sp.quantile_values.add(quantile=q, value=draw(floats))
-                    dp = sp  # type: ignore[assignment]
+                    dp = sp
                 for k, v in attrs.items():
                     dp.attributes.add(key=k).value.string_value = v
             if kind == "sum":
