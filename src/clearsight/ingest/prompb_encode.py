@@ -113,11 +113,11 @@ def encode_sample_bits(timestamp: int, bits: int) -> bytes:
     return _tag(1, 1) + _Q.pack(bits) + _tag(2, 0) + varint(timestamp)
 
 
-def _exemplar(e: Exemplar) -> bytes:
+def encode_exemplar(e: Exemplar) -> bytes:
     return encode_labels(e.labels) + _double(2, e.value) + _tag(3, 0) + varint(e.timestamp)
 
 
-def _histogram(h: Histogram) -> bytes:
+def encode_histogram(h: Histogram) -> bytes:
     zigzag = (h.schema << 1) ^ (h.schema >> 63)
     return (_tag(1, 0) + varint(h.count) + _double(3, h.sum) + _tag(4, 0) + varint(zigzag)
             + _tag(15, 0) + varint(h.timestamp))
@@ -127,8 +127,8 @@ def encode_timeseries(ts: TimeSeries) -> bytes:
     return (
         encode_labels(ts.labels)
         + b"".join(len_field(2, encode_sample(t, v)) for t, v in ts.samples)
-        + b"".join(len_field(3, _exemplar(e)) for e in ts.exemplars)
-        + b"".join(len_field(4, _histogram(h)) for h in ts.histograms)
+        + b"".join(len_field(3, encode_exemplar(e)) for e in ts.exemplars)
+        + b"".join(len_field(4, encode_histogram(h)) for h in ts.histograms)
     )
 
 

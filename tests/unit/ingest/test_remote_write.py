@@ -148,7 +148,7 @@ def test_remote_write_2_is_rejected_with_415_and_a_clear_message() -> None:
 
 @pytest.mark.parametrize("ctype", ["application/json", "text/plain", "application/x-protobuf;proto=foo.Bar"])
 def test_other_content_types_are_415(ctype: str) -> None:
-    with pytest.raises(UnsupportedMediaType, match="Content-Type|protobuf message"):
+    with pytest.raises(UnsupportedMediaType, match=r"Content-Type|protobuf message"):
         decode(snappy(b""), True, ctype=ctype)
 
 
