@@ -1,0 +1,263 @@
+"""``POST /v1/metrics`` (api/otlp_http.py), driven in-process through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
+from clearsight.model.samples import SampleBatch
+from clearsight.pipeline.errors import IngestError, Overloaded
+from clearsight.pipeline.limits import WriteLimits
+from clearsight.store.interface import AppendResult
+
+PB = "application/x-protobuf"
+JS = "application/json"
+T_NS = 1_700_000_000_000_000_000
+
+
+class Client:
+    """A synchronous facade over httpx's ASGI transport (one event loop per request)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def post(self, url: str, content: bytes = b"", headers: dict[str, str] | None = None) -> httpx.Response:
+        return asyncio.run(self._request("POST", url, content, headers))
+
+    def get(self, url: str) -> httpx.Response:
+        return asyncio.run(self._request("GET", url, b"", None))
+
+    async def _request(self, method: str, url: str, content: bytes,
+                       headers: dict[str, str] | None) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.request(method, url, content=content, headers=headers)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, SampleBatch]] = []
+        self.fail: IngestError | None = None
+        self.out_of_bounds = 0
+
+    async def ingest(self, tenant: str, batch: SampleBatch) -> AppendResult:
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append((tenant, batch))
+        return AppendResult(samples_written=batch.num_samples - self.out_of_bounds,
+                            out_of_bounds=self.out_of_bounds)
+
+
+def make_client(limits: WriteLimits | None = None,
+                on_export: Callable[[ExportOutcome], None] | None = None) -> tuple[Client, Recorder]:
+    rec = Recorder()
+
+    def tenant_of(request: Request) -> str:
+        return request.headers.get("x-scope-orgid", "default")
+
+    route = make_otlp_metrics_route(rec.ingest, limits or WriteLimits(), tenant_of, on_export=on_export,
+                                    clock_ms=lambda: 42)
+    return Client(Starlette(routes=[route])), rec
+
+
+def body(temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE, exp_hist: bool = False,
+         n_points: int = 1) -> bytes:
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = "svc"
+    sm = rm.scope_metrics.add()
+    m = sm.metrics.add(name="jobs.done", unit="{job}")
+    m.sum.is_monotonic = True
+    m.sum.aggregation_temporality = temporality  # type: ignore[assignment]
+    for i in range(n_points):
+        p = m.sum.data_points.add(time_unix_nano=T_NS, as_int=5)
+        p.attributes.add(key="i").value.int_value = i
+    if exp_hist:
+        e = sm.metrics.add(name="eh")
+        e.exponential_histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+        e.exponential_histogram.data_points.add(time_unix_nano=T_NS, count=1)
+    return req.SerializeToString()
+
+
+def to_json(pb: bytes) -> bytes:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(ExportMetricsServiceRequest.FromString(pb)).encode()
+
+
+def status_of(resp_body: bytes) -> tuple[status_pb2.Status, list[object]]:
+    st = status_pb2.Status.FromString(resp_body)
+    details: list[object] = []
+    for d in st.details:
+        for cls in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
+            if d.Is(cls.DESCRIPTOR):
+                msg = cls()
+                d.Unpack(msg)
+                details.append(msg)
+    return st, details
+
+
+def test_protobuf_success() -> None:
+    outcomes: list[ExportOutcome] = []
+    client, rec = make_client(on_export=outcomes.append)
+    r = client.post("/v1/metrics", content=body(), headers={"Content-Type": PB, "X-Scope-OrgID": "acme"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == PB
+    resp = ExportMetricsServiceResponse.FromString(r.content)
+    assert not resp.HasField("partial_success")
+    ((tenant, batch),) = rec.calls
+    assert tenant == "acme"
+    assert [dict(batch.decode_labels(k)) for k in batch.keys] == [
+        {"__name__": "jobs_done_total", "i": "0", "job": "svc"}]
+    assert batch.values.tolist() == [5.0]
+    assert batch.timestamps.tolist() == [T_NS // 1_000_000]
+    assert outcomes == [ExportOutcome("otlp_http", 200, "", 1, 1, 0, 0, 0)]
+
+
+def test_json_success_answers_json() -> None:
+    client, rec = make_client()
+    r = client.post("/v1/metrics", content=to_json(body()), headers={"Content-Type": JS})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == JS
+    assert r.json() == {}
+    assert len(rec.calls) == 1
+
+
+def test_gzip_request() -> None:
+    client, rec = make_client()
+    r = client.post("/v1/metrics", content=gzip.compress(body()),
+                    headers={"Content-Type": PB, "Content-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert rec.calls[0][1].num_samples == 1
+
+
+def test_large_body_is_decoded_off_the_event_loop_too() -> None:
+    client, rec = make_client()
+    big = body(n_points=5000)
+    assert len(big) > 64 * 1024
+    r = client.post("/v1/metrics", content=big, headers={"Content-Type": PB})
+    assert r.status_code == 200
+    assert rec.calls[0][1].num_series == 5000
+
+
+def test_empty_request_succeeds_without_ingesting() -> None:
+    client, rec = make_client()
+    r = client.post("/v1/metrics", content=b"", headers={"Content-Type": PB})
+    assert r.status_code == 200 and rec.calls == []
+
+
+def test_partial_success_for_dropped_points_protobuf_and_json() -> None:
+    client, rec = make_client()
+    rec.out_of_bounds = 1
+    r = client.post("/v1/metrics", content=body(exp_hist=True), headers={"Content-Type": PB})
+    assert r.status_code == 200
+    ps = ExportMetricsServiceResponse.FromString(r.content).partial_success
+    assert ps.rejected_data_points == 2  # one exponential histogram point + one too-old sample
+    assert "exponential histograms are not supported" in ps.error_message
+    assert "out-of-order window" in ps.error_message
+    rec.out_of_bounds = 0
+    r = client.post("/v1/metrics", content=to_json(body(exp_hist=True)), headers={"Content-Type": JS})
+    assert r.json()["partialSuccess"]["rejectedDataPoints"] == "1"
+    assert "eh" in r.json()["partialSuccess"]["errorMessage"]
+
+
+def test_delta_is_400_with_bad_request_detail() -> None:
+    outcomes: list[ExportOutcome] = []
+    client, rec = make_client(on_export=outcomes.append)
+    r = client.post("/v1/metrics", content=body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA),
+                    headers={"Content-Type": PB})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == PB
+    st, details = status_of(r.content)
+    assert st.code == code_pb2.INVALID_ARGUMENT
+    assert "'jobs.done'" in st.message and "delta temporality" in st.message
+    (br,) = details
+    assert isinstance(br, error_details_pb2.BadRequest)
+    assert br.field_violations[0].field == \
+        "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality"
+    assert rec.calls == []
+    assert outcomes[0].status == 400 and outcomes[0].reason == "invalid"
+
+
+def test_delta_is_400_json_status_for_json_requests() -> None:
+    client, _ = make_client()
+    r = client.post("/v1/metrics", content=to_json(body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA)),
+                    headers={"Content-Type": JS})
+    assert r.status_code == 400 and r.headers["content-type"] == JS
+    doc = r.json()
+    assert doc["code"] == code_pb2.INVALID_ARGUMENT
+    assert doc["details"][0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert doc["details"][0]["fieldViolations"][0]["field"].endswith("sum.aggregationTemporality")
+
+
+def test_garbage_is_400() -> None:
+    client, _ = make_client()
+    r = client.post("/v1/metrics", content=b"\xff\xff\xff", headers={"Content-Type": PB})
+    assert r.status_code == 400
+    assert "cannot parse protobuf" in status_of(r.content)[0].message
+    r = client.post("/v1/metrics", content=b"{not json", headers={"Content-Type": JS})
+    assert r.status_code == 400 and "OTLP/JSON" in r.json()["message"]
+
+
+def test_unsupported_media_type_and_encoding_are_415() -> None:
+    client, _ = make_client()
+    r = client.post("/v1/metrics", content=b"x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert "Content-Type" in status_of(r.content)[0].message
+    r = client.post("/v1/metrics", content=b"x", headers={"Content-Type": PB, "Content-Encoding": "br"})
+    assert r.status_code == 415
+
+
+def test_too_large_is_413() -> None:
+    client, _ = make_client(WriteLimits(max_body_bytes=100, max_decompressed_bytes=200))
+    r = client.post("/v1/metrics", content=b"\x00" * 101, headers={"Content-Type": PB})
+    assert r.status_code == 413
+    bomb = gzip.compress(b"\x00" * 5000)
+    assert len(bomb) <= 100
+    r = client.post("/v1/metrics", content=bomb, headers={"Content-Type": PB, "Content-Encoding": "gzip"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(("err", "status", "retry_after", "code"), [
+    (Overloaded("queue full", retry_after=2.5), 429, "3", code_pb2.RESOURCE_EXHAUSTED),
+    (Overloaded("store closed", retry_after=5.0, status=503), 503, "5", code_pb2.UNAVAILABLE),
+])
+def test_overload_is_retryable_with_retry_after(err: IngestError, status: int, retry_after: str,
+                                                code: int) -> None:
+    client, rec = make_client()
+    rec.fail = err
+    r = client.post("/v1/metrics", content=body(), headers={"Content-Type": PB})
+    assert r.status_code == status
+    assert r.headers["retry-after"] == retry_after
+    st, details = status_of(r.content)
+    assert st.code == code and st.message == err.message
+    (ri,) = details
+    assert isinstance(ri, error_details_pb2.RetryInfo) and ri.retry_delay.seconds == int(retry_after)
+
+
+def test_only_post() -> None:
+    client, _ = make_client()
+    assert client.get("/v1/metrics").status_code == 405
+
+
+def test_json_enum_names_accepted_over_http() -> None:
+    client, rec = make_client()
+    doc = json.loads(to_json(body()))
+    doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["aggregationTemporality"] = \
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    r = client.post("/v1/metrics", content=json.dumps(doc).encode(), headers={"Content-Type": JS})
+    assert r.status_code == 200 and len(rec.calls) == 1
