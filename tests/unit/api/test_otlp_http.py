@@ -82,7 +82,7 @@ def body(temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE, exp_
     sm = rm.scope_metrics.add()
     m = sm.metrics.add(name="jobs.done", unit="{job}")
     m.sum.is_monotonic = True
-    m.sum.aggregation_temporality = temporality  # type: ignore[assignment]
+    m.sum.aggregation_temporality = temporality
     for i in range(n_points):
         p = m.sum.data_points.add(time_unix_nano=T_NS, as_int=5)
         p.attributes.add(key="i").value.int_value = i
