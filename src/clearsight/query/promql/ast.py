@@ -53,6 +53,8 @@ class AtModifier:
 @dataclass
 class NumberLiteral(Expr):
     value: float
+    # True when written as a duration (``5m`` is the number 300); only affects formatting
+    duration: bool = False
 
     @property
     def type(self) -> ValueType:

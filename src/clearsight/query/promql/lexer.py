@@ -133,6 +133,8 @@ def go_quote(s: str) -> str:
             out.append("\\t")
         elif ch == "\v":
             out.append("\\v")
+        elif 0xDC80 <= o < 0xDD00:  # a non-UTF-8 byte kept by surrogateescape
+            out.append(f"\\x{o - 0xDC00:02x}")
         elif 0xD800 <= o < 0xE000:
             out.append("\\ufffd")
         elif not ch.isprintable() and ch != " ":
@@ -154,6 +156,8 @@ def _char_desc(ch: str) -> str:
         return "'\\''"
     if ch == "\\":
         return "'\\\\'"
+    if ch == '"':
+        return "'\"'"
     q = go_quote(ch)[1:-1]
     return f"'{q}'"
 
@@ -203,6 +207,9 @@ class Lexer:
         self.bracket_open = False
         self.got_colon = False
         self.got_duration = False
+        # Prometheus lexes the start of a bracket in duration-expression mode and switches to the
+        # statement lexer (with bracket rules) after the first number or duration.
+        self.bracket_stmt = False
 
     # -- helpers --------------------------------------------------------------------------------
     def _peek(self, off: int = 0) -> str:
@@ -221,7 +228,7 @@ class Lexer:
             while True:
                 if self.brace_open:
                     done = self._lex_inside_braces()
-                elif self.bracket_open:
+                elif self.bracket_open and not self.bracket_stmt:
                     done = self._lex_duration_expr()
                 else:
                     done = self._lex_statement()
@@ -255,6 +262,8 @@ class Lexer:
         if self.i >= self.n:
             if self.paren_depth != 0:
                 raise self._error("unclosed left parenthesis")
+            if self.bracket_open:
+                raise self._error("unclosed left bracket")
             self.tokens.append(Token(EOF, "", self.n))
             return True
         ch = self.s[self.i]
@@ -291,6 +300,8 @@ class Lexer:
             self._lex_string(ch)
         elif ch == "`":
             self._lex_raw_string()
+        elif (is_alpha(ch) or ch == ":") and self.bracket_open:
+            self._lex_in_bracket_word(ch)
         elif is_alpha(ch) or ch == ":":
             self.i -= 1
             self._lex_keyword_or_identifier()
@@ -301,6 +312,7 @@ class Lexer:
             self._emit(")")
             self.paren_depth -= 1
             if self.paren_depth < 0:
+                self.tokens.pop()  # Prometheus' error item replaces the emitted one
                 raise self._error("unexpected right parenthesis ')'")
         elif ch == "{":
             self._emit("{")
@@ -308,13 +320,20 @@ class Lexer:
         elif ch == "}":
             raise self._error("unexpected character: '}'")
         elif ch == "[":
+            if self.bracket_open:
+                raise self._error("unexpected left bracket '['")
             self.got_colon = False
             self.got_duration = False
             self._emit("[")
             self._skip_spaces()
             self.bracket_open = True
+            self.bracket_stmt = False
         elif ch == "]":
-            raise self._error("unexpected right bracket ']'")
+            if not self.bracket_open:
+                raise self._error("unexpected right bracket ']'")
+            self._emit("]")
+            self.bracket_open = False
+            self.bracket_stmt = False
         else:
             raise self._error(f"unexpected character: {_char_desc(ch)}")
         return False
@@ -375,11 +394,13 @@ class Lexer:
             self.bracket_open = False
             self.got_colon = False
         elif ch == ":":
-            self._emit(":")
-            if not self.got_duration:
+            if self.tokens and self.tokens[-1].kind == "[":
+                self.start = self.i
                 raise self._error("unexpected colon before duration in duration expression")
             if self.got_colon:
+                self.start = self.i
                 raise self._error("unexpected repeated colon in duration expression")
+            self._emit(":")
             self.got_colon = True
         elif ch == "(":
             self._emit("(")
@@ -388,6 +409,7 @@ class Lexer:
             self._emit(")")
             self.paren_depth -= 1
             if self.paren_depth < 0:
+                self.tokens.pop()
                 raise self._error("unexpected right parenthesis ')'")
         elif ch in "+-*/%^,":
             self._emit(ch)
@@ -405,6 +427,7 @@ class Lexer:
             self.i -= 1
             self.got_duration = True
             self._lex_number_or_duration()
+            self.bracket_stmt = True
         else:
             raise self._error(f"unexpected character in duration expression: {_char_desc(ch)}")
         return False
@@ -428,6 +451,24 @@ class Lexer:
             self._emit(METRIC_IDENTIFIER)
         else:
             self._emit(IDENTIFIER)
+
+    def _lex_in_bracket_word(self, ch: str) -> None:
+        """A letter or colon in statement mode while a bracket is open."""
+        if ch == ":":
+            if self.got_colon:
+                raise self._error("unexpected colon ':'")
+            self._emit(":")
+            self.got_colon = True
+            return
+        j = self.i
+        while j < self.n and is_alpha(self.s[j]):
+            j += 1
+        word = self.s[self.start:j].lower()
+        if word in _DURATION_KEYWORDS:
+            self.i = j
+            self._emit(KEYWORD, word)
+            return
+        raise self._error(f"unexpected character: {_char_desc(ch)}, expected ':'")
 
     def _followed_by_paren(self) -> bool:
         j = self.i

@@ -222,7 +222,10 @@ def _number(text: str) -> float:
     if value is not None and value < 2**63:
         return float(value)
     if _FLOAT_DEC.match(text) or value is not None:
-        f = float(text.replace("_", "")) if value is None else float(value)
+        try:
+            f = float(text.replace("_", "")) if value is None else float(value)
+        except OverflowError:
+            f = math.inf
         if math.isinf(f):
             raise ValueError(f"strconv.ParseFloat: parsing {lx.go_quote(text)}: value out of range")
         return f
@@ -321,6 +324,7 @@ class _Parser:
         self.op_pos: dict[int, int] = {}  # id(BinaryExpr) -> operator position
         self.bypass_empty_check: set[int] = set()
         self.last_closing = 0
+        self.dur_ctx = "subquery or range selector"  # error context inside duration expressions
         # keeps nodes referenced by id() alive for the parser's lifetime
         self._keep: list[object] = []
 
@@ -542,7 +546,7 @@ class _Parser:
         k = t.kind
         if k == lx.NUMBER or k == lx.DURATION:
             self.next()
-            node: Expr = NumberLiteral(self.number_value(t))
+            node: Expr = NumberLiteral(self.number_value(t), duration=k == lx.DURATION)
             self.mark(node, t.pos)
             return node
         if k == lx.STRING:
@@ -734,6 +738,7 @@ class _Parser:
     # -- ranges, subqueries and modifiers -------------------------------------------------------
     def parse_range_or_subquery(self, expr: Expr) -> Expr:
         lb = self.next()  # "["
+        self.dur_ctx = "subquery or range selector"
         t = self.peek()
         if t.kind in ("]", ":", lx.EOF) or t.kind not in _DURATION_START:
             raise self.unexpected("subquery or range selector", "number, duration, step(), or range()")
@@ -782,6 +787,10 @@ class _Parser:
         if folded is None:
             return DurationExpr(tree)
         if folded <= 0:
+            if not isinstance(tree, NumberLiteral):
+                # Prometheus only rejects non-positive *literals* while parsing; computed
+                # durations fail at evaluation (see resolve_duration).
+                return DurationExpr(tree)
             raise self.err("duration must be greater than 0", start)
         if folded > _MAX_DURATION_SECONDS:
             raise self.err("duration out of range", start)
@@ -853,7 +862,7 @@ class _Parser:
             v = self.number_value(t)
             if abs(v) > _MAX_DURATION_SECONDS:
                 raise self.err("duration out of range", t.pos)
-            node: Expr = NumberLiteral(v)
+            node: Expr = NumberLiteral(v, duration=t.kind == lx.DURATION)
             self.mark(node, t.pos)
             return node
         if t.kind == "(":
@@ -880,12 +889,15 @@ class _Parser:
             node = Call(func=t.value, args=[a, b], return_type=ValueType.SCALAR)
             self.mark(node, t.pos)
             return node
-        raise self.unexpected("duration expression", "number, duration, step(), or range()")
+        if t.kind == lx.KEYWORD and t.value in ("step", "range", "min_of", "max_of"):
+            raise self.unexpected(self.dur_ctx, "number, duration, step(), or range()", self.peek(1))
+        raise self.unexpected(self.dur_ctx, "number, duration, step(), or range()")
 
     def parse_offset_value(self) -> Duration:
         """The operand of ``offset``: a signed literal, step(), range(), min_of/max_of(...) or a
         parenthesised duration expression (``foo offset 1m + 1`` adds 1 to ``foo offset 1m``)."""
         t = self.peek()
+        self.dur_ctx = "offset"
         if t.kind in ("+", "-"):
             self.next()
             nxt = self.peek()

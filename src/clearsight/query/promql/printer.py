@@ -139,9 +139,15 @@ def _fmt_duration(d: Duration) -> str:
     return format_duration(d)
 
 
+def _number(e: NumberLiteral) -> str:
+    if e.duration and math.isfinite(e.value):
+        return format_duration(round(e.value * 1000))
+    return format_float(e.value)
+
+
 def _fmt_duration_expr(e: Expr) -> str:
     if isinstance(e, NumberLiteral):
-        return format_float(e.value)
+        return _number(e)
     if isinstance(e, ParenExpr):
         return "(" + _fmt_duration_expr(e.expr) + ")"
     if isinstance(e, UnaryExpr):
@@ -194,7 +200,7 @@ def _labels(names: list[str]) -> str:
 def format_expr(expr: Expr) -> str:
     """Formats an expression in Prometheus' canonical single-line form."""
     if isinstance(expr, NumberLiteral):
-        return format_float(expr.value)
+        return _number(expr)
     if isinstance(expr, StringLiteral):
         return go_quote(expr.value)
     if isinstance(expr, VectorSelector):
