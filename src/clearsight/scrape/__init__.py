@@ -1,0 +1,1 @@
+"""Scraping Prometheus/OpenMetrics exporters: config, relabeling, targets, the scrape manager."""
