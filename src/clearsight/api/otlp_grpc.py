@@ -132,8 +132,10 @@ def start_otlp_grpc_server_on(ingest_blocking: IngestBlocking, limits: WriteLimi
         else:
             port = server.add_insecure_port(listen)
     except RuntimeError as e:
+        server.stop(None)
         raise OSError(f"cannot listen for OTLP/gRPC on {listen}: {e}") from e
     if not port:
+        server.stop(None)
         raise OSError(f"cannot listen for OTLP/gRPC on {listen}")
     server.start()
     return server, port
