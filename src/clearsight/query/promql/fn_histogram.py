@@ -144,7 +144,7 @@ def _ensure_monotonic(h: ClassicHistograms) -> tuple[F64, _Monotonicity]:
     with np.errstate(all="ignore"):
         for p in range(1, width):
             active = p < h.nvalid
-            curr = count[:, p, :]
+            curr = count[:, p, :].copy()
             same = curr == prev
             near = ~same & _almost_equal(prev, curr, SMALL_DELTA_TOLERANCE)
             lower = ~same & ~near & (curr < prev)
@@ -205,17 +205,18 @@ def bucket_quantile(q: F64, h: ClassicHistograms) -> tuple[F64, _Monotonicity]:
     return res, mono
 
 
-def _monotonicity_annotations(ctx: FuncContext, h: ClassicHistograms, mono: _Monotonicity) -> None:
-    by_name: dict[str, list[tuple[int, int]]] = {}
-    for g, j in zip(*np.nonzero(mono.forced), strict=True):
-        by_name.setdefault(metric_name_of(h.labels[g]), []).append((int(g), int(j)))
+def _monotonicity_annotations(ctx: FuncContext, h: ClassicHistograms, monos: list[_Monotonicity]) -> None:
+    """One info per metric name, merged over histograms, steps and quantiles like Prometheus'
+    ``histogramQuantileForcedMonotonicityErr.Merge``."""
+    by_name: dict[str, list[tuple[int, int, int]]] = {}
+    for mi, mono in enumerate(monos):
+        for g, j in zip(*np.nonzero(mono.forced), strict=True):
+            by_name.setdefault(metric_name_of(h.labels[g]), []).append((mi, int(g), int(j)))
     for name, hits in by_name.items():
-        gs = np.asarray([g for g, _ in hits])
-        js = np.asarray([j for _, j in hits])
-        min_b = float(mono.min_bucket[gs, js].min())
-        max_b = float(mono.max_bucket[gs, js].max())
-        max_d = float(mono.max_diff[gs, js].max())
-        ts = h.step_ts[js]
+        min_b = min(float(monos[mi].min_bucket[g, j]) for mi, g, j in hits)
+        max_b = max(float(monos[mi].max_bucket[g, j]) for mi, g, j in hits)
+        max_d = max(float(monos[mi].max_diff[g, j]) for mi, g, j in hits)
+        ts = h.step_ts[np.asarray([j for _, _, j in hits])]
         base = MONOTONICITY_INFO + (f" for metric name {_go_quote(name)}" if name else "")
         ctx.annotations.info(
             f"{base}, from buckets {go_format_g(min_b)} to {go_format_g(max_b)}, with a max diff of "
@@ -242,7 +243,7 @@ def fn_histogram_quantile(ctx: FuncContext, args: list[Value]) -> Value:
     _warn_quantiles(ctx, q)
     h = group_buckets(ctx, v)
     res, mono = bucket_quantile(q, h)
-    _monotonicity_annotations(ctx, h, mono)
+    _monotonicity_annotations(ctx, h, [mono])
     return vector_result(h.labels, res, h.nvalid > 0, drop_all(len(h.labels)))
 
 
@@ -257,14 +258,16 @@ def fn_histogram_quantiles(ctx: FuncContext, args: list[Value]) -> Value:
     labels: list[Labels] = []
     vals: list[F64] = []
     present: list[BoolArr] = []
+    monos: list[_Monotonicity] = []
     for q in qs:
         res, mono = bucket_quantile(q, h)
-        _monotonicity_annotations(ctx, h, mono)
+        monos.append(mono)
         # The label value is the quantile's text; it is constant per query in practice.
         qtext = format_openmetrics_float(float(q[0])) if k else ""
         labels.extend(with_label(lbls, label, qtext) for lbls in h.labels)
         vals.append(res)
         present.append(h.nvalid > 0)
+    _monotonicity_annotations(ctx, h, monos)
     if not labels:
         return VectorSteps.empty(k)
     if len(set(labels)) != len(labels):
