@@ -26,7 +26,7 @@ M = 60 * S
 Series = dict[Labels, tuple[list[int], list[float]]]
 
 
-def L(**kw: str) -> Labels:  # noqa: N802 - short builder name keeps the tables readable
+def L(**kw: str) -> Labels:
     name = kw.pop("name", None)
     pairs = dict(kw)
     if name is not None:
