@@ -1,0 +1,245 @@
+"""The differential PromQL test: a real Prometheus 2.42 (the reference) and a target fed the same
+remote-write data, the compliance query list run as range queries against both, compared.
+
+Run it as ``python -m tests.conformance.compliance --target clearsight|victoriametrics|prometheus``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.conformance.compliance import compare, data, queries
+from tests.support import peers
+
+TARGETS = ("clearsight", "victoriametrics", "prometheus")
+PROMETHEUS_CONFIG = "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+REMOTE_WRITE_HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+    "User-Agent": "clearsight-compliance/1",
+}
+
+# The compliance tester's defaults: end = now - 12m, a 10m range, a 10s step.
+END_BEFORE_DATA_END_MS = 12 * 60_000
+RANGE_MS = 10 * 60_000
+STEP = "10s"
+
+
+@dataclass
+class Outcome:
+    query: str
+    status: str  # "pass" | "fail" | "skip"
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    target: str
+    outcomes: list[Outcome]
+    series: int
+    samples: int
+    start_ms: int
+    end_ms: int
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    query_seconds: float = 0.0
+
+    @property
+    def passed(self) -> int:
+        return sum(o.status == "pass" for o in self.outcomes)
+
+    @property
+    def skipped(self) -> int:
+        return sum(o.status == "skip" for o in self.outcomes)
+
+    @property
+    def total(self) -> int:
+        """Compared cases: the full expanded list minus the ones the reference cannot answer."""
+        return len(self.outcomes) - self.skipped
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "fail"]
+
+    def summary(self) -> str:
+        return f"compliance: {self.passed}/{self.total} (skipped {self.skipped})"
+
+
+def push(client: httpx.Client, base_url: str, bodies: Iterable[bytes]) -> None:
+    """Remote-write every body in order; any non-2xx answer is an error (the data must load)."""
+    for i, body in enumerate(bodies):
+        for attempt in range(20):
+            r = client.post(
+                base_url.rstrip("/") + "/api/v1/write", content=body, headers=REMOTE_WRITE_HEADERS
+            )
+            if r.status_code in (429, 503) and attempt < 19:
+                time.sleep(float(r.headers.get("Retry-After", "0.5") or 0.5))
+                continue
+            break
+        if r.status_code // 100 != 2:
+            raise AssertionError(
+                f"remote write #{i} to {base_url} failed: HTTP {r.status_code} {r.text[:500]}"
+            )
+
+
+def _instant_value(client: httpx.Client, url: str, query: str, at_ms: int) -> str:
+    r = client.post(url.rstrip("/") + "/api/v1/query", data={"query": query, "time": f"{at_ms / 1000:.3f}"})
+    try:
+        res = r.json()["data"]["result"]
+        return str(res[0]["value"][1]) if res else "empty"
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"HTTP {r.status_code} {r.text[:200]}"
+
+
+def wait_visible(
+    client: httpx.Client, ref_url: str, test_url: str, ds: data.Dataset, timeout: float = 30
+) -> None:
+    """Wait until the target sees as many series as the reference near the end of the data (VictoriaMetrics
+    makes freshly written samples searchable only after a flush). Gives up silently: the comparison
+    will then show what is missing."""
+    q = 'count(last_over_time({job="demo"}[1h]))'
+    want = _instant_value(client, ref_url, q, ds.end_ms)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _instant_value(client, test_url, q, ds.end_ms) == want:
+            return
+        time.sleep(0.5)
+
+
+def judge(tc: queries.TestCase, ref: compare.Answer, got: compare.Answer) -> Outcome:
+    if (ref.error is not None) != tc.should_fail:
+        why = ref.error if ref.error is not None else "reference succeeded on a should_fail query"
+        return Outcome(tc.query, "skip", f"reference: {why}")
+    if (got.error is not None) != tc.should_fail:
+        if got.error is not None:
+            return Outcome(tc.query, "fail", f"unexpected failure: {got.error}")
+        return Outcome(tc.query, "fail", "unexpected success (the reference fails this query)")
+    if tc.should_fail or tc.skip_comparison:
+        return Outcome(tc.query, "pass")
+    assert ref.matrix is not None and got.matrix is not None
+    d = compare.diff(ref.matrix, got.matrix)
+    return Outcome(tc.query, "fail" if d else "pass", d)
+
+
+def run_cases(
+    ref_url: str,
+    test_url: str,
+    cases: list[queries.TestCase],
+    start_ms: int,
+    end_ms: int,
+    step: str = STEP,
+    parallel: int = 4,
+    timeout: float = 60.0,
+) -> list[Outcome]:
+    with httpx.Client(timeout=timeout) as client:
+
+        def one(tc: queries.TestCase) -> Outcome:
+            ref = compare.query_range(client, ref_url, tc.query, start_ms, end_ms, step)
+            got = compare.query_range(client, test_url, tc.query, start_ms, end_ms, step)
+            return judge(tc, ref, got)
+
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            return list(pool.map(one, cases))
+
+
+Launcher = Callable[[Path], peers.Proc]
+
+
+def _launcher(target: str) -> Launcher:
+    if target == "clearsight":
+        return lambda wd: peers.start_clearsight(wd)
+    if target == "victoriametrics":
+        return lambda wd: peers.start_victoria_metrics(wd)
+    if target == "prometheus":
+        return lambda wd: peers.start_prometheus(wd, PROMETHEUS_CONFIG)
+    raise ValueError(f"unknown target {target!r}; one of {', '.join(TARGETS)}")
+
+
+def run(
+    target: str,
+    *,
+    hours: float = 3.0,
+    seed: int = 1,
+    parallel: int = 4,
+    align_to_step: bool = False,
+    query_file: Path = queries.DEFAULT_QUERY_FILE,
+    workdir: Path | None = None,
+    target_url: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Report:
+    """Start a Prometheus and the target (unless ``target_url`` points at a running one), load the
+    same generated data into both, run every expanded query as a range query, compare."""
+    cases = queries.load(query_file)
+    with ExitStack() as stack:
+        wd = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="compliance-")))
+        prom = peers.start_prometheus(wd / "reference", PROMETHEUS_CONFIG)
+        stack.callback(prom.stop)
+        if target_url is None:
+            proc = _launcher(target)(wd / target)
+            stack.callback(proc.stop)
+            target_url = proc.url
+        end_ms = int(time.time() * 1000)
+        ds = data.generate(end_ms, hours=hours, seed=seed)
+        bodies = list(data.write_requests(ds))
+        log(
+            f"data: {len(ds.series)} series, {ds.samples} samples, {hours:g} h at {ds.interval_ms / 1000:g} s, "
+            f"{len(bodies)} requests; events: {ds.events}"
+        )
+        loads: dict[str, float] = {}
+        with httpx.Client(timeout=120) as client:
+            for name, url in (("reference", prom.url), (target, target_url)):
+                t0 = time.perf_counter()
+                push(client, url, bodies)
+                loads[name] = time.perf_counter() - t0
+            if target == "victoriametrics":
+                client.get(target_url.rstrip("/") + "/internal/force_flush")
+            wait_visible(client, prom.url, target_url, ds)
+        log("loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items()))
+        end = ds.end_ms - END_BEFORE_DATA_END_MS
+        start = end - RANGE_MS
+        if align_to_step:
+            step_ms = 10_000
+            start, end = start // step_ms * step_ms, end // step_ms * step_ms
+        t0 = time.perf_counter()
+        outcomes = run_cases(prom.url, target_url, cases, start, end, STEP, parallel)
+        report = Report(
+            target, outcomes, len(ds.series), ds.samples, start, end, loads, time.perf_counter() - t0
+        )
+    return report
+
+
+def print_report(report: Report, *, show_passing: bool = False, log: Callable[[str], None] = print) -> None:
+    for o in report.outcomes:
+        if o.status == "fail":
+            log(f"FAIL {o.query}\n     {o.detail}")
+        elif o.status == "skip":
+            log(f"SKIP {o.query}\n     {o.detail}")
+        elif show_passing:
+            log(f"PASS {o.query}")
+    log(f"queries took {report.query_seconds:.1f} s; range [{report.start_ms}, {report.end_ms}] step {STEP}")
+    log(f"{report.summary()} against {report.target}")
+
+
+def write_json(report: Report, path: Path) -> None:
+    doc = {
+        "target": report.target,
+        "passed": report.passed,
+        "total": report.total,
+        "skipped": report.skipped,
+        "series": report.series,
+        "samples": report.samples,
+        "start_ms": report.start_ms,
+        "end_ms": report.end_ms,
+        "load_seconds": report.load_seconds,
+        "query_seconds": report.query_seconds,
+        "outcomes": [asdict(o) for o in report.outcomes],
+    }
+    path.write_text(json.dumps(doc, indent=1))
