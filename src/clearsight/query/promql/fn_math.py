@@ -53,6 +53,23 @@ def _deg(x: F64) -> F64:
     return out
 
 
+_INV_LN2 = 1.4426950408889634  # Go's 1/Ln2 constant, rounded once
+_INV_LN10 = 0.4342944819032518  # Go's 1/Ln10
+
+
+def _log2(x: F64) -> F64:
+    """Go's ``math.Log2``: exact for powers of two, else ``Log(frac)/Ln2 + exp``."""
+    frac, exp = np.frexp(x)
+    out: F64 = np.where(frac == 0.5, (exp - 1).astype(np.float64), np.log(frac) * _INV_LN2 + exp)
+    return out
+
+
+def _log10(x: F64) -> F64:
+    """Go's ``math.Log10``: ``Log(x) * (1/Ln10)``."""
+    out: F64 = np.log(x) * _INV_LN10
+    return out
+
+
 SIMPLE_FUNCS: dict[str, FloatFn] = {
     "abs": np.abs,
     "ceil": np.ceil,
@@ -60,8 +77,8 @@ SIMPLE_FUNCS: dict[str, FloatFn] = {
     "exp": np.exp,
     "sqrt": np.sqrt,
     "ln": np.log,
-    "log2": np.log2,
-    "log10": np.log10,
+    "log2": _log2,
+    "log10": _log10,
     "sin": np.sin,
     "cos": np.cos,
     "tan": np.tan,
