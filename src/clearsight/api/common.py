@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
 import numpy as np
 import orjson
-from starlette.datastructures import FormData, ImmutableMultiDict
+from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -79,14 +80,27 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+MAX_FORM_BYTES = 4 * 1024 * 1024
+
+
 async def params(request: Request) -> ImmutableMultiDict[str, Any]:
     """Query-string and (for POST) urlencoded form parameters, merged like Prometheus does."""
     items: list[tuple[str, Any]] = list(request.query_params.multi_items())
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
-        if ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith("multipart/form-data"):
-            form: FormData = await request.form()
-            items.extend(form.multi_items())
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            try:
+                body = await read_body(request, MAX_FORM_BYTES)
+            except PayloadTooLarge as e:
+                raise ApiError("bad_data", f"form body too large: {e}", status=413) from None
+            try:
+                items.extend(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                                    strict_parsing=False, max_num_fields=10_000))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise ApiError("bad_data", f"invalid form body: {e}") from None
+        elif ctype and not ctype.startswith("text/plain"):
+            raise ApiError("bad_data", f"unsupported content type {ctype!r}: use application/x-www-form-urlencoded",
+                           status=415)
     return ImmutableMultiDict(items)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 from clearsight import __version__
@@ -13,6 +16,59 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Clearsight o
 def version() -> None:
     """Print the version."""
     typer.echo(f"clearsight {__version__}")
+
+
+@app.command()
+def server(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Directory of the embedded store")] = None,
+    listen: Annotated[str | None, typer.Option("--listen", help="host:port of the HTTP API")] = None,
+    retention: Annotated[str | None, typer.Option("--retention", help="Keep samples this long, e.g. 15d")] = None,
+    otlp_http_listen: Annotated[str | None, typer.Option("--otlp-http-listen", help='host:port, "" disables')] = None,
+    otlp_grpc_listen: Annotated[str | None, typer.Option("--otlp-grpc-listen", help='host:port, "" disables')] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
+) -> None:
+    """Run the server on the embedded store."""
+    from clearsight.config import ConfigError, load_config
+    from clearsight.logs import setup_logging
+    from clearsight.server import run_server
+
+    overrides: dict[str, Any] = {}
+    for key, value in (("storage.data_dir", data_dir), ("server.listen", listen), ("storage.retention", retention),
+                       ("server.otlp_http_listen", otlp_http_listen), ("server.otlp_grpc_listen", otlp_grpc_listen),
+                       ("log.level", log_level)):
+        if value is not None:
+            overrides[key] = value
+    try:
+        cfg = load_config(config, overrides=overrides)
+    except ConfigError as e:
+        typer.echo(f"clearsight: configuration error: {e}", err=True)
+        raise typer.Exit(2) from None
+    setup_logging(cfg.log.level, cfg.log.format)
+    run_server(cfg)
+
+
+@app.command()
+def query(
+    expr: Annotated[str, typer.Argument(help="PromQL expression")],
+    time_: Annotated[str | None, typer.Option("--time", help="Evaluation time (unix seconds, RFC3339, now, now-1h)")] = None,
+    range_: Annotated[str | None, typer.Option("--range", help="Range query over this duration ending at --time, e.g. 1h")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="Range query step, e.g. 1m")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or csv")] = "table",
+    url: Annotated[str, typer.Option("--url", envvar="CLEARSIGHT_URL", help="Server URL")] = "http://127.0.0.1:9800",
+) -> None:
+    """Run a PromQL query (instant, or a range with --range) and print the result."""
+    from clearsight.cli.query import CliError, render, run_query
+
+    if output not in ("table", "json", "csv"):
+        typer.echo("clearsight: --output must be table, json or csv", err=True)
+        raise typer.Exit(2)
+    try:
+        body = run_query(url, expr, at=time_, range_=range_, step=step)
+    except CliError as e:
+        typer.echo(f"clearsight: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(render(body, output), nl=False)
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""The HTTP application: every route of the main port, mounted from the per-surface modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from clearsight import __version__
+from clearsight.api.common import TenantOf
+from clearsight.api.ops import make_ops_handlers
+from clearsight.api.prometheus_read import make_read_handlers
+from clearsight.api.prometheus_write import make_remote_write_handler
+from clearsight.config import Config
+from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.selfmetrics import SelfMetrics
+from clearsight.store.interface import MetricsStore
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Services:
+    """What the HTTP surfaces need; built by ``server.py`` (the only place that wires concretes)."""
+
+    config: Config
+    store: MetricsStore
+    ingestor: MetricsIngestor
+    metrics: SelfMetrics
+    tenant_of: TenantOf
+    readiness: Callable[[], tuple[bool, str]]
+    extra_routes: list[BaseRoute] = field(default_factory=list)
+
+
+def _timed(name: str, handler: Handler, metrics: SelfMetrics) -> Handler:
+    hist = metrics.request_seconds.labels(name)
+
+    async def wrapped(request: Request) -> Response:
+        t0 = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            hist.observe(time.perf_counter() - t0)
+
+    return wrapped
+
+
+def create_app(s: Services) -> FastAPI:
+    app = FastAPI(title="Clearsight", version=__version__,
+                  description="Self-hosted observability: Prometheus-compatible metrics API.")
+    m = s.metrics
+    ops = make_ops_handlers(m, s.readiness)
+    read = make_read_handlers(s.store, s.tenant_of)
+    write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m)
+    api = [
+        ("/health", ops["health"], ["GET"], "Liveness: 200 while the process serves HTTP."),
+        ("/ready", ops["ready"], ["GET"], "Readiness: 200 when the store is open and its writer alive."),
+        ("/metrics", ops["metrics"], ["GET"], "Metrics about Clearsight itself (Prometheus text format)."),
+        ("/api/v1/status/buildinfo", ops["buildinfo"], ["GET"], "Build information (Prometheus API)."),
+        ("/api/v1/write", _timed("remote_write", write, m), ["POST"],
+         "Prometheus remote-write 1.0 (snappy protobuf). 204 after commit."),
+        ("/api/v1/series", _timed("series", read["series"], m), ["GET", "POST"],
+         "Series matching match[] in [start, end]."),
+        ("/api/v1/labels", _timed("labels", read["labels"], m), ["GET", "POST"], "Label names."),
+        ("/api/v1/label/{name}/values", _timed("label_values", read["label_values"], m), ["GET"],
+         "Values of one label."),
+        ("/api/v1/metadata", _timed("metadata", read["metadata"], m), ["GET"], "Metric metadata."),
+    ]
+    for path, handler, methods, summary in api:
+        app.add_api_route(path, handler, methods=methods, summary=summary, response_class=Response)
+    app.router.routes.extend(s.extra_routes)
+    return app

@@ -1,0 +1,151 @@
+"""Prometheus metadata API: ``/api/v1/series``, ``/api/v1/labels``, ``/api/v1/label/<name>/values``,
+``/api/v1/metadata``. GET and POST (form) like Prometheus; exact response shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import Response
+
+from clearsight.api.common import (
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    ApiError,
+    TenantOf,
+    error_response,
+    limit_param,
+    params,
+    success,
+    time_param,
+)
+from clearsight.model.matchers import Matcher
+from clearsight.store.interface import MetricsStore
+
+Handler = Callable[[Request], Awaitable[Response]]
+TRUNCATED = "results truncated due to limit"
+
+
+def parse_match_params(p: ImmutableMultiDict[str, Any], required: bool) -> list[list[Matcher]]:
+    from clearsight.query.promql.parser import ParseError, parse_series_selector
+
+    raw = p.getlist("match[]")
+    if required and not raw:
+        raise ApiError("bad_data", "no match[] parameter provided")
+    out: list[list[Matcher]] = []
+    for s in raw:
+        try:
+            out.append(parse_series_selector(str(s)))
+        except ParseError as e:
+            raise ApiError("bad_data", f'invalid parameter "match[]": {e}') from None
+    return out
+
+
+def _range(p: ImmutableMultiDict[str, Any]) -> tuple[int, int]:
+    start = time_param(p, "start", MIN_TIME_MS)
+    end = time_param(p, "end", MAX_TIME_MS)
+    if end < start:
+        raise ApiError("bad_data", 'invalid parameter "end": end timestamp must not be before start time')
+    return start, end
+
+
+async def _run(fn: Callable[[], Any]) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+def _truncate(items: Sequence[Any], limit: int | None) -> tuple[list[Any], list[str]]:
+    if limit is not None and len(items) > limit:
+        return list(items[:limit]), [TRUNCATED]
+    return list(items), []
+
+
+def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Handler]:
+    async def series(request: Request) -> Response:
+        try:
+            p = await params(request)
+            matchers = parse_match_params(p, required=True)
+            start, end = _range(p)
+            limit = limit_param(p)
+            tenant = tenant_of(request)
+            fetch = None if limit is None else limit + 1
+            found = await _run(functools.partial(store.series, tenant, matchers, start, end, fetch))
+        except ApiError as e:
+            return error_response(e)
+        items, warnings = _truncate(found, limit)
+        return success([dict(lbls) for lbls in items], warnings)
+
+    async def labels(request: Request) -> Response:
+        try:
+            p = await params(request)
+            matchers = parse_match_params(p, required=False)
+            start, end = _range(p)
+            limit = limit_param(p)
+            tenant = tenant_of(request)
+            fetch = None if limit is None else limit + 1
+            names = await _run(functools.partial(store.label_names, tenant, matchers, start, end, fetch))
+        except ApiError as e:
+            return error_response(e)
+        items, warnings = _truncate(names, limit)
+        return success(items, warnings)
+
+    async def label_values(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name.startswith("U__"):
+            name = _unescape_utf8_label(name)
+        try:
+            p = await params(request)
+            matchers = parse_match_params(p, required=False)
+            start, end = _range(p)
+            limit = limit_param(p)
+            tenant = tenant_of(request)
+            fetch = None if limit is None else limit + 1
+            values = await _run(functools.partial(store.label_values, tenant, name, matchers, start, end, fetch))
+        except ApiError as e:
+            return error_response(e)
+        items, warnings = _truncate(values, limit)
+        return success(items, warnings)
+
+    async def metadata(request: Request) -> Response:
+        try:
+            p = await params(request)
+            limit = limit_param(p)
+            per_metric = limit_param(p, "limit_per_metric")
+            metric = p.get("metric") or None
+            tenant = tenant_of(request)
+            found = await _run(functools.partial(store.metadata, tenant, metric, limit, per_metric))
+        except ApiError as e:
+            return error_response(e)
+        data = {name: [{"type": m.type, "help": m.help, "unit": m.unit} for m in entries]
+                for name, entries in found.items()}
+        return success(data)
+
+    return {"series": series, "labels": labels, "label_values": label_values, "metadata": metadata}
+
+
+def _unescape_utf8_label(name: str) -> str:
+    """Prometheus' ``U__`` escaping for UTF-8 label names in URL paths (``_2e_`` -> ``.``)."""
+    body = name[3:]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "_":
+            if body.startswith("__", i):
+                out.append("_")
+                i += 2
+                continue
+            j = body.find("_", i + 1)
+            if j > i + 1:
+                try:
+                    out.append(chr(int(body[i + 1:j], 16)))
+                    i = j + 1
+                    continue
+                except ValueError:
+                    pass
+        out.append(c)
+        i += 1
+    return "".join(out)

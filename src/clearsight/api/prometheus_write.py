@@ -1,0 +1,56 @@
+"""``POST /api/v1/write``: Prometheus remote-write 1.0 receiver.
+
+204 on success (after commit); 400 for malformed input (clients do not retry); 413 oversize;
+415 for remote-write 2.0 / unknown content types; 429/503 with Retry-After when overloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from clearsight.api.common import TenantOf, ingest_error_response, read_body
+from clearsight.ingest.remote_write import decode_write_request
+from clearsight.pipeline.errors import IngestError
+from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.pipeline.limits import WriteLimits
+from clearsight.selfmetrics import SelfMetrics
+
+log = logging.getLogger("clearsight.api.remote_write")
+PROTOCOL = "remote_write"
+
+
+def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, tenant_of: TenantOf,
+                              metrics: SelfMetrics) -> Callable[[Request], Awaitable[Response]]:
+    async def remote_write(request: Request) -> Response:
+        try:
+            tenant = tenant_of(request)
+            body = await read_body(request, limits.max_body_bytes)
+            decode = functools.partial(
+                decode_write_request, body,
+                content_encoding=request.headers.get("content-encoding"),
+                content_type=request.headers.get("content-type"), limits=limits)
+            loop = asyncio.get_running_loop()
+            batch = await loop.run_in_executor(None, decode)
+            result = await ingestor.ingest(tenant, batch)
+        except IngestError as e:
+            metrics.rejected.labels(PROTOCOL, e.reason).inc()
+            metrics.requests.labels(PROTOCOL, str(e.status)).inc()
+            if e.status >= 500 or e.status == 429:
+                log.warning("remote write rejected: %s", e.message)
+            return ingest_error_response(e)
+        metrics.samples_ingested.labels(PROTOCOL).inc(result.samples_written)
+        metrics.series_ingested.labels(PROTOCOL).inc(batch.num_series)
+        if batch.exemplars_dropped:
+            metrics.exemplars_dropped.labels(PROTOCOL).inc(batch.exemplars_dropped)
+        if batch.histograms_dropped:
+            metrics.histograms_dropped.labels(PROTOCOL).inc(batch.histograms_dropped)
+        metrics.requests.labels(PROTOCOL, "204").inc()
+        return Response(status_code=204)
+
+    return remote_write

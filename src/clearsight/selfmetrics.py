@@ -1,0 +1,98 @@
+"""Metrics about Clearsight itself, exposed at ``/metrics`` (Prometheus text format).
+
+One registry per server instance (never the process-global one), so tests can run several servers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from clearsight.store.interface import StoreStats
+
+
+class SelfMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.samples_ingested = Counter(
+            "clearsight_ingested_samples_total", "Samples accepted and committed, by protocol.",
+            ["protocol"], registry=self.registry)
+        self.series_ingested = Counter(
+            "clearsight_ingested_series_total", "Series entries in accepted write requests, by protocol.",
+            ["protocol"], registry=self.registry)
+        self.requests = Counter(
+            "clearsight_write_requests_total", "Write requests by protocol and HTTP status code.",
+            ["protocol", "code"], registry=self.registry)
+        self.rejected = Counter(
+            "clearsight_rejected_requests_total", "Rejected write requests by protocol and reason.",
+            ["protocol", "reason"], registry=self.registry)
+        self.exemplars_dropped = Counter(
+            "clearsight_dropped_exemplars_total", "Exemplars received and dropped (not stored yet).",
+            ["protocol"], registry=self.registry)
+        self.histograms_dropped = Counter(
+            "clearsight_dropped_native_histograms_total",
+            "Native histogram samples received and dropped (not stored yet).", ["protocol"],
+            registry=self.registry)
+        self.request_seconds = Histogram(
+            "clearsight_http_request_duration_seconds", "HTTP request latency by handler.", ["handler"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+    def add_store(self, stats: Callable[[], StoreStats], data_dir: Path) -> None:
+        self.registry.register(_StoreCollector(stats, data_dir))
+
+
+class _StoreCollector(Collector):
+    def __init__(self, stats: Callable[[], StoreStats], data_dir: Path) -> None:
+        self._stats = stats
+        self._dir = data_dir
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        active = GaugeMetricFamily("clearsight_active_series", "Series in the store, per tenant.",
+                                   labels=["tenant"])
+        for tenant, n in sorted(s.active_series.items()):
+            active.add_metric([tenant], n)
+        yield active
+        yield _gauge("clearsight_store_series", "Series in the store (all tenants).", s.total_series)
+        yield _counter("clearsight_store_samples_written_total", "Samples committed to the store.",
+                       s.samples_written_total)
+        yield _counter("clearsight_store_commits_total", "Group commits of the writer.", s.commits_total)
+        yield _counter("clearsight_store_commit_seconds_total", "Time spent in group commits.",
+                       s.commit_seconds_sum)
+        yield _gauge("clearsight_store_last_commit_seconds", "Duration of the last group commit.",
+                     s.last_commit_seconds)
+        yield _gauge("clearsight_store_write_queue_depth", "Batches waiting for the writer.", s.queue_depth)
+        yield _counter("clearsight_store_out_of_bounds_samples_total",
+                       "Samples dropped: older than the out-of-order window.", s.out_of_bounds_total)
+        yield _counter("clearsight_store_duplicate_samples_total",
+                       "Samples that overwrote a sample at the same timestamp.", s.duplicates_total)
+        yield _gauge("clearsight_store_writer_up", "1 when the writer thread is alive.", int(s.writer_alive))
+        yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> Metric:
+    from prometheus_client.core import CounterMetricFamily
+
+    return CounterMetricFamily(name.removesuffix("_total"), doc, value=value)
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat().st_size
+    except OSError:
+        return 0
+    return total

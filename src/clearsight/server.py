@@ -1,0 +1,170 @@
+"""The one place where the concrete graph is wired: config -> store -> pipeline -> API surfaces.
+
+``run_server(config)`` starts the HTTP API (main port), the OTLP/HTTP listener, the OTLP/gRPC
+server, the scrape manager and the retention loop; SIGTERM/SIGINT stop them in order and the store
+commits what was acknowledged before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.requests import Request
+
+from clearsight.api.app import Services, create_app
+from clearsight.config import Config, parse_duration_ms, parse_listen
+from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.pipeline.validate import make_validator
+from clearsight.selfmetrics import SelfMetrics
+from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.interface import MetricsStore
+
+log = logging.getLogger("clearsight.server")
+
+
+def make_tenant_of(cfg: Config) -> Any:
+    default = cfg.tenancy.default_tenant
+    header = cfg.tenancy.tenant_header.lower()
+    trust = cfg.tenancy.trust_tenant_header
+
+    def tenant_of(request: Request) -> str:
+        if trust:
+            value = request.headers.get(header)
+            if value:
+                return value
+        return default
+
+    return tenant_of
+
+
+@dataclass
+class Built:
+    services: Services
+    store: MetricsStore
+
+
+def build(cfg: Config) -> Built:
+    """Creates the store, pipeline and HTTP services for ``cfg`` (no listeners yet)."""
+    data_dir = Path(cfg.storage.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = EmbeddedMetricsStore(
+        data_dir,
+        retention_ms=cfg.retention_ms,
+        out_of_order_window_ms=cfg.out_of_order_window_ms,
+        max_active_series_per_tenant=cfg.limits.max_active_series_per_tenant,
+        queue_max_batches=cfg.storage.write_queue_batches,
+    )
+    metrics = SelfMetrics()
+    metrics.add_store(store.stats, data_dir)
+    ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time)])
+
+    def readiness() -> tuple[bool, str]:
+        st = store.stats()
+        if not st.writer_alive:
+            return False, "store writer is not running"
+        return True, ""
+
+    services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
+                        tenant_of=make_tenant_of(cfg), readiness=readiness)
+    return Built(services=services, store=store)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server whose signals are handled by ``run_server`` (several servers, one process)."""
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        return None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+        yield
+
+
+def _uvicorn(app: Any, listen: str, cfg: Config) -> _Server:
+    host, port = parse_listen(listen)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
+                            lifespan="off", server_header=False)
+    return _Server(config)
+
+
+async def serve(cfg: Config, on_ready: Any = None) -> None:
+    built = build(cfg)
+    s = built.services
+    app = create_app(s)
+    servers = [_uvicorn(app, cfg.server.listen, cfg)]
+    if cfg.server.otlp_http_listen:
+        servers.append(_uvicorn(app, cfg.server.otlp_http_listen, cfg))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    retention_task = asyncio.create_task(_retention_loop(built.store, cfg))
+    tasks = [asyncio.create_task(srv.serve()) for srv in servers]
+    # Wait until every listener is up, then announce the URL.
+    while not all(srv.started for srv in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.02)
+    if not all(srv.started for srv in servers):
+        for srv in servers:
+            srv.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        retention_task.cancel()
+        built.store.close()
+        raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
+    host, port = parse_listen(cfg.server.listen)
+    url = f"http://{host}:{port}"
+    log.info("clearsight ready", extra={"url": url, "data_dir": cfg.storage.data_dir})
+    print(f"Clearsight is running at {url}  (data in {cfg.storage.data_dir}; Ctrl-C to stop)", flush=True)
+    if on_ready is not None:
+        on_ready(url)
+
+    stop_wait = asyncio.create_task(stop.wait())
+    await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    log.info("shutting down")
+    for srv in servers:
+        srv.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    retention_task.cancel()
+    stop_wait.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await retention_task
+    await loop.run_in_executor(None, built.store.close)
+    log.info("stopped")
+
+
+async def _retention_loop(store: MetricsStore, cfg: Config) -> None:
+    interval = parse_duration_ms(cfg.storage.retention_check_interval) / 1000
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            deleted = await loop.run_in_executor(None, store.apply_retention, int(time.time() * 1000))
+            if deleted:
+                log.info("retention deleted samples", extra={"samples": deleted})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("retention pass failed")
+        await asyncio.sleep(interval)
+
+
+def run_server(cfg: Config) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(cfg))
+    else:
+        uvloop.run(serve(cfg))
