@@ -35,8 +35,11 @@ def node_exporter() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     assert os.access(NODE_EXPORTER, os.X_OK), f"{NODE_EXPORTER} is missing: install prometheus-node-exporter"
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    proc = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address={address}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address={address}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         end = time.monotonic() + 30  # a guard against hanging, not a timing assertion
         while True:
@@ -57,9 +60,12 @@ def node_exporter() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 def test_scrape_node_exporter_then_kill_it(node_exporter: tuple[subprocess.Popen[bytes], str]) -> None:
     proc, address = node_exporter
-    cfgs = parse_scrape_configs(yaml.safe_load(
-        f"- job_name: node\n  scrape_interval: 15s\n  static_configs: [{{targets: ['{address}']}}]\n"),
-        "integration.yml")
+    cfgs = parse_scrape_configs(
+        yaml.safe_load(
+            f"- job_name: node\n  scrape_interval: 15s\n  static_configs: [{{targets: ['{address}']}}]\n"
+        ),
+        "integration.yml",
+    )
     sink = MemorySink()
 
     def series(batch: list) -> set[Labels]:  # type: ignore[type-arg]

@@ -58,8 +58,13 @@ _OM_TS_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
-TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
-              "untyped": "unknown"}
+TEXT_TYPES = {
+    "counter": "counter",
+    "gauge": "gauge",
+    "histogram": "histogram",
+    "summary": "summary",
+    "untyped": "unknown",
+}
 OM_TYPES = {"counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"}
 # Sample name suffixes that belong to a family of each OpenMetrics type.
 _OM_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -228,7 +233,8 @@ class _Base:
         prev = self.seen.get(key)
         if prev is not None:
             raise InvalidInput(
-                f"line {lineno}: duplicate series {format_labels(labels)} (first seen on line {prev})")
+                f"line {lineno}: duplicate series {format_labels(labels)} (first seen on line {prev})"
+            )
         self.seen[key] = lineno
         self.samples.append((labels, value, ts))
         self.sample_lines.append(lineno)
@@ -272,7 +278,7 @@ class _TextParser(_Base):
         if nm is None:
             raise InvalidInput(f"line {lineno}: invalid metric name in {kw} line")
         name = nm.group(0)
-        tail = rest[nm.end():]
+        tail = rest[nm.end() :]
         if tail and tail[0] not in " \t":
             raise InvalidInput(f"line {lineno}: invalid metric name in {kw} line")
         tail = tail.lstrip(" \t")
@@ -380,8 +386,9 @@ class _OpenMetricsParser(_Base):
         if self.family is not None:
             self.closed.add(self.family)
         if name in self.closed:
-            raise InvalidInput(f"line {lineno}: metric family {name!r} is not contiguous "
-                               f"(it appeared before another family)")
+            raise InvalidInput(
+                f"line {lineno}: metric family {name!r} is not contiguous (it appeared before another family)"
+            )
         self.family = name
         self.family_type = "unknown"
         self.family_has_samples = False
@@ -390,8 +397,10 @@ class _OpenMetricsParser(_Base):
     def _meta_line(self, line: str, lineno: int) -> None:
         parts = line.split(" ", 3)
         if len(parts) < 3 or parts[0] != "#" or parts[1] not in ("HELP", "TYPE", "UNIT"):
-            raise InvalidInput(f"line {lineno}: invalid comment (only '# HELP', '# TYPE', '# UNIT' "
-                               f"and '# EOF' are allowed in OpenMetrics)")
+            raise InvalidInput(
+                f"line {lineno}: invalid comment (only '# HELP', '# TYPE', '# UNIT' "
+                f"and '# EOF' are allowed in OpenMetrics)"
+            )
         kw, name = parts[1], parts[2]
         if not _FULL_METRIC_NAME_RE.match(name):
             raise InvalidInput(f"line {lineno}: invalid metric name {name[:40]!r} in {kw} line")
@@ -425,7 +434,7 @@ class _OpenMetricsParser(_Base):
         fam = self.family
         if fam is None or not name.startswith(fam):
             return None, ""
-        suffix = name[len(fam):]
+        suffix = name[len(fam) :]
         if suffix in _OM_SUFFIXES[self.family_type]:
             return fam, suffix
         return None, ""
@@ -471,8 +480,10 @@ class _OpenMetricsParser(_Base):
         if fam is None:
             if name == self.family:
                 allowed = ", ".join(s or "(none)" for s in _OM_SUFFIXES[self.family_type])
-                raise InvalidInput(f"line {lineno}: sample {name!r} of {self.family_type} family "
-                                   f"{name!r} needs one of the suffixes {allowed}")
+                raise InvalidInput(
+                    f"line {lineno}: sample {name!r} of {self.family_type} family "
+                    f"{name!r} needs one of the suffixes {allowed}"
+                )
             # A sample outside the current family: an implicit family of unknown type.
             self._open_family(name, lineno)
             fam, suffix = name, ""
@@ -481,18 +492,20 @@ class _OpenMetricsParser(_Base):
         pairs: list[tuple[str, str]] = []
         if pos < len(line) and line[pos] == "{":
             pairs, pos = self._labels(line, pos, lineno, repr(name))
-        if line[pos:pos + 1] != " ":
+        if line[pos : pos + 1] != " ":
             raise InvalidInput(f"line {lineno}: expected a single space before the value of {name!r}")
-        rest = line[pos + 1:]
+        rest = line[pos + 1 :]
         exemplar = None
         hash_at = rest.find(" # ")
         if hash_at >= 0:
-            exemplar = rest[hash_at + 3:]
+            exemplar = rest[hash_at + 3 :]
             rest = rest[:hash_at]
         toks = rest.split(" ")
         if len(toks) > 2 or any(t == "" for t in toks):
-            raise InvalidInput(f"line {lineno}: malformed sample line for {name!r} "
-                               f"(tokens must be separated by single spaces)")
+            raise InvalidInput(
+                f"line {lineno}: malformed sample line for {name!r} "
+                f"(tokens must be separated by single spaces)"
+            )
         value = _parse_value(toks[0], lineno)
         ts = self._timestamp(toks[1], lineno) if len(toks) == 2 else None
         if exemplar is not None:
@@ -516,9 +529,9 @@ class _OpenMetricsParser(_Base):
             runes += len(n) + len(v)
         if runes > 128:
             raise InvalidInput(f"line {lineno}: exemplar labels of {name!r} exceed 128 characters")
-        if text[pos:pos + 1] != " ":
+        if text[pos : pos + 1] != " ":
             raise InvalidInput(f"line {lineno}: exemplar of {name!r} has no value")
-        toks = text[pos + 1:].split(" ")
+        toks = text[pos + 1 :].split(" ")
         if len(toks) > 2 or any(t == "" for t in toks):
             raise InvalidInput(f"line {lineno}: malformed exemplar on {name!r}")
         _parse_value(toks[0], lineno)

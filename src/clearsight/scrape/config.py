@@ -36,22 +36,49 @@ class ConfigError(ValueError):
 
 
 _DURATION_RE = re.compile(
-    r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?\Z")
+    r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?\Z"
+)
 _DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
 _SIZE_RE = re.compile(r"([0-9]+)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\Z")
-_SIZE_UNITS = {None: 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4,
-               "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 1024,
+    "MB": 1024**2,
+    "GB": 1024**3,
+    "TB": 1024**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+}
 _FILE_SD_NAME_RE = re.compile(r"[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)\Z")
 
 # Keys of a Prometheus scrape config that Clearsight does not implement (rejected with a clear error).
 _UNSUPPORTED_SCRAPE_KEYS = {
-    "oauth2", "proxy_url", "no_proxy", "proxy_from_environment", "proxy_connect_header", "enable_http2",
-    "target_limit", "native_histogram_bucket_limit", "native_histogram_min_bucket_factor",
-    "scrape_classic_histograms", "scrape_protocols", "fallback_scrape_protocol",
-    "always_scrape_classic_histograms", "convert_classic_histograms_to_nhcb", "enable_compression",
-    "keep_dropped_targets", "track_timestamps_staleness", "scrape_failure_log_file",
-    "metric_name_validation_scheme", "metric_name_escaping_scheme", "http_headers",
-    "honor_timestamps_staleness", "scrape_native_histograms",
+    "oauth2",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "enable_http2",
+    "target_limit",
+    "native_histogram_bucket_limit",
+    "native_histogram_min_bucket_factor",
+    "scrape_classic_histograms",
+    "scrape_protocols",
+    "fallback_scrape_protocol",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+    "enable_compression",
+    "keep_dropped_targets",
+    "track_timestamps_staleness",
+    "scrape_failure_log_file",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "http_headers",
+    "honor_timestamps_staleness",
+    "scrape_native_histograms",
 }
 _SD_SUFFIX = "_sd_configs"
 
@@ -195,8 +222,9 @@ def _uint(v: Any, path: str) -> int:
     return v
 
 
-def _check_keys(m: Mapping[str, Any], allowed: set[str], path: str,
-                unsupported: frozenset[str] | set[str] = frozenset()) -> None:
+def _check_keys(
+    m: Mapping[str, Any], allowed: set[str], path: str, unsupported: frozenset[str] | set[str] = frozenset()
+) -> None:
     for k in m:
         if k in allowed:
             continue
@@ -216,16 +244,30 @@ def parse_relabel_configs(obj: Any, path: str) -> tuple[RelabelConfig, ...]:
     for i, item in enumerate(_list(obj, path)):
         p = f"{path}[{i}]"
         m = _mapping(item, p)
-        _check_keys(m, {"action", "source_labels", "separator", "regex", "target_label", "replacement",
-                        "modulus"}, p)
+        _check_keys(
+            m, {"action", "source_labels", "separator", "regex", "target_label", "replacement", "modulus"}, p
+        )
         action = _str(m.get("action", "replace"), f"{p}.action").lower()
         if action == "":
             raise ConfigError(f"{p}.action: relabel action cannot be empty")
-        if action not in ("replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep", "hashmod",
-                          "lowercase", "uppercase", "keepequal", "dropequal"):
+        if action not in (
+            "replace",
+            "keep",
+            "drop",
+            "labelmap",
+            "labeldrop",
+            "labelkeep",
+            "hashmod",
+            "lowercase",
+            "uppercase",
+            "keepequal",
+            "dropequal",
+        ):
             raise ConfigError(f"{p}.action: unknown action {m.get('action')!r}")
         src = m.get("source_labels", [])
-        source = tuple(_str(s, f"{p}.source_labels[{j}]") for j, s in enumerate(_list(src, f"{p}.source_labels")))
+        source = tuple(
+            _str(s, f"{p}.source_labels[{j}]") for j, s in enumerate(_list(src, f"{p}.source_labels"))
+        )
         separator = _str(m.get("separator", DEFAULT_SEPARATOR), f"{p}.separator")
         regex_v = m.get("regex", DEFAULT_REGEX)
         if isinstance(regex_v, int | float) and not isinstance(regex_v, bool):
@@ -256,8 +298,10 @@ def parse_static_configs(obj: Any, path: str) -> tuple[StaticConfig, ...]:
         p = f"{path}[{i}]"
         m = _mapping(item, p)
         _check_keys(m, {"targets", "labels"}, p)
-        targets = tuple(_target_address(t, f"{p}.targets[{j}]")
-                        for j, t in enumerate(_list(m.get("targets"), f"{p}.targets")))
+        targets = tuple(
+            _target_address(t, f"{p}.targets[{j}]")
+            for j, t in enumerate(_list(m.get("targets"), f"{p}.targets"))
+        )
         labels = parse_label_map(m.get("labels"), f"{p}.labels")
         out.append(StaticConfig(targets, labels))
     return tuple(out)
@@ -268,8 +312,9 @@ def _target_address(v: Any, path: str) -> str:
     if s == "":
         raise ConfigError(f"{path}: empty target address")
     if "/" in s:
-        raise ConfigError(f"{path}: {s!r} is not a valid hostname (a target is host:port, "
-                          f"without scheme or path)")
+        raise ConfigError(
+            f"{path}: {s!r} is not a valid hostname (a target is host:port, without scheme or path)"
+        )
     return s
 
 
@@ -298,8 +343,10 @@ def parse_file_sd_configs(obj: Any, path: str, base_dir: str | None) -> tuple[Fi
             fp = f"{p}.files[{j}]"
             s = _str(f, fp)
             if not _FILE_SD_NAME_RE.match(s):
-                raise ConfigError(f"{fp}: path name {s!r} is not valid for file discovery "
-                                  f"(needs a .json, .yml or .yaml extension; '*' only in the last element)")
+                raise ConfigError(
+                    f"{fp}: path name {s!r} is not valid for file discovery "
+                    f"(needs a .json, .yml or .yaml extension; '*' only in the last element)"
+                )
             files.append(_path_in(base_dir, s))
         if not files:
             raise ConfigError(f"{p}.files: file service discovery config must contain at least one path name")
@@ -311,17 +358,40 @@ def parse_file_sd_configs(obj: Any, path: str, base_dir: str | None) -> tuple[Fi
 
 
 _SCRAPE_KEYS = {
-    "job_name", "scrape_interval", "scrape_timeout", "metrics_path", "scheme", "params", "honor_labels",
-    "honor_timestamps", "static_configs", "file_sd_configs", "relabel_configs", "metric_relabel_configs",
-    "sample_limit", "label_limit", "label_name_length_limit", "label_value_length_limit",
-    "body_size_limit", "basic_auth", "authorization", "bearer_token", "bearer_token_file", "tls_config",
+    "job_name",
+    "scrape_interval",
+    "scrape_timeout",
+    "metrics_path",
+    "scheme",
+    "params",
+    "honor_labels",
+    "honor_timestamps",
+    "static_configs",
+    "file_sd_configs",
+    "relabel_configs",
+    "metric_relabel_configs",
+    "sample_limit",
+    "label_limit",
+    "label_name_length_limit",
+    "label_value_length_limit",
+    "body_size_limit",
+    "basic_auth",
+    "authorization",
+    "bearer_token",
+    "bearer_token_file",
+    "tls_config",
     "follow_redirects",
 }
 
 
-def parse_scrape_configs(obj: Any, where: str, *, global_scrape_interval: float = DEFAULT_SCRAPE_INTERVAL,
-                         global_scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT,
-                         base_dir: str | None = None) -> list[ScrapeConfig]:
+def parse_scrape_configs(
+    obj: Any,
+    where: str,
+    *,
+    global_scrape_interval: float = DEFAULT_SCRAPE_INTERVAL,
+    global_scrape_timeout: float = DEFAULT_SCRAPE_TIMEOUT,
+    base_dir: str | None = None,
+) -> list[ScrapeConfig]:
     """Parses the value of ``scrape_configs``; ``where`` names its source (a file path) in errors.
 
     ``global_scrape_interval``/``global_scrape_timeout`` are the ``global:`` section's values in seconds
@@ -333,8 +403,9 @@ def parse_scrape_configs(obj: Any, where: str, *, global_scrape_interval: float 
         raise ConfigError(f"{where}: {e}") from None
 
 
-def _parse_scrape_configs(obj: Any, g_interval: float, g_timeout: float, base_dir: str | None
-                          ) -> list[ScrapeConfig]:
+def _parse_scrape_configs(
+    obj: Any, g_interval: float, g_timeout: float, base_dir: str | None
+) -> list[ScrapeConfig]:
     out: list[ScrapeConfig] = []
     names: set[str] = set()
     for i, item in enumerate(_list(obj, "scrape_configs")):
@@ -349,8 +420,11 @@ def _parse_scrape_configs(obj: Any, g_interval: float, g_timeout: float, base_di
         if job in names:
             raise ConfigError(f"{p}.job_name: found multiple scrape configs with job name {job!r}")
         names.add(job)
-        interval = parse_duration(m["scrape_interval"], f"{p}.scrape_interval") \
-            if "scrape_interval" in m else g_interval
+        interval = (
+            parse_duration(m["scrape_interval"], f"{p}.scrape_interval")
+            if "scrape_interval" in m
+            else g_interval
+        )
         if interval <= 0:
             raise ConfigError(f"{p}.scrape_interval: must be positive")
         if "scrape_timeout" in m:
@@ -358,8 +432,10 @@ def _parse_scrape_configs(obj: Any, g_interval: float, g_timeout: float, base_di
             if timeout <= 0:
                 raise ConfigError(f"{p}.scrape_timeout: must be positive")
             if timeout > interval:
-                raise ConfigError(f"{p}.scrape_timeout: scrape timeout greater than scrape interval "
-                                  f"for scrape config with job name {job!r}")
+                raise ConfigError(
+                    f"{p}.scrape_timeout: scrape timeout greater than scrape interval "
+                    f"for scrape config with job name {job!r}"
+                )
         else:
             timeout = min(g_timeout, interval)
         metrics_path = _str(m.get("metrics_path", "/metrics"), f"{p}.metrics_path")
@@ -375,31 +451,39 @@ def _parse_scrape_configs(obj: Any, g_interval: float, g_timeout: float, base_di
         authz = _parse_authorization(m, p, base_dir)
         if basic_auth is not None and authz is not None:
             raise ConfigError(f"{p}: at most one of basic_auth and authorization may be configured")
-        out.append(ScrapeConfig(
-            job_name=job,
-            scrape_interval=interval,
-            scrape_timeout=timeout,
-            metrics_path=metrics_path,
-            scheme=scheme,
-            params=params,
-            honor_labels=honor_labels,
-            honor_timestamps=honor_ts,
-            static_configs=parse_static_configs(m.get("static_configs"), f"{p}.static_configs"),
-            file_sd_configs=parse_file_sd_configs(m.get("file_sd_configs"), f"{p}.file_sd_configs", base_dir),
-            relabel_configs=parse_relabel_configs(m.get("relabel_configs"), f"{p}.relabel_configs"),
-            metric_relabel_configs=parse_relabel_configs(m.get("metric_relabel_configs"),
-                                                         f"{p}.metric_relabel_configs"),
-            sample_limit=_uint(m.get("sample_limit", 0), f"{p}.sample_limit"),
-            label_limit=_uint(m.get("label_limit", 0), f"{p}.label_limit"),
-            label_name_length_limit=_uint(m.get("label_name_length_limit", 0), f"{p}.label_name_length_limit"),
-            label_value_length_limit=_uint(m.get("label_value_length_limit", 0),
-                                           f"{p}.label_value_length_limit"),
-            body_size_limit=parse_size(m.get("body_size_limit", 0), f"{p}.body_size_limit"),
-            basic_auth=basic_auth,
-            authorization=authz,
-            tls_config=_parse_tls(m.get("tls_config"), f"{p}.tls_config", base_dir),
-            follow_redirects=_bool(m.get("follow_redirects", True), f"{p}.follow_redirects"),
-        ))
+        out.append(
+            ScrapeConfig(
+                job_name=job,
+                scrape_interval=interval,
+                scrape_timeout=timeout,
+                metrics_path=metrics_path,
+                scheme=scheme,
+                params=params,
+                honor_labels=honor_labels,
+                honor_timestamps=honor_ts,
+                static_configs=parse_static_configs(m.get("static_configs"), f"{p}.static_configs"),
+                file_sd_configs=parse_file_sd_configs(
+                    m.get("file_sd_configs"), f"{p}.file_sd_configs", base_dir
+                ),
+                relabel_configs=parse_relabel_configs(m.get("relabel_configs"), f"{p}.relabel_configs"),
+                metric_relabel_configs=parse_relabel_configs(
+                    m.get("metric_relabel_configs"), f"{p}.metric_relabel_configs"
+                ),
+                sample_limit=_uint(m.get("sample_limit", 0), f"{p}.sample_limit"),
+                label_limit=_uint(m.get("label_limit", 0), f"{p}.label_limit"),
+                label_name_length_limit=_uint(
+                    m.get("label_name_length_limit", 0), f"{p}.label_name_length_limit"
+                ),
+                label_value_length_limit=_uint(
+                    m.get("label_value_length_limit", 0), f"{p}.label_value_length_limit"
+                ),
+                body_size_limit=parse_size(m.get("body_size_limit", 0), f"{p}.body_size_limit"),
+                basic_auth=basic_auth,
+                authorization=authz,
+                tls_config=_parse_tls(m.get("tls_config"), f"{p}.tls_config", base_dir),
+                follow_redirects=_bool(m.get("follow_redirects", True), f"{p}.follow_redirects"),
+            )
+        )
     return out
 
 
@@ -444,7 +528,9 @@ def _parse_authorization(m: Mapping[str, Any], p: str, base_dir: str | None) -> 
     _check_keys(a, {"type", "credentials", "credentials_file"}, path)
     typ = _str(a.get("type", "Bearer"), f"{path}.type") or "Bearer"
     if typ.lower() == "basic":
-        raise ConfigError(f"{path}.type: authorization type cannot be set to 'basic', use 'basic_auth' instead")
+        raise ConfigError(
+            f"{path}.type: authorization type cannot be set to 'basic', use 'basic_auth' instead"
+        )
     cred = _str(a.get("credentials", ""), f"{path}.credentials")
     cf = _str(a.get("credentials_file", ""), f"{path}.credentials_file")
     if cred and cf:
@@ -456,8 +542,12 @@ def _parse_tls(obj: Any, path: str, base_dir: str | None) -> TLSConfig:
     if obj is None:
         return TLSConfig()
     m = _mapping(obj, path)
-    _check_keys(m, {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}, path,
-                {"ca", "cert", "key", "min_version", "max_version", "ca_ref", "cert_ref", "key_ref"})
+    _check_keys(
+        m,
+        {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"},
+        path,
+        {"ca", "cert", "key", "min_version", "max_version", "ca_ref", "cert_ref", "key_ref"},
+    )
     files = {k: _str(m.get(k, ""), f"{path}.{k}") for k in ("ca_file", "cert_file", "key_file")}
     if bool(files["cert_file"]) != bool(files["key_file"]):
         raise ConfigError(f"{path}: cert_file and key_file must both be set")

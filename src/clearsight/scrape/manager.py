@@ -48,11 +48,18 @@ log = logging.getLogger("clearsight.scrape")
 Sink = Callable[[str, SampleBatch], Awaitable[AppendResult]]
 Clock = Callable[[], float]  # seconds since the Unix epoch
 
-ACCEPT_HEADER = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-                 "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+ACCEPT_HEADER = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 USER_AGENT = f"Clearsight/{__version__}"
-REPORT_SERIES = ("up", "scrape_duration_seconds", "scrape_samples_scraped",
-                 "scrape_samples_post_metric_relabeling", "scrape_series_added")
+REPORT_SERIES = (
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+)
 _REPORT_HELP = {
     "up": "Health of the scrape target: 1 if the last scrape succeeded, 0 otherwise.",
     "scrape_duration_seconds": "Duration of the scrape in seconds.",
@@ -143,8 +150,14 @@ def resolve_target_labels(scraped: Labels, target: Labels, honor: bool) -> dict[
 class _Loop:
     """The scrape loop of one target."""
 
-    def __init__(self, target: Target, cfg: ScrapeConfig, pool: _Pool, mgr: ScrapeManager,
-                 prev: set[Labels] | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        cfg: ScrapeConfig,
+        pool: _Pool,
+        mgr: ScrapeManager,
+        prev: set[Labels] | None = None,
+    ) -> None:
         self.target = target
         self.cfg = cfg
         self.pool = pool
@@ -154,8 +167,9 @@ class _Loop:
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.status = TargetStatus(target.job, target.labels, target.discovered_labels, target.url,
-                                   target.interval, target.timeout)
+        self.status = TargetStatus(
+            target.job, target.labels, target.discovered_labels, target.url, target.interval, target.timeout
+        )
 
     # ---------------------------------------------------------------- scheduling
 
@@ -229,7 +243,9 @@ class _Loop:
         series.extend((lb, [(ts_ms, STALE_NAN)]) for lb in sorted(stale))
         up = 0.0 if err else 1.0
         report = (up, duration, float(proc.scraped), float(len(proc.series)), float(added))
-        series.extend((self._report_labels(n), [(ts_ms, v)]) for n, v in zip(REPORT_SERIES, report, strict=True))
+        series.extend(
+            (self._report_labels(n), [(ts_ms, v)]) for n, v in zip(REPORT_SERIES, report, strict=True)
+        )
         self.prev = proc.tracked
         self.reported = True
         st = self.status
@@ -279,12 +295,15 @@ class _Loop:
         if self.cfg.tls_config.server_name:
             ext["sni_hostname"] = self.cfg.tls_config.server_name
         limit = self.cfg.body_size_limit
-        req = self.pool.client.build_request("GET", self.target.url, headers=headers,
-                                             timeout=self.target.timeout, extensions=ext)
+        req = self.pool.client.build_request(
+            "GET", self.target.url, headers=headers, timeout=self.target.timeout, extensions=ext
+        )
         resp = await self.pool.client.send(req, stream=True)
         try:
             if resp.status_code != 200:
-                raise ScrapeError(f"server returned HTTP status {resp.status_code} {resp.reason_phrase}".rstrip())
+                raise ScrapeError(
+                    f"server returned HTTP status {resp.status_code} {resp.reason_phrase}".rstrip()
+                )
             chunks: list[bytes] = []
             size = 0
             async for chunk in resp.aiter_bytes():
@@ -334,16 +353,22 @@ class _Loop:
     def _check_label_limits(self, final: Labels) -> None:
         cfg = self.cfg
         if cfg.label_limit and len(final) > cfg.label_limit:
-            raise ScrapeError(f"label_limit exceeded (metric: {dict(final).get(METRIC_NAME, '')}, "
-                              f"number of labels: {len(final)}, limit: {cfg.label_limit})")
+            raise ScrapeError(
+                f"label_limit exceeded (metric: {dict(final).get(METRIC_NAME, '')}, "
+                f"number of labels: {len(final)}, limit: {cfg.label_limit})"
+            )
         if cfg.label_name_length_limit or cfg.label_value_length_limit:
             for n, v in final:
                 if cfg.label_name_length_limit and len(n) > cfg.label_name_length_limit:
-                    raise ScrapeError(f"label_name_length_limit exceeded (label name: {n[:64]}, "
-                                      f"limit: {cfg.label_name_length_limit})")
+                    raise ScrapeError(
+                        f"label_name_length_limit exceeded (label name: {n[:64]}, "
+                        f"limit: {cfg.label_name_length_limit})"
+                    )
                 if cfg.label_value_length_limit and len(v) > cfg.label_value_length_limit:
-                    raise ScrapeError(f"label_value_length_limit exceeded (label: {n}, "
-                                      f"limit: {cfg.label_value_length_limit})")
+                    raise ScrapeError(
+                        f"label_value_length_limit exceeded (label: {n}, "
+                        f"limit: {cfg.label_value_length_limit})"
+                    )
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -364,7 +389,8 @@ class _Loop:
             return
         ts_ms = int(self.mgr.clock() * 1000)
         series: list[tuple[Labels, list[tuple[int, float]]]] = [
-            (lb, [(ts_ms, STALE_NAN)]) for lb in sorted(self.prev)]
+            (lb, [(ts_ms, STALE_NAN)]) for lb in sorted(self.prev)
+        ]
         series.extend((self._report_labels(n), [(ts_ms, STALE_NAN)]) for n in REPORT_SERIES)
         self.prev = set()
         await self._write(SampleBatch.from_series(series))
@@ -375,8 +401,12 @@ class _Pool:
 
     def __init__(self, cfg: ScrapeConfig) -> None:
         self.cfg = cfg
-        self.client = httpx.AsyncClient(verify=self._ssl_context(cfg), follow_redirects=cfg.follow_redirects,
-                                        trust_env=False, timeout=cfg.scrape_timeout)
+        self.client = httpx.AsyncClient(
+            verify=self._ssl_context(cfg),
+            follow_redirects=cfg.follow_redirects,
+            trust_env=False,
+            timeout=cfg.scrape_timeout,
+        )
 
     @staticmethod
     def _ssl_context(cfg: ScrapeConfig) -> ssl.SSLContext | bool:
@@ -438,8 +468,16 @@ class ScrapeManager:
     through ``scrape_now()`` (tests, one-shot tools).
     """
 
-    def __init__(self, configs: Sequence[ScrapeConfig], sink: Sink, tenant: str,
-                 clock: Clock = time.time, *, run_loops: bool = True, jitter_seed: int = 0) -> None:
+    def __init__(
+        self,
+        configs: Sequence[ScrapeConfig],
+        sink: Sink,
+        tenant: str,
+        clock: Clock = time.time,
+        *,
+        run_loops: bool = True,
+        jitter_seed: int = 0,
+    ) -> None:
         self._configs = list(configs)
         self.sink = sink
         self.tenant = tenant
@@ -476,7 +514,9 @@ class ScrapeManager:
 
     async def scrape_now(self, job: str | None = None) -> None:
         """Scrapes every active target (of ``job``) once, now, and waits for the writes."""
-        loops = [lp for name, j in self._jobs.items() if job is None or name == job for lp in j.loops.values()]
+        loops = [
+            lp for name, j in self._jobs.items() if job is None or name == job for lp in j.loops.values()
+        ]
         await asyncio.gather(*(lp.scrape_once() for lp in loops))
 
     def targets(self) -> list[TargetStatus]:
@@ -551,8 +591,9 @@ class ScrapeManager:
             if self.run_loops:
                 lp.start()
 
-    async def _stop_job(self, job: _Job, staleness: bool, keep: set[tuple[str, Labels, str]] | None = None
-                        ) -> None:
+    async def _stop_job(
+        self, job: _Job, staleness: bool, keep: set[tuple[str, Labels, str]] | None = None
+    ) -> None:
         if job.sd_task is not None:
             job.sd_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

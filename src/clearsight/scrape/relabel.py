@@ -16,8 +16,19 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-ACTIONS = ("replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep", "hashmod", "lowercase",
-           "uppercase", "keepequal", "dropequal")
+ACTIONS = (
+    "replace",
+    "keep",
+    "drop",
+    "labelmap",
+    "labeldrop",
+    "labelkeep",
+    "hashmod",
+    "lowercase",
+    "uppercase",
+    "keepequal",
+    "dropequal",
+)
 
 DEFAULT_REGEX = "(.*)"
 DEFAULT_SEPARATOR = ";"
@@ -26,9 +37,19 @@ DEFAULT_REPLACEMENT = "$1"
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _NAME_CHARS_RE = re.compile(r"\w+")
 _POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~",
-    "punct": "!-/:-@\\[-`{-~", "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z", "word": "0-9A-Za-z_",
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7f",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
     "xdigit": "0-9A-Fa-f",
 }
 _LEADING_FLAGS_RE = re.compile(r"\(\?([imsU]+)\)")
@@ -46,7 +67,7 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
     if m is not None:
         if "U" in m.group(1):
             raise ValueError(f"invalid regex {pattern!r}: the U (ungreedy) flag is not supported")
-        flags, src = m.group(1), src[m.end():]
+        flags, src = m.group(1), src[m.end() :]
     src = re.sub(r"\[:(\^?)([a-z]+):\]", lambda mm: _posix(mm, pattern), src)
     wrapped = f"(?{flags}:{src})" if flags else f"(?:{src})"
     try:
@@ -78,12 +99,26 @@ class RelabelConfig:
     pattern: re.Pattern[str] = field(default=re.compile(r"(?:(.*))\Z"), compare=False, repr=False)
 
     @staticmethod
-    def make(action: str = "replace", source_labels: Sequence[str] = (), separator: str = DEFAULT_SEPARATOR,
-             regex: str = DEFAULT_REGEX, target_label: str = "", replacement: str = DEFAULT_REPLACEMENT,
-             modulus: int = 0) -> RelabelConfig:
+    def make(
+        action: str = "replace",
+        source_labels: Sequence[str] = (),
+        separator: str = DEFAULT_SEPARATOR,
+        regex: str = DEFAULT_REGEX,
+        target_label: str = "",
+        replacement: str = DEFAULT_REPLACEMENT,
+        modulus: int = 0,
+    ) -> RelabelConfig:
         """Builds and validates a config (raises ValueError with Prometheus' wording)."""
-        cfg = RelabelConfig(action, tuple(source_labels), separator, regex, target_label, replacement,
-                            modulus, compile_regex(regex))
+        cfg = RelabelConfig(
+            action,
+            tuple(source_labels),
+            separator,
+            regex,
+            target_label,
+            replacement,
+            modulus,
+            compile_regex(regex),
+        )
         validate(cfg)
         return cfg
 
@@ -108,20 +143,28 @@ def validate(c: RelabelConfig) -> None:
         raise ValueError(f"relabel configuration for {a} action requires 'target_label' value")
     if a == "replace" and not _RELABEL_TARGET_RE.match(c.target_label):
         raise ValueError(f"{c.target_label!r} is invalid 'target_label' for {a} action")
-    if a in ("hashmod", "lowercase", "uppercase", "keepequal", "dropequal") and \
-            not is_valid_label_name(c.target_label):
+    if a in ("hashmod", "lowercase", "uppercase", "keepequal", "dropequal") and not is_valid_label_name(
+        c.target_label
+    ):
         raise ValueError(f"{c.target_label!r} is invalid 'target_label' for {a} action")
     if a in ("lowercase", "uppercase") and c.replacement != DEFAULT_REPLACEMENT:
         raise ValueError(f"'replacement' can not be set for {a} action")
     if a == "labelmap" and not _RELABEL_TARGET_RE.match(c.replacement):
         raise ValueError(f"{c.replacement!r} is invalid 'replacement' for {a} action")
     if a in ("keepequal", "dropequal") and (
-            c.regex != DEFAULT_REGEX or c.modulus != 0 or c.separator != DEFAULT_SEPARATOR
-            or c.replacement != DEFAULT_REPLACEMENT):
+        c.regex != DEFAULT_REGEX
+        or c.modulus != 0
+        or c.separator != DEFAULT_SEPARATOR
+        or c.replacement != DEFAULT_REPLACEMENT
+    ):
         raise ValueError(f"{a} action requires only 'source_labels' and 'target_label', and no other fields")
     if a in ("labeldrop", "labelkeep") and (
-            c.source_labels or c.target_label or c.modulus != 0 or c.separator != DEFAULT_SEPARATOR
-            or c.replacement != DEFAULT_REPLACEMENT):
+        c.source_labels
+        or c.target_label
+        or c.modulus != 0
+        or c.separator != DEFAULT_SEPARATOR
+        or c.replacement != DEFAULT_REPLACEMENT
+    ):
         raise ValueError(f"{a} action requires only 'regex', and no other fields")
 
 
@@ -184,8 +227,9 @@ def _hashmod(val: str, modulus: int) -> int:
     return int.from_bytes(digest[8:], "big") % modulus
 
 
-def process(labels: Mapping[str, str] | Iterable[tuple[str, str]],
-            configs: Sequence[RelabelConfig]) -> dict[str, str] | None:
+def process(
+    labels: Mapping[str, str] | Iterable[tuple[str, str]], configs: Sequence[RelabelConfig]
+) -> dict[str, str] | None:
     """Applies ``configs`` in order; returns the resulting labels (no empty values) or None if dropped."""
     lb: dict[str, str] = dict(labels.items() if isinstance(labels, Mapping) else labels)
     for c in configs:

@@ -65,8 +65,9 @@ def static_groups(cfg: ScrapeConfig) -> list[TargetGroup]:
     return out
 
 
-def populate_labels(group_labels: Labels | Mapping[str, str], target_labels: Labels | Mapping[str, str],
-                    cfg: ScrapeConfig) -> tuple[Target | None, Labels, str | None]:
+def populate_labels(
+    group_labels: Labels | Mapping[str, str], target_labels: Labels | Mapping[str, str], cfg: ScrapeConfig
+) -> tuple[Target | None, Labels, str | None]:
     """(target or None when dropped by relabeling, discovered labels, error or None)."""
     lset: dict[str, str] = dict(group_labels.items() if isinstance(group_labels, Mapping) else group_labels)
     lset.update(target_labels.items() if isinstance(target_labels, Mapping) else target_labels)
@@ -104,12 +105,18 @@ def populate_labels(group_labels: Labels | Mapping[str, str], target_labels: Lab
     if interval <= 0 or timeout <= 0:
         return None, discovered, "scrape interval and timeout must be positive"
     if timeout > interval:
-        return None, discovered, (f"scrape timeout {format_duration(timeout)} greater than scrape interval "
-                                  f"{format_duration(interval)}")
+        return (
+            None,
+            discovered,
+            (
+                f"scrape timeout {format_duration(timeout)} greater than scrape interval "
+                f"{format_duration(interval)}"
+            ),
+        )
     params = cfg.params_dict()
     for k, v in res.items():
         if k.startswith(PARAM_PREFIX) and len(k) > len(PARAM_PREFIX):
-            params[k[len(PARAM_PREFIX):]] = [v]
+            params[k[len(PARAM_PREFIX) :]] = [v]
     path = res.get(METRICS_PATH, "") or "/"
     if not path.startswith("/"):
         path = "/" + path

@@ -56,7 +56,10 @@ def test_text_basic_families_and_metadata() -> None:
     )
     assert r.format == FORMAT_TEXT
     assert r.samples[0] == (
-        (("__name__", "http_requests_total"), ("code", "200"), ("method", "post")), 1027.0, 1395066363000)
+        (("__name__", "http_requests_total"), ("code", "200"), ("method", "post")),
+        1027.0,
+        1395066363000,
+    )
     assert r.samples[2] == ((("__name__", "metric_without_timestamp_and_labels"),), 12.47, None)
     assert r.samples[4] == ((("__name__", "rpc_duration_seconds_sum"),), 1.7560473e07, None)
     assert r.samples[-1][1] == -math.inf
@@ -75,7 +78,7 @@ def test_text_escapes_in_label_values_and_help() -> None:
         '# HELP m a \\\\ backslash, a \\n newline and a \\" kept\n'
         'm{path="C:\\\\DIR\\\\FILE.TXT",error="Cannot find file:\\n\\"FILE.TXT\\"",odd="\\q"} 1\n'
     )
-    (labels, _, _), = r.samples
+    ((labels, _, _),) = r.samples
     assert dict(labels)["path"] == "C:\\DIR\\FILE.TXT"
     assert dict(labels)["error"] == 'Cannot find file:\n"FILE.TXT"'
     assert dict(labels)["odd"] == "\\q"
@@ -126,7 +129,7 @@ def test_empty_label_values_are_dropped() -> None:
         ("# HELP 9m x\n", "line 1: invalid metric name in HELP"),
         ("9m 1\n", "line 1: expected a metric name"),
         ('{a="b"} 1\n', "expected a metric name"),
-        ('x 1\nm{a="1"} 1\nm{a="1"} 2\n', "line 3: duplicate series m{a=\"1\"} (first seen on line 2)"),
+        ('x 1\nm{a="1"} 1\nm{a="1"} 2\n', 'line 3: duplicate series m{a="1"} (first seen on line 2)'),
     ],
 )
 def test_text_errors_have_line_numbers(body: str, message: str) -> None:
@@ -200,17 +203,32 @@ def test_openmetrics_full_example() -> None:
     assert r.created_dropped == 3
     assert r.exemplars_dropped == 2
     assert names == [
-        "acme_http_router_request_seconds_sum", "acme_http_router_request_seconds_count",
-        "go_goroutines", "process_cpu_seconds_total", "req_seconds_bucket", "req_seconds_bucket",
-        "req_seconds_count", "req_seconds_sum", "build_info", "feature", "feature",
-        "queue_bucket", "queue_gcount", "queue_gsum", "mystery", "implicit_family",
+        "acme_http_router_request_seconds_sum",
+        "acme_http_router_request_seconds_count",
+        "go_goroutines",
+        "process_cpu_seconds_total",
+        "req_seconds_bucket",
+        "req_seconds_bucket",
+        "req_seconds_count",
+        "req_seconds_sum",
+        "build_info",
+        "feature",
+        "feature",
+        "queue_bucket",
+        "queue_gcount",
+        "queue_gsum",
+        "mystery",
+        "implicit_family",
     ]
     go = r.samples[2]
     assert go[2] == 1605281325123  # seconds with decimals -> ms, exactly
     meta = {m.metric: m for m in r.metadata}
     assert meta["acme_http_router_request_seconds"] == MetricMetadata(
-        "acme_http_router_request_seconds", "summary",
-        "Latency though all of ACME's HTTP request router.", "seconds")
+        "acme_http_router_request_seconds",
+        "summary",
+        "Latency though all of ACME's HTTP request router.",
+        "seconds",
+    )
     assert meta["process_cpu_seconds"].type == "counter"
     assert meta["process_cpu_seconds"].unit == "seconds"
     assert {m.type for m in r.metadata} >= {"info", "stateset", "gaugehistogram", "unknown", "histogram"}
@@ -258,9 +276,12 @@ def test_openmetrics_gauge_created_is_kept() -> None:
         ("# TYPE i_x info\n# UNIT i_x x\n# EOF\n", "cannot have a unit"),
         ("m 1\n# EOF\n# EOF\n", "line 2: '# EOF' before the end"),
         ("m 1\n# EOF\nm 2\n# EOF\n", "line 2: '# EOF' before the end"),
-        ('# TYPE c counter\nc_total 1 # {a="1"\n# EOF\n', "line 2: expected ',' or '}' in label set of the exemplar"),
+        (
+            '# TYPE c counter\nc_total 1 # {a="1"\n# EOF\n',
+            "line 2: expected ',' or '}' in label set of the exemplar",
+        ),
         ('# TYPE c counter\nc_total 1 # {a="1"}\n# EOF\n', "exemplar of 'c_total' has no value"),
-        ("# TYPE c counter\nc_total 1 # {a=\"" + "x" * 130 + "\"} 1\n# EOF\n", "exceed 128 characters"),
+        ('# TYPE c counter\nc_total 1 # {a="' + "x" * 130 + '"} 1\n# EOF\n', "exceed 128 characters"),
         ("m 1\nm 2\n# EOF\n", "line 2: duplicate series m (first seen on line 1)"),
     ],
 )

@@ -13,10 +13,46 @@ from clearsight.pipeline.errors import InvalidInput
 CONTENT_TYPES = ["text/plain; version=0.0.4", "application/openmetrics-text; version=1.0.0", ""]
 
 # Fragments that steer random input towards the interesting parts of the grammar.
-FRAGMENTS = ["# HELP ", "# TYPE ", "# UNIT ", "# EOF", "\n", " ", "\t", "{", "}", '"', "\\", "=", ",",
-             "m", "m_total", "_created", "_bucket", "le", "counter", "gauge", "histogram", "info",
-             "stateset", "summary", "untyped", "unknown", "NaN", "+Inf", "-Inf", "1", "1.5", "1e400",
-             "0x1p3", "# {", "9" * 30, "\xff", "\x00", "é"]
+FRAGMENTS = [
+    "# HELP ",
+    "# TYPE ",
+    "# UNIT ",
+    "# EOF",
+    "\n",
+    " ",
+    "\t",
+    "{",
+    "}",
+    '"',
+    "\\",
+    "=",
+    ",",
+    "m",
+    "m_total",
+    "_created",
+    "_bucket",
+    "le",
+    "counter",
+    "gauge",
+    "histogram",
+    "info",
+    "stateset",
+    "summary",
+    "untyped",
+    "unknown",
+    "NaN",
+    "+Inf",
+    "-Inf",
+    "1",
+    "1.5",
+    "1e400",
+    "0x1p3",
+    "# {",
+    "9" * 30,
+    "\xff",
+    "\x00",
+    "é",
+]
 
 
 def _check(body: bytes, ct: str) -> None:
@@ -43,7 +79,9 @@ def test_grammar_fragments_only_raise_invalid_input(parts: list[str], ct: str) -
     _check("".join(parts).encode("utf-8", "surrogatepass"), ct)
 
 
-label_name = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,8}", fullmatch=True).filter(lambda s: not s.startswith("__"))
+label_name = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,8}", fullmatch=True).filter(
+    lambda s: not s.startswith("__")
+)
 label_value = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 finite = st.floats(allow_nan=False, allow_infinity=True)
 
@@ -53,10 +91,18 @@ def _esc(v: str) -> str:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.dictionaries(label_name, label_value, max_size=4), finite,
-                          st.one_of(st.none(), st.integers(-(2**53), 2**53))),
-                min_size=1, max_size=8),
-       st.booleans())
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(label_name, label_value, max_size=4),
+            finite,
+            st.one_of(st.none(), st.integers(-(2**53), 2**53)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.booleans(),
+)
 def test_rendered_series_round_trip(series: list[tuple[dict[str, str], float, int | None]], om: bool) -> None:
     lines = []
     expected = []

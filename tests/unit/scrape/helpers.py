@@ -60,8 +60,9 @@ class ExpositionServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.address = f"127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -96,8 +97,9 @@ class MemorySink:
             raise self.fail
         pts = []
         labels = [batch.decode_labels(k) for k in batch.keys]
-        for i, t, v in zip(batch.series_idx.tolist(), batch.timestamps.tolist(), batch.values.tolist(),
-                           strict=True):
+        for i, t, v in zip(
+            batch.series_idx.tolist(), batch.timestamps.tolist(), batch.values.tolist(), strict=True
+        ):
             pts.append(Point(labels[i], t, v))
         self.batches.append(pts)
         self.metadata.extend(batch.metadata)

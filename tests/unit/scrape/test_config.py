@@ -94,42 +94,70 @@ def test_empty_scrape_configs() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- job_name: a\n- job_name: b\n- job_name: c\n  relabel_configs:\n  - action: foo\n",
-         "prom.yml: scrape_configs[2].relabel_configs[0].action: unknown action 'foo'"),
+        (
+            "- job_name: a\n- job_name: b\n- job_name: c\n  relabel_configs:\n  - action: foo\n",
+            "prom.yml: scrape_configs[2].relabel_configs[0].action: unknown action 'foo'",
+        ),
         ("- {}\n", "prom.yml: scrape_configs[0].job_name: job_name is empty"),
-        ("- job_name: a\n- job_name: a\n", "scrape_configs[1].job_name: found multiple scrape configs with job name 'a'"),
-        ("- job_name: a\n  scrape_interval: 1x\n", "scrape_configs[0].scrape_interval: not a valid duration string: '1x'"),
+        (
+            "- job_name: a\n- job_name: a\n",
+            "scrape_configs[1].job_name: found multiple scrape configs with job name 'a'",
+        ),
+        (
+            "- job_name: a\n  scrape_interval: 1x\n",
+            "scrape_configs[0].scrape_interval: not a valid duration string: '1x'",
+        ),
         ("- job_name: a\n  scrape_interval: 15\n", "not a valid duration string: 15"),
-        ("- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 10s\n",
-         "scrape_configs[0].scrape_timeout: scrape timeout greater than scrape interval"),
+        (
+            "- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 10s\n",
+            "scrape_configs[0].scrape_timeout: scrape timeout greater than scrape interval",
+        ),
         ("- job_name: a\n  scheme: ftp\n", "scrape_configs[0].scheme: invalid scheme 'ftp'"),
         ("- job_name: a\n  metrics_path: metrics\n", "metrics_path: must start with '/'"),
         ("- job_name: a\n  bogus: 1\n", "scrape_configs[0]: unknown field 'bogus'"),
-        ("- job_name: a\n  kubernetes_sd_configs: []\n",
-         "scrape_configs[0].kubernetes_sd_configs: not supported by Clearsight"),
+        (
+            "- job_name: a\n  kubernetes_sd_configs: []\n",
+            "scrape_configs[0].kubernetes_sd_configs: not supported by Clearsight",
+        ),
         ("- job_name: a\n  proxy_url: http://p\n", "scrape_configs[0].proxy_url: not supported"),
         ("- job_name: a\n  honor_labels: yes please\n", "honor_labels: expected true or false"),
         ("- job_name: a\n  sample_limit: -1\n", "sample_limit: expected a non-negative integer"),
-        ("- job_name: a\n  static_configs:\n  - targets: ['http://x:1/metrics']\n",
-         "scrape_configs[0].static_configs[0].targets[0]: 'http://x:1/metrics' is not a valid hostname"),
-        ("- job_name: a\n  static_configs:\n  - labels: {'bad-name': x}\n",
-         "static_configs[0].labels: 'bad-name' is not a valid label name"),
-        ("- job_name: a\n  static_configs:\n  - targets: [a]\n    extra: 1\n",
-         "static_configs[0]: unknown field 'extra'"),
-        ("- job_name: a\n  file_sd_configs:\n  - files: ['targets.txt']\n",
-         "file_sd_configs[0].files[0]: path name 'targets.txt' is not valid for file discovery"),
+        (
+            "- job_name: a\n  static_configs:\n  - targets: ['http://x:1/metrics']\n",
+            "scrape_configs[0].static_configs[0].targets[0]: 'http://x:1/metrics' is not a valid hostname",
+        ),
+        (
+            "- job_name: a\n  static_configs:\n  - labels: {'bad-name': x}\n",
+            "static_configs[0].labels: 'bad-name' is not a valid label name",
+        ),
+        (
+            "- job_name: a\n  static_configs:\n  - targets: [a]\n    extra: 1\n",
+            "static_configs[0]: unknown field 'extra'",
+        ),
+        (
+            "- job_name: a\n  file_sd_configs:\n  - files: ['targets.txt']\n",
+            "file_sd_configs[0].files[0]: path name 'targets.txt' is not valid for file discovery",
+        ),
         ("- job_name: a\n  file_sd_configs:\n  - files: ['*/x.yml']\n", "is not valid for file discovery"),
         ("- job_name: a\n  file_sd_configs:\n  - files: []\n", "must contain at least one path name"),
-        ("- job_name: a\n  relabel_configs:\n  - action: hashmod\n    target_label: t\n",
-         "scrape_configs[0].relabel_configs[0]: relabel configuration for hashmod requires non-zero modulus"),
-        ("- job_name: a\n  metric_relabel_configs:\n  - regex: '('\n",
-         "scrape_configs[0].metric_relabel_configs[0].regex: invalid regex '('"),
-        ("- job_name: a\n  relabel_configs:\n  - action: labeldrop\n    regex: x\n    target_label: y\n",
-         "relabel_configs[0]: labeldrop action requires only 'regex', and no other fields"),
+        (
+            "- job_name: a\n  relabel_configs:\n  - action: hashmod\n    target_label: t\n",
+            "scrape_configs[0].relabel_configs[0]: relabel configuration for hashmod requires non-zero modulus",
+        ),
+        (
+            "- job_name: a\n  metric_relabel_configs:\n  - regex: '('\n",
+            "scrape_configs[0].metric_relabel_configs[0].regex: invalid regex '('",
+        ),
+        (
+            "- job_name: a\n  relabel_configs:\n  - action: labeldrop\n    regex: x\n    target_label: y\n",
+            "relabel_configs[0]: labeldrop action requires only 'regex', and no other fields",
+        ),
         ("- job_name: a\n  relabel_configs:\n  - source_labels: x\n", "source_labels: expected a list"),
         ("- job_name: a\n  body_size_limit: lots\n", "body_size_limit: not a valid size"),
-        ("- job_name: a\n  basic_auth: {username: u}\n  authorization: {credentials: x}\n",
-         "at most one of basic_auth and authorization"),
+        (
+            "- job_name: a\n  basic_auth: {username: u}\n  authorization: {credentials: x}\n",
+            "at most one of basic_auth and authorization",
+        ),
         ("- job_name: a\n  authorization: {type: Basic, credentials: x}\n", "use 'basic_auth' instead"),
         ("- job_name: a\n  tls_config: {cert_file: c}\n", "cert_file and key_file must both be set"),
         ("job_name: a\n", "scrape_configs: expected a list, got dict"),
@@ -145,8 +173,17 @@ def test_errors_name_the_key_path(text: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0.0), ("15s", 15.0), ("1m", 60.0), ("1h30m", 5400.0), ("500ms", 0.5), ("1d", 86400.0),
-     ("1w", 604800.0), ("1y", 365 * 86400.0), ("2m3s4ms", 123.004)],
+    [
+        ("0", 0.0),
+        ("15s", 15.0),
+        ("1m", 60.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("1d", 86400.0),
+        ("1w", 604800.0),
+        ("1y", 365 * 86400.0),
+        ("2m3s4ms", 123.004),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text, "x") == pytest.approx(seconds)

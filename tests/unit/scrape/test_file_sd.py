@@ -27,8 +27,9 @@ def servers() -> Iterator[tuple[ExpositionServer, ExpositionServer]]:
 
 
 def test_parse_json_and_yaml_groups() -> None:
-    (g,) = parse_target_groups(json.dumps([{"targets": ["h:1", "h:2"], "labels": {"env": "x"}}]).encode(),
-                               "/sd/a.json")
+    (g,) = parse_target_groups(
+        json.dumps([{"targets": ["h:1", "h:2"], "labels": {"env": "x"}}]).encode(), "/sd/a.json"
+    )
     assert g.source == "file:/sd/a.json:0"
     assert g.targets == ((("__address__", "h:1"),), (("__address__", "h:2"),))
     assert dict(g.labels) == {"env": "x", "__meta_filepath": "/sd/a.json"}
@@ -39,12 +40,14 @@ def test_parse_json_and_yaml_groups() -> None:
 
 @pytest.mark.parametrize(
     ("data", "path", "message"),
-    [(b"{", "/x.json", "/x.json: cannot decode"),
-     (b"targets: [a]", "/x.yml", "expected a list of target groups"),
-     (b"- targets: [1]", "/x.yml", "/x.yml: [0].targets[0]: expected a host:port string"),
-     (b"- targets: ['http://a/b']", "/x.yml", "is not a valid hostname"),
-     (b"- labels: {'a-b': x}", "/x.yml", "'a-b' is not a valid label name"),
-     (b"- targetz: [a]", "/x.yml", "unknown field 'targetz'")],
+    [
+        (b"{", "/x.json", "/x.json: cannot decode"),
+        (b"targets: [a]", "/x.yml", "expected a list of target groups"),
+        (b"- targets: [1]", "/x.yml", "/x.yml: [0].targets[0]: expected a host:port string"),
+        (b"- targets: ['http://a/b']", "/x.yml", "is not a valid hostname"),
+        (b"- labels: {'a-b': x}", "/x.yml", "'a-b' is not a valid label name"),
+        (b"- targetz: [a]", "/x.yml", "unknown field 'targetz'"),
+    ],
 )
 def test_bad_files(data: bytes, path: str, message: str) -> None:
     with pytest.raises(ConfigError) as ei:
@@ -58,7 +61,10 @@ def test_globs_changes_and_bad_files_keep_previous_groups(tmp_path: Path) -> Non
     (tmp_path / "a.yml").write_text("- targets: [h:1]\n")
     (tmp_path / "one.json").write_text('[{"targets": ["h:2"]}]')
     (tmp_path / "ignored.txt").write_text("- targets: [h:9]\n")
-    assert [t for g in d.refresh() for t in g.targets] == [(("__address__", "h:1"),), (("__address__", "h:2"),)]
+    assert [t for g in d.refresh() for t in g.targets] == [
+        (("__address__", "h:1"),),
+        (("__address__", "h:2"),),
+    ]
     (tmp_path / "a.yml").write_text("- targets: [h:1, h:3] # now two\n")
     assert len(d.refresh()[0].targets) == 2
     (tmp_path / "a.yml").write_text("- targets: [")  # broken: keep what we had
@@ -69,14 +75,20 @@ def test_globs_changes_and_bad_files_keep_previous_groups(tmp_path: Path) -> Non
     assert d.last_errors == {}
 
 
-def test_manager_follows_file_changes(tmp_path: Path, servers: tuple[ExpositionServer, ExpositionServer]) -> None:
+def test_manager_follows_file_changes(
+    tmp_path: Path, servers: tuple[ExpositionServer, ExpositionServer]
+) -> None:
     a, b = servers
     sd = tmp_path / "targets.json"
     sd.write_text(json.dumps([{"targets": [a.address], "labels": {"team": "x"}}]))
-    cfgs = parse_scrape_configs(yaml.safe_load(
-        "- job_name: sd\n  file_sd_configs: [{files: ['*.json'], refresh_interval: 1h}]\n"
-        "  relabel_configs: [{source_labels: [__meta_filepath], regex: '.*/(.*)', target_label: file}]\n"),
-        "prom.yml", base_dir=str(tmp_path))
+    cfgs = parse_scrape_configs(
+        yaml.safe_load(
+            "- job_name: sd\n  file_sd_configs: [{files: ['*.json'], refresh_interval: 1h}]\n"
+            "  relabel_configs: [{source_labels: [__meta_filepath], regex: '.*/(.*)', target_label: file}]\n"
+        ),
+        "prom.yml",
+        base_dir=str(tmp_path),
+    )
     sink = MemorySink()
 
     async def main() -> None:
@@ -106,13 +118,18 @@ def test_manager_follows_file_changes(tmp_path: Path, servers: tuple[ExpositionS
     asyncio.run(main())
 
 
-def test_manager_refreshes_on_its_own(tmp_path: Path, servers: tuple[ExpositionServer, ExpositionServer]) -> None:
+def test_manager_refreshes_on_its_own(
+    tmp_path: Path, servers: tuple[ExpositionServer, ExpositionServer]
+) -> None:
     a, b = servers
     sd = tmp_path / "t.yml"
     sd.write_text(f"- targets: ['{a.address}']\n")
-    cfgs = parse_scrape_configs(yaml.safe_load(
-        f"- job_name: sd\n  scrape_interval: 1h\n  file_sd_configs: [{{files: ['{sd}'], refresh_interval: 100ms}}]\n"),
-        "prom.yml")
+    cfgs = parse_scrape_configs(
+        yaml.safe_load(
+            f"- job_name: sd\n  scrape_interval: 1h\n  file_sd_configs: [{{files: ['{sd}'], refresh_interval: 100ms}}]\n"
+        ),
+        "prom.yml",
+    )
 
     async def main() -> None:
         from tests.unit.scrape.helpers import wait_for_async

@@ -41,8 +41,12 @@ def configs(text: str, **fmt: Any) -> list[ScrapeConfig]:
 
 
 def job(address: str, extra: str = "", name: str = "app") -> list[ScrapeConfig]:
-    return configs("- job_name: {name}\n  scrape_interval: 15s\n  static_configs: [{{targets: ['{a}']}}]\n{x}",
-                   a=address, x=extra, name=name)
+    return configs(
+        "- job_name: {name}\n  scrape_interval: 15s\n  static_configs: [{{targets: ['{a}']}}]\n{x}",
+        a=address,
+        x=extra,
+        name=name,
+    )
 
 
 def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
@@ -50,8 +54,10 @@ def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
 
 
 def test_scrape_writes_samples_report_series_and_metadata(server: ExpositionServer) -> None:
-    server.exposition.body = ("# HELP requests_total Requests.\n# TYPE requests_total counter\n"
-                              'requests_total{code="200"} 7\nrequests_total{code="500"} 1\n')
+    server.exposition.body = (
+        "# HELP requests_total Requests.\n# TYPE requests_total counter\n"
+        'requests_total{code="200"} 7\nrequests_total{code="500"} 1\n'
+    )
     server.exposition.gzip = True
     sink, clock = MemorySink(), FakeClock()
 
@@ -77,9 +83,11 @@ def test_scrape_writes_samples_report_series_and_metadata(server: ExpositionServ
     assert value(select(batch, "scrape_series_added")) == 2.0
     assert value(select(batch, "scrape_duration_seconds")) >= 0.0
     assert {p.ts for p in batch} == {int(T0 * 1000)}
-    assert any(md.metric == "requests_total" and md.type == "counter" and md.help == "Requests."
-               for md in sink.metadata)
-    (path, headers), = server.requests
+    assert any(
+        md.metric == "requests_total" and md.type == "counter" and md.help == "Requests."
+        for md in sink.metadata
+    )
+    ((path, headers),) = server.requests
     assert path == "/metrics"
     assert headers["accept"] == ACCEPT_HEADER
     assert headers["x-prometheus-scrape-timeout-seconds"] == "10"
@@ -160,8 +168,9 @@ def test_parse_error_fails_the_scrape_with_line_number(server: ExpositionServer)
 
 def test_openmetrics_response_is_negotiated(server: ExpositionServer) -> None:
     server.exposition.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    server.exposition.body = ("# TYPE c counter\nc_total 5 1700000000.5 # {trace_id=\"x\"} 1\n"
-                              "c_created 1600000000\n# EOF\n")
+    server.exposition.body = (
+        '# TYPE c counter\nc_total 5 1700000000.5 # {trace_id="x"} 1\nc_created 1600000000\n# EOF\n'
+    )
     sink = MemorySink()
 
     async def main() -> None:
@@ -188,9 +197,14 @@ def test_honor_labels_false_renames_conflicts_to_exported(server: ExpositionServ
 
     run(main)
     (p,) = select(sink.batches[0], "m")
-    assert dict(p.labels) == {"__name__": "m", "job": "app", "instance": server.address,
-                              "exported_instance": "i", "exported_exported_job": "scraped",
-                              "exported_job": "e"}
+    assert dict(p.labels) == {
+        "__name__": "m",
+        "job": "app",
+        "instance": server.address,
+        "exported_instance": "i",
+        "exported_exported_job": "scraped",
+        "exported_job": "e",
+    }
 
 
 def test_honor_labels_true_keeps_scraped_labels(server: ExpositionServer) -> None:
@@ -198,7 +212,9 @@ def test_honor_labels_true_keeps_scraped_labels(server: ExpositionServer) -> Non
     sink = MemorySink()
 
     async def main() -> None:
-        m = ScrapeManager(job(server.address, "  honor_labels: true\n"), sink, "t", FakeClock(), run_loops=False)
+        m = ScrapeManager(
+            job(server.address, "  honor_labels: true\n"), sink, "t", FakeClock(), run_loops=False
+        )
         await m.start()
         await m.scrape_now()
         await m.stop()
@@ -211,7 +227,10 @@ def test_honor_labels_true_keeps_scraped_labels(server: ExpositionServer) -> Non
 
 
 def test_resolve_target_labels_examples() -> None:
-    assert resolve_target_labels((("job", "x"),), (("job", "t"),), honor=False) == {"job": "t", "exported_job": "x"}
+    assert resolve_target_labels((("job", "x"),), (("job", "t"),), honor=False) == {
+        "job": "t",
+        "exported_job": "x",
+    }
     assert resolve_target_labels((("job", "x"),), (("job", "t"),), honor=True) == {"job": "x"}
 
 
@@ -238,8 +257,9 @@ def test_honor_timestamps_false_uses_scrape_time(server: ExpositionServer) -> No
     sink = MemorySink()
 
     async def main() -> None:
-        m = ScrapeManager(job(server.address, "  honor_timestamps: false\n"), sink, "t", FakeClock(),
-                          run_loops=False)
+        m = ScrapeManager(
+            job(server.address, "  honor_timestamps: false\n"), sink, "t", FakeClock(), run_loops=False
+        )
         await m.start()
         await m.scrape_now()
         await m.stop()
@@ -250,8 +270,10 @@ def test_honor_timestamps_false_uses_scrape_time(server: ExpositionServer) -> No
 
 def test_metric_relabeling_and_limits(server: ExpositionServer) -> None:
     server.exposition.body = 'go_x 1\nkeep_me{a="1"} 2\nkeep_me{a="2"} 3\n'
-    extra = ("  metric_relabel_configs:\n  - {action: drop, source_labels: [__name__], regex: 'go_.*'}\n"
-             "  - {action: labeldrop, regex: a}\n")
+    extra = (
+        "  metric_relabel_configs:\n  - {action: drop, source_labels: [__name__], regex: 'go_.*'}\n"
+        "  - {action: labeldrop, regex: a}\n"
+    )
     sink = MemorySink()
 
     async def main() -> None:
@@ -272,10 +294,12 @@ def test_metric_relabeling_and_limits(server: ExpositionServer) -> None:
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [("  sample_limit: 2\n", "sample limit exceeded (3 samples, limit 2)"),
-     ("  label_limit: 3\n", "label_limit exceeded (metric: m, number of labels: 4, limit: 3)"),
-     ("  label_value_length_limit: 4\n", "label_value_length_limit exceeded"),
-     ("  body_size_limit: 10B\n", "body size limit exceeded (10 bytes)")],
+    [
+        ("  sample_limit: 2\n", "sample limit exceeded (3 samples, limit 2)"),
+        ("  label_limit: 3\n", "label_limit exceeded (metric: m, number of labels: 4, limit: 3)"),
+        ("  label_value_length_limit: 4\n", "label_value_length_limit exceeded"),
+        ("  body_size_limit: 10B\n", "body size limit exceeded (10 bytes)"),
+    ],
 )
 def test_limits_fail_the_scrape(server: ExpositionServer, extra: str, message: str) -> None:
     server.exposition.body = 'a 1\nb 1\nm{x="12345"} 1\n'
@@ -301,8 +325,9 @@ def test_timeout_fails_the_scrape(server: ExpositionServer) -> None:
     sink = MemorySink()
 
     async def main() -> None:
-        m = ScrapeManager(job(server.address, "  scrape_timeout: 200ms\n"), sink, "t", FakeClock(),
-                          run_loops=False)
+        m = ScrapeManager(
+            job(server.address, "  scrape_timeout: 200ms\n"), sink, "t", FakeClock(), run_loops=False
+        )
         await m.start()
         await m.scrape_now()
         (st,) = m.targets()
@@ -367,8 +392,11 @@ def test_removed_target_gets_stale_markers_and_kept_target_does_not(server: Expo
     server.exposition.body = "a 1\n"
     other.exposition.body = "b 1\n"
     sink, clock = MemorySink(), FakeClock()
-    two = configs("- job_name: app\n  static_configs: [{{targets: ['{a}', '{b}']}}]\n",
-                  a=server.address, b=other.address)
+    two = configs(
+        "- job_name: app\n  static_configs: [{{targets: ['{a}', '{b}']}}]\n",
+        a=server.address,
+        b=other.address,
+    )
 
     async def main() -> None:
         m = ScrapeManager(two, sink, "t", clock, run_loops=False)
@@ -432,8 +460,10 @@ def test_removed_job_gets_stale_markers(server: ExpositionServer) -> None:
 def test_loops_scrape_on_their_own(server: ExpositionServer) -> None:
     server.exposition.body = "a 1\n"
     sink = MemorySink()
-    cfg = configs("- job_name: fast\n  scrape_interval: 100ms\n  static_configs: [{{targets: ['{a}']}}]\n",
-                  a=server.address)
+    cfg = configs(
+        "- job_name: fast\n  scrape_interval: 100ms\n  static_configs: [{{targets: ['{a}']}}]\n",
+        a=server.address,
+    )
 
     async def main() -> None:
         m = ScrapeManager(cfg, sink, "t")

@@ -8,32 +8,73 @@ import pytest
 
 from clearsight.scrape.relabel import RelabelConfig, compile_regex, expand, process
 
-BASE = {"__name__": "http_requests_total", "job": "api", "instance": "10.0.0.1:9100",
-        "__meta_env": "Prod", "path": "/a/b"}
+BASE = {
+    "__name__": "http_requests_total",
+    "job": "api",
+    "instance": "10.0.0.1:9100",
+    "__meta_env": "Prod",
+    "path": "/a/b",
+}
 
 CASES: list[tuple[str, dict[str, object], dict[str, str] | None]] = [
     # replace
-    ("replace copies a label", dict(source_labels=["instance"], target_label="host", regex="(.*):.*"),
-     {**BASE, "host": "10.0.0.1"}),
-    ("replace joins with separator", dict(source_labels=["job", "path"], separator="|", target_label="x",
-                                          regex="api\\|(.*)", replacement="p=${1}"),
-     {**BASE, "x": "p=/a/b"}),
-    ("replace with no match changes nothing", dict(source_labels=["job"], regex="web", target_label="x",
-                                                   replacement="y"), BASE),
+    (
+        "replace copies a label",
+        dict(source_labels=["instance"], target_label="host", regex="(.*):.*"),
+        {**BASE, "host": "10.0.0.1"},
+    ),
+    (
+        "replace joins with separator",
+        dict(
+            source_labels=["job", "path"],
+            separator="|",
+            target_label="x",
+            regex="api\\|(.*)",
+            replacement="p=${1}",
+        ),
+        {**BASE, "x": "p=/a/b"},
+    ),
+    (
+        "replace with no match changes nothing",
+        dict(source_labels=["job"], regex="web", target_label="x", replacement="y"),
+        BASE,
+    ),
     ("replace is anchored", dict(source_labels=["job"], regex="ap", target_label="x", replacement="y"), BASE),
-    ("replace to empty deletes", dict(source_labels=["nope"], target_label="path", replacement=""),
-     {k: v for k, v in BASE.items() if k != "path"}),
-    ("replace with templated target", dict(source_labels=["__meta_env"], regex="(.*)", target_label="env_$1",
-                                           replacement="yes"), {**BASE, "env_Prod": "yes"}),
-    ("replace $1x names group 1x (empty -> delete)", dict(source_labels=["job"], regex="(.*)",
-                                                          target_label="job", replacement="$1x"),
-     {k: v for k, v in BASE.items() if k != "job"}),
-    ("replace ${1}x", dict(source_labels=["job"], regex="(.*)", target_label="job", replacement="${1}x"),
-     {**BASE, "job": "apix"}),
-    ("replace named group", dict(source_labels=["instance"], regex="(?P<ip>[^:]+):(?P<port>\\d+)",
-                                 target_label="port", replacement="$port"), {**BASE, "port": "9100"}),
-    ("replace absent source reads as empty", dict(source_labels=["missing"], regex="", target_label="e",
-                                                  replacement="was-empty"), {**BASE, "e": "was-empty"}),
+    (
+        "replace to empty deletes",
+        dict(source_labels=["nope"], target_label="path", replacement=""),
+        {k: v for k, v in BASE.items() if k != "path"},
+    ),
+    (
+        "replace with templated target",
+        dict(source_labels=["__meta_env"], regex="(.*)", target_label="env_$1", replacement="yes"),
+        {**BASE, "env_Prod": "yes"},
+    ),
+    (
+        "replace $1x names group 1x (empty -> delete)",
+        dict(source_labels=["job"], regex="(.*)", target_label="job", replacement="$1x"),
+        {k: v for k, v in BASE.items() if k != "job"},
+    ),
+    (
+        "replace ${1}x",
+        dict(source_labels=["job"], regex="(.*)", target_label="job", replacement="${1}x"),
+        {**BASE, "job": "apix"},
+    ),
+    (
+        "replace named group",
+        dict(
+            source_labels=["instance"],
+            regex="(?P<ip>[^:]+):(?P<port>\\d+)",
+            target_label="port",
+            replacement="$port",
+        ),
+        {**BASE, "port": "9100"},
+    ),
+    (
+        "replace absent source reads as empty",
+        dict(source_labels=["missing"], regex="", target_label="e", replacement="was-empty"),
+        {**BASE, "e": "was-empty"},
+    ),
     # keep / drop
     ("keep match", dict(action="keep", source_labels=["job"], regex="api|web"), BASE),
     ("keep no match", dict(action="keep", source_labels=["job"], regex="web"), None),
@@ -42,21 +83,39 @@ CASES: list[tuple[str, dict[str, object], dict[str, str] | None]] = [
     ("drop no match", dict(action="drop", source_labels=["__name__"], regex="go_.*"), BASE),
     # labelmap
     ("labelmap", dict(action="labelmap", regex="__meta_(.*)"), {**BASE, "env": "Prod"}),
-    ("labelmap with replacement", dict(action="labelmap", regex="__meta_(.*)", replacement="m_$1"),
-     {**BASE, "m_env": "Prod"}),
+    (
+        "labelmap with replacement",
+        dict(action="labelmap", regex="__meta_(.*)", replacement="m_$1"),
+        {**BASE, "m_env": "Prod"},
+    ),
     # labeldrop / labelkeep
-    ("labeldrop", dict(action="labeldrop", regex="__meta_.*|path"),
-     {k: v for k, v in BASE.items() if k not in ("__meta_env", "path")}),
-    ("labelkeep", dict(action="labelkeep", regex="__name__|job"),
-     {"__name__": "http_requests_total", "job": "api"}),
+    (
+        "labeldrop",
+        dict(action="labeldrop", regex="__meta_.*|path"),
+        {k: v for k, v in BASE.items() if k not in ("__meta_env", "path")},
+    ),
+    (
+        "labelkeep",
+        dict(action="labelkeep", regex="__name__|job"),
+        {"__name__": "http_requests_total", "job": "api"},
+    ),
     # hashmod
-    ("hashmod", dict(action="hashmod", source_labels=["instance"], modulus=8, target_label="shard"),
-     {**BASE, "shard": "HASH"}),
+    (
+        "hashmod",
+        dict(action="hashmod", source_labels=["instance"], modulus=8, target_label="shard"),
+        {**BASE, "shard": "HASH"},
+    ),
     # lowercase / uppercase
-    ("lowercase", dict(action="lowercase", source_labels=["__meta_env"], target_label="env"),
-     {**BASE, "env": "prod"}),
-    ("uppercase", dict(action="uppercase", source_labels=["job", "__meta_env"], target_label="J"),
-     {**BASE, "J": "API;PROD"}),
+    (
+        "lowercase",
+        dict(action="lowercase", source_labels=["__meta_env"], target_label="env"),
+        {**BASE, "env": "prod"},
+    ),
+    (
+        "uppercase",
+        dict(action="uppercase", source_labels=["job", "__meta_env"], target_label="J"),
+        {**BASE, "J": "API;PROD"},
+    ),
     # keepequal / dropequal
     ("keepequal equal", dict(action="keepequal", source_labels=["job"], target_label="job"), BASE),
     ("keepequal different", dict(action="keepequal", source_labels=["job"], target_label="path"), None),
@@ -97,9 +156,24 @@ def test_configs_apply_in_order_and_stop_at_drop() -> None:
 
 @pytest.mark.parametrize(
     ("template", "expected"),
-    [("$1", "a"), ("${1}", "a"), ("$1-$2", "a-b"), ("$1x", ""), ("${1}x", "ax"), ("$$1", "$1"),
-     ("$", "$"), ("x$", "x$"), ("${1", "${1"), ("$name", "b"), ("${name}.", "b."), ("$9", ""),
-     ("$0", "a:b"), ("$01", ""), ("plain", "plain"), ("$-", "$-")],
+    [
+        ("$1", "a"),
+        ("${1}", "a"),
+        ("$1-$2", "a-b"),
+        ("$1x", ""),
+        ("${1}x", "ax"),
+        ("$$1", "$1"),
+        ("$", "$"),
+        ("x$", "x$"),
+        ("${1", "${1"),
+        ("$name", "b"),
+        ("${name}.", "b."),
+        ("$9", ""),
+        ("$0", "a:b"),
+        ("$01", ""),
+        ("plain", "plain"),
+        ("$-", "$-"),
+    ],
 )
 def test_expand_like_go(template: str, expected: str) -> None:
     m = compile_regex("(a):(?P<name>b)").match("a:b")
@@ -113,12 +187,16 @@ def test_expand_like_go(template: str, expected: str) -> None:
         (dict(action="hashmod", source_labels=["a"], target_label="t"), "requires non-zero modulus"),
         (dict(action="replace", target_label=""), "requires 'target_label' value"),
         (dict(action="replace", target_label="1bad"), "'1bad' is invalid 'target_label'"),
-        (dict(action="lowercase", source_labels=["a"], target_label="t", replacement="x"),
-         "'replacement' can not be set"),
+        (
+            dict(action="lowercase", source_labels=["a"], target_label="t", replacement="x"),
+            "'replacement' can not be set",
+        ),
         (dict(action="labelmap", replacement="-"), "invalid 'replacement'"),
         (dict(action="labeldrop", regex="a", source_labels=["a"]), "requires only 'regex'"),
-        (dict(action="keepequal", source_labels=["a"], target_label="b", regex="x"),
-         "requires only 'source_labels' and 'target_label'"),
+        (
+            dict(action="keepequal", source_labels=["a"], target_label="b", regex="x"),
+            "requires only 'source_labels' and 'target_label'",
+        ),
         (dict(action="keepequal", source_labels=["a"]), "requires 'target_label' value"),
         (dict(action="keep", source_labels=["bad-name"]), "not a valid label name"),
         (dict(action="nope"), "unknown action 'nope'"),

@@ -27,8 +27,14 @@ def test_defaults_job_instance_and_url() -> None:
     assert t.url == "http://h:9100/metrics"
     assert (t.interval, t.timeout) == (60.0, 10.0)
     assert dict(t.discovered_labels) == {
-        "__address__": "h:9100", "__metrics_path__": "/metrics", "__scheme__": "http",
-        "__scrape_interval__": "1m", "__scrape_timeout__": "10s", "env": "prod", "job": "node"}
+        "__address__": "h:9100",
+        "__metrics_path__": "/metrics",
+        "__scheme__": "http",
+        "__scrape_interval__": "1m",
+        "__scrape_timeout__": "10s",
+        "env": "prod",
+        "job": "node",
+    }
 
 
 def test_meta_labels_drive_url_and_are_dropped_afterwards() -> None:
@@ -52,8 +58,10 @@ def test_meta_labels_drive_url_and_are_dropped_afterwards() -> None:
 
 
 def test_param_label_overrides_config_param() -> None:
-    c = cfg("- job_name: j\n  params: {a: ['1', '2'], b: ['x']}\n"
-            "  relabel_configs: [{target_label: __param_a, replacement: '9'}]\n")
+    c = cfg(
+        "- job_name: j\n  params: {a: ['1', '2'], b: ['x']}\n"
+        "  relabel_configs: [{target_label: __param_a, replacement: '9'}]\n"
+    )
     t, _, _ = one(c, __address__="h:1")
     assert t.url == "http://h:1/metrics?a=9&b=x"
 
@@ -66,10 +74,19 @@ def test_target_labels_override_group_labels_and_job_can_be_set() -> None:
 
 
 def test_dropped_and_invalid_targets() -> None:
-    c = cfg("- job_name: j\n  relabel_configs:\n  - {action: drop, source_labels: [__address__], regex: 'bad.*'}\n"
-            "  - {source_labels: [__address__], regex: 'noaddr', target_label: __address__, replacement: ''}\n")
-    g = TargetGroup("x", ((("__address__", "bad:1"),), (("__address__", "noaddr"),), (("__address__", "ok:1"),),
-                          (("__address__", "ok:1"),)))
+    c = cfg(
+        "- job_name: j\n  relabel_configs:\n  - {action: drop, source_labels: [__address__], regex: 'bad.*'}\n"
+        "  - {source_labels: [__address__], regex: 'noaddr', target_label: __address__, replacement: ''}\n"
+    )
+    g = TargetGroup(
+        "x",
+        (
+            (("__address__", "bad:1"),),
+            (("__address__", "noaddr"),),
+            (("__address__", "ok:1"),),
+            (("__address__", "ok:1"),),
+        ),
+    )
     ts = targets_from_groups(c, [g])
     assert [t.url for t in ts.active] == ["http://ok:1/metrics"]  # duplicates are scraped once
     assert [dict(d)["__address__"] for d in ts.dropped] == ["bad:1"]
