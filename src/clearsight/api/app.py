@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 from clearsight import __version__
 from clearsight.api.common import TenantOf
 from clearsight.api.ops import make_ops_handlers
+from clearsight.api.prometheus_query import make_query_handlers
 from clearsight.api.prometheus_read import make_read_handlers
 from clearsight.api.prometheus_write import make_remote_write_handler
 from clearsight.config import Config
@@ -57,6 +58,7 @@ def create_app(s: Services) -> FastAPI:
     ops = make_ops_handlers(m, s.readiness)
     read = make_read_handlers(s.store, s.tenant_of)
     write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m)
+    query = make_query_handlers(s.store, s.config.query, s.tenant_of)
     api = [
         ("/health", ops["health"], ["GET"], "Liveness: 200 while the process serves HTTP."),
         ("/ready", ops["ready"], ["GET"], "Readiness: 200 when the store is open and its writer alive."),
@@ -70,6 +72,12 @@ def create_app(s: Services) -> FastAPI:
         ("/api/v1/label/{name}/values", _timed("label_values", read["label_values"], m), ["GET"],
          "Values of one label."),
         ("/api/v1/metadata", _timed("metadata", read["metadata"], m), ["GET"], "Metric metadata."),
+        ("/api/v1/query", _timed("query", query["query"], m), ["GET", "POST"],
+         "PromQL instant query (query, time, timeout, limit, stats)."),
+        ("/api/v1/query_range", _timed("query_range", query["query_range"], m), ["GET", "POST"],
+         "PromQL range query (query, start, end, step, timeout, limit, stats)."),
+        ("/api/v1/format_query", _timed("format_query", query["format_query"], m), ["GET", "POST"],
+         "Canonical formatting of a PromQL expression."),
     ]
     for path, handler, methods, summary in api:
         app.add_api_route(path, handler, methods=methods, summary=summary, response_class=Response)

@@ -1,0 +1,241 @@
+"""Prometheus query API: ``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/format_query``,
+``/api/v1/parse_query``. Shapes, error types and HTTP statuses as Prometheus answers them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import Response
+
+from clearsight.api.common import (
+    ApiError,
+    TenantOf,
+    error_response,
+    format_float,
+    format_ts,
+    limit_param,
+    params,
+    parse_time_ms,
+    success,
+)
+from clearsight.config import QueryConfig, parse_duration_ms
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import SeriesData
+from clearsight.query.promql import values as qv
+from clearsight.query.promql.ast import ValueType
+from clearsight.query.promql.engine import Engine
+from clearsight.query.promql.parser import ParseError, parse
+from clearsight.query.promql.printer import format_expr
+from clearsight.query.promql.result import QueryResult
+from clearsight.store.interface import MetricsStore, SeriesSelector
+
+Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("clearsight.api.query")
+
+
+def parse_step_ms(raw: str, name: str = "step") -> int:
+    """Prometheus duration parameter: float seconds or a duration string."""
+    s = raw.strip()
+    try:
+        f = float(s)
+    except ValueError:
+        try:
+            return parse_duration_ms(s)
+        except ValueError:
+            raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{raw}" to a valid duration') from None
+    if math.isnan(f) or math.isinf(f) or f * 1000 > 2**62:
+        raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{raw}" to a valid duration')
+    return round(f * 1000)
+
+
+def _query_param(p: ImmutableMultiDict[str, Any]) -> str:
+    q = p.get("query")
+    if q is None or str(q).strip() == "":
+        raise ApiError("bad_data", 'invalid parameter "query": query must not be empty')
+    return str(q)
+
+
+def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple[dict[str, Any], list[str]]:
+    """The ``data`` object of a query response, and warnings added by ``limit`` truncation."""
+    warnings: list[str] = []
+    rt = result.result_type
+    if rt == "scalar":
+        return {"resultType": "scalar", "result": [format_ts(time_ms), format_float(result.scalar_value)]}, warnings
+    if rt == "string":
+        return {"resultType": "string", "result": [format_ts(time_ms), result.string_value]}, warnings
+    items = result.series
+    if limit is not None and len(items) > limit:
+        items = items[:limit]
+        warnings.append(f"results truncated due to limit of {limit}")
+    out: list[dict[str, Any]] = []
+    if rt == "vector":
+        for s in items:
+            out.append({"metric": dict(s.labels),
+                        "value": [format_ts(int(s.timestamps[0])), format_float(float(s.values[0]))]})
+    else:
+        for s in items:
+            out.append({"metric": dict(s.labels),
+                        "values": [[format_ts(t), format_float(v)]
+                                   for t, v in zip(s.timestamps.tolist(), s.values.tolist(), strict=True)]})
+    return {"resultType": rt, "result": out}, warnings
+
+
+def stats_json(result: QueryResult) -> dict[str, Any]:
+    st = result.stats
+    return {"timings": {}, "samples": {"totalQueryableSamples": st.samples_loaded,
+                                       "peakSamples": st.peak_points},
+            "series": {"fetched": st.series_fetched}}
+
+
+class QueryCanceled(Exception):
+    """The client went away; the query stops at its next read of the store."""
+
+
+class _CancellableSelector:
+    def __init__(self, inner: SeriesSelector, cancel: threading.Event) -> None:
+        self._inner = inner
+        self._cancel = cancel
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+        if self._cancel.is_set():
+            raise QueryCanceled("query canceled: the client disconnected")
+        return self._inner.select(matchers, start_ms, end_ms)
+
+
+async def _run_cancellable(request: Request, fn: Callable[[threading.Event], QueryResult]) -> QueryResult:
+    """Runs the engine in a worker thread; a client disconnect sets the cancel event."""
+    cancel = threading.Event()
+    loop = asyncio.get_running_loop()
+    fut = loop.run_in_executor(None, fn, cancel)
+
+    async def watch() -> None:
+        while not fut.done():
+            if await request.is_disconnected():
+                cancel.set()
+                return
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await fut
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: TenantOf) -> dict[str, Handler]:
+    default_timeout_s = parse_duration_ms(cfg.timeout) / 1000
+    lookback_ms = parse_duration_ms(cfg.lookback_delta)
+
+    def engine_for(timeout_s: float) -> Engine:
+        return Engine(lookback_delta_ms=lookback_ms, timeout_s=timeout_s, max_samples=cfg.max_samples,
+                      max_points_per_series=cfg.max_points_per_series)
+
+    def _timeout(p: ImmutableMultiDict[str, Any]) -> float:
+        raw = p.get("timeout")
+        if raw is None or raw == "":
+            return default_timeout_s
+        return min(default_timeout_s, parse_step_ms(str(raw), "timeout") / 1000)
+
+    def _respond(result: QueryResult, p: ImmutableMultiDict[str, Any], limit: int | None,
+                 at_ms: int) -> Response:
+        data, warnings = encode_result(result, at_ms, limit)
+        if p.get("stats"):
+            data["stats"] = stats_json(result)
+        return success(data, [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None)
+
+    async def _execute(request: Request, run: Callable[[threading.Event, float], QueryResult],
+                       p: ImmutableMultiDict[str, Any]) -> QueryResult:
+        timeout = _timeout(p)
+        try:
+            return await _run_cancellable(request, lambda cancel: run(cancel, timeout))
+        except ParseError as e:
+            raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
+        except QueryCanceled as e:
+            raise ApiError("canceled", str(e)) from None
+        except qv.QueryTimeout as e:
+            raise ApiError("timeout", f"query timed out in expression evaluation: {e}") from None
+        except qv.QueryError as e:
+            raise ApiError("execution", str(e)) from None
+        except Exception as e:
+            log.exception("query failed unexpectedly")
+            raise ApiError("internal", f"internal error evaluating the query: {type(e).__name__}: {e}") from None
+
+    async def instant(request: Request) -> Response:
+        try:
+            p = await params(request)
+            q = _query_param(p)
+            raw_t = p.get("time")
+            t = round(time.time() * 1000) if raw_t in (None, "") else parse_time_ms(str(raw_t), "time")
+            limit = limit_param(p)
+            tenant = tenant_of(request)
+            expr = _parse(q)
+
+            def run(cancel: threading.Event, timeout: float) -> QueryResult:
+                return engine_for(timeout).instant(_CancellableSelector(store.querier(tenant), cancel), expr, t)
+
+            result = await _execute(request, run, p)
+            return _respond(result, p, limit, t)
+        except ApiError as e:
+            return error_response(e)
+
+    async def range_query(request: Request) -> Response:
+        try:
+            p = await params(request)
+            q = _query_param(p)
+            for name in ("start", "end", "step"):
+                if p.get(name) in (None, ""):
+                    raise ApiError("bad_data", f'invalid parameter "{name}": missing')
+            start = parse_time_ms(str(p["start"]), "start")
+            end = parse_time_ms(str(p["end"]), "end")
+            if end < start:
+                raise ApiError("bad_data", 'invalid parameter "end": end timestamp must not be before start time')
+            step = parse_step_ms(str(p["step"]))
+            if step <= 0:
+                raise ApiError("bad_data", 'invalid parameter "step": zero or negative query resolution step widths '
+                               "are not accepted. Try a positive integer")
+            if (end - start) // step + 1 > cfg.max_points_per_series:
+                raise ApiError("bad_data", f"exceeded maximum resolution of {cfg.max_points_per_series:,} points per "
+                               "timeseries. Try decreasing the query resolution (?step=XX)")
+            limit = limit_param(p)
+            tenant = tenant_of(request)
+            expr = _parse(q)
+            if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
+                kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
+                raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
+                               "query, must be Scalar or instant Vector")
+
+            def run(cancel: threading.Event, timeout: float) -> QueryResult:
+                return engine_for(timeout).range(_CancellableSelector(store.querier(tenant), cancel), expr,
+                                                 start, end, step)
+
+            result = await _execute(request, run, p)
+            return _respond(result, p, limit, start)
+        except ApiError as e:
+            return error_response(e)
+
+    async def format_query(request: Request) -> Response:
+        try:
+            p = await params(request)
+            return success(format_expr(_parse(_query_param(p))))
+        except ApiError as e:
+            return error_response(e)
+
+    return {"query": instant, "query_range": range_query, "format_query": format_query}
+
+
+def _parse(q: str) -> Any:
+    try:
+        return parse(q)
+    except ParseError as e:
+        raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
