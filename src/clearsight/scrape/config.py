@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from clearsight.config import ConfigError as BaseConfigError
 from clearsight.scrape.relabel import (
     DEFAULT_REGEX,
     DEFAULT_REPLACEMENT,
@@ -31,8 +32,11 @@ DEFAULT_SCRAPE_TIMEOUT = 10.0
 DEFAULT_FILE_SD_REFRESH = 300.0
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the file/source and the key path."""
+class ConfigError(BaseConfigError, ValueError):
+    """An invalid configuration; the message names the file/source and the key path.
+
+    A subclass of the server's ``clearsight.config.ConfigError`` (one error path at start-up).
+    """
 
 
 _DURATION_RE = re.compile(

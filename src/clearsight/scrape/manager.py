@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import ssl
 import time
@@ -67,6 +68,8 @@ _REPORT_HELP = {
     "scrape_samples_post_metric_relabeling": "Number of samples left after metric relabeling.",
     "scrape_series_added": "Number of series in this scrape that were not in the previous one.",
 }
+_OFFLOAD_BYTES = 256 * 1024
+_OFFLOAD_SAMPLES = 5000
 REPORT_METADATA = [MetricMetadata(n, "gauge", h) for n, h in _REPORT_HELP.items()]
 
 
@@ -228,14 +231,27 @@ class _Loop:
             with contextlib.suppress(BaseException):
                 await fetch
             return
+        scraped = 0
         try:
             body, ctype = fetch.result()
-            parsed = parse_prometheus_text(body, ctype, ts_ms)
+            if len(body) > _OFFLOAD_BYTES:
+                # Large expositions are parsed off the event loop so it stays responsive.
+                parsed = await asyncio.to_thread(parse_prometheus_text, body, ctype, ts_ms)
+            else:
+                parsed = parse_prometheus_text(body, ctype, ts_ms)
+            scraped = len(parsed.samples)
             metadata = parsed.metadata
-            proc = self._process(parsed.samples, ts_ms)
+            if len(parsed.samples) > _OFFLOAD_SAMPLES:
+                proc = await asyncio.to_thread(self._process, parsed.samples, ts_ms)
+            else:
+                proc = self._process(parsed.samples, ts_ms)
         except (ScrapeError, InvalidInput) as e:
             err = str(e)
-            proc = _Processed([], set(), proc.scraped, 0)
+            proc = _Processed([], set(), scraped, 0)
+        except Exception as e:  # a bug must not kill the loop: report it as a failed scrape
+            log.exception("scrape of %s failed unexpectedly", self.target.url)
+            err = f"internal error: {type(e).__name__}: {e}"
+            proc = _Processed([], set(), scraped, 0)
         duration = time.perf_counter() - t0
         stale = self.prev - proc.tracked
         added = len(proc.tracked - self.prev)
@@ -523,7 +539,7 @@ class ScrapeManager:
         """The active targets with their health, last error, last scrape time and duration."""
         out: list[TargetStatus] = []
         for job in self._jobs.values():
-            out.extend(lp.status for lp in job.loops.values())
+            out.extend(dataclasses.replace(lp.status) for lp in job.loops.values())
         return sorted(out, key=lambda s: (s.job, s.scrape_url, s.labels))
 
     def dropped_targets(self) -> list[tuple[str, Labels]]:
