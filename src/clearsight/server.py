@@ -18,17 +18,38 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.requests import Request
 
 from clearsight.api.app import Services, create_app
+from clearsight.api.otlp_grpc import start_otlp_grpc_server
+from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.config import Config, parse_duration_ms, parse_listen
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.validate import make_validator
+from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
+from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.embedded import EmbeddedMetricsStore
 from clearsight.store.interface import MetricsStore
 
 log = logging.getLogger("clearsight.server")
+
+
+def make_tenant_of_metadata(cfg: Config) -> Any:
+    """Tenant of a gRPC call, from its metadata (same rule as HTTP)."""
+    default = cfg.tenancy.default_tenant
+    header = cfg.tenancy.tenant_header.lower()
+    trust = cfg.tenancy.trust_tenant_header
+
+    def tenant_of(metadata: Any) -> str:
+        if trust:
+            for k, v in metadata or ():
+                if k.lower() == header and v:
+                    return v.decode() if isinstance(v, bytes) else str(v)
+        return default
+
+    return tenant_of
 
 
 def make_tenant_of(cfg: Config) -> Any:
@@ -50,10 +71,40 @@ def make_tenant_of(cfg: Config) -> Any:
 class Built:
     services: Services
     store: MetricsStore
+    otlp_route_app: Starlette
+    scrape_configs: list[ScrapeConfig]
+
+
+def load_scrape_configs(cfg: Config) -> list[ScrapeConfig]:
+    """Parses ``scrape_configs`` of the config (raises ConfigError naming the file and key)."""
+    base_dir = str(Path(cfg.source).parent) if cfg.source != "<defaults>" else None
+    return parse_scrape_configs(
+        cfg.scrape_configs, cfg.source,
+        global_scrape_interval=parse_duration_ms(cfg.global_.scrape_interval) / 1000,
+        global_scrape_timeout=parse_duration_ms(cfg.global_.scrape_timeout) / 1000,
+        base_dir=base_dir)
+
+
+def _export_recorder(metrics: SelfMetrics) -> Any:
+    def on_export(o: ExportOutcome) -> None:
+        metrics.requests.labels(o.protocol, str(o.status)).inc()
+        if o.reason:
+            metrics.rejected.labels(o.protocol, o.reason).inc()
+        if o.samples_written:
+            metrics.samples_ingested.labels(o.protocol).inc(o.samples_written)
+        if o.series:
+            metrics.series_ingested.labels(o.protocol).inc(o.series)
+        if o.exemplars_dropped:
+            metrics.exemplars_dropped.labels(o.protocol).inc(o.exemplars_dropped)
+        if o.histograms_dropped:
+            metrics.histograms_dropped.labels(o.protocol).inc(o.histograms_dropped)
+
+    return on_export
 
 
 def build(cfg: Config) -> Built:
     """Creates the store, pipeline and HTTP services for ``cfg`` (no listeners yet)."""
+    scrape_configs = load_scrape_configs(cfg)
     data_dir = Path(cfg.storage.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = EmbeddedMetricsStore(
@@ -73,9 +124,12 @@ def build(cfg: Config) -> Built:
             return False, "store writer is not running"
         return True, ""
 
+    tenant_of = make_tenant_of(cfg)
+    otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=make_tenant_of(cfg), readiness=readiness)
-    return Built(services=services, store=store)
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route])
+    return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
+                 scrape_configs=scrape_configs)
 
 
 class _Server(uvicorn.Server):
@@ -103,7 +157,17 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     app = create_app(s)
     servers = [_uvicorn(app, cfg.server.listen, cfg)]
     if cfg.server.otlp_http_listen:
-        servers.append(_uvicorn(app, cfg.server.otlp_http_listen, cfg))
+        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg))
+    grpc_server = None
+    if cfg.server.otlp_grpc_listen:
+        try:
+            grpc_server = start_otlp_grpc_server(
+                s.ingestor.ingest_blocking, cfg.limits, cfg.server.otlp_grpc_listen, make_tenant_of_metadata(cfg),
+                on_export=_export_recorder(s.metrics))
+        except OSError as e:
+            built.store.close()
+            raise SystemExit(f"clearsight: {e}") from None
+    scraper = ScrapeManager(built.scrape_configs, s.ingestor.ingest, cfg.tenancy.default_tenant)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,8 +187,11 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             srv.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         retention_task.cancel()
+        if grpc_server is not None:
+            grpc_server.stop(None)
         built.store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
+    await scraper.start()
     host, port = parse_listen(cfg.server.listen)
     url = f"http://{host}:{port}"
     log.info("clearsight ready", extra={"url": url, "data_dir": cfg.storage.data_dir})
@@ -138,6 +205,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     for srv in servers:
         srv.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
+    await scraper.stop()
+    if grpc_server is not None:
+        await loop.run_in_executor(None, lambda: grpc_server.stop(5).wait())
     retention_task.cancel()
     stop_wait.cancel()
     with contextlib.suppress(asyncio.CancelledError):

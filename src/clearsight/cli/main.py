@@ -45,7 +45,11 @@ def server(
         typer.echo(f"clearsight: configuration error: {e}", err=True)
         raise typer.Exit(2) from None
     setup_logging(cfg.log.level, cfg.log.format)
-    run_server(cfg)
+    try:
+        run_server(cfg)
+    except ConfigError as e:
+        typer.echo(f"clearsight: configuration error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
