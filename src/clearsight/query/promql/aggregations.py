@@ -1,0 +1,423 @@
+"""Aggregation operators over step-vectorized vectors.
+
+Groups are computed once per query (labels do not change between steps). Running aggregates
+(Kahan sum, incremental mean, Welford variance, min/max) are updated one *rank* at a time: rank r
+holds the r-th member of every group, so a Python loop runs max(group size) times, each iteration
+a numpy update over (groups x steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from clearsight.model.labels import Labels
+from clearsight.query.promql.values import (
+    F64,
+    Annotations,
+    BoolArr,
+    QueryError,
+    ScalarSteps,
+    VectorSteps,
+)
+from clearsight.query.promql.vecutil import drop_flag, format_float
+
+MIN_INT64 = -9223372036854775808.0
+MAX_INT64 = 9223372036854774784.0
+
+
+def kahan_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
+    """Vectorized Kahan-Neumaier step (Prometheus' kahansum.Inc)."""
+    with np.errstate(all="ignore"):
+        t = s + inc
+        big = np.abs(s) >= np.abs(inc)
+        comp = np.where(big, (s - t) + inc, (inc - t) + s)
+        newc = np.where(np.isinf(t), 0.0, c + comp)
+    return t, newc
+
+
+def group_key(labels: Labels, grouping: list[str], without: bool) -> Labels:
+    if without:
+        drop = set(grouping)
+        drop.add("__name__")
+        return tuple(p for p in labels if p[0] not in drop)
+    keep = set(grouping)
+    return tuple(p for p in labels if p[0] in keep)
+
+
+def _groups(labels: list[Labels], grouping: list[str], without: bool) -> tuple[list[Labels], list[int]]:
+    keys: dict[Labels, int] = {}
+    out: list[Labels] = []
+    gid: list[int] = []
+    for lbl in labels:
+        key = group_key(lbl, grouping, without)
+        g = keys.get(key)
+        if g is None:
+            g = len(out)
+            keys[key] = g
+            out.append(key)
+        gid.append(g)
+    return out, gid
+
+
+def _ranks(gid: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per rank r: (row indices, group ids) of the r-th member of each group."""
+    counters: dict[int, int] = {}
+    rank = []
+    for g in gid:
+        r = counters.get(g, 0)
+        counters[g] = r + 1
+        rank.append(r)
+    if not rank:
+        return []
+    rank_a = np.asarray(rank)
+    gid_a = np.asarray(gid)
+    out = []
+    for r in range(int(rank_a.max()) + 1):
+        rows = np.nonzero(rank_a == r)[0]
+        out.append((rows, gid_a[rows]))
+    return out
+
+
+def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping: list[str],
+              without: bool, annotations: Annotations, instant: bool) -> VectorSteps:
+    k = v.values.shape[1]
+    if op in ("topk", "bottomk", "limitk", "limit_ratio"):
+        assert isinstance(param, ScalarSteps)
+        return _aggregate_k(op, v, param.values, grouping, without, annotations, instant)
+    if op == "count_values":
+        assert isinstance(param, str)
+        return _count_values(v, param, grouping, without)
+    if op == "quantile":
+        assert isinstance(param, ScalarSteps)
+        q = param.values
+        if np.isnan(q).any():
+            annotations.warn("PromQL warning: quantile value should be between 0 and 1, got NaN")
+        if q.size and np.nanmax(q) > 1 if not np.isnan(q).all() else False:
+            annotations.warn(f"PromQL warning: quantile value should be between 0 and 1, got {_g(np.nanmax(q))}")
+        if q.size and np.nanmin(q) < 0 if not np.isnan(q).all() else False:
+            annotations.warn(f"PromQL warning: quantile value should be between 0 and 1, got {_g(np.nanmin(q))}")
+    keys, gid = _groups(v.labels, grouping, without)
+    G = len(keys)
+    if G == 0:
+        return VectorSteps.empty(k)
+    vals = v.values
+    pres = v.present
+    drop_in = drop_flag(v)
+    seen = np.zeros((G, k), dtype=bool)
+    gdrop = np.zeros(G, dtype=bool)
+    for i, g in enumerate(gid):
+        if drop_in[i]:
+            gdrop[g] = True
+    ranks = _ranks(gid)
+    result: F64
+    with np.errstate(all="ignore"):
+        if op in ("sum", "avg"):
+            s = np.zeros((G, k))
+            c = np.zeros((G, k))
+            cnt = np.zeros((G, k))
+            incr = np.zeros((G, k), dtype=bool)
+            mean = np.zeros((G, k))
+            for rows, gi in ranks:
+                x = vals[rows]
+                p = pres[rows]
+                first = p & ~seen[gi]
+                rest = p & seen[gi]
+                S, C, N, INC, M = s[gi], c[gi], cnt[gi], incr[gi], mean[gi]
+                N = np.where(p, N + 1, N)
+                if op == "sum":
+                    t, nc = kahan_inc(x, S, C)
+                    S = np.where(first, x, np.where(rest, t, S))
+                    C = np.where(first, 0.0, np.where(rest, nc, C))
+                else:
+                    # Direct mean (Kahan sum) until the sum would overflow, then incremental mean.
+                    t, nc = kahan_inc(x, S, C)
+                    direct = rest & ~INC
+                    ok = direct & ~np.isinf(t)
+                    switch = direct & np.isinf(t)
+                    S = np.where(first, x, np.where(ok, t, S))
+                    C = np.where(first, 0.0, np.where(ok, nc, C))
+                    # switching: mean = sum/(n-1), c /= n-1
+                    M = np.where(first, x, np.where(switch, S / (N - 1), M))
+                    C = np.where(switch, C / (N - 1), C)
+                    INC = INC | switch
+                    inc_rows = rest & INC
+                    q = (N - 1) / N
+                    m2, c2 = kahan_inc(x / N, q * M, q * C)
+                    M = np.where(inc_rows, m2, M)
+                    C = np.where(inc_rows, c2, C)
+                s[gi], c[gi], cnt[gi], incr[gi], mean[gi] = S, C, N, INC, M
+                seen[gi] |= p
+            if op == "sum":
+                result = s + c
+            else:
+                result = np.where(incr, mean + c, s / cnt + c / cnt)
+        elif op in ("stddev", "stdvar"):
+            acc = np.zeros((G, k))
+            mean = np.zeros((G, k))
+            cnt = np.zeros((G, k))
+            for rows, gi in ranks:
+                x = vals[rows]
+                p = pres[rows]
+                first = p & ~seen[gi]
+                rest = p & seen[gi]
+                A, M, N = acc[gi], mean[gi], cnt[gi]
+                N = np.where(p, N + 1, N)
+                delta = x - M
+                M2 = M + delta / N
+                A2 = A + delta * (x - M2)
+                A = np.where(first, np.where(np.isnan(x) | np.isinf(x), np.nan, 0.0), np.where(rest, A2, A))
+                M = np.where(first, x, np.where(rest, M2, M))
+                acc[gi], mean[gi], cnt[gi] = A, M, N
+                seen[gi] |= p
+            result = acc / cnt
+            if op == "stddev":
+                result = np.sqrt(result)
+        elif op in ("min", "max"):
+            res = np.full((G, k), np.nan)
+            for rows, gi in ranks:
+                x = vals[rows]
+                p = pres[rows]
+                first = p & ~seen[gi]
+                cur = res[gi]
+                better = (cur < x) if op == "max" else (cur > x)
+                take = first | (p & (better | np.isnan(cur)))
+                res[gi] = np.where(take, x, cur)
+                seen[gi] |= p
+            result = res
+        elif op in ("count", "group"):
+            cnt = np.zeros((G, k))
+            for rows, gi in ranks:
+                p = pres[rows]
+                cnt[gi] += p
+                seen[gi] |= p
+            result = cnt if op == "count" else np.ones((G, k))
+        elif op == "quantile":
+            assert isinstance(param, ScalarSteps)
+            result = np.full((G, k), np.nan)
+            gid_a = np.asarray(gid)
+            for g in range(G):
+                rows = np.nonzero(gid_a == g)[0]
+                p = pres[rows]
+                seen[g] = p.any(axis=0)
+                result[g] = _quantile(param.values, vals[rows], p)
+        else:
+            raise QueryError(f"unknown aggregation {op!r}")
+    return VectorSteps(keys, result, seen, gdrop if gdrop.any() else None, None)
+
+
+def _g(x: float) -> str:
+    """Go's %g for the common cases."""
+    if np.isnan(x):
+        return "NaN"
+    if np.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    if float(x).is_integer() and abs(x) < 1e21:
+        return str(int(x))
+    return repr(float(x))
+
+
+def _quantile(q: F64, vals: F64, present: BoolArr) -> F64:
+    """Per column: Prometheus' quantile over the present values (NaN sorts first)."""
+    k = vals.shape[1]
+    n = present.sum(axis=0)
+    cls = np.where(present, np.where(np.isnan(vals), 0, 1), 2)
+    filled = np.where(present & ~np.isnan(vals), vals, 0.0)
+    order = np.lexsort((filled, cls), axis=0)
+    srt = np.take_along_axis(vals, order, axis=0)
+    out = np.full(k, np.nan)
+    with np.errstate(all="ignore"):
+        nf = n.astype(np.float64)
+        rank = q * (nf - 1)
+        lo = np.maximum(0, np.floor(rank))
+        hi = np.minimum(nf - 1, lo + 1)
+        w = rank - np.floor(rank)
+        ok = (n > 0) & ~np.isnan(q) & (q >= 0) & (q <= 1)
+        loi = np.where(ok, lo, 0).astype(np.int64)
+        hii = np.where(ok, hi, 0).astype(np.int64)
+        cols = np.arange(k)
+        val = srt[loi, cols] * (1 - w) + srt[hii, cols] * w
+        out = np.where(ok, val, out)
+        out = np.where((n > 0) & (q < 0), -np.inf, out)
+        out = np.where((n > 0) & (q > 1), np.inf, out)
+    return out
+
+
+def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], without: bool,
+                 annotations: Annotations, instant: bool) -> VectorSteps:
+    k = v.values.shape[1]
+    n = v.num_series
+    if op == "limit_ratio":
+        if (param == 0).all():
+            return VectorSteps.empty(k)
+        if np.isnan(param).any():
+            raise QueryError("Ratio value is NaN")
+        if param.max() > 1.0:
+            annotations.warn(f"PromQL warning: ratio value should be between -1 and 1, got {_g(param.max())}, "
+                             "capping to 1")
+        if param.min() < -1.0:
+            annotations.warn(f"PromQL warning: ratio value should be between -1 and 1, got {_g(param.min())}, "
+                             "capping to -1")
+        r = np.clip(param, -1.0, 1.0)
+        offs = np.asarray([ratio_offset(lbl) for lbl in v.labels], dtype=np.float64).reshape(n, 1)
+        sel = np.where(r[None, :] >= 0, offs < r[None, :], offs >= 1.0 + r[None, :])
+        present = v.present & sel & (r[None, :] != 0)
+        return VectorSteps(v.labels, v.values, present, v.drop_name, None)
+    if n == 0 or (not np.isnan(param).any() and param.max() < 1):
+        return VectorSteps.empty(k)
+    if np.isnan(param).any():
+        raise QueryError("Parameter value is NaN")
+    if param.min() <= MIN_INT64:
+        raise QueryError(f"Scalar value {_g(param.min())} underflows int64")
+    if param.max() >= MAX_INT64:
+        raise QueryError(f"Scalar value {_g(param.max())} overflows int64")
+    kk = np.minimum(np.trunc(param), n)
+    keys, gid = _groups(v.labels, grouping, without)
+    gid_a = np.asarray(gid)
+    present = np.zeros_like(v.present)
+    pos_all = np.zeros((n, k), dtype=np.int64)
+    for g in range(len(keys)):
+        rows = np.nonzero(gid_a == g)[0]
+        p = v.present[rows]
+        x = v.values[rows]
+        if op == "limitk":
+            pos = np.cumsum(p, axis=0) - 1
+        else:
+            isnan = np.isnan(x)
+            cls = np.where(p, np.where(isnan, 1, 0), 2)
+            key = np.where(p & ~isnan, -x if op == "topk" else x, 0.0)
+            order = np.lexsort((key, cls), axis=0)
+            pos = np.empty_like(order)
+            np.put_along_axis(pos, order, np.arange(len(rows))[:, None].repeat(k, axis=1), axis=0)
+        present[rows] = p & (pos < kk[None, :])
+        pos_all[rows] = pos
+    res = VectorSteps(v.labels, v.values, present, v.drop_name, None)
+    if instant and k == 1:
+        order_rows = sorted(range(n), key=lambda i: (gid[i], int(pos_all[i, 0])))
+        idx = np.asarray(order_rows, dtype=np.int64)
+        res = VectorSteps([v.labels[i] for i in order_rows], v.values[idx], present[idx],
+                          v.drop_name[idx] if v.drop_name is not None else None, None)
+    return res
+
+
+def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool) -> VectorSteps:
+    if not _valid_label_name(label):
+        raise QueryError(f"invalid label name {label!r}")
+    k = v.values.shape[1]
+    grp = list(grouping)
+    if not without:
+        grp.append(label)
+    out: dict[Labels, np.ndarray] = {}
+    order: list[Labels] = []
+    rows, cols = np.nonzero(v.present)
+    fmt_cache: dict[float, str] = {}
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        f = float(v.values[i, j])
+        s = fmt_cache.get(f) if not np.isnan(f) else "NaN"
+        if s is None:
+            s = format_float(f)
+            fmt_cache[f] = s
+        lbl = dict(v.labels[i])
+        lbl[label] = s
+        key = group_key(tuple(sorted(lbl.items())), grp, without)
+        arr = out.get(key)
+        if arr is None:
+            arr = np.zeros(k)
+            out[key] = arr
+            order.append(key)
+        arr[j] += 1
+    if not order:
+        return VectorSteps.empty(k)
+    vals = np.vstack([out[key] for key in order])
+    return VectorSteps(order, vals, vals > 0, None, None)
+
+
+def _valid_label_name(name: str) -> bool:
+    return bool(name) and all(ch.isprintable() for ch in name)
+
+
+# ---- limit_ratio sampling: xxhash64 of the label set, as Prometheus' labels.Hash ----
+
+_P1 = 11400714785074694791
+_P2 = 14029467366897019727
+_P3 = 1609587929392839161
+_P4 = 9650029242287828579
+_P5 = 2870177450012600261
+_M = (1 << 64) - 1
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M
+
+
+def _round(acc: int, lane: int) -> int:
+    acc = (acc + lane * _P2) & _M
+    acc = _rotl(acc, 31)
+    return (acc * _P1) & _M
+
+
+def _merge(acc: int, val: int) -> int:
+    acc ^= _round(0, val)
+    return (acc * _P1 + _P4) & _M
+
+
+def xxhash64(data: bytes, seed: int = 0) -> int:
+    """XXH64 (public-domain algorithm specification)."""
+    n = len(data)
+    i = 0
+    if n >= 32:
+        v1 = (seed + _P1 + _P2) & _M
+        v2 = (seed + _P2) & _M
+        v3 = seed & _M
+        v4 = (seed - _P1) & _M
+        while i + 32 <= n:
+            v1 = _round(v1, int.from_bytes(data[i:i + 8], "little"))
+            v2 = _round(v2, int.from_bytes(data[i + 8:i + 16], "little"))
+            v3 = _round(v3, int.from_bytes(data[i + 16:i + 24], "little"))
+            v4 = _round(v4, int.from_bytes(data[i + 24:i + 32], "little"))
+            i += 32
+        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M
+        h = _merge(h, v1)
+        h = _merge(h, v2)
+        h = _merge(h, v3)
+        h = _merge(h, v4)
+    else:
+        h = (seed + _P5) & _M
+    h = (h + n) & _M
+    while i + 8 <= n:
+        h ^= _round(0, int.from_bytes(data[i:i + 8], "little"))
+        h = (_rotl(h, 27) * _P1 + _P4) & _M
+        i += 8
+    if i + 4 <= n:
+        h ^= (int.from_bytes(data[i:i + 4], "little") * _P1) & _M
+        h = (_rotl(h, 23) * _P2 + _P3) & _M
+        i += 4
+    while i < n:
+        h ^= (data[i] * _P5) & _M
+        h = (_rotl(h, 11) * _P1) & _M
+        i += 1
+    h ^= h >> 33
+    h = (h * _P2) & _M
+    h ^= h >> 29
+    h = (h * _P3) & _M
+    h ^= h >> 32
+    return h
+
+
+def labels_hash(labels: Labels) -> int:
+    """Prometheus' labels.Hash: xxhash64 over name 0xff value 0xff ... ."""
+    buf = bytearray()
+    for name, value in labels:
+        buf += name.encode()
+        buf.append(0xFF)
+        buf += value.encode()
+        buf.append(0xFF)
+    return xxhash64(bytes(buf))
+
+
+def ratio_offset(labels: Labels) -> float:
+    return float(labels_hash(labels)) / float(_M)
+
+
+Aggregator = Callable[..., VectorSteps]

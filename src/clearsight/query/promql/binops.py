@@ -1,0 +1,300 @@
+"""Binary operators over step-vectorized values: arithmetic, comparisons, set operators, vector
+matching (on/ignoring, group_left/group_right) and fill modifiers.
+
+Every operator works on whole (series x steps) arrays; Python loops run per series or per match
+group, never per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from clearsight.model.labels import Labels, format_labels
+from clearsight.query.promql.ast import (
+    ARITHMETIC_OPS,
+    COMPARISON_OPS,
+    SET_OPS,
+    BinaryExpr,
+    Cardinality,
+    VectorMatching,
+)
+from clearsight.query.promql.values import F64, BoolArr, QueryError, ScalarSteps, Value, VectorSteps
+from clearsight.query.promql.vecutil import merge_rows, stack
+
+ArithFn = Callable[[F64, F64], F64]
+
+
+def _arith(op: str, a: F64, b: F64) -> F64:
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return np.add(a, b)
+        if op == "-":
+            return np.subtract(a, b)
+        if op == "*":
+            return np.multiply(a, b)
+        if op == "/":
+            return np.divide(a, b)
+        if op == "%":
+            return np.fmod(a, b)
+        if op == "^":
+            return np.power(a, b)
+        if op == "atan2":
+            return np.arctan2(a, b)
+    raise QueryError(f"operator {op!r} not allowed for arithmetic")
+
+
+def _compare(op: str, a: F64, b: F64) -> BoolArr:
+    with np.errstate(invalid="ignore"):
+        if op == "==":
+            return np.equal(a, b)
+        if op == "!=":
+            return np.not_equal(a, b)
+        if op == ">":
+            return np.greater(a, b)
+        if op == "<":
+            return np.less(a, b)
+        if op == ">=":
+            return np.greater_equal(a, b)
+        if op == "<=":
+            return np.less_equal(a, b)
+    raise QueryError(f"operator {op!r} is not a comparison")
+
+
+def scalar_op(op: str, a: F64, b: F64) -> F64:
+    if op in COMPARISON_OPS:
+        return _compare(op, a, b).astype(np.float64)
+    return _arith(op, a, b)
+
+
+def evaluate_binary(e: BinaryExpr, lhs: Value, rhs: Value, strict: bool) -> Value:
+    op = e.op
+    if isinstance(lhs, ScalarSteps) and isinstance(rhs, ScalarSteps):
+        return ScalarSteps(scalar_op(op, lhs.values, rhs.values))
+    if isinstance(lhs, VectorSteps) and isinstance(rhs, ScalarSteps):
+        return _vector_scalar(op, lhs, rhs.values, False, e.return_bool)
+    if isinstance(lhs, ScalarSteps) and isinstance(rhs, VectorSteps):
+        return _vector_scalar(op, rhs, lhs.values, True, e.return_bool)
+    if isinstance(lhs, VectorSteps) and isinstance(rhs, VectorSteps):
+        matching = e.matching or VectorMatching(
+            card=Cardinality.MANY_TO_MANY if op in SET_OPS else Cardinality.ONE_TO_ONE)
+        if op in SET_OPS:
+            return _set_op(op, lhs, rhs, matching, strict)
+        return _vector_vector(op, lhs, rhs, matching, e.return_bool, strict)
+    raise QueryError(f"binary operator {op!r} is not defined between these operand types")
+
+
+def _vector_scalar(op: str, vec: VectorSteps, sc: F64, swap: bool, return_bool: bool) -> VectorSteps:
+    v = vec.values
+    s = np.broadcast_to(sc[None, :], v.shape)
+    a, b = (s, v) if swap else (v, s)
+    n = vec.num_series
+    if op in COMPARISON_OPS:
+        cond = _compare(op, a, b)
+        if return_bool:
+            return VectorSteps(vec.labels, cond.astype(np.float64), vec.present.copy(),
+                               np.ones(n, dtype=bool), None)
+        return VectorSteps(vec.labels, v, vec.present & cond, vec.drop_name, None)
+    return VectorSteps(vec.labels, _arith(op, a, b), vec.present.copy(), np.ones(n, dtype=bool), None)
+
+
+def _signature(labels: Labels, matching: VectorMatching) -> Labels:
+    names = matching.labels
+    if matching.on:
+        return tuple(p for p in labels if p[0] in names)
+    return tuple(p for p in labels if p[0] not in names and p[0] != "__name__")
+
+
+def _sig_ids(labels: list[Labels], matching: VectorMatching, table: dict[Labels, int]) -> list[int]:
+    out = []
+    for lbl in labels:
+        sig = _signature(lbl, matching)
+        sid = table.get(sig)
+        if sid is None:
+            sid = len(table)
+            table[sig] = sid
+        out.append(sid)
+    return out
+
+
+def _set_op(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: VectorMatching, strict: bool) -> VectorSteps:
+    k = lhs.values.shape[1]
+    table: dict[Labels, int] = {}
+    lsig = np.asarray(_sig_ids(lhs.labels, matching, table), dtype=np.int64)
+    rsig = np.asarray(_sig_ids(rhs.labels, matching, table), dtype=np.int64)
+    nsig = len(table)
+    if op in ("and", "unless"):
+        rp = np.zeros((nsig, k), dtype=bool)
+        if rhs.num_series:
+            np.logical_or.at(rp, rsig, rhs.present)
+        if lhs.num_series == 0:
+            return VectorSteps.empty(k)
+        matched = rp[lsig]
+        present = lhs.present & matched if op == "and" else lhs.present & ~matched
+        return VectorSteps(lhs.labels, lhs.values, present, lhs.drop_name, None)
+    # or
+    lp = np.zeros((nsig, k), dtype=bool)
+    if lhs.num_series:
+        np.logical_or.at(lp, lsig, lhs.present)
+    rhs_part = VectorSteps(rhs.labels, rhs.values,
+                           rhs.present & ~lp[rsig] if rhs.num_series else rhs.present,
+                           rhs.drop_name, None)
+    both = stack([VectorSteps(lhs.labels, lhs.values, lhs.present, lhs.drop_name, None), rhs_part], k)
+    return merge_rows(both, strict)
+
+
+def _result_labels(ls: Labels, rs: Labels, op: str, matching: VectorMatching) -> Labels:
+    d = dict(ls)
+    if op in ARITHMETIC_OPS:
+        for m in ("__name__", "__type__", "__unit__"):
+            d.pop(m, None)
+    if matching.card is Cardinality.ONE_TO_ONE:
+        if matching.on:
+            keep = set(matching.labels)
+            d = {n: v for n, v in d.items() if n in keep}
+        else:
+            for n in matching.labels:
+                d.pop(n, None)
+    if matching.include:
+        rd = dict(rs)
+        for n in matching.include:
+            val = rd.get(n, "")
+            if val:
+                d[n] = val
+            else:
+                d.pop(n, None)
+    return tuple(sorted(d.items()))
+
+
+def _match_labels(labels: Labels, matching: VectorMatching) -> Labels:
+    if matching.on:
+        return tuple(p for p in labels if p[0] in matching.labels)
+    return tuple(p for p in labels if p[0] not in matching.labels and p[0] != "__name__")
+
+
+def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: VectorMatching,
+                   return_bool: bool, strict: bool) -> VectorSteps:
+    k = lhs.values.shape[1]
+    swap = matching.card is Cardinality.ONE_TO_MANY
+    fill_l, fill_r = matching.fill_left, matching.fill_right
+    # Steps where the operation runs at all (Prometheus short-circuits empty sides without fill).
+    l_any = lhs.present.any(axis=0) if lhs.num_series else np.zeros(k, dtype=bool)
+    r_any = rhs.present.any(axis=0) if rhs.num_series else np.zeros(k, dtype=bool)
+    if fill_l is None and fill_r is None:
+        active = l_any & r_any
+    else:
+        active = l_any | r_any
+    many, one = (rhs, lhs) if swap else (lhs, rhs)
+    # As in Prometheus, fill values apply after the group_right swap: fill_right fills the 'one'
+    # side and fill_left the 'many' side.
+    fill_one = fill_r
+    fill_many = fill_l
+    table: dict[Labels, int] = {}
+    msig = _sig_ids(many.labels, matching, table)
+    osig = _sig_ids(one.labels, matching, table)
+    groups_one: dict[int, list[int]] = {}
+    for i, s in enumerate(osig):
+        groups_one.setdefault(s, []).append(i)
+    # Duplicate check on the 'one' side.
+    one_present_by_sig: dict[int, BoolArr] = {}
+    for s, rows in groups_one.items():
+        p = one.present[rows]
+        cnt = p.sum(axis=0)
+        bad = (cnt > 1) & active
+        if bad.any():
+            j = int(np.argmax(bad))
+            dup = [one.labels[r] for r in rows if one.present[r, j]][:2]
+            a, b = sorted(format_labels(x) for x in dup)
+            side = "left" if swap else "right"
+            ml = _match_labels(dup[0], matching)
+            raise QueryError(
+                f"found duplicate series for the match group {format_labels(ml)} on the {side} hand-side "
+                f"of the operation: [{a}, {b}];many-to-many matching not allowed: matching labels must be "
+                f"unique on one side")
+        one_present_by_sig[s] = np.asarray(p.any(axis=0))
+
+    out_labels: list[Labels] = []
+    out_vals: list[F64] = []
+    out_pres: list[BoolArr] = []
+    out_sig: list[int] = []
+    out_matched: list[BoolArr] = []  # where the op ran (for the one-to-one duplicate check)
+
+    def emit(ml: Labels, ol: Labels, mv: F64, ov: F64, run: BoolArr, sig: int) -> None:
+        lv, rv = (ov, mv) if swap else (mv, ov)
+        if op in COMPARISON_OPS:
+            cond = _compare(op, lv, rv)
+            if return_bool:
+                vals = cond.astype(np.float64)
+                pres = run
+            else:
+                vals = lv
+                pres = run & cond
+        else:
+            vals = _arith(op, lv, rv)
+            pres = run
+        out_labels.append(_result_labels(ml, ol, op, matching))
+        out_vals.append(vals)
+        out_pres.append(pres)
+        out_sig.append(sig)
+        out_matched.append(run)
+
+    for i, ml in enumerate(many.labels):
+        s = msig[i]
+        mp = many.present[i] & active
+        if not mp.any():
+            continue
+        rows = groups_one.get(s, [])
+        for r in rows:
+            run = mp & one.present[r]
+            if run.any():
+                emit(ml, one.labels[r], many.values[i], one.values[r], run, s)
+        if fill_one is not None:
+            unmatched = mp & ~one_present_by_sig.get(s, np.zeros(k, dtype=bool))
+            if unmatched.any():
+                emit(ml, _match_labels(ml, matching), many.values[i], np.full(k, fill_one), unmatched, s)
+    if fill_many is not None:
+        matched_by_sig: dict[int, BoolArr] = {}
+        for s_, m_ in zip(out_sig, out_matched, strict=True):
+            prev = matched_by_sig.get(s_)
+            matched_by_sig[s_] = m_ if prev is None else (prev | m_)
+        for r, ol in enumerate(one.labels):
+            s = osig[r]
+            op_ = one.present[r] & active
+            done = matched_by_sig.get(s)
+            if done is not None:
+                op_ = op_ & ~done
+            if op_.any():
+                emit(_match_labels(ol, matching), ol, np.full(k, fill_many), one.values[r], op_, s)
+
+    if not out_labels:
+        return VectorSteps.empty(k)
+    # Duplicate checks per step.
+    if matching.card is Cardinality.ONE_TO_ONE:
+        by_sig: dict[int, list[int]] = {}
+        for idx, s in enumerate(out_sig):
+            by_sig.setdefault(s, []).append(idx)
+        for idxs in by_sig.values():
+            if len(idxs) > 1:
+                cnt = np.sum([out_matched[x] for x in idxs], axis=0)
+                if (cnt > 1).any():
+                    raise QueryError("multiple matches for labels: many-to-one matching must be explicit "
+                                     "(group_left/group_right)")
+    else:
+        by_key: dict[tuple[int, Labels], list[int]] = {}
+        for idx, (s, lbl) in enumerate(zip(out_sig, out_labels, strict=True)):
+            by_key.setdefault((s, lbl), []).append(idx)
+        for idxs in by_key.values():
+            if len(idxs) > 1:
+                cnt = np.sum([out_matched[x] for x in idxs], axis=0)
+                if (cnt > 1).any():
+                    raise QueryError("multiple matches for labels: grouping labels must ensure unique matches")
+    n = len(out_labels)
+    drop = np.full(n, return_bool, dtype=bool)
+    res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), drop, None)
+    return merge_rows(res, strict)
+
+
+def negate(v: VectorSteps) -> VectorSteps:
+    return VectorSteps(v.labels, -v.values, v.present, np.ones(v.num_series, dtype=bool), None)
+

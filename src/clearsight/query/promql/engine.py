@@ -1,0 +1,606 @@
+"""The PromQL engine: evaluates an expression at all steps of a query at once.
+
+Every operator receives and returns values for *all* evaluation timestamps (``values.py``):
+selectors fetch raw samples once for the whole query range and locate the sample of every step
+with ``np.searchsorted``; operators then work on (series x steps) arrays.
+
+Public entry: ``Engine.instant`` and ``Engine.range`` returning ``result.QueryResult``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from clearsight.model.labels import Labels
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import SeriesData, stale_mask
+from clearsight.query.promql import aggregations, binops
+from clearsight.query.promql.ast import (
+    AggregateExpr,
+    AtModifier,
+    BinaryExpr,
+    Call,
+    Duration,
+    DurationExpr,
+    Expr,
+    MatrixSelector,
+    NumberLiteral,
+    ParenExpr,
+    StepInvariantExpr,
+    StringLiteral,
+    SubqueryExpr,
+    UnaryExpr,
+    ValueType,
+    VectorSelector,
+)
+from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
+from clearsight.query.promql.values import (
+    I64,
+    Annotations,
+    FuncContext,
+    FunctionImpl,
+    MatrixSteps,
+    QueryError,
+    QueryLimitExceeded,
+    QueryTimeout,
+    ScalarSteps,
+    Value,
+    VectorSteps,
+)
+from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows
+from clearsight.store.interface import SeriesSelector
+
+DEFAULT_SUBQUERY_STEP_MS = 60_000
+SORT_FUNCS = frozenset({"sort", "sort_desc", "sort_by_label", "sort_by_label_desc"})
+# Functions whose value depends on the evaluation time even for step-invariant arguments.
+AT_MODIFIER_UNSAFE_FUNCTIONS = frozenset({
+    "days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year",
+    "predict_linear", "time", "timestamp",
+})
+
+
+def _load_functions() -> dict[str, FunctionImpl]:
+    try:
+        from clearsight.query.promql import functions as fmod
+    except ImportError:
+        return {}
+    registry = getattr(fmod, "FUNCTIONS", {})
+    return dict(registry)
+
+
+def _parse(query: str) -> Expr:
+    try:
+        from clearsight.query.promql import parser as pmod
+    except ImportError as e:  # pragma: no cover - only before the parser lands
+        raise QueryError("PromQL parser is not available") from e
+    return pmod.parse(query)
+
+
+class QueryCanceled(QueryError):
+    """The caller canceled the query (e.g. the HTTP client went away)."""
+
+
+class _Limits:
+    def __init__(self, max_samples: int, max_series: int, deadline: float,
+                 cancel: threading.Event | None = None) -> None:
+        self.max_samples = max_samples
+        self.max_series = max_series
+        self.deadline = deadline
+        self.cancel = cancel
+
+
+class Evaluator:
+    """Evaluates one query. ``start``/``end``/``step`` are the query's (for ``@ start()``, ``step()``)."""
+
+    def __init__(self, selector: SeriesSelector, start_ms: int, end_ms: int, step_ms: int,
+                 lookback_ms: int, limits: _Limits, functions: dict[str, FunctionImpl],
+                 instant: bool) -> None:
+        self.selector = selector
+        self.start = start_ms
+        self.end = end_ms
+        self.step = step_ms
+        self.lookback = lookback_ms
+        self.limits = limits
+        self.functions = functions
+        self.instant = instant
+        self.annotations = Annotations()
+        self.stats = QueryStats()
+
+    # ---- helpers ----
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.limits.deadline:
+            raise QueryTimeout("query timed out in expression evaluation")
+        if self.limits.cancel is not None and self.limits.cancel.is_set():
+            raise QueryCanceled("query was canceled in expression evaluation")
+
+    def _account(self, n_points: int) -> None:
+        if n_points > self.stats.peak_points:
+            self.stats.peak_points = n_points
+        if n_points > self.limits.max_samples:
+            raise QueryLimitExceeded(
+                "query processing would load too many samples into memory in query execution "
+                f"(limit max_samples={self.limits.max_samples})")
+
+    def select(self, matchers: Sequence[Matcher], lo: int, hi: int) -> SeriesData:
+        self.check_deadline()
+        data = self.selector.select(matchers, lo, hi)
+        n = len(data)
+        self.stats.series_fetched += n
+        self.stats.samples_loaded += int(data.timestamps.shape[0])
+        if n > self.limits.max_series:
+            raise QueryLimitExceeded(f"query selects {n} series, more than the limit max_series="
+                                     f"{self.limits.max_series}")
+        if self.stats.samples_loaded > self.limits.max_samples:
+            raise QueryLimitExceeded(
+                "query processing would load too many samples into memory in query execution "
+                f"(limit max_samples={self.limits.max_samples})")
+        return data
+
+    def duration_ms(self, d: Duration) -> int:
+        if isinstance(d, DurationExpr):
+            secs = self._duration_seconds(d.expr)
+            if np.isnan(secs) or np.isinf(secs):
+                raise QueryError(f"invalid duration {secs}")
+            return round(secs * 1000)
+        return int(d)
+
+    def _duration_seconds(self, e: Expr) -> float:
+        if isinstance(e, NumberLiteral):
+            return float(e.value)
+        if isinstance(e, ParenExpr):
+            return self._duration_seconds(e.expr)
+        if isinstance(e, UnaryExpr):
+            v = self._duration_seconds(e.expr)
+            return -v if e.op == "-" else v
+        if isinstance(e, Call):
+            name = e.func
+            if name == "step":
+                return self.step / 1000.0
+            if name == "range":
+                return (self.end - self.start) / 1000.0
+            if name in ("min_of", "max_of"):
+                vals = [self._duration_seconds(a) for a in e.args]
+                return min(vals) if name == "min_of" else max(vals)
+        if isinstance(e, BinaryExpr):
+            a = np.asarray([self._duration_seconds(e.lhs)])
+            b = np.asarray([self._duration_seconds(e.rhs)])
+            return float(binops.scalar_op(e.op, a, b)[0])
+        raise QueryError("unsupported duration expression")
+
+    def at_time(self, at: AtModifier) -> int:
+        if at.timestamp_ms is not None:
+            return int(at.timestamp_ms)
+        if at.start_or_end == "start":
+            return self.start
+        if at.start_or_end == "end":
+            return self.end
+        raise QueryError("invalid @ modifier")
+
+    def effective_times(self, offset: Duration, at: AtModifier | None, ts: I64) -> I64:
+        base = np.full(ts.shape, self.at_time(at), dtype=np.int64) if at is not None else ts
+        return base - np.int64(self.duration_ms(offset))
+
+    # ---- dispatch ----
+
+    def eval(self, e: Expr, ts: I64) -> Value:
+        self.check_deadline()
+        if isinstance(e, NumberLiteral):
+            return ScalarSteps(np.full(ts.shape, float(e.value)))
+        if isinstance(e, StringLiteral):
+            return e.value
+        if isinstance(e, ParenExpr | StepInvariantExpr):
+            return self.eval(e.expr, ts)
+        if isinstance(e, UnaryExpr):
+            v = self.eval(e.expr, ts)
+            if e.op == "-":
+                if isinstance(v, ScalarSteps):
+                    return ScalarSteps(-v.values)
+                if isinstance(v, VectorSteps):
+                    return binops.negate(v)
+                raise QueryError("unary minus is only defined for scalars and instant vectors")
+            return v
+        if isinstance(e, VectorSelector):
+            return self.vector_selector(e, ts)
+        if isinstance(e, MatrixSelector):
+            return self.matrix_selector(e, ts)
+        if isinstance(e, SubqueryExpr):
+            return self.subquery(e, ts)
+        if isinstance(e, BinaryExpr):
+            lhs = self.eval(e.lhs, ts)
+            rhs = self.eval(e.rhs, ts)
+            out = binops.evaluate_binary(e, lhs, rhs, strict=len(ts) > 1)
+            if isinstance(out, VectorSteps):
+                self._account(out.values.size)
+            return out
+        if isinstance(e, AggregateExpr):
+            return self.aggregate(e, ts)
+        if isinstance(e, Call):
+            return self.call(e, ts)
+        raise QueryError(f"unsupported expression {type(e).__name__}")
+
+    # ---- selectors ----
+
+    def vector_selector(self, e: VectorSelector, ts: I64) -> VectorSteps:
+        eff = self.effective_times(e.offset, e.at, ts)
+        k = ts.shape[0]
+        if k == 0:
+            return VectorSteps.empty(0)
+        lo = int(eff.min()) - self.lookback + 1
+        hi = int(eff.max())
+        data = self.select(e.matchers, lo, hi)
+        n = len(data)
+        values = np.zeros((n, k))
+        present = np.zeros((n, k), dtype=bool)
+        sample_ts = np.zeros((n, k), dtype=np.int64)
+        offs = data.offsets
+        for i in range(n):
+            a, b = int(offs[i]), int(offs[i + 1])
+            st = data.timestamps[a:b]
+            sv = data.values[a:b]
+            idx = np.searchsorted(st, eff, side="right") - 1
+            ok = idx >= 0
+            idxc = np.maximum(idx, 0)
+            t = st[idxc]
+            v = sv[idxc]
+            ok &= t > eff - self.lookback
+            ok &= ~stale_mask(v)
+            values[i] = v
+            present[i] = ok
+            sample_ts[i] = t
+        self._account(n * k)
+        return compact(VectorSteps(list(data.labels), values, present, None, sample_ts))
+
+    def matrix_selector(self, e: MatrixSelector, ts: I64) -> MatrixSteps:
+        vs = e.vector
+        eff = self.effective_times(vs.offset, vs.at, ts)
+        rng = self.duration_ms(e.range)
+        if rng <= 0 and not isinstance(e.range, int):
+            raise QueryError(f"invalid range {rng}ms: must be positive")
+        extra = self.lookback if (e.anchored or e.smoothed) else 0
+        lo = int(eff.min()) - rng - extra + 1 if len(eff) else 0
+        hi = int(eff.max()) if len(eff) else 0
+        if e.smoothed:
+            hi += self.lookback
+        data = self.select(vs.matchers, lo, hi)
+        labels: list[Labels] = []
+        tss: list[I64] = []
+        vals: list[Any] = []
+        offs = data.offsets
+        total = 0
+        for i in range(len(data)):
+            a, b = int(offs[i]), int(offs[i + 1])
+            st = data.timestamps[a:b]
+            sv = data.values[a:b]
+            keep = ~stale_mask(sv)
+            if not keep.all():
+                st, sv = st[keep], sv[keep]
+            if st.size == 0:
+                continue
+            labels.append(data.labels[i])
+            tss.append(st)
+            vals.append(sv)
+            total += int(st.size)
+        self._account(total)
+        return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra)
+
+    def subquery(self, e: SubqueryExpr, ts: I64) -> MatrixSteps:
+        eff = self.effective_times(e.offset, e.at, ts)
+        rng = self.duration_ms(e.range)
+        step = self.duration_ms(e.step) if not (isinstance(e.step, int) and e.step == 0) else 0
+        if step <= 0:
+            step = DEFAULT_SUBQUERY_STEP_MS
+        lo = int(eff.min()) - rng
+        hi = int(eff.max())
+        first = (lo // step) * step
+        if first <= lo:
+            first += step
+        inner_ts = np.arange(first, hi + 1, step, dtype=np.int64)
+        if inner_ts.size > 0:
+            self._account(int(inner_ts.size))
+        inner = self.eval(e.expr, inner_ts)
+        if not isinstance(inner, VectorSteps):
+            if isinstance(inner, ScalarSteps):
+                inner = VectorSteps([()], inner.values[None, :], np.ones((1, inner_ts.size), dtype=bool))
+            else:
+                raise QueryError("subquery is only allowed on instant vector or scalar expressions")
+        # MatrixSteps carries no name-dropping flags: apply them now.
+        inner = merge_rows(apply_drop_name(inner), strict=inner_ts.size > 1)
+        labels: list[Labels] = []
+        tss: list[I64] = []
+        vals: list[Any] = []
+        for i, lbl in enumerate(inner.labels):
+            p = inner.present[i]
+            if not p.any():
+                continue
+            labels.append(lbl)
+            tss.append(inner_ts[p])
+            vals.append(inner.values[i][p])
+        return MatrixSteps(labels, tss, vals, eff, rng)
+
+    # ---- aggregation ----
+
+    def aggregate(self, e: AggregateExpr, ts: I64) -> VectorSteps:
+        param: ScalarSteps | str | None = None
+        if e.param is not None:
+            pv = self.eval(e.param, ts)
+            if isinstance(pv, VectorSteps | MatrixSteps):
+                raise QueryError(f"expected scalar parameter for {e.op}")
+            param = pv
+        v = self.eval(e.expr, ts)
+        if not isinstance(v, VectorSteps):
+            raise QueryError(f"expected instant vector in aggregation {e.op}")
+        out = aggregations.aggregate(e.op, v, param, list(e.grouping), e.without, self.annotations,
+                                     instant=self.instant)
+        self._account(out.values.size)
+        return out
+
+    # ---- function calls ----
+
+    def call(self, e: Call, ts: I64) -> Value:
+        name = e.func
+        if name == "info":
+            from clearsight.query.promql.info import evaluate_info
+
+            return evaluate_info(self, e, ts)
+        if name in ("step", "range") and not e.args:
+            return ScalarSteps(np.full(ts.shape, self._duration_seconds(e)))
+        args: list[Value] = [self.eval(a, ts) for a in e.args]
+        impl = self.functions.get(name)
+        ctx = FuncContext(step_times=ts, arg_exprs=list(e.args), annotations=self.annotations,
+                          lookback_delta_ms=self.lookback)
+        if impl is None:
+            if name in SORT_FUNCS and args and isinstance(args[0], VectorSteps):
+                out: Value = args[0]
+            else:
+                raise QueryError(f"function {name!r} is not implemented")
+        else:
+            out = impl(ctx, args)
+        if name in SORT_FUNCS and isinstance(out, VectorSteps):
+            out = _sort_rows(name, out, args)
+        if isinstance(out, VectorSteps):
+            self._account(out.values.size)
+        return out
+
+
+_NAT_RE = re.compile(r"(\d+)")
+
+
+def _natkey(s: str) -> tuple[tuple[int, int | str], ...]:
+    parts = _NAT_RE.split(s)
+    key: list[tuple[int, int | str]] = []
+    for i, p in enumerate(parts):
+        if i % 2 == 1:
+            key.append((0, int(p)))
+        elif p:
+            key.append((1, p))
+    return tuple(key)
+
+
+def _sort_rows(name: str, v: VectorSteps, args: list[Value]) -> VectorSteps:
+    """Orders rows for instant-query output (the first step decides)."""
+    n = v.num_series
+    if n <= 1 or v.values.shape[1] == 0:
+        return v
+    col = v.values[:, 0]
+    if name in ("sort", "sort_desc"):
+        sign = 1.0 if name == "sort" else -1.0
+
+        def vkey(i: int) -> tuple[int, float]:
+            x = float(col[i])
+            return (1, 0.0) if np.isnan(x) else (0, sign * x)
+
+        order = sorted(range(n), key=vkey)
+    else:
+        names = [a for a in args[1:] if isinstance(a, str)]
+
+        def lkey(i: int) -> tuple[Any, ...]:
+            d = dict(v.labels[i])
+            return tuple(_natkey(d.get(nm, "")) for nm in names)
+
+        base = sorted(range(n), key=lambda i: v.labels[i])
+        order = sorted(base, key=lkey, reverse=(name == "sort_by_label_desc"))
+    idx = np.asarray(order, dtype=np.int64)
+    return VectorSteps([v.labels[i] for i in order], v.values[idx], v.present[idx],
+                       v.drop_name[idx] if v.drop_name is not None else None,
+                       v.sample_ts[idx] if v.sample_ts is not None else None)
+
+
+class Engine:
+    """Evaluates PromQL queries against a ``SeriesSelector``.
+
+    Limits: ``max_points_per_series`` bounds range-query resolution, ``max_samples`` the samples
+    loaded and the largest intermediate (series x steps) value, ``max_series`` the series one
+    selector may return, ``timeout_s`` the wall time (checked between operators)."""
+
+    def __init__(self, lookback_delta_ms: int = 300_000, timeout_s: float = 120.0,
+                 max_samples: int = 50_000_000, max_points_per_series: int = 11_000,
+                 max_series: int = 1_000_000,
+                 functions: dict[str, FunctionImpl] | None = None) -> None:
+        self.lookback_delta_ms = lookback_delta_ms
+        self.timeout_s = timeout_s
+        self.max_samples = max_samples
+        self.max_points_per_series = max_points_per_series
+        self.max_series = max_series
+        self._functions = functions
+
+    @property
+    def functions(self) -> dict[str, FunctionImpl]:
+        if self._functions is None:
+            self._functions = _load_functions()
+        return self._functions
+
+    def _evaluator(self, selector: SeriesSelector, start: int, end: int, step: int, instant: bool,
+                   timeout_s: float | None, cancel: threading.Event | None,
+                   lookback_delta_ms: int | None) -> Evaluator:
+        timeout = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+        limits = _Limits(self.max_samples, self.max_series, time.monotonic() + timeout, cancel)
+        lookback = self.lookback_delta_ms if not lookback_delta_ms else lookback_delta_ms
+        return Evaluator(selector, start, end, step, lookback, limits, self.functions, instant)
+
+    def instant(self, selector: SeriesSelector, query: str | Expr, time_ms: int, *,
+                timeout_s: float | None = None, cancel: threading.Event | None = None,
+                lookback_delta_ms: int | None = None) -> QueryResult:
+        """Evaluates ``query`` at ``time_ms``. ``timeout_s`` can only shorten the engine's timeout;
+        setting ``cancel`` aborts the query at the next operator boundary (QueryCanceled)."""
+        expr = _parse(query) if isinstance(query, str) else query
+        ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms)
+        ts = np.asarray([time_ms], dtype=np.int64)
+        val = ev.eval(expr, ts)
+        res = _finish(ev, val, ts, instant=True)
+        res.eval_time_ms = time_ms
+        return res
+
+    def range(self, selector: SeriesSelector, query: str | Expr, start_ms: int, end_ms: int,
+              step_ms: int, *, timeout_s: float | None = None, cancel: threading.Event | None = None,
+              lookback_delta_ms: int | None = None) -> QueryResult:
+        if step_ms <= 0:
+            raise QueryError("zero or negative query resolution step widths are not accepted. "
+                             "Try a positive integer")
+        if end_ms < start_ms:
+            raise QueryError("end timestamp must not be before start time")
+        points = (end_ms - start_ms) // step_ms + 1
+        if points > self.max_points_per_series:
+            raise QueryLimitExceeded(
+                f"exceeded maximum resolution of {self.max_points_per_series:,} points per timeseries. "
+                "Try decreasing the query resolution (?step=XX)")
+        expr = _parse(query) if isinstance(query, str) else query
+        if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
+            raise QueryError(f"invalid expression type \"{_type_name(expr.type)}\" for range query, "
+                             "must be Scalar or instant Vector")
+        ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms)
+        ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+        val = ev.eval(expr, ts)
+        return _finish(ev, val, ts, instant=False)
+
+
+def _type_name(t: ValueType) -> str:
+    return {"matrix": "range vector", "vector": "instant vector"}.get(t.value, t.value)
+
+
+def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
+    ann = ev.annotations
+    if isinstance(val, str):
+        if not instant:
+            raise QueryError("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
+        return QueryResult("string", [], string_value=val, annotations=ann, stats=ev.stats)
+    if isinstance(val, ScalarSteps):
+        if instant:
+            return QueryResult("scalar", [SeriesResult((), ts.copy(), val.values.copy())], annotations=ann,
+                               stats=ev.stats)
+        return QueryResult("matrix", [SeriesResult((), ts.copy(), val.values.copy())], annotations=ann,
+                           stats=ev.stats)
+    if isinstance(val, MatrixSteps):
+        if not instant:
+            raise QueryError("invalid expression type \"range vector\" for range query, must be Scalar or "
+                             "instant Vector")
+        out: list[SeriesResult] = []
+        for lbl, st, sv in zip(val.labels, val.timestamps, val.values, strict=True):
+            end = int(val.window_end[0])
+            m = (st > end - val.range_ms) & (st <= end)
+            if m.any():
+                out.append(SeriesResult(lbl, st[m].astype(np.int64), np.asarray(sv[m], dtype=np.float64)))
+        _check_unique([s.labels for s in out])
+        out.sort(key=lambda s: s.labels)
+        return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
+    v = apply_drop_name(val)
+    v = merge_rows(compact(v), strict=True)
+    v = compact(v)
+    series: list[SeriesResult] = []
+    for i, lbl in enumerate(v.labels):
+        p = v.present[i]
+        series.append(SeriesResult(lbl, ts[p].copy(), v.values[i][p].copy()))
+    if instant:
+        return QueryResult("vector", series, annotations=ann, stats=ev.stats)
+    series.sort(key=lambda s: s.labels)
+    return QueryResult("matrix", series, annotations=ann, stats=ev.stats)
+
+
+def _check_unique(labels: list[Labels]) -> None:
+    if len(set(labels)) != len(labels):
+        raise QueryError("vector cannot contain metrics with the same labelset")
+
+
+# ---- AST utilities used by tests and the promqltest runner ----
+
+def with_at_everywhere(expr: Expr, at_ms: int) -> Expr | None:
+    """Returns a copy of ``expr`` with ``@ at_ms`` set on every selector and subquery lacking one
+    (not descending into subqueries), or None when the expression contains a function whose
+    value depends on the evaluation time (Prometheus' AtModifierUnsafeFunctions)."""
+    e = copy.deepcopy(expr)
+    unsafe = False
+
+    def walk(node: Expr) -> None:
+        nonlocal unsafe
+        if isinstance(node, VectorSelector):
+            if node.at is None:
+                node.at = AtModifier(timestamp_ms=at_ms)
+            return
+        if isinstance(node, MatrixSelector):
+            if node.vector.at is None:
+                node.vector.at = AtModifier(timestamp_ms=at_ms)
+            return
+        if isinstance(node, SubqueryExpr):
+            if node.at is None:
+                node.at = AtModifier(timestamp_ms=at_ms)
+            return
+        if isinstance(node, Call):
+            if node.func in AT_MODIFIER_UNSAFE_FUNCTIONS:
+                unsafe = True
+            for a in node.args:
+                walk(a)
+            return
+        for child in _children(node):
+            walk(child)
+
+    walk(e)
+    return None if unsafe else e
+
+
+def _children(node: Expr) -> list[Expr]:
+    if isinstance(node, ParenExpr | StepInvariantExpr | UnaryExpr):
+        return [node.expr]
+    if isinstance(node, BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, AggregateExpr):
+        return [node.expr] + ([node.param] if node.param is not None else [])
+    if isinstance(node, Call):
+        return list(node.args)
+    if isinstance(node, SubqueryExpr):
+        return [node.expr]
+    if isinstance(node, MatrixSelector):
+        return [node.vector]
+    return []
+
+
+def selector_matchers(expr: Expr) -> list[list[Matcher]]:
+    """All matcher lists of the selectors in ``expr``."""
+    out: list[list[Matcher]] = []
+
+    def walk(node: Expr) -> None:
+        if isinstance(node, VectorSelector):
+            out.append(list(node.matchers))
+            return
+        for c in _children(node):
+            walk(c)
+
+    walk(expr)
+    return out
+
+
+__all__ = [
+    "AT_MODIFIER_UNSAFE_FUNCTIONS",
+    "Engine",
+    "Evaluator",
+    "QueryCanceled",
+    "QueryResult",
+    "selector_matchers",
+    "with_at_everywhere",
+]

@@ -1,0 +1,79 @@
+"""The result of a PromQL query as the engine hands it to the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clearsight.model.labels import Labels
+from clearsight.query.promql.values import F64, I64, Annotations
+
+
+@dataclass
+class SeriesResult:
+    """One output series: its labels and its points (timestamps ms ascending, float64 values)."""
+
+    labels: Labels
+    timestamps: I64
+    values: F64
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as ``labels, timestamps, values``."""
+        return iter((self.labels, self.timestamps, self.values))
+
+    def points(self) -> list[tuple[int, float]]:
+        return [(int(t), float(v)) for t, v in zip(self.timestamps, self.values, strict=True)]
+
+
+@dataclass
+class QueryStats:
+    samples_loaded: int = 0  # raw samples read from the store
+    series_fetched: int = 0  # series returned by store selects
+    peak_points: int = 0  # largest intermediate (series x steps) value evaluated
+
+
+@dataclass
+class QueryResult:
+    """``result_type`` is "vector", "matrix", "scalar" or "string".
+
+    - vector (instant query): one ``SeriesResult`` per output series, each with exactly one point
+      at the evaluation time; the order is the engine's output order (``sort()`` etc. honoured).
+    - matrix: range queries (sorted by labels), or an instant query of a range vector.
+    - scalar: ``series`` has one entry with empty labels (one point for an instant query).
+    - string: ``string_value`` holds it.
+    """
+
+    result_type: str
+    series: list[SeriesResult] = field(default_factory=list)
+    string_value: str | None = None
+    annotations: Annotations = field(default_factory=Annotations)
+    stats: QueryStats = field(default_factory=QueryStats)
+
+    eval_time_ms: int = 0  # instant queries: the evaluation time
+
+    @property
+    def scalar(self) -> tuple[int, float]:
+        """``(timestamp ms, value)`` of a scalar instant result."""
+        if self.result_type != "scalar" or not self.series:
+            raise ValueError("not a scalar result")
+        return int(self.series[0].timestamps[0]), float(self.series[0].values[0])
+
+    @property
+    def string(self) -> tuple[int, str]:
+        """``(timestamp ms, value)`` of a string result."""
+        if self.result_type != "string" or self.string_value is None:
+            raise ValueError("not a string result")
+        return self.eval_time_ms, self.string_value
+
+    @property
+    def scalar_value(self) -> float:
+        if self.result_type != "scalar" or not self.series:
+            raise ValueError("not a scalar result")
+        return float(self.series[0].values[0])
+
+    @staticmethod
+    def empty_series(labels: Labels) -> SeriesResult:
+        return SeriesResult(labels, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))

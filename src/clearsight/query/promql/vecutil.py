@@ -1,0 +1,113 @@
+"""Small helpers shared by the evaluator modules: label dropping and row merging of VectorSteps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clearsight.model.labels import Labels
+from clearsight.query.promql.values import QueryError, VectorSteps
+
+# Labels that disappear when a value changes meaning (Prometheus' "metadata labels").
+META_LABELS = frozenset({"__name__", "__type__", "__unit__"})
+
+DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
+
+
+def drop_meta(labels: Labels) -> Labels:
+    return tuple(p for p in labels if p[0] not in META_LABELS)
+
+
+def drop_flag(v: VectorSteps) -> np.ndarray:
+    if v.drop_name is None:
+        return np.zeros(v.num_series, dtype=bool)
+    return v.drop_name
+
+
+def apply_drop_name(v: VectorSteps) -> VectorSteps:
+    """Removes the metric name (and type/unit) from rows flagged for it; clears the flags."""
+    if v.drop_name is None or not v.drop_name.any():
+        return VectorSteps(v.labels, v.values, v.present, None, v.sample_ts)
+    labels = [drop_meta(lbl) if d else lbl for lbl, d in zip(v.labels, v.drop_name, strict=True)]
+    return VectorSteps(labels, v.values, v.present, None, v.sample_ts)
+
+
+def merge_rows(v: VectorSteps, strict: bool = True) -> VectorSteps:
+    """Merges rows with the same label set (they come from different steps).
+
+    Raises the duplicate-labelset error when two such rows are present at the same step and
+    ``strict`` is set; otherwise the first row wins at that step."""
+    n = v.num_series
+    if n <= 1:
+        return v
+    first: dict[Labels, int] = {}
+    groups: dict[int, list[int]] = {}
+    for i, lbl in enumerate(v.labels):
+        j = first.get(lbl)
+        if j is None:
+            first[lbl] = i
+        else:
+            groups.setdefault(j, [j]).append(i)
+    if not groups:
+        return v
+    values = v.values.copy()
+    present = v.present.copy()
+    drop = drop_flag(v).copy()
+    sample_ts = v.sample_ts.copy() if v.sample_ts is not None else None
+    removed = np.zeros(n, dtype=bool)
+    for j, rows in groups.items():
+        for i in rows[1:]:
+            overlap = present[j] & present[i]
+            if overlap.any() and strict:
+                raise QueryError(DUPLICATE_LABELSET)
+            take = present[i] & ~present[j]
+            values[j, take] = values[i, take]
+            if sample_ts is not None:
+                sample_ts[j, take] = sample_ts[i, take]
+            present[j] |= present[i]
+            drop[j] |= drop[i]
+            removed[i] = True
+    keep = ~removed
+    return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], values[keep], present[keep],
+                       drop[keep] if v.drop_name is not None else None,
+                       sample_ts[keep] if sample_ts is not None else None)
+
+
+def compact(v: VectorSteps) -> VectorSteps:
+    """Drops rows that are absent at every step."""
+    if v.num_series == 0:
+        return v
+    keep: np.ndarray = np.asarray(v.present.any(axis=1))
+    if keep.all():
+        return v
+    return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], v.values[keep],
+                       v.present[keep], v.drop_name[keep] if v.drop_name is not None else None,
+                       v.sample_ts[keep] if v.sample_ts is not None else None)
+
+
+def stack(parts: list[VectorSteps], k: int) -> VectorSteps:
+    """Concatenates the rows of several VectorSteps."""
+    parts = [p for p in parts if p.num_series]
+    if not parts:
+        return VectorSteps.empty(k)
+    if len(parts) == 1:
+        return parts[0]
+    labels: list[Labels] = []
+    for p in parts:
+        labels.extend(p.labels)
+    drop = None
+    if any(p.drop_name is not None for p in parts):
+        drop = np.concatenate([drop_flag(p) for p in parts])
+    return VectorSteps(labels, np.concatenate([p.values for p in parts]),
+                       np.concatenate([p.present for p in parts]), drop, None)
+
+
+def format_float(f: float) -> str:
+    """Go's strconv.FormatFloat(f, 'f', -1, 64)."""
+    if np.isnan(f):
+        return "NaN"
+    if np.isinf(f):
+        return "+Inf" if f > 0 else "-Inf"
+    s = np.format_float_positional(f, trim="-", unique=True)
+    if s == "-0":
+        return "-0"
+    return s
