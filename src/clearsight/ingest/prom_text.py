@@ -12,7 +12,8 @@ Semantics (see docs/scraping.md for the full list):
 
 - 0.0.4: blanks and tabs separate tokens, leading/trailing blanks and empty lines are allowed,
   ``#`` lines other than ``# HELP``/``# TYPE`` are comments, timestamps are integer milliseconds,
-  a trailing comma in a label set is allowed. Types: counter, gauge, histogram, summary, untyped
+  a trailing comma in a label set is allowed, a repeated HELP (first wins) or identical TYPE line
+  is tolerated. Types: counter, gauge, histogram, summary, untyped
   (reported as ``unknown``).
 - OpenMetrics 1.0: single spaces, no empty lines, no comments other than HELP/TYPE/UNIT, the
   exposition must end with ``# EOF``; timestamps are (decimal) seconds; a family's metadata comes
@@ -283,16 +284,19 @@ class _TextParser(_Base):
             raise InvalidInput(f"line {lineno}: invalid metric name in {kw} line")
         tail = tail.lstrip(" \t")
         if kw == "HELP":
-            if name in helped:
-                raise InvalidInput(f"line {lineno}: second HELP line for metric {name!r}")
-            helped.add(name)
-            self._meta(name).help = _unescape_help(tail, quotes=False)
+            # A repeated HELP is tolerated (Prometheus' parser accepts it); the first one wins.
+            if name not in helped:
+                helped.add(name)
+                self._meta(name).help = _unescape_help(tail, quotes=False)
         else:
-            if name in typed:
-                raise InvalidInput(f"line {lineno}: second TYPE line for metric {name!r}")
             t = TEXT_TYPES.get(tail)
             if t is None:
                 raise InvalidInput(f"line {lineno}: invalid metric type {tail[:40]!r}")
+            if name in typed and self.meta[name].type != t:
+                raise InvalidInput(
+                    f"line {lineno}: conflicting TYPE lines for metric {name!r} "
+                    f"({self.meta[name].type} and {t})"
+                )
             typed.add(name)
             self._meta(name).type = t
 

@@ -125,7 +125,10 @@ def test_empty_label_values_are_dropped() -> None:
         ('m{a="1",a="2"} 1\n', "duplicate label name 'a'"),
         ('m{__name__="x"} 1\n', "duplicate label name '__name__'"),
         ("# TYPE m countr\n", "line 1: invalid metric type 'countr'"),
-        ("# TYPE m counter\n# TYPE m gauge\n", "line 2: second TYPE line"),
+        (
+            "# TYPE m counter\n# TYPE m gauge\n",
+            "line 2: conflicting TYPE lines for metric 'm' (counter and gauge)",
+        ),
         ("# HELP 9m x\n", "line 1: invalid metric name in HELP"),
         ("9m 1\n", "line 1: expected a metric name"),
         ('{a="b"} 1\n', "expected a metric name"),
@@ -136,6 +139,11 @@ def test_text_errors_have_line_numbers(body: str, message: str) -> None:
     with pytest.raises(InvalidInput) as ei:
         parse_text(body)
     assert message in str(ei.value)
+
+
+def test_text_tolerates_repeated_help_and_identical_type() -> None:
+    r = parse_text("# HELP m first\n# TYPE m gauge\n# HELP m second\n# TYPE m gauge\nm 1\n")
+    assert r.metadata == [MetricMetadata("m", "gauge", "first", "")]
 
 
 def test_same_series_with_distinct_timestamps_is_not_a_duplicate() -> None:
