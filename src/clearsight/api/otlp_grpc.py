@@ -31,8 +31,7 @@ from clearsight.api.otlp_http import (
     partial_success,
     status_message,
 )
-from clearsight.ingest.otlp_common import parse_message
-from clearsight.ingest.otlp_metrics import DEFAULT_OPTIONS, OtlpOptions, convert_request
+from clearsight.ingest.otlp_metrics import DEFAULT_OPTIONS, OtlpOptions, convert_protobuf
 from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.errors import IngestError, PayloadTooLarge
 from clearsight.pipeline.limits import WriteLimits
@@ -84,8 +83,7 @@ class _MetricsExport:
             if len(request) > self._limits.max_decompressed_bytes:
                 raise PayloadTooLarge(f"message of {len(request)} bytes exceeds the limit of "
                                       f"{self._limits.max_decompressed_bytes} bytes")
-            req = parse_message(request, "protobuf", metrics_service_pb2.ExportMetricsServiceRequest)
-            decoded = convert_request(req, limits=self._limits, now_ms=self._clock_ms(),
+            decoded = convert_protobuf(request, limits=self._limits, now_ms=self._clock_ms(),
                                       options=self._options)
             batch = decoded.batch
             result = self._ingest(tenant, batch) if batch.num_samples else None

@@ -42,17 +42,22 @@ Errors: ``OtlpInvalidInput`` (400) with the field path, ``PayloadTooLarge`` (413
 
 from __future__ import annotations
 
+import math
 import re
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
+from typing import Any
 
 import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
 
 from clearsight.ingest.otlp_common import (
     OtlpInvalidInput,
@@ -227,6 +232,178 @@ def _encoded(labels: dict[str, str]) -> list[tuple[str, bytes]]:
     return [(n, n.encode() + b"\xfe" + v.encode()) for n, v in labels.items()]
 
 
+# --- wire schema -------------------------------------------------------------------------------
+#
+# Requests are parsed (by upb, in C) with a "lite" view of metrics.proto: the same field numbers and
+# wire types, but a data point's attributes and exemplars stay raw bytes. A point's attribute set
+# is then a hashable tuple of bytes, and the finished series key of (metric family, resource and
+# scope labels, attributes) is memoized across requests: an exporter sends the same series every
+# interval, so in the steady state a point costs a dict lookup instead of decoding its attributes.
+# Attributes are fully parsed (and their UTF-8 checked) when a key is computed. Resource and scope
+# use the real message types. OTLP/JSON is parsed into the real message, re-serialized and parsed
+# with the lite view, so both encodings share this one converter.
+
+_LITE_FILE = "clearsight/ingest/otlp_metrics_lite.proto"
+_LITE_PKG = "clearsight.otlp_metrics_lite"
+_F = descriptor_pb2.FieldDescriptorProto
+_COMMON = ".opentelemetry.proto.common.v1."
+
+# (message, [(field, number, type, repeated, message type or "", oneof index or -1)], [oneofs])
+_LITE_SCHEMA: list[tuple[str, list[tuple[str, int, int, bool, str, int]], list[str]]] = [
+    ("ExportMetricsServiceRequest", [("resource_metrics", 1, _F.TYPE_MESSAGE, True, "ResourceMetrics", -1)], []),
+    ("ResourceMetrics", [
+        ("resource", 1, _F.TYPE_MESSAGE, False, ".opentelemetry.proto.resource.v1.Resource", -1),
+        ("scope_metrics", 2, _F.TYPE_MESSAGE, True, "ScopeMetrics", -1)], []),
+    ("ScopeMetrics", [
+        ("scope", 1, _F.TYPE_MESSAGE, False, _COMMON + "InstrumentationScope", -1),
+        ("metrics", 2, _F.TYPE_MESSAGE, True, "Metric", -1)], []),
+    ("Metric", [
+        ("name", 1, _F.TYPE_STRING, False, "", -1),
+        ("description", 2, _F.TYPE_STRING, False, "", -1),
+        ("unit", 3, _F.TYPE_STRING, False, "", -1),
+        ("gauge", 5, _F.TYPE_MESSAGE, False, "Gauge", 0),
+        ("sum", 7, _F.TYPE_MESSAGE, False, "Sum", 0),
+        ("histogram", 9, _F.TYPE_MESSAGE, False, "Histogram", 0),
+        ("exponential_histogram", 10, _F.TYPE_MESSAGE, False, "ExponentialHistogram", 0),
+        ("summary", 11, _F.TYPE_MESSAGE, False, "Summary", 0),
+        ("metadata", 12, _F.TYPE_MESSAGE, True, _COMMON + "KeyValue", -1)], ["data"]),
+    ("Gauge", [("data_points", 1, _F.TYPE_MESSAGE, True, "NumberDataPoint", -1)], []),
+    ("Sum", [
+        ("data_points", 1, _F.TYPE_MESSAGE, True, "NumberDataPoint", -1),
+        ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1),
+        ("is_monotonic", 3, _F.TYPE_BOOL, False, "", -1)], []),
+    ("Histogram", [
+        ("data_points", 1, _F.TYPE_MESSAGE, True, "HistogramDataPoint", -1),
+        ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1)], []),
+    ("ExponentialHistogram", [
+        ("data_points", 1, _F.TYPE_BYTES, True, "", -1),
+        ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1)], []),
+    ("Summary", [("data_points", 1, _F.TYPE_MESSAGE, True, "SummaryDataPoint", -1)], []),
+    ("NumberDataPoint", [
+        ("attributes", 7, _F.TYPE_BYTES, True, "", -1),
+        ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+        ("as_double", 4, _F.TYPE_DOUBLE, False, "", 0),
+        ("as_int", 6, _F.TYPE_SFIXED64, False, "", 0),
+        ("exemplars", 5, _F.TYPE_BYTES, True, "", -1),
+        ("flags", 8, _F.TYPE_UINT32, False, "", -1)], ["value"]),
+    ("HistogramDataPoint", [
+        ("attributes", 9, _F.TYPE_BYTES, True, "", -1),
+        ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+        ("count", 4, _F.TYPE_FIXED64, False, "", -1),
+        ("sum", 5, _F.TYPE_DOUBLE, False, "", 0),
+        ("bucket_counts", 6, _F.TYPE_FIXED64, True, "", -1),
+        ("explicit_bounds", 7, _F.TYPE_DOUBLE, True, "", -1),
+        ("exemplars", 8, _F.TYPE_BYTES, True, "", -1),
+        ("flags", 10, _F.TYPE_UINT32, False, "", -1)], ["optional_sum"]),
+    ("SummaryDataPoint", [
+        ("attributes", 7, _F.TYPE_BYTES, True, "", -1),
+        ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+        ("count", 4, _F.TYPE_FIXED64, False, "", -1),
+        ("sum", 5, _F.TYPE_DOUBLE, False, "", -1),
+        ("quantile_values", 6, _F.TYPE_MESSAGE, True, "ValueAtQuantile", -1),
+        ("flags", 8, _F.TYPE_UINT32, False, "", -1)], []),
+    ("ValueAtQuantile", [
+        ("quantile", 1, _F.TYPE_DOUBLE, False, "", -1),
+        ("value", 2, _F.TYPE_DOUBLE, False, "", -1)], []),
+]
+
+
+def _lite_request_class() -> type[Message]:
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(_LITE_FILE)
+    except KeyError:
+        fdp = descriptor_pb2.FileDescriptorProto(name=_LITE_FILE, package=_LITE_PKG, syntax="proto3")
+        fdp.dependency.extend([common_pb2.DESCRIPTOR.name, resource_pb2.DESCRIPTOR.name])
+        for msg_name, fields, oneofs in _LITE_SCHEMA:
+            m = fdp.message_type.add(name=msg_name)
+            for o in oneofs:
+                m.oneof_decl.add(name=o)
+            for fname, number, ftype, repeated, type_name, oneof in fields:
+                f = m.field.add(name=fname, number=number, type=ftype,
+                                label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
+                if type_name:
+                    f.type_name = type_name if type_name.startswith(".") else f".{_LITE_PKG}.{type_name}"
+                if oneof >= 0:
+                    f.oneof_index = oneof
+        pool.AddSerializedFile(fdp.SerializeToString())
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName(f"{_LITE_PKG}.ExportMetricsServiceRequest"))
+
+
+LiteExportMetricsServiceRequest = _lite_request_class()
+
+
+# --- memoized series keys ----------------------------------------------------------------------
+
+class _Memo:
+    """A bounded memo shared by all requests (and threads: single dict operations are atomic under
+    the GIL). It only caches a pure function of its key, so it cannot change any result; when full
+    it is simply cleared."""
+
+    def __init__(self, max_items: int) -> None:
+        self.items: dict[Any, Any] = {}
+        self.max_items = max_items
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self.items) >= self.max_items:
+            self.items.clear()
+        self.items[key] = value
+
+
+_NUMBER_KEYS = _Memo(1 << 17)  # (family, context id, raw attributes) -> series key
+_HISTOGRAM_KEYS = _Memo(1 << 15)  # (family, context id, raw attributes, bounds) -> _HistogramKeys
+
+
+@dataclass(frozen=True)
+class _HistogramKeys:
+    with_buckets: tuple[bytes, ...]  # le=<each finite bound>..., le="+Inf", _count
+    no_buckets: tuple[bytes, ...]  # le="+Inf", _count (a point without bucket counts)
+    sum: bytes
+    inf_bounds: tuple[int, ...]  # positions of explicit bounds equal to +Inf (no series of their own)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Labels every point of a scope gets (otel_scope_*, job, instance) and their identity."""
+
+    labels: dict[str, str]
+    ident: bytes
+
+
+def _context(labels: dict[str, str]) -> _Context:
+    return _Context(labels, b"\xff".join(enc for _, enc in sorted(_encoded(labels))))
+
+
+def _series_key(base: list[tuple[str, bytes]], name: str, extra: tuple[str, str] | None) -> bytes:
+    """The canonical key (``model.labels.canonical_bytes`` of the sorted labels) of ``base`` plus
+    ``__name__`` and an optional generated label, which replaces a same-named attribute."""
+    if extra is None:
+        parts = [*base, (METRIC_NAME, b"__name__\xfe" + name.encode())]
+    else:
+        parts = [p for p in base if p[0] != extra[0]]
+        parts.append((METRIC_NAME, b"__name__\xfe" + name.encode()))
+        parts.append((extra[0], extra[0].encode() + b"\xfe" + extra[1].encode()))
+    parts.sort(key=_first)
+    return b"\xff".join(p[1] for p in parts)
+
+
+def _first(p: tuple[str, bytes]) -> str:
+    return p[0]
+
+
+def _point_labels(raw_attrs: tuple[bytes, ...], ctx: _Context, path: str) -> list[tuple[str, bytes]]:
+    kvs = []
+    for j, raw in enumerate(raw_attrs):
+        try:
+            kvs.append(common_pb2.KeyValue.FromString(raw))
+        except Exception as e:
+            raise OtlpInvalidInput(f"{path}.attributes[{j}]", f"cannot parse attribute: {e}") from None
+    labels = attributes_to_labels(kvs)
+    labels.update(ctx.labels)
+    return _encoded(labels)
+
+
 # --- the converter -----------------------------------------------------------------------------
 
 class _Builder:
@@ -252,30 +429,25 @@ class _Builder:
         elif len(self.messages) == _MAX_MESSAGES:
             self.messages.append("(further messages omitted)")
 
-    def add(self, base: list[tuple[str, bytes]], name: str, extra: tuple[str, str] | None,
-            ts: int, value: float) -> None:
-        if extra is None:
-            parts = [*base, (METRIC_NAME, b"__name__\xfe" + name.encode())]
-        else:
-            # A point attribute named like the generated label (le, quantile) is replaced.
-            parts = [p for p in base if p[0] != extra[0]]
-            parts.append((METRIC_NAME, b"__name__\xfe" + name.encode()))
-            parts.append((extra[0], extra[0].encode() + b"\xfe" + extra[1].encode()))
-        parts.sort(key=_first)
-        key = b"\xff".join(p[1] for p in parts)
-        i = self.key_index.get(key)
-        if i is None:
-            i = len(self.keys)
-            if i >= self.limits.max_series_per_request:
-                raise LimitExceeded(
-                    "series_per_request",
-                    f"request has more than {self.limits.max_series_per_request} series")
-            self.keys.append(key)
-            self.key_index[key] = i
-        if len(self.vals) >= self.limits.max_samples_per_request:
+    def new_key(self, key: bytes) -> int:
+        i = len(self.keys)
+        if i >= self.limits.max_series_per_request:
+            raise LimitExceeded(
+                "series_per_request", f"request has more than {self.limits.max_series_per_request} series")
+        self.keys.append(key)
+        self.key_index[key] = i
+        return i
+
+    def check_samples(self) -> None:
+        if len(self.vals) > self.limits.max_samples_per_request:
             raise LimitExceeded(
                 "samples_per_request",
                 f"request has more than {self.limits.max_samples_per_request} samples")
+
+    def add(self, key: bytes, ts: int, value: float) -> None:
+        i = self.key_index.get(key)
+        if i is None:
+            i = self.new_key(key)
         self.idx.append(i)
         self.ts.append(ts)
         self.vals.append(value)
@@ -296,13 +468,6 @@ class _Builder:
             exemplars_dropped=self.exemplars_dropped,
             histograms_dropped=self.histograms_dropped,
         )
-
-    def ts_ms(self, time_unix_nano: int) -> int:
-        return time_unix_nano // 1_000_000 if time_unix_nano else self.now_ms
-
-
-def _first(p: tuple[str, bytes]) -> str:
-    return p[0]
 
 
 def _resource_labels(attrs: Iterable[common_pb2.KeyValue]) -> tuple[dict[str, str], dict[str, str]]:
@@ -325,50 +490,53 @@ def _resource_labels(attrs: Iterable[common_pb2.KeyValue]) -> tuple[dict[str, st
     return target, attributes_to_labels(others)
 
 
+def convert_protobuf(data: bytes, *, limits: WriteLimits, now_ms: int,
+                     options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
+    """Parses a binary ``ExportMetricsServiceRequest`` and maps it (the OTLP/gRPC entry point)."""
+    req = parse_message(data, "protobuf", LiteExportMetricsServiceRequest)
+    return _convert(req, limits=limits, now_ms=now_ms, options=options)
+
+
 def convert_request(req: metrics_service_pb2.ExportMetricsServiceRequest, *, limits: WriteLimits,
                     now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
-    """Maps a parsed request to a batch (see the module docstring for the rules)."""
+    """Maps an already parsed request (see the module docstring for the rules)."""
+    return convert_protobuf(req.SerializeToString(), limits=limits, now_ms=now_ms, options=options)
+
+
+def _convert(req: Any, *, limits: WriteLimits, now_ms: int, options: OtlpOptions) -> DecodedMetrics:
     b = _Builder(limits, now_ms, options)
     for ri, rm in enumerate(req.resource_metrics):
         target, other_attrs = _resource_labels(rm.resource.attributes)
         before = len(b.vals)
         max_ts: int | None = None
         for si, sm in enumerate(rm.scope_metrics):
-            context = {}
+            labels = {}
             if options.scope_labels:
                 if sm.scope.name:
-                    context["otel_scope_name"] = sm.scope.name
+                    labels["otel_scope_name"] = sm.scope.name
                 if sm.scope.version:
-                    context["otel_scope_version"] = sm.scope.version
-            context.update(target)
+                    labels["otel_scope_version"] = sm.scope.version
+            labels.update(target)
+            ctx = _context(labels)
             for mi, metric in enumerate(sm.metrics):
                 path = f"resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]"
-                t = _convert_metric(b, metric, context, path)
+                t = _convert_metric(b, metric, ctx, path)
                 if t is not None and (max_ts is None or t > max_ts):
                     max_ts = t
         if options.target_info and other_attrs and len(b.vals) > before and max_ts is not None:
-            labels = {**other_attrs, **target}
-            b.add(_encoded(labels), TARGET_INFO, None, max_ts, 1.0)
+            b.add(_series_key(_encoded({**other_attrs, **target}), TARGET_INFO, None), max_ts, 1.0)
             b.meta(TARGET_INFO, "gauge", "Target metadata", "")
     return DecodedMetrics(b.batch(), b.rejected, b.messages)
 
 
-def _metric_type_hint(metric: metrics_pb2.Metric) -> str:
+def _metric_type_hint(metric: Any) -> str:
     for kv in metric.metadata:
         if kv.key == "prometheus.type":
             return any_value_to_str(kv.value)
     return ""
 
 
-def _point_base(attrs: Iterable[common_pb2.KeyValue], context: dict[str, str]) -> list[tuple[str, bytes]]:
-    labels = attributes_to_labels(attrs)
-    if context:
-        labels.update(context)
-    return _encoded(labels)
-
-
-def _convert_metric(b: _Builder, metric: metrics_pb2.Metric, context: dict[str, str],
-                    path: str) -> int | None:
+def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int | None:
     """Adds the metric's samples; returns the newest timestamp (ms) it added, if any."""
     kind = metric.WhichOneof("data")
     if kind is None:
@@ -382,7 +550,7 @@ def _convert_metric(b: _Builder, metric: metrics_pb2.Metric, context: dict[str, 
                                               unit_suffixes=opts.unit_suffixes,
                                               total_suffix=opts.total_suffix)
         b.meta(family, "unknown" if hint == "unknown" else "gauge", metric.description, unit)
-        return _numbers(b, metric.gauge.data_points, family, context, f"{path}.gauge", metric.name)
+        return _numbers(b, metric.gauge.data_points, family, ctx, f"{path}.gauge", metric.name)
     if kind == "sum":
         s = metric.sum
         _check_temporality(s.aggregation_temporality, metric.name, f"{path}.sum")
@@ -396,7 +564,7 @@ def _convert_metric(b: _Builder, metric: metrics_pb2.Metric, context: dict[str, 
             hint = _metric_type_hint(metric)
             type_ = hint if hint in ("info", "stateset") else "gauge"
         b.meta(family, type_, metric.description, unit)
-        return _numbers(b, s.data_points, family, context, f"{path}.sum", metric.name)
+        return _numbers(b, s.data_points, family, ctx, f"{path}.sum", metric.name)
     if kind == "histogram":
         h = metric.histogram
         _check_temporality(h.aggregation_temporality, metric.name, f"{path}.histogram")
@@ -404,13 +572,13 @@ def _convert_metric(b: _Builder, metric: metrics_pb2.Metric, context: dict[str, 
                                               unit_suffixes=opts.unit_suffixes,
                                               total_suffix=opts.total_suffix)
         b.meta(family, "histogram", metric.description, unit)
-        return _histograms(b, h.data_points, family, context, f"{path}.histogram")
+        return _histograms(b, h.data_points, family, ctx, f"{path}.histogram")
     if kind == "summary":
         family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=False,
                                               unit_suffixes=opts.unit_suffixes,
                                               total_suffix=opts.total_suffix)
         b.meta(family, "summary", metric.description, unit)
-        return _summaries(b, metric.summary.data_points, family, context, f"{path}.summary")
+        return _summaries(b, metric.summary.data_points, family, ctx, f"{path}.summary")
     # exponential_histogram
     n = len(metric.exponential_histogram.data_points)
     if n:
@@ -433,11 +601,15 @@ def _check_temporality(t: int, name: str, path: str) -> None:
                            f"metric {name!r} has an unspecified or unknown aggregation temporality ({t})")
 
 
-def _numbers(b: _Builder, points: Iterable[metrics_pb2.NumberDataPoint], family: str,
-             context: dict[str, str], path: str, metric_name: str) -> int | None:
-    max_ts: int | None = None
+def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str,
+             metric_name: str) -> int | None:
+    max_ts = -1
     missing = 0
-    for p in points:
+    memo = _NUMBER_KEYS.items
+    now_ms = b.now_ms
+    key_index = b.key_index
+    idx_append, ts_append, val_append = b.idx.append, b.ts.append, b.vals.append
+    for pi, p in enumerate(points):
         which = p.WhichOneof("value")
         if p.flags & NO_RECORDED_VALUE:
             v = STALE_NAN
@@ -448,75 +620,119 @@ def _numbers(b: _Builder, points: Iterable[metrics_pb2.NumberDataPoint], family:
         else:
             missing += 1
             continue
+        attrs = tuple(p.attributes)
+        mk = (family, ctx.ident, attrs)
+        key = memo.get(mk)
+        if key is None:
+            key = _series_key(_point_labels(attrs, ctx, f"{path}.dataPoints[{pi}]"), family, None)
+            _NUMBER_KEYS.put(mk, key)
         if p.exemplars:
             b.exemplars_dropped += len(p.exemplars)
-        ts = b.ts_ms(p.time_unix_nano)
-        b.add(_point_base(p.attributes, context), family, None, ts, v)
-        if max_ts is None or ts > max_ts:
+        t = p.time_unix_nano
+        ts = t // 1_000_000 if t else now_ms
+        i = key_index.get(key)
+        if i is None:
+            i = b.new_key(key)
+        idx_append(i)
+        ts_append(ts)
+        val_append(v)
+        if ts > max_ts:
             max_ts = ts
+    b.check_samples()  # one sample per point: memory is bounded by the body until here
     if missing:
         b.reject(missing, f"metric {metric_name!r} ({path}): {missing} data point(s) without a value "
                           "(neither asDouble nor asInt) dropped")
-    return max_ts
+    return max_ts if max_ts >= 0 else None
 
 
-def _histograms(b: _Builder, points: Iterable[metrics_pb2.HistogramDataPoint], family: str,
-                context: dict[str, str], path: str) -> int | None:
-    max_ts: int | None = None
-    bucket_name, count_name, sum_name = family + "_bucket", family + "_count", family + "_sum"
+def _histogram_keys(raw_attrs: tuple[bytes, ...], bounds: tuple[float, ...], family: str,
+                    ctx: _Context, path: str) -> _HistogramKeys:
+    prev = None
+    for bound in bounds:
+        if bound != bound or (prev is not None and bound <= prev):
+            raise OtlpInvalidInput(
+                f"{path}.explicitBounds",
+                f"histogram {family!r}: explicit bounds must be strictly increasing and not NaN")
+        prev = bound
+    base = _point_labels(raw_attrs, ctx, path)
+    bucket = family + "_bucket"
+    tail = (_series_key(base, bucket, ("le", "+Inf")), _series_key(base, family + "_count", None))
+    finite = tuple(_series_key(base, bucket, ("le", format_float(bound))) for bound in bounds
+                   if bound != math.inf)
+    return _HistogramKeys(
+        with_buckets=finite + tail, no_buckets=tail, sum=_series_key(base, family + "_sum", None),
+        inf_bounds=tuple(i for i, bound in enumerate(bounds) if bound == math.inf))
+
+
+def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str) -> int | None:
+    max_ts = -1
+    memo = _HISTOGRAM_KEYS.items
+    now_ms = b.now_ms
+    key_index = b.key_index
     for pi, p in enumerate(points):
-        bounds = p.explicit_bounds
+        bounds = tuple(p.explicit_bounds)
+        attrs = tuple(p.attributes)
+        mk = (family, ctx.ident, attrs, bounds)
+        keys: _HistogramKeys | None = memo.get(mk)
+        if keys is None:
+            keys = _histogram_keys(attrs, bounds, family, ctx, f"{path}.dataPoints[{pi}]")
+            _HISTOGRAM_KEYS.put(mk, keys)
         counts = p.bucket_counts
         if counts and len(counts) != len(bounds) + 1:
             raise OtlpInvalidInput(
                 f"{path}.dataPoints[{pi}].bucketCounts",
                 f"histogram {family!r} has {len(counts)} bucket counts for {len(bounds)} explicit "
                 f"bounds (expected {len(bounds) + 1})")
-        prev = None
-        for bound in bounds:
-            if bound != bound or (prev is not None and bound <= prev):
-                raise OtlpInvalidInput(
-                    f"{path}.dataPoints[{pi}].explicitBounds",
-                    f"histogram {family!r}: explicit bounds must be strictly increasing and not NaN")
-            prev = bound
         if p.exemplars:
             b.exemplars_dropped += len(p.exemplars)
-        ts = b.ts_ms(p.time_unix_nano)
-        base = _point_base(p.attributes, context)
-        stale = bool(p.flags & NO_RECORDED_VALUE)
+        t = p.time_unix_nano
+        ts = t // 1_000_000 if t else now_ms
+        count = float(p.count)
         if counts:
-            for bound, cum in zip(bounds, accumulate(counts), strict=False):
-                if bound == float("inf"):
-                    continue
-                b.add(base, bucket_name, ("le", format_float(bound)), ts,
-                      STALE_NAN if stale else float(cum))
-        b.add(base, bucket_name, ("le", "+Inf"), ts, STALE_NAN if stale else float(p.count))
-        b.add(base, count_name, None, ts, STALE_NAN if stale else float(p.count))
+            series = keys.with_buckets
+            values = list(accumulate(counts))
+            values[-1] = count  # the last slot is le="+Inf": the point's count
+            if keys.inf_bounds:
+                values = [v for i, v in enumerate(values) if i not in keys.inf_bounds]
+            values.append(count)
+        else:
+            series = keys.no_buckets
+            values = [count, count]
+        if p.flags & NO_RECORDED_VALUE:
+            values = [STALE_NAN] * len(series)
+        ids = [key_index.get(k) for k in series]
+        if None in ids:
+            ids = [b.new_key(k) if i is None else i for k, i in zip(series, ids, strict=True)]
+        b.idx.extend(ids)  # type: ignore[arg-type]
+        b.ts.extend([ts] * len(series))
+        b.vals.extend(values)
         if p.HasField("sum"):
-            b.add(base, sum_name, None, ts, STALE_NAN if stale else p.sum)
-        if max_ts is None or ts > max_ts:
+            b.add(keys.sum, ts, STALE_NAN if p.flags & NO_RECORDED_VALUE else p.sum)
+        if ts > max_ts:
             max_ts = ts
-    return max_ts
+        b.check_samples()
+    return max_ts if max_ts >= 0 else None
 
 
-def _summaries(b: _Builder, points: Iterable[metrics_pb2.SummaryDataPoint], family: str,
-               context: dict[str, str], path: str) -> int | None:
-    max_ts: int | None = None
+def _summaries(b: _Builder, points: Any, family: str, ctx: _Context, path: str) -> int | None:
+    max_ts = -1
     for pi, p in enumerate(points):
-        ts = b.ts_ms(p.time_unix_nano)
-        base = _point_base(p.attributes, context)
+        t = p.time_unix_nano
+        ts = t // 1_000_000 if t else b.now_ms
+        base = _point_labels(tuple(p.attributes), ctx, f"{path}.dataPoints[{pi}]")
         stale = bool(p.flags & NO_RECORDED_VALUE)
         for qi, q in enumerate(sorted(p.quantile_values, key=lambda q: q.quantile)):
             if not 0.0 <= q.quantile <= 1.0:
                 raise OtlpInvalidInput(f"{path}.dataPoints[{pi}].quantileValues[{qi}].quantile",
                                        f"summary {family!r}: quantile {q.quantile} is not in [0, 1]")
-            b.add(base, family, ("quantile", format_float(q.quantile)), ts,
+            b.add(_series_key(base, family, ("quantile", format_float(q.quantile))), ts,
                   STALE_NAN if stale else q.value)
-        b.add(base, family + "_sum", None, ts, STALE_NAN if stale else p.sum)
-        b.add(base, family + "_count", None, ts, STALE_NAN if stale else float(p.count))
-        if max_ts is None or ts > max_ts:
+        b.add(_series_key(base, family + "_sum", None), ts, STALE_NAN if stale else p.sum)
+        b.add(_series_key(base, family + "_count", None), ts, STALE_NAN if stale else float(p.count))
+        if ts > max_ts:
             max_ts = ts
-    return max_ts
+        b.check_samples()
+    return max_ts if max_ts >= 0 else None
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -527,8 +743,9 @@ def decode_otlp_metrics_report(body: bytes, *, content_type: str, limits: WriteL
     """Like ``decode_otlp_metrics`` and also says which points were rejected (partial success)."""
     encoding = encoding_of(content_type)
     data = decompress(body, content_encoding, limits)
-    req = parse_message(data, encoding, ExportMetricsServiceRequest)
-    return convert_request(req, limits=limits, now_ms=now_ms, options=options)
+    if encoding == "json":
+        data = parse_message(data, "json", ExportMetricsServiceRequest).SerializeToString()
+    return convert_protobuf(data, limits=limits, now_ms=now_ms, options=options)
 
 
 def decode_otlp_metrics(body: bytes, *, content_type: str, limits: WriteLimits, now_ms: int,

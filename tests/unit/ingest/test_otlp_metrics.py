@@ -606,3 +606,54 @@ def test_errors_are_ingest_errors() -> None:
 def test_format_float() -> None:
     assert [format_float(x) for x in (0.005, 1.0, 250.0, 1e-9, math.inf, -math.inf, 0.1 + 0.2)] == [
         "0.005", "1", "250", "0.000000001", "+Inf", "-Inf", "0.30000000000000004"]
+
+
+# --- memoized series keys ----------------------------------------------------------------------
+
+def test_repeated_requests_decode_identically_through_the_key_memo() -> None:
+    req = request([gauge("g", [({"a": "1"}, 1.0)]), histogram("h", [1.0, 2.0], [1, 2, 3], 6, 9.0)],
+                  {"service.name": "s", "x": "y"}, ("lib", "1"))
+    first, second = decode(req).batch, decode(req).batch
+    assert first.keys == second.keys
+    assert series(first) == series(second)
+
+
+def test_memo_distinguishes_context_and_family() -> None:
+    a = request([gauge("g", [({"a": "1"}, 1.0)])], {"service.name": "one"})
+    b = request([gauge("g", [({"a": "1"}, 1.0)])], {"service.name": "two"})
+    c = request([gauge("g2", [({"a": "1"}, 1.0)])], {"service.name": "one"})
+    d = request([gauge("g", [({"a": "1"}, 1.0)])], {"service.name": "one"}, ("scope", ""))
+    got = [set(series(decode(r).batch)) for r in (a, b, c, d)]
+    assert got == [{lbl("g", a="1", job="one")}, {lbl("g", a="1", job="two")},
+                   {lbl("g2", a="1", job="one")}, {lbl("g", a="1", job="one", otel_scope_name="scope")}]
+    scopeless = decode(d, OtlpOptions(scope_labels=False)).batch
+    assert set(series(scopeless)) == {lbl("g", a="1", job="one")}
+
+
+def test_cached_histogram_still_checks_bucket_counts() -> None:
+    decode(request([histogram("h", [1.0], [1, 1], 2, 1.0)]))
+    with pytest.raises(OtlpInvalidInput, match="bucketCounts"):
+        decode(request([histogram("h", [1.0], [1, 1, 1], 3, 1.0)]))
+
+
+def test_histogram_with_an_explicit_inf_bound() -> None:
+    m = histogram("h", [1.0, math.inf], [1, 2, 0], total=3, sum_=None)
+    assert series(decode(request([m])).batch) == {
+        lbl("h_bucket", le="1"): [(T_MS, 1.0)], lbl("h_bucket", le="+Inf"): [(T_MS, 3.0)],
+        lbl("h_count"): [(T_MS, 3.0)]}
+
+
+def test_unparseable_attribute_bytes_name_the_attribute() -> None:
+    req = request([gauge("g", [({"a": "1"}, 1.0)])])
+    pb = bytearray(req.SerializeToString())
+    i = pb.index(b"\n\x01a")  # the attribute's key field: turn it into an invalid length
+    pb[i + 1] = 0x7F
+    with pytest.raises(InvalidInput):
+        decode_otlp_metrics(bytes(pb), content_type=PB, limits=LIMITS, now_ms=0)
+
+
+def test_invalid_utf8_in_attribute_is_rejected() -> None:
+    req = request([gauge("g", [({"a": "x"}, 1.0)])])
+    pb = req.SerializeToString().replace(b"\x12\x03\n\x01x", b"\x12\x03\n\x01\xff")
+    with pytest.raises(OtlpInvalidInput, match=r"dataPoints\[0\]\.attributes\[0\]"):
+        decode_otlp_metrics(pb, content_type=PB, limits=LIMITS, now_ms=0)
