@@ -7,11 +7,13 @@ batches in memory; the tests assert the exact Prometheus series, values and meta
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,8 +41,12 @@ from starlette.requests import Request
 from clearsight.api.otlp_grpc import start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.model.labels import Labels
+from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SampleBatch
+from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.limits import WriteLimits
+from clearsight.pipeline.validate import make_validator
+from clearsight.store.embedded.duckdb_store import EmbeddedMetricsStore
 from clearsight.store.interface import AppendResult
 
 LIMITS = WriteLimits()
@@ -87,11 +93,9 @@ def _tenant_grpc(metadata: Sequence[tuple[str, str | bytes]]) -> str:
     return next((str(v) for k, v in metadata if k == "x-scope-orgid"), "default")
 
 
-@pytest.fixture(scope="module")
-def http_receiver() -> Iterator[tuple[str, Recorded]]:
-    rec = Recorded()
-    app = Starlette(routes=[make_otlp_metrics_route(rec.record_async, LIMITS, _tenant_http,
-                                                    on_export=rec.on_export)])
+@contextlib.contextmanager
+def serve_http(app: Starlette) -> Iterator[int]:
+    """Runs ``app`` under a real uvicorn server on 127.0.0.1 (a free port) in a thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -105,20 +109,32 @@ def http_receiver() -> Iterator[tuple[str, Recorded]]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}/v1/metrics", rec
+        yield port
     finally:
         server.should_exit = True
         thread.join(30)
         sock.close()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def http_receiver() -> Iterator[tuple[str, Recorded]]:
+    rec = Recorded()
+    app = Starlette(routes=[make_otlp_metrics_route(rec.record_async, LIMITS, _tenant_http,
+                                                    on_export=rec.on_export)])
+    with serve_http(app) as port:
+        yield f"http://127.0.0.1:{port}/v1/metrics", rec
+
+
 @pytest.fixture(scope="module")
 def grpc_receiver() -> Iterator[tuple[str, Recorded]]:
     rec = Recorded()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     server = start_otlp_grpc_server(rec.record, LIMITS, f"127.0.0.1:{port}", _tenant_grpc,
                                     on_export=rec.on_export)
     try:
@@ -292,3 +308,34 @@ def test_sdk_exponential_histograms_are_partially_rejected(
     ((outcome),) = rec.outcomes
     assert outcome.status == 200 and outcome.rejected_points == 1
     assert sum(b.histograms_dropped for _, b in rec.batches) == 1
+
+
+# --- the whole write path: SDK -> receiver -> validation -> embedded DuckDB store -> select ------
+
+def test_sdk_to_embedded_store_over_http_and_grpc(tmp_path: Path) -> None:
+    store = EmbeddedMetricsStore(tmp_path / "data")
+    ingestor = MetricsIngestor(store, [make_validator(LIMITS, time.time)])
+    app = Starlette(routes=[make_otlp_metrics_route(ingestor.ingest, LIMITS, _tenant_http)])
+    grpc_port = free_port()
+    grpc_server = start_otlp_grpc_server(ingestor.ingest_blocking, LIMITS, f"127.0.0.1:{grpc_port}",
+                                         _tenant_grpc)
+    try:
+        with serve_http(app) as http_port:
+            w_http = run_sdk(_http(f"http://127.0.0.1:{http_port}/v1/metrics"), [BUCKETS])
+        w_grpc = run_sdk(_grpc(f"127.0.0.1:{grpc_port}"), [BUCKETS])
+        every = [Matcher.of("=~", "__name__", ".+")]
+        for tenant, window in (("team-a", w_http), ("team-b", w_grpc)):
+            data = store.select(tenant, every, window[0], window[1])
+            got: dict[Labels, list[float]] = {}
+            for i in range(len(data)):
+                labels, ts, vals = data.series(i)
+                assert all(window[0] <= t <= window[1] for t in ts.tolist())
+                got[tuple(sorted(labels))] = vals.tolist()
+            assert got == {k: [v] for k, v in expected().items()}
+            meta = store.metadata(tenant)
+            assert meta["orders_placed_total"][0].type == "counter"
+            assert meta["http_server_duration_milliseconds"][0].unit == "milliseconds"
+        assert len(store.select("default", every, 0, 2**62)) == 0
+    finally:
+        grpc_server.stop(None)
+        store.close()
