@@ -186,12 +186,14 @@ class EmbeddedMetricsStore:
 
     def _init_schema(self) -> None:
         con = self._wcon
+        con.execute("BEGIN TRANSACTION")
         for stmt in DDL:
             con.execute(stmt)
         row = con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             con.execute("INSERT INTO clearsight_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(row[0]) != SCHEMA_VERSION:
+        con.execute("COMMIT")
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
 
     def _load_state(self) -> None:

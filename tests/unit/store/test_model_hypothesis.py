@@ -1,0 +1,149 @@
+"""Random operation sequences against the embedded store vs a plain-Python model of the contract."""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clearsight.model.labels import Labels, make_labels
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import STALE_NAN, SampleBatch
+from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.interface import AppendResult, LimitExceeded
+
+WINDOW = 10_000
+RETENTION = 30_000
+LIMIT = 5
+TENANTS = ["t1", "t2"]
+
+SeriesSpec = tuple[Labels, list[tuple[int, float]]]
+
+
+def _bits(v: float) -> int:
+    return int(struct.unpack("<Q", struct.pack("<d", v))[0])
+
+
+@dataclass
+class Model:
+    data: dict[tuple[str, Labels], dict[int, float]] = field(default_factory=dict)
+    maxts: dict[tuple[str, Labels], int] = field(default_factory=dict)
+
+    def append(self, tenant: str, series: list[SeriesSpec]) -> AppendResult | None:
+        """Returns the expected result, or None when the batch must be rejected by the limit."""
+        active = {k for k in self.data if k[0] == tenant}
+        new = {(tenant, lbl) for lbl, samples in series if samples} - active
+        if len(active) + len(new) > LIMIT:
+            return None
+        res = AppendResult(series_created=len(new))
+        before = dict(self.maxts)
+        for lbl, samples in series:
+            key = (tenant, lbl)
+            for ts, v in samples:
+                if key in before and ts < before[key] - WINDOW:
+                    res.out_of_bounds += 1
+                    continue
+                res.samples_written += 1
+                d = self.data.setdefault(key, {})
+                if ts in d:
+                    res.duplicates += 1
+                d[ts] = v
+                self.maxts[key] = max(self.maxts.get(key, ts), ts)
+        return res
+
+    def retention(self, now: int) -> int:
+        cutoff = now - RETENTION
+        deleted = 0
+        for key in list(self.data):
+            d = self.data[key]
+            old = [t for t in d if t < cutoff]
+            deleted += len(old)
+            for t in old:
+                del d[t]
+            if not d:
+                del self.data[key]
+                del self.maxts[key]
+        return deleted
+
+    def expected(self, tenant: str, start: int, end: int) -> dict[Labels, list[tuple[int, int]]]:
+        out = {}
+        for (t, lbl), d in self.data.items():
+            if t != tenant:
+                continue
+            pts = sorted((ts, _bits(v)) for ts, v in d.items() if start <= ts <= end)
+            if pts:
+                out[lbl] = pts
+        return out
+
+
+label_sets = st.builds(
+    lambda name, job, inst: make_labels({"__name__": name, "job": job, "inst": inst}),
+    st.sampled_from(["a", "b"]), st.sampled_from(["x", "y", ""]), st.sampled_from(["1", "2", "3", ""]))
+values = st.one_of(st.integers(-5, 5).map(float), st.just(STALE_NAN), st.floats(allow_nan=False, width=64))
+samples = st.lists(st.tuples(st.integers(0, 40).map(lambda s: s * 1000), values), max_size=6)
+batches = st.lists(st.tuples(label_sets, samples), min_size=0, max_size=5)
+ops = st.lists(st.one_of(
+    st.tuples(st.just("append"), st.sampled_from(TENANTS), batches),
+    st.tuples(st.just("group"), st.lists(st.tuples(st.sampled_from(TENANTS), batches), min_size=2, max_size=5)),
+    st.tuples(st.just("retention"), st.integers(0, 100).map(lambda s: s * 1000)),
+    st.tuples(st.just("reopen")),
+), min_size=1, max_size=12)
+
+
+def _open(d: Path) -> EmbeddedMetricsStore:
+    return EmbeddedMetricsStore(d, retention_ms=RETENTION, out_of_order_window_ms=WINDOW,
+                                max_active_series_per_tenant=LIMIT, queue_max_batches=64, duckdb_threads=1)
+
+
+def _check_result(got_future: object, want: AppendResult | None) -> None:
+    import concurrent.futures
+
+    assert isinstance(got_future, concurrent.futures.Future)
+    if want is None:
+        exc = got_future.exception(timeout=60)
+        assert isinstance(exc, LimitExceeded), exc
+    else:
+        assert got_future.result(timeout=60) == want
+
+
+def _compare(store: EmbeddedMetricsStore, model: Model, start: int, end: int) -> None:
+    for tenant in TENANTS:
+        data = store.select(tenant, [Matcher.of("=~", "__name__", ".+")], start, end)
+        got = {}
+        for i in range(len(data)):
+            lbl, ts, vs = data.series(i)
+            got[lbl] = [(int(t), _bits(float(v))) for t, v in zip(ts, vs, strict=True)]
+        assert got == model.expected(tenant, start, end)
+        assert set(store.series(tenant, [], start, end)) >= set(got)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops, st.integers(0, 60_000), st.integers(0, 60_000))
+def test_store_matches_model(operations: list[Any], a: int, b: int) -> None:
+    model = Model()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = _open(Path(tmp))
+        try:
+            for op in operations:
+                if op[0] == "append":
+                    _, tenant, spec = op
+                    fut = store.append(tenant, SampleBatch.from_series(spec))
+                    _check_result(fut, model.append(tenant, spec))
+                elif op[0] == "group":
+                    futs = [(store.append(t, SampleBatch.from_series(spec)), t, spec) for t, spec in op[1]]
+                    for fut, t, spec in futs:
+                        _check_result(fut, model.append(t, spec))
+                elif op[0] == "retention":
+                    assert store.apply_retention(op[1]) == model.retention(op[1])
+                else:
+                    store.close()
+                    store = _open(Path(tmp))
+                _compare(store, model, 0, 10**9)
+            _compare(store, model, min(a, b), max(a, b))
+        finally:
+            store.close()
