@@ -59,6 +59,7 @@ EXAMPLE = shared_dir() / "conformance" / "otlp" / "metrics.json"
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def kv(key: str, value: Any) -> common_pb2.KeyValue:
     out = common_pb2.KeyValue(key=key)
     if isinstance(value, bool):
@@ -74,8 +75,11 @@ def kv(key: str, value: Any) -> common_pb2.KeyValue:
     return out
 
 
-def request(metrics: list[metrics_pb2.Metric], resource: dict[str, Any] | None = None,
-            scope: tuple[str, str] = ("", "")) -> ExportMetricsServiceRequest:
+def request(
+    metrics: list[metrics_pb2.Metric],
+    resource: dict[str, Any] | None = None,
+    scope: tuple[str, str] = ("", ""),
+) -> ExportMetricsServiceRequest:
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     for k, v in (resource or {}).items():
@@ -86,8 +90,9 @@ def request(metrics: list[metrics_pb2.Metric], resource: dict[str, Any] | None =
     return req
 
 
-def gauge(name: str, points: list[tuple[dict[str, Any], float | int]], unit: str = "",
-          t_ns: int = T_NS) -> metrics_pb2.Metric:
+def gauge(
+    name: str, points: list[tuple[dict[str, Any], float | int]], unit: str = "", t_ns: int = T_NS
+) -> metrics_pb2.Metric:
     m = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
     for attrs, v in points:
         p = m.gauge.data_points.add(time_unix_nano=t_ns)
@@ -99,8 +104,13 @@ def gauge(name: str, points: list[tuple[dict[str, Any], float | int]], unit: str
     return m
 
 
-def counter(name: str, points: list[tuple[dict[str, Any], float]], unit: str = "", monotonic: bool = True,
-            temporality: int = CUMULATIVE) -> metrics_pb2.Metric:
+def counter(
+    name: str,
+    points: list[tuple[dict[str, Any], float]],
+    unit: str = "",
+    monotonic: bool = True,
+    temporality: int = CUMULATIVE,
+) -> metrics_pb2.Metric:
     m = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
     m.sum.is_monotonic = monotonic
     m.sum.aggregation_temporality = temporality  # type: ignore[assignment]
@@ -110,9 +120,17 @@ def counter(name: str, points: list[tuple[dict[str, Any], float]], unit: str = "
     return m
 
 
-def histogram(name: str, bounds: list[float], counts: list[int], total: int, sum_: float | None,
-              unit: str = "", attrs: dict[str, Any] | None = None, flags: int = 0,
-              temporality: int = CUMULATIVE) -> metrics_pb2.Metric:
+def histogram(
+    name: str,
+    bounds: list[float],
+    counts: list[int],
+    total: int,
+    sum_: float | None,
+    unit: str = "",
+    attrs: dict[str, Any] | None = None,
+    flags: int = 0,
+    temporality: int = CUMULATIVE,
+) -> metrics_pb2.Metric:
     m = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
     m.histogram.aggregation_temporality = temporality  # type: ignore[assignment]
     p = m.histogram.data_points.add(time_unix_nano=T_NS, count=total, flags=flags)
@@ -124,10 +142,16 @@ def histogram(name: str, bounds: list[float], counts: list[int], total: int, sum
     return m
 
 
-def decode(req: ExportMetricsServiceRequest, options: OtlpOptions | None = None,
-           limits: WriteLimits = LIMITS) -> DecodedMetrics:
-    return decode_otlp_metrics_report(req.SerializeToString(), content_type=PB, limits=limits,
-                                      now_ms=NOW_MS, options=options or OtlpOptions())
+def decode(
+    req: ExportMetricsServiceRequest, options: OtlpOptions | None = None, limits: WriteLimits = LIMITS
+) -> DecodedMetrics:
+    return decode_otlp_metrics_report(
+        req.SerializeToString(),
+        content_type=PB,
+        limits=limits,
+        now_ms=NOW_MS,
+        options=options or OtlpOptions(),
+    )
 
 
 def series(batch: SampleBatch) -> dict[Labels, list[tuple[int, float]]]:
@@ -136,8 +160,9 @@ def series(batch: SampleBatch) -> dict[Labels, list[tuple[int, float]]]:
     for i, key in enumerate(batch.keys):
         labels = tuple(sorted(batch.decode_labels(key)))
         mask = batch.series_idx == i
-        out[labels] = [(int(t), float(v)) for t, v in zip(batch.timestamps[mask], batch.values[mask],
-                                                          strict=True)]
+        out[labels] = [
+            (int(t), float(v)) for t, v in zip(batch.timestamps[mask], batch.values[mask], strict=True)
+        ]
     return out
 
 
@@ -161,6 +186,7 @@ def example_json(cumulative: bool) -> bytes:
 
 # --- the shared conformance example ------------------------------------------------------------
 
+
 def test_conformance_example_is_rejected_because_it_uses_delta_temporality() -> None:
     with pytest.raises(OtlpInvalidInput) as ei:
         decode_otlp_metrics(EXAMPLE.read_bytes(), content_type=JS, limits=LIMITS, now_ms=NOW_MS)
@@ -172,8 +198,9 @@ def test_conformance_example_is_rejected_because_it_uses_delta_temporality() -> 
 
 
 def test_conformance_example_with_cumulative_temporality_maps_exactly() -> None:
-    rep = decode_otlp_metrics_report(example_json(cumulative=True), content_type=JS, limits=LIMITS,
-                                     now_ms=NOW_MS)
+    rep = decode_otlp_metrics_report(
+        example_json(cumulative=True), content_type=JS, limits=LIMITS, now_ms=NOW_MS
+    )
     scope = {"job": "my.service", "otel_scope_name": "my.library", "otel_scope_version": "1.0.0"}
     h = {**scope, "my_histogram_attr": "some value"}
     assert series(rep.batch) == {
@@ -189,9 +216,11 @@ def test_conformance_example_with_cumulative_temporality_maps_exactly() -> None:
     assert rep.rejected_points == 1
     assert "my.exponential.histogram" in rep.error_message()
     meta = {(m.metric, m.type, m.help, m.unit) for m in rep.batch.metadata}
-    assert meta == {("my_counter_total", "counter", "I am a Counter", ""),
-                    ("my_gauge_ratio", "gauge", "I am a Gauge", "ratio"),
-                    ("my_histogram", "histogram", "I am a Histogram", "")}
+    assert meta == {
+        ("my_counter_total", "counter", "I am a Counter", ""),
+        ("my_gauge_ratio", "gauge", "I am a Gauge", "ratio"),
+        ("my_histogram", "histogram", "I am a Histogram", ""),
+    }
 
 
 def test_json_and_protobuf_and_gzip_decode_identically() -> None:
@@ -202,17 +231,25 @@ def test_json_and_protobuf_and_gzip_decode_identically() -> None:
     js = example_json(cumulative=True)
     a = decode_otlp_metrics(js, content_type=JS, limits=LIMITS, now_ms=NOW_MS)
     b = decode_otlp_metrics(pb, content_type=PB, limits=LIMITS, now_ms=NOW_MS)
-    c = decode_otlp_metrics(gzip.compress(pb), content_type=PB, limits=LIMITS, now_ms=NOW_MS,
-                            content_encoding="gzip")
-    d = decode_otlp_metrics(gzip.compress(js), content_type="application/json; charset=utf-8",
-                            limits=LIMITS, now_ms=NOW_MS, content_encoding="GZIP")
-    e = decode_otlp_metrics(zlib.compress(pb), content_type=PB, limits=LIMITS, now_ms=NOW_MS,
-                            content_encoding="deflate")
+    c = decode_otlp_metrics(
+        gzip.compress(pb), content_type=PB, limits=LIMITS, now_ms=NOW_MS, content_encoding="gzip"
+    )
+    d = decode_otlp_metrics(
+        gzip.compress(js),
+        content_type="application/json; charset=utf-8",
+        limits=LIMITS,
+        now_ms=NOW_MS,
+        content_encoding="GZIP",
+    )
+    e = decode_otlp_metrics(
+        zlib.compress(pb), content_type=PB, limits=LIMITS, now_ms=NOW_MS, content_encoding="deflate"
+    )
     assert series(a) == series(b) == series(c) == series(d) == series(e)
     assert a.keys == b.keys
 
 
 # --- batch shape -------------------------------------------------------------------------------
+
 
 def test_batch_columns_and_canonical_keys() -> None:
     req = request([gauge("g", [({"b": "2", "a": "1"}, 1.5), ({"a": "x"}, 2)])])
@@ -247,31 +284,35 @@ def test_empty_request_gives_empty_batch() -> None:
 
 # --- names -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "unit", "kind", "want"), [
-    ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
-    ("system.memory.usage", "By", "gauge", "system_memory_usage_bytes"),
-    ("system.network.packets", "{packets}", "counter", "system_network_packets_total"),
-    ("http.server.active_requests", "{request}", "gauge", "http_server_active_requests"),
-    ("requests", "1", "counter", "requests_total"),
-    ("cpu.utilization", "1", "gauge", "cpu_utilization_ratio"),
-    ("queue.fill", "1", "updown", "queue_fill_ratio"),
-    ("latency", "1", "histogram", "latency"),
-    ("foo_total", "", "counter", "foo_total"),
-    ("foo_seconds_total", "s", "counter", "foo_seconds_total"),
-    ("foo_total", "s", "counter", "foo_seconds_total"),
-    ("foo_total", "", "gauge", "foo_total"),
-    ("network.io", "By/s", "gauge", "network_io_bytes_per_second"),
-    ("events", "1/s", "gauge", "events_per_second"),
-    ("events", "{event}/min", "gauge", "events_per_minute"),
-    ("seconds_before_birthday", "s", "gauge", "seconds_before_birthday_seconds"),
-    ("process.runtime.memory_bytes", "By", "gauge", "process_runtime_memory_bytes"),
-    ("temp", "Cel", "gauge", "temp_celsius"),
-    ("dist", "km", "gauge", "dist_km"),
-    ("9lives", "", "gauge", "_9lives"),
-    ("a..b--c", "", "gauge", "a_b_c"),
-    ("ns:metric.x", "ms", "gauge", "ns:metric_x_milliseconds"),
-    ("héllo wörld", "", "gauge", "h_llo_w_rld"),
-])
+
+@pytest.mark.parametrize(
+    ("name", "unit", "kind", "want"),
+    [
+        ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
+        ("system.memory.usage", "By", "gauge", "system_memory_usage_bytes"),
+        ("system.network.packets", "{packets}", "counter", "system_network_packets_total"),
+        ("http.server.active_requests", "{request}", "gauge", "http_server_active_requests"),
+        ("requests", "1", "counter", "requests_total"),
+        ("cpu.utilization", "1", "gauge", "cpu_utilization_ratio"),
+        ("queue.fill", "1", "updown", "queue_fill_ratio"),
+        ("latency", "1", "histogram", "latency"),
+        ("foo_total", "", "counter", "foo_total"),
+        ("foo_seconds_total", "s", "counter", "foo_seconds_total"),
+        ("foo_total", "s", "counter", "foo_seconds_total"),
+        ("foo_total", "", "gauge", "foo_total"),
+        ("network.io", "By/s", "gauge", "network_io_bytes_per_second"),
+        ("events", "1/s", "gauge", "events_per_second"),
+        ("events", "{event}/min", "gauge", "events_per_minute"),
+        ("seconds_before_birthday", "s", "gauge", "seconds_before_birthday_seconds"),
+        ("process.runtime.memory_bytes", "By", "gauge", "process_runtime_memory_bytes"),
+        ("temp", "Cel", "gauge", "temp_celsius"),
+        ("dist", "km", "gauge", "dist_km"),
+        ("9lives", "", "gauge", "_9lives"),
+        ("a..b--c", "", "gauge", "a_b_c"),
+        ("ns:metric.x", "ms", "gauge", "ns:metric_x_milliseconds"),
+        ("héllo wörld", "", "gauge", "h_llo_w_rld"),
+    ],
+)
 def test_metric_name_normalization(name: str, unit: str, kind: str, want: str) -> None:
     got, _ = prometheus_metric_name(name, unit, counter=kind == "counter", gauge=kind in ("gauge", "updown"))
     assert got == want
@@ -280,27 +321,49 @@ def test_metric_name_normalization(name: str, unit: str, kind: str, want: str) -
 def test_name_suffix_options() -> None:
     assert prometheus_metric_name("x", "s", counter=True, gauge=False, unit_suffixes=False)[0] == "x_total"
     assert prometheus_metric_name("x", "s", counter=True, gauge=False, total_suffix=False)[0] == "x_seconds"
-    assert prometheus_metric_name("x_total", "", counter=True, gauge=False, total_suffix=False)[0] == "x_total"
+    assert (
+        prometheus_metric_name("x_total", "", counter=True, gauge=False, total_suffix=False)[0] == "x_total"
+    )
 
 
-@pytest.mark.parametrize(("unit", "gauge", "want"), [
-    ("s", False, "seconds"), ("ms", True, "milliseconds"), ("By", True, "bytes"), ("1", True, "ratio"),
-    ("1", False, ""), ("{packet}", True, ""), ("%", True, "percent"), ("By/s", True, "bytes_per_second"),
-    ("", True, ""), ("{req}/s", False, "per_second"), ("m/s", True, "meters_per_second"),
-])
+@pytest.mark.parametrize(
+    ("unit", "gauge", "want"),
+    [
+        ("s", False, "seconds"),
+        ("ms", True, "milliseconds"),
+        ("By", True, "bytes"),
+        ("1", True, "ratio"),
+        ("1", False, ""),
+        ("{packet}", True, ""),
+        ("%", True, "percent"),
+        ("By/s", True, "bytes_per_second"),
+        ("", True, ""),
+        ("{req}/s", False, "per_second"),
+        ("m/s", True, "meters_per_second"),
+    ],
+)
 def test_unit_words(unit: str, gauge: bool, want: str) -> None:
     assert prometheus_unit(unit, gauge) == want
 
 
-@pytest.mark.parametrize(("key", "want"), [
-    ("http.method", "http_method"), ("a__b", "a_b"), ("__name__", "_name_"), ("2xx", "_2xx"),
-    ("ok_Name9", "ok_Name9"), ("ü", "_"), ("", ""),
-])
+@pytest.mark.parametrize(
+    ("key", "want"),
+    [
+        ("http.method", "http_method"),
+        ("a__b", "a_b"),
+        ("__name__", "_name_"),
+        ("2xx", "_2xx"),
+        ("ok_Name9", "ok_Name9"),
+        ("ü", "_"),
+        ("", ""),
+    ],
+)
 def test_label_name_sanitization(key: str, want: str) -> None:
     assert sanitize_label_name(key) == want
 
 
 # --- labels ------------------------------------------------------------------------------------
+
 
 def test_colliding_attribute_names_join_values_in_original_key_order() -> None:
     req = request([gauge("g", [({"a_b": "2", "a.b": "1", "a-b": "3", "c": ""}, 1.0)])])
@@ -318,8 +381,17 @@ def test_attribute_value_types() -> None:
     m = gauge("g", [({"b": True, "i": -7, "d": 0.25, "whole": 3.0, "by": b"\x00\x01", "nan": math.nan}, 1.0)])
     m.gauge.data_points[0].attributes.extend([arr, kvl])
     (labels,) = series(decode(request([m])).batch)
-    assert dict(labels) == {"__name__": "g", "b": "true", "i": "-7", "d": "0.25", "whole": "3",
-                            "by": "AAE=", "nan": "NaN", "arr": '["x",2]', "map": '{"k":true}'}
+    assert dict(labels) == {
+        "__name__": "g",
+        "b": "true",
+        "i": "-7",
+        "d": "0.25",
+        "whole": "3",
+        "by": "AAE=",
+        "nan": "NaN",
+        "arr": '["x",2]',
+        "map": '{"k":true}',
+    }
 
 
 def test_any_value_unset_is_empty() -> None:
@@ -328,8 +400,13 @@ def test_any_value_unset_is_empty() -> None:
 
 
 def test_resource_to_job_instance_and_target_info() -> None:
-    res = {"service.name": "api", "service.namespace": "shop", "service.instance.id": "pod-1",
-           "host.name": "h1", "k8s.pod.name": "p"}
+    res = {
+        "service.name": "api",
+        "service.namespace": "shop",
+        "service.instance.id": "pod-1",
+        "host.name": "h1",
+        "k8s.pod.name": "p",
+    }
     m1 = gauge("g", [({"job": "from-point", "a": "1"}, 1.0)], t_ns=T_NS)
     m2 = gauge("h", [({}, 2.0)], t_ns=T_NS + 5 * 10**9)
     rep = decode(request([m1, m2], resource=res, scope=("lib", "2.1")))
@@ -337,8 +414,9 @@ def test_resource_to_job_instance_and_target_info() -> None:
     assert series(rep.batch) == {
         lbl("g", job="shop/api", instance="pod-1", a="1", **sc): [(T_MS, 1.0)],
         lbl("h", job="shop/api", instance="pod-1", **sc): [(T_MS + 5000, 2.0)],
-        lbl("target_info", job="shop/api", instance="pod-1", host_name="h1", k8s_pod_name="p"):
-            [(T_MS + 5000, 1.0)],
+        lbl("target_info", job="shop/api", instance="pod-1", host_name="h1", k8s_pod_name="p"): [
+            (T_MS + 5000, 1.0)
+        ],
     }
     assert any(m.metric == "target_info" and m.type == "gauge" for m in rep.batch.metadata)
 
@@ -361,28 +439,36 @@ def test_job_without_namespace_and_no_job_without_service_name() -> None:
 
 def test_two_resources_with_the_same_target_share_one_target_info_key() -> None:
     req = request([gauge("g", [({}, 1.0)])], {"service.name": "a", "x": "1"})
-    req.resource_metrics.append(request([gauge("h", [({}, 2.0)])], {"service.name": "a", "x": "1"})
-                                .resource_metrics[0])
+    req.resource_metrics.append(
+        request([gauge("h", [({}, 2.0)])], {"service.name": "a", "x": "1"}).resource_metrics[0]
+    )
     batch = decode(req).batch
     assert [dict(batch.decode_labels(k))["__name__"] for k in batch.keys].count("target_info") == 1
 
 
 # --- types -------------------------------------------------------------------------------------
 
+
 def test_sums() -> None:
-    rep = decode(request([
-        counter("http.requests", [({"code": "200"}, 7.0)], unit="{request}"),
-        counter("queue.size", [({}, -3.0)], unit="{item}", monotonic=False),
-        counter("mem.used", [({}, 4096.0)], unit="By", monotonic=False),
-    ]))
+    rep = decode(
+        request(
+            [
+                counter("http.requests", [({"code": "200"}, 7.0)], unit="{request}"),
+                counter("queue.size", [({}, -3.0)], unit="{item}", monotonic=False),
+                counter("mem.used", [({}, 4096.0)], unit="By", monotonic=False),
+            ]
+        )
+    )
     assert series(rep.batch) == {
         lbl("http_requests_total", code="200"): [(T_MS, 7.0)],
         lbl("queue_size"): [(T_MS, -3.0)],
         lbl("mem_used_bytes"): [(T_MS, 4096.0)],
     }
     assert {(m.metric, m.type, m.unit) for m in rep.batch.metadata} == {
-        ("http_requests_total", "counter", ""), ("queue_size", "gauge", ""),
-        ("mem_used_bytes", "gauge", "bytes")}
+        ("http_requests_total", "counter", ""),
+        ("queue_size", "gauge", ""),
+        ("mem_used_bytes", "gauge", "bytes"),
+    }
 
 
 def test_int_gauge_and_special_float_values() -> None:
@@ -395,8 +481,15 @@ def test_int_gauge_and_special_float_values() -> None:
 
 
 def test_histogram_buckets_are_cumulative_and_end_with_inf() -> None:
-    m = histogram("http.server.duration", [0.005, 0.1, 1.0, 2.5], [1, 2, 0, 3, 4], total=10, sum_=12.5,
-                  unit="s", attrs={"route": "/x"})
+    m = histogram(
+        "http.server.duration",
+        [0.005, 0.1, 1.0, 2.5],
+        [1, 2, 0, 3, 4],
+        total=10,
+        sum_=12.5,
+        unit="s",
+        attrs={"route": "/x"},
+    )
     got = series(decode(request([m])).batch)
     n = "http_server_duration_seconds"
     assert got == {
@@ -413,7 +506,9 @@ def test_histogram_buckets_are_cumulative_and_end_with_inf() -> None:
 def test_histogram_without_sum_or_buckets() -> None:
     m = histogram("h", [], [], total=4, sum_=None)
     assert series(decode(request([m])).batch) == {
-        lbl("h_bucket", le="+Inf"): [(T_MS, 4.0)], lbl("h_count"): [(T_MS, 4.0)]}
+        lbl("h_bucket", le="+Inf"): [(T_MS, 4.0)],
+        lbl("h_count"): [(T_MS, 4.0)],
+    }
 
 
 def test_histogram_point_attribute_le_is_replaced_by_the_bucket_bound() -> None:
@@ -422,13 +517,17 @@ def test_histogram_point_attribute_le_is_replaced_by_the_bucket_bound() -> None:
     assert lbl("h_bucket", le="1") in got and lbl("h_count", le="oops") in got
 
 
-@pytest.mark.parametrize(("bounds", "counts", "field"), [
-    ([1.0, 2.0], [1, 1], "bucketCounts"),
-    ([2.0, 1.0], [1, 1, 1], "explicitBounds"),
-    ([1.0, math.nan], [1, 1, 1], "explicitBounds"),
-])
-def test_invalid_histograms_are_rejected_with_the_field(bounds: list[float], counts: list[int],
-                                                        field: str) -> None:
+@pytest.mark.parametrize(
+    ("bounds", "counts", "field"),
+    [
+        ([1.0, 2.0], [1, 1], "bucketCounts"),
+        ([2.0, 1.0], [1, 1, 1], "explicitBounds"),
+        ([1.0, math.nan], [1, 1, 1], "explicitBounds"),
+    ],
+)
+def test_invalid_histograms_are_rejected_with_the_field(
+    bounds: list[float], counts: list[int], field: str
+) -> None:
     m = histogram("h", bounds, counts, total=3, sum_=1.0)
     with pytest.raises(OtlpInvalidInput) as ei:
         decode(request([gauge("ok", [({}, 1.0)]), m]))
@@ -502,11 +601,18 @@ def test_metric_without_data_is_ignored_and_empty_name_is_rejected() -> None:
 
 # --- temporality -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("monotonic", [True, False])
 def test_delta_sums_are_rejected(monotonic: bool) -> None:
     with pytest.raises(OtlpInvalidInput) as ei:
-        decode(request([gauge("ok", [({}, 1.0)]), counter("d.c", [({}, 1.0)], monotonic=monotonic,
-                                                            temporality=DELTA)]))
+        decode(
+            request(
+                [
+                    gauge("ok", [({}, 1.0)]),
+                    counter("d.c", [({}, 1.0)], monotonic=monotonic, temporality=DELTA),
+                ]
+            )
+        )
     assert ei.value.field == "resourceMetrics[0].scopeMetrics[0].metrics[1].sum.aggregationTemporality"
     assert "'d.c'" in ei.value.message
 
@@ -520,6 +626,7 @@ def test_delta_histogram_and_unspecified_temporality_are_rejected() -> None:
 
 # --- timestamps --------------------------------------------------------------------------------
 
+
 def test_timestamps_nanoseconds_to_milliseconds_and_zero_means_now() -> None:
     m = gauge("g", [({}, 1.0)], t_ns=1_000_999_999)
     z = gauge("z", [({}, 1.0)], t_ns=0)
@@ -529,12 +636,14 @@ def test_timestamps_nanoseconds_to_milliseconds_and_zero_means_now() -> None:
 
 # --- scope labels ------------------------------------------------------------------------------
 
+
 def test_scope_labels_on_by_default_and_override_point_attributes() -> None:
     m = gauge("g", [({"otel_scope_name": "spoof"}, 1.0)])
     assert set(series(decode(request([m], scope=("real", ""))).batch)) == {lbl("g", otel_scope_name="real")}
 
 
 # --- transport-level errors --------------------------------------------------------------------
+
 
 def test_unsupported_content_type_and_encoding() -> None:
     with pytest.raises(UnsupportedMediaType) as ei:
@@ -582,10 +691,28 @@ def test_concatenated_gzip_members_are_accepted() -> None:
 
 
 def test_json_accepts_enum_names_numbers_for_int64_and_ignores_unknown_fields() -> None:
-    doc = {"resourceMetrics": [{"futureField": {"x": 1}, "scopeMetrics": [{"metrics": [{
-        "name": "c", "newThing": 1,
-        "sum": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE", "isMonotonic": True,
-                "dataPoints": [{"asInt": 3, "timeUnixNano": 2_000_000_000}]}}]}]}]}
+    doc = {
+        "resourceMetrics": [
+            {
+                "futureField": {"x": 1},
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "c",
+                                "newThing": 1,
+                                "sum": {
+                                    "aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE",
+                                    "isMonotonic": True,
+                                    "dataPoints": [{"asInt": 3, "timeUnixNano": 2_000_000_000}],
+                                },
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
     batch = decode_otlp_metrics(json.dumps(doc).encode(), content_type=JS, limits=LIMITS, now_ms=0)
     assert series(batch) == {lbl("c_total"): [(2000, 3.0)]}
 
@@ -605,14 +732,25 @@ def test_errors_are_ingest_errors() -> None:
 
 def test_format_float() -> None:
     assert [format_float(x) for x in (0.005, 1.0, 250.0, 1e-9, math.inf, -math.inf, 0.1 + 0.2)] == [
-        "0.005", "1", "250", "0.000000001", "+Inf", "-Inf", "0.30000000000000004"]
+        "0.005",
+        "1",
+        "250",
+        "0.000000001",
+        "+Inf",
+        "-Inf",
+        "0.30000000000000004",
+    ]
 
 
 # --- memoized series keys ----------------------------------------------------------------------
 
+
 def test_repeated_requests_decode_identically_through_the_key_memo() -> None:
-    req = request([gauge("g", [({"a": "1"}, 1.0)]), histogram("h", [1.0, 2.0], [1, 2, 3], 6, 9.0)],
-                  {"service.name": "s", "x": "y"}, ("lib", "1"))
+    req = request(
+        [gauge("g", [({"a": "1"}, 1.0)]), histogram("h", [1.0, 2.0], [1, 2, 3], 6, 9.0)],
+        {"service.name": "s", "x": "y"},
+        ("lib", "1"),
+    )
     first, second = decode(req).batch, decode(req).batch
     assert first.keys == second.keys
     assert series(first) == series(second)
@@ -624,8 +762,12 @@ def test_memo_distinguishes_context_and_family() -> None:
     c = request([gauge("g2", [({"a": "1"}, 1.0)])], {"service.name": "one"})
     d = request([gauge("g", [({"a": "1"}, 1.0)])], {"service.name": "one"}, ("scope", ""))
     got = [set(series(decode(r).batch)) for r in (a, b, c, d)]
-    assert got == [{lbl("g", a="1", job="one")}, {lbl("g", a="1", job="two")},
-                   {lbl("g2", a="1", job="one")}, {lbl("g", a="1", job="one", otel_scope_name="scope")}]
+    assert got == [
+        {lbl("g", a="1", job="one")},
+        {lbl("g", a="1", job="two")},
+        {lbl("g2", a="1", job="one")},
+        {lbl("g", a="1", job="one", otel_scope_name="scope")},
+    ]
     scopeless = decode(d, OtlpOptions(scope_labels=False)).batch
     assert set(series(scopeless)) == {lbl("g", a="1", job="one")}
 
@@ -639,8 +781,10 @@ def test_cached_histogram_still_checks_bucket_counts() -> None:
 def test_histogram_with_an_explicit_inf_bound() -> None:
     m = histogram("h", [1.0, math.inf], [1, 2, 0], total=3, sum_=None)
     assert series(decode(request([m])).batch) == {
-        lbl("h_bucket", le="1"): [(T_MS, 1.0)], lbl("h_bucket", le="+Inf"): [(T_MS, 3.0)],
-        lbl("h_count"): [(T_MS, 3.0)]}
+        lbl("h_bucket", le="1"): [(T_MS, 1.0)],
+        lbl("h_bucket", le="+Inf"): [(T_MS, 3.0)],
+        lbl("h_count"): [(T_MS, 3.0)],
+    }
 
 
 def test_unparseable_attribute_bytes_name_the_attribute() -> None:
@@ -657,3 +801,16 @@ def test_invalid_utf8_in_attribute_is_rejected() -> None:
     pb = req.SerializeToString().replace(b"\x12\x03\n\x01x", b"\x12\x03\n\x01\xff")
     with pytest.raises(OtlpInvalidInput, match=r"dataPoints\[0\]\.attributes\[0\]"):
         decode_otlp_metrics(pb, content_type=PB, limits=LIMITS, now_ms=0)
+
+
+def test_key_memo_is_bounded_by_entries_and_bytes() -> None:
+    from clearsight.ingest.otlp_metrics import _Memo
+
+    memo = _Memo(max_items=3, max_bytes=1000)
+    for i in range(3):
+        memo.put(i, i, 10)
+    assert len(memo.items) == 3
+    memo.put(3, 3, 10)  # over the entry bound: cleared, then stored
+    assert memo.items == {3: 3} and memo.bytes == 10
+    memo.put(4, 4, 995)  # over the byte bound
+    assert memo.items == {4: 4} and memo.bytes == 995
