@@ -125,8 +125,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def http_receiver() -> Iterator[tuple[str, Recorded]]:
     rec = Recorded()
-    app = Starlette(routes=[make_otlp_metrics_route(rec.record_async, LIMITS, _tenant_http,
-                                                    on_export=rec.on_export)])
+    app = Starlette(
+        routes=[make_otlp_metrics_route(rec.record_async, LIMITS, _tenant_http, on_export=rec.on_export)]
+    )
     with serve_http(app) as port:
         yield f"http://127.0.0.1:{port}/v1/metrics", rec
 
@@ -135,18 +136,23 @@ def http_receiver() -> Iterator[tuple[str, Recorded]]:
 def grpc_receiver() -> Iterator[tuple[str, Recorded]]:
     rec = Recorded()
     port = free_port()
-    server = start_otlp_grpc_server(rec.record, LIMITS, f"127.0.0.1:{port}", _tenant_grpc,
-                                    on_export=rec.on_export)
+    server = start_otlp_grpc_server(
+        rec.record, LIMITS, f"127.0.0.1:{port}", _tenant_grpc, on_export=rec.on_export
+    )
     try:
         yield f"127.0.0.1:{port}", rec
     finally:
         server.stop(None)
 
 
-RESOURCE = Resource.create({
-    "service.name": "checkout", "service.namespace": "shop", "service.instance.id": "i-1",
-    "deployment.environment": "test",
-})
+RESOURCE = Resource.create(
+    {
+        "service.name": "checkout",
+        "service.namespace": "shop",
+        "service.instance.id": "i-1",
+        "deployment.environment": "test",
+    }
+)
 JOB = {"job": "shop/checkout", "instance": "i-1"}
 SCOPE = {"otel_scope_name": "clearsight.test", "otel_scope_version": "1.2"}
 
@@ -189,7 +195,9 @@ def run_sdk(exporter: MetricExporter, views: Sequence[View] = ()) -> tuple[int, 
     return t0, t1
 
 
-BUCKETS = View(instrument_name="http.server.duration", aggregation=ExplicitBucketHistogramAggregation([10, 100]))
+BUCKETS = View(
+    instrument_name="http.server.duration", aggregation=ExplicitBucketHistogramAggregation([10, 100])
+)
 
 
 def expected() -> dict[Labels, float]:
@@ -197,10 +205,18 @@ def expected() -> dict[Labels, float]:
         return tuple(sorted({"__name__": name, **JOB, **SCOPE, **labels}.items()))
 
     h = "http_server_duration_milliseconds"
-    target = tuple(sorted({
-        "__name__": "target_info", **JOB, "deployment_environment": "test",
-        "telemetry_sdk_language": "python", "telemetry_sdk_name": "opentelemetry",
-        "telemetry_sdk_version": sdk_version}.items()))
+    target = tuple(
+        sorted(
+            {
+                "__name__": "target_info",
+                **JOB,
+                "deployment_environment": "test",
+                "telemetry_sdk_language": "python",
+                "telemetry_sdk_name": "opentelemetry",
+                "telemetry_sdk_version": sdk_version,
+            }.items()
+        )
+    )
     return {
         s("orders_placed_total", region="eu"): 3.0,
         s("orders_placed_total", region="us", http_method="POST"): 4.0,
@@ -271,13 +287,17 @@ def test_sdk_over_grpc(grpc_receiver: tuple[str, Recorded]) -> None:
 
 def _delta_exporter(kind: str, endpoint: str) -> MetricExporter:
     delta = {Counter: AggregationTemporality.DELTA}
-    return _http(endpoint, preferred_temporality=delta) if kind == "http" else \
-        _grpc(endpoint, preferred_temporality=delta)
+    return (
+        _http(endpoint, preferred_temporality=delta)
+        if kind == "http"
+        else _grpc(endpoint, preferred_temporality=delta)
+    )
 
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
 def test_sdk_delta_temporality_is_rejected_once_and_not_retried(
-        kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]) -> None:
+    kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]
+) -> None:
     endpoint, rec = http_receiver if kind == "http" else grpc_receiver
     rec.clear()
     exporter = _delta_exporter(kind, endpoint)
@@ -291,12 +311,16 @@ def test_sdk_delta_temporality_is_rejected_once_and_not_retried(
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
 def test_sdk_exponential_histograms_are_partially_rejected(
-        kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]) -> None:
+    kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]
+) -> None:
     endpoint, rec = http_receiver if kind == "http" else grpc_receiver
     rec.clear()
     expo = {Histogram: ExponentialBucketHistogramAggregation()}
-    exporter = _http(endpoint, preferred_aggregation=expo) if kind == "http" else \
-        _grpc(endpoint, preferred_aggregation=expo)
+    exporter = (
+        _http(endpoint, preferred_aggregation=expo)
+        if kind == "http"
+        else _grpc(endpoint, preferred_aggregation=expo)
+    )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(resource=Resource.create({"service.name": "x"}), metric_readers=[reader])
     meter = provider.get_meter("m")
@@ -312,13 +336,15 @@ def test_sdk_exponential_histograms_are_partially_rejected(
 
 # --- the whole write path: SDK -> receiver -> validation -> embedded DuckDB store -> select ------
 
+
 def test_sdk_to_embedded_store_over_http_and_grpc(tmp_path: Path) -> None:
     store = EmbeddedMetricsStore(tmp_path / "data")
     ingestor = MetricsIngestor(store, [make_validator(LIMITS, time.time)])
     app = Starlette(routes=[make_otlp_metrics_route(ingestor.ingest, LIMITS, _tenant_http)])
     grpc_port = free_port()
-    grpc_server = start_otlp_grpc_server(ingestor.ingest_blocking, LIMITS, f"127.0.0.1:{grpc_port}",
-                                         _tenant_grpc)
+    grpc_server = start_otlp_grpc_server(
+        ingestor.ingest_blocking, LIMITS, f"127.0.0.1:{grpc_port}", _tenant_grpc
+    )
     try:
         with serve_http(app) as http_port:
             w_http = run_sdk(_http(f"http://127.0.0.1:{http_port}/v1/metrics"), [BUCKETS])

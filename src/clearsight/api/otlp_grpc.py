@@ -53,9 +53,15 @@ def _now_ms() -> int:
 
 
 class _MetricsExport:
-    def __init__(self, ingest_blocking: IngestBlocking, limits: WriteLimits,
-                 tenant_of_metadata: TenantOfMetadata, options: OtlpOptions,
-                 on_export: OnExport | None, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        ingest_blocking: IngestBlocking,
+        limits: WriteLimits,
+        tenant_of_metadata: TenantOfMetadata,
+        options: OtlpOptions,
+        on_export: OnExport | None,
+        clock_ms: Callable[[], int],
+    ) -> None:
         self._ingest = ingest_blocking
         self._limits = limits
         self._tenant_of = tenant_of_metadata
@@ -81,10 +87,13 @@ class _MetricsExport:
                 self._report(ExportOutcome("otlp_grpc", 401, "unauthenticated"))
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, f"cannot determine the tenant: {e}")
             if len(request) > self._limits.max_decompressed_bytes:
-                raise PayloadTooLarge(f"message of {len(request)} bytes exceeds the limit of "
-                                      f"{self._limits.max_decompressed_bytes} bytes")
-            decoded = convert_protobuf(request, limits=self._limits, now_ms=self._clock_ms(),
-                                      options=self._options)
+                raise PayloadTooLarge(
+                    f"message of {len(request)} bytes exceeds the limit of "
+                    f"{self._limits.max_decompressed_bytes} bytes"
+                )
+            decoded = convert_protobuf(
+                request, limits=self._limits, now_ms=self._clock_ms(), options=self._options
+            )
             batch = decoded.batch
             result = self._ingest(tenant, batch) if batch.num_samples else None
         except IngestError as e:
@@ -95,9 +104,18 @@ class _MetricsExport:
             context.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
             context.abort(_CODES[grpc_code_of(e)], e.message)
         rejected, message = partial_success(decoded, result)
-        self._report(ExportOutcome("otlp_grpc", 200, "",
-                                   result.samples_written if result else 0, batch.num_series, rejected,
-                                   batch.exemplars_dropped, batch.histograms_dropped))
+        self._report(
+            ExportOutcome(
+                "otlp_grpc",
+                200,
+                "",
+                result.samples_written if result else 0,
+                batch.num_series,
+                rejected,
+                batch.exemplars_dropped,
+                batch.histograms_dropped,
+            )
+        )
         resp = metrics_service_pb2.ExportMetricsServiceResponse()
         if rejected or message:
             resp.partial_success.rejected_data_points = rejected
@@ -105,24 +123,35 @@ class _MetricsExport:
         return resp.SerializeToString()
 
 
-def start_otlp_grpc_server_on(ingest_blocking: IngestBlocking, limits: WriteLimits, listen: str,
-                              tenant_of_metadata: TenantOfMetadata, *,
-                              options: OtlpOptions = DEFAULT_OPTIONS,
-                              on_export: OnExport | None = None,
-                              credentials: grpc.ServerCredentials | None = None,
-                              max_workers: int = 8,
-                              clock_ms: Callable[[], int] = _now_ms) -> tuple[grpc.Server, int]:
+def start_otlp_grpc_server_on(
+    ingest_blocking: IngestBlocking,
+    limits: WriteLimits,
+    listen: str,
+    tenant_of_metadata: TenantOfMetadata,
+    *,
+    options: OtlpOptions = DEFAULT_OPTIONS,
+    on_export: OnExport | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    max_workers: int = 8,
+    clock_ms: Callable[[], int] = _now_ms,
+) -> tuple[grpc.Server, int]:
     """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
     max_msg = min(limits.max_decompressed_bytes, _MAX_GRPC_MESSAGE)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
-        options=[("grpc.max_receive_message_length", max_msg),
-                 ("grpc.max_send_message_length", 4 * 1024 * 1024),
-                 ("grpc.so_reuseport", 0)])
+        options=[
+            ("grpc.max_receive_message_length", max_msg),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
     svc = _MetricsExport(ingest_blocking, limits, tenant_of_metadata, options, on_export, clock_ms)
-    handler = grpc.method_handlers_generic_handler(SERVICE, {
-        "Export": grpc.unary_unary_rpc_method_handler(svc.export),
-    })
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(svc.export),
+        },
+    )
     server.add_generic_rpc_handlers((handler,))
     try:
         if credentials is not None:
@@ -139,15 +168,27 @@ def start_otlp_grpc_server_on(ingest_blocking: IngestBlocking, limits: WriteLimi
     return server, port
 
 
-def start_otlp_grpc_server(ingest_blocking: IngestBlocking, limits: WriteLimits, listen: str,
-                           tenant_of_metadata: TenantOfMetadata, *,
-                           options: OtlpOptions = DEFAULT_OPTIONS,
-                           on_export: OnExport | None = None,
-                           credentials: grpc.ServerCredentials | None = None,
-                           max_workers: int = 8) -> grpc.Server:
+def start_otlp_grpc_server(
+    ingest_blocking: IngestBlocking,
+    limits: WriteLimits,
+    listen: str,
+    tenant_of_metadata: TenantOfMetadata,
+    *,
+    options: OtlpOptions = DEFAULT_OPTIONS,
+    on_export: OnExport | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    max_workers: int = 8,
+) -> grpc.Server:
     """Starts an OTLP/gRPC metrics server on ``listen`` (``host:port``); stop it with
     ``server.stop(grace)``."""
-    server, _ = start_otlp_grpc_server_on(ingest_blocking, limits, listen, tenant_of_metadata,
-                                          options=options, on_export=on_export,
-                                          credentials=credentials, max_workers=max_workers)
+    server, _ = start_otlp_grpc_server_on(
+        ingest_blocking,
+        limits,
+        listen,
+        tenant_of_metadata,
+        options=options,
+        on_export=on_export,
+        credentials=credentials,
+        max_workers=max_workers,
+    )
     return server

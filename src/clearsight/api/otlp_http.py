@@ -113,8 +113,12 @@ def _status_json(err: IngestError) -> bytes:
     obj: dict[str, Any] = {"code": grpc_code_of(err), "message": err.message}
     details: list[dict[str, Any]] = []
     if isinstance(err, OtlpInvalidInput):
-        details.append({"@type": "type.googleapis.com/google.rpc.BadRequest",
-                        "fieldViolations": [{"field": err.field, "description": err.description}]})
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": err.field, "description": err.description}],
+            }
+        )
     ra = retry_after_seconds(err)
     if ra is not None:
         details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{ra}s"})
@@ -138,8 +142,9 @@ def partial_success(decoded: DecodedMetrics, result: AppendResult | None) -> tup
     messages = list(decoded.messages)
     if result is not None and result.out_of_bounds:
         rejected += result.out_of_bounds
-        messages.append(f"{result.out_of_bounds} sample(s) older than the store's out-of-order "
-                        "window were dropped")
+        messages.append(
+            f"{result.out_of_bounds} sample(s) older than the store's out-of-order window were dropped"
+        )
     return rejected, "; ".join(messages)
 
 
@@ -162,11 +167,15 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def make_otlp_metrics_handler(ingest: IngestFunc, limits: WriteLimits, tenant_of: TenantOf, *,
-                              options: OtlpOptions = DEFAULT_OPTIONS,
-                              on_export: OnExport | None = None,
-                              clock_ms: Callable[[], int] = _now_ms,
-                              ) -> Callable[[Request], Awaitable[Response]]:
+def make_otlp_metrics_handler(
+    ingest: IngestFunc,
+    limits: WriteLimits,
+    tenant_of: TenantOf,
+    *,
+    options: OtlpOptions = DEFAULT_OPTIONS,
+    on_export: OnExport | None = None,
+    clock_ms: Callable[[], int] = _now_ms,
+) -> Callable[[Request], Awaitable[Response]]:
     """The request handler behind ``make_otlp_metrics_route`` (for mounting it elsewhere)."""
 
     def report(outcome: ExportOutcome) -> None:
@@ -184,9 +193,14 @@ def make_otlp_metrics_handler(ingest: IngestFunc, limits: WriteLimits, tenant_of
             encoding = encoding_of(content_type)
             body = await read_body(request, limits.max_body_bytes)
             decode = functools.partial(
-                decode_otlp_metrics_report, body, content_type=content_type, limits=limits,
-                now_ms=clock_ms(), content_encoding=request.headers.get("content-encoding"),
-                options=options)
+                decode_otlp_metrics_report,
+                body,
+                content_type=content_type,
+                limits=limits,
+                now_ms=clock_ms(),
+                content_encoding=request.headers.get("content-encoding"),
+                options=options,
+            )
             if len(body) <= INLINE_DECODE_BYTES:
                 decoded = decode()
             else:
@@ -199,19 +213,35 @@ def make_otlp_metrics_handler(ingest: IngestFunc, limits: WriteLimits, tenant_of
             report(ExportOutcome("otlp_http", e.status, e.reason))
             return error_response(e, encoding)
         rejected, message = partial_success(decoded, result)
-        report(ExportOutcome("otlp_http", 200, "",
-                             result.samples_written if result else 0, batch.num_series, rejected,
-                             batch.exemplars_dropped, batch.histograms_dropped))
+        report(
+            ExportOutcome(
+                "otlp_http",
+                200,
+                "",
+                result.samples_written if result else 0,
+                batch.num_series,
+                rejected,
+                batch.exemplars_dropped,
+                batch.histograms_dropped,
+            )
+        )
         return success_response(rejected, message, encoding)
 
     return otlp_metrics
 
 
-def make_otlp_metrics_route(ingest: IngestFunc, limits: WriteLimits, tenant_of: TenantOf, *,
-                            path: str = "/v1/metrics", options: OtlpOptions = DEFAULT_OPTIONS,
-                            on_export: OnExport | None = None,
-                            clock_ms: Callable[[], int] = _now_ms) -> Route:
+def make_otlp_metrics_route(
+    ingest: IngestFunc,
+    limits: WriteLimits,
+    tenant_of: TenantOf,
+    *,
+    path: str = "/v1/metrics",
+    options: OtlpOptions = DEFAULT_OPTIONS,
+    on_export: OnExport | None = None,
+    clock_ms: Callable[[], int] = _now_ms,
+) -> Route:
     """``POST /v1/metrics`` as a Starlette route; mount it on any app (main port, :4318)."""
-    handler = make_otlp_metrics_handler(ingest, limits, tenant_of, options=options,
-                                        on_export=on_export, clock_ms=clock_ms)
+    handler = make_otlp_metrics_handler(
+        ingest, limits, tenant_of, options=options, on_export=on_export, clock_ms=clock_ms
+    )
     return Route(path, handler, methods=["POST"], name="otlp_metrics")

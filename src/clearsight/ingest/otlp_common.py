@@ -50,8 +50,7 @@ def encoding_of(content_type: str | None) -> Encoding:
     if media in _JSON_TYPES:
         return "json"
     shown = media or "(none)"
-    raise UnsupportedMediaType(
-        f"unsupported Content-Type {shown}: OTLP/HTTP accepts {PROTOBUF} and {JSON}")
+    raise UnsupportedMediaType(f"unsupported Content-Type {shown}: OTLP/HTTP accepts {PROTOBUF} and {JSON}")
 
 
 def media_type_of(encoding: Encoding) -> str:
@@ -63,12 +62,15 @@ def decompress(body: bytes, content_encoding: str | None, limits: WriteLimits) -
     ``limits.max_decompressed_bytes`` of output (a gzip bomb fails with 413, not an OOM)."""
     if len(body) > limits.max_body_bytes:
         raise PayloadTooLarge(
-            f"request body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes")
+            f"request body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes"
+        )
     enc = (content_encoding or "").strip().lower()
     if enc in ("", "identity"):
         if len(body) > limits.max_decompressed_bytes:
-            raise PayloadTooLarge(f"request body of {len(body)} bytes exceeds the limit of "
-                                  f"{limits.max_decompressed_bytes} bytes")
+            raise PayloadTooLarge(
+                f"request body of {len(body)} bytes exceeds the limit of "
+                f"{limits.max_decompressed_bytes} bytes"
+            )
         return body
     if enc in ("gzip", "x-gzip"):
         wbits = 16 + zlib.MAX_WBITS
@@ -76,7 +78,8 @@ def decompress(body: bytes, content_encoding: str | None, limits: WriteLimits) -
         wbits = zlib.MAX_WBITS
     else:
         raise UnsupportedMediaType(
-            f"unsupported Content-Encoding {content_encoding!r}: use gzip, deflate or identity")
+            f"unsupported Content-Encoding {content_encoding!r}: use gzip, deflate or identity"
+        )
     return _inflate(body, wbits, limits.max_decompressed_bytes, enc)
 
 

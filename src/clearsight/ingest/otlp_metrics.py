@@ -132,17 +132,43 @@ _ANNOTATION = re.compile(r"\{[^}]*\}")
 
 # UCUM units (as used by OpenTelemetry semantic conventions) to Prometheus base-unit words.
 _UNIT_WORDS = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds",
-    "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes",
-    "TiBy": "tibibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes",
-    "TBy": "terabytes", "bit": "bits",
-    "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams",
-    "Cel": "celsius", "Hz": "hertz", "%": "percent",
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "TiBy": "tibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "bit": "bits",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "%": "percent",
 }
 _PER_UNIT_WORDS = {
-    "s": "second", "min": "minute", "h": "hour", "d": "day", "wk": "week", "w": "week",
-    "mo": "month", "a": "year", "y": "year",
+    "s": "second",
+    "min": "minute",
+    "h": "hour",
+    "d": "day",
+    "wk": "week",
+    "w": "week",
+    "mo": "month",
+    "a": "year",
+    "y": "year",
 }
 
 
@@ -186,8 +212,9 @@ def prometheus_unit(unit: str, gauge: bool) -> str:
 
 
 @lru_cache(maxsize=8192)
-def prometheus_metric_name(name: str, unit: str, *, counter: bool, gauge: bool,
-                           unit_suffixes: bool = True, total_suffix: bool = True) -> tuple[str, str]:
+def prometheus_metric_name(
+    name: str, unit: str, *, counter: bool, gauge: bool, unit_suffixes: bool = True, total_suffix: bool = True
+) -> tuple[str, str]:
     """(family name, unit word) of an OTLP metric; counters end in ``_total``."""
     base = _sanitize_metric_name(name)
     unit_w = prometheus_unit(unit, gauge)
@@ -202,6 +229,7 @@ def prometheus_metric_name(name: str, unit: str, *, counter: bool, gauge: bool,
 
 
 # --- labels ------------------------------------------------------------------------------------
+
 
 def attributes_to_labels(attrs: Iterable[common_pb2.KeyValue]) -> dict[str, str]:
     """Attributes as labels: names sanitized, colliding names' values joined with ``;`` in the
@@ -256,61 +284,112 @@ _COMMON = ".opentelemetry.proto.common.v1."
 
 # (message, [(field, number, type, repeated, message type or "", oneof index or -1)], [oneofs])
 _LITE_SCHEMA: list[tuple[str, list[tuple[str, int, int, bool, str, int]], list[str]]] = [
-    ("ExportMetricsServiceRequest", [("resource_metrics", 1, _F.TYPE_MESSAGE, True, "ResourceMetrics", -1)], []),
-    ("ResourceMetrics", [
-        ("resource", 1, _F.TYPE_MESSAGE, False, ".opentelemetry.proto.resource.v1.Resource", -1),
-        ("scope_metrics", 2, _F.TYPE_MESSAGE, True, "ScopeMetrics", -1)], []),
-    ("ScopeMetrics", [
-        ("scope", 1, _F.TYPE_MESSAGE, False, _COMMON + "InstrumentationScope", -1),
-        ("metrics", 2, _F.TYPE_MESSAGE, True, "Metric", -1)], []),
-    ("Metric", [
-        ("name", 1, _F.TYPE_STRING, False, "", -1),
-        ("description", 2, _F.TYPE_STRING, False, "", -1),
-        ("unit", 3, _F.TYPE_STRING, False, "", -1),
-        ("gauge", 5, _F.TYPE_MESSAGE, False, "Gauge", 0),
-        ("sum", 7, _F.TYPE_MESSAGE, False, "Sum", 0),
-        ("histogram", 9, _F.TYPE_MESSAGE, False, "Histogram", 0),
-        ("exponential_histogram", 10, _F.TYPE_MESSAGE, False, "ExponentialHistogram", 0),
-        ("summary", 11, _F.TYPE_MESSAGE, False, "Summary", 0),
-        ("metadata", 12, _F.TYPE_MESSAGE, True, _COMMON + "KeyValue", -1)], ["data"]),
+    (
+        "ExportMetricsServiceRequest",
+        [("resource_metrics", 1, _F.TYPE_MESSAGE, True, "ResourceMetrics", -1)],
+        [],
+    ),
+    (
+        "ResourceMetrics",
+        [
+            ("resource", 1, _F.TYPE_MESSAGE, False, ".opentelemetry.proto.resource.v1.Resource", -1),
+            ("scope_metrics", 2, _F.TYPE_MESSAGE, True, "ScopeMetrics", -1),
+        ],
+        [],
+    ),
+    (
+        "ScopeMetrics",
+        [
+            ("scope", 1, _F.TYPE_MESSAGE, False, _COMMON + "InstrumentationScope", -1),
+            ("metrics", 2, _F.TYPE_MESSAGE, True, "Metric", -1),
+        ],
+        [],
+    ),
+    (
+        "Metric",
+        [
+            ("name", 1, _F.TYPE_STRING, False, "", -1),
+            ("description", 2, _F.TYPE_STRING, False, "", -1),
+            ("unit", 3, _F.TYPE_STRING, False, "", -1),
+            ("gauge", 5, _F.TYPE_MESSAGE, False, "Gauge", 0),
+            ("sum", 7, _F.TYPE_MESSAGE, False, "Sum", 0),
+            ("histogram", 9, _F.TYPE_MESSAGE, False, "Histogram", 0),
+            ("exponential_histogram", 10, _F.TYPE_MESSAGE, False, "ExponentialHistogram", 0),
+            ("summary", 11, _F.TYPE_MESSAGE, False, "Summary", 0),
+            ("metadata", 12, _F.TYPE_MESSAGE, True, _COMMON + "KeyValue", -1),
+        ],
+        ["data"],
+    ),
     ("Gauge", [("data_points", 1, _F.TYPE_MESSAGE, True, "NumberDataPoint", -1)], []),
-    ("Sum", [
-        ("data_points", 1, _F.TYPE_MESSAGE, True, "NumberDataPoint", -1),
-        ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1),
-        ("is_monotonic", 3, _F.TYPE_BOOL, False, "", -1)], []),
-    ("Histogram", [
-        ("data_points", 1, _F.TYPE_MESSAGE, True, "HistogramDataPoint", -1),
-        ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1)], []),
-    ("ExponentialHistogram", [
-        ("data_points", 1, _F.TYPE_BYTES, True, "", -1),
-        ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1)], []),
+    (
+        "Sum",
+        [
+            ("data_points", 1, _F.TYPE_MESSAGE, True, "NumberDataPoint", -1),
+            ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1),
+            ("is_monotonic", 3, _F.TYPE_BOOL, False, "", -1),
+        ],
+        [],
+    ),
+    (
+        "Histogram",
+        [
+            ("data_points", 1, _F.TYPE_MESSAGE, True, "HistogramDataPoint", -1),
+            ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1),
+        ],
+        [],
+    ),
+    (
+        "ExponentialHistogram",
+        [
+            ("data_points", 1, _F.TYPE_BYTES, True, "", -1),
+            ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1),
+        ],
+        [],
+    ),
     ("Summary", [("data_points", 1, _F.TYPE_MESSAGE, True, "SummaryDataPoint", -1)], []),
-    ("NumberDataPoint", [
-        ("attributes", 7, _F.TYPE_BYTES, True, "", -1),
-        ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
-        ("as_double", 4, _F.TYPE_DOUBLE, False, "", 0),
-        ("as_int", 6, _F.TYPE_SFIXED64, False, "", 0),
-        ("exemplars", 5, _F.TYPE_BYTES, True, "", -1),
-        ("flags", 8, _F.TYPE_UINT32, False, "", -1)], ["value"]),
-    ("HistogramDataPoint", [
-        ("attributes", 9, _F.TYPE_BYTES, True, "", -1),
-        ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
-        ("count", 4, _F.TYPE_FIXED64, False, "", -1),
-        ("sum", 5, _F.TYPE_DOUBLE, False, "", 0),
-        ("bucket_counts", 6, _F.TYPE_FIXED64, True, "", -1),
-        ("explicit_bounds", 7, _F.TYPE_DOUBLE, True, "", -1),
-        ("exemplars", 8, _F.TYPE_BYTES, True, "", -1),
-        ("flags", 10, _F.TYPE_UINT32, False, "", -1)], ["optional_sum"]),
-    ("SummaryDataPoint", [
-        ("attributes", 7, _F.TYPE_BYTES, True, "", -1),
-        ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
-        ("count", 4, _F.TYPE_FIXED64, False, "", -1),
-        ("sum", 5, _F.TYPE_DOUBLE, False, "", -1),
-        ("quantile_values", 6, _F.TYPE_MESSAGE, True, "ValueAtQuantile", -1),
-        ("flags", 8, _F.TYPE_UINT32, False, "", -1)], []),
-    ("ValueAtQuantile", [
-        ("quantile", 1, _F.TYPE_DOUBLE, False, "", -1),
-        ("value", 2, _F.TYPE_DOUBLE, False, "", -1)], []),
+    (
+        "NumberDataPoint",
+        [
+            ("attributes", 7, _F.TYPE_BYTES, True, "", -1),
+            ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+            ("as_double", 4, _F.TYPE_DOUBLE, False, "", 0),
+            ("as_int", 6, _F.TYPE_SFIXED64, False, "", 0),
+            ("exemplars", 5, _F.TYPE_BYTES, True, "", -1),
+            ("flags", 8, _F.TYPE_UINT32, False, "", -1),
+        ],
+        ["value"],
+    ),
+    (
+        "HistogramDataPoint",
+        [
+            ("attributes", 9, _F.TYPE_BYTES, True, "", -1),
+            ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+            ("count", 4, _F.TYPE_FIXED64, False, "", -1),
+            ("sum", 5, _F.TYPE_DOUBLE, False, "", 0),
+            ("bucket_counts", 6, _F.TYPE_FIXED64, True, "", -1),
+            ("explicit_bounds", 7, _F.TYPE_DOUBLE, True, "", -1),
+            ("exemplars", 8, _F.TYPE_BYTES, True, "", -1),
+            ("flags", 10, _F.TYPE_UINT32, False, "", -1),
+        ],
+        ["optional_sum"],
+    ),
+    (
+        "SummaryDataPoint",
+        [
+            ("attributes", 7, _F.TYPE_BYTES, True, "", -1),
+            ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+            ("count", 4, _F.TYPE_FIXED64, False, "", -1),
+            ("sum", 5, _F.TYPE_DOUBLE, False, "", -1),
+            ("quantile_values", 6, _F.TYPE_MESSAGE, True, "ValueAtQuantile", -1),
+            ("flags", 8, _F.TYPE_UINT32, False, "", -1),
+        ],
+        [],
+    ),
+    (
+        "ValueAtQuantile",
+        [("quantile", 1, _F.TYPE_DOUBLE, False, "", -1), ("value", 2, _F.TYPE_DOUBLE, False, "", -1)],
+        [],
+    ),
 ]
 
 
@@ -326,21 +405,27 @@ def _lite_request_class() -> type[Message]:
             for o in oneofs:
                 m.oneof_decl.add(name=o)
             for fname, number, ftype, repeated, type_name, oneof in fields:
-                f = m.field.add(name=fname, number=number, type=ftype,
-                                label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
+                f = m.field.add(
+                    name=fname,
+                    number=number,
+                    type=ftype,
+                    label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
+                )
                 if type_name:
                     f.type_name = type_name if type_name.startswith(".") else f".{_LITE_PKG}.{type_name}"
                 if oneof >= 0:
                     f.oneof_index = oneof
         pool.AddSerializedFile(fdp.SerializeToString())
     return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName(f"{_LITE_PKG}.ExportMetricsServiceRequest"))
+        pool.FindMessageTypeByName(f"{_LITE_PKG}.ExportMetricsServiceRequest")
+    )
 
 
 LiteExportMetricsServiceRequest = _lite_request_class()
 
 
 # --- memoized series keys ----------------------------------------------------------------------
+
 
 class _Memo:
     """A bounded memo shared by all requests (and threads: single dict operations are atomic under
@@ -419,6 +504,7 @@ def _point_labels(raw_attrs: tuple[bytes, ...], ctx: _Context, path: str) -> lis
 
 # --- the converter -----------------------------------------------------------------------------
 
+
 class _Builder:
     def __init__(self, limits: WriteLimits, now_ms: int, options: OtlpOptions) -> None:
         self.limits = limits
@@ -446,7 +532,8 @@ class _Builder:
         i = len(self.keys)
         if i >= self.limits.max_series_per_request:
             raise LimitExceeded(
-                "series_per_request", f"request has more than {self.limits.max_series_per_request} series")
+                "series_per_request", f"request has more than {self.limits.max_series_per_request} series"
+            )
         self.keys.append(key)
         self.key_index[key] = i
         return i
@@ -454,8 +541,8 @@ class _Builder:
     def check_samples(self) -> None:
         if len(self.vals) > self.limits.max_samples_per_request:
             raise LimitExceeded(
-                "samples_per_request",
-                f"request has more than {self.limits.max_samples_per_request} samples")
+                "samples_per_request", f"request has more than {self.limits.max_samples_per_request} samples"
+            )
 
     def add(self, key: bytes, ts: int, value: float) -> None:
         i = self.key_index.get(key)
@@ -503,15 +590,21 @@ def _resource_labels(attrs: Iterable[common_pb2.KeyValue]) -> tuple[dict[str, st
     return target, attributes_to_labels(others)
 
 
-def convert_protobuf(data: bytes, *, limits: WriteLimits, now_ms: int,
-                     options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
+def convert_protobuf(
+    data: bytes, *, limits: WriteLimits, now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS
+) -> DecodedMetrics:
     """Parses a binary ``ExportMetricsServiceRequest`` and maps it (the OTLP/gRPC entry point)."""
     req = parse_message(data, "protobuf", LiteExportMetricsServiceRequest)
     return _convert(req, limits=limits, now_ms=now_ms, options=options)
 
 
-def convert_request(req: metrics_service_pb2.ExportMetricsServiceRequest, *, limits: WriteLimits,
-                    now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
+def convert_request(
+    req: metrics_service_pb2.ExportMetricsServiceRequest,
+    *,
+    limits: WriteLimits,
+    now_ms: int,
+    options: OtlpOptions = DEFAULT_OPTIONS,
+) -> DecodedMetrics:
     """Maps an already parsed request (see the module docstring for the rules)."""
     return convert_protobuf(req.SerializeToString(), limits=limits, now_ms=now_ms, options=options)
 
@@ -559,18 +652,28 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
     opts = b.options
     if kind == "gauge":
         hint = _metric_type_hint(metric)
-        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=True,
-                                              unit_suffixes=opts.unit_suffixes,
-                                              total_suffix=opts.total_suffix)
+        family, unit = prometheus_metric_name(
+            metric.name,
+            metric.unit,
+            counter=False,
+            gauge=True,
+            unit_suffixes=opts.unit_suffixes,
+            total_suffix=opts.total_suffix,
+        )
         b.meta(family, "unknown" if hint == "unknown" else "gauge", metric.description, unit)
         return _numbers(b, metric.gauge.data_points, family, ctx, f"{path}.gauge", metric.name)
     if kind == "sum":
         s = metric.sum
         _check_temporality(s.aggregation_temporality, metric.name, f"{path}.sum")
         counter = s.is_monotonic
-        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=counter,
-                                              gauge=not counter, unit_suffixes=opts.unit_suffixes,
-                                              total_suffix=opts.total_suffix)
+        family, unit = prometheus_metric_name(
+            metric.name,
+            metric.unit,
+            counter=counter,
+            gauge=not counter,
+            unit_suffixes=opts.unit_suffixes,
+            total_suffix=opts.total_suffix,
+        )
         if counter:
             type_ = "counter"
         else:
@@ -581,23 +684,36 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
     if kind == "histogram":
         h = metric.histogram
         _check_temporality(h.aggregation_temporality, metric.name, f"{path}.histogram")
-        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=False,
-                                              unit_suffixes=opts.unit_suffixes,
-                                              total_suffix=opts.total_suffix)
+        family, unit = prometheus_metric_name(
+            metric.name,
+            metric.unit,
+            counter=False,
+            gauge=False,
+            unit_suffixes=opts.unit_suffixes,
+            total_suffix=opts.total_suffix,
+        )
         b.meta(family, "histogram", metric.description, unit)
         return _histograms(b, h.data_points, family, ctx, f"{path}.histogram")
     if kind == "summary":
-        family, unit = prometheus_metric_name(metric.name, metric.unit, counter=False, gauge=False,
-                                              unit_suffixes=opts.unit_suffixes,
-                                              total_suffix=opts.total_suffix)
+        family, unit = prometheus_metric_name(
+            metric.name,
+            metric.unit,
+            counter=False,
+            gauge=False,
+            unit_suffixes=opts.unit_suffixes,
+            total_suffix=opts.total_suffix,
+        )
         b.meta(family, "summary", metric.description, unit)
         return _summaries(b, metric.summary.data_points, family, ctx, f"{path}.summary")
     # exponential_histogram
     n = len(metric.exponential_histogram.data_points)
     if n:
         b.histograms_dropped += n
-        b.reject(n, f"metric {metric.name!r}: exponential histograms are not supported yet, "
-                    f"{n} data point(s) dropped (configure an explicit-bucket histogram aggregation)")
+        b.reject(
+            n,
+            f"metric {metric.name!r}: exponential histograms are not supported yet, "
+            f"{n} data point(s) dropped (configure an explicit-bucket histogram aggregation)",
+        )
     return None
 
 
@@ -609,13 +725,15 @@ def _check_temporality(t: int, name: str, path: str) -> None:
             f"{path}.aggregationTemporality",
             f"metric {name!r} uses delta temporality, which is not supported: Clearsight stores "
             "Prometheus-style cumulative series; configure the exporter for cumulative temporality "
-            "(e.g. OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)")
-    raise OtlpInvalidInput(f"{path}.aggregationTemporality",
-                           f"metric {name!r} has an unspecified or unknown aggregation temporality ({t})")
+            "(e.g. OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)",
+        )
+    raise OtlpInvalidInput(
+        f"{path}.aggregationTemporality",
+        f"metric {name!r} has an unspecified or unknown aggregation temporality ({t})",
+    )
 
 
-def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str,
-             metric_name: str) -> int | None:
+def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str, metric_name: str) -> int | None:
     max_ts = -1
     missing = 0
     memo = _NUMBER_KEYS.items
@@ -653,28 +771,37 @@ def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str,
             max_ts = ts
     b.check_samples()  # one sample per point: memory is bounded by the body until here
     if missing:
-        b.reject(missing, f"metric {metric_name!r} ({path}): {missing} data point(s) without a value "
-                          "(neither asDouble nor asInt) dropped")
+        b.reject(
+            missing,
+            f"metric {metric_name!r} ({path}): {missing} data point(s) without a value "
+            "(neither asDouble nor asInt) dropped",
+        )
     return max_ts if max_ts >= 0 else None
 
 
-def _histogram_keys(raw_attrs: tuple[bytes, ...], bounds: tuple[float, ...], family: str,
-                    ctx: _Context, path: str) -> _HistogramKeys:
+def _histogram_keys(
+    raw_attrs: tuple[bytes, ...], bounds: tuple[float, ...], family: str, ctx: _Context, path: str
+) -> _HistogramKeys:
     prev = None
     for bound in bounds:
         if bound != bound or (prev is not None and bound <= prev):
             raise OtlpInvalidInput(
                 f"{path}.explicitBounds",
-                f"histogram {family!r}: explicit bounds must be strictly increasing and not NaN")
+                f"histogram {family!r}: explicit bounds must be strictly increasing and not NaN",
+            )
         prev = bound
     base = _point_labels(raw_attrs, ctx, path)
     bucket = family + "_bucket"
     tail = (_series_key(base, bucket, ("le", "+Inf")), _series_key(base, family + "_count", None))
-    finite = tuple(_series_key(base, bucket, ("le", format_float(bound))) for bound in bounds
-                   if bound != math.inf)
+    finite = tuple(
+        _series_key(base, bucket, ("le", format_float(bound))) for bound in bounds if bound != math.inf
+    )
     return _HistogramKeys(
-        with_buckets=finite + tail, no_buckets=tail, sum=_series_key(base, family + "_sum", None),
-        inf_bounds=tuple(i for i, bound in enumerate(bounds) if bound == math.inf))
+        with_buckets=finite + tail,
+        no_buckets=tail,
+        sum=_series_key(base, family + "_sum", None),
+        inf_bounds=tuple(i for i, bound in enumerate(bounds) if bound == math.inf),
+    )
 
 
 def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str) -> int | None:
@@ -696,7 +823,8 @@ def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str)
             raise OtlpInvalidInput(
                 f"{path}.dataPoints[{pi}].bucketCounts",
                 f"histogram {family!r} has {len(counts)} bucket counts for {len(bounds)} explicit "
-                f"bounds (expected {len(bounds) + 1})")
+                f"bounds (expected {len(bounds) + 1})",
+            )
         if p.exemplars:
             b.exemplars_dropped += len(p.exemplars)
         t = p.time_unix_nano
@@ -737,10 +865,15 @@ def _summaries(b: _Builder, points: Any, family: str, ctx: _Context, path: str) 
         stale = bool(p.flags & NO_RECORDED_VALUE)
         for qi, q in enumerate(sorted(p.quantile_values, key=lambda q: q.quantile)):
             if not 0.0 <= q.quantile <= 1.0:
-                raise OtlpInvalidInput(f"{path}.dataPoints[{pi}].quantileValues[{qi}].quantile",
-                                       f"summary {family!r}: quantile {q.quantile} is not in [0, 1]")
-            b.add(_series_key(base, family, ("quantile", format_float(q.quantile))), ts,
-                  STALE_NAN if stale else q.value)
+                raise OtlpInvalidInput(
+                    f"{path}.dataPoints[{pi}].quantileValues[{qi}].quantile",
+                    f"summary {family!r}: quantile {q.quantile} is not in [0, 1]",
+                )
+            b.add(
+                _series_key(base, family, ("quantile", format_float(q.quantile))),
+                ts,
+                STALE_NAN if stale else q.value,
+            )
         b.add(_series_key(base, family + "_sum", None), ts, STALE_NAN if stale else p.sum)
         b.add(_series_key(base, family + "_count", None), ts, STALE_NAN if stale else float(p.count))
         if ts > max_ts:
@@ -751,9 +884,16 @@ def _summaries(b: _Builder, points: Any, family: str, ctx: _Context, path: str) 
 
 # --- entry points ------------------------------------------------------------------------------
 
-def decode_otlp_metrics_report(body: bytes, *, content_type: str, limits: WriteLimits, now_ms: int,
-                               content_encoding: str | None = None,
-                               options: OtlpOptions = DEFAULT_OPTIONS) -> DecodedMetrics:
+
+def decode_otlp_metrics_report(
+    body: bytes,
+    *,
+    content_type: str,
+    limits: WriteLimits,
+    now_ms: int,
+    content_encoding: str | None = None,
+    options: OtlpOptions = DEFAULT_OPTIONS,
+) -> DecodedMetrics:
     """Like ``decode_otlp_metrics`` and also says which points were rejected (partial success)."""
     encoding = encoding_of(content_type)
     data = decompress(body, content_encoding, limits)
@@ -762,10 +902,22 @@ def decode_otlp_metrics_report(body: bytes, *, content_type: str, limits: WriteL
     return convert_protobuf(data, limits=limits, now_ms=now_ms, options=options)
 
 
-def decode_otlp_metrics(body: bytes, *, content_type: str, limits: WriteLimits, now_ms: int,
-                        content_encoding: str | None = None,
-                        options: OtlpOptions = DEFAULT_OPTIONS) -> SampleBatch:
+def decode_otlp_metrics(
+    body: bytes,
+    *,
+    content_type: str,
+    limits: WriteLimits,
+    now_ms: int,
+    content_encoding: str | None = None,
+    options: OtlpOptions = DEFAULT_OPTIONS,
+) -> SampleBatch:
     """An OTLP/HTTP metrics body (``application/x-protobuf`` or ``application/json``, optionally
     gzip/deflate ``content_encoding``) as a ``SampleBatch`` with ``canon`` keys."""
-    return decode_otlp_metrics_report(body, content_type=content_type, limits=limits, now_ms=now_ms,
-                                      content_encoding=content_encoding, options=options).batch
+    return decode_otlp_metrics_report(
+        body,
+        content_type=content_type,
+        limits=limits,
+        now_ms=now_ms,
+        content_encoding=content_encoding,
+        options=options,
+    ).batch

@@ -51,8 +51,13 @@ def tenant_of(metadata: Sequence[tuple[str, str | bytes]]) -> str:
 @pytest.fixture
 def served() -> Iterator[tuple[Sink, grpc.Channel]]:
     sink = Sink()
-    server, port = start_otlp_grpc_server_on(sink.ingest, WriteLimits(max_decompressed_bytes=64 * 1024),
-                                             "127.0.0.1:0", tenant_of, on_export=sink.outcomes.append)
+    server, port = start_otlp_grpc_server_on(
+        sink.ingest,
+        WriteLimits(max_decompressed_bytes=64 * 1024),
+        "127.0.0.1:0",
+        tenant_of,
+        on_export=sink.outcomes.append,
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield sink, channel
@@ -61,8 +66,11 @@ def served() -> Iterator[tuple[Sink, grpc.Channel]]:
         server.stop(None)
 
 
-def request(temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE, exp_hist: bool = False,
-            n_points: int = 1) -> ExportMetricsServiceRequest:
+def request(
+    temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE,
+    exp_hist: bool = False,
+    n_points: int = 1,
+) -> ExportMetricsServiceRequest:
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     rm.resource.attributes.add(key="service.name").value.string_value = "svc"
@@ -103,7 +111,8 @@ def test_export_success(served: tuple[Sink, grpc.Channel]) -> None:
     ((tenant, batch),) = sink.calls
     assert tenant == "acme"
     assert [dict(batch.decode_labels(k)) for k in batch.keys] == [
-        {"__name__": "bytes_sent_bytes_total", "i": "0", "job": "svc"}]
+        {"__name__": "bytes_sent_bytes_total", "i": "0", "job": "svc"}
+    ]
     assert batch.values.tolist() == [1.5]
     assert sink.outcomes == [ExportOutcome("otlp_grpc", 200, "", 1, 1, 0, 0, 0)]
 
@@ -154,12 +163,16 @@ def test_oversize_message_is_rejected_not_retryable(served: tuple[Sink, grpc.Cha
     assert sink.calls == []
 
 
-@pytest.mark.parametrize(("err", "code", "delay"), [
-    (Overloaded("queue full", retry_after=2.0), grpc.StatusCode.RESOURCE_EXHAUSTED, 2),
-    (Overloaded("not ready", retry_after=5.0, status=503), grpc.StatusCode.UNAVAILABLE, 5),
-])
-def test_overload_is_retryable_with_retry_info(served: tuple[Sink, grpc.Channel], err: IngestError,
-                                               code: grpc.StatusCode, delay: int) -> None:
+@pytest.mark.parametrize(
+    ("err", "code", "delay"),
+    [
+        (Overloaded("queue full", retry_after=2.0), grpc.StatusCode.RESOURCE_EXHAUSTED, 2),
+        (Overloaded("not ready", retry_after=5.0, status=503), grpc.StatusCode.UNAVAILABLE, 5),
+    ],
+)
+def test_overload_is_retryable_with_retry_info(
+    served: tuple[Sink, grpc.Channel], err: IngestError, code: grpc.StatusCode, delay: int
+) -> None:
     sink, channel = served
     sink.fail = err
     stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)

@@ -41,8 +41,9 @@ class Client:
     def get(self, url: str) -> httpx.Response:
         return asyncio.run(self._request("GET", url, b"", None))
 
-    async def _request(self, method: str, url: str, content: bytes,
-                       headers: dict[str, str] | None) -> httpx.Response:
+    async def _request(
+        self, method: str, url: str, content: bytes, headers: dict[str, str] | None
+    ) -> httpx.Response:
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             return await c.request(method, url, content=content, headers=headers)
@@ -58,24 +59,30 @@ class Recorder:
         if self.fail is not None:
             raise self.fail
         self.calls.append((tenant, batch))
-        return AppendResult(samples_written=batch.num_samples - self.out_of_bounds,
-                            out_of_bounds=self.out_of_bounds)
+        return AppendResult(
+            samples_written=batch.num_samples - self.out_of_bounds, out_of_bounds=self.out_of_bounds
+        )
 
 
-def make_client(limits: WriteLimits | None = None,
-                on_export: Callable[[ExportOutcome], None] | None = None) -> tuple[Client, Recorder]:
+def make_client(
+    limits: WriteLimits | None = None, on_export: Callable[[ExportOutcome], None] | None = None
+) -> tuple[Client, Recorder]:
     rec = Recorder()
 
     def tenant_of(request: Request) -> str:
         return request.headers.get("x-scope-orgid", "default")
 
-    route = make_otlp_metrics_route(rec.ingest, limits or WriteLimits(), tenant_of, on_export=on_export,
-                                    clock_ms=lambda: 42)
+    route = make_otlp_metrics_route(
+        rec.ingest, limits or WriteLimits(), tenant_of, on_export=on_export, clock_ms=lambda: 42
+    )
     return Client(Starlette(routes=[route])), rec
 
 
-def body(temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE, exp_hist: bool = False,
-         n_points: int = 1) -> bytes:
+def body(
+    temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE,
+    exp_hist: bool = False,
+    n_points: int = 1,
+) -> bytes:
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     rm.resource.attributes.add(key="service.name").value.string_value = "svc"
@@ -122,7 +129,8 @@ def test_protobuf_success() -> None:
     ((tenant, batch),) = rec.calls
     assert tenant == "acme"
     assert [dict(batch.decode_labels(k)) for k in batch.keys] == [
-        {"__name__": "jobs_done_total", "i": "0", "job": "svc"}]
+        {"__name__": "jobs_done_total", "i": "0", "job": "svc"}
+    ]
     assert batch.values.tolist() == [5.0]
     assert batch.timestamps.tolist() == [T_NS // 1_000_000]
     assert outcomes == [ExportOutcome("otlp_http", 200, "", 1, 1, 0, 0, 0)]
@@ -139,8 +147,9 @@ def test_json_success_answers_json() -> None:
 
 def test_gzip_request() -> None:
     client, rec = make_client()
-    r = client.post("/v1/metrics", content=gzip.compress(body()),
-                    headers={"Content-Type": PB, "Content-Encoding": "gzip"})
+    r = client.post(
+        "/v1/metrics", content=gzip.compress(body()), headers={"Content-Type": PB, "Content-Encoding": "gzip"}
+    )
     assert r.status_code == 200
     assert rec.calls[0][1].num_samples == 1
 
@@ -178,8 +187,9 @@ def test_partial_success_for_dropped_points_protobuf_and_json() -> None:
 def test_delta_is_400_with_bad_request_detail() -> None:
     outcomes: list[ExportOutcome] = []
     client, rec = make_client(on_export=outcomes.append)
-    r = client.post("/v1/metrics", content=body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA),
-                    headers={"Content-Type": PB})
+    r = client.post(
+        "/v1/metrics", content=body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA), headers={"Content-Type": PB}
+    )
     assert r.status_code == 400
     assert r.headers["content-type"] == PB
     st, details = status_of(r.content)
@@ -187,16 +197,21 @@ def test_delta_is_400_with_bad_request_detail() -> None:
     assert "'jobs.done'" in st.message and "delta temporality" in st.message
     (br,) = details
     assert isinstance(br, error_details_pb2.BadRequest)
-    assert br.field_violations[0].field == \
-        "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality"
+    assert (
+        br.field_violations[0].field
+        == "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality"
+    )
     assert rec.calls == []
     assert outcomes[0].status == 400 and outcomes[0].reason == "invalid"
 
 
 def test_delta_is_400_json_status_for_json_requests() -> None:
     client, _ = make_client()
-    r = client.post("/v1/metrics", content=to_json(body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA)),
-                    headers={"Content-Type": JS})
+    r = client.post(
+        "/v1/metrics",
+        content=to_json(body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA)),
+        headers={"Content-Type": JS},
+    )
     assert r.status_code == 400 and r.headers["content-type"] == JS
     doc = r.json()
     assert doc["code"] == code_pb2.INVALID_ARGUMENT
@@ -232,12 +247,16 @@ def test_too_large_is_413() -> None:
     assert r.status_code == 413
 
 
-@pytest.mark.parametrize(("err", "status", "retry_after", "code"), [
-    (Overloaded("queue full", retry_after=2.5), 429, "3", code_pb2.RESOURCE_EXHAUSTED),
-    (Overloaded("store closed", retry_after=5.0, status=503), 503, "5", code_pb2.UNAVAILABLE),
-])
-def test_overload_is_retryable_with_retry_after(err: IngestError, status: int, retry_after: str,
-                                                code: int) -> None:
+@pytest.mark.parametrize(
+    ("err", "status", "retry_after", "code"),
+    [
+        (Overloaded("queue full", retry_after=2.5), 429, "3", code_pb2.RESOURCE_EXHAUSTED),
+        (Overloaded("store closed", retry_after=5.0, status=503), 503, "5", code_pb2.UNAVAILABLE),
+    ],
+)
+def test_overload_is_retryable_with_retry_after(
+    err: IngestError, status: int, retry_after: str, code: int
+) -> None:
     client, rec = make_client()
     rec.fail = err
     r = client.post("/v1/metrics", content=body(), headers={"Content-Type": PB})
@@ -257,7 +276,8 @@ def test_only_post() -> None:
 def test_json_enum_names_accepted_over_http() -> None:
     client, rec = make_client()
     doc = json.loads(to_json(body()))
-    doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["aggregationTemporality"] = \
+    doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["aggregationTemporality"] = (
         "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    )
     r = client.post("/v1/metrics", content=json.dumps(doc).encode(), headers={"Content-Type": JS})
     assert r.status_code == 200 and len(rec.calls) == 1
