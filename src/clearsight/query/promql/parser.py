@@ -22,9 +22,12 @@ ones are folded into int milliseconds; the others are wrapped in ``DurationExpr`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
+import threading
+from collections.abc import Iterator
 
 from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher, MatchType
@@ -68,13 +71,14 @@ __all__ = [
     "parse_duration_param",
     "parse_metric",
     "parse_series_selector",
+    "recursion_headroom",
     "resolve_duration",
     "unquote",
 ]
 
 DEFAULT_MAX_QUERY_LENGTH = 128 * 1024  # characters
 DEFAULT_MAX_DEPTH = 200  # nesting of parentheses, calls, aggregations, unary operators, ...
-_MAX_TREE_DEPTH = 1000  # binary chains (a + b + c ...) deepen the tree without nesting
+_MAX_TREE_DEPTH = 500  # binary chains (a + b + c ...) deepen the tree without nesting
 _MAX_DURATION_SECONDS = (1 << 63) / 1e9
 
 
@@ -1266,11 +1270,35 @@ def _check_tree_depth(root: Expr, p: _Parser) -> None:
             stack.append((c, d + 1))
 
 
-def _ensure_recursion_headroom() -> None:
-    # Python 3.11 does not use C stack for Python-to-Python calls, so a higher limit is safe; the
-    # parser bounds its own depth (max_depth, _MAX_TREE_DEPTH).
-    if sys.getrecursionlimit() < 10_000:
-        sys.setrecursionlimit(10_000)
+_headroom_lock = threading.Lock()
+_headroom_users = 0
+_headroom_saved = 0
+_HEADROOM_LIMIT = 20_000
+
+
+@contextlib.contextmanager
+def recursion_headroom() -> Iterator[None]:
+    """Raises the interpreter's recursion limit while walking deep query trees.
+
+    The parser bounds tree depth (``max_depth`` nesting, 500 levels overall), but a deep tree needs
+    several Python frames per level. Python 3.11+ does not use the C stack for Python-to-Python
+    calls, so a higher limit is safe. Reference-counted so concurrent users never lower the limit
+    under each other; the previous limit is restored when the last user leaves. The engine may use
+    it around evaluation of deep trees."""
+    global _headroom_users, _headroom_saved
+    with _headroom_lock:
+        if _headroom_users == 0:
+            _headroom_saved = sys.getrecursionlimit()
+            if _headroom_saved < _HEADROOM_LIMIT:
+                sys.setrecursionlimit(_HEADROOM_LIMIT)
+        _headroom_users += 1
+    try:
+        yield
+    finally:
+        with _headroom_lock:
+            _headroom_users -= 1
+            if _headroom_users == 0:
+                sys.setrecursionlimit(_headroom_saved)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1284,8 +1312,8 @@ def parse(query: str, *, max_length: int = DEFAULT_MAX_QUERY_LENGTH, max_depth: 
     if len(query) > max_length:
         raise ParseError(f"query too long: {len(query)} characters (the limit is {max_length})", 0,
                          query[:1] or " ")
-    _ensure_recursion_headroom()
-    return _Parser(query, max_depth, enable_experimental).parse_query()
+    with recursion_headroom():
+        return _Parser(query, max_depth, enable_experimental).parse_query()
 
 
 def parse_series_selector(s: str) -> list[Matcher]:

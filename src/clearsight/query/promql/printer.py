@@ -30,6 +30,7 @@ from clearsight.query.promql.ast import (
     VectorSelector,
 )
 from clearsight.query.promql.lexer import go_quote
+from clearsight.query.promql.parser import recursion_headroom
 
 __all__ = ["format_duration", "format_expr", "format_float", "format_matcher"]
 
@@ -199,6 +200,11 @@ def _labels(names: list[str]) -> str:
 
 def format_expr(expr: Expr) -> str:
     """Formats an expression in Prometheus' canonical single-line form."""
+    with recursion_headroom():
+        return _format(expr)
+
+
+def _format(expr: Expr) -> str:
     if isinstance(expr, NumberLiteral):
         return _number(expr)
     if isinstance(expr, StringLiteral):
@@ -218,16 +224,16 @@ def format_expr(expr: Expr) -> str:
                 f"{_offset_str(vs.offset)}")
     if isinstance(expr, SubqueryExpr):
         step = "" if isinstance(expr.step, int) and expr.step == 0 else _fmt_duration(expr.step)
-        return (f"{format_expr(expr.expr)}[{_fmt_duration(expr.range)}:{step}]{_at_str(expr.at)}"
+        return (f"{_format(expr.expr)}[{_fmt_duration(expr.range)}:{step}]{_at_str(expr.at)}"
                 f"{_offset_str(expr.offset)}")
     if isinstance(expr, ParenExpr):
-        return "(" + format_expr(expr.expr) + ")"
+        return "(" + _format(expr.expr) + ")"
     if isinstance(expr, UnaryExpr):
-        return expr.op + format_expr(expr.expr)
+        return expr.op + _format(expr.expr)
     if isinstance(expr, StepInvariantExpr):
-        return format_expr(expr.expr)
+        return _format(expr.expr)
     if isinstance(expr, Call):
-        return expr.func + "(" + ", ".join(format_expr(a) for a in expr.args) + ")"
+        return expr.func + "(" + ", ".join(_format(a) for a in expr.args) + ")"
     if isinstance(expr, AggregateExpr):
         s = expr.op
         if expr.without:
@@ -236,10 +242,10 @@ def format_expr(expr: Expr) -> str:
             s += f" by ({_labels(expr.grouping)}) "
         s += "("
         if expr.param is not None:
-            s += format_expr(expr.param) + ", "
-        return s + format_expr(expr.expr) + ")"
+            s += _format(expr.param) + ", "
+        return s + _format(expr.expr) + ")"
     if isinstance(expr, BinaryExpr):
-        return f"{format_expr(expr.lhs)} {expr.op}{_binary_modifiers(expr)} {format_expr(expr.rhs)}"
+        return f"{_format(expr.lhs)} {expr.op}{_binary_modifiers(expr)} {_format(expr.rhs)}"
     raise TypeError(f"cannot format {type(expr).__name__}")
 
 
