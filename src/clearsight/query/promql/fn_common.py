@@ -218,6 +218,8 @@ class Flat:
     v: F64
     starts: I64
     ends: I64
+    # search keys cached by ``window_index``: (tmin, span, keys)
+    _keys: tuple[int, int, I64] | None = None
 
     @property
     def size(self) -> int:
@@ -231,9 +233,14 @@ def flatten(m: MatrixSteps) -> Flat:
     starts = ends - lengths
     if n == 0:
         return Flat(np.zeros(0, np.int64), np.zeros(0, np.float64), starts, ends)
-    t = np.concatenate([np.asarray(x, dtype=np.int64) for x in m.timestamps]) if n else np.zeros(0, np.int64)
-    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in m.values]) if n else np.zeros(0)
+    t = np.concatenate([np.asarray(x, dtype=np.int64) for x in m.timestamps])
+    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in m.values])
     return Flat(t, v, starts, ends)
+
+
+# Keys of different series are placed in disjoint bands; the band width is fixed generously so
+# one set of keys serves every bound of a query (bounds may reach a lookback beyond the data).
+_BAND_MARGIN = 1 << 40  # ~35 years of milliseconds
 
 
 def window_index(flat: Flat, bound: I64, side_right: bool = True) -> I64:
@@ -246,13 +253,18 @@ def window_index(flat: Flat, bound: I64, side_right: bool = True) -> I64:
         return np.zeros((n, k), dtype=np.int64)
     if flat.size == 0:
         return np.repeat(flat.starts[:, None], k, axis=1)
-    tmin = min(int(flat.t.min()), int(bound.min()))
-    tmax = max(int(flat.t.max()), int(bound.max()))
-    span = tmax - tmin + 2
-    if span * (n + 1) < (1 << 62):
-        # One global search: shift every series into its own disjoint band of keys.
-        sid = np.repeat(np.arange(n, dtype=np.int64), flat.ends - flat.starts)
-        keys = (flat.t - tmin) + sid * span
+    if flat._keys is None:
+        tmin = int(flat.t.min()) - _BAND_MARGIN
+        span = int(flat.t.max()) + _BAND_MARGIN - tmin + 1
+        if span * (n + 1) < (1 << 62):
+            sid = np.repeat(np.arange(n, dtype=np.int64), flat.ends - flat.starts)
+            flat._keys = (tmin, span, (flat.t - tmin) + sid * span)
+        else:
+            flat._keys = (0, 0, flat.t)
+    tmin, span, keys = flat._keys
+    bmin, bmax = int(bound.min()), int(bound.max())
+    if span and tmin <= bmin and bmax < tmin + span:
+        # One global search over all series.
         q = (bound - tmin)[None, :] + (np.arange(n, dtype=np.int64) * span)[:, None]
         return np.searchsorted(keys, q.ravel(), side=side).reshape(n, k).astype(np.int64)
     out = np.empty((n, k), dtype=np.int64)

@@ -445,8 +445,8 @@ def fn_ts_of_min_over_time(ctx: FuncContext, args: list[Value]) -> Value:
     return _ts_of_extreme(args, "ts_of_min_over_time", False)
 
 
-def window_sum(v: F64, lo: I64, cnt: I64) -> F64:
-    """Prometheus' sum_over_time over windows ``[lo, lo+cnt)``: Neumaier-compensated, in order."""
+def _kahan_window_sum(v: F64, lo: I64, cnt: I64) -> F64:
+    """Prometheus' sum_over_time, replayed: Neumaier-compensated, in time order."""
     rw = RaggedWindows(lo, cnt)
     s = np.zeros(rw.size)
     c = np.zeros(rw.size)
@@ -458,9 +458,50 @@ def window_sum(v: F64, lo: I64, cnt: I64) -> F64:
     return out
 
 
+# A plain sequential sum of n terms is off by at most (n-1)·eps·Σ|x|. Windows where that bound is
+# below 1e-9·|Σx| take the fast path (exact for integer data below 2**53, as Prometheus'
+# compensated sum is); the rest are replayed exactly as Prometheus computes them.
+_CONDITION_LIMIT = 1e-9 / np.finfo(np.float64).eps
+
+
+def plain_window_sums(v: F64, lo: I64, cnt: I64) -> tuple[F64, BoolArr]:
+    """Window sums by ``np.add.reduceat`` and a mask of the windows where that plain sum is
+    known to agree with Prometheus' compensated sum (finite and well conditioned)."""
+    w = int(lo.shape[0])
+    if w == 0:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    idx = np.column_stack([lo, lo + cnt]).ravel()
+    with np.errstate(all="ignore"):
+        vext = np.append(v, 0.0)
+        sums = np.add.reduceat(vext, idx)[::2]
+        abs_sums = np.add.reduceat(np.abs(vext), idx)[::2]
+        good = np.isfinite(abs_sums) & (abs_sums * cnt <= _CONDITION_LIMIT * np.abs(sums))
+        good |= abs_sums == 0
+    return sums, good
+
+
+def window_sum(v: F64, lo: I64, cnt: I64) -> F64:
+    """Prometheus' sum_over_time over windows ``[lo, lo+cnt)``."""
+    sums, good = plain_window_sums(v, lo, cnt)
+    if not good.all():
+        bad = np.flatnonzero(~good)
+        sums[bad] = _kahan_window_sum(v, lo[bad], cnt[bad])
+    return sums
+
+
 def window_avg(v: F64, lo: I64, cnt: I64) -> F64:
-    """Prometheus' avg_over_time: compensated sum divided by count, switching to an incremental
-    mean for windows whose sum overflows."""
+    """Prometheus' avg_over_time (see ``window_sum`` for the fast path)."""
+    sums, good = plain_window_sums(v, lo, cnt)
+    out = sums / np.maximum(cnt, 1).astype(np.float64)
+    if not good.all():
+        bad = np.flatnonzero(~good)
+        out[bad] = _replay_window_avg(v, lo[bad], cnt[bad])
+    return out
+
+
+def _replay_window_avg(v: F64, lo: I64, cnt: I64) -> F64:
+    """Prometheus' avg_over_time, replayed: compensated sum divided by count, switching to an
+    incremental mean for windows whose sum overflows."""
     rw = RaggedWindows(lo, cnt)
     w = rw.size
     s = np.zeros(w)

@@ -526,3 +526,15 @@ def test_vectorized_matches_naive_reference(data: tuple[list[list[int]], list[li
                 continue
             assert i is not None and got.present[i, j], (lb, j)
             assert close(float(got.values[i, j]), want, 1e-12), (fn, lb, j, got.values[i, j], want)
+
+
+def test_window_search_fallback_matches_global_search() -> None:
+    """Bounds far outside the data take the per-series search path; results must not change."""
+    s = load(10 * S, {L(a="1"): seq(1, 1, 30), L(a="2"): seq(5, 2, 20)})
+    far = -(1 << 42)
+    steps = [far, 100 * S, 200 * S, 300 * S]
+    got = call("sum_over_time", ctx(steps), matrix(s, M, steps))
+    ref = call("sum_over_time", ctx(steps[1:]), matrix(s, M, steps[1:]))
+    assert isinstance(got, VectorSteps) and isinstance(ref, VectorSteps)
+    assert not got.present[:, 0].any()
+    assert got.values[:, 1:].tolist() == ref.values.tolist()
