@@ -10,8 +10,9 @@ The only exception it raises is ``InvalidInput``, with the 1-based line number o
 
 Semantics (see docs/scraping.md for the full list):
 
-- 0.0.4: blanks and tabs separate tokens, leading/trailing blanks and empty lines are allowed,
-  ``#`` lines other than ``# HELP``/``# TYPE`` are comments, timestamps are integer milliseconds,
+- 0.0.4: blanks and tabs separate tokens, trailing blanks and empty lines are allowed (a blank
+  before a metric name is not, as in Prometheus),
+  ``#`` lines other than ``# HELP``/``# TYPE`` are comments, timestamps are unsigned integer milliseconds,
   a trailing comma in a label set is allowed, a repeated HELP (first wins) or identical TYPE line
   is tolerated. Types: counter, gauge, histogram, summary, untyped
   (reported as ``unknown``).
@@ -48,12 +49,13 @@ _FULL_METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 _LABEL_TEXT_RE = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*')
 _LABEL_OM_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 _ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+# Go's ParseFloat without hex floats and underscores (Prometheus rejects 'p' and '_'); NaN is unsigned.
 _FLOAT_RE = re.compile(
-    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)\Z", re.IGNORECASE
+    r"(?:[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?)|nan)\Z", re.IGNORECASE
 )
-_HEX_FLOAT_RE = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+\Z")
+_BLANKS_RE = re.compile(r"[ \t]+")
 _TEXT_META_RE = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)\Z")
-_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
+_INT_RE = re.compile(r"[0-9]+\Z")  # Prometheus' text lexer takes no sign
 _OM_TS_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 _INT64_MIN = -(2**63)
@@ -180,16 +182,9 @@ def _unescape_help(v: str, quotes: bool) -> str:
 
 
 def _parse_value(tok: str, lineno: int) -> float:
-    v: float | None = None
-    if _FLOAT_RE.match(tok):
-        v = float(tok)
-    elif _HEX_FLOAT_RE.match(tok):
-        try:
-            v = float.fromhex(tok)
-        except (ValueError, OverflowError):
-            raise InvalidInput(f"line {lineno}: sample value {tok[:40]!r} out of range") from None
-    if v is None:
+    if not _FLOAT_RE.match(tok):
         raise InvalidInput(f"line {lineno}: invalid sample value {tok[:40]!r}")
+    v = float(tok)
     if math.isinf(v) and "n" not in tok.lower():
         # Go's ParseFloat reports a range error for e.g. 1e400 (only Inf literals give Inf).
         raise InvalidInput(f"line {lineno}: sample value {tok[:40]!r} out of range")
@@ -261,9 +256,16 @@ class _TextParser(_Base):
         typed: set[str] = set()
         helped: set[str] = set()
         for lineno, raw in enumerate(self.text.split("\n"), start=1):
-            line = raw.strip(" \t")
+            line = raw.rstrip(" \t")
             if not line:
                 continue
+            if line[0] in " \t":
+                line = line.lstrip(" \t")
+                if not line:
+                    continue
+                if line[0] != "#":
+                    # Prometheus makes the blanks part of the metric name, which then fails.
+                    raise InvalidInput(f"line {lineno}: blank before the metric name")
             if line[0] == "#":
                 self._comment(line, lineno, typed, helped)
                 continue
@@ -337,7 +339,7 @@ class _TextParser(_Base):
             raise InvalidInput(f"line {lineno}: missing value for metric {name!r}")
         if not blank:
             raise InvalidInput(f"line {lineno}: expected a blank before the value of {name!r}")
-        rest = line[pos:].split()
+        rest = _BLANKS_RE.split(line[pos:].strip(" \t"))
         if len(rest) > 2:
             raise InvalidInput(f"line {lineno}: unexpected text after the timestamp: {rest[2][:40]!r}")
         value = _parse_value(rest[0], lineno)

@@ -91,17 +91,17 @@ def test_text_label_values_may_contain_braces_commas_and_hashes() -> None:
 
 
 def test_text_lenient_whitespace_and_trailing_comma() -> None:
-    r = parse_text('  m { a = "1" , b="2", }\t3\t  17  \n\tn 4\r'.replace("\r", ""))
+    r = parse_text('m { a = "1" , b="2", }\t3\t  17  \n   \n  # comment\nn 4\t\n')
     assert r.samples[0] == ((("__name__", "m"), ("a", "1"), ("b", "2")), 3.0, 17)
     assert r.samples[1] == ((("__name__", "n"),), 4.0, None)
 
 
 def test_special_values() -> None:
-    r = parse_text("a NaN\nb +Inf\nc -Inf\nd Inf\ne nan\nf 0x1p-2\ng 1e3\nh -.5\n")
+    r = parse_text("a NaN\nb +Inf\nc -Inf\nd Inf\ne nan\nf Infinity\ng 1e3\nh -.5\ni 1.\n")
     vals = [v for _, v, _ in r.samples]
     assert math.isnan(vals[0]) and math.isnan(vals[4])
     assert vals[1:4] == [math.inf, -math.inf, math.inf]
-    assert vals[5:] == [0.25, 1000.0, -0.5]
+    assert vals[5:] == [math.inf, 1000.0, -0.5, 1.0]
 
 
 def test_empty_label_values_are_dropped() -> None:
@@ -120,6 +120,12 @@ def test_empty_label_values_are_dropped() -> None:
         ("m abc\n", "line 1: invalid sample value 'abc'"),
         ("m 1_000\n", "invalid sample value"),
         ("m 1e400\n", "out of range"),
+        ("m 0x1p-2\n", "invalid sample value '0x1p-2'"),
+        ("m +nan\n", "invalid sample value '+nan'"),
+        ("m 1\r\n", "invalid sample value"),
+        ("m 1 -5\n", "invalid timestamp '-5'"),
+        ("ok 1\n  m 1\n", "line 2: blank before the metric name"),
+        ("ok 1\n\tm 1\n", "line 2: blank before the metric name"),
         ("m 1 1.5\n", "line 1: invalid timestamp '1.5'"),
         ("m 1 99999999999999999999\n", "out of range"),
         ('m{a="1",a="2"} 1\n', "duplicate label name 'a'"),
