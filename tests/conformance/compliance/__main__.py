@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="align start/end to the step (the tester's VictoriaMetrics tweak)",
     )
+    p.add_argument(
+        "--windows",
+        default=",".join(runner.WINDOW_NAMES),
+        help="query windows: 'tester' (end = data end - 12m, 10m range, 10s step, the tester's default) "
+        "and/or 'span' (the whole data span at a 60s step); a case passes when it passes in all",
+    )
+    p.add_argument("--end-ms", type=int, help="end of the generated data (default: now), to reproduce a run")
     p.add_argument("--queries", type=Path, default=queries.DEFAULT_QUERY_FILE)
     p.add_argument("--show-passing", action="store_true")
     p.add_argument("--json", type=Path, help="write every outcome to this file")
@@ -35,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         parallel=args.parallel,
         align_to_step=args.align_to_step,
+        window_names=tuple(w.strip() for w in args.windows.split(",") if w.strip()),
+        end_ms=args.end_ms,
         query_file=args.queries,
         workdir=args.workdir,
         target_url=args.target_url,

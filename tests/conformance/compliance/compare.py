@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -32,8 +31,9 @@ class Answer:
 
 
 def ts_ms(v: Any) -> int:
-    """A Prometheus API timestamp (float seconds, JSON number) as integer ms, exactly."""
-    return int((Decimal(str(v)) * 1000).to_integral_value())
+    """A Prometheus API timestamp (float seconds with at most 3 decimals) as integer ms. Rounding is
+    exact: ms timestamps are far below 2**53, so the nearest double of ``v * 1000`` rounds to them."""
+    return round(float(v) * 1000)
 
 
 def parse_value(s: str) -> float:

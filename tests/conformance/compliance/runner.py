@@ -32,7 +32,47 @@ REMOTE_WRITE_HEADERS = {
 # The compliance tester's defaults: end = now - 12m, a 10m range, a 10s step.
 END_BEFORE_DATA_END_MS = 12 * 60_000
 RANGE_MS = 10 * 60_000
-STEP = "10s"
+STEP_MS = 10_000
+# A second window over the whole data span (from before the first sample to the last), at a coarse
+# step that is not a divisor of the scrape phase: series starts, restarts, stale gaps, counter resets.
+SPAN_STEP_MS = 60_000
+SPAN_OFFSET_MS = 7_300
+WINDOW_NAMES = ("tester", "span")
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    start_ms: int
+    end_ms: int
+    step_ms: int
+
+    @property
+    def step(self) -> str:
+        return f"{self.step_ms / 1000:g}s"
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.start_ms}, {self.end_ms}] step {self.step}"
+
+
+def windows(
+    ds: data.Dataset, names: tuple[str, ...] = WINDOW_NAMES, align_to_step: bool = False
+) -> list[Window]:
+    out: list[Window] = []
+    for name in names:
+        if name == "tester":
+            end = ds.end_ms - END_BEFORE_DATA_END_MS
+            w = Window(name, end - RANGE_MS, end, STEP_MS)
+        elif name == "span":
+            w = Window(name, ds.start_ms - 5 * 60_000 + SPAN_OFFSET_MS, ds.end_ms, SPAN_STEP_MS)
+        else:
+            raise ValueError(f"unknown window {name!r}; one of {', '.join(WINDOW_NAMES)}")
+        if align_to_step:
+            w = Window(
+                w.name, w.start_ms // w.step_ms * w.step_ms, w.end_ms // w.step_ms * w.step_ms, w.step_ms
+            )
+        out.append(w)
+    return out
 
 
 @dataclass
@@ -40,6 +80,8 @@ class Outcome:
     query: str
     status: str  # "pass" | "fail" | "skip"
     detail: str = ""
+    ref_series: int = 0  # size of the reference answer, to show the comparison is not vacuous
+    ref_points: int = 0
 
 
 @dataclass
@@ -48,8 +90,7 @@ class Report:
     outcomes: list[Outcome]
     series: int
     samples: int
-    start_ms: int
-    end_ms: int
+    windows: list[Window]
     load_seconds: dict[str, float] = field(default_factory=dict)
     query_seconds: float = 0.0
 
@@ -65,6 +106,11 @@ class Report:
     def total(self) -> int:
         """Compared cases: the full expanded list minus the ones the reference cannot answer."""
         return len(self.outcomes) - self.skipped
+
+    @property
+    def non_empty(self) -> int:
+        """Compared cases whose reference answer has at least one point."""
+        return sum(o.ref_points > 0 for o in self.outcomes if o.status != "skip")
 
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "fail"]
@@ -115,6 +161,14 @@ def wait_visible(
 
 
 def judge(tc: queries.TestCase, ref: compare.Answer, got: compare.Answer) -> Outcome:
+    out = _judge(tc, ref, got)
+    if ref.matrix is not None:
+        out.ref_series = len(ref.matrix)
+        out.ref_points = sum(len(p) for _, p in ref.matrix)
+    return out
+
+
+def _judge(tc: queries.TestCase, ref: compare.Answer, got: compare.Answer) -> Outcome:
     if (ref.error is not None) != tc.should_fail:
         why = ref.error if ref.error is not None else "reference succeeded on a should_fail query"
         return Outcome(tc.query, "skip", f"reference: {why}")
@@ -129,22 +183,38 @@ def judge(tc: queries.TestCase, ref: compare.Answer, got: compare.Answer) -> Out
     return Outcome(tc.query, "fail" if d else "pass", d)
 
 
+def combine(query: str, per_window: list[tuple[Window, Outcome]]) -> Outcome:
+    """A case passes when it passes in every window; a skip in any window skips it; otherwise the
+    first failing window's detail, prefixed with the window's name."""
+    out = Outcome(query, "pass")
+    out.ref_series = max((o.ref_series for _, o in per_window), default=0)
+    out.ref_points = sum(o.ref_points for _, o in per_window)
+    for status in ("skip", "fail"):
+        for w, o in per_window:
+            if o.status == status:
+                out.status = status
+                out.detail = f"[{w.name}] {o.detail}" if len(per_window) > 1 else o.detail
+                return out
+    return out
+
+
 def run_cases(
     ref_url: str,
     test_url: str,
     cases: list[queries.TestCase],
-    start_ms: int,
-    end_ms: int,
-    step: str = STEP,
+    wins: list[Window],
     parallel: int = 4,
     timeout: float = 60.0,
 ) -> list[Outcome]:
     with httpx.Client(timeout=timeout) as client:
 
         def one(tc: queries.TestCase) -> Outcome:
-            ref = compare.query_range(client, ref_url, tc.query, start_ms, end_ms, step)
-            got = compare.query_range(client, test_url, tc.query, start_ms, end_ms, step)
-            return judge(tc, ref, got)
+            per: list[tuple[Window, Outcome]] = []
+            for w in wins:
+                ref = compare.query_range(client, ref_url, tc.query, w.start_ms, w.end_ms, w.step)
+                got = compare.query_range(client, test_url, tc.query, w.start_ms, w.end_ms, w.step)
+                per.append((w, judge(tc, ref, got)))
+            return combine(tc.query, per)
 
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             return list(pool.map(one, cases))
@@ -170,6 +240,8 @@ def run(
     seed: int = 1,
     parallel: int = 4,
     align_to_step: bool = False,
+    window_names: tuple[str, ...] = WINDOW_NAMES,
+    end_ms: int | None = None,
     query_file: Path = queries.DEFAULT_QUERY_FILE,
     workdir: Path | None = None,
     target_url: str | None = None,
@@ -186,8 +258,7 @@ def run(
             proc = _launcher(target)(wd / target)
             stack.callback(proc.stop)
             target_url = proc.url
-        end_ms = int(time.time() * 1000)
-        ds = data.generate(end_ms, hours=hours, seed=seed)
+        ds = data.generate(end_ms or int(time.time() * 1000), hours=hours, seed=seed)
         bodies = list(data.write_requests(ds))
         log(
             f"data: {len(ds.series)} series, {ds.samples} samples, {hours:g} h at {ds.interval_ms / 1000:g} s, "
@@ -203,16 +274,10 @@ def run(
                 client.get(target_url.rstrip("/") + "/internal/force_flush")
             wait_visible(client, prom.url, target_url, ds)
         log("loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items()))
-        end = ds.end_ms - END_BEFORE_DATA_END_MS
-        start = end - RANGE_MS
-        if align_to_step:
-            step_ms = 10_000
-            start, end = start // step_ms * step_ms, end // step_ms * step_ms
+        wins = windows(ds, window_names, align_to_step)
         t0 = time.perf_counter()
-        outcomes = run_cases(prom.url, target_url, cases, start, end, STEP, parallel)
-        report = Report(
-            target, outcomes, len(ds.series), ds.samples, start, end, loads, time.perf_counter() - t0
-        )
+        outcomes = run_cases(prom.url, target_url, cases, wins, parallel)
+        report = Report(target, outcomes, len(ds.series), ds.samples, wins, loads, time.perf_counter() - t0)
     return report
 
 
@@ -224,7 +289,10 @@ def print_report(report: Report, *, show_passing: bool = False, log: Callable[[s
             log(f"SKIP {o.query}\n     {o.detail}")
         elif show_passing:
             log(f"PASS {o.query}")
-    log(f"queries took {report.query_seconds:.1f} s; range [{report.start_ms}, {report.end_ms}] step {STEP}")
+    log(
+        f"queries took {report.query_seconds:.1f} s; windows: {'; '.join(map(str, report.windows))}; "
+        f"{report.non_empty}/{report.total} reference answers are non-empty"
+    )
     log(f"{report.summary()} against {report.target}")
 
 
@@ -236,8 +304,7 @@ def write_json(report: Report, path: Path) -> None:
         "skipped": report.skipped,
         "series": report.series,
         "samples": report.samples,
-        "start_ms": report.start_ms,
-        "end_ms": report.end_ms,
+        "windows": [asdict(w) for w in report.windows],
         "load_seconds": report.load_seconds,
         "query_seconds": report.query_seconds,
         "outcomes": [asdict(o) for o in report.outcomes],
