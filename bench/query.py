@@ -174,8 +174,9 @@ def print_table(
         out(row + f"  {series}  {same}")
     for panel, cells in results:
         for t in targets:
-            if cells[t].error:
-                out(f"  {t} error on {panel.name!r}: {cells[t].error[:200]}")
+            err = cells[t].error
+            if err:
+                out(f"  {t} error on {panel.name!r}: {err[:200]}")
             elif cells[t].diff:
                 out(f"  {t} differs from prometheus on {panel.name!r}: {cells[t].diff[:200]}")
     # Geomeans over the panels every target answered, so the ratios compare like with like.
