@@ -8,6 +8,8 @@ batches in memory; the tests assert the exact Prometheus series, values and meta
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import threading
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
@@ -48,6 +51,7 @@ from clearsight.pipeline.limits import WriteLimits
 from clearsight.pipeline.validate import make_validator
 from clearsight.store.embedded.duckdb_store import EmbeddedMetricsStore
 from clearsight.store.interface import AppendResult
+from tests.support.peers import start_clearsight
 
 LIMITS = WriteLimits()
 
@@ -365,3 +369,78 @@ def test_sdk_to_embedded_store_over_http_and_grpc(tmp_path: Path) -> None:
     finally:
         grpc_server.stop(None)
         store.close()
+
+
+# --- the `clearsight server` process: OTLP/JSON on the main port and the OTLP port ---------------
+
+
+def test_server_process_otlp_json_example(tmp_path: Path) -> None:
+    """The shared OTLP/JSON example against a real ``clearsight server``: as published (delta
+    temporality) it is refused with 400 and a JSON google.rpc.Status naming the metric; made
+    cumulative (and recent) it is stored, minus the exponential histogram (partial success), and
+    PromQL, series and metadata answer with the mapped names."""
+    example = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "otlp" / "metrics.json"
+    shared = os.environ.get("CLEARSIGHT_SHARED")
+    if shared:
+        example = Path(shared) / "conformance" / "otlp" / "metrics.json"
+    otlp_port = free_port()
+    cs = start_clearsight(tmp_path / "cs", args=["--otlp-http-listen", f"127.0.0.1:{otlp_port}"])
+    try:
+        raw = example.read_bytes()
+        r = httpx.post(
+            f"{cs.url}/v1/metrics", content=raw, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+        assert "'my.counter'" in r.json()["message"] and "delta" in r.json()["message"]
+
+        doc = json.loads(raw)
+        now_ns = time.time_ns()
+        for m in doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]:
+            for kind in ("sum", "histogram", "exponentialHistogram", "gauge"):
+                if kind in m:
+                    if kind != "gauge":
+                        m[kind]["aggregationTemporality"] = 2
+                    for p in m[kind]["dataPoints"]:
+                        p["timeUnixNano"] = str(now_ns)
+                        p["startTimeUnixNano"] = str(now_ns - 60 * 10**9)
+        r = httpx.post(
+            f"http://127.0.0.1:{otlp_port}/v1/metrics",
+            content=json.dumps(doc).encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["partialSuccess"]["rejectedDataPoints"] == "1"
+
+        at = now_ns / 1e9
+        res = httpx.get(
+            f"{cs.url}/api/v1/query", params={"query": '{job="my.service"}', "time": at}, timeout=10
+        ).json()
+        assert res["status"] == "success", res
+        got = {
+            (m["metric"]["__name__"], m["metric"].get("le", "")): float(m["value"][1])
+            for m in res["data"]["result"]
+        }
+        assert got == {
+            ("my_counter_total", ""): 5.0,
+            ("my_gauge_ratio", ""): 10.0,
+            ("my_histogram_bucket", "1"): 1.0,
+            ("my_histogram_bucket", "+Inf"): 2.0,
+            ("my_histogram_count", ""): 2.0,
+            ("my_histogram_sum", ""): 2.0,
+        }
+        labels = next(
+            m["metric"] for m in res["data"]["result"] if m["metric"]["__name__"] == "my_counter_total"
+        )
+        assert labels == {
+            "__name__": "my_counter_total",
+            "job": "my.service",
+            "my_counter_attr": "some value",
+            "otel_scope_name": "my.library",
+            "otel_scope_version": "1.0.0",
+        }
+        meta = httpx.get(f"{cs.url}/api/v1/metadata", timeout=10).json()["data"]
+        assert meta["my_counter_total"] == [{"type": "counter", "help": "I am a Counter", "unit": ""}]
+        assert meta["my_histogram"][0]["type"] == "histogram"
+    finally:
+        cs.stop()
