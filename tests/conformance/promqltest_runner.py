@@ -31,7 +31,7 @@ from clearsight.model.labels import Labels, format_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import STALE_NAN, SeriesData
 from clearsight.query.promql.ast import Expr
-from clearsight.query.promql.engine import Engine, with_at_everywhere
+from clearsight.query.promql.engine import Engine, Positions, parse_with_positions, with_at_everywhere
 from clearsight.query.promql.result import QueryResult
 from clearsight.store.memory import MemorySeriesSelector
 
@@ -566,9 +566,11 @@ class Runner:
         if sel.touched_histograms:
             raise HistogramsNeeded("query selects native histogram series")
 
-    def _parse_expr(self, cmd: EvalCmd) -> Expr | Exception:
+    def _parse_expr(self, cmd: EvalCmd) -> tuple[Expr, Positions] | Exception:
         try:
-            return self.parse(cmd.expr)
+            if self.parse is _default_parse_fn:
+                return parse_with_positions(cmd.expr)
+            return self.parse(cmd.expr), {}
         except Exception as e:
             return e
 
@@ -583,11 +585,12 @@ class Runner:
             raise EvalFailure(f"expected error matching {exps[0].message or exps[0].regex}, got {msg!r}")
 
     def _range_eval(self, cmd: EvalCmd, sel: TrackingSelector) -> None:
-        expr = self._parse_expr(cmd)
+        parsed = self._parse_expr(cmd)
         try:
-            if isinstance(expr, Exception):
-                raise expr
-            res = self.engine.range(sel, expr, cmd.start, cmd.end, cmd.step)
+            if isinstance(parsed, Exception):
+                raise parsed
+            res = self.engine.range(sel, parsed[0], cmd.start, cmd.end, cmd.step, positions=parsed[1],
+                                    query_text=cmd.expr)
         except Exception as e:
             if cmd.is_fail():
                 self._check_failure(cmd, e)
@@ -599,22 +602,24 @@ class Runner:
         self._compare(cmd, res)
 
     def _instant_eval(self, cmd: EvalCmd, sel: TrackingSelector) -> None:
-        expr = self._parse_expr(cmd)
-        queries: list[tuple[Expr | Exception, int]] = [(expr, cmd.eval_time)]
-        if not isinstance(expr, Exception):
+        parsed = self._parse_expr(cmd)
+        queries: list[tuple[tuple[Expr, Positions] | Exception, int]] = [(parsed, cmd.eval_time)]
+        if not isinstance(parsed, Exception):
             t = cmd.eval_time
-            at_expr = with_at_everywhere(expr, t)
+            at_expr = with_at_everywhere(parsed[0], t, parsed[1])
             if at_expr is not None:
                 times = [-10 * t, 0, int(t / 5), t, 10 * t] if t != 0 else [-1000, 0, 1000]
                 queries.extend((at_expr, et) for et in times)
         for q, t in queries:
             self._run_instant(cmd, sel, q, t)
 
-    def _run_instant(self, cmd: EvalCmd, sel: TrackingSelector, q: Expr | Exception, t: int) -> None:
+    def _run_instant(self, cmd: EvalCmd, sel: TrackingSelector, parsed: tuple[Expr, Positions] | Exception,
+                     t: int) -> None:
         try:
-            if isinstance(q, Exception):
-                raise q
-            res = self.engine.instant(sel, q, t)
+            if isinstance(parsed, Exception):
+                raise parsed
+            q, positions = parsed
+            res = self.engine.instant(sel, q, t, positions=positions, query_text=cmd.expr)
         except Exception as e:
             if cmd.is_fail():
                 self._check_failure(cmd, e)
@@ -627,7 +632,8 @@ class Runner:
         if cmd.exclude_from_range or _CONTEXT_FUNCS.search(cmd.expr):
             return
         try:
-            rres = self.engine.range(sel, q, t - 60_000, t + 60_000, 60_000)
+            rres = self.engine.range(sel, q, t - 60_000, t + 60_000, 60_000, positions=positions,
+                                     query_text=cmd.expr)
         except Exception as e:
             raise EvalFailure(f"error evaluating query in range mode: {type(e).__name__}: {e}") from e
         if cmd.is_ordered():
@@ -764,13 +770,17 @@ class FileResult:
     failures: list[tuple[int, str, str]] = field(default_factory=list)
 
 
+def _default_parse_fn(query: str) -> Expr:
+    return parse_with_positions(query)[0]
+
+
 def _default_parse() -> Callable[[str], Expr] | None:
     try:
         from clearsight.query.promql import parser as pmod
     except ImportError:
         return None
     fn = getattr(pmod, "parse", None)
-    return fn if callable(fn) else None
+    return _default_parse_fn if callable(fn) else None
 
 
 def run_file(path: Path, parse: Callable[[str], Expr] | None = None) -> FileResult:

@@ -264,7 +264,7 @@ def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], witho
         sel = np.where(r[None, :] >= 0, offs < r[None, :], offs >= 1.0 + r[None, :])
         present = v.present & sel & (r[None, :] != 0)
         return VectorSteps(v.labels, v.values, present, v.drop_name, None)
-    if n == 0 or (not np.isnan(param).any() and param.max() < 1):
+    if not np.isnan(param).any() and param.max() < 1:
         return VectorSteps.empty(k)
     if np.isnan(param).any():
         raise QueryError("Parameter value is NaN")
@@ -272,6 +272,8 @@ def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], witho
         raise QueryError(f"Scalar value {_g(param.min())} underflows int64")
     if param.max() >= MAX_INT64:
         raise QueryError(f"Scalar value {_g(param.max())} overflows int64")
+    if n == 0:
+        return VectorSteps.empty(k)
     kk = np.minimum(np.trunc(param), n)
     keys, gid = _groups(v.labels, grouping, without)
     gid_a = np.asarray(gid)

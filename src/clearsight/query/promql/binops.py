@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from clearsight.model.labels import Labels, format_labels
+from clearsight.model.labels import Labels
 from clearsight.query.promql.ast import (
     ARITHMETIC_OPS,
     COMPARISON_OPS,
@@ -21,7 +21,7 @@ from clearsight.query.promql.ast import (
     VectorMatching,
 )
 from clearsight.query.promql.values import F64, BoolArr, QueryError, ScalarSteps, Value, VectorSteps
-from clearsight.query.promql.vecutil import merge_rows, stack
+from clearsight.query.promql.vecutil import labels_string, merge_rows, stack
 
 ArithFn = Callable[[F64, F64], F64]
 
@@ -205,11 +205,11 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
         if bad.any():
             j = int(np.argmax(bad))
             dup = [one.labels[r] for r in rows if one.present[r, j]][:2]
-            a, b = sorted(format_labels(x) for x in dup)
+            a, b = sorted(labels_string(x) for x in dup)
             side = "left" if swap else "right"
             ml = _match_labels(dup[0], matching)
             raise QueryError(
-                f"found duplicate series for the match group {format_labels(ml)} on the {side} hand-side "
+                f"found duplicate series for the match group {labels_string(ml)} on the {side} hand-side "
                 f"of the operation: [{a}, {b}];many-to-many matching not allowed: matching labels must be "
                 f"unique on one side")
         one_present_by_sig[s] = np.asarray(p.any(axis=0))

@@ -13,7 +13,7 @@ import copy
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,11 +58,12 @@ from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows
 from clearsight.store.interface import SeriesSelector
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000
+_HAS_POS = re.compile(r"\(\d+:\d+\)$")
 SORT_FUNCS = frozenset({"sort", "sort_desc", "sort_by_label", "sort_by_label_desc"})
 # Functions whose value depends on the evaluation time even for step-invariant arguments.
 AT_MODIFIER_UNSAFE_FUNCTIONS = frozenset({
     "days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month", "year",
-    "predict_linear", "time", "timestamp",
+    "predict_linear", "time", "timestamp", "start", "end", "range", "step",
 })
 
 
@@ -76,11 +77,48 @@ def _load_functions() -> dict[str, FunctionImpl]:
 
 
 def _parse(query: str) -> Expr:
+    return parse_with_positions(query)[0]
+
+
+Positions = dict[int, int]  # id(AST node) -> 0-based character offset of its start in the query
+
+
+def parse_with_positions(query: str) -> tuple[Expr, Positions]:
+    """Parses ``query`` and returns the start offset of every node (for annotation positions).
+
+    Uses the parser's public ``parse_with_positions`` when it has one; otherwise its parser
+    object's start table; otherwise no positions."""
     try:
         from clearsight.query.promql import parser as pmod
     except ImportError as e:  # pragma: no cover - only before the parser lands
         raise QueryError("PromQL parser is not available") from e
-    return pmod.parse(query)
+    public = getattr(pmod, "parse_with_positions", None)
+    if callable(public):
+        expr, pos = public(query)
+        return expr, dict(pos)
+    cls = getattr(pmod, "_Parser", None)
+    headroom = getattr(pmod, "recursion_headroom", None)
+    max_len = getattr(pmod, "DEFAULT_MAX_QUERY_LENGTH", None)
+    max_depth = getattr(pmod, "DEFAULT_MAX_DEPTH", None)
+    if cls is None or headroom is None or max_len is None or max_depth is None or len(query) > max_len:
+        return pmod.parse(query), {}
+    with headroom():
+        p = cls(query, max_depth, True)
+        expr = p.parse_query()
+    starts = getattr(p, "starts", {})
+    return expr, dict(starts) if isinstance(starts, dict) else {}
+
+
+def copy_with_positions(expr: Expr, positions: Positions) -> tuple[Expr, Positions]:
+    """Deep-copies an AST, carrying its node positions over to the copy."""
+    memo: dict[int, Any] = {}
+    new = copy.deepcopy(expr, memo)
+    moved: Positions = {}
+    for old_id, off in positions.items():
+        obj = memo.get(old_id)
+        if obj is not None:
+            moved[id(obj)] = off
+    return new, moved
 
 
 class QueryCanceled(QueryError):
@@ -101,7 +139,9 @@ class Evaluator:
 
     def __init__(self, selector: SeriesSelector, start_ms: int, end_ms: int, step_ms: int,
                  lookback_ms: int, limits: _Limits, functions: dict[str, FunctionImpl],
-                 instant: bool) -> None:
+                 instant: bool, positions: Positions | None = None, query_text: str = "") -> None:
+        self.positions = positions or {}
+        self.query_text = query_text
         self.selector = selector
         self.start = start_ms
         self.end = end_ms
@@ -114,6 +154,29 @@ class Evaluator:
         self.stats = QueryStats()
 
     # ---- helpers ----
+
+    def position(self, node: Expr) -> str | None:
+        """``line:column`` of ``node`` in the query, as Prometheus renders annotation positions."""
+        off = self.positions.get(id(node))
+        if off is None:
+            return None
+        text = self.query_text
+        line = text.count("\n", 0, off) + 1
+        col = off - (text.rfind("\n", 0, off) + 1) + 1
+        return f"{line}:{col}"
+
+    def _mark_annotations(self, before: tuple[int, int], pick: Callable[[str], Expr | None]) -> None:
+        """Appends the position of the node ``pick(message)`` to annotations added since ``before``."""
+        ann = self.annotations
+        for lst, start in ((ann.warnings, before[0]), (ann.infos, before[1])):
+            for i in range(start, len(lst)):
+                msg = lst[i]
+                if _HAS_POS.search(msg):
+                    continue
+                node = pick(msg)
+                pos = self.position(node) if node is not None else None
+                if pos is not None:
+                    lst[i] = f"{msg} ({pos})"
 
     def check_deadline(self) -> None:
         if time.monotonic() > self.limits.deadline:
@@ -235,6 +298,8 @@ class Evaluator:
             return VectorSteps.empty(0)
         lo = int(eff.min()) - self.lookback + 1
         hi = int(eff.max())
+        if e.smoothed:
+            return self._smoothed_selector(e, eff)
         data = self.select(e.matchers, lo, hi)
         n = len(data)
         values = np.zeros((n, k))
@@ -257,6 +322,41 @@ class Evaluator:
             sample_ts[i] = t
         self._account(n * k)
         return compact(VectorSteps(list(data.labels), values, present, None, sample_ts))
+
+    def _smoothed_selector(self, e: VectorSelector, eff: I64) -> VectorSteps:
+        """``metric smoothed``: the value at each step linearly interpolated between the samples
+        around it (within the lookback on either side), or the last sample when none follows."""
+        k = eff.shape[0]
+        lb = self.lookback
+        data = self.select(e.matchers, int(eff.min()) - lb + 1, int(eff.max()) + lb)
+        n = len(data)
+        values = np.zeros((n, k))
+        present = np.zeros((n, k), dtype=bool)
+        offs = data.offsets
+        for i in range(n):
+            a, b = int(offs[i]), int(offs[i + 1])
+            st = data.timestamps[a:b]
+            sv = data.values[a:b]
+            keep = ~stale_mask(sv)
+            st, sv = st[keep], sv[keep]
+            if st.size == 0:
+                continue
+            nxt = np.searchsorted(st, eff, side="left")
+            nxc = np.minimum(nxt, st.size - 1)
+            prv = np.maximum(nxt - 1, 0)
+            has_next = (nxt < st.size) & (st[nxc] <= eff + lb)
+            has_prev = (nxt > 0) & (st[prv] > eff - lb)
+            exact = has_next & (st[nxc] == eff)
+            with np.errstate(all="ignore"):
+                t1, t2 = st[prv], st[nxc]
+                y1, y2 = sv[prv], sv[nxc]
+                interp = y1 + (y2 - y1) * (eff - t1).astype(np.float64) / (t2 - t1).astype(np.float64)
+            val = np.where(exact, y2, np.where(has_prev & has_next, interp, y1))
+            ok = exact | has_prev
+            values[i] = val
+            present[i] = ok
+        self._account(n * k)
+        return compact(VectorSteps(list(data.labels), values, present, None, None))
 
     def matrix_selector(self, e: MatrixSelector, ts: I64) -> MatrixSteps:
         vs = e.vector
@@ -303,8 +403,9 @@ class Evaluator:
         if first <= lo:
             first += step
         inner_ts = np.arange(first, hi + 1, step, dtype=np.int64)
-        if inner_ts.size > 0:
-            self._account(int(inner_ts.size))
+        if inner_ts.size == 0:
+            return MatrixSteps([], [], [], eff, rng)
+        self._account(int(inner_ts.size))
         inner = self.eval(e.expr, inner_ts)
         if not isinstance(inner, VectorSteps):
             if isinstance(inner, ScalarSteps):
@@ -337,8 +438,16 @@ class Evaluator:
         v = self.eval(e.expr, ts)
         if not isinstance(v, VectorSteps):
             raise QueryError(f"expected instant vector in aggregation {e.op}")
+        before = (len(self.annotations.warnings), len(self.annotations.infos))
         out = aggregations.aggregate(e.op, v, param, list(e.grouping), e.without, self.annotations,
                                      instant=self.instant)
+
+        def pick(msg: str) -> Expr | None:
+            if "quantile value" in msg or "ratio value" in msg:
+                return e.param
+            return e if e.op in ("topk", "bottomk") else e.expr
+
+        self._mark_annotations(before, pick)
         self._account(out.values.size)
         return out
 
@@ -350,9 +459,12 @@ class Evaluator:
             from clearsight.query.promql.info import evaluate_info
 
             return evaluate_info(self, e, ts)
-        if name in ("step", "range") and not e.args:
-            return ScalarSteps(np.full(ts.shape, self._duration_seconds(e)))
+        if name in ("step", "range", "start", "end") and not e.args:
+            secs = {"step": self.step, "range": self.end - self.start, "start": self.start,
+                    "end": self.end}[name] / 1000.0
+            return ScalarSteps(np.full(ts.shape, secs))
         args: list[Value] = [self.eval(a, ts) for a in e.args]
+        before = (len(self.annotations.warnings), len(self.annotations.infos))
         impl = self.functions.get(name)
         ctx = FuncContext(step_times=ts, arg_exprs=list(e.args), annotations=self.annotations,
                           lookback_delta_ms=self.lookback)
@@ -365,9 +477,24 @@ class Evaluator:
             out = impl(ctx, args)
         if name in SORT_FUNCS and isinstance(out, VectorSteps):
             out = _sort_rows(name, out, args)
+        self._mark_annotations(before, lambda msg: _annotated_arg(e, msg))
         if isinstance(out, VectorSteps):
             self._account(out.values.size)
         return out
+
+
+def _annotated_arg(e: Call, msg: str) -> Expr | None:
+    """The node Prometheus attaches a function's annotation to."""
+    if "ineffective for range queries" in msg:
+        return e
+    if "quantile value" in msg:
+        for a in e.args:
+            if a.type is ValueType.SCALAR:
+                return a
+    for a in e.args:
+        if a.type in (ValueType.VECTOR, ValueType.MATRIX):
+            return a
+    return e
 
 
 _NAT_RE = re.compile(r"(\d+)")
@@ -405,8 +532,7 @@ def _sort_rows(name: str, v: VectorSteps, args: list[Value]) -> VectorSteps:
             d = dict(v.labels[i])
             return tuple(_natkey(d.get(nm, "")) for nm in names)
 
-        base = sorted(range(n), key=lambda i: v.labels[i])
-        order = sorted(base, key=lkey, reverse=(name == "sort_by_label_desc"))
+        order = sorted(range(n), key=lambda i: (lkey(i), v.labels[i]), reverse=(name == "sort_by_label_desc"))
     idx = np.asarray(order, dtype=np.int64)
     return VectorSteps([v.labels[i] for i in order], v.values[idx], v.present[idx],
                        v.drop_name[idx] if v.drop_name is not None else None,
@@ -439,19 +565,24 @@ class Engine:
 
     def _evaluator(self, selector: SeriesSelector, start: int, end: int, step: int, instant: bool,
                    timeout_s: float | None, cancel: threading.Event | None,
-                   lookback_delta_ms: int | None) -> Evaluator:
+                   lookback_delta_ms: int | None, positions: Positions | None = None,
+                   query_text: str = "") -> Evaluator:
         timeout = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
         limits = _Limits(self.max_samples, self.max_series, time.monotonic() + timeout, cancel)
         lookback = self.lookback_delta_ms if not lookback_delta_ms else lookback_delta_ms
-        return Evaluator(selector, start, end, step, lookback, limits, self.functions, instant)
+        return Evaluator(selector, start, end, step, lookback, limits, self.functions, instant, positions,
+                         query_text)
 
     def instant(self, selector: SeriesSelector, query: str | Expr, time_ms: int, *,
                 timeout_s: float | None = None, cancel: threading.Event | None = None,
-                lookback_delta_ms: int | None = None) -> QueryResult:
+                lookback_delta_ms: int | None = None, positions: Positions | None = None,
+                query_text: str = "") -> QueryResult:
         """Evaluates ``query`` at ``time_ms``. ``timeout_s`` can only shorten the engine's timeout;
-        setting ``cancel`` aborts the query at the next operator boundary (QueryCanceled)."""
-        expr = _parse(query) if isinstance(query, str) else query
-        ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms)
+        setting ``cancel`` aborts the query at the next operator boundary (QueryCanceled).
+        For a pre-parsed ``Expr``, ``positions``/``query_text`` give annotation positions."""
+        expr, positions, query_text = _prepare(query, positions, query_text)
+        ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms,
+                             positions, query_text)
         ts = np.asarray([time_ms], dtype=np.int64)
         val = ev.eval(expr, ts)
         res = _finish(ev, val, ts, instant=True)
@@ -460,7 +591,8 @@ class Engine:
 
     def range(self, selector: SeriesSelector, query: str | Expr, start_ms: int, end_ms: int,
               step_ms: int, *, timeout_s: float | None = None, cancel: threading.Event | None = None,
-              lookback_delta_ms: int | None = None) -> QueryResult:
+              lookback_delta_ms: int | None = None, positions: Positions | None = None,
+              query_text: str = "") -> QueryResult:
         if step_ms <= 0:
             raise QueryError("zero or negative query resolution step widths are not accepted. "
                              "Try a positive integer")
@@ -471,14 +603,22 @@ class Engine:
             raise QueryLimitExceeded(
                 f"exceeded maximum resolution of {self.max_points_per_series:,} points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)")
-        expr = _parse(query) if isinstance(query, str) else query
+        expr, positions, query_text = _prepare(query, positions, query_text)
         if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
             raise QueryError(f"invalid expression type \"{_type_name(expr.type)}\" for range query, "
                              "must be Scalar or instant Vector")
-        ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms)
+        ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms,
+                             positions, query_text)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         val = ev.eval(expr, ts)
         return _finish(ev, val, ts, instant=False)
+
+
+def _prepare(query: str | Expr, positions: Positions | None, query_text: str) -> tuple[Expr, Positions, str]:
+    if isinstance(query, str):
+        expr, pos = parse_with_positions(query)
+        return expr, pos, query
+    return query, positions or {}, query_text
 
 
 def _type_name(t: ValueType) -> str:
@@ -530,11 +670,13 @@ def _check_unique(labels: list[Labels]) -> None:
 
 # ---- AST utilities used by tests and the promqltest runner ----
 
-def with_at_everywhere(expr: Expr, at_ms: int) -> Expr | None:
-    """Returns a copy of ``expr`` with ``@ at_ms`` set on every selector and subquery lacking one
-    (not descending into subqueries), or None when the expression contains a function whose
-    value depends on the evaluation time (Prometheus' AtModifierUnsafeFunctions)."""
-    e = copy.deepcopy(expr)
+def with_at_everywhere(expr: Expr, at_ms: int,
+                       positions: Positions | None = None) -> tuple[Expr, Positions] | None:
+    """Returns a copy of ``expr`` (and its node positions) with ``@ at_ms`` set on every selector
+    and subquery lacking one (not descending into subqueries), or None when the expression
+    contains a function whose value depends on the evaluation time (Prometheus'
+    AtModifierUnsafeFunctions)."""
+    e, new_positions = copy_with_positions(expr, positions or {})
     unsafe = False
 
     def walk(node: Expr) -> None:
@@ -561,7 +703,7 @@ def with_at_everywhere(expr: Expr, at_ms: int) -> Expr | None:
             walk(child)
 
     walk(e)
-    return None if unsafe else e
+    return None if unsafe else (e, new_positions)
 
 
 def _children(node: Expr) -> list[Expr]:
@@ -601,6 +743,8 @@ __all__ = [
     "Evaluator",
     "QueryCanceled",
     "QueryResult",
+    "copy_with_positions",
+    "parse_with_positions",
     "selector_matchers",
     "with_at_everywhere",
 ]

@@ -111,3 +111,30 @@ def format_float(f: float) -> str:
     if s == "-0":
         return "-0"
     return s
+
+
+def go_quote(s: str) -> str:
+    """Go's strconv.Quote for the characters label values usually contain."""
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif not ch.isprintable():
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def labels_string(labels: Labels) -> str:
+    """Prometheus' labels.Labels.String(): ``{a="1", b="2"}`` (the name as a plain label)."""
+    return "{" + ", ".join(f"{n}={go_quote(v)}" for n, v in labels) + "}"
