@@ -167,13 +167,14 @@ def fn_label_join(ctx: FuncContext, args: list[Value]) -> Value:
 
 
 def _reorder(v: VectorSteps, order: list[int] | np.typing.NDArray[np.intp]) -> VectorSteps:
+    """The rows of ``v`` in ``order``. Like any computed vector, the result carries no sample
+    timestamps (``timestamp(sort(x))`` is the evaluation time, as in Prometheus)."""
     idx = np.asarray(order, dtype=np.intp)
     return VectorSteps(
         [v.labels[i] for i in idx],
         v.values[idx],
         v.present[idx],
         None if v.drop_name is None else np.asarray(v.drop_name)[idx],
-        None if v.sample_ts is None else np.asarray(v.sample_ts)[idx],
     )
 
 
@@ -182,7 +183,7 @@ def _sort_by_value(ctx: FuncContext, args: list[Value], name: str, desc: bool) -
     k = v.values.shape[1]
     if k != 1:
         ctx.annotations.warn(SORT_IN_RANGE_WARNING)
-        return v
+        return _reorder(v, np.arange(v.num_series))
     rows = np.flatnonzero(v.present[:, 0])
     vals = v.values[rows, 0]
     nan = np.isnan(vals)
