@@ -1,0 +1,526 @@
+"""Remote-write ingest, side by side: Clearsight vs Prometheus 2.42 vs VictoriaMetrics 1.79.
+
+The same snappy WriteRequests (bench/workload.py, encoded once) are sent by 4 concurrent senders to
+each server, started here on free 127.0.0.1 ports in temporary directories and stopped by PID.
+Printed per server (medians over ``--repeat`` runs, a fresh server and data dir per run):
+
+- samples/s: accepted samples / wall time from the first send to the last 2xx;
+- CPU s per million samples: user+system CPU of the server process tree during the send phase;
+- bytes/sample on disk after a flush: Clearsight: data dir after a clean shutdown (checkpoint);
+  VictoriaMetrics: data dir after ``/internal/force_flush``; Prometheus: its head is not compacted
+  within a run, so both its data dir (WAL + head chunks) and a TSDB snapshot with the head written
+  as a block (``/api/v1/admin/tsdb/snapshot``, needs ``--web.enable-admin-api``) are reported;
+- ratios vs Prometheus.
+
+Also measures the decoder alone (``decode_write_request``: snappy + protobuf walk into a SampleBatch)
+on the same 2,000-series requests, compiled vs pure-Python, and the validation step.
+
+Usage: ``.venv/bin/python bench/remote_write.py [--series 10000] [--scrapes 120] [--repeat 3]``
+(``--series 2000 --scrapes 20 --repeat 1`` runs in well under a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import workload
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+    "User-Agent": "clearsight-bench",
+}
+
+
+# --- process and disk accounting ------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = raw[raw.rindex(")") + 2:].split()
+    ppid = int(rest[1])
+    ticks = int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])  # utime stime cutime cstime
+    return ppid, ticks / CLK_TCK
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user+system, including reaped children) of ``root`` and its live descendants."""
+    procs: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            s = _stat(int(d))
+            if s is not None:
+                procs[int(d)] = s
+    total = 0.0
+    want = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _) in procs.items():
+            if ppid in want and pid not in want:
+                want.add(pid)
+                changed = True
+    for pid in want:
+        if pid in procs:
+            total += procs[pid][1]
+    return total
+
+
+def dir_bytes(path: Path) -> tuple[int, int]:
+    """(apparent size, allocated size) of all files under ``path``."""
+    apparent = allocated = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except OSError:
+                continue
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+    return apparent, allocated
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_call(method: str, url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    binary: str
+    port: int = 0
+    tmp: Path = Path()
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = Path()
+
+    write_path = "/api/v1/write"
+    ready_path = "/ready"
+
+    def available(self) -> str | None:
+        return None if shutil.which(self.binary) or os.path.exists(self.binary) else f"{self.binary} not found"
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def data_dir(self) -> Path:
+        return self.tmp / "data"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-"))
+        self.data_dir.mkdir()
+        self.port = free_port()
+        self.log_path = self.tmp / "server.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.argv(), cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                status, _ = http_call("GET", self.url(self.ready_path), timeout=2)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log_tail()}")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n    ".join(["", *lines[-n:]])
+
+    def flush(self) -> dict[str, int]:
+        """Makes the data durable on disk; returns named disk sizes (apparent bytes)."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Clearsight(Server):
+    def __init__(self) -> None:
+        super().__init__("clearsight", sys.executable)
+
+    def available(self) -> str | None:
+        return None
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "clearsight", "server", "--data-dir", str(self.data_dir),
+                "--listen", f"127.0.0.1:{self.port}", "--otlp-http-listen", "", "--otlp-grpc-listen", ""]
+
+    def flush(self) -> dict[str, int]:
+        rc = self.stop(timeout=120)
+        return {"data dir after shutdown": dir_bytes(self.data_dir)[0], "exit code": rc if rc is not None else -1}
+
+
+class Prometheus(Server):
+    ready_path = "/-/ready"
+
+    def __init__(self) -> None:
+        super().__init__("prometheus", "/usr/bin/prometheus")
+
+    def argv(self) -> list[str]:
+        cfg = self.tmp / "prometheus.yml"
+        cfg.write_text("global:\n  scrape_interval: 15s\n")
+        return [self.binary, f"--config.file={cfg}", "--web.enable-remote-write-receiver",
+                f"--storage.tsdb.path={self.data_dir}", f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.remote.flush-deadline=1s", "--web.enable-admin-api", "--log.level=warn"]
+
+    def flush(self) -> dict[str, int]:
+        sizes = {"data dir (WAL + head chunks)": dir_bytes(self.data_dir)[0]}
+        status, body = http_call("POST", self.url("/api/v1/admin/tsdb/snapshot"), timeout=120)
+        if status == 200:
+            name = json.loads(body)["data"]["name"]
+            sizes["snapshot block (head compacted)"] = dir_bytes(self.data_dir / "snapshots" / name)[0]
+        return sizes
+
+
+class VictoriaMetrics(Server):
+    ready_path = "/health"
+
+    def __init__(self) -> None:
+        super().__init__("victoriametrics", "/usr/bin/victoria-metrics")
+
+    def argv(self) -> list[str]:
+        return [self.binary, f"-storageDataPath={self.data_dir}", f"-httpListenAddr=127.0.0.1:{self.port}",
+                "-loggerLevel=WARN"]
+
+    def flush(self) -> dict[str, int]:
+        http_call("GET", self.url("/internal/force_flush"), timeout=60)
+        time.sleep(1.0)
+        return {"data dir after force_flush": dir_bytes(self.data_dir)[0]}
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendResult:
+    wall_s: float = 0.0
+    requests: int = 0
+    retries: int = 0
+    rejected: int = 0
+    first_rejection: str = ""
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def send_all(port: int, path: str, bodies: list[list[bytes]], on_start: Callable[[], None]) -> SendResult:
+    res = SendResult()
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(bodies) + 1)
+
+    def sender(mine: list[bytes]) -> None:
+        barrier.wait()
+        try:
+            send(mine)
+        except Exception as e:  # reported, never a hang
+            with lock:
+                res.rejected += 1
+                res.first_rejection = res.first_rejection or f"sender crashed: {e!r}"
+
+    def send(mine: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for body in mine:
+            attempt = 0
+            while True:
+                try:
+                    conn.request("POST", path, body, HEADERS)
+                    r = conn.getresponse()
+                    data = r.read()
+                    status = r.status
+                    retry_after = r.getheader("Retry-After")
+                except (OSError, http.client.HTTPException) as e:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                    status, data, retry_after = -1, str(e).encode(), None
+                with lock:
+                    res.statuses[status] = res.statuses.get(status, 0) + 1
+                    res.requests += 1
+                if 200 <= status < 300:
+                    break
+                if status in (-1, 429) or status >= 500:
+                    attempt += 1
+                    with lock:
+                        res.retries += 1
+                    if attempt > 50:
+                        with lock:
+                            res.rejected += 1
+                            res.first_rejection = res.first_rejection or f"{status}: giving up"
+                        break
+                    time.sleep(min(float(retry_after or 0.05 * attempt), 2.0))
+                    continue
+                with lock:
+                    res.rejected += 1
+                    if not res.first_rejection:
+                        res.first_rejection = f"{status}: {data[:300].decode(errors='replace')}"
+                break
+        conn.close()
+
+    threads = [threading.Thread(target=sender, args=(b,), daemon=True) for b in bodies]
+    for t in threads:
+        t.start()
+    on_start()
+    barrier.wait(timeout=60)
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+@dataclass
+class Run:
+    samples_per_s: float
+    cpu_s_per_million: float
+    disk: dict[str, int]
+    send: SendResult
+
+
+def run_once(server: Server, payloads: workload.Payloads) -> Run:
+    server.start()
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        cpu0 = [0.0]
+
+        def start() -> None:
+            cpu0[0] = tree_cpu_seconds(pid)
+
+        send = send_all(server.port, server.write_path, payloads.bodies, start)
+        cpu = tree_cpu_seconds(pid) - cpu0[0]
+        accepted = payloads.total_samples if not send.rejected else None
+        disk = server.flush()
+        samples = accepted if accepted is not None else 0
+        return Run(
+            samples_per_s=samples / send.wall_s if send.wall_s else 0.0,
+            cpu_s_per_million=cpu / (payloads.total_samples / 1e6),
+            disk=disk,
+            send=send,
+        )
+    finally:
+        server.cleanup()
+
+
+# --- decoder micro-benchmark ------------------------------------------------------------------------
+
+
+def bench_decoder(payloads: workload.Payloads) -> dict[str, float]:
+    from clearsight.ingest import remote_write as rw
+    from clearsight.pipeline.limits import WriteLimits
+    from clearsight.pipeline.validate import make_validator
+
+    limits = WriteLimits()
+    bodies = [b for sender in payloads.bodies for b in sender]
+
+    def decode_all(native: bool, items: list[bytes]) -> tuple[float, int, int]:
+        t0 = time.perf_counter()
+        series = samples = 0
+        for body in items:
+            b = rw.decode_write_request(body, content_encoding="snappy", content_type="application/x-protobuf",
+                                        limits=limits, native=native)
+            series += b.num_series
+            samples += b.num_samples
+        return time.perf_counter() - t0, series, samples
+
+    out: dict[str, float] = {"requests": len(bodies),
+                             "series_per_request": payloads.n_series * payloads.scrapes / max(1, len(bodies))}
+    if rw.NATIVE_AVAILABLE:
+        decode_all(True, bodies[:20])  # warm up
+        dt, series, samples = decode_all(True, bodies)
+        out.update(native_series_per_s=series / dt, native_samples_per_s=samples / dt,
+                   native_us_per_request=dt / len(bodies) * 1e6)
+        # two threads: the walk releases the GIL
+        half = [bodies[0::2], bodies[1::2]]
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=decode_all, args=(True, h)) for h in half]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out["native_2threads_samples_per_s"] = payloads.total_samples / (time.perf_counter() - t0)
+    few = bodies[: max(1, min(10, len(bodies)))]
+    dt, series, samples = decode_all(False, few)
+    out.update(pure_series_per_s=series / dt, pure_samples_per_s=samples / dt)
+
+    batches = [rw.decode_write_request(b, content_encoding="snappy", content_type=None, limits=limits)
+               for b in bodies]
+    validate = make_validator(limits, time.time)
+    t0 = time.perf_counter()
+    for b in batches:  # cold: every key is new
+        validate("bench", b)
+    out["validate_cold_series_per_s"] = sum(b.num_series for b in batches) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for b in batches:  # warm: keys cached
+        validate("bench", b)
+    out["validate_warm_samples_per_s"] = payloads.total_samples / (time.perf_counter() - t0)
+    return out
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def _fmt_rate(v: float) -> str:
+    return f"{v / 1e3:,.0f}k" if v < 1e6 else f"{v / 1e6:,.2f}M"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--series", type=int, default=10_000)
+    ap.add_argument("--scrapes", type=int, default=120)
+    ap.add_argument("--senders", type=int, default=4)
+    ap.add_argument("--samples-per-request", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--servers", default="clearsight,prometheus,victoriametrics")
+    ap.add_argument("--no-decoder", action="store_true", help="skip the decoder micro-benchmark")
+    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "remote_write.json")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    end_ms = int(time.time() * 1000)
+    payloads = workload.build_payloads(args.series, args.scrapes, senders=args.senders,
+                                       samples_per_request=args.samples_per_request, end_ms=end_ms)
+    nreq = sum(len(b) for b in payloads.bodies)
+    print(f"workload: {payloads.n_series} node_exporter-like series x {payloads.scrapes} scrapes = "
+          f"{payloads.total_samples:,} samples in {nreq} requests (~{args.samples_per_request} samples each), "
+          f"{args.senders} senders; {payloads.uncompressed_bytes / payloads.total_samples:.1f} B/sample protobuf, "
+          f"{payloads.compressed_bytes / payloads.total_samples:.1f} B/sample snappy "
+          f"(encoded in {time.perf_counter() - t0:.1f}s)")
+    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "servers": {}}
+
+    if not args.no_decoder:
+        dec = bench_decoder(payloads)
+        report["decoder"] = dec
+        print("\ndecoder (snappy + protobuf walk -> SampleBatch, one core, same requests):")
+        if "native_series_per_s" in dec:
+            print(f"  compiled: {_fmt_rate(dec['native_series_per_s'])} series/s, "
+                  f"{_fmt_rate(dec['native_samples_per_s'])} samples/s, "
+                  f"{dec['native_us_per_request']:.0f} us per request of ~{dec['series_per_request']:.0f} samples; "
+                  f"2 threads: {_fmt_rate(dec['native_2threads_samples_per_s'])} samples/s")
+        else:
+            print("  compiled: NOT BUILT")
+        print(f"  pure Python: {_fmt_rate(dec['pure_series_per_s'])} series/s, "
+              f"{_fmt_rate(dec['pure_samples_per_s'])} samples/s")
+        print(f"  validate: cold {_fmt_rate(dec['validate_cold_series_per_s'])} new series/s, "
+              f"warm {_fmt_rate(dec['validate_warm_samples_per_s'])} samples/s")
+
+    factories: dict[str, Callable[[], Server]] = {
+        "clearsight": Clearsight, "prometheus": Prometheus, "victoriametrics": VictoriaMetrics}
+    results: dict[str, list[Run]] = {}
+    for name in [s.strip() for s in args.servers.split(",") if s.strip()]:
+        why = factories[name]().available()
+        if why:
+            print(f"\n{name}: skipped ({why})")
+            report["servers"][name] = {"skipped": why}
+            continue
+        runs: list[Run] = []
+        for i in range(args.repeat):
+            try:
+                run = run_once(factories[name](), payloads)
+            except Exception as e:  # a broken server is reported, the other peers still run
+                print(f"\n{name}: run {i + 1} failed: {e}")
+                report["servers"][name] = {"error": str(e)}
+                break
+            s = run.send
+            print(f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
+                  f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
+                  f"{s.rejected} rejected {s.first_rejection[:200]}")
+            runs.append(run)
+        if runs:
+            results[name] = runs
+            report["servers"][name] = {"runs": [asdict(r) for r in runs]}
+
+    def med(name: str, f: Callable[[Run], float]) -> float:
+        return statistics.median(f(r) for r in results[name])
+
+    print(f"\nresults (median of {args.repeat}; {payloads.total_samples:,} samples):")
+    print(f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8}  bytes/sample on disk")
+    base_rate = med("prometheus", lambda r: r.samples_per_s) if "prometheus" in results else None
+    base_cpu = med("prometheus", lambda r: r.cpu_s_per_million) if "prometheus" in results else None
+    base_disk = None
+    if "prometheus" in results:
+        key = "snapshot block (head compacted)"
+        if all(key in r.disk for r in results["prometheus"]):
+            base_disk = med("prometheus", lambda r: r.disk[key] / payloads.total_samples)
+    summary: dict[str, Any] = {}
+    for name, runs in results.items():
+        rate = med(name, lambda r: r.samples_per_s)
+        cpu = med(name, lambda r: r.cpu_s_per_million)
+        disks = {k: statistics.median(r.disk[k] for r in runs) for k in runs[0].disk if k != "exit code"}
+        disk_txt = "; ".join(
+            f"{k}: {v / payloads.total_samples:.2f}"
+            + (f" ({v / payloads.total_samples / base_disk:.2f}x)" if base_disk else "")
+            for k, v in disks.items())
+        rr = f"{rate / base_rate:.2f}x" if base_rate else "-"
+        cr = f"{cpu / base_cpu:.2f}x" if base_cpu else "-"
+        rejected = sum(r.send.rejected for r in runs)
+        note = f"  [{rejected} requests rejected]" if rejected else ""
+        print(f"{name:<16} {_fmt_rate(rate):>10} {rr:>8} {cpu:>8.2f} {cr:>8}  {disk_txt}{note}")
+        summary[name] = {"samples_per_s": rate, "cpu_s_per_million": cpu,
+                         "bytes_per_sample": {k: v / payloads.total_samples for k, v in disks.items()},
+                         "rejected_requests": rejected}
+    report["summary"] = summary
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\n(bytes/sample ratios are vs Prometheus' snapshot block; full results in {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
