@@ -110,3 +110,23 @@ def test_execution_error_is_422(client: TestClient) -> None:
 def test_format_query(client: TestClient) -> None:
     body = client.get("/api/v1/format_query", params={"query": "sum(rate(x[5m])) by (a)"}).json()
     assert body == {"status": "success", "data": "sum by (a) (rate(x[5m]))"}
+
+
+def test_catalog_lists_metrics_labels_values(client: TestClient) -> None:
+    body = client.get("/api/v1/catalog").json()
+    entry = body["data"]["reqs_total"]
+    assert entry["series"] == 3
+    assert entry["labels"]["i"] == {"values": ["0", "1", "2"], "count": 3, "truncated": False}
+    assert entry["labels"]["job"]["values"] == ["api"]
+    small = client.get("/api/v1/catalog", params={"values_limit": 2}).json()["data"]["reqs_total"]["labels"]["i"]
+    assert small == {"values": ["0", "1"], "count": 3, "truncated": True}
+
+
+def test_latest_value_per_series(client: TestClient) -> None:
+    body = client.get("/api/v1/latest", params={"match[]": "reqs_total", "time": T / 1000 + 3600}).json()
+    assert body["data"] == []  # nothing within the 5m lookback
+    body = client.get("/api/v1/latest", params={"match[]": 'reqs_total{i="2"}', "time": T / 1000 + 630}).json()
+    assert body["data"] == [{"metric": {"__name__": "reqs_total", "i": "2", "job": "api"},
+                             "value": [T / 1000 + 600, "300"]}]
+    r = client.get("/api/v1/latest")
+    assert r.status_code == 400 and r.json()["error"] == "no match[] parameter provided"

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from clearsight import __version__
 from clearsight.api.common import TenantOf
+from clearsight.api.discovery import make_discovery_handlers
 from clearsight.api.ops import make_ops_handlers
 from clearsight.api.prometheus_query import make_query_handlers
 from clearsight.api.prometheus_read import make_read_handlers
@@ -59,6 +60,7 @@ def create_app(s: Services) -> FastAPI:
     read = make_read_handlers(s.store, s.tenant_of)
     write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m)
     query = make_query_handlers(s.store, s.config.query, s.tenant_of)
+    disco = make_discovery_handlers(s.store, s.tenant_of)
     api = [
         ("/health", ops["health"], ["GET"], "Liveness: 200 while the process serves HTTP."),
         ("/ready", ops["ready"], ["GET"], "Readiness: 200 when the store is open and its writer alive."),
@@ -76,6 +78,10 @@ def create_app(s: Services) -> FastAPI:
          "PromQL instant query (query, time, timeout, limit, stats)."),
         ("/api/v1/query_range", _timed("query_range", query["query_range"], m), ["GET", "POST"],
          "PromQL range query (query, start, end, step, timeout, limit, stats)."),
+        ("/api/v1/catalog", _timed("catalog", disco["catalog"], m), ["GET", "POST"],
+         "Metric names with their label names and values (match[], start, end, values_limit)."),
+        ("/api/v1/latest", _timed("latest", disco["latest"], m), ["GET", "POST"],
+         "Latest sample of every series matching match[] (time, lookback, limit)."),
         ("/api/v1/format_query", _timed("format_query", query["format_query"], m), ["GET", "POST"],
          "Canonical formatting of a PromQL expression."),
     ]
