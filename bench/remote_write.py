@@ -59,7 +59,7 @@ def _stat(pid: int) -> tuple[int, float] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    rest = raw[raw.rindex(")") + 2:].split()
+    rest = raw[raw.rindex(")") + 2 :].split()
     ppid = int(rest[1])
     ticks = int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])  # utime stime cutime cstime
     return ppid, ticks / CLK_TCK
@@ -135,7 +135,9 @@ class Server:
     ready_path = "/ready"
 
     def available(self) -> str | None:
-        return None if shutil.which(self.binary) or os.path.exists(self.binary) else f"{self.binary} not found"
+        return (
+            None if shutil.which(self.binary) or os.path.exists(self.binary) else f"{self.binary} not found"
+        )
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -150,8 +152,9 @@ class Server:
         self.port = free_port()
         self.log_path = self.tmp / "server.log"
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.argv(), cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.argv(), cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -202,12 +205,27 @@ class Clearsight(Server):
         return None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "clearsight", "server", "--data-dir", str(self.data_dir),
-                "--listen", f"127.0.0.1:{self.port}", "--otlp-http-listen", "", "--otlp-grpc-listen", ""]
+        return [
+            sys.executable,
+            "-m",
+            "clearsight",
+            "server",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--otlp-http-listen",
+            "",
+            "--otlp-grpc-listen",
+            "",
+        ]
 
     def flush(self) -> dict[str, int]:
         rc = self.stop(timeout=120)
-        return {"data dir after shutdown": dir_bytes(self.data_dir)[0], "exit code": rc if rc is not None else -1}
+        return {
+            "data dir after shutdown": dir_bytes(self.data_dir)[0],
+            "exit code": rc if rc is not None else -1,
+        }
 
 
 class Prometheus(Server):
@@ -219,9 +237,16 @@ class Prometheus(Server):
     def argv(self) -> list[str]:
         cfg = self.tmp / "prometheus.yml"
         cfg.write_text("global:\n  scrape_interval: 15s\n")
-        return [self.binary, f"--config.file={cfg}", "--web.enable-remote-write-receiver",
-                f"--storage.tsdb.path={self.data_dir}", f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.remote.flush-deadline=1s", "--web.enable-admin-api", "--log.level=warn"]
+        return [
+            self.binary,
+            f"--config.file={cfg}",
+            "--web.enable-remote-write-receiver",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.remote.flush-deadline=1s",
+            "--web.enable-admin-api",
+            "--log.level=warn",
+        ]
 
     def flush(self) -> dict[str, int]:
         sizes = {"data dir (WAL + head chunks)": dir_bytes(self.data_dir)[0]}
@@ -239,8 +264,12 @@ class VictoriaMetrics(Server):
         super().__init__("victoriametrics", "/usr/bin/victoria-metrics")
 
     def argv(self) -> list[str]:
-        return [self.binary, f"-storageDataPath={self.data_dir}", f"-httpListenAddr=127.0.0.1:{self.port}",
-                "-loggerLevel=WARN"]
+        return [
+            self.binary,
+            f"-storageDataPath={self.data_dir}",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            "-loggerLevel=WARN",
+        ]
 
     def flush(self) -> dict[str, int]:
         http_call("GET", self.url("/internal/force_flush"), timeout=60)
@@ -373,19 +402,29 @@ def bench_decoder(payloads: workload.Payloads) -> dict[str, float]:
         t0 = time.perf_counter()
         series = samples = 0
         for body in items:
-            b = rw.decode_write_request(body, content_encoding="snappy", content_type="application/x-protobuf",
-                                        limits=limits, native=native)
+            b = rw.decode_write_request(
+                body,
+                content_encoding="snappy",
+                content_type="application/x-protobuf",
+                limits=limits,
+                native=native,
+            )
             series += b.num_series
             samples += b.num_samples
         return time.perf_counter() - t0, series, samples
 
-    out: dict[str, float] = {"requests": len(bodies),
-                             "series_per_request": payloads.n_series * payloads.scrapes / max(1, len(bodies))}
+    out: dict[str, float] = {
+        "requests": len(bodies),
+        "series_per_request": payloads.n_series * payloads.scrapes / max(1, len(bodies)),
+    }
     if rw.NATIVE_AVAILABLE:
         decode_all(True, bodies[:20])  # warm up
         dt, series, samples = decode_all(True, bodies)
-        out.update(native_series_per_s=series / dt, native_samples_per_s=samples / dt,
-                   native_us_per_request=dt / len(bodies) * 1e6)
+        out.update(
+            native_series_per_s=series / dt,
+            native_samples_per_s=samples / dt,
+            native_us_per_request=dt / len(bodies) * 1e6,
+        )
         # two threads: the walk releases the GIL
         half = [bodies[0::2], bodies[1::2]]
         t0 = time.perf_counter()
@@ -399,8 +438,10 @@ def bench_decoder(payloads: workload.Payloads) -> dict[str, float]:
     dt, series, samples = decode_all(False, few)
     out.update(pure_series_per_s=series / dt, pure_samples_per_s=samples / dt)
 
-    batches = [rw.decode_write_request(b, content_encoding="snappy", content_type=None, limits=limits)
-               for b in bodies]
+    batches = [
+        rw.decode_write_request(b, content_encoding="snappy", content_type=None, limits=limits)
+        for b in bodies
+    ]
     validate = make_validator(limits, time.time)
     t0 = time.perf_counter()
     for b in batches:  # cold: every key is new
@@ -434,14 +475,21 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     end_ms = int(time.time() * 1000)
-    payloads = workload.build_payloads(args.series, args.scrapes, senders=args.senders,
-                                       samples_per_request=args.samples_per_request, end_ms=end_ms)
+    payloads = workload.build_payloads(
+        args.series,
+        args.scrapes,
+        senders=args.senders,
+        samples_per_request=args.samples_per_request,
+        end_ms=end_ms,
+    )
     nreq = sum(len(b) for b in payloads.bodies)
-    print(f"workload: {payloads.n_series} node_exporter-like series x {payloads.scrapes} scrapes = "
-          f"{payloads.total_samples:,} samples in {nreq} requests (~{args.samples_per_request} samples each), "
-          f"{args.senders} senders; {payloads.uncompressed_bytes / payloads.total_samples:.1f} B/sample protobuf, "
-          f"{payloads.compressed_bytes / payloads.total_samples:.1f} B/sample snappy "
-          f"(encoded in {time.perf_counter() - t0:.1f}s)")
+    print(
+        f"workload: {payloads.n_series} node_exporter-like series x {payloads.scrapes} scrapes = "
+        f"{payloads.total_samples:,} samples in {nreq} requests (~{args.samples_per_request} samples each), "
+        f"{args.senders} senders; {payloads.uncompressed_bytes / payloads.total_samples:.1f} B/sample protobuf, "
+        f"{payloads.compressed_bytes / payloads.total_samples:.1f} B/sample snappy "
+        f"(encoded in {time.perf_counter() - t0:.1f}s)"
+    )
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "servers": {}}
 
     if not args.no_decoder:
@@ -449,19 +497,28 @@ def main(argv: list[str] | None = None) -> int:
         report["decoder"] = dec
         print("\ndecoder (snappy + protobuf walk -> SampleBatch, one core, same requests):")
         if "native_series_per_s" in dec:
-            print(f"  compiled: {_fmt_rate(dec['native_series_per_s'])} series/s, "
-                  f"{_fmt_rate(dec['native_samples_per_s'])} samples/s, "
-                  f"{dec['native_us_per_request']:.0f} us per request of ~{dec['series_per_request']:.0f} samples; "
-                  f"2 threads: {_fmt_rate(dec['native_2threads_samples_per_s'])} samples/s")
+            print(
+                f"  compiled: {_fmt_rate(dec['native_series_per_s'])} series/s, "
+                f"{_fmt_rate(dec['native_samples_per_s'])} samples/s, "
+                f"{dec['native_us_per_request']:.0f} us per request of ~{dec['series_per_request']:.0f} samples; "
+                f"2 threads: {_fmt_rate(dec['native_2threads_samples_per_s'])} samples/s"
+            )
         else:
             print("  compiled: NOT BUILT")
-        print(f"  pure Python: {_fmt_rate(dec['pure_series_per_s'])} series/s, "
-              f"{_fmt_rate(dec['pure_samples_per_s'])} samples/s")
-        print(f"  validate: cold {_fmt_rate(dec['validate_cold_series_per_s'])} new series/s, "
-              f"warm {_fmt_rate(dec['validate_warm_samples_per_s'])} samples/s")
+        print(
+            f"  pure Python: {_fmt_rate(dec['pure_series_per_s'])} series/s, "
+            f"{_fmt_rate(dec['pure_samples_per_s'])} samples/s"
+        )
+        print(
+            f"  validate: cold {_fmt_rate(dec['validate_cold_series_per_s'])} new series/s, "
+            f"warm {_fmt_rate(dec['validate_warm_samples_per_s'])} samples/s"
+        )
 
     factories: dict[str, Callable[[], Server]] = {
-        "clearsight": Clearsight, "prometheus": Prometheus, "victoriametrics": VictoriaMetrics}
+        "clearsight": Clearsight,
+        "prometheus": Prometheus,
+        "victoriametrics": VictoriaMetrics,
+    }
     results: dict[str, list[Run]] = {}
     for name in [s.strip() for s in args.servers.split(",") if s.strip()]:
         why = factories[name]().available()
@@ -478,9 +535,11 @@ def main(argv: list[str] | None = None) -> int:
                 report["servers"][name] = {"error": str(e)}
                 break
             s = run.send
-            print(f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
-                  f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
-                  f"{s.rejected} rejected {s.first_rejection[:200]}")
+            print(
+                f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
+                f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
+                f"{s.rejected} rejected {s.first_rejection[:200]}"
+            )
             runs.append(run)
         if runs:
             results[name] = runs
@@ -490,7 +549,9 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(f(r) for r in results[name])
 
     print(f"\nresults (median of {args.repeat}; {payloads.total_samples:,} samples):")
-    print(f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8}  bytes/sample on disk")
+    print(
+        f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8}  bytes/sample on disk"
+    )
     base_rate = med("prometheus", lambda r: r.samples_per_s) if "prometheus" in results else None
     base_cpu = med("prometheus", lambda r: r.cpu_s_per_million) if "prometheus" in results else None
     base_disk = None
@@ -506,15 +567,19 @@ def main(argv: list[str] | None = None) -> int:
         disk_txt = "; ".join(
             f"{k}: {v / payloads.total_samples:.2f}"
             + (f" ({v / payloads.total_samples / base_disk:.2f}x)" if base_disk else "")
-            for k, v in disks.items())
+            for k, v in disks.items()
+        )
         rr = f"{rate / base_rate:.2f}x" if base_rate else "-"
         cr = f"{cpu / base_cpu:.2f}x" if base_cpu else "-"
         rejected = sum(r.send.rejected for r in runs)
         note = f"  [{rejected} requests rejected]" if rejected else ""
         print(f"{name:<16} {_fmt_rate(rate):>10} {rr:>8} {cpu:>8.2f} {cr:>8}  {disk_txt}{note}")
-        summary[name] = {"samples_per_s": rate, "cpu_s_per_million": cpu,
-                         "bytes_per_sample": {k: v / payloads.total_samples for k, v in disks.items()},
-                         "rejected_requests": rejected}
+        summary[name] = {
+            "samples_per_s": rate,
+            "cpu_s_per_million": cpu,
+            "bytes_per_sample": {k: v / payloads.total_samples for k, v in disks.items()},
+            "rejected_requests": rejected,
+        }
     report["summary"] = summary
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str))

@@ -119,8 +119,15 @@ def encode_exemplar(e: Exemplar) -> bytes:
 
 def encode_histogram(h: Histogram) -> bytes:
     zigzag = (h.schema << 1) ^ (h.schema >> 63)
-    return (_tag(1, 0) + varint(h.count) + _double(3, h.sum) + _tag(4, 0) + varint(zigzag)
-            + _tag(15, 0) + varint(h.timestamp))
+    return (
+        _tag(1, 0)
+        + varint(h.count)
+        + _double(3, h.sum)
+        + _tag(4, 0)
+        + varint(zigzag)
+        + _tag(15, 0)
+        + varint(h.timestamp)
+    )
 
 
 def encode_timeseries(ts: TimeSeries) -> bytes:

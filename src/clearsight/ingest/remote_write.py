@@ -335,8 +335,11 @@ try:
 except ImportError as _e:  # pragma: no cover - depends on the build
     _native_split = None
     _native_labels = None
-    log.warning("clearsight.ingest._prompb is not built (%s): remote-write decoding uses the slow "
-                "pure-Python walk; reinstall with a C compiler and Cython to build it", _e)
+    log.warning(
+        "clearsight.ingest._prompb is not built (%s): remote-write decoding uses the slow "
+        "pure-Python walk; reinstall with a C compiler and Cython to build it",
+        _e,
+    )
 
 NATIVE_AVAILABLE = _native_split is not None
 
@@ -477,7 +480,9 @@ def decompress(body: bytes, limits: WriteLimits) -> Any:
             f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes} bytes (max_body_bytes)"
         )
     if len(body) == 0:
-        raise InvalidInput("empty request body: expected a snappy-compressed WriteRequest", reason="invalid_snappy")
+        raise InvalidInput(
+            "empty request body: expected a snappy-compressed WriteRequest", reason="invalid_snappy"
+        )
     if body.startswith(_FRAMED_SNAPPY_MAGIC):
         raise InvalidInput(
             "request body is in the framed (streaming) snappy format; remote-write uses the snappy block format",
@@ -546,7 +551,9 @@ def _metadata(m: tuple[int, bytes, bytes, bytes, int]) -> MetricMetadata:
                 f"invalid UTF-8 in MetricMetadata.{what} of the metadata entry at byte {off}",
                 reason="invalid_utf8",
             ) from None
-    return MetricMetadata(metric=fields[0], type=METRIC_TYPES.get(mtype, "unknown"), help=fields[1], unit=fields[2])
+    return MetricMetadata(
+        metric=fields[0], type=METRIC_TYPES.get(mtype, "unknown"), help=fields[1], unit=fields[2]
+    )
 
 
 def decode_write_request(

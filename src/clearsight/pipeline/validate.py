@@ -74,8 +74,10 @@ def canonicalize(raw: Labels, limits: WriteLimits) -> Labels:
         )
     for n, v in raw:
         if n == "":
-            raise InvalidInput(f"empty label name (value {v[:_MAX_RENDERED_VALUE]!r}) in series {describe(kept)}",
-                               reason="invalid_label_name")
+            raise InvalidInput(
+                f"empty label name (value {v[:_MAX_RENDERED_VALUE]!r}) in series {describe(kept)}",
+                reason="invalid_label_name",
+            )
         if len(n) > limits.max_label_name_length // 4 and _utf8_len(n) > limits.max_label_name_length:
             raise LimitExceeded(
                 "label_name_length",
@@ -91,15 +93,18 @@ def canonicalize(raw: Labels, limits: WriteLimits) -> Labels:
     names = sorted(n for n, _ in raw)
     for i in range(1, len(names)):
         if names[i] == names[i - 1]:
-            raise InvalidInput(f"duplicate label name {names[i]!r} in series {describe(kept)}",
-                               reason="duplicate_label")
+            raise InvalidInput(
+                f"duplicate label name {names[i]!r} in series {describe(kept)}", reason="duplicate_label"
+            )
     kept.sort()
     out = tuple(kept)
     for n, _v in out:
         if n == METRIC_NAME:
             return out
-    raise InvalidInput(f"series {describe(kept)} has no metric name (__name__ label missing or empty)",
-                       reason="missing_metric_name")
+    raise InvalidInput(
+        f"series {describe(kept)} has no metric name (__name__ label missing or empty)",
+        reason="missing_metric_name",
+    )
 
 
 class _KeyCache:
@@ -143,8 +148,9 @@ class _KeyCache:
         return len(self.cur) + len(self.old)
 
 
-def make_validator(limits: WriteLimits, clock: Callable[[], float], *,
-                   cache_size: int = DEFAULT_CACHE_SIZE) -> Step:
+def make_validator(
+    limits: WriteLimits, clock: Callable[[], float], *, cache_size: int = DEFAULT_CACHE_SIZE
+) -> Step:
     """The validation step. ``clock()`` returns the current time in seconds since the epoch."""
     caches: dict[str, _KeyCache] = {}
     caches_lock = threading.Lock()
@@ -181,7 +187,9 @@ def make_validator(limits: WriteLimits, clock: Callable[[], float], *,
         if nsamp:
             sidx = batch.series_idx
             if int(sidx.min()) < 0 or int(sidx.max()) >= nser:
-                raise InvalidInput("sample refers to a series index outside the batch", reason="invalid_batch")
+                raise InvalidInput(
+                    "sample refers to a series index outside the batch", reason="invalid_batch"
+                )
             _check_timestamps(batch, limits, clock, series_of)
 
         decode = batch.decode_labels
@@ -212,8 +220,12 @@ def _iso(ms: int) -> str:
         return "out of range"
 
 
-def _check_timestamps(batch: SampleBatch, limits: WriteLimits, clock: Callable[[], float],
-                      series_of: Callable[[SampleBatch, int], str]) -> None:
+def _check_timestamps(
+    batch: SampleBatch,
+    limits: WriteLimits,
+    clock: Callable[[], float],
+    series_of: Callable[[SampleBatch, int], str],
+) -> None:
     now = int(clock() * 1000)
     lo = now - limits.max_past_ms
     hi = now + limits.max_future_ms

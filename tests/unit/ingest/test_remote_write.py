@@ -36,9 +36,17 @@ LIMITS = WriteLimits()
 IMPLS = [pytest.param(False, id="pure"), pytest.param(True, id="native")]
 
 
-def decode(body: bytes, native: bool, *, enc: str | None = "snappy", ctype: str | None = "application/x-protobuf",
-           limits: WriteLimits = LIMITS) -> SampleBatch:
-    return rw.decode_write_request(body, content_encoding=enc, content_type=ctype, limits=limits, native=native)
+def decode(
+    body: bytes,
+    native: bool,
+    *,
+    enc: str | None = "snappy",
+    ctype: str | None = "application/x-protobuf",
+    limits: WriteLimits = LIMITS,
+) -> SampleBatch:
+    return rw.decode_write_request(
+        body, content_encoding=enc, content_type=ctype, limits=limits, native=native
+    )
 
 
 def test_native_extension_is_built() -> None:
@@ -49,11 +57,18 @@ def test_native_extension_is_built() -> None:
 def sample_request() -> WriteRequest:
     return WriteRequest(
         timeseries=[
-            TimeSeries([("__name__", "up"), ("job", "node"), ("instance", "a:9100")],
-                       [(1_700_000_000_000, 1.0), (1_700_000_015_000, STALE_NAN)]),
-            TimeSeries([("__name__", "temp"), ("room", "ü")], [(-5, float("inf")), (0, float("-inf")), (7, -0.0)],
-                       exemplars=[Exemplar([("trace_id", "abc")], 1.5, 9)]),
-            TimeSeries([("__name__", "hist")], [], histograms=[Histogram(3, 1.5, -2, 10), Histogram(1, 0.0, 1, 11)]),
+            TimeSeries(
+                [("__name__", "up"), ("job", "node"), ("instance", "a:9100")],
+                [(1_700_000_000_000, 1.0), (1_700_000_015_000, STALE_NAN)],
+            ),
+            TimeSeries(
+                [("__name__", "temp"), ("room", "ü")],
+                [(-5, float("inf")), (0, float("-inf")), (7, -0.0)],
+                exemplars=[Exemplar([("trace_id", "abc")], 1.5, 9)],
+            ),
+            TimeSeries(
+                [("__name__", "hist")], [], histograms=[Histogram(3, 1.5, -2, 10), Histogram(1, 0.0, 1, 11)]
+            ),
         ],
         metadata=[Metadata(1, "up", "1 if up", ""), Metadata(2, "temp", "", "celsius"), Metadata(99, "odd")],
     )
@@ -76,7 +91,10 @@ def test_decodes_series_samples_metadata(native: bool) -> None:
     assert math.copysign(1.0, b.values[4]) == -1.0
     assert stale_mask(b.values).tolist() == [False, True, False, False, False]
     assert [(m.metric, m.type, m.help, m.unit) for m in b.metadata] == [
-        ("up", "counter", "1 if up", ""), ("temp", "gauge", "", "celsius"), ("odd", "unknown", "", "")]
+        ("up", "counter", "1 if up", ""),
+        ("temp", "gauge", "", "celsius"),
+        ("odd", "unknown", "", ""),
+    ]
     assert b.exemplars_dropped == 1
     assert b.histograms_dropped == 2
 
@@ -124,8 +142,15 @@ def test_empty_write_request_is_an_empty_batch(native: bool) -> None:
 @pytest.mark.parametrize("native", IMPLS)
 def test_reserved_and_unknown_fields_are_skipped(native: bool) -> None:
     ts = encode_write_request(WriteRequest([TimeSeries([("__name__", "x")], [(1, 2.0)])]))
-    extra = (len_field(2, b"cortex source") + varint((7 << 3) | 1) + b"\0" * 8 + varint((8 << 3) | 5) + b"\0" * 4
-             + varint((100000 << 3) | 0) + varint(1 << 63))
+    extra = (
+        len_field(2, b"cortex source")
+        + varint((7 << 3) | 1)
+        + b"\0" * 8
+        + varint((8 << 3) | 5)
+        + b"\0" * 4
+        + varint((100000 << 3) | 0)
+        + varint(1 << 63)
+    )
     b = decode(snappy(extra + ts + extra), native)
     assert b.num_series == 1 and b.values.tolist() == [2.0]
 
@@ -133,9 +158,17 @@ def test_reserved_and_unknown_fields_are_skipped(native: bool) -> None:
 # --- headers ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ctype", [None, "", "application/x-protobuf", "Application/X-Protobuf",
-                                   "application/x-protobuf; proto=prometheus.WriteRequest",
-                                   'application/x-protobuf;proto="prometheus.WriteRequest"'])
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        None,
+        "",
+        "application/x-protobuf",
+        "Application/X-Protobuf",
+        "application/x-protobuf; proto=prometheus.WriteRequest",
+        'application/x-protobuf;proto="prometheus.WriteRequest"',
+    ],
+)
 def test_accepted_content_types(ctype: str | None) -> None:
     assert decode(snappy(b""), True, ctype=ctype).num_series == 0
 
@@ -169,12 +202,15 @@ def test_framed_snappy_body_is_rejected() -> None:
         decode(framed, True)
 
 
-@pytest.mark.parametrize("body, match", [
-    (b"", "empty request body"),
-    (b"\xff\xff\xff\xff\xff\xff", "invalid uncompressed-length header"),
-    (b"\x10abc", "corrupt snappy block data"),
-    (b"\x05\x00", "corrupt snappy block data"),
-])
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (b"", "empty request body"),
+        (b"\xff\xff\xff\xff\xff\xff", "invalid uncompressed-length header"),
+        (b"\x10abc", "corrupt snappy block data"),
+        (b"\x05\x00", "corrupt snappy block data"),
+    ],
+)
 def test_corrupt_snappy(body: bytes, match: str) -> None:
     with pytest.raises(InvalidInput, match=match) as ei:
         decode(body, True)
@@ -183,7 +219,9 @@ def test_corrupt_snappy(body: bytes, match: str) -> None:
 
 def test_compressed_size_limit() -> None:
     body = encode_snappy(sample_request())
-    with pytest.raises(PayloadTooLarge, match=rf"{len(body)} bytes, over the limit of 10 bytes \(max_body_bytes\)"):
+    with pytest.raises(
+        PayloadTooLarge, match=rf"{len(body)} bytes, over the limit of 10 bytes \(max_body_bytes\)"
+    ):
         decode(body, True, limits=WriteLimits(max_body_bytes=10))
     assert decode(body, True, limits=WriteLimits(max_body_bytes=len(body))).num_series == 2
 
@@ -211,35 +249,64 @@ def wr_err(pb: bytes, native: bool) -> str:
 
 
 @pytest.mark.parametrize("native", IMPLS)
-@pytest.mark.parametrize("pb, message", [
-    (b"\x0a", "truncated varint in WriteRequest.timeseries at byte 1"),
-    (b"\x0a\x05\x0a", "truncated WriteRequest.timeseries: declared length 5 but only 1 bytes remain at byte 2"),
-    (b"\x20" + b"\xff" * 10 + b"\x01", "varint longer than 10 bytes in WriteRequest at byte 1"),
-    (b"\x00", "invalid field number 0 in WriteRequest at byte 0"),
-    (b"\x0e", "invalid wire type 6 (field 1) in WriteRequest at byte 0"),
-    (b"\x0b", "wrong wire type 3 for WriteRequest.timeseries (expected 2 (length-delimited)) at byte 0"),
-    (b"\x13", "unsupported group wire type 3 (field 2) in WriteRequest at byte 0"),
-    (b"\x20", "truncated varint in WriteRequest at byte 1"),
-    (b"\x21\x00", "truncated WriteRequest: needs 8 bytes but only 1 remain at byte 1"),
-    (b"\x80\x80\x80\x80\x80\x01", "invalid field tag 34359738368 (exceeds 32 bits) in WriteRequest at byte 0"),
-    (b"\x0a\x03\x12\x01\x0a", "wrong wire type 2 for Sample.value (expected 1 (fixed64)) at byte 4"),
-    (b"\x0a\x04\x12\x02\x09\x00", "truncated Sample.value: needs 8 bytes but only 1 remain at byte 5"),
-    (b"\x0a\x04\x12\x02\x11\x00", "wrong wire type 1 for Sample.timestamp (expected 0 (varint)) at byte 4"),
-    (b"\x0a\x04\x0a\x02\x0a\x05", "truncated Label.name: declared length 5 but only 0 bytes remain at byte 6"),
-    (b"\x0a\x04\x0a\x02\x08\x01", "wrong wire type 0 for Label.name (expected 2 (length-delimited)) at byte 4"),
-    (b"\x0a\x02\x08\x01", "wrong wire type 0 for TimeSeries.labels (expected 2 (length-delimited)) at byte 2"),
-    (b"\x0a\x02\x1d\x00", "wrong wire type 5 for TimeSeries.exemplars (expected 2 (length-delimited)) at byte 2"),
-    (b"\x1a\x02\x0a\x00", "wrong wire type 2 for MetricMetadata.type (expected 0 (varint)) at byte 2"),
-    (b"\x1a\x02\x12\x05", "truncated MetricMetadata.metric_family_name: declared length 5 but only 0 bytes remain"
-                          " at byte 4"),
-])
+@pytest.mark.parametrize(
+    "pb, message",
+    [
+        (b"\x0a", "truncated varint in WriteRequest.timeseries at byte 1"),
+        (
+            b"\x0a\x05\x0a",
+            "truncated WriteRequest.timeseries: declared length 5 but only 1 bytes remain at byte 2",
+        ),
+        (b"\x20" + b"\xff" * 10 + b"\x01", "varint longer than 10 bytes in WriteRequest at byte 1"),
+        (b"\x00", "invalid field number 0 in WriteRequest at byte 0"),
+        (b"\x0e", "invalid wire type 6 (field 1) in WriteRequest at byte 0"),
+        (b"\x0b", "wrong wire type 3 for WriteRequest.timeseries (expected 2 (length-delimited)) at byte 0"),
+        (b"\x13", "unsupported group wire type 3 (field 2) in WriteRequest at byte 0"),
+        (b"\x20", "truncated varint in WriteRequest at byte 1"),
+        (b"\x21\x00", "truncated WriteRequest: needs 8 bytes but only 1 remain at byte 1"),
+        (
+            b"\x80\x80\x80\x80\x80\x01",
+            "invalid field tag 34359738368 (exceeds 32 bits) in WriteRequest at byte 0",
+        ),
+        (b"\x0a\x03\x12\x01\x0a", "wrong wire type 2 for Sample.value (expected 1 (fixed64)) at byte 4"),
+        (b"\x0a\x04\x12\x02\x09\x00", "truncated Sample.value: needs 8 bytes but only 1 remain at byte 5"),
+        (
+            b"\x0a\x04\x12\x02\x11\x00",
+            "wrong wire type 1 for Sample.timestamp (expected 0 (varint)) at byte 4",
+        ),
+        (
+            b"\x0a\x04\x0a\x02\x0a\x05",
+            "truncated Label.name: declared length 5 but only 0 bytes remain at byte 6",
+        ),
+        (
+            b"\x0a\x04\x0a\x02\x08\x01",
+            "wrong wire type 0 for Label.name (expected 2 (length-delimited)) at byte 4",
+        ),
+        (
+            b"\x0a\x02\x08\x01",
+            "wrong wire type 0 for TimeSeries.labels (expected 2 (length-delimited)) at byte 2",
+        ),
+        (
+            b"\x0a\x02\x1d\x00",
+            "wrong wire type 5 for TimeSeries.exemplars (expected 2 (length-delimited)) at byte 2",
+        ),
+        (b"\x1a\x02\x0a\x00", "wrong wire type 2 for MetricMetadata.type (expected 0 (varint)) at byte 2"),
+        (
+            b"\x1a\x02\x12\x05",
+            "truncated MetricMetadata.metric_family_name: declared length 5 but only 0 bytes remain"
+            " at byte 4",
+        ),
+    ],
+)
 def test_protobuf_errors(native: bool, pb: bytes, message: str) -> None:
     assert wr_err(pb, native) == f"invalid WriteRequest protobuf: {message}"
 
 
 @pytest.mark.parametrize("native", IMPLS)
 def test_invalid_utf8_is_reported_by_decode_labels(native: bool) -> None:
-    pb = encode_write_request(WriteRequest([TimeSeries([("__name__", "x"), ("job", b"\xc3\x28")], [(1, 1.0)])]))
+    pb = encode_write_request(
+        WriteRequest([TimeSeries([("__name__", "x"), ("job", b"\xc3\x28")], [(1, 1.0)])])
+    )
     b = rw.batch_from_protobuf(pb, native=native)
     with pytest.raises(InvalidInput, match=r'label value "\\xc3\(" is not valid UTF-8') as ei:
         b.decode_labels(b.keys[0])
@@ -249,13 +316,17 @@ def test_invalid_utf8_is_reported_by_decode_labels(native: bool) -> None:
 @pytest.mark.parametrize("native", IMPLS)
 def test_invalid_utf8_in_metadata(native: bool) -> None:
     pb = encode_write_request(WriteRequest([], [Metadata(1, b"a\xff")]))
-    with pytest.raises(InvalidInput, match=r"invalid UTF-8 in MetricMetadata.metric_family_name .* at byte 2"):
+    with pytest.raises(
+        InvalidInput, match=r"invalid UTF-8 in MetricMetadata.metric_family_name .* at byte 2"
+    ):
         rw.batch_from_protobuf(pb, native=native)
 
 
 def test_extreme_timestamps_roundtrip() -> None:
     lo, hi = -(1 << 63), (1 << 63) - 1
-    pb = encode_write_request(WriteRequest([TimeSeries([("__name__", "x")], [(lo, 1.0), (hi, 2.0), (-1, 3.0)])]))
+    pb = encode_write_request(
+        WriteRequest([TimeSeries([("__name__", "x")], [(lo, 1.0), (hi, 2.0), (-1, 3.0)])])
+    )
     for native in (True, False):
         assert rw.batch_from_protobuf(pb, native=native).timestamps.tolist() == [lo, hi, -1]
 
@@ -269,8 +340,9 @@ def test_native_accepts_any_buffer() -> None:
     assert a.values.view(np.uint64).tolist() == c.values.view(np.uint64).tolist()
 
 
-def test_falls_back_to_pure_walk_with_a_warning(monkeypatch: pytest.MonkeyPatch,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_falls_back_to_pure_walk_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setitem(sys.modules, "clearsight.ingest._prompb", None)  # makes the import fail
     monkeypatch.delattr(clearsight.ingest, "_prompb")
     spec = importlib.util.spec_from_file_location("rw_without_native", rw.__file__)
@@ -280,14 +352,17 @@ def test_falls_back_to_pure_walk_with_a_warning(monkeypatch: pytest.MonkeyPatch,
         spec.loader.exec_module(mod)
     assert mod.NATIVE_AVAILABLE is False
     assert any("pure-Python walk" in r.getMessage() for r in caplog.records)
-    b = mod.decode_write_request(encode_snappy(sample_request()), content_encoding="snappy",
-                                 content_type=None, limits=LIMITS)
+    b = mod.decode_write_request(
+        encode_snappy(sample_request()), content_encoding="snappy", content_type=None, limits=LIMITS
+    )
     assert b.num_series == 2 and b.decode_labels(b.keys[1]) == (("__name__", "temp"), ("room", "ü"))
 
 
 def test_many_series_grow_buffers() -> None:
-    series = [TimeSeries([("__name__", f"m{i}"), ("i", str(i))], [(j, float(i * 10 + j)) for j in range(3)])
-              for i in range(3000)]
+    series = [
+        TimeSeries([("__name__", f"m{i}"), ("i", str(i))], [(j, float(i * 10 + j)) for j in range(3)])
+        for i in range(3000)
+    ]
     pb = encode_write_request(WriteRequest(series))
     a = rw.batch_from_protobuf(pb, native=True)
     assert a.num_series == 3000 and a.num_samples == 9000

@@ -51,8 +51,9 @@ def _b(t: str | bytes) -> bytes:
     return t if isinstance(t, bytes) else t.encode()
 
 
-series_st = st.builds(Series, labels, st.lists(st.tuples(timestamps, bits), max_size=5),
-                      st.integers(0, 2), st.integers(0, 2))
+series_st = st.builds(
+    Series, labels, st.lists(st.tuples(timestamps, bits), max_size=5), st.integers(0, 2), st.integers(0, 2)
+)
 metadata_st = st.builds(Metadata, st.integers(-3, 9), text, text, text)
 
 
@@ -61,8 +62,12 @@ def encode(series: list[Series], metadata: list[Metadata]) -> bytes:
     for s in series:
         body = encode_labels(s.labels)
         body += b"".join(len_field(2, encode_sample_bits(t, v)) for t, v in s.samples)
-        body += b"".join(len_field(3, encode_exemplar(Exemplar([("a", "b")], 1.0, 2))) for _ in range(s.exemplars))
-        body += b"".join(len_field(4, encode_histogram(Histogram(1, 2.0, -1, 3))) for _ in range(s.histograms))
+        body += b"".join(
+            len_field(3, encode_exemplar(Exemplar([("a", "b")], 1.0, 2))) for _ in range(s.exemplars)
+        )
+        body += b"".join(
+            len_field(4, encode_histogram(Histogram(1, 2.0, -1, 3))) for _ in range(s.histograms)
+        )
         out += len_field(1, body)
     return out + b"".join(len_field(3, encode_metadata(m)) for m in metadata)
 
@@ -97,7 +102,9 @@ def summary(b: SampleBatch) -> object:
 
 @FUZZ
 @given(st.lists(series_st, max_size=8), st.lists(metadata_st, max_size=3))
-def test_random_requests_roundtrip_and_both_walks_agree(series: list[Series], metadata: list[Metadata]) -> None:
+def test_random_requests_roundtrip_and_both_walks_agree(
+    series: list[Series], metadata: list[Metadata]
+) -> None:
     pb = encode(series, metadata)
     native, pure = outcome(pb, True), outcome(pb, False)
     assert native == pure
@@ -161,10 +168,14 @@ def mutate(pb: bytes, ops: list[tuple[str, int, int]]) -> bytes:
 
 
 @FUZZ
-@given(st.lists(series_st, min_size=1, max_size=4), st.lists(metadata_st, max_size=2),
-       st.lists(mutation, min_size=1, max_size=4))
-def test_mutated_requests_give_the_same_outcome_in_both_walks(series: list[Series], metadata: list[Metadata],
-                                                              ops: list[tuple[str, int, int]]) -> None:
+@given(
+    st.lists(series_st, min_size=1, max_size=4),
+    st.lists(metadata_st, max_size=2),
+    st.lists(mutation, min_size=1, max_size=4),
+)
+def test_mutated_requests_give_the_same_outcome_in_both_walks(
+    series: list[Series], metadata: list[Metadata], ops: list[tuple[str, int, int]]
+) -> None:
     pb = mutate(encode(series, metadata), ops)
     assert outcome(pb, True) == outcome(pb, False)
 
@@ -175,15 +186,18 @@ def test_garbage_protobuf_gives_the_same_outcome_in_both_walks(pb: bytes) -> Non
     native = outcome(pb, True)
     assert native == outcome(pb, False)
     if native[0] == "error":
-        assert str(native[1][1]).startswith(("invalid WriteRequest protobuf: ", "invalid UTF-8 in MetricMetadata"))
+        assert str(native[1][1]).startswith(
+            ("invalid WriteRequest protobuf: ", "invalid UTF-8 in MetricMetadata")
+        )
 
 
 LIMITS = WriteLimits(max_decompressed_bytes=1 << 20)
 
 
 def full_decode(body: bytes) -> SampleBatch:
-    return rw.decode_write_request(body, content_encoding="snappy", content_type="application/x-protobuf",
-                                   limits=LIMITS)
+    return rw.decode_write_request(
+        body, content_encoding="snappy", content_type="application/x-protobuf", limits=LIMITS
+    )
 
 
 @FUZZ
@@ -199,7 +213,9 @@ def test_garbage_bodies_raise_only_ingest_errors(body: bytes) -> None:
 
 @FUZZ
 @given(st.lists(series_st, min_size=1, max_size=4), st.lists(mutation, min_size=1, max_size=3))
-def test_corrupt_snappy_raises_only_ingest_errors(series: list[Series], ops: list[tuple[str, int, int]]) -> None:
+def test_corrupt_snappy_raises_only_ingest_errors(
+    series: list[Series], ops: list[tuple[str, int, int]]
+) -> None:
     body = mutate(snappy(encode(series, [])), ops)
     try:
         b = full_decode(body)
@@ -223,8 +239,10 @@ def test_valid_snappy_of_garbage_is_a_protobuf_error_or_a_batch(pb: bytes) -> No
 
 
 def test_truncation_at_every_byte() -> None:
-    series = [Series([("__name__", "m"), ("a", "ü")], [(1, 0x3FF0000000000000), (-1, 0x7FF0000000000002)], 1, 1),
-              Series([("__name__", "n")], [(5, 0)], 0, 0)]
+    series = [
+        Series([("__name__", "m"), ("a", "ü")], [(1, 0x3FF0000000000000), (-1, 0x7FF0000000000002)], 1, 1),
+        Series([("__name__", "n")], [(5, 0)], 0, 0),
+    ]
     pb = encode(series, [Metadata(1, "m", "help", "")])
     full = outcome(pb, True)
     assert full[0] == "ok"

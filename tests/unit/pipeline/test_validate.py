@@ -23,7 +23,9 @@ def validator(**limits: int):  # type: ignore[no-untyped-def]
     return make_validator(WriteLimits(**limits), lambda: NOW_S)
 
 
-def prompb_batch(series: list[tuple[list[tuple[str | bytes, str | bytes]], list[tuple[int, float]]]]) -> SampleBatch:
+def prompb_batch(
+    series: list[tuple[list[tuple[str | bytes, str | bytes]], list[tuple[int, float]]]],
+) -> SampleBatch:
     pb = encode_write_request(WriteRequest([TimeSeries(lbls, s) for lbls, s in series]))
     return rw.batch_from_protobuf(pb)
 
@@ -43,8 +45,12 @@ class CountingDecode:
 
 
 def test_valid_batch_passes_and_decode_labels_is_canonical() -> None:
-    b = prompb_batch([([("job", "n"), ("__name__", "up"), ("empty", ""), ("a", "1")], [(NOW_MS, 1.0)]),
-                      ([("__name__", "x")], [(NOW_MS - 1000, STALE_NAN), (NOW_MS, math.nan)])])
+    b = prompb_batch(
+        [
+            ([("job", "n"), ("__name__", "up"), ("empty", ""), ("a", "1")], [(NOW_MS, 1.0)]),
+            ([("__name__", "x")], [(NOW_MS - 1000, STALE_NAN), (NOW_MS, math.nan)]),
+        ]
+    )
     out = validator()("t", b)
     assert out.keys == b.keys and out.values is b.values and out.timestamps is b.timestamps
     assert out.decode_labels(out.keys[0]) == (("__name__", "up"), ("a", "1"), ("job", "n"))
@@ -58,11 +64,16 @@ def test_nan_and_inf_values_are_valid() -> None:
 
 def test_series_and_samples_per_request() -> None:
     b = prompb_batch([([("__name__", f"m{i}")], [(NOW_MS, 1.0), (NOW_MS + 1, 2.0)]) for i in range(3)])
-    with pytest.raises(LimitExceeded, match=r"request has 3 series, over the limit of 2 series per request "
-                                            r"\(max_series_per_request\)") as ei:
+    with pytest.raises(
+        LimitExceeded,
+        match=r"request has 3 series, over the limit of 2 series per request "
+        r"\(max_series_per_request\)",
+    ) as ei:
         validator(max_series_per_request=2)("t", b)
     assert ei.value.limit == "series_per_request" and ei.value.status == 400
-    with pytest.raises(LimitExceeded, match=r"request has 6 samples, over the limit of 5 .*max_samples_per_request"):
+    with pytest.raises(
+        LimitExceeded, match=r"request has 6 samples, over the limit of 5 .*max_samples_per_request"
+    ):
         validator(max_samples_per_request=5)("t", b)
     validator(max_series_per_request=3, max_samples_per_request=6)("t", b)
 
@@ -71,9 +82,12 @@ def test_timestamp_window_is_inclusive() -> None:
     v = validator(max_future_ms=1000, max_past_ms=5000)
     v("t", one([("__name__", "x")], NOW_MS + 1000))
     v("t", one([("__name__", "x")], NOW_MS - 5000))
-    with pytest.raises(InvalidInput, match=r'sample timestamp 1700000001001 \(2023-11-14T22:13:21.001\+00:00\) of '
-                                           r'series \{__name__="x", a="b"\} is too far in the future: more than '
-                                           r"1000 ms \(max_future_ms\)") as ei:
+    with pytest.raises(
+        InvalidInput,
+        match=r"sample timestamp 1700000001001 \(2023-11-14T22:13:21.001\+00:00\) of "
+        r'series \{__name__="x", a="b"\} is too far in the future: more than '
+        r"1000 ms \(max_future_ms\)",
+    ) as ei:
         v("t", one([("__name__", "x"), ("a", "b")], NOW_MS + 1001))
     assert ei.value.reason == "too_far_in_future"
     with pytest.raises(InvalidInput, match=r"is too old: more than 5000 ms \(max_past_ms\)") as ei:
@@ -82,43 +96,65 @@ def test_timestamp_window_is_inclusive() -> None:
 
 
 def test_timestamp_error_names_the_first_offending_sample() -> None:
-    b = prompb_batch([([("__name__", "ok")], [(NOW_MS, 1.0)]),
-                      ([("__name__", "bad")], [(NOW_MS, 1.0), (-(1 << 63), 2.0)])])
-    with pytest.raises(InvalidInput, match=r'-9223372036854775808 \(out of range\) of series \{__name__="bad"\}'):
+    b = prompb_batch(
+        [([("__name__", "ok")], [(NOW_MS, 1.0)]), ([("__name__", "bad")], [(NOW_MS, 1.0), (-(1 << 63), 2.0)])]
+    )
+    with pytest.raises(
+        InvalidInput, match=r'-9223372036854775808 \(out of range\) of series \{__name__="bad"\}'
+    ):
         validator()("t", b)
 
 
-@pytest.mark.parametrize("labels, cls, match", [
-    ([("job", "x")], InvalidInput, r'series \{job="x"\} has no metric name'),
-    ([("__name__", ""), ("job", "x")], InvalidInput, "has no metric name"),
-    ([], InvalidInput, r"series \{\} has no metric name"),
-    ([("__name__", "x"), ("", "v")], InvalidInput, r"empty label name \(value 'v'\) in series \{__name__=\"x\", =\"v\"\}"),
-    ([("__name__", "x"), ("a", "1"), ("a", "2")], InvalidInput, r"duplicate label name 'a' in series"),
-    ([("__name__", "x"), ("a", ""), ("a", "2")], InvalidInput, r"duplicate label name 'a'"),
-    ([("__name__", "x"), ("a" * 9, "1")], LimitExceeded,
-     r"label name 'aaaaaaaaa'... is 9 bytes, over the limit of 8 bytes \(max_label_name_length\) in series"),
-    ([("__name__", "x"), ("é" * 5, "1")], LimitExceeded, r"is 10 bytes, over the limit of 8 bytes"),
-    ([("__name__", "x"), ("a", "v" * 17)], LimitExceeded,
-     r"value of label 'a' is 17 bytes, over the limit of 16 bytes \(max_label_value_length\) in series "
-     r'\{__name__="x", a="vvvvvvvvvvvvvvvvv"\}'),
-    ([("__name__", "x"), ("a", "ü" * 9)], LimitExceeded, r"is 18 bytes, over the limit of 16 bytes"),
-    ([("__name__", "x")] + [(f"l{i}", "v") for i in range(4)], LimitExceeded,
-     r"has 5 labels, over the limit of 4 labels per series \(max_labels_per_series\)"),
-    ([("__name__", "x"), ("a", b"\xc3\x28")], InvalidInput, r'label value "\\xc3\(" is not valid UTF-8'),
-    ([("__name__", "x"), (b"\xff", "v")], InvalidInput, r'label name "\\xff" is not valid UTF-8'),
-])
+@pytest.mark.parametrize(
+    "labels, cls, match",
+    [
+        ([("job", "x")], InvalidInput, r'series \{job="x"\} has no metric name'),
+        ([("__name__", ""), ("job", "x")], InvalidInput, "has no metric name"),
+        ([], InvalidInput, r"series \{\} has no metric name"),
+        (
+            [("__name__", "x"), ("", "v")],
+            InvalidInput,
+            r"empty label name \(value 'v'\) in series \{__name__=\"x\", =\"v\"\}",
+        ),
+        ([("__name__", "x"), ("a", "1"), ("a", "2")], InvalidInput, r"duplicate label name 'a' in series"),
+        ([("__name__", "x"), ("a", ""), ("a", "2")], InvalidInput, r"duplicate label name 'a'"),
+        (
+            [("__name__", "x"), ("a" * 9, "1")],
+            LimitExceeded,
+            r"label name 'aaaaaaaaa'... is 9 bytes, over the limit of 8 bytes \(max_label_name_length\) in series",
+        ),
+        ([("__name__", "x"), ("é" * 5, "1")], LimitExceeded, r"is 10 bytes, over the limit of 8 bytes"),
+        (
+            [("__name__", "x"), ("a", "v" * 17)],
+            LimitExceeded,
+            r"value of label 'a' is 17 bytes, over the limit of 16 bytes \(max_label_value_length\) in series "
+            r'\{__name__="x", a="vvvvvvvvvvvvvvvvv"\}',
+        ),
+        ([("__name__", "x"), ("a", "ü" * 9)], LimitExceeded, r"is 18 bytes, over the limit of 16 bytes"),
+        (
+            [("__name__", "x")] + [(f"l{i}", "v") for i in range(4)],
+            LimitExceeded,
+            r"has 5 labels, over the limit of 4 labels per series \(max_labels_per_series\)",
+        ),
+        ([("__name__", "x"), ("a", b"\xc3\x28")], InvalidInput, r'label value "\\xc3\(" is not valid UTF-8'),
+        ([("__name__", "x"), (b"\xff", "v")], InvalidInput, r'label name "\\xff" is not valid UTF-8'),
+    ],
+)
 def test_label_rules(labels: list[tuple[str | bytes, str | bytes]], cls: type[Exception], match: str) -> None:
     v = validator(max_label_name_length=8, max_label_value_length=16, max_labels_per_series=4)
     with pytest.raises(cls, match=match):
         v("t", one(labels))
 
 
-@pytest.mark.parametrize("labels", [
-    [("__name__", "x"), ("a" * 8, "v" * 16)],
-    [("__name__", "x"), ("é" * 4, "ü" * 8)],
-    [("__name__", "x")] + [(f"l{i}", "v") for i in range(3)] + [(f"e{i}", "") for i in range(10)],
-    [("__name__", "mé.dots"), ("😀", "ok")],  # Prometheus 3: UTF-8 names
-])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [("__name__", "x"), ("a" * 8, "v" * 16)],
+        [("__name__", "x"), ("é" * 4, "ü" * 8)],
+        [("__name__", "x")] + [(f"l{i}", "v") for i in range(3)] + [(f"e{i}", "") for i in range(10)],
+        [("__name__", "mé.dots"), ("😀", "ok")],  # Prometheus 3: UTF-8 names
+    ],
+)
 def test_labels_at_the_limits_pass(labels: list[tuple[str, str]]) -> None:
     v = validator(max_label_name_length=8, max_label_value_length=16, max_labels_per_series=4)
     v("t", one(labels))  # type: ignore[arg-type]

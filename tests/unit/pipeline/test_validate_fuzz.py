@@ -17,14 +17,21 @@ from clearsight.pipeline.validate import make_validator
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW_S = 1_700_000_000.0
 NOW_MS = int(NOW_S * 1000)
-LIMITS = WriteLimits(max_labels_per_series=8, max_label_name_length=16, max_label_value_length=24,
-                     max_future_ms=60_000, max_past_ms=3_600_000)
+LIMITS = WriteLimits(
+    max_labels_per_series=8,
+    max_label_name_length=16,
+    max_label_value_length=24,
+    max_future_ms=60_000,
+    max_past_ms=3_600_000,
+)
 
 text = st.one_of(st.text(max_size=20), st.binary(max_size=20), st.sampled_from(["", "__name__", "job", "a"]))
 label_list = st.lists(st.tuples(text, text), max_size=12)
 values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(math.inf), st.just(-math.inf))
-timestamps = st.one_of(st.integers(-(1 << 63), (1 << 63) - 1),
-                       st.integers(NOW_MS - LIMITS.max_past_ms - 5, NOW_MS + LIMITS.max_future_ms + 5))
+timestamps = st.one_of(
+    st.integers(-(1 << 63), (1 << 63) - 1),
+    st.integers(NOW_MS - LIMITS.max_past_ms - 5, NOW_MS + LIMITS.max_future_ms + 5),
+)
 
 
 def expected_error(labels: list[tuple[str | bytes, str | bytes]]) -> tuple[type[Exception], str] | None:
@@ -57,7 +64,9 @@ def expected_error(labels: list[tuple[str | bytes, str | bytes]]) -> tuple[type[
 
 @settings(parent=FUZZ)
 @given(label_list, values, timestamps)
-def test_validation_matches_the_rules(labels: list[tuple[str | bytes, str | bytes]], value: float, ts: int) -> None:
+def test_validation_matches_the_rules(
+    labels: list[tuple[str | bytes, str | bytes]], value: float, ts: int
+) -> None:
     body = encode_snappy(WriteRequest([TimeSeries(labels, [(ts, value)])]))
     batch = rw.decode_write_request(body, content_encoding="snappy", content_type=None, limits=LIMITS)
     validate = make_validator(LIMITS, lambda: NOW_S)
@@ -76,8 +85,11 @@ def test_validation_matches_the_rules(labels: list[tuple[str | bytes, str | byte
     assert ts_ok and want is None
     canon = out.decode_labels(out.keys[0])
     assert list(canon) == sorted(canon) and all(v for _, v in canon)
-    assert dict(canon) == {(n if isinstance(n, str) else n.decode()): (v if isinstance(v, str) else v.decode())
-                           for n, v in labels if v}
+    assert dict(canon) == {
+        (n if isinstance(n, str) else n.decode()): (v if isinstance(v, str) else v.decode())
+        for n, v in labels
+        if v
+    }
     assert out.values.tobytes() == batch.values.tobytes()
 
 
