@@ -67,6 +67,8 @@ class Token:
         if k == METRIC_IDENTIFIER:
             return f"metric identifier {_go_quote(self.text)}"
         if k == KEYWORD:
+            if self.value in PREPROCESSORS:
+                return _go_quote(self.text)
             if self.value in SET_OP_KEYWORDS or self.value == "atan2":
                 return f"<op:{self.text}>"
             if self.value in AGGREGATORS:

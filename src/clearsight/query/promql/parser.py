@@ -71,6 +71,7 @@ __all__ = [
     "parse_duration_param",
     "parse_metric",
     "parse_series_selector",
+    "parse_with_positions",
     "recursion_headroom",
     "resolve_duration",
     "unquote",
@@ -89,6 +90,7 @@ class ParseError(Exception):
         self.message = message
         self.position = position
         self.query = query
+        self.generic = False  # an "unexpected <token>" error without context
         super().__init__(message)
 
     @property
@@ -359,7 +361,11 @@ class _Parser:
             msg += f" in {context}"
         if expected:
             msg += f", expected {expected}"
-        return self.err(msg, t.pos)
+        e = self.err(msg, t.pos)
+        # A context-free "unexpected" error inside an aggregation's arguments is reported "in
+        # aggregation" by Prometheus (its grammar recovers there).
+        e.generic = not context and not expected
+        return e
 
     def is_kw(self, t: lx.Token, *words: str) -> bool:
         return t.kind == lx.KEYWORD and t.value in words
@@ -714,8 +720,14 @@ class _Parser:
             without = t.value == "without"
             grouping = self.parse_grouping_labels()
         if self.peek().kind != "(":
-            raise self.unexpected()
-        args = self.parse_call_args()
+            raise self.unexpected("aggregation")
+        try:
+            args = self.parse_call_args()
+        except ParseError as e:
+            if e.generic:
+                e.message += " in aggregation"
+                e.generic = False
+            raise
         t = self.peek()
         if grouping is None and self.is_kw(t, "by", "without"):
             self.next()
@@ -1314,6 +1326,33 @@ def parse(query: str, *, max_length: int = DEFAULT_MAX_QUERY_LENGTH, max_depth: 
                          query[:1] or " ")
     with recursion_headroom():
         return _Parser(query, max_depth, enable_experimental).parse_query()
+
+
+def parse_with_positions(query: str, *, max_length: int = DEFAULT_MAX_QUERY_LENGTH,
+                         max_depth: int = DEFAULT_MAX_DEPTH,
+                         enable_experimental: bool = True) -> tuple[Expr, dict[int, int]]:
+    """Like :func:`parse`, also returning ``{id(node): start offset}`` for every node of the tree
+    (0-based character offsets, as Prometheus' ``PositionRange.Start``; used for annotation
+    positions). The ids are valid while the returned tree is alive."""
+    if len(query) > max_length:
+        raise ParseError(f"query too long: {len(query)} characters (the limit is {max_length})", 0,
+                         query[:1] or " ")
+    with recursion_headroom():
+        p = _Parser(query, max_depth, enable_experimental)
+        expr = p.parse_query()
+        positions: dict[int, int] = {}
+        stack: list[Expr] = [expr]
+        while stack:
+            node = stack.pop()
+            positions[id(node)] = p.start_of(node)
+            stack.extend(_children(node))
+            if isinstance(node, VectorSelector | SubqueryExpr):
+                for d in (node.offset, getattr(node, "range", 0), getattr(node, "step", 0)):
+                    if isinstance(d, DurationExpr):
+                        stack.append(d.expr)
+            elif isinstance(node, MatrixSelector) and isinstance(node.range, DurationExpr):
+                stack.append(node.range.expr)
+    return expr, positions
 
 
 def parse_series_selector(s: str) -> list[Matcher]:

@@ -454,6 +454,14 @@ def test_anchored_and_smoothed() -> None:
     ('info(rate(x[5m]), target_info{a="b"})', "expected label selectors only, got vector selector instead", 18),
     ('info(x, {a="b"} == 1)', "expected label selectors only", 8),
     ("foo + 'a'", "binary expression must contain only scalar and instant vector types", 6),
+    ("sum by (a)", "unexpected end of input in aggregation", 10),
+    ("sum(a b)", 'unexpected identifier "b" in aggregation', 6),
+    ("rate(a b)", 'unexpected identifier "b"', 7),
+    ("foo start", 'unexpected "start"', 4),
+    ("foo by", "unexpected <by>", 4),
+    ("foo sum", "unexpected <aggr:sum>", 4),
+    ("foo 1", 'unexpected number "1"', 4),
+    ("foo 'a'", "unexpected string \"'a'\"", 4),
     ('foo{a=~"("}', "error parsing regexp: invalid regular expression '(': missing ), unterminated subpattern at position 0", 4),
 ])
 def test_errors(q: str, msg: str, pos: int) -> None:
@@ -567,3 +575,23 @@ def test_call_return_types_come_from_the_signature_table() -> None:
     e = parse("vector(scalar(sum(rate(foo[5m]))))")
     kinds = [(n.func, n.type) for n in _walk(e) if isinstance(n, Call)]
     assert kinds == [("vector", ValueType.VECTOR), ("scalar", ValueType.SCALAR), ("rate", ValueType.VECTOR)]
+
+
+def test_parse_with_positions() -> None:
+    from clearsight.query.promql.parser import parse_with_positions
+
+    q = "sum by (a) (rate(foo[5m])) + -bar offset 1m"
+    tree, pos = parse_with_positions(q)
+    assert isinstance(tree, BinaryExpr) and isinstance(tree.lhs, AggregateExpr)
+    call = tree.lhs.expr
+    assert isinstance(call, Call)
+    m = call.args[0]
+    assert isinstance(m, MatrixSelector)
+    assert pos[id(tree)] == 0
+    assert pos[id(call)] == q.index("rate")
+    assert pos[id(m)] == q.index("foo")
+    assert pos[id(m.vector)] == q.index("foo")
+    assert isinstance(tree.rhs, UnaryExpr)
+    assert pos[id(tree.rhs)] == q.index("-bar")
+    assert pos[id(tree.rhs.expr)] == q.index("bar")
+    assert len(pos) == 7

@@ -121,3 +121,46 @@ def test_every_eval_query_round_trips_through_the_printer() -> None:
 def test_known_gaps_still_fail_for_the_stated_reason(query: str) -> None:
     with pytest.raises(ParseError, match="regular expression"):
         parse(query)
+
+
+# --- the PromQL compliance tester's query list --------------------------------------------------
+
+COMPLIANCE_FILE = SHARED / "conformance" / "compliance" / "promql-test-queries.yml"
+# One representative value per template variable (the compliance runner expands all of them).
+_VARIANTS = {
+    "arithBinOp": "+", "binOp": "==", "clampFunc": "clamp_min", "compBinOp": ">",
+    "dateFunc": "day_of_month", "extrapolatedRateFunc": "rate", "offset": "5m", "quantile": "0.5",
+    "instantRateFunc": "irate", "range": "1m", "simpleAggrOp": "sum", "simpleMathFunc": "abs",
+    "simpleTimeAggrOp": "avg", "topBottomOp": "topk",
+}
+
+
+def _compliance_queries() -> list[tuple[str, bool]]:
+    import yaml
+
+    doc = yaml.safe_load(COMPLIANCE_FILE.read_text(encoding="utf-8"))
+    out = []
+    for entry in doc["test_cases"]:
+        q = str(entry["query"])
+        for name, value in _VARIANTS.items():
+            q = q.replace("{{." + name + "}}", value)
+        out.append((q, bool(entry.get("should_fail", False))))
+    return out
+
+
+def test_compliance_queries_parse() -> None:
+    cases = _compliance_queries()
+    assert len(cases) > 100
+    assert all("{{" not in q for q, _ in cases)
+    parse_failures = []
+    for q, should_fail in cases:
+        try:
+            tree = parse(q)
+        except ParseError as e:
+            parse_failures.append((q, should_fail, e.message))
+            continue
+        assert normalized(parse(format_expr(tree))) == normalized(tree), q
+    # The only parse-level failure on the list; the other should_fail queries fail at evaluation
+    # (bad label_replace regex or label name).
+    assert parse_failures == [
+        ('{__name__=~".*"}', True, "vector selector must contain at least one non-empty matcher")]
