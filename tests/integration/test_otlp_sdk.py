@@ -46,6 +46,7 @@ from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SampleBatch
+from clearsight.pipeline.errors import IngestError, Overloaded
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.pipeline.validate import make_validator
@@ -61,9 +62,12 @@ class Recorded:
     batches: list[tuple[str, SampleBatch]] = field(default_factory=list)
     outcomes: list[ExportOutcome] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fail_next: list[IngestError] = field(default_factory=list)  # raised by the next calls, in order
 
     def record(self, tenant: str, batch: SampleBatch) -> AppendResult:
         with self.lock:
+            if self.fail_next:
+                raise self.fail_next.pop(0)
             self.batches.append((tenant, batch))
         return AppendResult(samples_written=batch.num_samples)
 
@@ -87,6 +91,7 @@ class Recorded:
         with self.lock:
             self.batches.clear()
             self.outcomes.clear()
+            self.fail_next.clear()
 
 
 def _tenant_http(request: Request) -> str:
@@ -336,6 +341,24 @@ def test_sdk_exponential_histograms_are_partially_rejected(
     ((outcome),) = rec.outcomes
     assert outcome.status == 200 and outcome.rejected_points == 1
     assert sum(b.histograms_dropped for _, b in rec.batches) == 1
+
+
+@pytest.mark.parametrize(("kind", "status"), [("http", 429), ("http", 503), ("grpc", 429), ("grpc", 503)])
+def test_sdk_retries_after_overload_and_then_delivers(
+    kind: str, status: int, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]
+) -> None:
+    """A 429/503 (RESOURCE_EXHAUSTED/UNAVAILABLE with RetryInfo) makes the real exporter wait the
+    advertised second and send the same data again; the retry is accepted."""
+    endpoint, rec = http_receiver if kind == "http" else grpc_receiver
+    rec.clear()
+    rec.fail_next.append(Overloaded("queue full", retry_after=1.0, status=status))
+    exporter = _http(endpoint) if kind == "http" else _grpc(endpoint)
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(resource=Resource.create({"service.name": "r"}), metric_readers=[reader])
+    provider.get_meter("m").create_counter("retried").add(1)
+    provider.shutdown(timeout_millis=30_000)
+    assert [o.status for o in rec.outcomes] == [status, 200]
+    assert {dict(k)["__name__"] for k in rec.series()} == {"retried_total", "target_info"}
 
 
 # --- the whole write path: SDK -> receiver -> validation -> embedded DuckDB store -> select ------

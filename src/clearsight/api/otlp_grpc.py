@@ -2,7 +2,8 @@
 
 Requests arrive as raw bytes (no generated servicer) and go through the same decoder as OTLP/HTTP.
 Errors map to gRPC codes per the OTLP specification, with a ``google.rpc.Status`` in the
-``grpc-status-details-bin`` trailer:
+``grpc-status-details-bin`` trailer (and, when retryable, the ``RetryInfo`` alone in
+``google.rpc.retryinfo-bin``, which the OpenTelemetry Python exporter reads):
 
 - bad data -> INVALID_ARGUMENT with a ``BadRequest`` naming the field (clients do not retry);
 - too large -> RESOURCE_EXHAUSTED without ``RetryInfo`` (not retried);
@@ -22,6 +23,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 from clearsight.api.otlp_http import (
@@ -29,6 +32,7 @@ from clearsight.api.otlp_http import (
     OnExport,
     grpc_code_of,
     partial_success,
+    retry_after_seconds,
     status_message,
 )
 from clearsight.ingest.otlp_metrics import DEFAULT_OPTIONS, OtlpOptions, convert_protobuf
@@ -101,7 +105,13 @@ class _MetricsExport:
                 log.warning("OTLP/gRPC metrics export rejected (%d): %s", e.status, e.message)
             self._report(ExportOutcome("otlp_grpc", e.status, e.reason))
             st = status_message(e)
-            context.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
+            trailers: list[tuple[str, bytes]] = [("grpc-status-details-bin", st.SerializeToString())]
+            delay = retry_after_seconds(e)
+            if delay is not None:
+                # The RetryInfo alone too: the Python SDK's exporter reads this trailer.
+                info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=delay))
+                trailers.append(("google.rpc.retryinfo-bin", info.SerializeToString()))
+            context.set_trailing_metadata(tuple(trailers))
             context.abort(_CODES[grpc_code_of(e)], e.message)
         rejected, message = partial_success(decoded, result)
         self._report(

@@ -181,6 +181,10 @@ def test_overload_is_retryable_with_retry_info(
     assert ei.value.code() == code
     ri = detail(rich_status(ei.value), error_details_pb2.RetryInfo)
     assert isinstance(ri, error_details_pb2.RetryInfo) and ri.retry_delay.seconds == delay
+    # The RetryInfo alone, where the OpenTelemetry Python exporter looks for it.
+    trailers = dict(ei.value.trailing_metadata() or ())
+    alone = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+    assert alone.retry_delay.seconds == delay
     assert sink.outcomes[-1].status == err.status
 
 
