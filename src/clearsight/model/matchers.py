@@ -1,14 +1,17 @@
 """Label matchers (``=``, ``!=``, ``=~``, ``!~``) with Prometheus semantics.
 
-Regex matchers are fully anchored (``^(?:re)$``) and use Python's ``re`` (RE2 syntax differences
-are documented in docs/promql.md). A matcher against an absent label sees the empty string.
+Regex matchers are fully anchored (``^(?s:re)$``) and use RE2 (the ``google-re2`` binding): the
+same syntax and linear-time matching as Prometheus, so a hostile pattern cannot hang a query.
+A matcher against an absent label sees the empty string.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import re2
 
 from clearsight.model.labels import Labels, get
 
@@ -25,7 +28,7 @@ class Matcher:
     type: MatchType
     name: str
     value: str
-    _re: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
+    _re: Regex | None = field(default=None, compare=False, repr=False, hash=False)
 
     @staticmethod
     def of(type_: MatchType | str, name: str, value: str) -> Matcher:
@@ -57,18 +60,36 @@ class Matcher:
         return f'{self.name}{self.type.value}"{v}"'
 
 
-_RE_CACHE: dict[str, re.Pattern[str]] = {}
+class Regex(Protocol):
+    """A compiled RE2 pattern (what ``compile_anchored`` returns)."""
+
+    def fullmatch(self, text: str) -> Any: ...
+
+    def search(self, text: str) -> Any: ...
 
 
-def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Compiles a Prometheus regex (anchored at both ends). Raises ValueError when invalid."""
+_RE_OPTIONS = re2.Options()
+_RE_OPTIONS.log_errors = False
+_RE_OPTIONS.max_mem = 64 << 20  # bound the memory of one compiled pattern
+_RE_CACHE: dict[str, Regex] = {}
+
+
+def compile_regex(pattern: str) -> Regex:
+    """Compiles an RE2 pattern with ``.`` matching newlines. Raises ValueError when invalid."""
+    try:
+        compiled: Regex = re2.compile(f"(?s:{pattern})", _RE_OPTIONS)
+    except re2.error as e:
+        msg = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ValueError(f"invalid regular expression {pattern!r}: {msg}") from None
+    return compiled
+
+
+def compile_anchored(pattern: str) -> Regex:
+    """Compiles a Prometheus regex (matched with ``fullmatch``: anchored at both ends)."""
     hit = _RE_CACHE.get(pattern)
     if hit is not None:
         return hit
-    try:
-        compiled = re.compile(f"(?:{pattern})", re.DOTALL)
-    except re.error as e:
-        raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+    compiled = compile_regex(pattern)
     if len(_RE_CACHE) > 4096:
         _RE_CACHE.clear()
     _RE_CACHE[pattern] = compiled

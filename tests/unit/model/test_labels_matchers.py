@@ -53,3 +53,16 @@ def test_stale_nan_bits_preserved() -> None:
     assert stale_mask(b.values).tolist() == [False, True]
     assert not is_stale_nan(float("nan"))
     assert np.isnan(b.values[1])
+
+
+def test_regex_is_linear_time_re2() -> None:
+    # Catastrophic backtracking for a backtracking engine; RE2 answers at once.
+    m = Matcher.of("=~", "x", "(a+)+$")
+    assert m.matches("a" * 50_000 + "b") is False
+    assert m.matches("aaa") is True
+
+
+def test_re2_syntax_like_prometheus() -> None:
+    with pytest.raises(ValueError, match="invalid regular expression"):
+        Matcher.of("=~", "x", "(?<=a)b")  # lookbehind: not RE2
+    assert Matcher.of("=~", "x", r"\d+").matches("123")
