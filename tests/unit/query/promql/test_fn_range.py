@@ -580,3 +580,71 @@ def test_window_search_fallback_matches_global_search() -> None:
     assert not got.present[:, 0].any()
     np.testing.assert_array_equal(got.values[:, 1:], ref.values)
     np.testing.assert_array_equal(got.present[:, 1:], ref.present)
+
+
+def ref_extended(ts: list[int], vs: list[float], e: int, rng: int, lookback: int, smoothed: bool, is_counter: bool) -> float | None:
+    """Per-window transcription of Prometheus' extendedRate (anchored/smoothed), increase/delta."""
+    range_start, range_end = e - rng, e
+    hi_t = e + (lookback if smoothed else 0)
+    f = [(t, v) for t, v in zip(ts, vs, strict=True) if range_start - lookback < t <= hi_t]
+    if not f:
+        return None
+    last = len(f) - 1
+    first = next((i for i in range(last) if f[i][0] > range_start), last)
+    first = max(0, first - 1)
+    if smoothed:
+        last = next((i for i in range(last) if f[i][0] >= range_end), last)
+    if f[last][0] <= range_start:
+        return None
+    if smoothed and f[first][0] > range_end:
+        return None
+
+    def interp(p1: tuple[int, float], p2: tuple[int, float], t: int) -> float:
+        y1, y2 = p1[1], p2[1]
+        if is_counter and y2 < y1:
+            y1 = 0.0
+        return y1 + (y2 - y1) * float(t - p1[0]) / float(p2[0] - p1[0])
+
+    left = interp(f[first], f[first + 1], range_start) if smoothed and f[first][0] < range_start else f[first][1]
+    right = interp(f[last - 1], f[last], range_end) if smoothed and last > 0 and f[last][0] > range_end else f[last][1]
+    result = right - left
+    if is_counter:
+        if f[first][0] <= range_start:
+            first += 1
+        if f[last][0] >= range_end:
+            last -= 1
+        corr, prev = 0.0, left
+        for _, v in f[first : last + 1]:
+            if v < prev:
+                corr += prev
+            prev = v
+        if right < prev:
+            corr += prev
+        result += corr
+    return result
+
+
+@settings(max_examples=200, deadline=None)
+@given(series_sets(), st.booleans(), st.booleans(), st.integers(1, 400))
+def test_extended_rate_matches_naive_reference(
+    data: tuple[list[list[int]], list[list[float]], list[int], int], smoothed: bool, counter: bool, lookback_s: int
+) -> None:
+    tss, vss, steps, rng = data
+    lookback = lookback_s * 1000
+    series = {L(i=str(i)): (ts, vs) for i, (ts, vs) in enumerate(zip(tss, vss, strict=True))}
+    fn = "increase" if counter else "delta"
+    m = matrix(series, rng, steps, anchored=not smoothed, smoothed=smoothed, lookback_ms=lookback)
+    with np.errstate(all="ignore"):
+        got = call(fn, ctx(steps), m)
+    assert isinstance(got, VectorSteps)
+    rows = {lb: i for i, lb in enumerate(got.labels)}
+    for lb, (ts, vs) in series.items():
+        for j, e in enumerate(steps):
+            with np.errstate(all="ignore"):
+                want = ref_extended(ts, vs, e, rng, lookback, smoothed, counter)
+            i = rows.get(lb)
+            if want is None:
+                assert i is None or not got.present[i, j]
+                continue
+            assert i is not None and got.present[i, j], (lb, j)
+            assert close(float(got.values[i, j]), want, 1e-12), (fn, smoothed, lb, j, got.values[i, j], want)
