@@ -680,12 +680,14 @@ class _Parser:
     # -- calls and aggregations -----------------------------------------------------------------
     def parse_call(self, name_tok: lx.Token) -> Call:
         name = name_tok.text
+        # Like Prometheus, the function is looked up once its argument list is complete, so
+        # syntax errors inside the arguments are reported first.
+        args = self.parse_call_args()
         sig = FUNCTIONS.get(name)
         if sig is None:
             raise self.err(f"unknown function with name {lx.go_quote(name)}", name_tok.pos)
         if sig.experimental and not self.experimental:
             raise self.err(f"function {lx.go_quote(name)} is not enabled", name_tok.pos)
-        args = self.parse_call_args()
         call = Call(func=name, args=args, return_type=sig.return_type)
         self.mark(call, name_tok.pos)
         return call
