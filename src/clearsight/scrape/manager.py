@@ -37,7 +37,7 @@ from clearsight import __version__
 from clearsight.ingest.prom_text import parse_prometheus_text
 from clearsight.model.labels import METRIC_NAME, Labels
 from clearsight.model.samples import STALE_NAN, MetricMetadata, SampleBatch
-from clearsight.pipeline.errors import InvalidInput
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 from clearsight.scrape.config import ScrapeConfig
 from clearsight.scrape.discovery import FileDiscovery
 from clearsight.scrape.relabel import process
@@ -253,15 +253,15 @@ class _Loop:
             err = f"internal error: {type(e).__name__}: {e}"
             proc = _Processed([], set(), scraped, 0)
         duration = time.perf_counter() - t0
-        stale = self.prev - proc.tracked
-        added = len(proc.tracked - self.prev)
-        series: list[tuple[Labels, list[tuple[int, float]]]] = [(lb, [(t, v)]) for lb, t, v in proc.series]
-        series.extend((lb, [(ts_ms, STALE_NAN)]) for lb in sorted(stale))
-        up = 0.0 if err else 1.0
-        report = (up, duration, float(proc.scraped), float(len(proc.series)), float(added))
-        series.extend(
-            (self._report_labels(n), [(ts_ms, v)]) for n, v in zip(REPORT_SERIES, report, strict=True)
-        )
+        batch = self._build(proc, err, metadata, ts_ms, duration)
+        exc = await self._write(batch)
+        if isinstance(exc, InvalidInput | LimitExceeded) and not err:
+            # The write path refused the samples themselves (e.g. a label too long for the store):
+            # the scrape counts as failed, as when Prometheus' append fails; write up=0 and the
+            # stale markers instead.
+            err = f"samples rejected by the write path: {exc}"
+            proc = _Processed([], set(), proc.scraped, 0)
+            await self._write(self._build(proc, err, [], ts_ms, duration))
         self.prev = proc.tracked
         self.reported = True
         st = self.status
@@ -274,15 +274,32 @@ class _Loop:
         st.duplicates_dropped = proc.duplicates
         if err:
             log.debug("scrape of %s failed: %s", self.target.url, err)
-        await self._write(SampleBatch.from_series(series, [*metadata, *REPORT_METADATA]))
 
-    async def _write(self, batch: SampleBatch) -> None:
+    def _build(
+        self, proc: _Processed, err: str, metadata: list[MetricMetadata], ts_ms: int, duration: float
+    ) -> SampleBatch:
+        """The batch of one scrape: samples, stale markers for vanished series, synthetic series."""
+        stale = self.prev - proc.tracked
+        added = len(proc.tracked - self.prev)
+        series: list[tuple[Labels, list[tuple[int, float]]]] = [(lb, [(t, v)]) for lb, t, v in proc.series]
+        series.extend((lb, [(ts_ms, STALE_NAN)]) for lb in sorted(stale))
+        up = 0.0 if err else 1.0
+        report = (up, duration, float(proc.scraped), float(len(proc.series)), float(added))
+        series.extend(
+            (self._report_labels(n), [(ts_ms, v)]) for n, v in zip(REPORT_SERIES, report, strict=True)
+        )
+        return SampleBatch.from_series(series, [*metadata, *REPORT_METADATA])
+
+    async def _write(self, batch: SampleBatch) -> Exception | None:
+        """Writes through the sink; returns (and records) the error instead of raising."""
         try:
             await self.mgr.sink(self.mgr.tenant, batch)
             self.status.write_error = ""
+            return None
         except Exception as e:
             self.status.write_error = f"{type(e).__name__}: {e}"
             log.warning("writing the scrape of %s failed: %s", self.target.url, e)
+            return e
 
     def _report_labels(self, name: str) -> Labels:
         return tuple(sorted([(METRIC_NAME, name), *self.target.labels]))

@@ -493,3 +493,39 @@ def test_initial_delay_is_within_the_interval_and_stable(server: ExpositionServe
         await m.stop()
 
     run(main)
+
+
+def test_samples_refused_by_the_write_path_fail_the_scrape(server: ExpositionServer) -> None:
+    from clearsight.model.samples import SampleBatch
+    from clearsight.pipeline.errors import InvalidInput
+    from clearsight.store.interface import AppendResult
+
+    inner = MemorySink()
+
+    async def picky(tenant: str, batch: SampleBatch) -> AppendResult:
+        names = {dict(batch.decode_labels(k))["__name__"] for k in batch.keys}
+        if "too_long" in names:
+            raise InvalidInput("label value too long")
+        return await inner(tenant, batch)
+
+    server.exposition.body = "ok 1\n"
+    clock = FakeClock()
+
+    async def main() -> None:
+        m = ScrapeManager(job(server.address), picky, "t", clock, run_loops=False)
+        await m.start()
+        await m.scrape_now()
+        server.exposition.body = "ok 1\ntoo_long 2\n"
+        ts = clock.tick()
+        await m.scrape_now()
+        (st,) = m.targets()
+        assert st.health == "down"
+        assert st.last_error == "samples rejected by the write path: label value too long"
+        assert st.write_error == ""  # the fallback batch was written
+        batch = inner.batches[-1]
+        assert value(select(batch, "up")) == 0.0
+        (ok,) = select(batch, "ok")
+        assert ok.stale and ok.ts == ts
+        await m.stop()
+
+    run(main)
