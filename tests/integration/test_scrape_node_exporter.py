@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -107,3 +108,56 @@ def test_scrape_node_exporter_then_kill_it(node_exporter: tuple[subprocess.Popen
         await m.stop()
 
     asyncio.run(main())
+
+
+def test_scrape_node_exporter_into_the_embedded_store(
+    node_exporter: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    """The whole write path: manager -> MetricsIngestor (validation) -> embedded DuckDB store."""
+    from clearsight.model.matchers import Matcher
+    from clearsight.model.samples import is_stale_nan
+    from clearsight.pipeline.ingestor import MetricsIngestor
+    from clearsight.pipeline.limits import WriteLimits
+    from clearsight.pipeline.validate import make_validator
+    from clearsight.store.embedded.duckdb_store import EmbeddedMetricsStore
+
+    proc, address = node_exporter
+    cfgs = parse_scrape_configs(
+        [{"job_name": "node", "static_configs": [{"targets": [address]}]}], "integration.yml"
+    )
+    store = EmbeddedMetricsStore(tmp_path / "data")
+    try:
+        ingestor = MetricsIngestor(store, [make_validator(WriteLimits(), time.time)])
+
+        async def main() -> None:
+            m = ScrapeManager(cfgs, ingestor.ingest, "default", run_loops=False)
+            await m.start()
+            await m.scrape_now()
+            await asyncio.sleep(0.01)  # distinct millisecond timestamps for the next scrape
+            await m.scrape_now()
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            await asyncio.sleep(0.01)
+            await m.scrape_now()
+            for st in m.targets():
+                assert st.write_error == "", st.write_error
+            await m.stop()
+
+        asyncio.run(main())
+        job = Matcher.of("=", "job", "node")
+        up = store.select("default", [Matcher.of("=", "__name__", "up"), job], 0, 2**62)
+        assert len(up) == 1
+        _, _, values = up.series(0)
+        assert values.tolist() == [1.0, 1.0, 0.0]
+        cpu = store.select("default", [Matcher.of("=", "__name__", "node_cpu_seconds_total"), job], 0, 2**62)
+        assert len(cpu) > 0
+        for i in range(len(cpu)):
+            labels, ts, vals = cpu.series(i)
+            assert dict(labels)["instance"] == address
+            assert len(ts) == 3
+            assert not any(is_stale_nan(float(v)) for v in vals[:2])
+            assert is_stale_nan(float(vals[2]))  # bit-exact stale marker after the target died
+        meta = store.metadata("default", "node_cpu_seconds_total")
+        assert meta["node_cpu_seconds_total"][0].type == "counter"
+    finally:
+        store.close()
