@@ -114,14 +114,20 @@ def parse_time_ms(value: str, name: str) -> int:
     else:
         if math.isnan(f) or math.isinf(f):
             raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
-        return round(f * 1000)
+        return _bounded(round(f * 1000), value, name)
     try:
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp') from None
     if dt.tzinfo is None:
         raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
-    return round(dt.timestamp() * 1000)
+    return _bounded(round(dt.timestamp() * 1000), value, name)
+
+
+def _bounded(ms: int, value: str, name: str) -> int:
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise ApiError("bad_data", f'invalid parameter "{name}": timestamp "{value}" is out of range')
+    return ms
 
 
 def time_param(p: ImmutableMultiDict[str, Any], name: str, default: int) -> int:
