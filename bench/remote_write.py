@@ -520,35 +520,44 @@ def main(argv: list[str] | None = None) -> int:
         "victoriametrics": VictoriaMetrics,
     }
     results: dict[str, list[Run]] = {}
+    names: list[str] = []
     for name in [s.strip() for s in args.servers.split(",") if s.strip()]:
         why = factories[name]().available()
         if why:
             print(f"\n{name}: skipped ({why})")
             report["servers"][name] = {"skipped": why}
-            continue
-        runs: list[Run] = []
-        for i in range(args.repeat):
+        else:
+            names.append(name)
+    # Runs are interleaved (A B C, A B C, ...) so that load changes on a shared machine hit all
+    # servers alike; a server that fails is reported and left out of later rounds.
+    for i in range(args.repeat):
+        for name in list(names):
             try:
                 run = run_once(factories[name](), payloads)
             except Exception as e:  # a broken server is reported, the other peers still run
-                print(f"\n{name}: run {i + 1} failed: {e}")
+                print(f"{name}: run {i + 1} failed: {e}")
                 report["servers"][name] = {"error": str(e)}
-                break
+                names.remove(name)
+                continue
             s = run.send
             print(
                 f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
                 f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
                 f"{s.rejected} rejected {s.first_rejection[:200]}"
             )
-            runs.append(run)
-        if runs:
-            results[name] = runs
-            report["servers"][name] = {"runs": [asdict(r) for r in runs]}
+            results.setdefault(name, []).append(run)
+    for name, runs in results.items():
+        report["servers"][name] = {"runs": [asdict(r) for r in runs]}
+    load1, load5, _ = os.getloadavg()
+    report["loadavg"] = [load1, load5]
 
     def med(name: str, f: Callable[[Run], float]) -> float:
         return statistics.median(f(r) for r in results[name])
 
-    print(f"\nresults (median of {args.repeat}; {payloads.total_samples:,} samples):")
+    print(
+        f"\nresults (median of {args.repeat}; {payloads.total_samples:,} samples; "
+        f"load average {load1:.1f} on {os.cpu_count()} CPUs):"
+    )
     print(
         f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8}  bytes/sample on disk"
     )
