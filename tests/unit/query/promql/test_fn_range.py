@@ -648,3 +648,40 @@ def test_extended_rate_matches_naive_reference(
                 continue
             assert i is not None and got.present[i, j], (lb, j)
             assert close(float(got.values[i, j]), want, 1e-12), (fn, smoothed, lb, j, got.values[i, j], want)
+
+
+@pytest.mark.parametrize("fn", ["deriv", "predict_linear"])
+def test_long_window_regression_path_agrees_with_replay(fn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearsight.query.promql import fn_range
+
+    rnd = np.random.default_rng(7)
+    series = {}
+    for i in range(5):
+        ts = np.cumsum(rnd.integers(10_000, 20_000, 300)).tolist()
+        vs = (np.cumsum(rnd.normal(3, 1, 300)) + 1e6 * i).tolist()
+        series[L(i=str(i))] = (ts, vs)
+    steps = list(range(600_000, 4_000_000, 250_000))
+    extra = [scalar(3600, len(steps))] if fn == "predict_linear" else []
+
+    def run() -> VectorSteps:
+        out = call(fn, ctx(steps), matrix(series, 30 * M, steps), *extra)
+        assert isinstance(out, VectorSteps)
+        return out
+
+    monkeypatch.setattr(fn_range, "REPLAY_MAX_WINDOW", 10_000)
+    replay = run()
+    monkeypatch.setattr(fn_range, "REPLAY_MAX_WINDOW", 0)
+    padded = run()
+    assert replay.labels == padded.labels
+    np.testing.assert_array_equal(replay.present, padded.present)
+    np.testing.assert_allclose(padded.values, replay.values, rtol=1e-9)
+
+
+def test_predict_linear_long_window_exact_line() -> None:
+    ts = list(range(0, 6 * 3600 * S + 1, 15 * S))
+    series = {L(): (ts, [5 + 2 * t / 1000 for t in ts])}
+    at = 6 * 3600 * S
+    got = as_dict(call("predict_linear", ctx([at]), matrix(series, 6 * 3600 * S, [at]), scalar(3600)))
+    assert close(got[()], 5 + 2 * (at / 1000 + 3600), 1e-12)
+    flat = {L(): (ts, [7.0] * len(ts))}
+    assert as_dict(call("deriv", ctx([at]), matrix(flat, 6 * 3600 * S, [at]))) == {(): 0}
