@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from clearsight.query.promql.parser import ParseError, parse
 from clearsight.query.promql.printer import format_expr
 from tests.unit.query.promql.test_parser_properties import normalized
@@ -32,13 +30,7 @@ _EVAL = re.compile(
 PARSE_LEVEL_FAILURES: frozenset[str] = frozenset()
 
 # Queries that parse in Prometheus but not here, with the reason. Keep this empty or explained.
-KNOWN_GAPS: dict[str, str] = {
-    # RE2 allows inline flags inside a group ("((?i)PRO)"); Python's re needs them at the start.
-    # Translating RE2 to Python regex belongs to clearsight.model.matchers.compile_anchored.
-    'rate(http_requests_total{group=~"((?i)PRO).*"}[1m])': "RE2 inline flag inside group",
-    'rate(http_requests_total{group=~".*((?i)DUC).*"}[1m])': "RE2 inline flag inside group",
-    'rate(http_requests_total{group=~".*((?i)TION)"}[1m])': "RE2 inline flag inside group",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -115,12 +107,6 @@ def test_every_eval_query_round_trips_through_the_printer() -> None:
         tree = parse(c.query)
         text = format_expr(tree)
         assert normalized(parse(text)) == normalized(tree), (c.file, c.line, c.query, text)
-
-
-@pytest.mark.parametrize("query", sorted(KNOWN_GAPS))
-def test_known_gaps_still_fail_for_the_stated_reason(query: str) -> None:
-    with pytest.raises(ParseError, match="regular expression"):
-        parse(query)
 
 
 # --- the PromQL compliance tester's query list --------------------------------------------------
