@@ -44,6 +44,12 @@ def _wait_for(url: str, q: str, n: int = 1, timeout: float = 30) -> list[dict[st
         time.sleep(0.3)
 
 
+def _cli(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "clearsight", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def test_server_scrapes_takes_otlp_and_answers_promql(tmp_path: Path) -> None:
     node = start_node_exporter(tmp_path / "node")
     otlp_http, otlp_grpc = free_port(), free_port()
@@ -73,6 +79,17 @@ scrape_configs:
 
         metrics = httpx.get(f"{cs.url}/metrics", timeout=10).text
         assert 'clearsight_ingested_samples_total{protocol="otlp_grpc"}' in metrics
+
+        # The CLI answers the same questions.
+        table = _cli("query", 'up{job="node"}', "--url", cs.url)
+        assert "vector (1 results)" in table and 'up{instance="127.0.0.1:' in table
+        csv_out = _cli("query", "sum(jobs_done_total)", "--url", cs.url, "-o", "csv").splitlines()
+        assert csv_out[0] == "series,time,value" and csv_out[1].endswith(",9")
+        rng = _cli("query", 'up{job="node"}', "--range", "5s", "--step", "1s", "--url", cs.url, "-o", "json")
+        assert '"resultType": "matrix"' in rng
+        bad = subprocess.run([sys.executable, "-m", "clearsight", "query", "sum(", "--url", cs.url],
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "bad_data" in bad.stderr and "parse error" in bad.stderr
     finally:
         node.stop()
         code = cs.stop()
