@@ -417,6 +417,10 @@ def bench_decoder(payloads: workload.Payloads) -> dict[str, float]:
         "requests": len(bodies),
         "series_per_request": payloads.n_series * payloads.scrapes / max(1, len(bodies)),
     }
+    t0 = time.perf_counter()
+    for body in bodies:
+        rw.decompress(body, limits)
+    out["snappy_only_samples_per_s"] = payloads.total_samples / (time.perf_counter() - t0)
     if rw.NATIVE_AVAILABLE:
         decode_all(True, bodies[:20])  # warm up
         dt, series, samples = decode_all(True, bodies)
@@ -505,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print("  compiled: NOT BUILT")
+        print(f"  (snappy decompression alone: {_fmt_rate(dec['snappy_only_samples_per_s'])} samples/s)")
         print(
             f"  pure Python: {_fmt_rate(dec['pure_series_per_s'])} series/s, "
             f"{_fmt_rate(dec['pure_samples_per_s'])} samples/s"
