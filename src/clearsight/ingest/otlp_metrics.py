@@ -17,6 +17,8 @@ The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics 
   ``service.instance.id`` -> ``instance``; they override data point attributes of the same name.
   The other resource attributes go to one ``target_info`` series per resource (value 1, labels
   ``job``, ``instance`` and those attributes) at the newest timestamp of the resource's points.
+  ``OtlpOptions(promote_resource_attributes=(...))`` also copies chosen resource attributes onto
+  every series (a data point attribute of the same name wins), so queries need no target_info join.
 - **Types**: gauge -> gauge; cumulative monotonic sum -> counter; cumulative non-monotonic sum ->
   gauge; cumulative histogram -> ``_bucket{le}`` (cumulative counts, always ending with
   ``le="+Inf"`` = count), ``_count`` and ``_sum`` (when the point has a sum); summary ->
@@ -51,7 +53,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
@@ -106,6 +108,9 @@ class OtlpOptions:
     unit_suffixes: bool = True  # append the unit word to metric names
     total_suffix: bool = True  # append _total to counters
     target_info: bool = True  # one target_info series per resource with other attributes
+    # Resource attributes (OpenTelemetry keys, e.g. "k8s.namespace.name") also copied, sanitized,
+    # onto every series of the resource; a data point attribute of the same label name wins.
+    promote_resource_attributes: tuple[str, ...] = ()
 
 
 DEFAULT_OPTIONS = OtlpOptions()
@@ -231,7 +236,7 @@ def prometheus_metric_name(
 # --- labels ------------------------------------------------------------------------------------
 
 
-def attributes_to_labels(attrs: Iterable[common_pb2.KeyValue]) -> dict[str, str]:
+def attributes_to_labels(attrs: Sequence[common_pb2.KeyValue]) -> dict[str, str]:
     """Attributes as labels: names sanitized, colliding names' values joined with ``;`` in the
     lexicographic order of the original keys, empty values dropped."""
     out: dict[str, str] = {}
@@ -248,7 +253,7 @@ def attributes_to_labels(attrs: Iterable[common_pb2.KeyValue]) -> dict[str, str]
     return out
 
 
-def _attributes_with_collisions(attrs: Iterable[common_pb2.KeyValue]) -> dict[str, str]:
+def _attributes_with_collisions(attrs: Sequence[common_pb2.KeyValue]) -> dict[str, str]:
     groups: dict[str, list[tuple[str, str]]] = {}
     for kv in attrs:
         name = sanitize_label_name(kv.key)
@@ -463,14 +468,19 @@ class _HistogramKeys:
 
 @dataclass(frozen=True)
 class _Context:
-    """Labels every point of a scope gets (otel_scope_*, job, instance) and their identity."""
+    """Labels every point of a scope gets: ``labels`` (otel_scope_*, job, instance) override the
+    point's attributes, ``defaults`` (promoted resource attributes) yield to them."""
 
     labels: dict[str, str]
-    ident: bytes
+    defaults: dict[str, str]
+    ident: tuple[bytes, bytes]
 
 
-def _context(labels: dict[str, str]) -> _Context:
-    return _Context(labels, b"\xff".join(enc for _, enc in sorted(_encoded(labels))))
+def _context(labels: dict[str, str], defaults: dict[str, str]) -> _Context:
+    def enc(d: dict[str, str]) -> bytes:
+        return b"\xff".join(e for _, e in sorted(_encoded(d)))
+
+    return _Context(labels, defaults, (enc(labels), enc(defaults)))
 
 
 def _series_key(base: list[tuple[str, bytes]], name: str, extra: tuple[str, str] | None) -> bytes:
@@ -498,6 +508,8 @@ def _point_labels(raw_attrs: tuple[bytes, ...], ctx: _Context, path: str) -> lis
         except Exception as e:
             raise OtlpInvalidInput(f"{path}.attributes[{j}]", f"cannot parse attribute: {e}") from None
     labels = attributes_to_labels(kvs)
+    if ctx.defaults:
+        labels = {**ctx.defaults, **labels}
     labels.update(ctx.labels)
     return _encoded(labels)
 
@@ -613,6 +625,10 @@ def _convert(req: Any, *, limits: WriteLimits, now_ms: int, options: OtlpOptions
     b = _Builder(limits, now_ms, options)
     for ri, rm in enumerate(req.resource_metrics):
         target, other_attrs = _resource_labels(rm.resource.attributes)
+        defaults: dict[str, str] = {}
+        if options.promote_resource_attributes:
+            promote = set(options.promote_resource_attributes) - _PROMOTED
+            defaults = attributes_to_labels([kv for kv in rm.resource.attributes if kv.key in promote])
         before = len(b.vals)
         max_ts: int | None = None
         for si, sm in enumerate(rm.scope_metrics):
@@ -623,7 +639,7 @@ def _convert(req: Any, *, limits: WriteLimits, now_ms: int, options: OtlpOptions
                 if sm.scope.version:
                     labels["otel_scope_version"] = sm.scope.version
             labels.update(target)
-            ctx = _context(labels)
+            ctx = _context(labels, defaults)
             for mi, metric in enumerate(sm.metrics):
                 path = f"resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]"
                 t = _convert_metric(b, metric, ctx, path)

@@ -814,3 +814,25 @@ def test_key_memo_is_bounded_by_entries_and_bytes() -> None:
     assert memo.items == {3: 3} and memo.bytes == 10
     memo.put(4, 4, 995)  # over the byte bound
     assert memo.items == {4: 4} and memo.bytes == 995
+
+
+def test_promoted_resource_attributes_are_copied_to_every_series() -> None:
+    res = {
+        "service.name": "api",
+        "k8s.namespace.name": "prod",
+        "host.name": "h1",
+        "deployment.environment": "",
+    }
+    m = gauge("g", [({"a": "1"}, 1.0), ({"a": "2", "k8s.namespace.name": "override"}, 2.0)])
+    opts = OtlpOptions(
+        scope_labels=False, promote_resource_attributes=("k8s.namespace.name", "service.name", "missing")
+    )
+    got = series(decode(request([m], res), opts).batch)
+    assert got == {
+        lbl("g", job="api", a="1", k8s_namespace_name="prod"): [(T_MS, 1.0)],
+        lbl("g", job="api", a="2", k8s_namespace_name="override"): [(T_MS, 2.0)],
+        lbl("target_info", job="api", k8s_namespace_name="prod", host_name="h1"): [(T_MS, 1.0)],
+    }
+    # Without the option the same request (and the key memo) gives the unpromoted series.
+    plain = series(decode(request([m], res), OtlpOptions(scope_labels=False)).batch)
+    assert lbl("g", job="api", a="1") in plain
