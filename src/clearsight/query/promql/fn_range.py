@@ -246,21 +246,18 @@ def _extended_rate(m: MatrixSteps, is_counter: bool, is_rate: bool) -> VectorSte
             right[ri] = interp(last[ri] - 1, last[ri], e[ri])
         result = right - left
         if is_counter:
+            # Resets between the boundary values: ``left`` -> samples in (rangeStart, rangeEnd)
+            # -> ``right``, accumulated in time order as Prometheus' correctForCounterResets.
             f2 = first + (t[first] <= range_start)
             l2 = last - (t[last] >= e)
-            cnt = np.maximum(l2 - f2 + 1, 0).astype(np.int64)
-            prev = left.copy()
-            corr = np.zeros_like(left)
-            rw = RaggedWindows(f2.astype(np.int64), cnt)
-            prev_o = prev[rw.order]
-            corr_o = corr[rw.order]
-            for _p, a, idx in rw:
-                cur = v[idx]
-                corr_o[:a] += np.where(cur < prev_o[:a], prev_o[:a], 0.0)
-                prev_o[:a] = cur
-            prev = rw.unsort(prev_o)
-            corr = rw.unsort(corr_o)
-            corr = corr + np.where(right < prev, prev, 0.0)
+            inner = l2 >= f2
+            f2c = np.where(inner, f2, first)
+            l2c = np.where(inner, l2, first)
+            first_inner = np.where(inner, v[f2c], right)
+            corr = np.where(first_inner < left, left, 0.0)
+            corr = np.where(inner, _reset_corrections(flat, f2c, l2c, corr), corr)
+            last_inner = v[l2c]
+            corr = corr + np.where(inner & (right < last_inner), last_inner, 0.0)
             result = result + corr
         if is_rate:
             result = result / _range_seconds(rng)
@@ -549,6 +546,29 @@ def fn_avg_over_time(ctx: FuncContext, args: list[Value]) -> Value:
 
 
 def _variance(win: _Win) -> F64:
+    if win.w_cnt.shape[0] and int(win.w_cnt.max()) > REPLAY_MAX_WINDOW:
+        return _variance_padded(win)
+    return _variance_replay(win)
+
+
+def _variance_padded(win: _Win) -> F64:
+    """Two-pass population variance over whole windows (long windows; see REPLAY_MAX_WINDOW).
+    Constant windows are exactly 0, as with Prometheus' running algorithm."""
+    res = np.empty(win.w_lo.shape[0])
+    for rows, x in padded_windows(win.flat.v, win.w_lo, win.w_cnt, max_elems=1 << 21):
+        cnt = win.w_cnt[rows]
+        valid = np.arange(x.shape[1])[None, :] < cnt[:, None]
+        n = cnt.astype(np.float64)
+        with np.errstate(all="ignore"):
+            mean = np.where(valid, x, 0.0).sum(axis=1) / n
+            dev = np.where(valid, x - mean[:, None], 0.0)
+            var = (dev * dev).sum(axis=1) / n
+            const = np.all(~valid | (x == x[:, :1]), axis=1)
+        res[rows] = np.where(const, 0.0, var)
+    return res
+
+
+def _variance_replay(win: _Win) -> F64:
     rw = RaggedWindows(win.w_lo, win.w_cnt)
     w = rw.size
     mean = np.zeros(w)

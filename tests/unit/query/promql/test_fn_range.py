@@ -685,3 +685,27 @@ def test_predict_linear_long_window_exact_line() -> None:
     assert close(got[()], 5 + 2 * (at / 1000 + 3600), 1e-12)
     flat = {L(): (ts, [7.0] * len(ts))}
     assert as_dict(call("deriv", ctx([at]), matrix(flat, 6 * 3600 * S, [at]))) == {(): 0}
+
+
+def test_long_window_variance_agrees_with_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearsight.query.promql import fn_range
+
+    rnd = np.random.default_rng(3)
+    series = {L(i=str(i)): (list(range(0, 3000 * S, 10 * S)), rnd.normal(50 * i, 3, 300).tolist()) for i in range(4)}
+    series[L(i="const")] = (list(range(0, 3000 * S, 10 * S)), [1.5990505637277868] * 300)
+    series[L(i="nan")] = (list(range(0, 3000 * S, 10 * S)), [1.0, NAN] * 150)
+    steps = list(range(100 * S, 3000 * S, 170 * S))
+
+    def run() -> VectorSteps:
+        out = call("stdvar_over_time", ctx(steps), matrix(series, 20 * M, steps))
+        assert isinstance(out, VectorSteps)
+        return out
+
+    monkeypatch.setattr(fn_range, "REPLAY_MAX_WINDOW", 10_000)
+    replay = run()
+    monkeypatch.setattr(fn_range, "REPLAY_MAX_WINDOW", 0)
+    padded = run()
+    np.testing.assert_array_equal(replay.present, padded.present)
+    np.testing.assert_allclose(padded.values, replay.values, rtol=1e-9)
+    const_row = padded.labels.index(L(i="const"))
+    assert (padded.values[const_row][padded.present[const_row]] == 0).all()
