@@ -799,35 +799,24 @@ class _Parser:
     def parse_positive_duration(self) -> Duration:
         start = self.peek().pos
         tree = self.parse_duration_expr(0)
-        folded = _fold(tree)
-        if isinstance(folded, str):
-            raise self.err(folded, self._fold_err_pos(tree, start))
-        if folded is None:
-            return DurationExpr(tree)
-        if folded <= 0:
-            if not isinstance(tree, NumberLiteral):
-                # Prometheus only rejects non-positive *literals* while parsing; computed
-                # durations fail at evaluation (see resolve_duration).
-                return DurationExpr(tree)
-            raise self.err("duration must be greater than 0", start)
-        if folded > _MAX_DURATION_SECONDS:
-            raise self.err("duration out of range", start)
-        return _to_ms(folded, tree)
+        return self._finish_duration(tree, start, positive=True)
 
-    def _fold_err_pos(self, tree: Expr, default: int) -> int:
-        # Position of the offending "/" or "%" operator.
-        stack = [tree]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, BinaryExpr):
-                if n.op in ("/", "%") and _fold(n.rhs) == 0:
-                    return self.op_pos.get(id(n), default)
-                stack += [n.rhs, n.lhs]
-            elif isinstance(n, UnaryExpr | ParenExpr):
-                stack.append(n.expr)
-            elif isinstance(n, Call):
-                stack += n.args
-        return default
+    def _finish_duration(self, tree: Expr, start: int, positive: bool) -> Duration:
+        """Folds a constant duration expression to ms. Like Prometheus, only *literals* are
+        checked while parsing; computed values that are NaN, infinite, out of range, non-positive
+        (ranges and steps) or divide by zero are left as DurationExpr and fail at evaluation
+        (:func:`resolve_duration`)."""
+        folded = _fold(tree)
+        if folded is None or isinstance(folded, str):
+            return DurationExpr(tree)
+        if isinstance(tree, NumberLiteral):
+            if positive and folded <= 0:
+                raise self.err("duration must be greater than 0", start)
+            return _to_ms(folded, tree)
+        if (math.isnan(folded) or math.isinf(folded) or abs(folded) > _MAX_DURATION_SECONDS
+                or (positive and folded <= 0)):
+            return DurationExpr(tree)
+        return _to_ms(folded, tree)
 
     # Duration expressions (inside brackets, and after "offset (").
     def parse_duration_expr(self, min_prec: int) -> Expr:
@@ -926,14 +915,7 @@ class _Parser:
             if t.kind not in _DURATION_START:
                 raise self.unexpected("offset", "number, duration, step(), or range()")
             tree = self.parse_duration_atom()
-        folded = _fold(tree)
-        if isinstance(folded, str):
-            raise self.err(folded, self._fold_err_pos(tree, t.pos))
-        if folded is None:
-            return DurationExpr(tree)
-        if abs(folded) > _MAX_DURATION_SECONDS:
-            raise self.err("duration out of range", t.pos)
-        return _to_ms(folded, tree)
+        return self._finish_duration(tree, t.pos, positive=False)
 
     def apply_offset(self, expr: Expr, offset: Duration, tok: lx.Token) -> None:
         target: VectorSelector | SubqueryExpr

@@ -600,3 +600,20 @@ def test_parse_with_positions() -> None:
     assert pos[id(tree.rhs)] == q.index("-bar")
     assert pos[id(tree.rhs.expr)] == q.index("bar")
     assert len(pos) == 7
+
+
+@pytest.mark.parametrize(("q", "error"), [
+    ("foo[5s/(1-1)]", "division by zero"),
+    ("foo[1m-2m]", "duration must be greater than 0"),
+    ("foo[(0^-1)]", "duration is NaN or infinite"),
+])
+def test_computed_duration_errors_are_deferred_to_evaluation(q: str, error: str) -> None:
+    # Prometheus checks literals while parsing and computed durations while evaluating.
+    e = parse(q)
+    assert isinstance(e, MatrixSelector) and isinstance(e.range, DurationExpr)
+    with pytest.raises(ValueError, match=error):
+        resolve_duration(e.range, step_ms=1000, range_ms=0)
+
+
+def test_negative_computed_offset_is_folded() -> None:
+    assert parse("foo offset (1m-2m)") == vs("foo", offset=-60_000)
