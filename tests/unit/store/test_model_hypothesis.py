@@ -92,12 +92,15 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("group"), st.lists(st.tuples(st.sampled_from(TENANTS), batches), min_size=2, max_size=5)),
     st.tuples(st.just("retention"), st.integers(0, 100).map(lambda s: s * 1000)),
     st.tuples(st.just("reopen")),
+    st.tuples(st.just("compact")),
 ), min_size=1, max_size=12)
 
 
 def _open(d: Path) -> EmbeddedMetricsStore:
+    # Compaction only when asked ("compact" op), so samples mix between head and chunks.
     return EmbeddedMetricsStore(d, retention_ms=RETENTION, out_of_order_window_ms=WINDOW,
-                                max_active_series_per_tenant=LIMIT, queue_max_batches=64, duckdb_threads=1)
+                                max_active_series_per_tenant=LIMIT, queue_max_batches=64, duckdb_threads=1,
+                                compact_min_rows=10**9)
 
 
 def _check_result(got_future: object, want: AppendResult | None) -> None:
@@ -140,6 +143,8 @@ def test_store_matches_model(operations: list[Any], a: int, b: int) -> None:
                         _check_result(fut, model.append(t, spec))
                 elif op[0] == "retention":
                     assert store.apply_retention(op[1]) == model.retention(op[1])
+                elif op[0] == "compact":
+                    store.compact()
                 else:
                     store.close()
                     store = _open(Path(tmp))

@@ -19,11 +19,21 @@ DDL = [
         labels_key BLOB NOT NULL,
         labels VARCHAR NOT NULL
     )""",
-    # One row per sample; at most one row per (series_id, ts).
+    # The head: recent samples, one row each, appended by group commits.
     """CREATE TABLE IF NOT EXISTS samples (
         series_id UINTEGER NOT NULL,
         ts BIGINT NOT NULL,
         value DOUBLE NOT NULL
+    )""",
+    # Compacted samples: one row per (compaction, series), encoded by store/embedded/chunks.py.
+    """CREATE TABLE IF NOT EXISTS chunks (
+        series_id UINTEGER NOT NULL,
+        min_ts BIGINT NOT NULL,
+        max_ts BIGINT NOT NULL,
+        n UINTEGER NOT NULL,
+        codec UTINYINT NOT NULL,
+        scale UTINYINT NOT NULL,
+        data BLOB NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS metadata (
         tenant VARCHAR NOT NULL,

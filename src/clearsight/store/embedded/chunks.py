@@ -1,0 +1,187 @@
+"""Compressed sample chunks: the samples of one series over a time span, in one zstd frame.
+
+Encoding of a chunk with ``n`` samples (all vectorized across chunks; one zstd call per chunk):
+
+- timestamps: delta-of-delta (the first delta is taken from 0), zigzag-encoded int64;
+- values, codec ``DECIMAL`` (1): when every value ``v`` equals ``k / 10**scale`` bit for bit for
+  integers ``|k| < 2**53`` and a ``scale`` in 0..9, the deltas of ``k`` (first from 0), zigzag;
+- values, codec ``XOR`` (0): otherwise (NaN, stale markers, infinities, -0.0, arbitrary binary
+  fractions), the IEEE-754 bits XOR the previous value's bits (the first XOR 0);
+- payload: the 8 byte planes of the timestamp column, then the 8 byte planes of the value column
+  (byte shuffling, so zstd sees the runs of zero high bytes), compressed with zstd.
+
+Decoding reverses it exactly: every value, NaN payloads included, comes back bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from clearsight.model.samples import F64Array, I64Array
+
+XOR = 0
+DECIMAL = 1
+MAX_SCALE = 9
+ZSTD_LEVEL = 3
+_ZSTD = pa.Codec("zstd", compression_level=ZSTD_LEVEL)  # used by the writer thread only
+
+U8Array = npt.NDArray[np.uint8]
+U32Array = npt.NDArray[np.uint32]
+
+
+@dataclass
+class Encoded:
+    """Encoded chunks, one entry per series segment of the input."""
+
+    series_id: U32Array
+    min_ts: I64Array
+    max_ts: I64Array
+    n: U32Array
+    codec: U8Array
+    scale: U8Array
+    data: list[bytes]
+
+
+def _zigzag(x: I64Array) -> I64Array:
+    out: I64Array = (x << 1) ^ (x >> 63)
+    return out
+
+
+def _unzigzag(z: I64Array) -> I64Array:
+    u = z.view(np.uint64)
+    out: I64Array = (u >> np.uint64(1)).view(np.int64) ^ -(z & 1)
+    return out
+
+
+def _seg_starts(lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    starts = np.zeros(lengths.shape[0], dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
+def _seg_diff(x: I64Array, first: npt.NDArray[np.bool_]) -> I64Array:
+    """x[i] - x[i-1] within segments; the first element of a segment stays as is (minus 0)."""
+    d = np.empty_like(x)
+    if x.shape[0]:
+        d[0] = x[0]
+        np.subtract(x[1:], x[:-1], out=d[1:])
+        d[first] = x[first]
+    return d
+
+
+def _seg_cumsum(x: I64Array, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> I64Array:
+    """Cumulative sum restarting at each segment (wrapping int64 arithmetic, exact inverse of
+    ``_seg_diff``)."""
+    if x.shape[0] == 0:
+        return x.copy()
+    cs = np.cumsum(x)
+    before = np.zeros(starts.shape[0], dtype=np.int64)
+    nz = starts > 0
+    before[nz] = cs[starts[nz] - 1]
+    out: I64Array = cs - np.repeat(before, lengths)
+    return out
+
+
+def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
+    """Encodes samples sorted by (series_id, ts) with unique (series_id, ts): one chunk per series."""
+    n_total = series_id.shape[0]
+    if n_total == 0:
+        z32 = np.zeros(0, dtype=np.uint32)
+        z64 = np.zeros(0, dtype=np.int64)
+        z8 = np.zeros(0, dtype=np.uint8)
+        return Encoded(z32, z64, z64, z32, z8, z8, [])
+    first = np.ones(n_total, dtype=np.bool_)
+    first[1:] = series_id[1:] != series_id[:-1]
+    starts = np.flatnonzero(first).astype(np.int64)
+    lengths = np.diff(np.append(starts, n_total)).astype(np.int64)
+    ends = starts + lengths - 1
+
+    ts_enc = _zigzag(_seg_diff(_seg_diff(ts, first), first))
+
+    # Smallest decimal scale that reproduces every value of the segment exactly.
+    n_seg = starts.shape[0]
+    scale = np.full(n_seg, 255, dtype=np.int64)
+    k_all = np.zeros(n_total, dtype=np.int64)
+    bits = values.view(np.uint64)
+    finite = np.isfinite(values) & (bits != np.uint64(0x8000000000000000))  # -0.0 needs XOR
+    pending = np.ones(n_seg, dtype=np.bool_)
+    with np.errstate(all="ignore"):
+        for e in range(MAX_SCALE + 1):
+            p = 10.0**e
+            k = np.rint(values * p)
+            exact = finite & (np.abs(k) < 2.0**53) & ((k / p).view(np.uint64) == bits)
+            seg_ok = np.logical_and.reduceat(exact, starts) & pending
+            if seg_ok.any():
+                rows = np.repeat(seg_ok, lengths)
+                k_all[rows] = k[rows].astype(np.int64)
+                scale[seg_ok] = e
+                pending &= ~seg_ok
+            if not pending.any():
+                break
+    is_dec = scale != 255
+    dec_rows = np.repeat(is_dec, lengths)
+    val_enc = np.empty(n_total, dtype=np.int64)
+    val_enc[dec_rows] = _zigzag(_seg_diff(k_all, first))[dec_rows]
+    if not is_dec.all():
+        xb = bits.copy()
+        xb[1:] ^= bits[:-1]
+        xb[first] = bits[first]
+        val_enc[~dec_rows] = xb.view(np.int64)[~dec_rows]
+
+    # Byte planes of all samples at once: row p holds byte p of every timestamp (p < 8) / value.
+    planes = np.empty((16, n_total), dtype=np.uint8)
+    planes[:8] = ts_enc.view(np.uint8).reshape(n_total, 8).T
+    planes[8:] = val_enc.view(np.uint8).reshape(n_total, 8).T
+    compress = _ZSTD.compress
+    data = [compress(planes[:, s:s + m].tobytes(), asbytes=True)
+            for s, m in zip(starts.tolist(), lengths.tolist(), strict=True)]
+    return Encoded(
+        series_id=series_id[starts].astype(np.uint32),
+        min_ts=ts[starts].astype(np.int64),
+        max_ts=ts[ends].astype(np.int64),
+        n=lengths.astype(np.uint32),
+        codec=np.where(is_dec, DECIMAL, XOR).astype(np.uint8),
+        scale=np.where(is_dec, scale, 0).astype(np.uint8),
+        data=data,
+    )
+
+
+def decode(n: npt.NDArray[np.integer], codec: npt.NDArray[np.integer], scale: npt.NDArray[np.integer],
+           data: list[bytes]) -> tuple[I64Array, F64Array]:
+    """Decodes chunks into concatenated (timestamps, values), chunk after chunk."""
+    lengths = np.asarray(n, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    planes = np.empty((16, total), dtype=np.uint8)
+    pos = 0
+    decompress = pa.decompress
+    for m, blob in zip(lengths.tolist(), data, strict=True):
+        raw = decompress(blob, decompressed_size=16 * m, codec="zstd", asbytes=True)
+        planes[:, pos:pos + m] = np.frombuffer(raw, dtype=np.uint8).reshape(16, m)
+        pos += m
+    rows = np.ascontiguousarray(planes.T)
+    ts_enc = rows[:, :8].copy().view(np.int64).reshape(total)
+    val_enc = rows[:, 8:].copy().view(np.int64).reshape(total)
+    starts = _seg_starts(lengths)
+    ts = _seg_cumsum(_seg_cumsum(_unzigzag(ts_enc), starts, lengths), starts, lengths)
+    codec_rows = np.repeat(np.asarray(codec, dtype=np.int64), lengths)
+    dec_rows = codec_rows == DECIMAL
+    values = np.empty(total, dtype=np.float64)
+    if dec_rows.any():
+        k = _seg_cumsum(_unzigzag(val_enc), starts, lengths)
+        p = 10.0 ** np.repeat(np.asarray(scale, dtype=np.int64), lengths)
+        values[dec_rows] = k[dec_rows].astype(np.float64) / p[dec_rows]
+    if not dec_rows.all():
+        x = val_enc.view(np.uint64)
+        acc = np.bitwise_xor.accumulate(x)
+        before = np.zeros(starts.shape[0], dtype=np.uint64)
+        nz = starts > 0
+        before[nz] = acc[starts[nz] - 1]
+        xbits = acc ^ np.repeat(before, lengths)
+        values[~dec_rows] = xbits.view(np.float64)[~dec_rows]
+    return ts, values
