@@ -110,50 +110,16 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
     for i, g in enumerate(gid):
         if drop_in[i]:
             gdrop[g] = True
-    ranks = _ranks(gid)
     result: F64
     with np.errstate(all="ignore"):
         if op in ("sum", "avg"):
-            s = np.zeros((G, k))
-            c = np.zeros((G, k))
-            cnt = np.zeros((G, k))
-            incr = np.zeros((G, k), dtype=bool)
-            mean = np.zeros((G, k))
-            for rows, gi in ranks:
-                x = vals[rows]
-                p = pres[rows]
-                first = p & ~seen[gi]
-                rest = p & seen[gi]
-                S, C, N, INC, M = s[gi], c[gi], cnt[gi], incr[gi], mean[gi]
-                N = np.where(p, N + 1, N)
-                if op == "sum":
-                    t, nc = kahan_inc(x, S, C)
-                    S = np.where(first, x, np.where(rest, t, S))
-                    C = np.where(first, 0.0, np.where(rest, nc, C))
-                else:
-                    # Direct mean (Kahan sum) until the sum would overflow, then incremental mean.
-                    t, nc = kahan_inc(x, S, C)
-                    direct = rest & ~INC
-                    ok = direct & ~np.isinf(t)
-                    switch = direct & np.isinf(t)
-                    S = np.where(first, x, np.where(ok, t, S))
-                    C = np.where(first, 0.0, np.where(ok, nc, C))
-                    # switching: mean = sum/(n-1), c /= n-1
-                    M = np.where(first, x, np.where(switch, S / (N - 1), M))
-                    C = np.where(switch, C / (N - 1), C)
-                    INC = INC | switch
-                    inc_rows = rest & INC
-                    q = (N - 1) / N
-                    m2, c2 = kahan_inc(x / N, q * M, q * C)
-                    M = np.where(inc_rows, m2, M)
-                    C = np.where(inc_rows, c2, C)
-                s[gi], c[gi], cnt[gi], incr[gi], mean[gi] = S, C, N, INC, M
-                seen[gi] |= p
-            if op == "sum":
-                result = s + c
-            else:
-                result = np.where(incr, mean + c, s / cnt + c / cnt)
+            gid_a = np.asarray(gid, dtype=np.int64)
+            lanes = LANES if max(np.bincount(gid_a)) > 2 * LANES else 1
+            result, seen, overflowed = _sum_avg(op, vals, pres, gid_a, G, lanes)
+            if overflowed and lanes > 1:
+                result, seen, _ = _sum_avg(op, vals, pres, gid_a, G, 1)
         elif op in ("stddev", "stdvar"):
+            ranks = _ranks(gid)
             acc = np.zeros((G, k))
             mean = np.zeros((G, k))
             cnt = np.zeros((G, k))
@@ -175,23 +141,17 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
             if op == "stddev":
                 result = np.sqrt(result)
         elif op in ("min", "max"):
+            # Prometheus replaces a NaN running value by any number: fmin/fmax semantics.
+            gid_a = np.asarray(gid, dtype=np.int64)
             res = np.full((G, k), np.nan)
-            for rows, gi in ranks:
-                x = vals[rows]
-                p = pres[rows]
-                first = p & ~seen[gi]
-                cur = res[gi]
-                better = (cur < x) if op == "max" else (cur > x)
-                take = first | (p & (better | np.isnan(cur)))
-                res[gi] = np.where(take, x, cur)
-                seen[gi] |= p
+            (np.fmax if op == "max" else np.fmin).at(res, gid_a, np.where(pres, vals, np.nan))
+            np.logical_or.at(seen, gid_a, pres)
             result = res
         elif op in ("count", "group"):
+            gid_a = np.asarray(gid, dtype=np.int64)
             cnt = np.zeros((G, k))
-            for rows, gi in ranks:
-                p = pres[rows]
-                cnt[gi] += p
-                seen[gi] |= p
+            np.add.at(cnt, gid_a, pres.astype(np.float64))
+            seen = cnt > 0
             result = cnt if op == "count" else np.ones((G, k))
         elif op == "quantile":
             assert isinstance(param, ScalarSteps)
@@ -205,6 +165,88 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
         else:
             raise QueryError(f"unknown aggregation {op!r}")
     return VectorSteps(keys, result, seen, gdrop if gdrop.any() else None, None)
+
+
+# Large groups are summed in LANES interleaved partial sums (each Kahan-Neumaier compensated, then
+# merged with compensation), so the Python loop runs ~size/LANES + LANES times instead of size.
+LANES = 32
+
+
+def _sum_avg(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, lanes: int) -> tuple[F64, BoolArr, bool]:
+    """Compensated sum / mean per group. Returns (result, seen, overflowed-to-incremental-mean)."""
+    k = vals.shape[1]
+    if lanes > 1:
+        ranks_in_group = np.zeros(gid.shape[0], dtype=np.int64)
+        counters: dict[int, int] = {}
+        for i, g in enumerate(gid.tolist()):
+            r = counters.get(g, 0)
+            counters[g] = r + 1
+            ranks_in_group[i] = r
+        sub = gid * lanes + ranks_in_group % lanes
+        SG = G * lanes
+    else:
+        sub = gid
+        SG = G
+    seen = np.zeros((SG, k), dtype=bool)
+    s = np.zeros((SG, k))
+    c = np.zeros((SG, k))
+    cnt = np.zeros((SG, k))
+    incr = np.zeros((SG, k), dtype=bool)
+    mean = np.zeros((SG, k))
+    for rows, gi in _ranks(sub.tolist()):
+        x = vals[rows]
+        p = pres[rows]
+        first = p & ~seen[gi]
+        rest = p & seen[gi]
+        S, C, N, INC, M = s[gi], c[gi], cnt[gi], incr[gi], mean[gi]
+        N = np.where(p, N + 1, N)
+        t, nc = kahan_inc(x, S, C)
+        if op == "sum" or lanes > 1:
+            S = np.where(first, x, np.where(rest, t, S))
+            C = np.where(first, 0.0, np.where(rest, nc, C))
+            INC = INC | (rest & np.isinf(t) & ~np.isinf(x) & ~np.isinf(S))
+        else:
+            # Direct mean (Kahan sum) until the sum would overflow, then incremental mean.
+            direct = rest & ~INC
+            ok = direct & ~np.isinf(t)
+            switch = direct & np.isinf(t)
+            S = np.where(first, x, np.where(ok, t, S))
+            C = np.where(first, 0.0, np.where(ok, nc, C))
+            M = np.where(first, x, np.where(switch, S / (N - 1), M))
+            C = np.where(switch, C / (N - 1), C)
+            INC = INC | switch
+            inc_rows = rest & INC
+            q = (N - 1) / N
+            m2, c2 = kahan_inc(x / N, q * M, q * C)
+            M = np.where(inc_rows, m2, M)
+            C = np.where(inc_rows, c2, C)
+        s[gi], c[gi], cnt[gi], incr[gi], mean[gi] = S, C, N, INC, M
+        seen[gi] |= p
+    if lanes > 1:
+        overflow = bool(incr.any())
+        # Merge the lanes of each group: compensated sum of the partial sums, plus their
+        # compensations.
+        gs = np.zeros((G, k))
+        gc = np.zeros((G, k))
+        gcnt = np.zeros((G, k))
+        gseen = np.zeros((G, k), dtype=bool)
+        base = np.arange(G) * lanes
+        for lane in range(lanes):
+            idx = base + lane
+            p = seen[idx]
+            first = p & ~gseen
+            rest = p & gseen
+            t, nc = kahan_inc(s[idx], gs, gc)
+            gs = np.where(first, s[idx], np.where(rest, t, gs))
+            gc = np.where(first, c[idx], np.where(rest, nc + c[idx], gc))
+            gcnt = gcnt + cnt[idx]
+            gseen |= p
+        if op == "sum":
+            return gs + gc, gseen, overflow
+        return gs / gcnt + gc / gcnt, gseen, overflow or bool(np.isinf(gs).any())
+    if op == "sum":
+        return s + c, seen, False
+    return np.where(incr, mean + c, s / cnt + c / cnt), seen, bool(incr.any())
 
 
 def _g(x: float) -> str:

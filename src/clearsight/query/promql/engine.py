@@ -302,25 +302,10 @@ class Evaluator:
             return self._smoothed_selector(e, eff)
         data = self.select(e.matchers, lo, hi)
         n = len(data)
-        values = np.zeros((n, k))
-        present = np.zeros((n, k), dtype=bool)
-        sample_ts = np.zeros((n, k), dtype=np.int64)
-        offs = data.offsets
-        for i in range(n):
-            a, b = int(offs[i]), int(offs[i + 1])
-            st = data.timestamps[a:b]
-            sv = data.values[a:b]
-            idx = np.searchsorted(st, eff, side="right") - 1
-            ok = idx >= 0
-            idxc = np.maximum(idx, 0)
-            t = st[idxc]
-            v = sv[idxc]
-            ok &= t > eff - self.lookback
-            ok &= ~stale_mask(v)
-            values[i] = v
-            present[i] = ok
-            sample_ts[i] = t
         self._account(n * k)
+        if n == 0:
+            return VectorSteps.empty(k)
+        values, present, sample_ts = latest_samples(data, eff, lo, self.lookback)
         return compact(VectorSteps(list(data.labels), values, present, None, sample_ts))
 
     def _smoothed_selector(self, e: VectorSelector, eff: I64) -> VectorSteps:
@@ -537,6 +522,29 @@ def _sort_rows(name: str, v: VectorSteps, args: list[Value]) -> VectorSteps:
     return VectorSteps([v.labels[i] for i in order], v.values[idx], v.present[idx],
                        v.drop_name[idx] if v.drop_name is not None else None,
                        v.sample_ts[idx] if v.sample_ts is not None else None)
+
+
+def latest_samples(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[Any, Any, I64]:
+    """For every series and every time in ``eff``: the latest sample in ``(t - lookback, t]``.
+
+    One ``searchsorted`` over all series at once: series ``i``'s timestamps are keyed as
+    ``i * span + (t - lo)``, which is increasing across the concatenated columns."""
+    n = len(data)
+    k = eff.shape[0]
+    offs = data.offsets
+    span = int(max(int(eff.max()), int(data.timestamps.max()) if data.timestamps.size else 0) - lo + 2)
+    series_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(offs))
+    keys = series_of * span + (data.timestamps - lo)
+    rel = np.clip(eff - lo, -1, span - 1)
+    targets = np.arange(n, dtype=np.int64)[:, None] * span + rel[None, :]
+    idx = np.searchsorted(keys, targets.ravel(), side="right").reshape(n, k) - 1
+    ok = idx >= offs[:n, None]
+    idxc = np.maximum(idx, 0)
+    t = data.timestamps[idxc]
+    v = data.values[idxc]
+    ok &= t > (eff - lookback)[None, :]
+    ok &= ~stale_mask(v.ravel()).reshape(n, k)
+    return v, ok, t
 
 
 class Engine:

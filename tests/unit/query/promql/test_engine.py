@@ -422,3 +422,22 @@ def test_scalar_value_type_in_function_args(store: MemorySeriesSelector) -> None
     e = Engine(functions={"time": scalar_fn})
     res = e.range(store, Call("time", [], ValueType.SCALAR), 0, 2 * M, M)
     assert mat(res) == {(): [(0, 0.0), (M, 60.0), (2 * M, 120.0)]}
+
+
+def test_large_group_sum_and_avg_stay_compensated() -> None:
+    s = MemorySeriesSelector()
+    values = [1e100, 1.0, -1e100] + [0.5] * 200 + [3.0]
+    for i, v in enumerate(values):
+        s.add(L("m", i=f"{i:04d}"), [0, M], [v, 2.0])
+    res = engine().range(s, AggregateExpr("sum", sel("m")), 0, M, M)
+    assert mat(res) == {(): [(0, 104.0), (M, 2.0 * len(values))]}
+    res = engine().range(s, AggregateExpr("avg", sel("m")), 0, M, M)
+    got = mat(res)[()]
+    assert got[0][1] == pytest.approx(104.0 / len(values)) and got[1][1] == 2.0
+
+
+def test_large_group_avg_falls_back_to_incremental_mean_on_overflow() -> None:
+    s = MemorySeriesSelector()
+    for i in range(300):
+        s.add(L("m", i=f"{i:04d}"), [0], [1.5e308])
+    assert vec(engine().instant(s, AggregateExpr("avg", sel("m")), 0)) == {(): pytest.approx(1.5e308)}
