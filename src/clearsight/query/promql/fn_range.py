@@ -110,11 +110,10 @@ def _windows(m: MatrixSteps, min_count: int = 1) -> _Win:
 
 
 def _result(win: _Win, vals: F64, present: BoolArr, keep_name: bool = False) -> VectorSteps:
-    n = win.m.num_series
-    drop = np.full(n, not keep_name)
-    inherited = getattr(win.m, "drop_name", None)  # subquery results may already drop the name
-    if inherited is not None:
-        drop = drop | np.asarray(inherited, dtype=bool)
+    """Output of a range function: every function but last/first_over_time drops the metric name
+    (delayed: ``drop_name``). Subquery inputs arrive with their own name drops already applied
+    by the engine."""
+    drop = np.full(win.m.num_series, not keep_name)
     return vector_result(list(win.m.labels), vals, present, drop)
 
 
