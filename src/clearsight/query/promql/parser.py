@@ -1185,8 +1185,10 @@ def _duration_binop(op: str, a: float, b: float) -> float | str:
         return math.fmod(a, b)
     try:
         return math.pow(a, b)
-    except (OverflowError, ValueError):
-        return math.inf if a > 0 else math.nan
+    except OverflowError:
+        return math.inf if a > 0 or (float(b).is_integer() and b % 2 == 0) else -math.inf
+    except ValueError:  # Go's math.Pow: 0 ** negative is +Inf, negative ** fraction is NaN
+        return math.inf if a == 0 else math.nan
 
 
 def _to_ms(seconds: float, tree: Expr) -> int:
