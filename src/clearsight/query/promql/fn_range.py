@@ -8,6 +8,7 @@ are not supported by the engine yet).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +62,15 @@ def _check_modifiers(m: MatrixSteps, func: str) -> None:
         raise QueryError(f"anchored modifier can only be used with: {', '.join(ANCHORED_SAFE)} - not with {func}")
     if m.smoothed and func not in SMOOTHED_SAFE:
         raise QueryError(f"smoothed modifier can only be used with: {', '.join(SMOOTHED_SAFE)} - not with {func}")
+
+
+def _go_f(x: float) -> str:
+    """Go's ``%f``."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return f"{x:f}"
 
 
 def _range_seconds(range_ms: int) -> float:
@@ -795,9 +805,9 @@ def fn_double_exponential_smoothing(ctx: FuncContext, args: list[Value]) -> Valu
     for j in np.flatnonzero(used):
         sfj, tfj = float(sf_all[j]), float(tf_all[j])
         if not (0 < sfj < 1):
-            raise QueryError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sfj:f}")
+            raise QueryError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {_go_f(sfj)}")
         if not (0 < tfj < 1):
-            raise QueryError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tfj:f}")
+            raise QueryError(f"invalid trend factor. Expected: 0 < tf < 1, got: {_go_f(tfj)}")
     win = _windows(m, min_count=2)
     rw = RaggedWindows(win.w_lo, win.w_cnt)
     v = win.flat.v
