@@ -214,6 +214,11 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
                 f"unique on one side")
         one_present_by_sig[s] = np.asarray(p.any(axis=0))
 
+    if fill_one is None and fill_many is None and all(len(r) == 1 for r in groups_one.values()):
+        return _vector_vector_unique(op, many, one, msig, groups_one, np.asarray(active, dtype=bool), matching,
+                                     return_bool, swap,
+                                     strict)
+
     out_labels: list[Labels] = []
     out_vals: list[F64] = []
     out_pres: list[BoolArr] = []
@@ -293,6 +298,64 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
     drop = np.full(n, return_bool, dtype=bool)
     res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), drop, None)
     return merge_rows(res, strict)
+
+
+def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: list[int],
+                          groups_one: dict[int, list[int]], active: BoolArr, matching: VectorMatching,
+                          return_bool: bool, swap: bool, strict: bool) -> VectorSteps:
+    """The common case: every match group has exactly one series on the 'one' side, no fill.
+    All pairs are computed in one vectorized operation."""
+    k = many.values.shape[1]
+    pair_many = []
+    pair_one = []
+    for i, sg in enumerate(msig):
+        rows = groups_one.get(sg)
+        if rows is not None:
+            pair_many.append(i)
+            pair_one.append(rows[0])
+    if not pair_many:
+        return VectorSteps.empty(k)
+    mi = np.asarray(pair_many, dtype=np.int64)
+    oi = np.asarray(pair_one, dtype=np.int64)
+    run = many.present[mi] & one.present[oi] & active[None, :]
+    mv, ov = many.values[mi], one.values[oi]
+    lv, rv = (ov, mv) if swap else (mv, ov)
+    if op in COMPARISON_OPS:
+        cond = _compare(op, lv, rv)
+        if return_bool:
+            vals, pres = cond.astype(np.float64), run
+        else:
+            vals, pres = lv, run & cond
+    else:
+        vals, pres = _arith(op, lv, rv), run
+    cache: dict[tuple[Labels, Labels], Labels] = {}
+    out_labels: list[Labels] = []
+    for a, b in zip(pair_many, pair_one, strict=True):
+        key = (many.labels[a], one.labels[b])
+        lbl = cache.get(key)
+        if lbl is None:
+            lbl = _result_labels(key[0], key[1], op, matching)
+            cache[key] = lbl
+        out_labels.append(lbl)
+    sig_of_pair = np.asarray([msig[a] for a in pair_many], dtype=np.int64)
+    if matching.card is Cardinality.ONE_TO_ONE:
+        if len(set(sig_of_pair.tolist())) != len(pair_many):
+            cnt = np.zeros((int(sig_of_pair.max()) + 1, k), dtype=np.int64)
+            np.add.at(cnt, sig_of_pair, run.astype(np.int64))
+            if (cnt > 1).any():
+                raise QueryError("multiple matches for labels: many-to-one matching must be explicit "
+                                 "(group_left/group_right)")
+    else:
+        ids: dict[tuple[int, Labels], int] = {}
+        key_ids = np.asarray([ids.setdefault((int(sg), lbl), len(ids))
+                              for sg, lbl in zip(sig_of_pair.tolist(), out_labels, strict=True)], dtype=np.int64)
+        if len(ids) != len(pair_many):
+            cnt = np.zeros((len(ids), k), dtype=np.int64)
+            np.add.at(cnt, key_ids, run.astype(np.int64))
+            if (cnt > 1).any():
+                raise QueryError("multiple matches for labels: grouping labels must ensure unique matches")
+    drop = np.full(len(out_labels), return_bool, dtype=bool)
+    return merge_rows(VectorSteps(out_labels, vals, pres, drop, None), strict)
 
 
 def negate(v: VectorSteps) -> VectorSteps:
