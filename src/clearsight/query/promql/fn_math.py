@@ -181,6 +181,13 @@ def fn_timestamp(ctx: FuncContext, args: list[Value]) -> Value:
     return vector_result(list(v.labels), vals, v.present.copy(), drop_all(v.num_series))
 
 
+def fn_start_timestamp(ctx: FuncContext, args: list[Value]) -> Value:
+    """Sample start (created) timestamps are not stored, so, like Prometheus without start
+    timestamp tracking, there is no result."""
+    v = arg_vector(args, 0, "start_timestamp")
+    return VectorSteps.empty(v.values.shape[1])
+
+
 # Query-context functions: Prometheus folds them into literals before evaluation. FuncContext
 # only carries the step times, so a range query with a single step reports step() == 0.
 

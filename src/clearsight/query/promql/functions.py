@@ -9,8 +9,9 @@ the label. Evaluation errors raise ``QueryError``; annotations go to ``ctx.annot
 Prometheus' message text (without the ``(line:col)`` position suffix, which the AST does not
 carry).
 
-Not provided here: ``info()`` (needs the store) and ``start_timestamp()`` (needs sample start
-times); the engine handles or rejects them.
+Not provided here: ``info()``, which needs the store (the engine evaluates it). Sample start
+(created) timestamps are not stored, so ``start_timestamp()`` returns nothing and rate/increase/
+irate/resets ignore start times.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ FUNCTIONS: dict[str, FunctionImpl] = {
     "clamp_max": mt.fn_clamp_max,
     "round": mt.fn_round,
     "timestamp": mt.fn_timestamp,
+    "start_timestamp": mt.fn_start_timestamp,
     # scalars and conversions
     "pi": mt.fn_pi,
     "time": mt.fn_time,

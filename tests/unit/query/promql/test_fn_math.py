@@ -204,6 +204,8 @@ def test_every_documented_function_is_registered() -> None:
         "sgn", "sin", "sinh", "sort", "sort_by_label", "sort_by_label_desc", "sort_desc", "sqrt",
         "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan", "tanh", "time", "timestamp",
         "ts_of_first_over_time", "ts_of_last_over_time", "ts_of_max_over_time", "ts_of_min_over_time", "vector",
-        "year", "step", "range", "start", "end",
+        "year", "step", "range", "start", "end", "start_timestamp",
     }
     assert documented <= set(FUNCTIONS)
+    v = instant(load(M, {L(name="x"): [1]}), [0])
+    assert call("start_timestamp", ctx([0]), v).num_series == 0  # type: ignore[union-attr]
