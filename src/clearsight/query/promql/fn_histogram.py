@@ -100,13 +100,22 @@ def group_buckets(ctx: FuncContext, v: VectorSteps) -> ClassicHistograms:
     count = np.zeros((n_groups, width, k))
     present = np.zeros((n_groups, width, k), dtype=bool)
     pres = v.present[rows]
-    np.add.at(count, (gidx, bidx), np.where(pres, v.values[rows], 0.0))
-    np.logical_or.at(present, (gidx, bidx), pres)
-    # Compact: present buckets first, keeping the ascending bound order.
-    perm = np.argsort(~present, axis=1, kind="stable")
-    upper = np.take_along_axis(np.broadcast_to(upper_static[:, :, None], count.shape), perm, axis=1)
-    count = np.take_along_axis(count, perm, axis=1)
+    contrib = np.where(pres, v.values[rows], 0.0)
+    slots = gidx * width + bidx
+    if np.unique(slots).shape[0] == slots.shape[0]:
+        count[gidx, bidx] = contrib
+        present[gidx, bidx] = pres
+    else:  # several series with the same bound (e.g. le="0.2" and le="2e-1"): merged by sum
+        np.add.at(count, (gidx, bidx), contrib)
+        np.logical_or.at(present, (gidx, bidx), pres)
     nvalid = present.sum(axis=1).astype(np.int64)
+    if (nvalid == width).all():
+        upper = np.broadcast_to(upper_static[:, :, None], count.shape)
+    else:
+        # Compact: present buckets first, keeping the ascending bound order.
+        perm = np.argsort(~present, axis=1, kind="stable")
+        upper = np.take_along_axis(np.broadcast_to(upper_static[:, :, None], count.shape), perm, axis=1)
+        count = np.take_along_axis(count, perm, axis=1)
     labels = list(group_of)
     return ClassicHistograms(labels, upper, count, nvalid, np.asarray(ctx.step_times, dtype=np.int64))
 
