@@ -10,7 +10,7 @@ It mirrors ``remote_write.split_write_request_pure`` exactly (same output, same 
 offsets); the error codes and context ids are defined there.
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
@@ -28,6 +28,8 @@ cdef enum:
     E_TRUNC_LEN = 8
     E_TRUNC_FIXED = 9
     E_NOMEM = 10
+    E_TOO_MANY_SERIES = 11
+    E_TOO_MANY_SAMPLES = 12
     META_FIELDS = 8
 
 
@@ -48,6 +50,8 @@ cdef struct Out:
     Py_ssize_t capmeta
     int64_t exemplars
     int64_t histograms
+    int64_t max_series
+    int64_t max_samples
     int err
     int64_t err_off
     int err_ctx
@@ -197,6 +201,8 @@ cdef int sample(const uint8_t* p, int64_t pos, int64_t end, int64_t series_no, O
             return -1
     cdef Py_ssize_t cap
     cdef void* q
+    if o.nsamp >= o.max_samples:
+        return fail(o, E_TOO_MANY_SAMPLES, pos, 3, <uint64_t>o.max_samples, 0)
     if o.nsamp >= o.capsamp:
         cap = o.capsamp * 2 if o.capsamp > 0 else 1024
         q = realloc(o.sidx, <size_t>cap * sizeof(int32_t))
@@ -265,6 +271,8 @@ cdef int timeseries(const uint8_t* p, int64_t pos, int64_t end, Out* o) noexcept
     if o.nsamp == samp_before:
         o.nspan = span_first
         return 0
+    if o.nser >= o.max_series:
+        return fail(o, E_TOO_MANY_SERIES, end, 1, <uint64_t>o.max_series, 0)
     q = grow(o.series, &o.capser, 2 * (o.nser + 1), sizeof(int64_t))
     if q == NULL:
         return fail(o, E_NOMEM, end, 1, 0, 0)
@@ -344,11 +352,12 @@ cdef void release(Out* o) noexcept nogil:
     free(o.meta)
 
 
-def split_write_request(data, make_error):
+def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_samples=-1):
     """Splits an uncompressed WriteRequest (any buffer) into
     ``(keys, series_idx, timestamps, values, metadata, exemplars, histograms)``.
 
-    On malformed input raises ``make_error(code, offset, context, a, b)``."""
+    On malformed input, or more than ``max_series`` series with samples / ``max_samples`` samples
+    (negative: no limit), raises ``make_error(code, offset, context, a, b)``."""
     cdef const uint8_t[::1] view = data
     cdef int64_t n = view.shape[0]
     cdef const uint8_t* p = &view[0] if n > 0 else NULL
@@ -376,6 +385,8 @@ def split_write_request(data, make_error):
     o.capmeta = 0
     o.exemplars = 0
     o.histograms = 0
+    o.max_series = max_series if max_series >= 0 else INT64_MAX
+    o.max_samples = max_samples if max_samples >= 0 else INT64_MAX
     o.err = 0
     try:
         if n > 0:

@@ -37,7 +37,7 @@ import numpy as np
 
 from clearsight.model.labels import Labels
 from clearsight.model.samples import F64Array, I32Array, I64Array, MetricMetadata, SampleBatch
-from clearsight.pipeline.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ E_WRONG_WIRE_TYPE = 7
 E_TRUNC_LEN = 8
 E_TRUNC_FIXED = 9
 E_NOMEM = 10
+E_TOO_MANY_SERIES = 11
+E_TOO_MANY_SAMPLES = 12
 
 # contexts: messages (0-4) and fields (10-23)
 CONTEXTS: dict[int, str] = {
@@ -127,6 +129,18 @@ def wire_error_message(code: int, off: int, ctx: int, a: int, b: int) -> str:
 def _wire_error(code: int, off: int, ctx: int, a: int, b: int) -> Exception:
     if code == E_NOMEM:
         return MemoryError("out of memory decoding a WriteRequest")
+    if code == E_TOO_MANY_SERIES:
+        return LimitExceeded(
+            "series_per_request",
+            f"request has more than {a} series, over the limit of {a} series per request "
+            "(max_series_per_request)",
+        )
+    if code == E_TOO_MANY_SAMPLES:
+        return LimitExceeded(
+            "samples_per_request",
+            f"request has more than {a} samples, over the limit of {a} samples per request "
+            "(max_samples_per_request)",
+        )
     return InvalidInput(wire_error_message(code, off, ctx, a, b), reason="invalid_protobuf")
 
 
@@ -139,7 +153,7 @@ class _WireError(Exception):
 # The result of splitting one WriteRequest: keys, series_idx, timestamps, values,
 # metadata (type, name, help, unit, byte offset), exemplar count, histogram count.
 Split = tuple[list[bytes], I32Array, I64Array, F64Array, list[tuple[int, bytes, bytes, bytes, int]], int, int]
-SplitFn = Callable[[Any, Callable[[int, int, int, int, int], Exception]], Split]
+SplitFn = Callable[[Any, Callable[[int, int, int, int, int], Exception], int, int], Split]
 
 # --- the pure-Python reference walk ---------------------------------------------------------------
 
@@ -213,8 +227,20 @@ def _check_label(buf: bytes, pos: int, end: int) -> None:
             pos = _skip(buf, pos, end, field, wt, 2, ts)
 
 
-def split_write_request_pure(data: Any, make_error: Callable[[int, int, int, int, int], Exception]) -> Split:
-    """Reference walk of an uncompressed WriteRequest (same output and errors as the compiled one)."""
+def split_write_request_pure(
+    data: Any,
+    make_error: Callable[[int, int, int, int, int], Exception],
+    max_series: int = -1,
+    max_samples: int = -1,
+) -> Split:
+    """Reference walk of an uncompressed WriteRequest (same output and errors as the compiled one).
+
+    Stops with E_TOO_MANY_SERIES / E_TOO_MANY_SAMPLES past ``max_series`` series with samples or
+    ``max_samples`` samples (negative: unlimited), so a small body cannot make it allocate much."""
+    if max_series < 0:
+        max_series = 1 << 63
+    if max_samples < 0:
+        max_samples = 1 << 63
     buf = bytes(data)
     n = len(buf)
     keys: list[bytes] = []
@@ -269,6 +295,8 @@ def split_write_request_pure(data: Any, make_error: Callable[[int, int, int, int
                                 t = raw - (1 << 64) if raw >= (1 << 63) else raw
                             else:
                                 q = _skip(buf, q, se, f2, w2, 3, ts1)
+                        if len(vals) >= max_samples:
+                            raise _WireError(E_TOO_MANY_SAMPLES, q, 3, max_samples)
                         sidx.append(series_no)
                         tss.append(t)
                         vals.append(value)
@@ -283,6 +311,8 @@ def split_write_request_pure(data: Any, make_error: Callable[[int, int, int, int
                     else:
                         p = _skip(buf, p, e, f, w, 1, ts0)
                 if len(vals) > before:
+                    if len(keys) >= max_series:
+                        raise _WireError(E_TOO_MANY_SERIES, e, 1, max_series)
                     keys.append(b"".join(buf[a:b] for a, b in spans))
                 pos = e
             elif field == 3:
@@ -517,15 +547,22 @@ def _snappy_declared_len(body: bytes) -> int:
 # --- entry points ----------------------------------------------------------------------------------
 
 
-def batch_from_protobuf(data: Any, *, native: bool | None = None) -> SampleBatch:
-    """Decodes an uncompressed WriteRequest. ``native=None`` uses the compiled walk when built."""
+def batch_from_protobuf(
+    data: Any, *, native: bool | None = None, limits: WriteLimits | None = None
+) -> SampleBatch:
+    """Decodes an uncompressed WriteRequest. ``native=None`` uses the compiled walk when built.
+
+    With ``limits``, the walk stops as soon as the request has more series (with samples) or
+    samples than allowed (``LimitExceeded``), before allocating for them."""
+    max_series = limits.max_series_per_request if limits is not None else -1
+    max_samples = limits.max_samples_per_request if limits is not None else -1
     use_native = NATIVE_AVAILABLE if native is None else native
     if use_native:
         if _native_split is None:
             raise RuntimeError("the _prompb extension is not built")
-        split = _native_split(data, _wire_error)
+        split = _native_split(data, _wire_error, max_series, max_samples)
     else:
-        split = split_write_request_pure(data, _wire_error)
+        split = split_write_request_pure(data, _wire_error, max_series, max_samples)
     keys, sidx, ts, vals, meta, exemplars, histograms = split
     return SampleBatch(
         keys=keys,
@@ -568,9 +605,11 @@ def decode_write_request(
 
     Raises UnsupportedMediaType (415) for other content types/encodings (including remote-write
     2.0), PayloadTooLarge (413) over the size limits, InvalidInput (400) for corrupt snappy data or
-    a malformed protobuf (with the byte offset).
+    a malformed protobuf (with the byte offset), LimitExceeded (400) as soon as the request holds
+    more series or samples than ``limits`` allow (so a highly compressible body cannot make the
+    decoder allocate gigabytes).
     """
     check_content_type(content_type)
     check_content_encoding(content_encoding)
     data = decompress(body, limits)
-    return batch_from_protobuf(data, native=native)
+    return batch_from_protobuf(data, native=native, limits=limits)

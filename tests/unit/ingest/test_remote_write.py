@@ -29,7 +29,7 @@ from clearsight.ingest.prompb_encode import (
     varint,
 )
 from clearsight.model.samples import STALE_NAN, STALE_NAN_BITS, SampleBatch, stale_mask
-from clearsight.pipeline.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
 
 LIMITS = WriteLimits()
@@ -369,3 +369,28 @@ def test_many_series_grow_buffers() -> None:
     assert a.values.tolist() == [float(i * 10 + j) for i in range(3000) for j in range(3)]
     assert a.series_idx.tolist() == [i for i in range(3000) for _ in range(3)]
     assert struct.pack("<d", a.values[-1]) == struct.pack("<d", 29992.0)
+
+
+@pytest.mark.parametrize("native", IMPLS)
+def test_series_and_sample_limits_stop_the_walk_early(native: bool) -> None:
+    series = [TimeSeries([("__name__", f"m{i}")], [(1, 1.0), (2, 2.0)]) for i in range(5)]
+    series.insert(2, TimeSeries([("__name__", "hist_only")], [], histograms=[Histogram()]))
+    body = encode_snappy(WriteRequest(series))
+    with pytest.raises(LimitExceeded, match=r"more than 9 samples, .*\(max_samples_per_request\)") as ei:
+        decode(body, native, limits=WriteLimits(max_samples_per_request=9))
+    assert ei.value.limit == "samples_per_request" and ei.value.status == 400
+    with pytest.raises(LimitExceeded, match=r"more than 4 series, .*\(max_series_per_request\)") as ei:
+        decode(body, native, limits=WriteLimits(max_series_per_request=4))
+    assert ei.value.limit == "series_per_request"
+    # exactly at the limits: accepted (the histogram-only series does not count)
+    b = decode(body, native, limits=WriteLimits(max_series_per_request=5, max_samples_per_request=10))
+    assert b.num_series == 5 and b.num_samples == 10
+
+
+def test_tiny_body_with_millions_of_empty_samples_is_refused_before_allocating() -> None:
+    # 2 bytes per empty Sample: 4 MiB of protobuf would be 2M samples; snappy shrinks it to ~200 KB
+    pb = len_field(1, encode_labels([("__name__", "x")]) + b"\x12\x00" * (2 * 1024 * 1024))
+    body = snappy(pb)
+    assert len(body) < len(pb) // 10
+    with pytest.raises(LimitExceeded, match="max_samples_per_request"):
+        decode(body, True, limits=WriteLimits(max_samples_per_request=100_000))

@@ -25,7 +25,7 @@ from clearsight.ingest.prompb_encode import (
     snappy,
 )
 from clearsight.model.samples import SampleBatch
-from clearsight.pipeline.errors import InvalidInput, PayloadTooLarge
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge
 from clearsight.pipeline.limits import WriteLimits
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -205,7 +205,7 @@ def full_decode(body: bytes) -> SampleBatch:
 def test_garbage_bodies_raise_only_ingest_errors(body: bytes) -> None:
     try:
         b = full_decode(body)
-    except (InvalidInput, PayloadTooLarge) as e:
+    except (InvalidInput, PayloadTooLarge, LimitExceeded) as e:
         assert e.status in (400, 413)
         return
     summary(b)  # decode_labels raises only InvalidInput
@@ -251,3 +251,21 @@ def test_truncation_at_every_byte() -> None:
         assert got == outcome(pb[:cut], False)
         if got[0] == "error":
             assert "at byte" in str(got[1][1])
+
+
+@FUZZ
+@given(st.lists(series_st, max_size=8), st.integers(0, 10), st.integers(0, 20))
+def test_limits_stop_both_walks_alike(series: list[Series], max_series: int, max_samples: int) -> None:
+    pb = encode(series, [])
+    limits = WriteLimits(max_series_per_request=max_series, max_samples_per_request=max_samples)
+    got = []
+    for native in (True, False):
+        try:
+            b = rw.batch_from_protobuf(pb, native=native, limits=limits)
+            got.append(("ok", b.keys, b.values.view(np.uint64).tolist()))
+        except LimitExceeded as e:
+            got.append(("limit", e.limit, e.message))
+    assert got[0] == got[1]
+    kept = [s for s in series if s.samples]
+    samples = sum(len(s.samples) for s in series)
+    assert (got[0][0] == "ok") == (len(kept) <= max_series and samples <= max_samples)
