@@ -74,6 +74,9 @@ def arg_string(args: list[Value], i: int, func: str) -> str:
 
 
 def metric_name_of(labels: Labels) -> str:
+    # Labels are sorted by name, so __name__ is nearly always first.
+    if labels and labels[0][0] == METRIC_NAME:
+        return labels[0][1]
     return get(labels, METRIC_NAME)
 
 
@@ -228,13 +231,13 @@ class Flat:
 
 def flatten(m: MatrixSteps) -> Flat:
     n = m.num_series
-    lengths = np.fromiter((len(ts) for ts in m.timestamps), dtype=np.int64, count=n)
+    lengths = np.array(list(map(len, m.timestamps)), dtype=np.int64)
     ends = np.cumsum(lengths, dtype=np.int64)
     starts = ends - lengths
     if n == 0:
         return Flat(np.zeros(0, np.int64), np.zeros(0, np.float64), starts, ends)
-    t = np.concatenate([np.asarray(x, dtype=np.int64) for x in m.timestamps])
-    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in m.values])
+    t = np.concatenate(m.timestamps, dtype=np.int64, casting="same_kind")
+    v = np.concatenate(m.values, dtype=np.float64, casting="same_kind")
     return Flat(t, v, starts, ends)
 
 

@@ -201,13 +201,9 @@ def _extrapolated_rate(ctx: FuncContext, args: list[Value], func: str, is_counte
 
 
 def _warn_non_counter(ctx: FuncContext, m: MatrixSteps, out: VectorSteps) -> None:
-    seen: set[str] = set()
-    for lbls in out.labels:
-        name = metric_name_of(lbls)
-        if not name or name in seen:
-            continue
-        seen.add(name)
-        if not name.endswith(("_total", "_sum", "_count", "_bucket")):
+    names = {metric_name_of(lbls) for lbls in out.labels}
+    for name in sorted(names):
+        if name and not name.endswith(("_total", "_sum", "_count", "_bucket")):
             ctx.annotations.info(NON_COUNTER_INFO.format(name=_go_quote(name)))
 
 
