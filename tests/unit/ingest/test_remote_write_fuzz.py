@@ -258,7 +258,7 @@ def test_truncation_at_every_byte() -> None:
 def test_limits_stop_both_walks_alike(series: list[Series], max_series: int, max_samples: int) -> None:
     pb = encode(series, [])
     limits = WriteLimits(max_series_per_request=max_series, max_samples_per_request=max_samples)
-    got = []
+    got: list[tuple[object, ...]] = []
     for native in (True, False):
         try:
             b = rw.batch_from_protobuf(pb, native=native, limits=limits)
