@@ -32,7 +32,8 @@ from clearsight.query.promql.ast import (
 from clearsight.query.promql.lexer import go_quote
 from clearsight.query.promql.parser import recursion_headroom
 
-__all__ = ["format_duration", "format_expr", "format_float", "format_matcher"]
+__all__ = ["MAX_CHARACTERS_PER_LINE", "format_duration", "format_expr", "format_float", "format_matcher",
+           "prettify_expr"]
 
 _UNITS = [("y", 365 * 86_400_000), ("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000),
           ("m", 60_000), ("s", 1000), ("ms", 1)]
@@ -269,3 +270,58 @@ def _binary_modifiers(b: BinaryExpr) -> str:
         if fr is not None:
             s += f" fill_right ({_format_g(fr)})"
     return s
+
+
+# --- prettified form (what Prometheus' /api/v1/format_query returns) ---------------------------
+
+MAX_CHARACTERS_PER_LINE = 100
+_INDENT = "  "
+
+
+def prettify_expr(expr: Expr) -> str:
+    """Prometheus' ``Prettify``: the single-line form, except that any node whose single-line
+    form is longer than 100 characters is split over several lines, children indented by two
+    spaces. This is what ``/api/v1/format_query`` returns."""
+    with recursion_headroom():
+        return _pretty(expr, 0)
+
+
+def _agg_head(e: AggregateExpr) -> str:
+    if e.without:
+        return f"{e.op} without ({_labels(e.grouping)}) "
+    if e.grouping:
+        return f"{e.op} by ({_labels(e.grouping)}) "
+    return e.op
+
+
+def _fits(flat: str) -> bool:
+    # Prometheus counts bytes of the UTF-8 form
+    return len(flat.encode("utf-8", "surrogatepass")) <= MAX_CHARACTERS_PER_LINE
+
+
+def _pretty(e: Expr, level: int) -> str:
+    ind = _INDENT * level
+    flat = _format(e)
+    if isinstance(e, SubqueryExpr):
+        if _fits(flat):
+            return flat  # Prometheus does not indent a short subquery
+        suffix = flat[len(_format(e.expr)):]
+        return _pretty(e.expr, level) + suffix
+    if isinstance(e, UnaryExpr):
+        return f"{ind}{e.op}{_pretty(e.expr, level).strip()}"
+    if isinstance(e, StepInvariantExpr):
+        return _pretty(e.expr, level)
+    if _fits(flat) or not isinstance(e, AggregateExpr | BinaryExpr | Call | ParenExpr):
+        return ind + flat
+    if isinstance(e, AggregateExpr):
+        s = f"{ind}{_agg_head(e)}(\n"
+        if e.param is not None:
+            s += _pretty(e.param, level + 1) + ",\n"
+        return s + _pretty(e.expr, level + 1) + "\n" + ind + ")"
+    if isinstance(e, BinaryExpr):
+        return (f"{_pretty(e.lhs, level + 1)}\n{ind}{e.op}{_binary_modifiers(e)}\n"
+                f"{_pretty(e.rhs, level + 1)}")
+    if isinstance(e, Call):
+        args = ",\n".join(_pretty(a, level + 1) for a in e.args)
+        return f"{ind}{e.func}(\n{args}\n{ind})"
+    return f"{ind}(\n{_pretty(e.expr, level + 1)}\n{ind})"

@@ -90,3 +90,33 @@ def test_format_duration(ms: int, want: str) -> None:
 ])
 def test_format_float(v: float, want: str) -> None:
     assert format_float(v) == want
+
+
+def test_prettify_keeps_short_queries_on_one_line() -> None:
+    from clearsight.query.promql.printer import prettify_expr
+
+    assert prettify_expr(parse("sum(rate(foo[5m])) by (job)")) == "sum by (job) (rate(foo[5m]))"
+
+
+def test_prettify_splits_long_nodes() -> None:
+    from clearsight.query.promql.printer import prettify_expr
+
+    sel = 'http_requests_total{job="apiserver", handler="/api/comments", instance="localhost:9090"}'
+    q = f"sum by (job) (rate({sel}[5m])) / on (job) group_left () sum by (job) (rate({sel}[5m]))"
+    inner = 'rate(http_requests_total{handler="/api/comments",instance="localhost:9090",job="apiserver"}[5m])'
+    want = "\n".join([
+        "  sum by (job) (", f"    {inner}", "  )",
+        "/ on (job) group_left ()",
+        "  sum by (job) (", f"    {inner}", "  )",
+    ])
+    got = prettify_expr(parse(q))
+    assert got == want
+    assert format_expr(parse(got)) == format_expr(parse(q))
+
+
+def test_prettify_aggregation_with_param_and_unary() -> None:
+    from clearsight.query.promql.printer import prettify_expr
+
+    name = "a_very_long_metric_name_" + "x" * 90
+    got = prettify_expr(parse(f"-topk(5, {name})"))
+    assert got == f"-topk(\n  5,\n  {name}\n)"
