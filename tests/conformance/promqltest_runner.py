@@ -31,7 +31,13 @@ from clearsight.model.labels import Labels, format_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import STALE_NAN, SeriesData
 from clearsight.query.promql.ast import Expr
-from clearsight.query.promql.engine import Engine, Positions, parse_with_positions, with_at_everywhere
+from clearsight.query.promql.engine import (
+    Engine,
+    NotImplementedQueryError,
+    Positions,
+    parse_with_positions,
+    with_at_everywhere,
+)
 from clearsight.query.promql.result import QueryResult
 from clearsight.store.memory import MemorySeriesSelector
 
@@ -575,6 +581,8 @@ class Runner:
             return e
 
     def _check_failure(self, cmd: EvalCmd, err: Exception) -> None:
+        if isinstance(err, NotImplementedQueryError):
+            raise EvalFailure(f"expected a failure, but the engine only lacks a feature: {err}")
         msg = str(err)
         if cmd.fail_message is not None and cmd.fail_message != msg:
             raise EvalFailure(f"expected error {cmd.fail_message!r}, got {msg!r}")

@@ -106,7 +106,32 @@ def parse_with_positions(query: str) -> tuple[Expr, Positions]:
         p = cls(query, max_depth, True)
         expr = p.parse_query()
     starts = getattr(p, "starts", {})
-    return expr, dict(starts) if isinstance(starts, dict) else {}
+    if not isinstance(starts, dict):
+        return expr, {}
+    # Keep only nodes of the returned tree (ids of discarded temporaries may be reused later).
+    live = {id(n) for n in walk_nodes(expr)}
+    return expr, {i: off for i, off in starts.items() if i in live}
+
+
+def walk_nodes(expr: Expr) -> list[Expr]:
+    """All expression nodes of a tree (including duration expressions), parents first."""
+    out: list[Expr] = []
+    stack: list[Any] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Expr):
+            out.append(node)
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+            continue
+        fields = getattr(node, "__dataclass_fields__", None)
+        if fields is None:
+            continue
+        for name in fields:
+            child = getattr(node, name, None)
+            if isinstance(child, Expr | DurationExpr | list) or hasattr(child, "__dataclass_fields__"):
+                stack.append(child)
+    return out
 
 
 def copy_with_positions(expr: Expr, positions: Positions) -> tuple[Expr, Positions]:
@@ -123,6 +148,10 @@ def copy_with_positions(expr: Expr, positions: Positions) -> tuple[Expr, Positio
 
 class QueryCanceled(QueryError):
     """The caller canceled the query (e.g. the HTTP client went away)."""
+
+
+class NotImplementedQueryError(QueryError):
+    """The query uses something the engine does not implement (yet)."""
 
 
 class _Limits:
@@ -457,7 +486,7 @@ class Evaluator:
             if name in SORT_FUNCS and args and isinstance(args[0], VectorSteps):
                 out: Value = args[0]
             else:
-                raise QueryError(f"function {name!r} is not implemented")
+                raise NotImplementedQueryError(f"function {name!r} is not implemented")
         else:
             out = impl(ctx, args)
         if name in SORT_FUNCS and isinstance(out, VectorSteps):
@@ -749,6 +778,7 @@ __all__ = [
     "AT_MODIFIER_UNSAFE_FUNCTIONS",
     "Engine",
     "Evaluator",
+    "NotImplementedQueryError",
     "QueryCanceled",
     "QueryResult",
     "copy_with_positions",

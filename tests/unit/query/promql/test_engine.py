@@ -441,3 +441,13 @@ def test_large_group_avg_falls_back_to_incremental_mean_on_overflow() -> None:
     for i in range(300):
         s.add(L("m", i=f"{i:04d}"), [0], [1.5e308])
     assert vec(engine().instant(s, AggregateExpr("avg", sel("m")), 0)) == {(): pytest.approx(1.5e308)}
+
+
+def test_annotations_carry_the_position_of_the_expression(agg_store: MemorySeriesSelector) -> None:
+    res = Engine().instant(agg_store, "quantile(2, m)", 0)
+    assert res.annotations.warnings == ["PromQL warning: quantile value should be between 0 and 1, got 2 (1:10)"]
+
+
+def test_query_strings_are_parsed(store: MemorySeriesSelector) -> None:
+    res = Engine().range(store, 'sum by (job) (a{job="x"}) * 2', 0, 2 * M, M)
+    assert mat(res) == {L(job="x"): [(0, 0.0), (M, 2.0), (2 * M, 4.0)]}
