@@ -54,6 +54,15 @@ _FLOAT_RE = re.compile(
     r"(?:[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?)|nan)\Z", re.IGNORECASE
 )
 _BLANKS_RE = re.compile(r"[ \t]+")
+_PAIR = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+# The common shape of a sample line, matched in one go; anything else takes the general path.
+_TEXT_FAST_RE = re.compile(
+    r"(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:" + _PAIR + r")(?:," + _PAIR + r")*)?,?\})?)"
+    r"[ \t]+([^ \t]+)(?:[ \t]+([^ \t]+))?[ \t]*\Z"
+)
+_OM_FAST_RE = re.compile(
+    r"(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:" + _PAIR + r")(?:," + _PAIR + r")*)?\})?) ([^ ]+)(?: ([^ #][^ ]*))?\Z"
+)
 _TEXT_META_RE = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)\Z")
 _INT_RE = re.compile(r"[0-9]+\Z")  # Prometheus' text lexer takes no sign
 _OM_TS_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
@@ -84,6 +93,8 @@ _CREATED_TYPES = {"counter", "histogram", "summary"}
 
 
 Sample = tuple[Labels, float, int | None]
+# raw series text (``name{labels}`` as written) -> (metric name, parsed labels)
+SeriesCache = dict[str, tuple[str, Labels]]
 
 
 @dataclass
@@ -131,8 +142,16 @@ def detect_format(content_type: str) -> str:
     return FORMAT_TEXT
 
 
-def parse_prometheus_text(body: bytes, content_type: str, default_ts_ms: int) -> ParsedScrape:
-    """Parses an exposition; raises InvalidInput (with the line number) on malformed input."""
+def parse_prometheus_text(
+    body: bytes, content_type: str, default_ts_ms: int, *, series_cache: SeriesCache | None = None
+) -> ParsedScrape:
+    """Parses an exposition; raises InvalidInput (with the line number) on malformed input.
+
+    ``series_cache`` (optional, owned by the caller, e.g. one per scrape target) maps the raw text
+    of a series (name and label set, as written) to its parsed labels, so a line seen in an earlier
+    exposition is not re-parsed; only its value and timestamp are. The parser adds entries; the
+    caller bounds its size (``prune_series_cache``).
+    """
     fmt = detect_format(content_type)
     try:
         text = body.decode("utf-8")
@@ -143,8 +162,14 @@ def parse_prometheus_text(body: bytes, content_type: str, default_ts_ms: int) ->
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InvalidInput(f"line {line}: NUL byte")
     if fmt == FORMAT_OPENMETRICS:
-        return _OpenMetricsParser(text, default_ts_ms).parse()
-    return _TextParser(text, default_ts_ms).parse()
+        return _OpenMetricsParser(text, default_ts_ms, series_cache).parse()
+    return _TextParser(text, default_ts_ms, series_cache).parse()
+
+
+def prune_series_cache(cache: SeriesCache, max_entries: int) -> None:
+    """Empties ``cache`` when it holds more than ``max_entries`` (cheap bound for churning targets)."""
+    if len(cache) > max_entries:
+        cache.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,6 +216,32 @@ def _parse_value(tok: str, lineno: int) -> float:
     return v
 
 
+_PAIR_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _head_end(line: str) -> int:
+    """Where the series part (``name`` or ``name{...}``) of a sample line ends; 0 if unclear.
+
+    Only used as a cache key: a key is stored only after a full parse agreed on it.
+    """
+    if "{" in line:
+        return line.rfind("}") + 1
+    i = line.find(" ")
+    k = line.find("\t")
+    if k >= 0 and (i < 0 or k < i):
+        return k
+    return max(i, 0)
+
+
+def _text_timestamp(tok: str, lineno: int) -> int:
+    if len(tok) > 21 or not _INT_RE.match(tok):
+        raise InvalidInput(f"line {lineno}: invalid timestamp {tok[:40]!r} (integer ms expected)")
+    ts = int(tok)
+    if ts > _INT64_MAX:
+        raise InvalidInput(f"line {lineno}: timestamp {tok!r} out of range")
+    return ts
+
+
 def _finish_labels(name: str, pairs: list[tuple[str, str]], lineno: int) -> Labels:
     seen: set[str] = {METRIC_NAME}
     out: list[tuple[str, str]] = [(METRIC_NAME, name)]
@@ -205,8 +256,9 @@ def _finish_labels(name: str, pairs: list[tuple[str, str]], lineno: int) -> Labe
 
 
 class _Base:
-    def __init__(self, text: str, default_ts_ms: int) -> None:
+    def __init__(self, text: str, default_ts_ms: int, cache: SeriesCache | None = None) -> None:
         self.text = text
+        self.cache = cache
         self.default_ts_ms = default_ts_ms
         self.samples: list[Sample] = []
         self.sample_lines: list[int] = []
@@ -303,6 +355,35 @@ class _TextParser(_Base):
             self._meta(name).type = t
 
     def _sample(self, line: str, lineno: int) -> None:
+        cache = self.cache
+        if cache is not None:
+            j = _head_end(line)
+            if 0 < j < len(line):
+                hit = cache.get(line[:j])
+                if hit is not None and line[j] in " \t":
+                    toks = _BLANKS_RE.split(line[j:].strip(" \t"))
+                    if len(toks) > 2:
+                        raise InvalidInput(
+                            f"line {lineno}: unexpected text after the timestamp: {toks[2][:40]!r}"
+                        )
+                    value = _parse_value(toks[0], lineno)
+                    ts = _text_timestamp(toks[1], lineno) if len(toks) == 2 else None
+                    self._add(hit[1], value, ts, lineno)
+                    return
+        fm = _TEXT_FAST_RE.match(line)
+        if fm is not None:
+            head, name, body, vtok, tstok = fm.groups()
+            pairs = [(k, _unescape_label_value(v)) for k, v in _PAIR_RE.findall(body)] if body else []
+            value = _parse_value(vtok, lineno)
+            ts = _text_timestamp(tstok, lineno) if tstok is not None else None
+            labels = _finish_labels(name, pairs, lineno)
+            if cache is not None and _head_end(line) == len(head):
+                cache[head] = (name, labels)
+            self._add(labels, value, ts, lineno)
+            return
+        self._sample_general(line, lineno)
+
+    def _sample_general(self, line: str, lineno: int) -> None:
         m = _METRIC_NAME_RE.match(line)
         if m is None:
             raise InvalidInput(f"line {lineno}: expected a metric name, got {line[:40]!r}")
@@ -343,14 +424,7 @@ class _TextParser(_Base):
         if len(rest) > 2:
             raise InvalidInput(f"line {lineno}: unexpected text after the timestamp: {rest[2][:40]!r}")
         value = _parse_value(rest[0], lineno)
-        ts: int | None = None
-        if len(rest) == 2:
-            tok = rest[1]
-            if len(tok) > 21 or not _INT_RE.match(tok):
-                raise InvalidInput(f"line {lineno}: invalid timestamp {tok[:40]!r} (integer ms expected)")
-            ts = int(tok)
-            if not _INT64_MIN <= ts <= _INT64_MAX:
-                raise InvalidInput(f"line {lineno}: timestamp {tok!r} out of range")
+        ts = _text_timestamp(rest[1], lineno) if len(rest) == 2 else None
         self._add(_finish_labels(name, pairs, lineno), value, ts, lineno)
 
 
@@ -359,8 +433,8 @@ class _TextParser(_Base):
 
 
 class _OpenMetricsParser(_Base):
-    def __init__(self, text: str, default_ts_ms: int) -> None:
-        super().__init__(text, default_ts_ms)
+    def __init__(self, text: str, default_ts_ms: int, cache: SeriesCache | None = None) -> None:
+        super().__init__(text, default_ts_ms, cache)
         self.family: str | None = None
         self.family_type = "unknown"
         self.family_has_samples = False
@@ -478,6 +552,62 @@ class _OpenMetricsParser(_Base):
         return math.floor(ms)
 
     def _sample(self, line: str, lineno: int) -> None:
+        cache = self.cache
+        if cache is not None and " # " not in line:
+            # No exemplar: the last '}' closes the label set.
+            j = _head_end(line)
+            if 0 < j < len(line) and line[j] == " ":
+                hit = cache.get(line[:j])
+                if hit is not None:
+                    name, labels = hit
+                    suffix = self._enter_family(name, lineno)
+                    toks = line[j + 1 :].split(" ")
+                    if len(toks) > 2 or "" in toks:
+                        raise InvalidInput(
+                            f"line {lineno}: malformed sample line for {name!r} "
+                            f"(tokens must be separated by single spaces)"
+                        )
+                    value = _parse_value(toks[0], lineno)
+                    ts = self._timestamp(toks[1], lineno) if len(toks) == 2 else None
+                    self._add_om(labels, value, ts, lineno, suffix)
+                    return
+        fm = _OM_FAST_RE.match(line)
+        if fm is not None:
+            head, name, body, vtok, tstok = fm.groups()
+            suffix = self._enter_family(name, lineno)
+            pairs = [(k, _unescape_label_value(v)) for k, v in _PAIR_RE.findall(body)] if body else []
+            value = _parse_value(vtok, lineno)
+            ts = self._timestamp(tstok, lineno) if tstok is not None else None
+            labels = _finish_labels(name, pairs, lineno)
+            if cache is not None and _head_end(line) == len(head):
+                cache[head] = (name, labels)
+            self._add_om(labels, value, ts, lineno, suffix)
+            return
+        self._sample_general(line, lineno)
+
+    def _enter_family(self, name: str, lineno: int) -> str:
+        """Tracks family grouping for a sample named ``name``; returns its suffix in the family."""
+        fam, suffix = self._family_of(name)
+        if fam is None:
+            if name == self.family:
+                allowed = ", ".join(s or "(none)" for s in _OM_SUFFIXES[self.family_type])
+                raise InvalidInput(
+                    f"line {lineno}: sample {name!r} of {self.family_type} family "
+                    f"{name!r} needs one of the suffixes {allowed}"
+                )
+            # A sample outside the current family: an implicit family of unknown type.
+            self._open_family(name, lineno)
+            suffix = ""
+        self.family_has_samples = True
+        return suffix
+
+    def _add_om(self, labels: Labels, value: float, ts: int | None, lineno: int, suffix: str) -> None:
+        if suffix == "_created" and self.family_type in _CREATED_TYPES:
+            self.created += 1
+            return
+        self._add(labels, value, ts, lineno)
+
+    def _sample_general(self, line: str, lineno: int) -> None:
         m = _METRIC_NAME_RE.match(line)
         if m is None:
             raise InvalidInput(f"line {lineno}: expected a metric name, got {line[:40]!r}")

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import numpy as np
 
 from clearsight import __version__
-from clearsight.ingest.prom_text import parse_prometheus_text
+from clearsight.ingest.prom_text import ParsedScrape, SeriesCache, parse_prometheus_text, prune_series_cache
 from clearsight.model.labels import METRIC_NAME, Labels
-from clearsight.model.samples import STALE_NAN, MetricMetadata, SampleBatch
+from clearsight.model.samples import STALE_NAN, MetricMetadata, SampleBatch, canonical_key
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 from clearsight.scrape.config import ScrapeConfig
 from clearsight.scrape.discovery import FileDiscovery
@@ -99,8 +100,8 @@ class TargetStatus:
 
 @dataclass
 class _Processed:
-    series: list[tuple[Labels, int, float]]  # labels, ts_ms, value
-    tracked: set[Labels]  # series subject to staleness (no exposition timestamp)
+    series: list[tuple[Labels, int, float, bytes]]  # labels, ts_ms, value, canonical key
+    tracked: dict[bytes, Labels]  # series subject to staleness (no exposition timestamp), by key
     scraped: int
     duplicates: int
 
@@ -159,17 +160,21 @@ class _Loop:
         cfg: ScrapeConfig,
         pool: _Pool,
         mgr: ScrapeManager,
-        prev: set[Labels] | None = None,
+        prev: dict[bytes, Labels] | None = None,
     ) -> None:
         self.target = target
         self.cfg = cfg
         self.pool = pool
         self.mgr = mgr
-        self.prev: set[Labels] = prev if prev is not None else set()
+        # the series of the last scrape that are subject to staleness: canonical key -> labels
+        self.prev: dict[bytes, Labels] = prev if prev is not None else {}
         self.reported = False  # whether report series were ever written (for end-of-run staleness)
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.label_cache: dict[int, tuple[Labels, tuple[Labels, bytes] | None]] = {}
+        self.series_cache: SeriesCache = {}
+        self.report_keys = [(lb, canonical_key(lb)) for lb in (self._report_labels(n) for n in REPORT_SERIES)]
         self.status = TargetStatus(
             target.job, target.labels, target.discovered_labels, target.url, target.interval, target.timeout
         )
@@ -218,7 +223,7 @@ class _Loop:
         ts_ms = int(start * 1000)
         t0 = time.perf_counter()
         err = ""
-        proc = _Processed([], set(), 0, 0)
+        proc = _Processed([], {}, 0, 0)
         metadata: list[MetricMetadata] = []
         fetch = asyncio.ensure_future(self._fetch())
         stop_wait = asyncio.ensure_future(self.stopping.wait())
@@ -236,9 +241,9 @@ class _Loop:
             body, ctype = fetch.result()
             if len(body) > _OFFLOAD_BYTES:
                 # Large expositions are parsed off the event loop so it stays responsive.
-                parsed = await asyncio.to_thread(parse_prometheus_text, body, ctype, ts_ms)
+                parsed = await asyncio.to_thread(self._parse, body, ctype, ts_ms)
             else:
-                parsed = parse_prometheus_text(body, ctype, ts_ms)
+                parsed = self._parse(body, ctype, ts_ms)
             scraped = len(parsed.samples)
             metadata = parsed.metadata
             if len(parsed.samples) > _OFFLOAD_SAMPLES:
@@ -247,11 +252,11 @@ class _Loop:
                 proc = self._process(parsed.samples, ts_ms)
         except (ScrapeError, InvalidInput) as e:
             err = str(e)
-            proc = _Processed([], set(), scraped, 0)
+            proc = _Processed([], {}, scraped, 0)
         except Exception as e:  # a bug must not kill the loop: report it as a failed scrape
             log.exception("scrape of %s failed unexpectedly", self.target.url)
             err = f"internal error: {type(e).__name__}: {e}"
-            proc = _Processed([], set(), scraped, 0)
+            proc = _Processed([], {}, scraped, 0)
         duration = time.perf_counter() - t0
         batch = self._build(proc, err, metadata, ts_ms, duration)
         exc = await self._write(batch)
@@ -260,7 +265,7 @@ class _Loop:
             # the scrape counts as failed, as when Prometheus' append fails; write up=0 and the
             # stale markers instead.
             err = f"samples rejected by the write path: {exc}"
-            proc = _Processed([], set(), proc.scraped, 0)
+            proc = _Processed([], {}, proc.scraped, 0)
             await self._write(self._build(proc, err, [], ts_ms, duration))
         self.prev = proc.tracked
         self.reported = True
@@ -279,16 +284,44 @@ class _Loop:
         self, proc: _Processed, err: str, metadata: list[MetricMetadata], ts_ms: int, duration: float
     ) -> SampleBatch:
         """The batch of one scrape: samples, stale markers for vanished series, synthetic series."""
-        stale = self.prev - proc.tracked
-        added = len(proc.tracked - self.prev)
-        series: list[tuple[Labels, list[tuple[int, float]]]] = [(lb, [(t, v)]) for lb, t, v in proc.series]
-        series.extend((lb, [(ts_ms, STALE_NAN)]) for lb in sorted(stale))
+        stale = [self.prev[k] for k in self.prev.keys() - proc.tracked.keys()]
+        added = len(proc.tracked.keys() - self.prev.keys())
         up = 0.0 if err else 1.0
         report = (up, duration, float(proc.scraped), float(len(proc.series)), float(added))
-        series.extend(
-            (self._report_labels(n), [(ts_ms, v)]) for n, v in zip(REPORT_SERIES, report, strict=True)
+        n = len(proc.series) + len(stale) + len(REPORT_SERIES)
+        keys: list[bytes] = []
+        decode: dict[bytes, Labels] = {}
+        ts = np.empty(n, dtype=np.int64)
+        vals = np.empty(n, dtype=np.float64)
+        i = 0
+        for lb, t, v, key in proc.series:
+            keys.append(key)
+            decode[key] = lb
+            ts[i] = t
+            vals[i] = v
+            i += 1
+        for lb in sorted(stale):
+            key = canonical_key(lb)
+            keys.append(key)
+            decode[key] = lb
+            i += 1
+        ts[len(proc.series) : i] = ts_ms
+        vals[len(proc.series) : i] = STALE_NAN
+        for (lb, key), v in zip(self.report_keys, report, strict=True):
+            keys.append(key)
+            decode[key] = lb
+            ts[i] = ts_ms
+            vals[i] = v
+            i += 1
+        return SampleBatch(
+            keys=keys,
+            key_kind="canon",
+            decode_labels=decode.__getitem__,
+            series_idx=np.arange(n, dtype=np.int32),
+            timestamps=ts,
+            values=vals,
+            metadata=[*metadata, *REPORT_METADATA],
         )
-        return SampleBatch.from_series(series, [*metadata, *REPORT_METADATA])
 
     async def _write(self, batch: SampleBatch) -> Exception | None:
         """Writes through the sink; returns (and records) the error instead of raising."""
@@ -348,39 +381,62 @@ class _Loop:
         finally:
             await resp.aclose()
 
+    def _parse(self, body: bytes, ctype: str, ts_ms: int) -> ParsedScrape:
+        try:
+            parsed = parse_prometheus_text(body, ctype, ts_ms, series_cache=self.series_cache)
+        finally:
+            # Bound the cache by what the target exposes (a churning target cannot grow it forever).
+            prune_series_cache(self.series_cache, 2 * body.count(b"\n") + 1000)
+        return parsed
+
+    def _final_labels(self, labels: Labels) -> tuple[Labels, bytes] | None:
+        """A scraped series' labels after target labels and metric relabeling (None: dropped)."""
+        lset = resolve_target_labels(labels, self.target.labels, self.cfg.honor_labels)
+        if self.cfg.metric_relabel_configs:
+            res = process(lset, self.cfg.metric_relabel_configs)
+            if res is None:
+                return None
+            lset = res
+        final: Labels = tuple(sorted((k, v) for k, v in lset.items() if v != ""))
+        if not final:
+            return None
+        if lset.get(METRIC_NAME, "") == "":
+            raise ScrapeError("__name__ label is mandatory (removed by metric relabeling?)")
+        self._check_label_limits(final)
+        return final, canonical_key(final)
+
     def _process(self, samples: Sequence[tuple[Labels, float, int | None]], ts_ms: int) -> _Processed:
         cfg = self.cfg
-        tlabels = self.target.labels
-        honor = cfg.honor_labels
-        mrc = cfg.metric_relabel_configs
         honor_ts = cfg.honor_timestamps
-        out: list[tuple[Labels, int, float]] = []
-        tracked: set[Labels] = set()
-        seen: set[tuple[Labels, int]] = set()
+        # Keyed by the identity of the parsed label tuple: the parser's series cache hands out the
+        # same tuple for the same series text, and the entry keeps it alive, so ids cannot be reused.
+        cache = self.label_cache
+        new_cache: dict[int, tuple[Labels, tuple[Labels, bytes] | None]] = {}
+        out: list[tuple[Labels, int, float, bytes]] = []
+        tracked: dict[bytes, Labels] = {}
+        seen: set[tuple[bytes, int]] = set()
         dups = 0
         for labels, value, ts in samples:
-            lset = resolve_target_labels(labels, tlabels, honor)
-            if mrc:
-                res = process(lset, mrc)
-                if res is None:
-                    continue
-                lset = res
-            final: Labels = tuple(sorted((k, v) for k, v in lset.items() if v != ""))
-            if not final:
+            hit = cache.get(id(labels))
+            if hit is not None and hit[0] is labels:
+                ent = hit[1]
+            else:
+                ent = self._final_labels(labels)
+            new_cache[id(labels)] = (labels, ent)
+            if ent is None:
                 continue
-            if lset.get(METRIC_NAME, "") == "":
-                raise ScrapeError("__name__ label is mandatory (removed by metric relabeling?)")
-            self._check_label_limits(final)
-            t = ts if (honor_ts and ts is not None) else ts_ms
-            if (final, t) in seen:
+            final, key = ent
+            t = ts_ms if ts is None or not honor_ts else ts
+            if (key, t) in seen:
                 dups += 1
                 continue
-            seen.add((final, t))
-            out.append((final, t, value))
-            if not (honor_ts and ts is not None):
-                tracked.add(final)
+            seen.add((key, t))
+            out.append((final, t, value, key))
+            if ts is None or not honor_ts:
+                tracked[key] = final
         if cfg.sample_limit and len(out) > cfg.sample_limit:
             raise ScrapeError(f"sample limit exceeded ({len(out)} samples, limit {cfg.sample_limit})")
+        self.label_cache = new_cache
         return _Processed(out, tracked, len(samples), dups)
 
     def _check_label_limits(self, final: Labels) -> None:
@@ -422,10 +478,10 @@ class _Loop:
             return
         ts_ms = int(self.mgr.clock() * 1000)
         series: list[tuple[Labels, list[tuple[int, float]]]] = [
-            (lb, [(ts_ms, STALE_NAN)]) for lb in sorted(self.prev)
+            (lb, [(ts_ms, STALE_NAN)]) for lb in sorted(self.prev.values())
         ]
         series.extend((self._report_labels(n), [(ts_ms, STALE_NAN)]) for n in REPORT_SERIES)
-        self.prev = set()
+        self.prev = {}
         await self._write(SampleBatch.from_series(series))
 
 

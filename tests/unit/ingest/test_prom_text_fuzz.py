@@ -129,3 +129,67 @@ def test_rendered_series_round_trip(series: list[tuple[dict[str, str], float, in
         assert gl == el
         assert gt == et
         assert gv == ev or (math.isnan(gv) and math.isnan(ev))
+
+
+# Lines sharing their series part with different tails, valid and invalid, to exercise the cache.
+LINE_POOL = [
+    'm{a="1"} 1',
+    'm{a="1"} x',
+    'm{a="1"}  2  3',
+    'm{a="1"} 1 # {t="x"} 1',
+    'm{a="1"}',
+    'm{a="1"} 1 123',
+    'm{a="1"} 1 1.5',
+    'm{a="1"}\t7',
+    'm{a="1"} 1 ',
+    "m 1",
+    "m\t1",
+    "m 1 2",
+    "m  1",
+    "m",
+    "m NaN",
+    "m 1 -3",
+    "# TYPE m counter",
+    "# TYPE m gauge",
+    "m_total 1",
+    "m_total 2 # {} 1",
+    "m_created 1",
+    "# EOF",
+    "",
+    'm{a="1",} 2',
+    'm{a="1",b="2"} 3',
+    'm{b="2",a="1"} 3',
+    'm{a="x\\"y"} 4',
+    'm{a="1"}1',
+    "n 5",
+    "n 5 1",
+    "# HELP m help",
+    'm_total{a="1"} 3',
+    'm {a="1"} 1',
+    "m +Inf",
+    "m 1 99999999999999999999",
+]
+
+
+def _outcome(
+    body: bytes, ct: str, cache: dict[str, tuple[str, tuple[tuple[str, str], ...]]] | None
+) -> object:
+    try:
+        r = parse_prometheus_text(body, ct, 0, series_cache=cache)
+    except InvalidInput as e:
+        return ("error", str(e))
+    return ("ok", repr(r.samples), repr(r.metadata), r.created_dropped, r.exemplars_dropped, r.lines)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(LINE_POOL), max_size=12),
+    st.lists(st.sampled_from(LINE_POOL), max_size=12),
+    st.sampled_from(CONTENT_TYPES),
+)
+def test_series_cache_is_transparent(warm: list[str], lines: list[str], ct: str) -> None:
+    tail = ["# EOF"] if "openmetrics" in ct else []
+    cache: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+    _outcome("\n".join(warm + tail).encode(), ct, cache)  # fills the cache (or fails part-way)
+    body = "\n".join(lines + tail).encode()
+    assert _outcome(body, ct, cache) == _outcome(body, ct, None)
