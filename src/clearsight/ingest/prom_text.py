@@ -61,7 +61,8 @@ _TEXT_FAST_RE = re.compile(
     r"[ \t]+([^ \t]+)(?:[ \t]+([^ \t]+))?[ \t]*\Z"
 )
 _OM_FAST_RE = re.compile(
-    r"(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:" + _PAIR + r")(?:," + _PAIR + r")*)?\})?) ([^ ]+)(?: ([^ #][^ ]*))?\Z"
+    r"(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:" + _PAIR + r")(?:," + _PAIR + r")*)?\})?)"
+    r" ([^ ]+)(?: ([^ #][^ ]*))?\Z"
 )
 _TEXT_META_RE = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]+(.*)\Z")
 _INT_RE = re.compile(r"[0-9]+\Z")  # Prometheus' text lexer takes no sign
