@@ -10,6 +10,7 @@ import unicodedata
 import numpy as np
 
 from clearsight.model.labels import METRIC_NAME, Labels, get, with_label
+from clearsight.model.matchers import compile_anchored
 from clearsight.query.promql.fn_common import (
     arg_string,
     arg_vector,
@@ -126,8 +127,8 @@ def fn_label_replace(ctx: FuncContext, args: list[Value]) -> Value:
     src = arg_string(args, 3, "label_replace")
     regex_str = arg_string(args, 4, "label_replace")
     try:
-        regex = re.compile(f"(?:{regex_str})", re.DOTALL)
-    except re.error as e:
+        regex = compile_anchored(regex_str)  # same dialect and cache as label matchers
+    except ValueError as e:
         raise QueryError(f"invalid regular expression in label_replace(): {regex_str}") from e
     if not is_valid_label_name(dst):
         raise QueryError(f"invalid destination label name in label_replace(): {dst}")
