@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         help="query windows: 'tester' (end = data end - 12m, 10m range, 10s step, the tester's default) "
         "and/or 'span' (the whole data span at a 60s step); a case passes when it passes in all",
     )
-    p.add_argument("--end-ms", type=int, help="end of the generated data (default: now), to reproduce a run")
+    p.add_argument(
+        "--end-ms", type=int, help="end of the generated data (default: the last hh:20:34.567 before now)"
+    )
     p.add_argument("--queries", type=Path, default=queries.DEFAULT_QUERY_FILE)
     p.add_argument("--show-passing", action="store_true")
     p.add_argument("--json", type=Path, help="write every outcome to this file")
