@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -458,6 +459,57 @@ def bench_decoder(payloads: workload.Payloads) -> dict[str, float]:
     return out
 
 
+def bench_pipeline(payloads: workload.Payloads) -> dict[str, float]:
+    """In-process write path without HTTP: decode -> validate -> embedded store (group commit).
+
+    One thread decodes and validates the requests in send order and submits them; the store's
+    writer thread commits. Shows how the server's CPU splits between HTTP, decoding and the store.
+    """
+    from clearsight.ingest import remote_write as rw
+    from clearsight.pipeline.ingestor import MetricsIngestor
+    from clearsight.pipeline.limits import WriteLimits
+    from clearsight.pipeline.validate import make_validator
+    from clearsight.store.embedded import EmbeddedMetricsStore
+
+    limits = WriteLimits()
+    # round-robin over the senders keeps every series in time order
+    order = [b for group in itertools.zip_longest(*payloads.bodies) for b in group if b is not None]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    try:
+        store = EmbeddedMetricsStore(tmp / "data")
+        ingestor = MetricsIngestor(store, [make_validator(limits, time.time)])
+        t_decode = t_validate = 0.0
+        pending: list[Any] = []
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        for body in order:
+            a = time.thread_time()  # CPU of this thread: waiting for the GIL does not count
+            batch = rw.decode_write_request(body, content_encoding="snappy", content_type=None, limits=limits)
+            b = time.thread_time()
+            batch = ingestor.prepare("bench", batch)
+            c = time.thread_time()
+            t_decode += b - a
+            t_validate += c - b
+            pending.append(store.append("bench", batch))
+            if len(pending) >= 64:
+                pending.pop(0).result()
+        for f in pending:
+            f.result()
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    m = payloads.total_samples / 1e6
+    return {
+        "samples_per_s": payloads.total_samples / wall,
+        "cpu_s_per_million": cpu / m,
+        "decode_s_per_million": t_decode / m,
+        "validate_s_per_million": t_validate / m,
+        "store_cpu_s_per_million": (cpu - t_decode - t_validate) / m,
+    }
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -474,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--servers", default="clearsight,prometheus,victoriametrics")
     ap.add_argument("--no-decoder", action="store_true", help="skip the decoder micro-benchmark")
+    ap.add_argument(
+        "--no-pipeline",
+        dest="pipeline",
+        action="store_false",
+        help="skip the in-process pipeline measurement",
+    )
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "remote_write.json")
     args = ap.parse_args(argv)
 
@@ -518,6 +576,20 @@ def main(argv: list[str] | None = None) -> int:
             f"  validate: cold {_fmt_rate(dec['validate_cold_series_per_s'])} new series/s, "
             f"warm {_fmt_rate(dec['validate_warm_samples_per_s'])} samples/s"
         )
+
+    if args.pipeline:
+        try:
+            pipe = bench_pipeline(payloads)
+        except Exception as e:  # the store is another module: report, do not abort the bench
+            print(f"\nin-process pipeline: failed: {e!r}")
+        else:
+            report["pipeline"] = pipe
+            print(
+                "\nin-process pipeline (no HTTP; decode -> validate -> embedded store, group commit): "
+                f"{_fmt_rate(pipe['samples_per_s'])} samples/s, {pipe['cpu_s_per_million']:.2f} CPU s/M samples "
+                f"(decode {pipe['decode_s_per_million']:.2f}, validate {pipe['validate_s_per_million']:.2f}, "
+                f"store and the rest {pipe['store_cpu_s_per_million']:.2f})"
+            )
 
     factories: dict[str, Callable[[], Server]] = {
         "clearsight": Clearsight,
