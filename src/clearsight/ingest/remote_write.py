@@ -23,6 +23,11 @@ wrong wire type is an error, unknown fields are skipped (groups are rejected), t
 of a non-repeated scalar wins, varints longer than 10 bytes are an error, and exemplar / histogram
 bodies are skipped without being parsed. Every protobuf error is an ``InvalidInput`` whose message
 names what was being read and the byte offset in the decompressed body.
+
+Size limits (``WriteLimits``): the compressed body (``max_body_bytes``) and the length the snappy
+header declares (``max_decompressed_bytes``, checked before decompressing) give PayloadTooLarge;
+``max_series_per_request`` / ``max_samples_per_request`` stop the walk as soon as they are passed
+(LimitExceeded), so a small, highly compressible body cannot make the decoder allocate gigabytes.
 """
 
 from __future__ import annotations
