@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ class Exposition:
 class ExpositionServer:
     """Serves ``exposition`` on 127.0.0.1 (free port); change it between scrapes."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.exposition = Exposition()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._release = threading.Event()
@@ -58,6 +59,8 @@ class ExpositionServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.address = f"127.0.0.1:{self.port}"
         self.thread = threading.Thread(
