@@ -157,16 +157,27 @@ def decode(n: npt.NDArray[np.integer], codec: npt.NDArray[np.integer], scale: np
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    planes = np.empty((16, total), dtype=np.uint8)
-    pos = 0
+    # Decompress every chunk next to the previous one: chunk c occupies flat[16*pos_c : 16*(pos_c+m_c)]
+    # as 16 byte planes of m_c bytes each.
+    flat = np.empty(16 * total, dtype=np.uint8)
     decompress = pa.decompress
+    off = 0
     for m, blob in zip(lengths.tolist(), data, strict=True):
-        raw = decompress(blob, decompressed_size=16 * m, codec="zstd", asbytes=True)
-        planes[:, pos:pos + m] = np.frombuffer(raw, dtype=np.uint8).reshape(16, m)
-        pos += m
-    rows = np.ascontiguousarray(planes.T)
-    ts_enc = rows[:, :8].copy().view(np.int64).reshape(total)
-    val_enc = rows[:, 8:].copy().view(np.int64).reshape(total)
+        size = 16 * m
+        flat[off:off + size] = np.frombuffer(
+            decompress(blob, decompressed_size=size, codec="zstd", asbytes=True), dtype=np.uint8)
+        off += size
+    if bool(np.all(lengths == lengths[0])):  # the usual case: one transpose for all chunks
+        m0 = int(lengths[0])
+        rows = flat.reshape(-1, 16, m0).transpose(0, 2, 1).reshape(total, 16)
+    else:
+        rows = np.empty((total, 16), dtype=np.uint8)
+        pos = 0
+        for m in lengths.tolist():
+            rows[pos:pos + m] = flat[16 * pos:16 * (pos + m)].reshape(16, m).T
+            pos += m
+    ts_enc = np.ascontiguousarray(rows[:, :8]).view(np.int64).reshape(total)
+    val_enc = np.ascontiguousarray(rows[:, 8:]).view(np.int64).reshape(total)
     starts = _seg_starts(lengths)
     ts = _seg_cumsum(_seg_cumsum(_unzigzag(ts_enc), starts, lengths), starts, lengths)
     codec_rows = np.repeat(np.asarray(codec, dtype=np.int64), lengths)

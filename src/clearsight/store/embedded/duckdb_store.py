@@ -75,15 +75,11 @@ _MIN_MAX_SQL = (
     ") GROUP BY series_id")
 
 
-def _labels_from_key(key: bytes) -> Labels:
-    """Inverse of ``model.labels.canonical_bytes`` (UTF-8 never contains 0xFE or 0xFF)."""
-    if not key:
-        return ()
-    out = []
-    for part in key.split(b"\xff"):
-        n, _, v = part.partition(b"\xfe")
-        out.append((n.decode(), v.decode()))
-    return tuple(out)
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    """The first row of a query, consuming the whole result (DuckDB wants results finished
+    before the connection does anything else)."""
+    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    return tuple(rows[0]) if rows else ()
 
 
 @dataclass
@@ -209,11 +205,11 @@ class EmbeddedMetricsStore:
         con.execute("BEGIN TRANSACTION")
         for stmt in DDL:
             con.execute(stmt)
-        row = con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
+        row = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'schema_version'")
+        if not row:
             con.execute("INSERT INTO clearsight_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("COMMIT")
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
+        if row and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
 
     def _load_state(self) -> None:
@@ -224,7 +220,7 @@ class EmbeddedMetricsStore:
             self._key_cache = {}
             self._canon = {}
             self._meta = {}
-            max_id = con.execute("SELECT coalesce(max(series_id), 0) FROM series").fetchone()
+            max_id = _one(con, "SELECT coalesce(max(series_id), 0) FROM series")
             top = int(max_id[0]) if max_id else 0
             cap = max(1024, top + 1)
             self._labels = [()] * (top + 1)
@@ -232,12 +228,11 @@ class EmbeddedMetricsStore:
             self._min_ts = np.full(cap, _NO_MIN, dtype=np.int64)
             self._max_ts = np.full(cap, _NO_MAX, dtype=np.int64)
             self._next_id = top + 1
-            cols = con.execute(
-                "SELECT series_id, tenant, labels_key FROM series ORDER BY series_id").fetchnumpy()
-            for sid, tenant, key in zip(cols["series_id"].tolist(), cols["tenant"].tolist(),
-                                        cols["labels_key"].tolist(), strict=True):
-                key = bytes(key)
-                labels = _labels_from_key(key)
+            cols = con.execute("SELECT series_id, tenant, labels FROM series ORDER BY series_id").fetchnumpy()
+            for sid, tenant, text in zip(cols["series_id"].tolist(), cols["tenant"].tolist(),
+                                         cols["labels"].tolist(), strict=True):
+                labels = make_labels(json.loads(text))
+                key = canonical_bytes(labels)
                 self._labels[sid] = labels
                 self._series_tenant[sid] = tenant
                 self._canon.setdefault(tenant, {})[key] = sid
@@ -250,7 +245,7 @@ class EmbeddedMetricsStore:
             self._min_ts[ids] = mm["lo"]
             self._max_ts[ids] = mm["hi"]
             self._wmax = self._max_ts.copy()
-            head = con.execute("SELECT count(*) FROM samples").fetchone()
+            head = _one(con, "SELECT count(*) FROM samples")
             self._head_rows = int(head[0]) if head else 0
             for tenant, metric, typ, help_, unit in con.execute(
                     "SELECT tenant, metric, type, help, unit FROM metadata").fetchall():
@@ -705,7 +700,6 @@ class EmbeddedMetricsStore:
             "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
             "fingerprint": pa.array([fingerprint(s.labels) for s in new_series], type=pa.int64()),
             "metric": pa.array([dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()),
-            "labels_key": pa.array([s.key for s in new_series], type=pa.binary()),
             "labels": pa.array([json.dumps(dict(s.labels), ensure_ascii=False, separators=(",", ":"))
                                 for s in new_series], type=pa.string()),
         })
@@ -799,10 +793,10 @@ class EmbeddedMetricsStore:
     def _retention_tx(self, cutoff: int, dead: IdArray,
                       affected: npt.NDArray[np.intp]) -> tuple[int, dict[str, Any]]:
         con = self._wcon
-        row = con.execute("DELETE FROM samples WHERE ts < ?", [cutoff]).fetchone()
+        row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
         deleted = int(row[0]) if row else 0
         self._head_rows -= deleted
-        row = con.execute("SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff]).fetchone()
+        row = _one(con, "SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff])
         deleted += int(row[0]) if row else 0
         con.execute("DELETE FROM chunks WHERE max_ts < ?", [cutoff])
         rids, csid, cts, cvals, _ = self._load_chunks("min_ts < ? AND max_ts >= ?", [cutoff, cutoff])
@@ -994,6 +988,28 @@ class EmbeddedMetricsStore:
                 chosen = entries if limit_per_metric is None else entries[:limit_per_metric]
                 out[name] = [MetricMetadata(m.metric, m.type, m.help, m.unit) for m in chosen]
         return out
+
+    def storage_breakdown(self) -> dict[str, int]:
+        """Where the bytes are: database file blocks in use and free, WAL, head rows, chunk rows
+        and the compressed chunk payload."""
+        with self._reader() as cur:
+            db = _one(cur, "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
+                             "FROM pragma_database_size() LIMIT 1")
+            head = _one(cur, "SELECT count(*) FROM samples")
+            ch = _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
+                      "FROM chunks")
+        wal = Path(str(self.path) + ".wal")
+        return {
+            "file_bytes": os.stat(self.path).st_size,
+            "wal_bytes": os.stat(wal).st_size if wal.exists() else 0,
+            "block_size": int(db[0]),
+            "used_block_bytes": int(db[0]) * int(db[2]),
+            "free_block_bytes": int(db[0]) * int(db[3]),
+            "head_rows": int(head[0]),
+            "chunk_rows": int(ch[0]),
+            "chunk_samples": int(ch[1]),
+            "chunk_payload_bytes": int(ch[2]),
+        }
 
     def stats(self) -> StoreStats:
         s = self._stats

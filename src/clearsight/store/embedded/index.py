@@ -148,7 +148,7 @@ class TenantIndex:
             return ids, m.type is MatchType.EQ
         # Regex matchers.
         if m.value in (".*", ".*?"):
-            return (_EMPTY_IDS, True) if m.type is MatchType.RE else (self.all(), False)
+            return _EMPTY_IDS, m.type is MatchType.RE  # =~".*" matches all, !~".*" none
         if m.value in (".+", ".+?"):
             present = self.with_label.get(m.name)
             ids = _ids(present) if present is not None else _EMPTY_IDS

@@ -16,7 +16,6 @@ DDL = [
         tenant VARCHAR NOT NULL,
         fingerprint BIGINT NOT NULL,
         metric VARCHAR NOT NULL,
-        labels_key BLOB NOT NULL,
         labels VARCHAR NOT NULL
     )""",
     # The head: recent samples, one row each, appended by group commits.
