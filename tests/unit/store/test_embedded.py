@@ -1,0 +1,165 @@
+"""Embedded-store specifics beyond the backend-agnostic contract: queueing, series resolution by
+raw key, stats, compaction, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clearsight.model.labels import Labels, canonical_bytes, make_labels
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import SampleBatch
+from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed
+from clearsight.store.storetest import workload
+
+UP = make_labels({"__name__": "up", "job": "a"})
+
+
+def _open(d: Path, **kw: int) -> EmbeddedMetricsStore:
+    opts = {"retention_ms": 10**12, "out_of_order_window_ms": 3_600_000, "max_active_series_per_tenant": 0,
+            "queue_max_batches": 8, "duckdb_threads": 1}
+    opts.update(kw)
+    return EmbeddedMetricsStore(d, **opts)
+
+
+def _raw_batch(keys: list[bytes], kind: str, labels_of: dict[bytes, Labels], calls: list[bytes],
+               ts: int) -> SampleBatch:
+    def decode(k: bytes) -> Labels:
+        calls.append(k)
+        return labels_of[k]
+
+    n = len(keys)
+    return SampleBatch(keys=keys, key_kind=kind, decode_labels=decode,
+                       series_idx=np.arange(n, dtype=np.int32), timestamps=np.full(n, ts, dtype=np.int64),
+                       values=np.arange(n, dtype=np.float64))
+
+
+def test_overloaded_when_queue_full(tmp_path: Path) -> None:
+    store = _open(tmp_path, queue_max_batches=4)
+    try:
+        futures = []
+        # Holding the index lock stalls the writer when it publishes its first group.
+        with store._index_lock:
+            with pytest.raises(Overloaded) as exc:
+                for i in range(100):
+                    futures.append(store.append("t", SampleBatch.from_series([(UP, [(i, 1.0)])])))
+            assert exc.value.retry_after >= 1.0
+            assert store.stats().queue_depth == 4
+        for f in futures:
+            assert f.result(timeout=60).samples_written == 1
+        assert len(store.select("t", [Matcher.of("=", "job", "a")], 0, 1000).timestamps) == len(futures)
+    finally:
+        store.close()
+
+
+def test_series_resolved_once_per_raw_key(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    try:
+        lbl = make_labels({"__name__": "x", "a": "1"})
+        other = make_labels({"__name__": "x", "a": "2"})
+        # Unsorted labels from a decoder are canonicalized; empty values are dropped.
+        labels_of = {b"r1": lbl, b"r2": (("a", "1"), ("__name__", "x"), ("empty", "")), b"r3": other}
+        calls: list[bytes] = []
+        res = store.append("t", _raw_batch([b"r1", b"r3"], "rw", labels_of, calls, 1000)).result()
+        assert res.series_created == 2 and sorted(calls) == [b"r1", b"r3"]
+        calls.clear()
+        store.append("t", _raw_batch([b"r1", b"r3"], "rw", labels_of, calls, 2000)).result()
+        assert calls == []  # cached by raw key
+        # Another key (or key kind) for the same label set is the same series.
+        res = store.append("t", _raw_batch([b"r2"], "rw", labels_of, calls, 3000)).result()
+        assert res.series_created == 0 and calls == [b"r2"]
+        res = store.append("t", _raw_batch([b"r1"], "otlp", labels_of, calls, 4000)).result()
+        assert res.series_created == 0
+        data = store.select("t", [Matcher.of("=", "__name__", "x")], 0, 10_000)
+        assert data.labels == [lbl, other]
+        assert data.series(0)[1].tolist() == [1000, 2000, 3000, 4000]
+        # The same raw key in another tenant is not shared.
+        calls.clear()
+        res = store.append("u", _raw_batch([b"r1"], "rw", labels_of, calls, 1000)).result()
+        assert res.series_created == 1 and calls == [b"r1"]
+    finally:
+        store.close()
+
+
+def test_series_without_samples_are_not_created(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    try:
+        b = SampleBatch.from_series([(UP, [(1, 1.0)]), (make_labels({"__name__": "idle"}), [])])
+        assert store.append("t", b).result().series_created == 1
+        assert store.series("t", [], 0, 10) == [UP]
+        assert store.stats().active_series == {"t": 1}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("mutate", ["idx_range", "lengths", "no_labels", "bad_decoder"])
+def test_invalid_batches_write_nothing(tmp_path: Path, mutate: str) -> None:
+    store = _open(tmp_path)
+    try:
+        b = SampleBatch.from_series([(UP, [(1, 1.0), (2, 2.0)])])
+        if mutate == "idx_range":
+            b.series_idx = np.array([0, 1], dtype=np.int32)
+        elif mutate == "lengths":
+            b.values = np.array([1.0])
+        elif mutate == "no_labels":
+            b.keys = [canonical_bytes(())]
+        else:
+            def boom(k: bytes) -> Labels:
+                raise ValueError("truncated protobuf")
+            b.decode_labels = boom
+        with pytest.raises(InvalidBatch):
+            store.append("t", b).result(timeout=60)
+        assert store.series("t", [], 0, 10) == []
+        with pytest.raises(InvalidBatch):
+            store.append("", SampleBatch.from_series([(UP, [(1, 1.0)])])).result(timeout=60)
+    finally:
+        store.close()
+
+
+def test_stats_and_closed_store(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    store.append("t", SampleBatch.from_series([(UP, [(1, 1.0), (2, 2.0), (2, 3.0)])])).result()
+    store.append("u", SampleBatch.from_series([(UP, [(1, 1.0)])])).result()
+    st = store.stats()
+    assert st.active_series == {"t": 1, "u": 1} and st.total_series == 2
+    assert st.samples_written_total == 3  # the duplicate overwrote in the same commit
+    assert st.duplicates_total == 1 and st.commits_total >= 1 and st.commit_seconds_sum > 0
+    assert st.bytes_on_disk > 0 and st.writer_alive and st.queue_depth == 0
+    store.close()
+    assert not store.stats().writer_alive
+    with pytest.raises(StoreClosed):
+        store.select("t", [Matcher.of("=", "job", "a")], 0, 10)
+    with pytest.raises(StoreClosed):
+        store.flush()
+
+
+def test_compaction_keeps_data_and_reaches_chunks(tmp_path: Path) -> None:
+    labels = workload.series_labels(300)
+    ts = workload.timestamps(40)
+    vals = workload.values_matrix(300, 40)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        for b in workload.scrape_batches(labels, ts, vals, batch_series=100):
+            store.append("t", b).result()
+        before = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        store.compact()
+        br = store.storage_breakdown()
+        assert br["head_rows"] == 0 and br["chunk_rows"] == 300 and br["chunk_samples"] == 300 * 40
+        after = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        assert after.labels == before.labels
+        assert np.array_equal(after.offsets, before.offsets)
+        assert np.array_equal(after.timestamps, before.timestamps)
+        assert np.array_equal(after.values.view(np.uint64), before.values.view(np.uint64))
+        # A sub-range cuts inside chunks.
+        part = store.select("t", [Matcher.of("=", "job", "node")], int(ts[10]), int(ts[19]))
+        assert part.timestamps.shape[0] == 300 * 10
+        # New samples land in the head and merge with chunks on read.
+        store.append("t", SampleBatch.from_series([(labels[0], [(int(ts[-1]) + 15_000, 1.0)])])).result()
+        one = store.select("t", [Matcher.of("=", "idx", "0"), Matcher.of("=", "__name__", labels[0][0][1])],
+                           0, 2**62)
+        assert one.timestamps.tolist() == [*ts.tolist(), int(ts[-1]) + 15_000]
+    finally:
+        store.close()
