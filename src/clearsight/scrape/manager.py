@@ -25,6 +25,7 @@ import base64
 import contextlib
 import dataclasses
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,7 +40,7 @@ from clearsight.ingest.prom_text import ParsedScrape, SeriesCache, parse_prometh
 from clearsight.model.labels import METRIC_NAME, Labels
 from clearsight.model.samples import STALE_NAN, MetricMetadata, SampleBatch, canonical_key
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded
-from clearsight.scrape.config import ScrapeConfig
+from clearsight.scrape.config import ScrapeConfig, format_duration
 from clearsight.scrape.discovery import FileDiscovery
 from clearsight.scrape.relabel import process
 from clearsight.scrape.target import Target, TargetGroup, TargetSet, static_groups, targets_from_groups
@@ -96,6 +97,35 @@ class TargetStatus:
     samples_post_relabel: int = 0
     duplicates_dropped: int = 0  # series that metric relabeling collapsed onto another one
     write_error: str = ""  # the sink's last error, "" when the last write succeeded
+
+    def api_dict(self) -> dict[str, Any]:
+        """This target as an element of ``activeTargets`` in Prometheus' ``/api/v1/targets``."""
+        return {
+            "discoveredLabels": dict(self.discovered_labels),
+            "labels": dict(self.labels),
+            "scrapePool": self.job,
+            "scrapeUrl": self.scrape_url,
+            "globalUrl": self.scrape_url,
+            "lastError": self.last_error,
+            "lastScrape": _rfc3339(self.last_scrape),
+            "lastScrapeDuration": self.last_scrape_duration,
+            "health": self.health,
+            "scrapeInterval": format_duration(self.scrape_interval),
+            "scrapeTimeout": format_duration(self.scrape_timeout),
+        }
+
+
+def _rfc3339(t: float | None) -> str:
+    """Go's time.Time JSON form; the zero time when never scraped (as Prometheus)."""
+    if t is None:
+        return "0001-01-01T00:00:00Z"
+    whole = int(t // 1)
+    nanos = round((t - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    frac = f".{nanos:09d}".rstrip("0").rstrip(".")
+    return f"{base}{frac}Z"
 
 
 @dataclass
@@ -565,14 +595,16 @@ class ScrapeManager:
         clock: Clock = time.time,
         *,
         run_loops: bool = True,
-        jitter_seed: int = 0,
+        jitter_seed: int | None = None,
     ) -> None:
         self._configs = list(configs)
         self.sink = sink
         self.tenant = tenant
         self.clock = clock
         self.run_loops = run_loops
-        self.jitter_seed = jitter_seed
+        # Like Prometheus (which hashes its hostname and external labels), scrapers on different
+        # hosts get different phases for the same target.
+        self.jitter_seed = jitter_seed if jitter_seed is not None else _fnv64a(socket.gethostname().encode())
         self._jobs: dict[str, _Job] = {}
         self._started = False
         self._apply_lock = asyncio.Lock()
@@ -614,6 +646,23 @@ class ScrapeManager:
         for job in self._jobs.values():
             out.extend(dataclasses.replace(lp.status) for lp in job.loops.values())
         return sorted(out, key=lambda s: (s.job, s.scrape_url, s.labels))
+
+    def api_targets(self, state: str = "any", scrape_pool: str | None = None) -> dict[str, Any]:
+        """The ``data`` of Prometheus' ``/api/v1/targets?state=...&scrapePool=...``."""
+        if state not in ("any", "active", "dropped"):
+            raise ValueError(f"invalid state {state!r} (any, active or dropped)")
+        out: dict[str, Any] = {}
+        if state in ("any", "active"):
+            out["activeTargets"] = [
+                t.api_dict() for t in self.targets() if scrape_pool is None or t.job == scrape_pool
+            ]
+        if state in ("any", "dropped"):
+            out["droppedTargets"] = [
+                {"discoveredLabels": dict(d)}
+                for job, d in self.dropped_targets()
+                if scrape_pool is None or job == scrape_pool
+            ]
+        return out
 
     def dropped_targets(self) -> list[tuple[str, Labels]]:
         """(job, discovered labels) of targets dropped by relabeling."""

@@ -529,3 +529,44 @@ def test_samples_refused_by_the_write_path_fail_the_scrape(server: ExpositionSer
         await m.stop()
 
     run(main)
+
+
+def test_api_targets_shape(server: ExpositionServer) -> None:
+    server.exposition.body = "a 1\n"
+    extra = "  relabel_configs: [{action: drop, source_labels: [__address__], regex: 'nope.*'}]\n"
+    cfg = configs(
+        "- job_name: app\n  scrape_interval: 15s\n  static_configs: [{{targets: ['{a}', 'nope:1']}}]\n{x}",
+        a=server.address,
+        x=extra,
+    )
+    clock = FakeClock()
+    clock.now = 1_700_000_000.25
+
+    async def main() -> None:
+        m = ScrapeManager(cfg, MemorySink(), "t", clock, run_loops=False)
+        await m.start()
+        await m.scrape_now()
+        data = m.api_targets()
+        (t,) = data["activeTargets"]
+        assert t["labels"] == {"instance": server.address, "job": "app"}
+        assert t["scrapePool"] == "app" and t["health"] == "up" and t["lastError"] == ""
+        assert t["lastScrape"] == "2023-11-14T22:13:20.25Z"
+        assert t["scrapeInterval"] == "15s" and t["scrapeTimeout"] == "10s"
+        assert data["droppedTargets"] == [
+            {
+                "discoveredLabels": {
+                    "__address__": "nope:1",
+                    "__metrics_path__": "/metrics",
+                    "__scheme__": "http",
+                    "__scrape_interval__": "15s",
+                    "__scrape_timeout__": "10s",
+                    "job": "app",
+                }
+            }
+        ]
+        assert m.api_targets(state="active", scrape_pool="other") == {"activeTargets": []}
+        with pytest.raises(ValueError, match="invalid state"):
+            m.api_targets(state="bogus")
+        await m.stop()
+
+    run(main)

@@ -168,10 +168,12 @@ def test_targets_and_series_match_prometheus(prometheus: str, expo: ExpositionSe
 
     # metric relabeling and exported_ conflicts, through a real scrape
     sink = MemorySink()
+    api: dict[str, Any] = {}
 
     async def scrape() -> None:
         m = ScrapeManager([ours_cfg], sink, "t", run_loops=False)
         await m.start()
+        api.update(m.api_targets())
         await m.scrape_now()
         await m.stop()
 
@@ -187,3 +189,21 @@ def test_targets_and_series_match_prometheus(prometheus: str, expo: ExpositionSe
     }
     assert mine == prom
     assert len(prom) == 4
+
+    # /api/v1/targets shape: same keys, same static fields (health/lastScrape differ by nature).
+    static = ("discoveredLabels", "labels", "scrapePool", "scrapeUrl", "scrapeInterval", "scrapeTimeout")
+
+    def by_url(targets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {t["scrapeUrl"]: t for t in targets}
+
+    ours_api, prom_api = by_url(api["activeTargets"]), by_url(data["activeTargets"])
+    assert ours_api.keys() == prom_api.keys()
+    for url, t in prom_api.items():
+        assert set(ours_api[url]) == set(t)
+        assert {k: ours_api[url][k] for k in static} == {k: t[k] for k in static}
+        assert ours_api[url]["health"] == "unknown" and ours_api[url]["lastScrape"] == "0001-01-01T00:00:00Z"
+
+    def dropped(targets: list[dict[str, Any]]) -> set[tuple[tuple[str, str], ...]]:
+        return {key(t["discoveredLabels"]) for t in targets}
+
+    assert dropped(api["droppedTargets"]) == dropped(data["droppedTargets"])
