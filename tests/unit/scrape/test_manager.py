@@ -570,3 +570,38 @@ def test_api_targets_shape(server: ExpositionServer) -> None:
         await m.stop()
 
     run(main)
+
+
+def test_reload_while_loops_run_and_clean_shutdown() -> None:
+    a, b, c = ExpositionServer(), ExpositionServer(), ExpositionServer()
+    for i, s in enumerate((a, b, c)):
+        s.exposition.body = f"from_{i} 1\n"
+    sink = MemorySink()
+
+    def cfg(*servers: ExpositionServer) -> list[ScrapeConfig]:
+        targets = ", ".join(f"'{s.address}'" for s in servers)
+        return configs(
+            "- job_name: fast\n  scrape_interval: 100ms\n  static_configs: [{{targets: [{t}]}}]\n", t=targets
+        )
+
+    def scraped(s: ExpositionServer) -> bool:
+        return any(dict(p.labels).get("instance") == s.address and not p.stale for p in sink.points)
+
+    async def main() -> None:
+        m = ScrapeManager(cfg(a, b), sink, "t")
+        await m.start()
+        await wait_for_async(lambda: scraped(a) and scraped(b))
+        await m.apply(cfg(a, c))  # b goes, c comes, a keeps its loop
+        removed = [p for p in sink.points if p.stale and dict(p.labels)["instance"] == b.address]
+        assert sorted(dict(p.labels)["__name__"] for p in removed) == sorted(["from_1", *REPORT_SERIES])
+        await wait_for_async(lambda: scraped(c))
+        assert {dict(t.labels)["instance"] for t in m.targets()} == {a.address, c.address}
+        await m.stop()
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        assert not [p for p in sink.points if p.stale and dict(p.labels)["instance"] == a.address]
+
+    try:
+        run(main)
+    finally:
+        for s in (a, b, c):
+            s.close()
