@@ -9,6 +9,13 @@ the label. Evaluation errors raise ``QueryError``; annotations go to ``ctx.annot
 Prometheus' message text (without the ``(line:col)`` position suffix, which the AST does not
 carry).
 
+Modules: ``fn_range`` (range-vector functions, including ``anchored``/``smoothed`` rate, increase,
+delta, changes and resets), ``fn_math`` (math, clamping, rounding, scalar conversions,
+``timestamp``), ``fn_time`` (calendar functions), ``fn_labels`` (label_replace/label_join, the
+sort family, ``absent``), ``fn_histogram`` (classic-bucket ``histogram_quantile(s)`` and
+``histogram_fraction``), ``fn_common`` (flat sample arrays, window search, compensated sums, Go
+number formatting).
+
 Not provided here: ``info()``, which needs the store (the engine evaluates it). Sample start
 (created) timestamps are not stored, so ``start_timestamp()`` returns nothing and rate/increase/
 irate/resets ignore start times.
