@@ -613,18 +613,7 @@ class _OpenMetricsParser(_Base):
         if m is None:
             raise InvalidInput(f"line {lineno}: expected a metric name, got {line[:40]!r}")
         name = m.group(0)
-        fam, suffix = self._family_of(name)
-        if fam is None:
-            if name == self.family:
-                allowed = ", ".join(s or "(none)" for s in _OM_SUFFIXES[self.family_type])
-                raise InvalidInput(
-                    f"line {lineno}: sample {name!r} of {self.family_type} family "
-                    f"{name!r} needs one of the suffixes {allowed}"
-                )
-            # A sample outside the current family: an implicit family of unknown type.
-            self._open_family(name, lineno)
-            fam, suffix = name, ""
-        self.family_has_samples = True
+        suffix = self._enter_family(name, lineno)
         pos = m.end()
         pairs: list[tuple[str, str]] = []
         if pos < len(line) and line[pos] == "{":
@@ -647,11 +636,7 @@ class _OpenMetricsParser(_Base):
         ts = self._timestamp(toks[1], lineno) if len(toks) == 2 else None
         if exemplar is not None:
             self._exemplar(exemplar, lineno, name)
-        labels = _finish_labels(name, pairs, lineno)
-        if suffix == "_created" and self.family_type in _CREATED_TYPES:
-            self.created += 1
-            return
-        self._add(labels, value, ts, lineno)
+        self._add_om(_finish_labels(name, pairs, lineno), value, ts, lineno, suffix)
 
     def _exemplar(self, text: str, lineno: int, name: str) -> None:
         if not text.startswith("{"):
