@@ -11,6 +11,7 @@ Positions are 0-based character offsets into the query.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Token kinds. Punctuation and operators use their own text as kind.
@@ -44,8 +45,10 @@ _FILL_KEYWORDS = frozenset({"fill", "fill_left", "fill_right"})
 _DURATION_KEYWORDS = frozenset({"step", "range", "max_of", "min_of"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Token:
+    """A lexed token; treat as immutable."""
+
     kind: str
     text: str  # raw source text (the error message for ERROR tokens)
     pos: int
@@ -188,6 +191,12 @@ def is_alnum(ch: str) -> bool:
     return is_alpha(ch) or is_digit(ch)
 
 
+_SPACES = re.compile(r"[ \t\n\r]+")
+_WORD = re.compile(r"[a-zA-Z0-9_]*")
+_WORD_WITH_COLON = re.compile(r"[a-zA-Z0-9_:]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class _LexError(Exception):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
@@ -249,9 +258,10 @@ class Lexer:
         return False
 
     def _skip_spaces(self) -> bool:
-        if self.i < self.n and is_space(self.s[self.i]):
-            while self.i < self.n and is_space(self.s[self.i]):
-                self.i += 1
+        if self.i < self.n and self.s[self.i] in " \t\n\r":
+            m = _SPACES.match(self.s, self.i)
+            assert m is not None
+            self.i = m.end()
             self.start = self.i
             return True
         return False
@@ -349,8 +359,9 @@ class Lexer:
         ch = self.s[self.i]
         self.i += 1
         if is_alpha(ch):
-            while self.i < self.n and is_alnum(self.s[self.i]):
-                self.i += 1
+            m = _WORD.match(self.s, self.i)
+            assert m is not None
+            self.i = m.end()
             self._emit(IDENTIFIER)
         elif ch == ",":
             self._emit(",")
@@ -436,10 +447,9 @@ class Lexer:
 
     # -- tokens ---------------------------------------------------------------------------------
     def _lex_keyword_or_identifier(self) -> None:
-        j = self.i
-        while j < self.n and (is_alnum(self.s[j]) or self.s[j] == ":"):
-            j += 1
-        self.i = j
+        m = _WORD_WITH_COLON.match(self.s, self.i)
+        assert m is not None
+        j = self.i = m.end()
         word = self.s[self.start:j]
         low = word.lower()
         if low in ("inf", "nan"):
@@ -480,6 +490,14 @@ class Lexer:
 
     def _lex_string(self, quote: str) -> None:
         s, n = self.s, self.n
+        # fast path: no escapes, newline or surrogate before the closing quote
+        end = s.find(quote, self.i)
+        if end >= 0:
+            body = s[self.i:end]
+            if "\\" not in body and "\n" not in body and not _SURROGATE.search(body):
+                self.i = end + 1
+                self._emit(STRING)
+                return
         while True:
             if self.i >= n:
                 raise self._error("unterminated quoted string")
