@@ -32,7 +32,8 @@ The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics 
   ``histograms_dropped`` and reported to the client as rejected points (OTLP partial success).
   Exemplars are dropped and counted in ``exemplars_dropped``.
 - Data points with neither ``asDouble`` nor ``asInt`` are dropped and reported as rejected.
-- ``NoRecordedValue`` flag -> the Prometheus stale marker on every series of the point.
+- ``NoRecordedValue`` flag -> the Prometheus stale marker on every series of the point. Any other
+  NaN becomes the ordinary NaN (a NaN payload cannot smuggle in a stale marker).
 - Timestamps: nanoseconds -> milliseconds (floor); a zero ``timeUnixNano`` means "now".
 
 Not done: ``_created`` series (start times), ``otel_scope_info``, exemplars.
@@ -98,6 +99,12 @@ SERVICE_INSTANCE_ID = "service.instance.id"
 _PROMOTED = frozenset({SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_INSTANCE_ID})
 
 _MAX_MESSAGES = 10
+_NAN = float("nan")
+
+
+def _plain(v: float) -> float:
+    """``v`` with any NaN made the ordinary NaN: only the NoRecordedValue flag makes stale markers."""
+    return _NAN if v != v else v
 
 
 @dataclass(frozen=True)
@@ -762,6 +769,8 @@ def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str, me
             v = STALE_NAN
         elif which == "as_double":
             v = p.as_double
+            if v != v:
+                v = _NAN  # one NaN: a payload could otherwise spell a stale marker
         elif which == "as_int":
             v = float(p.as_int)
         else:
@@ -865,7 +874,7 @@ def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str)
         b.ts.extend([ts] * len(series))
         b.vals.extend(values)
         if p.HasField("sum"):
-            b.add(keys.sum, ts, STALE_NAN if p.flags & NO_RECORDED_VALUE else p.sum)
+            b.add(keys.sum, ts, STALE_NAN if p.flags & NO_RECORDED_VALUE else _plain(p.sum))
         if ts > max_ts:
             max_ts = ts
         b.check_samples()
@@ -888,9 +897,9 @@ def _summaries(b: _Builder, points: Any, family: str, ctx: _Context, path: str) 
             b.add(
                 _series_key(base, family, ("quantile", format_float(q.quantile))),
                 ts,
-                STALE_NAN if stale else q.value,
+                STALE_NAN if stale else _plain(q.value),
             )
-        b.add(_series_key(base, family + "_sum", None), ts, STALE_NAN if stale else p.sum)
+        b.add(_series_key(base, family + "_sum", None), ts, STALE_NAN if stale else _plain(p.sum))
         b.add(_series_key(base, family + "_count", None), ts, STALE_NAN if stale else float(p.count))
         if ts > max_ts:
             max_ts = ts

@@ -6,6 +6,7 @@ import gzip
 import json
 import math
 import os
+import struct
 import zlib
 from pathlib import Path
 from typing import Any
@@ -836,3 +837,13 @@ def test_promoted_resource_attributes_are_copied_to_every_series() -> None:
     # Without the option the same request (and the key memo) gives the unpromoted series.
     plain = series(decode(request([m], res), OtlpOptions(scope_labels=False)).batch)
     assert lbl("g", job="api", a="1") in plain
+
+
+def test_nan_payloads_never_become_stale_markers() -> None:
+    stale_bits = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+    m = gauge("g", [({}, stale_bits)])
+    h = histogram("h", [], [], total=1, sum_=stale_bits)
+    batch = decode(request([m, h])).batch
+    nans = [float(v) for v in batch.values if math.isnan(v)]
+    assert len(nans) == 2
+    assert not any(is_stale_nan(v) for v in nans)
