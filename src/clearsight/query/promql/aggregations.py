@@ -352,29 +352,37 @@ def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool
     grp = list(grouping)
     if not without:
         grp.append(label)
-    out: dict[Labels, np.ndarray] = {}
-    order: list[Labels] = []
     rows, cols = np.nonzero(v.present)
-    fmt_cache: dict[float, str] = {}
-    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        f = float(v.values[i, j])
-        s = fmt_cache.get(f) if not np.isnan(f) else "NaN"
-        if s is None:
-            s = format_float(f)
-            fmt_cache[f] = s
-        lbl = dict(v.labels[i])
-        lbl[label] = s
-        key = group_key(tuple(sorted(lbl.items())), grp, without)
-        arr = out.get(key)
-        if arr is None:
-            arr = np.zeros(k)
-            out[key] = arr
-            order.append(key)
-        arr[j] += 1
-    if not order:
+    if rows.size == 0:
         return VectorSteps.empty(k)
-    vals = np.vstack([out[key] for key in order])
-    return VectorSteps(order, vals, vals > 0, None, None)
+    vals = v.values[rows, cols]
+    # Format each distinct value once (by bit pattern: -0 and 0 print differently).
+    ubits, inv = np.unique(vals.view(np.uint64), return_inverse=True)
+    strings = [format_float(float(x)) for x in ubits.view(np.float64)]
+    sid_table: dict[str, int] = {}
+    sid_of_u = np.asarray([sid_table.setdefault(x, len(sid_table)) for x in strings], dtype=np.int64)
+    sids = sid_of_u[inv.reshape(-1)]
+    names = list(sid_table)
+    # One output key per distinct (row, value string) pair.
+    pair = rows.astype(np.int64) * len(names) + sids
+    upairs, pinv = np.unique(pair, return_inverse=True)
+    key_ids: dict[Labels, int] = {}
+    order: list[Labels] = []
+    key_of_pair = np.empty(upairs.size, dtype=np.int64)
+    for n_, p_ in enumerate(upairs.tolist()):
+        row, sid = divmod(p_, len(names))
+        lbl = dict(v.labels[row])
+        lbl[label] = names[sid]
+        key = group_key(tuple(sorted(lbl.items())), grp, without)
+        kid = key_ids.get(key)
+        if kid is None:
+            kid = len(order)
+            key_ids[key] = kid
+            order.append(key)
+        key_of_pair[n_] = kid
+    counts = np.zeros((len(order), k))
+    np.add.at(counts, (key_of_pair[pinv.reshape(-1)], cols), 1.0)
+    return VectorSteps(order, counts, counts > 0, None, None)
 
 
 def _valid_label_name(name: str) -> bool:

@@ -190,12 +190,16 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
             continue
         picks = [chosen.get(sig(name, lbl), np.full(k, -1, dtype=np.int64)) for name in info_names]
         combo = np.vstack(picks) if picks else np.full((0, k), -1, dtype=np.int64)
-        keys: dict[tuple[int, ...], list[int]] = {}
-        for j in np.nonzero(pres)[0].tolist():
-            keys.setdefault(tuple(int(x) for x in combo[:, j]), []).append(j)
+        steps = np.nonzero(pres)[0]
+        if steps.size == 0:
+            continue
+        # Distinct combinations of chosen info series over the steps (vectorized grouping).
+        combos, inv = np.unique(combo[:, steps].T.reshape(steps.size, -1), axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
         base_map = dict(lbl)
-        for key, cols in keys.items():
-            matched = [x for x in key if x >= 0]
+        for ci in range(combos.shape[0]):
+            cols = steps[inv == ci]
+            matched = [int(x) for x in combos[ci] if x >= 0]
             if not matched and not all_match_empty:
                 continue
             extra: dict[str, str] = {}
