@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from clearsight.model.matchers import Matcher
 from clearsight.query.promql.ast import Expr
 from clearsight.query.promql.parser import ParseError, parse
-from clearsight.query.promql.printer import format_expr
+from clearsight.query.promql.printer import format_expr, prettify_expr
 
 
 def normalized(node: Any) -> Any:
@@ -178,6 +178,8 @@ def test_format_then_parse_round_trips(q: str) -> None:
     assert normalized(again) == normalized(tree), (q, text)
     # formatting is a fixed point
     assert format_expr(again) == text
+    # the multi-line form parses back to the same tree too
+    assert normalized(parse(prettify_expr(tree))) == normalized(tree)
 
 
 TOKENS = ["sum", "by", "(", ")", "{", "}", "[", "]", ",", "foo", "a", "=", "=~", "!=", "\"x\"", "'y'",
