@@ -451,3 +451,46 @@ def test_annotations_carry_the_position_of_the_expression(agg_store: MemorySerie
 def test_query_strings_are_parsed(store: MemorySeriesSelector) -> None:
     res = Engine().range(store, 'sum by (job) (a{job="x"}) * 2', 0, 2 * M, M)
     assert mat(res) == {L(job="x"): [(0, 0.0), (M, 2.0), (2 * M, 4.0)]}
+
+
+def test_info_enriches_with_target_info_data_labels() -> None:
+    s = MemorySeriesSelector()
+    s.add(L("up", instance="a", job="j"), [0, M], [1.0, 1.0])
+    s.add(L("target_info", instance="a", job="j", region="eu"), [0], [1.0])
+    s.add(L("target_info", instance="a", job="j", region="us"), [M], [1.0])
+    e = Call("info", [sel("up")])
+    res = engine().range(s, e, 0, M, M)
+    assert mat(res) == {L("up", instance="a", job="j", region="eu"): [(0, 1.0)],
+                        L("up", instance="a", job="j", region="us"): [(M, 1.0)]}
+
+
+def test_info_data_matcher_not_matching_empty_drops_unenriched_series() -> None:
+    s = MemorySeriesSelector()
+    s.add(L("up", instance="a", job="j"), [0], [1.0])
+    s.add(L("up", instance="b", job="j"), [0], [2.0])
+    s.add(L("target_info", instance="a", job="j", region="eu"), [0], [1.0])
+    data = VectorSelector(None, [Matcher.of(MatchType.RE, "region", ".+")])
+    got = vec(engine().instant(s, Call("info", [sel("up"), data]), 0))
+    assert got == {L("up", instance="a", job="j", region="eu"): 1.0}
+
+
+def test_smoothed_selector_interpolates(store: MemorySeriesSelector) -> None:
+    e = VectorSelector("b", [Matcher.of(MatchType.EQ, "__name__", "b")], smoothed=True)
+    # b: 5 at 0, 7 at 10m; the lookback is 5m on both sides, so 4m sees only the left sample
+    assert vec(Engine(lookback_delta_ms=10 * M).instant(store, e, 5 * M)) == {L("b", job="x"): 6.0}
+    assert vec(engine().instant(store, e, 4 * M)) == {L("b", job="x"): 5.0}
+
+
+def test_sort_by_label_uses_natural_order() -> None:
+    s = MemorySeriesSelector()
+    for i in ("10", "9", "100"):
+        s.add(L("m", i=i), [0], [1.0])
+    res = engine().instant(s, Call("sort_by_label", [sel("m"), StringLiteral("i")]), 0)
+    assert [dict(x.labels)["i"] for x in res.series] == ["9", "10", "100"]
+    res = engine().instant(s, Call("sort_by_label_desc", [sel("m"), StringLiteral("i")]), 0)
+    assert [dict(x.labels)["i"] for x in res.series] == ["100", "10", "9"]
+
+
+def test_subquery_with_at_is_step_invariant(store: MemorySeriesSelector) -> None:
+    e = Call("count_over_time", [SubqueryExpr(sel("a"), 3 * M, M, at=AtModifier(timestamp_ms=5 * M))])
+    assert mat(engine().range(store, e, 0, 2 * M, M)) == {L(job="x"): [(0, 3.0), (M, 3.0), (2 * M, 3.0)]}
