@@ -114,6 +114,8 @@ def parse_time_ms(value: str, name: str) -> int:
     else:
         if math.isnan(f) or math.isinf(f):
             raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{value}" to a valid timestamp')
+        if abs(f) > MAX_TIME_MS / 1000:
+            raise ApiError("bad_data", f'invalid parameter "{name}": timestamp "{value}" is out of range')
         return _bounded(round(f * 1000), value, name)
     try:
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))

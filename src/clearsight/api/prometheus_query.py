@@ -52,7 +52,7 @@ def parse_step_ms(raw: str, name: str = "step") -> int:
             return parse_duration_ms(s)
         except ValueError:
             raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{raw}" to a valid duration') from None
-    if math.isnan(f) or math.isinf(f) or f * 1000 > 2**62:
+    if math.isnan(f) or math.isinf(f) or abs(f) * 1000 > 2**62:
         raise ApiError("bad_data", f'invalid parameter "{name}": cannot parse "{raw}" to a valid duration')
     return round(f * 1000)
 

@@ -37,3 +37,10 @@ def test_parse_time() -> None:
             parse_time_ms(bad, "start")
         assert e.value.error_type == "bad_data"
         assert 'invalid parameter "start"' in e.value.message
+
+
+@pytest.mark.parametrize("value", ["1e308", "-1e308", "1e20", "9999999999-01-01T00:00:00Z"])
+def test_parse_time_out_of_range(value: str) -> None:
+    with pytest.raises(ApiError) as e:
+        parse_time_ms(value, "end")
+    assert e.value.error_type == "bad_data"
