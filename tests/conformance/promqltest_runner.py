@@ -834,6 +834,9 @@ def main(argv: list[str] | None = None) -> int:
         args.remove("-v")
     files = [Path(a) if os.sep in a or (a.endswith(".test") and Path(a).exists()) else promqltest_dir() / a
              for a in args] or all_files()
+    if not files:
+        print(f"no promqltest files found under {promqltest_dir()}", file=sys.stderr)
+        return 2
     tp = tt = th = 0
     for f in files:
         r = run_file(f)
