@@ -737,10 +737,14 @@ class ScrapeManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await job.sd_task
             job.sd_task = None
-        for key, lp in list(job.loops.items()):
-            await lp.halt()
-            if staleness and not (keep and key in keep):
-                await lp.write_end_of_run_staleness()
+        loops = list(job.loops.items())
+        for _, lp in loops:
+            lp.stopping.set()  # all loops stop together; halt() then only waits
+        await asyncio.gather(*(lp.halt() for _, lp in loops))
+        if staleness:
+            await asyncio.gather(
+                *(lp.write_end_of_run_staleness() for key, lp in loops if not (keep and key in keep))
+            )
         job.loops.clear()
         await job.pool.close()
 
