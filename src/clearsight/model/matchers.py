@@ -74,13 +74,48 @@ _RE_OPTIONS.max_mem = 64 << 20  # bound the memory of one compiled pattern
 _RE_CACHE: dict[str, Regex] = {}
 
 
+# RE2's error texts -> Go regexp/syntax's (what Prometheus users see).
+_GO_ERRORS = (
+    ("missing )", "missing closing )"),
+    ("missing ]", "missing closing ]"),
+    ("unexpected )", "unexpected )"),
+    ("missing argument to repetition operator", "missing argument to repetition operator"),
+    ("bad repetition operator", "invalid nested repetition operator"),
+    ("invalid perl operator", "invalid or unsupported Perl syntax"),
+    ("trailing \\", "trailing backslash at end of expression"),
+    ("invalid escape sequence", "invalid escape sequence"),
+    ("invalid character class range", "invalid character class range"),
+    ("invalid character class", "invalid character class"),
+    ("invalid named capture group", "invalid named capture"),
+    ("bad repetition", "invalid repeat count"),
+    ("no argument for repetition operator", "missing argument to repetition operator"),
+    ("invalid repetition size", "invalid repeat count"),
+)
+
+
+class RegexError(ValueError):
+    """An invalid regex; ``detail`` is Go's wording (``missing closing ): `(```)."""
+
+    def __init__(self, pattern: str, detail: str) -> None:
+        super().__init__(f"invalid regular expression {pattern!r}: {detail}")
+        self.pattern = pattern
+        self.detail = detail
+
+
 def compile_regex(pattern: str) -> Regex:
-    """Compiles an RE2 pattern with ``.`` matching newlines. Raises ValueError when invalid."""
+    """Compiles an RE2 pattern with ``.`` matching newlines. Raises RegexError when invalid."""
+    if (len(pattern) - len(pattern.rstrip("\\"))) % 2 == 1:
+        raise RegexError(pattern, "trailing backslash at end of expression: ``")
     try:
         compiled: Regex = re2.compile(f"(?s:{pattern})", _RE_OPTIONS)
     except re2.error as e:
         msg = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
-        raise ValueError(f"invalid regular expression {pattern!r}: {msg}") from None
+        detail = msg
+        for re2_text, go_text in _GO_ERRORS:
+            if msg.startswith(re2_text):
+                detail = f"{go_text}: `{pattern}`"
+                break
+        raise RegexError(pattern, detail) from None
     return compiled
 
 
