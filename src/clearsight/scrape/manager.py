@@ -710,10 +710,11 @@ class ScrapeManager:
         wanted = {t.key: t for t in job.targets.active}
         # Loops of the same target in the previous config hand their series over (no staleness).
         donors = previous.loops if previous is not None else {}
-        for key in [k for k in job.loops if k not in wanted]:
-            lp = job.loops.pop(key)
-            await lp.halt()
-            await lp.write_end_of_run_staleness()
+        gone = [job.loops.pop(k) for k in [k for k in job.loops if k not in wanted]]
+        for lp in gone:
+            lp.stopping.set()
+        await asyncio.gather(*(lp.halt() for lp in gone))
+        await asyncio.gather(*(lp.write_end_of_run_staleness() for lp in gone))
         for key, target in wanted.items():
             if key in job.loops:
                 continue
