@@ -463,6 +463,7 @@ class _Memo:
 _ENTRY_OVERHEAD = 200
 _NUMBER_KEYS = _Memo(1 << 17, 64 << 20)  # (family, context id, raw attributes) -> series key
 _HISTOGRAM_KEYS = _Memo(1 << 15, 64 << 20)  # (family, context id, raw attributes, bounds) -> keys
+_BASE_LABELS = _Memo(1 << 16, 64 << 20)  # (context id, raw attributes) -> sorted encoded labels
 
 
 @dataclass(frozen=True)
@@ -508,6 +509,13 @@ def _first(p: tuple[str, bytes]) -> str:
 
 
 def _point_labels(raw_attrs: tuple[bytes, ...], ctx: _Context, path: str) -> list[tuple[str, bytes]]:
+    """A point's labels without ``__name__``, as (name, encoded pair) sorted by name. Memoized by
+    (context, raw attributes): many metric families share the same attribute sets. The returned
+    list is shared: callers must not modify it."""
+    mk = (ctx.ident, raw_attrs)
+    hit: list[tuple[str, bytes]] | None = _BASE_LABELS.items.get(mk)
+    if hit is not None:
+        return hit
     kvs = []
     for j, raw in enumerate(raw_attrs):
         try:
@@ -518,7 +526,9 @@ def _point_labels(raw_attrs: tuple[bytes, ...], ctx: _Context, path: str) -> lis
     if ctx.defaults:
         labels = {**ctx.defaults, **labels}
     labels.update(ctx.labels)
-    return _encoded(labels)
+    base = sorted(_encoded(labels), key=_first)
+    _BASE_LABELS.put(mk, base, 2 * sum(len(e) for _, e in base) + _ENTRY_OVERHEAD)
+    return base
 
 
 # --- the converter -----------------------------------------------------------------------------
