@@ -948,7 +948,7 @@ class _Parser:
                 raise self.unexpected("@", "timestamp")
             self.next()
             ts = sign * self.number_value(t)
-            if math.isnan(ts) or math.isinf(ts) or abs(ts) >= 2.0**63:
+            if math.isnan(ts) or math.isinf(ts) or abs(ts * 1000.0) >= 2.0**63:  # ms must fit int64
                 raise self.err(f"timestamp out of bounds for @ modifier: {_go_f(ts)}", self.start_of(expr))
             at = AtModifier(timestamp_ms=_round_half_away(ts * 1000.0))
         target: VectorSelector | SubqueryExpr
