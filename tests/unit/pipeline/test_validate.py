@@ -248,3 +248,31 @@ def test_describe_is_bounded() -> None:
     assert text.startswith('{__name__="x", l00="' + "v" * 100 + '..."')
     assert text.endswith("... 19 more}")
     assert len(text) < 2000
+
+
+def test_concurrent_use_with_cache_turnover() -> None:
+    import threading
+
+    v = make_validator(WriteLimits(), lambda: NOW_S, cache_size=16)
+    batches = [
+        prompb_batch([([("__name__", f"m{i % 40}"), ("k", str(j))], [(NOW_MS, 1.0)]) for j in range(5)])
+        for i in range(200)
+    ]
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for b in batches[offset::4]:
+                out = v("t", b)
+                for key in out.keys:
+                    labels = out.decode_labels(key)
+                    assert list(labels) == sorted(labels) and labels[0][0] == "__name__"
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
