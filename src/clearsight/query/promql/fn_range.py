@@ -820,8 +820,8 @@ def fn_double_exponential_smoothing(ctx: FuncContext, args: list[Value]) -> Valu
     w = rw.size
     s0 = np.zeros(w)
     s1 = v[rw.lo].copy() if w else np.zeros(0)
-    b = (v[rw.lo + 1] - v[rw.lo]) if w else np.zeros(0)
     with np.errstate(all="ignore"):
+        b = (v[rw.lo + 1] - v[rw.lo]) if w else np.zeros(0)
         for p, a, idx in rw:
             if p == 0:
                 continue
