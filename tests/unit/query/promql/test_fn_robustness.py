@@ -96,3 +96,13 @@ def test_function_survives_hostile_input(name: str, padded: bool, monkeypatch: p
                 assert len(out.labels) == out.num_series
             else:
                 assert isinstance(out, ScalarSteps) and out.values.shape == (len(STEPS),)
+
+
+@pytest.mark.parametrize("mode", ["anchored", "smoothed"])
+@pytest.mark.parametrize("name", ["rate", "increase", "delta", "changes", "resets"])
+def test_extended_selectors_survive_hostile_input(name: str, mode: str) -> None:
+    if mode == "smoothed" and name in ("changes", "resets"):
+        return
+    m = matrix(series(), 2 * M, STEPS, anchored=mode == "anchored", smoothed=mode == "smoothed", lookback_ms=M)
+    out = FUNCTIONS[name](ctx(STEPS), [m])
+    assert isinstance(out, VectorSteps) and out.values.shape == (out.num_series, len(STEPS))
