@@ -24,7 +24,6 @@ test: setup peers
 
 lint: setup
 	$(PY) -m ruff check src tests bench
-	$(PY) -m ruff format --check src tests bench
 
 typecheck: setup
 	$(PY) -m mypy

@@ -72,7 +72,7 @@ class Built:
     services: Services
     store: MetricsStore
     otlp_route_app: Starlette
-    scrape_configs: list[ScrapeConfig]
+    scraper: ScrapeManager
 
 
 def load_scrape_configs(cfg: Config) -> list[ScrapeConfig]:
@@ -126,10 +126,12 @@ def build(cfg: Config) -> Built:
 
     tenant_of = make_tenant_of(cfg)
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics))
+    scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route])
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route],
+                        targets=scraper.api_targets)
     return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
-                 scrape_configs=scrape_configs)
+                 scraper=scraper)
 
 
 class _Server(uvicorn.Server):
@@ -167,7 +169,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         except OSError as e:
             built.store.close()
             raise SystemExit(f"clearsight: {e}") from None
-    scraper = ScrapeManager(built.scrape_configs, s.ingestor.ingest, cfg.tenancy.default_tenant)
+    scraper = built.scraper
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -77,6 +77,10 @@ scrape_configs:
         assert sorted(r["metric"]["job"] for r in res) == ["via-grpc", "via-main-port", "via-otlp-port"]  # type: ignore[index]
         assert {r["value"][1] for r in res} == {"3"}  # type: ignore[index]
 
+        targets = httpx.get(f"{cs.url}/api/v1/targets", params={"state": "active"}, timeout=10).json()
+        [target] = targets["data"]["activeTargets"]
+        assert (target["health"], target["labels"]["job"], target["scrapePool"]) == ("up", "node", "node")
+
         metrics = httpx.get(f"{cs.url}/metrics", timeout=10).text
         assert 'clearsight_ingested_samples_total{protocol="otlp_grpc"}' in metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from clearsight import __version__
-from clearsight.api.common import TenantOf
+from clearsight.api.common import ApiError, TenantOf, error_response, success
 from clearsight.api.discovery import make_discovery_handlers
 from clearsight.api.ops import make_ops_handlers
 from clearsight.api.prometheus_query import make_query_handlers
@@ -37,6 +38,8 @@ class Services:
     tenant_of: TenantOf
     readiness: Callable[[], tuple[bool, str]]
     extra_routes: list[BaseRoute] = field(default_factory=list)
+    # The scrape manager's view of its targets (Prometheus /api/v1/targets data), if any.
+    targets: Callable[[str, str | None], dict[str, Any]] | None = None
 
 
 def _timed(name: str, handler: Handler, metrics: SelfMetrics) -> Handler:
@@ -50,6 +53,18 @@ def _timed(name: str, handler: Handler, metrics: SelfMetrics) -> Handler:
             hist.observe(time.perf_counter() - t0)
 
     return wrapped
+
+
+def _targets_handler(targets: Callable[[str, str | None], dict[str, Any]]) -> Handler:
+    async def handler(request: Request) -> Response:
+        state = request.query_params.get("state", "any") or "any"
+        try:
+            data = targets(state, request.query_params.get("scrapePool") or None)
+        except ValueError as e:
+            return error_response(ApiError("bad_data", f'invalid parameter "state": {e}'))
+        return success(data)
+
+    return handler
 
 
 def create_app(s: Services) -> FastAPI:
@@ -85,6 +100,9 @@ def create_app(s: Services) -> FastAPI:
         ("/api/v1/format_query", _timed("format_query", query["format_query"], m), ["GET", "POST"],
          "Canonical formatting of a PromQL expression."),
     ]
+    if s.targets is not None:
+        api.append(("/api/v1/targets", _targets_handler(s.targets), ["GET"],
+                    "Scrape targets and their health (state=any|active|dropped, scrapePool)."))
     for path, handler, methods, summary in api:
         app.add_api_route(path, handler, methods=methods, summary=summary, response_class=Response)
     app.router.routes.extend(s.extra_routes)
