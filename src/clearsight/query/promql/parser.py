@@ -129,7 +129,6 @@ _METRIC_NAME_KEYWORDS = frozenset(lx.AGGREGATORS | {
 # Keywords that may stand for a label name in grouping lists (Prometheus' maybe_label rule).
 _LABEL_KEYWORDS = frozenset(lx.KEYWORDS - {"without"})
 
-_LEGACY_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,7 +328,6 @@ class _Parser:
         self.starts: dict[int, int] = {}  # id(node) -> start position
         self.op_pos: dict[int, int] = {}  # id(BinaryExpr) -> operator position
         self.bypass_empty_check: set[int] = set()
-        self.last_closing = 0
         self.dur_ctx = "subquery or range selector"  # error context inside duration expressions
         # keeps nodes referenced by id() alive for the parser's lifetime
         self._keep: list[object] = []
@@ -345,8 +343,6 @@ class _Parser:
         t = self.toks[self.i]
         if t.kind not in (lx.EOF, lx.ERROR):
             self.i += 1
-            if t.kind in (")", "}", "]", lx.NUMBER, lx.DURATION):
-                self.last_closing = t.end
         return t
 
     def err(self, msg: str, pos: int) -> ParseError:
@@ -541,10 +537,10 @@ class _Parser:
                 expr = self.parse_range_or_subquery(expr)
             elif self.is_kw(t, "offset"):
                 self.next()
-                self.apply_offset(expr, self.parse_offset_value(), t)
+                self.apply_offset(expr, self.parse_offset_value())
             elif t.kind == "@":
                 self.next()
-                self.apply_at(expr, t)
+                self.apply_at(expr)
             elif self.is_kw(t, "anchored", "smoothed"):
                 self.next()
                 self.apply_extended(expr, t.value)
@@ -763,7 +759,7 @@ class _Parser:
         rng = self.parse_positive_duration()
         t = self.peek()
         if t.kind == "]":
-            rb = self.next()
+            self.next()
             err = ""
             if not isinstance(expr, VectorSelector):
                 err = "ranges only allowed for vector selectors"
@@ -776,7 +772,6 @@ class _Parser:
             assert isinstance(expr, VectorSelector)
             ms = MatrixSelector(vector=expr, range=rng)
             self.mark(ms, self.start_of(expr))
-            del rb
             return ms
         if t.kind == ":":
             self.next()
@@ -917,7 +912,7 @@ class _Parser:
             tree = self.parse_duration_atom()
         return self._finish_duration(tree, t.pos, positive=False)
 
-    def apply_offset(self, expr: Expr, offset: Duration, tok: lx.Token) -> None:
+    def apply_offset(self, expr: Expr, offset: Duration) -> None:
         target: VectorSelector | SubqueryExpr
         if isinstance(expr, VectorSelector | SubqueryExpr):
             target = expr
@@ -930,7 +925,7 @@ class _Parser:
             raise self.err("offset may not be set multiple times", self.start_of(expr))
         target.offset = offset
 
-    def apply_at(self, expr: Expr, at_tok: lx.Token) -> None:
+    def apply_at(self, expr: Expr) -> None:
         t = self.peek()
         at: AtModifier
         if self.is_kw(t, "start", "end") and self.peek(1).kind == "(":
@@ -1417,6 +1412,3 @@ def parse_metric(s: str) -> Labels:
     except ValueError as e:
         raise ParseError(str(e), 0, s) from None
 
-
-def is_legacy_label_name(name: str) -> bool:
-    return _LEGACY_LABEL_RE.match(name) is not None
