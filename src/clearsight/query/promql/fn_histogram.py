@@ -29,9 +29,9 @@ from clearsight.query.promql.fn_common import (
     parse_go_float,
     vector_result,
 )
-from clearsight.query.promql.fn_labels import SAME_LABELSET_ERROR
+from clearsight.query.promql.fn_labels import merge_same_labelset
 from clearsight.query.promql.fn_range import invalid_quantile_warning
-from clearsight.query.promql.values import BoolArr, FuncContext, QueryError, Value, VectorSteps
+from clearsight.query.promql.values import BoolArr, FuncContext, Value, VectorSteps
 
 SMALL_DELTA_TOLERANCE = 1e-12
 _MIN_NORMAL = 2.2250738585072014e-308
@@ -268,20 +268,24 @@ def fn_histogram_quantiles(ctx: FuncContext, args: list[Value]) -> Value:
     vals: list[F64] = []
     present: list[BoolArr] = []
     monos: list[_Monotonicity] = []
+    has = h.nvalid > 0
     for q in qs:
         res, mono = bucket_quantile(q, h)
         monos.append(mono)
-        # The label value is the quantile's text; it is constant per query in practice.
-        qtext = format_openmetrics_float(float(q[0])) if k else ""
-        labels.extend(with_label(lbls, label, qtext) for lbls in h.labels)
-        vals.append(res)
-        present.append(h.nvalid > 0)
+        # One output series per histogram and distinct quantile text (q may vary per step).
+        texts = [format_openmetrics_float(float(x)) for x in q]
+        for qtext in dict.fromkeys(texts):
+            at = np.asarray([t == qtext for t in texts], dtype=bool)
+            labels.extend(with_label(lbls, label, qtext) for lbls in h.labels)
+            vals.append(res)
+            present.append(has & at[None, :])
     _monotonicity_annotations(ctx, h, monos)
     if not labels:
         return VectorSteps.empty(k)
-    if len(set(labels)) != len(labels):
-        raise QueryError(SAME_LABELSET_ERROR)
-    return vector_result(labels, np.vstack(vals), np.vstack(present), drop_all(len(labels)))
+    out = vector_result(labels, np.vstack(vals), np.vstack(present), drop_all(len(labels)))
+    # Identical labels (a repeated quantile, or a quantile label overwriting a distinguishing
+    # label) are an error where they share a step, as in Prometheus.
+    return merge_same_labelset(list(out.labels), out, drop_all(out.num_series))
 
 
 def bucket_fraction(lower: F64, upper: F64, h: ClassicHistograms) -> F64:

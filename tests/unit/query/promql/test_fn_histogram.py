@@ -139,3 +139,16 @@ def test_native_only_functions_are_empty_for_floats() -> None:
     for fn in ("histogram_count", "histogram_sum", "histogram_avg", "histogram_stddev", "histogram_stdvar"):
         out = call(fn, ctx([T]), v)
         assert isinstance(out, VectorSteps) and out.num_series == 0
+
+
+def test_histogram_quantiles_per_step_quantiles() -> None:
+    s = load(M, {L(le="1"): [1, 1], L(le="2"): [3, 3], L(le="+Inf"): [4, 4]})
+    steps = [0, M]
+    v = instant(s, steps)
+    got = call("histogram_quantiles", ctx(steps), v, "q", ScalarSteps(np.array([0.5, 0.25])))
+    assert isinstance(got, VectorSteps)
+    assert as_dict(got, 0) == {L(q="0.5"): 1.5}
+    assert as_dict(got, 1) == {L(q="0.25"): 1.0}
+    # The same quantile twice collides.
+    with pytest.raises(QueryError, match="same labelset"):
+        call("histogram_quantiles", ctx(steps), v, "q", scalar(0.5, 2), scalar(0.5, 2))
