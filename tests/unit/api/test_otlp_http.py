@@ -10,6 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -281,3 +283,29 @@ def test_json_enum_names_accepted_over_http() -> None:
     )
     r = client.post("/v1/metrics", content=json.dumps(doc).encode(), headers={"Content-Type": JS})
     assert r.status_code == 200 and len(rec.calls) == 1
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(max_size=512),
+    st.sampled_from(
+        [PB, JS, "application/json; charset=utf-8", "text/plain", "", "application/x-protobuf;x"]
+    ),
+    st.sampled_from([None, "gzip", "deflate", "identity", "br"]),
+)
+def test_any_request_gets_a_well_formed_otlp_answer(content: bytes, ctype: str, enc: str | None) -> None:
+    client, _ = make_client(WriteLimits(max_body_bytes=256, max_decompressed_bytes=4096))
+    headers = {"Content-Type": ctype} if ctype else {}
+    if enc is not None:
+        headers["Content-Encoding"] = enc
+    r = client.post("/v1/metrics", content=content, headers=headers)
+    assert r.status_code in (200, 400, 413, 415)
+    if r.status_code == 200:
+        if r.headers["content-type"] == PB:
+            ExportMetricsServiceResponse.FromString(r.content)  # parses
+        else:
+            assert set(r.json()) <= {"partialSuccess"}
+    elif r.headers["content-type"] == JS:
+        assert r.json()["message"]
+    else:
+        assert status_pb2.Status.FromString(r.content).message
