@@ -144,3 +144,26 @@ def test_ops_endpoints(client: TestClient) -> None:
     assert "clearsight_store_write_queue_depth" in text
     assert client.get("/api/v1/status/buildinfo").json()["status"] == "success"
     assert client.get("/docs").status_code == 200
+
+
+def test_cardinality_limit_rejects_whole_request_and_is_reported(tmp_path: Path) -> None:
+    cfg = load_config(env={}, overrides={"storage.data_dir": str(tmp_path / "data")})
+    cfg.limits = type(cfg.limits)(max_active_series_per_tenant=5)
+    built = build(cfg)
+    try:
+        with TestClient(create_app(built.services)) as c:
+            t = _now_ms()
+            first = [TimeSeries([("__name__", "m"), ("i", str(i))], [(t, 1.0)]) for i in range(4)]
+            assert _write(c, first) == 204
+            more = [TimeSeries([("__name__", "m"), ("i", str(i))], [(t + 1000, 2.0)]) for i in range(8)]
+            r = c.post("/api/v1/write", content=encode_snappy(WriteRequest(more)), headers=RW_HEADERS)
+            assert r.status_code == 400
+            assert "active series" in r.text.lower() and "5" in r.text, r.text
+            # All-or-nothing: not even the samples of the 4 known series were written.
+            body = c.get("/api/v1/query", params={"query": "count_over_time(m[1h])", "time": t / 1000 + 5}).json()
+            assert sorted(float(x["value"][1]) for x in body["data"]["result"]) == [1.0] * 4
+            text = c.get("/metrics").text
+            assert 'clearsight_rejected_requests_total{protocol="remote_write",reason="limit_' in text
+            assert 'clearsight_active_series{tenant="default"} 4.0' in text
+    finally:
+        built.store.close()
