@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -270,6 +271,7 @@ class VictoriaMetrics(Server):
             f"-storageDataPath={self.data_dir}",
             f"-httpListenAddr=127.0.0.1:{self.port}",
             "-loggerLevel=WARN",
+            "-search.latencyOffset=0s",  # query-side only: the post-run count sees the newest samples
         ]
 
     def flush(self) -> dict[str, int]:
@@ -361,6 +363,33 @@ class Run:
     cpu_s_per_million: float
     disk: dict[str, int]
     send: SendResult
+    stored_samples: int | None = None  # what the server's query API counts afterwards
+
+
+def count_stored(server: Server, payloads: workload.Payloads) -> int | None:
+    """Counts the stored samples through the server's Prometheus query API (None if unavailable).
+
+    Prometheus 2.42 refuses ``count_over_time`` over many metric names ("vector cannot contain
+    metrics with the same labelset"), so for it the count is its own
+    ``prometheus_tsdb_head_samples_appended_total`` from ``/metrics``."""
+    if isinstance(server, Prometheus):
+        status, body = http_call("GET", server.url("/metrics"), timeout=60)
+        total = 0.0
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith("prometheus_tsdb_head_samples_appended_total"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total) if status == 200 else None
+    range_s = (payloads.last_ms - payloads.first_ms) // 1000 + 60
+    query = f'sum(count_over_time({{job="node"}}[{range_s}s]))'
+    params = urllib.parse.urlencode({"query": query, "time": f"{payloads.last_ms / 1000 + 1:.3f}"})
+    try:
+        status, body = http_call("GET", server.url(f"/api/v1/query?{params}"), timeout=120)
+        if status != 200:
+            return None
+        result = json.loads(body)["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
 
 
 def run_once(server: Server, payloads: workload.Payloads) -> Run:
@@ -376,13 +405,19 @@ def run_once(server: Server, payloads: workload.Payloads) -> Run:
         send = send_all(server.port, server.write_path, payloads.bodies, start)
         cpu = tree_cpu_seconds(pid) - cpu0[0]
         accepted = payloads.total_samples if not send.rejected else None
-        disk = server.flush()
+        if isinstance(server, Clearsight):  # its flush is a shutdown: query first
+            stored = count_stored(server, payloads)
+            disk = server.flush()
+        else:  # VictoriaMetrics makes data searchable on flush
+            disk = server.flush()
+            stored = count_stored(server, payloads)
         samples = accepted if accepted is not None else 0
         return Run(
             samples_per_s=samples / send.wall_s if send.wall_s else 0.0,
             cpu_s_per_million=cpu / (payloads.total_samples / 1e6),
             disk=disk,
             send=send,
+            stored_samples=stored,
         )
     finally:
         server.cleanup()
@@ -620,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
                 f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
-                f"{s.rejected} rejected {s.first_rejection[:200]}"
+                f"{s.rejected} rejected, query API counts {run.stored_samples} stored samples "
+                f"{s.first_rejection[:200]}"
             )
             results.setdefault(name, []).append(run)
     for name, runs in results.items():
