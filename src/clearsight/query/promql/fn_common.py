@@ -256,6 +256,8 @@ def window_index(flat: Flat, bound: I64, side_right: bool = True) -> I64:
         return np.zeros((n, k), dtype=np.int64)
     if flat.size == 0:
         return np.repeat(flat.starts[:, None], k, axis=1)
+    if k >= _PER_SERIES_MIN_STEPS:
+        return _window_index_per_series(flat, bound, side)
     if flat._keys is None:
         tmin = int(flat.t.min()) - _BAND_MARGIN
         span = int(flat.t.max()) + _BAND_MARGIN - tmin + 1
@@ -270,10 +272,20 @@ def window_index(flat: Flat, bound: I64, side_right: bool = True) -> I64:
         # One global search over all series.
         q = (bound - tmin)[None, :] + (np.arange(n, dtype=np.int64) * span)[:, None]
         return np.searchsorted(keys, q.ravel(), side=side).reshape(n, k).astype(np.int64)
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        s, e = int(flat.starts[i]), int(flat.ends[i])
-        out[i] = s + np.searchsorted(flat.t[s:e], bound, side=side)
+    return _window_index_per_series(flat, bound, side)
+
+
+# With many steps, searching each series' own (cache-resident) timestamps beats one search over
+# all series' keys; with few steps the global search avoids a Python call per series.
+_PER_SERIES_MIN_STEPS = 512
+
+
+def _window_index_per_series(flat: Flat, bound: I64, side: Literal["left", "right"]) -> I64:
+    n = flat.starts.shape[0]
+    out = np.empty((n, bound.shape[0]), dtype=np.int64)
+    t = flat.t
+    for i, (s, e) in enumerate(zip(flat.starts.tolist(), flat.ends.tolist(), strict=True)):
+        out[i] = s + np.searchsorted(t[s:e], bound, side=side)
     return out
 
 

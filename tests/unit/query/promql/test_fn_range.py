@@ -709,3 +709,17 @@ def test_long_window_variance_agrees_with_replay(monkeypatch: pytest.MonkeyPatch
     np.testing.assert_allclose(padded.values, replay.values, rtol=1e-9)
     const_row = padded.labels.index(L(i="const"))
     assert (padded.values[const_row][padded.present[const_row]] == 0).all()
+
+
+def test_per_series_window_search_matches_global(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearsight.query.promql import fn_common
+
+    s = load(15 * S, {L(a=str(i)): seq(i, 1.5, 200) for i in range(6)})
+    steps = list(range(0, 3000 * S, 7 * S))
+    monkeypatch.setattr(fn_common, "_PER_SERIES_MIN_STEPS", 10**9)
+    ref = call("rate", ctx(steps), matrix(s, 2 * M, steps))
+    monkeypatch.setattr(fn_common, "_PER_SERIES_MIN_STEPS", 1)
+    got = call("rate", ctx(steps), matrix(s, 2 * M, steps))
+    assert isinstance(ref, VectorSteps) and isinstance(got, VectorSteps)
+    np.testing.assert_array_equal(got.present, ref.present)
+    np.testing.assert_array_equal(got.values, ref.values)
