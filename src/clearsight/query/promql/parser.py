@@ -93,6 +93,9 @@ class ParseError(Exception):
         self.generic = False  # an "unexpected <token>" error without context
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type[ParseError], tuple[str, int, str]]:
+        return (ParseError, (self.message, self.position, self.query))
+
     @property
     def line_col(self) -> tuple[int, int]:
         q = self.query

@@ -617,3 +617,12 @@ def test_computed_duration_errors_are_deferred_to_evaluation(q: str, error: str)
 
 def test_negative_computed_offset_is_folded() -> None:
     assert parse("foo offset (1m-2m)") == vs("foo", offset=-60_000)
+
+
+def test_parse_error_pickles() -> None:
+    import pickle
+
+    e = perr("foo +")
+    e2 = pickle.loads(pickle.dumps(e))
+    assert isinstance(e2, ParseError)
+    assert (e2.message, e2.position, str(e2)) == (e.message, e.position, str(e))
