@@ -1,6 +1,7 @@
 """The backend-agnostic store contract, run against the embedded DuckDB store: once with the
 default compaction policy (samples stay in the head) and once compacting into chunks after every
-group commit (every read and overwrite goes through the chunk code)."""
+group commit and merging chunks as soon as three samples add up (every read and overwrite goes
+through the chunk code)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def embedded_compacting(data_dir: Path, *, retention_ms: int = 10**12, out_of_or
                                 out_of_order_window_ms=out_of_order_window_ms,
                                 max_active_series_per_tenant=max_active_series_per_tenant,
                                 queue_max_batches=64, duckdb_threads=2,
-                                compact_min_rows=1, compact_samples_per_series=0)
+                                compact_min_rows=1, compact_samples_per_series=0, chunk_target_samples=3)
 
 
 FACTORIES: dict[str, StoreFactory] = {"head": embedded, "chunks": embedded_compacting}

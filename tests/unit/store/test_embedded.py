@@ -163,3 +163,27 @@ def test_compaction_keeps_data_and_reaches_chunks(tmp_path: Path) -> None:
         assert one.timestamps.tolist() == [*ts.tolist(), int(ts[-1]) + 15_000]
     finally:
         store.close()
+
+
+def test_small_chunks_are_merged(tmp_path: Path) -> None:
+    labels = workload.series_labels(50)
+    ts = workload.timestamps(40)
+    vals = workload.values_matrix(50, 40)
+    store = _open(tmp_path, compact_min_rows=10**9, chunk_target_samples=30)
+    try:
+        batches = workload.scrape_batches(labels, ts, vals, batch_series=50)
+        for k in range(4):
+            for b in batches[k * 10:(k + 1) * 10]:
+                store.append("t", b).result()
+            store.compact()
+        # Three chunks of 10 were merged into one of 30; the fourth stays alone.
+        br = store.storage_breakdown()
+        assert br["chunk_rows"] == 100 and br["chunk_samples"] == 2000
+        data = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        for i in range(len(data)):
+            lbl, got_ts, got_v = data.series(i)
+            j = labels.index(lbl)
+            assert got_ts.tolist() == ts.tolist()
+            assert np.array_equal(got_v.view(np.uint64), vals[j].view(np.uint64))
+    finally:
+        store.close()

@@ -100,7 +100,7 @@ def _open(d: Path) -> EmbeddedMetricsStore:
     # Compaction only when asked ("compact" op), so samples mix between head and chunks.
     return EmbeddedMetricsStore(d, retention_ms=RETENTION, out_of_order_window_ms=WINDOW,
                                 max_active_series_per_tenant=LIMIT, queue_max_batches=64, duckdb_threads=1,
-                                compact_min_rows=10**9)
+                                compact_min_rows=10**9, chunk_target_samples=4)
 
 
 def _check_result(got_future: object, want: AppendResult | None) -> None:

@@ -75,6 +75,12 @@ _MIN_MAX_SQL = (
     ") GROUP BY series_id")
 
 
+def _floats(bits: Any) -> F64Array:
+    """float64 values from the IEEE-754 bit patterns stored in ``samples.bits``."""
+    out: F64Array = np.ascontiguousarray(bits, dtype=np.int64).view(np.float64)
+    return out
+
+
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
     """The first row of a query, consuming the whole result (DuckDB wants results finished
     before the connection does anything else)."""
@@ -126,6 +132,8 @@ class EmbeddedMetricsStore:
     - ``queue_max_batches``: ``append`` raises Overloaded when this many batches wait.
     - ``compact_min_rows`` / ``compact_samples_per_series``: the head is compacted into chunks
       once it holds at least ``max(compact_min_rows, compact_samples_per_series * series)`` rows.
+    - ``chunk_target_samples``: after a compaction, a series' chunks smaller than this are merged
+      into one once they hold this many samples together (longer chunks compress better).
     - ``duckdb_threads`` / ``duckdb_memory_limit``: DuckDB settings (None keeps its defaults).
     """
 
@@ -139,6 +147,7 @@ class EmbeddedMetricsStore:
         queue_max_batches: int = 256,
         compact_min_rows: int = 1_000_000,
         compact_samples_per_series: int = 120,
+        chunk_target_samples: int = 720,
         duckdb_threads: int | None = None,
         duckdb_memory_limit: str | None = None,
     ) -> None:
@@ -157,6 +166,7 @@ class EmbeddedMetricsStore:
         self.queue_max_batches = queue_max_batches
         self.compact_min_rows = compact_min_rows
         self.compact_samples_per_series = compact_samples_per_series
+        self.chunk_target_samples = chunk_target_samples
         self._head_rows = 0
 
         config: dict[str, Any] = {}
@@ -385,15 +395,32 @@ class EmbeddedMetricsStore:
         con = self._wcon
         con.execute("BEGIN TRANSACTION")
         try:
-            rows = con.execute("SELECT series_id, ts, value FROM samples ORDER BY series_id, ts").fetchnumpy()
+            rows = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
             self._insert_chunks(np.asarray(rows["series_id"], dtype=np.uint32),
-                                np.asarray(rows["ts"], dtype=np.int64), np.asarray(rows["value"], dtype=np.float64))
+                                np.asarray(rows["ts"], dtype=np.int64), _floats(rows["bits"]))
             con.execute("DELETE FROM samples")
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
         self._head_rows = 0
+        self._merge_small_chunks()
+
+    def _merge_small_chunks(self) -> None:
+        """Merges each series' chunks below ``chunk_target_samples`` once they add up to it."""
+        target = self.chunk_target_samples
+        con = self._wcon
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rids, sids, ts, vals, _ = self._load_chunks(
+                "n < ? AND series_id IN (SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id "
+                "HAVING count(*) >= 2 AND sum(n) >= ?)", [target, target, target])
+            if rids.shape[0]:
+                self._replace_chunks(rids, sids, ts, vals)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
 
     def _insert_chunks(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> None:
         """Encodes samples sorted by (series, ts), unique, as one chunk per series."""
@@ -668,10 +695,10 @@ class EmbeddedMetricsStore:
                     to_head = np.ones(sids.shape[0], dtype=np.bool_)
                     to_head[cand[in_chunk]] = False
                     head_sids, head_ts, head_vals = sids[to_head], ts[to_head], vals[to_head]
-            rows = pa.table({"series_id": head_sids, "ts": head_ts, "value": head_vals})
+            rows = pa.table({"series_id": head_sids, "ts": head_ts, "bits": head_vals.view(np.int64)})
             con.register("_clearsight_rows", rows)
             try:
-                con.execute("INSERT INTO samples SELECT series_id, ts, value FROM _clearsight_rows")
+                con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
             finally:
                 con.unregister("_clearsight_rows")
             self._head_rows += int(head_sids.shape[0])
@@ -875,7 +902,7 @@ class EmbeddedMetricsStore:
         params = [start_ms, end_ms, int(ids[0]), int(ids[-1])]
         contiguous = ids.size == int(ids[-1]) - int(ids[0]) + 1  # a contiguous id range needs no join
         join = "" if contiguous else "AND series_id IN (SELECT series_id FROM _clearsight_ids)"
-        head_sql = ("SELECT series_id, ts, value FROM samples "
+        head_sql = ("SELECT series_id, ts, bits FROM samples "
                     f"WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? {join} ORDER BY series_id, ts")
         chunk_sql = ("SELECT series_id, n, codec, scale, data FROM chunks "
                      f"WHERE max_ts >= ? AND min_ts <= ? AND series_id BETWEEN ? AND ? {join} "
@@ -895,7 +922,7 @@ class EmbeddedMetricsStore:
                     cur.unregister("_clearsight_ids")
         h_sid = np.asarray(head["series_id"], dtype=np.uint32)
         h_ts = np.asarray(head["ts"], dtype=np.int64)
-        h_val = np.asarray(head["value"], dtype=np.float64)
+        h_val = _floats(head["bits"])
         n = np.asarray(ch["n"], dtype=np.int64)
         if n.shape[0] == 0:
             return h_sid, h_ts, h_val

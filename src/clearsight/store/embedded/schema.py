@@ -18,11 +18,13 @@ DDL = [
         metric VARCHAR NOT NULL,
         labels VARCHAR NOT NULL
     )""",
-    # The head: recent samples, one row each, appended by group commits.
+    # The head: recent samples, one row each, appended by group commits. Values are stored as
+    # their IEEE-754 bits: DuckDB's constant/RLE compression of DOUBLE canonicalizes NaN payloads,
+    # which would turn Prometheus stale markers into plain NaNs.
     """CREATE TABLE IF NOT EXISTS samples (
         series_id UINTEGER NOT NULL,
         ts BIGINT NOT NULL,
-        value DOUBLE NOT NULL
+        bits BIGINT NOT NULL
     )""",
     # Compacted samples: one row per (compaction, series), encoded by store/embedded/chunks.py.
     """CREATE TABLE IF NOT EXISTS chunks (

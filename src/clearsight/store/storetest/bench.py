@@ -1,8 +1,10 @@
-"""Measures the embedded store: ingest rate, bytes per sample after flush, select latency.
+"""Measures the embedded store: ingest rate, bytes per sample, select latency.
 
     python -m clearsight.store.storetest.bench [--series 10000] [--samples 120] [--batch 2000]
 
-Prints one line per measurement. Numbers depend on the machine; compare runs on the same one.
+Ingests a node_exporter-like workload (storetest/workload.py) with the default compaction policy,
+32 batches in flight, then flushes, compacts the rest of the head and runs selects. Prints one line
+per measurement. Numbers depend on the machine and its load; compare runs on the same machine.
 """
 
 from __future__ import annotations
@@ -21,29 +23,12 @@ from clearsight.store.interface import AppendResult, Overloaded
 from clearsight.store.storetest import workload
 
 
-def _ingest_with_compaction(base: Path | None, batches: list[SampleBatch], total: int) -> None:
-    with tempfile.TemporaryDirectory(dir=base) as d:
-        store = EmbeddedMetricsStore(Path(d), retention_ms=10**12, out_of_order_window_ms=3_600_000,
-                                     max_active_series_per_tenant=0, queue_max_batches=64,
-                                     compact_min_rows=500_000)
-        t0 = time.perf_counter()
-        _ingest(store, batches)
-        el = time.perf_counter() - t0
-        print(f"ingest: {total:,} samples in {el:.2f} s = {total / el:,.0f} samples/s")
-        store.flush()
-        size = store.stats().bytes_on_disk
-        br = store.storage_breakdown()
-        print(f"disk: file {size:,} bytes = {size / total:.2f} bytes/sample; blocks in use "
-              f"{br['used_block_bytes'] / total:.2f} bytes/sample; head rows {br['head_rows']:,}")
-        store.close()
-
-
-def _ingest(store: EmbeddedMetricsStore, batches: list[SampleBatch]) -> None:
+def ingest(store: EmbeddedMetricsStore, batches: list[SampleBatch], tenant: str = "bench") -> None:
     inflight: list[concurrent.futures.Future[AppendResult]] = []
     for b in batches:
         while True:
             try:
-                inflight.append(store.append("bench", b))
+                inflight.append(store.append(tenant, b))
                 break
             except Overloaded:
                 inflight.pop(0).result()
@@ -51,6 +36,15 @@ def _ingest(store: EmbeddedMetricsStore, batches: list[SampleBatch]) -> None:
             inflight.pop(0).result()
     for f in inflight:
         f.result()
+
+
+def _disk(store: EmbeddedMetricsStore, total: int, what: str) -> None:
+    br = store.storage_breakdown()
+    print(f"{what}: file {br['file_bytes'] + br['wal_bytes']:,} bytes = "
+          f"{(br['file_bytes'] + br['wal_bytes']) / total:.2f} bytes/sample; blocks in use "
+          f"{br['used_block_bytes'] / total:.2f} bytes/sample; chunk payload "
+          f"{br['chunk_payload_bytes'] / max(br['chunk_samples'], 1):.2f} bytes/sample over "
+          f"{br['chunk_rows']:,} chunks; head rows {br['head_rows']:,}")
 
 
 def main() -> None:
@@ -67,45 +61,37 @@ def main() -> None:
     total = args.series * args.samples
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         store = EmbeddedMetricsStore(Path(d), retention_ms=10**12, out_of_order_window_ms=3_600_000,
-                                     max_active_series_per_tenant=0, queue_max_batches=64,
-                                     compact_min_rows=10**12)  # compaction measured separately
+                                     max_active_series_per_tenant=0, queue_max_batches=64)
         t0 = time.perf_counter()
-        _ingest(store, batches)
+        ingest(store, batches)
         el = time.perf_counter() - t0
         st = store.stats()
         print(f"ingest: {total:,} samples in {el:.2f} s = {total / el:,.0f} samples/s "
-              f"({len(batches)} batches of {args.batch} series, {st.commits_total} commits)")
+              f"({len(batches)} batches of {args.batch} series, {st.commits_total} commits, "
+              f"compactions included)")
         t1 = time.perf_counter()
         store.flush()
-        print(f"flush (checkpoint, head only): {time.perf_counter() - t1:.2f} s")
-        size = store.stats().bytes_on_disk
-        print(f"disk, head only: {size:,} bytes = {size / total:.2f} bytes/sample")
+        print(f"flush: {time.perf_counter() - t1:.2f} s")
+        _disk(store, total, "after flush")
         t1 = time.perf_counter()
         store.compact()
-        print(f"compact + checkpoint: {time.perf_counter() - t1:.2f} s")
-        size = store.stats().bytes_on_disk
-        print(f"disk, compacted: file {size:,} bytes = {size / total:.2f} bytes/sample")
-        br = store.storage_breakdown()
-        print(f"  blocks in use {br['used_block_bytes']:,} bytes = {br['used_block_bytes'] / total:.2f} "
-              f"bytes/sample; free blocks (reused by the next head) {br['free_block_bytes']:,}; "
-              f"chunk payload {br['chunk_payload_bytes'] / total:.2f} bytes/sample")
-        lat = []
+        print(f"compact rest of head + checkpoint: {time.perf_counter() - t1:.2f} s")
+        _disk(store, total, "after compact")
         end = int(ts[-1])
+        lat = []
         for i in range(20):
             t2 = time.perf_counter()
             r = store.select("bench", [Matcher.of("=", "__name__", "node_cpu_seconds_total"),
                                        Matcher.of("=~", "instance", f"host-000{i % 10}:9100|host-001{i % 10}:9100")],
                              end - 3_600_000, end)
             lat.append(time.perf_counter() - t2)
-        print(f"select ~{len(r)} series x 1h: median {statistics.median(lat) * 1000:.1f} ms")
+        print(f"select {len(r)} series x 1h: median {statistics.median(lat) * 1000:.1f} ms")
         lat = []
         for _ in range(5):
             t2 = time.perf_counter()
             r = store.select("bench", [Matcher.of("=", "job", "node")], int(ts[0]), end)
             lat.append(time.perf_counter() - t2)
         print(f"select all {len(r)} series x {args.samples} samples: median {statistics.median(lat) * 1000:.1f} ms")
-        print("-- with automatic compaction during ingest (default policy):")
-        _ingest_with_compaction(args.dir, batches, total)
         store.close()
 
 

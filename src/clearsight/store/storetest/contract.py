@@ -379,6 +379,8 @@ def check_close_reopen(factory: StoreFactory, d: Path) -> None:
     write(store, "t", [(UP_A, [(1000, 1.0), (2000, STALE_NAN)]), (UP_B, [(1000, 2.0)])],
           [MetricMetadata("up", "gauge", "Up.")])
     write(store, "u", [(RQ, [(1000, 3.0)])])
+    # Constant runs (one value, or the same NaN repeated) must keep their NaN payload on disk.
+    write(store, "u", [(UP_C, [(1000, STALE_NAN)]), (UP_B, [(t, STALE_NAN) for t in range(1, 3000)])])
     store.close()
     store.close()  # idempotent
     try:
@@ -391,7 +393,10 @@ def check_close_reopen(factory: StoreFactory, d: Path) -> None:
         got = as_dict(store.select("t", [m('__name__="up"')], 0, 10_000))
         assert got[UP_B] == [(1000, 2.0)]
         assert got[UP_A][0] == (1000, 1.0) and bits(got[UP_A][1][1]) == bits(STALE_NAN)
-        assert store.series("u", [], 0, 10_000) == [RQ]
+        assert store.series("u", [], 0, 10_000) == sorted([RQ, UP_B, UP_C])
+        stale = as_dict(store.select("u", [m('__name__="up"')], 0, 10_000))
+        assert [bits(v) for _, v in stale[UP_C]] == [bits(STALE_NAN)]
+        assert {bits(v) for _, v in stale[UP_B]} == {bits(STALE_NAN)} and len(stale[UP_B]) == 2999
         assert store.metadata("t") == {"up": [MetricMetadata("up", "gauge", "Up.")]}
         # Known series are recognised after reopening (no new series, duplicates detected).
         res = write(store, "t", [(UP_A, [(1000, 5.0), (3000, 3.0)])])
