@@ -47,7 +47,8 @@ def test_overloaded_when_queue_full(tmp_path: Path) -> None:
                 for i in range(100):
                     futures.append(store.append("t", SampleBatch.from_series([(UP, [(i, 1.0)])])))
             assert exc.value.retry_after >= 1.0
-            assert store.stats().queue_depth == 4
+            # (The writer may drain the full queue right after the refusal, then stall.)
+            assert store.stats().queue_depth in (0, 4)
         for f in futures:
             assert f.result(timeout=60).samples_written == 1
         assert len(store.select("t", [Matcher.of("=", "job", "a")], 0, 1000).timestamps) == len(futures)
