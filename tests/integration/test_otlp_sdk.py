@@ -319,9 +319,11 @@ def test_sdk_delta_temporality_is_rejected_once_and_not_retried(
 
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
-def test_sdk_exponential_histograms_are_partially_rejected(
+def test_sdk_exponential_histograms_become_classic_buckets(
     kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]
 ) -> None:
+    """The SDK's exponential aggregation (scale chosen by the SDK) arrives as a classic histogram
+    with le at powers of two (merged down to scale 0)."""
     endpoint, rec = http_receiver if kind == "http" else grpc_receiver
     rec.clear()
     expo = {Histogram: ExponentialBucketHistogramAggregation()}
@@ -332,15 +334,31 @@ def test_sdk_exponential_histograms_are_partially_rejected(
     )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(resource=Resource.create({"service.name": "x"}), metric_readers=[reader])
-    meter = provider.get_meter("m")
-    meter.create_histogram("lat", unit="s").record(0.5)
-    meter.create_counter("c").add(2)
+    lat = provider.get_meter("m").create_histogram("lat", unit="s")
+    for v in (0.6, 3.0, 3.0, 100.0):
+        lat.record(v)
     provider.shutdown(timeout_millis=30_000)
-    names = {dict(k)["__name__"] for k in rec.series()}
-    assert names == {"c_total", "target_info"}
+    got = {
+        dict(k)["__name__"] + dict(k).get("le", ""): pts[0][1]
+        for k, pts in rec.series().items()
+        if dict(k)["__name__"] != "target_info"
+    }
+    assert got == {
+        "lat_seconds_bucket0.5": 0.0,  # the empty bucket below: lower bound of the populated range
+        "lat_seconds_bucket1": 1.0,  # (0.5, 1]
+        "lat_seconds_bucket2": 1.0,
+        "lat_seconds_bucket4": 3.0,  # (2, 4]
+        "lat_seconds_bucket8": 3.0,
+        "lat_seconds_bucket16": 3.0,
+        "lat_seconds_bucket32": 3.0,
+        "lat_seconds_bucket64": 3.0,
+        "lat_seconds_bucket128": 4.0,  # (64, 128]
+        "lat_seconds_bucket+Inf": 4.0,
+        "lat_seconds_count": 4.0,
+        "lat_seconds_sum": 106.6,
+    }
     ((outcome),) = rec.outcomes
-    assert outcome.status == 200 and outcome.rejected_points == 1
-    assert sum(b.histograms_dropped for _, b in rec.batches) == 1
+    assert outcome.status == 200 and outcome.rejected_points == 0
 
 
 @pytest.mark.parametrize(("kind", "status"), [("http", 429), ("http", 503), ("grpc", 429), ("grpc", 503)])
@@ -400,7 +418,7 @@ def test_sdk_to_embedded_store_over_http_and_grpc(tmp_path: Path) -> None:
 def test_server_process_otlp_json_example(tmp_path: Path) -> None:
     """The shared OTLP/JSON example against a real ``clearsight server``: as published (delta
     temporality) it is refused with 400 and a JSON google.rpc.Status naming the metric; made
-    cumulative (and recent) it is stored, minus the exponential histogram (partial success), and
+    cumulative (and recent) it is stored, the exponential histogram as classic buckets, and
     PromQL, series and metadata answer with the mapped names."""
     example = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "otlp" / "metrics.json"
     shared = os.environ.get("CLEARSIGHT_SHARED")
@@ -433,7 +451,7 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
             timeout=10,
         )
         assert r.status_code == 200, r.text
-        assert r.json()["partialSuccess"]["rejectedDataPoints"] == "1"
+        assert r.json() == {}
 
         at = now_ns / 1e9
         res = httpx.get(
@@ -451,7 +469,19 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
             ("my_histogram_bucket", "+Inf"): 2.0,
             ("my_histogram_count", ""): 2.0,
             ("my_histogram_sum", ""): 2.0,
+            ("my_exponential_histogram_bucket", "0"): 1.0,
+            ("my_exponential_histogram_bucket", "4"): 1.0,
+            ("my_exponential_histogram_bucket", "8"): 3.0,
+            ("my_exponential_histogram_bucket", "+Inf"): 3.0,
+            ("my_exponential_histogram_count", ""): 3.0,
+            ("my_exponential_histogram_sum", ""): 10.0,
         }
+        q = httpx.get(
+            f"{cs.url}/api/v1/query",
+            params={"query": "histogram_quantile(0.5, my_exponential_histogram_bucket)", "time": at},
+            timeout=10,
+        ).json()
+        assert [float(r["value"][1]) for r in q["data"]["result"]] == [5.0]  # median in (4, 8]
         labels = next(
             m["metric"] for m in res["data"]["result"] if m["metric"]["__name__"] == "my_counter_total"
         )

@@ -28,9 +28,13 @@ The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics 
   request fail with 400, naming the metric. Converting delta to cumulative needs per-series state
   across requests, which a pure decoder does not have; senders should use cumulative temporality
   (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative``, the SDK default).
-- **Exponential histograms are dropped** (no native histograms in the store yet), counted in
-  ``histograms_dropped`` and reported to the client as rejected points (OTLP partial success).
-  Exemplars are dropped and counted in ``exemplars_dropped``.
+- **Exponential histograms become classic histograms** (the store has no native histograms):
+  buckets merged down to scale ``min(scale, exponential_max_scale)`` (default 0: ``le`` at powers
+  of two, a resolution like the classic default buckets and stable when the SDK rescales),
+  ``_bucket{le}``/``_count``/``_sum`` as above; see ``exponential_buckets``. Delta ones are
+  rejected like other delta metrics. ``OtlpOptions(exponential_histograms="drop")`` drops them
+  instead, counted in ``histograms_dropped`` and reported as rejected points (partial success).
+- Exemplars are dropped and counted in ``exemplars_dropped``.
 - Data points with neither ``asDouble`` nor ``asInt`` are dropped and reported as rejected.
 - ``NoRecordedValue`` flag -> the Prometheus stale marker on every series of the point. Any other
   NaN becomes the ordinary NaN (a NaN payload cannot smuggle in a stale marker).
@@ -53,6 +57,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +123,10 @@ class OtlpOptions:
     # Resource attributes (OpenTelemetry keys, e.g. "k8s.namespace.name") also copied, sanitized,
     # onto every series of the resource; a data point attribute of the same label name wins.
     promote_resource_attributes: tuple[str, ...] = ()
+    # Exponential histograms: "classic" converts them to classic _bucket{le} series at scale
+    # min(scale, exponential_max_scale) (scale 0: le at powers of two), "drop" drops and counts them.
+    exponential_histograms: str = "classic"
+    exponential_max_scale: int = 0
 
 
 DEFAULT_OPTIONS = OtlpOptions()
@@ -353,12 +362,37 @@ _LITE_SCHEMA: list[tuple[str, list[tuple[str, int, int, bool, str, int]], list[s
     (
         "ExponentialHistogram",
         [
-            ("data_points", 1, _F.TYPE_BYTES, True, "", -1),
+            ("data_points", 1, _F.TYPE_MESSAGE, True, "ExponentialHistogramDataPoint", -1),
             ("aggregation_temporality", 2, _F.TYPE_INT32, False, "", -1),
         ],
         [],
     ),
     ("Summary", [("data_points", 1, _F.TYPE_MESSAGE, True, "SummaryDataPoint", -1)], []),
+    (
+        "ExponentialHistogramDataPoint",
+        [
+            ("attributes", 1, _F.TYPE_BYTES, True, "", -1),
+            ("time_unix_nano", 3, _F.TYPE_FIXED64, False, "", -1),
+            ("count", 4, _F.TYPE_FIXED64, False, "", -1),
+            ("sum", 5, _F.TYPE_DOUBLE, False, "", 0),
+            ("scale", 6, _F.TYPE_SINT32, False, "", -1),
+            ("zero_count", 7, _F.TYPE_FIXED64, False, "", -1),
+            ("positive", 8, _F.TYPE_MESSAGE, False, "Buckets", -1),
+            ("negative", 9, _F.TYPE_MESSAGE, False, "Buckets", -1),
+            ("flags", 10, _F.TYPE_UINT32, False, "", -1),
+            ("exemplars", 11, _F.TYPE_BYTES, True, "", -1),
+            ("zero_threshold", 14, _F.TYPE_DOUBLE, False, "", -1),
+        ],
+        ["optional_sum"],
+    ),
+    (
+        "Buckets",
+        [
+            ("offset", 1, _F.TYPE_SINT32, False, "", -1),
+            ("bucket_counts", 2, _F.TYPE_UINT64, True, "", -1),
+        ],
+        [],
+    ),
     (
         "NumberDataPoint",
         [
@@ -739,12 +773,25 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
         b.meta(family, "summary", metric.description, unit)
         return _summaries(b, metric.summary.data_points, family, ctx, f"{path}.summary")
     # exponential_histogram
-    n = len(metric.exponential_histogram.data_points)
+    eh = metric.exponential_histogram
+    if opts.exponential_histograms == "classic":
+        _check_temporality(eh.aggregation_temporality, metric.name, f"{path}.exponentialHistogram")
+        family, unit = prometheus_metric_name(
+            metric.name,
+            metric.unit,
+            counter=False,
+            gauge=False,
+            unit_suffixes=opts.unit_suffixes,
+            total_suffix=opts.total_suffix,
+        )
+        b.meta(family, "histogram", metric.description, unit)
+        return _histograms(b, eh.data_points, family, ctx, f"{path}.exponentialHistogram", exponential=True)
+    n = len(eh.data_points)
     if n:
         b.histograms_dropped += n
         b.reject(
             n,
-            f"metric {metric.name!r}: exponential histograms are not supported yet, "
+            f"metric {metric.name!r}: exponential histograms are not accepted by this server, "
             f"{n} data point(s) dropped (configure an explicit-bucket histogram aggregation)",
         )
     return None
@@ -839,13 +886,77 @@ def _histogram_keys(
     )
 
 
-def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str) -> int | None:
+_MIN_SCALE, _MAX_SCALE = -10, 20  # the OpenTelemetry data model's range
+
+
+def exponential_buckets(p: Any, max_scale: int, path: str) -> tuple[tuple[float, ...], list[int]]:
+    """An exponential histogram point as classic buckets: (upper bounds, counts per bucket plus a
+    last overflow slot of 0). Buckets are merged down to scale ``t = min(scale, max_scale)``, where
+    positive bucket ``j`` holds (2^(j*2^-t), 2^((j+1)*2^-t)] and gets that upper bound as ``le``;
+    negative bucket ``j`` holds [-2^((j+1)*2^-t), -2^(j*2^-t)) and gets ``le`` = -2^(j*2^-t); the
+    zero bucket gets ``le`` = the zero threshold. Empty buckets at the ends of each side are left out
+    (SDKs send their whole backing range), except one empty bucket just outside the populated range
+    (below it for positive values, beyond it for negative ones): its ``le`` is the populated range's
+    lower bound, which histogram_quantile interpolates from. Positive bounds past the float range
+    fold into +Inf, negative ones into the most negative float."""
+    scale = p.scale
+    if not _MIN_SCALE <= scale <= _MAX_SCALE:
+        raise OtlpInvalidInput(f"{path}.scale", f"scale {scale} is outside [{_MIN_SCALE}, {_MAX_SCALE}]")
+    t = min(scale, max_scale)
+    shift = scale - t
+    width = 2.0**-t  # exponent step of one bucket at scale t
+    merged: dict[float, int] = {}
+    for side, positive in ((p.positive, True), (p.negative, False)):
+        counts = side.bucket_counts
+        lo = next((k for k, c in enumerate(counts) if c), len(counts))
+        hi = next((k for k in range(len(counts) - 1, lo - 1, -1) if counts[k]), lo - 1)
+        coarse: dict[int, int] = {}
+        for k in range(lo, hi + 1):
+            j = (side.offset + k) >> shift
+            coarse[j] = coarse.get(j, 0) + counts[k]
+        if not coarse:
+            continue
+        if positive:
+            coarse.setdefault(min(coarse) - 1, 0)
+        else:
+            coarse.setdefault(max(coarse) + 1, 0)
+        for j, c in coarse.items():
+            if positive:
+                e = (j + 1) * width
+                if e >= 1024:
+                    continue  # beyond the largest float: counted by +Inf only
+                le = 2.0**e
+            else:
+                e = j * width
+                le = -(2.0**e) if e < 1024 else -sys.float_info.max
+            merged[le] = merged.get(le, 0) + c
+    if p.zero_count:
+        zt = p.zero_threshold
+        if not math.isfinite(zt) or zt < 0:
+            raise OtlpInvalidInput(
+                f"{path}.zeroThreshold", f"zero threshold {zt} is not a finite >= 0 number"
+            )
+        merged[zt] = merged.get(zt, 0) + p.zero_count
+    bounds = tuple(sorted(merged))
+    counts_out = [merged[x] for x in bounds]
+    counts_out.append(0)
+    return bounds, counts_out
+
+
+def _histograms(
+    b: _Builder, points: Any, family: str, ctx: _Context, path: str, exponential: bool = False
+) -> int | None:
     max_ts = -1
     memo = _HISTOGRAM_KEYS.items
     now_ms = b.now_ms
     key_index = b.key_index
+    max_scale = b.options.exponential_max_scale
     for pi, p in enumerate(points):
-        bounds = tuple(p.explicit_bounds)
+        if exponential:
+            bounds, counts = exponential_buckets(p, max_scale, f"{path}.dataPoints[{pi}]")
+        else:
+            bounds = tuple(p.explicit_bounds)
+            counts = p.bucket_counts
         attrs = tuple(p.attributes)
         mk = (family, ctx.ident, attrs, bounds)
         keys: _HistogramKeys | None = memo.get(mk)
@@ -853,7 +964,6 @@ def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str)
             keys = _histogram_keys(attrs, bounds, family, ctx, f"{path}.dataPoints[{pi}]")
             size = sum(map(len, keys.with_buckets)) + 2 * len(keys.sum) + 8 * len(bounds)
             _HISTOGRAM_KEYS.put(mk, keys, size + _ENTRY_OVERHEAD)
-        counts = p.bucket_counts
         if counts and len(counts) != len(bounds) + 1:
             raise OtlpInvalidInput(
                 f"{path}.dataPoints[{pi}].bucketCounts",
@@ -867,7 +977,7 @@ def _histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str)
         count = float(p.count)
         if counts:
             series = keys.with_buckets
-            values = list(accumulate(counts))
+            values: list[float] = list(accumulate(counts))
             values[-1] = count  # the last slot is le="+Inf": the point's count
             if keys.inf_bounds:
                 values = [v for i, v in enumerate(values) if i not in keys.inf_bounds]

@@ -68,7 +68,7 @@ def served() -> Iterator[tuple[Sink, grpc.Channel]]:
 
 def request(
     temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE,
-    exp_hist: bool = False,
+    valueless: bool = False,
     n_points: int = 1,
 ) -> ExportMetricsServiceRequest:
     req = ExportMetricsServiceRequest()
@@ -81,10 +81,8 @@ def request(
     for i in range(n_points):
         p = m.sum.data_points.add(time_unix_nano=T_NS, as_double=1.5)
         p.attributes.add(key="i").value.int_value = i
-    if exp_hist:
-        e = sm.metrics.add(name="eh")
-        e.exponential_histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
-        e.exponential_histogram.data_points.add(time_unix_nano=T_NS, count=1)
+    if valueless:  # a gauge point with neither asDouble nor asInt: dropped and reported
+        sm.metrics.add(name="novalue").gauge.data_points.add(time_unix_nano=T_NS)
     return req
 
 
@@ -126,9 +124,9 @@ def test_export_gzip_compressed(served: tuple[Sink, grpc.Channel]) -> None:
 
 def test_partial_success(served: tuple[Sink, grpc.Channel]) -> None:
     _, channel = served
-    resp = metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request(exp_hist=True), timeout=10)
+    resp = metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request(valueless=True), timeout=10)
     assert resp.partial_success.rejected_data_points == 1
-    assert "exponential histograms" in resp.partial_success.error_message
+    assert "without a value" in resp.partial_success.error_message
 
 
 def test_delta_is_invalid_argument_with_bad_request(served: tuple[Sink, grpc.Channel]) -> None:

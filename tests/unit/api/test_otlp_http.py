@@ -82,7 +82,7 @@ def make_client(
 
 def body(
     temporality: int = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE,
-    exp_hist: bool = False,
+    valueless: bool = False,
     n_points: int = 1,
 ) -> bytes:
     req = ExportMetricsServiceRequest()
@@ -95,10 +95,8 @@ def body(
     for i in range(n_points):
         p = m.sum.data_points.add(time_unix_nano=T_NS, as_int=5)
         p.attributes.add(key="i").value.int_value = i
-    if exp_hist:
-        e = sm.metrics.add(name="eh")
-        e.exponential_histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
-        e.exponential_histogram.data_points.add(time_unix_nano=T_NS, count=1)
+    if valueless:  # a gauge point with neither asDouble nor asInt: dropped and reported
+        sm.metrics.add(name="novalue").gauge.data_points.add(time_unix_nano=T_NS)
     return req.SerializeToString()
 
 
@@ -174,16 +172,16 @@ def test_empty_request_succeeds_without_ingesting() -> None:
 def test_partial_success_for_dropped_points_protobuf_and_json() -> None:
     client, rec = make_client()
     rec.out_of_bounds = 1
-    r = client.post("/v1/metrics", content=body(exp_hist=True), headers={"Content-Type": PB})
+    r = client.post("/v1/metrics", content=body(valueless=True), headers={"Content-Type": PB})
     assert r.status_code == 200
     ps = ExportMetricsServiceResponse.FromString(r.content).partial_success
-    assert ps.rejected_data_points == 2  # one exponential histogram point + one too-old sample
-    assert "exponential histograms are not supported" in ps.error_message
+    assert ps.rejected_data_points == 2  # one point without a value + one too-old sample
+    assert "without a value" in ps.error_message
     assert "out-of-order window" in ps.error_message
     rec.out_of_bounds = 0
-    r = client.post("/v1/metrics", content=to_json(body(exp_hist=True)), headers={"Content-Type": JS})
+    r = client.post("/v1/metrics", content=to_json(body(valueless=True)), headers={"Content-Type": JS})
     assert r.json()["partialSuccess"]["rejectedDataPoints"] == "1"
-    assert "eh" in r.json()["partialSuccess"]["errorMessage"]
+    assert "'novalue'" in r.json()["partialSuccess"]["errorMessage"]
 
 
 def test_delta_is_400_with_bad_request_detail() -> None:

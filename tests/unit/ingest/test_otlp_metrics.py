@@ -204,6 +204,7 @@ def test_conformance_example_with_cumulative_temporality_maps_exactly() -> None:
     )
     scope = {"job": "my.service", "otel_scope_name": "my.library", "otel_scope_version": "1.0.0"}
     h = {**scope, "my_histogram_attr": "some value"}
+    e = {**scope, "my_exponential_histogram_attr": "some value"}
     assert series(rep.batch) == {
         lbl("my_counter_total", my_counter_attr="some value", **scope): [(T_MS, 5.0)],
         lbl("my_gauge_ratio", my_gauge_attr="some value", **scope): [(T_MS, 10.0)],
@@ -211,15 +212,20 @@ def test_conformance_example_with_cumulative_temporality_maps_exactly() -> None:
         lbl("my_histogram_bucket", le="+Inf", **h): [(T_MS, 2.0)],
         lbl("my_histogram_count", **h): [(T_MS, 2.0)],
         lbl("my_histogram_sum", **h): [(T_MS, 2.0)],
+        # scale 0, zeroCount 1, positive offset 1 counts [0, 2]: (2, 4] holds 0, (4, 8] holds 2.
+        lbl("my_exponential_histogram_bucket", le="0", **e): [(T_MS, 1.0)],
+        lbl("my_exponential_histogram_bucket", le="4", **e): [(T_MS, 1.0)],
+        lbl("my_exponential_histogram_bucket", le="8", **e): [(T_MS, 3.0)],
+        lbl("my_exponential_histogram_bucket", le="+Inf", **e): [(T_MS, 3.0)],
+        lbl("my_exponential_histogram_count", **e): [(T_MS, 3.0)],
+        lbl("my_exponential_histogram_sum", **e): [(T_MS, 10.0)],
     }
-    # The exponential histogram is dropped, counted and reported.
-    assert rep.batch.histograms_dropped == 1
-    assert rep.rejected_points == 1
-    assert "my.exponential.histogram" in rep.error_message()
+    assert rep.batch.histograms_dropped == 0 and rep.rejected_points == 0
     meta = {(m.metric, m.type, m.help, m.unit) for m in rep.batch.metadata}
     assert meta == {
         ("my_counter_total", "counter", "I am a Counter", ""),
         ("my_gauge_ratio", "gauge", "I am a Gauge", "ratio"),
+        ("my_exponential_histogram", "histogram", "I am an Exponential Histogram", ""),
         ("my_histogram", "histogram", "I am a Histogram", ""),
     }
 
@@ -569,15 +575,107 @@ def test_no_recorded_value_becomes_stale_markers() -> None:
     assert all(is_stale_nan(float(v)) for v in batch.values)
 
 
-def test_exponential_histograms_are_dropped_and_counted() -> None:
+def test_exponential_histograms_can_be_dropped_and_counted() -> None:
     m = metrics_pb2.Metric(name="eh")
     m.exponential_histogram.aggregation_temporality = CUMULATIVE
     m.exponential_histogram.data_points.add(time_unix_nano=T_NS, count=3)
     m.exponential_histogram.data_points.add(time_unix_nano=T_NS, count=4)
-    rep = decode(request([m, gauge("g", [({}, 1.0)])]))
+    rep = decode(request([m, gauge("g", [({}, 1.0)])]), OtlpOptions(exponential_histograms="drop"))
     assert rep.batch.histograms_dropped == 2 and rep.rejected_points == 2
-    assert "exponential histograms are not supported" in rep.error_message()
+    assert "exponential histograms are not accepted" in rep.error_message()
     assert set(series(rep.batch)) == {lbl("g")}
+
+
+def exp_histogram(
+    scale: int,
+    positive: tuple[int, list[int]] = (0, []),
+    negative: tuple[int, list[int]] = (0, []),
+    zero: tuple[int, float] = (0, 0.0),
+    total: int | None = None,
+    sum_: float | None = None,
+    temporality: int = CUMULATIVE,
+    flags: int = 0,
+) -> metrics_pb2.Metric:
+    m = metrics_pb2.Metric(name="eh", unit="s")
+    m.exponential_histogram.aggregation_temporality = temporality  # type: ignore[assignment]
+    p = m.exponential_histogram.data_points.add(time_unix_nano=T_NS, scale=scale, flags=flags)
+    p.positive.offset, _ = positive
+    p.positive.bucket_counts.extend(positive[1])
+    p.negative.offset = negative[0]
+    p.negative.bucket_counts.extend(negative[1])
+    p.zero_count, p.zero_threshold = zero
+    p.count = total if total is not None else sum(positive[1]) + sum(negative[1]) + zero[0]
+    if sum_ is not None:
+        p.sum = sum_
+    return m
+
+
+def buckets(batch: SampleBatch) -> dict[str, float]:
+    out = {}
+    for labels, pts in series(batch).items():
+        d = dict(labels)
+        key = d["__name__"] + (f"{{le={d['le']}}}" if "le" in d else "")
+        out[key] = pts[0][1]
+    return out
+
+
+def test_exponential_histogram_downscaled_to_powers_of_two() -> None:
+    # scale 2: bucket i holds (2^(i/4), 2^((i+1)/4)]; i = 0..7 merge into (1, 2] and (2, 4];
+    # the empty (0.5, 1] below them gives histogram_quantile the lower bound 1.
+    m = exp_histogram(2, positive=(0, [1, 0, 2, 1, 0, 0, 3, 1]), zero=(2, 0.0), sum_=20.0)
+    assert buckets(decode(request([m])).batch) == {
+        "eh_seconds_bucket{le=0}": 2.0,
+        "eh_seconds_bucket{le=1}": 2.0,
+        "eh_seconds_bucket{le=2}": 6.0,
+        "eh_seconds_bucket{le=4}": 10.0,
+        "eh_seconds_bucket{le=+Inf}": 10.0,
+        "eh_seconds_count": 10.0,
+        "eh_seconds_sum": 20.0,
+    }
+
+
+def test_exponential_histogram_negative_buckets_and_finer_scale_option() -> None:
+    # scale 1 kept at max scale 1: negative bucket i holds [-2^((i+1)/2), -2^(i/2)).
+    m = exp_histogram(1, positive=(1, [4]), negative=(0, [1, 2]))
+    got = buckets(decode(request([m]), OtlpOptions(exponential_max_scale=1)).batch)
+    assert got == {
+        "eh_seconds_bucket{le=-2}": 0.0,  # the empty bucket beyond: lower bound -2
+        "eh_seconds_bucket{le=-1.4142135623730951}": 2.0,  # [-2, -1.41...)
+        "eh_seconds_bucket{le=-1}": 3.0,  # [-1.41..., -1)
+        "eh_seconds_bucket{le=1.4142135623730951}": 3.0,  # the empty bucket below (1.41..., 2]
+        "eh_seconds_bucket{le=2}": 7.0,  # (1.41..., 2]
+        "eh_seconds_bucket{le=+Inf}": 7.0,
+        "eh_seconds_count": 7.0,
+    }
+
+
+def test_exponential_histogram_negative_scale_and_float_range() -> None:
+    # scale -1: bucket i holds (4^i, 4^(i+1)]; an index past the float range only counts in +Inf.
+    m = exp_histogram(-1, positive=(-1, [1, 1]))
+    assert buckets(decode(request([m])).batch) == {
+        "eh_seconds_bucket{le=0.25}": 0.0,
+        "eh_seconds_bucket{le=1}": 1.0,
+        "eh_seconds_bucket{le=4}": 2.0,
+        "eh_seconds_bucket{le=+Inf}": 2.0,
+        "eh_seconds_count": 2.0,
+    }
+    huge = exp_histogram(0, positive=(2000, [5]))
+    assert buckets(decode(request([huge])).batch) == {
+        "eh_seconds_bucket{le=+Inf}": 5.0,
+        "eh_seconds_count": 5.0,
+    }
+
+
+def test_exponential_histogram_errors_and_staleness() -> None:
+    with pytest.raises(OtlpInvalidInput, match=r"exponentialHistogram\.dataPoints\[0\]\.scale"):
+        decode(request([exp_histogram(21, positive=(0, [1]))]))
+    with pytest.raises(OtlpInvalidInput, match="delta temporality"):
+        decode(request([exp_histogram(0, positive=(0, [1]), temporality=DELTA)]))
+    with pytest.raises(OtlpInvalidInput, match="zeroThreshold"):
+        decode(request([exp_histogram(0, zero=(1, math.inf))]))
+    stale = exp_histogram(0, positive=(0, [1]), sum_=1.0, flags=1)
+    batch = decode(request([stale])).batch
+    assert batch.num_samples == 5 and all(is_stale_nan(float(v)) for v in batch.values)
 
 
 def test_points_without_value_are_rejected_not_invented() -> None:

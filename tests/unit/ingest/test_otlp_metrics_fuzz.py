@@ -210,7 +210,7 @@ def requests(draw: st.DrawFn) -> ExportMetricsServiceRequest:
                     | st.text(max_size=8)
                 ),
             )
-            kind = draw(st.sampled_from(["gauge", "sum", "histogram", "summary"]))
+            kind = draw(st.sampled_from(["gauge", "sum", "histogram", "summary", "exponential"]))
             for _ in range(draw(st.integers(0, 3))):
                 attrs = draw(st.dictionaries(label_text, label_text, max_size=6))
                 t = draw(st.integers(0, 2**64 - 1))
@@ -232,6 +232,21 @@ def requests(draw: st.DrawFn) -> ExportMetricsServiceRequest:
                     if draw(st.booleans()):
                         hp.sum = draw(floats)
                     dp = hp
+                elif kind == "exponential":
+                    ep = m.exponential_histogram.data_points.add(
+                        time_unix_nano=t,
+                        flags=flags,
+                        count=draw(st.integers(0, 2**64 - 1)),
+                        scale=draw(st.integers(-12, 22)),
+                        zero_count=draw(st.integers(0, 3)),
+                        zero_threshold=draw(floats),
+                    )
+                    for side in (ep.positive, ep.negative):
+                        side.offset = draw(st.integers(-(2**31), 2**31 - 1) | st.integers(-40, 40))
+                        side.bucket_counts.extend(draw(st.lists(st.integers(0, 2**64 - 1), max_size=6)))
+                    if draw(st.booleans()):
+                        ep.sum = draw(floats)
+                    dp = ep
                 else:
                     sp = m.summary.data_points.add(time_unix_nano=t, flags=flags, sum=draw(floats))
                     for q in draw(st.lists(floats, max_size=3)):
@@ -244,6 +259,8 @@ def requests(draw: st.DrawFn) -> ExportMetricsServiceRequest:
                 m.sum.aggregation_temporality = draw(st.sampled_from([0, 1, 2, 2, 2, 7]))
             elif kind == "histogram":
                 m.histogram.aggregation_temporality = draw(st.sampled_from([1, 2, 2, 2]))
+            elif kind == "exponential":
+                m.exponential_histogram.aggregation_temporality = draw(st.sampled_from([1, 2, 2, 2]))
     return req
 
 
