@@ -3,8 +3,9 @@
 Answers per the OTLP/HTTP specification:
 
 - 200 with an ``ExportMetricsServiceResponse`` in the request's encoding, after the batch is
-  committed; ``partial_success`` is set when points were dropped (exponential histograms, points
-  without a value, samples older than the store's out-of-order window) and says why;
+  committed; ``partial_success`` is set when points were dropped (points without a value,
+  exponential histograms when configured to drop them, samples older than the store's
+  out-of-order window) and says why;
 - 400 (bad data: never retried by clients), 413 (too large), 415 (unsupported Content-Type or
   Content-Encoding) with a ``google.rpc.Status`` body (``BadRequest`` detail naming the field);
 - 429/503 with ``Retry-After`` and a ``RetryInfo`` detail when the store is overloaded or not ready
