@@ -33,6 +33,7 @@ from clearsight.model.samples import SeriesData
 from clearsight.query.promql import values as qv
 from clearsight.query.promql.ast import ValueType
 from clearsight.query.promql.engine import Engine
+from clearsight.query.promql.engine import QueryCanceled as EngineQueryCanceled
 from clearsight.query.promql.parser import ParseError, parse
 from clearsight.query.promql.printer import format_expr
 from clearsight.query.promql.result import QueryResult
@@ -137,9 +138,8 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
     default_timeout_s = parse_duration_ms(cfg.timeout) / 1000
     lookback_ms = parse_duration_ms(cfg.lookback_delta)
 
-    def engine_for(timeout_s: float) -> Engine:
-        return Engine(lookback_delta_ms=lookback_ms, timeout_s=timeout_s, max_samples=cfg.max_samples,
-                      max_points_per_series=cfg.max_points_per_series)
+    engine = Engine(lookback_delta_ms=lookback_ms, timeout_s=default_timeout_s, max_samples=cfg.max_samples,
+                    max_points_per_series=cfg.max_points_per_series)
 
     def _timeout(p: ImmutableMultiDict[str, Any]) -> float:
         raw = p.get("timeout")
@@ -161,7 +161,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             return await _run_cancellable(request, lambda cancel: run(cancel, timeout))
         except ParseError as e:
             raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
-        except QueryCanceled as e:
+        except (QueryCanceled, EngineQueryCanceled) as e:
             raise ApiError("canceled", str(e)) from None
         except qv.QueryTimeout as e:
             raise ApiError("timeout", f"query timed out in expression evaluation: {e}") from None
@@ -179,10 +179,11 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             t = round(time.time() * 1000) if raw_t in (None, "") else parse_time_ms(str(raw_t), "time")
             limit = limit_param(p)
             tenant = tenant_of(request)
-            expr = _parse(q)
+            _parse(q)  # fail fast with bad_data before taking a worker thread
 
             def run(cancel: threading.Event, timeout: float) -> QueryResult:
-                return engine_for(timeout).instant(_CancellableSelector(store.querier(tenant), cancel), expr, t)
+                return engine.instant(_CancellableSelector(store.querier(tenant), cancel), q, t,
+                                      timeout_s=timeout, cancel=cancel)
 
             result = await _execute(request, run, p)
             return _respond(result, p, limit, t)
@@ -216,8 +217,8 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                                "query, must be Scalar or instant Vector")
 
             def run(cancel: threading.Event, timeout: float) -> QueryResult:
-                return engine_for(timeout).range(_CancellableSelector(store.querier(tenant), cancel), expr,
-                                                 start, end, step)
+                return engine.range(_CancellableSelector(store.querier(tenant), cancel), q, start, end, step,
+                                    timeout_s=timeout, cancel=cancel)
 
             result = await _execute(request, run, p)
             return _respond(result, p, limit, start)
