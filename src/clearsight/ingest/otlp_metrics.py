@@ -63,7 +63,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -125,7 +125,7 @@ class OtlpOptions:
     promote_resource_attributes: tuple[str, ...] = ()
     # Exponential histograms: "classic" converts them to classic _bucket{le} series at scale
     # min(scale, exponential_max_scale) (scale 0: le at powers of two), "drop" drops and counts them.
-    exponential_histograms: str = "classic"
+    exponential_histograms: Literal["classic", "drop"] = "classic"
     exponential_max_scale: int = 0
 
 
