@@ -7,7 +7,13 @@ Public API:
   API: a duration or float seconds -> ms);
 * :func:`parse_series_selector` (``match[]`` parameters) and :func:`parse_metric` (series
   descriptions of the promqltest ``load`` command);
-* :func:`resolve_duration` evaluates an :class:`~clearsight.query.promql.ast.DurationExpr`.
+* :func:`parse_with_positions` also returns each node's start offset (annotation positions);
+* :func:`resolve_duration` evaluates an :class:`~clearsight.query.promql.ast.DurationExpr`;
+* :func:`recursion_headroom` raises the recursion limit while walking deep trees.
+
+Limits: queries longer than ``max_length`` characters (128 KiB), nesting deeper than ``max_depth``
+(200: parentheses, calls, aggregations, unary operators, right-assoc ``^``) and trees deeper than
+500 nodes (long ``a + b + c ...`` chains) are rejected with a ParseError.
 
 The parser is recursive descent with precedence climbing. Like Prometheus it first builds the tree
 (reporting syntax errors and the semantic errors Prometheus' grammar actions report), then runs a
@@ -17,7 +23,12 @@ the one Prometheus reports.
 Duration expressions (``[5m*2]``, ``offset (1m+30s)``, ``[step()+1m]``) are built as scalar
 expressions over seconds: ``NumberLiteral`` (seconds), ``BinaryExpr`` (``+ - * / % ^``),
 ``UnaryExpr``, ``ParenExpr`` and ``Call`` of ``step``/``range``/``min_of``/``max_of``. Constant
-ones are folded into int milliseconds; the others are wrapped in ``DurationExpr``.
+ones are folded into int milliseconds; the others are wrapped in ``DurationExpr``. As in
+Prometheus only *literals* are checked while parsing (``[0s]`` and ``[5s/0]`` are parse errors);
+computed values that are non-positive, NaN, infinite or divide by zero stay ``DurationExpr`` and
+fail in :func:`resolve_duration` at evaluation time.
+
+The AST is not modified after ``parse`` returns; the parser never produces ``StepInvariantExpr``.
 """
 
 from __future__ import annotations
