@@ -1,0 +1,337 @@
+"""PromQL's per-histogram math on :class:`FloatHistogram` (Prometheus' semantics, no I/O).
+
+``histogram_count/sum/avg/stddev/stdvar/fraction/quantile`` for one histogram each, and the
+conversion of classic ``le`` buckets to a native histogram with custom buckets (NHCB) as
+promqltest's ``load_with_nhcb`` and Prometheus' ``convertnhcb`` do it.
+
+Annotations are returned as :class:`HistInfo` flags; the engine turns them into messages with the
+expression's position (e.g. ``QUANTILE_NAN_RESULT`` -> "PromQL info: histogram_quantile() ..."),
+because only it knows the metric name and the position.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from enum import Flag, auto
+
+import numpy as np
+
+from clearsight.model.histogram import (
+    CUSTOM_BUCKETS_SCHEMA,
+    FloatHistogram,
+    fdiv,
+    kahan_inc,
+)
+
+
+class HistInfo(Flag):
+    NONE = 0
+    #: histogram_quantile hit NaN observations: the result is NaN.
+    QUANTILE_NAN_RESULT = auto()
+    #: histogram_quantile: NaN observations skew the result.
+    QUANTILE_NAN_SKEW = auto()
+    #: histogram_fraction: NaN observations are not counted in any bucket.
+    FRACTION_NANS = auto()
+
+
+def histogram_count(h: FloatHistogram) -> float:
+    return h.count
+
+
+def histogram_sum(h: FloatHistogram) -> float:
+    return h.sum
+
+
+def histogram_avg(h: FloatHistogram) -> float:
+    return fdiv(h.sum, h.count)
+
+
+def histogram_stdvar(h: FloatHistogram) -> float:
+    """Estimated variance of the observations: bucket midpoints (geometric mean for exponential
+    buckets, arithmetic for custom buckets, 0 for the zero bucket) weighted by counts."""
+    mean = fdiv(h.sum, h.count)
+    b = h.all_buckets()
+    custom = h.uses_custom_buckets
+    var = 0.0
+    comp = 0.0
+    with np.errstate(all="ignore"):
+        if custom:
+            vals = (b.upper + b.lower) / 2.0
+        else:
+            vals = np.sqrt(b.upper * b.lower)
+            vals = np.where(b.upper < 0, -vals, vals)
+            vals = np.where((b.lower <= 0) & (b.upper >= 0), 0.0, vals)
+        for val, c in zip(vals.tolist(), b.count.tolist(), strict=True):
+            if c == 0:
+                continue
+            delta = val - mean
+            var, comp = kahan_inc(c * delta * delta, var, comp)
+    var += comp
+    return fdiv(var, h.count)
+
+
+def histogram_stddev(h: FloatHistogram) -> float:
+    v = histogram_stdvar(h)
+    if math.isnan(v) or v < 0:
+        return math.nan
+    return math.sqrt(v)
+
+
+def histogram_quantile(q: float, h: FloatHistogram) -> tuple[float, HistInfo]:
+    """Prometheus' ``HistogramQuantile`` for one native histogram.
+
+    Interpolates linearly in custom buckets and in the zero bucket, exponentially (linearly in
+    log2 space) in exponential buckets; iterates from the top for q >= 0.5 (unless the sum is NaN).
+    """
+    if q < 0:
+        return -math.inf, HistInfo.NONE
+    if q > 1:
+        return math.inf, HistInfo.NONE
+    if h.count == 0 or math.isnan(q):
+        return math.nan, HistInfo.NONE
+    info = HistInfo.NONE
+    b = h.all_buckets()
+    lo_l, up_l, c_l = b.lower.tolist(), b.upper.tolist(), b.count.tolist()
+    forward = math.isnan(h.sum) or q < 0.5
+    if forward:
+        order = list(range(len(c_l)))
+        rank = q * h.count
+    else:
+        order = list(range(len(c_l) - 1, -1, -1))
+        rank = (1 - q) * h.count
+    count = 0.0
+    lower = upper = bcount = 0.0
+    pos = -1
+    for pos_i, k in enumerate(order):
+        pos = pos_i
+        lower, upper, bcount = lo_l[k], up_l[k], c_l[k]
+        if bcount == 0:
+            continue
+        count += bcount
+        if count >= rank:
+            break
+    custom = h.uses_custom_buckets
+    if not custom and lower < 0 and upper > 0:
+        nneg, npos = len(h.negative), len(h.positive)
+        if nneg == 0 and npos > 0:
+            lower = 0.0
+        elif npos == 0 and nneg > 0:
+            upper = 0.0
+    elif custom:
+        if lower == -math.inf:
+            if upper <= 0:
+                return upper, info
+            lower = 0.0
+        elif upper == math.inf:
+            return lower, info
+    count = min(count, h.count)
+    if count < rank:
+        if math.isnan(h.sum):
+            return math.nan, HistInfo.QUANTILE_NAN_RESULT
+        return upper, info
+    if forward:
+        rank -= count - bcount
+    else:
+        rank = count - rank
+    if math.isnan(h.sum):
+        for k in order[pos + 1 :]:
+            count += c_l[k]
+        if count < h.count:
+            info |= HistInfo.QUANTILE_NAN_SKEW
+    fraction = fdiv(rank, bcount)
+    if custom or (lower <= 0 and upper >= 0):
+        return lower + (upper - lower) * fraction, info
+    with np.errstate(all="ignore"):
+        log_lower = float(np.log2(abs(lower)))
+        log_upper = float(np.log2(abs(upper)))
+        if lower > 0:
+            return float(np.exp2(log_lower + (log_upper - log_lower) * fraction)), info
+        return -float(np.exp2(log_upper + (log_lower - log_upper) * (1 - fraction))), info
+
+
+def _fraction_below(v: float, lower: float, upper: float, linear: bool) -> float:
+    with np.errstate(all="ignore"):
+        if linear:
+            return float((np.float64(v) - lower) / (np.float64(upper) - lower))
+        log_lower = float(np.log2(abs(lower)))
+        log_upper = float(np.log2(abs(upper)))
+        log_v = float(np.log2(abs(v)))
+        if v > 0:
+            return float(np.float64(log_v - log_lower) / np.float64(log_upper - log_lower))
+        return 1 - float(np.float64(log_v - log_upper) / np.float64(log_lower - log_upper))
+
+
+def _interp_rank(v: float, rank: float, lower: float, upper: float, count: float, linear: bool) -> float:
+    """Cumulative count estimated at ``v`` (strictly inside this bucket; ``rank`` is below it)."""
+    if linear:
+        if lower == -math.inf:
+            # No interpolation in a bucket reaching -Inf: it counts fully (it is the first bucket).
+            return count
+        return rank + count * _fraction_below(v, lower, upper, True)
+    return rank + count * _fraction_below(v, lower, upper, False)
+
+
+def histogram_fraction(lower: float, upper: float, h: FloatHistogram) -> tuple[float, HistInfo]:
+    """Estimated fraction of observations in ``[lower, upper]`` (Prometheus' ``HistogramFraction``)."""
+    if h.count == 0 or math.isnan(lower) or math.isnan(upper):
+        return math.nan, HistInfo.NONE
+    if lower >= upper:
+        return 0.0, HistInfo.NONE
+    info = HistInfo.NONE
+    b = h.all_buckets()
+    lo_l, up_l, c_l = b.lower.tolist(), b.upper.tolist(), b.count.tolist()
+    custom = h.uses_custom_buckets
+    nneg, npos = len(h.negative), len(h.positive)
+    count = rank = lower_rank = upper_rank = 0.0
+    lower_set = upper_set = False
+    k = -1
+    for k in range(len(c_l)):
+        blo, bup, bc = lo_l[k], up_l[k], c_l[k]
+        count += bc
+        zero_bucket = False
+        if blo <= 0 and bup >= 0:
+            zero_bucket = True
+            if nneg == 0 and npos > 0:
+                blo = 0.0
+            elif npos == 0 and nneg > 0:
+                bup = 0.0
+
+        if not lower_set and blo >= lower:
+            lower_rank = rank
+            lower_set = True
+        if not upper_set and blo >= upper:
+            upper_rank = rank
+            upper_set = True
+        if lower_set and upper_set:
+            break
+        if not lower_set and blo < lower < bup:
+            lower_rank = _interp_rank(lower, rank, blo, bup, bc, custom or zero_bucket)
+            lower_set = True
+        if not upper_set and blo < upper < bup:
+            upper_rank = _interp_rank(upper, rank, blo, bup, bc, custom or zero_bucket)
+            upper_set = True
+        if lower_set and upper_set:
+            break
+        rank += bc
+    if math.isnan(h.sum):
+        for kk in range(k + 1, len(c_l)):
+            count += c_l[kk]
+        if count < h.count:
+            info |= HistInfo.FRACTION_NANS
+    else:
+        count = h.count
+    if not lower_set or lower_rank > count:
+        lower_rank = count
+    if not upper_set or upper_rank > count:
+        upper_rank = count
+    return fdiv(upper_rank - lower_rank, h.count), info
+
+
+# ------------------------------------------------------------------------------ classic -> NHCB
+
+
+class NHCBConversionError(ValueError):
+    pass
+
+
+class ClassicHistogramBuilder:
+    """Collects one classic histogram's ``le`` buckets, count and sum at one timestamp and converts
+    them to an NHCB (Prometheus' ``convertnhcb.TempHistogram``).
+
+    Bucket counts are cumulative; the +Inf bucket is added from the count if missing; without a
+    ``_count`` series the highest bucket gives the count.
+    """
+
+    def __init__(self) -> None:
+        self.les: list[float] = []
+        self.counts: list[float] = []
+        self.count = 0.0
+        self.sum = 0.0
+        self.has_count = False
+        self.err: str | None = None
+
+    def set_bucket_count(self, le: float, count: float) -> None:
+        if self.err is not None:
+            return
+        if math.isnan(le):
+            self.err = "bucket boundary must not be NaN"
+            return
+        if count < 0:
+            self.err = f"bucket count must be non-negative: le={le:g}, count={count:g}"
+            return
+        i = bisect.bisect_left(self.les, le)
+        if i < len(self.les) and self.les[i] == le:
+            return  # first value for a boundary wins
+        if i > 0 and count < self.counts[i - 1]:
+            self.err = f"count is not cumulative: {count:g} < {self.counts[i - 1]:g}"
+            return
+        if i < len(self.les) and count > self.counts[i]:
+            self.err = f"count is not cumulative: {count:g} > {self.counts[i]:g}"
+            return
+        self.les.insert(i, le)
+        self.counts.insert(i, count)
+
+    def set_count(self, count: float) -> None:
+        if self.err is not None:
+            return
+        if count < 0:
+            self.err = f"count must be non-negative: count={count:g}"
+            return
+        self.count = count
+        self.has_count = True
+
+    def set_sum(self, total: float) -> None:
+        if self.err is None:
+            self.sum = total
+
+    def convert(self) -> FloatHistogram:
+        """The NHCB (compacted), or :class:`NHCBConversionError`."""
+        if self.err is not None:
+            raise NHCBConversionError(self.err)
+        les = list(self.les)
+        counts = list(self.counts)
+        count = self.count
+        if not self.has_count and les:
+            count = counts[-1]
+        if not les or les[-1] != math.inf:
+            les.append(math.inf)
+            counts.append(count)
+        if count != counts[-1]:
+            raise NHCBConversionError(
+                f"count mismatch: count={count:g} != le={les[-1]:g} count={counts[-1]:g}"
+            )
+        deltas: list[float] = []
+        prev = 0.0
+        for c in counts:
+            deltas.append(c - prev)
+            prev = c
+        h = FloatHistogram.build(
+            schema=CUSTOM_BUCKETS_SCHEMA,
+            count=count,
+            sum=self.sum,
+            positive=dict(enumerate(deltas)),
+            custom_values=les[:-1],
+        )
+        return h.compact()
+
+
+def classic_to_nhcb(
+    buckets: dict[float, float], count: float | None = None, total: float = 0.0
+) -> FloatHistogram:
+    """Convert cumulative ``{le: count}`` (+ optional ``_count``, ``_sum``) to an NHCB."""
+    b = ClassicHistogramBuilder()
+    for le, c in buckets.items():
+        b.set_bucket_count(le, c)
+    if count is not None:
+        b.set_count(count)
+    b.set_sum(total)
+    return b.convert()
+
+
+def histogram_base_name(metric_name: str) -> tuple[str, str]:
+    """``("bucket"|"sum"|"count"|"", base name)`` for a classic histogram series name."""
+    for suffix in ("_bucket", "_sum", "_count"):
+        if metric_name.endswith(suffix):
+            return suffix[1:], metric_name[: -len(suffix)]
+    return "", metric_name
