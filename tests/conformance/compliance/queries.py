@@ -1,26 +1,23 @@
 """The compliance query list and its variant expansion.
 
-The list is the PromQL compliance tester's ``promql-test-queries.yml`` (kept in
-``/work/shared/conformance/compliance``). Templated queries (``{{.range}}``, ``{{.binOp}}`` ...)
-expand to every combination of the values below, which are the tester's variant values; the
+The list is the PromQL compliance tester's ``promql-test-queries.yml``, kept next to the promqltest
+files in ``../shared/conformance/compliance`` (``$CLEARSIGHT_SHARED`` overrides ``../shared``).
+Templated queries (``{{.range}}``, ``{{.binOp}}`` ...) expand to every combination of the values below, which are the tester's variant values; the
 first variant argument varies slowest, like the tester orders them.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-DEFAULT_QUERY_FILE = Path(
-    os.environ.get(
-        "CLEARSIGHT_COMPLIANCE_QUERIES", "/work/shared/conformance/compliance/promql-test-queries.yml"
-    )
-)
+from tests.conformance.promqltest_runner import shared_dir
+
+DEFAULT_QUERY_FILE = shared_dir() / "conformance" / "compliance" / "promql-test-queries.yml"
 
 VARIANT_VALUES: dict[str, tuple[str, ...]] = {
     "range": ("1s", "15s", "1m", "5m", "15m", "1h"),
