@@ -2,8 +2,9 @@
 
 The list is the PromQL compliance tester's ``promql-test-queries.yml``, kept next to the promqltest
 files in ``../shared/conformance/compliance`` (``$CLEARSIGHT_SHARED`` overrides ``../shared``).
-Templated queries (``{{.range}}``, ``{{.binOp}}`` ...) expand to every combination of the values below, which are the tester's variant values; the
-first variant argument varies slowest, like the tester orders them.
+Templated queries (``{{.range}}``, ``{{.binOp}}`` ...) expand to every combination of the values
+below, which are the tester's variant values; the first variant argument varies slowest, like the
+tester orders them.
 """
 
 from __future__ import annotations
