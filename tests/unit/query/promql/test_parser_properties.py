@@ -88,7 +88,10 @@ def modifiers(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         out += " @ " + draw(st.sampled_from(["100", "-5.5", "start()", "end()", "1e3"]))
     if draw(st.booleans()):
-        out += " offset " + draw(st.sampled_from(["", "-"])) + draw(DURATIONS)
+        out += " offset " + draw(st.one_of(
+            st.tuples(st.sampled_from(["", "-"]), DURATIONS).map("".join),
+            st.sampled_from(["(1m+30s)", "-(2*3)", "step()", "-step()", "min_of(step(), 1s)",
+                             "(range() / 2)", "-(step() ^ 2)", "max_of(1m, range())"])))
     return out
 
 
