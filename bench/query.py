@@ -200,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vm-cache", action="store_true", help="keep VictoriaMetrics' rollup result cache")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the medians here")
-    args = p.parse_args(argv)
+    # Unknown flags are ignored so that one ARGS string can drive several benchmarks (bench/run.py).
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        print(f"bench/query.py: ignoring {' '.join(unknown)}")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
         if t not in ALL_TARGETS:

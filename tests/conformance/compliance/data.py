@@ -297,7 +297,7 @@ def generate(
     n = int(hours * 3600_000 // interval_ms)
     if n < 10:
         raise ValueError("need at least 10 scrapes")
-    last_slot = (end_ms - interval_ms) // interval_ms * interval_ms  # phase + jitter stay <= end_ms
+    last_slot = (end_ms - interval_ms - 4) // interval_ms * interval_ms  # + phase + jitter <= end_ms
     start_ms = last_slot - (n - 1) * interval_ms
     interval_s = interval_ms / 1000.0
     series: list[Series] = []
