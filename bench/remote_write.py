@@ -494,10 +494,11 @@ def bench_decoder(payloads: workload.Payloads) -> dict[str, float]:
     return out
 
 
-def bench_pipeline(payloads: workload.Payloads) -> dict[str, float]:
+def bench_pipeline(payloads: workload.Payloads, in_flight: int) -> dict[str, float]:
     """In-process write path without HTTP: decode -> validate -> embedded store (group commit).
 
-    One thread decodes and validates the requests in send order and submits them; the store's
+    One thread decodes and validates the requests in send order and submits them, keeping at most
+    ``in_flight`` batches uncommitted (as many as the HTTP senders have requests open); the store's
     writer thread commits. Shows how the server's CPU splits between HTTP, decoding and the store.
     """
     from clearsight.ingest import remote_write as rw
@@ -526,7 +527,7 @@ def bench_pipeline(payloads: workload.Payloads) -> dict[str, float]:
             t_decode += b - a
             t_validate += c - b
             pending.append(store.append("bench", batch))
-            if len(pending) >= 64:
+            if len(pending) >= in_flight:
                 pending.pop(0).result()
         for f in pending:
             f.result()
@@ -613,16 +614,19 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if args.pipeline:
-        try:
-            pipe = bench_pipeline(payloads)
-        except Exception as e:  # the store is another module: report, do not abort the bench
-            print(f"\nin-process pipeline: failed: {e!r}")
-        else:
-            report["pipeline"] = pipe
+        print("\nin-process pipeline (no HTTP; decode -> validate -> embedded store with group commit):")
+        report["pipeline"] = {}
+        for in_flight in sorted({args.senders, 64}):
+            try:
+                pipe = bench_pipeline(payloads, in_flight)
+            except Exception as e:  # the store is another module: report, do not abort the bench
+                print(f"  failed: {e!r}")
+                break
+            report["pipeline"][f"in_flight_{in_flight}"] = pipe
             print(
-                "\nin-process pipeline (no HTTP; decode -> validate -> embedded store, group commit): "
-                f"{_fmt_rate(pipe['samples_per_s'])} samples/s, {pipe['cpu_s_per_million']:.2f} CPU s/M samples "
-                f"(decode {pipe['decode_s_per_million']:.2f}, validate {pipe['validate_s_per_million']:.2f}, "
+                f"  {in_flight:>2} batches in flight: {_fmt_rate(pipe['samples_per_s'])} samples/s, "
+                f"{pipe['cpu_s_per_million']:.2f} CPU s/M samples (decode {pipe['decode_s_per_million']:.2f}, "
+                f"validate {pipe['validate_s_per_million']:.2f}, "
                 f"store and the rest {pipe['store_cpu_s_per_million']:.2f})"
             )
 
