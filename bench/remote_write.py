@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the in-process pipeline measurement",
     )
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "remote_write.json")
-    args = ap.parse_args(argv)
+    args, _unknown = ap.parse_known_args(argv)  # bench/run.py passes the same flags to every bench
 
     t0 = time.perf_counter()
     end_ms = int(time.time() * 1000)

@@ -1,21 +1,38 @@
 """``make bench``: runs every side-by-side benchmark with its default arguments.
 
-Extra arguments (``make bench ARGS="--series 2000 --scrapes 20 --repeat 1"``) are passed to each.
+Extra arguments (``make bench ARGS="--series 2000 --scrapes 20 --repeat 1"``) are passed to each
+bench; each ignores the flags it does not know.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import query
 import remote_write
+
+BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
+    ("remote-write ingest (bench/remote_write.py)", remote_write.main),
+    ("query latency (bench/query.py)", query.main),
+]
 
 
 def main(argv: list[str]) -> int:
-    print("== remote-write ingest (bench/remote_write.py) ==")
-    return remote_write.main(argv)
+    failed = 0
+    for title, run in BENCHES:
+        print(f"\n== {title} ==", flush=True)
+        try:
+            rc = run(list(argv))
+        except Exception:  # one broken bench does not hide the others' results
+            traceback.print_exc()
+            rc = 1
+        failed += rc != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
