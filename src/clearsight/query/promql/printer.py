@@ -8,6 +8,7 @@ values with Go's ``strconv.Quote``, matchers sorted, grouping labels in their gi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from clearsight.model.labels import METRIC_NAME
 from clearsight.model.matchers import Matcher, MatchType
@@ -31,8 +32,9 @@ from clearsight.query.promql.ast import (
 )
 from clearsight.query.promql.lexer import go_quote
 from clearsight.query.promql.parser import recursion_headroom
+from clearsight.query.promql.signatures import FUNCTIONS
 
-__all__ = ["MAX_CHARACTERS_PER_LINE", "format_duration", "format_expr", "format_float", "format_matcher",
+__all__ = ["MAX_CHARACTERS_PER_LINE", "ast_to_json", "format_duration", "format_expr", "format_float", "format_matcher",
            "prettify_expr"]
 
 _UNITS = [("y", 365 * 86_400_000), ("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000),
@@ -325,3 +327,103 @@ def _pretty(e: Expr, level: int) -> str:
         args = ",\n".join(_pretty(a, level + 1) for a in e.args)
         return f"{ind}{e.func}(\n{args}\n{ind})"
     return f"{ind}(\n{_pretty(e.expr, level + 1)}\n{ind})"
+
+
+# --- JSON tree (what Prometheus' /api/v1/parse_query returns) ----------------------------------
+
+
+def ast_to_json(expr: Expr) -> dict[str, Any]:
+    """The AST as the JSON-serializable tree Prometheus' ``/api/v1/parse_query`` returns (used by
+    its UI's tree view): ``{"type": "binaryExpr", "op": "+", "lhs": ..., ...}``."""
+    with recursion_headroom():
+        return _json(expr)
+
+
+def _ms(d: Duration) -> int:
+    return d if isinstance(d, int) else 0
+
+
+def _dur_json(d: Duration) -> dict[str, Any] | None:
+    return None if isinstance(d, int) else _dur_node(d.expr)
+
+
+def _dur_node(e: Expr, wrapped: bool = False) -> dict[str, Any]:
+    if isinstance(e, ParenExpr):
+        inner = e.expr
+        if isinstance(inner, NumberLiteral):  # Prometheus wraps a bare number in a unary plus
+            return {"type": "durationExpr", "op": "+", "lhs": None, "rhs": _dur_node(inner),
+                    "wrapped": True}
+        return _dur_node(inner, wrapped=True)
+    if isinstance(e, NumberLiteral):
+        return {"type": "numberLiteral", "val": format_float(e.value), "duration": e.duration}
+    if isinstance(e, UnaryExpr):
+        return {"type": "durationExpr", "op": e.op, "lhs": None, "rhs": _dur_node(e.expr),
+                "wrapped": wrapped}
+    if isinstance(e, Call):
+        lhs = _dur_node(e.args[0]) if e.args else None
+        rhs = _dur_node(e.args[1]) if len(e.args) > 1 else None
+        return {"type": "durationExpr", "op": e.func, "lhs": lhs, "rhs": rhs, "wrapped": wrapped}
+    if isinstance(e, BinaryExpr):
+        return {"type": "durationExpr", "op": e.op, "lhs": _dur_node(e.lhs), "rhs": _dur_node(e.rhs),
+                "wrapped": wrapped}
+    raise TypeError(f"unexpected duration expression node {type(e).__name__}")
+
+
+def _matchers_json(ms: list[Matcher]) -> list[dict[str, str]]:
+    return [{"name": m.name, "value": m.value, "type": m.type.value} for m in ms]
+
+
+def _at_json(at: AtModifier | None) -> tuple[int | None, str | None]:
+    if at is None:
+        return None, None
+    return at.timestamp_ms, at.start_or_end
+
+
+def _json(e: Expr) -> dict[str, Any]:
+    if isinstance(e, AggregateExpr):
+        return {"type": "aggregation", "op": e.op, "expr": _json(e.expr),
+                "param": None if e.param is None else _json(e.param), "grouping": list(e.grouping),
+                "without": e.without}
+    if isinstance(e, BinaryExpr):
+        matching = None
+        if e.matching is not None:
+            m = e.matching
+            matching = {"card": m.card.value, "labels": list(m.labels), "on": m.on,
+                        "include": list(m.include), "fillValues": {"lhs": m.fill_left, "rhs": m.fill_right}}
+        return {"type": "binaryExpr", "op": e.op, "lhs": _json(e.lhs), "rhs": _json(e.rhs),
+                "matching": matching, "bool": e.return_bool}
+    if isinstance(e, Call):
+        sig = FUNCTIONS.get(e.func)
+        func = {"name": e.func,
+                "argTypes": [t.value for t in sig.arg_types] if sig else [],
+                "variadic": sig.variadic if sig else 0,
+                "returnType": e.return_type.value}
+        return {"type": "call", "func": func, "args": [_json(a) for a in e.args]}
+    if isinstance(e, MatrixSelector):
+        vs = e.vector
+        ts, se = _at_json(vs.at)
+        return {"type": "matrixSelector", "name": vs.name or "", "range": _ms(e.range),
+                "rangeExpr": _dur_json(e.range), "offset": _ms(vs.offset), "offsetExpr": _dur_json(vs.offset),
+                "matchers": _matchers_json(vs.matchers), "timestamp": ts, "startOrEnd": se,
+                "anchored": e.anchored or vs.anchored, "smoothed": e.smoothed or vs.smoothed}
+    if isinstance(e, SubqueryExpr):
+        ts, se = _at_json(e.at)
+        return {"type": "subquery", "expr": _json(e.expr), "range": _ms(e.range),
+                "rangeExpr": _dur_json(e.range), "offset": _ms(e.offset), "offsetExpr": _dur_json(e.offset),
+                "step": _ms(e.step), "stepExpr": _dur_json(e.step), "timestamp": ts, "startOrEnd": se}
+    if isinstance(e, NumberLiteral):
+        return {"type": "numberLiteral", "val": format_float(e.value)}
+    if isinstance(e, ParenExpr):
+        return {"type": "parenExpr", "expr": _json(e.expr)}
+    if isinstance(e, StringLiteral):
+        return {"type": "stringLiteral", "val": e.value}
+    if isinstance(e, UnaryExpr):
+        return {"type": "unaryExpr", "op": e.op, "expr": _json(e.expr)}
+    if isinstance(e, StepInvariantExpr):
+        return _json(e.expr)
+    if isinstance(e, VectorSelector):
+        ts, se = _at_json(e.at)
+        return {"type": "vectorSelector", "name": e.name or "", "offset": _ms(e.offset),
+                "offsetExpr": _dur_json(e.offset), "matchers": _matchers_json(e.matchers),
+                "timestamp": ts, "startOrEnd": se, "anchored": e.anchored, "smoothed": e.smoothed}
+    raise TypeError(f"cannot translate {type(e).__name__}")

@@ -120,3 +120,37 @@ def test_prettify_aggregation_with_param_and_unary() -> None:
     name = "a_very_long_metric_name_" + "x" * 90
     got = prettify_expr(parse(f"-topk(5, {name})"))
     assert got == f"-topk(\n  5,\n  {name}\n)"
+
+
+def test_ast_to_json_shape() -> None:
+    import json
+
+    from clearsight.query.promql.printer import ast_to_json
+
+    tree = ast_to_json(parse('sum by (job) (rate(foo{a="b"}[5m] offset (step()+1m))) > bool on(job) bar @ start()'))
+    json.dumps(tree)  # serializable
+    assert tree["type"] == "binaryExpr" and tree["op"] == ">" and tree["bool"] is True
+    assert tree["matching"] == {"card": "one-to-one", "labels": ["job"], "on": True, "include": [],
+                                "fillValues": {"lhs": None, "rhs": None}}
+    agg = tree["lhs"]
+    assert (agg["type"], agg["op"], agg["grouping"], agg["without"], agg["param"]) == (
+        "aggregation", "sum", ["job"], False, None)
+    call = agg["expr"]
+    assert call["func"] == {"name": "rate", "argTypes": ["matrix"], "variadic": 0, "returnType": "vector"}
+    ms = call["args"][0]
+    assert (ms["type"], ms["name"], ms["range"], ms["rangeExpr"], ms["offset"]) == (
+        "matrixSelector", "foo", 300_000, None, 0)
+    assert ms["offsetExpr"] == {
+        "type": "durationExpr", "op": "+", "wrapped": True,
+        "lhs": {"type": "durationExpr", "op": "step", "lhs": None, "rhs": None, "wrapped": False},
+        "rhs": {"type": "numberLiteral", "val": "60", "duration": True}}
+    assert ms["matchers"] == [{"name": "a", "value": "b", "type": "="},
+                              {"name": "__name__", "value": "foo", "type": "="}]
+    rhs = tree["rhs"]
+    assert (rhs["type"], rhs["startOrEnd"], rhs["timestamp"]) == ("vectorSelector", "start", None)
+    sq = ast_to_json(parse("-(foo)[5m:] @ 10"))
+    assert sq["type"] == "unaryExpr"
+    inner = sq["expr"]
+    assert (inner["type"], inner["range"], inner["step"], inner["timestamp"]) == ("subquery", 300_000, 0, 10_000)
+    assert inner["expr"]["type"] == "parenExpr"
+    assert ast_to_json(parse('"s"')) == {"type": "stringLiteral", "val": "s"}
