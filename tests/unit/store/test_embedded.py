@@ -188,3 +188,20 @@ def test_small_chunks_are_merged(tmp_path: Path) -> None:
             assert np.array_equal(got_v.view(np.uint64), vals[j].view(np.uint64))
     finally:
         store.close()
+
+
+def test_series_rows_on_disk(tmp_path: Path) -> None:
+    import duckdb
+
+    from clearsight.model.labels import fingerprint
+
+    lbl = make_labels({"__name__": "up", "job": "a\"b", "zone": "é"})
+    store = _open(tmp_path)
+    store.append("t", SampleBatch.from_series([(lbl, [(1, 1.0)])])).result()
+    store.close()
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"))
+    try:
+        rows = con.execute("SELECT tenant, fingerprint, metric, labels FROM series").fetchall()
+    finally:
+        con.close()
+    assert rows == [("t", fingerprint(lbl), "up", '{"__name__":"up","job":"a\\"b","zone":"é"}')]

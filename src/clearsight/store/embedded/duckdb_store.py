@@ -23,8 +23,8 @@ wins), in the head by deleting the row, in a chunk by rewriting the chunk.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import itertools
-import json
 import logging
 import os
 import threading
@@ -39,9 +39,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pyarrow as pa
 
-from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, fingerprint, make_labels
+from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
@@ -73,6 +74,11 @@ _MIN_MAX_SQL = (
     "UNION ALL "
     "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id"
     ") GROUP BY series_id")
+
+
+def _fingerprint_of_key(key: bytes) -> int:
+    """``model.labels.fingerprint`` of the label set whose canonical bytes are ``key``."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
 
 
 def _floats(bits: Any) -> F64Array:
@@ -241,7 +247,7 @@ class EmbeddedMetricsStore:
             cols = con.execute("SELECT series_id, tenant, labels FROM series ORDER BY series_id").fetchnumpy()
             for sid, tenant, text in zip(cols["series_id"].tolist(), cols["tenant"].tolist(),
                                          cols["labels"].tolist(), strict=True):
-                labels = make_labels(json.loads(text))
+                labels = make_labels(orjson.loads(text))
                 key = canonical_bytes(labels)
                 self._labels[sid] = labels
                 self._series_tenant[sid] = tenant
@@ -725,10 +731,10 @@ class EmbeddedMetricsStore:
         tbl = pa.table({
             "series_id": pa.array([s.series_id for s in new_series], type=pa.uint32()),
             "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
-            "fingerprint": pa.array([fingerprint(s.labels) for s in new_series], type=pa.int64()),
+            "fingerprint": pa.array([_fingerprint_of_key(s.key) for s in new_series], type=pa.int64()),
             "metric": pa.array([dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()),
-            "labels": pa.array([json.dumps(dict(s.labels), ensure_ascii=False, separators=(",", ":"))
-                                for s in new_series], type=pa.string()),
+            "labels": pa.array([orjson.dumps(dict(s.labels)) for s in new_series], type=pa.binary()).cast(
+                pa.string()),
         })
         con = self._wcon
         con.register("_clearsight_series", tbl)
