@@ -148,9 +148,9 @@ def test_ast_to_json_shape() -> None:
                               {"name": "__name__", "value": "foo", "type": "="}]
     rhs = tree["rhs"]
     assert (rhs["type"], rhs["startOrEnd"], rhs["timestamp"]) == ("vectorSelector", "start", None)
-    sq = ast_to_json(parse("-(foo)[5m:] @ 10"))
+    sq = ast_to_json(parse("-max_over_time((foo)[5m:] @ 10)"))
     assert sq["type"] == "unaryExpr"
-    inner = sq["expr"]
+    inner = sq["expr"]["args"][0]
     assert (inner["type"], inner["range"], inner["step"], inner["timestamp"]) == ("subquery", 300_000, 0, 10_000)
     assert inner["expr"]["type"] == "parenExpr"
     assert ast_to_json(parse('"s"')) == {"type": "stringLiteral", "val": "s"}
