@@ -26,9 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--windows",
-        default=",".join(runner.WINDOW_NAMES),
-        help="query windows: 'tester' (end = data end - 12m, 10m range, 10s step, the tester's default) "
-        "and/or 'span' (the whole data span at a 60s step); a case passes when it passes in all",
+        default=",".join(runner.DEFAULT_WINDOWS),
+        help="query windows: 'tester' (end = data end - 12m, 10m range, 10s step, the tester's default), "
+        "'span' (the whole data span at a 60s step), 'aligned' (the same, aligned to the step); "
+        "a case passes when it passes in all (default: tester,span)",
     )
     p.add_argument(
         "--end-ms", type=int, help="end of the generated data (default: the last hh:20:34.567 before now)"
