@@ -5,9 +5,10 @@ Implements the DSL described in that directory's README.md: ``load``/``load_with
 extra checks promqltest does for instant queries (the same query with ``@`` pinned at several times,
 and each as a short range query compared at its middle step).
 
-Native histograms are not supported: their literals are parsed, histogram samples are not loaded,
-and any eval that expects a histogram or selects a series that had histogram samples counts as
-failed (never skipped).
+Native histogram samples (``{{...}}`` literals, ``load_with_nhcb`` conversion of classic
+histograms) are loaded into the store with the counter reset hints Prometheus' TSDB reads back,
+and histogram results are compared as promqltest does (compacted, floats within epsilon, the hint
+only when the expected literal gives one).
 
 Usage: ``python -m tests.conformance.promqltest_runner [-v] [files...]`` prints ``file: passed/total``
 per file and a total line; exits non-zero only if the runner itself crashes.
@@ -20,16 +21,24 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clearsight.model.histogram import FloatHistogram, storage_hints
+from clearsight.model.histogram_math import ClassicHistogramBuilder, NHCBConversionError, histogram_base_name
+from clearsight.model.histogram_text import (
+    ParsedHistogram,
+    expand_histogram_item,
+    format_histogram,
+    parse_histogram,
+    test_equal,
+)
 from clearsight.model.labels import Labels, format_labels
-from clearsight.model.matchers import Matcher
-from clearsight.model.samples import STALE_NAN, SeriesData
+from clearsight.model.samples import STALE_NAN
 from clearsight.query.promql.ast import Expr
 from clearsight.query.promql.engine import (
     Engine,
@@ -38,7 +47,7 @@ from clearsight.query.promql.engine import (
     parse_with_positions,
     with_at_everywhere,
 )
-from clearsight.query.promql.result import QueryResult
+from clearsight.query.promql.result import QueryResult, SeriesResult
 from clearsight.store.memory import MemorySeriesSelector
 
 DEFAULT_EPSILON = 0.000001
@@ -191,8 +200,19 @@ class Omitted:
 
 
 class Histogram:
-    def __init__(self, text: str) -> None:
+    """A histogram point of a series or an expected result."""
+
+    def __init__(self, text: str, parsed: ParsedHistogram | None = None) -> None:
         self.text = text
+        self.parsed = parsed if parsed is not None else parse_histogram(text)
+
+    @property
+    def histogram(self) -> FloatHistogram:
+        return self.parsed.histogram
+
+    @property
+    def hint_set(self) -> bool:
+        return self.parsed.counter_reset_hint_set
 
 
 SeqValue = float | Omitted | Histogram
@@ -240,15 +260,7 @@ def parse_values(text: str) -> list[SeqValue]:
             vals.append(STALE_NAN)
             continue
         if tok.startswith("{{"):
-            end = tok.rfind("}}")
-            rest = tok[end + 2:]
-            h = Histogram(tok)
-            if not rest:
-                vals.append(h)
-            else:
-                mm = re.search(r"x(\d+)$", rest)
-                cnt = int(mm.group(1)) if mm else 0
-                vals.extend([h] * (cnt + 1))
+            vals.extend(Histogram(tok, ph) for ph in expand_histogram_item(tok))
             continue
         m = _EXPAND_RE.match(tok)
         if m:
@@ -480,10 +492,6 @@ class EvalFailure(Exception):
     pass
 
 
-class HistogramsNeeded(EvalFailure):
-    pass
-
-
 def almost_equal(a: float, b: float, eps: float = DEFAULT_EPSILON) -> bool:
     if math.isnan(a) and math.isnan(b):
         return True
@@ -496,20 +504,26 @@ def almost_equal(a: float, b: float, eps: float = DEFAULT_EPSILON) -> bool:
     return diff / min(abs_sum, sys.float_info.max) < eps
 
 
-class TrackingSelector:
-    """Wraps the memory store; notes when a select touches a series that had histogram samples."""
-
-    def __init__(self, inner: MemorySeriesSelector, tainted: list[Labels]) -> None:
-        self.inner = inner
-        self.tainted = tainted
-        self.touched_histograms = False
-
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
-        for lbl in self.tainted:
-            if all(m.matches_labels(lbl) for m in matchers):
-                self.touched_histograms = True
+def _with_storage_hints(hs: list[FloatHistogram | None]) -> list[FloatHistogram | None]:
+    """Counter reset hints as the TSDB reads them back: runs of consecutive histogram samples
+    (a float sample between them starts a new run)."""
+    out: list[FloatHistogram | None] = list(hs)
+    i = 0
+    while i < len(hs):
+        if hs[i] is None:
+            i += 1
+            continue
+        j = i
+        run: list[FloatHistogram] = []
+        while j < len(hs):
+            h = hs[j]
+            if h is None:
                 break
-        return self.inner.select(matchers, start_ms, end_ms)
+            run.append(h)
+            j += 1
+        out[i:j] = storage_hints(run)
+        i = j
+    return out
 
 
 _CONTEXT_FUNCS = re.compile(r"(start|end|range|step)\(\)")
@@ -520,57 +534,91 @@ class Runner:
         self.parse = parse
         self.engine = engine or Engine(timeout_s=100.0, max_samples=50_000_000)
         self.store = MemorySeriesSelector()
-        self.tainted: list[Labels] = []
+        self.has_histograms = False  # whether loaded data holds histogram samples (for reporting)
 
     def clear(self) -> None:
         self.store = MemorySeriesSelector()
-        self.tainted = []
+        self.has_histograms = False
 
     def load(self, cmd: LoadCmd) -> None:
         for labels, vals in cmd.series:
             ts: list[int] = []
             vs: list[float] = []
-            has_hist = False
+            hs: list[FloatHistogram | None] = []
             for i, v in enumerate(vals):
                 if isinstance(v, Omitted):
                     continue
-                if isinstance(v, Histogram):
-                    has_hist = True
-                    continue
                 ts.append(i * cmd.interval_ms)
-                vs.append(v)
+                if isinstance(v, Histogram):
+                    vs.append(math.nan)
+                    hs.append(v.histogram)
+                else:
+                    vs.append(v)
+                    hs.append(None)
             if ts:
-                self.store.add(labels, ts, vs)
-            if has_hist:
-                self.tainted.append(labels)
+                self._add(labels, ts, vs, hs)
         if cmd.with_nhcb:
-            for labels, _ in cmd.series:
-                name = dict(labels).get("__name__", "")
-                for suffix in ("_bucket", "_count", "_sum"):
-                    if name.endswith(suffix):
-                        base = name[: -len(suffix)]
-                        lbl = dict(labels)
-                        lbl["__name__"] = base
-                        lbl.pop("le", None)
-                        self.tainted.append(tuple(sorted(lbl.items())))
+            self._load_nhcb(cmd)
+
+    def _add(self, labels: Labels, ts: list[int], vs: list[float], hs: list[FloatHistogram | None]) -> None:
+        if any(h is not None for h in hs):
+            hs = _with_storage_hints(hs)
+            self.store.add(labels, ts, vs, hs)
+            self.has_histograms = True
+        else:
+            self.store.add(labels, ts, vs)
+
+    def _load_nhcb(self, cmd: LoadCmd) -> None:
+        """``load_with_nhcb``: classic ``_bucket``/``_count``/``_sum`` series are also stored as
+        one native histogram with custom buckets per base series and timestamp."""
+        groups: dict[Labels, dict[int, ClassicHistogramBuilder]] = {}
+        for labels, vals in cmd.series:
+            d = dict(labels)
+            kind, base = histogram_base_name(d.get("__name__", ""))
+            if not kind:
+                continue
+            le = 0.0
+            if kind == "bucket":
+                if "le" not in d:
+                    raise ValueError(f"expected bucket label in metric {format_labels(labels)}")
+                try:
+                    le = go_parse_number(d["le"])
+                except ValueError:
+                    continue
+                if math.isnan(le):
+                    continue
+            d["__name__"] = base
+            d.pop("le", None)
+            key = tuple(sorted(d.items()))
+            by_ts = groups.setdefault(key, {})
+            for i, v in enumerate(vals):
+                if isinstance(v, Omitted | Histogram):
+                    continue
+                b = by_ts.setdefault(i * cmd.interval_ms, ClassicHistogramBuilder())
+                if kind == "bucket":
+                    b.set_bucket_count(le, v)
+                elif kind == "count":
+                    b.set_count(v)
+                else:
+                    b.set_sum(v)
+        for key, by_ts in groups.items():
+            times = sorted(by_ts)
+            hs: list[FloatHistogram | None] = []
+            for t in times:
+                try:
+                    hs.append(by_ts[t].convert())
+                except NHCBConversionError as e:
+                    raise ValueError(f"converting {format_labels(key)} at {t}: {e}") from e
+            self._add(key, times, [math.nan] * len(times), hs)
 
     # -- eval
 
     def run_eval(self, cmd: EvalCmd) -> None:
-        if cmd.needs_histograms():
-            raise HistogramsNeeded("expected result contains native histograms")
-        sel = TrackingSelector(self.store, self.tainted)
-        try:
-            if cmd.is_range:
-                self._range_eval(cmd, sel)
-            else:
-                self._instant_eval(cmd, sel)
-        except EvalFailure:
-            if sel.touched_histograms:
-                raise HistogramsNeeded("query selects native histogram series") from None
-            raise
-        if sel.touched_histograms:
-            raise HistogramsNeeded("query selects native histogram series")
+        sel = self.store
+        if cmd.is_range:
+            self._range_eval(cmd, sel)
+        else:
+            self._instant_eval(cmd, sel)
 
     def _parse_expr(self, cmd: EvalCmd) -> tuple[Expr, Positions] | Exception:
         try:
@@ -592,7 +640,7 @@ class Runner:
         if exps and not exps[0].matches(msg):
             raise EvalFailure(f"expected error matching {exps[0].message or exps[0].regex}, got {msg!r}")
 
-    def _range_eval(self, cmd: EvalCmd, sel: TrackingSelector) -> None:
+    def _range_eval(self, cmd: EvalCmd, sel: MemorySeriesSelector) -> None:
         parsed = self._parse_expr(cmd)
         try:
             if isinstance(parsed, Exception):
@@ -609,7 +657,7 @@ class Runner:
         self._check_annotations(cmd, res)
         self._compare(cmd, res)
 
-    def _instant_eval(self, cmd: EvalCmd, sel: TrackingSelector) -> None:
+    def _instant_eval(self, cmd: EvalCmd, sel: MemorySeriesSelector) -> None:
         parsed = self._parse_expr(cmd)
         queries: list[tuple[tuple[Expr, Positions] | Exception, int]] = [(parsed, cmd.eval_time)]
         if not isinstance(parsed, Exception):
@@ -621,7 +669,7 @@ class Runner:
         for q, t in queries:
             self._run_instant(cmd, sel, q, t)
 
-    def _run_instant(self, cmd: EvalCmd, sel: TrackingSelector, parsed: tuple[Expr, Positions] | Exception,
+    def _run_instant(self, cmd: EvalCmd, sel: MemorySeriesSelector, parsed: tuple[Expr, Positions] | Exception,
                      t: int) -> None:
         try:
             if isinstance(parsed, Exception):
@@ -653,7 +701,7 @@ class Runner:
         for s in rres.series:
             hit = np.nonzero(s.timestamps == t)[0]
             if hit.size:
-                picked.append((s.labels, float(s.values[hit[0]])))
+                picked.append((s.labels, _point(s, int(hit[0]))))
         if res.result_type == "scalar":
             if not picked:
                 raise EvalFailure("range mode returned no scalar value")
@@ -697,7 +745,7 @@ class Runner:
             self._compare_scalar(cmd, res.scalar_value)
             return
         if rt == "vector":
-            self._compare_vector(cmd, [(s.labels, float(s.values[0])) for s in res.series])
+            self._compare_vector(cmd, [(s.labels, _point(s, 0)) for s in res.series])
             return
         # matrix
         if cmd.is_ordered():
@@ -715,28 +763,39 @@ class Runner:
             seen.add(s.labels)
             _, vals = cmd.expected[s.labels]
             exp_pts: list[tuple[int, float]] = []
+            exp_hs: list[tuple[int, Histogram]] = []
             for i, e in enumerate(vals):
                 t = cmd.start + i * cmd.step
                 if t > cmd.end:
                     raise EvalFailure("expected more points than the time range can return")
                 if isinstance(e, Histogram):
-                    raise HistogramsNeeded("histogram expected")
-                if isinstance(e, Omitted):
-                    continue
-                exp_pts.append((t, e))
+                    exp_hs.append((t, e))
+                elif not isinstance(e, Omitted):
+                    exp_pts.append((t, e))
             got = s.points()
-            if len(got) != len(exp_pts):
-                raise EvalFailure(f"expected {len(exp_pts)} points for {format_labels(s.labels)}, got {got}")
+            got_h = s.histogram_points()
+            if len(got) != len(exp_pts) or len(got_h) != len(exp_hs):
+                raise EvalFailure(f"expected {len(exp_pts)} float points and {len(exp_hs)} histogram points "
+                                  f"for {format_labels(s.labels)}, got {got} and "
+                                  f"{[(t, format_histogram(h)) for t, h in got_h]}")
             for (et, ev), (gt, gv) in zip(exp_pts, got, strict=True):
                 if et != gt:
                     raise EvalFailure(f"expected timestamp {et} for {format_labels(s.labels)}, got {gt}")
                 if not almost_equal(ev, gv):
                     raise EvalFailure(f"expected {ev} at {et} for {format_labels(s.labels)}, got {gv}")
+            for (et, eh), (gt, gh) in zip(exp_hs, got_h, strict=True):
+                if et != gt:
+                    raise EvalFailure(f"expected histogram timestamp {et} for {format_labels(s.labels)}, got {gt}")
+                if not test_equal(eh.histogram, gh, eh.hint_set):
+                    raise EvalFailure(f"expected {eh.text} at {et} for {format_labels(s.labels)}, got "
+                                      f"{format_histogram(gh)}")
         for lbl in cmd.expected:
             if lbl not in seen:
                 raise EvalFailure(f"expected metric {format_labels(lbl)} not found")
 
-    def _compare_scalar(self, cmd: EvalCmd, got: float) -> None:
+    def _compare_scalar(self, cmd: EvalCmd, got: float | FloatHistogram) -> None:
+        if isinstance(got, FloatHistogram):
+            raise EvalFailure("expected a scalar, got a histogram")
         if not cmd.expect_scalar:
             raise EvalFailure(f"expected vector or matrix result, but got scalar {got}")
         exp = cmd.expected[()][1][0]
@@ -745,7 +804,7 @@ class Runner:
         if not almost_equal(exp, got):
             raise EvalFailure(f"expected scalar {exp} but got {got}")
 
-    def _compare_vector(self, cmd: EvalCmd, got: list[tuple[Labels, float]]) -> None:
+    def _compare_vector(self, cmd: EvalCmd, got: list[tuple[Labels, float | FloatHistogram]]) -> None:
         if cmd.expect_scalar:
             raise EvalFailure(f"expected scalar result, but got vector {got}")
         seen = set()
@@ -757,16 +816,32 @@ class Runner:
                 raise EvalFailure(f"expected metric {format_labels(lbl)} at position {exp_pos} but was at "
                                   f"{pos + 1}")
             e0 = vals[0]
-            if isinstance(e0, Histogram):
-                raise HistogramsNeeded("histogram expected")
             if isinstance(e0, Omitted):
                 raise EvalFailure(f"expected no value for {format_labels(lbl)}")
+            if isinstance(e0, Histogram):
+                if not isinstance(v, FloatHistogram):
+                    raise EvalFailure(f"expected histogram {e0.text} for {format_labels(lbl)} but got float {v}")
+                if not test_equal(e0.histogram, v, e0.hint_set):
+                    raise EvalFailure(f"expected {e0.text} for {format_labels(lbl)} but got {format_histogram(v)}")
+                seen.add(lbl)
+                continue
+            if isinstance(v, FloatHistogram):
+                raise EvalFailure(f"expected float value {e0} for {format_labels(lbl)} but got histogram "
+                                  f"{format_histogram(v)}")
             if not almost_equal(e0, v):
                 raise EvalFailure(f"expected {e0} for {format_labels(lbl)} but got {v}")
             seen.add(lbl)
         for lbl in cmd.expected:
             if lbl not in seen:
                 raise EvalFailure(f"expected metric {format_labels(lbl)} not found")
+
+
+def _point(s: SeriesResult, i: int) -> float | FloatHistogram:
+    if s.histograms is not None:
+        h = s.histograms[i]
+        if h is not None:
+            return h
+    return float(s.values[i])
 
 
 @dataclass
@@ -806,13 +881,12 @@ def run_file(path: Path, parse: Callable[[str], Expr] | None = None) -> FileResu
             try:
                 runner.run_eval(cmd)
                 result.passed += 1
-            except HistogramsNeeded as e:
-                result.histogram_failures += 1
-                result.failures.append((cmd.line, cmd.expr, f"native histograms: {e}"))
-            except EvalFailure as e:
-                result.failures.append((cmd.line, cmd.expr, str(e)))
             except Exception as e:
-                result.failures.append((cmd.line, cmd.expr, f"crash: {type(e).__name__}: {e}"))
+                why = str(e) if isinstance(e, EvalFailure) else f"crash: {type(e).__name__}: {e}"
+                if cmd.needs_histograms() or runner.has_histograms:
+                    result.histogram_failures += 1
+                    why = f"[native histograms] {why}"
+                result.failures.append((cmd.line, cmd.expr, why))
         elif runner is None:
             continue
         elif isinstance(cmd, LoadCmd):
@@ -843,12 +917,12 @@ def main(argv: list[str] | None = None) -> int:
         tp += r.passed
         tt += r.total
         th += r.histogram_failures
-        print(f"{r.name}: {r.passed}/{r.total}" + (f" (native-histogram failures: {r.histogram_failures})"
+        print(f"{r.name}: {r.passed}/{r.total}" + (f" (failures with histogram data: {r.histogram_failures})"
                                                      if r.histogram_failures else ""))
         if verbose:
             for line, expr, why in r.failures:
                 print(f"    line {line}: {expr}\n        {why}")
-    print(f"TOTAL: {tp}/{tt} (native-histogram failures: {th})")
+    print(f"TOTAL: {tp}/{tt} (failures with histogram data: {th})")
     return 0
 
 

@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher, MatchType
 from clearsight.model.samples import F64Array, I64Array, SeriesData
+
+ObjArray = npt.NDArray[Any]
+
+
+@dataclass
+class HistogramSeriesData(SeriesData):
+    """``SeriesData`` plus native histogram samples: ``histograms`` is an object array aligned
+    with ``values`` holding a ``FloatHistogram`` where the sample is a histogram (its float value
+    is then NaN) and None where it is a float. (Belongs in ``model.samples.SeriesData``; kept here
+    until that module grows the field.)"""
+
+    histograms: ObjArray | None = None
 
 
 class MemorySeriesSelector:
@@ -22,7 +38,7 @@ class MemorySeriesSelector:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._series: dict[Labels, tuple[I64Array, F64Array]] = {}
+        self._series: dict[Labels, tuple[I64Array, F64Array, ObjArray | None]] = {}
         self._sorted: list[Labels] | None = None
         self._by_name: dict[str, list[Labels]] | None = None
 
@@ -30,27 +46,43 @@ class MemorySeriesSelector:
         return len(self._series)
 
     def add(self, labels: Labels, timestamps: Iterable[int] | I64Array,
-            values: Iterable[float] | F64Array) -> None:
+            values: Iterable[float] | F64Array,
+            histograms: Sequence[FloatHistogram | None] | None = None) -> None:
         """Adds samples to a series (merging with existing samples; a later write of the same
-        timestamp replaces the earlier value)."""
+        timestamp replaces the earlier value). ``histograms``, when given, is aligned with
+        ``values``: a native histogram sample where not None (its float value is ignored)."""
         ts = np.asarray(list(timestamps) if not isinstance(timestamps, np.ndarray) else timestamps,
                         dtype=np.int64)
         vs = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
         if ts.shape != vs.shape:
             raise ValueError("timestamps and values differ in length")
+        hs: ObjArray | None = None
+        if histograms is not None and any(h is not None for h in histograms):
+            hs = np.empty(len(histograms), dtype=object)
+            hs[:] = list(histograms)
+            if hs.shape != vs.shape:
+                raise ValueError("histograms and values differ in length")
+            vs = vs.copy()
+            vs[hs != None] = np.nan  # noqa: E711
         with self._lock:
             old = self._series.get(labels)
             if old is not None:
+                if hs is not None or old[2] is not None:
+                    hs = np.concatenate([_obj_or_none(old[2], old[0].size), _obj_or_none(hs, ts.size)])
                 ts = np.concatenate([old[0], ts])
                 vs = np.concatenate([old[1], vs])
             # Stable sort, then keep the last write per timestamp.
             order = np.argsort(ts, kind="stable")
             ts, vs = ts[order], vs[order]
+            if hs is not None:
+                hs = hs[order]
             if ts.size > 1:
                 keep = np.ones(ts.size, dtype=bool)
                 keep[:-1] = ts[1:] != ts[:-1]
                 ts, vs = ts[keep], vs[keep]
-            self._series[labels] = (ts, vs)
+                if hs is not None:
+                    hs = hs[keep]
+            self._series[labels] = (ts, vs, hs)
             self._sorted = None
             self._by_name = None
 
@@ -89,11 +121,12 @@ class MemorySeriesSelector:
             out_labels: list[Labels] = []
             ts_parts: list[I64Array] = []
             vs_parts: list[F64Array] = []
+            hs_parts: list[ObjArray | None] = []
             offsets = [0]
             for lbls in candidates:
                 if not all(m.matches_labels(lbls) for m in matchers):
                     continue
-                ts, vs = self._series[lbls]
+                ts, vs, hs = self._series[lbls]
                 a = int(np.searchsorted(ts, start_ms, side="left"))
                 b = int(np.searchsorted(ts, end_ms, side="right"))
                 if b <= a:
@@ -101,8 +134,19 @@ class MemorySeriesSelector:
                 out_labels.append(lbls)
                 ts_parts.append(ts[a:b])
                 vs_parts.append(vs[a:b])
+                hs_parts.append(None if hs is None else hs[a:b])
                 offsets.append(offsets[-1] + b - a)
         if not out_labels:
             return SeriesData.empty()
-        return SeriesData(out_labels, np.asarray(offsets, dtype=np.int64),
-                          np.concatenate(ts_parts), np.concatenate(vs_parts))
+        offs = np.asarray(offsets, dtype=np.int64)
+        tsa, vsa = np.concatenate(ts_parts), np.concatenate(vs_parts)
+        if all(h is None for h in hs_parts):
+            return SeriesData(out_labels, offs, tsa, vsa)
+        hsa = np.concatenate([_obj_or_none(h, p.size) for h, p in zip(hs_parts, ts_parts, strict=True)])
+        return HistogramSeriesData(out_labels, offs, tsa, vsa, hsa)
+
+
+def _obj_or_none(h: ObjArray | None, n: int) -> ObjArray:
+    if h is not None:
+        return h
+    return np.full(n, None, dtype=object)

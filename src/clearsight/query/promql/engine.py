@@ -47,6 +47,7 @@ from clearsight.query.promql.values import (
     FuncContext,
     FunctionImpl,
     MatrixSteps,
+    ObjArr,
     QueryError,
     QueryLimitExceeded,
     QueryTimeout,
@@ -54,7 +55,7 @@ from clearsight.query.promql.values import (
     Value,
     VectorSteps,
 )
-from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows
+from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows, select_rows
 from clearsight.store.interface import SeriesSelector
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000
@@ -334,8 +335,14 @@ class Evaluator:
         self._account(n * k)
         if n == 0:
             return VectorSteps.empty(k)
-        values, present, sample_ts = latest_samples(data, eff, lo, self.lookback)
-        return compact(VectorSteps(list(data.labels), values, present, None, sample_ts))
+        idx, present = latest_sample_index(data, eff, lo, self.lookback)
+        hs = series_histograms(data)
+        hist = None
+        if hs is not None:
+            hist = hs[idx]
+            hist[~present] = None
+        return compact(VectorSteps(list(data.labels), data.values[idx], present, None, data.timestamps[idx],
+                                   hist))
 
     def _smoothed_selector(self, e: VectorSelector, eff: I64) -> VectorSteps:
         """``metric smoothed``: the value at each step linearly interpolated between the samples
@@ -387,23 +394,32 @@ class Evaluator:
         labels: list[Labels] = []
         tss: list[I64] = []
         vals: list[Any] = []
+        hs_all = series_histograms(data)
+        hists: list[ObjArr | None] = []
         offs = data.offsets
         total = 0
         for i in range(len(data)):
             a, b = int(offs[i]), int(offs[i + 1])
             st = data.timestamps[a:b]
             sv = data.values[a:b]
+            sh = hs_all[a:b] if hs_all is not None else None
+            if sh is not None and not bool((sh != None).any()):  # noqa: E711
+                sh = None
             keep = ~stale_mask(sv)
             if not keep.all():
                 st, sv = st[keep], sv[keep]
+                if sh is not None:
+                    sh = sh[keep]
             if st.size == 0:
                 continue
             labels.append(data.labels[i])
             tss.append(st)
             vals.append(sv)
+            hists.append(sh)
             total += int(st.size)
         self._account(total)
-        return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra)
+        return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra,
+                           hists if any(h is not None for h in hists) else None)
 
     def subquery(self, e: SubqueryExpr, ts: I64) -> MatrixSteps:
         eff = self.effective_times(e.offset, e.at, ts)
@@ -431,6 +447,8 @@ class Evaluator:
         labels: list[Labels] = []
         tss: list[I64] = []
         vals: list[Any] = []
+        hists: list[ObjArr | None] = []
+        ihm = inner.hist_mask() if inner.hist is not None else None
         for i, lbl in enumerate(inner.labels):
             p = inner.present[i]
             if not p.any():
@@ -438,7 +456,10 @@ class Evaluator:
             labels.append(lbl)
             tss.append(inner_ts[p])
             vals.append(inner.values[i][p])
-        return MatrixSteps(labels, tss, vals, eff, rng)
+            hists.append(inner.hist[i][p] if inner.hist is not None and ihm is not None and ihm[i].any()
+                         else None)
+        return MatrixSteps(labels, tss, vals, eff, rng,
+                           hists=hists if any(h is not None for h in hists) else None)
 
     # ---- aggregation ----
 
@@ -548,13 +569,18 @@ def _sort_rows(name: str, v: VectorSteps, args: list[Value]) -> VectorSteps:
 
         order = sorted(range(n), key=lambda i: (lkey(i), v.labels[i]), reverse=(name == "sort_by_label_desc"))
     idx = np.asarray(order, dtype=np.int64)
-    return VectorSteps([v.labels[i] for i in order], v.values[idx], v.present[idx],
-                       v.drop_name[idx] if v.drop_name is not None else None,
-                       v.sample_ts[idx] if v.sample_ts is not None else None)
+    return select_rows(v, idx)
 
 
 def latest_samples(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[Any, Any, I64]:
-    """For every series and every time in ``eff``: the latest sample in ``(t - lookback, t]``.
+    """For every series and every time in ``eff``: the latest sample in ``(t - lookback, t]``."""
+    idxc, ok = latest_sample_index(data, eff, lo, lookback)
+    return data.values[idxc], ok, data.timestamps[idxc]
+
+
+def latest_sample_index(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[I64, Any]:
+    """Index (into the data's columns) of the latest sample in ``(t - lookback, t]`` for every
+    series and every time in ``eff``, and whether there is one (stale markers count as none).
 
     One ``searchsorted`` over all series at once: series ``i``'s timestamps are keyed as
     ``i * span + (t - lo)``, which is increasing across the concatenated columns."""
@@ -573,7 +599,15 @@ def latest_samples(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[
     v = data.values[idxc]
     ok &= t > (eff - lookback)[None, :]
     ok &= ~stale_mask(v.ravel()).reshape(n, k)
-    return v, ok, t
+    return idxc, ok
+
+
+def series_histograms(data: SeriesData) -> ObjArr | None:
+    """The histogram column of a select result (object array aligned with ``values``), if any."""
+    hs = getattr(data, "histograms", None)
+    if hs is None:
+        return None
+    return np.asarray(hs, dtype=object)
 
 
 class Engine:
@@ -679,11 +713,13 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
             raise QueryError("invalid expression type \"range vector\" for range query, must be Scalar or "
                              "instant Vector")
         out: list[SeriesResult] = []
-        for lbl, st, sv in zip(val.labels, val.timestamps, val.values, strict=True):
+        for i, (lbl, st, sv) in enumerate(zip(val.labels, val.timestamps, val.values, strict=True)):
             end = int(val.window_end[0])
             m = (st > end - val.range_ms) & (st <= end)
             if m.any():
-                out.append(SeriesResult(lbl, st[m].astype(np.int64), np.asarray(sv[m], dtype=np.float64)))
+                sh = val.hist_of(i)
+                out.append(SeriesResult(lbl, st[m].astype(np.int64), np.asarray(sv[m], dtype=np.float64),
+                                        None if sh is None else list(sh[m])))
         _check_unique([s.labels for s in out])
         out.sort(key=lambda s: s.labels)
         return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
@@ -693,7 +729,12 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
     series: list[SeriesResult] = []
     for i, lbl in enumerate(v.labels):
         p = v.present[i]
-        series.append(SeriesResult(lbl, ts[p].copy(), v.values[i][p].copy()))
+        hl = None
+        if v.hist is not None:
+            hrow = v.hist[i][p]
+            if bool((hrow != None).any()):  # noqa: E711
+                hl = list(hrow)
+        series.append(SeriesResult(lbl, ts[p].copy(), v.values[i][p].copy(), hl))
     if instant:
         return QueryResult("vector", series, annotations=ann, stats=ev.stats)
     series.sort(key=lambda s: s.labels)

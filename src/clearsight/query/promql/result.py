@@ -8,24 +8,40 @@ from typing import Any
 
 import numpy as np
 
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
 from clearsight.query.promql.values import F64, I64, Annotations
 
 
 @dataclass
 class SeriesResult:
-    """One output series: its labels and its points (timestamps ms ascending, float64 values)."""
+    """One output series: its labels and its points (timestamps ms ascending, float64 values).
+
+    ``histograms``, when set, is aligned with ``timestamps``: a ``FloatHistogram`` where that
+    point is a native histogram sample (its ``values`` entry is then NaN and meaningless), None
+    where it is a float. Prometheus' API emits histogram points as ``"histogram"``/``"histograms"``
+    instead of ``"value"``/``"values"``."""
 
     labels: Labels
     timestamps: I64
     values: F64
+    histograms: list[FloatHistogram | None] | None = None
 
     def __iter__(self) -> Iterator[Any]:
         """Unpacks as ``labels, timestamps, values``."""
         return iter((self.labels, self.timestamps, self.values))
 
     def points(self) -> list[tuple[int, float]]:
-        return [(int(t), float(v)) for t, v in zip(self.timestamps, self.values, strict=True)]
+        """The float points (histogram points left out)."""
+        hs = self.histograms
+        return [(int(t), float(v)) for i, (t, v) in enumerate(zip(self.timestamps, self.values, strict=True))
+                if hs is None or hs[i] is None]
+
+    def histogram_points(self) -> list[tuple[int, FloatHistogram]]:
+        hs = self.histograms
+        if hs is None:
+            return []
+        return [(int(t), h) for t, h in zip(self.timestamps, hs, strict=True) if h is not None]
 
 
 @dataclass

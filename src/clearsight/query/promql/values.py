@@ -17,7 +17,7 @@ Times are int64 milliseconds; values float64.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,8 @@ from clearsight.query.promql.ast import Expr
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 BoolArr = npt.NDArray[np.bool_]
+# Object arrays of ``FloatHistogram | None`` (native histogram samples beside the float values).
+ObjArr = npt.NDArray[Any]
 
 
 @dataclass
@@ -47,10 +49,23 @@ class VectorSteps:
     # Set by plain vector selectors: the timestamp of the sample chosen at each step (for
     # ``timestamp()``), shape (n, k). None for computed vectors.
     sample_ts: I64 | None = None
+    # Native histogram samples: shape (n, k) object array of ``FloatHistogram | None``; where an
+    # entry is a histogram, ``present`` is True and ``values`` holds NaN (a sample is either a
+    # float or a histogram). None means "no histograms at all".
+    hist: ObjArr | None = None
 
     @property
     def num_series(self) -> int:
         return len(self.labels)
+
+    def hist_mask(self) -> BoolArr:
+        """(n, k): where the sample is a histogram."""
+        if self.hist is None:
+            return np.zeros(self.present.shape, dtype=bool)
+        return np.asarray(self.hist != None)  # noqa: E711  (elementwise on an object array)
+
+    def has_hist(self) -> bool:
+        return self.hist is not None and bool(self.hist_mask().any())
 
     @staticmethod
     def empty(k: int) -> VectorSteps:
@@ -75,10 +90,19 @@ class MatrixSteps:
     anchored: bool = False
     smoothed: bool = False
     lookback_ms: int = 0
+    # Native histogram samples per series: an object array aligned with ``timestamps[i]``
+    # (``FloatHistogram`` or None for float samples), or None when the series has none.
+    hists: list[ObjArr | None] | None = None
 
     @property
     def num_series(self) -> int:
         return len(self.labels)
+
+    def hist_of(self, i: int) -> ObjArr | None:
+        return None if self.hists is None else self.hists[i]
+
+    def has_hist(self) -> bool:
+        return self.hists is not None and any(h is not None for h in self.hists)
 
 
 Value = ScalarSteps | VectorSteps | MatrixSteps | str

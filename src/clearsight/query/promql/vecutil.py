@@ -26,9 +26,9 @@ def drop_flag(v: VectorSteps) -> np.ndarray:
 def apply_drop_name(v: VectorSteps) -> VectorSteps:
     """Removes the metric name (and type/unit) from rows flagged for it; clears the flags."""
     if v.drop_name is None or not v.drop_name.any():
-        return VectorSteps(v.labels, v.values, v.present, None, v.sample_ts)
+        return VectorSteps(v.labels, v.values, v.present, None, v.sample_ts, v.hist)
     labels = [drop_meta(lbl) if d else lbl for lbl, d in zip(v.labels, v.drop_name, strict=True)]
-    return VectorSteps(labels, v.values, v.present, None, v.sample_ts)
+    return VectorSteps(labels, v.values, v.present, None, v.sample_ts, v.hist)
 
 
 def merge_rows(v: VectorSteps, strict: bool = True) -> VectorSteps:
@@ -53,6 +53,7 @@ def merge_rows(v: VectorSteps, strict: bool = True) -> VectorSteps:
     present = v.present.copy()
     drop = drop_flag(v).copy()
     sample_ts = v.sample_ts.copy() if v.sample_ts is not None else None
+    hist = v.hist.copy() if v.hist is not None else None
     removed = np.zeros(n, dtype=bool)
     for j, rows in groups.items():
         for i in rows[1:]:
@@ -63,13 +64,16 @@ def merge_rows(v: VectorSteps, strict: bool = True) -> VectorSteps:
             values[j, take] = values[i, take]
             if sample_ts is not None:
                 sample_ts[j, take] = sample_ts[i, take]
+            if hist is not None:
+                hist[j, take] = hist[i, take]
             present[j] |= present[i]
             drop[j] |= drop[i]
             removed[i] = True
     keep = ~removed
     return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], values[keep], present[keep],
                        drop[keep] if v.drop_name is not None else None,
-                       sample_ts[keep] if sample_ts is not None else None)
+                       sample_ts[keep] if sample_ts is not None else None,
+                       hist[keep] if hist is not None else None)
 
 
 def compact(v: VectorSteps) -> VectorSteps:
@@ -81,7 +85,40 @@ def compact(v: VectorSteps) -> VectorSteps:
         return v
     return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], v.values[keep],
                        v.present[keep], v.drop_name[keep] if v.drop_name is not None else None,
-                       v.sample_ts[keep] if v.sample_ts is not None else None)
+                       v.sample_ts[keep] if v.sample_ts is not None else None,
+                       v.hist[keep] if v.hist is not None else None)
+
+
+def select_rows(v: VectorSteps, idx: np.ndarray) -> VectorSteps:
+    """The rows ``idx`` (an index array or boolean mask) of ``v``, all fields carried along."""
+    ii = np.asarray(idx)
+    if ii.dtype == bool:
+        ii = np.nonzero(ii)[0]
+    return VectorSteps([v.labels[int(i)] for i in ii], v.values[ii], v.present[ii],
+                       v.drop_name[ii] if v.drop_name is not None else None,
+                       v.sample_ts[ii] if v.sample_ts is not None else None,
+                       v.hist[ii] if v.hist is not None else None)
+
+
+def hist_full(n: int, k: int) -> np.ndarray:
+    """An (n, k) object array of None."""
+    return np.full((n, k), None, dtype=object)
+
+
+def floats_only(v: VectorSteps) -> VectorSteps:
+    """``v`` without its histogram samples (what float-only operators see)."""
+    if v.hist is None:
+        return v
+    hm = v.hist_mask()
+    if not hm.any():
+        return VectorSteps(v.labels, v.values, v.present, v.drop_name, v.sample_ts, None)
+    return compact(VectorSteps(v.labels, v.values, v.present & ~hm, v.drop_name, v.sample_ts, None))
+
+
+def hists_only(v: VectorSteps) -> VectorSteps:
+    """``v`` without its float samples."""
+    hm = v.hist_mask()
+    return compact(VectorSteps(v.labels, v.values, v.present & hm, v.drop_name, v.sample_ts, v.hist))
 
 
 def stack(parts: list[VectorSteps], k: int) -> VectorSteps:
@@ -97,8 +134,11 @@ def stack(parts: list[VectorSteps], k: int) -> VectorSteps:
     drop = None
     if any(p.drop_name is not None for p in parts):
         drop = np.concatenate([drop_flag(p) for p in parts])
+    hist = None
+    if any(p.hist is not None for p in parts):
+        hist = np.concatenate([p.hist if p.hist is not None else hist_full(p.num_series, k) for p in parts])
     return VectorSteps(labels, np.concatenate([p.values for p in parts]),
-                       np.concatenate([p.present for p in parts]), drop, None)
+                       np.concatenate([p.present for p in parts]), drop, None, hist)
 
 
 def format_float(f: float) -> str:
