@@ -28,7 +28,8 @@ def embedded_compacting(data_dir: Path, *, retention_ms: int = 10**12, out_of_or
                                 out_of_order_window_ms=out_of_order_window_ms,
                                 max_active_series_per_tenant=max_active_series_per_tenant,
                                 queue_max_batches=64, duckdb_threads=2,
-                                compact_min_rows=1, compact_samples_per_series=0, chunk_target_samples=3)
+                                compact_min_rows=1, compact_samples_per_series=0, chunk_target_samples=3,
+                                compact_idle_seconds=0.0)
 
 
 FACTORIES: dict[str, StoreFactory] = {"head": embedded, "chunks": embedded_compacting}

@@ -205,3 +205,23 @@ def test_series_rows_on_disk(tmp_path: Path) -> None:
     finally:
         con.close()
     assert rows == [("t", fingerprint(lbl), "up", '{"__name__":"up","job":"a\\"b","zone":"é"}')]
+
+
+def test_due_compaction_runs_when_writes_pause(tmp_path: Path) -> None:
+    import time
+
+    store = _open(tmp_path, compact_min_rows=10, compact_samples_per_series=0, compact_idle_seconds=0.05)
+    try:
+        store.append("t", SampleBatch.from_series([(UP, [(i, float(i)) for i in range(12)])])).result()
+        deadline = time.monotonic() + 60
+        while store.storage_breakdown()["head_rows"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.storage_breakdown()["head_rows"] == 0
+        assert store.select("t", [Matcher.of("=", "job", "a")], 0, 100).timestamps.tolist() == list(range(12))
+        # Twice the bound compacts at once, without waiting for a pause.
+        store.compact_idle_seconds = 3600.0
+        store.append("t", SampleBatch.from_series([(UP, [(i, 1.0) for i in range(100, 125)])])).result()
+        store.sync()
+        assert store.storage_breakdown()["head_rows"] == 0
+    finally:
+        store.close()

@@ -138,6 +138,8 @@ class EmbeddedMetricsStore:
     - ``queue_max_batches``: ``append`` raises Overloaded when this many batches wait.
     - ``compact_min_rows`` / ``compact_samples_per_series``: the head is compacted into chunks
       once it holds at least ``max(compact_min_rows, compact_samples_per_series * series)`` rows.
+    - ``compact_idle_seconds``: a due compaction waits until no write arrived for this long (so it
+      does not delay acks), unless the head reaches twice its bound.
     - ``chunk_target_samples``: after a compaction, a series' chunks smaller than this are merged
       into one once they hold this many samples together (longer chunks compress better).
     - ``duckdb_threads`` / ``duckdb_memory_limit``: DuckDB settings (None keeps its defaults).
@@ -154,6 +156,7 @@ class EmbeddedMetricsStore:
         compact_min_rows: int = 1_000_000,
         compact_samples_per_series: int = 120,
         chunk_target_samples: int = 720,
+        compact_idle_seconds: float = 0.2,
         duckdb_threads: int | None = None,
         duckdb_memory_limit: str | None = None,
     ) -> None:
@@ -173,6 +176,8 @@ class EmbeddedMetricsStore:
         self.compact_min_rows = compact_min_rows
         self.compact_samples_per_series = compact_samples_per_series
         self.chunk_target_samples = chunk_target_samples
+        self.compact_idle_seconds = compact_idle_seconds
+        self._compaction_deferred = False
         self._head_rows = 0
 
         config: dict[str, Any] = {}
@@ -341,14 +346,24 @@ class EmbeddedMetricsStore:
     def _writer_main(self) -> None:
         try:
             while True:
+                idle = False
                 with self._cv:
                     while not self._pending and not self._closing:
-                        self._cv.wait()
-                    if not self._pending and self._closing:
-                        break
-                    items = list(self._pending)
-                    self._pending.clear()
-                    self._queued_batches = 0
+                        if not self._compaction_deferred:
+                            self._cv.wait()
+                        elif not self._cv.wait(timeout=self.compact_idle_seconds) and not self._pending:
+                            idle = True
+                            break
+                    if not idle:
+                        if not self._pending and self._closing:
+                            break
+                        items = list(self._pending)
+                        self._pending.clear()
+                        self._queued_batches = 0
+                if idle:
+                    self._compaction_deferred = False
+                    self._safe_compact()
+                    continue
                 self._run(items)
             self._checkpoint()
             self._wcon.close()
@@ -385,14 +400,22 @@ class EmbeddedMetricsStore:
                 it.future.set_exception(e)
         if group:
             self._commit_group(group)
-        if self._compaction_due():
-            self._compact()
+        if self._compaction_due(factor=2):
+            self._safe_compact()  # the head outgrew twice its bound under constant load
+        elif self._compaction_due():
+            self._compaction_deferred = True  # compact once the queue has been idle a moment
 
-    def _compaction_due(self) -> bool:
+    def _safe_compact(self) -> None:
+        try:
+            self._compact()
+        except Exception:
+            log.exception("compaction failed; the head keeps the samples")
+
+    def _compaction_due(self, factor: int = 1) -> bool:
         with self._index_lock:
             n_series = sum(len(idx) for idx in self._index.values())
-        need = max(self.compact_min_rows, self.compact_samples_per_series * n_series)
-        return self._head_rows >= max(need, 1)
+        need = max(self.compact_min_rows, self.compact_samples_per_series * n_series, 1)
+        return self._head_rows >= factor * need
 
     def _compact(self) -> None:
         """Moves every head row into chunks, in one transaction."""
