@@ -59,6 +59,10 @@ def describe(labels: Labels | list[tuple[str, str]]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _clip(s: str) -> str:
+    return s if len(s) <= _MAX_RENDERED_VALUE else s[:_MAX_RENDERED_VALUE] + "..."
+
+
 def _utf8_len(s: str) -> int:
     return len(s) if s.isascii() else len(s.encode("utf-8"))
 
@@ -75,13 +79,13 @@ def canonicalize(raw: Labels, limits: WriteLimits) -> Labels:
     for n, v in raw:
         if n == "":
             raise InvalidInput(
-                f"empty label name (value {v[:_MAX_RENDERED_VALUE]!r}) in series {describe(kept)}",
+                f"empty label name (value {_clip(v)!r}) in series {describe(kept)}",
                 reason="invalid_label_name",
             )
         if len(n) > limits.max_label_name_length // 4 and _utf8_len(n) > limits.max_label_name_length:
             raise LimitExceeded(
                 "label_name_length",
-                f"label name {n[:_MAX_RENDERED_VALUE]!r}... is {_utf8_len(n)} bytes, over the limit of "
+                f"label name {_clip(n)!r} is {_utf8_len(n)} bytes, over the limit of "
                 f"{limits.max_label_name_length} bytes (max_label_name_length) in series {describe(kept)}",
             )
         if len(v) > limits.max_label_value_length // 4 and _utf8_len(v) > limits.max_label_value_length:
