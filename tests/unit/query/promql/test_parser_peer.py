@@ -4,7 +4,9 @@ Prometheus 2.42 predates some 3.x syntax (durations as numbers, duration express
 modifiers, anchored/smoothed, quoted UTF-8 names, experimental functions) and formatted numbers
 with ``%v`` (``1e+06``) where 3.x prints every digit, so the generated queries avoid those; on the
 rest, ``/api/v1/format_query`` and our ``prettify_expr`` must agree byte for byte, and so must the
-success/failure verdict and the error message of arbitrary token soup.
+success/failure verdict and the error message of arbitrary token soup. The examples are
+derandomized (the same ones every run) so a new version difference cannot make CI flaky; explore
+with more examples by removing ``derandomize``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ _NEW_SYNTAX = re.compile(
 _VERSION_DEPENDENT_NUMBER = re.compile(r"[0-9]{7,}|[0-9]e|0\.0000|\.[0-9]{15,}")
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.filter_too_much])
 @given(QUERIES)
 def test_format_query_matches_prometheus(prometheus: str, q: str) -> None:
@@ -117,13 +119,13 @@ _V2_ONLY_MESSAGES = ("unexpected duration", "bad duration syntax", "missing unit
                      "unexpected number \"1e\"")
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=10),
        st.lists(st.sampled_from(["", " "]), max_size=10))
 def test_errors_match_prometheus(prometheus: str, tokens: list[str], seps: list[str]) -> None:
     q = "".join(t + (seps[i] if i < len(seps) else "") for i, t in enumerate(tokens))
     # 3.x-only: quoted names in braces ({"x"}), and the stricter 3.x number lexer
-    if _NEW_SYNTAX.search(q) or re.search(r"[0-9]e[+-]?(?![0-9])|\.\.|[0-9]\.[0-9]*\.|[{,]\s*[\"'`]", q):
+    if _NEW_SYNTAX.search(q) or re.search(r"[0-9]e[+-]?(?![0-9])|[0-9]e[+-]?[0-9]*[.eE_]|\.\.|[0-9]\.[0-9]*\.|[{,]\s*[\"'`]", q):
         return
     theirs = _format_query(prometheus, q)
     if not theirs[0] and any(m in theirs[1] for m in _V2_ONLY_MESSAGES):
