@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,10 +17,12 @@ from starlette.responses import Response
 
 from clearsight.api.common import TenantOf, ingest_error_response, read_body
 from clearsight.ingest.remote_write import decode_write_request
+from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.selfmetrics import SelfMetrics
+from clearsight.store.interface import AppendResult
 
 log = logging.getLogger("clearsight.api.remote_write")
 PROTOCOL = "remote_write"
@@ -35,9 +38,15 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
                 decode_write_request, body,
                 content_encoding=request.headers.get("content-encoding"),
                 content_type=request.headers.get("content-type"), limits=limits)
+
+            def decode_and_submit() -> tuple[SampleBatch, concurrent.futures.Future[AppendResult]]:
+                # Decoding and validation run off the event loop (the Cython walk releases the GIL).
+                batch = decode()
+                return batch, ingestor.submit(tenant, batch)
+
             loop = asyncio.get_running_loop()
-            batch = await loop.run_in_executor(None, decode)
-            result = await ingestor.ingest(tenant, batch)
+            batch, fut = await loop.run_in_executor(None, decode_and_submit)
+            result = await ingestor.wait(fut)
         except IngestError as e:
             metrics.rejected.labels(PROTOCOL, e.reason).inc()
             metrics.requests.labels(PROTOCOL, str(e.status)).inc()

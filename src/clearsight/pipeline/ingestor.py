@@ -45,6 +45,11 @@ class MetricsIngestor:
         fut = self.submit(tenant, batch)
         return await _await_append(fut)
 
+    @staticmethod
+    async def wait(fut: concurrent.futures.Future[AppendResult]) -> AppendResult:
+        """Awaits a future from ``submit`` (translating store errors)."""
+        return await _await_append(fut)
+
     def ingest_blocking(self, tenant: str, batch: SampleBatch, timeout: float | None = None) -> AppendResult:
         fut = self.submit(tenant, batch)
         try:
