@@ -750,6 +750,28 @@ class FloatHistogram:
 
     # ---------------------------------------------------------------------- misc
 
+    def equals(self, other: FloatHistogram) -> bool:
+        """Exact data equality (Prometheus' ``Equals``, used by PromQL's ``==``/``!=``): same
+        schema, bit-identical counts and sum, same bucket layout (empty buckets included), same
+        custom bounds; the counter reset hint is ignored."""
+        if self.schema != other.schema:
+            return False
+        if _bits(self.count) != _bits(other.count) or _bits(self.sum) != _bits(other.sum):
+            return False
+        if self.uses_custom_buckets and not custom_bounds_match(self.custom_values, other.custom_values):
+            return False
+        if self.zero_threshold != other.zero_threshold or _bits(self.zero_count) != _bits(other.zero_count):
+            return False
+        for ai, ac, bi, bc in (
+            (self.negative_index, self.negative, other.negative_index, other.negative),
+            (self.positive_index, self.positive, other.positive_index, other.positive),
+        ):
+            if len(ai) != len(bi) or not bool(np.all(ai == bi)):
+                return False
+            if not bool(np.all(ac.view(np.uint64) == bc.view(np.uint64))):
+                return False
+        return True
+
     def has_overflow(self) -> bool:
         vals = [self.zero_count, self.count, self.sum]
         if any(math.isinf(v) for v in vals):
@@ -766,6 +788,10 @@ class FloatHistogram:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _bits(v: float) -> int:
+    return int(np.float64(v).view(np.uint64))
 
 
 def spans_to_indices(spans: list[tuple[int, int]], n_buckets: int) -> I64:

@@ -114,9 +114,7 @@ def parse_histogram(text: str) -> ParsedHistogram:
         elif key in _LIST_KEYS:
             if not raw.startswith("["):
                 raise HistogramSyntaxError(f"error parsing {key} float array: {raw}")
-            items = raw[1:-1].split()
-            if not items:
-                raise HistogramSyntaxError(f"error parsing {key} float array: {raw}")
+            items = raw[1:-1].split()  # "[]" is accepted: Prometheus prints it for no bounds
             desc[key] = [_parse_number(x, key) for x in items]
         elif key == "counter_reset_hint":
             if raw not in _HINTS:
