@@ -130,3 +130,11 @@ def test_latest_value_per_series(client: TestClient) -> None:
                              "value": [T / 1000 + 600, "300"]}]
     r = client.get("/api/v1/latest")
     assert r.status_code == 400 and r.json()["error"] == "no match[] parameter provided"
+
+
+def test_parse_query_returns_the_tree(client: TestClient) -> None:
+    body = client.get("/api/v1/parse_query", params={"query": "sum(rate(x[5m]))"}).json()
+    assert body["status"] == "success"
+    assert body["data"]["type"] == "aggregation" and body["data"]["op"] == "sum"
+    bad = client.get("/api/v1/parse_query", params={"query": "sum("})
+    assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"

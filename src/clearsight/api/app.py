@@ -99,6 +99,8 @@ def create_app(s: Services) -> FastAPI:
          "Latest sample of every series matching match[] (time, lookback, limit)."),
         ("/api/v1/format_query", _timed("format_query", query["format_query"], m), ["GET", "POST"],
          "Canonical formatting of a PromQL expression."),
+        ("/api/v1/parse_query", _timed("parse_query", query["parse_query"], m), ["GET", "POST"],
+         "The syntax tree of a PromQL expression as JSON."),
     ]
     if s.targets is not None:
         api.append(("/api/v1/targets", _targets_handler(s.targets), ["GET"],

@@ -35,7 +35,7 @@ from clearsight.query.promql.ast import ValueType
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.engine import QueryCanceled as EngineQueryCanceled
 from clearsight.query.promql.parser import ParseError, parse
-from clearsight.query.promql.printer import format_expr
+from clearsight.query.promql.printer import ast_to_json, prettify_expr
 from clearsight.query.promql.result import QueryResult
 from clearsight.store.interface import MetricsStore, SeriesSelector
 
@@ -228,11 +228,18 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
     async def format_query(request: Request) -> Response:
         try:
             p = await params(request)
-            return success(format_expr(_parse(_query_param(p))))
+            return success(prettify_expr(_parse(_query_param(p))))
         except ApiError as e:
             return error_response(e)
 
-    return {"query": instant, "query_range": range_query, "format_query": format_query}
+    async def parse_query(request: Request) -> Response:
+        try:
+            p = await params(request)
+            return success(ast_to_json(_parse(_query_param(p))))
+        except ApiError as e:
+            return error_response(e)
+
+    return {"query": instant, "query_range": range_query, "format_query": format_query, "parse_query": parse_query}
 
 
 def _parse(q: str) -> Any:

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Iterator
 
 from clearsight.model.labels import METRIC_NAME, Labels, make_labels
-from clearsight.model.matchers import Matcher, MatchType
+from clearsight.model.matchers import Matcher, MatchType, RegexError
 from clearsight.query.promql import lexer as lx
 from clearsight.query.promql.ast import (
     AGGREGATION_OPS,
@@ -684,7 +684,8 @@ class _Parser:
         except ValueError as e:
             msg = str(e)
             if mt in (MatchType.RE, MatchType.NRE):
-                msg = f"error parsing regexp: {msg}"
+                detail = e.detail if isinstance(e, RegexError) else msg
+                msg = f"error parsing regexp: {detail}"
             raise self.err(msg, pos) from None
 
     # -- calls and aggregations -----------------------------------------------------------------
