@@ -3,7 +3,8 @@ every batch the child saw acknowledged is there.
 
 The child (this file run as a script) appends from several threads and prints the id of each
 batch whose future resolved, flushing stdout at once. The parent kills it at a random moment,
-reopens the store and checks every printed id. Repeated on the same data directory.
+reopens the store and checks every printed id. Repeated on the same data directory, every other
+run with a compaction policy that compacts, merges and checkpoints all the time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 SERIES_PER_BATCH = 20
-RUNS = 4
+RUNS = 6
 
 
 def _batch(batch_id: int) -> object:
@@ -33,12 +34,16 @@ def _batch(batch_id: int) -> object:
     return SampleBatch.from_series(series)
 
 
-def _child(data_dir: Path, first_id: int) -> None:
+def _child(data_dir: Path, first_id: int, compacting: bool) -> None:
     from clearsight.store.embedded import EmbeddedMetricsStore
     from clearsight.store.interface import Overloaded
 
+    # The compacting runs compact (and checkpoint) every ~100 batches and merge chunks, so kills
+    # also land inside compactions and checkpoints.
+    policy = {"compact_min_rows": 2000, "compact_samples_per_series": 0, "compact_idle_seconds": 0.0,
+              "chunk_target_samples": 300} if compacting else {}
     store = EmbeddedMetricsStore(data_dir, retention_ms=10**15, out_of_order_window_ms=10**12,
-                                 max_active_series_per_tenant=0, queue_max_batches=16)
+                                 max_active_series_per_tenant=0, queue_max_batches=16, **policy)
     ids = itertools.count(first_id)
     out_lock = threading.Lock()
 
@@ -54,11 +59,11 @@ def _child(data_dir: Path, first_id: int) -> None:
                 sys.stdout.write(f"{bid}\n")
                 sys.stdout.flush()
 
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     threads = [threading.Thread(target=work, daemon=True) for _ in range(4)]
     for t in threads:
         t.start()
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
     for t in threads:
         t.join()
 
@@ -72,7 +77,7 @@ def test_acked_batches_survive_sigkill(tmp_path: Path) -> None:
     acked_total: list[int] = []
     for run in range(RUNS):
         first_id = (run + 1) * 1_000_000
-        proc = subprocess.Popen([sys.executable, __file__, str(tmp_path), str(first_id)],
+        proc = subprocess.Popen([sys.executable, __file__, str(tmp_path), str(first_id), str(run % 2)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -107,8 +112,15 @@ def test_acked_batches_survive_sigkill(tmp_path: Path) -> None:
         finally:
             store.close()
     assert len(acked_total) >= RUNS * 50
+    # The compacting runs did move samples into chunks (the kills did not all beat them to it).
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, out_of_order_window_ms=10**12,
+                                 max_active_series_per_tenant=0, queue_max_batches=16)
+    try:
+        assert store.storage_breakdown()["chunk_rows"] > 0
+    finally:
+        store.close()
     print(f"{len(acked_total)} acked batches across {RUNS} SIGKILLs, 0 lost")
 
 
 if __name__ == "__main__":
-    _child(Path(sys.argv[1]), int(sys.argv[2]))
+    _child(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1")

@@ -143,6 +143,9 @@ class EmbeddedMetricsStore:
     - ``chunk_target_samples``: after a compaction, a series' chunks smaller than this are merged
       into one once they hold this many samples together (longer chunks compress better).
     - ``duckdb_threads`` / ``duckdb_memory_limit``: DuckDB settings (None keeps its defaults).
+    - ``wal_checkpoint_threshold``: DuckDB checkpoints by itself when its WAL grows past this. The
+      writer also checkpoints after every compaction, so the head normally lives in the WAL only
+      and never takes blocks in the database file.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class EmbeddedMetricsStore:
         compact_idle_seconds: float = 0.2,
         duckdb_threads: int | None = None,
         duckdb_memory_limit: str | None = None,
+        wal_checkpoint_threshold: str = "256MB",
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
@@ -180,7 +184,7 @@ class EmbeddedMetricsStore:
         self._compaction_deferred = False
         self._head_rows = 0
 
-        config: dict[str, Any] = {}
+        config: dict[str, Any] = {"checkpoint_threshold": wal_checkpoint_threshold}
         if duckdb_threads is not None:
             config["threads"] = duckdb_threads
         if duckdb_memory_limit is not None:
@@ -434,6 +438,7 @@ class EmbeddedMetricsStore:
             raise
         self._head_rows = 0
         self._merge_small_chunks()
+        self._checkpoint()
 
     def _merge_small_chunks(self) -> None:
         """Merges each series' chunks below ``chunk_target_samples`` once they add up to it."""
