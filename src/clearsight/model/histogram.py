@@ -1181,39 +1181,32 @@ def _kahan_custom_mismatched(
 
 
 def storage_hints(samples: list[FloatHistogram]) -> list[FloatHistogram]:
-    """The counter reset hints Prometheus' TSDB returns for one series' histograms appended in
-    time order (what a query reads back, e.g. after promqltest's ``load``).
+    """The counter reset hints a query reads back from Prometheus' TSDB for one series'
+    histograms appended in time order (e.g. after promqltest's ``load``).
 
-    Gauge histograms read back as gauge. For counters: the first sample keeps unknown (or reset if
-    it says so); each later one is ``reset`` when a reset is detected (hint reset, a lower count or
-    zero count, a bucket that decreased or vanished while populated, changed custom bounds),
-    ``unknown`` when the schema or zero threshold changed (a new chunk without a verdict), and
-    ``not_reset`` otherwise. (The TSDB also unifies the bucket layout within a chunk, which adds
-    empty buckets; that is not modelled here.)
+    The TSDB keeps histograms in chunks and only stores a hint per chunk; reading returns
+    ``gauge`` for gauge histograms, ``unknown`` for the first histogram of a chunk and
+    ``not_reset`` for the others. A counter histogram starts a new chunk after a gauge one and
+    when the append check fails: an explicit ``reset`` hint, a lower count or zero count, a
+    populated bucket that shrank or vanished, changed custom bounds, or a changed schema or zero
+    threshold. So an explicit ``reset`` never reads back as ``reset``.
+
+    Pass one run of consecutive histogram samples (a float sample in between starts a new chunk,
+    so start a new run there). Not modelled: chunks cut for size or at the 2h chunk range
+    boundary (those histograms read back as ``unknown`` instead of ``not_reset``), and the
+    bucket layout unification within a chunk (it only adds empty buckets).
     """
     out: list[FloatHistogram] = []
     prev: FloatHistogram | None = None
     for h in samples:
         if h.counter_reset_hint == CounterResetHint.GAUGE:
             out.append(h)
-        elif prev is None:
-            out.append(
-                h.with_hint(
-                    CounterResetHint.RESET
-                    if h.counter_reset_hint == CounterResetHint.RESET
-                    else CounterResetHint.UNKNOWN
-                )
-            )
-        elif prev.counter_reset_hint == CounterResetHint.GAUGE:
-            out.append(
-                h.with_hint(
-                    CounterResetHint.RESET
-                    if h.counter_reset_hint == CounterResetHint.RESET
-                    else CounterResetHint.NOT_RESET
-                )
-            )
+        elif prev is None or prev.counter_reset_hint == CounterResetHint.GAUGE:
+            out.append(h.with_hint(CounterResetHint.UNKNOWN))
+        elif _storage_verdict(prev, h) == CounterResetHint.NOT_RESET:
+            out.append(h.with_hint(CounterResetHint.NOT_RESET))
         else:
-            out.append(h.with_hint(_storage_verdict(prev, h)))
+            out.append(h.with_hint(CounterResetHint.UNKNOWN))
         prev = h
     return out
 
