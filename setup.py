@@ -25,6 +25,11 @@ def _extensions() -> list[Extension]:
             ["src/clearsight/ingest/_prompb.pyx"],
             extra_compile_args=["-O3"],
         ),
+        Extension(
+            "clearsight.api._jsonfmt",
+            ["src/clearsight/api/_jsonfmt.pyx"],
+            extra_compile_args=["-O3"],
+        ),
     ]
     return list(cythonize(exts, build_dir="build/cython", compiler_directives={"language_level": "3"}))
 

@@ -165,6 +165,23 @@ def format_float(v: float) -> str:
     return np.format_float_positional(v, unique=True, trim="-")
 
 
+def format_floats(values: list[float]) -> list[str]:
+    """``format_float`` over many values: C ``repr`` for the common case, the exact rule for the
+    rest (exponents, NaN/Inf)."""
+    out = [repr(v) for v in values]
+    for i, r in enumerate(out):
+        if r[-2:] == ".0":
+            out[i] = r[:-2]
+        elif "e" in r or "n" in r:  # 1e+16, 1e-05, nan, inf
+            out[i] = format_float(values[i])
+    return out
+
+
+def format_timestamps(ms: list[int]) -> list[float | int]:
+    """``format_ts`` over many timestamps."""
+    return [t // 1000 if t % 1000 == 0 else t / 1000 for t in ms]
+
+
 def format_ts(ms: int) -> float | int:
     """A timestamp in seconds with ms precision, as Prometheus encodes it (number, not string)."""
     if ms % 1000 == 0:

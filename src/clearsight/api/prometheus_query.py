@@ -12,6 +12,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import orjson
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +24,8 @@ from clearsight.api.common import (
     TenantOf,
     error_response,
     format_float,
+    format_floats,
+    format_timestamps,
     format_ts,
     limit_param,
     params,
@@ -84,10 +89,26 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
                         "value": [format_ts(int(s.timestamps[0])), format_float(float(s.values[0]))]})
     else:
         for s in items:
-            out.append({"metric": dict(s.labels),
-                        "values": [[format_ts(t), format_float(v)]
-                                   for t, v in zip(s.timestamps.tolist(), s.values.tolist(), strict=True)]})
+            out.append({"metric": dict(s.labels), "values": _points(s.timestamps, s.values)})
     return {"resultType": rt, "result": out}, warnings
+
+
+def _points_py(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> Any:
+    return list(map(list, zip(format_timestamps(ts.tolist()), format_floats(vals.tolist()), strict=True)))
+
+
+def _points_native(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> Any:
+    return orjson.Fragment(_jsonfmt.encode_points(np.ascontiguousarray(ts, dtype=np.int64),
+                                                  np.ascontiguousarray(vals, dtype=np.float64), format_float))
+
+
+try:
+    from clearsight.api import _jsonfmt  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
+    log.warning("native JSON point encoder not built; using the pure-Python encoder")
+    _points = _points_py
+else:
+    _points = _points_native
 
 
 def stats_json(result: QueryResult) -> dict[str, Any]:
