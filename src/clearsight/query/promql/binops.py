@@ -20,7 +20,17 @@ from clearsight.query.promql.ast import (
     Cardinality,
     VectorMatching,
 )
-from clearsight.query.promql.values import F64, BoolArr, QueryError, ScalarSteps, Value, VectorSteps
+from clearsight.query.promql.nh_binops import fix_cells
+from clearsight.query.promql.values import (
+    F64,
+    Annotations,
+    BoolArr,
+    ObjArr,
+    QueryError,
+    ScalarSteps,
+    Value,
+    VectorSteps,
+)
 from clearsight.query.promql.vecutil import labels_string, merge_rows, stack
 
 ArithFn = Callable[[F64, F64], F64]
@@ -68,28 +78,38 @@ def scalar_op(op: str, a: F64, b: F64) -> F64:
     return _arith(op, a, b)
 
 
-def evaluate_binary(e: BinaryExpr, lhs: Value, rhs: Value, strict: bool) -> Value:
+def evaluate_binary(e: BinaryExpr, lhs: Value, rhs: Value, strict: bool,
+                    ann: Annotations | None = None) -> Value:
+    """``ann`` receives the annotations of operations on native histogram samples."""
     op = e.op
     if isinstance(lhs, ScalarSteps) and isinstance(rhs, ScalarSteps):
         return ScalarSteps(scalar_op(op, lhs.values, rhs.values))
     if isinstance(lhs, VectorSteps) and isinstance(rhs, ScalarSteps):
-        return _vector_scalar(op, lhs, rhs.values, False, e.return_bool)
+        return _vector_scalar(op, lhs, rhs.values, False, e.return_bool, ann)
     if isinstance(lhs, ScalarSteps) and isinstance(rhs, VectorSteps):
-        return _vector_scalar(op, rhs, lhs.values, True, e.return_bool)
+        return _vector_scalar(op, rhs, lhs.values, True, e.return_bool, ann)
     if isinstance(lhs, VectorSteps) and isinstance(rhs, VectorSteps):
         matching = e.matching or VectorMatching(
             card=Cardinality.MANY_TO_MANY if op in SET_OPS else Cardinality.ONE_TO_ONE)
         if op in SET_OPS:
             return _set_op(op, lhs, rhs, matching, strict)
-        return _vector_vector(op, lhs, rhs, matching, e.return_bool, strict)
+        return _vector_vector(op, lhs, rhs, matching, e.return_bool, strict, ann)
     raise QueryError(f"binary operator {op!r} is not defined between these operand types")
 
 
-def _vector_scalar(op: str, vec: VectorSteps, sc: F64, swap: bool, return_bool: bool) -> VectorSteps:
+def _vector_scalar(op: str, vec: VectorSteps, sc: F64, swap: bool, return_bool: bool,
+                   ann: Annotations | None = None) -> VectorSteps:
     v = vec.values
     s = np.broadcast_to(sc[None, :], v.shape)
     a, b = (s, v) if swap else (v, s)
     n = vec.num_series
+    if vec.has_hist():
+        out = _vector_scalar(op, VectorSteps(vec.labels, vec.values, vec.present, vec.drop_name), sc, swap,
+                             return_bool)
+        lh, rh = (None, vec.hist) if swap else (vec.hist, None)
+        vals, pres, hist = fix_cells(op, a, b, lh, rh, out.values, out.present, vec.present, return_bool, ann,
+                                     keep_side="right" if swap else "left")
+        return VectorSteps(out.labels, vals, pres, out.drop_name, None, hist)
     if op in COMPARISON_OPS:
         cond = _compare(op, a, b)
         if return_bool:
@@ -132,15 +152,15 @@ def _set_op(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: VectorMatchin
             return VectorSteps.empty(k)
         matched = rp[lsig]
         present = lhs.present & matched if op == "and" else lhs.present & ~matched
-        return VectorSteps(lhs.labels, lhs.values, present, lhs.drop_name, None)
+        return VectorSteps(lhs.labels, lhs.values, present, lhs.drop_name, None, lhs.hist)
     # or
     lp = np.zeros((nsig, k), dtype=bool)
     if lhs.num_series:
         np.logical_or.at(lp, lsig, lhs.present)
     rhs_part = VectorSteps(rhs.labels, rhs.values,
                            rhs.present & ~lp[rsig] if rhs.num_series else rhs.present,
-                           rhs.drop_name, None)
-    both = stack([VectorSteps(lhs.labels, lhs.values, lhs.present, lhs.drop_name, None), rhs_part], k)
+                           rhs.drop_name, None, rhs.hist)
+    both = stack([VectorSteps(lhs.labels, lhs.values, lhs.present, lhs.drop_name, None, lhs.hist), rhs_part], k)
     return merge_rows(both, strict)
 
 
@@ -174,8 +194,9 @@ def _match_labels(labels: Labels, matching: VectorMatching) -> Labels:
 
 
 def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: VectorMatching,
-                   return_bool: bool, strict: bool) -> VectorSteps:
+                   return_bool: bool, strict: bool, ann: Annotations | None = None) -> VectorSteps:
     k = lhs.values.shape[1]
+    with_hist = lhs.has_hist() or rhs.has_hist()
     swap = matching.card is Cardinality.ONE_TO_MANY
     fill_l, fill_r = matching.fill_left, matching.fill_right
     # Steps where the operation runs at all (Prometheus short-circuits empty sides without fill).
@@ -217,15 +238,17 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
     if fill_one is None and fill_many is None and all(len(r) == 1 for r in groups_one.values()):
         return _vector_vector_unique(op, many, one, msig, groups_one, np.asarray(active, dtype=bool), matching,
                                      return_bool, swap,
-                                     strict)
+                                     strict, ann if with_hist else None)
 
     out_labels: list[Labels] = []
     out_vals: list[F64] = []
     out_pres: list[BoolArr] = []
+    out_hist: list[ObjArr | None] = []
     out_sig: list[int] = []
     out_matched: list[BoolArr] = []  # where the op ran (for the one-to-one duplicate check)
 
-    def emit(ml: Labels, ol: Labels, mv: F64, ov: F64, run: BoolArr, sig: int) -> None:
+    def emit(ml: Labels, ol: Labels, mv: F64, ov: F64, run: BoolArr, sig: int,
+             mh: ObjArr | None = None, oh: ObjArr | None = None) -> None:
         lv, rv = (ov, mv) if swap else (mv, ov)
         if op in COMPARISON_OPS:
             cond = _compare(op, lv, rv)
@@ -238,6 +261,11 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
         else:
             vals = _arith(op, lv, rv)
             pres = run
+        hist = None
+        if mh is not None or oh is not None:
+            lh, rh = (oh, mh) if swap else (mh, oh)
+            vals, pres, hist = fix_cells(op, lv, rv, lh, rh, vals, pres, run, return_bool, ann)
+        out_hist.append(hist)
         out_labels.append(_result_labels(ml, ol, op, matching))
         out_vals.append(vals)
         out_pres.append(pres)
@@ -253,11 +281,13 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
         for r in rows:
             run = mp & one.present[r]
             if run.any():
-                emit(ml, one.labels[r], many.values[i], one.values[r], run, s)
+                emit(ml, one.labels[r], many.values[i], one.values[r], run, s,
+                     many.hist[i] if many.hist is not None else None, one.hist[r] if one.hist is not None else None)
         if fill_one is not None:
             unmatched = mp & ~one_present_by_sig.get(s, np.zeros(k, dtype=bool))
             if unmatched.any():
-                emit(ml, _match_labels(ml, matching), many.values[i], np.full(k, fill_one), unmatched, s)
+                emit(ml, _match_labels(ml, matching), many.values[i], np.full(k, fill_one), unmatched, s,
+                     many.hist[i] if many.hist is not None else None)
     if fill_many is not None:
         matched_by_sig: dict[int, BoolArr] = {}
         for s_, m_ in zip(out_sig, out_matched, strict=True):
@@ -270,7 +300,8 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
             if done is not None:
                 op_ = op_ & ~done
             if op_.any():
-                emit(_match_labels(ol, matching), ol, np.full(k, fill_many), one.values[r], op_, s)
+                emit(_match_labels(ol, matching), ol, np.full(k, fill_many), one.values[r], op_, s, None,
+                     one.hist[r] if one.hist is not None else None)
 
     if not out_labels:
         return VectorSteps.empty(k)
@@ -296,13 +327,17 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
                     raise QueryError("multiple matches for labels: grouping labels must ensure unique matches")
     n = len(out_labels)
     drop = np.full(n, return_bool, dtype=bool)
-    res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), drop, None)
+    hist_rows = None
+    if any(h is not None for h in out_hist):
+        hist_rows = np.vstack([h if h is not None else np.full(k, None, dtype=object) for h in out_hist])
+    res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), drop, None, hist_rows)
     return merge_rows(res, strict)
 
 
 def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: list[int],
                           groups_one: dict[int, list[int]], active: BoolArr, matching: VectorMatching,
-                          return_bool: bool, swap: bool, strict: bool) -> VectorSteps:
+                          return_bool: bool, swap: bool, strict: bool,
+                          ann: Annotations | None = None) -> VectorSteps:
     """The common case: every match group has exactly one series on the 'one' side, no fill.
     All pairs are computed in one vectorized operation."""
     k = many.values.shape[1]
@@ -328,6 +363,12 @@ def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: li
             vals, pres = lv, run & cond
     else:
         vals, pres = _arith(op, lv, rv), run
+    hist = None
+    if many.hist is not None or one.hist is not None:
+        mh = many.hist[mi] if many.hist is not None else None
+        oh = one.hist[oi] if one.hist is not None else None
+        lh, rh = (oh, mh) if swap else (mh, oh)
+        vals, pres, hist = fix_cells(op, lv, rv, lh, rh, vals, pres, run, return_bool, ann)
     cache: dict[tuple[Labels, Labels], Labels] = {}
     out_labels: list[Labels] = []
     for a, b in zip(pair_many, pair_one, strict=True):
@@ -355,9 +396,14 @@ def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: li
             if (cnt > 1).any():
                 raise QueryError("multiple matches for labels: grouping labels must ensure unique matches")
     drop = np.full(len(out_labels), return_bool, dtype=bool)
-    return merge_rows(VectorSteps(out_labels, vals, pres, drop, None), strict)
+    return merge_rows(VectorSteps(out_labels, vals, pres, drop, None, hist), strict)
 
 
 def negate(v: VectorSteps) -> VectorSteps:
-    return VectorSteps(v.labels, -v.values, v.present, np.ones(v.num_series, dtype=bool), None)
+    hist = None
+    if v.hist is not None:
+        hist = np.full(v.hist.shape, None, dtype=object)
+        for i, j in zip(*np.nonzero(v.hist_mask()), strict=True):
+            hist[i, j] = v.hist[i, j].neg()
+    return VectorSteps(v.labels, -v.values, v.present, np.ones(v.num_series, dtype=bool), None, hist)
 

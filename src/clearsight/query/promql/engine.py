@@ -21,7 +21,7 @@ import numpy as np
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
-from clearsight.query.promql import aggregations, binops
+from clearsight.query.promql import aggregations, binops, nh_functions
 from clearsight.query.promql.ast import (
     AggregateExpr,
     AtModifier,
@@ -40,6 +40,7 @@ from clearsight.query.promql.ast import (
     ValueType,
     VectorSelector,
 )
+from clearsight.query.promql.nh_common import floats_only_value, has_histograms
 from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
 from clearsight.query.promql.values import (
     I64,
@@ -309,7 +310,9 @@ class Evaluator:
         if isinstance(e, BinaryExpr):
             lhs = self.eval(e.lhs, ts)
             rhs = self.eval(e.rhs, ts)
-            out = binops.evaluate_binary(e, lhs, rhs, strict=len(ts) > 1)
+            before = (len(self.annotations.warnings), len(self.annotations.infos))
+            out = binops.evaluate_binary(e, lhs, rhs, strict=len(ts) > 1, ann=self.annotations)
+            self._mark_annotations(before, lambda msg: e)
             if isinstance(out, VectorSteps):
                 self._account(out.values.size)
             return out
@@ -503,9 +506,16 @@ class Evaluator:
         impl = self.functions.get(name)
         ctx = FuncContext(step_times=ts, arg_exprs=list(e.args), annotations=self.annotations,
                           lookback_delta_ms=self.lookback)
-        if impl is None:
+        hist_out: Value | None = None
+        if any(has_histograms(a) for a in args):
+            hist_out = nh_functions.call_function(name, ctx, args, impl)
+            if hist_out is None and name not in nh_functions.PASS_THROUGH:
+                args = [floats_only_value(a) for a in args]
+        if hist_out is not None:
+            out: Value = hist_out
+        elif impl is None:
             if name in SORT_FUNCS and args and isinstance(args[0], VectorSteps):
-                out: Value = args[0]
+                out = args[0]
             else:
                 raise NotImplementedQueryError(f"function {name!r} is not implemented")
         else:
