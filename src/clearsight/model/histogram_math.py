@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterable
 from enum import Flag, auto
 
 import numpy as np
@@ -23,6 +24,7 @@ from clearsight.model.histogram import (
     fdiv,
     kahan_inc,
 )
+from clearsight.model.labels import Labels
 
 
 class HistInfo(Flag):
@@ -335,3 +337,65 @@ def histogram_base_name(metric_name: str) -> tuple[str, str]:
         if metric_name.endswith(suffix):
             return suffix[1:], metric_name[: -len(suffix)]
     return "", metric_name
+
+
+def _go_parse_float(s: str) -> float | None:
+    """Go's ``strconv.ParseFloat`` for label values (None when it would fail)."""
+    if "_" in s or s != s.strip() or not s:
+        return None
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    if s.lower().lstrip("+-").startswith("0x"):
+        try:
+            return float.fromhex(s)
+        except ValueError:
+            return None
+    return None
+
+
+def nhcb_series_from_classic(
+    series: Iterable[tuple[Labels, Iterable[tuple[int, float]]]],
+) -> list[tuple[Labels, list[tuple[int, FloatHistogram]]]]:
+    """What promqltest's ``load_with_nhcb`` adds: one NHCB series per classic histogram.
+
+    ``series`` are the float series of one load (labels, ``(timestamp, value)`` samples, no
+    omitted points). ``<name>_bucket`` series with a parseable, non-NaN ``le`` label, and
+    ``<name>_count`` / ``<name>_sum`` series, are grouped by their labels with ``__name__`` set to
+    ``<name>`` and ``le`` removed; at every timestamp where any of them has a sample one NHCB is
+    built (:class:`ClassicHistogramBuilder`). Raises :class:`NHCBConversionError` like the load
+    fails in Prometheus. The results are sorted by labels, samples by time.
+    """
+    groups: dict[Labels, dict[int, ClassicHistogramBuilder]] = {}
+    for labels, samples in series:
+        name = next((v for n, v in labels if n == "__name__"), "")
+        kind, base = histogram_base_name(name)
+        if not kind:
+            continue
+        le: float | None = None
+        if kind == "bucket":
+            raw = next((v for n, v in labels if n == "le"), None)
+            if raw is None:
+                raise NHCBConversionError(f"expected bucket label in metric {labels}")
+            le = _go_parse_float(raw)
+            if le is None or math.isnan(le):
+                continue
+        key = tuple(sorted((n, base if n == "__name__" else v) for n, v in labels if n != "le"))
+        by_ts = groups.setdefault(key, {})
+        for t, v in samples:
+            b = by_ts.get(t)
+            if b is None:
+                b = by_ts[t] = ClassicHistogramBuilder()
+            if kind == "bucket":
+                assert le is not None
+                b.set_bucket_count(le, v)
+            elif kind == "count":
+                b.set_count(v)
+            else:
+                b.set_sum(v)
+    out: list[tuple[Labels, list[tuple[int, FloatHistogram]]]] = []
+    for key in sorted(groups):
+        by_ts = groups[key]
+        out.append((key, [(t, by_ts[t].convert()) for t in sorted(by_ts)]))
+    return out

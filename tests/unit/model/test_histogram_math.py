@@ -26,6 +26,7 @@ from clearsight.model.histogram_math import (
     histogram_stddev,
     histogram_stdvar,
     histogram_sum,
+    nhcb_series_from_classic,
 )
 from clearsight.model.histogram_text import almost_equal, parse_histogram, test_equal
 
@@ -1387,3 +1388,76 @@ def test_histogram_base_name() -> None:
     assert histogram_base_name("http_seconds_count") == ("count", "http_seconds")
     assert histogram_base_name("http_seconds_sum") == ("sum", "http_seconds")
     assert histogram_base_name("up") == ("", "up")
+
+
+def _classic_series() -> list[tuple[tuple[tuple[str, str], ...], list[tuple[int, float]]]]:
+    """histograms.test's ``testhistogram3`` load (``load_with_nhcb 5m``, ``0+Nx10``)."""
+
+    def s(
+        name: str, start: str, step: float, le: str | None = None
+    ) -> tuple[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+        labels = [("__name__", name), ("start", start)]
+        if le is not None:
+            labels.append(("le", le))
+        return tuple(sorted(labels)), [(i * 300_000, step * i) for i in range(11)]
+
+    b = "testhistogram3_bucket"
+    return [
+        s(b, "positive", 0, "0"),
+        s(b, "positive", 5, "0.1"),
+        s(b, "positive", 7, ".2"),
+        s(b, "positive", 11, "1e0"),
+        s(b, "positive", 11, "+Inf"),
+        s("testhistogram3_sum", "positive", 33),
+        s("testhistogram3_count", "positive", 11),
+        s(b, "negative", 0, "-.25"),
+        s(b, "negative", 1, "-.2"),
+        s(b, "negative", 2, "-0.1"),
+        s(b, "negative", 2, "0.3"),
+        s(b, "negative", 2, "+Inf"),
+        s("testhistogram3_sum", "negative", 8),
+        s("testhistogram3_count", "negative", 2),
+        (((("__name__", "other"),)), [(0, 1.0)]),
+        ((("__name__", "x_bucket"), ("le", "NaN")), [(0, 1.0)]),
+    ]
+
+
+def test_nhcb_series_from_classic_matches_histograms_test() -> None:
+    out = dict(nhcb_series_from_classic(_classic_series()))
+    pos = (("__name__", "testhistogram3"), ("start", "positive"))
+    neg = (("__name__", "testhistogram3"), ("start", "negative"))
+    assert set(out) == {pos, neg}  # "other" is no histogram; an le of NaN is skipped
+    assert [t for t, _ in out[pos]] == [i * 300_000 for i in range(11)]
+    p = out[pos][10][1]  # at 50m
+    n = out[neg][10][1]
+    assert test_equal(
+        H("{{schema:-53 count:110 sum:330 custom_values:[0 0.1 0.2 1] offset:1 buckets:[50 20 40]}}"), p, True
+    )
+    # Expectations of histograms.test at 50m.
+    assert (histogram_count(p), histogram_count(n)) == (110, 20)
+    assert (histogram_avg(p), histogram_avg(n)) == (3, 4)
+    assert almost_equal(histogram_stddev(p), 2.7435461458749795)
+    assert almost_equal(histogram_stdvar(n), 17.5365625)
+    assert almost_equal(histogram_fraction(0, 0.2, p)[0], 0.6363636363636364)
+    assert histogram_fraction(0, 0.2, n)[0] == 0
+    assert [histogram_quantile(q, p)[0] for q in (0, 0.25, 0.5)] == pytest.approx([0, 0.055, 0.125])
+    assert [histogram_quantile(q, n)[0] for q in (0, 0.25, 0.5)] == pytest.approx([-0.25, -0.225, -0.2])
+
+
+def test_nhcb_series_errors_and_go_float_parsing() -> None:
+    with pytest.raises(NHCBConversionError, match="bucket label"):
+        nhcb_series_from_classic([((("__name__", "a_bucket"),), [(0, 1.0)])])
+    bad = [
+        ((("__name__", "a_bucket"), ("le", "1")), [(0, 5.0)]),
+        ((("__name__", "a_bucket"), ("le", "2")), [(0, 3.0)]),
+    ]
+    with pytest.raises(NHCBConversionError, match="not cumulative"):
+        nhcb_series_from_classic(bad)
+    odd = [
+        ((("__name__", "a_bucket"), ("le", "0x1p-1")), [(0, 1.0)]),
+        ((("__name__", "a_bucket"), ("le", "1_0")), [(0, 9.0)]),  # not a Go float: skipped
+        ((("__name__", "a_bucket"), ("le", "+Inf")), [(0, 2.0)]),
+    ]
+    [(_, [(_, h)])] = nhcb_series_from_classic(odd)
+    assert h.custom_values is not None and h.custom_values.tolist() == [0.5]
+    assert h.count == 2
