@@ -82,6 +82,10 @@ def _ranks(gid: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping: list[str],
               without: bool, annotations: Annotations, instant: bool) -> VectorSteps:
+    if v.has_hist():
+        from clearsight.query.promql.nh_aggregations import aggregate_with_histograms
+
+        return aggregate_with_histograms(op, v, param, grouping, without, annotations, instant, aggregate)
     k = v.values.shape[1]
     if op in ("topk", "bottomk", "limitk", "limit_ratio"):
         assert isinstance(param, ScalarSteps)
