@@ -20,6 +20,7 @@ import numpy as np
 
 from clearsight.model.histogram import (
     CUSTOM_BUCKETS_SCHEMA,
+    F64,
     FloatHistogram,
     fdiv,
     kahan_inc,
@@ -399,3 +400,148 @@ def nhcb_series_from_classic(
         by_ts = groups[key]
         out.append((key, [(t, by_ts[t].convert()) for t in sorted(by_ts)]))
     return out
+
+
+# ------------------------------------------------------------------------------ trim operators
+
+
+def _fraction_in_bucket(v: float, lower: float, upper: float, count: float, linear: bool) -> float:
+    """Observations of a bucket estimated at or below ``v``."""
+    if v <= lower:
+        return 0.0
+    if v >= upper:
+        return count
+    return count * _fraction_below(v, lower, upper, linear)
+
+
+def _midpoint(lower: float, upper: float, positive: bool, linear: bool) -> float:
+    """Representative value of the surviving part ``[lower, upper]`` of a bucket."""
+    if math.isinf(lower):
+        if math.isinf(upper):
+            return 0.0
+        return upper / 2 if upper > 0 else upper
+    if math.isinf(upper):
+        return lower
+    if linear:
+        return (lower + upper) / 2
+    g = math.sqrt(abs(lower * upper))
+    return g if positive else -g
+
+
+def _trim_infinite_bucket(
+    upper_trim: bool, lower: float, upper: float, count: float, rhs: float
+) -> tuple[float, float]:
+    """(kept count, midpoint) for a custom bucket reaching -Inf or +Inf (no interpolation there)."""
+
+    def finite_or_zero(x: float) -> float:
+        return 0.0 if math.isinf(x) else x
+
+    if lower == -math.inf:
+        if upper_trim:
+            if rhs >= upper:
+                return count, 0.0
+            if rhs > 0 and upper > 0 and not math.isinf(upper):
+                return count * rhs / upper, rhs / 2
+            if upper <= 0:
+                return count, rhs
+            return 0.0, finite_or_zero(upper)
+        if rhs <= lower:
+            return count, 0.0
+        if rhs >= 0 and upper > rhs and not math.isinf(upper):
+            return count * (1 - rhs / upper), (rhs + upper) / 2
+        return 0.0, finite_or_zero(upper)
+    # upper == +Inf
+    if upper_trim:
+        return 0.0, finite_or_zero(lower)
+    if rhs >= lower:
+        return count, rhs
+    return 0.0, finite_or_zero(lower)
+
+
+def trim_buckets(h: FloatHistogram, rhs: float, upper: bool) -> FloatHistogram:
+    """The trim operators: ``h </ rhs`` (``upper=True``: keep observations below ``rhs``) and
+    ``h >/ rhs`` (keep those above). A bucket cut by ``rhs`` keeps the interpolated part
+    (exponentially in exponential buckets, linearly in custom buckets and the zero bucket); when
+    anything is cut, count and sum are re-estimated from bucket midpoints and the result is
+    compacted, otherwise the histogram is returned unchanged."""
+    custom = h.uses_custom_buckets
+    total_count = 0.0
+    total_sum = 0.0
+    trimmed = False
+    has_pos = has_neg = False
+    new_sides: list[F64] = []
+    for buckets, positive in ((h.positive_buckets(), True), (h.negative_buckets(), False)):
+        counts = buckets.count.copy()
+        for k, (lo, up, c) in enumerate(
+            zip(buckets.lower.tolist(), buckets.upper.tolist(), buckets.count.tolist(), strict=True)
+        ):
+            if c == 0:
+                continue
+            if positive:
+                has_pos = True
+            else:
+                has_neg = True
+            fully_kept = up <= rhs if upper else lo >= rhs
+            partly_kept = lo < rhs if upper else up > rhs
+            if fully_kept:
+                total_count += c
+                total_sum += _midpoint(lo, up, positive, custom) * c
+            elif partly_kept:
+                if math.isinf(lo) or math.isinf(up):
+                    keep, mid = _trim_infinite_bucket(upper, lo, up, c, rhs)
+                else:
+                    below = _fraction_in_bucket(rhs, lo, up, c, custom)
+                    if upper:
+                        keep, mid = below, _midpoint(lo, rhs, positive, custom)
+                    else:
+                        keep, mid = c - below, _midpoint(rhs, up, positive, custom)
+                total_count += keep
+                total_sum += mid * keep
+                if c != keep:
+                    counts[k] = keep
+                    trimmed = True
+            else:
+                counts[k] = 0.0
+                trimmed = True
+        new_sides.append(counts)
+    zero_count = h.zero_count
+    if h.zero_count > 0:
+        lo, up = -h.zero_threshold, h.zero_threshold
+        if has_neg and not has_pos:
+            up = 0.0
+        if has_pos and not has_neg:
+            lo = 0.0
+        if upper:
+            if rhs <= lo:
+                keep, mid = 0.0, 0.0
+            elif rhs >= up:
+                keep, mid = h.zero_count, (lo + up) / 2
+            else:
+                keep, mid = h.zero_count * fdiv(rhs - lo, up - lo), (lo + rhs) / 2
+        elif rhs <= lo:
+            keep, mid = h.zero_count, (lo + up) / 2
+        elif rhs >= up:
+            keep, mid = 0.0, 0.0
+        else:
+            keep, mid = h.zero_count * fdiv(up - rhs, up - lo), (rhs + up) / 2
+        if keep != h.zero_count:
+            zero_count = keep
+            trimmed = True
+        total_sum += mid * keep
+        total_count += keep
+    if not trimmed:
+        return h
+    res = FloatHistogram(
+        schema=h.schema,
+        count=total_count,
+        sum=total_sum,
+        zero_threshold=h.zero_threshold,
+        zero_count=zero_count,
+        positive_index=h.positive_index,
+        positive=new_sides[0],
+        negative_index=h.negative_index,
+        negative=new_sides[1],
+        custom_values=h.custom_values,
+        counter_reset_hint=h.counter_reset_hint,
+    )
+    return res.compact()
