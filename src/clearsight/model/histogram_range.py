@@ -43,6 +43,12 @@ class Note(Enum):
     COUNTER_RESET_COLLISION_AGG = "counter_reset_collision_agg"
     #: warn "start timestamp overlap ..." (a sample's start time lies before the previous sample)
     START_TIME_OVERLAP = "start_time_overlap"
+    #: warn "conflicting counter resets during histogram addition"
+    COUNTER_RESET_COLLISION_ADD = "counter_reset_collision_add"
+    #: warn "conflicting counter resets during histogram subtraction"
+    COUNTER_RESET_COLLISION_SUB = "counter_reset_collision_sub"
+    #: info "incompatible sample types encountered for binary operator "<op>": <lhs type> <op> <rhs type>"
+    INCOMPATIBLE_TYPES_BINOP = "incompatible_types_binop"
 
 
 def is_start_timestamp_reset(prev_st: int, prev_t: int, cur_st: int, cur_t: int) -> bool:
