@@ -5,7 +5,7 @@
   flag "counter_reset_hint was given explicitly" that the test comparison needs.
 - :func:`format_histogram` renders a histogram back in that syntax (Prometheus'
   ``TestExpression``), for error messages.
-- :func:`test_equal` compares an expected literal with an actual result the way promqltest does.
+- :func:`promqltest_equal` compares an expected literal with an actual result the way promqltest does.
 
 Keys: ``schema`` (int), ``sum``, ``count``, ``z_bucket`` (zero bucket count), ``z_bucket_w`` (zero
 threshold), ``buckets`` / ``n_buckets`` (one dense run of positive/negative bucket counts starting
@@ -285,7 +285,7 @@ def almost_equal(a: float, b: float, eps: float = DEFAULT_EPSILON) -> bool:
     return diff / min(abs_sum, 1.7976931348623157e308) < eps
 
 
-def test_equal(
+def promqltest_equal(
     expected: FloatHistogram,
     actual: FloatHistogram,
     counter_reset_hint_set: bool,
@@ -310,6 +310,3 @@ def test_equal(
         if not all(almost_equal(x, y, eps) for x, y in zip(ec.tolist(), ac.tolist(), strict=True)):
             return False
     return not (counter_reset_hint_set and e.counter_reset_hint != a.counter_reset_hint)
-
-
-test_equal.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -25,7 +25,7 @@ from clearsight.model.histogram import (
     storage_hints,
 )
 from clearsight.model.histogram_math import histogram_fraction, histogram_quantile
-from clearsight.model.histogram_text import format_histogram, parse_histogram, test_equal
+from clearsight.model.histogram_text import format_histogram, parse_histogram, promqltest_equal
 
 R = CounterResetHint
 
@@ -35,7 +35,7 @@ def H(text: str) -> FloatHistogram:
 
 
 def same(a: FloatHistogram, b: FloatHistogram) -> bool:
-    return test_equal(a, b, True)
+    return promqltest_equal(a, b, True)
 
 
 # ------------------------------------------------------------------------------ bounds

@@ -29,7 +29,7 @@ from clearsight.model.histogram_math import (
     nhcb_series_from_classic,
     trim_buckets,
 )
-from clearsight.model.histogram_text import almost_equal, parse_histogram, test_equal
+from clearsight.model.histogram_text import almost_equal, parse_histogram, promqltest_equal
 
 CASES: list[tuple[str, str, list[str], str, str]] = [
     ("native_histograms.test:12", "count", [], "{{}}", "0"),
@@ -1345,7 +1345,7 @@ def test_stddev_and_stdvar() -> None:
 def test_classic_to_nhcb() -> None:
     h = classic_to_nhcb({1.0: 2, 5.0: 5, math.inf: 7}, count=7, total=20)
     want = H("{{schema:-53 count:7 sum:20 custom_values:[1 5] buckets:[2 3 2]}}")
-    assert test_equal(want, h, True)
+    assert promqltest_equal(want, h, True)
     assert h.schema == CUSTOM_BUCKETS_SCHEMA
     # Empty buckets are dropped (compacted); the count comes from +Inf when there is no _count.
     h2 = classic_to_nhcb({5.0: 1, 1.0: 1, 10.0: 3, math.inf: 3})
@@ -1431,7 +1431,7 @@ def test_nhcb_series_from_classic_matches_histograms_test() -> None:
     assert [t for t, _ in out[pos]] == [i * 300_000 for i in range(11)]
     p = out[pos][10][1]  # at 50m
     n = out[neg][10][1]
-    assert test_equal(
+    assert promqltest_equal(
         H("{{schema:-53 count:110 sum:330 custom_values:[0 0.1 0.2 1] offset:1 buckets:[50 20 40]}}"), p, True
     )
     # Expectations of histograms.test at 50m.
@@ -2138,7 +2138,7 @@ TRIM_CASES: list[tuple[str, str, str, str, str]] = [
 def test_trim_conformance(where: str, literal: str, op: str, rhs: str, expected: str) -> None:
     got = trim_buckets(H(literal), _num(rhs), op == "</")
     p = parse_histogram(expected)
-    assert test_equal(p.histogram, got, p.counter_reset_hint_set), f"{where}: {got!r} != {expected}"
+    assert promqltest_equal(p.histogram, got, p.counter_reset_hint_set), f"{where}: {got!r} != {expected}"
 
 
 def test_trim_keeps_untouched_histogram() -> None:

@@ -9,7 +9,7 @@ import pytest
 from clearsight.model.histogram import CounterResetHint, FloatHistogram, IncompatibleSchemaError
 from clearsight.model.histogram_ops import binop
 from clearsight.model.histogram_range import Note
-from clearsight.model.histogram_text import parse_histogram, test_equal
+from clearsight.model.histogram_text import parse_histogram, promqltest_equal
 
 NAN = math.nan
 
@@ -20,7 +20,7 @@ def H(text: str) -> FloatHistogram:
 
 def check(expected: str, got: FloatHistogram | None) -> None:
     p = parse_histogram(expected)
-    assert got is not None and test_equal(p.histogram, got, p.counter_reset_hint_set), repr(got)
+    assert got is not None and promqltest_equal(p.histogram, got, p.counter_reset_hint_set), repr(got)
 
 
 M = "{{schema:0 sum:4 count:4 buckets:[1 2 1]}}"  # native_histograms.test "metric" at 5m

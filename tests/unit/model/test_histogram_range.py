@@ -22,7 +22,7 @@ from clearsight.model.histogram_range import (
     start_time_overlap,
     sum_over_time,
 )
-from clearsight.model.histogram_text import almost_equal, parse_histogram, test_equal
+from clearsight.model.histogram_text import almost_equal, parse_histogram, promqltest_equal
 
 CASES: list[tuple[str, str, int, int, list[tuple[int, str]], str, str]] = [
     (
@@ -1341,7 +1341,7 @@ def test_conformance_expectations(
         assert almost_equal(float(expected.replace("Inf", "inf")), value), f"{where}: {value} != {expected}"
     else:
         p = parse_histogram(expected)
-        assert test_equal(p.histogram, got, p.counter_reset_hint_set), f"{where}: {got!r} != {expected}"
+        assert promqltest_equal(p.histogram, got, p.counter_reset_hint_set), f"{where}: {got!r} != {expected}"
 
 
 def test_rate_delta_compensates_resets() -> None:
@@ -1354,7 +1354,7 @@ def test_rate_delta_compensates_resets() -> None:
     d, notes = rate_delta(pts, True)
     assert d is not None and not notes
     # 6-4 before the reset, then 3 after it from zero.
-    assert test_equal(H("{{count:5 sum:5 buckets:[5] counter_reset_hint:gauge}}"), d, True)
+    assert promqltest_equal(H("{{count:5 sum:5 buckets:[5] counter_reset_hint:gauge}}"), d, True)
     # delta() ignores resets and warns that the input is not a gauge.
     d2, notes2 = rate_delta(pts, False)
     assert d2 is not None and d2.count == -1 and notes2 == {Note.NOT_GAUGE}
@@ -1369,7 +1369,7 @@ def test_rate_delta_reset_right_after_first_point() -> None:
     ]
     d, _ = rate_delta(pts, True)
     assert d is not None and d.schema == 0
-    assert test_equal(H("{{count:2 sum:2 buckets:[2]}}"), d, False)
+    assert promqltest_equal(H("{{count:2 sum:2 buckets:[2]}}"), d, False)
 
 
 def test_rate_delta_schema_and_notes() -> None:

@@ -16,7 +16,7 @@ from clearsight.model.histogram_text import (
     format_histogram_brief,
     go_format_g,
     parse_histogram,
-    test_equal,
+    promqltest_equal,
 )
 
 
@@ -166,12 +166,12 @@ def test_equal_ignores_empty_buckets_and_tolerates_float_noise() -> None:
     act = FloatHistogram.build(
         schema=0, count=4 + 1e-12, sum=5, positive={-3: 0.0, 0: 1, 1: 2 * (1 + 1e-9), 2: 1}
     )
-    assert test_equal(exp, act, False)
-    assert not test_equal(exp, act.mul(1.01), False)
-    assert not test_equal(
+    assert promqltest_equal(exp, act, False)
+    assert not promqltest_equal(exp, act.mul(1.01), False)
+    assert not promqltest_equal(
         exp, FloatHistogram.build(schema=0, count=4, sum=5, positive={1: 1, 2: 2, 3: 1}), False
     )
-    assert not test_equal(
+    assert not promqltest_equal(
         exp, FloatHistogram.build(schema=1, count=4, sum=5, positive={0: 1, 1: 2, 2: 1}), False
     )
 
@@ -179,19 +179,19 @@ def test_equal_ignores_empty_buckets_and_tolerates_float_noise() -> None:
 def test_equal_hint_only_when_given() -> None:
     p = parse_histogram("{{count:1 buckets:[1]}}")
     act = H("{{count:1 buckets:[1] counter_reset_hint:reset}}")
-    assert test_equal(p.histogram, act, p.counter_reset_hint_set)
+    assert promqltest_equal(p.histogram, act, p.counter_reset_hint_set)
     p2 = parse_histogram("{{count:1 buckets:[1] counter_reset_hint:unknown}}")
-    assert not test_equal(p2.histogram, act, p2.counter_reset_hint_set)
-    assert test_equal(p2.histogram, act.with_hint(CounterResetHint.UNKNOWN), True)
+    assert not promqltest_equal(p2.histogram, act, p2.counter_reset_hint_set)
+    assert promqltest_equal(p2.histogram, act.with_hint(CounterResetHint.UNKNOWN), True)
 
 
 def test_equal_custom_values_and_zero_bucket() -> None:
     exp = H("{{schema:-53 count:1 custom_values:[5 10] buckets:[1]}}")
-    assert test_equal(exp, H("{{schema:-53 count:1 custom_values:[5 10] buckets:[1]}}"), False)
-    assert not test_equal(exp, H("{{schema:-53 count:1 custom_values:[5] buckets:[1]}}"), False)
+    assert promqltest_equal(exp, H("{{schema:-53 count:1 custom_values:[5 10] buckets:[1]}}"), False)
+    assert not promqltest_equal(exp, H("{{schema:-53 count:1 custom_values:[5] buckets:[1]}}"), False)
     z = H("{{count:1 z_bucket:1 z_bucket_w:0.001}}")
-    assert not test_equal(z, H("{{count:1 z_bucket:1 z_bucket_w:0.002}}"), False)
-    assert test_equal(H("{{sum:NaN}}"), H("{{sum:NaN}}"), False)
+    assert not promqltest_equal(z, H("{{count:1 z_bucket:1 z_bucket_w:0.002}}"), False)
+    assert promqltest_equal(H("{{sum:NaN}}"), H("{{sum:NaN}}"), False)
 
 
 def test_almost_equal_matches_prometheus() -> None:
