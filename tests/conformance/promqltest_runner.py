@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from clearsight.model import histogram_text
 from clearsight.model.histogram import FloatHistogram, storage_hints
 from clearsight.model.histogram_math import ClassicHistogramBuilder, NHCBConversionError, histogram_base_name
 from clearsight.model.histogram_text import (
@@ -35,7 +36,6 @@ from clearsight.model.histogram_text import (
     expand_histogram_item,
     format_histogram,
     parse_histogram,
-    test_equal,
 )
 from clearsight.model.labels import Labels, format_labels
 from clearsight.model.samples import STALE_NAN
@@ -786,7 +786,7 @@ class Runner:
             for (et, eh), (gt, gh) in zip(exp_hs, got_h, strict=True):
                 if et != gt:
                     raise EvalFailure(f"expected histogram timestamp {et} for {format_labels(s.labels)}, got {gt}")
-                if not test_equal(eh.histogram, gh, eh.hint_set):
+                if not hist_equal(eh.histogram, gh, eh.hint_set):
                     raise EvalFailure(f"expected {eh.text} at {et} for {format_labels(s.labels)}, got "
                                       f"{format_histogram(gh)}")
         for lbl in cmd.expected:
@@ -821,7 +821,7 @@ class Runner:
             if isinstance(e0, Histogram):
                 if not isinstance(v, FloatHistogram):
                     raise EvalFailure(f"expected histogram {e0.text} for {format_labels(lbl)} but got float {v}")
-                if not test_equal(e0.histogram, v, e0.hint_set):
+                if not hist_equal(e0.histogram, v, e0.hint_set):
                     raise EvalFailure(f"expected {e0.text} for {format_labels(lbl)} but got {format_histogram(v)}")
                 seen.add(lbl)
                 continue
@@ -834,6 +834,12 @@ class Runner:
         for lbl in cmd.expected:
             if lbl not in seen:
                 raise EvalFailure(f"expected metric {format_labels(lbl)} not found")
+
+
+def hist_equal(expected: FloatHistogram, actual: FloatHistogram, hint_set: bool) -> bool:
+    """promqltest's histogram comparison (``histogram_text.promqltest_equal``, formerly ``test_equal``)."""
+    fn = getattr(histogram_text, "promqltest_equal", None) or histogram_text.test_equal
+    return bool(fn(expected, actual, hint_set))
 
 
 def _point(s: SeriesResult, i: int) -> float | FloatHistogram:

@@ -20,7 +20,7 @@ from clearsight.query.promql.ast import (
     Cardinality,
     VectorMatching,
 )
-from clearsight.query.promql.nh_binops import fix_cells
+from clearsight.query.promql.nh_binops import TRIM_OPS, fix_cells
 from clearsight.query.promql.values import (
     F64,
     Annotations,
@@ -37,6 +37,8 @@ ArithFn = Callable[[F64, F64], F64]
 
 
 def _arith(op: str, a: F64, b: F64) -> F64:
+    if op in TRIM_OPS:  # only defined for histograms (nh_binops); float cells are dropped there
+        return np.full(np.broadcast_shapes(np.shape(a), np.shape(b)), np.nan)
     with np.errstate(all="ignore"):
         if op == "+":
             return np.add(a, b)
@@ -103,6 +105,11 @@ def _vector_scalar(op: str, vec: VectorSteps, sc: F64, swap: bool, return_bool: 
     s = np.broadcast_to(sc[None, :], v.shape)
     a, b = (s, v) if swap else (v, s)
     n = vec.num_series
+    if op in TRIM_OPS:
+        lh, rh = (None, vec.hist) if swap else (vec.hist, None)
+        vals, pres, hist = fix_cells(op, a, b, lh, rh, np.full(v.shape, np.nan), vec.present, vec.present, False,
+                                     ann)
+        return VectorSteps(vec.labels, vals, pres, vec.drop_name, None, hist)
     if vec.has_hist():
         out = _vector_scalar(op, VectorSteps(vec.labels, vec.values, vec.present, vec.drop_name), sc, swap,
                              return_bool)
@@ -196,7 +203,6 @@ def _match_labels(labels: Labels, matching: VectorMatching) -> Labels:
 def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: VectorMatching,
                    return_bool: bool, strict: bool, ann: Annotations | None = None) -> VectorSteps:
     k = lhs.values.shape[1]
-    with_hist = lhs.has_hist() or rhs.has_hist()
     swap = matching.card is Cardinality.ONE_TO_MANY
     fill_l, fill_r = matching.fill_left, matching.fill_right
     # Steps where the operation runs at all (Prometheus short-circuits empty sides without fill).
@@ -238,7 +244,7 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
     if fill_one is None and fill_many is None and all(len(r) == 1 for r in groups_one.values()):
         return _vector_vector_unique(op, many, one, msig, groups_one, np.asarray(active, dtype=bool), matching,
                                      return_bool, swap,
-                                     strict, ann if with_hist else None)
+                                     strict, ann)
 
     out_labels: list[Labels] = []
     out_vals: list[F64] = []
@@ -262,7 +268,7 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
             vals = _arith(op, lv, rv)
             pres = run
         hist = None
-        if mh is not None or oh is not None:
+        if mh is not None or oh is not None or op in TRIM_OPS:
             lh, rh = (oh, mh) if swap else (mh, oh)
             vals, pres, hist = fix_cells(op, lv, rv, lh, rh, vals, pres, run, return_bool, ann)
         out_hist.append(hist)
@@ -364,7 +370,7 @@ def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: li
     else:
         vals, pres = _arith(op, lv, rv), run
     hist = None
-    if many.hist is not None or one.hist is not None:
+    if many.hist is not None or one.hist is not None or op in TRIM_OPS:
         mh = many.hist[mi] if many.hist is not None else None
         oh = one.hist[oi] if one.hist is not None else None
         lh, rh = (oh, mh) if swap else (mh, oh)
