@@ -12,7 +12,9 @@ until :meth:`FloatHistogram.compact` drops them, exactly as Prometheus keeps the
 (it matters: e.g. ``histogram_quantile`` looks at whether negative buckets exist at all).
 
 Histograms are treated as immutable values: every operation returns a new histogram and never
-modifies its inputs (arrays may be shared between histograms; never write into them).
+modifies its inputs (arrays may be shared between histograms; never write into them). ``==`` is
+identity: compare with :meth:`FloatHistogram.equals` (exact, PromQL's ``==``) or
+``histogram_text.promqltest_equal`` (tolerant, as promqltest compares results).
 
 Bucket index ``i`` of an exponential schema ``s`` is the interval ``(2^((i-1)/2^s), 2^(i/2^s)]``
 for positive buckets and its mirror ``[-2^(i/2^s), -2^((i-1)/2^s))`` for negative ones. For the
@@ -788,6 +790,19 @@ class FloatHistogram:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+STALE_NAN_BITS = 0x7FF0000000000002
+
+
+def is_stale_histogram(h: FloatHistogram) -> bool:
+    """Prometheus marks a stale histogram sample by a sum with the stale-NaN bit pattern."""
+    return _bits(h.sum) == STALE_NAN_BITS
+
+
+def stale_histogram() -> FloatHistogram:
+    """A histogram stale marker (all else empty)."""
+    return FloatHistogram(sum=float(np.array([STALE_NAN_BITS], dtype=np.uint64).view(np.float64)[0]))
 
 
 def _bits(v: float) -> int:

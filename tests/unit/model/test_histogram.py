@@ -474,3 +474,12 @@ def test_kahan_sum_matches_plain_sum_on_small_integers(hs: list[FloatHistogram])
         acc.add(h)
         plain = plain + h
     assert same(acc.result().compact(), plain.compact())
+
+
+def test_stale_marker() -> None:
+    from clearsight.model.histogram import is_stale_histogram, stale_histogram
+
+    s = stale_histogram()
+    assert is_stale_histogram(s) and math.isnan(s.sum)
+    assert not is_stale_histogram(H("{{sum:NaN}}"))
+    assert not is_stale_histogram(H("{{count:1}}"))
