@@ -126,18 +126,20 @@ def exponential_bounds(idx: I64, schema: int) -> F64:
     with np.errstate(over="ignore", under="ignore"):
         if schema < 0:
             exp = idx << np.int64(-schema)
-            expc = np.clip(exp, -1200, 1100)
-            out = np.ldexp(np.ones(idx.shape), expc.astype(np.int32))
-            out[exp == 1024] = MAX_FLOAT
-            out[exp > 1024] = INF
+            frac: F64 | float = 1.0
+            is_max = exp == 1024
+            over = exp > 1024
         else:
             frac = _fractions(schema)[idx & ((1 << schema) - 1)]
             exp = (idx >> np.int64(schema)) + 1
-            expc = np.clip(exp, -1200, 1100)
-            out = np.ldexp(frac, expc.astype(np.int32))
-            out[(frac == 0.5) & (exp == 1025)] = MAX_FLOAT
-            out[exp > 1025] = INF
-    return out
+            is_max = (frac == 0.5) & (exp == 1025)
+            over = exp > 1025
+        out = np.ldexp(frac, np.minimum(np.maximum(exp, -1200), 1100).astype(np.int32))
+        if is_max.any():
+            out[is_max] = MAX_FLOAT
+        if over.any():
+            out[over] = INF
+    return np.asarray(out, dtype=np.float64)
 
 
 def bound(idx: int, schema: int, custom_values: F64 | None) -> float:
@@ -281,6 +283,8 @@ class FloatHistogram:
     negative: F64 = field(default_factory=lambda: _EMPTY_F)
     custom_values: F64 | None = None
     counter_reset_hint: CounterResetHint = CounterResetHint.UNKNOWN
+    # Lazily computed bucket bounds (the histogram is immutable, so they never go stale).
+    _all_buckets: Buckets | None = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
 
@@ -487,9 +491,9 @@ class FloatHistogram:
         if schema is not None and schema != s:
             idx, cnt = reduce_buckets(idx, cnt, s, schema)
             s = schema
-        up = bounds(idx, s, self.custom_values)
-        lo = bounds(idx - 1, s, self.custom_values)
-        return Buckets(lo, up, cnt, np.zeros(len(idx), dtype=bool))
+        both = bounds(np.concatenate((idx - 1, idx)), s, self.custom_values)
+        k = len(idx)
+        return Buckets(both[:k], both[k:], cnt, np.zeros(k, dtype=bool))
 
     def negative_buckets(self, schema: int | None = None) -> Buckets:
         """Negative buckets in *descending* value order (index ascending, away from zero)."""
@@ -497,16 +501,19 @@ class FloatHistogram:
         if schema is not None and schema != s:
             idx, cnt = reduce_buckets(idx, cnt, s, schema)
             s = schema
-        lo = -bounds(idx, s, None)
-        up = -bounds(idx - 1, s, None)
-        return Buckets(lo, up, cnt, np.zeros(len(idx), dtype=bool))
+        both = -bounds(np.concatenate((idx - 1, idx)), s, None)
+        k = len(idx)
+        return Buckets(both[k:], both[:k], cnt, np.zeros(k, dtype=bool))
 
     def all_buckets(self) -> Buckets:
         """Negative, zero (if populated) and positive buckets in ascending value order.
 
         Like Prometheus' ``AllBucketIterator``: a negative/positive bucket overlapping the zero
-        bucket gets its bound clamped to the zero threshold.
+        bucket gets its bound clamped to the zero threshold. Computed once per histogram; the
+        arrays are read-only.
         """
+        if self._all_buckets is not None:
+            return self._all_buckets
         n = self.negative_buckets()
         p = self.positive_buckets()
         zt = self.zero_threshold
@@ -530,12 +537,16 @@ class FloatHistogram:
         parts_up.append(p_up)
         parts_c.append(p.count)
         parts_z.append(np.zeros(len(p.count), dtype=bool))
-        return Buckets(
+        res = Buckets(
             np.concatenate(parts_lo).astype(np.float64),
             np.concatenate(parts_up).astype(np.float64),
             np.concatenate(parts_c).astype(np.float64),
             np.concatenate(parts_z),
         )
+        for a in (res.lower, res.upper, res.count, res.is_zero_bucket):
+            a.flags.writeable = False
+        object.__setattr__(self, "_all_buckets", res)
+        return res
 
     def iter_buckets(self) -> list[Bucket]:
         """All buckets ascending as :class:`Bucket` tuples with Prometheus' inclusiveness."""
