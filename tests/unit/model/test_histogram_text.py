@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +205,44 @@ def test_almost_equal_matches_prometheus() -> None:
     assert almost_equal(0.0, 0.0)
     stale = float(np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0])
     assert almost_equal(stale, stale) and not almost_equal(stale, math.nan)
+
+
+def _series_items(line: str) -> list[str]:
+    """Whitespace-separated items of a series line, keeping ``{{...}}`` literals whole."""
+    out: list[str] = []
+    i, n = 0, len(line)
+    while i < n:
+        if line[i].isspace():
+            i += 1
+            continue
+        j = i
+        while j < n and not line[j].isspace():
+            if line.startswith("{{", j):
+                j = line.index("}}", j) + 2
+                continue
+            j += 1
+        out.append(line[i:j])
+        i = j
+    return out
+
+
+def test_every_histogram_in_the_conformance_files_parses() -> None:
+    shared = os.environ.get("CLEARSIGHT_SHARED") or Path(__file__).resolve().parents[3].parent / "shared"
+    root = Path(shared) / "conformance" / "promqltest"
+    files = sorted(root.glob("*.test"))
+    assert files, f"no promqltest files under {root}"
+    seen = 0
+    for f in files:
+        for lineno, line in enumerate(f.read_text().splitlines(), 1):
+            if "{{" not in line or line.lstrip().startswith("#"):
+                continue
+            for item in _series_items(line.strip()):
+                if item.startswith("{{"):
+                    seen += 1
+                    pts = expand_histogram_item(item)
+                    assert pts, f"{f.name}:{lineno}: {item}"
+                    for p in pts:
+                        # The formatter's output parses back to an equal histogram.
+                        again = parse_histogram(format_histogram(p.histogram)).histogram
+                        assert promqltest_equal(p.histogram, again, True), f"{f.name}:{lineno}"
+    assert seen > 700
