@@ -40,7 +40,7 @@ from clearsight.query.promql.ast import (
     ValueType,
     VectorSelector,
 )
-from clearsight.query.promql.nh_common import floats_only_value, has_histograms
+from clearsight.query.promql.nh_common import floats_only_value, has_histograms, stats_decode, stats_selectors
 from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
 from clearsight.query.promql.values import (
     I64,
@@ -183,6 +183,8 @@ class Evaluator:
         self.instant = instant
         self.annotations = Annotations()
         self.stats = QueryStats()
+        # Vector selectors whose histograms are read as Prometheus' HistogramStatsIterator does.
+        self.stats_selectors: set[int] = set()
 
     # ---- helpers ----
 
@@ -237,6 +239,15 @@ class Evaluator:
                 "query processing would load too many samples into memory in query execution "
                 f"(limit max_samples={self.limits.max_samples})")
         return data
+
+    @staticmethod
+    def _stats_decode(data: SeriesData, hs: ObjArr) -> ObjArr:
+        out = hs.copy()
+        offs = data.offsets
+        for i in range(len(data)):
+            a, b = int(offs[i]), int(offs[i + 1])
+            out[a:b] = stats_decode(hs[a:b])
+        return out
 
     def duration_ms(self, d: Duration) -> int:
         if isinstance(d, DurationExpr):
@@ -340,6 +351,8 @@ class Evaluator:
             return VectorSteps.empty(k)
         idx, present = latest_sample_index(data, eff, lo, self.lookback)
         hs = series_histograms(data)
+        if hs is not None and id(e) in self.stats_selectors:
+            hs = self._stats_decode(data, hs)
         hist = None
         if hs is not None:
             hist = hs[idx]
@@ -398,6 +411,8 @@ class Evaluator:
         tss: list[I64] = []
         vals: list[Any] = []
         hs_all = series_histograms(data)
+        if hs_all is not None and id(vs) in self.stats_selectors:
+            hs_all = self._stats_decode(data, hs_all)
         hists: list[ObjArr | None] = []
         offs = data.offsets
         total = 0
@@ -665,6 +680,7 @@ class Engine:
         ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms,
                              positions, query_text)
         ts = np.asarray([time_ms], dtype=np.int64)
+        ev.stats_selectors = stats_selectors(expr)
         val = ev.eval(expr, ts)
         res = _finish(ev, val, ts, instant=True)
         res.eval_time_ms = time_ms
@@ -691,6 +707,7 @@ class Engine:
         ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms,
                              positions, query_text)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+        ev.stats_selectors = stats_selectors(expr)
         val = ev.eval(expr, ts)
         return _finish(ev, val, ts, instant=False)
 

@@ -230,3 +230,80 @@ class Out:
         n = len(self.labels)
         hist = self.hist if bool((self.hist != None).any()) else None  # noqa: E711
         return compact(VectorSteps(self.labels, self.values, self.present, np.full(n, drop_name), None, hist))
+
+
+# ------------------------------------------------------------------------------ stats decoding
+
+
+def stats_selectors(expr: object) -> set[int]:
+    """ids of the vector selectors Prometheus reads with its ``HistogramStatsIterator``: those
+    below ``histogram_count``/``histogram_sum``/``histogram_avg`` with no subquery, trim operator
+    or ``histogram_quantile(s)``/``histogram_fraction`` in between (``detectHistogramStatsDecoding``).
+    """
+    from clearsight.query.promql.ast import BinaryExpr, Call, SubqueryExpr, VectorSelector
+    from clearsight.query.promql.engine import walk_nodes
+
+    out: set[int] = set()
+    parents: dict[int, object] = {}
+    root = expr
+    for node in walk_nodes(root):  # type: ignore[arg-type]
+        for child in _child_nodes(node):
+            parents[id(child)] = node
+    for node in walk_nodes(root):  # type: ignore[arg-type]
+        if not isinstance(node, VectorSelector):
+            continue
+        skip = False
+        p = parents.get(id(node))
+        while p is not None:
+            if isinstance(p, SubqueryExpr):
+                skip = False
+                break
+            if isinstance(p, Call):
+                if p.func in ("histogram_count", "histogram_sum", "histogram_avg"):
+                    skip = True
+                elif p.func in ("histogram_quantile", "histogram_quantiles", "histogram_fraction"):
+                    skip = False
+                    break
+            if isinstance(p, BinaryExpr) and p.op in ("</", ">/"):
+                skip = False
+                break
+            p = parents.get(id(p))
+        if skip:
+            out.add(id(node))
+    return out
+
+
+def _child_nodes(node: object) -> list[object]:
+    fields = getattr(node, "__dataclass_fields__", None)
+    if fields is None:
+        return []
+    out: list[object] = []
+    for name in fields:
+        c = getattr(node, name, None)
+        if isinstance(c, list):
+            out.extend(x for x in c if hasattr(x, "__dataclass_fields__"))
+        elif hasattr(c, "__dataclass_fields__"):
+            out.append(c)
+    return out
+
+
+def stats_decode(hs: ObjArr) -> ObjArr:
+    """One series' histogram samples (in time order) as the stats iterator returns them: only
+    schema, count and sum, with an unknown counter reset hint replaced by the result of reset
+    detection against the previous histogram read (none for the first)."""
+    from dataclasses import replace as _replace
+
+    from clearsight.model.histogram import CounterResetHint
+
+    out = np.full(hs.shape, None, dtype=object)
+    last: FloatHistogram | None = None
+    for i, h in enumerate(hs.tolist()):
+        if h is None:
+            continue
+        hint = h.counter_reset_hint
+        if hint == CounterResetHint.UNKNOWN and last is not None:
+            hint = CounterResetHint.RESET if h.detect_reset(last) else CounterResetHint.NOT_RESET
+        out[i] = FloatHistogram(schema=h.schema, count=h.count, sum=h.sum, counter_reset_hint=hint,
+                                custom_values=h.custom_values)
+        last = _replace(h, counter_reset_hint=hint)
+    return out

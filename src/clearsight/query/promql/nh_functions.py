@@ -227,7 +227,7 @@ def histogram_rate(ctx: FuncContext, hs: list[FloatHistogram], is_counter: bool,
         h = last.copy_to_schema(min_schema) if not last.uses_custom_buckets else last
         h = _add(h, prev, ctx, sub=True)
         if is_counter:
-            p = hs[0]
+            p = prev
             for cur in hs[1:]:
                 if cur.detect_reset(p):
                     h = _add(h, p, ctx)
