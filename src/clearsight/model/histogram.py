@@ -111,7 +111,7 @@ def exponential_bound(idx: int, schema: int) -> float:
     exp = (idx >> schema) + 1
     if frac == 0.5 and exp == 1025:
         return MAX_FLOAT
-    if exp > 1025:
+    if exp >= 1025:
         return INF
     if exp < -1100:
         return 0.0
