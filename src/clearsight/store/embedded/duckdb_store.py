@@ -183,6 +183,7 @@ class EmbeddedMetricsStore:
         self.compact_idle_seconds = compact_idle_seconds
         self._compaction_deferred = False
         self._head_rows = 0
+        self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
 
         config: dict[str, Any] = {"checkpoint_threshold": wal_checkpoint_threshold}
         if duckdb_threads is not None:
@@ -270,6 +271,8 @@ class EmbeddedMetricsStore:
             self._min_ts[ids] = mm["lo"]
             self._max_ts[ids] = mm["hi"]
             self._wmax = self._max_ts.copy()
+            floor = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
+            self._floor = int(floor[0]) if floor else _NO_MAX
             head = _one(con, "SELECT count(*) FROM samples")
             self._head_rows = int(head[0]) if head else 0
             for tenant, metric, typ, help_, unit in con.execute(
@@ -568,11 +571,13 @@ class EmbeddedMetricsStore:
             raise InvalidBatch("series_idx out of range")
         if ts.size and (int(ts.min()) <= _NO_MAX or int(ts.max()) >= _NO_MIN):
             raise InvalidBatch("timestamp out of range")
-        ids = self._resolve(tenant, batch, sidx, new_series, req.result)
+        # Series are created only for keys with samples not older than the retention floor.
+        live = sidx if not ts.size or int(ts.min()) >= self._floor else sidx[ts >= self._floor]
+        ids = self._resolve(tenant, batch, live, new_series, req.result)
         sids = ids[sidx]
         # Out-of-order window against the series' newest timestamp before this batch.
         cur_max = self._wmax[sids]
-        ok = ts >= cur_max - self.out_of_order_window_ms
+        ok = (ts >= cur_max - self.out_of_order_window_ms) & (ts >= self._floor)
         n_ok = int(np.count_nonzero(ok))
         req.result.out_of_bounds = int(sids.size - n_ok)
         req.result.samples_written = n_ok
@@ -824,6 +829,7 @@ class EmbeddedMetricsStore:
         try:
             deleted, new_min = self._retention_tx(cutoff, dead, affected)
             con.execute("COMMIT")
+            self._floor = max(self._floor, cutoff)
         except Exception:
             con.execute("ROLLBACK")
             self._load_state()
@@ -860,11 +866,17 @@ class EmbeddedMetricsStore:
         row = _one(con, "SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff])
         deleted += int(row[0]) if row else 0
         con.execute("DELETE FROM chunks WHERE max_ts < ?", [cutoff])
-        rids, csid, cts, cvals, _ = self._load_chunks("min_ts < ? AND max_ts >= ?", [cutoff, cutoff])
+        # A chunk straddling the cutoff is rewritten once at least half its time span expired;
+        # until then its expired samples stay on disk, hidden from reads by the retention floor.
+        rids, csid, cts, cvals, _ = self._load_chunks(
+            "min_ts < ? AND max_ts >= ? AND (? - min_ts) * 2 >= (max_ts - min_ts)", [cutoff, cutoff, cutoff])
         if rids.shape[0]:
             keep = cts >= cutoff
             deleted += int(np.count_nonzero(~keep))
             self._replace_chunks(rids, csid[keep], cts[keep], cvals[keep])
+        if cutoff > self._floor:
+            con.execute("DELETE FROM clearsight_meta WHERE key = 'retention_floor'")
+            con.execute("INSERT INTO clearsight_meta VALUES ('retention_floor', ?)", [str(cutoff)])
         if dead.size:
             con.register("_clearsight_dead", pa.table({"series_id": dead}))
             try:
@@ -915,12 +927,13 @@ class EmbeddedMetricsStore:
                 ids = idx.select(matcher_sets[0])
             else:
                 ids = np.unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
-            lo, hi = self._min_ts[ids], self._max_ts[ids]
+            lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
         in_range: IdArray = ids[(lo <= end_ms) & (hi >= start_ms)]
         return in_range
 
     def select(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
         self._check_open()
+        start_ms = max(start_ms, self._floor)
         if end_ms < start_ms:
             return SeriesData.empty()
         ids = self._ids(tenant, [matchers], start_ms, end_ms)
