@@ -64,7 +64,7 @@ def _parse_number(s: str, key: str) -> float:
         return -math.inf if t.startswith("-") else math.inf
     try:
         return float(int(t, 0))
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     try:
         if "_" in t or t.lower().startswith(("0x", "-0x", "+0x")):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clearsight.model.histogram import CounterResetHint, FloatHistogram
 from clearsight.model.histogram_text import (
@@ -246,3 +248,34 @@ def test_every_histogram_in_the_conformance_files_parses() -> None:
                         again = parse_histogram(format_histogram(p.histogram)).histogram
                         assert promqltest_equal(p.histogram, again, True), f"{f.name}:{lineno}"
     assert seen > 700
+
+
+_ALPHABET = "{}[]: +-x0123456789.eE_abcdfghiklmnorstuvwzINf\t"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=60))
+def test_parse_never_crashes(text: str) -> None:
+    for candidate in (text, "{{" + text + "}}", "{{" + text + "}}x2", "{{count:1}}+{{" + text + "}}x1"):
+        try:
+            for p in expand_histogram_item(candidate):
+                assert isinstance(p.histogram, FloatHistogram)
+        except HistogramSyntaxError:
+            pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["sum", "count", "z_bucket", "z_bucket_w"]),
+    st.one_of(st.floats(allow_nan=False), st.integers(min_value=-(10**400), max_value=10**400)),
+)
+def test_numbers_parse_like_go(key: str, v: float | int) -> None:
+    text = repr(v) if isinstance(v, float) else str(v)
+    text = text.replace("inf", "Inf")
+    h = parse_histogram("{{" + f"{key}:{text}" + "}}").histogram
+    got = {"sum": h.sum, "count": h.count, "z_bucket": h.zero_count, "z_bucket_w": h.zero_threshold}[key]
+    try:
+        want = float(v)
+    except OverflowError:  # an integer beyond float range: Go's ParseFloat gives +-Inf
+        want = math.inf if v > 0 else -math.inf
+    assert got == want
