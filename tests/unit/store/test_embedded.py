@@ -225,3 +225,16 @@ def test_due_compaction_runs_when_writes_pause(tmp_path: Path) -> None:
         assert store.storage_breakdown()["head_rows"] == 0
     finally:
         store.close()
+
+
+def test_refuses_other_schema_version(tmp_path: Path) -> None:
+    import duckdb
+
+    from clearsight.store.interface import StoreError
+
+    _open(tmp_path).close()
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"))
+    con.execute("UPDATE clearsight_meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        _open(tmp_path)

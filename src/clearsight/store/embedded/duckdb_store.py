@@ -218,8 +218,13 @@ class EmbeddedMetricsStore:
         self._close_lock = threading.Lock()
         self._stats = StoreStats()
 
-        self._init_schema()
-        self._load_state()
+        try:
+            self._init_schema()
+            self._load_state()
+        except BaseException:
+            self._wcon.close()
+            self._root.close()
+            raise
         self._writer = threading.Thread(target=self._writer_main, name="clearsight-metrics-writer",
                                         daemon=True)
         self._writer.start()
