@@ -487,3 +487,71 @@ def test_stale_marker() -> None:
     assert is_stale_histogram(s) and math.isnan(s.sum)
     assert not is_stale_histogram(H("{{sum:NaN}}"))
     assert not is_stale_histogram(H("{{count:1}}"))
+
+
+_WILD = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324, math.nan, math.inf, -math.inf]),
+)
+
+
+@st.composite
+def wild_histograms(draw: st.DrawFn) -> FloatHistogram:
+    custom = draw(st.booleans())
+    if custom:
+        cv = sorted(draw(st.sets(st.floats(-1e300, 1e300), max_size=4)))
+        pos = draw(st.dictionaries(st.integers(0, len(cv)), _WILD, max_size=5))
+        return FloatHistogram.build(
+            schema=CUSTOM_BUCKETS_SCHEMA, count=draw(_WILD), sum=draw(_WILD), positive=pos, custom_values=cv
+        )
+    return FloatHistogram.build(
+        schema=draw(st.integers(-4, 8)),
+        count=draw(_WILD),
+        sum=draw(_WILD),
+        zero_threshold=draw(st.sampled_from([0.0, 1e-300, 0.001, 1.0, 1e300])),
+        zero_count=draw(_WILD),
+        positive=draw(st.dictionaries(st.integers(-1200, 1200), _WILD, max_size=5)),
+        negative=draw(st.dictionaries(st.integers(-1200, 1200), _WILD, max_size=5)),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wild_histograms(), wild_histograms(), _WILD, st.floats(-2, 2))
+def test_no_python_exceptions_or_warnings_on_wild_values(
+    a: FloatHistogram, b: FloatHistogram, x: float, q: float
+) -> None:
+    """Go never raises on float edge cases; neither may we (warnings are errors in the tests)."""
+    from clearsight.model.histogram_math import (
+        histogram_avg,
+        histogram_stddev,
+        histogram_stdvar,
+        trim_buckets,
+    )
+    from clearsight.model.histogram_range import avg_over_time, rate_delta, sum_over_time
+
+    for h in (a, b):
+        h.mul(x)
+        h.div(x)
+        h.compact()
+        histogram_quantile(q, h)
+        histogram_fraction(min(x, q), max(x, q), h)
+        histogram_avg(h)
+        histogram_stddev(h)
+        histogram_stdvar(h)
+        trim_buckets(h, x, True)
+        trim_buckets(h, x, False)
+        format_histogram(h)
+        h.iter_buckets()
+        if not h.uses_custom_buckets:
+            h.copy_to_schema(-4)
+    try:
+        a.add(b)
+        a.sub(b)
+        b.detect_reset(a)
+        KahanHistogramSum(a).add(b)
+        rate_delta([a, b], True)
+        rate_delta([a, b], False)
+        sum_over_time([a, b])
+        avg_over_time([a, b])
+    except IncompatibleSchemaError:
+        assert a.uses_custom_buckets != b.uses_custom_buckets
