@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from clearsight.model.histogram import CounterResetHint
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
@@ -474,8 +475,8 @@ class Evaluator:
             labels.append(lbl)
             tss.append(inner_ts[p])
             vals.append(inner.values[i][p])
-            hists.append(inner.hist[i][p] if inner.hist is not None and ihm is not None and ihm[i].any()
-                         else None)
+            hists.append(_unknown_hints(inner.hist[i][p])
+                         if inner.hist is not None and ihm is not None and ihm[i].any() else None)
         return MatrixSteps(labels, tss, vals, eff, rng,
                            hists=hists if any(h is not None for h in hists) else None)
 
@@ -541,6 +542,16 @@ class Evaluator:
         if isinstance(out, VectorSteps):
             self._account(out.values.size)
         return out
+
+
+def _unknown_hints(hs: ObjArr) -> ObjArr:
+    """Subquery output: reset/not_reset hints become unknown (they describe the relation to the
+    previous *stored* sample, not to the previous subquery point), as Prometheus does."""
+    out = hs.copy()
+    for i, h in enumerate(hs.tolist()):
+        if h is not None and h.counter_reset_hint in (CounterResetHint.RESET, CounterResetHint.NOT_RESET):
+            out[i] = h.with_hint(CounterResetHint.UNKNOWN)
+    return out
 
 
 def _annotated_arg(e: Call, msg: str) -> Expr | None:

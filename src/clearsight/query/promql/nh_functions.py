@@ -41,7 +41,7 @@ from clearsight.query.promql.values import (
     Value,
     VectorSteps,
 )
-from clearsight.query.promql.vecutil import floats_only, stack
+from clearsight.query.promql.vecutil import floats_only, go_quote, stack
 
 HistImpl = Callable[[FuncContext, list[Value], FunctionImpl | None], Value]
 
@@ -137,8 +137,53 @@ def _combine(classic: Value | None, native: VectorSteps, k: int) -> VectorSteps:
     return stack(parts, k)
 
 
+def _without_conflicts(ctx: FuncContext, args: list[Value], i: int) -> list[Value]:
+    """Drops, per step, native histograms that share their label set with a classic histogram
+    (its ``le`` buckets) at that step, together with those buckets, warning about the mix."""
+    v = args[i]
+    if not isinstance(v, VectorSteps) or v.hist is None:
+        return args
+    hm = v.hist_mask()
+    fm = v.present & ~hm
+    classic: dict[Labels, list[int]] = {}
+    for r, lbl in enumerate(v.labels):
+        d = dict(lbl)
+        le = d.pop("le", None)
+        if le is None:
+            continue
+        try:
+            float(le.replace("Inf", "inf"))
+        except ValueError:
+            continue
+        classic.setdefault(tuple(sorted(d.items())), []).append(r)
+    if not classic:
+        return args
+    present = v.present.copy()
+    changed = False
+    for r, lbl in enumerate(v.labels):
+        rows = classic.get(lbl)
+        if rows is None or not hm[r].any():
+            continue
+        clash = hm[r] & fm[rows].any(axis=0)
+        if clash.any():
+            ctx.annotations.warn(f"{nc.W}vector contains a mix of classic and native histograms for metric name "
+                                 f"{go_quote(nc.metric_name(lbl))}")
+            present[r, clash] = False
+            for cr in rows:
+                present[cr, clash] = False
+            changed = True
+    if not changed:
+        return args
+    hist = v.hist.copy()
+    hist[~present] = None
+    out = list(args)
+    out[i] = VectorSteps(v.labels, v.values, present, v.drop_name, v.sample_ts, hist)
+    return out
+
+
 def hist_quantile(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl | None) -> Value:
     k = _k(ctx)
+    args = _without_conflicts(ctx, args, 1)
     classic = _call_float(float_impl, ctx, args)
     v = _vector(args, 1, "histogram_quantile")
     return _combine(classic, _native_quantile(ctx, v, _scalar_at(args, 0, k)), k)
@@ -146,6 +191,7 @@ def hist_quantile(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl 
 
 def hist_fraction(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl | None) -> Value:
     k = _k(ctx)
+    args = _without_conflicts(ctx, args, 2)
     classic = _call_float(float_impl, ctx, args)
     v = _vector(args, 2, "histogram_fraction")
     lo = _scalar_at(args, 0, k)
@@ -161,6 +207,7 @@ def hist_fraction(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl 
 
 def hist_quantiles(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl | None) -> Value:
     k = _k(ctx)
+    args = _without_conflicts(ctx, args, 0)
     classic = _call_float(float_impl, ctx, args)
     v = _vector(args, 0, "histogram_quantiles")
     label = args[1]
