@@ -21,7 +21,7 @@ from clearsight.query.promql.values import (
     ScalarSteps,
     VectorSteps,
 )
-from clearsight.query.promql.vecutil import drop_flag, format_float
+from clearsight.query.promql.vecutil import drop_flag, format_float, go_quote
 
 MIN_INT64 = -9223372036854775808.0
 MAX_INT64 = 9223372036854774784.0
@@ -82,7 +82,7 @@ def _ranks(gid: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping: list[str],
               without: bool, annotations: Annotations, instant: bool) -> VectorSteps:
-    if v.has_hist():
+    if v.has_hist() and op != "count_values":
         from clearsight.query.promql.nh_aggregations import aggregate_with_histograms
 
         return aggregate_with_histograms(op, v, param, grouping, without, annotations, instant, aggregate)
@@ -351,7 +351,7 @@ def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], witho
 
 def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool) -> VectorSteps:
     if not _valid_label_name(label):
-        raise QueryError(f"invalid label name {label!r}")
+        raise QueryError(f"invalid label name {go_quote(label)}")
     k = v.values.shape[1]
     grp = list(grouping)
     if not without:
@@ -366,6 +366,14 @@ def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool
     sid_table: dict[str, int] = {}
     sid_of_u = np.asarray([sid_table.setdefault(x, len(sid_table)) for x in strings], dtype=np.int64)
     sids = sid_of_u[inv.reshape(-1)]
+    if v.hist is not None:
+        # Histogram samples count by their text (Prometheus' FloatHistogram.String()).
+        from clearsight.model.histogram_text import format_histogram_brief
+
+        cells = v.hist[rows, cols]
+        for n_, h in enumerate(cells.tolist()):
+            if h is not None:
+                sids[n_] = sid_table.setdefault(format_histogram_brief(h), len(sid_table))
     names = list(sid_table)
     # One output key per distinct (row, value string) pair.
     pair = rows.astype(np.int64) * len(names) + sids

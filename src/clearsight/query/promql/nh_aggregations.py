@@ -6,8 +6,9 @@
   "encountered a mix of histograms and floats for aggregation"; conflicting counter reset hints
   warn; exponential mixed with custom buckets drops the group with a warning.
 - ``count``/``group`` count histogram samples like floats; ``limitk``/``limit_ratio`` pass them on.
-- ``min``/``max``/``stddev``/``stdvar``/``quantile``/``topk``/``bottomk``/``count_values`` ignore
-  them (info "ignored histogram in <op> aggregation").
+- ``min``/``max``/``stddev``/``stdvar``/``quantile``/``topk``/``bottomk`` ignore them (info
+  "ignored histogram in <op> aggregation"); ``count_values`` counts them by their text (handled
+  in ``aggregations``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from clearsight.query.promql.vecutil import floats_only
 
 AggregateFn = Callable[[str, VectorSteps, ScalarSteps | str | None, list[str], bool, Annotations, bool], VectorSteps]
 
-_IGNORING = frozenset({"min", "max", "stddev", "stdvar", "quantile", "topk", "bottomk", "count_values"})
+_IGNORING = frozenset({"min", "max", "stddev", "stdvar", "quantile", "topk", "bottomk"})
 
 
 def aggregate_with_histograms(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping: list[str],

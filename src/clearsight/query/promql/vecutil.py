@@ -167,6 +167,8 @@ def go_quote(s: str) -> str:
             out.append("\\t")
         elif ch == "\r":
             out.append("\\r")
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # an undecodable byte (surrogateescape): Go prints it as \xNN
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
         elif not ch.isprintable():
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}")
         else:
