@@ -238,3 +238,53 @@ def test_refuses_other_schema_version(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(StoreError, match="schema version 99"):
         _open(tmp_path)
+
+
+def test_reads_see_consistent_snapshots_during_compaction(tmp_path: Path) -> None:
+    """Readers running while the writer appends, compacts and merges always see whole commits:
+    every series has the same samples 0..k-1, never a duplicate or a gap."""
+    import threading
+
+    from clearsight.store.storetest.contract import check_well_formed
+
+    labels = [make_labels({"__name__": "c", "s": str(i)}) for i in range(50)]
+    store = _open(tmp_path, compact_min_rows=500, compact_samples_per_series=0, compact_idle_seconds=0.0,
+                  chunk_target_samples=40, queue_max_batches=1000)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        last = 0
+        try:
+            while not done.is_set():
+                data = store.select("t", [Matcher.of("=", "__name__", "c")], 0, 10**9)
+                check_well_formed(data)
+                counts = {int(data.offsets[i + 1] - data.offsets[i]) for i in range(len(data))}
+                assert len(counts) <= 1, counts
+                k = counts.pop() if counts else 0
+                assert k >= last
+                last = k
+                for i in range(len(data)):
+                    assert data.series(i)[1].tolist() == [j * 1000 for j in range(k)]
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        futures = [store.append("t", SampleBatch.from_series([(lbl, [(j * 1000, float(j))]) for lbl in labels]))
+                   for j in range(300)]
+        for f in futures:
+            f.result(timeout=120)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    try:
+        assert not errors, errors[0]
+        assert store.storage_breakdown()["chunk_rows"] > 0
+        data = store.select("t", [Matcher.of("=", "__name__", "c")], 0, 10**9)
+        assert data.timestamps.shape[0] == 50 * 300
+    finally:
+        store.close()
