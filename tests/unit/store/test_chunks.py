@@ -1,0 +1,81 @@
+"""The chunk codec: exact round trips, codec choice, compression on regular data."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearsight.model.samples import STALE_NAN
+from clearsight.store.embedded import chunks
+
+
+def _roundtrip(sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> chunks.Encoded:
+    enc = chunks.encode(sids.astype(np.uint32), ts.astype(np.int64), vals.astype(np.float64))
+    got_ts, got_v = chunks.decode(enc.n, enc.codec, enc.scale, enc.data)
+    assert got_ts.tolist() == ts.tolist()
+    assert got_v.view(np.uint64).tolist() == vals.view(np.uint64).tolist()
+    return enc
+
+
+any_float = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0]),
+    st.integers(-10**6, 10**6).map(lambda k: k / 100),
+    st.just(STALE_NAN), st.just(-0.0),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.lists(st.tuples(st.integers(-2**62, 2**62), any_float),
+                                                         min_size=1, max_size=40)), min_size=1, max_size=6))
+def test_roundtrip_exact(series: list[tuple[int, list[tuple[int, float]]]]) -> None:
+    merged: dict[int, dict[int, float]] = {}
+    for sid, samples in series:
+        merged.setdefault(sid, {}).update(dict(samples))
+    sids, ts, vals = [], [], []
+    for sid in sorted(merged):
+        for t in sorted(merged[sid]):
+            sids.append(sid)
+            ts.append(t)
+            vals.append(merged[sid][t])
+    enc = _roundtrip(np.array(sids), np.array(ts), np.array(vals, dtype=np.float64))
+    assert enc.series_id.tolist() == sorted(merged)
+    assert enc.n.tolist() == [len(merged[s]) for s in sorted(merged)]
+    assert enc.min_ts.tolist() == [min(merged[s]) for s in sorted(merged)]
+    assert enc.max_ts.tolist() == [max(merged[s]) for s in sorted(merged)]
+
+
+def test_codec_choice() -> None:
+    ts = np.arange(4, dtype=np.int64) * 15_000
+    sids = np.repeat(np.arange(1, 6, dtype=np.uint32), 4)
+    vals = np.concatenate([
+        [1.0, 2.0, 3.0, 4.0],            # integers: DECIMAL, scale 0
+        [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL, scale 2
+        [1.0, STALE_NAN, 2.0, 3.0],      # a stale marker: XOR
+        [0.1 + 0.2, 1.0, 2.0, 3.0],      # a binary fraction: XOR
+        [-0.0, 1.0, 2.0, 3.0],           # negative zero: XOR
+    ])
+    enc = _roundtrip(sids, np.tile(ts, 5), vals)
+    assert enc.codec.tolist() == [chunks.DECIMAL, chunks.DECIMAL, chunks.XOR, chunks.XOR, chunks.XOR]
+    assert enc.scale.tolist()[:2] == [0, 2]
+
+
+def test_mixed_chunk_lengths_and_regular_data_compress() -> None:
+    rng = np.random.default_rng(3)
+    lengths = [1, 2, 120, 7, 720, 120]
+    sids = np.repeat(np.arange(1, len(lengths) + 1, dtype=np.uint32), lengths)
+    ts = np.concatenate([1_700_000_000_000 + np.arange(m, dtype=np.int64) * 15_000 for m in lengths])
+    vals = np.concatenate([np.round(np.cumsum(rng.uniform(0, 10, m)), 2) for m in lengths])
+    enc = _roundtrip(sids, ts, vals)
+    # Regular timestamps and 2-decimal counters: far below the 16 raw bytes per sample.
+    assert sum(len(d) for d in enc.data) < 4 * ts.shape[0]
+
+
+def test_empty() -> None:
+    enc = chunks.encode(np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0))
+    assert enc.data == []
+    ts, vals = chunks.decode(enc.n, enc.codec, enc.scale, enc.data)
+    assert ts.shape == (0,) and vals.shape == (0,)
