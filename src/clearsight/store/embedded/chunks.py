@@ -157,25 +157,37 @@ def decode(n: npt.NDArray[np.integer], codec: npt.NDArray[np.integer], scale: np
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    # Decompress every chunk next to the previous one: chunk c occupies flat[16*pos_c : 16*(pos_c+m_c)]
-    # as 16 byte planes of m_c bytes each.
+    # Decompress the chunks grouped by length (stable), each next to the previous one, so that every
+    # group of equal-length chunks is one (k, 16, m) block that a single transpose turns into rows.
+    order = np.argsort(lengths, kind="stable")
+    sorted_len = lengths[order]
     flat = np.empty(16 * total, dtype=np.uint8)
     decompress = pa.decompress
     off = 0
-    for m, blob in zip(lengths.tolist(), data, strict=True):
+    for c, m in zip(order.tolist(), sorted_len.tolist(), strict=True):
         size = 16 * m
         flat[off:off + size] = np.frombuffer(
-            decompress(blob, decompressed_size=size, codec="zstd", asbytes=True), dtype=np.uint8)
+            decompress(data[c], decompressed_size=size, codec="zstd", asbytes=True), dtype=np.uint8)
         off += size
-    if bool(np.all(lengths == lengths[0])):  # the usual case: one transpose for all chunks
-        m0 = int(lengths[0])
-        rows = flat.reshape(-1, 16, m0).transpose(0, 2, 1).reshape(total, 16)
-    else:
-        rows = np.empty((total, 16), dtype=np.uint8)
-        pos = 0
-        for m in lengths.tolist():
-            rows[pos:pos + m] = flat[16 * pos:16 * (pos + m)].reshape(16, m).T
-            pos += m
+    rows_sorted = np.empty((total, 16), dtype=np.uint8)
+    bounds = np.flatnonzero(np.diff(sorted_len)) + 1
+    g_starts = np.concatenate(([0], bounds)).astype(np.int64)
+    g_ends = np.concatenate((bounds, [sorted_len.shape[0]])).astype(np.int64)
+    row = 0
+    for g0, g1 in zip(g_starts.tolist(), g_ends.tolist(), strict=True):
+        m = int(sorted_len[g0])
+        k = g1 - g0
+        block = flat[16 * row:16 * (row + k * m)].reshape(k, 16, m)
+        rows_sorted[row:row + k * m] = block.transpose(0, 2, 1).reshape(k * m, 16)
+        row += k * m
+    if bool(np.all(order[1:] > order[:-1])):
+        rows = rows_sorted
+    else:  # back to the callers' chunk order
+        starts_orig = _seg_starts(lengths)
+        dest = np.repeat(starts_orig[order], sorted_len) + (
+            np.arange(total, dtype=np.int64) - np.repeat(_seg_starts(sorted_len), sorted_len))
+        rows = np.empty_like(rows_sorted)
+        rows[dest] = rows_sorted
     ts_enc = np.ascontiguousarray(rows[:, :8]).view(np.int64).reshape(total)
     val_enc = np.ascontiguousarray(rows[:, 8:]).view(np.int64).reshape(total)
     starts = _seg_starts(lengths)
