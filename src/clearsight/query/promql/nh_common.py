@@ -158,12 +158,19 @@ class HWin:
         return self.flat.t[a:b], list(self.fh[a:b])
 
 
-def hwindows(m: MatrixSteps) -> HWin:
+def hwindows(m: MatrixSteps, extended: bool = False) -> HWin:
+    """Per-step windows; ``extended``: Prometheus' anchored/smoothed fetch range, i.e. the window
+    start moved back by the lookback (and, when smoothed, its end forward by it)."""
     flat = flatten(m)
     e = np.asarray(m.window_end, dtype=np.int64)
-    lo = window_index(flat, e - int(m.range_ms))
-    hi = window_index(flat, e)
-    if m.anchored and flat.size:
+    if extended:
+        lb = int(m.lookback_ms)
+        lo = window_index(flat, e - int(m.range_ms) - lb)
+        hi = window_index(flat, e + (lb if m.smoothed else 0))
+    else:
+        lo = window_index(flat, e - int(m.range_ms))
+        hi = window_index(flat, e)
+    if m.anchored and flat.size and not extended:
         # The anchor: the last sample at or before the range start (within the lookback), kept
         # only when some sample follows it inside the range.
         starts = flat.starts[:, None]

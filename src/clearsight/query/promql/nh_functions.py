@@ -290,10 +290,96 @@ def histogram_rate(ctx: FuncContext, hs: list[FloatHistogram], is_counter: bool,
     return h.with_hint(CounterResetHint.GAUGE).compact()
 
 
+def _interpolate(ctx: FuncContext, h1: FloatHistogram, t1: int, h2: FloatHistogram, t2: int, t: int,
+                 is_counter: bool) -> FloatHistogram:
+    """The histogram at ``t`` between two samples (a counter reset counts from zero)."""
+    if t == t1:
+        return h1
+    if t == t2:
+        return h2
+    fraction = (t - t1) / (t2 - t1)
+    if is_counter and h2.detect_reset(h1):
+        return h2.mul(fraction)
+    d = _add(h2, h1, ctx, sub=True)
+    return _add(d.mul(fraction), h1, ctx)
+
+
+def _search(n: int, pred: Callable[[int], bool]) -> int:
+    """Go's sort.Search: the smallest i in [0, n) with pred(i), else n."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def extended_histogram_rate(ctx: FuncContext, ts: list[int], hs: list[FloatHistogram], range_start: int,
+                            range_end: int, smoothed: bool, is_counter: bool, is_rate: bool, range_s: float,
+                            name: str) -> FloatHistogram | None:
+    """rate/increase/delta of an ``anchored`` or ``smoothed`` range over histograms (Prometheus'
+    ``extendedHistogramRate``): the boundary values are the sample at or before the range start
+    (interpolated to it when smoothed) and the last sample (interpolated to the end when smoothed)."""
+    ann = ctx.annotations
+    last = len(hs) - 1
+    first = max(0, _search(last, lambda i: ts[i] > range_start) - 1)
+    if smoothed:
+        last = _search(last, lambda i: ts[i] >= range_end)
+    if ts[last] <= range_start:
+        return None
+    if smoothed and ts[first] > range_end:
+        return None
+    custom = hs[first].uses_custom_buckets
+    for h in hs[first:last + 1]:
+        if h.uses_custom_buckets != custom:
+            ann.warn(nc.mixed_exp_custom(name))
+            return None
+        if is_counter and h.counter_reset_hint == CounterResetHint.GAUGE:
+            ann.warn(nc.not_counter(name))
+    try:
+        left = hs[first]
+        if smoothed and ts[first] < range_start:
+            left = _interpolate(ctx, hs[first], ts[first], hs[first + 1], ts[first + 1], range_start, is_counter)
+        right = hs[last]
+        if smoothed and last > 0 and ts[last] > range_end:
+            right = _interpolate(ctx, hs[last - 1], ts[last - 1], hs[last], ts[last], range_end, is_counter)
+        if not is_counter and (left.counter_reset_hint != CounterResetHint.GAUGE
+                               or right.counter_reset_hint != CounterResetHint.GAUGE):
+            ann.warn(nc.not_gauge(name))
+        res = _add(right, left, ctx, sub=True)
+        if is_counter:
+            lo = first + 1
+            prev = left
+            if smoothed and ts[first] < range_start and hs[first + 1].detect_reset(hs[first]):
+                prev = hs[first + 1]
+                lo += 1
+            hi = last - 1
+            correction: FloatHistogram | None = None
+            if lo <= hi + 1:
+                for cur in hs[lo:hi + 1]:
+                    if cur.detect_reset(prev):
+                        correction = prev if correction is None else _add(correction, prev, ctx)
+                    prev = cur
+                if right.detect_reset(prev):
+                    correction = prev if correction is None else _add(correction, prev, ctx)
+            if correction is not None:
+                res = _add(res, correction, ctx)
+    except HistogramError:
+        ann.warn(nc.mixed_exp_custom(name))
+        return None
+    if is_rate:
+        res = res.div(range_s)
+    return res.with_hint(CounterResetHint.GAUGE).compact()
+
+
 def _extrapolated(func: str, is_counter: bool, is_rate: bool) -> HistImpl:
     def impl(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl | None) -> Value:
         m = _matrix(args, 0, func)
         k = _k(ctx)
+        if m.anchored or m.smoothed:
+            return _extended(ctx, args, float_impl, m, is_counter, is_rate)
         win = nc.hwindows(m)
         fout = _call_float(float_impl, ctx, args)
         out = nc.Out.new(m.labels, k)
@@ -308,8 +394,6 @@ def _extrapolated(func: str, is_counter: bool, is_rate: bool) -> HistImpl:
             ts, hs = win.hists(i, j)
             if len(hs) < 2:
                 continue
-            if m.anchored or m.smoothed:
-                raise QueryError(f"{func} with anchored/smoothed selectors over native histograms is not supported")
             h = histogram_rate(ctx, hs, is_counter, name)
             if h is None:
                 continue
@@ -335,6 +419,30 @@ def _extrapolated(func: str, is_counter: bool, is_rate: bool) -> HistImpl:
         return out.result(drop_name=True)
 
     return impl
+
+
+def _extended(ctx: FuncContext, args: list[Value], float_impl: FunctionImpl | None, m: MatrixSteps,
+              is_counter: bool, is_rate: bool) -> VectorSteps:
+    """Anchored/smoothed rate, increase, delta: the window is extended by the lookback before the
+    range (and after it when smoothed); a window mixing floats and histograms warns."""
+    k = _k(ctx)
+    win = nc.hwindows(m, extended=True)
+    fout = _call_float(float_impl, ctx, args)
+    out = nc.Out.new(m.labels, k)
+    out.take_floats(fout, win.nh == 0)
+    for i, j in zip(*np.nonzero(win.nh > 0), strict=True):
+        i, j = int(i), int(j)
+        name = nc.metric_name(m.labels[i])
+        if win.nf[i, j] > 0:
+            ctx.annotations.warn(nc.mixed_floats_histograms(name))
+            continue
+        ts, hs = win.hists(i, j)
+        end = int(m.window_end[j])
+        h = extended_histogram_rate(ctx, [int(t) for t in ts], hs, end - int(m.range_ms), end, m.smoothed,
+                                    is_counter, is_rate, m.range_ms / 1000.0, name)
+        if h is not None:
+            out.set_hist(i, j, h)
+    return out.result(drop_name=True)
 
 
 def _instant(func: str, is_rate: bool) -> HistImpl:
