@@ -370,6 +370,8 @@ class Evaluator:
         n = len(data)
         values = np.zeros((n, k))
         present = np.zeros((n, k), dtype=bool)
+        hs_all = series_histograms(data)
+        hist: ObjArr | None = None
         offs = data.offsets
         for i in range(n):
             a, b = int(offs[i]), int(offs[i + 1])
@@ -393,8 +395,65 @@ class Evaluator:
             ok = exact | has_prev
             values[i] = val
             present[i] = ok
+            if hs_all is not None:
+                sh = hs_all[a:b][keep]
+                if bool((sh != None).any()):  # noqa: E711
+                    if hist is None:
+                        hist = np.full((n, k), None, dtype=object)
+                    self._smooth_histograms(e, data.labels[i], st, sh, eff, values[i], present[i], hist[i])
         self._account(n * k)
-        return compact(VectorSteps(list(data.labels), values, present, None, None))
+        return compact(VectorSteps(list(data.labels), values, present, None, None, hist))
+
+    def _smooth_histograms(self, e: VectorSelector, labels: Labels, st: I64, sh: ObjArr, eff: I64,
+                           values: Any, present: Any, hist: ObjArr) -> None:
+        """``smoothed`` for a series with histogram samples (Prometheus' ``smoothSeries``): per
+        step, the samples within the lookback on either side; a mix of floats and histograms
+        warns and gives nothing; histograms are taken exactly, interpolated (a counter reset
+        counts from zero) or carried forward with an unknown reset hint."""
+        from clearsight.query.promql import nh_common as nc
+        from clearsight.query.promql.nh_functions import _interpolate
+
+        lb = self.lookback
+        is_h = np.asarray(sh != None, dtype=bool)  # noqa: E711
+        name = nc.metric_name(labels)
+        ctx = FuncContext(step_times=eff, arg_exprs=[], annotations=self.annotations, lookback_delta_ms=lb)
+        before = (len(self.annotations.warnings), len(self.annotations.infos))
+        lo = np.searchsorted(st, eff - lb, side="right")
+        hi = np.searchsorted(st, eff + lb, side="right")
+        for j in range(eff.shape[0]):
+            a, b = int(lo[j]), int(hi[j])
+            nh = int(is_h[a:b].sum())
+            if nh == 0:
+                continue
+            present[j] = False
+            if nh < b - a:
+                self.annotations.warn(nc.mixed_floats_histograms(name))
+                continue
+            t = int(eff[j])
+            ts = st[a:b]
+            hs = sh[a:b]
+            q = int(np.searchsorted(ts, t, side="left"))
+            if q < ts.size and int(ts[q]) == t:
+                hist[j] = hs[q]
+            elif 0 < q < ts.size:
+                prev, nxt = hs[q - 1], hs[q]
+                if prev.uses_custom_buckets != nxt.uses_custom_buckets:
+                    self.annotations.warn(nc.mixed_exp_custom(name))
+                    continue
+                counter = (prev.counter_reset_hint != CounterResetHint.GAUGE
+                           or nxt.counter_reset_hint != CounterResetHint.GAUGE)
+                try:
+                    hist[j] = _interpolate(ctx, prev, int(ts[q - 1]), nxt, int(ts[q]), t, counter)
+                except ValueError:
+                    self.annotations.warn(nc.mixed_exp_custom(name))
+                    continue
+            elif q > 0:
+                hist[j] = hs[q - 1].with_hint(CounterResetHint.UNKNOWN)
+            else:
+                continue
+            present[j] = True
+            values[j] = np.nan
+        self._mark_annotations(before, lambda msg: e)
 
     def matrix_selector(self, e: MatrixSelector, ts: I64) -> MatrixSteps:
         vs = e.vector
