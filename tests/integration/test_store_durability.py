@@ -29,8 +29,13 @@ def _batch(batch_id: int) -> object:
     from clearsight.model.labels import make_labels
     from clearsight.model.samples import SampleBatch
 
-    series = [(make_labels({"__name__": "durable", "s": str(s), "w": str(batch_id % 4)}),
-               [(batch_id * 1000, float(batch_id))]) for s in range(SERIES_PER_BATCH)]
+    series = [
+        (
+            make_labels({"__name__": "durable", "s": str(s), "w": str(batch_id % 4)}),
+            [(batch_id * 1000, float(batch_id))],
+        )
+        for s in range(SERIES_PER_BATCH)
+    ]
     return SampleBatch.from_series(series)
 
 
@@ -40,10 +45,24 @@ def _child(data_dir: Path, first_id: int, compacting: bool) -> None:
 
     # The compacting runs compact (and checkpoint) every ~100 batches and merge chunks, so kills
     # also land inside compactions and checkpoints.
-    policy = {"compact_min_rows": 2000, "compact_samples_per_series": 0, "compact_idle_seconds": 0.0,
-              "chunk_target_samples": 300} if compacting else {}
-    store = EmbeddedMetricsStore(data_dir, retention_ms=10**15, out_of_order_window_ms=10**12,
-                                 max_active_series_per_tenant=0, queue_max_batches=16, **policy)
+    policy = (
+        {
+            "compact_min_rows": 2000,
+            "compact_samples_per_series": 0,
+            "compact_idle_seconds": 0.0,
+            "chunk_target_samples": 300,
+        }
+        if compacting
+        else {}
+    )
+    store = EmbeddedMetricsStore(
+        data_dir,
+        retention_ms=10**15,
+        out_of_order_window_ms=10**12,
+        max_active_series_per_tenant=0,
+        queue_max_batches=16,
+        **policy,
+    )
     ids = itertools.count(first_id)
     out_lock = threading.Lock()
 
@@ -77,8 +96,11 @@ def test_acked_batches_survive_sigkill(tmp_path: Path) -> None:
     acked_total: list[int] = []
     for run in range(RUNS):
         first_id = (run + 1) * 1_000_000
-        proc = subprocess.Popen([sys.executable, __file__, str(tmp_path), str(first_id), str(run % 2)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, str(tmp_path), str(first_id), str(run % 2)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         acked: list[int] = []
@@ -94,8 +116,13 @@ def test_acked_batches_survive_sigkill(tmp_path: Path) -> None:
         assert proc.returncode == -signal.SIGKILL
         acked_total.extend(acked)
 
-        store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, out_of_order_window_ms=10**12,
-                                     max_active_series_per_tenant=0, queue_max_batches=16)
+        store = EmbeddedMetricsStore(
+            tmp_path,
+            retention_ms=10**15,
+            out_of_order_window_ms=10**12,
+            max_active_series_per_tenant=0,
+            queue_max_batches=16,
+        )
         try:
             data = store.select("dur", [Matcher.of("=", "__name__", "durable")], 0, 10**13)
             assert len(data) == 4 * SERIES_PER_BATCH or not acked_total
@@ -113,8 +140,13 @@ def test_acked_batches_survive_sigkill(tmp_path: Path) -> None:
             store.close()
     assert len(acked_total) >= RUNS * 50
     # The compacting runs did move samples into chunks (the kills did not all beat them to it).
-    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, out_of_order_window_ms=10**12,
-                                 max_active_series_per_tenant=0, queue_max_batches=16)
+    store = EmbeddedMetricsStore(
+        tmp_path,
+        retention_ms=10**15,
+        out_of_order_window_ms=10**12,
+        max_active_series_per_tenant=0,
+        queue_max_batches=16,
+    )
     try:
         assert store.storage_breakdown()["chunk_rows"] > 0
     finally:

@@ -23,14 +23,23 @@ def _roundtrip(sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> chunks.Enc
 any_float = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
     st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0]),
-    st.integers(-10**6, 10**6).map(lambda k: k / 100),
-    st.just(STALE_NAN), st.just(-0.0),
+    st.integers(-(10**6), 10**6).map(lambda k: k / 100),
+    st.just(STALE_NAN),
+    st.just(-0.0),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 6), st.lists(st.tuples(st.integers(-2**62, 2**62), any_float),
-                                                         min_size=1, max_size=40)), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 6),
+            st.lists(st.tuples(st.integers(-(2**62), 2**62), any_float), min_size=1, max_size=40),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_roundtrip_exact(series: list[tuple[int, list[tuple[int, float]]]]) -> None:
     merged: dict[int, dict[int, float]] = {}
     for sid, samples in series:
@@ -51,13 +60,15 @@ def test_roundtrip_exact(series: list[tuple[int, list[tuple[int, float]]]]) -> N
 def test_codec_choice() -> None:
     ts = np.arange(4, dtype=np.int64) * 15_000
     sids = np.repeat(np.arange(1, 6, dtype=np.uint32), 4)
-    vals = np.concatenate([
-        [1.0, 2.0, 3.0, 4.0],            # integers: DECIMAL, scale 0
-        [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL, scale 2
-        [1.0, STALE_NAN, 2.0, 3.0],      # a stale marker: XOR
-        [0.1 + 0.2, 1.0, 2.0, 3.0],      # a binary fraction: XOR
-        [-0.0, 1.0, 2.0, 3.0],           # negative zero: XOR
-    ])
+    vals = np.concatenate(
+        [
+            [1.0, 2.0, 3.0, 4.0],  # integers: DECIMAL, scale 0
+            [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL, scale 2
+            [1.0, STALE_NAN, 2.0, 3.0],  # a stale marker: XOR
+            [0.1 + 0.2, 1.0, 2.0, 3.0],  # a binary fraction: XOR
+            [-0.0, 1.0, 2.0, 3.0],  # negative zero: XOR
+        ]
+    )
     enc = _roundtrip(sids, np.tile(ts, 5), vals)
     assert enc.codec.tolist() == [chunks.DECIMAL, chunks.DECIMAL, chunks.XOR, chunks.XOR, chunks.XOR]
     assert enc.scale.tolist()[:2] == [0, 2]

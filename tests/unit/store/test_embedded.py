@@ -19,22 +19,33 @@ UP = make_labels({"__name__": "up", "job": "a"})
 
 
 def _open(d: Path, **kw: int) -> EmbeddedMetricsStore:
-    opts = {"retention_ms": 10**12, "out_of_order_window_ms": 3_600_000, "max_active_series_per_tenant": 0,
-            "queue_max_batches": 8, "duckdb_threads": 1}
+    opts = {
+        "retention_ms": 10**12,
+        "out_of_order_window_ms": 3_600_000,
+        "max_active_series_per_tenant": 0,
+        "queue_max_batches": 8,
+        "duckdb_threads": 1,
+    }
     opts.update(kw)
     return EmbeddedMetricsStore(d, **opts)
 
 
-def _raw_batch(keys: list[bytes], kind: str, labels_of: dict[bytes, Labels], calls: list[bytes],
-               ts: int) -> SampleBatch:
+def _raw_batch(
+    keys: list[bytes], kind: str, labels_of: dict[bytes, Labels], calls: list[bytes], ts: int
+) -> SampleBatch:
     def decode(k: bytes) -> Labels:
         calls.append(k)
         return labels_of[k]
 
     n = len(keys)
-    return SampleBatch(keys=keys, key_kind=kind, decode_labels=decode,
-                       series_idx=np.arange(n, dtype=np.int32), timestamps=np.full(n, ts, dtype=np.int64),
-                       values=np.arange(n, dtype=np.float64))
+    return SampleBatch(
+        keys=keys,
+        key_kind=kind,
+        decode_labels=decode,
+        series_idx=np.arange(n, dtype=np.int32),
+        timestamps=np.full(n, ts, dtype=np.int64),
+        values=np.arange(n, dtype=np.float64),
+    )
 
 
 def test_overloaded_when_queue_full(tmp_path: Path) -> None:
@@ -108,8 +119,10 @@ def test_invalid_batches_write_nothing(tmp_path: Path, mutate: str) -> None:
         elif mutate == "no_labels":
             b.keys = [canonical_bytes(())]
         else:
+
             def boom(k: bytes) -> Labels:
                 raise ValueError("truncated protobuf")
+
             b.decode_labels = boom
         with pytest.raises(InvalidBatch):
             store.append("t", b).result(timeout=60)
@@ -159,8 +172,9 @@ def test_compaction_keeps_data_and_reaches_chunks(tmp_path: Path) -> None:
         assert part.timestamps.shape[0] == 300 * 10
         # New samples land in the head and merge with chunks on read.
         store.append("t", SampleBatch.from_series([(labels[0], [(int(ts[-1]) + 15_000, 1.0)])])).result()
-        one = store.select("t", [Matcher.of("=", "idx", "0"), Matcher.of("=", "__name__", labels[0][0][1])],
-                           0, 2**62)
+        one = store.select(
+            "t", [Matcher.of("=", "idx", "0"), Matcher.of("=", "__name__", labels[0][0][1])], 0, 2**62
+        )
         assert one.timestamps.tolist() == [*ts.tolist(), int(ts[-1]) + 15_000]
     finally:
         store.close()
@@ -174,7 +188,7 @@ def test_small_chunks_are_merged(tmp_path: Path) -> None:
     try:
         batches = workload.scrape_batches(labels, ts, vals, batch_series=50)
         for k in range(4):
-            for b in batches[k * 10:(k + 1) * 10]:
+            for b in batches[k * 10 : (k + 1) * 10]:
                 store.append("t", b).result()
             store.compact()
         # Three chunks of 10 were merged into one of 30; the fourth stays alone.
@@ -195,7 +209,7 @@ def test_series_rows_on_disk(tmp_path: Path) -> None:
 
     from clearsight.model.labels import fingerprint
 
-    lbl = make_labels({"__name__": "up", "job": "a\"b", "zone": "é"})
+    lbl = make_labels({"__name__": "up", "job": 'a"b', "zone": "é"})
     store = _open(tmp_path)
     store.append("t", SampleBatch.from_series([(lbl, [(1, 1.0)])])).result()
     store.close()
@@ -248,8 +262,14 @@ def test_reads_see_consistent_snapshots_during_compaction(tmp_path: Path) -> Non
     from clearsight.store.storetest.contract import check_well_formed
 
     labels = [make_labels({"__name__": "c", "s": str(i)}) for i in range(50)]
-    store = _open(tmp_path, compact_min_rows=500, compact_samples_per_series=0, compact_idle_seconds=0.0,
-                  chunk_target_samples=40, queue_max_batches=1000)
+    store = _open(
+        tmp_path,
+        compact_min_rows=500,
+        compact_samples_per_series=0,
+        compact_idle_seconds=0.0,
+        chunk_target_samples=40,
+        queue_max_batches=1000,
+    )
     errors: list[BaseException] = []
     done = threading.Event()
 
@@ -273,8 +293,10 @@ def test_reads_see_consistent_snapshots_during_compaction(tmp_path: Path) -> Non
     for t in threads:
         t.start()
     try:
-        futures = [store.append("t", SampleBatch.from_series([(lbl, [(j * 1000, float(j))]) for lbl in labels]))
-                   for j in range(300)]
+        futures = [
+            store.append("t", SampleBatch.from_series([(lbl, [(j * 1000, float(j))]) for lbl in labels]))
+            for j in range(300)
+        ]
         for f in futures:
             f.result(timeout=120)
     finally:

@@ -13,7 +13,9 @@ from clearsight.store.embedded.index import TenantIndex
 names = st.sampled_from(["__name__", "job", "instance", "mode"])
 vals = st.sampled_from(["a", "b", "ab", "a.b", "cpu", "x|y", "10", ""])
 label_sets = st.dictionaries(names, vals).map(make_labels)
-patterns = st.sampled_from(["a", "a|b", "a.*", ".*", ".+", "", "b|", "(a|ab)", "[ab]+", "c.u", "x\\|y", "10|cpu"])
+patterns = st.sampled_from(
+    ["a", "a|b", "a.*", ".*", ".+", "", "b|", "(a|ab)", "[ab]+", "c.u", "x\\|y", "10|cpu"]
+)
 matchers = st.one_of(
     st.builds(lambda n, v: Matcher.of(MatchType.EQ, n, v), names, vals),
     st.builds(lambda n, v: Matcher.of(MatchType.NEQ, n, v), names, vals),
@@ -48,14 +50,19 @@ def test_remove_keeps_index_coherent(series: list[Labels], data: st.DataObject) 
     assert idx.all().tolist() == alive
     assert idx.label_names(None) == sorted({n for i in alive for n, _ in series[i - 1]})
     for name in ("job", "mode"):
-        assert idx.label_values(name, None) == sorted({v for i in alive for n, v in series[i - 1] if n == name})
+        assert idx.label_values(name, None) == sorted(
+            {v for i in alive for n, v in series[i - 1] if n == name}
+        )
     m = Matcher.of(MatchType.RE, "job", "a|b")
     assert idx.select([m]).tolist() == [i for i in alive if m.matches_labels(series[i - 1])]
 
 
 def test_label_names_and_values_restricted_to_ids() -> None:
-    series = [make_labels({"__name__": "up", "job": "a"}), make_labels({"__name__": "up", "zone": "z1"}),
-              make_labels({"__name__": "down", "job": "b"})]
+    series = [
+        make_labels({"__name__": "up", "job": "a"}),
+        make_labels({"__name__": "up", "zone": "z1"}),
+        make_labels({"__name__": "down", "job": "b"}),
+    ]
     idx = _build(series)
     ids = np.asarray([2, 3], dtype=np.uint32)
     assert idx.label_names(ids) == ["__name__", "job", "zone"]

@@ -87,24 +87,40 @@ class Model:
 
 label_sets = st.builds(
     lambda name, job, inst: make_labels({"__name__": name, "job": job, "inst": inst}),
-    st.sampled_from(["a", "b"]), st.sampled_from(["x", "y", ""]), st.sampled_from(["1", "2", "3", ""]))
+    st.sampled_from(["a", "b"]),
+    st.sampled_from(["x", "y", ""]),
+    st.sampled_from(["1", "2", "3", ""]),
+)
 values = st.one_of(st.integers(-5, 5).map(float), st.just(STALE_NAN), st.floats(allow_nan=False, width=64))
 samples = st.lists(st.tuples(st.integers(0, 40).map(lambda s: s * 1000), values), max_size=6)
 batches = st.lists(st.tuples(label_sets, samples), min_size=0, max_size=5)
-ops = st.lists(st.one_of(
-    st.tuples(st.just("append"), st.sampled_from(TENANTS), batches),
-    st.tuples(st.just("group"), st.lists(st.tuples(st.sampled_from(TENANTS), batches), min_size=2, max_size=5)),
-    st.tuples(st.just("retention"), st.integers(0, 100).map(lambda s: s * 1000)),
-    st.tuples(st.just("reopen")),
-    st.tuples(st.just("compact")),
-), min_size=1, max_size=12)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.sampled_from(TENANTS), batches),
+        st.tuples(
+            st.just("group"), st.lists(st.tuples(st.sampled_from(TENANTS), batches), min_size=2, max_size=5)
+        ),
+        st.tuples(st.just("retention"), st.integers(0, 100).map(lambda s: s * 1000)),
+        st.tuples(st.just("reopen")),
+        st.tuples(st.just("compact")),
+    ),
+    min_size=1,
+    max_size=12,
+)
 
 
 def _open(d: Path) -> EmbeddedMetricsStore:
     # Compaction only when asked ("compact" op), so samples mix between head and chunks.
-    return EmbeddedMetricsStore(d, retention_ms=RETENTION, out_of_order_window_ms=WINDOW,
-                                max_active_series_per_tenant=LIMIT, queue_max_batches=64, duckdb_threads=1,
-                                compact_min_rows=10**9, chunk_target_samples=4)
+    return EmbeddedMetricsStore(
+        d,
+        retention_ms=RETENTION,
+        out_of_order_window_ms=WINDOW,
+        max_active_series_per_tenant=LIMIT,
+        queue_max_batches=64,
+        duckdb_threads=1,
+        compact_min_rows=10**9,
+        chunk_target_samples=4,
+    )
 
 
 def _check_result(got_future: object, want: AppendResult | None) -> None:

@@ -137,8 +137,10 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
     planes[:8] = ts_enc.view(np.uint8).reshape(n_total, 8).T
     planes[8:] = val_enc.view(np.uint8).reshape(n_total, 8).T
     compress = _ZSTD.compress
-    data = [compress(planes[:, s:s + m].tobytes(), asbytes=True)
-            for s, m in zip(starts.tolist(), lengths.tolist(), strict=True)]
+    data = [
+        compress(planes[:, s : s + m].tobytes(), asbytes=True)
+        for s, m in zip(starts.tolist(), lengths.tolist(), strict=True)
+    ]
     return Encoded(
         series_id=series_id[starts].astype(np.uint32),
         min_ts=ts[starts].astype(np.int64),
@@ -150,8 +152,12 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
     )
 
 
-def decode(n: npt.NDArray[np.integer], codec: npt.NDArray[np.integer], scale: npt.NDArray[np.integer],
-           data: list[bytes]) -> tuple[I64Array, F64Array]:
+def decode(
+    n: npt.NDArray[np.integer],
+    codec: npt.NDArray[np.integer],
+    scale: npt.NDArray[np.integer],
+    data: list[bytes],
+) -> tuple[I64Array, F64Array]:
     """Decodes chunks into concatenated (timestamps, values), chunk after chunk."""
     lengths = np.asarray(n, dtype=np.int64)
     total = int(lengths.sum())
@@ -166,8 +172,9 @@ def decode(n: npt.NDArray[np.integer], codec: npt.NDArray[np.integer], scale: np
     off = 0
     for c, m in zip(order.tolist(), sorted_len.tolist(), strict=True):
         size = 16 * m
-        flat[off:off + size] = np.frombuffer(
-            decompress(data[c], decompressed_size=size, codec="zstd", asbytes=True), dtype=np.uint8)
+        flat[off : off + size] = np.frombuffer(
+            decompress(data[c], decompressed_size=size, codec="zstd", asbytes=True), dtype=np.uint8
+        )
         off += size
     rows_sorted = np.empty((total, 16), dtype=np.uint8)
     bounds = np.flatnonzero(np.diff(sorted_len)) + 1
@@ -177,15 +184,16 @@ def decode(n: npt.NDArray[np.integer], codec: npt.NDArray[np.integer], scale: np
     for g0, g1 in zip(g_starts.tolist(), g_ends.tolist(), strict=True):
         m = int(sorted_len[g0])
         k = g1 - g0
-        block = flat[16 * row:16 * (row + k * m)].reshape(k, 16, m)
-        rows_sorted[row:row + k * m] = block.transpose(0, 2, 1).reshape(k * m, 16)
+        block = flat[16 * row : 16 * (row + k * m)].reshape(k, 16, m)
+        rows_sorted[row : row + k * m] = block.transpose(0, 2, 1).reshape(k * m, 16)
         row += k * m
     if bool(np.all(order[1:] > order[:-1])):
         rows = rows_sorted
     else:  # back to the callers' chunk order
         starts_orig = _seg_starts(lengths)
         dest = np.repeat(starts_orig[order], sorted_len) + (
-            np.arange(total, dtype=np.int64) - np.repeat(_seg_starts(sorted_len), sorted_len))
+            np.arange(total, dtype=np.int64) - np.repeat(_seg_starts(sorted_len), sorted_len)
+        )
         rows = np.empty_like(rows_sorted)
         rows[dest] = rows_sorted
     ts_enc = np.ascontiguousarray(rows[:, :8]).view(np.int64).reshape(total)

@@ -73,7 +73,8 @@ _MIN_MAX_SQL = (
     "SELECT series_id, min(ts) AS lo, max(ts) AS hi FROM samples {filter} GROUP BY series_id "
     "UNION ALL "
     "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id"
-    ") GROUP BY series_id")
+    ") GROUP BY series_id"
+)
 
 
 def _fingerprint_of_key(key: bytes) -> int:
@@ -225,8 +226,9 @@ class EmbeddedMetricsStore:
             self._wcon.close()
             self._root.close()
             raise
-        self._writer = threading.Thread(target=self._writer_main, name="clearsight-metrics-writer",
-                                        daemon=True)
+        self._writer = threading.Thread(
+            target=self._writer_main, name="clearsight-metrics-writer", daemon=True
+        )
         self._writer.start()
 
     # --- setup -----------------------------------------------------------------------------------
@@ -260,8 +262,9 @@ class EmbeddedMetricsStore:
             self._max_ts = np.full(cap, _NO_MAX, dtype=np.int64)
             self._next_id = top + 1
             cols = con.execute("SELECT series_id, tenant, labels FROM series ORDER BY series_id").fetchnumpy()
-            for sid, tenant, text in zip(cols["series_id"].tolist(), cols["tenant"].tolist(),
-                                         cols["labels"].tolist(), strict=True):
+            for sid, tenant, text in zip(
+                cols["series_id"].tolist(), cols["tenant"].tolist(), cols["labels"].tolist(), strict=True
+            ):
                 labels = make_labels(orjson.loads(text))
                 key = canonical_bytes(labels)
                 self._labels[sid] = labels
@@ -281,9 +284,11 @@ class EmbeddedMetricsStore:
             head = _one(con, "SELECT count(*) FROM samples")
             self._head_rows = int(head[0]) if head else 0
             for tenant, metric, typ, help_, unit in con.execute(
-                    "SELECT tenant, metric, type, help, unit FROM metadata").fetchall():
+                "SELECT tenant, metric, type, help, unit FROM metadata"
+            ).fetchall():
                 self._meta.setdefault(tenant, {}).setdefault(metric, []).append(
-                    MetricMetadata(metric, typ, help_, unit))
+                    MetricMetadata(metric, typ, help_, unit)
+                )
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -437,8 +442,11 @@ class EmbeddedMetricsStore:
         con.execute("BEGIN TRANSACTION")
         try:
             rows = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
-            self._insert_chunks(np.asarray(rows["series_id"], dtype=np.uint32),
-                                np.asarray(rows["ts"], dtype=np.int64), _floats(rows["bits"]))
+            self._insert_chunks(
+                np.asarray(rows["series_id"], dtype=np.uint32),
+                np.asarray(rows["ts"], dtype=np.int64),
+                _floats(rows["bits"]),
+            )
             con.execute("DELETE FROM samples")
             con.execute("COMMIT")
         except Exception:
@@ -456,7 +464,9 @@ class EmbeddedMetricsStore:
         try:
             rids, sids, ts, vals, _ = self._load_chunks(
                 "n < ? AND series_id IN (SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id "
-                "HAVING count(*) >= 2 AND sum(n) >= ?)", [target, target, target])
+                "HAVING count(*) >= 2 AND sum(n) >= ?)",
+                [target, target, target],
+            )
             if rids.shape[0]:
                 self._replace_chunks(rids, sids, ts, vals)
             con.execute("COMMIT")
@@ -469,29 +479,39 @@ class EmbeddedMetricsStore:
         if sids.shape[0] == 0:
             return
         enc = chunk_codec.encode(sids, ts, vals)
-        tbl = pa.table({
-            "series_id": enc.series_id, "min_ts": enc.min_ts, "max_ts": enc.max_ts, "n": enc.n,
-            "codec": enc.codec, "scale": enc.scale, "data": pa.array(enc.data, type=pa.binary()),
-        })
+        tbl = pa.table(
+            {
+                "series_id": enc.series_id,
+                "min_ts": enc.min_ts,
+                "max_ts": enc.max_ts,
+                "n": enc.n,
+                "codec": enc.codec,
+                "scale": enc.scale,
+                "data": pa.array(enc.data, type=pa.binary()),
+            }
+        )
         con = self._wcon
         con.register("_clearsight_chunks", tbl)
         try:
-            con.execute("INSERT INTO chunks SELECT series_id, min_ts, max_ts, n, codec, scale, data "
-                        "FROM _clearsight_chunks")
+            con.execute(
+                "INSERT INTO chunks SELECT series_id, min_ts, max_ts, n, codec, scale, data "
+                "FROM _clearsight_chunks"
+            )
         finally:
             con.unregister("_clearsight_chunks")
 
-    def _load_chunks(self, where: str, params: list[Any],
-                     tables: dict[str, pa.Table] | None = None) -> tuple[npt.NDArray[np.int64], npt.NDArray[
-                         np.uint32], I64Array, F64Array, npt.NDArray[np.int64]]:
+    def _load_chunks(
+        self, where: str, params: list[Any], tables: dict[str, pa.Table] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], I64Array, F64Array, npt.NDArray[np.int64]]:
         """Decodes the chunks matching ``where`` (writer connection): (rowids, series ids, ts,
         values, chunk index of each sample)."""
         con = self._wcon
         for name, t in (tables or {}).items():
             con.register(name, t)
         try:
-            res = con.execute(f"SELECT rowid AS rid, series_id, n, codec, scale, data FROM chunks WHERE {where}",
-                              params).fetchnumpy()
+            res = con.execute(
+                f"SELECT rowid AS rid, series_id, n, codec, scale, data FROM chunks WHERE {where}", params
+            ).fetchnumpy()
         finally:
             for name in tables or {}:
                 con.unregister(name)
@@ -501,8 +521,9 @@ class EmbeddedMetricsStore:
         sids = np.repeat(np.asarray(res["series_id"], dtype=np.uint32), n)
         return np.asarray(res["rid"], dtype=np.int64), sids, ts, vals, which
 
-    def _replace_chunks(self, rowids: npt.NDArray[np.int64], sids: npt.NDArray[np.uint32], ts: I64Array,
-                        vals: F64Array) -> None:
+    def _replace_chunks(
+        self, rowids: npt.NDArray[np.int64], sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array
+    ) -> None:
         """Deletes chunk rows ``rowids`` and stores the given samples (any order) in their place."""
         con = self._wcon
         if rowids.shape[0]:
@@ -558,8 +579,9 @@ class EmbeddedMetricsStore:
                 st.duplicates_total += req.result.duplicates
                 req.future.set_result(req.result)
 
-    def _prepare(self, req: _Append,
-                 new_series: list[_NewSeries]) -> tuple[npt.NDArray[np.uint32], I64Array, F64Array]:
+    def _prepare(
+        self, req: _Append, new_series: list[_NewSeries]
+    ) -> tuple[npt.NDArray[np.uint32], I64Array, F64Array]:
         """Validates one batch, resolves its series (creating new ones) and applies the
         out-of-order window. Raises StoreError before changing any state."""
         batch, tenant = req.batch, req.tenant
@@ -592,8 +614,14 @@ class EmbeddedMetricsStore:
             np.maximum.at(self._wmax, sids, ts)
         return sids.astype(np.uint32), ts, vals
 
-    def _resolve(self, tenant: str, batch: SampleBatch, sidx: I64Array, new_series: list[_NewSeries],
-                 result: AppendResult) -> I64Array:
+    def _resolve(
+        self,
+        tenant: str,
+        batch: SampleBatch,
+        sidx: I64Array,
+        new_series: list[_NewSeries],
+        result: AppendResult,
+    ) -> I64Array:
         keys = batch.keys
         n = len(keys)
         cache = self._key_cache.get((tenant, batch.key_kind))
@@ -637,7 +665,8 @@ class EmbeddedMetricsStore:
                 raise LimitExceeded(
                     "max_active_series_per_tenant",
                     f"tenant {tenant!r}: {len(fresh)} new series would exceed the limit of {limit} "
-                    f"active series (has {active})")
+                    f"active series (has {active})",
+                )
         # From here on nothing raises: commit the resolution to the writer's state.
         for i, sid in found.items():
             cache[keys[i]] = sid
@@ -675,8 +704,9 @@ class EmbeddedMetricsStore:
             self._min_ts = grown(self._min_ts, _NO_MIN)
             self._max_ts = grown(self._max_ts, _NO_MAX)
 
-    def _new_metadata(self, tenant: str, metas: list[MetricMetadata],
-                      pending: list[tuple[str, MetricMetadata]]) -> list[tuple[str, MetricMetadata]]:
+    def _new_metadata(
+        self, tenant: str, metas: list[MetricMetadata], pending: list[tuple[str, MetricMetadata]]
+    ) -> list[tuple[str, MetricMetadata]]:
         out: list[tuple[str, MetricMetadata]] = []
         known = self._meta.get(tenant, {})
         for m in metas:
@@ -688,9 +718,13 @@ class EmbeddedMetricsStore:
             out.append((tenant, m))
         return out
 
-    def _write(self, group: list[_Append],
-               parts: list[tuple[npt.NDArray[np.uint32], I64Array, F64Array, int]],
-               new_series: list[_NewSeries], new_meta: list[tuple[str, MetricMetadata]]) -> int:
+    def _write(
+        self,
+        group: list[_Append],
+        parts: list[tuple[npt.NDArray[np.uint32], I64Array, F64Array, int]],
+        new_series: list[_NewSeries],
+        new_meta: list[tuple[str, MetricMetadata]],
+    ) -> int:
         """One transaction for the whole group. Returns the number of rows inserted."""
         con = self._wcon
         if parts:
@@ -726,8 +760,10 @@ class EmbeddedMetricsStore:
         if new_series:
             self._insert_series(new_series)
         if new_meta:
-            con.executemany("INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
-                            [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta])
+            con.executemany(
+                "INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
+                [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta],
+            )
         if sids.shape[0]:
             # Rows at or below the committed max of their series may overwrite a stored sample.
             cand = np.flatnonzero(ts <= self._max_ts[sids])
@@ -766,14 +802,19 @@ class EmbeddedMetricsStore:
         return int(sids.shape[0])
 
     def _insert_series(self, new_series: list[_NewSeries]) -> None:
-        tbl = pa.table({
-            "series_id": pa.array([s.series_id for s in new_series], type=pa.uint32()),
-            "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
-            "fingerprint": pa.array([_fingerprint_of_key(s.key) for s in new_series], type=pa.int64()),
-            "metric": pa.array([dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()),
-            "labels": pa.array([orjson.dumps(dict(s.labels)) for s in new_series], type=pa.binary()).cast(
-                pa.string()),
-        })
+        tbl = pa.table(
+            {
+                "series_id": pa.array([s.series_id for s in new_series], type=pa.uint32()),
+                "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
+                "fingerprint": pa.array([_fingerprint_of_key(s.key) for s in new_series], type=pa.int64()),
+                "metric": pa.array(
+                    [dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()
+                ),
+                "labels": pa.array([orjson.dumps(dict(s.labels)) for s in new_series], type=pa.binary()).cast(
+                    pa.string()
+                ),
+            }
+        )
         con = self._wcon
         con.register("_clearsight_series", tbl)
         try:
@@ -781,8 +822,9 @@ class EmbeddedMetricsStore:
         finally:
             con.unregister("_clearsight_series")
 
-    def _overwrite(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array,
-                   owner: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+    def _overwrite(
+        self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array, owner: npt.NDArray[np.int32]
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
         """Replaces stored samples at the given (series, ts) pairs (unique). Head rows are deleted
         (the caller inserts the new ones); samples in chunks are rewritten in place. Returns the
         owners of the pairs that existed (duplicates) and which pairs were written into chunks."""
@@ -795,7 +837,8 @@ class EmbeddedMetricsStore:
                 "WHERE samples.series_id = c.series_id AND samples.ts = c.ts "
                 "AND samples.series_id BETWEEN ? AND ? "
                 "RETURNING samples.series_id, samples.ts",
-                [int(sids.min()), int(sids.max())]).fetchnumpy()
+                [int(sids.min()), int(sids.max())],
+            ).fetchnumpy()
         finally:
             con.unregister("_clearsight_cand")
         self._head_rows -= int(gone["ts"].shape[0])
@@ -808,7 +851,8 @@ class EmbeddedMetricsStore:
             rids, csid, cts, cvals, which = self._load_chunks(
                 "series_id IN (SELECT series_id FROM _clearsight_cs) AND min_ts <= ? AND max_ts >= ?",
                 [int(ts[rest].max()), int(ts[rest].min())],
-                {"_clearsight_cs": pa.table({"series_id": np.unique(sids[rest])})})
+                {"_clearsight_cs": pa.table({"series_id": np.unique(sids[rest])})},
+            )
             if rids.shape[0]:
                 where = {p: i for i, p in enumerate(zip(csid.tolist(), cts.tolist(), strict=True))}
                 touched: set[int] = set()
@@ -862,8 +906,9 @@ class EmbeddedMetricsStore:
                     self._key_cache[(t, kind)] = {k: v for k, v in cache.items() if v not in gone}
         return deleted
 
-    def _retention_tx(self, cutoff: int, dead: IdArray,
-                      affected: npt.NDArray[np.intp]) -> tuple[int, dict[str, Any]]:
+    def _retention_tx(
+        self, cutoff: int, dead: IdArray, affected: npt.NDArray[np.intp]
+    ) -> tuple[int, dict[str, Any]]:
         con = self._wcon
         row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
         deleted = int(row[0]) if row else 0
@@ -874,7 +919,8 @@ class EmbeddedMetricsStore:
         # A chunk straddling the cutoff is rewritten once at least half its time span expired;
         # until then its expired samples stay on disk, hidden from reads by the retention floor.
         rids, csid, cts, cvals, _ = self._load_chunks(
-            "min_ts < ? AND max_ts >= ? AND (? - min_ts) * 2 >= (max_ts - min_ts)", [cutoff, cutoff, cutoff])
+            "min_ts < ? AND max_ts >= ? AND (? - min_ts) * 2 >= (max_ts - min_ts)", [cutoff, cutoff, cutoff]
+        )
         if rids.shape[0]:
             keep = cts >= cutoff
             deleted += int(np.count_nonzero(~keep))
@@ -919,8 +965,9 @@ class EmbeddedMetricsStore:
         if self._closed or self._closing:
             raise StoreClosed("metrics store is closed")
 
-    def _ids(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
-             end_ms: int) -> IdArray:
+    def _ids(
+        self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> IdArray:
         """Sorted ids of the tenant's series matching any matcher set, with samples in range."""
         with self._index_lock:
             idx = self._index.get(tenant)
@@ -947,18 +994,23 @@ class EmbeddedMetricsStore:
         sids, ts, vals = self._fetch(ids, start_ms, end_ms)
         return self._series_data(sids, ts, vals)
 
-    def _fetch(self, ids: IdArray, start_ms: int, end_ms: int) -> tuple[npt.NDArray[np.uint32], I64Array,
-                                                                         F64Array]:
+    def _fetch(
+        self, ids: IdArray, start_ms: int, end_ms: int
+    ) -> tuple[npt.NDArray[np.uint32], I64Array, F64Array]:
         """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one snapshot), sorted by
         (series id, ts)."""
         params = [start_ms, end_ms, int(ids[0]), int(ids[-1])]
         contiguous = ids.size == int(ids[-1]) - int(ids[0]) + 1  # a contiguous id range needs no join
         join = "" if contiguous else "AND series_id IN (SELECT series_id FROM _clearsight_ids)"
-        head_sql = ("SELECT series_id, ts, bits FROM samples "
-                    f"WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? {join} ORDER BY series_id, ts")
-        chunk_sql = ("SELECT series_id, n, codec, scale, data FROM chunks "
-                     f"WHERE max_ts >= ? AND min_ts <= ? AND series_id BETWEEN ? AND ? {join} "
-                     "ORDER BY series_id, min_ts")
+        head_sql = (
+            "SELECT series_id, ts, bits FROM samples "
+            f"WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? {join} ORDER BY series_id, ts"
+        )
+        chunk_sql = (
+            "SELECT series_id, n, codec, scale, data FROM chunks "
+            f"WHERE max_ts >= ? AND min_ts <= ? AND series_id BETWEEN ? AND ? {join} "
+            "ORDER BY series_id, min_ts"
+        )
         with self._reader() as cur:
             if not contiguous:
                 cur.register("_clearsight_ids", pa.table({"series_id": ids}))
@@ -1020,15 +1072,27 @@ class EmbeddedMetricsStore:
     def querier(self, tenant: str) -> SeriesSelector:
         return _Querier(self, tenant)
 
-    def series(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int,
-               limit: int | None = None) -> list[Labels]:
+    def series(
+        self,
+        tenant: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int,
+        end_ms: int,
+        limit: int | None = None,
+    ) -> list[Labels]:
         self._check_open()
         ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
         out = sorted(self._labels[s] for s in ids.tolist())
         return out[:limit] if limit is not None else out
 
-    def label_names(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
-                    end_ms: int, limit: int | None = None) -> list[str]:
+    def label_names(
+        self,
+        tenant: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int,
+        end_ms: int,
+        limit: int | None = None,
+    ) -> list[str]:
         self._check_open()
         ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
         if ids.size <= _SMALL_ID_SET:
@@ -1039,8 +1103,15 @@ class EmbeddedMetricsStore:
                 names = idx.label_names(None if ids.size == len(idx) else ids)
         return names[:limit] if limit is not None else names
 
-    def label_values(self, tenant: str, name: str, matcher_sets: Sequence[Sequence[Matcher]],
-                     start_ms: int, end_ms: int, limit: int | None = None) -> list[str]:
+    def label_values(
+        self,
+        tenant: str,
+        name: str,
+        matcher_sets: Sequence[Sequence[Matcher]],
+        start_ms: int,
+        end_ms: int,
+        limit: int | None = None,
+    ) -> list[str]:
         self._check_open()
         ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
         if ids.size <= _SMALL_ID_SET:
@@ -1051,8 +1122,13 @@ class EmbeddedMetricsStore:
                 values = idx.label_values(name, None if ids.size == len(idx) else ids)
         return values[:limit] if limit is not None else values
 
-    def metadata(self, tenant: str, metric: str | None = None, limit: int | None = None,
-                 limit_per_metric: int | None = None) -> dict[str, list[MetricMetadata]]:
+    def metadata(
+        self,
+        tenant: str,
+        metric: str | None = None,
+        limit: int | None = None,
+        limit_per_metric: int | None = None,
+    ) -> dict[str, list[MetricMetadata]]:
         self._check_open()
         with self._index_lock:
             known = self._meta.get(tenant, {})
@@ -1072,11 +1148,15 @@ class EmbeddedMetricsStore:
         """Where the bytes are: database file blocks in use and free, WAL, head rows, chunk rows
         and the compressed chunk payload."""
         with self._reader() as cur:
-            db = _one(cur, "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
-                             "FROM pragma_database_size() LIMIT 1")
+            db = _one(
+                cur,
+                "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
+                "FROM pragma_database_size() LIMIT 1",
+            )
             head = _one(cur, "SELECT count(*) FROM samples")
-            ch = _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
-                      "FROM chunks")
+            ch = _one(
+                cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) FROM chunks"
+            )
         wal = Path(str(self.path) + ".wal")
         return {
             "file_bytes": os.stat(self.path).st_size,

@@ -42,11 +42,13 @@ def ingest(store: EmbeddedMetricsStore, batches: list[SampleBatch], tenant: str 
 
 def _disk(store: EmbeddedMetricsStore, total: int, what: str) -> None:
     br = store.storage_breakdown()
-    print(f"{what}: file {br['file_bytes'] + br['wal_bytes']:,} bytes = "
-          f"{(br['file_bytes'] + br['wal_bytes']) / total:.2f} bytes/sample; blocks in use "
-          f"{br['used_block_bytes'] / total:.2f} bytes/sample; chunk payload "
-          f"{br['chunk_payload_bytes'] / max(br['chunk_samples'], 1):.2f} bytes/sample over "
-          f"{br['chunk_rows']:,} chunks; head rows {br['head_rows']:,}")
+    print(
+        f"{what}: file {br['file_bytes'] + br['wal_bytes']:,} bytes = "
+        f"{(br['file_bytes'] + br['wal_bytes']) / total:.2f} bytes/sample; blocks in use "
+        f"{br['used_block_bytes'] / total:.2f} bytes/sample; chunk payload "
+        f"{br['chunk_payload_bytes'] / max(br['chunk_samples'], 1):.2f} bytes/sample over "
+        f"{br['chunk_rows']:,} chunks; head rows {br['head_rows']:,}"
+    )
 
 
 def main() -> None:
@@ -63,15 +65,22 @@ def main() -> None:
     batches = workload.scrape_batches(labels, ts, vals, args.batch)
     total = args.series * args.samples
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
-        store = EmbeddedMetricsStore(Path(d), retention_ms=10**12, out_of_order_window_ms=3_600_000,
-                                     max_active_series_per_tenant=0, queue_max_batches=64)
+        store = EmbeddedMetricsStore(
+            Path(d),
+            retention_ms=10**12,
+            out_of_order_window_ms=3_600_000,
+            max_active_series_per_tenant=0,
+            queue_max_batches=64,
+        )
         t0 = time.perf_counter()
         ingest(store, batches)
         el = time.perf_counter() - t0
         st = store.stats()
-        print(f"ingest: {total:,} samples in {el:.2f} s = {total / el:,.0f} samples/s "
-              f"({len(batches)} batches of {args.batch} series, {st.commits_total} commits, "
-              f"compactions included)")
+        print(
+            f"ingest: {total:,} samples in {el:.2f} s = {total / el:,.0f} samples/s "
+            f"({len(batches)} batches of {args.batch} series, {st.commits_total} commits, "
+            f"compactions included)"
+        )
         t1 = time.perf_counter()
         store.flush()
         print(f"flush: {time.perf_counter() - t1:.2f} s")
@@ -83,10 +92,20 @@ def main() -> None:
         end = int(ts[-1])
         start = max(int(ts[0]), end - 6 * 3_600_000)
         queries = [
-            ("cpu of one host", [Matcher.of("=", "__name__", "node_cpu_seconds_total"),
-                                 Matcher.of("=", "instance", "host-0001:9100")]),
-            ("cpu of two hosts (regex)", [Matcher.of("=", "__name__", "node_cpu_seconds_total"),
-                                          Matcher.of("=~", "instance", "host-000(1|2):9100")]),
+            (
+                "cpu of one host",
+                [
+                    Matcher.of("=", "__name__", "node_cpu_seconds_total"),
+                    Matcher.of("=", "instance", "host-0001:9100"),
+                ],
+            ),
+            (
+                "cpu of two hosts (regex)",
+                [
+                    Matcher.of("=", "__name__", "node_cpu_seconds_total"),
+                    Matcher.of("=~", "instance", "host-000(1|2):9100"),
+                ],
+            ),
             ("one metric, all hosts", [Matcher.of("=", "__name__", "node_cpu_seconds_total")]),
             ("every series", [Matcher.of("=", "job", "node")]),
         ]
@@ -96,8 +115,10 @@ def main() -> None:
                 t2 = time.perf_counter()
                 r = store.select("bench", ms, start, end)
                 lat.append(time.perf_counter() - t2)
-            print(f"select {name}: {len(r)} series, {r.timestamps.shape[0]:,} samples over "
-                  f"{(end - start) / 3_600_000:.1f} h: median {statistics.median(lat) * 1000:.1f} ms")
+            print(
+                f"select {name}: {len(r)} series, {r.timestamps.shape[0]:,} samples over "
+                f"{(end - start) / 3_600_000:.1f} h: median {statistics.median(lat) * 1000:.1f} ms"
+            )
         store.close()
 
 

@@ -36,8 +36,14 @@ DAY_MS = 24 * 3600 * 1000
 
 
 class StoreFactory(Protocol):
-    def __call__(self, data_dir: Path, *, retention_ms: int = ..., out_of_order_window_ms: int = ...,
-                 max_active_series_per_tenant: int = ...) -> MetricsStore: ...
+    def __call__(
+        self,
+        data_dir: Path,
+        *,
+        retention_ms: int = ...,
+        out_of_order_window_ms: int = ...,
+        max_active_series_per_tenant: int = ...,
+    ) -> MetricsStore: ...
 
 
 Check = Callable[[StoreFactory, Path], None]
@@ -50,13 +56,18 @@ def L(**kv: str) -> Labels:
     return make_labels(kv)
 
 
-def batch(series: Sequence[tuple[Labels, Sequence[tuple[int, float]]]],
-          metadata: list[MetricMetadata] | None = None) -> SampleBatch:
+def batch(
+    series: Sequence[tuple[Labels, Sequence[tuple[int, float]]]], metadata: list[MetricMetadata] | None = None
+) -> SampleBatch:
     return SampleBatch.from_series([(lbl, list(s)) for lbl, s in series], metadata)
 
 
-def write(store: MetricsStore, tenant: str, series: Sequence[tuple[Labels, Sequence[tuple[int, float]]]],
-          metadata: list[MetricMetadata] | None = None) -> AppendResult:
+def write(
+    store: MetricsStore,
+    tenant: str,
+    series: Sequence[tuple[Labels, Sequence[tuple[int, float]]]],
+    metadata: list[MetricMetadata] | None = None,
+) -> AppendResult:
     return store.append(tenant, batch(series, metadata)).result(timeout=60)
 
 
@@ -95,8 +106,11 @@ def check_well_formed(data: SeriesData) -> None:
 
 
 def _open(factory: StoreFactory, d: Path, **kw: int) -> MetricsStore:
-    opts: dict[str, int] = {"retention_ms": 365 * DAY_MS, "out_of_order_window_ms": 3_600_000,
-                            "max_active_series_per_tenant": 0}
+    opts: dict[str, int] = {
+        "retention_ms": 365 * DAY_MS,
+        "out_of_order_window_ms": 3_600_000,
+        "max_active_series_per_tenant": 0,
+    }
     opts.update(kw)
     return factory(d, **opts)
 
@@ -112,8 +126,11 @@ RQ = L(__name__="requests_total", job="a", code="200")
 def check_round_trip(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d)
     try:
-        res = write(store, "t", [(UP_A, [(1000, 1.0), (2000, 2.5)]), (UP_B, [(1500, -3.0)]),
-                                 (RQ, [(1000, 10.0), (3000, 1e300)])])
+        res = write(
+            store,
+            "t",
+            [(UP_A, [(1000, 1.0), (2000, 2.5)]), (UP_B, [(1500, -3.0)]), (RQ, [(1000, 10.0), (3000, 1e300)])],
+        )
         assert res.samples_written == 5 and res.series_created == 3
         assert res.out_of_bounds == 0 and res.duplicates == 0
         data = store.select("t", [m('__name__="up"')], 0, 10_000)
@@ -124,7 +141,8 @@ def check_round_trip(factory: StoreFactory, d: Path) -> None:
         # Samples given out of order within a batch come back sorted.
         write(store, "t", [(UP_C, [(5000, 5.0), (4000, 4.0)])])
         assert as_dict(store.querier("t").select([m('job="c"')], 0, 10_000)) == {
-            UP_C: [(4000, 4.0), (5000, 5.0)]}
+            UP_C: [(4000, 4.0), (5000, 5.0)]
+        }
     finally:
         store.close()
 
@@ -132,8 +150,11 @@ def check_round_trip(factory: StoreFactory, d: Path) -> None:
 def check_matchers(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d)
     try:
-        write(store, "t", [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)]), (UP_C, [(1000, 3.0)]),
-                           (RQ, [(1000, 4.0)])])
+        write(
+            store,
+            "t",
+            [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)]), (UP_C, [(1000, 3.0)]), (RQ, [(1000, 4.0)])],
+        )
 
         def sel(*specs: str) -> set[Labels]:
             data = store.select("t", [m(s) for s in specs], 0, 2000)
@@ -171,15 +192,23 @@ def check_matchers(factory: StoreFactory, d: Path) -> None:
 def check_tenant_isolation(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d, max_active_series_per_tenant=2)
     try:
-        write(store, "t1", [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)])],
-              [MetricMetadata("up", "gauge", "t1 help")])
+        write(
+            store,
+            "t1",
+            [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)])],
+            [MetricMetadata("up", "gauge", "t1 help")],
+        )
         # Same label set in another tenant is another series with its own data and its own limit.
         res = write(store, "t2", [(UP_A, [(1000, 9.0)]), (RQ, [(1000, 7.0)])])
         assert res.series_created == 2
         assert as_dict(store.select("t1", [m('__name__=~".+"')], 0, 2000)) == {
-            UP_A: [(1000, 1.0)], UP_B: [(1000, 2.0)]}
+            UP_A: [(1000, 1.0)],
+            UP_B: [(1000, 2.0)],
+        }
         assert as_dict(store.select("t2", [m('__name__=~".+"')], 0, 2000)) == {
-            UP_A: [(1000, 9.0)], RQ: [(1000, 7.0)]}
+            UP_A: [(1000, 9.0)],
+            RQ: [(1000, 7.0)],
+        }
         assert len(store.select("t3", [m('__name__=~".*"')], 0, 2000)) == 0
         assert set(store.series("t1", [], 0, 2000)) == {UP_A, UP_B}
         assert store.label_values("t1", "__name__", [], 0, 2000) == ["up"]
@@ -226,7 +255,8 @@ def check_out_of_order_and_duplicates(factory: StoreFactory, d: Path) -> None:
         assert res.duplicates == 1
         assert res.samples_written == 3
         assert as_dict(store.select("t", [m('job="a"')], 0, 200_000)) == {
-            UP_A: [(90_000, 5.0), (95_000, 2.0), (100_000, 3.0)]}
+            UP_A: [(90_000, 5.0), (95_000, 2.0), (100_000, 3.0)]
+        }
         # A duplicate inside one batch: the later sample wins.
         res = write(store, "t", [(UP_A, [(110_000, 1.0), (110_000, 2.0)])])
         assert res.duplicates == 1
@@ -256,8 +286,23 @@ def check_stale_markers(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d)
     try:
         other_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]
-        write(store, "t", [(UP_A, [(1000, 1.0), (2000, STALE_NAN), (3000, math.nan), (4000, other_nan),
-                                   (5000, math.inf), (6000, -0.0)])])
+        write(
+            store,
+            "t",
+            [
+                (
+                    UP_A,
+                    [
+                        (1000, 1.0),
+                        (2000, STALE_NAN),
+                        (3000, math.nan),
+                        (4000, other_nan),
+                        (5000, math.inf),
+                        (6000, -0.0),
+                    ],
+                )
+            ],
+        )
         data = store.select("t", [m('job="a"')], 0, 10_000)
         _, ts, vs = data.series(0)
         assert ts.tolist() == [1000, 2000, 3000, 4000, 5000, 6000]
@@ -274,8 +319,13 @@ def check_limits_all_or_nothing(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d, max_active_series_per_tenant=3)
     try:
         write(store, "t", [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)])])
-        fut = store.append("t", batch([(UP_A, [(2000, 1.5)]), (UP_C, [(2000, 3.0)]), (RQ, [(2000, 4.0)])],
-                                      [MetricMetadata("requests_total", "counter")]))
+        fut = store.append(
+            "t",
+            batch(
+                [(UP_A, [(2000, 1.5)]), (UP_C, [(2000, 3.0)]), (RQ, [(2000, 4.0)])],
+                [MetricMetadata("requests_total", "counter")],
+            ),
+        )
         try:
             fut.result(timeout=60)
             raise AssertionError("expected LimitExceeded")
@@ -284,7 +334,9 @@ def check_limits_all_or_nothing(factory: StoreFactory, d: Path) -> None:
         # Nothing of the rejected batch was written: not the new series, not the sample of the
         # existing one, not its metadata.
         assert as_dict(store.select("t", [m('__name__=~".+"')], 0, 10_000)) == {
-            UP_A: [(1000, 1.0)], UP_B: [(1000, 2.0)]}
+            UP_A: [(1000, 1.0)],
+            UP_B: [(1000, 2.0)],
+        }
         assert store.metadata("t") == {}
         # Existing series keep accepting samples; one more series fits.
         res = write(store, "t", [(UP_A, [(3000, 3.0)]), (UP_C, [(3000, 3.0)])])
@@ -343,14 +395,19 @@ def check_retention(factory: StoreFactory, d: Path) -> None:
 def check_series_labels_limits(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d)
     try:
-        write(store, "t", [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)]), (UP_C, [(1000, 3.0)]),
-                           (RQ, [(1000, 4.0)])])
+        write(
+            store,
+            "t",
+            [(UP_A, [(1000, 1.0)]), (UP_B, [(1000, 2.0)]), (UP_C, [(1000, 3.0)]), (RQ, [(1000, 4.0)])],
+        )
         all_series = store.series("t", [], 0, 2000)
         assert all_series == sorted([UP_A, UP_B, UP_C, RQ])
         assert store.series("t", [], 0, 2000, limit=2) == all_series[:2]
         # Matcher sets are ORed, matchers within a set ANDed.
         assert set(store.series("t", [[m('job="a"'), m('__name__="up"')], [m('job="c"')]], 0, 2000)) == {
-            UP_A, UP_C}
+            UP_A,
+            UP_C,
+        }
         assert store.label_names("t", [], 0, 2000) == ["__name__", "code", "instance", "job"]
         assert store.label_names("t", [], 0, 2000, limit=2) == ["__name__", "code"]
         assert store.label_names("t", [[m('__name__="up"')]], 0, 2000) == ["__name__", "instance", "job"]
@@ -365,10 +422,21 @@ def check_series_labels_limits(factory: StoreFactory, d: Path) -> None:
 def check_metadata(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d)
     try:
-        write(store, "t", [(UP_A, [(1000, 1.0)])], [MetricMetadata("up", "gauge", "Up.", ""),
-                                                    MetricMetadata("requests_total", "counter", "Reqs.", "")])
-        write(store, "t", [(UP_A, [(2000, 1.0)])], [MetricMetadata("up", "gauge", "Up.", ""),
-                                                    MetricMetadata("up", "gauge", "Up, reworded.", "")])
+        write(
+            store,
+            "t",
+            [(UP_A, [(1000, 1.0)])],
+            [
+                MetricMetadata("up", "gauge", "Up.", ""),
+                MetricMetadata("requests_total", "counter", "Reqs.", ""),
+            ],
+        )
+        write(
+            store,
+            "t",
+            [(UP_A, [(2000, 1.0)])],
+            [MetricMetadata("up", "gauge", "Up.", ""), MetricMetadata("up", "gauge", "Up, reworded.", "")],
+        )
         md = store.metadata("t")
         assert set(md) == {"up", "requests_total"}
         assert md["requests_total"] == [MetricMetadata("requests_total", "counter", "Reqs.", "")]
@@ -383,8 +451,12 @@ def check_metadata(factory: StoreFactory, d: Path) -> None:
 
 def check_close_reopen(factory: StoreFactory, d: Path) -> None:
     store = _open(factory, d)
-    write(store, "t", [(UP_A, [(1000, 1.0), (2000, STALE_NAN)]), (UP_B, [(1000, 2.0)])],
-          [MetricMetadata("up", "gauge", "Up.")])
+    write(
+        store,
+        "t",
+        [(UP_A, [(1000, 1.0), (2000, STALE_NAN)]), (UP_B, [(1000, 2.0)])],
+        [MetricMetadata("up", "gauge", "Up.")],
+    )
     write(store, "u", [(RQ, [(1000, 3.0)])])
     # Constant runs (one value, or the same NaN repeated) must keep their NaN payload on disk.
     write(store, "u", [(UP_C, [(1000, STALE_NAN)]), (UP_B, [(t, STALE_NAN) for t in range(1, 3000)])])
@@ -417,6 +489,7 @@ def check_concurrent_appends_and_reads(factory: StoreFactory, d: Path) -> None:
     """Many writers and readers at once: every acknowledged sample is readable afterwards."""
     store = _open(factory, d)
     try:
+
         def writer(w: int) -> int:
             n = 0
             for j in range(20):

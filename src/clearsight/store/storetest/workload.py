@@ -26,12 +26,16 @@ def series_labels(n_series: int, series_per_host: int = 500) -> list[Labels]:
     out = []
     for i in range(n_series):
         name, _ = _METRICS[i % len(_METRICS)]
-        out.append(make_labels({
-            "__name__": name,
-            "instance": f"host-{i // series_per_host:04d}:9100",
-            "job": "node",
-            "idx": str(i // len(_METRICS)),
-        }))
+        out.append(
+            make_labels(
+                {
+                    "__name__": name,
+                    "instance": f"host-{i // series_per_host:04d}:9100",
+                    "job": "node",
+                    "idx": str(i // len(_METRICS)),
+                }
+            )
+        )
     return out
 
 
@@ -42,7 +46,9 @@ def values_matrix(n_series: int, n_samples: int, seed: int = 1) -> F64Array:
     for i in range(n_series):
         kind = _METRICS[i % len(_METRICS)][1]
         if kind == "cpu_counter":
-            out[i] = np.round(rng.uniform(1e3, 1e6) + np.cumsum(np.round(rng.uniform(0, 15, n_samples), 2)), 2)
+            out[i] = np.round(
+                rng.uniform(1e3, 1e6) + np.cumsum(np.round(rng.uniform(0, 15, n_samples), 2)), 2
+            )
         elif kind == "bytes_counter":
             out[i] = float(rng.integers(10**9, 10**12)) + np.cumsum(rng.integers(0, 1_000_000, n_samples))
         elif kind == "page_gauge":
@@ -60,8 +66,9 @@ def timestamps(n_samples: int, step_ms: int = 15_000, t0_ms: int = 1_700_000_000
     return t0_ms + np.arange(n_samples, dtype=np.int64) * step_ms
 
 
-def scrape_batches(labels: list[Labels], ts: I64Array, values: F64Array,
-                   batch_series: int = 2000) -> list[SampleBatch]:
+def scrape_batches(
+    labels: list[Labels], ts: I64Array, values: F64Array, batch_series: int = 2000
+) -> list[SampleBatch]:
     """One batch per (scrape, slice of ``batch_series`` series), like remote-write requests."""
     n_series = len(labels)
     batches = []
@@ -76,4 +83,3 @@ def scrape_batches(labels: list[Labels], ts: I64Array, values: F64Array,
             b.values = np.ascontiguousarray(values[lo:hi, j])
             batches.append(b)
     return batches
-
