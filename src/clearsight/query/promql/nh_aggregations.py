@@ -87,14 +87,18 @@ def _sum_avg(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping:
         g, j = int(g), int(j)
         rows = np.nonzero((gid_a == g) & hm[:, j])[0]
         hs: list[FloatHistogram] = [hist[int(r), j] for r in rows]
-        acc = KahanHistogramSum(hs[0])
         seen_reset = any(h.counter_reset_hint == CounterResetHint.RESET for h in hs)
         seen_not = any(h.counter_reset_hint == CounterResetHint.NOT_RESET for h in hs)
         reconciled = False
         try:
-            for h in hs[1:]:
-                _, rec = acc.add(h)
-                reconciled |= rec
+            if op == "avg":
+                res, reconciled = histogram_mean(hs)
+            else:
+                acc = KahanHistogramSum(hs[0])
+                for h in hs[1:]:
+                    _, rec = acc.add(h)
+                    reconciled |= rec
+                res = acc.result()
         except HistogramError:
             ann.warn(nc.mixed_exp_custom(nc.metric_name(v.labels[int(rows[0])])))
             continue
@@ -102,9 +106,56 @@ def _sum_avg(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping:
             ann.info(nc.mismatched_custom("aggregation"))
         if seen_reset and seen_not:
             ann.warn(nc.counter_reset_collision("aggregation"))
-        res = acc.result()
-        if op == "avg":
-            res = res.div(float(len(hs)))
         out.set_hist(g, j, res.compact())
     res_v = out.result(drop_name=False)
     return res_v
+
+
+def _copy_sum(acc: KahanHistogramSum) -> KahanHistogramSum:
+    out = KahanHistogramSum(acc.h)
+    out.c_count, out.c_sum, out.c_zero = acc.c_count, acc.c_sum, acc.c_zero
+    out.c_pos, out.c_neg = list(acc.c_pos), list(acc.c_neg)
+    return out
+
+
+def _scale_sum(acc: KahanHistogramSum, f: float) -> None:
+    """Multiplies the running value and its compensation by ``f`` (in place)."""
+    with np.errstate(all="ignore"):
+        acc.h = acc.h.mul(f)
+        acc.c_count *= f
+        acc.c_sum *= f
+        acc.c_zero *= f
+        acc.c_pos = [c * f for c in acc.c_pos]
+        acc.c_neg = [c * f for c in acc.c_neg]
+
+
+def histogram_mean(hs: list[FloatHistogram]) -> tuple[FloatHistogram, bool]:
+    """The average of histograms as Prometheus computes ``avg``/``avg_over_time``: a compensated
+    sum divided by the count, switching to an incremental mean once the sum would overflow.
+    Returns the mean and whether custom bucket bounds were reconciled; raises ``HistogramError``
+    when exponential and custom buckets mix."""
+    acc = KahanHistogramSum(hs[0])
+    mean: KahanHistogramSum | None = None
+    reconciled = False
+    count = 1.0
+    for h in hs[1:]:
+        count += 1.0
+        if mean is None:
+            trial = _copy_sum(acc)
+            _, rec = trial.add(h)
+            reconciled |= rec
+            if not trial.h.has_overflow():
+                acc = trial
+                continue
+            mean = _copy_sum(acc)
+            _scale_sum(mean, 1.0 / (count - 1))
+        _scale_sum(mean, (count - 1) / count)
+        _, rec = mean.add(h.div(count))
+        reconciled |= rec
+    if mean is not None:
+        return mean.result(), reconciled
+    if count == 1.0:
+        return acc.result(), reconciled
+    div = acc.h.div(count)
+    comp = acc.compensation().div(count)
+    return div.add(comp).histogram, reconciled

@@ -31,6 +31,7 @@ from clearsight.model.histogram_math import (
 from clearsight.model.labels import Labels
 from clearsight.query.promql import nh_common as nc
 from clearsight.query.promql.fn_common import format_openmetrics_float
+from clearsight.query.promql.nh_aggregations import histogram_mean
 from clearsight.query.promql.values import (
     FuncContext,
     FunctionImpl,
@@ -512,16 +513,18 @@ def _sum_avg_over_time(func: str, avg: bool) -> HistImpl:
                 ctx.annotations.warn(nc.mixed_floats_histograms(name))
                 continue
             _, hs = win.hists(i, j)
-            acc = KahanHistogramSum(hs[0])
-            seen_reset = hs[0].counter_reset_hint == CounterResetHint.RESET
-            seen_not = hs[0].counter_reset_hint == CounterResetHint.NOT_RESET
+            seen_reset = any(h.counter_reset_hint == CounterResetHint.RESET for h in hs)
+            seen_not = any(h.counter_reset_hint == CounterResetHint.NOT_RESET for h in hs)
             reconciled = False
             try:
-                for h in hs[1:]:
-                    seen_reset |= h.counter_reset_hint == CounterResetHint.RESET
-                    seen_not |= h.counter_reset_hint == CounterResetHint.NOT_RESET
-                    _, rec = acc.add(h)
-                    reconciled |= rec
+                if avg:
+                    res, reconciled = histogram_mean(hs)
+                else:
+                    acc = KahanHistogramSum(hs[0])
+                    for h in hs[1:]:
+                        _, rec = acc.add(h)
+                        reconciled |= rec
+                    res = acc.result()
             except HistogramError:
                 ctx.annotations.warn(nc.mixed_exp_custom(name))
                 continue
@@ -529,9 +532,6 @@ def _sum_avg_over_time(func: str, avg: bool) -> HistImpl:
                 ctx.annotations.warn(nc.counter_reset_collision("aggregation"))
             if reconciled:
                 ctx.annotations.info(nc.mismatched_custom("aggregation"))
-            res = acc.result()
-            if avg:
-                res = res.div(float(len(hs)))
             out.set_hist(i, j, res)
         return out.result(drop_name=True)
 
