@@ -310,3 +310,25 @@ def test_reads_see_consistent_snapshots_during_compaction(tmp_path: Path) -> Non
         assert data.timestamps.shape[0] == 50 * 300
     finally:
         store.close()
+
+
+def test_compaction_in_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearsight.store.embedded import duckdb_store
+
+    monkeypatch.setattr(duckdb_store, "_COMPACT_SLICE_ROWS", 7)
+    labels = workload.series_labels(40)
+    ts = workload.timestamps(5)
+    vals = workload.values_matrix(40, 5)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        for b in workload.scrape_batches(labels, ts, vals, batch_series=40):
+            store.append("t", b).result()
+        before = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        store.compact()
+        br = store.storage_breakdown()
+        assert br["head_rows"] == 0 and br["chunk_samples"] == 200 and br["chunk_rows"] == 40
+        after = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        assert np.array_equal(after.timestamps, before.timestamps)
+        assert np.array_equal(after.values.view(np.uint64), before.values.view(np.uint64))
+    finally:
+        store.close()

@@ -67,6 +67,7 @@ _NO_MAX = -(2**62)
 _NO_MIN = 2**62
 _MAX_METADATA_PER_METRIC = 10
 _SMALL_ID_SET = 4096
+_COMPACT_SLICE_ROWS = 2_000_000
 # Per-series min/max timestamps over head and chunks; {filter} restricts the series.
 _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
@@ -439,14 +440,27 @@ class EmbeddedMetricsStore:
         if self._head_rows == 0:
             return
         con = self._wcon
+        # Slices of the series id space bound the memory to ~COMPACT_SLICE_ROWS head rows at once.
+        n_slices = -(-self._head_rows // _COMPACT_SLICE_ROWS)
+        edges = np.linspace(0, self._next_id, n_slices + 1).astype(np.int64)
         con.execute("BEGIN TRANSACTION")
         try:
-            rows = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
-            self._insert_chunks(
-                np.asarray(rows["series_id"], dtype=np.uint32),
-                np.asarray(rows["ts"], dtype=np.int64),
-                _floats(rows["bits"]),
-            )
+            moved = 0
+            for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+                rows = con.execute(
+                    "SELECT series_id, ts, bits FROM samples WHERE series_id >= ? AND series_id < ? "
+                    "ORDER BY series_id, ts",
+                    [lo, hi if hi < self._next_id else self._next_id + 1],
+                ).fetchnumpy()
+                moved += int(rows["ts"].shape[0])
+                self._insert_chunks(
+                    np.asarray(rows["series_id"], dtype=np.uint32),
+                    np.asarray(rows["ts"], dtype=np.int64),
+                    _floats(rows["bits"]),
+                )
+            total = _one(con, "SELECT count(*) FROM samples")
+            if moved != int(total[0]):
+                raise StoreError(f"compaction moved {moved} of {total[0]} head rows")
             con.execute("DELETE FROM samples")
             con.execute("COMMIT")
         except Exception:
