@@ -134,6 +134,8 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
         eff = (np.full(ts.shape, at, dtype=np.int64) if at is not None else ts) - np.int64(offset)
         data = ev.select(matchers, int(eff.min()) - ev.lookback + 1, int(eff.max()))
         n = len(data)
+        info_hs = getattr(data, "histograms", None)
+        base_any = base_v.present.any(axis=0) if base_v.num_series else np.zeros(k, dtype=bool)
         info_orig_t = np.zeros((n, k), dtype=np.int64)
         info_present = np.zeros((n, k), dtype=bool)
         for i in range(n):
@@ -145,6 +147,8 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
             ok = (idx >= 0) & (st[idxc] > eff - ev.lookback) & ~stale_mask(sv[idxc])
             info_orig_t[i] = st[idxc]
             info_present[i] = ok
+            if info_hs is not None and bool((np.asarray(info_hs[a:b])[idxc] != None)[ok & base_any].any()):  # noqa: E711
+                raise QueryError("info sample should be float")
         info_labels = list(data.labels)
 
     # Signatures: (info metric name, identifying labels).
@@ -179,6 +183,7 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
     out_vals: list[np.ndarray] = []
     out_pres: list[BoolArr] = []
     out_drop: list[bool] = []
+    out_hist: list[np.ndarray | None] = []
     base_drop = base_v.drop_name if base_v.drop_name is not None else np.zeros(base_v.num_series, dtype=bool)
     for i, lbl in enumerate(base_v.labels):
         pres = base_v.present[i]
@@ -187,6 +192,7 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
             out_vals.append(base_v.values[i])
             out_pres.append(pres)
             out_drop.append(bool(base_drop[i]))
+            out_hist.append(base_v.hist[i] if base_v.hist is not None else None)
             continue
         picks = [chosen.get(sig(name, lbl), np.full(k, -1, dtype=np.int64)) for name in info_names]
         combo = np.vstack(picks) if picks else np.full((0, k), -1, dtype=np.int64)
@@ -223,7 +229,12 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
             out_vals.append(base_v.values[i])
             out_pres.append(mask)
             out_drop.append(bool(base_drop[i]))
+            out_hist.append(base_v.hist[i] if base_v.hist is not None else None)
     if not out_labels:
         return VectorSteps.empty(k)
-    res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), np.asarray(out_drop, dtype=bool))
+    hist = None
+    if any(h is not None for h in out_hist):
+        hist = np.vstack([h if h is not None else np.full(k, None, dtype=object) for h in out_hist])
+    res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), np.asarray(out_drop, dtype=bool),
+                      None, hist)
     return merge_rows(res, strict=k > 1)
