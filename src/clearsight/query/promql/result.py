@@ -44,6 +44,28 @@ class SeriesResult:
         return [(int(t), h) for t, h in zip(self.timestamps, hs, strict=True) if h is not None]
 
 
+def histogram_json(h: FloatHistogram) -> dict[str, Any]:
+    """Prometheus' JSON for a histogram point (``util/jsonutil.MarshalHistogram``): ``count`` and
+    ``sum`` as strings and ``buckets`` as ``[boundary_rule, lower, upper, count]`` for non-empty
+    buckets in ascending order, where the rule is 0 = (lower, upper], 1 = [lower, upper),
+    2 = (lower, upper), 3 = [lower, upper]. ``buckets`` is absent when all are empty."""
+    from clearsight.query.promql.vecutil import format_float
+
+    out: dict[str, Any] = {"count": format_float(h.count), "sum": format_float(h.sum)}
+    buckets: list[list[Any]] = []
+    for b in h.iter_buckets():
+        if b.count == 0:
+            continue
+        if b.lower_inclusive:
+            rule = 3 if b.upper_inclusive else 1
+        else:
+            rule = 0 if b.upper_inclusive else 2
+        buckets.append([rule, format_float(b.lower), format_float(b.upper), format_float(b.count)])
+    if buckets:
+        out["buckets"] = buckets
+    return out
+
+
 @dataclass
 class QueryStats:
     samples_loaded: int = 0  # raw samples read from the store

@@ -225,3 +225,14 @@ def test_histogram_stats_decoding_marks_resets() -> None:
     assert [h.counter_reset_hint for h in out] == [CounterResetHint.UNKNOWN, CounterResetHint.RESET,
                                                    CounterResetHint.NOT_RESET]
     assert out[0].positive.size == 0
+
+
+def test_histogram_json_matches_prometheus_shape() -> None:
+    from clearsight.query.promql.result import histogram_json
+
+    h = FloatHistogram.build(schema=0, count=5, sum=7.5, zero_threshold=0.001, zero_count=1,
+                             positive={1: 3, 2: 0}, negative={0: 1})
+    assert histogram_json(h) == {
+        "count": "5", "sum": "7.5",
+        "buckets": [[1, "-1", "-0.5", "1"], [3, "-0.001", "0.001", "1"], [0, "1", "2", "3"]]}
+    assert histogram_json(FloatHistogram()) == {"count": "0", "sum": "0"}
