@@ -41,7 +41,7 @@ from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.engine import QueryCanceled as EngineQueryCanceled
 from clearsight.query.promql.parser import ParseError, parse
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
-from clearsight.query.promql.result import QueryResult
+from clearsight.query.promql.result import QueryResult, histogram_json
 from clearsight.store.interface import MetricsStore, SeriesSelector
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -85,11 +85,24 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
     out: list[dict[str, Any]] = []
     if rt == "vector":
         for s in items:
-            out.append({"metric": dict(s.labels),
-                        "value": [format_ts(int(s.timestamps[0])), format_float(float(s.values[0]))]})
+            h = s.histograms[0] if s.histograms else None
+            t = format_ts(int(s.timestamps[0]))
+            if h is not None:
+                out.append({"metric": dict(s.labels), "histogram": [t, histogram_json(h)]})
+            else:
+                out.append({"metric": dict(s.labels), "value": [t, format_float(float(s.values[0]))]})
     else:
         for s in items:
-            out.append({"metric": dict(s.labels), "values": _points(s.timestamps, s.values)})
+            if not s.histograms or all(h is None for h in s.histograms):
+                out.append({"metric": dict(s.labels), "values": _points(s.timestamps, s.values)})
+                continue
+            is_float = np.asarray([h is None for h in s.histograms], dtype=bool)
+            item: dict[str, Any] = {"metric": dict(s.labels)}
+            if is_float.any():
+                item["values"] = _points(s.timestamps[is_float], s.values[is_float])
+            item["histograms"] = [[format_ts(int(t)), histogram_json(h)]
+                                  for t, h in zip(s.timestamps.tolist(), s.histograms, strict=True) if h is not None]
+            out.append(item)
     return {"resultType": rt, "result": out}, warnings
 
 

@@ -40,3 +40,22 @@ def test_length_mismatch() -> None:
 
     with pytest.raises(ValueError, match="differ in length"):
         _jsonfmt.encode_points(np.zeros(2, dtype=np.int64), np.zeros(1), format_float)
+
+
+def test_histogram_points_use_prometheus_shape() -> None:
+    from clearsight.api.prometheus_query import encode_result
+    from clearsight.model.histogram_text import parse_histogram
+    from clearsight.query.promql.result import QueryResult, SeriesResult
+
+    hist = parse_histogram("{{schema:0 sum:5 count:4 buckets:[1 2 1]}}").histogram
+    vec = QueryResult("vector", [SeriesResult((("__name__", "h"),), np.array([1000]), np.array([np.nan]), [hist])])
+    data, _ = encode_result(vec, 1000, None)
+    [item] = data["result"]
+    assert item["histogram"][0] == 1 and item["histogram"][1]["count"] == "4" and item["histogram"][1]["sum"] == "5"
+    assert [b[0] for b in item["histogram"][1]["buckets"]] == [0, 0, 0]
+    mixed = QueryResult("matrix", [SeriesResult((("__name__", "h"),), np.array([1000, 2000]), np.array([3.0, np.nan]),
+                                                [None, hist])])
+    data, _ = encode_result(mixed, 1000, None)
+    [item] = data["result"]
+    assert orjson.loads(orjson.dumps(item["values"])) == [[1, "3"]]
+    assert item["histograms"][0][0] == 2
