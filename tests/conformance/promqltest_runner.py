@@ -287,6 +287,9 @@ class LoadCmd:
     interval_ms: int
     with_nhcb: bool
     series: list[tuple[Labels, list[SeqValue]]]
+    # Start timestamp offsets (ms, relative to each sample's time; None = omitted) per series
+    # index, from ``metric@st`` lines.
+    start_offsets: dict[int, list[int | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -390,12 +393,62 @@ def _parse_load(lines: list[str], i: int) -> tuple[int, LoadCmd]:
         line = lines[i]
         first = re.split(r"[\t ]+", line, maxsplit=1)[0]
         if first.endswith("@st"):
-            i += 1  # start timestamps are not supported; the sample line follows
+            st_labels, st_rest = parse_series_desc(first[:-3] + line[len(first):])
+            st_vals = parse_st_sequence(st_rest)
+            i += 1
+            if i >= len(lines) or not lines[i]:
+                raise ValueError(f"line {i}: @st line has no following sample line")
+            labels, rest = parse_series_desc(lines[i])
+            if labels != st_labels:
+                raise ValueError(f"line {i}: @st metric does not match the following sample line metric")
+            vals = parse_values(rest)
+            if len(st_vals) != len(vals):
+                raise ValueError(f"line {i}: @st line has {len(st_vals)} values but sample line has {len(vals)}")
+            cmd.start_offsets[len(cmd.series)] = st_vals
+            cmd.series.append((labels, vals))
+            i += 1
             continue
         labels, rest = parse_series_desc(line)
         cmd.series.append((labels, parse_values(rest)))
         i += 1
     return i, cmd
+
+
+_DUR_PREFIX_RE = re.compile(r"[-+]?(?:(?:\d+(?:ms|y|w|d|h|m|s))+|0)")
+
+
+def _dur_prefix(s: str) -> tuple[int, str]:
+    m = _DUR_PREFIX_RE.match(s)
+    if not m:
+        raise ValueError(f"invalid duration in {s!r}")
+    text = m.group(0)
+    sign = -1 if text.startswith("-") else 1
+    return sign * parse_duration(text.lstrip("+-")), s[m.end():]
+
+
+def parse_st_sequence(text: str) -> list[int | None]:
+    """promqltest's ``@st`` offsets: ``_``, ``_xN``, ``<dur>``, ``<dur>xN``, ``<dur>(+|-)<dur>xN``."""
+    out: list[int | None] = []
+    for item in text.split():
+        if item == "_":
+            out.append(None)
+            continue
+        if item.startswith("_x"):
+            out.extend([None] * int(item[2:]))
+            continue
+        base, rest = _dur_prefix(item)
+        if not rest:
+            out.append(base)
+        elif rest[0] == "x":
+            out.extend([base] * (int(rest[1:]) + 1))
+        else:
+            delta, rest2 = _dur_prefix(rest[1:])
+            if rest[0] == "-":
+                delta = -delta
+            if not rest2.startswith("x"):
+                raise ValueError(f"expected x<count> in {item!r}")
+            out.extend(base + delta * n for n in range(int(rest2[1:]) + 1))
+    return out
 
 
 def _parse_eval(lines: list[str], i: int) -> tuple[int, EvalCmd]:
@@ -541,13 +594,18 @@ class Runner:
         self.has_histograms = False
 
     def load(self, cmd: LoadCmd) -> None:
-        for labels, vals in cmd.series:
+        for si, (labels, vals) in enumerate(cmd.series):
             ts: list[int] = []
             vs: list[float] = []
             hs: list[FloatHistogram | None] = []
+            offsets = cmd.start_offsets.get(si)
+            sts: list[int] | None = [] if offsets is not None else None
             for i, v in enumerate(vals):
                 if isinstance(v, Omitted):
                     continue
+                if sts is not None and offsets is not None:
+                    off = offsets[i]
+                    sts.append(0 if off is None else i * cmd.interval_ms + off)
                 ts.append(i * cmd.interval_ms)
                 if isinstance(v, Histogram):
                     vs.append(math.nan)
@@ -556,17 +614,18 @@ class Runner:
                     vs.append(v)
                     hs.append(None)
             if ts:
-                self._add(labels, ts, vs, hs)
+                self._add(labels, ts, vs, hs, sts)
         if cmd.with_nhcb:
             self._load_nhcb(cmd)
 
-    def _add(self, labels: Labels, ts: list[int], vs: list[float], hs: list[FloatHistogram | None]) -> None:
+    def _add(self, labels: Labels, ts: list[int], vs: list[float], hs: list[FloatHistogram | None],
+             sts: list[int] | None = None) -> None:
         if any(h is not None for h in hs):
             hs = _with_storage_hints(hs)
-            self.store.add(labels, ts, vs, hs)
+            self.store.add(labels, ts, vs, hs, start_timestamps=sts)
             self.has_histograms = True
         else:
-            self.store.add(labels, ts, vs)
+            self.store.add(labels, ts, vs, start_timestamps=sts)
 
     def _load_nhcb(self, cmd: LoadCmd) -> None:
         """``load_with_nhcb``: classic ``_bucket``/``_count``/``_sum`` series are also stored as

@@ -31,6 +31,8 @@ class HistogramSeriesData(SeriesData):
     until that module grows the field.)"""
 
     histograms: ObjArray | None = None
+    # Start (created) timestamps in ms aligned with ``values``; 0 where unknown. None: none at all.
+    start_timestamps: I64Array | None = None
 
 
 class MemorySeriesSelector:
@@ -39,6 +41,7 @@ class MemorySeriesSelector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._series: dict[Labels, tuple[I64Array, F64Array, ObjArray | None]] = {}
+        self._start_ts: dict[Labels, I64Array] = {}
         self._sorted: list[Labels] | None = None
         self._by_name: dict[str, list[Labels]] | None = None
 
@@ -47,10 +50,12 @@ class MemorySeriesSelector:
 
     def add(self, labels: Labels, timestamps: Iterable[int] | I64Array,
             values: Iterable[float] | F64Array,
-            histograms: Sequence[FloatHistogram | None] | None = None) -> None:
+            histograms: Sequence[FloatHistogram | None] | None = None,
+            start_timestamps: Sequence[int] | None = None) -> None:
         """Adds samples to a series (merging with existing samples; a later write of the same
         timestamp replaces the earlier value). ``histograms``, when given, is aligned with
-        ``values``: a native histogram sample where not None (its float value is ignored)."""
+        ``values``: a native histogram sample where not None (its float value is ignored).
+        ``start_timestamps`` (ms, 0 = unknown), when given, is aligned with ``values`` too."""
         ts = np.asarray(list(timestamps) if not isinstance(timestamps, np.ndarray) else timestamps,
                         dtype=np.int64)
         vs = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
@@ -64,8 +69,15 @@ class MemorySeriesSelector:
                 raise ValueError("histograms and values differ in length")
             vs = vs.copy()
             vs[hs != None] = np.nan  # noqa: E711
+        st_new = np.asarray(start_timestamps, dtype=np.int64) if start_timestamps is not None else None
         with self._lock:
             old = self._series.get(labels)
+            old_st = self._start_ts.get(labels)
+            st: I64Array | None = None
+            if st_new is not None or old_st is not None:
+                st = np.concatenate([old_st if old_st is not None else np.zeros(0 if old is None else old[0].size,
+                                                                                 dtype=np.int64),
+                                     st_new if st_new is not None else np.zeros(ts.size, dtype=np.int64)])
             if old is not None:
                 if hs is not None or old[2] is not None:
                     hs = np.concatenate([_obj_or_none(old[2], old[0].size), _obj_or_none(hs, ts.size)])
@@ -76,19 +88,26 @@ class MemorySeriesSelector:
             ts, vs = ts[order], vs[order]
             if hs is not None:
                 hs = hs[order]
+            if st is not None:
+                st = st[order]
             if ts.size > 1:
                 keep = np.ones(ts.size, dtype=bool)
                 keep[:-1] = ts[1:] != ts[:-1]
                 ts, vs = ts[keep], vs[keep]
                 if hs is not None:
                     hs = hs[keep]
+                if st is not None:
+                    st = st[keep]
             self._series[labels] = (ts, vs, hs)
+            if st is not None:
+                self._start_ts[labels] = st
             self._sorted = None
             self._by_name = None
 
     def clear(self) -> None:
         with self._lock:
             self._series.clear()
+            self._start_ts.clear()
             self._sorted = None
             self._by_name = None
 
@@ -122,6 +141,7 @@ class MemorySeriesSelector:
             ts_parts: list[I64Array] = []
             vs_parts: list[F64Array] = []
             hs_parts: list[ObjArray | None] = []
+            st_parts: list[I64Array | None] = []
             offsets = [0]
             for lbls in candidates:
                 if not all(m.matches_labels(lbls) for m in matchers):
@@ -135,15 +155,24 @@ class MemorySeriesSelector:
                 ts_parts.append(ts[a:b])
                 vs_parts.append(vs[a:b])
                 hs_parts.append(None if hs is None else hs[a:b])
+                sta = self._start_ts.get(lbls)
+                st_parts.append(None if sta is None else sta[a:b])
                 offsets.append(offsets[-1] + b - a)
         if not out_labels:
             return SeriesData.empty()
         offs = np.asarray(offsets, dtype=np.int64)
         tsa, vsa = np.concatenate(ts_parts), np.concatenate(vs_parts)
-        if all(h is None for h in hs_parts):
+        no_st = all(x is None for x in st_parts)
+        if all(h is None for h in hs_parts) and no_st:
             return SeriesData(out_labels, offs, tsa, vsa)
-        hsa = np.concatenate([_obj_or_none(h, p.size) for h, p in zip(hs_parts, ts_parts, strict=True)])
-        return HistogramSeriesData(out_labels, offs, tsa, vsa, hsa)
+        hsa = None
+        if not all(h is None for h in hs_parts):
+            hsa = np.concatenate([_obj_or_none(h, p.size) for h, p in zip(hs_parts, ts_parts, strict=True)])
+        sta_all = None
+        if not no_st:
+            sta_all = np.concatenate([x if x is not None else np.zeros(p.size, dtype=np.int64)
+                                      for x, p in zip(st_parts, ts_parts, strict=True)])
+        return HistogramSeriesData(out_labels, offs, tsa, vsa, hsa, sta_all)
 
 
 def _obj_or_none(h: ObjArray | None, n: int) -> ObjArray:

@@ -22,7 +22,7 @@ from clearsight.model.histogram import CounterResetHint
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
-from clearsight.query.promql import aggregations, binops, nh_functions
+from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions
 from clearsight.query.promql.ast import (
     AggregateExpr,
     AtModifier,
@@ -474,12 +474,15 @@ class Evaluator:
         if hs_all is not None and id(vs) in self.stats_selectors:
             hs_all = self._stats_decode(data, hs_all)
         hists: list[ObjArr | None] = []
+        st_all = getattr(data, "start_timestamps", None)
+        sts: list[I64 | None] = []
         offs = data.offsets
         total = 0
         for i in range(len(data)):
             a, b = int(offs[i]), int(offs[i + 1])
             st = data.timestamps[a:b]
             sv = data.values[a:b]
+            sst = st_all[a:b] if st_all is not None else None
             sh = hs_all[a:b] if hs_all is not None else None
             if sh is not None and not bool((sh != None).any()):  # noqa: E711
                 sh = None
@@ -488,16 +491,20 @@ class Evaluator:
                 st, sv = st[keep], sv[keep]
                 if sh is not None:
                     sh = sh[keep]
+                if sst is not None:
+                    sst = sst[keep]
             if st.size == 0:
                 continue
             labels.append(data.labels[i])
             tss.append(st)
             vals.append(sv)
             hists.append(sh)
+            sts.append(sst if sst is not None and bool(sst.any()) else None)
             total += int(st.size)
         self._account(total)
         return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra,
-                           hists if any(h is not None for h in hists) else None)
+                           hists if any(h is not None for h in hists) else None,
+                           sts if any(x is not None for x in sts) else None)
 
     def subquery(self, e: SubqueryExpr, ts: I64) -> MatrixSteps:
         eff = self.effective_times(e.offset, e.at, ts)
@@ -582,7 +589,10 @@ class Evaluator:
         ctx = FuncContext(step_times=ts, arg_exprs=list(e.args), annotations=self.annotations,
                           lookback_delta_ms=self.lookback)
         hist_out: Value | None = None
-        if any(has_histograms(a) for a in args):
+        if name in fn_start_ts.ST_FUNCTIONS and any(isinstance(a, MatrixSteps) and a.sts and not (a.anchored or a.smoothed)
+                                                    for a in args):
+            hist_out = fn_start_ts.ST_FUNCTIONS[name](ctx, args)
+        elif any(has_histograms(a) for a in args):
             hist_out = nh_functions.call_function(name, ctx, args, impl)
             if hist_out is None and name not in nh_functions.PASS_THROUGH:
                 args = [floats_only_value(a) for a in args]

@@ -93,6 +93,9 @@ class MatrixSteps:
     # Native histogram samples per series: an object array aligned with ``timestamps[i]``
     # (``FloatHistogram`` or None for float samples), or None when the series has none.
     hists: list[ObjArr | None] | None = None
+    # Start (created) timestamps per series aligned with ``timestamps[i]`` (ms, 0 = unknown), or
+    # None when the series has none. Only plain range selectors carry them (subqueries cut them).
+    sts: list[I64 | None] | None = None
 
     @property
     def num_series(self) -> int:
