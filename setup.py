@@ -30,6 +30,11 @@ def _extensions() -> list[Extension]:
             ["src/clearsight/api/_jsonfmt.pyx"],
             extra_compile_args=["-O3"],
         ),
+        Extension(
+            "clearsight.store.embedded._chunkdec",
+            ["src/clearsight/store/embedded/_chunkdec.pyx"],
+            extra_compile_args=["-O3"],
+        ),
     ]
     return list(cythonize(exts, build_dir="build/cython", compiler_directives={"language_level": "3"}))
 

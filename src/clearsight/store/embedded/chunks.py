@@ -23,6 +23,11 @@ import pyarrow as pa
 
 from clearsight.model.samples import F64Array, I64Array
 
+try:  # the Cython decoder (setup.py builds it); decode_range_py is the reference it must equal
+    from clearsight.store.embedded import _chunkdec  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without Cython or a C compiler
+    _chunkdec = None
+
 XOR = 0
 DECIMAL = 1
 MAX_SCALE = 9
@@ -216,3 +221,47 @@ def decode(
         xbits = acc ^ np.repeat(before, lengths)
         values[~dec_rows] = xbits.view(np.float64)[~dec_rows]
     return ts, values
+
+
+def decode_range_py(
+    n: npt.NDArray[np.integer],
+    codec: npt.NDArray[np.integer],
+    scale: npt.NDArray[np.integer],
+    data: list[bytes],
+    lo: int,
+    hi: int,
+) -> tuple[I64Array, F64Array, I64Array]:
+    """Decodes chunks and keeps the samples with ``lo <= ts <= hi``: ``(ts, values, kept)`` with
+    ``kept[i]`` the number of samples kept from chunk ``i``. Pure numpy (the reference)."""
+    lengths = np.asarray(n, dtype=np.int64)
+    ts, values = decode(lengths, codec, scale, data)
+    if lengths.shape[0] == 0:
+        return ts, values, np.zeros(0, dtype=np.int64)
+    keep = (ts >= lo) & (ts <= hi)
+    kept: I64Array = np.add.reduceat(keep.astype(np.int64), _seg_starts(lengths))
+    if not bool(keep.all()):
+        ts, values = ts[keep], values[keep]
+    return ts, values, kept
+
+
+def decode_range(
+    n: npt.NDArray[np.integer],
+    codec: npt.NDArray[np.integer],
+    scale: npt.NDArray[np.integer],
+    data: list[bytes],
+    lo: int,
+    hi: int,
+) -> tuple[I64Array, F64Array, I64Array]:
+    """``decode_range_py``, by the native decoder when it is built (one pass per chunk, no
+    temporaries)."""
+    if _chunkdec is None:
+        return decode_range_py(n, codec, scale, data, lo, hi)
+    ts, values, kept = _chunkdec.decode_range(
+        data,
+        np.ascontiguousarray(n, dtype=np.int64),
+        np.ascontiguousarray(codec, dtype=np.uint8),
+        np.ascontiguousarray(scale, dtype=np.uint8),
+        lo,
+        hi,
+    )
+    return ts, values, kept

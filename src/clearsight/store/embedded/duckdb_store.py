@@ -1044,11 +1044,10 @@ class EmbeddedMetricsStore:
         n = np.asarray(ch["n"], dtype=np.int64)
         if n.shape[0] == 0:
             return h_sid, h_ts, h_val
-        c_ts, c_val = chunk_codec.decode(n, ch["codec"], ch["scale"], list(ch["data"]))
-        c_sid = np.repeat(np.asarray(ch["series_id"], dtype=np.uint32), n)
-        keep = (c_ts >= start_ms) & (c_ts <= end_ms)
-        if not keep.all():
-            c_sid, c_ts, c_val = c_sid[keep], c_ts[keep], c_val[keep]
+        c_ts, c_val, kept = chunk_codec.decode_range(
+            n, ch["codec"], ch["scale"], list(ch["data"]), start_ms, end_ms
+        )
+        c_sid = np.repeat(np.asarray(ch["series_id"], dtype=np.uint32), kept)
         sids = np.concatenate((c_sid, h_sid))
         ts = np.concatenate((c_ts, h_ts))
         vals = np.concatenate((c_val, h_val))
