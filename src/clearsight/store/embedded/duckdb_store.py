@@ -46,7 +46,7 @@ from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_l
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
-from clearsight.store.embedded.index import IdArray, TenantIndex
+from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION
 from clearsight.store.interface import (
     AppendResult,
@@ -992,7 +992,7 @@ class EmbeddedMetricsStore:
             elif len(matcher_sets) == 1:
                 ids = idx.select(matcher_sets[0])
             else:
-                ids = np.unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+                ids = sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
             lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
         in_range: IdArray = ids[(lo <= end_ms) & (hi >= start_ms)]
         return in_range
@@ -1005,14 +1005,11 @@ class EmbeddedMetricsStore:
         ids = self._ids(tenant, [matchers], start_ms, end_ms)
         if ids.size == 0:
             return SeriesData.empty()
-        sids, ts, vals = self._fetch(ids, start_ms, end_ms)
-        return self._series_data(sids, ts, vals)
+        return self._fetch(ids, start_ms, end_ms)
 
-    def _fetch(
-        self, ids: IdArray, start_ms: int, end_ms: int
-    ) -> tuple[npt.NDArray[np.uint32], I64Array, F64Array]:
-        """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one snapshot), sorted by
-        (series id, ts)."""
+    def _fetch(self, ids: IdArray, start_ms: int, end_ms: int) -> SeriesData:
+        """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one snapshot), as series
+        ordered by label set with ascending timestamps."""
         params = [start_ms, end_ms, int(ids[0]), int(ids[-1])]
         contiguous = ids.size == int(ids[-1]) - int(ids[0]) + 1  # a contiguous id range needs no join
         join = "" if contiguous else "AND series_id IN (SELECT series_id FROM _clearsight_ids)"
@@ -1042,44 +1039,72 @@ class EmbeddedMetricsStore:
         h_ts = np.asarray(head["ts"], dtype=np.int64)
         h_val = _floats(head["bits"])
         n = np.asarray(ch["n"], dtype=np.int64)
-        if n.shape[0] == 0:
-            return h_sid, h_ts, h_val
-        c_ts, c_val, kept = chunk_codec.decode_range(
-            n, ch["codec"], ch["scale"], list(ch["data"]), start_ms, end_ms
-        )
-        c_sid = np.repeat(np.asarray(ch["series_id"], dtype=np.uint32), kept)
-        sids = np.concatenate((c_sid, h_sid))
-        ts = np.concatenate((c_ts, h_ts))
-        vals = np.concatenate((c_val, h_val))
-        # Two sorted runs (chunks, head): a stable sort by series merges them in linear time.
-        order = np.argsort(sids, kind="stable")
-        sids, ts, vals = sids[order], ts[order], vals[order]
-        same = sids[1:] == sids[:-1]
-        if not bool(np.all(ts[1:][same] > ts[:-1][same])):  # overlapping chunks (late samples)
-            order = np.lexsort((ts, sids))
-            sids, ts, vals = sids[order], ts[order], vals[order]
-        return sids, ts, vals
-
-    def _series_data(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> SeriesData:
-        n = sids.shape[0]
-        if n == 0:
-            return SeriesData.empty()
-        bounds = np.flatnonzero(sids[1:] != sids[:-1]) + 1
-        starts = np.concatenate(([0], bounds)).astype(np.int64)
-        lens = np.diff(np.concatenate((starts, [n]))).astype(np.int64)
-        labels_of = self._labels
-        labels = [labels_of[s] for s in sids[starts].tolist()]
-        order = sorted(range(len(labels)), key=labels.__getitem__)
-        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
-        if order != list(range(len(labels))):
-            perm = np.asarray(order, dtype=np.int64)
-            labels = [labels[i] for i in order]
-            lens = lens[perm]
-            np.cumsum(lens, out=offsets[1:])
-            gather = np.repeat(starts[perm] - offsets[:-1], lens) + np.arange(n, dtype=np.int64)
-            ts, vals = ts[gather], vals[gather]
+        if n.shape[0]:
+            c_ts, c_val, kept = chunk_codec.decode_range(
+                n, ch["codec"], ch["scale"], list(ch["data"]), start_ms, end_ms
+            )
+            c_chunk_sid = np.asarray(ch["series_id"], dtype=np.uint32)
         else:
-            np.cumsum(lens, out=offsets[1:])
+            c_ts, c_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+            kept = np.zeros(0, dtype=np.int64)
+            c_chunk_sid = np.zeros(0, dtype=np.uint32)
+        return self._assemble(ids, c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val)
+
+    def _assemble(
+        self,
+        ids: IdArray,
+        c_chunk_sid: npt.NDArray[np.uint32],
+        kept: I64Array,
+        c_ts: I64Array,
+        c_val: F64Array,
+        h_sid: npt.NDArray[np.uint32],
+        h_ts: I64Array,
+        h_val: F64Array,
+    ) -> SeriesData:
+        """Merges decoded chunk samples (chunk after chunk, chunks ordered by (series, min_ts),
+        ``kept[i]`` samples from chunk ``i``) with head rows (ordered by (series, ts)) into series
+        ordered by label set: one gather per column, no sort unless chunks of a series overlap."""
+        n_c = c_ts.shape[0]
+        total = n_c + h_ts.shape[0]
+        if total == 0:
+            return SeriesData.empty()
+        k = ids.shape[0]
+        c_count = np.bincount(np.searchsorted(ids, c_chunk_sid), weights=kept, minlength=k).astype(np.int64)
+        h_count = np.bincount(np.searchsorted(ids, h_sid), minlength=k)
+        c_start = np.zeros(k, dtype=np.int64)
+        np.cumsum(c_count[:-1], out=c_start[1:])
+        h_start = np.full(k, n_c, dtype=np.int64)
+        np.cumsum(h_count[:-1], out=h_start[1:])
+        h_start[1:] += n_c
+        present = np.flatnonzero((c_count + h_count) > 0)
+        labels_of = self._labels
+        labels = [labels_of[s] for s in ids[present].tolist()]
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        if order != list(range(len(labels))):
+            labels = [labels[i] for i in order]
+            present = present[np.asarray(order, dtype=np.int64)]
+        lens = c_count[present] + h_count[present]
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        if h_ts.shape[0] == 0 and bool(np.all(c_start[present] == offsets[:-1])):
+            ts, vals = c_ts, c_val  # chunks only, already in label order
+        elif n_c == 0 and bool(np.all(h_start[present] == offsets[:-1])):
+            ts, vals = h_ts, h_val
+        else:
+            # Two segments per series (its chunk samples, then its head rows) copied in label order.
+            seg_src = np.stack((c_start[present], h_start[present]), axis=1).ravel()
+            seg_len = np.stack((c_count[present], h_count[present]), axis=1).ravel()
+            seg_dst = np.zeros(seg_len.shape[0], dtype=np.int64)
+            np.cumsum(seg_len[:-1], out=seg_dst[1:])
+            gather = np.repeat(seg_src - seg_dst, seg_len) + np.arange(total, dtype=np.int64)
+            ts = np.concatenate((c_ts, h_ts))[gather]
+            vals = np.concatenate((c_val, h_val))[gather]
+        up = ts[1:] > ts[:-1]
+        up[offsets[1:-1] - 1] = True  # series boundaries
+        if not bool(up.all()):  # overlapping chunks (late samples compacted after newer ones)
+            series_of = np.repeat(np.arange(len(labels), dtype=np.int64), lens)
+            perm = np.lexsort((ts, series_of))
+            ts, vals = ts[perm], vals[perm]
         return SeriesData(labels, offsets, ts, vals)
 
     def querier(self, tenant: str) -> SeriesSelector:

@@ -34,12 +34,25 @@ def _ids(a: array[int]) -> IdArray:
     return np.array(a, dtype=np.uint32)
 
 
+def sorted_unique(a: IdArray) -> IdArray:
+    """Sorted distinct ids. (``np.unique`` takes ~1.5 s for 1.7M uint32 on numpy 2.4 here; a sort
+    plus a neighbour comparison takes ~30 ms.)"""
+    if a.size < 2:
+        return a
+    s = np.sort(a)
+    keep = np.empty(s.shape[0], dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    out: IdArray = s[keep]
+    return out
+
+
 def _union(arrays: list[IdArray]) -> IdArray:
     if not arrays:
         return _EMPTY_IDS
     if len(arrays) == 1:
         return arrays[0]
-    return np.unique(np.concatenate(arrays))
+    return sorted_unique(np.concatenate(arrays))
 
 
 def _member(sorted_ids: IdArray, probe: IdArray) -> npt.NDArray[np.bool_]:
