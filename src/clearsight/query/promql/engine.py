@@ -351,6 +351,7 @@ class Evaluator:
         if n == 0:
             return VectorSteps.empty(k)
         idx, present = latest_sample_index(data, eff, lo, self.lookback)
+        st_all = getattr(data, "start_timestamps", None)
         hs = series_histograms(data)
         if hs is not None and id(e) in self.stats_selectors:
             hs = self._stats_decode(data, hs)
@@ -359,7 +360,7 @@ class Evaluator:
             hist = hs[idx]
             hist[~present] = None
         return compact(VectorSteps(list(data.labels), data.values[idx], present, None, data.timestamps[idx],
-                                   hist))
+                                   hist, np.asarray(st_all)[idx] if st_all is not None else None))
 
     def _smoothed_selector(self, e: VectorSelector, eff: I64) -> VectorSteps:
         """``metric smoothed``: the value at each step linearly interpolated between the samples

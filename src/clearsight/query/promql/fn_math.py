@@ -182,10 +182,13 @@ def fn_timestamp(ctx: FuncContext, args: list[Value]) -> Value:
 
 
 def fn_start_timestamp(ctx: FuncContext, args: list[Value]) -> Value:
-    """Sample start (created) timestamps are not stored, so, like Prometheus without start
-    timestamp tracking, there is no result."""
+    """The start (created) timestamp in seconds of each sample a plain vector selector chose (0
+    where unknown); nothing for computed vectors or data without start timestamps."""
     v = arg_vector(args, 0, "start_timestamp")
-    return VectorSteps.empty(v.values.shape[1])
+    if v.sample_st is None:
+        return VectorSteps.empty(v.values.shape[1])
+    vals = np.where(v.present, v.sample_st.astype(np.float64) / 1000.0, np.nan)
+    return VectorSteps(v.labels, vals, v.present.copy(), np.ones(v.num_series, dtype=bool))
 
 
 # Query-context functions: Prometheus folds them into literals before evaluation. FuncContext

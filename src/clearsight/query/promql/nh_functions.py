@@ -49,7 +49,7 @@ HistImpl = Callable[[FuncContext, list[Value], FunctionImpl | None], Value]
 # Functions whose float implementation handles histogram samples correctly as they are.
 PASS_THROUGH = frozenset({
     "count_over_time", "present_over_time", "absent_over_time", "absent", "ts_of_last_over_time",
-    "ts_of_first_over_time", "timestamp",
+    "ts_of_first_over_time", "timestamp", "start_timestamp",
 })
 
 

@@ -53,6 +53,9 @@ class VectorSteps:
     # entry is a histogram, ``present`` is True and ``values`` holds NaN (a sample is either a
     # float or a histogram). None means "no histograms at all".
     hist: ObjArr | None = None
+    # Set by plain vector selectors over data with start timestamps: the start timestamp (ms, 0 =
+    # unknown) of the sample chosen at each step, shape (n, k), for ``start_timestamp()``.
+    sample_st: I64 | None = None
 
     @property
     def num_series(self) -> int:

@@ -86,7 +86,8 @@ def compact(v: VectorSteps) -> VectorSteps:
     return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], v.values[keep],
                        v.present[keep], v.drop_name[keep] if v.drop_name is not None else None,
                        v.sample_ts[keep] if v.sample_ts is not None else None,
-                       v.hist[keep] if v.hist is not None else None)
+                       v.hist[keep] if v.hist is not None else None,
+                       v.sample_st[keep] if v.sample_st is not None else None)
 
 
 def select_rows(v: VectorSteps, idx: np.ndarray) -> VectorSteps:
