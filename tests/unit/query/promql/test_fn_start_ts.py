@@ -41,7 +41,9 @@ def test_delta_samples_count_as_resets() -> None:
     # (a delta sample): 0 + 60. The first sample's ST (60 s) is the window start, not inside it,
     # so the result is extrapolated by 60 s to the start: factor (60 + 60) / 60.
     assert [float(x.values[0]) for x in inc.series] == [pytest.approx(120.0)]
-    assert float(e.instant(s, "resets(d[5m])", 180_000).series[0].values[0]) == 2.0
+    # The first sample has no ST, so the second (ST = first T) reads as a cumulative series with
+    # an unknown start; only the third counts as a reset.
+    assert float(e.instant(s, "resets(d[5m])", 180_000).series[0].values[0]) == 1.0
     assert float(e.instant(s, "irate(d[5m])", 180_000).series[0].values[0]) == pytest.approx(1.0)
     # Series without start timestamps keep the usual path.
     assert float(e.instant(s, "increase(c[2m])", 180_000).series[0].values[0]) == pytest.approx(120.0)
