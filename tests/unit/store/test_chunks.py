@@ -114,3 +114,31 @@ def test_empty() -> None:
     for decode_range in (chunks.decode_range, chunks.decode_range_py):
         ts, vals, kept = decode_range(enc.n, enc.codec, enc.scale, enc.data, 0, 1)
         assert ts.shape == (0,) and vals.shape == (0,) and kept.shape == (0,)
+
+
+def test_decoded_chunk_cache_equals_decoder_and_stays_bounded() -> None:
+    rng = np.random.default_rng(5)
+    lengths = [3, 50, 1, 20, 7]
+    sids = np.repeat(np.arange(1, len(lengths) + 1, dtype=np.uint32), lengths)
+    ts = np.concatenate([np.sort(rng.choice(10_000, m, replace=False)).astype(np.int64) for m in lengths])
+    vals = np.concatenate([rng.normal(size=m) for m in lengths])
+    vals[5] = STALE_NAN
+    enc = chunks.encode(sids, ts, vals)
+    cache = chunks.DecodedChunkCache(60)
+    for lo, hi, pick in [
+        (0, 10_000, [0, 1, 2]),  # all misses
+        (2_000, 8_000, [1, 2, 3]),  # hits and misses, cut
+        (0, 10_000, [1, 2, 3]),  # hits (3 may have evicted 0)
+        (5_000, 5_000, [4, 0]),
+    ]:
+        idx = np.asarray(pick)
+        args = (enc.n[idx], enc.codec[idx], enc.scale[idx], [enc.data[i] for i in pick], lo, hi)
+        got = cache.decode_range(*args)
+        want = chunks.decode_range_py(*args)
+        assert got[0].tolist() == want[0].tolist()
+        assert got[1].view(np.uint64).tolist() == want[1].view(np.uint64).tolist()
+        assert got[2].tolist() == want[2].tolist()
+        assert cache.samples <= 60
+    assert cache.hits > 0 and cache.misses > 0
+    cache.resize(0)
+    assert cache.samples == 0 and len(cache) == 0

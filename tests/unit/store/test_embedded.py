@@ -332,3 +332,50 @@ def test_compaction_in_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert np.array_equal(after.values.view(np.uint64), before.values.view(np.uint64))
     finally:
         store.close()
+
+
+def test_overlapping_chunks_and_head_merge_in_order(tmp_path: Path) -> None:
+    # Late samples compacted after newer ones give chunks that overlap in time, and a head row
+    # older than a chunk's end; select merges them by timestamp, series in label order.
+    b = make_labels({"__name__": "up", "job": "b"})
+    store = _open(tmp_path, compact_min_rows=1, chunk_target_samples=10**6)
+    try:
+        store.append("t", SampleBatch.from_series([(b, [(t, 1.0) for t in range(1000, 2001, 100)])])).result()
+        store.append("t", SampleBatch.from_series([(UP, [(t, 2.0) for t in range(0, 1001, 200)])])).result()
+        store.compact()
+        store.append("t", SampleBatch.from_series([(b, [(1050, 3.0), (2500, 4.0)])])).result()
+        store.append("t", SampleBatch.from_series([(UP, [(100, 5.0)])])).result()
+        store.compact()
+        store.append("t", SampleBatch.from_series([(b, [(1150, 6.0), (3000, 7.0)])])).result()
+        store.append("t", SampleBatch.from_series([(UP, [(300, 8.0)])])).result()
+        got = store.select("t", [Matcher.of("=", "__name__", "up")], 0, 10_000)
+        assert got.labels == [UP, b]
+        want_up = sorted([(t, 2.0) for t in range(0, 1001, 200)] + [(100, 5.0), (300, 8.0)])
+        want_b = sorted([(t, 1.0) for t in range(1000, 2001, 100)] + [(1050, 3.0), (2500, 4.0), (1150, 6.0), (3000, 7.0)])
+        for i, want in enumerate((want_up, want_b)):
+            _, ts, vals = got.series(i)
+            assert list(zip(ts.tolist(), vals.tolist(), strict=True)) == want
+        cut = store.select("t", [Matcher.of("=", "__name__", "up")], 150, 1100)
+        assert [cut.series(i)[1].tolist() for i in range(2)] == [
+            [200, 300, 400, 600, 800, 1000],
+            [1000, 1050, 1100],
+        ]
+    finally:
+        store.close()
+
+
+def test_reads_after_chunk_rewrite_see_new_values(tmp_path: Path) -> None:
+    # The decoded-chunk cache is keyed by chunk content: replacing a sample inside a chunk (same
+    # series, same time span, same length) must not serve the old decoded values.
+    store = _open(tmp_path, compact_min_rows=1)
+    try:
+        store.append("t", SampleBatch.from_series([(UP, [(t, 1.0) for t in range(0, 1000, 100)])])).result()
+        store.compact()
+        sel = [Matcher.of("=", "__name__", "up")]
+        assert store.select("t", sel, 0, 2000).values.tolist() == [1.0] * 10
+        assert len(store._chunk_cache) == 1
+        store.append("t", SampleBatch.from_series([(UP, [(500, 9.0)])])).result()
+        store.compact()
+        assert store.select("t", sel, 0, 2000).values.tolist() == [1.0] * 5 + [9.0] + [1.0] * 4
+    finally:
+        store.close()

@@ -15,6 +15,8 @@ Decoding reverses it exactly: every value, NaN payloads included, comes back bit
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,3 +267,99 @@ def decode_range(
         hi,
     )
     return ts, values, kept
+
+
+_ALL = (-(2**63), 2**63 - 1)
+
+
+class DecodedChunkCache:
+    """A bounded LRU of decoded chunks, so that dashboards re-querying overlapping ranges skip
+    the zstd decompression (most of a large select's cost).
+
+    The key is the chunk's content, ``(codec, scale, data)``: decoding is a pure function of it,
+    so an entry can never be stale (a rewritten chunk has other bytes, hence another key; the
+    old entry just ages out). ``max_samples`` bounds the decoded samples held (16 bytes each,
+    plus the compressed key); 0 disables the cache. Thread-safe."""
+
+    def __init__(self, max_samples: int) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[int, int, bytes], tuple[I64Array, F64Array]] = OrderedDict()
+        self._samples = 0
+        self.max_samples = max(0, max_samples)
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def samples(self) -> int:
+        return self._samples
+
+    def resize(self, max_samples: int) -> None:
+        with self._lock:
+            self.max_samples = max(0, max_samples)
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._samples > self.max_samples and self._entries:
+            _, (ts, _v) = self._entries.popitem(last=False)
+            self._samples -= ts.shape[0]
+
+    def decode_range(
+        self,
+        n: npt.NDArray[np.integer],
+        codec: npt.NDArray[np.integer],
+        scale: npt.NDArray[np.integer],
+        data: list[bytes],
+        lo: int,
+        hi: int,
+    ) -> tuple[I64Array, F64Array, I64Array]:
+        """``decode_range``, with whole chunks taken from / put into the cache. The arrays returned
+        may be read-only (shared with the cache)."""
+        if self.max_samples == 0 or len(data) == 0 or int(np.sum(n)) > self.max_samples:  # uncachable
+            return decode_range(n, codec, scale, data, lo, hi)
+        # DuckDB hands BLOBs out as bytearray (unhashable); bytes(b) of a bytes object is b itself.
+        keys = list(zip(np.asarray(codec).tolist(), np.asarray(scale).tolist(), map(bytes, data), strict=True))
+        entries = self._entries
+        with self._lock:
+            found = [entries.get(k) for k in keys]
+            for k, f in zip(keys, found, strict=True):
+                if f is not None:
+                    entries.move_to_end(k)
+        miss = [i for i, f in enumerate(found) if f is None]
+        self.hits += len(keys) - len(miss)
+        self.misses += len(miss)
+        if miss:
+            idx = np.asarray(miss, dtype=np.int64)
+            m_n = np.asarray(n, dtype=np.int64)[idx]
+            m_ts, m_val, _ = decode_range(
+                m_n, np.asarray(codec)[idx], np.asarray(scale)[idx], [data[i] for i in miss], *_ALL
+            )
+            cuts = np.cumsum(m_n)[:-1]
+            m_ts.flags.writeable = False
+            m_val.flags.writeable = False
+            # Views: an entry keeps its batch's arrays alive until every entry of the batch is
+            # evicted (entries of one batch are used, hence evicted, together in the common case).
+            new = list(zip(np.split(m_ts, cuts), np.split(m_val, cuts), strict=True))
+            for i, pair in zip(miss, new, strict=True):
+                found[i] = pair
+            with self._lock:
+                for i, pair in zip(miss, new, strict=True):
+                    size = pair[0].shape[0]
+                    if size <= self.max_samples and keys[i] not in entries:
+                        entries[keys[i]] = pair
+                        self._samples += size
+                self._evict()
+        if len(miss) == len(keys):  # all decoded now, in chunk order (read-only: cached views)
+            ts, values = m_ts, m_val
+        else:
+            pairs = [f for f in found if f is not None]
+            ts = np.concatenate([p[0] for p in pairs])
+            values = np.concatenate([p[1] for p in pairs])
+        lengths = np.asarray(n, dtype=np.int64)
+        keep = (ts >= lo) & (ts <= hi)
+        if bool(keep.all()):
+            return ts, values, lengths.copy()
+        kept: I64Array = np.add.reduceat(keep.astype(np.int64), _seg_starts(lengths))
+        return ts[keep], values[keep], kept
