@@ -102,8 +102,8 @@ def group_buckets(ctx: FuncContext, v: VectorSteps) -> ClassicHistograms:
     pres = v.present[rows]
     contrib = np.where(pres, v.values[rows], 0.0)
     slots = gidx * width + bidx
-    ordered = np.sort(slots)  # (np.unique is very slow on integer arrays with numpy 2.4)
-    if not (ordered[1:] == ordered[:-1]).any():
+    sorted_slots = np.sort(slots)  # (np.unique is very slow on integer arrays with numpy 2.4)
+    if not bool(np.any(sorted_slots[1:] == sorted_slots[:-1])):
         count[gidx, bidx] = contrib
         present[gidx, bidx] = pres
     else:  # several series with the same bound (e.g. le="0.2" and le="2e-1"): merged by sum
