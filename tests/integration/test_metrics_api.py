@@ -167,3 +167,10 @@ def test_cardinality_limit_rejects_whole_request_and_is_reported(tmp_path: Path)
             assert 'clearsight_active_series{tenant="default"} 4.0' in text
     finally:
         built.store.close()
+
+
+def test_label_values_of_utf8_label_name_with_u_escaping(client: TestClient) -> None:
+    t = _now_ms()
+    assert _write(client, [TimeSeries([("__name__", "m"), ("service.name", "checkout")], [(t, 1.0)])]) == 204
+    r = client.get("/api/v1/label/U__service_2e_name/values")
+    assert r.json() == {"status": "success", "data": ["checkout"]}

@@ -63,51 +63,44 @@ def _truncate(items: Sequence[Any], limit: int | None) -> tuple[list[Any], list[
     return list(items), []
 
 
+# A listing query: (tenant, matcher sets, start, end, limit) -> items.
+Lister = Callable[[str, list[list[Matcher]], int, int, int | None], Sequence[Any]]
+
+
 def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Handler]:
-    async def series(request: Request) -> Response:
-        try:
-            p = await params(request)
-            matchers = parse_match_params(p, required=True)
-            start, end = _range(p)
-            limit = limit_param(p)
-            tenant = tenant_of(request)
-            fetch = None if limit is None else limit + 1
-            found = await _run(functools.partial(store.series, tenant, matchers, start, end, fetch))
-        except ApiError as e:
-            return error_response(e)
-        items, warnings = _truncate(found, limit)
-        return success([dict(lbls) for lbls in items], warnings)
+    def listing(lister: Callable[[Request], Lister], match_required: bool,
+                render: Callable[[list[Any]], Any] = lambda items: items) -> Handler:
+        """A handler for match[]/start/end/limit listings: fetch one more than ``limit`` to know
+        whether to warn about truncation."""
 
-    async def labels(request: Request) -> Response:
-        try:
-            p = await params(request)
-            matchers = parse_match_params(p, required=False)
-            start, end = _range(p)
-            limit = limit_param(p)
-            tenant = tenant_of(request)
-            fetch = None if limit is None else limit + 1
-            names = await _run(functools.partial(store.label_names, tenant, matchers, start, end, fetch))
-        except ApiError as e:
-            return error_response(e)
-        items, warnings = _truncate(names, limit)
-        return success(items, warnings)
+        async def handler(request: Request) -> Response:
+            try:
+                p = await params(request)
+                matchers = parse_match_params(p, required=match_required)
+                start, end = _range(p)
+                limit = limit_param(p)
+                tenant = tenant_of(request)
+                fetch = None if limit is None else limit + 1
+                found = await _run(functools.partial(lister(request), tenant, matchers, start, end, fetch))
+            except ApiError as e:
+                return error_response(e)
+            items, warnings = _truncate(found, limit)
+            return success(render(items), warnings)
 
-    async def label_values(request: Request) -> Response:
+        return handler
+
+    def label_values_of(request: Request) -> Lister:
         name = request.path_params["name"]
         if name.startswith("U__"):
             name = _unescape_utf8_label(name)
-        try:
-            p = await params(request)
-            matchers = parse_match_params(p, required=False)
-            start, end = _range(p)
-            limit = limit_param(p)
-            tenant = tenant_of(request)
-            fetch = None if limit is None else limit + 1
-            values = await _run(functools.partial(store.label_values, tenant, name, matchers, start, end, fetch))
-        except ApiError as e:
-            return error_response(e)
-        items, warnings = _truncate(values, limit)
-        return success(items, warnings)
+        def values(tenant: str, matchers: list[list[Matcher]], start: int, end: int, limit: int | None) -> list[str]:
+            return store.label_values(tenant, name, matchers, start, end, limit)
+
+        return values
+
+    series = listing(lambda _r: store.series, True, lambda items: [dict(lbls) for lbls in items])
+    labels = listing(lambda _r: store.label_names, False)
+    label_values = listing(label_values_of, False)
 
     async def metadata(request: Request) -> Response:
         try:
