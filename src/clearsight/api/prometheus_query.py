@@ -9,7 +9,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -33,16 +33,13 @@ from clearsight.api.common import (
     success,
 )
 from clearsight.config import QueryConfig, parse_duration_ms
-from clearsight.model.matchers import Matcher
-from clearsight.model.samples import SeriesData
 from clearsight.query.promql import values as qv
-from clearsight.query.promql.ast import ValueType
-from clearsight.query.promql.engine import Engine
-from clearsight.query.promql.engine import QueryCanceled as EngineQueryCanceled
-from clearsight.query.promql.parser import ParseError, parse
+from clearsight.query.promql.ast import Expr, ValueType
+from clearsight.query.promql.engine import Engine, QueryCanceled
+from clearsight.query.promql.parser import ParseError, parse_with_positions
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
 from clearsight.query.promql.result import QueryResult, histogram_json
-from clearsight.store.interface import MetricsStore, SeriesSelector
+from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("clearsight.api.query")
@@ -131,21 +128,6 @@ def stats_json(result: QueryResult) -> dict[str, Any]:
             "series": {"fetched": st.series_fetched}}
 
 
-class QueryCanceled(Exception):
-    """The client went away; the query stops at its next read of the store."""
-
-
-class _CancellableSelector:
-    def __init__(self, inner: SeriesSelector, cancel: threading.Event) -> None:
-        self._inner = inner
-        self._cancel = cancel
-
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
-        if self._cancel.is_set():
-            raise QueryCanceled("query canceled: the client disconnected")
-        return self._inner.select(matchers, start_ms, end_ms)
-
-
 async def _run_cancellable(request: Request, fn: Callable[[threading.Event], QueryResult]) -> QueryResult:
     """Runs the engine in a worker thread; a client disconnect sets the cancel event."""
     cancel = threading.Event()
@@ -195,7 +177,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             return await _run_cancellable(request, lambda cancel: run(cancel, timeout))
         except ParseError as e:
             raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
-        except (QueryCanceled, EngineQueryCanceled) as e:
+        except QueryCanceled as e:
             raise ApiError("canceled", str(e)) from None
         except qv.QueryTimeout as e:
             raise ApiError("timeout", f"query timed out in expression evaluation: {e}") from None
@@ -213,11 +195,11 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             t = round(time.time() * 1000) if raw_t in (None, "") else parse_time_ms(str(raw_t), "time")
             limit = limit_param(p)
             tenant = tenant_of(request)
-            _parse(q)  # fail fast with bad_data before taking a worker thread
+            expr, positions = _parse(q)  # bad_data before taking a worker thread; parsed once
 
             def run(cancel: threading.Event, timeout: float) -> QueryResult:
-                return engine.instant(_CancellableSelector(store.querier(tenant), cancel), q, t,
-                                      timeout_s=timeout, cancel=cancel)
+                return engine.instant(store.querier(tenant), expr, t, timeout_s=timeout, cancel=cancel,
+                                      positions=positions, query_text=q)
 
             result = await _execute(request, run, p)
             return _respond(result, p, limit, t)
@@ -244,15 +226,15 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                                "timeseries. Try decreasing the query resolution (?step=XX)")
             limit = limit_param(p)
             tenant = tenant_of(request)
-            expr = _parse(q)
+            expr, positions = _parse(q)
             if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
                 kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
                 raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
                                "query, must be Scalar or instant Vector")
 
             def run(cancel: threading.Event, timeout: float) -> QueryResult:
-                return engine.range(_CancellableSelector(store.querier(tenant), cancel), q, start, end, step,
-                                    timeout_s=timeout, cancel=cancel)
+                return engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
+                                    cancel=cancel, positions=positions, query_text=q)
 
             result = await _execute(request, run, p)
             return _respond(result, p, limit, start)
@@ -262,22 +244,23 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
     async def format_query(request: Request) -> Response:
         try:
             p = await params(request)
-            return success(prettify_expr(_parse(_query_param(p))))
+            return success(prettify_expr(_parse(_query_param(p))[0]))
         except ApiError as e:
             return error_response(e)
 
     async def parse_query(request: Request) -> Response:
         try:
             p = await params(request)
-            return success(ast_to_json(_parse(_query_param(p))))
+            return success(ast_to_json(_parse(_query_param(p))[0]))
         except ApiError as e:
             return error_response(e)
 
     return {"query": instant, "query_range": range_query, "format_query": format_query, "parse_query": parse_query}
 
 
-def _parse(q: str) -> Any:
+def _parse(q: str) -> tuple[Expr, dict[int, int]]:
+    """The expression and its node positions (for annotation ``line:col``), or bad_data."""
     try:
-        return parse(q)
+        return parse_with_positions(q)
     except ParseError as e:
         raise ApiError("bad_data", f'invalid parameter "query": {e}') from None

@@ -87,33 +87,11 @@ Positions = dict[int, int]  # id(AST node) -> 0-based character offset of its st
 
 
 def parse_with_positions(query: str) -> tuple[Expr, Positions]:
-    """Parses ``query`` and returns the start offset of every node (for annotation positions).
+    """Parses ``query`` and returns the start offset of every node (for annotation positions)."""
+    from clearsight.query.promql import parser
 
-    Uses the parser's public ``parse_with_positions`` when it has one; otherwise its parser
-    object's start table; otherwise no positions."""
-    try:
-        from clearsight.query.promql import parser as pmod
-    except ImportError as e:  # pragma: no cover - only before the parser lands
-        raise QueryError("PromQL parser is not available") from e
-    public = getattr(pmod, "parse_with_positions", None)
-    if callable(public):
-        expr, pos = public(query)
-        return expr, dict(pos)
-    cls = getattr(pmod, "_Parser", None)
-    headroom = getattr(pmod, "recursion_headroom", None)
-    max_len = getattr(pmod, "DEFAULT_MAX_QUERY_LENGTH", None)
-    max_depth = getattr(pmod, "DEFAULT_MAX_DEPTH", None)
-    if cls is None or headroom is None or max_len is None or max_depth is None or len(query) > max_len:
-        return pmod.parse(query), {}
-    with headroom():
-        p = cls(query, max_depth, True)
-        expr = p.parse_query()
-    starts = getattr(p, "starts", {})
-    if not isinstance(starts, dict):
-        return expr, {}
-    # Keep only nodes of the returned tree (ids of discarded temporaries may be reused later).
-    live = {id(n) for n in walk_nodes(expr)}
-    return expr, {i: off for i, off in starts.items() if i in live}
+    expr, pos = parser.parse_with_positions(query)
+    return expr, dict(pos)
 
 
 def walk_nodes(expr: Expr) -> list[Expr]:
