@@ -6,7 +6,8 @@ ARGS ?=
 
 setup: $(VENV)/.stamp
 
-$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh
+# Rebuild when the packaging or a native (Cython) source changes.
+$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name '*.pyx')
 	bash scripts/setup.sh
 
 peers:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from clearsight.store.interface import StoreStats
@@ -81,8 +81,6 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 
 def _counter(name: str, doc: str, value: float) -> Metric:
-    from prometheus_client.core import CounterMetricFamily
-
     return CounterMetricFamily(name.removesuffix("_total"), doc, value=value)
 
 

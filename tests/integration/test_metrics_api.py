@@ -94,7 +94,7 @@ def test_tenants_are_isolated(client: TestClient) -> None:
     ("body", "headers", "status", "message"),
     [
         (b"not snappy at all", RW_HEADERS, 400, "snappy"),
-        (snappy(b"\xff\xff\xff"), RW_HEADERS, 400, ""),
+        (snappy(b"\xff\xff\xff"), RW_HEADERS, 400, "truncated varint in WriteRequest at byte 0"),
         (encode_snappy(WriteRequest([])), {**RW_HEADERS, "Content-Type": "application/json"}, 415, "content-type"),
         (encode_snappy(WriteRequest([])),
          {**RW_HEADERS, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, 415, "2.0"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import urllib.parse
 from collections.abc import Callable
@@ -78,6 +79,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     except ClientDisconnect:
         raise PayloadTooLarge("client disconnected before sending the whole body") from None
     return b"".join(chunks)
+
+
+async def run_blocking(fn: Callable[[], Any]) -> Any:
+    """Runs a blocking store call in the default executor (off the event loop)."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
 MAX_FORM_BYTES = 4 * 1024 * 1024

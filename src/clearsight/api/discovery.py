@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from clearsight.api.common import (
     format_ts,
     limit_param,
     params,
+    run_blocking,
     success,
     time_param,
 )
@@ -67,8 +67,6 @@ def build_catalog(series: list[Labels], values_limit: int) -> dict[str, dict[str
 
 
 def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Handler]:
-    loop_run = _run
-
     async def catalog(request: Request) -> Response:
         try:
             p = await params(request)
@@ -77,11 +75,11 @@ def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[st
             end = time_param(p, "end", MAX_TIME_MS)
             values_limit = limit_param(p, "values_limit") or DEFAULT_VALUES_LIMIT
             tenant = tenant_of(request)
-            series = await loop_run(functools.partial(store.series, tenant, matchers, start, end,
+            series = await run_blocking(functools.partial(store.series, tenant, matchers, start, end,
                                                       MAX_CATALOG_SERIES + 1))
             if len(series) > MAX_CATALOG_SERIES:
                 raise ApiError("bad_data", f"more than {MAX_CATALOG_SERIES} series match: narrow it with match[]")
-            md = await loop_run(functools.partial(store.metadata, tenant, None, None, 1))
+            md = await run_blocking(functools.partial(store.metadata, tenant, None, None, 1))
         except ApiError as e:
             return error_response(e)
         data = build_catalog(series, values_limit)
@@ -101,7 +99,7 @@ def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[st
             tenant = tenant_of(request)
             out: dict[Labels, tuple[int, float]] = {}
             for ms in matcher_sets:
-                data = await loop_run(functools.partial(store.select, tenant, ms, at - lookback, at))
+                data = await run_blocking(functools.partial(store.select, tenant, ms, at - lookback, at))
                 for i in range(len(data)):
                     labels, ts, vals = data.series(i)
                     if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
@@ -119,9 +117,6 @@ def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[st
 
     return {"catalog": catalog, "latest": latest}
 
-
-async def _run(fn: Callable[[], Any]) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
 __all__ = ["build_catalog", "make_discovery_handlers"]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from clearsight.api.common import (
     error_response,
     limit_param,
     params,
+    run_blocking,
     success,
     time_param,
 )
@@ -53,9 +53,6 @@ def _range(p: ImmutableMultiDict[str, Any]) -> tuple[int, int]:
     return start, end
 
 
-async def _run(fn: Callable[[], Any]) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn)
-
 
 def _truncate(items: Sequence[Any], limit: int | None) -> tuple[list[Any], list[str]]:
     if limit is not None and len(items) > limit:
@@ -81,7 +78,7 @@ def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Ha
                 limit = limit_param(p)
                 tenant = tenant_of(request)
                 fetch = None if limit is None else limit + 1
-                found = await _run(functools.partial(lister(request), tenant, matchers, start, end, fetch))
+                found = await run_blocking(functools.partial(lister(request), tenant, matchers, start, end, fetch))
             except ApiError as e:
                 return error_response(e)
             items, warnings = _truncate(found, limit)
@@ -109,7 +106,7 @@ def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Ha
             per_metric = limit_param(p, "limit_per_metric")
             metric = p.get("metric") or None
             tenant = tenant_of(request)
-            found = await _run(functools.partial(store.metadata, tenant, metric, limit, per_metric))
+            found = await run_blocking(functools.partial(store.metadata, tenant, metric, limit, per_metric))
         except ApiError as e:
             return error_response(e)
         data = {name: [{"type": m.type, "help": m.help, "unit": m.unit} for m in entries]
