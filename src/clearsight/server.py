@@ -22,7 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from clearsight.api.app import Services, create_app
-from clearsight.api.otlp_grpc import start_otlp_grpc_server
+from clearsight.api.common import TenantOf
+from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.config import Config, parse_duration_ms, parse_listen
 from clearsight.pipeline.ingestor import MetricsIngestor
@@ -36,7 +37,7 @@ from clearsight.store.interface import MetricsStore
 log = logging.getLogger("clearsight.server")
 
 
-def make_tenant_of_metadata(cfg: Config) -> Any:
+def make_tenant_of_metadata(cfg: Config) -> TenantOfMetadata:
     """Tenant of a gRPC call, from its metadata (same rule as HTTP)."""
     default = cfg.tenancy.default_tenant
     header = cfg.tenancy.tenant_header.lower()
@@ -52,7 +53,7 @@ def make_tenant_of_metadata(cfg: Config) -> Any:
     return tenant_of
 
 
-def make_tenant_of(cfg: Config) -> Any:
+def make_tenant_of(cfg: Config) -> TenantOf:
     default = cfg.tenancy.default_tenant
     header = cfg.tenancy.tenant_header.lower()
     trust = cfg.tenancy.trust_tenant_header

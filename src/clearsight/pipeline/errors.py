@@ -1,7 +1,8 @@
 """Errors raised on the write path, each with the HTTP status an API surface answers with.
 
-Decoders (ingest/) raise ``InvalidInput``/``PayloadTooLarge``/``UnsupportedMediaType``; the
-pipeline raises ``InvalidInput``/``LimitExceeded``; the store's ``Overloaded`` maps to 429.
+Decoders (ingest/) raise ``InvalidInput``/``PayloadTooLarge``/``UnsupportedMediaType`` and
+``LimitExceeded`` (series/samples per request, checked inside the walk); the pipeline raises
+``InvalidInput``/``LimitExceeded``; the store's ``Overloaded`` maps to 429.
 Nothing of a request that ends in one of these errors is written.
 """
 
