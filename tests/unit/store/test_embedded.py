@@ -379,3 +379,56 @@ def test_reads_after_chunk_rewrite_see_new_values(tmp_path: Path) -> None:
         assert store.select("t", sel, 0, 2000).values.tolist() == [1.0] * 5 + [9.0] + [1.0] * 4
     finally:
         store.close()
+
+
+def test_reads_stay_consistent_while_overwrites_rewrite_chunks(tmp_path: Path) -> None:
+    """Each round rewrites every sample of every series with a new value: the first 40 timestamps
+    live in chunks (rewritten in place), the last 20 in the head until a compaction (every 3rd
+    round) moves them. A read pairs the in-memory head with a DuckDB snapshot of the chunks, so it
+    must never mix two rounds, lose a sample or see one twice."""
+    import threading
+
+    from clearsight.store.storetest.contract import check_well_formed
+
+    labels = [make_labels({"__name__": "g", "s": str(i)}) for i in range(20)]
+    store = _open(tmp_path, compact_min_rows=10**9, chunk_target_samples=10**6, queue_max_batches=1000)
+    sel = [Matcher.of("=", "__name__", "g")]
+
+    def round_batch(v: float, n: int = 60) -> SampleBatch:
+        return SampleBatch.from_series([(lbl, [(j * 1000, v) for j in range(n)]) for lbl in labels])
+
+    errors: list[BaseException] = []
+    done = threading.Event()
+    reads = [0]
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                data = store.select("t", sel, 0, 10**9)
+                check_well_formed(data)
+                assert len(data) == 20 and data.timestamps.shape[0] in (20 * 40, 20 * 60)
+                assert len(set(data.values.tolist())) == 1, sorted(set(data.values.tolist()))
+                reads[0] += 1
+        except BaseException as e:
+            errors.append(e)
+
+    try:
+        store.append("t", round_batch(0.0, 40)).result()
+        store.compact()
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for v in range(1, 90):
+                store.append("t", round_batch(float(v))).result()
+                if v % 3 == 0:
+                    store.compact()
+        finally:
+            done.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors[0]
+        assert reads[0] > 0
+        assert store.select("t", sel, 0, 10**9).values.tolist() == [89.0] * 1200
+    finally:
+        store.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -143,6 +144,16 @@ def _compare(store: EmbeddedMetricsStore, model: Model, start: int, end: int) ->
             got[lbl] = [(int(t), _bits(float(v))) for t, v in zip(ts, vs, strict=True)]
         assert got == model.expected(tenant, start, end)
         assert set(store.series(tenant, [], start, end)) >= set(got)
+    _check_head_mirror(store)
+
+
+def _check_head_mirror(store: EmbeddedMetricsStore) -> None:
+    """The in-memory head holds exactly the rows of the samples table."""
+    with store._reader() as cur:
+        rows = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchall()
+    sid, ts, vals = store._head.select(np.arange(1, 10_000, dtype=np.uint32), -(2**62), 2**62)
+    mirror = list(zip(sid.tolist(), ts.tolist(), vals.view(np.int64).tolist(), strict=True))
+    assert mirror == [tuple(r) for r in rows]
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

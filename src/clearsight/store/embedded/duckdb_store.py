@@ -46,6 +46,7 @@ from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_l
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
+from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION
 from clearsight.store.interface import (
@@ -187,7 +188,12 @@ class EmbeddedMetricsStore:
         self.chunk_target_samples = chunk_target_samples
         self.compact_idle_seconds = compact_idle_seconds
         self._compaction_deferred = False
-        self._head_rows = 0
+        # The head's rows in memory (reads never scan the samples table). A commit that moves
+        # samples between head and chunks and the mirror update after it form a *publication*:
+        # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
+        self._head = HeadMirror()
+        self._gen = 0
+        self._publish_lock = threading.Lock()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
         self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
 
@@ -286,14 +292,30 @@ class EmbeddedMetricsStore:
             self._wmax = self._max_ts.copy()
             floor = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
             self._floor = int(floor[0]) if floor else _NO_MAX
-            head = _one(con, "SELECT count(*) FROM samples")
-            self._head_rows = int(head[0]) if head else 0
             for tenant, metric, typ, help_, unit in con.execute(
                 "SELECT tenant, metric, type, help, unit FROM metadata"
             ).fetchall():
                 self._meta.setdefault(tenant, {}).setdefault(metric, []).append(
                     MetricMetadata(metric, typ, help_, unit)
                 )
+        head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
+        with self._publishing():
+            self._head.replace_all(
+                np.asarray(head["series_id"], dtype=np.uint32),
+                np.asarray(head["ts"], dtype=np.int64),
+                _floats(head["bits"]),
+            )
+
+    @contextmanager
+    def _publishing(self) -> Iterator[None]:
+        """Wraps a commit that moves samples between head and chunks (or rebuilds the mirror) and
+        the mirror update that follows it. Writer thread only; never nested."""
+        with self._publish_lock:
+            self._gen += 1
+            try:
+                yield
+            finally:
+                self._gen += 1
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -437,15 +459,15 @@ class EmbeddedMetricsStore:
         with self._index_lock:
             n_series = sum(len(idx) for idx in self._index.values())
         need = max(self.compact_min_rows, self.compact_samples_per_series * n_series, 1)
-        return self._head_rows >= factor * need
+        return self._head.rows >= factor * need
 
     def _compact(self) -> None:
         """Moves every head row into chunks, in one transaction."""
-        if self._head_rows == 0:
+        if self._head.rows == 0:
             return
         con = self._wcon
         # Slices of the series id space bound the memory to ~COMPACT_SLICE_ROWS head rows at once.
-        n_slices = -(-self._head_rows // _COMPACT_SLICE_ROWS)
+        n_slices = -(-self._head.rows // _COMPACT_SLICE_ROWS)
         edges = np.linspace(0, self._next_id, n_slices + 1).astype(np.int64)
         con.execute("BEGIN TRANSACTION")
         try:
@@ -466,11 +488,12 @@ class EmbeddedMetricsStore:
             if moved != int(total[0]):
                 raise StoreError(f"compaction moved {moved} of {total[0]} head rows")
             con.execute("DELETE FROM samples")
-            con.execute("COMMIT")
+            with self._publishing():
+                con.execute("COMMIT")
+                self._head.clear()
         except Exception:
             con.execute("ROLLBACK")
             raise
-        self._head_rows = 0
         self._merge_small_chunks()
         self._checkpoint()
 
@@ -774,6 +797,9 @@ class EmbeddedMetricsStore:
                 run_id = np.cumsum(run_start) - 1
                 first_owner = owner[np.flatnonzero(run_start)][run_id]
                 sids, ts, vals, owner = sids[keep], ts[keep], vals[keep], first_owner[keep]
+        head_sids, head_ts, head_vals = sids, ts, vals
+        gone: tuple[npt.NDArray[np.uint32], I64Array] | None = None
+        chunks_changed = False
         con.execute("BEGIN TRANSACTION")
         if new_series:
             self._insert_series(new_series)
@@ -785,11 +811,11 @@ class EmbeddedMetricsStore:
         if sids.shape[0]:
             # Rows at or below the committed max of their series may overwrite a stored sample.
             cand = np.flatnonzero(ts <= self._max_ts[sids])
-            head_sids, head_ts, head_vals = sids, ts, vals
             if cand.size:
-                existed_owner, in_chunk = self._overwrite(sids[cand], ts[cand], vals[cand], owner[cand])
+                existed_owner, in_chunk, gone = self._overwrite(sids[cand], ts[cand], vals[cand], owner[cand])
                 dup_owner.append(existed_owner)
-                if in_chunk.any():
+                chunks_changed = bool(in_chunk.any())
+                if chunks_changed:
                     to_head = np.ones(sids.shape[0], dtype=np.bool_)
                     to_head[cand[in_chunk]] = False
                     head_sids, head_ts, head_vals = sids[to_head], ts[to_head], vals[to_head]
@@ -799,8 +825,13 @@ class EmbeddedMetricsStore:
                 con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
             finally:
                 con.unregister("_clearsight_rows")
-            self._head_rows += int(head_sids.shape[0])
-        con.execute("COMMIT")
+        if chunks_changed:
+            with self._publishing():
+                con.execute("COMMIT")
+                self._head.apply((head_sids, head_ts, head_vals), gone)
+        else:
+            con.execute("COMMIT")
+            self._head.apply((head_sids, head_ts, head_vals), gone)
         # Publish to readers.
         with self._index_lock:
             for s in new_series:
@@ -842,10 +873,11 @@ class EmbeddedMetricsStore:
 
     def _overwrite(
         self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array, owner: npt.NDArray[np.int32]
-    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_], tuple[npt.NDArray[np.uint32], I64Array]]:
         """Replaces stored samples at the given (series, ts) pairs (unique). Head rows are deleted
         (the caller inserts the new ones); samples in chunks are rewritten in place. Returns the
-        owners of the pairs that existed (duplicates) and which pairs were written into chunks."""
+        owners of the pairs that existed (duplicates), which pairs were written into chunks, and
+        the deleted head pairs (for the mirror)."""
         con = self._wcon
         n = sids.shape[0]
         con.register("_clearsight_cand", pa.table({"series_id": sids, "ts": ts}))
@@ -859,7 +891,6 @@ class EmbeddedMetricsStore:
             ).fetchnumpy()
         finally:
             con.unregister("_clearsight_cand")
-        self._head_rows -= int(gone["ts"].shape[0])
         existed = set(zip(gone["series_id"].tolist(), gone["ts"].tolist(), strict=True))
         pairs = list(zip(sids.tolist(), ts.tolist(), strict=True))
         in_head = np.fromiter((p in existed for p in pairs), dtype=np.bool_, count=n)
@@ -883,7 +914,8 @@ class EmbeddedMetricsStore:
                 if touched:
                     keep = np.isin(which, np.fromiter(touched, dtype=np.int64))
                     self._replace_chunks(rids[sorted(touched)], csid[keep], cts[keep], cvals[keep])
-        return owner[in_head | in_chunk], in_chunk
+        deleted = (np.asarray(gone["series_id"], dtype=np.uint32), np.asarray(gone["ts"], dtype=np.int64))
+        return owner[in_head | in_chunk], in_chunk, deleted
 
     def _retention(self, cutoff: int) -> int:
         con = self._wcon
@@ -895,7 +927,9 @@ class EmbeddedMetricsStore:
         con.execute("BEGIN TRANSACTION")
         try:
             deleted, new_min = self._retention_tx(cutoff, dead, affected)
-            con.execute("COMMIT")
+            with self._publishing():
+                con.execute("COMMIT")
+                self._head.drop_before(cutoff)
             self._floor = max(self._floor, cutoff)
         except Exception:
             con.execute("ROLLBACK")
@@ -930,7 +964,6 @@ class EmbeddedMetricsStore:
         con = self._wcon
         row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
         deleted = int(row[0]) if row else 0
-        self._head_rows -= deleted
         row = _one(con, "SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff])
         deleted += int(row[0]) if row else 0
         con.execute("DELETE FROM chunks WHERE max_ts < ?", [cutoff])
@@ -1012,15 +1045,32 @@ class EmbeddedMetricsStore:
         return self._fetch(ids, start_ms, end_ms)
 
     def _fetch(self, ids: IdArray, start_ms: int, end_ms: int) -> SeriesData:
-        """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one snapshot), as series
-        ordered by label set with ascending timestamps."""
+        """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one consistent state), as
+        series ordered by label set with ascending timestamps.
+
+        The head comes from the in-memory mirror, the chunks from a DuckDB snapshot. A publication
+        (compaction, retention, an overwrite that rewrote chunks) between the two would pair a
+        mirror and a snapshot from different states, so a read that overlapped one is retried, and
+        the second retry holds publications off while it reads."""
+        for _ in range(2):
+            gen = self._gen
+            if gen & 1:  # a publication is running: wait for it
+                with self._publish_lock:
+                    continue
+            parts = self._read_once(ids, start_ms, end_ms)
+            if self._gen == gen:
+                return self._assemble(ids, *parts)
+        with self._publish_lock:
+            parts = self._read_once(ids, start_ms, end_ms)
+        return self._assemble(ids, *parts)
+
+    def _read_once(
+        self, ids: IdArray, start_ms: int, end_ms: int
+    ) -> tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, npt.NDArray[np.uint32], I64Array, F64Array]:
+        h_sid, h_ts, h_val = self._head.select(ids, start_ms, end_ms)
         params = [start_ms, end_ms, int(ids[0]), int(ids[-1])]
         contiguous = ids.size == int(ids[-1]) - int(ids[0]) + 1  # a contiguous id range needs no join
         join = "" if contiguous else "AND series_id IN (SELECT series_id FROM _clearsight_ids)"
-        head_sql = (
-            "SELECT series_id, ts, bits FROM samples "
-            f"WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? {join} ORDER BY series_id, ts"
-        )
         chunk_sql = (
             "SELECT series_id, n, codec, scale, data FROM chunks "
             f"WHERE max_ts >= ? AND min_ts <= ? AND series_id BETWEEN ? AND ? {join} "
@@ -1030,18 +1080,10 @@ class EmbeddedMetricsStore:
             if not contiguous:
                 cur.register("_clearsight_ids", pa.table({"series_id": ids}))
             try:
-                cur.execute("BEGIN TRANSACTION")
-                try:
-                    head = cur.execute(head_sql, params).fetchnumpy()
-                    ch = cur.execute(chunk_sql, params).fetchnumpy()
-                finally:
-                    cur.execute("COMMIT")
+                ch = cur.execute(chunk_sql, params).fetchnumpy()
             finally:
                 if not contiguous:
                     cur.unregister("_clearsight_ids")
-        h_sid = np.asarray(head["series_id"], dtype=np.uint32)
-        h_ts = np.asarray(head["ts"], dtype=np.int64)
-        h_val = _floats(head["bits"])
         n = np.asarray(ch["n"], dtype=np.int64)
         if n.shape[0]:
             c_ts, c_val, kept = self._chunk_cache.decode_range(
@@ -1052,7 +1094,7 @@ class EmbeddedMetricsStore:
             c_ts, c_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
             kept = np.zeros(0, dtype=np.int64)
             c_chunk_sid = np.zeros(0, dtype=np.uint32)
-        return self._assemble(ids, c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val)
+        return c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val
 
     def _assemble(
         self,

@@ -1,0 +1,199 @@
+"""The head's in-memory copy: every row of the ``samples`` table as a few sorted columnar segments,
+so a read of recent data gathers a few slices instead of scanning the table (which has no
+per-series index).
+
+The ``samples`` table stays the durable copy (it is what a restart reloads); this class mirrors it.
+Only the writer thread changes it, and only after the transaction that changed the table
+committed. Every change builds a new tuple of immutable segments and publishes it with one
+attribute assignment, so a reader that took ``snapshot()`` keeps a consistent view however long it
+runs, without locks.
+
+Layout: each segment holds rows sorted by ``(series id, ts)``; a ``(series id, ts)`` pair is in at
+most one segment (the store deletes a pair before it writes it again). Segments are merged like a
+binary counter (the newest two while the older one is not larger than the newer), so a head of
+``N`` rows written in groups of ``g`` has at most ``log2(N / g) + 1`` segments and each row is
+merged about ``log2(N / g)`` times. A merge is one stable argsort of a combined key over two sorted
+runs (timsort merges runs in linear time) and one gather per column.
+
+Memory: 20 bytes per row (uint32 id, int64 timestamp, float64 value) plus the transient copy of a
+merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from clearsight.model.samples import F64Array, I64Array
+from clearsight.store.embedded.index import sorted_unique
+
+U32Array = npt.NDArray[np.uint32]
+_KEY_SPAN = 1 << 32  # a combined key holds (series id << 32) | (ts - min ts) when ts fits in 32 bits
+
+
+def order_by_series_ts(sid: U32Array, ts: I64Array) -> npt.NDArray[np.intp]:
+    """Stable permutation sorting rows by (series id, ts). Fast on inputs made of sorted runs."""
+    if ts.shape[0] < 2:
+        return np.arange(ts.shape[0], dtype=np.intp)
+    lo = int(ts.min())
+    if int(ts.max()) - lo < _KEY_SPAN:
+        key = (sid.astype(np.uint64) << np.uint64(32)) | (ts - lo).astype(np.uint64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts, sid))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    sid: U32Array
+    ts: I64Array
+    vals: F64Array
+    min_ts: int
+    max_ts: int
+
+    @staticmethod
+    def of(sid: U32Array, ts: I64Array, vals: F64Array) -> _Segment:
+        for a in (sid, ts, vals):
+            a.flags.writeable = False
+        return _Segment(sid, ts, vals, int(ts.min()), int(ts.max()))
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def rows_of(self, ids: U32Array) -> npt.NDArray[np.intp]:
+        """Row positions of the series ``ids`` (sorted, unique), grouped by series."""
+        lo = np.searchsorted(self.sid, ids, side="left")
+        hi = np.searchsorted(self.sid, ids, side="right")
+        lens = hi - lo
+        total = int(lens.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.intp)
+        starts = np.zeros(lens.shape[0], dtype=np.intp)
+        np.cumsum(lens[:-1], out=starts[1:])
+        return np.repeat(lo - starts, lens) + np.arange(total, dtype=np.intp)
+
+
+def _merge(a: _Segment, b: _Segment) -> _Segment:
+    sid = np.concatenate((a.sid, b.sid))
+    ts = np.concatenate((a.ts, b.ts))
+    vals = np.concatenate((a.vals, b.vals))
+    order = order_by_series_ts(sid, ts)
+    return _Segment.of(sid[order], ts[order], vals[order])
+
+
+class HeadMirror:
+    """In-memory rows of the head. Writer: ``replace_all``, ``apply``, ``drop_before``,
+    ``clear``. Readers: ``select`` (any thread)."""
+
+    def __init__(self) -> None:
+        self._segments: tuple[_Segment, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return sum(len(s) for s in self._segments)
+
+    @property
+    def segments(self) -> int:
+        return len(self._segments)
+
+    def clear(self) -> None:
+        self._segments = ()
+
+    def replace_all(self, sid: U32Array, ts: I64Array, vals: F64Array) -> None:
+        """Sets the contents to the given rows (sorted by (series, ts), unique)."""
+        self._segments = (_Segment.of(sid.copy(), ts.copy(), vals.copy()),) if ts.shape[0] else ()
+
+    def apply(
+        self,
+        add: tuple[U32Array, I64Array, F64Array],
+        delete: tuple[U32Array, I64Array] | None = None,
+    ) -> None:
+        """Deletes the ``delete`` pairs (each present), then adds the ``add`` rows (sorted by
+        (series, ts), unique, none present after the deletes); one publication."""
+        segs = list(self._segments)
+        if delete is not None and delete[0].shape[0]:
+            segs = [s for s in (_without(s, *delete) for s in segs) if s is not None]
+        sid, ts, vals = add
+        if ts.shape[0]:
+            segs.append(
+                _Segment.of(
+                    np.ascontiguousarray(sid, dtype=np.uint32),
+                    np.ascontiguousarray(ts, dtype=np.int64),
+                    np.ascontiguousarray(vals, dtype=np.float64),
+                )
+            )
+            while len(segs) >= 2 and len(segs[-2]) <= len(segs[-1]):
+                b = segs.pop()
+                segs[-1] = _merge(segs[-1], b)
+        self._segments = tuple(segs)
+
+    def drop_before(self, cutoff: int) -> int:
+        """Removes rows with ts < cutoff; returns how many."""
+        segs: list[_Segment] = []
+        dropped = 0
+        for s in self._segments:
+            if s.min_ts >= cutoff:
+                segs.append(s)
+                continue
+            keep = s.ts >= cutoff
+            n = int(np.count_nonzero(keep))
+            dropped += len(s) - n
+            if n:
+                segs.append(_Segment.of(s.sid[keep], s.ts[keep], s.vals[keep]))
+        self._segments = tuple(segs)
+        return dropped
+
+    def select(self, ids: U32Array, start_ms: int, end_ms: int) -> tuple[U32Array, I64Array, F64Array]:
+        """Rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms, sorted by
+        (series, ts)."""
+        parts: list[tuple[U32Array, I64Array, F64Array]] = []
+        for s in self._segments:  # one reference read: a consistent snapshot
+            if s.max_ts < start_ms or s.min_ts > end_ms:
+                continue
+            rows = s.rows_of(ids)
+            if rows.shape[0] == 0:
+                continue
+            ts = s.ts[rows]
+            inside = (ts >= start_ms) & (ts <= end_ms)
+            if not bool(inside.all()):
+                rows, ts = rows[inside], ts[inside]
+            if rows.shape[0]:
+                parts.append((s.sid[rows], ts, s.vals[rows]))
+        if not parts:
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(parts) == 1:
+            return parts[0]
+        sid = np.concatenate([p[0] for p in parts])
+        ts = np.concatenate([p[1] for p in parts])
+        vals = np.concatenate([p[2] for p in parts])
+        order = order_by_series_ts(sid, ts)
+        return sid[order], ts[order], vals[order]
+
+
+def _without(seg: _Segment, sid: U32Array, ts: I64Array) -> _Segment | None:
+    """``seg`` minus the rows whose (series, ts) is one of the given pairs; None when empty."""
+    inside = (ts >= seg.min_ts) & (ts <= seg.max_ts)
+    if not bool(inside.any()):
+        return seg
+    sid, ts = sid[inside], ts[inside]
+    rows = seg.rows_of(sorted_unique(sid))
+    if rows.shape[0] == 0:
+        return seg
+    lo, hi = int(ts.min()), int(ts.max())
+    rows = rows[(seg.ts[rows] >= lo) & (seg.ts[rows] <= hi)]
+    if rows.shape[0] == 0:
+        return seg
+    gone = set(zip(sid.tolist(), ts.tolist(), strict=True))
+    hit = np.fromiter(
+        ((p in gone) for p in zip(seg.sid[rows].tolist(), seg.ts[rows].tolist(), strict=True)),
+        dtype=np.bool_,
+        count=rows.shape[0],
+    )
+    if not bool(hit.any()):
+        return seg
+    keep = np.ones(len(seg), dtype=np.bool_)
+    keep[rows[hit]] = False
+    if not bool(keep.any()):
+        return None
+    return _Segment.of(seg.sid[keep], seg.ts[keep], seg.vals[keep])

@@ -1,0 +1,100 @@
+"""The head's in-memory mirror (store/embedded/head.py) against a dict model: random adds, deletes,
+retention cuts and selects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearsight.store.embedded.head import HeadMirror, order_by_series_ts
+
+Model = dict[tuple[int, int], float]
+
+
+def _rows(pairs: dict[tuple[int, int], float]) -> tuple[Any, Any, Any]:
+    items = sorted(pairs.items())
+    sid = np.array([k[0] for k, _ in items], dtype=np.uint32)
+    ts = np.array([k[1] for k, _ in items], dtype=np.int64)
+    vals = np.array([v for _, v in items], dtype=np.float64)
+    return sid, ts, vals
+
+
+def _select(model: Model, ids: list[int], start: int, end: int) -> list[tuple[int, int, float]]:
+    want = set(ids)
+    return sorted((s, t, v) for (s, t), v in model.items() if s in want and start <= t <= end)
+
+
+def _got(head: HeadMirror, ids: list[int], start: int, end: int) -> list[tuple[int, int, float]]:
+    sid, ts, vals = head.select(np.array(sorted(set(ids)), dtype=np.uint32), start, end)
+    return list(zip(sid.tolist(), ts.tolist(), vals.tolist(), strict=True))
+
+
+# Timestamps from a narrow and a very wide range (the wide one forces the lexsort path).
+timestamps = st.one_of(st.integers(0, 50), st.integers(-(2**61), 2**61))
+rows = st.dictionaries(st.tuples(st.integers(1, 8), timestamps), st.integers(-100, 100).map(float), max_size=30)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), rows, st.integers(0, 10)),
+        st.tuples(st.just("drop"), timestamps),
+        st.tuples(st.just("clear")),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops, st.lists(st.integers(1, 8), max_size=8), timestamps, timestamps)
+def test_mirror_matches_model(operations: list[Any], ids: list[int], a: int, b: int) -> None:
+    head = HeadMirror()
+    model: Model = {}
+    for op in operations:
+        if op[0] == "write":
+            # The store deletes a pair before writing it again: delete some present pairs, and
+            # every pair this write touches that is present.
+            new: dict[tuple[int, int], float] = op[1]
+            present = sorted(model)
+            extra = present[: op[2]]
+            gone = sorted({k for k in new if k in model} | set(extra))
+            for k in gone:
+                del model[k]
+            model.update(new)
+            dsid = np.array([k[0] for k in gone], dtype=np.uint32)
+            dts = np.array([k[1] for k in gone], dtype=np.int64)
+            head.apply(_rows(new), (dsid, dts))
+        elif op[0] == "drop":
+            dropped = head.drop_before(op[1])
+            old = [k for k in model if k[1] < op[1]]
+            assert dropped == len(old)
+            for k in old:
+                del model[k]
+        else:
+            head.clear()
+            model.clear()
+        assert head.rows == len(model)
+        assert _got(head, list(range(1, 9)), -(2**62), 2**62) == _select(model, list(range(1, 9)), -(2**62), 2**62)
+    lo, hi = min(a, b), max(a, b)
+    assert _got(head, ids, lo, hi) == _select(model, ids, lo, hi)
+
+
+def test_segments_stay_logarithmic() -> None:
+    head = HeadMirror()
+    for step in range(1000):
+        sid = np.arange(1, 101, dtype=np.uint32)
+        head.apply((sid, np.full(100, step * 1000, dtype=np.int64), np.full(100, float(step))))
+    assert head.rows == 100_000
+    assert head.segments <= 11  # log2(1000) + 1
+    sid, ts, vals = head.select(np.array([7, 50], dtype=np.uint32), 10_000, 19_000)
+    assert sid.tolist() == [7] * 10 + [50] * 10
+    assert ts.tolist() == list(range(10_000, 20_000, 1000)) * 2
+    assert vals.tolist() == [float(s) for s in range(10, 20)] * 2
+
+
+def test_order_by_series_ts_is_stable_on_both_paths() -> None:
+    sid = np.array([2, 1, 2, 1, 1], dtype=np.uint32)
+    for ts in (np.array([5, 9, 5, 3, 9], dtype=np.int64), np.array([5, 2**60, 5, -(2**60), 2**60], dtype=np.int64)):
+        order = order_by_series_ts(sid, ts).tolist()
+        want = sorted(range(5), key=lambda i: (int(sid[i]), int(ts[i]), i))
+        assert order == want
