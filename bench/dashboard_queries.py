@@ -52,4 +52,10 @@ PANELS: tuple[Panel, ...] = (
         step_s=3600,
     ),
     Panel("raw gauges, 15s step", 'demo_memory_usage_bytes{type="used"}', step_s=15, range_h=1.0),
+    Panel(
+        "7d cpu by instance, 1h step",
+        "sum by (instance) (rate(demo_cpu_usage_seconds_total[1h]))",
+        step_s=3600,
+        range_h=7 * 24,
+    ),
 )
