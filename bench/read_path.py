@@ -5,8 +5,8 @@ with the time spent inside ``select`` measured separately.
     .venv/bin/python bench/read_path.py                      # 20 instances (2,560 series) x 6 h
     .venv/bin/python bench/read_path.py --instances 30 --profile 2   # + cProfile of panel 2
 
-Per panel: median wall time of the engine evaluation and of the store selects it made (over
-``--repeats`` rounds after one warm-up). ``--no-cache`` turns the decoded-chunk cache off so the
+Per panel: median wall time of the engine evaluation, of the store selects it made, and of
+encoding the result as the API's JSON body (over ``--repeats`` rounds after one warm-up). ``--no-cache`` turns the decoded-chunk cache off so the
 cold decode path is measured. Machines are noisy: compare runs made back to back.
 """
 
@@ -26,11 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import orjson
 from dashboard_queries import PANELS
 from starlette.testclient import TestClient
 from tests.conformance.compliance import data
 
 from clearsight.api.app import create_app
+from clearsight.api.prometheus_query import encode_result
 from clearsight.config import load_config
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData
@@ -92,18 +94,21 @@ def main() -> None:
             start = ds.start_ms if p_.range_h is None else end - int(p_.range_h * 3600_000)
             step = p_.step_s * 1000
             eng.range(sel, p_.query, start, end, step)  # warm-up
-            tot, sel_s = [], []
+            tot, sel_s, enc_s = [], [], []
             for _ in range(args.repeats):
                 sel.seconds = 0.0
                 t = time.perf_counter()
-                eng.range(sel, p_.query, start, end, step)
+                res = eng.range(sel, p_.query, start, end, step)
                 tot.append(time.perf_counter() - t)
                 sel_s.append(sel.seconds)
-            rows.append((p_.name, statistics.median(tot) * 1e3, statistics.median(sel_s) * 1e3))
-        print(f"{'panel':30s} {'eval ms':>9s} {'select ms':>10s}")
-        for name, t_ms, s_ms in rows:
-            print(f"{name:30s} {t_ms:9.1f} {s_ms:10.1f}")
-        print(f"{'sum':30s} {sum(r[1] for r in rows):9.1f} {sum(r[2] for r in rows):10.1f}")
+                t = time.perf_counter()
+                orjson.dumps(encode_result(res, end, None)[0])
+                enc_s.append(time.perf_counter() - t)
+            rows.append((p_.name, *(statistics.median(x) * 1e3 for x in (tot, sel_s, enc_s))))
+        print(f"{'panel':30s} {'eval ms':>9s} {'select ms':>10s} {'encode ms':>10s}")
+        for name, t_ms, s_ms, e_ms in rows:
+            print(f"{name:30s} {t_ms:9.1f} {s_ms:10.1f} {e_ms:10.1f}")
+        print(f"{'sum':30s} " + " ".join(f"{sum(r[i] for r in rows):{w}.1f}" for i, w in ((1, 9), (2, 10), (3, 10))))
         if args.profile is not None:
             p_ = PANELS[args.profile]
             start = ds.start_ms if p_.range_h is None else end - int(p_.range_h * 3600_000)
