@@ -463,7 +463,9 @@ def trim_buckets(h: FloatHistogram, rhs: float, upper: bool) -> FloatHistogram:
     ``h >/ rhs`` (keep those above). A bucket cut by ``rhs`` keeps the interpolated part
     (exponentially in exponential buckets, linearly in custom buckets and the zero bucket); when
     anything is cut, count and sum are re-estimated from bucket midpoints and the result is
-    compacted, otherwise the histogram is returned unchanged."""
+    compacted, otherwise the histogram is returned unchanged (Prometheus' ``TrimBuckets``; the
+    engine's ``</`` and ``>/`` operators call this). Divisions follow IEEE-754 as in Go: a NaN
+    ``rhs`` against a zero bucket of width 0 yields NaN counts, not ZeroDivisionError."""
     custom = h.uses_custom_buckets
     total_count = 0.0
     total_sum = 0.0

@@ -520,14 +520,20 @@ def wild_histograms(draw: st.DrawFn) -> FloatHistogram:
 def test_no_python_exceptions_or_warnings_on_wild_values(
     a: FloatHistogram, b: FloatHistogram, x: float, q: float
 ) -> None:
-    """Go never raises on float edge cases; neither may we (warnings are errors in the tests)."""
+    """Go never raises on float edge cases; neither may we (warnings are errors in the tests).
+
+    The range-function and trim arithmetic is the engine's own (``nh_functions.histogram_rate``
+    for rate/increase/delta, ``nh_aggregations.histogram_mean`` for avg/avg_over_time, the
+    Kahan sum of sum/sum_over_time, ``histogram_math.trim_buckets`` for ``</`` and ``>/``)."""
     from clearsight.model.histogram_math import (
         histogram_avg,
         histogram_stddev,
         histogram_stdvar,
         trim_buckets,
     )
-    from clearsight.model.histogram_range import avg_over_time, rate_delta, sum_over_time
+    from clearsight.query.promql.nh_aggregations import histogram_mean
+    from clearsight.query.promql.nh_functions import histogram_rate
+    from clearsight.query.promql.values import Annotations, FuncContext
 
     for h in (a, b):
         h.mul(x)
@@ -548,10 +554,20 @@ def test_no_python_exceptions_or_warnings_on_wild_values(
         a.add(b)
         a.sub(b)
         b.detect_reset(a)
-        KahanHistogramSum(a).add(b)
-        rate_delta([a, b], True)
-        rate_delta([a, b], False)
-        sum_over_time([a, b])
-        avg_over_time([a, b])
+        acc = KahanHistogramSum(a)
+        acc.add(b)
+        acc.result()
+        histogram_mean([a, b])
     except IncompatibleSchemaError:
         assert a.uses_custom_buckets != b.uses_custom_buckets
+    for is_counter in (True, False):
+        ctx = FuncContext(np.zeros(1, dtype=np.int64), [], Annotations())
+        r = histogram_rate(ctx, [a, b], is_counter, "m")
+        # No result only for delta across exponential and custom buckets, and then with the
+        # warning (for rate/increase the switch is a counter reset: the first point is ignored).
+        mixed = a.uses_custom_buckets != b.uses_custom_buckets
+        assert (r is None) == (mixed and not is_counter)
+        if r is None:
+            assert ctx.annotations.warnings == [
+                'PromQL warning: vector contains a mix of histograms with exponential and custom buckets '
+                'schemas for metric name "m"']

@@ -4,6 +4,9 @@ The vectorized float code in ``binops`` computes every cell as if both operands 
 ``fix_cells`` then recomputes the cells where an operand is a histogram, one by one:
 
 - histogram ``*`` float (either side), histogram ``/`` float: scaled histogram;
+- histogram ``</`` float, histogram ``>/`` float: the histogram trimmed at the float
+  (:func:`clearsight.model.histogram_math.trim_buckets`); a float-float cell of a trim operator
+  is dropped as incompatible;
 - histogram ``+``/``-`` histogram (the difference is a gauge histogram), ``==``/``!=`` compare
   histograms exactly (the result keeps the left histogram);
 - everything else is an incompatible combination: the sample is dropped with the info
@@ -16,11 +19,11 @@ sample as in Prometheus; "mismatched custom buckets were reconciled" is an info 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
 from clearsight.model.histogram import CounterResetHint, FloatHistogram, IncompatibleSchemaError
+from clearsight.model.histogram_math import trim_buckets
 from clearsight.query.promql import nh_common as nc
 from clearsight.query.promql.values import Annotations, BoolArr, ObjArr
 
@@ -43,136 +46,6 @@ class _Res:
 
 def _incompatible(lt: str, op: str, rt: str) -> _Res:
     return _Res(keep=False, err=("info", nc.incompatible_types_binop(lt, op, rt)))
-
-
-def _midpoint(lo: float, up: float, positive: bool, linear: bool) -> float:
-    if math.isinf(lo):
-        if math.isinf(up):
-            return 0.0
-        return up / 2 if up > 0 else up
-    if math.isinf(up):
-        return lo
-    if linear:
-        return (lo + up) / 2
-    g = math.sqrt(abs(lo * up))
-    return g if positive else -g
-
-
-def _fraction_below(v: float, lo: float, up: float, linear: bool) -> float:
-    with np.errstate(all="ignore"):
-        if linear:
-            return float((np.float64(v) - lo) / (np.float64(up) - lo))
-        ll = float(np.log2(abs(lo)))
-        lu = float(np.log2(abs(up)))
-        lv = float(np.log2(abs(v)))
-        if v > 0:
-            return float(np.float64(lv - ll) / np.float64(lu - ll))
-        return 1 - float(np.float64(lv - lu) / np.float64(ll - lu))
-
-
-def _zinf(x: float) -> float:
-    return 0.0 if math.isinf(x) else x
-
-
-def _infinite_bucket(upper_trim: bool, lo: float, up: float, count: float, rhs: float) -> tuple[float, float]:
-    if math.isinf(lo) and lo < 0:
-        if upper_trim:
-            if rhs >= up:
-                return count, 0.0
-            if rhs > 0 and up > 0 and not math.isinf(up):
-                return count * rhs / up, rhs / 2
-            if up <= 0:
-                return count, rhs
-            return 0.0, _zinf(up)
-        if rhs <= lo:
-            return count, 0.0
-        if rhs >= 0 and up > rhs and not math.isinf(up):
-            return count * (1 - rhs / up), (rhs + up) / 2
-        return 0.0, _zinf(up)
-    if upper_trim:
-        return 0.0, _zinf(lo)
-    if rhs >= lo:
-        return count, rhs
-    return 0.0, _zinf(lo)
-
-
-def _bucket_trim(lo: float, up: float, count: float, rhs: float, upper_trim: bool, positive: bool,
-                 linear: bool) -> tuple[float, float]:
-    if (math.isinf(lo) and lo < 0) or (math.isinf(up) and up > 0):
-        return _infinite_bucket(upper_trim, lo, up, count, rhs)
-    if rhs <= lo:
-        under = 0.0
-    elif rhs >= up:
-        under = count
-    else:
-        under = count * _fraction_below(rhs, lo, up, linear)
-    if upper_trim:
-        return under, _midpoint(lo, rhs, positive, linear)
-    return count - under, _midpoint(rhs, up, positive, linear)
-
-
-def trim_buckets(h: FloatHistogram, rhs: float, upper_trim: bool) -> FloatHistogram:
-    """``h </ rhs`` (``upper_trim``: keep observations below ``rhs``) or ``h >/ rhs``: buckets
-    beyond the trim point are emptied, the bucket containing it is interpolated, and count and
-    sum are re-estimated from bucket midpoints (Prometheus' ``TrimBuckets``)."""
-    custom = h.uses_custom_buckets
-    new_count = 0.0
-    new_sum = 0.0
-    trimmed = False
-    has = {True: False, False: False}
-    sides: dict[bool, np.ndarray] = {}
-    for positive in (True, False):
-        bk = h.positive_buckets() if positive else h.negative_buckets()
-        counts = np.array(h.positive if positive else h.negative, dtype=np.float64, copy=True)
-        for i, (lo, up, c) in enumerate(zip(bk.lower.tolist(), bk.upper.tolist(), bk.count.tolist(), strict=True)):
-            if c == 0:
-                continue
-            has[positive] = True
-            keep_all = up <= rhs if upper_trim else lo >= rhs
-            partial = lo < rhs if upper_trim else up > rhs
-            if keep_all:
-                new_count += c
-                new_sum += _midpoint(lo, up, positive, custom) * c
-            elif partial:
-                kc, mid = _bucket_trim(lo, up, c, rhs, upper_trim, positive, custom)
-                new_count += kc
-                new_sum += mid * kc
-                if counts[i] != kc:
-                    counts[i] = kc
-                    trimmed = True
-            else:
-                counts[i] = 0.0
-                trimmed = True
-        sides[positive] = counts
-    zc = h.zero_count
-    if zc > 0:
-        lo, up = -h.zero_threshold, h.zero_threshold
-        if has[False] and not has[True]:
-            up = 0.0
-        if has[True] and not has[False]:
-            lo = 0.0
-        if upper_trim:
-            if rhs <= lo:
-                kc, mid = 0.0, 0.0
-            elif rhs >= up:
-                kc, mid = zc, (lo + up) / 2
-            else:
-                kc, mid = zc * (rhs - lo) / (up - lo), (lo + rhs) / 2
-        elif rhs <= lo:
-            kc, mid = zc, (lo + up) / 2
-        elif rhs >= up:
-            kc, mid = 0.0, 0.0
-        else:
-            kc, mid = zc * (up - rhs) / (up - lo), (rhs + up) / 2
-        if kc != zc:
-            zc = kc
-            trimmed = True
-        new_sum += mid * kc
-        new_count += kc
-    if not trimmed:
-        return h
-    return replace(h, count=new_count, sum=new_sum, zero_count=zc, positive=sides[True],
-                   negative=sides[False]).compact()
 
 
 def elem_binop(op: str, lf: float, rf: float, lh: FloatHistogram | None, rh: FloatHistogram | None) -> _Res:
