@@ -39,7 +39,9 @@ def order_by_series_ts(sid: U32Array, ts: I64Array) -> npt.NDArray[np.intp]:
         return np.arange(ts.shape[0], dtype=np.intp)
     lo = int(ts.min())
     if int(ts.max()) - lo < _KEY_SPAN:
-        key = (sid.astype(np.uint64) << np.uint64(32)) | (ts - lo).astype(np.uint64)
+        key = sid.astype(np.uint64)
+        key <<= np.uint64(32)
+        key |= (ts - lo).view(np.uint64)
         return np.argsort(key, kind="stable")
     return np.lexsort((ts, sid))
 
@@ -53,10 +55,11 @@ class _Segment:
     max_ts: int
 
     @staticmethod
-    def of(sid: U32Array, ts: I64Array, vals: F64Array) -> _Segment:
+    def of(sid: U32Array, ts: I64Array, vals: F64Array, bounds: tuple[int, int] | None = None) -> _Segment:
         for a in (sid, ts, vals):
             a.flags.writeable = False
-        return _Segment(sid, ts, vals, int(ts.min()), int(ts.max()))
+        lo, hi = bounds if bounds is not None else (int(ts.min()), int(ts.max()))
+        return _Segment(sid, ts, vals, lo, hi)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -79,7 +82,7 @@ def _merge(a: _Segment, b: _Segment) -> _Segment:
     ts = np.concatenate((a.ts, b.ts))
     vals = np.concatenate((a.vals, b.vals))
     order = order_by_series_ts(sid, ts)
-    return _Segment.of(sid[order], ts[order], vals[order])
+    return _Segment.of(sid[order], ts[order], vals[order], (min(a.min_ts, b.min_ts), max(a.max_ts, b.max_ts)))
 
 
 class HeadMirror:
