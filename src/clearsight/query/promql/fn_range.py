@@ -41,6 +41,11 @@ from clearsight.query.promql.values import (
     VectorSteps,
 )
 
+try:
+    from clearsight.query.promql import _rate  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
+    _rate = None
+
 ANCHORED_SAFE = ("changes", "delta", "increase", "rate", "resets")
 SMOOTHED_SAFE = ("delta", "increase", "rate")
 
@@ -161,10 +166,55 @@ def _reset_corrections(flat: Flat, first: I64, last: I64, acc: F64) -> F64:
     return acc
 
 
+def _counter_resets(flat: Flat) -> I64:
+    """Ascending flat positions ``p`` (not a series start) with ``v[p] < v[p-1]``."""
+    v = flat.v
+    if flat.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    dec = np.zeros(flat.size, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        np.less(v[1:], v[:-1], out=dec[1:])
+    dec[flat.starts[flat.starts < flat.size]] = False
+    return np.flatnonzero(dec).astype(np.int64)
+
+
+def _extrapolated_rate_native(m: MatrixSteps, is_counter: bool, is_rate: bool) -> VectorSteps | None:
+    """The compiled kernel (``_rate.pyx``); None when it is not built or the window ends are not
+    non-decreasing."""
+    if _rate is None:
+        return None
+    e = np.ascontiguousarray(m.window_end, dtype=np.int64)
+    if e.shape[0] > 1 and not bool(np.all(e[1:] >= e[:-1])):
+        return None
+    flat = flatten(m)
+    n, k = m.num_series, int(e.shape[0])
+    vals = np.empty((n, k), dtype=np.float64)
+    present = np.empty((n, k), dtype=np.uint8)
+    resets = _counter_resets(flat) if is_counter else np.zeros(0, dtype=np.int64)
+    _rate.extrapolated_rate(
+        np.ascontiguousarray(flat.t, dtype=np.int64),
+        np.ascontiguousarray(flat.v, dtype=np.float64),
+        flat.starts,
+        flat.ends,
+        e,
+        int(m.range_ms),
+        is_counter,
+        is_rate,
+        _range_seconds(int(m.range_ms)),
+        resets,
+        vals,
+        present,
+    )
+    return vector_result(list(m.labels), vals, present.view(bool), np.ones(n, dtype=bool))
+
+
 def _extrapolated_rate(ctx: FuncContext, args: list[Value], func: str, is_counter: bool, is_rate: bool) -> VectorSteps:
     m = arg_matrix(args, 0, func)
     _check_modifiers(m, func)
-    if m.anchored or m.smoothed:
+    native = None if (m.anchored or m.smoothed) else _extrapolated_rate_native(m, is_counter, is_rate)
+    if native is not None:
+        out = native
+    elif m.anchored or m.smoothed:
         out = _extended_rate(m, is_counter, is_rate)
     else:
         win = _windows(m, min_count=2)
