@@ -85,7 +85,7 @@ def test_segments_stay_logarithmic() -> None:
         sid = np.arange(1, 101, dtype=np.uint32)
         head.apply((sid, np.full(100, step * 1000, dtype=np.int64), np.full(100, float(step))))
     assert head.rows == 100_000
-    assert head.segments <= 11  # log2(1000) + 1
+    assert head.segments <= 7 * 4 + 1  # (FANOUT - 1) * ceil(log8(1000)) + 1
     sid, ts, vals = head.select(np.array([7, 50], dtype=np.uint32), 10_000, 19_000)
     assert sid.tolist() == [7] * 10 + [50] * 10
     assert ts.tolist() == list(range(10_000, 20_000, 1000)) * 2
