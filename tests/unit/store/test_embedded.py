@@ -293,12 +293,13 @@ def test_reads_see_consistent_snapshots_during_compaction(tmp_path: Path) -> Non
     for t in threads:
         t.start()
     try:
-        futures = [
-            store.append("t", SampleBatch.from_series([(lbl, [(j * 1000, float(j))]) for lbl in labels]))
-            for j in range(300)
-        ]
-        for f in futures:
-            f.result(timeout=120)
+        # One commit at a time: the head passes twice its bound (1,000 rows) every 20 rounds, and
+        # the writer compacts right after that commit, while the readers run. (Queuing all 300 at
+        # once let the futures resolve before the only compaction had started.)
+        for j in range(300):
+            store.append("t", SampleBatch.from_series([(lbl, [(j * 1000, float(j))]) for lbl in labels])).result(
+                timeout=120
+            )
     finally:
         done.set()
         for t in threads:
