@@ -41,6 +41,7 @@ from clearsight.query.promql.ast import (
     ValueType,
     VectorSelector,
 )
+from clearsight.query.promql.fn_common import Flat
 from clearsight.query.promql.nh_common import floats_only_value, has_histograms, stats_decode, stats_selectors
 from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
 from clearsight.query.promql.values import (
@@ -142,6 +143,25 @@ class _Limits:
         self.max_series = max_series
         self.deadline = deadline
         self.cancel = cancel
+
+
+def _without_positions(a: Any, gone: I64) -> Any:
+    """``a`` without the elements at the sorted positions ``gone``: slice copies between them when
+    there are few (stale markers are rare), a mask otherwise."""
+    if gone.size > 4096:
+        keep = np.ones(a.shape[0], dtype=bool)
+        keep[gone] = False
+        return a[keep]
+    out = np.empty(a.shape[0] - gone.size, dtype=a.dtype)
+    src = 0
+    dst = 0
+    for g in gone.tolist():
+        n = g - src
+        out[dst : dst + n] = a[src:g]
+        dst += n
+        src = g + 1
+    out[dst:] = a[src:]
+    return out
 
 
 class Evaluator:
@@ -454,6 +474,8 @@ class Evaluator:
             hs_all = self._stats_decode(data, hs_all)
         hists: list[ObjArr | None] = []
         st_all = getattr(data, "start_timestamps", None)
+        if hs_all is None and st_all is None:
+            return self._float_matrix(data, eff, rng, e, extra)
         sts: list[I64 | None] = []
         offs = data.offsets
         total = 0
@@ -484,6 +506,28 @@ class Evaluator:
         return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra,
                            hists if any(h is not None for h in hists) else None,
                            sts if any(x is not None for x in sts) else None)
+
+    def _float_matrix(self, data: SeriesData, eff: I64, rng: int, e: MatrixSelector, extra: int) -> MatrixSteps:
+        """``matrix_selector`` for float-only data, without a Python pass per sample column: stale
+        markers dropped in one pass, series as views of the selected arrays, and the concatenated
+        ``Flat`` handed to the range functions as is."""
+        offs = np.asarray(data.offsets, dtype=np.int64)
+        t_all, v_all = data.timestamps, data.values
+        gone = np.flatnonzero(stale_mask(v_all))
+        if gone.size:
+            offs = offs - np.searchsorted(gone, offs, side="left")
+            t_all, v_all = _without_positions(t_all, gone), _without_positions(v_all, gone)
+        counts = offs[1:] - offs[:-1]
+        nz = np.flatnonzero(counts > 0)
+        starts, ends = offs[:-1][nz], offs[1:][nz]
+        labels = [data.labels[i] for i in nz.tolist()]
+        bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
+        tss = [t_all[a:b] for a, b in bounds]
+        vals = [v_all[a:b] for a, b in bounds]
+        self._account(int(t_all.shape[0]))
+        m = MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra, None, None)
+        m.flat_cache = Flat(np.asarray(t_all, dtype=np.int64), np.asarray(v_all, dtype=np.float64), starts, ends)
+        return m
 
     def subquery(self, e: SubqueryExpr, ts: I64) -> MatrixSteps:
         eff = self.effective_times(e.offset, e.at, ts)

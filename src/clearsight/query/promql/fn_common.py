@@ -230,15 +230,21 @@ class Flat:
 
 
 def flatten(m: MatrixSteps) -> Flat:
+    """The samples of ``m`` concatenated (computed once per MatrixSteps)."""
+    if isinstance(m.flat_cache, Flat):
+        return m.flat_cache
     n = m.num_series
     lengths = np.array(list(map(len, m.timestamps)), dtype=np.int64)
     ends = np.cumsum(lengths, dtype=np.int64)
     starts = ends - lengths
     if n == 0:
-        return Flat(np.zeros(0, np.int64), np.zeros(0, np.float64), starts, ends)
-    t = np.concatenate(m.timestamps, dtype=np.int64, casting="same_kind")
-    v = np.concatenate(m.values, dtype=np.float64, casting="same_kind")
-    return Flat(t, v, starts, ends)
+        flat = Flat(np.zeros(0, np.int64), np.zeros(0, np.float64), starts, ends)
+    else:
+        t = np.concatenate(m.timestamps, dtype=np.int64, casting="same_kind")
+        v = np.concatenate(m.values, dtype=np.float64, casting="same_kind")
+        flat = Flat(t, v, starts, ends)
+    m.flat_cache = flat
+    return flat
 
 
 # Keys of different series are placed in disjoint bands; the band width is fixed generously so

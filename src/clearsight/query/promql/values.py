@@ -99,6 +99,9 @@ class MatrixSteps:
     # Start (created) timestamps per series aligned with ``timestamps[i]`` (ms, 0 = unknown), or
     # None when the series has none. Only plain range selectors carry them (subqueries cut them).
     sts: list[I64 | None] | None = None
+    # ``fn_common.Flat`` of these samples when the producer already has them concatenated (the
+    # engine's selector path); ``fn_common.flatten`` fills it otherwise. Never compared.
+    flat_cache: Any = field(default=None, compare=False, repr=False)
 
     @property
     def num_series(self) -> int:

@@ -69,6 +69,9 @@ _NO_MIN = 2**62
 _MAX_METADATA_PER_METRIC = 10
 _SMALL_ID_SET = 4096
 _COMPACT_SLICE_ROWS = 2_000_000
+# _assemble copies series by series (slices) when they average at least this many samples; below,
+# one vectorized gather beats a Python step per series.
+_SLICE_COPY_MIN_AVG = 64
 # Per-series min/max timestamps over head and chunks; {filter} restricts the series.
 _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
@@ -1138,8 +1141,27 @@ class EmbeddedMetricsStore:
                 ts, vals = ts.copy(), vals.copy()
         elif n_c == 0 and bool(np.all(h_start[present] == offsets[:-1])):
             ts, vals = h_ts, h_val
+        elif total >= _SLICE_COPY_MIN_AVG * len(labels):
+            # Long series: per series, its chunk samples then its head rows, as slice copies.
+            ts = np.empty(total, dtype=np.int64)
+            vals = np.empty(total, dtype=np.float64)
+            rows = zip(
+                offsets[:-1].tolist(),
+                c_start[present].tolist(),
+                c_count[present].tolist(),
+                (h_start[present] - n_c).tolist(),
+                h_count[present].tolist(),
+                strict=True,
+            )
+            for dst, cs, cn, hs, hn in rows:
+                if cn:
+                    ts[dst : dst + cn] = c_ts[cs : cs + cn]
+                    vals[dst : dst + cn] = c_val[cs : cs + cn]
+                if hn:
+                    ts[dst + cn : dst + cn + hn] = h_ts[hs : hs + hn]
+                    vals[dst + cn : dst + cn + hn] = h_val[hs : hs + hn]
         else:
-            # Two segments per series (its chunk samples, then its head rows) copied in label order.
+            # Many short series: the same copies as one gather per column.
             seg_src = np.stack((c_start[present], h_start[present]), axis=1).ravel()
             seg_len = np.stack((c_count[present], h_count[present]), axis=1).ravel()
             seg_dst = np.zeros(seg_len.shape[0], dtype=np.int64)

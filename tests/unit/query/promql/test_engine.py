@@ -494,3 +494,17 @@ def test_sort_by_label_uses_natural_order() -> None:
 def test_subquery_with_at_is_step_invariant(store: MemorySeriesSelector) -> None:
     e = Call("count_over_time", [SubqueryExpr(sel("a"), 3 * M, M, at=AtModifier(timestamp_ms=5 * M))])
     assert mat(engine().range(store, e, 0, 2 * M, M)) == {L(job="x"): [(0, 3.0), (M, 3.0), (2 * M, 3.0)]}
+
+
+@pytest.mark.parametrize("n_gone", [0, 1, 3, 5000])
+def test_without_positions_matches_a_mask(n_gone: int) -> None:
+    from clearsight.query.promql.engine import _without_positions
+
+    rng = np.random.default_rng(n_gone)
+    a = rng.random(12_000)
+    gone = np.sort(rng.choice(a.shape[0], size=n_gone, replace=False)).astype(np.int64)
+    if n_gone == 3:
+        gone = np.array([0, 1, a.shape[0] - 1], dtype=np.int64)  # ends and neighbours
+    keep = np.ones(a.shape[0], dtype=bool)
+    keep[gone] = False
+    assert np.array_equal(_without_positions(a, gone), a[keep])
