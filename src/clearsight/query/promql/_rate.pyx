@@ -1,16 +1,21 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True
-"""Compiled ``rate``/``increase``/``delta`` over plain range selectors: one pass per series with
-two pointers over its samples (the window of step ``j`` is ``(wend[j] - range_ms, wend[j]]``) and
-one over its counter resets, instead of a binary search per window and ~20 whole-array numpy
-passes.
+"""Compiled range-function kernels.
 
-It performs the same IEEE-754 operations in the same order as the numpy path in
-``fn_range._extrapolated_rate`` (Prometheus' ``extrapolatedRate``), so results are bit-identical
+``extrapolated_rate``: ``rate``/``increase``/``delta`` over plain range selectors, one pass per
+series with two pointers over its samples (the window of step ``j`` is
+``(wend[j] - range_ms, wend[j]]``) and one over its counter resets, instead of a binary search per
+window and ~20 whole-array numpy passes.
+
+``linear_regression``: ``deriv``/``predict_linear``, Prometheus' compensated sums per window in
+sample order.
+
+Both perform the same IEEE-754 operations in the same order as the numpy paths in ``fn_range``
+(Prometheus' ``extrapolatedRate`` and ``linearRegression``), so results are bit-identical
 (tests/unit/query/promql/test_rate_native.py checks this on random data). Built with
 ``-ffp-contract=off`` so the compiler never fuses a multiply and an add.
 """
 
-from libc.math cimport NAN
+from libc.math cimport NAN, fabs, isinf
 
 
 def extrapolated_rate(
@@ -96,3 +101,74 @@ def extrapolated_rate(
                     factor = factor / range_s
                 out[i, j] = result * factor
                 present[i, j] = 1
+
+
+cdef inline void _kahan_inc(double inc, double* s, double* c) noexcept nogil:
+    """Prometheus' kahanSumInc (Neumaier)."""
+    cdef double t = s[0] + inc
+    if isinf(t):
+        c[0] = 0.0
+    elif fabs(s[0]) >= fabs(inc):
+        c[0] = c[0] + ((s[0] - t) + inc)
+    else:
+        c[0] = c[0] + ((inc - t) + s[0])
+    s[0] = t
+
+
+def linear_regression(
+    const long long[:] t,
+    const double[:] v,
+    const long long[:] w_lo,
+    const long long[:] w_cnt,
+    const long long[:] intercept_ms,
+    double[:] slope_out,
+    double[:] intercept_out,
+):
+    """Prometheus' ``linearRegression`` for every window (samples ``w_lo[w] .. w_lo[w] +
+    w_cnt[w] - 1``, at least one), x in seconds relative to ``intercept_ms[w]``: compensated
+    sums in sample order, the same operations as ``fn_range._linear_regression_replay``."""
+    cdef Py_ssize_t nw = w_lo.shape[0]
+    cdef Py_ssize_t w, p, lo, hi
+    cdef double n, x, f, init_y, sx, cx, sy, cy, sxy, cxy, sx2, cx2, cov_xy, var_x, slope
+    cdef bint const_y
+    with nogil:
+        for w in range(nw):
+            lo = w_lo[w]
+            hi = lo + w_cnt[w]
+            init_y = v[lo]
+            const_y = True
+            sx = 0.0
+            cx = 0.0
+            sy = 0.0
+            cy = 0.0
+            sxy = 0.0
+            cxy = 0.0
+            sx2 = 0.0
+            cx2 = 0.0
+            for p in range(lo, hi):
+                f = v[p]
+                if p > lo and f != init_y:
+                    const_y = False
+                x = <double>(t[p] - intercept_ms[w]) / 1e3
+                _kahan_inc(x, &sx, &cx)
+                _kahan_inc(f, &sy, &cy)
+                _kahan_inc(x * f, &sxy, &cxy)
+                _kahan_inc(x * x, &sx2, &cx2)
+            if const_y:
+                if isinf(init_y):
+                    slope_out[w] = NAN
+                    intercept_out[w] = NAN
+                else:
+                    slope_out[w] = 0.0
+                    intercept_out[w] = init_y
+                continue
+            n = <double>(hi - lo)
+            sx = sx + cx
+            sy = sy + cy
+            sxy = sxy + cxy
+            sx2 = sx2 + cx2
+            cov_xy = sxy - sx * sy / n
+            var_x = sx2 - sx * sx / n
+            slope = cov_xy / var_x
+            slope_out[w] = slope
+            intercept_out[w] = sy / n - slope * sx / n

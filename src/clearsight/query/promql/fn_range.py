@@ -750,6 +750,19 @@ def _use_replay(win: _Win) -> bool:
 def _linear_regression(win: _Win, intercept_ms: I64) -> tuple[F64, F64]:
     """Slope and intercept per window (windows with at least two samples), as Prometheus'
     ``linearRegression`` with x in seconds relative to ``intercept_ms``."""
+    if _rate is not None:
+        w = int(win.w_lo.shape[0])
+        slope, intercept = np.empty(w), np.empty(w)
+        _rate.linear_regression(
+            np.ascontiguousarray(win.flat.t, dtype=np.int64),
+            np.ascontiguousarray(win.flat.v, dtype=np.float64),
+            np.ascontiguousarray(win.w_lo, dtype=np.int64),
+            np.ascontiguousarray(win.w_cnt, dtype=np.int64),
+            np.ascontiguousarray(intercept_ms, dtype=np.int64),
+            slope,
+            intercept,
+        )
+        return slope, intercept
     if _use_replay(win):
         return _linear_regression_replay(win, intercept_ms)
     return _linear_regression_padded(win, intercept_ms)

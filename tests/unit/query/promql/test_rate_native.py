@@ -1,5 +1,5 @@
-"""The compiled rate/increase/delta kernel (query/promql/_rate.pyx) against the numpy path it
-replaces: bit-identical results on random data (counter resets, irregular scrapes, gaps, NaN,
+"""The compiled rate/increase/delta and deriv/predict_linear kernels (query/promql/_rate.pyx)
+against the numpy paths they replace: bit-identical results on random data (counter resets, irregular scrapes, gaps, NaN,
 negative values, stale markers), through the engine, for range and instant queries and `@`."""
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ QUERIES = [
     "rate(m[5m])",
     "sum by (g) (rate(m[1m]))",
     "rate(m[1m:10s])",
+    "deriv(m[1m])",
+    "predict_linear(m[2m], 60)",
+    "predict_linear(m[45s] offset 10s, -30)",
 ]
 
 value = st.one_of(
