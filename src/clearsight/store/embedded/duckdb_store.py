@@ -903,7 +903,7 @@ class EmbeddedMetricsStore:
             rids, csid, cts, cvals, which = self._load_chunks(
                 "series_id IN (SELECT series_id FROM _clearsight_cs) AND min_ts <= ? AND max_ts >= ?",
                 [int(ts[rest].max()), int(ts[rest].min())],
-                {"_clearsight_cs": pa.table({"series_id": np.unique(sids[rest])})},
+                {"_clearsight_cs": pa.table({"series_id": sorted_unique(sids[rest])})},
             )
             if rids.shape[0]:
                 where = {p: i for i, p in enumerate(zip(csid.tolist(), cts.tolist(), strict=True))}
