@@ -10,7 +10,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -128,8 +128,12 @@ def stats_json(result: QueryResult) -> dict[str, Any]:
             "series": {"fetched": st.series_fetched}}
 
 
-async def _run_cancellable(request: Request, fn: Callable[[threading.Event], QueryResult]) -> QueryResult:
-    """Runs the engine in a worker thread; a client disconnect sets the cancel event."""
+_T = TypeVar("_T")
+
+
+async def _run_cancellable(request: Request, fn: Callable[[threading.Event], _T]) -> _T:
+    """Runs the engine (and the response encoding) in a worker thread, off the event loop; a client
+    disconnect sets the cancel event."""
     cancel = threading.Event()
     loop = asyncio.get_running_loop()
     fut = loop.run_in_executor(None, fn, cancel)
@@ -170,8 +174,8 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             data["stats"] = stats_json(result)
         return success(data, [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None)
 
-    async def _execute(request: Request, run: Callable[[threading.Event, float], QueryResult],
-                       p: ImmutableMultiDict[str, Any]) -> QueryResult:
+    async def _execute(request: Request, run: Callable[[threading.Event, float], Response],
+                       p: ImmutableMultiDict[str, Any]) -> Response:
         timeout = _timeout(p)
         try:
             return await _run_cancellable(request, lambda cancel: run(cancel, timeout))
@@ -197,12 +201,12 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             tenant = tenant_of(request)
             expr, positions = _parse(q)  # bad_data before taking a worker thread; parsed once
 
-            def run(cancel: threading.Event, timeout: float) -> QueryResult:
-                return engine.instant(store.querier(tenant), expr, t, timeout_s=timeout, cancel=cancel,
-                                      positions=positions, query_text=q)
+            def run(cancel: threading.Event, timeout: float) -> Response:
+                result = engine.instant(store.querier(tenant), expr, t, timeout_s=timeout, cancel=cancel,
+                                        positions=positions, query_text=q)
+                return _respond(result, p, limit, t)  # encoded in the worker thread too
 
-            result = await _execute(request, run, p)
-            return _respond(result, p, limit, t)
+            return await _execute(request, run, p)
         except ApiError as e:
             return error_response(e)
 
@@ -232,12 +236,12 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
                                "query, must be Scalar or instant Vector")
 
-            def run(cancel: threading.Event, timeout: float) -> QueryResult:
-                return engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
-                                    cancel=cancel, positions=positions, query_text=q)
+            def run(cancel: threading.Event, timeout: float) -> Response:
+                result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
+                                      cancel=cancel, positions=positions, query_text=q)
+                return _respond(result, p, limit, start)  # encoded in the worker thread too
 
-            result = await _execute(request, run, p)
-            return _respond(result, p, limit, start)
+            return await _execute(request, run, p)
         except ApiError as e:
             return error_response(e)
 
