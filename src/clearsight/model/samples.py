@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 I64Array = npt.NDArray[np.int64]
 F64Array = npt.NDArray[np.float64]
 I32Array = npt.NDArray[np.int32]
+ObjArray = npt.NDArray[Any]
 
 
 def is_stale_nan(v: float) -> bool:
@@ -122,12 +124,23 @@ class SeriesData:
 
     Samples of series ``i`` are ``timestamps[offsets[i]:offsets[i+1]]`` (ascending, unique) and the
     matching ``values`` slice. Stale markers are included as STALE_NAN.
+
+    Two optional columns, aligned with ``timestamps`` when present:
+
+    - ``histograms``: an object array holding a ``model.histogram.FloatHistogram`` where the sample
+      is a native histogram (its ``values`` entry is then NaN) and None where it is a float or a
+      stale marker. ``None`` (the default) when the data has no native histogram samples; an array
+      of only None entries means the same.
+    - ``start_timestamps``: int64 start (created) timestamps in ms, 0 where unknown. ``None`` (the
+      default) when unknown for every sample.
     """
 
     labels: list[Labels]
     offsets: I64Array
     timestamps: I64Array
     values: F64Array
+    histograms: ObjArray | None = None
+    start_timestamps: I64Array | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -136,8 +149,21 @@ class SeriesData:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return self.labels[i], self.timestamps[a:b], self.values[a:b]
 
+    def series_histograms(self, i: int) -> ObjArray | None:
+        """The ``histograms`` slice of series ``i`` (None when the data has no histogram column)."""
+        if self.histograms is None:
+            return None
+        return self.histograms[int(self.offsets[i]):int(self.offsets[i + 1])]
+
+    def series_start_timestamps(self, i: int) -> I64Array | None:
+        """The ``start_timestamps`` slice of series ``i`` (None when the data has none)."""
+        if self.start_timestamps is None:
+            return None
+        return self.start_timestamps[int(self.offsets[i]):int(self.offsets[i + 1])]
+
     @staticmethod
     def empty() -> SeriesData:
+        """No series; both optional columns None."""
         return SeriesData([], np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64),
                           np.zeros(0, dtype=np.float64))
 

@@ -5,6 +5,9 @@ Units and bounds:
 - timestamps: int64 milliseconds since the Unix epoch; ``start_ms`` and ``end_ms`` are inclusive.
 - values: float64; stale markers (``model.samples.STALE_NAN``) are stored and returned bit-exact.
 - label sets: canonical ``model.labels.Labels`` (sorted, unique names, no empty values).
+- reads: ``select`` returns ``model.samples.SeriesData``; its optional ``histograms`` (native
+  histogram samples) and ``start_timestamps`` columns are None when absent. The embedded store does
+  not store native histograms (or start timestamps) yet: it always returns None for both.
 
 Durability: ``append`` returns a future that resolves only after the batch is committed to disk
 (a ``kill -9`` after that loses nothing). A batch is all-or-nothing: when the future resolves with
@@ -89,7 +92,12 @@ class SeriesSelector(Protocol):
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
         """Series matching all matchers with at least one sample in [start_ms, end_ms], with those
-        samples. Matchers follow Prometheus semantics (an absent label equals "")."""
+        samples. Matchers follow Prometheus semantics (an absent label equals "").
+
+        The result's optional ``histograms`` and ``start_timestamps`` columns (aligned with
+        ``timestamps``, see ``model.samples.SeriesData``) are None when the backend has none for the
+        selected samples: always for the embedded store (no native histograms yet); the in-memory
+        ``store.memory.MemorySeriesSelector`` fills them."""
         ...
 
 

@@ -2,37 +2,21 @@
 
 Not durable and not meant for production data; it implements exactly the read contract of
 ``store.interface.SeriesSelector`` (inclusive millisecond bounds, stale markers returned bit-exact,
-an absent label matches as "").
+an absent label matches as ""). Native histogram samples and start timestamps are kept too and
+returned in ``SeriesData.histograms`` / ``SeriesData.start_timestamps``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher, MatchType
-from clearsight.model.samples import F64Array, I64Array, SeriesData
-
-ObjArray = npt.NDArray[Any]
-
-
-@dataclass
-class HistogramSeriesData(SeriesData):
-    """``SeriesData`` plus native histogram samples: ``histograms`` is an object array aligned
-    with ``values`` holding a ``FloatHistogram`` where the sample is a histogram (its float value
-    is then NaN) and None where it is a float. (Belongs in ``model.samples.SeriesData``; kept here
-    until that module grows the field.)"""
-
-    histograms: ObjArray | None = None
-    # Start (created) timestamps in ms aligned with ``values``; 0 where unknown. None: none at all.
-    start_timestamps: I64Array | None = None
+from clearsight.model.samples import F64Array, I64Array, ObjArray, SeriesData
 
 
 class MemorySeriesSelector:
@@ -162,17 +146,14 @@ class MemorySeriesSelector:
             return SeriesData.empty()
         offs = np.asarray(offsets, dtype=np.int64)
         tsa, vsa = np.concatenate(ts_parts), np.concatenate(vs_parts)
-        no_st = all(x is None for x in st_parts)
-        if all(h is None for h in hs_parts) and no_st:
-            return SeriesData(out_labels, offs, tsa, vsa)
-        hsa = None
+        hsa: ObjArray | None = None
         if not all(h is None for h in hs_parts):
             hsa = np.concatenate([_obj_or_none(h, p.size) for h, p in zip(hs_parts, ts_parts, strict=True)])
-        sta_all = None
-        if not no_st:
+        sta_all: I64Array | None = None
+        if not all(x is None for x in st_parts):
             sta_all = np.concatenate([x if x is not None else np.zeros(p.size, dtype=np.int64)
                                       for x, p in zip(st_parts, ts_parts, strict=True)])
-        return HistogramSeriesData(out_labels, offs, tsa, vsa, hsa, sta_all)
+        return SeriesData(out_labels, offs, tsa, vsa, histograms=hsa, start_timestamps=sta_all)
 
 
 def _obj_or_none(h: ObjArray | None, n: int) -> ObjArray:

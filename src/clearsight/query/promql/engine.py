@@ -349,8 +349,8 @@ class Evaluator:
         if n == 0:
             return VectorSteps.empty(k)
         idx, present = latest_sample_index(data, eff, lo, self.lookback)
-        st_all = getattr(data, "start_timestamps", None)
-        hs = series_histograms(data)
+        st_all = data.start_timestamps
+        hs = data.histograms
         if hs is not None and id(e) in self.stats_selectors:
             hs = self._stats_decode(data, hs)
         hist = None
@@ -358,7 +358,7 @@ class Evaluator:
             hist = hs[idx]
             hist[~present] = None
         return compact(VectorSteps(list(data.labels), data.values[idx], present, None, data.timestamps[idx],
-                                   hist, np.asarray(st_all)[idx] if st_all is not None else None))
+                                   hist, st_all[idx] if st_all is not None else None))
 
     def _smoothed_selector(self, e: VectorSelector, eff: I64) -> VectorSteps:
         """``metric smoothed``: the value at each step linearly interpolated between the samples
@@ -369,7 +369,7 @@ class Evaluator:
         n = len(data)
         values = np.zeros((n, k))
         present = np.zeros((n, k), dtype=bool)
-        hs_all = series_histograms(data)
+        hs_all = data.histograms
         hist: ObjArr | None = None
         offs = data.offsets
         for i in range(n):
@@ -469,11 +469,11 @@ class Evaluator:
         labels: list[Labels] = []
         tss: list[I64] = []
         vals: list[Any] = []
-        hs_all = series_histograms(data)
+        hs_all = data.histograms
         if hs_all is not None and id(vs) in self.stats_selectors:
             hs_all = self._stats_decode(data, hs_all)
         hists: list[ObjArr | None] = []
-        st_all = getattr(data, "start_timestamps", None)
+        st_all = data.start_timestamps
         if hs_all is None and st_all is None:
             return self._float_matrix(data, eff, rng, e, extra)
         sts: list[I64 | None] = []
@@ -728,14 +728,6 @@ def latest_sample_index(data: SeriesData, eff: I64, lo: int, lookback: int) -> t
     ok &= t > (eff - lookback)[None, :]
     ok &= ~stale_mask(v.ravel()).reshape(n, k)
     return idxc, ok
-
-
-def series_histograms(data: SeriesData) -> ObjArr | None:
-    """The histogram column of a select result (object array aligned with ``values``), if any."""
-    hs = getattr(data, "histograms", None)
-    if hs is None:
-        return None
-    return np.asarray(hs, dtype=object)
 
 
 class Engine:

@@ -94,11 +94,18 @@ def bits(v: float) -> int:
 
 
 def check_well_formed(data: SeriesData) -> None:
-    """Offsets consistent, per-series timestamps strictly ascending."""
+    """Offsets consistent, per-series timestamps strictly ascending, the optional ``histograms`` and
+    ``start_timestamps`` columns (when not None) aligned with ``timestamps``."""
     assert data.offsets.shape[0] == len(data.labels) + 1
     assert int(data.offsets[0]) == 0 and int(data.offsets[-1]) == data.timestamps.shape[0]
     assert data.timestamps.shape == data.values.shape
     assert data.timestamps.dtype == np.int64 and data.values.dtype == np.float64
+    if data.histograms is not None:
+        assert data.histograms.shape == data.timestamps.shape, "histograms must align with timestamps"
+        assert data.histograms.dtype == np.dtype(object)
+    if data.start_timestamps is not None:
+        assert data.start_timestamps.shape == data.timestamps.shape, "start_timestamps must align with timestamps"
+        assert data.start_timestamps.dtype == np.int64
     for i in range(len(data)):
         _, ts, _ = data.series(i)
         assert ts.shape[0] > 0, "a selected series must have samples"

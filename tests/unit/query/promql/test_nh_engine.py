@@ -11,10 +11,11 @@ import pytest
 
 from clearsight.model.histogram import CounterResetHint, FloatHistogram
 from clearsight.model.labels import Labels
-from clearsight.model.samples import STALE_NAN
+from clearsight.model.matchers import Matcher, MatchType
+from clearsight.model.samples import STALE_NAN, SeriesData
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.result import QueryResult
-from clearsight.store.memory import HistogramSeriesData, MemorySeriesSelector
+from clearsight.store.memory import MemorySeriesSelector
 
 
 def H(count: float, total: float, buckets: dict[int, float], hint: CounterResetHint = CounterResetHint.UNKNOWN,
@@ -70,15 +71,41 @@ def test_store_returns_histograms_and_merges_writes() -> None:
     s.add(lbl("x"), [20], [2.0])
     s.add(lbl("x"), [10], [5.0])  # replaces the histogram at 10 with a float
     data = s.select([], 0, 100)
-    assert isinstance(data, HistogramSeriesData)
+    assert type(data) is SeriesData
     assert data.values.tolist()[0] == 1.0 and data.values.tolist()[1:] == [5.0, 2.0]
     assert data.histograms is not None and list(data.histograms) == [None, None, None]
-    # Selecting only float series gives plain SeriesData.
+    assert data.start_timestamps is None
+    # Selecting only float series leaves both optional columns None.
     s.add(lbl("y"), [0], [1.0])
-    from clearsight.model.matchers import Matcher, MatchType
-
     plain = s.select([Matcher(MatchType.EQ, "__name__", "y")], 0, 5)
-    assert not isinstance(plain, HistogramSeriesData)
+    assert type(plain) is SeriesData
+    assert plain.histograms is None and plain.start_timestamps is None
+    assert plain.series_histograms(0) is None and plain.series_start_timestamps(0) is None
+
+
+def test_series_data_optional_columns_are_aligned_per_series() -> None:
+    s = MemorySeriesSelector()
+    h = H(1, 1, {0: 1})
+    s.add(lbl("a"), [0, 10], [1.0, 2.0], start_timestamps=[0, 5])
+    s.add(lbl("b"), [0, 10, 20], [math.nan, 3.0, math.nan], [h, None, h])
+    s.add(lbl("c"), [10], [4.0])
+    data = s.select([Matcher.of("=~", "__name__", "a|b|c")], 0, 100)
+    assert data.labels == [lbl("a"), lbl("b"), lbl("c")]
+    assert data.histograms is not None and data.start_timestamps is not None
+    assert data.histograms.shape == data.timestamps.shape == data.start_timestamps.shape
+    assert data.start_timestamps.dtype.name == "int64"
+    # A series without histograms gets None entries; one without start timestamps gets 0.
+    assert list(data.histograms) == [None, None, h, None, h, None]
+    assert data.start_timestamps.tolist() == [0, 5, 0, 0, 0, 0]
+    hs_b = data.series_histograms(1)
+    st_a = data.series_start_timestamps(0)
+    assert hs_b is not None and list(hs_b) == [h, None, h]
+    assert st_a is not None and st_a.tolist() == [0, 5]
+    empty = SeriesData.empty()
+    assert len(empty) == 0 and empty.histograms is None and empty.start_timestamps is None
+    # The positional four-column constructor still works and leaves the new columns None.
+    four = SeriesData(data.labels, data.offsets, data.timestamps, data.values)
+    assert four.histograms is None and four.start_timestamps is None
 
 
 def test_selector_returns_histogram_points(store: MemorySeriesSelector) -> None:
