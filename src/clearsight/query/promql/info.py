@@ -134,7 +134,7 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
         eff = (np.full(ts.shape, at, dtype=np.int64) if at is not None else ts) - np.int64(offset)
         data = ev.select(matchers, int(eff.min()) - ev.lookback + 1, int(eff.max()))
         n = len(data)
-        info_hs = getattr(data, "histograms", None)
+        info_hs = data.histograms
         base_any = base_v.present.any(axis=0) if base_v.num_series else np.zeros(k, dtype=bool)
         info_orig_t = np.zeros((n, k), dtype=np.int64)
         info_present = np.zeros((n, k), dtype=bool)
