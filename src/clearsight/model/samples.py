@@ -149,18 +149,6 @@ class SeriesData:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return self.labels[i], self.timestamps[a:b], self.values[a:b]
 
-    def series_histograms(self, i: int) -> ObjArray | None:
-        """The ``histograms`` slice of series ``i`` (None when the data has no histogram column)."""
-        if self.histograms is None:
-            return None
-        return self.histograms[int(self.offsets[i]):int(self.offsets[i + 1])]
-
-    def series_start_timestamps(self, i: int) -> I64Array | None:
-        """The ``start_timestamps`` slice of series ``i`` (None when the data has none)."""
-        if self.start_timestamps is None:
-            return None
-        return self.start_timestamps[int(self.offsets[i]):int(self.offsets[i + 1])]
-
     @staticmethod
     def empty() -> SeriesData:
         """No series; both optional columns None."""

@@ -136,19 +136,23 @@ def _result(win: _Win, vals: F64, present: BoolArr, keep_name: bool = False) -> 
 # rate, increase, delta
 
 
+def _counter_resets(flat: Flat) -> I64:
+    """Ascending flat positions ``p`` (not a series start) with ``v[p] < v[p-1]``."""
+    v = flat.v
+    if flat.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    dec = np.zeros(flat.size, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        np.less(v[1:], v[:-1], out=dec[1:])
+    dec[flat.starts[flat.starts < flat.size]] = False
+    return np.flatnonzero(dec).astype(np.int64)
+
+
 def _reset_corrections(flat: Flat, first: I64, last: I64, acc: F64) -> F64:
     """Adds, in time order, the value before every counter reset in ``(first, last]`` to ``acc``
     (Prometheus adds them one by one after ``last - first``)."""
     v = flat.v
-    size = flat.size
-    if size < 2:
-        return acc
-    dec = np.zeros(size, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        dec[1:] = v[1:] < v[:-1]
-    starts = flat.starts[flat.starts < size]
-    dec[starts] = False
-    pos = np.flatnonzero(dec)
+    pos = _counter_resets(flat)
     if pos.size == 0:
         return acc
     a = np.searchsorted(pos, first, side="right")
@@ -164,18 +168,6 @@ def _reset_corrections(flat: Flat, first: I64, last: I64, acc: F64) -> F64:
     acc = acc.copy()
     acc[sel] = rw.unsort(part)
     return acc
-
-
-def _counter_resets(flat: Flat) -> I64:
-    """Ascending flat positions ``p`` (not a series start) with ``v[p] < v[p-1]``."""
-    v = flat.v
-    if flat.size < 2:
-        return np.zeros(0, dtype=np.int64)
-    dec = np.zeros(flat.size, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        np.less(v[1:], v[:-1], out=dec[1:])
-    dec[flat.starts[flat.starts < flat.size]] = False
-    return np.flatnonzero(dec).astype(np.int64)
 
 
 def _extrapolated_rate_native(m: MatrixSteps, is_counter: bool, is_rate: bool) -> VectorSteps | None:
@@ -211,11 +203,10 @@ def _extrapolated_rate_native(m: MatrixSteps, is_counter: bool, is_rate: bool) -
 def _extrapolated_rate(ctx: FuncContext, args: list[Value], func: str, is_counter: bool, is_rate: bool) -> VectorSteps:
     m = arg_matrix(args, 0, func)
     _check_modifiers(m, func)
-    native = None if (m.anchored or m.smoothed) else _extrapolated_rate_native(m, is_counter, is_rate)
-    if native is not None:
-        out = native
-    elif m.anchored or m.smoothed:
+    if m.anchored or m.smoothed:
         out = _extended_rate(m, is_counter, is_rate)
+    elif (native := _extrapolated_rate_native(m, is_counter, is_rate)) is not None:
+        out = native
     else:
         win = _windows(m, min_count=2)
         t, v = win.flat.t, win.flat.v

@@ -23,6 +23,7 @@ wins), in the head by deleting the row, in a chunk by rewriting the chunk.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -828,11 +829,8 @@ class EmbeddedMetricsStore:
                 con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
             finally:
                 con.unregister("_clearsight_rows")
-        if chunks_changed:
-            with self._publishing():
-                con.execute("COMMIT")
-                self._head.apply((head_sids, head_ts, head_vals), gone)
-        else:
+        # Rewritten chunks make this a publication; plain appends change only the mirror.
+        with self._publishing() if chunks_changed else contextlib.nullcontext():
             con.execute("COMMIT")
             self._head.apply((head_sids, head_ts, head_vals), gone)
         # Publish to readers.

@@ -80,7 +80,6 @@ def test_store_returns_histograms_and_merges_writes() -> None:
     plain = s.select([Matcher(MatchType.EQ, "__name__", "y")], 0, 5)
     assert type(plain) is SeriesData
     assert plain.histograms is None and plain.start_timestamps is None
-    assert plain.series_histograms(0) is None and plain.series_start_timestamps(0) is None
 
 
 def test_series_data_optional_columns_are_aligned_per_series() -> None:
@@ -97,10 +96,9 @@ def test_series_data_optional_columns_are_aligned_per_series() -> None:
     # A series without histograms gets None entries; one without start timestamps gets 0.
     assert list(data.histograms) == [None, None, h, None, h, None]
     assert data.start_timestamps.tolist() == [0, 5, 0, 0, 0, 0]
-    hs_b = data.series_histograms(1)
-    st_a = data.series_start_timestamps(0)
-    assert hs_b is not None and list(hs_b) == [h, None, h]
-    assert st_a is not None and st_a.tolist() == [0, 5]
+    # Series i's entries are the offsets[i]:offsets[i+1] slice, like its timestamps.
+    assert list(data.histograms[int(data.offsets[1]) : int(data.offsets[2])]) == [h, None, h]
+    assert data.start_timestamps[int(data.offsets[0]) : int(data.offsets[1])].tolist() == [0, 5]
     empty = SeriesData.empty()
     assert len(empty) == 0 and empty.histograms is None and empty.start_timestamps is None
     # The positional four-column constructor still works and leaves the new columns None.
