@@ -2,12 +2,14 @@
 
 204 on success (after commit); 400 for malformed input (clients do not retry); 413 oversize;
 415 for remote-write 2.0 / unknown content types; 429/503 with Retry-After when overloaded.
+400 naming the count when samples were older than the out-of-order window (the rest is committed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from concurrent.futures import Executor
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,7 +31,11 @@ PROTOCOL = "remote_write"
 
 
 def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, tenant_of: TenantOf,
-                              metrics: SelfMetrics) -> Callable[[Request], Awaitable[Response]]:
+                              metrics: SelfMetrics, executor: Executor | None = None,
+                              ) -> Callable[[Request], Awaitable[Response]]:
+    """Decoding runs in ``executor`` (the server's bounded ingest pool, apart from the pool queries
+    use; the loop's default executor when None), never on the event loop."""
+
     async def remote_write(request: Request) -> Response:
         try:
             tenant = tenant_of(request)
@@ -45,7 +51,7 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
                 return batch, ingestor.submit(tenant, batch)
 
             loop = asyncio.get_running_loop()
-            batch, fut = await loop.run_in_executor(None, decode_and_submit)
+            batch, fut = await loop.run_in_executor(executor, decode_and_submit)
             result = await ingestor.wait(fut)
         except IngestError as e:
             metrics.rejected.labels(PROTOCOL, e.reason).inc()
@@ -59,6 +65,13 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
             metrics.exemplars_dropped.labels(PROTOCOL).inc(batch.exemplars_dropped)
         if batch.histograms_dropped:
             metrics.histograms_dropped.labels(PROTOCOL).inc(batch.histograms_dropped)
+        if result.out_of_bounds:
+            # Prometheus' receiver answers 400 for out-of-bounds samples, so the sender counts the loss
+            # and does not retry; the request's other samples ARE committed (as in Prometheus).
+            metrics.requests.labels(PROTOCOL, "400").inc()
+            return Response(f"out of bounds: {result.out_of_bounds} sample(s) older than the out-of-order window "
+                            f"were dropped; the other {result.samples_written} sample(s) were written\n",
+                            status_code=400, media_type="text/plain; charset=utf-8")
         metrics.requests.labels(PROTOCOL, "204").inc()
         return Response(status_code=204)
 
