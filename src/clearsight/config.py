@@ -50,6 +50,7 @@ class ServerConfig:
     otlp_http_listen: str = "127.0.0.1:4318"  # "" disables the extra listener
     otlp_grpc_listen: str = "127.0.0.1:4317"  # "" disables OTLP/gRPC
     shutdown_timeout: str = "30s"
+    ingest_workers: int = 4  # threads decoding write requests (remote-write, OTLP/HTTP)
 
 
 @dataclass

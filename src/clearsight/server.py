@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,11 +127,15 @@ def build(cfg: Config) -> Built:
         return True, ""
 
     tenant_of = make_tenant_of(cfg)
-    otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics))
+    # Write decoding gets its own bounded pool: queries (default executor) cannot delay it.
+    ingest_executor = ThreadPoolExecutor(max_workers=max(1, cfg.server.ingest_workers),
+                                         thread_name_prefix="ingest-decode")
+    otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
+                                         executor=ingest_executor)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route],
-                        targets=scraper.api_targets)
+                        targets=scraper.api_targets, ingest_executor=ingest_executor)
     return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
                  scraper=scraper)
 
@@ -209,6 +214,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         srv.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await scraper.stop()
+    if s.ingest_executor is not None:
+        s.ingest_executor.shutdown(wait=False)
     if grpc_server is not None:
         await loop.run_in_executor(None, lambda: grpc_server.stop(5).wait())
     retention_task.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ class Services:
     extra_routes: list[BaseRoute] = field(default_factory=list)
     # The scrape manager's view of its targets (Prometheus /api/v1/targets data), if any.
     targets: Callable[[str, str | None], dict[str, Any]] | None = None
+    # The bounded pool that decodes write requests (apart from the default executor queries use).
+    ingest_executor: Executor | None = None
 
 
 def _timed(name: str, handler: Handler, metrics: SelfMetrics) -> Handler:
@@ -73,7 +76,7 @@ def create_app(s: Services) -> FastAPI:
     m = s.metrics
     ops = make_ops_handlers(m, s.readiness)
     read = make_read_handlers(s.store, s.tenant_of)
-    write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m)
+    write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m, s.ingest_executor)
     query = make_query_handlers(s.store, s.config.query, s.tenant_of)
     disco = make_discovery_handlers(s.store, s.tenant_of)
     api = [

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from concurrent.futures import Executor
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 
 from starlette.requests import Request
 from starlette.responses import Response

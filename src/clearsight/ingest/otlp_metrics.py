@@ -50,7 +50,9 @@ so in the steady state a point costs a few attribute reads and dict lookups, not
 
 Errors: ``OtlpInvalidInput`` (400) with the field path, ``PayloadTooLarge`` (413),
 ``UnsupportedMediaType`` (415), ``LimitExceeded`` (400) when the request expands past
-``max_series_per_request``/``max_samples_per_request``. Nothing else escapes.
+``max_series_per_request``/``max_samples_per_request`` or has more data points than
+``max_samples_per_request`` (counted per metric before its points are converted). Nothing else
+escapes.
 """
 
 from __future__ import annotations
@@ -583,6 +585,19 @@ class _Builder:
         self.messages: list[str] = []
         self.exemplars_dropped = 0
         self.histograms_dropped = 0
+        self.points = 0
+
+    def count_points(self, n: int) -> None:
+        """Counts a metric's data points before any is converted: every point with a value yields
+        at least one sample, so more points than ``max_samples_per_request`` fail the request at once
+        (a few KB of gzip can hold millions of empty points; converting them would cost seconds)."""
+        self.points += n
+        if self.points > self.limits.max_samples_per_request:
+            raise LimitExceeded(
+                "data_points_per_request",
+                f"request has more than {self.limits.max_samples_per_request} data points "
+                "(limit max_samples_per_request)",
+            )
 
     def reject(self, points: int, message: str) -> None:
         self.rejected += points
@@ -716,6 +731,7 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
         return None
     if not metric.name:
         raise OtlpInvalidInput(f"{path}.name", "metric name is empty")
+    b.count_points(len(getattr(metric, kind).data_points))
     opts = b.options
     if kind == "gauge":
         hint = _metric_type_hint(metric)
