@@ -1,0 +1,218 @@
+"""Pieces shared by the log and event decoders: their limits, their error base class, RFC 3339
+timestamps with nanoseconds, Prometheus-style label set text and label checks.
+
+Pure: no I/O, no imports from ``store/`` or ``api/``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass
+
+from clearsight.model.labels import Labels
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge
+
+
+@dataclass(frozen=True)
+class LogLimits:
+    """Per-request limits every log decoder enforces while it decodes (precise errors, nothing
+    kept from a request that breaks one). Defaults follow Loki's where Loki has one."""
+
+    max_body_bytes: int = 32 * 1024 * 1024  # the request body as received (compressed)
+    max_decompressed_bytes: int = 256 * 1024 * 1024
+    max_line_bytes: int = 256 * 1024  # one log line / body / event message, UTF-8 bytes
+    max_entries_per_request: int = 1_000_000
+    max_streams_per_request: int = 10_000
+    max_labels_per_stream: int = 15
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    max_attributes_per_entry: int = 128  # structured metadata / attributes per entry
+    max_attribute_bytes_per_entry: int = 64 * 1024  # their names + values, UTF-8 bytes
+
+
+class LogDecodeError(InvalidInput):
+    """Malformed log or event input (HTTP 400). Each decoder has its own subclass."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message, reason)
+
+
+def check_body_size(body: bytes, limits: LogLimits) -> None:
+    if len(body) > limits.max_body_bytes:
+        raise PayloadTooLarge(
+            f"request body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes"
+        )
+
+
+def line_too_long(size: int, limits: LogLimits, where: str) -> LimitExceeded:
+    return LimitExceeded(
+        "line_bytes",
+        f"{where}: line of {size} bytes exceeds the limit of {limits.max_line_bytes} bytes per line "
+        "(max_line_bytes)",
+    )
+
+
+def too_many_entries(limits: LogLimits) -> LimitExceeded:
+    return LimitExceeded(
+        "entries_per_request",
+        f"request has more than {limits.max_entries_per_request} entries, over the limit of "
+        f"{limits.max_entries_per_request} entries per request (max_entries_per_request)",
+    )
+
+
+def too_many_streams(limits: LogLimits) -> LimitExceeded:
+    return LimitExceeded(
+        "streams_per_request",
+        f"request has more than {limits.max_streams_per_request} streams, over the limit of "
+        f"{limits.max_streams_per_request} streams per request (max_streams_per_request)",
+    )
+
+
+def check_attributes(keys: list[str], values: list[str], limits: LogLimits, where: str) -> None:
+    """Count and total size of one entry's attributes / structured metadata."""
+    if len(keys) > limits.max_attributes_per_entry:
+        raise LimitExceeded(
+            "attributes_per_entry",
+            f"{where}: {len(keys)} attributes exceed the limit of {limits.max_attributes_per_entry} "
+            "per entry (max_attributes_per_entry)",
+        )
+    size = sum(len(k) for k in keys) + sum(len(v) for v in values)
+    if size > limits.max_attribute_bytes_per_entry:
+        # len() counts code points; only pay for encoding when close to the limit
+        size = sum(len(k.encode()) for k in keys) + sum(len(v.encode()) for v in values)
+        if size > limits.max_attribute_bytes_per_entry:
+            raise LimitExceeded(
+                "attribute_bytes_per_entry",
+                f"{where}: attributes of {size} bytes exceed the limit of "
+                f"{limits.max_attribute_bytes_per_entry} bytes per entry (max_attribute_bytes_per_entry)",
+            )
+
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def check_stream_labels(labels: Labels, limits: LogLimits, where: str,
+                        error: type[LogDecodeError] = LogDecodeError) -> None:
+    """Stream labels: valid Prometheus names (else ``error``), lengths and count within limits."""
+    if len(labels) > limits.max_labels_per_stream:
+        raise LimitExceeded(
+            "labels_per_stream",
+            f"{where}: stream has {len(labels)} labels, over the limit of {limits.max_labels_per_stream} "
+            "(max_labels_per_stream)",
+        )
+    for n, v in labels:
+        if not _LABEL_NAME.match(n):
+            raise error(f"{where}: invalid label name {n!r}", reason="invalid_label")
+        if len(n) > limits.max_label_name_length:
+            raise LimitExceeded(
+                "label_name_length",
+                f"{where}: label name {n[:64]!r}... is {len(n)} characters, over the limit of "
+                f"{limits.max_label_name_length} (max_label_name_length)",
+            )
+        if len(v) > limits.max_label_value_length:
+            raise LimitExceeded(
+                "label_value_length",
+                f"{where}: value of label {n!r} is {len(v)} characters, over the limit of "
+                f"{limits.max_label_value_length} (max_label_value_length)",
+            )
+
+
+_SANITIZE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def sanitize_label_name(name: str) -> str:
+    """An attribute key as a label name: other characters become ``_``, a leading digit gets a
+    ``_`` prefix (``service.name`` -> ``service_name``)."""
+    out = _SANITIZE.sub("_", name)
+    if not out or out[0].isdigit():
+        out = "_" + out
+    return out
+
+
+def canonical(pairs: dict[str, str]) -> Labels:
+    """A canonical label set from a name -> value dict (sorted, empty values dropped)."""
+    return tuple(sorted((n, v) for n, v in pairs.items() if v != ""))
+
+
+# --- Prometheus-style label set text: {a="b", c="d"} ---------------------------------------------
+
+_LS_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|\})', re.S)
+_UNESCAPE = re.compile(r'\\(.)', re.S)
+_ESC = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "r": "\r"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    c = m.group(1)
+    return _ESC.get(c, "\\" + c)
+
+
+def parse_label_set(text: str) -> dict[str, str]:
+    """Parses ``{a="b", c="d"}`` (Loki's stream label text) into a dict. Raises ``ValueError``
+    naming the problem and its position."""
+    s = text.strip()
+    if not s.startswith("{"):
+        raise ValueError("label set must start with '{'")
+    out: dict[str, str] = {}
+    pos = 1
+    if s[1:].strip() == "}":
+        return out
+    n = len(s)
+    while True:
+        m = _LS_PAIR.match(s, pos)
+        if m is None:
+            raise ValueError(f"invalid label set syntax at character {pos}")
+        name, value = m.group(1), m.group(2)
+        if "\\" in value:
+            value = _UNESCAPE.sub(_unescape, value)
+        if name in out:
+            raise ValueError(f"duplicate label name {name!r}")
+        out[name] = value
+        pos = m.end()
+        if m.group(3) == "}":
+            if s[pos:].strip():
+                raise ValueError(f"unexpected text after '}}' at character {pos}")
+            return out
+        if pos >= n:
+            raise ValueError("label set is not closed with '}'")
+
+
+# --- timestamps ----------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?\Z"
+)
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+NS = 1_000_000_000
+INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+
+
+def parse_rfc3339_ns(text: str, *, require_offset: bool = True) -> int:
+    """RFC 3339 / ISO 8601 date-time to int nanoseconds since the epoch, exact to the nanosecond
+    (digits past the ninth are dropped). ``require_offset=False`` accepts a missing offset as UTC.
+    Raises ``ValueError`` naming the problem."""
+    m = _RFC3339.match(text.strip())
+    if m is None:
+        raise ValueError(f"invalid RFC 3339 timestamp {text[:64]!r}")
+    y, mo, d, hh, mi, ss = (int(m.group(i)) for i in range(1, 7))
+    if m.group(8) is None and m.group(9) is None and require_offset:
+        raise ValueError(f"timestamp {text[:64]!r} has no time zone offset")
+    try:
+        days = _dt.date(y, mo, d).toordinal() - _EPOCH_ORDINAL
+    except ValueError as e:
+        raise ValueError(f"invalid date in timestamp {text[:64]!r}: {e}") from None
+    if hh > 23 or mi > 59 or ss > 60:
+        raise ValueError(f"invalid time of day in timestamp {text[:64]!r}")
+    secs = days * 86400 + hh * 3600 + mi * 60 + ss
+    if m.group(9) is not None:
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            raise ValueError(f"invalid time zone offset in timestamp {text[:64]!r}")
+        off = oh * 3600 + om * 60
+        secs -= off if m.group(9) == "+" else -off
+    frac = m.group(7) or ""
+    ns = secs * NS + (int(frac[:9].ljust(9, "0")) if frac else 0)
+    if not INT64_MIN <= ns <= INT64_MAX:
+        raise ValueError(f"timestamp {text[:64]!r} is out of range")
+    return ns
