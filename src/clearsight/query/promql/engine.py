@@ -22,6 +22,7 @@ from clearsight.model.histogram import CounterResetHint
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
+from clearsight.query.budget import QueryBudget, QueryCanceled, running
 from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions
 from clearsight.query.promql.ast import (
     AggregateExpr,
@@ -53,7 +54,6 @@ from clearsight.query.promql.values import (
     ObjArr,
     QueryError,
     QueryLimitExceeded,
-    QueryTimeout,
     ScalarSteps,
     Value,
     VectorSteps,
@@ -62,6 +62,9 @@ from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows
 from clearsight.store.interface import SeriesSelector
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000
+# Subqueries of at least this many steps are probed at one step first, to refuse them before
+# their memory is spent (see Evaluator._probe_subquery).
+SUBQUERY_PROBE_MIN_STEPS = 1024
 _HAS_POS = re.compile(r"\(\d+:\d+\)$")
 SORT_FUNCS = frozenset({"sort", "sort_desc", "sort_by_label", "sort_by_label_desc"})
 # Functions whose value depends on the evaluation time even for step-invariant arguments.
@@ -128,10 +131,6 @@ def copy_with_positions(expr: Expr, positions: Positions) -> tuple[Expr, Positio
     return new, moved
 
 
-class QueryCanceled(QueryError):
-    """The caller canceled the query (e.g. the HTTP client went away)."""
-
-
 class NotImplementedQueryError(QueryError):
     """The query uses something the engine does not implement (yet)."""
 
@@ -141,8 +140,15 @@ class _Limits:
                  cancel: threading.Event | None = None) -> None:
         self.max_samples = max_samples
         self.max_series = max_series
-        self.deadline = deadline
-        self.cancel = cancel
+        self.budget = QueryBudget(max_samples, deadline, cancel)
+
+    @property
+    def deadline(self) -> float:
+        return self.budget.deadline
+
+    @property
+    def cancel(self) -> threading.Event | None:
+        return self.budget.cancel
 
 
 def _without_positions(a: Any, gone: I64) -> Any:
@@ -178,6 +184,7 @@ class Evaluator:
         self.step = step_ms
         self.lookback = lookback_ms
         self.limits = limits
+        self.budget = limits.budget
         self.functions = functions
         self.instant = instant
         self.annotations = Annotations()
@@ -211,32 +218,27 @@ class Evaluator:
                     lst[i] = f"{msg} ({pos})"
 
     def check_deadline(self) -> None:
-        if time.monotonic() > self.limits.deadline:
-            raise QueryTimeout("query timed out in expression evaluation")
-        if self.limits.cancel is not None and self.limits.cancel.is_set():
-            raise QueryCanceled("query was canceled in expression evaluation")
+        self.budget.check()
 
-    def _account(self, n_points: int) -> None:
-        if n_points > self.stats.peak_points:
-            self.stats.peak_points = n_points
-        if n_points > self.limits.max_samples:
-            raise QueryLimitExceeded(
-                "query processing would load too many samples into memory in query execution "
-                f"(limit max_samples={self.limits.max_samples})")
+    def _account(self, n_points: int, what: str = "an intermediate result") -> None:
+        """Reserves ``n_points`` the caller is about to create (raises before they exist when the
+        query would hold more than ``max_samples`` points at once)."""
+        self.budget.reserve(n_points, what)
 
     def select(self, matchers: Sequence[Matcher], lo: int, hi: int) -> SeriesData:
-        self.check_deadline()
+        self.budget.check()
         data = self.selector.select(matchers, lo, hi)
+        # Between store reads: a read that ran past the deadline (or a client that went away
+        # during it) stops the query before its samples are processed.
+        self.budget.check("expression evaluation (after a store read)")
         n = len(data)
+        loaded = int(data.timestamps.shape[0])
         self.stats.series_fetched += n
-        self.stats.samples_loaded += int(data.timestamps.shape[0])
+        self.stats.samples_loaded += loaded
         if n > self.limits.max_series:
             raise QueryLimitExceeded(f"query selects {n} series, more than the limit max_series="
                                      f"{self.limits.max_series}")
-        if self.stats.samples_loaded > self.limits.max_samples:
-            raise QueryLimitExceeded(
-                "query processing would load too many samples into memory in query execution "
-                f"(limit max_samples={self.limits.max_samples})")
+        self._account(loaded, "samples loaded from the store")
         return data
 
     @staticmethod
@@ -295,7 +297,15 @@ class Evaluator:
     # ---- dispatch ----
 
     def eval(self, e: Expr, ts: I64) -> Value:
-        self.check_deadline()
+        """Evaluates ``e`` at ``ts``. Memory accounting: whatever the node held while running (its
+        operands, the samples it loaded) is released when it returns; its output stays held."""
+        self.budget.check()
+        mark = self.budget.held
+        out = self._eval(e, ts)
+        self.budget.settle(mark, value_points(out), f"the result of {type(e).__name__}")
+        return out
+
+    def _eval(self, e: Expr, ts: I64) -> Value:
         if isinstance(e, NumberLiteral):
             return ScalarSteps(np.full(ts.shape, float(e.value)))
         if isinstance(e, StringLiteral):
@@ -320,11 +330,11 @@ class Evaluator:
         if isinstance(e, BinaryExpr):
             lhs = self.eval(e.lhs, ts)
             rhs = self.eval(e.rhs, ts)
+            self.budget.check()
+            self._account(_binary_estimate(e, lhs, rhs, ts.shape[0]), f"binary operator {e.op}")
             before = (len(self.annotations.warnings), len(self.annotations.infos))
             out = binops.evaluate_binary(e, lhs, rhs, strict=len(ts) > 1, ann=self.annotations)
             self._mark_annotations(before, lambda msg: e)
-            if isinstance(out, VectorSteps):
-                self._account(out.values.size)
             return out
         if isinstance(e, AggregateExpr):
             return self.aggregate(e, ts)
@@ -345,7 +355,7 @@ class Evaluator:
             return self._smoothed_selector(e, eff)
         data = self.select(e.matchers, lo, hi)
         n = len(data)
-        self._account(n * k)
+        self._account(n * k, "an instant vector selector")
         if n == 0:
             return VectorSteps.empty(k)
         idx, present = latest_sample_index(data, eff, lo, self.lookback)
@@ -367,12 +377,15 @@ class Evaluator:
         lb = self.lookback
         data = self.select(e.matchers, int(eff.min()) - lb + 1, int(eff.max()) + lb)
         n = len(data)
+        self._account(n * k, "a smoothed selector")
         values = np.zeros((n, k))
         present = np.zeros((n, k), dtype=bool)
         hs_all = data.histograms
         hist: ObjArr | None = None
         offs = data.offsets
         for i in range(n):
+            if i % 256 == 255:
+                self.budget.check()
             a, b = int(offs[i]), int(offs[i + 1])
             st = data.timestamps[a:b]
             sv = data.values[a:b]
@@ -400,7 +413,6 @@ class Evaluator:
                     if hist is None:
                         hist = np.full((n, k), None, dtype=object)
                     self._smooth_histograms(e, data.labels[i], st, sh, eff, values[i], present[i], hist[i])
-        self._account(n * k)
         return compact(VectorSteps(list(data.labels), values, present, None, None, hist))
 
     def _smooth_histograms(self, e: VectorSelector, labels: Labels, st: I64, sh: ObjArr, eff: I64,
@@ -478,8 +490,10 @@ class Evaluator:
             return self._float_matrix(data, eff, rng, e, extra)
         sts: list[I64 | None] = []
         offs = data.offsets
-        total = 0
+        self._account(int(data.timestamps.shape[0]), "a range vector selector")  # copies below
         for i in range(len(data)):
+            if i % 256 == 255:
+                self.budget.check()
             a, b = int(offs[i]), int(offs[i + 1])
             st = data.timestamps[a:b]
             sv = data.values[a:b]
@@ -501,8 +515,6 @@ class Evaluator:
             vals.append(sv)
             hists.append(sh)
             sts.append(sst if sst is not None and bool(sst.any()) else None)
-            total += int(st.size)
-        self._account(total)
         return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra,
                            hists if any(h is not None for h in hists) else None,
                            sts if any(x is not None for x in sts) else None)
@@ -515,6 +527,7 @@ class Evaluator:
         t_all, v_all = data.timestamps, data.values
         gone = np.flatnonzero(stale_mask(v_all))
         if gone.size:
+            self._account(int(t_all.shape[0]) * 2, "a range vector selector")  # the copies below
             offs = offs - np.searchsorted(gone, offs, side="left")
             t_all, v_all = _without_positions(t_all, gone), _without_positions(v_all, gone)
         counts = offs[1:] - offs[:-1]
@@ -524,7 +537,6 @@ class Evaluator:
         bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
         tss = [t_all[a:b] for a, b in bounds]
         vals = [v_all[a:b] for a, b in bounds]
-        self._account(int(t_all.shape[0]))
         m = MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra, None, None)
         m.flat_cache = Flat(np.asarray(t_all, dtype=np.int64), np.asarray(v_all, dtype=np.float64), starts, ends)
         return m
@@ -543,8 +555,14 @@ class Evaluator:
         inner_ts = np.arange(first, hi + 1, step, dtype=np.int64)
         if inner_ts.size == 0:
             return MatrixSteps([], [], [], eff, rng)
-        self._account(int(inner_ts.size))
+        # The inner expression is evaluated at every subquery step: each series it yields costs
+        # inner_ts.size points, reserved by the nodes below before they compute them.
+        what = f"a subquery of {inner_ts.size:,} steps"
+        if inner_ts.size >= SUBQUERY_PROBE_MIN_STEPS:
+            self._probe_subquery(e.expr, inner_ts, what)
+        self._account(int(inner_ts.size), what)
         inner = self.eval(e.expr, inner_ts)
+        self.budget.check()
         if not isinstance(inner, VectorSteps):
             if isinstance(inner, ScalarSteps):
                 inner = VectorSteps([()], inner.values[None, :], np.ones((1, inner_ts.size), dtype=bool))
@@ -557,7 +575,11 @@ class Evaluator:
         vals: list[Any] = []
         hists: list[ObjArr | None] = []
         ihm = inner.hist_mask() if inner.hist is not None else None
+        # The range vector copies the present points (timestamps and values) out of the inner result.
+        self._account(2 * int(np.count_nonzero(inner.present)), f"a subquery of {inner_ts.size:,} steps")
         for i, lbl in enumerate(inner.labels):
+            if i % 256 == 255:
+                self.budget.check()
             p = inner.present[i]
             if not p.any():
                 continue
@@ -568,6 +590,22 @@ class Evaluator:
                          if inner.hist is not None and ihm is not None and ihm[i].any() else None)
         return MatrixSteps(labels, tss, vals, eff, rng,
                            hists=hists if any(h is not None for h in hists) else None)
+
+    def _probe_subquery(self, inner_expr: Expr, inner_ts: I64, what: str) -> None:
+        """Estimates a long subquery's memory before evaluating it: the inner expression at the
+        last subquery step tells how many series it yields; each costs ``inner_ts.size`` points in
+        the inner result and twice that in the range vector built from it."""
+        mark = self.budget.held
+        ann, stats = self.annotations, self.stats
+        self.annotations, self.stats = Annotations(), QueryStats()  # the probe leaves no trace
+        try:
+            probe = self.eval(inner_expr, inner_ts[-1:])
+        finally:
+            self.annotations, self.stats = ann, stats
+            self.budget.held = mark
+        rows = probe.num_series if isinstance(probe, VectorSteps) else 1
+        self._account(3 * rows * int(inner_ts.size), what)
+        self.budget.held = mark
 
     # ---- aggregation ----
 
@@ -581,6 +619,7 @@ class Evaluator:
         v = self.eval(e.expr, ts)
         if not isinstance(v, VectorSteps):
             raise QueryError(f"expected instant vector in aggregation {e.op}")
+        self.budget.check()
         before = (len(self.annotations.warnings), len(self.annotations.infos))
         out = aggregations.aggregate(e.op, v, param, list(e.grouping), e.without, self.annotations,
                                      instant=self.instant)
@@ -591,7 +630,6 @@ class Evaluator:
             return e if e.op in ("topk", "bottomk") else e.expr
 
         self._mark_annotations(before, pick)
-        self._account(out.values.size)
         return out
 
     # ---- function calls ----
@@ -607,6 +645,12 @@ class Evaluator:
                     "end": self.end}[name] / 1000.0
             return ScalarSteps(np.full(ts.shape, secs))
         args: list[Value] = [self.eval(a, ts) for a in e.args]
+        self.budget.check()
+        # A function yields at most one row per input series and step: reserve that before it runs
+        # (a range function over a long subquery is where a query's memory goes).
+        self._account(max((a.num_series if isinstance(a, VectorSteps) else len(a.labels)
+                           for a in args if isinstance(a, VectorSteps | MatrixSteps)), default=1) * ts.shape[0],
+                      f"function {name}")
         before = (len(self.annotations.warnings), len(self.annotations.infos))
         impl = self.functions.get(name)
         ctx = FuncContext(step_times=ts, arg_exprs=list(e.args), annotations=self.annotations,
@@ -631,9 +675,29 @@ class Evaluator:
         if name in SORT_FUNCS and isinstance(out, VectorSteps):
             out = _sort_rows(name, out, args)
         self._mark_annotations(before, lambda msg: _annotated_arg(e, msg))
-        if isinstance(out, VectorSteps):
-            self._account(out.values.size)
         return out
+
+
+def value_points(v: Value) -> int:
+    """The points a value holds in memory (cells of a vector, samples of a range vector)."""
+    if isinstance(v, VectorSteps):
+        return int(v.values.size)
+    if isinstance(v, ScalarSteps):
+        return int(v.values.size)
+    if isinstance(v, MatrixSteps):
+        if v.flat_cache is not None:
+            return int(v.flat_cache.t.shape[0])
+        return sum(int(t.shape[0]) for t in v.timestamps)
+    return 0
+
+
+def _binary_estimate(e: BinaryExpr, lhs: Value, rhs: Value, k: int) -> int:
+    """At most the points a binary operation yields: ``or`` keeps both sides, others the larger."""
+    nl = lhs.num_series if isinstance(lhs, VectorSteps) else 0
+    nr = rhs.num_series if isinstance(rhs, VectorSteps) else 0
+    if nl == 0 and nr == 0:
+        return 0  # scalar op scalar: tiny
+    return (nl + nr if e.op == "or" else max(nl, nr)) * k
 
 
 def _unknown_hints(hs: ObjArr) -> ObjArr:
@@ -776,8 +840,9 @@ class Engine:
                              positions, query_text)
         ts = np.asarray([time_ms], dtype=np.int64)
         ev.stats_selectors = stats_selectors(expr)
-        val = ev.eval(expr, ts)
-        res = _finish(ev, val, ts, instant=True)
+        with running(ev.budget):
+            val = ev.eval(expr, ts)
+            res = _finish(ev, val, ts, instant=True)
         res.eval_time_ms = time_ms
         return res
 
@@ -803,8 +868,9 @@ class Engine:
                              positions, query_text)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         ev.stats_selectors = stats_selectors(expr)
-        val = ev.eval(expr, ts)
-        return _finish(ev, val, ts, instant=False)
+        with running(ev.budget):
+            val = ev.eval(expr, ts)
+            return _finish(ev, val, ts, instant=False)
 
 
 def _prepare(query: str | Expr, positions: Positions | None, query_text: str) -> tuple[Expr, Positions, str]:
@@ -819,6 +885,8 @@ def _type_name(t: ValueType) -> str:
 
 
 def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
+    ev.budget.check("result sorting")
+    ev.stats.peak_points = ev.budget.peak
     ann = ev.annotations
     if isinstance(val, str):
         if not instant:

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from clearsight.model.labels import METRIC_NAME, Labels, get
+from clearsight.query.budget import checkpoint
 from clearsight.query.promql.values import (
     F64,
     I64,
@@ -320,6 +321,8 @@ class RaggedWindows:
 
     def __iter__(self) -> Iterator[tuple[int, int, I64]]:
         for p in range(self.max_len):
+            if p % 256 == 255:
+                checkpoint()  # the running query's deadline and cancellation
             a = int(self._active[p])
             yield p, a, self.lo[:a] + p
 
@@ -340,6 +343,7 @@ def padded_windows(v: F64, lo: I64, cnt: I64, max_elems: int = 1 << 22) -> Itera
     vext = np.append(v, np.nan)
     pos = np.arange(width, dtype=np.int64)
     for s in range(0, w, step):
+        checkpoint()  # the running query's deadline and cancellation
         rows = slice(s, min(w, s + step))
         idx = lo[rows, None] + pos[None, :]
         valid = pos[None, :] < cnt[rows, None]

@@ -70,7 +70,7 @@ def histogram_json(h: FloatHistogram) -> dict[str, Any]:
 class QueryStats:
     samples_loaded: int = 0  # raw samples read from the store
     series_fetched: int = 0  # series returned by store selects
-    peak_points: int = 0  # largest intermediate (series x steps) value evaluated
+    peak_points: int = 0  # most points held at once (samples, intermediates; see query/budget.py)
 
 
 @dataclass

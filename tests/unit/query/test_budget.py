@@ -1,0 +1,137 @@
+"""Per-query memory accounting (query/budget.py and the engine's use of it): the max_samples limit
+is enforced before the points exist, names the limit, and counts what a query holds at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from clearsight.model.matchers import Matcher
+from clearsight.model.samples import SeriesData
+from clearsight.query.budget import TOO_MANY_SAMPLES, QueryBudget, QueryCanceled, checkpoint, running
+from clearsight.query.promql.engine import Engine
+from clearsight.query.promql.functions import FUNCTIONS
+from clearsight.query.promql.values import FuncContext, QueryLimitExceeded, QueryTimeout, Value
+from clearsight.store.memory import MemorySeriesSelector
+
+M = 60_000
+H = 3_600_000
+
+
+class RecordingSelector:
+    """A SeriesSelector that records the time range of every read."""
+
+    def __init__(self, inner: MemorySeriesSelector) -> None:
+        self.inner = inner
+        self.reads: list[tuple[int, int]] = []
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+        self.reads.append((start_ms, end_ms))
+        return self.inner.select(matchers, start_ms, end_ms)
+
+
+def counters(n: int, end_ms: int, every_ms: int = 15_000) -> MemorySeriesSelector:
+    s = MemorySeriesSelector()
+    ts = np.arange(0, end_ms + 1, every_ms, dtype=np.int64)
+    for i in range(n):
+        s.add((("__name__", "http_requests_total"), ("instance", f"i{i}")), ts, np.cumsum(np.ones(ts.size)))
+    return s
+
+
+def test_budget_reserve_and_settle() -> None:
+    b = QueryBudget(max_samples=100, deadline=float("inf"))
+    b.reserve(60, "x")
+    mark = b.held
+    b.reserve(30, "operand")
+    with pytest.raises(QueryLimitExceeded, match=TOO_MANY_SAMPLES) as ei:
+        b.reserve(20, "the output")
+    assert "query.max_samples=100" in str(ei.value) and "the output would need 20 points" in str(ei.value)
+    b.settle(mark, 5, "node")  # operands released, output held
+    assert b.held == 65 and b.peak == 90
+
+
+def test_budget_check_reports_timeout_and_cancel() -> None:
+    now = [0.0]
+    cancel = threading.Event()
+    b = QueryBudget(10, deadline=1.0, cancel=cancel, clock=lambda: now[0])
+    b.check()
+    now[0] = 2.0
+    with pytest.raises(QueryTimeout, match="query timed out in expression evaluation"):
+        b.check()
+    assert b.stopped_by == "timeout"
+    cancel.set()
+    with pytest.raises(QueryCanceled, match="canceled"):
+        b.check()
+    assert b.stopped_by == "canceled"
+
+
+def test_checkpoint_reaches_the_running_query_only() -> None:
+    checkpoint()  # no query on this thread: nothing to check
+    cancel = threading.Event()
+    cancel.set()
+    with running(QueryBudget(10, float("inf"), cancel)), pytest.raises(QueryCanceled):
+        checkpoint()
+    checkpoint()  # the budget is gone once the query ends
+
+
+def test_issue_query_is_refused_before_the_subquery_is_evaluated() -> None:
+    """The finding: sum(max_over_time(rate(x[5m])[1h:1s])) over 12 h at a 60 s step held 4.2 GB
+    before failing. Now a one-step probe of the inner expression finds how many series it yields
+    and the query fails with the named limit before the 46,800-step inner evaluation reads or
+    computes anything."""
+    sel = RecordingSelector(counters(50, 13 * H))
+    engine = Engine(max_samples=5_000_000)
+    with pytest.raises(QueryLimitExceeded, match=TOO_MANY_SAMPLES) as ei:
+        engine.range(sel, "sum(max_over_time(rate(http_requests_total[5m])[1h:1s]))", H, 13 * H, M)
+    assert "query.max_samples=5,000,000" in str(ei.value) and "subquery of 46,800 steps" in str(ei.value)
+    # Only the probe's read happened: 5 minutes before the last subquery step, not 13 hours.
+    assert len(sel.reads) == 1
+    lo, hi = sel.reads[0]
+    assert hi - lo < 5 * M + 1
+
+
+def test_same_query_runs_when_it_fits() -> None:
+    sel = RecordingSelector(counters(3, 13 * H))
+    res = Engine(max_samples=5_000_000).range(
+        sel, "sum(max_over_time(rate(http_requests_total[5m])[1h:1s]))", H, 13 * H, M)
+    assert len(res.series) == 1 and res.series[0].values.shape[0] == 721
+    assert np.allclose(res.series[0].values, 3 / 15)  # each counter rises 1 per 15 s
+    # The stats report the most points held at once: at least the subquery's range vector.
+    assert res.stats.peak_points >= 3 * 46_800 * 2
+
+
+def test_range_function_output_is_reserved_before_the_function_runs() -> None:
+    """rate() over many steps yields series x steps points: refused before rate computes them,
+    although the samples it reads fit."""
+    calls = []
+    rate = FUNCTIONS["rate"]
+
+    def counting_rate(ctx: FuncContext, args: list[Value]) -> Value:
+        calls.append(1)
+        return rate(ctx, args)
+
+    fns = dict(FUNCTIONS, rate=counting_rate)
+    store = counters(20, 3 * H)
+    engine = Engine(max_samples=20_000, functions=fns, max_points_per_series=20_000)
+    # 20 series x 721 samples loaded (14k) fit; 20 series x 10,801 steps of output do not.
+    with pytest.raises(QueryLimitExceeded, match=r"function rate would need 216,020 points"):
+        engine.range(store, "rate(http_requests_total[5m])", 0, 3 * H, 1000)
+    assert calls == []
+    engine.range(store, "rate(http_requests_total[5m])", 0, 3 * H, M)  # 181 steps fit
+    assert calls == [1]
+
+
+def test_operands_held_together_count_together() -> None:
+    """A selector loads 10 series x 20 samples (the 5 m lookback at 15 s) and yields 10 cells: 210
+    points at its peak. One side of a + b fits a 215-point budget; the right side while the left
+    side's 10 cells are still held does not."""
+    store = counters(10, H)
+    engine = Engine(max_samples=215)
+    res = engine.instant(store, "sum(http_requests_total)", H)
+    assert res.stats.peak_points == 210
+    # The right side: its 200 samples beside the left side's 10 cells, then 10 cells more.
+    with pytest.raises(QueryLimitExceeded, match="an instant vector selector would need 10 points while 210 are held"):
+        engine.instant(store, "http_requests_total + http_requests_total", H)
