@@ -15,6 +15,11 @@ from prometheus_client.registry import Collector
 
 from clearsight.store.interface import StoreStats
 
+# /metrics lists at most this many tenants by name (the first by name); the others are summed
+# under tenant="__other__", so rotating tenant ids cannot grow the exposition without bound.
+MAX_TENANT_LABELS = 100
+OTHER_TENANTS = "__other__"
+
 
 class SelfMetrics:
     def __init__(self) -> None:
@@ -56,8 +61,11 @@ class _StoreCollector(Collector):
         s = self._stats()
         active = GaugeMetricFamily("clearsight_active_series", "Series in the store, per tenant.",
                                    labels=["tenant"])
-        for tenant, n in sorted(s.active_series.items()):
+        tenants = sorted(s.active_series.items())
+        for tenant, n in tenants[:MAX_TENANT_LABELS]:
             active.add_metric([tenant], n)
+        if len(tenants) > MAX_TENANT_LABELS:
+            active.add_metric([OTHER_TENANTS], sum(n for _, n in tenants[MAX_TENANT_LABELS:]))
         yield active
         yield _gauge("clearsight_store_series", "Series in the store (all tenants).", s.total_series)
         yield _counter("clearsight_store_samples_written_total", "Samples committed to the store.",

@@ -22,12 +22,14 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from clearsight.api.admission import AdmissionMiddleware
 from clearsight.api.app import Services, create_app
 from clearsight.api.common import TenantOf
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.config import Config, parse_duration_ms, parse_listen
 from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
@@ -48,7 +50,7 @@ def make_tenant_of_metadata(cfg: Config) -> TenantOfMetadata:
         if trust:
             for k, v in metadata or ():
                 if k.lower() == header and v:
-                    return v.decode() if isinstance(v, bytes) else str(v)
+                    return validate_tenant(v.decode("latin-1") if isinstance(v, bytes) else str(v))
         return default
 
     return tenant_of
@@ -63,7 +65,7 @@ def make_tenant_of(cfg: Config) -> TenantOf:
         if trust:
             value = request.headers.get(header)
             if value:
-                return value
+                return validate_tenant(value)
         return default
 
     return tenant_of
@@ -151,9 +153,15 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _guarded(app: Any, cfg: Config) -> Any:
+    """``app`` behind the admission checks every listener applies (api/admission.py)."""
+    tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
+    return AdmissionMiddleware(app, tenant_header=tenant_header)
+
+
 def _uvicorn(app: Any, listen: str, cfg: Config) -> _Server:
     host, port = parse_listen(listen)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+    config = uvicorn.Config(_guarded(app, cfg), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False)
     return _Server(config)
