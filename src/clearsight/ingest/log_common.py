@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clearsight.model.labels import Labels
-from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge
+from clearsight.pipeline.errors import IngestError, InvalidInput, LimitExceeded, PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,12 @@ def check_attributes(keys: list[str], values: list[str], limits: LogLimits, wher
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
+def _invalid_label(message: str) -> IngestError:
+    return LogDecodeError(message, reason="invalid_label")
+
+
 def check_stream_labels(labels: Labels, limits: LogLimits, where: str,
-                        error: type[LogDecodeError] = LogDecodeError) -> None:
+                        error: Callable[[str], IngestError] = _invalid_label) -> None:
     """Stream labels: valid Prometheus names (else ``error``), lengths and count within limits."""
     if len(labels) > limits.max_labels_per_stream:
         raise LimitExceeded(
@@ -103,7 +108,7 @@ def check_stream_labels(labels: Labels, limits: LogLimits, where: str,
         )
     for n, v in labels:
         if not _LABEL_NAME.match(n):
-            raise error(f"{where}: invalid label name {n!r}", reason="invalid_label")
+            raise error(f"{where}: invalid label name {n!r}")
         if len(n) > limits.max_label_name_length:
             raise LimitExceeded(
                 "label_name_length",

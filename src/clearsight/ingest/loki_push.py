@@ -155,6 +155,10 @@ def snappy_block_decompress(body: bytes, limits: LogLimits) -> bytes:
         raise LokiPushError(f"invalid snappy body: {e}", reason="invalid_snappy") from None
 
 
+def _invalid_label(message: str) -> LokiPushError:
+    return LokiPushError(message, reason="invalid_labels")
+
+
 class _Streams:
     """Per-request stream bookkeeping shared by both encodings."""
 
@@ -168,7 +172,7 @@ class _Streams:
         if not labels:
             raise LokiPushError(f"{where}: at least one label pair is required per stream", reason="invalid_labels")
         canon: Labels = tuple(sorted((n, v) for n, v in labels.items() if v != ""))
-        check_stream_labels(canon, self.limits, where, LokiPushError)
+        check_stream_labels(canon, self.limits, where, _invalid_label)
         before = self.b.num_streams
         idx = self.b.stream(canon)
         if self.b.num_streams > before and self.b.num_streams > self.limits.max_streams_per_request:

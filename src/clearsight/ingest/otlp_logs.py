@@ -1,0 +1,223 @@
+"""OTLP logs (``ExportLogsServiceRequest``, protobuf or OTLP/JSON) -> ``LogBatch``.
+
+Pure: no store or API imports. Protobuf is parsed by upb (the opentelemetry-proto messages); OTLP/JSON
+is read with orjson, its hex ``traceId``/``spanId`` (the OTLP/JSON encoding, unlike the proto3 JSON
+mapping's base64) converted, then loaded into the same message with ``json_format.ParseDict``; both
+then go through one converter. ``MessageToDict`` is never used.
+
+Mapping, per log record:
+
+- ``timestamps``: ``timeUnixNano``, or ``observedTimeUnixNano`` when it is 0, or the decoder's
+  ``now_ns`` when both are 0 (OTLP: "use the observed time when the time is unknown"). Exact int ns.
+- ``severity_number`` (0-24; other values are an error) and ``severity_text`` as sent.
+- ``body``: a string body as is; other ``AnyValue`` kinds rendered like attributes (``true``,
+  ``42``, shortest double, base64 bytes, compact JSON for arrays and maps); an empty body is ``""``.
+- attributes: the record's attributes in wire order (values rendered as above), then
+  ``event.name`` when the record has an ``eventName``; the instrumentation scope's name and
+  version become ``otel.scope.name``/``otel.scope.version`` attributes.
+- ``trace_id`` (16 bytes) / ``span_id`` (8 bytes); any other non-empty length is an error.
+- resource: all resource attributes (keys as sent, values rendered as above).
+- stream labels: Loki's default OTLP index labels: these resource attributes with ``.``/``-``
+  replaced by ``_`` (``service.name`` -> ``service_name``); ``service_name`` is ``unknown_service``
+  when the resource has none (as Loki does).
+
+Errors: ``OtlpLogsError`` (400) with the field path (``resourceLogs[0].scopeLogs[1].logRecords[2].
+traceId``), ``LimitExceeded`` (400) for ``LogLimits``, ``PayloadTooLarge`` (413),
+``UnsupportedMediaType`` (415). Nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+from clearsight.ingest.log_common import (
+    INT64_MAX,
+    LogLimits,
+    check_attributes,
+    check_body_size,
+    check_stream_labels,
+    line_too_long,
+    too_many_entries,
+    too_many_streams,
+)
+from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, decompress, encoding_of
+from clearsight.model.labels import Labels
+from clearsight.model.logs import LogBatch, LogBatchBuilder
+from clearsight.pipeline.errors import InvalidInput
+from clearsight.pipeline.limits import WriteLimits
+
+ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest
+
+# Loki's default OTLP resource attributes promoted to stream (index) labels.
+STREAM_RESOURCE_ATTRIBUTES: tuple[str, ...] = (
+    "cloud.availability_zone",
+    "cloud.region",
+    "container.name",
+    "deployment.environment",
+    "k8s.cluster.name",
+    "k8s.container.name",
+    "k8s.cronjob.name",
+    "k8s.daemonset.name",
+    "k8s.deployment.name",
+    "k8s.job.name",
+    "k8s.namespace.name",
+    "k8s.replicaset.name",
+    "k8s.statefulset.name",
+    "service.instance.id",
+    "service.name",
+    "service.namespace",
+)
+_STREAM_NAMES = {a: a.replace(".", "_").replace("-", "_") for a in STREAM_RESOURCE_ATTRIBUTES}
+UNKNOWN_SERVICE = "unknown_service"
+
+
+class OtlpLogsError(OtlpInvalidInput):
+    """Malformed OTLP logs, with the offending field's path."""
+
+
+def decode_logs(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None = None,
+    *,
+    now_ns: int,
+    limits: LogLimits | None = None,
+) -> LogBatch:
+    """An OTLP/HTTP ``/v1/logs`` body (protobuf or JSON, optionally gzip/deflate) -> LogBatch."""
+    lim = limits or LogLimits()
+    check_body_size(body, lim)
+    enc = encoding_of(content_type)
+    wl = WriteLimits(max_body_bytes=lim.max_body_bytes, max_decompressed_bytes=lim.max_decompressed_bytes)
+    data = decompress(body, content_encoding, wl)
+    req = parse_json(data) if enc == "json" else parse_protobuf(data)
+    return convert_request(req, now_ns=now_ns, limits=lim)
+
+
+def parse_protobuf(data: bytes) -> Any:
+    req = ExportLogsServiceRequest()
+    try:
+        req.ParseFromString(data)
+    except Exception as e:
+        raise OtlpLogsError("", f"cannot parse protobuf ExportLogsServiceRequest: {e}") from None
+    return req
+
+
+def _hex_ids(doc: Any) -> None:
+    """OTLP/JSON ids are hex: rewrite them as base64 for ParseDict (in place)."""
+    if not isinstance(doc, dict):
+        raise OtlpLogsError("", "OTLP/JSON body must be an object")
+    rls = doc.get("resourceLogs", doc.get("resource_logs"))
+    if not isinstance(rls, list):
+        return
+    for ri, rl in enumerate(rls):
+        sls = rl.get("scopeLogs", rl.get("scope_logs")) if isinstance(rl, dict) else None
+        if not isinstance(sls, list):
+            continue
+        for si, sl in enumerate(sls):
+            recs = sl.get("logRecords", sl.get("log_records")) if isinstance(sl, dict) else None
+            if not isinstance(recs, list):
+                continue
+            for li, rec in enumerate(recs):
+                if not isinstance(rec, dict):
+                    continue
+                for key in ("traceId", "trace_id", "spanId", "span_id"):
+                    v = rec.get(key)
+                    if isinstance(v, str) and v:
+                        try:
+                            rec[key] = base64.b64encode(bytes.fromhex(v)).decode()
+                        except ValueError:
+                            path = f"resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}].{key}"
+                            raise OtlpLogsError(path, f"{v[:40]!r} is not hex") from None
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
+    _hex_ids(doc)
+    req = ExportLogsServiceRequest()
+    try:
+        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+    except RecursionError:
+        raise OtlpLogsError("", "JSON body is nested too deeply") from None
+    except (json_format.ParseError, ValueError, TypeError, binascii.Error) as e:
+        raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
+    return req
+
+
+def _str(v: Any, path: str) -> str:
+    try:
+        return any_value_to_str(v)
+    except InvalidInput as e:
+        raise OtlpLogsError(path, e.message) from None
+
+
+def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -> LogBatch:
+    """Maps a parsed ``ExportLogsServiceRequest`` (also the gRPC entry point)."""
+    lim = limits or LogLimits()
+    b = LogBatchBuilder()
+    max_line = lim.max_line_bytes
+    quarter = max_line // 4
+    n = 0
+    for ri, rl in enumerate(req.resource_logs):
+        rpath = f"resourceLogs[{ri}]"
+        res: dict[str, str] = {}
+        for ai, kv in enumerate(rl.resource.attributes):
+            res[kv.key] = _str(kv.value, f"{rpath}.resource.attributes[{ai}]")
+        stream: dict[str, str] = {_STREAM_NAMES[k]: v for k, v in res.items() if k in _STREAM_NAMES and v}
+        stream.setdefault("service_name", UNKNOWN_SERVICE)
+        slabels: Labels = tuple(sorted(stream.items()))
+        check_stream_labels(slabels, lim, f"{rpath}.resource", lambda m: OtlpLogsError(f"{rpath}.resource", m))
+        before = b.num_streams
+        sidx = b.stream(slabels)
+        if b.num_streams > before and b.num_streams > lim.max_streams_per_request:
+            raise too_many_streams(lim)
+        ridx = b.resource(tuple(sorted((k, v) for k, v in res.items() if v != "")))
+        for si, sl in enumerate(rl.scope_logs):
+            scope: list[tuple[str, str]] = []
+            if sl.scope.name:
+                scope.append(("otel.scope.name", sl.scope.name))
+            if sl.scope.version:
+                scope.append(("otel.scope.version", sl.scope.version))
+            records = sl.log_records
+            n += len(records)
+            if n > lim.max_entries_per_request:
+                raise too_many_entries(lim)
+            for li, lr in enumerate(records):
+                path = f"{rpath}.scopeLogs[{si}].logRecords[{li}]"
+                t = lr.time_unix_nano or lr.observed_time_unix_nano or now_ns
+                if t > INT64_MAX:
+                    raise OtlpLogsError(f"{path}.timeUnixNano", f"{t} is past the int64 nanosecond range")
+                sev = lr.severity_number
+                if not 0 <= sev <= 24:
+                    raise OtlpLogsError(f"{path}.severityNumber", f"{sev} is not a severity number (0-24)")
+                bv = lr.body
+                kind = bv.WhichOneof("value")
+                body = bv.string_value if kind == "string_value" else _str(bv, f"{path}.body")
+                if len(body) > quarter:
+                    size = len(body.encode("utf-8", "surrogatepass"))
+                    if size > max_line:
+                        raise line_too_long(size, lim, path)
+                attrs = [(kv.key, _str(kv.value, f"{path}.attributes[{ai}]"))
+                         for ai, kv in enumerate(lr.attributes)]
+                if lr.event_name:
+                    attrs.append(("event.name", lr.event_name))
+                if scope:
+                    attrs += scope
+                if attrs:
+                    check_attributes([k for k, _ in attrs], [v for _, v in attrs], lim, path)
+                tid = lr.trace_id
+                if tid and len(tid) != 16:
+                    raise OtlpLogsError(f"{path}.traceId", f"must be 16 bytes, got {len(tid)}")
+                sid = lr.span_id
+                if sid and len(sid) != 8:
+                    raise OtlpLogsError(f"{path}.spanId", f"must be 8 bytes, got {len(sid)}")
+                b.add(sidx, t, body, sev, lr.severity_text, attrs, tid, sid, ridx)
+    return b.build()

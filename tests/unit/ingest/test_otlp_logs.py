@@ -1,0 +1,191 @@
+"""OTLP logs decoder: the OTLP/JSON samples, the SDK's own protobuf encoding, errors, limits, fuzz."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+
+from clearsight.ingest import otlp_logs as ol
+from clearsight.ingest.log_common import LogLimits
+from clearsight.model.logs import LogBatch
+from clearsight.pipeline.errors import IngestError, LimitExceeded, UnsupportedMediaType
+
+OTLP = Path("/work/shared/conformance/otlp")
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+NOW = 1_800_000_000_000_000_000
+
+
+def _decode_json(doc: object, **kw: object) -> LogBatch:
+    return ol.decode_logs(orjson.dumps(doc), "application/json", now_ns=NOW, **kw)  # type: ignore[arg-type]
+
+
+def test_logs_json_sample() -> None:
+    b = ol.decode_logs((OTLP / "logs.json").read_bytes(), "application/json", now_ns=NOW)
+    e = b.entry(0)
+    assert e.timestamp == 1544712660300000000
+    assert e.severity_number == 10 and e.severity_text == "Information"
+    assert e.body == "Example log record"
+    assert e.trace_id == bytes.fromhex("5B8EFFF798038103D269B633813FC60C")
+    assert e.span_id == bytes.fromhex("EEE19B7EC3C1B174")
+    assert e.stream == (("service_name", "my.service"),)
+    assert e.resource == (("service.name", "my.service"),)
+    attrs = dict(e.attributes)
+    assert attrs["boolean.attribute"] == "true" and attrs["int.attribute"] == "10"
+    assert attrs["array.attribute"] == '["many","values"]'
+    assert attrs["map.attribute"] == '{"some.map.key":"some value"}'
+    assert attrs["otel.scope.name"] == "my.library"
+
+
+def test_events_json_sample_keeps_event_name_and_map_body() -> None:
+    b = ol.decode_logs((OTLP / "events.json").read_bytes(), "application/json", now_ns=NOW)
+    e = b.entry(0)
+    assert ("event.name", "browser.page_view") in e.attributes
+    assert orjson.loads(e.body)["title"] == "Free Online GUID Generator"
+
+
+def test_json_and_protobuf_agree_and_gzip() -> None:
+    doc = orjson.loads((OTLP / "logs.json").read_bytes())
+    for rl in doc["resourceLogs"]:
+        for sl in rl["scopeLogs"]:
+            for rec in sl["logRecords"]:
+                rec["traceId"] = bytes.fromhex(rec["traceId"]).hex() if "traceId" in rec else ""
+    from_json = _decode_json(doc)
+    req = ol.parse_json(orjson.dumps(doc))
+    from_pb = ol.decode_logs(gzip.compress(req.SerializeToString()), "application/x-protobuf", "gzip", now_ns=NOW)
+    assert from_json.entries() == from_pb.entries()
+
+
+def test_sdk_encoded_records() -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "checkout", "host.name": "h1",
+                                                       "k8s.namespace.name": "shop",
+                                                       "service.instance.id": "i-1"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("clearsight.test")
+    logger.emit(LogRecord(timestamp=1_700_000_000_123_456_789, severity_text="WARN",
+                          severity_number=SeverityNumber.WARN, body="disk /var is 91% full",
+                          attributes={"disk": "/var"}))
+    logger.emit(LogRecord(timestamp=1_700_000_001_000_000_000, severity_text="ERROR",
+                          severity_number=SeverityNumber.ERROR, body="boom"))
+    provider.shutdown()
+    body = encode_logs(exporter.get_finished_logs()).SerializeToString()
+    b = ol.decode_logs(body, "application/x-protobuf", now_ns=NOW)
+    assert b.body == ["disk /var is 91% full", "boom"]
+    assert [b.severity_text(j) for j in range(2)] == ["WARN", "ERROR"]
+    assert b.severity_number.tolist() == [13, 17]
+    assert b.streams == [(("k8s_namespace_name", "shop"), ("service_instance_id", "i-1"),
+                         ("service_name", "checkout"))]
+    assert ("host.name", "h1") in b.resources[int(b.resource_idx[0])]
+    assert ("disk", "/var") in b.attributes(0)
+    assert b.timestamps.tolist() == [1_700_000_000_123_456_789, 1_700_000_001_000_000_000]
+
+
+def test_time_falls_back_to_observed_then_now_and_unknown_service() -> None:
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"observedTimeUnixNano": "1700000000000000001", "body": {"intValue": "5"}},
+        {"body": {"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": False}}]}}},
+    ]}]}]}
+    b = _decode_json(doc)
+    assert b.timestamps.tolist() == [1700000000000000001, NOW]
+    assert b.body == ["5", '{"a":false}']
+    assert b.streams == [(("service_name", "unknown_service"),)]
+
+
+@pytest.mark.parametrize(
+    ("record", "path"),
+    [
+        ({"traceId": "zz"}, "resourceLogs[0].scopeLogs[0].logRecords[0].traceId"),
+        ({"traceId": "00ff"}, "resourceLogs[0].scopeLogs[0].logRecords[0].traceId"),
+        ({"spanId": "00ff"}, "resourceLogs[0].scopeLogs[0].logRecords[0].spanId"),
+        ({"severityNumber": 99}, "resourceLogs[0].scopeLogs[0].logRecords[0].severityNumber"),
+        ({"timeUnixNano": str(2**64 - 1)}, "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano"),
+    ],
+)
+def test_errors_name_the_field(record: dict[str, object], path: str) -> None:
+    with pytest.raises(ol.OtlpLogsError) as ei:
+        _decode_json({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]})
+    assert ei.value.field == path
+
+
+def test_parse_errors_and_media_type() -> None:
+    with pytest.raises(ol.OtlpLogsError, match="cannot parse protobuf"):
+        ol.decode_logs(b"\x0a\xff", "application/x-protobuf", now_ns=NOW)
+    with pytest.raises(ol.OtlpLogsError, match="cannot parse OTLP/JSON"):
+        ol.decode_logs(b'{"resourceLogs": 3}', "application/json", now_ns=NOW)
+    with pytest.raises(UnsupportedMediaType):
+        ol.decode_logs(b"", "text/plain", now_ns=NOW)
+
+
+def test_limits() -> None:
+    recs = [{"body": {"stringValue": "x" * 20}}] * 3
+    doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": recs}]}]}
+    with pytest.raises(LimitExceeded, match=r"logRecords\[0\]: line of 20 bytes exceeds the limit of 10"):
+        _decode_json(doc, limits=LogLimits(max_line_bytes=10))
+    with pytest.raises(LimitExceeded, match="more than 2 entries"):
+        _decode_json(doc, limits=LogLimits(max_entries_per_request=2))
+    attrs = [{"key": f"k{i}", "value": {"stringValue": "v"}} for i in range(5)]
+    with pytest.raises(LimitExceeded, match="5 attributes exceed the limit of 4"):
+        _decode_json({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": attrs}]}]}]},
+                     limits=LogLimits(max_attributes_per_entry=4))
+    two = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": s}}]}}
+                            for s in "ab"]}
+    with pytest.raises(LimitExceeded, match="more than 1 streams"):
+        _decode_json(two, limits=LogLimits(max_streams_per_request=1))
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_protobuf_bytes(data: bytes) -> None:
+    try:
+        b = ol.decode_logs(data, "application/x-protobuf", now_ns=NOW)
+    except IngestError as e:
+        assert e.message
+    else:
+        assert len(b.body) == len(b)
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_mutated_sample(data: bytes) -> None:
+    base = ol.parse_json((OTLP / "logs.json").read_bytes()).SerializeToString()
+    cut = len(data) % (len(base) + 1)
+    try:
+        ol.decode_logs(base[:cut] + data + base[cut:], "application/x-protobuf", now_ns=NOW)
+    except IngestError as e:
+        assert e.message
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["resourceLogs", "scopeLogs", "logRecords", "body", "traceId", "spanId",
+                         "attributes", "key", "value", "stringValue", "timeUnixNano", "severityNumber",
+                         "kvlistValue", "values", "x"]), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@FUZZ
+@given(json_values)
+def test_fuzz_json(doc: object) -> None:
+    try:
+        b = _decode_json(doc)
+    except IngestError as e:
+        assert e.message
+    else:
+        assert len(b.body) == len(b)
+
+
+def test_request_type_is_the_otlp_one() -> None:
+    assert ol.ExportLogsServiceRequest is ExportLogsServiceRequest
