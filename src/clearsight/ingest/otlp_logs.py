@@ -152,6 +152,11 @@ def parse_json(data: bytes) -> Any:
     return req
 
 
+def _invalid_label(message: str) -> OtlpLogsError:
+    field, _, description = message.partition(": ")
+    return OtlpLogsError(field, description)
+
+
 def _str(v: Any, path: str) -> str:
     try:
         return any_value_to_str(v)
@@ -174,7 +179,7 @@ def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -
         stream: dict[str, str] = {_STREAM_NAMES[k]: v for k, v in res.items() if k in _STREAM_NAMES and v}
         stream.setdefault("service_name", UNKNOWN_SERVICE)
         slabels: Labels = tuple(sorted(stream.items()))
-        check_stream_labels(slabels, lim, f"{rpath}.resource", lambda m: OtlpLogsError(f"{rpath}.resource", m))
+        check_stream_labels(slabels, lim, f"{rpath}.resource", _invalid_label)
         before = b.num_streams
         sidx = b.stream(slabels)
         if b.num_streams > before and b.num_streams > lim.max_streams_per_request:
