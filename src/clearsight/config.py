@@ -51,6 +51,9 @@ class ServerConfig:
     otlp_grpc_listen: str = "127.0.0.1:4317"  # "" disables OTLP/gRPC
     shutdown_timeout: str = "30s"
     ingest_workers: int = 4  # threads decoding write requests (remote-write, OTLP/HTTP)
+    # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
+    # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
+    allowed_hosts: str = ""
 
 
 @dataclass

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from clearsight.api.admission import AdmissionMiddleware
+from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.app import Services, create_app
 from clearsight.api.common import TenantOf
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
@@ -156,7 +157,10 @@ class _Server(uvicorn.Server):
 def _guarded(app: Any, cfg: Config) -> Any:
     """``app`` behind the admission checks every listener applies (api/admission.py)."""
     tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
-    return AdmissionMiddleware(app, tenant_header=tenant_header)
+    listens = [cfg.server.listen, cfg.server.otlp_http_listen]
+    served = served_hosts([parse_listen(x)[0] for x in listens if x] + [socket.gethostname()],
+                          cfg.server.allowed_hosts)
+    return AdmissionMiddleware(app, tenant_header=tenant_header, served=served)
 
 
 def _uvicorn(app: Any, listen: str, cfg: Config) -> _Server:

@@ -2,6 +2,12 @@
 
 ``AdmissionMiddleware`` (ASGI, outermost, on every HTTP listener) refuses:
 
+- a ``Host`` header naming a host this server does not serve: 421 (Misdirected Request). This
+  defends against DNS rebinding: a web page on ``evil.example`` whose name is re-pointed at
+  127.0.0.1 makes the browser send ``Host: evil.example``. Served: ``localhost``, ``127.0.0.1``,
+  ``::1``, the hosts of the configured listen addresses, ``server.allowed_hosts`` (``*`` serves
+  every host) and any IP literal (a browser only sends an IP as Host when the page's own origin is
+  that IP, which rebinding cannot produce). A request without ``Host`` (HTTP/1.0) is let in;
 - a tenant header that is not a valid tenant id (``pipeline/tenant.py``), when the tenant header
   is trusted: 400 (``bad_data``), so no surface, read or write, ever sees an invalid tenant.
 
@@ -10,6 +16,9 @@ body is never read.
 """
 
 from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,17 +38,67 @@ async def refuse(send: Send, status: int, message: str, headers: list[tuple[byte
     await send({"type": "http.response.body", "body": body})
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def served_hosts(listen_hosts: Iterable[str], allowed_hosts: str) -> frozenset[str] | None:
+    """The host names a server answers for (lower case), or None when every host is served
+    (``*`` in the comma-separated ``allowed_hosts``)."""
+    extra = [h.strip().lower() for h in allowed_hosts.split(",") if h.strip()]
+    if "*" in extra:
+        return None
+    names = {*LOOPBACK_NAMES, *extra, *(h.strip("[]").lower() for h in listen_hosts if h)}
+    return frozenset(n.rstrip(".") for n in names)
+
+
+def host_is_served(host: str, served: frozenset[str] | None) -> bool:
+    """Whether a ``Host`` header value (``name``, ``name:port``, ``[v6]:port``) names a served host."""
+    if served is None:
+        return True
+    h = host.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        if end < 0 or (h[end + 1:] and not (h[end + 1] == ":" and h[end + 2:].isdigit())):
+            return False
+        name = h[1:end]
+    elif ":" in h:
+        name, _, port = h.rpartition(":")
+        if not port.isdigit():
+            return False
+    else:
+        name = h
+    name = name.rstrip(".")
+    if name in served:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class AdmissionMiddleware:
-    def __init__(self, app: ASGIApp, *, tenant_header: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, tenant_header: str | None,
+                 served: frozenset[str] | None = None) -> None:
         """``tenant_header``: the trusted tenant header's name, or None when it is not trusted
-        (then every request uses the default tenant and the header is ignored)."""
+        (then every request uses the default tenant and the header is ignored). ``served``: from
+        ``served_hosts``; None serves every host."""
         self.app = app
         self.tenant_header = tenant_header.lower().encode("latin-1") if tenant_header else None
+        self.served = served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.served is not None:
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value.decode("latin-1")
+                    if not host_is_served(host, self.served):
+                        await refuse(send, 421, f"Host {host[:256]!r} is not served here (DNS rebinding "
+                                                "protection): add it to server.allowed_hosts")
+                        return
         if self.tenant_header is not None:
             for name, value in scope["headers"]:
                 if name == self.tenant_header and value:

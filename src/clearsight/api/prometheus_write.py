@@ -1,7 +1,9 @@
 """``POST /api/v1/write``: Prometheus remote-write 1.0 receiver.
 
 204 on success (after commit); 400 for malformed input (clients do not retry); 413 oversize;
-415 for remote-write 2.0 / unknown content types; 429/503 with Retry-After when overloaded.
+415 for a missing Content-Type, remote-write 2.0 and unknown content types (checked before the body
+is read: a browser cannot send application/x-protobuf without a CORS preflight); 429/503 with
+Retry-After when overloaded.
 400 naming the count when samples were older than the out-of-order window (the rest is committed).
 """
 
@@ -18,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clearsight.api.common import TenantOf, ingest_error_response, read_body
-from clearsight.ingest.remote_write import decode_write_request
+from clearsight.ingest.remote_write import check_content_type, decode_write_request
 from clearsight.model.samples import SampleBatch
-from clearsight.pipeline.errors import IngestError
+from clearsight.pipeline.errors import IngestError, UnsupportedMediaType
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.selfmetrics import SelfMetrics
@@ -39,11 +41,16 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
     async def remote_write(request: Request) -> Response:
         try:
             tenant = tenant_of(request)
+            content_type = request.headers.get("content-type")
+            if not (content_type or "").strip():
+                # Prometheus always sends it; a browser cannot send it without a CORS preflight.
+                raise UnsupportedMediaType("missing Content-Type: remote-write 1.0 expects 'application/x-protobuf'")
+            check_content_type(content_type)  # 415 before the body is read
             body = await read_body(request, limits.max_body_bytes)
             decode = functools.partial(
                 decode_write_request, body,
                 content_encoding=request.headers.get("content-encoding"),
-                content_type=request.headers.get("content-type"), limits=limits)
+                content_type=content_type, limits=limits)
 
             def decode_and_submit() -> tuple[SampleBatch, concurrent.futures.Future[AppendResult]]:
                 # Decoding and validation run off the event loop (the Cython walk releases the GIL).

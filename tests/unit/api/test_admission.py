@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from clearsight.api.admission import AdmissionMiddleware
+from clearsight.api.admission import AdmissionMiddleware, host_is_served, served_hosts
 
 
 def _app(seen: list[str]) -> Starlette:
@@ -47,3 +48,41 @@ def test_tenant_header_ignored_when_not_trusted() -> None:
     seen: list[str] = []
     app = AdmissionMiddleware(_app(seen), tenant_header=None)
     assert _request(app, "GET", {"X-Scope-OrgID": "../../etc"}).status_code == 200
+
+
+SERVED = served_hosts(["127.0.0.1", "0.0.0.0"], "metrics.internal, Grafana.Example.")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:9800", "localhost:9800", "LOCALHOST", "[::1]:9800", "[::1]", "metrics.internal:80",
+     "grafana.example", "grafana.example.:9800", "10.1.2.3:9800", "[fe80::1]:9800", "0.0.0.0:9800"],
+)
+def test_served_hosts(host: str) -> None:
+    assert host_is_served(host, SERVED)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example", "evil.example:9800", "127.0.0.1.evil.example", "localhost.evil.example:80",
+     "metrics.internal:x", "[::1", "[::1]x", "", "sub.metrics.internal"],
+)
+def test_unserved_hosts(host: str) -> None:
+    assert not host_is_served(host, SERVED)
+
+
+def test_star_serves_every_host() -> None:
+    assert served_hosts(["127.0.0.1"], "a.example,*") is None
+    assert host_is_served("evil.example", None)
+
+
+def test_dns_rebinding_host_is_421_before_any_route() -> None:
+    seen: list[str] = []
+    app = AdmissionMiddleware(_app(seen), tenant_header=None, served=served_hosts(["127.0.0.1"], ""))
+    r = _request(app, "POST", {}, host="rebind.evil.example:9800")
+    assert r.status_code == 421
+    assert "not served here" in r.json()["error"] and "server.allowed_hosts" in r.json()["error"]
+    assert seen == []
+    assert _request(app, "GET", {}, host="127.0.0.1:9800").status_code == 200
+    assert _request(app, "GET", {}, host="localhost:9800").status_code == 200
+    assert seen == ["default", "default"]
