@@ -50,6 +50,8 @@ class ServerConfig:
     otlp_http_listen: str = "127.0.0.1:4318"  # "" disables the extra listener
     otlp_grpc_listen: str = "127.0.0.1:4317"  # "" disables OTLP/gRPC
     shutdown_timeout: str = "30s"
+    cors_origins: str = ""  # comma-separated origins allowed by CORS ("*" for any); "" = no CORS headers
+    enable_admin_api: bool = False  # Prometheus' --web.enable-admin-api (delete_series, clean_tombstones)
     ingest_workers: int = 4  # threads decoding write requests (remote-write, OTLP/HTTP)
     # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
     # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
@@ -71,6 +73,7 @@ class QueryConfig:
     max_samples: int = 50_000_000
     lookback_delta: str = "5m"
     max_points_per_series: int = 11_000
+    slow_query_log_threshold: str = ""  # log queries slower than this duration; "" = off
 
 
 @dataclass
@@ -92,6 +95,7 @@ class GlobalConfig:
 class LogConfig:
     level: str = "info"
     format: str = "json"  # json | text
+    access_log: bool = False  # one JSON line per HTTP request (logger clearsight.access)
 
 
 @dataclass
@@ -187,6 +191,15 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: log.format: must be json or text")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", cfg.tenancy.default_tenant):
         raise ConfigError(f"{cfg.source}: tenancy.default_tenant: invalid tenant id")
+    if cfg.query.slow_query_log_threshold:
+        try:
+            parse_duration_ms(cfg.query.slow_query_log_threshold)
+        except ValueError as e:
+            raise ConfigError(f"{cfg.source}: query.slow_query_log_threshold: {e}") from None
+    for origin in filter(None, (o.strip() for o in cfg.server.cors_origins.split(","))):
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigError(f"{cfg.source}: server.cors_origins: invalid origin {origin!r} "
+                              "(expected \"*\" or scheme://host[:port], comma-separated)")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
 

@@ -16,9 +16,12 @@ from starlette.routing import BaseRoute
 from clearsight import __version__
 from clearsight.api.common import ApiError, TenantOf, error_response, success
 from clearsight.api.discovery import make_discovery_handlers
+from clearsight.api.http_middleware import install_http_middleware
+from clearsight.api.openapi_params import document_plain_routes, route_kwargs
 from clearsight.api.ops import make_ops_handlers
 from clearsight.api.prometheus_query import make_query_handlers
 from clearsight.api.prometheus_read import make_read_handlers
+from clearsight.api.prometheus_status import make_status_routes
 from clearsight.api.prometheus_write import make_remote_write_handler
 from clearsight.config import Config
 from clearsight.pipeline.ingestor import MetricsIngestor
@@ -108,7 +111,12 @@ def create_app(s: Services) -> FastAPI:
     if s.targets is not None:
         api.append(("/api/v1/targets", _targets_handler(s.targets), ["GET"],
                     "Scrape targets and their health (state=any|active|dropped, scrapePool)."))
+    api += make_status_routes(s.config, s.store, s.tenant_of, s.readiness)
     for path, handler, methods, summary in api:
-        app.add_api_route(path, handler, methods=methods, summary=summary, response_class=Response)
+        for method in methods:  # one operation per method: unique operation ids in /docs
+            app.add_api_route(path, handler, methods=[method], summary=summary, response_class=Response,
+                              **route_kwargs(path, method))
     app.router.routes.extend(s.extra_routes)
+    document_plain_routes(app)
+    install_http_middleware(app, s.config)
     return app
