@@ -56,6 +56,11 @@ class ServerConfig:
     # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
     # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
     allowed_hosts: str = ""
+    header_read_timeout: str = "10s"  # request line + headers must arrive within this (slowloris)
+    body_read_timeout: str = "60s"  # the whole body must arrive within this, else 408
+    keep_alive_timeout: str = "15s"  # idle keep-alive connections are closed after this
+    max_connections: int = 1000  # per HTTP listener; beyond it requests get 503 (0: unlimited)
+    max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies held at once; beyond: 503
 
 
 @dataclass
@@ -129,6 +134,7 @@ _DURATION_KEYS = {
     ("storage", "retention_check_interval"), ("query", "timeout"), ("query", "lookback_delta"),
     ("global", "scrape_interval"), ("global", "scrape_timeout"),
 }
+_DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_timeout"), ("server", "keep_alive_timeout")}
 _LISTEN_KEYS = {("server", "listen"), ("server", "otlp_http_listen"), ("server", "otlp_grpc_listen")}
 
 

@@ -25,6 +25,7 @@ from starlette.requests import Request
 
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.app import Services, create_app
+from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.common import TenantOf
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
@@ -160,14 +161,20 @@ def _guarded(app: Any, cfg: Config) -> Any:
     listens = [cfg.server.listen, cfg.server.otlp_http_listen]
     served = served_hosts([parse_listen(x)[0] for x in listens if x] + [socket.gethostname()],
                           cfg.server.allowed_hosts)
-    return AdmissionMiddleware(app, tenant_header=tenant_header, served=served)
+    bounded = BodyLimitMiddleware(app, max_request_bytes=cfg.limits.max_body_bytes,
+                                  max_inflight_bytes=cfg.server.max_inflight_body_bytes,
+                                  body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
+    return AdmissionMiddleware(bounded, tenant_header=tenant_header, served=served)
 
 
 def _uvicorn(app: Any, listen: str, cfg: Config) -> _Server:
     host, port = parse_listen(listen)
     config = uvicorn.Config(_guarded(app, cfg), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
-                            lifespan="off", server_header=False)
+                            lifespan="off", server_header=False,
+                            http=header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000),
+                            timeout_keep_alive=max(1, parse_duration_ms(cfg.server.keep_alive_timeout) // 1000),
+                            limit_concurrency=cfg.server.max_connections or None)
     return _Server(config)
 
 
