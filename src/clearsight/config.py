@@ -78,6 +78,9 @@ class QueryConfig:
     max_samples: int = 50_000_000
     lookback_delta: str = "5m"
     max_points_per_series: int = 11_000
+    max_concurrency: int = 0  # queries/heavy reads running at once; 0 = the number of CPUs
+    max_queue: int = 100  # reads waiting for a slot (fair per tenant); beyond it 503 + Retry-After
+    max_queue_duration: str = "10s"  # longest wait for a slot before 503 + Retry-After
     slow_query_log_threshold: str = ""  # log queries slower than this duration; "" = off
 
 
@@ -132,6 +135,7 @@ _SECTIONS: dict[str, str] = {
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
     ("storage", "retention_check_interval"), ("query", "timeout"), ("query", "lookback_delta"),
+    ("query", "max_queue_duration"),
     ("global", "scrape_interval"), ("global", "scrape_timeout"),
 }
 _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_timeout"), ("server", "keep_alive_timeout")}

@@ -29,10 +29,12 @@ from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_prot
 from clearsight.api.common import TenantOf
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
+from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.config import Config, parse_duration_ms, parse_listen
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
+from clearsight.query.governor import make_query_executor
 from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
@@ -137,9 +139,12 @@ def build(cfg: Config) -> Built:
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
                                          executor=ingest_executor)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
+    # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
+    query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route],
-                        targets=scraper.api_targets, ingest_executor=ingest_executor)
+                        targets=scraper.api_targets, ingest_executor=ingest_executor,
+                        query_governor=query_governor)
     return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
                  scraper=scraper)
 
@@ -235,6 +240,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     await scraper.stop()
     if s.ingest_executor is not None:
         s.ingest_executor.shutdown(wait=False)
+    if s.query_governor is not None:
+        s.query_governor.executor.shutdown(wait=False, cancel_futures=True)
     if grpc_server is not None:
         await loop.run_in_executor(None, lambda: grpc_server.stop(5).wait())
     retention_task.cancel()

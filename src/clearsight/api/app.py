@@ -23,8 +23,10 @@ from clearsight.api.prometheus_query import make_query_handlers
 from clearsight.api.prometheus_read import make_read_handlers
 from clearsight.api.prometheus_status import make_status_routes
 from clearsight.api.prometheus_write import make_remote_write_handler
+from clearsight.api.query_admission import make_governor
 from clearsight.config import Config
 from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.query.governor import QueryGovernor
 from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.interface import MetricsStore
 
@@ -46,6 +48,8 @@ class Services:
     targets: Callable[[str, str | None], dict[str, Any]] | None = None
     # The bounded pool that decodes write requests (apart from the default executor queries use).
     ingest_executor: Executor | None = None
+    # Admission control and the bounded pool for queries and heavy reads (query/governor.py).
+    query_governor: QueryGovernor | None = None
 
 
 def _timed(name: str, handler: Handler, metrics: SelfMetrics) -> Handler:
@@ -78,10 +82,11 @@ def create_app(s: Services) -> FastAPI:
                   description="Self-hosted observability: Prometheus-compatible metrics API.")
     m = s.metrics
     ops = make_ops_handlers(m, s.readiness)
-    read = make_read_handlers(s.store, s.tenant_of)
+    gov = s.query_governor if s.query_governor is not None else make_governor(s.config.query)
+    read = make_read_handlers(s.store, s.tenant_of, gov)
     write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m, s.ingest_executor)
-    query = make_query_handlers(s.store, s.config.query, s.tenant_of)
-    disco = make_discovery_handlers(s.store, s.tenant_of)
+    query = make_query_handlers(s.store, s.config.query, s.tenant_of, gov)
+    disco = make_discovery_handlers(s.store, s.tenant_of, gov)
     api = [
         ("/health", ops["health"], ["GET"], "Liveness: 200 while the process serves HTTP."),
         ("/ready", ops["ready"], ["GET"], "Readiness: 200 when the store is open and its writer alive."),

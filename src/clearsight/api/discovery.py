@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,19 +20,20 @@ from clearsight.api.common import (
     MIN_TIME_MS,
     ApiError,
     TenantOf,
-    error_response,
     format_float,
     format_ts,
     limit_param,
     params,
-    run_blocking,
     success,
     time_param,
 )
 from clearsight.api.prometheus_query import parse_step_ms
 from clearsight.api.prometheus_read import parse_match_params
+from clearsight.api.query_admission import api_error_response, governed, make_governor
+from clearsight.config import QueryConfig
 from clearsight.model.labels import METRIC_NAME, Labels
 from clearsight.model.samples import stale_mask
+from clearsight.query.governor import QueryGovernor
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -66,7 +66,11 @@ def build_catalog(series: list[Labels], values_limit: int) -> dict[str, dict[str
     return result
 
 
-def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Handler]:
+def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf,
+                            governor: QueryGovernor | None = None) -> dict[str, Handler]:
+    """Catalog and latest; their store reads run under ``governor`` (admission, the query pool)."""
+    gov = governor if governor is not None else make_governor(QueryConfig())
+
     async def catalog(request: Request) -> Response:
         try:
             p = await params(request)
@@ -75,13 +79,17 @@ def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[st
             end = time_param(p, "end", MAX_TIME_MS)
             values_limit = limit_param(p, "values_limit") or DEFAULT_VALUES_LIMIT
             tenant = tenant_of(request)
-            series = await run_blocking(functools.partial(store.series, tenant, matchers, start, end,
-                                                      MAX_CATALOG_SERIES + 1))
+            def read() -> tuple[list[Labels], dict[str, Any]]:
+                series = store.series(tenant, matchers, start, end, MAX_CATALOG_SERIES + 1)
+                if len(series) > MAX_CATALOG_SERIES:
+                    return series, {}
+                return series, dict(store.metadata(tenant, None, None, 1))
+
+            series, md = await governed(gov, request, tenant, read)
             if len(series) > MAX_CATALOG_SERIES:
                 raise ApiError("bad_data", f"more than {MAX_CATALOG_SERIES} series match: narrow it with match[]")
-            md = await run_blocking(functools.partial(store.metadata, tenant, None, None, 1))
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
         data = build_catalog(series, values_limit)
         for name, entry in data.items():
             meta = md.get(name)
@@ -97,16 +105,21 @@ def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[st
             lookback = parse_step_ms(str(p.get("lookback") or "5m"), "lookback")
             limit = limit_param(p)
             tenant = tenant_of(request)
-            out: dict[Labels, tuple[int, float]] = {}
-            for ms in matcher_sets:
-                data = await run_blocking(functools.partial(store.select, tenant, ms, at - lookback, at))
-                for i in range(len(data)):
-                    labels, ts, vals = data.series(i)
-                    if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
-                        continue
-                    out[labels] = (int(ts[-1]), float(vals[-1]))
+
+            def read() -> dict[Labels, tuple[int, float]]:
+                out: dict[Labels, tuple[int, float]] = {}
+                for ms in matcher_sets:
+                    data = store.select(tenant, ms, at - lookback, at)
+                    for i in range(len(data)):
+                        labels, ts, vals = data.series(i)
+                        if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
+                            continue
+                        out[labels] = (int(ts[-1]), float(vals[-1]))
+                return out
+
+            out = await governed(gov, request, tenant, read)
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
         items = sorted(out.items())
         warnings = []
         if limit is not None and len(items) > limit:

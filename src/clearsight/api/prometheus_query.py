@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +20,6 @@ from starlette.responses import Response
 from clearsight.api.common import (
     ApiError,
     TenantOf,
-    error_response,
     format_float,
     format_floats,
     format_timestamps,
@@ -32,10 +29,13 @@ from clearsight.api.common import (
     parse_time_ms,
     success,
 )
+from clearsight.api.query_admission import Deadline, api_error_response, make_governor, run_read
 from clearsight.config import QueryConfig, parse_duration_ms
+from clearsight.query.budget import QueryCanceled
+from clearsight.query.governor import QueryGovernor
 from clearsight.query.promql import values as qv
 from clearsight.query.promql.ast import Expr, ValueType
-from clearsight.query.promql.engine import Engine, QueryCanceled
+from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.parser import ParseError, parse_with_positions
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
 from clearsight.query.promql.result import QueryResult, histogram_json
@@ -128,33 +128,11 @@ def stats_json(result: QueryResult) -> dict[str, Any]:
             "series": {"fetched": st.series_fetched}}
 
 
-_T = TypeVar("_T")
-
-
-async def _run_cancellable(request: Request, fn: Callable[[threading.Event], _T]) -> _T:
-    """Runs the engine (and the response encoding) in a worker thread, off the event loop; a client
-    disconnect sets the cancel event."""
-    cancel = threading.Event()
-    loop = asyncio.get_running_loop()
-    fut = loop.run_in_executor(None, fn, cancel)
-
-    async def watch() -> None:
-        while not fut.done():
-            if await request.is_disconnected():
-                cancel.set()
-                return
-            await asyncio.sleep(0.1)
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return await fut
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
-
-def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: TenantOf) -> dict[str, Handler]:
+def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: TenantOf,
+                        governor: QueryGovernor | None = None) -> dict[str, Handler]:
+    """The query handlers. Queries run under ``governor`` (admission, fairness, the query pool; one
+    is made from ``cfg`` when none is given)."""
+    gov = governor if governor is not None else make_governor(cfg)
     default_timeout_s = parse_duration_ms(cfg.timeout) / 1000
     lookback_ms = parse_duration_ms(cfg.lookback_delta)
 
@@ -167,6 +145,10 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             return default_timeout_s
         return min(default_timeout_s, parse_step_ms(str(raw), "timeout") / 1000)
 
+    def _deadline(p: ImmutableMultiDict[str, Any], arrived: float) -> Deadline:
+        """The request's deadline: ``timeout`` (at most ``query.timeout``) from its arrival."""
+        return Deadline(_timeout(p), start=arrived)
+
     def _respond(result: QueryResult, p: ImmutableMultiDict[str, Any], limit: int | None,
                  at_ms: int) -> Response:
         data, warnings = encode_result(result, at_ms, limit)
@@ -174,17 +156,18 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             data["stats"] = stats_json(result)
         return success(data, [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None)
 
-    async def _execute(request: Request, run: Callable[[threading.Event, float], Response],
-                       p: ImmutableMultiDict[str, Any]) -> Response:
-        timeout = _timeout(p)
+    async def _execute(request: Request, tenant: str, run: Callable[[threading.Event, float], Response],
+                       deadline: Deadline) -> Response:
         try:
-            return await _run_cancellable(request, lambda cancel: run(cancel, timeout))
+            return await run_read(gov, request, tenant, run, deadline)
+        except ApiError:
+            raise  # admission: unavailable, timed out or canceled in the queue
         except ParseError as e:
             raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
         except QueryCanceled as e:
             raise ApiError("canceled", str(e)) from None
         except qv.QueryTimeout as e:
-            raise ApiError("timeout", f"query timed out in expression evaluation: {e}") from None
+            raise ApiError("timeout", str(e)) from None
         except qv.QueryError as e:
             raise ApiError("execution", str(e)) from None
         except Exception as e:
@@ -192,6 +175,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             raise ApiError("internal", f"internal error evaluating the query: {type(e).__name__}: {e}") from None
 
     async def instant(request: Request) -> Response:
+        arrived = time.monotonic()
         try:
             p = await params(request)
             q = _query_param(p)
@@ -206,11 +190,12 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                                         positions=positions, query_text=q)
                 return _respond(result, p, limit, t)  # encoded in the worker thread too
 
-            return await _execute(request, run, p)
+            return await _execute(request, tenant, run, _deadline(p, arrived))
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
 
     async def range_query(request: Request) -> Response:
+        arrived = time.monotonic()
         try:
             p = await params(request)
             q = _query_param(p)
@@ -241,23 +226,23 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                                       cancel=cancel, positions=positions, query_text=q)
                 return _respond(result, p, limit, start)  # encoded in the worker thread too
 
-            return await _execute(request, run, p)
+            return await _execute(request, tenant, run, _deadline(p, arrived))
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
 
     async def format_query(request: Request) -> Response:
         try:
             p = await params(request)
             return success(prettify_expr(_parse(_query_param(p))[0]))
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
 
     async def parse_query(request: Request) -> Response:
         try:
             p = await params(request)
             return success(ast_to_json(_parse(_query_param(p))[0]))
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
 
     return {"query": instant, "query_range": range_query, "format_query": format_query, "parse_query": parse_query}
 

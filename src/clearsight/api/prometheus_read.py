@@ -16,14 +16,15 @@ from clearsight.api.common import (
     MIN_TIME_MS,
     ApiError,
     TenantOf,
-    error_response,
     limit_param,
     params,
-    run_blocking,
     success,
     time_param,
 )
+from clearsight.api.query_admission import api_error_response, governed, make_governor
+from clearsight.config import QueryConfig
 from clearsight.model.matchers import Matcher
+from clearsight.query.governor import QueryGovernor
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -64,7 +65,12 @@ def _truncate(items: Sequence[Any], limit: int | None) -> tuple[list[Any], list[
 Lister = Callable[[str, list[list[Matcher]], int, int, int | None], Sequence[Any]]
 
 
-def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Handler]:
+def make_read_handlers(store: MetricsStore, tenant_of: TenantOf,
+                       governor: QueryGovernor | None = None) -> dict[str, Handler]:
+    """The metadata handlers; their store reads run under ``governor`` (admission control, the
+    query pool)."""
+    gov = governor if governor is not None else make_governor(QueryConfig())
+
     def listing(lister: Callable[[Request], Lister], match_required: bool,
                 render: Callable[[list[Any]], Any] = lambda items: items) -> Handler:
         """A handler for match[]/start/end/limit listings: fetch one more than ``limit`` to know
@@ -78,9 +84,10 @@ def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Ha
                 limit = limit_param(p)
                 tenant = tenant_of(request)
                 fetch = None if limit is None else limit + 1
-                found = await run_blocking(functools.partial(lister(request), tenant, matchers, start, end, fetch))
+                found = await governed(gov, request, tenant,
+                                       functools.partial(lister(request), tenant, matchers, start, end, fetch))
             except ApiError as e:
-                return error_response(e)
+                return api_error_response(e)
             items, warnings = _truncate(found, limit)
             return success(render(items), warnings)
 
@@ -106,9 +113,10 @@ def make_read_handlers(store: MetricsStore, tenant_of: TenantOf) -> dict[str, Ha
             per_metric = limit_param(p, "limit_per_metric")
             metric = p.get("metric") or None
             tenant = tenant_of(request)
-            found = await run_blocking(functools.partial(store.metadata, tenant, metric, limit, per_metric))
+            found = await governed(gov, request, tenant, functools.partial(store.metadata, tenant, metric, limit,
+                                                                            per_metric))
         except ApiError as e:
-            return error_response(e)
+            return api_error_response(e)
         data = {name: [{"type": m.type, "help": m.help, "unit": m.unit} for m in entries]
                 for name, entries in found.items()}
         return success(data)
