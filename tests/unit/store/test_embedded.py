@@ -433,3 +433,132 @@ def test_reads_stay_consistent_while_overwrites_rewrite_chunks(tmp_path: Path) -
         assert store.select("t", sel, 0, 10**9).values.tolist() == [89.0] * 1200
     finally:
         store.close()
+
+
+def _scrapes(store: EmbeddedMetricsStore, labels: list[Labels], ts: np.ndarray, vals: np.ndarray) -> list[int]:
+    dups = []
+    for b in workload.scrape_batches(labels, ts, vals, batch_series=100):
+        dups.append(store.append("t", b).result().duplicates)
+    return dups
+
+
+def _table_rows(store: EmbeddedMetricsStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with store._reader() as cur:
+        head = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY ALL").fetchall()
+        chunks = cur.execute("SELECT series_id, min_ts, max_ts, n, data FROM chunks ORDER BY ALL").fetchall()
+    return head, chunks
+
+
+@pytest.mark.parametrize("where", ["head", "chunks"])
+def test_identical_resend_writes_nothing(tmp_path: Path, where: str) -> None:
+    labels = workload.series_labels(200)
+    ts = workload.timestamps(30)
+    vals = workload.values_matrix(200, 30)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        assert sum(_scrapes(store, labels, ts, vals)) == 0
+        if where == "chunks":
+            store.compact()
+        before = _table_rows(store)
+        uids = store._catalog.snapshot().uid.tolist()
+        segments = store._head.segments
+        assert sum(_scrapes(store, labels, ts, vals)) == 200 * 30  # every sample recognised
+        assert _table_rows(store) == before  # nothing deleted, rewritten or appended
+        assert store._catalog.snapshot().uid.tolist() == uids  # no chunk replaced
+        assert store._head.segments == segments
+        assert store.stats().duplicates_total == 200 * 30
+        got = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        assert got.timestamps.shape[0] == 200 * 30
+    finally:
+        store.close()
+
+
+def test_resend_with_changed_values_rewrites_only_touched_chunks(tmp_path: Path) -> None:
+    a = make_labels({"__name__": "a"})
+    b = make_labels({"__name__": "b"})
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        store.append("t", SampleBatch.from_series([(a, [(t, 1.0) for t in range(10)]),
+                                                   (b, [(t, 2.0) for t in range(10)])])).result()
+        store.compact()
+        store.append("t", SampleBatch.from_series([(a, [(t, 1.0) for t in range(10, 20)])])).result()
+        cat = store._catalog.snapshot()
+        b_uid = int(cat.uid[cat.series_id == cat.series_id.max()][0])
+        # One identical sample, one changed sample in a's chunk, one changed sample in the head.
+        res = store.append("t", SampleBatch.from_series([(a, [(3, 1.0), (4, 7.0), (15, 8.0)])])).result()
+        assert res.duplicates == 3 and res.samples_written == 3
+        got = store.select("t", [Matcher.of("=", "__name__", "a")], 0, 100)
+        assert got.values.tolist() == [1.0] * 4 + [7.0] + [1.0] * 10 + [8.0] + [1.0] * 4
+        cat = store._catalog.snapshot()
+        assert b_uid in cat.uid.tolist()  # b's chunk was not touched
+        assert store.select("t", [Matcher.of("=", "__name__", "b")], 0, 100).values.tolist() == [2.0] * 10
+    finally:
+        store.close()
+
+
+def test_late_samples_between_chunk_samples_go_to_the_head(tmp_path: Path) -> None:
+    # An HA replica's samples, a few ms apart from the first replica's, already compacted.
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        store.append("t", SampleBatch.from_series([(UP, [(t * 1000, 1.0) for t in range(10)])])).result()
+        store.compact()
+        chunks_before = _table_rows(store)[1]
+        res = store.append("t", SampleBatch.from_series([(UP, [(t * 1000 + 3, 2.0) for t in range(10)])])).result()
+        assert res.duplicates == 0 and res.samples_written == 10
+        assert _table_rows(store)[1] == chunks_before
+        got = store.select("t", [Matcher.of("=", "__name__", "up")], 0, 10**6)
+        assert got.timestamps.tolist() == sorted([t * 1000 for t in range(10)] + [t * 1000 + 3 for t in range(10)])
+    finally:
+        store.close()
+
+
+def test_overwrite_checks_across_a_wide_time_span(tmp_path: Path) -> None:
+    # Chunk timestamps 2**33 ms apart: the decoded window does not apply (key span), the chunks
+    # are decoded for the call.
+    store = _open(tmp_path, compact_min_rows=10**9, out_of_order_window_ms=2**40)
+    try:
+        store.append("t", SampleBatch.from_series([(UP, [(0, 1.0), (2**33, 2.0)])])).result()
+        store.compact()
+        res = store.append("t", SampleBatch.from_series([(UP, [(0, 1.0), (2**33, 5.0)])])).result()
+        assert res.duplicates == 2
+        assert store.select("t", [Matcher.of("=", "__name__", "up")], 0, 2**34).values.tolist() == [1.0, 5.0]
+    finally:
+        store.close()
+
+
+def test_small_reads_of_cached_chunks_run_no_sql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = workload.series_labels(50)
+    ts = workload.timestamps(20)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        _scrapes(store, labels, ts, workload.values_matrix(50, 20))
+        store.compact()  # the new chunks' bytes enter the blob cache
+        want = store.select("t", [Matcher.of("=", "idx", "3")], 0, 2**62)
+
+        def no_sql() -> None:
+            raise AssertionError("a read went to DuckDB")
+
+        monkeypatch.setattr(store, "_reader", no_sql)
+        got = store.select("t", [Matcher.of("=", "idx", "3")], 0, 2**62)
+        assert got.timestamps.shape[0] > 0 and got.labels == want.labels
+        assert got.timestamps.tolist() == want.timestamps.tolist()
+    finally:
+        monkeypatch.undo()
+        store.close()
+
+
+def test_reads_fetch_chunks_missing_from_the_blob_cache(tmp_path: Path) -> None:
+    labels = workload.series_labels(50)
+    ts = workload.timestamps(20)
+    vals = workload.values_matrix(50, 20)
+    store = _open(tmp_path, compact_min_rows=10**9, chunk_blob_cache_bytes=0)
+    try:
+        _scrapes(store, labels, ts, vals)
+        want = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        store.compact()
+        assert store._catalog.blob_bytes == 0
+        got = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+        assert np.array_equal(got.values.view(np.uint64), want.values.view(np.uint64))
+        assert store._catalog.blob_misses > 0
+    finally:
+        store.close()

@@ -104,13 +104,15 @@ ops = st.lists(
         st.tuples(st.just("retention"), st.integers(0, 100).map(lambda s: s * 1000)),
         st.tuples(st.just("reopen")),
         st.tuples(st.just("compact")),
+        # Send an earlier batch again, unchanged (a remote-write retry, an HA replica).
+        st.tuples(st.just("resend"), st.integers(0, 100)),
     ),
     min_size=1,
     max_size=12,
 )
 
 
-def _open(d: Path) -> EmbeddedMetricsStore:
+def _open(d: Path, blob_cache_bytes: int) -> EmbeddedMetricsStore:
     # Compaction only when asked ("compact" op), so samples mix between head and chunks.
     return EmbeddedMetricsStore(
         d,
@@ -121,6 +123,7 @@ def _open(d: Path) -> EmbeddedMetricsStore:
         duckdb_threads=1,
         compact_min_rows=10**9,
         chunk_target_samples=4,
+        chunk_blob_cache_bytes=blob_cache_bytes,
     )
 
 
@@ -144,29 +147,47 @@ def _compare(store: EmbeddedMetricsStore, model: Model, start: int, end: int) ->
             got[lbl] = [(int(t), _bits(float(v))) for t, v in zip(ts, vs, strict=True)]
         assert got == model.expected(tenant, start, end)
         assert set(store.series(tenant, [], start, end)) >= set(got)
-    _check_head_mirror(store)
+    _check_mirrors(store)
 
 
-def _check_head_mirror(store: EmbeddedMetricsStore) -> None:
-    """The in-memory head holds exactly the rows of the samples table."""
+def _check_mirrors(store: EmbeddedMetricsStore) -> None:
+    """The in-memory head holds exactly the rows of the samples table, and the chunk catalogue
+    exactly the rows of the chunks table (with the right bytes for every cached blob)."""
     with store._reader() as cur:
         rows = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchall()
+        chunks = cur.execute(
+            "SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM chunks ORDER BY series_id, min_ts"
+        ).fetchall()
     sid, ts, vals = store._head.select(np.arange(1, 10_000, dtype=np.uint32), -(2**62), 2**62)
     mirror = list(zip(sid.tolist(), ts.tolist(), vals.view(np.int64).tolist(), strict=True))
     assert mirror == [tuple(r) for r in rows]
+    cat = store._catalog.snapshot()
+    listed = list(zip(cat.series_id.tolist(), cat.min_ts.tolist(), cat.max_ts.tolist(), cat.n.tolist(),
+                      cat.codec.tolist(), cat.scale.tolist(), strict=True))
+    assert listed == [tuple(r[:6]) for r in chunks]
+    for blob, row in zip(store._catalog.blobs(cat.uid), chunks, strict=True):
+        assert blob is None or blob == bytes(row[6])
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops, st.integers(0, 60_000), st.integers(0, 60_000))
-def test_store_matches_model(operations: list[Any], a: int, b: int) -> None:
+@given(ops, st.integers(0, 60_000), st.integers(0, 60_000), st.sampled_from([0, 200, 64 << 20]))
+def test_store_matches_model(operations: list[Any], a: int, b: int, blob_cache_bytes: int) -> None:
+    """``blob_cache_bytes``: 0 sends every chunk read to DuckDB, 200 evicts constantly."""
     model = Model()
     physical = 0
+    sent: list[tuple[str, list[SeriesSpec]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        store = _open(Path(tmp))
+        store = _open(Path(tmp), blob_cache_bytes)
         try:
             for op in operations:
-                if op[0] == "append":
-                    _, tenant, spec = op
+                if op[0] in ("append", "resend"):
+                    if op[0] == "append":
+                        _, tenant, spec = op
+                        sent.append((tenant, spec))
+                    elif sent:
+                        tenant, spec = sent[op[1] % len(sent)]
+                    else:
+                        continue
                     fut = store.append(tenant, SampleBatch.from_series(spec))
                     _check_result(fut, model.append(tenant, spec))
                 elif op[0] == "group":
@@ -183,7 +204,7 @@ def test_store_matches_model(operations: list[Any], a: int, b: int) -> None:
                     store.compact()
                 else:
                     store.close()
-                    store = _open(Path(tmp))
+                    store = _open(Path(tmp), blob_cache_bytes)
                 _compare(store, model, 0, 10**9)
             _compare(store, model, min(a, b), max(a, b))
         finally:

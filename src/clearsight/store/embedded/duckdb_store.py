@@ -47,9 +47,12 @@ from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_l
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
+from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
+from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION
+from clearsight.store.embedded.window import DecodedWindow
 from clearsight.store.interface import (
     AppendResult,
     InvalidBatch,
@@ -73,6 +76,8 @@ _COMPACT_SLICE_ROWS = 2_000_000
 # _assemble copies series by series (slices) when they average at least this many samples; below,
 # one vectorized gather beats a Python step per series.
 _SLICE_COPY_MIN_AVG = 64
+# The writer's decoded window (window.py) holds at most this many chunk samples (24 bytes each).
+_WINDOW_MAX_SAMPLES = 2_000_000
 # Per-series min/max timestamps over head and chunks; {filter} restricts the series.
 _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
@@ -81,6 +86,10 @@ _MIN_MAX_SQL = (
     "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id"
     ") GROUP BY series_id"
 )
+
+
+class _StaleRead(Exception):
+    """A read paired a catalogue snapshot with a later table state; the caller retries."""
 
 
 def _fingerprint_of_key(key: bytes) -> int:
@@ -155,6 +164,8 @@ class EmbeddedMetricsStore:
       and never takes blocks in the database file.
     - ``chunk_cache_samples``: decoded chunks kept in memory for reads (``chunks.DecodedChunkCache``,
       about 17 bytes per sample); 0 disables it.
+    - ``chunk_blob_cache_bytes``: compressed chunk bytes kept in memory (``catalog.ChunkCatalog``),
+      so reads of hot chunks never run SQL; 0 disables it (every read then fetches its chunks).
     """
 
     def __init__(
@@ -173,6 +184,7 @@ class EmbeddedMetricsStore:
         duckdb_memory_limit: str | None = None,
         wal_checkpoint_threshold: str = "256MB",
         chunk_cache_samples: int = 4_000_000,
+        chunk_blob_cache_bytes: int = 64 << 20,
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
@@ -199,6 +211,11 @@ class EmbeddedMetricsStore:
         self._gen = 0
         self._publish_lock = threading.Lock()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
+        # Every chunk row located in memory (reads and overwrite checks run no SQL for hot chunks);
+        # _cat_delta collects what the open transaction did to the chunks table.
+        self._catalog = ChunkCatalog(chunk_blob_cache_bytes)
+        self._cat_delta = CatalogDelta.new()
+        self._window: DecodedWindow | None = None  # writer only: chunk samples for overwrite checks
         self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
 
         config: dict[str, Any] = {"checkpoint_threshold": wal_checkpoint_threshold}
@@ -303,12 +320,35 @@ class EmbeddedMetricsStore:
                     MetricMetadata(metric, typ, help_, unit)
                 )
         head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
+        cat = con.execute("SELECT series_id, min_ts, max_ts, n, codec, scale FROM chunks").fetchnumpy()
+        self._cat_delta = CatalogDelta.new()
         with self._publishing():
             self._head.replace_all(
                 np.asarray(head["series_id"], dtype=np.uint32),
                 np.asarray(head["ts"], dtype=np.int64),
                 _floats(head["bits"]),
             )
+            self._catalog.replace_all(
+                np.asarray(cat["series_id"], dtype=np.uint32),
+                np.asarray(cat["min_ts"], dtype=np.int64),
+                np.asarray(cat["max_ts"], dtype=np.int64),
+                np.asarray(cat["n"], dtype=np.int64),
+                np.asarray(cat["codec"], dtype=np.uint8),
+                np.asarray(cat["scale"], dtype=np.uint8),
+            )
+
+    def _begin(self) -> None:
+        """Opens the writer's transaction (the catalogue delta starts empty)."""
+        self._cat_delta = CatalogDelta.new()
+        self._wcon.execute("BEGIN TRANSACTION")
+
+    def _publish_catalog(self) -> None:
+        """Applies the committed transaction's chunk changes to the catalogue (inside a
+        publication)."""
+        if self._cat_delta:
+            self._catalog.apply(self._cat_delta)
+            self._window = None  # built from the old catalogue
+        self._cat_delta = CatalogDelta.new()
 
     @contextmanager
     def _publishing(self) -> Iterator[None]:
@@ -473,7 +513,7 @@ class EmbeddedMetricsStore:
         # Slices of the series id space bound the memory to ~COMPACT_SLICE_ROWS head rows at once.
         n_slices = -(-self._head.rows // _COMPACT_SLICE_ROWS)
         edges = np.linspace(0, self._next_id, n_slices + 1).astype(np.int64)
-        con.execute("BEGIN TRANSACTION")
+        self._begin()
         try:
             moved = 0
             for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
@@ -495,6 +535,7 @@ class EmbeddedMetricsStore:
             with self._publishing():
                 con.execute("COMMIT")
                 self._head.clear()
+                self._publish_catalog()
         except Exception:
             con.execute("ROLLBACK")
             raise
@@ -505,16 +546,20 @@ class EmbeddedMetricsStore:
         """Merges each series' chunks below ``chunk_target_samples`` once they add up to it."""
         target = self.chunk_target_samples
         con = self._wcon
-        con.execute("BEGIN TRANSACTION")
+        self._begin()
         try:
-            rids, sids, ts, vals, _ = self._load_chunks(
+            old, sids, ts, vals, _ = self._load_chunks(
                 "n < ? AND series_id IN (SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id "
                 "HAVING count(*) >= 2 AND sum(n) >= ?)",
                 [target, target, target],
             )
-            if rids.shape[0]:
-                self._replace_chunks(rids, sids, ts, vals)
-            con.execute("COMMIT")
+            if len(old):
+                self._replace_chunks(old, sids, ts, vals)
+                with self._publishing():
+                    con.execute("COMMIT")
+                    self._publish_catalog()
+            else:
+                con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
@@ -544,41 +589,85 @@ class EmbeddedMetricsStore:
             )
         finally:
             con.unregister("_clearsight_chunks")
+        rows = ChunkRows(
+            enc.series_id, enc.min_ts, enc.max_ts, enc.n.astype(np.int64), enc.codec, enc.scale,
+            np.zeros(enc.series_id.shape[0], dtype=np.int64),
+        )
+        self._cat_delta.added.append((rows, enc.data))
 
     def _load_chunks(
-        self, where: str, params: list[Any], tables: dict[str, pa.Table] | None = None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32], I64Array, F64Array, npt.NDArray[np.int64]]:
-        """Decodes the chunks matching ``where`` (writer connection): (rowids, series ids, ts,
+        self, where: str, params: list[Any]
+    ) -> tuple[ChunkRows, npt.NDArray[np.uint32], I64Array, F64Array, npt.NDArray[np.int64]]:
+        """Decodes the chunks matching ``where`` (writer connection): (the chunks, series ids, ts,
         values, chunk index of each sample)."""
-        con = self._wcon
-        for name, t in (tables or {}).items():
-            con.register(name, t)
-        try:
-            res = con.execute(
-                f"SELECT rowid AS rid, series_id, n, codec, scale, data FROM chunks WHERE {where}", params
-            ).fetchnumpy()
-        finally:
-            for name in tables or {}:
-                con.unregister(name)
+        res = self._wcon.execute(
+            f"SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM chunks WHERE {where}", params
+        ).fetchnumpy()
         n = np.asarray(res["n"], dtype=np.int64)
+        chunks = ChunkRows(
+            np.asarray(res["series_id"], dtype=np.uint32), np.asarray(res["min_ts"], dtype=np.int64),
+            np.asarray(res["max_ts"], dtype=np.int64), n, np.asarray(res["codec"], dtype=np.uint8),
+            np.asarray(res["scale"], dtype=np.uint8), np.zeros(n.shape[0], dtype=np.int64),
+        )
         ts, vals = chunk_codec.decode(n, res["codec"], res["scale"], list(res["data"]))
         which = np.repeat(np.arange(n.shape[0], dtype=np.int64), n)
-        sids = np.repeat(np.asarray(res["series_id"], dtype=np.uint32), n)
-        return np.asarray(res["rid"], dtype=np.int64), sids, ts, vals, which
+        sids = np.repeat(chunks.series_id, n)
+        return chunks, sids, ts, vals, which
 
     def _replace_chunks(
-        self, rowids: npt.NDArray[np.int64], sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array
+        self, old: ChunkRows, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array
     ) -> None:
-        """Deletes chunk rows ``rowids`` and stores the given samples (any order) in their place."""
+        """Deletes the chunks ``old`` (by their (series id, min_ts) key) and stores the given
+        samples (any order) in their place."""
         con = self._wcon
-        if rowids.shape[0]:
-            con.register("_clearsight_rids", pa.table({"rid": rowids}))
+        if len(old):
+            con.register("_clearsight_old", pa.table({"series_id": old.series_id, "min_ts": old.min_ts}))
             try:
-                con.execute("DELETE FROM chunks WHERE rowid IN (SELECT rid FROM _clearsight_rids)")
+                con.execute(
+                    "DELETE FROM chunks USING _clearsight_old o "
+                    "WHERE chunks.series_id = o.series_id AND chunks.min_ts = o.min_ts"
+                )
             finally:
-                con.unregister("_clearsight_rids")
+                con.unregister("_clearsight_old")
+            self._cat_delta.removed_sid.append(old.series_id)
+            self._cat_delta.removed_min_ts.append(old.min_ts)
         order = np.lexsort((ts, sids))
         self._insert_chunks(sids[order], ts[order], vals[order])
+
+    def _chunk_bytes(self, sel: ChunkRows, *, writer: bool) -> list[bytes]:
+        """The compressed bytes of the chunks ``sel`` (entries of a catalogue snapshot): from the
+        blob cache, the missing ones fetched by their (series id, min_ts) key (through the
+        writer's connection, or a reader cursor) and cached. Raises _StaleRead when one no longer
+        exists (a publication ran since the caller took its snapshot)."""
+        data = self._catalog.blobs(sel.uid)
+        miss = [i for i, b in enumerate(data) if b is None]
+        if not miss:
+            return data  # type: ignore[return-value]
+        m = np.asarray(miss, dtype=np.intp)
+        m_sid, m_min = sel.series_id[m], sel.min_ts[m]
+        sql = (
+            "SELECT c.series_id, c.min_ts, c.data FROM chunks c JOIN _clearsight_want w "
+            "ON c.series_id = w.series_id AND c.min_ts = w.min_ts WHERE c.series_id BETWEEN ? AND ?"
+        )
+        want = pa.table({"series_id": m_sid, "min_ts": m_min})
+        with contextlib.nullcontext(self._wcon) if writer else self._reader() as cur:
+            cur.register("_clearsight_want", want)
+            try:
+                res = cur.execute(sql, [int(m_sid.min()), int(m_sid.max())]).fetchnumpy()
+            finally:
+                cur.unregister("_clearsight_want")
+        got = [bytes(b) for b in res["data"]]
+        pos = find_pairs(
+            np.asarray(res["series_id"], dtype=np.uint32), np.asarray(res["min_ts"], dtype=np.int64),
+            m_sid, m_min, sorted_=False,
+        )
+        if bool((pos < 0).any()):
+            raise _StaleRead("a chunk of the catalogue snapshot is gone")
+        fetched = [got[j] for j in pos.tolist()]
+        for i, b in zip(miss, fetched, strict=True):
+            data[i] = b
+        self._catalog.remember(sel.uid[m], fetched)
+        return data  # type: ignore[return-value]
 
     def _checkpoint(self) -> None:
         self._wcon.execute("CHECKPOINT")
@@ -803,8 +892,21 @@ class EmbeddedMetricsStore:
                 sids, ts, vals, owner = sids[keep], ts[keep], vals[keep], first_owner[keep]
         head_sids, head_ts, head_vals = sids, ts, vals
         gone: tuple[npt.NDArray[np.uint32], I64Array] | None = None
-        chunks_changed = False
-        con.execute("BEGIN TRANSACTION")
+        changed_chunk = np.zeros(0, dtype=np.intp)
+        if sids.shape[0]:
+            # Rows at or below the committed max of their series may repeat or replace a stored
+            # sample: look them up in memory (head mirror, chunk catalogue). Identical re-sends are
+            # dropped here and write nothing; only changed values touch stored rows.
+            cand = np.flatnonzero(ts <= self._max_ts[sids])
+            if cand.size:
+                to_head, gone, changed_chunk, existed = self._classify(sids, ts, vals, cand)
+                dup_owner.append(owner[existed])
+                if to_head is not None:
+                    head_sids, head_ts, head_vals = sids[to_head], ts[to_head], vals[to_head]
+        if not (new_series or new_meta or head_sids.shape[0] or gone is not None or changed_chunk.size):
+            self._count_duplicates(group, dup_owner)
+            return 0  # nothing new (an identical re-send): no transaction at all
+        self._begin()
         if new_series:
             self._insert_series(new_series)
         if new_meta:
@@ -812,17 +914,12 @@ class EmbeddedMetricsStore:
                 "INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
                 [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta],
             )
-        if sids.shape[0]:
-            # Rows at or below the committed max of their series may overwrite a stored sample.
-            cand = np.flatnonzero(ts <= self._max_ts[sids])
-            if cand.size:
-                existed_owner, in_chunk, gone = self._overwrite(sids[cand], ts[cand], vals[cand], owner[cand])
-                dup_owner.append(existed_owner)
-                chunks_changed = bool(in_chunk.any())
-                if chunks_changed:
-                    to_head = np.ones(sids.shape[0], dtype=np.bool_)
-                    to_head[cand[in_chunk]] = False
-                    head_sids, head_ts, head_vals = sids[to_head], ts[to_head], vals[to_head]
+        if gone is not None:
+            self._delete_head_rows(*gone)
+        chunks_changed = bool(changed_chunk.size)
+        if chunks_changed:
+            self._rewrite_in_chunks(sids[changed_chunk], ts[changed_chunk], vals[changed_chunk])
+        if head_sids.shape[0]:
             rows = pa.table({"series_id": head_sids, "ts": head_ts, "bits": head_vals.view(np.int64)})
             con.register("_clearsight_rows", rows)
             try:
@@ -833,6 +930,7 @@ class EmbeddedMetricsStore:
         with self._publishing() if chunks_changed else contextlib.nullcontext():
             con.execute("COMMIT")
             self._head.apply((head_sids, head_ts, head_vals), gone)
+            self._publish_catalog()
         # Publish to readers.
         with self._index_lock:
             for s in new_series:
@@ -845,11 +943,111 @@ class EmbeddedMetricsStore:
                 np.maximum.at(self._max_ts, sids, ts)
             for t, m in new_meta:
                 self._meta.setdefault(t, {}).setdefault(m.metric, []).append(m)
+        self._count_duplicates(group, dup_owner)
+        return int(head_sids.shape[0]) + int(changed_chunk.size)
+
+    @staticmethod
+    def _count_duplicates(group: list[_Append], dup_owner: list[npt.NDArray[np.int32]]) -> None:
         if dup_owner:
             counts = np.bincount(np.concatenate(dup_owner), minlength=len(group))
             for k, c in enumerate(counts.tolist()):
                 group[k].result.duplicates += c
-        return int(sids.shape[0])
+
+    def _classify(
+        self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array, cand: npt.NDArray[np.intp]
+    ) -> tuple[
+        npt.NDArray[np.bool_] | None,
+        tuple[npt.NDArray[np.uint32], I64Array] | None,
+        npt.NDArray[np.intp],
+        npt.NDArray[np.intp],
+    ]:
+        """Sorts the candidate rows ``cand`` (unique pairs at or below their series' committed
+        max) by what is stored at their (series, ts): nothing (a late sample: goes to the head),
+        the same value bit for bit (an identical re-send: dropped), another value in the head
+        (that row is deleted, the new one goes to the head) or another value in a chunk (the
+        chunk is rewritten). Returns the mask of rows for the head (None: all), the head pairs to
+        delete, the rows to write into chunks, and the rows that existed (duplicates)."""
+        c_sid, c_ts = sids[cand], ts[cand]
+        found, old = self._head.lookup(c_sid, c_ts)
+        in_chunk = np.zeros(cand.shape[0], dtype=np.bool_)
+        rest = np.flatnonzero(~found)
+        if rest.size and len(self._catalog):
+            hit, vals_in_chunks = self._in_chunks(c_sid[rest], c_ts[rest])
+            found[rest[hit]] = True
+            in_chunk[rest[hit]] = True
+            old[rest[hit]] = vals_in_chunks[hit]
+        existed = cand[found]
+        if not bool(found.any()):
+            return None, None, np.zeros(0, dtype=np.intp), existed
+        same = found & (old.view(np.int64) == vals[cand].view(np.int64))
+        changed = found & ~same
+        to_head = np.ones(sids.shape[0], dtype=np.bool_)
+        to_head[cand[same]] = False
+        changed_chunk = cand[changed & in_chunk]
+        to_head[changed_chunk] = False
+        head_changed = changed & ~in_chunk
+        gone = (c_sid[head_changed], c_ts[head_changed]) if bool(head_changed.any()) else None
+        return to_head, gone, changed_chunk, existed
+
+    def _in_chunks(self, sid: npt.NDArray[np.uint32], ts: I64Array) -> tuple[npt.NDArray[np.bool_], F64Array]:
+        """Whether each (series, ts) pair is stored in a chunk, and its value. Served from the
+        decoded window when it holds every chunk needed; otherwise the window is rebuilt over all
+        chunks overlapping the pairs' time range (when that fits ``_WINDOW_MAX_SAMPLES``), or the
+        needed chunks are decoded for this call alone."""
+        lo, hi = int(ts.min()), int(ts.max())
+        snap = self._catalog.snapshot()
+        pos = snap.find(sorted_unique(sid), lo, hi)
+        if pos.size == 0:
+            return np.zeros(sid.shape[0], dtype=np.bool_), np.zeros(sid.shape[0], dtype=np.float64)
+        win = self._window
+        if win is None or not win.covers(snap, snap.uid[pos]):
+            win = None
+            every = np.flatnonzero((snap.max_ts >= lo) & (snap.min_ts <= hi))
+            if int(snap.n[every].sum()) <= _WINDOW_MAX_SAMPLES:
+                sel = snap.take(every)
+                w_ts, w_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True))
+                win = DecodedWindow.build(snap, sel, w_ts, w_val)
+            self._window = win
+        if win is not None:
+            return win.lookup(sid, ts)
+        sel = snap.take(pos)
+        data = self._chunk_bytes(sel, writer=True)
+        k_ts, k_val, kept = chunk_codec.decode_range(sel.n, sel.codec, sel.scale, data, lo, hi)
+        at = find_pairs(np.repeat(sel.series_id, kept), k_ts, sid, ts, sorted_=False)
+        hit = at >= 0
+        return hit, np.where(hit, k_val[np.maximum(at, 0)], 0.0)
+
+    def _delete_head_rows(self, sids: npt.NDArray[np.uint32], ts: I64Array) -> None:
+        con = self._wcon
+        con.register("_clearsight_gone", pa.table({"series_id": sids, "ts": ts}))
+        try:
+            con.execute(
+                "DELETE FROM samples USING _clearsight_gone g "
+                "WHERE samples.series_id = g.series_id AND samples.ts = g.ts "
+                "AND samples.series_id BETWEEN ? AND ?",
+                [int(sids.min()), int(sids.max())],
+            )
+        finally:
+            con.unregister("_clearsight_gone")
+
+    def _rewrite_in_chunks(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> None:
+        """Writes new values for (series, ts) pairs that are stored in chunks: each chunk holding
+        one is decoded once, changed and replaced (one rewrite per chunk per group commit)."""
+        snap = self._catalog.snapshot()
+        pos = snap.find(sorted_unique(sids), int(ts.min()), int(ts.max()))
+        sel = snap.take(pos)
+        data = self._chunk_bytes(sel, writer=True)
+        all_ts, all_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, data)
+        all_sid = np.repeat(sel.series_id, sel.n)
+        which = np.repeat(np.arange(len(sel), dtype=np.intp), sel.n)
+        at = find_pairs(all_sid, all_ts, sids, ts, sorted_=False)
+        if bool((at < 0).any()):
+            raise StoreError("a sample to rewrite is missing from its chunk")
+        all_val = all_val.copy() if not all_val.flags.writeable else all_val
+        all_val[at] = vals
+        touched = np.unique(which[at])
+        keep = np.isin(which, touched)
+        self._replace_chunks(sel.take(touched), all_sid[keep], all_ts[keep], all_val[keep])
 
     def _insert_series(self, new_series: list[_NewSeries]) -> None:
         tbl = pa.table(
@@ -872,52 +1070,6 @@ class EmbeddedMetricsStore:
         finally:
             con.unregister("_clearsight_series")
 
-    def _overwrite(
-        self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array, owner: npt.NDArray[np.int32]
-    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_], tuple[npt.NDArray[np.uint32], I64Array]]:
-        """Replaces stored samples at the given (series, ts) pairs (unique). Head rows are deleted
-        (the caller inserts the new ones); samples in chunks are rewritten in place. Returns the
-        owners of the pairs that existed (duplicates), which pairs were written into chunks, and
-        the deleted head pairs (for the mirror)."""
-        con = self._wcon
-        n = sids.shape[0]
-        con.register("_clearsight_cand", pa.table({"series_id": sids, "ts": ts}))
-        try:
-            gone = con.execute(
-                "DELETE FROM samples USING _clearsight_cand c "
-                "WHERE samples.series_id = c.series_id AND samples.ts = c.ts "
-                "AND samples.series_id BETWEEN ? AND ? "
-                "RETURNING samples.series_id, samples.ts",
-                [int(sids.min()), int(sids.max())],
-            ).fetchnumpy()
-        finally:
-            con.unregister("_clearsight_cand")
-        existed = set(zip(gone["series_id"].tolist(), gone["ts"].tolist(), strict=True))
-        pairs = list(zip(sids.tolist(), ts.tolist(), strict=True))
-        in_head = np.fromiter((p in existed for p in pairs), dtype=np.bool_, count=n)
-        in_chunk = np.zeros(n, dtype=np.bool_)
-        rest = np.flatnonzero(~in_head)
-        if rest.size:
-            rids, csid, cts, cvals, which = self._load_chunks(
-                "series_id IN (SELECT series_id FROM _clearsight_cs) AND min_ts <= ? AND max_ts >= ?",
-                [int(ts[rest].max()), int(ts[rest].min())],
-                {"_clearsight_cs": pa.table({"series_id": sorted_unique(sids[rest])})},
-            )
-            if rids.shape[0]:
-                where = {p: i for i, p in enumerate(zip(csid.tolist(), cts.tolist(), strict=True))}
-                touched: set[int] = set()
-                for j in rest.tolist():
-                    pos = where.get(pairs[j])
-                    if pos is not None:
-                        cvals[pos] = vals[j]
-                        in_chunk[j] = True
-                        touched.add(int(which[pos]))
-                if touched:
-                    keep = np.isin(which, np.fromiter(touched, dtype=np.int64))
-                    self._replace_chunks(rids[sorted(touched)], csid[keep], cts[keep], cvals[keep])
-        deleted = (np.asarray(gone["series_id"], dtype=np.uint32), np.asarray(gone["ts"], dtype=np.int64))
-        return owner[in_head | in_chunk], in_chunk, deleted
-
     def _retention(self, cutoff: int) -> int:
         con = self._wcon
         with self._index_lock:
@@ -925,12 +1077,13 @@ class EmbeddedMetricsStore:
             top = self._next_id
             dead = np.flatnonzero((max_ts[:top] < cutoff) & (max_ts[:top] != _NO_MAX)).astype(np.uint32)
             affected = np.flatnonzero((self._min_ts[:top] < cutoff) & (max_ts[:top] >= cutoff))
-        con.execute("BEGIN TRANSACTION")
+        self._begin()
         try:
             deleted, new_min = self._retention_tx(cutoff, dead, affected)
             with self._publishing():
                 con.execute("COMMIT")
                 self._head.drop_before(cutoff)
+                self._publish_catalog()
             self._floor = max(self._floor, cutoff)
         except Exception:
             con.execute("ROLLBACK")
@@ -968,15 +1121,16 @@ class EmbeddedMetricsStore:
         row = _one(con, "SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff])
         deleted += int(row[0]) if row else 0
         con.execute("DELETE FROM chunks WHERE max_ts < ?", [cutoff])
+        self._cat_delta.removed_before = cutoff
         # A chunk straddling the cutoff is rewritten once at least half its time span expired;
         # until then its expired samples stay on disk, hidden from reads by the retention floor.
-        rids, csid, cts, cvals, _ = self._load_chunks(
+        old, csid, cts, cvals, _ = self._load_chunks(
             "min_ts < ? AND max_ts >= ? AND (? - min_ts) * 2 >= (max_ts - min_ts)", [cutoff, cutoff, cutoff]
         )
-        if rids.shape[0]:
+        if len(old):
             keep = cts >= cutoff
             deleted += int(np.count_nonzero(~keep))
-            self._replace_chunks(rids, csid[keep], cts[keep], cvals[keep])
+            self._replace_chunks(old, csid[keep], cts[keep], cvals[keep])
         if cutoff > self._floor:
             con.execute("DELETE FROM clearsight_meta WHERE key = 'retention_floor'")
             con.execute("INSERT INTO clearsight_meta VALUES ('retention_floor', ?)", [str(cutoff)])
@@ -1058,7 +1212,10 @@ class EmbeddedMetricsStore:
             if gen & 1:  # a publication is running: wait for it
                 with self._publish_lock:
                     continue
-            parts = self._read_once(ids, start_ms, end_ms)
+            try:
+                parts = self._read_once(ids, start_ms, end_ms)
+            except _StaleRead:
+                continue
             if self._gen == gen:
                 return self._assemble(ids, *parts)
         with self._publish_lock:
@@ -1069,28 +1226,13 @@ class EmbeddedMetricsStore:
         self, ids: IdArray, start_ms: int, end_ms: int
     ) -> tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, npt.NDArray[np.uint32], I64Array, F64Array]:
         h_sid, h_ts, h_val = self._head.select(ids, start_ms, end_ms)
-        params = [start_ms, end_ms, int(ids[0]), int(ids[-1])]
-        contiguous = ids.size == int(ids[-1]) - int(ids[0]) + 1  # a contiguous id range needs no join
-        join = "" if contiguous else "AND series_id IN (SELECT series_id FROM _clearsight_ids)"
-        chunk_sql = (
-            "SELECT series_id, n, codec, scale, data FROM chunks "
-            f"WHERE max_ts >= ? AND min_ts <= ? AND series_id BETWEEN ? AND ? {join} "
-            "ORDER BY series_id, min_ts"
-        )
-        with self._reader() as cur:
-            if not contiguous:
-                cur.register("_clearsight_ids", pa.table({"series_id": ids}))
-            try:
-                ch = cur.execute(chunk_sql, params).fetchnumpy()
-            finally:
-                if not contiguous:
-                    cur.unregister("_clearsight_ids")
-        n = np.asarray(ch["n"], dtype=np.int64)
-        if n.shape[0]:
-            c_ts, c_val, kept = self._chunk_cache.decode_range(
-                n, ch["codec"], ch["scale"], list(ch["data"]), start_ms, end_ms
-            )
-            c_chunk_sid = np.asarray(ch["series_id"], dtype=np.uint32)
+        snap = self._catalog.snapshot()
+        pos = snap.find(ids, start_ms, end_ms)
+        if pos.shape[0]:
+            sel = snap.take(pos)
+            data = self._chunk_bytes(sel, writer=False)
+            c_ts, c_val, kept = self._chunk_cache.decode_range(sel.n, sel.codec, sel.scale, data, start_ms, end_ms)
+            c_chunk_sid = sel.series_id
         else:
             c_ts, c_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
             kept = np.zeros(0, dtype=np.int64)

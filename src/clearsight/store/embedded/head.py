@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.embedded.index import sorted_unique
+from clearsight.store.embedded.pairs import find_pairs
 
 U32Array = npt.NDArray[np.uint32]
 FANOUT = 8
@@ -183,6 +184,28 @@ class HeadMirror:
         vals = np.concatenate([p[2] for p in parts])
         order = order_by_series_ts(sid, ts)
         return sid[order], ts[order], vals[order]
+
+    def lookup(self, sid: U32Array, ts: I64Array) -> tuple[npt.NDArray[np.bool_], F64Array]:
+        """For each (series, ts) pair (unique): whether the head holds it, and its value (0.0
+        where absent)."""
+        found = np.zeros(sid.shape[0], dtype=np.bool_)
+        vals = np.zeros(sid.shape[0], dtype=np.float64)
+        if sid.shape[0] == 0:
+            return found, vals
+        lo, hi = int(ts.min()), int(ts.max())
+        ids = sorted_unique(sid)
+        for s in self._segments:
+            if s.max_ts < lo or s.min_ts > hi:
+                continue
+            rows = s.rows_of(ids)
+            if rows.shape[0] == 0:
+                continue
+            pos = find_pairs(s.sid[rows], s.ts[rows], sid, ts)
+            hit = pos >= 0
+            if bool(hit.any()):
+                found |= hit
+                vals[hit] = s.vals[rows[pos[hit]]]
+        return found, vals
 
 
 def _without(seg: _Segment, sid: U32Array, ts: I64Array) -> _Segment | None:
