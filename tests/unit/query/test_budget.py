@@ -135,3 +135,52 @@ def test_operands_held_together_count_together() -> None:
     # The right side: its 200 samples beside the left side's 10 cells, then 10 cells more.
     with pytest.raises(QueryLimitExceeded, match="an instant vector selector would need 10 points while 210 are held"):
         engine.instant(store, "http_requests_total + http_requests_total", H)
+
+
+def test_cancel_stops_a_range_function_inside_its_window_loop() -> None:
+    """The cancel event set while quantile_over_time runs over a subquery's windows: its window loop
+    (padded_windows) stops the query; the function never returns."""
+    cancel = threading.Event()
+    seen: list[str] = []
+    real = FUNCTIONS["quantile_over_time"]
+
+    def cancel_then_run(ctx: FuncContext, args: list[Value]) -> Value:
+        cancel.set()  # the client goes away just as the function starts
+        seen.append("started")
+        out = real(ctx, args)
+        seen.append("returned")
+        return out
+
+    engine = Engine(functions=dict(FUNCTIONS, quantile_over_time=cancel_then_run))
+    with pytest.raises(QueryCanceled, match="canceled in expression evaluation"):
+        engine.range(counters(2, 3 * H), "quantile_over_time(0.5, rate(http_requests_total[5m])[1h:1m])",
+                     2 * H, 3 * H, M, cancel=cancel)
+    assert seen == ["started"]
+
+
+def test_deadline_checked_between_store_reads() -> None:
+    """A store read that outlives the deadline stops the query right after it: the second
+    selector of a + b is never read."""
+    now = [0.0]
+
+    class SlowReads(RecordingSelector):
+        def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+            now[0] += 10.0  # each read takes 10 "seconds"
+            return super().select(matchers, start_ms, end_ms)
+
+    sel = SlowReads(counters(2, H))
+    engine = Engine(timeout_s=5.0)
+    original = QueryBudget.__init__
+
+    def fake_clock(self: QueryBudget, max_samples: int, deadline: float, cancel: threading.Event | None = None,
+                   clock: object = None) -> None:
+        original(self, max_samples, 5.0, cancel, clock=lambda: now[0])
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(QueryBudget, "__init__", fake_clock)
+    try:
+        with pytest.raises(QueryTimeout, match="query timed out in expression evaluation"):
+            engine.instant(sel, "http_requests_total + http_requests_total", H)
+    finally:
+        mp.undo()
+    assert len(sel.reads) == 1
