@@ -37,5 +37,7 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    logging.captureWarnings(True)  # Python warnings become log records (JSON lines), not raw stderr text
+    # httpx logs every request at INFO (each scrape): only its warnings are worth a line.
+    for noisy in ("uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

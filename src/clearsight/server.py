@@ -183,12 +183,30 @@ def _uvicorn(app: Any, listen: str, cfg: Config) -> _Server:
     return _Server(config)
 
 
+def _listen_free(listen: str, what: str, flag: str) -> bool:
+    """False (with a warning) when ``listen`` cannot be bound, e.g. a local OTel Collector holds it."""
+    import socket
+
+    host, port = parse_listen(listen)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind(infos[0][4])
+    except OSError as e:
+        log.warning("%s listener not started: cannot listen on %s: %s; the server runs without it (move it "
+                    'with %s host:port, or "" to disable)', what, listen, e.strerror or e, flag,
+                    extra={"listen": listen})
+        return False
+    return True
+
+
 async def serve(cfg: Config, on_ready: Any = None) -> None:
     built = build(cfg)
     s = built.services
     app = create_app(s)
     servers = [_uvicorn(app, cfg.server.listen, cfg)]
-    if cfg.server.otlp_http_listen:
+    if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
         servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
@@ -196,9 +214,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             grpc_server = start_otlp_grpc_server(
                 s.ingestor.ingest_blocking, cfg.limits, cfg.server.otlp_grpc_listen, make_tenant_of_metadata(cfg),
                 on_export=_export_recorder(s.metrics))
-        except OSError as e:
-            built.store.close()
-            raise SystemExit(f"clearsight: {e}") from None
+        except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
+            log.warning("OTLP/gRPC listener not started: %s; the server runs without it (move it with "
+                        '--otlp-grpc-listen host:port, or "" to disable)', e, extra={"listen": cfg.server.otlp_grpc_listen})
     scraper = built.scraper
 
     stop = asyncio.Event()

@@ -50,6 +50,14 @@ def server(
     except ConfigError as e:
         typer.echo(f"clearsight: configuration error: {e}", err=True)
         raise typer.Exit(2) from None
+    except Exception as e:
+        from clearsight.cli.startup_errors import lock_holder_message
+
+        message = lock_holder_message(e, cfg.storage.data_dir)
+        if message is None:
+            raise
+        typer.echo(message, err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

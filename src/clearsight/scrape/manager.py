@@ -300,6 +300,7 @@ class _Loop:
         self.prev = proc.tracked
         self.reported = True
         st = self.status
+        previous_error = st.last_error if st.last_scrape is not None else None
         st.health = "down" if err else "up"
         st.last_error = err
         st.last_scrape = start
@@ -307,8 +308,16 @@ class _Loop:
         st.samples_scraped = proc.scraped
         st.samples_post_relabel = len(proc.series)
         st.duplicates_dropped = proc.duplicates
+        where = {"job": self.target.job, "target": self.target.url}
         if err:
-            log.debug("scrape of %s failed: %s", self.target.url, err)
+            # WARN when the target goes down or fails for a new reason; the same failure again at DEBUG.
+            level = logging.DEBUG if err == previous_error else logging.WARNING
+            log.log(level, "scrape of %s failed: %s", self.target.url, err, extra=where)
+        else:
+            if previous_error:
+                log.info("scrape of %s succeeded again", self.target.url, extra=where)
+            log.debug("scrape of %s succeeded", self.target.url,
+                      extra={**where, "samples": proc.scraped, "duration_seconds": round(duration, 6)})
 
     def _build(
         self, proc: _Processed, err: str, metadata: list[MetricMetadata], ts_ms: int, duration: float
