@@ -82,7 +82,6 @@ class QueryConfig:
     max_concurrency: int = 0  # queries/heavy reads running at once; 0 = the number of CPUs
     max_queue: int = 100  # reads waiting for a slot (fair per tenant); beyond it 503 + Retry-After
     max_queue_duration: str = "10s"  # longest wait for a slot before 503 + Retry-After
-    slow_query_log_threshold: str = ""  # log queries slower than this duration; "" = off
 
 
 @dataclass
