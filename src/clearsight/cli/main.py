@@ -70,10 +70,13 @@ def query(
     url: Annotated[str, typer.Option("--url", envvar="CLEARSIGHT_URL", help="Server URL")] = "http://127.0.0.1:9800",
 ) -> None:
     """Run a PromQL query (instant, or a range with --range) and print the result."""
-    from clearsight.cli.query import CliError, render, run_query
+    from clearsight.cli.query import CliError, notes, render, run_query
 
     if output not in ("table", "json", "csv"):
         typer.echo("clearsight: --output must be table, json or csv", err=True)
+        raise typer.Exit(2)
+    if step is not None and range_ is None:
+        typer.echo("clearsight: --step needs --range (an instant query has no step): add e.g. --range 1h", err=True)
         raise typer.Exit(2)
     try:
         body = run_query(url, expr, at=time_, range_=range_, step=step)
@@ -81,6 +84,9 @@ def query(
         typer.echo(f"clearsight: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(render(body, output), nl=False)
+    if output != "json":  # json prints the whole response, warnings and infos included
+        for line in notes(body):
+            typer.echo(line, err=True)
 
 
 def main() -> None:
