@@ -32,6 +32,7 @@ the body.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -61,6 +62,7 @@ _RESOURCE_PREFIXES = ("host.", "service.", "container.", "kubernetes.", "cloud."
 _ACTIONS = ("index", "create", "update", "delete")
 _BAD_INDEX = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 _MAX_DEPTH = 32
+_SEVERITY_CACHE: dict[str, int] = {"": 0}
 
 
 class EsBulkError(LogDecodeError):
@@ -94,8 +96,11 @@ class BulkResult:
         return {"took": took_ms, "errors": self.errors, "items": self.items}
 
 
-def _new_id() -> str:
-    return base64.urlsafe_b64encode(os.urandom(15)).decode()
+def _id_generator() -> Callable[[], str]:
+    """Elasticsearch-like 20-character ids: 14 random characters per request, then a counter."""
+    prefix = base64.urlsafe_b64encode(os.urandom(12)).decode()[:14]
+    n = itertools.count()
+    return lambda: f"{prefix}{next(n):06x}"
 
 
 def error_response(es_type: str, reason: str, status: int) -> dict[str, Any]:
@@ -161,6 +166,31 @@ def _check_index(name: str) -> str:
     return ""
 
 
+def _parse_action(raw: bytes, lineno: int, default_index: str | None) -> tuple[str, str, str, str]:
+    """(action, index, id, why the index name is invalid or "") of an action line."""
+    try:
+        action_doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected a JSON object: {e}",
+                          "x_content_parse_exception") from None
+    if not isinstance(action_doc, dict) or len(action_doc) != 1:
+        raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected START_OBJECT with "
+                          "exactly one action")
+    action, meta = next(iter(action_doc.items()))
+    if action not in _ACTIONS:
+        raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected field [create, delete, "
+                          f"index, update] but found [{str(action)[:50]}]")
+    if not isinstance(meta, dict):
+        raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected an object after [{action}]")
+    index = meta.get("_index", default_index)
+    if not isinstance(index, str):
+        raise EsBulkError(f"Validation Failed: 1: index is missing for the action on line [{lineno}];",
+                          "action_request_validation_exception")
+    raw_id = meta.get("_id")
+    doc_id = raw_id if isinstance(raw_id, str) and raw_id else (str(raw_id) if raw_id else "")
+    return action, index, doc_id, _check_index(index)
+
+
 def decode_bulk(
     body: bytes,
     *,
@@ -168,10 +198,11 @@ def decode_bulk(
     default_index: str | None = None,
     content_encoding: str | None = None,
     limits: LogLimits | None = None,
-    new_id: Callable[[], str] = _new_id,
+    new_id: Callable[[], str] | None = None,
 ) -> BulkResult:
     """Decodes a ``_bulk`` body (see the module docstring)."""
     lim = limits or LogLimits()
+    new_id = new_id or _id_generator()
     check_body_size(body, lim)
     if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
         wl = WriteLimits(max_body_bytes=lim.max_body_bytes, max_decompressed_bytes=lim.max_decompressed_bytes)
@@ -180,6 +211,7 @@ def decode_bulk(
     b = LogBatchBuilder()
     items: list[dict[str, Any]] = []
     entry_items: list[int] = []
+    actions: dict[bytes, tuple[str, str, str, str]] = {}
     max_line = lim.max_line_bytes
     i = 0
     nlines = len(lines)
@@ -189,26 +221,10 @@ def decode_bulk(
         if not raw.strip():
             continue
         lineno = i
-        try:
-            action_doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected a JSON object: {e}",
-                              "x_content_parse_exception") from None
-        if not isinstance(action_doc, dict) or len(action_doc) != 1:
-            raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected START_OBJECT with "
-                              "exactly one action")
-        action, meta = next(iter(action_doc.items()))
-        if action not in _ACTIONS:
-            raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected field [create, delete, "
-                              f"index, update] but found [{str(action)[:50]}]")
-        if not isinstance(meta, dict):
-            raise EsBulkError(f"Malformed action/metadata line [{lineno}], expected an object after [{action}]")
-        index = meta.get("_index", default_index)
-        if not isinstance(index, str):
-            raise EsBulkError(f"Validation Failed: 1: index is missing for the action on line [{lineno}];",
-                              "action_request_validation_exception")
-        raw_id = meta.get("_id")
-        doc_id = raw_id if isinstance(raw_id, str) and raw_id else (str(raw_id) if raw_id else "")
+        cached = actions.get(raw)
+        if cached is None:
+            cached = actions[raw] = _parse_action(raw, lineno, default_index)
+        action, index, doc_id, bad_index = cached
         if action == "delete":
             items.append(_item_error(action, index, doc_id, 400, "illegal_argument_exception",
                                      "Clearsight keeps logs append-only: delete is not supported"))
@@ -226,7 +242,6 @@ def decode_bulk(
                                      "Clearsight keeps logs append-only: update is not supported"))
             continue
         doc_id = doc_id or new_id()
-        bad_index = _check_index(index)
         if bad_index:
             items.append(_item_error(action, index, doc_id, 400, "invalid_index_name_exception", bad_index))
             continue
@@ -293,8 +308,12 @@ def _add_doc(b: LogBatchBuilder, doc: dict[str, Any], index: str, now_ns: int, l
         return "illegal_argument_exception", e.message
     ridx = b.resource(tuple(sorted((k, v) for k, v in res.items() if v != ""))) if res else 0
     sidx = b.stream((("index", index),))
-    b.add_kv(sidx, t, body, severity_number_of(level) if level else 0, b.severity_text_index(level),
-             keys, values, ridx)
+    sev = _SEVERITY_CACHE.get(level)
+    if sev is None:
+        sev = severity_number_of(level)
+        if len(_SEVERITY_CACHE) < 1024:
+            _SEVERITY_CACHE[level] = sev
+    b.add_kv(sidx, t, body, sev, b.severity_text_index(level), keys, values, ridx)
     return None
 
 

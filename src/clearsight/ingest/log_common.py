@@ -10,6 +10,7 @@ import datetime as _dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from clearsight.model.labels import Labels
 from clearsight.pipeline.errors import IngestError, InvalidInput, LimitExceeded, PayloadTooLarge
@@ -193,6 +194,11 @@ INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
 
 
+@lru_cache(maxsize=4096)
+def _days(y: int, mo: int, d: int) -> int:
+    return _dt.date(y, mo, d).toordinal() - _EPOCH_ORDINAL
+
+
 def parse_rfc3339_ns(text: str, *, require_offset: bool = True) -> int:
     """RFC 3339 / ISO 8601 date-time to int nanoseconds since the epoch, exact to the nanosecond
     (digits past the ninth are dropped). ``require_offset=False`` accepts a missing offset as UTC.
@@ -200,23 +206,23 @@ def parse_rfc3339_ns(text: str, *, require_offset: bool = True) -> int:
     m = _RFC3339.match(text.strip())
     if m is None:
         raise ValueError(f"invalid RFC 3339 timestamp {text[:64]!r}")
-    y, mo, d, hh, mi, ss = (int(m.group(i)) for i in range(1, 7))
-    if m.group(8) is None and m.group(9) is None and require_offset:
+    ys, mos, ds, hhs, mis, sss, frac, z, sign, ohs, oms = m.groups()
+    if z is None and sign is None and require_offset:
         raise ValueError(f"timestamp {text[:64]!r} has no time zone offset")
     try:
-        days = _dt.date(y, mo, d).toordinal() - _EPOCH_ORDINAL
+        days = _days(int(ys), int(mos), int(ds))
     except ValueError as e:
         raise ValueError(f"invalid date in timestamp {text[:64]!r}: {e}") from None
+    hh, mi, ss = int(hhs), int(mis), int(sss)
     if hh > 23 or mi > 59 or ss > 60:
         raise ValueError(f"invalid time of day in timestamp {text[:64]!r}")
     secs = days * 86400 + hh * 3600 + mi * 60 + ss
-    if m.group(9) is not None:
-        oh, om = int(m.group(10)), int(m.group(11))
+    if sign is not None:
+        oh, om = int(ohs), int(oms)
         if oh > 23 or om > 59:
             raise ValueError(f"invalid time zone offset in timestamp {text[:64]!r}")
         off = oh * 3600 + om * 60
-        secs -= off if m.group(9) == "+" else -off
-    frac = m.group(7) or ""
+        secs -= off if sign == "+" else -off
     ns = secs * NS + (int(frac[:9].ljust(9, "0")) if frac else 0)
     if not INT64_MIN <= ns <= INT64_MAX:
         raise ValueError(f"timestamp {text[:64]!r} is out of range")

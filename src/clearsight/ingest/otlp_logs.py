@@ -157,11 +157,16 @@ def _invalid_label(message: str) -> OtlpLogsError:
     return OtlpLogsError(field, description)
 
 
-def _str(v: Any, path: str) -> str:
+def _path(rpath: str, si: int, li: int) -> str:
+    return f"{rpath}.scopeLogs[{si}].logRecords[{li}]"
+
+
+def _str(v: Any, rpath: str, si: int = -1, li: int = -1, suffix: str = "") -> str:
+    """An AnyValue as text; errors name ``rpath`` (plus the record and ``suffix`` when given)."""
     try:
         return any_value_to_str(v)
     except InvalidInput as e:
-        raise OtlpLogsError(path, e.message) from None
+        raise OtlpLogsError((_path(rpath, si, li) if li >= 0 else rpath) + suffix, e.message) from None
 
 
 def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -> LogBatch:
@@ -170,6 +175,10 @@ def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -
     b = LogBatchBuilder()
     max_line = lim.max_line_bytes
     quarter = max_line // 4
+    max_attrs = lim.max_attributes_per_entry
+    max_attr_chars = lim.max_attribute_bytes_per_entry // 4  # characters: at most 4 UTF-8 bytes each
+    add = b.add_kv
+    sev_text = b.severity_text_index
     n = 0
     for ri, rl in enumerate(req.resource_logs):
         rpath = f"resourceLogs[{ri}]"
@@ -186,43 +195,61 @@ def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -
             raise too_many_streams(lim)
         ridx = b.resource(tuple(sorted((k, v) for k, v in res.items() if v != "")))
         for si, sl in enumerate(rl.scope_logs):
-            scope: list[tuple[str, str]] = []
+            scope_keys: list[str] = []
+            scope_vals: list[str] = []
             if sl.scope.name:
-                scope.append(("otel.scope.name", sl.scope.name))
+                scope_keys.append("otel.scope.name")
+                scope_vals.append(sl.scope.name)
             if sl.scope.version:
-                scope.append(("otel.scope.version", sl.scope.version))
+                scope_keys.append("otel.scope.version")
+                scope_vals.append(sl.scope.version)
             records = sl.log_records
             n += len(records)
             if n > lim.max_entries_per_request:
                 raise too_many_entries(lim)
             for li, lr in enumerate(records):
-                path = f"{rpath}.scopeLogs[{si}].logRecords[{li}]"
                 t = lr.time_unix_nano or lr.observed_time_unix_nano or now_ns
                 if t > INT64_MAX:
-                    raise OtlpLogsError(f"{path}.timeUnixNano", f"{t} is past the int64 nanosecond range")
+                    raise OtlpLogsError(f"{_path(rpath, si, li)}.timeUnixNano",
+                                        f"{t} is past the int64 nanosecond range")
                 sev = lr.severity_number
-                if not 0 <= sev <= 24:
-                    raise OtlpLogsError(f"{path}.severityNumber", f"{sev} is not a severity number (0-24)")
+                if sev > 24 or sev < 0:
+                    raise OtlpLogsError(f"{_path(rpath, si, li)}.severityNumber",
+                                        f"{sev} is not a severity number (0-24)")
                 bv = lr.body
-                kind = bv.WhichOneof("value")
-                body = bv.string_value if kind == "string_value" else _str(bv, f"{path}.body")
-                if len(body) > quarter:
+                if bv.WhichOneof("value") == "string_value":
+                    body = bv.string_value
+                    if len(body) > quarter:
+                        size = len(body.encode("utf-8", "surrogatepass"))
+                        if size > max_line:
+                            raise line_too_long(size, lim, _path(rpath, si, li))
+                else:
+                    body = _str(bv, rpath, si, li, ".body")
                     size = len(body.encode("utf-8", "surrogatepass"))
                     if size > max_line:
-                        raise line_too_long(size, lim, path)
-                attrs = [(kv.key, _str(kv.value, f"{path}.attributes[{ai}]"))
-                         for ai, kv in enumerate(lr.attributes)]
+                        raise line_too_long(size, lim, _path(rpath, si, li))
+                keys: list[str] = []
+                vals: list[str] = []
+                for ai, kv in enumerate(lr.attributes):
+                    v = kv.value
+                    keys.append(kv.key)
+                    vals.append(v.string_value if v.WhichOneof("value") == "string_value"
+                                else _str(v, rpath, si, li, f".attributes[{ai}]"))
                 if lr.event_name:
-                    attrs.append(("event.name", lr.event_name))
-                if scope:
-                    attrs += scope
-                if attrs:
-                    check_attributes([k for k, _ in attrs], [v for _, v in attrs], lim, path)
+                    keys.append("event.name")
+                    vals.append(lr.event_name)
+                if scope_keys:
+                    keys += scope_keys
+                    vals += scope_vals
+                if keys and (len(keys) > max_attrs
+                             or sum(map(len, keys)) + sum(map(len, vals)) > max_attr_chars):
+                    check_attributes(keys, vals, lim, _path(rpath, si, li))
                 tid = lr.trace_id
                 if tid and len(tid) != 16:
-                    raise OtlpLogsError(f"{path}.traceId", f"must be 16 bytes, got {len(tid)}")
+                    raise OtlpLogsError(f"{_path(rpath, si, li)}.traceId", f"must be 16 bytes, got {len(tid)}")
                 sid = lr.span_id
                 if sid and len(sid) != 8:
-                    raise OtlpLogsError(f"{path}.spanId", f"must be 8 bytes, got {len(sid)}")
-                b.add(sidx, t, body, sev, lr.severity_text, attrs, tid, sid, ridx)
+                    raise OtlpLogsError(f"{_path(rpath, si, li)}.spanId", f"must be 8 bytes, got {len(sid)}")
+                txt = lr.severity_text
+                add(sidx, t, body, sev, sev_text(txt), keys, vals, ridx, tid, sid)
     return b.build()

@@ -281,9 +281,10 @@ class LogBatchBuilder:
         self._resource.append(resource)
 
     def add_kv(self, stream: int, timestamp: int, body: str, severity_number: int, severity_idx: int,
-               keys: list[str], values: list[str], resource: int) -> None:
+               keys: list[str], values: list[str], resource: int, trace_id: bytes = b"",
+               span_id: bytes = b"") -> None:
         """``add`` for decoders that already hold the attribute keys and values as lists and the
-        severity text's index (``severity_text_index``); no trace/span id."""
+        severity text's index (``severity_text_index``)."""
         self._stream.append(stream)
         self._ts.append(timestamp)
         self._sev.append(severity_number)
@@ -293,8 +294,8 @@ class LogBatchBuilder:
             self._attr_keys += keys
             self._attr_values += values
         self._attr_offsets.append(len(self._attr_keys))
-        self._trace += _ZERO_TRACE
-        self._span += _ZERO_SPAN
+        self._trace += trace_id or _ZERO_TRACE
+        self._span += span_id or _ZERO_SPAN
         self._resource.append(resource)
 
     def build(self) -> LogBatch:

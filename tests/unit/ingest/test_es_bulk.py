@@ -63,6 +63,7 @@ def test_rsyslog_style_default_index_epoch_millis_and_no_message() -> None:
     assert r.batch.body[0] == '{"severity":"err","host":"h","msg":"x"}'  # no message: the doc as JSON
     assert r.batch.severity_number.tolist() == [0, 0]
     assert next(iter(r.items[0].values()))["_id"] == "a1"
+    assert len(next(iter(r.items[1].values()))["_id"]) == 20  # generated, Elasticsearch-like
     assert r.batch.streams == [(("index", "syslog"),)]
 
 
