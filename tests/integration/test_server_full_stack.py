@@ -86,9 +86,9 @@ scrape_configs:
 
         # The CLI answers the same questions.
         table = _cli("query", 'up{job="node"}', "--url", cs.url)
-        assert "vector (1 results)" in table and 'up{instance="127.0.0.1:' in table
+        assert "vector (1 series)" in table and 'up{instance="127.0.0.1:' in table
         csv_out = _cli("query", "sum(jobs_done_total)", "--url", cs.url, "-o", "csv").splitlines()
-        assert csv_out[0] == "series,time,value" and csv_out[1].endswith(",9")
+        assert csv_out[0] == "time,value" and csv_out[1].endswith("Z,9")  # ISO-8601 UTC, no labels
         rng = _cli("query", 'up{job="node"}', "--range", "5s", "--step", "1s", "--url", cs.url, "-o", "json")
         assert '"resultType": "matrix"' in rng
         bad = subprocess.run([sys.executable, "-m", "clearsight", "query", "sum(", "--url", cs.url],
