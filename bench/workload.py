@@ -561,6 +561,29 @@ def node_exporter_series(n_series: int, seed: int = 1) -> list[SeriesDef]:
     return out
 
 
+HISTOGRAM_LE = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf")
+
+
+def http_histogram_series(handlers: int, instance: str = "127.0.0.1:9090") -> list[SeriesDef]:
+    """A Prometheus-style request-duration histogram (``prometheus_http_request_duration_seconds``
+    with ``_bucket{le}``, ``_count`` and ``_sum`` per handler), as Prometheus' self-scrape sends
+    it: what dashboards' ``histogram_quantile`` panels read. Bucket counters grow with ``le``."""
+    out: list[SeriesDef] = []
+    name = "prometheus_http_request_duration_seconds"
+    for h in range(handlers):
+        handler = f"/api/v1/endpoint{h}"
+        common = {"instance": instance, "job": "prometheus", "handler": handler}
+        rate = 2.0 + h
+        for k, le in enumerate(HISTOGRAM_LE):
+            frac = (k + 1) / len(HISTOGRAM_LE)
+            labels = {"__name__": f"{name}_bucket", "le": le, **common}
+            out.append(SeriesDef(tuple(sorted(labels.items())), "counter", 0.0, rate * frac, 0))
+        for suffix, step, dec in (("_count", rate, 0), ("_sum", rate * 0.05, 4)):
+            labels = {"__name__": name + suffix, **common}
+            out.append(SeriesDef(tuple(sorted(labels.items())), "counter", 0.0, step, dec))
+    return out
+
+
 def sample_values(defs: list[SeriesDef], scrapes: int, seed: int = 1) -> np.ndarray:
     """values[scrape, series] (float64)."""
     rng = np.random.default_rng(seed)
@@ -604,9 +627,11 @@ def build_payloads(
     samples_per_request: int = 2000,
     end_ms: int,
     seed: int = 1,
+    extra: list[SeriesDef] | None = None,
 ) -> Payloads:
-    """Encodes the workload ending at ``end_ms`` (the last scrape) into snappy WriteRequests."""
-    defs = node_exporter_series(n_series, seed)
+    """Encodes the workload ending at ``end_ms`` (the last scrape) into snappy WriteRequests;
+    ``extra`` series are scraped along with the node_exporter ones."""
+    defs = node_exporter_series(n_series, seed) + list(extra or [])
     values = sample_values(defs, scrapes, seed)
     rng = np.random.default_rng(seed + 1)
     start = end_ms - (scrapes - 1) * SCRAPE_INTERVAL_MS

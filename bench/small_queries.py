@@ -1,0 +1,312 @@
+"""Small dashboard queries, side by side: Clearsight, Prometheus 2.42 and VictoriaMetrics 1.79 fed
+the same remote-write data (node_exporter-like series plus Prometheus' own request-duration
+histogram), then the queries a Grafana dashboard sends most: instant selectors, instant
+``max_over_time``, ``count by (__name__)``, a wide regex selector, and 1 h range panels (rate by
+label, ``histogram_quantile``, ``topk``, a ratio).
+
+    .venv/bin/python bench/small_queries.py                   # 2,360 series x 6 h at 15 s
+    .venv/bin/python bench/small_queries.py --hours 1 --rounds 10 --concurrent-requests 200  # quick
+
+Every server starts on 127.0.0.1 on a free port in a temp dir (Clearsight as ``make run`` starts it,
+with default settings) and is stopped by PID. After loading, the script waits until every server is
+idle, then:
+
+1. latency: each query once to warm up, then ``--rounds`` rounds, round-robin across servers, one
+   request at a time over a kept-alive connection (``http.client``: the client adds ~0.1 ms); the
+   median per query and server, the ratio to Prometheus, whether the answer equals Prometheus'
+   (same series, values within 1e-6 relative), and the geometric means;
+2. concurrency: 4 and 16 client threads, each with its own connection, send the same query mix
+   until ``--concurrent-requests`` requests are done; requests/s and p50/p99 per server, and the
+   ratio of throughput to Prometheus';
+3. peak RSS of each server's process over the whole run (sampled every 0.2 s).
+
+The client threads run on the same 2 cores as the servers: absolute numbers mean little, ratios
+within one run hold better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workload
+from query import start, wait_idle
+from tests.conformance.compliance import runner
+from tests.support import peers
+
+ALL_TARGETS = ("clearsight", "prometheus", "victoriametrics")
+
+# (name, kind, query): kind "instant" is evaluated at the newest sample; "range" over the last hour
+# at a 15 s step (Grafana's default panel on a 1 h dashboard).
+QUERIES: tuple[tuple[str, str, str], ...] = (
+    ("up", "instant", "up"),
+    ("node_load1", "instant", "node_load1"),
+    ("max_over_time 1h", "instant", "max_over_time(node_load1[1h])"),
+    ("count by __name__", "instant", 'count by (__name__) ({job="node"})'),
+    ("wide regex", "instant", 'sum by (instance) (node_network_receive_bytes_total{device=~"eth.*|ens.*|lo"})'),
+    ("cpu rate by mode", "range", 'sum by (mode) (rate(node_cpu_seconds_total{mode!="idle"}[5m]))'),
+    ("net rate by instance", "range", "sum by (instance) (rate(node_network_receive_bytes_total[5m]))"),
+    (
+        "histogram_quantile p99",
+        "range",
+        "histogram_quantile(0.99, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[5m])))",
+    ),
+    ("topk 5 cpu", "range", 'topk(5, sum by (instance, cpu) (rate(node_cpu_seconds_total{mode="user"}[5m])))'),
+    (
+        "memory used ratio",
+        "range",
+        "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+    ),
+    ("load1 raw", "range", "node_load1"),
+)
+
+
+class Conn:
+    """One kept-alive HTTP connection to a server."""
+
+    def __init__(self, url: str) -> None:
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 80
+        self.c = http.client.HTTPConnection(self.host, self.port, timeout=120)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            self.c.request("GET", path)
+            r = self.c.getresponse()
+            return r.status, r.read()
+        except (http.client.HTTPException, OSError):
+            self.c.close()
+            self.c = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            raise
+
+
+def query_path(kind: str, q: str, end_s: float) -> str:
+    if kind == "instant":
+        return "/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": f"{end_s:.3f}"})
+    return "/api/v1/query_range?" + urllib.parse.urlencode(
+        {"query": q, "start": f"{end_s - 3600:.3f}", "end": f"{end_s:.3f}", "step": "15"}
+    )
+
+
+def _canon(body: bytes) -> dict[str, list[float]]:
+    doc = json.loads(body)
+    out: dict[str, list[float]] = {}
+    res = doc["data"]["result"]
+    for s in res if isinstance(res, list) else []:
+        key = json.dumps(s.get("metric", {}), sort_keys=True)
+        pts = s.get("values") or ([s["value"]] if "value" in s else [])
+        out[key] = [float(v) for _, v in pts]
+    return out
+
+
+def same(a: dict[str, list[float]], b: dict[str, list[float]]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if len(x) != len(y):
+            return False
+        for u, v in zip(x, y, strict=True):
+            if not (u == v or (math.isnan(u) and math.isnan(v)) or abs(u - v) <= 1e-6 * max(abs(u), abs(v))):
+                return False
+    return True
+
+
+def geomean(xs: list[float]) -> float:
+    xs = [x for x in xs if x > 0 and math.isfinite(x)]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.procs = {t: psutil.Process(p) for t, p in pids.items()}
+        self.peak = dict.fromkeys(pids, 0)
+        self.stop_ev = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_ev.is_set():
+            for t, p in self.procs.items():
+                try:
+                    rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                except psutil.Error:
+                    continue
+                self.peak[t] = max(self.peak[t], rss)
+            self.stop_ev.wait(0.2)
+
+
+def latency(urls: dict[str, str], end_s: float, rounds: int) -> list[dict[str, Any]]:
+    conns = {t: Conn(u) for t, u in urls.items()}
+    rows = []
+    for name, kind, q in QUERIES:
+        path = query_path(kind, q, end_s)
+        times: dict[str, list[float]] = {t: [] for t in urls}
+        answers: dict[str, dict[str, list[float]] | str] = {}
+        for t, c in conns.items():  # warm-up; keep the answer
+            st, body = c.get(path)
+            answers[t] = _canon(body) if st == 200 else f"HTTP {st}: {body[:200]!r}"
+        for _ in range(rounds):
+            for t, c in conns.items():
+                t0 = time.perf_counter()
+                st, body = c.get(path)
+                times[t].append(time.perf_counter() - t0)
+                if st != 200:
+                    answers[t] = f"HTTP {st}"
+        prom = answers.get("prometheus")
+        rows.append({
+            "name": name,
+            "kind": kind,
+            "query": q,
+            "median_ms": {t: statistics.median(v) * 1e3 for t, v in times.items()},
+            "series": {t: (len(a) if isinstance(a, dict) else a) for t, a in answers.items()},
+            "same_as_prometheus": {
+                t: (isinstance(a, dict) and isinstance(prom, dict) and same(a, prom)) for t, a in answers.items()
+            },
+        })
+    return rows
+
+
+def _clients(url: str, paths: list[str], clients: int, total: int) -> dict[str, float]:
+    lat: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def worker() -> None:
+        nonlocal errors
+        c = Conn(url)
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            t0 = time.perf_counter()
+            st, _ = c.get(paths[i % len(paths)])
+            d = time.perf_counter() - t0
+            with lock:
+                lat.append(d)
+                errors += st != 200
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return {
+        "rps": len(lat) / wall,
+        "p50_ms": lat[len(lat) // 2] * 1e3,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+        "errors": errors,
+    }
+
+
+def concurrency(urls: dict[str, str], end_s: float, clients: int, total: int) -> dict[str, dict[str, float]]:
+    paths = [query_path(kind, q, end_s) for _, kind, q in QUERIES]
+    return {t: _clients(url, paths, clients, total) for t, url in urls.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", type=int, default=2360, help="node_exporter-like series (default 2360)")
+    p.add_argument("--handlers", type=int, default=8, help="histogram handlers (13 series each)")
+    p.add_argument("--hours", type=float, default=6.0, help="hours of data at 15 s (default 6)")
+    p.add_argument("--rounds", type=int, default=30, help="timed rounds per query (default 30)")
+    p.add_argument("--concurrent-requests", type=int, default=600, help="requests per concurrency run")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS))
+    p.add_argument("--json", type=Path, help="write the results here")
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        print(f"bench/small_queries.py: ignoring {' '.join(unknown)}")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    scrapes = int(args.hours * 3600_000 // workload.SCRAPE_INTERVAL_MS)
+    end_ms = (int(time.time() * 1000) // 1000) * 1000
+    t0 = time.perf_counter()
+    payloads = workload.build_payloads(
+        args.series, scrapes, end_ms=end_ms, extra=workload.http_histogram_series(args.handlers)
+    )
+    print(
+        f"data: {payloads.n_series} series x {args.hours:g} h at 15 s = {payloads.total_samples:,} samples, "
+        f"encoded in {time.perf_counter() - t0:.1f} s"
+    )
+    with ExitStack() as stack:
+        wd = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-small-")))
+        procs: dict[str, peers.Proc] = {}
+        for t in targets:
+            procs[t] = start(t, wd / t, False)
+            stack.callback(procs[t].stop)
+        rss = RssSampler({t: pr.pid for t, pr in procs.items()})
+        rss.start()
+        # round-robin over the senders keeps every series in time order
+        order = [b for grp in itertools.zip_longest(*payloads.bodies) for b in grp if b is not None]
+        with httpx.Client(timeout=300) as client:
+            for t in targets:
+                t1 = time.perf_counter()
+                runner.push(client, procs[t].url, order)
+                print(f"  loaded {t} in {time.perf_counter() - t1:.1f} s")
+            if "victoriametrics" in procs:
+                client.get(procs["victoriametrics"].url + "/internal/force_flush")
+        waited = wait_idle(procs)
+        print(f"servers idle after {waited:.1f} s")
+        urls = {t: procs[t].url for t in targets}
+        end_s = payloads.last_ms / 1000
+        rows = latency(urls, end_s, args.rounds)
+        conc = {c: concurrency(urls, end_s, c, args.concurrent_requests) for c in (4, 16)}
+        rss.stop_ev.set()
+        rss.join()
+
+    ref = "prometheus" if "prometheus" in targets else targets[0]
+    print(f"\nlatency, median of {args.rounds} rounds (ms); ratio = server / {ref}")
+    head = f"{'query':<24}" + "".join(f"{t[:12]:>13}" for t in targets) + "".join(
+        f"{t[:6] + '/' + ref[:4]:>13}" for t in targets if t != ref)
+    print(head)
+    ratios: dict[str, list[float]] = {t: [] for t in targets}
+    for r in rows:
+        m = r["median_ms"]
+        line = f"{r['name']:<24}" + "".join(f"{m[t]:>13.2f}" for t in targets)
+        for t in targets:
+            if t == ref:
+                continue
+            ratio = m[t] / m[ref]
+            ratios[t].append(ratio)
+            flag = "" if r["same_as_prometheus"].get(t) or ref != "prometheus" else " (differs)"
+            line += f"{ratio:>12.2f}x{flag}"
+        print(line)
+    print(f"{'geomean':<24}" + "".join(f"{geomean([r['median_ms'][t] for r in rows]):>13.2f}" for t in targets)
+          + "".join(f"{geomean(ratios[t]):>12.2f}x" for t in targets if t != ref))
+    print(f"{'worst':<24}" + " " * 13 * len(targets)
+          + "".join(f"{max(ratios[t]):>12.2f}x" for t in targets if t != ref))
+    for c, res in conc.items():
+        print(f"\n{c} concurrent clients, {args.concurrent_requests} requests of the mix")
+        for t in targets:
+            x = res[t]
+            print(f"  {t:<16} {x['rps']:>8.0f} req/s ({x['rps'] / res[ref]['rps']:.2f}x {ref})  "
+                  f"p50 {x['p50_ms']:.2f} ms  p99 {x['p99_ms']:.2f} ms  errors {x['errors']:.0f}")
+    print("\npeak RSS: " + ", ".join(f"{t} {rss.peak[t] / 2**20:.0f} MiB" for t in targets))
+    if args.json:
+        args.json.write_text(json.dumps({"latency": rows, "concurrency": conc, "peak_rss": rss.peak}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
