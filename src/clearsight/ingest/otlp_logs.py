@@ -185,6 +185,8 @@ def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -
         res: dict[str, str] = {}
         for ai, kv in enumerate(rl.resource.attributes):
             res[kv.key] = _str(kv.value, f"{rpath}.resource.attributes[{ai}]")
+        if res:
+            check_attributes(list(res), list(res.values()), lim, f"{rpath}.resource")
         stream: dict[str, str] = {_STREAM_NAMES[k]: v for k, v in res.items() if k in _STREAM_NAMES and v}
         stream.setdefault("service_name", UNKNOWN_SERVICE)
         slabels: Labels = tuple(sorted(stream.items()))

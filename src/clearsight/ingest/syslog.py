@@ -39,13 +39,14 @@ import calendar
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from clearsight.ingest.log_common import (
     NS,
     LogDecodeError,
     LogLimits,
     check_attributes,
+    check_stream_labels,
     line_too_long,
     parse_rfc3339_ns,
     too_many_entries,
@@ -132,8 +133,7 @@ class SyslogFramer:
         return [rest]
 
 
-@dataclass(frozen=True)
-class SyslogMessage:
+class SyslogMessage(NamedTuple):
     pri: int
     timestamp: int
     hostname: str
@@ -238,7 +238,7 @@ def _parse_5424(pri: int, rest: str, now_ns: int) -> SyslogMessage | None:
         sd_text = h.group(6)
     else:
         sd_text = rest[h.end():]
-    ts_text, host, app, procid, msgid = h.group(1), h.group(2), h.group(3), h.group(4), h.group(5)
+    ts_text, host, app, procid, msgid = h.groups()[:5]
     if ts_text == "-":
         t = now_ns
     else:
@@ -292,6 +292,7 @@ def decode_messages(
     lim = limits or LogLimits()
     b = LogBatchBuilder()
     sev_idx = [b.severity_text_index(s) for s in SEVERITIES]
+    streams: dict[tuple[str, int, str], tuple[int, int]] = {}
     n = 0
     for i, raw in enumerate(messages):
         n += 1
@@ -302,9 +303,13 @@ def decode_messages(
         m = parse_message(raw, now_ns)
         host = m.hostname or peer_host
         fac, sev = divmod(m.pri, 8)
-        stream = tuple(p for p in (("app", m.app), ("facility", FACILITIES[fac]), ("host", host)) if p[1])
-        sidx = b.stream(stream)
-        ridx = b.resource((("host.name", host),)) if host else 0
+        skey = (m.app, fac, host)
+        cached = streams.get(skey)
+        if cached is None:
+            stream = tuple(p for p in (("app", m.app), ("facility", FACILITIES[fac]), ("host", host)) if p[1])
+            check_stream_labels(stream, lim, f"message {i}")
+            cached = streams[skey] = (b.stream(stream), b.resource((("host.name", host),)) if host else 0)
+        sidx, ridx = cached
         keys: list[str] = []
         values: list[str] = []
         if m.procid:

@@ -138,6 +138,9 @@ def test_limits() -> None:
     with pytest.raises(LimitExceeded, match="5 attributes exceed the limit of 4"):
         _decode_json({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": attrs}]}]}]},
                      limits=LogLimits(max_attributes_per_entry=4))
+    big = {"resourceLogs": [{"resource": {"attributes": attrs}}]}
+    with pytest.raises(LimitExceeded, match=r"resourceLogs\[0\].resource: 5 attributes"):
+        _decode_json(big, limits=LogLimits(max_attributes_per_entry=4))
     two = {"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": s}}]}}
                             for s in "ab"]}
     with pytest.raises(LimitExceeded, match="more than 1 streams"):

@@ -174,3 +174,9 @@ def test_fuzz_messages(raw: bytes) -> None:
     assert 0 <= m.pri <= 191 and m.format in ("rfc5424", "rfc3164", "raw")
     b = sl.decode_messages([raw], now_ns=NOW)
     assert len(b) == 1
+
+
+def test_header_fields_are_bounded_like_labels() -> None:
+    raw = b"<13>1 2024-05-01T09:00:00Z " + b"h" * 40 + b" app - - - x"
+    with pytest.raises(LimitExceeded, match="message 0: value of label 'host' is 40 characters"):
+        sl.decode_messages([raw], now_ns=NOW, limits=LogLimits(max_label_value_length=32))
