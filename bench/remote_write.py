@@ -364,6 +364,13 @@ class Run:
     disk: dict[str, int]
     send: SendResult
     stored_samples: int | None = None  # what the server's query API counts afterwards
+    # --resend: the identical requests sent again, then an HA replica's (same series, every
+    # timestamp REPLICA_OFFSET_MS later, so between the first replica's samples).
+    resend_samples_per_s: float | None = None
+    resend_cpu_s_per_million: float | None = None
+    replica_samples_per_s: float | None = None
+    replica_cpu_s_per_million: float | None = None
+    replica_rejected: int = 0
 
 
 def count_stored(server: Server, payloads: workload.Payloads) -> int | None:
@@ -381,7 +388,8 @@ def count_stored(server: Server, payloads: workload.Payloads) -> int | None:
         return int(total) if status == 200 else None
     range_s = (payloads.last_ms - payloads.first_ms) // 1000 + 60
     query = f'sum(count_over_time({{job="node"}}[{range_s}s]))'
-    params = urllib.parse.urlencode({"query": query, "time": f"{payloads.last_ms / 1000 + 1:.3f}"})
+    # +5 s: an HA replica's samples (--resend) are REPLICA_OFFSET_MS later
+    params = urllib.parse.urlencode({"query": query, "time": f"{payloads.last_ms / 1000 + 5:.3f}"})
     try:
         status, body = http_call("GET", server.url(f"/api/v1/query?{params}"), timeout=120)
         if status != 200:
@@ -392,7 +400,10 @@ def count_stored(server: Server, payloads: workload.Payloads) -> int | None:
         return None
 
 
-def run_once(server: Server, payloads: workload.Payloads) -> Run:
+REPLICA_OFFSET_MS = 3_000
+
+
+def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payloads | None = None) -> Run:
     server.start()
     try:
         assert server.proc is not None
@@ -405,6 +416,16 @@ def run_once(server: Server, payloads: workload.Payloads) -> Run:
         send = send_all(server.port, server.write_path, payloads.bodies, start)
         cpu = tree_cpu_seconds(pid) - cpu0[0]
         accepted = payloads.total_samples if not send.rejected else None
+        extra: dict[str, Any] = {}
+        if replica is not None:
+            m = payloads.total_samples / 1e6
+            again = send_all(server.port, server.write_path, payloads.bodies, start)
+            extra["resend_cpu_s_per_million"] = (tree_cpu_seconds(pid) - cpu0[0]) / m
+            extra["resend_samples_per_s"] = payloads.total_samples / again.wall_s if again.wall_s else 0.0
+            other = send_all(server.port, server.write_path, replica.bodies, start)
+            extra["replica_cpu_s_per_million"] = (tree_cpu_seconds(pid) - cpu0[0]) / m
+            extra["replica_samples_per_s"] = replica.total_samples / other.wall_s if other.wall_s else 0.0
+            extra["replica_rejected"] = other.rejected
         if isinstance(server, Clearsight):  # its flush is a shutdown: query first
             stored = count_stored(server, payloads)
             disk = server.flush()
@@ -418,6 +439,7 @@ def run_once(server: Server, payloads: workload.Payloads) -> Run:
             disk=disk,
             send=send,
             stored_samples=stored,
+            **extra,
         )
     finally:
         server.cleanup()
@@ -568,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the in-process pipeline measurement",
     )
+    ap.add_argument(
+        "--resend",
+        action="store_true",
+        help="after the first send, send the identical requests again, then an HA replica's "
+        f"(every timestamp {REPLICA_OFFSET_MS} ms later); print both rates against the first send",
+    )
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "remote_write.json")
     args, _unknown = ap.parse_known_args(argv)  # bench/run.py passes the same flags to every bench
 
@@ -579,6 +607,17 @@ def main(argv: list[str] | None = None) -> int:
         senders=args.senders,
         samples_per_request=args.samples_per_request,
         end_ms=end_ms,
+    )
+    replica = (
+        workload.build_payloads(
+            args.series,
+            args.scrapes,
+            senders=args.senders,
+            samples_per_request=args.samples_per_request,
+            end_ms=end_ms + REPLICA_OFFSET_MS,
+        )
+        if args.resend
+        else None
     )
     nreq = sum(len(b) for b in payloads.bodies)
     print(
@@ -649,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeat):
         for name in list(names):
             try:
-                run = run_once(factories[name](), payloads)
+                run = run_once(factories[name](), payloads, replica)
             except Exception as e:  # a broken server is reported, the other peers still run
                 print(f"{name}: run {i + 1} failed: {e}")
                 report["servers"][name] = {"error": str(e)}
@@ -662,6 +701,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.rejected} rejected, query API counts {run.stored_samples} stored samples "
                 f"{s.first_rejection[:200]}"
             )
+            if run.resend_samples_per_s is not None and run.replica_samples_per_s is not None:
+                print(
+                    f"  identical re-send: {_fmt_rate(run.resend_samples_per_s)} samples/s "
+                    f"({run.resend_samples_per_s / run.samples_per_s:.2f}x its first send), "
+                    f"{run.resend_cpu_s_per_million:.2f} CPU s/M; HA replica +{REPLICA_OFFSET_MS} ms: "
+                    f"{_fmt_rate(run.replica_samples_per_s)} samples/s "
+                    f"({run.replica_samples_per_s / run.samples_per_s:.2f}x), "
+                    f"{run.replica_cpu_s_per_million:.2f} CPU s/M, {run.replica_rejected} requests rejected"
+                )
             results.setdefault(name, []).append(run)
     for name, runs in results.items():
         report["servers"][name] = {"runs": [asdict(r) for r in runs]}
