@@ -79,7 +79,12 @@ class _StoreCollector(Collector):
         yield _counter("clearsight_store_out_of_bounds_samples_total",
                        "Samples dropped: older than the out-of-order window.", s.out_of_bounds_total)
         yield _counter("clearsight_store_duplicate_samples_total",
-                       "Samples that overwrote a sample at the same timestamp.", s.duplicates_total)
+                       "Samples at a timestamp their series already had (re-sends and overwrites).",
+                       s.duplicates_total)
+        yield _counter("clearsight_store_identical_samples_total",
+                       "Duplicates with the stored value: acknowledged, nothing written.", s.identical_total)
+        yield _counter("clearsight_store_out_of_order_samples_total",
+                       "Samples written older than their series' newest sample.", s.out_of_order_total)
         yield _gauge("clearsight_store_writer_up", "1 when the writer thread is alive.", int(s.writer_alive))
         yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
 

@@ -84,6 +84,8 @@ class StoreStats:
     commit_seconds_sum: float = 0.0
     out_of_bounds_total: int = 0
     duplicates_total: int = 0
+    identical_total: int = 0  # duplicates with the same value: acknowledged, nothing written
+    out_of_order_total: int = 0  # written, older than their series' newest committed sample
     writer_alive: bool = True
 
 

@@ -467,6 +467,8 @@ def test_identical_resend_writes_nothing(tmp_path: Path, where: str) -> None:
         assert store._catalog.snapshot().uid.tolist() == uids  # no chunk replaced
         assert store._head.segments == segments
         assert store.stats().duplicates_total == 200 * 30
+        assert store.stats().identical_total == 200 * 30
+        assert store.stats().out_of_order_total == 0
         got = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
         assert got.timestamps.shape[0] == 200 * 30
     finally:
@@ -505,6 +507,7 @@ def test_late_samples_between_chunk_samples_go_to_the_head(tmp_path: Path) -> No
         chunks_before = _table_rows(store)[1]
         res = store.append("t", SampleBatch.from_series([(UP, [(t * 1000 + 3, 2.0) for t in range(10)])])).result()
         assert res.duplicates == 0 and res.samples_written == 10
+        assert store.stats().out_of_order_total == 9  # the last one is the series' newest sample
         assert _table_rows(store)[1] == chunks_before
         got = store.select("t", [Matcher.of("=", "__name__", "up")], 0, 10**6)
         assert got.timestamps.tolist() == sorted([t * 1000 for t in range(10)] + [t * 1000 + 3 for t in range(10)])

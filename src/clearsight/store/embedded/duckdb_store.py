@@ -901,6 +901,7 @@ class EmbeddedMetricsStore:
             if cand.size:
                 to_head, gone, changed_chunk, existed = self._classify(sids, ts, vals, cand)
                 dup_owner.append(owner[existed])
+                self._stats.out_of_order_total += int(cand.size - existed.size)
                 if to_head is not None:
                     head_sids, head_ts, head_vals = sids[to_head], ts[to_head], vals[to_head]
         if not (new_series or new_meta or head_sids.shape[0] or gone is not None or changed_chunk.size):
@@ -980,6 +981,7 @@ class EmbeddedMetricsStore:
         if not bool(found.any()):
             return None, None, np.zeros(0, dtype=np.intp), existed
         same = found & (old.view(np.int64) == vals[cand].view(np.int64))
+        self._stats.identical_total += int(np.count_nonzero(same))
         changed = found & ~same
         to_head = np.ones(sids.shape[0], dtype=np.bool_)
         to_head[cand[same]] = False
@@ -1441,5 +1443,7 @@ class EmbeddedMetricsStore:
             commit_seconds_sum=s.commit_seconds_sum,
             out_of_bounds_total=s.out_of_bounds_total,
             duplicates_total=s.duplicates_total,
+            identical_total=s.identical_total,
+            out_of_order_total=s.out_of_order_total,
             writer_alive=s.writer_alive and self._writer.is_alive(),
         )
