@@ -18,8 +18,8 @@ Two encodings, chosen by Content-Type:
 
 Output: ``streams`` are the canonical stream label sets (label names checked, at least one label,
 limits on count and lengths), structured metadata goes to the attribute columns in wire order,
-``severity_text`` comes from the stream label ``level`` (or ``detected_level``, or a ``level``
-structured metadata entry) with its OTLP number. Timestamps are kept exact (int ns).
+``severity_text`` comes from the stream label ``level`` (or ``detected_level``, ``severity``,
+``lvl``; else a ``level`` structured metadata entry) with its OTLP number. Timestamps are kept exact (int ns).
 
 Errors: ``LokiPushError`` (400) naming the stream/entry and the problem, ``LimitExceeded`` (400)
 for ``LogLimits`` (line size, entries, streams, labels, structured metadata), ``PayloadTooLarge``
@@ -57,6 +57,8 @@ from clearsight.pipeline.limits import WriteLimits
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+# stream labels read as the severity, first match wins (Loki's level detection looks at the same names)
+_LEVEL_LABELS = ("level", "detected_level", "severity", "lvl", "LEVEL", "Level", "SEVERITY", "Severity")
 
 
 class LokiPushError(LogDecodeError):
@@ -177,7 +179,11 @@ class _Streams:
         idx = self.b.stream(canon)
         if self.b.num_streams > before and self.b.num_streams > self.limits.max_streams_per_request:
             raise too_many_streams(self.limits)
-        level = labels.get("level") or labels.get("detected_level") or ""
+        level = ""
+        for name in _LEVEL_LABELS:
+            level = labels.get(name, "")
+            if level:
+                break
         return idx, severity_number_of(level) if level else 0, self.b.severity_text_index(level)
 
     def from_text(self, text: str, where: str) -> tuple[int, int, int]:

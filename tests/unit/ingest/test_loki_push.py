@@ -182,3 +182,52 @@ def test_fuzz_json_bytes(data: bytes) -> None:
         lp.decode_push(data, "application/json")
     except IngestError as e:
         assert e.message
+
+
+def test_python_logging_loki_client_payload() -> None:
+    """The real python-logging-loki client (JSON push) posts to a capturing server; its bodies decode."""
+    import logging
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import logging_loki
+
+    got: list[tuple[str | None, bytes]] = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((self.headers["Content-Type"], body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Capture)
+    t = threading.Thread(target=srv.serve_forever)
+    t.start()
+    handler = logging_loki.LokiHandler(url=f"http://127.0.0.1:{srv.server_port}/loki/api/v1/push",
+                                       tags={"application": "billing"}, version="1")
+    logger = logging.getLogger("clearsight.test.loki")
+    logger.propagate = False
+    logger.addHandler(handler)
+    before = time.time_ns()
+    try:
+        logger.error("payment %s failed", "p-1", extra={"tags": {"region": "eu"}})
+        logger.warning("retrying")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        srv.shutdown()
+        srv.server_close()
+        t.join()
+    after = time.time_ns()
+    batches = [lp.decode_push(body, ctype) for ctype, body in got]
+    assert [b.body for b in batches] == [["payment p-1 failed"], ["retrying"]]
+    first = batches[0]
+    assert dict(first.streams[0]) == {"application": "billing", "logger": "clearsight.test.loki",
+                                      "region": "eu", "severity": "error"}
+    assert first.severity_text(0) == "error" and int(first.severity_number[0]) == 17
+    assert all(before - 10**9 <= int(b.timestamps[0]) <= after + 10**9 for b in batches)
