@@ -46,6 +46,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, str]]] = [
     ("GET", "/api/v1/query_exemplars", {"query": "up", "start": "10", "end": "5"}),
     ("GET", "/api/v1/query", {"query": "up"}),
     ("GET", "/api/v1/query", {"query": "up("}),
+    ("GET", "/api/v1/query", {"query": "up", "stats": "all"}),
+    ("POST", "/api/v1/query_range", {"query": "up", "start": "{t0}", "end": "{t}", "step": "1", "stats": "all"}),
     ("GET", "/api/v1/series", {"match[]": "up"}),
     ("GET", "/api/v1/labels", {}),
     ("GET", "/api/v1/label/job/values", {}),
@@ -110,7 +112,9 @@ def test_endpoint_shapes_match_prometheus(tmp_path: Path) -> None:
             raise AssertionError(f"no remote-written data in Clearsight:\n{prom.log()}")
 
         problems: list[str] = []
-        for method, path, params in ENDPOINTS:
+        now = time.time()
+        for method, path, raw_params in ENDPOINTS:
+            params = {k: v.format(t=now - 2, t0=now - 4) for k, v in raw_params.items()}
             rp, rc = _call(prom, method, path, params), _call(cs, method, path, params)
             label = f"{method} {path} {params}"
             if rp.status_code != rc.status_code:
@@ -129,6 +133,12 @@ def test_endpoint_shapes_match_prometheus(tmp_path: Path) -> None:
             if (rp.status_code, rp.text) != (rc.status_code, rc.text):
                 problems.append(f"{method} {path}: {rp.status_code} {rp.text!r} vs {rc.status_code} {rc.text!r}")
         assert not problems, "\n".join(problems)
+        # The same data, the same sample counts: one sample of one series at a time both stored.
+        latest = httpx.get(cs.url + "/api/v1/query", params={"query": 'timestamp(up{job="clearsight"})'}).json()
+        at = {"query": 'up{job="clearsight"}', "time": latest["data"]["result"][0]["value"][1], "stats": "all"}
+        counts = [httpx.get(p.url + "/api/v1/query", params=at).json()["data"]["stats"]["samples"]
+                  ["totalQueryableSamples"] for p in (prom, cs)]
+        assert counts == [1, 1], [httpx.get(p.url + "/api/v1/query", params=at).json() for p in (prom, cs)]
         # Clearsight's tsdb lists are filled from the remote-written series.
         tsdb = httpx.get(cs.url + "/api/v1/status/tsdb").json()["data"]
         assert tsdb["headStats"]["numSeries"] > 0 and tsdb["seriesCountByMetricName"]

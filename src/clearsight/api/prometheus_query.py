@@ -121,11 +121,24 @@ else:
     _points = _points_native
 
 
-def stats_json(result: QueryResult) -> dict[str, Any]:
+TIMING_KEYS = ("evalTotalTime", "resultSortTime", "queryPreparationTime", "innerEvalTime", "execQueueTime",
+               "execTotalTime")
+
+
+def stats_json(result: QueryResult, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Prometheus' ``stats`` object: six timings (seconds) and the sample counts."""
     st = result.stats
-    return {"timings": {}, "samples": {"totalQueryableSamples": st.samples_loaded,
-                                       "peakSamples": st.peak_points},
-            "series": {"fetched": st.series_fetched}}
+    t = timings or {}
+    return {"timings": {k: round(t.get(k, 0.0), 9) for k in TIMING_KEYS},
+            "samples": {"totalQueryableSamples": st.queryable_samples, "peakSamples": st.peak_points}}
+
+
+def query_timings(arrived: float, preparation: float, began: float, evaluated: float) -> dict[str, float]:
+    """Timings as Prometheus reports them, from monotonic clock readings: ``arrived`` (request),
+    ``preparation`` (parse seconds), ``began`` (evaluation start), ``evaluated`` (evaluation seconds)."""
+    return {"evalTotalTime": evaluated, "resultSortTime": 0.0, "queryPreparationTime": preparation,
+            "innerEvalTime": evaluated, "execQueueTime": max(0.0, began - arrived - preparation),
+            "execTotalTime": time.monotonic() - arrived}
 
 
 def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: TenantOf,
@@ -150,10 +163,10 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         return Deadline(_timeout(p), start=arrived)
 
     def _respond(result: QueryResult, p: ImmutableMultiDict[str, Any], limit: int | None,
-                 at_ms: int) -> Response:
+                 at_ms: int, timings: dict[str, float] | None = None) -> Response:
         data, warnings = encode_result(result, at_ms, limit)
         if p.get("stats"):
-            data["stats"] = stats_json(result)
+            data["stats"] = stats_json(result, timings)
         return success(data, [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None)
 
     async def _execute(request: Request, tenant: str, run: Callable[[threading.Event, float], Response],
@@ -183,12 +196,16 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             t = round(time.time() * 1000) if raw_t in (None, "") else parse_time_ms(str(raw_t), "time")
             limit = limit_param(p)
             tenant = tenant_of(request)
+            parse_began = time.monotonic()
             expr, positions = _parse(q)  # bad_data before taking a worker thread; parsed once
+            prep = time.monotonic() - parse_began
 
             def run(cancel: threading.Event, timeout: float) -> Response:
+                began = time.monotonic()
                 result = engine.instant(store.querier(tenant), expr, t, timeout_s=timeout, cancel=cancel,
-                                        positions=positions, query_text=q)
-                return _respond(result, p, limit, t)  # encoded in the worker thread too
+                                        positions=positions, query_text=q, count_samples=bool(p.get("stats")))
+                timings = query_timings(arrived, prep, began, time.monotonic() - began)
+                return _respond(result, p, limit, t, timings)  # encoded in the worker thread too
 
             return await _execute(request, tenant, run, _deadline(p, arrived))
         except ApiError as e:
@@ -215,16 +232,21 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                                "timeseries. Try decreasing the query resolution (?step=XX)")
             limit = limit_param(p)
             tenant = tenant_of(request)
+            parse_began = time.monotonic()
             expr, positions = _parse(q)
+            prep = time.monotonic() - parse_began
             if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
                 kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
                 raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
                                "query, must be Scalar or instant Vector")
 
             def run(cancel: threading.Event, timeout: float) -> Response:
+                began = time.monotonic()
                 result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
-                                      cancel=cancel, positions=positions, query_text=q)
-                return _respond(result, p, limit, start)  # encoded in the worker thread too
+                                      cancel=cancel, positions=positions, query_text=q,
+                                      count_samples=bool(p.get("stats")))
+                timings = query_timings(arrived, prep, began, time.monotonic() - began)
+                return _respond(result, p, limit, start, timings)  # encoded in the worker thread too
 
             return await _execute(request, tenant, run, _deadline(p, arrived))
         except ApiError as e:

@@ -191,6 +191,8 @@ class Evaluator:
         self.stats = QueryStats()
         # Vector selectors whose histograms are read as Prometheus' HistogramStatsIterator does.
         self.stats_selectors: set[int] = set()
+        # Count Prometheus' totalQueryableSamples into stats.queryable_samples (costs a pass per selector).
+        self.count_samples = False
 
     # ---- helpers ----
 
@@ -352,13 +354,18 @@ class Evaluator:
         lo = int(eff.min()) - self.lookback + 1
         hi = int(eff.max())
         if e.smoothed:
-            return self._smoothed_selector(e, eff)
+            smoothed = self._smoothed_selector(e, eff)
+            if self.count_samples:
+                self.stats.queryable_samples += int(smoothed.present.sum())
+            return smoothed
         data = self.select(e.matchers, lo, hi)
         n = len(data)
         self._account(n * k, "an instant vector selector")
         if n == 0:
             return VectorSteps.empty(k)
         idx, present = latest_sample_index(data, eff, lo, self.lookback)
+        if self.count_samples:
+            self.stats.queryable_samples += int(present.sum())
         st_all = data.start_timestamps
         hs = data.histograms
         if hs is not None and id(e) in self.stats_selectors:
@@ -487,7 +494,7 @@ class Evaluator:
         hists: list[ObjArr | None] = []
         st_all = data.start_timestamps
         if hs_all is None and st_all is None:
-            return self._float_matrix(data, eff, rng, e, extra)
+            return self._counted(self._float_matrix(data, eff, rng, e, extra))
         sts: list[I64 | None] = []
         offs = data.offsets
         self._account(int(data.timestamps.shape[0]), "a range vector selector")  # copies below
@@ -515,9 +522,21 @@ class Evaluator:
             vals.append(sv)
             hists.append(sh)
             sts.append(sst if sst is not None and bool(sst.any()) else None)
-        return MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra,
-                           hists if any(h is not None for h in hists) else None,
-                           sts if any(x is not None for x in sts) else None)
+        return self._counted(MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra,
+                                         hists if any(h is not None for h in hists) else None,
+                                         sts if any(x is not None for x in sts) else None))
+
+    def _counted(self, m: MatrixSteps) -> MatrixSteps:
+        """Adds the samples in every step's window of ``m`` to totalQueryableSamples (when counting)."""
+        if self.count_samples and m.labels:
+            ends = m.window_end
+            starts = ends - m.range_ms
+            for i, ts in enumerate(m.timestamps):
+                if i % 256 == 255:
+                    self.budget.check()
+                n = np.searchsorted(ts, ends, side="right") - np.searchsorted(ts, starts, side="right")
+                self.stats.queryable_samples += int(n.sum())
+        return m
 
     def _float_matrix(self, data: SeriesData, eff: I64, rng: int, e: MatrixSelector, extra: int) -> MatrixSteps:
         """``matrix_selector`` for float-only data, without a Python pass per sample column: stale
@@ -831,7 +850,7 @@ class Engine:
     def instant(self, selector: SeriesSelector, query: str | Expr, time_ms: int, *,
                 timeout_s: float | None = None, cancel: threading.Event | None = None,
                 lookback_delta_ms: int | None = None, positions: Positions | None = None,
-                query_text: str = "") -> QueryResult:
+                query_text: str = "", count_samples: bool = False) -> QueryResult:
         """Evaluates ``query`` at ``time_ms``. ``timeout_s`` can only shorten the engine's timeout;
         setting ``cancel`` aborts the query at the next operator boundary (QueryCanceled).
         For a pre-parsed ``Expr``, ``positions``/``query_text`` give annotation positions."""
@@ -840,6 +859,7 @@ class Engine:
                              positions, query_text)
         ts = np.asarray([time_ms], dtype=np.int64)
         ev.stats_selectors = stats_selectors(expr)
+        ev.count_samples = count_samples
         with running(ev.budget):
             val = ev.eval(expr, ts)
             res = _finish(ev, val, ts, instant=True)
@@ -849,7 +869,7 @@ class Engine:
     def range(self, selector: SeriesSelector, query: str | Expr, start_ms: int, end_ms: int,
               step_ms: int, *, timeout_s: float | None = None, cancel: threading.Event | None = None,
               lookback_delta_ms: int | None = None, positions: Positions | None = None,
-              query_text: str = "") -> QueryResult:
+              query_text: str = "", count_samples: bool = False) -> QueryResult:
         if step_ms <= 0:
             raise QueryError("zero or negative query resolution step widths are not accepted. "
                              "Try a positive integer")
@@ -868,6 +888,7 @@ class Engine:
                              positions, query_text)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         ev.stats_selectors = stats_selectors(expr)
+        ev.count_samples = count_samples
         with running(ev.budget):
             val = ev.eval(expr, ts)
             return _finish(ev, val, ts, instant=False)

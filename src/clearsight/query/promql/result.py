@@ -71,6 +71,10 @@ class QueryStats:
     samples_loaded: int = 0  # raw samples read from the store
     series_fetched: int = 0  # series returned by store selects
     peak_points: int = 0  # most points held at once (samples, intermediates; see query/budget.py)
+    # Prometheus' totalQueryableSamples: per step, one per series a vector selector found a sample
+    # for, and the samples in each window of a range selector. Counted only when asked
+    # (``Engine.instant/range(count_samples=True)``, the API's ``stats`` parameter).
+    queryable_samples: int = 0
 
 
 @dataclass
