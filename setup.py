@@ -37,6 +37,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3", "-ffp-contract=off"],
         ),
         Extension(
+            "clearsight.store.embedded._headsel",
+            ["src/clearsight/store/embedded/_headsel.pyx"],
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
             "clearsight.store.embedded._chunkdec",
             ["src/clearsight/store/embedded/_chunkdec.pyx"],
             extra_compile_args=["-O3"],

@@ -98,3 +98,26 @@ def test_order_by_series_ts_is_stable_on_both_paths() -> None:
         order = order_by_series_ts(sid, ts).tolist()
         want = sorted(range(5), key=lambda i: (int(sid[i]), int(ts[i]), i))
         assert order == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows, st.lists(st.integers(0, 9), max_size=9, unique=True), timestamps, timestamps)
+def test_compiled_rows_in_matches_numpy(pairs: Model, ids: list[int], a: int, b: int) -> None:
+    from clearsight.store.embedded import head as head_mod
+
+    assert head_mod._headsel is not None, "the Cython extension is built by `make setup`"
+    mirror = HeadMirror()
+    mirror.apply(_rows(pairs))
+    want_ids = np.array(sorted(ids), dtype=np.uint32)
+    lo, hi = min(a, b), max(a, b)
+    for seg in mirror._segments:
+        assert seg.rows_in(want_ids, lo, hi).tolist() == seg.rows_in_py(want_ids, lo, hi).tolist()
+
+
+def test_lookup_finds_stored_pairs_and_values() -> None:
+    mirror = HeadMirror()
+    mirror.apply(_rows({(1, 10): 1.5, (2, 10): 2.5}))
+    mirror.apply(_rows({(1, 20): 3.5}))
+    found, vals = mirror.lookup(np.array([1, 1, 2, 3], dtype=np.uint32), np.array([20, 15, 10, 10], dtype=np.int64))
+    assert found.tolist() == [True, False, True, False]
+    assert vals[found].tolist() == [3.5, 2.5]

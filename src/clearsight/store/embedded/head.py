@@ -33,6 +33,11 @@ from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.embedded.index import sorted_unique
 from clearsight.store.embedded.pairs import find_pairs
 
+try:  # the Cython row selection (setup.py builds it); _Segment.rows_in_py is its reference
+    from clearsight.store.embedded import _headsel  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without Cython or a C compiler
+    _headsel = None
+
 U32Array = npt.NDArray[np.uint32]
 FANOUT = 8
 _LOADED = 1 << 30  # level of a segment loaded from the table: never merged with new ones
@@ -84,6 +89,22 @@ class _Segment:
         starts = np.zeros(lens.shape[0], dtype=np.intp)
         np.cumsum(lens[:-1], out=starts[1:])
         return np.repeat(lo - starts, lens) + np.arange(total, dtype=np.intp)
+
+    def rows_in_py(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.intp]:
+        """Row positions of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms,
+        grouped by series (numpy; the reference for the compiled ``rows_in``)."""
+        rows = self.rows_of(ids)
+        if rows.shape[0] == 0:
+            return rows
+        ts = self.ts[rows]
+        inside = (ts >= start_ms) & (ts <= end_ms)
+        return rows if bool(inside.all()) else rows[inside]
+
+    def rows_in(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.intp]:
+        if _headsel is None:
+            return self.rows_in_py(ids, start_ms, end_ms)
+        rows: npt.NDArray[np.intp] = _headsel.rows_in(self.sid, self.ts, ids, start_ms, end_ms)
+        return rows
 
 
 def _merge(segs: list[_Segment]) -> _Segment:
@@ -163,18 +184,13 @@ class HeadMirror:
         """Rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms, sorted by
         (series, ts)."""
         parts: list[tuple[U32Array, I64Array, F64Array]] = []
+        ids = np.ascontiguousarray(ids, dtype=np.uint32)
         for s in self._segments:  # one reference read: a consistent snapshot
             if s.max_ts < start_ms or s.min_ts > end_ms:
                 continue
-            rows = s.rows_of(ids)
-            if rows.shape[0] == 0:
-                continue
-            ts = s.ts[rows]
-            inside = (ts >= start_ms) & (ts <= end_ms)
-            if not bool(inside.all()):
-                rows, ts = rows[inside], ts[inside]
+            rows = s.rows_in(ids, start_ms, end_ms)
             if rows.shape[0]:
-                parts.append((s.sid[rows], ts, s.vals[rows]))
+                parts.append((s.sid[rows], s.ts[rows], s.vals[rows]))
         if not parts:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         if len(parts) == 1:
