@@ -14,8 +14,8 @@ Document -> entry:
 - body: ``message`` when it is a string, else ``log``, else the document without ``@timestamp`` as
   compact JSON.
 - severity: ``log.level`` (ECS), else ``level``, else ``severity`` (text, and its OTLP number).
-- resource: the flattened fields under ``host.``, ``service.``, ``container.``, ``kubernetes.``,
-  ``cloud.``, ``agent.``, ``orchestrator.`` (ECS resource fields).
+- resource: the top-level fields ``host``, ``service``, ``container``, ``kubernetes``, ``cloud``,
+  ``agent``, ``orchestrator`` and everything under them, flattened (ECS resource fields).
 - attributes: every other field, flattened with ``.`` (``{"http":{"status":200}}`` -> ``http.status``
   = ``200``); strings as is, numbers in JSON form, booleans ``true``/``false``, arrays as compact
   JSON, ``null`` dropped.
@@ -58,11 +58,12 @@ from clearsight.pipeline.limits import WriteLimits
 ES_VERSION = "8.11.0"
 LUCENE_VERSION = "9.8.0"
 PRODUCT_HEADERS = {"X-Elastic-Product": "Elasticsearch"}
-_RESOURCE_PREFIXES = ("host.", "service.", "container.", "kubernetes.", "cloud.", "agent.", "orchestrator.")
+_RESOURCE_ROOTS = frozenset({"host", "service", "container", "kubernetes", "cloud", "agent", "orchestrator"})
 _ACTIONS = ("index", "create", "update", "delete")
 _BAD_INDEX = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 _MAX_DEPTH = 32
 _SEVERITY_CACHE: dict[str, int] = {"": 0}
+_SHARDS = {"total": 1, "successful": 1, "failed": 0}  # shared by every item (never mutated)
 
 
 class EsBulkError(LogDecodeError):
@@ -114,7 +115,7 @@ def _item_error(action: str, index: str, doc_id: str, status: int, es_type: str,
 
 def _item_ok(action: str, index: str, doc_id: str, seq: int) -> dict[str, Any]:
     return {action: {"_index": index, "_id": doc_id, "_version": 1, "result": "created",
-                     "_shards": {"total": 1, "successful": 1, "failed": 0}, "_seq_no": seq,
+                     "_shards": _SHARDS, "_seq_no": seq,
                      "_primary_term": 1, "status": 201}}
 
 
@@ -132,11 +133,12 @@ def _flatten(doc: dict[str, Any], prefix: str, out: dict[str, str], depth: int) 
     if depth > _MAX_DEPTH:
         raise ValueError("document is nested too deeply")
     for k, v in doc.items():
-        key = prefix + k
-        if isinstance(v, dict):
-            _flatten(v, key + ".", out, depth + 1)
+        if type(v) is str:
+            out[prefix + k] = v
+        elif isinstance(v, dict):
+            _flatten(v, prefix + k + ".", out, depth + 1)
         elif v is not None:
-            out[key] = _value_text(v)
+            out[prefix + k] = _value_text(v)
 
 
 def _timestamp(v: Any) -> int:
@@ -212,6 +214,7 @@ def decode_bulk(
     items: list[dict[str, Any]] = []
     entry_items: list[int] = []
     actions: dict[bytes, tuple[str, str, str, str]] = {}
+    st = _DocState()
     max_line = lim.max_line_bytes
     i = 0
     nlines = len(lines)
@@ -255,7 +258,7 @@ def decode_bulk(
             items.append(_item_error(action, index, doc_id, 400, "document_parsing_exception",
                                      f"[{i}:1] failed to parse: the document must be a JSON object"))
             continue
-        err = _add_doc(b, doc, index, now_ns, lim, max_line)
+        err = _add_doc(b, doc, index, now_ns, lim, max_line, st)
         if err:
             items.append(_item_error(action, index, doc_id, 400, err[0], err[1]))
             continue
@@ -268,12 +271,37 @@ def decode_bulk(
     return BulkResult(b.build(), items, entry_items)
 
 
+class _DocState:
+    """Per-request caches of ``_add_doc``: stream and resource indexes, timestamp prefixes."""
+
+    __slots__ = ("resources", "seconds", "streams")
+
+    def __init__(self) -> None:
+        self.streams: dict[str, int] = {}
+        self.resources: dict[tuple[tuple[str, str], ...], int] = {}
+        self.seconds: dict[str, int] = {}
+
+
+def _fast_timestamp(v: Any, st: _DocState) -> int:
+    """``_timestamp`` with a fast path for ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` strings: the
+    seconds of each distinct prefix are parsed (and validated) once per request."""
+    if isinstance(v, str) and len(v) >= 20 and v[-1] == "Z" and (len(v) == 20 or v[19] == "."):
+        frac = v[20:-1]
+        if len(v) == 20 or (frac.isdigit() and frac.isascii()):
+            prefix = v[:19]
+            secs = st.seconds.get(prefix)
+            if secs is None:
+                secs = st.seconds[prefix] = parse_rfc3339_ns(prefix + "Z")
+            return secs + (int(frac[:9].ljust(9, "0")) if frac else 0)
+    return _timestamp(v)
+
+
 def _add_doc(b: LogBatchBuilder, doc: dict[str, Any], index: str, now_ns: int, lim: LogLimits,
-             max_line: int) -> tuple[str, str] | None:
+             max_line: int, st: _DocState) -> tuple[str, str] | None:
     """Adds one document; returns (error type, reason) instead when it cannot be stored."""
     ts_raw = doc.pop("@timestamp", None)
     try:
-        t = now_ns if ts_raw is None else _timestamp(ts_raw)
+        t = now_ns if ts_raw is None else _fast_timestamp(ts_raw, st)
     except ValueError as e:
         return "document_parsing_exception", f"failed to parse field [@timestamp] of type [date]: {e}"
     msg = doc.get("message")
@@ -291,23 +319,41 @@ def _add_doc(b: LogBatchBuilder, doc: dict[str, Any], index: str, now_ns: int, l
             return ("illegal_argument_exception",
                     f"message of {size} bytes exceeds the limit of {max_line} bytes per line (max_line_bytes)")
     flat: dict[str, str] = {}
+    res: dict[str, str] = {}
     try:
-        _flatten(doc, "", flat, 0)
+        for k, v in doc.items():
+            target = res if k.partition(".")[0] in _RESOURCE_ROOTS else flat
+            if type(v) is str:
+                target[k] = v
+            elif isinstance(v, dict):
+                _flatten(v, k + ".", target, 1)
+            elif v is not None:
+                target[k] = _value_text(v)
     except ValueError as e:
         return "document_parsing_exception", str(e)
     level = flat.pop("log.level", None) or flat.pop("level", None) or flat.pop("severity", None) or ""
-    res = {k: v for k, v in flat.items() if k.startswith(_RESOURCE_PREFIXES)}
-    if res:
-        for k in res:
-            del flat[k]
-    keys = list(flat.keys())
+    keys = list(flat)
     values = list(flat.values())
-    try:
-        check_attributes(keys, values, lim, "document")
-    except LimitExceeded as e:
-        return "illegal_argument_exception", e.message
-    ridx = b.resource(tuple(sorted((k, v) for k, v in res.items() if v != ""))) if res else 0
-    sidx = b.stream((("index", index),))
+    ridx = 0
+    if res:
+        rkey = tuple(res.items())
+        got = st.resources.get(rkey)
+        if got is None:
+            try:
+                check_attributes(list(res), list(res.values()), lim, "document resource fields")
+            except LimitExceeded as e:
+                return "illegal_argument_exception", e.message
+            got = st.resources[rkey] = b.resource(tuple(sorted(p for p in rkey if p[1] != "")))
+        ridx = got
+    if len(keys) > lim.max_attributes_per_entry or (
+            sum(map(len, keys)) + sum(map(len, values)) > lim.max_attribute_bytes_per_entry // 4):
+        try:
+            check_attributes(keys, values, lim, "document")
+        except LimitExceeded as e:
+            return "illegal_argument_exception", e.message
+    sidx = st.streams.get(index)
+    if sidx is None:
+        sidx = st.streams[index] = b.stream((("index", index),))
     sev = _SEVERITY_CACHE.get(level)
     if sev is None:
         sev = severity_number_of(level)

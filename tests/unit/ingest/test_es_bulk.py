@@ -65,6 +65,10 @@ def test_rsyslog_style_default_index_epoch_millis_and_no_message() -> None:
     assert next(iter(r.items[0].values()))["_id"] == "a1"
     assert len(next(iter(r.items[1].values()))["_id"]) == 20  # generated, Elasticsearch-like
     assert r.batch.streams == [(("index", "syslog"),)]
+    r2 = es.decode_bulk(ndjson({"index": {}}, {"message": "m", "host": "h", "msg": "x"}), now_ns=NOW,
+                        default_index="syslog")
+    assert r2.batch.resources[int(r2.batch.resource_idx[0])] == (("host", "h"),)
+    assert r2.batch.attributes(0) == [("msg", "x")]
 
 
 def test_per_item_errors_keep_the_good_items() -> None:
@@ -152,3 +156,21 @@ def test_fuzz_bytes(data: bytes) -> None:
         es.decode_bulk(data, now_ns=NOW, default_index="d")
     except IngestError as e:
         assert e.message
+
+
+@FUZZ
+@given(st.one_of(
+    st.builds(lambda y, mo, d, h, mi, s, frac: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}Z",
+              st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24),
+              st.integers(0, 60), st.integers(0, 61), st.sampled_from(["", ".", ".5", ".123456789", ".1234567891",
+                                                                         ".12a", ".²"])),
+    st.text(max_size=30),
+))
+def test_timestamp_fast_path_agrees(text: str) -> None:
+    def outcome(f: object) -> object:
+        try:
+            return f()  # type: ignore[operator]
+        except ValueError:
+            return "error"
+    fast = outcome(lambda: es._fast_timestamp(text, es._DocState()))
+    assert fast == outcome(lambda: es._timestamp(text))
