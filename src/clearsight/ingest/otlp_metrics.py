@@ -83,6 +83,7 @@ from clearsight.ingest.otlp_common import (
     format_float,
     parse_message,
 )
+from clearsight.ingest.otlp_json import json_to_wire
 from clearsight.model.labels import METRIC_NAME
 from clearsight.model.samples import (
     STALE_NAN,
@@ -1059,7 +1060,7 @@ def decode_otlp_metrics_report(
     encoding = encoding_of(content_type)
     data = decompress(body, content_encoding, limits)
     if encoding == "json":
-        data = parse_message(data, "json", ExportMetricsServiceRequest).SerializeToString()
+        data = json_to_wire(data)
     return convert_protobuf(data, limits=limits, now_ms=now_ms, options=options)
 
 
