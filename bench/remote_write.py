@@ -67,6 +67,44 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return ppid, ticks / CLK_TCK
 
 
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of a process and its children (from /proc; 0 when gone)."""
+    total = 0
+    pids = [root]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+class PeakRss(threading.Thread):
+    """Samples a process tree's RSS every 0.1 s; ``peak`` is the highest seen."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            self.done.wait(0.1)
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        return self.peak
+
+
 def tree_cpu_seconds(root: int) -> float:
     """CPU seconds (user+system, including reaped children) of ``root`` and its live descendants."""
     procs: dict[int, tuple[int, float]] = {}
@@ -364,6 +402,7 @@ class Run:
     disk: dict[str, int]
     send: SendResult
     stored_samples: int | None = None  # what the server's query API counts afterwards
+    peak_rss_bytes: int = 0  # during the first send (sampled every 0.1 s)
     # --resend: the identical requests sent again, then an HA replica's (same series, every
     # timestamp REPLICA_OFFSET_MS later, so between the first replica's samples).
     resend_samples_per_s: float | None = None
@@ -413,8 +452,11 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
         def start() -> None:
             cpu0[0] = tree_cpu_seconds(pid)
 
+        rss = PeakRss(pid)
+        rss.start()
         send = send_all(server.port, server.write_path, payloads.bodies, start)
         cpu = tree_cpu_seconds(pid) - cpu0[0]
+        peak_rss = rss.stop()
         accepted = payloads.total_samples if not send.rejected else None
         extra: dict[str, Any] = {}
         if replica is not None:
@@ -439,6 +481,7 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
             disk=disk,
             send=send,
             stored_samples=stored,
+            peak_rss_bytes=peak_rss,
             **extra,
         )
     finally:
@@ -698,8 +741,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
                 f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
-                f"{s.rejected} rejected, query API counts {run.stored_samples} stored samples "
-                f"{s.first_rejection[:200]}"
+                f"{s.rejected} rejected, query API counts {run.stored_samples} stored samples, "
+                f"peak RSS {run.peak_rss_bytes / 2**20:.0f} MiB {s.first_rejection[:200]}"
             )
             if run.resend_samples_per_s is not None and run.replica_samples_per_s is not None:
                 print(
@@ -724,7 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {load1:.1f} on {os.cpu_count()} CPUs):"
     )
     print(
-        f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8}  bytes/sample on disk"
+        f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8} {'peak RSS':>9}  "
+        "bytes/sample on disk"
     )
     base_rate = med("prometheus", lambda r: r.samples_per_s) if "prometheus" in results else None
     base_cpu = med("prometheus", lambda r: r.cpu_s_per_million) if "prometheus" in results else None
@@ -747,12 +791,14 @@ def main(argv: list[str] | None = None) -> int:
         cr = f"{cpu / base_cpu:.2f}x" if base_cpu else "-"
         rejected = sum(r.send.rejected for r in runs)
         note = f"  [{rejected} requests rejected]" if rejected else ""
-        print(f"{name:<16} {_fmt_rate(rate):>10} {rr:>8} {cpu:>8.2f} {cr:>8}  {disk_txt}{note}")
+        rss_mib = max(r.peak_rss_bytes for r in runs) / 2**20
+        print(f"{name:<16} {_fmt_rate(rate):>10} {rr:>8} {cpu:>8.2f} {cr:>8} {rss_mib:>5.0f} MiB  {disk_txt}{note}")
         summary[name] = {
             "samples_per_s": rate,
             "cpu_s_per_million": cpu,
             "bytes_per_sample": {k: v / payloads.total_samples for k, v in disks.items()},
             "rejected_requests": rejected,
+            "peak_rss_bytes": max(r.peak_rss_bytes for r in runs),
         }
     report["summary"] = summary
     args.json.parent.mkdir(parents=True, exist_ok=True)
