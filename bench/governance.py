@@ -1,0 +1,271 @@
+"""Query governance, measured: does ingest keep its capacity while heavy queries run, and is a
+query's memory bounded?
+
+``ingest`` (default): starts ``clearsight server`` on a free port in a temporary directory, loads
+``--series`` counters x 6 h, then sends remote-write batches (``--batch`` series x 1 sample) at a
+steady rate (``--rate`` per second) and records each request's latency: first idle
+(``--seconds``), then while ``--queries`` concurrent clients run heavy range queries in a loop.
+Prints p50/p99/max idle vs loaded, the loaded/idle p99 ratio (target: within 2x), and what the
+query clients got (200s, 503s). ``--max-concurrency`` sets ``query.max_concurrency``;
+``--switch-interval`` runs the server with ``sys.setswitchinterval`` (seconds; Python's default is
+0.005).
+
+``memory``: the issue's query ``sum(max_over_time(rate(http_requests_total[5m])[1h:1s]))`` over 12 h
+at a 60 s step, in-process against ``--series`` counters at 15 s, printing how it ended, the time
+and the process' peak RSS (``ru_maxrss``).
+
+Usage:
+  .venv/bin/python bench/governance.py ingest [--series 500] [--queries 20] [--seconds 15]
+  .venv/bin/python bench/governance.py memory [--series 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_write_request, snappy
+
+H = 3_600_000
+STEP_MS = 15_000
+HEAVY_QUERIES = [
+    "sum by (job) (rate(bench_requests_total[5m]))",
+    "max_over_time(sum(rate(bench_requests_total[5m]))[30m:15s])",
+    "topk(5, avg_over_time(bench_requests_total[10m]))",
+    "quantile_over_time(0.9, rate(bench_requests_total[5m])[15m:30s])",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, max_concurrency: int, switch_interval: float | None) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-governance-"))
+        self.port = free_port()
+        args = ["server", "--data-dir", str(self.tmp / "data"), "--listen", f"127.0.0.1:{self.port}",
+                "--otlp-http-listen", "", "--otlp-grpc-listen", ""]
+        pre = f"sys.setswitchinterval({switch_interval!r}); " if switch_interval else ""
+        code = (f"import runpy, sys; {pre}sys.argv = ['clearsight', *{args!r}]; "
+                "runpy.run_module('clearsight', run_name='__main__')")
+        env = dict(os.environ)
+        if max_concurrency:
+            env["CLEARSIGHT_QUERY_MAX_CONCURRENCY"] = str(max_concurrency)
+        self.log = open(self.tmp / "server.log", "wb")  # closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.tmp / 'server.log').read_text()[-2000:]}")
+            try:
+                if self.get("/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server not ready")
+
+    def conn(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        c = self.conn()
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+WRITE_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                 "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+
+def write(conn: http.client.HTTPConnection, body: bytes) -> int:
+    conn.request("POST", "/api/v1/write", body=body, headers=WRITE_HEADERS)
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+
+def load(server: Server, series: int, end_ms: int) -> None:
+    """``series`` counters over the 6 h before ``end_ms``, sent in time order."""
+    ts_all = np.arange(end_ms - 6 * H, end_ms, STEP_MS, dtype=np.int64)
+    conn = server.conn()
+    per_req = max(1, 20_000 // series)
+    for i in range(0, ts_all.size, per_req):
+        ts = ts_all[i:i + per_req].tolist()
+        req = WriteRequest([TimeSeries([("__name__", "bench_requests_total"), ("instance", f"i{s}"),
+                                        ("job", f"j{s % 10}")], [(t, float(t // STEP_MS * (s % 7 + 1))) for t in ts])
+                            for s in range(series)])
+        status = write(conn, snappy(encode_write_request(req)))
+        if status != 204:
+            raise RuntimeError(f"load: remote-write answered {status}")
+    conn.close()
+
+
+def probe_writes(server: Server, seconds: float, rate: float, batch: int, label: str) -> list[float]:
+    """Remote-write latencies (ms) of ``batch``-series requests sent ``rate`` times a second."""
+    conn = server.conn()
+    out: list[float] = []
+    interval = 1.0 / rate
+    t_end = time.monotonic() + seconds
+    nxt = time.monotonic()
+    while time.monotonic() < t_end:
+        now_ms = int(time.time() * 1000)
+        req = WriteRequest([TimeSeries([("__name__", "bench_probe"), ("phase", label), ("s", str(s))],
+                                       [(now_ms, float(s))]) for s in range(batch)])
+        body = snappy(encode_write_request(req))
+        t0 = time.perf_counter()
+        status = write(conn, body)
+        out.append((time.perf_counter() - t0) * 1000)
+        if status != 204:
+            raise RuntimeError(f"probe: remote-write answered {status}")
+        nxt += interval
+        delay = nxt - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    conn.close()
+    return out
+
+
+def query_loop(server: Server, stop: threading.Event, end_ms: int, counts: dict[int, int],
+               lock: threading.Lock, idx: int) -> None:
+    conn = server.conn()
+    i = idx
+    while not stop.is_set():
+        q = HEAVY_QUERIES[i % len(HEAVY_QUERIES)]
+        i += 1
+        params = urllib.parse.urlencode({"query": q, "start": (end_ms - 6 * H) / 1000, "end": end_ms / 1000,
+                                         "step": "15"})
+        try:
+            conn.request("GET", f"/api/v1/query_range?{params}")
+            r = conn.getresponse()
+            r.read()
+            status = r.status
+        except OSError:
+            conn.close()
+            conn = server.conn()
+            status = -1
+        with lock:
+            counts[status] = counts.get(status, 0) + 1
+    conn.close()
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def run_ingest(args: argparse.Namespace) -> None:
+    server = Server(args.max_concurrency, args.switch_interval)
+    try:
+        end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
+        t0 = time.monotonic()
+        load(server, args.series, end_ms)
+        print(f"loaded {args.series} series x 6 h in {time.monotonic() - t0:.1f} s", flush=True)
+        probe_writes(server, 2, args.rate, args.batch, "warmup")
+        idle = probe_writes(server, args.seconds, args.rate, args.batch, "idle")
+        stop = threading.Event()
+        counts: dict[int, int] = {}
+        lock = threading.Lock()
+        threads = [threading.Thread(target=query_loop, args=(server, stop, end_ms, counts, lock, i), daemon=True)
+                   for i in range(args.queries)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # let the queries pile up
+        loaded = probe_writes(server, args.seconds, args.rate, args.batch, "loaded")
+        stop.set()
+        for t in threads:
+            t.join(120)
+        cpus = os.cpu_count()
+        conc = args.max_concurrency or cpus
+        print(f"server: query.max_concurrency={conc} switchinterval={args.switch_interval or 0.005}s; "
+              f"{args.queries} query clients; remote-write {args.batch} series x {args.rate}/s")
+        for name, xs in (("idle", idle), ("loaded", loaded)):
+            print(f"  {name:6s} n={len(xs):4d}  p50={statistics.median(xs):7.1f} ms  p99={pct(xs, 99):7.1f} ms  "
+                  f"max={max(xs):7.1f} ms")
+        print(f"  loaded/idle: p50 x{statistics.median(loaded) / statistics.median(idle):.2f}  "
+              f"p99 x{pct(loaded, 99) / pct(idle, 99):.2f}  (target: p99 within x2)")
+        print(f"  query responses during the loaded phase: {json.dumps(dict(sorted(counts.items())))}")
+    finally:
+        server.stop()
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    from clearsight.query.promql.engine import Engine
+    from clearsight.store.memory import MemorySeriesSelector
+
+    s = MemorySeriesSelector()
+    ts = np.arange(0, 13 * H + 1, STEP_MS, dtype=np.int64)
+    for i in range(args.series):
+        s.add((("__name__", "http_requests_total"), ("instance", f"i{i}")), ts, np.cumsum(np.ones(ts.size)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    t0 = time.monotonic()
+    q = "sum(max_over_time(rate(http_requests_total[5m])[1h:1s]))"
+    try:
+        res = Engine(max_samples=args.max_samples).range(s, q, H, 13 * H, 60_000)
+        outcome = f"ok: {len(res.series)} series, peak {res.stats.peak_points:,} points held"
+    except Exception as e:  # the point: how it ends
+        outcome = f"{type(e).__name__}: {e}"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"{q} over 12 h at 60 s, {args.series} series x 15 s, query.max_samples={args.max_samples:,}")
+    print(f"  {outcome}")
+    print(f"  {time.monotonic() - t0:.2f} s; peak RSS {peak} MiB (data loaded: {before} MiB)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd")
+    ing = sub.add_parser("ingest")
+    mem = sub.add_parser("memory")
+    for p in (ap, ing):
+        p.add_argument("--series", type=int, default=500)
+        p.add_argument("--queries", type=int, default=20)
+        p.add_argument("--seconds", type=float, default=15.0)
+        p.add_argument("--rate", type=float, default=20.0)
+        p.add_argument("--batch", type=int, default=200)
+        p.add_argument("--max-concurrency", type=int, default=0)
+        p.add_argument("--switch-interval", type=float, default=None)
+    mem.add_argument("--series", type=int, default=1000)
+    mem.add_argument("--max-samples", type=int, default=50_000_000)
+    args = ap.parse_args()
+    if args.cmd == "memory":
+        run_memory(args)
+    else:
+        run_ingest(args)
+
+
+if __name__ == "__main__":
+    main()
