@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import cramjam
 import orjson
+from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from clearsight.ingest import es_bulk, events, falco, loki_push, otlp_logs, syslog
@@ -110,6 +111,15 @@ def otlp_pb(lines: list[tuple[int, str, str, str]]) -> list[bytes]:
     return bodies
 
 
+def otlp_json(lines: list[tuple[int, str, str, str]]) -> list[bytes]:
+    out = []
+    for body in otlp_pb(lines):
+        req = ExportLogsServiceRequest()
+        req.ParseFromString(body)
+        out.append(json_format.MessageToJson(req, use_integers_for_enums=True, indent=None).encode())
+    return out
+
+
 def es_ndjson(lines: list[tuple[int, str, str, str]]) -> list[bytes]:
     bodies = []
     action = orjson.dumps({"create": {"_index": "logs-app"}})
@@ -177,6 +187,8 @@ def main(argv: list[str]) -> int:
     run("loki push, snappy protobuf", loki_pb(lines), lambda b: len(loki_push.decode_push(b, None)), n, rep)
     run("OTLP logs, protobuf", otlp_pb(lines),
         lambda b: len(otlp_logs.decode_logs(b, "application/x-protobuf", now_ns=T0)), n, rep)
+    run("OTLP logs, JSON", otlp_json(lines),
+        lambda b: len(otlp_logs.decode_logs(b, "application/json", now_ns=T0)), n, rep)
     run("Elasticsearch _bulk", es_ndjson(lines), lambda b: len(es_bulk.decode_bulk(b, now_ns=T0).batch), n, rep)
     best_sys = float("inf")
     bodies = syslog_stream(lines)

@@ -1,9 +1,12 @@
 """OTLP logs (``ExportLogsServiceRequest``, protobuf or OTLP/JSON) -> ``LogBatch``.
 
-Pure: no store or API imports. Protobuf is parsed by upb (the opentelemetry-proto messages); OTLP/JSON
-is read with orjson, its hex ``traceId``/``spanId`` (the OTLP/JSON encoding, unlike the proto3 JSON
-mapping's base64) converted, then loaded into the same message with ``json_format.ParseDict``; both
-then go through one converter. ``MessageToDict`` is never used.
+Pure: no store or API imports. Protobuf is parsed by upb (the opentelemetry-proto messages). OTLP/JSON
+is read with orjson and walked directly (``convert_json``) when it has the canonical OTLP/JSON shape
+(lowerCamelCase keys, hex ``traceId``/``spanId``, integers as numbers or strings, severityNumber as a
+number); any other shape (snake_case keys, enum names, unknown fields...) is loaded into the message
+with ``json_format.ParseDict`` (hex ids converted first) and goes through the protobuf path's
+converter, so both encodings have one semantics (a property test checks the walk against it).
+``MessageToDict`` is never used.
 
 Mapping, per log record:
 
@@ -35,6 +38,7 @@ from typing import Any
 import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
 
 from clearsight.ingest.log_common import (
     INT64_MAX,
@@ -95,8 +99,9 @@ def decode_logs(
     enc = encoding_of(content_type)
     wl = WriteLimits(max_body_bytes=lim.max_body_bytes, max_decompressed_bytes=lim.max_decompressed_bytes)
     data = decompress(body, content_encoding, wl)
-    req = parse_json(data) if enc == "json" else parse_protobuf(data)
-    return convert_request(req, now_ns=now_ns, limits=lim)
+    if enc == "json":
+        return convert_json(data, now_ns=now_ns, limits=lim)
+    return convert_request(parse_protobuf(data), now_ns=now_ns, limits=lim)
 
 
 def parse_protobuf(data: bytes) -> Any:
@@ -169,6 +174,21 @@ def _str(v: Any, rpath: str, si: int = -1, li: int = -1, suffix: str = "") -> st
         raise OtlpLogsError((_path(rpath, si, li) if li >= 0 else rpath) + suffix, e.message) from None
 
 
+def _resource_indexes(b: LogBatchBuilder, res: dict[str, str], lim: LogLimits, rpath: str) -> tuple[int, int]:
+    """(stream index, resource index) of a resource's attributes."""
+    if res:
+        check_attributes(list(res), list(res.values()), lim, f"{rpath}.resource")
+    stream: dict[str, str] = {_STREAM_NAMES[k]: v for k, v in res.items() if k in _STREAM_NAMES and v}
+    stream.setdefault("service_name", UNKNOWN_SERVICE)
+    slabels: Labels = tuple(sorted(stream.items()))
+    check_stream_labels(slabels, lim, f"{rpath}.resource", _invalid_label)
+    before = b.num_streams
+    sidx = b.stream(slabels)
+    if b.num_streams > before and b.num_streams > lim.max_streams_per_request:
+        raise too_many_streams(lim)
+    return sidx, b.resource(tuple(sorted((k, v) for k, v in res.items() if v != "")))
+
+
 def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -> LogBatch:
     """Maps a parsed ``ExportLogsServiceRequest`` (also the gRPC entry point)."""
     lim = limits or LogLimits()
@@ -185,17 +205,7 @@ def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -
         res: dict[str, str] = {}
         for ai, kv in enumerate(rl.resource.attributes):
             res[kv.key] = _str(kv.value, f"{rpath}.resource.attributes[{ai}]")
-        if res:
-            check_attributes(list(res), list(res.values()), lim, f"{rpath}.resource")
-        stream: dict[str, str] = {_STREAM_NAMES[k]: v for k, v in res.items() if k in _STREAM_NAMES and v}
-        stream.setdefault("service_name", UNKNOWN_SERVICE)
-        slabels: Labels = tuple(sorted(stream.items()))
-        check_stream_labels(slabels, lim, f"{rpath}.resource", _invalid_label)
-        before = b.num_streams
-        sidx = b.stream(slabels)
-        if b.num_streams > before and b.num_streams > lim.max_streams_per_request:
-            raise too_many_streams(lim)
-        ridx = b.resource(tuple(sorted((k, v) for k, v in res.items() if v != "")))
+        sidx, ridx = _resource_indexes(b, res, lim, rpath)
         for si, sl in enumerate(rl.scope_logs):
             scope_keys: list[str] = []
             scope_vals: list[str] = []
@@ -254,4 +264,229 @@ def convert_request(req: Any, *, now_ns: int, limits: LogLimits | None = None) -
                     raise OtlpLogsError(f"{_path(rpath, si, li)}.spanId", f"must be 8 bytes, got {len(sid)}")
                 txt = lr.severity_text
                 add(sidx, t, body, sev, sev_text(txt), keys, vals, ridx, tid, sid)
+    return b.build()
+
+
+# --- OTLP/JSON without a message in between ------------------------------------------------------
+#
+# ``convert_json`` walks the orjson document directly (about 10x faster than ParseDict). It takes
+# the fast path only for the canonical OTLP/JSON shapes (lowerCamelCase keys, integers as numbers or
+# digit strings, severityNumber as a number, AnyValue with one member); on anything else (snake_case
+# or unknown keys, enum names, nulls, wrong types) it starts over through ParseDict, so odd input
+# gets exactly the message semantics and errors of the protobuf path.
+
+
+class _Fallback(Exception):
+    pass
+
+
+_RL_KEYS = frozenset({"resource", "scopeLogs", "schemaUrl"})
+_RES_KEYS = frozenset({"attributes", "droppedAttributesCount"})
+_SL_KEYS = frozenset({"scope", "logRecords", "schemaUrl"})
+_SCOPE_KEYS = frozenset({"name", "version", "attributes", "droppedAttributesCount"})
+_LR_KEYS = frozenset({"timeUnixNano", "observedTimeUnixNano", "severityNumber", "severityText", "body",
+                      "attributes", "droppedAttributesCount", "flags", "traceId", "spanId", "eventName"})
+_U64_MAX = (1 << 64) - 1
+
+
+def _obj(v: Any, known: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(v, dict) or not known.issuperset(v):
+        raise _Fallback
+    return v
+
+
+def _list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise _Fallback
+    return v
+
+
+def _uint(v: Any, limit: int = _U64_MAX) -> int:
+    if v is None:
+        return 0
+    if type(v) is int:
+        n = v
+    elif type(v) is str and v.isascii() and v.isdigit():
+        n = int(v)
+    else:
+        raise _Fallback
+    if not 0 <= n <= limit:
+        raise _Fallback
+    return n
+
+
+def _text_field(v: Any) -> str:
+    if v is None:
+        return ""
+    if type(v) is not str:
+        raise _Fallback
+    return v
+
+
+_INT64_MIN = -(1 << 63)
+
+
+def _any_text(v: Any) -> str:
+    """An AnyValue's JSON as text, rendered like ``any_value_to_str``."""
+    if v is None:
+        return ""
+    if type(v) is not dict or len(v) > 1:
+        raise _Fallback
+    if not v:
+        return ""
+    kind, x = next(iter(v.items()))
+    if kind == "stringValue" and type(x) is str:
+        return x
+    if kind == "boolValue" and type(x) is bool:
+        return "true" if x else "false"
+    if kind == "intValue":
+        if type(x) is int:
+            n = x
+        elif type(x) is str and x.isascii() and (x.isdigit() or (x[:1] == "-" and x[1:].isdigit())):
+            n = int(x)
+        else:
+            raise _Fallback
+        if not _INT64_MIN <= n <= INT64_MAX:
+            raise _Fallback
+        return str(n)
+    if kind in ("doubleValue", "bytesValue", "arrayValue", "kvlistValue"):
+        av = common_pb2.AnyValue()
+        try:
+            json_format.ParseDict(v, av)
+            return any_value_to_str(av)
+        except Exception:
+            raise _Fallback from None
+    raise _Fallback
+
+
+def _kv_lists(attrs: Any) -> tuple[list[str], list[str]]:
+    keys: list[str] = []
+    vals: list[str] = []
+    for kv in _list(attrs):
+        if type(kv) is not dict or not _KV_KEYS.issuperset(kv):
+            raise _Fallback
+        k = kv.get("key", "")
+        if type(k) is not str:
+            raise _Fallback
+        keys.append(k)
+        vals.append(_any_text(kv.get("value")))
+    return keys, vals
+
+
+_KV_KEYS = frozenset({"key", "value"})
+
+
+def _hex_id(v: Any, size: int) -> bytes:
+    if v is None or v == "":
+        return b""
+    if type(v) is not str:
+        raise _Fallback
+    try:
+        raw = bytes.fromhex(v)
+    except ValueError:
+        raise _Fallback from None
+    if len(raw) != size:
+        raise _Fallback
+    return raw
+
+
+def convert_json(data: bytes, *, now_ns: int, limits: LogLimits | None = None) -> LogBatch:
+    """An OTLP/JSON ``ExportLogsServiceRequest`` body (decompressed) -> LogBatch."""
+    lim = limits or LogLimits()
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
+    try:
+        return _convert_json_fast(doc, now_ns, lim)
+    except _Fallback:
+        pass
+    _hex_ids(doc)
+    req = ExportLogsServiceRequest()
+    try:
+        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+    except RecursionError:
+        raise OtlpLogsError("", "JSON body is nested too deeply") from None
+    except (json_format.ParseError, ValueError, TypeError, binascii.Error) as e:
+        raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
+    return convert_request(req, now_ns=now_ns, limits=lim)
+
+
+def _convert_json_fast(doc: Any, now_ns: int, lim: LogLimits) -> LogBatch:
+    if not isinstance(doc, dict) or not doc.keys() <= {"resourceLogs"}:
+        raise _Fallback
+    b = LogBatchBuilder()
+    max_line = lim.max_line_bytes
+    max_attrs = lim.max_attributes_per_entry
+    max_attr_chars = lim.max_attribute_bytes_per_entry // 4
+    add = b.add_kv
+    sev_text = b.severity_text_index
+    n = 0
+    for ri, rl_raw in enumerate(_list(doc.get("resourceLogs"))):
+        rl = _obj(rl_raw, _RL_KEYS)
+        rpath = f"resourceLogs[{ri}]"
+        resource = rl.get("resource")
+        res: dict[str, str] = {}
+        if resource is not None:
+            rkeys, rvals = _kv_lists(_obj(resource, _RES_KEYS).get("attributes"))
+            res = dict(zip(rkeys, rvals, strict=True))
+        _uint((resource or {}).get("droppedAttributesCount"), 0xFFFFFFFF)
+        _text_field(rl.get("schemaUrl"))
+        sidx, ridx = _resource_indexes(b, res, lim, rpath)
+        for si, sl_raw in enumerate(_list(rl.get("scopeLogs"))):
+            sl = _obj(sl_raw, _SL_KEYS)
+            _text_field(sl.get("schemaUrl"))
+            scope_keys: list[str] = []
+            scope_vals: list[str] = []
+            scope = sl.get("scope")
+            if scope is not None:
+                sc = _obj(scope, _SCOPE_KEYS)
+                _kv_lists(sc.get("attributes"))
+                _uint(sc.get("droppedAttributesCount"), 0xFFFFFFFF)
+                name, version = _text_field(sc.get("name")), _text_field(sc.get("version"))
+                if name:
+                    scope_keys.append("otel.scope.name")
+                    scope_vals.append(name)
+                if version:
+                    scope_keys.append("otel.scope.version")
+                    scope_vals.append(version)
+            records = _list(sl.get("logRecords"))
+            n += len(records)
+            if n > lim.max_entries_per_request:
+                raise too_many_entries(lim)
+            for li, lr_raw in enumerate(records):
+                lr = _obj(lr_raw, _LR_KEYS)
+                t = _uint(lr.get("timeUnixNano")) or _uint(lr.get("observedTimeUnixNano")) or now_ns
+                if t > INT64_MAX:
+                    raise OtlpLogsError(f"{_path(rpath, si, li)}.timeUnixNano",
+                                        f"{t} is past the int64 nanosecond range")
+                sev_raw = lr.get("severityNumber")
+                sev = 0 if sev_raw is None else sev_raw
+                if type(sev) is not int:
+                    raise _Fallback
+                if sev > 24 or sev < 0:
+                    raise _Fallback  # the message path names the field (and reads enum ranges)
+                _uint(lr.get("flags"), 0xFFFFFFFF)
+                _uint(lr.get("droppedAttributesCount"), 0xFFFFFFFF)
+                body = _any_text(lr.get("body"))
+                if len(body) > max_line // 4:
+                    size = len(body.encode("utf-8", "surrogatepass"))
+                    if size > max_line:
+                        raise line_too_long(size, lim, _path(rpath, si, li))
+                keys, vals = _kv_lists(lr.get("attributes"))
+                event_name = _text_field(lr.get("eventName"))
+                if event_name:
+                    keys.append("event.name")
+                    vals.append(event_name)
+                if scope_keys:
+                    keys += scope_keys
+                    vals += scope_vals
+                if keys and (len(keys) > max_attrs
+                             or sum(map(len, keys)) + sum(map(len, vals)) > max_attr_chars):
+                    check_attributes(keys, vals, lim, _path(rpath, si, li))
+                tid = _hex_id(lr.get("traceId"), 16)
+                sid = _hex_id(lr.get("spanId"), 8)
+                add(sidx, t, body, sev, sev_text(_text_field(lr.get("severityText"))), keys, vals, ridx, tid, sid)
     return b.build()

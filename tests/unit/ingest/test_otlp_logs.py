@@ -192,3 +192,71 @@ def test_fuzz_json(doc: object) -> None:
 
 def test_request_type_is_the_otlp_one() -> None:
     assert ol.ExportLogsServiceRequest is ExportLogsServiceRequest
+
+
+# --- the direct OTLP/JSON walk agrees with the message path ---------------------------------------
+
+any_values = st.recursive(
+    st.one_of(
+        st.builds(lambda s: {"stringValue": s}, st.text(max_size=10)),
+        st.builds(lambda b: {"boolValue": b}, st.booleans()),
+        st.builds(lambda i: {"intValue": str(i)}, st.integers(-(2**63), 2**63 - 1)),
+        st.builds(lambda i: {"intValue": i}, st.integers(-(2**53), 2**53)),
+        st.builds(lambda d: {"doubleValue": d}, st.floats(allow_nan=False, allow_infinity=False)),
+        st.builds(lambda b: {"bytesValue": __import__("base64").b64encode(b).decode()}, st.binary(max_size=6)),
+        st.just({}),
+    ),
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"arrayValue": {"values": xs}}, st.lists(inner, max_size=3)),
+        st.builds(lambda kvs: {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in kvs]}},
+                  st.lists(st.tuples(st.text(max_size=4), inner), max_size=3)),
+    ),
+    max_leaves=6,
+)
+kvs = st.lists(st.builds(lambda k, v: {"key": k, "value": v}, st.text(max_size=6), any_values), max_size=3)
+records = st.fixed_dictionaries(
+    {},
+    optional={
+        "timeUnixNano": st.one_of(st.integers(0, 2**63 - 1).map(str), st.integers(0, 2**53)),
+        "observedTimeUnixNano": st.integers(0, 2**63 - 1).map(str),
+        "severityNumber": st.integers(0, 24),
+        "severityText": st.text(max_size=6),
+        "body": any_values,
+        "attributes": kvs,
+        "traceId": st.binary(min_size=16, max_size=16).map(bytes.hex),
+        "spanId": st.binary(min_size=8, max_size=8).map(bytes.hex),
+        "eventName": st.text(max_size=6),
+        "flags": st.integers(0, 255),
+    },
+)
+requests = st.builds(
+    lambda rls: {"resourceLogs": rls},
+    st.lists(st.fixed_dictionaries(
+        {"scopeLogs": st.lists(st.fixed_dictionaries(
+            {"logRecords": st.lists(records, max_size=3)},
+            optional={"scope": st.fixed_dictionaries({}, optional={"name": st.text(max_size=5),
+                                                                 "version": st.text(max_size=3)})}),
+            max_size=2)},
+        optional={"resource": st.fixed_dictionaries({"attributes": st.lists(st.sampled_from([
+            {"key": "service.name", "value": {"stringValue": "svc"}},
+            {"key": "host.name", "value": {"stringValue": "h"}},
+            {"key": "k8s.pod.name", "value": {"stringValue": "p"}},
+            {"key": "n", "value": {"intValue": "3"}}]), max_size=3)})}),
+        max_size=2),
+)
+
+
+@FUZZ
+@given(requests)
+def test_json_fast_walk_matches_the_message_path(doc: dict[str, object]) -> None:
+    fast = ol._convert_json_fast(doc, NOW, LogLimits())  # must not fall back on canonical OTLP/JSON
+    via_message = ol.convert_request(ol.parse_json(orjson.dumps(doc)), now_ns=NOW)
+    assert fast.entries() == via_message.entries()
+    assert fast.streams == via_message.streams
+
+
+def test_json_odd_shapes_fall_back_to_the_message_semantics() -> None:
+    doc = {"resource_logs": [{"scope_logs": [{"log_records": [
+        {"severity_number": "SEVERITY_NUMBER_WARN", "body": {"string_value": "x"}, "unknownField": 1}]}]}]}
+    b = _decode_json(doc)
+    assert b.body == ["x"] and b.severity_number.tolist() == [13]
