@@ -30,6 +30,7 @@ from clearsight.api.common import TenantOf
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.api.query_admission import make_governor, query_concurrency
+from clearsight.api.query_metrics import GovernorCollector
 from clearsight.config import Config, parse_duration_ms, parse_listen
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.tenant import validate_tenant
@@ -141,6 +142,7 @@ def build(cfg: Config) -> Built:
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
+    metrics.registry.register(GovernorCollector(query_governor))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
