@@ -1,0 +1,1 @@
+"""The Clearsight agent: collectors read the host, the shipper sends their samples to the server."""
