@@ -7,6 +7,7 @@ and the tenant header (400) are checked before anything is read."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -146,17 +147,23 @@ def test_body_over_the_per_request_cap_is_413_unread(patient: Proc) -> None:
 
 
 def test_connection_limit_answers_503(patient: Proc) -> None:
-    idle = [_connect(patient) for _ in range(6)]
+    """max_connections is 6: ten connections each ask once and keep the connection. A request answered
+    200 keeps its connection open, so at most 5 can be answered 200 (the 6th would find 6 open);
+    the others get 503 (whatever the order the server accepts and serves them in)."""
+    held = [_connect(patient) for _ in range(10)]
     try:
-        for s in idle[:5]:  # five connections established, idle
+        for s in held:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            assert _read_head(s).startswith(b"HTTP/1.1 200")
-        s = idle[5]
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        assert _read_head(s).startswith(b"HTTP/1.1 503")
+        statuses = [_read_head(s).split(b" ", 2)[1] for s in held]
     finally:
-        for s in idle:
+        for s in held:
             s.close()
+    assert set(statuses) <= {b"200", b"503"} and statuses.count(b"503") >= 5, statuses
+    # once they are closed the server takes connections again
+    deadline = time.monotonic() + WAIT
+    while httpx.get(f"{patient.url}/health", timeout=WAIT).status_code != 200:
+        assert time.monotonic() < deadline, "the connection slots were not released"
+        time.sleep(0.1)
 
 
 def test_host_header_is_checked(patient: Proc) -> None:
@@ -176,3 +183,29 @@ def test_remote_write_needs_its_content_type(patient: Proc) -> None:
         assert r.status_code == 415, r.text
     r = httpx.get(f"{patient.url}/api/v1/series", params={"match[]": "hardening_probe"}, timeout=WAIT)
     assert r.json()["data"] == []
+
+
+def test_tiny_gzip_of_millions_of_otlp_points_is_refused(impatient: Proc) -> None:
+    """8.6 KB of gzip, 3 million empty data points: a 400 naming the limit, and the server answers."""
+    import gzip
+
+    from google.rpc import status_pb2
+
+    def field(number: int, payload: bytes) -> bytes:
+        def varint(n: int) -> bytes:
+            out = bytearray()
+            while n > 0x7F:
+                out.append(n & 0x7F | 0x80)
+                n >>= 7
+            return bytes([*out, n])
+
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    raw = field(1, field(2, field(2, field(1, b"g") + field(5, b"\x0a\x00" * 3_000_000))))
+    body = gzip.compress(raw, 9)
+    assert len(body) < 10_000
+    r = httpx.post(f"{impatient.url}/v1/metrics", content=body, timeout=WAIT,
+                   headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+    assert r.status_code == 400
+    assert "more than 2000000 data points" in status_pb2.Status.FromString(r.content).message
+    assert httpx.get(f"{impatient.url}/health", timeout=WAIT).status_code == 200
