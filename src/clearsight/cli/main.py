@@ -89,5 +89,31 @@ def query(
             typer.echo(line, err=True)
 
 
+@app.command()
+def agent(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="agent.yaml (docs/agent.md)")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Server URL (default http://127.0.0.1:9800)")] = None,
+    interval: Annotated[str | None, typer.Option("--interval", help="Host collector interval, e.g. 10s")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
+) -> None:
+    """Run the agent: collect this host's metrics and ship them to the server."""
+    from clearsight.agent.config import load_agent_config
+    from clearsight.agent.main import run_agent
+    from clearsight.config import ConfigError
+    from clearsight.logs import setup_logging
+
+    overrides: dict[str, Any] = {}
+    for key, value in (("server.url", url), ("collectors.host.interval", interval), ("log.level", log_level)):
+        if value is not None:
+            overrides[key] = value
+    try:
+        cfg = load_agent_config(config, overrides=overrides)
+    except ConfigError as e:
+        typer.echo(f"clearsight: configuration error: {e}", err=True)
+        raise typer.Exit(2) from None
+    setup_logging(cfg.log.level, cfg.log.format)
+    run_agent(cfg)
+
+
 def main() -> None:
     app()

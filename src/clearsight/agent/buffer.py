@@ -1,0 +1,182 @@
+"""Bounded buffers of encoded requests between the collectors and the shipper.
+
+The collectors ``put`` a compressed request; the shipper ``peek``s the oldest, sends it and ``ack``s it.
+When the bytes held exceed ``max_bytes`` the oldest requests are dropped and counted (never silently).
+``MemoryBuffer`` lives in the process; ``DiskBuffer`` keeps one file per request in a spool directory,
+so what was not yet delivered survives an agent restart. Both are thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+log = logging.getLogger("clearsight.agent.buffer")
+
+
+class Entry(NamedTuple):
+    seq: int
+    payload: bytes
+    samples: int
+
+
+class Buffer(Protocol):
+    dropped_requests: int
+    dropped_samples: int
+
+    def put(self, payload: bytes, samples: int) -> None: ...
+    def peek(self) -> Entry | None: ...
+    def ack(self, seq: int) -> None: ...
+    def wait(self, timeout: float) -> bool: ...
+    def wake(self) -> None: ...
+    def size_bytes(self) -> int: ...
+    def __len__(self) -> int: ...
+
+
+class _Base:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.dropped_requests = 0
+        self.dropped_samples = 0
+        self._cond = threading.Condition()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until something is buffered or ``wake()`` is called (True if something is buffered)."""
+        with self._cond:
+            if not self._has():
+                self._cond.wait(timeout)
+            return self._has()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _has(self) -> bool:
+        raise NotImplementedError
+
+    def _dropped(self, samples: int) -> None:
+        self.dropped_requests += 1
+        self.dropped_samples += samples
+        log.warning("buffer full (%d bytes): dropped the oldest request (%d samples; %d dropped so far)",
+                    self.max_bytes, samples, self.dropped_samples)
+
+
+class MemoryBuffer(_Base):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self._q: deque[Entry] = deque()
+        self._bytes = 0
+        self._seq = 0
+
+    def _has(self) -> bool:
+        return bool(self._q)
+
+    def put(self, payload: bytes, samples: int) -> None:
+        with self._cond:
+            self._seq += 1
+            self._q.append(Entry(self._seq, payload, samples))
+            self._bytes += len(payload)
+            while self._bytes > self.max_bytes and len(self._q) > 1:
+                old = self._q.popleft()
+                self._bytes -= len(old.payload)
+                self._dropped(old.samples)
+            self._cond.notify_all()
+
+    def peek(self) -> Entry | None:
+        with self._cond:
+            return self._q[0] if self._q else None
+
+    def ack(self, seq: int) -> None:
+        with self._cond:
+            if self._q and self._q[0].seq == seq:
+                self._bytes -= len(self._q.popleft().payload)
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
+class DiskBuffer(_Base):
+    """One file per request, ``<seq>-<samples>.rw``, written to a temp name and renamed into place."""
+
+    def __init__(self, directory: str | Path, max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._files: deque[tuple[int, int, int]] = deque()  # (seq, samples, size)
+        self._bytes = 0
+        for p in self.dir.iterdir():
+            if p.suffix == ".tmp":
+                p.unlink(missing_ok=True)  # a write interrupted by a crash: never acknowledged to anyone
+                continue
+            seq, samples = self._parse(p.name)
+            if seq is not None:
+                size = p.stat().st_size
+                self._files.append((seq, samples, size))
+                self._bytes += size
+        self._files = deque(sorted(self._files))
+        self._seq = self._files[-1][0] if self._files else 0
+        if self._files:
+            log.info("spool %s: %d requests (%d bytes) from before the restart", self.dir, len(self._files),
+                     self._bytes)
+
+    @staticmethod
+    def _parse(name: str) -> tuple[int | None, int]:
+        stem, _, ext = name.partition(".")
+        seq, _sep, samples = stem.partition("-")
+        if ext != "rw" or not seq.isdigit() or not samples.isdigit():
+            return None, 0
+        return int(seq), int(samples)
+
+    def _path(self, seq: int, samples: int) -> Path:
+        return self.dir / f"{seq:016d}-{samples}.rw"
+
+    def _has(self) -> bool:
+        return bool(self._files)
+
+    def put(self, payload: bytes, samples: int) -> None:
+        with self._cond:
+            self._seq += 1
+            path = self._path(self._seq, samples)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+            os.replace(tmp, path)
+            self._files.append((self._seq, samples, len(payload)))
+            self._bytes += len(payload)
+            while self._bytes > self.max_bytes and len(self._files) > 1:
+                seq, n, size = self._files.popleft()
+                self._path(seq, n).unlink(missing_ok=True)
+                self._bytes -= size
+                self._dropped(n)
+            self._cond.notify_all()
+
+    def peek(self) -> Entry | None:
+        with self._cond:
+            while self._files:
+                seq, samples, size = self._files[0]
+                try:
+                    return Entry(seq, self._path(seq, samples).read_bytes(), samples)
+                except FileNotFoundError:  # removed behind our back: skip it
+                    self._files.popleft()
+                    self._bytes -= size
+            return None
+
+    def ack(self, seq: int) -> None:
+        with self._cond:
+            if self._files and self._files[0][0] == seq:
+                _, samples, size = self._files.popleft()
+                self._path(seq, samples).unlink(missing_ok=True)
+                self._bytes -= size
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._files)
