@@ -70,6 +70,11 @@ class StorageConfig:
     out_of_order_window: str = "1h"
     write_queue_batches: int = 256
     retention_check_interval: str = "10m"
+    # Memory bounds of the embedded store (docs/storage.md "Memory").
+    duckdb_memory_limit: str = "192MB"  # DuckDB's buffer manager; spills to metrics.duckdb.tmp/
+    duckdb_threads: int = 2
+    decoded_chunk_cache_samples: int = 2_000_000  # ~17 bytes each
+    chunk_bytes_cache_bytes: int = 32 << 20  # compressed chunks kept in memory
 
 
 @dataclass
@@ -212,6 +217,11 @@ def _validate(cfg: Config) -> None:
                               "(expected \"*\" or scheme://host[:port], comma-separated)")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.storage.duckdb_memory_limit):
+        raise ConfigError(f"{cfg.source}: storage.duckdb_memory_limit: expected a size such as 192MB or 1GiB, "
+                          f"got {cfg.storage.duckdb_memory_limit!r}")
+    if cfg.storage.duckdb_threads < 1:
+        raise ConfigError(f"{cfg.source}: storage.duckdb_threads: must be at least 1")
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -122,6 +122,10 @@ def build(cfg: Config) -> Built:
         out_of_order_window_ms=cfg.out_of_order_window_ms,
         max_active_series_per_tenant=cfg.limits.max_active_series_per_tenant,
         queue_max_batches=cfg.storage.write_queue_batches,
+        duckdb_memory_limit=cfg.storage.duckdb_memory_limit,
+        duckdb_threads=cfg.storage.duckdb_threads,
+        chunk_cache_samples=cfg.storage.decoded_chunk_cache_samples,
+        chunk_blob_cache_bytes=cfg.storage.chunk_bytes_cache_bytes,
     )
     metrics = SelfMetrics()
     metrics.add_store(store.stats, data_dir)

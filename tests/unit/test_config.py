@@ -60,3 +60,12 @@ def test_durations() -> None:
     for bad in ("", "5", "1x", "m"):
         with pytest.raises(ValueError):
             parse_duration_ms(bad)
+
+
+def test_store_memory_bounds() -> None:
+    cfg = load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_MEMORY_LIMIT": "1GiB"})
+    assert cfg.storage.duckdb_memory_limit == "1GiB"
+    with pytest.raises(ConfigError, match="storage.duckdb_memory_limit"):
+        load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_MEMORY_LIMIT": "lots"})
+    with pytest.raises(ConfigError, match="storage.duckdb_threads"):
+        load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_THREADS": "0"})

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import hashlib
 import itertools
 import logging
@@ -72,7 +73,7 @@ _NO_MAX = -(2**62)
 _NO_MIN = 2**62
 _MAX_METADATA_PER_METRIC = 10
 _SMALL_ID_SET = 4096
-_COMPACT_SLICE_ROWS = 2_000_000
+_COMPACT_SLICE_ROWS = 250_000
 # _assemble copies series by series (slices) when they average at least this many samples; below,
 # one vectorized gather beats a Python step per series.
 _SLICE_COPY_MIN_AVG = 64
@@ -86,6 +87,25 @@ _MIN_MAX_SQL = (
     "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id"
     ") GROUP BY series_id"
 )
+
+
+def _release_free_memory() -> None:
+    """Hands memory freed by a compaction back to the OS (glibc keeps it in its arenas otherwise,
+    and the process' RSS would stay at the compaction's peak)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
 
 
 class _StaleRead(Exception):
@@ -510,24 +530,17 @@ class EmbeddedMetricsStore:
         if self._head.rows == 0:
             return
         con = self._wcon
-        # Slices of the series id space bound the memory to ~COMPACT_SLICE_ROWS head rows at once.
+        # The rows come from the head mirror (already sorted by series and ts: no SQL sort), in
+        # slices of the series id space that bound the transient memory to ~_COMPACT_SLICE_ROWS.
         n_slices = -(-self._head.rows // _COMPACT_SLICE_ROWS)
-        edges = np.linspace(0, self._next_id, n_slices + 1).astype(np.int64)
+        edges = np.linspace(0, self._next_id + 1, n_slices + 1).astype(np.int64)
         self._begin()
         try:
             moved = 0
             for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-                rows = con.execute(
-                    "SELECT series_id, ts, bits FROM samples WHERE series_id >= ? AND series_id < ? "
-                    "ORDER BY series_id, ts",
-                    [lo, hi if hi < self._next_id else self._next_id + 1],
-                ).fetchnumpy()
-                moved += int(rows["ts"].shape[0])
-                self._insert_chunks(
-                    np.asarray(rows["series_id"], dtype=np.uint32),
-                    np.asarray(rows["ts"], dtype=np.int64),
-                    _floats(rows["bits"]),
-                )
+                sids, ts, vals = self._head.rows_between(lo, hi)
+                moved += int(ts.shape[0])
+                self._insert_chunks(sids, ts, vals)
             total = _one(con, "SELECT count(*) FROM samples")
             if moved != int(total[0]):
                 raise StoreError(f"compaction moved {moved} of {total[0]} head rows")
@@ -541,6 +554,7 @@ class EmbeddedMetricsStore:
             raise
         self._merge_small_chunks()
         self._checkpoint()
+        _release_free_memory()
 
     def _merge_small_chunks(self) -> None:
         """Merges each series' chunks below ``chunk_target_samples`` once they add up to it."""

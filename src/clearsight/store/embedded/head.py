@@ -201,6 +201,25 @@ class HeadMirror:
         order = order_by_series_ts(sid, ts)
         return sid[order], ts[order], vals[order]
 
+    def rows_between(self, lo_id: int, hi_id: int) -> tuple[U32Array, I64Array, F64Array]:
+        """Every row of the series lo_id <= id < hi_id, sorted by (series, ts): a compaction
+        slice, read from memory instead of sorting the table."""
+        parts: list[tuple[U32Array, I64Array, F64Array]] = []
+        for s in self._segments:
+            a = int(np.searchsorted(s.sid, lo_id, side="left"))
+            b = int(np.searchsorted(s.sid, hi_id, side="left"))
+            if a < b:
+                parts.append((s.sid[a:b], s.ts[a:b], s.vals[a:b]))
+        if not parts:
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(parts) == 1:
+            return parts[0]
+        sid = np.concatenate([p[0] for p in parts])
+        ts = np.concatenate([p[1] for p in parts])
+        vals = np.concatenate([p[2] for p in parts])
+        order = order_by_series_ts(sid, ts)
+        return sid[order], ts[order], vals[order]
+
     def lookup(self, sid: U32Array, ts: I64Array) -> tuple[npt.NDArray[np.bool_], F64Array]:
         """For each (series, ts) pair (unique): whether the head holds it, and its value (0.0
         where absent)."""
