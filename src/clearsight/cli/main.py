@@ -115,5 +115,10 @@ def agent(
     run_agent(cfg)
 
 
+from clearsight.cli.rules import app as _rules_app  # noqa: E402  (the `rules check|test` commands)
+
+app.add_typer(_rules_app, name="rules")
+
+
 def main() -> None:
     app()

@@ -1,0 +1,178 @@
+"""A rule group: rules evaluated in order at one timestamp, results written in one batch, stale
+markers for series a rule stopped returning, alerts handed to the notify function."""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearsight.model.labels import Labels
+from clearsight.model.samples import STALE_NAN
+from clearsight.rules.alerting import Alert, AlertingRule
+from clearsight.rules.model import GroupSpec
+from clearsight.rules.recording import RecordingRule, RuleEvalError
+from clearsight.rules.types import NotifyFunc, QueryFunc, WriteFunc
+
+log = logging.getLogger("clearsight.rules")
+
+Rule = AlertingRule | RecordingRule
+
+
+@dataclass
+class GroupStats:
+    evaluations: int = 0
+    failures: int = 0
+    iterations: int = 0
+    missed: int = 0
+    last_duration_s: float = 0.0
+    last_eval_ms: int = 0
+    samples: int = 0
+
+
+@dataclass
+class EvalOptions:
+    resend_delay_ms: int = 60_000
+    external_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+
+
+class Group:
+    def __init__(self, spec: GroupSpec, default_interval_ms: int, opts: EvalOptions | None = None) -> None:
+        self.spec = spec
+        self.opts = opts or EvalOptions()
+        self.interval_ms = spec.interval_ms or default_interval_ms
+        self.rules: list[Rule] = [
+            AlertingRule(r, self.opts.external_labels, self.opts.external_url) if r.kind == "alerting"
+            else RecordingRule(r) for r in spec.rules]
+        # Series each rule wrote in its last evaluation (for stale markers).
+        self.prev_series: list[set[Labels]] = [set() for _ in self.rules]
+        self.stats = GroupStats()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def file(self) -> str:
+        return self.spec.file
+
+    def hash_offset_ms(self) -> int:
+        """The group's stable offset inside its interval (spreads groups as Prometheus does)."""
+        return zlib.crc32(f"{self.spec.name};{self.spec.file}".encode()) % self.interval_ms
+
+    def eval_timestamp(self, now_ms: int) -> int:
+        """The latest slot at or before ``now_ms``: ``k * interval + offset`` (manager.go EvalTimestamp)."""
+        offset = self.hash_offset_ms()
+        adj = now_ms - offset
+        return adj - adj % self.interval_ms + offset
+
+    def eval(self, ts_ms: int, query: QueryFunc, write: WriteFunc, notify: NotifyFunc | None) -> None:
+        """Evaluates every rule at ``ts_ms`` in order; one write of all samples and stale markers."""
+        t0 = time.perf_counter()
+        out: list[tuple[Labels, int, float]] = []
+        to_send: list[dict[str, Any]] = []
+        for i, rule in enumerate(self.rules):
+            r0 = time.perf_counter()
+            self.stats.evaluations += 1
+            try:
+                samples = rule.eval(ts_ms, query, self.spec.limit)
+            except RuleEvalError as e:
+                rule.health, rule.last_error = "err", str(e)
+                self.stats.failures += 1
+                log.warning("rule evaluation failed", extra={"group": self.name, "rule": rule.name,
+                                                             "error": str(e)})
+                continue
+            finally:
+                rule.last_eval_ms = ts_ms
+                rule.eval_seconds = time.perf_counter() - r0
+            rule.health, rule.last_error = "ok", ""
+            if isinstance(rule, AlertingRule):
+                to_send.extend(rule.alerts_to_send(ts_ms, self.opts.resend_delay_ms, self.interval_ms))
+            seen: set[Labels] = set()
+            for lbls, v in samples:
+                out.append((lbls, ts_ms, v))
+                seen.add(lbls)
+            for lbls in self.prev_series[i] - seen:
+                out.append((lbls, ts_ms, STALE_NAN))
+            self.prev_series[i] = seen
+        if out:
+            try:
+                write(out)
+            except Exception as e:  # the store refused: log, keep evaluating next time
+                log.warning("writing rule results failed", extra={"group": self.name, "error": str(e)})
+        if to_send and notify is not None:
+            try:
+                notify(to_send)
+            except Exception as e:
+                log.warning("notifying alerts failed", extra={"group": self.name, "error": str(e)})
+        self.stats.samples = len(out)
+        self.stats.iterations += 1
+        self.stats.last_eval_ms = ts_ms
+        self.stats.last_duration_s = time.perf_counter() - t0
+
+    def stale_markers(self, ts_ms: int, keep: set[int] | None = None) -> list[tuple[Labels, int, float]]:
+        """Stale markers at ``ts_ms`` for every series the group's rules wrote last (rules whose
+        index is in ``keep`` excepted)."""
+        return [(lbls, ts_ms, STALE_NAN) for i, series in enumerate(self.prev_series)
+                if keep is None or i not in keep for lbls in series]
+
+    # ------------------------------------------------------------------ state carried over
+
+    def copy_state_from(self, old: Group) -> set[int]:
+        """Takes alert state and written series of identical rules from ``old`` (a reload);
+        returns the indexes of ``old``'s rules that found a successor."""
+        by_identity: dict[Any, list[int]] = {}
+        for j, r in enumerate(old.rules):
+            by_identity.setdefault(r.spec.identity(), []).append(j)
+        used: set[int] = set()
+        for i, r in enumerate(self.rules):
+            candidates = by_identity.get(r.spec.identity())
+            if not candidates:
+                continue
+            j = candidates.pop(0)
+            used.add(j)
+            o = old.rules[j]
+            self.prev_series[i] = old.prev_series[j]
+            r.health, r.last_error, r.last_eval_ms, r.eval_seconds = o.health, o.last_error, o.last_eval_ms, \
+                o.eval_seconds
+            if isinstance(r, AlertingRule) and isinstance(o, AlertingRule):
+                r.active = o.active
+        self.stats = old.stats
+        return used
+
+    def state_json(self) -> dict[str, Any]:
+        rules = []
+        for i, r in enumerate(self.rules):
+            rules.append({"identity": list(_jsonable(r.spec.identity())),
+                          "series": [list(map(list, s)) for s in self.prev_series[i]],
+                          "alerts": [a.to_json() for a in r.active.values()] if isinstance(r, AlertingRule) else []})
+        return {"file": self.file, "name": self.name, "rules": rules}
+
+    def restore_state(self, state: dict[str, Any], restore_alerts: bool) -> None:
+        saved: dict[Any, list[dict[str, Any]]] = {}
+        for item in state.get("rules", []):
+            saved.setdefault(_hashable(item["identity"]), []).append(item)
+        for i, r in enumerate(self.rules):
+            items = saved.get(_hashable(_jsonable(r.spec.identity())))
+            if not items:
+                continue
+            item = items.pop(0)
+            self.prev_series[i] = {tuple((str(k), str(v)) for k, v in s) for s in item.get("series", [])}
+            if restore_alerts and isinstance(r, AlertingRule):
+                alerts = [Alert.from_json(a) for a in item.get("alerts", [])]
+                r.active = {a.labels: a for a in alerts}
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, tuple | list):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _hashable(x: Any) -> Any:
+    if isinstance(x, list):
+        return tuple(_hashable(v) for v in x)
+    return x

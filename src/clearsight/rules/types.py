@@ -1,0 +1,37 @@
+"""The narrow functions ``rules/`` is given instead of importing the engine, store or notifier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clearsight.model.labels import Labels
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant vector (a scalar result is one sample with empty labels)."""
+
+    labels: Labels
+    value: float
+
+
+Vector = list[Sample]
+
+# Evaluates a PromQL expression at ``time_ms`` (milliseconds) and returns its instant vector; a
+# scalar result is returned as one sample with no labels. Raises ``QueryFailed`` (or any
+# exception) on error; the message becomes the rule's ``lastError``.
+QueryFunc = Callable[[str, int], Vector]
+
+# Writes samples ``(labels incl. __name__, time_ms, value)``; stale markers are STALE_NAN values.
+WriteFunc = Callable[[Sequence[tuple[Labels, int, float]]], None]
+
+# Hands alerts to the notifier, shaped as Alertmanager API v2 postable alerts:
+# ``{"labels": {...}, "annotations": {...}, "startsAt": RFC3339, "endsAt": RFC3339,
+# "generatorURL": str}``. Called from the evaluation thread; must not block for long.
+NotifyFunc = Callable[[list[dict[str, Any]]], None]
+
+
+class QueryFailed(Exception):
+    """A query function's error (its message is shown as the rule's lastError)."""
