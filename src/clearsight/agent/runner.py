@@ -125,7 +125,9 @@ class Agent:
             now = self.monotonic()
             if now < s.next_due:
                 continue
-            s.next_due = max(s.next_due + s.interval, now)  # fixed slots; a late run does not pile up
+            # fixed slots; the first run, or a run later than a whole interval, starts a new slot from now
+            nxt = s.next_due + s.interval
+            s.next_due = nxt if nxt > now else now + s.interval
             ts_ms = int(self.clock() * 1000)
             t0 = time.perf_counter()
             try:
@@ -173,8 +175,8 @@ class Agent:
         collect, ship = self._threads
         self._stop_collect.set()
         collect.join()
-        deadline = self.monotonic() + self.flush_timeout
-        while len(self.buffer) and self.monotonic() < deadline and ship.is_alive():
+        deadline = time.monotonic() + self.flush_timeout  # real time, whatever clock schedules collection
+        while len(self.buffer) and time.monotonic() < deadline and ship.is_alive():
             self._stop_ship.wait(0.05)
         self._stop_ship.set()
         self.buffer.wake()

@@ -13,10 +13,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -31,6 +31,13 @@ HEADERS = {
     "Content-Type": "application/x-protobuf",
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
+
+
+class StopSignal(Protocol):
+    """What the shipper waits on between attempts (a ``threading.Event``)."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def is_set(self) -> bool: ...
 
 
 class Encoder:
@@ -149,7 +156,7 @@ class Shipper:
         else:
             log.debug("still cannot ship to %s: %s", self.url, reason)
 
-    def send_oldest(self, stop: threading.Event) -> bool:
+    def send_oldest(self, stop: StopSignal) -> bool:
         """Deliver the oldest buffered request (retrying until accepted, rejected or ``stop``).
 
         Returns False when the buffer was empty or ``stop`` was set before delivery.
@@ -175,7 +182,7 @@ class Shipper:
                 return False
             attempt += 1
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: StopSignal) -> None:
         """Send until ``stop`` is set; waits on the buffer when there is nothing to send."""
         while not stop.is_set():
             if not self.send_oldest(stop) and not stop.is_set():
