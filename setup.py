@@ -26,6 +26,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3"],
         ),
         Extension(
+            "clearsight.ingest._lokipb",
+            ["src/clearsight/ingest/_lokipb.pyx"],
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
             "clearsight.api._jsonfmt",
             ["src/clearsight/api/_jsonfmt.pyx"],
             extra_compile_args=["-O3"],

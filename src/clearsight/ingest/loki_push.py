@@ -28,10 +28,13 @@ for ``LogLimits`` (line size, entries, streams, labels, structured metadata), ``
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import cramjam
+import numpy as np
 import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
@@ -51,9 +54,17 @@ from clearsight.ingest.log_common import (
 )
 from clearsight.ingest.otlp_common import decompress
 from clearsight.model.labels import Labels
-from clearsight.model.logs import LogBatch, LogBatchBuilder, severity_number_of
+from clearsight.model.logs import (
+    SPAN_ID_BYTES,
+    TRACE_ID_BYTES,
+    LogBatch,
+    LogBatchBuilder,
+    severity_number_of,
+)
 from clearsight.pipeline.errors import PayloadTooLarge, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
+
+log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -63,6 +74,19 @@ _LEVEL_LABELS = ("level", "detected_level", "severity", "lvl", "LEVEL", "Level",
 
 class LokiPushError(LogDecodeError):
     """A malformed Loki push body."""
+
+
+_native_split: Callable[[bytes, int], Any] | None
+try:
+    from clearsight.ingest import _lokipb  # type: ignore[attr-defined]
+
+    _native_split = _lokipb.split_push
+except ImportError as _e:  # pragma: no cover - depends on the build
+    _native_split = None
+    log.warning("clearsight.ingest._lokipb is not built (%s): Loki protobuf pushes are decoded by upb "
+                "only; reinstall with a C compiler and Cython to build it", _e)
+
+NATIVE_AVAILABLE = _native_split is not None
 
 
 # --- our own minimal wire schema -----------------------------------------------------------------
@@ -206,7 +230,68 @@ def _meta_level(keys: list[str], values: list[str]) -> str:
 
 
 def decode_protobuf(data: bytes, limits: LogLimits) -> LogBatch:
-    """Decodes an uncompressed ``PushRequest``."""
+    """Decodes an uncompressed ``PushRequest``: the compiled walk when it is built and the body is
+    canonical, else upb."""
+    if _native_split is not None:
+        parts = _native_split(data, limits.max_entries_per_request)
+        if parts == "too_many_entries":
+            raise too_many_entries(limits)
+        if parts is not None:
+            return _from_split(parts, limits)
+    return decode_protobuf_upb(data, limits)
+
+
+def _from_split(parts: tuple[Any, ...], limits: LogLimits) -> LogBatch:
+    """The batch from the compiled walk's columns (same checks and result as the upb path)."""
+    labels, entry_stream, timestamps, line_bytes, md_counts, md_bytes, lines, md_offsets, md_keys, md_values = parts
+    b = LogBatchBuilder()
+    streams = _Streams(b, limits)
+    occ = [streams.from_text(text, f"streams[{i}]") for i, text in enumerate(labels)]
+    n = len(lines)
+
+    def where(j: int) -> str:
+        s = int(entry_stream[j])
+        return f"streams[{s}].entries[{j - int(np.searchsorted(entry_stream, s))}]"
+
+    over = np.flatnonzero(line_bytes > limits.max_line_bytes)
+    if over.size:
+        raise line_too_long(int(line_bytes[over[0]]), limits, where(int(over[0])))
+    bad = np.flatnonzero((md_counts > limits.max_attributes_per_entry)
+                         | (md_bytes > limits.max_attribute_bytes_per_entry))
+    if bad.size:
+        j = int(bad[0])
+        a, z = int(md_offsets[j]), int(md_offsets[j + 1])
+        check_attributes(md_keys[a:z], md_values[a:z], limits, where(j))
+    occ_arr = np.array(occ, dtype=np.int64).reshape(len(occ), 3)
+    sev = occ_arr[:, 1].astype(np.uint8)[entry_stream]
+    sev_txt = occ_arr[:, 2].astype(np.int32)[entry_stream]
+    for j in np.flatnonzero((md_counts > 0) & (sev == 0)).tolist():
+        a, z = int(md_offsets[j]), int(md_offsets[j + 1])
+        lvl = _meta_level(md_keys[a:z], md_values[a:z])
+        if lvl:
+            sev[j] = severity_number_of(lvl)
+            sev_txt[j] = b.severity_text_index(lvl)
+    shell = b.build()
+    return LogBatch(
+        streams=shell.streams,
+        stream_idx=occ_arr[:, 0].astype(np.int32)[entry_stream],
+        timestamps=timestamps,
+        severity_number=sev,
+        severity_texts=shell.severity_texts,
+        severity_text_idx=sev_txt,
+        body=lines,
+        attr_offsets=md_offsets,
+        attr_keys=md_keys,
+        attr_values=md_values,
+        trace_ids=np.zeros((n, TRACE_ID_BYTES), dtype=np.uint8),
+        span_ids=np.zeros((n, SPAN_ID_BYTES), dtype=np.uint8),
+        resources=shell.resources,
+        resource_idx=np.zeros(n, dtype=np.int32),
+    )
+
+
+def decode_protobuf_upb(data: bytes, limits: LogLimits) -> LogBatch:
+    """Decodes an uncompressed ``PushRequest`` with upb (the reference path)."""
     req = push_request_class()()
     try:
         req.ParseFromString(data)

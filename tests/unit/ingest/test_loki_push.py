@@ -231,3 +231,83 @@ def test_python_logging_loki_client_payload() -> None:
                                       "region": "eu", "severity": "error"}
     assert first.severity_text(0) == "error" and int(first.severity_number[0]) == 17
     assert all(before - 10**9 <= int(b.timestamps[0]) <= after + 10**9 for b in batches)
+
+
+# --- the compiled walk (_lokipb) against upb -------------------------------------------------------
+
+label_texts = st.one_of(
+    st.sampled_from(['{a="1"}', '{a="1", level="warn"}', '{b="x\\"y"}', "", "{}", 'a="1"']),
+    st.text(max_size=12),
+)
+entries_st = st.lists(st.tuples(
+    st.integers(-(2**40), 2**40), st.integers(-5, 10**9 + 5), st.binary(max_size=20),
+    st.lists(st.tuples(st.sampled_from(["level", "trace_id", "k"]), st.sampled_from(["error", "x", ""])),
+             max_size=3)), max_size=4)
+
+
+def _raw_pb(streams: list[tuple[str, list[tuple[int, int, bytes, list[tuple[str, str]]]]]]) -> bytes:
+    req = lp.push_request_class()()
+    for labels, entries in streams:
+        s = req.streams.add()  # type: ignore[attr-defined]
+        s.labels = labels
+        for sec, nanos, line, md in entries:
+            e = s.entries.add()
+            e.timestamp.seconds = sec
+            e.timestamp.nanos = max(-(2**31), min(2**31 - 1, nanos))
+            e.line = line
+            for k, v in md:
+                p = e.structured_metadata.add()
+                p.name, p.value = k, v
+    return bytes(req.SerializeToString())
+
+
+def _outcome(f: object) -> object:
+    try:
+        return f().entries()  # type: ignore[operator]
+    except IngestError:
+        return "error"
+
+
+def test_native_walk_is_built_and_takes_canonical_bodies() -> None:
+    assert lp.NATIVE_AVAILABLE and lp._native_split is not None
+    data = _raw_pb([('{a="1"}', [(1, 5, b"x", [("k", "v")])]), ('{b="2"}', [(2, 0, b"y", [])])])
+    parts = lp._native_split(data, 10)
+    assert isinstance(parts, tuple)
+    assert parts[0] == ['{a="1"}', '{b="2"}'] and parts[2].tolist() == [1_000_000_005, 2_000_000_000]
+    assert lp._native_split(data, 1) == "too_many_entries"
+
+
+@FUZZ
+@given(st.lists(st.tuples(label_texts, entries_st), max_size=3))
+def test_native_walk_matches_upb_on_requests(streams: list[tuple[str, list[tuple[int, int, bytes, list[tuple[str, str]]]]]]) -> None:
+    data = _raw_pb(streams)
+    lim = LogLimits(max_line_bytes=15, max_attributes_per_entry=2)
+    assert _outcome(lambda: lp.decode_protobuf(data, lim)) == _outcome(lambda: lp.decode_protobuf_upb(data, lim))
+
+
+@FUZZ
+@given(st.lists(st.tuples(label_texts, entries_st), min_size=1, max_size=2), st.binary(max_size=8), st.integers(0, 400))
+def test_native_walk_matches_upb_on_mutations(streams: list[tuple[str, list[tuple[int, int, bytes, list[tuple[str, str]]]]]],
+                                              junk: bytes, at: int) -> None:
+    base = _raw_pb(streams)
+    cut = at % (len(base) + 1)
+    lim = LogLimits()
+    for data in (base[:cut] + junk + base[cut:], base[:cut], base[:cut] + junk):
+        parts = lp._native_split(data, lim.max_entries_per_request) if lp._native_split else None
+        upb = _outcome(lambda d=data: lp.decode_protobuf_upb(d, lim))  # type: ignore[misc]
+        if isinstance(parts, tuple):  # accepted by the fast path: must equal upb exactly
+            assert _outcome(lambda p=parts: lp._from_split(p, lim)) == upb  # type: ignore[misc]
+        assert _outcome(lambda d=data: lp.decode_protobuf(d, lim)) == upb  # type: ignore[misc]
+
+
+def test_native_walk_falls_back_for_odd_encodings() -> None:
+    group = b"\x0a\x04\x2b\x2c\x0a\x00"  # a stream holding an (unknown) group and empty labels
+    wrong_wire_type = b"\x0a\x02\x08\x05"  # labels sent as a varint: upb keeps it as an unknown field
+    for data in (group, wrong_wire_type):
+        assert lp._native_split is not None and lp._native_split(data, 10) is None
+        with pytest.raises(lp.LokiPushError, match=r"streams\[0\]: invalid stream labels ''"):
+            lp.decode_protobuf(data, LogLimits())
+    bad_utf8 = b"\x0a\x03\x0a\x01\xff"
+    assert lp._native_split(bad_utf8, 10) is None
+    with pytest.raises(lp.LokiPushError, match="invalid PushRequest protobuf"):
+        lp.decode_protobuf(bad_utf8, LogLimits())
