@@ -13,9 +13,10 @@ $(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name 
 peers:
 	bash scripts/install-peers.sh
 
-## Start the server on the embedded store in ./data and print its URL.
+## Start the server on the embedded store in ./data and print its URL; once it is ready, a local
+## agent ships this host's metrics to it (AGENT=0: server only; see scripts/run.sh and docs/agent.md).
 run: setup
-	$(PY) -m clearsight server --data-dir ./data $(ARGS)
+	@PY=$(PY) bash scripts/run.sh $(ARGS)
 
 ## Install everything, then run lint, type checks and the whole test suite.
 test: setup peers

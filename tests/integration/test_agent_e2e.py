@@ -1,5 +1,5 @@
 """The real agent (``clearsight agent``) against a real server on 127.0.0.1: the host's series are found
-through the query API. The agent starts before the server (as with ``make run``), so its first sends
+through the query API. The agent starts before the server (a host rebooting, a server restarting), so its first sends
 fail and are retried from the buffer."""
 
 from __future__ import annotations
