@@ -1,0 +1,1 @@
+"""Notifications with Alertmanager's semantics: routing, grouping, inhibition, silences, receivers."""
