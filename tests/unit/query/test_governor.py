@@ -11,7 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
-from clearsight.query.governor import Overloaded, QueryGovernor, QueueTimeout, make_query_executor
+from clearsight.query.governor import (
+    QUERY_THREAD_NICE,
+    Overloaded,
+    QueryGovernor,
+    QueueTimeout,
+    make_query_executor,
+)
 
 
 class Blocker:
@@ -163,3 +169,12 @@ def test_a_slot_is_held_until_the_worker_finishes_even_if_the_caller_left() -> N
         assert gov.stats().running == 0
 
     asyncio.run(main())
+
+
+def test_query_threads_run_at_a_lower_os_priority() -> None:
+    import os
+
+    pool = make_query_executor(1)
+    nice = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(30)
+    pool.shutdown()
+    assert nice == min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + QUERY_THREAD_NICE)
