@@ -46,14 +46,13 @@ from clearsight.ingest.log_common import (
     LogLimits,
     check_attributes,
     check_body_size,
+    decompress_body,
     parse_rfc3339_ns,
     too_many_entries,
     too_many_streams,
 )
-from clearsight.ingest.otlp_common import decompress
 from clearsight.model.logs import LogBatch, LogBatchBuilder, severity_number_of
 from clearsight.pipeline.errors import LimitExceeded
-from clearsight.pipeline.limits import WriteLimits
 
 ES_VERSION = "8.11.0"
 LUCENE_VERSION = "9.8.0"
@@ -206,9 +205,7 @@ def decode_bulk(
     lim = limits or LogLimits()
     new_id = new_id or _id_generator()
     check_body_size(body, lim)
-    if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
-        wl = WriteLimits(max_body_bytes=lim.max_body_bytes, max_decompressed_bytes=lim.max_decompressed_bytes)
-        body = decompress(body, content_encoding, wl)
+    body = decompress_body(body, content_encoding, lim, EsBulkError)
     lines = body.split(b"\n")
     b = LogBatchBuilder()
     items: list[dict[str, Any]] = []

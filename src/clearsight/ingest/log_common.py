@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from clearsight.ingest.otlp_common import decompress
 from clearsight.model.labels import Labels
 from clearsight.pipeline.errors import IngestError, InvalidInput, LimitExceeded, PayloadTooLarge
+from clearsight.pipeline.limits import WriteLimits
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,20 @@ def check_body_size(body: bytes, limits: LogLimits) -> None:
         raise PayloadTooLarge(
             f"request body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes"
         )
+
+
+def decompress_body(body: bytes, content_encoding: str | None, limits: LogLimits,
+                    error: Callable[[str], IngestError]) -> bytes:
+    """Undoes ``Content-Encoding`` (identity, gzip, deflate) within the limits; a corrupt stream
+    raises ``error(message)`` (the decoder's own error), an oversize one ``PayloadTooLarge``, an
+    unknown encoding ``UnsupportedMediaType``."""
+    if not content_encoding or content_encoding.strip().lower() in ("", "identity"):
+        return body
+    wl = WriteLimits(max_body_bytes=limits.max_body_bytes, max_decompressed_bytes=limits.max_decompressed_bytes)
+    try:
+        return decompress(body, content_encoding, wl)
+    except InvalidInput as e:
+        raise error(e.message) from None
 
 
 def line_too_long(size: int, limits: LogLimits, where: str) -> LimitExceeded:

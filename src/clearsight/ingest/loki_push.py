@@ -47,12 +47,12 @@ from clearsight.ingest.log_common import (
     check_attributes,
     check_body_size,
     check_stream_labels,
+    decompress_body,
     line_too_long,
     parse_label_set,
     too_many_entries,
     too_many_streams,
 )
-from clearsight.ingest.otlp_common import decompress
 from clearsight.model.labels import Labels
 from clearsight.model.logs import (
     SPAN_ID_BYTES,
@@ -62,7 +62,6 @@ from clearsight.model.logs import (
     severity_number_of,
 )
 from clearsight.pipeline.errors import PayloadTooLarge, UnsupportedMediaType
-from clearsight.pipeline.limits import WriteLimits
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +149,7 @@ def decode_push(
     lim = limits or LogLimits()
     check_body_size(body, lim)
     kind = media_kind(content_type)
-    if content_encoding and content_encoding.strip().lower() not in ("", "identity"):
-        wl = WriteLimits(max_body_bytes=lim.max_body_bytes, max_decompressed_bytes=lim.max_decompressed_bytes)
-        body = decompress(body, content_encoding, wl)
+    body = decompress_body(body, content_encoding, lim, lambda m: LokiPushError(m, reason="invalid_encoding"))
     if kind == "json":
         return decode_json(body, lim)
     return decode_protobuf(snappy_block_decompress(body, lim), lim)

@@ -46,15 +46,15 @@ from clearsight.ingest.log_common import (
     check_attributes,
     check_body_size,
     check_stream_labels,
+    decompress_body,
     line_too_long,
     too_many_entries,
     too_many_streams,
 )
-from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, decompress, encoding_of
+from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of
 from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch, LogBatchBuilder
 from clearsight.pipeline.errors import InvalidInput
-from clearsight.pipeline.limits import WriteLimits
 
 ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest
 
@@ -97,8 +97,7 @@ def decode_logs(
     lim = limits or LogLimits()
     check_body_size(body, lim)
     enc = encoding_of(content_type)
-    wl = WriteLimits(max_body_bytes=lim.max_body_bytes, max_decompressed_bytes=lim.max_decompressed_bytes)
-    data = decompress(body, content_encoding, wl)
+    data = decompress_body(body, content_encoding, lim, lambda m: OtlpLogsError("", m))
     if enc == "json":
         return convert_json(data, now_ns=now_ns, limits=lim)
     return convert_request(parse_protobuf(data), now_ns=now_ns, limits=lim)
