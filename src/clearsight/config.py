@@ -112,6 +112,14 @@ class LogConfig:
 
 
 @dataclass
+class RulesConfig:
+    files: str = ""  # comma-separated globs of Prometheus-format rule files (relative to the config file)
+    evaluation_interval: str = "1m"  # groups without their own interval run this often
+    resend_delay: str = "1m"  # firing alerts are re-sent to the notifier at most this often
+    external_url: str = ""  # base of generatorURL in alerts ("" = http://<server.listen>)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -120,6 +128,7 @@ class Config:
     tenancy: TenancyConfig = field(default_factory=TenancyConfig)
     global_: GlobalConfig = field(default_factory=GlobalConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     source: str = "<defaults>"
 
@@ -135,7 +144,7 @@ class Config:
 
 _SECTIONS: dict[str, str] = {
     "server": "server", "storage": "storage", "limits": "limits", "query": "query",
-    "tenancy": "tenancy", "global": "global_", "log": "log",
+    "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules",
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
@@ -144,6 +153,7 @@ _DURATION_KEYS = {
     ("global", "scrape_interval"), ("global", "scrape_timeout"),
 }
 _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_timeout"), ("server", "keep_alive_timeout")}
+_DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
 _LISTEN_KEYS = {("server", "listen"), ("server", "otlp_http_listen"), ("server", "otlp_grpc_listen")}
 
 
@@ -215,6 +225,8 @@ def _validate(cfg: Config) -> None:
         if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
             raise ConfigError(f"{cfg.source}: server.cors_origins: invalid origin {origin!r} "
                               "(expected \"*\" or scheme://host[:port], comma-separated)")
+    if parse_duration_ms(cfg.rules.evaluation_interval) <= 0:
+        raise ConfigError(f"{cfg.source}: rules.evaluation_interval: must be positive")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.storage.duckdb_memory_limit):

@@ -25,17 +25,26 @@ from starlette.requests import Request
 
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.app import Services, create_app
-from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.common import TenantOf
+from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
+from clearsight.api.prometheus_rules import make_rules_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
-from clearsight.config import Config, parse_duration_ms, parse_listen
+from clearsight.cli.rules import check_expr, vector_of
+from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
+from clearsight.model.labels import Labels
+from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.query.governor import make_query_executor
+from clearsight.query.promql.engine import Engine
+from clearsight.rules.group import EvalOptions
+from clearsight.rules.manager import RuleManager
+from clearsight.rules.metrics import RulesCollector
+from clearsight.rules.model import RuleFileError
 from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
@@ -82,6 +91,44 @@ class Built:
     store: MetricsStore
     otlp_route_app: Starlette
     scraper: ScrapeManager
+    rules: RuleManager | None = None
+
+
+def _log_notify(alerts: list[dict[str, Any]]) -> None:
+    """Until the notifier is wired: alerts due for sending are logged."""
+    for a in alerts:
+        log.info("alert", extra={"labels": a["labels"], "startsAt": a["startsAt"], "endsAt": a["endsAt"]})
+
+
+def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor) -> RuleManager:
+    """The rule manager over the default tenant: queries through the PromQL engine on the store,
+    results through the ingestor (validated like any write). Raises ConfigError for bad rule files."""
+    tenant = cfg.tenancy.default_tenant
+    engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
+                    timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
+
+    def query(expr: str, time_ms: int) -> Any:
+        return vector_of(engine.instant(store.querier(tenant), expr, time_ms))
+
+    def write(samples: Any) -> None:
+        by_series: dict[Labels, list[tuple[int, float]]] = {}
+        for lbls, t, v in samples:
+            by_series.setdefault(lbls, []).append((t, v))
+        ingestor.ingest_blocking(tenant, SampleBatch.from_series(list(by_series.items())))
+
+    base_dir = str(Path(cfg.source).parent) if cfg.source != "<defaults>" else None
+    external_url = cfg.rules.external_url or f"http://{cfg.server.listen}"
+    manager = RuleManager(
+        [p.strip() for p in cfg.rules.files.split(",") if p.strip()], query=query, write=write, notify=_log_notify,
+        default_interval_ms=parse_duration_ms(cfg.rules.evaluation_interval), check_expr=check_expr,
+        base_dir=base_dir, state_dir=Path(cfg.storage.data_dir) / "rules",
+        opts=EvalOptions(resend_delay_ms=parse_duration_ms(cfg.rules.resend_delay), external_url=external_url),
+        executor=ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules"))
+    try:
+        manager.load()
+    except RuleFileError as e:
+        raise ConfigError("rules.files: invalid rule files:\n" + "\n".join(e.errors)) from None
+    return manager
 
 
 def load_scrape_configs(cfg: Config) -> list[ScrapeConfig]:
@@ -147,12 +194,18 @@ def build(cfg: Config) -> Built:
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
     metrics.registry.register(GovernorCollector(query_governor))
+    try:
+        rules = build_rules(cfg, store, ingestor)
+    except ConfigError:
+        store.close()
+        raise
+    metrics.registry.register(RulesCollector(rules))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route],
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant)],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
     return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
-                 scraper=scraper)
+                 scraper=scraper, rules=rules)
 
 
 class _Server(uvicorn.Server):
@@ -248,6 +301,11 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         built.store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
     await scraper.start()
+    if built.rules is not None:
+        await built.rules.start()
+        rules_mgr = built.rules
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(rules_mgr.reload()))
     host, port = parse_listen(cfg.server.listen)
     url = f"http://{host}:{port}"
     log.info("clearsight ready", extra={"url": url, "data_dir": cfg.storage.data_dir})
@@ -262,6 +320,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         srv.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await scraper.stop()
+    if built.rules is not None:
+        await built.rules.stop()
     if s.ingest_executor is not None:
         s.ingest_executor.shutdown(wait=False)
     if s.query_governor is not None:

@@ -6,6 +6,7 @@ expression checker, and for unit tests an in-memory series store with the PromQL
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,6 +107,7 @@ def check(files: Annotated[list[str], typer.Argument(help="Rule files")]) -> Non
 @app.command("test")
 def test(files: Annotated[list[str], typer.Argument(help="Unit test files (promtool test rules format)")]) -> None:
     """Run rule unit tests written for `promtool test rules`; same output and exit code."""
+    logging.getLogger("clearsight.rules").setLevel(logging.CRITICAL)  # failures are reported, not logged
     results = [run_file(f, _backend, check_expr) for f in files]
     out, err, code = report(results)
     typer.echo(out, nl=False)

@@ -20,6 +20,7 @@ code beyond these functions. A template that fails while expanding yields
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 import html as _html
 import math
 import re
@@ -68,6 +69,22 @@ def go_float(v: float) -> str:
     if dp >= len(digits):
         return f"{sign}{digits}{'0' * (dp - len(digits))}"
     return f"{sign}{digits[:dp]}.{digits[dp:]}"
+
+
+def go_e(v: float, upper: bool = False) -> str:
+    """Go's ``strconv.FormatFloat(v, 'e' or 'E', -1, 64)``: shortest digits, exponent form."""
+    e = "E" if upper else "e"
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return f"{'-' if math.copysign(1.0, v) < 0 else ''}0{e}+00"
+    d = decimal.Decimal(repr(abs(float(v))))
+    exp = d.adjusted()
+    digits = str(d.as_tuple().digits and "".join(map(str, d.as_tuple().digits))).lstrip("0").rstrip("0") or "0"
+    m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{'-' if v < 0 else ''}{m}{e}{'-' if exp < 0 else '+'}{abs(exp):02d}"
 
 
 def go_g(v: float, prec: int = 4) -> str:

@@ -16,7 +16,6 @@ is made per test by the caller (``make_backend``).
 from __future__ import annotations
 
 import glob
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from clearsight.model.samples import STALE_NAN
 from clearsight.rules.alerting import FIRING, AlertingRule
 from clearsight.rules.group import EvalOptions, Group
 from clearsight.rules.model import ExprChecker, RuleFileError, load_rule_files
+from clearsight.rules.template import go_e
 from clearsight.rules.types import Vector
 
 
@@ -111,18 +111,7 @@ def labels_string(labels: Labels) -> str:
 
 def format_e(v: float) -> str:
     """Go's ``strconv.FormatFloat(v, 'E', -1, 64)``."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "0E+00" if math.copysign(1, v) > 0 else "-0E+00"
-    r = repr(v)
-    d = f"{float(r):.17e}"  # normalise, then shorten to the repr's digits
-    mant_digits = re.sub(r"[^0-9]", "", r.split("e")[0].lstrip("-")).lstrip("0").rstrip("0") or "0"
-    exp = int(d.split("e")[1])
-    m = mant_digits[0] + ("." + mant_digits[1:] if len(mant_digits) > 1 else "")
-    return f"{'-' if v < 0 else ''}{m}E{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return go_e(v, upper=True)
 
 
 def _indent_lines(text: str, indent: str) -> str:
@@ -153,7 +142,7 @@ def _samples_string(items: list[tuple[Labels, float]]) -> str:
 
 _SERIES_RE = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(\{.*\})?\s*$", re.S)
 _PAIR_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
-_NUM = r"(?:[-+]?(?:Inf|inf|NaN|nan|0[xX][0-9a-fA-F]+|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))"
+_NUM = r"(?:[-+]?(?:Inf|inf|NaN|nan|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))"
 _ITEM_RE = re.compile(rf"^(?P<a>{_NUM})(?:(?P<b>[-+](?:Inf|inf|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+))?x(?P<n>\d+))?$")
 
 
@@ -180,8 +169,6 @@ def _num(s: str) -> float:
     t = s.lower().lstrip("+")
     if t in ("inf", "-inf", "nan"):
         return float(t)
-    if re.fullmatch(r"-?0x[0-9a-f]+", t):
-        return float(int(t, 16))
     return float(s)
 
 
@@ -294,6 +281,7 @@ def _run_test(tg: dict[str, Any], eval_interval: int, order: dict[str, int], rul
               make_backend: BackendFactory, check_expr: ExprChecker | None) -> list[str]:
     interval = _duration(tg.get("interval"), "interval") or eval_interval
     backend = make_backend()
+    pending: list[tuple[Labels, int, float]] = []
     for item in tg.get("input_series") or []:
         item = _strict(item, {"series", "values"}, "main.series")
         try:
@@ -301,7 +289,11 @@ def _run_test(tg: dict[str, Any], eval_interval: int, order: dict[str, int], rul
             vals = expand_values(str(item.get("values", "")))
         except ValueError as e:
             return [str(e)]
-        backend.add([(lbls, i * interval, v) for i, v in enumerate(vals) if v is not None])
+        pending.extend((lbls, i * interval, v) for i, v in enumerate(vals) if v is not None)
+    # As promtool's lazy loader: input samples become visible up to each evaluation step, so
+    # samples after the last step (the latest eval_time rounded down) are never loaded.
+    pending.sort(key=lambda x: x[1])
+    loaded = 0
     try:
         specs = load_rule_files(rule_files, check_expr)
     except RuleFileError as e:
@@ -309,7 +301,7 @@ def _run_test(tg: dict[str, Any], eval_interval: int, order: dict[str, int], rul
     external_labels = {str(k): str(v) for k, v in (tg.get("external_labels") or {}).items()}
     opts = EvalOptions(external_labels=external_labels, external_url=str(tg.get("external_url") or ""))
     groups = [Group(s, interval, opts) for s in specs]
-    groups.sort(key=lambda g: (order.get(g.name, 0), g.name))
+    groups.sort(key=lambda g: order.get(g.name, 0))  # stable: file order (promtool: random) without an order
     test_name = str(tg.get("name") or "")
 
     alert_tests: dict[int, list[dict[str, Any]]] = {}
@@ -332,6 +324,12 @@ def _run_test(tg: dict[str, Any], eval_interval: int, order: dict[str, int], rul
     prefix = f"    name: {test_name},\n" if test_name else ""
     ts = 0
     while ts <= maxt:
+        upto = loaded
+        while upto < len(pending) and pending[upto][1] <= ts:
+            upto += 1
+        if upto > loaded:
+            backend.add(pending[loaded:upto])
+            loaded = upto
         eval_errs: list[str] = []
         for g in groups:
             g.eval(ts, backend.query, backend.add, None)

@@ -1,0 +1,113 @@
+"""Prometheus' rules API: ``GET /api/v1/rules`` (filters ``type``, ``rule_name[]``,
+``rule_group[]`` (also ``group_name[]``), ``file[]``), ``GET /api/v1/alerts`` and
+``POST /-/reload`` (re-reads the rule files; a bad file keeps the previous rules and answers 500
+with the reasons). Rule files belong to the default tenant; other tenants see no rules."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from clearsight.api.common import ApiError, TenantOf, error_response, success
+from clearsight.rules.alerting import AlertingRule
+from clearsight.rules.group import Group
+from clearsight.rules.manager import RuleManager
+from clearsight.rules.template import go_e
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _time(ms: int) -> str:
+    if ms <= 0:
+        return "0001-01-01T00:00:00Z"
+    t = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
+    frac = f".{ms % 1000:03d}".rstrip("0").rstrip(".")
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+def _value(v: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'e', -1, 64)``."""
+    return go_e(v)
+
+
+def _alert_json(a: Any) -> dict[str, Any]:
+    return {"labels": dict(a.labels), "annotations": dict(a.annotations), "state": a.state,
+            "activeAt": _time(a.active_at_ms), "value": _value(a.value)}
+
+
+def _rule_json(r: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"name": r.name, "query": r.spec.expr}
+    if isinstance(r, AlertingRule):
+        base.update({"state": r.state(), "duration": r.spec.for_ms / 1000,
+                     "keepFiringFor": r.spec.keep_firing_for_ms / 1000,
+                     "labels": dict(r.spec.labels), "annotations": dict(r.spec.annotations),
+                     "alerts": [_alert_json(a) for a in r.active_alerts()]})
+    elif r.spec.labels:
+        base["labels"] = dict(r.spec.labels)
+    base["health"] = r.health
+    if r.last_error:
+        base["lastError"] = r.last_error
+    base.update({"evaluationTime": r.eval_seconds, "lastEvaluation": _time(r.last_eval_ms),
+                 "type": "alerting" if isinstance(r, AlertingRule) else "recording"})
+    return base
+
+
+def groups_json(groups: list[Group], typ: str, names: set[str], group_names: set[str],
+                files: set[str]) -> list[dict[str, Any]]:
+    out = []
+    rule_filtered = bool(typ or names)
+    for g in groups:
+        if (group_names and g.name not in group_names) or (files and g.file not in files):
+            continue
+        rules = [r for r in g.rules
+                 if (not typ or (typ == "alert") == isinstance(r, AlertingRule)) and (not names or r.name in names)]
+        if rule_filtered and not rules:
+            continue
+        out.append({"name": g.name, "file": g.file, "rules": [_rule_json(r) for r in rules],
+                    "interval": g.interval_ms / 1000, "limit": g.spec.limit,
+                    "evaluationTime": g.stats.last_duration_s, "lastEvaluation": _time(g.stats.last_eval_ms)})
+    return out
+
+
+def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant: str) -> list[Route]:
+    async def rules(request: Request) -> Response:
+        """Rule groups and their rules' state (Prometheus /api/v1/rules)."""
+        try:
+            q = request.query_params
+            typ = q.get("type", "")
+            if typ not in ("", "alert", "record"):
+                raise ApiError("bad_data", f'invalid parameter "type": not supported value "{typ}"')
+            tenant = tenant_of(request)
+            groups = manager.groups if tenant == default_tenant else []
+            data = groups_json(groups, typ, set(q.getlist("rule_name[]")),
+                               set(q.getlist("rule_group[]")) | set(q.getlist("group_name[]")),
+                               set(q.getlist("file[]")))
+            return success({"groups": data})
+        except ApiError as e:
+            return error_response(e)
+
+    async def alerts(request: Request) -> Response:
+        """Pending and firing alerts (Prometheus /api/v1/alerts)."""
+        try:
+            tenant = tenant_of(request)
+        except ApiError as e:
+            return error_response(e)
+        groups = manager.groups if tenant == default_tenant else []
+        out = [_alert_json(a) for g in groups for r in g.rules if isinstance(r, AlertingRule)
+               for a in r.active_alerts()]
+        return success({"alerts": out})
+
+    async def reload(request: Request) -> Response:
+        """Re-read the rule files (a bad file keeps the previous rules; 500 says why)."""
+        ok, err = await manager.reload()
+        if not ok:
+            return PlainTextResponse(f"failed to reload config: {err}\n", status_code=500)
+        return PlainTextResponse("", status_code=200)
+
+    return [Route("/api/v1/rules", rules, methods=["GET"]), Route("/api/v1/alerts", alerts, methods=["GET"]),
+            Route("/-/reload", reload, methods=["POST", "PUT"])]
