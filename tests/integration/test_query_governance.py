@@ -1,14 +1,20 @@
 """Query governance wired by ``server.build`` over the real store (in process): the issue's subquery
-refused with the limit named, timeouts as 503 'timeout', queries on the governor's pool, and the
-admission metrics in ``/metrics``."""
+refused with the limit named, timeouts as 503 'timeout', queries on the governor's pool, the
+admission metrics in ``/metrics``, and a disconnected client's query stopped through the whole app."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
 
 from clearsight.api.app import create_app
@@ -79,8 +85,6 @@ def test_queries_run_on_the_query_pool_and_metrics_show_admission(served: tuple[
     orig = built.store.querier
 
     def spy(tenant: str) -> object:
-        import threading
-
         threads.add(threading.current_thread().name)
         return orig(tenant)
 
@@ -96,3 +100,70 @@ def test_queries_run_on_the_query_pool_and_metrics_show_admission(served: tuple[
     assert 'clearsight_query_refused_total{reason="queue_full"} 0.0' in text
     admitted = [line for line in text.splitlines() if line.startswith("clearsight_query_admitted_total ")]
     assert admitted and float(admitted[0].split()[1]) >= 1
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def _until(cond: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not cond():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.005)
+
+
+def test_a_disconnected_client_stops_its_query_through_the_whole_app(served: tuple[TestClient, Built]) -> None:
+    """Through every middleware of the real app under uvicorn: the client goes away while its query
+    reads the store; the engine stops after that read (the right side is never read) and the
+    worker is freed."""
+    _, built = served
+    gov = built.services.query_governor
+    assert gov is not None
+    gate, entered = threading.Event(), threading.Event()
+    reads: list[int] = []
+    orig = built.store.querier
+
+    class Held:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def select(self, *args: Any) -> Any:
+            reads.append(1)
+            entered.set()
+            assert gate.wait(30)
+            return self.inner.select(*args)
+
+    built.store.querier = lambda tenant: Held(orig(tenant))  # type: ignore[method-assign]
+    try:
+        with serve(create_app(built.services)) as port:
+            canceled = gov.stats().canceled
+            s = socket.create_connection(("127.0.0.1", port))
+            q = urllib.parse.urlencode({"query": "count(http_requests_total) + count(http_requests_total)",
+                                        "time": END / 1000})
+            s.sendall(f"GET /api/v1/query?{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert entered.wait(30)
+            s.close()
+            _until(lambda: gov.stats().canceled == canceled + 1)
+            gate.set()
+            _until(lambda: gov.stats().running == 0)
+    finally:
+        built.store.querier = orig  # type: ignore[method-assign]
+    assert len(reads) == 1
