@@ -150,3 +150,18 @@ def start_victoria_metrics(workdir: Path, *, timeout: float = 30) -> Proc:
     proc = _spawn("victoria-metrics", argv, workdir, f"http://127.0.0.1:{port}")
     _wait_http(proc, "/health", timeout)
     return proc
+
+
+def start_alertmanager(workdir: Path, config_yaml: str = "route:\n  receiver: none\nreceivers:\n- name: none\n",
+                       *, timeout: float = 30) -> Proc:
+    """Debian's Alertmanager on a free port, clustering off (no 0.0.0.0:9094 listener)."""
+    binary = require_binary("prometheus-alertmanager")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "alertmanager.yml"
+    cfg.write_text(config_yaml)
+    argv = [binary, f"--config.file={cfg}", f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]
+    proc = _spawn("alertmanager", argv, workdir, f"http://127.0.0.1:{port}")
+    _wait_http(proc, "/-/ready", timeout)
+    return proc
