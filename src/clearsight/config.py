@@ -229,6 +229,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: rules.evaluation_interval: must be positive")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
+    for key in ("header_read_timeout", "body_read_timeout", "keep_alive_timeout"):
+        if parse_duration_ms(getattr(cfg.server, key)) <= 0:
+            raise ConfigError(f"{cfg.source}: server.{key}: must be longer than 0s")
+    if cfg.server.max_inflight_body_bytes < cfg.limits.max_body_bytes:
+        raise ConfigError(f"{cfg.source}: server.max_inflight_body_bytes: must be at least limits.max_body_bytes "
+                          f"({cfg.limits.max_body_bytes}), or a request of the maximum size could never be taken")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.storage.duckdb_memory_limit):
         raise ConfigError(f"{cfg.source}: storage.duckdb_memory_limit: expected a size such as 192MB or 1GiB, "
                           f"got {cfg.storage.duckdb_memory_limit!r}")

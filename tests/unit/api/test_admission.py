@@ -86,3 +86,14 @@ def test_dns_rebinding_host_is_421_before_any_route() -> None:
     assert _request(app, "GET", {}, host="127.0.0.1:9800").status_code == 200
     assert _request(app, "GET", {}, host="localhost:9800").status_code == 200
     assert seen == ["default", "default"]
+
+
+def test_http_bounds_config_is_validated() -> None:
+    from clearsight.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="header_read_timeout: must be longer than 0s"):
+        load_config(env={}, overrides={"server.header_read_timeout": "0s"})
+    with pytest.raises(ConfigError, match="max_inflight_body_bytes: must be at least"):
+        load_config(env={}, overrides={"server.max_inflight_body_bytes": "1000"})
+    cfg = load_config(env={}, overrides={"server.allowed_hosts": "a.example,b.example"})
+    assert cfg.server.allowed_hosts == "a.example,b.example"
