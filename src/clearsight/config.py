@@ -52,6 +52,7 @@ class ServerConfig:
     shutdown_timeout: str = "30s"
     cors_origins: str = ""  # comma-separated origins allowed by CORS ("*" for any); "" = no CORS headers
     enable_admin_api: bool = False  # Prometheus' --web.enable-admin-api (delete_series, clean_tombstones)
+    enable_lifecycle: bool = False  # Prometheus' --web.enable-lifecycle: POST /-/reload reloads the rule files
     ingest_workers: int = 4  # threads decoding write requests (remote-write, OTLP/HTTP)
     # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
     # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
@@ -120,6 +121,11 @@ class RulesConfig:
 
 
 @dataclass
+class AlertingConfig:
+    config_file: str = ""  # Alertmanager-format notification config (relative to the config file); "" = none
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -129,6 +135,7 @@ class Config:
     global_: GlobalConfig = field(default_factory=GlobalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     source: str = "<defaults>"
 
@@ -144,7 +151,7 @@ class Config:
 
 _SECTIONS: dict[str, str] = {
     "server": "server", "storage": "storage", "limits": "limits", "query": "query",
-    "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules",
+    "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules", "alerting": "alerting",
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),

@@ -23,19 +23,24 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.app import Services, create_app
 from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
-from clearsight.api.prometheus_rules import make_rules_routes
+from clearsight.api.prometheus_rules import make_reload_route, make_rules_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
 from clearsight.model.labels import Labels
 from clearsight.model.samples import SampleBatch
+from clearsight.notify.config import NotifyConfigError, default_config
+from clearsight.notify.config import load_config_file as load_notify_config
+from clearsight.notify.metrics import NotifyMetrics
+from clearsight.notify.notifier import Notifier
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
@@ -92,6 +97,7 @@ class Built:
     otlp_route_app: Starlette
     scraper: ScrapeManager
     rules: RuleManager | None = None
+    notifier: Notifier | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -100,7 +106,24 @@ def _log_notify(alerts: list[dict[str, Any]]) -> None:
         log.info("alert", extra={"labels": a["labels"], "startsAt": a["startsAt"], "endsAt": a["endsAt"]})
 
 
-def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor) -> RuleManager:
+def build_notifier(cfg: Config, metrics: SelfMetrics) -> Notifier:
+    """The notifier (notify/) from ``alerting.config_file`` (Alertmanager format); raises ConfigError."""
+    notify_cfg = default_config()
+    if cfg.alerting.config_file:
+        path = Path(cfg.alerting.config_file)
+        if not path.is_absolute() and cfg.source != "<defaults>":
+            path = Path(cfg.source).parent / path
+        try:
+            notify_cfg = load_notify_config(path)
+        except NotifyConfigError as e:
+            raise ConfigError(f"alerting.config_file: {e}") from None
+    return Notifier(notify_cfg, data_dir=Path(cfg.storage.data_dir) / "alerting",
+                    metrics=NotifyMetrics(metrics.registry),
+                    external_url=cfg.rules.external_url or f"http://{cfg.server.listen}")
+
+
+def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
+                notify: Any = _log_notify) -> RuleManager:
     """The rule manager over the default tenant: queries through the PromQL engine on the store,
     results through the ingestor (validated like any write). Raises ConfigError for bad rule files."""
     tenant = cfg.tenancy.default_tenant
@@ -119,7 +142,7 @@ def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor) -> 
     base_dir = str(Path(cfg.source).parent) if cfg.source != "<defaults>" else None
     external_url = cfg.rules.external_url or f"http://{cfg.server.listen}"
     manager = RuleManager(
-        [p.strip() for p in cfg.rules.files.split(",") if p.strip()], query=query, write=write, notify=_log_notify,
+        [p.strip() for p in cfg.rules.files.split(",") if p.strip()], query=query, write=write, notify=notify,
         default_interval_ms=parse_duration_ms(cfg.rules.evaluation_interval), check_expr=check_expr,
         base_dir=base_dir, state_dir=Path(cfg.storage.data_dir) / "rules",
         opts=EvalOptions(resend_delay_ms=parse_duration_ms(cfg.rules.resend_delay), external_url=external_url),
@@ -195,17 +218,19 @@ def build(cfg: Config) -> Built:
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
     metrics.registry.register(GovernorCollector(query_governor))
     try:
-        rules = build_rules(cfg, store, ingestor)
+        notifier = build_notifier(cfg, metrics)
+        rules = build_rules(cfg, store, ingestor, notifier.notify)
     except ConfigError:
         store.close()
         raise
     metrics.registry.register(RulesCollector(rules))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant)],
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant),
+                                                                                     *make_alertmanager_routes(notifier)],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
     return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
-                 scraper=scraper, rules=rules)
+                 scraper=scraper, rules=rules, notifier=notifier)
 
 
 class _Server(uvicorn.Server):
@@ -264,6 +289,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     built = build(cfg)
     s = built.services
     app = create_app(s)
+    if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
+        app.router.routes.insert(0, make_reload_route(built.rules))
     servers = [_uvicorn(app, cfg.server.listen, cfg)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
         servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg))
@@ -301,6 +328,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         built.store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
     await scraper.start()
+    if built.notifier is not None:
+        await built.notifier.start()
     if built.rules is not None:
         await built.rules.start()
         rules_mgr = built.rules
@@ -322,6 +351,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     await scraper.stop()
     if built.rules is not None:
         await built.rules.stop()
+    if built.notifier is not None:
+        await built.notifier.stop()
     if s.ingest_executor is not None:
         s.ingest_executor.shutdown(wait=False)
     if s.query_governor is not None:

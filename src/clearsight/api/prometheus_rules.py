@@ -1,7 +1,7 @@
 """Prometheus' rules API: ``GET /api/v1/rules`` (filters ``type``, ``rule_name[]``,
-``rule_group[]`` (also ``group_name[]``), ``file[]``), ``GET /api/v1/alerts`` and
-``POST /-/reload`` (re-reads the rule files; a bad file keeps the previous rules and answers 500
-with the reasons). Rule files belong to the default tenant; other tenants see no rules."""
+``rule_group[]`` (also ``group_name[]``), ``file[]``), ``GET /api/v1/alerts`` and, with
+``server.enable_lifecycle``, ``POST /-/reload`` (re-reads the rule files; a bad file keeps the
+previous rules and answers 500 with the reasons). Rule files belong to the default tenant; other tenants see no rules."""
 
 from __future__ import annotations
 
@@ -102,6 +102,13 @@ def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant:
                for a in r.active_alerts()]
         return success({"alerts": out})
 
+    return [Route("/api/v1/rules", rules, methods=["GET"]), Route("/api/v1/alerts", alerts, methods=["GET"])]
+
+
+def make_reload_route(manager: RuleManager) -> Route:
+    """``POST /-/reload`` (mounted when ``server.enable_lifecycle`` is on, as Prometheus'
+    ``--web.enable-lifecycle``)."""
+
     async def reload(request: Request) -> Response:
         """Re-read the rule files (a bad file keeps the previous rules; 500 says why)."""
         ok, err = await manager.reload()
@@ -109,5 +116,4 @@ def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant:
             return PlainTextResponse(f"failed to reload config: {err}\n", status_code=500)
         return PlainTextResponse("", status_code=200)
 
-    return [Route("/api/v1/rules", rules, methods=["GET"]), Route("/api/v1/alerts", alerts, methods=["GET"]),
-            Route("/-/reload", reload, methods=["POST", "PUT"])]
+    return Route("/-/reload", reload, methods=["POST", "PUT"])
