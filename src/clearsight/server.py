@@ -23,8 +23,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
+from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.app import Services, create_app
 from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol

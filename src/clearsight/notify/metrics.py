@@ -47,7 +47,7 @@ class _StateCollector(Collector):
         self._alerts, self._silences, self._groups = alerts, silences, groups
 
     def collect(self) -> Iterator[Metric]:
-        a = GaugeMetricFamily("clearsight_alerts", "Alerts held by the notifier, by state.", labels=["state"])
+        a = GaugeMetricFamily("clearsight_notifier_alerts", "Alerts held by the notifier, by state.", labels=["state"])
         for state, n in sorted(self._alerts().items()):
             a.add_metric([state], n)
         yield a
