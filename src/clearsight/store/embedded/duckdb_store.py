@@ -31,7 +31,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,12 +57,13 @@ from clearsight.store.interface import (
     AppendResult,
     InvalidBatch,
     LimitExceeded,
-    Overloaded,
     SeriesSelector,
     StoreClosed,
     StoreError,
     StoreStats,
 )
+from clearsight.store.kernel.publication import Publication, Retry
+from clearsight.store.kernel.writer import Command, GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,6 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
-class _StaleRead(Exception):
-    """A read paired a catalogue snapshot with a later table state; the caller retries."""
-
-
 def _fingerprint_of_key(key: bytes) -> int:
     """``model.labels.fingerprint`` of the label set whose canonical bytes are ``key``."""
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
@@ -137,13 +133,6 @@ class _Append:
     future: concurrent.futures.Future[AppendResult]
     result: AppendResult = field(default_factory=AppendResult)
     error: BaseException | None = None
-
-
-@dataclass
-class _Command:
-    kind: str  # "flush" | "retention" | "barrier"
-    arg: int
-    future: concurrent.futures.Future[Any]
 
 
 @dataclass
@@ -223,13 +212,11 @@ class EmbeddedMetricsStore:
         self.compact_samples_per_series = compact_samples_per_series
         self.chunk_target_samples = chunk_target_samples
         self.compact_idle_seconds = compact_idle_seconds
-        self._compaction_deferred = False
         # The head's rows in memory (reads never scan the samples table). A commit that moves
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
         self._head = HeadMirror()
-        self._gen = 0
-        self._publish_lock = threading.Lock()
+        self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
         # Every chunk row located in memory (reads and overwrite checks run no SQL for hot chunks);
         # _cat_delta collects what the open transaction did to the chunks table.
@@ -262,11 +249,17 @@ class EmbeddedMetricsStore:
         self._canon: dict[str, dict[bytes, int]] = {}
         self._meta: dict[str, dict[str, list[MetricMetadata]]] = {}
 
-        # Queue and stats.
-        self._cv = threading.Condition()
-        self._pending: deque[_Append | _Command] = deque()
-        self._queued_batches = 0
-        self._closing = False
+        # The writer (group commit, storage kernel) and stats.
+        self._writer: GroupCommitWriter[_Append] = GroupCommitWriter(
+            "clearsight-metrics-writer",
+            self._run,
+            queue_max=queue_max_batches,
+            retry_after=self._retry_after,
+            idle_seconds=compact_idle_seconds,
+            on_idle=self._safe_compact,
+            on_close=self._writer_done,
+            what="metrics store",
+        )
         self._closed = False
         self._close_lock = threading.Lock()
         self._stats = StoreStats()
@@ -278,9 +271,6 @@ class EmbeddedMetricsStore:
             self._wcon.close()
             self._root.close()
             raise
-        self._writer = threading.Thread(
-            target=self._writer_main, name="clearsight-metrics-writer", daemon=True
-        )
         self._writer.start()
 
     # --- setup -----------------------------------------------------------------------------------
@@ -370,47 +360,29 @@ class EmbeddedMetricsStore:
             self._window = None  # built from the old catalogue
         self._cat_delta = CatalogDelta.new()
 
-    @contextmanager
-    def _publishing(self) -> Iterator[None]:
-        """Wraps a commit that moves samples between head and chunks (or rebuilds the mirror) and
-        the mirror update that follows it. Writer thread only; never nested."""
-        with self._publish_lock:
-            self._gen += 1
-            try:
-                yield
-            finally:
-                self._gen += 1
+    def _publishing(self) -> contextlib.AbstractContextManager[None]:
+        """A commit that moves samples between head and chunks (or rebuilds the mirrors) and the
+        in-memory update after it (kernel ``Publication``). Writer thread only; never nested."""
+        return self._pub.publishing()
 
     # --- writes ----------------------------------------------------------------------------------
 
     def append(self, tenant: str, batch: SampleBatch) -> concurrent.futures.Future[AppendResult]:
         fut: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
-        with self._cv:
-            if self._closing or not self._stats.writer_alive:
-                raise StoreClosed("metrics store is closed")
-            if self._queued_batches >= self.queue_max_batches:
-                raise Overloaded("metrics write queue is full", retry_after=self._retry_after())
-            if not isinstance(tenant, str) or not tenant:
-                fut.set_exception(InvalidBatch("tenant must be a non-empty string"))
-                return fut
-            self._pending.append(_Append(tenant, batch, fut))
-            self._queued_batches += 1
-            self._cv.notify()
+        if not isinstance(tenant, str) or not tenant:
+            self._writer.command("barrier")  # raises StoreClosed like an append would
+            fut.set_exception(InvalidBatch("tenant must be a non-empty string"))
+            return fut
+        self._writer.submit(_Append(tenant, batch, fut))
         return fut
 
-    def _retry_after(self) -> float:
+    def _retry_after(self, queued: int) -> float:
         s = self._stats
         avg = s.commit_seconds_sum / s.commits_total if s.commits_total else 0.1
-        return float(min(30.0, max(1.0, avg * self._queued_batches)))
+        return float(min(30.0, max(1.0, avg * queued)))
 
     def _submit(self, kind: str, arg: int = 0) -> concurrent.futures.Future[Any]:
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._cv:
-            if self._closing or not self._stats.writer_alive:
-                raise StoreClosed("metrics store is closed")
-            self._pending.append(_Command(kind, arg, fut))
-            self._cv.notify()
-        return fut
+        return self._writer.command(kind, arg)
 
     def flush(self) -> None:
         """Compacts the head when it is due, then checkpoints the WAL into the database file."""
@@ -432,10 +404,7 @@ class EmbeddedMetricsStore:
         with self._close_lock:
             if self._closed:
                 return
-            with self._cv:
-                self._closing = True
-                self._cv.notify()
-            self._writer.join()
+            self._writer.close()
             with self._root_lock:
                 for cur in self._cursor_pool:
                     cur.close()
@@ -451,41 +420,12 @@ class EmbeddedMetricsStore:
 
     # --- the writer thread -----------------------------------------------------------------------
 
-    def _writer_main(self) -> None:
-        try:
-            while True:
-                idle = False
-                with self._cv:
-                    while not self._pending and not self._closing:
-                        if not self._compaction_deferred:
-                            self._cv.wait()
-                        elif not self._cv.wait(timeout=self.compact_idle_seconds) and not self._pending:
-                            idle = True
-                            break
-                    if not idle:
-                        if not self._pending and self._closing:
-                            break
-                        items = list(self._pending)
-                        self._pending.clear()
-                        self._queued_batches = 0
-                if idle:
-                    self._compaction_deferred = False
-                    self._safe_compact()
-                    continue
-                self._run(items)
-            self._checkpoint()
-            self._wcon.close()
-        except BaseException as e:  # the writer must never die silently
-            log.exception("metrics writer failed")
-            with self._cv:
-                self._stats.writer_alive = False
-                items = list(self._pending)
-                self._pending.clear()
-            for it in items:
-                if not it.future.done():
-                    it.future.set_exception(StoreClosed(f"metrics writer failed: {e}"))
+    def _writer_done(self) -> None:
+        """The writer's last step at close: everything queued is committed."""
+        self._checkpoint()
+        self._wcon.close()
 
-    def _run(self, items: list[_Append | _Command]) -> None:
+    def _run(self, items: list[_Append | Command]) -> None:
         group: list[_Append] = []
         for it in items:
             if isinstance(it, _Append):
@@ -511,7 +451,7 @@ class EmbeddedMetricsStore:
         if self._compaction_due(factor=2):
             self._safe_compact()  # the head outgrew twice its bound under constant load
         elif self._compaction_due():
-            self._compaction_deferred = True  # compact once the queue has been idle a moment
+            self._writer.defer_idle()  # compact once the queue has been idle a moment
 
     def _safe_compact(self) -> None:
         try:
@@ -651,8 +591,8 @@ class EmbeddedMetricsStore:
     def _chunk_bytes(self, sel: ChunkRows, *, writer: bool) -> list[bytes]:
         """The compressed bytes of the chunks ``sel`` (entries of a catalogue snapshot): from the
         blob cache, the missing ones fetched by their (series id, min_ts) key (through the
-        writer's connection, or a reader cursor) and cached. Raises _StaleRead when one no longer
-        exists (a publication ran since the caller took its snapshot)."""
+        writer's connection, or a reader cursor) and cached. Raises ``Retry`` when one no longer
+        exists (a publication ran since the caller took its snapshot: the read runs again)."""
         data = self._catalog.blobs(sel.uid)
         miss = [i for i, b in enumerate(data) if b is None]
         if not miss:
@@ -676,7 +616,7 @@ class EmbeddedMetricsStore:
             m_sid, m_min, sorted_=False,
         )
         if bool((pos < 0).any()):
-            raise _StaleRead("a chunk of the catalogue snapshot is gone")
+            raise Retry("a chunk of the catalogue snapshot is gone")
         fetched = [got[j] for j in pos.tolist()]
         for i, b in zip(miss, fetched, strict=True):
             data[i] = b
@@ -1171,7 +1111,7 @@ class EmbeddedMetricsStore:
     @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._root_lock:
-            if self._closed or self._closing:
+            if self._closed or not self._writer.open:
                 raise StoreClosed("metrics store is closed")
             cur = self._cursor_pool.pop() if self._cursor_pool else self._root.cursor()
         try:
@@ -1184,7 +1124,7 @@ class EmbeddedMetricsStore:
                     self._cursor_pool.append(cur)
 
     def _check_open(self) -> None:
-        if self._closed or self._closing:
+        if self._closed or not self._writer.open:
             raise StoreClosed("metrics store is closed")
 
     def _ids(
@@ -1219,23 +1159,12 @@ class EmbeddedMetricsStore:
         """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one consistent state), as
         series ordered by label set with ascending timestamps.
 
-        The head comes from the in-memory mirror, the chunks from a DuckDB snapshot. A publication
-        (compaction, retention, an overwrite that rewrote chunks) between the two would pair a
-        mirror and a snapshot from different states, so a read that overlapped one is retried, and
-        the second retry holds publications off while it reads."""
-        for _ in range(2):
-            gen = self._gen
-            if gen & 1:  # a publication is running: wait for it
-                with self._publish_lock:
-                    continue
-            try:
-                parts = self._read_once(ids, start_ms, end_ms)
-            except _StaleRead:
-                continue
-            if self._gen == gen:
-                return self._assemble(ids, *parts)
-        with self._publish_lock:
-            parts = self._read_once(ids, start_ms, end_ms)
+        The head comes from the in-memory mirror, the chunks from the catalogue (their bytes from
+        the blob cache, or DuckDB for the ones it misses). A publication (compaction, retention, an
+        overwrite that rewrote chunks) between the two would pair states of different moments, so
+        the read runs under the kernel's ``Publication.read``: retried when one overlapped it, the
+        last attempt holding publications off."""
+        parts = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
         return self._assemble(ids, *parts)
 
     def _read_once(
@@ -1444,8 +1373,7 @@ class EmbeddedMetricsStore:
                 size += os.stat(p).st_size
             except FileNotFoundError:
                 pass
-        with self._cv:
-            depth = self._queued_batches
+        depth = self._writer.queued
         return StoreStats(
             active_series=active,
             total_series=sum(active.values()),
@@ -1459,5 +1387,5 @@ class EmbeddedMetricsStore:
             duplicates_total=s.duplicates_total,
             identical_total=s.identical_total,
             out_of_order_total=s.out_of_order_total,
-            writer_alive=s.writer_alive and self._writer.is_alive(),
+            writer_alive=self._writer.alive,
         )

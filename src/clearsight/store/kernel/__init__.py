@@ -1,0 +1,9 @@
+"""The storage kernel: the machinery every embedded store shares (metrics now; logs, events and
+traces next), each piece in its own module with its own contract tests:
+
+- ``writer.GroupCommitWriter``: a bounded queue of items of any type drained by one writer thread
+  in groups, futures resolved by the store after its commit, ``Overloaded`` when full, ordered
+  commands (flush, compact, retention, barrier), an idle hook for deferred background work;
+- ``publication.Publication``: the seqlock that lets readers pair in-memory state with a
+  database snapshot while the writer moves data between them.
+"""
