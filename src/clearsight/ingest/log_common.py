@@ -95,10 +95,11 @@ def check_attributes(keys: list[str], values: list[str], limits: LogLimits, wher
             f"{where}: {len(keys)} attributes exceed the limit of {limits.max_attributes_per_entry} "
             "per entry (max_attributes_per_entry)",
         )
-    size = sum(len(k) for k in keys) + sum(len(v) for v in values)
-    if size > limits.max_attribute_bytes_per_entry:
-        # len() counts code points; only pay for encoding when close to the limit
-        size = sum(len(k.encode()) for k in keys) + sum(len(v.encode()) for v in values)
+    size = sum(map(len, keys)) + sum(map(len, values))
+    if size * 4 > limits.max_attribute_bytes_per_entry:
+        # len() counts code points (at most 4 UTF-8 bytes each): only encode when it could matter
+        size = (sum(len(k.encode("utf-8", "surrogatepass")) for k in keys)
+                + sum(len(v.encode("utf-8", "surrogatepass")) for v in values))
         if size > limits.max_attribute_bytes_per_entry:
             raise LimitExceeded(
                 "attribute_bytes_per_entry",
