@@ -119,6 +119,11 @@ from clearsight.cli.rules import app as _rules_app  # noqa: E402  (the `rules ch
 
 app.add_typer(_rules_app, name="rules")
 
+from clearsight.cli.alerts import alerts_command, silence_app  # noqa: E402  (alerts, silence add|list|expire)
+
+app.command(name="alerts")(alerts_command)
+app.add_typer(silence_app, name="silence")
+
 
 def main() -> None:
     app()
