@@ -20,7 +20,7 @@ if [ "$AGENT" != "0" ]; then
     if "$PY" -c "import sys, httpx; sys.exit(httpx.get(sys.argv[1] + '/ready', timeout=1).status_code != 200)" \
         "$AGENT_URL" 2>/dev/null; then
       # shellcheck disable=SC2086  # AGENT_ARGS is a list of flags
-      "$PY" -m clearsight agent --url "$AGENT_URL" $AGENT_ARGS &
+      "$PY" -m clearsight.agent --url "$AGENT_URL" $AGENT_ARGS &
       agent=$!
       break
     fi

@@ -11,10 +11,10 @@ from types import FrameType
 
 from clearsight.agent.buffer import Buffer, DiskBuffer, MemoryBuffer
 from clearsight.agent.collectors.host import HostCollector, HostOptions
-from clearsight.agent.config import AgentConfig
+from clearsight.agent.config import AgentConfig, load_agent_config
 from clearsight.agent.runner import Agent, Collector
 from clearsight.agent.shipper import Encoder, Shipper
-from clearsight.config import parse_duration_ms
+from clearsight.config import ConfigError, parse_duration_ms
 
 log = logging.getLogger("clearsight.agent")
 
@@ -70,3 +70,22 @@ def run_agent(cfg: AgentConfig) -> None:
             pass
     finally:
         agent.stop()
+
+
+def main(config: str | Path | None = None, url: str | None = None, interval: str | None = None,
+         log_level: str | None = None) -> int:
+    """``clearsight agent`` and ``python -m clearsight.agent`` (the latter imports nothing but the agent)."""
+    import sys
+
+    from clearsight.logs import setup_logging
+
+    overrides = {k: v for k, v in (("server.url", url), ("collectors.host.interval", interval),
+                                   ("log.level", log_level)) if v is not None}
+    try:
+        cfg = load_agent_config(config, overrides=overrides)
+    except ConfigError as e:
+        print(f"clearsight: configuration error: {e}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.log.level, cfg.log.format)
+    run_agent(cfg)
+    return 0

@@ -97,22 +97,11 @@ def agent(
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
 ) -> None:
     """Run the agent: collect this host's metrics and ship them to the server."""
-    from clearsight.agent.config import load_agent_config
-    from clearsight.agent.main import run_agent
-    from clearsight.config import ConfigError
-    from clearsight.logs import setup_logging
+    from clearsight.agent.main import main as agent_main
 
-    overrides: dict[str, Any] = {}
-    for key, value in (("server.url", url), ("collectors.host.interval", interval), ("log.level", log_level)):
-        if value is not None:
-            overrides[key] = value
-    try:
-        cfg = load_agent_config(config, overrides=overrides)
-    except ConfigError as e:
-        typer.echo(f"clearsight: configuration error: {e}", err=True)
-        raise typer.Exit(2) from None
-    setup_logging(cfg.log.level, cfg.log.format)
-    run_agent(cfg)
+    rc = agent_main(config, url, interval, log_level)
+    if rc:
+        raise typer.Exit(rc)
 
 
 from clearsight.cli.rules import app as _rules_app  # noqa: E402  (the `rules check|test` commands)

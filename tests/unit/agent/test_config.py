@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,12 @@ def test_build_agent_wires_the_configured_pieces(tmp_path: Path) -> None:
     assert agent.shipper.url == "http://127.0.0.1:1/api/v1/write"
     assert (tmp_path / "spool").is_dir()
     agent.shipper.close()
+
+
+@pytest.mark.parametrize("argv", [["-m", "clearsight.agent"], ["-m", "clearsight", "agent"]])
+def test_both_entry_points_refuse_a_bad_file_with_exit_2(tmp_path: Path, argv: list[str]) -> None:
+    f = tmp_path / "agent.yaml"
+    f.write_text("collectors: {host: {interval: soon}}\n")
+    r = subprocess.run([sys.executable, *argv, "--config", str(f)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "configuration error" in r.stderr and "collectors.host.interval: invalid duration" in r.stderr

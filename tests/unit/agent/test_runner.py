@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 
 import cramjam
-import httpx
 import pytest
 
 from clearsight.agent.buffer import MemoryBuffer
 from clearsight.agent.runner import Agent, SelfCollector
 from clearsight.agent.sample import Sample, sample
-from clearsight.agent.shipper import Encoder, Shipper
+from clearsight.agent.shipper import Encoder, Response, Shipper
 from clearsight.ingest import remote_write as rw
 
 
@@ -47,10 +47,20 @@ def decoded(buf: MemoryBuffer) -> list[tuple[str, int, float]]:
     return out
 
 
+class FakeTransport:
+    def __init__(self, handle: Callable[[bytes], Response] = lambda body: Response(204, {}, "")) -> None:
+        self.handle = handle
+
+    def post(self, body: bytes, headers: Mapping[str, str]) -> Response:
+        return self.handle(body)
+
+    def close(self) -> None:
+        pass
+
+
 def make_agent(collectors: list[tuple[Counting, float]], buf: MemoryBuffer, clock: Clock,
-               transport: httpx.MockTransport | None = None, self_interval: float | None = None) -> Agent:
-    shipper = Shipper("http://server.test/api/v1/write", buf,
-                      client=httpx.Client(transport=transport or httpx.MockTransport(lambda r: httpx.Response(204))))
+               transport: FakeTransport | None = None, self_interval: float | None = None) -> Agent:
+    shipper = Shipper("http://server.test/api/v1/write", buf, transport=transport or FakeTransport())
     return Agent(collectors, Encoder({"instance": "h", "job": "node"}), buf, shipper,
                  self_metrics_interval=self_interval, clock=lambda: clock.t + 1_700_000_000, monotonic=clock)
 
@@ -99,14 +109,14 @@ def test_start_ships_and_stop_flushes_then_stops_once() -> None:
     received: list[int] = []
     got_one = threading.Event()
 
-    def handle(req: httpx.Request) -> httpx.Response:
-        received.append(len(req.content))
+    def handle(body: bytes) -> Response:
+        received.append(len(body))
         got_one.set()
-        return httpx.Response(204)
+        return Response(204, {}, "")
 
     buf = MemoryBuffer(1 << 20)
     c = Counting("c")
-    agent = make_agent([(c, 3600.0)], buf, Clock(), httpx.MockTransport(handle), self_interval=3600.0)
+    agent = make_agent([(c, 3600.0)], buf, Clock(), FakeTransport(handle), self_interval=3600.0)
     agent.start()
     with pytest.raises(RuntimeError, match="already started"):
         agent.start()
