@@ -269,28 +269,13 @@ def decode_bulk(
 
 
 class _DocState:
-    """Per-request caches of ``_add_doc``: stream and resource indexes, timestamp prefixes."""
+    """Per-request caches of ``_add_doc``: stream and resource indexes."""
 
-    __slots__ = ("resources", "seconds", "streams")
+    __slots__ = ("resources", "streams")
 
     def __init__(self) -> None:
         self.streams: dict[str, int] = {}
         self.resources: dict[tuple[tuple[str, str], ...], int] = {}
-        self.seconds: dict[str, int] = {}
-
-
-def _fast_timestamp(v: Any, st: _DocState) -> int:
-    """``_timestamp`` with a fast path for ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` strings: the
-    seconds of each distinct prefix are parsed (and validated) once per request."""
-    if isinstance(v, str) and len(v) >= 20 and v[-1] == "Z" and (len(v) == 20 or v[19] == "."):
-        frac = v[20:-1]
-        if len(v) == 20 or (frac.isdigit() and frac.isascii()):
-            prefix = v[:19]
-            secs = st.seconds.get(prefix)
-            if secs is None:
-                secs = st.seconds[prefix] = parse_rfc3339_ns(prefix + "Z")
-            return secs + (int(frac[:9].ljust(9, "0")) if frac else 0)
-    return _timestamp(v)
 
 
 def _add_doc(b: LogBatchBuilder, doc: dict[str, Any], index: str, now_ns: int, lim: LogLimits,
@@ -298,7 +283,7 @@ def _add_doc(b: LogBatchBuilder, doc: dict[str, Any], index: str, now_ns: int, l
     """Adds one document; returns (error type, reason) instead when it cannot be stored."""
     ts_raw = doc.pop("@timestamp", None)
     try:
-        t = now_ns if ts_raw is None else _fast_timestamp(ts_raw, st)
+        t = now_ns if ts_raw is None else _timestamp(ts_raw)
     except ValueError as e:
         return "document_parsing_exception", f"failed to parse field [@timestamp] of type [date]: {e}"
     msg = doc.get("message")

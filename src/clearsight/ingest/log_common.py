@@ -216,10 +216,43 @@ def _days(y: int, mo: int, d: int) -> int:
     return _dt.date(y, mo, d).toordinal() - _EPOCH_ORDINAL
 
 
+_TAIL = re.compile(r"(?:\.(\d{1,30}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z")
+
+
+@lru_cache(maxsize=8192)
+def _prefix_seconds(prefix: str) -> int:
+    """Seconds of a validated ``YYYY-MM-DDTHH:MM:SS`` prefix (UTC)."""
+    return parse_rfc3339_slow(prefix + "Z") // NS
+
+
 def parse_rfc3339_ns(text: str, *, require_offset: bool = True) -> int:
     """RFC 3339 / ISO 8601 date-time to int nanoseconds since the epoch, exact to the nanosecond
     (digits past the ninth are dropped). ``require_offset=False`` accepts a missing offset as UTC.
-    Raises ``ValueError`` naming the problem."""
+    Raises ``ValueError`` naming the problem.
+
+    Fast path: ``YYYY-MM-DDTHH:MM:SS[.digits](Z|+HH:MM|-HH:MM)``, with the seconds of each distinct
+    date-time prefix computed (and validated) once and cached; everything else, and every error,
+    goes through ``parse_rfc3339_slow``."""
+    if len(text) >= 20 and text[10] in "Tt" and text[4] == "-" and text[:19].isascii():
+        m = _TAIL.match(text, 19)
+        if m is not None:
+            frac, z, sign, ohs, oms = m.groups()
+            if z is not None or (int(ohs) <= 23 and int(oms) <= 59):
+                try:
+                    secs = _prefix_seconds(text[:19])
+                except ValueError:
+                    return parse_rfc3339_slow(text, require_offset=require_offset)
+                if sign is not None:
+                    off = int(ohs) * 3600 + int(oms) * 60
+                    secs -= off if sign == "+" else -off
+                ns = secs * NS + (int(frac[:9].ljust(9, "0")) if frac else 0)
+                if INT64_MIN <= ns <= INT64_MAX:
+                    return ns
+    return parse_rfc3339_slow(text, require_offset=require_offset)
+
+
+def parse_rfc3339_slow(text: str, *, require_offset: bool = True) -> int:
+    """The reference parser behind ``parse_rfc3339_ns`` (one regex, no cache)."""
     m = _RFC3339.match(text.strip())
     if m is None:
         raise ValueError(f"invalid RFC 3339 timestamp {text[:64]!r}")

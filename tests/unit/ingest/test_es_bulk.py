@@ -158,20 +158,3 @@ def test_fuzz_bytes(data: bytes) -> None:
     except IngestError as e:
         assert isinstance(e, ALLOWED) and e.message
 
-
-@FUZZ
-@given(st.one_of(
-    st.builds(lambda y, mo, d, h, mi, s, frac: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}Z",
-              st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24),
-              st.integers(0, 60), st.integers(0, 61), st.sampled_from(["", ".", ".5", ".123456789", ".1234567891",
-                                                                         ".12a", ".²"])),
-    st.text(max_size=30),
-))
-def test_timestamp_fast_path_agrees(text: str) -> None:
-    def outcome(f: object) -> object:
-        try:
-            return f()  # type: ignore[operator]
-        except ValueError:
-            return "error"
-    fast = outcome(lambda: es._fast_timestamp(text, es._DocState()))
-    assert fast == outcome(lambda: es._timestamp(text))

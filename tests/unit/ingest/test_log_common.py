@@ -15,6 +15,7 @@ from clearsight.ingest.log_common import (
     check_stream_labels,
     parse_label_set,
     parse_rfc3339_ns,
+    parse_rfc3339_slow,
     sanitize_label_name,
 )
 from clearsight.pipeline.errors import LimitExceeded
@@ -90,3 +91,23 @@ def test_label_and_attribute_checks() -> None:
     with pytest.raises(LimitExceeded, match="3 attributes exceed the limit of 2"):
         check_attributes(["a", "b", "c"], ["", "", ""], lim, "e")
     assert sanitize_label_name("service.name") == "service_name" and sanitize_label_name("9x") == "_9x"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.builds(lambda y, mo, d, h, mi, s, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{zone}",
+              st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24),
+              st.integers(0, 60), st.integers(0, 61),
+              st.sampled_from(["", ".", ".5", ".123456789", ".1234567891", ".12a", ".²"]),
+              st.sampled_from(["Z", "z", "+02:00", "-23:59", "+24:00", "-00:60", "", "+0200"])),
+    st.text(max_size=30),
+))
+def test_fast_path_agrees_with_the_reference_parser(text: str) -> None:
+    def outcome(f: object) -> object:
+        try:
+            return f()  # type: ignore[operator]
+        except ValueError:
+            return "error"
+    for req in (True, False):
+        assert outcome(lambda r=req: parse_rfc3339_ns(text, require_offset=r)) == outcome(  # type: ignore[misc]
+            lambda r=req: parse_rfc3339_slow(text, require_offset=r))  # type: ignore[misc]
