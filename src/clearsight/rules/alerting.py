@@ -32,7 +32,7 @@ class Alert:
     active_at_ms: int
     fired_at_ms: int = 0
     resolved_at_ms: int = 0
-    last_sent_at_ms: int = 0
+    last_sent_at_ms: int | None = None  # None: never sent
     valid_until_ms: int = 0
     keep_firing_since_ms: int = 0
 
@@ -47,7 +47,8 @@ class Alert:
         return Alert(labels=make_labels(d["labels"]), annotations=make_labels(d["annotations"]),
                      state=str(d["state"]), value=float(d["value"]), active_at_ms=int(d["active_at_ms"]),
                      fired_at_ms=int(d["fired_at_ms"]), resolved_at_ms=int(d["resolved_at_ms"]),
-                     last_sent_at_ms=int(d["last_sent_at_ms"]), valid_until_ms=int(d["valid_until_ms"]),
+                     last_sent_at_ms=None if d["last_sent_at_ms"] is None else int(d["last_sent_at_ms"]),
+                     valid_until_ms=int(d["valid_until_ms"]),
                      keep_firing_since_ms=int(d["keep_firing_since_ms"]))
 
 
@@ -154,7 +155,8 @@ class AlertingRule:
         for a in self.active.values():
             if a.state == PENDING:
                 continue
-            due = a.resolved_at_ms > a.last_sent_at_ms or a.last_sent_at_ms + resend_delay_ms < ts_ms
+            last = a.last_sent_at_ms
+            due = last is None or a.resolved_at_ms > last or last + resend_delay_ms < ts_ms
             if not due:
                 continue
             a.last_sent_at_ms = ts_ms

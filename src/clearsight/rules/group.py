@@ -47,6 +47,11 @@ class Group:
         self.rules: list[Rule] = [
             AlertingRule(r, self.opts.external_labels, self.opts.external_url) if r.kind == "alerting"
             else RecordingRule(r) for r in spec.rules]
+        # A rule's results are written before the next rule runs when a later rule of the group may
+        # read them (its expression mentions the recorded name, or ALERTS); otherwise the group's
+        # results are written together, once per evaluation.
+        self.flush_after = [any((r.spec.name if r.kind == "recording" else "ALERTS") in later.spec.expr
+                                for later in self.rules[i + 1:]) for i, r in enumerate(self.rules)]
         # Series each rule wrote in its last evaluation (for stale markers).
         self.prev_series: list[set[Labels]] = [set() for _ in self.rules]
         self.stats = GroupStats()
@@ -74,6 +79,7 @@ class Group:
         t0 = time.perf_counter()
         out: list[tuple[Labels, int, float]] = []
         to_send: list[dict[str, Any]] = []
+        written = 0
         for i, rule in enumerate(self.rules):
             r0 = time.perf_counter()
             self.stats.evaluations += 1
@@ -98,20 +104,28 @@ class Group:
             for lbls in self.prev_series[i] - seen:
                 out.append((lbls, ts_ms, STALE_NAN))
             self.prev_series[i] = seen
-        if out:
-            try:
-                write(out)
-            except Exception as e:  # the store refused: log, keep evaluating next time
-                log.warning("writing rule results failed", extra={"group": self.name, "error": str(e)})
+            if self.flush_after[i]:
+                written += self._write(write, out)
+                out = []
+        written += self._write(write, out)
         if to_send and notify is not None:
             try:
                 notify(to_send)
             except Exception as e:
                 log.warning("notifying alerts failed", extra={"group": self.name, "error": str(e)})
-        self.stats.samples = len(out)
+        self.stats.samples = written
         self.stats.iterations += 1
         self.stats.last_eval_ms = ts_ms
         self.stats.last_duration_s = time.perf_counter() - t0
+
+    def _write(self, write: WriteFunc, samples: list[tuple[Labels, int, float]]) -> int:
+        if not samples:
+            return 0
+        try:
+            write(samples)
+        except Exception as e:  # the store refused: log, keep evaluating next time
+            log.warning("writing rule results failed", extra={"group": self.name, "error": str(e)})
+        return len(samples)
 
     def stale_markers(self, ts_ms: int, keep: set[int] | None = None) -> list[tuple[Labels, int, float]]:
         """Stale markers at ``ts_ms`` for every series the group's rules wrote last (rules whose

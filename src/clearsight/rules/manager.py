@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ class RuleManager:
     def __init__(self, patterns: list[str], *, query: QueryFunc, write: WriteFunc, notify: NotifyFunc | None,
                  default_interval_ms: int = 60_000, check_expr: ExprChecker | None = None,
                  base_dir: str | None = None, state_dir: Path | None = None, opts: EvalOptions | None = None,
-                 clock: Callable[[], float] = time.time, executor: Executor | None = None) -> None:
+                 clock: Callable[[], float] = time.time, executor: Executor | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.patterns = patterns
         self.query = query
         self.write = write
@@ -44,6 +45,7 @@ class RuleManager:
         self.opts = opts or EvalOptions()
         self.clock = clock
         self.executor = executor
+        self.sleep = sleep
         self.groups: list[Group] = []
         self.last_reload_ok = True
         self.last_reload_error = ""
@@ -150,7 +152,7 @@ class RuleManager:
         interval = g.interval_ms
         next_ts = g.eval_timestamp(self._now_ms()) + interval
         while True:
-            await asyncio.sleep(max(0.0, (next_ts - self._now_ms()) / 1000))
+            await self.sleep(max(0.0, (next_ts - self._now_ms()) / 1000))
             # Shielded: a reload waits for a running evaluation instead of abandoning its thread.
             fut = loop.run_in_executor(self.executor, self.eval_group, g, next_ts)
             self._inflight.add(fut)

@@ -78,8 +78,8 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
     out: dict[str, Any] = {str(k): v for k, v in m.items()}
     out["__line__"] = node.start_mark.line + 1
     lines = {}
-    for k, v in node.value:
-        lines[str(loader.construct_object(k))] = v.start_mark.line + 1
+    for k, _v in node.value:
+        lines[str(loader.construct_object(k))] = k.start_mark.line + 1
     out["__lines__"] = lines
     return out
 

@@ -217,11 +217,12 @@ def humanize_timestamp(v: Any) -> str:
 
 
 def go_time(seconds: float) -> str:
-    """Go's ``time.Time.String()`` in UTC: ``2006-01-02 15:04:05.999999999 +0000 UTC``."""
-    whole = math.floor(seconds)
-    nanos = round((seconds - whole) * 1e9)
+    """Go's ``time.Time.String()`` in UTC of a Prometheus timestamp (millisecond precision, as
+    ``model.TimeFromUnixNano``): ``2006-01-02 15:04:05.999 +0000 UTC``."""
+    ms = int(seconds * 1e9) // 1_000_000
+    whole, frac_ms = divmod(ms, 1000)
     t = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(seconds=whole)
-    frac = f".{nanos:09d}".rstrip("0") if nanos else ""
+    frac = f".{frac_ms:03d}".rstrip("0") if frac_ms else ""
     return t.strftime("%Y-%m-%d %H:%M:%S") + frac + " +0000 UTC"
 
 
