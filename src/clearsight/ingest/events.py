@@ -98,9 +98,9 @@ def event_from_dict(
     """Validates one event object (also the entry for the gRPC surface's decoded messages)."""
     if not isinstance(d, dict):
         raise EventValidationError(where, "an event must be a JSON object")
-    for k in d:
-        if k not in _FIELDS:
-            raise EventValidationError(f"{where}.{k}", "unknown field")
+    if not _FIELDS.issuperset(d):
+        unknown = next(k for k in d if k not in _FIELDS)
+        raise EventValidationError(f"{where}.{unknown}", "unknown field")
     msg = d.get("message")
     if not isinstance(msg, str):
         raise EventValidationError(f"{where}.message", "is required and must be a string")
