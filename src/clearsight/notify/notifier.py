@@ -89,6 +89,7 @@ class Notifier:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        self.silences.save_if_dirty()
         self.nflog.save()
 
     async def reload(self, config: NotifyConfig) -> None:
@@ -222,9 +223,10 @@ class Notifier:
         self.silences.gc()
         self.nflog.gc(now)
         try:
+            self.silences.save_if_dirty()
             self.nflog.save()
         except OSError as e:
-            log.error("cannot save the notification log: %s", e)
+            log.error("cannot save the notifier's state: %s", e)
 
     async def _maintenance(self) -> None:
         while True:

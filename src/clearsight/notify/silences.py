@@ -99,6 +99,7 @@ class Silences:
         self._retention = retention
         self._by_id: dict[str, Silence] = {}
         self.version = 0  # bumped on every change (caches of "who mutes what" key on it)
+        self._dirty = False  # muted sets changed since the last save
         if path is not None:
             self._load(path)
 
@@ -125,6 +126,7 @@ class Silences:
 
     def _save(self) -> None:
         self.version += 1
+        self._dirty = False
         if self._path is None:
             return
         items = [{"id": s.id, "matchers": [_matcher_json(m) for m in s.matchers], "startsAt": s.starts_at,
@@ -204,9 +206,15 @@ class Silences:
         return [s.id for s in self._by_id.values() if s.state(now) == "active" and s.matches(labels)]
 
     def record_muted(self, sid: str, fingerprint: str) -> None:
+        """Remembers that ``sid`` muted an alert (kept for ``expire_on_resolve`` silences only; saved
+        to disk by ``save_if_dirty``, not here: a silence over 10k alerts must not write 10k times)."""
         s = self._by_id.get(sid)
-        if s is not None and fingerprint not in s.muted:
+        if s is not None and s.expire_on_resolve and fingerprint not in s.muted:
             self._by_id[sid] = replace(s, muted=s.muted | {fingerprint})
+            self._dirty = True
+
+    def save_if_dirty(self) -> None:
+        if self._dirty:
             self._save()
 
     def expire_resolved(self, firing: Set[str]) -> list[str]:
