@@ -1,0 +1,194 @@
+"""Rule evaluation, side by side: Clearsight and Prometheus 2.42 evaluate the same rule file (1,000
+recording and alerting rules in 20 groups at a 15 s interval by default) over the same
+remote-written data (10k node_exporter-like series, 5 min of history, then a new scrape every 15 s
+while measuring).
+
+    .venv/bin/python bench/rules.py                                   # 10k series, 1,000 rules, 120 s
+    .venv/bin/python bench/rules.py --series 2000 --rules 200 --duration 60    # quick
+
+Both servers start on 127.0.0.1 on free ports in temp dirs and are stopped by PID. During the
+measurement window the script reads both ``/metrics`` every 5 s and prints, per server:
+
+- evaluation time per round: the sum over groups of ``*_rule_group_last_duration_seconds``
+  (Prometheus: ``prometheus_rule_group_last_duration_seconds``), mean over the polls, and the ratio
+  to Prometheus (below 1.0: Clearsight evaluates faster);
+- the slowest group seen (max of ``last_duration``) against the interval, and missed iterations
+  (``*_rule_group_iterations_missed_total``): lag;
+- CPU seconds of the server process over the window (user+system; both also ingest the live scrapes);
+- pending/firing alerts at the end from ``/api/v1/alerts`` (a sanity check that both see the data).
+
+The client and both servers share the machine's cores: ratios within one run hold, absolute numbers
+mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import workload
+from tests.support import peers
+
+RW_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+              "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+RECORDING = [
+    'sum by (instance) (rate(node_cpu_seconds_total{{mode!="idle"}}[{w}]))',
+    "avg by (instance, mode) (rate(node_cpu_seconds_total[{w}]))",
+    "sum by (instance, device) (rate(node_network_receive_bytes_total[{w}]))",
+    "1 - node_filesystem_avail_bytes / node_filesystem_size_bytes",
+    "max by (instance) (node_hwmon_temp_celsius)",
+    "count by (instance, state) (node_systemd_unit_state == 1)",
+]
+ALERTING = [
+    "node_filesystem_avail_bytes / node_filesystem_size_bytes < {t}",
+    "rate(node_network_receive_errs_total[{w}]) > {t}",
+    "node_hwmon_temp_celsius > {t} * 100",
+    'sum by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[{w}])) < {t} * 10',
+]
+WINDOWS = ("1m", "2m", "5m")
+
+
+def rule_file(n_rules: int, groups: int) -> str:
+    """``n_rules`` rules (60% recording, 40% alerting) spread over ``groups`` groups."""
+    out = ["groups:"]
+    per = max(1, n_rules // groups)
+    i = 0
+    for g in range(groups):
+        out += [f"  - name: bench{g}", "    rules:"]
+        for _ in range(per if g < groups - 1 else n_rules - per * (groups - 1)):
+            w = WINDOWS[i % len(WINDOWS)]
+            t = round(0.05 + (i % 17) / 20, 2)
+            if i % 5 < 3:
+                expr = RECORDING[i % len(RECORDING)].format(w=w)
+                out += [f"      - record: bench:r{i}", f"        expr: '{expr}'"]
+            else:
+                expr = ALERTING[i % len(ALERTING)].format(w=w, t=t)
+                out += [f"      - alert: Bench{i}", f"        expr: '{expr}'", "        for: 30s",
+                        "        labels: {severity: warn}",
+                        "        annotations: {summary: '{{ $labels.instance }} at {{ $value | humanize }}'}"]
+            i += 1
+    return "\n".join(out) + "\n"
+
+
+def send(urls: list[str], bodies: list[list[bytes]]) -> None:
+    with httpx.Client(timeout=120) as c:
+        for url in urls:
+            for sender in bodies:
+                for body in sender:
+                    r = c.post(url + "/api/v1/write", content=body, headers=RW_HEADERS)
+                    if r.status_code >= 300:
+                        raise RuntimeError(f"{url}: remote write {r.status_code}: {r.text[:200]}")
+
+
+_LINE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")
+
+
+def group_metrics(url: str, prefix: str) -> dict[str, dict[str, float]]:
+    """``{metric suffix: {group: value}}`` for the rule group metrics."""
+    out: dict[str, dict[str, float]] = {}
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        m = _LINE.match(line)
+        if not m or not m.group(1).startswith(prefix):
+            continue
+        group = re.search(r'rule_group="([^"]*)"', m.group(2))
+        if group:
+            out.setdefault(m.group(1)[len(prefix):], {})[group.group(1)] = float(m.group(3))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    p = psutil.Process(pid)
+    t = p.cpu_times()
+    return t.user + t.system
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--series", type=int, default=10_000)
+    ap.add_argument("--rules", type=int, default=1_000)
+    ap.add_argument("--groups", type=int, default=20)
+    ap.add_argument("--duration", type=float, default=120.0, help="measurement window, seconds")
+    args, _unknown = ap.parse_known_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
+        root = Path(tmp)
+        rules = root / "rules.yml"
+        rules.write_text(rule_file(args.rules, args.groups))
+        cs = peers.start_clearsight(root / "cs", config_yaml=(
+            f"rules:\n  files: {rules}\n  evaluation_interval: 15s\n"))
+        prom = peers.start_prometheus(root / "prom", f"global:\n  evaluation_interval: 15s\nrule_files: [{rules}]\n")
+        servers = {"clearsight": cs, "prometheus": prom}
+        prefixes = {"clearsight": "clearsight_rule_group_", "prometheus": "prometheus_rule_group_"}
+        stop = threading.Event()
+        try:
+            now = int(time.time() * 1000)
+            history = workload.build_payloads(args.series, 20, end_ms=now)
+            t0 = time.monotonic()
+            send([cs.url, prom.url], history.bodies)
+            print(f"loaded {history.total_samples:,} samples x 2 servers in {time.monotonic() - t0:.1f} s; "
+                  f"{args.rules} rules in {args.groups} groups at 15 s", flush=True)
+
+            def live() -> None:
+                k = 0
+                while not stop.wait(15.0 - (time.time() % 15.0)):
+                    k += 1
+                    p = workload.build_payloads(args.series, 1, end_ms=int(time.time() * 1000), seed=100 + k)
+                    try:
+                        send([cs.url, prom.url], p.bodies)
+                    except Exception as e:  # keep measuring; report it
+                        print(f"live send failed: {e}", flush=True)
+
+            sender = threading.Thread(target=live, daemon=True)
+            sender.start()
+            time.sleep(35)  # every group evaluates at least twice before the window
+            cpu0 = {n: cpu_seconds(p.pid) for n, p in servers.items()}
+            missed0 = {n: sum(group_metrics(p.url, prefixes[n]).get("iterations_missed_total", {}).values())
+                       for n, p in servers.items()}
+            totals: dict[str, list[float]] = {n: [] for n in servers}
+            slowest = dict.fromkeys(servers, 0.0)
+            end = time.monotonic() + args.duration
+            while time.monotonic() < end:
+                for n, p in servers.items():
+                    last = group_metrics(p.url, prefixes[n]).get("last_duration_seconds", {})
+                    if len(last) == args.groups:
+                        totals[n].append(sum(last.values()))
+                        slowest[n] = max(slowest[n], max(last.values()))
+                time.sleep(5)
+            cpu = {n: cpu_seconds(p.pid) - cpu0[n] for n, p in servers.items()}
+            missed = {n: sum(group_metrics(p.url, prefixes[n]).get("iterations_missed_total", {}).values())
+                      - missed0[n] for n, p in servers.items()}
+            alerts = {}
+            for n, p in servers.items():
+                data = httpx.get(p.url + "/api/v1/alerts", timeout=30).json()["data"]["alerts"]
+                alerts[n] = (sum(a["state"] == "pending" for a in data), sum(a["state"] == "firing" for a in data))
+        finally:
+            stop.set()
+            for p in servers.values():
+                p.stop()
+
+    mean = {n: sum(v) / len(v) if v else float("nan") for n, v in totals.items()}
+    print(f"\n{'server':<12} {'eval s/round':>12} {'ratio':>7} {'slowest group s':>16} {'missed':>7} "
+          f"{'CPU s':>7} {'CPU ratio':>9} {'pending/firing':>15}")
+    for n in servers:
+        print(f"{n:<12} {mean[n]:>12.3f} {mean[n] / mean['prometheus']:>7.2f} {slowest[n]:>16.3f} "
+              f"{missed[n]:>7.0f} {cpu[n]:>7.1f} {cpu[n] / cpu['prometheus']:>9.2f} "
+              f"{alerts[n][0]:>7}/{alerts[n][1]:<7}")
+    print(f"\n(interval 15 s; {len(totals['clearsight'])} polls over {args.duration:.0f} s; "
+          f"load average {psutil.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
