@@ -91,7 +91,7 @@ from clearsight.model.samples import (
     SampleBatch,
     _labels_from_canonical,
 )
-from clearsight.pipeline.errors import LimitExceeded
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 from clearsight.pipeline.limits import WriteLimits
 
 ExportMetricsServiceRequest = metrics_service_pb2.ExportMetricsServiceRequest
@@ -442,14 +442,18 @@ _LITE_SCHEMA: list[tuple[str, list[tuple[str, int, int, bool, str, int]], list[s
 ]
 
 
-def _lite_request_class() -> type[Message]:
+def _lite_request_class(
+    file: str = _LITE_FILE,
+    pkg: str = _LITE_PKG,
+    schema: list[tuple[str, list[tuple[str, int, int, bool, str, int]], list[str]]] = _LITE_SCHEMA,
+) -> type[Message]:
     pool = descriptor_pool.Default()
     try:
-        pool.FindFileByName(_LITE_FILE)
+        pool.FindFileByName(file)
     except KeyError:
-        fdp = descriptor_pb2.FileDescriptorProto(name=_LITE_FILE, package=_LITE_PKG, syntax="proto3")
+        fdp = descriptor_pb2.FileDescriptorProto(name=file, package=pkg, syntax="proto3")
         fdp.dependency.extend([common_pb2.DESCRIPTOR.name, resource_pb2.DESCRIPTOR.name])
-        for msg_name, fields, oneofs in _LITE_SCHEMA:
+        for msg_name, fields, oneofs in schema:
             m = fdp.message_type.add(name=msg_name)
             for o in oneofs:
                 m.oneof_decl.add(name=o)
@@ -461,16 +465,174 @@ def _lite_request_class() -> type[Message]:
                     label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
                 )
                 if type_name:
-                    f.type_name = type_name if type_name.startswith(".") else f".{_LITE_PKG}.{type_name}"
+                    f.type_name = type_name if type_name.startswith(".") else f".{pkg}.{type_name}"
                 if oneof >= 0:
                     f.oneof_index = oneof
         pool.AddSerializedFile(fdp.SerializeToString())
-    return message_factory.GetMessageClass(
-        pool.FindMessageTypeByName(f"{_LITE_PKG}.ExportMetricsServiceRequest")
-    )
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{pkg}.ExportMetricsServiceRequest"))
 
 
 LiteExportMetricsServiceRequest = _lite_request_class()
+
+
+def _lite_class(name: str) -> type[Message]:
+    return message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(f"{_LITE_PKG}.{name}"))
+
+
+# --- large bodies: points parsed in slices ------------------------------------------------------
+#
+# upb holds the GIL while it parses, 25-100 ns per message: 6 MB of 3 million empty data points
+# would stall every other thread (the event loop included) for 0.2-0.6 s. Bodies over
+# ``_SLICE_ABOVE`` decompressed bytes are first parsed with a "shallow" schema in which each
+# metric's data (gauge, sum, ...) stays raw bytes (a copy, not a parse). A metric's data up to
+# ``_SLICE_ABOVE`` bytes is then parsed at once; a larger one is cut, by a walk over its top-level
+# entries in Python (which lets other threads run), into slices of at most ``_SLICE_ABOVE`` bytes of
+# data points, parsed one at a time while they are converted. The walk stops counting past
+# ``max_samples_per_request`` points, so the point limit fails such a request before any parse.
+
+_SLICE_ABOVE = 1 << 20
+_DATA_KINDS = {"gauge": "Gauge", "sum": "Sum", "histogram": "Histogram",
+               "exponential_histogram": "ExponentialHistogram", "summary": "Summary"}
+_SHALLOW_SCHEMA = [
+    (
+        name,
+        [
+            (f, n, _F.TYPE_BYTES, rep, "", o) if name == "Metric" and f in _DATA_KINDS else (f, n, t, rep, tn, o)
+            for f, n, t, rep, tn, o in fields
+        ],
+        oneofs,
+    )
+    for name, fields, oneofs in _LITE_SCHEMA
+]
+ShallowExportMetricsServiceRequest = _lite_request_class(
+    "clearsight/ingest/otlp_metrics_shallow.proto", "clearsight.otlp_metrics_shallow", _SHALLOW_SCHEMA
+)
+_CONTAINERS = {kind: _lite_class(name) for kind, name in _DATA_KINDS.items()}
+_MALFORMED = "cannot parse protobuf ExportMetricsServiceRequest: malformed data points"
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise InvalidInput(_MALFORMED)
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _split_points(blob: bytes, max_points: int) -> tuple[bytes, list[bytes], int]:
+    """(the container's other fields, slices of its data points (field 1) of at most
+    ``_SLICE_ABOVE`` bytes, the number of points; counting stops past ``max_points``)."""
+    head: list[bytes] = []
+    slices: list[bytes] = []
+    n = 0
+    run_start = pos = 0
+    end = len(blob)
+    while pos < end:
+        entry = pos
+        if blob[pos] == 0x0A and pos + 1 < end and blob[pos + 1] < 0x80:  # a point under 128 bytes
+            pos += 2 + blob[pos + 1]
+            if pos > end:
+                raise InvalidInput(_MALFORMED)
+            n += 1
+            if n > max_points:
+                return b"", [], n
+            if pos - run_start > _SLICE_ABOVE and entry > run_start:
+                slices.append(blob[run_start:entry])
+                run_start = entry
+            continue
+        key, pos = _read_varint(blob, pos)
+        wire = key & 7
+        if wire == 2:
+            size, pos = _read_varint(blob, pos)
+            pos += size
+        elif wire == 0:
+            _, pos = _read_varint(blob, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise InvalidInput(_MALFORMED)
+        if pos > end:
+            raise InvalidInput(_MALFORMED)
+        if key == 0x0A:  # field 1, length-delimited: a data point
+            n += 1
+            if n > max_points:
+                return b"", [], n
+            if pos - run_start > _SLICE_ABOVE and entry > run_start:
+                slices.append(blob[run_start:entry])
+                run_start = entry
+        else:
+            if entry > run_start:
+                slices.append(blob[run_start:entry])
+            head.append(blob[entry:pos])
+            run_start = pos
+    if end > run_start:
+        slices.append(blob[run_start:end])
+    return b"".join(head), slices, n
+
+
+def _parse_container(container: type[Message], data: bytes) -> Any:
+    try:
+        return container.FromString(data)
+    except Exception as e:
+        raise InvalidInput(f"cannot parse protobuf ExportMetricsServiceRequest: {e}") from None
+
+
+class _SlicedPoints:
+    """A large metric's data points, parsed one slice at a time while iterated."""
+
+    def __init__(self, container: type[Message], slices: list[bytes], n: int) -> None:
+        self._container = container
+        self._slices = slices
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Any:
+        for data in self._slices:
+            yield from _parse_container(self._container, data).data_points
+
+
+class _SlicedData:
+    """A large Gauge/Sum/...: its other fields parsed, its ``data_points`` sliced."""
+
+    def __init__(self, head: Any, points: _SlicedPoints) -> None:
+        self._head = head
+        self.data_points = points
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._head, name)
+
+
+class _ShallowMetric:
+    """A shallow-parsed Metric that reads like a lite one."""
+
+    def __init__(self, metric: Any, max_points: int) -> None:
+        self._metric = metric
+        self._max_points = max_points
+        self._data: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        container = _CONTAINERS.get(name)
+        if container is None:
+            return getattr(self._metric, name)
+        data = self._data.get(name)
+        if data is None:
+            blob: bytes = getattr(self._metric, name)
+            if len(blob) <= _SLICE_ABOVE:
+                data = _parse_container(container, blob)
+            else:
+                head, slices, n = _split_points(blob, self._max_points)
+                data = _SlicedData(_parse_container(container, head), _SlicedPoints(container, slices, n))
+            self._data[name] = data
+        return data
 
 
 # --- memoized series keys ----------------------------------------------------------------------
@@ -673,6 +835,11 @@ def convert_protobuf(
     data: bytes, *, limits: WriteLimits, now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS
 ) -> DecodedMetrics:
     """Parses a binary ``ExportMetricsServiceRequest`` and maps it (the OTLP/gRPC entry point)."""
+    if len(data) > _SLICE_ABOVE:
+        shallow = parse_message(data, "protobuf", ShallowExportMetricsServiceRequest)
+        cap = limits.max_samples_per_request
+        return _convert(shallow, limits=limits, now_ms=now_ms, options=options,
+                        wrap=lambda m: _ShallowMetric(m, cap))
     req = parse_message(data, "protobuf", LiteExportMetricsServiceRequest)
     return _convert(req, limits=limits, now_ms=now_ms, options=options)
 
@@ -688,7 +855,9 @@ def convert_request(
     return convert_protobuf(req.SerializeToString(), limits=limits, now_ms=now_ms, options=options)
 
 
-def _convert(req: Any, *, limits: WriteLimits, now_ms: int, options: OtlpOptions) -> DecodedMetrics:
+def _convert(
+    req: Any, *, limits: WriteLimits, now_ms: int, options: OtlpOptions, wrap: Any = None
+) -> DecodedMetrics:
     b = _Builder(limits, now_ms, options)
     for ri, rm in enumerate(req.resource_metrics):
         target, other_attrs = _resource_labels(rm.resource.attributes)
@@ -709,6 +878,8 @@ def _convert(req: Any, *, limits: WriteLimits, now_ms: int, options: OtlpOptions
             ctx = _context(labels, defaults)
             for mi, metric in enumerate(sm.metrics):
                 path = f"resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]"
+                if wrap is not None:
+                    metric = wrap(metric)
                 t = _convert_metric(b, metric, ctx, path)
                 if t is not None and (max_ts is None or t > max_ts):
                     max_ts = t
