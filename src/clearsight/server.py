@@ -106,13 +106,25 @@ def _log_notify(alerts: list[dict[str, Any]]) -> None:
         log.info("alert", extra={"labels": a["labels"], "startsAt": a["startsAt"], "endsAt": a["endsAt"]})
 
 
+def _notify_config_path(cfg: Config) -> Path:
+    path = Path(cfg.alerting.config_file)
+    if not path.is_absolute() and cfg.source != "<defaults>":
+        path = Path(cfg.source).parent / path
+    return path
+
+
+async def _reload_on_sighup(rules: RuleManager, notifier: Notifier | None, cfg: Config) -> None:
+    """SIGHUP: the rule files, then the notification config (a bad file keeps the previous one)."""
+    await rules.reload()
+    if notifier is not None and cfg.alerting.config_file:
+        await notifier.reload_file(_notify_config_path(cfg))
+
+
 def build_notifier(cfg: Config, metrics: SelfMetrics) -> Notifier:
     """The notifier (notify/) from ``alerting.config_file`` (Alertmanager format); raises ConfigError."""
     notify_cfg = default_config()
     if cfg.alerting.config_file:
-        path = Path(cfg.alerting.config_file)
-        if not path.is_absolute() and cfg.source != "<defaults>":
-            path = Path(cfg.source).parent / path
+        path = _notify_config_path(cfg)
         try:
             notify_cfg = load_notify_config(path)
         except NotifyConfigError as e:
@@ -334,7 +346,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         await built.rules.start()
         rules_mgr = built.rules
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(rules_mgr.reload()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(
+                _reload_on_sighup(rules_mgr, built.notifier, cfg)))
     host, port = parse_listen(cfg.server.listen)
     url = f"http://{host}:{port}"
     log.info("clearsight ready", extra={"url": url, "data_dir": cfg.storage.data_dir})

@@ -20,7 +20,7 @@ import httpx
 
 from clearsight.notify.alert import Alert, AlertError, parse_postable
 from clearsight.notify.clock import Clock, SystemClock
-from clearsight.notify.config import NotifyConfig
+from clearsight.notify.config import NotifyConfig, NotifyConfigError, load_config_file
 from clearsight.notify.dispatch import Dispatcher
 from clearsight.notify.inhibit import Inhibitor
 from clearsight.notify.metrics import NotifyMetrics
@@ -104,6 +104,16 @@ class Notifier:
         for a in self.alerts.values():
             self.dispatcher.process(a)
         log.info("notification config loaded", extra={"source": config.source})
+
+    async def reload_file(self, path: Path) -> tuple[bool, str]:
+        """Re-reads the config file; a bad file keeps the current config running. Returns (ok, error)."""
+        try:
+            config = load_config_file(path)
+        except NotifyConfigError as e:
+            log.error("notification config not reloaded, the previous one keeps running: %s", e)
+            return False, str(e)
+        await self.reload(config)
+        return True, ""
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:

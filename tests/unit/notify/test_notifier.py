@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
 from clearsight.notify.alert import format_time
+from clearsight.notify.config import parse_config
 
-from .support import T0, Harness
+from .support import T0, Harness, with_recorders
 
 pytestmark = pytest.mark.anyio
 
@@ -73,3 +75,27 @@ async def test_ten_thousand_alerts_through_a_routing_tree_none_dropped() -> None
         assert got["default"] == [i for i in range(10_000) if i % 4 in (2, 3) and i % 10 != 0]
         # one notification per group (instance): db/cache alerts sit on 50 instances, critical on 10
         assert len(h.rec["db"].sent) == 50 and len(h.rec["pager"].sent) == 10
+
+
+async def test_reload_keeps_the_previous_config_on_error_and_reroutes_held_alerts(tmp_path: Path) -> None:
+    async with Harness(TREE) as h:
+        h.push("1", instance="i1", ends_in=3600)
+        await h.at(2)
+        assert len(h.rec["default"].sent) == 1
+        bad = tmp_path / "bad.yml"
+        bad.write_text("route:\n  receiver: missing\nreceivers:\n- name: default\n")
+        ok, err = await h.notifier.reload_file(bad)
+        assert not ok and err.startswith(f"{bad}:2: route.receiver: undefined receiver 'missing'")
+        assert h.notifier.config.route.routes  # the previous tree still runs
+        good = tmp_path / "good.yml"
+        good.write_text(TREE.replace("group_interval: 10s", "group_interval: 20s"))
+        ok, _ = await h.notifier.reload_file(good)
+        assert ok and h.notifier.config.route.group_interval == 20
+        # with the recorder put back: the held alert is re-grouped but not re-sent (notification log)
+        cfg = with_recorders(parse_config(TREE.replace("10s", "20s"), "t.yml"), {"default": [h.rec["default"]]})
+        await h.notifier.reload(cfg)
+        await h.at(60)
+        assert len(h.rec["default"].sent) == 1
+        h.push("2", instance="i1", ends_in=3600)
+        await h.at(90)
+        assert h.rec["default"].sent[-1].alerts == [("1", "firing"), ("2", "firing")]
