@@ -141,10 +141,15 @@ def _hex_ids(doc: Any) -> None:
 
 
 def parse_json(data: bytes) -> Any:
+    """OTLP/JSON bytes into the message (the reference path; ``convert_json`` is the fast one)."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
+    return _message_from_doc(doc)
+
+
+def _message_from_doc(doc: Any) -> Any:
     _hex_ids(doc)
     req = ExportLogsServiceRequest()
     try:
@@ -402,15 +407,7 @@ def convert_json(data: bytes, *, now_ns: int, limits: LogLimits | None = None) -
         return _convert_json_fast(doc, now_ns, lim)
     except _Fallback:
         pass
-    _hex_ids(doc)
-    req = ExportLogsServiceRequest()
-    try:
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except RecursionError:
-        raise OtlpLogsError("", "JSON body is nested too deeply") from None
-    except (json_format.ParseError, ValueError, TypeError, binascii.Error) as e:
-        raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
-    return convert_request(req, now_ns=now_ns, limits=lim)
+    return convert_request(_message_from_doc(doc), now_ns=now_ns, limits=lim)
 
 
 def _convert_json_fast(doc: Any, now_ns: int, lim: LogLimits) -> LogBatch:
