@@ -102,6 +102,14 @@ def running(budget: QueryBudget) -> Iterator[QueryBudget]:
         _current.budget = prev
 
 
+def reserve_current(n: int, what: str) -> None:
+    """``QueryBudget.reserve`` on the query running on this thread, if any: for code deep in an
+    operator that learns its output size only as it computes (count_values)."""
+    budget: QueryBudget | None = getattr(_current, "budget", None)
+    if budget is not None:
+        budget.reserve(n, what)
+
+
 def checkpoint() -> None:
     """Checks the deadline and cancellation of the query running on this thread, if any. Cheap
     enough for loops that run once per window position or per chunk."""
@@ -110,4 +118,4 @@ def checkpoint() -> None:
         budget.check()
 
 
-__all__ = ["TOO_MANY_SAMPLES", "QueryBudget", "QueryCanceled", "checkpoint", "running"]
+__all__ = ["TOO_MANY_SAMPLES", "QueryBudget", "QueryCanceled", "checkpoint", "reserve_current", "running"]

@@ -184,3 +184,14 @@ def test_deadline_checked_between_store_reads() -> None:
     finally:
         mp.undo()
     assert len(sel.reads) == 1
+
+
+def test_count_values_reserves_its_output_before_allocating_it() -> None:
+    """count_values yields one series per distinct value, each with a point per step: the counters
+    take a new value every step, so 181 steps give 181 series x 181 steps, refused by count_values
+    itself before it allocates them."""
+    store = counters(10, 4 * H)
+    with pytest.raises(QueryLimitExceeded, match="count_values would need 32,761 points"):
+        Engine(max_samples=20_000).range(store, 'count_values("v", http_requests_total)', H, 4 * H, M)
+    res = Engine(max_samples=20_000).range(store, 'count_values("v", http_requests_total)', H, H + 10 * M, M)
+    assert len(res.series) == 11 and all(float(v) == 10 for s in res.series for v in s.values)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from clearsight.model.labels import Labels
+from clearsight.query.budget import checkpoint, reserve_current
 from clearsight.query.promql.values import (
     F64,
     Annotations,
@@ -382,6 +383,8 @@ def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool
     order: list[Labels] = []
     key_of_pair = np.empty(upairs.size, dtype=np.int64)
     for n_, p_ in enumerate(upairs.tolist()):
+        if n_ % 4096 == 4095:
+            checkpoint()
         row, sid = divmod(p_, len(names))
         lbl = dict(v.labels[row])
         lbl[label] = names[sid]
@@ -392,6 +395,8 @@ def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool
             key_ids[key] = kid
             order.append(key)
         key_of_pair[n_] = kid
+    # One output series per distinct value: up to series x steps of them, each with k points.
+    reserve_current(len(order) * k, "count_values")
     counts = np.zeros((len(order), k))
     np.add.at(counts, (key_of_pair[pinv.reshape(-1)], cols), 1.0)
     return VectorSteps(order, counts, counts > 0, None, None)
