@@ -128,6 +128,38 @@ class LogBatch:
         """UTF-8 size of all bodies (for the bytes-ingested counters)."""
         return sum(len(b.encode()) for b in self.body)
 
+    def check(self) -> None:
+        """Raises ``ValueError`` naming the first broken invariant of the columns (decoders' tests
+        call it on every batch they produce; cheap: vectorized)."""
+        n = len(self)
+        problems = [
+            (self.stream_idx.shape != (n,) or self.stream_idx.dtype != np.int32, "stream_idx shape/dtype"),
+            (self.severity_number.shape != (n,) or self.severity_number.dtype != np.uint8, "severity_number"),
+            (self.severity_text_idx.shape != (n,), "severity_text_idx shape"),
+            (len(self.body) != n, "body length"),
+            (self.attr_offsets.shape != (n + 1,) or int(self.attr_offsets[0]) != 0, "attr_offsets shape/start"),
+            (bool(np.any(np.diff(self.attr_offsets) < 0)), "attr_offsets not monotonic"),
+            (int(self.attr_offsets[-1]) != len(self.attr_keys) or len(self.attr_keys) != len(self.attr_values),
+             "attr_offsets end / key and value counts"),
+            (self.trace_ids.shape != (n, TRACE_ID_BYTES) or self.span_ids.shape != (n, SPAN_ID_BYTES), "id shapes"),
+            (self.resource_idx.shape != (n,), "resource_idx shape"),
+            (n > 0 and (int(self.stream_idx.min()) < 0 or int(self.stream_idx.max()) >= len(self.streams)),
+             "stream_idx out of range"),
+            (n > 0 and (int(self.resource_idx.min()) < 0 or int(self.resource_idx.max()) >= len(self.resources)),
+             "resource_idx out of range"),
+            (n > 0 and (int(self.severity_text_idx.min()) < 0
+                        or int(self.severity_text_idx.max()) >= len(self.severity_texts)), "severity_text_idx range"),
+            (n > 0 and int(self.severity_number.max()) > 24, "severity_number over 24"),
+            (not self.severity_texts or self.severity_texts[0] != "", "severity_texts[0] must be ''"),
+            (any(list(lbl) != sorted(set(lbl)) or any(v == "" for _, v in lbl) or len({k for k, _ in lbl}) != len(lbl)
+                 for lbl in self.streams), "a stream label set is not canonical"),
+            (len(set(self.streams)) != len(self.streams), "duplicate streams"),
+            (not all(isinstance(b, str) for b in self.body), "a body is not a str"),
+        ]
+        for broken, what in problems:
+            if broken:
+                raise ValueError(f"invalid LogBatch: {what}")
+
     def severity_text(self, j: int) -> str:
         return self.severity_texts[int(self.severity_text_idx[j])]
 

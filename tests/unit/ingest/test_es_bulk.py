@@ -148,6 +148,7 @@ def test_fuzz_structures(objs: list[object]) -> None:
         assert isinstance(e, ALLOWED) and e.message
     else:
         assert len(r.entry_items) == len(r.batch)
+        r.batch.check()
 
 
 @FUZZ

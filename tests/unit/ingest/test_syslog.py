@@ -161,6 +161,7 @@ def test_fuzz_framer_and_decoder(data: bytes, chunk: int) -> None:
         assert isinstance(e, ALLOWED) and e.message
     b = sl.decode_messages(msgs, now_ns=NOW)
     assert len(b) == len(msgs)
+    b.check()
 
 
 @FUZZ
@@ -175,6 +176,7 @@ def test_fuzz_messages(raw: bytes) -> None:
     assert 0 <= m.pri <= 191 and m.format in ("rfc5424", "rfc3164", "raw")
     b = sl.decode_messages([raw], now_ns=NOW)
     assert len(b) == 1
+    b.check()
 
 
 def test_header_fields_are_bounded_like_labels() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,7 +59,20 @@ entries = st.builds(
 @settings(max_examples=100, deadline=None)
 @given(st.lists(entries, max_size=8))
 def test_from_entries_round_trip(items: list[LogEntry]) -> None:
-    assert LogBatch.from_entries(items).entries() == items
+    batch = LogBatch.from_entries(items)
+    batch.check()
+    assert batch.entries() == items
+
+
+def test_check_names_the_broken_invariant() -> None:
+    good = LogBatch.from_entries([LogEntry(stream=(("a", "1"),), timestamp=1, body="x")])
+    good.check()
+    bad = LogBatch.from_entries([LogEntry(stream=(("b", "1"), ("a", "1")), timestamp=1, body="x")])
+    with pytest.raises(ValueError, match="not canonical"):
+        bad.check()
+    good.attr_offsets = np.array([0, 1])
+    with pytest.raises(ValueError, match="attr_offsets end"):
+        good.check()
 
 
 def test_severity_words() -> None:
