@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -45,7 +46,7 @@ from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.query.governor import make_query_executor
-from clearsight.query.promql.engine import Engine
+from clearsight.query.promql.engine import Engine, parse_with_positions
 from clearsight.rules.group import EvalOptions
 from clearsight.rules.manager import RuleManager
 from clearsight.rules.metrics import RulesCollector
@@ -134,6 +135,11 @@ def build_notifier(cfg: Config, metrics: SelfMetrics) -> Notifier:
                     external_url=cfg.rules.external_url or f"http://{cfg.server.listen}")
 
 
+def _log_write_failure(fut: Any) -> None:
+    if fut.exception() is not None:
+        log.warning("writing rule results failed", extra={"error": str(fut.exception())})
+
+
 def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
                 notify: Any = _log_notify) -> RuleManager:
     """The rule manager over the default tenant: queries through the PromQL engine on the store,
@@ -142,14 +148,21 @@ def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
     engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
                     timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
 
-    def query(expr: str, time_ms: int) -> Any:
-        return vector_of(engine.instant(store.querier(tenant), expr, time_ms))
+    parsed = functools.lru_cache(maxsize=4096)(parse_with_positions)  # rules parse once, not per evaluation
 
-    def write(samples: Any) -> None:
+    def query(expr: str, time_ms: int) -> Any:
+        tree, positions = parsed(expr)
+        return vector_of(engine.instant(store.querier(tenant), tree, time_ms, positions=positions, query_text=expr))
+
+    def write(samples: Any, sync: bool) -> None:
         by_series: dict[Labels, list[tuple[int, float]]] = {}
         for lbls, t, v in samples:
             by_series.setdefault(lbls, []).append((t, v))
-        ingestor.ingest_blocking(tenant, SampleBatch.from_series(list(by_series.items())))
+        batch = SampleBatch.from_series(list(by_series.items()))
+        if sync:
+            ingestor.ingest_blocking(tenant, batch)
+            return
+        ingestor.submit(tenant, batch).add_done_callback(_log_write_failure)
 
     base_dir = str(Path(cfg.source).parent) if cfg.source != "<defaults>" else None
     external_url = cfg.rules.external_url or f"http://{cfg.server.listen}"

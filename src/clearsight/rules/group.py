@@ -105,9 +105,9 @@ class Group:
                 out.append((lbls, ts_ms, STALE_NAN))
             self.prev_series[i] = seen
             if self.flush_after[i]:
-                written += self._write(write, out)
+                written += self._write(write, out, True)
                 out = []
-        written += self._write(write, out)
+        written += self._write(write, out, False)
         if to_send and notify is not None:
             try:
                 notify(to_send)
@@ -118,11 +118,11 @@ class Group:
         self.stats.last_eval_ms = ts_ms
         self.stats.last_duration_s = time.perf_counter() - t0
 
-    def _write(self, write: WriteFunc, samples: list[tuple[Labels, int, float]]) -> int:
+    def _write(self, write: WriteFunc, samples: list[tuple[Labels, int, float]], sync: bool) -> int:
         if not samples:
             return 0
         try:
-            write(samples)
+            write(samples, sync)
         except Exception as e:  # the store refused: log, keep evaluating next time
             log.warning("writing rule results failed", extra={"group": self.name, "error": str(e)})
         return len(samples)

@@ -93,7 +93,7 @@ class RuleManager:
         self.groups = new
         if stale:
             try:
-                self.write(stale)
+                self.write(stale, True)
             except Exception as e:
                 log.warning("writing stale markers of removed rules failed", extra={"error": str(e)})
         return replaced

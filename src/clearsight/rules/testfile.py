@@ -332,7 +332,7 @@ def _run_test(tg: dict[str, Any], eval_interval: int, order: dict[str, int], rul
             loaded = upto
         eval_errs: list[str] = []
         for g in groups:
-            g.eval(ts, backend.query, backend.add, None)
+            g.eval(ts, backend.query, lambda samples, _sync: backend.add(samples), None)
             for r in g.rules:
                 if r.health == "err":
                     eval_errs.append(f"    rule: {r.name}, time: {go_duration(ts)}, err: {r.last_error}")

@@ -25,7 +25,9 @@ Vector = list[Sample]
 QueryFunc = Callable[[str, int], Vector]
 
 # Writes samples ``(labels incl. __name__, time_ms, value)``; stale markers are STALE_NAN values.
-WriteFunc = Callable[[Sequence[tuple[Labels, int, float]]], None]
+# The flag ``sync`` is True when a later rule of the same evaluation reads them: return only once
+# they are queryable. With False the function may return once they are queued (it logs failures).
+WriteFunc = Callable[[Sequence[tuple[Labels, int, float]], bool], None]
 
 # Hands alerts to the notifier, shaped as Alertmanager API v2 postable alerts:
 # ``{"labels": {...}, "annotations": {...}, "startsAt": RFC3339, "endsAt": RFC3339,

@@ -43,7 +43,7 @@ def _query(expr: str, t: int) -> list[Sample]:
 def _client(tmp_path: Path) -> tuple[TestClient, RuleManager, Path]:
     f = tmp_path / "r.yml"
     f.write_text(RULES)
-    m = RuleManager([str(f)], query=_query, write=lambda s: None, notify=None)
+    m = RuleManager([str(f)], query=_query, write=lambda s, sync: None, notify=None)
     m.load()
     for g in m.groups:
         m.eval_group(g, 1_700_000_000_000)

@@ -26,7 +26,7 @@ class Store:
         self.writes: list[list[tuple[Labels, int, float]]] = []
         self.data: dict[str, list[Sample]] = {}
 
-    def write(self, samples: Any) -> None:
+    def write(self, samples: Any, sync: bool) -> None:
         self.writes.append(list(samples))
         for lbls, _t, v in samples:
             name = dict(lbls)["__name__"]

@@ -50,7 +50,7 @@ class Env:
             self.now += 25  # this evaluation overruns two and a half intervals
         return [Sample((("__name__", expr), ("i", "a")), 0.0)]
 
-    def write(self, samples: Any) -> None:
+    def write(self, samples: Any, sync: bool) -> None:
         self.writes.extend(samples)
 
     def manager(self, path: Path, state_dir: Path | None = None) -> RuleManager:
