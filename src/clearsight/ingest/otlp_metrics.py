@@ -83,7 +83,7 @@ from clearsight.ingest.otlp_common import (
     format_float,
     parse_message,
 )
-from clearsight.ingest.otlp_json import json_to_wire
+from clearsight.ingest.otlp_json import json_to_wire, too_many_points
 from clearsight.model.labels import METRIC_NAME
 from clearsight.model.samples import (
     STALE_NAN,
@@ -756,11 +756,7 @@ class _Builder:
         (a few KB of gzip can hold millions of empty points; converting them would cost seconds)."""
         self.points += n
         if self.points > self.limits.max_samples_per_request:
-            raise LimitExceeded(
-                "data_points_per_request",
-                f"request has more than {self.limits.max_samples_per_request} data points "
-                "(limit max_samples_per_request)",
-            )
+            raise too_many_points(self.limits.max_samples_per_request)
 
     def reject(self, points: int, message: str) -> None:
         self.rejected += points
@@ -1231,7 +1227,7 @@ def decode_otlp_metrics_report(
     encoding = encoding_of(content_type)
     data = decompress(body, content_encoding, limits)
     if encoding == "json":
-        data = json_to_wire(data)
+        data = json_to_wire(data, limits.max_samples_per_request)
     return convert_protobuf(data, limits=limits, now_ms=now_ms, options=options)
 
 

@@ -40,8 +40,9 @@ def assert_same(doc: bytes) -> None:
 
 def fast_path_taken(doc: bytes) -> bool:
     try:
-        otlp_json._fast(doc)
-    except otlp_json._Unusual:
+        otlp_json._level(otlp_json._load(doc), ExportMetricsServiceRequest, 1, "resourceMetrics",
+                         "resource_metrics", 1, otlp_json._resource_metrics)
+    except (otlp_json._Unusual, RecursionError):
         return False
     return True
 
@@ -217,3 +218,31 @@ def test_every_attribute_field_with_odd_values(kind: str, odd: Any) -> None:
     else:
         kv = {"key": "k", "value": {kind: odd}}
     assert_same(_doc({"asDouble": 1, "attributes": [kv]}))
+
+
+@pytest.mark.parametrize(("kind", "points_key"), [("summary", "dataPoints"), ("gauge", "dataPoints"),
+                                                  ("exponential_histogram", "data_points"), ("sum", "data_points")])
+def test_too_many_points_fail_before_any_is_converted(kind: str, points_key: str) -> None:
+    from clearsight.pipeline.errors import LimitExceeded
+
+    calls: list[str] = []
+    original = json_format.ParseDict
+
+    def spy(js: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(type(message).__name__)
+        return original(js, message, *args, **kwargs)
+
+    doc = json.dumps({"resourceMetrics": [{"scopeMetrics": [
+        {"metrics": [{"name": "a", kind: {points_key: [{}] * 6}}]},
+        {"metrics": [{"name": "b", kind: {points_key: [{}] * 5}}]}]}]}).encode()
+    assert otlp_json.count_points(json.loads(doc)) == 11
+    mp = pytest.MonkeyPatch()
+    mp.setattr(otlp_json.json_format, "ParseDict", spy)
+    try:
+        with pytest.raises(LimitExceeded) as e:
+            json_to_wire(doc, max_points=10)
+    finally:
+        mp.undo()
+    assert "more than 10 data points" in e.value.message
+    assert calls == []  # refused before json_format or the encoder saw a point
+    assert_same(doc)  # within the limit: the usual result
