@@ -8,9 +8,12 @@ Two encodings, chosen by Content-Type:
   ``PushRequest{repeated Stream streams=1}``, ``Stream{string labels=1; repeated Entry entries=2}``,
   ``Entry{Timestamp timestamp=1; bytes line=2; repeated LabelPair structured_metadata=3}``,
   ``Timestamp{int64 seconds=1; int32 nanos=2}``, ``LabelPair{string name=1; string value=2}``;
-  other fields (``format``, ``hash``, ``parsed``) are skipped. upb parses it in C. Lines are read as
-  bytes and decoded as UTF-8 with invalid sequences replaced (Loki does not reject them either);
-  label text must be valid UTF-8.
+  other fields (``format``, ``hash``, ``parsed``) are skipped. The compiled walk (``_lokipb``,
+  GIL released) decodes canonical bodies straight into columns; anything else (groups, a known
+  field with another wire type, invalid UTF-8 in a string field, out-of-range timestamps,
+  truncation) is parsed by upb with the same schema, the reference (``decode_protobuf_upb``).
+  Lines are read as bytes and decoded as UTF-8 with invalid sequences replaced (Loki does not
+  reject them either); label text must be valid UTF-8.
 - ``application/json``: ``{"streams":[{"stream":{"job":"x"},"values":[["<ns>","line"],
   ["<ns>","line",{"trace_id":"abc"}]]}]}``; the timestamp is a string of Unix epoch nanoseconds
   (an integer is accepted too), the optional third element is flat string -> string structured
