@@ -2,8 +2,9 @@
 
 Two threads: the collect loop runs each collector when its interval is due, stamps its samples with
 the wall clock, encodes them and puts the requests in the buffer; the ship loop sends the buffer's
-oldest request until it is accepted. ``stop()`` ends collection, gives the shipper ``flush_timeout``
-seconds to drain the buffer, then stops it (a disk buffer keeps the rest for the next start).
+oldest request until it is accepted. ``stop()`` ends collection, buffers the self-metrics once more
+(final counters), gives the shipper ``flush_timeout`` seconds to drain the buffer, then stops it (a disk
+buffer keeps the rest for the next start).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class Agent:
         self._stop_collect = threading.Event()
         self._stop_ship = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._state = "new"  # -> started -> stopped
 
     def collect_due(self) -> int:
         """Run every collector whose interval is due; returns the number of samples buffered."""
@@ -147,6 +149,15 @@ class Agent:
         self.stats.cycles += 1
         return total
 
+    def _final_self_metrics(self) -> None:
+        """One last self-metrics collection, so the final counters reach the server with the rest."""
+        for s in self.stats.scheduled:
+            if isinstance(s.collector, SelfCollector):
+                samples = s.collector.collect()
+                self.stats.samples_collected += len(samples)
+                for payload, n in self.encoder.encode(samples, int(self.clock() * 1000)):
+                    self.buffer.put(payload, n)
+
     def _collect_loop(self) -> None:
         while not self._stop_collect.is_set():
             self.collect_due()
@@ -154,8 +165,8 @@ class Agent:
             self._stop_collect.wait(max(0.0, next_due - self.monotonic()))
 
     def start(self) -> None:
-        if self._threads:
-            raise RuntimeError("the agent is already started")
+        if self._state != "new":
+            raise RuntimeError(f"the agent is already {self._state} (one start, one stop)")
         if not self.stats.scheduled:
             raise RuntimeError("no collector is enabled")
         self._threads = [
@@ -165,16 +176,19 @@ class Agent:
         ]
         for t in self._threads:
             t.start()
+        self._state = "started"
         log.info("agent started: %s, shipping to %s",
                  ", ".join(f"{s.collector.name} every {s.interval:g}s" for s in self.stats.scheduled),
                  self.shipper.url)
 
     def stop(self) -> None:
-        if not self._threads:
+        if self._state != "started":
             return
+        self._state = "stopped"
         collect, ship = self._threads
         self._stop_collect.set()
         collect.join()
+        self._final_self_metrics()
         deadline = time.monotonic() + self.flush_timeout  # real time, whatever clock schedules collection
         while len(self.buffer) and time.monotonic() < deadline and ship.is_alive():
             self._stop_ship.wait(0.05)

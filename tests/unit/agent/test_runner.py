@@ -123,6 +123,8 @@ def test_start_ships_and_stop_flushes_then_stops_once() -> None:
     assert got_one.wait(30)  # a guard against hanging, not a timing assertion
     agent.stop()
     agent.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="already stopped"):
+        agent.start()
     assert c.calls == 1 and received and len(buf) == 0
     assert agent.shipper.stats.samples_sent == agent.stats.samples_collected
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("clearsight-agent"))
