@@ -128,3 +128,17 @@ def test_start_ships_and_stop_flushes_then_stops_once() -> None:
     assert c.calls == 1 and received and len(buf) == 0
     assert agent.shipper.stats.samples_sent == agent.stats.samples_collected
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("clearsight-agent"))
+
+
+def test_a_full_buffer_drops_the_oldest_and_the_drop_is_in_the_agent_metrics() -> None:
+    buf, clock = MemoryBuffer(1), Clock()  # every new request pushes the previous one out
+    c = Counting("c")
+    agent = make_agent([(c, 10.0)], buf, clock)
+    for _ in range(4):
+        agent.collect_due()
+        clock.t += 10
+    assert buf.dropped_samples == 3 and len(buf) == 1
+    self_samples = {s.name: s.value for s in SelfCollector(agent).collect() if not s.labels}
+    assert self_samples["clearsight_agent_dropped_samples_total"] == 3
+    assert self_samples["clearsight_agent_buffered_requests"] == 1
+    assert self_samples["clearsight_agent_samples_collected_total"] == 4
