@@ -84,3 +84,13 @@ def test_metrics_lists_a_bounded_number_of_tenants(tmp_path: Path) -> None:
     assert 'clearsight_active_series{tenant="t0000"} 2.0' in lines
     assert f'clearsight_active_series{{tenant="t{MAX_TENANT_LABELS:04d}"}} 2.0' not in "\n".join(lines)
     assert 'clearsight_active_series{tenant="__other__"} 100.0' in lines
+
+
+def test_config_default_tenant_follows_the_same_rule() -> None:
+    from clearsight.config import ConfigError
+
+    with pytest.raises(ConfigError, match="tenancy.default_tenant: tenant id contains the character '/'"):
+        load_config(env={"CLEARSIGHT_TENANCY_DEFAULT_TENANT": "../x"})
+    with pytest.raises(ConfigError, match="tenancy.default_tenant: tenant id '..' is not allowed"):
+        load_config(env={"CLEARSIGHT_TENANCY_DEFAULT_TENANT": ".."})
+    assert load_config(env={"CLEARSIGHT_TENANCY_DEFAULT_TENANT": "team(a)"}).tenancy.default_tenant == "team(a)"
