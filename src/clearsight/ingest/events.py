@@ -145,7 +145,10 @@ def event_from_dict(
     elif not isinstance(data, dict):
         raise EventValidationError(f"{where}.data", "must be a JSON object")
     elif data:
-        size = len(orjson.dumps(data))
+        try:
+            size = len(orjson.dumps(data))
+        except TypeError as e:  # only reachable from callers passing Python objects (gRPC surface)
+            raise EventValidationError(f"{where}.data", f"must hold JSON values only: {e}") from None
         if size > limits.max_attribute_bytes_per_entry:
             raise EventValidationError(f"{where}.data", f"is {size} bytes as JSON, over the limit of "
                                        f"{limits.max_attribute_bytes_per_entry} (max_attribute_bytes_per_entry)")

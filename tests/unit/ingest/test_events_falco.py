@@ -73,6 +73,12 @@ def test_validation_names_the_field(body: object, field: str) -> None:
     assert ei.value.message.startswith(field)
 
 
+def test_event_from_dict_rejects_non_json_data() -> None:
+    with pytest.raises(ev.EventValidationError) as ei:
+        ev.event_from_dict({"message": "m", "data": {"x": object()}}, "e", now_ns=NOW, limits=LogLimits())
+    assert ei.value.field == "e.data"
+
+
 def test_event_limits() -> None:
     with pytest.raises(LimitExceeded, match="more than 1 entries"):
         ev.decode_events(b'[{"message":"a"},{"message":"b"}]', now_ns=NOW, limits=LogLimits(max_entries_per_request=1))
