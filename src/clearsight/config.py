@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from clearsight.pipeline.limits import WriteLimits
+from clearsight.pipeline.tenant import tenant_error
 
 
 class ConfigError(Exception):
@@ -221,8 +222,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: log.level: must be debug, info, warning or error")
     if cfg.log.format not in ("json", "text"):
         raise ConfigError(f"{cfg.source}: log.format: must be json or text")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", cfg.tenancy.default_tenant):
-        raise ConfigError(f"{cfg.source}: tenancy.default_tenant: invalid tenant id")
+    tenant_err = tenant_error(cfg.tenancy.default_tenant)
+    if tenant_err is not None:
+        raise ConfigError(f"{cfg.source}: tenancy.default_tenant: {tenant_err}")
     if cfg.query.slow_query_log_threshold:
         try:
             parse_duration_ms(cfg.query.slow_query_log_threshold)
