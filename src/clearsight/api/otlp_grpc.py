@@ -12,7 +12,9 @@ Errors map to gRPC codes per the OTLP specification, with a ``google.rpc.Status`
 
 The answer is sent after the batch is committed (``ingest_blocking`` returns), with
 ``partial_success`` when points were dropped. gRPC-level compression (gzip) is handled by grpcio;
-the maximum message size is ``limits.max_decompressed_bytes``.
+the maximum message size is ``limits.max_decompressed_bytes``. At most ``max_concurrent_rpcs``
+calls (default twice the worker threads) are admitted at once, each holding at most one message;
+beyond it grpcio answers RESOURCE_EXHAUSTED at once (clients retry), so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -144,11 +146,13 @@ def start_otlp_grpc_server_on(
     credentials: grpc.ServerCredentials | None = None,
     max_workers: int = 8,
     clock_ms: Callable[[], int] = _now_ms,
+    max_concurrent_rpcs: int | None = None,
 ) -> tuple[grpc.Server, int]:
     """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
     max_msg = min(limits.max_decompressed_bytes, _MAX_GRPC_MESSAGE)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
+        maximum_concurrent_rpcs=max_concurrent_rpcs or 2 * max_workers,
         options=[
             ("grpc.max_receive_message_length", max_msg),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),

@@ -198,3 +198,35 @@ def test_tenant_resolution_failure_is_unauthenticated(served: tuple[Sink, grpc.C
 def test_bad_listen_address_raises_oserror() -> None:
     with pytest.raises(OSError, match="cannot listen"):
         start_otlp_grpc_server_on(Sink().ingest, WriteLimits(), "256.0.0.1:1", tenant_of)
+
+
+def test_concurrent_calls_beyond_the_bound_are_resource_exhausted() -> None:
+    import threading
+
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def ingest(tenant: str, batch: SampleBatch) -> AppendResult:
+        entered.release()
+        assert release.wait(30)
+        return AppendResult(samples_written=batch.num_samples)
+
+    server, port = start_otlp_grpc_server_on(ingest, WriteLimits(), "127.0.0.1:0", tenant_of,
+                                             max_workers=2, max_concurrent_rpcs=2)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+        held = [stub.Export.future(request(), timeout=30) for _ in range(2)]
+        for _ in range(2):
+            assert entered.acquire(timeout=30)  # both admitted calls are inside ingest
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Export(request(), timeout=30)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        release.set()
+        for f in held:
+            assert isinstance(f.result(), ExportMetricsServiceResponse)
+        stub.Export(request(), timeout=30)  # slots free again
+    finally:
+        release.set()
+        channel.close()
+        server.stop(None)
