@@ -140,18 +140,23 @@ def _flatten(doc: dict[str, Any], prefix: str, out: dict[str, str], depth: int) 
             out[prefix + k] = _value_text(v)
 
 
+_MAX_EPOCH_MS = 9_223_372_036_854  # the int64 nanosecond range, in milliseconds
+
+
 def _timestamp(v: Any) -> int:
+    """``@timestamp`` in ns: RFC 3339 text, or epoch milliseconds as a number or a digit string."""
     if isinstance(v, str):
-        if v.isdigit() and len(v) <= 16:
-            return int(v) * 1_000_000
-        return parse_rfc3339_ns(v, require_offset=False)
-    if isinstance(v, int) and not isinstance(v, bool):
-        if abs(v) > 9_223_372_036_854:
-            raise ValueError(f"epoch milliseconds {v} out of range")
-        return v * 1_000_000
-    if isinstance(v, float) and abs(v) < 9.2e15:
-        return round(v * 1_000_000)
-    raise ValueError(f"{str(v)[:40]!r} is not a date")
+        if not (v.isascii() and v.isdigit()):
+            return parse_rfc3339_ns(v, require_offset=False)
+        ms: int | float = int(v)
+    elif isinstance(v, int | float) and not isinstance(v, bool):
+        ms = v
+    else:
+        raise ValueError(f"{str(v)[:40]!r} is not a date")
+    if not -_MAX_EPOCH_MS <= ms <= _MAX_EPOCH_MS:
+        raise ValueError(f"epoch milliseconds {str(ms)[:40]} out of range")
+    # a float keeps microseconds (what a double holds exactly at today's epoch milliseconds)
+    return ms * 1_000_000 if isinstance(ms, int) else round(ms * 1000) * 1000
 
 
 def _check_index(name: str) -> str:

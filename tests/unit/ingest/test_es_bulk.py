@@ -96,6 +96,20 @@ def test_per_item_errors_keep_the_good_items() -> None:
     assert r.response()["errors"] is True
 
 
+@pytest.mark.parametrize("ts", ["99999999999999999", 9.3e15, 2**62, "１２３"])
+def test_out_of_range_timestamps_are_item_errors(ts: object) -> None:
+    r = es.decode_bulk(ndjson({"index": {"_index": "a"}}, {"@timestamp": ts, "message": "m"}), now_ns=NOW)
+    assert r.items[0]["index"]["status"] == 400 and "@timestamp" in r.items[0]["index"]["error"]["reason"]
+    assert len(r.batch) == 0
+
+
+def test_epoch_millis_forms() -> None:
+    docs = [x for ts in ("1714557600123", 1714557600123, 1714557600123.5)
+            for x in ({"index": {"_index": "a"}}, {"@timestamp": ts, "message": "m"})]
+    r = es.decode_bulk(ndjson(*docs), now_ns=NOW)
+    assert r.batch.timestamps.tolist() == [1714557600123000000, 1714557600123000000, 1714557600123500000]
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
