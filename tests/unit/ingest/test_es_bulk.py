@@ -173,3 +173,12 @@ def test_fuzz_bytes(data: bytes) -> None:
     except IngestError as e:
         assert isinstance(e, ALLOWED) and e.message
 
+
+
+@FUZZ
+@given(st.one_of(st.integers(-(2**63), 2**64 - 1), st.floats(), st.text(max_size=30),
+                 st.from_regex(r"-?[0-9]{1,25}", fullmatch=True), st.booleans(), st.none()))
+def test_fuzz_timestamp_values(ts: object) -> None:
+    r = es.decode_bulk(ndjson({"index": {"_index": "a"}}, {"@timestamp": ts, "message": "m"}), now_ns=NOW)
+    r.batch.check()
+    assert len(r.batch) + sum(1 for it in r.items if it["index"]["status"] == 400) == 1

@@ -324,3 +324,17 @@ def test_fuzz_compressed_bodies(data: bytes, encoding: str) -> None:
             lp.decode_push(body, "application/json", encoding)
         except IngestError as e:
             assert isinstance(e, ALLOWED) and e.message
+
+
+@FUZZ
+@given(st.one_of(st.integers(-(2**63), 2**64 - 1), st.from_regex(r"[-+]?[0-9]{1,22}", fullmatch=True),
+                 st.text(max_size=25), st.floats(allow_nan=False, allow_infinity=False), st.booleans()))
+def test_fuzz_json_timestamp_values(ts: object) -> None:
+    body = orjson.dumps({"streams": [{"stream": {"a": "1"}, "values": [[ts, "line"]]}]})
+    try:
+        b = lp.decode_push(body, "application/json")
+    except IngestError as e:
+        assert isinstance(e, lp.LokiPushError) and "timestamp" in e.message
+    else:
+        b.check()
+        assert int(b.timestamps[0]) == int(ts)  # type: ignore[call-overload]
