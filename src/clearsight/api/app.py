@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from clearsight import __version__
 from clearsight.api.common import ApiError, TenantOf, error_response, success
@@ -31,6 +31,10 @@ from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
+FAST_PATHS = frozenset({
+    "/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/api/v1/label/{name}/values",
+    "/api/v1/write",
+})
 
 
 @dataclass
@@ -121,6 +125,12 @@ def create_app(s: Services) -> FastAPI:
         for method in methods:  # one operation per method: unique operation ids in /docs
             app.add_api_route(path, handler, methods=[method], summary=summary, response_class=Response,
                               **route_kwargs(path, method))
+    # The hot read and write paths also get plain Starlette routes, first in the router and left out
+    # of /docs (the API routes above document them): FastAPI's per-request dependency machinery
+    # cost ~0.1-0.2 ms of a ~1 ms small query. Same handlers, same middleware.
+    fast = [Route(path, handler, methods=methods, include_in_schema=False)
+            for path, handler, methods, _ in api if path in FAST_PATHS]
+    app.router.routes[:0] = fast
     app.router.routes.extend(s.extra_routes)
     document_plain_routes(app)
     install_http_middleware(app, s.config)

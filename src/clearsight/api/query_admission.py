@@ -37,6 +37,7 @@ from clearsight.query.governor import (
 
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.05
+WATCH_AFTER_S = 0.02
 
 
 class Unavailable(ApiError):
@@ -100,7 +101,16 @@ async def run_read(governor: QueryGovernor, request: Request, tenant: str,
                 return
             await asyncio.sleep(DISCONNECT_POLL_S)
 
-    watcher = asyncio.create_task(watch())
+    # Most reads finish in a few milliseconds: the disconnect watcher (a task polling the ASGI
+    # receive channel) starts only when the read is still running after WATCH_AFTER_S.
+    watcher: asyncio.Task[None] | None = None
+
+    def start_watching() -> None:
+        nonlocal watcher
+        if not task.done():
+            watcher = asyncio.create_task(watch())
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, start_watching)
     try:
         return await task
     except asyncio.CancelledError:
@@ -114,9 +124,11 @@ async def run_read(governor: QueryGovernor, request: Request, tenant: str,
     except QueueTimeout as e:
         raise ApiError("timeout", str(e)) from None
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
 
 
