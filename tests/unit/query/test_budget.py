@@ -83,10 +83,11 @@ def test_issue_query_is_refused_before_the_subquery_is_evaluated() -> None:
     and the query fails with the named limit before the 46,800-step inner evaluation reads or
     computes anything."""
     sel = RecordingSelector(counters(50, 13 * H))
-    engine = Engine(max_samples=5_000_000)
+    engine = Engine(max_samples=4_000_000)
     with pytest.raises(QueryLimitExceeded, match=TOO_MANY_SAMPLES) as ei:
         engine.range(sel, "sum(max_over_time(rate(http_requests_total[5m])[1h:1s]))", H, 13 * H, M)
-    assert "query.max_samples=5,000,000" in str(ei.value) and "subquery of 46,800 steps" in str(ei.value)
+    # 50 series x (2 points per step in the range vector + one chunk of 4,096 steps being evaluated)
+    assert "query.max_samples=4,000,000: a subquery of 46,800 steps would need 4,884,800 points" in str(ei.value)
     # Only the probe's read happened: 5 minutes before the last subquery step, not 13 hours.
     assert len(sel.reads) == 1
     lo, hi = sel.reads[0]
@@ -195,3 +196,34 @@ def test_count_values_reserves_its_output_before_allocating_it() -> None:
         Engine(max_samples=20_000).range(store, 'count_values("v", http_requests_total)', H, 4 * H, M)
     res = Engine(max_samples=20_000).range(store, 'count_values("v", http_requests_total)', H, H + 10 * M, M)
     assert len(res.series) == 11 and all(float(v) == 10 for s in res.series for v in s.values)
+
+
+def test_long_subqueries_are_evaluated_in_chunks_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 36,000-step subquery runs in 9 chunks (9 reads, beside the probe's), checking the deadline
+    between them, and gives exactly what one whole evaluation gives."""
+    from clearsight.query.promql import engine as engine_mod
+
+    q = "max_over_time((rate(http_requests_total[5m]) * on(instance) group_left http_requests_total)[10h:1s])"
+    sel = RecordingSelector(counters(3, 11 * H))
+    chunked = Engine().instant(sel, q, 11 * H)
+    assert len(sel.reads) == 2 * (1 + 9)  # two selectors: the probe, then 9 chunks
+    monkeypatch.setattr(engine_mod, "SUBQUERY_CHUNK_STEPS", 1_000_000)
+    whole = Engine().instant(RecordingSelector(counters(3, 11 * H)), q, 11 * H)
+    assert [s.labels for s in chunked.series] == [s.labels for s in whole.series]
+    assert all(np.array_equal(a.values, b.values) and np.array_equal(a.timestamps, b.timestamps)
+               for a, b in zip(chunked.series, whole.series, strict=True))
+    cancel = threading.Event()
+    checks: list[int] = []
+
+    class CancelAfterThreeReads(RecordingSelector):
+        def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
+            checks.append(1)
+            if len(checks) == 3:
+                cancel.set()
+            return super().select(matchers, start_ms, end_ms)
+
+    monkeypatch.setattr(engine_mod, "SUBQUERY_CHUNK_STEPS", 4096)
+    with pytest.raises(QueryCanceled):
+        Engine().instant(CancelAfterThreeReads(counters(3, 11 * H)), "max_over_time(http_requests_total[10h:1s])",
+                         11 * H, cancel=cancel)
+    assert len(checks) == 3  # the probe, chunk 1, chunk 2: stopped right after that read

@@ -65,6 +65,8 @@ DEFAULT_SUBQUERY_STEP_MS = 60_000
 # Subqueries of at least this many steps are probed at one step first, to refuse them before
 # their memory is spent (see Evaluator._probe_subquery).
 SUBQUERY_PROBE_MIN_STEPS = 1024
+# Subqueries of more steps are evaluated in chunks of about this many steps (Evaluator.subquery).
+SUBQUERY_CHUNK_STEPS = 4096
 _HAS_POS = re.compile(r"\(\d+:\d+\)$")
 SORT_FUNCS = frozenset({"sort", "sort_desc", "sort_by_label", "sort_by_label_desc"})
 # Functions whose value depends on the evaluation time even for step-invariant arguments.
@@ -580,40 +582,74 @@ class Evaluator:
         if inner_ts.size >= SUBQUERY_PROBE_MIN_STEPS:
             self._probe_subquery(e.expr, inner_ts, what)
         self._account(int(inner_ts.size), what)
-        inner = self.eval(e.expr, inner_ts)
-        self.budget.check()
-        if not isinstance(inner, VectorSteps):
-            if isinstance(inner, ScalarSteps):
-                inner = VectorSteps([()], inner.values[None, :], np.ones((1, inner_ts.size), dtype=bool))
-            else:
-                raise QueryError("subquery is only allowed on instant vector or scalar expressions")
-        # MatrixSteps carries no name-dropping flags: apply them now.
-        inner = merge_rows(apply_drop_name(inner), strict=inner_ts.size > 1)
+        # Long subqueries are evaluated in chunks of steps: the deadline and cancellation are
+        # checked between chunks, and only one chunk's inner result is held at a time beside the
+        # range vector being built.
+        chunks = np.array_split(inner_ts, -(-inner_ts.size // SUBQUERY_CHUNK_STEPS))
+        strict = inner_ts.size > 1
+        pieces: dict[Labels, list[tuple[I64, Any, ObjArr | None]]] = {}
+        for chunk in chunks:
+            self.budget.check("subquery evaluation")
+            mark = self.budget.held
+            inner = self.eval(e.expr, chunk)
+            self.budget.check()
+            if not isinstance(inner, VectorSteps):
+                if isinstance(inner, ScalarSteps):
+                    inner = VectorSteps([()], inner.values[None, :], np.ones((1, chunk.size), dtype=bool))
+                else:
+                    raise QueryError("subquery is only allowed on instant vector or scalar expressions")
+            # MatrixSteps carries no name-dropping flags: apply them now.
+            inner = merge_rows(apply_drop_name(inner), strict=strict)
+            ihm = inner.hist_mask() if inner.hist is not None else None
+            # The range vector copies the present points (timestamps and values) out of the inner result.
+            copies = 2 * int(np.count_nonzero(inner.present))
+            self._account(copies, what)
+            for i, lbl in enumerate(inner.labels):
+                if i % 256 == 255:
+                    self.budget.check()
+                p = inner.present[i]
+                if not p.any():
+                    continue
+                pieces.setdefault(lbl, []).append(
+                    (chunk[p], inner.values[i][p],
+                     _unknown_hints(inner.hist[i][p])
+                     if inner.hist is not None and ihm is not None and ihm[i].any() else None))
+            del inner
+            self.budget.held = mark + copies  # the chunk's inner result is released, its copies stay
+        # The range vector's samples go straight into one concatenated column per field (what the
+        # range functions work on, ``Flat``), series as views: no second copy when a function
+        # flattens it. The pieces are freed as they are copied.
+        lengths = np.asarray([sum(int(x[0].shape[0]) for x in parts) for parts in pieces.values()], dtype=np.int64)
+        ends = np.cumsum(lengths, dtype=np.int64)
+        starts = ends - lengths
+        t_all = np.empty(int(ends[-1]) if ends.size else 0, dtype=np.int64)
+        v_all = np.empty(t_all.shape[0], dtype=np.float64)
         labels: list[Labels] = []
         tss: list[I64] = []
         vals: list[Any] = []
         hists: list[ObjArr | None] = []
-        ihm = inner.hist_mask() if inner.hist is not None else None
-        # The range vector copies the present points (timestamps and values) out of the inner result.
-        self._account(2 * int(np.count_nonzero(inner.present)), f"a subquery of {inner_ts.size:,} steps")
-        for i, lbl in enumerate(inner.labels):
-            if i % 256 == 255:
-                self.budget.check()
-            p = inner.present[i]
-            if not p.any():
-                continue
+        for (lbl, parts), a, b in zip(pieces.items(), starts.tolist(), ends.tolist(), strict=True):
+            pos = a
+            for t, v, _h in parts:
+                t_all[pos:pos + t.shape[0]] = t
+                v_all[pos:pos + t.shape[0]] = v
+                pos += t.shape[0]
+            h = (None if all(x[2] is None for x in parts) else
+                 np.concatenate([x[2] if x[2] is not None else np.full(x[0].shape[0], None, dtype=object)
+                                 for x in parts]))
+            parts.clear()
             labels.append(lbl)
-            tss.append(inner_ts[p])
-            vals.append(inner.values[i][p])
-            hists.append(_unknown_hints(inner.hist[i][p])
-                         if inner.hist is not None and ihm is not None and ihm[i].any() else None)
-        return MatrixSteps(labels, tss, vals, eff, rng,
-                           hists=hists if any(h is not None for h in hists) else None)
+            tss.append(t_all[a:b])
+            vals.append(v_all[a:b])
+            hists.append(h)
+        m = MatrixSteps(labels, tss, vals, eff, rng, hists=hists if any(h is not None for h in hists) else None)
+        m.flat_cache = Flat(t_all, v_all, starts, ends)
+        return m
 
     def _probe_subquery(self, inner_expr: Expr, inner_ts: I64, what: str) -> None:
         """Estimates a long subquery's memory before evaluating it: the inner expression at the
-        last subquery step tells how many series it yields; each costs ``inner_ts.size`` points in
-        the inner result and twice that in the range vector built from it."""
+        last subquery step tells how many series it yields; each costs two points per step in the
+        range vector built from it, plus one per step of the chunk being evaluated."""
         mark = self.budget.held
         ann, stats = self.annotations, self.stats
         self.annotations, self.stats = Annotations(), QueryStats()  # the probe leaves no trace
@@ -623,7 +659,8 @@ class Evaluator:
             self.annotations, self.stats = ann, stats
             self.budget.held = mark
         rows = probe.num_series if isinstance(probe, VectorSteps) else 1
-        self._account(3 * rows * int(inner_ts.size), what)
+        k = int(inner_ts.size)
+        self._account(rows * (2 * k + min(k, SUBQUERY_CHUNK_STEPS)), what)
         self.budget.held = mark
 
     # ---- aggregation ----
