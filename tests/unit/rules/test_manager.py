@@ -111,7 +111,7 @@ def test_reload_keeps_state_and_marks_removed_rules_stale(tmp_path: Path) -> Non
     f.write_text("groups: []\n")
     env.writes.clear()
     assert asyncio.run(m.reload()) == (True, "")
-    assert m.groups == [] and [dict(lb)["__name__"] for lb, _t, v in env.writes if is_stale_nan(v)] == [
+    assert m.groups == [] and sorted(dict(lb)["__name__"] for lb, _t, v in env.writes if is_stale_nan(v)) == [
         "ALERTS", "ALERTS_FOR_STATE"]
 
 
