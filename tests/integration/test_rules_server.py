@@ -1,10 +1,12 @@
 """Rules end to end in a real ``clearsight server``: a rule file, data remote-written, the alert
 goes pending -> firing in ``/api/v1/alerts``, ``ALERTS`` and the recording rule's series are
 queryable, ``/metrics`` counts evaluations, a bad reload keeps the previous rules, removing a rule
-writes stale markers, and a restart restores the firing alert without re-firing it."""
+writes stale markers, SIGHUP reloads, and a restart restores the firing alert without re-firing it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,13 @@ def test_rules_in_a_real_server(tmp_path: Path) -> None:
         assert httpx.post(cs.url + "/-/reload", timeout=10).status_code == 200
         assert _get(cs.url, "/api/v1/query", query="room:temperature:max")["result"] == []
         assert _firing(cs.url)[0]["activeAt"] == active_at  # state kept across the reload
+
+        # SIGHUP reloads too.
+        rules.write_text(RULES + "  - name: extra\n    rules:\n"
+                         "      - record: extra:one\n        expr: vector(1)\n")
+        os.kill(cs.pid, signal.SIGHUP)
+        assert _wait(lambda: len(_get(cs.url, "/api/v1/rules")["groups"]) == 2)
+        assert _firing(cs.url)[0]["activeAt"] == active_at
     finally:
         cs.stop()
 

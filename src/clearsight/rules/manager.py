@@ -166,8 +166,13 @@ class RuleManager:
                 next_ts += missed * interval
 
     def eval_group(self, g: Group, ts_ms: int) -> None:
-        """One evaluation of ``g`` at ``ts_ms`` (a worker thread), then its state is saved."""
-        g.eval(ts_ms, self.query, self.write, self.notify)
+        """One evaluation of ``g`` at ``ts_ms`` (a worker thread), then its state is saved. An
+        unexpected error is logged and counted; the group keeps its schedule."""
+        try:
+            g.eval(ts_ms, self.query, self.write, self.notify)
+        except Exception:
+            g.stats.failures += 1
+            log.exception("rule group evaluation failed", extra={"group": g.name, "file": g.file})
         self._save_state(g)
 
     # ------------------------------------------------------------------ persisted state
