@@ -11,7 +11,7 @@ from typing import Any
 
 from clearsight.model.labels import Labels
 from clearsight.model.samples import STALE_NAN
-from clearsight.rules.alerting import Alert, AlertingRule
+from clearsight.rules.alerting import PENDING, Alert, AlertingRule
 from clearsight.rules.model import GroupSpec
 from clearsight.rules.recording import RecordingRule, RuleEvalError
 from clearsight.rules.types import NotifyFunc, QueryFunc, WriteFunc
@@ -19,6 +19,10 @@ from clearsight.rules.types import NotifyFunc, QueryFunc, WriteFunc
 log = logging.getLogger("clearsight.rules")
 
 Rule = AlertingRule | RecordingRule
+
+# After a restart a pending alert gets at least this long before it fires (Prometheus'
+# rules.alert.for-grace-period default).
+FOR_GRACE_PERIOD_MS = 10 * 60_000
 
 
 @dataclass
@@ -165,7 +169,11 @@ class Group:
                           "alerts": [a.to_json() for a in r.active.values()] if isinstance(r, AlertingRule) else []})
         return {"file": self.file, "name": self.name, "rules": rules}
 
-    def restore_state(self, state: dict[str, Any], restore_alerts: bool) -> None:
+    def restore_state(self, state: dict[str, Any], restore_alerts: bool, now_ms: int | None = None,
+                      grace_ms: int = FOR_GRACE_PERIOD_MS) -> None:
+        """Takes saved state of identical rules. Pending alerts do not count the downtime (from
+        ``saved_at_ms`` to ``now_ms``) toward ``for``, as Prometheus' RestoreForState, and get at
+        least ``grace_ms`` before they fire; firing alerts stay firing."""
         saved: dict[Any, list[dict[str, Any]]] = {}
         for item in state.get("rules", []):
             saved.setdefault(_hashable(item["identity"]), []).append(item)
@@ -177,7 +185,22 @@ class Group:
             self.prev_series[i] = {tuple((str(k), str(v)) for k, v in s) for s in item.get("series", [])}
             if restore_alerts and isinstance(r, AlertingRule):
                 alerts = [Alert.from_json(a) for a in item.get("alerts", [])]
+                down_ms = int(state.get("saved_at_ms", 0))
+                if now_ms is not None and down_ms:
+                    for a in alerts:
+                        if a.state == PENDING:
+                            _shift_pending(a, r.spec.for_ms, down_ms, now_ms, grace_ms)
                 r.active = {a.labels: a for a in alerts}
+
+
+def _shift_pending(a: Alert, for_ms: int, down_ms: int, now_ms: int, grace_ms: int) -> None:
+    remaining = for_ms - (down_ms - a.active_at_ms)
+    if remaining <= 0:
+        return  # it would have fired: the next evaluation fires it if it is still active
+    if remaining < grace_ms:
+        a.active_at_ms = now_ms + grace_ms - for_ms
+    else:
+        a.active_at_ms += now_ms - down_ms
 
 
 def _jsonable(x: Any) -> Any:

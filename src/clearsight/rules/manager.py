@@ -69,7 +69,7 @@ class RuleManager:
             state = self._read_state(g.spec)
             if state is not None:
                 fresh = now - int(state.get("saved_at_ms", 0)) <= OUTAGE_TOLERANCE_MS
-                g.restore_state(state, restore_alerts=fresh)
+                g.restore_state(state, restore_alerts=fresh, now_ms=now)
         self.last_reload_ms = now
 
     def _apply(self, specs: list[GroupSpec]) -> list[Group]:

@@ -113,3 +113,22 @@ def test_state_survives_a_json_round_trip() -> None:
     g3 = Group(spec, M)
     g3.restore_state(g.state_json(), restore_alerts=False)
     assert g3.rules[0].active == {} and g3.prev_series == g.prev_series  # type: ignore[union-attr]
+
+
+def test_restored_pending_alerts_do_not_count_the_downtime() -> None:
+    store = Store()
+    store.data["up"] = [Sample((("__name__", "up"), ("i", "a")), 0.0)]
+    long_for = _spec(RuleSpec(kind="alerting", name="Down", expr="up", for_ms=60 * M))
+    g = Group(long_for, M)
+    g.eval(0, store.query, store.write, None)
+    g.eval(20 * M, store.query, store.write, None)  # 20 of 60 minutes pending when it went down
+    state = {**g.state_json(), "saved_at_ms": 20 * M}
+    g2 = Group(long_for, M)
+    g2.restore_state(state, restore_alerts=True, now_ms=50 * M)  # down for 30 minutes
+    [a] = g2.rules[0].active.values()  # type: ignore[union-attr]
+    assert (a.state, a.active_at_ms) == ("pending", 30 * M)  # 40 minutes still to go
+    short_for = _spec(RuleSpec(kind="alerting", name="Down", expr="up", for_ms=25 * M))
+    g3 = Group(short_for, M)
+    g3.restore_state(state, restore_alerts=True, now_ms=50 * M)  # 5 minutes left: the grace period applies
+    [b] = g3.rules[0].active.values()  # type: ignore[union-attr]
+    assert b.active_at_ms == 50 * M + 10 * M - 25 * M
