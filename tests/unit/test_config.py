@@ -65,7 +65,7 @@ def test_durations() -> None:
 def test_store_memory_bounds() -> None:
     cfg = load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_MEMORY_LIMIT": "1GiB"})
     assert cfg.storage.duckdb_memory_limit == "1GiB"
-    with pytest.raises(ConfigError, match="storage.duckdb_memory_limit"):
+    with pytest.raises(ConfigError, match=r"storage\.duckdb_memory_limit"):
         load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_MEMORY_LIMIT": "lots"})
-    with pytest.raises(ConfigError, match="storage.duckdb_threads"):
+    with pytest.raises(ConfigError, match=r"storage\.duckdb_threads"):
         load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_THREADS": "0"})
