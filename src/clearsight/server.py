@@ -31,7 +31,7 @@ from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
-from clearsight.api.prometheus_rules import make_reload_route, make_rules_routes
+from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.cli.rules import check_expr, vector_of
@@ -51,6 +51,7 @@ from clearsight.rules.group import EvalOptions
 from clearsight.rules.manager import RuleManager
 from clearsight.rules.metrics import RulesCollector
 from clearsight.rules.model import RuleFileError
+from clearsight.rules.tenants import TenantRuleSets
 from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
@@ -98,6 +99,7 @@ class Built:
     otlp_route_app: Starlette
     scraper: ScrapeManager
     rules: RuleManager | None = None
+    tenant_rules: TenantRuleSets | None = None
     notifier: Notifier | None = None
 
 
@@ -140,43 +142,62 @@ def _log_write_failure(fut: Any) -> None:
         log.warning("writing rule results failed", extra={"error": str(fut.exception())})
 
 
-def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
-                notify: Any = _log_notify) -> RuleManager:
-    """The rule manager over the default tenant: queries through the PromQL engine on the store,
-    results through the ingestor (validated like any write). Raises ConfigError for bad rule files."""
-    tenant = cfg.tenancy.default_tenant
+def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor) -> Any:
+    """``io(tenant) -> (query, write)``: the tenant's queries through the PromQL engine on the
+    store, its results through the ingestor (validated like any write)."""
     engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
                     timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
-
     parsed = functools.lru_cache(maxsize=4096)(parse_with_positions)  # rules parse once, not per evaluation
 
-    def query(expr: str, time_ms: int) -> Any:
-        tree, positions = parsed(expr)
-        return vector_of(engine.instant(store.querier(tenant), tree, time_ms, positions=positions, query_text=expr))
+    def io(tenant: str) -> tuple[Any, Any]:
+        def query(expr: str, time_ms: int) -> Any:
+            tree, positions = parsed(expr)
+            return vector_of(engine.instant(store.querier(tenant), tree, time_ms, positions=positions,
+                                            query_text=expr))
 
-    def write(samples: Any, sync: bool) -> None:
-        by_series: dict[Labels, list[tuple[int, float]]] = {}
-        for lbls, t, v in samples:
-            by_series.setdefault(lbls, []).append((t, v))
-        batch = SampleBatch.from_series(list(by_series.items()))
-        if sync:
-            ingestor.ingest_blocking(tenant, batch)
-            return
-        ingestor.submit(tenant, batch).add_done_callback(_log_write_failure)
+        def write(samples: Any, sync: bool) -> None:
+            by_series: dict[Labels, list[tuple[int, float]]] = {}
+            for lbls, t, v in samples:
+                by_series.setdefault(lbls, []).append((t, v))
+            batch = SampleBatch.from_series(list(by_series.items()))
+            if sync:
+                ingestor.ingest_blocking(tenant, batch)
+                return
+            ingestor.submit(tenant, batch).add_done_callback(_log_write_failure)
 
+        return query, write
+
+    return io
+
+
+def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
+                notify: Any = _log_notify) -> tuple[RuleManager, TenantRuleSets]:
+    """The rule manager of ``rules.files`` (default tenant) and the per-tenant rule groups managed
+    through the API (``<data_dir>/rules/api/<tenant>/``). Raises ConfigError for bad rule files."""
+    io = _rule_io(cfg, store, ingestor)
     base_dir = str(Path(cfg.source).parent) if cfg.source != "<defaults>" else None
     external_url = cfg.rules.external_url or f"http://{cfg.server.listen}"
-    manager = RuleManager(
-        [p.strip() for p in cfg.rules.files.split(",") if p.strip()], query=query, write=write, notify=notify,
-        default_interval_ms=parse_duration_ms(cfg.rules.evaluation_interval), check_expr=check_expr,
-        base_dir=base_dir, state_dir=Path(cfg.storage.data_dir) / "rules",
-        opts=EvalOptions(resend_delay_ms=parse_duration_ms(cfg.rules.resend_delay), external_url=external_url),
-        executor=ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules"))
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules")
+    state_dir = Path(cfg.storage.data_dir) / "rules"
+
+    def manager_for(tenant: str, patterns: list[str], base: str | None = None) -> RuleManager:
+        query, write = io(tenant)
+        return RuleManager(
+            patterns, query=query, write=write, notify=notify,
+            default_interval_ms=parse_duration_ms(cfg.rules.evaluation_interval), check_expr=check_expr,
+            base_dir=base, state_dir=state_dir,
+            opts=EvalOptions(resend_delay_ms=parse_duration_ms(cfg.rules.resend_delay), external_url=external_url),
+            executor=executor)
+
+    manager = manager_for(cfg.tenancy.default_tenant,
+                          [p.strip() for p in cfg.rules.files.split(",") if p.strip()], base_dir)
     try:
         manager.load()
     except RuleFileError as e:
         raise ConfigError("rules.files: invalid rule files:\n" + "\n".join(e.errors)) from None
-    return manager
+    tenant_sets = TenantRuleSets(state_dir / "api", manager_for, check_expr)
+    tenant_sets.load()
+    return manager, tenant_sets
 
 
 def load_scrape_configs(cfg: Config) -> list[ScrapeConfig]:
@@ -244,18 +265,18 @@ def build(cfg: Config) -> Built:
     metrics.registry.register(GovernorCollector(query_governor))
     try:
         notifier = build_notifier(cfg, metrics)
-        rules = build_rules(cfg, store, ingestor, notifier.notify)
+        rules, tenant_rules = build_rules(cfg, store, ingestor, notifier.notify)
     except ConfigError:
         store.close()
         raise
-    metrics.registry.register(RulesCollector(rules))
+    metrics.registry.register(RulesCollector(lambda: [rules, *tenant_rules.all_managers()]))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant),
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
                                                                                      *make_alertmanager_routes(notifier)],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
     return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
-                 scraper=scraper, rules=rules, notifier=notifier)
+                 scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules)
 
 
 class _Server(uvicorn.Server):
@@ -357,6 +378,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         await built.notifier.start()
     if built.rules is not None:
         await built.rules.start()
+        if built.tenant_rules is not None:
+            await built.tenant_rules.start()
         rules_mgr = built.rules
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(
@@ -377,6 +400,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     await scraper.stop()
     if built.rules is not None:
         await built.rules.stop()
+        if built.tenant_rules is not None:
+            await built.tenant_rules.stop()
     if built.notifier is not None:
         await built.notifier.stop()
     if s.ingest_executor is not None:

@@ -114,6 +114,12 @@ def test_rules_in_a_real_server(tmp_path: Path) -> None:
         os.kill(cs.pid, signal.SIGHUP)
         assert _wait(lambda: len(_get(cs.url, "/api/v1/rules")["groups"]) == 2)
         assert _firing(cs.url)[0]["activeAt"] == active_at
+
+        # A group managed through the API: evaluated and recorded like the files' groups.
+        group = "name: api\ninterval: 1s\nrules:\n  - record: api:five\n    expr: vector(5)\n"
+        assert httpx.post(cs.url + "/api/v1/rules/team", content=group, timeout=10).status_code == 202
+        five = _wait(lambda: _get(cs.url, "/api/v1/query", query="api:five")["result"])
+        assert [r["value"][1] for r in five] == ["5"]
     finally:
         cs.stop()
 
@@ -122,5 +128,6 @@ def test_rules_in_a_real_server(tmp_path: Path) -> None:
     try:
         restored = _firing(cs.url)
         assert [(a["labels"]["alertname"], a["activeAt"]) for a in restored] == [("TooHot", active_at)]
+        assert [g["name"] for g in _get(cs.url, "/api/v1/rules")["groups"]] == ["e2e", "extra", "api"]
     finally:
         cs.stop()

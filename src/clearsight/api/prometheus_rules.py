@@ -1,7 +1,9 @@
 """Prometheus' rules API: ``GET /api/v1/rules`` (filters ``type``, ``rule_name[]``,
 ``rule_group[]`` (also ``group_name[]``), ``file[]``), ``GET /api/v1/alerts`` and, with
 ``server.enable_lifecycle``, ``POST /-/reload`` (re-reads the rule files; a bad file keeps the
-previous rules and answers 500 with the reasons). Rule files belong to the default tenant; other tenants see no rules."""
+previous rules and answers 500 with the reasons); the per-tenant rule group API
+(``make_rule_config_routes``). Rule files belong to the default tenant; every tenant also sees the
+groups it manages through the API."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from clearsight.api.common import ApiError, TenantOf, error_response, success
+from clearsight.api.common import ApiError, TenantOf, error_response, json_response, success
 from clearsight.rules.alerting import AlertingRule
 from clearsight.rules.group import Group
 from clearsight.rules.manager import RuleManager
+from clearsight.rules.model import RuleFileError
 from clearsight.rules.template import go_e
+from clearsight.rules.tenants import NotFound, TenantRuleSets
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -74,7 +78,14 @@ def groups_json(groups: list[Group], typ: str, names: set[str], group_names: set
     return out
 
 
-def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant: str) -> list[Route]:
+def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant: str,
+                      sets: TenantRuleSets | None = None) -> list[Route]:
+    def groups_of(tenant: str) -> list[Group]:
+        """Rule files (default tenant) and the tenant's API-managed groups."""
+        out = list(manager.groups) if tenant == default_tenant else []
+        m = sets.managers.get(tenant) if sets is not None else None
+        return out + (list(m.groups) if m is not None else [])
+
     async def rules(request: Request) -> Response:
         """Rule groups and their rules' state (Prometheus /api/v1/rules)."""
         try:
@@ -82,8 +93,7 @@ def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant:
             typ = q.get("type", "")
             if typ not in ("", "alert", "record"):
                 raise ApiError("bad_data", f'invalid parameter "type": not supported value "{typ}"')
-            tenant = tenant_of(request)
-            groups = manager.groups if tenant == default_tenant else []
+            groups = groups_of(tenant_of(request))
             data = groups_json(groups, typ, set(q.getlist("rule_name[]")),
                                set(q.getlist("rule_group[]")) | set(q.getlist("group_name[]")),
                                set(q.getlist("file[]")))
@@ -97,8 +107,7 @@ def make_rules_routes(manager: RuleManager, tenant_of: TenantOf, default_tenant:
             tenant = tenant_of(request)
         except ApiError as e:
             return error_response(e)
-        groups = manager.groups if tenant == default_tenant else []
-        out = [_alert_json(a) for g in groups for r in g.rules if isinstance(r, AlertingRule)
+        out = [_alert_json(a) for g in groups_of(tenant) for r in g.rules if isinstance(r, AlertingRule)
                for a in r.active_alerts()]
         return success({"alerts": out})
 
@@ -117,3 +126,52 @@ def make_reload_route(manager: RuleManager) -> Route:
         return PlainTextResponse("", status_code=200)
 
     return Route("/-/reload", reload, methods=["POST", "PUT"])
+
+
+def _bad(e: RuleFileError) -> Response:
+    return error_response(ApiError("bad_data", "\n".join(e.errors)))
+
+
+def make_rule_config_routes(sets: TenantRuleSets, tenant_of: TenantOf) -> list[Route]:
+    """Rule groups managed per tenant (the request's tenant), Mimir-ruler style:
+    ``GET|POST|PUT|DELETE /api/v1/rules/{namespace}`` and ``DELETE /api/v1/rules/{namespace}/{group}``.
+    Bodies are YAML or JSON; a bad body is 400 naming the group, rule and field, and writes nothing."""
+
+    async def namespace(request: Request) -> Response:
+        """Rule namespace of the tenant: GET its rule file, POST one group (added or replaced by
+        name), PUT the whole file, DELETE it."""
+        ns = request.path_params["namespace"]
+        try:
+            tenant = tenant_of(request)
+            if request.method == "GET":
+                return PlainTextResponse(sets.namespace(tenant, ns), media_type="application/yaml")
+            if request.method == "DELETE":
+                await sets.delete_namespace(tenant, ns)
+            else:
+                text = (await request.body()).decode("utf-8", "replace")
+                if request.method == "POST":
+                    await sets.set_group(tenant, ns, text)
+                else:
+                    await sets.put_namespace(tenant, ns, text)
+        except ApiError as e:
+            return error_response(e)
+        except RuleFileError as e:
+            return _bad(e)
+        except NotFound as e:
+            return error_response(ApiError("not_found", str(e)))
+        return json_response({"status": "success", "data": None}, 202)
+
+    async def group(request: Request) -> Response:
+        """Delete one rule group of a namespace."""
+        try:
+            await sets.delete_group(tenant_of(request), request.path_params["namespace"], request.path_params["group"])
+        except ApiError as e:
+            return error_response(e)
+        except RuleFileError as e:
+            return _bad(e)
+        except NotFound as e:
+            return error_response(ApiError("not_found", str(e)))
+        return json_response({"status": "success", "data": None}, 202)
+
+    return [Route("/api/v1/rules/{namespace}", namespace, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/api/v1/rules/{namespace}/{group}", group, methods=["DELETE"])]

@@ -55,6 +55,10 @@ class RuleManager:
         self._lock = asyncio.Lock()
         self._running = False
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 

@@ -3,7 +3,7 @@ missed iterations, evaluations and failures; alerts by state; whether the last r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -13,11 +13,12 @@ from clearsight.rules.manager import RuleManager
 
 
 class RulesCollector(Collector):
-    def __init__(self, manager: RuleManager) -> None:
-        self.manager = manager
+    def __init__(self, managers: Callable[[], list[RuleManager]]) -> None:
+        self.managers = managers
 
     def collect(self) -> Iterator[Metric]:
-        groups = list(self.manager.groups)
+        managers = self.managers()
+        groups = [g for m in managers for g in m.groups]
         lbl = ["rule_group"]
         last = GaugeMetricFamily("clearsight_rule_group_last_duration_seconds",
                                  "Duration of the last evaluation of the group.", labels=lbl)
@@ -53,4 +54,5 @@ class RulesCollector(Collector):
             alerts.add_metric([state], n)
         yield alerts
         yield GaugeMetricFamily("clearsight_rule_config_last_reload_successful",
-                                "1 when the last rule reload succeeded.", value=int(self.manager.last_reload_ok))
+                                "1 when the last rule reload succeeded.",
+                                value=int(all(m.last_reload_ok for m in managers)))

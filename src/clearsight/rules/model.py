@@ -91,8 +91,10 @@ def _clean(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in ("__line__", "__lines__")}
 
 
-def parse_rule_text(text: str, file: str, check_expr: ExprChecker | None = None) -> list[GroupSpec]:
-    """Parses one rule file's text; raises RuleFileError listing every problem."""
+def parse_rule_text(text: str, file: str, check_expr: ExprChecker | None = None,
+                    single_group: bool = False) -> list[GroupSpec]:
+    """Parses one rule file's text (with ``single_group``: the text is one group, as the API takes
+    it); raises RuleFileError listing every problem."""
     errors: list[str] = []
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
@@ -100,6 +102,10 @@ def parse_rule_text(text: str, file: str, check_expr: ExprChecker | None = None)
         mark = getattr(e, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else file
         raise RuleFileError([f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}"]) from None
+    if single_group:
+        if not isinstance(doc, dict):
+            raise RuleFileError([f"{file}:1: expected one rule group (a mapping with name and rules)"])
+        doc = {"groups": [doc], "__line__": 1, "__lines__": {"groups": 1}}
     if doc is None:
         return []
     if not isinstance(doc, dict):
