@@ -140,13 +140,15 @@ class AlertingRule:
 
     # ------------------------------------------------------------------ views
 
+    # Views copy ``active`` first (one C-level step under the GIL): the evaluation thread may be
+    # changing it while the API reads.
     def state(self) -> str:
-        states = {a.state for a in self.active.values()}
+        states = {a.state for a in list(self.active.values())}
         return FIRING if FIRING in states else PENDING if PENDING in states else INACTIVE
 
     def active_alerts(self) -> list[Alert]:
         """Pending and firing alerts (resolved ones kept for re-sending are left out)."""
-        return [a for a in self.active.values() if a.state != INACTIVE]
+        return [a for a in list(self.active.values()) if a.state != INACTIVE]
 
     def alerts_to_send(self, ts_ms: int, resend_delay_ms: int, interval_ms: int) -> list[dict[str, Any]]:
         """Alertmanager API v2 postable alerts that are due at ``ts_ms`` (Prometheus' sendAlerts)."""
