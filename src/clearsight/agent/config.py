@@ -62,6 +62,7 @@ class HostCollectorConfig:
     rootfs: str = "/"
     udev_data: str = "/run/udev/data"
     top_processes: int = 5
+    mount_timeout: str = "5s"
     mount_points_exclude: str = DEFAULT_MOUNT_POINTS_EXCLUDE
     fs_types_exclude: str = DEFAULT_FS_TYPES_EXCLUDE
     disk_device_exclude: str = DEFAULT_DISK_DEVICE_EXCLUDE
@@ -135,6 +136,7 @@ def _validate(cfg: AgentConfig) -> None:
                       ("shipper.backoff_max", cfg.shipper.backoff_max),
                       ("shipper.retry_after_max", cfg.shipper.retry_after_max),
                       ("collectors.host.interval", cfg.host.interval),
+                      ("collectors.host.mount_timeout", cfg.host.mount_timeout),
                       ("self_metrics.interval", cfg.self_metrics.interval)):
         try:
             if parse_duration_ms(text) <= 0:

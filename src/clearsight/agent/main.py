@@ -36,7 +36,8 @@ def build_agent(cfg: AgentConfig) -> Agent:
     if h.enabled:
         options = HostOptions(mount_points_exclude=h.mount_points_exclude, fs_types_exclude=h.fs_types_exclude,
                               disk_device_exclude=h.disk_device_exclude,
-                              netdev_device_exclude=h.netdev_device_exclude, top_processes=h.top_processes)
+                              netdev_device_exclude=h.netdev_device_exclude, top_processes=h.top_processes,
+                              mount_timeout=_seconds(h.mount_timeout))
         collectors.append((HostCollector(h.proc_root, h.sys_root, rootfs=h.rootfs, udev_data=h.udev_data,
                                          options=options), _seconds(h.interval)))
     buffer: Buffer

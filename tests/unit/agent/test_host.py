@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -230,3 +232,34 @@ def test_reads_the_real_host(name: str) -> None:
     assert by_name(s, name) and one(s, name) > 0
     assert {dict(k)["cpu"] for k in by_name(s, "node_cpu_seconds_total")} == {str(i) for i in range(len(
         [ln for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("cpu") and not ln.startswith("cpu ")]))}
+
+
+def test_a_hung_statvfs_marks_the_mount_stuck_until_it_returns() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def statvfs(path: str) -> FakeStatVfs:
+        if path == "/tmp":
+            entered.set()
+            release.wait()  # a dead NFS server
+        return fake_statvfs(path)
+
+    c = HostCollector(FIXTURES / "proc", FIXTURES / "sys", clock=Clock(0.0), statvfs=statvfs,
+                      udev_data=FIXTURES / "udev", options=HostOptions(mount_timeout=0.2), page_size=4096)
+    tmp = (("device", "tmpfs"), ("fstype", "tmpfs"), ("mountpoint", "/tmp"))
+    root = (("device", "/dev/sda1"), ("fstype", "ext4"), ("mountpoint", "/"))
+    s = c.collect()
+    assert entered.is_set()
+    assert by_name(s, "node_filesystem_device_error")[tmp] == 1
+    assert tmp not in by_name(s, "node_filesystem_size_bytes")
+    assert by_name(s, "node_filesystem_size_bytes")[root] == 4096000  # the other mounts still report
+    assert one(s, "node_load1") == 0.52
+    entered.clear()
+    s = c.collect()  # still stuck: not called again
+    assert not entered.is_set() and by_name(s, "node_filesystem_device_error")[tmp] == 1
+    release.set()
+    deadline = time.monotonic() + 30  # a guard against hanging, not a timing assertion
+    while by_name(c.collect(), "node_filesystem_device_error")[tmp] != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert by_name(c.collect(), "node_filesystem_size_bytes")[tmp] == 40960

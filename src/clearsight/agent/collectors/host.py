@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ class HostOptions:
     disk_device_exclude: str = DEFAULT_DISK_DEVICE_EXCLUDE
     netdev_device_exclude: str = DEFAULT_NETDEV_DEVICE_EXCLUDE
     top_processes: int = 5  # N for the top-N by CPU and by memory; 0 turns both off
+    mount_timeout: float = 5.0  # seconds; a statvfs slower than this marks the mount stuck (device_error 1)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class HostCollector:
             ("processes", self.processes),
         )
         self.errors: dict[str, int] = {}
+        self._stuck: set[str] = set()  # mount points whose statvfs has not returned yet
+        self._stuck_lock = threading.Lock()
 
     def collect(self) -> list[Sample]:
         """All families; a part that fails (unreadable file) is logged, counted in ``errors`` and skipped."""
@@ -238,8 +242,10 @@ class HostCollector:
             seen.add(key)
             labels = {"device": device, "mountpoint": mountpoint, "fstype": fstype}
             try:
-                st = self.statvfs(os.path.join(self.rootfs, mountpoint.lstrip("/")))
+                st = self._statvfs(os.path.join(self.rootfs, mountpoint.lstrip("/")))
             except OSError:
+                st = None
+            if st is None:
                 yield sample("node_filesystem_device_error", 1, **labels)
                 continue
             yield sample("node_filesystem_device_error", 0, **labels)
@@ -249,6 +255,38 @@ class HostCollector:
             yield sample("node_filesystem_files", float(st.f_files), **labels)
             yield sample("node_filesystem_files_free", float(st.f_ffree), **labels)
             yield sample("node_filesystem_readonly", 1.0 if "ro" in options.split(",") else 0.0, **labels)
+
+    def _statvfs(self, path: str) -> StatVfs | None:
+        """``statvfs`` on its own thread: None when it takes longer than ``mount_timeout`` (a dead NFS
+        server). Such a mount is skipped (device_error 1) until that call returns, as node_exporter does."""
+        with self._stuck_lock:
+            if path in self._stuck:
+                return None
+        done = threading.Event()
+        result: list[StatVfs] = []
+        error: list[OSError] = []
+
+        def call() -> None:
+            try:
+                result.append(self.statvfs(path))
+            except OSError as e:
+                error.append(e)
+            finally:
+                with self._stuck_lock:
+                    self._stuck.discard(path)
+                    done.set()
+
+        threading.Thread(target=call, name="clearsight-agent-statvfs", daemon=True).start()
+        if not done.wait(self.options.mount_timeout):
+            with self._stuck_lock:
+                if not done.is_set():
+                    self._stuck.add(path)
+                    log.warning("statvfs(%s) did not return within %gs: the mount is marked stuck until it does",
+                                path, self.options.mount_timeout)
+                    return None
+        if error:
+            raise error[0]
+        return result[0]
 
     # -- /proc/diskstats (+ udev data for node_disk_info) -----------------------------------------
     def diskstats(self) -> Iterator[Sample]:
