@@ -483,12 +483,13 @@ def _lite_class(name: str) -> type[Message]:
 #
 # upb holds the GIL while it parses, 25-100 ns per message: 6 MB of 3 million empty data points
 # would stall every other thread (the event loop included) for 0.2-0.6 s. Bodies over
-# ``_SLICE_ABOVE`` decompressed bytes are first parsed with a "shallow" schema in which each
-# metric's data (gauge, sum, ...) stays raw bytes (a copy, not a parse). A metric's data up to
-# ``_SLICE_ABOVE`` bytes is then parsed at once; a larger one is cut, by a walk over its top-level
-# entries in Python (which lets other threads run), into slices of at most ``_SLICE_ABOVE`` bytes of
-# data points, parsed one at a time while they are converted. The walk stops counting past
-# ``max_samples_per_request`` points, so the point limit fails such a request before any parse.
+# ``_SLICE_ABOVE`` decompressed bytes are first parsed with a "shallow" schema in which each metric
+# stays raw bytes (a copy, not a parse). A metric up to ``_SLICE_ABOVE`` bytes is then parsed at
+# once; a larger one has its top-level fields walked in Python (which lets other threads run) and
+# its data points cut into slices of at most ``_SLICE_ABOVE`` bytes, parsed one at a time while they
+# are converted. The walk stops counting past ``max_samples_per_request`` points, so the point
+# limit fails such a request before any point is parsed. Protobuf's merge rules are kept: the
+# occurrences of a metric's data field merge, the last oneof member on the wire wins.
 
 _SLICE_ABOVE = 1 << 20
 _DATA_KINDS = {"gauge": "Gauge", "sum": "Sum", "histogram": "Histogram",
@@ -497,7 +498,7 @@ _SHALLOW_SCHEMA = [
     (
         name,
         [
-            (f, n, _F.TYPE_BYTES, rep, "", o) if name == "Metric" and f in _DATA_KINDS else (f, n, t, rep, tn, o)
+            (f, n, _F.TYPE_BYTES, rep, "", o) if name == "ScopeMetrics" and f == "metrics" else (f, n, t, rep, tn, o)
             for f, n, t, rep, tn, o in fields
         ],
         oneofs,
@@ -508,6 +509,8 @@ ShallowExportMetricsServiceRequest = _lite_request_class(
     "clearsight/ingest/otlp_metrics_shallow.proto", "clearsight.otlp_metrics_shallow", _SHALLOW_SCHEMA
 )
 _CONTAINERS = {kind: _lite_class(name) for kind, name in _DATA_KINDS.items()}
+_KIND_OF_FIELD = {5: "gauge", 7: "sum", 9: "histogram", 10: "exponential_histogram", 11: "summary"}
+LiteMetric = _lite_class("Metric")
 _MALFORMED = "cannot parse protobuf ExportMetricsServiceRequest: malformed data points"
 
 
@@ -611,28 +614,73 @@ class _SlicedData:
         return getattr(self._head, name)
 
 
-class _ShallowMetric:
-    """A shallow-parsed Metric that reads like a lite one."""
+def _entries(blob: bytes) -> Any:
+    """(field number, wire type, entry start, payload start, end) of each top-level field."""
+    pos, end = 0, len(blob)
+    while pos < end:
+        entry = pos
+        key, pos = _read_varint(blob, pos)
+        wire = key & 7
+        start = pos
+        if wire == 2:
+            size, start = _read_varint(blob, pos)
+            pos = start + size
+        elif wire == 0:
+            _, pos = _read_varint(blob, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise InvalidInput(_MALFORMED)
+        if pos > end:
+            raise InvalidInput(_MALFORMED)
+        yield key >> 3, wire, entry, start, pos
 
-    def __init__(self, metric: Any, max_points: int) -> None:
-        self._metric = metric
-        self._max_points = max_points
-        self._data: dict[str, Any] = {}
+
+class _BigMetric:
+    """A Metric over ``_SLICE_ABOVE`` bytes that reads like a lite one: its top-level fields are
+    walked in Python; the data (gauge, sum, ...: a oneof, so the last kind on the wire wins and the
+    occurrences of that kind since the last other kind merge) is kept raw and its points sliced."""
+
+    def __init__(self, raw: bytes, max_points: int) -> None:
+        head: list[bytes] = []
+        kind: str | None = None
+        parts: list[bytes] = []
+        for number, wire, entry, start, end in _entries(raw):
+            k = _KIND_OF_FIELD.get(number) if wire == 2 else None
+            if k is None:
+                head.append(raw[entry:end])
+                continue
+            if k != kind:
+                kind, parts = k, []
+            parts.append(raw[start:end])
+        self._head = _parse_container(LiteMetric, b"".join(head))
+        self._kind = kind
+        self._data: Any = None
+        if kind is not None:
+            container = _CONTAINERS[kind]
+            blob = b"".join(parts)
+            if len(blob) <= _SLICE_ABOVE:
+                self._data = _parse_container(container, blob)
+            else:
+                rest, slices, n = _split_points(blob, max_points)
+                self._data = _SlicedData(_parse_container(container, rest), _SlicedPoints(container, slices, n))
+
+    def WhichOneof(self, name: str) -> str | None:
+        return self._kind if name == "data" else self._head.WhichOneof(name)
 
     def __getattr__(self, name: str) -> Any:
-        container = _CONTAINERS.get(name)
-        if container is None:
-            return getattr(self._metric, name)
-        data = self._data.get(name)
-        if data is None:
-            blob: bytes = getattr(self._metric, name)
-            if len(blob) <= _SLICE_ABOVE:
-                data = _parse_container(container, blob)
-            else:
-                head, slices, n = _split_points(blob, self._max_points)
-                data = _SlicedData(_parse_container(container, head), _SlicedPoints(container, slices, n))
-            self._data[name] = data
-        return data
+        if name == self._kind:
+            return self._data
+        return getattr(self._head, name)
+
+
+def _metric_of(raw: bytes, max_points: int) -> Any:
+    """A raw Metric from the shallow parse, parsed (at once when small, see ``_BigMetric``)."""
+    if len(raw) <= _SLICE_ABOVE:
+        return _parse_container(LiteMetric, raw)
+    return _BigMetric(raw, max_points)
 
 
 # --- memoized series keys ----------------------------------------------------------------------
@@ -835,7 +883,7 @@ def convert_protobuf(
         shallow = parse_message(data, "protobuf", ShallowExportMetricsServiceRequest)
         cap = limits.max_samples_per_request
         return _convert(shallow, limits=limits, now_ms=now_ms, options=options,
-                        wrap=lambda m: _ShallowMetric(m, cap))
+                        wrap=lambda m: _metric_of(m, cap))
     req = parse_message(data, "protobuf", LiteExportMetricsServiceRequest)
     return _convert(req, limits=limits, now_ms=now_ms, options=options)
 
