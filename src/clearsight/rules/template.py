@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import functools
 import html as _html
 import math
 import re
@@ -451,7 +452,8 @@ def base_functions() -> dict[str, Callable[..., Any]]:
     }
 
 
-FUNCTION_NAMES = frozenset(base_functions())
+_BASE_FUNCTIONS = base_functions()
+FUNCTION_NAMES = frozenset(_BASE_FUNCTIONS)
 
 # ---------------------------------------------------------------- lexer and parser
 
@@ -741,11 +743,8 @@ class _Exec:
             elif n.kind == "range":
                 assert n.pipe is not None
                 self.vars.append({})
-                decl, n.pipe.decl = n.pipe.decl, []
-                try:
-                    v = self.pipe(n.pipe, dot)
-                finally:
-                    n.pipe.decl = decl
+                decl = n.pipe.decl
+                v = self.pipe(n.pipe, dot, declare=False)  # range's variables are per element
                 items: list[tuple[Any, Any]]
                 if isinstance(v, dict):
                     items = sorted(v.items())
@@ -768,11 +767,11 @@ class _Exec:
                     self.run(n.body, e)
                 self.vars.pop()
 
-    def pipe(self, p: _Pipe, dot: Any) -> Any:
+    def pipe(self, p: _Pipe, dot: Any, declare: bool = True) -> Any:
         val: Any = None
         for i, cmd in enumerate(p.cmds):
             val = self.command(cmd, dot, val, i > 0)
-        for name in p.decl[-1:]:
+        for name in p.decl[-1:] if declare else ():
             self.set_var(name, val, not p.assign)
         return val
 
@@ -845,8 +844,8 @@ def expand(src: str, data: TemplateData, query: QueryFunc | None = None, time_ms
     Raises TemplateError (callers turn it into ``<error expanding template: ...>``)."""
     if "{{" not in src:
         return src
-    nodes = parse(src, name)
-    funcs = base_functions()
+    nodes = _parse_cached(src, name)
+    funcs = dict(_BASE_FUNCTIONS)
 
     def run_query(q: Any) -> list[TemplateSample]:
         if query is None:
@@ -869,6 +868,12 @@ def expand(src: str, data: TemplateData, query: QueryFunc | None = None, time_ms
 
 def _template_sample(s: Sample) -> TemplateSample:
     return TemplateSample(Labels=dict(s.labels), Value=s.value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_cached(src: str, name: str) -> list[_Node]:
+    """Templates are parsed once (the trees are never changed while executing)."""
+    return parse(src, name)
 
 
 def check(src: str, name: str) -> None:
