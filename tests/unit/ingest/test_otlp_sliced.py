@@ -130,6 +130,13 @@ def test_fields_among_the_points_keep_last_value_wins(slice_above: int, monkeypa
 def test_sliced_equals_one_parse_random(kinds: list[str], n: int, slice_above: int, temporality: int,
                                         data: st.DataObject) -> None:
     body = bytearray(request(kinds, n, temporality))
+    if data.draw(st.booleans()):  # through JSON: json_to_wire writes each metric's data in two occurrences
+        from google.protobuf import json_format
+
+        from clearsight.ingest.otlp_json import json_to_wire
+
+        body = bytearray(json_to_wire(json_format.MessageToJson(
+            ExportMetricsServiceRequest.FromString(bytes(body))).encode()))
     if data.draw(st.booleans()):  # damage a byte: both paths must agree on the result or the error kind
         pos = data.draw(st.integers(0, len(body) - 1))
         body[pos] = data.draw(st.integers(0, 255))
