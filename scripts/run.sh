@@ -2,11 +2,26 @@
 # `make run`: the server in the foreground on ./data; once it is ready, a local agent ships this
 # host's metrics to it (instance = this host's name, job = node). The agent stops when the server
 # stops (Ctrl-C stops both). AGENT=0 runs the server alone; AGENT_ARGS are passed to `clearsight agent`;
-# AGENT_URL must name the server when ARGS move it (--listen).
+# AGENT_URL names the server when a config file moves it (a --listen in ARGS is followed).
 set -u
 PY=${PY:-.venv/bin/python}
 AGENT=${AGENT:-1}
-AGENT_URL=${AGENT_URL:-http://127.0.0.1:9800}
+# the server's address: AGENT_URL, else a --listen in the arguments, else the default
+listen=""
+prev=""
+for arg in "$@"; do
+  case "$arg" in
+    --listen=*) listen=${arg#--listen=} ;;
+    *) [ "$prev" = "--listen" ] && listen=$arg ;;
+  esac
+  prev=$arg
+done
+if [ -n "$listen" ]; then
+  host=${listen%:*}
+  case "$host" in ""|0.0.0.0|"[::]"|::) host=127.0.0.1 ;; esac
+  listen="$host:${listen##*:}"
+fi
+AGENT_URL=${AGENT_URL:-http://${listen:-127.0.0.1:9800}}
 AGENT_ARGS=${AGENT_ARGS:-}
 
 "$PY" -m clearsight server --data-dir ./data "$@" &
