@@ -96,8 +96,12 @@ def test_tenants_are_isolated(client: TestClient) -> None:
         (b"not snappy at all", RW_HEADERS, 400, "snappy"),
         (snappy(b"\xff\xff\xff"), RW_HEADERS, 400, "truncated varint in WriteRequest at byte 0"),
         (encode_snappy(WriteRequest([])), {**RW_HEADERS, "Content-Type": "application/json"}, 415, "content-type"),
+        (snappy(b"\x22\x01a"),  # remote-write 2.0 whose symbols[0] is "a"
+         {**RW_HEADERS, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, 400,
+         "symbols[0] must be the empty string"),
         (encode_snappy(WriteRequest([])),
-         {**RW_HEADERS, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, 415, "2.0"),
+         {**RW_HEADERS, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"}, 415,
+         "expected prometheus.WriteRequest"),
     ],
 )
 def test_bad_requests_are_rejected_with_reason(client: TestClient, body: bytes, headers: dict[str, str],

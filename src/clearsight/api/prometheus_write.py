@@ -1,7 +1,9 @@
-"""``POST /api/v1/write``: Prometheus remote-write 1.0 receiver.
+"""``POST /api/v1/write``: Prometheus remote-write 1.0 and 2.0 receiver, chosen by Content-Type
+(``application/x-protobuf;proto=io.prometheus.write.v2.Request`` is 2.0, the rest goes to 1.0's checks).
+2.0 answers carry the ``X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`` headers.
 
 204 on success (after commit); 400 for malformed input (clients do not retry); 413 oversize;
-415 for a missing Content-Type, remote-write 2.0 and unknown content types (checked before the body
+415 for a missing Content-Type and unknown content types (checked before the body
 is read: a browser cannot send application/x-protobuf without a CORS preflight); 429/503 with
 Retry-After when overloaded.
 400 naming the count when samples were older than the out-of-order window (the rest is committed).
@@ -21,6 +23,7 @@ from starlette.responses import Response
 
 from clearsight.api.common import TenantOf, ingest_error_response, read_body
 from clearsight.ingest.remote_write import check_content_type, decode_write_request
+from clearsight.ingest.remote_write2 import decode_write_request_v2, is_v2_content_type
 from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.errors import IngestError, UnsupportedMediaType
 from clearsight.pipeline.ingestor import MetricsIngestor
@@ -39,16 +42,19 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
     use; the loop's default executor when None), never on the event loop."""
 
     async def remote_write(request: Request) -> Response:
+        v2 = False
         try:
             tenant = tenant_of(request)
             content_type = request.headers.get("content-type")
             if not (content_type or "").strip():
                 # Prometheus always sends it; a browser cannot send it without a CORS preflight.
                 raise UnsupportedMediaType("missing Content-Type: remote-write 1.0 expects 'application/x-protobuf'")
-            check_content_type(content_type)  # 415 before the body is read
+            v2 = is_v2_content_type(content_type)
+            if not v2:
+                check_content_type(content_type)  # 415 before the body is read
             body = await read_body(request, limits.max_body_bytes)
             decode = functools.partial(
-                decode_write_request, body,
+                decode_write_request_v2 if v2 else decode_write_request, body,
                 content_encoding=request.headers.get("content-encoding"),
                 content_type=content_type, limits=limits)
 
@@ -65,7 +71,10 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
             metrics.requests.labels(PROTOCOL, str(e.status)).inc()
             if e.status >= 500 or e.status == 429:
                 log.warning("remote write rejected: %s", e.message)
-            return ingest_error_response(e)
+            resp = ingest_error_response(e)
+            if v2:
+                resp.headers.update(_written(0))
+            return resp
         metrics.samples_ingested.labels(PROTOCOL).inc(result.samples_written)
         metrics.series_ingested.labels(PROTOCOL).inc(batch.num_series)
         if batch.exemplars_dropped:
@@ -78,8 +87,16 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
             metrics.requests.labels(PROTOCOL, "400").inc()
             return Response(f"out of bounds: {result.out_of_bounds} sample(s) older than the out-of-order window "
                             f"were dropped; the other {result.samples_written} sample(s) were written\n",
-                            status_code=400, media_type="text/plain; charset=utf-8")
+                            status_code=400, media_type="text/plain; charset=utf-8",
+                            headers=_written(result.samples_written) if v2 else None)
         metrics.requests.labels(PROTOCOL, "204").inc()
-        return Response(status_code=204)
+        return Response(status_code=204, headers=_written(result.samples_written) if v2 else None)
 
     return remote_write
+
+
+def _written(samples: int) -> dict[str, str]:
+    """Remote-write 2.0's response headers: native histograms and exemplars are not stored yet."""
+    return {"X-Prometheus-Remote-Write-Samples-Written": str(samples),
+            "X-Prometheus-Remote-Write-Histograms-Written": "0",
+            "X-Prometheus-Remote-Write-Exemplars-Written": "0"}
