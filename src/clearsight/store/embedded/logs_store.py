@@ -1,0 +1,674 @@
+"""The embedded log store: ``logs.duckdb`` in the data directory, one table per UTC day.
+
+Write path: ``append`` queues ``(tenant, batch, future)`` on the storage kernel's
+``GroupCommitWriter``; the writer thread drains everything queued, resolves stream ids (a dict
+lookup per stream; new streams get the next id), enforces the per-tenant stream limit, turns all
+drained batches into one Arrow table, inserts each UTC day's rows into its ``logs_YYYYMMDD`` table,
+commits once and only then resolves the futures (acknowledged = durable across ``kill -9``).
+
+Read path: stream matchers are resolved against the in-memory label index (``index.TenantIndex``,
+as for metric series) and the per-stream min/max timestamps; only the day tables the time range
+covers are queried, newest first for ``backward`` (oldest first for ``forward``) with ``ORDER BY ts
+LIMIT`` per day, stopping once ``limit`` entries are found. Line filters become SQL predicates
+(``contains``, ``regexp_matches``: vectorised in DuckDB, no Python per line).
+
+Retention drops whole day tables inside a kernel ``Publication`` (reads that overlap it retry).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clearsight.model.labels import Labels, make_labels
+from clearsight.model.logs import SPAN_ID_BYTES, TRACE_ID_BYTES, LogBatch
+from clearsight.model.matchers import Matcher
+from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
+from clearsight.store.embedded.logs_schema import (
+    DAY_NS,
+    DDL,
+    LOGS_DB_FILE,
+    LOGS_SCHEMA_VERSION,
+    PARTITION_COLUMNS,
+    PARTITION_PREFIX,
+    day_of,
+    day_of_partition,
+    partition_name,
+)
+from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed, StoreError
+from clearsight.store.kernel.publication import Publication, Retry
+from clearsight.store.kernel.writer import Command, GroupCommitWriter
+from clearsight.store.logs_interface import Direction, LineFilter, LogAppendResult, LogStoreStats
+
+log = logging.getLogger(__name__)
+
+_NO_MAX = -(2**62)
+_NO_MIN = 2**62
+_INLINE_IDS = 512  # stream id sets up to this size are written into the SQL; larger ones are joined
+_COLUMNS = "ts, stream_id, severity, severity_text, body, attr_keys, attr_values, trace_id, span_id, resource_id"
+_ZERO_TRACE = bytes(TRACE_ID_BYTES)
+_ZERO_SPAN = bytes(SPAN_ID_BYTES)
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    return tuple(rows[0]) if rows else ()
+
+
+@dataclass
+class _Append:
+    tenant: str
+    batch: LogBatch
+    future: concurrent.futures.Future[LogAppendResult]
+
+
+class EmbeddedLogStore:
+    """``store.logs_interface.LogStore`` on ``data_dir/logs.duckdb``.
+
+    - ``retention_ns``: ``apply_retention(now)`` drops the day tables whose every entry is older
+      than ``now - retention_ns`` (so up to one extra day is kept).
+    - ``max_streams_per_tenant``: a batch that would create more streams than this for its tenant
+      is rejected whole (``LimitExceeded``); 0 disables the limit.
+    - ``queue_max_batches``: ``append`` raises ``Overloaded`` when this many batches wait.
+    - ``duckdb_threads`` / ``duckdb_memory_limit``: DuckDB settings (None keeps its defaults).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        retention_ns: int = 7 * DAY_NS,
+        max_streams_per_tenant: int = 0,
+        queue_max_batches: int = 256,
+        duckdb_threads: int | None = None,
+        duckdb_memory_limit: str | None = None,
+        wal_checkpoint_threshold: str = "64MB",
+    ) -> None:
+        if retention_ns <= 0:
+            raise ValueError("retention_ns must be positive")
+        if queue_max_batches <= 0:
+            raise ValueError("queue_max_batches must be positive")
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / LOGS_DB_FILE
+        self.retention_ns = retention_ns
+        self.max_streams_per_tenant = max_streams_per_tenant
+        config: dict[str, Any] = {"checkpoint_threshold": wal_checkpoint_threshold}
+        if duckdb_threads is not None:
+            config["threads"] = duckdb_threads
+        if duckdb_memory_limit is not None:
+            config["memory_limit"] = duckdb_memory_limit
+        self._root = duckdb.connect(str(self.path), config=config)
+        self._root_lock = threading.Lock()
+        self._cursor_pool: list[duckdb.DuckDBPyConnection] = []
+        self._wcon = self._root.cursor()
+        self._pub = Publication()
+
+        # Stream and partition state: written by the writer thread after commit, read under _lock.
+        self._lock = threading.RLock()
+        self._index: dict[str, TenantIndex] = {}
+        self._labels: list[Labels] = [()]  # by stream id; id 0 is never used
+        self._canon: dict[str, dict[Labels, int]] = {}
+        self._min_ts = np.full(1024, _NO_MIN, dtype=np.int64)
+        self._max_ts = np.full(1024, _NO_MAX, dtype=np.int64)
+        self._days: dict[int, int] = {}  # day number -> rows in its table
+        self._resources: dict[Labels, int] = {(): 0}  # writer only
+        self._res_labels: list[Labels] = [()]
+        self._next_stream = 1
+
+        self._stats = LogStoreStats()
+        self._writer: GroupCommitWriter[_Append] = GroupCommitWriter(
+            "clearsight-logs-writer", self._run, queue_max=queue_max_batches,
+            retry_after=self._retry_after, on_close=self._writer_done, what="log store")
+        self._closed = False
+        self._close_lock = threading.Lock()
+        try:
+            self._init_schema()
+            self._load_state()
+        except BaseException:
+            self._wcon.close()
+            self._root.close()
+            raise
+        self._writer.start()
+
+    # --- setup -----------------------------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        con = self._wcon
+        con.execute("BEGIN TRANSACTION")
+        for stmt in DDL:
+            con.execute(stmt)
+        row = _one(con, "SELECT value FROM logs_meta WHERE key = 'schema_version'")
+        if not row:
+            con.execute("INSERT INTO logs_meta VALUES ('schema_version', ?)", [str(LOGS_SCHEMA_VERSION)])
+        con.execute("COMMIT")
+        if row and int(row[0]) != LOGS_SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: log schema version {row[0]}, this build reads {LOGS_SCHEMA_VERSION}")
+
+    def _partition_days(self) -> list[int]:
+        names = self._wcon.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND starts_with(table_name, ?)",
+            [PARTITION_PREFIX]).fetchall()
+        days = [day_of_partition(n) for (n,) in names]
+        return sorted(d for d in days if d is not None)
+
+    def _load_state(self) -> None:
+        """(Re)builds every in-memory structure from the database."""
+        con = self._wcon
+        with self._lock:
+            self._index, self._canon = {}, {}
+            top_row = _one(con, "SELECT coalesce(max(stream_id), 0) FROM log_streams")
+            top = int(top_row[0]) if top_row else 0
+            self._labels = [()] * (top + 1)
+            self._next_stream = top + 1
+            for sid, tenant, text in con.execute(
+                    "SELECT stream_id, tenant, labels FROM log_streams ORDER BY stream_id").fetchall():
+                labels = make_labels(orjson.loads(text))
+                self._labels[sid] = labels
+                self._canon.setdefault(tenant, {})[labels] = sid
+                self._index.setdefault(tenant, TenantIndex()).add(sid, labels)
+            self._resources, self._res_labels = {(): 0}, [()]
+            rows = con.execute("SELECT resource_id, attrs FROM log_resources ORDER BY resource_id").fetchall()
+            self._res_labels = [()] * ((rows[-1][0] if rows else 0) + 1)
+            for rid, text in rows:
+                labels = make_labels(orjson.loads(text))
+                self._resources[labels] = rid
+                self._res_labels[rid] = labels
+            self._days = {}
+            for day in self._partition_days():
+                n = _one(con, f"SELECT count(*) FROM {partition_name(day)}")
+                self._days[day] = int(n[0])
+            self._min_ts, self._max_ts = self._stream_bounds(max(1024, top + 1))
+
+    def _stream_bounds(self, cap: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        lo = np.full(cap, _NO_MIN, dtype=np.int64)
+        hi = np.full(cap, _NO_MAX, dtype=np.int64)
+        for day in self._days:
+            mm = self._wcon.execute(
+                f"SELECT stream_id, min(ts) AS lo, max(ts) AS hi FROM {partition_name(day)} GROUP BY stream_id"
+            ).fetchnumpy()
+            ids = np.asarray(mm["stream_id"], dtype=np.int64)
+            np.minimum.at(lo, ids, np.asarray(mm["lo"], dtype=np.int64))
+            np.maximum.at(hi, ids, np.asarray(mm["hi"], dtype=np.int64))
+        return lo, hi
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def append(self, tenant: str, batch: LogBatch) -> concurrent.futures.Future[LogAppendResult]:
+        fut: concurrent.futures.Future[LogAppendResult] = concurrent.futures.Future()
+        if not isinstance(tenant, str) or not tenant:
+            self._writer.command("barrier")  # raises StoreClosed like an append would
+            fut.set_exception(InvalidBatch("tenant must be a non-empty string"))
+            return fut
+        self._writer.submit(_Append(tenant, batch, fut))
+        return fut
+
+    def _retry_after(self, queued: int) -> float:
+        s = self._stats
+        avg = s.commit_seconds_sum / s.commits_total if s.commits_total else 0.1
+        return float(min(30.0, max(1.0, avg * queued)))
+
+    def flush(self) -> None:
+        self._writer.command("flush").result()
+
+    def sync(self) -> None:
+        """Waits until everything queued before the call is committed (tests, benchmarks)."""
+        self._writer.command("barrier").result()
+
+    def apply_retention(self, now_ns: int) -> int:
+        removed: int = self._writer.command("retention", now_ns - self.retention_ns).result()
+        return removed
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._writer.close()
+            with self._root_lock:
+                for cur in self._cursor_pool:
+                    cur.close()
+                self._cursor_pool.clear()
+                self._root.close()
+            self._closed = True
+
+    def __enter__(self) -> EmbeddedLogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the writer thread -----------------------------------------------------------------------
+
+    def _writer_done(self) -> None:
+        self._wcon.execute("CHECKPOINT")
+        self._wcon.close()
+
+    def _run(self, items: list[_Append | Command]) -> None:
+        group: list[_Append] = []
+        for it in items:
+            if isinstance(it, _Append):
+                group.append(it)
+                continue
+            if group:
+                self._commit_group(group)
+                group = []
+            try:
+                if it.kind == "flush":
+                    self._wcon.execute("CHECKPOINT")
+                    it.future.set_result(None)
+                elif it.kind == "retention":
+                    it.future.set_result(self._retention(int(it.arg)))
+                else:
+                    it.future.set_result(None)
+            except Exception as e:
+                it.future.set_exception(e)
+        if group:
+            self._commit_group(group)
+
+    def _check_batch(self, batch: LogBatch) -> None:
+        try:
+            batch.check()
+        except (ValueError, AttributeError, TypeError, IndexError) as e:
+            raise InvalidBatch(str(e)) from None
+        if len(batch) and int(batch.timestamps.min()) < 0:
+            raise InvalidBatch("log entry timestamps before 1970-01-01 cannot be stored")
+
+    def _commit_group(self, group: list[_Append]) -> None:
+        t0 = time.perf_counter()
+        errors: dict[int, BaseException] = {}
+        new_streams: list[tuple[int, str, Labels]] = []
+        pending: dict[tuple[str, Labels], int] = {}
+        new_res: list[tuple[int, Labels]] = []
+        pending_res: dict[Labels, int] = {}
+        parts: list[tuple[int, LogBatch, npt.NDArray[np.uint32], npt.NDArray[np.uint32]]] = []
+        next_stream = self._next_stream
+        created_by: dict[int, int] = {}
+        for k, req in enumerate(group):
+            try:
+                self._check_batch(req.batch)
+                canon = self._canon.get(req.tenant, {})
+                sids = np.empty(len(req.batch.streams), dtype=np.uint32)
+                fresh: list[tuple[int, Labels]] = []
+                for i, labels in enumerate(req.batch.streams):
+                    sid = canon.get(labels) or pending.get((req.tenant, labels))
+                    if sid is None:
+                        fresh.append((i, labels))
+                    else:
+                        sids[i] = sid
+                if fresh and self.max_streams_per_tenant:
+                    have = len(canon) + sum(1 for t, _ in pending if t == req.tenant)
+                    if have + len(fresh) > self.max_streams_per_tenant:
+                        raise LimitExceeded(
+                            "max_streams_per_tenant",
+                            f"tenant {req.tenant!r} would have {have + len(fresh)} log streams, over the limit "
+                            f"of {self.max_streams_per_tenant} (logs.max_streams_per_tenant)")
+                for i, labels in fresh:
+                    sids[i] = next_stream
+                    pending[(req.tenant, labels)] = next_stream
+                    new_streams.append((next_stream, req.tenant, labels))
+                    next_stream += 1
+                created_by[k] = len(fresh)
+                rids = np.empty(len(req.batch.resources), dtype=np.uint32)
+                for i, labels in enumerate(req.batch.resources):
+                    rid = self._resources.get(labels)
+                    if rid is None:
+                        rid = pending_res.get(labels)
+                    if rid is None:
+                        rid = pending_res[labels] = len(self._res_labels) + len(new_res)
+                        new_res.append((rid, labels))
+                    rids[i] = rid
+                parts.append((k, req.batch, sids, rids))
+            except StoreError as e:
+                errors[k] = e
+        written = 0
+        try:
+            table = _arrow_of(parts) if parts else None
+            days: dict[int, int] = {}
+            self._wcon.execute("BEGIN TRANSACTION")
+            if new_streams:
+                self._wcon.executemany("INSERT INTO log_streams VALUES (?, ?, ?)",
+                                       [[sid, t, orjson.dumps(list(lbl)).decode()] for sid, t, lbl in new_streams])
+            if new_res:
+                self._wcon.executemany("INSERT INTO log_resources VALUES (?, ?)",
+                                       [[rid, orjson.dumps(list(lbl)).decode()] for rid, lbl in new_res])
+            if table is not None and table.num_rows:
+                day_col = np.asarray(table.column("ts").to_numpy()) // DAY_NS
+                for day in np.unique(day_col).tolist():
+                    sel = np.flatnonzero(day_col == day)
+                    part = table.take(pa.array(sel)) if sel.size != table.num_rows else table
+                    name = partition_name(int(day))
+                    if int(day) not in self._days:
+                        self._wcon.execute(f"CREATE TABLE IF NOT EXISTS {name} {PARTITION_COLUMNS}")
+                    self._wcon.register("_clearsight_logs", part)
+                    try:
+                        self._wcon.execute(f"INSERT INTO {name} SELECT {_COLUMNS} FROM _clearsight_logs")
+                    finally:
+                        self._wcon.unregister("_clearsight_logs")
+                    days[int(day)] = int(sel.size)
+                written = table.num_rows
+            self._wcon.execute("COMMIT")
+        except Exception as e:
+            log.exception("log group commit failed; rolling back")
+            with contextlib.suppress(duckdb.Error):
+                self._wcon.execute("ROLLBACK")
+            self._load_state()
+            err = StoreError(f"commit failed: {e}")
+            for k in range(len(group)):
+                errors.setdefault(k, err)
+            parts = []
+            written = 0
+        else:
+            self._publish(new_streams, new_res, days, parts, next_stream)
+        st = self._stats
+        st.commits_total += 1
+        st.commit_seconds_sum += time.perf_counter() - t0
+        st.entries_written_total += written
+        results: dict[int, LogAppendResult] = {}
+        for k, batch, _sids, _rids in parts:
+            nbytes = batch.body_bytes
+            st.bytes_written_total += nbytes
+            results[k] = LogAppendResult(entries_written=len(batch), streams_created=created_by.get(k, 0),
+                                         bytes_written=nbytes)
+        for k, req in enumerate(group):
+            if k in errors:
+                req.future.set_exception(errors[k])
+            else:
+                req.future.set_result(results[k])
+
+    def _publish(self, new_streams: list[tuple[int, str, Labels]], new_res: list[tuple[int, Labels]],
+                 days: dict[int, int], parts: list[tuple[int, LogBatch, npt.NDArray[np.uint32],
+                                                          npt.NDArray[np.uint32]]], next_stream: int) -> None:
+        """The committed group's effect on the in-memory state (after COMMIT)."""
+        for rid, labels in new_res:
+            self._resources[labels] = rid
+            self._res_labels.append(labels)
+        with self._lock:
+            if next_stream > self._min_ts.shape[0]:
+                cap = max(next_stream, 2 * self._min_ts.shape[0])
+                lo = np.full(cap, _NO_MIN, dtype=np.int64)
+                hi = np.full(cap, _NO_MAX, dtype=np.int64)
+                lo[: self._min_ts.shape[0]] = self._min_ts
+                hi[: self._max_ts.shape[0]] = self._max_ts
+                self._min_ts, self._max_ts = lo, hi
+            for sid, tenant, labels in new_streams:
+                self._labels.append(labels)
+                self._canon.setdefault(tenant, {})[labels] = sid
+                self._index.setdefault(tenant, TenantIndex()).add(sid, labels)
+            self._next_stream = next_stream
+            for _k, batch, sids, _rids in parts:
+                if not len(batch):
+                    continue
+                ids = sids[batch.stream_idx].astype(np.int64)
+                np.minimum.at(self._min_ts, ids, batch.timestamps)
+                np.maximum.at(self._max_ts, ids, batch.timestamps)
+            for day, n in days.items():
+                self._days[day] = self._days.get(day, 0) + n
+
+    def _retention(self, cutoff_ns: int) -> int:
+        """Drops the day tables whose every entry is older than ``cutoff_ns``."""
+        doomed = [d for d in self._days if (d + 1) * DAY_NS <= cutoff_ns]
+        if not doomed:
+            return 0
+        removed = sum(self._days[d] for d in doomed)
+        with self._pub.publishing():
+            self._wcon.execute("BEGIN TRANSACTION")
+            try:
+                for d in doomed:
+                    self._wcon.execute(f"DROP TABLE IF EXISTS {partition_name(d)}")
+                self._wcon.execute("COMMIT")
+            except Exception:
+                with contextlib.suppress(duckdb.Error):
+                    self._wcon.execute("ROLLBACK")
+                raise
+            with self._lock:
+                for d in doomed:
+                    del self._days[d]
+                self._min_ts, self._max_ts = self._stream_bounds(self._min_ts.shape[0])
+        self._stats.entries_removed_total += removed
+        return removed
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._root_lock:
+            if self._closed or not self._writer.open:
+                raise StoreClosed("log store is closed")
+            cur = self._cursor_pool.pop() if self._cursor_pool else self._root.cursor()
+        try:
+            yield cur
+        finally:
+            with self._root_lock:
+                if self._closed:
+                    cur.close()
+                else:
+                    self._cursor_pool.append(cur)
+
+    def _ids(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ns: int, end_ns: int) -> IdArray:
+        """Sorted ids of the tenant's streams matching any matcher set, with entries in range."""
+        with self._lock:
+            idx = self._index.get(tenant)
+            if idx is None:
+                return np.zeros(0, dtype=np.uint32)
+            if not matcher_sets:
+                ids = idx.all()
+            elif len(matcher_sets) == 1:
+                ids = idx.select(matcher_sets[0])
+            else:
+                ids = sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+            keep = (self._min_ts[ids] <= end_ns) & (self._max_ts[ids] >= start_ns)
+        out: IdArray = ids[keep]
+        return out
+
+    def check_regex(self, pattern: str) -> None:
+        """Raises ValueError when DuckDB's RE2 cannot compile ``pattern``."""
+        with self._reader() as cur:
+            try:
+                cur.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+            except duckdb.Error as e:
+                raise ValueError(f"invalid regular expression {pattern!r}: {e}") from None
+
+    def select(self, tenant: str, matchers: Sequence[Matcher], start_ns: int, end_ns: int,
+               line_filters: Sequence[LineFilter] = (), limit: int = 100,
+               direction: Direction = "backward") -> LogBatch:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if direction not in ("forward", "backward"):
+            raise ValueError(f"direction must be forward or backward, not {direction!r}")
+        if self._closed or not self._writer.open:
+            raise StoreClosed("log store is closed")
+        for f in line_filters:
+            if f.op in ("|~", "!~"):
+                self.check_regex(f.pattern)
+        if end_ns < start_ns:
+            return LogBatch.empty()
+        ids = self._ids(tenant, [matchers], start_ns, end_ns)
+        if ids.size == 0:
+            return LogBatch.empty()
+        where = ["ts >= ?", "ts <= ?"]
+        params: list[Any] = [start_ns, end_ns]
+        for f in line_filters:
+            if f.op == "|=":
+                where.append("contains(body, ?)")
+            elif f.op == "!=":
+                where.append("NOT contains(body, ?)")
+            elif f.op == "|~":
+                where.append("regexp_matches(body, ?)")
+            elif f.op == "!~":
+                where.append("NOT regexp_matches(body, ?)")
+            else:
+                raise ValueError(f"unknown line filter operator {f.op!r}")
+            params.append(f.pattern)
+        order = "ts, rowid" if direction == "forward" else "ts DESC, rowid DESC"
+        return self._pub.read(lambda: self._read_days(ids, start_ns, end_ns, where, params, order, limit,
+                                                      direction))
+
+    def _read_days(self, ids: IdArray, start_ns: int, end_ns: int, where: list[str], params: list[Any],
+                   order: str, limit: int, direction: Direction) -> LogBatch:
+        with self._lock:
+            days = [d for d in self._days if day_of(start_ns) <= d <= day_of(end_ns)]
+        days.sort(reverse=direction == "backward")
+        tables: list[pa.Table] = []
+        remaining = limit
+        with self._reader() as cur:
+            joined = ids.size > _INLINE_IDS
+            if joined:
+                cur.register("_clearsight_ids", pa.table({"sid": ids}))
+                stream_pred = "stream_id IN (SELECT sid FROM _clearsight_ids)"
+            else:
+                stream_pred = f"stream_id IN ({','.join(map(str, ids.tolist()))})"
+            try:
+                for day in days:
+                    sql = (f"SELECT {_COLUMNS} FROM {partition_name(day)} WHERE {stream_pred} AND "
+                           f"{' AND '.join(where)} ORDER BY {order} LIMIT {remaining}")
+                    try:
+                        t = cur.sql(sql, params=params).to_arrow_table()
+                    except duckdb.CatalogException:
+                        raise Retry() from None  # retention dropped the day meanwhile
+                    if t.num_rows:
+                        tables.append(t)
+                        remaining -= t.num_rows
+                        if remaining <= 0:
+                            break
+            finally:
+                if joined:
+                    cur.unregister("_clearsight_ids")
+        if not tables:
+            return LogBatch.empty()
+        return self._batch_of(pa.concat_tables(tables))
+
+    def _batch_of(self, t: pa.Table) -> LogBatch:
+        """A ``LogBatch`` from rows read back (at most ``limit``: small)."""
+        n = t.num_rows
+        sid = np.asarray(t.column("stream_id").to_numpy(), dtype=np.int64)
+        uniq, stream_idx = np.unique(sid, return_inverse=True)
+        rid = np.asarray(t.column("resource_id").to_numpy(), dtype=np.int64)
+        ruq, resource_idx = np.unique(rid, return_inverse=True)
+        if ruq.size == 0 or ruq[0] != 0:  # index 0 must be the empty resource
+            ruq = np.concatenate([[0], ruq])
+            resource_idx = resource_idx + 1
+        sev_text = t.column("severity_text").to_pylist()
+        texts = ["", *sorted({s for s in sev_text if s})]
+        pos = {s: i for i, s in enumerate(texts)}
+        keys = t.column("attr_keys").combine_chunks()
+        values = t.column("attr_values").combine_chunks()
+        lengths = np.asarray(pc.list_value_length(keys).to_numpy(zero_copy_only=False), dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        trace = b"".join(v or _ZERO_TRACE for v in t.column("trace_id").to_pylist())
+        span = b"".join(v or _ZERO_SPAN for v in t.column("span_id").to_pylist())
+        with self._lock:
+            streams = [self._labels[int(s)] for s in uniq.tolist()]
+        res = [self._res_labels[int(r)] if int(r) < len(self._res_labels) else () for r in ruq.tolist()]
+        return LogBatch(
+            streams=streams,
+            stream_idx=stream_idx.astype(np.int32),
+            timestamps=np.asarray(t.column("ts").to_numpy(), dtype=np.int64),
+            severity_number=np.asarray(t.column("severity").to_numpy(), dtype=np.uint8),
+            severity_texts=texts,
+            severity_text_idx=np.array([pos[s] for s in sev_text], dtype=np.int32),
+            body=t.column("body").to_pylist(),
+            attr_offsets=offsets,
+            attr_keys=[str(x) for x in keys.flatten().to_pylist()],
+            attr_values=[str(x) for x in values.flatten().to_pylist()],
+            trace_ids=np.frombuffer(trace, dtype=np.uint8).reshape(n, TRACE_ID_BYTES),
+            span_ids=np.frombuffer(span, dtype=np.uint8).reshape(n, SPAN_ID_BYTES),
+            resources=res,
+            resource_idx=resource_idx.astype(np.int32),
+        )
+
+    def series(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ns: int, end_ns: int,
+               limit: int | None = None) -> list[Labels]:
+        ids = self._ids(tenant, matcher_sets, start_ns, end_ns)
+        with self._lock:
+            out = sorted(self._labels[int(i)] for i in ids.tolist())
+        return out[:limit] if limit else out
+
+    def label_names(self, tenant: str, start_ns: int, end_ns: int, matchers: Sequence[Matcher] = ()) -> list[str]:
+        ids = self._ids(tenant, [matchers] if matchers else [], start_ns, end_ns)
+        with self._lock:
+            idx = self._index.get(tenant)
+            return idx.label_names(ids) if idx is not None else []
+
+    def label_values(self, tenant: str, name: str, start_ns: int, end_ns: int,
+                     matchers: Sequence[Matcher] = ()) -> list[str]:
+        ids = self._ids(tenant, [matchers] if matchers else [], start_ns, end_ns)
+        with self._lock:
+            idx = self._index.get(tenant)
+            return idx.label_values(name, ids) if idx is not None else []
+
+    def stats(self) -> LogStoreStats:
+        st = self._stats
+        with self._lock:
+            streams = {t: len(c) for t, c in self._canon.items()}
+            partitions = len(self._days)
+        size = 0
+        for p in (self.path, Path(str(self.path) + ".wal")):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(p)
+        return LogStoreStats(
+            streams=streams, entries_written_total=st.entries_written_total,
+            bytes_written_total=st.bytes_written_total, partitions=partitions, bytes_on_disk=size,
+            queue_depth=self._writer.queued, commits_total=st.commits_total,
+            commit_seconds_sum=st.commit_seconds_sum, entries_removed_total=st.entries_removed_total,
+            writer_alive=self._writer.alive)
+
+
+def _ids_bytes(ids: npt.NDArray[np.uint8], width: int) -> pa.Array:
+    """A nullable BLOB column from an ``(n, width)`` id array (all-zero rows are NULL)."""
+    n = ids.shape[0]
+    valid = ids.any(axis=1) if n else np.zeros(0, dtype=np.bool_)
+    return pa.Array.from_buffers(pa.binary(width), n, [pa.array(valid).buffers()[1],
+                                                       pa.py_buffer(np.ascontiguousarray(ids).tobytes())])
+
+
+def _arrow_of(parts: list[tuple[int, LogBatch, npt.NDArray[np.uint32], npt.NDArray[np.uint32]]]) -> pa.Table:
+    """All parts' entries as one Arrow table in the partition tables' column order."""
+    ts, sid, sev, body, keys, vals, trace, span, rid, sevtxt = [], [], [], [], [], [], [], [], [], []
+    offsets: list[npt.NDArray[np.int64]] = []
+    base = 0
+    for _k, b, sids, rids in parts:
+        if not len(b):
+            continue
+        ts.append(b.timestamps)
+        sid.append(sids[b.stream_idx])
+        sev.append(b.severity_number)
+        sevtxt.append(np.asarray(b.severity_texts, dtype=object)[b.severity_text_idx])
+        body.extend(b.body)
+        keys.extend(b.attr_keys)
+        vals.extend(b.attr_values)
+        offsets.append(b.attr_offsets[1:] + base)
+        base += int(b.attr_offsets[-1])
+        trace.append(b.trace_ids)
+        span.append(b.span_ids)
+        rid.append(rids[b.resource_idx])
+    if not ts:
+        return pa.table({"ts": pa.array([], pa.int64())})
+    off = pa.array(np.concatenate([np.zeros(1, np.int64), *offsets]).astype(np.int32))
+    return pa.table({
+        "ts": pa.array(np.concatenate(ts)),
+        "stream_id": pa.array(np.concatenate(sid)),
+        "severity": pa.array(np.concatenate(sev)),
+        "severity_text": pa.array(np.concatenate(sevtxt), pa.string()),
+        "body": pa.array(body, pa.string()),
+        "attr_keys": pa.ListArray.from_arrays(off, pa.array(keys, pa.string())),
+        "attr_values": pa.ListArray.from_arrays(off, pa.array(vals, pa.string())),
+        "trace_id": _ids_bytes(np.concatenate(trace), TRACE_ID_BYTES),
+        "span_id": _ids_bytes(np.concatenate(span), SPAN_ID_BYTES),
+        "resource_id": pa.array(np.concatenate(rid)),
+    })

@@ -1,0 +1,65 @@
+"""Acknowledged log appends survive ``kill -9`` of the process that holds the store, several times
+in a row (the writer resolves a future only after its group's COMMIT)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from clearsight.model.matchers import Matcher
+from clearsight.store.embedded.logs_schema import DAY_NS
+from clearsight.store.embedded.logs_store import EmbeddedLogStore
+
+T0 = 20_000 * DAY_NS
+PER_BATCH = 50
+
+_CHILD = textwrap.dedent("""
+    import sys, threading
+    from pathlib import Path
+    from clearsight.model.logs import LogBatch, LogEntry
+    from clearsight.store.embedded.logs_store import EmbeddedLogStore
+    data_dir, start, T0, PER = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    store = EmbeddedLogStore(data_dir)
+    lock = threading.Lock()
+    def sender(first):
+        b = first
+        while True:
+            entries = [LogEntry(stream=(("app", "k9"), ("sender", str(first))), timestamp=T0 + b * PER + j,
+                                body=f"batch {b} line {j}", attributes=(("b", str(b)),)) for j in range(PER)]
+            store.append("default", LogBatch.from_entries(entries)).result()
+            with lock:
+                print(b, flush=True)
+            b += 1
+    for k in range(2):
+        threading.Thread(target=sender, args=(start + k * 10_000,), daemon=True).start()
+    threading.Event().wait()
+""")
+
+
+def test_acked_log_batches_survive_kill9(tmp_path: Path) -> None:
+    acked: list[int] = []
+    for round_no in range(3):
+        with subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), str(round_no * 100_000),
+                               str(T0), str(PER_BATCH)], stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None
+            seen = 0
+            for line in proc.stdout:  # kill after a varying number of acknowledgements
+                acked.append(int(line))
+                seen += 1
+                if seen >= 20 + 15 * round_no:
+                    break
+            os.kill(proc.pid, signal.SIGKILL)
+            rest = proc.stdout.read()  # acknowledgements printed before the kill landed
+            acked.extend(int(x) for x in rest.split())
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+    with EmbeddedLogStore(tmp_path) as store:
+        got = store.select("default", [Matcher.of("=", "app", "k9")], 0, 2**62, limit=10**6, direction="forward")
+        have = set(got.body)
+        missing = [b for b in acked if not all(f"batch {b} line {j}" in have for j in range(PER_BATCH))]
+        assert not missing, f"{len(missing)} acknowledged batches lost, e.g. {missing[:5]}"
+        assert len(got) >= len(acked) * PER_BATCH

@@ -1,0 +1,179 @@
+"""Contract tests of the embedded log store (store/logs_interface.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from clearsight.model.logs import LogBatch, LogEntry
+from clearsight.model.matchers import Matcher
+from clearsight.store.embedded.logs_schema import DAY_NS, partition_name
+from clearsight.store.embedded.logs_store import EmbeddedLogStore
+from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed
+from clearsight.store.logs_interface import LineFilter
+
+T0 = 20_000 * DAY_NS  # 2024-10-04 00:00 UTC
+ALL = (0, 2**62)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedLogStore]:
+    s = EmbeddedLogStore(tmp_path, retention_ns=2 * DAY_NS, max_streams_per_tenant=5)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _e(app: str, ts: int, body: str, **kw: object) -> LogEntry:
+    return LogEntry(stream=(("app", app), ("env", "prod")), timestamp=ts, body=body, **kw)  # type: ignore[arg-type]
+
+
+def test_roundtrip_every_column(store: EmbeddedLogStore) -> None:
+    e = _e("api", T0 + 5, "GET /x 500", severity_number=17, severity_text="error",
+           attributes=(("user", "alice"), ("status", "500"), ("user", "bob")),
+           trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)),
+           resource=(("host.name", "h1"), ("service.name", "api")))
+    plain = _e("api", T0 + 6, "plain")
+    res = store.append("t", LogBatch.from_entries([e, plain])).result()
+    assert (res.entries_written, res.streams_created, res.bytes_written) == (2, 1, len("GET /x 500plain"))
+    got = store.select("t", [], *ALL, limit=10, direction="forward")
+    got.check()
+    assert got.entries() == [e, plain]
+
+
+def test_direction_limit_and_time_range(store: EmbeddedLogStore) -> None:
+    entries = [_e("api", T0 + i * DAY_NS // 2, f"line {i}") for i in range(6)]  # three days
+    store.append("t", LogBatch.from_entries(entries)).result()
+    fwd = store.select("t", [], *ALL, limit=4, direction="forward")
+    assert fwd.body == ["line 0", "line 1", "line 2", "line 3"]
+    bwd = store.select("t", [], *ALL, limit=4, direction="backward")
+    assert bwd.body == ["line 5", "line 4", "line 3", "line 2"]
+    mid = store.select("t", [], T0 + DAY_NS // 2, T0 + 2 * DAY_NS, limit=100, direction="forward")
+    assert mid.body == ["line 1", "line 2", "line 3", "line 4"]  # both ends inclusive
+    assert store.stats().partitions == 3
+
+
+def test_same_timestamp_keeps_write_order(store: EmbeddedLogStore) -> None:
+    store.append("t", LogBatch.from_entries([_e("a", T0, "first"), _e("b", T0, "second")])).result()
+    store.append("t", LogBatch.from_entries([_e("a", T0, "third")])).result()
+    assert store.select("t", [], *ALL, limit=10, direction="forward").body == ["first", "second", "third"]
+    assert store.select("t", [], *ALL, limit=10, direction="backward").body == ["third", "second", "first"]
+
+
+def test_line_filters_are_pushed_down_and_chained(store: EmbeddedLogStore) -> None:
+    bodies = ["level=error msg=boom", "level=info msg=ok", "level=ERROR msg=Boom", "level=warn msg=boom again"]
+    store.append("t", LogBatch.from_entries([_e("a", T0 + i, b) for i, b in enumerate(bodies)])).result()
+
+    def q(*filters: LineFilter) -> list[str]:
+        return store.select("t", [], *ALL, filters, limit=10, direction="forward").body
+
+    assert q(LineFilter("|=", "boom")) == [bodies[0], bodies[3]]
+    assert q(LineFilter("!=", "boom")) == [bodies[1], bodies[2]]
+    assert q(LineFilter("|~", "(?i)level=err")) == [bodies[0], bodies[2]]
+    assert q(LineFilter("!~", "warn|info")) == [bodies[0], bodies[2]]
+    assert q(LineFilter("|=", "boom"), LineFilter("!~", "again$")) == [bodies[0]]
+    assert q(LineFilter("|=", "")) == bodies
+    with pytest.raises(ValueError, match="invalid regular expression"):
+        q(LineFilter("|~", "(unclosed"))
+
+
+def test_stream_matchers_and_tenants(store: EmbeddedLogStore) -> None:
+    store.append("t1", LogBatch.from_entries([_e("api", T0, "a1"), _e("db", T0 + 1, "d1")])).result()
+    store.append("t2", LogBatch.from_entries([_e("api", T0, "other tenant")])).result()
+    assert store.select("t1", [Matcher.of("=", "app", "db")], *ALL).body == ["d1"]
+    assert store.select("t1", [Matcher.of("=~", "app", "a.*")], *ALL).body == ["a1"]
+    assert store.select("t1", [Matcher.of("!=", "app", "api")], *ALL).body == ["d1"]
+    assert store.select("t1", [Matcher.of("=", "app", "nope")], *ALL).body == []
+    assert store.select("t2", [], *ALL).body == ["other tenant"]
+    assert store.select("t3", [], *ALL).body == []
+    assert store.label_names("t1", *ALL) == ["app", "env"]
+    assert store.label_values("t1", "app", *ALL) == ["api", "db"]
+    assert store.label_values("t2", "app", *ALL) == ["api"]
+    assert store.label_values("t1", "app", *ALL, [Matcher.of("=", "app", "db")]) == ["db"]
+    assert store.series("t1", [[Matcher.of("=", "app", "db")], [Matcher.of("=", "app", "api")]], *ALL) == [
+        (("app", "api"), ("env", "prod")), (("app", "db"), ("env", "prod"))]
+    # Time range: streams without entries in the range are not listed.
+    assert store.label_values("t1", "app", T0 + 1, T0 + 1) == ["db"]
+    assert store.stats().streams == {"t1": 2, "t2": 1}
+
+
+def test_stream_limit_rejects_whole_batch(store: EmbeddedLogStore) -> None:
+    store.append("t", LogBatch.from_entries([_e(f"s{i}", T0, "x") for i in range(4)])).result()
+    with pytest.raises(LimitExceeded, match="max_streams_per_tenant"):
+        store.append("t", LogBatch.from_entries([_e("s0", T0, "known"), _e("n1", T0, "y"),
+                                                 _e("n2", T0, "z")])).result()
+    assert len(store.select("t", [], *ALL)) == 4  # nothing of the rejected batch
+    store.append("other", LogBatch.from_entries([_e(f"s{i}", T0, "x") for i in range(5)])).result()  # per tenant
+
+
+def test_invalid_batches_write_nothing(store: EmbeddedLogStore) -> None:
+    with pytest.raises(InvalidBatch, match="before 1970"):
+        store.append("t", LogBatch.from_entries([_e("a", T0, "ok"), _e("a", -1, "bad")])).result()
+    broken = LogBatch.from_entries([_e("a", T0, "ok")])
+    broken.stream_idx = np.array([3], dtype=np.int32)
+    with pytest.raises(InvalidBatch, match="stream_idx"):
+        store.append("t", broken).result()
+    with pytest.raises(InvalidBatch, match="tenant"):
+        store.append("", LogBatch.from_entries([_e("a", T0, "ok")])).result()
+    assert len(store.select("t", [], *ALL)) == 0
+    assert store.series("t", [], *ALL) == []
+
+
+def test_partitions_are_day_tables_and_retention_drops_them(store: EmbeddedLogStore, tmp_path: Path) -> None:
+    entries = [_e("a", T0 + d * DAY_NS + 1, f"day {d}") for d in range(4)]
+    store.append("t", LogBatch.from_entries(entries)).result()
+    store.append("t", LogBatch.from_entries([_e("old", T0 + 2, "only on day 0")])).result()
+    now = T0 + 3 * DAY_NS + 10  # retention 2 days: cutoff inside day 1, so day 0 goes
+    assert store.apply_retention(now) == 2
+    assert store.select("t", [], *ALL, limit=10, direction="forward").body == ["day 1", "day 2", "day 3"]
+    assert store.label_values("t", "app", *ALL) == ["a"]  # the stream left without entries
+    assert store.apply_retention(now) == 0
+    store.close()
+    con = duckdb.connect(str(tmp_path / "logs.duckdb"), read_only=True)
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        con.close()
+    assert {partition_name(20_000 + d) for d in (1, 2, 3)} <= names
+    assert partition_name(20_000) not in names
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    entries = [_e("a", T0 + i, f"l{i}", attributes=(("i", str(i)),)) for i in range(50)]
+    with EmbeddedLogStore(tmp_path) as s:
+        s.append("t", LogBatch.from_entries(entries)).result()
+    with EmbeddedLogStore(tmp_path) as s:
+        assert s.select("t", [], *ALL, limit=100, direction="forward").entries() == entries
+        res = s.append("t", LogBatch.from_entries([_e("a", T0 + 99, "again"), _e("b", T0, "new")])).result()
+        assert res.streams_created == 1  # "a" was known from the database
+
+
+def test_concurrent_appends_share_commits_and_all_land(store: EmbeddedLogStore) -> None:
+    def worker(k: int) -> None:
+        for j in range(20):
+            store.append("t", LogBatch.from_entries([_e(f"w{k % 3}", T0 + k * 1000 + j, f"{k}-{j}")])).result()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = store.select("t", [], *ALL, limit=1000)
+    assert sorted(got.body) == sorted(f"{k}-{j}" for k in range(4) for j in range(20))
+    assert store.stats().entries_written_total == 80
+
+
+def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = EmbeddedLogStore(tmp_path)
+    s.close()
+    s.close()
+    with pytest.raises(StoreClosed):
+        s.append("t", LogBatch.from_entries([_e("a", T0, "x")]))
+    with pytest.raises(StoreClosed):
+        s.select("t", [], *ALL)
