@@ -24,6 +24,7 @@ from clearsight.api.prometheus_read import make_read_handlers
 from clearsight.api.prometheus_status import make_status_routes
 from clearsight.api.prometheus_write import make_remote_write_handler
 from clearsight.api.query_admission import make_governor
+from clearsight.api.remote_read import make_remote_read_handler
 from clearsight.config import Config
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.query.governor import QueryGovernor
@@ -121,6 +122,9 @@ def create_app(s: Services) -> FastAPI:
         api.append(("/api/v1/targets", _targets_handler(s.targets), ["GET"],
                     "Scrape targets and their health (state=any|active|dropped, scrapePool)."))
     api += make_status_routes(s.config, s.store, s.tenant_of, s.readiness)
+    api.append(("/api/v1/read", _timed("remote_read", make_remote_read_handler(
+        s.store, s.tenant_of, s.config.limits, s.config.query.max_samples), m), ["POST"],
+        "Prometheus remote-read (snappy ReadRequest; sampled or STREAMED_XOR_CHUNKS response)."))
     for path, handler, methods, summary in api:
         for method in methods:  # one operation per method: unique operation ids in /docs
             app.add_api_route(path, handler, methods=[method], summary=summary, response_class=Response,

@@ -76,20 +76,20 @@ def decode_labels_v2(key: bytes) -> Labels:
     return tuple(out)
 
 
-class _Err(Exception):
+class WireError(Exception):
     def __init__(self, what: str, off: int) -> None:
         super().__init__(what)
         self.what = what
         self.off = off
 
 
-def _varint(buf: bytes, pos: int, end: int, where: str) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int, end: int, where: str) -> tuple[int, int]:
     result = 0
     shift = 0
     start = pos
     while True:
         if pos >= end:
-            raise _Err(f"truncated varint in {where}", start)
+            raise WireError(f"truncated varint in {where}", start)
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
@@ -97,53 +97,53 @@ def _varint(buf: bytes, pos: int, end: int, where: str) -> tuple[int, int]:
             return result & 0xFFFFFFFFFFFFFFFF, pos
         shift += 7
         if shift >= 70:
-            raise _Err(f"varint longer than 10 bytes in {where}", start)
+            raise WireError(f"varint longer than 10 bytes in {where}", start)
 
 
 def _signed64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _fields(buf: bytes, pos: int, end: int, where: str) -> Any:
+def iter_fields(buf: bytes, pos: int, end: int, where: str) -> Any:
     """Yields (field, wire type, tag offset, payload start, payload end) over one message."""
     while pos < end:
         tag_at = pos
-        key, pos = _varint(buf, pos, end, where)
+        key, pos = read_varint(buf, pos, end, where)
         field, wt = key >> 3, key & 7
         if key > 0xFFFFFFFF:
-            raise _Err(f"invalid field tag {key} (exceeds 32 bits) in {where}", tag_at)
+            raise WireError(f"invalid field tag {key} (exceeds 32 bits) in {where}", tag_at)
         if field == 0:
-            raise _Err(f"invalid field number 0 in {where}", tag_at)
+            raise WireError(f"invalid field number 0 in {where}", tag_at)
         if wt == 0:
             start = pos
-            _, pos = _varint(buf, pos, end, f"{where} field {field}")
+            _, pos = read_varint(buf, pos, end, f"{where} field {field}")
         elif wt == 1:
             start = pos
             pos += 8
             if pos > end:
-                raise _Err(f"truncated {where} field {field}: needs 8 bytes but only {end - start} remain", tag_at)
+                raise WireError(f"truncated {where} field {field}: needs 8 bytes but only {end - start} remain", tag_at)
         elif wt == 5:
             start = pos
             pos += 4
             if pos > end:
-                raise _Err(f"truncated {where} field {field}: needs 4 bytes but only {end - start} remain", tag_at)
+                raise WireError(f"truncated {where} field {field}: needs 4 bytes but only {end - start} remain", tag_at)
         elif wt == 2:
-            n, start = _varint(buf, pos, end, f"{where} field {field} length")
+            n, start = read_varint(buf, pos, end, f"{where} field {field} length")
             pos = start + n
             if pos > end:
-                raise _Err(f"truncated {where} field {field}: declared length {n} but only {end - start} "
+                raise WireError(f"truncated {where} field {field}: declared length {n} but only {end - start} "
                            "bytes remain", tag_at)
         elif wt in (3, 4):
-            raise _Err(f"unsupported group wire type {wt} (field {field}) in {where}", tag_at)
+            raise WireError(f"unsupported group wire type {wt} (field {field}) in {where}", tag_at)
         else:
-            raise _Err(f"invalid wire type {wt} (field {field}) in {where}", tag_at)
+            raise WireError(f"invalid wire type {wt} (field {field}) in {where}", tag_at)
         yield field, wt, tag_at, start, pos
 
 
-def _expect(wt: int, want: int, where: str, tag_at: int) -> None:
+def expect_wire_type(wt: int, want: int, where: str, tag_at: int) -> None:
     if wt != want:
         names = {0: "0 (varint)", 1: "1 (fixed64)", 2: "2 (length-delimited)", 5: "5 (fixed32)"}
-        raise _Err(f"wrong wire type {wt} for {where} (expected {names[want]})", tag_at)
+        raise WireError(f"wrong wire type {wt} for {where} (expected {names[want]})", tag_at)
 
 
 class _Builder:
@@ -163,15 +163,15 @@ class _Builder:
 def _symbols(buf: bytes, end: int) -> tuple[list[str], list[bytes]]:
     syms: list[str] = []
     raw: list[bytes] = []
-    for field, wt, tag_at, start, stop in _fields(buf, 0, end, "Request"):
+    for field, wt, tag_at, start, stop in iter_fields(buf, 0, end, "Request"):
         if field != 4:
             continue
-        _expect(wt, 2, "Request.symbols", tag_at)
+        expect_wire_type(wt, 2, "Request.symbols", tag_at)
         b = bytes(buf[start:stop])
         try:
             syms.append(b.decode("utf-8"))
         except UnicodeDecodeError:
-            raise _Err(f"invalid UTF-8 in Request.symbols[{len(syms)}]", start) from None
+            raise WireError(f"invalid UTF-8 in Request.symbols[{len(syms)}]", start) from None
         raw.append(b)
     return syms, raw
 
@@ -182,42 +182,42 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
     histograms = 0
     exemplars = 0
     meta: tuple[int, int, int, int] | None = None
-    for field, wt, tag_at, s, e in _fields(buf, start, end, "TimeSeries"):
+    for field, wt, tag_at, s, e in iter_fields(buf, start, end, "TimeSeries"):
         if field == 1:
             if wt == 0:
-                v, _ = _varint(buf, s, e, "TimeSeries.labels_refs")
+                v, _ = read_varint(buf, s, e, "TimeSeries.labels_refs")
                 refs.append(v)
             elif wt == 2:
                 p = s
                 while p < e:
-                    v, p = _varint(buf, p, e, "TimeSeries.labels_refs")
+                    v, p = read_varint(buf, p, e, "TimeSeries.labels_refs")
                     refs.append(v)
             else:
-                _expect(wt, 2, "TimeSeries.labels_refs", tag_at)
+                expect_wire_type(wt, 2, "TimeSeries.labels_refs", tag_at)
         elif field == 2:
-            _expect(wt, 2, "TimeSeries.samples", tag_at)
+            expect_wire_type(wt, 2, "TimeSeries.samples", tag_at)
             value, ts = 0.0, 0
-            for f2, wt2, tag2, s2, _e2 in _fields(buf, s, e, "Sample"):
+            for f2, wt2, tag2, s2, _e2 in iter_fields(buf, s, e, "Sample"):
                 if f2 == 1:
-                    _expect(wt2, 1, "Sample.value", tag2)
+                    expect_wire_type(wt2, 1, "Sample.value", tag2)
                     value = _F64.unpack_from(buf, s2)[0]
                 elif f2 == 2:
-                    _expect(wt2, 0, "Sample.timestamp", tag2)
-                    ts = _signed64(_varint(buf, s2, _e2, "Sample.timestamp")[0])
+                    expect_wire_type(wt2, 0, "Sample.timestamp", tag2)
+                    ts = _signed64(read_varint(buf, s2, _e2, "Sample.timestamp")[0])
             samples.append((ts, value, s))
         elif field == 3:
-            _expect(wt, 2, "TimeSeries.histograms", tag_at)
+            expect_wire_type(wt, 2, "TimeSeries.histograms", tag_at)
             histograms += 1
         elif field == 4:
-            _expect(wt, 2, "TimeSeries.exemplars", tag_at)
+            expect_wire_type(wt, 2, "TimeSeries.exemplars", tag_at)
             exemplars += 1
         elif field == 5:
-            _expect(wt, 2, "TimeSeries.metadata", tag_at)
+            expect_wire_type(wt, 2, "TimeSeries.metadata", tag_at)
             mtype, help_ref, unit_ref = (meta or (0, 0, 0, 0))[:3]
-            for f2, wt2, tag2, s2, e2 in _fields(buf, s, e, "Metadata"):
+            for f2, wt2, tag2, s2, e2 in iter_fields(buf, s, e, "Metadata"):
                 if f2 in (1, 3, 4):
-                    _expect(wt2, 0, {1: "Metadata.type", 3: "Metadata.help_ref", 4: "Metadata.unit_ref"}[f2], tag2)
-                    v, _ = _varint(buf, s2, e2, "Metadata")
+                    expect_wire_type(wt2, 0, {1: "Metadata.type", 3: "Metadata.help_ref", 4: "Metadata.unit_ref"}[f2], tag2)
+                    v, _ = read_varint(buf, s2, e2, "Metadata")
                     if f2 == 1:
                         mtype = v
                     elif f2 == 3:
@@ -226,20 +226,20 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
                         unit_ref = v
             meta = (mtype, help_ref, unit_ref, s)
         elif field == 6:
-            _expect(wt, 0, "TimeSeries.created_timestamp", tag_at)
+            expect_wire_type(wt, 0, "TimeSeries.created_timestamp", tag_at)
     n = len(syms)
     if not refs:
-        raise _Err("TimeSeries without labels_refs (the specification requires labels)", start)
+        raise WireError("TimeSeries without labels_refs (the specification requires labels)", start)
     if len(refs) % 2:
-        raise _Err(f"TimeSeries.labels_refs has an odd length ({len(refs)}): references come in name/value pairs",
+        raise WireError(f"TimeSeries.labels_refs has an odd length ({len(refs)}): references come in name/value pairs",
                    start)
     for r in refs:
         if r >= n:
-            raise _Err(f"TimeSeries.labels_refs holds {r}, outside the symbols table of {n} entries", start)
+            raise WireError(f"TimeSeries.labels_refs holds {r}, outside the symbols table of {n} entries", start)
     pairs = [raw[refs[i]] + b"\xfe" + raw[refs[i + 1]] for i in range(0, len(refs), 2)]
     for i in range(0, len(refs), 2):
         if refs[i] == 0:
-            raise _Err("TimeSeries.labels_refs names a label with the empty symbol 0", start)
+            raise WireError("TimeSeries.labels_refs names a label with the empty symbol 0", start)
     out.histograms += histograms
     out.exemplars += exemplars
     name = ""
@@ -249,7 +249,7 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
     if meta is not None:
         mtype, help_ref, unit_ref, at = meta
         if help_ref >= n or unit_ref >= n:
-            raise _Err(f"Metadata references symbol {max(help_ref, unit_ref)}, outside the symbols table of {n} "
+            raise WireError(f"Metadata references symbol {max(help_ref, unit_ref)}, outside the symbols table of {n} "
                        "entries", at)
         if name and name not in out.metadata and (mtype or help_ref or unit_ref):
             out.metadata[name] = MetricMetadata(metric=name, type=METRIC_TYPES.get(mtype, "unknown"),
@@ -282,12 +282,12 @@ def batch_from_v2(data: Any, *, limits: WriteLimits | None = None) -> SampleBatc
     try:
         syms, raw = _symbols(buf, end)
         if syms and syms[0] != "":
-            raise _Err("Request.symbols[0] must be the empty string", 0)
-        for field, wt, tag_at, start, stop in _fields(buf, 0, end, "Request"):
+            raise WireError("Request.symbols[0] must be the empty string", 0)
+        for field, wt, tag_at, start, stop in iter_fields(buf, 0, end, "Request"):
             if field == 5:
-                _expect(wt, 2, "Request.timeseries", tag_at)
+                expect_wire_type(wt, 2, "Request.timeseries", tag_at)
                 _series(buf, start, stop, syms, raw, out)
-    except _Err as e:
+    except WireError as e:
         raise InvalidInput(f"invalid io.prometheus.write.v2.Request protobuf: {e.what} at byte {e.off}") from None
     return SampleBatch(
         keys=out.keys,
