@@ -25,7 +25,9 @@ Thread-safety: all methods may be called from any thread. Reads see every commit
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,6 +89,45 @@ class StoreStats:
     identical_total: int = 0  # duplicates with the same value: acknowledged, nothing written
     out_of_order_total: int = 0  # written, older than their series' newest committed sample
     writer_alive: bool = True
+
+
+class SampleLimitExceeded(StoreError):
+    """A select would return more samples than its ``ReadLimits.max_samples``; raised before they
+    are decoded or assembled (``needed`` is at least what the read would have returned)."""
+
+    def __init__(self, limit: int, needed: int) -> None:
+        super().__init__(f"the read would return at least {needed:,} samples, more than the {limit:,} allowed")
+        self.limit = limit
+        self.needed = needed
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one read may spend, set by the reader (the query engine) around its ``select`` calls
+    with ``read_limits(...)``; a store that supports it consults ``current_read_limits()``.
+
+    - ``max_samples``: the read raises ``SampleLimitExceeded`` instead of materialising more samples;
+    - ``should_stop``: called between batches of the read's work; it raises to abandon the read (the
+      query's deadline passed, or its client went away)."""
+
+    max_samples: int | None = None
+    should_stop: Callable[[], None] | None = None
+
+
+_READ_LIMITS: ContextVar[ReadLimits | None] = ContextVar("clearsight_read_limits", default=None)
+
+
+@contextmanager
+def read_limits(limits: ReadLimits) -> Iterator[None]:
+    token = _READ_LIMITS.set(limits)
+    try:
+        yield
+    finally:
+        _READ_LIMITS.reset(token)
+
+
+def current_read_limits() -> ReadLimits | None:
+    return _READ_LIMITS.get()
 
 
 class SeriesSelector(Protocol):

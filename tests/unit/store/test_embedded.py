@@ -565,3 +565,45 @@ def test_reads_fetch_chunks_missing_from_the_blob_cache(tmp_path: Path) -> None:
         assert store._catalog.blob_misses > 0
     finally:
         store.close()
+
+
+def test_read_limits_refuse_before_materialising(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearsight.store.embedded import duckdb_store
+    from clearsight.store.interface import ReadLimits, SampleLimitExceeded, read_limits
+
+    monkeypatch.setattr(duckdb_store, "_READ_BATCH_CHUNKS", 7)
+    labels = workload.series_labels(60)
+    ts = workload.timestamps(30)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        _scrapes(store, labels, ts, workload.values_matrix(60, 30))
+        store.compact()
+        _scrapes(store, labels, ts + 30 * 15_000, workload.values_matrix(60, 30))  # head rows too
+        sel = [Matcher.of("=", "job", "node")]
+        want = store.select("t", sel, 0, 2**62)
+        total = int(want.timestamps.shape[0])
+        assert total == 60 * 60
+        calls = 0
+
+        def stop() -> None:
+            nonlocal calls
+            calls += 1
+
+        with read_limits(ReadLimits(max_samples=total, should_stop=stop)):
+            got = store.select("t", sel, 0, 2**62)  # exactly at the limit: allowed
+        assert np.array_equal(got.values.view(np.uint64), want.values.view(np.uint64))
+        assert calls == -(-60 // 7)  # once per batch of 7 chunks
+        with read_limits(ReadLimits(max_samples=total - 1)), pytest.raises(SampleLimitExceeded) as exc:
+            store.select("t", sel, 0, 2**62)
+        assert exc.value.limit == total - 1 and exc.value.needed > total - 1
+        with read_limits(ReadLimits(max_samples=100)), pytest.raises(SampleLimitExceeded):
+            store.select("t", sel, 0, 2**62)  # the head rows alone exceed it
+
+        def abandon() -> None:
+            raise TimeoutError("deadline")
+
+        with read_limits(ReadLimits(should_stop=abandon)), pytest.raises(TimeoutError):
+            store.select("t", sel, 0, int(ts[-1]))  # chunks only: stop is asked before decoding
+    finally:
+        monkeypatch.undo()
+        store.close()

@@ -59,7 +59,7 @@ from clearsight.query.promql.values import (
     VectorSteps,
 )
 from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows, select_rows
-from clearsight.store.interface import SeriesSelector
+from clearsight.store.interface import ReadLimits, SampleLimitExceeded, SeriesSelector, read_limits
 
 DEFAULT_SUBQUERY_STEP_MS = 60_000
 # Subqueries of at least this many steps are probed at one step first, to refuse them before
@@ -231,7 +231,15 @@ class Evaluator:
 
     def select(self, matchers: Sequence[Matcher], lo: int, hi: int) -> SeriesData:
         self.budget.check()
-        data = self.selector.select(matchers, lo, hi)
+        # A store that supports it refuses a read over the query's remaining sample budget before
+        # materialising it, and checks the deadline/cancellation between batches of its work.
+        room = max(0, self.budget.max_samples - self.budget.held)
+        try:
+            with read_limits(ReadLimits(max_samples=room, should_stop=self.budget.check)):
+                data = self.selector.select(matchers, lo, hi)
+        except SampleLimitExceeded as e:
+            self._account(e.needed, "samples loaded from the store")
+            raise QueryLimitExceeded(str(e)) from None
         # Between store reads: a read that ran past the deadline (or a client that went away
         # during it) stops the query before its samples are processed.
         self.budget.check("expression evaluation (after a store read)")

@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +57,12 @@ from clearsight.store.interface import (
     AppendResult,
     InvalidBatch,
     LimitExceeded,
+    SampleLimitExceeded,
     SeriesSelector,
     StoreClosed,
     StoreError,
     StoreStats,
+    current_read_limits,
 )
 from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.writer import Command, GroupCommitWriter
@@ -79,6 +81,8 @@ _COMPACT_SLICE_ROWS = 250_000
 _SLICE_COPY_MIN_AVG = 64
 # The writer's decoded window (window.py) holds at most this many chunk samples (24 bytes each).
 _WINDOW_MAX_SAMPLES = 2_000_000
+# A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
+_READ_BATCH_CHUNKS = 2048
 # Per-series min/max timestamps over head and chunks; {filter} restricts the series.
 _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
@@ -1170,19 +1174,59 @@ class EmbeddedMetricsStore:
     def _read_once(
         self, ids: IdArray, start_ms: int, end_ms: int
     ) -> tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, npt.NDArray[np.uint32], I64Array, F64Array]:
+        limits = current_read_limits()
+        cap = limits.max_samples if limits is not None else None
+        stop = limits.should_stop if limits is not None else None
         h_sid, h_ts, h_val = self._head.select(ids, start_ms, end_ms)
+        n_head = int(h_ts.shape[0])
+        if cap is not None and n_head > cap:
+            raise SampleLimitExceeded(cap, n_head)
         snap = self._catalog.snapshot()
         pos = snap.find(ids, start_ms, end_ms)
         if pos.shape[0]:
             sel = snap.take(pos)
-            data = self._chunk_bytes(sel, writer=False)
-            c_ts, c_val, kept = self._chunk_cache.decode_range(sel.n, sel.codec, sel.scale, data, start_ms, end_ms)
+            if cap is not None:
+                # Samples of chunks wholly inside the range are certain: refuse before decoding.
+                inside = (sel.min_ts >= start_ms) & (sel.max_ts <= end_ms)
+                certain = n_head + int(sel.n[inside].sum())
+                if certain > cap:
+                    raise SampleLimitExceeded(cap, certain)
+            if cap is None and stop is None:
+                data = self._chunk_bytes(sel, writer=False)
+                c_ts, c_val, kept = self._chunk_cache.decode_range(
+                    sel.n, sel.codec, sel.scale, data, start_ms, end_ms)
+            else:
+                c_ts, c_val, kept = self._decode_in_batches(sel, start_ms, end_ms, n_head, cap, stop)
             c_chunk_sid = sel.series_id
         else:
             c_ts, c_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
             kept = np.zeros(0, dtype=np.int64)
             c_chunk_sid = np.zeros(0, dtype=np.uint32)
         return c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val
+
+    def _decode_in_batches(
+        self, sel: ChunkRows, start_ms: int, end_ms: int, n_head: int, cap: int | None,
+        stop: Callable[[], None] | None,
+    ) -> tuple[I64Array, F64Array, I64Array]:
+        """``decode_range`` of the chunks ``sel`` in batches of ``_READ_BATCH_CHUNKS``, calling
+        ``stop`` between batches and refusing (``SampleLimitExceeded``) as soon as the samples
+        decoded so far and the head rows exceed ``cap``: memory stays near the limit."""
+        parts: list[tuple[I64Array, F64Array, I64Array]] = []
+        total = n_head
+        for a in range(0, len(sel), _READ_BATCH_CHUNKS):
+            if stop is not None:
+                stop()
+            part = sel.take(np.arange(a, min(a + _READ_BATCH_CHUNKS, len(sel)), dtype=np.intp))
+            data = self._chunk_bytes(part, writer=False)
+            ts, vals, kept = self._chunk_cache.decode_range(part.n, part.codec, part.scale, data, start_ms, end_ms)
+            total += int(ts.shape[0])
+            if cap is not None and total > cap:
+                raise SampleLimitExceeded(cap, total)
+            parts.append((ts, vals, kept))
+        if len(parts) == 1:
+            return parts[0]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]))
 
     def _assemble(
         self,
