@@ -127,6 +127,20 @@ class AlertingConfig:
 
 
 @dataclass
+class LogsConfig:
+    """The log store and the log ingest/query endpoints (docs/logs.md)."""
+
+    retention: str = "7d"  # whole UTC days older than this are dropped
+    max_streams_per_tenant: int = 100_000  # 0 = unlimited
+    reject_older_than: str = "7d"  # entries older than now - this are refused (400)
+    creation_grace_period: str = "10m"  # entries newer than now + this are refused (400)
+    write_queue_batches: int = 256
+    duckdb_memory_limit: str = "128MB"
+    max_entries_limit_per_query: int = 5000  # largest `limit` a log query may ask for
+    max_query_length: str = "721h"  # longest time range of a log query
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -137,6 +151,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     source: str = "<defaults>"
 
@@ -153,6 +168,7 @@ class Config:
 _SECTIONS: dict[str, str] = {
     "server": "server", "storage": "storage", "limits": "limits", "query": "query",
     "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules", "alerting": "alerting",
+    "logs": "logs",
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
@@ -162,6 +178,8 @@ _DURATION_KEYS = {
 }
 _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_timeout"), ("server", "keep_alive_timeout")}
 _DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
+_DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs", "creation_grace_period"),
+                   ("logs", "max_query_length")}
 _LISTEN_KEYS = {("server", "listen"), ("server", "otlp_http_listen"), ("server", "otlp_grpc_listen")}
 
 
@@ -238,6 +256,14 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: rules.evaluation_interval: must be positive")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
+    if cfg.logs.write_queue_batches < 1 or cfg.logs.max_entries_limit_per_query < 1:
+        raise ConfigError(f"{cfg.source}: logs.write_queue_batches and logs.max_entries_limit_per_query: "
+                          "must be at least 1")
+    if parse_duration_ms(cfg.logs.retention) <= 0 or parse_duration_ms(cfg.logs.max_query_length) <= 0:
+        raise ConfigError(f"{cfg.source}: logs.retention and logs.max_query_length: must be positive")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.logs.duckdb_memory_limit):
+        raise ConfigError(f"{cfg.source}: logs.duckdb_memory_limit: expected a size such as 128MB, "
+                          f"got {cfg.logs.duckdb_memory_limit!r}")
     for key in ("header_read_timeout", "body_read_timeout", "keep_alive_timeout"):
         if parse_duration_ms(getattr(cfg.server, key)) <= 0:
             raise ConfigError(f"{cfg.source}: server.{key}: must be longer than 0s")

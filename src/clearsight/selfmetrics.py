@@ -43,6 +43,12 @@ class SelfMetrics:
             "clearsight_dropped_native_histograms_total",
             "Native histogram samples received and dropped (not stored yet).", ["protocol"],
             registry=self.registry)
+        self.log_lines_ingested = Counter(
+            "clearsight_ingested_log_lines_total", "Log lines and events committed, by protocol.",
+            ["protocol"], registry=self.registry)
+        self.log_bytes_ingested = Counter(
+            "clearsight_ingested_log_bytes_total", "UTF-8 bytes of committed log lines, by protocol.",
+            ["protocol"], registry=self.registry)
         self.request_seconds = Histogram(
             "clearsight_http_request_duration_seconds", "HTTP request latency by handler.", ["handler"],
             registry=self.registry,

@@ -29,6 +29,7 @@ from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.app import Services, create_app
 from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
+from clearsight.api.logs_ingest import LogIngestSurfaces
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
@@ -43,6 +44,7 @@ from clearsight.notify.config import load_config_file as load_notify_config
 from clearsight.notify.metrics import NotifyMetrics
 from clearsight.notify.notifier import Notifier
 from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.query.governor import make_query_executor
@@ -56,6 +58,7 @@ from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.logs_store import EmbeddedLogStore
 from clearsight.store.interface import MetricsStore
 
 log = logging.getLogger("clearsight.server")
@@ -101,6 +104,7 @@ class Built:
     rules: RuleManager | None = None
     tenant_rules: TenantRuleSets | None = None
     notifier: Notifier | None = None
+    log_store: EmbeddedLogStore | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -246,11 +250,24 @@ def build(cfg: Config) -> Built:
     metrics = SelfMetrics()
     metrics.add_store(store.stats, data_dir)
     ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time)])
+    try:
+        log_store = EmbeddedLogStore(
+            data_dir, retention_ns=parse_duration_ms(cfg.logs.retention) * 1_000_000,
+            max_streams_per_tenant=cfg.logs.max_streams_per_tenant,
+            queue_max_batches=cfg.logs.write_queue_batches, duckdb_memory_limit=cfg.logs.duckdb_memory_limit,
+            duckdb_threads=cfg.storage.duckdb_threads)
+    except BaseException:
+        store.close()
+        raise
+    log_ingestor = LogIngestor(log_store, reject_older_than_ns=parse_duration_ms(cfg.logs.reject_older_than) * 1_000_000,
+                               creation_grace_ns=parse_duration_ms(cfg.logs.creation_grace_period) * 1_000_000)
 
     def readiness() -> tuple[bool, str]:
         st = store.stats()
         if not st.writer_alive:
             return False, "store writer is not running"
+        if not log_store.stats().writer_alive:
+            return False, "log store writer is not running"
         return True, ""
 
     tenant_of = make_tenant_of(cfg)
@@ -259,6 +276,7 @@ def build(cfg: Config) -> Built:
                                          thread_name_prefix="ingest-decode")
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
                                          executor=ingest_executor)
+    log_surfaces = LogIngestSurfaces(log_ingestor, tenant_of, metrics, executor=ingest_executor)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
@@ -268,15 +286,18 @@ def build(cfg: Config) -> Built:
         rules, tenant_rules = build_rules(cfg, store, ingestor, notifier.notify)
     except ConfigError:
         store.close()
+        log_store.close()
         raise
     metrics.registry.register(RulesCollector(lambda: [rules, *tenant_rules.all_managers()]))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
-                                                                                     *make_alertmanager_routes(notifier)],
+                                                                                     *make_alertmanager_routes(notifier),
+                                                                                     *log_surfaces.routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
-    return Built(services=services, store=store, otlp_route_app=Starlette(routes=[otlp_route]),
-                 scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules)
+    return Built(services=services, store=store,
+                 otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route()]),
+                 scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store)
 
 
 class _Server(uvicorn.Server):
@@ -357,7 +378,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    retention_task = asyncio.create_task(_retention_loop(built.store, cfg))
+    retention_task = asyncio.create_task(_retention_loop(built.store, cfg, built.log_store))
     tasks = [asyncio.create_task(srv.serve()) for srv in servers]
     # Wait until every listener is up, then announce the URL.
     while not all(srv.started for srv in servers):
@@ -372,6 +393,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         if grpc_server is not None:
             grpc_server.stop(None)
         built.store.close()
+        if built.log_store is not None:
+            built.log_store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
     await scraper.start()
     if built.notifier is not None:
@@ -415,10 +438,12 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await retention_task
     await loop.run_in_executor(None, built.store.close)
+    if built.log_store is not None:
+        await loop.run_in_executor(None, built.log_store.close)
     log.info("stopped")
 
 
-async def _retention_loop(store: MetricsStore, cfg: Config) -> None:
+async def _retention_loop(store: MetricsStore, cfg: Config, log_store: EmbeddedLogStore | None = None) -> None:
     interval = parse_duration_ms(cfg.storage.retention_check_interval) / 1000
     loop = asyncio.get_running_loop()
     while True:
@@ -430,6 +455,15 @@ async def _retention_loop(store: MetricsStore, cfg: Config) -> None:
             raise
         except Exception:
             log.exception("retention pass failed")
+        if log_store is not None:
+            try:
+                removed = await loop.run_in_executor(None, log_store.apply_retention, time.time_ns())
+                if removed:
+                    log.info("log retention dropped entries", extra={"entries": removed})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("log retention pass failed")
         await asyncio.sleep(interval)
 
 
