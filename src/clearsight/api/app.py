@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from clearsight import __version__
 from clearsight.api.common import ApiError, TenantOf, error_response, success
 from clearsight.api.discovery import make_discovery_handlers
+from clearsight.api.federate import make_federate_handler
 from clearsight.api.http_middleware import install_http_middleware
 from clearsight.api.openapi_params import document_plain_routes, route_kwargs
 from clearsight.api.ops import make_ops_handlers
@@ -25,7 +26,7 @@ from clearsight.api.prometheus_status import make_status_routes
 from clearsight.api.prometheus_write import make_remote_write_handler
 from clearsight.api.query_admission import make_governor
 from clearsight.api.remote_read import make_remote_read_handler
-from clearsight.config import Config
+from clearsight.config import Config, parse_duration_ms
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.query.governor import QueryGovernor
 from clearsight.selfmetrics import SelfMetrics
@@ -125,6 +126,9 @@ def create_app(s: Services) -> FastAPI:
     api.append(("/api/v1/read", _timed("remote_read", make_remote_read_handler(
         s.store, s.tenant_of, s.config.limits, s.config.query.max_samples), m), ["POST"],
         "Prometheus remote-read (snappy ReadRequest; sampled or STREAMED_XOR_CHUNKS response)."))
+    api.append(("/federate", _timed("federate", make_federate_handler(
+        s.store, s.tenant_of, gov, parse_duration_ms(s.config.query.lookback_delta)), m), ["GET"],
+        "Prometheus federation: latest sample of each series matching match[] (text format)."))
     for path, handler, methods, summary in api:
         for method in methods:  # one operation per method: unique operation ids in /docs
             app.add_api_route(path, handler, methods=[method], summary=summary, response_class=Response,
