@@ -634,10 +634,11 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the in-process pipeline measurement",
     )
     ap.add_argument(
-        "--resend",
-        action="store_true",
-        help="after the first send, send the identical requests again, then an HA replica's "
-        f"(every timestamp {REPLICA_OFFSET_MS} ms later); print both rates against the first send",
+        "--no-resend",
+        dest="resend",
+        action="store_false",
+        help="skip the runs after the first send: the identical requests again, then an HA replica's "
+        f"(every timestamp {REPLICA_OFFSET_MS} ms later), both rates printed against the first send",
     )
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "remote_write.json")
     args, _unknown = ap.parse_known_args(argv)  # bench/run.py passes the same flags to every bench

@@ -13,12 +13,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import agent
+import log_decode
 import query
 import remote_write
+import rules
+import small_queries
 
 BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
-    ("remote-write ingest (bench/remote_write.py)", remote_write.main),
-    ("query latency (bench/query.py)", query.main),
+    ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
+    ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
+    ("dashboard panels, heavier queries (bench/query.py)", query.main),
+    ("rule evaluation (bench/rules.py)", rules.main),
+    ("agent vs node_exporter (bench/agent.py)", agent.main),
+    ("log and event decoders (bench/log_decode.py)", log_decode.main),
 ]
 
 
