@@ -31,7 +31,7 @@ from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
-from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
+from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, make_otlp_traces_route
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
@@ -277,6 +277,10 @@ def build(cfg: Config) -> Built:
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
                                          executor=ingest_executor)
     log_surfaces = LogIngestSurfaces(log_ingestor, tenant_of, metrics, executor=ingest_executor)
+    # Prometheus' OTLP path (same handler) and explicit, counted 501s for OTLP traces (not stored yet).
+    prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
+                                              on_export=_export_recorder(metrics), executor=ingest_executor)
+    traces_route = make_otlp_traces_route(lambda: metrics.requests.labels("otlp_traces", "501").inc())
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
@@ -290,13 +294,13 @@ def build(cfg: Config) -> Built:
         raise
     metrics.registry.register(RulesCollector(lambda: [rules, *tenant_rules.all_managers()]))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, prom_otlp_route, traces_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
                                                                                      *make_alertmanager_routes(notifier),
                                                                                      *log_surfaces.routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
     return Built(services=services, store=store,
-                 otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route()]),
+                 otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store)
 
 

@@ -78,7 +78,7 @@ def grpc_code_of(err: IngestError) -> int:
         return code_pb2.UNAVAILABLE if err.status == 503 else code_pb2.RESOURCE_EXHAUSTED
     if err.status == 413:
         return code_pb2.RESOURCE_EXHAUSTED  # without RetryInfo: not retryable
-    if err.status == 415:
+    if err.status in (415, 501):
         return code_pb2.UNIMPLEMENTED
     return code_pb2.INVALID_ARGUMENT
 
@@ -248,3 +248,26 @@ def make_otlp_metrics_route(
         executor=executor,
     )
     return Route(path, handler, methods=["POST"], name="otlp_metrics")
+
+
+TRACES_NOT_IMPLEMENTED = ("OTLP traces are not stored by this Clearsight version: trace ingestion arrives in a "
+                          "later release; nothing of this request was kept")
+
+
+def make_otlp_traces_route(on_call: Callable[[], None] | None = None, *, path: str = "/v1/traces") -> Route:
+    """``POST /v1/traces``: answered explicitly with 501 and a ``google.rpc.Status`` (UNIMPLEMENTED, in the
+    request's encoding) instead of a bare 404; ``on_call`` counts each request (``/metrics``)."""
+    err = IngestError(TRACES_NOT_IMPLEMENTED)
+    err.status = 501
+    err.reason = "not_implemented"
+
+    async def otlp_traces(request: Request) -> Response:
+        if on_call is not None:
+            on_call()
+        try:
+            encoding = encoding_of(request.headers.get("content-type", ""))
+        except IngestError:
+            encoding = "protobuf"
+        return error_response(err, encoding)
+
+    return Route(path, otlp_traces, methods=["POST"], name="otlp_traces")
