@@ -30,6 +30,7 @@ from clearsight.api.app import Services, create_app
 from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
+from clearsight.api.logs_query import LogQueryApi
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, make_otlp_traces_route
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
@@ -281,6 +282,8 @@ def build(cfg: Config) -> Built:
     prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
                                               on_export=_export_recorder(metrics), executor=ingest_executor)
     traces_route = make_otlp_traces_route(lambda: metrics.requests.labels("otlp_traces", "501").inc())
+    log_query = LogQueryApi(log_store, tenant_of, max_entries=cfg.logs.max_entries_limit_per_query,
+                            max_query_length_ns=parse_duration_ms(cfg.logs.max_query_length) * 1_000_000)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
@@ -296,7 +299,7 @@ def build(cfg: Config) -> Built:
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, prom_otlp_route, traces_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
                                                                                      *make_alertmanager_routes(notifier),
-                                                                                     *log_surfaces.routes()],
+                                                                                     *log_surfaces.routes(), *log_query.routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
     return Built(services=services, store=store,

@@ -1,0 +1,237 @@
+"""Log reads: Loki's query API for log queries (``/loki/api/v1/query_range``, ``/query``, ``/labels``,
+``/label/{name}/values``, ``/series``) in Loki's response shapes, and the native ``GET /api/v1/events``.
+
+Only log queries are evaluated (stream selector + line filters, ``query/logql/parser.py``);
+metric queries are a 400 naming the construct. Errors are Loki's: HTTP 400 with a plain-text
+message. Times: Loki's rule (an integer of up to 10 digits is seconds, longer is nanoseconds, a
+decimal number is seconds, else RFC 3339). Bounds: ``limit`` up to
+``logs.max_entries_limit_per_query``, ``end - start`` up to ``logs.max_query_length``.
+Store reads run in the default executor, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from clearsight.api.common import TenantOf
+from clearsight.config import parse_duration_ms
+from clearsight.ingest.log_common import parse_rfc3339_ns
+from clearsight.model.labels import to_dict
+from clearsight.model.logs import LogBatch
+from clearsight.model.matchers import Matcher
+from clearsight.pipeline.errors import IngestError
+from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL, event_json, event_of
+from clearsight.query.logql.parser import LogQLParseError, parse_log_query
+from clearsight.store.logs_interface import Direction, LogStore
+
+NS = 1_000_000_000
+DEFAULT_RANGE_NS = 3600 * NS
+DEFAULT_LABELS_RANGE_NS = 6 * 3600 * NS
+
+
+class BadRequest(Exception):
+    pass
+
+
+def parse_loki_time(value: str | None, default: int, name: str) -> int:
+    """A Loki time parameter as int ns."""
+    if value is None or value == "":
+        return default
+    v = value.strip()
+    try:
+        if "." in v:
+            return round(float(v) * NS)
+        n = int(v)
+        return n * NS if len(v.lstrip("-")) <= 10 else n
+    except (ValueError, OverflowError):
+        pass
+    try:
+        return parse_rfc3339_ns(v)
+    except (ValueError, IngestError):
+        raise BadRequest(f'invalid {name}: cannot parse "{value}" as a timestamp (unix seconds, nanoseconds '
+                         "or RFC 3339)") from None
+
+
+def _duration_ns(value: str, name: str) -> int:
+    try:
+        return parse_duration_ms(value) * 1_000_000
+    except ValueError:
+        try:
+            return round(float(value) * NS)
+        except ValueError:
+            raise BadRequest(f'invalid {name}: cannot parse "{value}" as a duration') from None
+
+
+def _text(message: str, status: int = 400) -> Response:
+    return Response(message + "\n", status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def _json(obj: Any) -> Response:
+    return Response(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), media_type="application/json")
+
+
+def streams_result(batch: LogBatch) -> list[dict[str, Any]]:
+    """Loki's ``streams`` result: one object per stream, entries in the batch's order."""
+    out: list[dict[str, Any]] = []
+    by_stream: dict[int, list[list[str]]] = {}
+    for j, (t, body) in enumerate(zip(batch.timestamps.tolist(), batch.body, strict=True)):
+        s = int(batch.stream_idx[j])
+        vals = by_stream.get(s)
+        if vals is None:
+            vals = by_stream[s] = []
+            out.append({"stream": to_dict(batch.streams[s]), "values": vals})
+        vals.append([str(t), body])
+    return out
+
+
+class LogQueryApi:
+    def __init__(self, store: LogStore, tenant_of: TenantOf, *, max_entries: int, max_query_length_ns: int,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.store = store
+        self.tenant_of = tenant_of
+        self.max_entries = max_entries
+        self.max_len = max_query_length_ns
+        self.clock_ns = clock_ns
+
+    def _limit(self, raw: str | None, default: int = 100) -> int:
+        if raw is None or raw == "":
+            return default
+        try:
+            n = int(raw)
+        except ValueError:
+            raise BadRequest(f'invalid limit: cannot parse "{raw}" as an integer') from None
+        if n <= 0:
+            raise BadRequest("limit must be a positive value")
+        if n > self.max_entries:
+            raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
+                             f"({n} > {self.max_entries}) (logs.max_entries_limit_per_query)")
+        return n
+
+    def _range(self, q: Any, default_len: int) -> tuple[int, int]:
+        now = self.clock_ns()
+        end = parse_loki_time(q.get("end"), now, "end")
+        since = q.get("since")
+        default_start = end - (_duration_ns(since, "since") if since else default_len)
+        start = parse_loki_time(q.get("start"), default_start, "start")
+        if end < start:
+            raise BadRequest("end timestamp must not be before start time")
+        if end - start > self.max_len:
+            raise BadRequest(f"the query time range exceeds the limit (query length: {(end - start) / 3.6e12:.1f}h, "
+                             f"limit: {self.max_len / 3.6e12:.1f}h) (logs.max_query_length)")
+        return start, end
+
+    @staticmethod
+    def _direction(raw: str | None) -> Direction:
+        d = (raw or "backward").lower()
+        if d not in ("forward", "backward"):
+            raise BadRequest(f'invalid direction "{raw}": expected forward or backward')
+        return "forward" if d == "forward" else "backward"
+
+    async def _run(self, request: Request, fn: Callable[[str, Any], Any]) -> Response:
+        try:
+            tenant = self.tenant_of(request)
+            q = request.query_params
+            return _json(await asyncio.get_running_loop().run_in_executor(None, fn, tenant, q))
+        except (BadRequest, LogQLParseError) as e:
+            return _text(str(e))
+        except ValueError as e:  # a regex DuckDB's RE2 refuses, an invalid tenant
+            return _text(str(e))
+
+    def _select(self, tenant: str, q: Any, start: int, end: int) -> dict[str, Any]:
+        text = q.get("query")
+        if not text:
+            raise BadRequest("query parameter is required")
+        lq = parse_log_query(text)
+        limit = self._limit(q.get("limit"))
+        batch = self.store.select(tenant, lq.matchers, start, end, lq.filters, limit, self._direction(q.get("direction")))
+        return {"status": "success", "data": {"resultType": "streams", "result": streams_result(batch),
+                                              "stats": {"summary": {"totalEntriesReturned": len(batch)}}}}
+
+    async def query_range(self, request: Request) -> Response:
+        """Loki range query (log queries: stream selector and line filters): streams result."""
+        def run(tenant: str, q: Any) -> Any:
+            start, end = self._range(q, DEFAULT_RANGE_NS)
+            return self._select(tenant, q, start, end)
+        return await self._run(request, run)
+
+    async def query(self, request: Request) -> Response:
+        """Loki instant query for log queries: entries up to `time` (default now) within `since` (default 1h)."""
+        def run(tenant: str, q: Any) -> Any:
+            end = parse_loki_time(q.get("time"), self.clock_ns(), "time")
+            since = q.get("since")
+            start = end - (_duration_ns(since, "since") if since else DEFAULT_RANGE_NS)
+            if end - start > self.max_len:
+                raise BadRequest("the query time range exceeds the limit (logs.max_query_length)")
+            return self._select(tenant, q, start, end)
+        return await self._run(request, run)
+
+    def _selector(self, q: Any) -> Sequence[Matcher]:
+        text = q.get("query")
+        return parse_log_query(text).matchers if text else ()
+
+    async def labels(self, request: Request) -> Response:
+        """Loki label names of streams with entries in [start, end] (default the last 6h)."""
+        def run(tenant: str, q: Any) -> Any:
+            start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
+            return {"status": "success", "data": self.store.label_names(tenant, start, end, self._selector(q))}
+        return await self._run(request, run)
+
+    async def label_values(self, request: Request) -> Response:
+        """Loki values of one stream label (optional `query` selector)."""
+        name = request.path_params["name"]
+
+        def run(tenant: str, q: Any) -> Any:
+            start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
+            return {"status": "success",
+                    "data": self.store.label_values(tenant, name, start, end, self._selector(q))}
+        return await self._run(request, run)
+
+    async def series(self, request: Request) -> Response:
+        """Loki series: label sets of streams matching any match[] selector in [start, end]."""
+        def run(tenant: str, q: Any) -> Any:
+            start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
+            sets = [parse_log_query(m).matchers for m in q.getlist("match[]") or q.getlist("match")]
+            if not sets:
+                raise BadRequest("match[] parameter is required")
+            return {"status": "success", "data": [to_dict(x) for x in self.store.series(tenant, sets, start, end)]}
+        return await self._run(request, run)
+
+    async def events(self, request: Request) -> Response:
+        """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
+        def run(tenant: str, q: Any) -> Any:
+            start, end = self._range(q, DEFAULT_RANGE_NS)
+            matchers = [Matcher.of("=~", EVENT_TYPE_LABEL, ".+")]
+            for param, label in (("type", EVENT_TYPE_LABEL), ("level", "level"), ("origin", "origin")):
+                values = [v for v in q.getlist(param) if v]
+                if param == "level":
+                    values = [v.upper() for v in values]
+                if values:
+                    matchers.append(Matcher.of("=~", label, "|".join(_re_escape(v) for v in values)))
+            batch = self.store.select(tenant, matchers, start, end, (), self._limit(q.get("limit")),
+                                      self._direction(q.get("direction")))
+            evs = [event_json(event_of(batch.entry(j))) for j in range(len(batch))]
+            return {"status": "success", "data": {"events": evs}}
+        return await self._run(request, run)
+
+    def routes(self) -> list[Route]:
+        h: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+            ("/loki/api/v1/query_range", self.query_range, ["GET"]),
+            ("/loki/api/v1/query", self.query, ["GET"]),
+            ("/loki/api/v1/labels", self.labels, ["GET"]),
+            ("/loki/api/v1/label/{name}/values", self.label_values, ["GET"]),
+            ("/loki/api/v1/series", self.series, ["GET"]),
+            ("/api/v1/events", self.events, ["GET"]),
+        ]
+        return [Route(p, fn, methods=m, name=p.strip("/").replace("/", "_")) for p, fn, m in h]
+
+
+def _re_escape(v: str) -> str:
+    return "".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in v)
