@@ -1,0 +1,141 @@
+"""Log ingest and search over HTTP: lines/s pushed to a real server, bytes on disk per line against
+the raw text, and a rare-substring query against ``grep -F -c`` over the same lines in a file.
+
+``python bench/logs.py [--lines 200000] [--senders 4] [--batch 1000]``. Starts ``clearsight server``
+on a temporary data directory, pushes Loki JSON requests (lines from ``bench/log_decode.py``: ~200
+bytes, 6 services, JSON and logfmt bodies, timestamps in the last hour) from ``--senders`` threads,
+stops the server (SIGTERM: the log store checkpoints), measures ``logs.duckdb``, restarts it and
+times ``{service=~".+"} |= "<needle>"`` (one line holds the needle) through
+``/loki/api/v1/query_range`` (best of 3) and ``grep -F -c`` on the raw lines. Not a test: figures
+depend on the (shared) machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.log_decode import make_lines
+from tests.support.peers import free_port
+
+NEEDLE = "needle-7f3a9c-rare"
+
+
+def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "clearsight", "server", "--data-dir", str(data), "--listen",
+                             f"127.0.0.1:{port}", "--otlp-http-listen", "", "--otlp-grpc-listen", ""],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/ready")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not become ready")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--senders", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1000)
+    args, _ = ap.parse_known_args()
+    now = time.time_ns()
+    lines = make_lines(args.lines)
+    step = 3_000_000_000_000 // max(1, args.lines)  # spread over ~50 minutes
+    rows = [(now - 3_000_000_000_000 + i * step, svc, lvl, body) for i, (_t, svc, lvl, body) in enumerate(lines)]
+    mid = len(rows) // 2
+    rows[mid] = (rows[mid][0], rows[mid][1], rows[mid][2], rows[mid][3] + " " + NEEDLE)
+    bodies: list[bytes] = []
+    for k in range(0, len(rows), args.batch):
+        streams: dict[tuple[str, str], list[list[str]]] = {}
+        for t, svc, lvl, body in rows[k:k + args.batch]:
+            streams.setdefault((svc, lvl), []).append([str(t), body])
+        bodies.append(json.dumps({"streams": [{"stream": {"service": s, "level": lv}, "values": v}
+                                              for (s, lv), v in streams.items()]}).encode())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    raw = tmp / "raw.log"
+    raw.write_text("".join(r[3] + "\n" for r in rows))
+    port = free_port()
+    proc = _start(tmp / "data", port)
+    try:
+        todo = list(range(len(bodies)))
+        lock = threading.Lock()
+        failures: list[int] = []
+
+        def sender() -> None:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    i = todo.pop()
+                c.request("POST", "/loki/api/v1/push", body=bodies[i], headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                r.read()
+                if r.status != 204:
+                    failures.append(r.status)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=sender) for _ in range(args.senders)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t0
+        print(f"ingest: {args.lines} lines over HTTP (Loki JSON, {args.senders} senders, {args.batch}/request) in "
+              f"{wall:.2f} s = {args.lines / wall:,.0f} lines/s, {raw.stat().st_size / wall / 1e6:.1f} MB/s raw text"
+              + (f"; {len(failures)} failed requests {sorted(set(failures))}" if failures else ""))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    db = tmp / "data" / "logs.duckdb"
+    size = db.stat().st_size + (os.path.getsize(str(db) + ".wal") if os.path.exists(str(db) + ".wal") else 0)
+    rawsize = raw.stat().st_size
+    print(f"disk: {size / args.lines:.1f} B/line in logs.duckdb vs {rawsize / args.lines:.1f} B/line raw text "
+          f"(compression {rawsize / size:.2f}x)")
+    proc = _start(tmp / "data", port)
+    try:
+        q = urllib.parse.urlencode({"query": f'{{service=~".+"}} |= "{NEEDLE}"', "start": str(now - 4 * 3600 * 10**9),
+                                    "end": str(now + 10**9), "limit": "100"})
+        best = 1e9
+        found = 0
+        for _ in range(3):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            t = time.perf_counter()
+            c.request("GET", f"/loki/api/v1/query_range?{q}")
+            out = json.loads(c.getresponse().read())
+            best = min(best, time.perf_counter() - t)
+            found = sum(len(s["values"]) for s in out["data"]["result"])
+        gbest = 1e9
+        for _ in range(3):
+            t = time.perf_counter()
+            g = subprocess.run(["grep", "-F", "-c", NEEDLE, str(raw)], capture_output=True, text=True, check=False)
+            gbest = min(gbest, time.perf_counter() - t)
+        print(f"rare substring: query_range {best * 1000:.1f} ms ({found} line) vs grep -F -c {gbest * 1000:.1f} ms "
+              f"({g.stdout.strip()} line) -> {best / gbest:.1f}x grep")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
