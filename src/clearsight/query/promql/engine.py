@@ -191,10 +191,18 @@ class Evaluator:
         self.instant = instant
         self.annotations = Annotations()
         self.stats = QueryStats()
-        # Vector selectors whose histograms are read as Prometheus' HistogramStatsIterator does.
-        self.stats_selectors: set[int] = set()
+        # Vector selectors whose histograms are read as Prometheus' HistogramStatsIterator does:
+        # found on first use (only a selector that returned native histograms asks), from root.
+        self.root: Expr | None = None
+        self._stats_selectors: set[int] | None = None
         # Count Prometheus' totalQueryableSamples into stats.queryable_samples (costs a pass per selector).
         self.count_samples = False
+
+    @property
+    def stats_selectors(self) -> set[int]:
+        if self._stats_selectors is None:
+            self._stats_selectors = stats_selectors(self.root) if self.root is not None else set()
+        return self._stats_selectors
 
     # ---- helpers ----
 
@@ -903,7 +911,7 @@ class Engine:
         ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms,
                              positions, query_text)
         ts = np.asarray([time_ms], dtype=np.int64)
-        ev.stats_selectors = stats_selectors(expr)
+        ev.root = expr
         ev.count_samples = count_samples
         with running(ev.budget):
             val = ev.eval(expr, ts)
@@ -932,7 +940,7 @@ class Engine:
         ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms,
                              positions, query_text)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-        ev.stats_selectors = stats_selectors(expr)
+        ev.root = expr
         ev.count_samples = count_samples
         with running(ev.budget):
             val = ev.eval(expr, ts)

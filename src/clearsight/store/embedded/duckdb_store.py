@@ -79,6 +79,8 @@ _COMPACT_SLICE_ROWS = 250_000
 # _assemble copies series by series (slices) when they average at least this many samples; below,
 # one vectorized gather beats a Python step per series.
 _SLICE_COPY_MIN_AVG = 64
+# ... and always for at most this many series (a small select: the gather's fixed cost dominates).
+_SLICE_COPY_MAX_SERIES = 16
 # The writer's decoded window (window.py) holds at most this many chunk samples (24 bytes each).
 _WINDOW_MAX_SAMPLES = 2_000_000
 # A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
@@ -1270,7 +1272,7 @@ class EmbeddedMetricsStore:
                 ts, vals = ts.copy(), vals.copy()
         elif n_c == 0 and bool(np.all(h_start[present] == offsets[:-1])):
             ts, vals = h_ts, h_val
-        elif total >= _SLICE_COPY_MIN_AVG * len(labels):
+        elif len(labels) <= _SLICE_COPY_MAX_SERIES or total >= _SLICE_COPY_MIN_AVG * len(labels):
             # Long series: per series, its chunk samples then its head rows, as slice copies.
             ts = np.empty(total, dtype=np.int64)
             vals = np.empty(total, dtype=np.float64)
