@@ -109,7 +109,7 @@ def test_loki_push_json_and_gzip(env: Env) -> None:
     (_loki([[str(NOW + DAY_NS), "future"]]), JSON, 400, "too new"),
     (_loki([[str(NOW), "x"]], {"bad-label": "x"}), JSON, 400, ""),
     (b"{}", {"Content-Type": "text/csv"}, 415, "Content-Type"),
-])
+], ids=["not_json", "bad_timestamp", "too_old", "too_new", "bad_label", "content_type"])
 def test_loki_push_rejects_and_writes_nothing(env: Env, body: bytes, headers: dict[str, str], status: int,
                                               needle: str) -> None:
     r = env.post("/loki/api/v1/push", body, headers)
