@@ -51,12 +51,12 @@ def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("server did not become ready")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
-    args, _ = ap.parse_known_args()
+    args, _ = ap.parse_known_args(argv)
     now = time.time_ns()
     lines = make_lines(args.lines)
     step = 3_000_000_000_000 // max(1, args.lines)  # spread over ~50 minutes
@@ -135,7 +135,8 @@ def main() -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agent
 import log_decode
+import logs
 import query
 import remote_write
 import rules
@@ -27,6 +28,7 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("rule evaluation (bench/rules.py)", rules.main),
     ("agent vs node_exporter (bench/agent.py)", agent.main),
     ("log and event decoders (bench/log_decode.py)", log_decode.main),
+    ("log ingest, disk and search vs grep (bench/logs.py)", logs.main),
 ]
 
 
