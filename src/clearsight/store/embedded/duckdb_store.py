@@ -31,8 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,8 +63,9 @@ from clearsight.store.interface import (
     StoreStats,
     current_read_limits,
 )
+from clearsight.store.kernel.database import Database
 from clearsight.store.kernel.publication import Publication, Retry
-from clearsight.store.kernel.writer import Command, GroupCommitWriter
+from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 
 log = logging.getLogger(__name__)
 
@@ -231,15 +231,9 @@ class EmbeddedMetricsStore:
         self._window: DecodedWindow | None = None  # writer only: chunk samples for overwrite checks
         self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
 
-        config: dict[str, Any] = {"checkpoint_threshold": wal_checkpoint_threshold}
-        if duckdb_threads is not None:
-            config["threads"] = duckdb_threads
-        if duckdb_memory_limit is not None:
-            config["memory_limit"] = duckdb_memory_limit
-        self._root = duckdb.connect(str(self.path), config=config)
-        self._root_lock = threading.Lock()
-        self._cursor_pool: list[duckdb.DuckDBPyConnection] = []
-        self._wcon = self._root.cursor()
+        self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
+                            memory_limit=duckdb_memory_limit, what="metrics store")
+        self._wcon = self._db.writer
 
         # Series state. Written by the writer thread; readers use the index under _index_lock.
         self._index_lock = threading.RLock()
@@ -274,8 +268,7 @@ class EmbeddedMetricsStore:
             self._init_schema()
             self._load_state()
         except BaseException:
-            self._wcon.close()
-            self._root.close()
+            self._db.close()
             raise
         self._writer.start()
 
@@ -383,9 +376,7 @@ class EmbeddedMetricsStore:
         return fut
 
     def _retry_after(self, queued: int) -> float:
-        s = self._stats
-        avg = s.commit_seconds_sum / s.commits_total if s.commits_total else 0.1
-        return float(min(30.0, max(1.0, avg * queued)))
+        return retry_after_estimate(self._stats.commit_seconds_sum, self._stats.commits_total, queued)
 
     def _submit(self, kind: str, arg: int = 0) -> concurrent.futures.Future[Any]:
         return self._writer.command(kind, arg)
@@ -411,11 +402,7 @@ class EmbeddedMetricsStore:
             if self._closed:
                 return
             self._writer.close()
-            with self._root_lock:
-                for cur in self._cursor_pool:
-                    cur.close()
-                self._cursor_pool.clear()
-                self._root.close()
+            self._db.close()
             self._closed = True
 
     def __enter__(self) -> EmbeddedMetricsStore:
@@ -429,31 +416,19 @@ class EmbeddedMetricsStore:
     def _writer_done(self) -> None:
         """The writer's last step at close: everything queued is committed."""
         self._checkpoint()
-        self._wcon.close()
+
+    def _command(self, cmd: Command) -> Any:
+        if cmd.kind in ("flush", "compact"):
+            if cmd.kind == "compact" or self._compaction_due():
+                self._compact()
+            self._checkpoint()
+            return None
+        if cmd.kind == "retention":
+            return self._retention(cmd.arg)
+        return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
-        group: list[_Append] = []
-        for it in items:
-            if isinstance(it, _Append):
-                group.append(it)
-                continue
-            if group:
-                self._commit_group(group)
-                group = []
-            try:
-                if it.kind in ("flush", "compact"):
-                    if it.kind == "compact" or self._compaction_due():
-                        self._compact()
-                    self._checkpoint()
-                    it.future.set_result(None)
-                elif it.kind == "retention":
-                    it.future.set_result(self._retention(it.arg))
-                else:
-                    it.future.set_result(None)
-            except Exception as e:
-                it.future.set_exception(e)
-        if group:
-            self._commit_group(group)
+        run_in_groups(items, self._commit_group, self._command)
         if self._compaction_due(factor=2):
             self._safe_compact()  # the head outgrew twice its bound under constant load
         elif self._compaction_due():
@@ -1114,20 +1089,8 @@ class EmbeddedMetricsStore:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    @contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._root_lock:
-            if self._closed or not self._writer.open:
-                raise StoreClosed("metrics store is closed")
-            cur = self._cursor_pool.pop() if self._cursor_pool else self._root.cursor()
-        try:
-            yield cur
-        finally:
-            with self._root_lock:
-                if self._closed:
-                    cur.close()
-                else:
-                    self._cursor_pool.append(cur)
+    def _reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._db.reader(lambda: self._writer.open)
 
     def _check_open(self) -> None:
         if self._closed or not self._writer.open:

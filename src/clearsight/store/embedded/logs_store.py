@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +51,9 @@ from clearsight.store.embedded.logs_schema import (
     partition_name,
 )
 from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed, StoreError
+from clearsight.store.kernel.database import Database
 from clearsight.store.kernel.publication import Publication, Retry
-from clearsight.store.kernel.writer import Command, GroupCommitWriter
+from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 from clearsight.store.logs_interface import Direction, LineFilter, LogAppendResult, LogStoreStats
 
 log = logging.getLogger(__name__)
@@ -108,15 +109,9 @@ class EmbeddedLogStore:
         self.path = self.data_dir / LOGS_DB_FILE
         self.retention_ns = retention_ns
         self.max_streams_per_tenant = max_streams_per_tenant
-        config: dict[str, Any] = {"checkpoint_threshold": wal_checkpoint_threshold}
-        if duckdb_threads is not None:
-            config["threads"] = duckdb_threads
-        if duckdb_memory_limit is not None:
-            config["memory_limit"] = duckdb_memory_limit
-        self._root = duckdb.connect(str(self.path), config=config)
-        self._root_lock = threading.Lock()
-        self._cursor_pool: list[duckdb.DuckDBPyConnection] = []
-        self._wcon = self._root.cursor()
+        self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
+                            memory_limit=duckdb_memory_limit, what="log store")
+        self._wcon = self._db.writer
         self._pub = Publication()
 
         # Stream and partition state: written by the writer thread after commit, read under _lock.
@@ -141,8 +136,7 @@ class EmbeddedLogStore:
             self._init_schema()
             self._load_state()
         except BaseException:
-            self._wcon.close()
-            self._root.close()
+            self._db.close()
             raise
         self._writer.start()
 
@@ -219,9 +213,7 @@ class EmbeddedLogStore:
         return fut
 
     def _retry_after(self, queued: int) -> float:
-        s = self._stats
-        avg = s.commit_seconds_sum / s.commits_total if s.commits_total else 0.1
-        return float(min(30.0, max(1.0, avg * queued)))
+        return retry_after_estimate(self._stats.commit_seconds_sum, self._stats.commits_total, queued)
 
     def flush(self) -> None:
         self._writer.command("flush").result()
@@ -239,11 +231,7 @@ class EmbeddedLogStore:
             if self._closed:
                 return
             self._writer.close()
-            with self._root_lock:
-                for cur in self._cursor_pool:
-                    cur.close()
-                self._cursor_pool.clear()
-                self._root.close()
+            self._db.close()
             self._closed = True
 
     def __enter__(self) -> EmbeddedLogStore:
@@ -256,29 +244,17 @@ class EmbeddedLogStore:
 
     def _writer_done(self) -> None:
         self._wcon.execute("CHECKPOINT")
-        self._wcon.close()
+
+    def _command(self, cmd: Command) -> Any:
+        if cmd.kind == "flush":
+            self._wcon.execute("CHECKPOINT")
+            return None
+        if cmd.kind == "retention":
+            return self._retention(int(cmd.arg))
+        return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
-        group: list[_Append] = []
-        for it in items:
-            if isinstance(it, _Append):
-                group.append(it)
-                continue
-            if group:
-                self._commit_group(group)
-                group = []
-            try:
-                if it.kind == "flush":
-                    self._wcon.execute("CHECKPOINT")
-                    it.future.set_result(None)
-                elif it.kind == "retention":
-                    it.future.set_result(self._retention(int(it.arg)))
-                else:
-                    it.future.set_result(None)
-            except Exception as e:
-                it.future.set_exception(e)
-        if group:
-            self._commit_group(group)
+        run_in_groups(items, self._commit_group, self._command)
 
     def _check_batch(self, batch: LogBatch) -> None:
         try:
@@ -444,20 +420,8 @@ class EmbeddedLogStore:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._root_lock:
-            if self._closed or not self._writer.open:
-                raise StoreClosed("log store is closed")
-            cur = self._cursor_pool.pop() if self._cursor_pool else self._root.cursor()
-        try:
-            yield cur
-        finally:
-            with self._root_lock:
-                if self._closed:
-                    cur.close()
-                else:
-                    self._cursor_pool.append(cur)
+    def _reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._db.reader(lambda: self._writer.open)
 
     def _ids(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ns: int, end_ns: int) -> IdArray:
         """Sorted ids of the tenant's streams matching any matcher set, with entries in range."""

@@ -4,6 +4,9 @@ traces next), each piece in its own module with its own contract tests:
 - ``writer.GroupCommitWriter``: a bounded queue of items of any type drained by one writer thread
   in groups, futures resolved by the store after its commit, ``Overloaded`` when full, ordered
   commands (flush, compact, retention, barrier), an idle hook for deferred background work;
+  ``run_in_groups`` (appends between commands committed as groups) and ``retry_after_estimate``;
+- ``database.Database``: the store's DuckDB file, the writer's connection and a pool of reader
+  cursors;
 - ``publication.Publication``: the seqlock that lets readers pair in-memory state with a
   database snapshot while the writer moves data between them.
 """

@@ -175,3 +175,35 @@ class GroupCommitWriter(Generic[Item]):
             for it in items:
                 if not it.future.done():
                     it.future.set_exception(StoreClosed(f"{self._what} writer failed: {e}"))
+
+
+def run_in_groups(
+    items: list[Item | Command],
+    commit_group: Callable[[list[Item]], None],
+    run_command: Callable[[Command], Any],
+) -> None:
+    """The usual ``process``: consecutive appends are committed as one group by ``commit_group``
+    (which resolves their futures); each command in between runs in arrival order, its result or
+    exception set on its future."""
+    group: list[Item] = []
+    for it in items:
+        if not isinstance(it, Command):
+            group.append(it)
+            continue
+        if group:
+            commit_group(group)
+            group = []
+        try:
+            it.future.set_result(run_command(it))
+        except Exception as e:
+            it.future.set_exception(e)
+    if group:
+        commit_group(group)
+
+
+def retry_after_estimate(commit_seconds_sum: float, commits_total: int, queued: int) -> float:
+    """Seconds a refused producer should wait: the average commit time times the queue depth,
+    between 1 and 30 (0.1 s per commit assumed before the first)."""
+    avg = commit_seconds_sum / commits_total if commits_total else 0.1
+    return float(min(30.0, max(1.0, avg * queued)))
+

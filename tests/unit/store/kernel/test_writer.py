@@ -155,3 +155,36 @@ def test_a_failing_writer_fails_every_queued_future() -> None:
     assert not w.alive and not w.open
     with pytest.raises(StoreClosed):
         w.submit(Item(2))
+
+
+def test_run_in_groups_commits_appends_between_commands() -> None:
+    from clearsight.store.kernel.writer import run_in_groups
+
+    groups: list[list[int]] = []
+
+    def commit(group: list[Item]) -> None:
+        groups.append([i.value for i in group])
+        for i in group:
+            i.future.set_result(i.value)
+
+    def command(cmd: Command) -> object:
+        if cmd.kind == "boom":
+            raise RuntimeError("no")
+        return cmd.kind.upper()
+
+    items: list[Item | Command] = [Item(1), Item(2)]
+    cmds = [Command("a", 0, concurrent.futures.Future()), Command("boom", 0, concurrent.futures.Future())]
+    items += [cmds[0], Item(3), cmds[1], Item(4)]
+    run_in_groups(items, commit, command)
+    assert groups == [[1, 2], [3], [4]]
+    assert cmds[0].future.result(0) == "A"
+    with pytest.raises(RuntimeError, match="no"):
+        cmds[1].future.result(0)
+
+
+def test_retry_after_estimate_is_bounded() -> None:
+    from clearsight.store.kernel.writer import retry_after_estimate
+
+    assert retry_after_estimate(0.0, 0, 5) == 1.0  # no commits yet: 0.1 s each, at least 1 s
+    assert retry_after_estimate(10.0, 10, 7) == 7.0
+    assert retry_after_estimate(100.0, 1, 9) == 30.0
