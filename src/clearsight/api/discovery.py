@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -32,6 +32,7 @@ from clearsight.api.prometheus_read import parse_match_params
 from clearsight.api.query_admission import api_error_response, governed, make_governor
 from clearsight.config import QueryConfig
 from clearsight.model.labels import METRIC_NAME, Labels
+from clearsight.model.matchers import Matcher
 from clearsight.model.samples import stale_mask
 from clearsight.query.governor import QueryGovernor
 from clearsight.store.interface import MetricsStore
@@ -64,6 +65,21 @@ def build_catalog(series: list[Labels], values_limit: int) -> dict[str, dict[str
                                  "truncated": len(vals) > values_limit}
         result[name] = {"series": counts[name], "labels": labels_out}
     return result
+
+
+def latest_samples(store: MetricsStore, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
+                   end_ms: int) -> dict[Labels, tuple[int, float]]:
+    """The newest sample in [start_ms, end_ms] of every series matching any matcher set, leaving
+    out series whose newest sample there is a stale marker (``/api/v1/latest``, ``/federate``)."""
+    out: dict[Labels, tuple[int, float]] = {}
+    for ms in matcher_sets:
+        data = store.select(tenant, ms, start_ms, end_ms)
+        for i in range(len(data)):
+            labels, ts, vals = data.series(i)
+            if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
+                continue
+            out[labels] = (int(ts[-1]), float(vals[-1]))
+    return out
 
 
 def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf,
@@ -106,18 +122,8 @@ def make_discovery_handlers(store: MetricsStore, tenant_of: TenantOf,
             limit = limit_param(p)
             tenant = tenant_of(request)
 
-            def read() -> dict[Labels, tuple[int, float]]:
-                out: dict[Labels, tuple[int, float]] = {}
-                for ms in matcher_sets:
-                    data = store.select(tenant, ms, at - lookback, at)
-                    for i in range(len(data)):
-                        labels, ts, vals = data.series(i)
-                        if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
-                            continue
-                        out[labels] = (int(ts[-1]), float(vals[-1]))
-                return out
-
-            out = await governed(gov, request, tenant, read)
+            out = await governed(gov, request, tenant,
+                                 lambda: latest_samples(store, tenant, matcher_sets, at - lookback, at))
         except ApiError as e:
             return api_error_response(e)
         items = sorted(out.items())

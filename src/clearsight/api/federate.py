@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clearsight.api.common import ApiError, TenantOf, params
+from clearsight.api.discovery import latest_samples
 from clearsight.api.prometheus_read import parse_match_params
 from clearsight.api.query_admission import Unavailable, api_error_response, governed
+from clearsight.model.histogram_text import go_format_g
 from clearsight.model.labels import METRIC_NAME, Labels
-from clearsight.model.samples import stale_mask
 from clearsight.query.governor import QueryGovernor
-from clearsight.rules.template import go_float
 from clearsight.store.interface import MetricsStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -47,7 +47,7 @@ def render(latest: dict[Labels, tuple[int, float]]) -> str:
         out.append(f"# TYPE {name} untyped\n")
         for labels, t, v in sorted(families[name]):
             rest = ",".join(f'{n}="{_escape(val)}"' for n, val in labels if n != METRIC_NAME)
-            out.append(f"{name}{{{rest}}} {go_float(v)} {t}\n" if rest else f"{name} {go_float(v)} {t}\n")
+            out.append(f"{name}{{{rest}}} {go_format_g(v)} {t}\n" if rest else f"{name} {go_format_g(v)} {t}\n")
     return "".join(out)
 
 
@@ -60,18 +60,8 @@ def make_federate_handler(store: MetricsStore, tenant_of: TenantOf, gov: QueryGo
             tenant = tenant_of(request)
             now = int(time.time() * 1000)
 
-            def read() -> dict[Labels, tuple[int, float]]:
-                out: dict[Labels, tuple[int, float]] = {}
-                for ms in matcher_sets:
-                    data = store.select(tenant, ms, now - lookback_ms, now)
-                    for i in range(len(data)):
-                        labels, ts, vals = data.series(i)
-                        if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
-                            continue
-                        out[labels] = (int(ts[-1]), float(vals[-1]))
-                return out
-
-            latest = await governed(gov, request, tenant, read)
+            latest = await governed(gov, request, tenant,
+                                    lambda: latest_samples(store, tenant, matcher_sets, now - lookback_ms, now))
         except Unavailable as e:
             return api_error_response(e)
         except ApiError as e:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clearsight.model.histogram_text import go_format_g as go_float  # Go's %v of a float64
 from clearsight.rules.types import QueryFunc, Sample
 
 
@@ -38,38 +39,6 @@ class TemplateError(Exception):
 
 
 # ---------------------------------------------------------------- values and formatting
-
-
-def go_float(v: float) -> str:
-    """Go's ``%v`` of a float64: shortest digits, exponent form when the exponent is < -4 or >= 6."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "-0" if math.copysign(1.0, v) < 0 else "0"
-    r = repr(float(v))
-    mant, _, exp_s = r.partition("e")
-    neg = mant.startswith("-")
-    mant = mant.lstrip("-")
-    int_part, _, frac = mant.partition(".")
-    if frac == "0":
-        frac = ""
-    digits = (int_part + frac).lstrip("0")
-    point = len(int_part) + (int(exp_s) if exp_s else 0)  # decimal point position in int_part+frac
-    lead = len(int_part + frac) - len((int_part + frac).lstrip("0"))
-    dp = point - lead
-    digits = digits.rstrip("0") or "0"
-    exp = dp - 1
-    sign = "-" if neg else ""
-    if exp < -4 or exp >= 6:
-        m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{m}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if dp <= 0:
-        return f"{sign}0.{'0' * -dp}{digits}"
-    if dp >= len(digits):
-        return f"{sign}{digits}{'0' * (dp - len(digits))}"
-    return f"{sign}{digits[:dp]}.{digits[dp:]}"
 
 
 def go_e(v: float, upper: bool = False) -> str:
