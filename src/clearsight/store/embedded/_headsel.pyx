@@ -9,7 +9,13 @@ import numpy as np
 from libc.stdint cimport int64_t, uint32_t
 
 
-cdef inline Py_ssize_t _lower_u32(const uint32_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, uint32_t x) nogil:
+ctypedef fused key_t:
+    uint32_t
+    int64_t
+
+
+cdef inline Py_ssize_t _lower(const key_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, key_t x) nogil:
+    """First position in a[lo:hi] (sorted) whose value is >= x."""
     cdef Py_ssize_t mid
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -20,29 +26,8 @@ cdef inline Py_ssize_t _lower_u32(const uint32_t[::1] a, Py_ssize_t lo, Py_ssize
     return lo
 
 
-cdef inline Py_ssize_t _upper_u32(const uint32_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, uint32_t x) nogil:
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _lower_i64(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) nogil:
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _upper_i64(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) nogil:
+cdef inline Py_ssize_t _upper(const key_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, key_t x) nogil:
+    """First position in a[lo:hi] (sorted) whose value is > x."""
     cdef Py_ssize_t mid
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -59,17 +44,17 @@ def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] 
     cdef Py_ssize_t[::1] bounds = np.empty(2 * k, dtype=np.intp)
     with nogil:
         for i in range(k):
-            a = _lower_u32(sid, start, n, ids[i])
+            a = _lower(sid, start, n, ids[i])
             if a == n:
                 bounds[2 * i] = 0
                 bounds[2 * i + 1] = 0
                 start = n
                 continue
-            b = _upper_u32(sid, a, n, ids[i])
+            b = _upper(sid, a, n, ids[i])
             start = b
             if a < b:
-                a = _lower_i64(ts, a, b, lo)
-                b = _upper_i64(ts, a, b, hi)
+                a = _lower(ts, a, b, lo)
+                b = _upper(ts, a, b, hi)
             bounds[2 * i] = a
             bounds[2 * i + 1] = b
             total += b - a
