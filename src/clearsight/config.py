@@ -141,6 +141,17 @@ class LogsConfig:
 
 
 @dataclass
+class AuthConfig:
+    """Identity and access (docs/security.md "Access")."""
+
+    state_url: str = ""  # "" = SQLite file <data_dir>/auth.db; or postgresql://user@host:port/db
+    anonymous: str = "loopback"  # loopback | off (credential-less requests from 127.0.0.1/::1 act as anonymous)
+    anonymous_role: str = "editor"  # role of the anonymous principal
+    key_cache_ttl: str = "10s"  # verified API keys/sessions are cached this long (revocation delay)
+    session_ttl: str = "12h"  # lifetime of a login session
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -152,6 +163,7 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     source: str = "<defaults>"
 
@@ -168,7 +180,7 @@ class Config:
 _SECTIONS: dict[str, str] = {
     "server": "server", "storage": "storage", "limits": "limits", "query": "query",
     "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules", "alerting": "alerting",
-    "logs": "logs",
+    "logs": "logs", "auth": "auth",
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
@@ -180,6 +192,7 @@ _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_time
 _DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
 _DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs", "creation_grace_period"),
                    ("logs", "max_query_length")}
+_DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl")}
 _LISTEN_KEYS = {("server", "listen"), ("server", "otlp_http_listen"), ("server", "otlp_grpc_listen")}
 
 
@@ -275,6 +288,18 @@ def _validate(cfg: Config) -> None:
                           f"got {cfg.storage.duckdb_memory_limit!r}")
     if cfg.storage.duckdb_threads < 1:
         raise ConfigError(f"{cfg.source}: storage.duckdb_threads: must be at least 1")
+    if cfg.auth.anonymous not in ("loopback", "off"):
+        raise ConfigError(f"{cfg.source}: auth.anonymous: must be loopback or off, got {cfg.auth.anonymous!r} "
+                          "(there is no 'any': unauthenticated access from the network would let anyone "
+                          "read and write every signal; create an API key instead)")
+    if cfg.auth.state_url and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", cfg.auth.state_url):
+        raise ConfigError(f"{cfg.source}: auth.state_url: expected sqlite:///path or postgresql://..., "
+                          f"got a URL of another scheme")
+
+
+# Environment variables that are not settings: secrets read once at first start (auth/bootstrap.py).
+_NOT_SETTINGS = ("CLEARSIGHT_SHARED", "CLEARSIGHT_CONFIG", "CLEARSIGHT_AUTH_ADMIN_PASSWORD",
+                 "CLEARSIGHT_AUTH_BOOTSTRAP_API_KEY")
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
@@ -309,7 +334,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             setattr(cfg, attr, _apply_section(f"{p}: {key}", getattr(cfg, attr), value or {}, key))
     environ = os.environ if env is None else env
     for name, value in environ.items():
-        if not name.startswith("CLEARSIGHT_") or name in ("CLEARSIGHT_SHARED", "CLEARSIGHT_CONFIG"):
+        if not name.startswith("CLEARSIGHT_") or name in _NOT_SETTINGS:
             continue
         rest = name[len("CLEARSIGHT_"):].lower()
         section, _, key = rest.partition("_")
