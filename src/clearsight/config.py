@@ -152,6 +152,37 @@ class AuthConfig:
 
 
 @dataclass
+class ResourcesConfig:
+    """The resource registry (docs/health.md)."""
+
+    heartbeat_interval: str = "30s"  # how often agents heartbeat (agent collectors.heartbeat.interval)
+    stale_after_missed: int = 3  # missed intervals before a resource is stale
+    down_after_missed: int = 10  # missed intervals before it is down
+    discovery_interval: str = "30s"  # passive discovery from ingested metrics
+    max_per_tenant: int = 10_000
+    forget_after: str = "7d"  # resources not seen this long are dropped
+
+
+@dataclass
+class HealthConfig:
+    rules_file: str = ""  # YAML health rules (relative to the config file); "" = the built-in host rules
+    evaluation_interval: str = "30s"
+    security_window: str = "15m"  # Falco/security events raise a resource's status this long
+    history_max_entries: int = 1000  # status transitions kept per resource
+
+
+@dataclass
+class CorrelationConfig:
+    enabled: bool = True
+    window: str = "5m"  # an anomaly this close to a change or security event is correlated with it
+    baseline: str = "1h"  # trailing window of the median/MAD baseline
+    step: str = "15s"  # resolution of the metric reads
+    anomaly_threshold: str = "4"  # robust z-score (|x - median| / (1.4826 MAD)) that counts as anomalous
+    lookback: str = "1h"  # events older than this (past their window) are not examined
+    interval: str = "30s"  # how often new events are examined
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -164,6 +195,9 @@ class Config:
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     source: str = "<defaults>"
 
@@ -181,6 +215,7 @@ _SECTIONS: dict[str, str] = {
     "server": "server", "storage": "storage", "limits": "limits", "query": "query",
     "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules", "alerting": "alerting",
     "logs": "logs", "auth": "auth",
+    "resources": "resources", "health": "health", "correlation": "correlation",
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
@@ -193,6 +228,10 @@ _DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
 _DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs", "creation_grace_period"),
                    ("logs", "max_query_length")}
 _DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl")}
+_DURATION_KEYS |= {("resources", "heartbeat_interval"), ("resources", "discovery_interval"),
+                   ("resources", "forget_after"), ("health", "evaluation_interval"), ("health", "security_window"),
+                   ("correlation", "window"), ("correlation", "baseline"), ("correlation", "step"),
+                   ("correlation", "lookback"), ("correlation", "interval")}
 _LISTEN_KEYS = {("server", "listen"), ("server", "otlp_http_listen"), ("server", "otlp_grpc_listen")}
 
 
@@ -295,6 +334,28 @@ def _validate(cfg: Config) -> None:
     if cfg.auth.state_url and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", cfg.auth.state_url):
         raise ConfigError(f"{cfg.source}: auth.state_url: expected sqlite:///path or postgresql://..., "
                           f"got a URL of another scheme")
+    _validate_health(cfg)
+
+
+def _validate_health(cfg: Config) -> None:
+    for section, key in sorted(_DURATION_KEYS):
+        if section in ("resources", "health", "correlation") and parse_duration_ms(getattr(getattr(cfg, section), key)) <= 0:
+            raise ConfigError(f"{cfg.source}: {section}.{key}: must be longer than 0s")
+    r = cfg.resources
+    if not 1 <= r.stale_after_missed < r.down_after_missed:
+        raise ConfigError(f"{cfg.source}: resources.stale_after_missed and down_after_missed: need "
+                          f"1 <= stale_after_missed < down_after_missed, got {r.stale_after_missed} and {r.down_after_missed}")
+    if r.max_per_tenant < 1 or cfg.health.history_max_entries < 1:
+        raise ConfigError(f"{cfg.source}: resources.max_per_tenant and health.history_max_entries: must be at least 1")
+    try:
+        threshold = float(cfg.correlation.anomaly_threshold)
+    except ValueError:
+        threshold = float("nan")
+    if not 0 < threshold < float("inf"):
+        raise ConfigError(f"{cfg.source}: correlation.anomaly_threshold: expected a positive number, "
+                          f"got {cfg.correlation.anomaly_threshold!r}")
+    if parse_duration_ms(cfg.correlation.step) > parse_duration_ms(cfg.correlation.window):
+        raise ConfigError(f"{cfg.source}: correlation.step: must not be longer than correlation.window")
 
 
 # Environment variables that are not settings: secrets read once at first start (auth/bootstrap.py).
