@@ -8,6 +8,10 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)  # static: copied into a container rootfs
+[ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "install-peers: missing ${need[*]} and not root; install them with apt-get" >&2

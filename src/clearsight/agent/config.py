@@ -30,6 +30,9 @@ class ServerTarget:
     url: str = "http://127.0.0.1:9800"  # the Clearsight server; samples go to <url>/api/v1/write
     timeout: str = "10s"  # one HTTP request
     headers: dict[str, str] = field(default_factory=dict)  # extra request headers, e.g. X-Scope-OrgID
+    tls_ca_file: str = ""  # verify the server against this CA instead of the system's store
+    tls_cert_file: str = ""  # a client certificate (mutual TLS; `clearsight certs issue --agent NAME`)
+    tls_key_file: str = ""  # its key
 
 
 @dataclass
@@ -70,6 +73,67 @@ class HostCollectorConfig:
 
 
 @dataclass
+class ContainersCollectorConfig:
+    enabled: bool = True
+    interval: str = "10s"
+    socket: str = ""  # "" = the first of /run/docker.sock, /run/podman/podman.sock that exists (none: off)
+    include_stopped: bool = True
+    timeout: str = "10s"
+
+
+@dataclass
+class JournaldCollectorConfig:
+    enabled: bool = False
+    interval: str = "5s"
+    journalctl: str = "journalctl"
+    directory: str = ""  # journal files of this directory instead of the system journal
+    units: list[str] = field(default_factory=list)
+    read_from: str = "end"  # without a stored cursor: end | beginning
+    max_entries: int = 5000  # per poll
+    service: str = "journald"
+    include: str = ""
+    exclude: str = ""
+    collapse: bool = True
+
+
+@dataclass
+class FileSourceConfig:
+    path: list[str] = field(default_factory=list)  # globs (a string is one glob)
+    service: str = "files"
+    labels: dict[str, str] = field(default_factory=dict)
+    interval: str = "2s"
+    multiline_start: str = ""
+    read_from: str = "end"
+    max_line_bytes: int = 65536
+    include: str = ""
+    exclude: str = ""
+    collapse: bool = True
+
+
+@dataclass
+class AuthCollectorConfig:
+    enabled: bool = False
+    interval: str = "5s"
+    paths: list[str] = field(default_factory=lambda: ["/var/log/auth.log", "/var/log/secure"])
+    read_from: str = "end"
+    service: str = "auth"
+    include: str = ""
+    exclude: str = ""
+    collapse: bool = True
+
+
+@dataclass
+class StateConfig:
+    dir: str = ""  # "" = $XDG_STATE_HOME/clearsight-agent (else ~/.local/state/clearsight-agent)
+
+
+@dataclass
+class HeartbeatConfig:
+    enabled: bool = True
+    interval: str = "30s"
+
+
+@dataclass
 class SelfMetricsConfig:
     enabled: bool = True
     interval: str = "10s"
@@ -88,6 +152,12 @@ class AgentConfig:
     shipper: ShipperConfig = field(default_factory=ShipperConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     host: HostCollectorConfig = field(default_factory=HostCollectorConfig)
+    containers: ContainersCollectorConfig = field(default_factory=ContainersCollectorConfig)
+    journald: JournaldCollectorConfig = field(default_factory=JournaldCollectorConfig)
+    auth: AuthCollectorConfig = field(default_factory=AuthCollectorConfig)
+    files: list[FileSourceConfig] = field(default_factory=list)
+    state: StateConfig = field(default_factory=StateConfig)
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     self_metrics: SelfMetricsConfig = field(default_factory=SelfMetricsConfig)
     log: AgentLogConfig = field(default_factory=AgentLogConfig)
     source: str = "<defaults>"
@@ -96,8 +166,11 @@ class AgentConfig:
 # YAML section -> AgentConfig attribute ("collectors.host" nests under "collectors")
 SECTIONS: dict[str, str] = {
     "server": "server", "metadata": "metadata", "shipper": "shipper", "buffer": "buffer",
-    "collectors.host": "host", "self_metrics": "self_metrics", "log": "log",
+    "collectors.host": "host", "collectors.containers": "containers", "collectors.journald": "journald",
+    "collectors.auth": "auth", "state": "state", "heartbeat": "heartbeat",
+    "self_metrics": "self_metrics", "log": "log",
 }
+COLLECTORS = ("host", "containers", "journald", "auth", "files")
 
 
 def _coerce(where: str, current: Any, value: Any) -> Any:
@@ -109,6 +182,12 @@ def _coerce(where: str, current: Any, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
         raise ConfigError(f"{where}: expected a non-negative integer, got {value!r}")
+    if isinstance(current, list):
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{where}: expected a string or a list of strings, got {value!r}")
     if isinstance(current, dict):
         if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str | int | float)
                                               for k, v in value.items()):
@@ -120,9 +199,12 @@ def _coerce(where: str, current: Any, value: Any) -> Any:
 
 
 def _apply(cfg: AgentConfig, attr: str, where: str, values: Any) -> None:
+    _apply_to(getattr(cfg, attr), where, values)
+
+
+def _apply_to(section: Any, where: str, values: Any) -> None:
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {values!r}")
-    section = getattr(cfg, attr)
     names = {f.name for f in dataclasses.fields(section)}
     for key, value in values.items():
         if key not in names:
@@ -132,7 +214,31 @@ def _apply(cfg: AgentConfig, attr: str, where: str, values: Any) -> None:
 
 def _validate(cfg: AgentConfig) -> None:
     src = cfg.source
-    for key, text in (("server.timeout", cfg.server.timeout), ("shipper.backoff_min", cfg.shipper.backoff_min),
+    durations = [("collectors.containers.interval", cfg.containers.interval),
+                 ("collectors.containers.timeout", cfg.containers.timeout),
+                 ("collectors.journald.interval", cfg.journald.interval),
+                 ("collectors.auth.interval", cfg.auth.interval), ("heartbeat.interval", cfg.heartbeat.interval)]
+    durations += [(f"collectors.files[{i}].interval", f.interval) for i, f in enumerate(cfg.files)]
+    regexes = [("collectors.journald.include", cfg.journald.include),
+               ("collectors.journald.exclude", cfg.journald.exclude),
+               ("collectors.auth.include", cfg.auth.include), ("collectors.auth.exclude", cfg.auth.exclude)]
+    for i, f in enumerate(cfg.files):
+        regexes += [(f"collectors.files[{i}].{k}", getattr(f, k)) for k in ("include", "exclude", "multiline_start")]
+        if not f.path:
+            raise ConfigError(f"{src}: collectors.files[{i}].path: at least one glob is needed")
+    for key, text in regexes:
+        try:
+            re.compile(text)
+        except re.error as e:
+            raise ConfigError(f"{src}: {key}: invalid regular expression: {e}") from None
+    for key, value in [("collectors.journald.read_from", cfg.journald.read_from),
+                       ("collectors.auth.read_from", cfg.auth.read_from),
+                       *((f"collectors.files[{i}].read_from", f.read_from) for i, f in enumerate(cfg.files))]:
+        if value not in ("end", "beginning"):
+            raise ConfigError(f"{src}: {key}: expected end or beginning, got {value!r}")
+    if bool(cfg.server.tls_cert_file) != bool(cfg.server.tls_key_file):
+        raise ConfigError(f"{src}: server.tls_cert_file and server.tls_key_file go together")
+    for key, text in (*durations, ("server.timeout", cfg.server.timeout), ("shipper.backoff_min", cfg.shipper.backoff_min),
                       ("shipper.backoff_max", cfg.shipper.backoff_max),
                       ("shipper.retry_after_max", cfg.shipper.retry_after_max),
                       ("collectors.host.interval", cfg.host.interval),
@@ -159,6 +265,17 @@ def _validate(cfg: AgentConfig) -> None:
         raise ConfigError(f"{src}: log.format: expected json or text, got {cfg.log.format!r}")
 
 
+def _file_sources(where: str, values: Any) -> list[FileSourceConfig]:
+    if not isinstance(values, list):
+        raise ConfigError(f"{where}: expected a list of sources ({{path: GLOB, labels: {{...}}}})")
+    out = []
+    for i, v in enumerate(values):
+        fs = FileSourceConfig()
+        _apply_to(fs, f"{where}[{i}]", v)
+        out.append(fs)
+    return out
+
+
 def load_agent_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
     """Defaults, then the YAML file, then ``overrides`` ({"server.url": ...}: flags)."""
     cfg = AgentConfig()
@@ -174,12 +291,15 @@ def load_agent_config(path: str | Path | None = None, overrides: Mapping[str, An
         if not isinstance(collectors, Mapping):
             raise ConfigError(f"{path}: collectors: expected a mapping")
         for key in collectors:
-            if key != "host":
-                raise ConfigError(f"{path}: collectors.{key}: unknown collector (known: host)")
+            if key not in COLLECTORS:
+                raise ConfigError(f"{path}: collectors.{key}: unknown collector (known: {', '.join(COLLECTORS)})")
         for key, values in raw.items():
             if key == "collectors":
-                if "host" in collectors:
-                    _apply(cfg, "host", f"{path}: collectors.host", collectors["host"])
+                for name in COLLECTORS:
+                    if name == "files" and "files" in collectors:
+                        cfg.files = _file_sources(f"{path}: collectors.files", collectors["files"])
+                    elif name in collectors:
+                        _apply(cfg, name, f"{path}: collectors.{name}", collectors[name])
             elif key in SECTIONS:
                 _apply(cfg, SECTIONS[key], f"{path}: {key}", values)
             else:

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+from clearsight.agent import otlp_logs
 from clearsight.agent.buffer import Buffer, DiskBuffer, MemoryBuffer
+from clearsight.agent.collectors.containers import ContainerCollector
 from clearsight.agent.collectors.host import HostCollector, HostOptions
 from clearsight.agent.config import AgentConfig, load_agent_config
-from clearsight.agent.runner import Agent, Collector
-from clearsight.agent.shipper import Encoder, Shipper
+from clearsight.agent.engine_api import EngineClient
+from clearsight.agent.heartbeat import Heartbeat
+from clearsight.agent.hostmeta import detect
+from clearsight.agent.otlp_logs import LogEncoder
+from clearsight.agent.runner import Agent, Collector, LogShipping
+from clearsight.agent.shipper import HEADERS as _REMOTE_WRITE_HEADERS
+from clearsight.agent.shipper import Encoder, HttpTransport, Shipper
+from clearsight.agent.sources import LogSource
+from clearsight.agent.sources.auth import parse_auth_line
+from clearsight.agent.sources.files import FileSource
+from clearsight.agent.sources.journald import JournaldSource
+from clearsight.agent.sources.state import StateFile
+from clearsight.agent.tidy import Tidy
+from clearsight.agent.tls import client_context
 from clearsight.config import ConfigError, parse_duration_ms
 
 log = logging.getLogger("clearsight.agent")
@@ -30,6 +46,50 @@ def host_labels(cfg: AgentConfig) -> dict[str, str]:
     return labels
 
 
+ENGINE_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock")
+
+
+def state_dir(cfg: AgentConfig) -> Path:
+    """Where cursors, file offsets and the status file live."""
+    if cfg.state.dir:
+        return Path(cfg.state.dir)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "clearsight-agent"
+
+
+def engine_socket(cfg: AgentConfig) -> str | None:
+    if cfg.containers.socket:
+        return cfg.containers.socket
+    return next((p for p in ENGINE_SOCKETS if os.path.exists(p)), None)
+
+
+def _log_sources(cfg: AgentConfig, states: Path) -> list[tuple[LogSource, Tidy, float]]:
+    out: list[tuple[LogSource, Tidy, float]] = []
+    j = cfg.journald
+    if j.enabled:
+        out.append((JournaldSource(StateFile(states / "journald.json"), journalctl=j.journalctl,
+                                   directory=j.directory, units=j.units, read_from=j.read_from,
+                                   max_entries=j.max_entries, service=j.service),
+                    Tidy(j.include, j.exclude, j.collapse), _seconds(j.interval)))
+    a = cfg.auth
+    if a.enabled:
+        out.append((FileSource(a.paths, StateFile(states / "auth.json"), service=a.service, read_from=a.read_from,
+                               parse=parse_auth_line, name="auth"),
+                    Tidy(a.include, a.exclude, a.collapse), _seconds(a.interval)))
+    for i, f in enumerate(cfg.files):
+        out.append((FileSource(f.path, StateFile(states / f"files-{i}.json"), service=f.service, labels=f.labels,
+                               multiline_start=f.multiline_start, read_from=f.read_from,
+                               max_line_bytes=f.max_line_bytes, name=f"files-{i}"),
+                    Tidy(f.include, f.exclude, f.collapse), _seconds(f.interval)))
+    return out
+
+
+def _buffer(cfg: AgentConfig, sub: str) -> Buffer:
+    if cfg.buffer.dir:
+        return DiskBuffer(Path(cfg.buffer.dir) / sub if sub else Path(cfg.buffer.dir), cfg.buffer.max_bytes)
+    return MemoryBuffer(cfg.buffer.max_bytes)
+
+
 def build_agent(cfg: AgentConfig) -> Agent:
     collectors: list[tuple[Collector, float]] = []
     h = cfg.host
@@ -40,18 +100,48 @@ def build_agent(cfg: AgentConfig) -> Agent:
                               mount_timeout=_seconds(h.mount_timeout))
         collectors.append((HostCollector(h.proc_root, h.sys_root, rootfs=h.rootfs, udev_data=h.udev_data,
                                          options=options), _seconds(h.interval)))
-    buffer: Buffer
-    if cfg.buffer.dir:
-        buffer = DiskBuffer(Path(cfg.buffer.dir), cfg.buffer.max_bytes)
-    else:
-        buffer = MemoryBuffer(cfg.buffer.max_bytes)
-    shipper = Shipper(cfg.server.url.rstrip("/") + "/api/v1/write", buffer, headers=cfg.server.headers,
-                      timeout=_seconds(cfg.server.timeout), backoff_min=_seconds(cfg.shipper.backoff_min),
-                      backoff_max=_seconds(cfg.shipper.backoff_max),
-                      retry_after_max=_seconds(cfg.shipper.retry_after_max))
+    containers: ContainerCollector | None = None
+    c = cfg.containers
+    sock = engine_socket(cfg) if c.enabled else None
+    if sock is not None:
+        containers = ContainerCollector(EngineClient(sock, _seconds(c.timeout)), include_stopped=c.include_stopped)
+        collectors.append((containers, _seconds(c.interval)))
+    elif c.enabled:
+        log.info("no container engine socket (%s): the container collector is off", ", ".join(ENGINE_SOCKETS))
+    srv = cfg.server
+    ssl_context = None
+    if srv.url.startswith("https://"):
+        ssl_context = client_context(srv.tls_ca_file, srv.tls_cert_file, srv.tls_key_file)
+    base = srv.url.rstrip("/")
+
+    def shipper(path: str, buffer: Buffer, headers: Mapping[str, str]) -> Shipper:
+        return Shipper(base + path, buffer, headers=srv.headers, base_headers=headers,
+                       timeout=_seconds(srv.timeout), backoff_min=_seconds(cfg.shipper.backoff_min),
+                       backoff_max=_seconds(cfg.shipper.backoff_max),
+                       retry_after_max=_seconds(cfg.shipper.retry_after_max), ssl_context=ssl_context)
+
+    buffer = _buffer(cfg, "")
     encoder = Encoder(host_labels(cfg), cfg.shipper.max_samples_per_request)
-    return Agent(collectors, encoder, buffer, shipper,
-                 self_metrics_interval=_seconds(cfg.self_metrics.interval) if cfg.self_metrics.enabled else None)
+    meta = detect(cfg.metadata.instance, cfg.metadata.tags)
+    states = state_dir(cfg)
+    sources = _log_sources(cfg, states)
+    logs = None
+    if sources:
+        log_buffer = _buffer(cfg, "logs")
+        logs = LogShipping(LogEncoder(meta.resource()), log_buffer, shipper("/v1/logs", log_buffer, otlp_logs.HEADERS))
+    heartbeat = None
+    if cfg.heartbeat.enabled:
+        def container_list() -> list[Mapping[str, str]]:
+            if containers is None:
+                return []
+            return [i._asdict() for i in containers.last_containers]
+
+        heartbeat = Heartbeat(HttpTransport(base + "/api/v1/resources/heartbeat", _seconds(srv.timeout), ssl_context),
+                              meta, container_list, srv.headers)
+    return Agent(collectors, encoder, buffer, shipper("/api/v1/write", buffer, _REMOTE_WRITE_HEADERS),
+                 self_metrics_interval=_seconds(cfg.self_metrics.interval) if cfg.self_metrics.enabled else None,
+                 logs=logs, log_sources=sources, heartbeat=heartbeat,
+                 heartbeat_interval=_seconds(cfg.heartbeat.interval), status_path=states / "status.json")
 
 
 def run_agent(cfg: AgentConfig) -> None:

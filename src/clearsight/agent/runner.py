@@ -9,6 +9,7 @@ buffer keeps the rest for the next start).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
@@ -16,12 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from clearsight import __version__
 from clearsight.agent.buffer import Buffer
+from clearsight.agent.heartbeat import Heartbeat
+from clearsight.agent.otlp_logs import LogEncoder
 from clearsight.agent.sample import Sample, sample
 from clearsight.agent.shipper import Encoder, Shipper
+from clearsight.agent.sources import LogSource
+from clearsight.agent.tidy import Tidy
 
 log = logging.getLogger("clearsight.agent")
 
@@ -45,10 +51,37 @@ class Scheduled:
 
 
 @dataclass
+class ScheduledLogs:
+    source: LogSource
+    tidy: Tidy
+    interval: float
+    next_due: float = 0.0
+    runs: int = 0
+    failures: int = 0
+    last_duration: float = 0.0
+    records_read: int = 0  # records the source produced (before filters and collapsing)
+    records_buffered: int = 0
+
+    @property
+    def collector(self) -> LogSource:
+        return self.source
+
+
+@dataclass
+class LogShipping:
+    """Log records' own path: OTLP logs to ``/v1/logs`` through their own buffer and shipper."""
+
+    encoder: LogEncoder
+    buffer: Buffer
+    shipper: Shipper
+
+
+@dataclass
 class AgentStats:
     samples_collected: int = 0
     cycles: int = 0
     scheduled: list[Scheduled] = field(default_factory=list)
+    log_sources: list[ScheduledLogs] = field(default_factory=list)
 
 
 class SelfCollector:
@@ -56,8 +89,9 @@ class SelfCollector:
 
     name = "agent"
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, status_path: Path | None = None) -> None:
         self.agent = agent
+        self.status_path = status_path
         self.errors: dict[str, int] = {}
 
     def collect(self) -> list[Sample]:
@@ -83,14 +117,50 @@ class SelfCollector:
                               rss_pages * os.sysconf("SC_PAGE_SIZE")))
         except (OSError, ValueError, IndexError):
             pass
-        for s in a.stats.scheduled:
+        if a.logs is not None:
+            lst, lbuf = a.logs.shipper.stats, a.logs.buffer
+            out += [
+                sample("clearsight_agent_log_records_sent_total", lst.samples_sent),
+                sample("clearsight_agent_log_requests_sent_total", lst.requests_sent),
+                sample("clearsight_agent_log_retries_total", lst.retries),
+                sample("clearsight_agent_log_rejected_records_total", lst.rejected_samples),
+                sample("clearsight_agent_log_dropped_records_total", lbuf.dropped_samples),
+                sample("clearsight_agent_log_buffered_requests", len(lbuf)),
+                sample("clearsight_agent_log_buffered_bytes", lbuf.size_bytes()),
+            ]
+        if a.heartbeat is not None:
+            out.append(sample("clearsight_agent_heartbeats_sent_total", a.heartbeat.sent))
+            out.append(sample("clearsight_agent_heartbeat_failures_total", a.heartbeat.failures))
+        scheduled: list[Scheduled | ScheduledLogs] = [*a.stats.scheduled, *a.stats.log_sources]
+        for s in scheduled:
             name = s.collector.name
             out.append(sample("clearsight_agent_collector_duration_seconds", s.last_duration, collector=name))
             out.append(sample("clearsight_agent_collector_runs_total", s.runs, collector=name))
             out.append(sample("clearsight_agent_collector_failures_total", s.failures, collector=name))
             for part, n in sorted(s.collector.errors.items()):
                 out.append(sample("clearsight_agent_collector_errors_total", n, collector=name, part=part))
+        for ls in a.stats.log_sources:
+            name = ls.source.name
+            out.append(sample("clearsight_agent_log_records_read_total", ls.records_read, collector=name))
+            out.append(sample("clearsight_agent_log_records_filtered_total", ls.tidy.filtered, collector=name))
+            out.append(sample("clearsight_agent_log_records_collapsed_total", ls.tidy.collapsed, collector=name))
+        self.write_status(out)
         return out
+
+    def write_status(self, samples: list[Sample]) -> None:
+        """The same numbers for ``clearsight agent status``: a JSON file replaced atomically."""
+        if self.status_path is None:
+            return
+        doc = {"time": time.time(), "pid": os.getpid(), "version": __version__, "url": self.agent.shipper.url,
+               "metrics": [{"name": s.name, "labels": dict(s.labels), "value": s.value} for s in samples]}
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, self.status_path)
+        except OSError as e:
+            self.errors["status_file"] = self.errors.get("status_file", 0) + 1
+            log.warning("cannot write the status file %s: %s", self.status_path, e)
 
 
 class Agent:
@@ -105,8 +175,16 @@ class Agent:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         flush_timeout: float = 5.0,
+        logs: LogShipping | None = None,
+        log_sources: Sequence[tuple[LogSource, Tidy, float]] = (),
+        heartbeat: Heartbeat | None = None,
+        heartbeat_interval: float = 30.0,
+        status_path: Path | None = None,
     ) -> None:
         self.encoder = encoder
+        self.logs = logs
+        self.heartbeat = heartbeat
+        self.heartbeat_interval = heartbeat_interval
         self.buffer = buffer
         self.shipper = shipper
         self.clock = clock
@@ -114,7 +192,10 @@ class Agent:
         self.flush_timeout = flush_timeout
         self.stats = AgentStats(scheduled=[Scheduled(c, interval) for c, interval in collectors])
         if self_metrics_interval is not None:
-            self.stats.scheduled.append(Scheduled(SelfCollector(self), self_metrics_interval))
+            self.stats.scheduled.append(Scheduled(SelfCollector(self, status_path), self_metrics_interval))
+        if log_sources and logs is None:
+            raise ValueError("log sources need a LogShipping")
+        self.stats.log_sources = [ScheduledLogs(src, tidy, interval) for src, tidy, interval in log_sources]
         self._stop_collect = threading.Event()
         self._stop_ship = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -145,9 +226,37 @@ class Agent:
             for payload, n in self.encoder.encode(samples, ts_ms):
                 self.buffer.put(payload, n)
             total += len(samples)
+        for ls in self.stats.log_sources:
+            now = self.monotonic()
+            if now < ls.next_due:
+                continue
+            nxt = ls.next_due + ls.interval
+            ls.next_due = nxt if nxt > now else now + ls.interval
+            self._read_logs(ls)
         self.stats.samples_collected += total
         self.stats.cycles += 1
         return total
+
+    def _read_logs(self, ls: ScheduledLogs) -> None:
+        """Read a source, tidy, encode, buffer, then commit its position (so a restart resumes after
+        what is safely buffered)."""
+        assert self.logs is not None
+        t0 = time.perf_counter()
+        try:
+            records = ls.source.read()
+            ls.records_read += len(records)
+            kept = ls.tidy.apply(records)
+            if kept:
+                for payload, n in self.logs.encoder.encode(ls.source.service, kept, int(self.clock() * 1e9)):
+                    self.logs.buffer.put(payload, n)
+                ls.records_buffered += len(kept)
+            ls.source.commit()
+        except Exception:
+            ls.failures += 1
+            log.exception("log source %s failed", ls.source.name)
+        finally:
+            ls.runs += 1
+            ls.last_duration = time.perf_counter() - t0
 
     def _final_self_metrics(self) -> None:
         """One last self-metrics collection, so the final counters reach the server with the rest."""
@@ -161,19 +270,38 @@ class Agent:
     def _collect_loop(self) -> None:
         while not self._stop_collect.is_set():
             self.collect_due()
-            next_due = min(s.next_due for s in self.stats.scheduled)
+            dues = [s.next_due for s in self.stats.scheduled] + [ls.next_due for ls in self.stats.log_sources]
+            next_due = min(dues)
             self._stop_collect.wait(max(0.0, next_due - self.monotonic()))
+
+    def _heartbeat_loop(self) -> None:
+        assert self.heartbeat is not None
+        while not self._stop_ship.is_set():
+            try:
+                self.heartbeat.beat()
+            except Exception:
+                log.exception("heartbeat failed")
+            self._stop_ship.wait(self.heartbeat_interval)
+
+    def _buffered(self) -> int:
+        return len(self.buffer) + (len(self.logs.buffer) if self.logs is not None else 0)
 
     def start(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"the agent is already {self._state} (one start, one stop)")
-        if not self.stats.scheduled:
+        if not self.stats.scheduled and not self.stats.log_sources:
             raise RuntimeError("no collector is enabled")
         self._threads = [
             threading.Thread(target=self._collect_loop, name="clearsight-agent-collect", daemon=True),
             threading.Thread(target=self.shipper.run, args=(self._stop_ship,), name="clearsight-agent-ship",
                              daemon=True),
         ]
+        if self.logs is not None:
+            self._threads.append(threading.Thread(target=self.logs.shipper.run, args=(self._stop_ship,),
+                                                  name="clearsight-agent-ship-logs", daemon=True))
+        if self.heartbeat is not None:
+            self._threads.append(threading.Thread(target=self._heartbeat_loop, name="clearsight-agent-heartbeat",
+                                                  daemon=True))
         for t in self._threads:
             t.start()
         self._state = "started"
@@ -185,16 +313,23 @@ class Agent:
         if self._state != "started":
             return
         self._state = "stopped"
-        collect, ship = self._threads
+        collect, ship = self._threads[:2]
         self._stop_collect.set()
         collect.join()
         self._final_self_metrics()
         deadline = time.monotonic() + self.flush_timeout  # real time, whatever clock schedules collection
-        while len(self.buffer) and time.monotonic() < deadline and ship.is_alive():
+        while self._buffered() and time.monotonic() < deadline and ship.is_alive():
             self._stop_ship.wait(0.05)
         self._stop_ship.set()
         self.buffer.wake()
-        ship.join()
+        if self.logs is not None:
+            self.logs.buffer.wake()
+        for t in self._threads[1:]:
+            t.join()
         self.shipper.close()
+        if self.logs is not None:
+            self.logs.shipper.close()
+        for ls in self.stats.log_sources:
+            ls.source.close()
         log.info("agent stopped: %d samples sent, %d left in the buffer, %d dropped",
                  self.shipper.stats.samples_sent, len(self.buffer), self.buffer.dropped_samples)

@@ -51,20 +51,21 @@ class Transport(Protocol):
 class HttpTransport:
     """A kept-alive connection from the standard library (httpx costs the agent ~18 MiB of RSS)."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
         self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
         self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
         self.timeout = timeout
+        self.ssl_context = ssl_context
         self._conn: http.client.HTTPConnection | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._conn is None:
             if self.scheme == "https":
                 self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                         context=ssl.create_default_context())
+                                                         context=self.ssl_context or ssl.create_default_context())
             else:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         return self._conn
@@ -173,7 +174,9 @@ class Shipper:
         *,
         transport: Transport | None = None,
         headers: Mapping[str, str] | None = None,
+        base_headers: Mapping[str, str] = HEADERS,
         timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
         backoff_min: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: float = 300.0,
@@ -182,8 +185,8 @@ class Shipper:
     ) -> None:
         self.url = url
         self.buffer = buffer
-        self.transport = transport or HttpTransport(url, timeout)
-        self.headers = {**HEADERS, **(headers or {})}
+        self.transport = transport or HttpTransport(url, timeout, ssl_context)
+        self.headers = {**base_headers, **(headers or {})}
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max

@@ -1,0 +1,158 @@
+"""The container collector against real containers: Debian's podman + runc, a busybox rootfs imported
+with ``podman import``, and ``podman system service`` serving the Docker-compatible Engine API on a unix
+socket (DESIGN.md section 4). A missing podman, runc or busybox is a failure, never a skip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearsight.agent.collectors.containers import ContainerCollector
+from clearsight.agent.engine_api import EngineClient, EngineError
+from clearsight.agent.sample import Sample
+from tests.support.peers import require_binary
+
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
+RUN_FLAGS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+class Podman:
+    def __init__(self, root: Path) -> None:
+        self.binary = require_binary("podman")
+        if not (shutil.which("runc") or os.path.exists("/usr/sbin/runc")):
+            require_binary("runc")
+        self.root = root
+        self.argv = [self.binary, "--root", str(root / "storage"), "--runroot", str(root / "run"),
+                     "--events-backend", "file", "--tmpdir", str(root / "tmp")]
+        self.socket = str(root / "engine.sock")
+        self.service: subprocess.Popen[bytes] | None = None
+
+    def __call__(self, *args: str) -> str:
+        r = subprocess.run([*self.argv, *args], capture_output=True, timeout=120)
+        assert r.returncode == 0, f"podman {' '.join(args)}: {r.stderr.decode(errors='replace')}"
+        return r.stdout.decode().strip()
+
+    def import_busybox(self) -> str:
+        busybox = "/bin/busybox" if os.path.exists("/bin/busybox") else require_binary("busybox")
+        rootfs = self.root / "rootfs"
+        (rootfs / "bin").mkdir(parents=True)
+        shutil.copy(busybox, rootfs / "bin" / "busybox")
+        for cmd in ("sh", "sleep"):
+            (rootfs / "bin" / cmd).symlink_to("busybox")
+        tar = self.root / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        self("import", str(tar), "localhost/clearsight-test:busybox")
+        return "localhost/clearsight-test:busybox"
+
+    def start_service(self) -> None:
+        log = open(self.root / "service.log", "wb")
+        self.service = subprocess.Popen([*self.argv, "system", "service", "--time=0", f"unix://{self.socket}"],
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.socket):
+            assert self.service.poll() is None, (self.root / "service.log").read_text()
+            assert time.monotonic() < deadline, "podman system service did not create its socket"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        try:
+            ids = self("ps", "-aq")
+            if ids:
+                self("rm", "-f", "-t", "0", *ids.split())
+        finally:
+            if self.service is not None and self.service.poll() is None:
+                self.service.send_signal(signal.SIGTERM)
+                try:
+                    self.service.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.service.kill()
+                    self.service.wait(5)
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    p = Podman(tmp_path_factory.mktemp("podman"))
+    image = p.import_busybox()
+    # a container held at a fifth of a core, one that sleeps, one created and never started
+    p("run", "-d", "--name", "busy", "--cpus", "0.2", "--label", "app=demo", *RUN_FLAGS, image,
+      "/bin/sh", "-c", "while :; do :; done")
+    p("run", "-d", "--name", "idle", *RUN_FLAGS, image, "/bin/sleep", "3600")
+    p("create", "--name", "never", *RUN_FLAGS, image, "/bin/sleep", "1")
+    p.start_service()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def find(samples: list[Sample], family: str, name: str, **extra: str) -> float:
+    hits = [s.value for s in samples
+            if s.name == family and dict(s.labels).get("name") == name
+            and all(dict(s.labels).get(k) == v for k, v in extra.items())]
+    assert len(hits) == 1, f"{family}{{name={name!r}, {extra}}}: {hits}"
+    return hits[0]
+
+
+def engine_cpu_seconds(client: EngineClient, name: str) -> float:
+    stats: dict[str, Any] = client.get(f"/containers/{name}/stats?stream=false&one-shot=true")
+    return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+
+
+def test_real_containers(podman: Podman) -> None:
+    client = EngineClient(podman.socket, timeout=30)
+    try:
+        check_real_containers(podman, client)
+    finally:
+        client.close()
+
+
+def check_real_containers(podman: Podman, client: EngineClient) -> None:
+    collector = ContainerCollector(client)
+    first = collector.collect()
+    assert collector.errors == {}
+    time.sleep(2)  # two samples for the CPU share (not a timing assertion)
+    before = engine_cpu_seconds(client, "busy")
+    second = collector.collect()
+    after = engine_cpu_seconds(client, "busy")
+    assert collector.errors == {}
+
+    assert find(first, "clearsight_container_state", "busy", state="running", container_label_app="demo") == 1
+    assert find(second, "clearsight_container_state", "idle", state="running") == 1
+    assert find(second, "clearsight_container_state", "never", state="created") == 1
+    assert not any(s.name == "container_cpu_usage_seconds_total" and dict(s.labels)["name"] == "never"
+                   for s in second)
+    ids = {i.name: i for i in collector.last_containers}
+    assert set(ids) == {"busy", "idle", "never"}
+    assert ids["busy"].image == "localhost/clearsight-test:busybox" and len(ids["busy"].id) == 64
+    assert podman("inspect", "--format", "{{.Id}}", "busy") == ids["busy"].id
+
+    cpu = find(second, "container_cpu_usage_seconds_total", "busy")
+    assert before <= cpu <= after  # the counter read by the collector sits between two reads of ours
+    ratio = find(second, "clearsight_container_cpu_usage_ratio", "busy")
+    assert 0 < ratio <= 0.2 * 1.1  # capped at 0.2 cores by --cpus (10% slack for the accounting)
+    assert find(second, "clearsight_container_cpu_usage_ratio", "idle") < 0.05
+    assert find(second, "container_memory_usage_bytes", "busy") > 0
+    assert find(second, "container_spec_memory_limit_bytes", "busy") > 0
+    assert find(second, "container_threads", "busy") >= 1
+    assert find(second, "container_start_time_seconds", "busy") <= time.time()
+    assert find(second, "clearsight_container_restarts_total", "busy") == 0
+    net = [s for s in second if s.name == "container_network_receive_bytes_total" and dict(s.labels)["name"] == "busy"]
+    assert net, "no network counters for a container on podman's bridge"
+
+
+def test_engine_gone(podman: Podman, tmp_path: Path) -> None:
+    collector = ContainerCollector(EngineClient(str(tmp_path / "nothing.sock")))
+    assert collector.collect() == []
+    assert collector.errors == {"list": 1}
+    with pytest.raises(EngineError):
+        EngineClient(str(tmp_path / "nothing.sock")).get("/containers/json")
