@@ -1,0 +1,1 @@
+"""Change-to-spike correlation: robust baselines, anomalies, and their causes."""

@@ -1,0 +1,1 @@
+"""Resource health: rules, evaluation, history and the status page."""

@@ -1,0 +1,1 @@
+"""The resource registry: hosts, containers and services, their metadata and liveness."""

@@ -1,0 +1,99 @@
+"""Passive discovery: resources named by ingested metrics, found by a few instant queries (every
+``resources.discovery_interval``, off the write path, through the same query function the rules
+use). Pure apart from the query function.
+
+- ``node_uname_info`` (the agent and node_exporter): ``host:<nodename>`` with ``os`` (sysname),
+  ``kernel`` (release) and the series' ``instance``;
+- ``target_info`` (OTLP resource attributes): ``host:<host_name>``, ``container:<container_id>``
+  and ``service:<job>`` (``job`` is OTLP's ``service.name``);
+- ``up`` (scraped targets): ``service:<job>`` with its instances.
+
+Only series present at the evaluation time count (the query lookback applies), so a host whose
+metrics stopped is simply not seen again and goes stale, then down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from clearsight.resources.model import SOURCE_METRICS, Resource, make_id, valid_id
+from clearsight.resources.registry import RegistryFull, ResourceRegistry
+from clearsight.rules.types import QueryFunc
+
+log = logging.getLogger("clearsight.resources")
+
+QUERIES = ("node_uname_info", "target_info", "up")
+
+
+def _resource(kind: str, key: str, now_ms: int, interval_ms: int, **fields: Any) -> Resource | None:
+    rid = make_id(kind, key)
+    if not valid_id(rid):
+        return None
+    instance = fields.pop("instance", "")
+    r = Resource(id=rid, kind=kind, name=fields.pop("name", "") or key, first_seen_ms=now_ms, last_seen_ms=now_ms,
+                 interval_ms=interval_ms, sources=(SOURCE_METRICS,), instances=(instance,) if instance else ())
+    return replace(r, **fields)
+
+
+def discover(query: QueryFunc, now_ms: int, interval_ms: int) -> list[Resource]:
+    """The resources the metrics at ``now_ms`` name (a failing query is skipped: raises nothing)."""
+    found: dict[str, Resource] = {}
+
+    def add(r: Resource | None) -> None:
+        if r is not None:
+            found[r.id] = found[r.id].merged(r) if r.id in found else r
+
+    for expr in QUERIES:
+        try:
+            vector = query(expr, now_ms)
+        except Exception:
+            continue
+        for s in vector:
+            lb = dict(s.labels)
+            inst, job = lb.get("instance", ""), lb.get("job", "")
+            if expr == "node_uname_info":
+                node = lb.get("nodename", "")
+                if node:
+                    add(_resource("host", node, now_ms, interval_ms, hostname=node, os=lb.get("sysname", ""),
+                                  kernel=lb.get("release", ""), instance=inst))
+            elif expr == "target_info":
+                host = lb.get("host_name", "")
+                if host:
+                    add(_resource("host", host, now_ms, interval_ms, hostname=host, instance=inst))
+                cid = lb.get("container_id", "")
+                if cid:
+                    add(_resource("container", cid, now_ms, interval_ms, name=lb.get("container_name", ""),
+                                  image=lb.get("container_image_name", ""), hostname=host,
+                                  parent=make_id("host", host) if host else ""))
+                if job:
+                    add(_resource("service", job, now_ms, interval_ms, instance=inst))
+            elif job:
+                add(_resource("service", job, now_ms, interval_ms, instance=inst))
+    return list(found.values())
+
+
+class PassiveDiscovery:
+    """One discovery pass per call: every known tenant (and ``default_tenant``) is queried, what
+    it finds is recorded, long-gone resources are forgotten and the registry is saved if changed."""
+
+    def __init__(self, registry: ResourceRegistry, query_for: Callable[[str], QueryFunc], default_tenant: str,
+                 interval_ms: int) -> None:
+        self.registry = registry
+        self.query_for = query_for
+        self.default_tenant = default_tenant
+        self.interval_ms = interval_ms
+
+    def run_once(self, now_ms: int) -> None:
+        for tenant in sorted({self.default_tenant, *self.registry.tenants()}):
+            found = discover(self.query_for(tenant), now_ms, self.interval_ms)
+            if not found:
+                continue
+            try:
+                self.registry.observe(tenant, found)
+            except RegistryFull as e:
+                log.warning("discovered resources not recorded: %s", e, extra={"tenant": tenant})
+        self.registry.prune(now_ms)
+        self.registry.save_if_dirty()

@@ -1,0 +1,44 @@
+"""Passive discovery from node_uname_info, target_info and up, through a query function."""
+
+from __future__ import annotations
+
+from clearsight.model.labels import make_labels
+from clearsight.resources.discovery import PassiveDiscovery, discover
+from clearsight.resources.registry import ResourceRegistry
+from clearsight.resources.state import MemoryStateFile
+from clearsight.rules.types import Sample, Vector
+
+SERIES = {
+    "node_uname_info": [Sample(make_labels({"__name__": "node_uname_info", "instance": "web-1:9100", "job": "node",
+                                            "nodename": "web-1", "sysname": "Linux", "release": "6.1.0"}), 1)],
+    "target_info": [Sample(make_labels({"__name__": "target_info", "instance": "i-1", "job": "checkout",
+                                        "host_name": "web-1", "container_id": "abcdef0123456789",
+                                        "container_name": "checkout"}), 1)],
+    "up": [Sample(make_labels({"__name__": "up", "instance": "127.0.0.1:9100", "job": "node"}), 1),
+           Sample(make_labels({"__name__": "up", "instance": "web-1:9100", "job": "node"}), 0)],
+}
+
+
+def _query(expr: str, t: int) -> Vector:
+    if expr == "target_info" and t < 0:
+        raise RuntimeError("boom")
+    return SERIES[expr]
+
+
+def test_discover() -> None:
+    found = {r.id: r for r in discover(_query, 1000, 30_000)}
+    assert sorted(found) == ["container:abcdef0123456789", "host:web-1", "service:checkout", "service:node"]
+    host = found["host:web-1"]
+    assert (host.os, host.kernel, host.instances, host.sources) == ("Linux", "6.1.0", ("i-1", "web-1:9100"),
+                                                                   ("metrics",))
+    c = found["container:abcdef0123456789"]
+    assert (c.name, c.parent) == ("checkout", "host:web-1")
+    assert found["service:node"].instances == ("127.0.0.1:9100", "web-1:9100")
+
+
+def test_failing_query_is_skipped_and_pass_records() -> None:
+    assert sorted(r.id for r in discover(_query, -1, 1)) == ["host:web-1", "service:node"]
+    reg = ResourceRegistry(MemoryStateFile())
+    PassiveDiscovery(reg, lambda tenant: _query, "default", 30_000).run_once(1000)
+    assert reg.tenants() == ["default"] and len(reg.all("default")) == 4
+    assert reg.state.load() is not None  # saved
