@@ -27,6 +27,8 @@ from starlette.requests import Request
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.app import Services, create_app
+from clearsight.api.auth_admin import make_admin_routes
+from clearsight.api.auth_routes import make_auth_routes
 from clearsight.api.common import TenantOf
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
@@ -36,6 +38,10 @@ from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, mak
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
+from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
+from clearsight.auth.middleware import AuthMiddleware
+from clearsight.auth.principal import principal_of_scope
+from clearsight.auth.system import AuthSystem, open_auth
 from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
 from clearsight.model.labels import Labels
@@ -66,12 +72,16 @@ log = logging.getLogger("clearsight.server")
 
 
 def make_tenant_of_metadata(cfg: Config) -> TenantOfMetadata:
-    """Tenant of a gRPC call, from its metadata (same rule as HTTP)."""
+    """Tenant of a gRPC call: the organisation of the principal the auth interceptor resolved
+    (without one, as the anonymous principal: the default tenant, or the trusted tenant header)."""
     default = cfg.tenancy.default_tenant
     header = cfg.tenancy.tenant_header.lower()
     trust = cfg.tenancy.trust_tenant_header
 
     def tenant_of(metadata: Any) -> str:
+        principal = current_principal()
+        if principal is not None:
+            return principal.org
         if trust:
             for k, v in metadata or ():
                 if k.lower() == header and v:
@@ -87,6 +97,9 @@ def make_tenant_of(cfg: Config) -> TenantOf:
     trust = cfg.tenancy.trust_tenant_header
 
     def tenant_of(request: Request) -> str:
+        principal = principal_of_scope(request.scope)  # the auth middleware decided (auth/middleware.py)
+        if principal is not None:
+            return principal.org
         if trust:
             value = request.headers.get(header)
             if value:
@@ -106,6 +119,7 @@ class Built:
     tenant_rules: TenantRuleSets | None = None
     notifier: Notifier | None = None
     log_store: EmbeddedLogStore | None = None
+    auth: AuthSystem | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -302,7 +316,15 @@ def build(cfg: Config) -> Built:
                                                                                      *log_surfaces.routes(), *log_query.routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
-    return Built(services=services, store=store,
+    try:
+        auth = open_auth(cfg)
+    except ConfigError:
+        store.close()
+        log_store.close()
+        raise
+    services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator),
+                                 *make_admin_routes(auth.directory, auth.keys, auth.authenticator)]
+    return Built(services=services, store=store, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store)
 
@@ -318,8 +340,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _guarded(app: Any, cfg: Config) -> Any:
-    """``app`` behind the admission checks every listener applies (api/admission.py)."""
+def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None) -> Any:
+    """``app`` behind the admission checks every listener applies (api/admission.py), then
+    authentication and authorization (auth/middleware.py), then the body limits."""
     tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
     listens = [cfg.server.listen, cfg.server.otlp_http_listen]
     served = served_hosts([parse_listen(x)[0] for x in listens if x] + [socket.gethostname()],
@@ -327,12 +350,14 @@ def _guarded(app: Any, cfg: Config) -> Any:
     bounded = BodyLimitMiddleware(app, max_request_bytes=cfg.limits.max_body_bytes,
                                   max_inflight_bytes=cfg.server.max_inflight_body_bytes,
                                   body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
-    return AdmissionMiddleware(bounded, tenant_header=tenant_header, served=served)
+    inner: Any = bounded if auth is None else AuthMiddleware(bounded, auth.authenticator,
+                                                             tenant_header=cfg.tenancy.tenant_header)
+    return AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)
 
 
-def _uvicorn(app: Any, listen: str, cfg: Config) -> _Server:
+def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None) -> _Server:
     host, port = parse_listen(listen)
-    config = uvicorn.Config(_guarded(app, cfg), host=host, port=port, log_config=None, access_log=False,
+    config = uvicorn.Config(_guarded(app, cfg, auth), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
                             http=header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000),
@@ -365,15 +390,16 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     app = create_app(s)
     if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
         app.router.routes.insert(0, make_reload_route(built.rules))
-    servers = [_uvicorn(app, cfg.server.listen, cfg)]
+    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
-        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg))
+        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
         try:
             grpc_server = start_otlp_grpc_server(
                 s.ingestor.ingest_blocking, cfg.limits, cfg.server.otlp_grpc_listen, make_tenant_of_metadata(cfg),
-                on_export=_export_recorder(s.metrics))
+                on_export=_export_recorder(s.metrics),
+                interceptors=[AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [])
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
             log.warning("OTLP/gRPC listener not started: %s; the server runs without it (move it with "
                         '--otlp-grpc-listen host:port, or "" to disable)', e, extra={"listen": cfg.server.otlp_grpc_listen})
@@ -447,6 +473,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     await loop.run_in_executor(None, built.store.close)
     if built.log_store is not None:
         await loop.run_in_executor(None, built.log_store.close)
+    if built.auth is not None:
+        await loop.run_in_executor(None, built.auth.close)
     log.info("stopped")
 
 

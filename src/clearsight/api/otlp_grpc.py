@@ -147,12 +147,14 @@ def start_otlp_grpc_server_on(
     max_workers: int = 8,
     clock_ms: Callable[[], int] = _now_ms,
     max_concurrent_rpcs: int | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> tuple[grpc.Server, int]:
     """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
     max_msg = min(limits.max_decompressed_bytes, _MAX_GRPC_MESSAGE)
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-grpc"),
         maximum_concurrent_rpcs=max_concurrent_rpcs or 2 * max_workers,
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", max_msg),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -192,6 +194,7 @@ def start_otlp_grpc_server(
     on_export: OnExport | None = None,
     credentials: grpc.ServerCredentials | None = None,
     max_workers: int = 8,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> grpc.Server:
     """Starts an OTLP/gRPC metrics server on ``listen`` (``host:port``); stop it with
     ``server.stop(grace)``."""
@@ -204,5 +207,6 @@ def start_otlp_grpc_server(
         on_export=on_export,
         credentials=credentials,
         max_workers=max_workers,
+        interceptors=interceptors,
     )
     return server

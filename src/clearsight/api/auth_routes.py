@@ -1,0 +1,133 @@
+"""Identity endpoints of the main port: who am I, login, logout (the web UI uses these).
+
+``GET /api/v1/auth/me``: the principal (user, organisation, roles, permissions, anonymous flag).
+``POST /api/v1/auth/login``: JSON ``{"username", "password", "org"?}`` -> a session (cookie
+``clearsight_session``: HttpOnly, SameSite=Strict, Secure over https; the token is also in the body
+for API clients: ``Authorization: Bearer css_...``). ``POST /api/v1/auth/logout`` ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from clearsight.api.common import json_response, read_body, success
+from clearsight.auth.directory import Directory
+from clearsight.auth.errors import (
+    AuthError,
+    Forbidden,
+    InvalidInput,
+    LockedOut,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from clearsight.auth.middleware import CREDENTIAL_KEY
+from clearsight.auth.principal import SCOPE_KEY, Principal
+from clearsight.auth.resolver import Authenticator, Credential
+from clearsight.auth.sessions import COOKIE, Sessions
+from clearsight.pipeline.errors import PayloadTooLarge
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+def auth_error_response(e: AuthError) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="clearsight"'} if e.status == 401 else {}
+    if isinstance(e, LockedOut):
+        headers["Retry-After"] = str(max(1, int(e.retry_after_s + 0.999)))
+    return json_response({"status": "error", "errorType": e.error_type, "error": e.message}, e.status,
+                         headers or None)
+
+
+def principal_of(request: Request) -> Principal:
+    p = request.scope.get("state", {}).get(SCOPE_KEY)
+    if p is None:
+        raise Unauthenticated("authentication required")
+    assert isinstance(p, Principal)
+    return p
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object (415 for another Content-Type, 400 for bad JSON or a non-object)."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("application/json"):
+        raise UnsupportedMediaType("expected Content-Type: application/json")
+    try:
+        raw = await read_body(request, MAX_JSON_BYTES)
+    except PayloadTooLarge as e:
+        raise InvalidInput(e.message) from None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"invalid JSON body: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return doc
+
+
+def str_field(doc: dict[str, Any], name: str, *, required: bool = True, default: str = "") -> str:
+    v = doc.get(name)
+    if v is None and not required:
+        return default
+    if not isinstance(v, str) or (required and not v):
+        raise InvalidInput(f'field "{name}" must be a non-empty string')
+    return v
+
+
+def guarded(handler: Any) -> Any:
+    """``handler`` with identity errors answered as JSON envelopes of their status."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+        except AuthError as e:
+            return auth_error_response(e)
+        return response
+
+    return endpoint
+
+
+def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Authenticator) -> list[Route]:
+    async def me(request: Request) -> Response:
+        return success(principal_of(request).describe())
+
+    async def login(request: Request) -> Response:
+        doc = await json_body(request)
+        username = str_field(doc, "username")
+        password = str_field(doc, "password")
+        org = str_field(doc, "org", required=False)
+        loop = asyncio.get_running_loop()
+        res = await loop.run_in_executor(None, directory.login, username, password)
+        if not res.orgs:
+            raise Forbidden("this user belongs to no organisation")
+        if org and org not in res.orgs:
+            raise Forbidden(f"user {username!r} is not a member of organisation {org!r}")
+        if not org:
+            org = authenticator.default_org if authenticator.default_org in res.orgs else next(iter(res.orgs))
+        token, expires_ms = await loop.run_in_executor(None, sessions.create, res.user_id, org)
+        body = {"username": res.username, "org": org, "role": res.orgs[org], "orgs": res.orgs,
+                "token": token, "expires": expires_ms / 1000}
+        resp = success(body)
+        resp.set_cookie(COOKIE, token, max_age=sessions.ttl_ms // 1000, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+        return resp
+
+    async def logout(request: Request) -> Response:
+        principal_of(request)
+        cred = request.scope.get("state", {}).get(CREDENTIAL_KEY)
+        if isinstance(cred, Credential) and cred.kind == "token" and not cred.secret.startswith("cs_"):
+            await asyncio.get_running_loop().run_in_executor(None, sessions.end, cred.secret)
+            authenticator.forget(cred)
+        resp = success({"logged_out": True})
+        resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return resp
+
+    return [
+        Route("/api/v1/auth/me", guarded(me), methods=["GET"]),
+        Route("/api/v1/auth/login", guarded(login), methods=["POST"]),
+        Route("/api/v1/auth/logout", guarded(logout), methods=["POST"]),
+    ]

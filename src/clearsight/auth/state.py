@@ -1,0 +1,64 @@
+"""Where the identity state lives: the SQL engine (SQLite in the data directory by default, or
+PostgreSQL) and its schema, brought to the newest migration at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def engine_url(state_url: str, data_dir: str | Path) -> str:
+    """``auth.state_url`` as a SQLAlchemy URL ("" = ``<data_dir>/auth.db``; psycopg 3 for PostgreSQL)."""
+    if not state_url:
+        return f"sqlite:///{Path(data_dir).resolve() / 'auth.db'}"
+    if state_url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + state_url[len("postgresql://"):]
+    return state_url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.close()
+
+
+def open_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine on ``url``; SQLite gets foreign keys, WAL and a busy timeout."""
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Runs every migration not yet applied (``migrations/versions``), in one transaction."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class StateDb:
+    """The engine and a session factory; ``close()`` releases the pool."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.engine = open_engine(url, **engine_kwargs)
+        migrate(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
