@@ -304,7 +304,7 @@ def _delta_exporter(kind: str, endpoint: str) -> MetricExporter:
 
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
-def test_sdk_delta_temporality_is_rejected_once_and_not_retried(
+def test_sdk_delta_temporality_is_rejected_per_metric_once_and_not_retried(
     kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]
 ) -> None:
     endpoint, rec = http_receiver if kind == "http" else grpc_receiver
@@ -312,10 +312,13 @@ def test_sdk_delta_temporality_is_rejected_once_and_not_retried(
     exporter = _delta_exporter(kind, endpoint)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
-    provider.get_meter("m").create_counter("ticks").add(1)
+    meter = provider.get_meter("m")
+    meter.create_counter("ticks").add(1)  # delta: refused alone (OTLP partial success)
+    meter.create_up_down_counter("queue").add(4)  # cumulative: kept
     provider.shutdown(timeout_millis=30_000)
-    assert rec.batches == []
-    assert [(o.status, o.reason) for o in rec.outcomes] == [(400, "invalid")]
+    stored = {dict(b.decode_labels(k))["__name__"] for _, b in rec.batches for k in b.keys}
+    assert stored == {"queue", "target_info"}
+    assert [(o.status, o.rejected_points) for o in rec.outcomes] == [(200, 1)]
 
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
@@ -417,7 +420,8 @@ def test_sdk_to_embedded_store_over_http_and_grpc(tmp_path: Path) -> None:
 
 def test_server_process_otlp_json_example(tmp_path: Path) -> None:
     """The shared OTLP/JSON example against a real ``clearsight server``: as published (delta
-    temporality) it is refused with 400 and a JSON google.rpc.Status naming the metric; made
+    temporality except its gauge) the gauge is stored and the delta metrics are refused in an OTLP
+    partial success naming each; made
     cumulative (and recent) it is stored, the exponential histogram as classic buckets, and
     PromQL, series and metadata answer with the mapped names."""
     example = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "otlp" / "metrics.json"
@@ -431,8 +435,10 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
         r = httpx.post(
             f"{cs.url}/v1/metrics", content=raw, headers={"Content-Type": "application/json"}, timeout=10
         )
-        assert r.status_code == 400 and r.headers["content-type"] == "application/json"
-        assert "'my.counter'" in r.json()["message"] and "delta" in r.json()["message"]
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        partial = r.json()["partialSuccess"]
+        assert partial["rejectedDataPoints"] == "3"
+        assert "'my.counter'" in partial["errorMessage"] and "delta" in partial["errorMessage"]
 
         doc = json.loads(raw)
         now_ns = time.time_ns()

@@ -24,9 +24,10 @@ The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics 
   ``le="+Inf"`` = count), ``_count`` and ``_sum`` (when the point has a sum); summary ->
   ``{quantile}`` series, ``_sum``, ``_count``. ``MetricMetadata`` (type, help = description,
   unit = the Prometheus unit word) once per family.
-- **Delta temporality is rejected**: a delta (or unspecified) sum or histogram makes the whole
-  request fail with 400, naming the metric. Converting delta to cumulative needs per-series state
-  across requests, which a pure decoder does not have; senders should use cumulative temporality
+- **Delta temporality is rejected per metric**: a delta (or unspecified) sum or histogram has its
+  points dropped and reported in the partial success (field path and metric named); the rest of the
+  request is kept. Converting delta to cumulative needs per-series state across requests, which a
+  pure decoder does not have; senders should use cumulative temporality
   (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative``, the SDK default).
 - **Exponential histograms become classic histograms** (the store has no native histograms):
   buckets merged down to scale ``min(scale, exponential_max_scale)`` (default 0: ``le`` at powers
@@ -963,7 +964,8 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
         return _numbers(b, metric.gauge.data_points, family, ctx, f"{path}.gauge", metric.name)
     if kind == "sum":
         s = metric.sum
-        _check_temporality(s.aggregation_temporality, metric.name, f"{path}.sum")
+        if _rejected_temporality(b, s.aggregation_temporality, metric.name, f"{path}.sum", s.data_points):
+            return None
         counter = s.is_monotonic
         family, unit = prometheus_metric_name(
             metric.name,
@@ -982,7 +984,9 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
         return _numbers(b, s.data_points, family, ctx, f"{path}.sum", metric.name)
     if kind == "histogram":
         h = metric.histogram
-        _check_temporality(h.aggregation_temporality, metric.name, f"{path}.histogram")
+        if _rejected_temporality(b, h.aggregation_temporality, metric.name, f"{path}.histogram",
+                                 h.data_points):
+            return None
         family, unit = prometheus_metric_name(
             metric.name,
             metric.unit,
@@ -1007,7 +1011,9 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
     # exponential_histogram
     eh = metric.exponential_histogram
     if opts.exponential_histograms == "classic":
-        _check_temporality(eh.aggregation_temporality, metric.name, f"{path}.exponentialHistogram")
+        if _rejected_temporality(b, eh.aggregation_temporality, metric.name, f"{path}.exponentialHistogram",
+                                 eh.data_points):
+            return None
         family, unit = prometheus_metric_name(
             metric.name,
             metric.unit,
@@ -1029,20 +1035,33 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
     return None
 
 
-def _check_temporality(t: int, name: str, path: str) -> None:
+def _rejected_temporality(b: _Builder, t: int, name: str, path: str, data_points: Any) -> bool:
+    """True (and the metric's points counted as rejected) unless ``t`` is cumulative.
+
+    Only this metric is refused: the rest of the request is kept and the client is told in an OTLP
+    partial success (``rejectedDataPoints`` + ``errorMessage``), which senders do not retry.
+    """
     if t == CUMULATIVE:
-        return
+        return False
+    if isinstance(data_points, _SlicedPoints):
+        for _ in data_points:  # still parsed: a damaged body is refused whichever way it was parsed
+            pass
+    points = len(data_points)
     if t == DELTA:
-        raise OtlpInvalidInput(
-            f"{path}.aggregationTemporality",
-            f"metric {name!r} uses delta temporality, which is not supported: Clearsight stores "
-            "Prometheus-style cumulative series; configure the exporter for cumulative temporality "
+        b.reject(
+            points,
+            f"{path}.aggregationTemporality: metric {name!r} uses delta temporality, which is not "
+            f"supported, {points} data point(s) dropped: Clearsight stores Prometheus-style cumulative "
+            "series; configure the exporter for cumulative temporality "
             "(e.g. OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)",
         )
-    raise OtlpInvalidInput(
-        f"{path}.aggregationTemporality",
-        f"metric {name!r} has an unspecified or unknown aggregation temporality ({t})",
-    )
+    else:
+        b.reject(
+            points,
+            f"{path}.aggregationTemporality: metric {name!r} has an unspecified or unknown aggregation "
+            f"temporality ({t}), {points} data point(s) dropped",
+        )
+    return True
 
 
 def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str, metric_name: str) -> int | None:

@@ -129,19 +129,17 @@ def test_partial_success(served: tuple[Sink, grpc.Channel]) -> None:
     assert "without a value" in resp.partial_success.error_message
 
 
-def test_delta_is_invalid_argument_with_bad_request(served: tuple[Sink, grpc.Channel]) -> None:
+def test_delta_metric_is_rejected_alone_with_partial_success(served: tuple[Sink, grpc.Channel]) -> None:
     sink, channel = served
-    stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
-    with pytest.raises(grpc.RpcError) as ei:
-        stub.Export(request(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA), timeout=10)
-    err = ei.value
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "'bytes.sent'" in err.details()
-    st = rich_status(err)
-    br = detail(st, error_details_pb2.BadRequest)
-    assert isinstance(br, error_details_pb2.BadRequest)
-    assert br.field_violations[0].field.endswith("metrics[0].sum.aggregationTemporality")
-    assert sink.calls == []
+    req = request(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, n_points=2)
+    req.resource_metrics[0].scope_metrics[0].metrics.add(name="kept").gauge.data_points.add(
+        time_unix_nano=T_NS, as_double=7.0)
+    resp = metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(req, timeout=10)
+    assert resp.partial_success.rejected_data_points == 2
+    assert "'bytes.sent'" in resp.partial_success.error_message
+    assert "metrics[0].sum.aggregationTemporality" in resp.partial_success.error_message
+    ((_, batch),) = sink.calls
+    assert [dict(batch.decode_labels(k))["__name__"] for k in batch.keys] == ["kept"]
 
 
 def test_garbage_bytes_are_invalid_argument(served: tuple[Sink, grpc.Channel]) -> None:

@@ -184,39 +184,34 @@ def test_partial_success_for_dropped_points_protobuf_and_json() -> None:
     assert "'novalue'" in r.json()["partialSuccess"]["errorMessage"]
 
 
-def test_delta_is_400_with_bad_request_detail() -> None:
+def _mixed_delta_body() -> bytes:
+    """``jobs.done`` (delta, 3 points) beside a cumulative gauge ``kept``."""
+    req = ExportMetricsServiceRequest.FromString(body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA, n_points=3))
+    req.resource_metrics[0].scope_metrics[0].metrics.add(name="kept").gauge.data_points.add(
+        time_unix_nano=T_NS, as_double=7.0)
+    return req.SerializeToString()
+
+
+@pytest.mark.parametrize("content_type", [PB, JS])
+def test_delta_metric_is_rejected_alone_with_partial_success(content_type: str) -> None:
     outcomes: list[ExportOutcome] = []
     client, rec = make_client(on_export=outcomes.append)
-    r = client.post(
-        "/v1/metrics", content=body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA), headers={"Content-Type": PB}
-    )
-    assert r.status_code == 400
-    assert r.headers["content-type"] == PB
-    st, details = status_of(r.content)
-    assert st.code == code_pb2.INVALID_ARGUMENT
-    assert "'jobs.done'" in st.message and "delta temporality" in st.message
-    (br,) = details
-    assert isinstance(br, error_details_pb2.BadRequest)
-    assert (
-        br.field_violations[0].field
-        == "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality"
-    )
-    assert rec.calls == []
-    assert outcomes[0].status == 400 and outcomes[0].reason == "invalid"
-
-
-def test_delta_is_400_json_status_for_json_requests() -> None:
-    client, _ = make_client()
-    r = client.post(
-        "/v1/metrics",
-        content=to_json(body(metrics_pb2.AGGREGATION_TEMPORALITY_DELTA)),
-        headers={"Content-Type": JS},
-    )
-    assert r.status_code == 400 and r.headers["content-type"] == JS
-    doc = r.json()
-    assert doc["code"] == code_pb2.INVALID_ARGUMENT
-    assert doc["details"][0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
-    assert doc["details"][0]["fieldViolations"][0]["field"].endswith("sum.aggregationTemporality")
+    raw = _mixed_delta_body()
+    r = client.post("/v1/metrics", content=raw if content_type == PB else to_json(raw),
+                    headers={"Content-Type": content_type})
+    assert r.status_code == 200 and r.headers["content-type"] == content_type
+    if content_type == PB:
+        ps = ExportMetricsServiceResponse.FromString(r.content).partial_success
+        rejected, message = ps.rejected_data_points, ps.error_message
+    else:
+        doc = r.json()["partialSuccess"]
+        rejected, message = int(doc["rejectedDataPoints"]), doc["errorMessage"]
+    assert rejected == 3
+    assert "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality" in message
+    assert "'jobs.done'" in message and "delta temporality" in message
+    ((_, batch),) = rec.calls  # the cumulative gauge is written, the delta points are not
+    assert [dict(batch.decode_labels(k))["__name__"] for k in batch.keys] == ["kept"]
+    assert outcomes[0].status == 200 and outcomes[0].rejected_points == 3
 
 
 def test_garbage_is_400() -> None:

@@ -188,14 +188,15 @@ def example_json(cumulative: bool) -> bytes:
 # --- the shared conformance example ------------------------------------------------------------
 
 
-def test_conformance_example_is_rejected_because_it_uses_delta_temporality() -> None:
-    with pytest.raises(OtlpInvalidInput) as ei:
-        decode_otlp_metrics(EXAMPLE.read_bytes(), content_type=JS, limits=LIMITS, now_ms=NOW_MS)
-    err = ei.value
-    assert err.status == 400
-    assert err.field == "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality"
-    assert "'my.counter'" in err.message and "delta temporality" in err.message
-    assert "cumulative" in err.message
+def test_conformance_example_keeps_the_cumulative_gauge_and_rejects_the_delta_metrics() -> None:
+    rep = decode_otlp_metrics_report(EXAMPLE.read_bytes(), content_type=JS, limits=LIMITS, now_ms=NOW_MS)
+    names = {dict(rep.batch.decode_labels(k))["__name__"] for k in rep.batch.keys}
+    assert names == {"my_gauge_ratio"}  # unit "1" -> _ratio; the example's counter and both histograms are delta
+    assert rep.rejected_points == 3
+    msg = rep.error_message()
+    assert "resourceMetrics[0].scopeMetrics[0].metrics[0].sum.aggregationTemporality" in msg
+    assert "'my.counter'" in msg and "'my.histogram'" in msg and "'my.exponential.histogram'" in msg
+    assert "delta temporality" in msg and "cumulative" in msg
 
 
 def test_conformance_example_with_cumulative_temporality_maps_exactly() -> None:
@@ -669,8 +670,8 @@ def test_exponential_histogram_negative_scale_and_float_range() -> None:
 def test_exponential_histogram_errors_and_staleness() -> None:
     with pytest.raises(OtlpInvalidInput, match=r"exponentialHistogram\.dataPoints\[0\]\.scale"):
         decode(request([exp_histogram(21, positive=(0, [1]))]))
-    with pytest.raises(OtlpInvalidInput, match="delta temporality"):
-        decode(request([exp_histogram(0, positive=(0, [1]), temporality=DELTA)]))
+    rep = decode(request([exp_histogram(0, positive=(0, [1]), temporality=DELTA)]))
+    assert rep.batch.num_samples == 0 and rep.rejected_points == 1 and "delta temporality" in rep.error_message()
     with pytest.raises(OtlpInvalidInput, match="zeroThreshold"):
         decode(request([exp_histogram(0, zero=(1, math.inf))]))
     stale = exp_histogram(0, positive=(0, [1]), sum_=1.0, flags=1)
@@ -702,25 +703,29 @@ def test_metric_without_data_is_ignored_and_empty_name_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("monotonic", [True, False])
-def test_delta_sums_are_rejected(monotonic: bool) -> None:
-    with pytest.raises(OtlpInvalidInput) as ei:
-        decode(
-            request(
-                [
-                    gauge("ok", [({}, 1.0)]),
-                    counter("d.c", [({}, 1.0)], monotonic=monotonic, temporality=DELTA),
-                ]
-            )
+def test_a_delta_sum_is_rejected_alone_and_the_rest_is_kept(monotonic: bool) -> None:
+    rep = decode(
+        request(
+            [
+                gauge("ok", [({}, 1.0)]),
+                counter("d.c", [({"a": "1"}, 1.0), ({"a": "2"}, 2.0)], monotonic=monotonic, temporality=DELTA),
+                counter("c", [({}, 5.0)]),
+            ]
         )
-    assert ei.value.field == "resourceMetrics[0].scopeMetrics[0].metrics[1].sum.aggregationTemporality"
-    assert "'d.c'" in ei.value.message
+    )
+    assert series(rep.batch) == {lbl("ok"): [(T_MS, 1.0)], lbl("c_total"): [(T_MS, 5.0)]}
+    assert rep.rejected_points == 2
+    msg = rep.error_message()
+    assert "resourceMetrics[0].scopeMetrics[0].metrics[1].sum.aggregationTemporality" in msg
+    assert "'d.c'" in msg and "2 data point(s) dropped" in msg
 
 
-def test_delta_histogram_and_unspecified_temporality_are_rejected() -> None:
-    with pytest.raises(OtlpInvalidInput, match="delta temporality"):
-        decode(request([histogram("h", [], [], 1, 1.0, temporality=DELTA)]))
-    with pytest.raises(OtlpInvalidInput, match="unspecified"):
-        decode(request([counter("c", [({}, 1.0)], temporality=0)]))
+def test_delta_histogram_and_unspecified_temporality_are_rejected_per_metric() -> None:
+    rep = decode(request([histogram("h", [], [], 1, 1.0, temporality=DELTA), gauge("g", [({}, 3.0)])]))
+    assert series(rep.batch) == {lbl("g"): [(T_MS, 3.0)]}
+    assert rep.rejected_points == 1 and "delta temporality" in rep.error_message()
+    rep = decode(request([counter("c", [({}, 1.0)], temporality=0)]))
+    assert rep.batch.num_samples == 0 and rep.rejected_points == 1 and "unspecified" in rep.error_message()
 
 
 # --- timestamps --------------------------------------------------------------------------------
