@@ -138,6 +138,9 @@ class LogsConfig:
     duckdb_memory_limit: str = "128MB"
     max_entries_limit_per_query: int = 5000  # largest `limit` a log query may ask for
     max_query_length: str = "721h"  # longest time range of a log query
+    max_query_lines: int = 20_000_000  # log lines one LogQL query may read from the store
+    max_query_bytes: int = 4_294_967_296  # log line bytes one LogQL query may read
+    max_query_series: int = 500  # series of one LogQL metric query (Loki's max_query_series)
 
 
 @dataclass

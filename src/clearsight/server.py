@@ -55,6 +55,7 @@ from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.query.governor import make_query_executor
+from clearsight.query.logql.evaluator import LogQLLimits
 from clearsight.query.promql.engine import Engine, parse_with_positions
 from clearsight.rules.group import EvalOptions
 from clearsight.rules.manager import RuleManager
@@ -296,12 +297,17 @@ def build(cfg: Config) -> Built:
     prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
                                               on_export=_export_recorder(metrics), executor=ingest_executor)
     traces_route = make_otlp_traces_route(lambda: metrics.requests.labels("otlp_traces", "501").inc())
-    log_query = LogQueryApi(log_store, tenant_of, max_entries=cfg.logs.max_entries_limit_per_query,
-                            max_query_length_ns=parse_duration_ms(cfg.logs.max_query_length) * 1_000_000)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
     metrics.registry.register(GovernorCollector(query_governor))
+    log_query = LogQueryApi(log_store, tenant_of, max_entries=cfg.logs.max_entries_limit_per_query,
+                            max_query_length_ns=parse_duration_ms(cfg.logs.max_query_length) * 1_000_000,
+                            governor=query_governor, timeout_s=parse_duration_ms(cfg.query.timeout) / 1000,
+                            limits=LogQLLimits(max_lines=cfg.logs.max_query_lines, max_bytes=cfg.logs.max_query_bytes,
+                                               max_series=cfg.logs.max_query_series,
+                                               max_points=cfg.query.max_points_per_series,
+                                               max_samples=cfg.query.max_samples))
     try:
         notifier = build_notifier(cfg, metrics)
         rules, tenant_rules = build_rules(cfg, store, ingestor, notifier.notify)

@@ -11,25 +11,34 @@ Store reads run in the default executor, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from clearsight.api.common import TenantOf
-from clearsight.config import parse_duration_ms
+from clearsight.api.common import ApiError, TenantOf
+from clearsight.api.query_admission import Deadline, Unavailable, make_governor, run_read
+from clearsight.config import QueryConfig, parse_duration_ms
 from clearsight.ingest.log_common import parse_rfc3339_ns
 from clearsight.model.labels import to_dict
 from clearsight.model.logs import LogBatch
 from clearsight.model.matchers import Matcher
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL, event_json, event_of
-from clearsight.query.logql.parser import LogQLParseError, parse_log_query
+from clearsight.query.budget import QueryBudget, QueryCanceled, running
+from clearsight.query.governor import QueryGovernor
+from clearsight.query.logql.ast import LogSelector, MetricExpr
+from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
+from clearsight.query.logql.parser import LogQLParseError, parse_expr, parse_log_query
+from clearsight.query.promql.values import QueryError, QueryTimeout, ScalarSteps, VectorSteps
+from clearsight.query.promql.vecutil import format_float
 from clearsight.store.logs_interface import Direction, LogStore
 
 NS = 1_000_000_000
@@ -78,6 +87,36 @@ def _json(obj: Any) -> Response:
     return Response(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), media_type="application/json")
 
 
+def _seconds(ns: int) -> int | float:
+    """A step time as Loki writes it in metric results: seconds, fractional only when needed."""
+    return ns // NS if ns % NS == 0 else ns / NS
+
+
+def metric_result(value: ScalarSteps | VectorSteps, steps: Any, instant: bool) -> tuple[str, Any]:
+    """Loki's ``scalar`` / ``vector`` / ``matrix`` result of a metric query."""
+    times = [_seconds(int(t)) for t in steps.tolist()]
+    if isinstance(value, ScalarSteps):
+        if instant:
+            return "scalar", [times[0], format_float(float(value.values[0]))]
+        return "matrix", [{"metric": {}, "values": [[t, format_float(float(v))] for t, v in
+                                                    zip(times, value.values.tolist(), strict=True)]}]
+    out: list[dict[str, Any]] = []
+    vals = value.values
+    pres = value.present
+    for i, labels in enumerate(value.labels):
+        cols = np.flatnonzero(pres[i]).tolist()
+        if not cols:
+            continue
+        if instant:
+            out.append({"metric": to_dict(labels), "value": [times[0], format_float(float(vals[i, 0]))]})
+        else:
+            out.append({"metric": to_dict(labels),
+                        "values": [[times[j], format_float(float(vals[i, j]))] for j in cols]})
+    if not instant:
+        out.sort(key=lambda r: sorted(r["metric"].items()))
+    return ("vector" if instant else "matrix"), out
+
+
 def streams_result(batch: LogBatch) -> list[dict[str, Any]]:
     """Loki's ``streams`` result: one object per stream, entries in the batch's order."""
     out: list[dict[str, Any]] = []
@@ -94,12 +133,16 @@ def streams_result(batch: LogBatch) -> list[dict[str, Any]]:
 
 class LogQueryApi:
     def __init__(self, store: LogStore, tenant_of: TenantOf, *, max_entries: int, max_query_length_ns: int,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, governor: QueryGovernor | None = None,
+                 timeout_s: float = 120.0, limits: LogQLLimits | None = None) -> None:
         self.store = store
         self.tenant_of = tenant_of
         self.max_entries = max_entries
         self.max_len = max_query_length_ns
         self.clock_ns = clock_ns
+        self.governor = governor if governor is not None else make_governor(QueryConfig())
+        self.timeout_s = timeout_s
+        self.limits = limits if limits is not None else LogQLLimits()
 
     def _limit(self, raw: str | None, default: int = 100) -> int:
         if raw is None or raw == "":
@@ -115,6 +158,11 @@ class LogQueryApi:
                              f"({n} > {self.max_entries}) (logs.max_entries_limit_per_query)")
         return n
 
+    def _check_len(self, start: int, end: int) -> None:
+        if end - start > self.max_len:
+            raise BadRequest(f"the query time range exceeds the limit (query length: {(end - start) / 3.6e12:.1f}h, "
+                             f"limit: {self.max_len / 3.6e12:.1f}h) (logs.max_query_length)")
+
     def _range(self, q: Any, default_len: int) -> tuple[int, int]:
         now = self.clock_ns()
         end = parse_loki_time(q.get("end"), now, "end")
@@ -123,9 +171,7 @@ class LogQueryApi:
         start = parse_loki_time(q.get("start"), default_start, "start")
         if end < start:
             raise BadRequest("end timestamp must not be before start time")
-        if end - start > self.max_len:
-            raise BadRequest(f"the query time range exceeds the limit (query length: {(end - start) / 3.6e12:.1f}h, "
-                             f"limit: {self.max_len / 3.6e12:.1f}h) (logs.max_query_length)")
+        self._check_len(start, end)
         return start, end
 
     @staticmethod
@@ -135,42 +181,108 @@ class LogQueryApi:
             raise BadRequest(f'invalid direction "{raw}": expected forward or backward')
         return "forward" if d == "forward" else "backward"
 
-    async def _run(self, request: Request, fn: Callable[[str, Any], Any]) -> Response:
+    def _timeout(self, q: Any) -> float:
+        raw = q.get("timeout")
+        if not raw:
+            return self.timeout_s
+        t = _duration_ns(raw, "timeout") / NS
+        if t <= 0:
+            raise BadRequest("timeout must be positive")
+        return min(t, self.timeout_s)
+
+    async def _run(self, request: Request, fn: Callable[[str, Any, QueryBudget], Any]) -> Response:
+        """Parses nothing itself: runs ``fn(tenant, params, budget)`` under the query governor
+        (bounded concurrency, fair queue, deadline from arrival, cancel when the client leaves)."""
         try:
             tenant = self.tenant_of(request)
             q = request.query_params
-            return _json(await asyncio.get_running_loop().run_in_executor(None, fn, tenant, q))
+            deadline = Deadline(self._timeout(q))
+
+            def work(cancel: threading.Event, remaining: float) -> Any:
+                budget = QueryBudget(self.limits.max_samples, time.monotonic() + remaining, cancel)
+                with running(budget):
+                    return fn(tenant, q, budget)
+            return _json(await run_read(self.governor, request, tenant, work, deadline))
         except (BadRequest, LogQLParseError) as e:
+            return _text(str(e))
+        except Unavailable as e:
+            return Response(e.message + "\n", status_code=503, media_type="text/plain; charset=utf-8",
+                            headers={"Retry-After": str(max(1, math.ceil(e.retry_after)))})
+        except ApiError as e:
+            return _text(e.message, 504 if e.error_type == "timeout" else e.status)
+        except QueryTimeout as e:
+            return _text(str(e), 504)
+        except QueryCanceled as e:
+            return _text(str(e), 499)
+        except QueryError as e:  # limits, pipeline errors, bad operand types
             return _text(str(e))
         except ValueError as e:  # a regex DuckDB's RE2 refuses, an invalid tenant
             return _text(str(e))
 
-    def _select(self, tenant: str, q: Any, start: int, end: int) -> dict[str, Any]:
+    def _select(self, tenant: str, q: Any, start: int, end: int, budget: QueryBudget,
+                instant_ns: int | None = None) -> dict[str, Any]:
         text = q.get("query")
         if not text:
             raise BadRequest("query parameter is required")
-        lq = parse_log_query(text)
-        limit = self._limit(q.get("limit"))
-        batch = self.store.select(tenant, lq.matchers, start, end, lq.filters, limit, self._direction(q.get("direction")))
-        return {"status": "success", "data": {"resultType": "streams", "result": streams_result(batch),
-                                              "stats": {"summary": {"totalEntriesReturned": len(batch)}}}}
+        t0 = time.perf_counter()
+        expr = parse_expr(text)
+        ev = LogQLEvaluator(self.store, tenant, self.limits, budget)
+        if isinstance(expr, LogSelector):
+            limit = self._limit(q.get("limit"))
+            streams = ev.logs(expr, start, end, limit, self._direction(q.get("direction")))
+            result: Any = [{"stream": to_dict(s.labels), "values": [[str(t), line] for t, line in s.entries]}
+                           for s in streams]
+            rtype = "streams"
+            returned = sum(len(s.entries) for s in streams)
+        else:
+            assert isinstance(expr, MetricExpr)
+            if instant_ns is not None:
+                steps = np.array([instant_ns], dtype=np.int64)
+            else:
+                step = self._step(q, start, end)
+                steps = np.arange(start, end + 1, step, dtype=np.int64)
+            value = ev.metric(expr, steps)
+            rtype, result = metric_result(value, steps, instant_ns is not None)
+            returned = 0
+        stats = {"summary": {"totalEntriesReturned": returned, "execTime": round(time.perf_counter() - t0, 6),
+                             "totalLinesProcessed": ev.stats.lines_processed,
+                             "totalBytesProcessed": ev.stats.bytes_processed}}
+        data: dict[str, Any] = {"resultType": rtype, "result": result, "stats": stats}
+        out: dict[str, Any] = {"status": "success", "data": data}
+        if ev.annotations.warnings:
+            out["warnings"] = ev.annotations.warnings
+        return out
+
+    def _step(self, q: Any, start: int, end: int) -> int:
+        raw = q.get("step")
+        if raw:
+            step = _duration_ns(raw, "step")
+            if step <= 0:
+                raise BadRequest("zero or negative query resolution step widths are not accepted. Try a positive "
+                                 "integer")
+        else:
+            step = max(1, (end - start) // NS // 250) * NS  # Loki's default: (end - start) / 250, at least 1s
+        if (end - start) // step + 1 > self.limits.max_points:
+            raise BadRequest(f"exceeded maximum resolution of {self.limits.max_points:,} points per timeseries. Try "
+                             "decreasing the query resolution (?step=XX)")
+        return step
 
     async def query_range(self, request: Request) -> Response:
-        """Loki range query (log queries: stream selector and line filters): streams result."""
-        def run(tenant: str, q: Any) -> Any:
+        """Loki range query: a log query answers ``streams``, a metric query ``matrix``."""
+        def run(tenant: str, q: Any, budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_RANGE_NS)
-            return self._select(tenant, q, start, end)
+            return self._select(tenant, q, start, end, budget)
         return await self._run(request, run)
 
     async def query(self, request: Request) -> Response:
-        """Loki instant query for log queries: entries up to `time` (default now) within `since` (default 1h)."""
-        def run(tenant: str, q: Any) -> Any:
+        """Loki instant query: a metric query answers ``vector`` (or ``scalar``) at ``time``; a log
+        query answers the entries up to ``time`` within ``since`` (default 1h)."""
+        def run(tenant: str, q: Any, budget: QueryBudget) -> Any:
             end = parse_loki_time(q.get("time"), self.clock_ns(), "time")
             since = q.get("since")
             start = end - (_duration_ns(since, "since") if since else DEFAULT_RANGE_NS)
-            if end - start > self.max_len:
-                raise BadRequest("the query time range exceeds the limit (logs.max_query_length)")
-            return self._select(tenant, q, start, end)
+            self._check_len(start, end)
+            return self._select(tenant, q, start, end, budget, instant_ns=end)
         return await self._run(request, run)
 
     def _selector(self, q: Any) -> Sequence[Matcher]:
@@ -179,7 +291,7 @@ class LogQueryApi:
 
     async def labels(self, request: Request) -> Response:
         """Loki label names of streams with entries in [start, end] (default the last 6h)."""
-        def run(tenant: str, q: Any) -> Any:
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
             return {"status": "success", "data": self.store.label_names(tenant, start, end, self._selector(q))}
         return await self._run(request, run)
@@ -188,7 +300,7 @@ class LogQueryApi:
         """Loki values of one stream label (optional `query` selector)."""
         name = request.path_params["name"]
 
-        def run(tenant: str, q: Any) -> Any:
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
             return {"status": "success",
                     "data": self.store.label_values(tenant, name, start, end, self._selector(q))}
@@ -196,7 +308,7 @@ class LogQueryApi:
 
     async def series(self, request: Request) -> Response:
         """Loki series: label sets of streams matching any match[] selector in [start, end]."""
-        def run(tenant: str, q: Any) -> Any:
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
             sets = [parse_log_query(m).matchers for m in q.getlist("match[]") or q.getlist("match")]
             if not sets:
@@ -206,7 +318,7 @@ class LogQueryApi:
 
     async def events(self, request: Request) -> Response:
         """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
-        def run(tenant: str, q: Any) -> Any:
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_RANGE_NS)
             matchers = [Matcher.of("=~", EVENT_TYPE_LABEL, ".+")]
             for param, label in (("type", EVENT_TYPE_LABEL), ("level", "level"), ("origin", "origin")):

@@ -583,8 +583,8 @@ def _unquote(s: str) -> str:
         raise TemplateError(f"invalid syntax: {s}") from None
 
 
-def parse(src: str, name: str = "template") -> list[_Node]:
-    """Parses ``src``; raises TemplateError ``template: NAME:LINE: reason``."""
+def parse(src: str, name: str = "template", funcs: frozenset[str] = FUNCTION_NAMES) -> list[_Node]:
+    """Parses ``src`` (calling only ``funcs``); raises TemplateError ``template: NAME:LINE: reason``."""
     root: list[_Node] = []
     stack: list[tuple[_Node, list[_Node]]] = []
     current = root
@@ -611,7 +611,7 @@ def parse(src: str, name: str = "template") -> list[_Node]:
             if not toks:
                 raise TemplateError("missing value for command")
             head = toks[0]
-            p = _Parser(toks, FUNCTION_NAMES)
+            p = _Parser(toks, funcs)
             if head.kind == "ident" and head.text in ("if", "range", "with"):
                 p.i = 1
                 node = _Node(head.text, pipe=p.pipeline(allow_decl=head.text != "if"))
@@ -832,6 +832,13 @@ def expand(src: str, data: TemplateData, query: QueryFunc | None = None, time_ms
                  "$externalURL": data.ExternalURL, "$value": data.Value}
     ex = _Exec(funcs, data, variables)
     ex.run(nodes, data)
+    return "".join(ex.out)
+
+
+def execute(nodes: list[_Node], funcs: dict[str, Callable[..., Any]], dot: Any) -> str:
+    """Runs parsed ``nodes`` with another function table and ``dot`` (LogQL's line_format)."""
+    ex = _Exec(funcs, dot, {})
+    ex.run(nodes, dot)
     return "".join(ex.out)
 
 

@@ -34,6 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch
 from clearsight.model.matchers import Matcher
@@ -49,6 +52,18 @@ class LineFilter:
 
     op: LineOp
     pattern: str
+
+
+@dataclass
+class LogSizes:
+    """Entries without their bodies (what ``count_over_time``/``bytes_over_time`` need): entry ``j``
+    is in stream ``streams[stream_idx[j]]`` at ``timestamps[j]`` with a body of ``sizes[j]`` UTF-8
+    bytes; ordered by timestamp (oldest first)."""
+
+    streams: list[Labels]
+    stream_idx: npt.NDArray[np.int32]
+    timestamps: npt.NDArray[np.int64]
+    sizes: npt.NDArray[np.int64]
 
 
 @dataclass
@@ -86,6 +101,12 @@ class LogStore(Protocol):
         """Entries of streams matching all ``matchers`` with ``start_ns <= ts <= end_ns`` that pass
         every line filter, ordered by ``direction``, at most ``limit``. A bad regex raises
         ``ValueError`` naming it."""
+        ...
+
+    def select_sizes(self, tenant: str, matchers: Sequence[Matcher], start_ns: int, end_ns: int,
+                     line_filters: Sequence[LineFilter] = (), limit: int = 1_000_000) -> LogSizes:
+        """Like ``select`` (forward) but only each entry's stream, timestamp and body size; raises
+        ``LimitExceeded`` when more than ``limit`` entries match."""
         ...
 
     def series(self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ns: int,

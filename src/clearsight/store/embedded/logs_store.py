@@ -54,7 +54,7 @@ from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed,
 from clearsight.store.kernel.database import Database
 from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
-from clearsight.store.logs_interface import Direction, LineFilter, LogAppendResult, LogStoreStats
+from clearsight.store.logs_interface import Direction, LineFilter, LogAppendResult, LogSizes, LogStoreStats
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class EmbeddedLogStore:
         self._stats = LogStoreStats()
         self._writer: GroupCommitWriter[_Append] = GroupCommitWriter(
             "clearsight-logs-writer", self._run, queue_max=queue_max_batches,
-            retry_after=self._retry_after, on_close=self._writer_done, what="log store")
+            retry_after=self._retry_after, on_close=self._writer_done, recover=self._reopen, what="log store")
         self._closed = False
         self._close_lock = threading.Lock()
         try:
@@ -153,6 +153,12 @@ class EmbeddedLogStore:
         con.execute("COMMIT")
         if row and int(row[0]) != LOGS_SCHEMA_VERSION:
             raise StoreError(f"{self.path}: log schema version {row[0]}, this build reads {LOGS_SCHEMA_VERSION}")
+
+    def _reopen(self) -> None:
+        """The writer's recovery after the database failed: reopen it, rebuild memory from it."""
+        self._db.reopen()
+        self._wcon = self._db.writer
+        self._load_state()
 
     def _partition_days(self) -> list[int]:
         names = self._wcon.execute(
@@ -464,6 +470,13 @@ class EmbeddedLogStore:
         ids = self._ids(tenant, [matchers], start_ns, end_ns)
         if ids.size == 0:
             return LogBatch.empty()
+        where, params = self._where(start_ns, end_ns, line_filters)
+        order = "ts, rowid" if direction == "forward" else "ts DESC, rowid DESC"
+        return self._pub.read(lambda: self._read_days(ids, start_ns, end_ns, where, params, order, limit,
+                                                      direction))
+
+    @staticmethod
+    def _where(start_ns: int, end_ns: int, line_filters: Sequence[LineFilter]) -> tuple[list[str], list[Any]]:
         where = ["ts >= ?", "ts <= ?"]
         params: list[Any] = [start_ns, end_ns]
         for f in line_filters:
@@ -478,9 +491,63 @@ class EmbeddedLogStore:
             else:
                 raise ValueError(f"unknown line filter operator {f.op!r}")
             params.append(f.pattern)
-        order = "ts, rowid" if direction == "forward" else "ts DESC, rowid DESC"
-        return self._pub.read(lambda: self._read_days(ids, start_ns, end_ns, where, params, order, limit,
-                                                      direction))
+        return where, params
+
+    def select_sizes(self, tenant: str, matchers: Sequence[Matcher], start_ns: int, end_ns: int,
+                     line_filters: Sequence[LineFilter] = (), limit: int = 1_000_000) -> LogSizes:
+        """Stream, timestamp and body size of every matching entry (no bodies leave DuckDB)."""
+        if self._closed or not self._writer.open:
+            raise StoreClosed("log store is closed")
+        for f in line_filters:
+            if f.op in ("|~", "!~"):
+                self.check_regex(f.pattern)
+        empty = LogSizes([], np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        ids = self._ids(tenant, [matchers], start_ns, end_ns) if end_ns >= start_ns else np.zeros(0, np.uint32)
+        if ids.size == 0:
+            return empty
+        where, params = self._where(start_ns, end_ns, line_filters)
+        return self._pub.read(lambda: self._read_sizes(ids, start_ns, end_ns, where, params, limit, empty))
+
+    def _read_sizes(self, ids: IdArray, start_ns: int, end_ns: int, where: list[str], params: list[Any],
+                    limit: int, empty: LogSizes) -> LogSizes:
+        with self._lock:
+            days = sorted(d for d in self._days if day_of(start_ns) <= d <= day_of(end_ns))
+        sid_parts: list[npt.NDArray[np.int64]] = []
+        ts_parts: list[npt.NDArray[np.int64]] = []
+        size_parts: list[npt.NDArray[np.int64]] = []
+        total = 0
+        with self._reader() as cur:
+            joined = ids.size > _INLINE_IDS
+            if joined:
+                cur.register("_clearsight_ids", pa.table({"sid": ids}))
+                stream_pred = "stream_id IN (SELECT sid FROM _clearsight_ids)"
+            else:
+                stream_pred = f"stream_id IN ({','.join(map(str, ids.tolist()))})"
+            try:
+                for day in days:
+                    sql = (f"SELECT stream_id, ts, strlen(body) AS size FROM {partition_name(day)} WHERE "
+                           f"{stream_pred} AND {' AND '.join(where)} ORDER BY ts, rowid LIMIT {limit - total + 1}")
+                    try:
+                        cols = cur.execute(sql, params).fetchnumpy()
+                    except duckdb.CatalogException:
+                        raise Retry() from None
+                    n = len(cols["ts"])
+                    total += n
+                    if total > limit:
+                        raise LimitExceeded("max_query_lines", f"the query would read more than {limit:,} log lines")
+                    if n:
+                        sid_parts.append(np.asarray(cols["stream_id"], dtype=np.int64))
+                        ts_parts.append(np.asarray(cols["ts"], dtype=np.int64))
+                        size_parts.append(np.asarray(cols["size"], dtype=np.int64))
+            finally:
+                if joined:
+                    cur.unregister("_clearsight_ids")
+        if not ts_parts:
+            return empty
+        uniq, idx = np.unique(np.concatenate(sid_parts), return_inverse=True)
+        with self._lock:
+            streams = [self._labels[int(s)] for s in uniq.tolist()]
+        return LogSizes(streams, idx.astype(np.int32), np.concatenate(ts_parts), np.concatenate(size_parts))
 
     def _read_days(self, ids: IdArray, start_ns: int, end_ns: int, where: list[str], params: list[Any],
                    order: str, limit: int, direction: Direction) -> LogBatch:

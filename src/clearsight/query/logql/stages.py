@@ -1,0 +1,469 @@
+"""LogQL pipeline stages at run time: each compiled stage is a function
+``(line, labels, ts_ns) -> line | None`` over one entry (None drops it), ``labels`` a mutable dict.
+
+Semantics follow Loki's documentation:
+
+- parsers (``json``, ``logfmt``, ``regexp``, ``pattern``, ``unpack``) add labels; a name that is
+  already a stream label (or structured metadata) gets the suffix ``_extracted``; names are
+  sanitised (characters other than ``[a-zA-Z0-9_]`` become ``_``, a leading digit gets ``_``).
+  ``json`` flattens nested objects with ``_`` and skips arrays; a line that is not a JSON object
+  sets ``__error__=JSONParserErr`` (``__error_details__`` says why). ``logfmt`` keeps going over
+  malformed pairs unless ``--strict`` (then ``LogfmtParserErr``); bare keys are dropped unless
+  ``--keep-empty``. ``regexp``/``pattern`` add their named captures when the line matches.
+  ``unpack`` adds the string fields of a JSON object and makes ``_entry`` the line.
+- label filters: strings compare as Prometheus matchers (an absent label is ""); numbers,
+  durations and bytes parse the label's value: an absent label drops the line, a value that
+  does not parse keeps the line with ``__error__=LabelFilterErr``.
+- ``line_format`` / ``label_format`` render Go templates (``template.py``); a template that fails
+  at run time sets ``__error__=TemplateFormatErr`` and leaves the line/label unchanged.
+- ``drop`` / ``keep`` remove labels (optionally only when the value matches).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from clearsight.model.matchers import compile_regex
+from clearsight.query.logql.ast import (
+    DecolorizeStage,
+    DropStage,
+    JsonStage,
+    KeepStage,
+    LabelAnd,
+    LabelCompare,
+    LabelExpr,
+    LabelFilterStage,
+    LabelFormatStage,
+    LabelOr,
+    LineFilterStage,
+    LineFormatStage,
+    LogfmtStage,
+    PatternStage,
+    RegexpStage,
+    Stage,
+    UnpackStage,
+)
+from clearsight.query.logql.pattern import compile_pattern
+from clearsight.query.logql.template import Context, TemplateError, compile_template
+from clearsight.query.logql.units import parse_bytes, parse_go_duration
+
+ERROR = "__error__"
+ERROR_DETAILS = "__error_details__"
+JSON_ERR = "JSONParserErr"
+LOGFMT_ERR = "LogfmtParserErr"
+LABEL_FILTER_ERR = "LabelFilterErr"
+TEMPLATE_ERR = "TemplateFormatErr"
+SAMPLE_ERR = "SampleExtractionErr"
+
+StageFn = Callable[[str, dict[str, str], int], "str | None"]
+
+_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+_ANSI = re.compile(r"\x1b\[[0-9;:?]*[ -/]*[@-~]")
+_SANE: dict[str, str] = {}
+
+
+def sanitize(key: str) -> str:
+    hit = _SANE.get(key)
+    if hit is not None:
+        return hit
+    out = _BAD_CHARS.sub("_", key.strip())
+    if out[:1].isdigit():
+        out = "_" + out
+    if len(_SANE) < 65536:
+        _SANE[key] = out
+    return out
+
+
+class Pipeline:
+    """The compiled stages of one log selector. ``base`` is the set of label names the parsers
+    must not overwrite (stream labels and structured metadata of the entry being processed)."""
+
+    def __init__(self, stages: tuple[Stage, ...]) -> None:
+        self.stages = stages
+        self.base: set[str] | frozenset[str] = frozenset()
+        self.fns: list[StageFn] = [self._compile(s) for s in stages]
+        # Whether any stage reads or writes labels (else the entry keeps its stream labels).
+        self.uses_labels = any(not isinstance(s, (LineFilterStage, DecolorizeStage)) for s in stages)
+
+    def run(self, line: str, labels: dict[str, str], ts: int) -> str | None:
+        for fn in self.fns:
+            res = fn(line, labels, ts)
+            if res is None:
+                return None
+            line = res
+        return line
+
+    def _set(self, labels: dict[str, str], key: str, value: str) -> None:
+        k = sanitize(key)
+        if not k:
+            return
+        if k in self.base:
+            k += "_extracted"
+        labels[k] = value
+
+    def _compile(self, st: Stage) -> StageFn:
+        if isinstance(st, LineFilterStage):
+            return _line_filter(st)
+        if isinstance(st, JsonStage):
+            return self._json(st)
+        if isinstance(st, LogfmtStage):
+            return self._logfmt(st)
+        if isinstance(st, RegexpStage):
+            rx: Any = compile_regex(st.pattern)
+
+            def regexp(line: str, labels: dict[str, str], ts: int) -> str:
+                m = rx.search(line)
+                if m is not None:
+                    for k, v in m.groupdict().items():
+                        if v is not None:
+                            self._set(labels, k, v)
+                return line
+            return regexp
+        if isinstance(st, PatternStage):
+            pat = compile_pattern(st.pattern)
+
+            def pattern(line: str, labels: dict[str, str], ts: int) -> str:
+                caps = pat.match(line)
+                if caps:
+                    for k, v in caps:
+                        self._set(labels, k, v)
+                return line
+            return pattern
+        if isinstance(st, UnpackStage):
+            return self._unpack
+        if isinstance(st, DecolorizeStage):
+            return lambda line, labels, ts: _ANSI.sub("", line)
+        if isinstance(st, LabelFilterStage):
+            test = _label_test(st.expr)
+            return lambda line, labels, ts: line if test(labels) else None
+        if isinstance(st, LineFormatStage):
+            tpl = compile_template(st.template)
+
+            def line_format(line: str, labels: dict[str, str], ts: int) -> str:
+                try:
+                    return tpl.render(Context(labels, line, ts))
+                except TemplateError as e:
+                    labels[ERROR] = TEMPLATE_ERR
+                    labels[ERROR_DETAILS] = str(e)
+                    return line
+            return line_format
+        if isinstance(st, LabelFormatStage):
+            items = [(it.dst, it.src, compile_template(it.template) if it.template is not None else None)
+                     for it in st.items]
+
+            def label_format(line: str, labels: dict[str, str], ts: int) -> str:
+                snapshot = dict(labels)
+                for dst, src, tpl in items:
+                    if tpl is not None:
+                        try:
+                            labels[dst] = tpl.render(Context(snapshot, line, ts))
+                        except TemplateError as e:
+                            labels[ERROR] = TEMPLATE_ERR
+                            labels[ERROR_DETAILS] = str(e)
+                    elif src is not None:
+                        value = snapshot.get(src, "")
+                        if src != dst:
+                            labels.pop(src, None)
+                        labels[dst] = value
+                return line
+            return label_format
+        if isinstance(st, DropStage):
+            drop_items = st.items
+
+            def drop(line: str, labels: dict[str, str], ts: int) -> str:
+                for it in drop_items:
+                    v = labels.get(it.name)
+                    if v is not None and (it.matcher is None or it.matcher.matches(v)):
+                        del labels[it.name]
+                return line
+            return drop
+        if isinstance(st, KeepStage):
+            keep_items = st.items
+
+            def keep(line: str, labels: dict[str, str], ts: int) -> str:
+                kept = {}
+                for it in keep_items:
+                    v = labels.get(it.name)
+                    if v is not None and (it.matcher is None or it.matcher.matches(v)):
+                        kept[it.name] = v
+                labels.clear()
+                labels.update(kept)
+                return line
+            return keep
+        raise TypeError(f"unknown stage {st!r}")
+
+    # --- parsers ---------------------------------------------------------------------------------
+
+    def _json(self, st: JsonStage) -> StageFn:
+        paths = [(name, _json_path(expr)) for name, expr in st.params]
+
+        def json_stage(line: str, labels: dict[str, str], ts: int) -> str:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                labels[ERROR] = JSON_ERR
+                labels[ERROR_DETAILS] = str(e)
+                return line
+            if not isinstance(doc, dict):
+                labels[ERROR] = JSON_ERR
+                labels[ERROR_DETAILS] = "Value looks like a JSON value but not an object"
+                return line
+            if paths:
+                for name, path in paths:
+                    v = _walk(doc, path)
+                    if v is not None:
+                        self._set(labels, name, v)
+            else:
+                self._flatten(doc, "", labels)
+            return line
+        return json_stage
+
+    def _flatten(self, doc: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
+        for k, v in doc.items():
+            key = prefix + k
+            if isinstance(v, dict):
+                self._flatten(v, key + "_", labels)
+            elif isinstance(v, list) or v is None:
+                continue
+            else:
+                self._set(labels, key, _scalar(v))
+
+    def _unpack(self, line: str, labels: dict[str, str], ts: int) -> str:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            labels[ERROR] = JSON_ERR
+            labels[ERROR_DETAILS] = str(e)
+            return line
+        if not isinstance(doc, dict):
+            labels[ERROR] = JSON_ERR
+            labels[ERROR_DETAILS] = "Value looks like a JSON value but not an object"
+            return line
+        out = line
+        for k, v in doc.items():
+            if not isinstance(v, str):
+                continue
+            if k == "_entry":
+                out = v
+            else:
+                self._set(labels, k, v)
+        return out
+
+    def _logfmt(self, st: LogfmtStage) -> StageFn:
+        wanted = {expr: name for name, expr in st.params}
+
+        def logfmt(line: str, labels: dict[str, str], ts: int) -> str:
+            pairs, err = parse_logfmt(line, st.strict)
+            if err is not None:
+                labels[ERROR] = LOGFMT_ERR
+                labels[ERROR_DETAILS] = err
+                if st.strict:
+                    return line
+            for k, v in pairs:
+                if v is None:
+                    if not st.keep_empty:
+                        continue
+                    v = ""
+                if wanted:
+                    name = wanted.get(k)
+                    if name is not None:
+                        self._set(labels, name, v)
+                else:
+                    self._set(labels, k, v)
+            return line
+        return logfmt
+
+
+def parse_logfmt(line: str, strict: bool) -> tuple[list[tuple[str, str | None]], str | None]:
+    """go-logfmt's reading: ``key=value``, ``key="quoted \\" value"``, bare ``key`` (value None).
+    Returns the pairs and the first error (with ``strict`` it stops there)."""
+    out: list[tuple[str, str | None]] = []
+    err: str | None = None
+    i, n = 0, len(line)
+    while i < n:
+        while i < n and line[i] <= " ":
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and line[i] > " " and line[i] not in '="':
+            i += 1
+        key = line[start:i]
+        if not key:
+            err = err or f"logfmt syntax error at pos {i + 1} : unexpected '{line[i]}'"
+            if strict:
+                return out, err
+            while i < n and line[i] > " ":  # skip the garbage up to the next space
+                i += 1
+            continue
+        if i < n and line[i] == '"':
+            err = err or f"logfmt syntax error at pos {i + 1} : unexpected '\"'"
+            if strict:
+                return out, err
+            while i < n and line[i] > " ":
+                i += 1
+            continue
+        if i >= n or line[i] != "=":
+            out.append((key, None))
+            continue
+        i += 1
+        if i < n and line[i] == '"':
+            i += 1
+            buf: list[str] = []
+            closed = False
+            while i < n:
+                c = line[i]
+                if c == "\\" and i + 1 < n:
+                    e = line[i + 1]
+                    buf.append({"n": "\n", "t": "\t", "r": "\r"}.get(e, e))
+                    i += 2
+                    continue
+                if c == '"':
+                    closed = True
+                    i += 1
+                    break
+                buf.append(c)
+                i += 1
+            if not closed:
+                err = err or f"logfmt syntax error at pos {i + 1} : unterminated quoted value"
+                if strict:
+                    return out, err
+                continue
+            out.append((key, "".join(buf)))
+        else:
+            start = i
+            while i < n and line[i] > " ":
+                if line[i] in '="':
+                    err = err or f"logfmt syntax error at pos {i + 1} : unexpected '{line[i]}'"
+                    if strict:
+                        return out, err
+                i += 1
+            out.append((key, line[start:i]))
+    return out, err
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, float):
+        return repr(v) if v != int(v) or abs(v) >= 1e21 else str(int(v))
+    return str(v)
+
+
+_PATH_TOKEN = re.compile(r"""\s*(?:\.?([a-zA-Z_][a-zA-Z0-9_\-]*)|\[\s*(\d+)\s*\]|\[\s*"((?:[^"\\]|\\.)*)"\s*\])""")
+
+
+def _json_path(expr: str) -> list[str | int]:
+    out: list[str | int] = []
+    pos = 0
+    while pos < len(expr):
+        m = _PATH_TOKEN.match(expr, pos)
+        if m is None or m.end() == pos:
+            out.append(expr[pos:])  # unparseable: never matches
+            return out
+        if m.group(1) is not None:
+            out.append(m.group(1))
+        elif m.group(2) is not None:
+            out.append(int(m.group(2)))
+        else:
+            out.append(m.group(3))
+        pos = m.end()
+    return out
+
+
+def _walk(doc: Any, path: list[str | int]) -> str | None:
+    cur = doc
+    for p in path:
+        if isinstance(p, int):
+            if not isinstance(cur, list) or p >= len(cur):
+                return None
+            cur = cur[p]
+        else:
+            if not isinstance(cur, dict) or p not in cur:
+                return None
+            cur = cur[p]
+    if cur is None:
+        return None
+    if isinstance(cur, (dict, list)):
+        return orjson.dumps(cur).decode()
+    return _scalar(cur)
+
+
+def _line_filter(st: LineFilterStage) -> StageFn:
+    pats = st.patterns
+    neg = st.op.startswith("!")
+    if st.op in ("|=", "!="):
+        def test(line: str) -> bool:
+            return any(p in line for p in pats)
+    elif st.op in ("|~", "!~"):
+        rxs: list[Any] = [compile_regex(p) for p in pats]
+
+        def test(line: str) -> bool:
+            return any(r.search(line) is not None for r in rxs)
+    else:
+        compiled = [compile_pattern(p, for_filter=True) for p in pats]
+
+        def test(line: str) -> bool:
+            return any(c.match(line) is not None for c in compiled)
+    if neg:
+        return lambda line, labels, ts: None if test(line) else line
+    return lambda line, labels, ts: line if test(line) else None
+
+
+def _label_test(e: LabelExpr) -> Callable[[dict[str, str]], bool]:
+    if isinstance(e, LabelAnd):
+        a, b = _label_test(e.left), _label_test(e.right)
+        return lambda labels: a(labels) and b(labels)
+    if isinstance(e, LabelOr):
+        a, b = _label_test(e.left), _label_test(e.right)
+        return lambda labels: a(labels) or b(labels)
+    return _compare(e)
+
+
+_NUM_OPS: dict[str, Callable[[float, float], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+}
+
+
+def to_number(kind: str, text: str) -> float | None:
+    """A label value as the filter's kind: a float, a Go duration (seconds) or a byte count."""
+    if kind == "duration":
+        return parse_go_duration(text)
+    if kind == "bytes":
+        return parse_bytes(text)
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
+
+
+def _compare(c: LabelCompare) -> Callable[[dict[str, str]], bool]:
+    if c.kind == "string":
+        m = c.matcher
+        assert m is not None
+        name = c.name
+        return lambda labels: m.matches(labels.get(name, ""))
+    fn = _NUM_OPS[c.op]
+    ref = c.number
+    name, kind = c.name, c.kind
+
+    def test(labels: dict[str, str]) -> bool:
+        v = labels.get(name)
+        if v is None:
+            return False
+        x = to_number(kind, v)
+        if x is None:
+            labels[ERROR] = LABEL_FILTER_ERR
+            labels[ERROR_DETAILS] = f"cannot parse {v!r} as a {kind}"
+            return True
+        return fn(x, ref)
+    return test
