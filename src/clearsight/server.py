@@ -30,6 +30,8 @@ from clearsight.api.app import Services, create_app
 from clearsight.api.auth_admin import make_admin_routes
 from clearsight.api.auth_routes import make_auth_routes
 from clearsight.api.common import TenantOf
+from clearsight.api.correlations import CorrelationApi
+from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
 from clearsight.api.logs_query import LogQueryApi
@@ -38,18 +40,25 @@ from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, mak
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
+from clearsight.api.resources import ResourceApi
 from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
 from clearsight.auth.system import AuthSystem, open_auth
 from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
+from clearsight.correlation.correlator import CorrelationSettings, Correlator, RangeQueryFunc
+from clearsight.health.history import HealthHistory
+from clearsight.health.monitor import HealthMonitor
+from clearsight.health.rules import HealthRuleError, load_rules
 from clearsight.model.labels import Labels
+from clearsight.model.logs import Event
 from clearsight.model.samples import SampleBatch
 from clearsight.notify.config import NotifyConfigError, default_config
 from clearsight.notify.config import load_config_file as load_notify_config
 from clearsight.notify.metrics import NotifyMetrics
 from clearsight.notify.notifier import Notifier
+from clearsight.pipeline.event_entries import events_batch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.tenant import validate_tenant
@@ -57,6 +66,12 @@ from clearsight.pipeline.validate import make_validator
 from clearsight.query.governor import make_query_executor
 from clearsight.query.logql.evaluator import LogQLLimits
 from clearsight.query.promql.engine import Engine, parse_with_positions
+from clearsight.resources.discovery import PassiveDiscovery
+from clearsight.resources.events import LogStoreEvents
+from clearsight.resources.model import Liveness
+from clearsight.resources.periodic import PeriodicTask
+from clearsight.resources.registry import ResourceRegistry
+from clearsight.resources.state import JsonStateFile
 from clearsight.rules.group import EvalOptions
 from clearsight.rules.manager import RuleManager
 from clearsight.rules.metrics import RulesCollector
@@ -121,6 +136,7 @@ class Built:
     notifier: Notifier | None = None
     log_store: EmbeddedLogStore | None = None
     auth: AuthSystem | None = None
+    health: HealthParts | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -218,6 +234,76 @@ def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
     tenant_sets = TenantRuleSets(state_dir / "api", manager_for, check_expr)
     tenant_sets.load()
     return manager, tenant_sets
+
+
+@dataclass
+class HealthParts:
+    """The registry, health and correlation: their routes, periodic tasks and state to save."""
+
+    registry: ResourceRegistry
+    history: HealthHistory
+    routes: list[Any]
+    tasks: list[PeriodicTask]
+
+
+def _range_query_for(cfg: Config, store: MetricsStore) -> Any:
+    engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
+                    timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
+
+    def for_tenant(tenant: str) -> RangeQueryFunc:
+        def query(expr: str, start_ms: int, end_ms: int, step_ms: int) -> Any:
+            res = engine.range(store.querier(tenant), expr, start_ms, end_ms, step_ms)
+            return [(s.labels, s.timestamps, s.values) for s in res.series]
+        return query
+
+    return for_tenant
+
+
+def build_health(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor, log_store: EmbeddedLogStore,
+                 log_ingestor: LogIngestor, tenant_of: TenantOf) -> HealthParts:
+    """Registry (heartbeats + passive discovery), health monitor and correlator; raises ConfigError
+    for a bad ``health.rules_file``."""
+    rules_path = None
+    if cfg.health.rules_file:
+        rules_path = Path(cfg.health.rules_file)
+        if not rules_path.is_absolute() and cfg.source != "<defaults>":
+            rules_path = Path(cfg.source).parent / rules_path
+    try:
+        rules = load_rules(rules_path, check_expr)
+    except HealthRuleError as e:
+        raise ConfigError(f"health.rules_file: {e}") from None
+    state_dir = Path(cfg.storage.data_dir) / "resources"
+    r = cfg.resources
+    registry = ResourceRegistry(JsonStateFile(state_dir / "registry.json"),
+                                liveness=Liveness(r.stale_after_missed, r.down_after_missed),
+                                max_per_tenant=r.max_per_tenant, forget_after_ms=parse_duration_ms(r.forget_after))
+    registry.load()
+    history = HealthHistory(JsonStateFile(state_dir / "health_history.json"), cfg.health.history_max_entries)
+    history.load()
+    io = _rule_io(cfg, store, ingestor)
+    events = LogStoreEvents(log_store)
+
+    def query_for(tenant: str) -> Any:
+        return io(tenant)[0]
+
+    def write_events(tenant: str, evs: list[Event]) -> None:
+        log_ingestor.submit(tenant, events_batch(evs)).result()
+
+    monitor = HealthMonitor(registry, rules, query_for, events, history,
+                            security_window_ms=parse_duration_ms(cfg.health.security_window))
+    discovery = PassiveDiscovery(registry, query_for, cfg.tenancy.default_tenant,
+                                 parse_duration_ms(r.discovery_interval))
+    c = cfg.correlation
+    correlator = Correlator(registry, rules, _range_query_for(cfg, store), events, write_events, CorrelationSettings(
+        window_ms=parse_duration_ms(c.window), baseline_ms=parse_duration_ms(c.baseline),
+        step_ms=parse_duration_ms(c.step), threshold=float(c.anomaly_threshold), lookback_ms=parse_duration_ms(c.lookback)))
+    tasks = [PeriodicTask("resource discovery", parse_duration_ms(r.discovery_interval) / 1000, discovery.run_once),
+             PeriodicTask("health evaluation", parse_duration_ms(cfg.health.evaluation_interval) / 1000, monitor.run_once)]
+    if c.enabled:
+        tasks.append(PeriodicTask("correlation", parse_duration_ms(c.interval) / 1000, correlator.run_once))
+    routes = [*ResourceApi(registry, tenant_of, heartbeat_interval_ms=parse_duration_ms(r.heartbeat_interval)).routes(),
+              *HealthApi(registry, monitor, history, tenant_of).routes(), *CorrelationApi(events, tenant_of).routes()]
+    return HealthParts(registry, history, routes, tasks)
 
 
 def load_scrape_configs(cfg: Config) -> list[ScrapeConfig]:
@@ -323,6 +409,13 @@ def build(cfg: Config) -> Built:
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)
     try:
+        health = build_health(cfg, store, ingestor, log_store, log_ingestor, tenant_of)
+    except ConfigError:
+        store.close()
+        log_store.close()
+        raise
+    services.extra_routes[:0] = health.routes  # ahead of catch-all routes
+    try:
         auth = open_auth(cfg)
     except ConfigError:
         store.close()
@@ -330,7 +423,7 @@ def build(cfg: Config) -> Built:
         raise
     services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator)]
-    return Built(services=services, store=store, auth=auth,
+    return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store)
 
@@ -436,6 +529,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             built.log_store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
     await scraper.start()
+    if built.health is not None:
+        for task in built.health.tasks:
+            task.start()
     if built.notifier is not None:
         await built.notifier.start()
     if built.rules is not None:
@@ -460,6 +556,11 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         srv.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await scraper.stop()
+    if built.health is not None:
+        for task in built.health.tasks:
+            await task.stop()
+        await loop.run_in_executor(None, built.health.registry.save_if_dirty)
+        await loop.run_in_executor(None, built.health.history.save_if_dirty)
     if built.rules is not None:
         await built.rules.stop()
         if built.tenant_rules is not None:

@@ -113,6 +113,10 @@ from clearsight.cli.alerts import alerts_command, silence_app  # noqa: E402  (al
 app.command(name="alerts")(alerts_command)
 app.add_typer(silence_app, name="silence")
 
+from clearsight.cli.health import health_command  # noqa: E402  (health --resource host:web-1)
+
+app.command(name="health")(health_command)
+
 
 def main() -> None:
     app()
