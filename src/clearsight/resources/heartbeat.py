@@ -6,7 +6,8 @@ Body (one JSON object, at most ``MAX_BODY_BYTES``)::
      "kernel": "...", "machine_id": "...", "agent_version": "...", "tags": {"k": "v"},
      "containers": [{"id": "...", "name": "...", "image": "...", "state": "..."}]}
 
-``id``, ``kind`` (``host``) and ``hostname`` are required; ``id`` must be ``host:<hostname>``.
+``id``, ``kind`` (``host``) and ``hostname`` are required; ``id`` must be ``host:<hostname>``;
+``name`` is the agent's ``instance`` label (its series are attributed to the host by it).
 Other strings are optional (at most 256 characters); ``tags`` maps label-like names (at most 64)
 to strings; ``containers`` holds at most ``MAX_CONTAINERS`` objects with a required ``id``
 (``[A-Za-z0-9_.-]``, at most 128 characters). Unknown fields are an error, so a typo or a
@@ -99,11 +100,13 @@ def parse_heartbeat(body: bytes, now_ms: int, interval_ms: int) -> list[Resource
     if rid != make_id("host", hostname):
         raise HeartbeatError("id", f'must be "host:<hostname>" ({make_id("host", hostname)!r}), got {rid!r}')
     tags = _tags(d.get("tags"))
+    name = _text(d, "name", "") or hostname  # the agent's `instance` label (default: the hostname)
     host = Resource(
-        id=rid, kind="host", name=_text(d, "name", "") or hostname, first_seen_ms=now_ms, last_seen_ms=now_ms,
+        id=rid, kind="host", name=name, first_seen_ms=now_ms, last_seen_ms=now_ms,
         interval_ms=interval_ms, sources=(SOURCE_AGENT,), hostname=hostname, os=_text(d, "os", ""),
         kernel=_text(d, "kernel", ""), machine_id=_text(d, "machine_id", ""),
-        agent_version=_text(d, "agent_version", ""), tags=tags, instances=(hostname,))
+        agent_version=_text(d, "agent_version", ""), tags=tags,
+        instances=tuple(sorted({hostname, name})))
     out = [host]
     containers = d.get("containers")
     if containers is None:

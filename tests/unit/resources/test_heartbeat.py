@@ -30,7 +30,12 @@ def test_valid_heartbeat_gives_host_and_containers() -> None:
 
 def test_minimal_heartbeat() -> None:
     [host] = _parse({"id": "host:db", "kind": "host", "hostname": "db"})
-    assert host.name == "db" and host.tags == {}
+    assert host.name == "db" and host.tags == {} and host.instances == ("db",)
+
+
+def test_name_is_the_agents_instance_label() -> None:
+    [host] = _parse({"id": "host:db", "kind": "host", "hostname": "db", "name": "db.example:1"})
+    assert host.name == "db.example:1" and host.instances == ("db", "db.example:1")
 
 
 @pytest.mark.parametrize(("patch", "field"), [
