@@ -4,11 +4,17 @@ ARGS ?=
 
 .PHONY: setup peers run test lint typecheck bench conformance clean
 
-setup: $(VENV)/.stamp
+UI_STAMP := src/clearsight/web_dist/.stamp
+
+setup: $(VENV)/.stamp $(UI_STAMP)
 
 # Rebuild when the packaging or a native (Cython) source changes.
 $(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name '*.pyx')
 	bash scripts/setup.sh
+
+# The web UI, rebuilt only when a file under web/ changed (scripts/build-ui.sh: npm ci + vite build).
+$(UI_STAMP): $(shell find web -path web/node_modules -prune -o -type f -print 2>/dev/null) scripts/build-ui.sh
+	bash scripts/build-ui.sh
 
 peers:
 	bash scripts/install-peers.sh

@@ -12,6 +12,7 @@ command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)  # static: copied into a container rootfs
 [ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
+[ -x /usr/bin/chromium ] || need+=(chromium)  # browser tests (tests/ui): Playwright drives it
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "install-peers: missing ${need[*]} and not root; install them with apt-get" >&2

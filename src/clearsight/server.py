@@ -41,6 +41,8 @@ from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
+from clearsight.api.ui import make_ui_routes
+from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
@@ -405,6 +407,8 @@ def build(cfg: Config) -> Built:
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, prom_otlp_route, traces_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
                                                                                      *make_alertmanager_routes(notifier),
+                                                                                     *make_ui_routes(log_surfaces.es_root),
+                                                                                     make_ws_metrics_route(store, cfg, tenant_of, query_governor),
                                                                                      *log_surfaces.routes(), *log_query.routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor)

@@ -1,0 +1,123 @@
+import type { ComponentType } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { signOut, whoAmI, type AuthState } from './auth';
+import { AlertsPage } from './pages/Alerts';
+import { LogsPage } from './pages/Logs';
+import { OverviewPage } from './pages/Overview';
+import { SignIn } from './pages/SignIn';
+import { linkClick, pageOf, PAGES, useLocation, type Page } from './router';
+import { currentTheme, setTheme, type Theme } from './theme';
+import { timeZoneName, utcOffset } from './time';
+
+// The metrics explorer carries the PromQL editor (CodeMirror): loaded on first visit only.
+let MetricsPage: ComponentType | null = null;
+function useMetricsPage(active: boolean): ComponentType | null | Error {
+  const [mod, setMod] = useState<ComponentType | null | Error>(MetricsPage);
+  useEffect(() => {
+    if (!active || MetricsPage) return;
+    import('./pages/Metrics')
+      .then((m) => {
+        MetricsPage = m.MetricsPage;
+        setMod(() => m.MetricsPage);
+      })
+      .catch((e: unknown) => setMod(new Error(String(e))));
+  }, [active]);
+  return mod;
+}
+
+function NotFound() {
+  return (
+    <section>
+      <h1>Page not found</h1>
+      <p>
+        There is no page at this address. Go to the <a href="/ui/overview" onClick={linkClick}>overview</a>.
+      </p>
+    </section>
+  );
+}
+
+export function App() {
+  const loc = useLocation();
+  const page: Page | null = pageOf(loc.pathname);
+  const [auth, setAuth] = useState<AuthState>({ kind: 'loading' });
+  const [theme, setThemeState] = useState<Theme>(currentTheme());
+  const metrics = useMetricsPage(page === 'metrics');
+
+  useEffect(() => {
+    whoAmI().then(setAuth);
+  }, []);
+
+  useEffect(() => {
+    const t = PAGES.find((p) => p.page === page)?.title ?? 'Not found';
+    document.title = `${t} · Clearsight`;
+  }, [page]);
+
+  const toggleTheme = () => {
+    const next: Theme = theme === 'dark' ? 'light' : 'dark';
+    setTheme(next);
+    setThemeState(next);
+  };
+
+  let content;
+  if (auth.kind === 'loading') content = <p role="status">Loading…</p>;
+  else if (auth.kind === 'signin') content = <SignIn message={auth.message} onSignedIn={() => whoAmI().then(setAuth)} />;
+  else if (auth.kind === 'error') content = <p role="alert" class="error">{auth.message}. Reload the page to retry.</p>;
+  else if (page === 'overview') content = <OverviewPage />;
+  else if (page === 'logs') content = <LogsPage />;
+  else if (page === 'alerts') content = <AlertsPage />;
+  else if (page === 'metrics') {
+    if (metrics instanceof Error) content = <p role="alert" class="error">The metrics explorer failed to load: {metrics.message}</p>;
+    else if (metrics) {
+      const M = metrics;
+      content = <M />;
+    } else content = <p role="status">Loading the metrics explorer…</p>;
+  } else content = <NotFound />;
+
+  const signedIn = auth.kind === 'user' || auth.kind === 'anonymous';
+  return (
+    <div class="shell">
+      <a class="skip-link" href="#main">Skip to content</a>
+      <header class="topbar">
+        <a class="brand" href="/ui/overview" onClick={linkClick}>
+          Clearsight
+        </a>
+        {signedIn ? (
+          <nav aria-label="Main">
+            <ul>
+              {PAGES.map((p) => (
+                <li key={p.page}>
+                  <a href={p.path} onClick={linkClick} aria-current={p.page === page ? 'page' : undefined}>
+                    {p.title}
+                  </a>
+                </li>
+              ))}
+            </ul>
+          </nav>
+        ) : null}
+        <div class="topbar-end">
+          <span class="tz" title={`Times are shown in ${timeZoneName()} (${utcOffset()}); hover a time for UTC`}>
+            {timeZoneName()} <span class="muted">({utcOffset()})</span>
+          </span>
+          <button type="button" class="btn" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}>
+            {theme === 'dark' ? 'Light theme' : 'Dark theme'}
+          </button>
+          {auth.kind === 'user' ? (
+            <span class="user">
+              {auth.name}{' '}
+              <button type="button" class="btn" onClick={() => signOut().then(() => whoAmI().then(setAuth))}>
+                Sign out
+              </button>
+            </span>
+          ) : auth.kind === 'anonymous' ? (
+            <span class="user muted" title="This server has no sign-in yet: access is local and anonymous">
+              Local access
+            </span>
+          ) : null}
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {content}
+      </main>
+    </div>
+  );
+}
