@@ -305,8 +305,9 @@ class Agent:
         for t in self._threads:
             t.start()
         self._state = "started"
+        everything: list[Scheduled | ScheduledLogs] = [*self.stats.scheduled, *self.stats.log_sources]
         log.info("agent started: %s, shipping to %s",
-                 ", ".join(f"{s.collector.name} every {s.interval:g}s" for s in self.stats.scheduled),
+                 ", ".join(f"{s.collector.name} every {s.interval:g}s" for s in everything),
                  self.shipper.url)
 
     def stop(self) -> None:

@@ -4,7 +4,8 @@ Each file is followed by its identity (device, inode) on an open descriptor:
 
 - **rename + create** (logrotate's default): the old descriptor is read to its end first (lines written
   just before the rename are not lost), then closed; the new file at the path is read from offset 0.
-  A renamed file that still matches a glob (``app.log*``) is simply followed under its new name.
+  A renamed file that still matches a glob (``app.log*``) is simply followed under its new name. A file
+  rotated while the agent was down is found by its inode in its old directory and read to its end.
 - **copytruncate**: a file shorter than the offset read so far was truncated: reading restarts at 0.
 - **offsets** are persisted per (device, inode) on ``commit()``: after a restart (or SIGKILL) every file
   resumes at its committed offset; a file the state does not know is read from its start, except on the
@@ -51,6 +52,7 @@ class _Tracked:
     pending: list[str] = field(default_factory=list)  # the multiline record being built
     pending_start: int = 0  # its first byte
     pending_idle: int = 0  # polls without a new line for it
+    rotated: bool = False  # found by inode after a rotation while the agent was down: read to its end, then dropped
 
 
 class FileSource:
@@ -74,11 +76,11 @@ class FileSource:
         self._files: dict[tuple[int, int], _Tracked] = {}
         doc = state.load()
         self._first_start = doc is None
-        self._stored: dict[tuple[int, int], int] = {}
+        self._stored: dict[tuple[int, int], tuple[int, str]] = {}  # (dev, ino) -> (offset, path)
         if isinstance(doc, dict):
             for f in doc.get("files", ()):
                 try:
-                    self._stored[(int(f["dev"]), int(f["ino"]))] = int(f["offset"])
+                    self._stored[(int(f["dev"]), int(f["ino"]))] = (int(f["offset"]), str(f.get("path", "")))
                 except (KeyError, TypeError, ValueError):
                     continue
 
@@ -101,20 +103,51 @@ class FileSource:
                     t.path = path  # renamed, still matching
                     continue
                 if key in self._stored:
-                    offset = self._stored.pop(key)
+                    offset = self._stored.pop(key)[0]
                     if offset > st.st_size:
                         offset = 0  # truncated while the agent was away
                 elif self._first_start and self.read_from == "end":
                     offset = st.st_size
                 else:
                     offset = 0
-                try:
-                    fh = open(path, "rb")
-                except OSError as e:
-                    self._error("open", f"cannot open {path}: {e}")
-                    continue
-                self._files[key] = _Tracked(path, key, fh, offset, pending_start=offset)
+                self._track(path, key, offset)
         self._first_start = False
+        if self._stored:
+            self._find_rotated()
+
+    def _track(self, path: str, key: tuple[int, int], offset: int, rotated: bool = False) -> None:
+        try:
+            fh = open(path, "rb")
+        except OSError as e:
+            self._error("open", f"cannot open {path}: {e}")
+            return
+        self._files[key] = _Tracked(path, key, fh, offset, pending_start=offset, rotated=rotated)
+
+    def _find_rotated(self) -> None:
+        """Files known from the state but no longer matched (rotated away while the agent was down):
+        found by inode next to their old path, followed until their end, then forgotten."""
+        stored, self._stored = self._stored, {}
+        by_dir: dict[str, list[tuple[tuple[int, int], int]]] = {}
+        for key, (offset, path) in stored.items():
+            if path:
+                by_dir.setdefault(os.path.dirname(path), []).append((key, offset))
+        for directory, wanted in by_dir.items():
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            inodes = {}
+            for e in entries:
+                try:
+                    if e.is_file():
+                        st = e.stat()
+                        inodes[(st.st_dev, st.st_ino)] = (e.path, st.st_size)
+                except OSError:
+                    continue
+            for key, offset in wanted:
+                if key in inodes and key not in self._files:
+                    path, size = inodes[key]
+                    self._track(path, key, offset if offset <= size else 0, rotated=True)
 
     def _attrs(self, path: str) -> Attributes:
         return (("log.file.path", path), ("log.file.name", os.path.basename(path)), *self.labels)
@@ -189,7 +222,7 @@ class FileSource:
                     moved = (st.st_dev, st.st_ino) != key
                 except FileNotFoundError:
                     moved = True
-                if moved:  # rotated (renamed or removed): finish this descriptor, forget the file
+                if moved or t.rotated:  # rotated (renamed or removed): finish this descriptor, forget the file
                     self._drain(t, out, final=True)
                     self._flush(t, out)
                     t.fh.close()
