@@ -183,6 +183,7 @@ class CorrelationConfig:
     anomaly_threshold: str = "4"  # robust z-score (|x - median| / (1.4826 MAD)) that counts as anomalous
     lookback: str = "1h"  # events older than this (past their window) are not examined
     interval: str = "30s"  # how often new events are examined
+    seasonality: str = "1d"  # an anomaly also seen this long earlier is a pattern, not a correlation ("" = off)
 
 
 @dataclass
@@ -357,6 +358,12 @@ def _validate_health(cfg: Config) -> None:
     if not 0 < threshold < float("inf"):
         raise ConfigError(f"{cfg.source}: correlation.anomaly_threshold: expected a positive number, "
                           f"got {cfg.correlation.anomaly_threshold!r}")
+    if cfg.correlation.seasonality:
+        try:
+            if parse_duration_ms(cfg.correlation.seasonality) <= 0:
+                raise ValueError("must be longer than 0s")
+        except ValueError as e:
+            raise ConfigError(f'{cfg.source}: correlation.seasonality: {e} ("" turns it off)') from None
     if parse_duration_ms(cfg.correlation.step) > parse_duration_ms(cfg.correlation.window):
         raise ConfigError(f"{cfg.source}: correlation.step: must not be longer than correlation.window")
 

@@ -298,7 +298,8 @@ def build_health(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor, lo
     c = cfg.correlation
     correlator = Correlator(registry, rules, _range_query_for(cfg, store), events, write_events, CorrelationSettings(
         window_ms=parse_duration_ms(c.window), baseline_ms=parse_duration_ms(c.baseline),
-        step_ms=parse_duration_ms(c.step), threshold=float(c.anomaly_threshold), lookback_ms=parse_duration_ms(c.lookback)))
+        step_ms=parse_duration_ms(c.step), threshold=float(c.anomaly_threshold), lookback_ms=parse_duration_ms(c.lookback),
+        season_ms=parse_duration_ms(c.seasonality) if c.seasonality else 0))
     tasks = [PeriodicTask("resource discovery", parse_duration_ms(r.discovery_interval) / 1000, discovery.run_once),
              PeriodicTask("health evaluation", parse_duration_ms(cfg.health.evaluation_interval) / 1000, monitor.run_once)]
     if c.enabled:

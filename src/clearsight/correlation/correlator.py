@@ -9,7 +9,10 @@ For an event at ``te`` on resource R (the event's resource labels, ``resources/m
   ``te - window``: an attack may show in the metrics before the detector fires.
 
 The metrics are the health rules of R's type (``health/rules.py``: cpu_usage, memory_usage,
-disk_usage of hosts by default), read by one range query per rule (``correlation.step``). An event
+disk_usage of hosts by default), read by one range query per rule (``correlation.step``).
+Seasonality (``correlation.seasonality``, one day by default): when the metric was just as far out
+of today's baseline, the same way, in the same window one period earlier, the anomaly is a
+recurring pattern (a nightly job) and is not correlated; without data from then there is no check. An event
 is examined once its window is complete (``te + window <= now``), at most ``correlation.lookback``
 after it; each (event, resource, metric) yields at most one correlation, stored as an event of
 type ``correlation`` (through the event writer) whose message explains it and whose ``data`` links
@@ -26,6 +29,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from clearsight.correlation.baseline import F64, I64, Anomaly, find_anomaly
 from clearsight.health.evaluator import fmt_value
@@ -53,6 +58,7 @@ class CorrelationSettings:
     step_ms: int = 15_000
     threshold: float = 4.0
     lookback_ms: int = 3600_000
+    season_ms: int = 86400_000  # 0 = no seasonality check
 
 
 @dataclass(frozen=True)
@@ -162,9 +168,34 @@ class Correlator:
                 a = find_anomaly(ts, vs, base_end, self.s.baseline_ms, lo, hi, self.s.threshold)
                 if a is not None and (best is None or a.score > best.score):
                     best = a
-            if best is not None:
-                found.append(Finding(rule, best))
+            if best is None:
+                continue
+            if self.s.season_ms and self._recurring(query, rule, rid, index, lo, hi, best):
+                log.debug("anomaly recurs one period earlier: not correlated",
+                          extra={"metric": rule.metric, "resource": rid, "event": ev.id})
+                continue
+            found.append(Finding(rule, best))
         return found
+
+    def _recurring(self, query: RangeQueryFunc, rule: HealthRule, rid: str, index: ResourceIndex, lo: int, hi: int,
+                   a: Anomaly) -> bool:
+        """Whether the metric was as far out of today's baseline, the same way, in the same window one
+        season earlier (a daily batch job, not the change). No data then: no verdict (False)."""
+        season = self.s.season_ms
+        step = self.s.step_ms
+        try:
+            series = query(rule.expr, (lo - season) // step * step, hi - season, step)
+        except Exception:
+            return False
+        sign = 1.0 if a.direction == "rose" else -1.0
+        b = a.baseline
+        for labels, _ts, vs in series:
+            if index.match(dict(labels), rule.resource_type) != rid:
+                continue
+            v = vs[~np.isnan(vs)]
+            if v.size and float(np.max(sign * (v - b.median))) / b.scale >= self.s.threshold:
+                return True
+        return False
 
     def _correlate(self, query: RangeQueryFunc, ev: Event, rid: str, index: ResourceIndex, now_ms: int) -> list[Event]:
         te = ev.timestamp // MS_NS

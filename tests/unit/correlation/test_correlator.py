@@ -87,7 +87,9 @@ def test_change_then_spike_is_correlated_once() -> None:
     assert corr.data["anomaly"]["query"] == "cpu" and corr.data["delay_seconds"] == 240.0
     assert dict(corr.resource) == {"host.name": "i-123", "resource.id": "host:i-123"}
     # the read covered the baseline hour before the change up to the end of the window
-    assert w.queries == [("cpu", T0 - 3600_000, T0 + 5 * MIN, 15_000)]
+    # ... and the same window a day earlier (no data then: no seasonality verdict)
+    assert w.queries == [("cpu", T0 - 3600_000, T0 + 5 * MIN, 15_000),
+                         ("cpu", T0 - 86400_000, T0 + 5 * MIN - 86400_000, 15_000)]
     assert w.written == [corr]
     assert c.correlate_tenant("t", T0 + 6 * MIN) == []  # examined once
 
@@ -132,3 +134,16 @@ def test_failed_write_is_retried() -> None:
     c.run_once(T0 + 5 * MIN)  # logged, not raised
     c.run_once(T0 + 6 * MIN)
     assert calls == [1, 1] and len(w.written) == 1
+
+
+def test_a_rise_that_recurs_daily_is_not_correlated() -> None:
+    w, reg, c = _setup()
+    w.events.append(_change("i-123"))
+    day = 86400_000
+    w.cpu["i-123"] = [(t - day, 90.0 if T0 + 4 * MIN <= t <= T0 + 6 * MIN else 12.0)
+                      for t, _ in w.cpu["i-123"]] + w.cpu["i-123"]
+    assert c.correlate_tenant("t", T0 + 5 * MIN) == []
+    off = Correlator(reg, RULES, lambda tenant: w.range_query, Reader(w), w.write, CorrelationSettings(season_ms=0))
+    w.events.append(_change("i-123", eid="chg-2"))
+    # a fresh correlator (as after a restart) examines both again: without the check both correlate
+    assert [e.data["cause"]["id"] for e in off.correlate_tenant("t", T0 + 5 * MIN)] == ["chg-1", "chg-2"]
