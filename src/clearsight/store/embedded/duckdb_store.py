@@ -63,7 +63,7 @@ from clearsight.store.interface import (
     StoreStats,
     current_read_limits,
 )
-from clearsight.store.kernel.database import Database
+from clearsight.store.kernel.database import Database, is_fatal
 from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 
@@ -258,6 +258,7 @@ class EmbeddedMetricsStore:
             idle_seconds=compact_idle_seconds,
             on_idle=self._safe_compact,
             on_close=self._writer_done,
+            recover=self._reopen,
             what="metrics store",
         )
         self._closed = False
@@ -437,8 +438,17 @@ class EmbeddedMetricsStore:
     def _safe_compact(self) -> None:
         try:
             self._compact()
-        except Exception:
+        except Exception as e:
+            if is_fatal(e):
+                raise  # the writer reopens the database (kernel writer: recover)
             log.exception("compaction failed; the head keeps the samples")
+
+    def _reopen(self) -> None:
+        """The writer's recovery after the database failed: reopen it, rebuild memory from it."""
+        self._db.reopen()
+        self._wcon = self._db.writer
+        self._window = None
+        self._load_state()
 
     def _compaction_due(self, factor: int = 1) -> bool:
         with self._index_lock:

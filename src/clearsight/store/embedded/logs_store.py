@@ -129,7 +129,7 @@ class EmbeddedLogStore:
         self._stats = LogStoreStats()
         self._writer: GroupCommitWriter[_Append] = GroupCommitWriter(
             "clearsight-logs-writer", self._run, queue_max=queue_max_batches,
-            retry_after=self._retry_after, on_close=self._writer_done, what="log store")
+            retry_after=self._retry_after, on_close=self._writer_done, recover=self._reopen, what="log store")
         self._closed = False
         self._close_lock = threading.Lock()
         try:
@@ -153,6 +153,12 @@ class EmbeddedLogStore:
         con.execute("COMMIT")
         if row and int(row[0]) != LOGS_SCHEMA_VERSION:
             raise StoreError(f"{self.path}: log schema version {row[0]}, this build reads {LOGS_SCHEMA_VERSION}")
+
+    def _reopen(self) -> None:
+        """The writer's recovery after the database failed: reopen it, rebuild memory from it."""
+        self._db.reopen()
+        self._wcon = self._db.writer
+        self._load_state()
 
     def _partition_days(self) -> list[int]:
         names = self._wcon.execute(

@@ -12,14 +12,22 @@ appends, commands in between) and resolves every future only after its data is d
   item has arrived for ``idle_seconds`` (compaction that must not delay acknowledgements).
 - **Closing**: ``close()`` stops accepting, lets the writer process what is queued, calls
   ``on_close()`` on the writer thread, and joins it. Idempotent.
-- **Failure**: if ``process`` raises, the writer is dead: every queued future fails with
-  ``StoreClosed`` naming the error, and later submits raise ``StoreClosed``. Stores catch their
-  own expected errors inside ``process``; an exception here is a bug or a broken database.
+- **Failure**: stores catch their own expected errors inside ``process`` (a commit that failed on
+  a full disk is rolled back and its futures fail; the next group tries again). If ``process`` (or
+  ``on_idle``) raises, the database is broken (DuckDB invalidates itself after a failed checkpoint
+  or fsync). Every future of the items being processed that is not resolved yet fails. Without a
+  ``recover`` callback the writer is then dead: queued futures fail with ``StoreClosed`` naming the
+  error, and later submits raise ``StoreClosed``. With one, the writer is *unavailable*: queued and
+  new submits fail with ``Unavailable`` (a ``StoreClosed``, so HTTP 503 + Retry-After), and the
+  writer thread calls ``recover()`` (reopen the database, reload in-memory state) every
+  ``recover_seconds`` until it succeeds, then accepts writes again: the server recovers by itself
+  once the disk has space again.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 from collections import deque
@@ -28,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from clearsight.store.interface import Overloaded, StoreClosed
+from clearsight.store.kernel.database import is_fatal
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,14 @@ class HasFuture(Protocol):
 
 
 Item = TypeVar("Item", bound=HasFuture)
+
+
+class Unavailable(StoreClosed):
+    """The store's database failed and is being reopened: retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -60,6 +77,8 @@ class GroupCommitWriter(Generic[Item]):
         idle_seconds: float = 0.2,
         on_idle: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
+        recover: Callable[[], None] | None = None,
+        recover_seconds: float = 1.0,
         what: str = "store",
     ) -> None:
         if queue_max <= 0:
@@ -71,6 +90,8 @@ class GroupCommitWriter(Generic[Item]):
         self._retry_after = retry_after
         self._on_idle = on_idle
         self._on_close = on_close
+        self._recover = recover
+        self.recover_seconds = recover_seconds
         self._what = what
         self._cv = threading.Condition()
         self._pending: deque[Item | Command] = deque()
@@ -80,6 +101,8 @@ class GroupCommitWriter(Generic[Item]):
         self._close_lock = threading.Lock()
         self._idle_deferred = False
         self._alive = True
+        self._broken: str | None = None  # why the database is unavailable (while recovering)
+        self.recoveries = 0  # successful recover() calls
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
@@ -100,6 +123,11 @@ class GroupCommitWriter(Generic[Item]):
     @property
     def alive(self) -> bool:
         return self._alive and self._thread.is_alive()
+
+    @property
+    def broken(self) -> str | None:
+        """The error that made the database unavailable, while the writer is recovering."""
+        return self._broken
 
     def submit(self, item: Item) -> None:
         """Queues an append; its future is resolved by ``process``."""
@@ -122,6 +150,12 @@ class GroupCommitWriter(Generic[Item]):
     def _check_open(self) -> None:
         if self._closing or not self._alive:
             raise StoreClosed(f"{self._what} is closed")
+        if self._broken is not None:
+            raise self._unavailable()
+
+    def _unavailable(self) -> Unavailable:
+        return Unavailable(f"{self._what} is unavailable ({self._broken}); reopening it every "
+                           f"{self.recover_seconds:g}s", retry_after=max(1.0, self.recover_seconds))
 
     def close(self) -> None:
         with self._close_lock:
@@ -160,10 +194,10 @@ class GroupCommitWriter(Generic[Item]):
                 if idle:
                     self._idle_deferred = False
                     if self._on_idle is not None:
-                        self._on_idle()
+                        self._guarded(self._on_idle, [])
                     continue
-                self._process(items)
-            if self._on_close is not None:
+                self._guarded(functools.partial(self._process, items), items)
+            if self._on_close is not None and self._broken is None:
                 self._on_close()
         except BaseException as e:  # the writer must never die silently
             log.exception("%s writer failed", self._what)
@@ -172,9 +206,65 @@ class GroupCommitWriter(Generic[Item]):
                 items = list(self._pending)
                 self._pending.clear()
                 self._queued = 0
-            for it in items:
-                if not it.future.done():
-                    it.future.set_exception(StoreClosed(f"{self._what} writer failed: {e}"))
+            _fail(items, StoreClosed(f"{self._what} writer failed: {e}"))
+
+    def _guarded(self, fn: Callable[[], None], items: list[Item | Command]) -> None:
+        """Runs ``fn``; if it raises, fails what it left unresolved and, with a ``recover``
+        callback, recovers (else re-raises: the writer dies)."""
+        try:
+            fn()
+        except Exception as e:
+            if self._recover is None:
+                with self._cv:
+                    self._alive = False  # before any future fails: its waiter may submit again
+                _fail(items, StoreClosed(f"{self._what} writer failed: {e}"))
+                raise
+            log.error("%s: database failed (%s); writes are refused until it is reopened", self._what, e)
+            with self._cv:
+                self._broken = _short(e)
+                queued = list(self._pending)
+                self._pending.clear()
+                self._queued = 0
+            err = self._unavailable()
+            _fail(items, err)
+            _fail(queued, err)
+            self._recover_loop()
+
+    def _recover_loop(self) -> None:
+        assert self._recover is not None
+        last = self._broken
+        while True:
+            try:
+                self._recover()
+            except Exception as e:
+                msg = _short(e)
+                if msg != last:  # log each distinct failure once, not every attempt
+                    log.error("%s: reopening failed (%s); retrying every %gs", self._what, msg, self.recover_seconds)
+                    last = msg
+                with self._cv:
+                    self._broken = msg
+                    if self._closing:
+                        return
+                    self._cv.wait(timeout=self.recover_seconds)
+                    if self._closing:
+                        return
+                continue
+            with self._cv:
+                self._broken = None
+                self.recoveries += 1
+            log.warning("%s: database reopened; accepting writes again", self._what)
+            return
+
+
+def _short(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}"[:300]
+
+
+def _fail(items: list[Any], err: Exception) -> None:
+    for it in items:
+        if not it.future.done():
+            it.future.set_exception(err)
 
 
 def run_in_groups(
@@ -184,7 +274,8 @@ def run_in_groups(
 ) -> None:
     """The usual ``process``: consecutive appends are committed as one group by ``commit_group``
     (which resolves their futures); each command in between runs in arrival order, its result or
-    exception set on its future."""
+    exception set on its future. A command failing with an error that broke the database
+    (``database.is_fatal``) is re-raised after its future is set, so the writer recovers at once."""
     group: list[Item] = []
     for it in items:
         if not isinstance(it, Command):
@@ -197,6 +288,8 @@ def run_in_groups(
             it.future.set_result(run_command(it))
         except Exception as e:
             it.future.set_exception(e)
+            if is_fatal(e):
+                raise
     if group:
         commit_group(group)
 
