@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from clearsight.api.common import ApiError, TenantOf
 from clearsight.api.query_admission import Deadline, Unavailable, make_governor, run_read
-from clearsight.config import QueryConfig, parse_duration_ms
+from clearsight.config import QueryConfig
 from clearsight.ingest.log_common import parse_rfc3339_ns
 from clearsight.model.labels import to_dict
 from clearsight.model.logs import LogBatch
@@ -36,7 +36,7 @@ from clearsight.query.budget import QueryBudget, QueryCanceled, running
 from clearsight.query.governor import QueryGovernor
 from clearsight.query.logql.ast import LogSelector, MetricExpr
 from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
-from clearsight.query.logql.parser import LogQLParseError, parse_expr, parse_log_query
+from clearsight.query.logql.parser import LogQLParseError, parse_expr, parse_log_query, range_duration_ns
 from clearsight.query.promql.values import QueryError, QueryTimeout, ScalarSteps, VectorSteps
 from clearsight.query.promql.vecutil import format_float
 from clearsight.store.logs_interface import Direction, LogStore
@@ -70,13 +70,14 @@ def parse_loki_time(value: str | None, default: int, name: str) -> int:
 
 
 def _duration_ns(value: str, name: str) -> int:
+    """A Go/Prometheus duration (``5m``, ``1h30m``, ``250ms``, ``1.5s``) or float seconds."""
+    ns = range_duration_ns(value.strip())
+    if ns is not None:
+        return ns
     try:
-        return parse_duration_ms(value) * 1_000_000
-    except ValueError:
-        try:
-            return round(float(value) * NS)
-        except ValueError:
-            raise BadRequest(f'invalid {name}: cannot parse "{value}" as a duration') from None
+        return round(float(value) * NS)
+    except (ValueError, OverflowError):
+        raise BadRequest(f'invalid {name}: cannot parse "{value}" as a duration') from None
 
 
 def _text(message: str, status: int = 400) -> Response:

@@ -261,9 +261,7 @@ class Pipeline:
             if err is not None:
                 labels[ERROR] = LOGFMT_ERR
                 labels[ERROR_DETAILS] = err
-                if st.strict:
-                    return line
-            for k, v in pairs:
+            for k, v in pairs:  # with --strict: the pairs before the error
                 if v is None:
                     if not st.keep_empty:
                         continue

@@ -19,6 +19,7 @@ from clearsight.query.logql.ast import (
     LogSelector,
     NumberLiteral,
     RangeAggregation,
+    Stage,
     Unwrap,
     VectorAggregation,
 )
@@ -51,10 +52,10 @@ def test_or_chains_push_down_as_one_regex() -> None:
     assert pushed == () and len(rest) == 2
 
 
-def parse_log_query_stages(text: str) -> tuple[object, ...]:
+def parse_log_query_stages(text: str) -> tuple[Stage, ...]:
     e = parse_expr(text)
     assert isinstance(e, LogSelector)
-    return e.stages  # type: ignore[return-value]
+    return e.stages
 
 
 def test_pipeline_stages() -> None:
@@ -185,10 +186,7 @@ def test_unwrap_and_post_filters_shape() -> None:
     assert e.unwrap is not None and len(e.unwrap.post_filters) == 2
 
 
-_ALPHABET = st.sampled_from(list('{}()[]|=!~<>,"`\\ .-+*/%^#\n') + ["a", "b", "1", "5m", "json", "logfmt", "sum",
-                                                                     "rate", "by", "or", "and", "unwrap", "offset",
-                                                                     "bool", "on", "count_over_time", "line_format",
-                                                                     "{{", "}}", "<_>", "label_format", "vector"])
+_ALPHABET = st.sampled_from([*list('{}()[]|=!~<>,"`\\ .-+*/%^#\n'), "a", "b", "1", "5m", "json", "logfmt", "sum", "rate", "by", "or", "and", "unwrap", "offset", "bool", "on", "count_over_time", "line_format", "{{", "}}", "<_>", "label_format", "vector"])
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

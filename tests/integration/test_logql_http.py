@@ -1,0 +1,106 @@
+"""LogQL end to end over HTTP: lines pushed through Loki's push API into a real server come back
+through /loki/api/v1/query_range and /query as Loki shapes them (streams, matrix, vector, scalar),
+with Loki's plain-text 400s for bad queries and the governor's deadline."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.peers import Proc, start_clearsight
+
+S = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int]]:
+    proc = start_clearsight(tmp_path_factory.mktemp("logql"))
+    try:
+        base = (time.time_ns() // S - 600) * S  # ten minutes ago, on a whole second
+        api = [[str(base + i * S), json.dumps({"level": "error" if i % 4 == 0 else "info", "status": 500 if i % 4 == 0
+                                               else 200, "latency_ms": i})] for i in range(1, 41)]
+        web = [[str(base + i * S), f"level=info took={i}ms"] for i in range(1, 21)]
+        body = {"streams": [{"stream": {"app": "api", "env": "prod"}, "values": api},
+                            {"stream": {"app": "web", "env": "prod"}, "values": web}]}
+        r = httpx.post(f"{proc.url}/loki/api/v1/push", json=body, timeout=10)
+        assert r.status_code == 204, r.text
+        yield proc, base
+    finally:
+        proc.stop()
+
+
+def _get(proc: Proc, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(f"{proc.url}/loki/api/v1/{path}", params=params, timeout=30)
+
+
+def _ok(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    assert out["status"] == "success"
+    data: dict[str, Any] = out["data"]
+    return data
+
+
+def test_log_query_with_pipeline_returns_streams(server: tuple[Proc, int]) -> None:
+    proc, base = server
+    data = _ok(_get(proc, "query_range", query='{app="api"} | json | level="error" | keep app, level, status',
+                    start=str(base), end=str(base + 60 * S), limit="3", direction="forward"))
+    assert data["resultType"] == "streams"
+    assert data["result"] == [{"stream": {"app": "api", "level": "error", "status": "500"},
+                               "values": [[str(base + 4 * S), '{"level": "error", "status": 500, "latency_ms": 4}'],
+                                          [str(base + 8 * S), '{"level": "error", "status": 500, "latency_ms": 8}'],
+                                          [str(base + 12 * S), '{"level": "error", "status": 500, "latency_ms": 12}']]}]
+    summary = data["stats"]["summary"]
+    assert summary["totalEntriesReturned"] == 3 and summary["totalLinesProcessed"] >= 12
+    data = _ok(_get(proc, "query_range", query='{app="web"} | logfmt | took > 18ms | line_format "{{.took}}"',
+                    start=str(base), end=str(base + 60 * S)))
+    assert [v[1] for s in data["result"] for v in s["values"]] == ["20ms", "19ms"]  # backward by default
+
+
+def test_metric_range_query_is_a_matrix(server: tuple[Proc, int]) -> None:
+    proc, base = server
+    data = _ok(_get(proc, "query_range", query='sum by (level) (count_over_time({app="api"} | json [10s]))',
+                    start=str(base + 10 * S), end=str(base + 40 * S), step="10s"))
+    assert data["resultType"] == "matrix"
+    # windows (base, base+10s], ... : errors at 4, 8 | 12, 16, 20 | 24, 28 | 32, 36, 40
+    assert data["result"] == [
+        {"metric": {"level": "error"}, "values": [[base // S + 10, "2"], [base // S + 20, "3"], [base // S + 30, "2"],
+                                                  [base // S + 40, "3"]]},
+        {"metric": {"level": "info"}, "values": [[base // S + 10, "8"], [base // S + 20, "7"], [base // S + 30, "8"],
+                                                 [base // S + 40, "7"]]},
+    ]
+
+
+def test_metric_instant_query_is_a_vector_or_scalar(server: tuple[Proc, int]) -> None:
+    proc, base = server
+    t = base + 40 * S
+    data = _ok(_get(proc, "query", query='topk(1, sum by (app) (rate({env="prod"}[40s])))', time=str(t)))
+    assert data["resultType"] == "vector"
+    assert data["result"] == [{"metric": {"app": "api"}, "value": [t // S, "1"]}]
+    data = _ok(_get(proc, "query", query='sum(avg_over_time({app="web"} | logfmt | unwrap duration(took) [1m]))',
+                    time=str(t)))
+    assert data["result"] == [{"metric": {}, "value": [t // S, "0.0105"]}]  # mean of 1..20 ms
+    data = _ok(_get(proc, "query", query="1 + 2 * 3", time=str(t)))
+    assert data == {"resultType": "scalar", "result": [t // S, "7"], "stats": data["stats"]}
+
+
+@pytest.mark.parametrize(("path", "params", "status", "needle"), [
+    ("query_range", {"query": 'sum(rate({app="api"}))'}, 400, "parse error at line 1, col 21: syntax error"),
+    ("query", {"query": '{app="api"} | json | x > "y"'}, 400, "parse error at line 1, col 26"),
+    ("query", {"query": 'count_over_time({app="web"} | json [1h])'}, 400, "pipeline error: 'JSONParserErr'"),
+    ("query_range", {"query": 'rate({app="api"}[1m])', "step": "1ms"}, 400, "exceeded maximum resolution"),
+    ("query_range", {"query": 'rate({app="api"}[1m])', "step": "-5"}, 400, "zero or negative query resolution"),
+    ("query", {"query": 'count_over_time({app="api"} | json [1h])', "timeout": "1ns"}, 504, "timed out"),
+])
+def test_bad_queries_are_plain_text_errors(server: tuple[Proc, int], path: str, params: dict[str, str], status: int,
+                                           needle: str) -> None:
+    proc, _ = server
+    r = _get(proc, path, **params)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    assert needle in r.text
