@@ -38,6 +38,9 @@ FAST_PATHS = frozenset({
     "/api/v1/write",
 })
 
+# Answered in one pass by api/http_middleware.HotRoutes (exact paths only).
+HOT_PATHS = frozenset({"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels"})
+
 
 @dataclass
 class Services:
@@ -84,8 +87,10 @@ def _targets_handler(targets: Callable[[str, str | None], dict[str, Any]]) -> Ha
 
 
 def create_app(s: Services) -> FastAPI:
+    # FastAPI's OpenTelemetry instrumentation is off: it probed the environment on every request.
     app = FastAPI(title="Clearsight", version=__version__,
-                  description="Self-hosted observability: Prometheus-compatible metrics API.")
+                  description="Self-hosted observability: Prometheus-compatible metrics API.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     m = s.metrics
     ops = make_ops_handlers(m, s.readiness)
     gov = s.query_governor if s.query_governor is not None else make_governor(s.config.query)
@@ -141,5 +146,5 @@ def create_app(s: Services) -> FastAPI:
     app.router.routes[:0] = fast
     app.router.routes.extend(s.extra_routes)
     document_plain_routes(app)
-    install_http_middleware(app, s.config)
+    install_http_middleware(app, s.config, {path: handler for path, handler, _, _ in api if path in HOT_PATHS})
     return app
