@@ -162,6 +162,7 @@ class ResourcesConfig:
     stale_after_missed: int = 3  # missed intervals before a resource is stale
     down_after_missed: int = 10  # missed intervals before it is down
     discovery_interval: str = "30s"  # passive discovery from ingested metrics
+    metrics_interval: str = "1m"  # expected time between samples of a resource discovered from metrics
     max_per_tenant: int = 10_000
     forget_after: str = "7d"  # resources not seen this long are dropped
 
@@ -232,7 +233,7 @@ _DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
 _DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs", "creation_grace_period"),
                    ("logs", "max_query_length")}
 _DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl")}
-_DURATION_KEYS |= {("resources", "heartbeat_interval"), ("resources", "discovery_interval"),
+_DURATION_KEYS |= {("resources", "heartbeat_interval"), ("resources", "discovery_interval"), ("resources", "metrics_interval"),
                    ("resources", "forget_after"), ("health", "evaluation_interval"), ("health", "security_window"),
                    ("correlation", "window"), ("correlation", "baseline"), ("correlation", "step"),
                    ("correlation", "lookback"), ("correlation", "interval")}

@@ -294,7 +294,7 @@ def build_health(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor, lo
     monitor = HealthMonitor(registry, rules, query_for, events, history,
                             security_window_ms=parse_duration_ms(cfg.health.security_window))
     discovery = PassiveDiscovery(registry, query_for, cfg.tenancy.default_tenant,
-                                 parse_duration_ms(r.discovery_interval))
+                                 parse_duration_ms(r.metrics_interval))
     c = cfg.correlation
     correlator = Correlator(registry, rules, _range_query_for(cfg, store), events, write_events, CorrelationSettings(
         window_ms=parse_duration_ms(c.window), baseline_ms=parse_duration_ms(c.baseline),

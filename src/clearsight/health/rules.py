@@ -74,6 +74,8 @@ DEFAULT_RULES: tuple[HealthRule, ...] = (
     HealthRule("host", "disk_usage",
                f"100 * max by (instance) (1 - node_filesystem_avail_bytes{{{_IGNORED_FS}}} "
                f"/ node_filesystem_size_bytes{{{_IGNORED_FS}}})", 80, 90, unit="%"),
+    # scraped services: some targets down is a warning, all of them a critical
+    HealthRule("service", "targets_up", "100 * avg by (job) (up)", 99.9, 0, direction="below", unit="%"),
 )
 
 

@@ -8,8 +8,9 @@ use). Pure apart from the query function.
   and ``service:<job>`` (``job`` is OTLP's ``service.name``);
 - ``up`` (scraped targets): ``service:<job>`` with its instances.
 
-Only series present at the evaluation time count (the query lookback applies), so a host whose
-metrics stopped is simply not seen again and goes stale, then down.
+Each is read as ``timestamp(<name>)``: a resource counts as seen at its newest sample's time, not
+at the query time, so a host whose metrics stopped goes stale, then down, as if it had stopped
+heartbeating (the query lookback would otherwise keep it "seen" for 5 more minutes).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from clearsight.rules.types import QueryFunc
 
 log = logging.getLogger("clearsight.resources")
 
-QUERIES = ("node_uname_info", "target_info", "up")
+QUERIES = ("node_uname_info", "target_info", "up")  # each read as timestamp(name)
 
 
 def _resource(kind: str, key: str, now_ms: int, interval_ms: int, **fields: Any) -> Resource | None:
@@ -48,30 +49,33 @@ def discover(query: QueryFunc, now_ms: int, interval_ms: int) -> list[Resource]:
 
     for expr in QUERIES:
         try:
-            vector = query(expr, now_ms)
+            vector = query(f"timestamp({expr})", now_ms)
         except Exception:
             continue
         for s in vector:
+            if s.value != s.value:
+                continue
+            seen = min(now_ms, round(s.value * 1000))
             lb = dict(s.labels)
             inst, job = lb.get("instance", ""), lb.get("job", "")
             if expr == "node_uname_info":
                 node = lb.get("nodename", "")
                 if node:
-                    add(_resource("host", node, now_ms, interval_ms, hostname=node, os=lb.get("sysname", ""),
+                    add(_resource("host", node, seen, interval_ms, hostname=node, os=lb.get("sysname", ""),
                                   kernel=lb.get("release", ""), instance=inst))
             elif expr == "target_info":
                 host = lb.get("host_name", "")
                 if host:
-                    add(_resource("host", host, now_ms, interval_ms, hostname=host, instance=inst))
+                    add(_resource("host", host, seen, interval_ms, hostname=host, instance=inst))
                 cid = lb.get("container_id", "")
                 if cid:
-                    add(_resource("container", cid, now_ms, interval_ms, name=lb.get("container_name", ""),
+                    add(_resource("container", cid, seen, interval_ms, name=lb.get("container_name", ""),
                                   image=lb.get("container_image_name", ""), hostname=host,
                                   parent=make_id("host", host) if host else ""))
                 if job:
-                    add(_resource("service", job, now_ms, interval_ms, instance=inst))
+                    add(_resource("service", job, seen, interval_ms, instance=inst))
             elif job:
-                add(_resource("service", job, now_ms, interval_ms, instance=inst))
+                add(_resource("service", job, seen, interval_ms, instance=inst))
     return list(found.values())
 
 

@@ -8,21 +8,23 @@ from clearsight.resources.registry import ResourceRegistry
 from clearsight.resources.state import MemoryStateFile
 from clearsight.rules.types import Sample, Vector
 
-SERIES = {
+SERIES = {  # timestamp(name): the newest sample's time in seconds
     "node_uname_info": [Sample(make_labels({"__name__": "node_uname_info", "instance": "web-1:9100", "job": "node",
-                                            "nodename": "web-1", "sysname": "Linux", "release": "6.1.0"}), 1)],
+                                            "nodename": "web-1", "sysname": "Linux", "release": "6.1.0"}), 0.5)],
     "target_info": [Sample(make_labels({"__name__": "target_info", "instance": "i-1", "job": "checkout",
                                         "host_name": "web-1", "container_id": "abcdef0123456789",
-                                        "container_name": "checkout"}), 1)],
+                                        "container_name": "checkout"}), 0.9)],
     "up": [Sample(make_labels({"__name__": "up", "instance": "127.0.0.1:9100", "job": "node"}), 1),
            Sample(make_labels({"__name__": "up", "instance": "web-1:9100", "job": "node"}), 0)],
 }
 
 
 def _query(expr: str, t: int) -> Vector:
-    if expr == "target_info" and t < 0:
+    assert expr.startswith("timestamp(")
+    name = expr.removeprefix("timestamp(").removesuffix(")")
+    if name == "target_info" and t < 0:
         raise RuntimeError("boom")
-    return SERIES[expr]
+    return SERIES[name]
 
 
 def test_discover() -> None:
@@ -34,6 +36,9 @@ def test_discover() -> None:
     c = found["container:abcdef0123456789"]
     assert (c.name, c.parent) == ("checkout", "host:web-1")
     assert found["service:node"].instances == ("127.0.0.1:9100", "web-1:9100")
+    # seen at the newest sample's time (never later than now)
+    assert (host.first_seen_ms, host.last_seen_ms) == (500, 900)
+    assert found["service:node"].last_seen_ms == 1000
 
 
 def test_failing_query_is_skipped_and_pass_records() -> None:
