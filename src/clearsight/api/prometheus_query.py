@@ -37,12 +37,20 @@ from clearsight.query.promql import values as qv
 from clearsight.query.promql.ast import Expr, ValueType
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.parser import ParseError, parse_with_positions
+from clearsight.query.promql.prepared import INSTANT, Prepared, PreparedQueries, Shape, range_shape
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
 from clearsight.query.promql.result import QueryResult, histogram_json
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("clearsight.api.query")
+
+# A query whose recent evaluations of the same shape (query/promql/prepared.py) took at most this much
+# thread CPU, and whose evaluation time is recent (at most INLINE_RECENT_MS before now: older data
+# may have to be read from disk), is evaluated on the event loop: handing it to the query pool
+# (thread hand-off, wake-ups, the GIL changing hands twice) cost more than evaluating it.
+INLINE_MAX_CPU_S = 0.002
+INLINE_RECENT_MS = 15 * 60_000
 
 
 def parse_step_ms(raw: str, name: str = "step") -> int:
@@ -151,6 +159,11 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
 
     engine = Engine(lookback_delta_ms=lookback_ms, timeout_s=default_timeout_s, max_samples=cfg.max_samples,
                     max_points_per_series=cfg.max_points_per_series)
+    prepared_queries = PreparedQueries()
+
+    def _inline(prepared: Prepared, shape: Shape, end_ms: int) -> bool:
+        cost = prepared.cost(shape)
+        return cost is not None and cost <= INLINE_MAX_CPU_S and end_ms >= time.time() * 1000 - INLINE_RECENT_MS
 
     def _timeout(p: ImmutableMultiDict[str, Any]) -> float:
         raw = p.get("timeout")
@@ -170,8 +183,13 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         return success(data, [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None)
 
     async def _execute(request: Request, tenant: str, run: Callable[[threading.Event, float], Response],
-                       deadline: Deadline) -> Response:
+                       deadline: Deadline, inline: bool) -> Response:
         try:
+            if inline:  # proven cheap: on the event loop, no pool hand-off (same deadline and errors)
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    raise qv.QueryTimeout("query timed out before it started")
+                return run(threading.Event(), remaining)
             return await run_read(gov, request, tenant, run, deadline)
         except ApiError:
             raise  # admission: unavailable, timed out or canceled in the queue
@@ -197,17 +215,21 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             limit = limit_param(p)
             tenant = tenant_of(request)
             parse_began = time.monotonic()
-            expr, positions = _parse(q)  # bad_data before taking a worker thread; parsed once
+            prepared = _prepare(prepared_queries, q)  # bad_data before taking a worker thread
             prep = time.monotonic() - parse_began
 
             def run(cancel: threading.Event, timeout: float) -> Response:
                 began = time.monotonic()
-                result = engine.instant(store.querier(tenant), expr, t, timeout_s=timeout, cancel=cancel,
-                                        positions=positions, query_text=q, count_samples=bool(p.get("stats")))
+                cpu = time.thread_time()
+                result = engine.instant(store.querier(tenant), prepared.expr, t, timeout_s=timeout, cancel=cancel,
+                                        positions=prepared.positions, query_text=q,
+                                        count_samples=bool(p.get("stats")))
                 timings = query_timings(arrived, prep, began, time.monotonic() - began)
-                return _respond(result, p, limit, t, timings)  # encoded in the worker thread too
+                response = _respond(result, p, limit, t, timings)  # encoded in the worker thread too
+                prepared.observe(INSTANT, time.thread_time() - cpu)
+                return response
 
-            return await _execute(request, tenant, run, _deadline(p, arrived))
+            return await _execute(request, tenant, run, _deadline(p, arrived), _inline(prepared, INSTANT, t))
         except ApiError as e:
             return api_error_response(e)
 
@@ -233,8 +255,10 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             limit = limit_param(p)
             tenant = tenant_of(request)
             parse_began = time.monotonic()
-            expr, positions = _parse(q)
+            prepared = _prepare(prepared_queries, q)
             prep = time.monotonic() - parse_began
+            expr = prepared.expr
+            shape = range_shape(start, end, step)
             if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
                 kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
                 raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
@@ -242,13 +266,16 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
 
             def run(cancel: threading.Event, timeout: float) -> Response:
                 began = time.monotonic()
+                cpu = time.thread_time()
                 result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
-                                      cancel=cancel, positions=positions, query_text=q,
+                                      cancel=cancel, positions=prepared.positions, query_text=q,
                                       count_samples=bool(p.get("stats")))
                 timings = query_timings(arrived, prep, began, time.monotonic() - began)
-                return _respond(result, p, limit, start, timings)  # encoded in the worker thread too
+                response = _respond(result, p, limit, start, timings)  # encoded in the worker thread too
+                prepared.observe(shape, time.thread_time() - cpu)
+                return response
 
-            return await _execute(request, tenant, run, _deadline(p, arrived))
+            return await _execute(request, tenant, run, _deadline(p, arrived), _inline(prepared, shape, end))
         except ApiError as e:
             return api_error_response(e)
 
@@ -267,6 +294,14 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             return api_error_response(e)
 
     return {"query": instant, "query_range": range_query, "format_query": format_query, "parse_query": parse_query}
+
+
+def _prepare(cache: PreparedQueries, q: str) -> Prepared:
+    """The prepared (parsed, cached) query, or bad_data."""
+    try:
+        return cache.prepare(q)
+    except ParseError as e:
+        raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
 
 
 def _parse(q: str) -> tuple[Expr, dict[int, int]]:
