@@ -266,8 +266,15 @@ class EmbeddedMetricsStore:
         self._stats = StoreStats()
 
         try:
-            self._init_schema()
-            self._load_state()
+            try:
+                self._init_schema()
+                self._load_state()
+            except Exception as e:  # a damaged file: moved aside, start empty (kernel repair)
+                if not self._db.reset_if_damaged(e):
+                    raise
+                self._wcon = self._db.writer
+                self._init_schema()
+                self._load_state()
         except BaseException:
             self._db.close()
             raise

@@ -10,10 +10,16 @@ invalidated". ``is_fatal(e)`` tells those apart from errors that only failed one
 commit that could not write its WAL is rolled back and the database stays usable); ``reopen()``
 (writer thread) closes the broken instance and opens the file again, which replays the WAL: what was
 committed before the failure is kept, nothing of the failed transaction is.
+
+Opening repairs damage (``repair.py``): a WAL with a damaged entry is cut after the last intact
+commit before it (the original kept as ``.damaged-<ts>``); a database file DuckDB cannot open is
+moved aside with its WAL and the store starts empty. Both are logged as errors naming what was
+lost and kept in ``repairs``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +29,9 @@ from typing import Any
 import duckdb
 
 from clearsight.store.interface import StoreClosed
+from clearsight.store.kernel import repair
+
+log = logging.getLogger(__name__)
 
 
 def is_fatal(e: BaseException) -> bool:
@@ -41,12 +50,70 @@ class Database:
         self.what = what
         self.path = path
         self._config = config
-        self._root = duckdb.connect(str(path), config=config)
+        self.repairs: list[str] = []
+        self._root = self._connect()
         self._lock = threading.Lock()
         self._pool: list[duckdb.DuckDBPyConnection] = []
         self._closed = False
         self.writer = self._root.cursor()  # the writer thread's connection
         self.reopens = 0
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Opens the file, repairing a damaged WAL or moving a damaged file aside."""
+        wal = self.path.with_name(self.path.name + ".wal")
+        if wal.exists():
+            layout = repair.wal_layout(wal)
+            if layout.damaged_framing:
+                # DuckDB would stop at the break silently, dropping the commits after it
+                fix = repair.repair_wal(wal, f"framing broken at byte position {layout.broken_at}")
+                msg = f"{wal} is damaged (an entry's frame is broken); repaired: {fix.describe()}"
+                log.error("%s: %s", self.what, msg)
+                self.repairs.append(msg)
+            elif layout.broken_at is not None:
+                log.warning("%s: %s ends with an incomplete commit at byte %d (%d bytes, not replayed): a write "
+                            "cut short by a crash, never acknowledged", self.what, wal, layout.broken_at,
+                            layout.size - layout.broken_at)
+        for attempt in range(4):
+            try:
+                return duckdb.connect(str(self.path), config=self._config)
+            except duckdb.Error as e:
+                if attempt == 3:
+                    raise
+                if repair.is_wal_damage(e) and wal.exists():
+                    fix = repair.repair_wal(wal, e)
+                    msg = f"{wal} is damaged ({_first_line(e)}); repaired: {fix.describe()}"
+                elif repair.is_file_damage(e):
+                    moved = repair.quarantine(self.path)
+                    msg = (f"{self.path} is damaged and cannot be opened ({_first_line(e)}); starting EMPTY: "
+                           f"everything it held is lost to this server. Moved aside: "
+                           f"{', '.join(str(p) for p in moved)}")
+                else:
+                    raise
+                log.error("%s: %s", self.what, msg)
+                self.repairs.append(msg)
+        raise AssertionError("unreachable")
+
+    def reset_if_damaged(self, e: BaseException) -> bool:
+        """For a store whose first reads after open failed: if ``e`` is damage of the database
+        file (a block with a bad checksum), moves the file and its WAL aside, opens an empty one,
+        logs what was lost and returns True (the store then creates its schema again). Writer
+        thread (or before it starts) only."""
+        if not repair.is_file_damage(e):
+            return False
+        with self._lock:
+            for cur in self._pool:
+                _quiet_close(cur)
+            self._pool.clear()
+            _quiet_close(self.writer)
+            _quiet_close(self._root)
+            moved = repair.quarantine(self.path)
+            msg = (f"{self.path} is damaged: reading it failed ({_first_line(e)}); starting EMPTY: everything it "
+                   f"held is lost to this server. Moved aside: {', '.join(str(p) for p in moved)}")
+            log.error("%s: %s", self.what, msg)
+            self.repairs.append(msg)
+            self._root = self._connect()
+            self.writer = self._root.cursor()
+        return True
 
     def reopen(self) -> None:
         """Closes the (broken) instance and opens the file again (WAL replayed). Writer thread
@@ -60,7 +127,7 @@ class Database:
             self._pool.clear()
             _quiet_close(self.writer)
             _quiet_close(self._root)
-            root = duckdb.connect(str(self.path), config=self._config)
+            root = self._connect()
             try:
                 root.execute("SELECT 1").fetchall()
             except BaseException:
@@ -98,6 +165,11 @@ class Database:
             _quiet_close(self.writer)
             _quiet_close(self._root)
             self._closed = True
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else type(e).__name__
 
 
 def _quiet_close(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,218 @@
+"""Damaged files at start-up (storage kernel ``repair.py``): real WALs written by a process that was
+killed before any checkpoint, then bytes overwritten or the file truncated.
+
+Before: 8 bytes overwritten in the middle of ``metrics.duckdb.wal`` made start-up fail (DuckDB:
+"Corrupt WAL file: entry at byte position N ..."); a broken frame near the start made DuckDB drop
+every later commit silently. Now the WAL is cut after the last intact commit, the original kept as
+``.damaged-<ts>``, the loss logged, and the store starts with every commit before the damage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
+from clearsight.model.matchers import Matcher
+from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.kernel import repair
+from tests.support.peers import start_clearsight
+
+SERIES = 50
+BATCHES = 60
+T0 = 1_700_000_000_000
+WAL = "metrics.duckdb.wal"
+DB = "metrics.duckdb"
+
+_WRITER = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    from pathlib import Path
+    from clearsight.model.samples import SampleBatch, canonical_key
+    from clearsight.store.embedded import EmbeddedMetricsStore
+    d, n, checkpoint = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    s = EmbeddedMetricsStore(d, retention_ms=10**12, out_of_order_window_ms=10**10, duckdb_threads=1,
+                             compact_min_rows=10**9)
+    keys = [canonical_key((("__name__", "dmg"), ("s", str(i)))) for i in range(50)]
+    for b in range(n):
+        batch = SampleBatch.from_series([])
+        batch.keys = keys
+        batch.series_idx = np.arange(50, dtype=np.int32)
+        batch.timestamps = np.full(50, 1_700_000_000_000 + b * 1000, dtype=np.int64)
+        batch.values = np.full(50, float(b))
+        s.append("t", batch).result()  # one commit per batch, acknowledged
+        if checkpoint and b == n // 2:
+            s.flush()  # the first half in the database file, the rest in the WAL
+    os._exit(0)  # like kill -9: no checkpoint at close
+""")
+
+
+def _write(d: Path, checkpoint: bool = False) -> None:
+    subprocess.run([sys.executable, "-c", _WRITER, str(d), str(BATCHES), "1" if checkpoint else "0"],
+                   check=True, timeout=120)
+
+
+def _batches(d: Path) -> list[int]:
+    """The batch numbers stored (each must be complete: all SERIES samples)."""
+    s = EmbeddedMetricsStore(d, retention_ms=10**12, out_of_order_window_ms=10**10, duckdb_threads=1)
+    try:
+        data = s.select("t", [Matcher.of("=", "__name__", "dmg")], 0, 2**62)
+        counts: dict[int, int] = {}
+        for i in range(len(data)):
+            _l, ts, _v = data.series(i)
+            for t in ((ts - T0) // 1000).tolist():
+                counts[t] = counts.get(t, 0) + 1
+        partial = {b: c for b, c in counts.items() if c != SERIES}
+        assert not partial, f"partially stored batches: {partial}"
+        return sorted(counts)
+    finally:
+        s.close()
+
+
+def _overwrite(p: Path, offset: int, data: bytes) -> None:
+    with open(p, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def _asides(d: Path) -> list[Path]:
+    return sorted(d.glob("*.damaged-*"))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("written") / "data"
+    _write(d)
+    return d
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for p in src.iterdir():
+        (dst / p.name).write_bytes(p.read_bytes())
+    return dst
+
+
+def test_undamaged_wal_replays_every_batch(written: Path, tmp_path: Path) -> None:
+    assert _batches(_copy(written, tmp_path / "d")) == list(range(BATCHES))
+
+
+@pytest.mark.parametrize("nbytes", [8, 4096])
+def test_wal_overwritten_in_the_middle_keeps_every_commit_before(written: Path, tmp_path: Path, nbytes: int,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    d = _copy(written, tmp_path / "d")
+    wal = d / WAL
+    layout = repair.wal_layout(wal)
+    offset = layout.size // 2
+    before = sum(1 for c in layout.commit_ends if c <= offset)  # commits wholly before the damage
+    _overwrite(wal, offset, bytes(range(256)) * (nbytes // 256) if nbytes >= 256 else b"\xa5" * nbytes)
+    with caplog.at_level(logging.ERROR):
+        kept = _batches(d)
+    # commit 1 is the schema; batch b is commit b + 2 (the store's first commit creates the series)
+    assert kept == list(range(len(kept)))
+    assert before - 2 <= len(kept) <= before
+    assert 0 < len(kept) < BATCHES
+    asides = _asides(d)
+    assert len(asides) == 1 and asides[0].stat().st_size == layout.size
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    m = re.search(r"kept (\d+) commits .* dropped at least (\d+) commits", msg)
+    assert m, msg
+    commits = BATCHES + 1  # the schema's, then one per batch
+    assert int(m.group(1)) == len(kept) + 1
+    lost = int(m.group(2))
+    assert 1 <= lost <= commits - int(m.group(1))
+    if nbytes == 8:  # every commit marker after the damage is intact: the count is exact
+        assert lost == commits - int(m.group(1))
+
+
+def test_broken_frame_near_the_start_is_not_a_silent_loss(written: Path, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    d = _copy(written, tmp_path / "d")
+    layout = repair.wal_layout(d / WAL)
+    third = layout.entry_starts[3]
+    _overwrite(d / WAL, third, (2**40).to_bytes(8, "little"))  # an absurd entry size
+    with caplog.at_level(logging.ERROR):
+        kept = _batches(d)
+    assert kept == list(range(len(kept))) and len(kept) < 2
+    assert len(_asides(d)) == 1
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert re.search(r"dropped at least \d+ commits", msg)
+
+
+def test_wal_cut_short_keeps_the_complete_commits(written: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    d = _copy(written, tmp_path / "d")
+    layout = repair.wal_layout(d / WAL)
+    cut = layout.commit_ends[30] + 10  # inside commit 31
+    os.truncate(d / WAL, cut)
+    with caplog.at_level(logging.WARNING):
+        kept = _batches(d)
+    assert kept == list(range(30))  # commits 0..30 = schema + series/batch 0 + batches 1..29
+    assert not _asides(d)  # a torn tail is what a crash leaves: not damage
+    assert "ends with an incomplete commit" in " ".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("where", ["header", "second_header", "data_block", "truncated"])
+def test_damaged_database_file_is_moved_aside_and_the_store_starts(tmp_path: Path, where: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    d = tmp_path / "d"
+    _write(d, checkpoint=True)
+    db = d / DB
+    size = db.stat().st_size
+    assert size > 3 * 262144
+    if where == "header":
+        _overwrite(db, 0, b"\x00" * 64)
+    elif where == "second_header":
+        _overwrite(db, 4096, b"\xff" * 64)
+    elif where == "data_block":
+        _overwrite(db, 12288 + 262144, b"\x5a" * 4096)
+    else:
+        os.truncate(db, 12288)
+    with caplog.at_level(logging.ERROR):
+        kept = _batches(d)
+    assert kept == []  # everything in the file is lost to this server (kept aside)
+    names = sorted(p.name.split(".damaged-")[0] for p in _asides(d))
+    assert names == [DB, WAL] or names == [DB]
+    assert "starting EMPTY" in " ".join(r.getMessage() for r in caplog.records)
+    # the new store works
+    s = EmbeddedMetricsStore(d, duckdb_threads=1)
+    s.close()
+
+
+def test_server_starts_after_wal_damage(tmp_path: Path) -> None:
+    """The issue's scenario end to end: acked remote writes, kill -9, WAL damaged, restart."""
+    data_dir = tmp_path / "data"
+    proc = start_clearsight(tmp_path / "r1", data_dir=data_dir)
+    base = int(time.time() * 1000) - 600_000
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+    with httpx.Client(base_url=proc.url, timeout=30) as c:
+        for b in range(40):
+            body = encode_snappy(WriteRequest([TimeSeries([("__name__", "dmg_srv"), ("s", str(i))],
+                                                          [(base + b, float(b))]) for i in range(20)]))
+            assert c.post("/api/v1/write", content=body, headers=headers).status_code == 204
+    proc.stop(signal.SIGKILL)
+    wal = data_dir / WAL
+    layout = repair.wal_layout(wal)
+    _overwrite(wal, layout.size * 3 // 4, b"\x00\x11" * 8)
+    proc = start_clearsight(tmp_path / "r2", data_dir=data_dir)
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as c:
+            r = c.get("/api/v1/query", params={"query": "count_over_time(dmg_srv[1h])"})
+            assert r.status_code == 200
+            counts = np.array([float(x["value"][1]) for x in r.json()["data"]["result"]])
+            assert counts.size == 20 and np.all(counts == counts[0]) and 10 <= counts[0] < 40
+    finally:
+        assert proc.stop() == 0
+    assert "is damaged" in proc.log() and "kept" in proc.log()
+    assert _asides(data_dir)
