@@ -6,8 +6,10 @@ on a temporary data directory, pushes Loki JSON requests (lines from ``bench/log
 bytes, 6 services, JSON and logfmt bodies, timestamps in the last hour) from ``--senders`` threads,
 stops the server (SIGTERM: the log store checkpoints), measures ``logs.duckdb``, restarts it and
 times ``{service=~".+"} |= "<needle>"`` (one line holds the needle) through
-``/loki/api/v1/query_range`` (best of 3) and ``grep -F -c`` on the raw lines. Not a test: figures
-depend on the (shared) machine.
+``/loki/api/v1/query_range`` (best of 3) and ``grep -F -c`` on the raw lines; then LogQL metric
+queries over the hour (``sum by (level) (count_over_time(...[5m]))``, ``sum by (level) (rate(... |
+json ...[5m]))``, ``| json | status >= 500`` counted) against a grep counting the same in one pass.
+Not a test: figures depend on the (shared) machine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,6 +52,55 @@ def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not become ready")
+
+
+def _timed_get(port: int, path: str, params: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """Best of 3 wall times of one GET and its JSON answer."""
+    q = urllib.parse.urlencode(params)
+    best, out = 1e9, {}
+    for _ in range(3):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        t = time.perf_counter()
+        c.request("GET", f"{path}?{q}")
+        r = c.getresponse()
+        out = json.loads(r.read())
+        best = min(best, time.perf_counter() - t)
+        if r.status != 200:
+            raise SystemExit(f"{params['query']}: HTTP {r.status}: {out}")
+    return best, out
+
+
+def _grep(args: list[str], raw: Path) -> tuple[float, str]:
+    best, out = 1e9, ""
+    for _ in range(3):
+        t = time.perf_counter()
+        g = subprocess.run(["grep", *args, str(raw)], capture_output=True, text=True, check=False)
+        best = min(best, time.perf_counter() - t)
+        out = g.stdout.strip()
+    return best, out
+
+
+def _metric_queries(port: int, now: int, raw: Path) -> None:
+    """LogQL metric queries over the whole data set (query_range over the hour, step 1m) against a
+    grep that counts the same thing in one pass over the raw file."""
+    ns = 10**9
+    rng = {"start": str(now - 3600 * ns), "end": str(now + ns), "step": "60"}
+    cases = [
+        ('sum by (level) (count_over_time({service=~".+"}[5m]))', ["-E", "-c", "level.{0,3}error"],
+         "count_over_time by level (store-side: no bodies read)"),
+        ('sum by (level) (rate({service=~".+"} | json | __error__="" [5m]))', ["-F", "-c", '"level":"error"'],
+         "sum by (level) (rate(... | json ...)) (every line parsed in Python)"),
+        ('sum(count_over_time({service=~".+"} | json | __error__="" | status >= 500 [1h]))',
+         ["-F", "-c", '"status":500'], "| json | status >= 500 counted over the hour"),
+    ]
+    for query, grep_args, what in cases:
+        t, out = _timed_get(port, "/loki/api/v1/query_range", {"query": query, **rng})
+        gt, gout = _grep(grep_args, raw)
+        summary = out["data"]["stats"]["summary"]
+        lines = summary["totalLinesProcessed"]
+        print(f"{what}: query_range {t * 1000:.0f} ms ({lines:,} lines read, {lines / t:,.0f} lines/s, "
+              f"{len(out['data']['result'])} series) vs grep {' '.join(grep_args)} {gt * 1000:.1f} ms ({gout}) -> "
+              f"{t / gt:.1f}x grep")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             gbest = min(gbest, time.perf_counter() - t)
         print(f"rare substring: query_range {best * 1000:.1f} ms ({found} line) vs grep -F -c {gbest * 1000:.1f} ms "
               f"({g.stdout.strip()} line) -> {best / gbest:.1f}x grep")
+        _metric_queries(port, now, raw)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

@@ -17,7 +17,7 @@ query's ``QueryBudget`` is checked at every chunk and node (deadline, client gon
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from clearsight.model.matchers import Matcher, MatchType
 from clearsight.query.budget import QueryBudget
 from clearsight.query.logql.ast import (
     BinaryOp,
+    Grouping,
     LabelReplace,
     LineFilterStage,
     LogSelector,
@@ -56,6 +57,7 @@ from clearsight.store.interface import LimitExceeded
 from clearsight.store.logs_interface import Direction, LineFilter, LogStore
 
 CHUNK_ENTRIES = 20_000
+_LINEAR_RANGE_OPS = frozenset({"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time"})
 I64 = np.int64
 
 
@@ -104,18 +106,18 @@ class LogQLEvaluator:
         self.budget.check("log read")
 
     def _chunks(self, matchers: tuple[Matcher, ...], start: int, end: int, filters: tuple[LineFilter, ...],
-                direction: Direction) -> Iterator[LogBatch]:
-        """Every matching entry in ``direction`` order, ``CHUNK_ENTRIES`` at a time; a chunk
-        resumes at the last timestamp, skipping the entries at it already seen."""
+                direction: Direction) -> Iterator[tuple[LogBatch, int]]:
+        """Every matching entry in ``direction`` order, ``CHUNK_ENTRIES`` at a time, as (batch,
+        first new entry): a chunk resumes at the last timestamp, after the entries at it already
+        seen."""
         skip = 0
         while start <= end:
             want = CHUNK_ENTRIES + skip
             b = self.store.select(self.tenant, matchers, start, end, filters, want, direction)
             n = len(b)
             if n > skip:
-                part = b if skip == 0 else _slice(b, skip)
-                self._account(len(part), part.body_bytes)
-                yield part
+                self._account(n - skip, sum(len(x.encode()) for x in b.body[skip:]))
+                yield b, skip
             if n < want:
                 return
             last = int(b.timestamps[-1])
@@ -126,16 +128,20 @@ class LogQLEvaluator:
                 end = last
 
     @staticmethod
-    def _entries(b: LogBatch, with_meta: bool) -> Iterator[tuple[int, str, dict[str, str], frozenset[str]]]:
+    def _entries(chunk: tuple[LogBatch, int], with_meta: bool) -> Iterator[tuple[int, str, dict[str, str],
+                                                                              frozenset[str]]]:
         """(ts, line, labels, base names) per entry; labels hold the stream labels and, when
         ``with_meta``, the entry's structured metadata."""
+        b, first = chunk
         streams = [dict(s) for s in b.streams]
         bases = [frozenset(s) for s in streams]
         ts = b.timestamps.tolist()
         sidx = b.stream_idx.tolist()
         offs = b.attr_offsets.tolist()
         keys, vals = b.attr_keys, b.attr_values
-        for j, line in enumerate(b.body):
+        body = b.body
+        for j in range(first, len(body)):
+            line = body[j]
             s = sidx[j]
             labels = dict(streams[s])
             base = bases[s]
@@ -192,7 +198,13 @@ class LogQLEvaluator:
         if isinstance(e, RangeAggregation):
             return self._range(e, steps_ns)
         if isinstance(e, VectorAggregation):
-            v = self._vector(self.metric(e.expr, steps_ns), e.op)
+            inner = e.expr
+            if e.op == "sum" and isinstance(inner, RangeAggregation) and inner.grouping is None \
+                    and inner.op in _LINEAR_RANGE_OPS:
+                # sum by (x) of a sum-like range aggregation: group the samples while reading, so
+                # per-line labels from a parser never become one series each (as Loki does).
+                inner = replace(inner, grouping=e.grouping or Grouping(()))
+            v = self._vector(self.metric(inner, steps_ns), e.op)
             ctx = FuncContext(steps_ns // 1_000_000, [], self.annotations)
             if e.op == "sort":
                 out = fn_sort(ctx, [v])
@@ -246,9 +258,17 @@ class LogQLEvaluator:
             self._account(int(sizes.timestamps.size), int(sizes.sizes.sum()))
             return self._from_sizes(e, sizes.streams, sizes.stream_idx, sizes.timestamps,
                                     sizes.sizes.astype(np.float64), ends)
-        pipe = Pipeline(rest)
-        with_meta = pipe.uses_labels or e.unwrap is not None
         unwrap = e.unwrap
+        by: list[str] | None = None  # `by` grouping: the output key is just these labels
+        needed: frozenset[str] | None = None
+        if grouping is not None and not grouping.without:
+            by = sorted(set(grouping.labels))
+            extra = {unwrap.label} if unwrap is not None else set()
+            for f in unwrap.post_filters if unwrap is not None else ():
+                extra |= Pipeline((f,)).label_names()
+            needed = frozenset(by) | extra
+        pipe = Pipeline(rest, needed)
+        with_meta = pipe.uses_labels or unwrap is not None
         post = Pipeline(unwrap.post_filters) if unwrap is not None and unwrap.post_filters else None
         by_bytes = e.op in ("bytes_over_time", "bytes_rate")
         for chunk in self._chunks(sel.matchers, scan_start, scan_end, filters, "forward"):
@@ -271,9 +291,14 @@ class LogQLEvaluator:
                         continue
                 elif by_bytes:
                     value = float(len(res.encode()))
-                key = _labels_of(labels)
-                if grouping is not None:
-                    key = group_key(key, list(grouping.labels), grouping.without)
+                if labels.get(ERROR):
+                    _raise_pipeline_error(_labels_of(labels))
+                if by is not None:
+                    key = tuple((n, labels[n]) for n in by if labels.get(n))
+                else:
+                    key = _labels_of(labels)
+                    if grouping is not None:
+                        key = group_key(key, list(grouping.labels), grouping.without)
                 acc = series.get(key)
                 if acc is None:
                     if len(series) >= self.limits.max_series:
@@ -282,7 +307,6 @@ class LogQLEvaluator:
                     acc = series[key] = ([], [])
                 acc[0].append(t)
                 acc[1].append(value)
-        self._check_errors(series)
         labels_out: list[Labels] = []
         vals = np.full((len(series), k), np.nan)
         pres = np.zeros((len(series), k), dtype=bool)
@@ -328,17 +352,15 @@ class LogQLEvaluator:
             return _absent(e.selector.matchers, pres, k)
         return VectorSteps(list(uniq), vals, pres)
 
-    @staticmethod
-    def _check_errors(series: dict[Labels, tuple[list[int], list[float]]]) -> None:
-        for key in series:
-            for name, value in key:
-                if name == ERROR:
-                    shown = "{" + ", ".join(f'{n}="{v}"' for n, v in key) + "}"
-                    raise QueryError(
-                        f"pipeline error: '{value}' for series: '{shown}'.\n"
-                        f"Use a label filter to intentionally skip this error. (e.g | __error__!=\"{value}\").\n"
-                        "To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n"
-                        "The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )")
+
+def _raise_pipeline_error(key: Labels) -> None:
+    value = dict(key).get(ERROR, "")
+    shown = "{" + ", ".join(f'{n}="{v}"' for n, v in key) + "}"
+    raise QueryError(
+        f"pipeline error: '{value}' for series: '{shown}'.\n"
+        f"Use a label filter to intentionally skip this error. (e.g | __error__!=\"{value}\").\n"
+        "To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n"
+        "The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )")
 
 
 def _unwrap_value(conversion: str, raw: str | None) -> float | None:
@@ -362,27 +384,6 @@ def _absent(matchers: tuple[Matcher, ...], pres: np.ndarray, k: int) -> VectorSt
 
 def _labels_of(labels: dict[str, str]) -> Labels:
     return tuple(sorted((k, v) for k, v in labels.items() if v))
-
-
-def _slice(b: LogBatch, skip: int) -> LogBatch:
-    return _take(b, np.arange(skip, len(b)))
-
-
-def _take(b: LogBatch, idx: np.ndarray) -> LogBatch:
-    offs = b.attr_offsets
-    new_offs = np.zeros(idx.size + 1, dtype=np.int64)
-    lens = offs[idx + 1] - offs[idx]
-    np.cumsum(lens, out=new_offs[1:])
-    ak: list[str] = []
-    av: list[str] = []
-    for j in idx.tolist():
-        ak.extend(b.attr_keys[offs[j]:offs[j + 1]])
-        av.extend(b.attr_values[offs[j]:offs[j + 1]])
-    return LogBatch(streams=b.streams, stream_idx=b.stream_idx[idx], timestamps=b.timestamps[idx],
-                    severity_number=b.severity_number[idx], severity_texts=b.severity_texts,
-                    severity_text_idx=b.severity_text_idx[idx], body=[b.body[j] for j in idx.tolist()],
-                    attr_offsets=new_offs, attr_keys=ak, attr_values=av, trace_ids=b.trace_ids[idx],
-                    span_ids=b.span_ids[idx], resources=b.resources, resource_idx=b.resource_idx[idx])
 
 
 __all__ = ["CHUNK_ENTRIES", "EvalStats", "LineFilterStage", "LogQLEvaluator", "LogQLLimits", "StreamResult"]

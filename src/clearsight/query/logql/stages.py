@@ -82,10 +82,18 @@ class Pipeline:
     """The compiled stages of one log selector. ``base`` is the set of label names the parsers
     must not overwrite (stream labels and structured metadata of the entry being processed)."""
 
-    def __init__(self, stages: tuple[Stage, ...]) -> None:
+    def __init__(self, stages: tuple[Stage, ...], needed: frozenset[str] | None = None) -> None:
+        """``needed``: the labels the caller reads after the pipeline (None: all of them, as a log
+        query shows them). Parsers then add only the labels some later stage or the caller reads
+        (Loki's label hints): a ``sum by (level)`` over ``| json`` skips the other fields."""
         self.stages = stages
         self.base: set[str] | frozenset[str] = frozenset()
-        self.fns: list[StageFn] = [self._compile(s) for s in stages]
+        self._needed = _needed_after(stages, needed)
+        self._k = 0
+        self.fns: list[StageFn] = []
+        for k, st in enumerate(stages):
+            self._k = k
+            self.fns.append(self._compile(st))
         # Whether any stage reads or writes labels (else the entry keeps its stream labels).
         self.uses_labels = any(not isinstance(s, (LineFilterStage, DecolorizeStage)) for s in stages)
 
@@ -104,6 +112,18 @@ class Pipeline:
         if k in self.base:
             k += "_extracted"
         labels[k] = value
+
+    def label_names(self) -> set[str]:
+        """The label names the label filters of this pipeline read."""
+        out: set[str] = set()
+        for st in self.stages:
+            if isinstance(st, LabelFilterStage):
+                out |= _label_names(st.expr)
+        return out
+
+    def _wanted(self) -> frozenset[str] | None:
+        """The labels the stage being compiled must produce (None: all)."""
+        return self._needed[self._k]
 
     def _compile(self, st: Stage) -> StageFn:
         if isinstance(st, LineFilterStage):
@@ -200,8 +220,14 @@ class Pipeline:
 
     def _json(self, st: JsonStage) -> StageFn:
         paths = [(name, _json_path(expr)) for name, expr in st.params]
+        wanted = self._wanted()
+        flatten = self._flatten if wanted is None else self._flatten_wanted(wanted)
 
         def json_stage(line: str, labels: dict[str, str], ts: int) -> str:
+            if line[:1] != "{" and not line.lstrip().startswith("{"):  # cheaper than orjson's exception
+                labels[ERROR] = JSON_ERR
+                labels[ERROR_DETAILS] = "Value looks like a JSON value but not an object"
+                return line
             try:
                 doc = orjson.loads(line)
             except orjson.JSONDecodeError as e:
@@ -218,9 +244,27 @@ class Pipeline:
                     if v is not None:
                         self._set(labels, name, v)
             else:
-                self._flatten(doc, "", labels)
+                flatten(doc, "", labels)
             return line
         return json_stage
+
+    def _flatten_wanted(self, wanted: frozenset[str]) -> Callable[[dict[str, Any], str, dict[str, str]], None]:
+        """``_flatten`` that sets only ``wanted`` labels (and their ``_extracted`` twins)."""
+        want = wanted | {w[: -len("_extracted")] for w in wanted if w.endswith("_extracted")}
+        prefixes = tuple(w.rsplit("_", 1)[0] + "_" for w in want if "_" in w)
+
+        cache = _SANE
+
+        def flatten(doc: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
+            for k, v in doc.items():
+                raw = prefix + k if prefix else k
+                key = cache.get(raw) or sanitize(raw)
+                if type(v) is dict:
+                    if prefixes and any(p.startswith(key + "_") or key.startswith(p) for p in prefixes):
+                        flatten(v, key + "_", labels)
+                elif key in want and v is not None and type(v) is not list:
+                    self._set(labels, key, v if type(v) is str else _scalar(v))
+        return flatten
 
     def _flatten(self, doc: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
         for k, v in doc.items():
@@ -255,6 +299,8 @@ class Pipeline:
 
     def _logfmt(self, st: LogfmtStage) -> StageFn:
         wanted = {expr: name for name, expr in st.params}
+        hints = self._wanted()
+        want = None if hints is None else hints | {h[: -len("_extracted")] for h in hints if h.endswith("_extracted")}
 
         def logfmt(line: str, labels: dict[str, str], ts: int) -> str:
             pairs, err = parse_logfmt(line, st.strict)
@@ -270,77 +316,60 @@ class Pipeline:
                     name = wanted.get(k)
                     if name is not None:
                         self._set(labels, name, v)
-                else:
+                elif want is None or sanitize(k) in want:
                     self._set(labels, k, v)
             return line
         return logfmt
 
 
+def _label_names(e: LabelExpr) -> set[str]:
+    if isinstance(e, (LabelAnd, LabelOr)):
+        return _label_names(e.left) | _label_names(e.right)
+    return {e.name}
+
+
+def _needed_after(stages: tuple[Stage, ...], final: frozenset[str] | None) -> list[frozenset[str] | None]:
+    """Per stage, the labels read after it (None: any label may be read)."""
+    out: list[frozenset[str] | None] = [None] * len(stages)
+    need: set[str] | None = None if final is None else set(final) | {ERROR, ERROR_DETAILS}
+    for k in range(len(stages) - 1, -1, -1):
+        out[k] = None if need is None else frozenset(need)
+        st = stages[k]
+        if need is None:
+            continue
+        if isinstance(st, LabelFilterStage):
+            need |= _label_names(st.expr)
+        elif isinstance(st, (LineFormatStage, LabelFormatStage, DropStage, KeepStage)):
+            need = None  # templates and label rewrites may read any label
+    return out
+
+
+_LOGFMT = re.compile(r'\s*+(?:([^\s="]++)(?:=(?:"((?:[^"\\]++|\\.)*+)"|([^\s"=]*+)))?(?=\s|$)|(\S++))')
+_LOGFMT_ESC = re.compile(r"\\(.)")
+_LOGFMT_ESC_MAP = {"n": "\n", "t": "\t", "r": "\r"}
+
+
 def parse_logfmt(line: str, strict: bool) -> tuple[list[tuple[str, str | None]], str | None]:
-    """go-logfmt's reading: ``key=value``, ``key="quoted \\" value"``, bare ``key`` (value None).
-    Returns the pairs and the first error (with ``strict`` it stops there)."""
+    """go-logfmt's reading: ``key=value``, ``key="quoted \\" value"``, ``key=`` (empty), bare ``key``
+    (value None). Returns the pairs and the first error (with ``strict`` it stops there)."""
     out: list[tuple[str, str | None]] = []
     err: str | None = None
-    i, n = 0, len(line)
-    while i < n:
-        while i < n and line[i] <= " ":
-            i += 1
-        if i >= n:
-            break
-        start = i
-        while i < n and line[i] > " " and line[i] not in '="':
-            i += 1
-        key = line[start:i]
-        if not key:
-            err = err or f"logfmt syntax error at pos {i + 1} : unexpected '{line[i]}'"
+    for m in _LOGFMT.finditer(line):
+        key, quoted, bare, garbage = m.groups()
+        if garbage is not None:
+            if err is None:
+                err = f"logfmt syntax error at pos {m.start(4) + 1} : unexpected {garbage[:20]!r}"
             if strict:
                 return out, err
-            while i < n and line[i] > " ":  # skip the garbage up to the next space
-                i += 1
             continue
-        if i < n and line[i] == '"':
-            err = err or f"logfmt syntax error at pos {i + 1} : unexpected '\"'"
-            if strict:
-                return out, err
-            while i < n and line[i] > " ":
-                i += 1
+        if key is None:
             continue
-        if i >= n or line[i] != "=":
-            out.append((key, None))
-            continue
-        i += 1
-        if i < n and line[i] == '"':
-            i += 1
-            buf: list[str] = []
-            closed = False
-            while i < n:
-                c = line[i]
-                if c == "\\" and i + 1 < n:
-                    e = line[i + 1]
-                    buf.append({"n": "\n", "t": "\t", "r": "\r"}.get(e, e))
-                    i += 2
-                    continue
-                if c == '"':
-                    closed = True
-                    i += 1
-                    break
-                buf.append(c)
-                i += 1
-            if not closed:
-                err = err or f"logfmt syntax error at pos {i + 1} : unterminated quoted value"
-                if strict:
-                    return out, err
-                continue
-            out.append((key, "".join(buf)))
+        if quoted is not None:
+            if "\\" in quoted:
+                quoted = _LOGFMT_ESC.sub(lambda e: _LOGFMT_ESC_MAP.get(e.group(1), e.group(1)), quoted)
+            out.append((key, quoted))
         else:
-            start = i
-            while i < n and line[i] > " ":
-                if line[i] in '="':
-                    err = err or f"logfmt syntax error at pos {i + 1} : unexpected '{line[i]}'"
-                    if strict:
-                        return out, err
-                i += 1
-            out.append((key, line[start:i]))
+            out.append((key, bare))
     return out, err
 
 

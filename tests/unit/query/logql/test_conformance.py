@@ -262,6 +262,10 @@ def test_read_limits(store: EmbeddedLogStore) -> None:
     with pytest.raises(QueryLimitExceeded, match="maximum of series"):
         ev.metric(parse_expr('count_over_time({app="api"} | json [1m])'),  # type: ignore[arg-type]
                   np.array([T], dtype=np.int64))
+    # sum by (...) of a count groups while reading: 60 per-line label sets never become 60 series
+    v = ev.metric(parse_expr('sum by (level) (count_over_time({app="api"} | json [1m]))'),  # type: ignore[arg-type]
+                  np.array([T], dtype=np.int64))
+    assert isinstance(v, VectorSteps) and sorted(v.values[:, 0].tolist()) == [12.0, 48.0]
 
 
 def test_deadline_and_cancel_stop_the_scan(store: EmbeddedLogStore) -> None:
