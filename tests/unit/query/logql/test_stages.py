@@ -177,3 +177,23 @@ def test_units() -> None:
     assert parse_go_duration("5") is None and parse_go_duration("1d") is None
     assert parse_bytes("20MB") == 20e6 and parse_bytes("1KiB") == 1024 and parse_bytes("3 gib") == 3 * 2**30
     assert parse_bytes("42") == 42 and parse_bytes("4 parsecs") is None
+
+
+def test_label_hints_extract_only_what_is_read() -> None:
+    sel = parse_expr('{app="a"} | json | status >= 500')
+    assert isinstance(sel, LogSelector)
+    line = '{"status": 503, "req": {"path": "/x", "id": 7}, "other": "y", "a.b": "c"}'
+    for needed, want in ((frozenset({"req_path"}), {"status": "503", "req_path": "/x"}),
+                         (frozenset({"a_b"}), {"status": "503", "a_b": "c"}),
+                         (None, {"status": "503", "req_path": "/x", "req_id": "7", "other": "y", "a_b": "c"})):
+        p = Pipeline(sel.stages, needed)
+        labels = {"app": "a"}
+        p.base = frozenset(labels)
+        assert p.run(line, labels, TS) == line
+        assert labels == {"app": "a", **want}, needed
+    # a template may read anything: no hints before it
+    sel = parse_expr('{app="a"} | logfmt | line_format "{{.other}}"')
+    assert isinstance(sel, LogSelector)
+    p = Pipeline(sel.stages, frozenset({"x"}))
+    labels = {"app": "a"}
+    assert p.run("other=1 x=2", labels, TS) == "1" and labels == {"app": "a", "other": "1", "x": "2"}
