@@ -63,6 +63,10 @@ class ServerConfig:
     keep_alive_timeout: str = "15s"  # idle keep-alive connections are closed after this
     max_connections: int = 1000  # per HTTP listener; beyond it requests get 503 (0: unlimited)
     max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies held at once; beyond: 503
+    tls_cert_file: str = ""  # HTTPS (and TLS on OTLP/gRPC) with this certificate ("" = plain HTTP)
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""  # mutual TLS: clients must present a certificate issued by this CA
+    tls_crl_file: str = ""  # revoked client certificates (clearsight certs revoke), re-read when it changes
 
 
 @dataclass
@@ -324,6 +328,10 @@ def _validate(cfg: Config) -> None:
     for key in ("header_read_timeout", "body_read_timeout", "keep_alive_timeout"):
         if parse_duration_ms(getattr(cfg.server, key)) <= 0:
             raise ConfigError(f"{cfg.source}: server.{key}: must be longer than 0s")
+    if bool(cfg.server.tls_cert_file) != bool(cfg.server.tls_key_file):
+        raise ConfigError(f"{cfg.source}: server.tls_cert_file and server.tls_key_file go together")
+    if (cfg.server.tls_client_ca_file or cfg.server.tls_crl_file) and not cfg.server.tls_cert_file:
+        raise ConfigError(f"{cfg.source}: server.tls_client_ca_file and tls_crl_file need server.tls_cert_file")
     if cfg.server.max_inflight_body_bytes < cfg.limits.max_body_bytes:
         raise ConfigError(f"{cfg.source}: server.max_inflight_body_bytes: must be at least limits.max_body_bytes "
                           f"({cfg.limits.max_body_bytes}), or a request of the maximum size could never be taken")

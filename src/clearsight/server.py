@@ -24,6 +24,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from clearsight.api import mtls
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.app import Services, create_app
@@ -35,6 +36,7 @@ from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
 from clearsight.api.logs_query import LogQueryApi
+from clearsight.api.mtls import SCOPE_ORG
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, make_otlp_traces_route
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
@@ -116,6 +118,9 @@ def make_tenant_of(cfg: Config) -> TenantOf:
 
     def tenant_of(request: Request) -> str:
         principal = principal_of_scope(request.scope)  # the auth middleware decided (auth/middleware.py)
+        tls_org = request.scope.get(SCOPE_ORG)  # O of a verified client certificate (api/mtls.py)
+        if tls_org and (principal is None or principal.anonymous):
+            return validate_tenant(tls_org)
         if principal is not None:
             return principal.org
         if trust:
@@ -459,12 +464,21 @@ def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None) -> Any:
     return AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)
 
 
+def _http_protocol(cfg: Config) -> type[Any]:
+    base = header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000)
+    if not cfg.server.tls_cert_file:
+        return base
+    ctx = mtls.server_context(cfg.server.tls_cert_file, cfg.server.tls_key_file, cfg.server.tls_client_ca_file)
+    return mtls.tls_protocol(base, ctx, mtls.RevocationList(cfg.server.tls_crl_file) if cfg.server.tls_crl_file
+                             else None)
+
+
 def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None) -> _Server:
     host, port = parse_listen(listen)
     config = uvicorn.Config(_guarded(app, cfg, auth), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
-                            http=header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000),
+                            http=_http_protocol(cfg),
                             timeout_keep_alive=max(1, parse_duration_ms(cfg.server.keep_alive_timeout) // 1000),
                             limit_concurrency=cfg.server.max_connections or None)
     return _Server(config)
@@ -503,6 +517,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             grpc_server = start_otlp_grpc_server(
                 s.ingestor.ingest_blocking, cfg.limits, cfg.server.otlp_grpc_listen, make_tenant_of_metadata(cfg),
                 on_export=_export_recorder(s.metrics),
+                credentials=mtls.grpc_credentials(cfg.server.tls_cert_file, cfg.server.tls_key_file,
+                                                  cfg.server.tls_client_ca_file) if cfg.server.tls_cert_file else None,
                 interceptors=[AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [])
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
             log.warning("OTLP/gRPC listener not started: %s; the server runs without it (move it with "

@@ -205,7 +205,11 @@ class Shipper:
         try:
             r = self.transport.post(payload, self.headers)
         except (OSError, http.client.HTTPException) as e:
-            self._outage(f"{type(e).__name__}: {e}")
+            reason = f"{type(e).__name__}: {e}"
+            if self.url.startswith("https://") and isinstance(e, ssl.SSLError | ConnectionResetError
+                                                               | http.client.RemoteDisconnected):
+                reason += " (over TLS, how a refused client certificate looks: the server's log says why)"
+            self._outage(reason)
             return "retry", None
         if 200 <= r.status < 300:
             if self._failing:
