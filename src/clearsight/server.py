@@ -351,6 +351,7 @@ def build(cfg: Config) -> Built:
         retention_ms=cfg.retention_ms,
         out_of_order_window_ms=cfg.out_of_order_window_ms,
         max_active_series_per_tenant=cfg.limits.max_active_series_per_tenant,
+        max_series_total=cfg.limits.max_series_total,
         queue_max_batches=cfg.storage.write_queue_batches,
         duckdb_memory_limit=cfg.storage.duckdb_memory_limit,
         duckdb_threads=cfg.storage.duckdb_threads,

@@ -15,6 +15,8 @@ class WriteLimits:
     max_label_name_length: int = 1024
     max_label_value_length: int = 4096
     max_active_series_per_tenant: int = 5_000_000
+    # all tenants together: rotating tenant ids cannot grow the series (and memory) past this
+    max_series_total: int = 5_000_000
     # accepted sample timestamp window relative to the server clock
     max_future_ms: int = 10 * 60 * 1000
     max_past_ms: int = 366 * 24 * 3600 * 1000

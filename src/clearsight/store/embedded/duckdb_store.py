@@ -166,6 +166,8 @@ class EmbeddedMetricsStore:
       dropped (counted as out_of_bounds).
     - ``max_active_series_per_tenant``: a batch that would create more series than this for its
       tenant is rejected whole (LimitExceeded). 0 disables the limit.
+    - ``max_series_total``: the same for all tenants together (rotating tenant ids cannot grow the
+      series past it). 0 disables it.
     - ``queue_max_batches``: ``append`` raises Overloaded when this many batches wait.
     - ``compact_min_rows`` / ``compact_samples_per_series``: the head is compacted into chunks
       once it holds at least ``max(compact_min_rows, compact_samples_per_series * series)`` rows.
@@ -190,6 +192,7 @@ class EmbeddedMetricsStore:
         retention_ms: int = 15 * 24 * 3600 * 1000,
         out_of_order_window_ms: int = 10 * 60 * 1000,
         max_active_series_per_tenant: int = 0,
+        max_series_total: int = 0,
         queue_max_batches: int = 256,
         compact_min_rows: int = 1_000_000,
         compact_samples_per_series: int = 120,
@@ -213,6 +216,7 @@ class EmbeddedMetricsStore:
         self.retention_ms = retention_ms
         self.out_of_order_window_ms = out_of_order_window_ms
         self.max_active_series_per_tenant = max_active_series_per_tenant
+        self.max_series_total = max_series_total
         self.queue_max_batches = queue_max_batches
         self.compact_min_rows = compact_min_rows
         self.compact_samples_per_series = compact_samples_per_series
@@ -710,9 +714,9 @@ class EmbeddedMetricsStore:
     ) -> I64Array:
         keys = batch.keys
         n = len(keys)
-        cache = self._key_cache.get((tenant, batch.key_kind))
-        if cache is None:
-            cache = self._key_cache[(tenant, batch.key_kind)] = {}
+        # a new (tenant, kind) is remembered only once its series resolve (a tenant rejected by a
+        # series limit leaves nothing behind: rotating tenant ids cannot grow this dict)
+        cache = self._key_cache.get((tenant, batch.key_kind)) or {}
         ids = np.fromiter(map(cache.get, keys, itertools.repeat(0, n)), dtype=np.int64, count=n)
         missing = np.flatnonzero(ids == 0)
         if missing.size == 0:
@@ -753,7 +757,16 @@ class EmbeddedMetricsStore:
                     f"tenant {tenant!r}: {len(fresh)} new series would exceed the limit of {limit} "
                     f"active series (has {active})",
                 )
+        if fresh and self.max_series_total > 0:
+            total = sum(len(x) for x in self._index.values()) + len(new_series)
+            if total + len(fresh) > self.max_series_total:
+                raise LimitExceeded(
+                    "max_series_total",
+                    f"{len(fresh)} new series would exceed the limit of {self.max_series_total} series "
+                    f"of all tenants together (limits.max_series_total; {total} exist)",
+                )
         # From here on nothing raises: commit the resolution to the writer's state.
+        cache = self._key_cache.setdefault((tenant, batch.key_kind), cache)
         for i, sid in found.items():
             cache[keys[i]] = sid
             ids[i] = sid
