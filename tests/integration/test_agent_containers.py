@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +32,11 @@ class Podman:
         if not (shutil.which("runc") or os.path.exists("/usr/sbin/runc")):
             require_binary("runc")
         self.root = root
-        self.argv = [self.binary, "--root", str(root / "storage"), "--runroot", str(root / "run"),
-                     "--events-backend", "file", "--tmpdir", str(root / "tmp")]
-        self.socket = str(root / "engine.sock")
+        # podman refuses a runroot longer than 50 characters, and a unix socket path is short too
+        self.short = Path(tempfile.mkdtemp(prefix="csp-", dir="/tmp"))
+        self.argv = [self.binary, "--root", str(root / "storage"), "--runroot", str(self.short / "run"),
+                     "--events-backend", "file", "--tmpdir", str(self.short / "tmp")]
+        self.socket = str(self.short / "engine.sock")
         self.service: subprocess.Popen[bytes] | None = None
 
     def __call__(self, *args: str) -> str:
@@ -77,6 +80,7 @@ class Podman:
                 except subprocess.TimeoutExpired:
                     self.service.kill()
                     self.service.wait(5)
+            shutil.rmtree(self.short, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
