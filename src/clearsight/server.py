@@ -402,7 +402,10 @@ def build(cfg: Config) -> Built:
                             limits=LogQLLimits(max_lines=cfg.logs.max_query_lines, max_bytes=cfg.logs.max_query_bytes,
                                                max_series=cfg.logs.max_query_series,
                                                max_points=cfg.query.max_points_per_series,
-                                               max_samples=cfg.query.max_samples))
+                                               max_samples=cfg.query.max_samples),
+                            served=served_hosts([parse_listen(x)[0] for x in (cfg.server.listen,
+                                                                               cfg.server.otlp_http_listen) if x]
+                                                + [socket.gethostname()], cfg.server.allowed_hosts))
     try:
         notifier = build_notifier(cfg, metrics)
         rules, tenant_rules = build_rules(cfg, store, ingestor, notifier.notify)

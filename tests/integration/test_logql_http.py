@@ -104,3 +104,81 @@ def test_bad_queries_are_plain_text_errors(server: tuple[Proc, int], path: str, 
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("text/plain")
     assert needle in r.text
+
+
+def test_index_stats_and_volume(server: tuple[Proc, int]) -> None:
+    proc, base = server
+    rng = {"start": str(base), "end": str(base + 60 * S)}
+    r = _get(proc, "index/stats", query='{env="prod"}', **rng)
+    assert r.status_code == 200, r.text
+    api_bytes = sum(len(json.dumps({"level": "error" if i % 4 == 0 else "info", "status": 500 if i % 4 == 0 else 200,
+                                    "latency_ms": i})) for i in range(1, 41))
+    web_bytes = sum(len(f"level=info took={i}ms") for i in range(1, 21))
+    assert r.json() == {"streams": 2, "chunks": 2, "entries": 60, "bytes": api_bytes + web_bytes}
+    data = _ok(_get(proc, "index/volume", query='{env="prod"}', targetLabels="app", **rng))
+    assert data == {"resultType": "vector", "result": [
+        {"metric": {"app": "api"}, "value": [base // S + 60, str(api_bytes)]},
+        {"metric": {"app": "web"}, "value": [base // S + 60, str(web_bytes)]}]}
+    data = _ok(_get(proc, "index/volume", query='{env="prod"}', limit="1", **rng))  # grouped by the selector's env
+    assert data["result"] == [{"metric": {"env": "prod"}, "value": [base // S + 60, str(api_bytes + web_bytes)]}]
+    data = _ok(_get(proc, "index/volume_range", query='{app="web"}', step="30s", **rng))
+    # windows (base-30s, base], (base, base+30s], (base+30s, base+60s]: web lines at 1..20 s
+    assert data["resultType"] == "matrix"
+    assert data["result"] == [{"metric": {"app": "web"}, "values": [[base // S + 30, str(web_bytes)]]}]
+    assert _get(proc, "index/stats", **rng).status_code == 400
+
+
+def test_tail_streams_new_entries(server: tuple[Proc, int]) -> None:
+    import asyncio
+
+    import websockets
+
+    proc, _base = server
+    ws_url = proc.url.replace("http://", "ws://") + "/loki/api/v1/tail"
+
+    async def go() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        q = httpx.QueryParams({"query": '{app="tail"} | logfmt | level="warn"', "limit": "2",
+                               "start": str(time.time_ns() - 60 * S)})
+        now = time.time_ns()
+        old = [[str(now - (10 - i) * S), f"level=warn n={i}"] for i in range(3)]
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"{proc.url}/loki/api/v1/push", json={"streams": [{"stream": {"app": "tail"},
+                                                                                "values": old}]})
+            assert r.status_code == 204
+            async with websockets.connect(f"{ws_url}?{q}") as ws:
+                first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                new = [[str(time.time_ns()), "level=warn n=new"], [str(time.time_ns() + 1), "level=info n=skip"]]
+                r = await c.post(f"{proc.url}/loki/api/v1/push", json={"streams": [{"stream": {"app": "tail"},
+                                                                                    "values": new}]})
+                assert r.status_code == 204
+                second = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        return first["streams"], second["streams"]
+
+    first, second = asyncio.run(go())
+    # the newest `limit` (2) entries since start, oldest first; then only what arrived since
+    assert [v[1] for s in first for v in s["values"]] == ["level=warn n=1", "level=warn n=2"]
+    assert first[0]["stream"] == {"app": "tail", "level": "warn", "n": "1"}
+    assert [v[1] for s in second for v in s["values"]] == ["level=warn n=new"]
+
+
+def test_tail_refuses_bad_queries_and_foreign_origins(server: tuple[Proc, int]) -> None:
+    import asyncio
+
+    import websockets
+
+    proc, _ = server
+    ws_url = proc.url.replace("http://", "ws://") + "/loki/api/v1/tail"
+
+    async def status(url: str, **kw: Any) -> int:
+        try:
+            async with websockets.connect(url, **kw):
+                return 101
+        except websockets.InvalidStatus as e:
+            return int(e.response.status_code)
+
+    for params in ({"query": 'rate({app="x"}[1m])'}, {"query": "{"}, {"query": '{app="x"}', "limit": "0"}):
+        assert asyncio.run(status(f"{ws_url}?{httpx.QueryParams(params)}")) == 403
+    good_params = httpx.QueryParams({"query": '{app="x"}'})
+    good = f"{ws_url}?{good_params}"
+    assert asyncio.run(status(good, origin="http://evil.example")) == 403
+    assert asyncio.run(status(good)) == 101

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from clearsight.api.admission import served_hosts
 from clearsight.api.common import ApiError, TenantOf
 from clearsight.api.query_admission import Deadline, Unavailable, make_governor, run_read
 from clearsight.config import QueryConfig
 from clearsight.ingest.log_common import parse_rfc3339_ns
-from clearsight.model.labels import to_dict
+from clearsight.model.labels import Labels, to_dict
 from clearsight.model.logs import LogBatch
 from clearsight.model.matchers import Matcher
 from clearsight.pipeline.errors import IngestError
@@ -37,11 +38,14 @@ from clearsight.query.governor import QueryGovernor
 from clearsight.query.logql.ast import LogSelector, MetricExpr
 from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
 from clearsight.query.logql.parser import LogQLParseError, parse_expr, parse_log_query, range_duration_ns
+from clearsight.query.logql.range_agg import aggregate as range_aggregate
 from clearsight.query.promql.values import QueryError, QueryTimeout, ScalarSteps, VectorSteps
 from clearsight.query.promql.vecutil import format_float
-from clearsight.store.logs_interface import Direction, LogStore
+from clearsight.store.interface import LimitExceeded
+from clearsight.store.logs_interface import Direction, LogSizes, LogStore
 
 NS = 1_000_000_000
+LOOPBACK_ONLY = served_hosts([], "")
 DEFAULT_RANGE_NS = 3600 * NS
 DEFAULT_LABELS_RANGE_NS = 6 * 3600 * NS
 
@@ -135,7 +139,10 @@ def streams_result(batch: LogBatch) -> list[dict[str, Any]]:
 class LogQueryApi:
     def __init__(self, store: LogStore, tenant_of: TenantOf, *, max_entries: int, max_query_length_ns: int,
                  clock_ns: Callable[[], int] = time.time_ns, governor: QueryGovernor | None = None,
-                 timeout_s: float = 120.0, limits: LogQLLimits | None = None) -> None:
+                 timeout_s: float = 120.0, limits: LogQLLimits | None = None,
+                 served: frozenset[str] | None = LOOPBACK_ONLY) -> None:
+        """``served``: the host names a browser page may come from for the tail WebSocket
+        (``api/admission.served_hosts``; None: any)."""
         self.store = store
         self.tenant_of = tenant_of
         self.max_entries = max_entries
@@ -144,6 +151,7 @@ class LogQueryApi:
         self.governor = governor if governor is not None else make_governor(QueryConfig())
         self.timeout_s = timeout_s
         self.limits = limits if limits is not None else LogQLLimits()
+        self.served = served
 
     def _limit(self, raw: str | None, default: int = 100) -> int:
         if raw is None or raw == "":
@@ -317,6 +325,82 @@ class LogQueryApi:
             return {"status": "success", "data": [to_dict(x) for x in self.store.series(tenant, sets, start, end)]}
         return await self._run(request, run)
 
+    def _sizes(self, tenant: str, q: Any, start: int, end: int) -> LogSizes:
+        text = q.get("query")
+        if not text:
+            raise BadRequest("query parameter is required")
+        try:
+            return self.store.select_sizes(tenant, parse_log_query(text).matchers, start, end, (),
+                                           self.limits.max_lines)
+        except LimitExceeded:
+            raise BadRequest(f"the query would read more than {self.limits.max_lines:,} log lines "
+                             "(logs.max_query_lines): narrow the time range or the stream selector") from None
+
+    async def index_stats(self, request: Request) -> Response:
+        """Loki index stats of the streams a selector matches in [start, end]: streams, chunks (here:
+        stream-days), entries and bytes (line bodies)."""
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
+            start, end = self._range(q, DEFAULT_RANGE_NS)
+            sz = self._sizes(tenant, q, start, end)
+            days = sz.timestamps // (86400 * NS)
+            pairs = np.stack([sz.stream_idx.astype(np.int64), days], axis=1)
+            chunks = int(np.unique(pairs, axis=0).shape[0]) if pairs.size else 0
+            return {"streams": len(sz.streams), "chunks": chunks, "entries": int(sz.timestamps.size),
+                    "bytes": int(sz.sizes.sum())}
+        return await self._run(request, run)
+
+    def _volume_groups(self, q: Any, streams: list[Labels]) -> tuple[list[Labels], Any]:
+        """Volume keys per stream: the labels named by ``targetLabels`` or, by default, by the
+        selector's matchers (Loki's default ``aggregateBy=series``)."""
+        agg = q.get("aggregateBy") or "series"
+        if agg != "series":
+            raise BadRequest(f'invalid aggregateBy "{agg}": only "series" is supported')
+        target = [t.strip() for t in (q.get("targetLabels") or "").split(",") if t.strip()]
+        names = target or sorted({m.name for m in parse_log_query(q.get("query")).matchers})
+        keys: dict[Labels, int] = {}
+        gid = np.array([keys.setdefault(tuple((n, v) for n, v in s if n in names), len(keys)) for s in streams],
+                       dtype=np.int64)
+        return list(keys), gid
+
+    async def index_volume(self, request: Request) -> Response:
+        """Loki volume: bytes per label set in [start, end], largest first, at most ``limit``
+        (default 100), as an instant ``vector`` at ``end``."""
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
+            start, end = self._range(q, DEFAULT_RANGE_NS)
+            limit = self._limit(q.get("limit"), 100)
+            sz = self._sizes(tenant, q, start, end)
+            keys, gid = self._volume_groups(q, sz.streams)
+            vol = np.zeros(len(keys))
+            if sz.sizes.size:
+                np.add.at(vol, gid[sz.stream_idx], sz.sizes.astype(np.float64))
+            order = sorted(range(len(keys)), key=lambda i: (-vol[i], keys[i]))[:limit]
+            return {"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": to_dict(keys[i]), "value": [_seconds(end), format_float(float(vol[i]))]} for i in order]}}
+        return await self._run(request, run)
+
+    async def index_volume_range(self, request: Request) -> Response:
+        """Loki volume_range: bytes per label set and ``step`` (default Loki's), as a ``matrix``."""
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
+            start, end = self._range(q, DEFAULT_RANGE_NS)
+            limit = self._limit(q.get("limit"), 100)
+            step = self._step(q, start, end)
+            sz = self._sizes(tenant, q, start, end)
+            keys, gid = self._volume_groups(q, sz.streams)
+            steps = np.arange(start, end + 1, step, dtype=np.int64)
+            g_of = gid[sz.stream_idx] if sz.sizes.size else np.zeros(0, np.int64)
+            rows = []
+            for g, key in enumerate(keys):
+                sel = g_of == g
+                vals, pres = range_aggregate("bytes_over_time", sz.timestamps[sel], sz.sizes[sel].astype(np.float64),
+                                             steps, step)
+                rows.append((float(vals[pres].sum()), key, vals, pres))
+            rows.sort(key=lambda r: (-r[0], r[1]))
+            value = VectorSteps([r[1] for r in rows[:limit]], np.array([r[2] for r in rows[:limit]]).reshape(-1, steps.size),
+                                np.array([r[3] for r in rows[:limit]], dtype=bool).reshape(-1, steps.size))
+            return {"status": "success", "data": dict(zip(("resultType", "result"),
+                                                          metric_result(value, steps, False), strict=True))}
+        return await self._run(request, run)
+
     async def events(self, request: Request) -> Response:
         """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
         def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
@@ -334,16 +418,22 @@ class LogQueryApi:
             return {"status": "success", "data": {"events": evs}}
         return await self._run(request, run)
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         h: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
             ("/loki/api/v1/query_range", self.query_range, ["GET"]),
             ("/loki/api/v1/query", self.query, ["GET"]),
             ("/loki/api/v1/labels", self.labels, ["GET"]),
             ("/loki/api/v1/label/{name}/values", self.label_values, ["GET"]),
             ("/loki/api/v1/series", self.series, ["GET"]),
+            ("/loki/api/v1/index/stats", self.index_stats, ["GET"]),
+            ("/loki/api/v1/index/volume", self.index_volume, ["GET"]),
+            ("/loki/api/v1/index/volume_range", self.index_volume_range, ["GET"]),
             ("/api/v1/events", self.events, ["GET"]),
         ]
-        return [Route(p, fn, methods=m, name=p.strip("/").replace("/", "_")) for p, fn, m in h]
+        from clearsight.api.logs_tail import make_logs_tail_route  # it imports this module
+
+        return [*(Route(p, fn, methods=m, name=p.strip("/").replace("/", "_")) for p, fn, m in h),
+                make_logs_tail_route(self, self.served)]
 
 
 def _re_escape(v: str) -> str:

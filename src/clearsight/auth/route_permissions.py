@@ -69,6 +69,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/loki/api/v1/query_range"): p.LOGS_READ, ("GET", "/loki/api/v1/query"): p.LOGS_READ,
     ("GET", "/loki/api/v1/labels"): p.LOGS_READ, ("GET", "/loki/api/v1/label/{name}/values"): p.LOGS_READ,
     ("GET", "/loki/api/v1/series"): p.LOGS_READ,
+    ("GET", "/loki/api/v1/index/stats"): p.LOGS_READ, ("GET", "/loki/api/v1/index/volume"): p.LOGS_READ,
+    ("GET", "/loki/api/v1/index/volume_range"): p.LOGS_READ, ("WS", "/loki/api/v1/tail"): p.LOGS_READ,
     # traces
     ("POST", "/v1/traces"): p.TRACES_WRITE,
     # resources, health, correlations, live metrics (WebSocket: method "WS")
