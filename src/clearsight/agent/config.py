@@ -45,6 +45,7 @@ class MetadataConfig:
 @dataclass
 class ShipperConfig:
     max_samples_per_request: int = 2000
+    max_log_records_per_request: int = 5000  # one poll of a source is split into requests of at most this many
     backoff_min: str = "500ms"
     backoff_max: str = "30s"
     retry_after_max: str = "5m"  # a longer Retry-After from the server is cut to this
@@ -251,6 +252,8 @@ def _validate(cfg: AgentConfig) -> None:
             raise ConfigError(f"{src}: {key}: {e}") from None
     if not cfg.server.url.startswith(("http://", "https://")):
         raise ConfigError(f"{src}: server.url: expected an http:// or https:// URL, got {cfg.server.url!r}")
+    if cfg.shipper.max_log_records_per_request < 1:
+        raise ConfigError(f"{src}: shipper.max_log_records_per_request: must be at least 1")
     if cfg.shipper.max_samples_per_request < 1:
         raise ConfigError(f"{src}: shipper.max_samples_per_request: must be at least 1")
     for name in cfg.metadata.tags:

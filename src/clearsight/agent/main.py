@@ -128,7 +128,7 @@ def build_agent(cfg: AgentConfig) -> Agent:
     logs = None
     if sources:
         log_buffer = _buffer(cfg, "logs")
-        logs = LogShipping(LogEncoder(meta.resource()), log_buffer, shipper("/v1/logs", log_buffer, otlp_logs.HEADERS))
+        logs = LogShipping(LogEncoder(meta.resource(), cfg.shipper.max_log_records_per_request), log_buffer, shipper("/v1/logs", log_buffer, otlp_logs.HEADERS))
     heartbeat = None
     if cfg.heartbeat.enabled:
         def container_list() -> list[Mapping[str, str]]:
