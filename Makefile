@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup peers run test lint typecheck bench conformance clean
+.PHONY: setup peers run test lint typecheck bench conformance soak clean
 
 UI_STAMP := src/clearsight/web_dist/.stamp
 
@@ -38,6 +38,10 @@ typecheck: setup
 
 bench: setup peers
 	$(PY) bench/run.py $(ARGS)
+
+## Soak and chaos for an hour (24 h of data, kill -9 six times); prints its figures. ARGS=--minutes 5 for less.
+soak: setup
+	$(PY) bench/soak.py $(ARGS)
 
 conformance: setup
 	$(PY) -m tests.conformance.promqltest_runner $(ARGS)
