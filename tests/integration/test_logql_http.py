@@ -182,3 +182,16 @@ def test_tail_refuses_bad_queries_and_foreign_origins(server: tuple[Proc, int]) 
     good = f"{ws_url}?{good_params}"
     assert asyncio.run(status(good, origin="http://evil.example")) == 403
     assert asyncio.run(status(good)) == 101
+
+
+def test_detected_fields_and_patterns(server: tuple[Proc, int]) -> None:
+    proc, base = server
+    rng = {"start": str(base), "end": str(base + 60 * S)}
+    r = _get(proc, "detected_fields", query='{app="web"}', **rng)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"fields": [{"label": "level", "type": "string", "cardinality": 1, "parsers": ["logfmt"]},
+                                   {"label": "took", "type": "duration", "cardinality": 20, "parsers": ["logfmt"]}],
+                        "limit": 1000}
+    data = _ok(_get(proc, "patterns", query='{app="web"}', step="30s", **rng))
+    assert data == [{"pattern": "level=info took=<_>", "samples": [[base // S, 20]]}]
+    assert _get(proc, "patterns", query='rate({app="web"}[1m])', **rng).status_code == 400

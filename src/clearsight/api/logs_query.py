@@ -36,6 +36,7 @@ from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL, event_json, even
 from clearsight.query.budget import QueryBudget, QueryCanceled, running
 from clearsight.query.governor import QueryGovernor
 from clearsight.query.logql.ast import LogSelector, MetricExpr
+from clearsight.query.logql.discovery import detect_fields, mine_patterns
 from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
 from clearsight.query.logql.parser import LogQLParseError, parse_expr, parse_log_query, range_duration_ns
 from clearsight.query.logql.range_agg import aggregate as range_aggregate
@@ -46,6 +47,7 @@ from clearsight.store.logs_interface import Direction, LogSizes, LogStore
 
 NS = 1_000_000_000
 LOOPBACK_ONLY = served_hosts([], "")
+SAMPLE_LINES_MAX = 50_000  # lines detected_fields / patterns look at, at most
 DEFAULT_RANGE_NS = 3600 * NS
 DEFAULT_LABELS_RANGE_NS = 6 * 3600 * NS
 
@@ -401,6 +403,48 @@ class LogQueryApi:
                                                           metric_result(value, steps, False), strict=True))}
         return await self._run(request, run)
 
+    def _sample(self, tenant: str, q: Any, budget: QueryBudget, default_limit: int,
+                param: str) -> tuple[list[tuple[int, str]], int, int]:
+        """The newest entries of the log query in ``q`` (pipeline applied), at most ``param``."""
+        start, end = self._range(q, DEFAULT_RANGE_NS)
+        text = q.get("query")
+        if not text:
+            raise BadRequest("query parameter is required")
+        expr = parse_expr(text)
+        if not isinstance(expr, LogSelector):
+            raise BadRequest("query must be a log query (a stream selector and optional pipeline)")
+        raw = q.get(param)
+        try:
+            n = int(raw) if raw else default_limit
+        except ValueError:
+            raise BadRequest(f'invalid {param}: cannot parse "{raw}" as an integer') from None
+        if not 0 < n <= SAMPLE_LINES_MAX:
+            raise BadRequest(f"{param} must be between 1 and {SAMPLE_LINES_MAX}")
+        streams = LogQLEvaluator(self.store, tenant, self.limits, budget).logs(expr, start, end, n, "backward")
+        return [e for s in streams for e in s.entries], start, end
+
+    async def detected_fields(self, request: Request) -> Response:
+        """Loki's detected fields of the newest ``line_limit`` (1000) lines: name, type,
+        cardinality and parsers, at most ``limit`` (1000) fields."""
+        def run(tenant: str, q: Any, budget: QueryBudget) -> Any:
+            entries, _start, _end = self._sample(tenant, q, budget, 1000, "line_limit")
+            limit = self._limit(q.get("limit"), 1000) if q.get("limit") else 1000
+            fields = detect_fields(line for _t, line in entries)[:limit]
+            return {"fields": [{"label": f.label, "type": f.type, "cardinality": len(f.values),
+                                "parsers": sorted(f.parsers)} for f in fields], "limit": limit}
+        return await self._run(request, run)
+
+    async def patterns(self, request: Request) -> Response:
+        """Loki's patterns of the newest lines (up to ``SAMPLE_LINES_MAX``) with counts per
+        ``step`` (``query/logql/discovery.py``)."""
+        def run(tenant: str, q: Any, budget: QueryBudget) -> Any:
+            entries, start, end = self._sample(tenant, q, budget, SAMPLE_LINES_MAX, "line_limit")
+            step = self._step(q, start, end)
+            found = mine_patterns(entries, start, step)
+            return {"status": "success", "data": [
+                {"pattern": p, "samples": [[_seconds(t), n] for t, n in sorted(c.items())]} for p, c in found]}
+        return await self._run(request, run)
+
     async def events(self, request: Request) -> Response:
         """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
         def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
@@ -426,6 +470,8 @@ class LogQueryApi:
             ("/loki/api/v1/label/{name}/values", self.label_values, ["GET"]),
             ("/loki/api/v1/series", self.series, ["GET"]),
             ("/loki/api/v1/index/stats", self.index_stats, ["GET"]),
+            ("/loki/api/v1/detected_fields", self.detected_fields, ["GET"]),
+            ("/loki/api/v1/patterns", self.patterns, ["GET"]),
             ("/loki/api/v1/index/volume", self.index_volume, ["GET"]),
             ("/loki/api/v1/index/volume_range", self.index_volume_range, ["GET"]),
             ("/api/v1/events", self.events, ["GET"]),
