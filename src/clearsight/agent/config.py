@@ -160,6 +160,7 @@ class AgentConfig:
     state: StateConfig = field(default_factory=StateConfig)
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     self_metrics: SelfMetricsConfig = field(default_factory=SelfMetricsConfig)
+    scrape_configs: list[Any] = field(default_factory=list)  # the server's format (collectors/scrape.py)
     log: AgentLogConfig = field(default_factory=AgentLogConfig)
     source: str = "<defaults>"
 
@@ -303,12 +304,20 @@ def load_agent_config(path: str | Path | None = None, overrides: Mapping[str, An
                         cfg.files = _file_sources(f"{path}: collectors.files", collectors["files"])
                     elif name in collectors:
                         _apply(cfg, name, f"{path}: collectors.{name}", collectors[name])
+            elif key == "scrape_configs":
+                if not isinstance(values, list):
+                    raise ConfigError(f"{path}: scrape_configs: expected a list of jobs")
+                cfg.scrape_configs = values
             elif key in SECTIONS:
                 _apply(cfg, SECTIONS[key], f"{path}: {key}", values)
             else:
-                raise ConfigError(f"{path}: {key}: unknown section (known: {', '.join(sorted(SECTIONS))})")
+                raise ConfigError(f"{path}: {key}: unknown section (known: {', '.join(sorted([*SECTIONS, 'scrape_configs']))})")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.rpartition(".")
         _apply(cfg, SECTIONS[section], f"flag {dotted}", {key: value})
     _validate(cfg)
+    if cfg.scrape_configs:
+        from clearsight.agent.collectors.scrape import scrape_collectors
+
+        scrape_collectors(cfg.scrape_configs, cfg.source)  # errors now, with the file and the job
     return cfg

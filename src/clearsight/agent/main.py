@@ -100,6 +100,10 @@ def build_agent(cfg: AgentConfig) -> Agent:
                               mount_timeout=_seconds(h.mount_timeout))
         collectors.append((HostCollector(h.proc_root, h.sys_root, rootfs=h.rootfs, udev_data=h.udev_data,
                                          options=options), _seconds(h.interval)))
+    if cfg.scrape_configs:
+        from clearsight.agent.collectors.scrape import scrape_collectors
+
+        collectors += scrape_collectors(cfg.scrape_configs, cfg.source)
     containers: ContainerCollector | None = None
     c = cfg.containers
     sock = engine_socket(cfg) if c.enabled else None

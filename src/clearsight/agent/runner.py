@@ -223,7 +223,7 @@ class Agent:
                 s.runs += 1
                 s.last_duration = time.perf_counter() - t0
             s.last_samples = len(samples)
-            for payload, n in self.encoder.encode(samples, ts_ms):
+            for payload, n in self.encoder.encode(samples, ts_ms, getattr(s.collector, "own_labels_win", False)):
                 self.buffer.put(payload, n)
             total += len(samples)
         for ls in self.stats.log_sources:

@@ -115,14 +115,18 @@ class Encoder:
         self.host_labels = dict(host_labels)
         self.max_samples = max_samples
         self.cache_size = cache_size
-        self._cache: dict[tuple[str, LabelPairs], bytes] = {}
+        self._cache: dict[tuple[str, LabelPairs, bool], bytes] = {}
 
-    def _labels(self, name: str, labels: LabelPairs) -> bytes:
-        key = (name, labels)
+    def _labels(self, name: str, labels: LabelPairs, own_labels_win: bool = False) -> bytes:
+        key = (name, labels, own_labels_win)
         b = self._cache.get(key)
         if b is None:
-            merged = dict(labels)
-            merged.update(self.host_labels)
+            if own_labels_win:  # scraped series keep their target's job/instance; tags fill the rest
+                merged = dict(self.host_labels)
+                merged.update(labels)
+            else:
+                merged = dict(labels)
+                merged.update(self.host_labels)
             merged["__name__"] = name
             b = encode_labels(sorted(merged.items()))
             if len(self._cache) >= self.cache_size:
@@ -130,13 +134,16 @@ class Encoder:
             self._cache[key] = b
         return b
 
-    def encode(self, samples: Sequence[Sample], timestamp_ms: int) -> list[tuple[bytes, int]]:
-        """Compressed requests ``(payload, number of samples)``."""
+    def encode(self, samples: Sequence[Sample], timestamp_ms: int,
+               own_labels_win: bool = False) -> list[tuple[bytes, int]]:
+        """Compressed requests ``(payload, number of samples)``; ``own_labels_win``: a sample's labels win
+        over the host labels (scraped series)."""
         out = []
         for start in range(0, len(samples), self.max_samples):
             chunk = samples[start:start + self.max_samples]
             body = b"".join(
-                len_field(1, self._labels(s.name, s.labels) + len_field(2, encode_sample(timestamp_ms, s.value)))
+                len_field(1, self._labels(s.name, s.labels, own_labels_win)
+                          + len_field(2, encode_sample(timestamp_ms, s.value)))
                 for s in chunk
             )
             out.append((snappy(body), len(chunk)))

@@ -142,3 +142,27 @@ def test_certs(tmp_path: Path) -> None:
         issue(d, "../x", org="acme")
     with pytest.raises(CertError, match="certs init"):
         issue(tmp_path / "empty", "a", org="acme")
+
+
+def test_scrape_configs_checked_at_load(tmp_path: Path) -> None:
+    f = tmp_path / "agent.yaml"
+    f.write_text("scrape_configs:\n- job_name: a\n  static_configs: [{targets: ['http://x:1']}]\n")
+    with pytest.raises(ConfigError, match=r"agent.yaml: .*scrape_configs\[0\]"):
+        load_agent_config(f)
+    f.write_text("scrape_configs: {job_name: a}\n")
+    with pytest.raises(ConfigError, match="scrape_configs: expected a list"):
+        load_agent_config(f)
+    f.write_text("scrape_configs:\n- job_name: a\n  scrape_interval: 5s\n  static_configs: [{targets: ['127.0.0.1:9100']}]\n")
+    assert load_agent_config(f).scrape_configs[0]["job_name"] == "a"
+
+
+def test_scraped_series_keep_their_job_and_instance() -> None:
+    from clearsight.agent.sample import Sample
+    from tests.unit.agent.test_shipper import decode
+
+    enc = Encoder({"instance": "host-1", "job": "node", "dc": "par"})
+    s = Sample("up", (("instance", "127.0.0.1:9100"), ("job", "ne")), 1.0)
+    [(own, _, _)] = decode(enc.encode([s], 1000, own_labels_win=True)[0][0])
+    [(host, _, _)] = decode(enc.encode([s], 1000)[0][0])
+    assert dict(own) == {"__name__": "up", "instance": "127.0.0.1:9100", "job": "ne", "dc": "par"}
+    assert dict(host) == {"__name__": "up", "instance": "host-1", "job": "node", "dc": "par"}
