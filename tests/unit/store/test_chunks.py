@@ -142,3 +142,24 @@ def test_decoded_chunk_cache_equals_decoder_and_stays_bounded() -> None:
     assert cache.hits > 0 and cache.misses > 0
     cache.resize(0)
     assert cache.samples == 0 and len(cache) == 0
+
+
+def test_native_range_gather_equals_concatenate_and_mask() -> None:
+    assert chunks._chunkdec is not None, "the native chunk decoder is not built (pip install -e .)"
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        k = int(rng.integers(0, 12))
+        lens = rng.integers(0, 40, size=k)
+        ts_parts = [np.sort(rng.choice(5_000, int(m), replace=False)).astype(np.int64) for m in lens]
+        val_parts = [rng.normal(size=int(m)) for m in lens]
+        for p in ts_parts + val_parts:
+            p.flags.writeable = False  # as the cache hands them out
+        lo = int(rng.integers(-100, 5_000))
+        hi = lo + int(rng.integers(-10, 3_000))
+        ts, vals, kept = chunks._chunkdec.gather_in_range(ts_parts, val_parts, lo, hi)
+        all_ts = np.concatenate(ts_parts) if k else np.zeros(0, dtype=np.int64)
+        all_vals = np.concatenate(val_parts) if k else np.zeros(0)
+        keep = (all_ts >= lo) & (all_ts <= hi)
+        assert ts.tolist() == all_ts[keep].tolist()
+        assert vals.view(np.uint64).tolist() == all_vals[keep].view(np.uint64).tolist()
+        assert kept.tolist() == [int(((p >= lo) & (p <= hi)).sum()) for p in ts_parts]

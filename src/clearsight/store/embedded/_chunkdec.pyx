@@ -92,3 +92,64 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
                 out += 1
         kept[i] = out - before
     return ts_arr[:out], val_arr[:out], kept_arr
+
+
+cdef inline Py_ssize_t _first_ge(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) nogil:
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline Py_ssize_t _first_gt(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) nogil:
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
+    """The samples with ``lo <= ts <= hi`` of already decoded chunks (``ts_parts[i]`` ascending,
+    ``val_parts[i]`` its values): two binary searches per chunk and one copy of what is kept,
+    instead of concatenating whole chunks and masking. Returns ``(ts, values, kept)`` as
+    ``decode_range`` does."""
+    cdef Py_ssize_t k = len(ts_parts), i, a, b, m, total = 0, w = 0
+    cdef const int64_t[::1] t
+    cdef const double[::1] v
+    kept = np.empty(k, dtype=np.int64)
+    first = np.empty(k, dtype=np.intp)
+    cdef int64_t[::1] kp = kept
+    cdef Py_ssize_t[::1] fs = first
+    for i in range(k):
+        t = ts_parts[i]
+        m = t.shape[0]
+        a = _first_ge(t, 0, m, lo)
+        b = _first_gt(t, a, m, hi)
+        fs[i] = a
+        kp[i] = b - a
+        total += b - a
+    out_ts = np.empty(total, dtype=np.int64)
+    out_val = np.empty(total, dtype=np.float64)
+    if total == 0:
+        return out_ts, out_val, kept
+    cdef int64_t[::1] ot = out_ts
+    cdef double[::1] ov = out_val
+    for i in range(k):
+        m = kp[i]
+        if m == 0:
+            continue
+        t = ts_parts[i]
+        v = val_parts[i]
+        a = fs[i]
+        memcpy(&ot[w], &t[a], m * sizeof(int64_t))
+        memcpy(&ov[w], &v[a], m * sizeof(double))
+        w += m
+    return out_ts, out_val, kept

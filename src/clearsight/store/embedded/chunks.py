@@ -353,6 +353,11 @@ class DecodedChunkCache:
                 self._evict()
         if len(miss) == len(keys):  # all decoded now, in chunk order (read-only: cached views)
             ts, values = m_ts, m_val
+        elif _chunkdec is not None:  # cut each chunk to the range, copy only what is kept
+            pairs = [f for f in found if f is not None]
+            out: tuple[I64Array, F64Array, I64Array] = _chunkdec.gather_in_range(
+                [p[0] for p in pairs], [p[1] for p in pairs], lo, hi)
+            return out
         else:
             pairs = [f for f in found if f is not None]
             ts = np.concatenate([p[0] for p in pairs])
