@@ -105,3 +105,13 @@ def test_journalctl_failure_is_counted(tmp_path: Path) -> None:
                          directory=str(tmp_path / "journal"), units=["x"])
     bad.cursor = "not-a-cursor"
     assert bad.read() == [] and bad.errors == {"journalctl": 1}
+
+
+def test_empty_journal_at_first_start_loses_nothing(tmp_path: Path) -> None:
+    jdir = tmp_path / "journal"
+    jdir.mkdir()
+    src = source(jdir, tmp_path / "j.json")  # read_from: end, and nothing there yet
+    assert src.read() == []
+    src.commit()
+    write_entries(jdir, [entry(1), entry(2)], 1)
+    assert [r.body for r in src.read()] == ["line 1", "line 2"]

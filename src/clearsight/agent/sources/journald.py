@@ -77,6 +77,7 @@ class JournaldSource:
         doc = state.load()
         self.cursor: str | None = doc.get("cursor") if isinstance(doc, dict) else None
         self._pending: str | None = None  # the cursor of the last record read, committed after buffering
+        self._polled = False
 
     def _argv(self) -> list[str]:
         argv = [self.journalctl, "-o", "json", "--no-pager", "--show-cursor"]
@@ -86,8 +87,8 @@ class JournaldSource:
             argv.append(f"--unit={u}")
         if self.cursor:
             argv.append(f"--after-cursor={self.cursor}")
-        elif self.read_from == "end":
-            argv += ["-n", "0"]
+        elif self.read_from == "end" and not self._polled:
+            argv += ["-n", "0"]  # only the first poll: an empty journal then is read from its start
         return argv
 
     def _error(self, part: str, msg: str) -> None:
@@ -96,6 +97,7 @@ class JournaldSource:
 
     def read(self) -> list[LogRecord]:
         argv = self._argv()
+        self._polled = True
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         except OSError as e:
