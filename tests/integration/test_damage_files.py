@@ -41,26 +41,26 @@ _WRITER = textwrap.dedent("""
     from pathlib import Path
     from clearsight.model.samples import SampleBatch, canonical_key
     from clearsight.store.embedded import EmbeddedMetricsStore
-    d, n, checkpoint = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    d, n, checkpoint, n_series = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     s = EmbeddedMetricsStore(d, retention_ms=10**12, out_of_order_window_ms=10**10, duckdb_threads=1,
                              compact_min_rows=10**9)
-    keys = [canonical_key((("__name__", "dmg"), ("s", str(i)))) for i in range(50)]
+    keys = [canonical_key((("__name__", "dmg"), ("s", str(i)))) for i in range(n_series)]
     for b in range(n):
         batch = SampleBatch.from_series([])
         batch.keys = keys
-        batch.series_idx = np.arange(50, dtype=np.int32)
-        batch.timestamps = np.full(50, 1_700_000_000_000 + b * 1000, dtype=np.int64)
-        batch.values = np.full(50, float(b))
+        batch.series_idx = np.arange(n_series, dtype=np.int32)
+        batch.timestamps = np.full(n_series, 1_700_000_000_000 + b * 1000, dtype=np.int64)
+        batch.values = np.sin(b * 1000.0 + np.arange(n_series))  # incompressible, known per (batch, series)
         s.append("t", batch).result()  # one commit per batch, acknowledged
-        if checkpoint and b == n // 2:
-            s.flush()  # the first half in the database file, the rest in the WAL
+        if (checkpoint == "half" and b == n // 2) or (checkpoint == "end" and b == n - 1):
+            s.flush()  # into the database file (the rest, if any, stays in the WAL)
     os._exit(0)  # like kill -9: no checkpoint at close
 """)
 
 
-def _write(d: Path, checkpoint: bool = False) -> None:
-    subprocess.run([sys.executable, "-c", _WRITER, str(d), str(BATCHES), "1" if checkpoint else "0"],
-                   check=True, timeout=120)
+def _write(d: Path, checkpoint: str = "no", batches: int = BATCHES, series: int = SERIES) -> None:
+    subprocess.run([sys.executable, "-c", _WRITER, str(d), str(batches), checkpoint, str(series)],
+                   check=True, timeout=300)
 
 
 def _batches(d: Path) -> list[int]:
@@ -167,27 +167,74 @@ def test_wal_cut_short_keeps_the_complete_commits(written: Path, tmp_path: Path,
 def test_damaged_database_file_is_moved_aside_and_the_store_starts(tmp_path: Path, where: str,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     d = tmp_path / "d"
-    _write(d, checkpoint=True)
+    _write(d, checkpoint="half")
     db = d / DB
     size = db.stat().st_size
     assert size > 3 * 262144
+    block1_tables: set[str] = set()
     if where == "header":
         _overwrite(db, 0, b"\x00" * 64)
     elif where == "second_header":
         _overwrite(db, 4096, b"\xff" * 64)
     elif where == "data_block":
+        import duckdb
+
+        con = duckdb.connect(str(db), read_only=True)
+        block1_tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+                         if con.execute(f"SELECT count(*) FROM pragma_storage_info('{t}') WHERE block_id = 1"
+                                        ).fetchall()[0][0]}
+        con.close()
         _overwrite(db, 12288 + 262144, b"\x5a" * 4096)
     else:
         os.truncate(db, 12288)
     with caplog.at_level(logging.ERROR):
-        kept = _batches(d)
-    assert kept == []  # everything in the file is lost to this server (kept aside)
-    names = sorted(p.name.split(".damaged-")[0] for p in _asides(d))
-    assert names == [DB, WAL] or names == [DB]
-    assert "starting EMPTY" in " ".join(r.getMessage() for r in caplog.records)
-    # the new store works
-    s = EmbeddedMetricsStore(d, duckdb_threads=1)
+        kept = _batches(d)  # (asserts that no batch is partially present)
+    if where == "data_block":
+        # block 1 holds the rows of the tables listed: the others are salvaged whole, the WAL's
+        # commits (replayed from the file moved aside) included
+        assert kept == ([] if {"series", "samples"} & block1_tables else list(range(BATCHES)))
+    else:  # nothing can be read from the file: the store starts empty
+        assert kept == []
+    asides = _asides(d)
+    assert asides and all(p.name.startswith(DB + ".damaged-") for p in asides)
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "moved aside" in msg and "salvaged from" in msg
+    s = EmbeddedMetricsStore(d, duckdb_threads=1)  # and it works: reopened without repairs
+    assert not s._db.repairs
     s.close()
+
+
+def test_damaged_block_of_a_large_table_loses_only_its_rows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A block of the second row group of ``samples`` damaged: the first row group is salvaged."""
+    import duckdb
+
+    d = tmp_path / "d"
+    series, batches = 1000, 160  # 160,000 head rows: two row groups of DuckDB's 122,880
+    _write(d, checkpoint="end", batches=batches, series=series)
+    con = duckdb.connect(str(d / DB), read_only=True)
+    blocks = con.execute("SELECT DISTINCT block_id FROM pragma_storage_info('samples') WHERE row_group_id = 1 "
+                         "AND column_name = 'bits' AND block_id >= 0").fetchall()
+    shared = con.execute("SELECT DISTINCT block_id FROM pragma_storage_info('samples') WHERE row_group_id = 0 "
+                         "AND block_id >= 0").fetchall()
+    con.close()
+    target = sorted({b for (b,) in blocks} - {b for (b,) in shared})
+    assert target, "no block of row group 1 alone"
+    _overwrite(d / DB, 12288 + target[0] * 262144 + 64, b"\x5a" * 512)
+    s = None
+    with caplog.at_level(logging.ERROR):
+        s = EmbeddedMetricsStore(d, retention_ms=10**12, out_of_order_window_ms=10**10, duckdb_threads=1)
+    try:
+        data = s.select("t", [Matcher.of("=", "__name__", "dmg")], 0, 2**62)
+        n = int(data.timestamps.size)
+        assert 122_880 <= n < series * batches
+        for i in range(len(data)):  # every salvaged sample is the one written
+            labels, ts, vals = data.series(i)
+            k = int(dict(labels)["s"])
+            assert np.array_equal(vals, np.sin(((ts - T0) // 1000) * 1000.0 + k))
+    finally:
+        s.close()
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert f"samples: kept {n} of {series * batches} rows" in msg
 
 
 def test_server_starts_after_wal_damage(tmp_path: Path) -> None:

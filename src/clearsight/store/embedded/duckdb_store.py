@@ -158,6 +158,16 @@ class _Querier:
         return self._store.select(self._tenant, matchers, start_ms, end_ms)
 
 
+# Salvaging a damaged file (kernel repair): the tables copied row range by row range, then the
+# rows whose series was lost, and series left without samples, are removed (the store's invariants).
+SALVAGE_TABLES = ["series", "samples", "chunks", "metadata"]
+SALVAGE_FIXUPS = [
+    "DELETE FROM samples WHERE series_id NOT IN (SELECT series_id FROM series)",
+    "DELETE FROM chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
+    "DELETE FROM series WHERE series_id NOT IN (SELECT series_id FROM samples UNION SELECT series_id FROM chunks)",
+]
+
+
 class EmbeddedMetricsStore:
     """``store.interface.MetricsStore`` on one DuckDB file in ``data_dir``.
 
@@ -272,12 +282,14 @@ class EmbeddedMetricsStore:
         try:
             try:
                 self._init_schema()
+                self._db.salvage(SALVAGE_TABLES, SALVAGE_FIXUPS)  # when the file was damaged
                 self._load_state()
-            except Exception as e:  # a damaged file: moved aside, start empty (kernel repair)
+            except Exception as e:  # a damaged file: moved aside, salvaged (kernel repair)
                 if not self._db.reset_if_damaged(e):
                     raise
                 self._wcon = self._db.writer
                 self._init_schema()
+                self._db.salvage(SALVAGE_TABLES, SALVAGE_FIXUPS)
                 self._load_state()
         except BaseException:
             self._db.close()

@@ -51,6 +51,7 @@ class Database:
         self.path = path
         self._config = config
         self.repairs: list[str] = []
+        self.quarantined: Path | None = None  # a damaged file moved aside, not yet salvaged
         self._root = self._connect()
         self._lock = threading.Lock()
         self._pool: list[duckdb.DuckDBPyConnection] = []
@@ -84,9 +85,10 @@ class Database:
                     msg = f"{wal} is damaged ({_first_line(e)}); repaired: {fix.describe()}"
                 elif repair.is_file_damage(e):
                     moved = repair.quarantine(self.path)
-                    msg = (f"{self.path} is damaged and cannot be opened ({_first_line(e)}); starting EMPTY: "
-                           f"everything it held is lost to this server. Moved aside: "
-                           f"{', '.join(str(p) for p in moved)}")
+                    self.quarantined = moved[0] if moved else None
+                    msg = (f"{self.path} is damaged and cannot be opened ({_first_line(e)}); moved aside: "
+                           f"{', '.join(str(p) for p in moved)}; starting from a new file and salvaging "
+                           f"the readable rows")
                 else:
                     raise
                 log.error("%s: %s", self.what, msg)
@@ -107,13 +109,28 @@ class Database:
             _quiet_close(self.writer)
             _quiet_close(self._root)
             moved = repair.quarantine(self.path)
-            msg = (f"{self.path} is damaged: reading it failed ({_first_line(e)}); starting EMPTY: everything it "
-                   f"held is lost to this server. Moved aside: {', '.join(str(p) for p in moved)}")
+            self.quarantined = moved[0] if moved else None
+            msg = (f"{self.path} is damaged: reading it failed ({_first_line(e)}); moved aside: "
+                   f"{', '.join(str(p) for p in moved)}; starting from a new file and salvaging the readable rows")
             log.error("%s: %s", self.what, msg)
             self.repairs.append(msg)
             self._root = self._connect()
             self.writer = self._root.cursor()
         return True
+
+    def salvage(self, tables: list[str], fixups: list[str]) -> None:
+        """After a damaged file was moved aside (and the store created its schema in the new one):
+        copies the damaged file's readable rows of ``tables``, runs the store's ``fixups``, logs
+        what was kept and lost. No-op otherwise. Writer thread (or before it starts) only."""
+        damaged, self.quarantined = self.quarantined, None
+        if damaged is None:
+            return
+        report = repair.salvage(self.writer, damaged, tables, fixups)
+        self.writer.execute("CHECKPOINT")
+        msg = (f"salvaged from {damaged}: {report}; everything else it held is lost to this server "
+               f"(the file stays for offline recovery)")
+        log.error("%s: %s", self.what, msg)
+        self.repairs.append(msg)
 
     def reopen(self) -> None:
         """Closes the (broken) instance and opens the file again (WAL replayed). Writer thread

@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 log = logging.getLogger(__name__)
 
 WAL_FLUSH = 100  # DuckDB WALType::WAL_FLUSH: the last entry of every commit
@@ -175,15 +177,104 @@ def repair_wal(wal: Path, error: BaseException | str) -> WalRepair:
 
 
 def quarantine(db: Path) -> list[Path]:
-    """Moves the database file and its WAL aside (``.damaged-<ts>``); returns the new paths."""
+    """Moves the database file aside as ``<name>.damaged-<ts>`` and its WAL beside it as
+    ``<name>.damaged-<ts>.wal`` (the pair DuckDB opens together, so ``salvage`` can replay it);
+    returns the new paths, the database file first."""
     moved = []
-    for p in (db, db.with_name(db.name + ".wal")):
-        if p.exists():
-            target = _aside(p)
-            p.rename(target)
-            moved.append(target)
+    target = _aside(db)
+    if db.exists():
+        db.rename(target)
+        moved.append(target)
+    wal = db.with_name(db.name + ".wal")
+    if wal.exists():
+        wal_target = target.with_name(target.name + ".wal")
+        wal.rename(wal_target)
+        moved.append(wal_target)
     _fsync_dir(db.parent)
     return moved
+
+
+def salvage(con: duckdb.DuckDBPyConnection, damaged: Path, tables: list[str], fixups: list[str]) -> str:
+    """Copies every readable row of ``tables`` from the damaged file (attached read-only, its WAL
+    replayed when it can be) into the same tables of ``con``'s database, in ranges of rows: a
+    range that cannot be read (a block with a bad checksum) is skipped, halved down to 2,048 rows.
+    Then runs ``fixups`` (the store's consistency repairs, e.g. rows whose parent was lost) and
+    commits. Returns what was kept and lost, per table."""
+    wal = damaged.with_name(damaged.name + ".wal")
+    try:
+        con.execute(f"ATTACH '{_sql_str(damaged)}' AS damaged (READ_ONLY)")
+    except duckdb.Error as e:
+        if not wal.exists():
+            return f"nothing could be salvaged: {_line(e)}"
+        wal.rename(wal.with_name(wal.name + ".unreplayable"))
+        try:
+            con.execute(f"ATTACH '{_sql_str(damaged)}' AS damaged (READ_ONLY)")
+        except duckdb.Error as e2:
+            return f"nothing could be salvaged: {_line(e2)}"
+    parts = []
+    reader = con.cursor()
+    try:
+        con.execute("BEGIN TRANSACTION")
+        for t in tables:
+            try:
+                total = int(reader.execute(f"SELECT count(*) FROM damaged.{t}").fetchall()[0][0])
+            except duckdb.Error as e:
+                parts.append(f"{t}: unreadable ({_line(e)})")
+                continue
+            try:  # rowids have gaps after deletes; max(rowid) reads no data block
+                top = int(reader.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM damaged.{t}").fetchall()[0][0])
+            except duckdb.Error:
+                top = total
+            kept = _copy_ranges(con, reader, t, 0, max(top, total))
+            parts.append(f"{t}: kept {kept} of {total} rows")
+        for sql in fixups:
+            con.execute(sql)
+        if fixups:
+            left = [f"{t} {con.execute(f'SELECT count(*) FROM main.{t}').fetchall()[0][0]}" for t in tables]
+            parts.append("left after removing rows that lost their parent: " + ", ".join(left))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        reader.close()
+        con.execute("DETACH damaged")
+    return "; ".join(parts)
+
+
+_ROW_GROUP = 122_880  # DuckDB's rows per row group
+_MIN_RANGE = 2_048
+
+
+def _copy_ranges(con: duckdb.DuckDBPyConnection, reader: duckdb.DuckDBPyConnection, table: str, lo: int,
+                 hi: int) -> int:
+    kept = 0
+    todo = [(a, min(hi, a + _ROW_GROUP)) for a in range(lo, hi, _ROW_GROUP)]
+    while todo:
+        a, b = todo.pop(0)
+        try:  # read on another cursor: a failed statement would abort the writing transaction
+            rows = reader.sql(f"SELECT * FROM damaged.{table} WHERE rowid >= {int(a)} AND rowid < {int(b)}").to_arrow_table()
+            assert rows is not None
+        except duckdb.Error:
+            if b - a > _MIN_RANGE:
+                mid = (a + b) // 2
+                todo[:0] = [(a, mid), (mid, b)]
+            continue
+        if rows.num_rows:
+            con.register("salvaged_rows", rows)
+            con.execute(f"INSERT INTO main.{table} SELECT * FROM salvaged_rows")
+            con.unregister("salvaged_rows")
+            kept += rows.num_rows
+    return kept
+
+
+def _sql_str(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+def _line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__
 
 
 def _fsync_dir(d: Path) -> None:
