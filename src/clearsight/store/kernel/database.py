@@ -162,12 +162,13 @@ class Database:
             if self._closed or not usable():
                 raise StoreClosed(f"{self.what} is closed")
             cur = self._pool.pop() if self._pool else self._root.cursor()
+            root = self._root
         try:
             yield cur
         finally:
             with self._lock:
-                if self._closed:
-                    cur.close()
+                if self._closed or root is not self._root:  # closed, or reopened meanwhile
+                    _quiet_close(cur)
                 else:
                     self._pool.append(cur)
 

@@ -156,3 +156,17 @@ def test_reopen_keeps_what_was_committed(tmp_path: Path) -> None:
         db.close()
     with pytest.raises(StoreClosed):
         db.reopen()
+
+
+def test_a_cursor_lent_across_a_reopen_is_not_pooled(tmp_path: Path) -> None:
+    db = Database(tmp_path / "x.duckdb", checkpoint_threshold="1GB", threads=1, memory_limit="64MB")
+    try:
+        db.writer.execute("CREATE TABLE t (v INTEGER)")
+        with db.reader() as lent:
+            db.reopen()  # the writer recovered while a read was running
+            old = lent
+        with db.reader() as cur:
+            assert cur is not old  # the old instance's cursor was closed, not returned to the pool
+            assert cur.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    finally:
+        db.close()
