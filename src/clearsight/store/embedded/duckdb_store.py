@@ -49,6 +49,7 @@ from clearsight.store.embedded import chunks as chunk_codec
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
+from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION
 from clearsight.store.embedded.window import DecodedWindow
@@ -238,6 +239,7 @@ class EmbeddedMetricsStore:
         self._head = HeadMirror()
         self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
+        self._label_order = LabelOrder()  # reads return series in label order: remembered per id set
         # Every chunk row located in memory (reads and overwrite checks run no SQL for hot chunks);
         # _cat_delta collects what the open transaction did to the chunks table.
         self._catalog = ChunkCatalog(chunk_blob_cache_bytes)
@@ -1262,12 +1264,9 @@ class EmbeddedMetricsStore:
         np.cumsum(h_count[:-1], out=h_start[1:])
         h_start[1:] += n_c
         present = np.flatnonzero((c_count + h_count) > 0)
-        labels_of = self._labels
-        labels = [labels_of[s] for s in ids[present].tolist()]
-        order = sorted(range(len(labels)), key=labels.__getitem__)
-        if order != list(range(len(labels))):
-            labels = [labels[i] for i in order]
-            present = present[np.asarray(order, dtype=np.int64)]
+        labels, order = self._label_order.order(ids[present], self._labels.__getitem__)
+        if order is not None:
+            present = present[order]
         lens = c_count[present] + h_count[present]
         offsets = np.zeros(len(labels) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
