@@ -81,6 +81,7 @@ class StorageConfig:
     duckdb_threads: int = 2
     decoded_chunk_cache_samples: int = 2_000_000  # ~17 bytes each
     chunk_bytes_cache_bytes: int = 32 << 20  # compressed chunks kept in memory
+    max_exemplars: int = 100_000  # exemplar ring (Prometheus' storage.exemplars.max-exemplars); 0 = none
 
 
 @dataclass
@@ -317,6 +318,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: rules.evaluation_interval: must be positive")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
+    if cfg.storage.max_exemplars < 0:
+        raise ConfigError(f"{cfg.source}: storage.max_exemplars: must be 0 (none) or more")
     if cfg.logs.write_queue_batches < 1 or cfg.logs.max_entries_limit_per_query < 1:
         raise ConfigError(f"{cfg.source}: logs.write_queue_batches and logs.max_entries_limit_per_query: "
                           "must be at least 1")

@@ -37,8 +37,13 @@ class SelfMetrics:
             "clearsight_rejected_requests_total", "Rejected write requests by protocol and reason.",
             ["protocol", "reason"], registry=self.registry)
         self.exemplars_dropped = Counter(
-            "clearsight_dropped_exemplars_total", "Exemplars received and dropped (not stored yet).",
+            "clearsight_dropped_exemplars_total",
+            "Exemplars received and dropped before the exemplar store (unreadable, or a rejected write).",
             ["protocol"], registry=self.registry)
+        self.exemplars = Counter(
+            "clearsight_exemplars_total",
+            "Exemplars offered to the exemplar store by outcome (appended, duplicate, out_of_order, invalid).",
+            ["outcome"], registry=self.registry)
         self.histograms_dropped = Counter(
             "clearsight_dropped_native_histograms_total",
             "Native histogram samples received and dropped (not stored yet).", ["protocol"],

@@ -85,7 +85,9 @@ from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.exemplar_store import EmbeddedExemplarStore
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
+from clearsight.store.exemplars_interface import ExemplarAppendResult
 from clearsight.store.interface import MetricsStore
 
 log = logging.getLogger("clearsight.server")
@@ -341,6 +343,13 @@ def _export_recorder(metrics: SelfMetrics) -> Any:
     return on_export
 
 
+def _count_exemplars(metrics: SelfMetrics, r: ExemplarAppendResult) -> None:
+    for outcome, n in (("appended", r.appended), ("duplicate", r.duplicates), ("out_of_order", r.out_of_order),
+                       ("invalid", r.invalid)):
+        if n:
+            metrics.exemplars.labels(outcome).inc(n)
+
+
 def build(cfg: Config) -> Built:
     """Creates the store, pipeline and HTTP services for ``cfg`` (no listeners yet)."""
     scrape_configs = load_scrape_configs(cfg)
@@ -360,7 +369,9 @@ def build(cfg: Config) -> Built:
     )
     metrics = SelfMetrics()
     metrics.add_store(store.stats, data_dir)
-    ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time)])
+    exemplar_store = EmbeddedExemplarStore(data_dir / "exemplars", cfg.storage.max_exemplars)
+    ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time)], exemplars=exemplar_store,
+                               on_exemplars=functools.partial(_count_exemplars, metrics))
     try:
         log_store = EmbeddedLogStore(
             data_dir, retention_ns=parse_duration_ms(cfg.logs.retention) * 1_000_000,
@@ -421,7 +432,7 @@ def build(cfg: Config) -> Built:
                                                                                      make_ws_metrics_route(store, cfg, tenant_of, query_governor),
                                                                                      *log_surfaces.routes(), *log_query.routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
-                        query_governor=query_governor)
+                        query_governor=query_governor, exemplars=exemplar_store)
     try:
         health = build_health(cfg, store, ingestor, log_store, log_ingestor, tenant_of)
     except ConfigError:
@@ -603,6 +614,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await retention_task
     await loop.run_in_executor(None, built.store.close)
+    if s.exemplars is not None:
+        await loop.run_in_executor(None, s.exemplars.close)
     if built.log_store is not None:
         await loop.run_in_executor(None, built.log_store.close)
     if built.auth is not None:

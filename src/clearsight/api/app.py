@@ -30,6 +30,7 @@ from clearsight.config import Config, parse_duration_ms
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.query.governor import QueryGovernor
 from clearsight.selfmetrics import SelfMetrics
+from clearsight.store.exemplars_interface import ExemplarStore
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -59,6 +60,8 @@ class Services:
     ingest_executor: Executor | None = None
     # Admission control and the bounded pool for queries and heavy reads (query/governor.py).
     query_governor: QueryGovernor | None = None
+    # Exemplars kept from writes (served by /api/v1/query_exemplars).
+    exemplars: ExemplarStore | None = None
 
 
 def _timed(name: str, handler: Handler, metrics: SelfMetrics) -> Handler:
@@ -127,7 +130,7 @@ def create_app(s: Services) -> FastAPI:
     if s.targets is not None:
         api.append(("/api/v1/targets", _targets_handler(s.targets), ["GET"],
                     "Scrape targets and their health (state=any|active|dropped, scrapePool)."))
-    api += make_status_routes(s.config, s.store, s.tenant_of, s.readiness)
+    api += make_status_routes(s.config, s.store, s.tenant_of, s.readiness, exemplars=s.exemplars)
     api.append(("/api/v1/read", _timed("remote_read", make_remote_read_handler(
         s.store, s.tenant_of, s.config.limits, s.config.query.max_samples), m), ["POST"],
         "Prometheus remote-read (snappy ReadRequest; sampled or STREAMED_XOR_CHUNKS response)."))

@@ -29,6 +29,8 @@ from clearsight.api.common import (
     ApiError,
     TenantOf,
     error_response,
+    format_float,
+    format_ts,
     params,
     parse_time_ms,
     run_blocking,
@@ -36,6 +38,7 @@ from clearsight.api.common import (
 )
 from clearsight.config import Config
 from clearsight.model.labels import Labels
+from clearsight.store.exemplars_interface import ExemplarStore
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -132,7 +135,8 @@ def _rfc3339(ts: float) -> str:
 def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
                        readiness: Callable[[], tuple[bool, str]],
                        started_at: float | None = None,
-                       clock: Callable[[], float] = time.time) -> list[RouteSpec]:
+                       clock: Callable[[], float] = time.time,
+                       exemplars: ExemplarStore | None = None) -> list[RouteSpec]:
     started = clock() if started_at is None else started_at
     retention = cfg.storage.retention
 
@@ -205,6 +209,8 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
         return success({"activeAlertmanagers": [], "droppedAlertmanagers": []})
 
     async def query_exemplars(request: Request) -> Response:
+        from clearsight.query.promql.ast import VectorSelector
+        from clearsight.query.promql.engine import walk_nodes
         from clearsight.query.promql.parser import ParseError, parse_with_positions
 
         try:
@@ -214,13 +220,23 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
             if end < start:
                 raise ApiError("bad_data", "end timestamp must not be before start timestamp")
             try:
-                parse_with_positions(str(p.get("query") or ""))
+                expr, _ = parse_with_positions(str(p.get("query") or ""))
             except ParseError as e:
                 raise ApiError("bad_data", str(e)) from None
+            tenant = tenant_of(request)
         except ApiError as e:
             return error_response(e)
-        # The store keeps no exemplars yet (remote-write and OTLP exemplars are counted and dropped).
-        return success([])
+        if exemplars is None:
+            return success([])
+        # Like Prometheus: the exemplars of every series any selector of the query selects.
+        matcher_sets = [n.matchers for n in walk_nodes(expr) if isinstance(n, VectorSelector)]
+        found = await run_blocking(functools.partial(exemplars.select, tenant, matcher_sets, start, end))
+        return success([
+            {"seriesLabels": dict(series),
+             "exemplars": [{"labels": dict(e.labels), "value": format_float(e.value), "timestamp": format_ts(e.ts)}
+                           for e in items]}
+            for series, items in found
+        ])
 
     async def admin(request: Request) -> Response:
         if not cfg.server.enable_admin_api:
@@ -245,7 +261,7 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
          "Metric metadata per scrape target (match_target, metric, limit); empty until targets keep it."),
         ("/api/v1/alertmanagers", alertmanagers, ["GET"], "Alertmanagers (none until alerting lands)."),
         ("/api/v1/query_exemplars", query_exemplars, ["GET", "POST"],
-         "Exemplars of series selected by query in [start, end]; empty until the store keeps exemplars."),
+         "Exemplars of the series the query's selectors select, in [start, end] (query, start, end)."),
         ("/api/v1/admin/tsdb/delete_series", admin, admin_methods,
          "Admin: delete series (disabled unless server.enable_admin_api)."),
         ("/api/v1/admin/tsdb/clean_tombstones", admin, admin_methods,

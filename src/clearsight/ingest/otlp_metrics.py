@@ -35,13 +35,15 @@ The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics 
   ``_bucket{le}``/``_count``/``_sum`` as above; see ``exponential_buckets``. Delta ones are
   rejected like other delta metrics. ``OtlpOptions(exponential_histograms="drop")`` drops them
   instead, counted in ``histograms_dropped`` and reported as rejected points (partial success).
-- Exemplars are dropped and counted in ``exemplars_dropped``.
+- Exemplars become ``SampleBatch.exemplars`` of their series (a histogram's go to the ``_bucket``
+  series whose ``le`` is the first bound at or above the exemplar's value), labelled with their
+  filtered attributes plus ``trace_id``/``span_id`` in hex, as Prometheus' OTLP translator does.
 - Data points with neither ``asDouble`` nor ``asInt`` are dropped and reported as rejected.
 - ``NoRecordedValue`` flag -> the Prometheus stale marker on every series of the point. Any other
   NaN becomes the ordinary NaN (a NaN payload cannot smuggle in a stale marker).
 - Timestamps: nanoseconds -> milliseconds (floor); a zero ``timeUnixNano`` means "now".
 
-Not done: ``_created`` series (start times), ``otel_scope_info``, exemplars.
+Not done: ``_created`` series (start times), ``otel_scope_info``.
 
 Speed: requests are parsed by upb with a wire-compatible "lite" schema that keeps each data
 point's attributes as raw bytes, and the finished series keys are memoized across requests by
@@ -58,6 +60,7 @@ escapes.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import sys
@@ -85,6 +88,7 @@ from clearsight.ingest.otlp_common import (
     parse_message,
 )
 from clearsight.ingest.otlp_json import json_to_wire, too_many_points
+from clearsight.model.exemplars import Exemplar
 from clearsight.model.labels import METRIC_NAME
 from clearsight.model.samples import (
     STALE_NAN,
@@ -796,6 +800,7 @@ class _Builder:
         self.rejected = 0
         self.messages: list[str] = []
         self.exemplars_dropped = 0
+        self.exemplars: list[Exemplar] = []
         self.histograms_dropped = 0
         self.points = 0
 
@@ -852,6 +857,7 @@ class _Builder:
             values=np.frombuffer(self.vals, dtype=np.float64).copy(),
             metadata=list(self.metadata.values()),
             exemplars_dropped=self.exemplars_dropped,
+            exemplars=self.exemplars,
             histograms_dropped=self.histograms_dropped,
         )
 
@@ -1091,7 +1097,7 @@ def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str, me
             key = _series_key(_point_labels(attrs, ctx, f"{path}.dataPoints[{pi}]"), family, None)
             _NUMBER_KEYS.put(mk, key, 2 * len(key) + _ENTRY_OVERHEAD)
         if p.exemplars:
-            b.exemplars_dropped += len(p.exemplars)
+            _exemplars(b, p.exemplars, key, f"{path}.dataPoints[{pi}]")
         t = p.time_unix_nano
         ts = t // 1_000_000 if t else now_ms
         i = key_index.get(key)
@@ -1110,6 +1116,42 @@ def _numbers(b: _Builder, points: Any, family: str, ctx: _Context, path: str, me
             "(neither asDouble nor asInt) dropped",
         )
     return max_ts if max_ts >= 0 else None
+
+
+def _exemplars(b: _Builder, raws: Any, key: bytes, path: str) -> None:
+    """A point's exemplars (raw ``Exemplar`` messages) as exemplars of the series ``key``, labelled
+    like Prometheus' OTLP translator: the filtered attributes plus ``trace_id``/``span_id`` (hex)."""
+    series = _labels_from_canonical(key)
+    for j, raw in enumerate(raws):
+        try:
+            ex = metrics_pb2.Exemplar.FromString(raw)
+        except Exception as e:
+            raise OtlpInvalidInput(f"{path}.exemplars[{j}]", f"cannot parse exemplar: {e}") from None
+        labels = attributes_to_labels(list(ex.filtered_attributes))
+        if ex.trace_id:
+            labels["trace_id"] = ex.trace_id.hex()
+        if ex.span_id:
+            labels["span_id"] = ex.span_id.hex()
+        which = ex.WhichOneof("value")
+        value = ex.as_double if which == "as_double" else float(ex.as_int)
+        t = ex.time_unix_nano
+        b.exemplars.append(Exemplar(series=series, labels=tuple(sorted(labels.items())), value=value,
+                                    ts=t // 1_000_000 if t else b.now_ms))
+
+
+def _histogram_exemplars(b: _Builder, raws: Any, keys: _HistogramKeys, bounds: tuple[float, ...],
+                         has_buckets: bool, path: str) -> None:
+    """A histogram point's exemplars go to the ``_bucket`` series whose ``le`` is the first bound at
+    or above the exemplar's value (``le="+Inf"`` without bucket counts), as Prometheus does."""
+    before = len(b.exemplars)
+    _exemplars(b, raws, keys.no_buckets[0], path)
+    if not has_buckets:
+        return
+    finite = [x for i, x in enumerate(bounds) if i not in keys.inf_bounds]
+    for j in range(before, len(b.exemplars)):
+        e = b.exemplars[j]
+        key = keys.with_buckets[bisect.bisect_left(finite, e.value)]
+        b.exemplars[j] = Exemplar(series=_labels_from_canonical(key), labels=e.labels, value=e.value, ts=e.ts)
 
 
 def _histogram_keys(
@@ -1222,7 +1264,7 @@ def _histograms(
                 f"bounds (expected {len(bounds) + 1})",
             )
         if p.exemplars:
-            b.exemplars_dropped += len(p.exemplars)
+            _histogram_exemplars(b, p.exemplars, keys, bounds, bool(counts), f"{path}.dataPoints[{pi}]")
         t = p.time_unix_nano
         ts = t // 1_000_000 if t else now_ms
         count = float(p.count)

@@ -12,16 +12,18 @@ Output (``SampleBatch`` with ``key_kind == "prompb"``):
   order give equal keys, so a store can cache series ids by these bytes. ``decode_labels(key)``
   parses a key into ``(name, value)`` pairs in wire order (unsorted, may hold empty values and
   duplicates: ``pipeline.validate`` canonicalizes them), raising ``InvalidInput`` on invalid UTF-8.
-- Only series with at least one float sample get a key; series that carry only native histograms
-  or exemplars are dropped and counted (``histograms_dropped``, ``exemplars_dropped``).
+- Only series with at least one float sample get a key; native histograms are dropped and counted
+  (``histograms_dropped``). Exemplars (also those of series without samples, which is how
+  Prometheus sends them) are decoded into ``SampleBatch.exemplars`` by a second walk that runs only
+  when the first one counted any (``exemplars_of_request``).
 - A key may appear more than once when a request repeats a series.
 - ``series_idx``/``timestamps``/``values`` are the samples in wire order; NaN payloads (including
   the stale marker) are kept bit-exact.
 
 Protobuf semantics follow the gogo-generated decoder Prometheus 2.x uses: a known field with the
 wrong wire type is an error, unknown fields are skipped (groups are rejected), the last occurrence
-of a non-repeated scalar wins, varints longer than 10 bytes are an error, and exemplar / histogram
-bodies are skipped without being parsed. Every protobuf error is an ``InvalidInput`` whose message
+of a non-repeated scalar wins, varints longer than 10 bytes are an error, and histogram bodies are
+skipped without being parsed. Every protobuf error is an ``InvalidInput`` whose message
 names what was being read and the byte offset in the decompressed body.
 
 Size limits (``WriteLimits``): the compressed body (``max_body_bytes``) and the length the snappy
@@ -40,6 +42,7 @@ from typing import Any
 import cramjam
 import numpy as np
 
+from clearsight.model.exemplars import Exemplar
 from clearsight.model.labels import Labels
 from clearsight.model.samples import F64Array, I32Array, I64Array, MetricMetadata, SampleBatch
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge, UnsupportedMediaType
@@ -215,6 +218,19 @@ def _skip(buf: bytes, pos: int, end: int, field: int, wt: int, ctx: int, tag_sta
     raise _WireError(E_GROUP, tag_start, ctx, wt, field)
 
 
+def _fixed64(buf: bytes, pos: int, end: int, ctx: int) -> tuple[int, int]:
+    """(the raw 64 bits, next position)."""
+    if end - pos < 8:
+        raise _WireError(E_TRUNC_FIXED, pos, ctx, 8, end - pos)
+    return _Q.unpack_from(buf, pos)[0], pos + 8
+
+
+def _int64(buf: bytes, pos: int, end: int, ctx: int) -> tuple[int, int]:
+    """A varint read as a two's-complement int64."""
+    raw, pos = _varint(buf, pos, end, ctx)
+    return (raw - (1 << 64) if raw >= (1 << 63) else raw), pos
+
+
 def _expect(wt: int, want: int, tag_start: int, ctx: int) -> None:
     if wt != want:
         raise _WireError(E_WRONG_WIRE_TYPE, tag_start, ctx, wt)
@@ -290,14 +306,10 @@ def split_write_request_pure(
                             f2, w2, q = _tag(buf, q, se, 3)
                             if f2 == 1:
                                 _expect(w2, 1, ts1, 18)
-                                if se - q < 8:
-                                    raise _WireError(E_TRUNC_FIXED, q, 18, 8, se - q)
-                                value = _Q.unpack_from(buf, q)[0]
-                                q += 8
+                                value, q = _fixed64(buf, q, se, 18)
                             elif f2 == 2:
                                 _expect(w2, 0, ts1, 19)
-                                raw, q = _varint(buf, q, se, 19)
-                                t = raw - (1 << 64) if raw >= (1 << 63) else raw
+                                t, q = _int64(buf, q, se, 19)
                             else:
                                 q = _skip(buf, q, se, f2, w2, 3, ts1)
                         if len(vals) >= max_samples:
@@ -569,6 +581,7 @@ def batch_from_protobuf(
     else:
         split = split_write_request_pure(data, _wire_error, max_series, max_samples)
     keys, sidx, ts, vals, meta, exemplars, histograms = split
+    kept = exemplars_of_request(bytes(data)) if exemplars else []  # the rest of the count: dropped
     return SampleBatch(
         keys=keys,
         key_kind=KEY_KIND,
@@ -577,9 +590,87 @@ def batch_from_protobuf(
         timestamps=ts,
         values=vals,
         metadata=[_metadata(m) for m in meta] if meta else [],
-        exemplars_dropped=exemplars,
+        exemplars_dropped=exemplars - len(kept),
         histograms_dropped=histograms,
+        exemplars=kept,
     )
+
+
+_F64 = struct.Struct("<d")
+
+
+def _exemplar(buf: bytes, s: int, e: int, series: Labels) -> Exemplar:
+    """``prometheus.Exemplar``: labels (1), value (2, double), timestamp (3, int64 ms)."""
+    raw: list[bytes] = []
+    value = 0.0
+    ts = 0
+    pos = s
+    while pos < e:
+        tag_at = pos
+        field, wt, pos = _tag(buf, pos, e, 14)
+        if field == 1:
+            _expect(wt, 2, tag_at, 14)
+            ls, pos = _len(buf, pos, e, 14)
+            _check_label(buf, ls, pos)
+            raw.append(buf[tag_at:pos])
+        elif field == 2:
+            _expect(wt, 1, tag_at, 14)
+            bits, pos = _fixed64(buf, pos, e, 14)
+            value = _F64.unpack(_Q.pack(bits))[0]
+        elif field == 3:
+            _expect(wt, 0, tag_at, 14)
+            ts, pos = _int64(buf, pos, e, 14)
+        else:
+            pos = _skip(buf, pos, e, field, wt, 14, tag_at)
+    return Exemplar(series=series, labels=decode_labels(b"".join(raw)) if raw else (), value=value, ts=ts)
+
+
+def exemplars_of_request(buf: bytes) -> list[Exemplar]:
+    """The exemplars of a WriteRequest whose structure the sample walk has accepted.
+
+    Prometheus sends exemplars in their own ``TimeSeries`` entries (labels + exemplars, no samples),
+    so this second walk, run only when the first one counted exemplars, reads every series that has
+    any. Exemplars are an annotation: one that cannot be read (malformed body, labels that are not
+    UTF-8) is dropped, and counted by the caller, without failing the request's samples."""
+    out: list[Exemplar] = []
+    n = len(buf)
+    try:
+        pos = 0
+        while pos < n:
+            field, wt, pos = _tag(buf, pos, n, 0)
+            if field != 1 or wt != 2:
+                pos = _skip(buf, pos, n, field, wt, 0, pos)
+                continue
+            s, e = _len(buf, pos, n, 1)
+            pos = e
+            labels: list[bytes] = []
+            spans: list[tuple[int, int]] = []
+            p = s
+            while p < e:
+                tag_at = p
+                f2, wt2, p = _tag(buf, p, e, 1)
+                if wt2 == 2:
+                    ls, p = _len(buf, p, e, 1)
+                    if f2 == 1:
+                        labels.append(buf[tag_at:p])
+                    elif f2 == 3:
+                        spans.append((ls, p))
+                else:
+                    p = _skip(buf, p, e, f2, wt2, 1, tag_at)
+            if not spans:
+                continue
+            try:
+                series = decode_labels(b"".join(labels))
+            except InvalidInput:
+                continue
+            for a, b in spans:
+                try:
+                    out.append(_exemplar(buf, a, b, series))
+                except (_WireError, InvalidInput):
+                    pass
+    except _WireError:
+        pass  # not reached for a request the sample walk accepted
+    return out
 
 
 def _metadata(m: tuple[int, bytes, bytes, bytes, int]) -> MetricMetadata:

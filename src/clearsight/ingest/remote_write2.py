@@ -17,7 +17,8 @@ What is kept and what is not:
   joined by ``\\xff``, wire order; ``key_kind == "rw2"``); the pipeline validates and sorts them.
 - Native histograms cannot be carried by ``SampleBatch``: they are counted in
   ``histograms_dropped`` (as remote-write 1.0 does), their bodies skipped unparsed.
-- Exemplars are counted in ``exemplars_dropped`` (the store does not keep them yet).
+- Exemplars (``Exemplar { repeated uint32 labels_refs = 1; double value = 2; int64 timestamp = 3; }``)
+  are decoded into ``SampleBatch.exemplars`` with their series' labels, for the exemplar store.
 - Metadata (type, help, unit) becomes one ``MetricMetadata`` per metric name (first seen wins).
 - ``created_timestamp`` is read and ignored (the write model has no start-timestamp column).
 
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from clearsight.ingest.remote_write import METRIC_TYPES, check_content_encoding, decompress
+from clearsight.model.exemplars import Exemplar
 from clearsight.model.labels import Labels
 from clearsight.model.samples import MetricMetadata, SampleBatch
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded, UnsupportedMediaType
@@ -157,7 +159,44 @@ class _Builder:
         self.vals = array("d")
         self.metadata: dict[str, MetricMetadata] = {}
         self.histograms = 0
-        self.exemplars = 0
+        self.exemplars = 0  # dropped
+        self.kept: list[Exemplar] = []
+
+
+def _read_refs(buf: bytes, s: int, e: int, wt: int, tag_at: int, what: str, refs: list[int]) -> None:
+    """Appends a repeated uint32 field's values (one varint, or a packed run) to ``refs``."""
+    if wt == 0:
+        refs.append(read_varint(buf, s, e, what)[0])
+        return
+    expect_wire_type(wt, 2, what, tag_at)
+    p = s
+    while p < e:
+        v, p = read_varint(buf, p, e, what)
+        refs.append(v)
+
+
+def _exemplar(buf: bytes, start: int, end: int, syms: list[str], series: Labels) -> Exemplar:
+    """``Exemplar``: labels_refs (1, packed or not), value (2, double), timestamp (3, int64 ms)."""
+    refs: list[int] = []
+    value, ts = 0.0, 0
+    for field, wt, tag_at, s, e in iter_fields(buf, start, end, "Exemplar"):
+        if field == 1:
+            _read_refs(buf, s, e, wt, tag_at, "Exemplar.labels_refs", refs)
+        elif field == 2:
+            expect_wire_type(wt, 1, "Exemplar.value", tag_at)
+            value = _F64.unpack_from(buf, s)[0]
+        elif field == 3:
+            expect_wire_type(wt, 0, "Exemplar.timestamp", tag_at)
+            ts = _signed64(read_varint(buf, s, e, "Exemplar.timestamp")[0])
+    if len(refs) % 2:
+        raise WireError(f"Exemplar.labels_refs has an odd length ({len(refs)}): references come in name/value pairs",
+                        start)
+    for r in refs:
+        if r >= len(syms):
+            raise WireError(f"Exemplar.labels_refs holds {r}, outside the symbols table of {len(syms)} entries",
+                            start)
+    labels = tuple((syms[refs[i]], syms[refs[i + 1]]) for i in range(0, len(refs), 2))
+    return Exemplar(series=series, labels=labels, value=value, ts=ts)
 
 
 def _symbols(buf: bytes, end: int) -> tuple[list[str], list[bytes]]:
@@ -181,19 +220,11 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
     samples: list[tuple[int, float, int]] = []
     histograms = 0
     exemplars = 0
+    exemplar_spans: list[tuple[int, int]] = []
     meta: tuple[int, int, int, int] | None = None
     for field, wt, tag_at, s, e in iter_fields(buf, start, end, "TimeSeries"):
         if field == 1:
-            if wt == 0:
-                v, _ = read_varint(buf, s, e, "TimeSeries.labels_refs")
-                refs.append(v)
-            elif wt == 2:
-                p = s
-                while p < e:
-                    v, p = read_varint(buf, p, e, "TimeSeries.labels_refs")
-                    refs.append(v)
-            else:
-                expect_wire_type(wt, 2, "TimeSeries.labels_refs", tag_at)
+            _read_refs(buf, s, e, wt, tag_at, "TimeSeries.labels_refs", refs)
         elif field == 2:
             expect_wire_type(wt, 2, "TimeSeries.samples", tag_at)
             value, ts = 0.0, 0
@@ -211,6 +242,7 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
         elif field == 4:
             expect_wire_type(wt, 2, "TimeSeries.exemplars", tag_at)
             exemplars += 1
+            exemplar_spans.append((s, e))
         elif field == 5:
             expect_wire_type(wt, 2, "TimeSeries.metadata", tag_at)
             mtype, help_ref, unit_ref = (meta or (0, 0, 0, 0))[:3]
@@ -241,7 +273,10 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
         if refs[i] == 0:
             raise WireError("TimeSeries.labels_refs names a label with the empty symbol 0", start)
     out.histograms += histograms
-    out.exemplars += exemplars
+    if exemplar_spans:
+        series = tuple((syms[refs[i]], syms[refs[i + 1]]) for i in range(0, len(refs), 2))
+        out.kept.extend(_exemplar(buf, a, b, syms, series) for a, b in exemplar_spans)
+    out.exemplars += exemplars - len(exemplar_spans)
     name = ""
     for i in range(0, len(refs), 2):
         if syms[refs[i]] == "__name__":
@@ -298,6 +333,7 @@ def batch_from_v2(data: Any, *, limits: WriteLimits | None = None) -> SampleBatc
         values=np.frombuffer(out.vals, dtype=np.float64).copy(),
         metadata=list(out.metadata.values()),
         exemplars_dropped=out.exemplars,
+        exemplars=out.kept,
         histograms_dropped=out.histograms,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from clearsight.model.exemplars import Exemplar
 from clearsight.model.labels import Labels, canonical_bytes
 
 STALE_NAN_BITS = 0x7FF0000000000002
@@ -80,6 +81,9 @@ class SampleBatch:
     metadata: list[MetricMetadata] = field(default_factory=list)
     exemplars_dropped: int = 0
     histograms_dropped: int = 0
+    # Exemplars of this write (series labels decoded), kept by the exemplar store once the samples
+    # are committed; a batch rejected as a whole keeps none.
+    exemplars: list[Exemplar] = field(default_factory=list)
 
     @property
     def num_samples(self) -> int:

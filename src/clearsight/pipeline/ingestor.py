@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 
+from clearsight.model.exemplars import Exemplar
 from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.errors import IngestError, LimitExceeded, Overloaded
 from clearsight.store import interface as store_if
+from clearsight.store.exemplars_interface import ExemplarAppendResult, ExemplarStore
 from clearsight.store.interface import AppendResult, MetricsStore
+
+log = logging.getLogger("clearsight.pipeline.ingestor")
 
 # A pipeline step: (tenant, batch) -> batch. Raises IngestError to reject the whole batch.
 Step = Callable[[str, SampleBatch], SampleBatch]
 
 
 class MetricsIngestor:
-    def __init__(self, store: MetricsStore, steps: Sequence[Step] = ()) -> None:
+    """``exemplars``: where a batch's exemplars go once its samples are committed (none: dropped);
+    ``on_exemplars`` sees each such append's outcome (counters)."""
+
+    def __init__(self, store: MetricsStore, steps: Sequence[Step] = (), exemplars: ExemplarStore | None = None,
+                 on_exemplars: Callable[[ExemplarAppendResult], None] | None = None) -> None:
         self._store = store
         self._steps = list(steps)
+        self._exemplars = exemplars
+        self._on_exemplars = on_exemplars
 
     def prepare(self, tenant: str, batch: SampleBatch) -> SampleBatch:
         for step in self._steps:
@@ -39,7 +51,40 @@ class MetricsIngestor:
             raise Overloaded(str(e), retry_after=e.retry_after) from e
         except store_if.StoreClosed as e:
             raise Overloaded(f"store is not accepting writes: {e}", retry_after=5.0, status=503) from e
+        if batch.exemplars and self._exemplars is not None:
+            return self._then_exemplars(tenant, batch.exemplars, fut)
         return fut
+
+    def _then_exemplars(
+        self, tenant: str, exemplars: list[Exemplar], fut: concurrent.futures.Future[AppendResult]
+    ) -> concurrent.futures.Future[AppendResult]:
+        """A future that resolves like ``fut`` once the exemplars are kept too: they are appended only
+        after the samples committed (a rejected batch keeps none) and before the write is
+        acknowledged. A failing exemplar store is logged; it does not fail the committed write."""
+        out: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
+        sink = self._exemplars
+        assert sink is not None
+
+        def done(f: concurrent.futures.Future[AppendResult]) -> None:
+            if f.cancelled():
+                out.cancel()
+                return
+            exc = f.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            result = f.result()
+            try:
+                outcome = sink.append(tenant, exemplars)
+                result = dataclasses.replace(result, exemplars_written=outcome.appended)
+                if self._on_exemplars is not None:
+                    self._on_exemplars(outcome)
+            except Exception as e:  # the samples are committed either way
+                log.warning("exemplars of a committed write were not kept: %s", e)
+            out.set_result(result)
+
+        fut.add_done_callback(done)
+        return out
 
     async def ingest(self, tenant: str, batch: SampleBatch) -> AppendResult:
         fut = self.submit(tenant, batch)

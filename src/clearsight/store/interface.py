@@ -72,6 +72,7 @@ class AppendResult:
     series_created: int = 0
     out_of_bounds: int = 0
     duplicates: int = 0
+    exemplars_written: int = 0  # set by the ingestor once the exemplar store kept them
 
 
 @dataclass

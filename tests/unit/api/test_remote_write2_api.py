@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from pathlib import Path
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.selfmetrics import SelfMetrics
+from clearsight.store.embedded.exemplar_store import EmbeddedExemplarStore
 from clearsight.store.interface import AppendResult
 from tests.support.rw2_encode import HEADERS, Series2, encode_snappy_v2
 
@@ -33,9 +35,11 @@ class _Store:
         return fut
 
 
-def _post(body: bytes, headers: dict[str, str]) -> tuple[httpx.Response, _Store]:
+def _post(body: bytes, headers: dict[str, str],
+          exemplars: EmbeddedExemplarStore | None = None) -> tuple[httpx.Response, _Store]:
     store = _Store()
-    handler = make_remote_write_handler(MetricsIngestor(store), WriteLimits(),  # type: ignore[arg-type]
+    handler = make_remote_write_handler(MetricsIngestor(store, exemplars=exemplars),  # type: ignore[arg-type]
+                                        WriteLimits(),
                                         lambda r: "t", SelfMetrics())
     app = Starlette(routes=[Route("/api/v1/write", handler, methods=["POST"])])
 
@@ -46,21 +50,24 @@ def _post(body: bytes, headers: dict[str, str]) -> tuple[httpx.Response, _Store]
     return asyncio.run(go()), store
 
 
-def test_v2_written_headers() -> None:
+def test_v2_written_headers(tmp_path: Path) -> None:
     body = encode_snappy_v2([
         Series2([("__name__", "a"), ("x", "1")], [(1_700_000_000_000, 1.0), (1_700_000_001_000, 2.0)],
                 exemplars=[([("trace_id", "t")], 1.0, 1_700_000_000_000)]),
         Series2([("__name__", "h")], histograms=3),
     ])
-    r, store = _post(body, HEADERS)
+    kept = EmbeddedExemplarStore(tmp_path, 10)
+    r, store = _post(body, HEADERS, kept)
     assert r.status_code == 204, r.text
     assert r.headers["X-Prometheus-Remote-Write-Samples-Written"] == "2"
     assert r.headers["X-Prometheus-Remote-Write-Histograms-Written"] == "0"
-    assert r.headers["X-Prometheus-Remote-Write-Exemplars-Written"] == "0"
+    assert r.headers["X-Prometheus-Remote-Write-Exemplars-Written"] == "1"
     [batch] = store.batches
     assert batch.key_kind == "rw2"
     assert batch.histograms_dropped == 3
-    assert batch.exemplars_dropped == 1
+    assert batch.exemplars_dropped == 0 and len(batch.exemplars) == 1
+    assert len(kept) == 1
+    kept.close()
 
 
 def test_v2_malformed_is_400_with_zero_written_and_nothing_stored() -> None:

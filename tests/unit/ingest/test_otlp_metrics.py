@@ -687,10 +687,29 @@ def test_points_without_value_are_rejected_not_invented() -> None:
     assert rep.rejected_points == 1 and "without a value" in rep.error_message()
 
 
-def test_exemplars_are_counted() -> None:
-    m = counter("c", [({}, 1.0)])
-    m.sum.data_points[0].exemplars.add(as_double=1.0, time_unix_nano=T_NS)
-    assert decode(request([m])).batch.exemplars_dropped == 1
+def test_exemplars_are_kept_with_trace_and_span_ids() -> None:
+    m = counter("c", [({"k": "v"}, 1.0)])
+    ex = m.sum.data_points[0].exemplars.add(as_double=0.25, time_unix_nano=T_NS + 5_000_000,
+                                             trace_id=bytes(range(16)), span_id=bytes(range(8)))
+    ex.filtered_attributes.append(kv("user", "alice"))
+    m.sum.data_points[0].exemplars.add(as_int=3)  # no time: "now"
+    batch = decode(request([m])).batch
+    assert batch.exemplars_dropped == 0
+    first, second = batch.exemplars
+    assert first.series == lbl("c_total", k="v")
+    assert first.labels == (("span_id", "0001020304050607"), ("trace_id", "000102030405060708090a0b0c0d0e0f"),
+                            ("user", "alice"))
+    assert (first.value, first.ts) == (0.25, T_MS + 5)
+    assert (second.value, second.ts, second.labels) == (3.0, NOW_MS, ())
+
+
+def test_histogram_exemplars_go_to_the_bucket_that_holds_them() -> None:
+    m = histogram("h", [1.0, 5.0], [1, 1, 1], 3, 10.0, unit="s")
+    for v in (0.5, 1.0, 4.0, 99.0):
+        m.histogram.data_points[0].exemplars.add(as_double=v, time_unix_nano=T_NS)
+    got = [(dict(e.series).get("le"), dict(e.series)["__name__"], e.value) for e in decode(request([m])).batch.exemplars]
+    assert got == [("1", "h_seconds_bucket", 0.5), ("1", "h_seconds_bucket", 1.0),
+                   ("5", "h_seconds_bucket", 4.0), ("+Inf", "h_seconds_bucket", 99.0)]
 
 
 def test_metric_without_data_is_ignored_and_empty_name_is_rejected() -> None:

@@ -95,8 +95,34 @@ def test_decodes_series_samples_metadata(native: bool) -> None:
         ("temp", "gauge", "", "celsius"),
         ("odd", "unknown", "", ""),
     ]
-    assert b.exemplars_dropped == 1
+    assert b.exemplars_dropped == 0
+    (ex,) = b.exemplars
+    assert (ex.series, ex.labels, ex.value, ex.ts) == ((("__name__", "temp"), ("room", "ü")), (("trace_id", "abc"),),
+                                                       1.5, 9)
     assert b.histograms_dropped == 2
+
+
+@pytest.mark.parametrize("native", IMPLS)
+def test_exemplar_only_series_are_read_and_unreadable_exemplars_dropped(native: bool) -> None:
+    """Prometheus sends exemplars in TimeSeries of their own (labels + exemplars, no samples)."""
+    good = Exemplar([("trace_id", "t1")], 0.5, 100)
+    ok_series = encode_write_request(WriteRequest([
+        TimeSeries([("__name__", "req_total"), ("job", "a")], [(100, 3.0)]),
+        TimeSeries([("__name__", "req_total"), ("job", "a")], exemplars=[good, Exemplar([], -1.0, -7)]),
+    ]))
+    b = rw.batch_from_protobuf(ok_series, native=native)
+    assert b.num_series == 1 and b.exemplars_dropped == 0
+    assert [(e.series, e.labels, e.value, e.ts) for e in b.exemplars] == [
+        ((("__name__", "req_total"), ("job", "a")), (("trace_id", "t1"),), 0.5, 100),
+        ((("__name__", "req_total"), ("job", "a")), (), -1.0, -7),
+    ]
+    # An exemplar whose body is not a valid Exemplar, and one with a non-UTF-8 label: dropped and
+    # counted; the samples of the request are still decoded.
+    broken = len_field(1, encode_labels([("__name__", "x")]) + len_field(3, b"\x12\x01"))
+    bad_utf8 = len_field(1, encode_labels([("__name__", "y")]) + len_field(3, encode_labels([(b"k", b"\xff")])))
+    sample = len_field(1, encode_labels([("__name__", "z")]) + len_field(2, encode_sample_bits(1, 0)))
+    b = rw.batch_from_protobuf(broken + bad_utf8 + sample, native=native)
+    assert b.num_samples == 1 and b.exemplars == [] and b.exemplars_dropped == 2
 
 
 @pytest.mark.parametrize("native", IMPLS)

@@ -48,7 +48,9 @@ def test_samples_labels_metadata_and_dropped_counts() -> None:
     }
     assert b.num_series == 2  # the histogram-only series gets no key
     assert b.histograms_dropped == 2
-    assert b.exemplars_dropped == 1
+    assert b.exemplars_dropped == 0
+    assert [(e.series, e.labels, e.value, e.ts) for e in b.exemplars] == [
+        ((("__name__", "http_requests_total"), ("job", "api")), (("trace_id", "abc"),), 1.0, 1000)]
     assert b.key_kind == "rw2"
     assert b.metadata == [
         MetricMetadata("http_requests_total", "counter", "Requests.", "requests"),

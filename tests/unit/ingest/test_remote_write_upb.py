@@ -121,7 +121,9 @@ def upb_view(req: Any) -> tuple[Any, ...]:
             (m.metric_family_name, rw.METRIC_TYPES.get(m.type, "unknown"), m.help, m.unit)
             for m in req.metadata
         ],
-        sum(len(ts.exemplars) for ts in req.timeseries),
+        [(tuple((lb.name, lb.value) for lb in ts.labels), tuple((lb.name, lb.value) for lb in ex.labels),
+          ex.value, ex.timestamp) for ts in req.timeseries for ex in ts.exemplars],
+        0,
         sum(len(ts.histograms) for ts in req.timeseries),
     )
 
@@ -134,6 +136,7 @@ def our_view(pb: bytes, native: bool) -> tuple[Any, ...]:
         b.timestamps.tolist(),
         b.values.view(np.uint64).tolist(),
         [(m.metric, m.type, m.help, m.unit) for m in b.metadata],
+        [(e.series, e.labels, e.value, e.ts) for e in b.exemplars],
         b.exemplars_dropped,
         b.histograms_dropped,
     )
