@@ -132,10 +132,19 @@ def pushdown_filters(stages: tuple[Stage, ...]) -> tuple[tuple[LineFilter, ...],
     return tuple(out), ()
 
 
+MAX_DEPTH = 100  # nesting of parentheses/operators; deeper is a parse error, not a RecursionError
+
+
 class _P:
     def __init__(self, text: str) -> None:
         self.s = text
         self.i = 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.err(f"syntax error: expression nested more than {MAX_DEPTH} levels deep")
 
     # --- scanning --------------------------------------------------------------------------------
 
@@ -477,6 +486,13 @@ class _P:
                               "label_format, drop, keep, decolorize or unwrap")
 
     def label_or(self) -> LabelExpr:
+        self.enter()
+        try:
+            return self._label_or()
+        finally:
+            self.depth -= 1
+
+    def _label_or(self) -> LabelExpr:
         left = self.label_and()
         while self.accept_word("or"):
             left = LabelOr(left, self.label_and())
@@ -580,6 +596,13 @@ class _P:
     # --- metric expressions ----------------------------------------------------------------------
 
     def expr(self, min_prec: int = 1) -> Expr:
+        self.enter()
+        try:
+            return self._expr(min_prec)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, min_prec: int) -> Expr:
         lhs = self.unary()
         while True:
             self.ws()
@@ -778,7 +801,22 @@ def parse_expr(text: str) -> Expr:
     e = p.expr()
     if not p.at_end():
         raise p.unexpected("end of input, an operator or a pipeline stage")
+    if _tree_depth(e) > 2 * MAX_DEPTH:  # long operator chains: evaluation recurses per level
+        raise LogQLParseError(text, 0, f"syntax error: expression nested more than {2 * MAX_DEPTH} levels deep")
     return e
+
+
+def _tree_depth(e: Expr) -> int:
+    deepest = 0
+    stack: list[tuple[Expr, int]] = [(e, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(node, BinaryOp):
+            stack += [(node.lhs, d + 1), (node.rhs, d + 1)]
+        elif isinstance(node, (VectorAggregation, LabelReplace)):
+            stack.append((node.expr, d + 1))
+    return deepest
 
 
 def parse_log_query(text: str) -> LogQuery:

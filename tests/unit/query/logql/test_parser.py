@@ -208,3 +208,10 @@ def test_fuzz_text_parse_or_fail_cleanly(text: str) -> None:
             parse_expr(candidate)
         except LogQLParseError:
             pass
+
+
+@pytest.mark.parametrize("text", ["(" * 3000 + "1" + ")" * 3000, "sum(" * 500 + "vector(1)" + ")" * 500,
+                                  '{a="b"} | ' + "(" * 3000 + 'a="b"' + ")" * 3000, "1" + " + 1" * 5000])
+def test_deep_nesting_is_a_parse_error_not_a_crash(text: str) -> None:
+    with pytest.raises(LogQLParseError, match="nested more than"):
+        parse_expr(text)
