@@ -1,6 +1,8 @@
 """Bounded buffers of encoded requests between the collectors and the shipper.
 
 The collectors ``put`` a compressed request; the shipper ``peek``s the oldest, sends it and ``ack``s it.
+Several senders share one buffer with ``claim`` (the oldest request no other sender holds) and
+``release`` (give it back undelivered); ``ack`` removes a request wherever it is.
 When the bytes held exceed ``max_bytes`` the oldest requests are dropped and counted (never silently).
 ``MemoryBuffer`` lives in the process; ``DiskBuffer`` keeps one file per request in a spool directory,
 so what was not yet delivered survives an agent restart. Both are thread-safe.
@@ -30,6 +32,8 @@ class Buffer(Protocol):
 
     def put(self, payload: bytes, samples: int) -> None: ...
     def peek(self) -> Entry | None: ...
+    def claim(self) -> Entry | None: ...
+    def release(self, seq: int) -> None: ...
     def ack(self, seq: int) -> None: ...
     def wait(self, timeout: float) -> bool: ...
     def wake(self) -> None: ...
@@ -43,6 +47,11 @@ class _Base:
         self.dropped_requests = 0
         self.dropped_samples = 0
         self._cond = threading.Condition()
+        self._claimed: set[int] = set()
+
+    def release(self, seq: int) -> None:
+        with self._cond:
+            self._claimed.discard(seq)
 
     def wait(self, timeout: float) -> bool:
         """Block until something is buffered or ``wake()`` is called (True if something is buffered)."""
@@ -90,10 +99,25 @@ class MemoryBuffer(_Base):
         with self._cond:
             return self._q[0] if self._q else None
 
+    def claim(self) -> Entry | None:
+        with self._cond:
+            for e in self._q:
+                if e.seq not in self._claimed:
+                    self._claimed.add(e.seq)
+                    return e
+            return None
+
     def ack(self, seq: int) -> None:
         with self._cond:
+            self._claimed.discard(seq)
             if self._q and self._q[0].seq == seq:
                 self._bytes -= len(self._q.popleft().payload)
+                return
+            for i, e in enumerate(self._q):
+                if e.seq == seq:
+                    del self._q[i]
+                    self._bytes -= len(e.payload)
+                    return
 
     def size_bytes(self) -> int:
         return self._bytes
@@ -168,12 +192,35 @@ class DiskBuffer(_Base):
                     self._bytes -= size
             return None
 
+    def claim(self) -> Entry | None:
+        with self._cond:
+            for i, (seq, samples, size) in enumerate(self._files):
+                if seq in self._claimed:
+                    continue
+                try:
+                    payload = self._path(seq, samples).read_bytes()
+                except FileNotFoundError:  # removed behind our back: forget it
+                    del self._files[i]
+                    self._bytes -= size
+                    return None
+                self._claimed.add(seq)
+                return Entry(seq, payload, samples)
+            return None
+
     def ack(self, seq: int) -> None:
         with self._cond:
+            self._claimed.discard(seq)
             if self._files and self._files[0][0] == seq:
                 _, samples, size = self._files.popleft()
                 self._path(seq, samples).unlink(missing_ok=True)
                 self._bytes -= size
+                return
+            for i, (s, samples, size) in enumerate(self._files):
+                if s == seq:
+                    del self._files[i]
+                    self._path(seq, samples).unlink(missing_ok=True)
+                    self._bytes -= size
+                    return
 
     def size_bytes(self) -> int:
         return self._bytes

@@ -46,6 +46,7 @@ class MetadataConfig:
 class ShipperConfig:
     max_samples_per_request: int = 2000
     max_log_records_per_request: int = 5000  # one poll of a source is split into requests of at most this many
+    log_senders: int = 2  # OTLP logs requests in flight at once (each on its own connection)
     backoff_min: str = "500ms"
     backoff_max: str = "30s"
     retry_after_max: str = "5m"  # a longer Retry-After from the server is cut to this
@@ -253,6 +254,8 @@ def _validate(cfg: AgentConfig) -> None:
             raise ConfigError(f"{src}: {key}: {e}") from None
     if not cfg.server.url.startswith(("http://", "https://")):
         raise ConfigError(f"{src}: server.url: expected an http:// or https:// URL, got {cfg.server.url!r}")
+    if not 1 <= cfg.shipper.log_senders <= 16:
+        raise ConfigError(f"{src}: shipper.log_senders: must be between 1 and 16")
     if cfg.shipper.max_log_records_per_request < 1:
         raise ConfigError(f"{src}: shipper.max_log_records_per_request: must be at least 1")
     if cfg.shipper.max_samples_per_request < 1:

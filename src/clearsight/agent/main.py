@@ -118,11 +118,12 @@ def build_agent(cfg: AgentConfig) -> Agent:
         ssl_context = client_context(srv.tls_ca_file, srv.tls_cert_file, srv.tls_key_file)
     base = srv.url.rstrip("/")
 
-    def shipper(path: str, buffer: Buffer, headers: Mapping[str, str]) -> Shipper:
+    def shipper(path: str, buffer: Buffer, headers: Mapping[str, str], shared: bool = False) -> Shipper:
         return Shipper(base + path, buffer, headers=srv.headers, base_headers=headers,
                        timeout=_seconds(srv.timeout), backoff_min=_seconds(cfg.shipper.backoff_min),
                        backoff_max=_seconds(cfg.shipper.backoff_max),
-                       retry_after_max=_seconds(cfg.shipper.retry_after_max), ssl_context=ssl_context)
+                       retry_after_max=_seconds(cfg.shipper.retry_after_max), ssl_context=ssl_context,
+                       shared=shared)
 
     buffer = _buffer(cfg, "")
     encoder = Encoder(host_labels(cfg), cfg.shipper.max_samples_per_request)
@@ -132,7 +133,10 @@ def build_agent(cfg: AgentConfig) -> Agent:
     logs = None
     if sources:
         log_buffer = _buffer(cfg, "logs")
-        logs = LogShipping(LogEncoder(meta.resource(), cfg.shipper.max_log_records_per_request), log_buffer, shipper("/v1/logs", log_buffer, otlp_logs.HEADERS))
+        n = cfg.shipper.log_senders
+        senders = [shipper("/v1/logs", log_buffer, otlp_logs.HEADERS, shared=n > 1) for _ in range(n)]
+        logs = LogShipping(LogEncoder(meta.resource(), cfg.shipper.max_log_records_per_request), log_buffer,
+                           senders[0], senders[1:])
     heartbeat = None
     if cfg.heartbeat.enabled:
         def container_list() -> list[Mapping[str, str]]:

@@ -74,6 +74,11 @@ class LogShipping:
     encoder: LogEncoder
     buffer: Buffer
     shipper: Shipper
+    extra_senders: list[Shipper] = field(default_factory=list)  # more senders on the same buffer
+
+    @property
+    def senders(self) -> list[Shipper]:
+        return [self.shipper, *self.extra_senders]
 
 
 @dataclass
@@ -118,12 +123,13 @@ class SelfCollector:
         except (OSError, ValueError, IndexError):
             pass
         if a.logs is not None:
-            lst, lbuf = a.logs.shipper.stats, a.logs.buffer
+            lbuf = a.logs.buffer
+            stats = [sh.stats for sh in a.logs.senders]
             out += [
-                sample("clearsight_agent_log_records_sent_total", lst.samples_sent),
-                sample("clearsight_agent_log_requests_sent_total", lst.requests_sent),
-                sample("clearsight_agent_log_retries_total", lst.retries),
-                sample("clearsight_agent_log_rejected_records_total", lst.rejected_samples),
+                sample("clearsight_agent_log_records_sent_total", sum(x.samples_sent for x in stats)),
+                sample("clearsight_agent_log_requests_sent_total", sum(x.requests_sent for x in stats)),
+                sample("clearsight_agent_log_retries_total", sum(x.retries for x in stats)),
+                sample("clearsight_agent_log_rejected_records_total", sum(x.rejected_samples for x in stats)),
                 sample("clearsight_agent_log_dropped_records_total", lbuf.dropped_samples),
                 sample("clearsight_agent_log_buffered_requests", len(lbuf)),
                 sample("clearsight_agent_log_buffered_bytes", lbuf.size_bytes()),
@@ -297,8 +303,9 @@ class Agent:
                              daemon=True),
         ]
         if self.logs is not None:
-            self._threads.append(threading.Thread(target=self.logs.shipper.run, args=(self._stop_ship,),
-                                                  name="clearsight-agent-ship-logs", daemon=True))
+            for i, sender in enumerate(self.logs.senders):
+                self._threads.append(threading.Thread(target=sender.run, args=(self._stop_ship,),
+                                                      name=f"clearsight-agent-ship-logs-{i}", daemon=True))
         if self.heartbeat is not None:
             self._threads.append(threading.Thread(target=self._heartbeat_loop, name="clearsight-agent-heartbeat",
                                                   daemon=True))
@@ -329,7 +336,8 @@ class Agent:
             t.join()
         self.shipper.close()
         if self.logs is not None:
-            self.logs.shipper.close()
+            for sender in self.logs.senders:
+                sender.close()
         for ls in self.stats.log_sources:
             ls.source.close()
         log.info("agent stopped: %d samples sent, %d left in the buffer, %d dropped",

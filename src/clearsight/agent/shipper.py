@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from clearsight.agent.buffer import Buffer
+from clearsight.agent.buffer import Buffer, Entry
 from clearsight.agent.sample import LabelPairs, Sample
 from clearsight.ingest.prompb_encode import encode_labels, encode_sample, len_field, snappy
 
@@ -189,8 +189,10 @@ class Shipper:
         retry_after_max: float = 300.0,
         rng: Callable[[], float] = random.random,
         wall_clock: Callable[[], float] = time.time,
+        shared: bool = False,
     ) -> None:
         self.url = url
+        self.shared = shared  # one of several senders on the buffer: claim requests instead of peeking
         self.buffer = buffer
         self.transport = transport or HttpTransport(url, timeout, ssl_context)
         self.headers = {**base_headers, **(headers or {})}
@@ -242,9 +244,16 @@ class Shipper:
 
         Returns False when the buffer was empty or ``stop`` was set before delivery.
         """
-        entry = self.buffer.peek()
+        entry = self.buffer.claim() if self.shared else self.buffer.peek()
         if entry is None:
             return False
+        try:
+            return self._deliver(entry, stop)
+        finally:
+            if self.shared:
+                self.buffer.release(entry.seq)  # a no-op once acknowledged
+
+    def _deliver(self, entry: Entry, stop: StopSignal) -> bool:
         attempt = 0
         while True:
             outcome, delay = self.try_send(entry.payload)
