@@ -146,6 +146,7 @@ class Built:
     log_store: EmbeddedLogStore | None = None
     auth: AuthSystem | None = None
     health: HealthParts | None = None
+    log_surfaces: LogIngestSurfaces | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -450,7 +451,8 @@ def build(cfg: Config) -> Built:
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator)]
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
-                 scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store)
+                 scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
+                 log_surfaces=log_surfaces)
 
 
 class _Server(uvicorn.Server):
@@ -534,7 +536,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                 on_export=_export_recorder(s.metrics),
                 credentials=mtls.grpc_credentials(cfg.server.tls_cert_file, cfg.server.tls_key_file,
                                                   cfg.server.tls_client_ca_file) if cfg.server.tls_cert_file else None,
-                interceptors=[AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [])
+                interceptors=[AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [],
+                logs_export=built.log_surfaces.otlp_logs_grpc if built.log_surfaces is not None else None,
+                on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc())
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
             log.warning("OTLP/gRPC listener not started: %s; the server runs without it (move it with "
                         '--otlp-grpc-listen host:port, or "" to disable)', e, extra={"listen": cfg.server.otlp_grpc_listen})

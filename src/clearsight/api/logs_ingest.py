@@ -127,6 +127,18 @@ class LogIngestSurfaces:
             out = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
         return Response(out, status_code=200, media_type=media_type_of(encoding))
 
+    def otlp_logs_grpc(self, tenant: str, message: bytes) -> None:
+        """OTLP/gRPC ``LogsService/Export``: decodes and commits in the calling (gRPC worker) thread;
+        raises ``IngestError`` for the gRPC layer to map to a status."""
+        try:
+            batch = otlp_logs.convert_request(otlp_logs.parse_protobuf(message), now_ns=self.clock_ns(),
+                                              limits=self.limits)
+            result = self.ingestor.ingest_blocking(tenant, batch) if len(batch) else LogAppendResult()
+        except IngestError as e:
+            self._rejected("otlp_logs_grpc", e)
+            raise
+        self._ok("otlp_logs_grpc", 200, result)
+
     # --- Elasticsearch ----------------------------------------------------------------------------
 
     def _es(self, obj: Any, status: int = 200) -> Response:

@@ -1,4 +1,5 @@
-"""OTLP/gRPC metrics receiver: ``opentelemetry.proto.collector.metrics.v1.MetricsService/Export``.
+"""OTLP/gRPC receiver: ``MetricsService/Export`` and ``LogsService/Export``; ``TraceService/Export``
+answers UNIMPLEMENTED with a message saying traces are not stored yet (and is counted).
 
 Requests arrive as raw bytes (no generated servicer) and go through the same decoder as OTLP/HTTP.
 Errors map to gRPC codes per the OTLP specification, with a ``google.rpc.Status`` in the
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 from clearsight.api.otlp_http import (
@@ -46,7 +48,11 @@ from clearsight.store.interface import AppendResult
 log = logging.getLogger("clearsight.api.otlp_grpc")
 
 SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 IngestBlocking = Callable[[str, SampleBatch], AppendResult]
+# (tenant, ExportLogsServiceRequest bytes) -> None once committed; raises IngestError.
+LogsExport = Callable[[str, bytes], None]
 # Called with the request's invocation metadata as (key, value) pairs (keys are lower case).
 TenantOfMetadata = Callable[[Sequence[tuple[str, str | bytes]]], str]
 
@@ -56,6 +62,48 @@ _MAX_GRPC_MESSAGE = 2**31 - 1
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _abort(context: grpc.ServicerContext, e: IngestError) -> None:
+    """Ends the call with the gRPC status of ``e`` and a ``google.rpc.Status`` trailer (+ RetryInfo)."""
+    st = status_message(e)
+    trailers: list[tuple[str, bytes]] = [("grpc-status-details-bin", st.SerializeToString())]
+    delay = retry_after_seconds(e)
+    if delay is not None:
+        # The RetryInfo alone too: the Python SDK's exporter reads this trailer.
+        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=delay))
+        trailers.append(("google.rpc.retryinfo-bin", info.SerializeToString()))
+    context.set_trailing_metadata(tuple(trailers))
+    context.abort(_CODES[grpc_code_of(e)], e.message)
+
+
+class _LogsExport:
+    def __init__(self, export: LogsExport, limits: WriteLimits, tenant_of_metadata: TenantOfMetadata) -> None:
+        self._export = export
+        self._limits = limits
+        self._tenant_of = tenant_of_metadata
+
+    def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            tenant = self._tenant_of([(m[0], m[1]) for m in (context.invocation_metadata() or ())])
+            if len(request) > self._limits.max_decompressed_bytes:
+                raise PayloadTooLarge(f"message of {len(request)} bytes exceeds the limit of "
+                                      f"{self._limits.max_decompressed_bytes} bytes")
+            self._export(tenant, request)
+        except IngestError as e:
+            _abort(context, e)
+        return logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+
+
+def _traces_unimplemented(on_traces: Callable[[], None] | None) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+    def export(request: bytes, context: grpc.ServicerContext) -> bytes:
+        if on_traces is not None:
+            on_traces()
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "Clearsight does not store traces yet: the span data was not kept (metrics and logs are)")
+        raise AssertionError("unreachable")  # abort raises
+
+    return export
 
 
 class _MetricsExport:
@@ -106,15 +154,7 @@ class _MetricsExport:
             if e.status >= 500 or e.status == 429:
                 log.warning("OTLP/gRPC metrics export rejected (%d): %s", e.status, e.message)
             self._report(ExportOutcome("otlp_grpc", e.status, e.reason))
-            st = status_message(e)
-            trailers: list[tuple[str, bytes]] = [("grpc-status-details-bin", st.SerializeToString())]
-            delay = retry_after_seconds(e)
-            if delay is not None:
-                # The RetryInfo alone too: the Python SDK's exporter reads this trailer.
-                info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=delay))
-                trailers.append(("google.rpc.retryinfo-bin", info.SerializeToString()))
-            context.set_trailing_metadata(tuple(trailers))
-            context.abort(_CODES[grpc_code_of(e)], e.message)
+            _abort(context, e)
         rejected, message = partial_success(decoded, result)
         self._report(
             ExportOutcome(
@@ -148,6 +188,8 @@ def start_otlp_grpc_server_on(
     clock_ms: Callable[[], int] = _now_ms,
     max_concurrent_rpcs: int | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    logs_export: LogsExport | None = None,
+    on_traces: Callable[[], None] | None = None,
 ) -> tuple[grpc.Server, int]:
     """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
     max_msg = min(limits.max_decompressed_bytes, _MAX_GRPC_MESSAGE)
@@ -168,7 +210,13 @@ def start_otlp_grpc_server_on(
             "Export": grpc.unary_unary_rpc_method_handler(svc.export),
         },
     )
-    server.add_generic_rpc_handlers((handler,))
+    handlers = [handler, grpc.method_handlers_generic_handler(
+        TRACE_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(_traces_unimplemented(on_traces))})]
+    if logs_export is not None:
+        logs = _LogsExport(logs_export, limits, tenant_of_metadata)
+        handlers.append(grpc.method_handlers_generic_handler(
+            LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(logs.export)}))
+    server.add_generic_rpc_handlers(tuple(handlers))
     try:
         if credentials is not None:
             port = server.add_secure_port(listen, credentials)
@@ -195,9 +243,10 @@ def start_otlp_grpc_server(
     credentials: grpc.ServerCredentials | None = None,
     max_workers: int = 8,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    logs_export: LogsExport | None = None,
+    on_traces: Callable[[], None] | None = None,
 ) -> grpc.Server:
-    """Starts an OTLP/gRPC metrics server on ``listen`` (``host:port``); stop it with
-    ``server.stop(grace)``."""
+    """Starts an OTLP/gRPC server on ``listen`` (``host:port``); stop it with ``server.stop(grace)``."""
     server, _ = start_otlp_grpc_server_on(
         ingest_blocking,
         limits,
@@ -208,5 +257,7 @@ def start_otlp_grpc_server(
         credentials=credentials,
         max_workers=max_workers,
         interceptors=interceptors,
+        logs_export=logs_export,
+        on_traces=on_traces,
     )
     return server

@@ -94,6 +94,13 @@ class LogIngestor:
     async def ingest(self, tenant: str, batch: LogBatch) -> LogAppendResult:
         return await self.wait(self.submit(tenant, batch))
 
+    def ingest_blocking(self, tenant: str, batch: LogBatch) -> LogAppendResult:
+        """``submit`` and wait for the commit, in the calling thread (gRPC handlers)."""
+        try:
+            return self.submit(tenant, batch).result()
+        except store_if.StoreError as e:
+            raise _translate(e) from e
+
 
 def _translate(e: store_if.StoreError) -> IngestError:
     if isinstance(e, store_if.LimitExceeded):
