@@ -253,6 +253,13 @@ class Directory:
             if not left:
                 s.execute(delete(User).where(User.id == user_id))
 
+    def user_id(self, username: str) -> int:
+        with self.db.session() as s:
+            uid = s.scalar(select(User.id).where(User.username == username))
+        if uid is None:
+            raise NotFound(f"user {username!r} not found")
+        return int(uid)
+
     def disable_user(self, username: str, disabled: bool = True) -> None:
         with self.db.session() as s, s.begin():
             user = s.scalar(select(User).where(User.username == username))

@@ -156,6 +156,10 @@ from clearsight.cli.health import health_command  # noqa: E402  (health --resour
 
 app.command(name="health")(health_command)
 
+from clearsight.cli.auth import register as _register_auth  # noqa: E402  (users|orgs|roles|apikeys; SQL loads per command)
+
+_register_auth(app)
+
 
 def main() -> None:
     app()
