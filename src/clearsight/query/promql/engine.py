@@ -851,6 +851,16 @@ def latest_sample_index(data: SeriesData, eff: I64, lo: int, lookback: int) -> t
     n = len(data)
     k = eff.shape[0]
     offs = data.offsets
+    if k == 1 and n and data.timestamps.shape[0]:
+        # One step (instant queries): the latest sample is each series' last one, when the store
+        # returned nothing after the step (as asked: selects end at the step); else the general path.
+        t0 = int(eff[0])
+        idx1 = np.maximum(offs[1:] - 1, 0)
+        t1 = data.timestamps[idx1]
+        nonempty = offs[1:] > offs[:-1]
+        if not bool((t1[nonempty] > t0).any()):
+            ok1 = nonempty & (t1 > t0 - lookback) & ~stale_mask(data.values[idx1])
+            return idx1[:, None], ok1[:, None]
     span = int(max(int(eff.max()), int(data.timestamps.max()) if data.timestamps.size else 0) - lo + 2)
     series_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(offs))
     keys = series_of * span + (data.timestamps - lo)
