@@ -87,8 +87,8 @@ class Database:
                     moved = repair.quarantine(self.path)
                     self.quarantined = moved[0] if moved else None
                     msg = (f"{self.path} is damaged and cannot be opened ({_first_line(e)}); moved aside: "
-                           f"{', '.join(str(p) for p in moved)}; starting from a new file and salvaging "
-                           f"the readable rows")
+                           f"{', '.join(str(p) for p in moved)}; starting from a new file "
+                           f"(the store salvages what it can read from it)")
                 else:
                     raise
                 log.error("%s: %s", self.what, msg)
@@ -111,7 +111,8 @@ class Database:
             moved = repair.quarantine(self.path)
             self.quarantined = moved[0] if moved else None
             msg = (f"{self.path} is damaged: reading it failed ({_first_line(e)}); moved aside: "
-                   f"{', '.join(str(p) for p in moved)}; starting from a new file and salvaging the readable rows")
+                   f"{', '.join(str(p) for p in moved)}; starting from a new file "
+                   f"(the store salvages what it can read from it)")
             log.error("%s: %s", self.what, msg)
             self.repairs.append(msg)
             self._root = self._connect()
