@@ -51,7 +51,7 @@ def test_tail_and_attributes(tmp_path: Path) -> None:
     s = src(tmp_path, read_from="beginning", labels={"app": "shop"}, service="shop")
     recs = s.read()
     assert [r.body for r in recs] == ["a", "b"]
-    assert dict(recs[0].attributes) == {"log.file.path": str(log), "log.file.name": "app.log", "app": "shop"}
+    assert dict(recs[0].attributes) == {"log_file_path": str(log), "log_file_name": "app.log", "app": "shop"}
     assert recs[0].time_ns == 0
     append(log, "c\r\nunterminated")
     assert bodies(s) == ["c"]

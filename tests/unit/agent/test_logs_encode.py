@@ -66,38 +66,38 @@ def test_os_pretty_name(tmp_path: object) -> None:
 
 
 def attrs(line: str) -> dict[str, object]:
-    return dict(parse_auth_line(line, (("log.file.path", "/var/log/auth.log"),)).attributes)
+    return dict(parse_auth_line(line, (("log_file_path", "/var/log/auth.log"),)).attributes)
 
 
 def test_auth_sshd() -> None:
     a = attrs("Dec  4 21:00:01 web-1 sshd[123]: Failed password for invalid user bob from 203.0.113.9 port 22 ssh2")
-    assert a == {"log.file.path": "/var/log/auth.log", "host": "web-1", "program": "sshd", "pid": 123,
-                 "auth.user": "bob", "auth.source_ip": "203.0.113.9", "auth.method": "password",
-                 "auth.outcome": "failure"}
+    assert a == {"log_file_path": "/var/log/auth.log", "host": "web-1", "program": "sshd", "pid": 123,
+                 "auth_user": "bob", "auth_source_ip": "203.0.113.9", "auth_method": "password",
+                 "auth_outcome": "failure"}
     a = attrs("2026-12-04T21:00:01.123456+00:00 web-1 sshd[9]: Accepted publickey for alice from 10.0.0.2 port 5 ssh2")
-    assert (a["auth.user"], a["auth.method"], a["auth.outcome"]) == ("alice", "publickey", "success")
+    assert (a["auth_user"], a["auth_method"], a["auth_outcome"]) == ("alice", "publickey", "success")
     rec = parse_auth_line("2026-12-04T21:00:01.123456+00:00 web-1 sshd[9]: Accepted x for y from z", ())
     assert rec.time_ns == 1796418001123456000
     a = attrs("Dec  4 21:00:01 web-1 sshd[5]: Invalid user admin from 198.51.100.1 port 4444")
-    assert (a["auth.user"], a["auth.source_ip"], a["auth.outcome"], a["auth.method"]) == (
+    assert (a["auth_user"], a["auth_source_ip"], a["auth_outcome"], a["auth_method"]) == (
         "admin", "198.51.100.1", "failure", "none")
 
 
 def test_auth_sudo_and_su() -> None:
     a = attrs("Dec  4 21:00:01 web-1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls -l")
-    assert {k: v for k, v in a.items() if k.startswith("auth.")} == {
-        "auth.user": "alice", "auth.target_user": "root", "auth.command": "/bin/ls -l", "auth.outcome": "success",
-        "auth.method": "sudo"}
+    assert {k: v for k, v in a.items() if k.startswith("auth_")} == {
+        "auth_user": "alice", "auth_target_user": "root", "auth_command": "/bin/ls -l", "auth_outcome": "success",
+        "auth_method": "sudo"}
     a = attrs("Dec  4 21:00:01 web-1 sudo:    alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/ ; "
               "USER=root ; COMMAND=/bin/sh")
-    assert a["auth.outcome"] == "failure"
+    assert a["auth_outcome"] == "failure"
     a = attrs("Dec  4 21:00:01 web-1 sudo: pam_unix(sudo:auth): authentication failure; logname=alice uid=1000 "
               "euid=0 tty=/dev/pts/0 ruser=alice rhost=  user=alice")
-    assert (a["auth.user"], a["auth.outcome"]) == ("alice", "failure") and "auth.source_ip" not in a
+    assert (a["auth_user"], a["auth_outcome"]) == ("alice", "failure") and "auth_source_ip" not in a
     a = attrs("Dec  4 21:00:01 web-1 su[77]: (to root) alice on pts/0")
-    assert (a["auth.user"], a["auth.target_user"], a["auth.outcome"]) == ("alice", "root", "success")
+    assert (a["auth_user"], a["auth_target_user"], a["auth_outcome"]) == ("alice", "root", "success")
     a = attrs("Dec  4 21:00:01 web-1 su[77]: FAILED SU (to root) alice on pts/0")
-    assert (a["auth.user"], a["auth.target_user"], a["auth.outcome"]) == ("alice", "root", "failure")
+    assert (a["auth_user"], a["auth_target_user"], a["auth_outcome"]) == ("alice", "root", "failure")
     a = attrs("Dec  4 21:00:01 web-1 CRON[1]: pam_unix(cron:session): session opened for user root")
-    assert a == {"log.file.path": "/var/log/auth.log", "host": "web-1", "program": "CRON", "pid": 1}
-    assert attrs("not syslog at all") == {"log.file.path": "/var/log/auth.log"}
+    assert a == {"log_file_path": "/var/log/auth.log", "host": "web-1", "program": "CRON", "pid": 1}
+    assert attrs("not syslog at all") == {"log_file_path": "/var/log/auth.log"}

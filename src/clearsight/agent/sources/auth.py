@@ -13,8 +13,8 @@ The syslog header, classic (``Dec  4 21:00:01 host sshd[123]: ...``) or RFC 3339
 - **su**: ``(to <target>) <user> on <tty>`` (``success``), ``FAILED SU (to <target>) <user>`` and
   ``authentication failure`` (``failure``);
 
-the attributes ``auth.user``, ``auth.source_ip``, ``auth.method``, ``auth.outcome`` and for sudo/su
-``auth.target_user`` (and ``auth.command`` for sudo). Other lines keep the header attributes only.
+the attributes ``auth_user``, ``auth_source_ip``, ``auth_method``, ``auth_outcome`` and for sudo/su
+``auth_target_user`` (and ``auth_command`` for sudo). Other lines keep the header attributes only.
 """
 
 from __future__ import annotations
@@ -57,34 +57,34 @@ def _fields(prog: str, msg: str) -> dict[str, str]:
         for rx, outcome in _SSHD:
             m = rx.search(msg)
             if m:
-                d = {"auth.user": m["user"], "auth.source_ip": m["ip"], "auth.outcome": outcome}
-                d["auth.method"] = m.groupdict().get("method") or "none"
+                d = {"auth_user": m["user"], "auth_source_ip": m["ip"], "auth_outcome": outcome}
+                d["auth_method"] = m.groupdict().get("method") or "none"
                 return d
         return {}
     if prog in ("sudo", "su"):
         if _PAM_FAIL in msg:
             kv = dict(_KV.findall(msg.split(_PAM_FAIL, 1)[1]))
-            d = {"auth.user": kv.get("ruser") or kv.get("logname") or kv.get("user", ""),
-                 "auth.outcome": "failure", "auth.method": prog}
+            d = {"auth_user": kv.get("ruser") or kv.get("logname") or kv.get("user", ""),
+                 "auth_outcome": "failure", "auth_method": prog}
             if kv.get("user"):
-                d["auth.target_user"] = kv["user"]
+                d["auth_target_user"] = kv["user"]
             if kv.get("rhost"):
-                d["auth.source_ip"] = kv["rhost"]
+                d["auth_source_ip"] = kv["rhost"]
             return d
     if prog == "sudo":
         m = _SUDO_CMD.search(msg)
         if m:
-            return {"auth.user": m["user"], "auth.target_user": m["target"], "auth.command": m["cmd"].strip(),
-                    "auth.outcome": "failure" if m["n"] else "success", "auth.method": "sudo"}
+            return {"auth_user": m["user"], "auth_target_user": m["target"], "auth_command": m["cmd"].strip(),
+                    "auth_outcome": "failure" if m["n"] else "success", "auth_method": "sudo"}
     if prog == "su":
         m = _SU_FAIL.search(msg)
         if m:
-            return {"auth.user": m["user"] or m["u2"], "auth.target_user": m["target"] or m["t2"],
-                    "auth.outcome": "failure", "auth.method": "su"}
+            return {"auth_user": m["user"] or m["u2"], "auth_target_user": m["target"] or m["t2"],
+                    "auth_outcome": "failure", "auth_method": "su"}
         m = _SU_OK.search(msg)
         if m:
-            return {"auth.user": m["user"] or m["u1"], "auth.target_user": m["target"] or m["t1"],
-                    "auth.outcome": "success", "auth.method": "su"}
+            return {"auth_user": m["user"] or m["u1"], "auth_target_user": m["target"] or m["t1"],
+                    "auth_outcome": "success", "auth_method": "su"}
     return {}
 
 

@@ -17,7 +17,7 @@ Each file is followed by its identity (device, inode) on an open descriptor:
   complete when the next start line arrives, or after one poll with nothing new for it. The committed
   offset is the start of an incomplete record, so a restart rebuilds it whole.
 
-Records carry ``log.file.path``, ``log.file.name`` and the source's ``labels`` as attributes; their time
+Records carry ``log_file_path``, ``log_file_name`` and the source's ``labels`` as attributes; their time
 is left unset (the server uses the observed time) unless the source's ``parse`` finds one.
 """
 
@@ -150,7 +150,7 @@ class FileSource:
                     self._track(path, key, offset if offset <= size else 0, rotated=True)
 
     def _attrs(self, path: str) -> Attributes:
-        return (("log.file.path", path), ("log.file.name", os.path.basename(path)), *self.labels)
+        return (("log_file_path", path), ("log_file_name", os.path.basename(path)), *self.labels)
 
     def _line(self, t: _Tracked, line: str, line_start: int, out: list[LogRecord]) -> None:
         if self.start is None:
