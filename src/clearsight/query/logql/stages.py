@@ -250,10 +250,11 @@ class Pipeline:
 
     def _flatten_wanted(self, wanted: frozenset[str]) -> Callable[[dict[str, Any], str, dict[str, str]], None]:
         """``_flatten`` that sets only ``wanted`` labels (and their ``_extracted`` twins)."""
-        want = wanted | {w[: -len("_extracted")] for w in wanted if w.endswith("_extracted")}
+        want = (wanted | {w[: -len("_extracted")] for w in wanted if w.endswith("_extracted")}) - {ERROR, ERROR_DETAILS}
         prefixes = tuple(w.rsplit("_", 1)[0] + "_" for w in want if "_" in w)
-
         cache = _SANE
+        if not prefixes:
+            return self._flatten_top(want)
 
         def flatten(doc: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
             for k, v in doc.items():
@@ -264,6 +265,30 @@ class Pipeline:
                         flatten(v, key + "_", labels)
                 elif key in want and v is not None and type(v) is not list:
                     self._set(labels, key, v if type(v) is str else _scalar(v))
+        return flatten
+
+    def _flatten_top(self, want: frozenset[str]) -> Callable[[dict[str, Any], str, dict[str, str]], None]:
+        """The wanted names have no ``_``: they can only be top-level keys, looked up directly;
+        keys that sanitising changes are found by one set difference against the keys seen clean."""
+        clean: set[str] = set()
+        plain = tuple(want)
+
+        def flatten(doc: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
+            unknown = doc.keys() - clean
+            if unknown:
+                for k in unknown:
+                    if sanitize(k) == k:
+                        if len(clean) < 65536:
+                            clean.add(k)
+                    else:
+                        v = doc[k]
+                        key = sanitize(k)
+                        if key in want and v is not None and type(v) is not list and type(v) is not dict:
+                            self._set(labels, key, v if type(v) is str else _scalar(v))
+            for w in plain:
+                v = doc.get(w)
+                if v is not None and type(v) is not list and type(v) is not dict:
+                    self._set(labels, w, v if type(v) is str else _scalar(v))
         return flatten
 
     def _flatten(self, doc: dict[str, Any], prefix: str, labels: dict[str, str]) -> None:
