@@ -74,6 +74,12 @@ DEFAULT_RULES: tuple[HealthRule, ...] = (
     HealthRule("host", "disk_usage",
                f"100 * max by (instance) (1 - node_filesystem_avail_bytes{{{_IGNORED_FS}}} "
                f"/ node_filesystem_size_bytes{{{_IGNORED_FS}}})", 80, 90, unit="%"),
+    # containers (the agent's container collector: cAdvisor names plus clearsight_container_*)
+    HealthRule("container", "memory_usage",
+               "100 * container_memory_usage_bytes / (container_spec_memory_limit_bytes > 0)", 85, 95, unit="%"),
+    HealthRule("container", "restarts_15m", "increase(clearsight_container_restarts_total[15m])", 1, 5),
+    HealthRule("container", "health_check_failing", 'max by (id) (clearsight_container_health{status="unhealthy"})',
+               None, 1),
     # scraped services: some targets down is a warning, all of them a critical
     HealthRule("service", "targets_up", "100 * avg by (job) (up)", 99.9, 0, direction="below", unit="%"),
 )

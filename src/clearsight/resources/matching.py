@@ -5,8 +5,9 @@ A label set names a resource through (first match wins within a kind):
 - an explicit id: ``resource_id``, ``resource`` or ``resource.id`` holding ``kind:name``;
 - host: ``instance`` (one of the host's known instance values, or ``<hostname>:<port>``), ``host``,
   ``hostname``, ``host_name``, ``host.name``, ``nodename``;
-- container: ``container_id``, ``container.id`` (full id, or a unique prefix of at least 12
-  characters as Docker shows it), ``container_name``, ``container.name``;
+- container: ``container_id``, ``container.id``, ``id`` (the agent's container series; full id, or
+  a unique prefix of at least 12 characters as Docker shows it), ``container_name``,
+  ``container.name``;
 - service: ``job``, ``service``, ``service_name``, ``service.name``.
 """
 
@@ -18,7 +19,7 @@ from clearsight.resources.model import Resource, make_id, valid_id
 
 ID_KEYS = ("resource_id", "resource", "resource.id")
 HOST_KEYS = ("host", "hostname", "host_name", "host.name", "nodename")
-CONTAINER_ID_KEYS = ("container_id", "container.id")
+CONTAINER_ID_KEYS = ("container_id", "container.id", "id")  # id: the agent's (cAdvisor's) label
 CONTAINER_NAME_KEYS = ("container_name", "container.name")
 SERVICE_KEYS = ("job", "service", "service_name", "service.name")
 SHORT_ID = 12

@@ -13,7 +13,9 @@ from clearsight.health.rules import DEFAULT_RULES, HealthRule, HealthRuleError, 
 def test_defaults_parse_and_levels() -> None:
     for r in DEFAULT_RULES:
         assert check_expr(r.expr) is None, r.metric
-    assert sorted(r.metric for r in load_rules(None)) == ["cpu_usage", "disk_usage", "memory_usage", "targets_up"]
+    assert sorted((r.resource_type, r.metric) for r in load_rules(None)) == [
+        ("container", "health_check_failing"), ("container", "memory_usage"), ("container", "restarts_15m"),
+        ("host", "cpu_usage"), ("host", "disk_usage"), ("host", "memory_usage"), ("service", "targets_up")]
     up = next(r for r in DEFAULT_RULES if r.metric == "targets_up")
     assert [up.level(v) for v in (100, 99.95, 50, 0)] == ["healthy", "healthy", "warning", "critical"]
     rule = HealthRule("host", "x", "x", 70, 90)
@@ -39,8 +41,8 @@ health_rules:
     thresholds: {critical: 0.05}
 """)
     rules = {(r.resource_type, r.metric): r for r in load_rules(f, check_expr)}
-    assert sorted(rules) == [("host", "cpu_usage"), ("host", "memory_usage"), ("service", "error_ratio"),
-                             ("service", "targets_up")]
+    assert sorted(k for k in rules if k[0] != "container") == [
+        ("host", "cpu_usage"), ("host", "memory_usage"), ("service", "error_ratio"), ("service", "targets_up")]
     assert rules[("host", "cpu_usage")] == HealthRule("host", "cpu_usage", "cpu_percent", 70, 90, unit="%")
     assert rules[("service", "error_ratio")].warning is None
 

@@ -34,6 +34,7 @@ def test_containers_and_services() -> None:
     assert INDEX.match({"container.id": "0123456789ab"}, "container") == "container:0123456789abcdef0000"
     assert INDEX.match({"container.id": "0123"}, "container") is None  # too short to be a prefix
     assert INDEX.match({"container_name": "nginx"}, "container") == "container:0123456789abcdef0000"
+    assert INDEX.match({"id": "0123456789abcdef0000", "name": "x"}, "container") == "container:0123456789abcdef0000"
     assert INDEX.match({"job": "api"}, "service") == "service:api"
     assert INDEX.match_all({"instance": "web-1", "job": "api"}) == ["host:web-1", "service:api"]
 
