@@ -27,6 +27,7 @@ from clearsight.model.matchers import Matcher, MatchType
 from clearsight.query.budget import QueryBudget
 from clearsight.query.logql.ast import (
     BinaryOp,
+    DropStage,
     Grouping,
     LabelReplace,
     LineFilterStage,
@@ -34,6 +35,7 @@ from clearsight.query.logql.ast import (
     MetricExpr,
     NumberLiteral,
     RangeAggregation,
+    Stage,
     VectorAggregation,
     VectorLiteral,
 )
@@ -156,7 +158,7 @@ class LogQLEvaluator:
 
     def logs(self, sel: LogSelector, start: int, end: int, limit: int, direction: Direction) -> list[StreamResult]:
         """Up to ``limit`` entries after the pipeline, grouped by their final label sets."""
-        filters, rest = pushdown_filters(sel.stages)
+        filters, rest = _store_side(sel.stages)
         out: dict[Labels, StreamResult] = {}
         if not rest:
             b = self.store.select(self.tenant, sel.matchers, start, end, filters, limit, direction)
@@ -244,7 +246,7 @@ class LogQLEvaluator:
         scan_start = int(ends[0]) - e.range_ns + 1
         scan_end = int(ends[-1])
         sel = e.selector
-        filters, rest = pushdown_filters(sel.stages)
+        filters, rest = _store_side(sel.stages)
         series: dict[Labels, tuple[list[int], list[float]]] = {}
         grouping = e.grouping
         if not rest and e.unwrap is None:
@@ -361,6 +363,16 @@ def _raise_pipeline_error(key: Labels) -> None:
         f"Use a label filter to intentionally skip this error. (e.g | __error__!=\"{value}\").\n"
         "To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n"
         "The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )")
+
+
+def _store_side(stages: tuple[Stage, ...]) -> tuple[tuple[LineFilter, ...], tuple[Stage, ...]]:
+    """``pushdown_filters``, and a trailing ``| drop __error__, __error_details__`` with nothing
+    before it that could set them (Grafana's log-volume query) is dropped as the no-op it is."""
+    filters, rest = pushdown_filters(stages)
+    if rest and all(isinstance(st, DropStage) and all(it.matcher is None and it.name in (ERROR, ERROR_DETAILS)
+                                                      for it in st.items) for st in rest):
+        return filters, ()
+    return filters, rest
 
 
 def _unwrap_value(conversion: str, raw: str | None) -> float | None:

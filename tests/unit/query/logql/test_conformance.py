@@ -283,3 +283,22 @@ def test_deadline_and_cancel_stop_the_scan(store: EmbeddedLogStore) -> None:
     with pytest.raises(QueryCanceled):
         ev.metric(parse_expr('count_over_time({app="api"}[1m])'),  # type: ignore[arg-type]
                   np.array([T], dtype=np.int64))
+
+
+def test_grafana_log_volume_query_reads_no_bodies(store: EmbeddedLogStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`| drop __error__` with no parser before it is a no-op: the count runs store-side, reading
+    stream, timestamp and size only (``select``, which returns bodies, is never called)."""
+    e = parse_expr('sum by (app) (count_over_time({env="prod"} | drop __error__, __error_details__ [1m]))')
+    assert isinstance(e, MetricExpr)
+
+    def no_bodies(*_a: object, **_k: object) -> None:
+        raise AssertionError("bodies were read")
+
+    monkeypatch.setattr(store, "select", no_bodies)
+    v = _ev(store).metric(e, np.array([T], dtype=np.int64))
+    assert isinstance(v, VectorSteps)
+    assert dict(zip([dict(lbl)["app"] for lbl in v.labels], v.values[:, 0].tolist(), strict=True)) == \
+        {"api": 60.0, "web": 30.0}
+    with pytest.raises(AssertionError, match="bodies were read"):  # a parser needs the bodies
+        _ev(store).metric(parse_expr('count_over_time({env="prod"} | logfmt | drop __error__ [1m])'),  # type: ignore[arg-type]
+                          np.array([T], dtype=np.int64))
