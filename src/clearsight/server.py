@@ -536,7 +536,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                 on_export=_export_recorder(s.metrics),
                 credentials=mtls.grpc_credentials(cfg.server.tls_cert_file, cfg.server.tls_key_file,
                                                   cfg.server.tls_client_ca_file) if cfg.server.tls_cert_file else None,
-                interceptors=[AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [],
+                interceptors=([AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [])
+                + ([mtls.grpc_revocation_interceptor(mtls.RevocationList(cfg.server.tls_crl_file))]
+                   if cfg.server.tls_crl_file else []),
                 logs_export=built.log_surfaces.otlp_logs_grpc if built.log_surfaces is not None else None,
                 on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc())
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
