@@ -153,3 +153,53 @@ def test_mutual_tls(tmp_path: Path) -> None:
         codes = {name: stop(p) for name, p in agents.items()}
         stop(server)
     assert codes == dict.fromkeys(agents, 0), codes
+
+
+def test_otlp_grpc_mutual_tls(tmp_path: Path) -> None:
+    import grpc
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    certs = tmp_path / "certs"
+    init(certs, ["127.0.0.1"])
+    for name in ("good", "revoked"):
+        issue(certs, name, org="acme")
+    cli("certs", "revoke", "--agent", "revoked", "--dir", str(certs))
+    port, grpc_port = free_port(), free_port()
+    server_log = tmp_path / "server.log"
+    (tmp_path / "server.yaml").write_text(
+        "server:\n"
+        f"  tls_cert_file: {certs / 'server.crt'}\n  tls_key_file: {certs / 'server.key'}\n"
+        f"  tls_client_ca_file: {certs / 'ca.crt'}\n  tls_crl_file: {certs / 'crl.pem'}\n"
+        "log: {format: text}\n")
+    server = spawn([sys.executable, "-m", "clearsight", "server", "--config", str(tmp_path / "server.yaml"),
+                    "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
+                    "--otlp-http-listen", "", "--otlp-grpc-listen", f"127.0.0.1:{grpc_port}"], server_log)
+
+    def export(name: str | None) -> grpc.StatusCode:
+        ca = (certs / "ca.crt").read_bytes()
+        if name is None:
+            creds = grpc.ssl_channel_credentials(ca)
+        else:
+            creds = grpc.ssl_channel_credentials(ca, (certs / "agents" / f"{name}.key").read_bytes(),
+                                                 (certs / "agents" / f"{name}.crt").read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{grpc_port}", creds) as ch:
+            call = ch.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                                  request_serializer=metrics_service_pb2.ExportMetricsServiceRequest.SerializeToString,
+                                  response_deserializer=metrics_service_pb2.ExportMetricsServiceResponse.FromString)
+            try:
+                call(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=10)
+            except grpc.RpcError as e:
+                return e.code()  # type: ignore[no-any-return]
+            return grpc.StatusCode.OK
+
+    try:
+        def up() -> bool:
+            assert server.poll() is None, server_log.read_text()
+            return export("good") == grpc.StatusCode.OK
+
+        until("the OTLP/gRPC listener did not accept the good certificate", up, server_log)
+        assert export("revoked") == grpc.StatusCode.UNAUTHENTICATED
+        assert export(None) == grpc.StatusCode.UNAVAILABLE  # no client certificate: the handshake fails
+        until("revoked over gRPC", lambda: "CN=revoked serial" in server_log.read_text(), server_log)
+    finally:
+        stop(server)
