@@ -53,6 +53,7 @@ from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
 from clearsight.correlation.correlator import CorrelationSettings, Correlator, RangeQueryFunc
 from clearsight.health.history import HealthHistory
+from clearsight.health.metrics import HealthCollector
 from clearsight.health.monitor import HealthMonitor
 from clearsight.health.rules import HealthRuleError, load_rules
 from clearsight.model.labels import Labels
@@ -270,7 +271,7 @@ def _range_query_for(cfg: Config, store: MetricsStore) -> Any:
 
 
 def build_health(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor, log_store: EmbeddedLogStore,
-                 log_ingestor: LogIngestor, tenant_of: TenantOf) -> HealthParts:
+                 log_ingestor: LogIngestor, tenant_of: TenantOf, metrics: SelfMetrics) -> HealthParts:
     """Registry (heartbeats + passive discovery), health monitor and correlator; raises ConfigError
     for a bad ``health.rules_file``."""
     rules_path = None
@@ -312,6 +313,7 @@ def build_health(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor, lo
              PeriodicTask("health evaluation", parse_duration_ms(cfg.health.evaluation_interval) / 1000, monitor.run_once)]
     if c.enabled:
         tasks.append(PeriodicTask("correlation", parse_duration_ms(c.interval) / 1000, correlator.run_once))
+    metrics.registry.register(HealthCollector(registry, monitor, correlator))
     routes = [*ResourceApi(registry, tenant_of, heartbeat_interval_ms=parse_duration_ms(r.heartbeat_interval)).routes(),
               *HealthApi(registry, monitor, history, tenant_of).routes(), *CorrelationApi(events, tenant_of).routes()]
     return HealthParts(registry, history, routes, tasks)
@@ -435,7 +437,7 @@ def build(cfg: Config) -> Built:
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor, exemplars=exemplar_store)
     try:
-        health = build_health(cfg, store, ingestor, log_store, log_ingestor, tenant_of)
+        health = build_health(cfg, store, ingestor, log_store, log_ingestor, tenant_of, metrics)
     except ConfigError:
         store.close()
         log_store.close()

@@ -188,6 +188,9 @@ def test_registry_health_and_correlation(tmp_path: Path) -> None:
         evs = _get(url, "/api/v1/events", type="correlation")["events"]
         assert [e["id"] for e in evs] == [c["id"]]
         assert _get(url, "/api/v1/correlations", 400, resource="nope")["errorType"] == "bad_data"
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+        assert "clearsight_correlations_written_total 1.0" in metrics
+        assert 'clearsight_resources{kind="host",status="up",tenant="default"}' in metrics
     finally:
         cs.stop()
 

@@ -96,6 +96,8 @@ class Correlator:
         self.s = settings
         self._done: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self.events_examined = 0
+        self.correlations_written = 0
 
     def _done_for(self, tenant: str, now_ms: int) -> set[str]:
         done = self._done.get(tenant)
@@ -140,7 +142,9 @@ class Correlator:
                     out += self._correlate(query, ev, rid, index_ev, now_ms)
             if out:
                 self.write(tenant, out)
+                self.correlations_written += len(out)
             done.update(e.id for e in todo)  # only once written: a failed write is retried next pass
+            self.events_examined += len(todo)
             return out
 
     def _findings(self, query: RangeQueryFunc, ev: Event, rid: str, index: ResourceIndex) -> list[Finding]:

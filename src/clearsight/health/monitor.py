@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from clearsight.health.evaluator import Evaluation, Health, evaluate
@@ -32,6 +33,8 @@ class HealthMonitor:
         self._latest: dict[str, dict[str, Health]] = {}
         self.last_errors: dict[str, dict[str, str]] = {}
         self._logged_errors: set[tuple[str, str, str]] = set()
+        self.passes = 0
+        self.last_duration_s = 0.0
 
     def evaluate_tenant(self, tenant: str, now_ms: int) -> Evaluation:
         resources = self.registry.all(tenant)
@@ -50,12 +53,15 @@ class HealthMonitor:
         return ev
 
     def run_once(self, now_ms: int) -> None:
+        t0 = time.perf_counter()
         for tenant in self.registry.tenants():
             try:
                 self.evaluate_tenant(tenant, now_ms)
             except Exception:
                 log.exception("health evaluation failed", extra={"tenant": tenant})
         self.history.save_if_dirty()
+        self.passes += 1
+        self.last_duration_s = time.perf_counter() - t0
 
     def latest(self, tenant: str, rid: str) -> Health | None:
         with self._lock:
