@@ -89,6 +89,7 @@ class PassiveDiscovery:
         self.query_for = query_for
         self.default_tenant = default_tenant
         self.interval_ms = interval_ms
+        self._full: set[str] = set()  # tenants whose "registry full" was logged (once per episode)
 
     def run_once(self, now_ms: int) -> None:
         for tenant in sorted({self.default_tenant, *self.registry.tenants()}):
@@ -97,7 +98,10 @@ class PassiveDiscovery:
                 continue
             try:
                 self.registry.observe(tenant, found)
+                self._full.discard(tenant)
             except RegistryFull as e:
-                log.warning("discovered resources not recorded: %s", e, extra={"tenant": tenant})
+                if tenant not in self._full:
+                    self._full.add(tenant)
+                    log.warning("discovered resources not recorded: %s", e, extra={"tenant": tenant})
         self.registry.prune(now_ms)
         self.registry.save_if_dirty()
