@@ -106,7 +106,8 @@ def main(argv: list[str]) -> int:
             podman = Podman(work / "podman")
             image = podman.import_busybox()
             for i in range(args.containers):
-                podman("run", "-d", "--name", f"bench-{i}", *RUN_FLAGS, image, "/bin/sleep", "36000")
+                podman("run", "-d", "--name", f"bench-{i}", *RUN_FLAGS, image, "/bin/sh", "-c",
+                       "while :; do sleep 1; done")
             podman.start_service()
         logs = work / "logs"
         logs.mkdir()

@@ -90,8 +90,9 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     # a container held at a fifth of a core, one that sleeps, one created and never started
     p("run", "-d", "--name", "busy", "--cpus", "0.2", "--label", "app=demo", *RUN_FLAGS, image,
       "/bin/sh", "-c", "while :; do :; done")
-    p("run", "-d", "--name", "idle", *RUN_FLAGS, image, "/bin/sleep", "3600")
-    p("create", "--name", "never", *RUN_FLAGS, image, "/bin/sleep", "1")
+    # only "busy" joins podman's bridge (network counters); another test's podman may run at the same time
+    p("run", "-d", "--name", "idle", "--network", "none", *RUN_FLAGS, image, "/bin/sleep", "3600")
+    p("create", "--name", "never", "--network", "none", *RUN_FLAGS, image, "/bin/sleep", "1")
     p.start_service()
     try:
         yield p

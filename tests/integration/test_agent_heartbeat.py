@@ -31,7 +31,7 @@ def test_heartbeat_registers_host_and_containers(tmp_path: Path) -> None:
     log = tmp_path / "agent.log"
     try:
         image = podman.import_busybox()
-        podman("run", "-d", "--name", "hb-web", *RUN_FLAGS, image, "/bin/sleep", "3600")
+        podman("run", "-d", "--name", "hb-web", "--network", "none", *RUN_FLAGS, image, "/bin/sleep", "3600")
         podman.start_service()
         server = start_clearsight(tmp_path / "server")
         cfg = tmp_path / "agent.yaml"
