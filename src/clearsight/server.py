@@ -28,6 +28,7 @@ from clearsight.api import mtls
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.alertmanager import make_alertmanager_routes
 from clearsight.api.app import Services, create_app
+from clearsight.api.audit_routes import CrossOrgAuditMiddleware, audit_routes, make_audit_api
 from clearsight.api.auth_admin import make_admin_routes
 from clearsight.api.auth_routes import make_auth_routes
 from clearsight.api.common import TenantOf
@@ -43,8 +44,12 @@ from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
+from clearsight.api.security_headers import SecurityHeadersMiddleware
+from clearsight.api.trace_context import TraceMiddleware, install_log_filter
 from clearsight.api.ui import make_ui_routes
 from clearsight.api.ws_metrics import make_ws_metrics_route
+from clearsight.auth.audit import AuditLog
+from clearsight.auth.csrf import CsrfMiddleware
 from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
@@ -449,8 +454,11 @@ def build(cfg: Config) -> Built:
         store.close()
         log_store.close()
         raise
+    audit = AuditLog(auth.db)
     services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator),
-                                 *make_admin_routes(auth.directory, auth.keys, auth.authenticator)]
+                                 *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
+                                 *make_audit_api(audit)]
+    audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
@@ -478,9 +486,11 @@ def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None) -> Any:
     bounded = BodyLimitMiddleware(app, max_request_bytes=cfg.limits.max_body_bytes,
                                   max_inflight_bytes=cfg.server.max_inflight_body_bytes,
                                   body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
-    inner: Any = bounded if auth is None else AuthMiddleware(bounded, auth.authenticator,
-                                                             tenant_header=cfg.tenancy.tenant_header)
-    return AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)
+    inner: Any = bounded if auth is None else AuthMiddleware(
+        CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))), auth.authenticator,
+        tenant_header=cfg.tenancy.tenant_header)
+    return TraceMiddleware(SecurityHeadersMiddleware(
+        AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)))
 
 
 def _http_protocol(cfg: Config) -> type[Any]:
@@ -522,6 +532,7 @@ def _listen_free(listen: str, what: str, flag: str) -> bool:
 
 
 async def serve(cfg: Config, on_ready: Any = None) -> None:
+    install_log_filter()  # request log lines carry the trace id (api/trace_context.py)
     built = build(cfg)
     s = built.services
     app = create_app(s)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clearsight.api.common import json_response, read_body, success
+from clearsight.auth.csrf import CSRF_COOKIE, csrf_token
 from clearsight.auth.directory import Directory
 from clearsight.auth.errors import (
     AuthError,
@@ -110,10 +111,12 @@ def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Au
             org = authenticator.default_org if authenticator.default_org in res.orgs else next(iter(res.orgs))
         token, expires_ms = await loop.run_in_executor(None, sessions.create, res.user_id, org)
         body = {"username": res.username, "org": org, "role": res.orgs[org], "orgs": res.orgs,
-                "token": token, "expires": expires_ms / 1000}
+                "token": token, "expires": expires_ms / 1000, "csrf_token": csrf_token(token)}
         resp = success(body)
         resp.set_cookie(COOKIE, token, max_age=sessions.ttl_ms // 1000, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
+        resp.set_cookie(CSRF_COOKIE, csrf_token(token), max_age=sessions.ttl_ms // 1000, httponly=False,
+                        samesite="strict", secure=request.url.scheme == "https", path="/")  # auth/csrf.py
         return resp
 
     async def logout(request: Request) -> Response:
@@ -124,6 +127,7 @@ def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Au
             authenticator.forget(cred)
         resp = success({"logged_out": True})
         resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        resp.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
         return resp
 
     return [

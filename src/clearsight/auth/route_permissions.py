@@ -36,6 +36,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/admin/roles/{name}"): p.USERS_MANAGE,
     ("GET", "/api/v1/admin/apikeys"): p.KEYS_MANAGE, ("POST", "/api/v1/admin/apikeys"): p.KEYS_MANAGE,
     ("DELETE", "/api/v1/admin/apikeys/{id}"): p.KEYS_MANAGE,
+    ("GET", "/api/v1/audit"): p.AUDIT_READ,
     # metrics
     ("GET", "/metrics"): _R,
     ("POST", "/api/v1/write"): _W, ("POST", "/v1/metrics"): _W, ("POST", "/api/v1/otlp/v1/metrics"): _W,

@@ -160,6 +160,10 @@ from clearsight.cli.auth import register as _register_auth  # noqa: E402  (users
 
 _register_auth(app)
 
+from clearsight.cli.audit import audit_app  # noqa: E402  (audit, audit verify; SQL loads per command)
+
+app.add_typer(audit_app, name="audit")
+
 
 def main() -> None:
     app()

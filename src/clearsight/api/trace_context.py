@@ -1,0 +1,85 @@
+"""Trace ids for every HTTP response: taken from an incoming W3C ``traceparent`` (its trace id) or
+generated, answered as ``X-Trace-Id`` and ``traceparent`` (the trace id with a span id of this
+server), kept in ``scope["state"]["trace_id"]`` and in a context variable that ``TraceLogFilter``
+adds to every log line the request's coroutine writes (``"trace_id"`` in the JSON log).
+
+Pure ASGI and cheap: one header scan, 24 random bytes and two response headers per request. Work a
+handler hands to a thread pool (``run_in_executor``) does not inherit the context variable; such
+log lines carry no trace id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TRACE_ID: ContextVar[str] = ContextVar("clearsight_trace_id", default="")
+STATE_KEY = "trace_id"
+_TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_ZERO = b"0" * 32
+
+
+def trace_id_of(traceparent: bytes | None) -> str | None:
+    """The trace id of a W3C ``traceparent`` header value (None when absent or invalid)."""
+    if not traceparent:
+        return None
+    m = _TRACEPARENT.match(traceparent.strip().lower())
+    if m is None or m.group(1) == _ZERO or traceparent.startswith(b"ff"):
+        return None
+    return m.group(1).decode()
+
+
+def trace_id_of_scope(scope: Scope) -> str:
+    state = scope.get("state")
+    return str(state.get(STATE_KEY, "")) if state else ""
+
+
+class TraceMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                incoming = value
+                break
+        rnd = os.urandom(24).hex()
+        trace_id = trace_id_of(incoming) or rnd[:32]
+        scope.setdefault("state", {})[STATE_KEY] = trace_id
+        extra = [(b"x-trace-id", trace_id.encode()), (b"traceparent", f"00-{trace_id}-{rnd[32:]}-01".encode())]
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        token = TRACE_ID.set(trace_id)
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            TRACE_ID.reset(token)
+
+
+class TraceLogFilter(logging.Filter):
+    """Adds ``trace_id`` to records written while a request is handled (on the event loop)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        tid = TRACE_ID.get()
+        if tid and not hasattr(record, "trace_id"):
+            record.trace_id = tid
+        return True
+
+
+def install_log_filter() -> None:
+    """Puts ``TraceLogFilter`` on every handler of the root logger (once)."""
+    for h in logging.getLogger().handlers:
+        if not any(isinstance(f, TraceLogFilter) for f in h.filters):
+            h.addFilter(TraceLogFilter())
