@@ -100,8 +100,10 @@ class PassiveDiscovery:
                 self.registry.observe(tenant, found)
                 self._full.discard(tenant)
             except RegistryFull as e:
+                # the known ones are still refreshed (they would go stale otherwise); the new ones wait
+                self.registry.observe(tenant, [r for r in found if self.registry.get(tenant, r.id) is not None])
                 if tenant not in self._full:
                     self._full.add(tenant)
-                    log.warning("discovered resources not recorded: %s", e, extra={"tenant": tenant})
+                    log.warning("new discovered resources not recorded: %s", e, extra={"tenant": tenant})
         self.registry.prune(now_ms)
         self.registry.save_if_dirty()

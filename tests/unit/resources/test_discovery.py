@@ -47,3 +47,19 @@ def test_failing_query_is_skipped_and_pass_records() -> None:
     PassiveDiscovery(reg, lambda tenant: _query, "default", 30_000).run_once(1000)
     assert reg.tenants() == ["default"] and len(reg.all("default")) == 4
     assert reg.state.load() is not None  # saved
+
+
+def test_full_registry_still_refreshes_known_resources() -> None:
+    reg = ResourceRegistry(MemoryStateFile(), max_per_tenant=4)
+    disc = PassiveDiscovery(reg, lambda tenant: _query, "default", 30_000)
+    disc.run_once(1000)
+    saved = SERIES["up"]
+    SERIES["up"] = [Sample(make_labels({"__name__": "up", "instance": "web-1:9100", "job": "node"}), 2),
+                    Sample(make_labels({"__name__": "up", "instance": "x:1", "job": "new"}), 2)]
+    try:
+        disc.run_once(3000)
+    finally:
+        SERIES["up"] = saved
+    assert len(reg.all("default")) == 4 and reg.get("default", "service:new") is None
+    node = reg.get("default", "service:node")
+    assert node is not None and node.last_seen_ms == 2000
