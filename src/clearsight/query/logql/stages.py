@@ -7,9 +7,9 @@ Semantics follow Loki's documentation:
   already a stream label (or structured metadata) gets the suffix ``_extracted``; names are
   sanitised (characters other than ``[a-zA-Z0-9_]`` become ``_``, a leading digit gets ``_``).
   ``json`` flattens nested objects with ``_`` and skips arrays; a line that is not a JSON object
-  sets ``__error__=JSONParserErr`` (``__error_details__`` says why). ``logfmt`` keeps going over
-  malformed pairs unless ``--strict`` (then ``LogfmtParserErr``); bare keys are dropped unless
-  ``--keep-empty``. ``regexp``/``pattern`` add their named captures when the line matches.
+  sets ``__error__=JSONParserErr`` (``__error_details__`` says why). ``logfmt`` skips malformed
+  tokens silently; with ``--strict`` it stops at the first one with ``LogfmtParserErr`` (keeping
+  the pairs before it); bare keys are dropped unless ``--keep-empty``. ``regexp``/``pattern`` add their named captures when the line matches.
   ``unpack`` adds the string fields of a JSON object and makes ``_entry`` the line.
 - label filters: strings compare as Prometheus matchers (an absent label is ""); numbers,
   durations and bytes parse the label's value: an absent label drops the line, a value that
@@ -329,7 +329,7 @@ class Pipeline:
 
         def logfmt(line: str, labels: dict[str, str], ts: int) -> str:
             pairs, err = parse_logfmt(line, st.strict)
-            if err is not None:
+            if err is not None and st.strict:  # without --strict, bad tokens are skipped silently
                 labels[ERROR] = LOGFMT_ERR
                 labels[ERROR_DETAILS] = err
             for k, v in pairs:  # with --strict: the pairs before the error
