@@ -63,10 +63,16 @@ export async function getJSON<T>(path: string, params: Params = {}, signal?: Abo
   return (await resp.json()) as T;
 }
 
+/** The session's CSRF token (cookie `clearsight_csrf`, set at login; docs/security.md "CSRF"). */
+export function csrfToken(): string {
+  const m = document.cookie.match(/(?:^|;\s*)clearsight_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
 export async function postJSON(path: string, body: unknown): Promise<Response> {
   return fetch(path, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': csrfToken() },
     credentials: 'same-origin',
     body: JSON.stringify(body),
   });
