@@ -108,6 +108,9 @@ def make_tenant_of_metadata(cfg: Config) -> TenantOfMetadata:
 
     def tenant_of(metadata: Any) -> str:
         principal = current_principal()
+        tls_org = mtls.current_grpc_tls_org()  # O of a verified client certificate (api/mtls.py)
+        if tls_org and (principal is None or principal.anonymous):
+            return validate_tenant(tls_org)
         if principal is not None:
             return principal.org
         if trust:
@@ -550,8 +553,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                 credentials=mtls.grpc_credentials(cfg.server.tls_cert_file, cfg.server.tls_key_file,
                                                   cfg.server.tls_client_ca_file) if cfg.server.tls_cert_file else None,
                 interceptors=([AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [])
-                + ([mtls.grpc_revocation_interceptor(mtls.RevocationList(cfg.server.tls_crl_file))]
-                   if cfg.server.tls_crl_file else []),
+                + ([mtls.grpc_tls_interceptor(mtls.RevocationList(cfg.server.tls_crl_file) if cfg.server.tls_crl_file
+                                              else None)] if cfg.server.tls_client_ca_file else []),
                 logs_export=built.log_surfaces.otlp_logs_grpc if built.log_surfaces is not None else None,
                 on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc())
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener

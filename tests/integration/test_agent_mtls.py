@@ -163,6 +163,7 @@ def test_otlp_grpc_mutual_tls(tmp_path: Path) -> None:
     init(certs, ["127.0.0.1"])
     for name in ("good", "revoked"):
         issue(certs, name, org="acme")
+    issue(certs, "other", org="globex")
     cli("certs", "revoke", "--agent", "revoked", "--dir", str(certs))
     port, grpc_port = free_port(), free_port()
     server_log = tmp_path / "server.log"
@@ -174,6 +175,15 @@ def test_otlp_grpc_mutual_tls(tmp_path: Path) -> None:
     server = spawn([sys.executable, "-m", "clearsight", "server", "--config", str(tmp_path / "server.yaml"),
                     "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
                     "--otlp-http-listen", "", "--otlp-grpc-listen", f"127.0.0.1:{grpc_port}"], server_log)
+
+    def request() -> metrics_service_pb2.ExportMetricsServiceRequest:
+        req = metrics_service_pb2.ExportMetricsServiceRequest()
+        m = req.resource_metrics.add().scope_metrics.add().metrics.add()
+        m.name = "grpc_mtls_probe"
+        dp = m.gauge.data_points.add()
+        dp.as_double = 1.0
+        dp.time_unix_nano = time.time_ns()
+        return req
 
     def export(name: str | None) -> grpc.StatusCode:
         ca = (certs / "ca.crt").read_bytes()
@@ -187,7 +197,7 @@ def test_otlp_grpc_mutual_tls(tmp_path: Path) -> None:
                                   request_serializer=metrics_service_pb2.ExportMetricsServiceRequest.SerializeToString,
                                   response_deserializer=metrics_service_pb2.ExportMetricsServiceResponse.FromString)
             try:
-                call(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=10)
+                call(request(), timeout=10)
             except grpc.RpcError as e:
                 return e.code()  # type: ignore[no-any-return]
             return grpc.StatusCode.OK
@@ -201,5 +211,17 @@ def test_otlp_grpc_mutual_tls(tmp_path: Path) -> None:
         assert export("revoked") == grpc.StatusCode.UNAUTHENTICATED
         assert export(None) == grpc.StatusCode.UNAVAILABLE  # no client certificate: the handshake fails
         until("revoked over gRPC", lambda: "CN=revoked serial" in server_log.read_text(), server_log)
+        # the good certificate's O=acme filed the sample under acme
+        url = f"https://127.0.0.1:{port}"
+        with client(certs / "ca.crt", certs / "agents" / "good.crt", certs / "agents" / "good.key") as acme, \
+                client(certs / "ca.crt", certs / "agents" / "other.crt", certs / "agents" / "other.key") as globex:
+            def found(c: httpx.Client) -> list[object]:
+                r = c.get(url + "/api/v1/query", params={"query": "grpc_mtls_probe"})
+                r.raise_for_status()
+                result: list[object] = r.json()["data"]["result"]
+                return result
+
+            until("the gRPC sample under acme", lambda: found(acme), server_log)
+            assert found(globex) == []
     finally:
         stop(server)

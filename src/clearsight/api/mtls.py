@@ -15,6 +15,7 @@ The organisation (O) of an accepted client certificate is put in the request's A
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import ssl
@@ -155,12 +156,21 @@ _REASONS = {
 }
 
 
-def grpc_revocation_interceptor(crl: RevocationList) -> Any:
-    """A gRPC server interceptor refusing calls whose client certificate is in the CRL
-    (``UNAUTHENTICATED``, and the same WARNING line as on HTTP). Unary calls only (OTLP's Export)."""
+_GRPC_TLS_ORG: contextvars.ContextVar[str] = contextvars.ContextVar("clearsight_grpc_tls_org", default="")
+
+
+def current_grpc_tls_org() -> str:
+    """O of the verified client certificate of the gRPC call running in this thread ("" when none)."""
+    return _GRPC_TLS_ORG.get()
+
+
+def grpc_tls_interceptor(crl: RevocationList | None) -> Any:
+    """A gRPC server interceptor for mutual TLS: refuses calls whose client certificate is in the CRL
+    (``UNAUTHENTICATED``, and the same WARNING line as on HTTP), and makes the certificate's O the
+    call's organisation (``current_grpc_tls_org``). Unary calls only (OTLP's Export)."""
     import grpc
 
-    class RevocationInterceptor(grpc.ServerInterceptor):
+    class TlsInterceptor(grpc.ServerInterceptor):
         def intercept_service(self, continuation: Any, details: Any) -> Any:
             handler = continuation(details)
             if handler is None or handler.unary_unary is None:
@@ -169,10 +179,12 @@ def grpc_revocation_interceptor(crl: RevocationList) -> Any:
 
             def checked(request: Any, context: Any) -> Any:
                 pem = context.auth_context().get("x509_pem_cert")
+                org = ""
                 if pem:
                     cert = x509.load_pem_x509_certificate(pem[0])
+                    org = _attr(cert.subject, NameOID.ORGANIZATION_NAME)
                     try:
-                        revoked = cert.serial_number in crl.serials()
+                        revoked = crl is not None and cert.serial_number in crl.serials()
                     except (OSError, ValueError):
                         revoked = True
                     if revoked:
@@ -180,17 +192,21 @@ def grpc_revocation_interceptor(crl: RevocationList) -> Any:
                         log.warning("client certificate refused from %s: CN=%s serial %x is revoked",
                                     context.peer(), cn, cert.serial_number, extra={"peer": context.peer()})
                         context.abort(grpc.StatusCode.UNAUTHENTICATED, "client certificate revoked")
-                return inner(request, context)
+                token = _GRPC_TLS_ORG.set(org)
+                try:
+                    return inner(request, context)
+                finally:
+                    _GRPC_TLS_ORG.reset(token)
 
             return grpc.unary_unary_rpc_method_handler(checked, request_deserializer=handler.request_deserializer,
                                                        response_serializer=handler.response_serializer)
 
-    return RevocationInterceptor()
+    return TlsInterceptor()
 
 
 def grpc_credentials(cert_file: str, key_file: str, client_ca_file: str = "") -> Any:
     """Server credentials for the OTLP/gRPC listener: TLS, and client certificates required when
-    ``client_ca_file`` is set (gRPC verifies them; ``grpc_revocation_interceptor`` applies the CRL)."""
+    ``client_ca_file`` is set (gRPC verifies them; ``grpc_tls_interceptor`` applies the CRL and the O)."""
     import grpc
 
     with open(key_file, "rb") as k, open(cert_file, "rb") as c:
