@@ -163,7 +163,7 @@ class AuthConfig:
 class ResourcesConfig:
     """The resource registry (docs/health.md)."""
 
-    heartbeat_interval: str = "30s"  # how often agents heartbeat (agent collectors.heartbeat.interval)
+    heartbeat_interval: str = "30s"  # how often agents heartbeat (the agent's heartbeat.interval)
     stale_after_missed: int = 3  # missed intervals before a resource is stale
     down_after_missed: int = 10  # missed intervals before it is down
     discovery_interval: str = "30s"  # passive discovery from ingested metrics
