@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -108,6 +109,28 @@ def test_engine_down_is_an_error_not_a_crash() -> None:
 
     c = ContainerCollector(Down())
     assert c.collect() == [] and c.errors == {"list": 1}
+
+
+def test_a_lasting_engine_outage_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    class Flaky:
+        up = False
+
+        def get(self, path: str) -> Any:
+            if not self.up:
+                raise EngineError("connection refused")
+            return []
+
+    eng = Flaky()
+    c = ContainerCollector(eng)
+    with caplog.at_level(logging.DEBUG, logger="clearsight.agent.containers"):
+        c.collect()
+        c.collect()
+        eng.up = True
+        c.collect()
+        eng.up = False
+        c.collect()
+    assert c.errors == {"list": 3}
+    assert [r.levelname for r in caplog.records] == ["WARNING", "DEBUG", "WARNING"]  # again after recovery
 
 
 def test_parse_engine_time() -> None:

@@ -76,12 +76,15 @@ class ContainerCollector:
         self.engine = engine
         self.include_stopped = include_stopped
         self.errors: dict[str, int] = {}
+        self._warned: set[str] = set()
         self.last_containers: list[ContainerInfo] = []  # for the inventory heartbeat
         self._prev_cpu: dict[str, tuple[float, float]] = {}  # id -> (total_usage ns, system_cpu_usage ns)
 
     def _error(self, part: str, e: Exception) -> None:
+        """Counted always; logged as a WARNING once until the engine answers a listing again."""
         self.errors[part] = self.errors.get(part, 0) + 1
-        log.warning("container collector: %s: %s", part, e)
+        log.log(logging.DEBUG if part in self._warned else logging.WARNING, "container collector: %s: %s", part, e)
+        self._warned.add(part)
 
     def collect(self) -> list[Sample]:
         try:
@@ -93,6 +96,7 @@ class ContainerCollector:
         if not isinstance(listing, list):
             self._error("list", EngineError(f"expected a JSON array, got {type(listing).__name__}"))
             return []
+        self._warned.discard("list")
         out: list[Sample] = []
         seen: list[ContainerInfo] = []
         for c in listing:

@@ -73,6 +73,7 @@ class FileSource:
         self.max_read_bytes = max_read_bytes
         self.parse = parse
         self.errors: dict[str, int] = {}
+        self._warned: set[str] = set()
         self._files: dict[tuple[int, int], _Tracked] = {}
         doc = state.load()
         self._first_start = doc is None
@@ -85,8 +86,12 @@ class FileSource:
                     continue
 
     def _error(self, part: str, msg: str) -> None:
+        """Counted always; each distinct message logged as a WARNING once, then at debug level."""
         self.errors[part] = self.errors.get(part, 0) + 1
-        log.warning("%s: %s", self.name, msg)
+        if len(self._warned) > 1000:
+            self._warned.clear()
+        log.log(logging.DEBUG if msg in self._warned else logging.WARNING, "%s: %s", self.name, msg)
+        self._warned.add(msg)
 
     def _discover(self) -> None:
         for pattern in self.patterns:

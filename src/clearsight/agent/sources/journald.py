@@ -78,6 +78,7 @@ class JournaldSource:
         self.cursor: str | None = doc.get("cursor") if isinstance(doc, dict) else None
         self._pending: str | None = None  # the cursor of the last record read, committed after buffering
         self._polled = False
+        self._warned: set[str] = set()
 
     def _argv(self) -> list[str]:
         argv = [self.journalctl, "-o", "json", "--no-pager", "--show-cursor"]
@@ -92,8 +93,10 @@ class JournaldSource:
         return argv
 
     def _error(self, part: str, msg: str) -> None:
+        """Counted always; logged as a WARNING once until a poll succeeds again (then at debug level)."""
         self.errors[part] = self.errors.get(part, 0) + 1
-        log.warning("journald: %s", msg)
+        log.log(logging.DEBUG if part in self._warned else logging.WARNING, "journald: %s", msg)
+        self._warned.add(part)
 
     def read(self) -> list[LogRecord]:
         argv = self._argv()
@@ -134,6 +137,7 @@ class JournaldSource:
             self._error("journalctl", f"{' '.join(argv)} exited with {proc.returncode}: "
                         f"{err.decode('utf-8', 'replace').strip()[:300]}")
             return []
+        self._warned.clear()
         if last_cursor is not None:
             self._pending = last_cursor
         elif tail_cursor is not None and self.cursor is None:
