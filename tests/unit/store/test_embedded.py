@@ -607,3 +607,33 @@ def test_read_limits_refuse_before_materialising(tmp_path: Path, monkeypatch: py
     finally:
         monkeypatch.undo()
         store.close()
+
+
+def test_one_chunk_per_series_reads_equal_the_general_assembly(tmp_path: Path) -> None:
+    labels = workload.series_labels(40)
+    ts = workload.timestamps(20)
+    vals = workload.values_matrix(40, 20)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        _scrapes(store, labels, ts, vals)
+        store.compact()  # one chunk per series, an empty head
+        for lo, hi in ((0, 2**62), (int(ts[5]), int(ts[12])), (int(ts[-1]), int(ts[-1]))):
+            got = store.select("t", [], lo, hi)
+            assert got.labels == sorted(got.labels) and len(got) == 40
+            for i, lbl in enumerate(got.labels):
+                j = labels.index(lbl)
+                keep = (ts >= lo) & (ts <= hi)
+                a, b = int(got.offsets[i]), int(got.offsets[i + 1])
+                assert got.timestamps[a:b].tolist() == ts[keep].tolist()
+                assert got.values[a:b].tolist() == vals[j][keep].tolist()
+            assert got.timestamps.flags.writeable and got.values.flags.writeable
+            got.values[:] = 0.0  # the caller's own arrays: the cache is unchanged
+            again = store.select("t", [], lo, hi)
+            assert bool(np.any(again.values != 0.0)) or not bool(np.any(vals != 0.0))
+            one = store.select("t", [Matcher.of("=", "__name__", labels[3][0][1]), Matcher.of("=", "idx", "3")],
+                               lo, hi)  # a single series: always in label order
+            j = [i for i, lbl in enumerate(labels) if ("idx", "3") in lbl and lbl[0] == labels[3][0]]
+            assert len(one) == len(j) == 1
+            assert one.values.tolist() == vals[j[0]][(ts >= lo) & (ts <= hi)].tolist()
+    finally:
+        store.close()

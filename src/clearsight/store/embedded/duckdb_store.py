@@ -1256,6 +1256,17 @@ class EmbeddedMetricsStore:
         if total == 0:
             return SeriesData.empty()
         k = ids.shape[0]
+        if (h_ts.shape[0] == 0 and c_chunk_sid.shape[0] == k and bool(np.all(kept))
+                and bool(np.all(c_chunk_sid == ids))):
+            # The common small read: one chunk per series, no head rows. A chunk's samples are
+            # ascending, so the series are the chunks as they are, once in label order.
+            labels, perm = self._label_order.order(ids, self._labels.__getitem__)
+            if perm is None:
+                offsets = np.zeros(k + 1, dtype=np.int64)
+                np.cumsum(kept, out=offsets[1:])
+                if not (c_ts.flags.writeable and c_val.flags.writeable):  # shared with the chunk cache
+                    c_ts, c_val = c_ts.copy(), c_val.copy()
+                return SeriesData(labels, offsets, c_ts, c_val)
         c_count = np.bincount(np.searchsorted(ids, c_chunk_sid), weights=kept, minlength=k).astype(np.int64)
         h_count = np.bincount(np.searchsorted(ids, h_sid), minlength=k)
         c_start = np.zeros(k, dtype=np.int64)
