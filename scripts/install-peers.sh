@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as real peers (Prometheus, node_exporter,
-# VictoriaMetrics, Alertmanager). Needs root (CI runs as root). Does nothing when all are present.
+# VictoriaMetrics, Alertmanager, PostgreSQL). Needs root (CI runs as root). Does nothing when all are present.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
@@ -13,6 +13,12 @@ command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)  # static: copied into a container rootfs
 [ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
 [ -x /usr/bin/chromium ] || need+=(chromium)  # browser tests (tests/ui): Playwright drives it
+# real syslog/_bulk shipper (tests/integration/test_syslog_rsyslog.py); syslog-ng conflicts with it in Debian
+command -v rsyslogd >/dev/null || need+=(rsyslog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/omelasticsearch.so ] || compgen -G "/usr/lib/*/rsyslog/omelasticsearch.so" >/dev/null \
+  || need+=(rsyslog-elasticsearch)
+# auth state tests on PostgreSQL: the server at 127.0.0.1:5432 when there is one, else a private one (initdb)
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "install-peers: missing ${need[*]} and not root; install them with apt-get" >&2

@@ -67,6 +67,10 @@ class ServerConfig:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""  # mutual TLS: clients must present a certificate issued by this CA
     tls_crl_file: str = ""  # revoked client certificates (clearsight certs revoke), re-read when it changes
+    # Syslog receivers (RFC 5424/3164; api/syslog_listener.py), off unless set: the transport has no credentials.
+    syslog_udp_listen: str = ""
+    syslog_tcp_listen: str = ""  # RFC 6587 octet counting or newline framing
+    syslog_tls_listen: str = ""  # RFC 5425 over TLS with tls_cert_file/tls_key_file
 
 
 @dataclass
@@ -146,6 +150,7 @@ class LogsConfig:
     max_query_lines: int = 20_000_000  # log lines one LogQL query may read from the store
     max_query_bytes: int = 4_294_967_296  # log line bytes one LogQL query may read
     max_query_series: int = 500  # series of one LogQL metric query (Loki's max_query_series)
+    syslog_tenant: str = ""  # the organisation syslog messages are stored for ("" = tenancy.default_tenant)
 
 
 @dataclass
@@ -333,6 +338,19 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: server.{key}: must be longer than 0s")
     if bool(cfg.server.tls_cert_file) != bool(cfg.server.tls_key_file):
         raise ConfigError(f"{cfg.source}: server.tls_cert_file and server.tls_key_file go together")
+    if cfg.server.syslog_tls_listen and not cfg.server.tls_cert_file:
+        raise ConfigError(f"{cfg.source}: server.syslog_tls_listen: needs server.tls_cert_file and tls_key_file")
+    for key in ("syslog_udp_listen", "syslog_tcp_listen", "syslog_tls_listen"):
+        value = getattr(cfg.server, key)
+        if value:
+            try:
+                parse_listen(value)
+            except ValueError as e:
+                raise ConfigError(f"{cfg.source}: server.{key}: {e}") from None
+    if cfg.logs.syslog_tenant:
+        err = tenant_error(cfg.logs.syslog_tenant)
+        if err:
+            raise ConfigError(f"{cfg.source}: logs.syslog_tenant: {err}")
     if (cfg.server.tls_client_ca_file or cfg.server.tls_crl_file) and not cfg.server.tls_cert_file:
         raise ConfigError(f"{cfg.source}: server.tls_client_ca_file and tls_crl_file need server.tls_cert_file")
     if cfg.server.max_inflight_body_bytes < cfg.limits.max_body_bytes:

@@ -13,6 +13,7 @@ import functools
 import logging
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,7 @@ from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
 from clearsight.api.security_headers import SecurityHeadersMiddleware
+from clearsight.api.syslog_listener import SyslogListener
 from clearsight.api.trace_context import TraceMiddleware, install_log_filter
 from clearsight.api.ui import make_ui_routes
 from clearsight.api.ws_metrics import make_ws_metrics_route
@@ -156,6 +158,7 @@ class Built:
     auth: AuthSystem | None = None
     health: HealthParts | None = None
     log_surfaces: LogIngestSurfaces | None = None
+    syslog: SyslogListener | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -361,6 +364,20 @@ def _count_exemplars(metrics: SelfMetrics, r: ExemplarAppendResult) -> None:
             metrics.exemplars.labels(outcome).inc(n)
 
 
+def _syslog_listener(cfg: Config, log_ingestor: LogIngestor, metrics: SelfMetrics,
+                     executor: ThreadPoolExecutor) -> SyslogListener | None:
+    sc = cfg.server
+    if not (sc.syslog_udp_listen or sc.syslog_tcp_listen or sc.syslog_tls_listen):
+        return None
+    tls = None
+    if sc.syslog_tls_listen:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sc.tls_cert_file, sc.tls_key_file)
+    return SyslogListener(log_ingestor, cfg.logs.syslog_tenant or cfg.tenancy.default_tenant, metrics,
+                          udp_listen=sc.syslog_udp_listen, tcp_listen=sc.syslog_tcp_listen,
+                          tls_listen=sc.syslog_tls_listen, tls=tls, executor=executor)
+
+
 def build(cfg: Config) -> Built:
     """Creates the store, pipeline and HTTP services for ``cfg`` (no listeners yet)."""
     scrape_configs = load_scrape_configs(cfg)
@@ -410,6 +427,7 @@ def build(cfg: Config) -> Built:
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
                                          executor=ingest_executor)
     log_surfaces = LogIngestSurfaces(log_ingestor, tenant_of, metrics, executor=ingest_executor)
+    syslog = _syslog_listener(cfg, log_ingestor, metrics, ingest_executor)
     # Prometheus' OTLP path (same handler) and explicit, counted 501s for OTLP traces (not stored yet).
     prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
                                               on_export=_export_recorder(metrics), executor=ingest_executor)
@@ -465,7 +483,7 @@ def build(cfg: Config) -> Built:
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
-                 log_surfaces=log_surfaces)
+                 log_surfaces=log_surfaces, syslog=syslog)
 
 
 class _Server(uvicorn.Server):
@@ -587,6 +605,14 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             built.log_store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
     await scraper.start()
+    if built.syslog is not None:
+        try:
+            await built.syslog.start()
+        except OSError as e:
+            log.warning("syslog listeners not started: %s; the server runs without them (server.syslog_*_listen)",
+                        e)
+            await built.syslog.stop()
+            built.syslog = None
     if built.health is not None:
         for task in built.health.tasks:
             task.start()
@@ -614,6 +640,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         srv.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await scraper.stop()
+    if built.syslog is not None:
+        await built.syslog.stop()  # stores what is queued while the log store is still open
     if built.health is not None:
         for task in built.health.tasks:
             await task.stop()
