@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from clearsight.agent.logrecord import LogRecord
 from clearsight.agent.sources.journald import JournaldSource
 from clearsight.agent.sources.state import StateFile
 from tests.support.peers import PeerMissing, require_binary
@@ -40,9 +43,37 @@ def entry(n: int, prio: str = "6", unit: str = "app.service") -> dict[str, str]:
             "_HOSTNAME": "web-1", "SYSLOG_IDENTIFIER": "app"}
 
 
+OPEN: list[JournaldSource] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sources() -> Iterator[None]:
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
 def source(directory: Path, state: Path, **kw: object) -> JournaldSource:
-    return JournaldSource(StateFile(state), journalctl=require_binary("journalctl"), directory=str(directory),
-                          **kw)  # type: ignore[arg-type]
+    s = JournaldSource(StateFile(state), journalctl=require_binary("journalctl"), directory=str(directory),
+                       **kw)  # type: ignore[arg-type]
+    OPEN.append(s)
+    return s
+
+
+def read(src: JournaldSource, n: int, settle: float = 0.5) -> list[LogRecord]:
+    """Poll until ``n`` records came (journalctl --follow prints asynchronously), then ``settle`` seconds
+    more to see that nothing else comes (a guard against hanging, not a timing assertion)."""
+    out: list[LogRecord] = []
+    deadline = time.monotonic() + 30
+    while len(out) < n:
+        assert time.monotonic() < deadline, f"{len(out)} of {n} records: {[r.body for r in out]}, {src.errors}"
+        out += src.read()
+        time.sleep(0.05)
+    end = time.monotonic() + settle
+    while time.monotonic() < end:
+        out += src.read()
+        time.sleep(0.05)
+    return out
 
 
 def test_mapping_and_resume_after_restart(tmp_path: Path) -> None:
@@ -50,7 +81,7 @@ def test_mapping_and_resume_after_restart(tmp_path: Path) -> None:
     jdir.mkdir()
     write_entries(jdir, [entry(1, "3"), entry(2, "6", "db.service"), entry(3, "7")], 1)
     src = source(jdir, state, read_from="beginning")
-    recs = src.read()
+    recs = read(src, 3)
     assert [r.body for r in recs] == ["line 1", "line 2", "line 3"]
     r1 = recs[0]
     assert r1.time_ns == (1_796_418_000_000_000 + 1_000_000) * 1000
@@ -60,18 +91,20 @@ def test_mapping_and_resume_after_restart(tmp_path: Path) -> None:
                                    "syslog_identifier": "app"}
     assert dict(recs[1].attributes)["unit"] == "db.service"
     src.commit()
-    assert src.read() == []  # nothing new
-    src.commit()
+    assert read(src, 0) == []  # nothing new
+    src.close()
 
     # the agent restarts (a new source on the same state): it resumes after line 3
     write_entries(jdir, [entry(4), entry(5)], 4)
     again = source(jdir, state, read_from="beginning")
-    assert [r.body for r in again.read()] == ["line 4", "line 5"]
+    assert [r.body for r in read(again, 2)] == ["line 4", "line 5"]
+    again.close()
     # killed before commit: the next start reads them again (at least once), then nothing twice
     third = source(jdir, state, read_from="beginning")
-    assert [r.body for r in third.read()] == ["line 4", "line 5"]
+    assert [r.body for r in read(third, 2)] == ["line 4", "line 5"]
     third.commit()
-    assert source(jdir, state).read() == []
+    third.close()
+    assert read(source(jdir, state), 0) == []
 
 
 def test_first_start_at_the_end_and_bounded_polls(tmp_path: Path) -> None:
@@ -79,14 +112,20 @@ def test_first_start_at_the_end_and_bounded_polls(tmp_path: Path) -> None:
     jdir.mkdir()
     write_entries(jdir, [entry(i) for i in range(1, 4)], 1)
     src = source(jdir, tmp_path / "j.json")  # read_from: end
-    assert src.read() == []
-    src.commit()
+    assert read(src, 0) == []
+    src.commit()  # the journal's end is saved: what comes while the agent is down is not skipped
+    src.close()
     write_entries(jdir, [entry(i) for i in range(4, 9)], 4)
     small = source(jdir, tmp_path / "j.json", max_entries=2)
-    got = []
-    for _ in range(4):
-        got += [r.body for r in small.read()]
+    got: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(got) < 5:
+        assert time.monotonic() < deadline, got
+        batch = small.read()
+        assert len(batch) <= 2
+        got += [r.body for r in batch]
         small.commit()
+        time.sleep(0.05)
     assert got == [f"line {i}" for i in range(4, 9)]
 
 
@@ -95,23 +134,25 @@ def test_units_filter(tmp_path: Path) -> None:
     jdir.mkdir()
     write_entries(jdir, [entry(1, unit="a.service"), entry(2, unit="b.service"), entry(3, unit="a.service")], 1)
     src = source(jdir, tmp_path / "j.json", read_from="beginning", units=["a.service"])
-    assert [r.body for r in src.read()] == ["line 1", "line 3"]
+    assert [r.body for r in read(src, 2)] == ["line 1", "line 3"]
 
 
 def test_journalctl_failure_is_counted(tmp_path: Path) -> None:
     src = JournaldSource(StateFile(tmp_path / "j.json"), journalctl=str(tmp_path / "no-journalctl"))
-    assert src.read() == [] and src.errors == {"exec": 1}
-    bad = JournaldSource(StateFile(tmp_path / "j.json"), journalctl=require_binary("journalctl"),
-                         directory=str(tmp_path / "journal"), units=["x"])
-    bad.cursor = "not-a-cursor"
-    assert bad.read() == [] and bad.errors == {"journalctl": 1}
+    assert src.read() == [] and src.errors == {"exec": 2}  # the tail cursor, then journalctl itself
+    (tmp_path / "j.json").write_text('{"cursor": "not-a-cursor"}')
+    bad = source(tmp_path / "journal", tmp_path / "j.json")
+    deadline = time.monotonic() + 30
+    while "journalctl" not in bad.errors:  # journalctl refuses the cursor and exits
+        assert bad.read() == [] and time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_empty_journal_at_first_start_loses_nothing(tmp_path: Path) -> None:
     jdir = tmp_path / "journal"
     jdir.mkdir()
     src = source(jdir, tmp_path / "j.json")  # read_from: end, and nothing there yet
-    assert src.read() == []
+    assert read(src, 0) == []
     src.commit()
     write_entries(jdir, [entry(1), entry(2)], 1)
-    assert [r.body for r in src.read()] == ["line 1", "line 2"]
+    assert [r.body for r in read(src, 2)] == ["line 1", "line 2"]

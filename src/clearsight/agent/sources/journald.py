@@ -1,8 +1,10 @@
-"""The journald source: ``journalctl -o json --show-cursor --after-cursor=<cursor>`` on every poll.
+"""The journald source: one long-running ``journalctl -o json --follow --after-cursor=<cursor>`` whose
+output each poll reads without blocking (restarted after the last record read if it exits).
 
 The cursor of the last record handed to the agent is persisted (``commit()``), so a restart, even
-after SIGKILL, resumes right after it: no gap, no duplicate. Without a stored cursor the first poll
-starts at the end of the journal (``read_from: end``) or at its beginning (``beginning``).
+after SIGKILL, resumes right after it: no gap, no duplicate. Without a stored cursor the first start
+takes the cursor of the journal's last entry (``read_from: end``, one ``journalctl --show-cursor
+--lines=0``) or reads from the beginning (``beginning``).
 ``directory`` reads journal files from a directory (``journalctl --directory``) instead of the
 system journal; ``units`` limits to those systemd units.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,7 +31,6 @@ log = logging.getLogger("clearsight.agent.journald")
 
 _ATTRS = (("_SYSTEMD_UNIT", "unit"), ("_PID", "pid"), ("_HOSTNAME", "hostname"), ("_BOOT_ID", "boot_id"),
           ("SYSLOG_IDENTIFIER", "syslog_identifier"))
-_CURSOR_PREFIX = "-- cursor: "
 
 
 def _text(v: Any) -> str:
@@ -77,20 +79,35 @@ class JournaldSource:
         doc = state.load()
         self.cursor: str | None = doc.get("cursor") if isinstance(doc, dict) else None
         self._pending: str | None = None  # the cursor of the last record read, committed after buffering
-        self._polled = False
+        self._last_read: str | None = self.cursor  # where a restarted journalctl continues
+        self._started = False
         self._warned: set[str] = set()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = b""
+
+    def _selection(self) -> list[str]:
+        argv = [f"--directory={self.directory}"] if self.directory else []
+        return argv + [f"--unit={u}" for u in self.units]
 
     def _argv(self) -> list[str]:
-        argv = [self.journalctl, "-o", "json", "--no-pager", "--show-cursor"]
-        if self.directory:
-            argv.append(f"--directory={self.directory}")
-        for u in self.units:
-            argv.append(f"--unit={u}")
-        if self.cursor:
-            argv.append(f"--after-cursor={self.cursor}")
-        elif self.read_from == "end" and not self._polled:
-            argv += ["-n", "0"]  # only the first poll: an empty journal then is read from its start
-        return argv
+        argv = [self.journalctl, "-o", "json", "--no-pager", "--follow", *self._selection()]
+        if self._last_read:
+            argv.append(f"--after-cursor={self._last_read}")
+        return [*argv, "--lines=all"]
+
+    def _tail_cursor(self) -> str | None:
+        """The cursor of the journal's last entry (``read_from: end`` without a stored cursor): saved at the
+        first commit, so entries written while the agent is down later are not skipped."""
+        try:
+            r = subprocess.run([self.journalctl, "--no-pager", "--show-cursor", "--lines=0", *self._selection()],
+                               capture_output=True, timeout=self.timeout, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            self._error("exec", f"cannot run {self.journalctl}: {e}")
+            return None
+        for line in r.stdout.decode("utf-8", "replace").splitlines():
+            if line.startswith("-- cursor: "):
+                return line.removeprefix("-- cursor: ").strip()
+        return None  # an empty journal: everything from its start is new
 
     def _error(self, part: str, msg: str) -> None:
         """Counted always; logged as a WARNING once until a poll succeeds again (then at debug level)."""
@@ -98,50 +115,76 @@ class JournaldSource:
         log.log(logging.DEBUG if part in self._warned else logging.WARNING, "journald: %s", msg)
         self._warned.add(part)
 
-    def read(self) -> list[LogRecord]:
+    def _start(self) -> subprocess.Popen[bytes] | None:
+        if not self._started and self._last_read is None and self.read_from == "end":
+            self._last_read = self._pending = self._tail_cursor()
         argv = self._argv()
-        self._polled = True
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         except OSError as e:
             self._error("exec", f"cannot run {self.journalctl}: {e}")
-            return []
-        records: list[LogRecord] = []
-        last_cursor: str | None = None
-        tail_cursor: str | None = None
+            return None
         assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._started = True
+        self._buf = b""
+        return proc
+
+    def _ended(self, proc: subprocess.Popen[bytes]) -> None:
+        """journalctl exited: count it unless it was stopped by us; the next poll starts a new one."""
         try:
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                if line.startswith(_CURSOR_PREFIX):
-                    tail_cursor = line[len(_CURSOR_PREFIX):].strip()
-                    continue
-                if not line.startswith("{"):
-                    continue
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    self._error("decode", f"not JSON from journalctl: {line[:200]!r}")
-                    continue
-                records.append(entry_to_record(entry))
-                c = entry.get("__CURSOR")
-                if isinstance(c, str):
-                    last_cursor = c
-                if len(records) >= self.max_entries:
-                    break  # the rest on the next poll, after this cursor
-        finally:
-            if proc.poll() is None:
-                proc.kill()
             _, err = proc.communicate(timeout=self.timeout)
-        if proc.returncode not in (0, -9) and not records:
-            self._error("journalctl", f"{' '.join(argv)} exited with {proc.returncode}: "
-                        f"{err.decode('utf-8', 'replace').strip()[:300]}")
-            return []
-        self._warned.clear()
-        if last_cursor is not None:
-            self._pending = last_cursor
-        elif tail_cursor is not None and self.cursor is None:
-            self._pending = tail_cursor  # first start at the end: remember where the journal ended
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        self._proc = None
+        self._error("journalctl", f"{' '.join(self._argv())} exited with {proc.returncode}: "
+                    f"{err.decode('utf-8', 'replace').strip()[:300]}")
+
+    def read(self) -> list[LogRecord]:
+        """The entries journalctl --follow printed since the last poll (at most ``max_entries``)."""
+        if self._proc is None:
+            self._proc = self._start()
+            if self._proc is None:
+                return []
+        proc = self._proc
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        eof = False
+        while self._buf.count(b"\n") < self.max_entries:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                eof = True
+                break
+            self._buf += chunk
+        records: list[LogRecord] = []
+        pos = 0
+        while len(records) < self.max_entries:
+            nl = self._buf.find(b"\n", pos)
+            if nl < 0:
+                break
+            line = self._buf[pos:nl]
+            pos = nl + 1
+            if not line.startswith(b"{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                self._error("decode", f"not JSON from journalctl: {line[:200]!r}")
+                continue
+            records.append(entry_to_record(entry))
+            c = entry.get("__CURSOR")
+            if isinstance(c, str):
+                self._pending = self._last_read = c
+        self._buf = self._buf[pos:]
+        if eof and not self._buf.count(b"\n"):
+            self._ended(proc)
+        elif records:
+            self._warned.discard("journalctl")
+            self._warned.discard("exec")
         return records
 
     def commit(self) -> None:
@@ -151,4 +194,7 @@ class JournaldSource:
         self._pending = None
 
     def close(self) -> None:
-        pass
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.communicate()
+            self._proc = None
