@@ -38,6 +38,7 @@ from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
 from clearsight.api.logs_query import LogQueryApi
+from clearsight.api.mfa_routes import MfaApi
 from clearsight.api.mtls import SCOPE_ORG
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, make_otlp_traces_route
@@ -56,6 +57,7 @@ from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
 from clearsight.auth.system import AuthSystem, open_auth
+from clearsight.auth.totp import Mfa
 from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
 from clearsight.correlation.correlator import CorrelationSettings, Correlator, RangeQueryFunc
@@ -476,7 +478,10 @@ def build(cfg: Config) -> Built:
         log_store.close()
         raise
     audit = AuditLog(auth.db)
-    services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator),
+    mfa_api = MfaApi(Mfa(auth.db), auth.sessions)
+    auth.authenticator.needs_second_factor = mfa_api.needs_second_factor  # no basic-auth password alone
+    services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator,
+                                                   second_factor=mfa_api.second_factor), *mfa_api.routes(),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
                                  *make_audit_api(audit)]
     audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS

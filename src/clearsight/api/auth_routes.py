@@ -9,6 +9,7 @@ for API clients: ``Authorization: Bearer css_...``). ``POST /api/v1/auth/logout`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from starlette.routing import Route
 
 from clearsight.api.common import json_response, read_body, success
 from clearsight.auth.csrf import CSRF_COOKIE, csrf_token
-from clearsight.auth.directory import Directory
+from clearsight.auth.directory import Directory, LoginResult
 from clearsight.auth.errors import (
     AuthError,
     Forbidden,
@@ -92,7 +93,26 @@ def guarded(handler: Any) -> Any:
     return endpoint
 
 
-def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Authenticator) -> list[Route]:
+# A second factor between password and session (api/mfa_routes.py): given the password login and the
+# organisation chosen, None (no second step) or the body to answer instead of a session.
+SecondFactor = Callable[[LoginResult, str], Awaitable[dict[str, Any] | None]]
+
+
+async def start_session(request: Request, sessions: Sessions, res: LoginResult, org: str) -> Response:
+    """A new session of ``res`` in ``org``: the token in the body and the session and CSRF cookies."""
+    token, expires_ms = await asyncio.get_running_loop().run_in_executor(None, sessions.create, res.user_id, org)
+    body = {"username": res.username, "org": org, "role": res.orgs[org], "orgs": res.orgs,
+            "token": token, "expires": expires_ms / 1000, "csrf_token": csrf_token(token)}
+    resp = success(body)
+    resp.set_cookie(COOKIE, token, max_age=sessions.ttl_ms // 1000, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", path="/")
+    resp.set_cookie(CSRF_COOKIE, csrf_token(token), max_age=sessions.ttl_ms // 1000, httponly=False,
+                    samesite="strict", secure=request.url.scheme == "https", path="/")  # auth/csrf.py
+    return resp
+
+
+def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Authenticator,
+                     second_factor: SecondFactor | None = None) -> list[Route]:
     async def me(request: Request) -> Response:
         return success(principal_of(request).describe())
 
@@ -109,15 +129,11 @@ def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Au
             raise Forbidden(f"user {username!r} is not a member of organisation {org!r}")
         if not org:
             org = authenticator.default_org if authenticator.default_org in res.orgs else next(iter(res.orgs))
-        token, expires_ms = await loop.run_in_executor(None, sessions.create, res.user_id, org)
-        body = {"username": res.username, "org": org, "role": res.orgs[org], "orgs": res.orgs,
-                "token": token, "expires": expires_ms / 1000, "csrf_token": csrf_token(token)}
-        resp = success(body)
-        resp.set_cookie(COOKIE, token, max_age=sessions.ttl_ms // 1000, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
-        resp.set_cookie(CSRF_COOKIE, csrf_token(token), max_age=sessions.ttl_ms // 1000, httponly=False,
-                        samesite="strict", secure=request.url.scheme == "https", path="/")  # auth/csrf.py
-        return resp
+        if second_factor is not None:
+            pending = await second_factor(res, org)
+            if pending is not None:
+                return success(pending)
+        return await start_session(request, sessions, res, org)
 
     async def logout(request: Request) -> Response:
         principal_of(request)

@@ -105,3 +105,32 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class MfaTotp(Base):
+    """A user's TOTP secret (base32; the server needs it to check codes) and the last time step used."""
+
+    __tablename__ = "mfa_totp"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64), nullable=False)
+    confirmed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    last_step: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class MfaRecoveryCode(Base):
+    """A single-use recovery code (sha256 of 80 random bits)."""
+
+    __tablename__ = "mfa_recovery_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class OrgPolicy(Base):
+    """Per-organisation security settings (MFA required for its members)."""
+
+    __tablename__ = "org_policies"
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    mfa_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

@@ -103,6 +103,8 @@ class Authenticator:
         self._used: dict[int, int] = {}
         self._used_lock = threading.Lock()
         self._last_flush = clock()
+        # (user id, organisation) -> True when a password alone may not authenticate (MFA: auth/totp.py)
+        self.needs_second_factor: Callable[[int, str], bool] | None = None
 
     # -- the fast path (event loop): no I/O
     def cached(self, cred: Credential) -> _Entry | None:
@@ -172,6 +174,8 @@ class Authenticator:
         if not res.orgs:
             raise Unauthenticated("this user belongs to no organisation")
         org = self.default_org if self.default_org in res.orgs else next(iter(res.orgs))
+        if self.needs_second_factor is not None and self.needs_second_factor(res.user_id, org):
+            raise Unauthenticated("this user signs in with a second factor: POST /api/v1/auth/login, then use the session")
         role = res.orgs[org]
         perms = self.directory.role_permissions(org, role) or frozenset()
         return _Entry(Principal("user", str(res.user_id), res.username, org, (role,), perms), (), None, None, 0.0)
