@@ -17,10 +17,13 @@ as UTF-8 with replacement), the time ``__REALTIME_TIMESTAMP``, ``PRIORITY`` 0-7 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +45,16 @@ def _text(v: Any) -> str:
         except (TypeError, ValueError):
             return ""
     return "" if v is None else str(v)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a journalctl --follow must not outlive an agent killed with SIGKILL."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def entry_to_record(e: Mapping[str, Any]) -> LogRecord:
@@ -120,7 +133,8 @@ class JournaldSource:
             self._last_read = self._pending = self._tail_cursor()
         argv = self._argv()
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                    preexec_fn=_die_with_parent)
         except OSError as e:
             self._error("exec", f"cannot run {self.journalctl}: {e}")
             return None
