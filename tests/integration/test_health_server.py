@@ -7,6 +7,7 @@ change event correlated with the CPU rise that followed it."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def _get(url: str, path: str, status: int = 200, **params: Any) -> Any:
     return r.json().get("data") if status == 200 else r.json()
 
 
-def _wait(fn: Any, timeout: float = 40) -> Any:
+def _wait(fn: Any, timeout: float = 90) -> Any:  # a guard against hanging, not a timing assertion
     deadline = time.monotonic() + timeout
     while True:
         v = fn()
@@ -140,8 +141,10 @@ def test_registry_health_and_correlation(tmp_path: Path) -> None:
 
         # --- health ----------------------------------------------------------------------------
         h = _wait(lambda: (x := _health(url, "host:web-1"))["status"] == "critical" and x)
-        assert h["reason"] == "cpu_usage is 97% (critical at 95%)", h
+        # 97 % busy; rate() extrapolates less as the data's end falls inside its window: 97-100
+        assert re.fullmatch(r"cpu_usage is (9[7-9](\.\d)?|100)% \(critical at 95%\)", h["reason"]), h
         by_name = {s["name"]: s for s in h["signals"]}
+        assert 96.99 <= by_name["cpu_usage"]["value"] <= 100
         assert by_name["memory_usage"]["status"] == "healthy" and abs(by_name["memory_usage"]["value"] - 50) < 1e-9
         assert by_name["liveness"]["status"] == "healthy"
         h3 = _wait(lambda: (x := _health(url, "host:web-3"))["status"] == "warning" and x)
@@ -158,7 +161,8 @@ def test_registry_health_and_correlation(tmp_path: Path) -> None:
 
         cli = CliRunner()
         out = cli.invoke(app, ["health", "--resource", "host:web-1", "--url", url])
-        assert out.exit_code == 0 and "host:web-1: critical (cpu_usage is 97% (critical at 95%))" in out.output
+        assert out.exit_code == 0 and re.search(r"host:web-1: critical \(cpu_usage is [0-9.]+% \(critical at 95%\)\)",
+                                                out.output), out.output
         out = cli.invoke(app, ["health", "--resource", "host:web-1", "--history", "-o", "json", "--url", url])
         assert out.exit_code == 0 and json.loads(out.output)["transitions"][0]["status"] == "critical"
         out = cli.invoke(app, ["health", "--resource", "host:nope", "--url", url])
