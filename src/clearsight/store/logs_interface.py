@@ -54,6 +54,32 @@ class LineFilter:
     pattern: str
 
 
+@dataclass(frozen=True)
+class JsonFieldTest:
+    """One condition on a top-level field of a JSON-object body, for ``BodyPrefilter``: a number
+    comparison (``op`` in ``== != > >= < <=``, ``value`` a float's text) or a string matcher (``op``
+    in ``= != =~ !~``, regexes anchored, an absent field is ""). A line passes the test when its
+    structured metadata has an attribute named ``field``, or the field is present and is not of the
+    compared kind (a number that is not a number, a string that is not a string), or the comparison
+    holds."""
+
+    field: str
+    op: str
+    value: str
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class BodyPrefilter:
+    """Lines a ``| json`` pipeline would drop anyway, which the store may skip: with
+    ``require_object``, lines whose body is not a JSON object; and JSON-object lines failing every
+    conjunction of ``any_of`` (an OR of ANDs of ``JsonFieldTest``; empty: no field condition). A
+    prefilter only narrows what the pipeline then checks line by line: it never decides alone."""
+
+    require_object: bool = False
+    any_of: tuple[tuple[JsonFieldTest, ...], ...] = ()
+
+
 @dataclass
 class LogSizes:
     """Entries without their bodies (what ``count_over_time``/``bytes_over_time`` need): entry ``j``
@@ -97,10 +123,10 @@ class LogStore(Protocol):
 
     def select(self, tenant: str, matchers: Sequence[Matcher], start_ns: int, end_ns: int,
                line_filters: Sequence[LineFilter] = (), limit: int = 100,
-               direction: Direction = "backward") -> LogBatch:
+               direction: Direction = "backward", prefilter: BodyPrefilter | None = None) -> LogBatch:
         """Entries of streams matching all ``matchers`` with ``start_ns <= ts <= end_ns`` that pass
-        every line filter, ordered by ``direction``, at most ``limit``. A bad regex raises
-        ``ValueError`` naming it."""
+        every line filter (and ``prefilter``, when given), ordered by ``direction``, at most
+        ``limit``. A bad regex raises ``ValueError`` naming it."""
         ...
 
     def select_sizes(self, tenant: str, matchers: Sequence[Matcher], start_ns: int, end_ns: int,

@@ -29,6 +29,7 @@ from clearsight.query.logql.ast import (
     BinaryOp,
     DropStage,
     Grouping,
+    JsonStage,
     LabelReplace,
     LineFilterStage,
     LogSelector,
@@ -40,6 +41,7 @@ from clearsight.query.logql.ast import (
     VectorLiteral,
 )
 from clearsight.query.logql.parser import pushdown_filters
+from clearsight.query.logql.prefilter import json_prefilter
 from clearsight.query.logql.range_agg import aggregate as range_aggregate
 from clearsight.query.logql.stages import ERROR, ERROR_DETAILS, SAMPLE_ERR, Pipeline, to_number
 from clearsight.query.promql import aggregations, binops
@@ -56,7 +58,7 @@ from clearsight.query.promql.values import (
     VectorSteps,
 )
 from clearsight.store.interface import LimitExceeded
-from clearsight.store.logs_interface import Direction, LineFilter, LogStore
+from clearsight.store.logs_interface import BodyPrefilter, Direction, LineFilter, LogStore
 
 CHUNK_ENTRIES = 20_000
 _LINEAR_RANGE_OPS = frozenset({"count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time"})
@@ -107,15 +109,23 @@ class LogQLEvaluator:
                                      "(logs.max_query_bytes): narrow the time range or the stream selector")
         self.budget.check("log read")
 
+    def _prefilter(self, matchers: tuple[Matcher, ...], start: int, end: int,
+                   rest: tuple[Stage, ...]) -> BodyPrefilter | None:
+        if not rest or not isinstance(rest[0], JsonStage):
+            return None
+        names = frozenset(n for lbl in self.store.series(self.tenant, [matchers], start, end) for n, _v in lbl)
+        return json_prefilter(rest, names)
+
     def _chunks(self, matchers: tuple[Matcher, ...], start: int, end: int, filters: tuple[LineFilter, ...],
-                direction: Direction) -> Iterator[tuple[LogBatch, int]]:
+                direction: Direction, rest: tuple[Stage, ...] = ()) -> Iterator[tuple[LogBatch, int]]:
         """Every matching entry in ``direction`` order, ``CHUNK_ENTRIES`` at a time, as (batch,
         first new entry): a chunk resumes at the last timestamp, after the entries at it already
         seen."""
         skip = 0
+        prefilter = self._prefilter(matchers, start, end, rest)
         while start <= end:
             want = CHUNK_ENTRIES + skip
-            b = self.store.select(self.tenant, matchers, start, end, filters, want, direction)
+            b = self.store.select(self.tenant, matchers, start, end, filters, want, direction, prefilter)
             n = len(b)
             if n > skip:
                 self._account(n - skip, sum(len(x.encode()) for x in b.body[skip:]))
@@ -172,7 +182,7 @@ class LogQLEvaluator:
             return list(out.values())
         pipe = Pipeline(rest)
         count = 0
-        for chunk in self._chunks(sel.matchers, start, end, filters, direction):
+        for chunk in self._chunks(sel.matchers, start, end, filters, direction, rest):
             for t, line, labels, base in self._entries(chunk, pipe.uses_labels):
                 pipe.base = base
                 res = pipe.run(line, labels, t)
@@ -273,7 +283,7 @@ class LogQLEvaluator:
         with_meta = pipe.uses_labels or unwrap is not None
         post = Pipeline(unwrap.post_filters) if unwrap is not None and unwrap.post_filters else None
         by_bytes = e.op in ("bytes_over_time", "bytes_rate")
-        for chunk in self._chunks(sel.matchers, scan_start, scan_end, filters, "forward"):
+        for chunk in self._chunks(sel.matchers, scan_start, scan_end, filters, "forward", rest):
             for t, line, labels, base in self._entries(chunk, with_meta):
                 pipe.base = base
                 res = pipe.run(line, labels, t)

@@ -10,7 +10,8 @@ Read path: stream matchers are resolved against the in-memory label index (``ind
 as for metric series) and the per-stream min/max timestamps; only the day tables the time range
 covers are queried, newest first for ``backward`` (oldest first for ``forward``) with ``ORDER BY ts
 LIMIT`` per day, stopping once ``limit`` entries are found. Line filters become SQL predicates
-(``contains``, ``regexp_matches``: vectorised in DuckDB, no Python per line).
+(``contains``, ``regexp_matches``: vectorised in DuckDB, no Python per line), and so does a
+``BodyPrefilter`` (``json_valid``/``json_type``/``json_extract_string`` on top-level fields).
 
 Retention drops whole day tables inside a kernel ``Publication`` (reads that overlap it retry).
 """
@@ -54,7 +55,14 @@ from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed,
 from clearsight.store.kernel.database import Database
 from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
-from clearsight.store.logs_interface import Direction, LineFilter, LogAppendResult, LogSizes, LogStoreStats
+from clearsight.store.logs_interface import (
+    BodyPrefilter,
+    Direction,
+    LineFilter,
+    LogAppendResult,
+    LogSizes,
+    LogStoreStats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -455,7 +463,7 @@ class EmbeddedLogStore:
 
     def select(self, tenant: str, matchers: Sequence[Matcher], start_ns: int, end_ns: int,
                line_filters: Sequence[LineFilter] = (), limit: int = 100,
-               direction: Direction = "backward") -> LogBatch:
+               direction: Direction = "backward", prefilter: BodyPrefilter | None = None) -> LogBatch:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         if direction not in ("forward", "backward"):
@@ -471,6 +479,8 @@ class EmbeddedLogStore:
         if ids.size == 0:
             return LogBatch.empty()
         where, params = self._where(start_ns, end_ns, line_filters)
+        if prefilter is not None:
+            _prefilter_sql(prefilter, where, params)
         order = "ts, rowid" if direction == "forward" else "ts DESC, rowid DESC"
         return self._pub.read(lambda: self._read_days(ids, start_ns, end_ns, where, params, order, limit,
                                                       direction))
@@ -658,6 +668,40 @@ class EmbeddedLogStore:
             queue_depth=self._writer.queued, commits_total=st.commits_total,
             commit_seconds_sum=st.commit_seconds_sum, entries_removed_total=st.entries_removed_total,
             writer_alive=self._writer.alive)
+
+
+_JSON_OBJECT = "coalesce(CASE WHEN json_valid(body) THEN json_type(body) END = 'OBJECT', FALSE)"
+_NUM_OPS = {"==": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def _prefilter_sql(pf: BodyPrefilter, where: list[str], params: list[Any]) -> None:
+    """``BodyPrefilter`` as one SQL predicate (DuckDB's JSON functions, vectorised)."""
+    terms: list[str] = []
+    for conj in pf.any_of:
+        parts: list[str] = []
+        for t in conj:
+            if not t.field.isidentifier():
+                raise ValueError(f"invalid JSON field name {t.field!r}")
+            path = f"'$.\"{t.field}\"'"
+            typ = f"json_type(body, {path})"
+            val = f"json_extract_string(body, {path})"
+            if t.numeric:
+                num = f"TRY_CAST({val} AS DOUBLE)"
+                cond = f"({val} IS NOT NULL AND {typ} <> 'NULL' AND ({num} IS NULL OR {num} {_NUM_OPS[t.op]} ?))"
+                params.append(float(t.value))
+            else:
+                fn = {"=": "{v} = ?", "!=": "{v} <> ?", "=~": "regexp_full_match({v}, ?)",
+                      "!~": "NOT regexp_full_match({v}, ?)"}[t.op]
+                absent = "1" if Matcher.of("=" if t.op == "=" else t.op, "x", t.value).matches("") else "0"
+                cond = (f"(CASE WHEN {typ} IS NULL OR {typ} = 'NULL' THEN {absent} = 1 "
+                        f"WHEN {typ} <> 'VARCHAR' THEN TRUE ELSE {fn.format(v=val)} END)")
+                params.append(f"(?s:{t.value})" if t.op in ("=~", "!~") else t.value)
+            parts.append(f"(list_contains(attr_keys, ?) OR {cond})")
+            params.insert(len(params) - 1, t.field)
+        terms.append("(" + " AND ".join(parts) + ")")
+    fields = " OR ".join(terms) if terms else "TRUE"
+    inner = f"(CASE WHEN {_JSON_OBJECT} THEN {fields} ELSE FALSE END)" if terms else _JSON_OBJECT
+    where.append(inner if pf.require_object else f"(NOT {_JSON_OBJECT} OR {inner})")
 
 
 def _ids_bytes(ids: npt.NDArray[np.uint8], width: int) -> pa.Array:
