@@ -89,9 +89,9 @@ def _metric_queries(port: int, now: int, raw: Path) -> None:
         ('sum by (level) (count_over_time({service=~".+"}[5m]))', ["-E", "-c", "level.{0,3}error"],
          "count_over_time by level (store-side: no bodies read)"),
         ('sum by (level) (rate({service=~".+"} | json | __error__="" [5m]))', ["-F", "-c", '"level":"error"'],
-         "sum by (level) (rate(... | json ...)) (every line parsed in Python)"),
+         "sum by (level) (rate(... | json ...)) (the JSON lines parsed in Python)"),
         ('sum(count_over_time({service=~".+"} | json | __error__="" | status >= 500 [1h]))',
-         ["-F", "-c", '"status":500'], "| json | status >= 500 counted over the hour"),
+         ["-F", "-c", '"status":500'], "| json | status >= 500 counted over the hour (store-side prefilter, then Python)"),
     ]
     for query, grep_args, what in cases:
         t, out = _timed_get(port, "/loki/api/v1/query_range", {"query": query, **rng})
