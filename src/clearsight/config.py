@@ -162,6 +162,8 @@ class AuthConfig:
     anonymous_role: str = "editor"  # role of the anonymous principal
     key_cache_ttl: str = "10s"  # verified API keys/sessions are cached this long (revocation delay)
     session_ttl: str = "12h"  # lifetime of a login session
+    signature_window: str = "5m"  # signed ingestion: accepted clock difference of x-timestamp (replay window)
+    idempotency_window: str = "24h"  # how long x-idempotency-key answers are remembered
 
 
 @dataclass
@@ -242,7 +244,8 @@ _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_time
 _DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
 _DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs", "creation_grace_period"),
                    ("logs", "max_query_length")}
-_DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl")}
+_DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl"), ("auth", "signature_window"),
+                   ("auth", "idempotency_window")}
 _DURATION_KEYS |= {("resources", "heartbeat_interval"), ("resources", "discovery_interval"), ("resources", "metrics_interval"),
                    ("resources", "forget_after"), ("health", "evaluation_interval"), ("health", "security_window"),
                    ("correlation", "window"), ("correlation", "baseline"), ("correlation", "step"),

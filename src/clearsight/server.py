@@ -47,6 +47,7 @@ from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
 from clearsight.api.security_headers import SecurityHeadersMiddleware
+from clearsight.api.signing_routes import make_signing_routes
 from clearsight.api.syslog_listener import SyslogListener
 from clearsight.api.trace_context import TraceMiddleware, install_log_filter
 from clearsight.api.ui import make_ui_routes
@@ -54,8 +55,10 @@ from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.audit import AuditLog
 from clearsight.auth.csrf import CsrfMiddleware
 from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
+from clearsight.auth.idempotency import IdempotencyMiddleware, IdempotencyStore
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
+from clearsight.auth.signing import SignatureVerifier, SignedIngestMiddleware, SigningSecrets, Verifier
 from clearsight.auth.system import AuthSystem, open_auth
 from clearsight.auth.totp import Mfa
 from clearsight.cli.rules import check_expr, vector_of
@@ -161,6 +164,7 @@ class Built:
     health: HealthParts | None = None
     log_surfaces: LogIngestSurfaces | None = None
     syslog: SyslogListener | None = None
+    signing: Verifier | None = None  # signed ingestion, shared by the HTTP listeners (auth/signing.py)
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -478,17 +482,18 @@ def build(cfg: Config) -> Built:
         log_store.close()
         raise
     audit = AuditLog(auth.db)
+    signing = signing_verifier(cfg, auth)
     mfa_api = MfaApi(Mfa(auth.db), auth.sessions)
     auth.authenticator.needs_second_factor = mfa_api.needs_second_factor  # no basic-auth password alone
     services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator,
                                                    second_factor=mfa_api.second_factor), *mfa_api.routes(),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
-                                 *make_audit_api(audit)]
+                                 *make_audit_api(audit), *make_signing_routes(signing.secrets, [signing])]
     audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
-                 log_surfaces=log_surfaces, syslog=syslog)
+                 log_surfaces=log_surfaces, syslog=syslog, signing=signing)
 
 
 class _Server(uvicorn.Server):
@@ -502,19 +507,28 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None) -> Any:
+def signing_verifier(cfg: Config, auth: AuthSystem) -> Verifier:
+    return Verifier(SigningSecrets(auth.db), parse_duration_ms(cfg.auth.signature_window) / 1000)
+
+
+def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Verifier | None = None) -> Any:
     """``app`` behind the admission checks every listener applies (api/admission.py), then
     authentication and authorization (auth/middleware.py), then the body limits."""
     tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
     listens = [cfg.server.listen, cfg.server.otlp_http_listen]
     served = served_hosts([parse_listen(x)[0] for x in listens if x] + [socket.gethostname()],
                           cfg.server.allowed_hosts)
+    verifier = None
+    if auth is not None:  # signature of signed ingestion (after the body limits), then idempotency keys
+        verifier = signing or signing_verifier(cfg, auth)
+        app = SignatureVerifier(IdempotencyMiddleware(
+            app, IdempotencyStore(auth.db, parse_duration_ms(cfg.auth.idempotency_window))), verifier)
     bounded = BodyLimitMiddleware(app, max_request_bytes=cfg.limits.max_body_bytes,
                                   max_inflight_bytes=cfg.server.max_inflight_body_bytes,
                                   body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
-    inner: Any = bounded if auth is None else AuthMiddleware(
+    inner: Any = bounded if auth is None or verifier is None else SignedIngestMiddleware(AuthMiddleware(
         CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))), auth.authenticator,
-        tenant_header=cfg.tenancy.tenant_header)
+        tenant_header=cfg.tenancy.tenant_header), verifier)
     return TraceMiddleware(SecurityHeadersMiddleware(
         AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)))
 
@@ -528,9 +542,10 @@ def _http_protocol(cfg: Config) -> type[Any]:
                              else None)
 
 
-def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None) -> _Server:
+def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
+             signing: Verifier | None = None) -> _Server:
     host, port = parse_listen(listen)
-    config = uvicorn.Config(_guarded(app, cfg, auth), host=host, port=port, log_config=None, access_log=False,
+    config = uvicorn.Config(_guarded(app, cfg, auth, signing), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
                             http=_http_protocol(cfg),
@@ -564,9 +579,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     app = create_app(s)
     if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
         app.router.routes.insert(0, make_reload_route(built.rules))
-    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth)]
+    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
-        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth))
+        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth, built.signing))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
         try:

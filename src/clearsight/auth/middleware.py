@@ -28,6 +28,7 @@ from clearsight.auth.sessions import COOKIE
 
 _PROXY_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 _COOKIE_PREFIX = COOKIE + "="
+PRESET_PRINCIPAL = "clearsight.principal"  # scope key: a principal resolved before this middleware
 CREDENTIAL_KEY = "credential"  # scope["state"]: the Credential presented (logout ends its session)
 
 
@@ -106,7 +107,10 @@ class AuthMiddleware:
             token = session_cookie(cookie.decode("latin-1"))
             if token is not None:
                 cred = Credential("token", token)
-        if cred is None:
+        preset = scope.get(PRESET_PRINCIPAL)
+        if preset is not None:  # a signed ingest request, resolved by auth/signing.py
+            p = preset
+        elif cred is None:
             if auth.anonymous_allowed and not proxied and is_loopback(host):
                 p = auth.anonymous_principal
             elif need == PUBLIC:

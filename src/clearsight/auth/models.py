@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -134,3 +134,28 @@ class OrgPolicy(Base):
     __tablename__ = "org_policies"
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
     mfa_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class SigningSecret(Base):
+    """An organisation's HMAC secret for signed ingestion (auth/signing.py); kept as is (HMAC needs it)."""
+
+    __tablename__ = "signing_secrets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    secret: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class IdempotencyKey(Base):
+    """The answer to an ingest request with ``x-idempotency-key`` (auth/idempotency.py)."""
+
+    __tablename__ = "idempotency_keys"
+    org: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    content_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
