@@ -164,6 +164,12 @@ class AuthConfig:
     session_ttl: str = "12h"  # lifetime of a login session
     signature_window: str = "5m"  # signed ingestion: accepted clock difference of x-timestamp (replay window)
     idempotency_window: str = "24h"  # how long x-idempotency-key answers are remembered
+    rate_limit_ip: int = 0  # requests per second per client address (0 = no limit)
+    rate_limit_ip_burst: int = 100
+    rate_limit_key: int = 0  # requests per second per API key, session user or signing key (0 = no limit)
+    rate_limit_key_burst: int = 100
+    rate_limit_org: int = 0  # requests per second per organisation (0 = no limit)
+    rate_limit_org_burst: int = 1000
 
 
 @dataclass

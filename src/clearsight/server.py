@@ -58,6 +58,7 @@ from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
 from clearsight.auth.idempotency import IdempotencyMiddleware, IdempotencyStore
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
+from clearsight.auth.ratelimit import IpRateLimitMiddleware, PrincipalRateLimitMiddleware, TokenBuckets
 from clearsight.auth.signing import SignatureVerifier, SignedIngestMiddleware, SigningSecrets, Verifier
 from clearsight.auth.system import AuthSystem, open_auth
 from clearsight.auth.totp import Mfa
@@ -511,7 +512,15 @@ def signing_verifier(cfg: Config, auth: AuthSystem) -> Verifier:
     return Verifier(SigningSecrets(auth.db), parse_duration_ms(cfg.auth.signature_window) / 1000)
 
 
-def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Verifier | None = None) -> Any:
+def rate_buckets(cfg: Config) -> tuple[TokenBuckets, TokenBuckets, TokenBuckets]:
+    """Per client address, per credential, per organisation (auth/ratelimit.py)."""
+    a = cfg.auth
+    return (TokenBuckets(a.rate_limit_ip, a.rate_limit_ip_burst), TokenBuckets(a.rate_limit_key, a.rate_limit_key_burst),
+            TokenBuckets(a.rate_limit_org, a.rate_limit_org_burst))
+
+
+def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Verifier | None = None,
+             buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None) -> Any:
     """``app`` behind the admission checks every listener applies (api/admission.py), then
     authentication and authorization (auth/middleware.py), then the body limits."""
     tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
@@ -526,9 +535,11 @@ def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Ver
     bounded = BodyLimitMiddleware(app, max_request_bytes=cfg.limits.max_body_bytes,
                                   max_inflight_bytes=cfg.server.max_inflight_body_bytes,
                                   body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
-    inner: Any = bounded if auth is None or verifier is None else SignedIngestMiddleware(AuthMiddleware(
-        CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))), auth.authenticator,
-        tenant_header=cfg.tenancy.tenant_header), verifier)
+    per_ip, per_key, per_org = buckets or rate_buckets(cfg)
+    inner: Any = bounded if auth is None or verifier is None else IpRateLimitMiddleware(SignedIngestMiddleware(
+        AuthMiddleware(PrincipalRateLimitMiddleware(CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))),
+                                                    per_key, per_org),
+                       auth.authenticator, tenant_header=cfg.tenancy.tenant_header), verifier), per_ip)
     return TraceMiddleware(SecurityHeadersMiddleware(
         AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)))
 
@@ -543,9 +554,10 @@ def _http_protocol(cfg: Config) -> type[Any]:
 
 
 def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
-             signing: Verifier | None = None) -> _Server:
+             signing: Verifier | None = None,
+             buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None) -> _Server:
     host, port = parse_listen(listen)
-    config = uvicorn.Config(_guarded(app, cfg, auth, signing), host=host, port=port, log_config=None, access_log=False,
+    config = uvicorn.Config(_guarded(app, cfg, auth, signing, buckets), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
                             http=_http_protocol(cfg),
@@ -579,9 +591,11 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     app = create_app(s)
     if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
         app.router.routes.insert(0, make_reload_route(built.rules))
-    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing)]
+    buckets = rate_buckets(cfg)  # shared by the HTTP listeners
+    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
-        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth, built.signing))
+        servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth, built.signing,
+                                buckets))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
         try:
