@@ -14,7 +14,7 @@ from clearsight.model.matchers import Matcher
 from clearsight.query.promql.ast import VectorMatching
 
 LineFilterOp = Literal["|=", "!=", "|~", "!~", "|>", "!>"]
-ValueKind = Literal["string", "number", "duration", "bytes"]
+ValueKind = Literal["string", "number", "duration", "bytes", "ip"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class LineFilterStage:
 
     op: LineFilterOp
     patterns: tuple[str, ...]
+    ip: bool = False  # ``|= ip("10.0.0.0/8")``: the pattern is an address, CIDR prefix or range
 
 
 @dataclass(frozen=True)

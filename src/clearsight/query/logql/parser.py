@@ -56,6 +56,7 @@ from clearsight.query.logql.ast import (
     VectorAggregation,
     VectorLiteral,
 )
+from clearsight.query.logql.ipmatch import compile_ip
 from clearsight.query.logql.pattern import PatternError, compile_pattern
 from clearsight.query.logql.template import TemplateError, compile_template
 from clearsight.query.logql.units import parse_bytes, parse_go_duration
@@ -119,7 +120,7 @@ def pushdown_filters(stages: tuple[Stage, ...]) -> tuple[tuple[LineFilter, ...],
     ``|>``/``!>`` pattern filters stay in Python)."""
     out: list[LineFilter] = []
     for k, st in enumerate(stages):
-        if not isinstance(st, LineFilterStage) or st.op in ("|>", "!>"):
+        if not isinstance(st, LineFilterStage) or st.op in ("|>", "!>") or st.ip:
             return tuple(out), stages[k:]
         if len(st.patterns) == 1:
             op = st.op
@@ -327,6 +328,10 @@ class _P:
         if op is None:
             return None
         self.i += 2
+        if self.peek_word("ip"):
+            if op not in ("|=", "!="):
+                raise self.err(f"syntax error: ip() needs |= or !=, not {op}")
+            return LineFilterStage(op, (self.ip_spec(),), ip=True)
         patterns = [self.filter_pattern(op)]
         while self.peek_word("or"):
             save = self.i
@@ -340,8 +345,6 @@ class _P:
     def filter_pattern(self, op: str) -> str:
         self.ws()
         pos = self.i
-        if self.peek_word("ip"):
-            raise self.err("syntax error: ip() line filters are not supported")
         pattern = self.string()
         if op in ("|~", "!~"):
             try:
@@ -354,6 +357,20 @@ class _P:
             except PatternError as e:
                 raise self.err(f"syntax error: {e}", pos) from None
         return pattern
+
+    def ip_spec(self) -> str:
+        """``ip("...")`` (the word ``ip`` next): the address, CIDR prefix or range, checked."""
+        self.accept_word("ip")
+        self.expect("(")
+        self.ws()
+        pos = self.i
+        spec = self.string()
+        try:
+            compile_ip(spec)
+        except ValueError as e:
+            raise self.err(f"syntax error: invalid ip() argument {spec!r}: {e}", pos) from None
+        self.expect(")")
+        return spec
 
     def template(self) -> str:
         self.ws()
@@ -528,7 +545,9 @@ class _P:
         self.ws()
         vpos = self.i
         if self.peek_word("ip"):
-            raise self.err("syntax error: ip() label filters are not supported")
+            if op not in ("=", "!=", "=="):
+                raise self.err(f"syntax error: ip() needs = or !=, not {op}", vpos)
+            return LabelCompare(name, "!=" if op == "!=" else "=", "ip", self.ip_spec())
         if self.is_string():
             value = self.string()
             if op not in ("=", "!=", "=~", "!~", "=="):

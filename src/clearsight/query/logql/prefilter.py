@@ -48,7 +48,7 @@ def _dnf(e: LabelExpr, stream_labels: frozenset[str]) -> Dnf:
 
 
 def _test(c: LabelCompare, stream_labels: frozenset[str]) -> Dnf:
-    if c.name == ERROR or "_" in c.name or c.name in stream_labels or c.kind in ("duration", "bytes"):
+    if c.name == ERROR or "_" in c.name or c.name in stream_labels or c.kind in ("duration", "bytes", "ip"):
         return None
     if c.kind == "number":
         return ((JsonFieldTest(c.name, c.op, repr(c.number), True),),)

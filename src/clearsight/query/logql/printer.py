@@ -62,7 +62,7 @@ def _label_expr(e: LabelExpr) -> str:
         return f"({_label_expr(e.left)} and {_label_expr(e.right)})"
     if isinstance(e, LabelOr):
         return f"({_label_expr(e.left)} or {_label_expr(e.right)})"
-    value = _q(e.text) if e.kind == "string" else e.text
+    value = _q(e.text) if e.kind == "string" else f"ip({_q(e.text)})" if e.kind == "ip" else e.text
     return f"{e.name}{e.op}{value}"
 
 
@@ -76,6 +76,8 @@ def _items(items: tuple[DropKeepItem, ...]) -> str:
 
 def format_stage(st: Stage) -> str:
     if isinstance(st, LineFilterStage):
+        if st.ip:
+            return f"{st.op} ip({_q(st.patterns[0])})"
         return f"{st.op} " + " or ".join(_q(p) for p in st.patterns)
     if isinstance(st, JsonStage):
         return ("| json " + _params(st.params)).rstrip()

@@ -47,6 +47,7 @@ from clearsight.query.logql.ast import (
     Stage,
     UnpackStage,
 )
+from clearsight.query.logql.ipmatch import compile_ip
 from clearsight.query.logql.pattern import compile_pattern
 from clearsight.query.logql.template import Context, TemplateError, compile_template
 from clearsight.query.logql.units import parse_bytes, parse_go_duration
@@ -452,7 +453,12 @@ def _walk(doc: Any, path: list[str | int]) -> str | None:
 def _line_filter(st: LineFilterStage) -> StageFn:
     pats = st.patterns
     neg = st.op.startswith("!")
-    if st.op in ("|=", "!="):
+    if st.ip:
+        ipm = compile_ip(pats[0])
+
+        def test(line: str) -> bool:
+            return ipm.search(line)
+    elif st.op in ("|=", "!="):
         def test(line: str) -> bool:
             return any(p in line for p in pats)
     elif st.op in ("|~", "!~"):
@@ -499,6 +505,10 @@ def to_number(kind: str, text: str) -> float | None:
 
 
 def _compare(c: LabelCompare) -> Callable[[dict[str, str]], bool]:
+    if c.kind == "ip":
+        ipm = compile_ip(c.text)
+        neg, ip_name = c.op == "!=", c.name
+        return lambda labels: ipm.contains(labels.get(ip_name, "")) != neg
     if c.kind == "string":
         m = c.matcher
         assert m is not None

@@ -47,11 +47,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedLogStore
 
 selector = st.sampled_from(['{app="a"}', '{app="b"}', '{env="p"}', '{app=~"a|b"}', '{app!="zz", env="p"}'])
 line_filter = st.sampled_from(['|= "n"', '!= "zz"', '|~ "l.v"', '!~ "^x"', '|= "1" or "2"', '|> "<_>n=<_>"',
-                               '!> "<_>zz"'])
+                               '!> "<_>zz"', '|= ip("10.0.0.0/8")', '!= ip("::1")'])
 parser = st.sampled_from(["| json", "| logfmt", "| logfmt --strict", '| regexp "n=(?P<rn>\\\\d+)"',
                           '| pattern "level=<pl> <_>"', "| unpack", "| decolorize", '| json nn="o.k"'])
 label_filter = st.sampled_from(['| level="error"', "| n > 5", "| d >= 10ms", "| size < 20KB", '| __error__=""',
-                                '| level=~"e.*" or n <= 3', "| n != 7, level!=\"x\"", '| trace="t1"'])
+                                '| level=~"e.*" or n <= 3', "| n != 7, level!=\"x\"", '| trace="t1"',
+                                '| n = ip("1.2.3.0/24")'])
 fmt = st.sampled_from(['| line_format "{{.level}} {{.n | printf \\"%03s\\"}}"', '| label_format lv=level',
                        '| label_format q="{{ default \\"-\\" .nope }}"', "| drop n", "| keep app, level"])
 stage = st.one_of(line_filter, parser, label_filter, fmt)

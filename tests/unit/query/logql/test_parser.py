@@ -129,6 +129,7 @@ ROUND_TRIP = [
     'label_replace(rate({a="b"} [1m]), "dst", "$1", "src", "(.*)")',
     '(rate({a="b"} [1m]) or rate({a="c"} [1m]) unless rate({a="d"} [1m]))',
     'rate_counter({a="b"} | logfmt | unwrap n [5m])',
+    '{a="b"} |= ip("10.0.0.0/8") != ip("::1") | logfmt | addr=ip("192.168.4.5-192.168.4.20") or peer!=ip("1.2.3.4")',
 ]
 
 
@@ -170,7 +171,9 @@ def test_round_trip(text: str) -> None:
     ("1 > 2", "comparisons between scalars must use BOOL modifier"),
     ('rate({a="b"}[1m]) + {a="b"}', "binary operations need metric queries"),
     ('rate({a="b"}[1m]) foo', "col 19: syntax error: unexpected 'foo', expecting end of input"),
-    ('{a="b"} |= ip("1.2.3.4")', "ip() line filters are not supported"),
+    ('{a="b"} |~ ip("1.2.3.4")', "ip() needs |= or !="),
+    ('{a="b"} |= ip("1.2.3")', "col 15: syntax error: invalid ip() argument"),
+    ('{a="b"} | x > ip("1.2.3.4")', "ip() needs = or !="),
 ])
 def test_errors_name_the_position(text: str, message: str) -> None:
     with pytest.raises(LogQLParseError) as exc:

@@ -197,3 +197,21 @@ def test_label_hints_extract_only_what_is_read() -> None:
     p = Pipeline(sel.stages, frozenset({"x"}))
     labels = {"app": "a"}
     assert p.run("other=1 x=2", labels, TS) == "1" and labels == {"app": "a", "other": "1", "x": "2"}
+
+
+def test_ip_filters() -> None:
+    from clearsight.query.logql.ipmatch import compile_ip
+
+    line = "client 10.1.2.3:5000 -> server [2001:db8::1]"
+    assert run('|= ip("10.0.0.0/8")', line)[0] == line
+    assert run('|= ip("2001:db8::/32")', line)[0] == line
+    assert run('|= ip("192.168.0.0/16")', line)[0] is None
+    assert run('!= ip("10.1.2.3")', line)[0] is None
+    for flt, addr, keep in (('| addr = ip("192.168.4.5-192.168.4.20")', "192.168.4.7", True),
+                            ('| addr = ip("192.168.4.5-192.168.4.20")', "192.168.4.21", False),
+                            ('| addr != ip("10.0.0.0/8")', "10.9.9.9", False),
+                            ('| addr != ip("10.0.0.0/8")', "not an ip", True),
+                            ('| addr = ip("::1")', "::1", True)):
+        assert (run(flt, "x", {"app": "a", "addr": addr})[0] is not None) == keep, (flt, addr)
+    with pytest.raises(ValueError):
+        compile_ip("10.0.0.9-10.0.0.1")
