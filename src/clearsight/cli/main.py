@@ -89,6 +89,72 @@ def query(
             typer.echo(line, err=True)
 
 
+@app.command()
+def logs(
+    logql: Annotated[str, typer.Argument(help="LogQL query, e.g. '{app=\"api\"} |= \"error\"'")],
+    since: Annotated[str, typer.Option("--since", help="How far back, e.g. 15m, 1h, 2d")] = "1h",
+    from_: Annotated[str | None, typer.Option("--from", help="Start (RFC 3339 or unix seconds); overrides --since")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End (RFC 3339 or unix seconds); default now")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Most lines to print")] = 100,
+    forward: Annotated[bool, typer.Option("--forward", help="Oldest first (default: newest first)")] = False,
+    step: Annotated[str | None, typer.Option("--step", help="Step of a metric query, e.g. 1m")] = None,
+    follow_: Annotated[bool, typer.Option("--follow", "-f", help="Then keep printing new lines (live tail)")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="raw, table or json")] = "table",
+    url: Annotated[str, typer.Option("--url", envvar="CLEARSIGHT_URL", help="Server URL")] = "http://127.0.0.1:9800",
+) -> None:
+    """Run a LogQL query and print its lines (or its series), like logcli; --follow tails new lines."""
+    import time
+
+    from clearsight.cli.logs import LogsCliError, follow, query_logs, render_answer, time_range
+
+    if output not in ("raw", "table", "json"):
+        typer.echo("clearsight: --output must be raw, table or json", err=True)
+        raise typer.Exit(2)
+    direction = "forward" if forward or follow_ else "backward"
+    try:
+        start, end = time_range(since, from_, to, time.time_ns())
+        body = query_logs(url, logql, start_ns=start, end_ns=end, limit=limit, direction=direction, step=step)
+        for line in render_answer(body, output, direction):
+            typer.echo(line)
+        if follow_:
+            for line in follow(url, logql, start_ns=end, limit=limit, output=output):
+                typer.echo(line)
+    except LogsCliError as e:
+        typer.echo(f"clearsight: {e}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def events(
+    type_: Annotated[list[str] | None, typer.Option("--type", help="Event type (repeatable), e.g. change")] = None,
+    level: Annotated[list[str] | None, typer.Option("--level", help="DEBUG, INFO, WARN or ERROR (repeatable)")] = None,
+    origin: Annotated[list[str] | None, typer.Option("--origin", help="Origin (repeatable)")] = None,
+    since: Annotated[str, typer.Option("--since", help="How far back, e.g. 1h")] = "1h",
+    limit: Annotated[int, typer.Option("--limit", help="Most events to print")] = 100,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+    url: Annotated[str, typer.Option("--url", envvar="CLEARSIGHT_URL", help="Server URL")] = "http://127.0.0.1:9800",
+) -> None:
+    """List events (deploys, changes, security events...), newest first."""
+    import time
+
+    from clearsight.cli.logs import LogsCliError, query_events, render_events, time_range
+
+    if output not in ("table", "json"):
+        typer.echo("clearsight: --output must be table or json", err=True)
+        raise typer.Exit(2)
+    try:
+        start, end = time_range(since, None, None, time.time_ns())
+        found = query_events(url, start_ns=start, end_ns=end, types=type_ or [], levels=level or [],
+                             origins=origin or [], limit=limit)
+    except LogsCliError as e:
+        typer.echo(f"clearsight: {e}", err=True)
+        raise typer.Exit(1) from None
+    for line in render_events(found, output):
+        typer.echo(line)
+
+
 agent_app = typer.Typer(add_completion=False, invoke_without_command=True,
                         help="Run the agent (collect this host and ship it to the server), or show its status.")
 
