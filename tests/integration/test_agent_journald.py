@@ -21,6 +21,7 @@ pytestmark = pytest.mark.peer
 
 REMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT = "0123456789abcdef0123456789abcdef"
+BASE_US = (int(time.time()) - 600) * 1_000_000  # entry n happened at BASE_US + n seconds (recent: queries find it)
 
 
 def write_entries(directory: Path, entries: list[dict[str, str]], first_seq: int) -> None:
@@ -30,7 +31,7 @@ def write_entries(directory: Path, entries: list[dict[str, str]], first_seq: int
     chunks = []
     for i, e in enumerate(entries):
         seq = first_seq + i
-        fields = {"__REALTIME_TIMESTAMP": str(1_796_418_000_000_000 + seq * 1_000_000),
+        fields = {"__REALTIME_TIMESTAMP": str(BASE_US + seq * 1_000_000),
                   "__MONOTONIC_TIMESTAMP": str(1000 + seq), "_BOOT_ID": BOOT, **e}
         chunks.append("".join(f"{k}={v}\n" for k, v in fields.items()) + "\n")
     r = subprocess.run([REMOTE, "-o", str(directory / "agent.journal"), "-"], input="".join(chunks).encode(),
@@ -84,7 +85,7 @@ def test_mapping_and_resume_after_restart(tmp_path: Path) -> None:
     recs = read(src, 3)
     assert [r.body for r in recs] == ["line 1", "line 2", "line 3"]
     r1 = recs[0]
-    assert r1.time_ns == (1_796_418_000_000_000 + 1_000_000) * 1000
+    assert r1.time_ns == (BASE_US + 1_000_000) * 1000
     assert (r1.severity_number, r1.severity_text) == (17, "err")
     assert (recs[1].severity_number, recs[2].severity_text) == (9, "debug")
     assert dict(r1.attributes) == {"unit": "app.service", "pid": 101, "hostname": "web-1", "boot_id": BOOT,
