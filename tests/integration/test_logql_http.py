@@ -196,3 +196,13 @@ def test_detected_fields_and_patterns(server: tuple[Proc, int]) -> None:
     data = _ok(_get(proc, "patterns", query='{app="web"}', step="30s", **rng))
     assert data == [{"pattern": "level=info took=<_>", "samples": [[base // S, 20]]}]
     assert _get(proc, "patterns", query='rate({app="web"}[1m])', **rng).status_code == 400
+
+
+def test_detected_labels_and_format_query(server: tuple[Proc, int]) -> None:
+    proc, base = server
+    r = _get(proc, "detected_labels", query='{env="prod"}', start=str(base), end=str(base + 60 * S))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"detectedLabels": [{"label": "app", "cardinality": 2}, {"label": "env", "cardinality": 1}]}
+    data = _ok(_get(proc, "format_query", query='sum   by(level)(rate({app="api"}|json|x>1[5m]))'))
+    assert data == 'sum by (level) (rate({app="api"} | json | x>1 [5m]))'
+    assert _get(proc, "format_query", query="sum(").status_code == 400

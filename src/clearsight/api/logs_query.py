@@ -39,6 +39,7 @@ from clearsight.query.logql.ast import LogSelector, MetricExpr
 from clearsight.query.logql.discovery import detect_fields, mine_patterns
 from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
 from clearsight.query.logql.parser import LogQLParseError, parse_expr, parse_log_query, range_duration_ns
+from clearsight.query.logql.printer import format_expr
 from clearsight.query.logql.range_agg import aggregate as range_aggregate
 from clearsight.query.promql.values import QueryError, QueryTimeout, ScalarSteps, VectorSteps
 from clearsight.query.promql.vecutil import format_float
@@ -445,6 +446,26 @@ class LogQueryApi:
                 {"pattern": p, "samples": [[_seconds(t), n] for t, n in sorted(c.items())]} for p, c in found]}
         return await self._run(request, run)
 
+    async def detected_labels(self, request: Request) -> Response:
+        """Loki's detected labels: the stream label names of the streams the selector (optional)
+        matches in [start, end], with how many values each has."""
+        def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
+            start, end = self._range(q, DEFAULT_LABELS_RANGE_NS)
+            matchers = self._selector(q)
+            return {"detectedLabels": [
+                {"label": name, "cardinality": len(self.store.label_values(tenant, name, start, end, matchers))}
+                for name in self.store.label_names(tenant, start, end, matchers)]}
+        return await self._run(request, run)
+
+    async def format_query(self, request: Request) -> Response:
+        """Loki's format_query: the query printed canonically (``query/logql/printer.py``)."""
+        def run(_tenant: str, q: Any, _budget: QueryBudget) -> Any:
+            text = q.get("query")
+            if not text:
+                raise BadRequest("query parameter is required")
+            return {"status": "success", "data": format_expr(parse_expr(text))}
+        return await self._run(request, run)
+
     async def events(self, request: Request) -> Response:
         """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
         def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
@@ -472,6 +493,8 @@ class LogQueryApi:
             ("/loki/api/v1/index/stats", self.index_stats, ["GET"]),
             ("/loki/api/v1/detected_fields", self.detected_fields, ["GET"]),
             ("/loki/api/v1/patterns", self.patterns, ["GET"]),
+            ("/loki/api/v1/detected_labels", self.detected_labels, ["GET"]),
+            ("/loki/api/v1/format_query", self.format_query, ["GET"]),
             ("/loki/api/v1/index/volume", self.index_volume, ["GET"]),
             ("/loki/api/v1/index/volume_range", self.index_volume_range, ["GET"]),
             ("/api/v1/events", self.events, ["GET"]),
