@@ -194,6 +194,18 @@ class HealthConfig:
 
 
 @dataclass
+class UsageConfig:
+    """Usage, cost estimates and quotas per organisation (docs/security.md "Usage and quotas")."""
+
+    flush_interval: str = "30s"  # how often in-memory counts are written to the state database
+    quota_samples_per_day: int = 0  # metric samples per organisation per UTC day (0 = no quota)
+    quota_log_bytes_per_day: int = 0  # log line bytes per organisation per UTC day (0 = no quota)
+    price_per_million_samples: str = "0"  # unit prices for the cost estimate of GET /api/v1/usage
+    price_per_gib_logs: str = "0"
+    price_per_thousand_queries: str = "0"
+
+
+@dataclass
 class CorrelationConfig:
     enabled: bool = True
     window: str = "5m"  # an anomaly this close to a change or security event is correlated with it
@@ -221,6 +233,7 @@ class Config:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     scrape_configs: list[dict[str, Any]] = field(default_factory=list)
     source: str = "<defaults>"
 
@@ -238,7 +251,7 @@ _SECTIONS: dict[str, str] = {
     "server": "server", "storage": "storage", "limits": "limits", "query": "query",
     "tenancy": "tenancy", "global": "global_", "log": "log", "rules": "rules", "alerting": "alerting",
     "logs": "logs", "auth": "auth",
-    "resources": "resources", "health": "health", "correlation": "correlation",
+    "resources": "resources", "health": "health", "correlation": "correlation", "usage": "usage",
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
@@ -250,6 +263,7 @@ _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_time
 _DURATION_KEYS |= {("rules", "evaluation_interval"), ("rules", "resend_delay")}
 _DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs", "creation_grace_period"),
                    ("logs", "max_query_length")}
+_DURATION_KEYS |= {("usage", "flush_interval")}
 _DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl"), ("auth", "signature_window"),
                    ("auth", "idempotency_window")}
 _DURATION_KEYS |= {("resources", "heartbeat_interval"), ("resources", "discovery_interval"), ("resources", "metrics_interval"),
@@ -370,6 +384,13 @@ def _validate(cfg: Config) -> None:
                           f"got {cfg.storage.duckdb_memory_limit!r}")
     if cfg.storage.duckdb_threads < 1:
         raise ConfigError(f"{cfg.source}: storage.duckdb_threads: must be at least 1")
+    for key in ("price_per_million_samples", "price_per_gib_logs", "price_per_thousand_queries"):
+        try:
+            price = float(getattr(cfg.usage, key))
+        except ValueError:
+            price = -1.0
+        if not price >= 0 or price == float("inf"):
+            raise ConfigError(f"{cfg.source}: usage.{key}: expected a non-negative number, got {getattr(cfg.usage, key)!r}")
     if cfg.auth.anonymous not in ("loopback", "off"):
         raise ConfigError(f"{cfg.source}: auth.anonymous: must be loopback or off, got {cfg.auth.anonymous!r} "
                           "(there is no 'any': unauthenticated access from the network would let anyone "

@@ -51,6 +51,7 @@ from clearsight.api.signing_routes import make_signing_routes
 from clearsight.api.syslog_listener import SyslogListener
 from clearsight.api.trace_context import TraceMiddleware, install_log_filter
 from clearsight.api.ui import make_ui_routes
+from clearsight.api.usage_routes import make_usage_routes
 from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.audit import AuditLog
 from clearsight.auth.csrf import CsrfMiddleware
@@ -62,6 +63,7 @@ from clearsight.auth.ratelimit import IpRateLimitMiddleware, PrincipalRateLimitM
 from clearsight.auth.signing import SignatureVerifier, SignedIngestMiddleware, SigningSecrets, Verifier
 from clearsight.auth.system import AuthSystem, open_auth
 from clearsight.auth.totp import Mfa
+from clearsight.auth.usage import Prices, QueryCountMiddleware, Usage
 from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
 from clearsight.correlation.correlator import CorrelationSettings, Correlator, RangeQueryFunc
@@ -166,6 +168,7 @@ class Built:
     log_surfaces: LogIngestSurfaces | None = None
     syslog: SyslogListener | None = None
     signing: Verifier | None = None  # signed ingestion, shared by the HTTP listeners (auth/signing.py)
+    usage: Usage | None = None  # usage counts and quotas per organisation (auth/usage.py)
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -405,7 +408,8 @@ def build(cfg: Config) -> Built:
     metrics = SelfMetrics()
     metrics.add_store(store.stats, data_dir)
     exemplar_store = EmbeddedExemplarStore(data_dir / "exemplars", cfg.storage.max_exemplars)
-    ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time)], exemplars=exemplar_store,
+    usage = make_usage(cfg)  # counts and quotas as pipeline steps; its database is bound with auth below
+    ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time), usage.metrics_step], exemplars=exemplar_store,
                                on_exemplars=functools.partial(_count_exemplars, metrics))
     try:
         log_store = EmbeddedLogStore(
@@ -417,7 +421,8 @@ def build(cfg: Config) -> Built:
         store.close()
         raise
     log_ingestor = LogIngestor(log_store, reject_older_than_ns=parse_duration_ms(cfg.logs.reject_older_than) * 1_000_000,
-                               creation_grace_ns=parse_duration_ms(cfg.logs.creation_grace_period) * 1_000_000)
+                               creation_grace_ns=parse_duration_ms(cfg.logs.creation_grace_period) * 1_000_000,
+                               steps=[usage.logs_step])
 
     def readiness() -> tuple[bool, str]:
         st = store.stats()
@@ -483,18 +488,20 @@ def build(cfg: Config) -> Built:
         log_store.close()
         raise
     audit = AuditLog(auth.db)
+    usage.bind(auth.db)
     signing = signing_verifier(cfg, auth)
     mfa_api = MfaApi(Mfa(auth.db), auth.sessions)
     auth.authenticator.needs_second_factor = mfa_api.needs_second_factor  # no basic-auth password alone
     services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator,
                                                    second_factor=mfa_api.second_factor), *mfa_api.routes(),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
-                                 *make_audit_api(audit), *make_signing_routes(signing.secrets, [signing])]
+                                 *make_audit_api(audit), *make_signing_routes(signing.secrets, [signing]),
+                                 *make_usage_routes(usage)]
     audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
-                 log_surfaces=log_surfaces, syslog=syslog, signing=signing)
+                 log_surfaces=log_surfaces, syslog=syslog, signing=signing, usage=usage)
 
 
 class _Server(uvicorn.Server):
@@ -512,6 +519,13 @@ def signing_verifier(cfg: Config, auth: AuthSystem) -> Verifier:
     return Verifier(SigningSecrets(auth.db), parse_duration_ms(cfg.auth.signature_window) / 1000)
 
 
+def make_usage(cfg: Config) -> Usage:
+    u = cfg.usage
+    return Usage(None, quota_samples_per_day=u.quota_samples_per_day, quota_log_bytes_per_day=u.quota_log_bytes_per_day,
+                 prices=Prices(float(u.price_per_million_samples), float(u.price_per_gib_logs),
+                               float(u.price_per_thousand_queries)))
+
+
 def rate_buckets(cfg: Config) -> tuple[TokenBuckets, TokenBuckets, TokenBuckets]:
     """Per client address, per credential, per organisation (auth/ratelimit.py)."""
     a = cfg.auth
@@ -520,7 +534,8 @@ def rate_buckets(cfg: Config) -> tuple[TokenBuckets, TokenBuckets, TokenBuckets]
 
 
 def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Verifier | None = None,
-             buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None) -> Any:
+             buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None,
+             usage: Usage | None = None) -> Any:
     """``app`` behind the admission checks every listener applies (api/admission.py), then
     authentication and authorization (auth/middleware.py), then the body limits."""
     tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
@@ -537,11 +552,15 @@ def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Ver
                                   body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
     per_ip, per_key, per_org = buckets or rate_buckets(cfg)
     inner: Any = bounded if auth is None or verifier is None else IpRateLimitMiddleware(SignedIngestMiddleware(
-        AuthMiddleware(PrincipalRateLimitMiddleware(CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))),
-                                                    per_key, per_org),
+        AuthMiddleware(PrincipalRateLimitMiddleware(
+            _counting(CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))), usage), per_key, per_org),
                        auth.authenticator, tenant_header=cfg.tenancy.tenant_header), verifier), per_ip)
     return TraceMiddleware(SecurityHeadersMiddleware(
         AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)))
+
+
+def _counting(app: Any, usage: Usage | None) -> Any:
+    return app if usage is None else QueryCountMiddleware(app, usage)
 
 
 def _http_protocol(cfg: Config) -> type[Any]:
@@ -555,9 +574,10 @@ def _http_protocol(cfg: Config) -> type[Any]:
 
 def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
              signing: Verifier | None = None,
-             buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None) -> _Server:
+             buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None,
+             usage: Usage | None = None) -> _Server:
     host, port = parse_listen(listen)
-    config = uvicorn.Config(_guarded(app, cfg, auth, signing, buckets), host=host, port=port, log_config=None, access_log=False,
+    config = uvicorn.Config(_guarded(app, cfg, auth, signing, buckets, usage), host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
                             http=_http_protocol(cfg),
@@ -587,15 +607,17 @@ def _listen_free(listen: str, what: str, flag: str) -> bool:
 async def serve(cfg: Config, on_ready: Any = None) -> None:
     install_log_filter()  # request log lines carry the trace id (api/trace_context.py)
     built = build(cfg)
+    if built.usage is not None:
+        built.usage.start(parse_duration_ms(cfg.usage.flush_interval) / 1000)
     s = built.services
     app = create_app(s)
     if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
         app.router.routes.insert(0, make_reload_route(built.rules))
     buckets = rate_buckets(cfg)  # shared by the HTTP listeners
-    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets)]
+    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets, built.usage)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
         servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth, built.signing,
-                                buckets))
+                                buckets, built.usage))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
         try:
@@ -702,6 +724,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         await loop.run_in_executor(None, s.exemplars.close)
     if built.log_store is not None:
         await loop.run_in_executor(None, built.log_store.close)
+    if built.usage is not None:
+        await loop.run_in_executor(None, built.usage.close)  # the last counts, before the database closes
     if built.auth is not None:
         await loop.run_in_executor(None, built.auth.close)
     log.info("stopped")

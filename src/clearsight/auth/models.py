@@ -159,3 +159,13 @@ class IdempotencyKey(Base):
     content_type: Mapped[str] = mapped_column(String(128), nullable=False)
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class UsageDaily(Base):
+    """Usage of one organisation on one UTC day, by kind (auth/usage.py)."""
+
+    __tablename__ = "usage_daily"
+    org: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -43,6 +43,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/admin/mfa"): p.ORG_MANAGE, ("PUT", "/api/v1/admin/mfa"): p.ORG_MANAGE,
     ("GET", "/api/v1/admin/signing_secrets"): p.KEYS_MANAGE, ("POST", "/api/v1/admin/signing_secrets"): p.KEYS_MANAGE,
     ("DELETE", "/api/v1/admin/signing_secrets/{id}"): p.KEYS_MANAGE,
+    ("GET", "/api/v1/usage"): p.ORG_MANAGE,
     # metrics
     ("GET", "/metrics"): _R,
     ("POST", "/api/v1/write"): _W, ("POST", "/v1/metrics"): _W, ("POST", "/api/v1/otlp/v1/metrics"): _W,

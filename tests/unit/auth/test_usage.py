@@ -1,0 +1,72 @@
+"""Usage counting on SQLite and PostgreSQL: counts per org, day and kind survive flushes (added to
+what is stored), pending counts are visible before a flush, quotas refuse a batch that would pass
+them (counting what is stored), and prices turn counts into a cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from clearsight.auth.state import StateDb
+from clearsight.auth.usage import Prices, QuotaExceeded, Usage
+from clearsight.model.samples import SampleBatch
+
+DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = DAY0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _batch(n: int) -> SampleBatch:
+    return SampleBatch.from_series([((("__name__", "m"),), [(i, 1.0) for i in range(n)])])  # type: ignore[arg-type]
+
+
+def test_counts_flush_and_add_up(state: StateDb) -> None:
+    clock = Clock()
+    u = Usage(state, clock=clock)
+    u.add("a", "samples", 10)
+    u.add("a", "queries", 1)
+    u.add("b", "samples", 5)
+    u.add("a", "samples", 0)  # nothing
+    assert u.daily("a", "2027-01-01", "2027-01-31") == {"2027-01-15": {"samples": 10, "queries": 1}}  # pending
+    u.flush()
+    u.add("a", "samples", 7)
+    u.flush()
+    clock.t += 86400
+    u.add("a", "samples", 3)
+    u.flush()
+    assert u.daily("a", "2027-01-01", "2027-01-31") == {"2027-01-15": {"samples": 17, "queries": 1},
+                                                        "2027-01-16": {"samples": 3}}
+    assert u.daily("b", "2027-01-15", "2027-01-15") == {"2027-01-15": {"samples": 5}}
+    assert u.daily("a", "2027-02-01", "2027-02-28") == {}
+    u2 = Usage(state, clock=clock)  # another process sees what was flushed
+    assert u2.daily("a", "2027-01-16", "2027-01-16") == {"2027-01-16": {"samples": 3}}
+
+
+def test_sample_quota_counts_stored_usage(state: StateDb) -> None:
+    clock = Clock()
+    first = Usage(state, quota_samples_per_day=100, clock=clock)
+    first.metrics_step("a", _batch(60))
+    first.close()  # flushed
+    u = Usage(state, quota_samples_per_day=100, clock=clock)
+    u.metrics_step("a", _batch(30))  # 90
+    with pytest.raises(QuotaExceeded) as e:
+        u.metrics_step("a", _batch(11))
+    assert e.value.status == 429 and "usage.quota_samples_per_day = 100" in e.value.message and "90 used" in e.value.message
+    u.metrics_step("a", _batch(10))  # exactly the quota
+    u.metrics_step("b", _batch(100))  # another organisation
+    clock.t += 86400
+    u.metrics_step("a", _batch(100))  # a new day
+    u.close()
+    assert u.daily("a", "2027-01-15", "2027-01-16") == {"2027-01-15": {"samples": 100}, "2027-01-16": {"samples": 100}}
+
+
+def test_prices() -> None:
+    p = Prices(per_million_samples=2.0, per_gib_logs=0.5, per_thousand_queries=0.01)
+    c = p.cost({"samples": 3_000_000, "log_bytes": 2**31, "queries": 500})
+    assert c == {"samples": 6.0, "logs": 1.0, "queries": 0.005, "total": 7.005}
+    assert Prices().cost({"samples": 10})["total"] == 0.0
