@@ -306,6 +306,8 @@ def _apply_section(where: str, section_obj: Any, values: Mapping[str, Any], sect
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        if section == "auth" and key == "anonymous" and value is False:
+            value = "off"  # YAML reads an unquoted `off` as false
         changes[key] = _coerce(f"{where}.{key}", getattr(section_obj, key), value)
     return dataclasses.replace(section_obj, **changes)
 
