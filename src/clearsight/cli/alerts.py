@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearsight.cli.auth import auth_headers
 from clearsight.config import parse_duration_ms
 from clearsight.model.matchers import MatchType
 from clearsight.notify.alert import AlertError, format_time, parse_time
@@ -31,7 +32,7 @@ class CliError(Exception):
 
 def _request(method: str, url: str, path: str, **kw: Any) -> Any:
     try:
-        r = httpx.request(method, url.rstrip("/") + path, timeout=30, **kw)
+        r = httpx.request(method, url.rstrip("/") + path, timeout=30, headers=auth_headers(url), **kw)
     except httpx.HTTPError as e:
         raise CliError(f"cannot reach {url}: {e}") from None
     if r.status_code >= 400:

@@ -1,10 +1,13 @@
 """``clearsight users|orgs|roles|apikeys create|list|revoke``: the identity state database, directly
-(the server need not run; it sees changes within ``auth.key_cache_ttl``)."""
+(the server need not run; it sees changes within ``auth.key_cache_ttl``). ``clearsight login``:
+a session token (or an API key) stored per server URL for the commands that talk to a server
+(``query``, ``alerts``, ``silence``, ``health``), which send it as ``Authorization: Bearer``."""
 
 from __future__ import annotations
 
 import dataclasses
 import getpass
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -221,8 +224,82 @@ def apikeys_revoke(key_id: int, org: ORG = None, config: CONFIG = None, data_dir
         typer.echo(f"API key {key_id} revoked")
 
 
+# -- stored credentials of the HTTP commands
+def credentials_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "clearsight" / "credentials.json"
+
+
+def _load_credentials() -> dict[str, str]:
+    try:
+        doc = orjson.loads(credentials_path().read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return {k: v for k, v in doc.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(doc, dict) else {}
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    """``Authorization`` for ``url`` when ``clearsight login`` stored a token for it, else none
+    (then a server on this machine answers as the anonymous principal)."""
+    token = _load_credentials().get(url.rstrip("/"))
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _store_credentials(creds: dict[str, str]) -> None:
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(orjson.dumps(creds, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+
+
+def login_command(
+    url: Annotated[str, typer.Option("--url", envvar="CLEARSIGHT_URL", help="Server URL")] = "http://127.0.0.1:9800",
+    username: Annotated[str, typer.Option("--username", "-u")] = "admin",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+    api_key_stdin: Annotated[bool, typer.Option("--api-key-stdin", help="Store an API key read from stdin instead")] = False,
+    org: ORG = None,
+) -> None:
+    """Sign in to a server and store the session (or an API key) for the other commands (0600 file)."""
+    import httpx
+
+    base = url.rstrip("/")
+    if api_key_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        body = {"username": username, "password": _password(None, password_stdin, username)}
+        if org:
+            body["org"] = org
+        try:
+            r = httpx.post(base + "/api/v1/auth/login", json=body, timeout=30)
+        except httpx.HTTPError as e:
+            typer.echo(f"clearsight: cannot reach {base}: {e}", err=True)
+            raise typer.Exit(1) from None
+        if r.status_code != 200:
+            typer.echo(f"clearsight: login failed ({r.status_code}): {r.json().get('error', r.text[:200])}", err=True)
+            raise typer.Exit(1)
+        token = r.json()["data"]["token"]
+    try:
+        r = httpx.get(base + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except httpx.HTTPError as e:
+        typer.echo(f"clearsight: cannot reach {base}: {e}", err=True)
+        raise typer.Exit(1) from None
+    if r.status_code != 200:
+        typer.echo(f"clearsight: the server refused the credentials ({r.status_code})", err=True)
+        raise typer.Exit(1)
+    me = r.json()["data"]
+    creds = _load_credentials()
+    creds[base] = token
+    _store_credentials(creds)
+    typer.echo(f"signed in to {base} as {me['name']} ({', '.join(me['roles'])} in {me['org']}); "
+               f"stored in {credentials_path()}")
+
+
 def register(app: typer.Typer) -> None:
-    """Adds the four command groups to the ``clearsight`` command."""
+    """Adds ``login`` and the four command groups to the ``clearsight`` command."""
+    app.command(name="login")(login_command)
     app.add_typer(users_app, name="users")
     app.add_typer(orgs_app, name="orgs")
     app.add_typer(roles_app, name="roles")

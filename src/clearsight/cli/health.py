@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearsight.cli.auth import auth_headers
+
 STYLE = {"healthy": "green", "warning": "yellow", "critical": "bold red"}
 
 
@@ -21,7 +23,7 @@ class CliError(Exception):
 
 def _get(url: str, path: str, params: dict[str, str] | None = None) -> Any:
     try:
-        r = httpx.get(url.rstrip("/") + path, params=params, timeout=30)
+        r = httpx.get(url.rstrip("/") + path, params=params, timeout=30, headers=auth_headers(url))
     except httpx.HTTPError as e:
         raise CliError(f"cannot reach {url}: {e}") from None
     try:

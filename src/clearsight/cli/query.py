@@ -20,6 +20,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from clearsight.cli.auth import auth_headers
 from clearsight.config import parse_duration_ms
 
 
@@ -63,10 +64,11 @@ def run_query(url: str, expr: str, *, at: str | None, range_: str | None, step: 
     if step and not range_:
         raise CliError("--step needs --range (an instant query has no step): add e.g. --range 1h")
     now = time.time()
+    headers = auth_headers(url)  # stored by `clearsight login`
     def post(url: str, data: dict[str, Any]) -> httpx.Response:
         if client is not None:
-            return client.post(url, data=data)
-        return httpx.post(url, data=data, timeout=timeout)
+            return client.post(url, data=data, headers=headers)
+        return httpx.post(url, data=data, timeout=timeout, headers=headers)
 
     try:
         if range_:
