@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -83,9 +84,13 @@ from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
+from clearsight.query.budget import QueryBudget, running
 from clearsight.query.governor import make_query_executor
-from clearsight.query.logql.evaluator import LogQLLimits
+from clearsight.query.logql.ast import LogSelector
+from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
+from clearsight.query.logql.parser import parse_expr as parse_logql_expr
 from clearsight.query.promql.engine import Engine, parse_with_positions
+from clearsight.query.promql.values import ScalarSteps
 from clearsight.resources.discovery import PassiveDiscovery
 from clearsight.resources.events import LogStoreEvents
 from clearsight.resources.model import Liveness
@@ -97,6 +102,8 @@ from clearsight.rules.manager import RuleManager
 from clearsight.rules.metrics import RulesCollector
 from clearsight.rules.model import RuleFileError
 from clearsight.rules.tenants import TenantRuleSets
+from clearsight.rules.types import QueryFailed
+from clearsight.rules.types import Sample as RuleSample
 from clearsight.scrape.config import ScrapeConfig, parse_scrape_configs
 from clearsight.scrape.manager import ScrapeManager
 from clearsight.selfmetrics import SelfMetrics
@@ -210,18 +217,38 @@ def _log_write_failure(fut: Any) -> None:
         log.warning("writing rule results failed", extra={"error": str(fut.exception())})
 
 
-def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor) -> Any:
-    """``io(tenant) -> (query, write)``: the tenant's queries through the PromQL engine on the
-    store, its results through the ingestor (validated like any write)."""
+def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
+             log_store: EmbeddedLogStore | None = None) -> Any:
+    """``io(tenant) -> (query, write, log_query)``: the tenant's queries through the PromQL engine on
+    the store (LogQL ones on the log store), its results through the ingestor (validated like any
+    write)."""
     engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
                     timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
     parsed = functools.lru_cache(maxsize=4096)(parse_with_positions)  # rules parse once, not per evaluation
+    parse_logql = functools.lru_cache(maxsize=1024)(parse_logql_expr)
+    timeout_s = parse_duration_ms(cfg.query.timeout) / 1000
+    log_limits = LogQLLimits(max_lines=cfg.logs.max_query_lines, max_bytes=cfg.logs.max_query_bytes,
+                             max_series=cfg.logs.max_query_series, max_samples=cfg.query.max_samples)
 
-    def io(tenant: str) -> tuple[Any, Any]:
+    def io(tenant: str) -> tuple[Any, Any, Any]:
         def query(expr: str, time_ms: int) -> Any:
             tree, positions = parsed(expr)
             return vector_of(engine.instant(store.querier(tenant), tree, time_ms, positions=positions,
                                             query_text=expr))
+
+        def log_query(expr: str, time_ms: int) -> Any:
+            assert log_store is not None
+            budget = QueryBudget(cfg.query.max_samples, time.monotonic() + timeout_s)
+            tree = parse_logql(expr)
+            if isinstance(tree, LogSelector):
+                raise QueryFailed("a LogQL rule needs a metric query, not a log query")
+            with running(budget):
+                out = LogQLEvaluator(log_store, tenant, log_limits, budget).metric(
+                    tree, np.array([time_ms * 1_000_000], dtype=np.int64))
+            if isinstance(out, ScalarSteps):
+                return [RuleSample((), float(out.values[0]))]
+            return [RuleSample(lbls, float(out.values[i, 0])) for i, lbls in enumerate(out.labels)
+                    if out.present[i, 0]]
 
         def write(samples: Any, sync: bool) -> None:
             by_series: dict[Labels, list[tuple[int, float]]] = {}
@@ -233,29 +260,30 @@ def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor) -> Any
                 return
             ingestor.submit(tenant, batch).add_done_callback(_log_write_failure)
 
-        return query, write
+        return query, write, (log_query if log_store is not None else None)
 
     return io
 
 
 def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
-                notify: Any = _log_notify) -> tuple[RuleManager, TenantRuleSets]:
+                notify: Any = _log_notify, log_store: EmbeddedLogStore | None = None
+                ) -> tuple[RuleManager, TenantRuleSets]:
     """The rule manager of ``rules.files`` (default tenant) and the per-tenant rule groups managed
     through the API (``<data_dir>/rules/api/<tenant>/``). Raises ConfigError for bad rule files."""
-    io = _rule_io(cfg, store, ingestor)
+    io = _rule_io(cfg, store, ingestor, log_store)
     base_dir = str(Path(cfg.source).parent) if cfg.source != "<defaults>" else None
     external_url = cfg.rules.external_url or f"http://{cfg.server.listen}"
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules")
     state_dir = Path(cfg.storage.data_dir) / "rules"
 
     def manager_for(tenant: str, patterns: list[str], base: str | None = None) -> RuleManager:
-        query, write = io(tenant)
+        query, write, log_query = io(tenant)
         return RuleManager(
             patterns, query=query, write=write, notify=notify,
             default_interval_ms=parse_duration_ms(cfg.rules.evaluation_interval), check_expr=check_expr,
             base_dir=base, state_dir=state_dir,
             opts=EvalOptions(resend_delay_ms=parse_duration_ms(cfg.rules.resend_delay), external_url=external_url),
-            executor=executor)
+            executor=executor, log_query=log_query)
 
     manager = manager_for(cfg.tenancy.default_tenant,
                           [p.strip() for p in cfg.rules.files.split(",") if p.strip()], base_dir)
@@ -460,7 +488,7 @@ def build(cfg: Config) -> Built:
                                                 + [socket.gethostname()], cfg.server.allowed_hosts))
     try:
         notifier = build_notifier(cfg, metrics)
-        rules, tenant_rules = build_rules(cfg, store, ingestor, notifier.notify)
+        rules, tenant_rules = build_rules(cfg, store, ingestor, notifier.notify, log_store)
     except ConfigError:
         store.close()
         log_store.close()

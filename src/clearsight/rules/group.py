@@ -14,7 +14,7 @@ from clearsight.model.samples import STALE_NAN
 from clearsight.rules.alerting import PENDING, Alert, AlertingRule
 from clearsight.rules.model import GroupSpec
 from clearsight.rules.recording import RecordingRule, RuleEvalError
-from clearsight.rules.types import NotifyFunc, QueryFunc, WriteFunc
+from clearsight.rules.types import NotifyFunc, QueryFailed, QueryFunc, Vector, WriteFunc
 
 log = logging.getLogger("clearsight.rules")
 
@@ -23,6 +23,10 @@ Rule = AlertingRule | RecordingRule
 # After a restart a pending alert gets at least this long before it fires (Prometheus'
 # rules.alert.for-grace-period default).
 FOR_GRACE_PERIOD_MS = 10 * 60_000
+
+
+def _no_logql(expr: str, time_ms: int) -> Vector:
+    raise QueryFailed("this rule is in LogQL and no log store is wired to the rule manager")
 
 
 @dataclass
@@ -78,8 +82,10 @@ class Group:
         adj = now_ms - offset
         return adj - adj % self.interval_ms + offset
 
-    def eval(self, ts_ms: int, query: QueryFunc, write: WriteFunc, notify: NotifyFunc | None) -> None:
-        """Evaluates every rule at ``ts_ms`` in order; one write of all samples and stale markers."""
+    def eval(self, ts_ms: int, query: QueryFunc, write: WriteFunc, notify: NotifyFunc | None,
+             log_query: QueryFunc | None = None) -> None:
+        """Evaluates every rule at ``ts_ms`` in order; one write of all samples and stale markers.
+        Rules in LogQL (simple log and event rules) use ``log_query``."""
         t0 = time.perf_counter()
         out: list[tuple[Labels, int, float]] = []
         to_send: list[dict[str, Any]] = []
@@ -88,7 +94,8 @@ class Group:
             r0 = time.perf_counter()
             self.stats.evaluations += 1
             try:
-                samples = rule.eval(ts_ms, query, self.spec.limit)
+                samples = rule.eval(ts_ms, query if rule.spec.language == "promql" else (log_query or _no_logql),
+                                    self.spec.limit)
             except RuleEvalError as e:
                 rule.health, rule.last_error = "err", str(e)
                 self.stats.failures += 1

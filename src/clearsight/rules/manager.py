@@ -33,9 +33,11 @@ class RuleManager:
                  default_interval_ms: int = 60_000, check_expr: ExprChecker | None = None,
                  base_dir: str | None = None, state_dir: Path | None = None, opts: EvalOptions | None = None,
                  clock: Callable[[], float] = time.time, executor: Executor | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 log_query: QueryFunc | None = None) -> None:
         self.patterns = patterns
         self.query = query
+        self.log_query = log_query  # LogQL, for simple log and event rules
         self.write = write
         self.notify = notify
         self.default_interval_ms = default_interval_ms
@@ -173,7 +175,7 @@ class RuleManager:
         """One evaluation of ``g`` at ``ts_ms`` (a worker thread), then its state is saved. An
         unexpected error is logged and counted; the group keeps its schedule."""
         try:
-            g.eval(ts_ms, self.query, self.write, self.notify)
+            g.eval(ts_ms, self.query, self.write, self.notify, self.log_query)
         except Exception:
             g.stats.failures += 1
             log.exception("rule group evaluation failed", extra={"group": g.name, "file": g.file})

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from clearsight.config import parse_duration_ms
-from clearsight.rules import template
+from clearsight.rules import simple, template
 
 # Returns an error message for a bad PromQL expression, None when it parses.
 ExprChecker = Callable[[str], str | None]
@@ -49,10 +49,11 @@ class RuleSpec:
     for_ms: int = 0
     keep_firing_for_ms: int = 0
     line: int = 0
+    language: str = "promql"  # "logql" for simple log and event rules (rules/simple.py)
 
     def identity(self) -> tuple[Any, ...]:
         """Equal for rules whose state may carry over a reload (as Prometheus' copyState)."""
-        return (self.kind, self.name, self.expr, self.labels)
+        return (self.kind, self.name, self.expr, self.labels, self.language)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ def _parse_rule(r: Any, file: str, group: str, index: int, check_expr: ExprCheck
         return None
     lines: dict[str, int] = r["__lines__"]
     line = r["__line__"]
+    if "type" in r and r.get("alert") is None and r.get("record") is None:
+        return _parse_simple(r, file, group, index, check_expr, errors)
     name = r.get("alert") if r.get("alert") is not None else r.get("record")
     head = f'group "{group}", rule {index}' + (f' ("{name}")' if name else "")
     n_before = len(errors)
@@ -234,6 +237,48 @@ def _parse_rule(r: Any, file: str, group: str, index: int, check_expr: ExprCheck
         return None
     return RuleSpec(kind=kind, name=name, expr=str(expr), labels=labels, annotations=annotations, for_ms=for_ms,
                     keep_firing_for_ms=kff_ms, line=line)
+
+
+def _parse_simple(r: dict[str, Any], file: str, group: str, index: int, check_expr: ExprChecker | None,
+                  errors: list[str]) -> RuleSpec | None:
+    """A GoSight-style simple rule (``type: metric|log|event``), compiled by ``rules/simple.py``."""
+    lines: dict[str, int] = r["__lines__"]
+    line = r["__line__"]
+    name = r.get("name")
+    head = f'group "{group}", rule {index}' + (f' ("{name}")' if name else "")
+    n_before = len(errors)
+
+    def err(fieldname: str, msg: str) -> None:
+        errors.append(f'{file}:{lines.get(fieldname, line)}: {head}: field "{fieldname}": {msg}')
+
+    if not isinstance(name, str) or not name or not _METRIC_NAME.match(name):
+        err("name", "a simple rule needs a name (letters, digits, _ and :)")
+    compiled = simple.compile_simple(_clean(r), err)
+    if compiled is None or len(errors) > n_before:
+        return None
+    expr, language = compiled
+    if language == "promql" and check_expr is not None:
+        problem = check_expr(expr)
+        if problem:
+            err("expr", f"could not parse expression: {problem}")
+            return None
+    labels = _string_map(r.get("labels"), "labels", err)
+    if r.get("level") is not None:
+        labels = (*[(k, v) for k, v in labels if k != "severity"], ("severity", str(r["level"])))
+    annotations = _string_map(r.get("annotations"), "annotations", err)
+    if not any(k == "summary" for k, _ in annotations):
+        annotations = (*annotations, ("summary", str(r.get("description") or name)))
+    for k, v in (*labels, *annotations):
+        if not _LABEL_NAME.match(k):
+            err("labels", f"invalid label or annotation name: {k}")
+        _check_template(v, f"__alert_{name}", "labels", err)
+    for_ms = _duration(r["for"], f"{file}:{lines.get('for', line)}: {head}", "for", errors) if r.get("for") else 0
+    cooldown_ms = (_duration(r["cooldown"], f"{file}:{lines.get('cooldown', line)}: {head}", "cooldown", errors)
+                   if r.get("cooldown") else 0)
+    if len(errors) > n_before:
+        return None
+    return RuleSpec(kind="alerting", name=str(name), expr=expr, labels=labels, annotations=annotations,
+                    for_ms=for_ms, keep_firing_for_ms=cooldown_ms, line=line, language=language)
 
 
 def _string_map(v: Any, fieldname: str, err: Callable[[str, str], None]) -> tuple[tuple[str, str], ...]:
