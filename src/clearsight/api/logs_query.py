@@ -1,12 +1,16 @@
-"""Log reads: Loki's query API for log queries (``/loki/api/v1/query_range``, ``/query``, ``/labels``,
-``/label/{name}/values``, ``/series``) in Loki's response shapes, and the native ``GET /api/v1/events``.
+"""Log reads: Loki's query API in Loki's response shapes (``/loki/api/v1/query_range``, ``/query``,
+``/labels``, ``/label/{name}/values``, ``/series``, ``/index/stats``, ``/index/volume``,
+``/index/volume_range``, ``/detected_fields``, ``/detected_labels``, ``/patterns``,
+``/format_query``; ``/tail`` is ``logs_tail.py``) and the native ``GET /api/v1/events``.
 
-Only log queries are evaluated (stream selector + line filters, ``query/logql/parser.py``);
-metric queries are a 400 naming the construct. Errors are Loki's: HTTP 400 with a plain-text
-message. Times: Loki's rule (an integer of up to 10 digits is seconds, longer is nanoseconds, a
-decimal number is seconds, else RFC 3339). Bounds: ``limit`` up to
-``logs.max_entries_limit_per_query``, ``end - start`` up to ``logs.max_query_length``.
-Store reads run in the default executor, never on the event loop.
+LogQL log queries answer ``streams``, metric queries ``vector``/``scalar`` (instant) or ``matrix``
+(range), evaluated by ``query/logql/evaluator.py``. Every read runs under the query governor on
+the query pool (bounded concurrency, fair queue, a deadline from arrival, cancelled when the
+client goes away). Errors are Loki's: plain text, 400 for bad input, query limits and pipeline
+errors, 504 past the deadline, 503 with Retry-After when the queue is full. Times: Loki's rule (an
+integer of up to 10 digits is seconds, longer is nanoseconds, a decimal number is seconds, else
+RFC 3339). Bounds: ``limit`` up to ``logs.max_entries_limit_per_query``, ``end - start`` up to
+``logs.max_query_length``, the ``LogQLLimits`` (lines, bytes, series, points).
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from clearsight.query.logql.ast import (
     Grouping,
     JsonStage,
     LabelReplace,
-    LineFilterStage,
     LogSelector,
     MetricExpr,
     NumberLiteral,
@@ -408,4 +407,4 @@ def _labels_of(labels: dict[str, str]) -> Labels:
     return tuple(sorted((k, v) for k, v in labels.items() if v))
 
 
-__all__ = ["CHUNK_ENTRIES", "EvalStats", "LineFilterStage", "LogQLEvaluator", "LogQLLimits", "StreamResult"]
+__all__ = ["CHUNK_ENTRIES", "EvalStats", "LogQLEvaluator", "LogQLLimits", "StreamResult"]
