@@ -230,6 +230,10 @@ from clearsight.cli.audit import audit_app  # noqa: E402  (audit, audit verify; 
 
 app.add_typer(audit_app, name="audit")
 
+from clearsight.cli.signing import signing_app  # noqa: E402  (signing create|list|revoke)
+
+app.add_typer(signing_app, name="signing")
+
 
 def main() -> None:
     app()
