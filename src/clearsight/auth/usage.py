@@ -78,20 +78,27 @@ class Usage:
         self._pending: dict[tuple[str, str, str], int] = {}  # (org, day, kind) -> not yet flushed
         self._day_totals: dict[tuple[str, str, str], int] = {}  # quota kinds: flushed + pending, today
         self._stop = threading.Event()
+        self._day_no, self._day = -1, ""
         self._thread: threading.Thread | None = None
 
     # -- counting (hot paths: no I/O except the first quota check of an org per day)
+    def _today(self) -> str:
+        t = self.clock()
+        if int(t // 86400) != self._day_no:  # one strftime per day, not per request
+            self._day_no, self._day = int(t // 86400), utc_day(t)
+        return self._day
+
     def add(self, org: str, kind: str, n: int) -> None:
         if n <= 0:
             return
-        key = (org, utc_day(self.clock()), kind)
+        key = (org, self._today(), kind)
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + n
             if key in self._day_totals:
                 self._day_totals[key] += n
 
     def _check_quota(self, org: str, kind: str, n: int, quota: int, name: str) -> None:
-        key = (org, utc_day(self.clock()), kind)
+        key = (org, self._today(), kind)
         total = self._day_totals.get(key)
         if total is None:
             total = self._stored(key) + self._pending.get(key, 0)
@@ -137,7 +144,7 @@ class Usage:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-            today = utc_day(self.clock())
+            today = self._today()
             self._day_totals = {k: v for k, v in self._day_totals.items() if k[1] == today}
         if not pending:
             return
