@@ -6,10 +6,19 @@ Several senders share one buffer with ``claim`` (the oldest request no other sen
 When the bytes held exceed ``max_bytes`` the oldest requests are dropped and counted (never silently).
 ``MemoryBuffer`` lives in the process; ``DiskBuffer`` keeps one file per request in a spool directory,
 so what was not yet delivered survives an agent restart. Both are thread-safe.
+
+Every entry carries its idempotency key (``batch_key``: a hash of the request's bytes, sent as
+``x-idempotency-key``), so a request re-sent after a lost answer, a timeout or an agent restart is
+acknowledged by the server without being written again. The key is derived from the stored bytes
+rather than from a counter: a spool emptied before a restart would start a counter again at 1 and
+reuse keys the server still remembers (24 h), and the server would then acknowledge new data
+without writing it. Two requests with the same bytes are the same data (one collection's
+timestamp, one poll's observed time are inside them).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -24,6 +33,16 @@ class Entry(NamedTuple):
     seq: int
     payload: bytes
     samples: int
+    key: str  # the idempotency key (batch_key(payload))
+
+
+def batch_key(payload: bytes) -> str:
+    """The idempotency key of a request: stable across retries and restarts (``cs1-`` + 32 hex)."""
+    return "cs1-" + hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def _entry(seq: int, payload: bytes, samples: int) -> Entry:
+    return Entry(seq, payload, samples, batch_key(payload))
 
 
 class Buffer(Protocol):
@@ -87,7 +106,7 @@ class MemoryBuffer(_Base):
     def put(self, payload: bytes, samples: int) -> None:
         with self._cond:
             self._seq += 1
-            self._q.append(Entry(self._seq, payload, samples))
+            self._q.append(_entry(self._seq, payload, samples))
             self._bytes += len(payload)
             while self._bytes > self.max_bytes and len(self._q) > 1:
                 old = self._q.popleft()
@@ -186,7 +205,7 @@ class DiskBuffer(_Base):
             while self._files:
                 seq, samples, size = self._files[0]
                 try:
-                    return Entry(seq, self._path(seq, samples).read_bytes(), samples)
+                    return _entry(seq, self._path(seq, samples).read_bytes(), samples)
                 except FileNotFoundError:  # removed behind our back: skip it
                     self._files.popleft()
                     self._bytes -= size
@@ -204,7 +223,7 @@ class DiskBuffer(_Base):
                     self._bytes -= size
                     return None
                 self._claimed.add(seq)
-                return Entry(seq, payload, samples)
+                return _entry(seq, payload, samples)
             return None
 
     def ack(self, seq: int) -> None:

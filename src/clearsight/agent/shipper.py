@@ -3,9 +3,12 @@
 ``Encoder`` turns one collection (samples + a timestamp) into compressed requests of at most
 ``max_samples`` series, adding the host labels (instance, job, tags; these win over a sample's own
 label of the same name). ``Shipper`` sends the oldest buffered request until it is accepted:
-2xx acknowledges it; 429, 5xx and connection errors are retried with exponential backoff and full
-jitter (``Retry-After``, seconds or an HTTP date, is honoured up to ``retry_after_max``); any other
-4xx means the server will never take it: it is dropped, counted and logged with the server's reason.
+2xx acknowledges it; 429, 5xx, 409 and connection errors are retried with exponential backoff and
+full jitter (``Retry-After``, seconds or an HTTP date, is honoured up to ``retry_after_max``); any
+other 4xx means the server will never take it: it is dropped, counted and logged with the server's
+reason. Every attempt carries the request's idempotency key (``x-idempotency-key``, buffer.py): the
+server answers a re-sent request it already wrote with the stored answer (``x-idempotent-replay``,
+counted in ``ShipperStats.replays``) and 409 while the first attempt is still being handled.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from clearsight.agent.buffer import Buffer, Entry
+from clearsight.agent.buffer import Buffer, Entry, batch_key
 from clearsight.agent.sample import LabelPairs, Sample
 from clearsight.ingest.prompb_encode import encode_labels, encode_sample, len_field, snappy
 
 log = logging.getLogger("clearsight.agent.shipper")
+
+IDEMPOTENCY_HEADER = "x-idempotency-key"
 
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -78,8 +83,8 @@ class HttpTransport:
             self.close()
             if not reused:
                 raise
-            # the server closed the idle kept-alive connection: once more on a new one (a re-sent
-            # remote-write request is harmless, the server recognises identical samples)
+            # the server closed the idle kept-alive connection: once more on a new one (harmless: the
+            # same idempotency key goes with it)
             r, text = self._post(self._connect(), body, headers)
         if r.getheader("Connection", "").lower() == "close":
             self.close()
@@ -157,6 +162,7 @@ class ShipperStats:
     retries: int = 0
     rejected_requests: int = 0
     rejected_samples: int = 0
+    replays: int = 0  # 2xx answers the server replayed for a key it had (the request was written before)
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -209,10 +215,12 @@ class Shipper:
         cap = min(self.backoff_max, self.backoff_min * (2 ** min(attempt, 32)))
         return self.backoff_min + self.rng() * (cap - self.backoff_min)
 
-    def try_send(self, payload: bytes) -> tuple[str, float | None]:
-        """One attempt: ("ok"|"retry"|"reject", a Retry-After delay in seconds or None)."""
+    def try_send(self, payload: bytes, key: str | None = None) -> tuple[str, float | None]:
+        """One attempt with the idempotency ``key`` (default: ``batch_key(payload)``):
+        ("ok"|"retry"|"reject", a Retry-After delay in seconds or None)."""
+        headers = {**self.headers, IDEMPOTENCY_HEADER: key or batch_key(payload)}
         try:
-            r = self.transport.post(payload, self.headers)
+            r = self.transport.post(payload, headers)
         except (OSError, http.client.HTTPException) as e:
             reason = f"{type(e).__name__}: {e}"
             if self.url.startswith("https://") and isinstance(e, ssl.SSLError | ConnectionResetError
@@ -224,7 +232,14 @@ class Shipper:
             if self._failing:
                 log.info("server %s accepts samples again", self.url)
                 self._failing = False
+            if r.headers.get("x-idempotent-replay") == "true":
+                self.stats.replays += 1
+                log.debug("server %s had this request already (idempotency key %s)", self.url,
+                          headers[IDEMPOTENCY_HEADER])
             return "ok", None
+        if r.status == 409:  # the first attempt with this key is still being handled: ask again later
+            log.debug("server %s is still handling key %s: %s", self.url, headers[IDEMPOTENCY_HEADER], r.text[:200])
+            return "retry", None
         if r.status == 429 or r.status >= 500:
             self._outage(f"HTTP {r.status}: {r.text[:200]}")
             delay = retry_after_seconds(r.headers.get("retry-after"), self.wall_clock())
@@ -256,7 +271,7 @@ class Shipper:
     def _deliver(self, entry: Entry, stop: StopSignal) -> bool:
         attempt = 0
         while True:
-            outcome, delay = self.try_send(entry.payload)
+            outcome, delay = self.try_send(entry.payload, entry.key)
             if outcome == "ok":
                 self.stats.requests_sent += 1
                 self.stats.samples_sent += entry.samples
