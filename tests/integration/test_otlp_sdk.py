@@ -420,8 +420,8 @@ def test_sdk_to_embedded_store_over_http_and_grpc(tmp_path: Path) -> None:
 
 def test_server_process_otlp_json_example(tmp_path: Path) -> None:
     """The shared OTLP/JSON example against a real ``clearsight server``: as published (delta
-    temporality except its gauge) the gauge is stored and the delta metrics are refused in an OTLP
-    partial success naming each; made
+    temporality except its gauge, which dates from 2018) it is refused with 400 and a JSON
+    google.rpc.Status naming the too-old sample; made
     cumulative (and recent) it is stored, the exponential histogram as classic buckets, and
     PromQL, series and metadata answer with the mapped names."""
     example = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "otlp" / "metrics.json"
@@ -435,10 +435,10 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
         r = httpx.post(
             f"{cs.url}/v1/metrics", content=raw, headers={"Content-Type": "application/json"}, timeout=10
         )
-        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
-        partial = r.json()["partialSuccess"]
-        assert partial["rejectedDataPoints"] == "3"
-        assert "'my.counter'" in partial["errorMessage"] and "delta" in partial["errorMessage"]
+        # As published its delta metrics are refused alone, and what is left (the gauge) dates from
+        # 2018, beyond limits.max_past_ms: the request is refused with 400 naming the sample.
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+        assert "too old" in r.json()["message"] and "my_gauge_ratio" in r.json()["message"]
 
         doc = json.loads(raw)
         now_ns = time.time_ns()

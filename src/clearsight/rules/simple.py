@@ -25,9 +25,19 @@ rule::
       match: {type: falco_alert, level: ERROR}  # keys: type, level, origin
       contains: shell
 
+AegisGuard-style monitors are metric rules with ``monitor:``::
+
+    - {name: ErrorsUp, type: metric, monitor: rate, match: {__name__: errors_total}, window: 5m, by: [job],
+       expression: {operator: ">", value: 1}}
+    - {name: ErrorRatio, type: metric, monitor: error_ratio, errors: {__name__: http_requests_total, code: "500"},
+       total: {__name__: http_requests_total}, by: [job], expression: {operator: ">", value: 0.05}}
+
 They compile to (the expressions are built from escaped parts, so they always parse):
 
-- metric: ``(<expr or {match}>) <operator> <value>`` in PromQL;
+- metric (``monitor: threshold``, the default): ``(<expr or {match}>) <operator> <value>`` in PromQL;
+- ``monitor: rate``: ``sum by (<by>) (rate({match}[window])) <operator> <value>``;
+- ``monitor: error_ratio``: ``(sum by (<by>) (rate({errors}[window])) / sum by (<by>) (rate({total}[window])))
+  <operator> <value>``;
 - log: ``sum by (<match keys>) (count_over_time({match} |= "..." [window])) <operator> <value>`` in
   LogQL (counted lines per matched stream set);
 - event: the same over the event streams (``event_type``, ``level``, ``origin`` labels).
@@ -49,7 +59,9 @@ from clearsight.config import parse_duration_ms
 TYPES = ("metric", "log", "event")
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 FIELDS = frozenset({"name", "type", "match", "expr", "contains", "window", "expression", "level", "for",
-                    "cooldown", "description", "labels", "annotations", "repeat_interval", "notify_on_resolve"})
+                    "cooldown", "description", "labels", "annotations", "repeat_interval", "notify_on_resolve",
+                    "monitor", "errors", "total", "by"})
+MONITORS = ("threshold", "rate", "error_ratio")
 EVENT_KEYS = {"type": "event_type", "level": "level", "origin": "origin"}
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DEFAULT_WINDOW = "5m"
@@ -72,6 +84,79 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: x for k, x in v.items() if k not in ("__line__", "__lines__")}
     return v
+
+
+def _selector(pairs: list[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f"{k}={_quote(v)}" for k, v in pairs) + "}"
+
+
+def _matchers(v: Any, field: str, bad: Err) -> list[tuple[str, str]] | None:
+    v = _plain(v)
+    if not isinstance(v, dict) or not v:
+        bad(field, "expected a mapping of label names to values")
+        return None
+    out = []
+    for k, x in v.items():
+        if not _LABEL_NAME.match(str(k)) or isinstance(x, dict | list) or x is None:
+            bad(field, f"{k}: expected a label name with a string value")
+            return None
+        out.append((str(k), str(x)))
+    return out
+
+
+def _metric(r: dict[str, Any], pairs: list[tuple[str, str]], op: str, value: str, contains: Any,
+            bad: Err) -> tuple[str, str] | None:
+    """A metric rule, or an AegisGuard-style monitor (``monitor: threshold | rate | error_ratio``)."""
+    if contains is not None:
+        bad("contains", "a metric rule has no lines to search: use match/expr and expression")
+        return None
+    monitor = str(r.get("monitor") or "threshold")
+    if monitor not in MONITORS:
+        bad("monitor", f"must be one of {', '.join(MONITORS)}")
+        return None
+    window = str(r.get("window") or DEFAULT_WINDOW)
+    try:
+        if parse_duration_ms(window) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as e:
+        bad("window", str(e))
+        return None
+    by = r.get("by") or []
+    if not isinstance(by, list) or not all(isinstance(x, str) and _LABEL_NAME.match(x) for x in by):
+        bad("by", "expected a list of label names")
+        return None
+    grouping = f" by ({', '.join(by)})" if by else ""
+    if monitor == "error_ratio":
+        for k in ("match", "expr"):
+            if r.get(k) is not None:
+                bad(k, "an error_ratio monitor takes errors and total instead")
+                return None
+        errors, total = _matchers(r.get("errors"), "errors", bad), _matchers(r.get("total"), "total", bad)
+        if errors is None or total is None:
+            return None
+        return (f"(sum{grouping} (rate({_selector(errors)}[{window}])) / sum{grouping} "
+                f"(rate({_selector(total)}[{window}]))) {op} {value}"), "promql"
+    for k in ("errors", "total"):
+        if k in r:
+            bad(k, f"only an error_ratio monitor takes {k}")
+            return None
+    raw = r.get("expr")
+    if raw is not None and pairs:
+        bad("expr", "give either expr or match, not both")
+        return None
+    if raw is None and not pairs:
+        bad("match", "a metric rule needs match (with __name__) or expr")
+        return None
+    inner = str(raw) if raw is not None else _selector(pairs)
+    if monitor == "rate":
+        if raw is not None:
+            bad("expr", "a rate monitor takes match (a counter's selector), not expr")
+            return None
+        return f"sum{grouping} (rate({inner}[{window}])) {op} {value}", "promql"
+    if by or "window" in r:
+        bad("by" if by else "window", "a threshold rule takes neither by nor window (use expr)")
+        return None
+    return f"({inner}) {op} {value}", "promql"
 
 
 def compile_simple(r: dict[str, Any], err: Err) -> tuple[str, str] | None:
@@ -136,18 +221,11 @@ def compile_simple(r: dict[str, Any], err: Err) -> tuple[str, str] | None:
     if n_errors[0]:
         return None
     if kind == "metric":
-        if contains is not None:
-            bad("contains", "a metric rule has no lines to search: use match/expr and expression")
+        return _metric(r, pairs, op, value, contains, bad)
+    for k in ("monitor", "errors", "total", "by"):
+        if k in r:
+            bad(k, f"a {kind} rule has no {k} (monitors are metric rules)")
             return None
-        raw = r.get("expr")
-        if raw is not None and pairs:
-            bad("expr", "give either expr or match, not both")
-            return None
-        if raw is None and not pairs:
-            bad("match", "a metric rule needs match (with __name__) or expr")
-            return None
-        inner = str(raw) if raw is not None else "{" + ", ".join(f"{k}={_quote(v)}" for k, v in pairs) + "}"
-        return f"({inner}) {op} {value}", "promql"
     if r.get("expr") is not None:
         bad("expr", f"a {kind} rule is built from match and contains (expr is for metric rules)")
         return None

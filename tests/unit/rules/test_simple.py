@@ -85,3 +85,34 @@ def test_promql_of_a_metric_rule_is_checked() -> None:
     with pytest.raises(RuleFileError, match='field "expr": could not parse expression: bad'):
         parse_rule_text("groups:\n- name: g\n  rules:\n  - {name: A, type: metric, expr: 'rate(x)',\n"
                         "     expression: {operator: '>', value: 1}}\n", "r.yml", check_expr=check)
+
+
+def test_rate_and_error_ratio_monitors() -> None:
+    expr, lang, *_ = one("  - {name: ErrorsUp, type: metric, monitor: rate, match: {__name__: errors_total},\n"
+                         "     window: 10m, by: [job], expression: {operator: '>', value: 1}}\n")
+    assert expr == 'sum by (job) (rate({__name__="errors_total"}[10m])) > 1' and lang == "promql"
+    parse_with_positions(expr)
+    expr, *_ = one("  - {name: ErrorRatio, type: metric, monitor: error_ratio,\n"
+                   "     errors: {__name__: http_requests_total, code: '500'}, total: {__name__: http_requests_total},\n"
+                   "     expression: {operator: '>', value: 0.05}}\n")
+    assert expr == ('(sum (rate({__name__="http_requests_total", code="500"}[5m])) / '
+                    'sum (rate({__name__="http_requests_total"}[5m]))) > 0.05')
+    parse_with_positions(expr)
+
+
+@pytest.mark.parametrize(("rule", "field", "message"), [
+    ("{name: A, type: metric, monitor: spike, match: {__name__: x}, expression: {operator: '>', value: 1}}",
+     "monitor", "must be one of threshold, rate, error_ratio"),
+    ("{name: A, type: metric, monitor: error_ratio, errors: {__name__: e}, expression: {operator: '>', value: 1}}",
+     "total", "expected a mapping"),
+    ("{name: A, type: metric, monitor: rate, expr: 'x', expression: {operator: '>', value: 1}}", "expr",
+     "takes match"),
+    ("{name: A, type: metric, match: {__name__: x}, by: [job], expression: {operator: '>', value: 1}}", "by",
+     "neither by nor window"),
+    ("{name: A, type: log, match: {app: x}, monitor: rate}", "monitor", "monitors are metric rules"),
+])
+def test_bad_monitors_name_the_field(rule: str, field: str, message: str) -> None:
+    with pytest.raises(RuleFileError) as ei:
+        parse_rule_text(f"groups:\n- name: g\n  rules:\n  - {rule}\n", "r.yml")
+    (err,) = ei.value.errors
+    assert f'field "{field}"' in err and message in err, err
