@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from clearsight.pipeline.limits import WriteLimits
+from clearsight.pipeline.log_settings import parse_log_pipeline
 from clearsight.pipeline.tenant import tenant_error
 
 
@@ -151,6 +152,11 @@ class LogsConfig:
     max_query_bytes: int = 4_294_967_296  # log line bytes one LogQL query may read
     max_query_series: int = 500  # series of one LogQL metric query (Loki's max_query_series)
     syslog_tenant: str = ""  # the organisation syslog messages are stored for ("" = tenancy.default_tenant)
+    # Pipeline steps (PII scrubbing, dedup, rate limits) for every tenant, and per-tenant overrides
+    # (logs.tenants.<name>): pipeline/log_settings.py parses both.
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    tenants: dict[str, Any] = field(default_factory=dict)
+    pii_secret: str = ""  # HMAC key of the PII hashes ("" = generated once into <data_dir>/logs_pii.key)
 
 
 @dataclass
@@ -291,6 +297,10 @@ def _coerce(where: str, current: Any, value: Any) -> Any:
         if out < 0:
             raise ConfigError(f"{where}: must not be negative, got {out}")
         return out
+    if isinstance(current, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
     if isinstance(current, str):
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -372,6 +382,10 @@ def _validate(cfg: Config) -> None:
                 parse_listen(value)
             except ValueError as e:
                 raise ConfigError(f"{cfg.source}: server.{key}: {e}") from None
+    try:
+        parse_log_pipeline(cfg.logs.pipeline, cfg.logs.tenants)
+    except ValueError as e:
+        raise ConfigError(f"{cfg.source}: logs.{e}") from None
     if cfg.logs.syslog_tenant:
         err = tenant_error(cfg.logs.syslog_tenant)
         if err:

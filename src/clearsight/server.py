@@ -56,6 +56,7 @@ from clearsight.api.usage_routes import make_usage_routes
 from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.audit import AuditLog
 from clearsight.auth.csrf import CsrfMiddleware
+from clearsight.auth.grpc_idempotency import IdempotencyInterceptor
 from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
 from clearsight.auth.idempotency import IdempotencyMiddleware, IdempotencyStore
 from clearsight.auth.middleware import AuthMiddleware
@@ -82,6 +83,9 @@ from clearsight.notify.notifier import Notifier
 from clearsight.pipeline.event_entries import events_batch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.log_ingestor import LogIngestor
+from clearsight.pipeline.log_settings import parse_log_pipeline
+from clearsight.pipeline.log_steps import build_log_steps
+from clearsight.pipeline.pii import load_or_create_secret
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.query.budget import QueryBudget, running
@@ -448,9 +452,17 @@ def build(cfg: Config) -> Built:
     except BaseException:
         store.close()
         raise
+    try:  # PII scrubbing, dedup, per-tenant rate limits (pipeline/log_steps.py)
+        log_steps = build_log_steps(parse_log_pipeline(cfg.logs.pipeline, cfg.logs.tenants),
+                                    functools.partial(load_or_create_secret, cfg.logs.pii_secret, data_dir),
+                                    metrics.registry)
+    except (ValueError, OSError) as e:
+        store.close()
+        log_store.close()
+        raise ConfigError(f"logs.pipeline: {e}") from None
     log_ingestor = LogIngestor(log_store, reject_older_than_ns=parse_duration_ms(cfg.logs.reject_older_than) * 1_000_000,
                                creation_grace_ns=parse_duration_ms(cfg.logs.creation_grace_period) * 1_000_000,
-                               steps=[usage.logs_step])
+                               steps=[*log_steps, usage.logs_step])
 
     def readiness() -> tuple[bool, str]:
         st = store.stats()
@@ -656,7 +668,9 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                                                   cfg.server.tls_client_ca_file) if cfg.server.tls_cert_file else None,
                 interceptors=([AuthInterceptor(built.auth.authenticator, cfg.tenancy.tenant_header)] if built.auth else [])
                 + ([mtls.grpc_tls_interceptor(mtls.RevocationList(cfg.server.tls_crl_file) if cfg.server.tls_crl_file
-                                              else None)] if cfg.server.tls_client_ca_file else []),
+                                              else None)] if cfg.server.tls_client_ca_file else [])
+                + ([IdempotencyInterceptor(IdempotencyStore(built.auth.db, parse_duration_ms(cfg.auth.idempotency_window)),
+                                           make_tenant_of_metadata(cfg))] if built.auth else []),  # last: org known
                 logs_export=built.log_surfaces.otlp_logs_grpc if built.log_surfaces is not None else None,
                 on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc())
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener

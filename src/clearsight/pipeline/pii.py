@@ -5,9 +5,10 @@ still correlate across lines and tenants of one server while the value itself is
 Kinds: ``email``, ``ssn`` (US, ``ddd-dd-dddd`` standing alone, area not 000/666/9xx, group not
 00, serial not 0000), ``card`` (13-19 digits, optionally grouped by single spaces or dashes,
 standing alone, Luhn-valid), optionally ``ipv4``/``ipv6`` (valid addresses standing alone) and
-custom RE2 patterns. All kinds are alternatives of one combined RE2 pattern, and the bodies of a
-batch are joined and scanned in one call (split back afterwards; a batch where that is not safe is
-scanned line by line), so a line without PII costs one DFA pass over its bytes.
+custom RE2 patterns. All kinds but cards are alternatives of one combined RE2 pattern (cards are a
+second pass over its output). The texts of a batch are joined and scanned once per pass, which
+finds the texts holding a match; only those are rewritten, one by one (the same result as scanning
+each alone). A line without PII costs a DFA pass over its bytes.
 
 "Standing alone" means not glued to letters or digits (``\\b``): ``id4111111111111111`` is not
 recognised as a card, ``x 4111 1111 1111 1111.`` is.
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import re2
 
 from clearsight.model.logs import LogBatch
@@ -41,22 +43,25 @@ _BUILTIN: dict[str, str] = {
     "card": r"\b[0-9](?:[ \-]?[0-9]){12,}\b",
     "ipv4": rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b",
     # Candidates (validated with ipaddress; no embedded IPv4 form, no zone ids).
-    "ipv6": r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}",
+    # Full 8 groups or a :: form standing alone; times such as 12:30:45 are not candidates.
+    "ipv6": r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}\b|(?:\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::"
+            r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6}\b)?",
 }
 _JOIN = "\n"
-_SEPS = re2.compile(r"[ \-]")
-_DIGITS = re2.compile(r"[0-9]+")
 _RE_OPTIONS = re2.Options()
 _RE_OPTIONS.max_mem = 64 << 20
+_SCAN_OPTIONS = re2.Options()
+_SCAN_OPTIONS.max_mem = 64 << 20
+_SCAN_OPTIONS.never_capture = True
 
 
-def _card_layout(text: str, groups: list[tuple[int, int]]) -> bool:
-    lengths = [b - a for a, b in groups]
+def _card_layout(text: str, groups: list[str], offsets: list[int], i: int, j: int) -> bool:
+    lengths = [len(g) for g in groups[i:j + 1]]
     if not 13 <= sum(lengths) <= 19:
         return False
-    if len(groups) == 1:
+    if i == j:
         return True
-    if len({text[groups[k][0] - 1] for k in range(1, len(groups))}) != 1:
+    if len({text[offsets[k] - 1] for k in range(i + 1, j + 1)}) != 1:
         return False  # mixed separators
     return (all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4) or lengths in ([4, 6, 5], [4, 6, 4])
 
@@ -111,53 +116,62 @@ class PiiScrubber:
         self._kinds = [*first, *(name for name, _ in settings.custom)]
         # Pass 1: every kind but cards; pass 2: cards, over pass 1's output (so a digit run next
         # to an email or SSN is not taken for a card candidate that hides them).
-        self._pattern = re2.compile("|".join(parts), _RE_OPTIONS) if parts else None
+        sources = ["|".join(parts)] if parts else []
+        self._pattern = re2.compile(sources[0], _RE_OPTIONS) if parts else None
         self._group_of = [self._pattern.groupindex[k if k in _BUILTIN else f"c_{k}"] for k in self._kinds] \
             if self._pattern is not None else []
         self._card_pattern = re2.compile(_BUILTIN["card"], _RE_OPTIONS) if settings.card else None
         self._passes = [p for p in (self._pattern, self._card_pattern) if p is not None]
+        if settings.card:
+            sources.append(_BUILTIN["card"])
+        # The batch scan: the same patterns over the UTF-8 of all texts joined by newlines, ^/$ at
+        # every newline, so every text that has a match on its own is inside some match found.
+        self._scans = [re2.compile(f"(?m:{src})".encode(), _SCAN_OPTIONS) for src in sources]
         self.token = lru_cache(maxsize=65536)(self._token)
         self.replacements = 0  # matches replaced since start (read by the caller's counter)
 
     def _token(self, kind: str, value: str) -> str:
         norm = value.lower() if kind == "email" else value
         if kind in ("card", "ssn"):
-            norm = _SEPS.sub("", value)
+            norm = value.replace(" ", "").replace("-", "")
         elif kind == "ipv6":
             norm = str(ipaddress.IPv6Address(value))
         mac = hmac.new(self._secret, f"{kind}\x00{norm}".encode(), hashlib.sha256).hexdigest()
         return f"<{kind}:{mac[:HASH_HEX]}>"
 
     def _card(self, text: str) -> str:
-        """The digit run ``text`` with each Luhn-valid card in it replaced, longest first from the
-        left. A card is one group of 13-19 digits, or groups joined by one kind of separator in a
-        printed card layout: 4-4-...-(1..4) or 4-6-5 / 4-6-4 (so a run of unrelated numbers such
-        as dates or ids next to each other is not searched for Luhn-valid combinations)."""
-        bounds = [(m.start(), m.end()) for m in _DIGITS.finditer(text)]
-        out: list[str] = []
+        """The digit run ``text`` (digits and single spaces/dashes, from the card pattern) with each
+        Luhn-valid card in it replaced, longest first from the left. A card is one group of 13-19
+        digits, or groups joined by one kind of separator in a printed card layout: 4-4-...-(1..4)
+        or 4-6-5 / 4-6-4 (so a run of unrelated numbers such as dates or ids next to each other is
+        not searched for Luhn-valid combinations). Plain string operations: this runs per match."""
+        groups = text.replace("-", " ").split(" ")
+        offsets = []
         pos = 0
+        for g in groups:
+            offsets.append(pos)
+            pos += len(g) + 1
+        out: list[str] = []
+        done = 0
         i = 0
-        while i < len(bounds):
+        while i < len(groups):
             found = -1
-            digits = ""
-            for j in range(min(len(bounds), i + 5) - 1, i - 1, -1):
-                if not _card_layout(text, bounds[i:j + 1]):
-                    continue
-                d = _SEPS.sub("", text[bounds[i][0]:bounds[j][1]])
-                if luhn_valid(d):
-                    found, digits = j, d
+            for j in range(min(len(groups), i + 5) - 1, i - 1, -1):
+                digits = "".join(groups[i:j + 1])
+                if _card_layout(text, groups, offsets, i, j) and luhn_valid(digits):
+                    found = j
                     break
             if found < 0:
                 i += 1
                 continue
-            out.append(text[pos:bounds[i][0]])
+            out.append(text[done:offsets[i]])
             out.append(self.token("card", digits))
             self.replacements += 1
-            pos = bounds[found][1]
+            done = offsets[found] + len(groups[found])
             i = found + 1
         if not out:
             return text
-        out.append(text[pos:])
+        out.append(text[done:])
         return "".join(out)
 
     def _replace(self, m: re2._Match) -> str:
@@ -168,6 +182,8 @@ class PiiScrubber:
             if kind == "ssn" and not _ssn_valid(value):
                 return value
             if kind == "ipv6":
+                if sum(1 for g in value.split(":") if g) < 2:
+                    return value  # "::", "std::" and the like: not worth hashing as an address
                 try:
                     ipaddress.IPv6Address(value)
                 except ValueError:
@@ -186,27 +202,34 @@ class PiiScrubber:
     def _replace_card(self, m: re2._Match) -> str:
         return self._card(str(m.group(0)))
 
-    def _any_match(self, text: str) -> bool:
-        return any(p.search(text) is not None for p in self._passes)
-
     def scrub_text(self, text: str) -> str:
         return self._sub(text) if self._passes else text
 
     def scrub_many(self, texts: list[str]) -> list[str]:
-        """``[scrub_text(t) for t in texts]``, scanning the joined texts in one call per pass when
-        no text holds the separator and no match crossed one (else line by line)."""
+        """``[scrub_text(t) for t in texts]`` (the list itself when nothing matched). One scan per
+        pass over the joined texts finds the texts holding a match; only those are rewritten."""
         if not self._passes or not texts:
             return texts
         joined = _JOIN.join(texts)
-        if not self._any_match(joined):
+        data = joined.encode()
+        starts: list[int] = []
+        ends: list[int] = []
+        for scan in self._scans:
+            for m in scan.finditer(data):
+                starts.append(m.start())
+                ends.append(m.end())
+        if not starts:
             return texts
-        before = self.replacements
-        if all(_JOIN not in t for t in texts):
-            out = self._sub(joined).split(_JOIN)
-            if len(out) == len(texts):
-                return out
-        self.replacements = before
-        return [self._sub(t) for t in texts]
+        sizes = np.fromiter(map(len, texts) if len(data) == len(joined) else (len(t.encode()) for t in texts),
+                            dtype=np.int64, count=len(texts))
+        bounds = np.cumsum(sizes + 1)  # byte offset just past each text's separator
+        first = np.searchsorted(bounds, np.asarray(starts), side="right")
+        last = np.searchsorted(bounds, np.maximum(np.asarray(ends) - 1, np.asarray(starts)), side="right")
+        out = list(texts)
+        for i in sorted({int(k) for a, b in zip(first.tolist(), last.tolist(), strict=True) for k in range(a, b + 1)}):
+            if i < len(out):
+                out[i] = self._sub(texts[i])
+        return out
 
     def scrub_batch(self, batch: LogBatch) -> LogBatch:
         if not self._passes or not len(batch):
