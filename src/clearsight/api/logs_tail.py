@@ -11,7 +11,9 @@ follows in the next frames). Each poll is one read on the query pool behind the 
 the connection's tenant, with the query deadline. The tail ends after ``TAIL_MAX_S`` (Loki's
 ``tail_max_duration``, 1 h) or when the client goes away. A bad query, limit or time closes the
 handshake (403) before it is accepted; a browser ``Origin`` must be this server, as for
-``/ws/metrics``.
+``/ws/metrics``. At most ``MAX_TAILS_PER_TENANT`` tails run at once per tenant (Loki's
+``max_concurrent_tail_requests``, 10): one more is closed at the handshake (403) and counted, so
+open tails cannot crowd the query pool that every other query shares.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections import Counter
 
@@ -36,8 +39,11 @@ from clearsight.query.logql.evaluator import LogQLEvaluator, StreamResult
 from clearsight.query.logql.parser import LogQLParseError, parse_expr
 from clearsight.store.logs_interface import Direction
 
+log = logging.getLogger("clearsight.api.logs_tail")
+
 POLL_S = 1.0
 TAIL_MAX_S = 3600.0
+MAX_TAILS_PER_TENANT = 10
 MAX_DELAY_S = 5
 
 Entry = tuple[int, Labels, str]
@@ -82,7 +88,9 @@ def frame(entries: list[Entry]) -> bytes:
 
 
 def make_logs_tail_route(api: LogQueryApi, served: frozenset[str] | None, *, poll_s: float = POLL_S,
-                         max_s: float = TAIL_MAX_S) -> WebSocketRoute:
+                         max_s: float = TAIL_MAX_S, max_tails: int = MAX_TAILS_PER_TENANT) -> WebSocketRoute:
+    active: Counter[str] = Counter()
+
     async def endpoint(ws: WebSocket) -> None:
         if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), served):
             await ws.close(code=1008)  # before accept: the handshake is answered 403
@@ -99,6 +107,20 @@ def make_logs_tail_route(api: LogQueryApi, served: frozenset[str] | None, *, pol
         except (BadRequest, LogQLParseError, ValueError):
             await ws.close(code=1008)
             return
+        if active[tenant] >= max_tails:
+            log.warning("live tail refused: %d tails already open for tenant %s (max_concurrent_tail_requests)",
+                        active[tenant], tenant)
+            await ws.close(code=1008)
+            return
+        active[tenant] += 1
+        try:
+            await _tail(ws, tenant, sel, limit, start, delay_ns)
+        finally:
+            active[tenant] -= 1
+            if active[tenant] <= 0:
+                del active[tenant]
+
+    async def _tail(ws: WebSocket, tenant: str, sel: LogSelector, limit: int, start: int, delay_ns: int) -> None:
         await ws.accept()
         closed = asyncio.Event()
 
