@@ -102,14 +102,14 @@ export function App() {
             {theme === 'dark' ? 'Light theme' : 'Dark theme'}
           </button>
           {auth.kind === 'user' ? (
-            <span class="user">
-              {auth.name}{' '}
+            <span class="user" data-testid="user">
+              <span title={`organisation ${auth.org}; roles: ${auth.roles.join(', ') || 'none'}`}>{auth.name}</span>{' '}
               <button type="button" class="btn" onClick={() => signOut().then(() => whoAmI().then(setAuth))}>
                 Sign out
               </button>
             </span>
           ) : auth.kind === 'anonymous' ? (
-            <span class="user muted" title="This server has no sign-in yet: access is local and anonymous">
+            <span class="user muted" title="Requests from this machine act as the anonymous user (auth.anonymous: loopback)">
               Local access
             </span>
           ) : null}

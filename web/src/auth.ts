@@ -1,11 +1,12 @@
-// Who is using the UI. GET /api/v1/auth/me: 200 -> a user; 401 -> sign in; 404 -> this server has no
-// identity API yet: anonymous local access.
+// Who is using the UI. GET /api/v1/auth/me: 200 -> a user (or the anonymous principal that
+// auth.anonymous=loopback gives local requests); 401 -> sign in; 404 -> a server without the identity
+// API: anonymous local access.
 import { postJSON } from './api';
 
 export type AuthState =
   | { kind: 'loading' }
   | { kind: 'anonymous' }
-  | { kind: 'user'; name: string; roles: string[] }
+  | { kind: 'user'; name: string; roles: string[]; org: string }
   | { kind: 'signin'; message?: string }
   | { kind: 'error'; message: string };
 
@@ -21,9 +22,11 @@ export async function whoAmI(): Promise<AuthState> {
   if (!resp.ok) return { kind: 'error', message: `GET /api/v1/auth/me answered ${resp.status}` };
   const body = (await resp.json()) as Record<string, unknown>;
   const data = (body.data && typeof body.data === 'object' ? body.data : body) as Record<string, unknown>;
-  const name = String(data.username ?? data.name ?? data.email ?? 'signed in');
+  if (data.anonymous === true) return { kind: 'anonymous' };
+  const name = String(data.name ?? data.username ?? 'signed in');
   const roles = Array.isArray(data.roles) ? data.roles.map(String) : [];
-  return { kind: 'user', name, roles };
+  const org = typeof data.org === 'string' ? data.org : '';
+  return { kind: 'user', name, roles, org };
 }
 
 export async function signIn(username: string, password: string): Promise<string | null> {

@@ -3,7 +3,7 @@ import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import { bracketMatching, HighlightStyle, syntaxHighlighting } from '@codemirror/language';
 import { lintKeymap } from '@codemirror/lint';
 import { EditorState } from '@codemirror/state';
-import { EditorView, keymap, placeholder } from '@codemirror/view';
+import { EditorView, keymap, placeholder, tooltips } from '@codemirror/view';
 import { tags } from '@lezer/highlight';
 import { PromQLExtension } from '@prometheus-io/codemirror-promql';
 import { useEffect, useRef } from 'preact/hooks';
@@ -32,7 +32,8 @@ interface Props {
   onRun: () => void;
 }
 
-/** The PromQL editor: completion of metric names, labels, values and functions from this server's API,
+/** The PromQL editor (uncontrolled: `value` is the initial text; remount it, with a new key, to replace
+ * the text from outside, since syncing every render's value back would fight fast typing): completion of metric names, labels, values and functions from this server's API,
  * inline syntax errors (the offline linter), Shift+Enter or Ctrl+Enter runs. */
 export function PromqlEditor({ value, label, onChange, onRun }: Props) {
   const box = useRef<HTMLDivElement>(null);
@@ -55,6 +56,7 @@ export function PromqlEditor({ value, label, onChange, onRun }: Props) {
           closeBrackets(),
           bracketMatching(),
           autocompletion(),
+          tooltips({ parent: document.body }),
           syntaxHighlighting(highlight),
           placeholder('Expression (press Shift+Enter to run)'),
           keymap.of([
@@ -66,7 +68,6 @@ export function PromqlEditor({ value, label, onChange, onRun }: Props) {
             ...completionKeymap,
             ...lintKeymap,
           ]),
-          EditorView.lineWrapping,
           EditorView.contentAttributes.of({ 'aria-label': label }),
           EditorView.updateListener.of((u) => {
             if (u.docChanged) cb.current.onChange(u.state.doc.toString());
@@ -81,13 +82,6 @@ export function PromqlEditor({ value, label, onChange, onRun }: Props) {
       view.current = null;
     };
   }, []);
-
-  useEffect(() => {
-    const v = view.current;
-    if (v && v.state.doc.toString() !== value) {
-      v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: value } });
-    }
-  }, [value]);
 
   return <div ref={box} class="promql-editor" />;
 }

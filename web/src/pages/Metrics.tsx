@@ -109,6 +109,7 @@ export function MetricsPage() {
   const [view, setView] = useState<View>(initial.view);
   const [results, setResults] = useState<Result[]>([]);
   const [runId, setRunId] = useState(initial.queries.some((q) => q.trim()) ? 1 : 0);
+  const [generation, setGeneration] = useState(0); // bumped when queries are replaced from outside the editors
 
   const run = () => setRunId((n) => n + 1);
 
@@ -173,7 +174,10 @@ export function MetricsPage() {
 
   const setQuery = (i: number, v: string) => setQueries((qs) => qs.map((q, j) => (j === i ? v : q)));
   const addQuery = () => setQueries((qs) => (qs.length < MAX_QUERIES ? [...qs, ''] : qs));
-  const removeQuery = (i: number) => setQueries((qs) => (qs.length > 1 ? qs.filter((_q, j) => j !== i) : ['']));
+  const removeQuery = (i: number) => {
+    setQueries((qs) => (qs.length > 1 ? qs.filter((_q, j) => j !== i) : ['']));
+    setGeneration((g) => g + 1);
+  };
   const useMetric = (name: string) => {
     setQueries((qs) => {
       const next = [...qs];
@@ -183,6 +187,7 @@ export function MetricsPage() {
       else next[next.length - 1] = name;
       return next;
     });
+    setGeneration((g) => g + 1);
     run();
   };
   const anyLoading = results.some((r) => r.loading);
@@ -201,7 +206,7 @@ export function MetricsPage() {
         }}
       >
         {queries.map((q, i) => (
-          <div class="query-row card" key={`${i}-${queries.length}`}>
+          <div class="query-row card" key={`${i}-${generation}`}>
             <span class="query-letter" aria-hidden="true">
               {LETTERS[i]}
             </span>
