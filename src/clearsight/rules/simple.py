@@ -86,6 +86,17 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _window(r: dict[str, Any], bad: Err) -> str | None:
+    window = str(r.get("window") or DEFAULT_WINDOW)
+    try:
+        if parse_duration_ms(window) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as e:
+        bad("window", str(e))
+        return None
+    return window
+
+
 def _selector(pairs: list[tuple[str, str]]) -> str:
     return "{" + ", ".join(f"{k}={_quote(v)}" for k, v in pairs) + "}"
 
@@ -114,12 +125,8 @@ def _metric(r: dict[str, Any], pairs: list[tuple[str, str]], op: str, value: str
     if monitor not in MONITORS:
         bad("monitor", f"must be one of {', '.join(MONITORS)}")
         return None
-    window = str(r.get("window") or DEFAULT_WINDOW)
-    try:
-        if parse_duration_ms(window) <= 0:
-            raise ValueError("must be positive")
-    except ValueError as e:
-        bad("window", str(e))
+    window = _window(r, bad)
+    if window is None:
         return None
     by = r.get("by") or []
     if not isinstance(by, list) or not all(isinstance(x, str) and _LABEL_NAME.match(x) for x in by):
@@ -229,12 +236,8 @@ def compile_simple(r: dict[str, Any], err: Err) -> tuple[str, str] | None:
     if r.get("expr") is not None:
         bad("expr", f"a {kind} rule is built from match and contains (expr is for metric rules)")
         return None
-    window = str(r.get("window") or DEFAULT_WINDOW)
-    try:
-        if parse_duration_ms(window) <= 0:
-            raise ValueError("must be positive")
-    except ValueError as e:
-        bad("window", str(e))
+    window = _window(r, bad)
+    if window is None:
         return None
     if kind == "event" and "event_type" not in dict(pairs):
         pairs.insert(0, ("event_type", ".+"))
