@@ -39,14 +39,21 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {n.lower() for n, _ in headers}
-                html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
-                add = [h for h in BASE if h[0] not in present]
-                if b"content-security-policy" not in present:
-                    add.append((b"content-security-policy", CSP_DOCS if docs else CSP_UI if html else CSP_API))
-                if tls and HSTS[0] not in present:
-                    add.append(HSTS)
-                message["headers"] = headers + add
+                html = own = False  # a handler with its own policy (the UI page) sets all of them
+                for n, v in headers:
+                    n = n.lower()
+                    if n == b"content-type":
+                        html = v.startswith(b"text/html")
+                    elif n == b"content-security-policy" or n == b"x-frame-options":
+                        own = True
+                if own:
+                    headers += [h for h in BASE if all(h[0] != n.lower() for n, _ in headers)]
+                else:
+                    headers += BASE
+                    headers.append((b"content-security-policy", CSP_DOCS if docs else CSP_UI if html else CSP_API))
+                if tls:
+                    headers.append(HSTS)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
