@@ -331,7 +331,8 @@ class SendResult:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-def send_all(port: int, path: str, bodies: list[list[bytes]], on_start: Callable[[], None]) -> SendResult:
+def send_all(port: int, path: str, bodies: list[list[bytes]], on_start: Callable[[], None],
+             headers_for: Callable[[bytes], dict[str, str]] | None = None) -> SendResult:
     res = SendResult()
     lock = threading.Lock()
     barrier = threading.Barrier(len(bodies) + 1)
@@ -351,7 +352,7 @@ def send_all(port: int, path: str, bodies: list[list[bytes]], on_start: Callable
             attempt = 0
             while True:
                 try:
-                    conn.request("POST", path, body, HEADERS)
+                    conn.request("POST", path, body, HEADERS if headers_for is None else headers_for(body))
                     r = conn.getresponse()
                     data = r.read()
                     status = r.status
