@@ -38,6 +38,7 @@ from clearsight.api.correlations import CorrelationApi
 from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
+from clearsight.api.logs_native import NativeLogsApi
 from clearsight.api.logs_query import LogQueryApi
 from clearsight.api.mfa_routes import MfaApi
 from clearsight.api.mtls import SCOPE_ORG
@@ -511,7 +512,8 @@ def build(cfg: Config) -> Built:
                                                                                      *make_alertmanager_routes(notifier),
                                                                                      *make_ui_routes(log_surfaces.es_root),
                                                                                      make_ws_metrics_route(store, cfg, tenant_of, query_governor),
-                                                                                     *log_surfaces.routes(), *log_query.routes()],
+                                                                                     *log_surfaces.routes(), *log_query.routes(),
+                                                                                     *NativeLogsApi(log_query).routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor, exemplars=exemplar_store)
     try:

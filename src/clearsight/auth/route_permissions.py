@@ -81,6 +81,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/loki/api/v1/index/volume_range"): p.LOGS_READ, ("WS", "/loki/api/v1/tail"): p.LOGS_READ,
     ("GET", "/loki/api/v1/detected_fields"): p.LOGS_READ, ("GET", "/loki/api/v1/patterns"): p.LOGS_READ,
     ("GET", "/loki/api/v1/detected_labels"): p.LOGS_READ, ("GET", "/loki/api/v1/format_query"): p.LOGS_READ,
+    ("GET", "/api/v1/logs"): p.LOGS_READ, ("GET", "/api/v1/logs/export"): p.LOGS_READ,
+    ("GET", "/api/v1/logs/context"): p.LOGS_READ, ("WS", "/ws/logs"): p.LOGS_READ,
     # traces
     ("POST", "/v1/traces"): p.TRACES_WRITE,
     # resources, health, correlations, live metrics (WebSocket: method "WS")
