@@ -251,14 +251,21 @@ class Soak:
     # --- workers ----------------------------------------------------------------------------------
 
     def sender(self, k: int, start: float, duration: float) -> None:
+        try:
+            self._send(k, start, duration)
+        except Exception as e:  # a dead sender must fail the soak, not shorten it silently
+            with self.lock:
+                self.res.errors.append(f"sender {k} failed: {e!r}")
+
+    def _send(self, k: int, start: float, duration: float) -> None:
         n = self.args.series
         mine = range(k * n // self.args.senders, (k + 1) * n // self.args.senders)
         client = httpx.Client(timeout=30)
         try:
             for j in range(self.scrapes):
                 due = start + duration * j / self.scrapes
-                while not self.stop.is_set() and time.monotonic() < due:
-                    time.sleep(min(0.05, due - time.monotonic()))
+                while not self.stop.is_set() and (wait := due - time.monotonic()) > 0:
+                    time.sleep(min(0.05, wait))
                 if self.stop.is_set():
                     return
                 ts = self.t0_ms + j * STEP_MS
@@ -398,6 +405,9 @@ class Soak:
                 t.join(max(1.0, start + duration * 2 + 120 - time.monotonic()))
             if any(t.is_alive() for t in senders):
                 self.res.errors.append("senders did not finish (the server stopped acknowledging)")
+            short = [k for k, acked in enumerate(self.acked) if len(acked) != self.scrapes]
+            if short:
+                self.res.errors.append(f"senders {short} did not get every scrape acknowledged")
         finally:
             self.stop.set()
             for t in threads:
