@@ -33,6 +33,7 @@ class ServerTarget:
     tls_ca_file: str = ""  # verify the server against this CA instead of the system's store
     tls_cert_file: str = ""  # a client certificate (mutual TLS; `clearsight certs issue --agent NAME`)
     tls_key_file: str = ""  # its key
+    grpc_address: str = ""  # OTLP/gRPC host:port with shipper.protocol grpc; "" = server.url's host, port 4317
 
 
 @dataclass
@@ -44,6 +45,7 @@ class MetadataConfig:
 
 @dataclass
 class ShipperConfig:
+    protocol: str = "http"  # logs over http (OTLP/HTTP /v1/logs) or grpc (OTLP/gRPC LogsService); metrics: remote-write
     max_samples_per_request: int = 2000
     max_log_records_per_request: int = 5000  # one poll of a source is split into requests of at most this many
     log_senders: int = 2  # OTLP logs requests in flight at once (each on its own connection)
@@ -254,6 +256,10 @@ def _validate(cfg: AgentConfig) -> None:
             raise ConfigError(f"{src}: {key}: {e}") from None
     if not cfg.server.url.startswith(("http://", "https://")):
         raise ConfigError(f"{src}: server.url: expected an http:// or https:// URL, got {cfg.server.url!r}")
+    if cfg.shipper.protocol not in ("http", "grpc"):
+        raise ConfigError(f"{src}: shipper.protocol: expected http or grpc, got {cfg.shipper.protocol!r}")
+    if cfg.server.grpc_address and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}", cfg.server.grpc_address):
+        raise ConfigError(f"{src}: server.grpc_address: expected host:port, got {cfg.server.grpc_address!r}")
     if not 1 <= cfg.shipper.log_senders <= 16:
         raise ConfigError(f"{src}: shipper.log_senders: must be between 1 and 16")
     if cfg.shipper.max_log_records_per_request < 1:

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
@@ -22,7 +23,7 @@ from clearsight.agent.hostmeta import detect
 from clearsight.agent.otlp_logs import LogEncoder
 from clearsight.agent.runner import Agent, Collector, LogShipping
 from clearsight.agent.shipper import HEADERS as _REMOTE_WRITE_HEADERS
-from clearsight.agent.shipper import Encoder, HttpTransport, Shipper
+from clearsight.agent.shipper import Encoder, HttpTransport, Shipper, Transport
 from clearsight.agent.sources import LogSource
 from clearsight.agent.sources.auth import parse_auth_line
 from clearsight.agent.sources.files import FileSource
@@ -90,6 +91,31 @@ def _buffer(cfg: AgentConfig, sub: str) -> Buffer:
     return MemoryBuffer(cfg.buffer.max_bytes)
 
 
+def grpc_address(cfg: AgentConfig) -> str:
+    """``server.grpc_address``, else the host of ``server.url`` and OTLP's port 4317."""
+    if cfg.server.grpc_address:
+        return cfg.server.grpc_address
+    host = urllib.parse.urlsplit(cfg.server.url).hostname or "127.0.0.1"
+    return f"[{host}]:4317" if ":" in host else f"{host}:4317"
+
+
+def grpc_log_shipper(cfg: AgentConfig, buffer: Buffer, shared: bool) -> Shipper:
+    """A log sender over OTLP/gRPC (grpcio is loaded only here): TLS when ``server.url`` is https,
+    with the same CA, certificate and key files."""
+    from clearsight.agent.grpc_transport import LOGS_METHOD, GrpcTransport, channel_credentials
+
+    srv = cfg.server
+    target = grpc_address(cfg)
+    creds = (channel_credentials(srv.tls_ca_file, srv.tls_cert_file, srv.tls_key_file)
+             if srv.url.startswith("https://") else None)
+    transport = GrpcTransport(target, LOGS_METHOD, _seconds(srv.timeout), creds)
+    scheme = "grpcs" if creds is not None else "grpc"
+    return Shipper(f"{scheme}://{target}{LOGS_METHOD}", buffer, transport=transport, headers=srv.headers,
+                   base_headers={}, backoff_min=_seconds(cfg.shipper.backoff_min),
+                   backoff_max=_seconds(cfg.shipper.backoff_max),
+                   retry_after_max=_seconds(cfg.shipper.retry_after_max), shared=shared)
+
+
 def build_agent(cfg: AgentConfig) -> Agent:
     collectors: list[tuple[Collector, float]] = []
     h = cfg.host
@@ -118,12 +144,13 @@ def build_agent(cfg: AgentConfig) -> Agent:
         ssl_context = client_context(srv.tls_ca_file, srv.tls_cert_file, srv.tls_key_file)
     base = srv.url.rstrip("/")
 
-    def shipper(path: str, buffer: Buffer, headers: Mapping[str, str], shared: bool = False) -> Shipper:
+    def shipper(path: str, buffer: Buffer, headers: Mapping[str, str], shared: bool = False,
+                transport: Transport | None = None) -> Shipper:
         return Shipper(base + path, buffer, headers=srv.headers, base_headers=headers,
                        timeout=_seconds(srv.timeout), backoff_min=_seconds(cfg.shipper.backoff_min),
                        backoff_max=_seconds(cfg.shipper.backoff_max),
                        retry_after_max=_seconds(cfg.shipper.retry_after_max), ssl_context=ssl_context,
-                       shared=shared)
+                       shared=shared, transport=transport)
 
     buffer = _buffer(cfg, "")
     encoder = Encoder(host_labels(cfg), cfg.shipper.max_samples_per_request)
@@ -134,7 +161,10 @@ def build_agent(cfg: AgentConfig) -> Agent:
     if sources:
         log_buffer = _buffer(cfg, "logs")
         n = cfg.shipper.log_senders
-        senders = [shipper("/v1/logs", log_buffer, otlp_logs.HEADERS, shared=n > 1) for _ in range(n)]
+        if cfg.shipper.protocol == "grpc":
+            senders = [grpc_log_shipper(cfg, log_buffer, shared=n > 1) for _ in range(n)]
+        else:
+            senders = [shipper("/v1/logs", log_buffer, otlp_logs.HEADERS, shared=n > 1) for _ in range(n)]
         logs = LogShipping(LogEncoder(meta.resource(), cfg.shipper.max_log_records_per_request), log_buffer,
                            senders[0], senders[1:])
     heartbeat = None
