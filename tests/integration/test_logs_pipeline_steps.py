@@ -72,6 +72,8 @@ def test_pii_is_hashed_and_repeats_collapse(server: Proc) -> None:
     assert [line for _, line in filtered] == [line0]
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'clearsight_log_lines_deduplicated_total{tenant="default"} 2.0' in metrics
+    # after dedup: email + card + token in the first body and the metadata email (4), ssn + email (2)
+    assert 'clearsight_log_pii_replacements_total{tenant="default"} 6.0' in metrics
     key = Path(server.log_path).parent / "data" / "logs_pii.key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
 

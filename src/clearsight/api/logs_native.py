@@ -59,6 +59,11 @@ class Filters:
     trace_ids: frozenset[bytes]
 
 
+def _quote(value: str) -> str:
+    """A LogQL string literal (JSON escapes; non-ASCII kept as is, so no surrogate pairs)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _alternation(values: Sequence[str]) -> str:
     return "|".join(re2.escape(v) for v in values)
 
@@ -71,13 +76,13 @@ def parse_filters(q: Any) -> Filters:
         if values:
             pattern = ("(?i)" if ci else "") + _alternation(values)
             matchers.append(Matcher.of("=~", label, pattern))
-            parts.append(f"{label}=~{json.dumps(pattern)}")
+            parts.append(f"{label}=~{_quote(pattern)}")
     for raw in q.getlist("label"):
         name, sep, value = raw.partition("=")
         if not sep or not re2.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
             raise BadRequest(f"invalid label filter {raw!r}: expected label=name=value")
         matchers.append(Matcher.of("=", name, value))
-        parts.append(f"{name}={json.dumps(value)}")
+        parts.append(f"{name}={_quote(value)}")
     line_filters = [LineFilter("|=", t) for t in q.getlist("text") if t]
     for pattern in q.getlist("regex"):
         try:
@@ -92,7 +97,7 @@ def parse_filters(q: Any) -> Filters:
         traces.add(bytes.fromhex(t))
     logql = ""
     if parts:
-        logql = "{" + ", ".join(parts) + "}" + "".join(f" {f.op} {json.dumps(f.pattern)}" for f in line_filters)
+        logql = "{" + ", ".join(parts) + "}" + "".join(f" {f.op} {_quote(f.pattern)}" for f in line_filters)
     return Filters(matchers, line_filters, logql, frozenset(traces))
 
 

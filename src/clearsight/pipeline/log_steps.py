@@ -38,5 +38,8 @@ def build_log_steps(settings: LogPipelineSettings, pii_secret: Callable[[], byte
         secret = pii_secret()
         default = PiiScrubber(settings.default.pii, secret) if settings.default.pii.active else None
         scrubbers = {t: (PiiScrubber(s.pii, secret) if s.pii.active else None) for t, s in settings.tenants.items()}
-        steps.append(make_pii_step(lambda t: scrubbers.get(t, default)))
+        replaced = Counter("clearsight_log_pii_replacements_total",
+                           "PII matches replaced by their keyed hash in log bodies and attributes.",
+                           ["tenant"], registry=registry)
+        steps.append(make_pii_step(lambda t: scrubbers.get(t, default), lambda t, n: replaced.labels(t).inc(n)))
     return steps

@@ -22,9 +22,11 @@ import hmac
 import ipaddress
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import re2
@@ -32,6 +34,7 @@ import re2
 from clearsight.model.logs import LogBatch
 from clearsight.pipeline.log_settings import PiiSettings
 
+_T = TypeVar("_T")
 SECRET_FILE = "logs_pii.key"
 HASH_HEX = 8
 
@@ -128,7 +131,9 @@ class PiiScrubber:
         # every newline, so every text that has a match on its own is inside some match found.
         self._scans = [re2.compile(f"(?m:{src})".encode(), _SCAN_OPTIONS) for src in sources]
         self.token = lru_cache(maxsize=65536)(self._token)
-        self.replacements = 0  # matches replaced since start (read by the caller's counter)
+        self._tls = threading.local()  # matches replaced by this thread's current call
+        self._lock = threading.Lock()
+        self.replacements = 0  # matches replaced since start
 
     def _token(self, kind: str, value: str) -> str:
         norm = value.lower() if kind == "email" else value
@@ -166,7 +171,7 @@ class PiiScrubber:
                 continue
             out.append(text[done:offsets[i]])
             out.append(self.token("card", digits))
-            self.replacements += 1
+            self._tls.n += 1
             done = offsets[found] + len(groups[found])
             i = found + 1
         if not out:
@@ -188,7 +193,7 @@ class PiiScrubber:
                     ipaddress.IPv6Address(value)
                 except ValueError:
                     return value
-            self.replacements += 1
+            self._tls.n += 1
             return self.token(kind, value)
         return str(m.group(0))
 
@@ -202,10 +207,22 @@ class PiiScrubber:
     def _replace_card(self, m: re2._Match) -> str:
         return self._card(str(m.group(0)))
 
+    def _counted(self, fn: Callable[[], _T]) -> tuple[_T, int]:
+        self._tls.n = 0
+        out = fn()
+        n: int = self._tls.n
+        if n:
+            with self._lock:
+                self.replacements += n
+        return out, n
+
     def scrub_text(self, text: str) -> str:
-        return self._sub(text) if self._passes else text
+        return self._counted(lambda: self._sub(text))[0] if self._passes else text
 
     def scrub_many(self, texts: list[str]) -> list[str]:
+        return self._counted(lambda: self._scrub_many(texts))[0]
+
+    def _scrub_many(self, texts: list[str]) -> list[str]:
         """``[scrub_text(t) for t in texts]`` (the list itself when nothing matched). One scan per
         pass over the joined texts finds the texts holding a match; only those are rewritten."""
         if not self._passes or not texts:
@@ -232,20 +249,35 @@ class PiiScrubber:
         return out
 
     def scrub_batch(self, batch: LogBatch) -> LogBatch:
+        return self.scrub_batch_counted(batch)[0]
+
+    def scrub_batch_counted(self, batch: LogBatch) -> tuple[LogBatch, int]:
+        """The scrubbed batch (``batch`` itself when nothing matched) and the matches replaced."""
         if not self._passes or not len(batch):
-            return batch
-        body = self.scrub_many(batch.body)
-        values = self.scrub_many(batch.attr_values) if self.settings.attributes else batch.attr_values
-        if body is batch.body and values is batch.attr_values:
-            return batch
-        return dataclasses.replace(batch, body=body, attr_values=values)
+            return batch, 0
+
+        def run() -> LogBatch:
+            body = self._scrub_many(batch.body)
+            values = self._scrub_many(batch.attr_values) if self.settings.attributes else batch.attr_values
+            if body is batch.body and values is batch.attr_values:
+                return batch
+            return dataclasses.replace(batch, body=body, attr_values=values)
+
+        return self._counted(run)
 
 
-def make_pii_step(scrubber_for: Callable[[str], PiiScrubber | None]) -> Callable[[str, LogBatch], LogBatch]:
-    """A ``LogStep`` scrubbing with the tenant's scrubber (``None``: scrubbing off for it)."""
+def make_pii_step(scrubber_for: Callable[[str], PiiScrubber | None],
+                  on_replaced: Callable[[str, int], None] = lambda _t, _n: None) -> Callable[[str, LogBatch], LogBatch]:
+    """A ``LogStep`` scrubbing with the tenant's scrubber (``None``: scrubbing off for it);
+    ``on_replaced(tenant, n)`` counts the matches replaced."""
 
     def step(tenant: str, batch: LogBatch) -> LogBatch:
         scrubber = scrubber_for(tenant)
-        return batch if scrubber is None else scrubber.scrub_batch(batch)
+        if scrubber is None:
+            return batch
+        out, n = scrubber.scrub_batch_counted(batch)
+        if n:
+            on_replaced(tenant, n)
+        return out
 
     return step
