@@ -113,6 +113,9 @@ def test_ws_metrics_sends_hello_backfill_and_ticks(client: TestClient) -> None:
         hello = ws.receive_json()
         assert hello["type"] == "hello"
         assert set(hello["panels"]) == {p.key for p in PANELS}
+        first = ws.receive_json()  # the current values come before the history
+        assert first["type"] == "tick"
+        assert first["panels"]["memory"] == [{"metric": {"instance": "h1"}, "v": 75.0}]
         back = ws.receive_json()
         assert back["type"] == "backfill"
         [mem] = back["panels"]["memory"]

@@ -42,8 +42,21 @@ export class LiveSeries {
     if (msg.type === 'hello') {
       this.panels = msg.panels;
     } else if (msg.type === 'backfill') {
-      this.t = [...msg.t];
-      this.values.clear();
+      // History goes in front of the ticks already received (the server sends one tick first).
+      const lastBack = msg.t[msg.t.length - 1] ?? -Infinity;
+      const keep = this.t.findIndex((t) => t > lastBack);
+      const kept = keep < 0 ? 0 : this.t.length - keep;
+      const old = this.values;
+      this.t = [...msg.t, ...this.t.slice(this.t.length - kept)];
+      this.values = new Map();
+      for (const [panel, byHost] of old) {
+        for (const [host, col] of byHost) {
+          const next = this.column(panel, host);
+          col.slice(col.length - kept).forEach((v, i) => {
+            next[msg.t.length + i] = v;
+          });
+        }
+      }
       for (const [panel, rows] of Object.entries(msg.panels)) {
         for (const r of rows) {
           const col = this.column(panel, hostOf(r.metric));

@@ -5,11 +5,11 @@ agent ships them) about once a second.
 Protocol (JSON text frames, server to client only; anything the client sends is ignored):
 
 - ``{"type": "hello", "interval_ms": 1000, "panels": {key: {"query": ..., "unit": ...}}}``
-- ``{"type": "backfill", "t": [ms...], "panels": {key: [{"metric": {...}, "v": [value|null...]}]}}``:
-  the last ``backfill`` (query parameter, default 15m, at most 1h) as a range query per panel on one
-  shared time grid;
-- ``{"type": "tick", "t": ms, "panels": {key: [{"metric": {...}, "v": value}]}}`` every interval:
-  the instant value of every panel at ``t``.
+- ``{"type": "tick", "t": ms, "panels": {key: [{"metric": {...}, "v": value}]}}`` at once and then
+  every interval: the instant value of every panel at ``t``;
+- ``{"type": "backfill", "t": [ms...], "panels": {key: [{"metric": {...}, "v": [value|null...]}]}}``
+  right after the first tick: the last ``backfill`` (query parameter, default 15m, at most 1h) as a
+  range query per panel on one shared time grid ending at or before that tick.
 
 All panels of one tick are evaluated in one job on the query pool (``query/governor.py``), under the
 connection's tenant. Browsers always send ``Origin`` on a WebSocket and CORS does not apply to it,
@@ -191,6 +191,13 @@ def make_ws_metrics_route(store: MetricsStore, cfg: Config, tenant_of: TenantOf,
         watcher = asyncio.create_task(watch_close())
         try:
             await ws.send_text(hello.decode())
+
+            async def tick() -> None:
+                at = int(time.time() * 1000)
+                panels = await live.gov.run(tenant, functools.partial(live.instant, tenant, at), live.timeout_s)
+                await ws.send_text(orjson.dumps({"type": "tick", "t": at, "panels": panels}).decode())
+
+            await tick()  # the current values first: the page shows them before the history arrives
             now = int(time.time() * 1000)
             if backfill_ms > 0:
                 step = max(int(interval_s * 1000), -(-backfill_ms // BACKFILL_POINTS))
@@ -200,13 +207,10 @@ def make_ws_metrics_route(store: MetricsStore, cfg: Config, tenant_of: TenantOf,
                 await ws.send_text(orjson.dumps({"type": "backfill", "t": list(range(start, end + 1, step)),
                                                  "panels": panels}).decode())
             while not closed.is_set():
-                at = int(time.time() * 1000)
-                panels = await live.gov.run(tenant, functools.partial(live.instant, tenant, at), live.timeout_s)
-                await ws.send_text(orjson.dumps({"type": "tick", "t": at, "panels": panels}).decode())
                 try:
                     await asyncio.wait_for(closed.wait(), timeout=interval_s)
                 except TimeoutError:
-                    pass
+                    await tick()
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away mid-send
         except Exception as e:  # overload, timeout: tell the client, then close
