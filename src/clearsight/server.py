@@ -447,6 +447,7 @@ def build(cfg: Config) -> Built:
     try:
         log_store = EmbeddedLogStore(
             data_dir, retention_ns=parse_duration_ms(cfg.logs.retention) * 1_000_000,
+            tenant_retention_ns=parse_log_pipeline(cfg.logs.pipeline, cfg.logs.tenants).retention_overrides(),
             max_streams_per_tenant=cfg.logs.max_streams_per_tenant,
             queue_max_batches=cfg.logs.write_queue_batches, duckdb_memory_limit=cfg.logs.duckdb_memory_limit,
             duckdb_threads=cfg.storage.duckdb_threads)

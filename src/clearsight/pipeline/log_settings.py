@@ -13,9 +13,9 @@ YAML shape (docs/configuration.md "logs.pipeline")::
         rate_bytes: 0            # body bytes/s per tenant
         rate_bytes_burst: 0
       tenants:
-        acme: {pii: {ipv4: true}, rate_lines: 5000}
+        acme: {pii: {ipv4: true}, rate_lines: 5000, retention: 30d}
 
-Retention per tenant is not here: the store drops whole day tables holding every tenant.
+``retention`` (tenants only) is handed to the log store (``retention_overrides``).
 
 A tenant's ``pii`` mapping is merged key by key over the defaults' (``custom`` patterns too); the
 other keys replace the default. Errors are ``ValueError`` whose text starts with the key path.
@@ -34,6 +34,7 @@ from clearsight.pipeline.tenant import tenant_error
 
 _PII_FLAGS = ("enabled", "email", "ssn", "card", "ipv4", "ipv6", "attributes")
 _STEP_KEYS = ("pii", "dedup_window", "rate_lines", "rate_lines_burst", "rate_bytes", "rate_bytes_burst")
+_TENANT_KEYS = (*_STEP_KEYS, "retention")
 _CUSTOM_NAME = re2.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
@@ -61,6 +62,7 @@ class TenantLogSettings:
     rate_lines_burst: int = 0
     rate_bytes: float = 0.0
     rate_bytes_burst: int = 0
+    retention_ns: int = 0  # logs.tenants.<name>.retention; 0 = logs.retention
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class LogPipelineSettings:
 
     def for_tenant(self, tenant: str) -> TenantLogSettings:
         return self.tenants.get(tenant, self.default)
+
+    def retention_overrides(self) -> dict[str, int]:
+        """Tenants with their own retention (ns), for the log store."""
+        return {t: s.retention_ns for t, s in self.tenants.items() if s.retention_ns}
 
 
 def _bool(where: str, v: Any) -> bool:
@@ -143,6 +149,11 @@ def _steps(where: str, base: TenantLogSettings, raw: Any, known: tuple[str, ...]
             changes["pii"] = _pii(w, base.pii, value)
         elif key == "dedup_window":
             changes["dedup_window_ns"] = _duration_ns(w, value)
+        elif key == "retention":
+            ns = _duration_ns(w, value)
+            if ns <= 0:
+                raise ValueError(f"{w}: must be longer than 0s")
+            changes["retention_ns"] = ns
         elif key in ("rate_lines", "rate_bytes"):
             changes[key] = _number(w, value)
         else:
@@ -165,5 +176,5 @@ def parse_log_pipeline(pipeline: Mapping[str, Any], tenants: Mapping[str, Any]) 
         err = tenant_error(str(name))
         if err:
             raise ValueError(f"tenants.{name}: {err}")
-        per_tenant[str(name)] = _steps(f"tenants.{name}", default, raw or {}, _STEP_KEYS)
+        per_tenant[str(name)] = _steps(f"tenants.{name}", default, raw or {}, _TENANT_KEYS)
     return LogPipelineSettings(default=default, tenants=per_tenant)

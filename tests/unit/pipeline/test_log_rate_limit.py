@@ -58,8 +58,12 @@ def test_push_over_the_burst_is_400() -> None:
 def test_settings_errors_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"^pipeline.rate_lines: expected a number"):
         parse_log_pipeline({"rate_lines": "fast"}, {})
-    with pytest.raises(ValueError, match=r"^tenants.acme.retention: unknown key"):
-        parse_log_pipeline({}, {"acme": {"retention": "30d"}})
+    with pytest.raises(ValueError, match=r"^tenants.acme.retention: must be longer"):
+        parse_log_pipeline({}, {"acme": {"retention": "0s"}})
+    with pytest.raises(ValueError, match=r"^pipeline.retention: unknown key"):
+        parse_log_pipeline({"retention": "1d"}, {})
+    assert parse_log_pipeline({}, {"acme": {"retention": "30d"}, "b": {}}).retention_overrides() == {
+        "acme": 30 * 86400 * 10**9}
     with pytest.raises(ValueError, match=r"^tenants.a b: "):
         parse_log_pipeline({}, {"a b": {}})
     with pytest.raises(ValueError, match=r"^pipeline.pii.custom.x: invalid RE2"):

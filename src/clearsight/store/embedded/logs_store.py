@@ -91,6 +91,8 @@ class EmbeddedLogStore:
 
     - ``retention_ns``: ``apply_retention(now)`` drops the day tables whose every entry is older
       than ``now - retention_ns`` (so up to one extra day is kept).
+    - ``tenant_retention_ns``: tenants with their own retention; days then go past the longest
+      retention and each tenant's older rows are deleted from the days kept (``apply_retention``).
     - ``max_streams_per_tenant``: a batch that would create more streams than this for its tenant
       is rejected whole (``LimitExceeded``); 0 disables the limit.
     - ``queue_max_batches``: ``append`` raises ``Overloaded`` when this many batches wait.
@@ -107,8 +109,9 @@ class EmbeddedLogStore:
         duckdb_threads: int | None = None,
         duckdb_memory_limit: str | None = None,
         wal_checkpoint_threshold: str = "64MB",
+        tenant_retention_ns: dict[str, int] | None = None,
     ) -> None:
-        if retention_ns <= 0:
+        if retention_ns <= 0 or any(r <= 0 for r in (tenant_retention_ns or {}).values()):
             raise ValueError("retention_ns must be positive")
         if queue_max_batches <= 0:
             raise ValueError("queue_max_batches must be positive")
@@ -116,6 +119,7 @@ class EmbeddedLogStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / LOGS_DB_FILE
         self.retention_ns = retention_ns
+        self.tenant_retention_ns = dict(tenant_retention_ns or {})
         self.max_streams_per_tenant = max_streams_per_tenant
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
                             memory_limit=duckdb_memory_limit, what="log store")
@@ -237,7 +241,15 @@ class EmbeddedLogStore:
         self._writer.command("barrier").result()
 
     def apply_retention(self, now_ns: int) -> int:
-        removed: int = self._writer.command("retention", now_ns - self.retention_ns).result()
+        """Drops the days older than the longest retention (``retention_ns`` or a tenant's); when
+        tenants' retentions differ, also deletes the rows of each tenant older than its own."""
+        longest = max([self.retention_ns, *self.tenant_retention_ns.values()])
+        removed: int = self._writer.command("retention", now_ns - longest).result()
+        if longest > self.retention_ns:  # tenants on the default retention keep less than the days hold
+            removed += self._writer.command("tenant_retention", (None, now_ns - self.retention_ns)).result()
+        for tenant, r in sorted(self.tenant_retention_ns.items()):
+            if r < longest:
+                removed += self._writer.command("tenant_retention", (tenant, now_ns - r)).result()
         return removed
 
     def close(self) -> None:
@@ -265,6 +277,8 @@ class EmbeddedLogStore:
             return None
         if cmd.kind == "retention":
             return self._retention(int(cmd.arg))
+        if cmd.kind == "tenant_retention":
+            return self._tenant_retention(*cmd.arg)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
@@ -431,6 +445,41 @@ class EmbeddedLogStore:
                 self._min_ts, self._max_ts = self._stream_bounds(self._min_ts.shape[0])
         self._stats.entries_removed_total += removed
         return removed
+
+    def _tenant_retention(self, tenant: str | None, cutoff_ns: int) -> int:
+        """Deletes the rows older than ``cutoff_ns`` of ``tenant``'s streams (``None``: of every
+        tenant without its own retention) from the days that hold such rows."""
+        with self._lock:
+            tenants = [tenant] if tenant is not None else [t for t in self._canon if t not in self.tenant_retention_ns]
+            ids = sorted(sid for t in tenants for sid in self._canon.get(t, {}).values())
+        days = sorted(d for d in self._days if d * DAY_NS < cutoff_ns)
+        if not ids or not days:
+            return 0
+        self._wcon.execute("CREATE TEMP TABLE IF NOT EXISTS retention_ids (stream_id UINTEGER)")
+        removed: dict[int, int] = {}
+        with self._pub.publishing():
+            self._wcon.execute("BEGIN TRANSACTION")
+            try:
+                self._wcon.execute("DELETE FROM retention_ids")
+                self._wcon.executemany("INSERT INTO retention_ids VALUES (?)", [(i,) for i in ids])
+                for d in days:
+                    row = self._wcon.execute(
+                        f"DELETE FROM {partition_name(d)} WHERE ts < ? AND stream_id IN "
+                        f"(SELECT stream_id FROM retention_ids)", [cutoff_ns]).fetchone()
+                    removed[d] = int(row[0]) if row else 0
+                self._wcon.execute("COMMIT")
+            except Exception:
+                with contextlib.suppress(duckdb.Error):
+                    self._wcon.execute("ROLLBACK")
+                raise
+            total = sum(removed.values())
+            if total:
+                with self._lock:
+                    for d, n in removed.items():
+                        self._days[d] -= n
+                    self._min_ts, self._max_ts = self._stream_bounds(self._min_ts.shape[0])
+        self._stats.entries_removed_total += total
+        return total
 
     # --- reads -----------------------------------------------------------------------------------
 
