@@ -1225,7 +1225,10 @@ class EmbeddedMetricsStore:
         for a in range(0, len(sel), _READ_BATCH_CHUNKS):
             if stop is not None:
                 stop()
-            part = sel.take(np.arange(a, min(a + _READ_BATCH_CHUNKS, len(sel)), dtype=np.intp))
+            if len(sel) <= _READ_BATCH_CHUNKS:
+                part = sel  # one batch: no copy
+            else:
+                part = sel.take(np.arange(a, min(a + _READ_BATCH_CHUNKS, len(sel)), dtype=np.intp))
             data = self._chunk_bytes(part, writer=False)
             ts, vals, kept = self._chunk_cache.decode_range(part.n, part.codec, part.scale, data, start_ms, end_ms)
             total += int(ts.shape[0])
