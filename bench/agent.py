@@ -17,6 +17,7 @@ agent's CPU seconds over that time give lines/s per core of the agent.
 
     .venv/bin/python bench/agent.py                        # 10 s interval, 3 minutes, 200k lines
     .venv/bin/python bench/agent.py --duration 60          # quicker
+    .venv/bin/python bench/agent.py --protocol grpc        # logs over OTLP/gRPC (shipper.protocol)
 
 Results also go to bench/results/agent.json (not committed).
 """
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.integration.test_agent_containers import RUN_FLAGS, Podman  # noqa: E402
-from tests.support.peers import start_clearsight, start_node_exporter  # noqa: E402
+from tests.support.peers import free_port, start_clearsight, start_node_exporter  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -96,6 +97,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=int, default=180, help="measured seconds after one interval of warm-up")
     ap.add_argument("--containers", type=int, default=3, help="busybox containers under podman (0: none)")
     ap.add_argument("--lines", type=int, default=200_000, help="lines for the tailing phase (0: skip)")
+    ap.add_argument("--protocol", choices=("http", "grpc"), default="http", help="the agent's shipper.protocol")
     args, _ = ap.parse_known_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
@@ -113,13 +115,15 @@ def main(argv: list[str]) -> int:
         logs.mkdir()
         ne = start_node_exporter(work / "ne")
         target = ne.url.removeprefix("http://")
+        grpc_port = free_port()
         server = start_clearsight(work / "server", config_yaml=(
             f"scrape_configs:\n- job_name: node_exporter\n  scrape_interval: {args.interval}s\n"
-            f"  static_configs: [{{targets: ['{target}']}}]\n"))
+            f"  static_configs: [{{targets: ['{target}']}}]\n"), args=["--otlp-grpc-listen", f"127.0.0.1:{grpc_port}"])
         cfg = work / "agent.yaml"
         containers = (f"{{interval: {args.interval}s, socket: '{podman.socket}'}}" if podman
                       else "{enabled: false}")
-        cfg.write_text(f"server: {{url: '{server.url}'}}\nmetadata: {{instance: bench-agent}}\n"
+        cfg.write_text(f"server: {{url: '{server.url}', grpc_address: '127.0.0.1:{grpc_port}'}}\n"
+                       f"shipper: {{protocol: {args.protocol}}}\nmetadata: {{instance: bench-agent}}\n"
                        f"state: {{dir: '{work / 'state'}'}}\nheartbeat: {{interval: 30s}}\n"
                        f"collectors:\n  host: {{interval: {args.interval}s}}\n  containers: {containers}\n"
                        f"  files:\n  - {{path: '{logs / 'app.log'}', service: app, interval: {args.interval}s}}\n"
@@ -157,7 +161,7 @@ def main(argv: list[str]) -> int:
                 podman.stop()
 
     load = os.getloadavg()
-    print(f"interval {args.interval}s, measured {wall:.0f}s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"protocol {args.protocol}, interval {args.interval}s, measured {wall:.0f}s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'':15} {'CPU % of a core':>16} {'RSS mean MiB':>13} {'RSS peak MiB':>13} {'series':>7}")
     result: dict[str, dict[str, float]] = {}
     for k in procs:
@@ -175,7 +179,7 @@ def main(argv: list[str]) -> int:
               f"{tail['agent_cpu_s']:.2f}s: {tail['lines_per_cpu_s']:.0f} lines per CPU-second of the agent")
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "agent.json").write_text(json.dumps({"interval_s": args.interval, "measured_s": wall,
+    (out / "agent.json").write_text(json.dumps({"protocol": args.protocol, "interval_s": args.interval, "measured_s": wall,
                                                 "loadavg": load, "containers": containers_seen, "tail": tail,
                                                 **result}, indent=2))
     return 0
