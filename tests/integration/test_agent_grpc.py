@@ -193,3 +193,62 @@ def test_agent_grpc_mutual_tls(tmp_path: Path) -> None:
         for p, _ in agents.values():
             stop(p)
         stop(server)
+
+
+def test_grpc_idempotency_in_flight_and_failed_calls(tmp_path: Path) -> None:
+    """In process, the interceptor on a grpcio server with the real store (SQLite state database): a
+    second call with a key whose first call is still running is ABORTED; a failed call is not
+    remembered (its retry runs); a finished one is replayed with its response bytes."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clearsight.auth.grpc_idempotency import IdempotencyInterceptor
+    from clearsight.auth.idempotency import IdempotencyStore
+    from clearsight.auth.state import StateDb, engine_url
+
+    db = StateDb(engine_url("", tmp_path))
+    release = threading.Event()
+    calls: list[bytes] = []
+
+    def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+        calls.append(request)
+        if request == b"slow":
+            release.wait(30)
+        if request == b"fail" and calls.count(b"fail") == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "not ready")
+        return b"resp-" + request
+
+    server = grpc.server(ThreadPoolExecutor(4), interceptors=[
+        IdempotencyInterceptor(IdempotencyStore(db, 3_600_000), lambda metadata: "acme")])
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.logs.v1.LogsService", {"Export": grpc.unary_unary_rpc_method_handler(handle)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch, ThreadPoolExecutor(1) as pool:
+            export = ch.unary_unary(LOGS_METHOD)
+
+            def call(body: bytes, key: str) -> tuple[bytes, str | None]:
+                resp, c = export.with_call(body, metadata=(("x-idempotency-key", key),), timeout=30)
+                return resp, dict(c.trailing_metadata() or ()).get("x-idempotent-replay")
+
+            first = pool.submit(call, b"slow", "k1")
+            deadline = time.monotonic() + 30  # a guard, not a timing assertion
+            while b"slow" not in calls:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            with pytest.raises(grpc.RpcError) as busy:
+                call(b"slow", "k1")
+            assert busy.value.code() == grpc.StatusCode.ABORTED
+            release.set()
+            assert first.result(30) == (b"resp-slow", None)
+            assert call(b"slow", "k1") == (b"resp-slow", "true")
+            with pytest.raises(grpc.RpcError) as failed:
+                call(b"fail", "k2")
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert call(b"fail", "k2") == (b"resp-fail", None)  # the failure was not remembered
+            assert call(b"fail", "k2") == (b"resp-fail", "true")
+        assert calls == [b"slow", b"fail", b"fail"]
+    finally:
+        server.stop(None)
+        db.close()
