@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -22,20 +21,12 @@ from clearsight.agent.grpc_transport import LOGS_METHOD
 from clearsight.agent.logrecord import LogRecord
 from clearsight.agent.otlp_logs import LogEncoder
 from clearsight.cli.certs import init, issue
+from tests.integration.test_agent_idempotency import SeqLog, seqs, tail_config, wait_for
 from tests.integration.test_agent_logs import loki_lines, start_agent
 from tests.integration.test_agent_mtls import cli, client, spawn, stop
 from tests.support.peers import free_port, start_clearsight
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
-
-
-def wait_for(what: str, cond: Callable[[], bool], procs: list[subprocess.Popen[bytes]], log: Path) -> None:
-    deadline = time.monotonic() + 90  # a guard against hanging, not a timing assertion
-    while not cond():
-        for p in procs:
-            assert p.poll() is None, f"exited with {p.returncode}:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"waiting for {what}:\n{log.read_text()[-3000:]}"
-        time.sleep(0.2)
 
 
 def test_server_deduplicates_grpc_calls_by_idempotency_key(tmp_path: Path) -> None:
@@ -69,34 +60,12 @@ def test_agent_ships_logs_over_grpc_through_an_outage_and_a_sigkill(tmp_path: Pa
     server = start_clearsight(tmp_path / "s1", data_dir=data, port=port,
                               args=["--otlp-grpc-listen", f"127.0.0.1:{grpc_port}"])
     url = f"http://127.0.0.1:{port}"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    app = logs / "app.log"
+    logs = SeqLog(tmp_path)
+    write = logs.write
     spool = tmp_path / "spool"
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(
-        f"server: {{url: '{url}', grpc_address: '127.0.0.1:{grpc_port}', timeout: 5s}}\n"
-        "metadata: {instance: grpc-host}\n"
-        "shipper: {protocol: grpc, backoff_min: 100ms, backoff_max: 500ms}\n"
-        f"buffer: {{dir: '{spool}'}}\n"
-        f"state: {{dir: '{tmp_path / 'state'}'}}\n"
-        "heartbeat: {enabled: false}\n"
-        "self_metrics: {interval: 1s}\n"
-        "collectors:\n"
-        "  host: {enabled: false}\n"
-        "  containers: {enabled: false}\n"
-        f"  files: [{{path: '{logs}/*.log', service: viagrpc, interval: 200ms, read_from: beginning}}]\n"
-        "log: {level: info, format: text}\n"
-    )
+    cfg = tail_config(tmp_path, logs, "viagrpc", f"url: '{url}', grpc_address: '127.0.0.1:{grpc_port}', timeout: 5s",
+                      "protocol: grpc, ")
     agent_log = tmp_path / "agent.log"
-    seq = 0
-
-    def write(n: int) -> None:
-        nonlocal seq
-        with open(app, "a") as fh:
-            for _ in range(n):
-                seq += 1
-                fh.write(f"seq={seq} msg=hello\n")
 
     def count() -> int:
         return len(loki_lines(url, '{service_name="viagrpc"}'))
@@ -128,8 +97,7 @@ def test_agent_ships_logs_over_grpc_through_an_outage_and_a_sigkill(tmp_path: Pa
             os.kill(agent.pid, signal.SIGTERM)
         rc = agent.wait(60)
         server.stop()
-    seqs = sorted(int(line.split()[0].removeprefix("seq=")) for _, line in got)
-    assert seqs == list(range(1, 301)), "a gap or a duplicate"
+    assert seqs(got) == list(range(1, 301)), "a gap or a duplicate"
     assert rc == 0, agent_log.read_text()[-3000:]
 
 

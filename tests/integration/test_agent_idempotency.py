@@ -90,12 +90,52 @@ class HoldingProxy:
         self.listener.close()
 
 
-def wait_for(what: str, cond: Callable[[], bool], agent: subprocess.Popen[bytes], log: Path) -> None:
+def wait_for(what: str, cond: Callable[[], bool], procs: list[subprocess.Popen[bytes]], log: Path) -> None:
     deadline = time.monotonic() + 90  # a guard against hanging, not a timing assertion
     while not cond():
-        assert agent.poll() is None, f"the agent exited with {agent.returncode}:\n{log.read_text()[-3000:]}"
+        for p in procs:
+            assert p.poll() is None, f"exited with {p.returncode}:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"waiting for {what}:\n{log.read_text()[-3000:]}"
         time.sleep(0.2)
+
+
+class SeqLog:
+    """``tmp/logs/app.log``, appended numbered lines ``seq=N msg=hello``."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "logs"
+        self.dir.mkdir()
+        self.seq = 0
+
+    def write(self, n: int) -> None:
+        with open(self.dir / "app.log", "a") as fh:
+            for _ in range(n):
+                self.seq += 1
+                fh.write(f"seq={self.seq} msg=hello\n")
+
+
+def seqs(lines: list[tuple[dict[str, str], str]]) -> list[int]:
+    return sorted(int(line.split()[0].removeprefix("seq=")) for _, line in lines)
+
+
+def tail_config(tmp: Path, logs: SeqLog, service: str, server: str, shipper: str = "") -> Path:
+    """An agent that only tails ``logs`` (polled every 200 ms) with a disk spool ``tmp/spool``."""
+    cfg = tmp / "agent.yaml"
+    cfg.write_text(
+        f"server: {{{server}}}\n"
+        f"metadata: {{instance: {service}-host}}\n"
+        f"shipper: {{{shipper}backoff_min: 100ms, backoff_max: 500ms}}\n"
+        f"buffer: {{dir: '{tmp / 'spool'}'}}\n"
+        f"state: {{dir: '{tmp / 'state'}'}}\n"
+        "heartbeat: {enabled: false}\n"
+        "self_metrics: {enabled: false}\n"
+        "collectors:\n"
+        "  host: {enabled: false}\n"
+        "  containers: {enabled: false}\n"
+        f"  files: [{{path: '{logs.dir}/*.log', service: {service}, interval: 200ms, read_from: beginning}}]\n"
+        "log: {level: info, format: text}\n"
+    )
+    return cfg
 
 
 def test_timeouts_sigkill_and_outage_deliver_every_line_once(tmp_path: Path) -> None:
@@ -104,34 +144,11 @@ def test_timeouts_sigkill_and_outage_deliver_every_line_once(tmp_path: Path) -> 
     server = start_clearsight(tmp_path / "s1", data_dir=data, port=port)
     proxy = HoldingProxy(port)
     url = f"http://127.0.0.1:{port}"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    app = logs / "app.log"
+    logs = SeqLog(tmp_path)
+    write = logs.write
     spool = tmp_path / "spool"
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(
-        f"server: {{url: 'http://127.0.0.1:{proxy.port}', timeout: 4s}}\n"
-        "metadata: {instance: idem-host}\n"
-        "shipper: {backoff_min: 100ms, backoff_max: 500ms}\n"
-        f"buffer: {{dir: '{spool}'}}\n"
-        f"state: {{dir: '{tmp_path / 'state'}'}}\n"
-        "heartbeat: {enabled: false}\n"
-        "self_metrics: {enabled: false}\n"
-        "collectors:\n"
-        "  host: {enabled: false}\n"
-        "  containers: {enabled: false}\n"
-        f"  files: [{{path: '{logs}/*.log', service: idem, interval: 200ms, read_from: beginning}}]\n"
-        "log: {level: info, format: text}\n"
-    )
+    cfg = tail_config(tmp_path, logs, "idem", f"url: 'http://127.0.0.1:{proxy.port}', timeout: 4s")
     agent_log = tmp_path / "agent.log"
-    seq = 0
-
-    def write(n: int) -> None:
-        nonlocal seq
-        with open(app, "a") as fh:
-            for _ in range(n):
-                seq += 1
-                fh.write(f"seq={seq} msg=hello\n")
 
     def count() -> int:
         return len(loki_lines(url, '{service_name="idem"}'))
@@ -145,23 +162,23 @@ def test_timeouts_sigkill_and_outage_deliver_every_line_once(tmp_path: Path) -> 
         proxy.hold_next(1, 6.0)
         write(100)
         agent = start_agent(cfg, agent_log)
-        wait_for("the first answer held", proxy.held.is_set, agent, agent_log)
-        wait_for("a replayed answer after the timeout", lambda: proxy.replays >= 1, agent, agent_log)
-        wait_for("100 lines", lambda: count() >= 100, agent, agent_log)
-        wait_for("an empty spool", lambda: not spooled(), agent, agent_log)
+        wait_for("the first answer held", proxy.held.is_set, [agent], agent_log)
+        wait_for("a replayed answer after the timeout", lambda: proxy.replays >= 1, [agent], agent_log)
+        wait_for("100 lines", lambda: count() >= 100, [agent], agent_log)
+        wait_for("an empty spool", lambda: not spooled(), [agent], agent_log)
         replays_before_kill = proxy.replays
 
         # 2. SIGKILL after the server wrote a request, before the agent had the answer
         proxy.hold_next(1, 60.0)
         write(100)
-        wait_for("the second answer held", proxy.held.is_set, agent, agent_log)
+        wait_for("the second answer held", proxy.held.is_set, [agent], agent_log)
         assert spooled(), "the request must still be in the spool (not acknowledged)"
         os.kill(agent.pid, signal.SIGKILL)
         agent.wait(30)
         assert count() == 200  # the server did write it
         agent = start_agent(cfg, agent_log)  # sends the spooled request again, with the same key
-        wait_for("the spooled request replayed", lambda: proxy.replays > replays_before_kill, agent, agent_log)
-        wait_for("an empty spool", lambda: not spooled(), agent, agent_log)
+        wait_for("the spooled request replayed", lambda: proxy.replays > replays_before_kill, [agent], agent_log)
+        wait_for("an empty spool", lambda: not spooled(), [agent], agent_log)
 
         # 3. the server stops while lines keep coming, then restarts on the same data
         outages = agent_log.read_text().count("cannot ship")
@@ -170,8 +187,8 @@ def test_timeouts_sigkill_and_outage_deliver_every_line_once(tmp_path: Path) -> 
         wait_log(agent_log, "cannot ship", agent, outages + 1)
         write(100)
         server = start_clearsight(tmp_path / "s2", data_dir=data, port=port)
-        wait_for("400 lines", lambda: count() >= 400, agent, agent_log)
-        wait_for("an empty spool", lambda: not spooled(), agent, agent_log)
+        wait_for("400 lines", lambda: count() >= 400, [agent], agent_log)
+        wait_for("an empty spool", lambda: not spooled(), [agent], agent_log)
         time.sleep(1.0)  # a few more polls: anything sent twice would show up now
         got = loki_lines(url, '{service_name="idem"}')
     finally:
@@ -180,8 +197,7 @@ def test_timeouts_sigkill_and_outage_deliver_every_line_once(tmp_path: Path) -> 
         rc = agent.wait(60) if agent is not None else 0
         proxy.close()
         server.stop()
-    seqs = sorted(int(line.split()[0].removeprefix("seq=")) for _, line in got)
-    assert seqs == list(range(1, 401)), "a gap or a duplicate"
+    assert seqs(got) == list(range(1, 401)), "a gap or a duplicate"
     assert rc == 0, agent_log.read_text()[-3000:]
 
 
