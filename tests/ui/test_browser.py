@@ -128,9 +128,10 @@ def test_explorer_completes_metric_names_and_marks_errors(server: Proc, browser:
     editor.click()
     page.keyboard.type("ui_dem")
     option = page.locator(".cm-tooltip-autocomplete li", has_text="ui_demo_value")
-    option.first.wait_for()
-    page.keyboard.press("Enter")  # accept the completion
-    assert editor.inner_text().strip() == "ui_demo_value"
+    option.first.click()  # accept the completion
+    page.wait_for_function("() => document.querySelector('.cm-content')?.textContent === 'ui_demo_value'")
+    editor.click()
+    page.keyboard.press("End")
     page.keyboard.type(" + sum(")
     page.locator(".cm-lintRange-error").first.wait_for()  # the inline parse error (offline linter)
     page.keyboard.press("Escape")

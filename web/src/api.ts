@@ -92,6 +92,23 @@ export function seriesText(m: Metric): string {
   return labels.length ? `${name}{${labels.join(', ')}}` : name || '{}';
 }
 
+/** `a=b, c=d` (the labels not in `skip`). */
+export function labelsText(labels: Record<string, string>, skip: string[] = []): string {
+  return Object.entries(labels)
+    .filter(([k]) => !skip.includes(k))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+}
+
+/** An alert as /api/v1/alerts answers it. */
+export interface Alert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  state: string;
+  activeAt?: string;
+  value?: string;
+}
+
 export function parseValue(s: string): number {
   if (s === '+Inf') return Infinity;
   if (s === '-Inf') return -Infinity;

@@ -34,7 +34,8 @@ interface Props {
 
 /** The PromQL editor (uncontrolled: `value` is the initial text; remount it, with a new key, to replace
  * the text from outside, since syncing every render's value back would fight fast typing): completion of metric names, labels, values and functions from this server's API,
- * inline syntax errors (the offline linter), Shift+Enter or Ctrl+Enter runs. */
+ * inline syntax errors (the offline linter); Enter (or Shift/Ctrl+Enter) runs, Enter picks a completion while
+ * the list is open. */
 export function PromqlEditor({ value, label, onChange, onRun }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
@@ -58,8 +59,9 @@ export function PromqlEditor({ value, label, onChange, onRun }: Props) {
           autocompletion(),
           tooltips({ parent: document.body }),
           syntaxHighlighting(highlight),
-          placeholder('Expression (press Shift+Enter to run)'),
+          placeholder('Expression (press Enter to run)'),
           keymap.of([
+            { key: 'Enter', run },
             { key: 'Shift-Enter', run },
             { key: 'Mod-Enter', run },
             ...closeBracketsKeymap,

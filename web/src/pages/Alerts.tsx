@@ -1,8 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
-import { promGet } from '../api';
+import { labelsText, promGet, type Alert } from '../api';
 import { Time } from '../components/Time';
 
-interface Alert { labels: Record<string, string>; annotations: Record<string, string>; state: string; activeAt?: string; value?: string }
 interface Rule {
   name: string;
   query: string;
@@ -74,10 +73,7 @@ export function AlertsPage() {
                   </td>
                   <td>{a.labels.alertname}</td>
                   <td class="mono small">
-                    {Object.entries(a.labels)
-                      .filter(([k]) => k !== 'alertname')
-                      .map(([k, v]) => `${k}=${v}`)
-                      .join(', ')}
+                    {labelsText(a.labels, ['alertname'])}
                   </td>
                   <td>{a.activeAt ? <Time ms={Date.parse(a.activeAt)} /> : '–'}</td>
                   <td class="num">{a.value ?? ''}</td>

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { getJSON } from '../api';
+import { getJSON, labelsText } from '../api';
 import { Time } from '../components/Time';
 import { resolve, TimeRangePicker, type Range } from '../components/TimeRange';
 import { navigate } from '../router';
@@ -99,9 +99,7 @@ export function LogsPage() {
                     <Time ms={l.ms} />
                   </td>
                   <td class="mono small">
-                    {Object.entries(l.labels)
-                      .map(([k, v]) => `${k}=${v}`)
-                      .join(', ')}
+                    {labelsText(l.labels)}
                   </td>
                   <td class="mono logline">{l.line}</td>
                 </tr>

@@ -255,7 +255,7 @@ export function MetricsPage() {
             ))}
           </div>
           <span class="muted small">
-            Shift+Enter runs · {view === 'graph' ? `step ${stepFor(range.range)}s · drag on the graph to zoom` : 'instant query at the range end'}
+            Enter runs · {view === 'graph' ? `step ${stepFor(range.range)}s · drag on the graph to zoom` : 'instant query at the range end'}
           </span>
         </div>
       </form>

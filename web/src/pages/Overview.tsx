@@ -1,18 +1,10 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { promGet } from '../api';
+import { labelsText, promGet, type Alert } from '../api';
 import { Chart, type ChartSeries } from '../components/Chart';
 import { Time } from '../components/Time';
 import { formatValue, type Unit } from '../format';
 import { LiveSeries, type LiveMessage } from '../live';
 import { linkClick } from '../router';
-
-interface Alert {
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  state: string;
-  activeAt?: string;
-  value?: string;
-}
 
 type Conn = 'connecting' | 'live' | 'reconnecting';
 
@@ -145,10 +137,7 @@ function AlertList({ alerts, error }: { alerts: Alert[] | null; error: string | 
             <td>{a.labels.alertname}</td>
             <td>{a.labels.severity ?? '–'}</td>
             <td class="mono">
-              {Object.entries(a.labels)
-                .filter(([k]) => k !== 'alertname' && k !== 'severity')
-                .map(([k, v]) => `${k}=${v}`)
-                .join(', ')}
+              {labelsText(a.labels, ['alertname', 'severity'])}
             </td>
             <td>{a.activeAt ? <Time ms={Date.parse(a.activeAt)} /> : '–'}</td>
             <td>{a.annotations.summary ?? a.annotations.description ?? ''}</td>
