@@ -62,10 +62,11 @@ def render(doc: dict[str, Any], now: float | None = None) -> str:
         f"samples:  collected {one('samples_collected_total')}, sent {one('samples_sent_total')}, "
         f"rejected {one('rejected_samples_total')}, dropped {one('dropped_samples_total')}",
         f"requests: sent {one('requests_sent_total')}, retries {one('retries_total')}, "
-        f"buffered {one('buffered_requests')} ({one('buffered_bytes')} bytes)",
+        f"replayed {one('replayed_requests_total')}, buffered {one('buffered_requests')} ({one('buffered_bytes')} bytes)",
     ]
     if "log_records_sent_total" in metrics:
         lines.append(f"logs:     sent {one('log_records_sent_total')}, retries {one('log_retries_total')}, "
+                     f"replayed {one('log_replayed_requests_total')} requests, "
                      f"rejected {one('log_rejected_records_total')}, dropped {one('log_dropped_records_total')}, "
                      f"buffered {one('log_buffered_requests')} ({one('log_buffered_bytes')} bytes)")
     if "heartbeats_sent_total" in metrics:

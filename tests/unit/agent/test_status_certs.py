@@ -72,7 +72,8 @@ def test_log_path_and_status(tmp_path: Path) -> None:
     assert doc["pid"] == os.getpid()
     text = render(doc, now=doc["time"] + 5)
     assert f"pid {os.getpid()} (running)" in text and "written 5s ago" in text
-    assert "logs:     sent 0" in text and "buffered 1" in text
+    assert "logs:     sent 0" in text and "buffered 1" in text and "replayed 0 requests" in text
+    assert "retries 0, replayed 0, buffered" in text
     assert any(line.startswith("files-0") for line in text.splitlines())
     vals = {(m["name"], tuple(sorted(m["labels"].items()))): m["value"] for m in doc["metrics"]}
     assert vals[("clearsight_agent_log_records_filtered_total", (("collector", "files-0"),))] == 1
