@@ -90,6 +90,8 @@ def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
     """The HMAC key: ``logs.pii_secret`` when set, else ``<data_dir>/logs_pii.key`` (created once,
     32 random bytes hex, mode 0600)."""
     if configured:
+        if len(configured.encode()) < 16:
+            raise ValueError("logs.pii_secret: must be at least 16 bytes (a guessable key lets hashes be reversed)")
         return configured.encode()
     path = data_dir / SECRET_FILE
     try:

@@ -88,7 +88,9 @@ def test_secret_generated_once_with_mode_0600(tmp_path: Path) -> None:
     assert len(k1) == 64
     assert stat.S_IMODE(os.stat(tmp_path / "logs_pii.key").st_mode) == 0o600
     assert load_or_create_secret("", tmp_path) == k1
-    assert load_or_create_secret("configured", tmp_path) == b"configured"
+    assert load_or_create_secret("configured-secret!", tmp_path) == b"configured-secret!"
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        load_or_create_secret("short", tmp_path)
     (tmp_path / "logs_pii.key").write_bytes(b"short")
     with pytest.raises(ValueError, match="shorter than 32"):
         load_or_create_secret("", tmp_path)
