@@ -54,6 +54,8 @@ def test_file_then_flags(tmp_path: Path) -> None:
     ("metadata: {tags: {__name__: x}}\n", "metadata.tags: '__name__' is not a valid label name"),
     ("shipper: {max_samples_per_request: 0}\n", "shipper.max_samples_per_request: must be at least 1"),
     ("- a\n", "expected a mapping at the top level"),
+    ("shipper: {protocol: quic}\n", "shipper.protocol: expected http or grpc, got 'quic'"),
+    ("server: {grpc_address: 'no-port'}\n", "server.grpc_address: expected host:port, got 'no-port'"),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "agent.yaml"
@@ -94,3 +96,26 @@ def test_both_entry_points_refuse_a_bad_file_with_exit_2(tmp_path: Path, argv: l
     r = subprocess.run([sys.executable, *argv, "--config", str(f)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "configuration error" in r.stderr and "collectors.host.interval: invalid duration" in r.stderr
+
+
+def test_grpc_protocol_wires_grpc_log_senders_and_keeps_remote_write_for_metrics(tmp_path: Path) -> None:
+    from clearsight.agent.grpc_transport import LOGS_METHOD, GrpcTransport
+    from clearsight.agent.main import grpc_address
+
+    (tmp_path / "a.log").write_text("")
+    f = tmp_path / "agent.yaml"
+    f.write_text(f"server: {{url: 'https://[::1]:9800'}}\nshipper: {{protocol: grpc, log_senders: 2}}\n"
+                 f"state: {{dir: '{tmp_path / 'state'}'}}\nheartbeat: {{enabled: false}}\n"
+                 f"collectors: {{files: [{{path: '{tmp_path}/*.log'}}]}}\n")
+    cfg = load_agent_config(f)
+    assert grpc_address(cfg) == "[::1]:4317"
+    agent = build_agent(cfg)
+    assert agent.logs is not None and len(agent.logs.senders) == 2
+    for sender in agent.logs.senders:
+        assert isinstance(sender.transport, GrpcTransport) and sender.transport.target == "[::1]:4317"
+        assert sender.url == f"grpcs://[::1]:4317{LOGS_METHOD}" and sender.shared
+        sender.close()
+    assert agent.shipper.url == "https://[::1]:9800/api/v1/write"  # metrics: remote-write over HTTP
+    agent.shipper.close()
+    cfg.server.grpc_address = "collector.example:14317"
+    assert grpc_address(cfg) == "collector.example:14317"
