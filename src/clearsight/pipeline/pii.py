@@ -126,6 +126,8 @@ class PiiScrubber:
         self._group_of = [self._pattern.groupindex[k if k in _BUILTIN else f"c_{k}"] for k in self._kinds] \
             if self._pattern is not None else []
         self._card_pattern = re2.compile(_BUILTIN["card"], _RE_OPTIONS) if settings.card else None
+        self._pattern_b = re2.compile(sources[0].encode(), _RE_OPTIONS) if parts else None
+        self._card_pattern_b = re2.compile(_BUILTIN["card"].encode(), _RE_OPTIONS) if settings.card else None
         self._passes = [p for p in (self._pattern, self._card_pattern) if p is not None]
         if settings.card:
             sources.append(_BUILTIN["card"])
@@ -181,33 +183,37 @@ class PiiScrubber:
         out.append(text[done:])
         return "".join(out)
 
-    def _replace(self, m: re2._Match) -> str:
+    def _replace(self, m: re2._Match) -> bytes:
         for kind, g in zip(self._kinds, self._group_of, strict=True):
             if m.start(g) < 0:
                 continue
-            value: str = m.group(g)
+            raw: bytes = m.group(g)
+            value = raw.decode()
             if kind == "ssn" and not _ssn_valid(value):
-                return value
+                return raw
             if kind == "ipv6":
                 if sum(1 for g in value.split(":") if g) < 2:
-                    return value  # "::", "std::" and the like: not worth hashing as an address
+                    return raw  # "::", "std::" and the like: not worth hashing as an address
                 try:
                     ipaddress.IPv6Address(value)
                 except ValueError:
-                    return value
+                    return raw
             self._tls.n += 1
-            return self.token(kind, value)
-        return str(m.group(0))
+            return self.token(kind, value).encode()
+        return bytes(m.group(0))
 
     def _sub(self, text: str) -> str:
-        if self._pattern is not None:
-            text = str(self._pattern.sub(self._replace, text))
-        if self._card_pattern is not None:
-            text = str(self._card_pattern.sub(self._replace_card, text))
-        return text
+        """Both passes over one text, on its UTF-8 (the re2 wrapper's per-match cost is several
+        times lower on bytes than on str, where it converts offsets)."""
+        data = text.encode()
+        if self._pattern_b is not None:
+            data = self._pattern_b.sub(self._replace, data)
+        if self._card_pattern_b is not None:
+            data = self._card_pattern_b.sub(self._replace_card, data)
+        return data.decode()
 
-    def _replace_card(self, m: re2._Match) -> str:
-        return self._card(str(m.group(0)))
+    def _replace_card(self, m: re2._Match) -> bytes:
+        return self._card(bytes(m.group(0)).decode()).encode()
 
     def _counted(self, fn: Callable[[], _T]) -> tuple[_T, int]:
         self._tls.n = 0
