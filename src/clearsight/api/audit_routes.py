@@ -82,6 +82,19 @@ async def record_async(audit: AuditLog, ev: AuditEvent) -> None:
         log.exception("writing the audit log failed (action %s)", ev.action)
 
 
+class _StatusOf:
+    """A ``send`` that remembers the response status (0 when none was sent)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class _Audited:
     """One route's ASGI app, recorded after it answered."""
 
@@ -100,7 +113,6 @@ class _Audited:
             return
         chunks: list[bytes] = []
         size = 0
-        status = 0
 
         async def capturing_receive() -> Message:
             nonlocal size
@@ -111,16 +123,11 @@ class _Audited:
                 size += len(body)
             return msg
 
-        async def status_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        answer = _StatusOf(send)
         try:
-            await self.app(scope, capturing_receive if self.capture else receive, status_send)
+            await self.app(scope, capturing_receive if self.capture else receive, answer.send)
         finally:
-            await record_async(self.audit, self._event(scope, action, status, b"".join(chunks)))
+            await record_async(self.audit, self._event(scope, action, answer.status, b"".join(chunks)))
 
     def _event(self, scope: Scope, action: str, status: int, body: bytes) -> AuditEvent:
         detail: dict[str, Any] = {"status": status, "method": scope.get("method", "")}
@@ -165,17 +172,11 @@ class CrossOrgAuditMiddleware:
         if p is None or p.kind != "user" or not p.home_org or p.home_org == p.org:
             await self.app(scope, receive, send)
             return
-        status = 0
-
-        async def status_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        answer = _StatusOf(send)
         try:
-            await self.app(scope, receive, status_send)
+            await self.app(scope, receive, answer.send)
         finally:
+            status = answer.status
             ev = AuditEvent(action="org.cross_access", outcome=SUCCESS if 0 < status < 400 else FAILURE,
                             org=p.org, actor=actor_of(p), target=scope["path"],
                             detail={"status": status, "method": scope["method"], "home_org": p.home_org},
