@@ -48,7 +48,7 @@ RouteSpec = tuple[str, Handler, list[str], str]
 SECRET = "<secret>"
 # Keys whose values are secrets wherever they appear in the config (Prometheus shows "<secret>").
 _SECRET_KEYS = {"password", "bearer_token", "credentials", "client_secret", "secret", "token", "api_key",
-                "access_key", "secret_key", "private_key", "key"}
+                "access_key", "secret_key", "private_key", "key", "pii_secret"}
 # The window /api/v1/status/tsdb covers: like Prometheus' head block, the last two hours.
 TSDB_STATS_WINDOW_MS = 2 * 3600_000
 TSDB_STATS_DEFAULT_LIMIT = 10

@@ -154,3 +154,13 @@ def test_never_leaks_a_standalone_secret(parts: list[tuple[str, str, str]]) -> N
 def test_never_crashes_and_one_scan_equals_line_by_line(texts: list[str]) -> None:
     s = PiiScrubber(ALL, KEY)
     assert s.scrub_many(texts) == [s.scrub_text(t) for t in texts]
+
+
+def test_the_configured_key_is_never_shown_by_the_status_api() -> None:
+    from clearsight.api.prometheus_status import config_document, config_flags
+    from clearsight.config import load_config
+
+    cfg = load_config(None, env={"CLEARSIGHT_LOGS_PII_SECRET": "very-secret-hmac-key"})
+    assert cfg.logs.pii_secret == "very-secret-hmac-key"
+    assert config_document(cfg)["logs"]["pii_secret"] == "<secret>"
+    assert "very-secret-hmac-key" not in str(config_flags(cfg))
