@@ -69,6 +69,19 @@ export function csrfToken(): string {
   return m ? decodeURIComponent(m[1]) : '';
 }
 
+/** A state-changing request with a JSON body (or none), the CSRF header, and the error as ApiError. */
+export async function sendJSON<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const resp = await fetch(path, {
+    method,
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': csrfToken() },
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!resp.ok) throw await errorOf(resp);
+  const doc = (await resp.json()) as { data?: T } & T;
+  return (doc.data ?? doc) as T;
+}
+
 export async function postJSON(path: string, body: unknown): Promise<Response> {
   return fetch(path, {
     method: 'POST',

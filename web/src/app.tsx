@@ -1,11 +1,13 @@
 import type { ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { signOut, whoAmI, type AuthState } from './auth';
+import { may, signOut, whoAmI, type AuthState } from './auth';
+import { AdminPage } from './pages/Admin';
 import { AlertsPage } from './pages/Alerts';
+import { EventsPage } from './pages/Events';
 import { LogsPage } from './pages/Logs';
 import { OverviewPage } from './pages/Overview';
 import { SignIn } from './pages/SignIn';
-import { linkClick, pageOf, PAGES, useLocation, type Page } from './router';
+import { linkClick, PAGE_NEEDS, pageOf, PAGES, useLocation, type Page } from './router';
 import { currentTheme, setTheme, type Theme } from './theme';
 import { timeZoneName, utcOffset } from './time';
 
@@ -65,6 +67,8 @@ export function App() {
   else if (page === 'overview') content = <OverviewPage />;
   else if (page === 'logs') content = <LogsPage />;
   else if (page === 'alerts') content = <AlertsPage />;
+  else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
+  else if (page === 'admin') content = <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} />;
   else if (page === 'metrics') {
     if (metrics instanceof Error) content = <p role="alert" class="error">The metrics explorer failed to load: {metrics.message}</p>;
     else if (metrics) {
@@ -84,7 +88,10 @@ export function App() {
         {signedIn ? (
           <nav aria-label="Main">
             <ul>
-              {PAGES.map((p) => (
+              {PAGES.filter((p) => {
+                const needs = PAGE_NEEDS[p.page] ?? [];
+                return needs.length === 0 || needs.some((x) => may(auth, x));
+              }).map((p) => (
                 <li key={p.page}>
                   <a href={p.path} onClick={linkClick} aria-current={p.page === page ? 'page' : undefined}>
                     {p.title}

@@ -5,8 +5,8 @@ import { postJSON } from './api';
 
 export type AuthState =
   | { kind: 'loading' }
-  | { kind: 'anonymous' }
-  | { kind: 'user'; name: string; roles: string[]; org: string }
+  | { kind: 'anonymous'; permissions: string[] | null }
+  | { kind: 'user'; name: string; roles: string[]; org: string; permissions: string[] }
   | { kind: 'signin'; message?: string }
   | { kind: 'error'; message: string };
 
@@ -17,16 +17,25 @@ export async function whoAmI(): Promise<AuthState> {
   } catch (e) {
     return { kind: 'error', message: `cannot reach the server: ${String(e)}` };
   }
-  if (resp.status === 404) return { kind: 'anonymous' };
+  if (resp.status === 404) return { kind: 'anonymous', permissions: null };
   if (resp.status === 401) return { kind: 'signin' };
   if (!resp.ok) return { kind: 'error', message: `GET /api/v1/auth/me answered ${resp.status}` };
   const body = (await resp.json()) as Record<string, unknown>;
   const data = (body.data && typeof body.data === 'object' ? body.data : body) as Record<string, unknown>;
-  if (data.anonymous === true) return { kind: 'anonymous' };
+  const permissions = Array.isArray(data.permissions) ? data.permissions.map(String) : [];
+  if (data.anonymous === true) return { kind: 'anonymous', permissions };
   const name = String(data.name ?? data.username ?? 'signed in');
   const roles = Array.isArray(data.roles) ? data.roles.map(String) : [];
   const org = typeof data.org === 'string' ? data.org : '';
-  return { kind: 'user', name, roles, org };
+  return { kind: 'user', name, roles, org, permissions };
+}
+
+/** Whether the principal holds a permission (a server without the identity API: unknown, so yes; the
+ * API refuses anyway). Used only to hide controls. */
+export function may(auth: AuthState, permission: string): boolean {
+  if (auth.kind === 'user') return auth.permissions.includes(permission);
+  if (auth.kind === 'anonymous') return auth.permissions === null || auth.permissions.includes(permission);
+  return false;
 }
 
 export async function signIn(username: string, password: string): Promise<string | null> {

@@ -1,13 +1,18 @@
 // A tiny client-side router over the History API. UI routes live under /ui/; `/` is the overview.
 import { useEffect, useState } from 'preact/hooks';
 
-export type Page = 'overview' | 'metrics' | 'logs' | 'alerts';
+export type Page = 'overview' | 'metrics' | 'logs' | 'events' | 'alerts' | 'admin';
 export const PAGES: { page: Page; path: string; title: string }[] = [
   { page: 'overview', path: '/ui/overview', title: 'Overview' },
   { page: 'metrics', path: '/ui/metrics', title: 'Metrics' },
   { page: 'logs', path: '/ui/logs', title: 'Logs' },
+  { page: 'events', path: '/ui/events', title: 'Events' },
   { page: 'alerts', path: '/ui/alerts', title: 'Alerts' },
+  { page: 'admin', path: '/ui/admin', title: 'Administration' },
 ];
+
+/** Permissions of which at least one is needed to see a page's nav entry (the API checks anyway). */
+export const PAGE_NEEDS: Partial<Record<Page, string[]>> = { admin: ['keys:manage', 'users:manage'] };
 
 export function pageOf(pathname: string): Page | null {
   if (pathname === '/' || pathname === '/ui' || pathname === '/ui/') return 'overview';

@@ -1,0 +1,161 @@
+"""The administration and events pages in a real browser (Debian's Chromium) against a real server
+with `auth.anonymous: off`: an API key created by an admin is shown once and works as a bearer
+token, then is revoked; a viewer sees no administration and the API answers 403; an event logged
+from the UI is found in the table; axe-core on both pages; screenshots in build/ui-screenshots/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.peers import Proc, start_clearsight
+from tests.ui.conftest import Tab, open_tab
+
+ADMIN_PASSWORD = "correct horse battery staple"
+VIEWER_PASSWORD = "viewer pass phrase 4711"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    work: Path = tmp_path_factory.mktemp("ui-admin")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        proc = start_clearsight(work, config_yaml="auth:\n  anonymous: \"off\"\n")
+    try:
+        token = login_token(proc.url, "admin", ADMIN_PASSWORD)
+        r = httpx.post(f"{proc.url}/api/v1/admin/users", headers={"Authorization": f"Bearer {token}"},
+                       json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"}, timeout=30)
+        assert r.status_code == 200, r.text
+        yield proc
+    finally:
+        proc.stop()
+
+
+def login_token(base: str, user: str, password: str) -> str:
+    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": user, "password": password}, timeout=30)
+    assert r.status_code == 200, r.text
+    return str(r.json()["data"]["token"])
+
+
+def signed_in_tab(browser: Any, base: str, path: str, user: str, password: str, scheme: str = "light") -> Tab:
+    """A tab whose browser context holds a session of ``user`` (cookies set by the login request)."""
+    tab = open_tab(browser, f"{base}/ui/", scheme=scheme, allowed=("status of 401",))
+    r = tab.page.request.post(f"{base}/api/v1/auth/login", data={"username": user, "password": password})
+    assert r.status == 200, r.text()
+    tab.page.goto(f"{base}{path}")
+    tab.page.get_by_test_id("user").wait_for()
+    return tab
+
+
+def test_admin_creates_a_key_shown_once_that_works_and_revokes_it(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/admin", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    page.once("dialog", lambda d: d.accept())
+    assert page.get_by_role("link", name="Administration").get_attribute("aria-current") == "page"
+    page.get_by_role("heading", name="API keys").wait_for()
+    assert "admin" in page.get_by_test_id("users").inner_text()  # the users list
+    page.get_by_label("Key name").fill("ci-reader")
+    page.get_by_label("Key role").select_option("viewer")
+    page.get_by_label("Expires after").select_option("30d")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.get_by_test_id("new-key")
+    shown.wait_for()
+    assert "shown only this once" in shown.inner_text()
+    key = page.get_by_label("New API key").input_value()
+    assert key.startswith("cs_")
+    row = page.get_by_test_id("apikeys").locator("tr", has_text="ci-reader")
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[1] == "viewer" and key.startswith(cells[2].rstrip("…")) and cells[5] != "never"
+    tab.screenshot("admin-key-created-light")
+    # the key is a bearer token for the query API
+    r = httpx.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"},
+                  headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["result"][0]["value"][1] == "1"
+    # shown once: after "Done" and a reload the page holds only the prefix
+    page.get_by_role("button", name="Done").click()
+    page.reload()
+    page.get_by_test_id("apikeys").wait_for()
+    assert key not in page.content()
+    # revoke from the page: the key is refused from then on
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Revoke ci-reader").click()
+    page.get_by_test_id("apikeys").locator("tr", has_text="ci-reader").get_by_text(re.compile("revoked")).wait_for()
+    r = httpx.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"},
+                  headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert r.status_code == 401, r.text
+    assert tab.console_errors() == []
+
+
+def test_viewer_sees_no_administration_and_the_api_refuses(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/admin", "vera", VIEWER_PASSWORD)
+    page = tab.page
+    page.get_by_test_id("admin-denied").wait_for()
+    assert page.get_by_role("link", name="Administration").count() == 0
+    assert page.get_by_role("link", name="Events").count() == 1
+    assert page.get_by_role("button", name="Create key").count() == 0
+    assert page.get_by_test_id("apikeys").count() == 0
+    tab.screenshot("admin-viewer-light")
+    # the viewer may read events but not log them: no form
+    page.get_by_role("link", name="Events").click()
+    page.get_by_role("heading", name="Events").wait_for()
+    assert page.get_by_role("button", name="Log event").count() == 0
+    token = login_token(server.url, "vera", VIEWER_PASSWORD)
+    auth = {"Authorization": f"Bearer {token}"}
+    r = httpx.get(f"{server.url}/api/v1/admin/apikeys", headers=auth, timeout=30)
+    assert r.status_code == 403, r.text
+    r = httpx.post(f"{server.url}/api/v1/admin/apikeys", headers=auth, json={"name": "x", "role": "viewer"}, timeout=30)
+    assert r.status_code == 403, r.text
+    r = httpx.get(f"{server.url}/api/v1/admin/users", headers=auth, timeout=30)
+    assert r.status_code == 403, r.text
+    assert tab.console_errors() == []
+
+
+def test_event_logged_from_the_page_is_found_with_filters(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/events", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    page.get_by_role("heading", name="Events").wait_for()
+    page.get_by_label("Event message").fill("deployed checkout v2.7 from the UI test")
+    page.get_by_label("Event type").fill("deploy")
+    page.get_by_label("Event level").select_option("WARN")
+    page.get_by_label("Event origin").fill("uitest")
+    page.get_by_role("button", name="Log event").click()
+    page.get_by_role("status").filter(has_text="Event logged.").wait_for()
+    row = page.get_by_test_id("events").locator("tr", has_text="deployed checkout v2.7")
+    row.wait_for()
+    assert row.locator("td").all_inner_texts()[1:4] == ["WARN", "deploy", "uitest"]
+    # filters: a level that does not match hides it, the matching type and origin show it
+    page.get_by_label(re.compile(r"^Level")).select_option("ERROR")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_text("No events match").wait_for()
+    page.get_by_label(re.compile(r"^Level")).select_option("")
+    page.get_by_label(re.compile(r"^Type")).fill("deploy")
+    page.get_by_label(re.compile(r"^Origin")).fill("uitest")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_test_id("events").locator("tr", has_text="deployed checkout v2.7").wait_for()
+    # the same event through the API
+    token = login_token(server.url, "admin", ADMIN_PASSWORD)
+    r = httpx.get(f"{server.url}/api/v1/events", params={"type": "deploy", "since": "1h"},
+                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert [e["message"] for e in r.json()["data"]["events"]] == ["deployed checkout v2.7 from the UI test"]
+    tab.screenshot("events-light")
+    assert tab.console_errors() == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("path,ready", [("/ui/admin", "[data-testid=users]"), ("/ui/events", "form")])
+def test_admin_and_events_pages_have_no_serious_accessibility_violations(
+        server: Proc, browser: Any, path: str, ready: str, scheme: str) -> None:
+    tab = signed_in_tab(browser, server.url, path, "admin", ADMIN_PASSWORD, scheme=scheme)
+    tab.page.locator(ready).first.wait_for()
+    tab.page.get_by_role("status").filter(has_text="Loading").wait_for(state="detached")
+    violations = tab.axe_violations()
+    tab.screenshot(f"{path.rsplit('/', 1)[-1]}-{scheme}-axe")
+    assert violations == []
+    assert tab.console_errors() == []

@@ -1,0 +1,244 @@
+import { useEffect, useState } from 'preact/hooks';
+import { promGet, sendJSON } from '../api';
+import { Time } from '../components/Time';
+
+interface ApiKey {
+  id: number;
+  name: string;
+  prefix: string;
+  role: string;
+  allowed_cidrs: string[];
+  created_ms: number;
+  expires_ms: number | null;
+  revoked_ms: number | null;
+  last_used_ms: number | null;
+}
+interface Member { id: number; username: string; role: string; disabled: boolean; created_ms: number; last_login_ms: number | null }
+interface Role { name: string }
+
+const EXPIRY = [
+  { value: '', label: 'never' },
+  { value: '7d', label: '7 days' },
+  { value: '30d', label: '30 days' },
+  { value: '90d', label: '90 days' },
+  { value: '365d', label: '1 year' },
+];
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const when = (ms: number | null) => (ms ? <Time ms={ms} /> : '–');
+
+/** Administration of the caller's organisation: API keys (keys:manage) and users (users:manage). The
+ * sections a principal may not use are not shown; the API refuses them anyway. */
+export function AdminPage({ mayKeys, mayUsers }: { mayKeys: boolean; mayUsers: boolean }) {
+  return (
+    <section aria-labelledby="admin-title">
+      <h1 id="admin-title">Administration</h1>
+      {!mayKeys && !mayUsers ? (
+        <p class="empty" data-testid="admin-denied">
+          Your role may not manage API keys or users of this organisation. Ask an administrator.
+        </p>
+      ) : null}
+      {mayKeys ? <ApiKeys /> : null}
+      {mayUsers ? <Users /> : null}
+    </section>
+  );
+}
+
+function useRoles(): string[] {
+  const [roles, setRoles] = useState<string[]>(['viewer', 'editor', 'ingest', 'admin']);
+  useEffect(() => {
+    promGet<Role[]>('/api/v1/admin/roles')
+      .then((r) => setRoles(r.map((x) => x.name)))
+      .catch(() => undefined); // without users:manage the built-in list stays; the API checks the role
+  }, []);
+  return roles;
+}
+
+function ApiKeys() {
+  const [keys, setKeys] = useState<ApiKey[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  const [name, setName] = useState('');
+  const [role, setRole] = useState('viewer');
+  const [expiry, setExpiry] = useState('90d');
+  const [created, setCreated] = useState<{ name: string; key: string } | null>(null);
+  const [copied, setCopied] = useState(false);
+  const roles = useRoles();
+
+  useEffect(() => {
+    promGet<ApiKey[]>('/api/v1/admin/apikeys')
+      .then(setKeys)
+      .catch((e: unknown) => setError(message(e)));
+  }, [reload]);
+
+  const create = (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    const body: Record<string, string> = { name: name.trim(), role };
+    if (expiry) body.expires_in = expiry;
+    sendJSON<ApiKey & { key: string }>('POST', '/api/v1/admin/apikeys', body)
+      .then((k) => {
+        setCreated({ name: k.name, key: k.key });
+        setCopied(false);
+        setName('');
+        setReload((n) => n + 1);
+      })
+      .catch((err: unknown) => setError(message(err)));
+  };
+
+  const revoke = (k: ApiKey) => {
+    if (!window.confirm(`Revoke the API key "${k.name}"? Clients using it are refused from now on.`)) return;
+    setError(null);
+    sendJSON<ApiKey>('DELETE', `/api/v1/admin/apikeys/${k.id}`)
+      .then(() => setReload((n) => n + 1))
+      .catch((err: unknown) => setError(message(err)));
+  };
+
+  const copy = () => {
+    if (!created) return;
+    navigator.clipboard
+      .writeText(created.key)
+      .then(() => setCopied(true))
+      .catch(() => {
+        const el = document.getElementById('new-key') as HTMLInputElement | null;
+        el?.select();
+      });
+  };
+
+  return (
+    <section class="card" aria-labelledby="keys-title">
+      <h2 id="keys-title">API keys</h2>
+      <form class="toolbar" aria-label="Create an API key" onSubmit={create}>
+        <label class="grow">
+          Key name
+          <input class="wide" required maxLength={200} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Key role
+          <select value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+            {roles.map((r) => (
+              <option key={r} value={r}>{r}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Expires after
+          <select value={expiry} onChange={(e) => setExpiry(e.currentTarget.value)}>
+            {EXPIRY.map((x) => (
+              <option key={x.value} value={x.value}>{x.label}</option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" class="btn primary">Create key</button>
+      </form>
+      {error ? <p role="alert" class="error">{error}</p> : null}
+      {created ? (
+        <div class="card new-key" role="status" data-testid="new-key">
+          <p class="warning">
+            <strong>Copy the key "{created.name}" now: it is shown only this once.</strong> The server keeps only its hash.
+          </p>
+          <div class="toolbar">
+            <label class="grow">
+              New API key
+              <input id="new-key" class="mono wide" readOnly value={created.key} onFocus={(e) => e.currentTarget.select()} />
+            </label>
+            <button type="button" class="btn" onClick={copy}>
+              {copied ? 'Copied' : 'Copy'}
+            </button>
+            <button type="button" class="btn" onClick={() => setCreated(null)}>
+              Done
+            </button>
+          </div>
+        </div>
+      ) : null}
+      {keys === null ? (
+        error ? null : <p role="status">Loading…</p>
+      ) : keys.length === 0 ? (
+        <p class="empty">No API keys yet.</p>
+      ) : (
+        <table class="table" data-testid="apikeys">
+          <caption class="sr-only">API keys of this organisation</caption>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Role</th>
+              <th scope="col">Prefix</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Expires</th>
+              <th scope="col">Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {keys.map((k) => (
+              <tr key={k.id}>
+                <td>{k.name}</td>
+                <td>{k.role}</td>
+                <td class="mono">{k.prefix}…</td>
+                <td>{when(k.created_ms)}</td>
+                <td>{k.last_used_ms ? <Time ms={k.last_used_ms} /> : 'never'}</td>
+                <td>{k.expires_ms ? <Time ms={k.expires_ms} /> : 'never'}</td>
+                <td>
+                  {k.revoked_ms ? (
+                    <span>revoked {when(k.revoked_ms)}</span>
+                  ) : (
+                    <button type="button" class="btn" onClick={() => revoke(k)} aria-label={`Revoke ${k.name}`}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function Users() {
+  const [users, setUsers] = useState<Member[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    promGet<Member[]>('/api/v1/admin/users')
+      .then(setUsers)
+      .catch((e: unknown) => setError(message(e)));
+  }, []);
+  return (
+    <section class="card" aria-labelledby="users-title">
+      <h2 id="users-title">Users</h2>
+      <p class="muted small">
+        Add users and change roles with <code>POST /api/v1/admin/users</code> and <code>PUT /api/v1/admin/memberships</code>{' '}
+        (docs/security.md); not editable here yet.
+      </p>
+      {error ? <p role="alert" class="error">{error}</p> : null}
+      {users === null ? (
+        error ? null : <p role="status">Loading…</p>
+      ) : (
+        <table class="table" data-testid="users">
+          <caption class="sr-only">Users of this organisation</caption>
+          <thead>
+            <tr>
+              <th scope="col">User</th>
+              <th scope="col">Role</th>
+              <th scope="col">Status</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last sign-in</th>
+            </tr>
+          </thead>
+          <tbody>
+            {users.map((u) => (
+              <tr key={u.id}>
+                <td>{u.username}</td>
+                <td>{u.role}</td>
+                <td>{u.disabled ? 'disabled' : 'active'}</td>
+                <td>{when(u.created_ms)}</td>
+                <td>{u.last_login_ms ? <Time ms={u.last_login_ms} /> : 'never'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
