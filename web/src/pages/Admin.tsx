@@ -38,23 +38,26 @@ export function AdminPage({ mayKeys, mayUsers }: { mayKeys: boolean; mayUsers: b
           Your role may not manage API keys or users of this organisation. Ask an administrator.
         </p>
       ) : null}
-      {mayKeys ? <ApiKeys /> : null}
+      {mayKeys ? <ApiKeys listRoles={mayUsers} /> : null}
       {mayUsers ? <Users /> : null}
     </section>
   );
 }
 
-function useRoles(): string[] {
+/** The organisation's roles (built-in and custom); reading them needs users:manage, without it the
+ * built-in names are offered (the API checks that the caller may grant the role either way). */
+function useRoles(listRoles: boolean): string[] {
   const [roles, setRoles] = useState<string[]>(['viewer', 'editor', 'ingest', 'admin']);
   useEffect(() => {
+    if (!listRoles) return;
     promGet<Role[]>('/api/v1/admin/roles')
       .then((r) => setRoles(r.map((x) => x.name)))
-      .catch(() => undefined); // without users:manage the built-in list stays; the API checks the role
-  }, []);
+      .catch(() => undefined);
+  }, [listRoles]);
   return roles;
 }
 
-function ApiKeys() {
+function ApiKeys({ listRoles }: { listRoles: boolean }) {
   const [keys, setKeys] = useState<ApiKey[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
@@ -63,7 +66,7 @@ function ApiKeys() {
   const [expiry, setExpiry] = useState('90d');
   const [created, setCreated] = useState<{ name: string; key: string } | null>(null);
   const [copied, setCopied] = useState(false);
-  const roles = useRoles();
+  const roles = useRoles(listRoles);
 
   useEffect(() => {
     promGet<ApiKey[]>('/api/v1/admin/apikeys')
