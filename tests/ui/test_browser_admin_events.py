@@ -31,6 +31,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
         r = httpx.post(f"{proc.url}/api/v1/admin/users", headers={"Authorization": f"Bearer {token}"},
                        json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"}, timeout=30)
         assert r.status_code == 200, r.text
+        r = httpx.post(f"{proc.url}/api/v1/admin/roles", headers={"Authorization": f"Bearer {token}"},
+                       json={"name": "keyman", "permissions": ["keys:manage", "metrics:read"]}, timeout=30)
+        assert r.status_code == 200, r.text
+        r = httpx.post(f"{proc.url}/api/v1/admin/users", headers={"Authorization": f"Bearer {token}"},
+                       json={"username": "kim", "password": VIEWER_PASSWORD, "role": "keyman"}, timeout=30)
+        assert r.status_code == 200, r.text
         yield proc
     finally:
         proc.stop()
@@ -115,6 +121,25 @@ def test_viewer_sees_no_administration_and_the_api_refuses(server: Proc, browser
     r = httpx.get(f"{server.url}/api/v1/admin/users", headers=auth, timeout=30)
     assert r.status_code == 403, r.text
     assert tab.console_errors() == []
+
+
+def test_key_manager_without_users_manage_sees_keys_but_no_users(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/admin", "kim", VIEWER_PASSWORD)
+    page = tab.page
+    page.get_by_role("heading", name="API keys").wait_for()
+    assert page.get_by_role("link", name="Administration").count() == 1
+    assert page.get_by_role("heading", name="Users").count() == 0
+    # a key of a role with more permissions than kim's is refused with the reason
+    page.get_by_label("Key name").fill("too-strong")
+    page.get_by_label("Key role").select_option("admin")
+    page.get_by_role("button", name="Create key").click()
+    assert "permissions you do not hold" in page.get_by_role("alert").inner_text()
+    assert page.get_by_test_id("new-key").count() == 0
+    r = httpx.get(f"{server.url}/api/v1/admin/apikeys", timeout=30,
+                  headers={"Authorization": f"Bearer {login_token(server.url, 'admin', ADMIN_PASSWORD)}"})
+    assert "too-strong" not in [k["name"] for k in r.json()["data"]]  # nothing written
+    assert tab.console_errors() == [f"Failed to load resource: the server responded with a status of 403 (Forbidden) "
+                                    f"({server.url}/api/v1/admin/apikeys)"]
 
 
 def test_event_logged_from_the_page_is_found_with_filters(server: Proc, browser: Any) -> None:
