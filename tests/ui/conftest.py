@@ -33,7 +33,9 @@ def require_ui() -> None:
         raise AssertionError(f"axe-core is missing ({AXE}): run `make setup` (npm ci in web/)")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread while it
+# is started, so a later non-UI test in the same xdist worker could not call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         raise PeerMissing(f"{CHROMIUM} is not installed: run `make peers` (apt-get install chromium)")

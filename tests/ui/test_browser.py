@@ -150,6 +150,8 @@ def test_explorer_graph_with_legend_toggling_and_several_queries(server: Proc, b
     chart = page.get_by_test_id("explorer-chart")
     chart.locator("canvas").wait_for()
     legend = chart.locator(".legend-item")
+    # both queries' results render (each answers on its own): wait for their four series
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=explorer-chart] .legend-item').length >= 4")
     assert legend.count() == 4  # two series per query
     labels = legend.all_inner_texts()
     assert any(t.startswith("A: ui_demo_value") for t in labels) and any(t.startswith("B: ") for t in labels)
@@ -170,7 +172,9 @@ def test_explorer_graph_with_legend_toggling_and_several_queries(server: Proc, b
     rng = re.search(r"range=([0-9a-z]+)", page.url)
     assert rng is not None and rng.group(1) != "15m"
     page.get_by_role("button", name="Add query").click()
-    assert page.get_by_role("textbox", name="PromQL query C").count() == 1
+    query_c = page.get_by_role("textbox", name="PromQL query C")
+    query_c.wait_for()  # rendered after the click, not synchronously with it
+    assert query_c.count() == 1
     # the catalog browser lists metrics with their labels
     page.locator(".catalog summary").click()
     page.get_by_role("button", name="ui_demo_value", exact=True).click()
