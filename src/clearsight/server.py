@@ -687,6 +687,15 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    # Syslog listens before the HTTP listeners: once /ready answers, every configured port is open.
+    if built.syslog is not None:
+        try:
+            await built.syslog.start()
+        except OSError as e:
+            log.warning("syslog listeners not started: %s; the server runs without them (server.syslog_*_listen)",
+                        e)
+            await built.syslog.stop()
+            built.syslog = None
     retention_task = asyncio.create_task(_retention_loop(built.store, cfg, built.log_store))
     tasks = [asyncio.create_task(srv.serve()) for srv in servers]
     # Wait until every listener is up, then announce the URL.
@@ -701,19 +710,13 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         retention_task.cancel()
         if grpc_server is not None:
             grpc_server.stop(None)
+        if built.syslog is not None:
+            await built.syslog.stop()
         built.store.close()
         if built.log_store is not None:
             built.log_store.close()
         raise SystemExit("could not start the HTTP listeners (address in use?); see the log above")
     await scraper.start()
-    if built.syslog is not None:
-        try:
-            await built.syslog.start()
-        except OSError as e:
-            log.warning("syslog listeners not started: %s; the server runs without them (server.syslog_*_listen)",
-                        e)
-            await built.syslog.stop()
-            built.syslog = None
     if built.health is not None:
         for task in built.health.tasks:
             task.start()
