@@ -227,17 +227,10 @@ class Pipeline:
         def json_stage(line: str, labels: dict[str, str], ts: int) -> str:
             if line[:1] != "{" and not line.lstrip().startswith("{"):  # cheaper than orjson's exception
                 labels[ERROR] = JSON_ERR
-                labels[ERROR_DETAILS] = "Value looks like a JSON value but not an object"
+                labels[ERROR_DETAILS] = _NOT_AN_OBJECT
                 return line
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                labels[ERROR] = JSON_ERR
-                labels[ERROR_DETAILS] = str(e)
-                return line
-            if not isinstance(doc, dict):
-                labels[ERROR] = JSON_ERR
-                labels[ERROR_DETAILS] = "Value looks like a JSON value but not an object"
+            doc = _json_object(line, labels)
+            if doc is None:
                 return line
             if paths:
                 for name, path in paths:
@@ -303,15 +296,8 @@ class Pipeline:
                 self._set(labels, key, _scalar(v))
 
     def _unpack(self, line: str, labels: dict[str, str], ts: int) -> str:
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            labels[ERROR] = JSON_ERR
-            labels[ERROR_DETAILS] = str(e)
-            return line
-        if not isinstance(doc, dict):
-            labels[ERROR] = JSON_ERR
-            labels[ERROR_DETAILS] = "Value looks like a JSON value but not an object"
+        doc = _json_object(line, labels)
+        if doc is None:
             return line
         out = line
         for k, v in doc.items():
@@ -529,3 +515,21 @@ def _compare(c: LabelCompare) -> Callable[[dict[str, str]], bool]:
             return True
         return fn(x, ref)
     return test
+
+
+_NOT_AN_OBJECT = "Value looks like a JSON value but not an object"
+
+
+def _json_object(line: str, labels: dict[str, str]) -> dict[str, Any] | None:
+    """The line as a JSON object, or None with Loki's ``__error__``/``__error_details__`` set."""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        labels[ERROR] = JSON_ERR
+        labels[ERROR_DETAILS] = str(e)
+        return None
+    if not isinstance(doc, dict):
+        labels[ERROR] = JSON_ERR
+        labels[ERROR_DETAILS] = _NOT_AN_OBJECT
+        return None
+    return doc
