@@ -239,9 +239,10 @@ def _load_credentials() -> dict[str, str]:
 
 
 def auth_headers(url: str) -> dict[str, str]:
-    """``Authorization`` for ``url`` when ``clearsight login`` stored a token for it, else none
-    (then a server on this machine answers as the anonymous principal)."""
-    token = _load_credentials().get(url.rstrip("/"))
+    """``Authorization`` for ``url`` when ``clearsight login`` stored a token for it, else from
+    ``CLEARSIGHT_API_KEY`` when set, else none (then a server on this machine answers as the
+    anonymous principal)."""
+    token = _load_credentials().get(url.rstrip("/")) or os.environ.get("CLEARSIGHT_API_KEY", "")
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

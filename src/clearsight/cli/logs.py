@@ -6,13 +6,13 @@ line), a metric query prints one row per series and step (``json``: the server's
 ``--follow`` then keeps printing new lines from ``/loki/api/v1/tail`` (WebSocket) until interrupted.
 ``events`` lists events from ``GET /api/v1/events`` (filters ``--type``, ``--level``, ``--origin``).
 
-Credentials: ``CLEARSIGHT_API_KEY`` (a ``cs_`` key) is sent as a bearer token when set; without it
-the request is anonymous (accepted from this machine in the default ``auth.anonymous: loopback``).
+Credentials: what ``clearsight login`` stored for the URL, else ``CLEARSIGHT_API_KEY`` (``cli/auth.py``
+``auth_headers``, as every HTTP command); without them the request is anonymous (accepted from this
+machine in the default ``auth.anonymous: loopback``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
+from clearsight.cli.auth import auth_headers
 from clearsight.config import parse_duration_ms
 
 NS = 1_000_000_000
@@ -30,14 +31,9 @@ class LogsCliError(Exception):
     pass
 
 
-def auth_headers() -> dict[str, str]:
-    key = os.environ.get("CLEARSIGHT_API_KEY", "")
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
 def _get(url: str, path: str, params: list[tuple[str, str]], timeout: float = 120.0) -> dict[str, Any]:
     try:
-        r = httpx.get(url.rstrip("/") + path, params=httpx.QueryParams(tuple(params)), headers=auth_headers(),
+        r = httpx.get(url.rstrip("/") + path, params=httpx.QueryParams(tuple(params)), headers=auth_headers(url),
                       timeout=timeout)
     except httpx.HTTPError as e:
         raise LogsCliError(f"cannot reach {url}: {e}") from None
@@ -139,7 +135,7 @@ def follow(url: str, logql: str, *, start_ns: int, limit: int, output: str) -> I
     base = url.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     query = urlencode({"query": logql, "start": str(start_ns), "limit": str(limit)})
     try:
-        with connect(f"{base}/loki/api/v1/tail?{query}", additional_headers=auth_headers(),
+        with connect(f"{base}/loki/api/v1/tail?{query}", additional_headers=auth_headers(url),
                      open_timeout=30) as ws:
             for message in ws:
                 frame = orjson.loads(message)
