@@ -4,6 +4,8 @@ import { may, signOut, whoAmI, type AuthState } from './auth';
 import { AdminPage } from './pages/Admin';
 import { AlertsPage } from './pages/Alerts';
 import { EventsPage } from './pages/Events';
+import { HealthMapPage } from './pages/HealthMap';
+import { InfrastructurePage } from './pages/Infrastructure';
 import { LogsPage } from './pages/Logs';
 import { OverviewPage } from './pages/Overview';
 import { SignIn } from './pages/SignIn';
@@ -65,6 +67,8 @@ export function App() {
   else if (auth.kind === 'signin') content = <SignIn message={auth.message} onSignedIn={() => whoAmI().then(setAuth)} />;
   else if (auth.kind === 'error') content = <p role="alert" class="error">{auth.message}. Reload the page to retry.</p>;
   else if (page === 'overview') content = <OverviewPage />;
+  else if (page === 'infrastructure') content = <InfrastructurePage />;
+  else if (page === 'health') content = <HealthMapPage />;
   else if (page === 'logs') content = <LogsPage />;
   else if (page === 'alerts') content = <AlertsPage />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;

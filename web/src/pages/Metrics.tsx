@@ -1,10 +1,11 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { parseValue, promGet, seriesText, type MatrixItem, type Metric, type QueryData } from '../api';
-import { Chart, type ChartSeries } from '../components/Chart';
+import { promGet, seriesText, type MatrixItem, type Metric, type QueryData } from '../api';
+import { Chart } from '../components/Chart';
 import { PromqlEditor } from '../components/PromqlEditor';
 import { Time } from '../components/Time';
 import { resolve, TimeRangePicker, type Range } from '../components/TimeRange';
 import { navigate } from '../router';
+import { alignMatrix, stepFor } from '../series';
 import { formatDuration, parseDuration } from '../time';
 import { Catalog } from './Catalog';
 
@@ -46,10 +47,6 @@ interface Result {
   warnings: string[];
   loading: boolean;
   at: number;
-}
-
-function stepFor(rangeMs: number): number {
-  return Math.max(1, Math.round(rangeMs / 1000 / 400));
 }
 
 function TableView({ data, at }: { data: QueryData; at: number }) {
@@ -146,30 +143,13 @@ export function MetricsPage() {
 
   const graph = useMemo(() => {
     if (view !== 'graph') return null;
-    const xs = new Set<number>();
-    const items: { label: string; pts: Map<number, number> }[] = [];
-    results.forEach((r, qi) => {
-      if (!r.data) return;
-      if (r.data.resultType === 'matrix') {
-        for (const s of r.data.result) {
-          const pts = new Map<number, number>();
-          for (const [t, v] of s.values) {
-            xs.add(t);
-            pts.set(t, parseValue(v));
-          }
-          items.push({ label: `${queries.length > 1 ? `${LETTERS[qi]}: ` : ''}${seriesText(s.metric)}`, pts });
-        }
-      }
-    });
-    const x = [...xs].sort((a, b) => a - b);
-    const series: ChartSeries[] = items.map((it) => ({
-      label: it.label,
-      values: x.map((t) => {
-        const v = it.pts.get(t);
-        return v === undefined || !Number.isFinite(v) ? null : v;
-      }),
-    }));
-    return { x, series };
+    return alignMatrix(
+      results.flatMap((r, qi) =>
+        r.data?.resultType === 'matrix'
+          ? [{ items: r.data.result, label: (m: Metric) => `${queries.length > 1 ? `${LETTERS[qi]}: ` : ''}${seriesText(m)}` }]
+          : [],
+      ),
+    );
   }, [results, view]);
 
   const setQuery = (i: number, v: string) => setQueries((qs) => qs.map((q, j) => (j === i ? v : q)));
