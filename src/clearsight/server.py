@@ -35,6 +35,7 @@ from clearsight.api.auth_admin import make_admin_routes
 from clearsight.api.auth_routes import make_auth_routes
 from clearsight.api.common import TenantOf
 from clearsight.api.correlations import CorrelationApi
+from clearsight.api.events_grpc import EventService
 from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
@@ -181,6 +182,7 @@ class Built:
     syslog: SyslogListener | None = None
     signing: Verifier | None = None  # signed ingestion, shared by the HTTP listeners (auth/signing.py)
     usage: Usage | None = None  # usage counts and quotas per organisation (auth/usage.py)
+    events_grpc: EventService | None = None  # served on the OTLP/gRPC listener (api/events_grpc.py)
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -544,7 +546,9 @@ def build(cfg: Config) -> Built:
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
-                 log_surfaces=log_surfaces, syslog=syslog, signing=signing, usage=usage)
+                 log_surfaces=log_surfaces, syslog=syslog, signing=signing, usage=usage,
+                 events_grpc=EventService(log_surfaces.events_grpc, log_query.query_events_grpc,
+                                          make_tenant_of_metadata(cfg), log_surfaces.limits))
 
 
 class _Server(uvicorn.Server):
@@ -675,7 +679,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                 + ([IdempotencyInterceptor(IdempotencyStore(built.auth.db, parse_duration_ms(cfg.auth.idempotency_window)),
                                            make_tenant_of_metadata(cfg))] if built.auth else []),  # last: org known
                 logs_export=built.log_surfaces.otlp_logs_grpc if built.log_surfaces is not None else None,
-                on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc())
+                on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc(),
+                extra_handlers=[built.events_grpc.handler()] if built.events_grpc is not None else [])
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
             log.warning("OTLP/gRPC listener not started: %s; the server runs without it (move it with "
                         '--otlp-grpc-listen host:port, or "" to disable)', e, extra={"listen": cfg.server.otlp_grpc_listen})

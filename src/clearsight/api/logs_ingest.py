@@ -222,6 +222,16 @@ class LogIngestSurfaces:
             return err or Response(status_code=500)
         return json_response({"accepted": len(evs), "ids": [ev.id for ev in evs]})
 
+    def events_grpc(self, tenant: str, evs: list[Event]) -> None:
+        """The event gRPC service's ``Log``/``LogStream`` (``api/events_grpc.py``): commits validated
+        events in the calling (gRPC worker) thread; raises ``IngestError``."""
+        try:
+            result = self.ingestor.ingest_blocking(tenant, events_batch(evs))
+        except IngestError as e:
+            self._rejected("events_grpc", e)
+            raise
+        self._ok("events_grpc", 200, result)
+
     async def post_falco(self, request: Request) -> Response:
         """Falco / falcosidekick alerts (JSON object, array or NDJSON): 200 after commit."""
         evs, err = await self._events(request, "falco", lambda b, _now: falco.decode_falco(b, limits=self.limits))

@@ -29,11 +29,12 @@ from starlette.routing import BaseRoute, Route
 
 from clearsight.api.admission import served_hosts
 from clearsight.api.common import ApiError, TenantOf
+from clearsight.api.events_grpc import EventQuery
 from clearsight.api.query_admission import Deadline, Unavailable, make_governor, run_read
 from clearsight.config import QueryConfig
 from clearsight.ingest.log_common import parse_rfc3339_ns
 from clearsight.model.labels import Labels, to_dict
-from clearsight.model.logs import LogBatch
+from clearsight.model.logs import Event, LogBatch
 from clearsight.model.matchers import Matcher
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL, event_json, event_of
@@ -474,18 +475,38 @@ class LogQueryApi:
         """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
         def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_RANGE_NS)
-            matchers = [Matcher.of("=~", EVENT_TYPE_LABEL, ".+")]
-            for param, label in (("type", EVENT_TYPE_LABEL), ("level", "level"), ("origin", "origin")):
-                values = [v for v in q.getlist(param) if v]
-                if param == "level":
-                    values = [v.upper() for v in values]
-                if values:
-                    matchers.append(Matcher.of("=~", label, "|".join(_re_escape(v) for v in values)))
-            batch = self.store.select(tenant, matchers, start, end, (), self._limit(q.get("limit")),
-                                      self._direction(q.get("direction")))
-            evs = [event_json(event_of(batch.entry(j))) for j in range(len(batch))]
-            return {"status": "success", "data": {"events": evs}}
+            evs = self.select_events(tenant, [q.getlist(p) for p in ("type", "level", "origin")], start, end,
+                                     self._limit(q.get("limit")), self._direction(q.get("direction")))
+            return {"status": "success", "data": {"events": [event_json(ev) for ev in evs]}}
         return await self._run(request, run)
+
+    def select_events(self, tenant: str, filters: Sequence[Sequence[str]], start: int, end: int, limit: int,
+                      direction: Direction) -> list[Event]:
+        """Events in [start, end]; ``filters`` are the type, level and origin values (each list
+        matches any of its values; empty: no filter)."""
+        matchers = [Matcher.of("=~", EVENT_TYPE_LABEL, ".+")]
+        for values, label in zip(filters, (EVENT_TYPE_LABEL, "level", "origin"), strict=True):
+            vs = [v.upper() if label == "level" else v for v in values if v]
+            if vs:
+                matchers.append(Matcher.of("=~", label, "|".join(_re_escape(v) for v in vs)))
+        batch = self.store.select(tenant, matchers, start, end, (), limit, direction)
+        return [event_of(batch.entry(j)) for j in range(len(batch))]
+
+    def query_events_grpc(self, tenant: str, q: EventQuery) -> list[Event]:
+        """The event gRPC service's ``Query`` (``api/events_grpc.py``): the same defaults and bounds as
+        ``GET /api/v1/events``; a bad request raises ``ValueError``. Not queued by the query governor:
+        bounded by the limit and the range length."""
+        try:
+            end = q.end_ns or self.clock_ns()
+            start = q.start_ns or end - DEFAULT_RANGE_NS
+            if end < start:
+                raise BadRequest("end timestamp must not be before start time")
+            self._check_len(start, end)
+            limit = self._limit(str(q.limit) if q.limit else None)
+        except BadRequest as e:
+            raise ValueError(str(e)) from None
+        return self.select_events(tenant, (q.types, q.levels, q.origins), start, end, limit,
+                                  "forward" if q.forward else "backward")
 
     def routes(self) -> list[BaseRoute]:
         h: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [

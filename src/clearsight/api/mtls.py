@@ -167,15 +167,17 @@ def current_grpc_tls_org() -> str:
 def grpc_tls_interceptor(crl: RevocationList | None) -> Any:
     """A gRPC server interceptor for mutual TLS: refuses calls whose client certificate is in the CRL
     (``UNAUTHENTICATED``, and the same WARNING line as on HTTP), and makes the certificate's O the
-    call's organisation (``current_grpc_tls_org``). Unary calls only (OTLP's Export)."""
+    call's organisation (``current_grpc_tls_org``). Unary and client-streaming calls (``rewrap``)."""
     import grpc
+
+    from clearsight.auth.grpc_interceptor import rewrap
 
     class TlsInterceptor(grpc.ServerInterceptor):
         def intercept_service(self, continuation: Any, details: Any) -> Any:
             handler = continuation(details)
-            if handler is None or handler.unary_unary is None:
+            if handler is None:
                 return handler
-            inner = handler.unary_unary
+            inner = handler.unary_unary or handler.stream_unary
 
             def checked(request: Any, context: Any) -> Any:
                 pem = context.auth_context().get("x509_pem_cert")
@@ -198,8 +200,7 @@ def grpc_tls_interceptor(crl: RevocationList | None) -> Any:
                 finally:
                     _GRPC_TLS_ORG.reset(token)
 
-            return grpc.unary_unary_rpc_method_handler(checked, request_deserializer=handler.request_deserializer,
-                                                       response_serializer=handler.response_serializer)
+            return rewrap(handler, checked)
 
     return TlsInterceptor()
 

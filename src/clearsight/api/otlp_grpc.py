@@ -1,5 +1,6 @@
 """OTLP/gRPC receiver: ``MetricsService/Export`` and ``LogsService/Export``; ``TraceService/Export``
-answers UNIMPLEMENTED with a message saying traces are not stored yet (and is counted).
+answers UNIMPLEMENTED with a message saying traces are not stored yet (and is counted). The same
+server mounts ``extra_handlers`` (the event service, ``api/events_grpc.py``).
 
 Requests arrive as raw bytes (no generated servicer) and go through the same decoder as OTLP/HTTP.
 Errors map to gRPC codes per the OTLP specification, with a ``google.rpc.Status`` in the
@@ -64,7 +65,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _abort(context: grpc.ServicerContext, e: IngestError) -> None:
+def abort_ingest(context: grpc.ServicerContext, e: IngestError) -> None:
     """Ends the call with the gRPC status of ``e`` and a ``google.rpc.Status`` trailer (+ RetryInfo)."""
     st = status_message(e)
     trailers: list[tuple[str, bytes]] = [("grpc-status-details-bin", st.SerializeToString())]
@@ -91,7 +92,7 @@ class _LogsExport:
                                       f"{self._limits.max_decompressed_bytes} bytes")
             self._export(tenant, request)
         except IngestError as e:
-            _abort(context, e)
+            abort_ingest(context, e)
         return logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
 
 
@@ -154,7 +155,7 @@ class _MetricsExport:
             if e.status >= 500 or e.status == 429:
                 log.warning("OTLP/gRPC metrics export rejected (%d): %s", e.status, e.message)
             self._report(ExportOutcome("otlp_grpc", e.status, e.reason))
-            _abort(context, e)
+            abort_ingest(context, e)
         rejected, message = partial_success(decoded, result)
         self._report(
             ExportOutcome(
@@ -190,6 +191,7 @@ def start_otlp_grpc_server_on(
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     logs_export: LogsExport | None = None,
     on_traces: Callable[[], None] | None = None,
+    extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> tuple[grpc.Server, int]:
     """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
     max_msg = min(limits.max_decompressed_bytes, _MAX_GRPC_MESSAGE)
@@ -216,7 +218,7 @@ def start_otlp_grpc_server_on(
         logs = _LogsExport(logs_export, limits, tenant_of_metadata)
         handlers.append(grpc.method_handlers_generic_handler(
             LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(logs.export)}))
-    server.add_generic_rpc_handlers(tuple(handlers))
+    server.add_generic_rpc_handlers((*handlers, *extra_handlers))
     try:
         if credentials is not None:
             port = server.add_secure_port(listen, credentials)
@@ -245,6 +247,7 @@ def start_otlp_grpc_server(
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     logs_export: LogsExport | None = None,
     on_traces: Callable[[], None] | None = None,
+    extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> grpc.Server:
     """Starts an OTLP/gRPC server on ``listen`` (``host:port``); stop it with ``server.stop(grace)``."""
     server, _ = start_otlp_grpc_server_on(
@@ -259,5 +262,6 @@ def start_otlp_grpc_server(
         interceptors=interceptors,
         logs_export=logs_export,
         on_traces=on_traces,
+        extra_handlers=extra_handlers,
     )
     return server

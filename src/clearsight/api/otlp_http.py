@@ -36,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clearsight.api.common import read_body
+from clearsight.ingest.events import EventValidationError
 from clearsight.ingest.otlp_common import Encoding, OtlpInvalidInput, encoding_of, media_type_of
 from clearsight.ingest.otlp_metrics import (
     DEFAULT_OPTIONS,
@@ -93,7 +94,7 @@ def retry_after_seconds(err: IngestError) -> int | None:
 def status_message(err: IngestError) -> status_pb2.Status:
     """``google.rpc.Status`` for an error, with BadRequest or RetryInfo details."""
     st = status_pb2.Status(code=grpc_code_of(err), message=err.message)
-    if isinstance(err, OtlpInvalidInput):
+    if isinstance(err, OtlpInvalidInput | EventValidationError):  # the latter: the event gRPC service
         br = error_details_pb2.BadRequest()
         br.field_violations.add(field=err.field, description=err.description)
         detail = any_pb2.Any()

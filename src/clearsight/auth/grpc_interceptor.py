@@ -21,6 +21,10 @@ METHODS: dict[str, str] = {
     "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export": p.METRICS_WRITE,
     "/opentelemetry.proto.collector.logs.v1.LogsService/Export": p.LOGS_WRITE,
     "/opentelemetry.proto.collector.trace.v1.TraceService/Export": p.TRACES_WRITE,
+    # Clearsight's event service (api/events_grpc.py, docs/clearsight_events.proto).
+    "/clearsight.events.v1.EventService/Log": p.EVENTS_WRITE,
+    "/clearsight.events.v1.EventService/LogStream": p.EVENTS_WRITE,
+    "/clearsight.events.v1.EventService/Query": p.EVENTS_READ,
 }
 _PROXY_KEYS = frozenset({"x-forwarded-for", "forwarded", "x-real-ip"})
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("clearsight_principal", default=None)
@@ -80,9 +84,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        inner = handler.unary_unary
+        inner = handler.unary_unary or handler.stream_unary
         method = details.method
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
@@ -100,5 +104,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
             finally:
                 _current.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(guarded, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
+        return rewrap(handler, guarded)
+
+
+def rewrap(handler: Any, wrapper: Callable[[Any, grpc.ServicerContext], Any]) -> Any:
+    """A handler calling ``wrapper(request, context)`` in place of the unary or client-streaming
+    ``handler`` (the request is then the iterator of messages). A server-streaming handler is
+    refused (PERMISSION_DENIED): a wrapper could not hold its context while the stream is produced,
+    and no served method streams responses."""
+    opts = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(wrapper, **opts)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(wrapper, **opts)
+
+    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "server-streaming methods are not served")
+
+    return grpc.unary_unary_rpc_method_handler(refuse, **opts)
