@@ -1,6 +1,12 @@
 """Bounded buffers of encoded requests between the collectors and the shipper.
 
 The collectors ``put`` a compressed request; the shipper ``peek``s the oldest, sends it and ``ack``s it.
+A log source that must commit its read position together with what it read uses two phases:
+``stage`` the requests (not yet visible to senders), save the position with the staged names in the
+same state file, then ``publish`` them. After a crash, ``recover`` publishes the staged requests that
+some source's saved state names (their position was committed, so they must be sent) and deletes
+the others (their position was not, so the source reads those lines again): neither a gap nor a
+second copy, whichever instant the process was killed at.
 Several senders share one buffer with ``claim`` (the oldest request no other sender holds) and
 ``release`` (give it back undelivered); ``ack`` removes a request wherever it is.
 When the bytes held exceed ``max_bytes`` the oldest requests are dropped and counted (never silently).
@@ -21,8 +27,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import threading
 from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -50,6 +58,10 @@ class Buffer(Protocol):
     dropped_samples: int
 
     def put(self, payload: bytes, samples: int) -> None: ...
+    def stage(self, payload: bytes, samples: int) -> str: ...
+    def publish(self, names: Sequence[str]) -> None: ...
+    def discard(self, names: Sequence[str]) -> None: ...
+    def recover(self, referenced: Iterable[str]) -> None: ...
     def peek(self) -> Entry | None: ...
     def claim(self) -> Entry | None: ...
     def release(self, seq: int) -> None: ...
@@ -97,6 +109,7 @@ class MemoryBuffer(_Base):
     def __init__(self, max_bytes: int) -> None:
         super().__init__(max_bytes)
         self._q: deque[Entry] = deque()
+        self._staged: dict[str, tuple[bytes, int]] = {}
         self._bytes = 0
         self._seq = 0
 
@@ -105,14 +118,38 @@ class MemoryBuffer(_Base):
 
     def put(self, payload: bytes, samples: int) -> None:
         with self._cond:
-            self._seq += 1
-            self._q.append(_entry(self._seq, payload, samples))
-            self._bytes += len(payload)
-            while self._bytes > self.max_bytes and len(self._q) > 1:
-                old = self._q.popleft()
-                self._bytes -= len(old.payload)
-                self._dropped(old.samples)
-            self._cond.notify_all()
+            self._append(payload, samples)
+
+    def stage(self, payload: bytes, samples: int) -> str:
+        with self._cond:
+            name = secrets.token_hex(8)
+            self._staged[name] = (payload, samples)
+            return name
+
+    def publish(self, names: Sequence[str]) -> None:
+        with self._cond:
+            for name in names:
+                staged = self._staged.pop(name, None)
+                if staged is not None:
+                    self._append(*staged)
+
+    def discard(self, names: Sequence[str]) -> None:
+        with self._cond:
+            for name in names:
+                self._staged.pop(name, None)
+
+    def recover(self, referenced: Iterable[str]) -> None:
+        """Nothing survives a restart in memory: nothing to recover."""
+
+    def _append(self, payload: bytes, samples: int) -> None:  # the caller holds the lock
+        self._seq += 1
+        self._q.append(_entry(self._seq, payload, samples))
+        self._bytes += len(payload)
+        while self._bytes > self.max_bytes and len(self._q) > 1:
+            old = self._q.popleft()
+            self._bytes -= len(old.payload)
+            self._dropped(old.samples)
+        self._cond.notify_all()
 
     def peek(self) -> Entry | None:
         with self._cond:
@@ -158,6 +195,8 @@ class DiskBuffer(_Base):
             if p.suffix == ".tmp":
                 p.unlink(missing_ok=True)  # a write interrupted by a crash: never acknowledged to anyone
                 continue
+            if p.suffix == ".staged":
+                continue  # kept for recover(): published if a source's saved state names it
             seq, samples = self._parse(p.name)
             if seq is not None:
                 size = p.stat().st_size
@@ -191,14 +230,57 @@ class DiskBuffer(_Base):
             with open(tmp, "wb") as fh:
                 fh.write(payload)
             os.replace(tmp, path)
-            self._files.append((self._seq, samples, len(payload)))
-            self._bytes += len(payload)
-            while self._bytes > self.max_bytes and len(self._files) > 1:
-                seq, n, size = self._files.popleft()
-                self._path(seq, n).unlink(missing_ok=True)
-                self._bytes -= size
-                self._dropped(n)
-            self._cond.notify_all()
+            self._published(self._seq, samples, len(payload))
+
+    def stage(self, payload: bytes, samples: int) -> str:
+        """Write the request as ``<random>-<samples>.staged`` (written whole, then renamed): the name
+        is random so a name some old state file still holds never matches a later request."""
+        name = f"{secrets.token_hex(8)}-{samples}"
+        path = self.dir / f"{name}.staged"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+        return name
+
+    def publish(self, names: Sequence[str]) -> None:
+        with self._cond:
+            for name in names:
+                staged = self.dir / f"{name}.staged"
+                try:
+                    size = staged.stat().st_size
+                except FileNotFoundError:  # published before a restart (and maybe delivered since)
+                    continue
+                samples = int(name.rpartition("-")[2])
+                self._seq += 1
+                os.replace(staged, self._path(self._seq, samples))
+                self._published(self._seq, samples, size)
+
+    def discard(self, names: Sequence[str]) -> None:
+        for name in names:
+            (self.dir / f"{name}.staged").unlink(missing_ok=True)
+
+    def recover(self, referenced: Iterable[str]) -> None:
+        wanted = set(referenced)
+        staged = sorted(self.dir.glob("*.staged"), key=lambda p: p.stat().st_mtime_ns)
+        keep = [p.stem for p in staged if p.stem in wanted]
+        for p in staged:
+            if p.stem not in wanted:
+                p.unlink(missing_ok=True)  # its source's position was not saved: it reads them again
+        if keep:
+            log.info("spool %s: %d staged requests whose read position was saved before the restart",
+                     self.dir, len(keep))
+            self.publish(keep)
+
+    def _published(self, seq: int, samples: int, size: int) -> None:  # the caller holds the lock
+        self._files.append((seq, samples, size))
+        self._bytes += size
+        while self._bytes > self.max_bytes and len(self._files) > 1:
+            old, n, old_size = self._files.popleft()
+            self._path(old, n).unlink(missing_ok=True)
+            self._bytes -= old_size
+            self._dropped(n)
+        self._cond.notify_all()
 
     def peek(self) -> Entry | None:
         with self._cond:

@@ -160,6 +160,7 @@ def build_agent(cfg: AgentConfig) -> Agent:
     logs = None
     if sources:
         log_buffer = _buffer(cfg, "logs")
+        log_buffer.recover(name for source, _tidy, _interval in sources for name in source.staged())
         n = cfg.shipper.log_senders
         if cfg.shipper.protocol == "grpc":
             senders = [grpc_log_shipper(cfg, log_buffer, shared=n > 1) for _ in range(n)]

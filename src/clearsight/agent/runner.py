@@ -246,19 +246,25 @@ class Agent:
         return total
 
     def _read_logs(self, ls: ScheduledLogs) -> None:
-        """Read a source, tidy, encode, buffer, then commit its position (so a restart resumes after
-        what is safely buffered)."""
+        """Read a source, tidy, encode and stage the requests, commit the position naming them, then
+        publish them to the senders: killed before the commit, the source reads the lines again and the
+        staged requests are deleted at the next start; killed after it, they are published then."""
         assert self.logs is not None
         t0 = time.perf_counter()
         try:
             records = ls.source.read()
             ls.records_read += len(records)
             kept = ls.tidy.apply(records)
-            if kept:
+            staged: list[str] = []
+            try:
                 for payload, n in self.logs.encoder.encode(ls.source.service, kept, int(self.clock() * 1e9)):
-                    self.logs.buffer.put(payload, n)
-                ls.records_buffered += len(kept)
-            ls.source.commit()
+                    staged.append(self.logs.buffer.stage(payload, n))
+                ls.source.commit(staged)
+            except BaseException:
+                self.logs.buffer.discard(staged)
+                raise
+            self.logs.buffer.publish(staged)
+            ls.records_buffered += len(kept)
         except Exception:
             ls.failures += 1
             log.exception("log source %s failed", ls.source.name)

@@ -4,6 +4,7 @@ drops counted), new config keys' errors, and ``clearsight certs`` files."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,11 @@ class Source:
     def read(self) -> list[LogRecord]:
         return self.batches.pop(0) if self.batches else []
 
-    def commit(self) -> None:
+    def commit(self, staged: Sequence[str] = ()) -> None:
         self.commits += 1
+
+    def staged(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         pass

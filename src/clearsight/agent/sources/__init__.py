@@ -1,8 +1,11 @@
-"""Log sources: each ``read()`` returns the records that appeared since the last one; ``commit()`` persists
-the position after those records are safely in the agent's buffer (so a restart resumes there)."""
+"""Log sources: each ``read()`` returns the records that appeared since the last one; ``commit(staged)``
+persists the position after those records, together with the names of the spool requests that hold
+them (staged, not yet published: agent/buffer.py), in one atomic write; ``staged()`` gives the names
+saved by the last commit before a restart, so the agent publishes exactly those."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from clearsight.agent.logrecord import LogRecord
@@ -14,5 +17,6 @@ class LogSource(Protocol):
     errors: dict[str, int]
 
     def read(self) -> list[LogRecord]: ...
-    def commit(self) -> None: ...
+    def commit(self, staged: Sequence[str] = ()) -> None: ...
+    def staged(self) -> list[str]: ...
     def close(self) -> None: ...

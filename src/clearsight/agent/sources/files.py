@@ -241,10 +241,13 @@ class FileSource:
                 self._error("read", f"{t.path}: {e}")
         return out
 
-    def commit(self) -> None:
+    def commit(self, staged: Sequence[str] = ()) -> None:
         files = [{"dev": t.key[0], "ino": t.key[1], "path": t.path,
                   "offset": t.pending_start if t.pending else t.offset} for t in self._files.values()]
-        self.state.save({"files": files})
+        self.state.save({"files": files}, staged)
+
+    def staged(self) -> list[str]:
+        return self.state.staged
 
     def close(self) -> None:
         for t in self._files.values():

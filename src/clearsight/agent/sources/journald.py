@@ -201,11 +201,15 @@ class JournaldSource:
             self._warned.discard("exec")
         return records
 
-    def commit(self) -> None:
-        if self._pending is not None and self._pending != self.cursor:
-            self.cursor = self._pending
-            self.state.save({"cursor": self.cursor})
+    def commit(self, staged: Sequence[str] = ()) -> None:
+        if (self._pending is not None and self._pending != self.cursor) or staged:
+            if self._pending is not None:
+                self.cursor = self._pending
+            self.state.save({"cursor": self.cursor}, staged)
         self._pending = None
+
+    def staged(self) -> list[str]:
+        return self.state.staged
 
     def close(self) -> None:
         if self._proc is not None:
