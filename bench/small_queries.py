@@ -11,26 +11,43 @@ Every server starts on 127.0.0.1 on a free port in a temp dir (Clearsight as ``m
 with default settings) and is stopped by PID. After loading, the script waits until every server is
 idle, then:
 
-1. latency: each query once to warm up, then ``--rounds`` rounds, round-robin across servers, one
-   request at a time over a kept-alive connection (``http.client``: the client adds ~0.1 ms); the
-   median per query and server, the ratio to Prometheus, whether the answer equals Prometheus'
-   (same series, values within 1e-6 relative), and the geometric means;
-2. concurrency: 4 and 16 client threads, each with its own connection, send the same query mix
-   until ``--concurrent-requests`` requests are done; requests/s and p50/p99 per server, and the
-   ratio of throughput to Prometheus';
-3. peak RSS of each server's process over the whole run (sampled every 0.2 s).
+1. latency and CPU: each query once to warm up, then ``--rounds`` rounds, round-robin across
+   servers, one request at a time over a kept-alive connection (``http.client``: the client adds
+   ~0.1 ms); per query and server the median wall latency and the server's CPU per request (its
+   threads' and children's on-CPU time from /proc/<pid>/task/*/schedstat over all the rounds,
+   minus what the server burnt idle over the same time, measured before), the ratios to
+   Prometheus and the geometric means. CPU per request holds on a loaded machine, where wall latency is mostly
+   waiting for a core;
+2. correctness: whether each answer equals Prometheus' (same series, values within 1e-6 relative).
+   Clearsight follows Prometheus 3's left-open range windows ``(t - range, t]``, Prometheus 2.42
+   closes them, ``[t - range, t]``, so a sample exactly ``range`` before a step (the scrape jitter
+   of one host in the workload lands there) is in 2.42's window only. When the literal answers
+   differ, the query is sent to Clearsight again with every range widened by 1 ms (``[5m]`` ->
+   ``[300001ms]``: on millisecond timestamps the same samples as 2.42's closed window) and compared
+   within 1e-5 (the 1 ms moves rate's extrapolation by ~3e-6 relative): equal there is marked
+   ``(2.42 window)``. ``topk`` over counters rounded to centiseconds meets exact ties, which two
+   engines may break differently when their sums differ in the last bit: if every step holds the
+   same values (within 1e-5) but other series, it is marked ``(2.42 window, tie)``. Anything else
+   is ``(differs)``. See bench/README.md;
+3. concurrency: 4 and 16 client threads, each with its own connection, send the same query mix
+   until ``--concurrent-requests`` requests are done; requests/s, p50/p99 and server CPU per
+   request, and the throughput ratio to Prometheus';
+4. peak RSS of each server's process over the whole run (sampled every 0.2 s).
 
 The client threads run on the same 2 cores as the servers: absolute numbers mean little, ratios
-within one run hold better.
+within one run hold better, CPU ratios best.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import itertools
 import json
 import math
+import os
+import re
 import statistics
 import sys
 import tempfile
@@ -61,7 +78,11 @@ QUERIES: tuple[tuple[str, str, str], ...] = (
     ("node_load1", "instant", "node_load1"),
     ("max_over_time 1h", "instant", "max_over_time(node_load1[1h])"),
     ("count by __name__", "instant", 'count by (__name__) ({job="node"})'),
-    ("wide regex", "instant", 'sum by (instance) (node_network_receive_bytes_total{device=~"eth.*|ens.*|lo"})'),
+    (
+        "wide regex",
+        "instant",
+        'sum by (instance) (node_network_receive_bytes_total{device=~"eth.*|ens.*|lo"})',
+    ),
     ("cpu rate by mode", "range", 'sum by (mode) (rate(node_cpu_seconds_total{mode!="idle"}[5m]))'),
     ("net rate by instance", "range", "sum by (instance) (rate(node_network_receive_bytes_total[5m]))"),
     (
@@ -69,7 +90,11 @@ QUERIES: tuple[tuple[str, str, str], ...] = (
         "range",
         "histogram_quantile(0.99, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[5m])))",
     ),
-    ("topk 5 cpu", "range", 'topk(5, sum by (instance, cpu) (rate(node_cpu_seconds_total{mode="user"}[5m])))'),
+    (
+        "topk 5 cpu",
+        "range",
+        'topk(5, sum by (instance, cpu) (rate(node_cpu_seconds_total{mode="user"}[5m])))',
+    ),
     (
         "memory used ratio",
         "range",
@@ -117,7 +142,7 @@ def _canon(body: bytes) -> dict[str, list[float]]:
     return out
 
 
-def same(a: dict[str, list[float]], b: dict[str, list[float]]) -> bool:
+def same(a: dict[str, list[float]], b: dict[str, list[float]], rel: float = 1e-6) -> bool:
     if a.keys() != b.keys():
         return False
     for k in a:
@@ -125,9 +150,55 @@ def same(a: dict[str, list[float]], b: dict[str, list[float]]) -> bool:
         if len(x) != len(y):
             return False
         for u, v in zip(x, y, strict=True):
-            if not (u == v or (math.isnan(u) and math.isnan(v)) or abs(u - v) <= 1e-6 * max(abs(u), abs(v))):
+            if not (u == v or (math.isnan(u) and math.isnan(v)) or abs(u - v) <= rel * max(abs(u), abs(v))):
                 return False
     return True
+
+
+def _by_step(body: bytes) -> dict[str, list[float]]:
+    """The values each step holds across all series, sorted: what a ``topk`` answer must agree on
+    when tied series (equal up to float rounding) may be chosen differently."""
+    steps: dict[str, list[float]] = {}
+    res = json.loads(body)["data"]["result"]
+    for s in res if isinstance(res, list) else []:
+        for ts, v in s.get("values") or ([s["value"]] if "value" in s else []):
+            steps.setdefault(f"{float(ts):.3f}", []).append(float(v))
+    return {k: sorted(v) for k, v in steps.items()}
+
+
+_RANGE = re.compile(r"\[(\d+)([smh])\]")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def closed_windows(q: str) -> str:
+    """``q`` with every range widened by 1 ms: under left-open windows (Clearsight, Prometheus 3)
+    the samples Prometheus 2.42's closed ``[t - range, t]`` sees, on millisecond timestamps."""
+    return _RANGE.sub(lambda m: f"[{int(m.group(1)) * _UNIT_MS[m.group(2)] + 1}ms]", q)
+
+
+def cpu_seconds(p: psutil.Process) -> float:
+    """CPU time of ``p`` and its live children: the sum of every thread's on-CPU nanoseconds
+    (/proc/<pid>/task/<tid>/schedstat, exact, where /proc/<pid>/stat counts 10 ms ticks). A thread
+    that exits between two readings takes its time with it; both servers' threads are long-lived
+    pools."""
+    total = 0
+    for proc in [p, *p.children(recursive=True)]:
+        task_dir = Path(f"/proc/{proc.pid}/task")
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(task_dir):
+                with contextlib.suppress(OSError):
+                    total += int((task_dir / tid / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def idle_cpu_rates(pids: dict[str, int], seconds: float = 2.0) -> dict[str, float]:
+    """CPU seconds per second each server burns with no request (background loops)."""
+    ps = {t: psutil.Process(p) for t, p in pids.items()}
+    c0 = {t: cpu_seconds(p) for t, p in ps.items()}
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    wall = time.perf_counter() - t0
+    return {t: max(0.0, (cpu_seconds(p) - c0[t]) / wall) for t, p in ps.items()}
 
 
 def geomean(xs: list[float]) -> float:
@@ -153,16 +224,22 @@ class RssSampler(threading.Thread):
             self.stop_ev.wait(0.2)
 
 
-def latency(urls: dict[str, str], end_s: float, rounds: int) -> list[dict[str, Any]]:
+def latency(
+    urls: dict[str, str], pids: dict[str, int], idle: dict[str, float], end_s: float, rounds: int
+) -> list[dict[str, Any]]:
     conns = {t: Conn(u) for t, u in urls.items()}
+    ps = {t: psutil.Process(p) for t, p in pids.items()}
     rows = []
     for name, kind, q in QUERIES:
         path = query_path(kind, q, end_s)
         times: dict[str, list[float]] = {t: [] for t in urls}
         answers: dict[str, dict[str, list[float]] | str] = {}
+        bodies: dict[str, bytes] = {}
         for t, c in conns.items():  # warm-up; keep the answer
-            st, body = c.get(path)
-            answers[t] = _canon(body) if st == 200 else f"HTTP {st}: {body[:200]!r}"
+            st, bodies[t] = c.get(path)
+            answers[t] = _canon(bodies[t]) if st == 200 else f"HTTP {st}: {bodies[t][:200]!r}"
+        cpu0 = {t: cpu_seconds(p) for t, p in ps.items()}
+        w0 = time.perf_counter()
         for _ in range(rounds):
             for t, c in conns.items():
                 t0 = time.perf_counter()
@@ -170,17 +247,41 @@ def latency(urls: dict[str, str], end_s: float, rounds: int) -> list[dict[str, A
                 times[t].append(time.perf_counter() - t0)
                 if st != 200:
                     answers[t] = f"HTTP {st}"
+        wall = time.perf_counter() - w0
+        cpu = {t: max(0.0, cpu_seconds(p) - cpu0[t] - idle[t] * wall) / rounds for t, p in ps.items()}
         prom = answers.get("prometheus")
-        rows.append({
-            "name": name,
-            "kind": kind,
-            "query": q,
-            "median_ms": {t: statistics.median(v) * 1e3 for t, v in times.items()},
-            "series": {t: (len(a) if isinstance(a, dict) else a) for t, a in answers.items()},
-            "same_as_prometheus": {
-                t: (isinstance(a, dict) and isinstance(prom, dict) and same(a, prom)) for t, a in answers.items()
-            },
-        })
+        verdict: dict[str, str] = {}
+        for t, a in answers.items():
+            if not (isinstance(a, dict) and isinstance(prom, dict)):
+                verdict[t] = "error" if isinstance(a, str) else "no reference"
+            elif same(a, prom):
+                verdict[t] = "same"
+            elif t == "clearsight" and closed_windows(q) != q:
+                st, body = conns[t].get(query_path(kind, closed_windows(q), end_s))
+                if st == 200 and same(_canon(body), prom, rel=1e-5):
+                    verdict[t] = "same with 2.42 windows"
+                elif (
+                    st == 200
+                    and q.startswith(("topk", "bottomk"))
+                    and same(_by_step(body), _by_step(bodies["prometheus"]), rel=1e-5)
+                ):
+                    verdict[t] = "same with 2.42 windows, tie"
+                else:
+                    verdict[t] = "differs"
+            else:
+                verdict[t] = "differs"
+        rows.append(
+            {
+                "name": name,
+                "kind": kind,
+                "query": q,
+                "median_ms": {t: statistics.median(v) * 1e3 for t, v in times.items()},
+                "cpu_ms": {t: v * 1e3 for t, v in cpu.items()},
+                "series": {t: (len(a) if isinstance(a, dict) else a) for t, a in answers.items()},
+                "same_as_prometheus": {t: v == "same" for t, v in verdict.items()},
+                "verdict": verdict,
+            }
+        )
     return rows
 
 
@@ -221,9 +322,17 @@ def _clients(url: str, paths: list[str], clients: int, total: int) -> dict[str, 
     }
 
 
-def concurrency(urls: dict[str, str], end_s: float, clients: int, total: int) -> dict[str, dict[str, float]]:
+def concurrency(
+    urls: dict[str, str], pids: dict[str, int], end_s: float, clients: int, total: int
+) -> dict[str, dict[str, float]]:
     paths = [query_path(kind, q, end_s) for _, kind, q in QUERIES]
-    return {t: _clients(url, paths, clients, total) for t, url in urls.items()}
+    out = {}
+    for t, url in urls.items():
+        p = psutil.Process(pids[t])
+        c0 = cpu_seconds(p)
+        out[t] = _clients(url, paths, clients, total)
+        out[t]["cpu_ms"] = (cpu_seconds(p) - c0) / total * 1e3
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--series", type=int, default=2360, help="node_exporter-like series (default 2360)")
     p.add_argument("--handlers", type=int, default=8, help="histogram handlers (13 series each)")
     p.add_argument("--hours", type=float, default=6.0, help="hours of data at 15 s (default 6)")
-    p.add_argument("--rounds", type=int, default=30, help="timed rounds per query (default 30)")
+    p.add_argument("--rounds", type=int, default=200, help="timed rounds per query (default 200)")
     p.add_argument("--concurrent-requests", type=int, default=600, help="requests per concurrency run")
     p.add_argument("--targets", default=",".join(ALL_TARGETS))
     p.add_argument("--json", type=Path, help="write the results here")
@@ -269,42 +378,81 @@ def main(argv: list[str] | None = None) -> int:
         waited = wait_idle(procs)
         print(f"servers idle after {waited:.1f} s")
         urls = {t: procs[t].url for t in targets}
+        pids = {t: procs[t].pid for t in targets}
         end_s = payloads.last_ms / 1000
-        rows = latency(urls, end_s, args.rounds)
-        conc = {c: concurrency(urls, end_s, c, args.concurrent_requests) for c in (4, 16)}
+        idle = idle_cpu_rates(pids)
+        load_before = os.getloadavg()
+        rows = latency(urls, pids, idle, end_s, args.rounds)
+        conc = {c: concurrency(urls, pids, end_s, c, args.concurrent_requests) for c in (4, 16)}
+        load_after = os.getloadavg()
         rss.stop_ev.set()
         rss.join()
 
     ref = "prometheus" if "prometheus" in targets else targets[0]
-    print(f"\nlatency, median of {args.rounds} rounds (ms); ratio = server / {ref}")
-    head = f"{'query':<24}" + "".join(f"{t[:12]:>13}" for t in targets) + "".join(
-        f"{t[:6] + '/' + ref[:4]:>13}" for t in targets if t != ref)
-    print(head)
-    ratios: dict[str, list[float]] = {t: [] for t in targets}
-    for r in rows:
-        m = r["median_ms"]
-        line = f"{r['name']:<24}" + "".join(f"{m[t]:>13.2f}" for t in targets)
-        for t in targets:
-            if t == ref:
-                continue
-            ratio = m[t] / m[ref]
-            ratios[t].append(ratio)
-            flag = "" if r["same_as_prometheus"].get(t) or ref != "prometheus" else " (differs)"
-            line += f"{ratio:>12.2f}x{flag}"
-        print(line)
-    print(f"{'geomean':<24}" + "".join(f"{geomean([r['median_ms'][t] for r in rows]):>13.2f}" for t in targets)
-          + "".join(f"{geomean(ratios[t]):>12.2f}x" for t in targets if t != ref))
-    print(f"{'worst':<24}" + " " * 13 * len(targets)
-          + "".join(f"{max(ratios[t]):>12.2f}x" for t in targets if t != ref))
+    others = [t for t in targets if t != ref]
+    print(
+        f"\nload average {load_before[0]:.2f} before the queries, {load_after[0]:.2f} after; "
+        "idle CPU subtracted: " + ", ".join(f"{t} {idle[t] * 1e3:.1f} ms/s" for t in targets)
+    )
+    for metric, title in (
+        ("median_ms", f"latency, median of {args.rounds} rounds (ms)"),
+        ("cpu_ms", f"server CPU per request over {args.rounds} rounds (ms)"),
+    ):
+        print(f"\n{title}; ratio = server / {ref}")
+        print(
+            f"{'query':<24}"
+            + "".join(f"{t[:12]:>13}" for t in targets)
+            + "".join(f"{t[:6] + '/' + ref[:4]:>13}" for t in others)
+        )
+        ratios: dict[str, list[float]] = {t: [] for t in others}
+        for r in rows:
+            m = r[metric]
+            line = f"{r['name']:<24}" + "".join(f"{m[t]:>13.3f}" for t in targets)
+            for t in others:
+                ratio = m[t] / m[ref] if m[ref] > 0 else math.nan
+                ratios[t].append(ratio)
+                v = r["verdict"].get(t, "same")
+                flag = (
+                    ""
+                    if v == "same" or ref != "prometheus"
+                    else {
+                        "same with 2.42 windows": " (2.42 window)",
+                        "same with 2.42 windows, tie": " (2.42 window, tie)",
+                    }.get(v, f" ({v})")
+                )
+                line += f"{ratio:>12.2f}x{flag}"
+            print(line)
+        print(
+            f"{'geomean':<24}"
+            + "".join(f"{geomean([r[metric][t] for r in rows]):>13.3f}" for t in targets)
+            + "".join(f"{geomean(ratios[t]):>12.2f}x" for t in others)
+        )
+        print(
+            f"{'worst':<24}" + " " * 13 * len(targets) + "".join(f"{max(ratios[t]):>12.2f}x" for t in others)
+        )
     for c, res in conc.items():
         print(f"\n{c} concurrent clients, {args.concurrent_requests} requests of the mix")
         for t in targets:
             x = res[t]
-            print(f"  {t:<16} {x['rps']:>8.0f} req/s ({x['rps'] / res[ref]['rps']:.2f}x {ref})  "
-                  f"p50 {x['p50_ms']:.2f} ms  p99 {x['p99_ms']:.2f} ms  errors {x['errors']:.0f}")
+            print(
+                f"  {t:<16} {x['rps']:>8.0f} req/s ({x['rps'] / res[ref]['rps']:.2f}x {ref})  "
+                f"p50 {x['p50_ms']:.2f} ms  p99 {x['p99_ms']:.2f} ms  CPU {x['cpu_ms']:.2f} ms/req  "
+                f"errors {x['errors']:.0f}"
+            )
     print("\npeak RSS: " + ", ".join(f"{t} {rss.peak[t] / 2**20:.0f} MiB" for t in targets))
     if args.json:
-        args.json.write_text(json.dumps({"latency": rows, "concurrency": conc, "peak_rss": rss.peak}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "latency": rows,
+                    "concurrency": conc,
+                    "peak_rss": rss.peak,
+                    "idle_cpu": idle,
+                    "loadavg": [load_before, load_after],
+                },
+                indent=1,
+            )
+        )
     return 0
 
 
