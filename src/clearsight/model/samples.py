@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clearsight.model.exemplars import Exemplar
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels, canonical_bytes
 
 STALE_NAN_BITS = 0x7FF0000000000002
@@ -60,6 +61,21 @@ class MetricMetadata:
 
 
 @dataclass
+class HistogramSamples:
+    """Native histogram samples of a batch: sample ``j`` is ``histograms[j]`` at ``timestamps[j]``
+    (ms) of the batch's series ``series_idx[j]``. Integer histograms arrive converted to float
+    counts (as Prometheus' engine sees them); histogram stale markers travel as float samples
+    (``STALE_NAN``) in the batch's float columns, never here."""
+
+    series_idx: I32Array
+    timestamps: I64Array
+    histograms: list[FloatHistogram]
+
+    def __len__(self) -> int:
+        return len(self.histograms)
+
+
+@dataclass
 class SampleBatch:
     """A decoded write: ``n`` series and their samples as columns.
 
@@ -70,6 +86,9 @@ class SampleBatch:
     the pipeline validates and canonicalizes them.
 
     ``series_idx[j]``, ``timestamps[j]``, ``values[j]`` describe sample ``j``.
+
+    ``histograms``: the batch's native histogram samples (None when it has none); their series
+    indices refer to ``keys`` like the float samples'. ``num_samples`` counts float samples only.
     """
 
     keys: list[bytes]
@@ -84,6 +103,11 @@ class SampleBatch:
     # Exemplars of this write (series labels decoded), kept by the exemplar store once the samples
     # are committed; a batch rejected as a whole keeps none.
     exemplars: list[Exemplar] = field(default_factory=list)
+    histograms: HistogramSamples | None = None
+
+    @property
+    def num_histograms(self) -> int:
+        return 0 if self.histograms is None else len(self.histograms)
 
     @property
     def num_samples(self) -> int:

@@ -42,12 +42,14 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.head import HeadMirror
+from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.pairs import find_pairs
@@ -91,8 +93,8 @@ _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
     "SELECT series_id, min(ts) AS lo, max(ts) AS hi FROM samples {filter} GROUP BY series_id "
     "UNION ALL "
-    "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id"
-    ") GROUP BY series_id"
+    "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id "
+    "UNION ALL " + MIN_MAX_PART.replace("{filter}", "{filter_c}") + ") GROUP BY series_id"
 )
 
 
@@ -140,6 +142,8 @@ class _Append:
     future: concurrent.futures.Future[AppendResult]
     result: AppendResult = field(default_factory=AppendResult)
     error: BaseException | None = None
+    # Native histogram samples that passed the out-of-order window: (series ids, ts, histograms).
+    hist: tuple[npt.NDArray[np.uint32], I64Array, list[FloatHistogram]] | None = None
 
 
 @dataclass
@@ -161,11 +165,13 @@ class _Querier:
 
 # Salvaging a damaged file (kernel repair): the tables copied row range by row range, then the
 # rows whose series was lost, and series left without samples, are removed (the store's invariants).
-SALVAGE_TABLES = ["series", "samples", "chunks", "metadata"]
+SALVAGE_TABLES = ["series", "samples", "chunks", "metadata", "histogram_chunks"]
 SALVAGE_FIXUPS = [
     "DELETE FROM samples WHERE series_id NOT IN (SELECT series_id FROM series)",
     "DELETE FROM chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
-    "DELETE FROM series WHERE series_id NOT IN (SELECT series_id FROM samples UNION SELECT series_id FROM chunks)",
+    "DELETE FROM histogram_chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
+    "DELETE FROM series WHERE series_id NOT IN (SELECT series_id FROM samples UNION SELECT series_id FROM chunks "
+    "UNION SELECT series_id FROM histogram_chunks)",
 ]
 
 
@@ -245,6 +251,7 @@ class EmbeddedMetricsStore:
         self._catalog = ChunkCatalog(chunk_blob_cache_bytes)
         self._cat_delta = CatalogDelta.new()
         self._window: DecodedWindow | None = None  # writer only: chunk samples for overwrite checks
+        self._hist = HistogramTable()  # native histogram samples (histogram_table.py)
         self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
 
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
@@ -354,6 +361,7 @@ class EmbeddedMetricsStore:
                 self._meta.setdefault(tenant, {}).setdefault(metric, []).append(
                     MetricMetadata(metric, typ, help_, unit)
                 )
+        self._hist.load(con)
         head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
         cat = con.execute("SELECT series_id, min_ts, max_ts, n, codec, scale FROM chunks").fetchnumpy()
         self._cat_delta = CatalogDelta.new()
@@ -479,10 +487,11 @@ class EmbeddedMetricsStore:
         with self._index_lock:
             n_series = sum(len(idx) for idx in self._index.values())
         need = max(self.compact_min_rows, self.compact_samples_per_series * n_series, 1)
-        return self._head.rows >= factor * need
+        return self._head.rows >= factor * need or self._hist.due()
 
     def _compact(self) -> None:
-        """Moves every head row into chunks, in one transaction."""
+        """Moves every head row into chunks, in one transaction (histogram rows are merged first)."""
+        self._compact_histograms()
         if self._head.rows == 0:
             return
         con = self._wcon
@@ -511,6 +520,19 @@ class EmbeddedMetricsStore:
         self._merge_small_chunks()
         self._checkpoint()
         _release_free_memory()
+
+    def _compact_histograms(self) -> None:
+        """Merges small histogram rows (histogram_table.py), in one transaction."""
+        con = self._wcon
+        self._begin()
+        try:
+            done = self._hist.compact(con, self._floor)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        if done is not None:
+            done()
 
     def _merge_small_chunks(self) -> None:
         """Merges each series' chunks below ``chunk_target_samples`` once they add up to it."""
@@ -704,6 +726,10 @@ class EmbeddedMetricsStore:
             raise InvalidBatch("timestamp out of range")
         # Series are created only for keys with samples not older than the retention floor.
         live = sidx if not ts.size or int(ts.min()) >= self._floor else sidx[ts >= self._floor]
+        hb = batch.histograms
+        if hb is not None and len(hb):
+            h_sidx, h_ts = self._check_histograms(batch, n_keys)
+            live = np.concatenate((live, h_sidx[h_ts >= self._floor]))
         ids = self._resolve(tenant, batch, live, new_series, req.result)
         sids = ids[sidx]
         # Out-of-order window against the series' newest timestamp before this batch.
@@ -716,7 +742,43 @@ class EmbeddedMetricsStore:
             sids, ts, vals = sids[ok], ts[ok], vals[ok]
         if sids.size:
             np.maximum.at(self._wmax, sids, ts)
+        if hb is not None and len(hb):
+            self._window_histograms(req, ids[h_sidx], h_ts, hb.histograms)
         return sids.astype(np.uint32), ts, vals
+
+    @staticmethod
+    def _check_histograms(batch: SampleBatch, n_keys: int) -> tuple[I64Array, I64Array]:
+        hb = batch.histograms
+        assert hb is not None
+        try:
+            h_sidx = np.asarray(hb.series_idx, dtype=np.int64)
+            h_ts = np.asarray(hb.timestamps, dtype=np.int64)
+        except (TypeError, ValueError) as e:
+            raise InvalidBatch(f"bad histogram sample arrays: {e}") from e
+        if not (h_sidx.ndim == h_ts.ndim == 1) or not (h_sidx.shape[0] == h_ts.shape[0] == len(hb.histograms)):
+            raise InvalidBatch("histogram series_idx, timestamps and histograms must be of equal length")
+        if h_sidx.size and (int(h_sidx.min()) < 0 or int(h_sidx.max()) >= n_keys):
+            raise InvalidBatch("histogram series_idx out of range")
+        if h_ts.size and (int(h_ts.min()) <= _NO_MAX or int(h_ts.max()) >= _NO_MIN):
+            raise InvalidBatch("histogram timestamp out of range")
+        if not all(isinstance(h, FloatHistogram) for h in hb.histograms):
+            raise InvalidBatch("histogram samples must be FloatHistogram objects")
+        return h_sidx, h_ts
+
+    def _window_histograms(self, req: _Append, sids: I64Array, ts: I64Array, hs: list[FloatHistogram]) -> None:
+        """The out-of-order window and retention floor applied to a batch's histogram samples, as
+        to its float samples (after them: a batch's floats and histograms share one window)."""
+        ok = (ts >= self._wmax[sids] - self.out_of_order_window_ms) & (ts >= self._floor)
+        n_ok = int(np.count_nonzero(ok))
+        req.result.out_of_bounds += int(ts.shape[0] - n_ok)
+        req.result.samples_written += n_ok
+        if n_ok == 0:
+            return
+        if n_ok != ts.shape[0]:
+            keep = np.flatnonzero(ok)
+            sids, ts, hs = sids[keep], ts[keep], [hs[j] for j in keep.tolist()]
+        np.maximum.at(self._wmax, sids, ts)
+        req.hist = (sids.astype(np.uint32), ts, hs)
 
     def _resolve(
         self,
@@ -883,10 +945,16 @@ class EmbeddedMetricsStore:
                 self._stats.out_of_order_total += int(cand.size - existed.size)
                 if to_head is not None:
                     head_sids, head_ts, head_vals = sids[to_head], ts[to_head], vals[to_head]
-        if not (new_series or new_meta or head_sids.shape[0] or gone is not None or changed_chunk.size):
+        hists = [req.hist for req in group if req.hist is not None and req.error is None]
+        if not (new_series or new_meta or head_sids.shape[0] or gone is not None or changed_chunk.size or hists):
             self._count_duplicates(group, dup_owner)
             return 0  # nothing new (an identical re-send): no transaction at all
         self._begin()
+        hist_published: Callable[[], None] | None = None
+        if hists:
+            hist_sids = np.concatenate([h[0] for h in hists])
+            hist_ts = np.concatenate([h[1] for h in hists])
+            hist_published = self._hist.insert(con, hist_sids, hist_ts, [x for h in hists for x in h[2]])
         if new_series:
             self._insert_series(new_series)
         if new_meta:
@@ -911,6 +979,8 @@ class EmbeddedMetricsStore:
             con.execute("COMMIT")
             self._head.apply((head_sids, head_ts, head_vals), gone)
             self._publish_catalog()
+        if hist_published is not None:
+            hist_published()
         # Publish to readers.
         with self._index_lock:
             for s in new_series:
@@ -921,10 +991,13 @@ class EmbeddedMetricsStore:
             if sids.shape[0]:
                 np.minimum.at(self._min_ts, sids, ts)
                 np.maximum.at(self._max_ts, sids, ts)
+            if hists:
+                np.minimum.at(self._min_ts, hist_sids, hist_ts)
+                np.maximum.at(self._max_ts, hist_sids, hist_ts)
             for t, m in new_meta:
                 self._meta.setdefault(t, {}).setdefault(m.metric, []).append(m)
         self._count_duplicates(group, dup_owner)
-        return int(head_sids.shape[0]) + int(changed_chunk.size)
+        return int(head_sids.shape[0]) + int(changed_chunk.size) + (int(hist_ts.shape[0]) if hists else 0)
 
     @staticmethod
     def _count_duplicates(group: list[_Append], dup_owner: list[npt.NDArray[np.int32]]) -> None:
@@ -1080,6 +1153,7 @@ class EmbeddedMetricsStore:
                 arr = np.asarray(sids, dtype=np.uint32)
                 self._index[tenant].remove(arr, (self._labels[s] for s in sids))
             if dead.size:
+                self._hist.forget(dead)
                 self._min_ts[dead] = _NO_MIN
                 self._max_ts[dead] = _NO_MAX
                 self._wmax[dead] = _NO_MAX
@@ -1102,6 +1176,7 @@ class EmbeddedMetricsStore:
         row = _one(con, "SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff])
         deleted += int(row[0]) if row else 0
         con.execute("DELETE FROM chunks WHERE max_ts < ?", [cutoff])
+        deleted += self._hist.retention(con, cutoff)
         self._cat_delta.removed_before = cutoff
         # A chunk straddling the cutoff is rewritten once at least half its time span expired;
         # until then its expired samples stay on disk, hidden from reads by the retention floor.
@@ -1178,7 +1253,21 @@ class EmbeddedMetricsStore:
         the read runs under the kernel's ``Publication.read``: retried when one overlapped it, the
         last attempt holding publications off."""
         parts = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
-        return self._assemble(ids, *parts)
+        data = self._assemble(ids, *parts)
+        if self._hist.any(ids):
+            data = self._with_histograms(ids, data, start_ms, end_ms)
+        return data
+
+    def _with_histograms(self, ids: IdArray, data: SeriesData, start_ms: int, end_ms: int) -> SeriesData:
+        """``data`` with the native histogram samples of ``ids`` merged in (histogram_table.py)."""
+        with self._reader() as cur:
+            hist = self._hist.select(cur, ids, start_ms, end_ms)
+        limits = current_read_limits()
+        if limits is not None and limits.max_samples is not None:
+            total = int(data.timestamps.shape[0]) + hist.samples
+            if total > limits.max_samples:
+                raise SampleLimitExceeded(limits.max_samples, total)
+        return merge_into(data, hist, self._labels.__getitem__)
 
     def _read_once(
         self, ids: IdArray, start_ms: int, end_ms: int

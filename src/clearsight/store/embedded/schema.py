@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
+
 SCHEMA_VERSION = 2
 DB_FILE = "metrics.duckdb"
 
@@ -43,4 +45,6 @@ DDL = [
         help VARCHAR NOT NULL,
         unit VARCHAR NOT NULL
     )""",
+    # Native histogram samples: one row per (commit or compaction, series), see histogram_table.py.
+    HISTOGRAM_DDL,
 ]
