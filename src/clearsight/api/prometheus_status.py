@@ -3,13 +3,15 @@
 ``/-/healthy``, ``/-/ready``, ``/-/reload``, ``/api/v1/status/{config,flags,runtimeinfo,tsdb}``,
 ``/api/v1/targets/metadata``, ``/api/v1/alertmanagers``, ``/api/v1/query_exemplars`` and the admin
 ``/api/v1/admin/tsdb/{delete_series,clean_tombstones,snapshot}`` (disabled unless
-``server.enable_admin_api``). Everything per tenant reads through the store's public read API.
+``server.enable_admin_api``; ``delete_series`` removes samples at once through the store, so
+``clean_tombstones`` has nothing to do; no snapshots). Everything per tenant reads through the store's public read API.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import threading
 import time
@@ -35,11 +37,14 @@ from clearsight.api.common import (
     parse_time_ms,
     run_blocking,
     success,
+    time_param,
 )
 from clearsight.config import Config
 from clearsight.model.labels import Labels
 from clearsight.store.exemplars_interface import ExemplarStore
-from clearsight.store.interface import MetricsStore
+from clearsight.store.interface import MetricsStore, StoreClosed, StoreError
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 # (path, handler, methods, summary), as api/app.py mounts them.
@@ -238,13 +243,44 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
             for series, items in found
         ])
 
-    async def admin(request: Request) -> Response:
-        if not cfg.server.enable_admin_api:
-            # Prometheus 2.x answers this with HTTP 500 and errorType "unavailable".
-            return error_response(ApiError("unavailable", "admin APIs disabled", status=500))
-        return error_response(ApiError(
-            "unavailable", f"{request.url.path} is not supported by the embedded store yet "
-            "(deleting series and tombstones needs store support)", status=501))
+    def admin_disabled() -> Response | None:
+        if cfg.server.enable_admin_api:
+            return None
+        # Prometheus 2.x answers this with HTTP 500 and errorType "unavailable".
+        return error_response(ApiError("unavailable", "admin APIs disabled", status=500))
+
+    async def delete_series(request: Request) -> Response:
+        from clearsight.api.prometheus_read import parse_match_params
+
+        if (off := admin_disabled()) is not None:
+            return off
+        try:
+            p = await params(request)
+            matcher_sets = parse_match_params(p, required=True)
+            start = time_param(p, "start", MIN_TIME_MS)
+            end = time_param(p, "end", MAX_TIME_MS)
+            tenant = tenant_of(request)
+        except ApiError as e:
+            return error_response(e)
+        try:
+            deleted = await run_blocking(functools.partial(store.delete_series, tenant, matcher_sets, start, end))
+        except StoreClosed as e:
+            return error_response(ApiError("unavailable", str(e), status=503))
+        except StoreError as e:
+            return error_response(ApiError("internal", str(e), status=500))
+        log.info("delete_series", extra={"tenant": tenant, "match": p.getlist("match[]"), "start_ms": start,
+                                         "end_ms": end, "samples_deleted": deleted})
+        return Response(status_code=204)
+
+    async def clean_tombstones(request: Request) -> Response:
+        # delete_series removes samples at once (no tombstones): nothing to clean, as Prometheus
+        # answers when there are none.
+        return admin_disabled() or Response(status_code=204)
+
+    async def snapshot(request: Request) -> Response:
+        return admin_disabled() or error_response(ApiError(
+            "unavailable", "snapshots are not supported by the embedded store (copy the data directory "
+            "while the server is stopped)", status=501))
 
     admin_methods = ["POST", "PUT"]
     return [
@@ -262,12 +298,13 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
         ("/api/v1/alertmanagers", alertmanagers, ["GET"], "Alertmanagers (none until alerting lands)."),
         ("/api/v1/query_exemplars", query_exemplars, ["GET", "POST"],
          "Exemplars of the series the query's selectors select, in [start, end] (query, start, end)."),
-        ("/api/v1/admin/tsdb/delete_series", admin, admin_methods,
-         "Admin: delete series (disabled unless server.enable_admin_api)."),
-        ("/api/v1/admin/tsdb/clean_tombstones", admin, admin_methods,
-         "Admin: clean tombstones (disabled unless server.enable_admin_api)."),
-        ("/api/v1/admin/tsdb/snapshot", admin, admin_methods,
-         "Admin: snapshot (disabled unless server.enable_admin_api)."),
+        ("/api/v1/admin/tsdb/delete_series", delete_series, admin_methods,
+         "Admin: delete the samples in [start, end] of the series any match[] selects, in the caller's "
+         "organisation, at once (204; disabled unless server.enable_admin_api)."),
+        ("/api/v1/admin/tsdb/clean_tombstones", clean_tombstones, admin_methods,
+         "Admin: a no-op 204 (delete_series leaves no tombstones; disabled unless server.enable_admin_api)."),
+        ("/api/v1/admin/tsdb/snapshot", snapshot, admin_methods,
+         "Admin: snapshot, not supported (501; disabled unless server.enable_admin_api)."),
     ]
 
 

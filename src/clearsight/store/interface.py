@@ -187,6 +187,18 @@ class MetricsStore(Protocol):
         """Deletes samples older than the retention; returns how many were deleted."""
         ...
 
+    def delete_series(
+        self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> int:
+        """Deletes the samples in [start_ms, end_ms] (inclusive) of the tenant's series matching any
+        of the matcher sets (each set ANDed; an empty ``matcher_sets`` deletes nothing), as
+        Prometheus' admin ``delete_series``; returns how many samples were deleted.
+
+        Afterwards no read returns them (``select``, ``series``, label names and values: a series
+        left without samples is gone). Ordered with ``append``: a batch acknowledged before the call
+        is deleted in the range, one appended after it returns is kept; durable when it returns."""
+        ...
+
     def close(self) -> None:
         """Commits everything queued, then closes. Idempotent."""
         ...

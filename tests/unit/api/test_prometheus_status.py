@@ -158,11 +158,14 @@ def test_admin_api_disabled_by_default(client: TestClient) -> None:
         assert client.get(path).status_code == 405
 
 
-def test_admin_api_enabled_without_store_support_is_501(tmp_path: Path) -> None:
+def test_admin_api_enabled_answers_like_prometheus(tmp_path: Path) -> None:
+    # delete_series itself: tests/integration/test_admin_delete_series.py
     for c in _client(tmp_path, **{"server.enable_admin_api": "true"}):
-        r = c.post("/api/v1/admin/tsdb/delete_series", params={"match[]": "up"})
-        assert r.status_code == 501
-        assert "not supported by the embedded store" in r.json()["error"]
+        assert c.post("/api/v1/admin/tsdb/delete_series", params={"match[]": "up"}).status_code == 204
+        r = c.post("/api/v1/admin/tsdb/delete_series")
+        assert r.status_code == 400 and r.json()["error"] == "no match[] parameter provided"
+        assert c.post("/api/v1/admin/tsdb/clean_tombstones").status_code == 204
+        assert c.post("/api/v1/admin/tsdb/snapshot").status_code == 501
 
 
 def test_config_document_sections_use_file_names(tmp_path: Path) -> None:

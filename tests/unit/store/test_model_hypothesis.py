@@ -75,6 +75,24 @@ class Model:
         self.deleted_total += deleted
         return deleted
 
+    def delete(self, tenant: str, job: str, start: int, end: int) -> int:
+        """delete_series({job="<job>"}, start, end) of one tenant ("" matches series without job)."""
+        deleted = 0
+        for key in list(self.data):
+            if key[0] != tenant or dict(key[1]).get("job", "") != job:
+                continue
+            d = self.data[key]
+            gone = [t for t in d if start <= t <= end and t >= self.floor]
+            deleted += len(gone)
+            for t in gone:
+                del d[t]
+            if not d:
+                del self.data[key]
+                del self.maxts[key]
+            elif gone:
+                self.maxts[key] = max(d)
+        return deleted
+
     def expected(self, tenant: str, start: int, end: int) -> dict[Labels, list[tuple[int, int]]]:
         out = {}
         for (t, lbl), d in self.data.items():
@@ -104,6 +122,13 @@ ops = st.lists(
         st.tuples(st.just("retention"), st.integers(0, 100).map(lambda s: s * 1000)),
         st.tuples(st.just("reopen")),
         st.tuples(st.just("compact")),
+        st.tuples(
+            st.just("delete"),
+            st.sampled_from(TENANTS),
+            st.sampled_from(["x", "y", ""]),
+            st.integers(0, 40).map(lambda s: s * 1000),
+            st.integers(0, 40).map(lambda s: s * 1000),
+        ),
         # Send an earlier batch again, unchanged (a remote-write retry, an HA replica).
         st.tuples(st.just("resend"), st.integers(0, 100)),
     ),
@@ -202,6 +227,10 @@ def test_store_matches_model(operations: list[Any], a: int, b: int, blob_cache_b
                     assert physical <= model.deleted_total
                 elif op[0] == "compact":
                     store.compact()
+                elif op[0] == "delete":
+                    _, tenant, job, start, end = op
+                    got = store.delete_series(tenant, [[Matcher.of("=", "job", job)]], start, end)
+                    assert got == model.delete(tenant, job, start, end)
                 else:
                     store.close()
                     store = _open(Path(tmp), blob_cache_bytes)

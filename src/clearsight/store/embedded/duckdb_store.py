@@ -47,6 +47,7 @@ from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_l
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
+from clearsight.store.embedded import deletion
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
@@ -412,7 +413,7 @@ class EmbeddedMetricsStore:
     def _retry_after(self, queued: int) -> float:
         return retry_after_estimate(self._stats.commit_seconds_sum, self._stats.commits_total, queued)
 
-    def _submit(self, kind: str, arg: int = 0) -> concurrent.futures.Future[Any]:
+    def _submit(self, kind: str, arg: Any = 0) -> concurrent.futures.Future[Any]:
         return self._writer.command(kind, arg)
 
     def flush(self) -> None:
@@ -429,6 +430,18 @@ class EmbeddedMetricsStore:
 
     def apply_retention(self, now_ms: int) -> int:
         deleted: int = self._submit("retention", now_ms - self.retention_ms).result()
+        return deleted
+
+    def delete_series(
+        self, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> int:
+        """Removes the samples in [start_ms, end_ms] of the tenant's series matching any matcher
+        set, at once (no tombstones: see deletion.py); returns how many."""
+        if not matcher_sets or end_ms < start_ms:
+            self._check_open()
+            return 0
+        arg = (tenant, [list(ms) for ms in matcher_sets], start_ms, end_ms)
+        deleted: int = self._submit("delete", arg).result()
         return deleted
 
     def close(self) -> None:
@@ -459,6 +472,8 @@ class EmbeddedMetricsStore:
             return None
         if cmd.kind == "retention":
             return self._retention(cmd.arg)
+        if cmd.kind == "delete":
+            return self._delete_range(*cmd.arg)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
@@ -1143,12 +1158,19 @@ class EmbeddedMetricsStore:
             con.execute("ROLLBACK")
             self._load_state()
             raise
+        if new_min:
+            with self._index_lock:
+                self._min_ts[new_min["series_id"].astype(np.int64)] = new_min["lo"]
+        self._forget(dead)
+        return deleted
+
+    def _forget(self, dead: IdArray) -> None:
+        """Drops series left without samples (their rows already deleted) from memory: index,
+        min/max arrays and the writer's key caches (a later write re-creates them with a new id)."""
         dead_by_tenant: dict[str, list[int]] = {}
         for sid in dead.tolist():
             dead_by_tenant.setdefault(self._series_tenant[sid], []).append(sid)
         with self._index_lock:
-            if new_min:
-                self._min_ts[new_min["series_id"].astype(np.int64)] = new_min["lo"]
             for tenant, sids in dead_by_tenant.items():
                 arr = np.asarray(sids, dtype=np.uint32)
                 self._index[tenant].remove(arr, (self._labels[s] for s in sids))
@@ -1165,6 +1187,53 @@ class EmbeddedMetricsStore:
             for (t, kind), cache in list(self._key_cache.items()):
                 if t == tenant:
                     self._key_cache[(t, kind)] = {k: v for k, v in cache.items() if v not in gone}
+
+    def _delete_range(
+        self, tenant: str, matcher_sets: list[list[Matcher]], start_ms: int, end_ms: int
+    ) -> int:
+        """The writer's ``delete`` command (see ``delete_series``): one transaction."""
+        start_ms = max(start_ms, self._floor)
+        if end_ms < start_ms:
+            return 0
+        ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
+        if ids.size == 0:
+            return 0
+        con = self._wcon
+        h_sid, h_ts, _ = self._head.select(ids, start_ms, end_ms)
+        snap = self._catalog.snapshot()
+        sel = snap.take(snap.find(ids, start_ms, end_ms))
+        self._begin()
+        try:
+            deleted = deletion.delete_head_rows(con, ids, start_ms, end_ms)
+            if deleted != h_ts.shape[0]:
+                raise StoreError(f"delete: {deleted} head rows deleted, the mirror has {h_ts.shape[0]}")
+            if len(sel):
+                c_ts, c_val = chunk_codec.decode(
+                    sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True)
+                )
+                k_sid, k_ts, k_val, n_in = deletion.outside_range(
+                    np.repeat(sel.series_id, sel.n), c_ts, c_val, start_ms, end_ms, self._floor
+                )
+                self._replace_chunks(sel, k_sid, k_ts, k_val)
+                deleted += n_in
+            mm = self._min_max_of(ids)
+            dead = deletion.emptied(ids, mm["series_id"])
+            self._delete_series_rows(dead)
+            with self._publishing():
+                con.execute("COMMIT")
+                empty = (np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64))
+                self._head.apply(empty, (h_sid, h_ts))
+                self._publish_catalog()
+        except Exception:
+            con.execute("ROLLBACK")
+            self._load_state()
+            raise
+        left = np.asarray(mm["series_id"], dtype=np.int64)
+        with self._index_lock:
+            self._min_ts[left] = mm["lo"]
+            self._max_ts[left] = mm["hi"]
+            self._wmax[left] = mm["hi"]
+        self._forget(dead)
         return deleted
 
     def _retention_tx(
@@ -1190,21 +1259,31 @@ class EmbeddedMetricsStore:
         if cutoff > self._floor:
             con.execute("DELETE FROM clearsight_meta WHERE key = 'retention_floor'")
             con.execute("INSERT INTO clearsight_meta VALUES ('retention_floor', ?)", [str(cutoff)])
+        self._delete_series_rows(dead)
+        new_min = self._min_max_of(affected) if affected.size else {}
+        return deleted, new_min
+
+    def _delete_series_rows(self, dead: IdArray) -> None:
+        """Deletes the ``series`` rows of ``dead`` (in the writer's open transaction)."""
         if dead.size:
+            con = self._wcon
             con.register("_clearsight_dead", pa.table({"series_id": dead}))
             try:
                 con.execute("DELETE FROM series WHERE series_id IN (SELECT series_id FROM _clearsight_dead)")
             finally:
                 con.unregister("_clearsight_dead")
-        new_min: dict[str, Any] = {}
-        if affected.size:
-            con.register("_clearsight_aff", pa.table({"series_id": affected.astype(np.uint32)}))
-            try:
-                flt = "WHERE series_id IN (SELECT series_id FROM _clearsight_aff)"
-                new_min = con.execute(_MIN_MAX_SQL.format(filter=flt, filter_c=flt)).fetchnumpy()
-            finally:
-                con.unregister("_clearsight_aff")
-        return deleted, new_min
+
+    def _min_max_of(self, ids: npt.NDArray[Any]) -> dict[str, Any]:
+        """Per-series min/max timestamps (columns series_id, lo, hi) of the series ``ids`` that
+        still have samples (writer connection)."""
+        con = self._wcon
+        con.register("_clearsight_aff", pa.table({"series_id": ids.astype(np.uint32)}))
+        try:
+            flt = "WHERE series_id IN (SELECT series_id FROM _clearsight_aff)"
+            out: dict[str, Any] = con.execute(_MIN_MAX_SQL.format(filter=flt, filter_c=flt)).fetchnumpy()
+            return out
+        finally:
+            con.unregister("_clearsight_aff")
 
     # --- reads -----------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import struct
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -515,6 +516,96 @@ def check_concurrent_appends_and_reads(factory: StoreFactory, d: Path) -> None:
         store.close()
 
 
+def check_delete_series(factory: StoreFactory, d: Path) -> None:
+    """Prometheus' ``delete_series``: the range's samples of the matching series of one tenant go,
+    everything else stays; a series left empty disappears from listings; durable across reopen."""
+    pts = [(t, float(t // 1000)) for t in range(0, 100_001, 10_000)]
+    store = _open(factory, d)
+    try:
+        write(store, "t", [(UP_A, pts[:6]), (UP_B, pts[:6]), (RQ, pts[:6])])
+        write(store, "t", [(UP_A, pts[6:]), (UP_B, pts[6:]), (RQ, pts[6:])])  # a second batch (chunk)
+        write(store, "u", [(UP_A, pts), (UP_B, pts)])
+        assert store.delete_series("t", [[m('job="zzz"')]], 0, 10**6) == 0
+        assert store.delete_series("t", [], 0, 10**6) == 0  # no matcher set: nothing
+        # job="a" selects UP_A and RQ; [25_000, 70_000] inclusive holds 30k, 40k, ..., 70k.
+        assert store.delete_series("t", [[m('job="a"')]], 25_000, 70_000) == 2 * 5
+        kept = [p for p in pts if not 25_000 <= p[0] <= 70_000]
+        got = as_dict(store.select("t", [m('__name__=~".+"')], 0, 10**6))
+        assert got == {UP_A: kept, RQ: kept, UP_B: pts}
+        # Inclusive bounds, and several matcher sets ORed: a set per match[].
+        assert store.delete_series("t", [[m('job="b"')], [m('code="200"')]], 0, 0) == 2
+        assert as_dict(store.select("t", [m('job="b"')], 0, 10**6)) == {UP_B: pts[1:]}
+        # A whole series: gone from select, series, label names and values.
+        assert store.delete_series("t", [[m('__name__="up"'), m('job="b"')]], -(2**62), 2**62) == 10
+        assert store.series("t", [], 0, 10**6) == sorted([UP_A, RQ])
+        assert store.label_values("t", "job", [], 0, 10**6) == ["a"]
+        assert "instance" in store.label_names("t", [], 0, 10**6)
+        assert store.delete_series("t", [[m('__name__="up"')]], -(2**62), 2**62) == len(kept)
+        assert store.label_names("t", [], 0, 10**6) == ["__name__", "code", "job"]
+        assert store.stats().active_series.get("t") == 1
+        # The other tenant's identical series are untouched.
+        assert as_dict(store.select("u", [m('__name__="up"')], 0, 10**6)) == {UP_A: pts, UP_B: pts}
+        # A deleted series written again comes back as a new one; a deleted range can be refilled.
+        assert write(store, "t", [(UP_B, [(50_000, 7.0)])]).series_created == 1
+        write(store, "t", [(RQ, [(50_000, 8.0)])])
+    finally:
+        store.close()
+    store = _open(factory, d)
+    try:
+        rq = [p for p in pts[1:] if not 25_000 <= p[0] <= 70_000]
+        assert as_dict(store.select("t", [m('__name__=~".+"')], 0, 10**6)) == {
+            UP_B: [(50_000, 7.0)],
+            RQ: sorted([*rq, (50_000, 8.0)]),
+        }
+        assert store.series("t", [], 0, 10**6) == sorted([UP_B, RQ])
+        assert as_dict(store.select("u", [m('__name__="up"')], 0, 10**6)) == {UP_A: pts, UP_B: pts}
+    finally:
+        store.close()
+
+
+def check_delete_concurrent_with_appends(factory: StoreFactory, d: Path) -> None:
+    """A deletion racing appends into its own range: every batch acknowledged before the deletion
+    started is gone, every batch appended after it returned is kept in full (nothing acknowledged
+    later is lost), and samples outside the range are never touched."""
+    store = _open(factory, d)
+    try:
+        lbl = L(__name__="race", job="w")
+        write(store, "t", [(lbl, [(-1, 1.0)])])  # outside the range: must survive
+        done = concurrent.futures.Future[None]()
+        acked: list[tuple[float, float, list[int]]] = []  # (submitted, acknowledged, ts) on a shared clock
+
+        def appender() -> None:
+            t = 0
+            while not done.done() or len(acked) < 40:
+                ts = [t, t + 1, t + 2]
+                t += 3
+                sent = time.monotonic()
+                store.append("t", batch([(lbl, [(x, float(x)) for x in ts])])).result(timeout=60)
+                acked.append((sent, time.monotonic(), ts))
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(appender)
+            while len(acked) < 20:
+                time.sleep(0.001)
+            began = time.monotonic()
+            store.delete_series("t", [[m('job="w"')]], 0, 10**9)
+            returned = time.monotonic()
+            done.set_result(None)
+            fut.result(timeout=120)
+        stored = set(store.select("t", [m('job="w"')], -10, 10**9).timestamps.tolist())
+        assert -1 in stored
+        before = [ts for _, ack, ts in acked if ack < began]
+        after = [ts for sent, _, ts in acked if sent > returned]
+        assert before and after
+        assert not stored & {x for ts in before for x in ts}, (
+            "a sample acknowledged before the deletion survived"
+        )
+        missing = {x for ts in after for x in ts} - stored
+        assert not missing, f"samples acknowledged after the deletion were lost: {sorted(missing)[:10]}"
+    finally:
+        store.close()
+
+
 ALL_CHECKS: list[Check] = [
     check_round_trip,
     check_matchers,
@@ -528,4 +619,6 @@ ALL_CHECKS: list[Check] = [
     check_metadata,
     check_close_reopen,
     check_concurrent_appends_and_reads,
+    check_delete_series,
+    check_delete_concurrent_with_appends,
 ]

@@ -1,0 +1,51 @@
+"""Deleting a time range of selected series (Prometheus' admin ``delete_series``) in the embedded
+store: the SQL and array steps; ``duckdb_store.EmbeddedMetricsStore.delete_series`` runs them on
+the writer thread in one transaction.
+
+No tombstones: the samples are removed physically at once (head rows deleted, every chunk holding
+one re-encoded without it), so ``clean_tombstones`` has nothing to do. Being a writer command, a
+deletion is ordered with the appends: a batch acknowledged before it is deleted (in the range), a
+batch queued after it is kept, and a ``kill -9`` after it returns loses nothing of it.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from clearsight.model.samples import F64Array, I64Array
+from clearsight.store.embedded.index import IdArray
+
+
+def delete_head_rows(con: duckdb.DuckDBPyConnection, ids: IdArray, start_ms: int, end_ms: int) -> int:
+    """Deletes the head rows (``samples`` table) of series ``ids`` with start_ms <= ts <= end_ms;
+    returns how many (inside the caller's transaction)."""
+    con.register("_clearsight_del", pa.table({"series_id": ids.astype(np.uint32)}))
+    try:
+        row = con.execute(
+            "DELETE FROM samples WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? "
+            "AND series_id IN (SELECT series_id FROM _clearsight_del)",
+            [start_ms, end_ms, int(ids.min()), int(ids.max())],
+        ).fetchall()
+    finally:
+        con.unregister("_clearsight_del")
+    return int(row[0][0]) if row else 0
+
+
+def outside_range(
+    sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array, start_ms: int, end_ms: int, floor: int
+) -> tuple[npt.NDArray[np.uint32], I64Array, F64Array, int]:
+    """The samples of decoded chunks that stay: outside [start_ms, end_ms] and not expired (older
+    than the retention ``floor``, hidden from reads already). Returns them and how many samples
+    were inside the range."""
+    inside = (ts >= start_ms) & (ts <= end_ms)
+    keep = ~inside & (ts >= floor)
+    return sids[keep], ts[keep], vals[keep], int(np.count_nonzero(inside & (ts >= floor)))
+
+
+def emptied(ids: IdArray, remaining: npt.NDArray[np.int64]) -> IdArray:
+    """The series of ``ids`` with no sample left (``remaining``: ids that still have one)."""
+    out: IdArray = np.setdiff1d(ids, remaining.astype(np.uint32), assume_unique=False).astype(np.uint32)
+    return out
