@@ -6,27 +6,33 @@ import { AlertsPage } from './pages/Alerts';
 import { EventsPage } from './pages/Events';
 import { HealthMapPage } from './pages/HealthMap';
 import { InfrastructurePage } from './pages/Infrastructure';
-import { LogsPage } from './pages/Logs';
 import { OverviewPage } from './pages/Overview';
 import { SignIn } from './pages/SignIn';
 import { linkClick, PAGE_NEEDS, pageOf, PAGES, useLocation, type Page } from './router';
 import { currentTheme, setTheme, type Theme } from './theme';
 import { timeZoneName, utcOffset } from './time';
 
-// The metrics explorer carries the PromQL editor (CodeMirror): loaded on first visit only.
-let MetricsPage: ComponentType | null = null;
-function useMetricsPage(active: boolean): ComponentType | null | Error {
-  const [mod, setMod] = useState<ComponentType | null | Error>(MetricsPage);
+// The metrics explorer and the logs page carry a code editor (CodeMirror): loaded on first visit only.
+type Lazy = ComponentType | null | Error;
+const lazyPages: Record<'metrics' | 'logs', { mod: ComponentType | null; load: () => Promise<ComponentType> }> = {
+  metrics: { mod: null, load: () => import('./pages/Metrics').then((m) => m.MetricsPage) },
+  logs: { mod: null, load: () => import('./pages/Logs').then((m) => m.LogsPage) },
+};
+function useLazyPage(page: Page | null): Lazy {
+  const entry = page === 'metrics' || page === 'logs' ? lazyPages[page] : null;
+  const [, setTick] = useState(0);
+  const [failed, setFailed] = useState<Error | null>(null);
   useEffect(() => {
-    if (!active || MetricsPage) return;
-    import('./pages/Metrics')
+    if (!entry || entry.mod) return;
+    entry
+      .load()
       .then((m) => {
-        MetricsPage = m.MetricsPage;
-        setMod(() => m.MetricsPage);
+        entry.mod = m;
+        setTick((n) => n + 1);
       })
-      .catch((e: unknown) => setMod(new Error(String(e))));
-  }, [active]);
-  return mod;
+      .catch((e: unknown) => setFailed(new Error(String(e))));
+  }, [page]);
+  return failed ?? entry?.mod ?? null;
 }
 
 function NotFound() {
@@ -45,7 +51,7 @@ export function App() {
   const page: Page | null = pageOf(loc.pathname);
   const [auth, setAuth] = useState<AuthState>({ kind: 'loading' });
   const [theme, setThemeState] = useState<Theme>(currentTheme());
-  const metrics = useMetricsPage(page === 'metrics');
+  const lazy = useLazyPage(page);
 
   useEffect(() => {
     whoAmI().then(setAuth);
@@ -69,16 +75,16 @@ export function App() {
   else if (page === 'overview') content = <OverviewPage />;
   else if (page === 'infrastructure') content = <InfrastructurePage />;
   else if (page === 'health') content = <HealthMapPage />;
-  else if (page === 'logs') content = <LogsPage />;
   else if (page === 'alerts') content = <AlertsPage />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
   else if (page === 'admin') content = <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} />;
-  else if (page === 'metrics') {
-    if (metrics instanceof Error) content = <p role="alert" class="error">The metrics explorer failed to load: {metrics.message}</p>;
-    else if (metrics) {
-      const M = metrics;
+  else if (page === 'metrics' || page === 'logs') {
+    const what = page === 'metrics' ? 'metrics explorer' : 'logs explorer';
+    if (lazy instanceof Error) content = <p role="alert" class="error">The {what} failed to load: {lazy.message}. Reload the page to retry.</p>;
+    else if (lazy) {
+      const M = lazy;
       content = <M />;
-    } else content = <p role="status">Loading the metrics explorer…</p>;
+    } else content = <p role="status">Loading the {what}…</p>;
   } else content = <NotFound />;
 
   const signedIn = auth.kind === 'user' || auth.kind === 'anonymous';

@@ -1,29 +1,12 @@
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from '@codemirror/autocomplete';
-import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
-import { bracketMatching, HighlightStyle, syntaxHighlighting } from '@codemirror/language';
-import { lintKeymap } from '@codemirror/lint';
-import { EditorState } from '@codemirror/state';
-import { EditorView, keymap, placeholder, tooltips } from '@codemirror/view';
-import { tags } from '@lezer/highlight';
 import { PromQLExtension } from '@prometheus-io/codemirror-promql';
-import { useEffect, useRef } from 'preact/hooks';
+import { CodeEditor } from './CodeEditor';
 
-// Colours come from CSS variables so both themes keep readable contrast.
-const highlight = HighlightStyle.define([
-  { tag: tags.keyword, color: 'var(--hl-keyword)' },
-  { tag: [tags.function(tags.variableName), tags.function(tags.name)], color: 'var(--hl-function)' },
-  { tag: [tags.number, tags.unit], color: 'var(--hl-number)' },
-  { tag: tags.string, color: 'var(--hl-string)' },
-  { tag: [tags.labelName, tags.propertyName], color: 'var(--hl-label)' },
-  { tag: tags.operator, color: 'var(--hl-operator)' },
-  { tag: tags.comment, color: 'var(--fg-muted)', fontStyle: 'italic' },
-  { tag: tags.invalid, color: 'var(--danger)' },
-]);
-
-const promql = new PromQLExtension().setComplete({
-  remote: { url: '', httpMethod: 'GET', lookbackInterval: 12 * 60 * 60 * 1000, cache: { maxAge: 5 * 60 * 1000 } },
-  maxMetricsMetadata: 10000,
-});
+const promql = new PromQLExtension()
+  .setComplete({
+    remote: { url: '', httpMethod: 'GET', lookbackInterval: 12 * 60 * 60 * 1000, cache: { maxAge: 5 * 60 * 1000 } },
+    maxMetricsMetadata: 10000,
+  })
+  .asExtension();
 
 interface Props {
   value: string;
@@ -32,58 +15,8 @@ interface Props {
   onRun: () => void;
 }
 
-/** The PromQL editor (uncontrolled: `value` is the initial text; remount it, with a new key, to replace
- * the text from outside, since syncing every render's value back would fight fast typing): completion of metric names, labels, values and functions from this server's API,
- * inline syntax errors (the offline linter); Enter (or Shift/Ctrl+Enter) runs, Enter picks a completion while
- * the list is open. */
-export function PromqlEditor({ value, label, onChange, onRun }: Props) {
-  const box = useRef<HTMLDivElement>(null);
-  const view = useRef<EditorView | null>(null);
-  const cb = useRef({ onChange, onRun });
-  cb.current = { onChange, onRun };
-
-  useEffect(() => {
-    if (!box.current) return undefined;
-    const run = () => {
-      cb.current.onRun();
-      return true;
-    };
-    const v = new EditorView({
-      parent: box.current,
-      state: EditorState.create({
-        doc: value,
-        extensions: [
-          history(),
-          closeBrackets(),
-          bracketMatching(),
-          autocompletion(),
-          tooltips({ parent: document.body }),
-          syntaxHighlighting(highlight),
-          placeholder('Expression (press Enter to run)'),
-          keymap.of([
-            { key: 'Enter', run },
-            { key: 'Shift-Enter', run },
-            { key: 'Mod-Enter', run },
-            ...closeBracketsKeymap,
-            ...defaultKeymap,
-            ...historyKeymap,
-            ...completionKeymap,
-            ...lintKeymap,
-          ]),
-          EditorView.contentAttributes.of({ 'aria-label': label }),
-          EditorView.updateListener.of((u) => {
-            if (u.docChanged) cb.current.onChange(u.state.doc.toString());
-          }),
-          promql.asExtension(),
-        ],
-      }),
-    });
-    view.current = v;
-    return () => {
-      v.destroy();
-      view.current = null;
-    };
-  }, []);
-
-  return <div ref={box} class="promql-editor" />;
+/** The PromQL editor: completion of metric names, labels, values and functions from this server's API, inline
+ * syntax errors (the offline linter). Uncontrolled, see CodeEditor. */
+export function PromqlEditor(props: Props) {
+  return <CodeEditor {...props} language={promql} placeholderText="Expression (press Enter to run)" />;
 }
