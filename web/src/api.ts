@@ -30,9 +30,12 @@ async function errorOf(resp: Response): Promise<ApiError> {
   let message = `${resp.status} ${resp.statusText}`;
   let errorType = '';
   try {
-    const body = (await resp.json()) as { error?: string; errorType?: string; message?: string };
-    message = body.error ?? body.message ?? message;
-    errorType = body.errorType ?? '';
+    const body = (await resp.json()) as { error?: string; errorType?: string; message?: string } | string;
+    if (typeof body === 'string') message = body; // Alertmanager's API answers errors as a JSON string
+    else {
+      message = body.error ?? body.message ?? message;
+      errorType = body.errorType ?? '';
+    }
   } catch {
     /* not JSON: keep the status line */
   }
@@ -78,8 +81,8 @@ export async function sendJSON<T>(method: 'POST' | 'PUT' | 'DELETE', path: strin
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!resp.ok) throw await errorOf(resp);
-  const doc = (await resp.json()) as { data?: T } & T;
-  return (doc.data ?? doc) as T;
+  const doc = (await resp.json()) as ({ data?: T } & T) | null;
+  return (doc?.data ?? doc) as T;
 }
 
 export async function postJSON(path: string, body: unknown): Promise<Response> {

@@ -75,7 +75,7 @@ export function App() {
   else if (page === 'overview') content = <OverviewPage />;
   else if (page === 'infrastructure') content = <InfrastructurePage />;
   else if (page === 'health') content = <HealthMapPage />;
-  else if (page === 'alerts') content = <AlertsPage />;
+  else if (page === 'alerts') content = <AlertsPage maySilence={may(auth, 'silences:manage')} user={auth.kind === 'user' ? auth.name : 'local user'} />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
   else if (page === 'admin') content = <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} />;
   else if (page === 'metrics' || page === 'logs') {

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
-import { labelsText, promGet, type Alert } from '../api';
+import { getJSON, labelsText, promGet, type Alert } from '../api';
 import { Time } from '../components/Time';
+import { createSilence, expireSilence, listSilences, matchersOf, matcherText, parseMatchers, type Silence } from '../silences';
 
 interface Rule {
   name: string;
@@ -17,9 +18,104 @@ interface Group { name: string; file: string; interval: number; rules: Rule[] }
 
 const STATE_ICON: Record<string, string> = { firing: '✖', pending: '▲', inactive: '✔' };
 
-/** Alerts (first version): firing and pending alerts, and the rule groups, read-only. */
-export function AlertsPage() {
+interface Notification {
+  time: string;
+  receiver: string;
+  integration: string;
+  status: string;
+  alerts: number;
+  attempt: number;
+  result: 'success' | 'retrying' | 'failed';
+  detail?: string;
+}
+
+const DURATIONS: [string, number | null][] = [
+  ['1 hour', 3600e3], ['2 hours', 7200e3], ['4 hours', 4 * 3600e3], ['1 day', 86400e3], ['1 week', 7 * 86400e3], ['until the alerts resolve', null],
+];
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The silence form: matchers (prefilled from an alert), duration or "until resolved", comment. */
+function SilenceForm({ initial, user, onDone }: { initial: string; user: string; onDone: (msg: string) => void }) {
+  const [matchers, setMatchers] = useState(initial);
+  const [duration, setDuration] = useState('0');
+  const [comment, setComment] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    let parsed;
+    try {
+      parsed = parseMatchers(matchers);
+    } catch (err) {
+      setError(errText(err));
+      return;
+    }
+    if (!comment.trim()) {
+      setError('Say why in the comment (who reads the silence later needs it).');
+      return;
+    }
+    const ms = DURATIONS[Number(duration)]?.[1] ?? null;
+    setBusy(true);
+    try {
+      const id = await createSilence({ matchers: parsed, endsAt: ms === null ? null : new Date(Date.now() + ms).toISOString(), comment, createdBy: user });
+      onDone(`Silence ${id} created.`);
+    } catch (err) {
+      setError(`The silence was not created: ${errText(err)}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card silence-form" onSubmit={submit} aria-labelledby="new-silence-title" data-testid="silence-form">
+      <h3 id="new-silence-title" class="h3">
+        New silence
+      </h3>
+      <div class="toolbar">
+        <label class="grow">
+          Matchers
+          <input class="mono wide" value={matchers} onInput={(e) => setMatchers(e.currentTarget.value)} placeholder='alertname="HighLoad", instance=~"web-.*"' />
+        </label>
+        <label>
+          For
+          <select value={duration} onChange={(e) => setDuration(e.currentTarget.value)}>
+            {DURATIONS.map(([t], i) => (
+              <option key={t} value={String(i)}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label class="grow">
+          Comment
+          <input value={comment} onInput={(e) => setComment(e.currentTarget.value)} placeholder="why, and a ticket if there is one" />
+        </label>
+        <button type="submit" class="btn primary" disabled={busy}>
+          {busy ? 'Creating…' : 'Create silence'}
+        </button>
+      </div>
+      {error ? (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      ) : null}
+    </form>
+  );
+}
+
+/** Alerts: firing and pending alerts (silence one from its row), silences (create, expire), the rule groups
+ * (read-only) and the notification history with failures. Silence controls need `silences:manage`. */
+export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: string }) {
   const [alerts, setAlerts] = useState<Alert[] | null>(null);
+  const [silences, setSilences] = useState<Silence[] | null>(null);
+  const [showExpired, setShowExpired] = useState(false);
+  const [form, setForm] = useState<{ key: number; matchers: string } | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [notifications, setNotifications] = useState<Notification[] | null>(null);
+  const [reload, setReload] = useState(0);
   const [groups, setGroups] = useState<Group[] | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -39,13 +135,43 @@ export function AlertsPage() {
     return () => ctl.abort();
   }, []);
 
+  useEffect(() => {
+    const ctl = new AbortController();
+    listSilences(ctl.signal)
+      .then(setSilences)
+      .catch((e: unknown) => {
+        if (!ctl.signal.aborted) setError(errText(e));
+      });
+    getJSON<{ data: Notification[] }>('/api/v1/notifications', {}, ctl.signal)
+      .then((d) => setNotifications(d.data.slice(-50).reverse()))
+      .catch(() => setNotifications([]));
+    return () => ctl.abort();
+  }, [reload]);
+
+  const expire = async (sil: Silence) => {
+    if (!confirm(`Expire the silence ${sil.matchers.map(matcherText).join(', ')}? Its alerts notify again.`)) return;
+    try {
+      await expireSilence(sil.id);
+      setNotice(`Silence ${sil.id} expired.`);
+    } catch (e) {
+      setNotice(`The silence was not expired: ${errText(e)}`);
+    }
+    setReload((n) => n + 1);
+  };
+  const shownSilences = (silences ?? []).filter((x) => showExpired || x.status.state !== 'expired');
+
   return (
     <section aria-labelledby="alerts-title">
       <h1 id="alerts-title">Alerts</h1>
       <p class="muted small">
-        Read-only for now: create and edit rules with <code>rules.files</code> or <code>POST /api/v1/rules/&#123;namespace&#125;</code>, and
-        silences with <code>clearsight silence add</code> or <code>amtool</code> (docs/alerting.md).
+        Rules are read-only here: create and edit them with <code>rules.files</code> or <code>POST /api/v1/rules/&#123;namespace&#125;</code>{' '}
+        (docs/rules.md). Recurring mute windows are <code>time_intervals</code> in the notification configuration (docs/alerting.md).
       </p>
+      {notice ? (
+        <p role="status" class="notice" data-testid="alerts-notice">
+          {notice}
+        </p>
+      ) : null}
       {error ? <p role="alert" class="error">Cannot load alerts: {error}</p> : null}
       <section class="card" aria-labelledby="active-title">
         <h2 id="active-title">Firing and pending</h2>
@@ -63,6 +189,7 @@ export function AlertsPage() {
                 <th scope="col">Labels</th>
                 <th scope="col">Active since</th>
                 <th scope="col">Value</th>
+                {maySilence ? <th scope="col"><span class="sr-only">Actions</span></th> : null}
               </tr>
             </thead>
             <tbody>
@@ -77,6 +204,84 @@ export function AlertsPage() {
                   </td>
                   <td>{a.activeAt ? <Time ms={Date.parse(a.activeAt)} /> : '–'}</td>
                   <td class="num">{a.value ?? ''}</td>
+                  {maySilence ? (
+                    <td>
+                      <button
+                        type="button"
+                        class="btn"
+                        aria-label={`Silence ${a.labels.alertname ?? 'this alert'}`}
+                        onClick={() => setForm({ key: Date.now(), matchers: matchersOf(a.labels) })}
+                      >
+                        Silence
+                      </button>
+                    </td>
+                  ) : null}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      <section class="card" aria-labelledby="silences-title" data-testid="silences">
+        <div class="page-head">
+          <h2 id="silences-title">Silences</h2>
+          <div class="toolbar">
+            <label class="inline-check">
+              <input type="checkbox" checked={showExpired} onChange={(e) => setShowExpired(e.currentTarget.checked)} /> Show expired
+            </label>
+            {maySilence ? (
+              <button type="button" class="btn" onClick={() => setForm({ key: Date.now(), matchers: '' })}>
+                New silence
+              </button>
+            ) : null}
+          </div>
+        </div>
+        {form && maySilence ? (
+          <SilenceForm
+            key={form.key}
+            initial={form.matchers}
+            user={user}
+            onDone={(msg) => {
+              setForm(null);
+              setNotice(msg);
+              setReload((n) => n + 1);
+            }}
+          />
+        ) : null}
+        {silences === null ? (
+          <p role="status">Loading…</p>
+        ) : shownSilences.length === 0 ? (
+          <p class="empty">No {showExpired ? '' : 'active or pending '}silence.{maySilence ? ' Silence a firing alert from its row, or create one with New silence.' : ''}</p>
+        ) : (
+          <table class="table">
+            <caption class="sr-only">Silences</caption>
+            <thead>
+              <tr>
+                <th scope="col">State</th>
+                <th scope="col">Matchers</th>
+                <th scope="col">Ends</th>
+                <th scope="col">Created by</th>
+                <th scope="col">Comment</th>
+                {maySilence ? <th scope="col"><span class="sr-only">Actions</span></th> : null}
+              </tr>
+            </thead>
+            <tbody>
+              {shownSilences.map((x) => (
+                <tr key={x.id} data-silence={x.id} data-state={x.status.state}>
+                  <td>{x.status.state}</td>
+                  <td class="mono small">{x.matchers.map(matcherText).join(', ')}</td>
+                  <td>{x.expireOnResolve && Date.parse(x.endsAt) - Date.now() > 365 * 86400e3 ? 'when its alerts resolve' : <Time ms={Date.parse(x.endsAt)} />}</td>
+                  <td>{x.createdBy}</td>
+                  <td>{x.comment}</td>
+                  {maySilence ? (
+                    <td>
+                      {x.status.state !== 'expired' ? (
+                        <button type="button" class="btn" onClick={() => void expire(x)} aria-label={`Expire silence ${x.matchers.map(matcherText).join(', ')}`}>
+                          Expire
+                        </button>
+                      ) : null}
+                    </td>
+                  ) : null}
                 </tr>
               ))}
             </tbody>
@@ -123,6 +328,41 @@ export function AlertsPage() {
               </table>
             </div>
           ))
+        )}
+      </section>
+      <section class="card" aria-labelledby="notif-title">
+        <h2 id="notif-title">Notification history</h2>
+        {notifications === null ? (
+          <p role="status">Loading…</p>
+        ) : notifications.length === 0 ? (
+          <p class="empty">No notification was sent yet. Receivers and routes are set in the notification configuration (docs/alerting.md).</p>
+        ) : (
+          <table class="table" data-testid="notifications">
+            <caption class="sr-only">Recent notifications, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                <th scope="col">Receiver</th>
+                <th scope="col">Result</th>
+                <th scope="col">Alerts</th>
+                <th scope="col">Detail</th>
+              </tr>
+            </thead>
+            <tbody>
+              {notifications.map((n, i) => (
+                <tr key={i}>
+                  <td><Time ms={Date.parse(n.time)} /></td>
+                  <td>{n.receiver} <span class="muted small">{n.integration}</span></td>
+                  <td class={n.result === 'failed' ? 'error' : n.result === 'retrying' ? 'warning' : ''}>
+                    <span aria-hidden="true">{n.result === 'success' ? '✔ ' : n.result === 'failed' ? '✖ ' : '▲ '}</span>
+                    {n.result} {n.attempt > 1 ? `(attempt ${n.attempt})` : ''}
+                  </td>
+                  <td>{n.alerts} {n.status}</td>
+                  <td class="small">{n.detail ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         )}
       </section>
     </section>

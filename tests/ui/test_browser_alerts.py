@@ -1,0 +1,135 @@
+"""The alerts page's silences in a real browser against a real server with `auth.anonymous: off`: an
+editor-level admin silences a firing alert from its row (matchers prefilled), sees it active in the
+page and in the Alertmanager API, then expires it; a viewer sees no silence controls and the API
+refuses the viewer's silence (403); axe-core in both themes; screenshots in build/ui-screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.peers import Proc, start_clearsight
+from tests.ui.test_browser_admin_events import ADMIN_PASSWORD, VIEWER_PASSWORD, login_token, signed_in_tab
+
+RULES = """groups:
+- name: ui-alerts
+  interval: 1s
+  rules:
+  - alert: UiDiskAlmostFull
+    expr: vector(1)
+    labels: {severity: warning, team: storage}
+    annotations: {summary: disk almost full (UI test)}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    work: Path = tmp_path_factory.mktemp("ui-alerts")
+    (work / "rules.yml").write_text(RULES)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        proc = start_clearsight(work, config_yaml='auth:\n  anonymous: "off"\nrules:\n  files: rules.yml\n')
+    try:
+        token = login_token(proc.url, "admin", ADMIN_PASSWORD)
+        r = httpx.post(
+            f"{proc.url}/api/v1/admin/users",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        yield proc
+    finally:
+        proc.stop()
+
+
+def silences(base: str) -> list[dict[str, Any]]:
+    token = login_token(base, "admin", ADMIN_PASSWORD)
+    r = httpx.get(f"{base}/api/v2/silences", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def test_silence_a_firing_alert_then_expire_it(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/alerts", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    page.get_by_role("cell", name="UiDiskAlmostFull").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Silence UiDiskAlmostFull").click()
+    form = page.get_by_test_id("silence-form")
+    matchers = form.get_by_label("Matchers")
+    assert 'alertname="UiDiskAlmostFull"' in matchers.input_value()
+    assert 'team="storage"' in matchers.input_value()
+    # a bad matcher and a missing comment are refused in the page, nothing is written
+    matchers.fill('alertname="UiDiskAlmostFull", team=storage')
+    form.get_by_label("Comment").fill("disk swap scheduled")
+    form.get_by_role("button", name="Create silence").click()
+    assert "cannot read a matcher" in form.get_by_role("alert").inner_text()
+    assert silences(server.url) == []
+    matchers.fill('alertname="UiDiskAlmostFull", team="storage"')
+    form.get_by_label("For").select_option(label="2 hours")
+    form.get_by_role("button", name="Create silence").click()
+    page.get_by_test_id("alerts-notice").wait_for()
+    assert "created" in page.get_by_test_id("alerts-notice").inner_text()
+    got = silences(server.url)
+    assert len(got) == 1
+    sil = got[0]
+    assert sil["status"]["state"] == "active" and sil["comment"] == "disk swap scheduled"
+    assert sil["createdBy"] == "admin"
+    assert {(m["name"], m["value"], m["isRegex"], m["isEqual"]) for m in sil["matchers"]} == {
+        ("alertname", "UiDiskAlmostFull", False, True),
+        ("team", "storage", False, True),
+    }
+    row = page.locator(f'[data-testid=silences] tr[data-silence="{sil["id"]}"]')
+    row.wait_for()
+    assert row.get_attribute("data-state") == "active"
+    assert 'team="storage"' in row.inner_text()
+    tab.screenshot("alerts-silence-light")
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Expire silence").click()
+    page.get_by_text(f"Silence {sil['id']} expired.").wait_for()
+    assert silences(server.url)[0]["status"]["state"] == "expired"
+    assert row.count() == 0  # expired silences are hidden until "Show expired"
+    page.get_by_label("Show expired").check()
+    assert row.get_attribute("data-state") == "expired"
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []
+
+
+def test_viewer_sees_no_silence_controls_and_the_api_refuses(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/alerts", "vera", VIEWER_PASSWORD)
+    page = tab.page
+    page.get_by_role("cell", name="UiDiskAlmostFull").first.wait_for(timeout=30_000)
+    page.get_by_test_id("silences").wait_for()
+    assert page.get_by_role("button", name="Silence UiDiskAlmostFull").count() == 0
+    assert page.get_by_role("button", name="New silence").count() == 0
+    token = login_token(server.url, "vera", VIEWER_PASSWORD)
+    r = httpx.post(
+        f"{server.url}/api/v2/silences",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "matchers": [
+                {"name": "alertname", "value": "UiDiskAlmostFull", "isRegex": False, "isEqual": True}
+            ],
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "vera",
+            "comment": "x",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 403, r.text
+    tab.screenshot("alerts-viewer-light")
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_alerts_page_has_no_serious_accessibility_violations(server: Proc, browser: Any, scheme: str) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/alerts", "admin", ADMIN_PASSWORD, scheme=scheme)
+    tab.page.get_by_role("cell", name="UiDiskAlmostFull").first.wait_for(timeout=30_000)
+    tab.page.get_by_role("button", name="New silence").click()
+    tab.page.get_by_test_id("silence-form").wait_for()
+    violations = tab.axe_violations()
+    tab.screenshot(f"alerts-{scheme}-axe")
+    assert violations == []
