@@ -19,6 +19,8 @@ command -v rsyslogd >/dev/null || need+=(rsyslog)
   || need+=(rsyslog-elasticsearch)
 # auth state tests on PostgreSQL: the server at 127.0.0.1:5432 when there is one, else a private one (initdb)
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# a real QR decoder for the TOTP enrolment QR code (tests/support/qr.py)
+command -v zbarimg >/dev/null || need+=(zbar-tools)
 # syslog-ng, a second real HTTP shipper (tests/integration/test_syslog_ng.py): Debian's syslog-ng-core
 # conflicts with rsyslog (both provide system-log-daemon), so its two packages are unpacked with
 # dpkg -x into $SYSLOG_NG_ROOT and run from there (LD_LIBRARY_PATH, --module-path); the libraries it

@@ -167,7 +167,9 @@ class AuthConfig:
     anonymous: str = "loopback"  # loopback | off (credential-less requests from 127.0.0.1/::1 act as anonymous)
     anonymous_role: str = "editor"  # role of the anonymous principal
     key_cache_ttl: str = "10s"  # verified API keys/sessions are cached this long (revocation delay)
-    session_ttl: str = "12h"  # lifetime of a login session
+    session_ttl: str = "7d"  # lifetime of a refresh token (each refresh hands out a new one: a sliding sign-in)
+    access_token_ttl: str = "5m"  # lifetime of a session's JWT access token
+    refresh_reuse_grace: str = "10s"  # a used refresh token presented again later than this revokes its sign-in
     signature_window: str = "5m"  # signed ingestion: accepted clock difference of x-timestamp (replay window)
     idempotency_window: str = "24h"  # how long x-idempotency-key answers are remembered
     rate_limit_ip: int = 0  # requests per second per client address (0 = no limit)
@@ -271,7 +273,7 @@ _DURATION_KEYS |= {("logs", "retention"), ("logs", "reject_older_than"), ("logs"
                    ("logs", "max_query_length")}
 _DURATION_KEYS |= {("usage", "flush_interval")}
 _DURATION_KEYS |= {("auth", "key_cache_ttl"), ("auth", "session_ttl"), ("auth", "signature_window"),
-                   ("auth", "idempotency_window")}
+                   ("auth", "idempotency_window"), ("auth", "access_token_ttl"), ("auth", "refresh_reuse_grace")}
 _DURATION_KEYS |= {("resources", "heartbeat_interval"), ("resources", "discovery_interval"), ("resources", "metrics_interval"),
                    ("resources", "forget_after"), ("health", "evaluation_interval"), ("health", "security_window"),
                    ("correlation", "window"), ("correlation", "baseline"), ("correlation", "step"),

@@ -14,38 +14,15 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
-from clearsight.api.app import create_app
 from clearsight.auth.audit import AuditLog
-from clearsight.config import load_config
-from clearsight.server import Built, _guarded, build
-
-PW = "correct horse battery staple"
-
-
-class Stack:
-    def __init__(self, built: Built, app: Any) -> None:
-        self.built = built
-        self.app = app
-
-    def client(self) -> TestClient:
-        return TestClient(self.app, client=("10.0.0.9", 40000), base_url="http://127.0.0.1")
+from tests.support.auth_stack import PW, Stack, auth_stack
+from tests.support.qr import decode_qr_svg
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    cfg = load_config(env={}, overrides={"storage.data_dir": str(tmp_path / "data")})
-    built = build(cfg)
-    assert built.auth is not None
-    built.auth.directory.create_user("alice", PW, "default", "admin")
-    built.auth.directory.create_org("team-b")
-    built.auth.directory.create_user("bob", PW, "team-b", "admin")
-    try:
-        yield Stack(built, _guarded(create_app(built.services), cfg, built.auth))
-    finally:
-        built.store.close()
-        if built.log_store is not None:
-            built.log_store.close()
-        built.auth.close()
+    with auth_stack(tmp_path) as s:
+        yield s
 
 
 def _settle() -> float:
@@ -61,7 +38,7 @@ def _login(c: TestClient, user: str = "alice") -> dict[str, Any]:
     return dict(r.json()["data"])
 
 
-def _enrol(c: TestClient) -> tuple[pyotp.TOTP, list[str]]:
+def _enrol(c: TestClient, tmp: Path) -> tuple[pyotp.TOTP, list[str]]:
     """alice enrols with a bearer session; the confirm code is the previous step's (so 'now' stays unused)."""
     token = _login(c)["token"]
     h = {"Authorization": f"Bearer {token}"}
@@ -69,6 +46,8 @@ def _enrol(c: TestClient) -> tuple[pyotp.TOTP, list[str]]:
     assert r.status_code == 200
     secret, uri = r.json()["data"]["secret"], r.json()["data"]["otpauth_uri"]
     assert uri == pyotp.TOTP(secret).provisioning_uri(name="alice", issuer_name="Clearsight")
+    svg = r.json()["data"]["qr_svg"]
+    assert svg.startswith("<svg") and decode_qr_svg(svg, tmp) == uri  # the QR code scans to the URI (zbarimg)
     totp = pyotp.TOTP(secret)
     now = _settle()
     assert c.post("/api/v1/auth/mfa/confirm", json={"code": "000000" if totp.at(now - 30) != "000000" else "111111"},
@@ -81,9 +60,9 @@ def _enrol(c: TestClient) -> tuple[pyotp.TOTP, list[str]]:
     return totp, codes
 
 
-def test_two_step_login_with_real_codes(stack: Stack) -> None:
+def test_two_step_login_with_real_codes(stack: Stack, tmp_path: Path) -> None:
     c = stack.client()
-    totp, _ = _enrol(c)
+    totp, _ = _enrol(c, tmp_path)
     first = _login(c)
     assert first["mfa_required"] is True and "token" not in first
     assert c.post("/api/v1/auth/login/mfa", json={"mfa_token": first["mfa_token"], "code": "12345"}).status_code == 401
@@ -91,7 +70,7 @@ def test_two_step_login_with_real_codes(stack: Stack) -> None:
     r = c.post("/api/v1/auth/login/mfa", json={"mfa_token": first["mfa_token"], "code": totp.at(now)})
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert data["username"] == "alice" and data["token"].startswith("css_") and data["csrf_token"]
+    assert data["username"] == "alice" and data["token"].startswith("eyJ") and data["refresh_token"].startswith("csr_") and data["csrf_token"]
     assert c.cookies.get("clearsight_session") == data["token"]
     assert c.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {data['token']}"}).json()["data"]["name"] == "alice"
     # the token is used up; the same code again is refused even with a fresh challenge
@@ -104,9 +83,9 @@ def test_two_step_login_with_real_codes(stack: Stack) -> None:
         assert c.post("/api/v1/auth/login/mfa", json=bad).status_code in (400, 401)
 
 
-def test_wrong_codes_lock_the_user_out(stack: Stack) -> None:
+def test_wrong_codes_lock_the_user_out(stack: Stack, tmp_path: Path) -> None:
     c = stack.client()
-    _enrol(c)
+    _enrol(c, tmp_path)
     statuses = []
     for _ in range(2):
         tok = _login(c)["mfa_token"]
@@ -117,9 +96,9 @@ def test_wrong_codes_lock_the_user_out(stack: Stack) -> None:
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
 
 
-def test_recovery_code_login_and_basic_auth_refused(stack: Stack) -> None:
+def test_recovery_code_login_and_basic_auth_refused(stack: Stack, tmp_path: Path) -> None:
     c = stack.client()
-    _, codes = _enrol(c)
+    _, codes = _enrol(c, tmp_path)
     tok = _login(c)["mfa_token"]
     r = c.post("/api/v1/auth/login/mfa", json={"mfa_token": tok, "recovery_code": codes[0]})
     assert r.status_code == 200
@@ -130,9 +109,9 @@ def test_recovery_code_login_and_basic_auth_refused(stack: Stack) -> None:
     assert r.status_code == 401 and "second factor" in r.json()["error"]
 
 
-def test_disable_needs_a_code(stack: Stack) -> None:
+def test_disable_needs_a_code(stack: Stack, tmp_path: Path) -> None:
     c = stack.client()
-    totp, codes = _enrol(c)
+    totp, codes = _enrol(c, tmp_path)
     tok = _login(c)["mfa_token"]
     h = {"Authorization": "Bearer " + c.post("/api/v1/auth/login/mfa", json={"mfa_token": tok, "recovery_code": codes[3]})
          .json()["data"]["token"]}

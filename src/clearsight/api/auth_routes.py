@@ -1,9 +1,13 @@
-"""Identity endpoints of the main port: who am I, login, logout (the web UI uses these).
+"""Identity endpoints of the main port: who am I, login, refresh, logout (the web UI uses these).
 
 ``GET /api/v1/auth/me``: the principal (user, organisation, roles, permissions, anonymous flag).
-``POST /api/v1/auth/login``: JSON ``{"username", "password", "org"?}`` -> a session (cookie
-``clearsight_session``: HttpOnly, SameSite=Strict, Secure over https; the token is also in the body
-for API clients: ``Authorization: Bearer css_...``). ``POST /api/v1/auth/logout`` ends it.
+``POST /api/v1/auth/login``: JSON ``{"username", "password", "org"?}`` -> a session (auth/sessions.py):
+a JWT access token (cookie ``clearsight_session``) and a refresh token (cookie ``clearsight_refresh``),
+both HttpOnly, SameSite=Strict, Secure over https; both are also in the body for API clients
+(``Authorization: Bearer <token>``). ``POST /api/v1/auth/refresh`` (``{"refresh_token"}`` or the
+cookie) rotates them; the auth middleware also refreshes cookie sessions by itself when the access
+token has expired. ``POST /api/v1/auth/logout`` ends this sign-in, ``POST /api/v1/auth/logout_all``
+every sign-in of the user ("sign out everywhere").
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from clearsight.auth.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from clearsight.auth.middleware import CREDENTIAL_KEY
+from clearsight.auth.middleware import CREDENTIAL_KEY, cookie_value, set_session_cookies
 from clearsight.auth.principal import SCOPE_KEY, Principal
 from clearsight.auth.resolver import Authenticator, Credential
-from clearsight.auth.sessions import COOKIE, Sessions
+from clearsight.auth.sessions import COOKIE, REFRESH_COOKIE, Sessions, SessionTokens
+from clearsight.auth.tokens import is_api_key
 from clearsight.pipeline.errors import PayloadTooLarge
 
 MAX_JSON_BYTES = 64 * 1024
@@ -98,16 +103,24 @@ def guarded(handler: Any) -> Any:
 SecondFactor = Callable[[LoginResult, str], Awaitable[dict[str, Any] | None]]
 
 
+def token_body(t: SessionTokens) -> dict[str, Any]:
+    return {"token": t.access, "expires": t.access_expires_ms / 1000, "refresh_token": t.refresh,
+            "refresh_expires": t.refresh_expires_ms / 1000, "csrf_token": csrf_token(t.family)}
+
+
 async def start_session(request: Request, sessions: Sessions, res: LoginResult, org: str) -> Response:
-    """A new session of ``res`` in ``org``: the token in the body and the session and CSRF cookies."""
-    token, expires_ms = await asyncio.get_running_loop().run_in_executor(None, sessions.create, res.user_id, org)
-    body = {"username": res.username, "org": org, "role": res.orgs[org], "orgs": res.orgs,
-            "token": token, "expires": expires_ms / 1000, "csrf_token": csrf_token(token)}
+    """A new session of ``res`` in ``org``: the tokens in the body and the session and CSRF cookies."""
+    t = await asyncio.get_running_loop().run_in_executor(None, sessions.create, res.user_id, org)
+    body = {"username": res.username, "org": org, "role": res.orgs[org], "orgs": res.orgs, **token_body(t)}
     resp = success(body)
-    resp.set_cookie(COOKIE, token, max_age=sessions.ttl_ms // 1000, httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https", path="/")
-    resp.set_cookie(CSRF_COOKIE, csrf_token(token), max_age=sessions.ttl_ms // 1000, httponly=False,
-                    samesite="strict", secure=request.url.scheme == "https", path="/")  # auth/csrf.py
+    set_session_cookies(resp, t, sessions.ttl_ms, request.url.scheme == "https")
+    return resp
+
+
+def _end_cookies(resp: Response) -> Response:
+    for name in (COOKIE, REFRESH_COOKIE):
+        resp.delete_cookie(name, path="/", httponly=True, samesite="strict")
+    resp.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
     return resp
 
 
@@ -135,19 +148,39 @@ def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Au
                 return success(pending)
         return await start_session(request, sessions, res, org)
 
+    async def refresh(request: Request) -> Response:
+        token = cookie_value(request.headers.get("cookie", ""), REFRESH_COOKIE)
+        if request.headers.get("content-type", "").startswith("application/json") or token is None:
+            token = str_field(await json_body(request), "refresh_token")
+        try:
+            t = await asyncio.get_running_loop().run_in_executor(None, sessions.refresh, token)
+        except Unauthenticated as e:
+            authenticator.forget_all()  # a revoked family: cached access tokens of it stop at once here
+            return _end_cookies(auth_error_response(e))
+        resp = success(token_body(t))
+        set_session_cookies(resp, t, sessions.ttl_ms, request.url.scheme == "https")
+        return resp
+
     async def logout(request: Request) -> Response:
         principal_of(request)
         cred = request.scope.get("state", {}).get(CREDENTIAL_KEY)
-        if isinstance(cred, Credential) and cred.kind == "token" and not cred.secret.startswith("cs_"):
+        if isinstance(cred, Credential) and cred.kind == "token" and not is_api_key(cred.secret):
             await asyncio.get_running_loop().run_in_executor(None, sessions.end, cred.secret)
             authenticator.forget(cred)
-        resp = success({"logged_out": True})
-        resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-        resp.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
-        return resp
+        return _end_cookies(success({"logged_out": True}))
+
+    async def logout_all(request: Request) -> Response:
+        p = principal_of(request)
+        if p.kind != "user":
+            raise Forbidden("sign out everywhere belongs to users: sign in with a username and password")
+        ended = await asyncio.get_running_loop().run_in_executor(None, sessions.end_all, int(p.id))
+        authenticator.forget_all()
+        return _end_cookies(success({"logged_out": True, "sessions_ended": ended}))
 
     return [
         Route("/api/v1/auth/me", guarded(me), methods=["GET"]),
         Route("/api/v1/auth/login", guarded(login), methods=["POST"]),
+        Route("/api/v1/auth/refresh", guarded(refresh), methods=["POST"]),
         Route("/api/v1/auth/logout", guarded(logout), methods=["POST"]),
+        Route("/api/v1/auth/logout_all", guarded(logout_all), methods=["POST"]),
     ]

@@ -2,8 +2,8 @@
 
 A signed-in user (a session; API keys have no second factor):
 - ``GET /api/v1/auth/mfa``: ``{"enabled", "pending", "recovery_codes_left", "required_by_org"}``;
-- ``POST /api/v1/auth/mfa/enrol``: a new secret and its ``otpauth://`` URI (put it into an
-  authenticator app; no QR image is drawn: apps accept the URI or the secret);
+- ``POST /api/v1/auth/mfa/enrol``: a new secret, its ``otpauth://`` URI and the URI as a QR code
+  (``qr_svg``, an SVG document to scan with an authenticator app; apps also accept the URI or secret);
 - ``POST /api/v1/auth/mfa/confirm`` ``{"code"}``: MFA on; answers the 10 recovery codes, shown once;
 - ``POST /api/v1/auth/mfa/disable`` ``{"code"}`` or ``{"recovery_code"}``: MFA off (403 while the
   organisation requires it).
@@ -35,12 +35,17 @@ from clearsight.api.common import success
 from clearsight.auth.directory import LoginResult
 from clearsight.auth.errors import Forbidden, InvalidInput, Unauthenticated
 from clearsight.auth.principal import Principal
+from clearsight.auth.qr import qr_svg
 from clearsight.auth.sessions import Sessions
-from clearsight.auth.totp import Mfa, MfaChallenges
+from clearsight.auth.totp import Enrolment, Mfa, MfaChallenges
 
 
 async def _run(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _enrolment(e: Enrolment) -> dict[str, Any]:
+    return {"secret": e.secret, "otpauth_uri": e.otpauth_uri, "qr_svg": qr_svg(e.otpauth_uri)}
 
 
 def _user_id(p: Principal) -> int:
@@ -83,7 +88,7 @@ class MfaApi:
         async def enrol(request: Request) -> Response:
             p = principal_of(request)
             e = await _run(mfa.enrol, _user_id(p), p.name)
-            return success({"secret": e.secret, "otpauth_uri": e.otpauth_uri})
+            return success(_enrolment(e))
 
         async def confirm(request: Request) -> Response:
             p = principal_of(request)
@@ -112,7 +117,7 @@ class MfaApi:
             if c is None or not c.enrol:
                 raise Unauthenticated("unknown or expired mfa_token: log in again")
             e = await _run(mfa.enrol, c.user_id, c.username)
-            return success({"secret": e.secret, "otpauth_uri": e.otpauth_uri})
+            return success(_enrolment(e))
 
         async def login_mfa(request: Request) -> Response:
             doc = await json_body(request)

@@ -3,8 +3,10 @@
 A browser attaches the session cookie to any request a foreign page makes; such a request must
 therefore also carry ``X-CSRF-Token`` equal to the session's CSRF token, which only a page of this
 origin can read: login sets it in the ``clearsight_csrf`` cookie (readable by the UI's scripts, not
-HttpOnly) and answers it in the body (``csrf_token``). The token is derived from the session token
-(``csrf_token``), so nothing is stored and a token fits its session only.
+HttpOnly) and answers it in the body (``csrf_token``). The token is derived from the sign-in's
+refresh family, which only the HttpOnly access token carries (``csrf_token`` in auth/sessions.py), so
+nothing is stored, a token fits its sign-in only and stays the same while the access token rotates.
+A cookie request with only the refresh cookie (no access token to take the family from) is refused.
 
 Checked (403 when missing or wrong) for methods other than GET/HEAD/OPTIONS that authenticate with
 the session cookie and whose route changes state (not ``PUBLIC``, e.g. login, and not a ``*:read``
@@ -15,23 +17,19 @@ a cross-site request by itself.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clearsight.auth.errors import Forbidden
-from clearsight.auth.middleware import deny, session_cookie
+from clearsight.auth.middleware import cookie_value, deny, session_cookie
 from clearsight.auth.route_permissions import PUBLIC, requirement
+from clearsight.auth.sessions import CSRF_COOKIE, REFRESH_COOKIE, csrf_token, family_of
 
-CSRF_COOKIE = "clearsight_csrf"
+__all__ = ["CSRF_COOKIE", "CsrfMiddleware", "csrf_token", "needs_check"]
+
 HEADER = b"x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def csrf_token(session_token: str) -> str:
-    """The CSRF token of a session (a keyed hash of its token: unguessable without the cookie)."""
-    return hashlib.sha256(b"clearsight-csrf\0" + session_token.encode()).hexdigest()[:40]
 
 
 def needs_check(method: str, path: str) -> bool:
@@ -58,10 +56,13 @@ class CsrfMiddleware:
                 cookie = value
             elif name == HEADER:
                 header = value
-        session = session_cookie(cookie.decode("latin-1")) if cookie is not None else None
-        if session is not None and needs_check(scope["method"], scope["path"]):
-            expected = csrf_token(session).encode()
-            if header is None or not hmac.compare_digest(header.strip(), expected):
+        cookies = cookie.decode("latin-1") if cookie is not None else ""
+        session = session_cookie(cookies)
+        if (session is not None or cookie_value(cookies, REFRESH_COOKIE) is not None) and needs_check(
+                scope["method"], scope["path"]):
+            family = family_of(session) if session is not None else None
+            expected = csrf_token(family).encode() if family is not None else None
+            if header is None or expected is None or not hmac.compare_digest(header.strip(), expected):
                 await deny(send, Forbidden("CSRF token missing or wrong: cookie-authenticated requests that "
                                            "change state need the X-CSRF-Token header (the clearsight_csrf cookie)"))
                 return

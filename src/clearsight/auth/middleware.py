@@ -7,6 +7,9 @@ none parses credentials.
   loopback address and no proxy header (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) is
   present; otherwise 401 with ``WWW-Authenticate: Bearer``;
 - wrong, expired, revoked or malformed credentials: always 401 (never the anonymous principal);
+- a cookie session whose access token has expired (or whose access cookie is gone) but whose
+  refresh cookie is valid is refreshed here (auth/sessions.py): the request goes on as that user and
+  its response sets the new cookies, so the browser UI needs no refresh logic of its own;
 - a principal lacking the route's permission, or naming another organisation in the tenant header
   without ``orgs:cross``: 403.
 
@@ -18,18 +21,20 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearsight.auth.errors import AuthError, Forbidden, LockedOut, Unauthenticated
 from clearsight.auth.principal import SCOPE_KEY, Principal
 from clearsight.auth.resolver import Authenticator, Credential, is_loopback, parse_authorization
 from clearsight.auth.route_permissions import AUTHENTICATED, PUBLIC, requirement
-from clearsight.auth.sessions import COOKIE
+from clearsight.auth.sessions import COOKIE, CSRF_COOKIE, REFRESH_COOKIE, SessionTokens, csrf_token
 
 _PROXY_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 _COOKIE_PREFIX = COOKIE + "="
 PRESET_PRINCIPAL = "clearsight.principal"  # scope key: a principal resolved before this middleware
 CREDENTIAL_KEY = "credential"  # scope["state"]: the Credential presented (logout ends its session)
+_SET_COOKIES = "clearsight.set_cookies"  # scope key: Set-Cookie values of a session refreshed here
 
 
 async def deny(send: Send, err: AuthError) -> None:
@@ -44,12 +49,33 @@ async def deny(send: Send, err: AuthError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def session_cookie(cookie_header: str) -> str | None:
+def cookie_value(cookie_header: str, name: str) -> str | None:
+    prefix = name + "="
     for part in cookie_header.split(";"):
         part = part.strip()
-        if part.startswith(_COOKIE_PREFIX):
-            return part[len(_COOKIE_PREFIX):] or None
+        if part.startswith(prefix):
+            return part[len(prefix):] or None
     return None
+
+
+def session_cookie(cookie_header: str) -> str | None:
+    return cookie_value(cookie_header, COOKIE)
+
+
+def session_cookie_headers(t: SessionTokens, max_age_s: int, secure: bool) -> list[str]:
+    """``Set-Cookie`` values of a session: access and refresh token (HttpOnly) and the CSRF token
+    (readable by the UI's scripts); all SameSite=Strict, Secure when served over TLS. The refresh
+    cookie is left as it is when ``t`` has no new refresh token."""
+    tail = f"; Max-Age={max_age_s}; Path=/; SameSite=strict" + ("; Secure" if secure else "")
+    out = [f"{COOKIE}={t.access}; HttpOnly{tail}", f"{CSRF_COOKIE}={csrf_token(t.family)}{tail}"]
+    if t.refresh is not None:
+        out.append(f"{REFRESH_COOKIE}={t.refresh}; HttpOnly{tail}")
+    return out
+
+
+def set_session_cookies(resp: Response, t: SessionTokens, max_age_ms: int, secure: bool) -> None:
+    for value in session_cookie_headers(t, max_age_ms // 1000, secure):
+        resp.headers.append("set-cookie", value)
 
 
 class AuthMiddleware:
@@ -82,6 +108,17 @@ class AuthMiddleware:
             state = scope.setdefault("state", {})
             state[SCOPE_KEY] = principal
             state[CREDENTIAL_KEY] = scope.pop("clearsight.credential", None)
+        cookies = scope.pop(_SET_COOKIES, None)
+        if cookies and kind == "http":
+            extra = [(b"set-cookie", c.encode("latin-1")) for c in cookies]
+
+            async def send_with_cookies(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_cookies)
+            return
         await self.app(scope, receive, send)
 
     async def _principal(self, scope: Scope, need: str) -> Principal | None:
@@ -101,12 +138,17 @@ class AuthMiddleware:
         client = scope.get("client")
         host = client[0] if client else None
         cred: Credential | None = None
+        refresh: str | None = None
         if authz is not None:
             cred = parse_authorization(authz.decode("latin-1"))
         elif cookie is not None:
-            token = session_cookie(cookie.decode("latin-1"))
+            cookies = cookie.decode("latin-1")
+            token = session_cookie(cookies)
+            refresh = cookie_value(cookies, REFRESH_COOKIE)
             if token is not None:
                 cred = Credential("token", token)
+            elif refresh is not None:
+                cred = await self._refreshed(scope, refresh)
         preset = scope.get(PRESET_PRINCIPAL)
         if preset is not None:  # a signed ingest request, resolved by auth/signing.py
             p = preset
@@ -118,10 +160,13 @@ class AuthMiddleware:
             else:
                 raise Unauthenticated("authentication required: send an API key (Authorization: Bearer cs_...)")
         else:
-            entry = auth.cached(cred)
-            if entry is None:
-                entry = await asyncio.get_running_loop().run_in_executor(None, auth.lookup, cred)
-            p = auth.admit(entry, host)
+            try:
+                p = await self._admit(cred, host)
+            except Unauthenticated:
+                if refresh is None or scope.get(_SET_COOKIES):
+                    raise
+                cred = await self._refreshed(scope, refresh)
+                p = await self._admit(cred, host)
             scope["clearsight.credential"] = cred
             if auth.flush_due():
                 asyncio.get_running_loop().run_in_executor(None, auth.flush_last_used)
@@ -130,3 +175,17 @@ class AuthMiddleware:
         if need not in (PUBLIC, AUTHENTICATED) and need not in p.permissions:
             raise Forbidden(f"permission {need} required")
         return p
+
+    async def _admit(self, cred: Credential, host: str | None) -> Principal:
+        entry = self.auth.cached(cred)
+        if entry is None:
+            entry = await asyncio.get_running_loop().run_in_executor(None, self.auth.lookup, cred)
+        return self.auth.admit(entry, host)
+
+    async def _refreshed(self, scope: Scope, refresh: str) -> Credential:
+        """The credential of a cookie session's new access token (the refresh cookie rotated);
+        its cookies go onto the response. Unauthenticated when the refresh token is no good."""
+        sessions = self.auth.sessions
+        t = await asyncio.get_running_loop().run_in_executor(None, sessions.refresh, refresh)
+        scope[_SET_COOKIES] = session_cookie_headers(t, sessions.ttl_ms // 1000, scope.get("scheme") == "https")
+        return Credential("token", t.access)

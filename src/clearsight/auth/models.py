@@ -68,15 +68,36 @@ class ApiKey(Base):
     last_used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class Session(Base):
-    """A login session (an opaque token; its sha256 is stored)."""
+class RefreshFamily(Base):
+    """One sign-in: the chain of refresh tokens rotated from it (auth/sessions.py); revoked as a whole."""
 
-    __tablename__ = "sessions"
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    __tablename__ = "refresh_families"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), nullable=False)
     created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class RefreshToken(Base):
+    """A refresh token (its sha256); ``used_ms`` is set when it is rotated (a later use is a reuse)."""
+
+    __tablename__ = "refresh_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(ForeignKey("refresh_families.id", ondelete="CASCADE"), nullable=False,
+                                           index=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     expires_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    used_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ServerSecret(Base):
+    """A secret the server makes once and keeps (the session JWT signing key)."""
+
+    __tablename__ = "server_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class AuditEntry(Base):

@@ -37,13 +37,19 @@ def open_state(cfg: Config) -> tuple[StateDb, Directory, ApiKeys]:
     return db, directory, ApiKeys(directory)
 
 
+def sessions_of(cfg: Config, directory: Directory) -> Sessions:
+    a = cfg.auth
+    return Sessions(directory, parse_duration_ms(a.session_ttl), access_ttl_ms=parse_duration_ms(a.access_token_ttl),
+                    reuse_grace_ms=parse_duration_ms(a.refresh_reuse_grace))
+
+
 def open_auth(cfg: Config, env: Mapping[str, str] | None = None) -> AuthSystem:
     """Opens the state, runs the first-start bootstrap, builds the authenticator. Raises ConfigError."""
     Path(cfg.storage.data_dir).mkdir(parents=True, exist_ok=True)
     db, directory, keys = open_state(cfg)
     try:
         bootstrap(directory, keys, cfg.tenancy.default_tenant, os.environ if env is None else env)
-        sessions = Sessions(directory, parse_duration_ms(cfg.auth.session_ttl))
+        sessions = sessions_of(cfg, directory)
         authenticator = Authenticator(
             directory, keys, sessions, default_org=cfg.tenancy.default_tenant,
             anonymous=cfg.auth.anonymous == "loopback", anonymous_role=cfg.auth.anonymous_role,

@@ -1,4 +1,4 @@
-"""API keys and session tokens: random, recognisable by prefix, stored only as SHA-256.
+"""API keys: random, recognisable by prefix, stored only as SHA-256.
 
 Keys are 32 random bytes, so a fast hash is as safe as a slow one here and keeps the request path
 cheap (a slow hash protects guessable secrets, which these are not)."""
@@ -9,17 +9,12 @@ import hashlib
 import secrets
 
 KEY_PREFIX = "cs_"
-SESSION_PREFIX = "css_"
 MIN_KEY_LENGTH = len(KEY_PREFIX) + 20
 MAX_TOKEN_LENGTH = 256
 
 
 def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def new_session_token() -> str:
-    return SESSION_PREFIX + secrets.token_urlsafe(32)
 
 
 def token_hash(token: str) -> str:

@@ -1,7 +1,9 @@
 """``clearsight users|orgs|roles|apikeys create|list|revoke``: the identity state database, directly
 (the server need not run; it sees changes within ``auth.key_cache_ttl``). ``clearsight login``:
-a session token (or an API key) stored per server URL for the commands that talk to a server
-(``query``, ``alerts``, ``silence``, ``health``), which send it as ``Authorization: Bearer``."""
+a session's refresh token (or an API key) stored per server URL for the commands that talk to a
+server (``query``, ``alerts``, ``silence``, ``health``, ``logs``, ``events``), which exchange a refresh
+token for an access token (``POST /api/v1/auth/refresh``, storing the rotated refresh token) and
+send it as ``Authorization: Bearer``."""
 
 from __future__ import annotations
 
@@ -42,9 +44,8 @@ class _State:
 @contextmanager
 def _state(config: Path | None, data_dir: str | None) -> Iterator[_State]:
     from clearsight.auth.errors import AuthError
-    from clearsight.auth.sessions import Sessions
-    from clearsight.auth.system import open_state
-    from clearsight.config import ConfigError, load_config, parse_duration_ms
+    from clearsight.auth.system import open_state, sessions_of
+    from clearsight.config import ConfigError, load_config
 
     try:
         cfg = load_config(config, overrides={"storage.data_dir": data_dir} if data_dir else None)
@@ -54,7 +55,7 @@ def _state(config: Path | None, data_dir: str | None) -> Iterator[_State]:
     Path(cfg.storage.data_dir).mkdir(parents=True, exist_ok=True)
     db, directory, keys = open_state(cfg)
     try:
-        yield _State(directory, keys, Sessions(directory, parse_duration_ms(cfg.auth.session_ttl)),
+        yield _State(directory, keys, sessions_of(cfg, directory),
                      cfg.tenancy.default_tenant)
     except AuthError as e:
         typer.echo(f"clearsight: {e.message}", err=True)
@@ -238,11 +239,46 @@ def _load_credentials() -> dict[str, str]:
     return {k: v for k, v in doc.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(doc, dict) else {}
 
 
+_access_tokens: dict[str, str] = {}  # base URL -> access token got in this process
+
+
+def _access_token(base: str, refresh_token: str) -> str:
+    """An access token for a stored refresh token (once per process); the rotated refresh token
+    replaces the stored one. A refused refresh removes it and says to sign in again."""
+    import httpx
+
+    if base in _access_tokens:
+        return _access_tokens[base]
+    try:
+        r = httpx.post(base + "/api/v1/auth/refresh", json={"refresh_token": refresh_token}, timeout=30)
+    except httpx.HTTPError as e:
+        typer.echo(f"clearsight: cannot reach {base}: {e}", err=True)
+        raise typer.Exit(1) from None
+    creds = _load_credentials()
+    if r.status_code != 200:
+        creds.pop(base, None)
+        _store_credentials(creds)
+        typer.echo(f"clearsight: the stored session for {base} ended ({r.status_code}): run clearsight login",
+                   err=True)
+        raise typer.Exit(1)
+    data = r.json()["data"]
+    if data.get("refresh_token"):
+        creds[base] = data["refresh_token"]
+        _store_credentials(creds)
+    _access_tokens[base] = str(data["token"])
+    return _access_tokens[base]
+
+
 def auth_headers(url: str) -> dict[str, str]:
-    """``Authorization`` for ``url`` when ``clearsight login`` stored a token for it, else from
-    ``CLEARSIGHT_API_KEY`` when set, else none (then a server on this machine answers as the
+    """``Authorization`` for ``url`` when ``clearsight login`` stored a session or key for it, else
+    from ``CLEARSIGHT_API_KEY`` when set, else none (then a server on this machine answers as the
     anonymous principal)."""
-    token = _load_credentials().get(url.rstrip("/")) or os.environ.get("CLEARSIGHT_API_KEY", "")
+    from clearsight.auth.sessions import REFRESH_PREFIX
+
+    base = url.rstrip("/")
+    token = _load_credentials().get(base) or os.environ.get("CLEARSIGHT_API_KEY", "")
+    if token.startswith(REFRESH_PREFIX):
+        token = _access_token(base, token)
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -263,12 +299,13 @@ def login_command(
     api_key_stdin: Annotated[bool, typer.Option("--api-key-stdin", help="Store an API key read from stdin instead")] = False,
     org: ORG = None,
 ) -> None:
-    """Sign in to a server and store the session (or an API key) for the other commands (0600 file)."""
+    """Sign in to a server and store the session's refresh token (or an API key) for the other commands
+    (0600 file)."""
     import httpx
 
     base = url.rstrip("/")
     if api_key_stdin:
-        token = sys.stdin.readline().strip()
+        token = stored = sys.stdin.readline().strip()
     else:
         body = {"username": username, "password": _password(None, password_stdin, username)}
         if org:
@@ -282,6 +319,7 @@ def login_command(
             typer.echo(f"clearsight: login failed ({r.status_code}): {r.json().get('error', r.text[:200])}", err=True)
             raise typer.Exit(1)
         token = r.json()["data"]["token"]
+        stored = r.json()["data"]["refresh_token"]
     try:
         r = httpx.get(base + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     except httpx.HTTPError as e:
@@ -292,8 +330,9 @@ def login_command(
         raise typer.Exit(1)
     me = r.json()["data"]
     creds = _load_credentials()
-    creds[base] = token
+    creds[base] = stored
     _store_credentials(creds)
+    _access_tokens.pop(base, None)
     typer.echo(f"signed in to {base} as {me['name']} ({', '.join(me['roles'])} in {me['org']}); "
                f"stored in {credentials_path()}")
 

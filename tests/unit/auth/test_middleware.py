@@ -250,7 +250,7 @@ def test_anonymous_and_the_legacy_trusted_header(env: Env, tmp_path: Path) -> No
 
 def test_sessions_via_cookie_and_bearer(env: Env) -> None:
     u = env.directory.create_user("carol", PW, "team-b", "editor")
-    token, _ = env.sessions.create(u.id, "team-b")
+    token = env.sessions.create(u.id, "team-b").access
     c = env.client("10.1.2.3")
     r = c.get("/api/v1/query", headers={"Cookie": f"other=1; clearsight_session={token}"})
     assert r.status_code == 200 and r.json()["name"] == "carol" and r.json()["org"] == "team-b"

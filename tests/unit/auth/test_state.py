@@ -24,7 +24,8 @@ PW = "correct horse battery"
 def test_migrations_create_the_tables_and_run_once(state: StateDb) -> None:
     names = set(inspect(state.engine).get_table_names())
     assert {"organisations", "users", "memberships", "roles", "role_permissions", "api_keys",
-            "sessions", "clearsight_auth_version"} <= names
+            "refresh_families", "refresh_tokens", "server_secrets", "clearsight_auth_version"} <= names
+    assert "sessions" not in names  # opaque sessions gave way to JWT + refresh tokens (migration 0006)
     migrate(state.engine)  # a second run is a no-op
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with state.engine.connect() as c:
@@ -166,7 +167,8 @@ def test_api_key_bad_input(keys: ApiKeys, kwargs: dict[str, object], why: str) -
 
 def test_sessions(directory: Directory, sessions: Sessions) -> None:
     u = directory.create_user("gus", PW, "default", "viewer")
-    token, expires = sessions.create(u.id, "default")
+    t = sessions.create(u.id, "default")
+    token, expires = t.access, t.access_expires_ms
     g = sessions.resolve(token, now_ms())
     assert g is not None and g.username == "gus" and g.role == "viewer" and g.expires_ms == expires
     assert sessions.resolve(token, expires + 1) is None
@@ -176,7 +178,7 @@ def test_sessions(directory: Directory, sessions: Sessions) -> None:
     assert g2 is not None and g2.role == "editor"
     sessions.end(token)
     assert sessions.resolve(token, now_ms()) is None
-    t2, _ = sessions.create(u.id, "default")
+    t2 = sessions.create(u.id, "default").access
     sessions.end_all(u.id)
     assert sessions.resolve(t2, now_ms()) is None
 
