@@ -19,12 +19,14 @@ import logs
 import query
 import remote_write
 import rules
+import series_memory
 import small_queries
 
 BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
     ("dashboard panels, heavier queries (bench/query.py)", query.main),
+    ("memory per active series (bench/series_memory.py)", series_memory.main),
     ("rule evaluation (bench/rules.py)", rules.main),
     ("agent vs node_exporter (bench/agent.py)", agent.main),
     ("log and event decoders (bench/log_decode.py)", log_decode.main),
