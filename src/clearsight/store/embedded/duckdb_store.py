@@ -1216,6 +1216,8 @@ class EmbeddedMetricsStore:
                 )
                 self._replace_chunks(sel, k_sid, k_ts, k_val)
                 deleted += n_in
+            n_hist, hist_published = self._hist.delete_range(con, ids, start_ms, end_ms, self._floor)
+            deleted += n_hist
             mm = self._min_max_of(ids)
             dead = deletion.emptied(ids, mm["series_id"])
             self._delete_series_rows(dead)
@@ -1228,6 +1230,8 @@ class EmbeddedMetricsStore:
             con.execute("ROLLBACK")
             self._load_state()
             raise
+        if hist_published is not None:
+            hist_published()
         left = np.asarray(mm["series_id"], dtype=np.int64)
         with self._index_lock:
             self._min_ts[left] = mm["lo"]

@@ -207,6 +207,54 @@ class HistogramTable:
             self.rows -= int(row[0])
         return int(row[1])
 
+    def delete_range(
+        self, con: duckdb.DuckDBPyConnection, ids: npt.NDArray[np.uint32], start_ms: int, end_ms: int, floor: int
+    ) -> tuple[int, Callable[[], None] | None]:
+        """Removes the samples in [start_ms, end_ms] of the series ``ids`` (admin delete_series),
+        inside the caller's transaction: every row of a series with a row overlapping the range is
+        deleted and the series' remaining samples (newest write winning, none older than ``floor``)
+        are written back as new rows, so no older row can shadow them. Returns the number of samples
+        deleted and the publication step (None when no row was touched)."""
+        has = self._has
+        inside = ids[ids < has.shape[0]]
+        want = inside[has[inside]]
+        if want.size == 0:
+            return 0, None
+        con.register("_clearsight_hdel", pa.table({"series_id": want.astype(np.uint32)}))
+        try:
+            flt = "series_id IN (SELECT series_id FROM histogram_chunks JOIN _clearsight_hdel USING (series_id) "
+            flt += "WHERE max_ts >= ? AND min_ts <= ?)"
+            res = con.execute(
+                f"SELECT series_id, data FROM histogram_chunks WHERE {flt} ORDER BY series_id, seq", [start_ms, end_ms]
+            ).fetchnumpy()
+            con.execute(f"DELETE FROM histogram_chunks WHERE {flt}", [start_ms, end_ms])
+        finally:
+            con.unregister("_clearsight_hdel")
+        sids = np.asarray(res["series_id"], dtype=np.int64)
+        if sids.size == 0:
+            return 0, None
+        seq = self.seq + 1
+        rows = _Rows()
+        deleted = 0
+        datas = list(res["data"])
+        bounds = np.flatnonzero(np.concatenate(([True], sids[1:] != sids[:-1], [True])))
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            ts, hs = _merge_rows([bytes(d) for d in datas[a:b]], floor)
+            gone = (ts >= start_ms) & (ts <= end_ms)
+            deleted += int(np.count_nonzero(gone))
+            keep = np.flatnonzero(~gone)
+            ts, hs = ts[keep], [hs[j] for j in keep.tolist()]
+            for c in range(0, ts.shape[0], TARGET_SAMPLES):
+                rows.add(int(sids[a]), ts[c : c + TARGET_SAMPLES], hs[c : c + TARGET_SAMPLES])
+        rows.insert(con, seq)
+        removed, added = int(sids.size), len(rows.sid)
+
+        def published() -> None:
+            self.seq = seq
+            self.rows += added - removed
+
+        return deleted, published
+
     # --- reads -----------------------------------------------------------------------------------
 
     def select(
