@@ -113,6 +113,19 @@ def test_same_deletions_same_answers_as_prometheus(tmp_path: Path) -> None:
         assert compared > 20  # real answers were compared, not empty ones
         raw = _result(cs, "/api/v1/query", {"query": '{__name__=~"dm_.*"}[1h]', "time": at})
         assert {m["metric"]["job"]: len(m["values"]) for m in raw} == {"a": N - 41, "b": 180, "c": 179}
+        # Bad input: the same status and error type as Prometheus.
+        for bad in (
+            [],
+            [("match[]", "dm_a{")],
+            [("match[]", "dm_a"), ("start", "x")],
+            [("match[]", "a"), ("end", "abc")],
+        ):
+            answers = [httpx.post(p.url + DELETE, params=bad, timeout=60) for p in (prom, cs)]
+            assert [(r.status_code, r.json()["errorType"]) for r in answers] == [(400, "bad_data")] * 2, bad
+        # '{}' selects nothing: Prometheus 2.42 answers 204 and deletes nothing, Clearsight refuses it
+        # (as its /api/v1/series does) rather than let an operator believe everything was deleted.
+        empty = [httpx.post(p.url + DELETE, params={"match[]": "{}"}, timeout=60) for p in (prom, cs)]
+        assert [r.status_code for r in empty] == [204, 400]
         # clean_tombstones: Prometheus compacts its tombstones away, Clearsight has none; answers unchanged.
         for p in (cs, prom):
             r = httpx.post(p.url + "/api/v1/admin/tsdb/clean_tombstones", timeout=60)
