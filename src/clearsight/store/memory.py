@@ -88,6 +88,31 @@ class MemorySeriesSelector:
             self._sorted = None
             self._by_name = None
 
+    def delete_series(self, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int) -> int:
+        """Removes the samples in [start_ms, end_ms] of the series matching any matcher set (the
+        store's ``delete_series`` for one tenant); a series left empty is dropped. Returns how many
+        samples were removed."""
+        deleted = 0
+        with self._lock:
+            for lbls in list(self._series):
+                if not any(all(m.matches_labels(lbls) for m in ms) for ms in matcher_sets):
+                    continue
+                ts, vs, hs = self._series[lbls]
+                keep = (ts < start_ms) | (ts > end_ms)
+                gone = int(ts.size - np.count_nonzero(keep))
+                if gone == 0:
+                    continue
+                deleted += gone
+                st = self._start_ts.pop(lbls, None)
+                del self._series[lbls]
+                if bool(keep.any()):
+                    self._series[lbls] = (ts[keep], vs[keep], None if hs is None else hs[keep])
+                    if st is not None:
+                        self._start_ts[lbls] = st[keep]
+            self._sorted = None
+            self._by_name = None
+        return deleted
+
     def clear(self) -> None:
         with self._lock:
             self._series.clear()
