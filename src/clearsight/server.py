@@ -35,6 +35,7 @@ from clearsight.api.auth_admin import make_admin_routes
 from clearsight.api.auth_routes import make_auth_routes
 from clearsight.api.common import TenantOf
 from clearsight.api.correlations import CorrelationApi
+from clearsight.api.dashboards import make_dashboard_routes
 from clearsight.api.events_grpc import EventService
 from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
@@ -71,6 +72,7 @@ from clearsight.auth.usage import Prices, QueryCountMiddleware, Usage
 from clearsight.cli.rules import check_expr, vector_of
 from clearsight.config import Config, ConfigError, parse_duration_ms, parse_listen
 from clearsight.correlation.correlator import CorrelationSettings, Correlator, RangeQueryFunc
+from clearsight.dashboards.store import DashboardStore
 from clearsight.health.history import HealthHistory
 from clearsight.health.metrics import HealthCollector
 from clearsight.health.monitor import HealthMonitor
@@ -541,7 +543,7 @@ def build(cfg: Config) -> Built:
                                                    second_factor=mfa_api.second_factor), *mfa_api.routes(),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
                                  *make_audit_api(audit), *make_signing_routes(signing.secrets, [signing]),
-                                 *make_usage_routes(usage)]
+                                 *make_usage_routes(usage), *make_dashboard_routes(DashboardStore(auth.db))]
     audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),

@@ -92,6 +92,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/resources/{id}/health/history"): _R, ("GET", "/status"): _R,
     ("GET", "/api/v1/correlations"): p.EVENTS_READ,
     ("WS", "/ws/metrics"): _R,
+    # saved dashboards (api/dashboards.py)
+    ("GET", "/api/v1/dashboards"): _R, ("POST", "/api/v1/dashboards"): p.DASHBOARDS_MANAGE,
+    ("GET", "/api/v1/dashboards/{id}"): _R, ("PUT", "/api/v1/dashboards/{id}"): p.DASHBOARDS_MANAGE,
+    ("DELETE", "/api/v1/dashboards/{id}"): p.DASHBOARDS_MANAGE,
 }
 for _path in ("/api/v1/series", "/api/v1/labels", "/api/v1/query", "/api/v1/query_range", "/api/v1/catalog",
               "/api/v1/latest", "/api/v1/format_query", "/api/v1/parse_query", "/api/v1/query_exemplars"):

@@ -1,0 +1,1 @@
+"""Saved dashboards: panels of PromQL or LogQL queries with template variables, per organisation."""
