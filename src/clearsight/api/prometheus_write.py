@@ -73,7 +73,7 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
                 log.warning("remote write rejected: %s", e.message)
             resp = ingest_error_response(e)
             if v2:
-                resp.headers.update(_written(0))
+                resp.headers.update(_written(AppendResult()))
             return resp
         metrics.samples_ingested.labels(PROTOCOL).inc(result.samples_written)
         metrics.series_ingested.labels(PROTOCOL).inc(batch.num_series)
@@ -88,16 +88,15 @@ def make_remote_write_handler(ingestor: MetricsIngestor, limits: WriteLimits, te
             return Response(f"out of bounds: {result.out_of_bounds} sample(s) older than the out-of-order window "
                             f"were dropped; the other {result.samples_written} sample(s) were written\n",
                             status_code=400, media_type="text/plain; charset=utf-8",
-                            headers=_written(result.samples_written, result.exemplars_written) if v2 else None)
+                            headers=_written(result) if v2 else None)
         metrics.requests.labels(PROTOCOL, "204").inc()
-        return Response(status_code=204,
-                        headers=_written(result.samples_written, result.exemplars_written) if v2 else None)
+        return Response(status_code=204, headers=_written(result) if v2 else None)
 
     return remote_write
 
 
-def _written(samples: int, exemplars: int = 0) -> dict[str, str]:
-    """Remote-write 2.0's response headers (native histograms are not stored yet)."""
-    return {"X-Prometheus-Remote-Write-Samples-Written": str(samples),
-            "X-Prometheus-Remote-Write-Histograms-Written": "0",
-            "X-Prometheus-Remote-Write-Exemplars-Written": str(exemplars)}
+def _written(result: AppendResult) -> dict[str, str]:
+    """Remote-write 2.0's response headers: float samples, native histogram samples, exemplars."""
+    return {"X-Prometheus-Remote-Write-Samples-Written": str(result.samples_written - result.histograms_written),
+            "X-Prometheus-Remote-Write-Histograms-Written": str(result.histograms_written),
+            "X-Prometheus-Remote-Write-Exemplars-Written": str(result.exemplars_written)}

@@ -49,7 +49,9 @@ cdef struct Out:
     Py_ssize_t nmeta
     Py_ssize_t capmeta
     int64_t exemplars
-    int64_t histograms
+    int64_t* hist        # triples (series number, start, end) of Histogram messages
+    Py_ssize_t nhist
+    Py_ssize_t caphist
     int64_t max_series
     int64_t max_samples
     int err
@@ -201,7 +203,7 @@ cdef int sample(const uint8_t* p, int64_t pos, int64_t end, int64_t series_no, O
             return -1
     cdef Py_ssize_t cap
     cdef void* q
-    if o.nsamp >= o.max_samples:
+    if o.nsamp + o.nhist >= o.max_samples:
         return fail(o, E_TOO_MANY_SAMPLES, pos, 3, <uint64_t>o.max_samples, 0)
     if o.nsamp >= o.capsamp:
         cap = o.capsamp * 2 if o.capsamp > 0 else 1024
@@ -231,6 +233,7 @@ cdef int timeseries(const uint8_t* p, int64_t pos, int64_t end, Out* o) noexcept
     cdef int64_t ts, s, e
     cdef Py_ssize_t span_first = o.nspan
     cdef Py_ssize_t samp_before = o.nsamp
+    cdef Py_ssize_t hist_before = o.nhist
     cdef int64_t series_no = o.nser
     cdef void* q
     while pos < end:
@@ -265,10 +268,19 @@ cdef int timeseries(const uint8_t* p, int64_t pos, int64_t end, Out* o) noexcept
             if field == 3:
                 o.exemplars += 1
             else:
-                o.histograms += 1
+                if o.nsamp + o.nhist >= o.max_samples:
+                    return fail(o, E_TOO_MANY_SAMPLES, e, 1, <uint64_t>o.max_samples, 0)
+                q = grow(o.hist, &o.caphist, 3 * (o.nhist + 1), sizeof(int64_t))
+                if q == NULL:
+                    return fail(o, E_NOMEM, ts, 1, 0, 0)
+                o.hist = <int64_t*>q
+                o.hist[3 * o.nhist] = series_no
+                o.hist[3 * o.nhist + 1] = s
+                o.hist[3 * o.nhist + 2] = e
+                o.nhist += 1
         elif skip(p, &pos, end, field, wt, 1, ts, o) < 0:
             return -1
-    if o.nsamp == samp_before:
+    if o.nsamp == samp_before and o.nhist == hist_before:
         o.nspan = span_first
         return 0
     if o.nser >= o.max_series:
@@ -350,11 +362,13 @@ cdef void release(Out* o) noexcept nogil:
     free(o.spans)
     free(o.series)
     free(o.meta)
+    free(o.hist)
 
 
 def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_samples=-1):
     """Splits an uncompressed WriteRequest (any buffer) into
-    ``(keys, series_idx, timestamps, values, metadata, exemplars, histograms)``.
+    ``(keys, series_idx, timestamps, values, metadata, exemplars, histograms)`` where
+    ``histograms`` is an (n, 3) int64 array: (series number, start, end) of each Histogram message.
 
     On malformed input, or more than ``max_series`` series with samples / ``max_samples`` samples
     (negative: no limit), raises ``make_error(code, offset, context, a, b)``."""
@@ -367,6 +381,7 @@ def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_sam
     cdef int64_t* sp
     cdef int32_t[::1] sidx_v
     cdef int64_t[::1] ts_v
+    cdef int64_t[::1] hist_v
     cdef uint64_t[::1] val_v
     cdef int64_t* m
     o.sidx = NULL
@@ -384,7 +399,9 @@ def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_sam
     o.nmeta = 0
     o.capmeta = 0
     o.exemplars = 0
-    o.histograms = 0
+    o.hist = NULL
+    o.nhist = 0
+    o.caphist = 0
     o.max_series = max_series if max_series >= 0 else INT64_MAX
     o.max_samples = max_samples if max_samples >= 0 else INT64_MAX
     o.err = 0
@@ -423,7 +440,11 @@ def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_sam
                 (<const char*>p)[m[6]:m[6] + m[7]],
                 m[0],
             ))
-        return keys, sidx, ts, vals.view(np.float64), meta, o.exemplars, o.histograms
+        hist = np.empty((o.nhist, 3), dtype=np.int64)
+        if o.nhist > 0:
+            hist_v = hist.reshape(-1)
+            memcpy(&hist_v[0], o.hist, 3 * o.nhist * sizeof(int64_t))
+        return keys, sidx, ts, vals.view(np.float64), meta, o.exemplars, hist
     finally:
         release(&o)
 

@@ -12,8 +12,12 @@ Output (``SampleBatch`` with ``key_kind == "prompb"``):
   order give equal keys, so a store can cache series ids by these bytes. ``decode_labels(key)``
   parses a key into ``(name, value)`` pairs in wire order (unsorted, may hold empty values and
   duplicates: ``pipeline.validate`` canonicalizes them), raising ``InvalidInput`` on invalid UTF-8.
-- Only series with at least one float sample get a key; native histograms are dropped and counted
-  (``histograms_dropped``). Exemplars (also those of series without samples, which is how
+- Only series with at least one float sample or native histogram get a key. Native histograms
+  (``TimeSeries.histograms``) are located by the walk and decoded afterwards by
+  ``ingest/prom_histogram.py`` into ``SampleBatch.histograms`` (a stale marker becomes a float
+  ``STALE_NAN`` sample); an invalid one rejects the request (InvalidInput, reason
+  ``invalid_histogram``, naming the series). A histogram counts as a sample for
+  ``max_samples_per_request``. Exemplars (also those of series without samples, which is how
   Prometheus sends them) are decoded into ``SampleBatch.exemplars`` by a second walk that runs only
   when the first one counted any (``exemplars_of_request``).
 - A key may appear more than once when a request repeats a series.
@@ -22,8 +26,7 @@ Output (``SampleBatch`` with ``key_kind == "prompb"``):
 
 Protobuf semantics follow the gogo-generated decoder Prometheus 2.x uses: a known field with the
 wrong wire type is an error, unknown fields are skipped (groups are rejected), the last occurrence
-of a non-repeated scalar wins, varints longer than 10 bytes are an error, and histogram bodies are
-skipped without being parsed. Every protobuf error is an ``InvalidInput`` whose message
+of a non-repeated scalar wins, varints longer than 10 bytes are an error. Every protobuf error is an ``InvalidInput`` whose message
 names what was being read and the byte offset in the decompressed body.
 
 Size limits (``WriteLimits``): the compressed body (``max_body_bytes``) and the length the snappy
@@ -42,9 +45,19 @@ from typing import Any
 import cramjam
 import numpy as np
 
+from clearsight.ingest import prom_histogram
 from clearsight.model.exemplars import Exemplar
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
-from clearsight.model.samples import F64Array, I32Array, I64Array, MetricMetadata, SampleBatch
+from clearsight.model.samples import (
+    STALE_NAN,
+    F64Array,
+    HistogramSamples,
+    I32Array,
+    I64Array,
+    MetricMetadata,
+    SampleBatch,
+)
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
 
@@ -160,7 +173,11 @@ class _WireError(Exception):
 
 # The result of splitting one WriteRequest: keys, series_idx, timestamps, values,
 # metadata (type, name, help, unit, byte offset), exemplar count, histogram count.
-Split = tuple[list[bytes], I32Array, I64Array, F64Array, list[tuple[int, bytes, bytes, bytes, int]], int, int]
+# keys, series_idx, timestamps, values, metadata, exemplar count, and an (n, 3) int64 array of the
+# Histogram messages: (series number, start, end) of each in the decompressed body.
+Split = tuple[
+    list[bytes], I32Array, I64Array, F64Array, list[tuple[int, bytes, bytes, bytes, int]], int, I64Array
+]
 SplitFn = Callable[[Any, Callable[[int, int, int, int, int], Exception], int, int], Split]
 
 # --- the pure-Python reference walk ---------------------------------------------------------------
@@ -270,7 +287,7 @@ def split_write_request_pure(
     vals: list[int] = []  # raw IEEE-754 bits, so NaN payloads stay exact
     meta: list[tuple[int, bytes, bytes, bytes, int]] = []
     exemplars = 0
-    histograms = 0
+    hists: list[tuple[int, int, int]] = []  # (series number, start, end) of each Histogram message
     try:
         pos = 0
         while pos < n:
@@ -281,6 +298,7 @@ def split_write_request_pure(
                 s, e = _len(buf, pos, n, 10)
                 spans: list[list[int]] = []
                 before = len(vals)
+                hists_before = len(hists)
                 series_no = len(keys)
                 p = s
                 while p < e:
@@ -312,7 +330,7 @@ def split_write_request_pure(
                                 t, q = _int64(buf, q, se, 19)
                             else:
                                 q = _skip(buf, q, se, f2, w2, 3, ts1)
-                        if len(vals) >= max_samples:
+                        if len(vals) + len(hists) >= max_samples:
                             raise _WireError(E_TOO_MANY_SAMPLES, q, 3, max_samples)
                         sidx.append(series_no)
                         tss.append(t)
@@ -320,14 +338,16 @@ def split_write_request_pure(
                         p = se
                     elif f == 3 or f == 4:
                         _expect(w, 2, ts0, 14 if f == 3 else 15)
-                        p = _len(buf, p, e, 14 if f == 3 else 15)[1]
+                        hs, p = _len(buf, p, e, 14 if f == 3 else 15)
                         if f == 3:
                             exemplars += 1
                         else:
-                            histograms += 1
+                            if len(vals) + len(hists) >= max_samples:
+                                raise _WireError(E_TOO_MANY_SAMPLES, p, 1, max_samples)
+                            hists.append((series_no, hs, p))
                     else:
                         p = _skip(buf, p, e, f, w, 1, ts0)
-                if len(vals) > before:
+                if len(vals) > before or len(hists) > hists_before:
                     if len(keys) >= max_series:
                         raise _WireError(E_TOO_MANY_SERIES, e, 1, max_series)
                     keys.append(b"".join(buf[a:b] for a, b in spans))
@@ -368,7 +388,7 @@ def split_write_request_pure(
         vals_arr,
         meta,
         exemplars,
-        histograms,
+        np.array(hists, dtype=np.int64).reshape(-1, 3),
     )
 
 
@@ -442,12 +462,16 @@ def _render_raw(pairs: list[tuple[bytes, bytes]]) -> str:
     return "{" + ", ".join(parts) + more + "}"
 
 
+def _raw_pairs(key: bytes) -> list[tuple[bytes, bytes]]:
+    return _native_labels(key) if _native_labels is not None else _label_pairs_pure(key)
+
+
 def decode_labels(key: bytes) -> Labels:
     """Parses a ``prompb`` series key into its (unsorted, unvalidated) label pairs.
 
     Raises InvalidInput when a name or value is not valid UTF-8 (or the key is not a label list).
     """
-    pairs = _native_labels(key) if _native_labels is not None else _label_pairs_pure(key)
+    pairs = _raw_pairs(key)
     out = []
     for n, v in pairs:
         try:
@@ -580,8 +604,15 @@ def batch_from_protobuf(
         split = _native_split(data, _wire_error, max_series, max_samples)
     else:
         split = split_write_request_pure(data, _wire_error, max_series, max_samples)
-    keys, sidx, ts, vals, meta, exemplars, histograms = split
+    keys, sidx, ts, vals, meta, exemplars, hist_at = split
     kept = exemplars_of_request(bytes(data)) if exemplars else []  # the rest of the count: dropped
+    hists: HistogramSamples | None = None
+    if hist_at.shape[0]:
+        hists, stale = histograms_of_request(bytes(data), hist_at, keys)
+        if stale is not None:  # histogram stale markers are float stale markers
+            sidx = np.concatenate((sidx, stale[0]))
+            ts = np.concatenate((ts, stale[1]))
+            vals = np.concatenate((vals, np.full(stale[0].shape[0], STALE_NAN)))
     return SampleBatch(
         keys=keys,
         key_kind=KEY_KIND,
@@ -591,9 +622,42 @@ def batch_from_protobuf(
         values=vals,
         metadata=[_metadata(m) for m in meta] if meta else [],
         exemplars_dropped=exemplars - len(kept),
-        histograms_dropped=histograms,
         exemplars=kept,
+        histograms=hists,
     )
+
+
+def histograms_of_request(
+    buf: bytes, at: I64Array, keys: list[bytes]
+) -> tuple[HistogramSamples | None, tuple[I32Array, I64Array] | None]:
+    """Decodes the Histogram messages the walk located (``at``: series number, start, end): the
+    native histogram samples, and the (series, timestamp) of the stale markers among them. A
+    malformed or invalid histogram rejects the request (InvalidInput naming the series)."""
+    h_sidx: list[int] = []
+    h_ts: list[int] = []
+    hs: list[FloatHistogram] = []
+    s_sidx: list[int] = []
+    s_ts: list[int] = []
+    for series_no, start, end in at.tolist():
+        try:
+            t, h = prom_histogram.decode(buf, start, end)
+        except prom_histogram.HistogramDecodeError as e:
+            raise InvalidInput(
+                f"invalid native histogram in series {_render_raw(_raw_pairs(keys[series_no]))}: {e}",
+                reason="invalid_histogram",
+            ) from None
+        if h is None:
+            s_sidx.append(series_no)
+            s_ts.append(t)
+        else:
+            h_sidx.append(series_no)
+            h_ts.append(t)
+            hs.append(h)
+    samples = (
+        HistogramSamples(np.asarray(h_sidx, dtype=np.int32), np.asarray(h_ts, dtype=np.int64), hs) if hs else None
+    )
+    stale = (np.asarray(s_sidx, dtype=np.int32), np.asarray(s_ts, dtype=np.int64)) if s_sidx else None
+    return samples, stale
 
 
 _F64 = struct.Struct("<d")

@@ -15,8 +15,10 @@ What is kept and what is not:
 
 - Float samples become the batch's columns; each series' key is its label pairs (``name\\xfevalue``
   joined by ``\\xff``, wire order; ``key_kind == "rw2"``); the pipeline validates and sorts them.
-- Native histograms cannot be carried by ``SampleBatch``: they are counted in
-  ``histograms_dropped`` (as remote-write 1.0 does), their bodies skipped unparsed.
+- Native histograms (``Histogram``, the same message as remote-write 1.0's, see
+  ``ingest/prom_histogram.py``) become ``SampleBatch.histograms``; a histogram stale marker becomes a
+  float ``STALE_NAN`` sample; an invalid histogram rejects the request (InvalidInput, 400,
+  reason ``invalid_histogram``). They count as samples for ``max_samples_per_request``.
 - Exemplars (``Exemplar { repeated uint32 labels_refs = 1; double value = 2; int64 timestamp = 3; }``)
   are decoded into ``SampleBatch.exemplars`` with their series' labels, for the exemplar store.
 - Metadata (type, help, unit) becomes one ``MetricMetadata`` per metric name (first seen wins).
@@ -39,10 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from clearsight.ingest import prom_histogram
 from clearsight.ingest.remote_write import METRIC_TYPES, check_content_encoding, decompress
 from clearsight.model.exemplars import Exemplar
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
-from clearsight.model.samples import MetricMetadata, SampleBatch
+from clearsight.model.samples import STALE_NAN, HistogramSamples, MetricMetadata, SampleBatch
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
 
@@ -158,7 +162,9 @@ class _Builder:
         self.ts = array("q")
         self.vals = array("d")
         self.metadata: dict[str, MetricMetadata] = {}
-        self.histograms = 0
+        self.h_idx = array("i")
+        self.h_ts = array("q")
+        self.hists: list[FloatHistogram] = []
         self.exemplars = 0  # dropped
         self.kept: list[Exemplar] = []
 
@@ -218,7 +224,7 @@ def _symbols(buf: bytes, end: int) -> tuple[list[str], list[bytes]]:
 def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes], out: _Builder) -> None:
     refs: list[int] = []
     samples: list[tuple[int, float, int]] = []
-    histograms = 0
+    hists: list[tuple[int, FloatHistogram | None]] = []
     exemplars = 0
     exemplar_spans: list[tuple[int, int]] = []
     meta: tuple[int, int, int, int] | None = None
@@ -238,7 +244,11 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
             samples.append((ts, value, s))
         elif field == 3:
             expect_wire_type(wt, 2, "TimeSeries.histograms", tag_at)
-            histograms += 1
+            try:
+                hists.append(prom_histogram.decode(buf, s, e))
+            except prom_histogram.HistogramDecodeError as err:
+                raise InvalidInput(f"invalid native histogram in the TimeSeries at byte {start}: {err}",
+                                   reason="invalid_histogram") from None
         elif field == 4:
             expect_wire_type(wt, 2, "TimeSeries.exemplars", tag_at)
             exemplars += 1
@@ -272,7 +282,6 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
     for i in range(0, len(refs), 2):
         if refs[i] == 0:
             raise WireError("TimeSeries.labels_refs names a label with the empty symbol 0", start)
-    out.histograms += histograms
     if exemplar_spans:
         series = tuple((syms[refs[i]], syms[refs[i + 1]]) for i in range(0, len(refs), 2))
         out.kept.extend(_exemplar(buf, a, b, syms, series) for a, b in exemplar_spans)
@@ -289,7 +298,11 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
         if name and name not in out.metadata and (mtype or help_ref or unit_ref):
             out.metadata[name] = MetricMetadata(metric=name, type=METRIC_TYPES.get(mtype, "unknown"),
                                                 help=syms[help_ref], unit=syms[unit_ref])
-    if not samples:
+    for ts, h in hists:
+        if h is None:  # a histogram stale marker is a float stale marker
+            samples.append((ts, STALE_NAN, start))
+    n_hist = sum(1 for _, h in hists if h is not None)
+    if not samples and not n_hist:
         return
     key = b"\xff".join(pairs)
     found = out.key_index.get(key)
@@ -300,13 +313,18 @@ def _series(buf: bytes, start: int, end: int, syms: list[str], raw: list[bytes],
         found = out.key_index[key] = len(out.keys)
         out.keys.append(key)
     i = found
-    if out.max_samples >= 0 and len(out.vals) + len(samples) > out.max_samples:
+    if out.max_samples >= 0 and len(out.vals) + len(out.hists) + len(samples) + n_hist > out.max_samples:
         raise LimitExceeded("samples_per_request", f"request has more than {out.max_samples} samples, over the "
                             f"limit of {out.max_samples} samples per request (max_samples_per_request)")
     for ts, value, _ in samples:
         out.idx.append(i)
         out.ts.append(ts)
         out.vals.append(value)
+    for ts, h in hists:
+        if h is not None:
+            out.h_idx.append(i)
+            out.h_ts.append(ts)
+            out.hists.append(h)
 
 
 def batch_from_v2(data: Any, *, limits: WriteLimits | None = None) -> SampleBatch:
@@ -334,7 +352,9 @@ def batch_from_v2(data: Any, *, limits: WriteLimits | None = None) -> SampleBatc
         metadata=list(out.metadata.values()),
         exemplars_dropped=out.exemplars,
         exemplars=out.kept,
-        histograms_dropped=out.histograms,
+        histograms=HistogramSamples(
+            np.frombuffer(out.h_idx, dtype=np.int32).copy(), np.frombuffer(out.h_ts, dtype=np.int64).copy(), out.hists
+        ) if out.hists else None,
     )
 
 

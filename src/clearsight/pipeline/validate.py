@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 
 from clearsight.model.labels import METRIC_NAME, Labels
-from clearsight.model.samples import SampleBatch
+from clearsight.model.samples import I32Array, I64Array, SampleBatch
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 from clearsight.pipeline.limits import WriteLimits
 
@@ -173,7 +173,7 @@ def make_validator(
             return f"#{i} (labels not decodable)"
 
     def validate(tenant: str, batch: SampleBatch) -> SampleBatch:
-        nser, nsamp = batch.num_series, batch.num_samples
+        nser, nsamp = batch.num_series, batch.num_samples + batch.num_histograms
         if nser > limits.max_series_per_request:
             raise LimitExceeded(
                 "series_per_request",
@@ -186,15 +186,20 @@ def make_validator(
                 f"request has {nsamp} samples, over the limit of {limits.max_samples_per_request} "
                 "samples per request (max_samples_per_request)",
             )
-        if not (batch.series_idx.shape[0] == nsamp == batch.timestamps.shape[0]):
+        if not (batch.series_idx.shape[0] == batch.num_samples == batch.timestamps.shape[0]):
             raise InvalidInput("sample columns differ in length", reason="invalid_batch")
-        if nsamp:
-            sidx = batch.series_idx
+        hb = batch.histograms
+        if hb is not None and not (hb.series_idx.shape[0] == len(hb) == hb.timestamps.shape[0]):
+            raise InvalidInput("histogram sample columns differ in length", reason="invalid_batch")
+        for sidx, ts in ((batch.series_idx, batch.timestamps),
+                         *([(hb.series_idx, hb.timestamps)] if hb is not None else [])):
+            if not sidx.shape[0]:
+                continue
             if int(sidx.min()) < 0 or int(sidx.max()) >= nser:
                 raise InvalidInput(
                     "sample refers to a series index outside the batch", reason="invalid_batch"
                 )
-            _check_timestamps(batch, limits, clock, series_of)
+            _check_timestamps(batch, sidx, ts, limits, clock, series_of)
 
         decode = batch.decode_labels
         cache = cache_for(batch.key_kind)
@@ -226,6 +231,8 @@ def _iso(ms: int) -> str:
 
 def _check_timestamps(
     batch: SampleBatch,
+    sidx: I32Array,
+    ts: I64Array,
     limits: WriteLimits,
     clock: Callable[[], float],
     series_of: Callable[[SampleBatch, int], str],
@@ -233,13 +240,12 @@ def _check_timestamps(
     now = int(clock() * 1000)
     lo = now - limits.max_past_ms
     hi = now + limits.max_future_ms
-    ts = batch.timestamps
     tmin, tmax = int(ts.min()), int(ts.max())
     if tmin >= lo and tmax <= hi:
         return
     j = int(np.flatnonzero((ts < lo) | (ts > hi))[0])
     t = int(ts[j])
-    series = series_of(batch, int(batch.series_idx[j]))
+    series = series_of(batch, int(sidx[j]))
     if t > hi:
         raise InvalidInput(
             f"sample timestamp {t} ({_iso(t)}) of series {series} is too far in the future: more than "

@@ -5,9 +5,13 @@ Units and bounds:
 - timestamps: int64 milliseconds since the Unix epoch; ``start_ms`` and ``end_ms`` are inclusive.
 - values: float64; stale markers (``model.samples.STALE_NAN``) are stored and returned bit-exact.
 - label sets: canonical ``model.labels.Labels`` (sorted, unique names, no empty values).
+- native histograms: a batch's ``SampleBatch.histograms`` are stored like float samples (same
+  durability, all-or-nothing, out-of-order window, retention, newest write wins) and count in
+  ``AppendResult.samples_written`` (and ``histograms_written``). A histogram stale marker is a float
+  ``STALE_NAN`` sample.
 - reads: ``select`` returns ``model.samples.SeriesData``; its optional ``histograms`` (native
   histogram samples) and ``start_timestamps`` columns are None when absent. The embedded store does
-  not store native histograms (or start timestamps) yet: it always returns None for both.
+  not store start timestamps: it always returns None for them.
 
 Durability: ``append`` returns a future that resolves only after the batch is committed to disk
 (a ``kill -9`` after that loses nothing). A batch is all-or-nothing: when the future resolves with
@@ -73,6 +77,7 @@ class AppendResult:
     out_of_bounds: int = 0
     duplicates: int = 0
     exemplars_written: int = 0  # set by the ingestor once the exemplar store kept them
+    histograms_written: int = 0  # native histogram samples, included in samples_written
 
 
 @dataclass
@@ -140,8 +145,8 @@ class SeriesSelector(Protocol):
 
         The result's optional ``histograms`` and ``start_timestamps`` columns (aligned with
         ``timestamps``, see ``model.samples.SeriesData``) are None when the backend has none for the
-        selected samples: always for the embedded store (no native histograms yet); the in-memory
-        ``store.memory.MemorySeriesSelector`` fills them."""
+        selected samples (the embedded store never has start timestamps); at a timestamp where a
+        series has both a float and a histogram sample, the histogram is returned."""
         ...
 
 

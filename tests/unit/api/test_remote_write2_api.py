@@ -31,7 +31,8 @@ class _Store:
     def append(self, tenant: str, batch: SampleBatch) -> concurrent.futures.Future[AppendResult]:
         self.batches.append(batch)
         fut: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
-        fut.set_result(AppendResult(samples_written=batch.num_samples))
+        fut.set_result(AppendResult(samples_written=batch.num_samples + batch.num_histograms,
+                                    histograms_written=batch.num_histograms))
         return fut
 
 
@@ -60,11 +61,11 @@ def test_v2_written_headers(tmp_path: Path) -> None:
     r, store = _post(body, HEADERS, kept)
     assert r.status_code == 204, r.text
     assert r.headers["X-Prometheus-Remote-Write-Samples-Written"] == "2"
-    assert r.headers["X-Prometheus-Remote-Write-Histograms-Written"] == "0"
+    assert r.headers["X-Prometheus-Remote-Write-Histograms-Written"] == "3"
     assert r.headers["X-Prometheus-Remote-Write-Exemplars-Written"] == "1"
     [batch] = store.batches
     assert batch.key_kind == "rw2"
-    assert batch.histograms_dropped == 3
+    assert batch.num_histograms == 3 and batch.histograms_dropped == 0
     assert batch.exemplars_dropped == 0 and len(batch.exemplars) == 1
     assert len(kept) == 1
     kept.close()

@@ -78,10 +78,11 @@ def sample_request() -> WriteRequest:
 def test_decodes_series_samples_metadata(native: bool) -> None:
     b = decode(encode_snappy(sample_request()), native)
     assert b.key_kind == "prompb"
-    assert b.num_series == 2  # the histogram-only series has no float sample: dropped and counted
+    assert b.num_series == 3  # the histogram-only series too
     assert [b.decode_labels(k) for k in b.keys] == [
         (("__name__", "up"), ("job", "node"), ("instance", "a:9100")),
         (("__name__", "temp"), ("room", "ü")),
+        (("__name__", "hist"),),
     ]
     assert b.keys[0] == encode_labels([("__name__", "up"), ("job", "node"), ("instance", "a:9100")])
     assert b.series_idx.dtype == np.int32 and b.timestamps.dtype == np.int64 and b.values.dtype == np.float64
@@ -99,7 +100,10 @@ def test_decodes_series_samples_metadata(native: bool) -> None:
     (ex,) = b.exemplars
     assert (ex.series, ex.labels, ex.value, ex.ts) == ((("__name__", "temp"), ("room", "ü")), (("trace_id", "abc"),),
                                                        1.5, 9)
-    assert b.histograms_dropped == 2
+    assert b.histograms is not None and b.num_histograms == 2
+    assert b.histograms.series_idx.tolist() == [2, 2] and b.histograms.timestamps.tolist() == [10, 11]
+    assert [(h.schema, h.count, h.sum) for h in b.histograms.histograms] == [(-2, 3.0, 1.5), (1, 1.0, 0.0)]
+    assert b.histograms_dropped == 0
 
 
 @pytest.mark.parametrize("native", IMPLS)
@@ -249,7 +253,7 @@ def test_compressed_size_limit() -> None:
         PayloadTooLarge, match=rf"{len(body)} bytes, over the limit of 10 bytes \(max_body_bytes\)"
     ):
         decode(body, True, limits=WriteLimits(max_body_bytes=10))
-    assert decode(body, True, limits=WriteLimits(max_body_bytes=len(body))).num_series == 2
+    assert decode(body, True, limits=WriteLimits(max_body_bytes=len(body))).num_series == 3
 
 
 def test_decompressed_size_limit_is_checked_before_decompressing() -> None:
@@ -261,7 +265,7 @@ def test_decompressed_size_limit_is_checked_before_decompressing() -> None:
     # a header that declares 4 GiB is refused without allocating it
     with pytest.raises(PayloadTooLarge):
         decode(b"\xff\xff\xff\xff\x0f" + b"\0" * 10, True)
-    assert decode(body, True, limits=WriteLimits(max_decompressed_bytes=len(pb))).num_series == 2
+    assert decode(body, True, limits=WriteLimits(max_decompressed_bytes=len(pb))).num_series == 3
 
 
 # --- protobuf errors: exact messages and offsets ----------------------------------------------------
@@ -381,7 +385,7 @@ def test_falls_back_to_pure_walk_with_a_warning(
     b = mod.decode_write_request(
         encode_snappy(sample_request()), content_encoding="snappy", content_type=None, limits=LIMITS
     )
-    assert b.num_series == 2 and b.decode_labels(b.keys[1]) == (("__name__", "temp"), ("room", "ü"))
+    assert b.num_series == 3 and b.decode_labels(b.keys[1]) == (("__name__", "temp"), ("room", "ü"))
 
 
 def test_many_series_grow_buffers() -> None:
@@ -402,15 +406,15 @@ def test_series_and_sample_limits_stop_the_walk_early(native: bool) -> None:
     series = [TimeSeries([("__name__", f"m{i}")], [(1, 1.0), (2, 2.0)]) for i in range(5)]
     series.insert(2, TimeSeries([("__name__", "hist_only")], [], histograms=[Histogram()]))
     body = encode_snappy(WriteRequest(series))
-    with pytest.raises(LimitExceeded, match=r"more than 9 samples, .*\(max_samples_per_request\)") as ei:
-        decode(body, native, limits=WriteLimits(max_samples_per_request=9))
+    with pytest.raises(LimitExceeded, match=r"more than 10 samples, .*\(max_samples_per_request\)") as ei:
+        decode(body, native, limits=WriteLimits(max_samples_per_request=10))
     assert ei.value.limit == "samples_per_request" and ei.value.status == 400
-    with pytest.raises(LimitExceeded, match=r"more than 4 series, .*\(max_series_per_request\)") as ei:
-        decode(body, native, limits=WriteLimits(max_series_per_request=4))
+    with pytest.raises(LimitExceeded, match=r"more than 5 series, .*\(max_series_per_request\)") as ei:
+        decode(body, native, limits=WriteLimits(max_series_per_request=5))
     assert ei.value.limit == "series_per_request"
-    # exactly at the limits: accepted (the histogram-only series does not count)
-    b = decode(body, native, limits=WriteLimits(max_series_per_request=5, max_samples_per_request=10))
-    assert b.num_series == 5 and b.num_samples == 10
+    # exactly at the limits: accepted (a native histogram counts as a sample, its series as a series)
+    b = decode(body, native, limits=WriteLimits(max_series_per_request=6, max_samples_per_request=11))
+    assert b.num_series == 6 and b.num_samples == 10 and b.num_histograms == 1
 
 
 def test_tiny_body_with_millions_of_empty_samples_is_refused_before_allocating() -> None:

@@ -46,8 +46,10 @@ def test_samples_labels_metadata_and_dropped_counts() -> None:
         (("__name__", "http_requests_total"), ("job", "api")): [(1000, 1.0), (2000, 2.5), (3000, 3.0)],
         (("__name__", "temp"), ("room", "a")): [(-5, -1.25)],
     }
-    assert b.num_series == 2  # the histogram-only series gets no key
-    assert b.histograms_dropped == 2
+    assert b.num_series == 3  # the histogram-only series too
+    assert b.histograms is not None and b.histograms.series_idx.tolist() == [2, 2]
+    assert [(t, h.count, h.sum) for t, h in zip(b.histograms.timestamps.tolist(), b.histograms.histograms,
+                                                 strict=True)] == [(1000, 1.0, 1.5), (1001, 2.0, 1.5)]
     assert b.exemplars_dropped == 0
     assert [(e.series, e.labels, e.value, e.ts) for e in b.exemplars] == [
         ((("__name__", "http_requests_total"), ("job", "api")), (("trace_id", "abc"),), 1.0, 1000)]
@@ -151,7 +153,7 @@ def test_roundtrip(req: list[Series2]) -> None:
         if s.samples:
             expected.setdefault(tuple(s.labels), []).extend(s.samples)
     assert as_dict(b) == expected
-    assert b.histograms_dropped == sum(s.histograms for s in req)
+    assert b.num_histograms == sum(s.histograms for s in req)
 
 
 @FUZZ

@@ -96,7 +96,7 @@ def summary(b: SampleBatch) -> object:
         b.values.view(np.uint64).tolist(),
         [(m.metric, m.type, m.help, m.unit) for m in b.metadata],
         b.exemplars_dropped,
-        b.histograms_dropped,
+        b.num_histograms,
     )
 
 
@@ -108,7 +108,7 @@ def test_random_requests_roundtrip_and_both_walks_agree(
     pb = encode(series, metadata)
     native, pure = outcome(pb, True), outcome(pb, False)
     assert native == pure
-    kept = [s for s in series if s.samples]
+    kept = [s for s in series if s.samples or s.histograms]
     utf8_meta = all(_is_utf8(_b(x)) for m in metadata for x in (m.metric_family_name, m.help, m.unit))
     if not utf8_meta:
         assert native[0] == "error" and "MetricMetadata" in str(native[1])
@@ -120,7 +120,7 @@ def test_random_requests_roundtrip_and_both_walks_agree(
     assert b.timestamps.tolist() == [t for s in kept for t, _ in s.samples]
     assert b.values.view(np.uint64).tolist() == [v for s in kept for _, v in s.samples]
     assert b.exemplars_dropped + len(b.exemplars) == sum(s.exemplars for s in series)
-    assert b.histograms_dropped == sum(s.histograms for s in series)
+    assert b.num_histograms == sum(s.histograms for s in series)  # Histogram(1, 2.0, -1, 3): valid
     assert [m.type for m in b.metadata] == [rw.METRIC_TYPES.get(m.type, "unknown") for m in metadata]
     for key, s in zip(b.keys, kept, strict=True):
         if all(_is_utf8(_b(n)) and _is_utf8(_b(v)) for n, v in s.labels):
@@ -220,7 +220,7 @@ def test_corrupt_snappy_raises_only_ingest_errors(
     try:
         b = full_decode(body)
     except InvalidInput as e:
-        assert e.reason in ("invalid_snappy", "invalid_protobuf")
+        assert e.reason in ("invalid_snappy", "invalid_protobuf", "invalid_histogram")
         return
     except PayloadTooLarge as e:
         assert "max_decompressed_bytes" in e.message
@@ -235,7 +235,7 @@ def test_valid_snappy_of_garbage_is_a_protobuf_error_or_a_batch(pb: bytes) -> No
     try:
         full_decode(body)
     except InvalidInput as e:
-        assert e.reason in ("invalid_protobuf", "invalid_utf8")
+        assert e.reason in ("invalid_protobuf", "invalid_utf8", "invalid_histogram")
 
 
 def test_truncation_at_every_byte() -> None:
@@ -266,6 +266,6 @@ def test_limits_stop_both_walks_alike(series: list[Series], max_series: int, max
         except LimitExceeded as e:
             got.append(("limit", e.limit, e.message))
     assert got[0] == got[1]
-    kept = [s for s in series if s.samples]
-    samples = sum(len(s.samples) for s in series)
+    kept = [s for s in series if s.samples or s.histograms]
+    samples = sum(len(s.samples) + s.histograms for s in series)  # histograms count as samples
     assert (got[0][0] == "ok") == (len(kept) <= max_series and samples <= max_samples)

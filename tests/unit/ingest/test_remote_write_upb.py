@@ -111,7 +111,7 @@ def build(ts_list: list[Any], meta: list[Any]) -> Any:
 
 def upb_view(req: Any) -> tuple[Any, ...]:
     """What our decoder should produce, computed from upb's parsed message."""
-    kept = [ts for ts in req.timeseries if len(ts.samples)]
+    kept = [ts for ts in req.timeseries if len(ts.samples) or len(ts.histograms)]
     return (
         [tuple((lb.name, lb.value) for lb in ts.labels) for ts in kept],
         [i for i, ts in enumerate(kept) for _ in ts.samples],
@@ -138,7 +138,7 @@ def our_view(pb: bytes, native: bool) -> tuple[Any, ...]:
         [(m.metric, m.type, m.help, m.unit) for m in b.metadata],
         [(e.series, e.labels, e.value, e.ts) for e in b.exemplars],
         b.exemplars_dropped,
-        b.histograms_dropped,
+        b.num_histograms,
     )
 
 

@@ -787,6 +787,7 @@ class EmbeddedMetricsStore:
         n_ok = int(np.count_nonzero(ok))
         req.result.out_of_bounds += int(ts.shape[0] - n_ok)
         req.result.samples_written += n_ok
+        req.result.histograms_written = n_ok
         if n_ok == 0:
             return
         if n_ok != ts.shape[0]:
