@@ -5,6 +5,7 @@ ARGS ?=
 .PHONY: setup peers run test lint typecheck bench conformance soak clean
 
 UI_STAMP := src/clearsight/web_dist/.stamp
+OIDC_STAMP := tests/peers/oidc/node_modules/.package-lock.json
 
 setup: $(VENV)/.stamp $(UI_STAMP)
 
@@ -16,8 +17,12 @@ $(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name 
 $(UI_STAMP): $(shell find web -path web/node_modules -prune -o -type f -print 2>/dev/null) scripts/build-ui.sh
 	bash scripts/build-ui.sh
 
-peers:
+peers: $(OIDC_STAMP)
 	bash scripts/install-peers.sh
+
+# The real OpenID provider of the SSO tests (npm oidc-provider, tests/peers/oidc), installed from its lock file.
+$(OIDC_STAMP): tests/peers/oidc/package-lock.json
+	cd tests/peers/oidc && npm ci --no-audit --no-fund --loglevel=error
 
 ## Start the server on the embedded store in ./data and print its URL; once it is ready, a local
 ## agent ships this host's metrics to it (AGENT=0: server only; see scripts/run.sh and docs/agent.md).

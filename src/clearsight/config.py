@@ -170,6 +170,7 @@ class AuthConfig:
     session_ttl: str = "7d"  # lifetime of a refresh token (each refresh hands out a new one: a sliding sign-in)
     access_token_ttl: str = "5m"  # lifetime of a session's JWT access token
     refresh_reuse_grace: str = "10s"  # a used refresh token presented again later than this revokes its sign-in
+    oidc_providers: dict[str, Any] = field(default_factory=dict)  # single sign-on: name -> settings (auth/oidc.py)
     signature_window: str = "5m"  # signed ingestion: accepted clock difference of x-timestamp (replay window)
     idempotency_window: str = "24h"  # how long x-idempotency-key answers are remembered
     rate_limit_ip: int = 0  # requests per second per client address (0 = no limit)

@@ -540,7 +540,8 @@ def build(cfg: Config) -> Built:
     mfa_api = MfaApi(Mfa(auth.db), auth.sessions)
     auth.authenticator.needs_second_factor = mfa_api.needs_second_factor  # no basic-auth password alone
     services.extra_routes[:0] = [*make_auth_routes(auth.directory, auth.sessions, auth.authenticator,
-                                                   second_factor=mfa_api.second_factor), *mfa_api.routes(),
+                                                   second_factor=mfa_api.second_factor, sso=auth.oidc),
+                                 *mfa_api.routes(),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
                                  *make_audit_api(audit), *make_signing_routes(signing.secrets, [signing]),
                                  *make_usage_routes(usage), *make_dashboard_routes(DashboardStore(auth.db))]

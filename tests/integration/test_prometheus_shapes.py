@@ -52,9 +52,14 @@ ENDPOINTS: list[tuple[str, str, dict[str, str]]] = [
     ("GET", "/api/v1/labels", {}),
     ("GET", "/api/v1/label/job/values", {}),
     ("GET", "/api/v1/metadata", {"limit": "3"}),
+    ("POST", "/api/v1/admin/tsdb/delete_series", {}),
+    ("POST", "/api/v1/admin/tsdb/delete_series", {"match[]": "up", "start": "abc"}),
+    ("PUT", "/api/v1/admin/tsdb/delete_series", {"match[]": "up[5m"}),
 ]
+# (delete_series' 204 and its effect on answers: tests/integration/test_delete_series_prometheus.py)
 TEXT_ENDPOINTS = [("GET", "/-/healthy"), ("GET", "/-/ready"), ("HEAD", "/-/healthy"), ("HEAD", "/-/ready"),
-                  ("POST", "/-/reload")]
+                  ("POST", "/-/reload"), ("POST", "/api/v1/admin/tsdb/clean_tombstones"),
+                  ("PUT", "/api/v1/admin/tsdb/clean_tombstones")]
 # Maps whose keys are each server's own (flag names, metric names): their values' shapes are compared.
 FREE_KEYS = {"/api/v1/status/flags", "/api/v1/metadata"}
 # buildinfo: Clearsight adds clearsightVersion; its other keys are Prometheus'.
@@ -89,6 +94,8 @@ def diff(a: Any, b: Any, where: str, extra_ok: set[str]) -> list[str]:
 
 
 def _call(proc: Proc, method: str, path: str, params: dict[str, str]) -> httpx.Response:
+    if method == "PUT":
+        return httpx.put(proc.url + path, params=params, timeout=30)
     if method == "POST":
         return httpx.post(proc.url + path, data=params, timeout=30)
     return httpx.request(method, proc.url + path, params=params, timeout=30)
@@ -96,7 +103,8 @@ def _call(proc: Proc, method: str, path: str, params: dict[str, str]) -> httpx.R
 
 @pytest.mark.peer
 def test_endpoint_shapes_match_prometheus(tmp_path: Path) -> None:
-    cs = start_clearsight(tmp_path / "cs")
+    # The admin API on, as on the Prometheus side, for the loopback anonymous principal (an admin).
+    cs = start_clearsight(tmp_path / "cs", config_yaml="server:\n  enable_admin_api: true\nauth:\n  anonymous_role: admin\n")
     prom = None
     try:
         # Prometheus scrapes Clearsight's own /metrics and remote-writes what it scraped to Clearsight.

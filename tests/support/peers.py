@@ -165,3 +165,19 @@ def start_alertmanager(workdir: Path, config_yaml: str = "route:\n  receiver: no
     proc = _spawn("alertmanager", argv, workdir, f"http://127.0.0.1:{port}")
     _wait_http(proc, "/-/ready", timeout)
     return proc
+
+
+OIDC_PEER_DIR = Path(__file__).resolve().parent.parent / "peers" / "oidc"
+
+
+def start_oidc_provider(workdir: Path, redirect_uri: str, *, timeout: float = 30) -> Proc:
+    """The real OpenID provider (npm oidc-provider, tests/peers/oidc/provider.mjs; installed by
+    ``npm ci`` there, which ``make setup`` runs) with one client whose redirect URI is ``redirect_uri``."""
+    node = require_binary("node")
+    if not (OIDC_PEER_DIR / "node_modules" / "oidc-provider").is_dir():
+        raise PeerMissing(f"oidc-provider is not installed: run `npm ci` in {OIDC_PEER_DIR} (make setup does)")
+    port = free_port()
+    proc = _spawn("oidc-provider", [node, str(OIDC_PEER_DIR / "provider.mjs"), str(port), redirect_uri], workdir,
+                  f"http://127.0.0.1:{port}")
+    _wait_http(proc, "/.well-known/openid-configuration", timeout)
+    return proc

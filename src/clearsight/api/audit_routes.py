@@ -34,6 +34,7 @@ log = logging.getLogger("clearsight.audit")
 ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/login"): "auth.login",
     ("POST", "/api/v1/auth/login/mfa"): "auth.login_mfa",
+    ("GET", "/api/v1/auth/sso/{name}/callback"): "auth.sso_login",
     ("POST", "/api/v1/auth/logout"): "auth.logout", ("POST", "/api/v1/auth/logout_all"): "auth.logout_all",
     ("POST", "/api/v1/auth/mfa/enrol"): "mfa.enrol",
     ("POST", "/api/v1/auth/mfa/confirm"): "mfa.confirm",

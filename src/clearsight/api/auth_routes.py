@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clearsight.api.common import json_response, read_body, success
+from clearsight.api.sso_routes import make_sso_routes
 from clearsight.auth.csrf import CSRF_COOKIE, csrf_token
 from clearsight.auth.directory import Directory, LoginResult
 from clearsight.auth.errors import (
@@ -33,6 +34,7 @@ from clearsight.auth.errors import (
     UnsupportedMediaType,
 )
 from clearsight.auth.middleware import CREDENTIAL_KEY, cookie_value, set_session_cookies
+from clearsight.auth.oidc import OidcClient
 from clearsight.auth.principal import SCOPE_KEY, Principal
 from clearsight.auth.resolver import Authenticator, Credential
 from clearsight.auth.sessions import COOKIE, REFRESH_COOKIE, Sessions, SessionTokens
@@ -125,7 +127,8 @@ def _end_cookies(resp: Response) -> Response:
 
 
 def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Authenticator,
-                     second_factor: SecondFactor | None = None) -> list[Route]:
+                     second_factor: SecondFactor | None = None, sso: OidcClient | None = None) -> list[Route]:
+    """The identity routes; with ``sso``, also the single sign-on ones (api/sso_routes.py)."""
     async def me(request: Request) -> Response:
         return success(principal_of(request).describe())
 
@@ -183,4 +186,5 @@ def make_auth_routes(directory: Directory, sessions: Sessions, authenticator: Au
         Route("/api/v1/auth/refresh", guarded(refresh), methods=["POST"]),
         Route("/api/v1/auth/logout", guarded(logout), methods=["POST"]),
         Route("/api/v1/auth/logout_all", guarded(logout_all), methods=["POST"]),
+        *make_sso_routes(sso or OidcClient([]), directory, sessions, start_session, guarded),
     ]

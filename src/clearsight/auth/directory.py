@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
-from clearsight.auth.errors import Conflict, InvalidInput, LockedOut, NotFound, Unauthenticated
+from clearsight.auth.errors import Conflict, Forbidden, InvalidInput, LockedOut, NotFound, Unauthenticated
 from clearsight.auth.models import Membership, Organisation, Role, RolePermission, User
 from clearsight.auth.passwords import (
     PasswordPolicyError,
@@ -211,6 +211,34 @@ class Directory:
                 return MemberView(user.id, username, role, False, user.created_ms, None)
         except IntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
+
+    def sso_user(self, username: str, marker: str, org: str, role: str) -> LoginResult:
+        """The single sign-on user ``username`` bound to ``marker`` (auth/oidc.py), made on first use,
+        with ``role`` in ``org``. Forbidden when the name belongs to a local user or another subject;
+        Unauthenticated when the user is disabled."""
+        validate_username(username)
+        t = now_ms()
+        with self.db.session() as s, s.begin():
+            o = self._org(s, org)
+            self._require_role(s, org, role)
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                user = User(username=username, password_hash=marker, disabled=False, failed_logins=0,
+                            locked_until_ms=0, created_ms=t)
+                s.add(user)
+                s.flush()
+            elif user.password_hash != marker:
+                raise Forbidden(f"user name {username!r} belongs to another account")
+            if user.disabled:
+                raise Unauthenticated("this user is disabled")
+            m = s.get(Membership, (user.id, o.id))
+            if m is None:
+                s.add(Membership(user_id=user.id, org_id=o.id, role=role))
+            else:
+                m.role = role
+            user.last_login_ms = t
+            uid = user.id
+        return LoginResult(uid, username, self.memberships(uid))
 
     def set_membership(self, username: str, org: str, role: str) -> MemberView:
         with self.db.session() as s, s.begin():

@@ -28,6 +28,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/auth/me"): AUTHENTICATED,
     ("POST", "/api/v1/auth/logout"): AUTHENTICATED, ("POST", "/api/v1/auth/logout_all"): AUTHENTICATED,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
+    ("GET", "/api/v1/auth/sso/providers"): PUBLIC, ("GET", "/api/v1/auth/sso/{name}/login"): PUBLIC,
+    ("GET", "/api/v1/auth/sso/{name}/callback"): PUBLIC,
     ("GET", "/api/v1/admin/orgs"): p.ORGS_CROSS, ("POST", "/api/v1/admin/orgs"): p.ORGS_CROSS,
     ("DELETE", "/api/v1/admin/orgs/{name}"): p.ORGS_CROSS,
     ("GET", "/api/v1/admin/users"): p.USERS_MANAGE, ("POST", "/api/v1/admin/users"): p.USERS_MANAGE,

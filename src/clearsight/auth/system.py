@@ -11,6 +11,7 @@ from pathlib import Path
 from clearsight.auth.bootstrap import BootstrapError, bootstrap
 from clearsight.auth.directory import Directory
 from clearsight.auth.keys import ApiKeys
+from clearsight.auth.oidc import OidcClient, parse_providers
 from clearsight.auth.resolver import Authenticator
 from clearsight.auth.sessions import Sessions
 from clearsight.auth.state import StateDb, engine_url
@@ -24,9 +25,11 @@ class AuthSystem:
     keys: ApiKeys
     sessions: Sessions
     authenticator: Authenticator
+    oidc: OidcClient
 
     def close(self) -> None:
         self.authenticator.flush_last_used()
+        self.oidc.close()
         self.db.close()
 
 
@@ -55,7 +58,8 @@ def open_auth(cfg: Config, env: Mapping[str, str] | None = None) -> AuthSystem:
             anonymous=cfg.auth.anonymous == "loopback", anonymous_role=cfg.auth.anonymous_role,
             trust_tenant_header=cfg.tenancy.trust_tenant_header,
             cache_ttl_s=parse_duration_ms(cfg.auth.key_cache_ttl) / 1000)
+        oidc = OidcClient(parse_providers(cfg.auth.oidc_providers, cfg.tenancy.default_tenant, env))
     except (BootstrapError, ValueError) as e:
         db.close()
         raise ConfigError(str(e)) from None
-    return AuthSystem(db, directory, keys, sessions, authenticator)
+    return AuthSystem(db, directory, keys, sessions, authenticator, oidc)
