@@ -228,12 +228,12 @@ def test_keyboard_navigation_with_visible_focus(server: Proc, browser: Any) -> N
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     seen = []
-    for _ in range(5):
+    for _ in range(6):
         page.keyboard.press("Tab")
         seen.append(page.evaluate("document.activeElement.textContent"))
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline not in ("none", ""), f"no visible focus on {seen[-1]!r}"
-    assert seen == ["Clearsight", "Overview", "Infrastructure", "Health map", "Metrics"]
+    assert seen == ["Clearsight", "Overview", "Infrastructure", "Health map", "Dashboards", "Metrics"]
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Metrics explorer").wait_for()
     assert page.url.endswith("/ui/metrics")

@@ -133,3 +133,23 @@ def test_alerts_page_has_no_serious_accessibility_violations(server: Proc, brows
     violations = tab.axe_violations()
     tab.screenshot(f"alerts-{scheme}-axe")
     assert violations == []
+
+
+def test_viewer_sees_dashboards_without_edit_controls(server: Proc, browser: Any) -> None:
+    admin = {"Authorization": f"Bearer {login_token(server.url, 'admin', ADMIN_PASSWORD)}"}
+    r = httpx.post(
+        f"{server.url}/api/v1/dashboards",
+        headers=admin,
+        json={"title": "Shared board", "panels": [{"title": "Up", "type": "stat", "query": "vector(7)"}]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    tab = signed_in_tab(browser, server.url, "/ui/dashboards", "vera", VIEWER_PASSWORD)
+    page = tab.page
+    page.get_by_role("link", name="Shared board").click()
+    assert page.get_by_test_id("panel-0").get_by_test_id("stat-value").inner_text() == "7"
+    assert page.get_by_role("button", name="Edit").count() == 0
+    page.get_by_role("link", name="All dashboards").click()
+    page.get_by_test_id("dashboards").wait_for()
+    assert page.get_by_label("New dashboard title").count() == 0
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []

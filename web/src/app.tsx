@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { may, signOut, whoAmI, type AuthState } from './auth';
 import { AdminPage } from './pages/Admin';
 import { AlertsPage } from './pages/Alerts';
+import { DashboardsPage } from './pages/Dashboards';
 import { EventsPage } from './pages/Events';
 import { HealthMapPage } from './pages/HealthMap';
 import { InfrastructurePage } from './pages/Infrastructure';
@@ -75,6 +76,7 @@ export function App() {
   else if (page === 'overview') content = <OverviewPage />;
   else if (page === 'infrastructure') content = <InfrastructurePage />;
   else if (page === 'health') content = <HealthMapPage />;
+  else if (page === 'dashboards') content = <DashboardsPage mayEdit={may(auth, 'dashboards:manage')} />;
   else if (page === 'alerts') content = <AlertsPage maySilence={may(auth, 'silences:manage')} user={auth.kind === 'user' ? auth.name : 'local user'} />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
   else if (page === 'admin') content = <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} />;

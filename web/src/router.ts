@@ -1,11 +1,12 @@
 // A tiny client-side router over the History API. UI routes live under /ui/; `/` is the overview.
 import { useEffect, useState } from 'preact/hooks';
 
-export type Page = 'overview' | 'infrastructure' | 'health' | 'metrics' | 'logs' | 'events' | 'alerts' | 'admin';
+export type Page = 'overview' | 'infrastructure' | 'health' | 'dashboards' | 'metrics' | 'logs' | 'events' | 'alerts' | 'admin';
 export const PAGES: { page: Page; path: string; title: string }[] = [
   { page: 'overview', path: '/ui/overview', title: 'Overview' },
   { page: 'infrastructure', path: '/ui/infrastructure', title: 'Infrastructure' },
   { page: 'health', path: '/ui/health', title: 'Health map' },
+  { page: 'dashboards', path: '/ui/dashboards', title: 'Dashboards' },
   { page: 'metrics', path: '/ui/metrics', title: 'Metrics' },
   { page: 'logs', path: '/ui/logs', title: 'Logs' },
   { page: 'events', path: '/ui/events', title: 'Events' },

@@ -18,6 +18,7 @@ import {
 import { linkClick, useLocation } from '../router';
 
 const REFRESH_MS = 15_000;
+const LAST_HOUR = { range: 3600_000, end: null };
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -228,7 +229,7 @@ function MetricView({ view }: { view: View }) {
       <summary>{view.title}</summary>
       {open ? (
         <>
-          <QueryChart title={view.title} query={view.query} rangeMs={3600_000} unit={view.unit} label={(m: Metric) => labelOf(m)} />
+          <QueryChart title={view.title} query={view.query} range={LAST_HOUR} unit={view.unit} label={(m: Metric) => labelOf(m)} />
           <p class="muted small">
             Last hour · <code>{view.query}</code>
           </p>

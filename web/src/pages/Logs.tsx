@@ -1,43 +1,19 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { getJSON, type MatrixItem } from '../api';
 import { Chart } from '../components/Chart';
+import { byNewest, linesOf, LogRow, type Line, type Stream } from '../components/LogLines';
 import { LogqlEditor } from '../components/LogqlEditor';
-import { Time } from '../components/Time';
 import { resolve, TimeRangePicker, type Range } from '../components/TimeRange';
 import { navigate } from '../router';
 import { stepFor, type Aligned as Volume } from '../series';
 import { formatDuration, parseDuration } from '../time';
 
-interface Stream { stream: Record<string, string>; values: [string, string][] }
 interface LokiStreams { status: string; data: { resultType: 'streams'; result: Stream[] } }
 interface LokiMatrix { status: string; data: { resultType: 'matrix'; result: MatrixItem[] } }
-interface Line { key: string; ns: string; ms: number; labels: Record<string, string>; line: string }
 
 const LIMIT = 1000;
 /** Lines kept in the page while tailing (oldest dropped). */
 const TAIL_KEEP = 1000;
-
-const LEVELS: Record<string, { cls: string; icon: string }> = {
-  critical: { cls: 'lvl-error', icon: '✖' }, fatal: { cls: 'lvl-error', icon: '✖' }, error: { cls: 'lvl-error', icon: '✖' },
-  err: { cls: 'lvl-error', icon: '✖' }, warn: { cls: 'lvl-warn', icon: '▲' }, warning: { cls: 'lvl-warn', icon: '▲' },
-  info: { cls: 'lvl-info', icon: '●' }, debug: { cls: 'lvl-debug', icon: '○' }, trace: { cls: 'lvl-debug', icon: '○' },
-};
-
-function levelOf(l: Line): string {
-  return (l.labels.level ?? l.labels.detected_level ?? l.labels.severity ?? '').toLowerCase();
-}
-
-let seq = 0;
-function linesOf(streams: Stream[]): Line[] {
-  const out: Line[] = [];
-  for (const s of streams) for (const [ns, line] of s.values) out.push({ key: `${ns}-${seq++}`, ns, ms: Number(ns.slice(0, -6) || '0'), labels: s.stream, line });
-  return out;
-}
-
-/** Newest first (nanosecond strings compare by length, then text). */
-function byNewest(a: Line, b: Line): number {
-  return a.ns.length !== b.ns.length ? b.ns.length - a.ns.length : a.ns < b.ns ? 1 : a.ns > b.ns ? -1 : 0;
-}
 
 /** Line counts per level on the full step grid of [start, end] (a step without lines is 0, not a gap). */
 function volumeOf(items: MatrixItem[], start: number, end: number, step: number): Volume {
@@ -56,62 +32,6 @@ function volumeOf(items: MatrixItem[], start: number, end: number, step: number)
 
 function isLogQuery(q: string): boolean {
   return q.trim().startsWith('{');
-}
-
-/** A line as pretty JSON when it is a JSON object, else null. */
-function jsonOf(line: string): string | null {
-  const t = line.trim();
-  if (!t.startsWith('{')) return null;
-  try {
-    const v: unknown = JSON.parse(t);
-    return v && typeof v === 'object' ? JSON.stringify(v, null, 2) : null;
-  } catch {
-    return null;
-  }
-}
-
-function LogRow({ l }: { l: Line }) {
-  const [open, setOpen] = useState(false);
-  const lvl = levelOf(l);
-  const style = LEVELS[lvl];
-  const json = open ? jsonOf(l.line) : null;
-  return (
-    <li class={`logrow ${style?.cls ?? ''}`} data-level={lvl || undefined}>
-      <button type="button" class="logrow-head" aria-expanded={open} onClick={() => setOpen(!open)}>
-        <span class="nowrap">
-          <Time ms={l.ms} />
-        </span>
-        <span class="lvl nowrap">
-          {lvl ? (
-            <>
-              <span aria-hidden="true">{style?.icon ?? '·'}</span> {lvl}
-            </>
-          ) : null}
-        </span>
-        <span class="mono logline">{l.line}</span>
-      </button>
-      {open ? (
-        <div class="logrow-detail">
-          <table class="table small">
-            <caption class="sr-only">Labels of this line</caption>
-            <tbody>
-              {Object.entries(l.labels).map(([k, v]) => (
-                <tr key={k}>
-                  <th scope="row" class="mono">{k}</th>
-                  <td class="mono">{v}</td>
-                </tr>
-              ))}
-              <tr>
-                <th scope="row">timestamp</th>
-                <td class="mono">{l.ns} ns</td>
-              </tr>
-            </tbody>
-          </table>
-          {json ? <pre class="json mono" data-testid="json-view">{json}</pre> : null}
-        </div>
-      ) : null}
-    </li>
-  );
 }
 
 type TailState = 'off' | 'connecting' | 'live' | 'closed';

@@ -1,8 +1,8 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { promGet, seriesText, type MatrixItem, type Metric, type QueryData } from '../api';
+import { promGet, seriesText, type Metric, type QueryData } from '../api';
 import { Chart } from '../components/Chart';
+import { ResultTable } from '../components/ResultTable';
 import { PromqlEditor } from '../components/PromqlEditor';
-import { Time } from '../components/Time';
 import { resolve, TimeRangePicker, type Range } from '../components/TimeRange';
 import { navigate } from '../router';
 import { alignMatrix, stepFor } from '../series';
@@ -47,56 +47,6 @@ interface Result {
   warnings: string[];
   loading: boolean;
   at: number;
-}
-
-function TableView({ data, at }: { data: QueryData; at: number }) {
-  if (data.resultType === 'scalar' || data.resultType === 'string') {
-    return (
-      <table class="table result-table">
-        <thead>
-          <tr>
-            <th scope="col">{data.resultType}</th>
-            <th scope="col">Value</th>
-          </tr>
-        </thead>
-        <tbody>
-          <tr>
-            <td>
-              <Time ms={data.result[0] * 1000} />
-            </td>
-            <td class="num value">{data.result[1]}</td>
-          </tr>
-        </tbody>
-      </table>
-    );
-  }
-  const rows: { m: Metric; v: string }[] =
-    data.resultType === 'vector'
-      ? data.result.map((r) => ({ m: r.metric, v: r.value[1] }))
-      : (data.result as MatrixItem[]).map((r) => ({
-          m: r.metric,
-          v: r.values.length ? `${r.values[r.values.length - 1]?.[1]} (last of ${r.values.length})` : '',
-        }));
-  if (!rows.length) return <p class="empty">No series matched at <Time ms={at} />. Widen the time range or check the label matchers.</p>;
-  return (
-    <table class="table result-table">
-      <caption class="sr-only">Instant query result</caption>
-      <thead>
-        <tr>
-          <th scope="col">Series</th>
-          <th scope="col">Value</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((r, i) => (
-          <tr key={i}>
-            <td class="mono series">{seriesText(r.m)}</td>
-            <td class="num value">{r.v}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
 }
 
 export function MetricsPage() {
@@ -263,7 +213,7 @@ export function MetricsPage() {
             r.data ? (
               <div key={i} data-testid={`table-${i}`}>
                 {queries.length > 1 ? <h2 class="h3">Query {LETTERS[i]}</h2> : null}
-                <TableView data={r.data} at={r.at} />
+                <ResultTable data={r.data} at={r.at} />
               </div>
             ) : null,
           )
