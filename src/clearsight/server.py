@@ -47,6 +47,7 @@ from clearsight.api.mtls import SCOPE_ORG
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
 from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, make_otlp_traces_route
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
+from clearsight.api.prometheus_status import make_admin_tsdb_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
@@ -515,6 +516,7 @@ def build(cfg: Config) -> Built:
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
                         tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, prom_otlp_route, traces_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
                                                                                      *make_alertmanager_routes(notifier),
+                                                                                     *make_admin_tsdb_routes(cfg, store, tenant_of),
                                                                                      *make_ui_routes(log_surfaces.es_root),
                                                                                      make_ws_metrics_route(store, cfg, tenant_of, query_governor),
                                                                                      *log_surfaces.routes(), *log_query.routes(),

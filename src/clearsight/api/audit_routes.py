@@ -51,6 +51,8 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/rules/{namespace}"): "rules.delete", ("DELETE", "/api/v1/rules/{namespace}/{group}"): "rules.delete",
     ("POST", "/-/reload"): "rules.reload", ("PUT", "/-/reload"): "rules.reload",
     ("POST", "/api/v2/silences"): "silence.set", ("DELETE", "/api/v2/silence/{id}"): "silence.expire",
+    ("POST", "/api/v1/admin/tsdb/delete_series"): "tsdb.delete_series",
+    ("PUT", "/api/v1/admin/tsdb/delete_series"): "tsdb.delete_series",
 }
 # small JSON bodies whose whitelisted fields go into the entry's detail
 WITH_BODY = frozenset(p for (m, p) in ACTIONS if p.startswith(("/api/v1/auth/", "/api/v1/admin/")))

@@ -1,8 +1,8 @@
 """Prometheus' status and management endpoints, in Prometheus 2.x's shapes:
 
 ``/-/healthy``, ``/-/ready``, ``/-/reload``, ``/api/v1/status/{config,flags,runtimeinfo,tsdb}``,
-``/api/v1/targets/metadata``, ``/api/v1/alertmanagers``, ``/api/v1/query_exemplars`` and the admin
-``/api/v1/admin/tsdb/{delete_series,clean_tombstones,snapshot}`` (disabled unless
+``/api/v1/targets/metadata``, ``/api/v1/alertmanagers``, ``/api/v1/query_exemplars`` and (in
+``make_admin_tsdb_routes``) the admin ``/api/v1/admin/tsdb/{delete_series,clean_tombstones,snapshot}`` (disabled unless
 ``server.enable_admin_api``; ``delete_series`` removes samples at once through the store, so
 ``clean_tombstones`` has nothing to do; no snapshots). Everything per tenant reads through the store's public read API.
 """
@@ -24,6 +24,7 @@ import yaml
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from clearsight.api.common import (
     MAX_TIME_MS,
@@ -243,6 +244,29 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
             for series, items in found
         ])
 
+    return [
+        ("/-/healthy", healthy, ["GET", "HEAD"], "Liveness, as Prometheus answers it (text)."),
+        ("/-/ready", ready, ["GET", "HEAD"], "Readiness, as Prometheus answers it (text; 503 when not ready)."),
+        ("/-/reload", reload, ["POST", "PUT"], "Prometheus' lifecycle reload: not enabled (403)."),
+        ("/api/v1/status/config", status_config, ["GET"], "The effective configuration as YAML, secrets redacted."),
+        ("/api/v1/status/flags", status_flags, ["GET"], "Every effective setting as section.key -> string."),
+        ("/api/v1/status/runtimeinfo", runtimeinfo, ["GET"], "Runtime information (Prometheus' shape)."),
+        ("/api/v1/status/tsdb", status_tsdb, ["GET"],
+         "Cardinality of the tenant's series with samples in the last 2 h: top `limit` (default 10) by metric "
+         "name, label name and label-value pair."),
+        ("/api/v1/targets/metadata", targets_metadata, ["GET"],
+         "Metric metadata per scrape target (match_target, metric, limit); empty until targets keep it."),
+        ("/api/v1/alertmanagers", alertmanagers, ["GET"], "Alertmanagers (none until alerting lands)."),
+        ("/api/v1/query_exemplars", query_exemplars, ["GET", "POST"],
+         "Exemplars of the series the query's selectors select, in [start, end] (query, start, end)."),
+    ]
+
+
+def make_admin_tsdb_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf) -> list[Route]:
+    """Prometheus' admin API, ``POST/PUT /api/v1/admin/tsdb/{delete_series,clean_tombstones,snapshot}``
+    (answering "admin APIs disabled" unless ``server.enable_admin_api``). Plain routes, mounted by
+    ``server.build`` among the audited routes (``api/audit_routes.py`` records every deletion)."""
+
     def admin_disabled() -> Response | None:
         if cfg.server.enable_admin_api:
             return None
@@ -250,6 +274,8 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
         return error_response(ApiError("unavailable", "admin APIs disabled", status=500))
 
     async def delete_series(request: Request) -> Response:
+        """Admin: delete the samples in [start, end] of the series any match[] selects, in the
+        caller's organisation, at once (204; disabled unless server.enable_admin_api)."""
         from clearsight.api.prometheus_read import parse_match_params
 
         if (off := admin_disabled()) is not None:
@@ -273,39 +299,22 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
         return Response(status_code=204)
 
     async def clean_tombstones(request: Request) -> Response:
+        """Admin: a no-op 204 (delete_series leaves no tombstones; disabled unless
+        server.enable_admin_api)."""
         # delete_series removes samples at once (no tombstones): nothing to clean, as Prometheus
         # answers when there are none.
         return admin_disabled() or Response(status_code=204)
 
     async def snapshot(request: Request) -> Response:
+        """Admin: snapshot, not supported (501; disabled unless server.enable_admin_api)."""
         return admin_disabled() or error_response(ApiError(
             "unavailable", "snapshots are not supported by the embedded store (copy the data directory "
             "while the server is stopped)", status=501))
 
-    admin_methods = ["POST", "PUT"]
-    return [
-        ("/-/healthy", healthy, ["GET", "HEAD"], "Liveness, as Prometheus answers it (text)."),
-        ("/-/ready", ready, ["GET", "HEAD"], "Readiness, as Prometheus answers it (text; 503 when not ready)."),
-        ("/-/reload", reload, ["POST", "PUT"], "Prometheus' lifecycle reload: not enabled (403)."),
-        ("/api/v1/status/config", status_config, ["GET"], "The effective configuration as YAML, secrets redacted."),
-        ("/api/v1/status/flags", status_flags, ["GET"], "Every effective setting as section.key -> string."),
-        ("/api/v1/status/runtimeinfo", runtimeinfo, ["GET"], "Runtime information (Prometheus' shape)."),
-        ("/api/v1/status/tsdb", status_tsdb, ["GET"],
-         "Cardinality of the tenant's series with samples in the last 2 h: top `limit` (default 10) by metric "
-         "name, label name and label-value pair."),
-        ("/api/v1/targets/metadata", targets_metadata, ["GET"],
-         "Metric metadata per scrape target (match_target, metric, limit); empty until targets keep it."),
-        ("/api/v1/alertmanagers", alertmanagers, ["GET"], "Alertmanagers (none until alerting lands)."),
-        ("/api/v1/query_exemplars", query_exemplars, ["GET", "POST"],
-         "Exemplars of the series the query's selectors select, in [start, end] (query, start, end)."),
-        ("/api/v1/admin/tsdb/delete_series", delete_series, admin_methods,
-         "Admin: delete the samples in [start, end] of the series any match[] selects, in the caller's "
-         "organisation, at once (204; disabled unless server.enable_admin_api)."),
-        ("/api/v1/admin/tsdb/clean_tombstones", clean_tombstones, admin_methods,
-         "Admin: a no-op 204 (delete_series leaves no tombstones; disabled unless server.enable_admin_api)."),
-        ("/api/v1/admin/tsdb/snapshot", snapshot, admin_methods,
-         "Admin: snapshot, not supported (501; disabled unless server.enable_admin_api)."),
-    ]
+    methods = ["POST", "PUT"]
+    return [Route("/api/v1/admin/tsdb/delete_series", delete_series, methods=methods),
+            Route("/api/v1/admin/tsdb/clean_tombstones", clean_tombstones, methods=methods),
+            Route("/api/v1/admin/tsdb/snapshot", snapshot, methods=methods)]
 
 
 def _exemplar_time(p: ImmutableMultiDict[str, Any], name: str, default: int) -> int:
