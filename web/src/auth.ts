@@ -38,15 +38,63 @@ export function may(auth: AuthState, permission: string): boolean {
   return false;
 }
 
-export async function signIn(username: string, password: string): Promise<string | null> {
-  const resp = await postJSON('/api/v1/auth/login', { username, password });
-  if (resp.ok) return null;
-  if (resp.status === 401 || resp.status === 403) return 'Wrong user name or password.';
+/** What a sign-in step answered: done, an error to show, or a second step (TOTP code, or enrolment when the
+ * organisation requires MFA and the user has none yet). */
+export type SignInStep =
+  | { kind: 'done'; recoveryCodes: string[] }
+  | { kind: 'error'; message: string }
+  | { kind: 'mfa'; token: string }
+  | { kind: 'enrol'; token: string };
+
+async function messageOf(resp: Response, fallback: string): Promise<string> {
   try {
     const body = (await resp.json()) as { error?: string; message?: string };
-    return body.error ?? body.message ?? `Sign-in failed (${resp.status}).`;
+    return body.error ?? body.message ?? fallback;
   } catch {
-    return `Sign-in failed (${resp.status}).`;
+    return fallback;
+  }
+}
+
+export async function signIn(username: string, password: string): Promise<SignInStep> {
+  const resp = await postJSON('/api/v1/auth/login', { username, password });
+  if (resp.status === 401 || resp.status === 403) return { kind: 'error', message: 'Wrong user name or password.' };
+  if (!resp.ok) return { kind: 'error', message: await messageOf(resp, `Sign-in failed (${resp.status}).`) };
+  const body = (await resp.json()) as { data?: { mfa_required?: boolean; mfa_enrolment_required?: boolean; mfa_token?: string } };
+  const d = body.data ?? {};
+  if (d.mfa_token && d.mfa_enrolment_required) return { kind: 'enrol', token: d.mfa_token };
+  if (d.mfa_token && d.mfa_required) return { kind: 'mfa', token: d.mfa_token };
+  return { kind: 'done', recoveryCodes: [] };
+}
+
+/** The second step: a TOTP code (or a recovery code) for the token of the first. */
+export async function signInCode(token: string, code: string, recovery: boolean): Promise<SignInStep> {
+  const resp = await postJSON('/api/v1/auth/login/mfa', recovery ? { mfa_token: token, recovery_code: code } : { mfa_token: token, code });
+  if (resp.status === 401) return { kind: 'error', message: await messageOf(resp, 'Wrong or used code.') };
+  if (!resp.ok) return { kind: 'error', message: await messageOf(resp, `Sign-in failed (${resp.status}).`) };
+  const body = (await resp.json()) as { data?: { recovery_codes?: string[] } };
+  return { kind: 'done', recoveryCodes: body.data?.recovery_codes ?? [] };
+}
+
+export interface Enrolment { secret: string; otpauth_uri: string; qr_svg: string }
+
+/** MFA enrolment during sign-in (the organisation requires MFA): the secret, its URI and QR code. */
+export async function enrolAtSignIn(token: string): Promise<Enrolment | string> {
+  const resp = await postJSON('/api/v1/auth/login/mfa/enrol', { mfa_token: token });
+  if (!resp.ok) return messageOf(resp, `Enrolment failed (${resp.status}).`);
+  return ((await resp.json()) as { data: Enrolment }).data;
+}
+
+export interface SsoProvider { name: string; display_name: string; login_url: string }
+
+/** The single sign-on providers configured on the server (none when the API is absent). */
+export async function ssoProviders(): Promise<SsoProvider[]> {
+  try {
+    const resp = await fetch('/api/v1/auth/sso/providers', { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+    if (!resp.ok) return [];
+    const body = (await resp.json()) as { data?: SsoProvider[] };
+    return Array.isArray(body.data) ? body.data : [];
+  } catch {
+    return [];
   }
 }
 
