@@ -1,7 +1,7 @@
 """Rule evaluation, side by side: Clearsight and Prometheus 2.42 evaluate the same rule file (1,000
 recording and alerting rules in 20 groups at a 15 s interval by default) over the same
-remote-written data (10k node_exporter-like series, 5 min of history, then a new scrape every 15 s
-while measuring).
+remote-written data (10k node_exporter-like series, 5 min of history, then the next scrape of the
+same series every 15 s while measuring: counters keep counting, no series come or go).
 
     .venv/bin/python bench/rules.py                                   # 10k series, 1,000 rules, 120 s
     .venv/bin/python bench/rules.py --series 2000 --rules 200 --duration 60    # quick
@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import workload
 from tests.support import peers
+
+from clearsight.ingest.prompb_encode import encode_labels, encode_sample, len_field, snappy
 
 RW_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
               "X-Prometheus-Remote-Write-Version": "0.1.0"}
@@ -84,6 +86,29 @@ def rule_file(n_rules: int, groups: int) -> str:
                         "        annotations: {summary: '{{ $labels.instance }} at {{ $value | humanize }}'}"]
             i += 1
     return "\n".join(out) + "\n"
+
+
+class LiveScrapes:
+    """The scrapes after the history: the same series (workload seed 1), values continuing the
+    history's (counters keep increasing), one request per ``per_request`` series."""
+
+    def __init__(self, n_series: int, history: int, max_scrapes: int, per_request: int = 2000) -> None:
+        defs = workload.node_exporter_series(n_series)
+        # sample_values draws counter steps scrape by scrape: rows 0..history-1 equal the history's
+        # counters; later rows continue them (gauges take a new random walk, which does not matter).
+        self.values = workload.sample_values(defs, history + max_scrapes)[history:].tolist()
+        self.labels = [encode_labels(d.labels) for d in defs]
+        self.per_request = per_request
+
+    def bodies(self, k: int, t_ms: int) -> list[list[bytes]]:
+        """Scrape ``k`` (0-based after the history) at ``t_ms``."""
+        row = self.values[min(k, len(self.values) - 1)]
+        out = []
+        for a in range(0, len(self.labels), self.per_request):
+            pb = b"".join(len_field(1, self.labels[i] + len_field(2, encode_sample(t_ms, row[i])))
+                          for i in range(a, min(a + self.per_request, len(self.labels))))
+            out.append(snappy(pb))
+        return [out]
 
 
 def send(urls: list[str], bodies: list[list[bytes]]) -> None:
@@ -144,13 +169,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"loaded {history.total_samples:,} samples x 2 servers in {time.monotonic() - t0:.1f} s; "
                   f"{args.rules} rules in {args.groups} groups at 15 s", flush=True)
 
+            scrapes = LiveScrapes(args.series, 20, int((args.duration + 120) / 15) + 2)
+
             def live() -> None:
                 k = 0
                 while not stop.wait(15.0 - (time.time() % 15.0)):
-                    k += 1
-                    p = workload.build_payloads(args.series, 1, end_ms=int(time.time() * 1000), seed=100 + k)
                     try:
-                        send([cs.url, prom.url], p.bodies)
+                        send([cs.url, prom.url], scrapes.bodies(k, int(time.time() * 1000)))
+                        k += 1
                     except Exception as e:  # keep measuring; report it
                         print(f"live send failed: {e}", flush=True)
 

@@ -21,7 +21,6 @@ import remote_write
 import rules
 import series_memory
 import small_queries
-import ui
 
 BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
@@ -32,7 +31,6 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("agent vs node_exporter (bench/agent.py)", agent.main),
     ("log and event decoders (bench/log_decode.py)", log_decode.main),
     ("log ingest, disk and search vs grep (bench/logs.py)", logs.main),
-    ("web UI in Chromium: first render, uPlot, page memory (bench/ui.py)", ui.main),
 ]
 
 

@@ -9,12 +9,8 @@ updates. Not a test: prints figures (docs/ui.md keeps the latest).
   also First Contentful Paint;
 - uPlot: one series of N points drawn into an 800x300 canvas, from ``new uPlot`` to its ``draw``
   hook, cold (first chart in a fresh page) and warm (median of 5 more);
-- memory: JSHeapUsedSize (Chrome DevTools) after a forced garbage collection, every minute of
-  ``--minutes`` of live updates (1 tick/s, a new sample written every 10 s), and the growth from the
-  2nd minute to the last (the first minute holds the page's start-up).
-
-``--heap-only`` skips the render and uPlot figures (for the 30-minute memory run:
-``--heap-only --minutes 30``).
+- memory: JSHeapUsedSize (Chrome DevTools) after the first minute and after ``--minutes`` of live
+  updates (1 tick/s), after a forced garbage collection.
 """
 
 from __future__ import annotations
@@ -105,7 +101,6 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--minutes", type=float, default=1.0)
-    ap.add_argument("--heap-only", action="store_true")
     args, _ = ap.parse_known_args(argv)
     require_ui()
     from playwright.sync_api import sync_playwright
@@ -116,29 +111,20 @@ def main(argv: list[str]) -> int:
             write_series(proc.url, host_series("web-1", now_ms()))
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-                if not args.heap_only:
-                    render_figures(browser, proc.url, args.runs)
+                fmr, fcp = first_render(browser, f"{proc.url}/", args.runs)
+                print(f"overview first meaningful render (live value in the hosts table): median "
+                      f"{statistics.median(fmr):.0f} ms (min {min(fmr):.0f}, max {max(fmr):.0f}, {args.runs} runs); "
+                      f"first contentful paint median {statistics.median(fcp):.0f} ms")
+                for n in (10_000, 100_000):
+                    cold, warm = uplot_times(browser, n)
+                    print(f"uPlot {n:>7,} points: cold {cold:.1f} ms, warm median {statistics.median(warm):.1f} ms")
                 heap = heap_over_time(browser, f"{proc.url}/", proc.url, args.minutes)
                 print("overview JS heap after GC (minute: MiB): "
                       + ", ".join(f"{m:.0f}: {v:.1f}" for m, v in heap))
-                if len(heap) >= 3:
-                    steady = [v for _, v in heap[1:]]
-                    print(f"heap growth from minute {heap[1][0]:.0f} to {heap[-1][0]:.0f}: "
-                          f"{steady[-1] - steady[0]:+.2f} MiB (min {min(steady):.1f}, max {max(steady):.1f} MiB)")
                 browser.close()
         finally:
             proc.stop()
     return 0
-
-
-def render_figures(browser: Any, base: str, runs: int) -> None:
-    fmr, fcp = first_render(browser, f"{base}/", runs)
-    print(f"overview first meaningful render (live value in the hosts table): median "
-          f"{statistics.median(fmr):.0f} ms (min {min(fmr):.0f}, max {max(fmr):.0f}, {runs} runs); "
-          f"first contentful paint median {statistics.median(fcp):.0f} ms")
-    for n in (10_000, 100_000):
-        cold, warm = uplot_times(browser, n)
-        print(f"uPlot {n:>7,} points: cold {cold:.1f} ms, warm median {statistics.median(warm):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ from clearsight.query.logql.evaluator import LogQLEvaluator, LogQLLimits
 from clearsight.query.logql.parser import parse_expr as parse_logql_expr
 from clearsight.query.promql.engine import Engine, parse_with_positions
 from clearsight.query.promql.values import ScalarSteps
+from clearsight.query.shared_select import SharedSelects
 from clearsight.resources.discovery import PassiveDiscovery
 from clearsight.resources.events import LogStoreEvents
 from clearsight.resources.model import Liveness
@@ -240,11 +241,16 @@ def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
     log_limits = LogQLLimits(max_lines=cfg.logs.max_query_lines, max_bytes=cfg.logs.max_query_bytes,
                              max_series=cfg.logs.max_query_series, max_samples=cfg.query.max_samples)
 
-    def io(tenant: str) -> tuple[Any, Any, Any]:
-        def query(expr: str, time_ms: int) -> Any:
+    def io(tenant: str) -> tuple[Any, Any, Any, Any]:
+        def query(expr: str, time_ms: int, selector: Any = None) -> Any:
             tree, positions = parsed(expr)
-            return vector_of(engine.instant(store.querier(tenant), tree, time_ms, positions=positions,
+            return vector_of(engine.instant(selector or store.querier(tenant), tree, time_ms, positions=positions,
                                             query_text=expr))
+
+        def scope(at_ms: int, memo: dict[Any, Any]) -> Any:
+            """The PromQL queries of one group evaluation: one store read per selector (shared_select)."""
+            shared = SharedSelects(store.querier(tenant), at_ms, memo.setdefault("widths", {}))
+            return lambda expr, time_ms: query(expr, time_ms, shared if time_ms == at_ms else None)
 
         def log_query(expr: str, time_ms: int) -> Any:
             assert log_store is not None
@@ -270,7 +276,7 @@ def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
                 return
             ingestor.submit(tenant, batch).add_done_callback(_log_write_failure)
 
-        return query, write, (log_query if log_store is not None else None)
+        return query, write, (log_query if log_store is not None else None), scope
 
     return io
 
@@ -287,13 +293,13 @@ def build_rules(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
     state_dir = Path(cfg.storage.data_dir) / "rules"
 
     def manager_for(tenant: str, patterns: list[str], base: str | None = None) -> RuleManager:
-        query, write, log_query = io(tenant)
+        query, write, log_query, scope = io(tenant)
         return RuleManager(
             patterns, query=query, write=write, notify=notify,
             default_interval_ms=parse_duration_ms(cfg.rules.evaluation_interval), check_expr=check_expr,
             base_dir=base, state_dir=state_dir,
             opts=EvalOptions(resend_delay_ms=parse_duration_ms(cfg.rules.resend_delay), external_url=external_url),
-            executor=executor, log_query=log_query)
+            executor=executor, log_query=log_query, query_scope=scope)
 
     manager = manager_for(cfg.tenancy.default_tenant,
                           [p.strip() for p in cfg.rules.files.split(",") if p.strip()], base_dir)

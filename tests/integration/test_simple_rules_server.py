@@ -33,6 +33,8 @@ groups:
     type: metric
     match: {__name__: temperature}
     expression: {operator: ">", value: 30}
+    repeat_interval: 2h
+    notify_on_resolve: false
   - name: QuietLog
     type: log
     match: {app: nobody}
@@ -42,6 +44,13 @@ groups:
 def _firing(url: str) -> dict[str, dict[str, Any]]:
     alerts = httpx.get(f"{url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     return {a["labels"]["alertname"]: a for a in alerts if a["state"] == "firing"}
+
+
+def _wait_for(f: Any) -> Any:
+    deadline = time.monotonic() + 30
+    while not (out := f()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return out
 
 
 def test_simple_rules_fire_from_logs_events_and_metrics(tmp_path: Path) -> None:
@@ -76,6 +85,12 @@ def test_simple_rules_fire_from_logs_events_and_metrics(tmp_path: Path) -> None:
         root = firing["RootShell"]
         assert (root["labels"]["event_type"], root["labels"]["level"]) == ("process_spawn", "ERROR")
         assert firing["HotRoom"]["labels"]["room"] == "a"
+        # repeat_interval / notify_on_resolve reach the built-in notifier as the alert's annotations
+        hints = {"summary": "HotRoom", "clearsight_repeat_interval": "2h", "clearsight_notify_on_resolve": "false"}
+        assert firing["HotRoom"]["annotations"] == hints
+        held = _wait_for(lambda: [a for a in httpx.get(f"{cs.url}/api/v2/alerts", timeout=10).json()
+                                  if a["labels"]["alertname"] == "HotRoom"])
+        assert held[0]["annotations"] == hints
 
         groups = httpx.get(f"{cs.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
         rules = {r["name"]: r for g in groups for r in g["rules"]}

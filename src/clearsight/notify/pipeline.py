@@ -8,7 +8,10 @@ deadline, and set-notifies (log what was sent). One integration failing never st
 
 Beyond Alertmanager: the silence stage drops the alerts it mutes from the notification log's firing
 sets, so when the silence expires while the alert still fires, the next flush notifies about it
-(Alertmanager waits for repeat_interval: its issues #730, #2896).
+(Alertmanager waits for repeat_interval: its issues #730, #2896). An alert may carry its own
+repeat interval and resolve notification (``model/alert_hints.py``, set by simple rules): a group
+repeats at the shortest repeat interval of its firing alerts (the route's for alerts without one),
+and a resolved alert's own setting replaces the receiver's ``send_resolved`` for it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from clearsight.config import parse_duration_ms
+from clearsight.model.alert_hints import NOTIFY_ON_RESOLVE, REPEAT_INTERVAL
 from clearsight.notify.alert import Alert, format_time
 from clearsight.notify.clock import Clock
 from clearsight.notify.config import Receiver, Route
@@ -79,6 +84,27 @@ def needs_update(entry: Entry | None, firing: frozenset[str], resolved: frozense
     return entry.timestamp <= now - repeat
 
 
+def repeat_interval(route_repeat: float, firing: Sequence[Alert]) -> float:
+    """The shortest repeat interval wanted by the firing alerts (the route's for those without
+    their own ``clearsight_repeat_interval``; an unparsable one counts as absent)."""
+    out: float | None = None
+    for a in firing:
+        own = a.annotations.get(REPEAT_INTERVAL)
+        try:
+            want = parse_duration_ms(own) / 1000 if own else route_repeat
+        except ValueError:
+            want = route_repeat
+        out = want if out is None else min(out, want)
+    return route_repeat if out is None else out
+
+
+def tells_resolved(a: Alert, send_resolved: bool) -> bool:
+    """Whether a resolved alert is notified: its own ``clearsight_notify_on_resolve``, else the
+    integration's ``send_resolved``."""
+    own = a.annotations.get(NOTIFY_ON_RESOLVE)
+    return send_resolved if own not in ("true", "false") else own == "true"
+
+
 async def run_pipeline(deps: Deps, f: Flush, alerts: Sequence[Alert]) -> bool:
     """Runs one flush; True when every integration succeeded (or had nothing to do)."""
     now = deps.clock.now()
@@ -122,11 +148,16 @@ async def run_pipeline(deps: Deps, f: Flush, alerts: Sequence[Alert]) -> bool:
 async def _integration(deps: Deps, f: Flush, index: int, integ: Integration, alerts: list[Alert],
                        now: float) -> bool:
     key = f"{f.group_key}|{f.receiver.name}|{integ.kind}[{index}]"
-    firing = frozenset(a.fingerprint for a in alerts if not a.resolved(now))
+    firing_alerts = [a for a in alerts if not a.resolved(now)]
+    told = {id(a) for a in alerts if a.resolved(now) and tells_resolved(a, integ.send_resolved)}
+    firing = frozenset(a.fingerprint for a in firing_alerts)
     resolved = frozenset(a.fingerprint for a in alerts if a.resolved(now))
-    if not needs_update(deps.nflog.get(key), firing, resolved, integ.send_resolved, f.route.repeat_interval, now):
+    # The resolved alerts to tell about stand for ``resolved`` with send_resolved in the dedup.
+    told_fps = frozenset(a.fingerprint for a in alerts if id(a) in told)
+    if not needs_update(deps.nflog.get(key), firing, told_fps, True,
+                        repeat_interval(f.route.repeat_interval, firing_alerts), now):
         return True
-    to_send = alerts if integ.send_resolved else [a for a in alerts if not a.resolved(now)]
+    to_send = [a for a in alerts if not a.resolved(now) or id(a) in told]
     if to_send:
         n = Notification(receiver=f.receiver.name, group_key=f.group_key, group_labels=f.group_labels,
                          alerts=to_send, now=now, external_url=deps.external_url)

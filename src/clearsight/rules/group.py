@@ -9,12 +9,14 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from clearsight.model.labels import Labels
 from clearsight.model.samples import STALE_NAN
 from clearsight.rules.alerting import PENDING, Alert, AlertingRule
 from clearsight.rules.model import GroupSpec
 from clearsight.rules.recording import RecordingRule, RuleEvalError
-from clearsight.rules.types import NotifyFunc, QueryFailed, QueryFunc, Vector, WriteFunc
+from clearsight.rules.types import NotifyFunc, QueryFailed, QueryFunc, QueryScope, Vector, WriteFunc
 
 log = logging.getLogger("clearsight.rules")
 
@@ -60,8 +62,12 @@ class Group:
         # results are written together, once per evaluation.
         self.flush_after = [any((r.spec.name if r.kind == "recording" else "ALERTS") in later.spec.expr
                                 for later in self.rules[i + 1:]) for i, r in enumerate(self.rules)]
-        # Series each rule wrote in its last evaluation (for stale markers).
+        # Series each rule wrote in its last evaluation (for stale markers). The set is replaced
+        # only when it changes, so its saved JSON (``_series_json``, kept with the set) is reused.
         self.prev_series: list[set[Labels]] = [set() for _ in self.rules]
+        self._series_json: list[tuple[set[Labels], orjson.Fragment] | None] = [None] * len(self.rules)
+        # Kept across evaluations for the query scope (it may keep read hints here).
+        self.query_memo: dict[Any, Any] = {}
         self.stats = GroupStats()
 
     @property
@@ -83,18 +89,21 @@ class Group:
         return adj - adj % self.interval_ms + offset
 
     def eval(self, ts_ms: int, query: QueryFunc, write: WriteFunc, notify: NotifyFunc | None,
-             log_query: QueryFunc | None = None) -> None:
+             log_query: QueryFunc | None = None, scope: QueryScope | None = None) -> None:
         """Evaluates every rule at ``ts_ms`` in order; one write of all samples and stale markers.
-        Rules in LogQL (simple log and event rules) use ``log_query``."""
+        Rules in LogQL (simple log and event rules) use ``log_query``. With ``scope`` the PromQL
+        rules share one query function per run of rules between synchronous writes (it may share
+        store reads between them); a synchronous write opens a new one, so later rules see it."""
         t0 = time.perf_counter()
         out: list[tuple[Labels, int, float]] = []
         to_send: list[dict[str, Any]] = []
         written = 0
+        promql = scope(ts_ms, self.query_memo) if scope is not None else query
         for i, rule in enumerate(self.rules):
             r0 = time.perf_counter()
             self.stats.evaluations += 1
             try:
-                samples = rule.eval(ts_ms, query if rule.spec.language == "promql" else (log_query or _no_logql),
+                samples = rule.eval(ts_ms, promql if rule.spec.language == "promql" else (log_query or _no_logql),
                                     self.spec.limit)
             except RuleEvalError as e:
                 rule.health, rule.last_error = "err", str(e)
@@ -112,12 +121,17 @@ class Group:
             for lbls, v in samples:
                 out.append((lbls, ts_ms, v))
                 seen.add(lbls)
-            for lbls in self.prev_series[i] - seen:
+            prev = self.prev_series[i]
+            gone = prev - seen
+            for lbls in gone:
                 out.append((lbls, ts_ms, STALE_NAN))
-            self.prev_series[i] = seen
+            if gone or len(seen) != len(prev):  # otherwise the same set: keep it (and its JSON)
+                self.prev_series[i] = seen
             if self.flush_after[i]:
                 written += self._write(write, out, True)
                 out = []
+                if scope is not None:
+                    promql = scope(ts_ms, self.query_memo)
         written += self._write(write, out, False)
         if to_send and notify is not None:
             try:
@@ -168,13 +182,27 @@ class Group:
         self.stats = old.stats
         return used
 
-    def state_json(self) -> dict[str, Any]:
+    def state_bytes(self, saved_at_ms: int) -> bytes:
+        """The group's state as saved (JSON): a rule's series are serialised again only when they
+        changed since the last save."""
         rules = []
         for i, r in enumerate(self.rules):
-            rules.append({"identity": list(_jsonable(r.spec.identity())),
-                          "series": [list(map(list, s)) for s in self.prev_series[i]],
+            rules.append({"identity": list(_jsonable(r.spec.identity())), "series": self._series_fragment(i),
                           "alerts": [a.to_json() for a in r.active.values()] if isinstance(r, AlertingRule) else []})
-        return {"file": self.file, "name": self.name, "rules": rules}
+        return orjson.dumps({"file": self.file, "name": self.name, "rules": rules, "saved_at_ms": saved_at_ms})
+
+    def _series_fragment(self, i: int) -> orjson.Fragment:
+        series = self.prev_series[i]
+        cached = self._series_json[i]
+        if cached is None or cached[0] is not series:
+            cached = (series, orjson.Fragment(orjson.dumps([list(map(list, s)) for s in series])))
+            self._series_json[i] = cached
+        return cached[1]
+
+    def state_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = orjson.loads(self.state_bytes(0))
+        del doc["saved_at_ms"]
+        return doc
 
     def restore_state(self, state: dict[str, Any], restore_alerts: bool, now_ms: int | None = None,
                       grace_ms: int = FOR_GRACE_PERIOD_MS) -> None:

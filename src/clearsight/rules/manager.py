@@ -20,7 +20,7 @@ import orjson
 
 from clearsight.rules.group import EvalOptions, Group
 from clearsight.rules.model import ExprChecker, GroupSpec, RuleFileError, load_rule_files
-from clearsight.rules.types import NotifyFunc, QueryFunc, WriteFunc
+from clearsight.rules.types import NotifyFunc, QueryFunc, QueryScope, WriteFunc
 
 log = logging.getLogger("clearsight.rules")
 
@@ -34,9 +34,10 @@ class RuleManager:
                  base_dir: str | None = None, state_dir: Path | None = None, opts: EvalOptions | None = None,
                  clock: Callable[[], float] = time.time, executor: Executor | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 log_query: QueryFunc | None = None) -> None:
+                 log_query: QueryFunc | None = None, query_scope: QueryScope | None = None) -> None:
         self.patterns = patterns
         self.query = query
+        self.query_scope = query_scope  # PromQL queries of one group evaluation, sharing reads
         self.log_query = log_query  # LogQL, for simple log and event rules
         self.write = write
         self.notify = notify
@@ -175,7 +176,7 @@ class RuleManager:
         """One evaluation of ``g`` at ``ts_ms`` (a worker thread), then its state is saved. An
         unexpected error is logged and counted; the group keeps its schedule."""
         try:
-            g.eval(ts_ms, self.query, self.write, self.notify, self.log_query)
+            g.eval(ts_ms, self.query, self.write, self.notify, self.log_query, self.query_scope)
         except Exception:
             g.stats.failures += 1
             log.exception("rule group evaluation failed", extra={"group": g.name, "file": g.file})
@@ -195,9 +196,8 @@ class RuleManager:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            doc = {**g.state_json(), "saved_at_ms": self._now_ms()}
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(orjson.dumps(doc))
+            tmp.write_bytes(g.state_bytes(self._now_ms()))
             os.replace(tmp, path)
         except OSError as e:
             log.warning("saving rule state failed", extra={"group": g.name, "error": str(e)})

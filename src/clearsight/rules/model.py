@@ -268,6 +268,8 @@ def _parse_simple(r: dict[str, Any], file: str, group: str, index: int, check_ex
     annotations = _string_map(r.get("annotations"), "annotations", err)
     if not any(k == "summary" for k, _ in annotations):
         annotations = (*annotations, ("summary", str(r.get("description") or name)))
+    hints = simple.notify_hints(r)
+    annotations = (*[(k, v) for k, v in annotations if k not in dict(hints)], *hints)
     for k, v in (*labels, *annotations):
         if not _LABEL_NAME.match(k):
             err("labels", f"invalid label or annotation name: {k}")

@@ -43,9 +43,10 @@ They compile to (the expressions are built from escaped parts, so they always pa
 - event: the same over the event streams (``event_type``, ``level``, ``origin`` labels).
 
 Log and event rules carry ``language: logql`` and are evaluated by the LogQL query function the
-rule manager is given. ``repeat_interval`` and ``notify_on_resolve`` are refused with a pointer to the
-notification route (``repeat_interval``) and the receiver (``send_resolved``), where Clearsight
-configures them: a rule cannot change them per alert.
+rule manager is given. ``repeat_interval`` (a duration) and ``notify_on_resolve`` (a boolean) become
+the alert's ``clearsight_repeat_interval`` / ``clearsight_notify_on_resolve`` annotations
+(``model/alert_hints.py``), which the built-in notifier honours for that alert over the route's
+``repeat_interval`` and the receiver's ``send_resolved``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clearsight.config import parse_duration_ms
+from clearsight.model.alert_hints import NOTIFY_ON_RESOLVE, REPEAT_INTERVAL
 
 TYPES = ("metric", "log", "event")
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
@@ -84,6 +86,27 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: x for k, x in v.items() if k not in ("__line__", "__lines__")}
     return v
+
+
+def notify_hints(r: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The annotations for ``repeat_interval`` / ``notify_on_resolve`` of a checked simple rule."""
+    out: list[tuple[str, str]] = []
+    if r.get("repeat_interval") is not None:
+        out.append((REPEAT_INTERVAL, str(r["repeat_interval"])))
+    if r.get("notify_on_resolve") is not None:
+        out.append((NOTIFY_ON_RESOLVE, "true" if r["notify_on_resolve"] else "false"))
+    return tuple(out)
+
+
+def _notify_fields(r: dict[str, Any], bad: Err) -> None:
+    if r.get("repeat_interval") is not None:
+        try:
+            if parse_duration_ms(str(r["repeat_interval"])) <= 0:
+                raise ValueError("must be positive")
+        except ValueError as e:
+            bad("repeat_interval", str(e))
+    if "notify_on_resolve" in r and not isinstance(r["notify_on_resolve"], bool):
+        bad("notify_on_resolve", "expected true or false")
 
 
 def _window(r: dict[str, Any], bad: Err) -> str | None:
@@ -177,10 +200,7 @@ def compile_simple(r: dict[str, Any], err: Err) -> tuple[str, str] | None:
     for k in r:
         if k not in FIELDS:
             bad(k, f"field {k} not found in a simple rule (allowed: {', '.join(sorted(FIELDS))})")
-    for k, where in (("repeat_interval", "the notification route's repeat_interval"),
-                     ("notify_on_resolve", "the receiver's send_resolved")):
-        if k in r:
-            bad(k, f"set per notification route, not per rule: use {where} (alerting.config_file)")
+    _notify_fields(r, bad)
     kind = r.get("type")
     if kind not in TYPES:
         bad("type", f"must be one of {', '.join(TYPES)}")

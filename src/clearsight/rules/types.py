@@ -24,6 +24,12 @@ Vector = list[Sample]
 # exception) on error; the message becomes the rule's ``lastError``.
 QueryFunc = Callable[[str, int], Vector]
 
+# Optional: opens a query function for a run of rules evaluated at ``time_ms`` (one group
+# evaluation, up to a synchronous write). It may share work between the run's queries, such as one
+# store read per selector over the widest window any of them needs. ``memo`` is a dict the group
+# keeps across its evaluations, for hints (for example, those widest windows).
+QueryScope = Callable[[int, dict[Any, Any]], QueryFunc]
+
 # Writes samples ``(labels incl. __name__, time_ms, value)``; stale markers are STALE_NAN values.
 # The flag ``sync`` is True when a later rule of the same evaluation reads them: return only once
 # they are queryable. With False the function may return once they are queued (it logs failures).

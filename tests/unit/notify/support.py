@@ -76,12 +76,12 @@ class Harness:
         await self.clock.advance(T0 + seconds - self.clock.now())
 
     def push(self, *names: str, ends_in: float | None = None, resolved: bool = False, starts_ago: float = 0,
-             **labels: str) -> None:
+             annotations: dict[str, str] | None = None, **labels: str) -> None:
         now = self.clock.now()
         alerts = []
         for n in names:
             alert: dict[str, Any] = {"labels": {"alertname": "Test", "a": n, **labels},
-                                     "startsAt": format_time(now - starts_ago)}
+                                     "annotations": dict(annotations or {}), "startsAt": format_time(now - starts_ago)}
             if resolved:
                 alert["endsAt"] = format_time(now)
             elif ends_in is not None:

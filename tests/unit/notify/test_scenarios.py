@@ -54,6 +54,39 @@ async def test_unchanged_group_repeats_after_repeat_interval() -> None:
         assert [s[0] for s in sent(h.rec["default"])] == [1.0, 16.0, 31.0]
 
 
+async def test_an_alerts_own_repeat_interval_sets_its_groups_repeat() -> None:
+    # A simple rule's repeat_interval travels as an annotation (model/alert_hints.py).
+    async with Harness(BASE) as h:
+        h.push("1", ends_in=3600, annotations={"clearsight_repeat_interval": "12s"})
+        await h.at(40)
+        assert [s[0] for s in sent(h.rec["default"])] == [1.0, 16.0, 31.0]
+        h.push("2", ends_in=3600)  # no interval of its own: the route's 1h; the group keeps the shortest
+        await h.at(80)
+        assert [s[0] for s in sent(h.rec["default"])] == [1.0, 16.0, 31.0, 41.0, 56.0, 71.0]
+    async with Harness(BASE.replace("repeat_interval: 1h", "repeat_interval: 12s")) as h:
+        h.push("1", ends_in=3600, annotations={"clearsight_repeat_interval": "1h"})
+        await h.at(120)
+        assert [s[0] for s in sent(h.rec["default"])] == [1.0]  # longer than the route's: its own wins
+
+
+async def test_an_alerts_own_notify_on_resolve_replaces_send_resolved() -> None:
+    quiet = {"clearsight_notify_on_resolve": "false"}
+    async with Harness(BASE) as h:  # send_resolved: true
+        h.push("1", "2", annotations=quiet)
+        await h.at(2)
+        h.push("1", resolved=True, annotations=quiet)
+        await h.at(30)
+        assert sent(h.rec["default"]) == [(1.0, [("1", "firing"), ("2", "firing")])]
+    async with Harness(BASE, send_resolved=False) as h:
+        loud = {"clearsight_notify_on_resolve": "true"}
+        h.push("1", "2", annotations=loud)
+        await h.at(2)
+        h.push("1", resolved=True, annotations=loud)
+        await h.at(30)
+        assert sent(h.rec["default"]) == [(1.0, [("1", "firing"), ("2", "firing")]),
+                                          (6.0, [("1", "resolved"), ("2", "firing")])]
+
+
 async def test_resolved_alert_is_sent_once_then_group_ends() -> None:
     async with Harness(BASE) as h:
         h.push("1", "2")

@@ -63,10 +63,9 @@ def _firing(m: RuleManager) -> list[Any]:
             if a.state == FIRING]
 
 
-def test_slots_are_aligned_and_overruns_count_as_missed(tmp_path: Path) -> None:
-    f = tmp_path / "r.yml"
-    f.write_text(RULES)
-    env = Env()
+def run_with_an_overrun(env: Env, f: Path, iterations: int = 5) -> tuple[RuleManager, int]:
+    """Runs the manager of ``f`` on ``env``'s clock until ``iterations`` evaluations of its first
+    group, the second of which overruns two and a half intervals; returns it and the first slot."""
     m = env.manager(f)
     m.load()
     g = m.groups[0]
@@ -75,11 +74,20 @@ def test_slots_are_aligned_and_overruns_count_as_missed(tmp_path: Path) -> None:
 
     async def run() -> None:
         await m.start()
-        while g.stats.iterations < 5:
+        while g.stats.iterations < iterations:
             await asyncio.sleep(0.01)
         await m.stop()
 
     asyncio.run(run())
+    return m, first
+
+
+def test_slots_are_aligned_and_overruns_count_as_missed(tmp_path: Path) -> None:
+    f = tmp_path / "r.yml"
+    f.write_text(RULES)
+    env = Env()
+    m, first = run_with_an_overrun(env, f)
+    g = m.groups[0]
     times = sorted({t for e, t in env.queries if e == "up"})
     assert times[:4] == [first, first + 10_000, first + 30_000, first + 40_000]  # slot first+20s skipped
     assert all((t - g.hash_offset_ms()) % 10_000 == 0 for t in times)

@@ -33,6 +33,15 @@ def test_metric_rule_from_promql() -> None:
     assert expr == "(rate(a[5m]) / rate(b[5m])) > 0" and lang == "promql"
 
 
+def test_repeat_interval_and_notify_on_resolve_become_the_alerts_annotations() -> None:
+    # The built-in notifier honours them per alert (tests/unit/notify/test_scenarios.py).
+    *_, ann, _for, _kff = one("  - {name: A, type: log, match: {app: x}, repeat_interval: 30m, notify_on_resolve: false}\n")
+    assert ann == {"summary": "A", "clearsight_repeat_interval": "30m", "clearsight_notify_on_resolve": "false"}
+    *_, ann, _for, _kff = one("  - {name: A, type: log, match: {app: x}, notify_on_resolve: true,\n"
+                              "     annotations: {clearsight_notify_on_resolve: 'false'}}\n")
+    assert ann["clearsight_notify_on_resolve"] == "true"  # the rule's field wins over a hand-written annotation
+
+
 def test_log_rule_counts_matching_lines() -> None:
     expr, lang, labels, ann, *_ = one(
         "  - {name: PaymentErrors, type: log, match: {app: shop}, contains: [payment, failed], window: 10m,\n"
@@ -61,8 +70,9 @@ def test_event_rule_defaults_to_any_event_and_more_than_none() -> None:
      "operator must be one of"),
     ("{name: A, type: metric, match: {__name__: x}, expression: {operator: '>', value: high}}", "expression",
      "value must be a number"),
-    ("{name: A, type: log, match: {app: x}, repeat_interval: 1h}", "repeat_interval", "per notification route"),
-    ("{name: A, type: log, match: {app: x}, notify_on_resolve: true}", "notify_on_resolve", "send_resolved"),
+    ("{name: A, type: log, match: {app: x}, repeat_interval: often}", "repeat_interval", "invalid duration"),
+    ("{name: A, type: log, match: {app: x}, repeat_interval: 0s}", "repeat_interval", "must be positive"),
+    ("{name: A, type: log, match: {app: x}, notify_on_resolve: 'yes'}", "notify_on_resolve", "expected true or false"),
     ("{name: A, type: event, match: {host: x}}", "match", "an event rule matches type, level, origin"),
     ("{name: A, type: log, contains: x}", "match", "at least one stream label"),
     ("{name: A, type: log, match: {app: x}, window: soon}", "window", "invalid duration"),
