@@ -22,6 +22,8 @@ import rules
 import series_memory
 import small_queries
 
+import ui
+
 BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
@@ -31,6 +33,7 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("agent vs node_exporter (bench/agent.py)", agent.main),
     ("log and event decoders (bench/log_decode.py)", log_decode.main),
     ("log ingest, disk and search vs grep (bench/logs.py)", logs.main),
+    ("web UI in Chromium: first render, uPlot, page memory (bench/ui.py)", ui.main),
 ]
 
 
