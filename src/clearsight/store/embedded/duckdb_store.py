@@ -87,6 +87,8 @@ _SLICE_COPY_MIN_AVG = 64
 _SLICE_COPY_MAX_SERIES = 16
 # The writer's decoded window (window.py) holds at most this many chunk samples (24 bytes each).
 _WINDOW_MAX_SAMPLES = 2_000_000
+# delete_series decodes at most about this many chunk samples per transaction (deletion.py).
+_DELETE_RUN_SAMPLES = 1_000_000
 # A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
 _READ_BATCH_CHUNKS = 2048
 # Per-series min/max timestamps over head and chunks; {filter} restricts the series.
@@ -1192,31 +1194,40 @@ class EmbeddedMetricsStore:
     def _delete_range(
         self, tenant: str, matcher_sets: list[list[Matcher]], start_ms: int, end_ms: int
     ) -> int:
-        """The writer's ``delete`` command (see ``delete_series``): one transaction."""
+        """The writer's ``delete`` command (see ``delete_series``): one transaction per run of
+        series (deletion.py: runs bound the samples decoded at once)."""
         start_ms = max(start_ms, self._floor)
         if end_ms < start_ms:
             return 0
         ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
         if ids.size == 0:
             return 0
+        snap = self._catalog.snapshot()
+        sel = snap.take(snap.find(ids, start_ms, end_ms))
+        part = deletion.straddling(sel.min_ts, sel.max_ts, start_ms, end_ms)
+        runs = deletion.slices(ids, sel.series_id[part], sel.n[part], _DELETE_RUN_SAMPLES)
+        return sum(self._delete_run(run, start_ms, end_ms) for run in runs)
+
+    def _delete_run(self, ids: IdArray, start_ms: int, end_ms: int) -> int:
+        """Deletes [start_ms, end_ms] of the series ``ids`` in one transaction."""
         con = self._wcon
         h_sid, h_ts, _ = self._head.select(ids, start_ms, end_ms)
         snap = self._catalog.snapshot()
         sel = snap.take(snap.find(ids, start_ms, end_ms))
+        part = deletion.straddling(sel.min_ts, sel.max_ts, start_ms, end_ms)
         self._begin()
         try:
             deleted = deletion.delete_head_rows(con, ids, start_ms, end_ms)
             if deleted != h_ts.shape[0]:
                 raise StoreError(f"delete: {deleted} head rows deleted, the mirror has {h_ts.shape[0]}")
             if len(sel):
-                c_ts, c_val = chunk_codec.decode(
-                    sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True)
-                )
+                cut = sel.take(np.flatnonzero(part))
+                c_ts, c_val = chunk_codec.decode(cut.n, cut.codec, cut.scale, self._chunk_bytes(cut, writer=True))
                 k_sid, k_ts, k_val, n_in = deletion.outside_range(
-                    np.repeat(sel.series_id, sel.n), c_ts, c_val, start_ms, end_ms, self._floor
+                    np.repeat(cut.series_id, cut.n), c_ts, c_val, start_ms, end_ms, self._floor
                 )
-                self._replace_chunks(sel, k_sid, k_ts, k_val)
-                deleted += n_in
+                self._replace_chunks(sel, k_sid, k_ts, k_val)  # the chunks wholly inside go as they are
+                deleted += n_in + int(sel.n[~part].sum())
             n_hist, hist_published = self._hist.delete_range(con, ids, start_ms, end_ms, self._floor)
             deleted += n_hist
             mm = self._min_max_of(ids)
