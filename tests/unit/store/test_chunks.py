@@ -81,8 +81,8 @@ def test_codec_choice() -> None:
     sids = np.repeat(np.arange(1, 6, dtype=np.uint32), 4)
     vals = np.concatenate(
         [
-            [1.0, 2.0, 3.0, 4.0],  # integers: DECIMAL, scale 0
-            [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL, scale 2
+            [1.0, 2.0, 3.0, 4.0],  # integers: DECIMAL values (PACKED), scale 0
+            [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL values (PACKED), scale 2
             [1.0, STALE_NAN, 2.0, 3.0],  # a stale marker: XOR
             [0.1 + 0.2, 1.0, 2.0, 3.0],  # a binary fraction: XOR
             [-0.0, 1.0, 2.0, 3.0],  # negative zero: XOR
@@ -90,7 +90,7 @@ def test_codec_choice() -> None:
     )
     enc = _roundtrip(sids, np.tile(ts, 5), vals)
     _check_native_equals_reference(enc, 15_000, 30_000)
-    assert enc.codec.tolist() == [chunks.DECIMAL, chunks.DECIMAL, chunks.XOR, chunks.XOR, chunks.XOR]
+    assert enc.codec.tolist() == [chunks.PACKED, chunks.PACKED, chunks.XOR, chunks.XOR, chunks.XOR]
     assert enc.scale.tolist()[:2] == [0, 2]
 
 

@@ -1,25 +1,41 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True
-"""Native chunk decoder: the inverse of ``chunks.encode`` in one pass per chunk, cut to a time range.
+"""Native chunk codec: the bit-packed format (``PACKED``, codec 2) encoded and decoded, and every
+codec decoded in one pass per chunk, cut to a time range.
 
-Per chunk: one zstd decompression (pyarrow's codec, the same as ``chunks.decode``), then for every
-sample the 16 byte planes are gathered into the two int64 words, unzigzagged and integrated
-(timestamps twice, DECIMAL values once, XOR values by xor), and samples outside ``[lo, hi]`` are
-skipped. The result is bit for bit what ``chunks.decode`` followed by the range filter gives;
+``PACKED`` (see ``chunks.py`` for the layout): a chunk is two integer sequences, the timestamps
+and the DECIMAL values' integers ``k``, each written as its first element and then, in the mode
+that needs the fewest bits, its deltas, its deltas of deltas, or its distance to the line
+``x0 + i * D`` (regular scrapes), frame-of-reference: the minimum as a varint, a bit width, and
+every element minus the minimum in exactly that many bits. Arithmetic wraps (uint64), so every
+int64 sequence round-trips.
+
+Codecs XOR and DECIMAL (byte planes + zstd, the first format): one zstd decompression (pyarrow's
+codec, the same as ``chunks.decode``), then for every sample the 16 byte planes are gathered into
+the two int64 words, unzigzagged and integrated (timestamps twice, DECIMAL values once, XOR values
+by xor). The result is bit for bit what ``chunks.decode_py`` followed by the range filter gives;
 ``tests/unit/store/test_chunks.py`` checks that on random chunks.
 """
 
 import numpy as np
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.string cimport memcpy
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 import pyarrow as pa
+
+cdef enum:
+    PACKED = 2  # chunks.PACKED
+    MODE_DELTA = 0  # x0, then x[i] - x[i-1]
+    MODE_DOD = 1  # x0, x1 - x0, then (x[i] - x[i-1]) - (x[i-1] - x[i-2])
+    MODE_GRID = 2  # x0, D, then x[i] - x0 - i * D
 
 cdef double _POW10[10]
 _POW10[:] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
 
 
-cdef inline uint64_t _gather(const uint8_t* planes, Py_ssize_t m, Py_ssize_t j) nogil:
+cdef inline uint64_t _gather(const uint8_t* planes, Py_ssize_t m, Py_ssize_t j) noexcept nogil:
     cdef uint64_t w = 0
     cdef int p
     for p in range(8):
@@ -27,8 +43,290 @@ cdef inline uint64_t _gather(const uint8_t* planes, Py_ssize_t m, Py_ssize_t j) 
     return w
 
 
-cdef inline uint64_t _unzigzag(uint64_t z) nogil:
+cdef inline uint64_t _unzigzag(uint64_t z) noexcept nogil:
     return (z >> 1) ^ (<uint64_t>0 - (z & 1))
+
+
+# --- PACKED: frame-of-reference bit packing of integer sequences ----------------------------------
+
+
+cdef inline uint64_t _zz(uint64_t x) noexcept nogil:
+    return (x << 1) ^ (<uint64_t>0 - (x >> 63))
+
+
+cdef inline int _bitlen(uint64_t x) noexcept nogil:
+    cdef int w = 0
+    while x:
+        w += 1
+        x >>= 1
+    return w
+
+
+cdef inline int _varint_len(uint64_t v) noexcept nogil:
+    cdef int k = 1
+    while v >= 0x80:
+        v >>= 7
+        k += 1
+    return k
+
+
+cdef inline Py_ssize_t _put_varint(uint8_t* out, Py_ssize_t pos, uint64_t v) noexcept nogil:
+    while v >= 0x80:
+        out[pos] = <uint8_t>(v | 0x80)
+        v >>= 7
+        pos += 1
+    out[pos] = <uint8_t>v
+    return pos + 1
+
+
+cdef inline Py_ssize_t _get_varint(const uint8_t* buf, Py_ssize_t size, Py_ssize_t pos, uint64_t* v) noexcept nogil:
+    """Reads a varint at ``pos``; the position after it, or -1 when it is truncated or too long."""
+    cdef uint64_t r = 0
+    cdef int shift = 0
+    cdef uint8_t b
+    while pos < size and shift < 64:
+        b = buf[pos]
+        pos += 1
+        r |= (<uint64_t>(b & 0x7F)) << shift
+        if b < 0x80:
+            v[0] = r
+            return pos
+        shift += 7
+    return -1
+
+
+cdef inline void _put_bits(uint8_t* out, Py_ssize_t bitpos, uint64_t v, int w) noexcept nogil:
+    """ORs the ``w`` low bits of ``v`` (which has no higher bits) into zeroed ``out`` at ``bitpos``."""
+    cdef Py_ssize_t b = bitpos >> 3
+    cdef int sh = bitpos & 7
+    cdef int nbytes = (sh + w + 7) >> 3
+    cdef uint64_t lo = v << sh
+    cdef int j
+    for j in range(nbytes if nbytes < 8 else 8):
+        out[b + j] |= <uint8_t>(lo >> (8 * j))
+    if nbytes > 8:
+        out[b + 8] |= <uint8_t>(v >> (64 - sh))
+
+
+cdef inline uint64_t _get_bits(const uint8_t* bits, Py_ssize_t avail, Py_ssize_t bitpos, int w) noexcept nogil:
+    """The ``w``-bit field at ``bitpos`` of ``bits`` (``avail`` readable bytes from ``bits``; the
+    caller checked the field lies within them)."""
+    cdef Py_ssize_t b = bitpos >> 3
+    cdef int sh = bitpos & 7
+    cdef uint64_t v = 0
+    cdef Py_ssize_t j
+    if w == 0:
+        return 0
+    if b + 8 <= avail:
+        memcpy(&v, bits + b, 8)  # little-endian hosts (x86-64, aarch64)
+    else:
+        for j in range(avail - b):
+            v |= (<uint64_t>bits[b + j]) << (8 * j)
+    v >>= sh
+    if sh + w > 64:
+        v |= (<uint64_t>bits[b + 8]) << (64 - sh)
+    if w < 64:
+        v &= ((<uint64_t>1) << w) - 1
+    return v
+
+
+cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ssize_t pos) noexcept nogil:
+    """Writes the sequence ``xs[0:n]`` (n >= 1) at ``out[pos:]`` in its cheapest mode; returns the
+    position after it. ``out`` needs 2 + 3 * 10 + 8 * n bytes free."""
+    cdef const uint64_t* x = <const uint64_t*>xs
+    cdef uint64_t x0 = x[0], D = 0, e, mn, extra = 0
+    cdef int64_t se, span
+    cdef int64_t mn_d = 0, mx_d = 0, mn_dd = 0, mx_dd = 0, mn_g = 0, mx_g = 0
+    cdef Py_ssize_t i, count, bitpos, nbytes
+    cdef int mode = MODE_DELTA, w = 0, w_d, w_dd, w_g
+    cdef int64_t cost_d, cost_dd, cost_g
+    out[pos] = MODE_DELTA
+    if n == 1:
+        return _put_varint(out, pos + 1, _zz(x0))
+    # the mean step, rounded to nearest (any D decodes exactly: it is stored)
+    span = <int64_t>(x[n - 1] - x0)
+    if span >= 0:
+        D = <uint64_t>((<uint64_t>span + <uint64_t>((n - 1) >> 1)) / <uint64_t>(n - 1))
+    else:
+        D = <uint64_t>0 - ((<uint64_t>0 - <uint64_t>span + <uint64_t>((n - 1) >> 1)) / <uint64_t>(n - 1))
+    for i in range(1, n):
+        se = <int64_t>(x[i] - x[i - 1])
+        if i == 1 or se < mn_d:
+            mn_d = se
+        if i == 1 or se > mx_d:
+            mx_d = se
+        se = <int64_t>(x[i] - x0 - <uint64_t>i * D)
+        if i == 1 or se < mn_g:
+            mn_g = se
+        if i == 1 or se > mx_g:
+            mx_g = se
+        if i >= 2:
+            se = <int64_t>((x[i] - x[i - 1]) - (x[i - 1] - x[i - 2]))
+            if i == 2 or se < mn_dd:
+                mn_dd = se
+            if i == 2 or se > mx_dd:
+                mx_dd = se
+    w_d = _bitlen(<uint64_t>mx_d - <uint64_t>mn_d)
+    w_g = _bitlen(<uint64_t>mx_g - <uint64_t>mn_g)
+    w_dd = _bitlen(<uint64_t>mx_dd - <uint64_t>mn_dd) if n >= 3 else 0
+    cost_d = 8 * _varint_len(_zz(<uint64_t>mn_d)) + (n - 1) * w_d
+    cost_g = 8 * _varint_len(_zz(D)) + 8 * _varint_len(_zz(<uint64_t>mn_g)) + (n - 1) * w_g
+    cost_dd = 8 * _varint_len(_zz(x[1] - x0))
+    if n >= 3:
+        cost_dd += 8 * _varint_len(_zz(<uint64_t>mn_dd)) + (n - 2) * w_dd
+    mode = MODE_DELTA
+    w = w_d
+    mn = <uint64_t>mn_d
+    count = n - 1
+    if cost_g < cost_d:
+        mode = MODE_GRID
+        w = w_g
+        mn = <uint64_t>mn_g
+        extra = D
+    if cost_dd < (cost_g if mode == MODE_GRID else cost_d):
+        mode = MODE_DOD
+        w = w_dd
+        mn = <uint64_t>mn_dd
+        count = n - 2
+        extra = x[1] - x0
+    out[pos] = <uint8_t>mode
+    pos = _put_varint(out, pos + 1, _zz(x0))
+    if mode != MODE_DELTA:
+        pos = _put_varint(out, pos, _zz(extra))
+    if count == 0:
+        return pos
+    pos = _put_varint(out, pos, _zz(mn))
+    out[pos] = <uint8_t>w
+    pos += 1
+    nbytes = (count * w + 7) >> 3
+    memset(out + pos, 0, nbytes)
+    bitpos = 0
+    if w:
+        for i in range(n - count, n):
+            if mode == MODE_DELTA:
+                e = x[i] - x[i - 1]
+            elif mode == MODE_GRID:
+                e = x[i] - x0 - <uint64_t>i * D
+            else:
+                e = (x[i] - x[i - 1]) - (x[i - 1] - x[i - 2])
+            _put_bits(out + pos, bitpos, e - mn, w)
+            bitpos += w
+    return pos + nbytes
+
+
+def encode_packed(const int64_t[::1] ts, const int64_t[::1] k, const int64_t[::1] starts,
+                  const int64_t[::1] lengths):
+    """The PACKED payloads of the chunks ``ts[s:s+m]``, ``k[s:s+m]`` for ``s, m`` in
+    ``zip(starts, lengths)`` (``m >= 1``; ``k``: the DECIMAL integers of the values)."""
+    cdef Py_ssize_t c, nchunks = starts.shape[0], s, m, pos, cap = 0
+    cdef uint8_t* buf
+    for c in range(nchunks):
+        m = lengths[c]
+        if m < 1 or starts[c] < 0 or starts[c] + m > ts.shape[0] or starts[c] + m > k.shape[0]:
+            raise ValueError("chunk bounds out of range")
+        if 16 * m + 64 > cap:
+            cap = 16 * m + 64
+    out = []
+    buf = <uint8_t*>malloc(cap if cap else 1)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for c in range(nchunks):
+            s = starts[c]
+            m = lengths[c]
+            with nogil:
+                pos = _encode_seq(&ts[s], m, buf, 0)
+                pos = _encode_seq(&k[s], m, buf, pos)
+            out.append(PyBytes_FromStringAndSize(<char*>buf, pos))
+    finally:
+        free(buf)
+    return out
+
+
+cdef struct Seq:
+    int mode
+    int w
+    uint64_t x0
+    uint64_t x
+    uint64_t d
+    uint64_t extra
+    uint64_t mn
+    const uint8_t* bits
+    Py_ssize_t avail
+    Py_ssize_t bitpos
+    Py_ssize_t i
+
+
+cdef Py_ssize_t _open_seq(const uint8_t* buf, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t n, Seq* s) noexcept nogil:
+    """Parses the header of a sequence of ``n`` elements at ``buf[pos:]``; the position after the
+    sequence, or -1 when it is malformed or truncated."""
+    cdef uint64_t z
+    cdef Py_ssize_t count = 0, nbytes
+    if pos >= size:
+        return -1
+    s.mode = buf[pos]
+    if s.mode > MODE_GRID:
+        return -1
+    pos = _get_varint(buf, size, pos + 1, &z)
+    if pos < 0:
+        return -1
+    s.x0 = _unzigzag(z)
+    s.x = s.x0
+    s.d = 0
+    s.extra = 0
+    s.mn = 0
+    s.w = 0
+    s.bits = buf
+    s.avail = 0
+    s.bitpos = 0
+    s.i = 0
+    if n >= 2:
+        if s.mode != MODE_DELTA:
+            pos = _get_varint(buf, size, pos, &z)
+            if pos < 0:
+                return -1
+            s.extra = _unzigzag(z)
+            s.d = s.extra
+        count = n - 2 if s.mode == MODE_DOD else n - 1
+    elif s.mode != MODE_DELTA:
+        return -1
+    if count > 0:
+        pos = _get_varint(buf, size, pos, &z)
+        if pos < 0 or pos >= size:
+            return -1
+        s.mn = _unzigzag(z)
+        s.w = buf[pos]
+        pos += 1
+        if s.w > 64:
+            return -1
+        nbytes = (count * s.w + 7) >> 3
+        if nbytes > size - pos:
+            return -1
+        s.bits = buf + pos
+        s.avail = size - pos
+        pos += nbytes
+    return pos
+
+
+cdef inline uint64_t _next(Seq* s) noexcept nogil:
+    cdef Py_ssize_t i = s.i
+    cdef uint64_t e
+    s.i = i + 1
+    if i == 0:
+        return s.x0
+    if s.mode == MODE_DOD and i == 1:
+        s.x += s.d
+        return s.x
+    e = s.mn + _get_bits(s.bits, s.avail, s.bitpos, s.w)
+    s.bitpos += s.w
+    if s.mode == MODE_DELTA:
+        s.x += e
+    elif s.mode == MODE_DOD:
+        s.d += e
+        s.x += s.d
+    else:
+        s.x = s.x0 + <uint64_t>i * s.extra + e
+    return s.x
 
 
 def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const uint8_t[:] scale,
@@ -36,11 +334,13 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     """Decodes chunks (in order) keeping samples with ``lo <= ts <= hi``.
 
     Returns ``(ts, values, kept)``: the kept samples concatenated chunk after chunk, and the number
-    kept per chunk."""
+    kept per chunk. A malformed chunk raises ValueError."""
     cdef Py_ssize_t nchunks = n.shape[0]
     cdef Py_ssize_t total = 0
-    cdef Py_ssize_t i, j, m, out = 0, before
+    cdef Py_ssize_t i, j, m, out = 0, before, pos, size
     for i in range(nchunks):
+        if n[i] < 1:
+            raise ValueError("chunk length must be positive")
         total += n[i]
     ts_arr = np.empty(total, dtype=np.int64)
     val_arr = np.empty(total, dtype=np.float64)
@@ -50,13 +350,43 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     cdef int64_t[::1] kept = kept_arr
     cdef const uint8_t* buf
     cdef const uint8_t* vplanes
+    cdef const uint8_t[::1] blob
     cdef uint64_t d, t, k, x, z
-    cdef double p, v
+    cdef double p = 1.0, v
     cdef int is_dec
     cdef bytes raw
+    cdef Seq ts_seq, val_seq
     decompress = pa.decompress
     for i in range(nchunks):
         m = n[i]
+        before = out
+        if codec[i] == PACKED:
+            if scale[i] > 9:
+                raise ValueError("chunk scale out of range")
+            p = _POW10[scale[i]]
+            blob = data[i]
+            size = blob.shape[0]
+            if size == 0:
+                raise ValueError("malformed packed chunk")
+            buf = &blob[0]
+            pos = _open_seq(buf, size, 0, m, &ts_seq)
+            if pos >= 0:
+                pos = _open_seq(buf, size, pos, m, &val_seq)
+            if pos != size:
+                raise ValueError("malformed packed chunk")
+            with nogil:
+                for j in range(m):
+                    t = _next(&ts_seq)
+                    k = _next(&val_seq)
+                    if <int64_t>t < lo or <int64_t>t > hi:
+                        continue
+                    ts_out[out] = <int64_t>t
+                    val_out[out] = (<double>(<int64_t>k)) / p
+                    out += 1
+            kept[i] = out - before
+            continue
+        if codec[i] > 1:
+            raise ValueError(f"unknown chunk codec {codec[i]}")
         raw = decompress(data[i], decompressed_size=16 * m, codec="zstd", asbytes=True)
         if len(raw) != 16 * m:
             raise ValueError("chunk payload has the wrong size")
@@ -67,7 +397,6 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
             if scale[i] > 9:
                 raise ValueError("chunk scale out of range")
             p = _POW10[scale[i]]
-        before = out
         with nogil:
             d = 0
             t = 0
@@ -94,7 +423,7 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     return ts_arr[:out], val_arr[:out], kept_arr
 
 
-cdef inline Py_ssize_t _first_ge(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) nogil:
+cdef inline Py_ssize_t _first_ge(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) noexcept nogil:
     cdef Py_ssize_t mid
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -105,7 +434,7 @@ cdef inline Py_ssize_t _first_ge(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t
     return lo
 
 
-cdef inline Py_ssize_t _first_gt(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) nogil:
+cdef inline Py_ssize_t _first_gt(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) noexcept nogil:
     cdef Py_ssize_t mid
     while lo < hi:
         mid = (lo + hi) >> 1

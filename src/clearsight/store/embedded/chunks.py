@@ -1,14 +1,33 @@
-"""Compressed sample chunks: the samples of one series over a time span, in one zstd frame.
+"""Compressed sample chunks: the samples of one series over a time span.
 
-Encoding of a chunk with ``n`` samples (all vectorized across chunks; one zstd call per chunk):
+A chunk's ``codec`` byte (a column of its row) names its format, so chunks written by older builds
+keep decoding with their own decoder; new chunks are written as PACKED (or XOR).
 
-- timestamps: delta-of-delta (the first delta is taken from 0), zigzag-encoded int64;
-- values, codec ``DECIMAL`` (1): when every value ``v`` equals ``k / 10**scale`` bit for bit for
-  integers ``|k| < 2**53`` and a ``scale`` in 0..9, the deltas of ``k`` (first from 0), zigzag;
-- values, codec ``XOR`` (0): otherwise (NaN, stale markers, infinities, -0.0, arbitrary binary
-  fractions), the IEEE-754 bits XOR the previous value's bits (the first XOR 0);
-- payload: the 8 byte planes of the timestamp column, then the 8 byte planes of the value column
-  (byte shuffling, so zstd sees the runs of zero high bytes), compressed with zstd.
+Values are DECIMAL when every value ``v`` of the chunk equals ``k / 10**scale`` bit for bit for
+integers ``|k| < 2**53`` and a ``scale`` in 0..9 (counters, gauges rounded by their exporter);
+otherwise (NaN, stale markers, infinities, -0.0, arbitrary binary fractions) they are stored as
+their IEEE-754 bits XOR the previous value's bits (the first XOR 0).
+
+Codec ``PACKED`` (2, DECIMAL values; written by the native encoder in ``_chunkdec.pyx``): the
+timestamps, then the integers ``k``, each as one *sequence*:
+
+- a mode byte, then ``x0`` as a zigzag varint;
+- mode DELTA (0): elements ``x[i] - x[i-1]`` for ``i >= 1``;
+- mode DOD (1): the varint ``x1 - x0``, then elements ``(x[i] - x[i-1]) - (x[i-1] - x[i-2])``
+  for ``i >= 2`` (steady rates);
+- mode GRID (2): the varint ``D`` (the mean step, truncated), then elements ``x[i] - x0 - i * D``
+  for ``i >= 1`` (regular scrape timestamps: only the jitter is left);
+- when there are elements: their minimum as a zigzag varint, a byte ``w``, and every element
+  minus the minimum in exactly ``w`` bits, little-endian bit order, padded to a byte.
+
+The mode is chosen per sequence: the one with the fewest bits. All arithmetic wraps modulo 2**64.
+No general-purpose compression on top: the packed bits are dense already, and decoding needs no
+decompression call.
+
+Codecs of the first format (still decoded; XOR is still written): ``DECIMAL`` (1) and ``XOR`` (0),
+timestamps as zigzag delta-of-deltas (the first delta taken from 0), DECIMAL values as zigzag
+deltas of ``k`` (the first from 0), XOR values as above; the 8 byte planes of the timestamp
+column, then those of the value column, compressed with zstd.
 
 Decoding reverses it exactly: every value, NaN payloads included, comes back bit for bit.
 """
@@ -31,10 +50,13 @@ except ImportError:  # pragma: no cover - built without Cython or a C compiler
     _chunkdec = None
 
 XOR = 0
-DECIMAL = 1
+DECIMAL = 1  # first format; written only when the native encoder is not built
+PACKED = 2
 MAX_SCALE = 9
 ZSTD_LEVEL = 3
 _ZSTD = pa.Codec("zstd", compression_level=ZSTD_LEVEL)  # used by the writer thread only
+
+_ALL = (-(2**63), 2**63 - 1)
 
 U8Array = npt.NDArray[np.uint8]
 U32Array = npt.NDArray[np.uint32]
@@ -93,8 +115,11 @@ def _seg_cumsum(x: I64Array, starts: npt.NDArray[np.int64], lengths: npt.NDArray
     return out
 
 
-def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
-    """Encodes samples sorted by (series_id, ts) with unique (series_id, ts): one chunk per series."""
+def encode(series_id: U32Array, ts: I64Array, values: F64Array, *, pack: bool = True) -> Encoded:
+    """Encodes samples sorted by (series_id, ts) with unique (series_id, ts): one chunk per series.
+
+    DECIMAL chunks are written PACKED when the native encoder is built (and ``pack``), else in
+    the first format (``pack=False`` exists for tests of that format)."""
     n_total = series_id.shape[0]
     if n_total == 0:
         z32 = np.zeros(0, dtype=np.uint32)
@@ -106,8 +131,6 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
     starts = np.flatnonzero(first).astype(np.int64)
     lengths = np.diff(np.append(starts, n_total)).astype(np.int64)
     ends = starts + lengths - 1
-
-    ts_enc = _zigzag(_seg_diff(_seg_diff(ts, first), first))
 
     # Smallest decimal scale that reproduces every value of the segment exactly.
     n_seg = starts.shape[0]
@@ -130,6 +153,42 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
             if not pending.any():
                 break
     is_dec = scale != 255
+    packed = is_dec if (pack and _chunkdec is not None) else np.zeros(n_seg, dtype=np.bool_)
+    data: list[bytes] = [b""] * n_seg
+    if packed.any():
+        idx = np.flatnonzero(packed)
+        blobs = _chunkdec.encode_packed(
+            np.ascontiguousarray(ts, dtype=np.int64), k_all, starts[idx], lengths[idx]
+        )
+        for i, b in zip(idx.tolist(), blobs, strict=True):
+            data[i] = b
+    if not packed.all():
+        _encode_planes(data, ~packed, is_dec, first, starts, lengths, ts, bits, k_all)
+    return Encoded(
+        series_id=series_id[starts].astype(np.uint32),
+        min_ts=ts[starts].astype(np.int64),
+        max_ts=ts[ends].astype(np.int64),
+        n=lengths.astype(np.uint32),
+        codec=np.where(packed, PACKED, np.where(is_dec, DECIMAL, XOR)).astype(np.uint8),
+        scale=np.where(is_dec, scale, 0).astype(np.uint8),
+        data=data,
+    )
+
+
+def _encode_planes(
+    data: list[bytes],
+    todo: npt.NDArray[np.bool_],
+    is_dec: npt.NDArray[np.bool_],
+    first: npt.NDArray[np.bool_],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    ts: I64Array,
+    bits: npt.NDArray[np.uint64],
+    k_all: I64Array,
+) -> None:
+    """Fills ``data[i]`` for the segments ``todo`` in the first format (XOR or DECIMAL)."""
+    n_total = ts.shape[0]
+    ts_enc = _zigzag(_seg_diff(_seg_diff(ts, first), first))
     dec_rows = np.repeat(is_dec, lengths)
     val_enc = np.empty(n_total, dtype=np.int64)
     val_enc[dec_rows] = _zigzag(_seg_diff(k_all, first))[dec_rows]
@@ -138,25 +197,14 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array) -> Encoded:
         xb[1:] ^= bits[:-1]
         xb[first] = bits[first]
         val_enc[~dec_rows] = xb.view(np.int64)[~dec_rows]
-
     # Byte planes of all samples at once: row p holds byte p of every timestamp (p < 8) / value.
     planes = np.empty((16, n_total), dtype=np.uint8)
     planes[:8] = ts_enc.view(np.uint8).reshape(n_total, 8).T
     planes[8:] = val_enc.view(np.uint8).reshape(n_total, 8).T
     compress = _ZSTD.compress
-    data = [
-        compress(planes[:, s : s + m].tobytes(), asbytes=True)
-        for s, m in zip(starts.tolist(), lengths.tolist(), strict=True)
-    ]
-    return Encoded(
-        series_id=series_id[starts].astype(np.uint32),
-        min_ts=ts[starts].astype(np.int64),
-        max_ts=ts[ends].astype(np.int64),
-        n=lengths.astype(np.uint32),
-        codec=np.where(is_dec, DECIMAL, XOR).astype(np.uint8),
-        scale=np.where(is_dec, scale, 0).astype(np.uint8),
-        data=data,
-    )
+    for i in np.flatnonzero(todo).tolist():
+        s, m = int(starts[i]), int(lengths[i])
+        data[i] = compress(planes[:, s : s + m].tobytes(), asbytes=True)
 
 
 def decode(
@@ -165,8 +213,127 @@ def decode(
     scale: npt.NDArray[np.integer],
     data: list[bytes],
 ) -> tuple[I64Array, F64Array]:
-    """Decodes chunks into concatenated (timestamps, values), chunk after chunk."""
+    """Decodes chunks into concatenated (timestamps, values), chunk after chunk (natively when
+    the decoder is built; ``decode_py`` is the reference)."""
+    if _chunkdec is None:
+        return decode_py(n, codec, scale, data)
+    ts, values, _ = decode_range(n, codec, scale, data, *_ALL)
+    return ts, values
+
+
+def decode_py(
+    n: npt.NDArray[np.integer],
+    codec: npt.NDArray[np.integer],
+    scale: npt.NDArray[np.integer],
+    data: list[bytes],
+) -> tuple[I64Array, F64Array]:
+    """``decode`` in numpy and Python: the first format vectorized, PACKED chunk by chunk."""
     lengths = np.asarray(n, dtype=np.int64)
+    codecs = np.asarray(codec, dtype=np.int64)
+    if bool((lengths < 1).any()):
+        raise ValueError("chunk length must be positive")
+    if bool(((codecs < 0) | (codecs > PACKED)).any()):
+        raise ValueError(f"unknown chunk codec in {sorted(set(codecs.tolist()))}")
+    is_packed = codecs == PACKED
+    if not is_packed.any():
+        return _decode_planes(lengths, codecs, scale, data)
+    total = int(lengths.sum())
+    ts = np.empty(total, dtype=np.int64)
+    values = np.empty(total, dtype=np.float64)
+    starts = _seg_starts(lengths)
+    rest = np.flatnonzero(~is_packed)
+    if rest.size:
+        r_len = lengths[rest]
+        r_ts, r_val = _decode_planes(r_len, codecs[rest], np.asarray(scale)[rest], [data[i] for i in rest])
+        rows = np.repeat(starts[rest], r_len) + (
+            np.arange(r_ts.shape[0], dtype=np.int64) - np.repeat(_seg_starts(r_len), r_len)
+        )
+        ts[rows] = r_ts
+        values[rows] = r_val
+    scales = np.asarray(scale, dtype=np.int64)
+    for i in np.flatnonzero(is_packed).tolist():
+        s, m, e = int(starts[i]), int(lengths[i]), int(scales[i])
+        if e > MAX_SCALE:
+            raise ValueError("chunk scale out of range")
+        buf = bytes(data[i])
+        t, pos = _read_seq(buf, 0, m)
+        k, pos = _read_seq(buf, pos, m)
+        if pos != len(buf):
+            raise ValueError("malformed packed chunk")
+        ts[s : s + m] = t
+        values[s : s + m] = k.astype(np.float64) / 10.0**e
+    return ts, values
+
+
+_U64 = (1 << 64) - 1
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag varint at ``buf[pos:]``, decoded to an int64 taken modulo 2**64, and the position
+    after it."""
+    z = shift = 0
+    while shift < 64:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if b < 0x80:
+            z &= _U64
+            return (z >> 1) ^ (_U64 if z & 1 else 0), pos
+        shift += 7
+    raise ValueError("varint too long")
+
+
+def _read_seq(buf: bytes, pos: int, n: int) -> tuple[I64Array, int]:
+    """One PACKED sequence of ``n >= 1`` elements at ``buf[pos:]`` and the position after it."""
+    if pos >= len(buf) or buf[pos] > 2:
+        raise ValueError("malformed packed sequence")
+    mode = buf[pos]
+    x0, pos = _varint(buf, pos + 1)
+    out = np.empty(n, dtype=np.uint64)
+    out[0] = x0
+    if n == 1:
+        if mode != 0:
+            raise ValueError("malformed packed sequence")
+        return out.view(np.int64), pos
+    extra = 0
+    if mode != 0:
+        extra, pos = _varint(buf, pos)
+    count = n - 2 if mode == 1 else n - 1
+    e = np.zeros(count, dtype=np.uint64)
+    if count > 0:
+        mn, pos = _varint(buf, pos)
+        if pos >= len(buf) or buf[pos] > 64:
+            raise ValueError("malformed packed sequence")
+        w = buf[pos]
+        pos += 1
+        nbytes = (count * w + 7) // 8
+        if pos + nbytes > len(buf):
+            raise ValueError("truncated packed sequence")
+        if w:
+            raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
+            bits = np.unpackbits(raw, bitorder="little")[: count * w].reshape(count, w).astype(np.uint64)
+            e = (bits << np.arange(w, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+        e += np.uint64(mn)
+        pos += nbytes
+    if mode == 0:  # DELTA
+        out[1:] = np.uint64(x0) + np.cumsum(e, dtype=np.uint64)
+    elif mode == 1:  # DOD
+        d = np.uint64(extra) + np.concatenate(([np.uint64(0)], np.cumsum(e, dtype=np.uint64)))
+        out[1:] = np.uint64(x0) + np.cumsum(d, dtype=np.uint64)
+    else:  # GRID
+        out[1:] = np.uint64(x0) + np.arange(1, n, dtype=np.uint64) * np.uint64(extra) + e
+    return out.view(np.int64), pos
+
+
+def _decode_planes(
+    lengths: npt.NDArray[np.int64],
+    codec: npt.NDArray[np.integer],
+    scale: npt.NDArray[np.integer],
+    data: list[bytes],
+) -> tuple[I64Array, F64Array]:
+    """Decodes chunks of the first format (XOR, DECIMAL)."""
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
@@ -236,7 +403,7 @@ def decode_range_py(
     """Decodes chunks and keeps the samples with ``lo <= ts <= hi``: ``(ts, values, kept)`` with
     ``kept[i]`` the number of samples kept from chunk ``i``. Pure numpy (the reference)."""
     lengths = np.asarray(n, dtype=np.int64)
-    ts, values = decode(lengths, codec, scale, data)
+    ts, values = decode_py(lengths, codec, scale, data)
     if lengths.shape[0] == 0:
         return ts, values, np.zeros(0, dtype=np.int64)
     keep = (ts >= lo) & (ts <= hi)
@@ -269,21 +436,19 @@ def decode_range(
     return ts, values, kept
 
 
-_ALL = (-(2**63), 2**63 - 1)
-
-
 class DecodedChunkCache:
     """A bounded LRU of decoded chunks, so that dashboards re-querying overlapping ranges skip
     the zstd decompression (most of a large select's cost).
 
-    The key is the chunk's content, ``(codec, scale, data)``: decoding is a pure function of it,
-    so an entry can never be stale (a rewritten chunk has other bytes, hence another key; the
-    old entry just ages out). ``max_samples`` bounds the decoded samples held (16 bytes each,
+    The key is the chunk's content, ``(codec, scale, n, data)``: decoding is a pure function of it,
+    so an entry can never be stale (a rewritten chunk has other bytes or length, hence another
+    key; the old entry just ages out). ``n`` is part of it because PACKED bytes alone do not fix
+    the length: exact scrapes of a constant encode to the same header for any ``n``. ``max_samples`` bounds the decoded samples held (16 bytes each,
     plus the compressed key); 0 disables the cache. Thread-safe."""
 
     def __init__(self, max_samples: int) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, int, bytes], tuple[I64Array, F64Array]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, int, bytes], tuple[I64Array, F64Array]] = OrderedDict()
         self._samples = 0
         self.max_samples = max(0, max_samples)
         self.hits = 0
@@ -320,7 +485,15 @@ class DecodedChunkCache:
         if self.max_samples == 0 or len(data) == 0 or int(np.sum(n)) > self.max_samples:  # uncachable
             return decode_range(n, codec, scale, data, lo, hi)
         # DuckDB hands BLOBs out as bytearray (unhashable); bytes(b) of a bytes object is b itself.
-        keys = list(zip(np.asarray(codec).tolist(), np.asarray(scale).tolist(), map(bytes, data), strict=True))
+        keys = list(
+            zip(
+                np.asarray(codec).tolist(),
+                np.asarray(scale).tolist(),
+                np.asarray(n).tolist(),
+                map(bytes, data),
+                strict=True,
+            )
+        )
         entries = self._entries
         with self._lock:
             found = [entries.get(k) for k in keys]
@@ -356,7 +529,8 @@ class DecodedChunkCache:
         elif _chunkdec is not None:  # cut each chunk to the range, copy only what is kept
             pairs = [f for f in found if f is not None]
             out: tuple[I64Array, F64Array, I64Array] = _chunkdec.gather_in_range(
-                [p[0] for p in pairs], [p[1] for p in pairs], lo, hi)
+                [p[0] for p in pairs], [p[1] for p in pairs], lo, hi
+            )
             return out
         else:
             pairs = [f for f in found if f is not None]
