@@ -121,6 +121,30 @@ def test_live_tail_shows_a_new_line(server: Proc, browser: Any) -> None:
     assert_clean(tab)
 
 
+def test_log_context_around_a_line_with_its_own_filter(server: Proc, browser: Any) -> None:
+    tab = open_tab(browser, f"{server.url}/ui/logs?q=%7Bjob%3D%22checkout%22%2Clevel%3D%22info%22%7D")
+    page = tab.page
+    row = page.get_by_test_id("log-lines").locator("li.logrow", has_text="served request 15")
+    row.locator("button.logrow-head").click()
+    row.get_by_role("button", name="Show context").click()
+    ctx = row.get_by_test_id("log-context")
+    ctx.locator("li.ctx-at").wait_for()
+    lines = ctx.locator(".logline").all_inner_texts()
+    assert lines == [f"served request {i}" for i in range(5, 26)]
+    assert ctx.locator("li.ctx-at").inner_text().endswith("served request 15")
+    ctx.get_by_label("Context lines containing").fill("request 2")
+    ctx.get_by_role("button", name="Filter context").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=log-context] .logline').length === 12"
+    )
+    assert ctx.locator(".logline").all_inner_texts() == [
+        "served request 2",
+        "served request 15",
+        *[f"served request {i}" for i in range(20, 30)],
+    ]
+    assert_clean(tab)
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_logs_page_has_no_serious_accessibility_violations(server: Proc, browser: Any, scheme: str) -> None:
     tab = open_tab(browser, f"{server.url}/ui/logs?q=%7Bjob%3D%22checkout%22%7D", scheme=scheme)

@@ -1,5 +1,6 @@
 // Log lines as Loki answers them (streams of [ns, line]), listed newest first with level, labels and a JSON view.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { getJSON } from '../api';
 import { Time } from './Time';
 
 export interface Stream { stream: Record<string, string>; values: [string, string][] }
@@ -41,6 +42,7 @@ function jsonOf(line: string): string | null {
 
 export function LogRow({ l }: { l: Line }) {
   const [open, setOpen] = useState(false);
+  const [context, setContext] = useState(false);
   const lvl = levelOf(l);
   const style = LEVELS[lvl];
   const json = open ? jsonOf(l.line) : null;
@@ -77,8 +79,81 @@ export function LogRow({ l }: { l: Line }) {
             </tbody>
           </table>
           {json ? <pre class="json mono" data-testid="json-view">{json}</pre> : null}
+          {context ? (
+            <LogContext l={l} />
+          ) : (
+            <button type="button" class="btn" onClick={() => setContext(true)}>
+              Show context
+            </button>
+          )}
         </div>
       ) : null}
     </li>
+  );
+}
+
+interface ContextEntry { ts: string; line: string }
+const AROUND = 10;
+
+/** The lines just before and after a line of the same stream (`GET /api/v1/logs/context`), with a filter of
+ * their own (lines containing a text). */
+function LogContext({ l }: { l: Line }) {
+  const [text, setText] = useState('');
+  const [applied, setApplied] = useState('');
+  const [data, setData] = useState<{ before: ContextEntry[]; at: ContextEntry[]; after: ContextEntry[] } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    const ctl = new AbortController();
+    setError(null);
+    getJSON<{ data: { before: ContextEntry[]; at: ContextEntry[]; after: ContextEntry[] } }>(
+      '/api/v1/logs/context',
+      { stream: JSON.stringify(l.labels), ts: l.ns, before: AROUND, after: AROUND, text: applied || undefined },
+      ctl.signal,
+    )
+      .then((r) => setData(r.data))
+      .catch((e: unknown) => {
+        if (!ctl.signal.aborted) setError(e instanceof Error ? e.message : String(e));
+      });
+    return () => ctl.abort();
+  }, [applied]);
+  const row = (e: ContextEntry, cls: string) => (
+    <li key={`${cls}-${e.ts}-${e.line}`} class={cls}>
+      <span class="nowrap muted">
+        <Time ms={Number(e.ts.slice(0, -6) || '0')} />
+      </span>{' '}
+      <span class="mono logline">{e.line}</span>
+    </li>
+  );
+  return (
+    <section class="log-context" aria-label="Context of this line" data-testid="log-context">
+      <form
+        class="toolbar"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setApplied(text);
+        }}
+      >
+        <label class="grow">
+          Context lines containing
+          <input value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder="any text" />
+        </label>
+        <button type="submit" class="btn">
+          Filter context
+        </button>
+      </form>
+      {error ? (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      ) : !data ? (
+        <p role="status">Loading…</p>
+      ) : (
+        <ol class="context-lines">
+          {data.before.map((e) => row(e, 'ctx-before'))}
+          {data.at.map((e) => row(e, 'ctx-at'))}
+          {data.after.map((e) => row(e, 'ctx-after'))}
+        </ol>
+      )}
+    </section>
   );
 }
