@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from clearsight.store.interface import StoreStats
+from clearsight.store.logs_interface import LogStoreStats
 
 # /metrics lists at most this many tenants by name (the first by name); the others are summed
 # under tenant="__other__", so rotating tenant ids cannot grow the exposition without bound.
@@ -62,6 +63,10 @@ class SelfMetrics:
     def add_store(self, stats: Callable[[], StoreStats], data_dir: Path) -> None:
         self.registry.register(_StoreCollector(stats, data_dir))
 
+    def add_log_store(self, stats: Callable[[], LogStoreStats]) -> None:
+        """Per-tenant stream counts and the log store's totals (``store/logs_interface.py``)."""
+        self.registry.register(_LogStoreCollector(stats))
+
 
 class _StoreCollector(Collector):
     def __init__(self, stats: Callable[[], StoreStats], data_dir: Path) -> None:
@@ -70,14 +75,7 @@ class _StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
-        active = GaugeMetricFamily("clearsight_active_series", "Series in the store, per tenant.",
-                                   labels=["tenant"])
-        tenants = sorted(s.active_series.items())
-        for tenant, n in tenants[:MAX_TENANT_LABELS]:
-            active.add_metric([tenant], n)
-        if len(tenants) > MAX_TENANT_LABELS:
-            active.add_metric([OTHER_TENANTS], sum(n for _, n in tenants[MAX_TENANT_LABELS:]))
-        yield active
+        yield _per_tenant("clearsight_active_series", "Series in the store, per tenant.", s.active_series)
         yield _gauge("clearsight_store_series", "Series in the store (all tenants).", s.total_series)
         yield _counter("clearsight_store_samples_written_total", "Samples committed to the store.",
                        s.samples_written_total)
@@ -98,6 +96,34 @@ class _StoreCollector(Collector):
                        "Samples written older than their series' newest sample.", s.out_of_order_total)
         yield _gauge("clearsight_store_writer_up", "1 when the writer thread is alive.", int(s.writer_alive))
         yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
+
+
+class _LogStoreCollector(Collector):
+    def __init__(self, stats: Callable[[], LogStoreStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        yield _per_tenant("clearsight_log_streams", "Log streams in the log store, per tenant.", s.streams)
+        yield _counter("clearsight_log_store_entries_written_total", "Log entries committed to the log store.",
+                       s.entries_written_total)
+        yield _counter("clearsight_log_store_entries_removed_total", "Log entries removed by retention.",
+                       s.entries_removed_total)
+        yield _gauge("clearsight_log_store_partitions", "Day tables in the log store.", s.partitions)
+        yield _gauge("clearsight_log_store_bytes", "Bytes of logs.duckdb and its WAL on disk.", s.bytes_on_disk)
+        yield _gauge("clearsight_log_store_write_queue_depth", "Batches waiting for the log writer.",
+                     s.queue_depth)
+
+
+def _per_tenant(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:
+    """One gauge per tenant; past ``MAX_TENANT_LABELS`` tenants the rest are summed in ``__other__``."""
+    g = GaugeMetricFamily(name, doc, labels=["tenant"])
+    tenants = sorted(values.items())
+    for tenant, n in tenants[:MAX_TENANT_LABELS]:
+        g.add_metric([tenant], n)
+    if len(tenants) > MAX_TENANT_LABELS:
+        g.add_metric([OTHER_TENANTS], sum(n for _, n in tenants[MAX_TENANT_LABELS:]))
+    return g
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -465,6 +465,7 @@ def build(cfg: Config) -> Built:
     except BaseException:
         store.close()
         raise
+    metrics.add_log_store(log_store.stats)  # per-tenant stream counts
     try:  # PII scrubbing, dedup, per-tenant rate limits (pipeline/log_steps.py)
         log_steps = build_log_steps(parse_log_pipeline(cfg.logs.pipeline, cfg.logs.tenants),
                                     functools.partial(load_or_create_secret, cfg.logs.pii_secret, data_dir),

@@ -173,3 +173,6 @@ def test_syslog_ng_http_destination_ships_bulk_and_events(stack: tuple[Proc, dic
     metrics = httpx.get(f"{cs.url}/metrics", timeout=10).text
     assert 'clearsight_ingested_log_lines_total{protocol="es_bulk"} 2.0' in metrics
     assert 'clearsight_ingested_log_lines_total{protocol="events"} 1.0' in metrics
+    # per-tenant stream counts: {index="syslogng"} and the event stream {event_type, level, origin}
+    assert 'clearsight_log_streams{tenant="default"} 2.0' in metrics
+    assert "clearsight_log_store_entries_written_total 3.0" in metrics
