@@ -25,7 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     work: Path = tmp_path_factory.mktemp("ui-admin")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        proc = start_clearsight(work, config_yaml="auth:\n  anonymous: \"off\"\n")
+        proc = start_clearsight(work, config_yaml="auth:\n  anonymous: \"off\"\nusage:\n  flush_interval: 1s\n")
     try:
         token = login_token(proc.url, "admin", ADMIN_PASSWORD)
         r = httpx.post(f"{proc.url}/api/v1/admin/users", headers={"Authorization": f"Bearer {token}"},
@@ -184,3 +184,32 @@ def test_admin_and_events_pages_have_no_serious_accessibility_violations(
     tab.screenshot(f"{path.rsplit('/', 1)[-1]}-{scheme}-axe")
     assert violations == []
     assert tab.console_errors() == []
+
+
+def test_admin_reads_the_audit_log_and_usage(server: Proc, browser: Any) -> None:
+    # a failed sign-in and some samples to find
+    r = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": "wrong"}, timeout=30)
+    assert r.status_code == 401
+    token = login_token(server.url, "admin", ADMIN_PASSWORD)
+    r = httpx.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"},
+                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200
+    tab = signed_in_tab(browser, server.url, "/ui/admin", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    audit = page.get_by_test_id("audit")
+    audit.wait_for()
+    assert audit.locator('tr[data-action="auth.login"]').count() >= 2
+    page.get_by_label("Outcome").select_option("failure")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=audit] tbody tr')]"
+                           ".every(r => r.textContent.includes('failure'))")
+    assert "auth.login" in audit.inner_text()
+    # usage: the read requests of this test are counted (flushed every second here)
+    page.reload()
+    page.get_by_test_id("usage-months").wait_for(timeout=30_000)
+    queries = page.get_by_test_id("usage-months").locator("tbody tr").first.locator("td").nth(4).inner_text()
+    assert float(queries.rstrip("k")) > 0
+    page.get_by_test_id("usage-queries").locator("canvas").wait_for()
+    tab.screenshot("admin-audit-usage-light")
+    assert tab.axe_violations() == []
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []

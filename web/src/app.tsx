@@ -79,7 +79,9 @@ export function App() {
   else if (page === 'dashboards') content = <DashboardsPage mayEdit={may(auth, 'dashboards:manage')} />;
   else if (page === 'alerts') content = <AlertsPage maySilence={may(auth, 'silences:manage')} user={auth.kind === 'user' ? auth.name : 'local user'} />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
-  else if (page === 'admin') content = <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} />;
+  else if (page === 'admin') content = (
+      <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} mayAudit={may(auth, 'audit:read')} mayUsage={may(auth, 'org:manage')} />
+    );
   else if (page === 'metrics' || page === 'logs') {
     const what = page === 'metrics' ? 'metrics explorer' : 'logs explorer';
     if (lazy instanceof Error) content = <p role="alert" class="error">The {what} failed to load: {lazy.message}. Reload the page to retry.</p>;

@@ -15,7 +15,7 @@ export const PAGES: { page: Page; path: string; title: string }[] = [
 ];
 
 /** Permissions of which at least one is needed to see a page's nav entry (the API checks anyway). */
-export const PAGE_NEEDS: Partial<Record<Page, string[]>> = { admin: ['keys:manage', 'users:manage'] };
+export const PAGE_NEEDS: Partial<Record<Page, string[]>> = { admin: ['keys:manage', 'users:manage', 'audit:read', 'org:manage'] };
 
 export function pageOf(pathname: string): Page | null {
   if (pathname === '/' || pathname === '/ui' || pathname === '/ui/') return 'overview';

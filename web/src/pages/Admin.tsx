@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { promGet, sendJSON } from '../api';
 import { Time } from '../components/Time';
+import { AuditLog, UsageView } from './AdminActivity';
 
 interface ApiKey {
   id: number;
@@ -29,17 +30,19 @@ const when = (ms: number | null) => (ms ? <Time ms={ms} /> : '–');
 
 /** Administration of the caller's organisation: API keys (keys:manage) and users (users:manage). The
  * sections a principal may not use are not shown; the API refuses them anyway. */
-export function AdminPage({ mayKeys, mayUsers }: { mayKeys: boolean; mayUsers: boolean }) {
+export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage }: { mayKeys: boolean; mayUsers: boolean; mayAudit: boolean; mayUsage: boolean }) {
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">Administration</h1>
-      {!mayKeys && !mayUsers ? (
+      {!mayKeys && !mayUsers && !mayAudit && !mayUsage ? (
         <p class="empty" data-testid="admin-denied">
           Your role may not manage API keys or users of this organisation. Ask an administrator.
         </p>
       ) : null}
       {mayKeys ? <ApiKeys listRoles={mayUsers} /> : null}
       {mayUsers ? <Users /> : null}
+      {mayUsage ? <UsageView /> : null}
+      {mayAudit ? <AuditLog /> : null}
     </section>
   );
 }
