@@ -40,6 +40,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/mfa/confirm"): "mfa.confirm",
     ("POST", "/api/v1/auth/mfa/disable"): "mfa.disable",
     ("PUT", "/api/v1/admin/mfa"): "org.mfa_policy",
+    ("PUT", "/api/v1/admin/ip_allowlist"): "org.ip_allowlist",
     ("POST", "/api/v1/admin/orgs"): "org.create", ("DELETE", "/api/v1/admin/orgs/{name}"): "org.delete",
     ("POST", "/api/v1/admin/users"): "user.create", ("DELETE", "/api/v1/admin/users/{id}"): "user.remove",
     ("PUT", "/api/v1/admin/memberships"): "membership.set",
@@ -56,7 +57,8 @@ ACTIONS: dict[tuple[str, str], str] = {
 }
 # small JSON bodies whose whitelisted fields go into the entry's detail
 WITH_BODY = frozenset(p for (m, p) in ACTIONS if p.startswith(("/api/v1/auth/", "/api/v1/admin/")))
-DETAIL_FIELDS = ("username", "name", "role", "org", "permissions", "expires_in", "allowed_cidrs", "required")
+DETAIL_FIELDS = ("username", "name", "role", "org", "permissions", "expires_in", "allowed_cidrs", "required",
+                 "cidrs")
 MAX_CAPTURE = 64 * 1024
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from clearsight.api.auth_routes import guarded, json_body, principal_of, str_fie
 from clearsight.api.common import success
 from clearsight.auth.directory import Directory
 from clearsight.auth.errors import Forbidden, InvalidInput, NotFound
-from clearsight.auth.keys import ApiKeys
+from clearsight.auth.keys import ApiKeys, parse_cidrs
 from clearsight.auth.permissions import unknown_permissions
 from clearsight.auth.principal import Principal
 from clearsight.auth.resolver import Authenticator
@@ -163,8 +164,33 @@ def make_admin_routes(directory: Directory, keys: ApiKeys, authenticator: Authen
         changed()
         return success(_dump(view))
 
+    # -- the organisation's IP allowlist (auth/org_networks.py)
+    nets = authenticator.org_networks
+
+    async def get_allowlist(request: Request) -> Response:
+        p = principal_of(request)
+        return success({"cidrs": await _run(nets.get, p.org) if nets else []})
+
+    async def set_allowlist(request: Request) -> Response:
+        p = principal_of(request)
+        doc = await json_body(request)
+        cidrs = doc.get("cidrs")
+        if not isinstance(cidrs, list) or not all(isinstance(c, str) for c in cidrs) or len(cidrs) > 256:
+            raise InvalidInput('field "cidrs" must be a list of at most 256 CIDRs ([] allows every address)')
+        if nets is None:
+            raise InvalidInput("IP allowlists are not available on this server")
+        parsed = parse_cidrs(cidrs)
+        client = request.client.host if request.client else ""
+        if parsed and not any(_contains(c, client) for c in parsed):
+            raise InvalidInput(f"the list does not contain your own address {client}: it would lock you out")
+        org_id = (await _run(directory.get_org, p.org)).id
+        saved = await _run(nets.set, org_id, parsed)
+        changed()
+        return success({"cidrs": saved})
+
     base = "/api/v1/admin"
     table: list[tuple[str, Any, str]] = [
+        ("/ip_allowlist", get_allowlist, "GET"), ("/ip_allowlist", set_allowlist, "PUT"),
         ("/orgs", list_orgs, "GET"), ("/orgs", create_org, "POST"), ("/orgs/{name}", delete_org, "DELETE"),
         ("/users", list_users, "GET"), ("/users", create_user, "POST"), ("/users/{id}", get_user, "GET"),
         ("/users/{id}", delete_user, "DELETE"), ("/memberships", set_membership, "PUT"),
@@ -172,3 +198,10 @@ def make_admin_routes(directory: Directory, keys: ApiKeys, authenticator: Authen
         ("/apikeys", list_keys, "GET"), ("/apikeys", create_key, "POST"), ("/apikeys/{id}", revoke_key, "DELETE"),
     ]
     return [Route(base + path, guarded(fn), methods=[method]) for path, fn, method in table]
+
+
+def _contains(cidr: str, host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(cidr)
+    except ValueError:
+        return False

@@ -152,6 +152,7 @@ class AuthMiddleware:
         preset = scope.get(PRESET_PRINCIPAL)
         if preset is not None:  # a signed ingest request, resolved by auth/signing.py
             p = preset
+            auth.check_org_network(p, host)
         elif cred is None:
             if auth.anonymous_allowed and not proxied and is_loopback(host):
                 p = auth.anonymous_principal

@@ -150,11 +150,13 @@ class MfaRecoveryCode(Base):
 
 
 class OrgPolicy(Base):
-    """Per-organisation security settings (MFA required for its members)."""
+    """Per-organisation security settings: MFA required for its members; the IP allowlist of all its
+    credentials (comma-separated CIDRs, "" = any address: auth/org_networks.py)."""
 
     __tablename__ = "org_policies"
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
     mfa_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    allowed_cidrs: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
 
 
 class SigningSecret(Base):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from clearsight.auth.directory import Directory, LoginResult
 from clearsight.auth.errors import Forbidden, InvalidInput, Unauthenticated
 from clearsight.auth.keys import ApiKeys, Network
+from clearsight.auth.org_networks import OrgNetworks
 from clearsight.auth.principal import Principal
 from clearsight.auth.sessions import Sessions
 from clearsight.auth.tokens import is_api_key
@@ -84,7 +85,8 @@ class _Entry:
 class Authenticator:
     def __init__(self, directory: Directory, keys: ApiKeys, sessions: Sessions, *, default_org: str,
                  anonymous: bool, anonymous_role: str, trust_tenant_header: bool, cache_ttl_s: float,
-                 flush_interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 flush_interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 org_networks: OrgNetworks | None = None) -> None:
         self.directory = directory
         self.keys = keys
         self.sessions = sessions
@@ -98,6 +100,7 @@ class Authenticator:
         self.trust_tenant_header = trust_tenant_header
         self.cache_ttl_s = cache_ttl_s
         self.flush_interval_s = flush_interval_s
+        self.org_networks = org_networks  # per-organisation IP allowlists (auth/org_networks.py)
         self.clock = clock
         self._cache: dict[bytes, _Entry] = {}
         self._used: dict[int, int] = {}
@@ -128,9 +131,15 @@ class Authenticator:
                 raise Forbidden("this API key may not be used from this address") from None
             if not any(ip in n for n in entry.networks):
                 raise Forbidden("this API key may not be used from this address")
+        self.check_org_network(p, client_host)
         if entry.key_id is not None:
             self._used[entry.key_id] = now
         return p
+
+    def check_org_network(self, p: Principal, client_host: str | None) -> None:
+        """Forbidden when ``p``'s own organisation has an IP allowlist without ``client_host``."""
+        if self.org_networks is not None and not self.org_networks.allows(p.home_org or p.org, client_host):
+            raise Forbidden(f"organisation {p.home_org or p.org!r} does not accept requests from this address")
 
     def act_in(self, p: Principal, org_header: str | None) -> Principal:
         """The principal acting in the organisation a tenant header names, or Forbidden."""
@@ -150,6 +159,8 @@ class Authenticator:
         """Looks a credential up in the state database and caches the outcome (bad ones too, except
         failed password logins, which count towards the lockout)."""
         now = int(time.time() * 1000)
+        if self.org_networks is not None:
+            self.org_networks.refresh_if_due()
         entry: _Entry
         if cred.kind == "basic":
             res = self.directory.login(cred.username, cred.secret)  # raises Unauthenticated / LockedOut

@@ -44,6 +44,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/mfa/confirm"): AUTHENTICATED, ("POST", "/api/v1/auth/mfa/disable"): AUTHENTICATED,
     ("POST", "/api/v1/auth/login/mfa"): PUBLIC, ("POST", "/api/v1/auth/login/mfa/enrol"): PUBLIC,
     ("GET", "/api/v1/admin/mfa"): p.ORG_MANAGE, ("PUT", "/api/v1/admin/mfa"): p.ORG_MANAGE,
+    ("GET", "/api/v1/admin/ip_allowlist"): p.ORG_MANAGE, ("PUT", "/api/v1/admin/ip_allowlist"): p.ORG_MANAGE,
     ("GET", "/api/v1/admin/signing_secrets"): p.KEYS_MANAGE, ("POST", "/api/v1/admin/signing_secrets"): p.KEYS_MANAGE,
     ("DELETE", "/api/v1/admin/signing_secrets/{id}"): p.KEYS_MANAGE,
     ("GET", "/api/v1/usage"): p.ORG_MANAGE,

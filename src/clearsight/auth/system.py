@@ -12,6 +12,7 @@ from clearsight.auth.bootstrap import BootstrapError, bootstrap
 from clearsight.auth.directory import Directory
 from clearsight.auth.keys import ApiKeys
 from clearsight.auth.oidc import OidcClient, parse_providers
+from clearsight.auth.org_networks import OrgNetworks
 from clearsight.auth.resolver import Authenticator
 from clearsight.auth.sessions import Sessions
 from clearsight.auth.state import StateDb, engine_url
@@ -57,7 +58,8 @@ def open_auth(cfg: Config, env: Mapping[str, str] | None = None) -> AuthSystem:
             directory, keys, sessions, default_org=cfg.tenancy.default_tenant,
             anonymous=cfg.auth.anonymous == "loopback", anonymous_role=cfg.auth.anonymous_role,
             trust_tenant_header=cfg.tenancy.trust_tenant_header,
-            cache_ttl_s=parse_duration_ms(cfg.auth.key_cache_ttl) / 1000)
+            cache_ttl_s=parse_duration_ms(cfg.auth.key_cache_ttl) / 1000,
+            org_networks=OrgNetworks(db, parse_duration_ms(cfg.auth.key_cache_ttl) / 1000))
         oidc = OidcClient(parse_providers(cfg.auth.oidc_providers, cfg.tenancy.default_tenant, env))
     except (BootstrapError, ValueError) as e:
         db.close()
