@@ -87,6 +87,7 @@ from clearsight.notify.metrics import NotifyMetrics
 from clearsight.notify.notifier import Notifier
 from clearsight.pipeline.event_entries import events_batch
 from clearsight.pipeline.ingestor import MetricsIngestor
+from clearsight.pipeline.log_enrich import host_attributes
 from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.log_settings import parse_log_pipeline
 from clearsight.pipeline.log_steps import build_log_steps
@@ -103,7 +104,7 @@ from clearsight.query.promql.values import ScalarSteps
 from clearsight.query.shared_select import SharedSelects
 from clearsight.resources.discovery import PassiveDiscovery
 from clearsight.resources.events import LogStoreEvents
-from clearsight.resources.model import Liveness
+from clearsight.resources.model import Liveness, make_id
 from clearsight.resources.periodic import PeriodicTask
 from clearsight.resources.registry import ResourceRegistry
 from clearsight.resources.state import JsonStateFile
@@ -466,10 +467,12 @@ def build(cfg: Config) -> Built:
         store.close()
         raise
     metrics.add_log_store(log_store.stats)  # per-tenant stream counts
-    try:  # PII scrubbing, dedup, per-tenant rate limits (pipeline/log_steps.py)
+    hosts: list[ResourceRegistry] = []  # enrich.hosts reads the registry build_health makes below
+    try:  # PII scrubbing, dedup, per-tenant rate limits, enrichment (pipeline/log_steps.py)
         log_steps = build_log_steps(parse_log_pipeline(cfg.logs.pipeline, cfg.logs.tenants),
                                     functools.partial(load_or_create_secret, cfg.logs.pii_secret, data_dir),
-                                    metrics.registry)
+                                    metrics.registry,
+                                    lambda t, h: host_attributes(hosts[0].get(t, make_id("host", h))) if hosts else {})
     except (ValueError, OSError) as e:
         store.close()
         log_store.close()
@@ -532,6 +535,7 @@ def build(cfg: Config) -> Built:
                         query_governor=query_governor, exemplars=exemplar_store)
     try:
         health = build_health(cfg, store, ingestor, log_store, log_ingestor, tenant_of, metrics)
+        hosts.append(health.registry)
     except ConfigError:
         store.close()
         log_store.close()

@@ -89,3 +89,33 @@ def test_rate_limit_refuses_whole_push(server: Proc) -> None:
     assert "lines rate limit" in refused.text and int(refused.headers["retry-after"]) >= 9
     stored = _query(server, '{app="rate"}', base - S)
     assert sorted(line for _, line in stored) == sorted(line for _, line in lines)
+
+
+def test_enrichment_with_fixed_attributes_and_registry_hosts(tmp_path: Path) -> None:
+    """logs.pipeline.enrich: fixed resource attributes for every tenant; logs.tenants.<t>.enrich.hosts
+    adds what an agent heartbeat told the resource registry about the host a line names."""
+    proc = start_clearsight(tmp_path, config_yaml="""
+logs:
+  pipeline:
+    enrich: {resource: {deployment.environment: prod}}
+  tenants:
+    default: {enrich: {hosts: true}}
+""")
+    try:
+        hb = {"id": "host:web-7", "kind": "host", "hostname": "web-7", "os": "Debian GNU/Linux 12",
+              "kernel": "6.1.0-18-amd64", "machine_id": "4c4c4544", "tags": {"rack": "r3"}}
+        assert httpx.post(f"{proc.url}/api/v1/resources/heartbeat", json=hb, timeout=10).status_code == 200
+        now = time.time_ns()
+        r = httpx.post(f"{proc.url}/loki/api/v1/push", timeout=10, json={"streams": [
+            {"stream": {"app": "shop", "host": "web-7"}, "values": [[str(now), "order 1 paid"]]},
+            {"stream": {"app": "shop", "host": "db-1"}, "values": [[str(now + 1), "order 2 paid"]]}]})
+        assert r.status_code == 204, r.text
+        got = httpx.get(f"{proc.url}/api/v1/logs", params={"label": "app=shop", "since": "5m"}, timeout=10)
+        assert got.status_code == 200, got.text
+        by_line = {e["line"]: e.get("resource", {}) for e in got.json()["data"]["entries"]}
+        assert by_line == {
+            "order 1 paid": {"deployment.environment": "prod", "host.id": "4c4c4544", "host.os": "Debian GNU/Linux 12",
+                             "host.kernel": "6.1.0-18-amd64", "host.tag.rack": "r3"},
+            "order 2 paid": {"deployment.environment": "prod"}}  # an unknown host: the fixed attributes only
+    finally:
+        proc.stop()

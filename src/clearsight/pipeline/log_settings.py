@@ -12,13 +12,14 @@ YAML shape (docs/configuration.md "logs.pipeline")::
         rate_lines_burst: 0
         rate_bytes: 0            # body bytes/s per tenant
         rate_bytes_burst: 0
+        enrich: {resource: {deployment.environment: prod}, hosts: true}
       tenants:
         acme: {pii: {ipv4: true}, rate_lines: 5000, retention: 30d}
 
 ``retention`` (tenants only) is handed to the log store (``retention_overrides``).
 
-A tenant's ``pii`` mapping is merged key by key over the defaults' (``custom`` patterns too); the
-other keys replace the default. Errors are ``ValueError`` whose text starts with the key path.
+A tenant's ``pii`` and ``enrich`` mappings are merged key by key over the defaults' (``custom``
+patterns and ``enrich.resource`` attributes too); the other keys replace the default. Errors are ``ValueError`` whose text starts with the key path.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import re2
 from clearsight.pipeline.tenant import tenant_error
 
 _PII_FLAGS = ("enabled", "email", "ssn", "card", "ipv4", "ipv6", "attributes")
-_STEP_KEYS = ("pii", "dedup_window", "rate_lines", "rate_lines_burst", "rate_bytes", "rate_bytes_burst")
+_STEP_KEYS = ("pii", "dedup_window", "rate_lines", "rate_lines_burst", "rate_bytes", "rate_bytes_burst", "enrich")
+MAX_ENRICH_ATTRIBUTES = 32
 _TENANT_KEYS = (*_STEP_KEYS, "retention")
 _CUSTOM_NAME = re2.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -63,6 +65,12 @@ class TenantLogSettings:
     rate_bytes: float = 0.0
     rate_bytes_burst: int = 0
     retention_ns: int = 0  # logs.tenants.<name>.retention; 0 = logs.retention
+    enrich_resource: tuple[tuple[str, str], ...] = ()  # added to every entry's resource (sender wins)
+    enrich_hosts: bool = False  # the resource registry's host metadata (pipeline/log_enrich.py)
+
+    @property
+    def enriches(self) -> bool:
+        return bool(self.enrich_resource) or self.enrich_hosts
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,33 @@ def _pii(where: str, base: PiiSettings, raw: Any) -> PiiSettings:
     return dataclasses.replace(base, **changes)
 
 
+def _enrich(where: str, base: TenantLogSettings, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {raw!r}")
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        w = f"{where}.{key}"
+        if key == "hosts":
+            changes["enrich_hosts"] = _bool(w, value)
+        elif key == "resource":
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{w}: expected a mapping of attribute: value, got {value!r}")
+            attrs = dict(base.enrich_resource)
+            for name, v in value.items():
+                if not isinstance(name, str) or not 0 < len(name) <= 256:
+                    raise ValueError(f"{w}: attribute names are 1-256 characters, got {name!r}")
+                if not isinstance(v, str) or len(v) > 2048:
+                    raise ValueError(f"{w}.{name}: expected a string of at most 2048 characters, got {v!r}")
+                attrs[name] = v
+            attrs = {k: v for k, v in attrs.items() if v}  # "" removes a default's attribute
+            if len(attrs) > MAX_ENRICH_ATTRIBUTES:
+                raise ValueError(f"{w}: {len(attrs)} attributes, over the limit of {MAX_ENRICH_ATTRIBUTES}")
+            changes["enrich_resource"] = tuple(sorted(attrs.items()))
+        else:
+            raise ValueError(f"{w}: unknown key (known: resource, hosts)")
+    return changes
+
+
 def _steps(where: str, base: TenantLogSettings, raw: Any, known: tuple[str, ...]) -> TenantLogSettings:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected a mapping, got {raw!r}")
@@ -147,6 +182,8 @@ def _steps(where: str, base: TenantLogSettings, raw: Any, known: tuple[str, ...]
             raise ValueError(f"{w}: unknown key (known: {', '.join(known)})")
         if key == "pii":
             changes["pii"] = _pii(w, base.pii, value)
+        elif key == "enrich":
+            changes.update(_enrich(w, base, value))
         elif key == "dedup_window":
             changes["dedup_window_ns"] = _duration_ns(w, value)
         elif key == "retention":
