@@ -17,7 +17,7 @@ agent's CPU seconds over that time give lines/s per core of the agent.
 
     .venv/bin/python bench/agent.py                        # 10 s interval, 3 minutes, 200k lines
     .venv/bin/python bench/agent.py --duration 60          # quicker
-    .venv/bin/python bench/agent.py --protocol grpc        # logs over OTLP/gRPC (shipper.protocol)
+    .venv/bin/python bench/agent.py --protocol http        # remote-write + OTLP/HTTP (shipper.protocol)
 
 Results also go to bench/results/agent.json (not committed).
 """
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=int, default=180, help="measured seconds after one interval of warm-up")
     ap.add_argument("--containers", type=int, default=3, help="busybox containers under podman (0: none)")
     ap.add_argument("--lines", type=int, default=200_000, help="lines for the tailing phase (0: skip)")
-    ap.add_argument("--protocol", choices=("http", "grpc"), default="http", help="the agent's shipper.protocol")
+    ap.add_argument("--protocol", choices=("http", "grpc"), default="grpc", help="the agent's shipper.protocol (default grpc, as the agent's)")
     args, _ = ap.parse_known_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:

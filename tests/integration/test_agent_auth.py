@@ -35,7 +35,7 @@ def test_failed_login_burst(tmp_path: Path) -> None:
     auth_log.write_text("Dec  4 20:00:00 web-1 sshd[1]: Failed password for root from 198.51.100.7 port 1 ssh2\n")
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(
-        f"server: {{url: '{server.url}'}}\nmetadata: {{instance: auth-host}}\n"
+        f"server: {{url: '{server.url}'}}\nmetadata: {{instance: auth-host}}\nshipper: {{protocol: http}}\n"
         f"state: {{dir: '{tmp_path / 'state'}'}}\nheartbeat: {{enabled: false}}\n"
         "collectors:\n  host: {enabled: false}\n  containers: {enabled: false}\n"
         f"  auth: {{enabled: true, interval: 200ms, paths: ['{auth_log}']}}\n"  # read_from: end

@@ -5,6 +5,7 @@ fail and are retried from the buffer."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,14 +51,16 @@ def mem_total_bytes() -> float:
     raise AssertionError("no MemTotal in /proc/meminfo")
 
 
-def test_agent_ships_this_host_to_the_server(tmp_path: Path) -> None:
-    port = free_port()
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_agent_ships_this_host_to_the_server(tmp_path: Path, protocol: str) -> None:
+    """OTLP/gRPC (the default: no protocol in the config) and remote-write over HTTP give the same series."""
+    port, grpc_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(
-        f"server: {{url: '{url}'}}\n"
+        f"server: {{url: '{url}', grpc_address: '127.0.0.1:{grpc_port}'}}\n"
         "metadata: {instance: e2e-host, tags: {env: test}}\n"
-        "shipper: {backoff_min: 100ms, backoff_max: 1s}\n"
+        f"shipper: {{{'' if protocol == 'grpc' else 'protocol: http, '}backoff_min: 100ms, backoff_max: 1s}}\n"
         f"buffer: {{dir: '{tmp_path / 'spool'}'}}\n"
         "collectors: {host: {interval: 1s}}\n"
         "self_metrics: {interval: 1s}\n"
@@ -76,7 +79,7 @@ def test_agent_ships_this_host_to_the_server(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         server_started = time.time()
-        server = start_clearsight(tmp_path / "server", port=port)
+        server = start_clearsight(tmp_path / "server", port=port, args=["--otlp-grpc-listen", f"127.0.0.1:{grpc_port}"])
         sel = '{instance="e2e-host",job="node",env="test"}'
         cpu = wait_for(url, f"node_cpu_seconds_total{sel}", cpus() * 8, agent, log)
         assert {(s["metric"]["cpu"], s["metric"]["mode"]) for s in cpu} == {
@@ -94,6 +97,9 @@ def test_agent_ships_this_host_to_the_server(tmp_path: Path) -> None:
         (boot,) = query(url, f"node_boot_time_seconds{sel}[10m]")
         assert min(float(t) for t, _ in boot["values"]) < server_started
         assert "accepts samples again" in log.read_text()
+        metrics = httpx.get(url + "/metrics", timeout=30).text
+        wire = "otlp_grpc" if protocol == "grpc" else "remote_write"
+        assert re.search(rf'^clearsight_ingested_samples_total{{protocol="{wire}"}} [1-9]', metrics, re.M), metrics
     finally:
         if agent.poll() is None:
             os.kill(agent.pid, signal.SIGTERM)

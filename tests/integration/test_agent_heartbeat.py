@@ -36,7 +36,7 @@ def test_heartbeat_registers_host_and_containers(tmp_path: Path) -> None:
         server = start_clearsight(tmp_path / "server")
         cfg = tmp_path / "agent.yaml"
         cfg.write_text(
-            f"server: {{url: '{server.url}'}}\n"
+            f"server: {{url: '{server.url}'}}\nshipper: {{protocol: http}}\n"
             "metadata: {instance: hb-host, tags: {env: test}}\n"
             f"state: {{dir: '{tmp_path / 'state'}'}}\n"
             "heartbeat: {interval: 1s}\n"

@@ -118,7 +118,7 @@ def seqs(lines: list[tuple[dict[str, str], str]]) -> list[int]:
     return sorted(int(line.split()[0].removeprefix("seq=")) for _, line in lines)
 
 
-def tail_config(tmp: Path, logs: SeqLog, service: str, server: str, shipper: str = "") -> Path:
+def tail_config(tmp: Path, logs: SeqLog, service: str, server: str, shipper: str = "protocol: http, ") -> Path:
     """An agent that only tails ``logs`` (polled every 200 ms) with a disk spool ``tmp/spool``."""
     cfg = tmp / "agent.yaml"
     cfg.write_text(

@@ -64,7 +64,7 @@ def test_files_and_journald_survive_sigkill_and_rotation(tmp_path: Path) -> None
     cfg.write_text(
         f"server: {{url: '{server.url}'}}\n"
         "metadata: {instance: logs-host, tags: {env: test}}\n"
-        "shipper: {backoff_min: 100ms, backoff_max: 1s}\n"
+        "shipper: {protocol: http, backoff_min: 100ms, backoff_max: 1s}\n"
         f"buffer: {{dir: '{tmp_path / 'spool'}'}}\n"
         f"state: {{dir: '{tmp_path / 'state'}'}}\n"
         "heartbeat: {enabled: false}\n"

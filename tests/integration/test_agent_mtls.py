@@ -109,7 +109,7 @@ def test_mutual_tls(tmp_path: Path) -> None:
                 f"server: {{url: '{url}', tls_ca_file: '{certs / 'ca.crt'}', "
                 f"tls_cert_file: '{d / 'agents' / (name + '.crt')}', tls_key_file: '{d / 'agents' / (name + '.key')}'}}\n"
                 f"metadata: {{instance: mtls-{name}}}\n"
-                "shipper: {backoff_min: 100ms, backoff_max: 500ms}\n"
+                "shipper: {protocol: http, backoff_min: 100ms, backoff_max: 500ms}\n"
                 f"state: {{dir: '{tmp_path / ('state-' + name)}'}}\n"
                 f"collectors: {{host: {host}, containers: {{enabled: false}}}}\n"
                 "heartbeat: {enabled: false}\nself_metrics: {interval: 1s}\nlog: {format: text}\n")

@@ -42,7 +42,7 @@ def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> N
     cfg.write_text(
         f"server: {{url: '{url}'}}\n"
         "metadata: {instance: outage-host}\n"
-        "shipper: {backoff_min: 100ms, backoff_max: 500ms}\n"
+        "shipper: {protocol: http, backoff_min: 100ms, backoff_max: 500ms}\n"
         f"buffer: {{dir: '{tmp_path / 'spool'}'}}\n"
         "collectors: {host: {interval: 1s, top_processes: 0}}\n"
         # self-metrics rarely (they are shipped once more at stop, with the final counters), so the

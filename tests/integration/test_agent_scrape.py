@@ -34,7 +34,7 @@ def test_agent_forwards_node_exporter(tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(
-        f"server: {{url: '{server.url}'}}\n"
+        f"server: {{url: '{server.url}'}}\nshipper: {{protocol: http}}\n"
         "metadata: {instance: scrape-host, tags: {dc: par}}\n"
         f"state: {{dir: '{tmp_path / 'state'}'}}\nheartbeat: {{enabled: false}}\n"
         "collectors: {host: {enabled: false}, containers: {enabled: false}}\n"

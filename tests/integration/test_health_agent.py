@@ -44,7 +44,7 @@ def test_agent_heartbeats_and_host_health(tmp_path: Path) -> None:
     url = server.url
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(
-        f"server: {{url: '{url}'}}\n"
+        f"server: {{url: '{url}'}}\nshipper: {{protocol: http}}\n"
         "metadata: {instance: e2e-host, tags: {env: test}}\n"
         "collectors: {host: {interval: 1s}}\n"
         "heartbeat: {interval: 1s}\n"

@@ -45,7 +45,9 @@ class MetadataConfig:
 
 @dataclass
 class ShipperConfig:
-    protocol: str = "http"  # logs over http (OTLP/HTTP /v1/logs) or grpc (OTLP/gRPC LogsService); metrics: remote-write
+    # grpc: metrics and logs over OTLP/gRPC (MetricsService, LogsService at server.grpc_address);
+    # http: metrics as remote-write 1.0 to <url>/api/v1/write, logs as OTLP/HTTP to <url>/v1/logs
+    protocol: str = "grpc"
     max_samples_per_request: int = 2000
     max_log_records_per_request: int = 5000  # one poll of a source is split into requests of at most this many
     log_senders: int = 2  # OTLP logs requests in flight at once (each on its own connection)

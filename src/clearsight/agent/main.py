@@ -21,7 +21,8 @@ from clearsight.agent.engine_api import EngineClient
 from clearsight.agent.heartbeat import Heartbeat
 from clearsight.agent.hostmeta import detect
 from clearsight.agent.otlp_logs import LogEncoder
-from clearsight.agent.runner import Agent, Collector, LogShipping
+from clearsight.agent.otlp_metrics import MetricsEncoder
+from clearsight.agent.runner import Agent, Collector, LogShipping, SampleEncoder
 from clearsight.agent.shipper import HEADERS as _REMOTE_WRITE_HEADERS
 from clearsight.agent.shipper import Encoder, HttpTransport, Shipper, Transport
 from clearsight.agent.sources import LogSource
@@ -99,18 +100,24 @@ def grpc_address(cfg: AgentConfig) -> str:
     return f"[{host}]:4317" if ":" in host else f"{host}:4317"
 
 
-def grpc_log_shipper(cfg: AgentConfig, buffer: Buffer, shared: bool) -> Shipper:
-    """A log sender over OTLP/gRPC (grpcio is loaded only here): TLS when ``server.url`` is https,
-    with the same CA, certificate and key files."""
-    from clearsight.agent.grpc_transport import LOGS_METHOD, GrpcTransport, channel_credentials
+def grpc_shipper(cfg: AgentConfig, buffer: Buffer, shared: bool, *, metrics: bool = False) -> Shipper:
+    """A sender over OTLP/gRPC, of logs (LogsService) or of metrics (MetricsService); grpcio is loaded
+    only here. TLS when ``server.url`` is https, with the same CA, certificate and key files."""
+    from clearsight.agent.grpc_transport import (
+        LOGS_METHOD,
+        METRICS_METHOD,
+        GrpcTransport,
+        channel_credentials,
+    )
 
     srv = cfg.server
     target = grpc_address(cfg)
+    method = METRICS_METHOD if metrics else LOGS_METHOD
     creds = (channel_credentials(srv.tls_ca_file, srv.tls_cert_file, srv.tls_key_file)
              if srv.url.startswith("https://") else None)
-    transport = GrpcTransport(target, LOGS_METHOD, _seconds(srv.timeout), creds)
+    transport = GrpcTransport(target, method, _seconds(srv.timeout), creds)
     scheme = "grpcs" if creds is not None else "grpc"
-    return Shipper(f"{scheme}://{target}{LOGS_METHOD}", buffer, transport=transport, headers=srv.headers,
+    return Shipper(f"{scheme}://{target}{method}", buffer, transport=transport, headers=srv.headers,
                    base_headers={}, backoff_min=_seconds(cfg.shipper.backoff_min),
                    backoff_max=_seconds(cfg.shipper.backoff_max),
                    retry_after_max=_seconds(cfg.shipper.retry_after_max), shared=shared)
@@ -152,8 +159,17 @@ def build_agent(cfg: AgentConfig) -> Agent:
                        retry_after_max=_seconds(cfg.shipper.retry_after_max), ssl_context=ssl_context,
                        shared=shared, transport=transport)
 
-    buffer = _buffer(cfg, "")
-    encoder = Encoder(host_labels(cfg), cfg.shipper.max_samples_per_request)
+    encoder: SampleEncoder
+    if cfg.shipper.protocol == "grpc":
+        # OTLP metrics in their own spool: requests spooled as remote-write before a switch of protocol
+        # stay where they are (shipped again once the protocol is http)
+        buffer = _buffer(cfg, "otlp-metrics")
+        encoder = MetricsEncoder(host_labels(cfg), cfg.shipper.max_samples_per_request)
+        metrics_shipper = grpc_shipper(cfg, buffer, shared=False, metrics=True)
+    else:
+        buffer = _buffer(cfg, "")
+        encoder = Encoder(host_labels(cfg), cfg.shipper.max_samples_per_request)
+        metrics_shipper = shipper("/api/v1/write", buffer, _REMOTE_WRITE_HEADERS)
     meta = detect(cfg.metadata.instance, cfg.metadata.tags)
     states = state_dir(cfg)
     sources = _log_sources(cfg, states)
@@ -163,7 +179,7 @@ def build_agent(cfg: AgentConfig) -> Agent:
         log_buffer.recover(name for source, _tidy, _interval in sources for name in source.staged())
         n = cfg.shipper.log_senders
         if cfg.shipper.protocol == "grpc":
-            senders = [grpc_log_shipper(cfg, log_buffer, shared=n > 1) for _ in range(n)]
+            senders = [grpc_shipper(cfg, log_buffer, shared=n > 1) for _ in range(n)]
         else:
             senders = [shipper("/v1/logs", log_buffer, otlp_logs.HEADERS, shared=n > 1) for _ in range(n)]
         logs = LogShipping(LogEncoder(meta.resource(), cfg.shipper.max_log_records_per_request), log_buffer,
@@ -177,7 +193,7 @@ def build_agent(cfg: AgentConfig) -> Agent:
 
         heartbeat = Heartbeat(HttpTransport(base + "/api/v1/resources/heartbeat", _seconds(srv.timeout), ssl_context),
                               meta, container_list, srv.headers)
-    return Agent(collectors, encoder, buffer, shipper("/api/v1/write", buffer, _REMOTE_WRITE_HEADERS),
+    return Agent(collectors, encoder, buffer, metrics_shipper,
                  self_metrics_interval=_seconds(cfg.self_metrics.interval) if cfg.self_metrics.enabled else None,
                  logs=logs, log_sources=sources, heartbeat=heartbeat,
                  heartbeat_interval=_seconds(cfg.heartbeat.interval), status_path=states / "status.json")
@@ -203,14 +219,15 @@ def run_agent(cfg: AgentConfig) -> None:
 
 
 def main(config: str | Path | None = None, url: str | None = None, interval: str | None = None,
-         log_level: str | None = None) -> int:
+         log_level: str | None = None, protocol: str | None = None, grpc_address: str | None = None) -> int:
     """``clearsight agent`` and ``python -m clearsight.agent`` (the latter imports nothing but the agent)."""
     import sys
 
     from clearsight.logs import setup_logging
 
     overrides = {k: v for k, v in (("server.url", url), ("collectors.host.interval", interval),
-                                   ("log.level", log_level)) if v is not None}
+                                   ("log.level", log_level), ("shipper.protocol", protocol),
+                                   ("server.grpc_address", grpc_address)) if v is not None}
     try:
         cfg = load_agent_config(config, overrides=overrides)
     except ConfigError as e:

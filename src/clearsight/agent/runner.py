@@ -25,11 +25,18 @@ from clearsight.agent.buffer import Buffer
 from clearsight.agent.heartbeat import Heartbeat
 from clearsight.agent.otlp_logs import LogEncoder
 from clearsight.agent.sample import Sample, sample
-from clearsight.agent.shipper import Encoder, Shipper
+from clearsight.agent.shipper import Shipper
 from clearsight.agent.sources import LogSource
 from clearsight.agent.tidy import Tidy
 
 log = logging.getLogger("clearsight.agent")
+
+
+class SampleEncoder(Protocol):
+    """Samples -> requests: remote-write (shipper.Encoder) or OTLP metrics (otlp_metrics.MetricsEncoder)."""
+
+    def encode(self, samples: Sequence[Sample], timestamp_ms: int,
+               own_labels_win: bool = False) -> list[tuple[bytes, int]]: ...
 
 
 class Collector(Protocol):
@@ -175,7 +182,7 @@ class Agent:
     def __init__(
         self,
         collectors: Sequence[tuple[Collector, float]],
-        encoder: Encoder,
+        encoder: SampleEncoder,
         buffer: Buffer,
         shipper: Shipper,
         *,

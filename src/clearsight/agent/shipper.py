@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from clearsight.agent.buffer import Buffer, Entry, batch_key
-from clearsight.agent.sample import LabelPairs, Sample
+from clearsight.agent.sample import LabelPairs, Sample, merged_labels
 from clearsight.ingest.prompb_encode import encode_labels, encode_sample, len_field, snappy
 
 log = logging.getLogger("clearsight.agent.shipper")
@@ -126,12 +126,7 @@ class Encoder:
         key = (name, labels, own_labels_win)
         b = self._cache.get(key)
         if b is None:
-            if own_labels_win:  # scraped series keep their target's job/instance; tags fill the rest
-                merged = dict(self.host_labels)
-                merged.update(labels)
-            else:
-                merged = dict(labels)
-                merged.update(self.host_labels)
+            merged = merged_labels(self.host_labels, labels, own_labels_win)
             merged["__name__"] = name
             b = encode_labels(sorted(merged.items()))
             if len(self._cache) >= self.cache_size:

@@ -166,6 +166,9 @@ def agent(
     url: Annotated[str | None, typer.Option("--url", help="Server URL (default http://127.0.0.1:9800)")] = None,
     interval: Annotated[str | None, typer.Option("--interval", help="Host collector interval, e.g. 10s")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help="grpc (default) or http")] = None,
+    grpc_address: Annotated[str | None, typer.Option("--grpc-address",
+                                                     help="The server's OTLP/gRPC host:port")] = None,
 ) -> None:
     """Run the agent: collect this host's metrics and logs and ship them to the server."""
     if ctx.invoked_subcommand is not None:
@@ -176,7 +179,8 @@ def agent(
     # The agent runs as `python -m clearsight.agent` in this same process (exec): it keeps the PID but not
     # the memory of the command line's imports (typer, httpx, ...), ~27 MiB instead of ~38.
     argv = [sys.executable, "-m", "clearsight.agent"]
-    for flag, value in (("--config", config), ("--url", url), ("--interval", interval), ("--log-level", log_level)):
+    for flag, value in (("--config", config), ("--url", url), ("--interval", interval), ("--log-level", log_level),
+                        ("--protocol", protocol), ("--grpc-address", grpc_address)):
         if value is not None:
             argv += [flag, str(value)]
     sys.stdout.flush()

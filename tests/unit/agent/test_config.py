@@ -84,8 +84,13 @@ def test_build_agent_wires_the_configured_pieces(tmp_path: Path) -> None:
                  "collectors: {host: {interval: 15s}}\nserver: {url: 'http://127.0.0.1:1/'}\n")
     agent = build_agent(load_agent_config(f))
     assert [(s.collector.name, s.interval) for s in agent.stats.scheduled] == [("host", 15.0)]
+    # the default protocol: OTLP/gRPC to the host of server.url, port 4317, spooled apart from remote-write
+    assert agent.shipper.url == "grpc://127.0.0.1:4317/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+    assert (tmp_path / "spool" / "otlp-metrics").is_dir()
+    agent.shipper.close()
+    f.write_text(f.read_text() + "shipper: {protocol: http}\n")
+    agent = build_agent(load_agent_config(f))
     assert agent.shipper.url == "http://127.0.0.1:1/api/v1/write"
-    assert (tmp_path / "spool").is_dir()
     agent.shipper.close()
 
 
@@ -98,8 +103,8 @@ def test_both_entry_points_refuse_a_bad_file_with_exit_2(tmp_path: Path, argv: l
     assert "configuration error" in r.stderr and "collectors.host.interval: invalid duration" in r.stderr
 
 
-def test_grpc_protocol_wires_grpc_log_senders_and_keeps_remote_write_for_metrics(tmp_path: Path) -> None:
-    from clearsight.agent.grpc_transport import LOGS_METHOD, GrpcTransport
+def test_grpc_protocol_wires_grpc_senders_for_logs_and_metrics(tmp_path: Path) -> None:
+    from clearsight.agent.grpc_transport import LOGS_METHOD, METRICS_METHOD, GrpcTransport
     from clearsight.agent.main import grpc_address
 
     (tmp_path / "a.log").write_text("")
@@ -115,7 +120,8 @@ def test_grpc_protocol_wires_grpc_log_senders_and_keeps_remote_write_for_metrics
         assert isinstance(sender.transport, GrpcTransport) and sender.transport.target == "[::1]:4317"
         assert sender.url == f"grpcs://[::1]:4317{LOGS_METHOD}" and sender.shared
         sender.close()
-    assert agent.shipper.url == "https://[::1]:9800/api/v1/write"  # metrics: remote-write over HTTP
+    assert agent.shipper.url == f"grpcs://[::1]:4317{METRICS_METHOD}"  # metrics: OTLP over gRPC too
+    assert isinstance(agent.shipper.transport, GrpcTransport)
     agent.shipper.close()
     cfg.server.grpc_address = "collector.example:14317"
     assert grpc_address(cfg) == "collector.example:14317"
