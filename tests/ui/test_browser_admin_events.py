@@ -5,6 +5,7 @@ from the UI is found in the table; axe-core on both pages; screenshots in build/
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,7 +155,7 @@ def test_event_logged_from_the_page_is_found_with_filters(server: Proc, browser:
     page.get_by_role("status").filter(has_text="Event logged.").wait_for()
     row = page.get_by_test_id("events").locator("tr", has_text="deployed checkout v2.7")
     row.wait_for()
-    assert row.locator("td").all_inner_texts()[1:4] == ["WARN", "deploy", "uitest"]
+    assert row.locator("td").all_inner_texts()[1:5] == ["WARN", "▲ medium", "deploy", "uitest"]
     # filters: a level that does not match hides it, the matching type and origin show it
     page.get_by_label(re.compile(r"^Level")).select_option("ERROR")
     page.get_by_role("button", name="Apply").click()
@@ -211,5 +212,45 @@ def test_admin_reads_the_audit_log_and_usage(server: Proc, browser: Any) -> None
     assert float(queries.rstrip("k")) > 0
     page.get_by_test_id("usage-queries").locator("canvas").wait_for()
     tab.screenshot("admin-audit-usage-light")
+    assert tab.axe_violations() == []
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []
+
+
+def test_security_events_show_the_falco_rule_and_resource(server: Proc, browser: Any) -> None:
+    token = login_token(server.url, "admin", ADMIN_PASSWORD)
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    alert = {
+        "output": "Terminal shell in container (user=root shell=bash container_id=abc123def456)",
+        "priority": "Critical",
+        "rule": "Terminal shell in container",
+        "time": now,
+        "source": "syscall",
+        "tags": ["container", "shell"],
+        "hostname": "web-1",
+        "output_fields": {"container.id": "abc123def456", "proc.cmdline": "bash", "user.name": "root"},
+    }
+    r = httpx.post(f"{server.url}/api/v1/falco", json=alert, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    tab = signed_in_tab(browser, server.url, "/ui/events", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    page.get_by_test_id("events").wait_for()
+    page.get_by_role("button", name="Security events (Falco)").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=events] tr[data-event]')]"
+        ".every(r => r.textContent.includes('falco_alert'))"
+    )
+    row = page.get_by_test_id("events").locator("tr[data-event]").first
+    row.get_by_text("Terminal shell in container (user=root").wait_for()
+    assert page.get_by_test_id("events").locator("tr[data-event]").count() == 1
+    assert "critical" in row.inner_text()
+    row.get_by_role("button").click()
+    detail = page.get_by_test_id("event-detail")
+    assert "Terminal shell in container" in detail.locator("dd").first.inner_text()
+    fields = detail.get_by_test_id("output-fields").inner_text()
+    assert "proc.cmdline" in fields and "bash" in fields
+    assert detail.get_by_test_id("event-resource").get_by_role("link", name="host web-1").get_attribute(
+        "href"
+    ) == "/ui/infrastructure/host%3Aweb-1"
+    tab.screenshot("events-falco-light")
     assert tab.axe_violations() == []
     assert [e for e in tab.console_errors() if "status of 401" not in e] == []

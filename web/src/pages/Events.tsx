@@ -1,6 +1,9 @@
+import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { promGet, sendJSON } from '../api';
 import { Time } from '../components/Time';
+import { resourcePath } from '../resources';
+import { linkClick } from '../router';
 
 interface Event {
   id: string;
@@ -13,6 +16,63 @@ interface Event {
   source: string;
   group: string;
   tags: string[];
+  data: Record<string, unknown>;
+  resource: Record<string, string>;
+}
+
+const FALCO = 'falco_alert';
+const SEV_ICON: Record<string, string> = { critical: '✖', high: '✖', medium: '▲', low: '●' };
+
+/** An event's details: rule (Falco's group), severity, source, tags, the affected resource (a host links to
+ * its page) and the data (Falco's output fields as a table). */
+function EventDetail({ ev }: { ev: Event }) {
+  const fields = ev.type === FALCO && ev.data.output_fields && typeof ev.data.output_fields === 'object' ? (ev.data.output_fields as Record<string, unknown>) : null;
+  const rest = fields ? Object.fromEntries(Object.entries(ev.data).filter(([k]) => k !== 'output_fields')) : ev.data;
+  const host = ev.resource['host.name'];
+  return (
+    <div class="event-detail" data-testid="event-detail">
+      <dl class="facts">
+        <dt>{ev.type === FALCO ? 'Rule' : 'Group'}</dt>
+        <dd>{ev.group || '–'}</dd>
+        <dt>Severity</dt>
+        <dd>{ev.severity}</dd>
+        <dt>Source</dt>
+        <dd>{ev.source || '–'}</dd>
+        <dt>Tags</dt>
+        <dd>{ev.tags.join(', ') || '–'}</dd>
+        <dt>Resource</dt>
+        <dd data-testid="event-resource">
+          {host ? (
+            <a href={resourcePath(`host:${host}`)} onClick={linkClick}>
+              host {host}
+            </a>
+          ) : null}{' '}
+          <span class="mono small">
+            {Object.entries(ev.resource)
+              .filter(([k]) => k !== 'host.name')
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')}
+          </span>
+        </dd>
+        <dt>Id</dt>
+        <dd class="mono small">{ev.id}</dd>
+      </dl>
+      {fields ? (
+        <table class="table small" data-testid="output-fields">
+          <caption>Output fields</caption>
+          <tbody>
+            {Object.entries(fields).map(([k, v]) => (
+              <tr key={k}>
+                <th scope="row" class="mono">{k}</th>
+                <td class="mono">{typeof v === 'string' ? v : JSON.stringify(v)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      {Object.keys(rest).length ? <pre class="json mono">{JSON.stringify(rest, null, 2)}</pre> : null}
+    </div>
+  );
 }
 
 interface Filters { type: string; level: string; origin: string; since: string }
@@ -28,6 +88,7 @@ export function EventsPage({ mayWrite }: { mayWrite: boolean }) {
   const [events, setEvents] = useState<Event[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
+  const [open, setOpen] = useState<string | null>(null);
 
   useEffect(() => {
     const ctl = new AbortController();
@@ -91,6 +152,18 @@ export function EventsPage({ mayWrite }: { mayWrite: boolean }) {
           </select>
         </label>
         <button type="submit" class="btn primary">Apply</button>
+        <button
+          type="button"
+          class="btn"
+          aria-pressed={applied.type === FALCO}
+          onClick={() => {
+            const next = { ...filters, type: applied.type === FALCO ? '' : FALCO };
+            setFilters(next);
+            setApplied(next);
+          }}
+        >
+          Security events (Falco)
+        </button>
       </form>
       {mayWrite ? <LogEventForm onLogged={() => setReload((n) => n + 1)} /> : null}
       {error ? <p role="alert" class="error">Cannot load events: {error}</p> : null}
@@ -106,6 +179,7 @@ export function EventsPage({ mayWrite }: { mayWrite: boolean }) {
               <tr>
                 <th scope="col">Time</th>
                 <th scope="col">Level</th>
+                <th scope="col">Severity</th>
                 <th scope="col">Type</th>
                 <th scope="col">Origin</th>
                 <th scope="col">Message</th>
@@ -113,15 +187,32 @@ export function EventsPage({ mayWrite }: { mayWrite: boolean }) {
             </thead>
             <tbody>
               {events.map((ev) => (
-                <tr key={ev.id}>
-                  <td class="nowrap">
-                    <Time ms={Number(ev.timestamp_ns.slice(0, -6) || '0')} />
-                  </td>
-                  <td>{ev.level}</td>
-                  <td>{ev.type}</td>
-                  <td>{ev.origin}</td>
-                  <td>{ev.message}</td>
-                </tr>
+                <Fragment key={ev.id}>
+                  <tr data-event={ev.id}>
+                    <td class="nowrap">
+                      <Time ms={Number(ev.timestamp_ns.slice(0, -6) || '0')} />
+                    </td>
+                    <td>{ev.level}</td>
+                    <td class={`sev-${ev.severity}`}>
+                      <span aria-hidden="true">{SEV_ICON[ev.severity] ?? ''} </span>
+                      {ev.severity}
+                    </td>
+                    <td>{ev.type}</td>
+                    <td>{ev.origin}</td>
+                    <td>
+                      <button type="button" class="link" aria-expanded={open === ev.id} onClick={() => setOpen(open === ev.id ? null : ev.id)}>
+                        {ev.message}
+                      </button>
+                    </td>
+                  </tr>
+                  {open === ev.id ? (
+                    <tr>
+                      <td colSpan={6}>
+                        <EventDetail ev={ev} />
+                      </td>
+                    </tr>
+                  ) : null}
+                </Fragment>
               ))}
             </tbody>
           </table>
