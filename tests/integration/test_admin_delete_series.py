@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from clearsight.api.app import create_app
@@ -232,3 +234,33 @@ def test_admin_permission_and_organisation_scope(tmp_path: Path) -> None:
         if built.log_store is not None:
             built.log_store.close()
         built.auth.close()
+
+
+_SELECTORS = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["del_m", 'del_m{job="zz"}', "{}", '{job=~"("}', "del_m{", 'nothing{a="b"}']),
+)
+_TIMES = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from(["0", "-1e20", "1e30", "NaN", "2020-01-01T00:00:00Z"])
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_SELECTORS, max_size=3), _TIMES, _TIMES)
+def test_fuzzed_parameters_are_204_or_400_and_a_400_deletes_nothing(
+    client: TestClient, selectors: list[str], start: str | None, end: str | None
+) -> None:
+    # del_m{job="a"} and {job="b"} hold samples; only selectors matching nothing may be sent
+    # without a 400 here, so that any change to the data is a bug.
+    t0 = int(time.time() * 1000) - 30 * 60_000
+    if not getattr(client, "_fuzz_written", False):
+        _write(client, _series(t0), "fz")
+        client._fuzz_written = True  # type: ignore[attr-defined]
+    params: list[tuple[str, str]] = [("match[]", s) for s in selectors if "del_m" not in s or "zz" in s]
+    params += [(k, v) for k, v in (("start", start), ("end", end)) if v is not None]
+    r = client.post(DELETE, params=params, headers={"X-Scope-OrgID": "fz"})
+    assert r.status_code in (204, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["errorType"] == "bad_data"
+    before = _raw(client, "fz", int(time.time() * 1000))
+    assert {k: len(v) for k, v in before.items()} == {"a": N, "b": N}
