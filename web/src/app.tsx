@@ -77,7 +77,7 @@ export function App() {
   else if (page === 'infrastructure') content = <InfrastructurePage />;
   else if (page === 'health') content = <HealthMapPage />;
   else if (page === 'dashboards') content = <DashboardsPage mayEdit={may(auth, 'dashboards:manage')} />;
-  else if (page === 'alerts') content = <AlertsPage maySilence={may(auth, 'silences:manage')} user={auth.kind === 'user' ? auth.name : 'local user'} />;
+  else if (page === 'alerts') content = <AlertsPage maySilence={may(auth, 'silences:manage')} mayRules={may(auth, 'rules:manage')} user={auth.kind === 'user' ? auth.name : 'local user'} />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
   else if (page === 'admin') content = (
       <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} mayAudit={may(auth, 'audit:read')} mayUsage={may(auth, 'org:manage')} />

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { getJSON, labelsText, promGet, type Alert } from '../api';
 import { Time } from '../components/Time';
+import { apiNamespaceOf, RuleEditor } from './RuleEditor';
 import { createSilence, expireSilence, listSilences, matchersOf, matcherText, parseMatchers, type Silence } from '../silences';
 
 interface Rule {
@@ -108,7 +109,7 @@ function SilenceForm({ initial, user, onDone }: { initial: string; user: string;
 
 /** Alerts: firing and pending alerts (silence one from its row), silences (create, expire), the rule groups
  * (read-only) and the notification history with failures. Silence controls need `silences:manage`. */
-export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: string }) {
+export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean; mayRules: boolean; user: string }) {
   const [alerts, setAlerts] = useState<Alert[] | null>(null);
   const [silences, setSilences] = useState<Silence[] | null>(null);
   const [showExpired, setShowExpired] = useState(false);
@@ -116,6 +117,8 @@ export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: st
   const [notice, setNotice] = useState<string | null>(null);
   const [notifications, setNotifications] = useState<Notification[] | null>(null);
   const [reload, setReload] = useState(0);
+  const [editNs, setEditNs] = useState<{ ns: string; key: number } | null>(null);
+  const [rulesReload, setRulesReload] = useState(0);
   const [groups, setGroups] = useState<Group[] | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -133,7 +136,7 @@ export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: st
         if (!ctl.signal.aborted) setError(e instanceof Error ? e.message : String(e));
       });
     return () => ctl.abort();
-  }, []);
+  }, [rulesReload]);
 
   useEffect(() => {
     const ctl = new AbortController();
@@ -164,8 +167,8 @@ export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: st
     <section aria-labelledby="alerts-title">
       <h1 id="alerts-title">Alerts</h1>
       <p class="muted small">
-        Rules are read-only here: create and edit them with <code>rules.files</code> or <code>POST /api/v1/rules/&#123;namespace&#125;</code>{' '}
-        (docs/rules.md). Recurring mute windows are <code>time_intervals</code> in the notification configuration (docs/alerting.md).
+        Rules from <code>rules.files</code> are read-only here; rules written through the rules API (
+        <code>/api/v1/rules/&#123;namespace&#125;</code>, docs/rules.md) can be edited below{mayRules ? '' : ' with rules:manage'}. Recurring mute windows are <code>time_intervals</code> in the notification configuration (docs/alerting.md).
       </p>
       {notice ? (
         <p role="status" class="notice" data-testid="alerts-notice">
@@ -298,7 +301,12 @@ export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: st
           groups.map((g) => (
             <div key={`${g.file}/${g.name}`}>
               <h3 class="h3">
-                {g.name} <span class="muted small">{g.file} · every {g.interval}s</span>
+                {g.name} <span class="muted small">{g.file} · every {g.interval}s</span>{' '}
+                {mayRules && apiNamespaceOf(g.file) ? (
+                  <button type="button" class="btn" aria-label={`Edit rule group ${g.name}`} onClick={() => setEditNs({ ns: apiNamespaceOf(g.file) ?? '', key: Date.now() })}>
+                    Edit
+                  </button>
+                ) : null}
               </h3>
               <table class="table">
                 <caption class="sr-only">Rules of group {g.name}</caption>
@@ -330,6 +338,7 @@ export function AlertsPage({ maySilence, user }: { maySilence: boolean; user: st
           ))
         )}
       </section>
+      {mayRules ? <RuleEditor load={editNs} onSaved={() => setRulesReload((n) => n + 1)} /> : null}
       <section class="card" aria-labelledby="notif-title">
         <h2 id="notif-title">Notification history</h2>
         {notifications === null ? (
