@@ -53,6 +53,7 @@ from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
 from clearsight.api.security_headers import SecurityHeadersMiddleware
 from clearsight.api.signing_routes import make_signing_routes
+from clearsight.api.simple_ingest import make_simple_ingest_routes
 from clearsight.api.syslog_listener import SyslogListener
 from clearsight.api.trace_context import TraceMiddleware, install_log_filter
 from clearsight.api.ui import make_ui_routes
@@ -530,6 +531,7 @@ def build(cfg: Config) -> Built:
                                                                                      *make_ui_routes(log_surfaces.es_root),
                                                                                      make_ws_metrics_route(store, cfg, tenant_of, query_governor),
                                                                                      *log_surfaces.routes(), *log_query.routes(),
+                                                                                     *make_simple_ingest_routes(log_ingestor, ingestor.ingest, tenant_of),
                                                                                      *NativeLogsApi(log_query).routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor, exemplars=exemplar_store)

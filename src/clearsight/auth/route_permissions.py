@@ -50,6 +50,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/usage"): p.ORG_MANAGE,
     # metrics
     ("GET", "/metrics"): _R,
+    ("POST", "/api/v1/ingest/metrics"): _W, ("POST", "/api/v1/ingest/logs"): p.LOGS_WRITE,
+    ("POST", "/api/v1/ingest/rum"): p.LOGS_WRITE, ("POST", "/api/v1/ingest/traces"): p.TRACES_WRITE,
     ("POST", "/api/v1/write"): _W, ("POST", "/v1/metrics"): _W, ("POST", "/api/v1/otlp/v1/metrics"): _W,
     ("POST", "/api/v1/read"): _R, ("GET", "/federate"): _R,
     ("GET", "/api/v1/label/{name}/values"): _R, ("GET", "/api/v1/metadata"): _R, ("GET", "/api/v1/targets"): _R,
