@@ -147,6 +147,12 @@ def test_health_map_shows_a_host_turning_critical(server: Proc, browser: Any) ->
     assert "memory_usage" in page.get_by_test_id("map-detail").get_by_test_id("signals").inner_text()
     assert "critical" in page.get_by_test_id("health-summary").inner_text()
     tab.screenshot("health-map-light")
+    # the overview's health summary counts it too (no alert fires on this server)
+    page.goto(f"{server.url}/ui/overview")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=health] .health-text')?.textContent === 'Critical'"
+    )
+    assert "resources: 1 critical" in page.get_by_test_id("health").inner_text()
     assert_clean(tab)
 
 

@@ -87,13 +87,43 @@ const CHARTS: { title: string; panels: { key: string; suffix: string }[]; unit: 
   { title: 'Network', panels: [{ key: 'net_rx', suffix: ' received' }, { key: 'net_tx', suffix: ' sent' }], unit: 'bytes_per_second' },
 ];
 
-function Health({ alerts }: { alerts: Alert[] | null }) {
+interface StatusPage { status: string; resources: Record<string, Record<string, number>> }
+
+/** The resources' health from the status page (`GET /status`), polled every 15 s; null until known. */
+function useStatusPage(): StatusPage | null {
+  const [page, setPage] = useState<StatusPage | null>(null);
+  useEffect(() => {
+    const ctl = new AbortController();
+    let timer = 0;
+    const load = () => {
+      promGet<StatusPage>('/status', {}, ctl.signal)
+        .then(setPage)
+        .catch(() => undefined)
+        .finally(() => {
+          if (!ctl.signal.aborted) timer = window.setTimeout(load, 15_000);
+        });
+    };
+    load();
+    return () => {
+      ctl.abort();
+      clearTimeout(timer);
+    };
+  }, []);
+  return page;
+}
+
+const RANK: Record<string, number> = { healthy: 0, warning: 1, critical: 2 };
+
+function Health({ alerts, status }: { alerts: Alert[] | null; status: StatusPage | null }) {
   if (alerts === null) return <p role="status">Checking…</p>;
   const firing = alerts.filter((a) => a.state === 'firing');
   const critical = firing.filter((a) => a.labels.severity === 'critical').length;
-  const level = critical ? 'critical' : firing.length ? 'warning' : 'healthy';
-  const text = { critical: 'Critical', warning: 'Warning', healthy: 'Healthy' }[level];
-  const icon = { critical: '✖', warning: '▲', healthy: '✔' }[level];
+  const fromAlerts = critical ? 'critical' : firing.length ? 'warning' : 'healthy';
+  const fromResources = status && status.status in RANK ? status.status : 'healthy';
+  const level = (RANK[fromResources] ?? 0) > (RANK[fromAlerts] ?? 0) ? fromResources : fromAlerts;
+  const text = { critical: 'Critical', warning: 'Warning', healthy: 'Healthy' }[level] ?? level;
+  const icon = { critical: '✖', warning: '▲', healthy: '✔' }[level] ?? '?';
+  const count = (lvl: string) => Object.values(status?.resources ?? {}).reduce((n, c) => n + (c[lvl] ?? 0), 0);
   return (
     <div class={`health health-${level}`} data-testid="health">
       <span class="health-icon" aria-hidden="true">
@@ -102,7 +132,11 @@ function Health({ alerts }: { alerts: Alert[] | null }) {
       <span class="health-text">{text}</span>
       <span class="muted">
         {firing.length} firing alert{firing.length === 1 ? '' : 's'}
-        {critical ? `, ${critical} critical` : ''}. From firing alerts only: per-resource health is not built yet.
+        {critical ? `, ${critical} critical` : ''}; resources: {count('critical')} critical, {count('warning')} warning, {count('healthy')} healthy (
+        <a href="/ui/health" onClick={linkClick}>
+          health map
+        </a>
+        ).
       </span>
     </div>
   );
@@ -151,6 +185,7 @@ function AlertList({ alerts, error }: { alerts: Alert[] | null; error: string | 
 export function OverviewPage() {
   const { live, version, conn, error } = useLive();
   const { alerts, error: alertError } = useAlerts();
+  const statusPage = useStatusPage();
   const hosts = live.hosts();
 
   const charts = useMemo(() => {
@@ -188,7 +223,7 @@ export function OverviewPage() {
       <div class="grid two">
         <section class="card" aria-labelledby="health-title">
           <h2 id="health-title">Health</h2>
-          <Health alerts={alerts} />
+          <Health alerts={alerts} status={statusPage} />
         </section>
         <section class="card" aria-labelledby="alerts-title">
           <h2 id="alerts-title">Firing alerts</h2>
