@@ -56,6 +56,7 @@ class ServerConfig:
     enable_admin_api: bool = False  # Prometheus' --web.enable-admin-api (delete_series, clean_tombstones)
     enable_lifecycle: bool = False  # Prometheus' --web.enable-lifecycle: POST /-/reload reloads the rule files
     ingest_workers: int = 4  # threads decoding write requests (remote-write, OTLP/HTTP)
+    otlp_exponential_histograms: str = "native"  # OTLP exponential histograms: native | classic | drop
     # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
     # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
     allowed_hosts: str = ""
@@ -353,6 +354,9 @@ def _validate(cfg: Config) -> None:
             parse_duration_ms(cfg.query.slow_query_log_threshold)
         except ValueError as e:
             raise ConfigError(f"{cfg.source}: query.slow_query_log_threshold: {e}") from None
+    if cfg.server.otlp_exponential_histograms not in ("native", "classic", "drop"):
+        raise ConfigError(f"{cfg.source}: server.otlp_exponential_histograms: must be native, classic or drop, "
+                          f"got {cfg.server.otlp_exponential_histograms!r}")
     for origin in filter(None, (o.strip() for o in cfg.server.cors_origins.split(","))):
         if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
             raise ConfigError(f"{cfg.source}: server.cors_origins: invalid origin {origin!r} "

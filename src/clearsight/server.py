@@ -79,6 +79,7 @@ from clearsight.health.history import HealthHistory
 from clearsight.health.metrics import HealthCollector
 from clearsight.health.monitor import HealthMonitor
 from clearsight.health.rules import HealthRuleError, load_rules
+from clearsight.ingest.otlp_metrics import OtlpOptions, exponential_mode
 from clearsight.model.labels import Labels
 from clearsight.model.logs import Event
 from clearsight.model.samples import SampleBatch
@@ -494,13 +495,15 @@ def build(cfg: Config) -> Built:
     # Write decoding gets its own bounded pool: queries (default executor) cannot delay it.
     ingest_executor = ThreadPoolExecutor(max_workers=max(1, cfg.server.ingest_workers),
                                          thread_name_prefix="ingest-decode")
+    otlp_options = OtlpOptions(exponential_histograms=exponential_mode(cfg.server.otlp_exponential_histograms))
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
-                                         executor=ingest_executor)
+                                         executor=ingest_executor, options=otlp_options)
     log_surfaces = LogIngestSurfaces(log_ingestor, tenant_of, metrics, executor=ingest_executor)
     syslog = _syslog_listener(cfg, log_ingestor, metrics, ingest_executor)
     # Prometheus' OTLP path (same handler) and explicit, counted 501s for OTLP traces (not stored yet).
     prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
-                                              on_export=_export_recorder(metrics), executor=ingest_executor)
+                                              on_export=_export_recorder(metrics), executor=ingest_executor,
+                                              options=otlp_options)
     traces_route = make_otlp_traces_route(lambda: metrics.requests.labels("otlp_traces", "501").inc())
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
@@ -688,6 +691,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         try:
             grpc_server = start_otlp_grpc_server(
                 s.ingestor.ingest_blocking, cfg.limits, cfg.server.otlp_grpc_listen, make_tenant_of_metadata(cfg),
+                options=OtlpOptions(exponential_histograms=exponential_mode(cfg.server.otlp_exponential_histograms)),
                 on_export=_export_recorder(s.metrics),
                 credentials=mtls.grpc_credentials(cfg.server.tls_cert_file, cfg.server.tls_key_file,
                                                   cfg.server.tls_client_ca_file) if cfg.server.tls_cert_file else None,

@@ -322,11 +322,12 @@ def test_sdk_delta_temporality_is_rejected_per_metric_once_and_not_retried(
 
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
-def test_sdk_exponential_histograms_become_classic_buckets(
+def test_sdk_exponential_histograms_become_native_histograms(
     kind: str, http_receiver: tuple[str, Recorded], grpc_receiver: tuple[str, Recorded]
 ) -> None:
-    """The SDK's exponential aggregation (scale chosen by the SDK) arrives as a classic histogram
-    with le at powers of two (merged down to scale 0)."""
+    """The SDK's exponential aggregation (scale chosen by the SDK) arrives as one native histogram
+    sample (the default otlp.exponential_histograms: native) holding each observation in the
+    bucket of its value."""
     endpoint, rec = http_receiver if kind == "http" else grpc_receiver
     rec.clear()
     expo = {Histogram: ExponentialBucketHistogramAggregation()}
@@ -341,25 +342,19 @@ def test_sdk_exponential_histograms_become_classic_buckets(
     for v in (0.6, 3.0, 3.0, 100.0):
         lat.record(v)
     provider.shutdown(timeout_millis=30_000)
-    got = {
-        dict(k)["__name__"] + dict(k).get("le", ""): pts[0][1]
-        for k, pts in rec.series().items()
-        if dict(k)["__name__"] != "target_info"
-    }
-    assert got == {
-        "lat_seconds_bucket0.5": 0.0,  # the empty bucket below: lower bound of the populated range
-        "lat_seconds_bucket1": 1.0,  # (0.5, 1]
-        "lat_seconds_bucket2": 1.0,
-        "lat_seconds_bucket4": 3.0,  # (2, 4]
-        "lat_seconds_bucket8": 3.0,
-        "lat_seconds_bucket16": 3.0,
-        "lat_seconds_bucket32": 3.0,
-        "lat_seconds_bucket64": 3.0,
-        "lat_seconds_bucket128": 4.0,  # (64, 128]
-        "lat_seconds_bucket+Inf": 4.0,
-        "lat_seconds_count": 4.0,
-        "lat_seconds_sum": 106.6,
-    }
+    hists = [
+        (dict(b.decode_labels(b.keys[i]))["__name__"], h)
+        for _, b in rec.batches
+        if b.histograms is not None
+        for i, h in zip(b.histograms.series_idx.tolist(), b.histograms.histograms, strict=True)
+    ]
+    assert [name for name, _ in hists] == ["lat_seconds"]
+    h = hists[0][1]
+    h.validate()
+    assert h.schema <= 8 and h.count == 4.0 and h.sum == pytest.approx(106.6)
+    for v, n in ((0.6, 1), (3.0, 2), (100.0, 1)):
+        assert sum(b.count for b in h.iter_buckets() if b.lower < v <= b.upper) == n, v
+    assert "lat_seconds_bucket" not in {dict(k)["__name__"] for k in rec.series()}
     ((outcome),) = rec.outcomes
     assert outcome.status == 200 and outcome.rejected_points == 0
 
@@ -422,7 +417,7 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
     """The shared OTLP/JSON example against a real ``clearsight server``: as published (delta
     temporality except its gauge, which dates from 2018) it is refused with 400 and a JSON
     google.rpc.Status naming the too-old sample; made
-    cumulative (and recent) it is stored, the exponential histogram as classic buckets, and
+    cumulative (and recent) it is stored, the exponential histogram as a native histogram, and
     PromQL, series and metadata answer with the mapped names."""
     example = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "otlp" / "metrics.json"
     shared = os.environ.get("CLEARSIGHT_SHARED")
@@ -467,7 +462,11 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
         got = {
             (m["metric"]["__name__"], m["metric"].get("le", "")): float(m["value"][1])
             for m in res["data"]["result"]
+            if "value" in m
         }
+        nh = [m["histogram"][1] for m in res["data"]["result"] if "histogram" in m]
+        # scale 0, zeroCount 1, positive offset 1 counts [0, 2]: (4, 8] holds 2 (empty buckets left out)
+        assert nh == [{"count": "3", "sum": "10", "buckets": [[3, "-0", "0", "1"], [0, "4", "8", "2"]]}]  # as Prometheus
         assert got == {
             ("my_counter_total", ""): 5.0,
             ("my_gauge_ratio", ""): 10.0,
@@ -475,19 +474,14 @@ def test_server_process_otlp_json_example(tmp_path: Path) -> None:
             ("my_histogram_bucket", "+Inf"): 2.0,
             ("my_histogram_count", ""): 2.0,
             ("my_histogram_sum", ""): 2.0,
-            ("my_exponential_histogram_bucket", "0"): 1.0,
-            ("my_exponential_histogram_bucket", "4"): 1.0,
-            ("my_exponential_histogram_bucket", "8"): 3.0,
-            ("my_exponential_histogram_bucket", "+Inf"): 3.0,
-            ("my_exponential_histogram_count", ""): 3.0,
-            ("my_exponential_histogram_sum", ""): 10.0,
         }
         q = httpx.get(
             f"{cs.url}/api/v1/query",
-            params={"query": "histogram_quantile(0.5, my_exponential_histogram_bucket)", "time": at},
+            params={"query": "histogram_quantile(0.5, my_exponential_histogram)", "time": at},
             timeout=10,
         ).json()
-        assert [float(r["value"][1]) for r in q["data"]["result"]] == [5.0]  # median in (4, 8]
+        [median] = [float(r["value"][1]) for r in q["data"]["result"]]
+        assert 4 < median <= 8  # in (4, 8], interpolated exponentially
         labels = next(
             m["metric"] for m in res["data"]["result"] if m["metric"]["__name__"] == "my_counter_total"
         )

@@ -150,7 +150,7 @@ class _MetricsExport:
                 request, limits=self._limits, now_ms=self._clock_ms(), options=self._options
             )
             batch = decoded.batch
-            result = self._ingest(tenant, batch) if batch.num_samples else None
+            result = self._ingest(tenant, batch) if batch.num_samples or batch.num_histograms else None
         except IngestError as e:
             if e.status >= 500 or e.status == 429:
                 log.warning("OTLP/gRPC metrics export rejected (%d): %s", e.status, e.message)

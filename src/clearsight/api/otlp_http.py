@@ -208,7 +208,7 @@ def make_otlp_metrics_handler(
             )
             decoded = await asyncio.get_running_loop().run_in_executor(executor, decode)
             batch = decoded.batch
-            result = await ingest(tenant, batch) if batch.num_samples else None
+            result = await ingest(tenant, batch) if batch.num_samples or batch.num_histograms else None
         except IngestError as e:
             if e.status >= 500 or e.status == 429:
                 log.warning("OTLP metrics export rejected (%d): %s", e.status, e.message)

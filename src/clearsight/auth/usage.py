@@ -110,8 +110,8 @@ class Usage:
                                 f"({total} used today, this request has {n}); it resets at 00:00 UTC")
 
     def metrics_step(self, tenant: str, batch: SampleBatch) -> SampleBatch:
-        """A MetricsIngestor step: quota check, then the samples counted."""
-        n = batch.num_samples
+        """A MetricsIngestor step: quota check, then the samples (native histograms too) counted."""
+        n = batch.num_samples + batch.num_histograms
         if self.quota_samples:
             self._check_quota(tenant, "samples", n, self.quota_samples, "quota_samples_per_day")
         self.add(tenant, "samples", n)

@@ -29,12 +29,17 @@ The mapping follows the OpenTelemetry specification "Prometheus and OpenMetrics 
   request is kept. Converting delta to cumulative needs per-series state across requests, which a
   pure decoder does not have; senders should use cumulative temporality
   (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative``, the SDK default).
-- **Exponential histograms become classic histograms** (the store has no native histograms):
-  buckets merged down to scale ``min(scale, exponential_max_scale)`` (default 0: ``le`` at powers
-  of two, a resolution like the classic default buckets and stable when the SDK rescales),
-  ``_bucket{le}``/``_count``/``_sum`` as above; see ``exponential_buckets``. Delta ones are
-  rejected like other delta metrics. ``OtlpOptions(exponential_histograms="drop")`` drops them
-  instead, counted in ``histograms_dropped`` and reported as rejected points (partial success).
+- **Exponential histograms become native histograms** (``OtlpOptions(exponential_histograms=
+  "native")``, the default): one series named like the family (no suffix) with one native
+  histogram sample per point, converted as Prometheus' OTLP translator does
+  (``ingest/otlp_native_histogram.py``: scale -> schema, scales above 8 reduced to 8, below -4
+  refused); ``NoRecordedValue`` -> a stale marker; exemplars on that series. ``"classic"`` converts
+  them to classic histograms instead: buckets merged down to scale ``min(scale,
+  exponential_max_scale)`` (default 0: ``le`` at powers of two, a resolution like the classic
+  default buckets and stable when the SDK rescales), ``_bucket{le}``/``_count``/``_sum`` as above;
+  see ``exponential_buckets``. Delta ones are rejected like other delta metrics either way.
+  ``"drop"`` drops them, counted in ``histograms_dropped`` and reported as rejected points
+  (partial success).
 - Exemplars become ``SampleBatch.exemplars`` of their series (a histogram's go to the ``_bucket``
   series whose ``le`` is the first bound at or above the exemplar's value), labelled with their
   filtered attributes plus ``trace_id``/``span_id`` in hex, as Prometheus' OTLP translator does.
@@ -88,10 +93,13 @@ from clearsight.ingest.otlp_common import (
     parse_message,
 )
 from clearsight.ingest.otlp_json import json_to_wire, too_many_points
+from clearsight.ingest.otlp_native_histogram import native_histogram
 from clearsight.model.exemplars import Exemplar
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import METRIC_NAME
 from clearsight.model.samples import (
     STALE_NAN,
+    HistogramSamples,
     MetricMetadata,
     SampleBatch,
     _labels_from_canonical,
@@ -120,6 +128,19 @@ def _plain(v: float) -> float:
     return _NAN if v != v else v
 
 
+ExponentialMode = Literal["native", "classic", "drop"]
+EXPONENTIAL_MODES: tuple[ExponentialMode, ...] = ("native", "classic", "drop")
+
+
+def exponential_mode(name: str) -> ExponentialMode:
+    """The ``OtlpOptions.exponential_histograms`` value named ``name`` (config:
+    ``server.otlp_exponential_histograms``); ValueError for another name."""
+    for mode in EXPONENTIAL_MODES:
+        if mode == name:
+            return mode
+    raise ValueError(f"exponential histogram mode must be one of {', '.join(EXPONENTIAL_MODES)}, got {name!r}")
+
+
 @dataclass(frozen=True)
 class OtlpOptions:
     """Switches the spec allows ("exporters SHOULD provide a configuration option ...")."""
@@ -131,9 +152,10 @@ class OtlpOptions:
     # Resource attributes (OpenTelemetry keys, e.g. "k8s.namespace.name") also copied, sanitized,
     # onto every series of the resource; a data point attribute of the same label name wins.
     promote_resource_attributes: tuple[str, ...] = ()
-    # Exponential histograms: "classic" converts them to classic _bucket{le} series at scale
-    # min(scale, exponential_max_scale) (scale 0: le at powers of two), "drop" drops and counts them.
-    exponential_histograms: Literal["classic", "drop"] = "classic"
+    # Exponential histograms: "native" stores them as native histograms, "classic" converts them to
+    # classic _bucket{le} series at scale min(scale, exponential_max_scale) (scale 0: le at powers of
+    # two), "drop" drops and counts them.
+    exponential_histograms: ExponentialMode = "native"
     exponential_max_scale: int = 0
 
 
@@ -803,6 +825,9 @@ class _Builder:
         self.exemplars: list[Exemplar] = []
         self.histograms_dropped = 0
         self.points = 0
+        self.h_idx = array("i")
+        self.h_ts = array("q")
+        self.hists: list[FloatHistogram] = []
 
     def count_points(self, n: int) -> None:
         """Counts a metric's data points before any is converted: every point with a value yields
@@ -830,7 +855,7 @@ class _Builder:
         return i
 
     def check_samples(self) -> None:
-        if len(self.vals) > self.limits.max_samples_per_request:
+        if len(self.vals) + len(self.hists) > self.limits.max_samples_per_request:
             raise LimitExceeded(
                 "samples_per_request", f"request has more than {self.limits.max_samples_per_request} samples"
             )
@@ -842,6 +867,14 @@ class _Builder:
         self.idx.append(i)
         self.ts.append(ts)
         self.vals.append(value)
+
+    def add_histogram(self, key: bytes, ts: int, h: FloatHistogram) -> None:
+        i = self.key_index.get(key)
+        if i is None:
+            i = self.new_key(key)
+        self.h_idx.append(i)
+        self.h_ts.append(ts)
+        self.hists.append(h)
 
     def meta(self, family: str, type_: str, help_: str, unit: str) -> None:
         if family not in self.metadata:
@@ -859,6 +892,9 @@ class _Builder:
             exemplars_dropped=self.exemplars_dropped,
             exemplars=self.exemplars,
             histograms_dropped=self.histograms_dropped,
+            histograms=HistogramSamples(np.frombuffer(self.h_idx, dtype=np.int32).copy(),
+                                        np.frombuffer(self.h_ts, dtype=np.int64).copy(), self.hists)
+            if self.hists else None,
         )
 
 
@@ -1016,7 +1052,7 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
         return _summaries(b, metric.summary.data_points, family, ctx, f"{path}.summary")
     # exponential_histogram
     eh = metric.exponential_histogram
-    if opts.exponential_histograms == "classic":
+    if opts.exponential_histograms != "drop":
         if _rejected_temporality(b, eh.aggregation_temporality, metric.name, f"{path}.exponentialHistogram",
                                  eh.data_points):
             return None
@@ -1029,6 +1065,8 @@ def _convert_metric(b: _Builder, metric: Any, ctx: _Context, path: str) -> int |
             total_suffix=opts.total_suffix,
         )
         b.meta(family, "histogram", metric.description, unit)
+        if opts.exponential_histograms == "native":
+            return _native_histograms(b, eh.data_points, family, ctx, f"{path}.exponentialHistogram")
         return _histograms(b, eh.data_points, family, ctx, f"{path}.exponentialHistogram", exponential=True)
     n = len(eh.data_points)
     if n:
@@ -1288,6 +1326,26 @@ def _histograms(
         b.vals.extend(values)
         if p.HasField("sum"):
             b.add(keys.sum, ts, STALE_NAN if p.flags & NO_RECORDED_VALUE else _plain(p.sum))
+        if ts > max_ts:
+            max_ts = ts
+        b.check_samples()
+    return max_ts if max_ts >= 0 else None
+
+
+def _native_histograms(b: _Builder, points: Any, family: str, ctx: _Context, path: str) -> int | None:
+    """Exponential histogram points as native histogram samples of one series each."""
+    max_ts = -1
+    for pi, p in enumerate(points):
+        where = f"{path}.dataPoints[{pi}]"
+        key = _series_key(_point_labels(tuple(p.attributes), ctx, where), family, None)
+        t = p.time_unix_nano
+        ts = t // 1_000_000 if t else b.now_ms
+        if p.flags & NO_RECORDED_VALUE:
+            b.add(key, ts, STALE_NAN)
+        else:
+            b.add_histogram(key, ts, native_histogram(p, where))
+        if p.exemplars:
+            _exemplars(b, p.exemplars, key, where)
         if ts > max_ts:
             max_ts = ts
         b.check_samples()

@@ -27,6 +27,7 @@ from clearsight.ingest.otlp_metrics import (
     prometheus_unit,
     sanitize_label_name,
 )
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
 from clearsight.model.samples import SampleBatch, canonical_key, is_stale_nan
 from clearsight.pipeline.errors import (
@@ -213,14 +214,17 @@ def test_conformance_example_with_cumulative_temporality_maps_exactly() -> None:
         lbl("my_histogram_bucket", le="+Inf", **h): [(T_MS, 2.0)],
         lbl("my_histogram_count", **h): [(T_MS, 2.0)],
         lbl("my_histogram_sum", **h): [(T_MS, 2.0)],
-        # scale 0, zeroCount 1, positive offset 1 counts [0, 2]: (2, 4] holds 0, (4, 8] holds 2.
-        lbl("my_exponential_histogram_bucket", le="0", **e): [(T_MS, 1.0)],
-        lbl("my_exponential_histogram_bucket", le="4", **e): [(T_MS, 1.0)],
-        lbl("my_exponential_histogram_bucket", le="8", **e): [(T_MS, 3.0)],
-        lbl("my_exponential_histogram_bucket", le="+Inf", **e): [(T_MS, 3.0)],
-        lbl("my_exponential_histogram_count", **e): [(T_MS, 3.0)],
-        lbl("my_exponential_histogram_sum", **e): [(T_MS, 10.0)],
+        lbl("my_exponential_histogram", **e): [],  # its sample is a native histogram
     }
+    # The exponential histogram is a native histogram: scale 0, zeroCount 1, positive offset 1
+    # counts [0, 2]: Prometheus bucket 3 = (4, 8] holds 2 (the empty bucket is left out).
+    hs = rep.batch.histograms
+    assert hs is not None and hs.timestamps.tolist() == [T_MS]
+    assert [rep.batch.decode_labels(rep.batch.keys[i]) for i in hs.series_idx.tolist()] == [
+        lbl("my_exponential_histogram", **e)]
+    (nh,) = hs.histograms
+    assert (nh.schema, nh.count, nh.sum, nh.zero_count, nh.zero_threshold) == (0, 3.0, 10.0, 1.0, 0.0)
+    assert nh.positive_index.tolist() == [3] and nh.positive.tolist() == [2.0] and nh.negative.size == 0
     assert rep.batch.histograms_dropped == 0 and rep.rejected_points == 0
     meta = {(m.metric, m.type, m.help, m.unit) for m in rep.batch.metadata}
     assert meta == {
@@ -587,6 +591,9 @@ def test_exponential_histograms_can_be_dropped_and_counted() -> None:
     assert set(series(rep.batch)) == {lbl("g")}
 
 
+CLASSIC = OtlpOptions(exponential_histograms="classic")
+
+
 def exp_histogram(
     scale: int,
     positive: tuple[int, list[int]] = (0, []),
@@ -624,7 +631,7 @@ def test_exponential_histogram_downscaled_to_powers_of_two() -> None:
     # scale 2: bucket i holds (2^(i/4), 2^((i+1)/4)]; i = 0..7 merge into (1, 2] and (2, 4];
     # the empty (0.5, 1] below them gives histogram_quantile the lower bound 1.
     m = exp_histogram(2, positive=(0, [1, 0, 2, 1, 0, 0, 3, 1]), zero=(2, 0.0), sum_=20.0)
-    assert buckets(decode(request([m])).batch) == {
+    assert buckets(decode(request([m]), CLASSIC).batch) == {
         "eh_seconds_bucket{le=0}": 2.0,
         "eh_seconds_bucket{le=1}": 2.0,
         "eh_seconds_bucket{le=2}": 6.0,
@@ -638,7 +645,7 @@ def test_exponential_histogram_downscaled_to_powers_of_two() -> None:
 def test_exponential_histogram_negative_buckets_and_finer_scale_option() -> None:
     # scale 1 kept at max scale 1: negative bucket i holds [-2^((i+1)/2), -2^(i/2)).
     m = exp_histogram(1, positive=(1, [4]), negative=(0, [1, 2]))
-    got = buckets(decode(request([m]), OtlpOptions(exponential_max_scale=1)).batch)
+    got = buckets(decode(request([m]), OtlpOptions(exponential_histograms="classic", exponential_max_scale=1)).batch)
     assert got == {
         "eh_seconds_bucket{le=-2}": 0.0,  # the empty bucket beyond: lower bound -2
         "eh_seconds_bucket{le=-1.4142135623730951}": 2.0,  # [-2, -1.41...)
@@ -653,7 +660,7 @@ def test_exponential_histogram_negative_buckets_and_finer_scale_option() -> None
 def test_exponential_histogram_negative_scale_and_float_range() -> None:
     # scale -1: bucket i holds (4^i, 4^(i+1)]; an index past the float range only counts in +Inf.
     m = exp_histogram(-1, positive=(-1, [1, 1]))
-    assert buckets(decode(request([m])).batch) == {
+    assert buckets(decode(request([m]), CLASSIC).batch) == {
         "eh_seconds_bucket{le=0.25}": 0.0,
         "eh_seconds_bucket{le=1}": 1.0,
         "eh_seconds_bucket{le=4}": 2.0,
@@ -661,7 +668,7 @@ def test_exponential_histogram_negative_scale_and_float_range() -> None:
         "eh_seconds_count": 2.0,
     }
     huge = exp_histogram(0, positive=(2000, [5]))
-    assert buckets(decode(request([huge])).batch) == {
+    assert buckets(decode(request([huge]), CLASSIC).batch) == {
         "eh_seconds_bucket{le=+Inf}": 5.0,
         "eh_seconds_count": 5.0,
     }
@@ -675,8 +682,12 @@ def test_exponential_histogram_errors_and_staleness() -> None:
     with pytest.raises(OtlpInvalidInput, match="zeroThreshold"):
         decode(request([exp_histogram(0, zero=(1, math.inf))]))
     stale = exp_histogram(0, positive=(0, [1]), sum_=1.0, flags=1)
-    batch = decode(request([stale])).batch
+    batch = decode(request([stale]), CLASSIC).batch
     assert batch.num_samples == 5 and all(is_stale_nan(float(v)) for v in batch.values)
+    # native (the default): one stale marker on the histogram's series
+    batch = decode(request([stale])).batch
+    assert batch.num_samples == 1 and is_stale_nan(float(batch.values[0])) and batch.histograms is None
+    assert [batch.decode_labels(k) for k in batch.keys] == [lbl("eh_seconds")]
 
 
 def test_points_without_value_are_rejected_not_invented() -> None:
@@ -969,3 +980,35 @@ def test_nan_payloads_never_become_stale_markers() -> None:
     nans = [float(v) for v in batch.values if math.isnan(v)]
     assert len(nans) == 2
     assert not any(is_stale_nan(v) for v in nans)
+
+
+def _native(m: metrics_pb2.Metric) -> FloatHistogram:
+    batch = decode(request([m])).batch
+    assert batch.histograms is not None and batch.num_samples == 0
+    assert [batch.decode_labels(k) for k in batch.keys] == [lbl("eh_seconds")]
+    (h,) = batch.histograms.histograms
+    h.validate()
+    return h
+
+
+def test_exponential_histograms_become_native_histograms() -> None:
+    # OTLP bucket offset+k holds (2^((offset+k)/2^s), 2^((offset+k+1)/2^s)]: Prometheus index +1.
+    h = _native(exp_histogram(1, positive=(-2, [3, 0, 5]), negative=(4, [1]), zero=(2, 1e-9), sum_=7.5))
+    assert (h.schema, h.count, h.sum, h.zero_count, h.zero_threshold) == (1, 11.0, 7.5, 2.0, 1e-9)
+    assert h.positive_index.tolist() == [-1, 1] and h.positive.tolist() == [3.0, 5.0]
+    assert h.negative_index.tolist() == [5] and h.negative.tolist() == [1.0]
+    # No sum on the point: 0, as Prometheus' translator.
+    assert _native(exp_histogram(0, positive=(0, [1]))).sum == 0.0
+    # Scales above 8 are merged down to 8: indices 1..4 at scale 10 -> bucket ((i-1) >> 2) + 1.
+    h = _native(exp_histogram(10, positive=(0, [1, 2, 3, 4, 5]), sum_=1.0))
+    assert h.schema == 8 and h.positive_index.tolist() == [1, 2] and h.positive.tolist() == [10.0, 5.0]
+    assert _native(exp_histogram(-4, positive=(0, [1]))).schema == -4
+
+
+def test_native_exponential_histograms_refuse_what_has_no_schema() -> None:
+    with pytest.raises(OtlpInvalidInput, match=r"dataPoints\[0\]\.scale: scale -5 cannot be stored as a native"):
+        decode(request([exp_histogram(-5, positive=(0, [1]))]))
+    with pytest.raises(OtlpInvalidInput, match=r"dataPoints\[0\]\.count: count 1 is less than the 3 observations"):
+        decode(request([exp_histogram(0, positive=(0, [3]), total=1)]))
+    with pytest.raises(OtlpInvalidInput, match="zeroThreshold"):
+        decode(request([exp_histogram(0, zero=(1, -1.0))]))
