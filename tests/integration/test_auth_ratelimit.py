@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from clearsight.api.app import create_app
 from clearsight.config import load_config
-from clearsight.server import _guarded, build
+from clearsight.server import _guarded, build, rate_buckets
 
 
 @pytest.fixture
@@ -24,7 +24,12 @@ def make(tmp_path: Path) -> Iterator[Any]:
         cfg = load_config(env={}, overrides=overrides)
         built = build(cfg)
         opened.append(built)
-        return built, _guarded(create_app(built.services), cfg, built.auth)
+        # the buckets' clock stands still: a slow request on a loaded machine (an Argon2 check per
+        # failed login) must not refill them between the requests under test
+        buckets = rate_buckets(cfg)
+        for b in buckets:
+            b.clock = lambda: 1000.0
+        return built, _guarded(create_app(built.services), cfg, built.auth, buckets=buckets)
 
     yield _make
     for built in opened:
