@@ -70,13 +70,16 @@ def build_catalog(series: list[Labels], values_limit: int) -> dict[str, dict[str
 def latest_samples(store: MetricsStore, tenant: str, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
                    end_ms: int) -> dict[Labels, tuple[int, float]]:
     """The newest sample in [start_ms, end_ms] of every series matching any matcher set, leaving
-    out series whose newest sample there is a stale marker (``/api/v1/latest``, ``/federate``)."""
+    out series whose newest sample there is a stale marker or a native histogram (a float sample is
+    all these answers carry: ``/api/v1/latest``, ``/federate``)."""
     out: dict[Labels, tuple[int, float]] = {}
     for ms in matcher_sets:
         data = store.select(tenant, ms, start_ms, end_ms)
         for i in range(len(data)):
             labels, ts, vals = data.series(i)
             if len(ts) == 0 or bool(stale_mask(vals[-1:])[0]):
+                continue
+            if data.histograms is not None and data.histograms[int(data.offsets[i + 1]) - 1] is not None:
                 continue
             out[labels] = (int(ts[-1]), float(vals[-1]))
     return out

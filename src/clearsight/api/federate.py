@@ -2,7 +2,9 @@
 ``match[]`` selector within the lookback (``query.lookback_delta``) before now, in the text exposition
 format (0.0.4) as Prometheus writes it: one ``# TYPE <name> untyped`` line per metric name (families
 sorted by name), series sorted by labels, sample lines ``name{labels} value timestamp_ms`` with Go's
-float formatting. Series whose latest sample is a stale marker are left out.
+float formatting. Series whose latest sample is a stale marker are left out, and so are series whose
+latest sample is a native histogram: the text format has no native histograms (Prometheus
+federates them only in the protobuf format, which this endpoint does not offer).
 
 A Prometheus (or Clearsight's own scraper) scrapes it with ``honor_labels: true`` to keep the
 federated ``job`` and ``instance`` (otherwise they become ``exported_job``/``exported_instance``).

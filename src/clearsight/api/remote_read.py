@@ -25,7 +25,11 @@ Errors: 400 (text) for corrupt snappy, a malformed protobuf (naming the field an
 invalid regex, an unknown matcher type or a query without matchers, or when every accepted response
 type is unknown; 413 over ``limits.max_body_bytes`` / ``max_decompressed_bytes``; 422 when the read
 would return more than ``query.max_samples`` samples (nothing is sent). Stale markers are returned
-as stored. Native histograms are not stored, so none are returned.
+as stored. Native histogram samples are returned in SAMPLES responses (``TimeSeries.histograms``,
+the remote-write ``Histogram`` message: integer counts when every count is a whole number, float
+counts otherwise); STREAMED_XOR_CHUNKS responses carry float samples only (Prometheus' histogram
+chunk encodings are not implemented): a series' histogram samples are left out of them, and a
+series with nothing else is not sent.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from clearsight.api.common import TenantOf, read_body, run_blocking
+from clearsight.ingest import prom_histogram
 from clearsight.ingest.prompb_encode import len_field, varint
 from clearsight.ingest.remote_write import decompress
 from clearsight.ingest.remote_write2 import WireError, expect_wire_type, iter_fields, read_varint
+from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher, MatchType
 from clearsight.model.samples import SeriesData
@@ -158,12 +164,27 @@ def encode_read_response(results: list[SeriesData]) -> bytes:
         qr = bytearray()
         for i in range(len(data)):
             labels, ts, vals = data.series(i)
+            hists = _histograms_of(data, i)
             body = bytearray(_labels_pb(labels))
-            for t, v in zip(ts.tolist(), vals.tolist(), strict=True):
-                body += len_field(2, b"\x09" + pack(v) + _i64(2, t))
+            for j, (t, v) in enumerate(zip(ts.tolist(), vals.tolist(), strict=True)):
+                h = hists[j] if hists is not None else None
+                if h is None:
+                    body += len_field(2, b"\x09" + pack(v) + _i64(2, t))
+            if hists is not None:
+                for t, h in zip(ts.tolist(), hists, strict=True):
+                    if h is not None:
+                        body += len_field(4, prom_histogram.encode(h, t))
             qr += len_field(1, bytes(body))
         out += len_field(1, bytes(qr))
     return bytes(out)
+
+
+def _histograms_of(data: SeriesData, i: int) -> list[FloatHistogram | None] | None:
+    """Series ``i``'s histogram column (None when the select has no native histograms)."""
+    if data.histograms is None:
+        return None
+    hs: list[FloatHistogram | None] = data.histograms[int(data.offsets[i]) : int(data.offsets[i + 1])].tolist()
+    return hs if any(h is not None for h in hs) else None
 
 
 def _crc32c_table() -> list[int]:
@@ -193,6 +214,12 @@ def chunked_frames(results: list[SeriesData]) -> Iterator[bytes]:
     for qi, data in enumerate(results):
         for i in range(len(data)):
             labels, ts, vals = data.series(i)
+            hists = _histograms_of(data, i)
+            if hists is not None:  # float samples only (no histogram chunk encoding)
+                floats = [j for j, h in enumerate(hists) if h is None]
+                if not floats:
+                    continue
+                ts, vals = ts[floats], vals[floats]
             tl, vl = ts.tolist(), vals.tolist()
             series = bytearray(_labels_pb(labels))
             for a in range(0, len(tl), MAX_SAMPLES_PER_CHUNK):
