@@ -26,17 +26,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     work: Path = tmp_path_factory.mktemp("ui-admin")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        proc = start_clearsight(work, config_yaml="auth:\n  anonymous: \"off\"\nusage:\n  flush_interval: 1s\n")
+        proc = start_clearsight(work, config_yaml='auth:\n  anonymous: "off"\nusage:\n  flush_interval: 1s\n')
     try:
         token = login_token(proc.url, "admin", ADMIN_PASSWORD)
-        r = httpx.post(f"{proc.url}/api/v1/admin/users", headers={"Authorization": f"Bearer {token}"},
-                       json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"}, timeout=30)
+        r = httpx.post(
+            f"{proc.url}/api/v1/admin/users",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
-        r = httpx.post(f"{proc.url}/api/v1/admin/roles", headers={"Authorization": f"Bearer {token}"},
-                       json={"name": "keyman", "permissions": ["keys:manage", "metrics:read"]}, timeout=30)
+        r = httpx.post(
+            f"{proc.url}/api/v1/admin/roles",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"name": "keyman", "permissions": ["keys:manage", "metrics:read"]},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
-        r = httpx.post(f"{proc.url}/api/v1/admin/users", headers={"Authorization": f"Bearer {token}"},
-                       json={"username": "kim", "password": VIEWER_PASSWORD, "role": "keyman"}, timeout=30)
+        r = httpx.post(
+            f"{proc.url}/api/v1/admin/users",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"username": "kim", "password": VIEWER_PASSWORD, "role": "keyman"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         yield proc
     finally:
@@ -81,8 +93,12 @@ def test_admin_creates_a_key_shown_once_that_works_and_revokes_it(server: Proc, 
     assert cells[1] == "viewer" and key.startswith(cells[2].rstrip("…")) and cells[5] != "never"
     tab.screenshot("admin-key-created-light")
     # the key is a bearer token for the query API
-    r = httpx.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"},
-                  headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    r = httpx.get(
+        f"{server.url}/api/v1/query",
+        params={"query": "vector(1)"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"]["result"][0]["value"][1] == "1"
     # shown once: after "Done" and a reload the page holds only the prefix
@@ -93,9 +109,15 @@ def test_admin_creates_a_key_shown_once_that_works_and_revokes_it(server: Proc, 
     # revoke from the page: the key is refused from then on
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Revoke ci-reader").click()
-    page.get_by_test_id("apikeys").locator("tr", has_text="ci-reader").get_by_text(re.compile("revoked")).wait_for()
-    r = httpx.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"},
-                  headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    page.get_by_test_id("apikeys").locator("tr", has_text="ci-reader").get_by_text(
+        re.compile("revoked")
+    ).wait_for()
+    r = httpx.get(
+        f"{server.url}/api/v1/query",
+        params={"query": "vector(1)"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert r.status_code == 401, r.text
     assert tab.console_errors() == []
 
@@ -117,7 +139,9 @@ def test_viewer_sees_no_administration_and_the_api_refuses(server: Proc, browser
     auth = {"Authorization": f"Bearer {token}"}
     r = httpx.get(f"{server.url}/api/v1/admin/apikeys", headers=auth, timeout=30)
     assert r.status_code == 403, r.text
-    r = httpx.post(f"{server.url}/api/v1/admin/apikeys", headers=auth, json={"name": "x", "role": "viewer"}, timeout=30)
+    r = httpx.post(
+        f"{server.url}/api/v1/admin/apikeys", headers=auth, json={"name": "x", "role": "viewer"}, timeout=30
+    )
     assert r.status_code == 403, r.text
     r = httpx.get(f"{server.url}/api/v1/admin/users", headers=auth, timeout=30)
     assert r.status_code == 403, r.text
@@ -136,11 +160,16 @@ def test_key_manager_without_users_manage_sees_keys_but_no_users(server: Proc, b
     page.get_by_role("button", name="Create key").click()
     assert "permissions you do not hold" in page.get_by_role("alert").inner_text()
     assert page.get_by_test_id("new-key").count() == 0
-    r = httpx.get(f"{server.url}/api/v1/admin/apikeys", timeout=30,
-                  headers={"Authorization": f"Bearer {login_token(server.url, 'admin', ADMIN_PASSWORD)}"})
+    r = httpx.get(
+        f"{server.url}/api/v1/admin/apikeys",
+        timeout=30,
+        headers={"Authorization": f"Bearer {login_token(server.url, 'admin', ADMIN_PASSWORD)}"},
+    )
     assert "too-strong" not in [k["name"] for k in r.json()["data"]]  # nothing written
-    assert tab.console_errors() == [f"Failed to load resource: the server responded with a status of 403 (Forbidden) "
-                                    f"({server.url}/api/v1/admin/apikeys)"]
+    assert tab.console_errors() == [
+        f"Failed to load resource: the server responded with a status of 403 (Forbidden) "
+        f"({server.url}/api/v1/admin/apikeys)"
+    ]
 
 
 def test_event_logged_from_the_page_is_found_with_filters(server: Proc, browser: Any) -> None:
@@ -167,8 +196,12 @@ def test_event_logged_from_the_page_is_found_with_filters(server: Proc, browser:
     page.get_by_test_id("events").locator("tr", has_text="deployed checkout v2.7").wait_for()
     # the same event through the API
     token = login_token(server.url, "admin", ADMIN_PASSWORD)
-    r = httpx.get(f"{server.url}/api/v1/events", params={"type": "deploy", "since": "1h"},
-                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    r = httpx.get(
+        f"{server.url}/api/v1/events",
+        params={"type": "deploy", "since": "1h"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     assert [e["message"] for e in r.json()["data"]["events"]] == ["deployed checkout v2.7 from the UI test"]
     tab.screenshot("events-light")
     assert tab.console_errors() == []
@@ -177,7 +210,8 @@ def test_event_logged_from_the_page_is_found_with_filters(server: Proc, browser:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("path,ready", [("/ui/admin", "[data-testid=users]"), ("/ui/events", "form")])
 def test_admin_and_events_pages_have_no_serious_accessibility_violations(
-        server: Proc, browser: Any, path: str, ready: str, scheme: str) -> None:
+    server: Proc, browser: Any, path: str, ready: str, scheme: str
+) -> None:
     tab = signed_in_tab(browser, server.url, path, "admin", ADMIN_PASSWORD, scheme=scheme)
     tab.page.locator(ready).first.wait_for()
     tab.page.get_by_role("status").filter(has_text="Loading").wait_for(state="detached")
@@ -189,11 +223,17 @@ def test_admin_and_events_pages_have_no_serious_accessibility_violations(
 
 def test_admin_reads_the_audit_log_and_usage(server: Proc, browser: Any) -> None:
     # a failed sign-in and some samples to find
-    r = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": "wrong"}, timeout=30)
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": "wrong"}, timeout=30
+    )
     assert r.status_code == 401
     token = login_token(server.url, "admin", ADMIN_PASSWORD)
-    r = httpx.get(f"{server.url}/api/v1/query", params={"query": "vector(1)"},
-                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    r = httpx.get(
+        f"{server.url}/api/v1/query",
+        params={"query": "vector(1)"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     assert r.status_code == 200
     tab = signed_in_tab(browser, server.url, "/ui/admin", "admin", ADMIN_PASSWORD)
     page = tab.page
@@ -202,8 +242,10 @@ def test_admin_reads_the_audit_log_and_usage(server: Proc, browser: Any) -> None
     assert audit.locator('tr[data-action="auth.login"]').count() >= 2
     page.get_by_label("Outcome").select_option("failure")
     page.get_by_role("button", name="Apply").click()
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=audit] tbody tr')]"
-                           ".every(r => r.textContent.includes('failure'))")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=audit] tbody tr')]"
+        ".every(r => r.textContent.includes('failure'))"
+    )
     assert "auth.login" in audit.inner_text()
     # usage: the read requests of this test are counted (flushed every second here)
     page.reload()
@@ -229,7 +271,9 @@ def test_security_events_show_the_falco_rule_and_resource(server: Proc, browser:
         "hostname": "web-1",
         "output_fields": {"container.id": "abc123def456", "proc.cmdline": "bash", "user.name": "root"},
     }
-    r = httpx.post(f"{server.url}/api/v1/falco", json=alert, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    r = httpx.post(
+        f"{server.url}/api/v1/falco", json=alert, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
     assert r.status_code == 200, r.text
     tab = signed_in_tab(browser, server.url, "/ui/events", "admin", ADMIN_PASSWORD)
     page = tab.page
@@ -248,9 +292,63 @@ def test_security_events_show_the_falco_rule_and_resource(server: Proc, browser:
     assert "Terminal shell in container" in detail.locator("dd").first.inner_text()
     fields = detail.get_by_test_id("output-fields").inner_text()
     assert "proc.cmdline" in fields and "bash" in fields
-    assert detail.get_by_test_id("event-resource").get_by_role("link", name="host web-1").get_attribute(
-        "href"
-    ) == "/ui/infrastructure/host%3Aweb-1"
+    assert (
+        detail.get_by_test_id("event-resource").get_by_role("link", name="host web-1").get_attribute("href")
+        == "/ui/infrastructure/host%3Aweb-1"
+    )
     tab.screenshot("events-falco-light")
+    assert tab.axe_violations() == []
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []
+
+
+def test_admin_manages_users_and_roles(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/admin", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    auth = {"Authorization": f"Bearer {login_token(server.url, 'admin', ADMIN_PASSWORD)}"}
+
+    def members() -> dict[str, str]:
+        r = httpx.get(f"{server.url}/api/v1/admin/users", headers=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        return {m["username"]: m["role"] for m in r.json()["data"]}
+
+    # a custom role from permissions
+    page.get_by_label("New role name").fill("dash-editor")
+    page.get_by_label("dashboards:manage").check()
+    page.get_by_role("button", name="Create role").click()
+    role_row = page.get_by_test_id("roles").locator('tr[data-role="dash-editor"]')
+    role_row.wait_for()
+    assert "dashboards:manage, metrics:read" in role_row.inner_text()
+    # a user, then a role change, then removal
+    page.get_by_label("New user name").fill("olga")
+    page.get_by_label("Initial password").fill("olga's pass phrase 2026")
+    page.get_by_label("New user role").select_option("viewer")
+    page.get_by_role("button", name="Add user").click()
+    page.get_by_text("User olga added.").wait_for()
+    assert members()["olga"] == "viewer"
+    page.get_by_label("Role of olga").select_option("dash-editor")
+    page.get_by_test_id("users").locator('tr[data-user="olga"]').get_by_role(
+        "button", name="Change role"
+    ).click()
+    page.get_by_text("olga is now dash-editor.").wait_for()
+    assert members()["olga"] == "dash-editor"
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login",
+        json={"username": "olga", "password": "olga's pass phrase 2026"},
+        timeout=30,
+    )
+    perms = httpx.get(
+        f"{server.url}/api/v1/auth/me",
+        timeout=30,
+        headers={"Authorization": f"Bearer {r.json()['data']['token']}"},
+    ).json()["data"]["permissions"]
+    assert perms == ["dashboards:manage", "metrics:read"]
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Remove olga from this organisation").click()
+    page.get_by_text("olga removed.").wait_for()
+    assert "olga" not in members()
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete role dash-editor").click()
+    role_row.wait_for(state="detached")
+    tab.screenshot("admin-users-roles-light")
     assert tab.axe_violations() == []
     assert [e for e in tab.console_errors() if "status of 401" not in e] == []

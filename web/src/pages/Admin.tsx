@@ -31,6 +31,7 @@ const when = (ms: number | null) => (ms ? <Time ms={ms} /> : '–');
 /** Administration of the caller's organisation: API keys (keys:manage) and users (users:manage). The
  * sections a principal may not use are not shown; the API refuses them anyway. */
 export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage }: { mayKeys: boolean; mayUsers: boolean; mayAudit: boolean; mayUsage: boolean }) {
+  const [rolesVersion, setRolesVersion] = useState(0);
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">Administration</h1>
@@ -40,7 +41,8 @@ export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage }: { mayKeys: 
         </p>
       ) : null}
       {mayKeys ? <ApiKeys listRoles={mayUsers} /> : null}
-      {mayUsers ? <Users /> : null}
+      {mayUsers ? <Users rolesVersion={rolesVersion} /> : null}
+      {mayUsers ? <Roles onChanged={() => setRolesVersion((n) => n + 1)} /> : null}
       {mayUsage ? <UsageView /> : null}
       {mayAudit ? <AuditLog /> : null}
     </section>
@@ -49,14 +51,14 @@ export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage }: { mayKeys: 
 
 /** The organisation's roles (built-in and custom); reading them needs users:manage, without it the
  * built-in names are offered (the API checks that the caller may grant the role either way). */
-function useRoles(listRoles: boolean): string[] {
+function useRoles(listRoles: boolean, version = 0): string[] {
   const [roles, setRoles] = useState<string[]>(['viewer', 'editor', 'ingest', 'admin']);
   useEffect(() => {
     if (!listRoles) return;
     promGet<Role[]>('/api/v1/admin/roles')
       .then((r) => setRoles(r.map((x) => x.name)))
       .catch(() => undefined);
-  }, [listRoles]);
+  }, [listRoles, version]);
   return roles;
 }
 
@@ -202,22 +204,68 @@ function ApiKeys({ listRoles }: { listRoles: boolean }) {
   );
 }
 
-function Users() {
+function Users({ rolesVersion }: { rolesVersion: number }) {
   const [users, setUsers] = useState<Member[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  const [form, setForm] = useState({ username: '', password: '', role: 'viewer' });
+  const [edits, setEdits] = useState<Record<number, string>>({});
+  const roles = useRoles(true, rolesVersion);
   useEffect(() => {
     promGet<Member[]>('/api/v1/admin/users')
       .then(setUsers)
       .catch((e: unknown) => setError(message(e)));
-  }, []);
+  }, [reload]);
+  const act = async (what: () => Promise<unknown>, done: string) => {
+    setError(null);
+    setNotice(null);
+    try {
+      await what();
+      setNotice(done);
+      setReload((n) => n + 1);
+    } catch (e) {
+      setError(message(e));
+    }
+  };
   return (
     <section class="card" aria-labelledby="users-title">
       <h2 id="users-title">Users</h2>
-      <p class="muted small">
-        Add users and change roles with <code>POST /api/v1/admin/users</code> and <code>PUT /api/v1/admin/memberships</code>{' '}
-        (docs/security.md); not editable here yet.
-      </p>
+      <form
+        class="toolbar"
+        aria-label="Add a user"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void act(async () => {
+            await sendJSON('POST', '/api/v1/admin/users', form);
+            setForm({ username: '', password: '', role: form.role });
+          }, `User ${form.username} added.`);
+        }}
+      >
+        <label>
+          New user name
+          <input required value={form.username} autoComplete="off" onInput={(e) => setForm({ ...form, username: e.currentTarget.value })} />
+        </label>
+        <label>
+          Initial password
+          <input required type="password" autoComplete="new-password" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} />
+        </label>
+        <label>
+          New user role
+          <select value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value })}>
+            {roles.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" class="btn primary">
+          Add user
+        </button>
+      </form>
       {error ? <p role="alert" class="error">{error}</p> : null}
+      {notice ? <p role="status" class="notice">{notice}</p> : null}
       {users === null ? (
         error ? null : <p role="status">Loading…</p>
       ) : (
@@ -230,16 +278,164 @@ function Users() {
               <th scope="col">Status</th>
               <th scope="col">Created</th>
               <th scope="col">Last sign-in</th>
+              <th scope="col"><span class="sr-only">Actions</span></th>
             </tr>
           </thead>
           <tbody>
             {users.map((u) => (
-              <tr key={u.id}>
+              <tr key={u.id} data-user={u.username}>
                 <td>{u.username}</td>
-                <td>{u.role}</td>
+                <td>
+                  <select aria-label={`Role of ${u.username}`} value={edits[u.id] ?? u.role} onChange={(e) => setEdits({ ...edits, [u.id]: e.currentTarget.value })}>
+                    {(roles.includes(u.role) ? roles : [u.role, ...roles]).map((r) => (
+                      <option key={r} value={r}>
+                        {r}
+                      </option>
+                    ))}
+                  </select>{' '}
+                  {edits[u.id] !== undefined && edits[u.id] !== u.role ? (
+                    <button
+                      type="button"
+                      class="btn"
+                      onClick={() =>
+                        void act(async () => {
+                          await sendJSON('PUT', '/api/v1/admin/memberships', { username: u.username, role: edits[u.id] });
+                          setEdits((x) => Object.fromEntries(Object.entries(x).filter(([k]) => k !== String(u.id))));
+                        }, `${u.username} is now ${edits[u.id] ?? ''}.`)
+                      }
+                    >
+                      Change role
+                    </button>
+                  ) : null}
+                </td>
                 <td>{u.disabled ? 'disabled' : 'active'}</td>
                 <td>{when(u.created_ms)}</td>
                 <td>{u.last_login_ms ? <Time ms={u.last_login_ms} /> : 'never'}</td>
+                <td>
+                  <button
+                    type="button"
+                    class="btn"
+                    aria-label={`Remove ${u.username} from this organisation`}
+                    onClick={() => {
+                      if (confirm(`Remove ${u.username} from this organisation? Their sessions here end.`))
+                        void act(() => sendJSON('DELETE', `/api/v1/admin/users/${u.id}`), `${u.username} removed.`);
+                    }}
+                  >
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+const PERMISSIONS = [
+  'metrics:read', 'metrics:write', 'logs:read', 'logs:write', 'events:read', 'events:write', 'traces:read', 'traces:write',
+  'rules:manage', 'silences:manage', 'dashboards:manage', 'users:manage', 'keys:manage', 'org:manage', 'audit:read',
+];
+interface RoleView { name: string; permissions: string[]; builtin: boolean }
+
+/** Roles of the organisation: built-in ones listed, custom ones created (from permissions the caller holds)
+ * and deleted. */
+function Roles({ onChanged }: { onChanged: () => void }) {
+  const [roles, setRoles] = useState<RoleView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [reload, setReload] = useState(0);
+  const [name, setName] = useState('');
+  const [perms, setPerms] = useState<Set<string>>(new Set(['metrics:read']));
+  useEffect(() => {
+    promGet<RoleView[]>('/api/v1/admin/roles')
+      .then(setRoles)
+      .catch((e: unknown) => setError(message(e)));
+  }, [reload]);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await sendJSON('POST', '/api/v1/admin/roles', { name: name.trim(), permissions: [...perms].sort() });
+      setName('');
+      setReload((n) => n + 1);
+      onChanged();
+    } catch (err) {
+      setError(`The role was not created: ${message(err)}`);
+    }
+  };
+  return (
+    <section class="card" aria-labelledby="roles-title">
+      <h2 id="roles-title">Roles</h2>
+      <form onSubmit={create} aria-label="Create a role">
+        <div class="toolbar">
+          <label>
+            New role name
+            <input required value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="payments-oncall" />
+          </label>
+          <button type="submit" class="btn primary">
+            Create role
+          </button>
+        </div>
+        <fieldset class="perm-grid">
+          <legend>Permissions of the new role</legend>
+          {PERMISSIONS.map((p) => (
+            <label key={p} class="inline-check">
+              <input
+                type="checkbox"
+                checked={perms.has(p)}
+                onChange={(e) => {
+                  const next = new Set(perms);
+                  if (e.currentTarget.checked) next.add(p);
+                  else next.delete(p);
+                  setPerms(next);
+                }}
+              />{' '}
+              {p}
+            </label>
+          ))}
+        </fieldset>
+      </form>
+      {error ? <p role="alert" class="error">{error}</p> : null}
+      {roles === null ? (
+        error ? null : <p role="status">Loading…</p>
+      ) : (
+        <table class="table" data-testid="roles">
+          <caption class="sr-only">Roles of this organisation</caption>
+          <thead>
+            <tr>
+              <th scope="col">Role</th>
+              <th scope="col">Permissions</th>
+              <th scope="col"><span class="sr-only">Actions</span></th>
+            </tr>
+          </thead>
+          <tbody>
+            {roles.map((r) => (
+              <tr key={r.name} data-role={r.name}>
+                <td>
+                  {r.name} {r.builtin ? <span class="muted small">(built in)</span> : null}
+                </td>
+                <td class="mono small">{r.permissions.join(', ')}</td>
+                <td>
+                  {r.builtin ? null : (
+                    <button
+                      type="button"
+                      class="btn"
+                      aria-label={`Delete role ${r.name}`}
+                      onClick={() => {
+                        if (!confirm(`Delete the role ${r.name}?`)) return;
+                        sendJSON('DELETE', `/api/v1/admin/roles/${encodeURIComponent(r.name)}`)
+                          .then(() => {
+                            setReload((n) => n + 1);
+                            onChanged();
+                          })
+                          .catch((e: unknown) => setError(`Not deleted: ${message(e)}`));
+                      }}
+                    >
+                      Delete
+                    </button>
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>
