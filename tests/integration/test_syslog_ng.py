@@ -8,11 +8,14 @@ there in the foreground with its own persist file, pid file and control socket."
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import signal
 import socket
+import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,16 +65,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[Proc, dict[str, int]]]:
+@contextlib.contextmanager
+def _syslog_ng(work: Path, conf_text: str, ports: list[int]) -> Iterator[None]:
+    """syslog-ng in the foreground on ``conf_text`` until its network sources on ``ports`` listen."""
     binary = _syslog_ng_binary()
     module_dir = glob.glob(str(SYSLOG_NG_ROOT / "usr/lib/syslog-ng/*/libhttp.so"))[0].rsplit("/", 1)[0]
-    cs = start_clearsight(tmp_path / "cs")
-    ports = {"in_bulk": free_port(), "in_events": free_port()}
-    work = tmp_path / "syslog-ng"
     work.mkdir()
     conf = work / "syslog-ng.conf"
-    conf.write_text(CONF.format(url=cs.url, **ports))
+    conf.write_text(conf_text)
     env = {**os.environ, "LD_LIBRARY_PATH": str(SYSLOG_NG_ROOT / "usr/lib/syslog-ng")}
     log = open(work / "syslog-ng.log", "wb")
     proc = subprocess.Popen(
@@ -94,14 +95,24 @@ def stack(tmp_path: Path) -> Iterator[tuple[Proc, dict[str, int]]]:
     log.close()
     try:
         deadline = time.monotonic() + 30
-        while not all(_listening(p) for p in ports.values()):
+        while not all(_listening(p) for p in ports):
             assert proc.poll() is None, (work / "syslog-ng.log").read_text()
             assert time.monotonic() < deadline, "syslog-ng did not open its sources"
             time.sleep(0.1)
-        yield cs, ports
+        yield
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[Proc, dict[str, int]]]:
+    cs = start_clearsight(tmp_path / "cs")
+    ports = {"in_bulk": free_port(), "in_events": free_port()}
+    try:
+        with _syslog_ng(tmp_path / "syslog-ng", CONF.format(url=cs.url, **ports), list(ports.values())):
+            yield cs, ports
+    finally:
         cs.stop()
 
 
@@ -176,3 +187,84 @@ def test_syslog_ng_http_destination_ships_bulk_and_events(stack: tuple[Proc, dic
     # per-tenant stream counts: {index="syslogng"} and the event stream {event_type, level, origin}
     assert 'clearsight_log_streams{tenant="default"} 2.0' in metrics
     assert "clearsight_log_store_entries_written_total 3.0" in metrics
+
+
+TLS_CONF = """@version: 3.35
+options {{ keep-hostname(yes); stats-freq(0); }};
+source s_in {{ network(ip("127.0.0.1") port({inp}) transport("tcp") flags(syslog-protocol)); }};
+destination d_tls {{
+  syslog("127.0.0.1" port({tls}) transport("tls") tls(ca-file("{ca}") peer-verify(required-trusted)));
+}};
+log {{ source(s_in); destination(d_tls); }};
+"""
+
+
+def test_syslog_ng_forwards_over_tls_to_the_syslog_tls_listener(tmp_path: Path) -> None:
+    """syslog-ng's syslog() destination over TLS (RFC 5425 octet counting), verifying the server's
+    certificate against the CA ``clearsight certs init`` made, into ``server.syslog_tls_listen``."""
+    from clearsight.cli.certs import init
+
+    certs = tmp_path / "certs"
+    init(certs, ["127.0.0.1"])
+    port, tls_port, inp = free_port(), free_port(), free_port()
+    (tmp_path / "server.yaml").write_text(
+        f"server:\n  tls_cert_file: {certs / 'server.crt'}\n  tls_key_file: {certs / 'server.key'}\n"
+        f"  syslog_tls_listen: 127.0.0.1:{tls_port}\n"
+    )
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as fh:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "clearsight",
+                "server",
+                "--config",
+                str(tmp_path / "server.yaml"),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--otlp-http-listen",
+                "",
+                "--otlp-grpc-listen",
+                "",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"https://127.0.0.1:{port}"
+    client = httpx.Client(verify=ssl.create_default_context(cafile=str(certs / "ca.crt")), timeout=10)
+    try:
+        deadline = time.monotonic() + 60  # a guard against hanging, not a timing assertion
+        while True:
+            assert server.poll() is None, log_path.read_text()
+            try:
+                if client.get(url + "/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text()[-4000:]
+            time.sleep(0.1)
+        conf = TLS_CONF.format(inp=inp, tls=tls_port, ca=certs / "ca.crt")
+        with _syslog_ng(tmp_path / "syslog-ng", conf, [inp]):
+            _logger(inp, "ng-tls", "auth.warning", "sshd: 3 failed logins for root")
+
+            def lines() -> list[tuple[str, dict[str, str]]]:
+                r = client.get(
+                    f"{url}/loki/api/v1/query_range",
+                    params={"query": '{app="ng-tls"}', "direction": "forward", "since": "1h"},
+                )
+                assert r.status_code == 200, r.text
+                return [(v[1], st["stream"]) for st in r.json()["data"]["result"] for v in st["values"]]
+
+            got = _wait(lines, 1)
+        assert [line for line, _ in got] == ["sshd: 3 failed logins for root"], log_path.read_text()[-3000:]
+        assert got[0][1]["facility"] == "auth"
+        metrics = client.get(f"{url}/metrics").text
+        assert 'clearsight_ingested_log_lines_total{protocol="syslog_tls"} 1.0' in metrics
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(60)
