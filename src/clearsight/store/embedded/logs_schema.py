@@ -39,7 +39,7 @@ PARTITION_COLUMNS = """(
     stream_id UINTEGER NOT NULL,
     severity UTINYINT NOT NULL,
     severity_text VARCHAR NOT NULL,
-    body VARCHAR NOT NULL,
+    body VARCHAR NOT NULL USING COMPRESSION zstd,
     attr_keys VARCHAR[] NOT NULL,
     attr_values VARCHAR[] NOT NULL,
     trace_id BLOB,
