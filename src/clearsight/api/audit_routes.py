@@ -58,7 +58,7 @@ ACTIONS: dict[tuple[str, str], str] = {
 # small JSON bodies whose whitelisted fields go into the entry's detail
 WITH_BODY = frozenset(p for (m, p) in ACTIONS if p.startswith(("/api/v1/auth/", "/api/v1/admin/")))
 DETAIL_FIELDS = ("username", "name", "role", "org", "permissions", "expires_in", "allowed_cidrs", "required",
-                 "cidrs")
+                 "cidrs", "selector")
 MAX_CAPTURE = 64 * 1024
 
 

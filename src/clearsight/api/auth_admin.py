@@ -21,6 +21,7 @@ from clearsight.api.common import success
 from clearsight.auth.directory import Directory
 from clearsight.auth.errors import Forbidden, InvalidInput, NotFound
 from clearsight.auth.keys import ApiKeys, parse_cidrs
+from clearsight.auth.label_scope import parse_selector
 from clearsight.auth.permissions import unknown_permissions
 from clearsight.auth.principal import Principal
 from clearsight.auth.resolver import Authenticator
@@ -45,6 +46,17 @@ def _ensure_grantable(directory: Directory, p: Principal, role: str) -> None:
     missing = perms - p.permissions
     if missing:
         raise Forbidden(f"role {role!r} has permissions you do not hold: {', '.join(sorted(missing))}")
+    _ensure_narrower(p, directory.role_selector(p.org, role), f"role {role!r}")
+
+
+def _ensure_narrower(p: Principal, selector: str, what: str) -> None:
+    """A principal narrowed by label matchers grants only what is narrowed at least as much."""
+    if not p.selector:
+        return
+    mine = set(parse_selector(p.selector)[1])
+    theirs = set(parse_selector(selector)[1]) if selector else set()
+    if not mine <= theirs:
+        raise Forbidden(f"{what} sees more than your {p.selector}: include those matchers in its selector")
 
 
 def _dump(obj: Any) -> Any:
@@ -126,7 +138,9 @@ def make_admin_routes(directory: Directory, keys: ApiKeys, authenticator: Authen
         missing = set(perms) - p.permissions
         if missing:
             raise Forbidden(f"you do not hold: {', '.join(sorted(missing))}")
-        return success(_dump(await _run(directory.create_role, p.org, str_field(doc, "name"), perms)))
+        selector = str_field(doc, "selector", required=False)
+        _ensure_narrower(p, parse_selector(selector)[0] if selector else "", "this role")
+        return success(_dump(await _run(directory.create_role, p.org, str_field(doc, "name"), perms, selector)))
 
     async def delete_role(request: Request) -> Response:
         p = principal_of(request)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
 from clearsight.auth.errors import Conflict, Forbidden, InvalidInput, LockedOut, NotFound, Unauthenticated
+from clearsight.auth.label_scope import parse_selector
 from clearsight.auth.models import Membership, Organisation, Role, RolePermission, User
 from clearsight.auth.passwords import (
     PasswordPolicyError,
@@ -60,6 +61,7 @@ class RoleView:
     name: str
     permissions: list[str]
     builtin: bool
+    selector: str = ""  # label matchers narrowing what holders see ("" = all: auth/label_scope.py)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,18 @@ class Directory:
             return None
         return frozenset(s.scalars(select(RolePermission.permission).where(RolePermission.role_id == row.id)))
 
-    def create_role(self, org: str, name: str, permissions: list[str]) -> RoleView:
+    def role_selector(self, org: str, role: str) -> str:
+        """The label selector narrowing ``role`` in ``org`` ("" for built-in and unnarrowed roles)."""
+        if role in BUILTIN_ROLES:
+            return ""
+        with self.db.session() as s:
+            sel = s.scalar(select(Role.selector).join(Organisation, Role.org_id == Organisation.id)
+                           .where(Organisation.name == org, Role.name == role))
+        return sel or ""
+
+    def create_role(self, org: str, name: str, permissions: list[str], selector: str = "") -> RoleView:
+        if selector:
+            selector = parse_selector(selector)[0]
         if not _ROLE_NAME.match(name):
             raise InvalidInput("role name must be 1 to 64 characters from a-z 0-9 _ -, starting with a letter or digit")
         if name in BUILTIN_ROLES:
@@ -155,14 +168,14 @@ class Directory:
         try:
             with self.db.session() as s, s.begin():
                 o = self._org(s, org)
-                role = Role(org_id=o.id, name=name, created_ms=now_ms())
+                role = Role(org_id=o.id, name=name, created_ms=now_ms(), selector=selector)
                 s.add(role)
                 s.flush()
                 for p in sorted(set(permissions)):
                     s.add(RolePermission(role_id=role.id, permission=p))
         except IntegrityError:
             raise Conflict(f"role {name!r} already exists in {org!r}") from None
-        return RoleView(name, sorted(set(permissions)), False)
+        return RoleView(name, sorted(set(permissions)), False, selector)
 
     def list_roles(self, org: str) -> list[RoleView]:
         out = [RoleView(n, sorted(p), True) for n, p in BUILTIN_ROLES.items()]
@@ -170,7 +183,7 @@ class Directory:
             o = self._org(s, org)
             for role in s.scalars(select(Role).where(Role.org_id == o.id).order_by(Role.name)):
                 perms = s.scalars(select(RolePermission.permission).where(RolePermission.role_id == role.id))
-                out.append(RoleView(role.name, sorted(perms), False))
+                out.append(RoleView(role.name, sorted(perms), False, role.selector))
         return out
 
     def delete_role(self, org: str, name: str) -> None:

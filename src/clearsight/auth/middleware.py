@@ -11,7 +11,9 @@ none parses credentials.
   refresh cookie is valid is refreshed here (auth/sessions.py): the request goes on as that user and
   its response sets the new cookies, so the browser UI needs no refresh logic of its own;
 - a principal lacking the route's permission, or naming another organisation in the tenant header
-  without ``orgs:cross``: 403.
+  without ``orgs:cross``: 403;
+- a principal whose role is narrowed by label matchers: its reads are rewritten to see only what
+  matches (auth/label_scope.py), and reads that cannot be narrowed are 403.
 
 Refusals use Prometheus' JSON error envelope; the request body is never read.
 """
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearsight.auth.errors import AuthError, Forbidden, LockedOut, Unauthenticated
+from clearsight.auth.label_scope import narrow_request
 from clearsight.auth.principal import SCOPE_KEY, Principal
 from clearsight.auth.resolver import Authenticator, Credential, is_loopback, parse_authorization
 from clearsight.auth.route_permissions import AUTHENTICATED, PUBLIC, requirement
@@ -96,6 +99,8 @@ class AuthMiddleware:
         need = PUBLIC if method == "OPTIONS" else requirement(method, scope["path"])  # CORS preflights
         try:
             principal = await self._principal(scope, need)
+            if principal is not None and principal.selector and need.endswith(":read"):
+                receive = await narrow_request(scope, receive, principal.selector)  # auth/label_scope.py
         except AuthError as e:
             if need != PUBLIC:
                 if kind == "websocket":  # closing before accept: the handshake is answered 403

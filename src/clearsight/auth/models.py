@@ -45,6 +45,8 @@ class Role(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str] = mapped_column(String(64), nullable=False)
     created_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # label matchers narrowing what holders see, e.g. {team="payments"} ("" = everything: auth/label_scope.py)
+    selector: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
 
 
 class RolePermission(Base):

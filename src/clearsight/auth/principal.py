@@ -19,6 +19,7 @@ class Principal:
     roles: tuple[str, ...]
     permissions: frozenset[str]
     home_org: str = ""  # the principal's own organisation when ``org`` was switched by X-Scope-OrgID
+    selector: str = ""  # label matchers narrowing every read, e.g. {team="payments"} (auth/label_scope.py)
 
     @property
     def anonymous(self) -> bool:
@@ -30,14 +31,15 @@ class Principal:
 
     def in_org(self, org: str) -> Principal:
         """The same principal acting in ``org`` (X-Scope-OrgID of a cross-organisation principal)."""
-        return Principal(self.kind, self.id, self.name, org, self.roles, self.permissions, self.home_org or self.org)
+        return Principal(self.kind, self.id, self.name, org, self.roles, self.permissions, self.home_org or self.org,
+                         self.selector)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/v1/auth/me`` answers (the UI hides what the principal may not do)."""
         return {"kind": self.kind, "id": self.id, "name": self.name, "org": self.org,
                 "home_org": self.home_org or self.org, "roles": list(self.roles),
                 "permissions": sorted(self.permissions), "anonymous": self.anonymous,
-                "may_cross_org": self.may_cross_org}
+                "may_cross_org": self.may_cross_org, "selector": self.selector}
 
 
 SCOPE_KEY = "principal"

@@ -168,12 +168,14 @@ class Authenticator:
         elif is_api_key(cred.secret):
             g = self.keys.grant(hashlib.sha256(cred.secret.encode()).hexdigest(), now)
             entry = _Entry(None, (), None, None, 0.0) if g is None else _Entry(
-                Principal("apikey", str(g.id), g.name, g.org, (g.role,), g.permissions),
+                Principal("apikey", str(g.id), g.name, g.org, (g.role,), g.permissions,
+                          selector=self.directory.role_selector(g.org, g.role)),
                 g.networks, g.expires_ms, g.id, 0.0)
         else:
             sg = self.sessions.resolve(cred.secret, now)
             entry = _Entry(None, (), None, None, 0.0) if sg is None else _Entry(
-                Principal("user", str(sg.user_id), sg.username, sg.org, (sg.role,), sg.permissions),
+                Principal("user", str(sg.user_id), sg.username, sg.org, (sg.role,), sg.permissions,
+                          selector=self.directory.role_selector(sg.org, sg.role)),
                 (), sg.expires_ms, None, 0.0)
         entry.valid_until = self.clock() + self.cache_ttl_s
         if len(self._cache) >= MAX_CACHE:
@@ -189,7 +191,9 @@ class Authenticator:
             raise Unauthenticated("this user signs in with a second factor: POST /api/v1/auth/login, then use the session")
         role = res.orgs[org]
         perms = self.directory.role_permissions(org, role) or frozenset()
-        return _Entry(Principal("user", str(res.user_id), res.username, org, (role,), perms), (), None, None, 0.0)
+        selector = self.directory.role_selector(org, role)
+        return _Entry(Principal("user", str(res.user_id), res.username, org, (role,), perms, selector=selector), (),
+                      None, None, 0.0)
 
     def forget(self, cred: Credential) -> None:
         self._cache.pop(cred.cache_key, None)

@@ -112,12 +112,12 @@ PUBLIC_PREFIXES = ("/assets/", "/ui/", "/ui")
 _PARAM = re.compile(r"\{[^}/]+\}")
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
+def template_regex(template: str) -> re.Pattern[str]:
     parts = _PARAM.split(template)
     return re.compile("^" + "[^/]+".join(re.escape(x) for x in parts) + "$")
 
 
-_TEMPLATED = [(m, _template_regex(t), rule) for (m, t), rule in ROUTES.items() if "{" in t]
+_TEMPLATED = [(m, template_regex(t), rule) for (m, t), rule in ROUTES.items() if "{" in t]
 
 
 def requirement(method: str, path: str) -> str:

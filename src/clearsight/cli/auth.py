@@ -162,19 +162,21 @@ def orgs_revoke(name: str, config: CONFIG = None, data_dir: DATA_DIR = None) -> 
 # -- roles
 @roles_app.command("create")
 def roles_create(name: str, permissions: Annotated[str, typer.Option("--permissions", help="Comma-separated, e.g. metrics:read,logs:read")],
+                 selector: Annotated[str, typer.Option("--selector", help='Label matchers narrowing what holders see, e.g. {team="payments"}')] = "",
                  org: ORG = None, config: CONFIG = None, data_dir: DATA_DIR = None) -> None:
-    """Create a custom role from permissions."""
+    """Create a custom role from permissions (optionally narrowed to the series and logs matching a selector)."""
     with _state(config, data_dir) as st:
         perms = [p.strip() for p in permissions.split(",") if p.strip()]
-        r = st.directory.create_role(_org(st, org), name, perms)
-        typer.echo(f"role {r.name} created: {', '.join(r.permissions)}")
+        r = st.directory.create_role(_org(st, org), name, perms, selector)
+        narrowed = f", narrowed to {r.selector}" if r.selector else ""
+        typer.echo(f"role {r.name} created: {', '.join(r.permissions)}{narrowed}")
 
 
 @roles_app.command("list")
 def roles_list(org: ORG = None, output: OUTPUT = "table", config: CONFIG = None, data_dir: DATA_DIR = None) -> None:
     """List the built-in and custom roles of an organisation."""
     with _state(config, data_dir) as st:
-        _print(st.directory.list_roles(_org(st, org)), output, ["name", "builtin", "permissions"])
+        _print(st.directory.list_roles(_org(st, org)), output, ["name", "builtin", "permissions", "selector"])
 
 
 @roles_app.command("revoke")
