@@ -27,6 +27,7 @@ from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_sna
 from clearsight.model.matchers import Matcher
 from clearsight.store.embedded import EmbeddedMetricsStore
 from clearsight.store.kernel import repair
+from clearsight.store.kernel.database import BLOCK_SIZE
 from tests.support.peers import start_clearsight
 
 SERIES = 50
@@ -170,7 +171,7 @@ def test_damaged_database_file_is_moved_aside_and_the_store_starts(tmp_path: Pat
     _write(d, checkpoint="half")
     db = d / DB
     size = db.stat().st_size
-    assert size > 3 * 262144
+    assert size > 3 * BLOCK_SIZE
     block1_tables: set[str] = set()
     if where == "header":
         _overwrite(db, 0, b"\x00" * 64)
@@ -184,7 +185,7 @@ def test_damaged_database_file_is_moved_aside_and_the_store_starts(tmp_path: Pat
                          if con.execute(f"SELECT count(*) FROM pragma_storage_info('{t}') WHERE block_id = 1"
                                         ).fetchall()[0][0]}
         con.close()
-        _overwrite(db, 12288 + 262144, b"\x5a" * 4096)
+        _overwrite(db, 12288 + BLOCK_SIZE, b"\x5a" * 4096)
     else:
         os.truncate(db, 12288)
     with caplog.at_level(logging.ERROR):
@@ -219,7 +220,7 @@ def test_damaged_block_of_a_large_table_loses_only_its_rows(tmp_path: Path, capl
     con.close()
     target = sorted({b for (b,) in blocks} - {b for (b,) in shared})
     assert target, "no block of row group 1 alone"
-    _overwrite(d / DB, 12288 + target[0] * 262144 + 64, b"\x5a" * 512)
+    _overwrite(d / DB, 12288 + target[0] * BLOCK_SIZE + 64, b"\x5a" * 512)
     s = None
     with caplog.at_level(logging.ERROR):
         s = EmbeddedMetricsStore(d, retention_ms=10**12, out_of_order_window_ms=10**10, duckdb_threads=1)

@@ -229,3 +229,29 @@ def test_decoded_chunk_cache_keys_on_the_length() -> None:
     for enc in (short, long, short):
         got_ts, _got_v, kept = cache.decode_range(enc.n, enc.codec, enc.scale, enc.data, 0, 10**6)
         assert got_ts.tolist() == ts[: int(enc.n[0])].tolist() and kept.tolist() == [int(enc.n[0])]
+
+
+def test_a_clean_close_compacts_the_head(tmp_path: Path) -> None:
+    data = fx.samples(50)
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, duckdb_threads=1)
+    try:
+        items = [
+            (labels, list(zip(ts.tolist(), vals.tolist(), strict=True)))
+            for labels, (ts, vals) in zip(fx.series(), data, strict=True)
+        ]
+        store.append("t", SampleBatch.from_series(items)).result()
+    finally:
+        store.close()
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM samples").fetchall() == [(0,)]
+        assert con.execute("SELECT count(*), sum(n) FROM chunks").fetchall() == [(5, 250)]
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()[0][0]
+        assert block_size == 64 * 1024  # kernel.database.BLOCK_SIZE, for new files
+    finally:
+        con.close()
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, duckdb_threads=1)
+    try:
+        assert _all_samples(store) == _expected(50)
+    finally:
+        store.close()
