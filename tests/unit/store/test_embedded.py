@@ -475,6 +475,34 @@ def test_identical_resend_writes_nothing(tmp_path: Path, where: str) -> None:
         store.close()
 
 
+def test_resend_decodes_its_chunks_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-send arriving as many groups, each over a narrow time range, decodes the chunks of the
+    out-of-order window once (the writer's decoded window), not once per group's range."""
+    import clearsight.store.embedded.duckdb_store as duckdb_store
+
+    labels = workload.series_labels(50)
+    ts = workload.timestamps(40)
+    vals = workload.values_matrix(50, 40)
+    store = _open(tmp_path, compact_min_rows=10**9)
+    try:
+        for part in (slice(0, 20), slice(20, 40)):  # two compactions: two chunks per series
+            _scrapes(store, labels, ts[part], vals[:, part])
+            store.compact()
+        assert len(store._catalog.snapshot()) > 50
+        decoded: list[int] = []
+        real = duckdb_store.chunk_codec.decode
+
+        def counting(n: np.ndarray, *args: object) -> object:
+            decoded.append(int(n.sum()))
+            return real(n, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(duckdb_store.chunk_codec, "decode", counting)
+        assert sum(_scrapes(store, labels, ts, vals)) == 50 * 40  # every sample recognised
+        assert decoded == [50 * 40]
+    finally:
+        store.close()
+
+
 def test_resend_with_changed_values_rewrites_only_touched_chunks(tmp_path: Path) -> None:
     a = make_labels({"__name__": "a"})
     b = make_labels({"__name__": "b"})

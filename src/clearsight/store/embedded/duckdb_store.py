@@ -463,12 +463,7 @@ class EmbeddedMetricsStore:
     # --- the writer thread -----------------------------------------------------------------------
 
     def _writer_done(self) -> None:
-        """The writer's last step at close: everything queued is committed, the head compacted
-        (a clean stop leaves the data dir dense: checkpointed as head rows, it would take ~13 bytes
-        per sample in the file, and the blocks freed by the next compaction stay in it) and
-        checkpointed."""
-        if self._head.rows:
-            self._safe_compact()
+        """The writer's last step at close: everything queued is committed."""
         self._checkpoint()
 
     def _command(self, cmd: Command) -> Any:
@@ -1079,7 +1074,11 @@ class EmbeddedMetricsStore:
         win = self._window
         if win is None or not win.covers(snap, snap.uid[pos]):
             win = None
-            every = np.flatnonzero((snap.max_ts >= lo) & (snap.min_ts <= hi))
+            # Every chunk from the out-of-order window on when that fits: the rest of a re-send
+            # or an HA replica's stream needs them too (one decode, not one per group's range).
+            every = np.flatnonzero(snap.max_ts >= min(lo, int(snap.max_ts.max()) - self.out_of_order_window_ms))
+            if int(snap.n[every].sum()) > _WINDOW_MAX_SAMPLES:
+                every = np.flatnonzero((snap.max_ts >= lo) & (snap.min_ts <= hi))
             if int(snap.n[every].sum()) <= _WINDOW_MAX_SAMPLES:
                 sel = snap.take(every)
                 w_ts, w_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True))
