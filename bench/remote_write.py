@@ -411,6 +411,63 @@ class Run:
     replica_samples_per_s: float | None = None
     replica_cpu_s_per_million: float | None = None
     replica_rejected: int = 0
+    # Clearsight after --resend: its store counters' increase per phase and the exact-data check.
+    resend_check: dict[str, Any] | None = None
+
+
+STORE_COUNTERS = (
+    "clearsight_store_duplicate_samples_total",
+    "clearsight_store_identical_samples_total",
+    "clearsight_store_out_of_order_samples_total",
+)
+
+
+def store_counters(server: Server) -> dict[str, float]:
+    """Clearsight's duplicate / identical / out-of-order sample counters from ``/metrics``."""
+    status, body = http_call("GET", server.url("/metrics"), timeout=60)
+    out = dict.fromkeys(STORE_COUNTERS, 0.0)
+    for line in body.decode(errors="replace").splitlines() if status == 200 else []:
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in out:
+            out[name] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def sent_samples(payloads: workload.Payloads) -> dict[tuple[tuple[str, str], ...], dict[int, float]]:
+    """Label set -> {ts: value} of every sample in ``payloads`` (decoded from the bodies)."""
+    from clearsight.ingest import remote_write as rw
+    from clearsight.pipeline.limits import WriteLimits
+
+    limits = WriteLimits()
+    out: dict[tuple[tuple[str, str], ...], dict[int, float]] = {}
+    for body in (b for sender in payloads.bodies for b in sender):
+        batch = rw.decode_write_request(body, content_encoding="snappy", content_type=None, limits=limits)
+        labels = [tuple(sorted(batch.decode_labels(k))) for k in batch.keys]
+        for i, t, v in zip(
+            batch.series_idx.tolist(), batch.timestamps.tolist(), batch.values.tolist(), strict=True
+        ):
+            out.setdefault(labels[i], {})[t] = v
+    return out
+
+
+def exact_mismatches(
+    server: Server, want: dict[tuple[tuple[str, str], ...], dict[int, float]], n: int
+) -> int:
+    """Reads ``n`` series (spread over the sorted label sets) raw through ``/api/v1/query``
+    (``{labels}[range]``) and counts those whose samples are not exactly ``want``'s."""
+    keys = sorted(want)
+    picked = [keys[i * len(keys) // n] for i in range(min(n, len(keys)))]
+    bad = 0
+    for labels in picked:
+        pts = want[labels]
+        lo, hi = min(pts), max(pts)
+        sel = "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+        q = urllib.parse.urlencode({"query": f"{sel}[{(hi - lo) // 1000 + 2}s]", "time": f"{hi / 1000:.3f}"})
+        status, body = http_call("GET", server.url(f"/api/v1/query?{q}"), timeout=60)
+        res = json.loads(body)["data"]["result"] if status == 200 else []
+        got = {round(float(t) * 1000): float(v) for t, v in res[0]["values"]} if len(res) == 1 else {}
+        bad += got != pts
+    return bad
 
 
 def count_stored(server: Server, payloads: workload.Payloads) -> int | None:
@@ -443,6 +500,31 @@ def count_stored(server: Server, payloads: workload.Payloads) -> int | None:
 REPLICA_OFFSET_MS = 3_000
 
 
+def resend_check(
+    server: Server, payloads: workload.Payloads, replica: workload.Payloads, counters: list[dict[str, float]]
+) -> dict[str, Any]:
+    """What a correct store shows after the identical re-send and the replica: every re-sent
+    sample a duplicate with the stored value, every replica sample but each series' newest out of
+    order, and (read back exactly) both replicas' samples."""
+    before, _, after = counters
+    dup, ident, ooo = (after[k] - before[k] for k in STORE_COUNTERS)
+    want = sent_samples(payloads)
+    for labels, pts in sent_samples(replica).items():
+        want.setdefault(labels, {}).update(pts)
+    bad = exact_mismatches(server, want, 50)
+    expect_ooo = replica.total_samples - replica.n_series
+    ok = dup == ident == payloads.total_samples and ooo == expect_ooo and bad == 0
+    return {
+        "duplicates": dup,
+        "identical": ident,
+        "out_of_order": ooo,
+        "expected_out_of_order": expect_ooo,
+        "series_read_back": min(50, len(want)),
+        "series_differing": bad,
+        "ok": ok,
+    }
+
+
 def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payloads | None = None) -> Run:
     server.start()
     try:
@@ -462,6 +544,7 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
         extra: dict[str, Any] = {}
         if replica is not None:
             m = payloads.total_samples / 1e6
+            counters = [store_counters(server)] if isinstance(server, Clearsight) else []
             again = send_all(server.port, server.write_path, payloads.bodies, start)
             extra["resend_cpu_s_per_million"] = (tree_cpu_seconds(pid) - cpu0[0]) / m
             extra["resend_samples_per_s"] = payloads.total_samples / again.wall_s if again.wall_s else 0.0
@@ -469,6 +552,10 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
             extra["replica_cpu_s_per_million"] = (tree_cpu_seconds(pid) - cpu0[0]) / m
             extra["replica_samples_per_s"] = replica.total_samples / other.wall_s if other.wall_s else 0.0
             extra["replica_rejected"] = other.rejected
+            if counters:
+                counters.append(store_counters(server))  # only the replica moves them from here
+                counters.insert(1, counters[-1])
+                extra["resend_check"] = resend_check(server, payloads, replica, counters)
         if isinstance(server, Clearsight):  # its flush is a shutdown: query first
             stored = count_stored(server, payloads)
             disk = server.flush()
@@ -754,6 +841,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{_fmt_rate(run.replica_samples_per_s)} samples/s "
                     f"({run.replica_samples_per_s / run.samples_per_s:.2f}x), "
                     f"{run.replica_cpu_s_per_million:.2f} CPU s/M, {run.replica_rejected} requests rejected"
+                )
+            if run.resend_check is not None:
+                c = run.resend_check
+                print(
+                    f"  /metrics: re-send duplicates {c['duplicates']:,.0f} (identical {c['identical']:,.0f}) of "
+                    f"{payloads.total_samples:,}; replica out of order {c['out_of_order']:,.0f} (expected "
+                    f"{c['expected_out_of_order']:,}); {c['series_differing']} of {c['series_read_back']} series "
+                    f"read back differ from what was sent: {'OK' if c['ok'] else 'FAILED'}"
                 )
             results.setdefault(name, []).append(run)
     for name, runs in results.items():
