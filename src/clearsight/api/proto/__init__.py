@@ -5,5 +5,6 @@
     .venv/bin/python -m grpc_tools.protoc -Idocs --python_out=src/clearsight/api/proto \\
         --pyi_out=src/clearsight/api/proto docs/clearsight_events.proto
 
-``tests/unit/api/test_events_proto.py`` regenerates it and fails when the committed code differs.
+``tests/unit/api/test_events_proto.py`` compiles the .proto and fails when its descriptor differs
+from the committed one.
 """
