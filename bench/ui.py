@@ -9,8 +9,15 @@ updates. Not a test: prints figures (docs/ui.md keeps the latest).
   also First Contentful Paint;
 - uPlot: one series of N points drawn into an 800x300 canvas, from ``new uPlot`` to its ``draw``
   hook, cold (first chart in a fresh page) and warm (median of 5 more);
-- memory: JSHeapUsedSize (Chrome DevTools) after the first minute and after ``--minutes`` of live
-  updates (1 tick/s), after a forced garbage collection.
+- memory: JSHeapUsedSize (Chrome DevTools) after a forced garbage collection, every minute of
+  ``--minutes`` of live updates (1 tick/s, a new sample written every 10 s), and the growth from the
+  2nd minute to the last (the first minute holds the page's start-up).
+
+- logs explorer with 1,000 lines: from navigation to the 1,000 rows in the page, and the longest
+  frame while scrolling the page from top to bottom in 60 animation frames (jank shows as long frames);
+
+``--heap-only`` skips the render and uPlot figures (for the 30-minute memory run:
+``--heap-only --minutes 30``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -30,8 +39,10 @@ from tests.support.peers import start_clearsight  # noqa: E402
 from tests.ui.conftest import CHROMIUM, FLAGS, host_series, now_ms, require_ui, write_series  # noqa: E402
 
 UPLOT = REPO / "web" / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js"
-FIRST_VALUE = ("() => { const c = document.querySelector('tr[data-host] td[data-panel=memory]');"
-               " return c && c.textContent !== '\u2013' ? performance.now() : false }")
+FIRST_VALUE = (
+    "() => { const c = document.querySelector('tr[data-host] td[data-panel=memory]');"
+    " return c && c.textContent !== '\u2013' ? performance.now() : false }"
+)
 UPLOT_RUN = """async (n) => {
   const el = document.createElement('div'); document.body.appendChild(el);
   const x = new Float64Array(n), y = new Float64Array(n);
@@ -54,8 +65,11 @@ def first_render(browser: Any, url: str, runs: int) -> tuple[list[float], list[f
         page = ctx.new_page()
         page.goto(url)
         fmr.append(float(page.wait_for_function(FIRST_VALUE, polling="raf", timeout=30_000).json_value()))
-        fcp.append(float(page.evaluate(
-            "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN")))
+        fcp.append(
+            float(
+                page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN")
+            )
+        )
         ctx.close()
     return fmr, fcp
 
@@ -101,6 +115,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--minutes", type=float, default=1.0)
+    ap.add_argument("--heap-only", action="store_true")
     args, _ = ap.parse_known_args(argv)
     require_ui()
     from playwright.sync_api import sync_playwright
@@ -111,20 +126,85 @@ def main(argv: list[str]) -> int:
             write_series(proc.url, host_series("web-1", now_ms()))
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-                fmr, fcp = first_render(browser, f"{proc.url}/", args.runs)
-                print(f"overview first meaningful render (live value in the hosts table): median "
-                      f"{statistics.median(fmr):.0f} ms (min {min(fmr):.0f}, max {max(fmr):.0f}, {args.runs} runs); "
-                      f"first contentful paint median {statistics.median(fcp):.0f} ms")
-                for n in (10_000, 100_000):
-                    cold, warm = uplot_times(browser, n)
-                    print(f"uPlot {n:>7,} points: cold {cold:.1f} ms, warm median {statistics.median(warm):.1f} ms")
+                if not args.heap_only:
+                    render_figures(browser, proc.url, args.runs)
                 heap = heap_over_time(browser, f"{proc.url}/", proc.url, args.minutes)
-                print("overview JS heap after GC (minute: MiB): "
-                      + ", ".join(f"{m:.0f}: {v:.1f}" for m, v in heap))
+                print(
+                    "overview JS heap after GC (minute: MiB): "
+                    + ", ".join(f"{m:.0f}: {v:.1f}" for m, v in heap)
+                )
+                if len(heap) >= 3:
+                    steady = [v for _, v in heap[1:]]
+                    print(
+                        f"heap growth from minute {heap[1][0]:.0f} to {heap[-1][0]:.0f}: "
+                        f"{steady[-1] - steady[0]:+.2f} MiB (min {min(steady):.1f}, max {max(steady):.1f} MiB)"
+                    )
                 browser.close()
         finally:
             proc.stop()
     return 0
+
+
+SCROLL = """async () => {
+  const frames = []; let last = performance.now();
+  const max = document.documentElement.scrollHeight - innerHeight;
+  for (let i = 1; i <= 60; i++) {
+    scrollTo(0, max * i / 60);
+    await new Promise(r => requestAnimationFrame(r));
+    const now = performance.now(); frames.push(now - last); last = now;
+  }
+  frames.sort((a, b) => a - b);
+  return {max: frames[frames.length - 1], median: frames[30]};
+}"""
+
+
+def logs_figures(browser: Any, base: str, runs: int) -> None:
+    now = time.time_ns()
+    values = [
+        [str(now - (1000 - i) * 1_000_000), f"request {i} served in {i % 97} ms path=/api/item/{i}"]
+        for i in range(1000)
+    ]
+    r = httpx.post(
+        f"{base}/loki/api/v1/push",
+        json={"streams": [{"stream": {"job": "bench", "level": "info"}, "values": values}]},
+        timeout=30,
+    )
+    assert r.status_code == 204, r.text
+    shown, frames = [], []
+    for _ in range(runs):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        page.goto(f"{base}/ui/logs?q=%7Bjob%3D%22bench%22%7D&range=1h")
+        shown.append(
+            float(
+                page.wait_for_function(
+                    "() => document.querySelectorAll('li.logrow').length === 1000 ? performance.now() : false",
+                    polling="raf",
+                    timeout=60_000,
+                ).json_value()
+            )
+        )
+        frames.append(page.evaluate(SCROLL))
+        ctx.close()
+    print(
+        f"logs explorer, 1,000 lines: in the page after median {statistics.median(shown):.0f} ms "
+        f"(min {min(shown):.0f}, max {max(shown):.0f}); scrolling: longest frame median "
+        f"{statistics.median(f['max'] for f in frames):.0f} ms, median frame "
+        f"{statistics.median(f['median'] for f in frames):.0f} ms"
+    )
+
+
+def render_figures(browser: Any, base: str, runs: int) -> None:
+    fmr, fcp = first_render(browser, f"{base}/", runs)
+    print(
+        f"overview first meaningful render (live value in the hosts table): median "
+        f"{statistics.median(fmr):.0f} ms (min {min(fmr):.0f}, max {max(fmr):.0f}, {runs} runs); "
+        f"first contentful paint median {statistics.median(fcp):.0f} ms"
+    )
+    for n in (10_000, 100_000):
+        cold, warm = uplot_times(browser, n)
+        print(f"uPlot {n:>7,} points: cold {cold:.1f} ms, warm median {statistics.median(warm):.1f} ms")
+    logs_figures(browser, base, runs)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,29 @@ def test_log_context_around_a_line_with_its_own_filter(server: Proc, browser: An
     assert_clean(tab)
 
 
+def test_a_trace_id_in_a_line_finds_its_lines_in_other_streams(server: Proc, browser: Any) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    push(server.url, {"job": "gateway", "level": "info"}, [f"GET /pay 200 trace_id={trace}"])
+    push(
+        server.url,
+        {"job": "payments", "level": "error"},
+        [json.dumps({"msg": "card declined", "traceId": trace})],
+    )
+    push(server.url, {"job": "payments", "level": "info"}, ["unrelated line"])
+    tab = open_tab(browser, f"{server.url}/ui/logs?q=%7Bjob%3D%22gateway%22%7D")
+    page = tab.page
+    row = page.get_by_test_id("log-lines").locator("li.logrow").first
+    row.locator("button.logrow-head").click()
+    row.get_by_role("button", name=f"Lines of trace {trace}").click()
+    lines = row.get_by_test_id("trace-lines")
+    lines.locator("li").nth(1).wait_for()
+    text = lines.inner_text()
+    assert lines.locator("li").count() == 2
+    assert "job=gateway" in text and "job=payments" in text and "card declined" in text
+    assert "unrelated" not in text
+    assert_clean(tab)
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_logs_page_has_no_serious_accessibility_violations(server: Proc, browser: Any, scheme: str) -> None:
     tab = open_tab(browser, f"{server.url}/ui/logs?q=%7Bjob%3D%22checkout%22%7D", scheme=scheme)

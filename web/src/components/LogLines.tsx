@@ -79,6 +79,7 @@ export function LogRow({ l }: { l: Line }) {
             </tbody>
           </table>
           {json ? <pre class="json mono" data-testid="json-view">{json}</pre> : null}
+          {traceIdOf(l.line) ? <TraceLines id={traceIdOf(l.line) ?? ''} /> : null}
           {context ? (
             <LogContext l={l} />
           ) : (
@@ -152,6 +153,80 @@ function LogContext({ l }: { l: Line }) {
           {data.before.map((e) => row(e, 'ctx-before'))}
           {data.at.map((e) => row(e, 'ctx-at'))}
           {data.after.map((e) => row(e, 'ctx-after'))}
+        </ol>
+      )}
+    </section>
+  );
+}
+
+const TRACE_IN_TEXT = /(?:trace[_-]?id|traceid)["'=:\s]+([0-9a-fA-F]{32})\b/i;
+
+/** A trace id named in a line (`trace_id=...`, `"traceId": "..."`), lower case, or null. */
+export function traceIdOf(line: string): string | null {
+  const m = TRACE_IN_TEXT.exec(line);
+  return m ? (m[1] ?? '').toLowerCase() : null;
+}
+
+interface NativeEntry { ts: string; stream: Record<string, string>; line: string; trace_id?: string }
+
+/** Every line of the last 6 h, from any stream, that carries a trace id: in its text, or as the OTLP
+ * trace id of the record (`GET /api/v1/logs?text=` and `?trace_id=`). */
+function TraceLines({ id }: { id: string }) {
+  const [open, setOpen] = useState(false);
+  const [rows, setRows] = useState<NativeEntry[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!open) return undefined;
+    const ctl = new AbortController();
+    const get = (params: Record<string, string>) =>
+      getJSON<{ data: { entries: NativeEntry[] } }>('/api/v1/logs', { ...params, since: '6h', limit: 200, sort: 'asc' }, ctl.signal).then((r) => r.data.entries);
+    Promise.all([get({ text: id }), get({ trace_id: id })])
+      .then(([a, b]) => {
+        const seen = new Set<string>();
+        const all = [...a, ...b].filter((e) => {
+          const k = `${e.ts}|${e.line}`;
+          if (seen.has(k)) return false;
+          seen.add(k);
+          return true;
+        });
+        all.sort((x, y) => (x.ts.length !== y.ts.length ? x.ts.length - y.ts.length : x.ts < y.ts ? -1 : x.ts > y.ts ? 1 : 0));
+        setRows(all);
+      })
+      .catch((e: unknown) => {
+        if (!ctl.signal.aborted) setError(e instanceof Error ? e.message : String(e));
+      });
+    return () => ctl.abort();
+  }, [open, id]);
+  if (!open)
+    return (
+      <p>
+        <button type="button" class="btn" onClick={() => setOpen(true)}>
+          Lines of trace <span class="mono">{id}</span>
+        </button>
+      </p>
+    );
+  return (
+    <section class="log-context" aria-label={`Lines of trace ${id}`} data-testid="trace-lines">
+      <h3 class="h3">
+        Trace <span class="mono">{id}</span>: lines of the last 6 h, oldest first, from every stream
+      </h3>
+      {error ? (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      ) : !rows ? (
+        <p role="status">Loading…</p>
+      ) : (
+        <ol class="context-lines">
+          {rows.map((e) => (
+            <li key={`${e.ts}|${e.line}`}>
+              <span class="nowrap muted">
+                <Time ms={Number(e.ts.slice(0, -6) || '0')} />
+              </span>{' '}
+              <span class="mono small">{Object.entries(e.stream).map(([k, v]) => `${k}=${v}`).join(', ')}</span>{' '}
+              <span class="mono logline">{e.line}</span>
+            </li>
+          ))}
         </ol>
       )}
     </section>
