@@ -20,6 +20,7 @@ from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SampleBatch
 from clearsight.store.embedded import EmbeddedMetricsStore, chunks
+from clearsight.store.embedded.schema import SCHEMA_VERSION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -54,6 +55,9 @@ def test_data_dir_of_the_first_format_reads_exactly_and_takes_packed_chunks(tmp_
     with gzip.open(FIXTURE, "rb") as src, open(tmp_path / "metrics.duckdb", "wb") as dst:
         shutil.copyfileobj(src, dst)
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
+    assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [
+        ("2",)
+    ]
     assert sorted({c for (c,) in con.execute("SELECT codec FROM chunks").fetchall()}) == [
         chunks.XOR,
         chunks.DECIMAL,
@@ -76,8 +80,10 @@ def test_data_dir_of_the_first_format_reads_exactly_and_takes_packed_chunks(tmp_
         store.close()
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
     codecs = {c for (c,) in con.execute("SELECT codec FROM chunks").fetchall()}
+    version = con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall()
     con.close()
     assert chunks.PACKED in codecs and chunks.DECIMAL in codecs
+    assert version == [(str(SCHEMA_VERSION),)] and SCHEMA_VERSION == 3  # upgraded from 2 on open
     store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, duckdb_threads=1)
     try:
         assert _all_samples(store) == _expected(total + 30)

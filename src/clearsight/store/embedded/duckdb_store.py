@@ -54,7 +54,7 @@ from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTab
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.pairs import find_pairs
-from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION
+from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
 from clearsight.store.embedded.window import DecodedWindow
 from clearsight.store.interface import (
     AppendResult,
@@ -318,6 +318,9 @@ class EmbeddedMetricsStore:
         row = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'schema_version'")
         if not row:
             con.execute("INSERT INTO clearsight_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(row[0]) in UPGRADES_FROM:  # same tables, fewer chunk codecs (schema.py)
+            con.execute("UPDATE clearsight_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+            row = (str(SCHEMA_VERSION),)
         con.execute("COMMIT")
         if row and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")

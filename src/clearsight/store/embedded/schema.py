@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 
-SCHEMA_VERSION = 2
+# 3: chunks may be PACKED (chunks.py, codec 2), which builds reading version 2 cannot decode. A
+# version-2 file has the same tables: it is upgraded in place when opened (its chunks keep their
+# codecs and still decode), and from then on refused by builds that read 2.
+SCHEMA_VERSION = 3
+UPGRADES_FROM = (2,)
 DB_FILE = "metrics.duckdb"
 
 DDL = [
