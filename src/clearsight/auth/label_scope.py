@@ -19,10 +19,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.types import Message, Receive, Scope
+from starlette.types import Receive, Scope
 
 from clearsight.auth.errors import Forbidden, InvalidInput
-from clearsight.auth.route_permissions import template_regex
+from clearsight.auth.replay import replay_body
+from clearsight.auth.route_permissions import match_route, template_regex
 from clearsight.model.matchers import Matcher
 from clearsight.query.logql import ast as logql_ast
 from clearsight.query.logql.parser import LogQLParseError
@@ -129,18 +130,6 @@ def narrow_logql(query: str, extra: tuple[Matcher, ...]) -> str:
     return format_logql(_map(e, add))
 
 
-def _rule(method: str, path: str) -> tuple[tuple[str, str], ...] | None:
-    if method == "HEAD":
-        method = "GET"
-    rule = NARROWABLE.get((method, path))
-    if rule is not None:
-        return rule
-    for m, rx, r in _TEMPLATES:
-        if m == method and rx.match(path):
-            return r
-    return None
-
-
 def rewrite_params(
     pairs: list[tuple[str, str]], rule: tuple[tuple[str, str], ...], selector: str, extra: tuple[Matcher, ...]
 ) -> list[tuple[str, str]]:
@@ -165,7 +154,7 @@ async def narrow_request(scope: Scope, receive: Receive, selector: str) -> Recei
     """Rewrites a read request of a narrowed principal (query string, and a form body); Forbidden
     for a read endpoint that cannot be narrowed. Answers the ``receive`` to hand on."""
     method = scope["method"] if scope["type"] == "http" else "WS"
-    rule = _rule(method, scope["path"])
+    rule = match_route(NARROWABLE, _TEMPLATES, method, scope["path"])
     if rule is None:
         raise Forbidden(f"this endpoint is not available to a role narrowed to {selector}")
     _, extra = parse_selector(selector)
@@ -190,13 +179,4 @@ async def narrow_request(scope: Scope, receive: Receive, selector: str) -> Recei
     scope["headers"] = [
         (k, str(len(new_body)).encode() if k == b"content-length" else v) for k, v in scope["headers"]
     ]
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": new_body, "more_body": False}
-        return await receive()
-
-    return replay
+    return replay_body(new_body, receive)

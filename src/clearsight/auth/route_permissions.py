@@ -8,6 +8,8 @@ which walks the live route table; at run time an unlisted path needs an authenti
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TypeVar
 
 from clearsight.auth import permissions as p
 
@@ -119,18 +121,30 @@ def template_regex(template: str) -> re.Pattern[str]:
 
 _TEMPLATED = [(m, template_regex(t), rule) for (m, t), rule in ROUTES.items() if "{" in t]
 
+T = TypeVar("T")
+
+
+def match_route(exact: Mapping[tuple[str, str], T], templated: list[tuple[str, re.Pattern[str], T]], method: str,
+                path: str) -> T | None:
+    """The entry of ``(method, path)`` in a route table: the exact path first, then the templates
+    (``templated``: ``(method, template_regex(template), entry)``); HEAD follows GET."""
+    if method == "HEAD":
+        method = "GET"
+    rule = exact.get((method, path))
+    if rule is not None:
+        return rule
+    for m, rx, r in templated:
+        if m == method and rx.match(path):
+            return r
+    return None
+
 
 def requirement(method: str, path: str) -> str:
     """What a request for ``path`` needs (exact paths first, then templates, then prefixes)."""
-    if method == "HEAD":
-        method = "GET"
-    rule = ROUTES.get((method, path))
+    rule = match_route(ROUTES, _TEMPLATED, method, path)
     if rule is not None:
         return rule
-    for m, rx, r in _TEMPLATED:
-        if m == method and rx.match(path):
-            return r
-    if path.startswith(PUBLIC_PREFIXES) and method == "GET":
+    if path.startswith(PUBLIC_PREFIXES) and method in ("GET", "HEAD"):
         return PUBLIC
     return AUTHENTICATED
 

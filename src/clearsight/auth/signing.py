@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clearsight.auth.directory import now_ms
 from clearsight.auth.errors import AuthError, Conflict, InvalidInput, NotFound, Unauthenticated
@@ -46,6 +46,7 @@ from clearsight.auth.middleware import PRESET_PRINCIPAL, deny
 from clearsight.auth.models import Organisation, SigningSecret
 from clearsight.auth.permissions import BUILTIN_ROLES
 from clearsight.auth.principal import Principal
+from clearsight.auth.replay import replay_body
 from clearsight.auth.route_permissions import requirement
 from clearsight.auth.state import StateDb
 
@@ -273,13 +274,4 @@ class SignatureVerifier:
                 await deny(send, Unauthenticated(REPLAYED_MESSAGE))
                 return
             scope[REPLAYED] = True  # auth/idempotency.py acknowledges a stored key, refuses otherwise
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(body, receive), send)
