@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from clearsight.agent.logrecord import LogRecord
 from clearsight.agent.sources.journald import JournaldSource
 from clearsight.agent.sources.state import StateFile
 from tests.support.peers import PeerMissing, require_binary
+from tests.unit.agent.test_staged_commit import STEPS, Agent
 
 pytestmark = pytest.mark.peer
 
@@ -157,3 +159,29 @@ def test_empty_journal_at_first_start_loses_nothing(tmp_path: Path) -> None:
     src.commit()
     write_entries(jdir, [entry(1), entry(2)], 1)
     assert [r.body for r in read(src, 2)] == ["line 1", "line 2"]
+
+
+@pytest.mark.parametrize("kill_after", STEPS)
+def test_a_kill_at_each_step_of_a_poll_resumes_with_no_gap_and_no_duplicate(tmp_path: Path, kill_after: str) -> None:
+    """The agent's poll (stage, commit the cursor naming the staged requests, publish) on the real
+    journal, killed after each step: after the restart every entry reached the senders once."""
+    jdir, state = tmp_path / "journal", tmp_path / "state" / "journald.json"
+    jdir.mkdir()
+
+    def numbered(first: int, n: int) -> list[dict[str, str]]:
+        return [{**entry(i), "MESSAGE": f"L{i:05d}; line {i}"} for i in range(first, first + n)]
+
+    delivered: Counter[int] = Counter()
+    write_entries(jdir, numbered(0, 12), 0)
+    first = Agent(tmp_path, source(jdir, state, read_from="beginning"))
+    assert first.poll(delivered, records=read(first.source, 12, settle=0.2))
+    write_entries(jdir, numbered(12, 9), 12)
+    first.poll(delivered, kill_after=kill_after, records=read(first.source, 9, settle=0.2))
+    first.source.close()  # SIGKILL: the process and its journalctl are gone, nothing else happens
+    write_entries(jdir, numbered(21, 5), 21)  # more entries while the agent is down
+    restarted = Agent(tmp_path, source(jdir, state, read_from="beginning"))
+    restarted.deliver(delivered)
+    expected = 5 if kill_after != "staged" else 14  # not committed: the 9 are read again
+    assert restarted.poll(delivered, records=read(restarted.source, expected, settle=0.3))
+    assert sorted(delivered) == list(range(26))
+    assert set(delivered.values()) == {1}, {k: v for k, v in delivered.items() if v != 1}

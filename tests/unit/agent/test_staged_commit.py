@@ -15,28 +15,33 @@ from pathlib import Path
 import pytest
 
 from clearsight.agent.buffer import DiskBuffer
+from clearsight.agent.logrecord import LogRecord
 from clearsight.agent.otlp_logs import LogEncoder
+from clearsight.agent.sources import LogSource
 from clearsight.agent.sources.files import FileSource
 from clearsight.agent.sources.state import StateFile
 
-MARK = re.compile(rb"L(\d{5});")
+MARK = re.compile(rb"L(\d{5});")  # a record's number in its body
 STEPS = ("staged", "committed", "published", "delivered")
 
 
 class Agent:
-    """The parts of a restarted agent that matter here: a file source, the log spool, the encoder."""
+    """The parts of a restarted agent that matter here: a log source, the log spool, the encoder
+    (also used by tests/integration/test_agent_journald.py with the journald source)."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.source = FileSource([str(tmp_path / "logs" / "*.log")], StateFile(tmp_path / "state.json"),
-                                 read_from="beginning")
+    def __init__(self, tmp_path: Path, source: LogSource | None = None) -> None:
+        self.source = source or FileSource([str(tmp_path / "logs" / "*.log")], StateFile(tmp_path / "state.json"),
+                                           read_from="beginning")
         self.spool = DiskBuffer(tmp_path / "spool", 1 << 24)
         self.spool.recover(self.source.staged())
         self.encoder = LogEncoder({"host.name": "h"}, max_records=7)
 
-    def poll(self, delivered: Counter[int], kill_after: str | None = None) -> bool:
-        """One poll as runner._read_logs does it, stopping dead after ``kill_after``; the sender
-        delivers what is published. True when the poll ran to its end."""
-        records = self.source.read()
+    def poll(self, delivered: Counter[int], kill_after: str | None = None,
+             records: list[LogRecord] | None = None) -> bool:
+        """One poll as runner._read_logs does it (``records``: what the source's read gave, else one
+        ``read()`` here), stopping dead after ``kill_after``; the sender delivers what is published.
+        True when the poll ran to its end."""
+        records = self.source.read() if records is None else records
         staged = [self.spool.stage(p, n) for p, n in self.encoder.encode("files", records, 1)]
         if kill_after == "staged":
             return self.killed()
