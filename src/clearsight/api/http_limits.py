@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from clearsight.api.admission import refuse
+from clearsight.auth.replay import replay_body
 
 
 class BodyLimitMiddleware:
@@ -76,7 +77,7 @@ class BodyLimitMiddleware:
             if body is None:
                 return
             reserved = max(reserved, len(body))  # chunked bodies reserved as they arrived
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
         finally:
             self.inflight_bytes -= reserved
 
@@ -120,19 +121,6 @@ class BodyLimitMiddleware:
                     return b"".join(chunks)
         finally:
             self.inflight_bytes -= counted
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # http.disconnect, when the client goes away
-
-    return replayed
 
 
 def header_deadline_protocol(timeout: float) -> type[HttpToolsProtocol]:
