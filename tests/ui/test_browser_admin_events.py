@@ -352,3 +352,27 @@ def test_admin_manages_users_and_roles(server: Proc, browser: Any) -> None:
     tab.screenshot("admin-users-roles-light")
     assert tab.axe_violations() == []
     assert [e for e in tab.console_errors() if "status of 401" not in e] == []
+
+
+def test_superadmin_creates_and_deletes_an_organisation(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/admin", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    auth = {"Authorization": f"Bearer {login_token(server.url, 'admin', ADMIN_PASSWORD)}"}
+
+    def orgs() -> list[str]:
+        r = httpx.get(f"{server.url}/api/v1/admin/orgs", headers=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        return [o["name"] for o in r.json()["data"]]
+
+    table = page.get_by_test_id("orgs")
+    table.wait_for()
+    assert "(this one)" in table.inner_text()
+    page.get_by_label("New organisation name").fill("team-x")
+    page.get_by_role("button", name="Create organisation").click()
+    table.locator('tr[data-org="team-x"]').wait_for()
+    assert "team-x" in orgs()
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete organisation team-x").click()
+    table.locator('tr[data-org="team-x"]').wait_for(state="detached")
+    assert "team-x" not in orgs()
+    assert [e for e in tab.console_errors() if "status of 401" not in e] == []

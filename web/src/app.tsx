@@ -80,7 +80,7 @@ export function App() {
   else if (page === 'alerts') content = <AlertsPage maySilence={may(auth, 'silences:manage')} mayRules={may(auth, 'rules:manage')} user={auth.kind === 'user' ? auth.name : 'local user'} />;
   else if (page === 'events') content = <EventsPage mayWrite={may(auth, 'events:write')} />;
   else if (page === 'admin') content = (
-      <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} mayAudit={may(auth, 'audit:read')} mayUsage={may(auth, 'org:manage')} />
+      <AdminPage mayKeys={may(auth, 'keys:manage')} mayUsers={may(auth, 'users:manage')} mayAudit={may(auth, 'audit:read')} mayUsage={may(auth, 'org:manage')} mayOrgs={may(auth, 'orgs:cross')} org={auth.kind === 'user' ? auth.org : ''} />
     );
   else if (page === 'metrics' || page === 'logs') {
     const what = page === 'metrics' ? 'metrics explorer' : 'logs explorer';

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { promGet, sendJSON } from '../api';
 import { Time } from '../components/Time';
-import { AuditLog, UsageView } from './AdminActivity';
+import { AuditLog, Organisations, UsageView } from './AdminActivity';
 
 interface ApiKey {
   id: number;
@@ -30,7 +30,7 @@ const when = (ms: number | null) => (ms ? <Time ms={ms} /> : '–');
 
 /** Administration of the caller's organisation: API keys (keys:manage) and users (users:manage). The
  * sections a principal may not use are not shown; the API refuses them anyway. */
-export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage }: { mayKeys: boolean; mayUsers: boolean; mayAudit: boolean; mayUsage: boolean }) {
+export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage, mayOrgs, org }: { mayKeys: boolean; mayUsers: boolean; mayAudit: boolean; mayUsage: boolean; mayOrgs: boolean; org: string }) {
   const [rolesVersion, setRolesVersion] = useState(0);
   return (
     <section aria-labelledby="admin-title">
@@ -45,6 +45,7 @@ export function AdminPage({ mayKeys, mayUsers, mayAudit, mayUsage }: { mayKeys: 
       {mayUsers ? <Roles onChanged={() => setRolesVersion((n) => n + 1)} /> : null}
       {mayUsage ? <UsageView /> : null}
       {mayAudit ? <AuditLog /> : null}
+      {mayOrgs ? <Organisations current={org} /> : null}
     </section>
   );
 }

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { promGet } from '../api';
+import { promGet, sendJSON } from '../api';
 import { Chart } from '../components/Chart';
 import { Time } from '../components/Time';
 import { formatNumber, formatValue } from '../format';
@@ -213,6 +213,103 @@ export function UsageView() {
             <code>usage.price_per_*</code>.
           </p>
         </>
+      )}
+    </section>
+  );
+}
+
+interface Org { id: number; name: string; created_ms: number }
+
+/** Organisations of the server (orgs:cross, a superadmin): list, create, delete (not the default one nor
+ * the caller's own: the API refuses those). */
+export function Organisations({ current }: { current: string }) {
+  const [orgs, setOrgs] = useState<Org[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [name, setName] = useState('');
+  const [reload, setReload] = useState(0);
+  useEffect(() => {
+    promGet<Org[]>('/api/v1/admin/orgs')
+      .then(setOrgs)
+      .catch((e: unknown) => setError(message(e)));
+  }, [reload]);
+  const run = (f: () => Promise<unknown>) => {
+    setError(null);
+    f()
+      .then(() => setReload((n) => n + 1))
+      .catch((e: unknown) => setError(message(e)));
+  };
+  return (
+    <section class="card" aria-labelledby="orgs-title">
+      <h2 id="orgs-title">Organisations</h2>
+      <form
+        class="toolbar"
+        onSubmit={(e) => {
+          e.preventDefault();
+          run(async () => {
+            await sendJSON('POST', '/api/v1/admin/orgs', { name: name.trim() });
+            setName('');
+          });
+        }}
+      >
+        <label>
+          New organisation name
+          <input required value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="team-payments" />
+        </label>
+        <button type="submit" class="btn primary">
+          Create organisation
+        </button>
+      </form>
+      <p class="muted small">
+        An organisation is a tenant: its data, users, keys, rules and dashboards are its own. Act in one with the{' '}
+        <code>X-Scope-OrgID</code> header (API) or by signing in as one of its users.
+      </p>
+      {error ? (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      ) : null}
+      {orgs === null ? (
+        error ? null : <p role="status">Loading…</p>
+      ) : (
+        <table class="table" data-testid="orgs">
+          <caption class="sr-only">Organisations</caption>
+          <thead>
+            <tr>
+              <th scope="col">Organisation</th>
+              <th scope="col">Created</th>
+              <th scope="col">
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {orgs.map((o) => (
+              <tr key={o.id} data-org={o.name}>
+                <td>
+                  {o.name} {o.name === current ? <span class="muted small">(this one)</span> : null}
+                </td>
+                <td>
+                  <Time ms={o.created_ms} />
+                </td>
+                <td>
+                  {o.name === current ? null : (
+                    <button
+                      type="button"
+                      class="btn"
+                      aria-label={`Delete organisation ${o.name}`}
+                      onClick={() => {
+                        if (confirm(`Delete the organisation ${o.name} with its users, keys and settings?`))
+                          run(() => sendJSON('DELETE', `/api/v1/admin/orgs/${encodeURIComponent(o.name)}`));
+                      }}
+                    >
+                      Delete
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       )}
     </section>
   );
