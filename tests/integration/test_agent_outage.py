@@ -34,22 +34,24 @@ def wait_log(log: Path, text: str, agent: subprocess.Popen[bytes], count: int = 
         time.sleep(0.2)
 
 
-def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
-    port = free_port()
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path, protocol: str) -> None:
+    port, grpc_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
+    grpc = ["--otlp-grpc-listen", f"127.0.0.1:{grpc_port}"]
     data = tmp_path / "data"
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(
-        f"server: {{url: '{url}'}}\n"
+        f"server: {{url: '{url}', grpc_address: '127.0.0.1:{grpc_port}'}}\n"
         "metadata: {instance: outage-host}\n"
-        "shipper: {protocol: http, backoff_min: 100ms, backoff_max: 500ms}\n"
+        f"shipper: {{protocol: {protocol}, backoff_min: 100ms, backoff_max: 500ms}}\n"
         f"buffer: {{dir: '{tmp_path / 'spool'}'}}\n"
         "collectors: {host: {interval: 1s, top_processes: 0}}\n"
         # self-metrics rarely (they are shipped once more at stop, with the final counters), so the
         # spool files written during the outage are host collections
         "self_metrics: {interval: 60s}\n"
     )
-    server = start_clearsight(tmp_path / "s1", data_dir=data, port=port)
+    server = start_clearsight(tmp_path / "s1", data_dir=data, port=port, args=grpc)
     log = tmp_path / "agent.log"
     with open(log, "wb") as fh:
         agent = subprocess.Popen([sys.executable, "-m", "clearsight.agent", "--config", str(cfg)],
@@ -62,12 +64,12 @@ def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> N
             time.sleep(0.3)
         assert server.stop() == 0
         wait_log(log, "cannot ship", agent)
-        spool = tmp_path / "spool"
+        spool = tmp_path / "spool" / ("otlp-metrics" if protocol == "grpc" else "")
         deadline = time.monotonic() + 60
         while len(list(spool.glob("*.rw"))) < 3:  # collections made while the server is away wait on disk
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        server = start_clearsight(tmp_path / "s2", data_dir=data, port=port)
+        server = start_clearsight(tmp_path / "s2", data_dir=data, port=port, args=grpc)
         wait_log(log, "accepts samples again", agent)
     finally:
         if agent.poll() is None:
@@ -83,6 +85,6 @@ def test_server_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> N
         assert int(float(stored["value"][1])) == int(float(runs["value"][1])) >= 4
         (samples,) = query(url, f"last_over_time(clearsight_agent_samples_sent_total{sel}[1h])")
         assert float(samples["value"][1]) > 0
-        assert not list((tmp_path / "spool").glob("*.rw"))  # everything delivered, the spool is empty
+        assert not list(spool.glob("*.rw"))  # everything delivered, the spool is empty
     finally:
         server.stop()
