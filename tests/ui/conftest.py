@@ -16,7 +16,7 @@ import pytest
 
 from clearsight.api.ui import DIST
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
-from tests.support.peers import REPO, PeerMissing
+from tests.support.peers import REPO, PeerMissing, Proc, start_clearsight
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -129,3 +129,44 @@ def host_series(instance: str, now_ms: int, *, minutes: int = 10, mem_avail: flo
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+ADMIN_PASSWORD = "correct horse battery staple"
+VIEWER_PASSWORD = "viewer pass phrase 4711"
+
+
+def start_signed_in_server(work: Path, config_yaml: str = "") -> Proc:
+    """A server with ``auth.anonymous: off``, the admin's password set, and a viewer ``vera``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        proc = start_clearsight(work, config_yaml='auth:\n  anonymous: "off"\n' + config_yaml)
+    try:
+        admin_call(proc.url, "POST", "/api/v1/admin/users", {"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"})
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def admin_call(base: str, method: str, path: str, body: Any = None) -> Any:
+    """``method path`` as the admin; asserts a 2xx answer and returns its JSON."""
+    token = login_token(base, "admin", ADMIN_PASSWORD)
+    r = httpx.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {token}"}, json=body, timeout=30)
+    assert r.is_success, r.text
+    return r.json()
+
+
+def login_token(base: str, user: str, password: str) -> str:
+    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": user, "password": password}, timeout=30)
+    assert r.status_code == 200, r.text
+    return str(r.json()["data"]["token"])
+
+
+def signed_in_tab(browser: Any, base: str, path: str, user: str, password: str, scheme: str = "light") -> Tab:
+    """A tab whose browser context holds a session of ``user`` (cookies set by the login request)."""
+    tab = open_tab(browser, f"{base}/ui/", scheme=scheme, allowed=("status of 401",))
+    r = tab.page.request.post(f"{base}/api/v1/auth/login", data={"username": user, "password": password})
+    assert r.status == 200, r.text()
+    tab.page.goto(f"{base}{path}")
+    tab.page.get_by_test_id("user").wait_for()
+    return tab

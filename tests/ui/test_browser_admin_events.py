@@ -8,67 +8,41 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.peers import Proc, start_clearsight
-from tests.ui.conftest import Tab, open_tab
-
-ADMIN_PASSWORD = "correct horse battery staple"
-VIEWER_PASSWORD = "viewer pass phrase 4711"
+from tests.support.peers import Proc
+from tests.ui.conftest import (
+    ADMIN_PASSWORD,
+    VIEWER_PASSWORD,
+    admin_call,
+    login_token,
+    signed_in_tab,
+    start_signed_in_server,
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    work: Path = tmp_path_factory.mktemp("ui-admin")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        proc = start_clearsight(work, config_yaml='auth:\n  anonymous: "off"\nusage:\n  flush_interval: 1s\n')
+    proc = start_signed_in_server(tmp_path_factory.mktemp("ui-admin"), "usage:\n  flush_interval: 1s\n")
     try:
-        token = login_token(proc.url, "admin", ADMIN_PASSWORD)
-        r = httpx.post(
-            f"{proc.url}/api/v1/admin/users",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"},
-            timeout=30,
+        admin_call(
+            proc.url,
+            "POST",
+            "/api/v1/admin/roles",
+            {"name": "keyman", "permissions": ["keys:manage", "metrics:read"]},
         )
-        assert r.status_code == 200, r.text
-        r = httpx.post(
-            f"{proc.url}/api/v1/admin/roles",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"name": "keyman", "permissions": ["keys:manage", "metrics:read"]},
-            timeout=30,
+        admin_call(
+            proc.url,
+            "POST",
+            "/api/v1/admin/users",
+            {"username": "kim", "password": VIEWER_PASSWORD, "role": "keyman"},
         )
-        assert r.status_code == 200, r.text
-        r = httpx.post(
-            f"{proc.url}/api/v1/admin/users",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"username": "kim", "password": VIEWER_PASSWORD, "role": "keyman"},
-            timeout=30,
-        )
-        assert r.status_code == 200, r.text
         yield proc
     finally:
         proc.stop()
-
-
-def login_token(base: str, user: str, password: str) -> str:
-    r = httpx.post(f"{base}/api/v1/auth/login", json={"username": user, "password": password}, timeout=30)
-    assert r.status_code == 200, r.text
-    return str(r.json()["data"]["token"])
-
-
-def signed_in_tab(browser: Any, base: str, path: str, user: str, password: str, scheme: str = "light") -> Tab:
-    """A tab whose browser context holds a session of ``user`` (cookies set by the login request)."""
-    tab = open_tab(browser, f"{base}/ui/", scheme=scheme, allowed=("status of 401",))
-    r = tab.page.request.post(f"{base}/api/v1/auth/login", data={"username": user, "password": password})
-    assert r.status == 200, r.text()
-    tab.page.goto(f"{base}{path}")
-    tab.page.get_by_test_id("user").wait_for()
-    return tab
 
 
 def test_admin_creates_a_key_shown_once_that_works_and_revokes_it(server: Proc, browser: Any) -> None:

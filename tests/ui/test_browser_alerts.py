@@ -12,8 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.peers import Proc, start_clearsight
-from tests.ui.test_browser_admin_events import ADMIN_PASSWORD, VIEWER_PASSWORD, login_token, signed_in_tab
+from tests.support.peers import Proc
+from tests.ui.conftest import (
+    ADMIN_PASSWORD,
+    VIEWER_PASSWORD,
+    login_token,
+    signed_in_tab,
+    start_signed_in_server,
+)
 
 RULES = """groups:
 - name: ui-alerts
@@ -30,18 +36,8 @@ RULES = """groups:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     work: Path = tmp_path_factory.mktemp("ui-alerts")
     (work / "rules.yml").write_text(RULES)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        proc = start_clearsight(work, config_yaml='auth:\n  anonymous: "off"\nrules:\n  files: rules.yml\n')
+    proc = start_signed_in_server(work, "rules:\n  files: rules.yml\n")
     try:
-        token = login_token(proc.url, "admin", ADMIN_PASSWORD)
-        r = httpx.post(
-            f"{proc.url}/api/v1/admin/users",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"username": "vera", "password": VIEWER_PASSWORD, "role": "viewer"},
-            timeout=30,
-        )
-        assert r.status_code == 200, r.text
         yield proc
     finally:
         proc.stop()

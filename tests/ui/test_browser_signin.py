@@ -15,8 +15,7 @@ import pyotp
 import pytest
 
 from tests.support.peers import Proc, start_clearsight
-from tests.ui.conftest import open_tab
-from tests.ui.test_browser_admin_events import ADMIN_PASSWORD, login_token
+from tests.ui.conftest import ADMIN_PASSWORD, login_token, open_tab
 
 PASSWORD = "mia's long pass phrase 99"
 ALLOWED = ("status of 401",)  # not signed in yet, and the wrong code
