@@ -105,3 +105,27 @@ def test_enrolment_required_by_the_organisation(server: Proc, browser: Any) -> N
     finally:
         r = httpx.put(f"{server.url}/api/v1/admin/mfa", headers=admin, json={"required": False}, timeout=30)
         assert r.status_code == 200, r.text
+
+
+def test_sso_buttons_for_the_configured_providers(browser: Any, tmp_path: Path) -> None:
+    cfg = (
+        "oidc_providers:\n"
+        "    corp:\n"
+        '      issuer: "http://127.0.0.1:9/"\n'
+        "      client_id: clearsight\n"
+        "      client_secret: not-a-real-secret\n"
+        '      display_name: "Corp SSO"\n'
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARSIGHT_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        proc = start_clearsight(tmp_path, config_yaml='auth:\n  anonymous: "off"\n  ' + cfg)
+    try:
+        tab = open_tab(browser, f"{proc.url}/ui/dashboards", allowed=ALLOWED)
+        link = tab.page.get_by_role("link", name="Sign in with Corp SSO")
+        link.wait_for()
+        assert link.get_attribute("href") == "/api/v1/auth/sso/corp/login?return_to=%2Fui%2Fdashboards"
+        assert tab.axe_violations() == []
+        tab.screenshot("signin-sso-light")
+        assert tab.console_errors() == []
+    finally:
+        proc.stop()
