@@ -47,7 +47,7 @@ from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_l
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
-from clearsight.store.embedded import deletion
+from clearsight.store.embedded import deletion, small_read
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
@@ -1455,6 +1455,12 @@ class EmbeddedMetricsStore:
         if total == 0:
             return SeriesData.empty()
         k = ids.shape[0]
+        if k <= small_read.MAX_SERIES:  # a few series: Python bookkeeping beats the vector calls
+            small = small_read.assemble_small(
+                ids, c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val,
+                lambda sub: self._label_order.order(sub, self._labels.__getitem__))
+            if small is not None:
+                return small
         if (h_ts.shape[0] == 0 and c_chunk_sid.shape[0] == k and bool(np.all(kept))
                 and bool(np.all(c_chunk_sid == ids))):
             # The common small read: one chunk per series, no head rows. A chunk's samples are
