@@ -81,9 +81,11 @@ def test_data_dir_of_the_first_format_reads_exactly_and_takes_packed_chunks(tmp_
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
     codecs = {c for (c,) in con.execute("SELECT codec FROM chunks").fetchall()}
     version = con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall()
+    series_columns = con.table("series").columns
     con.close()
     assert chunks.PACKED in codecs and chunks.DECIMAL in codecs
     assert version == [(str(SCHEMA_VERSION),)] and SCHEMA_VERSION == 3  # upgraded from 2 on open
+    assert series_columns == ["series_id", "tenant", "metric", "labels"]  # fingerprint dropped
     store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, duckdb_threads=1)
     try:
         assert _all_samples(store) == _expected(total + 30)

@@ -207,18 +207,22 @@ def test_small_chunks_are_merged(tmp_path: Path) -> None:
 def test_series_rows_on_disk(tmp_path: Path) -> None:
     import duckdb
 
-    from clearsight.model.labels import fingerprint
-
     lbl = make_labels({"__name__": "up", "job": 'a"b', "zone": "é"})
     store = _open(tmp_path)
     store.append("t", SampleBatch.from_series([(lbl, [(1, 1.0)])])).result()
     store.close()
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"))
     try:
-        rows = con.execute("SELECT tenant, fingerprint, metric, labels FROM series").fetchall()
+        rows = con.execute("SELECT * FROM series").fetchall()
     finally:
         con.close()
-    assert rows == [("t", fingerprint(lbl), "up", '{"__name__":"up","job":"a\\"b","zone":"é"}')]
+    # labels without __name__ (in metric) since schema 3
+    assert rows == [(1, "t", "up", '{"job":"a\\"b","zone":"é"}')]
+    store = _open(tmp_path)
+    try:
+        assert store.series("t", [], 0, 10) == [lbl]
+    finally:
+        store.close()
 
 
 def test_due_compaction_runs_when_writes_pause(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
-import hashlib
 import itertools
 import logging
 import os
@@ -118,11 +117,6 @@ def _load_libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _load_libc()
-
-
-def _fingerprint_of_key(key: bytes) -> int:
-    """``model.labels.fingerprint`` of the label set whose canonical bytes are ``key``."""
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little", signed=True)
 
 
 def _floats(bits: Any) -> F64Array:
@@ -318,9 +312,11 @@ class EmbeddedMetricsStore:
         row = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'schema_version'")
         if not row:
             con.execute("INSERT INTO clearsight_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(row[0]) in UPGRADES_FROM:  # same tables, fewer chunk codecs (schema.py)
+        elif int(row[0]) in UPGRADES_FROM:  # fewer chunk codecs, series.fingerprint (schema.py)
             con.execute("UPDATE clearsight_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
             row = (str(SCHEMA_VERSION),)
+        if "fingerprint" in con.table("series").columns:  # also in files upgraded by c0ff9a1's build
+            con.execute("ALTER TABLE series DROP COLUMN fingerprint")
         con.execute("COMMIT")
         if row and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
@@ -341,11 +337,15 @@ class EmbeddedMetricsStore:
             self._min_ts = np.full(cap, _NO_MIN, dtype=np.int64)
             self._max_ts = np.full(cap, _NO_MAX, dtype=np.int64)
             self._next_id = top + 1
-            cols = con.execute("SELECT series_id, tenant, labels FROM series ORDER BY series_id").fetchnumpy()
-            for sid, tenant, text in zip(
-                cols["series_id"].tolist(), cols["tenant"].tolist(), cols["labels"].tolist(), strict=True
+            cols = con.execute("SELECT series_id, tenant, metric, labels FROM series ORDER BY series_id").fetchnumpy()
+            for sid, tenant, metric, text in zip(
+                cols["series_id"].tolist(), cols["tenant"].tolist(), cols["metric"].tolist(), cols["labels"].tolist(),
+                strict=True,
             ):
-                labels = make_labels(orjson.loads(text))
+                pairs = orjson.loads(text)
+                if metric:  # the JSON holds __name__ only in rows written before schema 3
+                    pairs[METRIC_NAME] = metric
+                labels = make_labels(pairs)
                 key = canonical_bytes(labels)
                 self._labels[sid] = labels
                 self._series_tenant[sid] = tenant
@@ -1138,19 +1138,21 @@ class EmbeddedMetricsStore:
             {
                 "series_id": pa.array([s.series_id for s in new_series], type=pa.uint32()),
                 "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
-                "fingerprint": pa.array([_fingerprint_of_key(s.key) for s in new_series], type=pa.int64()),
                 "metric": pa.array(
                     [dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()
                 ),
-                "labels": pa.array([orjson.dumps(dict(s.labels)) for s in new_series], type=pa.binary()).cast(
-                    pa.string()
-                ),
+                # without __name__: the metric column holds it (repeated in JSON it doubled the column)
+                "labels": pa.array(
+                    [orjson.dumps({k: v for k, v in s.labels if k != METRIC_NAME}) for s in new_series],
+                    type=pa.binary(),
+                ).cast(pa.string()),
             }
         )
         con = self._wcon
         con.register("_clearsight_series", tbl)
         try:
-            con.execute("INSERT INTO series SELECT * FROM _clearsight_series")
+            con.execute("INSERT INTO series (series_id, tenant, metric, labels) "
+                        "SELECT series_id, tenant, metric, labels FROM _clearsight_series")
         finally:
             con.unregister("_clearsight_series")
 

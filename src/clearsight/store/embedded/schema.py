@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 
-# 3: chunks may be PACKED (chunks.py, codec 2), which builds reading version 2 cannot decode. A
-# version-2 file has the same tables: it is upgraded in place when opened (its chunks keep their
-# codecs and still decode), and from then on refused by builds that read 2.
+# 3: chunks may be PACKED (chunks.py, codec 2), which builds reading version 2 cannot decode;
+# series has no fingerprint column (written, never read) and its labels JSON no __name__ (the
+# metric column). A version-2 file is upgraded in place when opened (fingerprint dropped; its
+# chunks keep their codecs and its labels their __name__, both still read), and from then on
+# refused by builds that read 2.
 SCHEMA_VERSION = 3
 UPGRADES_FROM = (2,)
 DB_FILE = "metrics.duckdb"
@@ -16,11 +18,11 @@ DDL = [
         key VARCHAR NOT NULL,
         value VARCHAR NOT NULL
     )""",
-    # One row per series. series_id is unique across tenants and never reused.
+    # One row per series. series_id is unique across tenants and never reused. labels: the label
+    # set as a JSON object without __name__ (in metric; rows of schema 2 files include it).
     """CREATE TABLE IF NOT EXISTS series (
         series_id UINTEGER NOT NULL,
         tenant VARCHAR NOT NULL,
-        fingerprint BIGINT NOT NULL,
         metric VARCHAR NOT NULL,
         labels VARCHAR NOT NULL
     )""",

@@ -261,8 +261,11 @@ def _copy_ranges(con: duckdb.DuckDBPyConnection, reader: duckdb.DuckDBPyConnecti
                 todo[:0] = [(a, mid), (mid, b)]
             continue
         if rows.num_rows:
+            # by name, the columns the table still has (an older file may hold one since dropped)
+            have = set(con.table(f"main.{table}").columns)
+            cols = ", ".join(f'"{c}"' for c in rows.column_names if c in have)
             con.register("salvaged_rows", rows)
-            con.execute(f"INSERT INTO main.{table} SELECT * FROM salvaged_rows")
+            con.execute(f"INSERT INTO main.{table} BY NAME SELECT {cols} FROM salvaged_rows")
             con.unregister("salvaged_rows")
             kept += rows.num_rows
     return kept
