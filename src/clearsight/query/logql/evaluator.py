@@ -39,6 +39,7 @@ from clearsight.query.logql.ast import (
     VectorAggregation,
     VectorLiteral,
 )
+from clearsight.query.logql.levels import DETECTED_LEVEL, detect_level, mentions_detected_level
 from clearsight.query.logql.parser import pushdown_filters
 from clearsight.query.logql.prefilter import json_prefilter
 from clearsight.query.logql.range_agg import aggregate as range_aggregate
@@ -93,6 +94,7 @@ class LogQLEvaluator:
         self.budget = budget
         self.stats = EvalStats()
         self.annotations = Annotations()
+        self._detect = False  # the query names detected_level: compute it per entry (query/logql/levels.py)
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -138,12 +140,14 @@ class LogQLEvaluator:
             else:
                 end = last
 
-    @staticmethod
-    def _entries(chunk: tuple[LogBatch, int], with_meta: bool) -> Iterator[tuple[int, str, dict[str, str],
-                                                                              frozenset[str]]]:
+    def _entries(self, chunk: tuple[LogBatch, int], with_meta: bool) -> Iterator[tuple[int, str, dict[str, str],
+                                                                                   frozenset[str]]]:
         """(ts, line, labels, base names) per entry; labels hold the stream labels and, when
-        ``with_meta``, the entry's structured metadata."""
+        ``with_meta``, the entry's structured metadata (and ``detected_level`` when the query names it)."""
         b, first = chunk
+        if self._detect:
+            yield from self._entries_detected(chunk)
+            return
         streams = [dict(s) for s in b.streams]
         bases = [frozenset(s) for s in streams]
         ts = b.timestamps.tolist()
@@ -163,13 +167,34 @@ class LogQLEvaluator:
                 base = frozenset(labels)
             yield ts[j], line, labels, base
 
+    @staticmethod
+    def _entries_detected(chunk: tuple[LogBatch, int]) -> Iterator[tuple[int, str, dict[str, str], frozenset[str]]]:
+        """``_entries`` with structured metadata and ``detected_level`` (metadata-like: in the base names)."""
+        b, first = chunk
+        streams = [dict(s) for s in b.streams]
+        ts = b.timestamps.tolist()
+        sidx = b.stream_idx.tolist()
+        sev = b.severity_number.tolist()
+        offs = b.attr_offsets.tolist()
+        keys, vals = b.attr_keys, b.attr_values
+        for j in range(first, len(b.body)):
+            line = b.body[j]
+            labels = dict(streams[sidx[j]])
+            for k in range(offs[j], offs[j + 1]):
+                if vals[k]:
+                    labels[keys[k]] = vals[k]
+            if DETECTED_LEVEL not in labels:
+                labels[DETECTED_LEVEL] = detect_level(labels, sev[j], b.severity_text(j), line)
+            yield ts[j], line, labels, frozenset(labels)
+
     # --- log queries -----------------------------------------------------------------------------
 
     def logs(self, sel: LogSelector, start: int, end: int, limit: int, direction: Direction) -> list[StreamResult]:
         """Up to ``limit`` entries after the pipeline, grouped by their final label sets."""
+        self._detect = self._detect or mentions_detected_level(sel)
         filters, rest = _store_side(sel.stages)
         out: dict[Labels, StreamResult] = {}
-        if not rest:
+        if not rest and not self._detect:
             b = self.store.select(self.tenant, sel.matchers, start, end, filters, limit, direction)
             self._account(len(b), b.body_bytes)
             for t, body, s in zip(b.timestamps.tolist(), b.body, b.stream_idx.tolist(), strict=True):
@@ -201,6 +226,7 @@ class LogQLEvaluator:
 
     def metric(self, e: MetricExpr, steps_ns: np.ndarray) -> ScalarSteps | VectorSteps:
         self.budget.check()
+        self._detect = self._detect or mentions_detected_level(e)
         k = steps_ns.size
         if isinstance(e, NumberLiteral):
             return ScalarSteps(np.full(k, e.value))
@@ -258,7 +284,7 @@ class LogQLEvaluator:
         filters, rest = _store_side(sel.stages)
         series: dict[Labels, tuple[list[int], list[float]]] = {}
         grouping = e.grouping
-        if not rest and e.unwrap is None:
+        if not rest and e.unwrap is None and not self._detect:
             try:
                 sizes = self.store.select_sizes(self.tenant, sel.matchers, scan_start, scan_end, filters,
                                                 self.limits.max_lines - self.stats.lines_processed)
@@ -279,7 +305,7 @@ class LogQLEvaluator:
                 extra |= Pipeline((f,)).label_names()
             needed = frozenset(by) | extra
         pipe = Pipeline(rest, needed)
-        with_meta = pipe.uses_labels or unwrap is not None
+        with_meta = pipe.uses_labels or unwrap is not None or self._detect
         post = Pipeline(unwrap.post_filters) if unwrap is not None and unwrap.post_filters else None
         by_bytes = e.op in ("bytes_over_time", "bytes_rate")
         for chunk in self._chunks(sel.matchers, scan_start, scan_end, filters, "forward", rest):
