@@ -6,7 +6,8 @@ Printed per server (medians over ``--repeat`` runs, a fresh server and data dir 
 
 - samples/s: accepted samples / wall time from the first send to the last 2xx;
 - CPU s per million samples: user+system CPU of the server process tree during the send phase;
-- bytes/sample on disk after a flush: Clearsight: data dir after a clean shutdown (checkpoint);
+- bytes/sample on disk after a flush: Clearsight: data dir after a clean shutdown (the head compacted,
+  then a checkpoint), with each file of it (metrics, logs, auth);
   VictoriaMetrics: data dir after ``/internal/force_flush``; Prometheus: its head is not compacted
   within a run, so both its data dir (WAL + head chunks) and a TSDB snapshot with the head written
   as a block (``/api/v1/admin/tsdb/snapshot``, needs ``--web.enable-admin-api``) are reported;
@@ -262,10 +263,11 @@ class Clearsight(Server):
 
     def flush(self) -> dict[str, int]:
         rc = self.stop(timeout=120)
-        return {
-            "data dir after shutdown": dir_bytes(self.data_dir)[0],
-            "exit code": rc if rc is not None else -1,
-        }
+        sizes = {"data dir after shutdown": dir_bytes(self.data_dir)[0]}
+        for f in sorted(self.data_dir.iterdir()):  # what each store's files weigh
+            sizes[f"of which {f.name}"] = dir_bytes(f)[0] if f.is_dir() else f.stat().st_size
+        sizes["exit code"] = rc if rc is not None else -1
+        return sizes
 
 
 class Prometheus(Server):
@@ -881,7 +883,11 @@ def main(argv: list[str] | None = None) -> int:
         disks = {k: statistics.median(r.disk[k] for r in runs) for k in runs[0].disk if k != "exit code"}
         disk_txt = "; ".join(
             f"{k}: {v / payloads.total_samples:.2f}"
-            + (f" ({v / payloads.total_samples / base_disk:.2f}x)" if base_disk else "")
+            + (
+                f" ({v / payloads.total_samples / base_disk:.2f}x)"
+                if base_disk and not k.startswith("of which")
+                else ""
+            )
             for k, v in disks.items()
         )
         rr = f"{rate / base_rate:.2f}x" if base_rate else "-"
