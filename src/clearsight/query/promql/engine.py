@@ -1000,6 +1000,10 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
     v = apply_drop_name(val)
     v = merge_rows(compact(v), strict=True)
     v = compact(v)
+    if instant and v.hist is None:  # one step, every row present after compact: plain slices
+        values = v.values
+        return QueryResult("vector", [SeriesResult(lbl, ts.copy(), values[i, :1].copy())
+                                      for i, lbl in enumerate(v.labels)], annotations=ann, stats=ev.stats)
     series: list[SeriesResult] = []
     for i, lbl in enumerate(v.labels):
         p = v.present[i]
