@@ -47,7 +47,8 @@ class SelfMetrics:
             ["outcome"], registry=self.registry)
         self.histograms_dropped = Counter(
             "clearsight_dropped_native_histograms_total",
-            "Native histogram samples received and dropped (not stored yet).", ["protocol"],
+            "Native histogram samples dropped at ingest (OTLP exponential histograms with "
+            "server.otlp_exponential_histograms: drop).", ["protocol"],
             registry=self.registry)
         self.log_lines_ingested = Counter(
             "clearsight_ingested_log_lines_total", "Log lines and events committed, by protocol.",
