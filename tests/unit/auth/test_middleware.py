@@ -266,3 +266,31 @@ def test_websocket_needs_a_principal(env: Env) -> None:
         assert ws.receive_json() == {"org": "team-b"}
     with env.client().websocket_connect("/ws/metrics") as ws:
         assert ws.receive_json() == {"org": "default"}
+
+
+def test_grpc_org_allowlist_and_narrowed_reads(tmp_path: Path) -> None:
+    """The gRPC interceptor applies the organisation's IP allowlist and refuses a narrowed role's reads."""
+    from clearsight.auth.errors import Forbidden
+    from clearsight.auth.grpc_interceptor import METHODS, AuthInterceptor
+    from clearsight.auth.org_networks import OrgNetworks
+
+    e = Env(tmp_path)
+    try:
+        e.auth.org_networks = OrgNetworks(e.db, ttl_s=0.0)
+        e.auth.org_networks.set(e.directory.get_org("default").id, ["10.0.0.0/8"])
+        interceptor = AuthInterceptor(e.auth)
+        export = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        meta = (("authorization", "Bearer " + e.key("ingest")),)
+        assert interceptor.resolve(export, meta, "ipv4:10.1.2.3:5555").org == "default"
+        with pytest.raises(Forbidden, match="does not accept requests from this address"):
+            interceptor.resolve(export, meta, "ipv4:192.0.2.7:5555")
+        other = (("authorization", "Bearer " + e.key("ingest", org="team-b")),)
+        assert interceptor.resolve(export, other, "ipv4:192.0.2.7:5555").org == "team-b"
+        e.directory.create_role("team-b", "pay", ["events:read"], '{team="payments"}')
+        narrowed = (("authorization", "Bearer " + e.key("pay", org="team-b")),)
+        reads = [m for m, need in METHODS.items() if need.endswith(":read")]
+        assert reads
+        with pytest.raises(Forbidden, match="narrowed"):
+            interceptor.resolve(reads[0], narrowed, "ipv4:192.0.2.7:5555")
+    finally:
+        e.db.close()
