@@ -73,7 +73,7 @@ def test_first_start_login_keys_prometheus_and_grpc(tmp_path: Path) -> None:
         assert ingest["org"] == viewer["org"] == "team-b"
         ingest_key, viewer_key = ingest["key"], viewer["key"]
 
-        # a real Prometheus remote-writes with the key (authorization: credentials)
+        # a real Prometheus remote-writes with the key (authorization: credentials, and basic_auth password)
         prom = start_prometheus(tmp_path / "prom", f"""
 global: {{scrape_interval: 1s}}
 scrape_configs:
@@ -83,12 +83,19 @@ remote_write:
   - url: "{cs.url}/api/v1/write"
     authorization: {{credentials: "{ingest_key}"}}
     queue_config: {{batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 1s}}
+  - url: "{cs.url}/api/v1/write"
+    basic_auth: {{username: prometheus, password: "{ingest_key}"}}
+    write_relabel_configs: [{{target_label: via, replacement: basic_auth}}]
+    queue_config: {{batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 1s}}
 """)
         as_b = {"Authorization": f"Bearer {viewer_key}"}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _query(cs.url, 'up{job="self"}', as_b):
             time.sleep(0.5)
         assert _query(cs.url, 'up{job="self"}', as_b), prom.log()
+        while time.monotonic() < deadline and not _query(cs.url, 'up{job="self", via="basic_auth"}', as_b):
+            time.sleep(0.5)
+        assert _query(cs.url, 'up{job="self", via="basic_auth"}', as_b), prom.log()  # the key as basic_auth password
         assert _query(cs.url, 'up{job="self"}', {}) == []  # not in the default organisation
         # basic auth with the key as password, any user
         basic = base64.b64encode(f"grafana:{viewer_key}".encode()).decode()
