@@ -89,13 +89,14 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
         warnings.append(f"results truncated due to limit of {limit}")
     out: list[dict[str, Any]] = []
     if rt == "vector":
-        for s in items:
+        texts = format_floats([float(s.values[0]) for s in items])  # one pass, C repr for most
+        for s, text in zip(items, texts, strict=True):
             h = s.histograms[0] if s.histograms else None
             t = format_ts(int(s.timestamps[0]))
             if h is not None:
                 out.append({"metric": dict(s.labels), "histogram": [t, histogram_json(h)]})
             else:
-                out.append({"metric": dict(s.labels), "value": [t, format_float(float(s.values[0]))]})
+                out.append({"metric": dict(s.labels), "value": [t, text]})
     else:
         for s in items:
             if not s.histograms or all(h is None for h in s.histograms):
