@@ -213,3 +213,13 @@ def test_cookie_sessions_need_the_csrf_token_for_changes(stack: Stack) -> None:
     assert r.status_code == 200
     assert c.post("/api/v1/auth/logout").status_code == 403
     assert c.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+
+
+def test_log_exports_are_audited(stack: Stack) -> None:
+    c = stack.client()
+    r = c.get("/api/v1/logs/export", params={"format": "csv"}, headers=bearer(stack.viewer_key))
+    assert r.status_code == 200, r.text
+    assert c.get("/api/v1/logs/export", params={"format": "xml"}, headers=bearer(stack.viewer_key)).status_code == 400
+    entries = stack.audit.query("default", action="logs.export")
+    assert [e["outcome"] for e in entries] == ["failure", "success"]
+    assert all(e["actor"].startswith("apikey:") and e["target"] == "/api/v1/logs/export" for e in entries)

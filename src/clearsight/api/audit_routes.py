@@ -51,6 +51,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/rules/{namespace}"): "rules.set", ("PUT", "/api/v1/rules/{namespace}"): "rules.set",
     ("DELETE", "/api/v1/rules/{namespace}"): "rules.delete", ("DELETE", "/api/v1/rules/{namespace}/{group}"): "rules.delete",
     ("POST", "/-/reload"): "rules.reload", ("PUT", "/-/reload"): "rules.reload",
+    ("GET", "/api/v1/logs/export"): "logs.export",  # a bulk export of log lines: who took what, when
     ("POST", "/api/v2/silences"): "silence.set", ("DELETE", "/api/v2/silence/{id}"): "silence.expire",
     ("POST", "/api/v1/admin/tsdb/delete_series"): "tsdb.delete_series",
     ("PUT", "/api/v1/admin/tsdb/delete_series"): "tsdb.delete_series",
