@@ -159,8 +159,10 @@ def test_mode_and_size_fit_the_data() -> None:
     b = enc(jittered, counter)
     _, _, ts_mode, val_mode = _sequences(b, n)
     assert (ts_mode, val_mode) == (2, 0)  # GRID timestamps (only the jitter stored), DELTA values
-    # 3 bits per jittered timestamp, 11 per increment of a range of 1,300, plus headers.
-    assert len(b) <= (3 * (n - 1) + 11 * (n - 1)) // 8 + 2 * 16
+    # The jitter's 5 values as base-5 digits (27 per 63 bits), 11 bits per increment of a range of
+    # 1,300 (base 1,300: 6 per 63 bits, 10.5 each), plus headers.
+    assert _width_byte(b, 0) == chunks.RADIX
+    assert len(b) <= (7 * 63 * 8 // 8 + 20 * 63) // 8 + 2 * 16
     # Exact scrapes and a constant: headers only.
     assert len(enc(t0 + np.arange(n) * 15_000, np.full(n, 7))) <= 16
     # A steady rate with small wobble: DOD values.
@@ -169,6 +171,39 @@ def test_mode_and_size_fit_the_data() -> None:
     # A gap breaks the grid: DELTA or DOD timestamps, still exact.
     gap = np.concatenate([t0 + np.arange(60) * 15_000, t0 + 10**7 + np.arange(60) * 15_000])
     assert _sequences(enc(gap, counter), n)[2] in (0, 1)
+
+
+def _width_byte(blob: bytes, pos: int) -> int:
+    """The width byte of the sequence at ``blob[pos:]`` (GRID or DOD: after x0, the extra varint
+    and the minimum)."""
+    assert blob[pos] in (1, 2)
+    _, pos = chunks._varint(blob, pos + 1)
+    _, pos = chunks._varint(blob, pos)
+    _, pos = chunks._varint(blob, pos)
+    return blob[pos]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(-(2**62), 2**62),
+    st.integers(1, 3_000),
+    st.lists(st.integers(0, 40), min_size=1, max_size=90),
+    st.integers(0, 2**20),
+)
+def test_small_ranges_round_trip_through_both_decoders(
+    t0: int, step: int, jitter: list[int], span: int
+) -> None:
+    # Small element ranges that are not powers of two: the RADIX packing, any group remainder.
+    native = _native()
+    n = len(jitter)
+    ts = np.asarray([t0 + i * step + j for i, j in enumerate(jitter)], dtype=np.int64)
+    ts = np.maximum.accumulate(ts) + np.arange(n)  # strictly ascending
+    k = np.asarray([(span * j) % (span + 7) for j in jitter], dtype=np.int64)
+    (blob,) = native.encode_packed(ts, k, np.zeros(1, dtype=np.int64), np.asarray([n], dtype=np.int64))
+    got_t, got_k, _, _ = _sequences(bytes(blob), n)
+    assert got_t == ts.tolist() and got_k == k.tolist()
+    native_out, reference_out = _decode_both(bytes(blob), n, 0)
+    assert native_out == reference_out != "ValueError"
 
 
 def _decode_both(blob: bytes, n: int, scale: int) -> tuple[object, object]:

@@ -18,7 +18,12 @@ timestamps, then the integers ``k``, each as one *sequence*:
 - mode GRID (2): the varint ``D`` (the mean step, truncated), then elements ``x[i] - x0 - i * D``
   for ``i >= 1`` (regular scrape timestamps: only the jitter is left);
 - when there are elements: their minimum as a zigzag varint, a byte ``w``, and every element
-  minus the minimum in exactly ``w`` bits, little-endian bit order, padded to a byte.
+  minus the minimum in exactly ``w`` bits, little-endian bit order, padded to a byte;
+- or, when the elements minus the minimum span ``0..m-1`` with ``m`` not a power of two and that
+  saves a byte: the byte RADIX (255), the varint ``m``, then the elements as base-``m`` digits in
+  groups of ``k`` (the most with ``m**k - 1`` in 64 bits; first element lowest), each group in the
+  bits ``m**k - 1`` needs, the last group holding the remainder (5 jitter values: 2.33 bits each
+  instead of 3).
 
 The mode is chosen per sequence: the one with the fewest bits. All arithmetic wraps modulo 2**64.
 No general-purpose compression on top: the packed bits are dense already, and decoding needs no
@@ -266,11 +271,11 @@ def decode_py(
 
 
 _U64 = (1 << 64) - 1
+RADIX = 255  # the width byte of a sequence packed as base-m digits (see the module docstring)
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """The zigzag varint at ``buf[pos:]``, decoded to an int64 taken modulo 2**64, and the position
-    after it."""
+def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``buf[pos:]`` (modulo 2**64) and the position after it."""
     z = shift = 0
     while shift < 64:
         if pos >= len(buf):
@@ -279,10 +284,45 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         pos += 1
         z |= (b & 0x7F) << shift
         if b < 0x80:
-            z &= _U64
-            return (z >> 1) ^ (_U64 if z & 1 else 0), pos
+            return z & _U64, pos
         shift += 7
     raise ValueError("varint too long")
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag varint at ``buf[pos:]``, decoded to an int64 taken modulo 2**64, and the position
+    after it."""
+    z, pos = _uvarint(buf, pos)
+    return (z >> 1) ^ (_U64 if z & 1 else 0), pos
+
+
+def _radix_digits(buf: bytes, pos: int, count: int) -> tuple[npt.NDArray[np.uint64], int]:
+    """A RADIX section at ``buf[pos:]`` (the varint ``m``, then groups of base-``m`` digits, the
+    first digit lowest): ``count`` digits and the position after the section."""
+    m, pos = _uvarint(buf, pos)
+    if m < 2:
+        raise ValueError("malformed packed sequence")
+    k, p = 0, 1
+    while p * m <= _U64:
+        p *= m
+        k += 1
+    b_full, r = (p - 1).bit_length(), count % k
+    b_last = (m**r - 1).bit_length() if r else 0
+    nbytes = ((count // k) * b_full + b_last + 7) // 8
+    if pos + nbytes > len(buf):
+        raise ValueError("truncated packed sequence")
+    big = int.from_bytes(buf[pos : pos + nbytes], "little")
+    digits: list[int] = []
+    bit = 0
+    while len(digits) < count:
+        s_len = min(k, count - len(digits))
+        b = b_full if s_len == k else b_last
+        v = (big >> bit) & ((1 << b) - 1)
+        bit += b
+        for _ in range(s_len):
+            digits.append(v % m)
+            v //= m
+    return np.asarray(digits, dtype=np.uint64), pos + nbytes
 
 
 def _read_seq(buf: bytes, pos: int, n: int) -> tuple[I64Array, int]:
@@ -304,19 +344,22 @@ def _read_seq(buf: bytes, pos: int, n: int) -> tuple[I64Array, int]:
     e = np.zeros(count, dtype=np.uint64)
     if count > 0:
         mn, pos = _varint(buf, pos)
-        if pos >= len(buf) or buf[pos] > 64:
+        if pos >= len(buf) or 64 < buf[pos] < RADIX:
             raise ValueError("malformed packed sequence")
         w = buf[pos]
         pos += 1
-        nbytes = (count * w + 7) // 8
-        if pos + nbytes > len(buf):
-            raise ValueError("truncated packed sequence")
-        if w:
-            raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
-            bits = np.unpackbits(raw, bitorder="little")[: count * w].reshape(count, w).astype(np.uint64)
-            e = (bits << np.arange(w, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+        if w == RADIX:
+            e, pos = _radix_digits(buf, pos, count)
+        else:
+            nbytes = (count * w + 7) // 8
+            if pos + nbytes > len(buf):
+                raise ValueError("truncated packed sequence")
+            if w:
+                raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=pos)
+                bits = np.unpackbits(raw, bitorder="little")[: count * w].reshape(count, w).astype(np.uint64)
+                e = (bits << np.arange(w, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+            pos += nbytes
         e += np.uint64(mn)
-        pos += nbytes
     if mode == 0:  # DELTA
         out[1:] = np.uint64(x0) + np.cumsum(e, dtype=np.uint64)
     elif mode == 1:  # DOD
