@@ -80,3 +80,30 @@ def test_many_series_select() -> None:
     assert idx.select([Matcher.of("!=", "job", "node")]).size == 0
     assert idx.select([Matcher.of("=", "job", "")]).size == 0
     assert idx.select([Matcher.of("=~", "job", ".*")]).size == n
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "remove", "select"]), label_sets, st.lists(matchers, max_size=2)),
+        max_size=25,
+    )
+)
+def test_remembered_regex_values_follow_adds_and_removes(
+    steps: list[tuple[str, Labels, list[Matcher]]],
+) -> None:
+    """Selects answered from remembered regex values stay exact while values come and go."""
+    idx = TenantIndex()
+    live: dict[int, Labels] = {}
+    next_id = 1
+    for op, lbl, ms in steps:
+        if op == "add":
+            idx.add(next_id, lbl)
+            live[next_id] = lbl
+            next_id += 1
+        elif op == "remove" and live:
+            sid = min(live)
+            idx.remove(np.asarray([sid], dtype=np.uint32), [live.pop(sid)])
+        for m in [*ms, Matcher.of(MatchType.RE, "job", "a.*"), Matcher.of(MatchType.NRE, "mode", "c.u")]:
+            want = [i for i, lb in sorted(live.items()) if matches_all([m], lb)]
+            assert idx.select([m]).tolist() == want

@@ -8,6 +8,7 @@ a numpy update over (groups x steps).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -117,7 +118,9 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
             gdrop[g] = True
     result: F64
     with np.errstate(all="ignore"):
-        if op in ("sum", "avg"):
+        if op == "sum" and k == 1 and len(gid) <= SCALAR_SUM_MAX_ROWS:
+            result, seen = _sum_one_step(vals, pres, gid, G)
+        elif op in ("sum", "avg"):
             gid_a = np.asarray(gid, dtype=np.int64)
             lanes = LANES if max(np.bincount(gid_a)) > 2 * LANES else 1
             result, seen, overflowed = _sum_avg(op, vals, pres, gid_a, G, lanes)
@@ -170,6 +173,30 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
         else:
             raise QueryError(f"unknown aggregation {op!r}")
     return VectorSteps(keys, result, seen, gdrop if gdrop.any() else None, None)
+
+
+# An instant ``sum`` over at most this many series is summed in Python floats (the same IEEE
+# operations in the same order as the vectorized path below, without its per-rank numpy calls).
+SCALAR_SUM_MAX_ROWS = 256
+
+
+def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
+    """Kahan-Neumaier sum per group of a single step: members added in row order, the first one
+    taken as is (Prometheus' kahansum over a group, as ``_sum_avg`` computes it with one lane)."""
+    s = [0.0] * G
+    c = [0.0] * G
+    seen = [False] * G
+    for x, p, g in zip(vals[:, 0].tolist(), pres[:, 0].tolist(), gid, strict=True):
+        if not p:
+            continue
+        if not seen[g]:
+            s[g], c[g], seen[g] = x, 0.0, True
+            continue
+        t = s[g] + x
+        comp = (s[g] - t) + x if abs(s[g]) >= abs(x) else (x - t) + s[g]
+        c[g] = 0.0 if math.isinf(t) else c[g] + comp
+        s[g] = t
+    return np.asarray([a + b for a, b in zip(s, c, strict=True)])[:, None], np.asarray(seen)[:, None]
 
 
 # Large groups are summed in LANES interleaved partial sums (each Kahan-Neumaier compensated, then

@@ -9,6 +9,11 @@ matcher that matches "" also selects every series without the label.
 
 Not thread-safe by itself: the store guards every call with its index lock, and every array a
 method returns is a fresh copy (posting arrays grow while readers run).
+
+Regex matchers test every distinct value of their label (a few microseconds each through re2);
+dashboards send the same selectors again and again, so the values a regex matcher accepted are
+remembered per (label, type, pattern) together with the label's value-set version, which every
+new or removed value of that label bumps: an entry is used only while the values are the same.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ IdArray = npt.NDArray[np.uint32]
 _EMPTY_IDS: IdArray = np.zeros(0, dtype=np.uint32)
 # A regex made only of literal alternatives ("a|b|c") is answered by dictionary lookups.
 _LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:\-/ ,@]+(?:\|[A-Za-z0-9_:\-/ ,@]+)*")
+# Regex matchers whose accepted values are remembered, per tenant index (cleared when full).
+MATCH_CACHE_ENTRIES = 1024
 
 
 def _ids(a: array[int]) -> IdArray:
@@ -72,6 +79,9 @@ class TenantIndex:
         self.all_ids: array[int] = array("I")
         self.postings: dict[str, dict[str, array[int]]] = {}
         self.with_label: dict[str, array[int]] = {}
+        # label name -> version of its value set; (name, type, pattern) -> (version, values)
+        self._versions: dict[str, int] = {}
+        self._matched: dict[tuple[str, MatchType, str], tuple[int, list[str]]] = {}
 
     def __len__(self) -> int:
         return len(self.all_ids)
@@ -87,6 +97,7 @@ class TenantIndex:
             plist = values.get(value)
             if plist is None:
                 plist = values[value] = array("I")
+                self._versions[name] = self._versions.get(name, 0) + 1
             plist.append(series_id)
             self.with_label[name].append(series_id)
 
@@ -99,6 +110,7 @@ class TenantIndex:
             touched.update(labels)
         self.all_ids = _filtered(self.all_ids, dead)
         for name in {n for n, _ in touched}:
+            self._versions[name] = self._versions.get(name, 0) + 1
             self.with_label[name] = _filtered(self.with_label[name], dead)
             if not self.with_label[name]:
                 del self.with_label[name]
@@ -168,13 +180,29 @@ class TenantIndex:
             return ids, m.type is MatchType.NRE
         if m.matches_empty():
             # Selects series lacking the label too: return the complement of the non-matching values.
-            miss = [_ids(p) for v, p in values.items() if not m.matches(v)]
+            miss = [_ids(values[v]) for v in self._values_where(m, values, False)]
             return _union(miss), True
         if _LITERAL_ALTERNATION.fullmatch(m.value) and m.type is MatchType.RE:
             hits = [values[v] for v in set(m.value.split("|")) if v in values]
             return _union([_ids(p) for p in hits]), False
-        hit = [_ids(p) for v, p in values.items() if m.matches(v)]
+        hit = [_ids(values[v]) for v in self._values_where(m, values, True)]
         return _union(hit), False
+
+    def _values_where(self, m: Matcher, values: dict[str, array[int]], accepted: bool) -> list[str]:
+        """The values of ``m``'s label that ``m`` accepts (``accepted``) or refuses, remembered
+        while the label's value set is unchanged."""
+        version = self._versions.get(m.name, 0)
+        key = (m.name, m.type, m.value)
+        found = self._matched.get(key)
+        if found is None or found[0] != version:
+            if len(self._matched) >= MATCH_CACHE_ENTRIES:
+                self._matched.clear()
+            found = (version, [v for v in values if m.matches(v)])
+            self._matched[key] = found
+        if accepted:
+            return found[1]
+        hit = set(found[1])
+        return [v for v in values if v not in hit]
 
     def label_names(self, ids: IdArray | None) -> list[str]:
         """Names of labels present on any of ``ids`` (all series when None), sorted."""
