@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agent
+import chunk_codec
 import log_decode
 import logs
 import query
@@ -26,6 +27,7 @@ import ui
 
 BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
+    ("chunk codec and the metrics file on the remote-write workload (bench/chunk_codec.py)", chunk_codec.main),
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
     ("dashboard panels, heavier queries (bench/query.py)", query.main),
     ("memory per active series (bench/series_memory.py)", series_memory.main),
