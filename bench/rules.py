@@ -22,17 +22,29 @@ measurement window the script reads both ``/metrics`` every 5 s and prints, per 
 
 The client and both servers share the machine's cores: ratios within one run hold, absolute numbers
 mean little.
+
+``--fanout`` runs the notification fan-out instead: 10k alerts (as ``--alerts``) posted to
+``/api/v2/alerts`` in batches of 1,000 go through a routing tree (group by instance, a critical route
+with ``continue``, a team regex route, the root's receiver) to webhook receivers on a local sink, in
+Clearsight's built-in notifier and in Debian's Alertmanager 0.25 with the same configuration file.
+Per server it prints the time from the first post to the last expected alert delivered, the webhook
+requests, the alerts each receiver got against the routing tree's expectation (dropped = expected
+but never delivered; duplicates counted apart) and the server's CPU seconds over that time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -143,13 +155,137 @@ def cpu_seconds(pid: int) -> float:
     return t.user + t.system
 
 
+FANOUT_TREE = """
+route:
+  receiver: default
+  group_by: [instance]
+  group_wait: 1s
+  group_interval: 10s
+  repeat_interval: 4h
+  routes:
+  - matchers: ['severity="critical"']
+    receiver: pager
+    continue: true
+  - matchers: ['team=~"db|cache"']
+    receiver: db
+receivers:
+- name: default
+  webhook_configs: [{{url: '{sink}/default', send_resolved: false}}]
+- name: pager
+  webhook_configs: [{{url: '{sink}/pager', send_resolved: false}}]
+- name: db
+  webhook_configs: [{{url: '{sink}/db', send_resolved: false}}]
+"""
+TEAMS = ("db", "cache", "web", "api")
+
+
+def fanout_alerts(n: int) -> list[dict[str, Any]]:
+    return [{"labels": {"alertname": "Load", "a": str(i), "instance": f"host-{i % 100}", "team": TEAMS[i % 4],
+                        "severity": "critical" if i % 10 == 0 else "warning"}} for i in range(n)]
+
+
+def fanout_expected(n: int) -> dict[str, set[int]]:
+    """Alertmanager's routing of ``fanout_alerts``: critical -> pager (continue), then db/cache teams
+    -> db; the root's receiver gets only the alerts no child route matched."""
+    return {"pager": {i for i in range(n) if i % 10 == 0},
+            "db": {i for i in range(n) if i % 4 in (0, 1)},
+            "default": {i for i in range(n) if i % 4 in (2, 3) and i % 10 != 0}}
+
+
+class Sink:
+    """Webhook receiver on 127.0.0.1: ``/<server>/<receiver>`` paths, alerts counted by their "a" label."""
+
+    def __init__(self) -> None:
+        self.got: dict[tuple[str, str], Counter[int]] = {}
+        self.requests: Counter[str] = Counter()
+        self.last: dict[str, float] = {}
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                _, server, receiver = self.path.split("/")
+                with sink.lock:
+                    c = sink.got.setdefault((server, receiver), Counter())
+                    for a in body["alerts"]:
+                        c[int(a["labels"]["a"])] += 1
+                    sink.requests[server] += 1
+                    sink.last[server] = time.monotonic()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def complete(self, server: str, expected: dict[str, set[int]]) -> bool:
+        with self.lock:
+            return all(set(self.got.get((server, r), ())) >= want for r, want in expected.items())
+
+
+def fanout(n: int) -> int:
+    sink = Sink()
+    expected = fanout_expected(n)
+    alerts = fanout_alerts(n)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        root = Path(tmp)
+        for name in ("clearsight", "alertmanager"):
+            cfg = FANOUT_TREE.format(sink=f"{sink.url}/{name}")
+            if name == "clearsight":
+                (root / "cs").mkdir()
+                (root / "cs" / "am.yml").write_text(cfg)
+                proc = peers.start_clearsight(root / "cs", config_yaml="alerting:\n  config_file: am.yml\n")
+            else:
+                proc = peers.start_alertmanager(root / "am", cfg)
+            try:
+                time.sleep(2)  # idle after start
+                cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                with httpx.Client(timeout=60) as c:
+                    for k in range(0, n, 1000):
+                        r = c.post(proc.url + "/api/v2/alerts", json=alerts[k:k + 1000])
+                        if r.status_code != 200:
+                            raise RuntimeError(f"{name}: POST /api/v2/alerts {r.status_code}: {r.text[:200]}")
+                posted = time.monotonic() - t0
+                deadline = time.monotonic() + 120
+                while not sink.complete(name, expected) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                done = sink.last.get(name, time.monotonic()) - t0
+                time.sleep(1)  # late duplicates would show
+                cpu = cpu_seconds(proc.pid) - cpu0
+            finally:
+                proc.stop()
+            got = {r: sink.got.get((name, r), Counter()) for r in expected}
+            dropped = sum(len(expected[r] - set(got[r])) for r in expected)
+            dups = sum(v - 1 for r in expected for v in got[r].values() if v > 1)
+            extra = sum(len(set(got[r]) - expected[r]) for r in expected)
+            rows.append((name, posted, done, sink.requests[name], {r: len(got[r]) for r in expected}, dropped,
+                         dups, extra, cpu))
+    want = {r: len(v) for r, v in expected.items()}
+    print(f"\n{n:,} alerts through the routing tree; expected per receiver {want}")
+    print(f"{'server':<13} {'posted s':>8} {'delivered s':>11} {'webhooks':>8} {'dropped':>7} {'dups':>5} "
+          f"{'misrouted':>9} {'CPU s':>6}  alerts per receiver")
+    for name, posted, done, reqs, per, dropped, dups, extra, cpu in rows:
+        print(f"{name:<13} {posted:>8.2f} {done:>11.2f} {reqs:>8} {dropped:>7} {dups:>5} {extra:>9} {cpu:>6.2f}  {per}")
+    print(f"\n(group_wait 1s: delivery includes it; load average {psutil.getloadavg()[0]:.1f})")
+    return 1 if any(r[5] or r[7] for r in rows) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=10_000)
     ap.add_argument("--rules", type=int, default=1_000)
     ap.add_argument("--groups", type=int, default=20)
     ap.add_argument("--duration", type=float, default=120.0, help="measurement window, seconds")
+    ap.add_argument("--fanout", action="store_true", help="the notification fan-out bench instead")
+    ap.add_argument("--alerts", type=int, default=10_000, help="alerts for --fanout")
     args, _unknown = ap.parse_known_args(argv)
+    if args.fanout:
+        return fanout(args.alerts)
 
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp:
         root = Path(tmp)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,35 @@ def test_alert_state_survives_a_restart_within_the_outage_tolerance(tmp_path: Pa
     m3.load()
     assert _firing(m3) == []  # too old: alerts start over; series are still known for stale markers
     assert m3.groups[0].prev_series == m.groups[0].prev_series
+
+
+def test_groups_evaluate_concurrently(tmp_path: Path) -> None:
+    """Each group's first evaluation waits inside its query until the other's has started: both
+    run at once in the manager's executor (rules within one group run in order: test_group.py)."""
+    f = tmp_path / "r.yml"
+    f.write_text("groups:\n  - name: a\n    interval: 10s\n    rules:\n      - record: r:a\n        expr: a\n"
+                 "  - name: b\n    interval: 10s\n    rules:\n      - record: r:b\n        expr: b\n")
+    running = {"a": threading.Event(), "b": threading.Event()}
+    overlapped: dict[str, bool] = {}
+
+    class Overlap(Env):
+        def query(self, expr: str, t: int) -> list[Sample]:
+            if expr not in overlapped:
+                running[expr].set()
+                overlapped[expr] = running["b" if expr == "a" else "a"].wait(10)
+            return super().query(expr, t)
+
+    env = Overlap()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        m = RuleManager([str(f)], query=env.query, write=env.write, notify=None, clock=env.clock,
+                        sleep=env.sleep, executor=pool)
+        m.load()
+
+        async def run() -> None:
+            await m.start()
+            while min(g.stats.iterations for g in m.groups) < 1:
+                await asyncio.sleep(0.01)
+            await m.stop()
+
+        asyncio.run(run())
+    assert overlapped == {"a": True, "b": True}
