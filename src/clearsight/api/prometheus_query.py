@@ -51,6 +51,8 @@ log = logging.getLogger("clearsight.api.query")
 # (thread hand-off, wake-ups, the GIL changing hands twice) cost more than evaluating it.
 INLINE_MAX_CPU_S = 0.002
 INLINE_RECENT_MS = 15 * 60_000
+# The cancel event of an inline evaluation: nothing cancels a query running on the event loop.
+_NEVER_CANCELED = threading.Event()
 
 
 def parse_step_ms(raw: str, name: str = "step") -> int:
@@ -190,7 +192,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 remaining = deadline.remaining()
                 if remaining <= 0:
                     raise qv.QueryTimeout("query timed out before it started")
-                return run(threading.Event(), remaining)
+                return run(_NEVER_CANCELED, remaining)
             return await run_read(gov, request, tenant, run, deadline)
         except ApiError:
             raise  # admission: unavailable, timed out or canceled in the queue
@@ -225,7 +227,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 result = engine.instant(store.querier(tenant), prepared.expr, t, timeout_s=timeout, cancel=cancel,
                                         positions=prepared.positions, query_text=q,
                                         count_samples=bool(p.get("stats")))
-                timings = query_timings(arrived, prep, began, time.monotonic() - began)
+                timings = query_timings(arrived, prep, began, time.monotonic() - began) if p.get("stats") else None
                 response = _respond(result, p, limit, t, timings)  # encoded in the worker thread too
                 prepared.observe(INSTANT, time.thread_time() - cpu)
                 return response
@@ -271,7 +273,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
                                       cancel=cancel, positions=prepared.positions, query_text=q,
                                       count_samples=bool(p.get("stats")))
-                timings = query_timings(arrived, prep, began, time.monotonic() - began)
+                timings = query_timings(arrived, prep, began, time.monotonic() - began) if p.get("stats") else None
                 response = _respond(result, p, limit, start, timings)  # encoded in the worker thread too
                 prepared.observe(shape, time.thread_time() - cpu)
                 return response
