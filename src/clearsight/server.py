@@ -554,6 +554,7 @@ def build(cfg: Config) -> Built:
         raise
     audit = AuditLog(auth.db)
     usage.bind(auth.db)
+    usage.series_source = lambda: store.stats().active_series  # the day's peak, sampled at each usage flush
     signing = signing_verifier(cfg, auth)
     mfa_api = MfaApi(Mfa(auth.db), auth.sessions)
     auth.authenticator.needs_second_factor = mfa_api.needs_second_factor  # no basic-auth password alone

@@ -72,11 +72,12 @@ def test_usage_is_counted_per_organisation_with_cost(make: Any) -> None:
     day = d["daily"][0]
     assert day["date"] == time.strftime("%Y-%m-%d", time.gmtime())
     # the usage request itself is not a *:read route; the two queries are
-    assert day["counts"] == {"samples": 5, "log_lines": 2, "log_bytes": 8, "queries": 2}
+    assert day["counts"] == {"samples": 5, "log_lines": 2, "log_bytes": 8, "queries": 2, "active_series": 5}
     assert day["cost"] == {"samples": 5.0, "logs": 0.0, "queries": 2.0, "total": 7.0}
     assert d["monthly"][0]["counts"] == day["counts"]
     b = c.get("/api/v1/usage", headers=keys["b-admin"]).json()["data"]
     assert b["daily"][0]["counts"]["samples"] == 3 and b["daily"][0]["counts"]["queries"] == 0
+    assert b["daily"][0]["counts"]["active_series"] == 3  # the store's active series of team-b
     assert c.get("/api/v1/usage", headers=keys["ingest"]).status_code == 403
     for bad in ({"from": "yesterday"}, {"from": "2027-02-01", "to": "2027-01-01"}, {"from": "2020-01-01", "to": "2027-01-01"}):
         assert c.get("/api/v1/usage", params=bad, headers=keys["admin"]).status_code == 400, bad

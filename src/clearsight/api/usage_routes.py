@@ -14,7 +14,7 @@ from starlette.routing import Route
 from clearsight.api.auth_routes import guarded, principal_of
 from clearsight.api.common import success
 from clearsight.auth.errors import InvalidInput
-from clearsight.auth.usage import KINDS, Usage
+from clearsight.auth.usage import GAUGES, KINDS, Usage
 
 MAX_DAYS = 400
 
@@ -47,7 +47,7 @@ def make_usage_routes(usage: Usage) -> list[Route]:
             daily.append({"date": day, "counts": counts, "cost": usage.prices.cost(counts)})
             m = months.setdefault(day[:7], dict.fromkeys(KINDS, 0))
             for k in KINDS:
-                m[k] += counts[k]
+                m[k] = max(m[k], counts[k]) if k in GAUGES else m[k] + counts[k]
         monthly = [{"month": m, "counts": c, "cost": usage.prices.cost(c)} for m, c in sorted(months.items())]
         pr = usage.prices
         return success({"org": p.org, "from": start.isoformat(), "to": end.isoformat(), "daily": daily,

@@ -5,7 +5,9 @@ heartbeats), ``log_lines`` and ``log_bytes`` (log lines and events in accepted b
 the characters of the line bodies, equal to UTF-8 bytes for ASCII), ``queries`` (read requests: every
 request whose route needs a ``*:read`` permission). Samples and lines are counted by pipeline steps
 (``metrics_step``/``logs_step``, run by the ingestors before the store), so a batch the store then
-fails is counted too; queries by ``QueryCountMiddleware`` after authentication.
+fails is counted too; queries by ``QueryCountMiddleware`` after authentication. ``active_series``
+is a gauge, not a count: the day's highest number of active series of the organisation, sampled
+from the store (``series_source``) at every flush; a month's figure is the highest of its days.
 
 Counting is in memory (a dict add under a lock); a background thread writes the deltas to the
 ``usage_daily`` table every ``usage.flush_interval`` (and at close), one transaction per flush. Up to
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -38,7 +40,8 @@ from clearsight.pipeline.errors import IngestError
 
 log = logging.getLogger("clearsight.usage")
 
-KINDS = ("samples", "log_lines", "log_bytes", "queries")
+KINDS = ("samples", "log_lines", "log_bytes", "queries", "active_series")
+GAUGES = frozenset({"active_series"})  # kept as the day's maximum, not summed
 
 
 class QuotaExceeded(IngestError):
@@ -80,6 +83,8 @@ class Usage:
         self._stop = threading.Event()
         self._day_no, self._day = -1, ""
         self._thread: threading.Thread | None = None
+        # org -> active series now (the store's stats); sampled at every flush
+        self.series_source: Callable[[], Mapping[str, int]] | None = None
 
     # -- counting (hot paths: no I/O except the first quota check of an org per day)
     def _today(self) -> str:
@@ -141,12 +146,24 @@ class Usage:
             row = s.get(UsageDaily, key)
             return int(row.count) if row is not None else 0
 
+    def _gauges(self) -> dict[tuple[str, str, str], int]:
+        if self.series_source is None:
+            return {}
+        try:
+            now = self.series_source()
+        except Exception:
+            log.exception("reading active series for usage failed")
+            return {}
+        today = self._today()
+        return {(org, today, "active_series"): int(n) for org, n in now.items() if n > 0}
+
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             today = self._today()
             self._day_totals = {k: v for k, v in self._day_totals.items() if k[1] == today}
-        if not pending:
+        gauges = self._gauges()
+        if not pending and not gauges:
             return
         try:
             with self._state().session() as s, s.begin():
@@ -156,6 +173,12 @@ class Usage:
                         s.add(UsageDaily(org=org, day=day, kind=kind, count=n))
                     else:
                         row.count += n
+                for (org, day, kind), n in sorted(gauges.items()):
+                    row = s.get(UsageDaily, (org, day, kind), with_for_update=True)
+                    if row is None:
+                        s.add(UsageDaily(org=org, day=day, kind=kind, count=n))
+                    elif n > row.count:
+                        row.count = n
         except Exception:
             log.exception("writing usage counts failed; they are kept for the next flush")
             with self._lock:

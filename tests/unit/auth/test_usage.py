@@ -70,3 +70,29 @@ def test_prices() -> None:
     c = p.cost({"samples": 3_000_000, "log_bytes": 2**31, "queries": 500})
     assert c == {"samples": 6.0, "logs": 1.0, "queries": 0.005, "total": 7.005}
     assert Prices().cost({"samples": 10})["total"] == 0.0
+
+
+def test_active_series_is_the_days_peak(state: StateDb) -> None:
+    clock = Clock()
+    now = {"a": 10, "b": 0}
+    u = Usage(state, clock=clock)
+    u.series_source = lambda: now
+    u.flush()
+    now["a"] = 25
+    u.flush()
+    now["a"] = 12  # fewer later in the day: the peak stays
+    u.flush()
+    clock.t += 86400
+    now["a"] = 4
+    u.flush()
+    assert u.daily("a", "2027-01-01", "2027-01-31") == {"2027-01-15": {"active_series": 25},
+                                                        "2027-01-16": {"active_series": 4}}
+    assert u.daily("b", "2027-01-01", "2027-01-31") == {}  # none active: nothing recorded
+
+    def broken() -> dict[str, int]:
+        raise RuntimeError("store closed")
+
+    u.series_source = broken
+    u.add("a", "samples", 1)
+    u.flush()  # the counts are still written
+    assert u.daily("a", "2027-01-16", "2027-01-16") == {"2027-01-16": {"active_series": 4, "samples": 1}}
