@@ -23,6 +23,7 @@ Sums, zero thresholds and custom bounds are always stored bit-exact as float64.
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -83,15 +84,15 @@ def _deltas(a: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return out
 
 
-def _is_integral(a: npt.NDArray[np.float64]) -> bool:
-    if a.size == 0:
-        return True
-    with np.errstate(invalid="ignore"):
-        return bool(np.all((np.floor(a) == a) & (np.abs(a) < _MAX_EXACT)))
-
-
 def encode(ts: I64Array, hs: list[FloatHistogram]) -> bytes:
     """One chunk of the samples ``(ts[i], hs[i])`` (``ts`` ascending and unique)."""
+    return encode_many(ts, hs, [0, len(hs)])[0]
+
+
+def encode_many(ts: I64Array, hs: list[FloatHistogram], bounds: list[int]) -> list[bytes]:
+    """Chunks of consecutive runs of samples: chunk ``k`` holds samples ``bounds[k]:bounds[k+1]``
+    (each run's ``ts`` ascending and unique). The columns are built once for all runs (a group
+    commit encodes one small chunk per series), then cut per chunk."""
     n = len(hs)
     if ts.shape[0] != n:
         raise ValueError("timestamps and histograms differ in length")
@@ -109,37 +110,64 @@ def encode(ts: I64Array, hs: list[FloatHistogram]) -> bytes:
     cvs = np.concatenate([h.custom_values for h in hs if h.custom_values is not None] or [empty_f])
     count = np.fromiter((h.count for h in hs), dtype=np.float64, count=n)
     zc = np.fromiter((h.zero_count for h in hs), dtype=np.float64, count=n)
-    integer = _is_integral(np.concatenate((count, zc, pos_cnt, neg_cnt)))
-    parts: list[bytes] = [
-        _HEADER.pack(VERSION, _FLAG_INT if integer else 0, n, pos_idx.size, neg_idx.size, cvs.size),
-        _deltas(ts.astype(np.int64)).tobytes(),
-        np.fromiter((h.schema for h in hs), dtype=np.int8, count=n).tobytes(),
-        np.fromiter((int(h.counter_reset_hint) for h in hs), dtype=np.uint8, count=n).tobytes(),
-        np.fromiter((h.sum for h in hs), dtype=np.float64, count=n).tobytes(),
-        np.fromiter((h.zero_threshold for h in hs), dtype=np.float64, count=n).tobytes(),
-    ]
-    if integer:
-        parts += [
-            _deltas(count.astype(np.int64)).tobytes(),
-            _deltas(zc.astype(np.int64)).tobytes(),
-        ]
-    else:
-        parts += [count.tobytes(), zc.tobytes()]
-    parts += [
-        npos.astype(np.uint32).tobytes(),
-        nneg.astype(np.uint32).tobytes(),
-        ncv.astype(np.uint32).tobytes(),
-    ]
+    schema = np.fromiter((h.schema for h in hs), dtype=np.int8, count=n)
+    hint = np.fromiter((int(h.counter_reset_hint) for h in hs), dtype=np.uint8, count=n)
+    sums = np.fromiter((h.sum for h in hs), dtype=np.float64, count=n)
+    zt = np.fromiter((h.zero_threshold for h in hs), dtype=np.float64, count=n)
+    # Per sample: are all its counts whole numbers below 2^53?
+    whole = _whole(count) & _whole(zc)
+    for lens, cnt in ((npos, pos_cnt), (nneg, neg_cnt)):
+        bad = ~_whole(cnt)
+        if bad.any():
+            whole &= np.bincount(np.repeat(np.arange(n), lens)[bad], minlength=n) == 0
+    p_off, n_off, c_off = _offsets(npos), _offsets(nneg), _offsets(ncv)
+    sides = []
     for idx, cnt, lens in ((pos_idx, pos_cnt, npos), (neg_idx, neg_cnt, nneg)):
         starts = _segment_starts(lens)
-        parts.append(_delta_within(idx, starts).astype(np.int32).tobytes())
+        safe = np.where(_whole(cnt), cnt, 0.0).astype(np.int64)
+        sides.append((_delta_within(idx, starts).astype(np.int32), _delta_within(safe, starts), cnt))
+    (p_idx_d, p_int_d, p_cnt), (n_idx_d, n_int_d, n_cnt) = sides
+    count_i = np.where(_whole(count), count, 0.0).astype(np.int64)
+    zc_i = np.where(_whole(zc), zc, 0.0).astype(np.int64)
+    ts = ts.astype(np.int64)
+    npos32, nneg32, ncv32 = npos.astype(np.uint32), nneg.astype(np.uint32), ncv.astype(np.uint32)
+    out: list[bytes] = []
+    for a, b in itertools.pairwise(bounds):
+        integer = bool(whole[a:b].all())
+        pa_, pb_, na_, nb_ = int(p_off[a]), int(p_off[b]), int(n_off[a]), int(n_off[b])
+        parts: list[bytes] = [
+            _HEADER.pack(
+                VERSION, _FLAG_INT if integer else 0, b - a, pb_ - pa_, nb_ - na_, int(c_off[b] - c_off[a])
+            ),
+            _deltas(ts[a:b]).tobytes(),
+            schema[a:b].tobytes(),
+            hint[a:b].tobytes(),
+            sums[a:b].tobytes(),
+            zt[a:b].tobytes(),
+        ]
         if integer:
-            parts.append(_delta_within(cnt.astype(np.int64), starts).tobytes())
+            parts += [_deltas(count_i[a:b]).tobytes(), _deltas(zc_i[a:b]).tobytes()]
         else:
-            parts.append(cnt.tobytes())
-    parts.append(cvs.astype(np.float64).tobytes())
-    raw = b"".join(parts)
-    return struct.pack("<I", len(raw)) + _CODEC.compress(raw, asbytes=True)
+            parts += [count[a:b].tobytes(), zc[a:b].tobytes()]
+        parts += [npos32[a:b].tobytes(), nneg32[a:b].tobytes(), ncv32[a:b].tobytes()]
+        parts += [p_idx_d[pa_:pb_].tobytes(), (p_int_d if integer else p_cnt)[pa_:pb_].tobytes()]
+        parts += [n_idx_d[na_:nb_].tobytes(), (n_int_d if integer else n_cnt)[na_:nb_].tobytes()]
+        parts.append(cvs[int(c_off[a]) : int(c_off[b])].astype(np.float64).tobytes())
+        raw = b"".join(parts)
+        out.append(struct.pack("<I", len(raw)) + _CODEC.compress(raw, asbytes=True))
+    return out
+
+
+def _offsets(lens: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    off = np.zeros(lens.size + 1, dtype=np.int64)
+    np.cumsum(lens, out=off[1:])
+    return off
+
+
+def _whole(a: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Which entries are whole numbers of magnitude below 2^53."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray((np.floor(a) == a) & (np.abs(a) < _MAX_EXACT), dtype=np.bool_)
 
 
 class _Reader:

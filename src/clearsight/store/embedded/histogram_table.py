@@ -208,7 +208,12 @@ class HistogramTable:
         return int(row[1])
 
     def delete_range(
-        self, con: duckdb.DuckDBPyConnection, ids: npt.NDArray[np.uint32], start_ms: int, end_ms: int, floor: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        ids: npt.NDArray[np.uint32],
+        start_ms: int,
+        end_ms: int,
+        floor: int,
     ) -> tuple[int, Callable[[], None] | None]:
         """Removes the samples in [start_ms, end_ms] of the series ``ids`` (admin delete_series),
         inside the caller's transaction: every row of a series with a row overlapping the range is
@@ -225,7 +230,8 @@ class HistogramTable:
             flt = "series_id IN (SELECT series_id FROM histogram_chunks JOIN _clearsight_hdel USING (series_id) "
             flt += "WHERE max_ts >= ? AND min_ts <= ?)"
             res = con.execute(
-                f"SELECT series_id, data FROM histogram_chunks WHERE {flt} ORDER BY series_id, seq", [start_ms, end_ms]
+                f"SELECT series_id, data FROM histogram_chunks WHERE {flt} ORDER BY series_id, seq",
+                [start_ms, end_ms],
             ).fetchnumpy()
             con.execute(f"DELETE FROM histogram_chunks WHERE {flt}", [start_ms, end_ms])
         finally:
@@ -296,19 +302,25 @@ class _Rows:
         self.min_ts: list[int] = []
         self.max_ts: list[int] = []
         self.n: list[int] = []
-        self.data: list[bytes] = []
+        self._ts: list[I64Array] = []
+        self._hs: list[FloatHistogram] = []
+        self._bounds = [0]
 
     def add(self, sid: int, ts: I64Array, hs: list[FloatHistogram]) -> None:
-        """One chunk of a series' samples (ascending, unique ``ts``)."""
+        """One chunk of a series' samples (ascending, unique ``ts``); encoded by ``insert``."""
         self.sid.append(sid)
         self.min_ts.append(int(ts[0]))
         self.max_ts.append(int(ts[-1]))
         self.n.append(int(ts.shape[0]))
-        self.data.append(histogram_codec.encode(ts, hs))
+        self._ts.append(ts)
+        self._hs.extend(hs)
+        self._bounds.append(self._bounds[-1] + len(hs))
 
     def insert(self, con: duckdb.DuckDBPyConnection, seq: int) -> None:
+        """Encodes every chunk (in one pass over their columns) and inserts the rows."""
         if not self.sid:
             return
+        data = histogram_codec.encode_many(np.concatenate(self._ts), self._hs, self._bounds)
         tbl = pa.table(
             {
                 "series_id": pa.array(self.sid, type=pa.uint32()),
@@ -316,7 +328,7 @@ class _Rows:
                 "min_ts": pa.array(self.min_ts, type=pa.int64()),
                 "max_ts": pa.array(self.max_ts, type=pa.int64()),
                 "n": pa.array(self.n, type=pa.uint32()),
-                "data": pa.array(self.data, type=pa.binary()),
+                "data": pa.array(data, type=pa.binary()),
             }
         )
         con.register("_clearsight_hrows", tbl)
