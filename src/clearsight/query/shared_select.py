@@ -3,8 +3,9 @@
 Rules of a group often select the same series over different windows (``rate(x[1m])``,
 ``rate(x[5m])``, ``x > 3``). ``SharedSelects`` is a ``SeriesSelector`` that reads each distinct set of
 matchers once, over the widest window (relative to the evaluation time) that set needed in this or
-an earlier run of the same group (``widths``, kept by the caller), and answers every select by
-slicing that read: the samples in ``[lo, hi]``, series left without samples dropped, fresh arrays,
+an earlier run of the same group (``widths``, kept by the caller; a window disjoint from it, as an
+``offset 1d`` next to the same selector without one, is read alone instead of widening the read to
+cover both), and answers every select by slicing that read: the samples in ``[lo, hi]``, series left without samples dropped, fresh arrays,
 exactly what the store would have returned for that range.
 
 A wide read that would exceed the query's sample budget (``SampleLimitExceeded``) falls back to
@@ -58,6 +59,11 @@ class SharedSelects:
         before, after = self.at_ms - start_ms, end_ms - self.at_ms
         known = self.widths.get(key)
         if known is not None:
+            if -before > known[1] or -known[0] > after:
+                # Disjoint from the window known for these matchers (an offset or @ far away):
+                # read alone rather than everything in between.
+                self.store_reads += 1
+                return self.inner.select(matchers, start_ms, end_ms)
             before, after = max(before, known[0]), max(after, known[1])
         self.widths[key] = (before, after)
         read = self._reads.get(key)
