@@ -107,3 +107,18 @@ def test_remote_read_federate_and_latest_with_native_histograms(client: TestClie
         "/api/v1/query", params={"query": "histogram_count(nh_only)", "time": (t0 + 4500) / 1000}
     )
     assert [float(x["value"][1]) for x in res.json()["data"]["result"]] == [9.0]
+
+
+def test_an_invalid_histogram_refuses_the_whole_request(client: TestClient) -> None:
+    t0 = (int(time.time()) - 60) * 1000
+    good = encode_labels([("__name__", "nh_good")]) + len_field(4, prom_histogram.encode(_hist(1), t0))
+    floats = encode_labels([("__name__", "fl_good")]) + len_field(2, encode_sample(t0, 1.0))
+    bad_h = FloatHistogram.build(schema=9, count=1, positive={1: 1.0})  # no such schema
+    bad = encode_labels([("__name__", "nh_bad")]) + len_field(4, prom_histogram.encode(bad_h, t0))
+    r = client.post(
+        "/api/v1/write", content=snappy(b"".join(len_field(1, s) for s in (good, floats, bad))), headers=RW
+    )
+    assert r.status_code == 400
+    assert 'invalid native histogram in series {__name__="nh_bad"}: invalid schema 9' in r.text
+    res = client.get("/api/v1/query", params={"query": '{__name__=~"nh_.*|fl_.*"}', "time": t0 / 1000})
+    assert res.json()["data"]["result"] == []  # nothing of the request was written
