@@ -144,6 +144,15 @@ def test_same_deletions_same_answers_as_prometheus(tmp_path: Path) -> None:
         cs.stop()
 
 
+def _wait_acked(acked: list[Any], n: int, writer: threading.Thread, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(acked) < n:
+        assert writer.is_alive() and time.monotonic() < deadline, (
+            f"only {len(acked)} of {n} writes acknowledged"
+        )
+        time.sleep(0.01)
+
+
 def _rfc3339(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
@@ -176,8 +185,7 @@ def test_deletion_racing_ingest_then_kill9(tmp_path: Path) -> None:
         writer = threading.Thread(target=ingest)
         writer.start()
         try:
-            while len(acked) < 30:
-                time.sleep(0.01)
+            _wait_acked(acked, 30, writer)
             began = time.monotonic()
             # Everything of job="old" and job="live" from t0 + 10 min to an hour ahead.
             r = httpx.post(
@@ -187,9 +195,7 @@ def test_deletion_racing_ingest_then_kill9(tmp_path: Path) -> None:
             )
             assert r.status_code == 204, r.text
             returned = time.monotonic()
-            n = len(acked)
-            while len(acked) < n + 30:
-                time.sleep(0.01)
+            _wait_acked(acked, len(acked) + 30, writer)
         finally:
             stop.set()
             writer.join(60)

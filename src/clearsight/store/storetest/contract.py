@@ -585,7 +585,9 @@ def check_delete_concurrent_with_appends(factory: StoreFactory, d: Path) -> None
 
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             fut = pool.submit(appender)
+            deadline = time.monotonic() + 120
             while len(acked) < 20:
+                assert not fut.done() and time.monotonic() < deadline, fut.exception() if fut.done() else "stuck"
                 time.sleep(0.001)
             began = time.monotonic()
             store.delete_series("t", [[m('job="w"')]], 0, 10**9)
