@@ -512,7 +512,7 @@ class EmbeddedMetricsStore:
         with self._index_lock:
             n_series = sum(len(idx) for idx in self._index.values())
         need = max(self.compact_min_rows, self.compact_samples_per_series * n_series, 1)
-        return self._head.rows >= factor * need or self._hist.due()
+        return self._head.rows >= factor * need or self._hist.due(factor)
 
     def _compact(self) -> None:
         """Moves every head row into chunks, in one transaction (histogram rows are merged first)."""

@@ -44,8 +44,10 @@ MIN_MAX_PART = (
     "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM histogram_chunks {filter} GROUP BY series_id"
 )
 TARGET_SAMPLES = 720
-# Compaction is due once this many rows exist beyond one per series.
+# Compaction is due once this many rows exist beyond one per series (and at least this many per
+# series): see HistogramTable.due.
 _DUE_ROWS = 4096
+_DUE_ROWS_PER_SERIES = 15
 
 
 class HistogramSelect:
@@ -115,8 +117,11 @@ class HistogramTable:
             has[sids] = True
             self._has = has
 
-    def due(self) -> bool:
-        return self.rows - self.series >= _DUE_ROWS
+    def due(self, factor: int = 1) -> bool:
+        """Whether compaction is due: the rows beyond one per series reach ``factor`` times
+        max(4,096, 15 per series), so a series' small rows are merged about every 15 commits (the
+        store compacts when idle at factor 1, at once at factor 2)."""
+        return self.rows - self.series >= factor * max(_DUE_ROWS, _DUE_ROWS_PER_SERIES * self.series)
 
     # --- writes (writer connection, inside its transaction) ---------------------------------------
 
