@@ -227,6 +227,9 @@ def test_admin_permission_and_organisation_scope(tmp_path: Path) -> None:
             (x["action"], x["outcome"], x["actor"]) for x in audit_b if x["action"] == "tsdb.delete_series"
         ]
         assert mine == [("tsdb.delete_series", "success", "apikey:admin-key")]
+        detail = next(x["detail"] for x in audit_b if x["action"] == "tsdb.delete_series")
+        assert detail["match"] == ['{__name__=~".+"}'] and detail["samples_deleted"] == 2 * N
+        assert detail["start_ms"] < detail["end_ms"]
         audit_a = c.get("/api/v1/audit", headers=auth("default", "admin")).json()["data"]
         assert [x for x in audit_a if x["action"] == "tsdb.delete_series"] == []
     finally:

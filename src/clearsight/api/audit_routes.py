@@ -61,6 +61,9 @@ WITH_BODY = frozenset(p for (m, p) in ACTIONS if p.startswith(("/api/v1/auth/", 
 DETAIL_FIELDS = ("username", "name", "role", "org", "permissions", "expires_in", "allowed_cidrs", "required",
                  "cidrs", "selector")
 MAX_CAPTURE = 64 * 1024
+# A handler may add what it did to its entry's detail: ``request.state.audit_detail = {...}``
+# (e.g. the selectors a series deletion took, as they come in the query string, not a JSON body).
+AUDIT_DETAIL = "audit_detail"
 
 
 def actor_of(p: Principal | None, username: str = "") -> str:
@@ -147,6 +150,9 @@ class _Audited:
             for k in DETAIL_FIELDS:
                 if k in doc and isinstance(doc[k], str | int | bool | list):
                     detail[k] = doc[k]
+        extra = (scope.get("state") or {}).get(AUDIT_DETAIL)  # set by the handler (request.state)
+        if isinstance(extra, dict):
+            detail.update(extra)
         p = principal_of_scope(scope)
         username = detail.get("username") if action.startswith("auth.login") else ""
         org = p.org if p is not None else str(detail.get("org") or self.default_org)

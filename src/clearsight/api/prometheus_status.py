@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from clearsight.api.audit_routes import AUDIT_DETAIL
 from clearsight.api.common import (
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -282,6 +283,8 @@ def make_admin_tsdb_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf
             return off
         try:
             p = await params(request)
+            audit: dict[str, Any] = {"match": [str(x) for x in p.getlist("match[]")][:20]}
+            setattr(request.state, AUDIT_DETAIL, audit)  # the audit entry says what was asked
             matcher_sets = parse_match_params(p, required=True)
             start = time_param(p, "start", MIN_TIME_MS)
             end = time_param(p, "end", MAX_TIME_MS)
@@ -294,8 +297,8 @@ def make_admin_tsdb_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf
             return error_response(ApiError("unavailable", str(e), status=503))
         except StoreError as e:
             return error_response(ApiError("internal", str(e), status=500))
-        log.info("delete_series", extra={"tenant": tenant, "match": p.getlist("match[]"), "start_ms": start,
-                                         "end_ms": end, "samples_deleted": deleted})
+        audit.update(start_ms=start, end_ms=end, samples_deleted=deleted)
+        log.info("delete_series", extra={"tenant": tenant, **audit})
         return Response(status_code=204)
 
     async def clean_tombstones(request: Request) -> Response:
