@@ -122,3 +122,31 @@ def test_an_invalid_histogram_refuses_the_whole_request(client: TestClient) -> N
     assert 'invalid native histogram in series {__name__="nh_bad"}: invalid schema 9' in r.text
     res = client.get("/api/v1/query", params={"query": '{__name__=~"nh_.*|fl_.*"}', "time": t0 / 1000})
     assert res.json()["data"]["result"] == []  # nothing of the request was written
+
+
+def test_remote_write_2_histograms_are_stored_and_counted_in_the_headers(client: TestClient) -> None:
+    t0 = (int(time.time()) - 60) * 1000
+    syms = b"".join(len_field(4, s) for s in (b"", b"__name__", b"rw2_hist", b"job", b"b"))
+    ts = len_field(1, b"\x01\x02\x03\x04") + b"".join(
+        len_field(3, prom_histogram.encode(_hist(k), t0 + k * 1000)) for k in range(3)
+    )
+    ts += len_field(2, encode_sample(t0 + 5000, 1.0))  # and one float sample
+    r = client.post(
+        "/api/v1/write",
+        content=snappy(syms + len_field(5, ts)),
+        headers={
+            "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "Content-Encoding": "snappy",
+        },
+    )
+    assert r.status_code == 204, r.text
+    assert r.headers["X-Prometheus-Remote-Write-Histograms-Written"] == "3"
+    assert r.headers["X-Prometheus-Remote-Write-Samples-Written"] == "1"
+    res = client.get(
+        "/api/v1/query_range",
+        params={"query": "rw2_hist", "start": t0 / 1000, "end": (t0 + 5000) / 1000, "step": 1},
+    )
+    [series] = res.json()["data"]["result"]
+    # steps 3 and 4 still see the last histogram (lookback), step 5 the float sample
+    assert [h[1]["count"] for h in series["histograms"]] == ["5", "6", "7", "7", "7"]
+    assert [v[1] for v in series["values"]] == ["1"]
