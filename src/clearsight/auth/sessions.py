@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from clearsight.auth.directory import Directory, now_ms
 from clearsight.auth.errors import NotFound, Unauthenticated
 from clearsight.auth.models import Membership, Organisation, RefreshFamily, RefreshToken, ServerSecret, User
 from clearsight.auth.tokens import token_hash
+
+log = logging.getLogger("clearsight.auth")
 
 COOKIE = "clearsight_session"  # the access token (JWT)
 REFRESH_COOKIE = "clearsight_refresh"
@@ -169,6 +172,8 @@ class Sessions:
                 s.add(row)
             user_id, family = fam.user_id, fam.id
         if reused:
+            log.warning("a used refresh token was presented again: sign-in %s of user %d revoked (stolen token?)",
+                        family[:8], user_id)
             raise Unauthenticated("refresh token reused: every session of this sign-in was ended")
         access, access_exp = self._access(user_id, org, family, t)
         return SessionTokens(access, access_exp, new_refresh, t + self.ttl_ms, family)

@@ -53,7 +53,9 @@ def test_access_token_claims_and_lifetimes(directory: Directory, user: int) -> N
     assert Sessions(directory).resolve(t.access, now_ms()) is not None
 
 
-def test_refresh_rotates_and_a_replayed_token_revokes_the_family(directory: Directory, user: int) -> None:
+def test_refresh_rotates_and_a_replayed_token_revokes_the_family(
+    directory: Directory, user: int, caplog: pytest.LogCaptureFixture
+) -> None:
     sessions = Sessions(directory, reuse_grace_ms=0)
     t0 = sessions.create(user, "team-b")
     assert t0.refresh is not None
@@ -66,6 +68,10 @@ def test_refresh_rotates_and_a_replayed_token_revokes_the_family(directory: Dire
     # t0's refresh token was used already: replaying it ends the whole sign-in
     with pytest.raises(Unauthenticated, match="reused"):
         sessions.refresh(t0.refresh)
+    assert any(
+        "refresh token was presented again" in r.getMessage() and r.levelname == "WARNING"
+        for r in caplog.records
+    )
     for access in (t0.access, t1.access, t2.access):
         assert sessions.resolve(access, now_ms()) is None
     with pytest.raises(Unauthenticated, match="ended"):
