@@ -6,9 +6,9 @@ Enforced here, in the authentication seam, by rewriting the request before any h
 prom-label-proxy does in front of Prometheus): the selector's matchers are added to every vector
 selector of a PromQL query and every stream selector of a LogQL query (the query is parsed, changed
 and printed again), to every ``match[]`` selector, and a ``match[]``/``query`` with just the selector
-is added where the request has none. Read endpoints that cannot be narrowed that way (remote read,
-metadata, TSDB status, rules, alerts, targets, events, native log search and export, WebSockets,
-catalog, resources) answer 403 to a narrowed principal: the model fails closed, so a new read
+is added where the request has none; the native log API gets one exact ``label=`` filter per
+matcher. Read endpoints that cannot be narrowed that way (remote read, metadata, TSDB status, rules,
+alerts, targets, events, log context, WebSockets, catalog, resources) answer 403 to a narrowed principal: the model fails closed, so a new read
 endpoint is refused until it is listed in ``NARROWABLE``.
 """
 
@@ -38,7 +38,9 @@ MAX_FORM_BYTES = 1024 * 1024
 # how each narrowable read's parameters are rewritten: (param, kind)
 #   promql: a PromQL query;  match: PromQL selectors (one with just the selector added when none);
 #   logql: a LogQL query;  logsel: an optional LogQL selector (set to the selector when absent);
-#   logmatch: LogQL selectors in match[] (or Loki's match), one added when none.
+#   logmatch: LogQL selectors in match[] (or Loki's match), one added when none;
+#   labelparams: the native log API's ``label=name=value`` filters (ANDed), one per matcher (equality
+#   matchers only: a selector with another kind of matcher is refused there).
 _PROMQL, _MATCH = (("query", "promql"),), (("match[]", "match"),)
 NARROWABLE: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     **{
@@ -54,6 +56,8 @@ NARROWABLE: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("GET", "/loki/api/v1/labels"): (("query", "logsel"),),
     ("GET", "/loki/api/v1/label/{name}/values"): (("query", "logsel"),),
     ("GET", "/loki/api/v1/series"): (("match[]", "logmatch"),),
+    ("GET", "/api/v1/logs"): (("label", "labelparams"),),
+    ("GET", "/api/v1/logs/export"): (("label", "labelparams"),),
     # no data in the answer: the query is only parsed or printed
     **{(m, p): () for m in ("GET", "POST") for p in ("/api/v1/format_query", "/api/v1/parse_query")},
     ("GET", "/loki/api/v1/format_query"): (),
@@ -135,6 +139,13 @@ def rewrite_params(
 ) -> list[tuple[str, str]]:
     out = list(pairs)
     for param, kind in rule:
+        if kind == "labelparams":
+            if any(m.type.value != "=" or not m.value for m in extra):
+                raise Forbidden(
+                    f"the native log API filters by exact labels only: not available to a role narrowed to {selector}"
+                )
+            out += [(param, f"{m.name}={m.value}") for m in extra]
+            continue
         names = (param, "match") if kind == "logmatch" else (param,)
         present = False
         for i, (k, v) in enumerate(out):
