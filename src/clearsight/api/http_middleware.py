@@ -2,7 +2,8 @@
 paths and wrong methods under ``/api/``, gzip responses, CORS, the access log and the slow-query log.
 
 ``install_http_middleware(app, ...)`` is called once by ``api/app.py``. Order (outermost first): the
-request log (sees the final status and the bytes on the wire), CORS, the hot routes, gzip, the routes.
+request log (sees the final status and the bytes on the wire), CORS, zstd (``zstd_responses.py``),
+the hot routes, gzip, the routes.
 
 The hot routes (``HotRoutes``: the query and read endpoints a dashboard calls most) are answered in
 one pass by their handler, with gzip applied as ``GZipMiddleware`` would: Starlette's exception
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearsight.api.common import json_response
+from clearsight.api.zstd_responses import ZstdMiddleware
 from clearsight.config import Config, parse_duration_ms
 
 # Bodies smaller than this are sent as they are (gzip would not pay for its header and CPU).
@@ -229,6 +231,8 @@ def install_http_middleware(app: FastAPI, cfg: Config, hot_routes: Mapping[str, 
         app.add_middleware(HotRoutes, routes=hot_routes)
     elif hot_routes:
         log.warning("hot routes not installed: middleware registered before the HTTP middleware would be skipped")
+    # zstd for clients preferring it, outside the gzip layers (api/zstd_responses.py)
+    app.add_middleware(ZstdMiddleware, minimum_size=GZIP_MINIMUM_BYTES, thread_minimum_size=GZIP_THREAD_MINIMUM_BYTES)
     origins = parse_origins(cors_origins)
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
