@@ -35,8 +35,9 @@ def host_of(resource: Labels, stream: Labels) -> str:
     return dict(stream).get("host", "")
 
 
-def enrich_batch(batch: LogBatch, extra: Mapping[str, str], host_meta: Callable[[str], Mapping[str, str]] | None
-                 ) -> LogBatch:
+def enrich_batch(
+    batch: LogBatch, extra: Mapping[str, str], host_meta: Callable[[str], Mapping[str, str]] | None
+) -> LogBatch:
     """The batch with each entry's resource completed by ``extra`` and, when ``host_meta`` is given,
     its host's metadata; the batch itself when nothing changes."""
     n = len(batch)
@@ -56,7 +57,9 @@ def enrich_batch(batch: LogBatch, extra: Mapping[str, str], host_meta: Callable[
         if host_meta is not None:
             host = host_of(res, batch.streams[sidx[j]])
             if host:
-                add.update({k: v for k, v in host_meta(host).items() if v and k not in attrs and k not in add})
+                add.update(
+                    {k: v for k, v in host_meta(host).items() if v and k not in attrs and k not in add}
+                )
         if add:
             attrs.update(add)
             changed = True
@@ -68,9 +71,17 @@ def enrich_batch(batch: LogBatch, extra: Mapping[str, str], host_meta: Callable[
     b = LogBatchBuilder()
     for j in range(n):
         key = (ridx[j], sidx[j] if host_meta is not None else -1)
-        b.add(b.stream(batch.streams[sidx[j]]), int(batch.timestamps[j]), batch.body[j],
-              int(batch.severity_number[j]), batch.severity_text(j), batch.attributes(j), batch.trace_id(j),
-              batch.span_id(j), b.resource(new_res[key]))
+        b.add(
+            b.stream(batch.streams[sidx[j]]),
+            int(batch.timestamps[j]),
+            batch.body[j],
+            int(batch.severity_number[j]),
+            batch.severity_text(j),
+            batch.attributes(j),
+            batch.trace_id(j),
+            batch.span_id(j),
+            b.resource(new_res[key]),
+        )
     return b.build()
 
 
@@ -78,13 +89,19 @@ def host_attributes(r: Resource | None) -> dict[str, str]:
     """A registry host as resource attributes (empty fields left out)."""
     if r is None:
         return {}
-    out = {"host.id": r.machine_id, "host.os": r.os, "host.kernel": r.kernel, "host.agent_version": r.agent_version}
+    out = {
+        "host.id": r.machine_id,
+        "host.os": r.os,
+        "host.kernel": r.kernel,
+        "host.agent_version": r.agent_version,
+    }
     out.update({f"host.tag.{k}": v for k, v in r.tags.items()})
     return {k: v for k, v in out.items() if v}
 
 
-def make_enrich_step(settings_of: Callable[[str], tuple[Mapping[str, str], bool]],
-                     host_metadata: HostMetadata) -> Callable[[str, LogBatch], LogBatch]:
+def make_enrich_step(
+    settings_of: Callable[[str], tuple[Mapping[str, str], bool]], host_metadata: HostMetadata
+) -> Callable[[str, LogBatch], LogBatch]:
     """A ``LogStep``: ``settings_of(tenant)`` is the tenant's (fixed resource attributes, hosts on)."""
 
     def step(tenant: str, batch: LogBatch) -> LogBatch:

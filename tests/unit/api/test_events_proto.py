@@ -46,7 +46,10 @@ def test_committed_code_is_what_protoc_generates_from_the_published_proto(tmp_pa
     committed = descriptor_pb2.FileDescriptorProto.FromString(pb.DESCRIPTOR.serialized_pb)
     assert committed == published, "regenerate src/clearsight/api/proto (see its __init__.py)"
     pyi = (GENERATED / "clearsight_events_pb2.pyi").read_text()
-    assert all(f"class {m}(_message.Message)" in pyi for m in ("Event", "LogResponse", "QueryRequest", "QueryResponse"))
+    assert all(
+        f"class {m}(_message.Message)" in pyi
+        for m in ("Event", "LogResponse", "QueryRequest", "QueryResponse")
+    )
     assert "class EventServiceStub" in (tmp_path / "clearsight_events_pb2_grpc.py").read_text()
 
 

@@ -25,19 +25,37 @@ from clearsight.query.logql.printer import format_expr
 
 DETECTED_LEVEL = "detected_level"
 UNKNOWN = "unknown"
-LEVEL_LABELS = tuple(f(n) for n in ("level", "severity", "lvl") for f in (str.lower, str.upper, str.capitalize))
+LEVEL_LABELS = tuple(
+    f(n) for n in ("level", "severity", "lvl") for f in (str.lower, str.upper, str.capitalize)
+)
 _WORDS = {
-    "trace": "trace", "trc": "trace",
-    "debug": "debug", "dbg": "debug",
-    "info": "info", "inf": "info", "information": "info", "informational": "info", "notice": "info",
-    "warn": "warn", "warning": "warn", "wrn": "warn",
-    "error": "error", "err": "error", "eror": "error",
-    "critical": "critical", "crit": "critical", "emerg": "critical", "emergency": "critical", "alert": "critical",
-    "fatal": "fatal", "panic": "fatal",
+    "trace": "trace",
+    "trc": "trace",
+    "debug": "debug",
+    "dbg": "debug",
+    "info": "info",
+    "inf": "info",
+    "information": "info",
+    "informational": "info",
+    "notice": "info",
+    "warn": "warn",
+    "warning": "warn",
+    "wrn": "warn",
+    "error": "error",
+    "err": "error",
+    "eror": "error",
+    "critical": "critical",
+    "crit": "critical",
+    "emerg": "critical",
+    "emergency": "critical",
+    "alert": "critical",
+    "fatal": "fatal",
+    "panic": "fatal",
 }
 _BY_NUMBER = ("trace", "debug", "info", "warn", "error", "fatal")
-_FIELD = re.compile(r'"(?:level|severity|lvl)"\s*:\s*"([A-Za-z]+)"|\b(?:level|severity|lvl)="?([A-Za-z]+)',
-                    re.IGNORECASE)
+_FIELD = re.compile(
+    r'"(?:level|severity|lvl)"\s*:\s*"([A-Za-z]+)"|\b(?:level|severity|lvl)="?([A-Za-z]+)', re.IGNORECASE
+)
 _WORD = re.compile(r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
 
 

@@ -75,7 +75,9 @@ def test_filter_on_detected_level_and_the_label_in_results(store: EmbeddedLogSto
     assert [line for _, line in got] == ["payment failed", "ts=1 lvl=err msg=boom"]
     assert all(labels["detected_level"] == "error" for labels, _ in got)
     assert [line for _, line in _lines(store, '{app="t"} | detected_level=~"debug|unknown"')] == [
-        "all quiet", json.dumps({"level": "debug", "msg": "cache warm"})]
+        "all quiet",
+        json.dumps({"level": "debug", "msg": "cache warm"}),
+    ]
 
 
 def test_queries_not_naming_it_are_unchanged(store: EmbeddedLogStore) -> None:
@@ -87,7 +89,9 @@ def test_queries_not_naming_it_are_unchanged(store: EmbeddedLogStore) -> None:
 
 def test_detect_level_order() -> None:
     assert detect_level({"level": "Error"}, 9, "info", "warn") == "error"  # a label first
-    assert detect_level({"LVL": "nonsense", "severity": "dbg"}, 0, "", "") == "debug"  # an unknown word is skipped
+    assert (
+        detect_level({"LVL": "nonsense", "severity": "dbg"}, 0, "", "") == "debug"
+    )  # an unknown word is skipped
     assert detect_level({}, 21, "", "") == "fatal" and detect_level({}, 3, "", "") == "trace"
     assert detect_level({}, 0, "WARNING", "error") == "warn"  # severity text before the line
     assert detect_level({}, 0, "", '{"severity":"INFO","msg":"error budget"}') == "info"  # field before words
