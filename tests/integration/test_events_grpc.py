@@ -211,3 +211,31 @@ def test_interceptor_guards_the_streaming_method_and_permissions(env: tuple[Proc
         assert "events:write" in (ei.value.details() or "")
     assert stub.Query(pb.QueryRequest(type=["sneaky"]), metadata=md, timeout=10).events == []
     assert _http_events(proc.url, type="sneaky") == []
+
+    # organisations: an ingest key of team-b logs into team-b only; each org's Query sees its own
+    assert (
+        httpx.post(proc.url + "/api/v1/admin/orgs", json={"name": "team-b"}, headers=admin).status_code == 200
+    )
+    in_b = {**admin, "X-Scope-OrgID": "team-b"}
+    keys = {
+        role: httpx.post(
+            proc.url + "/api/v1/admin/apikeys",
+            json={"name": f"b-{role}", "role": role},
+            headers=in_b,
+            timeout=10,
+        ).json()["data"]["key"]
+        for role in ("ingest", "viewer")
+    }
+    ok = stub.LogStream(
+        iter([pb.Event(message="b only", type="org_check")]),
+        metadata=[("authorization", f"Bearer {keys['ingest']}")],
+        timeout=10,
+    )
+    assert ok.accepted == 1
+    as_b = [("authorization", f"Bearer {keys['viewer']}")]
+    assert [
+        e.message for e in stub.Query(pb.QueryRequest(type=["org_check"]), metadata=as_b, timeout=10).events
+    ] == ["b only"]
+    assert stub.Query(pb.QueryRequest(type=["org_check"]), timeout=10).events == []  # the default org
+    assert stub.Query(pb.QueryRequest(type=["org_check"]), metadata=md, timeout=10).events == []
+    assert _http_events(proc.url, type="org_check") == []
