@@ -298,3 +298,37 @@ def test_a_clean_close_compacts_the_head(tmp_path: Path) -> None:
         assert _all_samples(store) == _expected(50)
     finally:
         store.close()
+
+
+def test_first_format_chunks_merge_into_packed(tmp_path: Path) -> None:
+    # The fixture's 200-sample chunks and the 37 samples compacted after them are below a target of
+    # 230 and reach it together: the merge decodes the first format and writes PACKED (or XOR).
+    with gzip.open(FIXTURE, "rb") as src, open(tmp_path / "metrics.duckdb", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    total = fx.COMPACTED + fx.IN_HEAD + 30
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, duckdb_threads=1, chunk_target_samples=230)
+    try:
+        more = fx.samples(total)
+        items = [
+            (
+                labels,
+                list(
+                    zip(
+                        ts[fx.COMPACTED + fx.IN_HEAD :].tolist(),
+                        vals[fx.COMPACTED + fx.IN_HEAD :].tolist(),
+                        strict=True,
+                    )
+                ),
+            )
+            for labels, (ts, vals) in zip(fx.series(), more, strict=True)
+        ]
+        store.append("t", SampleBatch.from_series(items)).result()
+        store.compact()
+        assert _all_samples(store) == _expected(total)
+    finally:
+        store.close()
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
+    rows = con.execute("SELECT series_id, n, codec FROM chunks ORDER BY series_id").fetchall()
+    con.close()
+    assert [n for _, n, _ in rows] == [total] * 5  # one merged chunk per series
+    assert sorted({c for _, _, c in rows}) == [chunks.XOR, chunks.PACKED]
