@@ -168,7 +168,7 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array, *, pack: bool = 
         for i, b in zip(idx.tolist(), blobs, strict=True):
             data[i] = b
     if not packed.all():
-        _encode_planes(data, ~packed, is_dec, first, starts, lengths, ts, bits, k_all)
+        _encode_planes(data, ~packed, is_dec, starts, lengths, ts, bits, k_all)
     return Encoded(
         series_id=series_id[starts].astype(np.uint32),
         min_ts=ts[starts].astype(np.int64),
@@ -184,17 +184,26 @@ def _encode_planes(
     data: list[bytes],
     todo: npt.NDArray[np.bool_],
     is_dec: npt.NDArray[np.bool_],
-    first: npt.NDArray[np.bool_],
     starts: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.int64],
     ts: I64Array,
     bits: npt.NDArray[np.uint64],
     k_all: I64Array,
 ) -> None:
-    """Fills ``data[i]`` for the segments ``todo`` in the first format (XOR or DECIMAL)."""
-    n_total = ts.shape[0]
+    """Fills ``data[i]`` for the segments ``todo`` in the first format (XOR or DECIMAL), working on
+    the rows of those segments only (with the native encoder built, the XOR ones: a few)."""
+    idx = np.flatnonzero(todo)
+    seg_len = lengths[idx]
+    seg_start = _seg_starts(seg_len)
+    n_total = int(seg_len.sum())
+    rows = np.repeat(starts[idx], seg_len) + (
+        np.arange(n_total, dtype=np.int64) - np.repeat(seg_start, seg_len)
+    )
+    ts, bits, k_all, is_dec = ts[rows], bits[rows], k_all[rows], is_dec[idx]
+    first = np.zeros(n_total, dtype=np.bool_)
+    first[seg_start] = True
     ts_enc = _zigzag(_seg_diff(_seg_diff(ts, first), first))
-    dec_rows = np.repeat(is_dec, lengths)
+    dec_rows = np.repeat(is_dec, seg_len)
     val_enc = np.empty(n_total, dtype=np.int64)
     val_enc[dec_rows] = _zigzag(_seg_diff(k_all, first))[dec_rows]
     if not is_dec.all():
@@ -207,8 +216,7 @@ def _encode_planes(
     planes[:8] = ts_enc.view(np.uint8).reshape(n_total, 8).T
     planes[8:] = val_enc.view(np.uint8).reshape(n_total, 8).T
     compress = _ZSTD.compress
-    for i in np.flatnonzero(todo).tolist():
-        s, m = int(starts[i]), int(lengths[i])
+    for i, s, m in zip(idx.tolist(), seg_start.tolist(), seg_len.tolist(), strict=True):
         data[i] = compress(planes[:, s : s + m].tobytes(), asbytes=True)
 
 
