@@ -121,3 +121,29 @@ def test_lookup_finds_stored_pairs_and_values() -> None:
     found, vals = mirror.lookup(np.array([1, 1, 2, 3], dtype=np.uint32), np.array([20, 15, 10, 10], dtype=np.int64))
     assert found.tolist() == [True, False, True, False]
     assert vals[found].tolist() == [3.5, 2.5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(rows, min_size=1, max_size=12), st.lists(st.tuples(st.integers(0, 9), timestamps), max_size=20))
+def test_lookup_matches_model(writes: list[Model], probes: list[tuple[int, int]]) -> None:
+    """Pair lookups over many segments (key search, or the per-series pass for segments spanning
+    2**32 ms or more) against the dict model, before and after segments merge."""
+    head = HeadMirror()
+    model: Model = {}
+    for new in writes:
+        gone = sorted(k for k in new if k in model)
+        for k in gone:
+            del model[k]
+        model.update(new)
+        head.apply(
+            _rows(new),
+            (np.array([k[0] for k in gone], dtype=np.uint32), np.array([k[1] for k in gone], dtype=np.int64)),
+        )
+        pairs = sorted(set(probes) | set(list(model)[:5]))
+        if not pairs:
+            continue
+        found, vals = head.lookup(
+            np.array([p[0] for p in pairs], dtype=np.uint32), np.array([p[1] for p in pairs], dtype=np.int64)
+        )
+        assert found.tolist() == [p in model for p in pairs]
+        assert vals[found].tolist() == [model[p] for p in pairs if p in model]

@@ -19,12 +19,14 @@ one stable argsort of a combined key over the sorted runs (timsort merges runs) 
 per column.
 
 Memory: 20 bytes per row (uint32 id, int64 timestamp, float64 value) plus the transient copy of a
-merge.
+merge, plus 8 bytes per row of a segment that late or re-sent samples were looked up in (its key
+column, kept with the segment: ``_Segment.keys``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +79,34 @@ class _Segment:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+    @cached_property
+    def keys(self) -> npt.NDArray[np.uint64] | None:
+        """``(series id << 32) | (ts - min_ts)`` per row, ascending like the rows (None when the
+        segment spans 2**32 ms or more). Built on the first pair lookup (late or re-sent samples)
+        and kept with the segment: 8 bytes per row, only for segments that were searched."""
+        if self.max_ts - self.min_ts >= _KEY_SPAN:
+            return None
+        key = self.sid.astype(np.uint64)
+        key <<= np.uint64(32)
+        key |= (self.ts - self.min_ts).view(np.uint64)
+        return key
+
+    def find(self, sid: U32Array, ts: I64Array) -> npt.NDArray[np.intp] | None:
+        """Row of each (series, ts) pair, -1 where absent: one binary search per pair in the
+        segment's key column (None when the segment has none: see ``keys``)."""
+        keys = self.keys
+        if keys is None:
+            return None
+        inside = (ts >= self.min_ts) & (ts <= self.max_ts)
+        qk = sid.astype(np.uint64)
+        qk <<= np.uint64(32)
+        qk |= np.where(inside, ts - self.min_ts, 0).view(np.uint64)
+        pos = np.searchsorted(keys, qk)
+        pos_c = np.minimum(pos, keys.shape[0] - 1)
+        hit = inside & (keys[pos_c] == qk)
+        out: npt.NDArray[np.intp] = np.where(hit, pos_c, -1)
+        return out
 
     def rows_of(self, ids: U32Array) -> npt.NDArray[np.intp]:
         """Row positions of the series ``ids`` (sorted, unique), grouped by series."""
@@ -228,10 +258,18 @@ class HeadMirror:
         if sid.shape[0] == 0:
             return found, vals
         lo, hi = int(ts.min()), int(ts.max())
-        ids = sorted_unique(sid)
+        ids: U32Array | None = None
         for s in self._segments:
             if s.max_ts < lo or s.min_ts > hi:
                 continue
+            at = s.find(sid, ts)
+            if at is not None:  # a binary search per pair, not a pass over the series' rows
+                hit = at >= 0
+                if bool(hit.any()):
+                    found |= hit
+                    vals[hit] = s.vals[at[hit]]
+                continue
+            ids = sorted_unique(sid) if ids is None else ids
             rows = s.rows_of(ids)
             if rows.shape[0] == 0:
                 continue
