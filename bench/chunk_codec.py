@@ -54,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-chunk-codec-"))
     try:
         store = EmbeddedMetricsStore(tmp, retention_ms=10**15)
-        for f in [store.append("bench", b) for b in batches]:
+        pending = []
+        for b in batches:  # at most 8 batches in flight (the write queue is bounded)
+            pending.append(store.append("bench", b))
+            if len(pending) >= 8:
+                pending.pop(0).result()
+        for f in pending:
             f.result()
         store.close()
         db = tmp / "metrics.duckdb"
