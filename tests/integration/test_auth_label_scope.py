@@ -1,8 +1,9 @@
 """Roles narrowed by label matchers on the server's real stack: a key whose role carries
 {team="payments"} sees only payments' series and log streams in every PromQL/LogQL query (GET and
-POST), series/labels/label values, federation and Loki's discovery endpoints; reads that cannot be
-narrowed (remote read, metadata, TSDB status, rules, events, log export, catalog) are 403; an
-unnarrowed viewer still sees everything; a narrowed manager cannot grant a wider role."""
+POST), series/labels/label values, federation and Loki's discovery endpoints, and only the events
+tagged team=payments; reads that cannot be narrowed (remote read, metadata, TSDB status, rules, log
+context, catalog) are 403; an unnarrowed viewer still sees everything; a narrowed manager cannot grant
+a wider role."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ class Env:
         assert self._post("/api/v1/ingest/metrics", {"metrics": metrics}).status_code == 200
         self._push("payments", "pay-api", "payment ok")
         self._push("search", "search-api", "secret query")
+        events = [{"message": "refund issued", "level": "INFO", "tags": ["team=payments", "billing"]},
+                  {"message": "index rebuilt", "level": "WARN", "tags": ["team=search"]},
+                  {"message": "untagged deploy", "level": "INFO"}]
+        assert self._post("/api/v1/events", {"events": events}).status_code in (200, 202, 204)
 
     def _post(self, path: str, doc: dict[str, Any]) -> Any:
         return self.c.post(
@@ -160,6 +165,19 @@ def test_native_log_search_and_export_see_only_the_selector(env: Env) -> None:
     )
 
 
+def test_events_are_narrowed_by_their_name_value_tags(env: Env) -> None:
+    def messages(key: dict[str, str], **params: str) -> list[str]:
+        return sorted(e["message"] for e in env.get(key, "/api/v1/events", **params)["events"])
+
+    assert messages(env.viewer) == ["index rebuilt", "refund issued", "untagged deploy"]
+    assert messages(env.viewer, label="team=search") == ["index rebuilt"]
+    assert messages(env.pay) == ["refund issued"]
+    assert messages(env.pay, label="team=search") == []  # asking for more: still nothing
+    assert messages(env.pay, level="WARN") == []
+    (ev,) = env.get(env.pay, "/api/v1/events")["events"]
+    assert ev["tags"] == ["team=payments", "billing"]  # the tags are kept as they came
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -167,7 +185,6 @@ def test_native_log_search_and_export_see_only_the_selector(env: Env) -> None:
         ("GET", "/api/v1/metadata"),
         ("GET", "/api/v1/status/tsdb"),
         ("GET", "/api/v1/rules"),
-        ("GET", "/api/v1/events"),
         ("GET", "/api/v1/logs/context"),
         ("GET", "/api/v1/catalog"),
         ("GET", "/api/v1/latest"),

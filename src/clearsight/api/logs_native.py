@@ -35,7 +35,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from clearsight.api.logs_query import NS, BadRequest, LogQueryApi
+from clearsight.api.logs_query import NS, BadRequest, LogQueryApi, label_filters
 from clearsight.api.logs_tail import make_logs_tail_route
 from clearsight.model.labels import to_dict
 from clearsight.model.logs import LogBatch
@@ -77,12 +77,9 @@ def parse_filters(q: Any) -> Filters:
             pattern = ("(?i)" if ci else "") + _alternation(values)
             matchers.append(Matcher.of("=~", label, pattern))
             parts.append(f"{label}=~{_quote(pattern)}")
-    for raw in q.getlist("label"):
-        name, sep, value = raw.partition("=")
-        if not sep or not re2.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise BadRequest(f"invalid label filter {raw!r}: expected label=name=value")
-        matchers.append(Matcher.of("=", name, value))
-        parts.append(f"{name}={_quote(value)}")
+    for m in label_filters(q.getlist("label")):
+        matchers.append(m)
+        parts.append(f"{m.name}={_quote(m.value)}")
     line_filters = [LineFilter("|=", t) for t in q.getlist("text") if t]
     for pattern in q.getlist("regex"):
         try:

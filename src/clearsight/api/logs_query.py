@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
+import re2
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -472,19 +473,22 @@ class LogQueryApi:
         return await self._run(request, run)
 
     async def events(self, request: Request) -> Response:
-        """Native event query: type, level, origin filters (each repeatable), start/end/since, limit, direction."""
+        """Native event query: type, level, origin filters (each repeatable), ``label=name=value`` (a
+        stream label, exact; repeatable, ANDed: an event's ``name=value`` tags are stream labels),
+        start/end/since, limit, direction."""
         def run(tenant: str, q: Any, _budget: QueryBudget) -> Any:
             start, end = self._range(q, DEFAULT_RANGE_NS)
             evs = self.select_events(tenant, [q.getlist(p) for p in ("type", "level", "origin")], start, end,
-                                     self._limit(q.get("limit")), self._direction(q.get("direction")))
+                                     self._limit(q.get("limit")), self._direction(q.get("direction")),
+                                     label_filters(q.getlist("label")))
             return {"status": "success", "data": {"events": [event_json(ev) for ev in evs]}}
         return await self._run(request, run)
 
     def select_events(self, tenant: str, filters: Sequence[Sequence[str]], start: int, end: int, limit: int,
-                      direction: Direction) -> list[Event]:
+                      direction: Direction, labels: Sequence[Matcher] = ()) -> list[Event]:
         """Events in [start, end]; ``filters`` are the type, level and origin values (each list
-        matches any of its values; empty: no filter)."""
-        matchers = [Matcher.of("=~", EVENT_TYPE_LABEL, ".+")]
+        matches any of its values; empty: no filter); ``labels``: more stream label matchers (ANDed)."""
+        matchers = [Matcher.of("=~", EVENT_TYPE_LABEL, ".+"), *labels]
         for values, label in zip(filters, (EVENT_TYPE_LABEL, "level", "origin"), strict=True):
             vs = [v.upper() if label == "level" else v for v in values if v]
             if vs:
@@ -528,6 +532,21 @@ class LogQueryApi:
 
         return [*(Route(p, fn, methods=m, name=p.strip("/").replace("/", "_")) for p, fn, m in h),
                 make_logs_tail_route(self, self.served)]
+
+
+_LABEL_NAME = re2.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def label_filters(raw: Sequence[str]) -> list[Matcher]:
+    """``label=name=value`` query parameters (the native log and event APIs): exact stream label
+    matchers, ANDed; BadRequest for a malformed one."""
+    out = []
+    for r in raw:
+        name, sep, value = r.partition("=")
+        if not sep or not _LABEL_NAME.match(name):
+            raise BadRequest(f"invalid label filter {r!r}: expected label=name=value")
+        out.append(Matcher.of("=", name, value))
+    return out
 
 
 def _re_escape(v: str) -> str:

@@ -7,8 +7,10 @@ prom-label-proxy does in front of Prometheus): the selector's matchers are added
 selector of a PromQL query and every stream selector of a LogQL query (the query is parsed, changed
 and printed again), to every ``match[]`` selector, and a ``match[]``/``query`` with just the selector
 is added where the request has none; the native log API gets one exact ``label=`` filter per
-matcher. Read endpoints that cannot be narrowed that way (remote read, metadata, TSDB status, rules,
-alerts, targets, events, log context, WebSockets, catalog, resources) answer 403 to a narrowed principal: the model fails closed, so a new read
+matcher, and so do events (an event's ``name=value`` tags are its stream labels,
+pipeline/event_entries.py). Read endpoints that cannot be narrowed that way (remote read, metadata,
+TSDB status, rules, alerts, targets, the event gRPC Query, log context, WebSockets, catalog,
+resources) answer 403 to a narrowed principal: the model fails closed, so a new read
 endpoint is refused until it is listed in ``NARROWABLE``.
 """
 
@@ -58,6 +60,7 @@ NARROWABLE: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("GET", "/loki/api/v1/series"): (("match[]", "logmatch"),),
     ("GET", "/api/v1/logs"): (("label", "labelparams"),),
     ("GET", "/api/v1/logs/export"): (("label", "labelparams"),),
+    ("GET", "/api/v1/events"): (("label", "labelparams"),),  # name=value tags are event stream labels
     # no data in the answer: the query is only parsed or printed
     **{(m, p): () for m in ("GET", "POST") for p in ("/api/v1/format_query", "/api/v1/parse_query")},
     ("GET", "/loki/api/v1/format_query"): (),

@@ -2,7 +2,10 @@
 
 - stream labels: ``event_type`` (the event's ``type``, ``event`` when empty), ``level``, and
   ``origin`` when set: what ``GET /api/v1/events`` filters on through the stream index; an event
-  stream is recognised by its ``event_type`` label;
+  stream is recognised by its ``event_type`` label. A tag of the form ``name=value`` whose name is a
+  label name (not ``__``-prefixed, not one of those three) is also a stream label (the first of
+  several tags with one name wins; at most ``MAX_TAG_LABELS`` per event): what ``label=name=value``
+  filters and label-narrowed roles (``{team="payments"}``, auth/label_scope.py) select on;
 - body: ``message``; timestamp: ``timestamp`` (ns); severity: the level's OTLP number, text the level;
 - attributes: ``event.id``, ``event.severity``, and when set ``event.source``, ``event.group``,
   ``event.tags`` (JSON array) and ``event.data`` (JSON object, integers exact);
@@ -12,18 +15,35 @@
 from __future__ import annotations
 
 import json
+import re
 
 from clearsight.model.labels import make_labels
 from clearsight.model.logs import Event, LogBatch, LogBatchBuilder, LogEntry, severity_number_of
 
 EVENT_TYPE_LABEL = "event_type"
 DEFAULT_TYPE = "event"
+MAX_TAG_LABELS = 8  # name=value tags that become stream labels, per event (bounds the streams an event adds)
+_RESERVED = frozenset({EVENT_TYPE_LABEL, "level", "origin"})
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def tag_labels(tags: tuple[str, ...]) -> dict[str, str]:
+    """The stream labels an event's ``name=value`` tags give (see the module docstring)."""
+    out: dict[str, str] = {}
+    for t in tags:
+        name, sep, value = t.partition("=")
+        if (sep and value and name not in out and name not in _RESERVED and not name.startswith("__")
+                and _LABEL_NAME.fullmatch(name)):
+            out[name] = value
+            if len(out) == MAX_TAG_LABELS:
+                break
+    return out
 
 
 def events_batch(events: list[Event]) -> LogBatch:
     b = LogBatchBuilder()
     for ev in events:
-        labels = {EVENT_TYPE_LABEL: ev.type or DEFAULT_TYPE, "level": ev.level}
+        labels = {**tag_labels(ev.tags), EVENT_TYPE_LABEL: ev.type or DEFAULT_TYPE, "level": ev.level}
         if ev.origin:
             labels["origin"] = ev.origin
         attrs = [("event.id", ev.id), ("event.severity", ev.severity)]
