@@ -5,6 +5,7 @@ the map; screenshots in build/ui-screenshots/."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,4 +174,24 @@ def test_infrastructure_pages_have_no_serious_accessibility_violations(
     violations = tab.axe_violations()
     tab.screenshot(f"{path.strip('/').replace('/', '-').replace('%3A', '-')}-{scheme}-axe")
     assert violations == []
+    assert_clean(tab)
+
+
+def test_infrastructure_by_keyboard(server: Proc, browser: Any) -> None:
+    tab = open_tab(browser, f"{server.url}/ui/infrastructure")
+    page = tab.page
+    page.locator('[data-testid=resources] tr[data-resource="host:web-1"]').wait_for()
+    page.get_by_label("Kind").focus()
+    for _ in range(20):  # Tab through the filters to the first resource link
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('[data-testid=resources]') !== null"):
+            break
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") not in ("none", "")
+    name = page.evaluate("document.activeElement.textContent")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name=re.compile(f"(Host|Container|Service) {re.escape(name)}")).wait_for()
+    # a metric view opens with the keyboard (summary elements take Enter)
+    page.get_by_test_id("view-cpu").locator("summary").focus()
+    page.keyboard.press("Enter")
+    assert page.get_by_test_id("view-cpu").get_attribute("open") is not None
     assert_clean(tab)
