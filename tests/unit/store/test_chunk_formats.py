@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
-from clearsight.model.samples import SampleBatch
+from clearsight.model.samples import STALE_NAN, SampleBatch
 from clearsight.store.embedded import EmbeddedMetricsStore, chunks
 from clearsight.store.embedded.schema import SCHEMA_VERSION
 
@@ -103,7 +103,7 @@ def test_both_formats_in_one_decode_call() -> None:
     old = chunks.encode(sids, ts, vals, pack=False)
     new = chunks.encode(sids, ts, vals)
     assert old.codec.tolist() == [chunks.XOR] + [chunks.DECIMAL] * 4
-    assert new.codec.tolist() == [chunks.XOR] + [chunks.PACKED] * 4
+    assert new.codec.tolist() == [chunks.PACKED_XOR] + [chunks.PACKED] * 4
     pick = [0, 1, 2, 3, 4]
     mixed = (
         np.asarray([old.n[0], new.n[1], old.n[2], new.n[3], old.n[4]]),
@@ -206,8 +206,8 @@ def test_small_ranges_round_trip_through_both_decoders(
     assert native_out == reference_out != "ValueError"
 
 
-def _decode_both(blob: bytes, n: int, scale: int) -> tuple[object, object]:
-    args = (np.asarray([n]), np.asarray([chunks.PACKED]), np.asarray([scale]), [blob], -(2**63), 2**63 - 1)
+def _decode_both(blob: bytes, n: int, scale: int, codec: int = chunks.PACKED) -> tuple[object, object]:
+    args = (np.asarray([n]), np.asarray([codec]), np.asarray([scale]), [blob], -(2**63), 2**63 - 1)
     out: list[object] = []
     for fn in (chunks.decode_range, chunks.decode_range_py):
         try:
@@ -222,17 +222,22 @@ def _decode_both(blob: bytes, n: int, scale: int) -> tuple[object, object]:
 @given(
     st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=50),
     st.integers(0, 9),
+    st.booleans(),
     st.data(),
 )
 def test_malformed_packed_chunks_are_refused_not_misread(
-    ks: list[int], scale: int, data: st.DataObject
+    ks: list[int], scale: int, floats: bool, data: st.DataObject
 ) -> None:
     _native()
     n = len(ks)
     ts = np.cumsum(np.asarray([15_000 + (k % 5) for k in ks], dtype=np.int64))
     vals = np.asarray(ks, dtype=np.float64) / 10.0**scale
+    if floats:  # binary fractions and a stale marker: XOR values
+        vals = vals / 3.0 + 1e-300
+        vals[n // 2] = STALE_NAN
     enc = chunks.encode(np.ones(n, dtype=np.uint32), ts, vals)
-    assert enc.codec.tolist() == [chunks.PACKED]
+    codec = chunks.PACKED_XOR if floats else chunks.PACKED
+    assert enc.codec.tolist() == [codec]
     good = bytearray(enc.data[0])
     kind = data.draw(st.sampled_from(["flip", "truncate", "extend", "random", "length"]))
     claimed = n
@@ -247,7 +252,7 @@ def test_malformed_packed_chunks_are_refused_not_misread(
         good = bytearray(data.draw(st.binary(max_size=40)))
     else:
         claimed = data.draw(st.integers(0, 3 * n))
-    native, reference = _decode_both(bytes(good), claimed, int(enc.scale[0]))
+    native, reference = _decode_both(bytes(good), claimed, int(enc.scale[0]), codec)
     assert native == reference
     if kind == "extend":
         assert native == "ValueError"  # trailing bytes
@@ -331,4 +336,4 @@ def test_first_format_chunks_merge_into_packed(tmp_path: Path) -> None:
     rows = con.execute("SELECT series_id, n, codec FROM chunks ORDER BY series_id").fetchall()
     con.close()
     assert [n for _, n, _ in rows] == [total] * 5  # one merged chunk per series
-    assert sorted({c for _, _, c in rows}) == [chunks.XOR, chunks.PACKED]
+    assert sorted({c for _, _, c in rows}) == [chunks.PACKED, chunks.PACKED_XOR]

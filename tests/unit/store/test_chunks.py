@@ -83,14 +83,20 @@ def test_codec_choice() -> None:
         [
             [1.0, 2.0, 3.0, 4.0],  # integers: DECIMAL values (PACKED), scale 0
             [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL values (PACKED), scale 2
-            [1.0, STALE_NAN, 2.0, 3.0],  # a stale marker: XOR
+            [1.0, STALE_NAN, 2.0, 3.0],  # a stale marker: XOR values (PACKED_XOR)
             [0.1 + 0.2, 1.0, 2.0, 3.0],  # a binary fraction: XOR
             [-0.0, 1.0, 2.0, 3.0],  # negative zero: XOR
         ]
     )
     enc = _roundtrip(sids, np.tile(ts, 5), vals)
     _check_native_equals_reference(enc, 15_000, 30_000)
-    assert enc.codec.tolist() == [chunks.PACKED, chunks.PACKED, chunks.XOR, chunks.XOR, chunks.XOR]
+    assert enc.codec.tolist() == [
+        chunks.PACKED,
+        chunks.PACKED,
+        chunks.PACKED_XOR,
+        chunks.PACKED_XOR,
+        chunks.PACKED_XOR,
+    ]
     assert enc.scale.tolist()[:2] == [0, 2]
 
 

@@ -25,8 +25,13 @@ from libc.string cimport memcpy, memset
 
 import pyarrow as pa
 
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+    int __builtin_ctzll(unsigned long long) nogil
+
 cdef enum:
     PACKED = 2  # chunks.PACKED
+    PACKED_XOR = 3  # chunks.PACKED_XOR
     MODE_DELTA = 0  # x0, then x[i] - x[i-1]
     MODE_DOD = 1  # x0, x1 - x0, then (x[i] - x[i-1]) - (x[i-1] - x[i-2])
     MODE_GRID = 2  # x0, D, then x[i] - x0 - i * D
@@ -293,6 +298,122 @@ def encode_packed(const int64_t[::1] ts, const int64_t[::1] k, const int64_t[::1
     return out
 
 
+cdef Py_ssize_t _encode_xor(const int64_t* vs, Py_ssize_t n, uint8_t* out, Py_ssize_t pos) noexcept nogil:
+    """Writes the values' IEEE-754 bits ``vs[0:n]`` (n >= 1) at ``out[pos:]`` Gorilla-style: the
+    first as 8 bytes, then per value the XOR with the previous one: bit 0 when it is 0; else bit 1,
+    then 0 and its bits in the previous leading/trailing-zero window when they fit in it, or 1, the
+    leading zeros (5 bits, at most 31), the significant length - 1 (6 bits) and the significant
+    bits. ``out`` needs 8 + 10 * n bytes free; returns the position after the padded bits."""
+    cdef const uint64_t* v = <const uint64_t*>vs
+    cdef Py_ssize_t i, bitpos = 0, nbytes = (78 * (n - 1) + 7) >> 3
+    cdef uint64_t x
+    cdef int lz, tz, plz = -1, ptz = 0, sig
+    cdef uint8_t* bits
+    memcpy(out + pos, v, 8)
+    pos += 8
+    if n == 1:
+        return pos
+    bits = out + pos
+    memset(bits, 0, nbytes)
+    for i in range(1, n):
+        x = v[i] ^ v[i - 1]
+        if x == 0:
+            bitpos += 1
+            continue
+        lz = __builtin_clzll(x)
+        tz = __builtin_ctzll(x)
+        if lz > 31:
+            lz = 31
+        if plz >= 0 and lz >= plz and tz >= ptz:
+            _put_bits(bits, bitpos, 1, 2)  # 1, then 0
+            bitpos += 2
+            sig = 64 - plz - ptz
+            _put_bits(bits, bitpos, x >> ptz, sig)
+        else:
+            _put_bits(bits, bitpos, 3, 2)  # 1, then 1
+            bitpos += 2
+            sig = 64 - lz - tz
+            _put_bits(bits, bitpos, <uint64_t>lz, 5)
+            _put_bits(bits, bitpos + 5, <uint64_t>(sig - 1), 6)
+            bitpos += 11
+            _put_bits(bits, bitpos, x >> tz, sig)
+            plz = lz
+            ptz = tz
+        bitpos += sig
+    return pos + ((bitpos + 7) >> 3)
+
+
+def encode_packed_xor(const int64_t[::1] ts, const int64_t[::1] bits, const int64_t[::1] starts,
+                      const int64_t[::1] lengths):
+    """The PACKED_XOR payloads of the chunks ``ts[s:s+m]``, ``bits[s:s+m]`` (the values' IEEE-754
+    bits) for ``s, m`` in ``zip(starts, lengths)`` (``m >= 1``)."""
+    cdef Py_ssize_t c, nchunks = starts.shape[0], s, m, pos, cap = 0
+    cdef uint8_t* buf
+    for c in range(nchunks):
+        m = lengths[c]
+        if m < 1 or starts[c] < 0 or starts[c] + m > ts.shape[0] or starts[c] + m > bits.shape[0]:
+            raise ValueError("chunk bounds out of range")
+        if 20 * m + 96 > cap:
+            cap = 20 * m + 96
+    out = []
+    buf = <uint8_t*>malloc(cap if cap else 1)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for c in range(nchunks):
+            s = starts[c]
+            m = lengths[c]
+            with nogil:
+                pos = _encode_seq(&ts[s], m, buf, 0)
+                pos = _encode_xor(&bits[s], m, buf, pos)
+            out.append(PyBytes_FromStringAndSize(<char*>buf, pos))
+    finally:
+        free(buf)
+    return out
+
+
+cdef struct XorReader:
+    const uint8_t* bits
+    Py_ssize_t avail  # readable bytes from ``bits`` (to the end of the chunk)
+    Py_ssize_t bitpos
+    uint64_t prev
+    int lz
+    int tz
+    int window
+    int bad
+
+
+cdef inline uint64_t _xor_read(XorReader* r, int w) noexcept nogil:
+    cdef uint64_t v
+    if r.bitpos + w > 8 * r.avail:
+        r.bad = 1
+        return 0
+    v = _get_bits(r.bits, r.avail, r.bitpos, w)
+    r.bitpos += w
+    return v
+
+
+cdef inline uint64_t _xor_next(XorReader* r) noexcept nogil:
+    cdef int sig
+    if _xor_read(r, 1) == 0:
+        return r.prev
+    if _xor_read(r, 1) == 0:
+        if not r.window:
+            r.bad = 1
+            return r.prev
+        sig = 64 - r.lz - r.tz
+    else:
+        r.lz = <int>_xor_read(r, 5)
+        sig = <int>_xor_read(r, 6) + 1
+        if r.lz + sig > 64:
+            r.bad = 1
+            return r.prev
+        r.tz = 64 - r.lz - sig
+        r.window = 1
+    r.prev ^= _xor_read(r, sig) << r.tz
+    return r.prev
+
+
 cdef struct Seq:
     int mode
     int w
@@ -444,6 +565,7 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     cdef int is_dec
     cdef bytes raw
     cdef Seq ts_seq, val_seq
+    cdef XorReader xr
     decompress = pa.decompress
     for i in range(nchunks):
         m = n[i]
@@ -471,6 +593,37 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
                     ts_out[out] = <int64_t>t
                     val_out[out] = (<double>(<int64_t>k)) / p
                     out += 1
+            kept[i] = out - before
+            continue
+        if codec[i] == PACKED_XOR:
+            blob = data[i]
+            size = blob.shape[0]
+            if size == 0:
+                raise ValueError("malformed packed chunk")
+            buf = &blob[0]
+            pos = _open_seq(buf, size, 0, m, &ts_seq)
+            if pos < 0 or size - pos < 8:
+                raise ValueError("malformed packed chunk")
+            memcpy(&xr.prev, buf + pos, 8)
+            xr.bits = buf + pos + 8
+            xr.avail = size - pos - 8
+            xr.bitpos = 0
+            xr.lz = 0
+            xr.tz = 0
+            xr.window = 0
+            xr.bad = 0
+            with nogil:
+                for j in range(m):
+                    t = _next(&ts_seq)
+                    x = xr.prev if j == 0 else _xor_next(&xr)
+                    if <int64_t>t < lo or <int64_t>t > hi:
+                        continue
+                    ts_out[out] = <int64_t>t
+                    memcpy(&v, &x, 8)
+                    val_out[out] = v
+                    out += 1
+            if xr.bad or (xr.bitpos + 7) >> 3 != xr.avail:
+                raise ValueError("malformed packed chunk")
             kept[i] = out - before
             continue
         if codec[i] > 1:

@@ -1,7 +1,7 @@
 """Compressed sample chunks: the samples of one series over a time span.
 
 A chunk's ``codec`` byte (a column of its row) names its format, so chunks written by older builds
-keep decoding with their own decoder; new chunks are written as PACKED (or XOR).
+keep decoding with their own decoder; new chunks are written as PACKED or PACKED_XOR.
 
 Values are DECIMAL when every value ``v`` of the chunk equals ``k / 10**scale`` bit for bit for
 integers ``|k| < 2**53`` and a ``scale`` in 0..9 (counters, gauges rounded by their exporter);
@@ -29,7 +29,13 @@ The mode is chosen per sequence: the one with the fewest bits. All arithmetic wr
 No general-purpose compression on top: the packed bits are dense already, and decoding needs no
 decompression call.
 
-Codecs of the first format (still decoded; XOR is still written): ``DECIMAL`` (1) and ``XOR`` (0),
+Codec ``PACKED_XOR`` (3, other values; native encoder): the timestamps as one sequence as above,
+then the values' bits Gorilla-style: the first value's 8 bytes, then per value its XOR with the
+previous one: bit 0 when it is 0; else bit 1 and either 0 and the XOR's bits inside the previous
+leading/trailing-zero window, or 1, the leading zeros (5 bits, at most 31), the significant length
+minus 1 (6 bits) and the significant bits; padded to a byte.
+
+Codecs of the first format (still decoded; written only without the native codec): ``DECIMAL`` (1) and ``XOR`` (0),
 timestamps as zigzag delta-of-deltas (the first delta taken from 0), DECIMAL values as zigzag
 deltas of ``k`` (the first from 0), XOR values as above; the 8 byte planes of the timestamp
 column, then those of the value column, compressed with zstd.
@@ -57,6 +63,7 @@ except ImportError:  # pragma: no cover - built without Cython or a C compiler
 XOR = 0
 DECIMAL = 1  # first format; written only when the native encoder is not built
 PACKED = 2
+PACKED_XOR = 3
 MAX_SCALE = 9
 ZSTD_LEVEL = 3
 _ZSTD = pa.Codec("zstd", compression_level=ZSTD_LEVEL)  # used by the writer thread only
@@ -158,23 +165,26 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array, *, pack: bool = 
             if not pending.any():
                 break
     is_dec = scale != 255
-    packed = is_dec if (pack and _chunkdec is not None) else np.zeros(n_seg, dtype=np.bool_)
+    native = pack and _chunkdec is not None
     data: list[bytes] = [b""] * n_seg
-    if packed.any():
-        idx = np.flatnonzero(packed)
-        blobs = _chunkdec.encode_packed(
-            np.ascontiguousarray(ts, dtype=np.int64), k_all, starts[idx], lengths[idx]
-        )
-        for i, b in zip(idx.tolist(), blobs, strict=True):
-            data[i] = b
-    if not packed.all():
-        _encode_planes(data, ~packed, is_dec, starts, lengths, ts, bits, k_all)
+    if native:
+        ts_c = np.ascontiguousarray(ts, dtype=np.int64)
+        for which, fn, col in (
+            (is_dec, _chunkdec.encode_packed, k_all),
+            (~is_dec, _chunkdec.encode_packed_xor, np.ascontiguousarray(bits).view(np.int64)),
+        ):
+            idx = np.flatnonzero(which)
+            if idx.size:
+                for i, b in zip(idx.tolist(), fn(ts_c, col, starts[idx], lengths[idx]), strict=True):
+                    data[i] = b
+    else:
+        _encode_planes(data, np.ones(n_seg, dtype=np.bool_), is_dec, starts, lengths, ts, bits, k_all)
     return Encoded(
         series_id=series_id[starts].astype(np.uint32),
         min_ts=ts[starts].astype(np.int64),
         max_ts=ts[ends].astype(np.int64),
         n=lengths.astype(np.uint32),
-        codec=np.where(packed, PACKED, np.where(is_dec, DECIMAL, XOR)).astype(np.uint8),
+        codec=np.where(is_dec, PACKED if native else DECIMAL, PACKED_XOR if native else XOR).astype(np.uint8),
         scale=np.where(is_dec, scale, 0).astype(np.uint8),
         data=data,
     )
@@ -245,9 +255,9 @@ def decode_py(
     codecs = np.asarray(codec, dtype=np.int64)
     if bool((lengths < 1).any()):
         raise ValueError("chunk length must be positive")
-    if bool(((codecs < 0) | (codecs > PACKED)).any()):
+    if bool(((codecs < 0) | (codecs > PACKED_XOR)).any()):
         raise ValueError(f"unknown chunk codec in {sorted(set(codecs.tolist()))}")
-    is_packed = codecs == PACKED
+    is_packed = codecs >= PACKED
     if not is_packed.any():
         return _decode_planes(lengths, codecs, scale, data)
     total = int(lengths.sum())
@@ -270,11 +280,15 @@ def decode_py(
             raise ValueError("chunk scale out of range")
         buf = bytes(data[i])
         t, pos = _read_seq(buf, 0, m)
-        k, pos = _read_seq(buf, pos, m)
+        if codecs[i] == PACKED_XOR:
+            x, pos = _read_xor(buf, pos, m)
+            values[s : s + m] = x.view(np.float64)
+        else:
+            k, pos = _read_seq(buf, pos, m)
+            values[s : s + m] = k.astype(np.float64) / 10.0**e
         if pos != len(buf):
             raise ValueError("malformed packed chunk")
         ts[s : s + m] = t
-        values[s : s + m] = k.astype(np.float64) / 10.0**e
     return ts, values
 
 
@@ -302,6 +316,44 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     after it."""
     z, pos = _uvarint(buf, pos)
     return (z >> 1) ^ (_U64 if z & 1 else 0), pos
+
+
+def _read_xor(buf: bytes, pos: int, n: int) -> tuple[npt.NDArray[np.uint64], int]:
+    """PACKED_XOR values (see the module docstring) at ``buf[pos:]``: ``n`` IEEE-754 bit patterns
+    and the position after their padded bits."""
+    if pos + 8 > len(buf):
+        raise ValueError("truncated packed chunk")
+    out = [int.from_bytes(buf[pos : pos + 8], "little")]
+    pos += 8
+    big = int.from_bytes(buf[pos:], "little")
+    nbits = 8 * (len(buf) - pos)
+    bit = 0
+
+    def read(w: int) -> int:
+        nonlocal bit
+        if bit + w > nbits:
+            raise ValueError("truncated packed chunk")
+        v = (big >> bit) & ((1 << w) - 1)
+        bit += w
+        return v
+
+    lz = tz = -1
+    for _ in range(n - 1):
+        if read(1) == 0:
+            out.append(out[-1])
+            continue
+        if read(1) == 0:
+            if lz < 0:
+                raise ValueError("malformed packed chunk")
+            sig = 64 - lz - tz
+        else:
+            lz = read(5)
+            sig = read(6) + 1
+            if lz + sig > 64:
+                raise ValueError("malformed packed chunk")
+            tz = 64 - lz - sig
+        out.append(out[-1] ^ (read(sig) << tz))
+    return np.asarray(out, dtype=np.uint64), pos + (bit + 7) // 8
 
 
 def _radix_digits(buf: bytes, pos: int, count: int) -> tuple[npt.NDArray[np.uint64], int]:
