@@ -52,7 +52,7 @@ def assert_clean(tab: Tab) -> None:
 def test_build_save_and_use_a_dashboard(server: Proc, browser: Any) -> None:
     tab = open_tab(browser, f"{server.url}/ui/dashboards")
     page = tab.page
-    page.get_by_text("No dashboards in this organisation yet").wait_for()
+    page.get_by_role("heading", name="Dashboards").wait_for()
     page.get_by_label("New dashboard title").fill("Web hosts")
     page.get_by_role("button", name="Create dashboard").click()
     editor = page.get_by_test_id("dash-editor")
@@ -109,8 +109,10 @@ def test_build_save_and_use_a_dashboard(server: Proc, browser: Any) -> None:
     page.get_by_role("button", name="Edit").click()
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Delete dashboard").click()
-    page.get_by_text("No dashboards in this organisation yet").wait_for()
-    assert httpx.get(f"{server.url}/api/v1/dashboards", timeout=10).json()["data"] == []
+    page.get_by_role("heading", name="Dashboards").wait_for()
+    page.get_by_role("link", name="Web hosts (memory)").wait_for(state="detached")
+    titles = [d["title"] for d in httpx.get(f"{server.url}/api/v1/dashboards", timeout=10).json()["data"]]
+    assert "Web hosts (memory)" not in titles
     assert_clean(tab)
 
 
@@ -138,4 +140,32 @@ def test_dashboard_page_has_no_serious_accessibility_violations(
     violations = tab.axe_violations()
     tab.screenshot(f"dashboard-{scheme}-axe")
     assert violations == []
+    assert_clean(tab)
+
+
+def test_dashboard_by_keyboard(server: Proc, browser: Any) -> None:
+    tab = open_tab(browser, f"{server.url}/ui/dashboards")
+    page = tab.page
+    field = page.get_by_label("New dashboard title")
+    field.focus()
+    page.keyboard.type("Keyboard board")
+    page.keyboard.press("Enter")  # submits the form
+    page.get_by_test_id("dash-editor").wait_for()
+    page.get_by_role("button", name="Add panel").focus()
+    page.keyboard.press("Enter")
+    panel = page.get_by_test_id("edit-panel-0")
+    panel.get_by_label("Panel title").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Seven")
+    page.keyboard.press("Tab")  # to the type select
+    assert page.evaluate("document.activeElement.tagName") == "SELECT"
+    panel.get_by_label("Type").select_option("stat")
+    panel.get_by_label("query").focus()
+    page.keyboard.type("vector(7)")
+    save = page.get_by_role("button", name="Save dashboard")
+    save.focus()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") not in ("none", "")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("panel-0").get_by_test_id("stat-value").wait_for()
+    assert page.get_by_test_id("panel-0").get_by_test_id("stat-value").inner_text() == "7"
     assert_clean(tab)
