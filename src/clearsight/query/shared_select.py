@@ -26,6 +26,10 @@ from clearsight.store.interface import SampleLimitExceeded, SeriesSelector
 
 SortKey = tuple[I64Array, int, int]
 
+# Matcher sets remembered per group: templates' ``query`` calls can select a different set per
+# alert, so the memory is bounded (forgotten all at once past this; it is only a hint).
+MAX_WIDTHS = 10_000
+
 # About 16 bytes per sample: 4M samples is about 64 MiB held during one group evaluation.
 DEFAULT_MAX_CACHED_SAMPLES = 4_000_000
 
@@ -65,6 +69,8 @@ class SharedSelects:
                 self.store_reads += 1
                 return self.inner.select(matchers, start_ms, end_ms)
             before, after = max(before, known[0]), max(after, known[1])
+        elif len(self.widths) >= MAX_WIDTHS:
+            self.widths.clear()
         self.widths[key] = (before, after)
         read = self._reads.get(key)
         if read is None or start_ms < read.lo or end_ms > read.hi:

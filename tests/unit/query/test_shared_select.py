@@ -137,6 +137,16 @@ def test_a_wide_read_over_the_budget_falls_back_to_the_requested_range(store: Em
         engine.instant(SharedSelects(store.querier("t"), AT, {}), "rate(cpu[20m])", AT)
 
 
+def test_the_remembered_windows_are_bounded(store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("clearsight.query.shared_select.MAX_WIDTHS", 3)
+    widths: dict[object, tuple[int, int]] = {}
+    shared = SharedSelects(store.querier("t"), AT, widths)
+    for i in range(5):  # as a template's query with a different instance per alert
+        shared.select([Matcher.of(MatchType.EQ, "__name__", "cpu"), Matcher.of(MatchType.EQ, "instance", f"h{i}")],
+                      AT - 60_000, AT)
+    assert 1 <= len(widths) <= 3
+
+
 def test_reads_beyond_the_cache_bound_are_not_kept(store: EmbeddedMetricsStore) -> None:
     shared = SharedSelects(store.querier("t"), AT, {}, max_cached_samples=10)
     for _ in range(3):
