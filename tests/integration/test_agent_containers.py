@@ -81,6 +81,11 @@ class Podman:
                     self.service.kill()
                     self.service.wait(5)
             shutil.rmtree(self.short, ignore_errors=True)
+            # podman's overlay driver bind-mounts its storage onto itself; left mounted, pytest cannot
+            # remove the old temp dir later (EBUSY at the end of a run)
+            overlay = self.root / "storage" / "overlay"
+            if os.path.ismount(overlay):
+                subprocess.run(["umount", "-l", str(overlay)], capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="module")

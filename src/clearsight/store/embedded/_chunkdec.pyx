@@ -269,18 +269,19 @@ cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ss
     return pos + nbytes
 
 
-def encode_packed(const int64_t[::1] ts, const int64_t[::1] k, const int64_t[::1] starts,
-                  const int64_t[::1] lengths):
-    """The PACKED payloads of the chunks ``ts[s:s+m]``, ``k[s:s+m]`` for ``s, m`` in
-    ``zip(starts, lengths)`` (``m >= 1``; ``k``: the DECIMAL integers of the values)."""
-    cdef Py_ssize_t c, nchunks = starts.shape[0], s, m, pos, cap = 0
+cdef list _encode_chunks(const int64_t[::1] ts, const int64_t[::1] v, const int64_t[::1] starts,
+                         const int64_t[::1] lengths, bint xor):
+    """The payloads of the chunks ``ts[s:s+m]``, ``v[s:s+m]`` for ``s, m`` in ``zip(starts, lengths)``:
+    timestamps packed, then ``v`` packed (PACKED) or XOR-encoded (``xor``: PACKED_XOR)."""
+    cdef Py_ssize_t c, nchunks = starts.shape[0], s, m, pos, cap = 0, need
     cdef uint8_t* buf
     for c in range(nchunks):
         m = lengths[c]
-        if m < 1 or starts[c] < 0 or starts[c] + m > ts.shape[0] or starts[c] + m > k.shape[0]:
+        if m < 1 or starts[c] < 0 or starts[c] + m > ts.shape[0] or starts[c] + m > v.shape[0]:
             raise ValueError("chunk bounds out of range")
-        if 16 * m + 64 > cap:
-            cap = 16 * m + 64
+        need = 20 * m + 96 if xor else 16 * m + 64
+        if need > cap:
+            cap = need
     out = []
     buf = <uint8_t*>malloc(cap if cap else 1)
     if buf == NULL:
@@ -291,11 +292,21 @@ def encode_packed(const int64_t[::1] ts, const int64_t[::1] k, const int64_t[::1
             m = lengths[c]
             with nogil:
                 pos = _encode_seq(&ts[s], m, buf, 0)
-                pos = _encode_seq(&k[s], m, buf, pos)
+                if xor:
+                    pos = _encode_xor(&v[s], m, buf, pos)
+                else:
+                    pos = _encode_seq(&v[s], m, buf, pos)
             out.append(PyBytes_FromStringAndSize(<char*>buf, pos))
     finally:
         free(buf)
     return out
+
+
+def encode_packed(const int64_t[::1] ts, const int64_t[::1] k, const int64_t[::1] starts,
+                  const int64_t[::1] lengths):
+    """The PACKED payloads of the chunks ``ts[s:s+m]``, ``k[s:s+m]`` for ``s, m`` in
+    ``zip(starts, lengths)`` (``m >= 1``; ``k``: the DECIMAL integers of the values)."""
+    return _encode_chunks(ts, k, starts, lengths, False)
 
 
 cdef Py_ssize_t _encode_xor(const int64_t* vs, Py_ssize_t n, uint8_t* out, Py_ssize_t pos) noexcept nogil:
@@ -347,29 +358,7 @@ def encode_packed_xor(const int64_t[::1] ts, const int64_t[::1] bits, const int6
                       const int64_t[::1] lengths):
     """The PACKED_XOR payloads of the chunks ``ts[s:s+m]``, ``bits[s:s+m]`` (the values' IEEE-754
     bits) for ``s, m`` in ``zip(starts, lengths)`` (``m >= 1``)."""
-    cdef Py_ssize_t c, nchunks = starts.shape[0], s, m, pos, cap = 0
-    cdef uint8_t* buf
-    for c in range(nchunks):
-        m = lengths[c]
-        if m < 1 or starts[c] < 0 or starts[c] + m > ts.shape[0] or starts[c] + m > bits.shape[0]:
-            raise ValueError("chunk bounds out of range")
-        if 20 * m + 96 > cap:
-            cap = 20 * m + 96
-    out = []
-    buf = <uint8_t*>malloc(cap if cap else 1)
-    if buf == NULL:
-        raise MemoryError()
-    try:
-        for c in range(nchunks):
-            s = starts[c]
-            m = lengths[c]
-            with nogil:
-                pos = _encode_seq(&ts[s], m, buf, 0)
-                pos = _encode_xor(&bits[s], m, buf, pos)
-            out.append(PyBytes_FromStringAndSize(<char*>buf, pos))
-    finally:
-        free(buf)
-    return out
+    return _encode_chunks(ts, bits, starts, lengths, True)
 
 
 cdef struct XorReader:
