@@ -62,8 +62,9 @@ from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.audit import AuditLog
 from clearsight.auth.csrf import CsrfMiddleware
 from clearsight.auth.grpc_idempotency import IdempotencyInterceptor
-from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal
+from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal, current_selector
 from clearsight.auth.idempotency import IdempotencyMiddleware, IdempotencyStore
+from clearsight.auth.label_scope import exact_matchers
 from clearsight.auth.middleware import AuthMiddleware
 from clearsight.auth.principal import principal_of_scope
 from clearsight.auth.ratelimit import IpRateLimitMiddleware, PrincipalRateLimitMiddleware, TokenBuckets
@@ -570,7 +571,8 @@ def build(cfg: Config) -> Built:
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
                  log_surfaces=log_surfaces, syslog=syslog, signing=signing, usage=usage,
                  events_grpc=EventService(log_surfaces.events_grpc, log_query.query_events_grpc,
-                                          make_tenant_of_metadata(cfg), log_surfaces.limits))
+                                          make_tenant_of_metadata(cfg), log_surfaces.limits,
+                                          narrow_of_call=lambda: exact_matchers(current_selector())))
 
 
 class _Server(uvicorn.Server):

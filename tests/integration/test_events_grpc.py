@@ -239,3 +239,30 @@ def test_interceptor_guards_the_streaming_method_and_permissions(env: tuple[Proc
     assert stub.Query(pb.QueryRequest(type=["org_check"]), timeout=10).events == []  # the default org
     assert stub.Query(pb.QueryRequest(type=["org_check"]), metadata=md, timeout=10).events == []
     assert _http_events(proc.url, type="org_check") == []
+
+
+def test_query_of_a_label_narrowed_role_sees_only_its_tagged_events(env: tuple[Proc, Any, str]) -> None:
+    """A role narrowed to {team="payments"} queries over gRPC too, and gets only the events whose
+    name=value tags match (as GET /api/v1/events); a regex-narrowed role is refused there."""
+    proc, stub, _ = env
+    password = PASSWORD_RE.findall(proc.log())[0]
+    r = httpx.post(proc.url + "/api/v1/auth/login", json={"username": "admin", "password": password}, timeout=30)
+    assert r.status_code == 200, r.text
+    admin = {"Authorization": f"Bearer {r.json()['data']['token']}"}
+    keys = {}
+    for name, selector in (("pay", '{team="payments"}'), ("pay_re", '{team=~"pay.*"}')):
+        role = {"name": f"{name}-events", "permissions": ["events:read"], "selector": selector}
+        assert httpx.post(proc.url + "/api/v1/admin/roles", json=role, headers=admin, timeout=10).status_code == 200
+        keys[name] = httpx.post(proc.url + "/api/v1/admin/apikeys", json={"name": name, "role": f"{name}-events"},
+                                headers=admin, timeout=10).json()["data"]["key"]
+    ok = stub.LogStream(iter([pb.Event(message="refund", type="narrow_check", tags=["team=payments"]),
+                              pb.Event(message="reindex", type="narrow_check", tags=["team=search"]),
+                              pb.Event(message="untagged", type="narrow_check")]), timeout=10)
+    assert ok.accepted == 3
+    q = pb.QueryRequest(type=["narrow_check"])
+    assert sorted(e.message for e in stub.Query(q, timeout=10).events) == ["refund", "reindex", "untagged"]
+    pay = [("authorization", f"Bearer {keys['pay']}")]
+    assert [e.message for e in stub.Query(q, metadata=pay, timeout=10).events] == ["refund"]
+    with pytest.raises(grpc.RpcError) as ei:
+        stub.Query(q, metadata=[("authorization", f"Bearer {keys['pay_re']}")], timeout=10)
+    assert ei.value.code() == grpc.StatusCode.PERMISSION_DENIED and "narrowed" in (ei.value.details() or "")

@@ -15,7 +15,7 @@ as one batch: nothing of a refused stream is written. Answers come after the com
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from clearsight.api.proto import clearsight_events_pb2 as pb
 from clearsight.ingest.events import EventValidationError, event_from_dict
 from clearsight.ingest.log_common import LogLimits, too_many_entries
 from clearsight.model.logs import Event
+from clearsight.model.matchers import Matcher
 from clearsight.pipeline.errors import IngestError, PayloadTooLarge
 
 SERVICE = "clearsight.events.v1.EventService"
@@ -51,7 +52,10 @@ class EventQuery:
 
 
 # (tenant, query) -> events; raises ValueError with the message for a bad query.
-QueryEvents = Callable[[str, EventQuery], list[Event]]
+QueryEvents = Callable[[str, EventQuery, Sequence[Matcher]], list[Event]]
+# the label matchers narrowing the caller (a label-narrowed role, auth/label_scope.py); () when none;
+# PermissionError when the caller's selector cannot narrow an event query
+NarrowOfCall = Callable[[], Sequence[Matcher]]
 
 
 def _json_value(v: Any) -> Any:
@@ -160,12 +164,14 @@ class EventService:
         tenant_of_metadata: TenantOfMetadata,
         limits: LogLimits,
         clock_ns: Callable[[], int] = time.time_ns,
+        narrow_of_call: NarrowOfCall = lambda: (),
     ) -> None:
         self._log = log_events
         self._query = query_events
         self._tenant_of = tenant_of_metadata
         self._limits = limits
         self._clock_ns = clock_ns
+        self._narrow_of_call = narrow_of_call
 
     def _tenant(self, context: grpc.ServicerContext) -> str:
         return self._tenant_of([(m[0], m[1]) for m in (context.invocation_metadata() or ())])
@@ -190,8 +196,12 @@ class EventService:
 
     def query(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
+            narrow = self._narrow_of_call()
+        except PermissionError as e:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
+        try:
             tenant = self._tenant(context)
-            evs = self._query(tenant, query_of(request))
+            evs = self._query(tenant, query_of(request), narrow)
         except (ValueError, IngestError) as e:
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, e.message if isinstance(e, IngestError) else str(e)

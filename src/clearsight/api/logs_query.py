@@ -496,10 +496,10 @@ class LogQueryApi:
         batch = self.store.select(tenant, matchers, start, end, (), limit, direction)
         return [event_of(batch.entry(j)) for j in range(len(batch))]
 
-    def query_events_grpc(self, tenant: str, q: EventQuery) -> list[Event]:
+    def query_events_grpc(self, tenant: str, q: EventQuery, labels: Sequence[Matcher] = ()) -> list[Event]:
         """The event gRPC service's ``Query`` (``api/events_grpc.py``): the same defaults and bounds as
-        ``GET /api/v1/events``; a bad request raises ``ValueError``. Not queued by the query governor:
-        bounded by the limit and the range length."""
+        ``GET /api/v1/events``, ``labels`` narrowing it as ``label=`` filters do; a bad request raises
+        ``ValueError``. Not queued by the query governor: bounded by the limit and the range length."""
         try:
             end = q.end_ns or self.clock_ns()
             start = q.start_ns or end - DEFAULT_RANGE_NS
@@ -510,7 +510,7 @@ class LogQueryApi:
         except BadRequest as e:
             raise ValueError(str(e)) from None
         return self.select_events(tenant, (q.types, q.levels, q.origins), start, end, limit,
-                                  "forward" if q.forward else "backward")
+                                  "forward" if q.forward else "backward", labels)
 
     def routes(self) -> list[BaseRoute]:
         h: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [

@@ -27,12 +27,20 @@ METHODS: dict[str, str] = {
     "/clearsight.events.v1.EventService/Query": p.EVENTS_READ,
 }
 _PROXY_KEYS = frozenset({"x-forwarded-for", "forwarded", "x-real-ip"})
+# reads whose handler narrows them itself to a label-narrowed principal's selector (current_selector)
+NARROWED_BY_HANDLER = frozenset({"/clearsight.events.v1.EventService/Query"})
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("clearsight_principal", default=None)
 
 
 def current_principal() -> Principal | None:
     """The principal of the gRPC call being handled on this thread (None outside an intercepted call)."""
     return _current.get()
+
+
+def current_selector() -> str:
+    """The label selector narrowing the principal of the call being handled ("" when none)."""
+    principal = _current.get()
+    return principal.selector if principal is not None and principal.selector else ""
 
 
 def peer_host(peer: str) -> str | None:
@@ -80,7 +88,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             principal = auth.act_in(principal, org)
         if need not in principal.permissions:
             raise Forbidden(f"permission {need} required")
-        if principal.selector and need.endswith(":read"):  # label-narrowed roles read over HTTP only
+        if principal.selector and need.endswith(":read") and method not in NARROWED_BY_HANDLER:
             raise Forbidden(f"reads over gRPC are not available to a role narrowed to {principal.selector}")
         return principal
 

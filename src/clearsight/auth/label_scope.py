@@ -9,8 +9,8 @@ and printed again), to every ``match[]`` selector, and a ``match[]``/``query`` w
 is added where the request has none; the native log API gets one exact ``label=`` filter per
 matcher, and so do events (an event's ``name=value`` tags are its stream labels,
 pipeline/event_entries.py). Read endpoints that cannot be narrowed that way (remote read, metadata,
-TSDB status, rules, alerts, targets, the event gRPC Query, log context, WebSockets, catalog,
-resources) answer 403 to a narrowed principal: the model fails closed, so a new read
+TSDB status, rules, alerts, targets, log context, WebSockets, catalog, resources) answer 403 (the
+event gRPC ``Query`` is narrowed by its handler with ``exact_matchers``) to a narrowed principal: the model fails closed, so a new read
 endpoint is refused until it is listed in ``NARROWABLE``.
 """
 
@@ -86,6 +86,18 @@ def parse_selector(text: str) -> tuple[str, tuple[Matcher, ...]]:
     if any(m.name == "__name__" for m in e.matchers):
         raise InvalidInput("a selector narrows by labels, not by metric name")
     return format_promql(e), tuple(e.matchers)
+
+
+def exact_matchers(selector: str) -> tuple[Matcher, ...]:
+    """The matchers of a principal's selector for a read narrowed by exact labels (the event gRPC
+    ``Query``): () when there is no selector; PermissionError when one of them is not an equality
+    with a value (a regular expression cannot be applied there)."""
+    if not selector:
+        return ()
+    _, matchers = parse_selector(selector)
+    if any(m.type.value != "=" or not m.value for m in matchers):
+        raise PermissionError(f"event queries filter by exact labels only: not available to a role narrowed to {selector}")
+    return matchers
 
 
 def _map(node: Any, fn: Callable[[Any], Any | None]) -> Any:

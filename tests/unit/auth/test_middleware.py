@@ -269,9 +269,10 @@ def test_websocket_needs_a_principal(env: Env) -> None:
 
 
 def test_grpc_org_allowlist_and_narrowed_reads(tmp_path: Path) -> None:
-    """The gRPC interceptor applies the organisation's IP allowlist and refuses a narrowed role's reads."""
+    """The gRPC interceptor applies the organisation's IP allowlist; a narrowed role's reads are
+    refused unless their handler narrows them (the event Query)."""
     from clearsight.auth.errors import Forbidden
-    from clearsight.auth.grpc_interceptor import METHODS, AuthInterceptor
+    from clearsight.auth.grpc_interceptor import METHODS, NARROWED_BY_HANDLER, AuthInterceptor
     from clearsight.auth.org_networks import OrgNetworks
 
     e = Env(tmp_path)
@@ -290,7 +291,11 @@ def test_grpc_org_allowlist_and_narrowed_reads(tmp_path: Path) -> None:
         narrowed = (("authorization", "Bearer " + e.key("pay", org="team-b")),)
         reads = [m for m, need in METHODS.items() if need.endswith(":read")]
         assert reads
-        with pytest.raises(Forbidden, match="narrowed"):
-            interceptor.resolve(reads[0], narrowed, "ipv4:192.0.2.7:5555")
+        for method in reads:  # each gRPC read is narrowed by its handler or refused
+            if method in NARROWED_BY_HANDLER:
+                assert interceptor.resolve(method, narrowed, "ipv4:192.0.2.7:5555").selector == '{team="payments"}'
+            else:
+                with pytest.raises(Forbidden, match="narrowed"):
+                    interceptor.resolve(method, narrowed, "ipv4:192.0.2.7:5555")
     finally:
         e.db.close()
