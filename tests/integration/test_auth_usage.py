@@ -62,6 +62,13 @@ def test_usage_is_counted_per_organisation_with_cost(make: Any) -> None:
     assert c.post("/loki/api/v1/push", content=_push(["abc", "defgh"]),
                   headers={"Content-Type": "application/json", **keys["ingest"]}).status_code == 204
     assert c.post("/api/v1/write", content=_rw(3), headers={**RW, **keys["b-ingest"]}).status_code == 204
+    json_ingest = {"Content-Type": "application/json", **keys["ingest"]}
+    r = c.post("/api/v1/events", content=orjson.dumps({"events": [{"message": "e1"}, {"message": "e2"}, {"message": "e3"}]}),
+               headers=json_ingest)
+    assert r.status_code == 200, r.text
+    rum = {"rum": [{"session_id": "s", "event_type": "pageview", "page_url": "https://x.example/"}]}
+    r = c.post("/api/v1/ingest/rum", content=orjson.dumps(rum), headers=json_ingest)
+    assert r.status_code == 200, r.text
     for _ in range(2):
         assert c.get("/api/v1/query", params={"query": "u_metric"}, headers=keys["admin"]).status_code == 200
     built.usage.flush()
@@ -72,7 +79,11 @@ def test_usage_is_counted_per_organisation_with_cost(make: Any) -> None:
     day = d["daily"][0]
     assert day["date"] == time.strftime("%Y-%m-%d", time.gmtime())
     # the usage request itself is not a *:read route; the two queries are
-    assert day["counts"] == {"samples": 5, "log_lines": 2, "log_bytes": 8, "queries": 2, "active_series": 5}
+    # events and RUM events are log entries as well (log_lines and log_bytes count them too)
+    counts = day["counts"]
+    assert {k: counts[k] for k in ("samples", "events", "rum_events", "queries", "active_series")} == {
+        "samples": 5, "events": 3, "rum_events": 1, "queries": 2, "active_series": 5}
+    assert counts["log_lines"] == 2 + 3 + 1 and counts["log_bytes"] > 8
     assert day["cost"] == {"samples": 5.0, "logs": 0.0, "queries": 2.0, "total": 7.0}
     assert d["monthly"][0]["counts"] == day["counts"]
     b = c.get("/api/v1/usage", headers=keys["b-admin"]).json()["data"]

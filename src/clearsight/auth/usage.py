@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,13 +35,19 @@ from clearsight.auth.models import UsageDaily
 from clearsight.auth.principal import principal_of_scope
 from clearsight.auth.route_permissions import requirement
 from clearsight.auth.state import StateDb
+from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch
 from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.errors import IngestError
+from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL
 
 log = logging.getLogger("clearsight.usage")
 
-KINDS = ("samples", "log_lines", "log_bytes", "queries", "active_series")
+# events and rum_events are log entries too (counted in log_lines and log_bytes as well): an event's
+# stream carries the event_type label (pipeline/event_entries.py), a RUM event's also source="rum"
+# (ingest/simple_json.py). Spans are not counted: no trace is accepted yet (every trace endpoint
+# answers 501).
+KINDS = ("samples", "log_lines", "log_bytes", "events", "rum_events", "queries", "active_series")
 GAUGES = frozenset({"active_series"})  # kept as the day's maximum, not summed
 
 
@@ -63,6 +70,14 @@ class Prices:
                "queries": counts.get("queries", 0) / 1e3 * self.per_thousand_queries}
         out["total"] = sum(out.values())
         return {k: round(v, 6) for k, v in out.items()}
+
+
+def _event_kind(stream: Labels) -> str:
+    """"events", "rum_events" or "" (a plain log line) for an entry of this stream."""
+    d = dict(stream)
+    if EVENT_TYPE_LABEL not in d:
+        return ""
+    return "rum_events" if d.get("source") == "rum" else "events"
 
 
 def utc_day(t: float) -> str:
@@ -129,6 +144,13 @@ class Usage:
             self._check_quota(tenant, "log_bytes", nbytes, self.quota_log_bytes, "quota_log_bytes_per_day")
         self.add(tenant, "log_lines", batch.num_entries)
         self.add(tenant, "log_bytes", nbytes)
+        kinds = [_event_kind(labels) for labels in batch.streams]
+        if any(kinds):
+            per_stream = np.bincount(batch.stream_idx, minlength=len(kinds))
+            for kind in ("events", "rum_events"):
+                n = int(sum(int(c) for c, k in zip(per_stream, kinds, strict=True) if k == kind))
+                if n:
+                    self.add(tenant, kind, n)
         return batch
 
     # -- SQL

@@ -115,7 +115,7 @@ export function AuditLog() {
   );
 }
 
-type Kind = 'samples' | 'log_lines' | 'log_bytes' | 'queries';
+type Kind = 'samples' | 'log_lines' | 'log_bytes' | 'queries' | 'events' | 'rum_events' | 'active_series';
 interface Cost { samples: number; logs: number; queries: number; total: number }
 interface UsageDoc {
   org: string;
@@ -123,7 +123,10 @@ interface UsageDoc {
   monthly: { month: string; counts: Record<Kind, number>; cost: Cost }[];
   quotas: { samples_per_day: number | null; log_bytes_per_day: number | null };
 }
-const KIND_TITLE: Record<Kind, string> = { samples: 'Samples', log_lines: 'Log lines', log_bytes: 'Log bytes', queries: 'Read requests' };
+const KIND_TITLE: Record<Kind, string> = {
+  samples: 'Samples', log_lines: 'Log lines', log_bytes: 'Log bytes', queries: 'Read requests',
+  events: 'Events', rum_events: 'RUM events', active_series: 'Active series (peak)',
+};
 
 /** Usage and estimated cost per telemetry type (`GET /api/v1/usage`, org:manage): daily charts and months. */
 export function UsageView() {
@@ -148,7 +151,7 @@ export function UsageView() {
     const counts: Record<Kind, number>[] = [];
     for (let t = first; t <= today; t += 86400e3) {
       x.push(t / 1000);
-      counts.push(byDate.get(new Date(t).toISOString().slice(0, 10)) ?? { samples: 0, log_lines: 0, log_bytes: 0, queries: 0 });
+      counts.push(byDate.get(new Date(t).toISOString().slice(0, 10)) ?? { samples: 0, log_lines: 0, log_bytes: 0, queries: 0, events: 0, rum_events: 0, active_series: 0 });
     }
     return { x, counts };
   }, [doc]);
