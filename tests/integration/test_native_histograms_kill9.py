@@ -7,16 +7,14 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 from clearsight.ingest import prom_histogram
 from clearsight.ingest.prompb_encode import encode_labels, len_field, snappy
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.matchers import Matcher
 from clearsight.store.embedded import EmbeddedMetricsStore
+from tests.support.kill9 import send_until_stopped
 from tests.support.peers import start_clearsight
 
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 SERIES = 50
 
 
@@ -45,19 +43,6 @@ def _batch(batch_id: int, base_ms: int) -> bytes:
     )
 
 
-def _sender(url: str, start_id: int, acked: list[int], stop: threading.Event, base_ms: int) -> None:
-    batch_id = start_id
-    with httpx.Client(timeout=10) as client:
-        while not stop.is_set():
-            try:
-                r = client.post(f"{url}/api/v1/write", content=_batch(batch_id, base_ms), headers=HEADERS)
-            except httpx.HTTPError:
-                return  # server died
-            if r.status_code == 204:
-                acked.append(batch_id)
-            batch_id += 1
-
-
 def test_acked_histograms_survive_kill9(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     base_ms = int(time.time() * 1000) - 1_800_000
@@ -65,7 +50,8 @@ def test_acked_histograms_survive_kill9(tmp_path: Path) -> None:
     for round_no in range(2):
         proc = start_clearsight(tmp_path / f"round{round_no}", data_dir=data_dir)
         stop = threading.Event()
-        sender = threading.Thread(target=_sender, args=(proc.url, round_no * 100_000, acked, stop, base_ms))
+        sender = threading.Thread(target=send_until_stopped,
+                                  args=(proc.url, lambda b: _batch(b, base_ms), round_no * 100_000, acked, stop))
         sender.start()
         deadline = time.monotonic() + 30
         while len(acked) < 5 * (round_no + 1) and time.monotonic() < deadline:

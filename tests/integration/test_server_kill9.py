@@ -7,15 +7,14 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
 from clearsight.model.matchers import Matcher
 from clearsight.store.embedded import EmbeddedMetricsStore
+from tests.support.kill9 import send_until_stopped
 from tests.support.peers import start_clearsight
 
-HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 SERIES = 200
 PER_BATCH = 5  # samples per series per batch
 
@@ -28,19 +27,6 @@ def _batch(batch_id: int, base_ms: int) -> bytes:
     ]))
 
 
-def _sender(url: str, start_id: int, acked: list[int], stop: threading.Event, base_ms: int) -> None:
-    batch_id = start_id
-    with httpx.Client(timeout=10) as client:
-        while not stop.is_set():
-            try:
-                r = client.post(f"{url}/api/v1/write", content=_batch(batch_id, base_ms), headers=HEADERS)
-            except httpx.HTTPError:
-                return  # server died
-            if r.status_code == 204:
-                acked.append(batch_id)
-            batch_id += 1
-
-
 def test_acked_batches_survive_kill9(tmp_path: Path) -> None:
     rng = random.Random(1234)
     data_dir = tmp_path / "data"
@@ -49,7 +35,8 @@ def test_acked_batches_survive_kill9(tmp_path: Path) -> None:
     for round_no in range(3):
         proc = start_clearsight(tmp_path / f"round{round_no}", data_dir=data_dir)
         stop = threading.Event()
-        senders = [threading.Thread(target=_sender, args=(proc.url, round_no * 20_000 + k * 10_000, acked, stop, base_ms))
+        senders = [threading.Thread(target=send_until_stopped,
+                                    args=(proc.url, lambda b: _batch(b, base_ms), round_no * 20_000 + k * 10_000, acked, stop))
                    for k in range(2)]
         for s in senders:
             s.start()

@@ -148,7 +148,7 @@ class Usage:
         if any(kinds):
             per_stream = np.bincount(batch.stream_idx, minlength=len(kinds))
             for kind in ("events", "rum_events"):
-                n = int(sum(int(c) for c, k in zip(per_stream, kinds, strict=True) if k == kind))
+                n = int(per_stream[[k == kind for k in kinds]].sum())
                 if n:
                     self.add(tenant, kind, n)
         return batch
