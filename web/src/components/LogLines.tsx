@@ -1,5 +1,7 @@
-// Log lines as Loki answers them (streams of [ns, line]), listed newest first with level, labels and a JSON view.
-import { useEffect, useState } from 'preact/hooks';
+// Log lines as Loki answers them (streams of [ns, line]), listed newest first with level, labels and a JSON view,
+// in a windowed list (LogList) that keeps only the rows in and near its viewport in the page.
+import type { JSX } from 'preact';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { getJSON } from '../api';
 import { Time } from './Time';
 
@@ -40,15 +42,19 @@ function jsonOf(line: string): string | null {
   }
 }
 
-export function LogRow({ l }: { l: Line }) {
-  const [open, setOpen] = useState(false);
+/** One line; ``open``/``onToggle`` let a list keep the expanded state (LogList drops rows that scroll far
+ * out of view and renders them again later), without them the row keeps it itself. */
+export function LogRow({ l, open: openProp, onToggle, index, of }: { l: Line; open?: boolean; onToggle?: (key: string) => void; index?: number; of?: number }) {
+  const [openOwn, setOpenOwn] = useState(false);
   const [context, setContext] = useState(false);
+  const open = openProp ?? openOwn;
   const lvl = levelOf(l);
   const style = LEVELS[lvl];
   const json = open ? jsonOf(l.line) : null;
   return (
-    <li class={`logrow ${style?.cls ?? ''}`} data-level={lvl || undefined}>
-      <button type="button" class="logrow-head" aria-expanded={open} onClick={() => setOpen(!open)}>
+    <li class={`logrow ${style?.cls ?? ''}`} data-level={lvl || undefined} data-key={l.key} data-index={index}
+      aria-posinset={index === undefined ? undefined : index + 1} aria-setsize={of}>
+      <button type="button" class="logrow-head" aria-expanded={open} onClick={() => (onToggle ? onToggle(l.key) : setOpenOwn(!open))}>
         <span class="nowrap">
           <Time ms={l.ms} />
         </span>
@@ -90,6 +96,148 @@ export function LogRow({ l }: { l: Line }) {
         </div>
       ) : null}
     </li>
+  );
+}
+
+/** A collapsed row's height before it is measured (px); measured heights replace it row by row. */
+const ROW_ESTIMATE = 27;
+/** Rows this far (px) above and below the viewport stay in the page, so fast scrolling shows no blank. */
+const OVERSCAN = 600;
+/** Shorter lists are rendered whole (no windowing): the browser's find-in-page then sees every line. */
+export const WINDOW_FROM = 150;
+
+/** Index of the last row starting at or before ``y`` (``starts`` ascending, one entry per row plus the end). */
+function rowAt(starts: Float64Array, n: number, y: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((starts[mid] ?? 0) <= y) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The lines in a scrolling box, windowed from ``WINDOW_FROM`` lines: only the rows within ``OVERSCAN`` px of
+ * the viewport are in the page, the rest is padding of the list computed from the row heights (measured with a
+ * ResizeObserver once a row was shown, estimated before), so expanded JSON rows and their context keep their
+ * real height. Arrow keys, Page Up/Down, Home and End move the focus between rows, rendering the row first. */
+export function LogList({ lines, label }: { lines: Line[]; label: string }) {
+  const [open, setOpen] = useState<ReadonlySet<string>>(() => new Set());
+  const [view, setView] = useState({ top: 0, height: 800 });
+  const [, setMeasured] = useState(0);
+  const box = useRef<HTMLDivElement>(null);
+  const heights = useRef(new Map<string, number>());
+  const focusKey = useRef<string | null>(null);
+  const observer = useRef<ResizeObserver | null>(null);
+
+  const n = lines.length;
+  const starts = new Float64Array(n + 1);
+  let y = 0;
+  for (let i = 0; i < n; i++) {
+    starts[i] = y;
+    y += heights.current.get((lines[i] as Line).key) ?? ROW_ESTIMATE;
+  }
+  starts[n] = y;
+  const windowed = n >= WINDOW_FROM;
+  const first = windowed ? rowAt(starts, n, view.top - OVERSCAN) : 0;
+  const last = windowed ? rowAt(starts, n, view.top + view.height + OVERSCAN) : n - 1;
+
+  useEffect(() => {
+    const ro = new ResizeObserver((entries) => {
+      let changed = false;
+      for (const e of entries) {
+        const el = e.target as HTMLElement;
+        const key = el.dataset.key;
+        const h = el.offsetHeight;
+        if (key && h && heights.current.get(key) !== h) {
+          heights.current.set(key, h);
+          changed = true;
+        }
+      }
+      if (changed) setMeasured((v) => v + 1);
+    });
+    observer.current = ro;
+    const el = box.current;
+    const onResize = () => el && setView({ top: el.scrollTop, height: el.clientHeight });
+    onResize();
+    window.addEventListener('resize', onResize);
+    return () => {
+      ro.disconnect();
+      window.removeEventListener('resize', onResize);
+    };
+  }, []);
+
+  useLayoutEffect(() => {
+    const el = box.current;
+    const ro = observer.current;
+    if (!el || !ro) return;
+    if (heights.current.size > 2 * n + 1000) {
+      // a long live tail drops its oldest lines: forget their heights too
+      const keep = new Set(lines.map((l) => l.key));
+      for (const k of heights.current.keys()) if (!keep.has(k)) heights.current.delete(k);
+    }
+    ro.disconnect();
+    el.querySelectorAll<HTMLElement>('li.logrow').forEach((li) => ro.observe(li));
+    if (focusKey.current) {
+      el.querySelector<HTMLElement>(`li.logrow[data-key="${focusKey.current}"] > .logrow-head`)?.focus();
+      focusKey.current = null;
+    }
+  });
+
+  const toggle = (key: string) =>
+    setOpen((prev) => {
+      const next = new Set(prev);
+      if (!next.delete(key)) next.add(key);
+      return next;
+    });
+
+  /** Focuses row ``i``: scrolls it into the box first (rendering it), then focuses it after that render. */
+  const focusRow = (i: number) => {
+    const el = box.current;
+    const target = Math.max(0, Math.min(n - 1, i));
+    if (!el || !n) return;
+    const top = starts[target] ?? 0;
+    const bottom = starts[target + 1] ?? top;
+    let scroll = el.scrollTop;
+    if (top < scroll) scroll = top;
+    else if (bottom > scroll + el.clientHeight) scroll = bottom - el.clientHeight;
+    el.scrollTop = scroll;
+    focusKey.current = (lines[target] as Line).key;
+    setView({ top: el.scrollTop, height: el.clientHeight });
+  };
+
+  const onKeyDown = (e: JSX.TargetedKeyboardEvent<HTMLOListElement>) => {
+    const t = e.target as HTMLElement;
+    if (!t.classList.contains('logrow-head')) return;
+    const i = Number((t.parentElement as HTMLElement).dataset.index);
+    const page = Math.max(1, Math.floor((box.current?.clientHeight ?? 0) / ROW_ESTIMATE) - 1);
+    const to = { ArrowDown: i + 1, ArrowUp: i - 1, PageDown: i + page, PageUp: i - page, Home: 0, End: n - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    focusRow(to);
+  };
+
+  return (
+    <div
+      class="logscroll"
+      ref={box}
+      data-testid="log-scroll"
+      data-windowed={windowed ? 'true' : 'false'}
+      onScroll={(e) => setView({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
+    >
+      <ol
+        class="loglist"
+        data-testid="log-lines"
+        aria-label={label}
+        onKeyDown={onKeyDown}
+        style={{ paddingTop: `${starts[first] ?? 0}px`, paddingBottom: `${(starts[n] ?? 0) - (starts[last + 1] ?? 0)}px` }}
+      >
+        {lines.slice(first, last + 1).map((l, j) => (
+          <LogRow key={l.key} l={l} index={first + j} open={open.has(l.key)} onToggle={toggle} of={n} />
+        ))}
+      </ol>
+    </div>
   );
 }
 

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { getJSON, type MatrixItem } from '../api';
 import { Chart } from '../components/Chart';
-import { byNewest, linesOf, LogRow, type Line, type Stream } from '../components/LogLines';
+import { byNewest, linesOf, LogList, type Line, type Stream } from '../components/LogLines';
 import { LogqlEditor } from '../components/LogqlEditor';
 import { resolve, TimeRangePicker, type Range } from '../components/TimeRange';
 import { navigate } from '../router';
@@ -11,9 +11,10 @@ import { formatDuration, parseDuration } from '../time';
 interface LokiStreams { status: string; data: { resultType: 'streams'; result: Stream[] } }
 interface LokiMatrix { status: string; data: { resultType: 'matrix'; result: MatrixItem[] } }
 
-const LIMIT = 1000;
-/** Lines kept in the page while tailing (oldest dropped). */
-const TAIL_KEEP = 1000;
+/** Lines per query: the server's default logs.max_entries_limit_per_query (Loki's too). */
+const LIMIT = 5000;
+/** Lines kept while tailing (oldest dropped). */
+const TAIL_KEEP = 5000;
 
 /** Line counts per level on the full step grid of [start, end] (a step without lines is 0, not a gap). */
 function volumeOf(items: MatrixItem[], start: number, end: number, step: number): Volume {
@@ -156,7 +157,7 @@ export function LogsPage() {
       </form>
       <p class="muted small">
         Enter runs; labels and their values complete as you type. Newest first, at most {LIMIT} lines per query. Select a line for its labels
-        and, for JSON lines, an expanded view.
+        and, for JSON lines, an expanded view; arrow keys, Page Up/Down, Home and End move between lines.
       </p>
       {error ? <p role="alert" class="error">{error}</p> : null}
       <p class="live-status small" data-testid="tail-status" data-state={tail}>
@@ -183,11 +184,7 @@ export function LogsPage() {
         ) : (
           <>
             <p class="muted small">{counts}</p>
-            <ol class="loglist" data-testid="log-lines" aria-label="Log lines, newest first">
-              {lines.map((l) => (
-                <LogRow key={l.key} l={l} />
-              ))}
-            </ol>
+            <LogList key={runId} lines={lines} label="Log lines, newest first" />
           </>
         )}
       </section>
