@@ -53,6 +53,7 @@ from clearsight.api.query_metrics import GovernorCollector
 from clearsight.api.resources import ResourceApi
 from clearsight.api.security_headers import SecurityHeadersMiddleware
 from clearsight.api.signing_routes import make_signing_routes
+from clearsight.api.silence_schedules import make_silence_schedule_routes
 from clearsight.api.simple_ingest import make_simple_ingest_routes
 from clearsight.api.syslog_listener import SyslogListener
 from clearsight.api.trace_context import TraceMiddleware, install_log_filter
@@ -88,6 +89,7 @@ from clearsight.notify.config import NotifyConfigError, default_config
 from clearsight.notify.config import load_config_file as load_notify_config
 from clearsight.notify.metrics import NotifyMetrics
 from clearsight.notify.notifier import Notifier
+from clearsight.notify.schedule_store import ScheduleStore
 from clearsight.pipeline.event_entries import events_batch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.log_enrich import host_attributes
@@ -554,6 +556,8 @@ def build(cfg: Config) -> Built:
         log_store.close()
         raise
     audit = AuditLog(auth.db)
+    schedules = ScheduleStore(auth.db)
+    notifier.schedule_source = schedules.all  # recurring silences, materialised by the notifier
     usage.bind(auth.db)
     usage.series_source = lambda: store.stats().active_series  # the day's peak, sampled at each usage flush
     signing = signing_verifier(cfg, auth)
@@ -564,7 +568,8 @@ def build(cfg: Config) -> Built:
                                  *mfa_api.routes(),
                                  *make_admin_routes(auth.directory, auth.keys, auth.authenticator),
                                  *make_audit_api(audit), *make_signing_routes(signing.secrets, [signing]),
-                                 *make_usage_routes(usage), *make_dashboard_routes(DashboardStore(auth.db))]
+                                 *make_usage_routes(usage), *make_dashboard_routes(DashboardStore(auth.db)),
+                                 *make_silence_schedule_routes(schedules, notifier)]
     audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS
     return Built(services=services, store=store, health=health, auth=auth,
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),

@@ -27,25 +27,19 @@ def text_of(i: int) -> str:
     return json.dumps(DOC) if i == JSON_AT else f"bulk line {i:04d} served path=/api/item/{i}"
 
 
+def push(base: str, labels: dict[str, str], values: list[list[str]]) -> None:
+    r = httpx.post(f"{base}/loki/api/v1/push", json={"streams": [{"stream": labels, "values": values}]}, timeout=30)
+    assert r.status_code == 204, r.text
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     work: Path = tmp_path_factory.mktemp("ui-logs-window")
     proc = start_clearsight(work)
     try:
         now = time.time_ns()
-        values = [[str(now - (N - i) * 1_000_000), text_of(i)] for i in range(N)]
-        r = httpx.post(
-            f"{proc.url}/loki/api/v1/push",
-            json={"streams": [{"stream": {"job": "bulk", "level": "info"}, "values": values}]},
-            timeout=30,
-        )
-        assert r.status_code == 204, r.text
-        r = httpx.post(
-            f"{proc.url}/loki/api/v1/push",
-            json={"streams": [{"stream": {"job": "few"}, "values": [[str(now), "only line"]]}]},
-            timeout=30,
-        )
-        assert r.status_code == 204, r.text
+        push(proc.url, {"job": "bulk", "level": "info"}, [[str(now - (N - i) * 1_000_000), text_of(i)] for i in range(N)])
+        push(proc.url, {"job": "few"}, [[str(now), "only line"]])
         yield proc
     finally:
         proc.stop()

@@ -53,6 +53,8 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/-/reload"): "rules.reload", ("PUT", "/-/reload"): "rules.reload",
     ("GET", "/api/v1/logs/export"): "logs.export",  # a bulk export of log lines: who took what, when
     ("POST", "/api/v2/silences"): "silence.set", ("DELETE", "/api/v2/silence/{id}"): "silence.expire",
+    ("POST", "/api/v1/silence_schedules"): "silence_schedule.create",
+    ("DELETE", "/api/v1/silence_schedules/{id}"): "silence_schedule.delete",
     ("POST", "/api/v1/admin/tsdb/delete_series"): "tsdb.delete_series",
     ("PUT", "/api/v1/admin/tsdb/delete_series"): "tsdb.delete_series",
 }

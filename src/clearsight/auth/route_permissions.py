@@ -73,6 +73,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v2/alerts"): _R, ("POST", "/api/v2/alerts"): p.RULES_MANAGE, ("GET", "/api/v2/alerts/groups"): _R,
     ("GET", "/api/v2/silences"): _R, ("POST", "/api/v2/silences"): p.SILENCES_MANAGE,
     ("GET", "/api/v2/silence/{id}"): _R, ("DELETE", "/api/v2/silence/{id}"): p.SILENCES_MANAGE,
+    ("GET", "/api/v1/silence_schedules"): _R, ("POST", "/api/v1/silence_schedules"): p.SILENCES_MANAGE,
+    ("DELETE", "/api/v1/silence_schedules/{id}"): p.SILENCES_MANAGE,
     ("GET", "/api/v2/status"): _R, ("GET", "/api/v2/receivers"): _R, ("GET", "/api/v1/notifications"): _R,
     # logs and events
     ("POST", "/loki/api/v1/push"): p.LOGS_WRITE, ("POST", "/v1/logs"): p.LOGS_WRITE,

@@ -3,7 +3,8 @@
 ``notify(postables)`` is the ``NotifyFunc`` the rules engine gets (thread-safe, never blocks on a
 delivery). ``put_alerts`` is the API's all-or-nothing entry: one invalid alert rejects the request.
 A maintenance loop expires ``expire_on_resolve`` silences whose alerts resolved, drops old resolved
-alerts and expired silences, and saves the notification log.
+alerts and expired silences, saves the notification log, and materialises the windows of recurring
+silences (``schedule_source``, notify/schedules.py) as ordinary silences.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from clearsight.notify.inhibit import Inhibitor
 from clearsight.notify.metrics import NotifyMetrics
 from clearsight.notify.nflog import NotificationLog
 from clearsight.notify.pipeline import Deps
+from clearsight.notify.schedules import SilenceSchedule, materialise
 from clearsight.notify.silences import Silences
 from clearsight.notify.timeinterval import TimeInterval
 
@@ -63,6 +65,8 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._maintenance_interval = maintenance_interval
         self._tasks: list[asyncio.Task[None]] = []
+        # every organisation's recurring silences (a blocking read, run off the loop); server.py sets it
+        self.schedule_source: Callable[[], Sequence[SilenceSchedule]] | None = None
         self.deps = Deps(clock=self.clock, silences=self.silences, nflog=self.nflog, metrics=self.metrics,
                          inhibitor=self._current_inhibitor, time_intervals=self._time_intervals, http=self._client,
                          external_url=external_url, backoff_initial=backoff_initial)
@@ -238,8 +242,24 @@ class Notifier:
         except OSError as e:
             log.error("cannot save the notifier's state: %s", e)
 
+    async def sync_schedules(self) -> None:
+        """Materialises the recurring silences' windows: at start, every maintenance run, and right after a
+        schedule was created or deleted. A failed read of the schedules changes no silence."""
+        source = self.schedule_source
+        if source is None:
+            return
+        try:
+            schedules = await asyncio.get_running_loop().run_in_executor(None, source)
+        except Exception:
+            log.exception("cannot read the recurring silences; their silences are left as they are")
+            return
+        created, expired = materialise(self.silences, schedules, self.clock.now())
+        if created or expired:
+            log.info("recurring silences materialised", extra={"silences_created": created, "silences_expired": expired})
+
     async def _maintenance(self) -> None:
         while True:
+            await self.sync_schedules()
             await self.clock.sleep(self._maintenance_interval)
             try:
                 self.maintain()

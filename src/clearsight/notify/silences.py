@@ -48,6 +48,7 @@ class Silence:
     updated_at: float
     expire_on_resolve: bool = False
     muted: frozenset[str] = field(default=frozenset())  # fingerprints this silence has muted
+    schedule: str = ""  # "<schedule id>@<window start>" for a recurring window's silence (notify/schedules.py)
 
     def state(self, now: float) -> str:
         if now >= self.ends_at:
@@ -60,7 +61,7 @@ class Silence:
         return matches_all(self.matchers, tuple(sorted(labels.items())))
 
 
-def _matcher_json(m: Matcher) -> dict[str, Any]:
+def matcher_json(m: Matcher) -> dict[str, Any]:
     return {"name": m.name, "value": m.value, "isRegex": m.type in (MatchType.RE, MatchType.NRE),
             "isEqual": m.type in (MatchType.EQ, MatchType.RE)}
 
@@ -87,7 +88,7 @@ def matcher_from_json(obj: Any, where: str) -> Matcher:
 def silence_json(s: Silence, now: float) -> dict[str, Any]:
     from clearsight.notify.alert import format_time
 
-    return {"id": s.id, "matchers": [_matcher_json(m) for m in s.matchers], "startsAt": format_time(s.starts_at),
+    return {"id": s.id, "matchers": [matcher_json(m) for m in s.matchers], "startsAt": format_time(s.starts_at),
             "endsAt": format_time(s.ends_at), "updatedAt": format_time(s.updated_at), "createdBy": s.created_by,
             "comment": s.comment, "status": {"state": s.state(now)}, "expireOnResolve": s.expire_on_resolve}
 
@@ -118,7 +119,7 @@ class Silences:
                             starts_at=item["startsAt"], ends_at=item["endsAt"], created_by=item["createdBy"],
                             comment=item["comment"], updated_at=item["updatedAt"],
                             expire_on_resolve=item.get("expireOnResolve", False),
-                            muted=frozenset(item.get("muted", [])))
+                            muted=frozenset(item.get("muted", [])), schedule=str(item.get("schedule", "")))
             except (KeyError, TypeError, SilenceError) as e:
                 log.error("skipping unreadable silence in %s: %s", path, e)
                 continue
@@ -129,9 +130,10 @@ class Silences:
         self._dirty = False
         if self._path is None:
             return
-        items = [{"id": s.id, "matchers": [_matcher_json(m) for m in s.matchers], "startsAt": s.starts_at,
+        items = [{"id": s.id, "matchers": [matcher_json(m) for m in s.matchers], "startsAt": s.starts_at,
                   "endsAt": s.ends_at, "createdBy": s.created_by, "comment": s.comment, "updatedAt": s.updated_at,
-                  "expireOnResolve": s.expire_on_resolve, "muted": sorted(s.muted)} for s in self._by_id.values()]
+                  "expireOnResolve": s.expire_on_resolve, "muted": sorted(s.muted), "schedule": s.schedule}
+                 for s in self._by_id.values()]
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
@@ -151,8 +153,9 @@ class Silences:
         return list(self._by_id.values())
 
     def put(self, matchers: Iterable[Matcher], starts_at: float, ends_at: float, created_by: str, comment: str,
-            *, sid: str = "", expire_on_resolve: bool = False) -> str:
-        """Creates (or updates ``sid``) a silence; returns its id (a new one when matchers changed)."""
+            *, sid: str = "", expire_on_resolve: bool = False, schedule: str = "") -> str:
+        """Creates (or updates ``sid``) a silence; returns its id (a new one when matchers changed).
+        ``schedule`` marks the silence of a recurring window (set only by notify/schedules.py)."""
         now = self._clock.now()
         ms = tuple(matchers)
         if not ms:
@@ -181,7 +184,7 @@ class Silences:
                 self._expire(old, now)
         new_id = str(uuid.uuid4())
         self._by_id[new_id] = Silence(new_id, ms, max(starts_at, now), ends_at, created_by, comment, now,
-                                      expire_on_resolve)
+                                      expire_on_resolve, schedule=schedule)
         self._save()
         return new_id
 
