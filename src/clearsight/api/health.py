@@ -5,6 +5,8 @@
 - ``GET /api/v1/resources/{id}/health/history``: status transitions in ``[start, end]`` (unix
   seconds or RFC 3339; default the last 24 h), newest first, at most ``limit`` (default 100, at
   most 1000), and the uptime over that range.
+- ``GET /api/v1/health/map``: every resource with its latest health and the *runs on* edges between
+  them (``health/graph.py``); ``limit`` nodes at most (default 500, at most 5000), most severe first.
 - ``GET /status``: the Failsight status page (``health/status.py``), ``window`` (default 24h).
 """
 
@@ -28,6 +30,7 @@ from clearsight.api.common import (
 )
 from clearsight.api.resources import resource_id_param
 from clearsight.config import parse_duration_ms
+from clearsight.health.graph import health_map
 from clearsight.health.history import HealthHistory
 from clearsight.health.monitor import HealthMonitor
 from clearsight.health.status import status_page
@@ -36,6 +39,7 @@ from clearsight.resources.registry import ResourceRegistry
 DAY_MS = 86400_000
 MAX_HISTORY = 1000
 MAX_WINDOW_MS = 90 * DAY_MS
+MAP_LIMIT, MAX_MAP_LIMIT = 500, 5000
 
 
 class HealthApi:
@@ -90,6 +94,21 @@ class HealthApi:
         return success({"resource": rid, "transitions": [t.to_json() for t in items],
                         "uptime_percent": None if up is None else round(up * 100, 3)})
 
+    async def health_map(self, request: Request) -> Response:
+        """The health map: resources with their health (nodes) and what runs on what (edges)."""
+        try:
+            tenant = self.tenant_of(request)
+            limit = limit_param(request.query_params) or MAP_LIMIT
+            if limit > MAX_MAP_LIMIT:
+                raise ApiError("bad_data", f'invalid parameter "limit": at most {MAX_MAP_LIMIT}')
+            now = self._now_ms()
+            graph = await run_blocking(lambda: health_map(self.registry, self.monitor, tenant, now, limit))
+        except ApiError as e:
+            return error_response(e)
+        except ValueError as e:
+            return error_response(ApiError("bad_data", str(e)))
+        return success(graph)
+
     async def status(self, request: Request) -> Response:
         """Failsight status page: overall health, health and uptime by service, resources by status."""
         try:
@@ -114,5 +133,6 @@ class HealthApi:
             Route("/api/v1/resources/{id}/health", self.health, methods=["GET"], name="resource_health"),
             Route("/api/v1/resources/{id}/health/history", self.history_route, methods=["GET"],
                   name="resource_health_history"),
+            Route("/api/v1/health/map", self.health_map, methods=["GET"], name="health_map"),
             Route("/status", self.status, methods=["GET"], name="status_page"),
         ]

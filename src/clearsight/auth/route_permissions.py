@@ -99,6 +99,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/resources/heartbeat"): _W, ("GET", "/api/v1/resources"): _R,
     ("GET", "/api/v1/resources/{id}"): _R, ("GET", "/api/v1/resources/{id}/health"): _R,
     ("GET", "/api/v1/resources/{id}/health/history"): _R, ("GET", "/status"): _R,
+    ("GET", "/api/v1/health/map"): _R,
     ("GET", "/api/v1/correlations"): p.EVENTS_READ,
     ("WS", "/ws/metrics"): _R,
     # saved dashboards (api/dashboards.py)

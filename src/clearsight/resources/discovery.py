@@ -5,7 +5,8 @@ use). Pure apart from the query function.
 - ``node_uname_info`` (the agent and node_exporter): ``host:<nodename>`` with ``os`` (sysname),
   ``kernel`` (release) and the series' ``instance``;
 - ``target_info`` (OTLP resource attributes): ``host:<host_name>``, ``container:<container_id>``
-  and ``service:<job>`` (``job`` is OTLP's ``service.name``);
+  and ``service:<job>`` (``job`` is OTLP's ``service.name``), each with the series' ``instance`` (a
+  shared instance is how ``resources/relations.py`` sees that the service runs in the container);
 - ``up`` (scraped targets): ``service:<job>`` with its instances.
 
 Each is read as ``timestamp(<name>)``: a resource counts as seen at its newest sample's time, not
@@ -71,7 +72,7 @@ def discover(query: QueryFunc, now_ms: int, interval_ms: int) -> list[Resource]:
                 if cid:
                     add(_resource("container", cid, seen, interval_ms, name=lb.get("container_name", ""),
                                   image=lb.get("container_image_name", ""), hostname=host,
-                                  parent=make_id("host", host) if host else ""))
+                                  parent=make_id("host", host) if host else "", instance=inst))
                 if job:
                     add(_resource("service", job, seen, interval_ms, instance=inst))
             elif job:

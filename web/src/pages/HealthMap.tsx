@@ -1,77 +1,101 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { promGet } from '../api';
+import { CorrelationTimeline } from '../components/CorrelationTimeline';
+import { HealthGraph } from '../components/HealthGraph';
 import { HealthBadge } from '../components/Status';
 import { Time } from '../components/Time';
-import { HEALTH_ICON, resourcePath, type Health, type HealthStatus, type Resource } from '../resources';
+import { fetchCorrelations, fetchHealthMap, healthOfNode, nsToMs, type Correlation, type HealthMapData } from '../healthmap';
+import '../healthmap.css';
+import { resourcePath, type HealthStatus } from '../resources';
 import { linkClick } from '../router';
-import { SignalTable, useFleet } from './Infrastructure';
+import { SignalTable } from './Infrastructure';
 
-interface Correlation {
-  id: string;
-  message: string;
-  timestamp_ns: string;
-  data: { cause?: { message?: string; type?: string }; anomaly?: { resource?: string; metric?: string } };
+const REFRESH_MS = 15_000;
+const DAY_MS = 86400_000;
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
-function statusOf(health: Map<string, Health>, id: string): HealthStatus {
-  return health.get(id)?.status ?? 'unknown';
+interface State {
+  map: HealthMapData | null;
+  correlations: Correlation[] | null;
+  range: [number, number];
+  error: string | null;
+  corrError: string | null;
+  at: number;
 }
 
-/** A resource on the map: a button that selects it (icon, name and status word; colour is extra). */
-function Node({ r, health, selected, onSelect }: { r: Resource; health: Map<string, Health>; selected: boolean; onSelect: (id: string) => void }) {
-  const st = statusOf(health, r.id);
-  return (
-    <button
-      type="button"
-      class={`map-node node-${st}${selected ? ' selected' : ''}`}
-      aria-pressed={selected}
-      data-resource={r.id}
-      data-health={st}
-      title={health.get(r.id)?.reason ?? 'not evaluated yet'}
-      onClick={() => onSelect(r.id)}
-    >
-      <span aria-hidden="true" class="node-icon">
-        {HEALTH_ICON[st]}
-      </span>{' '}
-      <span class="node-name">{r.name}</span> <span class="node-status">{st}</span>
-    </button>
-  );
-}
-
-/** Health map (`/ui/health`): hosts with their containers, and services, coloured by health; select one for
- * its reason and contributing signals; correlations of changes with anomalies on a timeline. */
-export function HealthMapPage() {
-  const { resources, health, error, at } = useFleet();
-  const [selected, setSelected] = useState<string | null>(null);
-  const [correlations, setCorrelations] = useState<Correlation[] | null>(null);
-
+/** The map and the correlations of the last 24 h, read together every REFRESH_MS. */
+function useHealthMap(): State {
+  const [state, setState] = useState<State>(() => {
+    const now = Date.now();
+    return { map: null, correlations: null, range: [now - DAY_MS, now], error: null, corrError: null, at: 0 };
+  });
   useEffect(() => {
     const ctl = new AbortController();
-    promGet<{ correlations: Correlation[] }>('/api/v1/correlations', { limit: 50 }, ctl.signal)
-      .then((d) => setCorrelations(d.correlations))
-      .catch(() => setCorrelations([]));
-    return () => ctl.abort();
-  }, []);
-
-  const groups = useMemo(() => {
-    const list = resources ?? [];
-    const hosts = list.filter((r) => r.kind === 'host');
-    const hostIds = new Set(hosts.map((h) => h.id));
-    return {
-      hosts: hosts.map((h) => ({ host: h, children: list.filter((c) => c.parent === h.id) })),
-      orphans: list.filter((r) => r.kind === 'container' && !(r.parent && hostIds.has(r.parent))),
-      services: list.filter((r) => r.kind === 'service'),
+    let timer = 0;
+    const load = async () => {
+      const end = Date.now();
+      const start = end - DAY_MS;
+      const [m, c] = await Promise.allSettled([fetchHealthMap(ctl.signal), fetchCorrelations(start, end, ctl.signal)]);
+      if (ctl.signal.aborted) return;
+      setState((s) => ({
+        map: m.status === 'fulfilled' ? m.value : s.map,
+        error: m.status === 'rejected' ? errText(m.reason) : null,
+        correlations: c.status === 'fulfilled' ? c.value : (s.correlations ?? []),
+        corrError: c.status === 'rejected' ? errText(c.reason) : null,
+        range: c.status === 'fulfilled' ? [start, end] : s.range,
+        at: Date.now(),
+      }));
+      timer = window.setTimeout(load, REFRESH_MS);
     };
-  }, [resources]);
+    void load();
+    return () => {
+      ctl.abort();
+      clearTimeout(timer);
+    };
+  }, []);
+  return state;
+}
+
+/** Health map (`/ui/health`): hosts, containers and services as a graph of what runs on what, coloured and
+ * labelled by health; select or focus a node for its reason and contributing signals; correlations of
+ * changes and security events with anomalies on a timeline. */
+export function HealthMapPage() {
+  const { map, correlations, range, error, corrError, at } = useHealthMap();
+  const [selected, setSelected] = useState<string | null>(null);
+  const nodes = map?.nodes ?? [];
+  const byId = useMemo(() => new Map(nodes.map((n) => [n.id, n])), [nodes]);
 
   const counts = useMemo(() => {
     const c: Record<HealthStatus, number> = { healthy: 0, warning: 0, critical: 0, unknown: 0 };
-    for (const r of resources ?? []) c[statusOf(health, r.id)]++;
+    for (const n of nodes) c[healthOfNode(n)]++;
     return c;
-  }, [resources, health]);
+  }, [nodes]);
   const overall: HealthStatus = counts.critical ? 'critical' : counts.warning ? 'warning' : counts.healthy ? 'healthy' : 'unknown';
-  const sel = selected ? (resources ?? []).find((r) => r.id === selected) : undefined;
-  const selHealth = selected ? health.get(selected) : undefined;
+  const sel = selected ? byId.get(selected) : undefined;
+  const runsOn = (map?.edges ?? []).filter((e) => e.source === selected).map((e) => e.target);
+  const runHere = (map?.edges ?? []).filter((e) => e.target === selected).map((e) => e.source);
+
+  const related = (title: string, ids: string[], testid: string) =>
+    ids.length ? (
+      <>
+        <h3 class="h3">{title}</h3>
+        <ul class="plain" data-testid={testid}>
+          {ids.map((id) => {
+            const n = byId.get(id);
+            return (
+              <li key={id}>
+                <HealthBadge status={n ? healthOfNode(n) : 'unknown'} />{' '}
+                <a href={resourcePath(id)} onClick={linkClick}>
+                  {n ? `${n.kind} ${n.name}` : id}
+                </a>
+              </li>
+            );
+          })}
+        </ul>
+      </>
+    ) : null;
 
   return (
     <section aria-labelledby="health-map-title">
@@ -79,13 +103,13 @@ export function HealthMapPage() {
         <h1 id="health-map-title">Health map</h1>
         {at ? (
           <p class="muted small">
-            Updated <Time ms={at} /> (every 15 s)
+            Updated <Time ms={at} /> (every {REFRESH_MS / 1000} s)
           </p>
         ) : null}
       </div>
       {error ? (
         <p role="alert" class="error">
-          Cannot load health: {error}
+          Cannot load the health map: {error}
         </p>
       ) : null}
       <section class="card" aria-label="Summary" data-testid="health-summary">
@@ -94,10 +118,19 @@ export function HealthMapPage() {
             {counts.critical} critical · {counts.warning} warning · {counts.healthy} healthy · {counts.unknown} not evaluated
           </span>
         </p>
+        {map?.truncated ? (
+          <p class="muted small">
+            Showing the {nodes.length} most severe of {map.total} resources; the{' '}
+            <a href="/ui/infrastructure" onClick={linkClick}>
+              infrastructure
+            </a>{' '}
+            page lists them all.
+          </p>
+        ) : null}
       </section>
-      {resources === null ? (
+      {map === null ? (
         error ? null : <p role="status">Loading…</p>
-      ) : resources.length === 0 ? (
+      ) : nodes.length === 0 ? (
         <p class="empty card">
           Nothing to map yet. Run the agent on a host or send metrics; resources appear on the{' '}
           <a href="/ui/infrastructure" onClick={linkClick}>
@@ -106,50 +139,16 @@ export function HealthMapPage() {
           page first.
         </p>
       ) : (
-        <div class="map-layout">
-          <div class="map" data-testid="health-map">
-            {groups.hosts.map(({ host, children }) => (
-              <section key={host.id} class={`map-group group-${statusOf(health, host.id)}`} aria-label={`Host ${host.name}`}>
-                <Node r={host} health={health} selected={selected === host.id} onSelect={setSelected} />
-                {children.length ? (
-                  <ul class="map-children" aria-label={`Containers on ${host.name}`}>
-                    {children.map((c) => (
-                      <li key={c.id}>
-                        <Node r={c} health={health} selected={selected === c.id} onSelect={setSelected} />
-                      </li>
-                    ))}
-                  </ul>
-                ) : null}
-              </section>
-            ))}
-            {groups.orphans.length ? (
-              <section class="map-group" aria-label="Containers without a known host">
-                <h2 class="h3">Containers without a known host</h2>
-                <ul class="map-children">
-                  {groups.orphans.map((c) => (
-                    <li key={c.id}>
-                      <Node r={c} health={health} selected={selected === c.id} onSelect={setSelected} />
-                    </li>
-                  ))}
-                </ul>
-              </section>
-            ) : null}
-            {groups.services.length ? (
-              <section class="map-group" aria-label="Services">
-                <h2 class="h3">Services</h2>
-                <ul class="map-children">
-                  {groups.services.map((s) => (
-                    <li key={s.id}>
-                      <Node r={s} health={health} selected={selected === s.id} onSelect={setSelected} />
-                    </li>
-                  ))}
-                </ul>
-              </section>
-            ) : null}
+        <div class="map-layout graph-layout">
+          <div class="card map" data-testid="health-map">
+            <HealthGraph nodes={nodes} edges={map.edges} selected={selected} onSelect={setSelected} />
+            <p class="muted small graph-legend">
+              Lines join what runs on what (a container to its host, a service to its container or host). Tab to the graph, then use the arrow keys.
+            </p>
           </div>
           <aside class="card map-detail" aria-label="Selected resource" data-testid="map-detail" aria-live="polite">
             {!sel ? (
-              <p class="empty">Select a resource to see why it has its status.</p>
+              <p class="empty">Select a resource (click, or focus it with the keyboard) to see why it has its status.</p>
             ) : (
               <>
                 <h2>
@@ -158,10 +157,12 @@ export function HealthMapPage() {
                   </a>
                 </h2>
                 <p>
-                  <HealthBadge status={selHealth?.status ?? 'unknown'} />{' '}
-                  <span data-testid="map-reason">{selHealth?.reason ?? 'Not evaluated yet: health is evaluated every health.evaluation_interval.'}</span>
+                  <HealthBadge status={healthOfNode(sel)} />{' '}
+                  <span data-testid="map-reason">{sel.health?.reason ?? 'Not evaluated yet: health is evaluated every health.evaluation_interval.'}</span>
                 </p>
-                {selHealth ? <SignalTable signals={selHealth.signals} /> : null}
+                {sel.health ? <SignalTable signals={sel.health.signals} /> : null}
+                {related('Runs on', runsOn, 'runs-on')}
+                {related('Running here', runHere, 'running-here')}
               </>
             )}
           </aside>
@@ -169,6 +170,11 @@ export function HealthMapPage() {
       )}
       <section class="card" aria-labelledby="corr-title">
         <h2 id="corr-title">Correlations (last 24 h)</h2>
+        {corrError ? (
+          <p role="alert" class="error">
+            Cannot load the correlations: {corrError}
+          </p>
+        ) : null}
         {correlations === null ? (
           <p role="status">Loading…</p>
         ) : correlations.length === 0 ? (
@@ -176,22 +182,19 @@ export function HealthMapPage() {
             No change or security event was followed by an anomaly. Changes are logged as events with <code>type: change</code>.
           </p>
         ) : (
-          <ol class="timeline" data-testid="correlations">
-            {correlations.map((c) => (
-              <li key={c.id}>
-                <Time ms={Number(c.timestamp_ns.slice(0, -6) || '0')} /> · {c.message}
-                {c.data.anomaly?.resource ? (
-                  <>
-                    {' '}
-                    on{' '}
-                    <a href={resourcePath(c.data.anomaly.resource)} onClick={linkClick}>
-                      {c.data.anomaly.resource}
-                    </a>
-                  </>
-                ) : null}
-              </li>
-            ))}
-          </ol>
+          <>
+            <CorrelationTimeline items={correlations} start={range[0]} end={range[1]} />
+            <details class="small">
+              <summary>As a list</summary>
+              <ol class="timeline" data-testid="correlations">
+                {correlations.map((c) => (
+                  <li key={c.id}>
+                    <Time ms={nsToMs(c.timestamp_ns) ?? 0} /> · {c.message}
+                  </li>
+                ))}
+              </ol>
+            </details>
+          </>
         )}
       </section>
     </section>
