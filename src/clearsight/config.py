@@ -210,9 +210,11 @@ class UsageConfig:
     flush_interval: str = "30s"  # how often in-memory counts are written to the state database
     quota_samples_per_day: int = 0  # metric samples per organisation per UTC day (0 = no quota)
     quota_log_bytes_per_day: int = 0  # log line bytes per organisation per UTC day (0 = no quota)
+    quota_spans_per_day: int = 0  # trace spans per organisation per UTC day (0 = no quota)
     price_per_million_samples: str = "0"  # unit prices for the cost estimate of GET /api/v1/usage
     price_per_gib_logs: str = "0"
     price_per_thousand_queries: str = "0"
+    price_per_million_spans: str = "0"
 
 
 @dataclass
@@ -407,7 +409,8 @@ def _validate(cfg: Config) -> None:
                           f"got {cfg.storage.duckdb_memory_limit!r}")
     if cfg.storage.duckdb_threads < 1:
         raise ConfigError(f"{cfg.source}: storage.duckdb_threads: must be at least 1")
-    for key in ("price_per_million_samples", "price_per_gib_logs", "price_per_thousand_queries"):
+    for key in ("price_per_million_samples", "price_per_gib_logs", "price_per_thousand_queries",
+                "price_per_million_spans"):
         try:
             price = float(getattr(cfg.usage, key))
         except ValueError:

@@ -56,6 +56,13 @@ class SelfMetrics:
         self.log_bytes_ingested = Counter(
             "clearsight_ingested_log_bytes_total", "UTF-8 bytes of committed log lines, by protocol.",
             ["protocol"], registry=self.registry)
+        self.spans_ingested = Counter(
+            "clearsight_ingested_spans_total", "Trace spans committed, by protocol.", ["protocol"],
+            registry=self.registry)
+        self.spans_rejected = Counter(
+            "clearsight_rejected_spans_total",
+            "Trace spans received and not stored (dropped for their time, or in a refused request), by protocol.",
+            ["protocol"], registry=self.registry)
         self.request_seconds = Histogram(
             "clearsight_http_request_duration_seconds", "HTTP request latency by handler.", ["handler"],
             registry=self.registry,

@@ -45,7 +45,7 @@ from clearsight.api.logs_query import LogQueryApi
 from clearsight.api.mfa_routes import MfaApi
 from clearsight.api.mtls import SCOPE_ORG
 from clearsight.api.otlp_grpc import TenantOfMetadata, start_otlp_grpc_server
-from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route, make_otlp_traces_route
+from clearsight.api.otlp_http import ExportOutcome, make_otlp_metrics_route
 from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_routes, make_rules_routes
 from clearsight.api.prometheus_status import make_admin_tsdb_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
@@ -57,6 +57,7 @@ from clearsight.api.silence_schedules import make_silence_schedule_routes
 from clearsight.api.simple_ingest import make_simple_ingest_routes
 from clearsight.api.syslog_listener import SyslogListener
 from clearsight.api.trace_context import TraceMiddleware, install_log_filter
+from clearsight.api.traces import TraceSurfaces
 from clearsight.api.ui import make_ui_routes
 from clearsight.api.usage_routes import make_usage_routes
 from clearsight.api.ws_metrics import make_ws_metrics_route
@@ -97,6 +98,7 @@ from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.log_settings import parse_log_pipeline
 from clearsight.pipeline.log_steps import build_log_steps
 from clearsight.pipeline.pii import load_or_create_secret
+from clearsight.pipeline.span_ingestor import SpanIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
 from clearsight.query.budget import QueryBudget, running
@@ -126,6 +128,7 @@ from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.embedded import EmbeddedMetricsStore
 from clearsight.store.embedded.exemplar_store import EmbeddedExemplarStore
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
+from clearsight.store.embedded.span_store import EmbeddedSpanStore
 from clearsight.store.exemplars_interface import ExemplarAppendResult
 from clearsight.store.interface import MetricsStore
 
@@ -193,6 +196,8 @@ class Built:
     signing: Verifier | None = None  # signed ingestion, shared by the HTTP listeners (auth/signing.py)
     usage: Usage | None = None  # usage counts and quotas per organisation (auth/usage.py)
     events_grpc: EventService | None = None  # served on the OTLP/gRPC listener (api/events_grpc.py)
+    span_store: EmbeddedSpanStore | None = None  # spans, in the log store's file (store/embedded/span_store.py)
+    trace_surfaces: TraceSurfaces | None = None
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -485,6 +490,11 @@ def build(cfg: Config) -> Built:
     log_ingestor = LogIngestor(log_store, reject_older_than_ns=parse_duration_ms(cfg.logs.reject_older_than) * 1_000_000,
                                creation_grace_ns=parse_duration_ms(cfg.logs.creation_grace_period) * 1_000_000,
                                steps=[*log_steps, usage.logs_step])
+    span_store = EmbeddedSpanStore(log_store, retention_ns=log_store.retention_ns,
+                                   tenant_retention_ns=log_store.tenant_retention_ns,
+                                   queue_max_batches=cfg.logs.write_queue_batches)
+    span_ingestor = SpanIngestor(span_store, reject_older_than_ns=log_ingestor.reject_older_than_ns,
+                                 creation_grace_ns=log_ingestor.creation_grace_ns, steps=[usage.spans_step])
 
     def readiness() -> tuple[bool, str]:
         st = store.stats()
@@ -503,11 +513,11 @@ def build(cfg: Config) -> Built:
                                          executor=ingest_executor, options=otlp_options)
     log_surfaces = LogIngestSurfaces(log_ingestor, tenant_of, metrics, executor=ingest_executor)
     syslog = _syslog_listener(cfg, log_ingestor, metrics, ingest_executor)
-    # Prometheus' OTLP path (same handler) and explicit, counted 501s for OTLP traces (not stored yet).
+    trace_surfaces = TraceSurfaces(span_ingestor, span_store, tenant_of, metrics, executor=ingest_executor)
+    # Prometheus' OTLP path (same handler).
     prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
                                               on_export=_export_recorder(metrics), executor=ingest_executor,
                                               options=otlp_options)
-    traces_route = make_otlp_traces_route(lambda: metrics.requests.labels("otlp_traces", "501").inc())
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
@@ -531,13 +541,13 @@ def build(cfg: Config) -> Built:
         raise
     metrics.registry.register(RulesCollector(lambda: [rules, *tenant_rules.all_managers()]))
     services = Services(config=cfg, store=store, ingestor=ingestor, metrics=metrics,
-                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, prom_otlp_route, traces_route, *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
+                        tenant_of=tenant_of, readiness=readiness, extra_routes=[otlp_route, prom_otlp_route, *trace_surfaces.routes(), *make_rules_routes(rules, tenant_of, cfg.tenancy.default_tenant, tenant_rules), *make_rule_config_routes(tenant_rules, tenant_of),
                                                                                      *make_alertmanager_routes(notifier),
                                                                                      *make_admin_tsdb_routes(cfg, store, tenant_of),
                                                                                      *make_ui_routes(log_surfaces.es_root),
                                                                                      make_ws_metrics_route(store, cfg, tenant_of, query_governor),
                                                                                      *log_surfaces.routes(), *log_query.routes(),
-                                                                                     *make_simple_ingest_routes(log_ingestor, ingestor.ingest, tenant_of),
+                                                                                     *make_simple_ingest_routes(log_ingestor, ingestor.ingest, tenant_of, trace_surfaces),
                                                                                      *NativeLogsApi(log_query).routes()],
                         targets=scraper.api_targets, ingest_executor=ingest_executor,
                         query_governor=query_governor, exemplars=exemplar_store)
@@ -572,9 +582,10 @@ def build(cfg: Config) -> Built:
                                  *make_silence_schedule_routes(schedules, notifier)]
     audit_routes(services.extra_routes, audit, cfg.tenancy.default_tenant)  # api/audit_routes.py ACTIONS
     return Built(services=services, store=store, health=health, auth=auth,
-                 otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), traces_route]),
+                 otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), trace_surfaces.otlp_route()]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
                  log_surfaces=log_surfaces, syslog=syslog, signing=signing, usage=usage,
+                 span_store=span_store, trace_surfaces=trace_surfaces,
                  events_grpc=EventService(log_surfaces.events_grpc, log_query.query_events_grpc,
                                           make_tenant_of_metadata(cfg), log_surfaces.limits,
                                           narrow_of_call=lambda: exact_matchers(current_selector())))
@@ -598,8 +609,9 @@ def signing_verifier(cfg: Config, auth: AuthSystem) -> Verifier:
 def make_usage(cfg: Config) -> Usage:
     u = cfg.usage
     return Usage(None, quota_samples_per_day=u.quota_samples_per_day, quota_log_bytes_per_day=u.quota_log_bytes_per_day,
+                 quota_spans_per_day=u.quota_spans_per_day,
                  prices=Prices(float(u.price_per_million_samples), float(u.price_per_gib_logs),
-                               float(u.price_per_thousand_queries)))
+                               float(u.price_per_thousand_queries), float(u.price_per_million_spans)))
 
 
 def rate_buckets(cfg: Config) -> tuple[TokenBuckets, TokenBuckets, TokenBuckets]:
@@ -709,7 +721,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                 + ([IdempotencyInterceptor(IdempotencyStore(built.auth.db, parse_duration_ms(cfg.auth.idempotency_window)),
                                            make_tenant_of_metadata(cfg))] if built.auth else []),  # last: org known
                 logs_export=built.log_surfaces.otlp_logs_grpc if built.log_surfaces is not None else None,
-                on_traces=lambda: s.metrics.requests.labels("otlp_traces_grpc", "501").inc(),
+                traces_export=built.trace_surfaces.otlp_traces_grpc if built.trace_surfaces is not None else None,
                 extra_handlers=[built.events_grpc.handler()] if built.events_grpc is not None else [])
         except OSError as e:  # e.g. a local OTel Collector holds 4317: run without this listener
             log.warning("OTLP/gRPC listener not started: %s; the server runs without it (move it with "
@@ -731,7 +743,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                         e)
             await built.syslog.stop()
             built.syslog = None
-    retention_task = asyncio.create_task(_retention_loop(built.store, cfg, built.log_store))
+    retention_task = asyncio.create_task(_retention_loop(built.store, cfg, built.log_store, built.span_store))
     tasks = [asyncio.create_task(srv.serve()) for srv in servers]
     # Wait until every listener is up, then announce the URL.
     while not all(srv.started for srv in servers):
@@ -805,6 +817,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     await loop.run_in_executor(None, built.store.close)
     if s.exemplars is not None:
         await loop.run_in_executor(None, s.exemplars.close)
+    if built.span_store is not None:
+        await loop.run_in_executor(None, built.span_store.close)  # before the log store: its file and writer
     if built.log_store is not None:
         await loop.run_in_executor(None, built.log_store.close)
     if built.usage is not None:
@@ -814,7 +828,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     log.info("stopped")
 
 
-async def _retention_loop(store: MetricsStore, cfg: Config, log_store: EmbeddedLogStore | None = None) -> None:
+async def _retention_loop(store: MetricsStore, cfg: Config, log_store: EmbeddedLogStore | None = None,
+                          span_store: EmbeddedSpanStore | None = None) -> None:
     interval = parse_duration_ms(cfg.storage.retention_check_interval) / 1000
     loop = asyncio.get_running_loop()
     while True:
@@ -835,6 +850,15 @@ async def _retention_loop(store: MetricsStore, cfg: Config, log_store: EmbeddedL
                 raise
             except Exception:
                 log.exception("log retention pass failed")
+        if span_store is not None:
+            try:
+                removed = await loop.run_in_executor(None, span_store.apply_retention, time.time_ns())
+                if removed:
+                    log.info("trace retention dropped spans", extra={"spans": removed})
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("trace retention pass failed")
         await asyncio.sleep(interval)
 
 

@@ -1,5 +1,6 @@
 """OTLP/gRPC logs and traces against a real ``clearsight server`` with the OpenTelemetry SDK's gRPC
-exporters: logs are stored and queryable; traces are refused explicitly (UNIMPLEMENTED, counted)."""
+exporters: logs are stored and queryable, spans are stored and read back by trace id (more trace tests:
+test_traces.py)."""
 
 from __future__ import annotations
 
@@ -84,21 +85,15 @@ def test_malformed_logs_message_is_invalid_argument_and_writes_nothing(server: t
                     reason="invalid") >= 1
 
 
-def test_traces_are_refused_explicitly_and_counted(server: tuple[Proc, str]) -> None:
+def test_sdk_grpc_span_exporter_lands_in_the_span_store(server: tuple[Proc, str]) -> None:
     proc, target = server
-    before = _counter(proc.url, "clearsight_write_requests_total", protocol="otlp_traces_grpc", code="501")
-    with grpc.insecure_channel(target) as channel:
-        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-        with pytest.raises(grpc.RpcError) as ei:
-            export(b"", timeout=10)
-    assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "does not store traces" in (ei.value.details() or "")
-    # The SDK's exporter gets the same answer (it does not retry UNIMPLEMENTED) and reports a failure.
     provider = TracerProvider(resource=Resource.create({"service.name": "grpc-traces"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=target, insecure=True)))
-    logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter").setLevel(logging.CRITICAL)
-    with provider.get_tracer("t").start_as_current_span("work"):
+    with provider.get_tracer("t").start_as_current_span("work") as span:
         pass
     provider.shutdown()
-    after = _counter(proc.url, "clearsight_write_requests_total", protocol="otlp_traces_grpc", code="501")
-    assert after == before + 2
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    r = httpx.get(f"{proc.url}/api/v1/traces/{trace_id}", timeout=10)
+    assert r.status_code == 200, r.text
+    assert [(s["name"], s["serviceName"]) for s in r.json()["data"]["spans"]] == [("work", "grpc-traces")]
+    assert _counter(proc.url, "clearsight_write_requests_total", protocol="otlp_traces_grpc", code="200") == 1

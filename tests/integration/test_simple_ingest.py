@@ -1,6 +1,6 @@
 """AegisGuard's simple JSON shapes on the server's real stack (auth, signing, idempotency, pipeline,
-stores): what an ingest key sends to /api/v1/ingest/{logs,metrics,rum} is read back through LogQL
-and PromQL in the key's organisation only; traces are 501; bad input is a precise 4xx with nothing
+stores): what an ingest key sends to /api/v1/ingest/{logs,metrics,rum,traces} is read back through
+LogQL, PromQL and the trace read in the key's organisation only; bad input is a precise 4xx with nothing
 written; HMAC-signed requests and x-idempotency-key work there as on every ingest endpoint."""
 
 from __future__ import annotations
@@ -112,23 +112,38 @@ def test_logs_metrics_and_rum_are_stored_in_the_keys_organisation(stack: Stack) 
     assert len(rum) == 1 and orjson.loads(rum[0][1])["performance"] == {"lcp": 900}
 
 
-def test_traces_are_checked_then_501(stack: Stack) -> None:
+def test_traces_are_stored_in_the_keys_organisation(stack: Stack) -> None:
     k = Keys(stack)
     c = stack.client()
-    span = {
-        "trace_id": "t1",
-        "span_id": "s1",
-        "name": "GET /",
-        "start_time": "2024-01-01T00:00:00Z",
-        "end_time": "2024-01-01T00:00:01Z",
-    }
-    r = _post(c, "/api/v1/ingest/traces", {"traces": [span]}, k.ingest)
-    assert r.status_code == 501 and "no trace store" in r.text
-    assert (
-        _post(c, "/api/v1/ingest/traces", {"traces": [{**span, "end_time": "x"}]}, k.ingest).status_code
-        == 400
-    )
-    assert _post(c, "/api/v1/ingest/traces", {"traces": [span] * 501}, k.ingest).status_code == 413
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    span = {"trace_id": trace_id, "span_id": "eee19b7ec3c1b174", "name": "GET /", "start_time": now, "end_time": now}
+    child = {**span, "span_id": "eee19b7ec3c1b175", "parent_span_id": "eee19b7ec3c1b174", "name": "SELECT",
+             "kind": "client", "status": "error", "attributes": {"db": "orders"}}
+    r = _post(c, "/api/v1/ingest/traces", {"traces": [span, child], "resource": {"service_name": "web"}}, k.ingest)
+    assert r.status_code == 200 and r.json() == {"success": True, "accepted": 2}, r.text
+    got = c.get(f"/api/v1/traces/{trace_id}", headers=k.viewer)
+    assert got.status_code == 200, got.text
+    spans = {s["spanId"]: s for s in got.json()["data"]["spans"]}
+    assert spans["eee19b7ec3c1b175"]["parentSpanId"] == "eee19b7ec3c1b174"
+    assert spans["eee19b7ec3c1b175"]["status"]["code"] == "error" and spans["eee19b7ec3c1b175"]["kind"] == "client"
+    assert spans["eee19b7ec3c1b175"]["attributes"] == {"db": "orders"}
+    assert {s["serviceName"] for s in spans.values()} == {"web"}
+    assert c.get(f"/api/v1/traces/{trace_id}", headers=k.other).status_code == 404  # another organisation
+    assert c.get(f"/api/v1/traces/{trace_id}", headers=k.ingest).status_code == 403  # no traces:read
+    other = "6b8efff798038103d269b633813fc60c"
+    bad = [{"traces": [{**span, "trace_id": other, "end_time": "x"}]},
+           {"traces": [{**span, "trace_id": other}, {**span, "trace_id": other, "span_id": "abc"}]},
+           {"traces": [{**span, "trace_id": other, "end_time": "2000-01-01T00:00:00Z"}]}]
+    for doc in bad:
+        assert _post(c, "/api/v1/ingest/traces", doc, k.ingest).status_code == 400, doc
+    assert _post(c, "/api/v1/ingest/traces", {"traces": [{**span, "trace_id": other}] * 501},
+                 k.ingest).status_code == 413
+    assert c.get(f"/api/v1/traces/{other}", headers=k.viewer).status_code == 404  # nothing of those was kept
+    old = {**span, "trace_id": other, "start_time": "2000-01-01T00:00:00Z", "end_time": "2000-01-01T00:00:01Z"}
+    r = _post(c, "/api/v1/ingest/traces", {"traces": [old, {**span, "trace_id": other}]}, k.ingest)
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["rejected"] == 1, r.text
+    assert "too old" in r.json()["message"]
 
 
 @pytest.mark.parametrize(

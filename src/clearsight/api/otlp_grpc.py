@@ -1,6 +1,6 @@
-"""OTLP/gRPC receiver: ``MetricsService/Export`` and ``LogsService/Export``; ``TraceService/Export``
-answers UNIMPLEMENTED with a message saying traces are not stored yet (and is counted). The same
-server mounts ``extra_handlers`` (the event service, ``api/events_grpc.py``).
+"""OTLP/gRPC receiver: ``MetricsService/Export``, ``LogsService/Export`` and ``TraceService/Export``
+(spans stored through ``api/traces.py``; without ``traces_export`` grpcio answers UNIMPLEMENTED). The
+same server mounts ``extra_handlers`` (the event service, ``api/events_grpc.py``).
 
 Requests arrive as raw bytes (no generated servicer) and go through the same decoder as OTLP/HTTP.
 Errors map to gRPC codes per the OTLP specification, with a ``google.rpc.Status`` in the
@@ -54,6 +54,8 @@ TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 IngestBlocking = Callable[[str, SampleBatch], AppendResult]
 # (tenant, ExportLogsServiceRequest bytes) -> None once committed; raises IngestError.
 LogsExport = Callable[[str, bytes], None]
+# (tenant, ExportTraceServiceRequest bytes) -> the serialized response once committed; raises IngestError.
+TracesExport = Callable[[str, bytes], bytes]
 # Called with the request's invocation metadata as (key, value) pairs (keys are lower case).
 TenantOfMetadata = Callable[[Sequence[tuple[str, str | bytes]]], str]
 
@@ -78,33 +80,28 @@ def abort_ingest(context: grpc.ServicerContext, e: IngestError) -> None:
     context.abort(_CODES[grpc_code_of(e)], e.message)
 
 
-class _LogsExport:
-    def __init__(self, export: LogsExport, limits: WriteLimits, tenant_of_metadata: TenantOfMetadata) -> None:
+class _RawExport:
+    """Logs and traces: the message bytes go to ``export`` (which decodes and commits); its answer,
+    or ``empty_response`` when it answers None, is the response."""
+
+    def __init__(self, export: Callable[[str, bytes], bytes | None], limits: WriteLimits,
+                 tenant_of_metadata: TenantOfMetadata, empty_response: bytes) -> None:
         self._export = export
         self._limits = limits
         self._tenant_of = tenant_of_metadata
+        self._empty = empty_response
 
     def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        out: bytes | None = None
         try:
             tenant = self._tenant_of([(m[0], m[1]) for m in (context.invocation_metadata() or ())])
             if len(request) > self._limits.max_decompressed_bytes:
                 raise PayloadTooLarge(f"message of {len(request)} bytes exceeds the limit of "
                                       f"{self._limits.max_decompressed_bytes} bytes")
-            self._export(tenant, request)
+            out = self._export(tenant, request)
         except IngestError as e:
             abort_ingest(context, e)
-        return logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-
-
-def _traces_unimplemented(on_traces: Callable[[], None] | None) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-    def export(request: bytes, context: grpc.ServicerContext) -> bytes:
-        if on_traces is not None:
-            on_traces()
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "Clearsight does not store traces yet: the span data was not kept (metrics and logs are)")
-        raise AssertionError("unreachable")  # abort raises
-
-    return export
+        return self._empty if out is None else out
 
 
 class _MetricsExport:
@@ -190,7 +187,7 @@ def start_otlp_grpc_server_on(
     max_concurrent_rpcs: int | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     logs_export: LogsExport | None = None,
-    on_traces: Callable[[], None] | None = None,
+    traces_export: TracesExport | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> tuple[grpc.Server, int]:
     """Starts the server; returns it and the bound port (``listen`` may use port 0)."""
@@ -212,12 +209,15 @@ def start_otlp_grpc_server_on(
             "Export": grpc.unary_unary_rpc_method_handler(svc.export),
         },
     )
-    handlers = [handler, grpc.method_handlers_generic_handler(
-        TRACE_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(_traces_unimplemented(on_traces))})]
-    if logs_export is not None:
-        logs = _LogsExport(logs_export, limits, tenant_of_metadata)
-        handlers.append(grpc.method_handlers_generic_handler(
-            LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(logs.export)}))
+    handlers = [handler]
+    raw: list[tuple[str, Callable[[str, bytes], bytes | None] | None, bytes]] = [
+        (LOGS_SERVICE, logs_export, logs_service_pb2.ExportLogsServiceResponse().SerializeToString()),
+        (TRACE_SERVICE, traces_export, b"")]
+    for service, export, empty in raw:
+        if export is not None:
+            svc_raw = _RawExport(export, limits, tenant_of_metadata, empty)
+            handlers.append(grpc.method_handlers_generic_handler(
+                service, {"Export": grpc.unary_unary_rpc_method_handler(svc_raw.export)}))
     server.add_generic_rpc_handlers((*handlers, *extra_handlers))
     try:
         if credentials is not None:
@@ -246,7 +246,7 @@ def start_otlp_grpc_server(
     max_workers: int = 8,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     logs_export: LogsExport | None = None,
-    on_traces: Callable[[], None] | None = None,
+    traces_export: TracesExport | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> grpc.Server:
     """Starts an OTLP/gRPC server on ``listen`` (``host:port``); stop it with ``server.stop(grace)``."""
@@ -261,7 +261,7 @@ def start_otlp_grpc_server(
         max_workers=max_workers,
         interceptors=interceptors,
         logs_export=logs_export,
-        on_traces=on_traces,
+        traces_export=traces_export,
         extra_handlers=extra_handlers,
     )
     return server

@@ -250,25 +250,3 @@ def make_otlp_metrics_route(
     )
     return Route(path, handler, methods=["POST"], name="otlp_metrics")
 
-
-TRACES_NOT_IMPLEMENTED = ("OTLP traces are not stored by this Clearsight version: trace ingestion arrives in a "
-                          "later release; nothing of this request was kept")
-
-
-def make_otlp_traces_route(on_call: Callable[[], None] | None = None, *, path: str = "/v1/traces") -> Route:
-    """``POST /v1/traces``: answered explicitly with 501 and a ``google.rpc.Status`` (UNIMPLEMENTED, in the
-    request's encoding) instead of a bare 404; ``on_call`` counts each request (``/metrics``)."""
-    err = IngestError(TRACES_NOT_IMPLEMENTED)
-    err.status = 501
-    err.reason = "not_implemented"
-
-    async def otlp_traces(request: Request) -> Response:
-        if on_call is not None:
-            on_call()
-        try:
-            encoding = encoding_of(request.headers.get("content-type", ""))
-        except IngestError:
-            encoding = "protobuf"
-        return error_response(err, encoding)
-
-    return Route(path, otlp_traces, methods=["POST"], name="otlp_traces")

@@ -1,13 +1,15 @@
 """AegisGuard's simple JSON ingest shapes over HTTP (the decoders are ingest/simple_json.py):
 ``POST /api/v1/ingest/logs`` (``logs:write``), ``/api/v1/ingest/metrics`` (``metrics:write``),
 ``/api/v1/ingest/rum`` (``logs:write``: kept as log lines) and ``/api/v1/ingest/traces``
-(``traces:write``: checked, then 501). Paths of their own, so OTLP's ``/v1/logs`` and
+(``traces:write``: stored as spans, readable at ``GET /api/v1/traces/{trace_id}``). Paths of their own, so OTLP's ``/v1/logs`` and
 ``/v1/metrics`` keep their meaning. They are ingest endpoints like the others: API keys, HMAC
 signed ingestion (``x-org-key``/``x-signature``) and ``x-idempotency-key`` work on them.
 
 Answers: 200 ``{"success": true, "accepted": N}`` after the write is committed; 400 naming the bad
 entry, 413 over the per-request count (1000/5000/1000/500) or the body limit, 415 without
-``Content-Type: application/json``, 501 for traces; nothing of a refused request is kept.
+``Content-Type: application/json``; nothing of a refused request is kept. For traces, ``accepted``
+counts the spans stored: spans outside the time window (``pipeline/span_ingestor.py``) are dropped,
+and the answer then also has ``"rejected": N`` and a ``"message"``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clearsight.api.common import TenantOf, ingest_error_response, read_body
+from clearsight.api.traces import TraceSurfaces
 from clearsight.ingest import simple_json
 from clearsight.ingest.log_common import LogLimits
 from clearsight.model.logs import LogBatch
@@ -31,12 +34,6 @@ from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.store.interface import AppendResult
 
 IngestMetrics = Callable[[str, SampleBatch], Awaitable[AppendResult]]
-NOT_STORED = IngestError(
-    "traces are not stored by this Clearsight version (no trace store yet); "
-    "the spans were valid, nothing was kept"
-)
-NOT_STORED.status = 501
-NOT_STORED.reason = "not_implemented"
 
 
 def _accepted(n: int) -> Response:
@@ -44,7 +41,8 @@ def _accepted(n: int) -> Response:
 
 
 def make_simple_ingest_routes(
-    logs: LogIngestor, ingest_metrics: IngestMetrics, tenant_of: TenantOf, limits: LogLimits | None = None
+    logs: LogIngestor, ingest_metrics: IngestMetrics, tenant_of: TenantOf, traces: TraceSurfaces,
+    limits: LogLimits | None = None,
 ) -> list[Route]:
     lim = limits or LogLimits()
 
@@ -81,13 +79,24 @@ def make_simple_ingest_routes(
             return ingest_error_response(e)
         return _accepted(result.samples_written)
 
-    async def traces(request: Request) -> Response:
+    async def spans(request: Request) -> Response:
         try:
-            tenant_of(request)
-            simple_json.check_traces(await body_of(request), time.time_ns())
+            tenant = tenant_of(request)
+            body = await body_of(request)
+        except IngestError as e:
+            traces.rejected("simple_traces", e)
+            return ingest_error_response(e)
+        try:
+            now = time.time_ns()
+            result = await traces.ingest("simple_traces", tenant, lambda: simple_json.decode_traces(body, lim, now))
         except IngestError as e:
             return ingest_error_response(e)
-        return ingest_error_response(NOT_STORED)
+        traces.ok("simple_traces", 200, result)
+        if result.rejected:
+            return Response(orjson.dumps({"success": True, "accepted": result.spans_written,
+                                          "rejected": result.rejected, "message": result.message}),
+                            media_type="application/json")
+        return _accepted(result.spans_written)
 
     return [
         Route(
@@ -95,5 +104,5 @@ def make_simple_ingest_routes(
         ),
         Route("/api/v1/ingest/rum", log_route(simple_json.decode_rum), methods=["POST"], name="simple_rum"),
         Route("/api/v1/ingest/metrics", metrics, methods=["POST"], name="simple_metrics"),
-        Route("/api/v1/ingest/traces", traces, methods=["POST"], name="simple_traces"),
+        Route("/api/v1/ingest/traces", spans, methods=["POST"], name="simple_traces"),
     ]

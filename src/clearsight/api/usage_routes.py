@@ -53,8 +53,10 @@ def make_usage_routes(usage: Usage) -> list[Route]:
         return success({"org": p.org, "from": start.isoformat(), "to": end.isoformat(), "daily": daily,
                         "monthly": monthly,
                         "prices": {"per_million_samples": pr.per_million_samples, "per_gib_logs": pr.per_gib_logs,
-                                   "per_thousand_queries": pr.per_thousand_queries},
+                                   "per_thousand_queries": pr.per_thousand_queries,
+                                   "per_million_spans": pr.per_million_spans},
                         "quotas": {"samples_per_day": usage.quota_samples or None,
-                                   "log_bytes_per_day": usage.quota_log_bytes or None}})
+                                   "log_bytes_per_day": usage.quota_log_bytes or None,
+                                   "spans_per_day": usage.quota_spans or None}})
 
     return [Route("/api/v1/usage", guarded(get_usage), methods=["GET"])]

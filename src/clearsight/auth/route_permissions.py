@@ -94,7 +94,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/logs"): p.LOGS_READ, ("GET", "/api/v1/logs/export"): p.LOGS_READ,
     ("GET", "/api/v1/logs/context"): p.LOGS_READ, ("WS", "/ws/logs"): p.LOGS_READ,
     # traces
-    ("POST", "/v1/traces"): p.TRACES_WRITE,
+    ("POST", "/v1/traces"): p.TRACES_WRITE, ("GET", "/api/v1/traces/{trace_id}"): p.TRACES_READ,
     # resources, health, correlations, live metrics (WebSocket: method "WS")
     ("POST", "/api/v1/resources/heartbeat"): _W, ("GET", "/api/v1/resources"): _R,
     ("GET", "/api/v1/resources/{id}"): _R, ("GET", "/api/v1/resources/{id}/health"): _R,

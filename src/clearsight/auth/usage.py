@@ -2,10 +2,11 @@
 
 Counted (UTC days): ``samples`` (metric samples in accepted write batches: remote write, OTLP,
 heartbeats), ``log_lines`` and ``log_bytes`` (log lines and events in accepted batches; bytes are
-the characters of the line bodies, equal to UTF-8 bytes for ASCII), ``queries`` (read requests: every
-request whose route needs a ``*:read`` permission). Samples and lines are counted by pipeline steps
-(``metrics_step``/``logs_step``, run by the ingestors before the store), so a batch the store then
-fails is counted too; queries by ``QueryCountMiddleware`` after authentication. ``active_series``
+the characters of the line bodies, equal to UTF-8 bytes for ASCII), ``spans`` (trace spans in
+accepted batches: OTLP/HTTP, OTLP/gRPC, ``/api/v1/ingest/traces``; spans dropped for their time are
+not counted), ``queries`` (read requests: every request whose route needs a ``*:read`` permission).
+Samples, lines and spans are counted by pipeline steps (``metrics_step``/``logs_step``/``spans_step``,
+run by the ingestors before the store), so a batch the store then fails is counted too; queries by ``QueryCountMiddleware`` after authentication. ``active_series``
 is a gauge, not a count: the day's highest number of active series of the organisation, sampled
 from the store (``series_source``) at every flush; a month's figure is the highest of its days.
 
@@ -13,7 +14,8 @@ Counting is in memory (a dict add under a lock); a background thread writes the 
 ``usage_daily`` table every ``usage.flush_interval`` (and at close), one transaction per flush. Up to
 one interval of counts is lost if the process is killed.
 
-Quotas (``usage.quota_samples_per_day``, ``usage.quota_log_bytes_per_day``; 0 = none): a write batch
+Quotas (``usage.quota_samples_per_day``, ``usage.quota_log_bytes_per_day``,
+``usage.quota_spans_per_day``; 0 = none): a write batch
 that would take its organisation past the day's quota is refused whole with **429** naming the quota
 (``QuotaExceeded``, an IngestError: every ingest handler answers it as it answers other refusals).
 The day's total is read from SQL once per organisation and day, then kept in memory.
@@ -38,6 +40,7 @@ from clearsight.auth.state import StateDb
 from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch
 from clearsight.model.samples import SampleBatch
+from clearsight.model.spans import SpanBatch
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL
 
@@ -45,9 +48,8 @@ log = logging.getLogger("clearsight.usage")
 
 # events and rum_events are log entries too (counted in log_lines and log_bytes as well): an event's
 # stream carries the event_type label (pipeline/event_entries.py), a RUM event's also source="rum"
-# (ingest/simple_json.py). Spans are not counted: no trace is accepted yet (every trace endpoint
-# answers 501).
-KINDS = ("samples", "log_lines", "log_bytes", "events", "rum_events", "queries", "active_series")
+# (ingest/simple_json.py).
+KINDS = ("samples", "log_lines", "log_bytes", "events", "rum_events", "spans", "queries", "active_series")
 GAUGES = frozenset({"active_series"})  # kept as the day's maximum, not summed
 
 
@@ -58,16 +60,19 @@ class QuotaExceeded(IngestError):
 
 @dataclass(frozen=True)
 class Prices:
-    """Unit prices (any currency): per million samples, per GiB of log bytes, per thousand queries."""
+    """Unit prices (any currency): per million samples, per GiB of log bytes, per thousand queries,
+    per million spans."""
 
     per_million_samples: float = 0.0
     per_gib_logs: float = 0.0
     per_thousand_queries: float = 0.0
+    per_million_spans: float = 0.0
 
     def cost(self, counts: dict[str, int]) -> dict[str, float]:
         out = {"samples": counts.get("samples", 0) / 1e6 * self.per_million_samples,
                "logs": counts.get("log_bytes", 0) / 2**30 * self.per_gib_logs,
-               "queries": counts.get("queries", 0) / 1e3 * self.per_thousand_queries}
+               "queries": counts.get("queries", 0) / 1e3 * self.per_thousand_queries,
+               "spans": counts.get("spans", 0) / 1e6 * self.per_million_spans}
         out["total"] = sum(out.values())
         return {k: round(v, 6) for k, v in out.items()}
 
@@ -86,10 +91,12 @@ def utc_day(t: float) -> str:
 
 class Usage:
     def __init__(self, db: StateDb | None, *, quota_samples_per_day: int = 0, quota_log_bytes_per_day: int = 0,
-                 prices: Prices | None = None, clock: Callable[[], float] = time.time) -> None:
+                 quota_spans_per_day: int = 0, prices: Prices | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.quota_samples = quota_samples_per_day
         self.quota_log_bytes = quota_log_bytes_per_day
+        self.quota_spans = quota_spans_per_day
         self.prices = prices or Prices()
         self.clock = clock
         self._lock = threading.Lock()
@@ -151,6 +158,13 @@ class Usage:
                 n = int(per_stream[[k == kind for k in kinds]].sum())
                 if n:
                     self.add(tenant, kind, n)
+        return batch
+
+    def spans_step(self, tenant: str, batch: SpanBatch) -> SpanBatch:
+        """A SpanIngestor step: quota check, then the spans counted."""
+        if self.quota_spans:
+            self._check_quota(tenant, "spans", len(batch), self.quota_spans, "quota_spans_per_day")
+        self.add(tenant, "spans", len(batch))
         return batch
 
     # -- SQL

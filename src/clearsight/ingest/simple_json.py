@@ -11,8 +11,12 @@ serves them at ``/api/v1/ingest/{logs,metrics,rum,traces}``, beside OTLP's ``/v1
 - ``{"rum": [...]}`` (or AegisGuard's ``{"events": [...]}``): at most 1000 browser events
   (``session_id``, ``event_type`` pageview|click|error|performance|custom, ``page_url``, ...), kept
   as JSON log lines in the stream ``{source="rum", event_type=...}``;
-- ``{"traces": [...]}``: at most 500 spans; checked, then refused with 501 like OTLP traces (no trace
-  store yet).
+- ``{"traces": [{"trace_id", "span_id", "parent_span_id"?, "name", "start_time", "end_time",
+  "service"?, "kind"?, "status"?, "status_message"?, "attributes"?}], "resource"?: {"service_name"?,
+  "host"?, "environment"?}}``: at most 500 spans, stored like OTLP spans. Ids are hex (32 and 16
+  digits, not all zero); ``kind`` one of unspecified|internal|server|client|producer|consumer,
+  ``status`` unset|ok|error; ``service`` defaults to the resource's ``service_name``, then
+  ``unknown_service``; the resource becomes ``service.name``/``host.name``/``deployment.environment``.
 
 ``timestamp`` is RFC 3339 (default: now). Any bad entry refuses the whole request with a 400 naming
 it (``logs[3].service: ...``); nothing of it is kept.
@@ -28,6 +32,15 @@ import orjson
 from clearsight.ingest.log_common import LogLimits, check_attributes, check_stream_labels, parse_rfc3339_ns
 from clearsight.model.logs import LogBatch, LogBatchBuilder, severity_number_of
 from clearsight.model.samples import SampleBatch
+from clearsight.model.spans import (
+    SPAN_ID_BYTES,
+    SPAN_KINDS,
+    STATUS_CODES,
+    TRACE_ID_BYTES,
+    UNKNOWN_SERVICE,
+    Span,
+    SpanBatch,
+)
 from clearsight.pipeline.errors import InvalidInput, PayloadTooLarge
 
 MAX_LOGS, MAX_METRICS, MAX_SPANS, MAX_RUM = 1000, 5000, 500, 1000
@@ -212,15 +225,48 @@ def decode_metrics(body: bytes, now_ms: int) -> SampleBatch:
     return SampleBatch.from_series(list(series.items()))
 
 
-def check_traces(body: bytes, now_ns: int) -> int:
-    """The span count of a valid ``{"traces": [...]}`` (the caller answers 501: no trace store)."""
-    items, _ = _doc(body, "traces", MAX_SPANS)
+def decode_traces(body: bytes, limits: LogLimits, now_ns: int) -> SpanBatch:
+    """``{"traces": [...]}`` (at most 500 spans) -> SpanBatch; see the module docstring."""
+    items, resource = _doc(body, "traces", MAX_SPANS)
+    default_service = _str(resource, "service_name", "resource")
+    res = [(k, v) for k, v in (("service.name", default_service), ("host.name", _str(resource, "host", "resource")),
+                               ("deployment.environment", _str(resource, "environment", "resource"))) if v]
+    spans: list[Span] = []
     for i, s in enumerate(items):
         where = f"traces[{i}]"
         if not isinstance(s, dict):
             raise InvalidInput(f"{where}: must be an object")
         for name in ("trace_id", "span_id", "name"):
             _str(s, name, where, required=True)
-        _time_ns(s, "start_time", where, now_ns, required=True)
-        _time_ns(s, "end_time", where, now_ns, required=True)
-    return len(items)
+        trace_id = _hex_id(s, "trace_id", where, TRACE_ID_BYTES)
+        span_id = _hex_id(s, "span_id", where, SPAN_ID_BYTES)
+        for name, raw in (("trace_id", trace_id), ("span_id", span_id)):
+            if raw == bytes(len(raw)):
+                raise InvalidInput(f"{where}.{name}: must not be all zero")
+        name = _str(s, "name", where, required=True, max_len=1000)
+        start = _time_ns(s, "start_time", where, now_ns, required=True)
+        end = _time_ns(s, "end_time", where, now_ns, required=True)
+        if start <= 0:
+            raise InvalidInput(f"{where}.start_time: must be after 1970-01-01")
+        if end < start:
+            raise InvalidInput(f"{where}.end_time: before start_time")
+        kind = _str(s, "kind", where) or "unspecified"
+        if kind not in SPAN_KINDS:
+            raise InvalidInput(f"{where}.kind: one of {', '.join(SPAN_KINDS)}")
+        status = _str(s, "status", where) or "unset"
+        if status not in STATUS_CODES:
+            raise InvalidInput(f"{where}.status: one of {', '.join(STATUS_CODES)}")
+        service = _str(s, "service", where, max_len=100) or default_service or UNKNOWN_SERVICE
+        attrs = _attributes(s, "attributes", where)
+        if attrs:
+            check_attributes([k for k, _ in attrs], [v for _, v in attrs], limits, where)
+        rkeys = tuple(["service.name", *(k for k, _ in res if k != "service.name")])
+        rvals = tuple([service, *(v for k, v in res if k != "service.name")])
+        spans.append(Span(
+            trace_id=trace_id, span_id=span_id,
+            parent_span_id=_hex_id(s, "parent_span_id", where, SPAN_ID_BYTES),
+            name=name, kind=SPAN_KINDS.index(kind), start_ns=start, end_ns=end,
+            status_code=STATUS_CODES.index(status), status_message=_str(s, "status_message", where, max_len=10_000),
+            service_name=service, attr_keys=tuple(k for k, _ in attrs), attr_values=tuple(v for _, v in attrs),
+            resource_keys=rkeys, resource_values=rvals))
+    return SpanBatch(spans)

@@ -9,6 +9,7 @@ import pytest
 from clearsight.auth.state import StateDb
 from clearsight.auth.usage import Prices, QuotaExceeded, Usage
 from clearsight.model.samples import SampleBatch
+from clearsight.model.spans import Span, SpanBatch
 
 DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 
@@ -66,9 +67,9 @@ def test_sample_quota_counts_stored_usage(state: StateDb) -> None:
 
 
 def test_prices() -> None:
-    p = Prices(per_million_samples=2.0, per_gib_logs=0.5, per_thousand_queries=0.01)
-    c = p.cost({"samples": 3_000_000, "log_bytes": 2**31, "queries": 500})
-    assert c == {"samples": 6.0, "logs": 1.0, "queries": 0.005, "total": 7.005}
+    p = Prices(per_million_samples=2.0, per_gib_logs=0.5, per_thousand_queries=0.01, per_million_spans=4.0)
+    c = p.cost({"samples": 3_000_000, "log_bytes": 2**31, "queries": 500, "spans": 250_000})
+    assert c == {"samples": 6.0, "logs": 1.0, "queries": 0.005, "spans": 1.0, "total": 8.005}
     assert Prices().cost({"samples": 10})["total"] == 0.0
 
 
@@ -96,3 +97,22 @@ def test_active_series_is_the_days_peak(state: StateDb) -> None:
     u.add("a", "samples", 1)
     u.flush()  # the counts are still written
     assert u.daily("a", "2027-01-16", "2027-01-16") == {"2027-01-16": {"active_series": 4, "samples": 1}}
+
+
+def _spans(n: int) -> SpanBatch:
+    return SpanBatch([Span(b"\x01" * 16, (i + 1).to_bytes(8, "big"), b"", "op", 0, 1, 2, 0, "", "s")
+                      for i in range(n)])
+
+
+def test_spans_are_counted_and_quota_refuses_the_whole_batch(state: StateDb) -> None:
+    clock = Clock()
+    u = Usage(state, quota_spans_per_day=10, clock=clock)
+    u.spans_step("a", _spans(4))
+    u.spans_step("b", _spans(10))  # another organisation
+    with pytest.raises(QuotaExceeded) as e:
+        u.spans_step("a", _spans(7))
+    assert e.value.status == 429 and "usage.quota_spans_per_day = 10" in e.value.message
+    u.spans_step("a", _spans(6))  # exactly the quota
+    u.close()
+    assert u.daily("a", "2027-01-15", "2027-01-15") == {"2027-01-15": {"spans": 10}}
+    assert u.daily("b", "2027-01-15", "2027-01-15") == {"2027-01-15": {"spans": 10}}

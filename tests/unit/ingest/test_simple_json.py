@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearsight.ingest.log_common import LogLimits
-from clearsight.ingest.simple_json import check_traces, decode_logs, decode_metrics, decode_rum
+from clearsight.ingest.simple_json import decode_logs, decode_metrics, decode_rum, decode_traces
 from clearsight.pipeline.errors import IngestError, InvalidInput, PayloadTooLarge
 
 NOW_NS = 1_700_000_000_000_000_000
@@ -97,6 +97,27 @@ def test_rum_under_either_key() -> None:
         assert dict(b.attributes(0))["session_id"] == "s1" and b.severity_text(1) == ""
 
 
+SPAN = {"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174", "name": "GET /cart",
+        "start_time": "2023-11-14T22:13:20Z", "end_time": "2023-11-14T22:13:20.250Z"}
+
+
+def test_traces_become_spans() -> None:
+    doc = {"traces": [{**SPAN, "parent_span_id": "eee19b7ec3c1b173", "kind": "server", "status": "error",
+                       "status_message": "boom", "attributes": {"http.status_code": 500, "user": "u1"}},
+                      {**SPAN, "span_id": "eee19b7ec3c1b175", "service": "db"}],
+           "resource": {"service_name": "shop", "host": "h1"}}
+    a, b = decode_traces(_j(doc), LIM, NOW_NS).spans
+    assert a.trace_id == bytes.fromhex(SPAN["trace_id"]) and a.parent_span_id == bytes.fromhex("eee19b7ec3c1b173")
+    assert (a.kind, a.status_code, a.status_message) == (2, 2, "boom")
+    assert a.start_ns == 1_700_000_000_000_000_000 and a.end_ns - a.start_ns == 250_000_000
+    assert dict(zip(a.attr_keys, a.attr_values, strict=True)) == {"http.status_code": "500", "user": "u1"}
+    assert (a.service_name, b.service_name) == ("shop", "db")
+    assert dict(zip(b.resource_keys, b.resource_values, strict=True)) == {"service.name": "db", "host.name": "h1"}
+    assert (b.kind, b.status_code, b.parent_span_id) == (0, 0, b"")
+    [c] = decode_traces(_j({"traces": [SPAN]}), LIM, NOW_NS).spans
+    assert c.service_name == "unknown_service"
+
+
 @pytest.mark.parametrize(
     ("fn", "key", "item", "limit"),
     [
@@ -104,11 +125,11 @@ def test_rum_under_either_key() -> None:
         (decode_metrics, "metrics", {"name": "m", "value": 1}, 5000),
         (decode_rum, "rum", {"session_id": "s", "event_type": "click", "page_url": "http://x"}, 1000),
         (
-            check_traces,
+            decode_traces,
             "traces",
             {
-                "trace_id": "t",
-                "span_id": "s",
+                "trace_id": "5b8efff798038103d269b633813fc60c",
+                "span_id": "eee19b7ec3c1b174",
                 "name": "n",
                 "start_time": "2023-11-14T22:13:20Z",
                 "end_time": "2023-11-14T22:13:21Z",
@@ -118,7 +139,7 @@ def test_rum_under_either_key() -> None:
     ],
 )
 def test_per_request_limits(fn: Any, key: str, item: dict[str, Any], limit: int) -> None:
-    args: tuple[Any, ...] = (LIM, NOW_NS) if fn in (decode_logs, decode_rum) else (NOW_NS,)
+    args: tuple[Any, ...] = (LIM, NOW_NS) if fn in (decode_logs, decode_rum, decode_traces) else (NOW_NS,)
     fn(_j({key: [item] * limit}), *args)
     with pytest.raises(PayloadTooLarge, match=f"over the limit of {limit}"):
         fn(_j({key: [item] * (limit + 1)}), *args)
@@ -183,9 +204,17 @@ def test_bad_logs(doc: Any, why: str) -> None:
             r"rum\[0\].performance.lcp",
         ),
         (
-            {"traces": [{"trace_id": "t", "span_id": "s", "name": "n", "start_time": "x", "end_time": "y"}]},
+            {"traces": [{**SPAN, "start_time": "x"}]},
             r"traces\[0\].start_time",
         ),
+        ({"traces": [{**SPAN, "trace_id": "t"}]}, r"traces\[0\].trace_id: must be 32 hex digits"),
+        ({"traces": [{**SPAN, "span_id": "0" * 16}]}, r"traces\[0\].span_id: must not be all zero"),
+        ({"traces": [{**SPAN, "parent_span_id": "abc"}]}, r"traces\[0\].parent_span_id: must be 16 hex"),
+        ({"traces": [SPAN, {**SPAN, "end_time": "2023-11-14T22:13:19Z"}]}, r"traces\[1\].end_time: before"),
+        ({"traces": [{**SPAN, "kind": "server-ish"}]}, r"traces\[0\].kind: one of"),
+        ({"traces": [{**SPAN, "status": "bad"}]}, r"traces\[0\].status: one of"),
+        ({"traces": [{**SPAN, "attributes": [1]}]}, r"traces\[0\].attributes: must be an object"),
+        ({"traces": [{k: v for k, v in SPAN.items() if k != "name"}]}, r"traces\[0\].name: required"),
     ],
 )
 def test_bad_metrics_rum_traces(doc: dict[str, Any], why: str) -> None:
@@ -193,7 +222,7 @@ def test_bad_metrics_rum_traces(doc: dict[str, Any], why: str) -> None:
     fn: Any = {
         "metrics": lambda b: decode_metrics(b, 0),
         "rum": lambda b: decode_rum(b, LIM, NOW_NS),
-        "traces": lambda b: check_traces(b, NOW_NS),
+        "traces": lambda b: decode_traces(b, LIM, NOW_NS),
     }[key]
     with pytest.raises(InvalidInput, match=why):
         fn(_j(doc))
@@ -246,7 +275,7 @@ def test_fuzz_never_crashes(key: str, entries: list[dict[str, Any]], resource: A
         lambda: decode_logs(body, LIM, NOW_NS),
         lambda: decode_metrics(body, 0),
         lambda: decode_rum(body, LIM, NOW_NS),
-        lambda: check_traces(body, NOW_NS),
+        lambda: decode_traces(body, LIM, NOW_NS),
     ):
         try:
             fn()

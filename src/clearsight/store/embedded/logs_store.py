@@ -24,10 +24,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -65,6 +65,7 @@ from clearsight.store.logs_interface import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _NO_MAX = -(2**62)
 _NO_MIN = 2**62
@@ -252,6 +253,16 @@ class EmbeddedLogStore:
                 removed += self._writer.command("tenant_retention", (tenant, now_ns - r)).result()
         return removed
 
+    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> concurrent.futures.Future[T]:
+        """Runs ``fn(writer connection)`` on the writer thread, ordered with the log writes, for a store
+        keeping its own tables in this file (the span store, ``span_store.py``); ``fn`` runs its own
+        transaction. The future holds what ``fn`` returned or raised. ``StoreClosed`` when closed."""
+        return self._writer.command("call", fn)
+
+    def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A reader cursor of this file (for the span store)."""
+        return self._reader()
+
     def close(self) -> None:
         with self._close_lock:
             if self._closed:
@@ -279,6 +290,8 @@ class EmbeddedLogStore:
             return self._retention(int(cmd.arg))
         if cmd.kind == "tenant_retention":
             return self._tenant_retention(*cmd.arg)
+        if cmd.kind == "call":  # run_on_writer
+            return cmd.arg(self._wcon)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:

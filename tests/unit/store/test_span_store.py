@@ -1,0 +1,176 @@
+"""The embedded span store in the log store's file: committed spans read back by trace id, per tenant,
+across a reopen; group commit of concurrent appends; retention by day and per tenant; no span table
+before the first span; acknowledged span batches survive ``kill -9`` of the process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from clearsight.model.logs import LogBatch, LogEntry
+from clearsight.model.matchers import Matcher
+from clearsight.model.spans import Span, SpanBatch
+from clearsight.store.embedded.logs_store import EmbeddedLogStore
+from clearsight.store.embedded.span_schema import DAY_NS, partition_name
+from clearsight.store.embedded.span_store import EmbeddedSpanStore
+from clearsight.store.interface import InvalidBatch, StoreClosed
+
+T0 = 20_000 * DAY_NS
+
+
+def _span(trace: int, span: int, start: int, *, parent: int = 0, name: str = "op") -> Span:
+    return Span(trace_id=trace.to_bytes(16, "big"), span_id=span.to_bytes(8, "big"),
+                parent_span_id=parent.to_bytes(8, "big") if parent else b"", name=name, kind=2, start_ns=start,
+                end_ns=start + 1000, status_code=2, status_message="boom", service_name="svc",
+                attr_keys=("http.route", "n"), attr_values=("/cart", "3"), resource_keys=("service.name",),
+                resource_values=("svc",), scope_name="lib", scope_version="1", trace_state="k=v", events=2, links=1)
+
+
+def _tables(path: Path) -> list[str]:
+    con = duckdb.connect(str(path / "logs.duckdb"), read_only=True)
+    try:
+        return sorted(n for (n,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+    finally:
+        con.close()
+
+
+def test_round_trip_tenants_and_reopen(tmp_path: Path) -> None:
+    logs = EmbeddedLogStore(tmp_path)
+    spans = EmbeddedSpanStore(logs)
+    a = [_span(1, 1, T0 + 50), _span(1, 2, T0 + 10, parent=1), _span(2, 3, T0 + 5)]
+    assert spans.append("org-a", SpanBatch(a)).result().spans_written == 3
+    spans.append("org-b", SpanBatch([_span(1, 9, T0 + 1)])).result()
+    # log writes keep working beside the spans, in the same file and writer
+    logs.append("org-a", LogBatch.from_entries([LogEntry(stream=(("app", "x"),), timestamp=T0, body="hi")])).result()
+    got = spans.trace("org-a", (1).to_bytes(16, "big"))
+    assert got == [a[1], a[0]]  # ordered by start time, every field back as written
+    assert spans.trace("org-b", (1).to_bytes(16, "big")) == [_span(1, 9, T0 + 1)]
+    assert spans.trace("org-c", (1).to_bytes(16, "big")) == []
+    assert spans.trace("org-a", (7).to_bytes(16, "big")) == []
+    spans.close()
+    logs.close()
+    logs = EmbeddedLogStore(tmp_path)
+    spans = EmbeddedSpanStore(logs)
+    assert [s.span_id for s in spans.trace("org-a", (1).to_bytes(16, "big"))] == [(2).to_bytes(8, "big"),
+                                                                                 (1).to_bytes(8, "big")]
+    got_logs = logs.select("org-a", [Matcher.of("=", "app", "x")], 0, 2**62)
+    assert got_logs.body == ["hi"]
+    spans.close()
+    logs.close()
+
+
+def test_no_span_table_until_the_first_span(tmp_path: Path) -> None:
+    logs = EmbeddedLogStore(tmp_path)
+    spans = EmbeddedSpanStore(logs)
+    logs.append("t", LogBatch.from_entries([LogEntry(stream=(("app", "x"),), timestamp=T0, body="a")])).result()
+    logs.close()
+    assert not [t for t in _tables(tmp_path) if t.startswith("spans_")]
+    logs = EmbeddedLogStore(tmp_path)
+    spans = EmbeddedSpanStore(logs)
+    spans.append("t", SpanBatch([_span(1, 1, T0 + 1), _span(1, 2, T0 + DAY_NS)])).result()
+    spans.close()
+    logs.close()
+    assert [t for t in _tables(tmp_path) if t.startswith("spans_")] == [partition_name(20_000),
+                                                                       partition_name(20_001)]
+
+
+def test_concurrent_appends_commit_in_groups(tmp_path: Path) -> None:
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs)
+
+        def send(k: int) -> None:
+            for i in range(20):
+                spans.append("t", SpanBatch([_span(k + 1, i + 1, T0 + i)])).result()
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(len(spans.trace("t", (k + 1).to_bytes(16, "big"))) == 20 for k in range(4))
+        st = spans.stats()
+        assert st.spans_written_total == 80 and st.commits_total <= 80 and st.queue_depth == 0
+        spans.close()
+        with pytest.raises(StoreClosed):
+            spans.append("t", SpanBatch([_span(1, 1, T0)]))
+
+
+def test_invalid_batches_write_nothing(tmp_path: Path) -> None:
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs)
+        with pytest.raises(InvalidBatch):
+            spans.append("", SpanBatch([_span(1, 1, T0)])).result()
+        with pytest.raises(InvalidBatch):
+            spans.append("t", SpanBatch([_span(1, 1, T0), Span(b"\x01" * 16, b"\x01" * 8, b"", "x", 0, T0, T0 - 1, 0,
+                                                               "", "s")])).result()
+        assert spans.trace("t", (1).to_bytes(16, "big")) == []
+
+
+def test_retention_drops_days_and_shorter_tenant_retention(tmp_path: Path) -> None:
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs, retention_ns=2 * DAY_NS, tenant_retention_ns={"short": DAY_NS // 2})
+        for tenant in ("t", "short"):
+            spans.append(tenant, SpanBatch([_span(1, d + 1, T0 + d * DAY_NS + 10) for d in range(4)])).result()
+        now = T0 + 3 * DAY_NS + DAY_NS // 4  # day 3, 06:00: day 0 ended more than 2 days ago
+        removed = spans.apply_retention(now)
+        # t keeps days 1..3 (whole days); short keeps spans started after now - 12h: only day 3's
+        assert [s.start_ns for s in spans.trace("t", (1).to_bytes(16, "big"))] == [
+            T0 + d * DAY_NS + 10 for d in (1, 2, 3)]
+        assert [s.start_ns for s in spans.trace("short", (1).to_bytes(16, "big"))] == [T0 + 3 * DAY_NS + 10]
+        assert removed == 2 + 2  # day 0 of both tenants, then days 1 and 2 of "short"
+        assert spans.apply_retention(now) == 0
+        assert spans.stats().spans_removed_total == 4
+        spans.close()
+
+
+_CHILD = textwrap.dedent("""
+    import sys, threading
+    from pathlib import Path
+    from clearsight.model.spans import Span, SpanBatch
+    from clearsight.store.embedded.logs_store import EmbeddedLogStore
+    from clearsight.store.embedded.span_store import EmbeddedSpanStore
+    data_dir, start, T0 = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    spans = EmbeddedSpanStore(EmbeddedLogStore(data_dir))
+    lock = threading.Lock()
+    def sender(first):
+        b = first
+        while True:
+            batch = [Span(b.to_bytes(16, "big"), (j + 1).to_bytes(8, "big"), b"", f"op {j}", 1, T0 + j, T0 + j + 5,
+                          0, "", "k9") for j in range(20)]
+            spans.append("default", SpanBatch(batch)).result()
+            with lock:
+                print(b, flush=True)
+            b += 1
+    for k in range(2):
+        threading.Thread(target=sender, args=(start + k * 10_000,), daemon=True).start()
+    threading.Event().wait()
+""")
+
+
+def test_acked_span_batches_survive_kill9(tmp_path: Path) -> None:
+    acked: list[int] = []
+    for round_no in range(2):
+        with subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), str(1 + round_no * 100_000), str(T0)],
+                              stdout=subprocess.PIPE, text=True) as proc:
+            assert proc.stdout is not None
+            for seen, line in enumerate(proc.stdout, 1):
+                acked.append(int(line))
+                if seen >= 20 + 15 * round_no:
+                    break
+            os.kill(proc.pid, signal.SIGKILL)
+            acked.extend(int(x) for x in proc.stdout.read().split())
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs)
+        missing = [b for b in acked if len(spans.trace("default", b.to_bytes(16, "big"))) != 20]
+        assert not missing, f"{len(missing)} acknowledged span batches lost, e.g. {missing[:5]}"
+        spans.close()
