@@ -162,17 +162,27 @@ def test_correlation_on_the_timeline(server: Proc, browser: Any) -> None:
     mark.wait_for(timeout=45_000)
     assert page.locator("[data-testid=timeline] .tl-row").get_attribute("data-row") == "host:i-123"
     assert "host:i-123" in (page.locator("[data-testid=timeline] .tl-label").text_content() or "")
-    # placed at its time on the axis: diamond at the anomaly's start, ring at the change
+    # placed at its time on the axis: diamond at the anomaly's start, ring at the change; on the last 24 h,
+    # then on the last hour, where the two minutes between them are apart on screen
     plot = page.get_by_test_id("timeline-plot")
-    start, end = (int(plot.get_attribute(a) or "0") for a in ("data-start-ms", "data-end-ms"))
-    assert start <= te < at_ms <= end
-    pb = box(tab, "[data-testid=timeline-plot]")
-    for selector, t in (("timeline-anomaly", at_ms), ("timeline-cause", te)):
-        b = box(tab, f'[data-testid=timeline] .tl-mark[data-id="{corrs[0]["id"]}"] [data-testid={selector}]')
-        expected = pb["x"] + (t - start) / (end - start) * pb["width"]
-        assert abs(b["x"] + b["width"] / 2 - expected) < 1.5, (selector, b, expected)
-    # focus shows the details; the time in the browser's zone, UTC on hover
-    mark.focus()
+    for label, span in (("24 h", 86400_000), ("1 h", 3600_000)):
+        page.get_by_role("group", name="Correlation time range").get_by_role("button", name=label).click()
+        page.wait_for_function("span => { const p = document.querySelector('[data-testid=timeline-plot]');"
+                               " return p && p.dataset.endMs - p.dataset.startMs === span; }", arg=span)
+        assert page.get_by_role("heading", name=f"Correlations (last {label})").is_visible()
+        start, end = (int(plot.get_attribute(a) or "0") for a in ("data-start-ms", "data-end-ms"))
+        assert start <= te < at_ms <= end
+        pb = box(tab, "[data-testid=timeline-plot]")
+        centre = {}
+        for selector, t in (("timeline-anomaly", at_ms), ("timeline-cause", te)):
+            b = box(tab, f'[data-testid=timeline] .tl-mark[data-id="{corrs[0]["id"]}"] [data-testid={selector}]')
+            centre[selector] = b["x"] + b["width"] / 2
+            expected = pb["x"] + (t - start) / (end - start) * pb["width"]
+            assert abs(centre[selector] - expected) < 1.5, (label, selector, b, expected)
+    assert centre["timeline-anomaly"] - centre["timeline-cause"] > 10  # the last hour: 2 min are visible
+    # keyboard focus (Tab from the range buttons) shows the details; the time in the browser's zone, UTC on hover
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.id") == corrs[0]["id"]
     detail = page.get_by_test_id("correlation-detail")
     assert detail.get_attribute("data-id") == corrs[0]["id"]
     text = detail.inner_text()

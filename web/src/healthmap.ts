@@ -141,23 +141,26 @@ export function edgePath(s: Placed, t: Placed): string {
 
 // ---- timeline --------------------------------------------------------------------------------------
 
-const HOUR = 3600_000;
-const TICK_STEPS = [HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR];
+const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+const TICK_STEPS = [5, 10, 15, 30, 60, 120, 180, 360, 720, 1440].map((m) => m * MINUTE);
 
 /** x of a time on a plot of `width` pixels spanning [start, end]. */
 export function timeX(t: number, start: number, end: number, width: number): number {
   return end > start ? ((t - start) / (end - start)) * width : 0;
 }
 
-/** Ticks at whole local hours (a step of 1-24 h giving at most `max` ticks) inside [start, end]. */
-export function hourTicks(start: number, end: number, max = 9): number[] {
+/** Ticks on whole local minutes or hours (the smallest step of 5 min to 24 h giving at most `max` ticks)
+ * inside [start, end]. */
+export function timeTicks(start: number, end: number, max = 9): number[] {
   const step = TICK_STEPS.find((s) => (end - start) / s <= max) ?? 24 * HOUR;
   const d = new Date(start);
-  d.setMinutes(0, 0, 0);
-  if (d.getTime() < start) d.setHours(d.getHours() + 1);
-  const stepH = step / HOUR;
-  while (d.getHours() % stepH !== 0) d.setHours(d.getHours() + 1);
+  d.setSeconds(0, 0);
+  if (d.getTime() < start) d.setMinutes(d.getMinutes() + 1);
+  const stepMin = step / MINUTE;
+  // local minutes since midnight, so hour steps fall on whole hours of the user's zone
+  while ((d.getHours() * 60 + d.getMinutes()) % stepMin !== 0) d.setMinutes(d.getMinutes() + 1);
   const out: number[] = [];
-  for (; d.getTime() <= end; d.setHours(d.getHours() + stepH)) out.push(d.getTime());
+  for (; d.getTime() <= end; d.setMinutes(d.getMinutes() + stepMin)) out.push(d.getTime());
   return out;
 }

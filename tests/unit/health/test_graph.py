@@ -18,11 +18,13 @@ from clearsight.health.monitor import HealthMonitor
 from clearsight.health.rules import HealthRule
 from clearsight.model.labels import make_labels
 from clearsight.model.logs import Event
+from clearsight.resources.discovery import discover
 from clearsight.resources.model import Resource
 from clearsight.resources.registry import ResourceRegistry
 from clearsight.resources.relations import Relation, instance_host, relations
 from clearsight.resources.state import MemoryStateFile
 from clearsight.rules.types import Sample, Vector
+from tests.unit.resources.test_discovery import _query as discovery_query
 
 NOW = 1_700_000_000.0
 NOW_MS = int(NOW * 1000)
@@ -62,6 +64,16 @@ def test_relations() -> None:
     assert relations([r for r in rs if r.id != "host:web-1"]) == [
         Relation("service:api", "host:web-2"), Relation("service:checkout", "container:c1"),
         Relation("service:node", "host:web-2")]
+
+
+def test_relations_of_discovered_resources() -> None:
+    # node_uname_info and up of node_exporter on web-1, OTLP target_info of checkout in a container on web-1
+    found = discover(discovery_query, 1000, 30_000)
+    assert relations(found) == [
+        Relation("container:abcdef0123456789", "host:web-1"),
+        Relation("service:checkout", "container:abcdef0123456789"),  # the instance both carry
+        Relation("service:node", "host:web-1"),  # up{instance="web-1:9100"}; 127.0.0.1:9100 names no host
+    ]
 
 
 names = st.text("abc-", min_size=1, max_size=3)

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { hourTicks, nsToMs, timeX, type Correlation } from '../healthmap';
+import { nsToMs, timeTicks, timeX, type Correlation } from '../healthmap';
 import { formatValue, type Unit } from '../format';
 import { resourcePath } from '../resources';
 import { linkClick } from '../router';
@@ -84,7 +84,7 @@ export function CorrelationTimeline({ items, start, end }: { items: Correlation[
     }
     return [...m.entries()].sort(([a], [b]) => a.localeCompare(b));
   }, [items]);
-  const ticks = useMemo(() => hourTicks(start, end), [start, end]);
+  const ticks = useMemo(() => timeTicks(start, end), [start, end]);
   const height = AXIS_H + rows.length * ROW_H + 8;
   const x = (t: number) => LABEL_W + Math.min(PLOT_W, Math.max(0, timeX(t, start, end, PLOT_W)));
   const current = items.find((c) => c.id === shown) ?? null;

@@ -3,66 +3,64 @@ import { CorrelationTimeline } from '../components/CorrelationTimeline';
 import { HealthGraph } from '../components/HealthGraph';
 import { HealthBadge } from '../components/Status';
 import { Time } from '../components/Time';
-import { fetchCorrelations, fetchHealthMap, healthOfNode, nsToMs, type Correlation, type HealthMapData } from '../healthmap';
+import { fetchCorrelations, fetchHealthMap, healthOfNode, HOUR, nsToMs, type Correlation } from '../healthmap';
 import '../healthmap.css';
 import { resourcePath, type HealthStatus } from '../resources';
 import { linkClick } from '../router';
 import { SignalTable } from './Infrastructure';
 
 const REFRESH_MS = 15_000;
-const DAY_MS = 86400_000;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-interface State {
-  map: HealthMapData | null;
-  correlations: Correlation[] | null;
-  range: [number, number];
-  error: string | null;
-  corrError: string | null;
-  at: number;
-}
-
-/** The map and the correlations of the last 24 h, read together every REFRESH_MS. */
-function useHealthMap(): State {
-  const [state, setState] = useState<State>(() => {
-    const now = Date.now();
-    return { map: null, correlations: null, range: [now - DAY_MS, now], error: null, corrError: null, at: 0 };
-  });
+/** `load` now and every REFRESH_MS until unmounted or `deps` change; its result or error kept. */
+function usePolled<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): { value: T | null; error: string | null; at: number } {
+  const [state, setState] = useState<{ value: T | null; error: string | null; at: number }>({ value: null, error: null, at: 0 });
   useEffect(() => {
     const ctl = new AbortController();
     let timer = 0;
-    const load = async () => {
-      const end = Date.now();
-      const start = end - DAY_MS;
-      const [m, c] = await Promise.allSettled([fetchHealthMap(ctl.signal), fetchCorrelations(start, end, ctl.signal)]);
-      if (ctl.signal.aborted) return;
-      setState((s) => ({
-        map: m.status === 'fulfilled' ? m.value : s.map,
-        error: m.status === 'rejected' ? errText(m.reason) : null,
-        correlations: c.status === 'fulfilled' ? c.value : (s.correlations ?? []),
-        corrError: c.status === 'rejected' ? errText(c.reason) : null,
-        range: c.status === 'fulfilled' ? [start, end] : s.range,
-        at: Date.now(),
-      }));
-      timer = window.setTimeout(load, REFRESH_MS);
+    const run = async () => {
+      try {
+        const value = await load(ctl.signal);
+        if (!ctl.signal.aborted) setState({ value, error: null, at: Date.now() });
+      } catch (e) {
+        if (!ctl.signal.aborted) setState((s) => ({ ...s, error: errText(e) }));
+      }
+      if (!ctl.signal.aborted) timer = window.setTimeout(run, REFRESH_MS);
     };
-    void load();
+    void run();
     return () => {
       ctl.abort();
       clearTimeout(timer);
     };
-  }, []);
+  }, deps);
   return state;
+}
+
+const RANGES = [
+  { label: '24 h', ms: 24 * HOUR },
+  { label: '6 h', ms: 6 * HOUR },
+  { label: '1 h', ms: HOUR },
+];
+
+async function loadCorrelations(rangeMs: number, signal: AbortSignal): Promise<{ items: Correlation[]; start: number; end: number }> {
+  const end = Date.now();
+  const start = end - rangeMs;
+  return { items: await fetchCorrelations(start, end, signal), start, end };
 }
 
 /** Health map (`/ui/health`): hosts, containers and services as a graph of what runs on what, coloured and
  * labelled by health; select or focus a node for its reason and contributing signals; correlations of
  * changes and security events with anomalies on a timeline. */
 export function HealthMapPage() {
-  const { map, correlations, range, error, corrError, at } = useHealthMap();
+  const { value: map, error, at } = usePolled(fetchHealthMap, []);
+  const [rangeMs, setRangeMs] = useState(RANGES[0]?.ms ?? 24 * HOUR);
+  const corr = usePolled((signal) => loadCorrelations(rangeMs, signal), [rangeMs]);
+  const correlations = corr.value?.items ?? (corr.error ? [] : null);
+  const corrError = corr.error;
+  const rangeLabel = RANGES.find((r) => r.ms === rangeMs)?.label ?? '';
   const [selected, setSelected] = useState<string | null>(null);
   const nodes = map?.nodes ?? [];
   const byId = useMemo(() => new Map(nodes.map((n) => [n.id, n])), [nodes]);
@@ -169,7 +167,16 @@ export function HealthMapPage() {
         </div>
       )}
       <section class="card" aria-labelledby="corr-title">
-        <h2 id="corr-title">Correlations (last 24 h)</h2>
+        <div class="page-head">
+          <h2 id="corr-title">Correlations (last {rangeLabel})</h2>
+          <div class="range-buttons" role="group" aria-label="Correlation time range">
+            {RANGES.map((r) => (
+              <button key={r.ms} type="button" class="btn" aria-pressed={r.ms === rangeMs} onClick={() => setRangeMs(r.ms)}>
+                {r.label}
+              </button>
+            ))}
+          </div>
+        </div>
         {corrError ? (
           <p role="alert" class="error">
             Cannot load the correlations: {corrError}
@@ -183,7 +190,7 @@ export function HealthMapPage() {
           </p>
         ) : (
           <>
-            <CorrelationTimeline items={correlations} start={range[0]} end={range[1]} />
+            <CorrelationTimeline items={correlations} start={corr.value?.start ?? 0} end={corr.value?.end ?? 0} />
             <details class="small">
               <summary>As a list</summary>
               <ol class="timeline" data-testid="correlations">
