@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,6 +212,12 @@ def test_admin_reads_the_audit_log_and_usage(server: Proc, browser: Any) -> None
         timeout=30,
     )
     assert r.status_code == 200
+    now_ns = time.time_ns()
+    spans = [{"traceId": f"{0xC5:032x}", "spanId": f"{i + 1:016x}", "name": "op", "startTimeUnixNano": str(now_ns),
+              "endTimeUnixNano": str(now_ns + 10)} for i in range(3)]
+    r = httpx.post(f"{server.url}/v1/traces", json={"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]},
+                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200, r.text
     tab = signed_in_tab(browser, server.url, "/ui/admin", "admin", ADMIN_PASSWORD)
     page = tab.page
     audit = page.get_by_test_id("audit")
@@ -228,7 +235,11 @@ def test_admin_reads_the_audit_log_and_usage(server: Proc, browser: Any) -> None
     page.get_by_test_id("usage-months").wait_for(timeout=30_000)
     queries = page.get_by_test_id("usage-months").locator("tbody tr").first.locator("td").nth(4).inner_text()
     assert float(queries.rstrip("k")) > 0
+    head = page.get_by_test_id("usage-months").locator("thead th").all_inner_texts()
+    row = page.get_by_test_id("usage-months").locator("tbody tr").first.locator("td").all_inner_texts()
+    assert row[head.index("Trace spans")] == "3"  # the spans sent above, counted for this organisation
     page.get_by_test_id("usage-queries").locator("canvas").wait_for()
+    page.get_by_test_id("usage-spans").locator("canvas").wait_for()
     tab.screenshot("admin-audit-usage-light")
     assert tab.axe_violations() == []
     assert [e for e in tab.console_errors() if "status of 401" not in e] == []

@@ -115,17 +115,17 @@ export function AuditLog() {
   );
 }
 
-type Kind = 'samples' | 'log_lines' | 'log_bytes' | 'queries' | 'events' | 'rum_events' | 'active_series';
-interface Cost { samples: number; logs: number; queries: number; total: number }
+type Kind = 'samples' | 'log_lines' | 'log_bytes' | 'queries' | 'events' | 'rum_events' | 'spans' | 'active_series';
+interface Cost { samples: number; logs: number; queries: number; spans: number; total: number }
 interface UsageDoc {
   org: string;
   daily: { date: string; counts: Record<Kind, number>; cost: Cost }[];
   monthly: { month: string; counts: Record<Kind, number>; cost: Cost }[];
-  quotas: { samples_per_day: number | null; log_bytes_per_day: number | null };
+  quotas: { samples_per_day: number | null; log_bytes_per_day: number | null; spans_per_day: number | null };
 }
 const KIND_TITLE: Record<Kind, string> = {
   samples: 'Samples', log_lines: 'Log lines', log_bytes: 'Log bytes', queries: 'Read requests',
-  events: 'Events', rum_events: 'RUM events', active_series: 'Active series (peak)',
+  events: 'Events', rum_events: 'RUM events', spans: 'Trace spans', active_series: 'Active series (peak)',
 };
 
 /** Usage and estimated cost per telemetry type (`GET /api/v1/usage`, org:manage): daily charts and months. */
@@ -151,7 +151,7 @@ export function UsageView() {
     const counts: Record<Kind, number>[] = [];
     for (let t = first; t <= today; t += 86400e3) {
       x.push(t / 1000);
-      counts.push(byDate.get(new Date(t).toISOString().slice(0, 10)) ?? { samples: 0, log_lines: 0, log_bytes: 0, queries: 0, events: 0, rum_events: 0, active_series: 0 });
+      counts.push(byDate.get(new Date(t).toISOString().slice(0, 10)) ?? { samples: 0, log_lines: 0, log_bytes: 0, queries: 0, events: 0, rum_events: 0, spans: 0, active_series: 0 });
     }
     return { x, counts };
   }, [doc]);
@@ -205,14 +205,15 @@ export function UsageView() {
                       {k === 'log_bytes' ? formatValue(m.counts[k], 'bytes') : formatNumber(m.counts[k] ?? 0)}
                     </td>
                   ))}
-                  <td class="num" title={`samples ${m.cost.samples.toFixed(2)}, logs ${m.cost.logs.toFixed(2)}, queries ${m.cost.queries.toFixed(2)}`}>{m.cost.total.toFixed(2)}</td>
+                  <td class="num" title={`samples ${m.cost.samples.toFixed(2)}, logs ${m.cost.logs.toFixed(2)}, queries ${m.cost.queries.toFixed(2)}, spans ${m.cost.spans.toFixed(2)}`}>{m.cost.total.toFixed(2)}</td>
                 </tr>
               ))}
             </tbody>
           </table>
           <p class="muted small">
             Quotas per day: samples {doc.quotas.samples_per_day ?? 'none'}, log bytes{' '}
-            {doc.quotas.log_bytes_per_day === null ? 'none' : formatValue(doc.quotas.log_bytes_per_day, 'bytes')}. Prices are set with{' '}
+            {doc.quotas.log_bytes_per_day === null ? 'none' : formatValue(doc.quotas.log_bytes_per_day, 'bytes')}, spans{' '}
+            {doc.quotas.spans_per_day ?? 'none'}. Prices are set with{' '}
             <code>usage.price_per_*</code>.
           </p>
         </>
