@@ -231,3 +231,29 @@ def test_permissions_signing_and_idempotency(stack: Stack) -> None:
     again = _post(c, "/api/v1/ingest/logs", doc, k.ingest, **{"x-idempotency-key": "batch-1"})
     assert again.status_code == 200 and again.headers.get("x-idempotent-replay") == "true"
     assert [line for _, line in _lines(c, '{service="signed"}', k.viewer)] == ["via hmac"]
+
+
+def test_otlp_traces_signed_and_idempotent(stack: Stack) -> None:
+    """Signed ingestion and x-idempotency-key on /v1/traces: a retried export is acknowledged again
+    without storing its spans twice; a bad signature stores nothing."""
+    k = Keys(stack)
+    c = stack.client()
+    auth = stack.built.auth
+    assert auth is not None
+    view, secret = SigningSecrets(auth.db).create("default", "edge-traces")
+    now = time.time_ns()
+    trace_id = "7b8efff798038103d269b633813fc60c"
+    body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace_id, "spanId": "eee19b7ec3c1b174", "name": "signed", "startTimeUnixNano": str(now),
+        "endTimeUnixNano": str(now + 10)}]}]}]})
+    t = str(int(time.time()))
+    signed = {"Content-Type": "application/json", "x-org-key": view.key_id, "x-timestamp": t,
+              "x-signature": signature(secret.encode(), t, body), "x-idempotency-key": "spans-1"}
+    bad = {**signed, "x-signature": "sha256=" + "0" * 64, "x-idempotency-key": "spans-2"}
+    assert c.post("/v1/traces", content=body, headers=bad).status_code == 401
+    assert c.get(f"/api/v1/traces/{trace_id}", headers=k.viewer).status_code == 404
+    assert c.post("/v1/traces", content=body, headers=signed).status_code == 200
+    again = c.post("/v1/traces", content=body, headers=signed)
+    assert again.status_code == 200 and again.headers.get("x-idempotent-replay") == "true"
+    spans = c.get(f"/api/v1/traces/{trace_id}", headers=k.viewer).json()["data"]["spans"]
+    assert [s["name"] for s in spans] == ["signed"]  # stored once

@@ -144,6 +144,20 @@ def test_spans_outside_the_time_window_are_a_partial_success(server: tuple[Proc,
     assert _trace(proc.url, f"{0xA2:032x}") == []
 
 
+def test_grpc_partial_success_for_spans_outside_the_time_window(server: tuple[Proc, str, str]) -> None:
+    proc, _, target = server
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    req.MergeFromString(otlp_spans(1, trace=0xA3))
+    req.MergeFromString(otlp_spans(2, trace=0xA3, start_ns=time.time_ns() + 3_600 * 10**9, first_span=5))
+    before = _counter(proc.url, "clearsight_rejected_spans_total", protocol="otlp_traces_grpc")
+    with grpc.insecure_channel(target) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        resp = trace_service_pb2.ExportTraceServiceResponse.FromString(export(req.SerializeToString(), timeout=10))
+    assert resp.partial_success.rejected_spans == 2 and "too new" in resp.partial_success.error_message
+    assert [s["spanId"] for s in _trace(proc.url, f"{0xA3:032x}")] == [f"{1:016x}"]
+    assert _counter(proc.url, "clearsight_rejected_spans_total", protocol="otlp_traces_grpc") == before + 2
+
+
 def _bad_request_field(r: httpx.Response) -> str:
     st = status_pb2.Status.FromString(r.content)
     br = error_details_pb2.BadRequest()
