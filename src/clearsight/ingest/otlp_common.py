@@ -7,8 +7,10 @@ Pure: no I/O, no imports from ``store/`` or ``api/``. Every failure is an ``Inge
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import zlib
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -17,7 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.common.v1 import common_pb2
 
-from clearsight.pipeline.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from clearsight.pipeline.errors import IngestError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
 
 PROTOBUF = "application/x-protobuf"
@@ -131,6 +133,19 @@ def parse_message(data: bytes, encoding: Encoding, message_type: type[M]) -> M:
         raise InvalidInput("JSON body is nested too deeply") from None
     except Exception as e:
         raise InvalidInput(f"cannot parse OTLP/JSON {message_type.DESCRIPTOR.name}: {e}") from None
+    return msg
+
+
+def message_from_dict(doc: Any, message_type: type[M], error: Callable[[str], IngestError]) -> M:
+    """A loaded OTLP/JSON document (hex ids already rewritten as base64) into ``message_type`` with
+    ``json_format.ParseDict`` (unknown fields ignored); a failure raises ``error(message)``."""
+    msg = message_type()
+    try:
+        json_format.ParseDict(doc, msg, ignore_unknown_fields=True)
+    except RecursionError:
+        raise error("JSON body is nested too deeply") from None
+    except (json_format.ParseError, ValueError, TypeError, binascii.Error) as e:
+        raise error(f"cannot parse OTLP/JSON {message_type.DESCRIPTOR.name}: {e}") from None
     return msg
 
 

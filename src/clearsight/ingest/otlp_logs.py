@@ -32,7 +32,6 @@ traceId``), ``LimitExceeded`` (400) for ``LogLimits``, ``PayloadTooLarge`` (413)
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 import orjson
@@ -51,7 +50,7 @@ from clearsight.ingest.log_common import (
     too_many_entries,
     too_many_streams,
 )
-from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of
+from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of, message_from_dict
 from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch, LogBatchBuilder
 from clearsight.pipeline.errors import InvalidInput
@@ -151,14 +150,7 @@ def parse_json(data: bytes) -> Any:
 
 def _message_from_doc(doc: Any) -> Any:
     _hex_ids(doc)
-    req = ExportLogsServiceRequest()
-    try:
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except RecursionError:
-        raise OtlpLogsError("", "JSON body is nested too deeply") from None
-    except (json_format.ParseError, ValueError, TypeError, binascii.Error) as e:
-        raise OtlpLogsError("", f"cannot parse OTLP/JSON ExportLogsServiceRequest: {e}") from None
-    return req
+    return message_from_dict(doc, ExportLogsServiceRequest, lambda m: OtlpLogsError("", m))
 
 
 def _invalid_label(message: str) -> OtlpLogsError:

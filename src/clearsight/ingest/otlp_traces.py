@@ -25,11 +25,9 @@ per span and per resource, ``max_line_bytes`` per span name and status message.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 import orjson
-from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from clearsight.ingest.log_common import (
@@ -41,7 +39,7 @@ from clearsight.ingest.log_common import (
     line_too_long,
     too_many_entries,
 )
-from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of
+from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of, message_from_dict
 from clearsight.model.spans import (
     SPAN_ID_BYTES,
     SPAN_KINDS,
@@ -126,14 +124,7 @@ def parse_json(data: bytes) -> Any:
     except orjson.JSONDecodeError as e:
         raise OtlpTracesError("", f"cannot parse OTLP/JSON ExportTraceServiceRequest: {e}") from None
     _hex_ids(doc)
-    req = ExportTraceServiceRequest()
-    try:
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except RecursionError:
-        raise OtlpTracesError("", "JSON body is nested too deeply") from None
-    except (json_format.ParseError, ValueError, TypeError, binascii.Error) as e:
-        raise OtlpTracesError("", f"cannot parse OTLP/JSON ExportTraceServiceRequest: {e}") from None
-    return req
+    return message_from_dict(doc, ExportTraceServiceRequest, lambda m: OtlpTracesError("", m))
 
 
 def _path(rpath: str, si: int, pi: int) -> str:

@@ -62,7 +62,7 @@ class WriterHost(Protocol):
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class _Append:
     tenant: str
     batch: SpanBatch
@@ -152,9 +152,12 @@ class EmbeddedSpanStore:
             self._host.run_on_writer(self._drain)
         except StoreError:
             with self._lock:
-                if item in self._pending:
+                still_queued = item in self._pending
+                if still_queued:
                     self._pending.remove(item)
-            raise
+            if still_queued:
+                raise
+            # an earlier drain took it: its future resolves with that drain's commit
         return fut
 
     def _drain(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -196,10 +199,6 @@ class EmbeddedSpanStore:
         st.spans_written_total += table.num_rows
         for a in group:
             a.future.set_result(SpanAppendResult(spans_written=len(a.batch)))
-
-    def sync(self) -> None:
-        """Waits until every batch queued before the call is committed (tests)."""
-        self._host.run_on_writer(self._drain).result()
 
     def close(self) -> None:
         """Commits what is queued (the log store must still be open), then refuses new writes."""
