@@ -21,7 +21,7 @@ from clearsight.model.spans import Span, SpanBatch
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
 from clearsight.store.embedded.span_schema import DAY_NS, partition_name
 from clearsight.store.embedded.span_store import EmbeddedSpanStore
-from clearsight.store.interface import InvalidBatch, StoreClosed
+from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed
 
 T0 = 20_000 * DAY_NS
 
@@ -173,4 +173,22 @@ def test_acked_span_batches_survive_kill9(tmp_path: Path) -> None:
         spans = EmbeddedSpanStore(logs)
         missing = [b for b in acked if len(spans.trace("default", b.to_bytes(16, "big"))) != 20]
         assert not missing, f"{len(missing)} acknowledged span batches lost, e.g. {missing[:5]}"
+        spans.close()
+
+
+def test_full_queue_is_overloaded_and_the_queued_batches_still_commit(tmp_path: Path) -> None:
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs, queue_max_batches=3)
+        release = threading.Event()
+        blocked = logs.run_on_writer(lambda _con: release.wait(30))  # the writer thread is busy
+        futs = [spans.append("t", SpanBatch([_span(5, i + 1, T0 + i)])) for i in range(3)]
+        with pytest.raises(Overloaded) as ei:
+            spans.append("t", SpanBatch([_span(5, 9, T0)]))
+        assert ei.value.retry_after >= 1
+        assert spans.stats().queue_depth == 3
+        release.set()
+        assert blocked.result() is True
+        assert [f.result().spans_written for f in futs] == [1, 1, 1]
+        assert len(spans.trace("t", (5).to_bytes(16, "big"))) == 3
+        assert spans.stats().commits_total == 1  # the three queued batches went in one transaction
         spans.close()
