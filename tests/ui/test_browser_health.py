@@ -95,6 +95,23 @@ def test_graph_edges_critical_reason_and_keyboard(server: Proc, browser: Any) ->
     assert hb["right"] < cb["left"] and cb["right"] < sb["left"]
     assert abs(eb["left"] - hb["right"]) < 1 and abs(eb["right"] - cb["left"]) < 1
 
+    # no edge crosses a node other than its two ends (service:node -> host passes the container column)
+    crossings = page.evaluate("""() => {
+      const nodes = [...document.querySelectorAll('[data-testid=health-graph] .gnode')];
+      const out = [];
+      for (const p of document.querySelectorAll('[data-testid=health-graph] path.graph-edge')) {
+        const m = p.getScreenCTM(), len = p.getTotalLength();
+        const boxes = nodes.filter(g => g.dataset.resource !== p.dataset.source && g.dataset.resource !== p.dataset.target)
+          .map(g => [g.dataset.resource, g.querySelector('.gnode-box').getBoundingClientRect()]);
+        for (let i = 0; i <= 200; i++) {
+          const pt = p.getPointAtLength(len * i / 200).matrixTransform(m);
+          for (const [id, b] of boxes)
+            if (pt.x > b.left && pt.x < b.right && pt.y > b.top && pt.y < b.bottom) out.push([p.dataset.source, id]);
+        }
+      }
+      return out;
+    }""")
+    assert crossings == []
     page.wait_for_function(f"() => document.querySelector('{node(host)}')?.dataset.health === 'healthy'",
                            timeout=30_000)
     assert "healthy" in (page.locator(node(host)).text_content() or "")

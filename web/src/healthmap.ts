@@ -129,14 +129,24 @@ export function layoutGraph(nodes: MapNode[], edges: MapEdge[]): Layout {
   return { placed, columns, width: PAD * 2 + (LAYERS.length - 1) * COL_GAP + NODE_W, height: HEAD + (maxRow + 1) * ROW_GAP + PAD };
 }
 
-/** An SVG path from the source's left side to the target's right side (what it runs on is to the left). */
-export function edgePath(s: Placed, t: Placed): string {
-  const x1 = s.x;
-  const y1 = s.y + NODE_H / 2;
-  const x2 = t.x + NODE_W;
-  const y2 = t.y + NODE_H / 2;
+function curve(x1: number, y1: number, x2: number, y2: number): string {
   const mid = (x1 + x2) / 2;
-  return `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+  return `C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+}
+
+/** An SVG path from the source's left side to the target's right side (what it runs on is to the left). An
+ * edge that skips a column (a service on a host) crosses it in the gap between two rows, never through a node. */
+export function edgePath(s: Placed, t: Placed): string {
+  const y1 = s.y + NODE_H / 2;
+  const y2 = t.y + NODE_H / 2;
+  const x2 = t.x + NODE_W;
+  if (s.col - t.col < 2) return `M${s.x},${y1} ${curve(s.x, y1, x2, y2)}`;
+  const gap = (ROW_GAP - NODE_H) / 2;
+  const row = Math.max(0, Math.round(((y1 + y2) / 2 - HEAD + gap) / ROW_GAP));
+  const gy = HEAD + row * ROW_GAP - gap;
+  const xa = columnX(s.col - 1) + NODE_W;
+  const xb = columnX(t.col + 1);
+  return `M${s.x},${y1} ${curve(s.x, y1, xa, gy)} L${xb},${gy} ${curve(xb, gy, x2, y2)}`;
 }
 
 // ---- timeline --------------------------------------------------------------------------------------
