@@ -9,10 +9,10 @@ that needs the fewest bits, its deltas, its deltas of deltas, or its distance to
 every element minus the minimum in exactly that many bits. Arithmetic wraps (uint64), so every
 int64 sequence round-trips.
 
-Codecs XOR and DECIMAL (byte planes + zstd, the first format): one zstd decompression (pyarrow's
-codec, the same as ``chunks.decode``), then for every sample the 16 byte planes are gathered into
-the two int64 words, unzigzagged and integrated (timestamps twice, DECIMAL values once, XOR values
-by xor). The result is bit for bit what ``chunks.decode_py`` followed by the range filter gives;
+Codecs XOR and DECIMAL (byte planes + zstd, the first format): one zstd decompression
+(``zstd_frames``, the same as ``chunks.decode``), then for every sample the 16 byte planes are
+gathered into the two int64 words, unzigzagged and integrated (timestamps twice, DECIMAL values
+once, XOR values by xor). The result is bit for bit what ``chunks.decode_py`` followed by the range filter gives;
 ``tests/unit/store/test_chunks.py`` checks that on random chunks.
 """
 
@@ -23,7 +23,7 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-import pyarrow as pa
+from clearsight.store.embedded.zstd_frames import decompress as zstd_decompress
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
@@ -555,7 +555,6 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     cdef bytes raw
     cdef Seq ts_seq, val_seq
     cdef XorReader xr
-    decompress = pa.decompress
     for i in range(nchunks):
         m = n[i]
         before = out
@@ -617,7 +616,7 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
             continue
         if codec[i] > 1:
             raise ValueError(f"unknown chunk codec {codec[i]}")
-        raw = decompress(data[i], decompressed_size=16 * m, codec="zstd", asbytes=True)
+        raw = zstd_decompress(data[i], 16 * m)
         if len(raw) != 16 * m:
             raise ValueError("chunk payload has the wrong size")
         buf = <const uint8_t*><char*>raw

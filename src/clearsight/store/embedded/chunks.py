@@ -51,9 +51,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from clearsight.model.samples import F64Array, I64Array
+from clearsight.store.embedded import zstd_frames
 
 try:  # the Cython decoder (setup.py builds it); decode_range_py is the reference it must equal
     from clearsight.store.embedded import _chunkdec  # type: ignore[attr-defined]
@@ -66,7 +66,6 @@ PACKED = 2
 PACKED_XOR = 3
 MAX_SCALE = 9
 ZSTD_LEVEL = 3
-_ZSTD = pa.Codec("zstd", compression_level=ZSTD_LEVEL)  # used by the writer thread only
 
 _ALL = (-(2**63), 2**63 - 1)
 
@@ -225,9 +224,9 @@ def _encode_planes(
     planes = np.empty((16, n_total), dtype=np.uint8)
     planes[:8] = ts_enc.view(np.uint8).reshape(n_total, 8).T
     planes[8:] = val_enc.view(np.uint8).reshape(n_total, 8).T
-    compress = _ZSTD.compress
+    compress = zstd_frames.compress
     for i, s, m in zip(idx.tolist(), seg_start.tolist(), seg_len.tolist(), strict=True):
-        data[i] = compress(planes[:, s : s + m].tobytes(), asbytes=True)
+        data[i] = compress(planes[:, s : s + m].tobytes(), ZSTD_LEVEL)
 
 
 def decode(
@@ -445,13 +444,11 @@ def _decode_planes(
     order = np.argsort(lengths, kind="stable")
     sorted_len = lengths[order]
     flat = np.empty(16 * total, dtype=np.uint8)
-    decompress = pa.decompress
+    decompress_into = zstd_frames.decompress_into
     off = 0
     for c, m in zip(order.tolist(), sorted_len.tolist(), strict=True):
         size = 16 * m
-        flat[off : off + size] = np.frombuffer(
-            decompress(data[c], decompressed_size=size, codec="zstd", asbytes=True), dtype=np.uint8
-        )
+        decompress_into(data[c], flat[off : off + size])
         off += size
     rows_sorted = np.empty((total, 16), dtype=np.uint8)
     bounds = np.flatnonzero(np.diff(sorted_len)) + 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.embedded.index import IdArray
@@ -25,7 +24,7 @@ from clearsight.store.embedded.index import IdArray
 def delete_head_rows(con: duckdb.DuckDBPyConnection, ids: IdArray, start_ms: int, end_ms: int) -> int:
     """Deletes the head rows (``samples`` table) of series ``ids`` with start_ms <= ts <= end_ms;
     returns how many (inside the caller's transaction)."""
-    con.register("_clearsight_del", pa.table({"series_id": ids.astype(np.uint32)}))
+    con.register("_clearsight_del", {"series_id": ids.astype(np.uint32)})
     try:
         row = con.execute(
             "DELETE FROM samples WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? "

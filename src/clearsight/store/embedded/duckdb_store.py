@@ -39,7 +39,6 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import orjson
-import pyarrow as pa
 
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_labels
@@ -48,6 +47,7 @@ from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleB
 from clearsight.store.embedded import chunks as chunk_codec
 from clearsight.store.embedded import deletion, small_read
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
+from clearsight.store.embedded.columns import objects
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
@@ -586,17 +586,15 @@ class EmbeddedMetricsStore:
         if sids.shape[0] == 0:
             return
         enc = chunk_codec.encode(sids, ts, vals)
-        tbl = pa.table(
-            {
-                "series_id": enc.series_id,
-                "min_ts": enc.min_ts,
-                "max_ts": enc.max_ts,
-                "n": enc.n,
-                "codec": enc.codec,
-                "scale": enc.scale,
-                "data": pa.array(enc.data, type=pa.binary()),
-            }
-        )
+        tbl = {
+            "series_id": enc.series_id,
+            "min_ts": enc.min_ts,
+            "max_ts": enc.max_ts,
+            "n": enc.n,
+            "codec": enc.codec,
+            "scale": enc.scale,
+            "data": objects(enc.data),
+        }
         con = self._wcon
         con.register("_clearsight_chunks", tbl)
         try:
@@ -638,7 +636,7 @@ class EmbeddedMetricsStore:
         samples (any order) in their place."""
         con = self._wcon
         if len(old):
-            con.register("_clearsight_old", pa.table({"series_id": old.series_id, "min_ts": old.min_ts}))
+            con.register("_clearsight_old", {"series_id": old.series_id, "min_ts": old.min_ts})
             try:
                 con.execute(
                     "DELETE FROM chunks USING _clearsight_old o "
@@ -666,7 +664,7 @@ class EmbeddedMetricsStore:
             "SELECT c.series_id, c.min_ts, c.data FROM chunks c JOIN _clearsight_want w "
             "ON c.series_id = w.series_id AND c.min_ts = w.min_ts WHERE c.series_id BETWEEN ? AND ?"
         )
-        want = pa.table({"series_id": m_sid, "min_ts": m_min})
+        want = {"series_id": m_sid, "min_ts": m_min}
         with contextlib.nullcontext(self._wcon) if writer else self._reader() as cur:
             cur.register("_clearsight_want", want)
             try:
@@ -994,7 +992,7 @@ class EmbeddedMetricsStore:
         if chunks_changed:
             self._rewrite_in_chunks(sids[changed_chunk], ts[changed_chunk], vals[changed_chunk])
         if head_sids.shape[0]:
-            rows = pa.table({"series_id": head_sids, "ts": head_ts, "bits": head_vals.view(np.int64)})
+            rows = {"series_id": head_sids, "ts": head_ts, "bits": head_vals.view(np.int64)}
             con.register("_clearsight_rows", rows)
             try:
                 con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
@@ -1103,7 +1101,7 @@ class EmbeddedMetricsStore:
 
     def _delete_head_rows(self, sids: npt.NDArray[np.uint32], ts: I64Array) -> None:
         con = self._wcon
-        con.register("_clearsight_gone", pa.table({"series_id": sids, "ts": ts}))
+        con.register("_clearsight_gone", {"series_id": sids, "ts": ts})
         try:
             con.execute(
                 "DELETE FROM samples USING _clearsight_gone g "
@@ -1134,20 +1132,15 @@ class EmbeddedMetricsStore:
         self._replace_chunks(sel.take(touched), all_sid[keep], all_ts[keep], all_val[keep])
 
     def _insert_series(self, new_series: list[_NewSeries]) -> None:
-        tbl = pa.table(
-            {
-                "series_id": pa.array([s.series_id for s in new_series], type=pa.uint32()),
-                "tenant": pa.array([s.tenant for s in new_series], type=pa.string()),
-                "metric": pa.array(
-                    [dict(s.labels).get(METRIC_NAME, "") for s in new_series], type=pa.string()
-                ),
-                # without __name__: the metric column holds it (repeated in JSON it doubled the column)
-                "labels": pa.array(
-                    [orjson.dumps({k: v for k, v in s.labels if k != METRIC_NAME}) for s in new_series],
-                    type=pa.binary(),
-                ).cast(pa.string()),
-            }
-        )
+        tbl = {
+            "series_id": np.array([s.series_id for s in new_series], dtype=np.uint32),
+            "tenant": objects([s.tenant for s in new_series]),
+            "metric": objects([dict(s.labels).get(METRIC_NAME, "") for s in new_series]),
+            # without __name__: the metric column holds it (repeated in JSON it doubled the column)
+            "labels": objects(
+                [orjson.dumps({k: v for k, v in s.labels if k != METRIC_NAME}).decode() for s in new_series]
+            ),
+        }
         con = self._wcon
         con.register("_clearsight_series", tbl)
         try:
@@ -1297,7 +1290,7 @@ class EmbeddedMetricsStore:
         """Deletes the ``series`` rows of ``dead`` (in the writer's open transaction)."""
         if dead.size:
             con = self._wcon
-            con.register("_clearsight_dead", pa.table({"series_id": dead}))
+            con.register("_clearsight_dead", {"series_id": dead})
             try:
                 con.execute("DELETE FROM series WHERE series_id IN (SELECT series_id FROM _clearsight_dead)")
             finally:
@@ -1307,7 +1300,7 @@ class EmbeddedMetricsStore:
         """Per-series min/max timestamps (columns series_id, lo, hi) of the series ``ids`` that
         still have samples (writer connection)."""
         con = self._wcon
-        con.register("_clearsight_aff", pa.table({"series_id": ids.astype(np.uint32)}))
+        con.register("_clearsight_aff", {"series_id": ids.astype(np.uint32)})
         try:
             flt = "WHERE series_id IN (SELECT series_id FROM _clearsight_aff)"
             out: dict[str, Any] = con.execute(_MIN_MAX_SQL.format(filter=flt, filter_c=flt)).fetchnumpy()

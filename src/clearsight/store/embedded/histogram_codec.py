@@ -28,16 +28,16 @@ import struct
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from clearsight.model.histogram import CounterResetHint, FloatHistogram
 from clearsight.model.samples import I64Array
+from clearsight.store.embedded import zstd_frames
 
 VERSION = 1
 _FLAG_INT = 1
 _HEADER = struct.Struct("<BBIIII")
 _MAX_EXACT = float(2**53)
-_CODEC = pa.Codec("zstd", compression_level=3)
+_ZSTD_LEVEL = 3
 
 
 class HistogramChunkError(ValueError):
@@ -154,7 +154,7 @@ def encode_many(ts: I64Array, hs: list[FloatHistogram], bounds: list[int]) -> li
         parts += [n_idx_d[na_:nb_].tobytes(), (n_int_d if integer else n_cnt)[na_:nb_].tobytes()]
         parts.append(cvs[int(c_off[a]) : int(c_off[b])].astype(np.float64).tobytes())
         raw = b"".join(parts)
-        out.append(struct.pack("<I", len(raw)) + _CODEC.compress(raw, asbytes=True))
+        out.append(struct.pack("<I", len(raw)) + zstd_frames.compress(raw, _ZSTD_LEVEL))
     return out
 
 
@@ -188,9 +188,9 @@ def decode(data: bytes) -> tuple[I64Array, list[FloatHistogram]]:
     """The samples of one chunk: (timestamps, histograms). The histograms' arrays are read-only."""
     try:
         size = struct.unpack_from("<I", data)[0]
-        raw = pa.decompress(memoryview(data)[4:], decompressed_size=size, codec="zstd", asbytes=True)
+        raw = zstd_frames.decompress(memoryview(data)[4:], size)
         version, flags, n, n_pos, n_neg, n_cv = _HEADER.unpack_from(raw)
-    except (struct.error, OSError, pa.ArrowException) as e:
+    except (struct.error, zstd_frames.ZstdError) as e:
         raise HistogramChunkError(f"histogram chunk cannot be decompressed: {e}") from e
     if version != VERSION:
         raise HistogramChunkError(f"histogram chunk version {version}, this build reads {VERSION}")

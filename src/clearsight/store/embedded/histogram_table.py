@@ -24,12 +24,12 @@ from collections.abc import Callable
 import duckdb
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels
 from clearsight.model.samples import I64Array, SeriesData
 from clearsight.store.embedded import histogram_codec
+from clearsight.store.embedded.columns import objects
 
 DDL = """CREATE TABLE IF NOT EXISTS histogram_chunks (
         series_id UINTEGER NOT NULL,
@@ -173,9 +173,7 @@ class HistogramTable:
             return None
         seqs = np.asarray(res["seq"], dtype=np.int64)
         mins = np.asarray(res["min_ts"], dtype=np.int64)
-        con.register(
-            "_clearsight_hold", pa.table({"series_id": sids.astype(np.uint32), "seq": seqs, "min_ts": mins})
-        )
+        con.register("_clearsight_hold", {"series_id": sids.astype(np.uint32), "seq": seqs, "min_ts": mins})
         try:
             con.execute(
                 "DELETE FROM histogram_chunks USING _clearsight_hold o WHERE histogram_chunks.series_id = o.series_id "
@@ -230,7 +228,7 @@ class HistogramTable:
         want = inside[has[inside]]
         if want.size == 0:
             return 0, None
-        con.register("_clearsight_hdel", pa.table({"series_id": want.astype(np.uint32)}))
+        con.register("_clearsight_hdel", {"series_id": want.astype(np.uint32)})
         try:
             flt = "series_id IN (SELECT series_id FROM histogram_chunks JOIN _clearsight_hdel USING (series_id) "
             flt += "WHERE max_ts >= ? AND min_ts <= ?)"
@@ -278,7 +276,7 @@ class HistogramTable:
         out = HistogramSelect()
         if want.size == 0:
             return out
-        cur.register("_clearsight_hids", pa.table({"series_id": want.astype(np.uint32)}))
+        cur.register("_clearsight_hids", {"series_id": want.astype(np.uint32)})
         try:
             res = cur.execute(
                 "SELECT h.series_id, h.data FROM histogram_chunks h JOIN _clearsight_hids w USING (series_id) "
@@ -326,16 +324,14 @@ class _Rows:
         if not self.sid:
             return
         data = histogram_codec.encode_many(np.concatenate(self._ts), self._hs, self._bounds)
-        tbl = pa.table(
-            {
-                "series_id": pa.array(self.sid, type=pa.uint32()),
-                "seq": pa.array([seq] * len(self.sid), type=pa.int64()),
-                "min_ts": pa.array(self.min_ts, type=pa.int64()),
-                "max_ts": pa.array(self.max_ts, type=pa.int64()),
-                "n": pa.array(self.n, type=pa.uint32()),
-                "data": pa.array(data, type=pa.binary()),
-            }
-        )
+        tbl = {
+            "series_id": np.array(self.sid, dtype=np.uint32),
+            "seq": np.full(len(self.sid), seq, dtype=np.int64),
+            "min_ts": np.array(self.min_ts, dtype=np.int64),
+            "max_ts": np.array(self.max_ts, dtype=np.int64),
+            "n": np.array(self.n, dtype=np.uint32),
+            "data": objects(data),
+        }
         con.register("_clearsight_hrows", tbl)
         try:
             con.execute(
