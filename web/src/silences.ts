@@ -31,6 +31,17 @@ export function parseMatchers(text: string): SilenceMatcher[] {
   return out;
 }
 
+/** The matchers of a silence form, checked with its comment; throws with what to fix. */
+export function silenceInput(matchers: string, comment: string): SilenceMatcher[] {
+  const parsed = parseMatchers(matchers);
+  if (!comment.trim()) throw new Error('Say why in the comment (who reads the silence later needs it).');
+  return parsed;
+}
+
+export function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function matcherText(m: SilenceMatcher): string {
   const op = m.isEqual ? (m.isRegex ? '=~' : '=') : m.isRegex ? '!~' : '!=';
   return `${m.name}${op}${JSON.stringify(m.value)}`;
@@ -56,4 +67,35 @@ export async function createSilence(s: { matchers: SilenceMatcher[]; endsAt: str
 
 export async function expireSilence(id: string): Promise<void> {
   await sendJSON<unknown>('DELETE', `/api/v2/silence/${encodeURIComponent(id)}`);
+}
+
+// Recurring silences (GET/POST /api/v1/silence_schedules, DELETE /api/v1/silence_schedules/{id}): a weekly
+// window in a time zone; the server materialises each window as an ordinary silence (docs/alerting.md).
+export const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export interface SilenceSchedule {
+  id: string;
+  matchers: SilenceMatcher[];
+  weekdays: Weekday[];
+  startTime: string;
+  endTime: string;
+  timeZone: string;
+  comment: string;
+  createdBy: string;
+  createdAt: string;
+  windows: { startsAt: string; endsAt: string }[];
+}
+
+export function listSchedules(signal?: AbortSignal): Promise<SilenceSchedule[]> {
+  return getJSON<{ data: SilenceSchedule[] }>('/api/v1/silence_schedules', {}, signal).then((r) => r.data);
+}
+
+export function createSchedule(s: { matchers: SilenceMatcher[]; weekdays: Weekday[]; startTime: string; endTime: string; timeZone: string; comment: string }): Promise<SilenceSchedule> {
+  // an <input type="time"> cannot say 24:00: an end of 00:00 is the end of the day (the same instant)
+  return sendJSON<SilenceSchedule>('POST', '/api/v1/silence_schedules', { ...s, endTime: s.endTime === '00:00' ? '24:00' : s.endTime });
+}
+
+export async function deleteSchedule(id: string): Promise<void> {
+  await sendJSON<unknown>('DELETE', `/api/v1/silence_schedules/${encodeURIComponent(id)}`);
 }

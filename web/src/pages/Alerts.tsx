@@ -1,8 +1,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { getJSON, labelsText, promGet, type Alert } from '../api';
+import { RecurringSilences } from '../components/RecurringSilences';
 import { Time } from '../components/Time';
 import { apiNamespaceOf, RuleEditor } from './RuleEditor';
-import { createSilence, expireSilence, listSilences, matchersOf, matcherText, parseMatchers, type Silence } from '../silences';
+import { createSilence, errText, expireSilence, listSilences, matchersOf, matcherText, type Silence } from '../silences';
+import { useSilenceForm } from '../components/silenceForm';
 
 interface Rule {
   name: string;
@@ -34,42 +36,14 @@ const DURATIONS: [string, number | null][] = [
   ['1 hour', 3600e3], ['2 hours', 7200e3], ['4 hours', 4 * 3600e3], ['1 day', 86400e3], ['1 week', 7 * 86400e3], ['until the alerts resolve', null],
 ];
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 /** The silence form: matchers (prefilled from an alert), duration or "until resolved", comment. */
 function SilenceForm({ initial, user, onDone }: { initial: string; user: string; onDone: (msg: string) => void }) {
-  const [matchers, setMatchers] = useState(initial);
   const [duration, setDuration] = useState('0');
-  const [comment, setComment] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    let parsed;
-    try {
-      parsed = parseMatchers(matchers);
-    } catch (err) {
-      setError(errText(err));
-      return;
-    }
-    if (!comment.trim()) {
-      setError('Say why in the comment (who reads the silence later needs it).');
-      return;
-    }
+  const { matchers, setMatchers, comment, setComment, error, busy, submit } = useSilenceForm(initial, 'The silence was not created', async (parsed, text) => {
     const ms = DURATIONS[Number(duration)]?.[1] ?? null;
-    setBusy(true);
-    try {
-      const id = await createSilence({ matchers: parsed, endsAt: ms === null ? null : new Date(Date.now() + ms).toISOString(), comment, createdBy: user });
-      onDone(`Silence ${id} created.`);
-    } catch (err) {
-      setError(`The silence was not created: ${errText(err)}`);
-    } finally {
-      setBusy(false);
-    }
-  };
+    const id = await createSilence({ matchers: parsed, endsAt: ms === null ? null : new Date(Date.now() + ms).toISOString(), comment: text, createdBy: user });
+    return `Silence ${id} created.`;
+  }, onDone);
   return (
     <form class="card silence-form" onSubmit={submit} aria-labelledby="new-silence-title" data-testid="silence-form">
       <h3 id="new-silence-title" class="h3">
@@ -107,7 +81,8 @@ function SilenceForm({ initial, user, onDone }: { initial: string; user: string;
   );
 }
 
-/** Alerts: firing and pending alerts (silence one from its row), silences (create, expire), the rule groups
+/** Alerts: firing and pending alerts (silence one from its row), silences (create, expire), recurring silences
+ * (create, delete), the rule groups
  * (read-only) and the notification history with failures. Silence controls need `silences:manage`. */
 export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean; mayRules: boolean; user: string }) {
   const [alerts, setAlerts] = useState<Alert[] | null>(null);
@@ -168,7 +143,7 @@ export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean
       <h1 id="alerts-title">Alerts</h1>
       <p class="muted small">
         Rules from <code>rules.files</code> are read-only here; rules written through the rules API (
-        <code>/api/v1/rules/&#123;namespace&#125;</code>, docs/rules.md) can be edited below{mayRules ? '' : ' with rules:manage'}. Recurring mute windows are <code>time_intervals</code> in the notification configuration (docs/alerting.md).
+        <code>/api/v1/rules/&#123;namespace&#125;</code>, docs/rules.md) can be edited below{mayRules ? '' : ' with rules:manage'}. Recurring silences (below) mute alerts in a weekly window; each window appears in Silences as it comes (docs/alerting.md).
       </p>
       {notice ? (
         <p role="status" class="notice" data-testid="alerts-notice">
@@ -271,7 +246,14 @@ export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean
             <tbody>
               {shownSilences.map((x) => (
                 <tr key={x.id} data-silence={x.id} data-state={x.status.state}>
-                  <td>{x.status.state}</td>
+                  <td>
+                    {x.status.state}
+                    {x.status.state === 'pending' ? (
+                      <span class="muted small">
+                        {' '}from <Time ms={Date.parse(x.startsAt)} />
+                      </span>
+                    ) : null}
+                  </td>
                   <td class="mono small">{x.matchers.map(matcherText).join(', ')}</td>
                   <td>{x.expireOnResolve && Date.parse(x.endsAt) - Date.now() > 365 * 86400e3 ? 'when its alerts resolve' : <Time ms={Date.parse(x.endsAt)} />}</td>
                   <td>{x.createdBy}</td>
@@ -291,6 +273,13 @@ export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean
           </table>
         )}
       </section>
+      <RecurringSilences
+        maySilence={maySilence}
+        onChanged={(msg) => {
+          setNotice(msg);
+          setReload((n) => n + 1);
+        }}
+      />
       <section class="card" aria-labelledby="rules-title">
         <h2 id="rules-title">Rules</h2>
         {groups === null ? (
