@@ -513,7 +513,6 @@ def build(cfg: Config) -> Built:
                                          executor=ingest_executor, options=otlp_options)
     log_surfaces = LogIngestSurfaces(log_ingestor, tenant_of, metrics, executor=ingest_executor)
     syslog = _syslog_listener(cfg, log_ingestor, metrics, ingest_executor)
-    trace_surfaces = TraceSurfaces(span_ingestor, span_store, tenant_of, metrics, executor=ingest_executor)
     # Prometheus' OTLP path (same handler).
     prom_otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, path="/api/v1/otlp/v1/metrics",
                                               on_export=_export_recorder(metrics), executor=ingest_executor,
@@ -522,6 +521,8 @@ def build(cfg: Config) -> Built:
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
     metrics.registry.register(GovernorCollector(query_governor))
+    trace_surfaces = TraceSurfaces(span_ingestor, span_store, tenant_of, metrics, executor=ingest_executor,
+                                   governor=query_governor)
     log_query = LogQueryApi(log_store, tenant_of, max_entries=cfg.logs.max_entries_limit_per_query,
                             max_query_length_ns=parse_duration_ms(cfg.logs.max_query_length) * 1_000_000,
                             governor=query_governor, timeout_s=parse_duration_ms(cfg.query.timeout) / 1000,

@@ -8,8 +8,9 @@
 - ``otlp_traces_grpc``: the same for gRPC (``api/otlp_grpc.py`` maps errors to gRPC codes).
 - ``GET /api/v1/traces/{trace_id}`` (``traces:read``): the caller's organisation's spans of one
   trace (32 hex digits), ordered by start time: ``{"status": "success", "data": {"traceId", "spans":
-  [...]}}``; 400 for a malformed id, 404 when the organisation has no span of it. This is the only
-  trace read: no search, no Tempo or Jaeger API, no trace view in the UI yet (a later issue).
+  [...]}}``; 400 for a malformed id, 404 when the organisation has no span of it; run on the query
+  pool under admission control (503 + Retry-After when its queue is full). This is the only trace
+  read: no search, no Tempo or Jaeger API, no trace view in the UI yet (a later issue).
 
 Bodies are decoded and submitted in the server's ingest executor, never on the event loop.
 Self-metrics: ``clearsight_write_requests_total`` / ``clearsight_rejected_requests_total`` by
@@ -40,12 +41,15 @@ from clearsight.api.common import (
     success,
 )
 from clearsight.api.otlp_http import error_response as otlp_error_response
+from clearsight.api.query_admission import api_error_response, governed, make_governor
+from clearsight.config import QueryConfig
 from clearsight.ingest import otlp_traces
 from clearsight.ingest.log_common import LogLimits
 from clearsight.ingest.otlp_common import Encoding, encoding_of, media_type_of
 from clearsight.model.spans import SPAN_KINDS, STATUS_CODES, TRACE_ID_BYTES, Span, SpanBatch
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.span_ingestor import SpanIngestor, SpanIngestResult
+from clearsight.query.governor import QueryGovernor
 from clearsight.selfmetrics import SelfMetrics
 from clearsight.store.spans_interface import SpanStore
 
@@ -104,8 +108,10 @@ class TraceSurfaces:
     """The trace handlers; ``routes()`` mounts them on the main port, ``otlp_route()`` on :4318."""
 
     def __init__(self, ingestor: SpanIngestor, store: SpanStore, tenant_of: TenantOf, metrics: SelfMetrics, *,
-                 limits: LogLimits | None = None, executor: Executor | None = None) -> None:
+                 limits: LogLimits | None = None, executor: Executor | None = None,
+                 governor: QueryGovernor | None = None) -> None:
         self.ingestor = ingestor
+        self.governor = governor if governor is not None else make_governor(QueryConfig())
         self.store = store
         self.tenant_of = tenant_of
         self.metrics = metrics
@@ -183,11 +189,11 @@ class TraceSurfaces:
         try:
             tenant = self.tenant_of(request)
             trace_id = parse_trace_id(text)
+            spans = await governed(self.governor, request, tenant, lambda: self.store.trace(tenant, trace_id))
         except IngestError as e:
             return ingest_error_response(e)
         except ApiError as e:
-            return error_response(e)
-        spans = await asyncio.get_running_loop().run_in_executor(None, self.store.trace, tenant, trace_id)
+            return api_error_response(e)
         if not spans:
             return error_response(ApiError("not_found", f"trace {text.lower()} not found"))
         return success({"traceId": trace_id.hex(), "spans": [span_json(s) for s in spans]})
