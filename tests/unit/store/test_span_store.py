@@ -192,3 +192,18 @@ def test_full_queue_is_overloaded_and_the_queued_batches_still_commit(tmp_path: 
         assert len(spans.trace("t", (5).to_bytes(16, "big"))) == 3
         assert spans.stats().commits_total == 1  # the three queued batches went in one transaction
         spans.close()
+
+
+def test_a_batch_queued_before_the_log_store_closes_is_committed_by_the_close(tmp_path: Path) -> None:
+    logs = EmbeddedLogStore(tmp_path)
+    spans = EmbeddedSpanStore(logs)
+    release = threading.Event()
+    logs.run_on_writer(lambda _con: release.wait(30))
+    fut = spans.append("t", SpanBatch([_span(6, 1, T0)]))  # its drain waits behind the busy writer
+    closer = threading.Thread(target=logs.close)
+    closer.start()  # the log store stops accepting; its writer still runs the queued drain
+    release.set()
+    closer.join(30)
+    spans.close()
+    assert fut.done()  # the log writer ran the queued drain before it stopped: never left hanging
+    assert fut.result().spans_written == 1

@@ -208,8 +208,13 @@ class EmbeddedSpanStore:
             self._closed = True
             pending = bool(self._pending)
         if pending:
-            with contextlib.suppress(StoreError):
+            try:
                 self._host.run_on_writer(self._drain).result()
+            except StoreError:  # the log store closed first: what is still queued was not written
+                with self._lock:
+                    left, self._pending = self._pending, []
+                for a in left:
+                    a.future.set_exception(StoreClosed("span store closed before this batch was written"))
 
     # --- retention -------------------------------------------------------------------------------
 
