@@ -1,19 +1,24 @@
-"""The embedded span store in the log store's file: committed spans read back by trace id, per tenant,
+"""The embedded span store in the log store's file: committed spans read back by trace id, per tenant
+(hypothesis: any spans, every field exact),
 across a reopen; group commit of concurrent appends; retention by day and per tenant; no span table
 before the first span; acknowledged span batches survive ``kill -9`` of the process."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clearsight.model.logs import LogBatch, LogEntry
 from clearsight.model.matchers import Matcher
@@ -207,3 +212,36 @@ def test_a_batch_queued_before_the_log_store_closes_is_committed_by_the_close(tm
     spans.close()
     assert fut.done()  # the log writer ran the queued drain before it stopped: never left hanging
     assert fut.result().spans_written == 1
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_spans = st.builds(
+    Span,
+    trace_id=st.sampled_from([bytes([1]) * 16, bytes([2]) * 16, bytes(range(1, 17))]),
+    span_id=st.binary(min_size=8, max_size=8).filter(any),
+    parent_span_id=st.one_of(st.just(b""), st.binary(min_size=8, max_size=8).filter(any)),
+    name=_text, kind=st.integers(0, 5), start_ns=st.integers(T0, T0 + 3 * DAY_NS),
+    end_ns=st.just(0), status_code=st.integers(0, 2), status_message=_text, service_name=_text,
+    attr_keys=st.just(()), attr_values=st.just(()),
+    resource_keys=st.lists(_text, max_size=3).map(tuple), resource_values=st.just(()),
+    scope_name=_text, scope_version=_text, trace_state=_text,
+    events=st.integers(0, 2**32 - 1), links=st.integers(0, 2**32 - 1),
+).map(lambda s: dataclasses.replace(s, end_ns=s.start_ns + len(s.name), attr_keys=s.resource_keys[::-1],
+                                    attr_values=s.resource_keys, resource_values=s.resource_keys))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.lists(_spans, min_size=1, max_size=6)), max_size=5))
+def test_any_spans_read_back_exactly_per_tenant_and_trace(batches: list[tuple[str, list[Span]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedLogStore(Path(tmp)) as logs:
+        spans = EmbeddedSpanStore(logs)
+        futs = [spans.append(tenant, SpanBatch(batch)) for tenant, batch in batches]
+        assert [f.result().spans_written for f in futs] == [len(b) for _, b in batches]
+        for tenant in ("a", "b"):
+            for tid in {s.trace_id for _, b in batches for s in b}:
+                want = sorted((s for t, b in batches if t == tenant for s in b if s.trace_id == tid),
+                              key=lambda s: (s.start_ns, s.span_id))
+                got = spans.trace(tenant, tid)
+                assert [(s.start_ns, s.span_id) for s in got] == [(s.start_ns, s.span_id) for s in want]
+                assert sorted(got, key=repr) == sorted(want, key=repr)  # every field, ties in any order
+        spans.close()
