@@ -41,7 +41,7 @@ import numpy.typing as npt
 import orjson
 
 from clearsight.model.histogram import FloatHistogram
-from clearsight.model.labels import METRIC_NAME, Labels, canonical_bytes, make_labels
+from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
@@ -52,6 +52,7 @@ from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
+from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
 from clearsight.store.embedded.window import DecodedWindow
@@ -148,7 +149,6 @@ class _NewSeries:
     series_id: int
     tenant: str
     labels: Labels
-    key: bytes
 
 
 class _Querier:
@@ -264,9 +264,12 @@ class EmbeddedMetricsStore:
         self._wmax: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # writer's view, incl. pending
         self._series_tenant: list[str] = [""]
         self._next_id = 1
-        # Writer-only caches: (tenant, key kind) -> raw key -> id; tenant -> canonical key -> id.
+        # Writer-only caches: (tenant, key kind) -> raw key -> id; tenant -> label set -> id. Label
+        # sets are made of the pool's shared pairs (label_pool.py), and the same tuple object is the
+        # series' entry in _labels and its key in _canon.
         self._key_cache: dict[tuple[str, str], dict[bytes, int]] = {}
-        self._canon: dict[str, dict[bytes, int]] = {}
+        self._canon: dict[str, dict[Labels, int]] = {}
+        self._pool = LabelPool()
         self._meta: dict[str, dict[str, list[MetricMetadata]]] = {}
 
         # The writer (group commit, storage kernel) and stats.
@@ -328,6 +331,7 @@ class EmbeddedMetricsStore:
             self._index = {}
             self._key_cache = {}
             self._canon = {}
+            self._pool = LabelPool()
             self._meta = {}
             max_id = _one(con, "SELECT coalesce(max(series_id), 0) FROM series")
             top = int(max_id[0]) if max_id else 0
@@ -345,11 +349,10 @@ class EmbeddedMetricsStore:
                 pairs = orjson.loads(text)
                 if metric:  # the JSON holds __name__ only in rows written before schema 3
                     pairs[METRIC_NAME] = metric
-                labels = make_labels(pairs)
-                key = canonical_bytes(labels)
+                labels = self._pool.intern(make_labels(pairs))
                 self._labels[sid] = labels
                 self._series_tenant[sid] = tenant
-                self._canon.setdefault(tenant, {})[key] = sid
+                self._canon.setdefault(tenant, {})[labels] = sid
                 idx = self._index.get(tenant)
                 if idx is None:
                     idx = self._index[tenant] = TenantIndex()
@@ -828,7 +831,7 @@ class EmbeddedMetricsStore:
             return ids
         canon = self._canon.get(tenant, {})
         found: dict[int, int] = {}
-        fresh: dict[bytes, tuple[Labels, list[int]]] = {}
+        fresh: dict[Labels, list[int]] = {}
         for i in missing.tolist():
             key = keys[i]
             try:
@@ -837,16 +840,15 @@ class EmbeddedMetricsStore:
                 raise InvalidBatch(f"bad labels in series {i}: {e}") from e
             if not labels:
                 raise InvalidBatch(f"series {i} has no labels")
-            ck = canonical_bytes(labels)
-            sid = canon.get(ck)
+            sid = canon.get(labels)
             if sid is not None:
                 found[i] = sid
             else:
-                entry = fresh.get(ck)
-                if entry is None:
-                    fresh[ck] = (labels, [i])
+                positions = fresh.get(labels)
+                if positions is None:
+                    fresh[labels] = [i]
                 else:
-                    entry[1].append(i)
+                    positions.append(i)
         limit = self.max_active_series_per_tenant
         if fresh and limit > 0:
             idx = self._index.get(tenant)
@@ -873,13 +875,14 @@ class EmbeddedMetricsStore:
         if fresh:
             self._grow(self._next_id + len(fresh))
             canon = self._canon.setdefault(tenant, canon)
-            for ck, (labels, positions) in fresh.items():
+            for labels, positions in fresh.items():
                 sid = self._next_id
                 self._next_id += 1
-                canon[ck] = sid
+                labels = self._pool.intern(labels)
+                canon[labels] = sid
                 self._labels.append(labels)
                 self._series_tenant.append(tenant)
-                new_series.append(_NewSeries(sid, tenant, labels, ck))
+                new_series.append(_NewSeries(sid, tenant, labels))
                 for i in positions:
                     cache[keys[i]] = sid
                     ids[i] = sid
@@ -1193,10 +1196,12 @@ class EmbeddedMetricsStore:
             gone = set(sids)
             canon = self._canon.get(tenant, {})
             for sid in sids:
-                canon.pop(canonical_bytes(self._labels[sid]), None)
+                canon.pop(self._labels[sid], None)
             for (t, kind), cache in list(self._key_cache.items()):
                 if t == tenant:
                     self._key_cache[(t, kind)] = {k: v for k, v in cache.items() if v not in gone}
+        if dead_by_tenant:
+            self._pool.keep_only(labels for canon in self._canon.values() for labels in canon)
 
     def _delete_range(
         self, tenant: str, matcher_sets: list[list[Matcher]], start_ms: int, end_ms: int
