@@ -136,6 +136,16 @@ def parse_message(data: bytes, encoding: Encoding, message_type: type[M]) -> M:
     return msg
 
 
+def message_from_bytes(data: bytes, message_type: type[M], error: Callable[[str], IngestError]) -> M:
+    """Binary protobuf into ``message_type`` (upb); a failure raises ``error(message)``."""
+    msg = message_type()
+    try:
+        msg.ParseFromString(data)
+    except Exception as e:
+        raise error(f"cannot parse protobuf {message_type.DESCRIPTOR.name}: {e}") from None
+    return msg
+
+
 def message_from_dict(doc: Any, message_type: type[M], error: Callable[[str], IngestError]) -> M:
     """A loaded OTLP/JSON document (hex ids already rewritten as base64) into ``message_type`` with
     ``json_format.ParseDict`` (unknown fields ignored); a failure raises ``error(message)``."""

@@ -50,7 +50,13 @@ from clearsight.ingest.log_common import (
     too_many_entries,
     too_many_streams,
 )
-from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of, message_from_dict
+from clearsight.ingest.otlp_common import (
+    OtlpInvalidInput,
+    any_value_to_str,
+    encoding_of,
+    message_from_bytes,
+    message_from_dict,
+)
 from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch, LogBatchBuilder
 from clearsight.pipeline.errors import InvalidInput
@@ -103,12 +109,7 @@ def decode_logs(
 
 
 def parse_protobuf(data: bytes) -> Any:
-    req = ExportLogsServiceRequest()
-    try:
-        req.ParseFromString(data)
-    except Exception as e:
-        raise OtlpLogsError("", f"cannot parse protobuf ExportLogsServiceRequest: {e}") from None
-    return req
+    return message_from_bytes(data, ExportLogsServiceRequest, lambda m: OtlpLogsError("", m))
 
 
 def _hex_ids(doc: Any) -> None:

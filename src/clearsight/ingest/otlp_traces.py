@@ -39,7 +39,13 @@ from clearsight.ingest.log_common import (
     line_too_long,
     too_many_entries,
 )
-from clearsight.ingest.otlp_common import OtlpInvalidInput, any_value_to_str, encoding_of, message_from_dict
+from clearsight.ingest.otlp_common import (
+    OtlpInvalidInput,
+    any_value_to_str,
+    encoding_of,
+    message_from_bytes,
+    message_from_dict,
+)
 from clearsight.model.spans import (
     SPAN_ID_BYTES,
     SPAN_KINDS,
@@ -70,12 +76,7 @@ def decode_traces(body: bytes, content_type: str | None, content_encoding: str |
 
 
 def parse_protobuf(data: bytes) -> Any:
-    req = ExportTraceServiceRequest()
-    try:
-        req.ParseFromString(data)
-    except Exception as e:
-        raise OtlpTracesError("", f"cannot parse protobuf ExportTraceServiceRequest: {e}") from None
-    return req
+    return message_from_bytes(data, ExportTraceServiceRequest, lambda m: OtlpTracesError("", m))
 
 
 def _rehex(obj: dict[str, Any], keys: tuple[str, ...], path: str) -> None:
