@@ -224,7 +224,12 @@ export function LogList({ lines, label }: { lines: Line[]; label: string }) {
       ref={box}
       data-testid="log-scroll"
       data-windowed={windowed ? 'true' : 'false'}
-      onScroll={(e) => setView({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
+      onScroll={(e) => {
+        const top = e.currentTarget.scrollTop;
+        const height = e.currentTarget.clientHeight;
+        // within a third of the overscan the rendered rows still cover the viewport: no render
+        setView((v) => (windowed && Math.abs(v.top - top) < OVERSCAN / 3 && v.height === height ? v : { top, height }));
+      }}
     >
       <ol
         class="loglist"
