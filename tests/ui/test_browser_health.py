@@ -235,6 +235,9 @@ def test_correlation_on_the_timeline(server: Proc, browser: Any) -> None:
     utc = datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert (first.inner_text(), first.get_attribute("title")) == (local, utc)
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") not in ("none", "")
+    # the resource's own panel lists it too
+    page.locator(node("host:i-123")).click()
+    assert "cpu_usage on host:i-123 rose" in page.get_by_test_id("node-correlations").inner_text()
     tab.screenshot("health-correlation-timeline-light")
     assert_clean(tab)
 

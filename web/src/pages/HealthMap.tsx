@@ -74,6 +74,7 @@ export function HealthMapPage() {
   const sel = selected ? byId.get(selected) : undefined;
   const runsOn = (map?.edges ?? []).filter((e) => e.source === selected).map((e) => e.target);
   const runHere = (map?.edges ?? []).filter((e) => e.target === selected).map((e) => e.source);
+  const selCorr = (correlations ?? []).filter((c) => c.data.anomaly?.resource === selected);
 
   const related = (title: string, ids: string[], testid: string) =>
     ids.length ? (
@@ -161,6 +162,18 @@ export function HealthMapPage() {
                 {sel.health ? <SignalTable signals={sel.health.signals} /> : null}
                 {related('Runs on', runsOn, 'runs-on')}
                 {related('Running here', runHere, 'running-here')}
+                {selCorr.length ? (
+                  <>
+                    <h3 class="h3">Correlations (last {rangeLabel})</h3>
+                    <ul class="plain small" data-testid="node-correlations">
+                      {selCorr.map((c) => (
+                        <li key={c.id}>
+                          <Time ms={nsToMs(c.timestamp_ns) ?? 0} /> · {c.message}
+                        </li>
+                      ))}
+                    </ul>
+                  </>
+                ) : null}
               </>
             )}
           </aside>
