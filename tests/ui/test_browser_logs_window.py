@@ -121,3 +121,39 @@ def test_a_short_result_is_not_windowed(server: Proc, browser: Any) -> None:
     assert page.get_by_test_id("log-scroll").get_attribute("data-windowed") == "false"
     assert rows_in_page(page) == 1
     assert tab.console_errors() == []
+
+
+def test_live_tail_into_a_windowed_list_keeps_the_rows_being_read_in_place(server: Proc, browser: Any) -> None:
+    tab = open_tab(browser, f"{server.url}/ui/logs?q=%7Bjob%3D%22tailed%22%7D&range=1h")
+    page = tab.page
+    page.get_by_test_id("tail-start").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=tail-status]')?.dataset.state === 'live'")
+    now = time.time_ns()
+    push(server.url, {"job": "tailed"}, [[str(now + i), f"tailed line {i:03d} of the tail"] for i in range(300)])
+    box = page.get_by_test_id("log-scroll")
+    page.locator("li.logrow", has_text="tailed line 299 of").wait_for(timeout=15_000)
+    assert box.get_attribute("data-windowed") == "true"
+    page.wait_for_function("() => document.querySelector('[data-testid=log-scroll] li.logrow')?.getAttribute('aria-setsize') === '300'")
+    # read in the middle: the row at the top of the box, and where it is
+    box.evaluate("el => { el.scrollTop = 150 * 27; }")
+    top_row = (  # the first row visible in the box and its offset from the box's top, once two frames agree
+        "async () => { const el = document.querySelector('[data-testid=log-scroll]');"
+        " const read = () => { const top = el.getBoundingClientRect().top;"
+        " const row = [...el.querySelectorAll('li.logrow')].find(r => r.getBoundingClientRect().bottom > top + 1);"
+        " return JSON.stringify([row.querySelector('.logline').textContent,"
+        " Math.round(row.getBoundingClientRect().top - top)]); };"
+        " const frame = () => new Promise(r => requestAnimationFrame(r));"
+        " let prev = read(); for (;;) { await frame(); await frame(); const cur = read();"
+        " if (cur === prev) return JSON.parse(cur); prev = cur; } }"
+    )
+    reading = page.evaluate(top_row)
+    assert reading[0].startswith("tailed line 1")
+    # new lines arrive at the top: the row being read stays where it was
+    push(server.url, {"job": "tailed"}, [[str(now + 1000 + i), f"tailed newer {i} of the tail"] for i in range(20)])
+    page.wait_for_function("() => document.querySelector('[data-testid=log-scroll] li.logrow')?.getAttribute('aria-setsize') === '320'")
+    after = page.evaluate(top_row)
+    assert after[0] == reading[0] and abs(after[1] - reading[1]) <= 2, (reading, after)
+    box.evaluate("el => { el.scrollTop = 0; }")
+    page.locator("li.logrow", has_text="tailed newer 19 of").wait_for()
+    page.get_by_test_id("tail-stop").click()
+    assert tab.console_errors() == []

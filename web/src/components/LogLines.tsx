@@ -130,6 +130,7 @@ export function LogList({ lines, label }: { lines: Line[]; label: string }) {
   const heights = useRef(new Map<string, number>());
   const focusKey = useRef<string | null>(null);
   const observer = useRef<ResizeObserver | null>(null);
+  const anchor = useRef<{ first: string | null; scrollTo: number | null }>({ first: null, scrollTo: null });
 
   const n = lines.length;
   const starts = new Float64Array(n + 1);
@@ -140,8 +141,21 @@ export function LogList({ lines, label }: { lines: Line[]; label: string }) {
   }
   starts[n] = y;
   const windowed = n >= WINDOW_FROM;
-  const first = windowed ? rowAt(starts, n, view.top - OVERSCAN) : 0;
-  const last = windowed ? rowAt(starts, n, view.top + view.height + OVERSCAN) : n - 1;
+  // Lines prepended (a live tail) while the user reads further down: keep the rows being read in place by
+  // moving the scroll position down by the new rows' height (the browser's own anchoring is off: the rows in
+  // the page change with the window).
+  let top = view.top;
+  const firstKey = n ? (lines[0] as Line).key : null;
+  if (anchor.current.first !== null && firstKey !== anchor.current.first && view.top > 0) {
+    const k = lines.findIndex((l) => l.key === anchor.current.first);
+    if (k > 0) {
+      top += starts[k] ?? 0;
+      anchor.current.scrollTo = top;
+    }
+  }
+  anchor.current.first = firstKey;
+  const first = windowed ? rowAt(starts, n, top - OVERSCAN) : 0;
+  const last = windowed ? rowAt(starts, n, top + view.height + OVERSCAN) : n - 1;
 
   useEffect(() => {
     const ro = new ResizeObserver((entries) => {
@@ -176,6 +190,11 @@ export function LogList({ lines, label }: { lines: Line[]; label: string }) {
       // a long live tail drops its oldest lines: forget their heights too
       const keep = new Set(lines.map((l) => l.key));
       for (const k of heights.current.keys()) if (!keep.has(k)) heights.current.delete(k);
+    }
+    if (anchor.current.scrollTo !== null) {
+      el.scrollTop = anchor.current.scrollTo;
+      anchor.current.scrollTo = null;
+      setView({ top: el.scrollTop, height: el.clientHeight });
     }
     ro.disconnect();
     el.querySelectorAll<HTMLElement>('li.logrow').forEach((li) => ro.observe(li));
