@@ -418,6 +418,7 @@ class Run:
     send: SendResult
     stored_samples: int | None = None  # what the server's query API counts afterwards
     peak_rss_bytes: int = 0  # during the first send (sampled every 0.1 s)
+    idle_rss_bytes: int = 0  # once ready, before any sample
     # --resend: the identical requests sent again, then an HA replica's (same series, every
     # timestamp REPLICA_OFFSET_MS later, so between the first replica's samples).
     resend_samples_per_s: float | None = None
@@ -549,6 +550,7 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
         def start() -> None:
             cpu0[0] = tree_cpu_seconds(pid)
 
+        idle_rss = tree_rss_bytes(pid)
         rss = PeakRss(pid)
         rss.start()
         send = send_all(server.port, server.write_path, payloads.bodies, start)
@@ -589,6 +591,7 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
             send=send,
             stored_samples=stored,
             peak_rss_bytes=peak_rss,
+            idle_rss_bytes=idle_rss,
             **extra,
         )
     finally:
@@ -850,7 +853,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} run {i + 1}: {_fmt_rate(run.samples_per_s)} samples/s, "
                 f"{run.cpu_s_per_million:.2f} CPU s/M samples, {s.requests} requests, {s.retries} retries, "
                 f"{s.rejected} rejected, query API counts {run.stored_samples} stored samples, "
-                f"peak RSS {run.peak_rss_bytes / 2**20:.0f} MiB {s.first_rejection[:200]}"
+                f"idle RSS {run.idle_rss_bytes / 2**20:.0f} MiB, peak RSS {run.peak_rss_bytes / 2**20:.0f} MiB "
+                f"{s.first_rejection[:200]}"
             )
             if run.resend_samples_per_s is not None and run.replica_samples_per_s is not None:
                 print(
@@ -919,6 +923,7 @@ def main(argv: list[str] | None = None) -> int:
             "bytes_per_sample": {k: v / payloads.total_samples for k, v in disks.items()},
             "rejected_requests": rejected,
             "peak_rss_bytes": max(r.peak_rss_bytes for r in runs),
+            "idle_rss_bytes": max(r.idle_rss_bytes for r in runs),
         }
     report["summary"] = summary
     args.json.parent.mkdir(parents=True, exist_ok=True)
