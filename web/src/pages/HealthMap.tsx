@@ -1,42 +1,27 @@
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { CorrelationTimeline } from '../components/CorrelationTimeline';
 import { HealthGraph } from '../components/HealthGraph';
 import { HealthBadge } from '../components/Status';
 import { Time } from '../components/Time';
 import { fetchCorrelations, fetchHealthMap, healthOfNode, HOUR, nsToMs, type Correlation } from '../healthmap';
 import '../healthmap.css';
+import { usePolled } from '../polled';
 import { resourcePath, type HealthStatus } from '../resources';
 import { linkClick } from '../router';
 import { SignalTable } from './Infrastructure';
 
 const REFRESH_MS = 15_000;
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** `load` now and every REFRESH_MS until unmounted or `deps` change; its result or error kept. */
-function usePolled<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): { value: T | null; error: string | null; at: number } {
-  const [state, setState] = useState<{ value: T | null; error: string | null; at: number }>({ value: null, error: null, at: 0 });
-  useEffect(() => {
-    const ctl = new AbortController();
-    let timer = 0;
-    const run = async () => {
-      try {
-        const value = await load(ctl.signal);
-        if (!ctl.signal.aborted) setState({ value, error: null, at: Date.now() });
-      } catch (e) {
-        if (!ctl.signal.aborted) setState((s) => ({ ...s, error: errText(e) }));
-      }
-      if (!ctl.signal.aborted) timer = window.setTimeout(run, REFRESH_MS);
-    };
-    void run();
-    return () => {
-      ctl.abort();
-      clearTimeout(timer);
-    };
-  }, deps);
-  return state;
+function CorrelationList({ items, testid }: { items: Correlation[]; testid: string }) {
+  return (
+    <ol class="timeline small" data-testid={testid}>
+      {items.map((c) => (
+        <li key={c.id}>
+          <Time ms={nsToMs(c.timestamp_ns) ?? 0} /> · {c.message}
+        </li>
+      ))}
+    </ol>
+  );
 }
 
 const RANGES = [
@@ -55,9 +40,9 @@ async function loadCorrelations(rangeMs: number, signal: AbortSignal): Promise<{
  * labelled by health; select or focus a node for its reason and contributing signals; correlations of
  * changes and security events with anomalies on a timeline. */
 export function HealthMapPage() {
-  const { value: map, error, at } = usePolled(fetchHealthMap, []);
+  const { value: map, error, at } = usePolled(fetchHealthMap, REFRESH_MS);
   const [rangeMs, setRangeMs] = useState(RANGES[0]?.ms ?? 24 * HOUR);
-  const corr = usePolled((signal) => loadCorrelations(rangeMs, signal), [rangeMs]);
+  const corr = usePolled((signal) => loadCorrelations(rangeMs, signal), REFRESH_MS, [rangeMs]);
   const correlations = corr.value?.items ?? (corr.error ? [] : null);
   const corrError = corr.error;
   const rangeLabel = RANGES.find((r) => r.ms === rangeMs)?.label ?? '';
@@ -165,13 +150,7 @@ export function HealthMapPage() {
                 {selCorr.length ? (
                   <>
                     <h3 class="h3">Correlations (last {rangeLabel})</h3>
-                    <ul class="plain small" data-testid="node-correlations">
-                      {selCorr.map((c) => (
-                        <li key={c.id}>
-                          <Time ms={nsToMs(c.timestamp_ns) ?? 0} /> · {c.message}
-                        </li>
-                      ))}
-                    </ul>
+                    <CorrelationList items={selCorr} testid="node-correlations" />
                   </>
                 ) : null}
               </>
@@ -206,13 +185,7 @@ export function HealthMapPage() {
             <CorrelationTimeline items={correlations} start={corr.value?.start ?? 0} end={corr.value?.end ?? 0} />
             <details class="small">
               <summary>As a list</summary>
-              <ol class="timeline" data-testid="correlations">
-                {correlations.map((c) => (
-                  <li key={c.id}>
-                    <Time ms={nsToMs(c.timestamp_ns) ?? 0} /> · {c.message}
-                  </li>
-                ))}
-              </ol>
+              <CorrelationList items={correlations} testid="correlations" />
             </details>
           </>
         )}

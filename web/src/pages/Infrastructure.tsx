@@ -15,6 +15,7 @@ import {
   type Health,
   type Resource,
 } from '../resources';
+import { usePolled } from '../polled';
 import { linkClick, useLocation } from '../router';
 
 const REFRESH_MS = 15_000;
@@ -31,33 +32,14 @@ export function InfrastructurePage() {
   return id ? <ResourcePage key={id} id={id} /> : <ResourceList />;
 }
 
+const NO_HEALTH = new Map<string, Health>();
+
 export function useFleet(): { resources: Resource[] | null; health: Map<string, Health>; error: string | null; at: number } {
-  const [state, setState] = useState<{ resources: Resource[] | null; health: Map<string, Health>; error: string | null; at: number }>({
-    resources: null,
-    health: new Map(),
-    error: null,
-    at: 0,
-  });
-  useEffect(() => {
-    const ctl = new AbortController();
-    let timer = 0;
-    const load = async () => {
-      try {
-        const resources = await listResources(ctl.signal);
-        const health = await healthOf(resources, ctl.signal);
-        setState({ resources, health, error: null, at: Date.now() });
-      } catch (e) {
-        if (!ctl.signal.aborted) setState((s) => ({ ...s, error: errText(e) }));
-      }
-      if (!ctl.signal.aborted) timer = window.setTimeout(load, REFRESH_MS);
-    };
-    void load();
-    return () => {
-      ctl.abort();
-      clearTimeout(timer);
-    };
-  }, []);
-  return state;
+  const { value, error, at } = usePolled(async (signal) => {
+    const resources = await listResources(signal);
+    return { resources, health: await healthOf(resources, signal) };
+  }, REFRESH_MS);
+  return { resources: value?.resources ?? null, health: value?.health ?? NO_HEALTH, error, at };
 }
 
 const KINDS = ['host', 'container', 'service'] as const;
