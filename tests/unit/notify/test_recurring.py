@@ -207,3 +207,36 @@ async def test_the_notifier_reads_its_schedules_through_the_source() -> None:
         h.notifier.schedule_source = broken
         await h.notifier.sync_schedules()  # a failed read expires nothing
         assert [s.state(h.clock.now()) for s in h.notifier.silences.all()] == ["pending"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "matchers": st.one_of(_json, st.lists(st.fixed_dictionaries(
+            {"name": st.one_of(st.text(max_size=8), _json), "value": st.one_of(st.text(max_size=8), _json)},
+            optional={"isRegex": _json, "isEqual": _json}), max_size=3)),
+        "weekdays": st.one_of(_json, st.lists(st.sampled_from([*WEEKDAYS, "Sunday", "funday", ""]), max_size=8)),
+        "startTime": st.one_of(_json, st.from_regex(r"\A\d{1,2}:\d{1,2}\Z")),
+        "endTime": st.one_of(_json, st.from_regex(r"\A\d{1,2}:\d{1,2}\Z")),
+        "timeZone": st.one_of(_json, st.sampled_from(["UTC", BERLIN, "America", "../etc", "Europe/", "Local", ""])),
+        "comment": _json,
+    },
+)
+
+
+@given(body=st.one_of(_json, _fields))
+def test_any_body_is_a_schedule_or_a_silence_error(body: object) -> None:
+    try:
+        parsed = parse_schedule(body)
+    except SilenceError as e:
+        assert str(e).split(":")[0].split("[")[0].split(".")[0] in {
+            "expected a schedule object", "matchers", "matcher", "weekdays", "startTime", "endTime", "timeZone",
+            "comment"}, str(e)
+        return
+    assert parsed.matchers and parsed.comment.strip() and parsed.window.weekdays
+    assert parsed.window.start != parsed.window.end
