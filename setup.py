@@ -51,6 +51,11 @@ def _extensions() -> list[Extension]:
             ["src/clearsight/store/embedded/_chunkdec.pyx"],
             extra_compile_args=["-O3"],
         ),
+        Extension(
+            "clearsight.store.embedded._logscan",
+            ["src/clearsight/store/embedded/_logscan.pyx"],
+            extra_compile_args=["-O3", "-D_GNU_SOURCE"],
+        ),
     ]
     return list(cythonize(exts, build_dir="build/cython", compiler_directives={"language_level": "3"}))
 

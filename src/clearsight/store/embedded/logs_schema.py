@@ -1,19 +1,22 @@
 """The on-disk schema of the embedded log store, ``logs.duckdb`` (documented in docs/storage.md).
 
-Entries live in one table per UTC day, ``logs_YYYYMMDD``, all in the same DuckDB file (one WAL: a
-group commit spanning days is one transaction). Retention drops a whole day's table (``DROP
-TABLE``: no row-by-row delete, the freed blocks are reused by later writes); a read touches only
-the days its time range covers.
+Entries live in two tables per UTC day, all in the same DuckDB file (one WAL: a group commit
+spanning days is one transaction): ``logs_YYYYMMDD``, the day's recent entries one per row as
+written (the head), and ``logblk_YYYYMMDD_NNNNNN``, one table per seal of the day's head, whose rows
+are compressed blocks of one stream's lines (``log_blocks``); the writer moves a day's head into blocks once it holds enough
+rows. Retention drops a whole day's tables (``DROP TABLE``: no row-by-row delete, the freed blocks
+are reused by later writes); a read touches only the days its time range covers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-LOGS_SCHEMA_VERSION = 1
+LOGS_SCHEMA_VERSION = 2  # 2: logblk_YYYYMMDD_NNNNNN block tables (a version 1 file is upgraded in place)
 LOGS_DB_FILE = "logs.duckdb"
 DAY_NS = 86_400 * 1_000_000_000
 PARTITION_PREFIX = "logs_"
+BLOCKS_PREFIX = "logblk_"
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS logs_meta (
@@ -48,6 +51,21 @@ PARTITION_COLUMNS = """(
 )"""
 
 
+# One row per sealed block: the lines of one stream, sorted by (ts, seq); ``seq`` is the write order
+# within the day (``log_blocks``).
+BLOCK_COLUMNS = """(
+    stream_id UINTEGER NOT NULL,
+    min_ts BIGINT NOT NULL,
+    max_ts BIGINT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    n UINTEGER NOT NULL,
+    body_bytes UBIGINT NOT NULL,
+    meta BLOB NOT NULL,
+    body BLOB NOT NULL
+)"""
+
+
 def day_of(ts_ns: int) -> int:
     """The UTC day number (days since 1970-01-01) of a timestamp."""
     return ts_ns // DAY_NS
@@ -56,6 +74,20 @@ def day_of(ts_ns: int) -> int:
 def partition_name(day: int) -> str:
     d = dt.date(1970, 1, 1) + dt.timedelta(days=day)
     return f"{PARTITION_PREFIX}{d.year:04d}{d.month:02d}{d.day:02d}"
+
+
+def blocks_name(day: int, k: int) -> str:
+    """The name of a day's ``k``-th block table (one per seal: a table is written once, since
+    DuckDB rewrites a table's last row group, BLOBs included, at each checkpoint after an append)."""
+    return f"{BLOCKS_PREFIX}{partition_name(day)[len(PARTITION_PREFIX):]}_{k:06d}"
+
+
+def blocks_of(name: str) -> tuple[int, int] | None:
+    """``(day, k)`` of a block table name, None when ``name`` is not one."""
+    if not name.startswith(BLOCKS_PREFIX) or len(name) != len(BLOCKS_PREFIX) + 15 or name[-7] != "_":
+        return None
+    day = day_of_partition(PARTITION_PREFIX + name[len(BLOCKS_PREFIX):-7])
+    return (day, int(name[-6:])) if day is not None and name[-6:].isdigit() else None
 
 
 def day_of_partition(name: str) -> int | None:

@@ -1,17 +1,28 @@
-"""The embedded log store: ``logs.duckdb`` in the data directory, one table per UTC day.
+"""The embedded log store: ``logs.duckdb`` in the data directory, per UTC day a head table of rows
+and sealed block tables.
 
 Write path: ``append`` queues ``(tenant, batch, future)`` on the storage kernel's
 ``GroupCommitWriter``; the writer thread drains everything queued, resolves stream ids (a dict
 lookup per stream; new streams get the next id), enforces the per-tenant stream limit, turns all
-drained batches into one Arrow table, inserts each UTC day's rows into its ``logs_YYYYMMDD`` table,
+drained batches into one Arrow table, inserts each UTC day's rows into its head ``logs_YYYYMMDD``,
 commits once and only then resolves the futures (acknowledged = durable across ``kill -9``).
+
+Sealing: once a day's head holds ``seal_rows`` rows, the writer moves them, in one transaction,
+into a new table ``logblk_YYYYMMDD_NNNNNN`` of per-stream blocks (``log_blocks``: lines sorted by
+time, bodies concatenated and zstd-compressed, the other columns in one compressed Arrow batch),
+then checkpoints (so deleted head rows never occupy the file). Each line keeps a write sequence
+number within its day, so equal timestamps keep their write order; head rows come after every
+sealed line of their day. An in-memory directory lists every block (stream, time and sequence
+range, line count).
 
 Read path: stream matchers are resolved against the in-memory label index (``index.TenantIndex``,
 as for metric series) and the per-stream min/max timestamps; only the day tables the time range
-covers are queried, newest first for ``backward`` (oldest first for ``forward``) with ``ORDER BY ts
-LIMIT`` per day, stopping once ``limit`` entries are found. Line filters become SQL predicates
-(``contains``, ``regexp_matches``: vectorised in DuckDB, no Python per line), and so does a
-``BodyPrefilter`` (``json_valid``/``json_type``/``json_extract_string`` on top-level fields).
+covers are queried, newest first for ``backward`` (oldest first for ``forward``), stopping once
+``limit`` entries are found. Line filters and the ``BodyPrefilter`` are SQL predicates
+(``contains``, ``regexp_matches``, DuckDB's JSON functions: vectorised, no Python per line) run on
+the head table and on the decoded rows of the blocks the directory selects (stream, time range),
+a batch at a time, in time order, stopping when no further block can rank; a block whose
+decompressed body lacks a ``|=`` substring is skipped before decoding (``memmem`` on two threads).
 
 Retention drops whole day tables inside a kernel ``Publication`` (reads that overlap it retry).
 """
@@ -20,14 +31,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 import numpy as np
@@ -39,14 +51,19 @@ import pyarrow.compute as pc
 from clearsight.model.labels import Labels, make_labels
 from clearsight.model.logs import SPAN_ID_BYTES, TRACE_ID_BYTES, LogBatch
 from clearsight.model.matchers import Matcher
+from clearsight.store.embedded import log_blocks
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.logs_schema import (
+    BLOCK_COLUMNS,
+    BLOCKS_PREFIX,
     DAY_NS,
     DDL,
     LOGS_DB_FILE,
     LOGS_SCHEMA_VERSION,
     PARTITION_COLUMNS,
     PARTITION_PREFIX,
+    blocks_name,
+    blocks_of,
     day_of,
     day_of_partition,
     partition_name,
@@ -73,6 +90,25 @@ _INLINE_IDS = 512  # stream id sets up to this size are written into the SQL; la
 _COLUMNS = "ts, stream_id, severity, severity_text, body, attr_keys, attr_values, trace_id, span_id, resource_id"
 _ZERO_TRACE = bytes(TRACE_ID_BYTES)
 _ZERO_SPAN = bytes(SPAN_ID_BYTES)
+_HEAD_SEQ = 2**62  # head rows order after every sealed line of their day: seq = _HEAD_SEQ + rowid
+_BLOCK_LINES = 16_384  # at most this many lines per sealed block
+_SEAL_CHECKPOINT_WAL = 16 << 20  # a seal checkpoints when the WAL is larger than this
+_SCAN_THREADS = 2  # threads decompressing and searching block bodies for one read
+_DECODE_LINES = 262_144  # a read decodes blocks in batches of about this many lines (at most)
+_REF_COLUMNS = "rowid, stream_id, min_ts, max_ts, first_seq, last_seq, n, body_bytes"
+
+
+class _BlockRef(NamedTuple):
+    """Where a sealed block is (its day's ``k``-th block table, ``rowid``) and what it holds."""
+
+    k: int
+    rowid: int
+    info: log_blocks.BlockInfo
+
+
+def _refs(k: int, rows: list[Any]) -> list[_BlockRef]:
+    """``_BlockRef``s of rows of ``SELECT {_REF_COLUMNS}`` from block table ``k``."""
+    return [_BlockRef(k, int(r[0]), log_blocks.BlockInfo(*(int(x) for x in r[1:]))) for r in rows]
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
@@ -98,6 +134,9 @@ class EmbeddedLogStore:
       is rejected whole (``LimitExceeded``); 0 disables the limit.
     - ``queue_max_batches``: ``append`` raises ``Overloaded`` when this many batches wait.
     - ``duckdb_threads`` / ``duckdb_memory_limit``: DuckDB settings (None keeps its defaults).
+    - ``seal_rows``: once a day's head table holds this many rows the writer seals them into
+      compressed per-stream blocks (``log_blocks``); closing the store seals heads of at least a
+      tenth of it.
     """
 
     def __init__(
@@ -111,11 +150,15 @@ class EmbeddedLogStore:
         duckdb_memory_limit: str | None = None,
         wal_checkpoint_threshold: str = "64MB",
         tenant_retention_ns: dict[str, int] | None = None,
+        seal_rows: int = 100_000,
     ) -> None:
         if retention_ns <= 0 or any(r <= 0 for r in (tenant_retention_ns or {}).values()):
             raise ValueError("retention_ns must be positive")
         if queue_max_batches <= 0:
             raise ValueError("queue_max_batches must be positive")
+        if seal_rows <= 0:
+            raise ValueError("seal_rows must be positive")
+        self.seal_rows = seal_rows
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / LOGS_DB_FILE
@@ -134,11 +177,14 @@ class EmbeddedLogStore:
         self._canon: dict[str, dict[Labels, int]] = {}
         self._min_ts = np.full(1024, _NO_MIN, dtype=np.int64)
         self._max_ts = np.full(1024, _NO_MAX, dtype=np.int64)
-        self._days: dict[int, int] = {}  # day number -> rows in its table
+        self._days: dict[int, int] = {}  # day number -> entries of the day (head rows and sealed lines)
+        self._head: dict[int, int] = {}  # day number -> rows in its head table (writer only)
+        self._dir: dict[int, list[_BlockRef]] = {}  # day number -> its sealed blocks
         self._resources: dict[Labels, int] = {(): 0}  # writer only
         self._res_labels: list[Labels] = [()]
         self._next_stream = 1
 
+        self._scan_pool = concurrent.futures.ThreadPoolExecutor(_SCAN_THREADS, thread_name_prefix="clearsight-logscan")
         self._stats = LogStoreStats()
         self._writer: GroupCommitWriter[_Append] = GroupCommitWriter(
             "clearsight-logs-writer", self._run, queue_max=queue_max_batches,
@@ -163,8 +209,10 @@ class EmbeddedLogStore:
         row = _one(con, "SELECT value FROM logs_meta WHERE key = 'schema_version'")
         if not row:
             con.execute("INSERT INTO logs_meta VALUES ('schema_version', ?)", [str(LOGS_SCHEMA_VERSION)])
+        elif int(row[0]) == 1:  # version 1 had no block tables: _load_state creates them
+            con.execute("UPDATE logs_meta SET value = ? WHERE key = 'schema_version'", [str(LOGS_SCHEMA_VERSION)])
         con.execute("COMMIT")
-        if row and int(row[0]) != LOGS_SCHEMA_VERSION:
+        if row and int(row[0]) not in (1, LOGS_SCHEMA_VERSION):
             raise StoreError(f"{self.path}: log schema version {row[0]}, this build reads {LOGS_SCHEMA_VERSION}")
 
     def _reopen(self) -> None:
@@ -202,11 +250,26 @@ class EmbeddedLogStore:
                 labels = make_labels(orjson.loads(text))
                 self._resources[labels] = rid
                 self._res_labels[rid] = labels
-            self._days = {}
+            self._days, self._head, self._dir = {}, {}, {}
             for day in self._partition_days():
                 n = _one(con, f"SELECT count(*) FROM {partition_name(day)}")
-                self._days[day] = int(n[0])
+                self._head[day] = int(n[0])
+                self._dir[day] = self._load_dir(day)
+                self._days[day] = int(n[0]) + sum(b.info.n for b in self._dir[day])
             self._min_ts, self._max_ts = self._stream_bounds(max(1024, top + 1))
+
+    def _load_dir(self, day: int) -> list[_BlockRef]:
+        """The day's sealed blocks, read from its block tables."""
+        names = self._wcon.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND starts_with(table_name, ?)",
+            [BLOCKS_PREFIX]).fetchall()
+        out: list[_BlockRef] = []
+        for (name,) in names:
+            dk = blocks_of(name)
+            if dk is None or dk[0] != day:
+                continue
+            out += _refs(dk[1], self._wcon.execute(f"SELECT {_REF_COLUMNS} FROM {name}").fetchall())
+        return out
 
     def _stream_bounds(self, cap: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         lo = np.full(cap, _NO_MIN, dtype=np.int64)
@@ -218,6 +281,11 @@ class EmbeddedLogStore:
             ids = np.asarray(mm["stream_id"], dtype=np.int64)
             np.minimum.at(lo, ids, np.asarray(mm["lo"], dtype=np.int64))
             np.maximum.at(hi, ids, np.asarray(mm["hi"], dtype=np.int64))
+            refs = self._dir.get(day, [])
+            if refs:
+                ids = np.array([b.info.stream_id for b in refs], dtype=np.int64)
+                np.minimum.at(lo, ids, np.array([b.info.min_ts for b in refs], dtype=np.int64))
+                np.maximum.at(hi, ids, np.array([b.info.max_ts for b in refs], dtype=np.int64))
         return lo, hi
 
     # --- writes ----------------------------------------------------------------------------------
@@ -269,6 +337,7 @@ class EmbeddedLogStore:
                 return
             self._writer.close()
             self._db.close()
+            self._scan_pool.shutdown()
             self._closed = True
 
     def __enter__(self) -> EmbeddedLogStore:
@@ -280,6 +349,7 @@ class EmbeddedLogStore:
     # --- the writer thread -----------------------------------------------------------------------
 
     def _writer_done(self) -> None:
+        self._seal_heads(max(1, self.seal_rows // 10))
         self._wcon.execute("CHECKPOINT")
 
     def _command(self, cmd: Command) -> Any:
@@ -371,11 +441,7 @@ class EmbeddedLogStore:
                     name = partition_name(int(day))
                     if int(day) not in self._days:
                         self._wcon.execute(f"CREATE TABLE IF NOT EXISTS {name} {PARTITION_COLUMNS}")
-                    self._wcon.register("_clearsight_logs", part)
-                    try:
-                        self._wcon.execute(f"INSERT INTO {name} SELECT {_COLUMNS} FROM _clearsight_logs")
-                    finally:
-                        self._wcon.unregister("_clearsight_logs")
+                    _insert(self._wcon, name, part, _COLUMNS)
                     days[int(day)] = int(sel.size)
                 written = table.num_rows
             self._wcon.execute("COMMIT")
@@ -391,6 +457,9 @@ class EmbeddedLogStore:
             written = 0
         else:
             self._publish(new_streams, new_res, days, parts, next_stream)
+            for day, n in days.items():
+                self._head[day] = self._head.get(day, 0) + n
+            self._seal_heads(self.seal_rows)
         st = self._stats
         st.commits_total += 1
         st.commit_seconds_sum += time.perf_counter() - t0
@@ -436,6 +505,87 @@ class EmbeddedLogStore:
             for day, n in days.items():
                 self._days[day] = self._days.get(day, 0) + n
 
+    def _seal_heads(self, min_rows: int) -> None:
+        """Seals every day whose head holds at least ``min_rows`` rows (a failed seal is logged and
+        leaves the rows in the head, where reads find them)."""
+        sealed = False
+        for day in sorted(d for d, n in self._head.items() if n >= min_rows):
+            try:
+                self._seal(day)
+                sealed = True
+            except Exception:
+                log.exception("sealing the log head of %s failed; its rows stay in the head", partition_name(day))
+                with contextlib.suppress(duckdb.Error):
+                    self._wcon.execute("ROLLBACK")
+        # Checkpoint right after a seal, heads empty: head rows written into the file only to be
+        # deleted at the next seal would leave free blocks behind (the file never shrinks).
+        with contextlib.suppress(OSError, duckdb.Error):
+            if sealed and os.path.getsize(str(self.path) + ".wal") > _SEAL_CHECKPOINT_WAL:
+                self._wcon.execute("CHECKPOINT")
+
+    def _seal(self, day: int) -> None:
+        """Moves a day's head rows into blocks (one transaction): the rows in write order get the
+        day's next sequence numbers, are grouped by stream, sorted by (ts, seq) and encoded in
+        blocks of at most ``_BLOCK_LINES`` lines."""
+        refs = self._dir.get(day, [])
+        k = max((b.k for b in refs), default=-1) + 1
+        head, blk = partition_name(day), blocks_name(day, k)
+        with self._pub.publishing():
+            self._wcon.execute("BEGIN TRANSACTION")
+            base_row = (max((b.info.last_seq for b in refs), default=-1) + 1,)
+            rows = self._wcon.sql(f"SELECT {_COLUMNS} FROM {head} ORDER BY rowid").to_arrow_table()
+            n = rows.num_rows
+            if n == 0:
+                self._wcon.execute("COMMIT")
+                self._head[day] = 0
+                return
+            seq = np.arange(n, dtype=np.int64) + int(base_row[0])
+            rows = rows.append_column("seq", pa.array(seq)).cast(log_blocks.ROW_SCHEMA)
+            sid = np.asarray(rows.column("stream_id").to_numpy(), dtype=np.int64)
+            ts = np.asarray(rows.column("ts").to_numpy(), dtype=np.int64)
+            order = np.lexsort((seq, ts, sid))
+            rows = rows.take(pa.array(order))
+            sid = sid[order]
+            cuts = np.flatnonzero(np.diff(sid)) + 1
+            bounds = np.concatenate([[0], cuts, [n]]).tolist()
+            blocks: list[log_blocks.Block] = []
+            for a, b in itertools.pairwise(bounds):
+                for lo in range(a, b, _BLOCK_LINES):
+                    blocks.append(log_blocks.encode(int(sid[a]), rows.slice(lo, min(b, lo + _BLOCK_LINES) - lo)))
+            table = log_blocks.table_of(blocks)
+            self._wcon.execute(f"CREATE TABLE {blk} {BLOCK_COLUMNS}")
+            _insert(self._wcon, blk, table, "*")
+            self._wcon.execute(f"DELETE FROM {head}")
+            self._wcon.execute("COMMIT")
+            self._head[day] = 0
+            # rowids are final only once committed (uncommitted rows have transaction-local ones)
+            added = _refs(k, self._wcon.execute(f"SELECT {_REF_COLUMNS} FROM {blk}").fetchall())
+            with self._lock:
+                self._dir[day] = refs + added
+
+    def _trim_blocks(self, day: int, cutoff_ns: int, ids: set[int]) -> int:
+        """Removes the lines older than ``cutoff_ns`` of the streams ``ids`` from the day's blocks
+        (inside the caller's transaction; the caller reloads the day's block directory): blocks
+        wholly older are deleted, blocks straddling the cutoff are re-encoded with their newer
+        lines (sequence numbers kept)."""
+        removed = 0
+        for ref in self._dir.get(day, []):
+            if ref.info.min_ts >= cutoff_ns or ref.info.stream_id not in ids:
+                continue
+            blk = blocks_name(day, ref.k)
+            meta, body = self._wcon.execute(f"SELECT meta, body FROM {blk} WHERE rowid = ?", [ref.rowid]).fetchall()[0]
+            self._wcon.execute(f"DELETE FROM {blk} WHERE rowid = ?", [ref.rowid])
+            if ref.info.max_ts < cutoff_ns:
+                removed += ref.info.n
+                continue
+            rows = log_blocks.decode(ref.info.stream_id, ref.info.min_ts, ref.info.first_seq, meta,
+                                     log_blocks.body_data(body, ref.info.body_bytes))
+            keep = rows.filter(pc.greater_equal(rows.column("ts"), pa.scalar(cutoff_ns, pa.int64())))
+            removed += ref.info.n - keep.num_rows
+            b = log_blocks.encode(ref.info.stream_id, keep)
+            self._wcon.execute(f"INSERT INTO {blk} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [*b.info, b.meta, b.body])
+        return removed
+
     def _retention(self, cutoff_ns: int) -> int:
         """Drops the day tables whose every entry is older than ``cutoff_ns``."""
         doomed = [d for d in self._days if (d + 1) * DAY_NS <= cutoff_ns]
@@ -447,6 +597,8 @@ class EmbeddedLogStore:
             try:
                 for d in doomed:
                     self._wcon.execute(f"DROP TABLE IF EXISTS {partition_name(d)}")
+                    for k in sorted({b.k for b in self._dir.get(d, [])}):
+                        self._wcon.execute(f"DROP TABLE IF EXISTS {blocks_name(d, k)}")
                 self._wcon.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(duckdb.Error):
@@ -455,6 +607,8 @@ class EmbeddedLogStore:
             with self._lock:
                 for d in doomed:
                     del self._days[d]
+                    self._head.pop(d, None)
+                    self._dir.pop(d, None)
                 self._min_ts, self._max_ts = self._stream_bounds(self._min_ts.shape[0])
         self._stats.entries_removed_total += removed
         return removed
@@ -480,6 +634,8 @@ class EmbeddedLogStore:
                         f"DELETE FROM {partition_name(d)} WHERE ts < ? AND stream_id IN "
                         f"(SELECT stream_id FROM retention_ids)", [cutoff_ns]).fetchone()
                     removed[d] = int(row[0]) if row else 0
+                    self._head[d] = self._head.get(d, 0) - removed[d]
+                    removed[d] += self._trim_blocks(d, cutoff_ns, set(ids))
                 self._wcon.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(duckdb.Error):
@@ -487,9 +643,11 @@ class EmbeddedLogStore:
                 raise
             total = sum(removed.values())
             if total:
+                dirs = {d: self._load_dir(d) for d in removed}
                 with self._lock:
                     for d, n in removed.items():
                         self._days[d] -= n
+                        self._dir[d] = dirs[d]
                     self._min_ts, self._max_ts = self._stream_bounds(self._min_ts.shape[0])
         self._stats.entries_removed_total += total
         return total
@@ -543,8 +701,8 @@ class EmbeddedLogStore:
         where, params = self._where(start_ns, end_ns, line_filters)
         if prefilter is not None:
             _prefilter_sql(prefilter, where, params)
-        order = "ts, rowid" if direction == "forward" else "ts DESC, rowid DESC"
-        return self._pub.read(lambda: self._read_days(ids, start_ns, end_ns, where, params, order, limit,
+        needles = _needles(line_filters)
+        return self._pub.read(lambda: self._read_days(ids, start_ns, end_ns, where, params, needles, limit,
                                                       direction))
 
     @staticmethod
@@ -578,79 +736,181 @@ class EmbeddedLogStore:
         if ids.size == 0:
             return empty
         where, params = self._where(start_ns, end_ns, line_filters)
-        return self._pub.read(lambda: self._read_sizes(ids, start_ns, end_ns, where, params, limit, empty))
+        needles = _needles(line_filters)
+        plain = not line_filters
+        return self._pub.read(lambda: self._read_sizes(ids, start_ns, end_ns, where, params, needles, plain, limit,
+                                                       empty))
+
+    @contextlib.contextmanager
+    def _scope(self, ids: IdArray) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+        """A reader cursor and the SQL predicate selecting ``ids`` (inline or a joined Arrow table)."""
+        with self._reader() as cur:
+            joined = ids.size > _INLINE_IDS
+            if joined:
+                cur.register("_clearsight_ids", pa.table({"sid": ids}))
+                yield cur, "stream_id IN (SELECT sid FROM _clearsight_ids)"
+            else:
+                yield cur, f"stream_id IN ({','.join(map(str, ids.tolist()))})"
+            if joined:
+                cur.unregister("_clearsight_ids")
+
+    def _blocks(self, day: int, ids: IdArray, start_ns: int, end_ns: int) -> list[_BlockRef]:
+        """The day's blocks of the streams ``ids`` overlapping the range."""
+        with self._lock:
+            refs = self._dir.get(day, [])
+        if not refs:
+            return []
+        want = set(ids.tolist())
+        return [b for b in refs if b.info.stream_id in want and b.info.max_ts >= start_ns and b.info.min_ts <= end_ns]
+
+    @staticmethod
+    def _fetch(cur: duckdb.DuckDBPyConnection, day: int, refs: list[_BlockRef],
+               body: bool) -> dict[tuple[int, int], tuple[Any, Any]]:
+        """(k, rowid) -> (meta, body or None) of some of a day's blocks."""
+        cols = "rowid, meta, body" if body else "rowid, meta, NULL"
+        out: dict[tuple[int, int], tuple[Any, Any]] = {}
+        for k in sorted({b.k for b in refs}):
+            rowids = ",".join(str(b.rowid) for b in refs if b.k == k)
+            try:
+                rows = cur.execute(f"SELECT {cols} FROM {blocks_name(day, k)} WHERE rowid IN ({rowids})").fetchall()
+            except duckdb.CatalogException:
+                raise Retry() from None
+            out.update(((k, int(r[0])), (r[1], r[2])) for r in rows)
+        if len(out) != len(refs):
+            raise Retry()  # a seal or a retention changed the blocks meanwhile
+        return out
+
+    def _decoded(self, cur: duckdb.DuckDBPyConnection, day: int, batch: list[_BlockRef],
+                 needles: tuple[bytes, ...]) -> pa.Table | None:
+        """The rows of a batch of blocks (``log_blocks.ROW_SCHEMA``), without the blocks whose
+        body lacks a ``|=`` needle; None when none is left. Bodies are decompressed and searched
+        on ``_SCAN_THREADS`` threads."""
+        got = EmbeddedLogStore._fetch(cur, day, batch, True)
+        bodies = self._scan_pool.map(lambda b: log_blocks.scan(got[(b.k, b.rowid)][1], b.info.body_bytes, needles), batch)
+        tables = [log_blocks.decode(b.info.stream_id, b.info.min_ts, b.info.first_seq, got[(b.k, b.rowid)][0], data)
+                  for b, data in zip(batch, bodies, strict=True) if data is not None]
+        return pa.concat_tables(tables) if tables else None
+
+    def _filtered(self, cur: duckdb.DuckDBPyConnection, day: int, batch: list[_BlockRef], needles: tuple[bytes, ...],
+                  sql: str, params: list[Any]) -> pa.Table | None:
+        """``sql`` (reading ``_clearsight_blk``) over the decoded rows of a batch of blocks; None
+        when no block holds the needles."""
+        t = self._decoded(cur, day, batch, needles)
+        if t is None:
+            return None
+        cur.register("_clearsight_blk", t)
+        try:
+            return cur.sql(sql, params=params).to_arrow_table()
+        finally:
+            cur.unregister("_clearsight_blk")
+
+    @staticmethod
+    def _batches(blocks: list[_BlockRef], target: int = _DECODE_LINES) -> Iterator[list[_BlockRef]]:
+        """``blocks`` in batches of about ``target`` lines."""
+        batch: list[_BlockRef] = []
+        lines = 0
+        for b in blocks:
+            batch.append(b)
+            lines += b.info.n
+            if lines >= target:
+                yield batch
+                batch, lines = [], 0
+        if batch:
+            yield batch
 
     def _read_sizes(self, ids: IdArray, start_ns: int, end_ns: int, where: list[str], params: list[Any],
-                    limit: int, empty: LogSizes) -> LogSizes:
+                    needles: tuple[bytes, ...], plain: bool, limit: int, empty: LogSizes) -> LogSizes:
         with self._lock:
             days = sorted(d for d in self._days if day_of(start_ns) <= d <= day_of(end_ns))
         sid_parts: list[npt.NDArray[np.int64]] = []
         ts_parts: list[npt.NDArray[np.int64]] = []
+        seq_parts: list[npt.NDArray[np.int64]] = []
         size_parts: list[npt.NDArray[np.int64]] = []
         total = 0
-        with self._reader() as cur:
-            joined = ids.size > _INLINE_IDS
-            if joined:
-                cur.register("_clearsight_ids", pa.table({"sid": ids}))
-                stream_pred = "stream_id IN (SELECT sid FROM _clearsight_ids)"
-            else:
-                stream_pred = f"stream_id IN ({','.join(map(str, ids.tolist()))})"
-            try:
-                for day in days:
-                    sql = (f"SELECT stream_id, ts, strlen(body) AS size FROM {partition_name(day)} WHERE "
-                           f"{stream_pred} AND {' AND '.join(where)} ORDER BY ts, rowid LIMIT {limit - total + 1}")
-                    try:
-                        cols = cur.execute(sql, params).fetchnumpy()
-                    except duckdb.CatalogException:
-                        raise Retry() from None
-                    n = len(cols["ts"])
-                    total += n
-                    if total > limit:
-                        raise LimitExceeded("max_query_lines", f"the query would read more than {limit:,} log lines")
-                    if n:
-                        sid_parts.append(np.asarray(cols["stream_id"], dtype=np.int64))
-                        ts_parts.append(np.asarray(cols["ts"], dtype=np.int64))
-                        size_parts.append(np.asarray(cols["size"], dtype=np.int64))
-            finally:
-                if joined:
-                    cur.unregister("_clearsight_ids")
+
+        def add(sid: Any, ts: Any, seq: Any, size: Any) -> None:
+            nonlocal total
+            total += len(ts)
+            if total > limit:
+                raise LimitExceeded("max_query_lines", f"the query would read more than {limit:,} log lines")
+            if len(ts):
+                sid_parts.append(np.asarray(sid, dtype=np.int64))
+                ts_parts.append(np.asarray(ts, dtype=np.int64))
+                seq_parts.append(np.asarray(seq, dtype=np.int64))
+                size_parts.append(np.asarray(size, dtype=np.int64))
+
+        with self._scope(ids) as (cur, stream_pred):
+            for day in days:
+                for batch in self._batches(self._blocks(day, ids, start_ns, end_ns)):
+                    if plain:  # sizes from the blocks' meta alone, no body decompressed
+                        got = self._fetch(cur, day, batch, False)
+                        for b in batch:
+                            ts, size, seq = log_blocks.sizes(b.info.min_ts, b.info.first_seq, got[(b.k, b.rowid)][0])
+                            keep = (ts >= start_ns) & (ts <= end_ns)
+                            add(np.full(int(keep.sum()), b.info.stream_id), ts[keep], seq[keep], size[keep])
+                        continue
+                    t = self._filtered(cur, day, batch, needles, "SELECT stream_id, ts, seq, strlen(body) AS size "
+                                       f"FROM _clearsight_blk WHERE {' AND '.join(where)}", params)
+                    if t is None:
+                        continue
+                    cols = {c: t.column(c).to_numpy() for c in ("stream_id", "ts", "seq", "size")}
+                    add(cols["stream_id"], cols["ts"], cols["seq"], cols["size"])
+                sql = (f"SELECT stream_id, ts, rowid + {_HEAD_SEQ} AS seq, strlen(body) AS size FROM "
+                       f"{partition_name(day)} WHERE {stream_pred} AND {' AND '.join(where)} LIMIT {limit - total + 1}")
+                try:
+                    cols = cur.execute(sql, params).fetchnumpy()
+                except duckdb.CatalogException:
+                    raise Retry() from None
+                add(cols["stream_id"], cols["ts"], cols["seq"], cols["size"])
         if not ts_parts:
             return empty
-        uniq, idx = np.unique(np.concatenate(sid_parts), return_inverse=True)
+        ts_all, seq_all = np.concatenate(ts_parts), np.concatenate(seq_parts)
+        order = np.lexsort((seq_all, ts_all))  # days are disjoint in ts: (ts, seq) orders across them
+        uniq, idx = np.unique(np.concatenate(sid_parts)[order], return_inverse=True)
         with self._lock:
             streams = [self._labels[int(s)] for s in uniq.tolist()]
-        return LogSizes(streams, idx.astype(np.int32), np.concatenate(ts_parts), np.concatenate(size_parts))
+        return LogSizes(streams, idx.astype(np.int32), ts_all[order], np.concatenate(size_parts)[order])
 
     def _read_days(self, ids: IdArray, start_ns: int, end_ns: int, where: list[str], params: list[Any],
-                   order: str, limit: int, direction: Direction) -> LogBatch:
+                   needles: tuple[bytes, ...], limit: int, direction: Direction) -> LogBatch:
+        forward = direction == "forward"
+        order = "ts, seq" if forward else "ts DESC, seq DESC"
+        sort_keys = [("ts", "ascending" if forward else "descending"), ("seq", "ascending" if forward else "descending")]
         with self._lock:
             days = [d for d in self._days if day_of(start_ns) <= d <= day_of(end_ns)]
-        days.sort(reverse=direction == "backward")
+        days.sort(reverse=not forward)
         tables: list[pa.Table] = []
         remaining = limit
-        with self._reader() as cur:
-            joined = ids.size > _INLINE_IDS
-            if joined:
-                cur.register("_clearsight_ids", pa.table({"sid": ids}))
-                stream_pred = "stream_id IN (SELECT sid FROM _clearsight_ids)"
-            else:
-                stream_pred = f"stream_id IN ({','.join(map(str, ids.tolist()))})"
-            try:
-                for day in days:
-                    sql = (f"SELECT {_COLUMNS} FROM {partition_name(day)} WHERE {stream_pred} AND "
-                           f"{' AND '.join(where)} ORDER BY {order} LIMIT {remaining}")
-                    try:
-                        t = cur.sql(sql, params=params).to_arrow_table()
-                    except duckdb.CatalogException:
-                        raise Retry() from None  # retention dropped the day meanwhile
-                    if t.num_rows:
-                        tables.append(t)
-                        remaining -= t.num_rows
-                        if remaining <= 0:
+        with self._scope(ids) as (cur, stream_pred):
+            for day in days:
+                sql = (f"SELECT {_COLUMNS}, rowid + {_HEAD_SEQ} AS seq FROM {partition_name(day)} WHERE {stream_pred} "
+                       f"AND {' AND '.join(where)} ORDER BY {order} LIMIT {remaining}")
+                try:
+                    found = [cur.sql(sql, params=params).to_arrow_table().cast(log_blocks.ROW_SCHEMA)]
+                except duckdb.CatalogException:
+                    raise Retry() from None  # retention dropped the day meanwhile
+                blocks = self._blocks(day, ids, start_ns, end_ns)
+                # blocks in the order they can contribute: a batch whose lines all lie beyond the
+                # remaining-th line found so far is not read
+                blocks.sort(key=(lambda b: b.info.min_ts) if forward else (lambda b: -b.info.max_ts))
+                target = _DECODE_LINES if needles else min(_DECODE_LINES, max(4096, 2 * remaining))
+                for batch in self._batches(blocks, target):
+                    have = pa.concat_tables(found).sort_by(sort_keys).slice(0, remaining)
+                    found = [have]
+                    if have.num_rows >= remaining:
+                        edge = int(have.column("ts")[remaining - 1].as_py())
+                        if (forward and batch[0].info.min_ts > edge) or (not forward and batch[0].info.max_ts < edge):
                             break
-            finally:
-                if joined:
-                    cur.unregister("_clearsight_ids")
+                    t = self._filtered(cur, day, batch, needles, f"SELECT {_COLUMNS}, seq FROM _clearsight_blk WHERE "
+                                       f"{' AND '.join(where)} ORDER BY {order} LIMIT {remaining}", params)
+                    if t is not None:
+                        found.append(t.cast(log_blocks.ROW_SCHEMA))
+                t = pa.concat_tables(found).sort_by(sort_keys).slice(0, remaining)
+                if t.num_rows:
+                    tables.append(t)
+                    remaining -= t.num_rows
+                    if remaining <= 0:
+                        break
         if not tables:
             return LogBatch.empty()
         return self._batch_of(pa.concat_tables(tables))
@@ -734,6 +994,20 @@ class EmbeddedLogStore:
 
 _JSON_OBJECT = "coalesce(CASE WHEN json_valid(body) THEN json_type(body) END = 'OBJECT', FALSE)"
 _NUM_OPS = {"==": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, columns: str) -> None:
+    """``INSERT INTO name SELECT columns`` from an Arrow table."""
+    con.register("_clearsight_insert", table)
+    try:
+        con.execute(f"INSERT INTO {name} SELECT {columns} FROM _clearsight_insert")
+    finally:
+        con.unregister("_clearsight_insert")
+
+
+def _needles(line_filters: Sequence[LineFilter]) -> tuple[bytes, ...]:
+    """The substrings every matching line holds (``|=`` patterns): a block without one is skipped."""
+    return tuple(f.pattern.encode() for f in line_filters if f.op == "|=" and f.pattern)
 
 
 def _prefilter_sql(pf: BodyPrefilter, where: list[str], params: list[Any]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,12 +83,13 @@ def _check(s: EmbeddedLogStore, m: Model, data: Any) -> None:
     assert s.series(tenant, [], start, end) == sorted(k for k, (lo, hi) in bounds.items() if lo <= end and hi >= start)
 
 
+@pytest.mark.parametrize("seal_rows", [100_000, 3], ids=["head", "sealed"])  # rows stay in the head / in blocks
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op_st, min_size=1, max_size=6), data=st.data())
-def test_store_matches_model(ops: list[tuple[Any, ...]], data: Any) -> None:
+def test_store_matches_model(seal_rows: int, ops: list[tuple[Any, ...]], data: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         m = Model()
-        s = EmbeddedLogStore(Path(tmp), retention_ns=RETENTION)
+        s = EmbeddedLogStore(Path(tmp), retention_ns=RETENTION, seal_rows=seal_rows)
         try:
             for op in ops:
                 if op[0] == "append":
@@ -98,7 +100,7 @@ def test_store_matches_model(ops: list[tuple[Any, ...]], data: Any) -> None:
                     assert s.apply_retention(op[1]) == m.retention(op[1])
                 else:
                     s.close()
-                    s = EmbeddedLogStore(Path(tmp), retention_ns=RETENTION)
+                    s = EmbeddedLogStore(Path(tmp), retention_ns=RETENTION, seal_rows=seal_rows)
                 _check(s, m, data)
         finally:
             s.close()

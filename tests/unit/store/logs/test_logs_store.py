@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from clearsight.model.logs import LogBatch, LogEntry
 from clearsight.model.matchers import Matcher
-from clearsight.store.embedded.logs_schema import DAY_NS, partition_name
+from clearsight.store.embedded.logs_schema import DAY_NS, blocks_name, partition_name
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
 from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed
 from clearsight.store.logs_interface import LineFilter
@@ -179,24 +180,73 @@ def test_closed_store_refuses(tmp_path: Path) -> None:
         s.select("t", [], *ALL)
 
 
-def test_bodies_are_stored_zstd_compressed(tmp_path: Path) -> None:
-    """Log lines compress several-fold: DuckDB's zstd for ``body`` (its default picks FSST/dictionary,
-    ~2.4x on realistic lines; zstd ~4.5x, docs/storage.md "Logs")."""
-    s = EmbeddedLogStore(tmp_path)
-    entries = [_e("api", T0 + i, f'{{"level":"info","path":"/api/v1/orders/{i % 97}","status":200,"took_ms":{i % 1000}}}')
+def test_head_rows_are_sealed_into_compressed_blocks(tmp_path: Path) -> None:
+    """Once a day's head holds ``seal_rows`` rows they move into per-stream zstd blocks
+    (docs/storage.md "Logs"): the head is left empty, the blocks hold every line in far fewer bytes
+    than the raw text, and reads (filters, both directions, after a reopen) see the same entries."""
+    rnd = random.Random(7)
+    entries = [_e(("api", "web")[i % 2], T0 + i * 1000 + rnd.randrange(3),
+                  f'{{"level":"{rnd.choice(["info", "warn", "error"])}","path":"/api/v1/orders/{rnd.randrange(97)}",'
+                  f'"status":{rnd.choice([200, 200, 404, 500])},"took_ms":{rnd.random() * 900:.3f},'
+                  f'"trace_id":"{rnd.getrandbits(128):032x}"}}',
+                  attributes=(("user", str(i % 7)),) if i % 3 == 0 else (), severity_number=i % 24,
+                  trace_id=bytes(range(1, 17)) if i % 5 == 0 else b"")
                for i in range(20_000)]
-    s.append("t", LogBatch.from_entries(entries)).result()
-    s.close()
+    raw = sum(len(e.body.encode()) + 1 for e in entries)
+    s = EmbeddedLogStore(tmp_path, seal_rows=5_000)
+    try:
+        for k in range(0, len(entries), 2_500):
+            s.append("t", LogBatch.from_entries(entries[k:k + 2_500])).result()
+        got = s.select("t", [], *ALL, limit=30_000, direction="forward")
+        assert got.entries() == sorted(entries, key=lambda e: e.timestamp)
+    finally:
+        s.close()
     con = duckdb.connect(str(tmp_path / "logs.duckdb"), read_only=True)
     try:
-        kinds = {c for (c,) in con.execute(
-            f"SELECT DISTINCT compression FROM pragma_storage_info('{partition_name(T0 // DAY_NS)}') "
-            "WHERE column_name = 'body'").fetchall()}
+        head = con.execute(f"SELECT count(*) FROM {partition_name(T0 // DAY_NS)}").fetchall()[0][0]
+        tables = [blocks_name(T0 // DAY_NS, k) for k in range(4)]  # 20,000 rows sealed 5,000 at a time
+        lines, stored, streams = con.execute(
+            "SELECT sum(n), sum(octet_length(meta) + octet_length(body)), count(DISTINCT stream_id) FROM ("
+            + " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables) + ")").fetchall()[0]
     finally:
         con.close()
-    assert "ZSTD" in kinds and not kinds & {"FSST", "DICT_FSST", "Uncompressed"}
-    again = EmbeddedLogStore(tmp_path)
+    assert (head, lines, streams) == (0, 20_000, 2)
+    assert stored * 3 < raw  # 128-bit random trace ids in ~120-byte lines: ~3.8x here
+    again = EmbeddedLogStore(tmp_path, seal_rows=5_000)
     try:
-        assert again.select("t", [], *ALL, limit=3, direction="backward").body == [e.body for e in entries[:-4:-1]]
+        newest = sorted(entries, key=lambda e: e.timestamp)[::-1]
+        assert again.select("t", [], *ALL, limit=3, direction="backward").entries() == newest[:3]
+        errors = [e for e in newest if '"status":500' in e.body and dict(e.stream)["app"] == "web"]
+        got = again.select("t", [Matcher.of("=", "app", "web")], *ALL, [LineFilter("|=", '"status":500')], limit=100)
+        assert got.entries() == errors[:100]
+        sizes = again.select_sizes("t", [], *ALL)
+        assert sizes.sizes.tolist() == [len(e.body.encode()) for e in newest[::-1]]
     finally:
         again.close()
+
+
+def test_a_version_1_file_is_upgraded_and_sealed_later(tmp_path: Path) -> None:
+    """Version 1 had day tables of rows only: they open as heads, are sealed like any head, and the
+    file says version 2 afterwards."""
+    entries = [_e("a", T0 + i, f"v1 line {i}") for i in range(30)]
+    with EmbeddedLogStore(tmp_path) as s:
+        s.append("t", LogBatch.from_entries(entries)).result()
+    con = duckdb.connect(str(tmp_path / "logs.duckdb"))
+    try:
+        con.execute("UPDATE logs_meta SET value = '1' WHERE key = 'schema_version'")
+        assert not [n for (n,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+                    if n.startswith("logblk_")]  # 30 rows stayed in the head
+    finally:
+        con.close()
+    with EmbeddedLogStore(tmp_path, seal_rows=10) as s:
+        assert s.select("t", [], *ALL, limit=100, direction="forward").entries() == entries
+        s.append("t", LogBatch.from_entries([_e("a", T0 + 100, "after")])).result()  # the head passes 10 rows
+        assert s.select("t", [], *ALL, limit=2).body == ["after", "v1 line 29"]
+    con = duckdb.connect(str(tmp_path / "logs.duckdb"), read_only=True)
+    try:
+        version = con.execute("SELECT value FROM logs_meta WHERE key = 'schema_version'").fetchall()
+        head = con.execute(f"SELECT count(*) FROM {partition_name(T0 // DAY_NS)}").fetchall()[0][0]
+        sealed = con.execute(f"SELECT sum(n) FROM {blocks_name(T0 // DAY_NS, 0)}").fetchall()[0][0]
+    finally:
+        con.close()
+    assert (version, head, sealed) == ([("2",)], 0, 31)
