@@ -110,6 +110,18 @@ def test_create_a_recurring_silence_see_its_window_mute_then_delete_it(server: P
     assert [e for e in tab.console_errors() if "status of 401" not in e and "status of 400" not in e] == []
 
 
+def test_a_recurring_silence_from_an_alerts_row(server: Proc, browser: Any) -> None:
+    tab = signed_in_tab(browser, server.url, "/ui/alerts", "admin", ADMIN_PASSWORD)
+    page = tab.page
+    page.get_by_role("cell", name="UiDiskAlmostFull").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Recurring silence for UiDiskAlmostFull").click()
+    form = page.get_by_test_id("schedule-form")
+    matchers = form.get_by_label("Matchers")
+    assert 'alertname="UiDiskAlmostFull"' in matchers.input_value() and 'team="storage"' in matchers.input_value()
+    assert page.evaluate("document.activeElement === document.querySelector('[data-testid=schedule-form] input')")
+    assert tab.console_errors() == []
+
+
 def test_viewer_sees_recurring_silences_without_controls(server: Proc, browser: Any) -> None:
     tab = signed_in_tab(browser, server.url, "/ui/alerts", "vera", VIEWER_PASSWORD)
     section = tab.page.get_by_test_id("schedules")

@@ -1,6 +1,6 @@
 // Recurring silences on the alerts page: the organisation's weekly mute windows (list, create, delete). The
 // server turns each window into an ordinary silence shortly before it starts, which the silences table shows.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { createSchedule, deleteSchedule, errText, listSchedules, matcherText, WEEKDAYS, type SilenceSchedule, type Weekday } from '../silences';
 import { useSilenceForm } from './silenceForm';
 import { Time } from './Time';
@@ -26,19 +26,25 @@ export function daysText(days: Weekday[]): string {
   return out.join(', ');
 }
 
-function ScheduleForm({ onDone }: { onDone: (msg: string) => void }) {
+/** Opened, it scrolls into view and focuses its first field. */
+function ScheduleForm({ initial, onDone }: { initial: string; onDone: (msg: string) => void }) {
+  const ref = useRef<HTMLFormElement>(null);
+  useEffect(() => {
+    ref.current?.scrollIntoView({ block: 'nearest' });
+    ref.current?.querySelector('input')?.focus();
+  }, []);
   const [days, setDays] = useState<Weekday[]>(['saturday', 'sunday']);
   const [start, setStart] = useState('02:00');
   const [end, setEnd] = useState('04:00');
   const [zone, setZone] = useState(browserZone);
-  const { matchers, setMatchers, comment, setComment, error, busy, submit } = useSilenceForm('', 'The recurring silence was not created', async (parsed, text) => {
+  const { matchers, setMatchers, comment, setComment, error, busy, submit } = useSilenceForm(initial, 'The recurring silence was not created', async (parsed, text) => {
     if (!days.length) throw new Error('pick at least one day');
     const s = await createSchedule({ matchers: parsed, weekdays: days, startTime: start, endTime: end, timeZone: zone.trim(), comment: text });
     return `Recurring silence ${s.id} created.`;
   }, onDone);
   const toggle = (d: Weekday, on: boolean) => setDays((prev) => WEEKDAYS.filter((x) => (x === d ? on : prev.includes(x))));
   return (
-    <form class="card silence-form" onSubmit={submit} aria-labelledby="new-schedule-title" data-testid="schedule-form">
+    <form ref={ref} class="card silence-form" onSubmit={submit} aria-labelledby="new-schedule-title" data-testid="schedule-form">
       <h3 id="new-schedule-title" class="h3">
         New recurring silence
       </h3>
@@ -87,11 +93,15 @@ function ScheduleForm({ onDone }: { onDone: (msg: string) => void }) {
   );
 }
 
-/** The organisation's recurring silences; ``onChanged`` reloads the silences table (their windows' silences). */
-export function RecurringSilences({ maySilence, onChanged }: { maySilence: boolean; onChanged: (msg: string) => void }) {
+/** The organisation's recurring silences; ``request`` opens the form with matchers (from an alert's row),
+ * ``onChanged`` reloads the silences table (their windows' silences). */
+export function RecurringSilences({ maySilence, request, onChanged }: { maySilence: boolean; request: { key: number; matchers: string } | null; onChanged: (msg: string) => void }) {
   const [items, setItems] = useState<SilenceSchedule[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [form, setForm] = useState(0);
+  const [form, setForm] = useState<{ key: number; matchers: string } | null>(null);
+  useEffect(() => {
+    if (request) setForm(request); // "Recurring" on an alert's row: the form with its labels as matchers
+  }, [request?.key]);
   const [reload, setReload] = useState(0);
   useEffect(() => {
     const ctl = new AbortController();
@@ -120,16 +130,17 @@ export function RecurringSilences({ maySilence, onChanged }: { maySilence: boole
       <div class="page-head">
         <h2 id="schedules-title">Recurring silences</h2>
         {maySilence ? (
-          <button type="button" class="btn" onClick={() => setForm(Date.now())}>
+          <button type="button" class="btn" onClick={() => setForm({ key: Date.now(), matchers: '' })}>
             New recurring silence
           </button>
         ) : null}
       </div>
       {form && maySilence ? (
         <ScheduleForm
-          key={form}
+          key={form.key}
+          initial={form.matchers}
           onDone={(msg) => {
-            setForm(0);
+            setForm(null);
             changed(msg);
           }}
         />

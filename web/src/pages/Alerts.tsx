@@ -89,6 +89,7 @@ export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean
   const [silences, setSilences] = useState<Silence[] | null>(null);
   const [showExpired, setShowExpired] = useState(false);
   const [form, setForm] = useState<{ key: number; matchers: string } | null>(null);
+  const [recurring, setRecurring] = useState<{ key: number; matchers: string } | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [notifications, setNotifications] = useState<Notification[] | null>(null);
   const [reload, setReload] = useState(0);
@@ -191,6 +192,14 @@ export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean
                         onClick={() => setForm({ key: Date.now(), matchers: matchersOf(a.labels) })}
                       >
                         Silence
+                      </button>{' '}
+                      <button
+                        type="button"
+                        class="btn"
+                        aria-label={`Recurring silence for ${a.labels.alertname ?? 'this alert'}`}
+                        onClick={() => setRecurring({ key: Date.now(), matchers: matchersOf(a.labels) })}
+                      >
+                        Recurring
                       </button>
                     </td>
                   ) : null}
@@ -275,6 +284,7 @@ export function AlertsPage({ maySilence, mayRules, user }: { maySilence: boolean
       </section>
       <RecurringSilences
         maySilence={maySilence}
+        request={recurring}
         onChanged={(msg) => {
           setNotice(msg);
           setReload((n) => n + 1);
