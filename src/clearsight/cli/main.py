@@ -222,6 +222,10 @@ from clearsight.cli.alerts import alerts_command, silence_app  # noqa: E402  (al
 app.command(name="alerts")(alerts_command)
 app.add_typer(silence_app, name="silence")
 
+from clearsight.cli.silence_schedules import app as _recurring_app  # noqa: E402  (silence recurring add|list|delete)
+
+silence_app.add_typer(_recurring_app, name="recurring")
+
 from clearsight.cli.health import health_command  # noqa: E402  (health --resource host:web-1)
 
 app.command(name="health")(health_command)
