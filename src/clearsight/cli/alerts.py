@@ -198,11 +198,16 @@ def silence_expire(
     url: URL = "http://127.0.0.1:9800",
 ) -> None:
     """Expire silences by id."""
+    delete_each(url, ids, "/api/v2/silence/{}", "expired")
+
+
+def delete_each(url: str, ids: list[str], path: str, done: str) -> None:
+    """DELETE ``path`` (``{}`` is the id) for each id, "``done`` <id>" for each success; exit 1 if any failed."""
     failed = False
     for sid in ids:
         try:
-            _request("DELETE", url, f"/api/v2/silence/{sid}")
-            typer.echo(f"expired {sid}")
+            _request("DELETE", url, path.format(sid))
+            typer.echo(f"{done} {sid}")
         except CliError as e:
             typer.echo(f"clearsight: {sid}: {e}", err=True)
             failed = True

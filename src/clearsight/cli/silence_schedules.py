@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from clearsight.cli.alerts import OUTPUT, URL, CliError, _fail, _matchers_text, _print_table, _request
+from clearsight.cli.alerts import (
+    OUTPUT,
+    URL,
+    CliError,
+    _fail,
+    _matchers_text,
+    _print_table,
+    _request,
+    delete_each,
+)
 from clearsight.model.matchers import MatchType
 from clearsight.notify.matchers import MatcherError, parse_matchers
 from clearsight.notify.recurring import WEEKDAYS
@@ -86,13 +95,4 @@ def recurring_list(output: OUTPUT = "table", url: URL = "http://127.0.0.1:9800")
 def recurring_delete(ids: Annotated[list[str], typer.Argument(help="recurring silence ids")],
                      url: URL = "http://127.0.0.1:9800") -> None:
     """Delete recurring silences by id (their running and pending silences expire)."""
-    failed = False
-    for sid in ids:
-        try:
-            _request("DELETE", url, f"{PATH}/{sid}")
-            typer.echo(f"deleted {sid}")
-        except CliError as e:
-            typer.echo(f"clearsight: {sid}: {e}", err=True)
-            failed = True
-    if failed:
-        raise typer.Exit(1)
+    delete_each(url, ids, PATH + "/{}", "deleted")
