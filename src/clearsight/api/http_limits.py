@@ -14,7 +14,10 @@
   Refusals close the connection. The route then gets the body in one piece.
 - ``header_deadline_protocol(seconds)`` is uvicorn's httptools protocol with a deadline for the
   request line and headers: a connection that has not completed its headers that long after it
-  was opened (or after its previous response, for the next request) is closed (slowloris).
+  was opened (or after its previous response, for the next request) is closed (slowloris); one
+  periodic sweep per listener checks the deadlines (a quarter of the deadline apart, at most 5 s),
+  not a timer per request. The protocol also sends a response's status line and headers together
+  with its body (one send instead of two).
   Idle keep-alive connections are closed by uvicorn's ``timeout_keep_alive`` and the number of
   connections is bounded by its ``limit_concurrency`` (503 beyond); ``server.py`` sets both.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -123,40 +126,105 @@ class BodyLimitMiddleware:
             self.inflight_bytes -= counted
 
 
+class _HeadThenBody:
+    """A response's transport for uvicorn's request cycle: the status line and headers (the cycle's
+    first write) are held until the body's first write or the end of the event-loop step, whichever
+    comes first, so a small response leaves in one send (one syscall, one segment) instead of two.
+    A streamed response whose body comes later still gets its headers at the end of the step."""
+
+    __slots__ = ("_fresh", "_head", "_loop", "_transport")
+
+    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._fresh = True
+
+    def write(self, data: bytes) -> None:
+        if self._fresh:
+            self._fresh = False
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        head, self._head = self._head, None
+        if head is None:
+            self._transport.write(data)
+        else:
+            self._transport.writelines((head, data))
+
+    def _flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _HeaderSweep:
+    """One timer per listener and event loop (not one per request) closing the connections whose
+    headers are overdue: checked every ``period`` seconds, so a deadline of ``timeout`` closes a
+    connection between ``timeout`` and ``timeout + period`` after its request began."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.period = min(max(timeout / 4, 0.05), 5.0)
+        self.connections: set[Any] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.connections.add(protocol)
+        if self.handle is None or self.loop is not loop or loop.is_closed():
+            self.loop = loop
+            self.handle = loop.call_later(self.period, self.sweep)
+
+    def sweep(self) -> None:
+        assert self.loop is not None
+        overdue = self.loop.time() - self.timeout
+        for protocol in [p for p in self.connections if p.header_since is not None and p.header_since <= overdue]:
+            protocol.header_overdue()
+        self.handle = self.loop.call_later(self.period, self.sweep) if self.connections else None
+
+
 def header_deadline_protocol(timeout: float) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request headers are not complete
-    ``timeout`` seconds after the connection opened or the request began."""
+    ``timeout`` seconds after the connection opened or the request began (checked by one periodic
+    sweep, ``_HeaderSweep``), and sending each response's head with its body (``_HeadThenBody``)."""
+    sweep = _HeaderSweep(timeout)
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
-        _header_timer: asyncio.TimerHandle | None = None
+        header_since: float | None = None  # loop time the awaited headers were due from
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._arm_header_deadline()
+            self.header_since = self.loop.time()
+            sweep.add(self, self.loop)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm_header_deadline()
+            if self.header_since is None:
+                self.header_since = self.loop.time()
 
         def on_headers_complete(self) -> None:
-            self._disarm_header_deadline()
+            self.header_since = None
+            previous = self.cycle
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and cycle is not previous and not self.expect_100_continue:
+                cycle.transport = cast("asyncio.Transport", _HeadThenBody(self.transport, self.loop))  # duck-typed
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_deadline()
+            self.header_since = None
+            sweep.connections.discard(self)
             super().connection_lost(exc)
 
-        def _arm_header_deadline(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(timeout, self._header_deadline_passed)
-
-        def _disarm_header_deadline(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _header_deadline_passed(self) -> None:
-            self._header_timer = None
+        def header_overdue(self) -> None:
+            self.header_since = None
             if not self.transport.is_closing():
                 self.transport.close()
 
