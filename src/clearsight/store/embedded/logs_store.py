@@ -459,7 +459,6 @@ class EmbeddedLogStore:
             self._publish(new_streams, new_res, days, parts, next_stream)
             for day, n in days.items():
                 self._head[day] = self._head.get(day, 0) + n
-            self._seal_heads(self.seal_rows)
         st = self._stats
         st.commits_total += 1
         st.commit_seconds_sum += time.perf_counter() - t0
@@ -475,6 +474,8 @@ class EmbeddedLogStore:
                 req.future.set_exception(errors[k])
             else:
                 req.future.set_result(results[k])
+        if written:  # after the acknowledgements: a seal does not delay the group's answers
+            self._seal_heads(self.seal_rows)
 
     def _publish(self, new_streams: list[tuple[int, str, Labels]], new_res: list[tuple[int, Labels]],
                  days: dict[int, int], parts: list[tuple[int, LogBatch, npt.NDArray[np.uint32],
