@@ -1,8 +1,12 @@
-"""A remote-write sender for kill -9 tests: posts batch after batch until stopped or the server dies,
-recording the ids of the batches the server acknowledged (204)."""
+"""Helpers of the kill -9 tests: a remote-write sender that posts batch after batch until stopped or the
+server dies, recording the ids of the batches the server acknowledged (204); and ``kill_after_acks``
+for a child process writing to a store directly."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 from collections.abc import Callable
 
@@ -23,3 +27,28 @@ def send_until_stopped(url: str, make_batch: Callable[[int], bytes], start_id: i
             if r.status_code == 204:
                 acked.append(batch_id)
             batch_id += 1
+
+
+def kill_after_acks(argv: list[str], acks: int, timeout: float = 120) -> list[int]:
+    """Runs a child that prints the id of each batch its store acknowledged (one per line), SIGKILLs it
+    after ``acks`` of them, and returns every id it printed (those that raced the kill included). A
+    child that has not acknowledged ``acks`` batches after ``timeout`` seconds is killed and fails the
+    test instead of hanging it."""
+    acked: list[int] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
+        try:
+            for line in proc.stdout:
+                acked.append(int(line))
+                if len(acked) >= acks:
+                    break
+            os.kill(proc.pid, signal.SIGKILL)
+            acked.extend(int(x) for x in proc.stdout.read().split())  # printed before the kill landed
+            proc.wait()
+        finally:
+            watchdog.cancel()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) >= acks, f"the child acknowledged {len(acked)} batches in {timeout:g} s, expected {acks}"
+    return acked

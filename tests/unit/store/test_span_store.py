@@ -6,9 +6,6 @@ before the first span; acknowledged span batches survive ``kill -9`` of the proc
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -27,6 +24,7 @@ from clearsight.store.embedded.logs_store import EmbeddedLogStore
 from clearsight.store.embedded.span_schema import DAY_NS, partition_name
 from clearsight.store.embedded.span_store import EmbeddedSpanStore
 from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed
+from tests.support.kill9 import kill_after_acks
 
 T0 = 20_000 * DAY_NS
 
@@ -163,17 +161,8 @@ _CHILD = textwrap.dedent("""
 def test_acked_span_batches_survive_kill9(tmp_path: Path) -> None:
     acked: list[int] = []
     for round_no in range(2):
-        with subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), str(1 + round_no * 100_000), str(T0)],
-                              stdout=subprocess.PIPE, text=True) as proc:
-            assert proc.stdout is not None
-            for seen, line in enumerate(proc.stdout, 1):
-                acked.append(int(line))
-                if seen >= 20 + 15 * round_no:
-                    break
-            os.kill(proc.pid, signal.SIGKILL)
-            acked.extend(int(x) for x in proc.stdout.read().split())
-            proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+        acked += kill_after_acks([sys.executable, "-c", _CHILD, str(tmp_path), str(1 + round_no * 100_000), str(T0)],
+                                 20 + 15 * round_no)
     with EmbeddedLogStore(tmp_path) as logs:
         spans = EmbeddedSpanStore(logs)
         missing = [b for b in acked if len(spans.trace("default", b.to_bytes(16, "big"))) != 20]

@@ -3,9 +3,6 @@ in a row (the writer resolves a future only after its group's COMMIT)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +10,7 @@ from pathlib import Path
 from clearsight.model.matchers import Matcher
 from clearsight.store.embedded.logs_schema import DAY_NS
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
+from tests.support.kill9 import kill_after_acks
 
 T0 = 20_000 * DAY_NS
 PER_BATCH = 50
@@ -42,21 +40,9 @@ _CHILD = textwrap.dedent("""
 
 def test_acked_log_batches_survive_kill9(tmp_path: Path) -> None:
     acked: list[int] = []
-    for round_no in range(3):
-        with subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), str(round_no * 100_000),
-                               str(T0), str(PER_BATCH)], stdout=subprocess.PIPE, text=True) as proc:
-            assert proc.stdout is not None
-            seen = 0
-            for line in proc.stdout:  # kill after a varying number of acknowledgements
-                acked.append(int(line))
-                seen += 1
-                if seen >= 20 + 15 * round_no:
-                    break
-            os.kill(proc.pid, signal.SIGKILL)
-            rest = proc.stdout.read()  # acknowledgements printed before the kill landed
-            acked.extend(int(x) for x in rest.split())
-            proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+    for round_no in range(3):  # kill after a varying number of acknowledgements
+        acked += kill_after_acks([sys.executable, "-c", _CHILD, str(tmp_path), str(round_no * 100_000), str(T0),
+                                  str(PER_BATCH)], 20 + 15 * round_no)
     with EmbeddedLogStore(tmp_path) as store:
         got = store.select("default", [Matcher.of("=", "app", "k9")], 0, 2**62, limit=10**6, direction="forward")
         have = set(got.body)
