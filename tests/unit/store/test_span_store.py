@@ -23,7 +23,7 @@ from clearsight.model.spans import Span, SpanBatch
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
 from clearsight.store.embedded.span_schema import DAY_NS, partition_name
 from clearsight.store.embedded.span_store import EmbeddedSpanStore
-from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed
+from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed, StoreError
 from tests.support.kill9 import kill_after_acks
 
 T0 = 20_000 * DAY_NS
@@ -233,4 +233,18 @@ def test_any_spans_read_back_exactly_per_tenant_and_trace(batches: list[tuple[st
                 got = spans.trace(tenant, tid)
                 assert [(s.start_ns, s.span_id) for s in got] == [(s.start_ns, s.span_id) for s in want]
                 assert sorted(got, key=repr) == sorted(want, key=repr)  # every field, ties in any order
+        spans.close()
+
+
+def test_a_batch_that_cannot_be_encoded_fails_its_future_and_the_store_keeps_working(tmp_path: Path) -> None:
+    # a lone surrogate is not UTF-8: building the group's Arrow table fails on the writer thread; the
+    # batch's future must fail (it hung before: the table was built outside the rolled-back transaction)
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs)
+        bad = spans.append("t", SpanBatch([_span(8, 1, T0, name="\ud800")]))
+        with pytest.raises(StoreError, match="span commit failed"):
+            bad.result(timeout=30)
+        assert spans.trace("t", (8).to_bytes(16, "big")) == []
+        assert spans.append("t", SpanBatch([_span(8, 2, T0)])).result().spans_written == 1
+        assert [s.span_id for s in spans.trace("t", (8).to_bytes(16, "big"))] == [(2).to_bytes(8, "big")]
         spans.close()

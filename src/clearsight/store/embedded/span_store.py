@@ -167,8 +167,8 @@ class EmbeddedSpanStore:
         if not group:
             return
         t0 = time.perf_counter()
-        table = _arrow_of(group)
-        try:
+        try:  # everything that can fail, the table's encoding too, fails the group's futures
+            table = _arrow_of(group)
             con.execute("BEGIN TRANSACTION")
             if table.num_rows:
                 days = np.asarray(table.column("start_ns").to_numpy()) // DAY_NS
