@@ -210,6 +210,23 @@ def test_trace_read_errors(server: tuple[Proc, str, str]) -> None:
     assert r.status_code == 404 and r.json()["errorType"] == "not_found"
 
 
+def test_a_trace_read_answers_the_earliest_spans_up_to_the_limit_and_says_it_is_truncated(
+        server: tuple[Proc, str, str]) -> None:
+    proc, _, _ = server
+    limit = 10_000  # the documented bound of a trace read (docs/traces.md)
+    r = httpx.post(f"{proc.url}/v1/traces", content=otlp_spans(limit + 1, trace=0x7777), headers=PB, timeout=60)
+    assert r.status_code == 200, r.content
+    r = httpx.get(f"{proc.url}/api/v1/traces/{0x7777:032x}", timeout=60)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["truncated"] is True
+    assert [s["name"] for s in data["spans"]] == [f"op {i}" for i in range(limit)]  # by start time: not op 10000
+    r = httpx.post(f"{proc.url}/v1/traces", content=otlp_spans(limit, trace=0x7778), headers=PB, timeout=60)
+    assert r.status_code == 200, r.content
+    data = httpx.get(f"{proc.url}/api/v1/traces/{0x7778:032x}", timeout=60).json()["data"]
+    assert data["truncated"] is False and len(data["spans"]) == limit
+
+
 def test_acked_span_batches_survive_kill9(tmp_path: Any) -> None:
     data_dir = tmp_path / "data"
     acked: list[int] = []
