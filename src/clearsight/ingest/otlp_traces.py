@@ -18,13 +18,17 @@ spanId``): ``traceId`` must be 16 bytes and ``spanId`` 8 bytes, neither all zero
 empty or 8 bytes; ``startTimeUnixNano`` non-zero and ``endTimeUnixNano`` not before it, both within
 int64; ``kind`` 0-5 and ``status.code`` 0-2. Limits (``LimitExceeded``, 400): at most
 ``max_entries_per_request`` spans, ``max_attributes_per_entry`` / ``max_attribute_bytes_per_entry``
-per span and per resource, ``max_line_bytes`` per span name and status message.
+per span and per resource, ``max_line_bytes`` per span name, status message, trace state and scope
+name and version; every span keeps a copy of its resource's attributes and its scope's name and
+version, so those copies together (UTF-8 bytes) may come to at most ``max_decompressed_bytes`` per
+request (a large resource over many small spans would otherwise be stored many times over).
 ``PayloadTooLarge`` (413) and ``UnsupportedMediaType`` (415) as for logs. Nothing else escapes.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -55,7 +59,7 @@ from clearsight.model.spans import (
     Span,
     SpanBatch,
 )
-from clearsight.pipeline.errors import InvalidInput
+from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 
 ExportTraceServiceRequest = trace_service_pb2.ExportTraceServiceRequest
 
@@ -172,19 +176,33 @@ def _id(raw: bytes, size: int, where: str, *, required: bool) -> bytes:
     return bytes(raw)
 
 
+def _utf8_size(texts: Iterable[str]) -> int:
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+
+
 def convert_request(req: Any, *, limits: LogLimits | None = None) -> SpanBatch:
     """Maps a parsed ``ExportTraceServiceRequest`` (also the gRPC entry point)."""
     lim = limits or LogLimits()
     spans: list[Span] = []
+    copied = 0  # bytes of resource and scope text the spans so far keep a copy of
     for ri, rs in enumerate(req.resource_spans):
         rpath = f"resourceSpans[{ri}]"
         rkeys, rvals = _attrs(rs.resource.attributes, f"{rpath}.resource", lim)
+        rsize = _utf8_size(rkeys) + _utf8_size(rvals)
         res = dict(zip(rkeys, rvals, strict=True))
         service = res.get("service.name") or UNKNOWN_SERVICE
         for si, ss in enumerate(rs.scope_spans):
-            scope_name, scope_version = ss.scope.name, ss.scope.version
+            spath = f"{rpath}.scopeSpans[{si}]"
+            scope_name = _text(ss.scope.name, lim, f"{spath}.scope.name")
+            scope_version = _text(ss.scope.version, lim, f"{spath}.scope.version")
             if len(spans) + len(ss.spans) > lim.max_entries_per_request:
                 raise too_many_entries(lim)
+            copied += (rsize + _utf8_size((scope_name, scope_version))) * len(ss.spans)
+            if copied > lim.max_decompressed_bytes:
+                raise LimitExceeded("copied_bytes_per_request", (
+                    f"{spath}: the resource's attributes and the scope's name and version that each span "
+                    f"keeps a copy of come to more than {lim.max_decompressed_bytes} bytes in this request "
+                    "(max_decompressed_bytes); send fewer spans per request"))
             for pi, sp in enumerate(ss.spans):
                 where = _path(rpath, si, pi)
                 start, end = sp.start_time_unix_nano, sp.end_time_unix_nano

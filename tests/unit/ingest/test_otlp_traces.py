@@ -152,6 +152,30 @@ def test_limits_and_media() -> None:
     assert len(ot.decode_traces(b"", "application/x-protobuf")) == 0
 
 
+def _shared(resource_value: str, spans: int, scope_name: str = "lib") -> dict[str, Any]:
+    """One resource (``r`` = ``resource_value``) and one scope over ``spans`` spans."""
+    doc = _one()
+    rs = doc["resourceSpans"][0]
+    rs["resource"] = {"attributes": [{"key": "r", "value": {"stringValue": resource_value}}]}
+    ss = rs["scopeSpans"][0]
+    ss["scope"] = {"name": scope_name}
+    ss["spans"] = [{**ss["spans"][0], "spanId": f"{i + 1:016x}"} for i in range(spans)]
+    return doc
+
+
+def test_resource_and_scope_copied_into_every_span_are_bounded_per_request() -> None:
+    # each stored span keeps its resource's attributes and its scope's name: a large resource over many
+    # small spans would make a stored copy far larger than the request; at most max_decompressed_bytes
+    lim = LogLimits(max_decompressed_bytes=1_000_000)
+    per_span = len("r") + 999 + len("lib")  # bytes of the resource and scope text each span keeps
+    fits = 1_000_000 // per_span
+    assert len(_json(_shared("v" * 999, fits), limits=lim)) == fits
+    with pytest.raises(LimitExceeded, match=r"resourceSpans\[0\]\.scopeSpans\[0\].*max_decompressed_bytes"):
+        _json(_shared("v" * 999, fits + 1), limits=lim)
+    with pytest.raises(LimitExceeded, match=r"scopeSpans\[0\]\.scope\.name"):
+        _json(_shared("v", 1, scope_name="s" * 100), limits=LogLimits(max_line_bytes=10))
+
+
 def _check(b: SpanBatch) -> None:
     for s in b.spans:
         assert len(s.trace_id) == 16 and any(s.trace_id)
