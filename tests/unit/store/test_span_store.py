@@ -135,26 +135,19 @@ def test_retention_drops_days_and_shorter_tenant_retention(tmp_path: Path) -> No
 
 
 _CHILD = textwrap.dedent("""
-    import sys, threading
+    import sys
     from pathlib import Path
     from clearsight.model.spans import Span, SpanBatch
     from clearsight.store.embedded.logs_store import EmbeddedLogStore
     from clearsight.store.embedded.span_store import EmbeddedSpanStore
+    from tests.support.kill9 import print_acks
     data_dir, start, T0 = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     spans = EmbeddedSpanStore(EmbeddedLogStore(data_dir))
-    lock = threading.Lock()
-    def sender(first):
-        b = first
-        while True:
-            batch = [Span(b.to_bytes(16, "big"), (j + 1).to_bytes(8, "big"), b"", f"op {j}", 1, T0 + j, T0 + j + 5,
-                          0, "", "k9") for j in range(20)]
-            spans.append("default", SpanBatch(batch)).result()
-            with lock:
-                print(b, flush=True)
-            b += 1
-    for k in range(2):
-        threading.Thread(target=sender, args=(start + k * 10_000,), daemon=True).start()
-    threading.Event().wait()
+    def send(b):
+        batch = [Span(b.to_bytes(16, "big"), (j + 1).to_bytes(8, "big"), b"", f"op {j}", 1, T0 + j, T0 + j + 5,
+                      0, "", "k9") for j in range(20)]
+        spans.append("default", SpanBatch(batch)).result()
+    print_acks(send, [start, start + 10_000])
 """)
 
 

@@ -16,25 +16,19 @@ T0 = 20_000 * DAY_NS
 PER_BATCH = 50
 
 _CHILD = textwrap.dedent("""
-    import sys, threading
+    import sys
     from pathlib import Path
     from clearsight.model.logs import LogBatch, LogEntry
     from clearsight.store.embedded.logs_store import EmbeddedLogStore
+    from tests.support.kill9 import print_acks
     data_dir, start, T0, PER = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     store = EmbeddedLogStore(data_dir)
-    lock = threading.Lock()
-    def sender(first):
-        b = first
-        while True:
-            entries = [LogEntry(stream=(("app", "k9"), ("sender", str(first))), timestamp=T0 + b * PER + j,
-                                body=f"batch {b} line {j}", attributes=(("b", str(b)),)) for j in range(PER)]
-            store.append("default", LogBatch.from_entries(entries)).result()
-            with lock:
-                print(b, flush=True)
-            b += 1
-    for k in range(2):
-        threading.Thread(target=sender, args=(start + k * 10_000,), daemon=True).start()
-    threading.Event().wait()
+    def send(b):
+        sender = b // 10_000  # each sender thread (and round) its own stream
+        entries = [LogEntry(stream=(("app", "k9"), ("sender", str(sender))), timestamp=T0 + b * PER + j,
+                            body=f"batch {b} line {j}", attributes=(("b", str(b)),)) for j in range(PER)]
+        store.append("default", LogBatch.from_entries(entries)).result()
+    print_acks(send, [start, start + 10_000])
 """)
 
 
