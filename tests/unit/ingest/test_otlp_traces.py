@@ -227,4 +227,4 @@ def test_fuzz_json(doc: object) -> None:
 @given(st.binary(max_size=200), st.sampled_from(["application/json", "application/x-protobuf"]))
 def test_fuzz_gzip_bodies(data: bytes, ctype: str) -> None:
     for body in (data, gzip.compress(data)):
-        _decodes_or_refuses(lambda: ot.decode_traces(body, ctype, "gzip"))
+        _decodes_or_refuses(lambda body=body: ot.decode_traces(body, ctype, "gzip"))
