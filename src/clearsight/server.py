@@ -82,6 +82,7 @@ from clearsight.health.history import HealthHistory
 from clearsight.health.metrics import HealthCollector
 from clearsight.health.monitor import HealthMonitor
 from clearsight.health.rules import HealthRuleError, load_rules
+from clearsight.heap import release_free_memory
 from clearsight.ingest.otlp_metrics import OtlpOptions, exponential_mode
 from clearsight.model.labels import Labels
 from clearsight.model.logs import Event
@@ -696,6 +697,7 @@ def _listen_free(listen: str, what: str, flag: str) -> bool:
 async def serve(cfg: Config, on_ready: Any = None) -> None:
     install_log_filter()  # request log lines carry the trace id (api/trace_context.py)
     built = build(cfg)
+    release_free_memory()  # what opening the stores and the auth bootstrap freed (clearsight/heap.py)
     if built.usage is not None:
         built.usage.start(parse_duration_ms(cfg.usage.flush_interval) / 1000)
     s = built.services

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
@@ -40,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from clearsight.heap import release_free_memory
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
@@ -99,25 +99,6 @@ _MIN_MAX_SQL = (
     "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id "
     "UNION ALL " + MIN_MAX_PART.replace("{filter}", "{filter_c}") + ") GROUP BY series_id"
 )
-
-
-def _release_free_memory() -> None:
-    """Hands memory freed by a compaction back to the OS (glibc keeps it in its arenas otherwise,
-    and the process' RSS would stay at the compaction's peak)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    except (OSError, AttributeError):  # not glibc
-        return None
-    return libc
-
-
-_LIBC = _load_libc()
 
 
 def _floats(bits: Any) -> F64Array:
@@ -547,7 +528,7 @@ class EmbeddedMetricsStore:
             raise
         self._merge_small_chunks()
         self._checkpoint()
-        _release_free_memory()
+        release_free_memory()  # freed by the compaction
 
     def _compact_histograms(self) -> None:
         """Merges small histogram rows (histogram_table.py), in one transaction."""
