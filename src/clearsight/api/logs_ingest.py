@@ -32,10 +32,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clearsight.api.common import TenantOf, ingest_error_response, json_response, read_body
+from clearsight.api.otlp_body import OtlpHttpBody
 from clearsight.api.otlp_http import error_response as otlp_error_response
 from clearsight.ingest import es_bulk, events, falco, loki_push, otlp_logs
 from clearsight.ingest.log_common import LogLimits
-from clearsight.ingest.otlp_common import Encoding, encoding_of, media_type_of
+from clearsight.ingest.otlp_common import media_type_of
 from clearsight.model.logs import Event, LogBatch
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.event_entries import events_batch
@@ -107,25 +108,21 @@ class LogIngestSurfaces:
 
     async def otlp_logs(self, request: Request) -> Response:
         """OTLP/HTTP logs (protobuf or JSON, gzip/deflate): 200 after commit."""
-        encoding: Encoding = "protobuf"
+        req = OtlpHttpBody()
         try:
-            tenant = self.tenant_of(request)
-            ctype = request.headers.get("content-type", "")
-            encoding = encoding_of(ctype)
-            body = await read_body(request, self.limits.max_body_bytes)
-            enc = request.headers.get("content-encoding")
+            await req.read(request, self.tenant_of, self.limits.max_body_bytes)
             now = self.clock_ns()
-            _, result = await self._run(tenant, lambda: (None, otlp_logs.decode_logs(
-                body, ctype, enc, now_ns=now, limits=self.limits)))
+            _, result = await self._run(req.tenant, lambda: (None, otlp_logs.decode_logs(
+                req.body, req.content_type, req.content_encoding, now_ns=now, limits=self.limits)))
         except IngestError as e:
             self._rejected("otlp_logs_http", e)
-            return otlp_error_response(e, encoding)
+            return otlp_error_response(e, req.encoding)
         self._ok("otlp_logs_http", 200, result)
-        if encoding == "json":
+        if req.encoding == "json":
             out = b"{}"
         else:
             out = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-        return Response(out, status_code=200, media_type=media_type_of(encoding))
+        return Response(out, status_code=200, media_type=media_type_of(req.encoding))
 
     def otlp_logs_grpc(self, tenant: str, message: bytes) -> None:
         """OTLP/gRPC ``LogsService/Export``: decodes and commits in the calling (gRPC worker) thread;

@@ -38,15 +38,15 @@ from clearsight.api.common import (
     TenantOf,
     error_response,
     ingest_error_response,
-    read_body,
     success,
 )
+from clearsight.api.otlp_body import OtlpHttpBody
 from clearsight.api.otlp_http import error_response as otlp_error_response
 from clearsight.api.query_admission import api_error_response, governed, make_governor
 from clearsight.config import QueryConfig
 from clearsight.ingest import otlp_traces
 from clearsight.ingest.log_common import LogLimits
-from clearsight.ingest.otlp_common import Encoding, encoding_of, media_type_of
+from clearsight.ingest.otlp_common import Encoding, media_type_of
 from clearsight.model.spans import SPAN_KINDS, STATUS_CODES, TRACE_ID_BYTES, Span, SpanBatch
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.span_ingestor import SpanIngestor, SpanIngestResult
@@ -151,23 +151,19 @@ class TraceSurfaces:
 
     async def otlp_traces(self, request: Request) -> Response:
         """OTLP/HTTP traces (protobuf or JSON, gzip/deflate): 200 after commit."""
-        encoding: Encoding = "protobuf"
+        req = OtlpHttpBody()
         try:
-            tenant = self.tenant_of(request)
-            ctype = request.headers.get("content-type", "")
-            encoding = encoding_of(ctype)
-            body = await read_body(request, self.limits.max_body_bytes)
-            enc = request.headers.get("content-encoding")
+            await req.read(request, self.tenant_of, self.limits.max_body_bytes)
         except IngestError as e:
             self.rejected("otlp_traces_http", e)
-            return otlp_error_response(e, encoding)
+            return otlp_error_response(e, req.encoding)
         try:
-            result = await self.ingest("otlp_traces_http", tenant, lambda: otlp_traces.decode_traces(
-                body, ctype, enc, limits=self.limits))
+            result = await self.ingest("otlp_traces_http", req.tenant, lambda: otlp_traces.decode_traces(
+                req.body, req.content_type, req.content_encoding, limits=self.limits))
         except IngestError as e:
-            return otlp_error_response(e, encoding)
+            return otlp_error_response(e, req.encoding)
         self.ok("otlp_traces_http", 200, result)
-        return otlp_success(result, encoding)
+        return otlp_success(result, req.encoding)
 
     def otlp_traces_grpc(self, tenant: str, message: bytes) -> bytes:
         """OTLP/gRPC ``TraceService/Export``: decodes and commits in the calling (gRPC worker) thread;
