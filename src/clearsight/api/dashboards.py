@@ -13,7 +13,6 @@ Reads need ``metrics:read``, changes ``dashboards:manage`` (auth/route_permissio
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -23,27 +22,20 @@ from starlette.routing import Route
 
 from clearsight.api.auth_routes import guarded, json_body, principal_of
 from clearsight.api.common import success
+from clearsight.api.stored import hex_id, in_thread
 from clearsight.auth.errors import Conflict, InvalidInput, NotFound
 from clearsight.dashboards.model import DashboardError, parse_dashboard
 from clearsight.dashboards.store import DashboardLimit, DashboardNotFound, DashboardStore, VersionConflict
 
+_ERRORS = {DashboardNotFound: NotFound, VersionConflict: Conflict, DashboardLimit: InvalidInput}
+
 
 async def _run(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args))
-    except DashboardNotFound as e:
-        raise NotFound(str(e)) from None
-    except VersionConflict as e:
-        raise Conflict(str(e)) from None
-    except DashboardLimit as e:
-        raise InvalidInput(str(e)) from None
+    return await in_thread(fn, *args, errors=_ERRORS)
 
 
 def _id(request: Request) -> str:
-    raw = str(request.path_params["id"])
-    if len(raw) != 32 or not all(ch in "0123456789abcdef" for ch in raw):
-        raise NotFound(f"dashboard {raw[:40]!r} not found")
-    return raw
+    return hex_id(request, "dashboard")
 
 
 async def _parsed(request: Request) -> tuple[Any, int | None]:

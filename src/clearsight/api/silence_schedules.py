@@ -15,7 +15,6 @@ schedule is 404.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -25,27 +24,22 @@ from starlette.routing import Route
 
 from clearsight.api.auth_routes import guarded, json_body, principal_of
 from clearsight.api.common import success
+from clearsight.api.stored import hex_id, in_thread
 from clearsight.auth.errors import InvalidInput, NotFound
 from clearsight.notify.notifier import Notifier
 from clearsight.notify.schedule_store import ScheduleLimit, ScheduleNotFound, ScheduleStore
 from clearsight.notify.schedules import parse_schedule
 from clearsight.notify.silences import SilenceError
 
+_ERRORS = {ScheduleNotFound: NotFound, ScheduleLimit: InvalidInput}
+
 
 async def _run(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args))
-    except ScheduleNotFound as e:
-        raise NotFound(str(e)) from None
-    except ScheduleLimit as e:
-        raise InvalidInput(str(e)) from None
+    return await in_thread(fn, *args, errors=_ERRORS)
 
 
 def _id(request: Request) -> str:
-    raw = str(request.path_params["id"])
-    if len(raw) != 32 or not all(ch in "0123456789abcdef" for ch in raw):
-        raise NotFound(f"recurring silence {raw[:40]!r} not found")
-    return raw
+    return hex_id(request, "recurring silence")
 
 
 def make_silence_schedule_routes(store: ScheduleStore, notifier: Notifier) -> list[Route]:
