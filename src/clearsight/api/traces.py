@@ -8,10 +8,11 @@
 - ``otlp_traces_grpc``: the same for gRPC (``api/otlp_grpc.py`` maps errors to gRPC codes).
 - ``GET /api/v1/traces/{trace_id}`` (``traces:read``): the caller's organisation's spans of one
   trace (32 hex digits), ordered by start time: ``{"status": "success", "data": {"traceId", "spans":
-  [...], "truncated"}}``, at most ``MAX_SPANS_PER_TRACE`` spans (the earliest; ``truncated`` is true
-  when the trace has more); 400 for a malformed id, 404 when the organisation has no span of it; run
-  on the query pool under admission control (503 + Retry-After when its queue is full). This is the
-  only trace read: no search, no Tempo or Jaeger API, no trace view in the UI yet (a later issue).
+  [...], "truncated"}}``: the earliest spans, at most ``MAX_SPANS_PER_TRACE`` and ``MAX_TRACE_BYTES``
+  of them (``spans_interface``), ``truncated`` true when the trace has more; 400 for a malformed id,
+  404 when the organisation has no span of it; run on the query pool under admission control (503 +
+  Retry-After when its queue is full). This is the only trace read: no search, no Tempo or Jaeger
+  API, no trace view in the UI yet (a later issue).
 
 Bodies are decoded and submitted in the server's ingest executor, never on the event loop.
 Self-metrics: ``clearsight_write_requests_total`` / ``clearsight_rejected_requests_total`` by
@@ -52,7 +53,7 @@ from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.span_ingestor import SpanIngestor, SpanIngestResult
 from clearsight.query.governor import QueryGovernor
 from clearsight.selfmetrics import SelfMetrics
-from clearsight.store.spans_interface import MAX_SPANS_PER_TRACE, SpanStore
+from clearsight.store.spans_interface import SpanStore
 
 log = logging.getLogger("clearsight.api.traces")
 
@@ -181,22 +182,21 @@ class TraceSurfaces:
     # --- the read ---------------------------------------------------------------------------------
 
     async def get_trace(self, request: Request) -> Response:
-        """The spans of one trace of the caller's organisation, ordered by start time (the earliest
-        ``MAX_SPANS_PER_TRACE``; one more is read to know whether the trace has more)."""
+        """The spans of one trace of the caller's organisation, ordered by start time (the earliest,
+        within the bounds of ``SpanStore.read_trace``)."""
         text = request.path_params["trace_id"]
         try:
             tenant = self.tenant_of(request)
             trace_id = parse_trace_id(text)
-            spans = await governed(self.governor, request, tenant,
-                                   lambda: self.store.trace(tenant, trace_id, MAX_SPANS_PER_TRACE + 1))
+            read = await governed(self.governor, request, tenant, lambda: self.store.read_trace(tenant, trace_id))
         except IngestError as e:
             return ingest_error_response(e)
         except ApiError as e:
             return api_error_response(e)
-        if not spans:
+        if not read.spans:
             return error_response(ApiError("not_found", f"trace {text.lower()} not found"))
-        return success({"traceId": trace_id.hex(), "spans": [span_json(s) for s in spans[:MAX_SPANS_PER_TRACE]],
-                        "truncated": len(spans) > MAX_SPANS_PER_TRACE})
+        return success({"traceId": trace_id.hex(), "spans": [span_json(s) for s in read.spans],
+                        "truncated": read.truncated})
 
     # --- mounting ---------------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ ClickHouse or another engine in a later trace issue) implements it.
 - ``append`` returns a future that resolves only after the batch is committed (a ``kill -9``
   after that loses nothing); a batch is all-or-nothing. Spans are not deduplicated: the same span
   sent twice is kept twice (``x-idempotency-key`` is the way to retry without writing twice).
-- ``trace`` returns the tenant's spans of one trace ordered by start time (then span id), at most
-  ``limit``; an unknown trace (or another tenant's) is an empty list.
+- ``read_trace`` returns the tenant's spans of one trace ordered by start time (then span id): the
+  earliest, at most ``limit`` of them and no more than fit in ``max_bytes`` of ``Span.text_size``
+  (at least one), and whether the trace has more (``truncated``); an unknown trace (or another
+  tenant's) has no spans. ``trace`` is its list of spans.
 - retention: ``apply_retention(now_ns)`` removes spans that started before ``now_ns - retention``
   (whole time partitions; younger spans are always kept) and returns how many it removed.
 
@@ -23,11 +25,18 @@ from typing import Protocol
 from clearsight.model.spans import Span, SpanBatch
 
 MAX_SPANS_PER_TRACE = 10_000  # a trace read returns at most this many spans (the oldest by start time)
+MAX_TRACE_BYTES = 32 * 1024 * 1024  # ... and stops before their Span.text_size passes this
 
 
 @dataclass
 class SpanAppendResult:
     spans_written: int = 0
+
+
+@dataclass
+class TraceRead:
+    spans: list[Span]
+    truncated: bool  # the trace has more spans than these (over the count or the size bound)
 
 
 @dataclass
@@ -44,6 +53,10 @@ class SpanStore(Protocol):
         """Queues the batch; the future resolves after commit. Raises ``store.interface.Overloaded``
         at once when too many batches wait, ``StoreClosed`` when shut down; the future fails with
         ``InvalidBatch`` or ``StoreError`` (nothing written)."""
+        ...
+
+    def read_trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE,
+                   max_bytes: int = MAX_TRACE_BYTES) -> TraceRead:
         ...
 
     def trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE) -> list[Span]:

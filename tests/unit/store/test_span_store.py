@@ -241,3 +241,26 @@ def test_a_batch_that_cannot_be_encoded_fails_its_future_and_the_store_keeps_wor
         assert spans.append("t", SpanBatch([_span(8, 2, T0)])).result().spans_written == 1
         assert [s.span_id for s in spans.trace("t", (8).to_bytes(16, "big"))] == [(2).to_bytes(8, "big")]
         spans.close()
+
+
+def test_a_trace_read_is_bounded_by_count_and_size_and_says_it_is_truncated(tmp_path: Path) -> None:
+    with EmbeddedLogStore(tmp_path) as logs:
+        spans = EmbeddedSpanStore(logs)
+        # 6 spans whose names are 10,000 characters, written out of start order
+        big = [_span(9, i + 1, T0 + 100 - i, name=str(i) * 10_000) for i in range(6)]
+        spans.append("t", SpanBatch(big)).result()
+        tid = (9).to_bytes(16, "big")
+        by_start = sorted(big, key=lambda s: s.start_ns)
+        whole = spans.read_trace("t", tid)
+        assert (whole.spans, whole.truncated) == (by_start, False)
+        assert (spans.read_trace("t", tid, limit=6).truncated, spans.read_trace("t", tid, limit=5).spans) == (
+            False, by_start[:5])
+        assert spans.read_trace("t", tid, limit=5).truncated is True
+        # each span holds a bit over 10,000 (the name, ids, the other text): 35,000 fit three of them
+        by_size = spans.read_trace("t", tid, max_bytes=35_000)
+        assert (by_size.spans, by_size.truncated) == (by_start[:3], True)
+        # a single span larger than the bound is still answered (a trace never reads as empty)
+        one = spans.read_trace("t", tid, max_bytes=10)
+        assert (one.spans, one.truncated) == (by_start[:1], True)
+        assert spans.read_trace("other", tid).spans == []
+        spans.close()

@@ -46,7 +46,13 @@ from clearsight.store.embedded.span_schema import (
 from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed, StoreError
 from clearsight.store.kernel.database import is_fatal
 from clearsight.store.kernel.writer import retry_after_estimate
-from clearsight.store.spans_interface import MAX_SPANS_PER_TRACE, SpanAppendResult, SpanStoreStats
+from clearsight.store.spans_interface import (
+    MAX_SPANS_PER_TRACE,
+    MAX_TRACE_BYTES,
+    SpanAppendResult,
+    SpanStoreStats,
+    TraceRead,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -259,23 +265,36 @@ class EmbeddedSpanStore:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE) -> list[Span]:
+    def read_trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE,
+                   max_bytes: int = MAX_TRACE_BYTES) -> TraceRead:
         for attempt in range(3):
             with self._host.reader() as con:
                 days = self._days(con)
                 if not days:
-                    return []
+                    return TraceRead([], False)
                 sql = " UNION ALL ".join(
                     f"SELECT {_SELECT} FROM {partition_name(d)} WHERE tenant = ? AND trace_id = ?" for d in days)
                 params: list[Any] = [x for _ in days for x in (tenant, trace_id)]
-                try:
-                    rows = con.execute(f"{sql} ORDER BY start_ns, span_id LIMIT {int(limit)}", params).fetchall()
+                try:  # one span more than the limit says whether the trace has more
+                    cur = con.execute(f"{sql} ORDER BY start_ns, span_id LIMIT {int(limit) + 1}", params)
                 except duckdb.CatalogException:
                     if attempt == 2:
                         raise
                     continue  # a day table was dropped by retention meanwhile
-            return [_span_of(r) for r in rows]
-        return []
+                spans: list[Span] = []
+                size = 0
+                while rows := cur.fetchmany(256):  # in slices: stop reading once the size bound is reached
+                    for r in rows:
+                        span = _span_of(r)
+                        size += span.text_size()
+                        if len(spans) == limit or (spans and size > max_bytes):
+                            return TraceRead(spans, True)
+                        spans.append(span)
+                return TraceRead(spans, False)
+        return TraceRead([], False)
+
+    def trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE) -> list[Span]:
+        return self.read_trace(tenant, trace_id, limit).spans
 
     def stats(self) -> SpanStoreStats:
         with self._lock:
