@@ -47,10 +47,13 @@ def _dataset() -> LogBatchBuilder:
     return b
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedLogStore]:
-    st = EmbeddedLogStore(Path(tmp_path_factory.mktemp("logql")))
+# every case runs on rows in the day's head and on rows sealed into blocks (seal_rows=1)
+@pytest.fixture(scope="module", params=[100_000, 1], ids=["head", "sealed"])
+def store(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[EmbeddedLogStore]:
+    st = EmbeddedLogStore(Path(tmp_path_factory.mktemp("logql")), seal_rows=request.param)
     st.append(TENANT, _dataset().build()).result()
+    st.sync()
+    assert request.param != 1 or not any(st._head.values())  # sealed: every row is in a block
     try:
         yield st
     finally:

@@ -32,9 +32,10 @@ BODIES = ['{"status": 500, "lvl": "error"}', '{"status": 200, "lvl": "info"}', '
           '{"status": -5, "lvl": ""}', '{"status": 501, "app": "shadowed", "lvl": "warn"}']
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedLogStore]:
-    st = EmbeddedLogStore(Path(tmp_path_factory.mktemp("prefilter")))
+# every case runs on rows in the day's head and on rows sealed into blocks (seal_rows=1)
+@pytest.fixture(scope="module", params=[100_000, 1], ids=["head", "sealed"])
+def store(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[EmbeddedLogStore]:
+    st = EmbeddedLogStore(Path(tmp_path_factory.mktemp("prefilter")), seal_rows=request.param)
     b = LogBatchBuilder()
     plain = b.stream(make_labels({"app": "p"}))
     shadow = b.stream(make_labels({"app": "s", "status": "999"}))  # a stream label named like the field
@@ -43,6 +44,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedLogStore
         b.add(plain, T0 + (i + 1) * S, body, attributes=meta)
         b.add(shadow, T0 + (i + 1) * S, body)
     st.append("pf", b.build()).result()
+    st.sync()
+    assert request.param != 1 or not any(st._head.values())  # sealed: every row is in a block
     try:
         yield st
     finally:
