@@ -13,7 +13,7 @@ the log store seals its heads and checkpoints), measures ``logs.duckdb``, restar
 ``| json | status >= 500`` counted) against a grep counting the same in one pass. CPU figures are
 the server process's user+system time (``/proc/<pid>/stat``), which a shared machine's load does
 not inflate the way it does wall time. The defaults are the issue's 10M lines in a 24 h window (about
-15 minutes here and ~8 GB of memory for the generated requests); the server runs with
+20 minutes here and a few GB of memory for the generated requests); the server runs with
 ``query.timeout`` 30m, and a refused query prints its status and answer. Not a test: figures depend
 on the (shared) machine.
 """
