@@ -5,12 +5,14 @@ before the first span; acknowledged span batches survive ``kill -9`` of the proc
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import sys
 import tempfile
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -264,3 +266,43 @@ def test_a_trace_read_is_bounded_by_count_and_size_and_says_it_is_truncated(tmp_
         assert (one.spans, one.truncated) == (by_start[:1], True)
         assert spans.read_trace("other", tid).spans == []
         spans.close()
+
+
+class _BrokenDatabase:
+    """A writer connection whose every statement fails as a database DuckDB invalidated does."""
+
+    def execute(self, sql: str, *args: object) -> None:
+        raise duckdb.FatalException(f"database has been invalidated ({sql})")
+
+
+class _HeldThenBrokenHost:
+    """Holds the first writer call (the append's drain request, never run); runs later ones at once
+    on a broken database (fault injection: a fatal commit error is not reproducible on a real file)."""
+
+    def __init__(self) -> None:
+        self.held: list[object] = []
+
+    def run_on_writer(self, fn: Any) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if not self.held:
+            self.held.append(fn)
+            return fut
+        try:
+            fut.set_result(fn(_BrokenDatabase()))
+        except Exception as e:  # as the log store's writer hands back what fn raised
+            fut.set_exception(e)
+        return fut
+
+    def reader(self) -> Any:
+        raise AssertionError("no read in this test")
+
+
+def test_close_whose_last_commit_breaks_the_database_fails_those_batches_and_returns() -> None:
+    # the server closes the log store, usage and auth after the span store: close must not raise
+    spans = EmbeddedSpanStore(_HeldThenBrokenHost())
+    fut = spans.append("t", SpanBatch([_span(4, 1, T0)]))
+    spans.close()
+    with pytest.raises(StoreError, match="invalidated"):
+        fut.result(timeout=0)
+    with pytest.raises(StoreClosed):
+        spans.append("t", SpanBatch([_span(4, 2, T0)]))

@@ -207,7 +207,8 @@ class EmbeddedSpanStore:
             a.future.set_result(SpanAppendResult(spans_written=len(a.batch)))
 
     def close(self) -> None:
-        """Commits what is queued (the log store must still be open), then refuses new writes."""
+        """Commits what is queued (the log store must still be open), then refuses new writes. Never
+        raises: a batch that could not be committed fails its own future."""
         with self._lock:
             if self._closed:
                 return
@@ -221,6 +222,9 @@ class EmbeddedSpanStore:
                     left, self._pending = self._pending, []
                 for a in left:
                     a.future.set_exception(StoreClosed("span store closed before this batch was written"))
+            except Exception:  # the drain's commit broke the database: its batches' futures already
+                # hold the error (logged by _drain); the stores closed after this one must still close
+                log.warning("span store closed after its last commit failed")
 
     # --- retention -------------------------------------------------------------------------------
 
