@@ -87,7 +87,8 @@ def test_no_span_table_until_the_first_span(tmp_path: Path) -> None:
                                                                        partition_name(20_001)]
 
 
-def test_concurrent_appends_commit_in_groups(tmp_path: Path) -> None:
+def test_concurrent_appends_all_commit(tmp_path: Path) -> None:
+    # (that queued batches share one transaction is shown deterministically by the full-queue test below)
     with EmbeddedLogStore(tmp_path) as logs:
         spans = EmbeddedSpanStore(logs)
 
@@ -102,7 +103,7 @@ def test_concurrent_appends_commit_in_groups(tmp_path: Path) -> None:
             t.join()
         assert all(len(spans.trace("t", (k + 1).to_bytes(16, "big"))) == 20 for k in range(4))
         st = spans.stats()
-        assert st.spans_written_total == 80 and st.commits_total <= 80 and st.queue_depth == 0
+        assert st.spans_written_total == 80 and st.queue_depth == 0
         spans.close()
         with pytest.raises(StoreClosed):
             spans.append("t", SpanBatch([_span(1, 1, T0)]))
