@@ -44,15 +44,6 @@ class Span:
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
 
-    def text_size(self) -> int:
-        """What the span holds: its ids' bytes plus the characters of its text fields (names,
-        messages, attribute keys and values); the bound of a trace read (``spans_interface``)."""
-        return (len(self.trace_id) + len(self.span_id) + len(self.parent_span_id) + len(self.name)
-                + len(self.status_message) + len(self.service_name) + len(self.scope_name)
-                + len(self.scope_version) + len(self.trace_state)
-                + sum(map(len, self.attr_keys)) + sum(map(len, self.attr_values))
-                + sum(map(len, self.resource_keys)) + sum(map(len, self.resource_values)))
-
 
 @dataclass
 class SpanBatch:

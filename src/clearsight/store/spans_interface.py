@@ -7,8 +7,8 @@ ClickHouse or another engine in a later trace issue) implements it.
   after that loses nothing); a batch is all-or-nothing. Spans are not deduplicated: the same span
   sent twice is kept twice (``x-idempotency-key`` is the way to retry without writing twice).
 - ``read_trace`` returns the tenant's spans of one trace ordered by start time (then span id): the
-  earliest, at most ``limit`` of them and no more than fit in ``max_bytes`` of ``Span.text_size``
-  (at least one), and whether the trace has more (``truncated``); an unknown trace (or another
+  earliest, at most ``limit`` of them and no more than fit in ``max_bytes`` (the UTF-8 bytes of their
+  ids and text fields; at least one span), and whether the trace has more (``truncated``); an unknown trace (or another
   tenant's) has no spans. ``trace`` is its list of spans.
 - retention: ``apply_retention(now_ns)`` removes spans that started before ``now_ns - retention``
   (whole time partitions; younger spans are always kept) and returns how many it removed.
@@ -25,7 +25,7 @@ from typing import Protocol
 from clearsight.model.spans import Span, SpanBatch
 
 MAX_SPANS_PER_TRACE = 10_000  # a trace read returns at most this many spans (the oldest by start time)
-MAX_TRACE_BYTES = 32 * 1024 * 1024  # ... and stops before their Span.text_size passes this
+MAX_TRACE_BYTES = 32 * 1024 * 1024  # ... and stops before their ids and text pass this many bytes
 
 
 @dataclass

@@ -266,6 +266,10 @@ def test_a_trace_read_is_bounded_by_count_and_size_and_says_it_is_truncated(tmp_
         one = spans.read_trace("t", tid, max_bytes=10)
         assert (one.spans, one.truncated) == (by_start[:1], True)
         assert spans.read_trace("other", tid).spans == []
+        # the bound is in UTF-8 bytes: names of 6,000 "é" are 12,000 bytes, so 25,000 fit two such spans
+        wide = [_span(10, i + 1, T0 + i, name="é" * 6_000) for i in range(4)]
+        spans.append("t", SpanBatch(wide)).result()
+        assert spans.read_trace("t", (10).to_bytes(16, "big"), max_bytes=25_000).spans == wide[:2]
         spans.close()
 
 

@@ -57,6 +57,14 @@ from clearsight.store.spans_interface import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SELECT = ", ".join(COLUMN_NAMES)
+# What a span holds, in UTF-8 bytes: its ids and every text field (the size bound of a trace read).
+_SIZE = " + ".join([
+    *(f"coalesce(octet_length({c}), 0)" for c in ("trace_id", "span_id", "parent_span_id")),
+    *(f"coalesce(strlen({c}), 0)" for c in ("name", "status_message", "service_name", "scope_name", "scope_version",
+                                            "trace_state")),
+    *(f"coalesce(strlen(array_to_string({c}, '')), 0)" for c in ("attr_keys", "attr_values", "resource_keys",
+                                                                   "resource_values")),
+])
 _VIEW = "_clearsight_spans"
 
 
@@ -108,6 +116,23 @@ def _span_of(row: tuple[Any, ...]) -> Span:
     return Span(bytes(tid), bytes(sid), bytes(parent or b""), name, int(kind), int(start), int(end), int(code),
                 msg, service, tuple(ak), tuple(av), tuple(rk), tuple(rv), scope, version, state, int(events),
                 int(links))
+
+
+def _union(columns: str, days: list[int]) -> str:
+    """``columns`` of a tenant's trace (parameters: tenant, trace id per day) over the day tables."""
+    return " UNION ALL ".join(f"SELECT {columns} FROM {partition_name(d)} WHERE tenant = ? AND trace_id = ?"
+                              for d in days)
+
+
+def _fitting(sizes: list[int], limit: int, max_bytes: int) -> int:
+    """How many of the spans of these sizes (in order) a read answers: at most ``limit``, and no
+    more than fit in ``max_bytes`` (the first always)."""
+    total = 0
+    for i, size in enumerate(sizes[:limit]):
+        total += size
+        if i and total > max_bytes:
+            return i
+    return min(len(sizes), limit)
 
 
 def _check(tenant: str, batch: SpanBatch) -> None:
@@ -271,30 +296,30 @@ class EmbeddedSpanStore:
 
     def read_trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE,
                    max_bytes: int = MAX_TRACE_BYTES) -> TraceRead:
+        """Two statements in one snapshot: the sizes of the first ``limit + 1`` spans (small rows;
+        one more than the limit says whether the trace has more), then the spans that fit, so
+        neither DuckDB nor Python holds more than the bound of whole spans."""
         for attempt in range(3):
             with self._host.reader() as con:
                 days = self._days(con)
                 if not days:
                     return TraceRead([], False)
-                sql = " UNION ALL ".join(
-                    f"SELECT {_SELECT} FROM {partition_name(d)} WHERE tenant = ? AND trace_id = ?" for d in days)
                 params: list[Any] = [x for _ in days for x in (tenant, trace_id)]
-                try:  # one span more than the limit says whether the trace has more
-                    cur = con.execute(f"{sql} ORDER BY start_ns, span_id LIMIT {int(limit) + 1}", params)
+                order = "ORDER BY start_ns, span_id"
+                try:
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        sizes = con.execute(f"{_union(f'start_ns, span_id, {_SIZE} AS size', days)} {order} "
+                                            f"LIMIT {int(limit) + 1}", params).fetchall()
+                        n = _fitting([int(r[2]) for r in sizes], limit, max_bytes)
+                        rows = con.execute(f"{_union(_SELECT, days)} {order} LIMIT {n}", params).fetchall() if n else []
+                    finally:
+                        con.execute("ROLLBACK")  # it only read
                 except duckdb.CatalogException:
                     if attempt == 2:
                         raise
                     continue  # a day table was dropped by retention meanwhile
-                spans: list[Span] = []
-                size = 0
-                while rows := cur.fetchmany(256):  # in slices: stop reading once the size bound is reached
-                    for r in rows:
-                        span = _span_of(r)
-                        size += span.text_size()
-                        if len(spans) == limit or (spans and size > max_bytes):
-                            return TraceRead(spans, True)
-                        spans.append(span)
-                return TraceRead(spans, False)
+            return TraceRead([_span_of(r) for r in rows], n < len(sizes))
         return TraceRead([], False)
 
     def trace(self, tenant: str, trace_id: bytes, limit: int = MAX_SPANS_PER_TRACE) -> list[Span]:
