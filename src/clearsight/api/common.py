@@ -91,7 +91,9 @@ MAX_FORM_BYTES = 4 * 1024 * 1024
 
 async def params(request: Request) -> ImmutableMultiDict[str, Any]:
     """Query-string and (for POST) urlencoded form parameters, merged like Prometheus does."""
-    items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    # As Starlette's ``request.query_params`` parses it, without its two intermediate dicts.
+    items: list[tuple[str, Any]] = urllib.parse.parse_qsl(request.scope["query_string"].decode("latin-1"),
+                                                          keep_blank_values=True)
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("application/x-www-form-urlencoded"):

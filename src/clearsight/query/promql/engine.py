@@ -365,12 +365,18 @@ class Evaluator:
     # ---- selectors ----
 
     def vector_selector(self, e: VectorSelector, ts: I64) -> VectorSteps:
-        eff = self.effective_times(e.offset, e.at, ts)
+        # Neither offset nor @ (most selectors): the steps as they are, no array arithmetic.
+        plain = e.at is None and type(e.offset) is int and e.offset == 0
+        eff = ts if plain else self.effective_times(e.offset, e.at, ts)
         k = ts.shape[0]
         if k == 0:
             return VectorSteps.empty(0)
-        lo = int(eff.min()) - self.lookback + 1
-        hi = int(eff.max())
+        if k == 1:  # an instant query: no reductions over a one-element array
+            hi = int(eff[0])
+            lo = hi - self.lookback + 1
+        else:
+            lo = int(eff.min()) - self.lookback + 1
+            hi = int(eff.max())
         if e.smoothed:
             smoothed = self._smoothed_selector(e, eff)
             if self.count_samples:
@@ -997,9 +1003,9 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
         _check_unique([s.labels for s in out])
         out.sort(key=lambda s: s.labels)
         return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
-    v = apply_drop_name(val)
-    v = merge_rows(compact(v), strict=True)
-    v = compact(v)
+    v = compact(apply_drop_name(val))
+    merged = merge_rows(v, strict=True)
+    v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
     if instant and v.hist is None:  # one step, every row present after compact: plain slices
         values = v.values
         return QueryResult("vector", [SeriesResult(lbl, ts.copy(), values[i, :1].copy())
