@@ -518,6 +518,9 @@ class EmbeddedLogStore:
                 log.exception("sealing the log head of %s failed; its rows stay in the head", partition_name(day))
                 with contextlib.suppress(duckdb.Error):
                     self._wcon.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    self._load_state()  # memory follows the database, whatever the seal got to
+                self._head[day] = 0  # retried once another seal_rows rows arrived, not after every commit
         # Checkpoint right after a seal, heads empty: head rows written into the file only to be
         # deleted at the next seal would leave free blocks behind (the file never shrinks).
         with contextlib.suppress(OSError, duckdb.Error):

@@ -250,3 +250,31 @@ def test_a_version_1_file_is_upgraded_and_sealed_later(tmp_path: Path) -> None:
     finally:
         con.close()
     assert (version, head, sealed) == ([("2",)], 0, 31)
+
+
+def test_a_failed_seal_leaves_the_rows_in_the_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from clearsight.store.embedded import log_blocks
+
+    def broken(*_a: object) -> None:
+        raise RuntimeError("encoder broke")
+
+    first = [_e("a", T0 + i, f"first {i}") for i in range(12)]
+    later = [_e("a", T0 + 100 + i, f"later {i}") for i in range(12)]
+    with EmbeddedLogStore(tmp_path, seal_rows=10) as s:
+        with monkeypatch.context() as m:
+            m.setattr(log_blocks, "encode", broken)
+            s.append("t", LogBatch.from_entries(first)).result()
+            s.sync()
+        assert "sealing the log head" in caplog.text
+        assert s.select("t", [], *ALL, limit=100, direction="forward").entries() == first
+        s.append("t", LogBatch.from_entries(later)).result()  # the next seal takes the whole head
+        s.sync()
+        assert s.select("t", [], *ALL, limit=100, direction="forward").entries() == first + later
+    con = duckdb.connect(str(tmp_path / "logs.duckdb"), read_only=True)
+    try:
+        head = con.execute(f"SELECT count(*) FROM {partition_name(T0 // DAY_NS)}").fetchall()[0][0]
+        sealed = con.execute(f"SELECT sum(n) FROM {blocks_name(T0 // DAY_NS, 0)}").fetchall()[0][0]
+    finally:
+        con.close()
+    assert (head, sealed) == (0, 24)
