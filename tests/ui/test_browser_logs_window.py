@@ -140,11 +140,13 @@ def test_live_tail_into_a_windowed_list_keeps_the_rows_being_read_in_place(serve
         "async () => { const el = document.querySelector('[data-testid=log-scroll]');"
         " const read = () => { const top = el.getBoundingClientRect().top;"
         " const row = [...el.querySelectorAll('li.logrow')].find(r => r.getBoundingClientRect().bottom > top + 1);"
-        " return JSON.stringify([row.querySelector('.logline').textContent,"
-        " Math.round(row.getBoundingClientRect().top - top)]); };"
+        " return row ? JSON.stringify([row.querySelector('.logline').textContent,"
+        " Math.round(row.getBoundingClientRect().top - top)]) : null; };"
+        # read at once after setting scrollTop, the rows of the new position are not rendered yet (they are by the
+        # next frame, before it is painted): wait until two frames apart agree on a row
         " const frame = () => new Promise(r => requestAnimationFrame(r));"
         " let prev = read(); for (;;) { await frame(); await frame(); const cur = read();"
-        " if (cur === prev) return JSON.parse(cur); prev = cur; } }"
+        " if (cur !== null && cur === prev) return JSON.parse(cur); prev = cur; } }"
     )
     reading = page.evaluate(top_row)
     assert reading[0].startswith("tailed line 1")
