@@ -82,6 +82,7 @@ def test_create_a_recurring_silence_see_its_window_mute_then_delete_it(server: P
          ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"], "00:00", "00:00", "UTC",
          "all day")
     form.get_by_role("button", name="Create recurring silence").click()
+    section.locator("tr[data-schedule]").nth(1).wait_for()  # listed once created
     allday = next(s for s in schedules(server.url) if s["comment"] == "all day")
     assert (allday["startTime"], allday["endTime"]) == ("00:00", "24:00")
     all_row = section.locator(f'tr[data-schedule="{allday["id"]}"]')
