@@ -14,7 +14,7 @@
   Refusals close the connection. The route then gets the body in one piece.
 - ``header_deadline_protocol(seconds)`` is uvicorn's httptools protocol with a deadline for the
   request line and headers: a connection that has not completed its headers that long after it
-  was opened (or after its previous response, for the next request) is closed (slowloris); one
+  was opened (or after the first byte of its next request) is closed (slowloris); one
   periodic sweep per listener checks the deadlines (a quarter of the deadline apart, at most 5 s),
   not a timer per request. The protocol also sends a response's status line and headers together
   with its body (one send instead of two).
