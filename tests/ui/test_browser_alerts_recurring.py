@@ -118,8 +118,11 @@ def test_a_recurring_silence_from_an_alerts_row(server: Proc, browser: Any) -> N
     page.get_by_role("button", name="Recurring silence for UiDiskAlmostFull").click()
     form = page.get_by_test_id("schedule-form")
     matchers = form.get_by_label("Matchers")
+    # the form is filled and focused after the click has re-rendered the page: wait for both
+    page.wait_for_function(
+        "() => document.activeElement === document.querySelector('[data-testid=schedule-form] input')",
+        timeout=10_000)
     assert 'alertname="UiDiskAlmostFull"' in matchers.input_value() and 'team="storage"' in matchers.input_value()
-    assert page.evaluate("document.activeElement === document.querySelector('[data-testid=schedule-form] input')")
     assert tab.console_errors() == []
 
 
