@@ -22,6 +22,7 @@ import {
 } from '../dashboards';
 import { formatValue } from '../format';
 import { linkClick, navigate, useLocation } from '../router';
+import { useSettled } from '../settled';
 
 const REFRESH_MS = 30_000;
 
@@ -213,6 +214,7 @@ function PanelView({ panel, values, range, tick, index }: { panel: Panel; values
   );
 }
 
+const PREVIEW_SETTLE_MS = 500;
 const NEW_PANEL: Panel = { title: 'New panel', type: 'timeseries', query: '', unit: '', width: 1 };
 
 function Editor({ draft, setDraft }: { draft: Dashboard; setDraft: (d: Dashboard) => void }) {
@@ -381,7 +383,9 @@ function DashboardView({ id, mayEdit }: { id: string; mayEdit: boolean }) {
     }
   };
 
-  const shown = draft ?? dash;
+  // While editing, the panels preview the draft as it was when typing paused (no query per keystroke).
+  const settledDraft = useSettled(draft, PREVIEW_SETTLE_MS);
+  const shown = draft ? settledDraft ?? draft : dash;
   return (
     <section aria-labelledby="dashboard-title">
       <p class="small">
