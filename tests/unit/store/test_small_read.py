@@ -4,6 +4,7 @@ from its chunks then its head rows; None exactly when a series' pieces overlap i
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import given, settings
@@ -24,20 +25,27 @@ series_st = st.dictionaries(
 )
 
 
-def _labels(sid: int) -> Labels:
-    # label order differs from id order: id 6 sorts first
-    return make_labels({"__name__": "m", "k": f"v{7 - sid}"})
+def _labels(sid: int, by_id: bool = False) -> Labels:
+    # label order differs from id order (id 6 sorts first), or is id order
+    return make_labels({"__name__": "m", "k": f"v{sid if by_id else 7 - sid}"})
 
 
-def _order(sub: IdArray) -> Order:
-    labels = [_labels(s) for s in sub.tolist()]
-    perm = sorted(range(len(labels)), key=labels.__getitem__)
-    return [labels[i] for i in perm], np.asarray(perm, dtype=np.int64)
+def _order(by_id: bool) -> Callable[[IdArray], Order]:
+    def order(sub: IdArray) -> Order:
+        labels = [_labels(s, by_id) for s in sub.tolist()]
+        perm = sorted(range(len(labels)), key=labels.__getitem__)
+        if perm == list(range(len(labels))) and by_id:
+            return labels, None  # as LabelOrder answers ids already in label order
+        return [labels[i] for i in perm], np.asarray(perm, dtype=np.int64)
+
+    return order
 
 
 @settings(max_examples=300, deadline=None)
-@given(series_st)
-def test_matches_reference(series: dict[int, tuple[list[list[int]], list[int]]]) -> None:
+@given(series_st, st.booleans())
+def test_matches_reference(series: dict[int, tuple[list[list[int]], list[int]]], by_id: bool) -> None:
+    """``by_id``: series in id order are in label order, so chunk-only reads are the decoded
+    columns in storage order (answered without concatenating)."""
     ids = np.asarray(sorted(series), dtype=np.uint32)
     c_sid: list[int] = []
     kept: list[int] = []
@@ -54,7 +62,7 @@ def test_matches_reference(series: dict[int, tuple[list[list[int]], list[int]]])
             c_ts.extend(c)
         h_rows.extend((sid, t) for t in sorted(head))
         pieces[sid] = [c for c in chunks if c] + ([sorted(head)] if head else [])
-        has_head[_labels(sid)] = bool(head)
+        has_head[_labels(sid, by_id)] = bool(head)
     c_ts_a = np.asarray(c_ts, dtype=np.int64)
     h_sid = np.asarray([r[0] for r in h_rows], dtype=np.uint32)
     h_ts = np.asarray([r[1] for r in h_rows], dtype=np.int64)
@@ -67,14 +75,14 @@ def test_matches_reference(series: dict[int, tuple[list[list[int]], list[int]]])
         h_sid,
         h_ts,
         h_ts.astype(np.float64) + 0.25,
-        _order,
+        _order(by_id),
     )
     overlap = any(any(p[-1] >= q[0] for p, q in itertools.pairwise(ps)) for ps in pieces.values())
     if overlap:
         assert got is None
         return
     assert got is not None
-    want = sorted((_labels(sid), ps) for sid, ps in pieces.items() if ps)
+    want = sorted((_labels(sid, by_id), ps) for sid, ps in pieces.items() if ps)
     assert got.labels == [w[0] for w in want]
     for i, (labels, ps) in enumerate(want):
         a, b = int(got.offsets[i]), int(got.offsets[i + 1])
@@ -83,3 +91,4 @@ def test_matches_reference(series: dict[int, tuple[list[list[int]], list[int]]])
         want_vals = [t + 0.5 for p in chunk_ps for t in p] + [t + 0.25 for p in head_ps for t in p]
         assert got.values[a:b].tolist() == want_vals
     assert got.timestamps.flags.writeable and got.values.flags.writeable
+    assert not np.shares_memory(got.timestamps, c_ts_a)  # the decoded columns may be cached: a copy

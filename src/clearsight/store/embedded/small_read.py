@@ -11,6 +11,7 @@ pieces (late samples compacted after newer ones) return None and the general pat
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -63,6 +64,7 @@ def assemble_small(
     lens: list[int] = []
     sub = ids[present] if len(present) < k else ids
     labels, perm = order(sub)
+    follows = 0  # where the next piece starts when the pieces are the chunk columns in storage order
     for j in perm.tolist() if perm is not None else range(len(present)):
         last = None
         n_series = 0
@@ -74,10 +76,11 @@ def assemble_small(
             ts_parts.append(ts_col[p:q])
             val_parts.append((h_val if head else c_val)[p:q])
             n_series += q - p
+            follows = q if follows >= 0 and not head and p == follows else -1
         lens.append(n_series)
-    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-    offsets[1:] = lens
-    np.cumsum(offsets, out=offsets)
+    offsets = np.fromiter(itertools.accumulate(lens, initial=0), dtype=np.int64, count=len(lens) + 1)
+    if follows == c_ts.shape[0]:  # the decoded columns as they are (a copy: they may be cached)
+        return SeriesData(labels, offsets, c_ts.copy(), c_val.copy())
     ts = np.concatenate(ts_parts) if len(ts_parts) > 1 else ts_parts[0].copy()
     vals = np.concatenate(val_parts) if len(val_parts) > 1 else val_parts[0].copy()
     return SeriesData(labels, offsets, ts, vals)
