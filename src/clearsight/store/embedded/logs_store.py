@@ -39,19 +39,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from clearsight.lazy_module import lazy_module
 from clearsight.model.labels import Labels, make_labels
 from clearsight.model.logs import SPAN_ID_BYTES, TRACE_ID_BYTES, LogBatch
 from clearsight.model.matchers import Matcher
-from clearsight.store.embedded import log_blocks
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.logs_schema import (
     BLOCK_COLUMNS,
@@ -80,6 +78,16 @@ from clearsight.store.logs_interface import (
     LogSizes,
     LogStoreStats,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from clearsight.store.embedded import log_blocks
+else:  # imported on first use: a server that stores no log line never loads pyarrow (lazy_module.py)
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
+    log_blocks = lazy_module("clearsight.store.embedded.log_blocks")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -28,12 +28,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
+from clearsight.lazy_module import lazy_module
 from clearsight.model.spans import Span, SpanBatch
 from clearsight.store.embedded.span_schema import (
     COLUMN_NAMES,
@@ -53,6 +53,11 @@ from clearsight.store.spans_interface import (
     SpanStoreStats,
     TraceRead,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: a server that stores no span never loads pyarrow (lazy_module.py)
+    pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
