@@ -56,19 +56,20 @@ from clearsight.store.embedded.logs_schema import (
     BLOCKS_PREFIX,
     DAY_NS,
     DDL,
+    LOG_DAYS,
     LOGS_DB_FILE,
     LOGS_SCHEMA_VERSION,
     PARTITION_COLUMNS,
-    PARTITION_PREFIX,
     blocks_name,
     blocks_of,
     day_of,
-    day_of_partition,
     partition_name,
 )
 from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed, StoreError
+from clearsight.store.kernel import retention
 from clearsight.store.kernel.database import Database
 from clearsight.store.kernel.publication import Publication, Retry
+from clearsight.store.kernel.retention import Partition
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 from clearsight.store.logs_interface import (
     BodyPrefilter,
@@ -230,11 +231,7 @@ class EmbeddedLogStore:
         self._load_state()
 
     def _partition_days(self) -> list[int]:
-        names = self._wcon.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND starts_with(table_name, ?)",
-            [PARTITION_PREFIX]).fetchall()
-        days = [day_of_partition(n) for (n,) in names]
-        return sorted(d for d in days if d is not None)
+        return [p.start // DAY_NS for p in LOG_DAYS.list(self._wcon)]
 
     def _load_state(self) -> None:
         """(Re)builds every in-memory structure from the database."""
@@ -600,17 +597,20 @@ class EmbeddedLogStore:
 
     def _retention(self, cutoff_ns: int) -> int:
         """Drops the day tables whose every entry is older than ``cutoff_ns``."""
-        doomed = [d for d in self._days if (d + 1) * DAY_NS <= cutoff_ns]
-        if not doomed:
+        parts = retention.expired((LOG_DAYS.of(d * DAY_NS) for d in self._days), cutoff_ns)
+        if not parts:
             return 0
+        doomed = [p.start // DAY_NS for p in parts]
         removed = sum(self._days[d] for d in doomed)
+
+        def blocks(p: Partition) -> list[str]:  # the day's sealed block tables go with its head
+            day = p.start // DAY_NS
+            return [blocks_name(day, k) for k in sorted({b.k for b in self._dir.get(day, [])})]
+
         with self._pub.publishing():
             self._wcon.execute("BEGIN TRANSACTION")
             try:
-                for d in doomed:
-                    self._wcon.execute(f"DROP TABLE IF EXISTS {partition_name(d)}")
-                    for k in sorted({b.k for b in self._dir.get(d, [])}):
-                        self._wcon.execute(f"DROP TABLE IF EXISTS {blocks_name(d, k)}")
+                retention.drop(self._wcon, parts, also=blocks)
                 self._wcon.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(duckdb.Error):
