@@ -25,6 +25,11 @@ a batch at a time, in time order, stopping when no further block can rank; a blo
 decompressed body lacks a ``|=`` substring is skipped before decoding (``memmem`` on two threads).
 
 Retention drops whole day tables inside a kernel ``Publication`` (reads that overlap it retry).
+
+The file is created by the first write that adds something (a log entry, or a span through
+``run_on_writer``): until then the store runs on the kernel's in-memory stand-in (``Database``,
+``lazy``), so a server that never receives logs, events or spans leaves no ``logs.duckdb`` (an empty
+one took ~140 KiB). Reads before that answer empty, as an empty file would.
 """
 
 from __future__ import annotations
@@ -175,7 +180,7 @@ class EmbeddedLogStore:
         self.tenant_retention_ns = dict(tenant_retention_ns or {})
         self.max_streams_per_tenant = max_streams_per_tenant
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
-                            memory_limit=duckdb_memory_limit, what="log store")
+                            memory_limit=duckdb_memory_limit, what="log store", lazy=True)
         self._wcon = self._db.writer
         self._pub = Publication()
 
@@ -201,7 +206,7 @@ class EmbeddedLogStore:
         self._closed = False
         self._close_lock = threading.Lock()
         try:
-            self._init_schema()
+            self._init_schema(self._wcon)
             self._load_state()
         except BaseException:
             self._db.close()
@@ -210,8 +215,7 @@ class EmbeddedLogStore:
 
     # --- setup -----------------------------------------------------------------------------------
 
-    def _init_schema(self) -> None:
-        con = self._wcon
+    def _init_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("BEGIN TRANSACTION")
         for stmt in DDL:
             con.execute(stmt)
@@ -223,6 +227,13 @@ class EmbeddedLogStore:
         con.execute("COMMIT")
         if row and int(row[0]) not in (1, LOGS_SCHEMA_VERSION):
             raise StoreError(f"{self.path}: log schema version {row[0]}, this build reads {LOGS_SCHEMA_VERSION}")
+
+    def _ensure_file(self) -> None:
+        """Writer thread, before a write that adds something: when the store still runs on the
+        in-memory stand-in, creates ``logs.duckdb`` with the schema and switches to it (the stand-in
+        holds the schema only, so there is no state to reload)."""
+        if self._db.materialize(self._init_schema):
+            self._wcon = self._db.writer
 
     def _reopen(self) -> None:
         """The writer's recovery after the database failed: reopen it, rebuild memory from it."""
@@ -326,11 +337,14 @@ class EmbeddedLogStore:
                 removed += self._writer.command("tenant_retention", (tenant, now_ns - r)).result()
         return removed
 
-    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> concurrent.futures.Future[T]:
+    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *,
+                      adds: bool = True) -> concurrent.futures.Future[T]:
         """Runs ``fn(writer connection)`` on the writer thread, ordered with the log writes, for a store
         keeping its own tables in this file (the span store, ``span_store.py``); ``fn`` runs its own
-        transaction. The future holds what ``fn`` returned or raised. ``StoreClosed`` when closed."""
-        return self._writer.command("call", fn)
+        transaction. The future holds what ``fn`` returned or raised. ``StoreClosed`` when closed.
+        ``adds``: ``fn`` may add data, so the file is created first if it does not exist yet (False for
+        ``fn`` that only drop or delete: it runs on the empty in-memory stand-in then)."""
+        return self._writer.command("call", (fn, adds))
 
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A reader cursor of this file (for the span store)."""
@@ -366,7 +380,10 @@ class EmbeddedLogStore:
         if cmd.kind == "tenant_retention":
             return self._tenant_retention(*cmd.arg)
         if cmd.kind == "call":  # run_on_writer
-            return cmd.arg(self._wcon)
+            fn, adds = cmd.arg
+            if adds:
+                self._ensure_file()
+            return fn(self._wcon)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
@@ -429,6 +446,8 @@ class EmbeddedLogStore:
                 errors[k] = e
         written = 0
         try:
+            if new_streams or new_res or any(len(p[1]) for p in parts):
+                self._ensure_file()
             table = _arrow_of(parts) if parts else None
             days: dict[int, int] = {}
             self._wcon.execute("BEGIN TRANSACTION")

@@ -76,7 +76,8 @@ _VIEW = "_clearsight_spans"
 class WriterHost(Protocol):
     """The store whose file and writer thread the spans share (``EmbeddedLogStore``)."""
 
-    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> concurrent.futures.Future[T]: ...
+    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *,
+                      adds: bool = True) -> concurrent.futures.Future[T]: ...
 
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
@@ -291,7 +292,7 @@ class EmbeddedSpanStore:
                 raise
             return removed
 
-        removed = self._host.run_on_writer(run).result()
+        removed = self._host.run_on_writer(run, adds=False).result()  # drops and deletes only
         self._stats.spans_removed_total += removed
         return removed
 
