@@ -79,6 +79,7 @@ class ServerConfig:
 class StorageConfig:
     data_dir: str = "./data"
     retention: str = "15d"
+    retention_size: str = "0"  # payload of the chunk partitions kept at most (e.g. 50GB); 0 = unbounded
     out_of_order_window: str = "1h"
     write_queue_batches: int = 256
     retention_check_interval: str = "10m"
@@ -255,6 +256,12 @@ class Config:
         return parse_duration_ms(self.storage.retention)
 
     @property
+    def retention_size_bytes(self) -> int:
+        from clearsight.scrape.config import parse_size  # that module imports this one
+
+        return parse_size(self.storage.retention_size, f"{self.source}: storage.retention_size")
+
+    @property
     def out_of_order_window_ms(self) -> int:
         return parse_duration_ms(self.storage.out_of_order_window)
 
@@ -407,6 +414,7 @@ def _validate(cfg: Config) -> None:
     if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", cfg.storage.duckdb_memory_limit):
         raise ConfigError(f"{cfg.source}: storage.duckdb_memory_limit: expected a size such as 192MB or 1GiB, "
                           f"got {cfg.storage.duckdb_memory_limit!r}")
+    cfg.retention_size_bytes  # noqa: B018  (raises ConfigError when it is not a size)
     if cfg.storage.duckdb_threads < 1:
         raise ConfigError(f"{cfg.source}: storage.duckdb_threads: must be at least 1")
     for key in ("price_per_million_samples", "price_per_gib_logs", "price_per_thousand_queries",

@@ -103,6 +103,15 @@ class _StoreCollector(Collector):
         yield _counter("clearsight_store_out_of_order_samples_total",
                        "Samples written older than their series' newest sample.", s.out_of_order_total)
         yield _gauge("clearsight_store_writer_up", "1 when the writer thread is alive.", int(s.writer_alive))
+        yield _gauge("clearsight_store_partitions", "Time partitions holding compacted samples.", s.partitions)
+        yield _gauge("clearsight_store_partition_bytes",
+                     "Compressed payload in the time partitions (what storage.retention_size bounds).",
+                     s.partition_bytes)
+        yield _counter("clearsight_store_partitions_dropped_total", "Time partitions dropped by retention.",
+                       s.partitions_dropped_total)
+        yield _counter("clearsight_store_partition_bytes_dropped_total",
+                       "Compressed payload of the time partitions dropped by retention.",
+                       s.partition_bytes_dropped_total)
         yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
 
 

@@ -452,6 +452,7 @@ def build(cfg: Config) -> Built:
     store = EmbeddedMetricsStore(
         data_dir,
         retention_ms=cfg.retention_ms,
+        retention_size_bytes=cfg.retention_size_bytes,
         out_of_order_window_ms=cfg.out_of_order_window_ms,
         max_active_series_per_tenant=cfg.limits.max_active_series_per_tenant,
         max_series_total=cfg.limits.max_series_total,

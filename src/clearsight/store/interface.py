@@ -95,6 +95,10 @@ class StoreStats:
     identical_total: int = 0  # duplicates with the same value: acknowledged, nothing written
     out_of_order_total: int = 0  # written, older than their series' newest committed sample
     writer_alive: bool = True
+    partitions: int = 0  # time partitions holding compacted data
+    partition_bytes: int = 0  # their payload (what retention_size bounds)
+    partitions_dropped_total: int = 0  # by retention, since the store opened
+    partition_bytes_dropped_total: int = 0
 
 
 class SampleLimitExceeded(StoreError):
