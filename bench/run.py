@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agent
 import chunk_codec
+import live_dashboard
 import log_decode
 import logs
 import query
@@ -30,6 +31,7 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("chunk codec and the metrics file on the remote-write workload (bench/chunk_codec.py)", chunk_codec.main),
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
     ("dashboard panels, heavier queries (bench/query.py)", query.main),
+    ("live Node Exporter dashboard at now, ingest running (bench/live_dashboard.py)", live_dashboard.main),
     ("memory per active series (bench/series_memory.py)", series_memory.main),
     ("rule evaluation (bench/rules.py)", rules.main),
     ("agent vs node_exporter (bench/agent.py)", agent.main),
