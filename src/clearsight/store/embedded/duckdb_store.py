@@ -57,6 +57,7 @@ from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.rollups import DDL as ROLLUP_DDL
 from clearsight.store.embedded.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Rollups
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
+from clearsight.store.embedded.selection_cache import SelectionCache
 from clearsight.store.embedded.window import DecodedWindow
 from clearsight.store.interface import (
     AppendResult,
@@ -254,6 +255,7 @@ class EmbeddedMetricsStore:
         # Series state. Written by the writer thread; readers use the index under _index_lock.
         self._index_lock = threading.RLock()
         self._index: dict[str, TenantIndex] = {}
+        self._selections = SelectionCache()  # matcher sets -> ids, per tenant (selection_cache.py)
         self._labels: list[Labels] = [()]  # by series id; id 0 is never used
         self._min_ts: I64Array = np.full(1024, _NO_MIN, dtype=np.int64)  # committed
         self._max_ts: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # committed
@@ -325,6 +327,7 @@ class EmbeddedMetricsStore:
         con = self._wcon
         with self._index_lock:
             self._index = {}
+            self._selections.clear()
             self._key_cache = {}
             self._canon = {}
             self._pool = LabelPool()
@@ -1018,6 +1021,7 @@ class EmbeddedMetricsStore:
                 if idx is None:
                     idx = self._index[s.tenant] = TenantIndex()
                 idx.add(s.series_id, s.labels)
+                self._selections.forget(s.tenant)
             if sids.shape[0]:
                 np.minimum.at(self._min_ts, sids, ts)
                 np.maximum.at(self._max_ts, sids, ts)
@@ -1190,6 +1194,7 @@ class EmbeddedMetricsStore:
             for tenant, sids in dead_by_tenant.items():
                 arr = np.asarray(sids, dtype=np.uint32)
                 self._index[tenant].remove(arr, (self._labels[s] for s in sids))
+                self._selections.forget(tenant)
             if dead.size:
                 self._hist.forget(dead)
                 self._min_ts[dead] = _NO_MIN
@@ -1336,12 +1341,16 @@ class EmbeddedMetricsStore:
             idx = self._index.get(tenant)
             if idx is None:
                 return np.zeros(0, dtype=np.uint32)
-            if not matcher_sets:
-                ids = idx.all()
-            elif len(matcher_sets) == 1:
-                ids = idx.select(matcher_sets[0])
-            else:
-                ids = sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+            key = self._selections.key(matcher_sets)
+            ids = self._selections.get(tenant, key)
+            if ids is None:
+                if not matcher_sets:
+                    ids = idx.all()
+                elif len(matcher_sets) == 1:
+                    ids = idx.select(matcher_sets[0])
+                else:
+                    ids = sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+                self._selections.put(tenant, key, ids)
             lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
         in_range: IdArray = ids[(lo <= end_ms) & (hi >= start_ms)]
         return in_range

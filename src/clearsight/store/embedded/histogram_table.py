@@ -88,6 +88,8 @@ class HistogramTable:
 
     def any(self, ids: npt.NDArray[np.uint32]) -> bool:
         """Whether any of the series ``ids`` has histogram samples (cheap: no SQL)."""
+        if self.series == 0:  # no histogram series at all (the usual metrics-only store)
+            return False
         has = self._has
         if ids.size == 0:
             return False
