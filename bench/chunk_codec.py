@@ -29,6 +29,7 @@ from clearsight.ingest import remote_write as rw
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.store.embedded import EmbeddedMetricsStore
 from clearsight.store.embedded import chunks as codec
+from clearsight.store.embedded.chunk_parts import all_chunks
 
 _ALL = (-(2**63), 2**63 - 1)
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         size = db.stat().st_size
         con = duckdb.connect(str(db), read_only=True)
         rows = con.execute(
-            "SELECT series_id, n, codec, scale, data FROM chunks ORDER BY series_id, min_ts"
+            f"SELECT series_id, n, codec, scale, data FROM {all_chunks(con)} ORDER BY series_id, min_ts"
         ).fetchnumpy()
         labels = con.execute("SELECT sum(strlen(labels)) + sum(strlen(metric)) FROM series").fetchall()[0][0]
         con.close()

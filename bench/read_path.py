@@ -38,6 +38,7 @@ from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData
 from clearsight.query.promql.engine import Engine
 from clearsight.server import build
+from clearsight.store.embedded.chunk_parts import all_chunks
 from clearsight.store.interface import SeriesSelector
 
 
@@ -83,7 +84,7 @@ def main() -> None:
             store._chunk_cache.resize(0)
         with store._reader() as cur:  # layout the selects see: head rows, chunks
             head = cur.execute("SELECT count(*) FROM samples").fetchone()
-            chunks = cur.execute("SELECT count(*), avg(n) FROM chunks").fetchone()
+            chunks = cur.execute(f"SELECT count(*), avg(n) FROM {all_chunks(cur)}").fetchone()
         print(f"series {len(ds.series)}, samples {ds.samples:,}; head rows {head}, chunks (count, avg n) {chunks}")
         everything = store.select("default", [Matcher.of("=~", "__name__", ".+")], ds.start_ms, end)
         print(f"select of everything: {everything.timestamps.shape[0]:,} samples (written {ds.samples:,})")

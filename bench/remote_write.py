@@ -6,8 +6,11 @@ Printed per server (medians over ``--repeat`` runs, a fresh server and data dir 
 
 - samples/s: accepted samples / wall time from the first send to the last 2xx;
 - CPU s per million samples: user+system CPU of the server process tree during the send phase;
-- bytes/sample on disk after a flush: Clearsight: data dir after a clean shutdown (the head compacted,
-  then a checkpoint), with each file of it (metrics, logs, auth);
+- bytes/sample on disk after a flush, always of the first send's data on a fresh server (the re-send
+  and replica phases add data: a replica's samples are new samples): Clearsight: data dir after a
+  clean shutdown (the head compacted, then a checkpoint), with each file of it (metrics.duckdb and its
+  WAL, logs.duckdb, auth.db; 0 when absent); with the re-send phases on, that figure comes from a
+  separate fresh server that receives the first send only (its flush is a shutdown);
   VictoriaMetrics: data dir after ``/internal/force_flush``; Prometheus: its head is not compacted
   within a run, so both its data dir (WAL + head chunks) and a TSDB snapshot with the head written
   as a block (``/api/v1/admin/tsdb/snapshot``, needs ``--web.enable-admin-api``) are reported;
@@ -273,9 +276,12 @@ class Clearsight(Server):
             "",
         ]
 
+    FILES = ("metrics.duckdb", "metrics.duckdb.wal", "logs.duckdb", "logs.duckdb.wal", "auth.db")
+
     def flush(self) -> dict[str, int]:
         rc = self.stop(timeout=120)
         sizes = {"data dir after shutdown": dir_bytes(self.data_dir)[0]}
+        sizes.update({f"of which {name}": 0 for name in self.FILES})  # printed even when absent
         for f in sorted(self.data_dir.iterdir()):  # what each store's files weigh
             sizes[f"of which {f.name}"] = dir_bytes(f)[0] if f.is_dir() else f.stat().st_size
         sizes["exit code"] = rc if rc is not None else -1
@@ -558,6 +564,10 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
         peak_rss = rss.stop()
         accepted = payloads.total_samples if not send.rejected else None
         extra: dict[str, Any] = {}
+        # The disk figure is the first send's: taken now by a server whose flush does not stop it;
+        # Clearsight's flush is a shutdown, so with the later phases on, main() measures its disk on
+        # another fresh server that receives the first send only.
+        disk = None if isinstance(server, Clearsight) else server.flush()
         if replica is not None:
             m = payloads.total_samples / 1e6
             counters = [store_counters(server)] if isinstance(server, Clearsight) else []
@@ -577,11 +587,12 @@ def run_once(server: Server, payloads: workload.Payloads, replica: workload.Payl
                 counters.append(store_counters(server))  # only the replica moves them from here
                 counters.insert(1, counters[-1])
                 extra["resend_check"] = resend_check(server, payloads, replica, counters)
-        if isinstance(server, Clearsight):  # its flush is a shutdown: query first
+        if disk is None:  # Clearsight: its flush is a shutdown, query first
             stored = count_stored(server, payloads)
             disk = server.flush()
-        else:  # VictoriaMetrics makes data searchable on flush
-            disk = server.flush()
+        else:  # VictoriaMetrics makes data searchable on flush (again after the later phases)
+            if replica is not None:
+                server.flush()
             stored = count_stored(server, payloads)
         samples = accepted if accepted is not None else 0
         return Run(
@@ -728,6 +739,21 @@ def _fmt_rate(v: float) -> str:
     return f"{v / 1e3:,.0f}k" if v < 1e6 else f"{v / 1e6:,.2f}M"
 
 
+PROMETHEUS_BLOCK_MS = 2 * 3600 * 1000
+
+
+def prometheus_aligned_end(now_ms: int, scrapes: int) -> int:
+    """The last scrape's time: now, or, when the scrapes (and the replica's offset) would cross a
+    2-hour boundary, a minute before the boundary. Prometheus cuts its blocks (and the snapshot of
+    its head) at those boundaries: data crossing one is written as two blocks, each with its own
+    index and shorter chunks (its snapshot: 4.53 bytes/sample across 00:00 UTC, 4.32 within one block)."""
+    span = (scrapes - 1) * workload.SCRAPE_INTERVAL_MS + workload.SCRAPE_INTERVAL_MS + REPLICA_OFFSET_MS
+    boundary = now_ms // PROMETHEUS_BLOCK_MS * PROMETHEUS_BLOCK_MS
+    if span + 60_000 >= PROMETHEUS_BLOCK_MS or now_ms + REPLICA_OFFSET_MS - span >= boundary:
+        return now_ms
+    return boundary - 60_000 - REPLICA_OFFSET_MS
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=10_000)
@@ -754,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     args, _unknown = ap.parse_known_args(argv)  # bench/run.py passes the same flags to every bench
 
     t0 = time.perf_counter()
-    end_ms = int(time.time() * 1000)
+    end_ms = prometheus_aligned_end(int(time.time() * 1000), args.scrapes)
     payloads = workload.build_payloads(
         args.series,
         args.scrapes,
@@ -843,6 +869,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in list(names):
             try:
                 run = run_once(factories[name](), payloads, replica)
+                if replica is not None and name == "clearsight":  # the disk of a first send alone
+                    run.disk = run_once(factories[name](), payloads).disk
             except Exception as e:  # a broken server is reported, the other peers still run
                 print(f"{name}: run {i + 1} failed: {e}")
                 report["servers"][name] = {"error": str(e)}
@@ -887,6 +915,11 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {load1:.1f} on {os.cpu_count()} CPUs):"
     )
     print(
+        "bytes/sample on disk: the first send's data on a fresh server"
+        + (" (Clearsight's from a separate server receiving the first send only: its flush is a shutdown)"
+           if args.resend else "")
+    )
+    print(
         f"{'server':<16} {'samples/s':>10} {'vs prom':>8} {'CPU s/M':>8} {'vs prom':>8} {'peak RSS':>9}  "
         "bytes/sample on disk"
     )
@@ -901,7 +934,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, runs in results.items():
         rate = med(name, lambda r: r.samples_per_s)
         cpu = med(name, lambda r: r.cpu_s_per_million)
-        disks = {k: statistics.median(r.disk[k] for r in runs) for k in runs[0].disk if k != "exit code"}
+        keys = list(dict.fromkeys(k for r in runs for k in r.disk if k != "exit code"))  # a file may be in one run only
+        disks = {k: statistics.median(r.disk.get(k, 0) for r in runs) for k in keys}
         disk_txt = "; ".join(
             f"{k}: {v / payloads.total_samples:.2f}"
             + (

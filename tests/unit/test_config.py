@@ -11,6 +11,13 @@ def test_defaults_are_safe() -> None:
     assert cfg.server.otlp_grpc_listen.startswith("127.0.0.1:")
     assert cfg.tenancy.trust_tenant_header is False
     assert cfg.retention_ms == 15 * 86400_000
+    assert cfg.retention_size_bytes == 0  # unbounded
+
+
+def test_retention_size_takes_a_size(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("storage:\n  retention_size: 2GB\n")
+    assert load_config(f, env={}).retention_size_bytes == 2 << 30
 
 
 def test_yaml_then_env_then_flags(tmp_path: Path) -> None:
@@ -27,6 +34,7 @@ def test_yaml_then_env_then_flags(tmp_path: Path) -> None:
     [
         ("storage:\n  retension: 7d\n", "c.yaml: storage.retension: unknown key"),
         ("storage:\n  retention: seven days\n", "c.yaml: storage.retention: invalid duration"),
+        ("storage:\n  retention_size: lots\n", "c.yaml: storage.retention_size: not a valid size"),
         ("server:\n  listen: nowhere\n", "c.yaml: server.listen: invalid listen address"),
         ("limits:\n  max_series_per_request: lots\n", "c.yaml: limits.max_series_per_request: expected an integer"),
         ("limits:\n  max_series_per_request: -1\n", "must not be negative"),

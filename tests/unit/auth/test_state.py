@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sqlite3
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -15,7 +17,7 @@ from clearsight.auth.errors import Conflict, InvalidInput, LockedOut, NotFound, 
 from clearsight.auth.keys import ApiKeys
 from clearsight.auth.permissions import BUILTIN_ROLES
 from clearsight.auth.sessions import Sessions
-from clearsight.auth.state import MIGRATIONS, StateDb, migrate
+from clearsight.auth.state import MIGRATIONS, SQLITE_PAGE_SIZE, StateDb, migrate
 from clearsight.auth.tokens import token_hash
 
 PW = "correct horse battery"
@@ -218,3 +220,23 @@ def test_bootstrap_refuses_bad_secrets_and_creates_nothing(state: StateDb, env: 
     with pytest.raises(BootstrapError):
         bootstrap(d, ApiKeys(d), "default", env, out=io.StringIO())
     assert d.count_orgs() == 0
+
+
+def test_a_new_sqlite_file_uses_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    new = tmp_path / "new.db"
+    StateDb(f"sqlite:///{new}").close()
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as c:  # a file created before: SQLite's default 4 KiB pages
+        c.execute("PRAGMA page_size=4096")
+        c.execute("CREATE TABLE t (x)")
+    db = StateDb(f"sqlite:///{old}")
+    try:
+        Directory(db).create_org("team-c")  # the migrated schema works in the old file
+    finally:
+        db.close()
+    with sqlite3.connect(new) as c:
+        assert c.execute("PRAGMA page_size").fetchone() == (SQLITE_PAGE_SIZE,)
+        pages = c.execute("PRAGMA page_count").fetchone()[0]
+    assert new.stat().st_size == pages * SQLITE_PAGE_SIZE < 4096 * pages
+    with sqlite3.connect(old) as c:
+        assert c.execute("PRAGMA page_size").fetchone() == (4096,)

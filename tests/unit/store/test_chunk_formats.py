@@ -20,6 +20,7 @@ from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import STALE_NAN, SampleBatch
 from clearsight.store.embedded import EmbeddedMetricsStore, chunks
+from clearsight.store.embedded.chunk_parts import all_chunks
 from clearsight.store.embedded.schema import SCHEMA_VERSION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -79,12 +80,12 @@ def test_data_dir_of_the_first_format_reads_exactly_and_takes_packed_chunks(tmp_
     finally:
         store.close()
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
-    codecs = {c for (c,) in con.execute("SELECT codec FROM chunks").fetchall()}
+    codecs = {c for (c,) in con.execute(f"SELECT codec FROM {all_chunks(con)}").fetchall()}
     version = con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall()
     series_columns = con.table("series").columns
     con.close()
     assert chunks.PACKED in codecs and chunks.DECIMAL in codecs
-    assert version == [(str(SCHEMA_VERSION),)] and SCHEMA_VERSION == 3  # upgraded from 2 on open
+    assert version == [(str(SCHEMA_VERSION),)] and SCHEMA_VERSION == 4  # upgraded from 2 on open
     assert series_columns == ["series_id", "tenant", "metric", "labels"]  # fingerprint dropped
     store = EmbeddedMetricsStore(tmp_path, retention_ms=10**15, duckdb_threads=1)
     try:
@@ -293,7 +294,7 @@ def test_a_clean_close_compacts_the_head(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM samples").fetchall() == [(0,)]
-        assert con.execute("SELECT count(*), sum(n) FROM chunks").fetchall() == [(5, 250)]
+        assert con.execute(f"SELECT count(*), sum(n) FROM {all_chunks(con)}").fetchall() == [(5, 250)]
         block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()[0][0]
         assert block_size == 64 * 1024  # kernel.database.BLOCK_SIZE, for new files
     finally:
@@ -333,7 +334,7 @@ def test_first_format_chunks_merge_into_packed(tmp_path: Path) -> None:
     finally:
         store.close()
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
-    rows = con.execute("SELECT series_id, n, codec FROM chunks ORDER BY series_id").fetchall()
+    rows = con.execute(f"SELECT series_id, n, codec FROM {all_chunks(con)} ORDER BY series_id").fetchall()
     con.close()
     assert [n for _, n, _ in rows] == [total] * 5  # one merged chunk per series
     assert sorted({c for _, _, c in rows}) == [chunks.PACKED, chunks.PACKED_XOR]

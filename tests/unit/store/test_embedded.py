@@ -12,6 +12,7 @@ from clearsight.model.labels import Labels, canonical_bytes, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SampleBatch
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.chunk_parts import all_chunks
 from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed
 from clearsight.store.storetest import workload
 
@@ -449,7 +450,7 @@ def _scrapes(store: EmbeddedMetricsStore, labels: list[Labels], ts: np.ndarray, 
 def _table_rows(store: EmbeddedMetricsStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     with store._reader() as cur:
         head = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY ALL").fetchall()
-        chunks = cur.execute("SELECT series_id, min_ts, max_ts, n, data FROM chunks ORDER BY ALL").fetchall()
+        chunks = cur.execute(f"SELECT series_id, min_ts, max_ts, n, data FROM {all_chunks(cur)} ORDER BY ALL").fetchall()
     return head, chunks
 
 

@@ -16,6 +16,7 @@ from clearsight.model.labels import Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import STALE_NAN, SampleBatch
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.chunk_parts import all_chunks
 from clearsight.store.interface import AppendResult, LimitExceeded
 
 WINDOW = 10_000
@@ -149,6 +150,7 @@ def _open(d: Path, blob_cache_bytes: int) -> EmbeddedMetricsStore:
         compact_min_rows=10**9,
         chunk_target_samples=4,
         chunk_blob_cache_bytes=blob_cache_bytes,
+        partition_ms=10_000,  # the ops' 0-60 s span several chunk partitions, dropped by retention
     )
 
 
@@ -181,7 +183,7 @@ def _check_mirrors(store: EmbeddedMetricsStore) -> None:
     with store._reader() as cur:
         rows = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchall()
         chunks = cur.execute(
-            "SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM chunks ORDER BY series_id, min_ts"
+            f"SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM {all_chunks(cur)} ORDER BY series_id, min_ts"
         ).fetchall()
     sid, ts, vals = store._head.select(np.arange(1, 10_000, dtype=np.uint32), -(2**62), 2**62)
     mirror = list(zip(sid.tolist(), ts.tolist(), vals.view(np.int64).tolist(), strict=True))

@@ -237,12 +237,11 @@ def _extrapolated_rate(ctx: FuncContext, args: list[Value], func: str, is_counte
         vals, present = win.fill(result)
         out = _result(win, vals, present)
     if func in ("rate", "increase"):
-        warn_non_counter(ctx, out)
+        _warn_non_counter(ctx, m, out)
     return out
 
 
-def warn_non_counter(ctx: FuncContext, out: VectorSteps) -> None:
-    """rate/increase's info annotation for metric names that do not look like counters."""
+def _warn_non_counter(ctx: FuncContext, m: MatrixSteps, out: VectorSteps) -> None:
     names = {metric_name_of(lbls) for lbls in out.labels}
     for name in sorted(names):
         if name and not name.endswith(("_total", "_sum", "_count", "_bucket")):

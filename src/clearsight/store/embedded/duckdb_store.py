@@ -47,6 +47,7 @@ from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleB
 from clearsight.store.embedded import chunks as chunk_codec
 from clearsight.store.embedded import deletion, small_read
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
+from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
@@ -54,8 +55,6 @@ from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
-from clearsight.store.embedded.rollups import DDL as ROLLUP_DDL
-from clearsight.store.embedded.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Rollups
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
 from clearsight.store.embedded.selection_cache import SelectionCache
 from clearsight.store.embedded.window import DecodedWindow
@@ -63,8 +62,6 @@ from clearsight.store.interface import (
     AppendResult,
     InvalidBatch,
     LimitExceeded,
-    RollupCoverage,
-    RollupData,
     SampleLimitExceeded,
     SeriesSelector,
     StoreClosed,
@@ -72,6 +69,7 @@ from clearsight.store.interface import (
     StoreStats,
     current_read_limits,
 )
+from clearsight.store.kernel import retention
 from clearsight.store.kernel.database import Database, is_fatal
 from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
@@ -101,7 +99,7 @@ _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
     "SELECT series_id, min(ts) AS lo, max(ts) AS hi FROM samples {filter} GROUP BY series_id "
     "UNION ALL "
-    "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM chunks {filter_c} GROUP BY series_id "
+    "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM {chunks} {filter_c} GROUP BY series_id "
     "UNION ALL " + MIN_MAX_PART.replace("{filter}", "{filter_c}") + ") GROUP BY series_id"
 )
 
@@ -145,30 +143,27 @@ class _Querier:
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
         return self._store.select(self._tenant, matchers, start_ms, end_ms)
 
-    def rollup_coverage(self) -> Sequence[RollupCoverage]:  # store.interface.RollupReader
-        return self._store.rollups.coverage() if self._store.rollups.enabled else []
-
-    def select_rollups(self, matchers: Sequence[Matcher], res_ms: int, start_ms: int, end_ms: int) -> RollupData | None:
-        self._store._check_open()
-        return self._store.rollups.select(self._store, self._tenant, matchers, res_ms, start_ms, end_ms)
-
 
 # Salvaging a damaged file (kernel repair): the tables copied row range by row range, then the
 # rows whose series was lost, and series left without samples, are removed (the store's invariants).
-SALVAGE_TABLES = ["series", "samples", "chunks", "metadata", "histogram_chunks"]
+# ``chunks*``: every chunk partition (and a schema-3 file's single chunks table); the fixups over the
+# partitions run after they are loaded (``ChunkPartitions.drop_orphans``).
+SALVAGE_TABLES = ["series", "samples", "chunks*", "metadata", "histogram_chunks"]
 SALVAGE_FIXUPS = [
     "DELETE FROM samples WHERE series_id NOT IN (SELECT series_id FROM series)",
-    "DELETE FROM chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
     "DELETE FROM histogram_chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
-    "DELETE FROM series WHERE series_id NOT IN (SELECT series_id FROM samples UNION SELECT series_id FROM chunks "
-    "UNION SELECT series_id FROM histogram_chunks)",
 ]
 
 
 class EmbeddedMetricsStore:
     """``store.interface.MetricsStore`` on one DuckDB file in ``data_dir``.
 
-    - ``retention_ms``: ``apply_retention(now)`` deletes samples older than ``now - retention_ms``.
+    - ``retention_ms``: ``apply_retention(now)`` removes samples older than ``now - retention_ms``
+      (whole chunk partitions, ``chunk_parts.py``; reads hide the rest at once).
+    - ``retention_size_bytes``: the same pass then drops the oldest chunk partitions while the
+      partitions' chunk payload exceeds this (never the newest partition); 0 = unbounded.
+    - ``partition_ms``: the period of a chunk partition (one UTC day); a data directory keeps the
+      period it was created with.
     - ``out_of_order_window_ms``: samples older than the series' newest timestamp minus this are
       dropped (counted as out_of_bounds).
     - ``max_active_series_per_tenant``: a batch that would create more series than this for its
@@ -197,6 +192,8 @@ class EmbeddedMetricsStore:
         data_dir: Path,
         *,
         retention_ms: int = 15 * 24 * 3600 * 1000,
+        retention_size_bytes: int = 0,
+        partition_ms: int = retention.DAY_MS,
         out_of_order_window_ms: int = 10 * 60 * 1000,
         max_active_series_per_tenant: int = 0,
         max_series_total: int = 0,
@@ -210,8 +207,6 @@ class EmbeddedMetricsStore:
         wal_checkpoint_threshold: str = "256MB",
         chunk_cache_samples: int = 4_000_000,
         chunk_blob_cache_bytes: int = 64 << 20,
-        rollups: bool = True,
-        rollup_retention_ms: dict[int, int] | None = None,
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
@@ -223,6 +218,7 @@ class EmbeddedMetricsStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DB_FILE
         self.retention_ms = retention_ms
+        self.retention_size_bytes = max(0, retention_size_bytes)
         self.out_of_order_window_ms = out_of_order_window_ms
         self.max_active_series_per_tenant = max_active_series_per_tenant
         self.max_series_total = max_series_total
@@ -242,11 +238,11 @@ class EmbeddedMetricsStore:
         # _cat_delta collects what the open transaction did to the chunks table.
         self._catalog = ChunkCatalog(chunk_blob_cache_bytes)
         self._cat_delta = CatalogDelta.new()
+        self._parts = ChunkPartitions(partition_ms)  # the chunks' time partitions (chunk_parts.py)
+        self._retained = retention.RetentionCounters()
         self._window: DecodedWindow | None = None  # writer only: chunk samples for overwrite checks
         self._hist = HistogramTable()  # native histogram samples (histogram_table.py)
         self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
-        self.rollups = Rollups(rollup_retention_ms or {FIVE_MINUTES_MS: 90 * 86_400_000, ONE_HOUR_MS: 365 * 86_400_000},
-                               out_of_order_window_ms, enabled=rollups)  # rollups.py
 
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
                             memory_limit=duckdb_memory_limit, what="metrics store")
@@ -289,7 +285,9 @@ class EmbeddedMetricsStore:
         try:
             try:
                 self._init_schema()
+                damaged = self._db.quarantined is not None
                 self._db.salvage(SALVAGE_TABLES, SALVAGE_FIXUPS)  # when the file was damaged
+                self._open_partitions(damaged)
                 self._load_state()
             except Exception as e:  # a damaged file: moved aside, salvaged (kernel repair)
                 if not self._db.reset_if_damaged(e):
@@ -297,6 +295,7 @@ class EmbeddedMetricsStore:
                 self._wcon = self._db.writer
                 self._init_schema()
                 self._db.salvage(SALVAGE_TABLES, SALVAGE_FIXUPS)
+                self._open_partitions(True)
                 self._load_state()
         except BaseException:
             self._db.close()
@@ -308,7 +307,7 @@ class EmbeddedMetricsStore:
     def _init_schema(self) -> None:
         con = self._wcon
         con.execute("BEGIN TRANSACTION")
-        for stmt in DDL + ROLLUP_DDL:
+        for stmt in DDL:
             con.execute(stmt)
         row = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'schema_version'")
         if not row:
@@ -318,9 +317,25 @@ class EmbeddedMetricsStore:
             row = (str(SCHEMA_VERSION),)
         if "fingerprint" in con.table("series").columns:  # also in files upgraded by c0ff9a1's build
             con.execute("ALTER TABLE series DROP COLUMN fingerprint")
+        period = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'chunk_partition_ms'")
+        if not period:
+            con.execute("INSERT INTO clearsight_meta VALUES ('chunk_partition_ms', ?)", [str(self._parts.scheme.period_ms)])
+        elif int(period[0]) != self._parts.scheme.period_ms:  # the directory keeps its period
+            log.warning("%s: chunk partitions of %s ms, not %s", self.path, period[0], self._parts.scheme.period_ms)
+            self._parts = ChunkPartitions(int(period[0]))
         con.execute("COMMIT")
         if row and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
+
+    def _open_partitions(self, salvaged: bool) -> None:
+        """Moves a schema-3 ``chunks`` table into partitions; after a salvage, removes the chunks
+        and series the salvage left without their counterpart."""
+        moved = self._parts.migrate(self._wcon)
+        if moved:
+            log.info("%s: %d chunks moved into time partitions", self.path, moved)
+        self._parts.load(self._wcon)
+        if salvaged:
+            self._parts.drop_orphans(self._wcon)
 
     def _load_state(self) -> None:
         """(Re)builds every in-memory structure from the database."""
@@ -356,7 +371,8 @@ class EmbeddedMetricsStore:
                 if idx is None:
                     idx = self._index[tenant] = TenantIndex()
                 idx.add(sid, labels)
-            mm = con.execute(_MIN_MAX_SQL.format(filter="", filter_c="")).fetchnumpy()
+            self._parts.load(con)
+            mm = con.execute(_MIN_MAX_SQL.format(filter="", filter_c="", chunks=self._parts.sql(writer=True))).fetchnumpy()
             ids = mm["series_id"].astype(np.int64)
             self._min_ts[ids] = mm["lo"]
             self._max_ts[ids] = mm["hi"]
@@ -370,9 +386,9 @@ class EmbeddedMetricsStore:
                     MetricMetadata(metric, typ, help_, unit)
                 )
         self._hist.load(con)
-        self.rollups.load(con)
         head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
-        cat = con.execute("SELECT series_id, min_ts, max_ts, n, codec, scale FROM chunks").fetchnumpy()
+        cat = con.execute(f"SELECT series_id, min_ts, max_ts, n, codec, scale FROM {self._parts.sql(writer=True)}"
+                          ).fetchnumpy()
         self._cat_delta = CatalogDelta.new()
         with self._publishing():
             self._head.replace_all(
@@ -392,6 +408,7 @@ class EmbeddedMetricsStore:
     def _begin(self) -> None:
         """Opens the writer's transaction (the catalogue delta starts empty)."""
         self._cat_delta = CatalogDelta.new()
+        self._parts.begin()
         self._wcon.execute("BEGIN TRANSACTION")
 
     def _publish_catalog(self) -> None:
@@ -401,6 +418,7 @@ class EmbeddedMetricsStore:
             self._catalog.apply(self._cat_delta)
             self._window = None  # built from the old catalogue
         self._cat_delta = CatalogDelta.new()
+        self._parts.commit()
 
     def _publishing(self) -> contextlib.AbstractContextManager[None]:
         """A commit that moves samples between head and chunks (or rebuilds the mirrors) and the
@@ -437,6 +455,9 @@ class EmbeddedMetricsStore:
         self._submit("barrier").result()
 
     def apply_retention(self, now_ms: int) -> int:
+        """Removes what is older than ``now_ms - retention_ms`` (and, with ``retention_size_bytes``,
+        the oldest partitions over the size); returns the samples removed from disk by this pass
+        (expired samples of a partition that also holds newer chunks leave with it, later)."""
         deleted: int = self._submit("retention", now_ms - self.retention_ms).result()
         return deleted
 
@@ -487,8 +508,6 @@ class EmbeddedMetricsStore:
             return self._retention(cmd.arg)
         if cmd.kind == "delete":
             return self._delete_range(*cmd.arg)
-        if cmd.kind == "rollup":
-            return self.rollups.run(self._wcon, self, *cmd.arg)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
@@ -571,8 +590,8 @@ class EmbeddedMetricsStore:
         self._begin()
         try:
             old, sids, ts, vals, _ = self._load_chunks(
-                "n < ? AND series_id IN (SELECT series_id FROM chunks WHERE n < ? GROUP BY series_id "
-                "HAVING count(*) >= 2 AND sum(n) >= ?)",
+                f"n < ? AND series_id IN (SELECT series_id FROM {self._parts.sql(writer=True)} WHERE n < ? "
+                "GROUP BY series_id HAVING count(*) >= 2 AND sum(n) >= ?)",
                 [target, target, target],
             )
             if len(old):
@@ -600,15 +619,7 @@ class EmbeddedMetricsStore:
             "scale": enc.scale,
             "data": objects(enc.data),
         }
-        con = self._wcon
-        con.register("_clearsight_chunks", tbl)
-        try:
-            con.execute(
-                "INSERT INTO chunks SELECT series_id, min_ts, max_ts, n, codec, scale, data "
-                "FROM _clearsight_chunks"
-            )
-        finally:
-            con.unregister("_clearsight_chunks")
+        self._parts.insert(self._wcon, tbl, np.fromiter(map(len, enc.data), dtype=np.int64, count=len(enc.data)))
         rows = ChunkRows(
             enc.series_id, enc.min_ts, enc.max_ts, enc.n.astype(np.int64), enc.codec, enc.scale,
             np.zeros(enc.series_id.shape[0], dtype=np.int64),
@@ -621,7 +632,8 @@ class EmbeddedMetricsStore:
         """Decodes the chunks matching ``where`` (writer connection): (the chunks, series ids, ts,
         values, chunk index of each sample)."""
         res = self._wcon.execute(
-            f"SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM chunks WHERE {where}", params
+            f"SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM {self._parts.sql(writer=True)} "
+            f"WHERE {where}", params
         ).fetchnumpy()
         n = np.asarray(res["n"], dtype=np.int64)
         chunks = ChunkRows(
@@ -639,16 +651,8 @@ class EmbeddedMetricsStore:
     ) -> None:
         """Deletes the chunks ``old`` (by their (series id, min_ts) key) and stores the given
         samples (any order) in their place."""
-        con = self._wcon
         if len(old):
-            con.register("_clearsight_old", {"series_id": old.series_id, "min_ts": old.min_ts})
-            try:
-                con.execute(
-                    "DELETE FROM chunks USING _clearsight_old o "
-                    "WHERE chunks.series_id = o.series_id AND chunks.min_ts = o.min_ts"
-                )
-            finally:
-                con.unregister("_clearsight_old")
+            self._parts.delete(self._wcon, old.series_id, old.min_ts, old.max_ts, old.n)
             self._cat_delta.removed_sid.append(old.series_id)
             self._cat_delta.removed_min_ts.append(old.min_ts)
         order = np.lexsort((ts, sids))
@@ -665,17 +669,8 @@ class EmbeddedMetricsStore:
             return data  # type: ignore[return-value]
         m = np.asarray(miss, dtype=np.intp)
         m_sid, m_min = sel.series_id[m], sel.min_ts[m]
-        sql = (
-            "SELECT c.series_id, c.min_ts, c.data FROM chunks c JOIN _clearsight_want w "
-            "ON c.series_id = w.series_id AND c.min_ts = w.min_ts WHERE c.series_id BETWEEN ? AND ?"
-        )
-        want = {"series_id": m_sid, "min_ts": m_min}
         with contextlib.nullcontext(self._wcon) if writer else self._reader() as cur:
-            cur.register("_clearsight_want", want)
-            try:
-                res = cur.execute(sql, [int(m_sid.min()), int(m_sid.max())]).fetchnumpy()
-            finally:
-                cur.unregister("_clearsight_want")
+            res = self._parts.fetch(cur, m_sid, m_min, sel.max_ts[m])
         got = [bytes(b) for b in res["data"]]
         pos = find_pairs(
             np.asarray(res["series_id"], dtype=np.uint32), np.asarray(res["min_ts"], dtype=np.int64),
@@ -1003,15 +998,11 @@ class EmbeddedMetricsStore:
                 con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
             finally:
                 con.unregister("_clearsight_rows")
-            self.rollups.mark_written(con, head_sids, head_ts)
-        if chunks_changed:
-            self.rollups.mark_written(con, sids[changed_chunk], ts[changed_chunk])
         # Rewritten chunks make this a publication; plain appends change only the mirror.
         with self._publishing() if chunks_changed else contextlib.nullcontext():
             con.execute("COMMIT")
             self._head.apply((head_sids, head_ts, head_vals), gone)
             self._publish_catalog()
-        self.rollups.committed()
         if hist_published is not None:
             hist_published()
         # Publish to readers.
@@ -1160,7 +1151,19 @@ class EmbeddedMetricsStore:
             con.unregister("_clearsight_series")
 
     def _retention(self, cutoff: int) -> int:
+        """One retention pass (the writer's ``retention`` command), in one transaction: drops the
+        chunk partitions wholly older than ``cutoff``, then the oldest ones over
+        ``retention_size_bytes`` (the cutoff rises to the end of the last one dropped), deletes the
+        head rows and histogram rows below the cutoff and the series left with nothing newer (their
+        chunks in kept partitions too); raises the retention floor."""
         con = self._wcon
+        parts = self._parts.partitions(writer=True)
+        doomed = retention.expired([st.part for st in parts], cutoff)
+        kept = [st for st in parts if st.part.end > cutoff]
+        by_size = retention.over_size([st.part for st in kept], {st.part.name: st.bytes for st in kept},
+                                      self.retention_size_bytes)
+        if by_size:
+            cutoff = max(cutoff, by_size[-1].end)
         with self._index_lock:
             max_ts = self._max_ts
             top = self._next_id
@@ -1168,7 +1171,18 @@ class EmbeddedMetricsStore:
             affected = np.flatnonzero((self._min_ts[:top] < cutoff) & (max_ts[:top] >= cutoff))
         self._begin()
         try:
-            deleted, new_min = self._retention_tx(cutoff, dead, affected)
+            row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
+            deleted = int(row[0]) if row else 0
+            gone = self._parts.drop(con, [*doomed, *by_size])
+            deleted += sum(st.samples for st in gone)
+            if gone:  # partitions go oldest first: every chunk ending before the last one's end went
+                self._cat_delta.removed_before = max(st.part.end for st in gone)
+            deleted += self._delete_chunks_of(dead, self._cat_delta.removed_before)
+            deleted += self._hist.retention(con, cutoff)
+            if cutoff > self._floor:
+                con.execute("DELETE FROM clearsight_meta WHERE key = 'retention_floor'")
+                con.execute("INSERT INTO clearsight_meta VALUES ('retention_floor', ?)", [str(cutoff)])
+            self._delete_series_rows(dead)
             with self._publishing():
                 con.execute("COMMIT")
                 self._head.drop_before(cutoff)
@@ -1178,11 +1192,27 @@ class EmbeddedMetricsStore:
             con.execute("ROLLBACK")
             self._load_state()
             raise
-        if new_min:
-            with self._index_lock:
-                self._min_ts[new_min["series_id"].astype(np.int64)] = new_min["lo"]
+        self._retained.add([st.part for st in gone], {st.part.name: st.bytes for st in gone})
+        with self._index_lock:  # samples below the floor are hidden: the visible ones start at it
+            self._min_ts[affected] = np.maximum(self._min_ts[affected], cutoff)
         self._forget(dead)
         return deleted
+
+    def _delete_chunks_of(self, dead: IdArray, before: int | None) -> int:
+        """Deletes the chunks of the series ``dead`` (all their samples expired) that are not in a
+        partition being dropped (max_ts >= ``before``); returns their samples."""
+        if dead.size == 0:
+            return 0
+        snap = self._catalog.snapshot()
+        sel = snap.take(snap.find(dead, -(2**62), 2**62))
+        if before is not None:
+            sel = sel.take(np.flatnonzero(sel.max_ts >= before))
+        if len(sel) == 0:
+            return 0
+        self._parts.delete(self._wcon, sel.series_id, sel.min_ts, sel.max_ts, sel.n)
+        self._cat_delta.removed_sid.append(sel.series_id)
+        self._cat_delta.removed_min_ts.append(sel.min_ts)
+        return int(sel.n.sum())
 
     def _forget(self, dead: IdArray) -> None:
         """Drops series left without samples (their rows already deleted) from memory: index,
@@ -1248,7 +1278,6 @@ class EmbeddedMetricsStore:
                 )
                 self._replace_chunks(sel, k_sid, k_ts, k_val)  # the chunks wholly inside go as they are
                 deleted += n_in + int(sel.n[~part].sum())
-            self.rollups.mark_deleted(con, ids, start_ms, end_ms)
             n_hist, hist_published = self._hist.delete_range(con, ids, start_ms, end_ms, self._floor)
             deleted += n_hist
             mm = self._min_max_of(ids)
@@ -1259,7 +1288,6 @@ class EmbeddedMetricsStore:
                 empty = (np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64))
                 self._head.apply(empty, (h_sid, h_ts))
                 self._publish_catalog()
-            self.rollups.committed()
         except Exception:
             con.execute("ROLLBACK")
             self._load_state()
@@ -1274,33 +1302,6 @@ class EmbeddedMetricsStore:
         self._forget(dead)
         return deleted
 
-    def _retention_tx(
-        self, cutoff: int, dead: IdArray, affected: npt.NDArray[np.intp]
-    ) -> tuple[int, dict[str, Any]]:
-        con = self._wcon
-        row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
-        deleted = int(row[0]) if row else 0
-        row = _one(con, "SELECT coalesce(sum(n), 0) FROM chunks WHERE max_ts < ?", [cutoff])
-        deleted += int(row[0]) if row else 0
-        con.execute("DELETE FROM chunks WHERE max_ts < ?", [cutoff])
-        deleted += self._hist.retention(con, cutoff)
-        self._cat_delta.removed_before = cutoff
-        # A chunk straddling the cutoff is rewritten once at least half its time span expired;
-        # until then its expired samples stay on disk, hidden from reads by the retention floor.
-        old, csid, cts, cvals, _ = self._load_chunks(
-            "min_ts < ? AND max_ts >= ? AND (? - min_ts) * 2 >= (max_ts - min_ts)", [cutoff, cutoff, cutoff]
-        )
-        if len(old):
-            keep = cts >= cutoff
-            deleted += int(np.count_nonzero(~keep))
-            self._replace_chunks(old, csid[keep], cts[keep], cvals[keep])
-        if cutoff > self._floor:
-            con.execute("DELETE FROM clearsight_meta WHERE key = 'retention_floor'")
-            con.execute("INSERT INTO clearsight_meta VALUES ('retention_floor', ?)", [str(cutoff)])
-        self._delete_series_rows(dead)
-        new_min = self._min_max_of(affected) if affected.size else {}
-        return deleted, new_min
-
     def _delete_series_rows(self, dead: IdArray) -> None:
         """Deletes the ``series`` rows of ``dead`` (in the writer's open transaction)."""
         if dead.size:
@@ -1310,7 +1311,6 @@ class EmbeddedMetricsStore:
                 con.execute("DELETE FROM series WHERE series_id IN (SELECT series_id FROM _clearsight_dead)")
             finally:
                 con.unregister("_clearsight_dead")
-            self.rollups.forget(con, dead)
 
     def _min_max_of(self, ids: npt.NDArray[Any]) -> dict[str, Any]:
         """Per-series min/max timestamps (columns series_id, lo, hi) of the series ``ids`` that
@@ -1319,7 +1319,8 @@ class EmbeddedMetricsStore:
         con.register("_clearsight_aff", {"series_id": ids.astype(np.uint32)})
         try:
             flt = "WHERE series_id IN (SELECT series_id FROM _clearsight_aff)"
-            out: dict[str, Any] = con.execute(_MIN_MAX_SQL.format(filter=flt, filter_c=flt)).fetchnumpy()
+            sql = _MIN_MAX_SQL.format(filter=flt, filter_c=flt, chunks=self._parts.sql(writer=True))
+            out: dict[str, Any] = con.execute(sql).fetchnumpy()
             return out
         finally:
             con.unregister("_clearsight_aff")
@@ -1546,46 +1547,6 @@ class EmbeddedMetricsStore:
     def querier(self, tenant: str) -> SeriesSelector:
         return _Querier(self, tenant)
 
-    # --- rollups (rollups.py; this store is their RollupHost) --------------------------------------
-
-    def run_rollups(self, now_ms: int, max_blocks: int = 24) -> None:
-        """Rolls up everything due at ``now_ms``: one writer command per bounded piece of work
-        (appends run between them)."""
-        while self._submit("rollup", (now_ms, max_blocks)).result():
-            pass
-
-    def rollup_series_ids(self, tenant: str, matchers: Sequence[Matcher]) -> IdArray:
-        with self._index_lock:
-            idx = self._index.get(tenant)
-            return idx.select(matchers) if idx is not None else np.zeros(0, dtype=np.uint32)
-
-    def rollup_labels(self, ids: IdArray) -> list[Labels]:
-        return [self._labels[i] for i in ids.tolist()]
-
-    def rollup_has_histograms(self, ids: IdArray) -> bool:
-        return self._hist.any(ids)
-
-    def rollup_live_ids(self, start_ms: int, end_ms: int) -> IdArray:
-        top = self._next_id
-        live = (np.maximum(self._min_ts[:top], self._floor) <= end_ms) & (self._max_ts[:top] >= start_ms)
-        return np.flatnonzero(live).astype(np.uint32)
-
-    def rollup_oldest_ms(self) -> int | None:
-        top = self._next_id
-        live = self._max_ts[:top] != _NO_MAX
-        return max(int(self._min_ts[:top][live].min()), self._floor) if bool(live.any()) else None
-
-    def rollup_raw(self, ids: IdArray, start_ms: int, end_ms: int) -> tuple[IdArray, I64Array, F64Array]:
-        start_ms = max(start_ms, self._floor)
-        c_sid, kept, c_ts, c_val, h_sid, h_ts, h_val = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
-        sids = np.concatenate([np.repeat(c_sid, kept), h_sid])
-        ts, vals = np.concatenate([c_ts, h_ts]), np.concatenate([c_val, h_val])
-        order = np.lexsort((ts, sids))
-        return sids[order], ts[order], vals[order]
-
-    def rollup_reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return self._reader()
-
     def series(
         self,
         tenant: str,
@@ -1668,9 +1629,8 @@ class EmbeddedMetricsStore:
                 "FROM pragma_database_size() LIMIT 1",
             )
             head = _one(cur, "SELECT count(*) FROM samples")
-            ch = _one(
-                cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) FROM chunks"
-            )
+            ch = _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
+                           f"FROM {self._parts.sql(writer=False)}")
         wal = Path(str(self.path) + ".wal")
         return {
             "file_bytes": os.stat(self.path).st_size,
@@ -1682,6 +1642,7 @@ class EmbeddedMetricsStore:
             "chunk_rows": int(ch[0]),
             "chunk_samples": int(ch[1]),
             "chunk_payload_bytes": int(ch[2]),
+            "chunk_partitions": self._parts.totals()[0],
         }
 
     def stats(self) -> StoreStats:
@@ -1709,5 +1670,8 @@ class EmbeddedMetricsStore:
             identical_total=s.identical_total,
             out_of_order_total=s.out_of_order_total,
             writer_alive=self._writer.alive,
-            rollups=self.rollups.progress() if self.rollups.enabled else None,
+            partitions=self._parts.totals()[0],
+            partition_bytes=self._parts.totals()[1],
+            partitions_dropped_total=self._retained.partitions_dropped_total,
+            partition_bytes_dropped_total=self._retained.bytes_dropped_total,
         )

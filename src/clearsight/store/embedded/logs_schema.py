@@ -10,13 +10,15 @@ are reused by later writes); a read touches only the days its time range covers.
 
 from __future__ import annotations
 
-import datetime as dt
+from clearsight.store.kernel.retention import DAY_MS, PartitionScheme
 
 LOGS_SCHEMA_VERSION = 2  # 2: logblk_YYYYMMDD_NNNNNN block tables (a version 1 file is upgraded in place)
 LOGS_DB_FILE = "logs.duckdb"
 DAY_NS = 86_400 * 1_000_000_000
 PARTITION_PREFIX = "logs_"
 BLOCKS_PREFIX = "logblk_"
+# The day heads' partition scheme (storage kernel): names, listing, expiry and drops.
+LOG_DAYS = PartitionScheme("logs", DAY_MS, unit=DAY_NS // DAY_MS)
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS logs_meta (
@@ -72,8 +74,7 @@ def day_of(ts_ns: int) -> int:
 
 
 def partition_name(day: int) -> str:
-    d = dt.date(1970, 1, 1) + dt.timedelta(days=day)
-    return f"{PARTITION_PREFIX}{d.year:04d}{d.month:02d}{d.day:02d}"
+    return LOG_DAYS.name(day * DAY_NS)
 
 
 def blocks_name(day: int, k: int) -> str:
@@ -92,11 +93,5 @@ def blocks_of(name: str) -> tuple[int, int] | None:
 
 def day_of_partition(name: str) -> int | None:
     """The day number of a partition table name, None when ``name`` is not one."""
-    digits = name[len(PARTITION_PREFIX):]
-    if not name.startswith(PARTITION_PREFIX) or len(digits) != 8 or not digits.isdigit():
-        return None
-    try:
-        d = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-    except ValueError:
-        return None
-    return (d - dt.date(1970, 1, 1)).days
+    part = LOG_DAYS.parse(name)
+    return None if part is None else part.start // DAY_NS

@@ -25,6 +25,11 @@ a batch at a time, in time order, stopping when no further block can rank; a blo
 decompressed body lacks a ``|=`` substring is skipped before decoding (``memmem`` on two threads).
 
 Retention drops whole day tables inside a kernel ``Publication`` (reads that overlap it retry).
+
+The file is created by the first write that adds something (a log entry, or a span through
+``run_on_writer``): until then the store runs on the kernel's in-memory stand-in (``Database``,
+``lazy``), so a server that never receives logs, events or spans leaves no ``logs.duckdb`` (an empty
+one took ~140 KiB). Reads before that answer empty, as an empty file would.
 """
 
 from __future__ import annotations
@@ -39,38 +44,37 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from clearsight.lazy_module import lazy_module
 from clearsight.model.labels import Labels, make_labels
 from clearsight.model.logs import SPAN_ID_BYTES, TRACE_ID_BYTES, LogBatch
 from clearsight.model.matchers import Matcher
-from clearsight.store.embedded import log_blocks
 from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.logs_schema import (
     BLOCK_COLUMNS,
     BLOCKS_PREFIX,
     DAY_NS,
     DDL,
+    LOG_DAYS,
     LOGS_DB_FILE,
     LOGS_SCHEMA_VERSION,
     PARTITION_COLUMNS,
-    PARTITION_PREFIX,
     blocks_name,
     blocks_of,
     day_of,
-    day_of_partition,
     partition_name,
 )
 from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed, StoreError
+from clearsight.store.kernel import retention
 from clearsight.store.kernel.database import Database
 from clearsight.store.kernel.publication import Publication, Retry
+from clearsight.store.kernel.retention import Partition
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 from clearsight.store.logs_interface import (
     BodyPrefilter,
@@ -80,6 +84,16 @@ from clearsight.store.logs_interface import (
     LogSizes,
     LogStoreStats,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from clearsight.store.embedded import log_blocks
+else:  # imported on first use: a server that stores no log line never loads pyarrow (lazy_module.py)
+    pa = lazy_module("pyarrow")
+    pc = lazy_module("pyarrow.compute")
+    log_blocks = lazy_module("clearsight.store.embedded.log_blocks")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -166,7 +180,7 @@ class EmbeddedLogStore:
         self.tenant_retention_ns = dict(tenant_retention_ns or {})
         self.max_streams_per_tenant = max_streams_per_tenant
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
-                            memory_limit=duckdb_memory_limit, what="log store")
+                            memory_limit=duckdb_memory_limit, what="log store", lazy=True)
         self._wcon = self._db.writer
         self._pub = Publication()
 
@@ -192,7 +206,7 @@ class EmbeddedLogStore:
         self._closed = False
         self._close_lock = threading.Lock()
         try:
-            self._init_schema()
+            self._init_schema(self._wcon)
             self._load_state()
         except BaseException:
             self._db.close()
@@ -201,8 +215,7 @@ class EmbeddedLogStore:
 
     # --- setup -----------------------------------------------------------------------------------
 
-    def _init_schema(self) -> None:
-        con = self._wcon
+    def _init_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("BEGIN TRANSACTION")
         for stmt in DDL:
             con.execute(stmt)
@@ -215,6 +228,13 @@ class EmbeddedLogStore:
         if row and int(row[0]) not in (1, LOGS_SCHEMA_VERSION):
             raise StoreError(f"{self.path}: log schema version {row[0]}, this build reads {LOGS_SCHEMA_VERSION}")
 
+    def _ensure_file(self) -> None:
+        """Writer thread, before a write that adds something: when the store still runs on the
+        in-memory stand-in, creates ``logs.duckdb`` with the schema and switches to it (the stand-in
+        holds the schema only, so there is no state to reload)."""
+        if self._db.materialize(self._init_schema):
+            self._wcon = self._db.writer
+
     def _reopen(self) -> None:
         """The writer's recovery after the database failed: reopen it, rebuild memory from it."""
         self._db.reopen()
@@ -222,11 +242,7 @@ class EmbeddedLogStore:
         self._load_state()
 
     def _partition_days(self) -> list[int]:
-        names = self._wcon.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND starts_with(table_name, ?)",
-            [PARTITION_PREFIX]).fetchall()
-        days = [day_of_partition(n) for (n,) in names]
-        return sorted(d for d in days if d is not None)
+        return [p.start // DAY_NS for p in LOG_DAYS.list(self._wcon)]
 
     def _load_state(self) -> None:
         """(Re)builds every in-memory structure from the database."""
@@ -321,11 +337,14 @@ class EmbeddedLogStore:
                 removed += self._writer.command("tenant_retention", (tenant, now_ns - r)).result()
         return removed
 
-    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> concurrent.futures.Future[T]:
+    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *,
+                      adds: bool = True) -> concurrent.futures.Future[T]:
         """Runs ``fn(writer connection)`` on the writer thread, ordered with the log writes, for a store
         keeping its own tables in this file (the span store, ``span_store.py``); ``fn`` runs its own
-        transaction. The future holds what ``fn`` returned or raised. ``StoreClosed`` when closed."""
-        return self._writer.command("call", fn)
+        transaction. The future holds what ``fn`` returned or raised. ``StoreClosed`` when closed.
+        ``adds``: ``fn`` may add data, so the file is created first if it does not exist yet (False for
+        ``fn`` that only drop or delete: it runs on the empty in-memory stand-in then)."""
+        return self._writer.command("call", (fn, adds))
 
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A reader cursor of this file (for the span store)."""
@@ -361,7 +380,10 @@ class EmbeddedLogStore:
         if cmd.kind == "tenant_retention":
             return self._tenant_retention(*cmd.arg)
         if cmd.kind == "call":  # run_on_writer
-            return cmd.arg(self._wcon)
+            fn, adds = cmd.arg
+            if adds:
+                self._ensure_file()
+            return fn(self._wcon)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
@@ -424,6 +446,8 @@ class EmbeddedLogStore:
                 errors[k] = e
         written = 0
         try:
+            if new_streams or new_res or any(len(p[1]) for p in parts):
+                self._ensure_file()
             table = _arrow_of(parts) if parts else None
             days: dict[int, int] = {}
             self._wcon.execute("BEGIN TRANSACTION")
@@ -592,17 +616,20 @@ class EmbeddedLogStore:
 
     def _retention(self, cutoff_ns: int) -> int:
         """Drops the day tables whose every entry is older than ``cutoff_ns``."""
-        doomed = [d for d in self._days if (d + 1) * DAY_NS <= cutoff_ns]
-        if not doomed:
+        parts = retention.expired((LOG_DAYS.of(d * DAY_NS) for d in self._days), cutoff_ns)
+        if not parts:
             return 0
+        doomed = [p.start // DAY_NS for p in parts]
         removed = sum(self._days[d] for d in doomed)
+
+        def blocks(p: Partition) -> list[str]:  # the day's sealed block tables go with its head
+            day = p.start // DAY_NS
+            return [blocks_name(day, k) for k in sorted({b.k for b in self._dir.get(day, [])})]
+
         with self._pub.publishing():
             self._wcon.execute("BEGIN TRANSACTION")
             try:
-                for d in doomed:
-                    self._wcon.execute(f"DROP TABLE IF EXISTS {partition_name(d)}")
-                    for k in sorted({b.k for b in self._dir.get(d, [])}):
-                        self._wcon.execute(f"DROP TABLE IF EXISTS {blocks_name(d, k)}")
+                retention.drop(self._wcon, parts, also=blocks)
                 self._wcon.execute("COMMIT")
             except Exception:
                 with contextlib.suppress(duckdb.Error):

@@ -9,8 +9,10 @@ from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 # metric column). A version-2 file is upgraded in place when opened (fingerprint dropped; its
 # chunks keep their codecs and its labels their __name__, both still read), and from then on
 # refused by builds that read 2.
-SCHEMA_VERSION = 3
-UPGRADES_FROM = (2,)
+# 4: chunks in time partitions (chunk_parts.py) instead of one chunks table; a version-3 file is
+# migrated at open (its chunks table moved into partitions), and is then refused by builds that read 3.
+SCHEMA_VERSION = 4
+UPGRADES_FROM = (2, 3)
 DB_FILE = "metrics.duckdb"
 
 DDL = [
@@ -34,16 +36,8 @@ DDL = [
         ts BIGINT NOT NULL,
         bits BIGINT NOT NULL
     )""",
-    # Compacted samples: one row per (compaction, series), encoded by store/embedded/chunks.py.
-    """CREATE TABLE IF NOT EXISTS chunks (
-        series_id UINTEGER NOT NULL,
-        min_ts BIGINT NOT NULL,
-        max_ts BIGINT NOT NULL,
-        n UINTEGER NOT NULL,
-        codec UTINYINT NOT NULL,
-        scale UTINYINT NOT NULL,
-        data BLOB NOT NULL
-    )""",
+    # Compacted samples: one row per (compaction, series), encoded by store/embedded/chunks.py, in
+    # time partitions chunks_YYYYMMDD created on demand (chunk_parts.py; schema 4).
     """CREATE TABLE IF NOT EXISTS metadata (
         tenant VARCHAR NOT NULL,
         metric VARCHAR NOT NULL,

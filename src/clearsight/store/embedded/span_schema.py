@@ -10,9 +10,11 @@ whole day's table. Every row carries its tenant.
 from __future__ import annotations
 
 from clearsight.store.embedded import logs_schema
+from clearsight.store.kernel.retention import DAY_MS, PartitionScheme
 
 DAY_NS = logs_schema.DAY_NS
-PARTITION_PREFIX = "spans_"
+# One table per UTC day (storage kernel scheme: names, listing, expiry and drops).
+SPAN_DAYS = PartitionScheme("spans", DAY_MS, unit=DAY_NS // DAY_MS)
 
 COLUMNS = """(
     tenant VARCHAR NOT NULL,
@@ -42,11 +44,10 @@ COLUMN_NAMES = ("tenant", "trace_id", "span_id", "parent_span_id", "name", "kind
 
 
 def partition_name(day: int) -> str:
-    return PARTITION_PREFIX + logs_schema.partition_name(day)[len(logs_schema.PARTITION_PREFIX):]
+    return SPAN_DAYS.name(day * DAY_NS)
 
 
 def day_of_partition(name: str) -> int | None:
     """The day number of a span table name, None when ``name`` is not one."""
-    if not name.startswith(PARTITION_PREFIX):
-        return None
-    return logs_schema.day_of_partition(logs_schema.PARTITION_PREFIX + name[len(PARTITION_PREFIX):])
+    part = SPAN_DAYS.parse(name)
+    return None if part is None else part.start // DAY_NS

@@ -28,22 +28,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
+from clearsight.lazy_module import lazy_module
 from clearsight.model.spans import Span, SpanBatch
 from clearsight.store.embedded.span_schema import (
     COLUMN_NAMES,
     COLUMNS,
     DAY_NS,
-    PARTITION_PREFIX,
-    day_of_partition,
+    SPAN_DAYS,
     partition_name,
 )
 from clearsight.store.interface import InvalidBatch, Overloaded, StoreClosed, StoreError
+from clearsight.store.kernel import retention
 from clearsight.store.kernel.database import is_fatal
 from clearsight.store.kernel.writer import retry_after_estimate
 from clearsight.store.spans_interface import (
@@ -53,6 +53,11 @@ from clearsight.store.spans_interface import (
     SpanStoreStats,
     TraceRead,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: a server that stores no span never loads pyarrow (lazy_module.py)
+    pa = lazy_module("pyarrow")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,7 +76,8 @@ _VIEW = "_clearsight_spans"
 class WriterHost(Protocol):
     """The store whose file and writer thread the spans share (``EmbeddedLogStore``)."""
 
-    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> concurrent.futures.Future[T]: ...
+    def run_on_writer(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *,
+                      adds: bool = True) -> concurrent.futures.Future[T]: ...
 
     def reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
@@ -255,10 +261,7 @@ class EmbeddedSpanStore:
 
     @staticmethod
     def _days(con: duckdb.DuckDBPyConnection) -> list[int]:
-        names = con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND starts_with(table_name, ?)",
-            [PARTITION_PREFIX]).fetchall()
-        return sorted(d for d in (day_of_partition(n) for (n,) in names) if d is not None)
+        return [p.start // DAY_NS for p in SPAN_DAYS.list(con)]
 
     def apply_retention(self, now_ns: int) -> int:
         longest = max([self.retention_ns, *self.tenant_retention_ns.values()])
@@ -269,12 +272,13 @@ class EmbeddedSpanStore:
             removed = 0
             con.execute("BEGIN TRANSACTION")
             try:
-                for day in self._days(con):
+                parts = SPAN_DAYS.list(con)
+                doomed = retention.expired(parts, now_ns - longest)
+                for p in doomed:
+                    removed += int(con.execute(f"SELECT count(*) FROM {p.name}").fetchall()[0][0])
+                retention.drop(con, doomed)
+                for day in (p.start // DAY_NS for p in parts if p not in doomed):
                     name = partition_name(day)
-                    if (day + 1) * DAY_NS <= now_ns - longest:
-                        removed += int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
-                        con.execute(f"DROP TABLE {name}")
-                        continue
                     for tenant, r in shorter:
                         removed += _delete(con, name, "tenant = ?", [tenant, now_ns - r])
                     if default_shorter:
@@ -288,7 +292,7 @@ class EmbeddedSpanStore:
                 raise
             return removed
 
-        removed = self._host.run_on_writer(run).result()
+        removed = self._host.run_on_writer(run, adds=False).result()  # drops and deletes only
         self._stats.spans_removed_total += removed
         return removed
 

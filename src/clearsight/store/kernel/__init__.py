@@ -8,5 +8,8 @@ traces next), each piece in its own module with its own contract tests:
 - ``database.Database``: the store's DuckDB file, the writer's connection and a pool of reader
   cursors;
 - ``publication.Publication``: the seqlock that lets readers pair in-memory state with a
-  database snapshot while the writer moves data between them.
+  database snapshot while the writer moves data between them;
+- ``retention``: time partitions (``PartitionScheme``: one table per period named
+  ``<base>_YYYYMMDD``, created on demand, listed), retention by dropping whole partitions
+  (``expired``, ``drop``) and a size bound (``over_size``); the log, span and metrics stores use it.
 """

@@ -15,6 +15,12 @@ Opening repairs damage (``repair.py``): a WAL with a damaged entry is cut after 
 commit before it (the original kept as ``.damaged-<ts>``); a database file DuckDB cannot open is
 moved aside with its WAL and the store starts empty. Both are logged as errors naming what was
 lost and kept in ``repairs``.
+
+A *lazy* database (``lazy=True``) whose file does not exist yet starts as an in-memory DuckDB
+stand-in: the store creates its schema there and reads an empty store from it, and nothing is
+written to the data directory. ``materialize(init)`` (writer thread, before the first write) opens
+the file, runs ``init`` on it (the store's schema) and only then swaps it in, so a failure (a full
+disk) leaves the stand-in in place and the next write tries again.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ BLOCK_SIZE = 64 * 1024
 
 class Database:
     def __init__(self, path: Path, *, checkpoint_threshold: str, threads: int | None = None,
-                 memory_limit: str | None = None, what: str = "store") -> None:
+                 memory_limit: str | None = None, what: str = "store", lazy: bool = False) -> None:
         config: dict[str, Any] = {"checkpoint_threshold": checkpoint_threshold, "default_block_size": BLOCK_SIZE}
         if threads is not None:
             config["threads"] = threads
@@ -60,9 +66,12 @@ class Database:
         self._config = config
         self.repairs: list[str] = []
         self.quarantined: Path | None = None  # a damaged file moved aside, not yet salvaged
-        self._root = self._connect()
+        wal = path.with_name(path.name + ".wal")
+        self.in_memory = lazy and not path.exists() and not wal.exists()
+        self._root = self._stand_in() if self.in_memory else self._connect()
         self._lock = threading.Lock()
         self._pool: list[duckdb.DuckDBPyConnection] = []
+        self._stand_ins: list[duckdb.DuckDBPyConnection] = []
         self._closed = False
         self.writer = self._root.cursor()  # the writer thread's connection
         self.reopens = 0
@@ -102,6 +111,38 @@ class Database:
                 log.error("%s: %s", self.what, msg)
                 self.repairs.append(msg)
         raise AssertionError("unreachable")
+
+    def _stand_in(self) -> duckdb.DuckDBPyConnection:
+        config = {k: v for k, v in self._config.items() if k != "default_block_size"}
+        return duckdb.connect(":memory:", config=config)
+
+    def materialize(self, init: Callable[[duckdb.DuckDBPyConnection], None]) -> bool:
+        """Writer thread: when this is still the in-memory stand-in of a lazy database, opens the
+        file, runs ``init`` on its writer connection, then makes it the database (cursors of the
+        stand-in are closed as they come back) and returns True. Raises what opening or ``init``
+        raised, the stand-in staying in place. False when the file is open already."""
+        if not self.in_memory:
+            return False
+        root = self._connect()
+        try:
+            writer = root.cursor()
+            init(writer)
+        except BaseException:
+            _quiet_close(root)
+            raise
+        with self._lock:
+            if self._closed:
+                _quiet_close(root)
+                raise StoreClosed(f"{self.what} is closed")
+            for cur in self._pool:
+                _quiet_close(cur)
+            self._pool.clear()
+            _quiet_close(self.writer)
+            # Closing a connection closes its cursors: a read still on the stand-in finishes there
+            # (an empty answer, as before the write); the stand-in is closed with the database.
+            self._stand_ins.append(self._root)
+            self._root, self.writer, self.in_memory = root, writer, False
+        return True
 
     def reset_if_damaged(self, e: BaseException) -> bool:
         """For a store whose first reads after open failed: if ``e`` is damage of the database
@@ -148,6 +189,8 @@ class Database:
         with self._lock:
             if self._closed:
                 raise StoreClosed(f"{self.what} is closed")
+            if self.in_memory:  # no file yet: nothing to replay, and the stand-in has no I/O to fail
+                return
             for cur in self._pool:
                 _quiet_close(cur)
             self._pool.clear()
@@ -191,6 +234,8 @@ class Database:
             self._pool.clear()
             _quiet_close(self.writer)
             _quiet_close(self._root)
+            for con in self._stand_ins:
+                _quiet_close(con)
             self._closed = True
 
 

@@ -196,7 +196,9 @@ def quarantine(db: Path) -> list[Path]:
 
 def salvage(con: duckdb.DuckDBPyConnection, damaged: Path, tables: list[str], fixups: list[str]) -> str:
     """Copies every readable row of ``tables`` from the damaged file (attached read-only, its WAL
-    replayed when it can be) into the same tables of ``con``'s database, in ranges of rows: a
+    replayed when it can be) into the same tables of ``con``'s database (a name ending in ``*``: every
+    table of the damaged file with that prefix, e.g. time partitions, created empty when
+    missing), in ranges of rows: a
     range that cannot be read (a block with a bad checksum) is skipped, halved down to 2,048 rows.
     Then runs ``fixups`` (the store's consistency repairs, e.g. rows whose parent was lost) and
     commits. Returns what was kept and lost, per table."""
@@ -215,6 +217,7 @@ def salvage(con: duckdb.DuckDBPyConnection, damaged: Path, tables: list[str], fi
     reader = con.cursor()
     try:
         con.execute("BEGIN TRANSACTION")
+        tables = _expand(con, tables)
         for t in tables:
             try:
                 total = int(reader.execute(f"SELECT count(*) FROM damaged.{t}").fetchall()[0][0])
@@ -240,6 +243,26 @@ def salvage(con: duckdb.DuckDBPyConnection, damaged: Path, tables: list[str], fi
         reader.close()
         con.execute("DETACH damaged")
     return "; ".join(parts)
+
+
+def _expand(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[str]:
+    """``tables`` with each ``prefix*`` replaced by the damaged file's tables of that prefix, each
+    created (empty, same columns) in the new file when it has no such table."""
+    out: list[str] = []
+    for t in tables:
+        if not t.endswith("*"):
+            out.append(t)
+            continue
+        try:
+            names = [str(n) for (n,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'damaged' AND schema_name = 'main' "
+                "AND starts_with(table_name, ?) ORDER BY table_name", [t[:-1]]).fetchall()]
+        except duckdb.Error:
+            continue  # the damaged catalogue cannot be listed: nothing of these tables is salvaged
+        for name in names:
+            con.execute(f"CREATE TABLE IF NOT EXISTS main.{name} AS SELECT * FROM damaged.{name} WHERE false")
+        out.extend(names)
+    return out
 
 
 _ROW_GROUP = 122_880  # DuckDB's rows per row group

@@ -13,8 +13,10 @@ import pytest
 
 from clearsight.model.logs import LogBatch, LogEntry
 from clearsight.model.matchers import Matcher
+from clearsight.model.spans import Span, SpanBatch
 from clearsight.store.embedded.logs_schema import DAY_NS, blocks_name, partition_name
 from clearsight.store.embedded.logs_store import EmbeddedLogStore
+from clearsight.store.embedded.span_store import EmbeddedSpanStore
 from clearsight.store.interface import InvalidBatch, LimitExceeded, StoreClosed
 from clearsight.store.logs_interface import LineFilter
 
@@ -278,3 +280,50 @@ def test_a_failed_seal_leaves_the_rows_in_the_head(tmp_path: Path, monkeypatch: 
     finally:
         con.close()
     assert (head, sealed) == (0, 24)
+
+
+def test_no_file_until_the_first_write_and_reads_before_it_answer_empty(tmp_path: Path) -> None:
+    path = tmp_path / "logs.duckdb"
+    for _ in range(2):  # opened and closed without a write: nothing is ever created
+        s = EmbeddedLogStore(tmp_path, retention_ns=DAY_NS)
+        spans = EmbeddedSpanStore(s, retention_ns=DAY_NS)
+        with pytest.raises(InvalidBatch):
+            s.append("", LogBatch.from_entries([_e("api", T0, "x")])).result()
+        s.append("t", LogBatch.from_entries([])).result()  # an empty batch adds nothing
+        assert len(s.select("t", [], *ALL, limit=10)) == 0
+        assert len(s.select("t", [], *ALL, line_filters=[LineFilter("|~", "a.c")], limit=10)) == 0
+        assert s.select_sizes("t", [], *ALL).stream_idx.size == 0
+        assert (s.series("t", [[]], *ALL), s.label_names("t", *ALL), s.label_values("t", "app", *ALL)) == ([], [], [])
+        assert (s.apply_retention(T0 + 9 * DAY_NS), spans.apply_retention(T0 + 9 * DAY_NS)) == (0, 0)
+        assert spans.trace("t", bytes(16)) == []
+        s.flush()
+        st = s.stats()
+        assert (st.streams, st.partitions, st.bytes_on_disk) == ({}, 0, 0)
+        spans.close()
+        s.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+    s = EmbeddedLogStore(tmp_path)
+    with s.reader() as early:  # a read begun before the first write finishes on the stand-in
+        s.append("t", LogBatch.from_entries([_e("api", T0, "first")])).result()
+        assert path.exists()
+        assert early.execute("SELECT count(*) FROM log_streams").fetchall() == [(0,)]
+    assert s.select("t", [], *ALL, limit=10).body == ["first"]
+    s.close()
+    s = EmbeddedLogStore(tmp_path)  # the file is there now: opened as usual
+    spans = EmbeddedSpanStore(s)
+    assert s.select("t", [], *ALL, limit=10).body == ["first"]
+    spans.close()
+    s.close()
+    s = EmbeddedLogStore(tmp_path / "spans-first")  # a span alone creates the file too
+    spans = EmbeddedSpanStore(s)
+    span_batch = SpanBatch([_span_of_trace(7)])
+    assert spans.append("t", span_batch).result().spans_written == 1
+    assert (tmp_path / "spans-first" / "logs.duckdb").exists()
+    assert spans.trace("t", (7).to_bytes(16, "big")) == span_batch.spans
+    spans.close()
+    s.close()
+
+
+def _span_of_trace(trace: int) -> Span:
+    return Span(trace_id=trace.to_bytes(16, "big"), span_id=(1).to_bytes(8, "big"), parent_span_id=b"", name="op",
+                kind=2, start_ns=T0 + 1, end_ns=T0 + 2, status_code=0, status_message="", service_name="svc")
