@@ -89,6 +89,11 @@ class StorageConfig:
     decoded_chunk_cache_samples: int = 2_000_000  # ~17 bytes each
     chunk_bytes_cache_bytes: int = 32 << 20  # compressed chunks kept in memory
     max_exemplars: int = 100_000  # exemplar ring (Prometheus' storage.exemplars.max-exemplars); 0 = none
+    # Rollups (docs/storage.md "Rollups"): 5-minute and 1-hour buckets computed in the background.
+    rollups: bool = True
+    rollup_retention_5m: str = "90d"
+    rollup_retention_1h: str = "365d"
+    rollup_interval: str = "5m"  # how often a rollup pass runs
 
 
 @dataclass
@@ -274,7 +279,8 @@ _SECTIONS: dict[str, str] = {
 }
 _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
-    ("storage", "retention_check_interval"), ("query", "timeout"), ("query", "lookback_delta"),
+    ("storage", "retention_check_interval"), ("storage", "rollup_retention_5m"), ("storage", "rollup_retention_1h"),
+    ("storage", "rollup_interval"), ("query", "timeout"), ("query", "lookback_delta"),
     ("query", "max_queue_duration"),
     ("global", "scrape_interval"), ("global", "scrape_timeout"),
 }
@@ -374,6 +380,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: rules.evaluation_interval: must be positive")
     if cfg.storage.write_queue_batches < 1:
         raise ConfigError(f"{cfg.source}: storage.write_queue_batches: must be at least 1")
+    if not (parse_duration_ms(cfg.storage.rollup_retention_5m) >= 3_600_000
+            and parse_duration_ms(cfg.storage.rollup_retention_1h) >= 86_400_000):
+        raise ConfigError(f"{cfg.source}: storage.rollup_retention_5m / rollup_retention_1h: at least 1h / 1d "
+                          "(a whole block of each)")
+    if parse_duration_ms(cfg.storage.rollup_interval) <= 0:
+        raise ConfigError(f"{cfg.source}: storage.rollup_interval: must be positive")
     if cfg.storage.max_exemplars < 0:
         raise ConfigError(f"{cfg.source}: storage.max_exemplars: must be 0 (none) or more")
     if cfg.logs.write_queue_batches < 1 or cfg.logs.max_entries_limit_per_query < 1:

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from clearsight.store.interface import StoreStats
+from clearsight.store.interface import RollupProgress, StoreStats
 from clearsight.store.logs_interface import LogStoreStats
 
 # /metrics lists at most this many tenants by name (the first by name); the others are summed
@@ -112,6 +112,8 @@ class _StoreCollector(Collector):
         yield _counter("clearsight_store_partition_bytes_dropped_total",
                        "Compressed payload of the time partitions dropped by retention.",
                        s.partition_bytes_dropped_total)
+        if s.rollups is not None:
+            yield from _rollup_metrics(s.rollups)
         yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
 
 
@@ -130,6 +132,32 @@ class _LogStoreCollector(Collector):
         yield _gauge("clearsight_log_store_bytes", "Bytes of logs.duckdb and its WAL on disk.", s.bytes_on_disk)
         yield _gauge("clearsight_log_store_write_queue_depth", "Batches waiting for the log writer.",
                      s.queue_depth)
+
+
+def _rollup_metrics(r: RollupProgress) -> Iterator[Metric]:
+    """Rollup progress (store/embedded/rollups.py, docs/storage.md "Rollups")."""
+    yield _counter("clearsight_rollup_passes_total", "Rollup passes run (writer commands).", r.passes_total)
+    for name, doc, values in (
+        ("clearsight_rollup_blocks_written_total", "Rollup rows written (one per series and block), by resolution.",
+         r.blocks_written_total),
+        ("clearsight_rollup_buckets_written_total", "Rollup buckets written, by resolution.", r.buckets_written_total),
+    ):
+        c = CounterMetricFamily(name.removesuffix("_total"), doc, labels=["resolution"])
+        for res, v in sorted(values.items()):
+            c.add_metric([res], v)
+        yield c
+    g = GaugeMetricFamily("clearsight_rollup_finalised_until_seconds",
+                          "End of the rolled-up time range (Unix seconds), by resolution.", labels=["resolution"])
+    for res, v in sorted(r.until_ms.items()):
+        g.add_metric([res], v / 1000)
+    yield g
+    yield _gauge("clearsight_rollup_dirty_blocks", "Rolled-up (series, hour) blocks changed by late writes or "
+                 "deletions, waiting to be recomputed (queries over them read raw samples).", r.dirty_blocks)
+    yield _counter("clearsight_rollup_dirty_recomputed_total", "Dirty blocks recomputed.", r.dirty_recomputed_total)
+    yield _counter("clearsight_rollup_reads_total", "Range-function reads answered from rollups.", r.reads_total)
+    yield _counter("clearsight_rollup_fallbacks_total", "Rollup reads refused (dirty block, native histograms): "
+                   "raw samples read instead.", r.fallbacks_total)
+    yield _counter("clearsight_rollup_buckets_read_total", "Rollup buckets read by queries.", r.buckets_read_total)
 
 
 def _per_tenant(name: str, doc: str, values: dict[str, int]) -> GaugeMetricFamily:

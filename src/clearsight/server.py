@@ -86,6 +86,7 @@ from clearsight.heap import release_free_memory
 from clearsight.ingest.otlp_metrics import OtlpOptions, exponential_mode
 from clearsight.model.labels import Labels
 from clearsight.model.logs import Event
+from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS
 from clearsight.model.samples import SampleBatch
 from clearsight.notify.config import NotifyConfigError, default_config
 from clearsight.notify.config import load_config_file as load_notify_config
@@ -461,6 +462,9 @@ def build(cfg: Config) -> Built:
         duckdb_threads=cfg.storage.duckdb_threads,
         chunk_cache_samples=cfg.storage.decoded_chunk_cache_samples,
         chunk_blob_cache_bytes=cfg.storage.chunk_bytes_cache_bytes,
+        rollups=cfg.storage.rollups,
+        rollup_retention_ms={FIVE_MINUTES_MS: parse_duration_ms(cfg.storage.rollup_retention_5m),
+                             ONE_HOUR_MS: parse_duration_ms(cfg.storage.rollup_retention_1h)},
     )
     metrics = SelfMetrics()
     metrics.add_store(store.stats, data_dir)
@@ -748,6 +752,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             await built.syslog.stop()
             built.syslog = None
     retention_task = asyncio.create_task(_retention_loop(built.store, cfg, built.log_store, built.span_store))
+    rollup_task = asyncio.create_task(_rollup_loop(built.store, cfg))
     tasks = [asyncio.create_task(srv.serve()) for srv in servers]
     # Wait until every listener is up, then announce the URL.
     while not all(srv.started for srv in servers):
@@ -759,6 +764,7 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
             srv.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         retention_task.cancel()
+        rollup_task.cancel()
         if grpc_server is not None:
             grpc_server.stop(None)
         if built.syslog is not None:
@@ -815,9 +821,12 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     if grpc_server is not None:
         await loop.run_in_executor(None, lambda: grpc_server.stop(5).wait())
     retention_task.cancel()
+    rollup_task.cancel()
     stop_wait.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await retention_task
+    with contextlib.suppress(asyncio.CancelledError):
+        await rollup_task
     await loop.run_in_executor(None, built.store.close)
     if s.exemplars is not None:
         await loop.run_in_executor(None, s.exemplars.close)
@@ -830,6 +839,22 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     if built.auth is not None:
         await loop.run_in_executor(None, built.auth.close)
     log.info("stopped")
+
+
+async def _rollup_loop(store: MetricsStore, cfg: Config) -> None:
+    """Rollup passes of the embedded store every ``storage.rollup_interval`` (store/embedded/rollups.py)."""
+    if not (isinstance(store, EmbeddedMetricsStore) and cfg.storage.rollups):
+        return
+    interval = parse_duration_ms(cfg.storage.rollup_interval) / 1000
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(None, store.run_rollups, int(time.time() * 1000))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("rollup pass failed")
+        await asyncio.sleep(interval)
 
 
 async def _retention_loop(store: MetricsStore, cfg: Config, log_store: EmbeddedLogStore | None = None,

@@ -33,10 +33,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
+from clearsight.model.rollups import Buckets
 from clearsight.model.samples import MetricMetadata, SampleBatch, SeriesData
 
 DEFAULT_TENANT = "default"
@@ -99,6 +103,22 @@ class StoreStats:
     partition_bytes: int = 0  # their payload (what retention_size bounds)
     partitions_dropped_total: int = 0  # by retention, since the store opened
     partition_bytes_dropped_total: int = 0
+    rollups: RollupProgress | None = None  # None: the store has no rollups
+
+
+@dataclass
+class RollupProgress:
+    """Rollup counters for ``/metrics`` (resolution keys "5m", "1h")."""
+
+    passes_total: int = 0
+    dirty_blocks: int = 0  # (series, hour) blocks waiting to be recomputed
+    dirty_recomputed_total: int = 0
+    reads_total: int = 0  # select_rollups calls answered from rollups
+    fallbacks_total: int = 0  # select_rollups calls answered None (raw data read instead)
+    buckets_read_total: int = 0
+    blocks_written_total: dict[str, int] = field(default_factory=dict)
+    buckets_written_total: dict[str, int] = field(default_factory=dict)
+    until_ms: dict[str, int] = field(default_factory=dict)  # coverage end per resolution
 
 
 class SampleLimitExceeded(StoreError):
@@ -151,6 +171,44 @@ class SeriesSelector(Protocol):
         ``timestamps``, see ``model.samples.SeriesData``) are None when the backend has none for the
         selected samples (the embedded store never has start timestamps); at a timestamp where a
         series has both a float and a histogram sample, the histogram is returned."""
+        ...
+
+
+@dataclass(frozen=True)
+class RollupCoverage:
+    """Rollups of resolution ``res_ms`` hold every bucket ending in ``(from_ms, until_ms]`` (both
+    multiples of ``res_ms``) for every series, except the series' dirty blocks, for which
+    ``select_rollups`` answers None."""
+
+    res_ms: int
+    from_ms: int
+    until_ms: int
+
+
+@dataclass
+class RollupData:
+    """Rollup buckets (``model.rollups``) of ``n`` series in label order: series ``i`` holds
+    ``buckets[offsets[i]:offsets[i+1]]``, ascending by end."""
+
+    labels: list[Labels]
+    offsets: npt.NDArray[np.int64]
+    buckets: Buckets
+
+
+@runtime_checkable
+class RollupReader(Protocol):
+    """A ``SeriesSelector`` that also has rollups (``docs/storage.md`` "Rollups"). Optional: the
+    engine reads raw samples from selectors without it (the memory store has none)."""
+
+    def rollup_coverage(self) -> Sequence[RollupCoverage]:
+        """What each resolution covers now (no entry for a resolution without finalised buckets)."""
+        ...
+
+    def select_rollups(self, matchers: Sequence[Matcher], res_ms: int, start_ms: int,
+                       end_ms: int) -> RollupData | None:
+        """Buckets ending in ``(start_ms, end_ms]`` of the series matching all matchers, or None when
+        they cannot stand for the raw samples there (a selected series has a dirty block or native
+        histograms in the range, or the coverage changed during the read): read raw data then."""
         ...
 
 

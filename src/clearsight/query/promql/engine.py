@@ -23,7 +23,7 @@ from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
 from clearsight.query.budget import QueryBudget, QueryCanceled, running
-from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions
+from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions, rollup_plan
 from clearsight.query.promql.ast import (
     AggregateExpr,
     AtModifier,
@@ -722,6 +722,13 @@ class Evaluator:
             secs = {"step": self.step, "range": self.end - self.start, "start": self.start,
                     "end": self.end}[name] / 1000.0
             return ScalarSteps(np.full(ts.shape, secs))
+        if name in rollup_plan.FUNCTIONS and (rolled := rollup_plan.evaluate(self, e, ts)) is not None:
+            return rolled  # some steps answered from rollups (rollup_plan.py)
+        return self.call_raw(e, ts)
+
+    def call_raw(self, e: Call, ts: I64) -> Value:
+        """A function call evaluated from its arguments (raw samples for range selectors)."""
+        name = e.func
         args: list[Value] = [self.eval(a, ts) for a in e.args]
         self.budget.check()
         # A function yields at most one row per input series and step: reserve that before it runs

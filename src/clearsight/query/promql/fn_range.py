@@ -237,11 +237,12 @@ def _extrapolated_rate(ctx: FuncContext, args: list[Value], func: str, is_counte
         vals, present = win.fill(result)
         out = _result(win, vals, present)
     if func in ("rate", "increase"):
-        _warn_non_counter(ctx, m, out)
+        warn_non_counter(ctx, out)
     return out
 
 
-def _warn_non_counter(ctx: FuncContext, m: MatrixSteps, out: VectorSteps) -> None:
+def warn_non_counter(ctx: FuncContext, out: VectorSteps) -> None:
+    """rate/increase's info annotation for metric names that do not look like counters."""
     names = {metric_name_of(lbls) for lbls in out.labels}
     for name in sorted(names):
         if name and not name.endswith(("_total", "_sum", "_count", "_bucket")):

@@ -55,6 +55,8 @@ from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
+from clearsight.store.embedded.rollups import DDL as ROLLUP_DDL
+from clearsight.store.embedded.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Rollups
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
 from clearsight.store.embedded.selection_cache import SelectionCache
 from clearsight.store.embedded.window import DecodedWindow
@@ -62,6 +64,8 @@ from clearsight.store.interface import (
     AppendResult,
     InvalidBatch,
     LimitExceeded,
+    RollupCoverage,
+    RollupData,
     SampleLimitExceeded,
     SeriesSelector,
     StoreClosed,
@@ -143,6 +147,13 @@ class _Querier:
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
         return self._store.select(self._tenant, matchers, start_ms, end_ms)
 
+    def rollup_coverage(self) -> Sequence[RollupCoverage]:  # store.interface.RollupReader
+        return self._store.rollups.coverage() if self._store.rollups.enabled else []
+
+    def select_rollups(self, matchers: Sequence[Matcher], res_ms: int, start_ms: int, end_ms: int) -> RollupData | None:
+        self._store._check_open()
+        return self._store.rollups.select(self._store, self._tenant, matchers, res_ms, start_ms, end_ms)
+
 
 # Salvaging a damaged file (kernel repair): the tables copied row range by row range, then the
 # rows whose series was lost, and series left without samples, are removed (the store's invariants).
@@ -207,6 +218,8 @@ class EmbeddedMetricsStore:
         wal_checkpoint_threshold: str = "256MB",
         chunk_cache_samples: int = 4_000_000,
         chunk_blob_cache_bytes: int = 64 << 20,
+        rollups: bool = True,
+        rollup_retention_ms: dict[int, int] | None = None,
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
@@ -243,6 +256,8 @@ class EmbeddedMetricsStore:
         self._window: DecodedWindow | None = None  # writer only: chunk samples for overwrite checks
         self._hist = HistogramTable()  # native histogram samples (histogram_table.py)
         self._floor = _NO_MAX  # samples older than this were removed by retention (maybe not yet on disk)
+        self.rollups = Rollups(rollup_retention_ms or {FIVE_MINUTES_MS: 90 * 86_400_000, ONE_HOUR_MS: 365 * 86_400_000},
+                               out_of_order_window_ms, enabled=rollups)  # rollups.py
 
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
                             memory_limit=duckdb_memory_limit, what="metrics store")
@@ -307,7 +322,7 @@ class EmbeddedMetricsStore:
     def _init_schema(self) -> None:
         con = self._wcon
         con.execute("BEGIN TRANSACTION")
-        for stmt in DDL:
+        for stmt in DDL + ROLLUP_DDL:
             con.execute(stmt)
         row = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'schema_version'")
         if not row:
@@ -386,6 +401,7 @@ class EmbeddedMetricsStore:
                     MetricMetadata(metric, typ, help_, unit)
                 )
         self._hist.load(con)
+        self.rollups.load(con)
         head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
         cat = con.execute(f"SELECT series_id, min_ts, max_ts, n, codec, scale FROM {self._parts.sql(writer=True)}"
                           ).fetchnumpy()
@@ -508,6 +524,8 @@ class EmbeddedMetricsStore:
             return self._retention(cmd.arg)
         if cmd.kind == "delete":
             return self._delete_range(*cmd.arg)
+        if cmd.kind == "rollup":
+            return self.rollups.run(self._wcon, self, *cmd.arg)
         return None  # barrier
 
     def _run(self, items: list[_Append | Command]) -> None:
@@ -998,11 +1016,15 @@ class EmbeddedMetricsStore:
                 con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
             finally:
                 con.unregister("_clearsight_rows")
+            self.rollups.mark_written(con, head_sids, head_ts)
+        if chunks_changed:
+            self.rollups.mark_written(con, sids[changed_chunk], ts[changed_chunk])
         # Rewritten chunks make this a publication; plain appends change only the mirror.
         with self._publishing() if chunks_changed else contextlib.nullcontext():
             con.execute("COMMIT")
             self._head.apply((head_sids, head_ts, head_vals), gone)
             self._publish_catalog()
+        self.rollups.committed()
         if hist_published is not None:
             hist_published()
         # Publish to readers.
@@ -1278,6 +1300,7 @@ class EmbeddedMetricsStore:
                 )
                 self._replace_chunks(sel, k_sid, k_ts, k_val)  # the chunks wholly inside go as they are
                 deleted += n_in + int(sel.n[~part].sum())
+            self.rollups.mark_deleted(con, ids, start_ms, end_ms)
             n_hist, hist_published = self._hist.delete_range(con, ids, start_ms, end_ms, self._floor)
             deleted += n_hist
             mm = self._min_max_of(ids)
@@ -1288,6 +1311,7 @@ class EmbeddedMetricsStore:
                 empty = (np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64))
                 self._head.apply(empty, (h_sid, h_ts))
                 self._publish_catalog()
+            self.rollups.committed()
         except Exception:
             con.execute("ROLLBACK")
             self._load_state()
@@ -1311,6 +1335,7 @@ class EmbeddedMetricsStore:
                 con.execute("DELETE FROM series WHERE series_id IN (SELECT series_id FROM _clearsight_dead)")
             finally:
                 con.unregister("_clearsight_dead")
+            self.rollups.forget(con, dead)
 
     def _min_max_of(self, ids: npt.NDArray[Any]) -> dict[str, Any]:
         """Per-series min/max timestamps (columns series_id, lo, hi) of the series ``ids`` that
@@ -1547,6 +1572,46 @@ class EmbeddedMetricsStore:
     def querier(self, tenant: str) -> SeriesSelector:
         return _Querier(self, tenant)
 
+    # --- rollups (rollups.py; this store is their RollupHost) --------------------------------------
+
+    def run_rollups(self, now_ms: int, max_blocks: int = 24) -> None:
+        """Rolls up everything due at ``now_ms``: one writer command per bounded piece of work
+        (appends run between them)."""
+        while self._submit("rollup", (now_ms, max_blocks)).result():
+            pass
+
+    def rollup_series_ids(self, tenant: str, matchers: Sequence[Matcher]) -> IdArray:
+        with self._index_lock:
+            idx = self._index.get(tenant)
+            return idx.select(matchers) if idx is not None else np.zeros(0, dtype=np.uint32)
+
+    def rollup_labels(self, ids: IdArray) -> list[Labels]:
+        return [self._labels[i] for i in ids.tolist()]
+
+    def rollup_has_histograms(self, ids: IdArray) -> bool:
+        return self._hist.any(ids)
+
+    def rollup_live_ids(self, start_ms: int, end_ms: int) -> IdArray:
+        top = self._next_id
+        live = (np.maximum(self._min_ts[:top], self._floor) <= end_ms) & (self._max_ts[:top] >= start_ms)
+        return np.flatnonzero(live).astype(np.uint32)
+
+    def rollup_oldest_ms(self) -> int | None:
+        top = self._next_id
+        live = self._max_ts[:top] != _NO_MAX
+        return max(int(self._min_ts[:top][live].min()), self._floor) if bool(live.any()) else None
+
+    def rollup_raw(self, ids: IdArray, start_ms: int, end_ms: int) -> tuple[IdArray, I64Array, F64Array]:
+        start_ms = max(start_ms, self._floor)
+        c_sid, kept, c_ts, c_val, h_sid, h_ts, h_val = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
+        sids = np.concatenate([np.repeat(c_sid, kept), h_sid])
+        ts, vals = np.concatenate([c_ts, h_ts]), np.concatenate([c_val, h_val])
+        order = np.lexsort((ts, sids))
+        return sids[order], ts[order], vals[order]
+
+    def rollup_reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._reader()
+
     def series(
         self,
         tenant: str,
@@ -1674,4 +1739,5 @@ class EmbeddedMetricsStore:
             partition_bytes=self._parts.totals()[1],
             partitions_dropped_total=self._retained.partitions_dropped_total,
             partition_bytes_dropped_total=self._retained.bytes_dropped_total,
+            rollups=self.rollups.progress() if self.rollups.enabled else None,
         )
