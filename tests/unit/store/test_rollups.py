@@ -164,7 +164,9 @@ def test_rollups_have_their_own_retention_and_outlive_raw_samples(tmp_path: Path
         assert_same(a, b, True)
         # Raw retention of 1 day: the first days' raw samples go, their 1-hour rollups stay.
         store.retention_ms = DAY
-        assert store.apply_retention(now) > 0
+        # (Partitioned retention drops whole partitions and hides the rest below the floor: the
+        # count may be 0 when every chunk ends in a kept partition; what matters is below.)
+        store.apply_retention(now)
         after = Engine().range(store.querier("t"), q, T0 + DAY + HOUR, T0 + 3 * DAY, ONE_HOUR_MS)
         raw_after = Engine().range(RawOnly(store.querier("t")), q, T0 + DAY + HOUR, T0 + 3 * DAY, ONE_HOUR_MS)
         assert_same(after, a, False)  # the same answer as before the raw samples expired
