@@ -51,7 +51,7 @@ from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
 from clearsight.store.embedded.head import HeadMirror
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
-from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
+from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
@@ -1370,12 +1370,7 @@ class EmbeddedMetricsStore:
             key = self._selections.key(matcher_sets)
             ids = self._selections.get(tenant, key)
             if ids is None:
-                if not matcher_sets:
-                    ids = idx.all()
-                elif len(matcher_sets) == 1:
-                    ids = idx.select(matcher_sets[0])
-                else:
-                    ids = sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+                ids = select_sets(idx, matcher_sets)
                 self._selections.put(tenant, key, ids)
             lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
         in_range: IdArray = ids[(lo <= end_ms) & (hi >= start_ms)]

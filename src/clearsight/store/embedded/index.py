@@ -228,6 +228,15 @@ class TenantIndex:
         return out
 
 
+def select_sets(idx: TenantIndex, matcher_sets: Sequence[Sequence[Matcher]]) -> IdArray:
+    """Sorted ids of the series matching any of ``matcher_sets`` (every series when there is none)."""
+    if not matcher_sets:
+        return idx.all()
+    if len(matcher_sets) == 1:
+        return idx.select(matcher_sets[0])
+    return sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+
+
 def _filtered(a: array[int], dead: IdArray) -> array[int]:
     arr = _ids(a)
     kept = arr[~_member(dead, arr)]

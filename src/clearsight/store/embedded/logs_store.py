@@ -55,7 +55,7 @@ from clearsight.lazy_module import lazy_module
 from clearsight.model.labels import Labels, make_labels
 from clearsight.model.logs import SPAN_ID_BYTES, TRACE_ID_BYTES, LogBatch
 from clearsight.model.matchers import Matcher
-from clearsight.store.embedded.index import IdArray, TenantIndex, sorted_unique
+from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets
 from clearsight.store.embedded.logs_schema import (
     BLOCK_COLUMNS,
     BLOCKS_PREFIX,
@@ -694,12 +694,7 @@ class EmbeddedLogStore:
             idx = self._index.get(tenant)
             if idx is None:
                 return np.zeros(0, dtype=np.uint32)
-            if not matcher_sets:
-                ids = idx.all()
-            elif len(matcher_sets) == 1:
-                ids = idx.select(matcher_sets[0])
-            else:
-                ids = sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+            ids = select_sets(idx, matcher_sets)
             keep = (self._min_ts[ids] <= end_ns) & (self._max_ts[ids] >= start_ns)
         out: IdArray = ids[keep]
         return out
