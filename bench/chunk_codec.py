@@ -2,9 +2,10 @@
 
 Stores ``bench/workload.py``'s requests (decoded in process, no HTTP) in an embedded metrics store,
 closes it (a clean close compacts the head), and prints the file's bytes per sample and its parts;
-then re-encodes the same samples in the first chunk format (zstd) and in PACKED and prints, for
-each, the payload per sample and the CPU time to encode them, to decode every chunk, and to decode
-3 chunks cut to the last 15 minutes (a small dashboard query's read).
+then re-encodes the same samples in the first chunk format (zstd), in PACKED (the bit-packed layout
+before ANCHORED) and in ANCHORED (written now) and prints, for each, the payload per sample and the
+CPU time to encode them, to decode every chunk, and to decode 3 chunks cut to the last 15 minutes
+(a small dashboard query's read).
 
 Usage: ``.venv/bin/python bench/chunk_codec.py [--series 10000] [--scrapes 120]``
 """
@@ -41,6 +42,27 @@ def _cpu_per_call(fn: Callable[[], object], calls: int) -> float:
     return (time.process_time() - t0) / calls
 
 
+def _encode_packed(sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> codec.Encoded:
+    """``codec.encode`` in the PACKED layouts (codecs 2 and 3, the native encoders before ANCHORED)."""
+    enc = codec.encode(sids, ts, vals)
+    native = codec._chunkdec
+    assert native is not None, "the native chunk codec is not built"
+    starts = np.concatenate(([0], np.cumsum(enc.n.astype(np.int64))[:-1])).astype(np.int64)
+    lengths = enc.n.astype(np.int64)
+    xor = enc.codec == codec.ANCHORED_XOR
+    data = list(enc.data)
+    k = np.rint(vals * 10.0 ** np.repeat(enc.scale, enc.n)).astype(np.int64)
+    for which, encode, col in ((~xor, native.encode_packed, k), (xor, native.encode_packed_xor, vals.view(np.int64))):
+        idx = np.flatnonzero(which)
+        if idx.size:
+            for i, b in zip(idx.tolist(), encode(ts, col, starts[idx], lengths[idx]), strict=True):
+                data[i] = b
+    return codec.Encoded(
+        enc.series_id, enc.min_ts, enc.max_ts, enc.n,
+        np.where(xor, codec.PACKED_XOR, codec.PACKED).astype(np.uint8), enc.scale, data,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=10_000)
@@ -67,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         size = db.stat().st_size
         con = duckdb.connect(str(db), read_only=True)
         rows = con.execute(
-            f"SELECT series_id, n, codec, scale, data FROM {all_chunks(con)} ORDER BY series_id, min_ts"
+            f"SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM {all_chunks(con)} ORDER BY series_id, min_ts"
         ).fetchnumpy()
         labels = con.execute("SELECT sum(strlen(labels)) + sum(strlen(metric)) FROM series").fetchall()[0][0]
         con.close()
@@ -83,21 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         f"DuckDB's compression)"
     )
     sids = np.repeat(rows["series_id"], n).astype(np.uint32)
-    ts, vals = codec.decode(n, rows["codec"], rows["scale"], data)
+    ts, vals = codec.decode(n, rows["codec"], rows["scale"], data, min_ts=rows["min_ts"], max_ts=rows["max_ts"])
     lo = int(ts.max()) - 15 * 60 * 1000
     pick = [0, len(n) // 2, len(n) - 1]
     print(
         f"{'format':<22} {'B/sample':>9} {'encode ns/sample':>17} {'decode all ns/sample':>21} {'3 chunks cut us':>16}"
     )
-    for name, pack in (("first format (zstd)", False), ("PACKED", True)):
-        enc = codec.encode(sids, ts, vals, pack=pack)
+    for name, fn in (
+        ("first format (zstd)", functools.partial(codec.encode, pack=False)),
+        ("PACKED", _encode_packed),
+        ("ANCHORED (now)", codec.encode),
+    ):
+        enc = fn(sids, ts, vals)
         payload = sum(map(len, enc.data)) / total
-        t_enc = _cpu_per_call(functools.partial(codec.encode, sids, ts, vals, pack=pack), 3)
+        t_enc = _cpu_per_call(functools.partial(fn, sids, ts, vals), 3)
+        bounds = {"min_ts": enc.min_ts, "max_ts": enc.max_ts}
         t_all = _cpu_per_call(
-            functools.partial(codec.decode_range, enc.n, enc.codec, enc.scale, enc.data, *_ALL), 5
+            functools.partial(codec.decode_range, enc.n, enc.codec, enc.scale, enc.data, *_ALL, **bounds), 5
         )
         small = (enc.n[pick], enc.codec[pick], enc.scale[pick], [enc.data[i] for i in pick], lo, 2**62)
-        t_small = _cpu_per_call(functools.partial(codec.decode_range, *small), 5_000)
+        cut = {"min_ts": enc.min_ts[pick], "max_ts": enc.max_ts[pick]}
+        t_small = _cpu_per_call(functools.partial(codec.decode_range, *small, **cut), 5_000)
         print(
             f"{name:<22} {payload:>9.3f} {t_enc / total * 1e9:>17.0f} {t_all / total * 1e9:>21.1f} "
             f"{t_small * 1e6:>16.2f}"

@@ -1,6 +1,8 @@
-"""Writes ``fixtures/metrics-codec-v1.duckdb.gz`` (run once, by the build whose format it keeps).
+"""Writes ``fixtures/metrics-codec-v1.duckdb.gz`` (run once, by the build whose format it keeps), or
+the file named by the first argument (``metrics-codec-v2.duckdb.gz``: PACKED and PACKED_XOR chunks,
+written by commit 8aaa6fc).
 
-``PYTHONPATH=<that build's src> python tests/unit/store/make_codec_v1_fixture.py``: stores
+``PYTHONPATH=<that build's src> python tests/unit/store/make_codec_v1_fixture.py [name]``: stores
 ``chunk_fixture_data.samples`` (COMPACTED samples per series compacted into chunks, then IN_HEAD more
 left in the head), closes the store and gzips its DuckDB file.
 """
@@ -34,7 +36,8 @@ def main() -> None:
             if lo == 0:
                 store.compact()
         store.close()
-        out = Path(__file__).resolve().parent / "fixtures" / "metrics-codec-v1.duckdb.gz"
+        name = sys.argv[1] if len(sys.argv) > 1 else "metrics-codec-v1.duckdb.gz"
+        out = Path(__file__).resolve().parent / "fixtures" / name
         with open(Path(tmp) / "metrics.duckdb", "rb") as src, gzip.open(out, "wb", 9) as dst:
             shutil.copyfileobj(src, dst)
         print(out, out.stat().st_size)

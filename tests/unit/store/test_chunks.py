@@ -14,7 +14,7 @@ from clearsight.store.embedded import chunks
 
 def _roundtrip(sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> chunks.Encoded:
     enc = chunks.encode(sids.astype(np.uint32), ts.astype(np.int64), vals.astype(np.float64))
-    got_ts, got_v = chunks.decode(enc.n, enc.codec, enc.scale, enc.data)
+    got_ts, got_v = chunks.decode(enc.n, enc.codec, enc.scale, enc.data, min_ts=enc.min_ts, max_ts=enc.max_ts)
     assert got_ts.tolist() == ts.tolist()
     assert got_v.view(np.uint64).tolist() == vals.view(np.uint64).tolist()
     return enc
@@ -61,12 +61,12 @@ def test_roundtrip_exact(series: list[tuple[int, list[tuple[int, float]]]]) -> N
 
 
 def _check_native_equals_reference(enc: chunks.Encoded, lo: int, hi: int) -> None:
-    want = chunks.decode_range_py(enc.n, enc.codec, enc.scale, enc.data, lo, hi)
-    got = chunks.decode_range(enc.n, enc.codec, enc.scale, enc.data, lo, hi)
+    want = chunks.decode_range_py(enc.n, enc.codec, enc.scale, enc.data, lo, hi, min_ts=enc.min_ts, max_ts=enc.max_ts)
+    got = chunks.decode_range(enc.n, enc.codec, enc.scale, enc.data, lo, hi, min_ts=enc.min_ts, max_ts=enc.max_ts)
     assert got[0].tolist() == want[0].tolist()
     assert got[1].view(np.uint64).tolist() == want[1].view(np.uint64).tolist()
     assert got[2].tolist() == want[2].tolist()
-    ts_all, _ = chunks.decode(enc.n, enc.codec, enc.scale, enc.data)
+    ts_all, _ = chunks.decode(enc.n, enc.codec, enc.scale, enc.data, min_ts=enc.min_ts, max_ts=enc.max_ts)
     assert want[0].tolist() == [t for t in ts_all.tolist() if lo <= t <= hi]
 
 
@@ -81,9 +81,9 @@ def test_codec_choice() -> None:
     sids = np.repeat(np.arange(1, 6, dtype=np.uint32), 4)
     vals = np.concatenate(
         [
-            [1.0, 2.0, 3.0, 4.0],  # integers: DECIMAL values (PACKED), scale 0
-            [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL values (PACKED), scale 2
-            [1.0, STALE_NAN, 2.0, 3.0],  # a stale marker: XOR values (PACKED_XOR)
+            [1.0, 2.0, 3.0, 4.0],  # integers: DECIMAL values (ANCHORED), scale 0
+            [0.25, 0.5, 12.75, 1e6 + 0.01],  # two decimals: DECIMAL values (ANCHORED), scale 2
+            [1.0, STALE_NAN, 2.0, 3.0],  # a stale marker: XOR values (ANCHORED_XOR)
             [0.1 + 0.2, 1.0, 2.0, 3.0],  # a binary fraction: XOR
             [-0.0, 1.0, 2.0, 3.0],  # negative zero: XOR
         ]
@@ -91,11 +91,11 @@ def test_codec_choice() -> None:
     enc = _roundtrip(sids, np.tile(ts, 5), vals)
     _check_native_equals_reference(enc, 15_000, 30_000)
     assert enc.codec.tolist() == [
-        chunks.PACKED,
-        chunks.PACKED,
-        chunks.PACKED_XOR,
-        chunks.PACKED_XOR,
-        chunks.PACKED_XOR,
+        chunks.ANCHORED,
+        chunks.ANCHORED,
+        chunks.ANCHORED_XOR,
+        chunks.ANCHORED_XOR,
+        chunks.ANCHORED_XOR,
     ]
     assert enc.scale.tolist()[:2] == [0, 2]
 
@@ -115,10 +115,10 @@ def test_mixed_chunk_lengths_and_regular_data_compress() -> None:
 def test_empty() -> None:
     enc = chunks.encode(np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0))
     assert enc.data == []
-    ts, vals = chunks.decode(enc.n, enc.codec, enc.scale, enc.data)
+    ts, vals = chunks.decode(enc.n, enc.codec, enc.scale, enc.data, min_ts=enc.min_ts, max_ts=enc.max_ts)
     assert ts.shape == (0,) and vals.shape == (0,)
     for decode_range in (chunks.decode_range, chunks.decode_range_py):
-        ts, vals, kept = decode_range(enc.n, enc.codec, enc.scale, enc.data, 0, 1)
+        ts, vals, kept = decode_range(enc.n, enc.codec, enc.scale, enc.data, 0, 1, min_ts=enc.min_ts, max_ts=enc.max_ts)
         assert ts.shape == (0,) and vals.shape == (0,) and kept.shape == (0,)
 
 
@@ -139,8 +139,9 @@ def test_decoded_chunk_cache_equals_decoder_and_stays_bounded() -> None:
     ]:
         idx = np.asarray(pick)
         args = (enc.n[idx], enc.codec[idx], enc.scale[idx], [enc.data[i] for i in pick], lo, hi)
-        got = cache.decode_range(*args)
-        want = chunks.decode_range_py(*args)
+        bounds = {"min_ts": enc.min_ts[idx], "max_ts": enc.max_ts[idx]}
+        got = cache.decode_range(*args, **bounds)
+        want = chunks.decode_range_py(*args, **bounds)
         assert got[0].tolist() == want[0].tolist()
         assert got[1].view(np.uint64).tolist() == want[1].view(np.uint64).tolist()
         assert got[2].tolist() == want[2].tolist()

@@ -497,9 +497,9 @@ def test_resend_decodes_its_chunks_once(tmp_path: Path, monkeypatch: pytest.Monk
         decoded: list[int] = []
         real = duckdb_store.chunk_codec.decode
 
-        def counting(n: np.ndarray, *args: object) -> object:
+        def counting(n: np.ndarray, *args: object, **bounds: object) -> object:
             decoded.append(int(n.sum()))
-            return real(n, *args)  # type: ignore[arg-type]
+            return real(n, *args, **bounds)  # type: ignore[arg-type]
 
         monkeypatch.setattr(duckdb_store.chunk_codec, "decode", counting)
         assert sum(_scrapes(store, labels, ts, vals)) == 50 * 40  # every sample recognised

@@ -40,7 +40,7 @@ def test_the_metrics_store_writes_compacts_and_reads_without_pyarrow(tmp_path: o
         assert sorted(got.values.tolist()) == (np.arange(2 * n) / 4).tolist()
         old = chunks.encode(np.zeros(n, np.uint32), np.arange(n, dtype=np.int64), np.arange(n) / 3, pack=False)
         assert old.codec.tolist() == [chunks.XOR]  # the first format: byte planes in a zstd frame
-        ts, vals = chunks.decode(old.n, old.codec, old.scale, old.data)
+        ts, vals = chunks.decode(old.n, old.codec, old.scale, old.data, min_ts=old.min_ts, max_ts=old.max_ts)
         assert (ts == np.arange(n)).all() and (vals == np.arange(n) / 3).all()
         store.close()
         print(sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow"))

@@ -32,6 +32,10 @@ cdef extern from *:
 cdef enum:
     PACKED = 2  # chunks.PACKED
     PACKED_XOR = 3  # chunks.PACKED_XOR
+    ANCHORED = 4  # chunks.ANCHORED
+    ANCHORED_XOR = 5  # chunks.ANCHORED_XOR
+    WCODES = 66  # compact header byte: mode * WCODES + (bit width 0..64, or WCODE_RADIX)
+    WCODE_RADIX = 65
     MODE_DELTA = 0  # x0, then x[i] - x[i-1]
     MODE_DOD = 1  # x0, x1 - x0, then (x[i] - x[i-1]) - (x[i-1] - x[i-2])
     MODE_GRID = 2  # x0, D, then x[i] - x0 - i * D
@@ -162,9 +166,24 @@ cdef inline int _radix_params(uint64_t m, Py_ssize_t count, int* k, int* b_full,
     return 0
 
 
-cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ssize_t pos) noexcept nogil:
+cdef inline uint64_t _mean_step(uint64_t x0, uint64_t xlast, Py_ssize_t n) noexcept nogil:
+    """GRID's ``D``: ``(xlast - x0) / (n - 1)`` rounded to nearest (n >= 2), in wrapping arithmetic.
+    ANCHORED chunks do not store it for their timestamps: the decoder computes it from the row."""
+    cdef int64_t span = <int64_t>(xlast - x0)
+    if span >= 0:
+        return <uint64_t>((<uint64_t>span + <uint64_t>((n - 1) >> 1)) / <uint64_t>(n - 1))
+    return <uint64_t>0 - ((<uint64_t>0 - <uint64_t>span + <uint64_t>((n - 1) >> 1)) / <uint64_t>(n - 1))
+
+
+cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ssize_t pos,
+                            bint compact=False, bint anchored=False) noexcept nogil:
     """Writes the sequence ``xs[0:n]`` (n >= 1) at ``out[pos:]`` in its cheapest mode; returns the
-    position after it. ``out`` needs 2 + 3 * 10 + 8 * n bytes free."""
+    position after it. ``out`` needs 2 + 3 * 10 + 8 * n bytes free.
+
+    ``compact`` (ANCHORED chunks): the mode and the width share one header byte, and a sequence of
+    one element is its varint alone. ``anchored`` (their timestamps; implies ``compact``): neither
+    ``x0`` nor GRID's ``D`` is written (the chunk's row holds ``x0`` = min_ts and ``x[n-1]`` =
+    max_ts, from which ``D`` follows), so one element takes no byte at all."""
     cdef const uint64_t* x = <const uint64_t*>xs
     cdef uint64_t x0 = x[0], D = 0, e, mn, extra = 0
     cdef int64_t se, span
@@ -173,15 +192,17 @@ cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ss
     cdef int mode = MODE_DELTA, w = 0, w_d, w_dd, w_g, k = 0, b_full = 0, b_last = 0, radix = 0
     cdef uint64_t m = 0, v
     cdef int64_t cost_d, cost_dd, cost_g
-    out[pos] = MODE_DELTA
+    if anchored:
+        compact = True
     if n == 1:
+        if anchored:
+            return pos
+        if compact:
+            return _put_varint(out, pos, _zz(x0))
+        out[pos] = MODE_DELTA
         return _put_varint(out, pos + 1, _zz(x0))
-    # the mean step, rounded to nearest (any D decodes exactly: it is stored)
-    span = <int64_t>(x[n - 1] - x0)
-    if span >= 0:
-        D = <uint64_t>((<uint64_t>span + <uint64_t>((n - 1) >> 1)) / <uint64_t>(n - 1))
-    else:
-        D = <uint64_t>0 - ((<uint64_t>0 - <uint64_t>span + <uint64_t>((n - 1) >> 1)) / <uint64_t>(n - 1))
+    # the mean step, rounded to nearest (any D decodes exactly: it is stored, or follows from the row)
+    D = _mean_step(x0, x[n - 1], n)
     for i in range(1, n):
         se = <int64_t>(x[i] - x[i - 1])
         if i == 1 or se < mn_d:
@@ -203,7 +224,7 @@ cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ss
     w_g = _bitlen(<uint64_t>mx_g - <uint64_t>mn_g)
     w_dd = _bitlen(<uint64_t>mx_dd - <uint64_t>mn_dd) if n >= 3 else 0
     cost_d = 8 * _varint_len(_zz(<uint64_t>mn_d)) + (n - 1) * w_d
-    cost_g = 8 * _varint_len(_zz(D)) + 8 * _varint_len(_zz(<uint64_t>mn_g)) + (n - 1) * w_g
+    cost_g = (0 if anchored else 8 * _varint_len(_zz(D))) + 8 * _varint_len(_zz(<uint64_t>mn_g)) + (n - 1) * w_g
     cost_dd = 8 * _varint_len(_zz(x[1] - x0))
     if n >= 3:
         cost_dd += 8 * _varint_len(_zz(<uint64_t>mn_dd)) + (n - 2) * w_dd
@@ -222,9 +243,12 @@ cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ss
         mn = <uint64_t>mn_dd
         count = n - 2
         extra = x[1] - x0
-    out[pos] = <uint8_t>mode
-    pos = _put_varint(out, pos + 1, _zz(x0))
-    if mode != MODE_DELTA:
+    cdef Py_ssize_t head = pos  # the mode byte (compact: mode and width, set below)
+    out[pos] = <uint8_t>(mode * WCODES if compact else mode)
+    pos += 1
+    if not anchored:
+        pos = _put_varint(out, pos, _zz(x0))
+    if mode == MODE_DOD or (mode == MODE_GRID and not anchored):
         pos = _put_varint(out, pos, _zz(extra))
     if count == 0:
         return pos
@@ -242,13 +266,18 @@ cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ss
             _radix_params(m, count, &k, &b_full, &b_last)
             if (count // k) * b_full + b_last + 8 * _varint_len(m) + 8 <= count * w:
                 radix = 1
+    if compact:
+        out[head] = <uint8_t>(mode * WCODES + (WCODE_RADIX if radix else w))
     if radix:
-        out[pos] = RADIX
-        pos = _put_varint(out, pos + 1, m)
+        if not compact:
+            out[pos] = RADIX
+            pos += 1
+        pos = _put_varint(out, pos, m)
         nbytes = ((count // k) * b_full + b_last + 7) >> 3
     else:
-        out[pos] = <uint8_t>w
-        pos += 1
+        if not compact:
+            out[pos] = <uint8_t>w
+            pos += 1
         nbytes = (count * w + 7) >> 3
     memset(out + pos, 0, nbytes)
     bitpos = 0
@@ -270,9 +299,10 @@ cdef Py_ssize_t _encode_seq(const int64_t* xs, Py_ssize_t n, uint8_t* out, Py_ss
 
 
 cdef list _encode_chunks(const int64_t[::1] ts, const int64_t[::1] v, const int64_t[::1] starts,
-                         const int64_t[::1] lengths, bint xor):
+                         const int64_t[::1] lengths, bint xor, bint anchored=False):
     """The payloads of the chunks ``ts[s:s+m]``, ``v[s:s+m]`` for ``s, m`` in ``zip(starts, lengths)``:
-    timestamps packed, then ``v`` packed (PACKED) or XOR-encoded (``xor``: PACKED_XOR)."""
+    timestamps packed, then ``v`` packed (PACKED) or XOR-encoded (``xor``: PACKED_XOR); ``anchored``:
+    the ANCHORED layouts (timestamps anchored on the row, compact headers)."""
     cdef Py_ssize_t c, nchunks = starts.shape[0], s, m, pos, cap = 0, need
     cdef uint8_t* buf
     for c in range(nchunks):
@@ -291,11 +321,11 @@ cdef list _encode_chunks(const int64_t[::1] ts, const int64_t[::1] v, const int6
             s = starts[c]
             m = lengths[c]
             with nogil:
-                pos = _encode_seq(&ts[s], m, buf, 0)
+                pos = _encode_seq(&ts[s], m, buf, 0, anchored, anchored)
                 if xor:
                     pos = _encode_xor(&v[s], m, buf, pos)
                 else:
-                    pos = _encode_seq(&v[s], m, buf, pos)
+                    pos = _encode_seq(&v[s], m, buf, pos, anchored, False)
             out.append(PyBytes_FromStringAndSize(<char*>buf, pos))
     finally:
         free(buf)
@@ -359,6 +389,19 @@ def encode_packed_xor(const int64_t[::1] ts, const int64_t[::1] bits, const int6
     """The PACKED_XOR payloads of the chunks ``ts[s:s+m]``, ``bits[s:s+m]`` (the values' IEEE-754
     bits) for ``s, m`` in ``zip(starts, lengths)`` (``m >= 1``)."""
     return _encode_chunks(ts, bits, starts, lengths, True)
+
+
+def encode_anchored(const int64_t[::1] ts, const int64_t[::1] k, const int64_t[::1] starts,
+                    const int64_t[::1] lengths):
+    """``encode_packed`` in the ANCHORED layout (the chunk's row must hold ``ts[s]`` as min_ts and
+    ``ts[s+m-1]`` as max_ts: its timestamps' first element and step are taken from there)."""
+    return _encode_chunks(ts, k, starts, lengths, False, True)
+
+
+def encode_anchored_xor(const int64_t[::1] ts, const int64_t[::1] bits, const int64_t[::1] starts,
+                        const int64_t[::1] lengths):
+    """``encode_packed_xor`` in the ANCHORED_XOR layout (see ``encode_anchored``)."""
+    return _encode_chunks(ts, bits, starts, lengths, True, True)
 
 
 cdef struct XorReader:
@@ -425,20 +468,34 @@ cdef struct Seq:
     Py_ssize_t i
 
 
-cdef Py_ssize_t _open_seq(const uint8_t* buf, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t n, Seq* s) noexcept nogil:
+cdef Py_ssize_t _open_seq(const uint8_t* buf, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t n, Seq* s,
+                         bint compact=False, bint anchored=False, uint64_t x0=0, uint64_t xlast=0) noexcept nogil:
     """Parses the header of a sequence of ``n`` elements at ``buf[pos:]``; the position after the
-    sequence, or -1 when it is malformed or truncated."""
+    sequence, or -1 when it is malformed or truncated. ``compact``/``anchored``: the layouts of
+    ``_encode_seq``; ``anchored`` takes ``x0`` and the last element ``xlast`` from the chunk's row."""
     cdef uint64_t z
     cdef Py_ssize_t count = 0, nbytes
-    if pos >= size:
-        return -1
-    s.mode = buf[pos]
-    if s.mode > MODE_GRID:
-        return -1
-    pos = _get_varint(buf, size, pos + 1, &z)
-    if pos < 0:
-        return -1
-    s.x0 = _unzigzag(z)
+    cdef int wcode = 0
+    if anchored:
+        compact = True
+    s.mode = MODE_DELTA
+    if n >= 2 or not compact:
+        if pos >= size:
+            return -1
+        s.mode = buf[pos]
+        pos += 1
+        if compact:
+            wcode = s.mode % WCODES
+            s.mode = s.mode // WCODES
+        if s.mode > MODE_GRID:
+            return -1
+    if anchored:
+        s.x0 = x0
+    else:
+        pos = _get_varint(buf, size, pos, &z)
+        if pos < 0:
+            return -1
+        s.x0 = _unzigzag(z)
     s.x = s.x0
     s.d = 0
     s.extra = 0
@@ -457,22 +514,31 @@ cdef Py_ssize_t _open_seq(const uint8_t* buf, Py_ssize_t size, Py_ssize_t pos, P
     s.bitpos = 0
     s.i = 0
     if n >= 2:
-        if s.mode != MODE_DELTA:
+        if s.mode == MODE_GRID and anchored:
+            s.extra = _mean_step(x0, xlast, n)
+        elif s.mode != MODE_DELTA:
             pos = _get_varint(buf, size, pos, &z)
             if pos < 0:
                 return -1
             s.extra = _unzigzag(z)
-            s.d = s.extra
+        s.d = s.extra
         count = n - 2 if s.mode == MODE_DOD else n - 1
     elif s.mode != MODE_DELTA:
         return -1
+    if count == 0 and wcode != 0:
+        return -1
     if count > 0:
         pos = _get_varint(buf, size, pos, &z)
-        if pos < 0 or pos >= size:
+        if pos < 0:
             return -1
         s.mn = _unzigzag(z)
-        s.w = buf[pos]
-        pos += 1
+        if compact:
+            s.w = RADIX if wcode == WCODE_RADIX else wcode
+        else:
+            if pos >= size:
+                return -1
+            s.w = buf[pos]
+            pos += 1
         if s.w == RADIX:
             pos = _get_varint(buf, size, pos, &z)
             if pos < 0 or _radix_params(z, count, &s.k, &s.b_full, &s.b_last) < 0:
@@ -528,14 +594,20 @@ cdef inline uint64_t _next(Seq* s) noexcept nogil:
 
 
 def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const uint8_t[:] scale,
-                 int64_t lo, int64_t hi):
-    """Decodes chunks (in order) keeping samples with ``lo <= ts <= hi``.
+                 const int64_t[:] min_ts, const int64_t[:] max_ts, int64_t lo, int64_t hi):
+    """Decodes chunks (in order) keeping samples with ``lo <= ts <= hi``; ``min_ts``/``max_ts``: the
+    chunks' rows (ANCHORED chunks take their first timestamp and step from there, and their last
+    timestamp must equal ``max_ts``).
 
     Returns ``(ts, values, kept)``: the kept samples concatenated chunk after chunk, and the number
     kept per chunk. A malformed chunk raises ValueError."""
     cdef Py_ssize_t nchunks = n.shape[0]
     cdef Py_ssize_t total = 0
     cdef Py_ssize_t i, j, m, out = 0, before, pos, size
+    cdef bint anch
+    if codec.shape[0] != nchunks or scale.shape[0] != nchunks or min_ts.shape[0] != nchunks \
+            or max_ts.shape[0] != nchunks or len(data) != nchunks:
+        raise ValueError("chunk columns differ in length")
     for i in range(nchunks):
         if n[i] < 1:
             raise ValueError("chunk length must be positive")
@@ -558,7 +630,9 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     for i in range(nchunks):
         m = n[i]
         before = out
-        if codec[i] == PACKED:
+        t = 0
+        if codec[i] == PACKED or codec[i] == ANCHORED:
+            anch = codec[i] == ANCHORED
             if scale[i] > 9:
                 raise ValueError("chunk scale out of range")
             p = _POW10[scale[i]]
@@ -567,9 +641,9 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
             if size == 0:
                 raise ValueError("malformed packed chunk")
             buf = &blob[0]
-            pos = _open_seq(buf, size, 0, m, &ts_seq)
+            pos = _open_seq(buf, size, 0, m, &ts_seq, anch, anch, <uint64_t>min_ts[i], <uint64_t>max_ts[i])
             if pos >= 0:
-                pos = _open_seq(buf, size, pos, m, &val_seq)
+                pos = _open_seq(buf, size, pos, m, &val_seq, anch, False)
             if pos != size:
                 raise ValueError("malformed packed chunk")
             with nogil:
@@ -581,15 +655,18 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
                     ts_out[out] = <int64_t>t
                     val_out[out] = (<double>(<int64_t>k)) / p
                     out += 1
+            if anch and <int64_t>t != max_ts[i]:
+                raise ValueError("malformed packed chunk: its last timestamp is not the row's max_ts")
             kept[i] = out - before
             continue
-        if codec[i] == PACKED_XOR:
+        if codec[i] == PACKED_XOR or codec[i] == ANCHORED_XOR:
+            anch = codec[i] == ANCHORED_XOR
             blob = data[i]
             size = blob.shape[0]
             if size == 0:
                 raise ValueError("malformed packed chunk")
             buf = &blob[0]
-            pos = _open_seq(buf, size, 0, m, &ts_seq)
+            pos = _open_seq(buf, size, 0, m, &ts_seq, anch, anch, <uint64_t>min_ts[i], <uint64_t>max_ts[i])
             if pos < 0 or size - pos < 8:
                 raise ValueError("malformed packed chunk")
             memcpy(&xr.prev, buf + pos, 8)
@@ -612,6 +689,8 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
                     out += 1
             if xr.bad or (xr.bitpos + 7) >> 3 != xr.avail:
                 raise ValueError("malformed packed chunk")
+            if anch and <int64_t>t != max_ts[i]:
+                raise ValueError("malformed packed chunk: its last timestamp is not the row's max_ts")
             kept[i] = out - before
             continue
         if codec[i] > 1:

@@ -1,7 +1,7 @@
 """Compressed sample chunks: the samples of one series over a time span.
 
 A chunk's ``codec`` byte (a column of its row) names its format, so chunks written by older builds
-keep decoding with their own decoder; new chunks are written as PACKED or PACKED_XOR.
+keep decoding with their own decoder; new chunks are written as ANCHORED or ANCHORED_XOR.
 
 Values are DECIMAL when every value ``v`` of the chunk equals ``k / 10**scale`` bit for bit for
 integers ``|k| < 2**53`` and a ``scale`` in 0..9 (counters, gauges rounded by their exporter);
@@ -35,6 +35,19 @@ previous one: bit 0 when it is 0; else bit 1 and either 0 and the XOR's bits ins
 leading/trailing-zero window, or 1, the leading zeros (5 bits, at most 31), the significant length
 minus 1 (6 bits) and the significant bits; padded to a byte.
 
+Codecs ``ANCHORED`` (4, DECIMAL values) and ``ANCHORED_XOR`` (5, other values), written by the
+native encoder since PACKED and PACKED_XOR (which are still decoded): the same layouts, with
+
+- the timestamps *anchored* on the chunk's row: their first element is the row's ``min_ts`` and
+  GRID's ``D`` is ``(max_ts - min_ts) / (n - 1)`` rounded to nearest (what the encoder uses), so
+  neither is written (a one-sample chunk's timestamps take no byte); the decoder checks that the
+  last timestamp equals the row's ``max_ts``;
+- a compact header: a sequence's mode and width share one byte, ``mode * 66 + w`` (``w`` 0..64, or
+  65 for RADIX), and a one-element value sequence is its zigzag varint alone.
+
+That saves the ~6-byte varint of the first timestamp, the ~3-byte step and two header bytes per
+chunk. Decoding therefore takes the rows' ``min_ts`` and ``max_ts`` (``decode``, ``decode_range``).
+
 Codecs of the first format (still decoded; written only without the native codec): ``DECIMAL`` (1) and ``XOR`` (0),
 timestamps as zigzag delta-of-deltas (the first delta taken from 0), DECIMAL values as zigzag
 deltas of ``k`` (the first from 0), XOR values as above; the 8 byte planes of the timestamp
@@ -64,7 +77,11 @@ XOR = 0
 DECIMAL = 1  # first format; written only when the native encoder is not built
 PACKED = 2
 PACKED_XOR = 3
+ANCHORED = 4
+ANCHORED_XOR = 5
 MAX_SCALE = 9
+WCODES = 66  # compact header byte: mode * WCODES + (width 0..64, or WCODE_RADIX)
+WCODE_RADIX = 65
 ZSTD_LEVEL = 3
 
 _ALL = (-(2**63), 2**63 - 1)
@@ -129,8 +146,8 @@ def _seg_cumsum(x: I64Array, starts: npt.NDArray[np.int64], lengths: npt.NDArray
 def encode(series_id: U32Array, ts: I64Array, values: F64Array, *, pack: bool = True) -> Encoded:
     """Encodes samples sorted by (series_id, ts) with unique (series_id, ts): one chunk per series.
 
-    DECIMAL chunks are written PACKED when the native encoder is built (and ``pack``), else in
-    the first format (``pack=False`` exists for tests of that format)."""
+    Chunks are written ANCHORED (DECIMAL values) or ANCHORED_XOR when the native encoder is built
+    (and ``pack``), else in the first format (``pack=False`` exists for tests of that format)."""
     n_total = series_id.shape[0]
     if n_total == 0:
         z32 = np.zeros(0, dtype=np.uint32)
@@ -169,8 +186,8 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array, *, pack: bool = 
     if native:
         ts_c = np.ascontiguousarray(ts, dtype=np.int64)
         for which, fn, col in (
-            (is_dec, _chunkdec.encode_packed, k_all),
-            (~is_dec, _chunkdec.encode_packed_xor, np.ascontiguousarray(bits).view(np.int64)),
+            (is_dec, _chunkdec.encode_anchored, k_all),
+            (~is_dec, _chunkdec.encode_anchored_xor, np.ascontiguousarray(bits).view(np.int64)),
         ):
             idx = np.flatnonzero(which)
             if idx.size:
@@ -183,7 +200,7 @@ def encode(series_id: U32Array, ts: I64Array, values: F64Array, *, pack: bool = 
         min_ts=ts[starts].astype(np.int64),
         max_ts=ts[ends].astype(np.int64),
         n=lengths.astype(np.uint32),
-        codec=np.where(is_dec, PACKED if native else DECIMAL, PACKED_XOR if native else XOR).astype(np.uint8),
+        codec=np.where(is_dec, ANCHORED if native else DECIMAL, ANCHORED_XOR if native else XOR).astype(np.uint8),
         scale=np.where(is_dec, scale, 0).astype(np.uint8),
         data=data,
     )
@@ -234,12 +251,15 @@ def decode(
     codec: npt.NDArray[np.integer],
     scale: npt.NDArray[np.integer],
     data: list[bytes],
+    *,
+    min_ts: npt.NDArray[np.integer],
+    max_ts: npt.NDArray[np.integer],
 ) -> tuple[I64Array, F64Array]:
     """Decodes chunks into concatenated (timestamps, values), chunk after chunk (natively when
-    the decoder is built; ``decode_py`` is the reference)."""
+    the decoder is built; ``decode_py`` is the reference). ``min_ts``/``max_ts``: the chunks' rows."""
     if _chunkdec is None:
-        return decode_py(n, codec, scale, data)
-    ts, values, _ = decode_range(n, codec, scale, data, *_ALL)
+        return decode_py(n, codec, scale, data, min_ts=min_ts, max_ts=max_ts)
+    ts, values, _ = decode_range(n, codec, scale, data, *_ALL, min_ts=min_ts, max_ts=max_ts)
     return ts, values
 
 
@@ -248,13 +268,20 @@ def decode_py(
     codec: npt.NDArray[np.integer],
     scale: npt.NDArray[np.integer],
     data: list[bytes],
+    *,
+    min_ts: npt.NDArray[np.integer],
+    max_ts: npt.NDArray[np.integer],
 ) -> tuple[I64Array, F64Array]:
-    """``decode`` in numpy and Python: the first format vectorized, PACKED chunk by chunk."""
+    """``decode`` in numpy and Python: the first format vectorized, the packed ones chunk by chunk."""
     lengths = np.asarray(n, dtype=np.int64)
     codecs = np.asarray(codec, dtype=np.int64)
+    lows = np.asarray(min_ts, dtype=np.int64)
+    highs = np.asarray(max_ts, dtype=np.int64)
+    if not lengths.shape == codecs.shape == lows.shape == highs.shape == (len(data),):
+        raise ValueError("chunk columns differ in length")
     if bool((lengths < 1).any()):
         raise ValueError("chunk length must be positive")
-    if bool(((codecs < 0) | (codecs > PACKED_XOR)).any()):
+    if bool(((codecs < 0) | (codecs > ANCHORED_XOR)).any()):
         raise ValueError(f"unknown chunk codec in {sorted(set(codecs.tolist()))}")
     is_packed = codecs >= PACKED
     if not is_packed.any():
@@ -278,15 +305,19 @@ def decode_py(
         if e > MAX_SCALE:
             raise ValueError("chunk scale out of range")
         buf = bytes(data[i])
-        t, pos = _read_seq(buf, 0, m)
-        if codecs[i] == PACKED_XOR:
+        anchored = codecs[i] >= ANCHORED
+        anchor = (int(lows[i]), int(highs[i])) if anchored else None
+        t, pos = _read_seq(buf, 0, m, compact=anchored, anchor=anchor)
+        if codecs[i] in (PACKED_XOR, ANCHORED_XOR):
             x, pos = _read_xor(buf, pos, m)
             values[s : s + m] = x.view(np.float64)
         else:
-            k, pos = _read_seq(buf, pos, m)
+            k, pos = _read_seq(buf, pos, m, compact=anchored)
             values[s : s + m] = k.astype(np.float64) / 10.0**e
         if pos != len(buf):
             raise ValueError("malformed packed chunk")
+        if anchored and int(t[-1]) != int(highs[i]):
+            raise ValueError("malformed packed chunk: its last timestamp is not the row's max_ts")
         ts[s : s + m] = t
     return ts, values
 
@@ -384,12 +415,36 @@ def _radix_digits(buf: bytes, pos: int, count: int) -> tuple[npt.NDArray[np.uint
     return np.asarray(digits, dtype=np.uint64), pos + nbytes
 
 
-def _read_seq(buf: bytes, pos: int, n: int) -> tuple[I64Array, int]:
-    """One PACKED sequence of ``n >= 1`` elements at ``buf[pos:]`` and the position after it."""
-    if pos >= len(buf) or buf[pos] > 2:
-        raise ValueError("malformed packed sequence")
-    mode = buf[pos]
-    x0, pos = _varint(buf, pos + 1)
+def _mean_step(x0: int, xlast: int, n: int) -> int:
+    """GRID's ``D`` of an anchored sequence (as ``_chunkdec._mean_step``): ``(xlast - x0) / (n - 1)``
+    rounded to nearest, in wrapping int64 arithmetic, modulo 2**64."""
+    span = (xlast - x0) & _U64
+    half = (n - 1) >> 1
+    if span < 2**63:
+        return ((span + half) // (n - 1)) & _U64
+    return (-((((-span) & _U64) + half) // (n - 1))) & _U64
+
+
+def _read_seq(
+    buf: bytes, pos: int, n: int, *, compact: bool = False, anchor: tuple[int, int] | None = None
+) -> tuple[I64Array, int]:
+    """One packed sequence of ``n >= 1`` elements at ``buf[pos:]`` and the position after it.
+    ``compact``: mode and width in one header byte (ANCHORED chunks); ``anchor``: ``(x0, x[n-1])``
+    from the chunk's row, which the sequence does not hold (ANCHORED timestamps; implies
+    ``compact``)."""
+    compact = compact or anchor is not None
+    mode = wcode = 0
+    if n >= 2 or not compact:
+        if pos >= len(buf):
+            raise ValueError("malformed packed sequence")
+        mode, wcode = divmod(buf[pos], WCODES) if compact else (buf[pos], 0)
+        pos += 1
+        if mode > 2:
+            raise ValueError("malformed packed sequence")
+    if anchor is not None:
+        x0 = anchor[0] & _U64
+    else:
+        x0, pos = _varint(buf, pos)
     out = np.empty(n, dtype=np.uint64)
     out[0] = x0
     if n == 1:
@@ -397,16 +452,23 @@ def _read_seq(buf: bytes, pos: int, n: int) -> tuple[I64Array, int]:
             raise ValueError("malformed packed sequence")
         return out.view(np.int64), pos
     extra = 0
-    if mode != 0:
+    if mode == 2 and anchor is not None:
+        extra = _mean_step(anchor[0], anchor[1], n)
+    elif mode != 0:
         extra, pos = _varint(buf, pos)
     count = n - 2 if mode == 1 else n - 1
+    if count == 0 and wcode != 0:
+        raise ValueError("malformed packed sequence")
     e = np.zeros(count, dtype=np.uint64)
     if count > 0:
         mn, pos = _varint(buf, pos)
-        if pos >= len(buf) or 64 < buf[pos] < RADIX:
-            raise ValueError("malformed packed sequence")
-        w = buf[pos]
-        pos += 1
+        if compact:
+            w = RADIX if wcode == WCODE_RADIX else wcode
+        else:
+            if pos >= len(buf) or 64 < buf[pos] < RADIX:
+                raise ValueError("malformed packed sequence")
+            w = buf[pos]
+            pos += 1
         if w == RADIX:
             e, pos = _radix_digits(buf, pos, count)
         else:
@@ -499,11 +561,14 @@ def decode_range_py(
     data: list[bytes],
     lo: int,
     hi: int,
+    *,
+    min_ts: npt.NDArray[np.integer],
+    max_ts: npt.NDArray[np.integer],
 ) -> tuple[I64Array, F64Array, I64Array]:
     """Decodes chunks and keeps the samples with ``lo <= ts <= hi``: ``(ts, values, kept)`` with
     ``kept[i]`` the number of samples kept from chunk ``i``. Pure numpy (the reference)."""
     lengths = np.asarray(n, dtype=np.int64)
-    ts, values = decode_py(lengths, codec, scale, data)
+    ts, values = decode_py(lengths, codec, scale, data, min_ts=min_ts, max_ts=max_ts)
     if lengths.shape[0] == 0:
         return ts, values, np.zeros(0, dtype=np.int64)
     keep = (ts >= lo) & (ts <= hi)
@@ -520,16 +585,21 @@ def decode_range(
     data: list[bytes],
     lo: int,
     hi: int,
+    *,
+    min_ts: npt.NDArray[np.integer],
+    max_ts: npt.NDArray[np.integer],
 ) -> tuple[I64Array, F64Array, I64Array]:
     """``decode_range_py``, by the native decoder when it is built (one pass per chunk, no
     temporaries)."""
     if _chunkdec is None:
-        return decode_range_py(n, codec, scale, data, lo, hi)
+        return decode_range_py(n, codec, scale, data, lo, hi, min_ts=min_ts, max_ts=max_ts)
     ts, values, kept = _chunkdec.decode_range(
         data,
         np.ascontiguousarray(n, dtype=np.int64),
         np.ascontiguousarray(codec, dtype=np.uint8),
         np.ascontiguousarray(scale, dtype=np.uint8),
+        np.ascontiguousarray(min_ts, dtype=np.int64),
+        np.ascontiguousarray(max_ts, dtype=np.int64),
         lo,
         hi,
     )
@@ -540,15 +610,17 @@ class DecodedChunkCache:
     """A bounded LRU of decoded chunks, so that dashboards re-querying overlapping ranges skip
     the zstd decompression (most of a large select's cost).
 
-    The key is the chunk's content, ``(codec, scale, n, data)``: decoding is a pure function of it,
-    so an entry can never be stale (a rewritten chunk has other bytes or length, hence another
-    key; the old entry just ages out). ``n`` is part of it because PACKED bytes alone do not fix
-    the length: exact scrapes of a constant encode to the same header for any ``n``. ``max_samples`` bounds the decoded samples held (16 bytes each,
+    The key is the chunk's content, ``(codec, scale, n, min_ts, max_ts, data)``: decoding is a pure
+    function of it, so an entry can never be stale (a rewritten chunk has other bytes, length or
+    bounds, hence another key; the old entry just ages out). ``n`` is part of it because packed
+    bytes alone do not fix the length: exact scrapes of a constant encode to the same header for
+    any ``n``; ``min_ts``/``max_ts`` because ANCHORED chunks take their timestamps' start and step
+    from them. ``max_samples`` bounds the decoded samples held (16 bytes each,
     plus the compressed key); 0 disables the cache. Thread-safe."""
 
     def __init__(self, max_samples: int) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, int, int, bytes], tuple[I64Array, F64Array]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, int, int, int, bytes], tuple[I64Array, F64Array]] = OrderedDict()
         self._samples = 0
         self.max_samples = max(0, max_samples)
         self.hits = 0
@@ -579,17 +651,22 @@ class DecodedChunkCache:
         data: list[bytes],
         lo: int,
         hi: int,
+        *,
+        min_ts: npt.NDArray[np.integer],
+        max_ts: npt.NDArray[np.integer],
     ) -> tuple[I64Array, F64Array, I64Array]:
         """``decode_range``, with whole chunks taken from / put into the cache. The arrays returned
         may be read-only (shared with the cache)."""
         if self.max_samples == 0 or len(data) == 0 or int(np.sum(n)) > self.max_samples:  # uncachable
-            return decode_range(n, codec, scale, data, lo, hi)
+            return decode_range(n, codec, scale, data, lo, hi, min_ts=min_ts, max_ts=max_ts)
         # DuckDB hands BLOBs out as bytearray (unhashable); bytes(b) of a bytes object is b itself.
         keys = list(
             zip(
                 np.asarray(codec).tolist(),
                 np.asarray(scale).tolist(),
                 np.asarray(n).tolist(),
+                np.asarray(min_ts).tolist(),
+                np.asarray(max_ts).tolist(),
                 map(bytes, data),
                 strict=True,
             )
@@ -607,7 +684,13 @@ class DecodedChunkCache:
             idx = np.asarray(miss, dtype=np.int64)
             m_n = np.asarray(n, dtype=np.int64)[idx]
             m_ts, m_val, _ = decode_range(
-                m_n, np.asarray(codec)[idx], np.asarray(scale)[idx], [data[i] for i in miss], *_ALL
+                m_n,
+                np.asarray(codec)[idx],
+                np.asarray(scale)[idx],
+                [data[i] for i in miss],
+                *_ALL,
+                min_ts=np.asarray(min_ts)[idx],
+                max_ts=np.asarray(max_ts)[idx],
             )
             cuts = np.cumsum(m_n)[:-1]
             m_ts.flags.writeable = False

@@ -659,7 +659,8 @@ class EmbeddedMetricsStore:
             np.asarray(res["max_ts"], dtype=np.int64), n, np.asarray(res["codec"], dtype=np.uint8),
             np.asarray(res["scale"], dtype=np.uint8), np.zeros(n.shape[0], dtype=np.int64),
         )
-        ts, vals = chunk_codec.decode(n, res["codec"], res["scale"], list(res["data"]))
+        ts, vals = chunk_codec.decode(n, res["codec"], res["scale"], list(res["data"]), min_ts=chunks.min_ts,
+                                      max_ts=chunks.max_ts)
         which = np.repeat(np.arange(n.shape[0], dtype=np.int64), n)
         sids = np.repeat(chunks.series_id, n)
         return chunks, sids, ts, vals, which
@@ -1110,14 +1111,16 @@ class EmbeddedMetricsStore:
                 every = np.flatnonzero((snap.max_ts >= lo) & (snap.min_ts <= hi))
             if int(snap.n[every].sum()) <= _WINDOW_MAX_SAMPLES:
                 sel = snap.take(every)
-                w_ts, w_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True))
+                w_ts, w_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True),
+                                                 min_ts=sel.min_ts, max_ts=sel.max_ts)
                 win = DecodedWindow.build(snap, sel, w_ts, w_val)
             self._window = win
         if win is not None:
             return win.lookup(sid, ts)
         sel = snap.take(pos)
         data = self._chunk_bytes(sel, writer=True)
-        k_ts, k_val, kept = chunk_codec.decode_range(sel.n, sel.codec, sel.scale, data, lo, hi)
+        k_ts, k_val, kept = chunk_codec.decode_range(sel.n, sel.codec, sel.scale, data, lo, hi, min_ts=sel.min_ts,
+                                                     max_ts=sel.max_ts)
         at = find_pairs(np.repeat(sel.series_id, kept), k_ts, sid, ts, sorted_=False)
         hit = at >= 0
         return hit, np.where(hit, k_val[np.maximum(at, 0)], 0.0)
@@ -1142,7 +1145,7 @@ class EmbeddedMetricsStore:
         pos = snap.find(sorted_unique(sids), int(ts.min()), int(ts.max()))
         sel = snap.take(pos)
         data = self._chunk_bytes(sel, writer=True)
-        all_ts, all_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, data)
+        all_ts, all_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, data, min_ts=sel.min_ts, max_ts=sel.max_ts)
         all_sid = np.repeat(sel.series_id, sel.n)
         which = np.repeat(np.arange(len(sel), dtype=np.intp), sel.n)
         at = find_pairs(all_sid, all_ts, sids, ts, sorted_=False)
@@ -1294,7 +1297,8 @@ class EmbeddedMetricsStore:
                 raise StoreError(f"delete: {deleted} head rows deleted, the mirror has {h_ts.shape[0]}")
             if len(sel):
                 cut = sel.take(np.flatnonzero(part))
-                c_ts, c_val = chunk_codec.decode(cut.n, cut.codec, cut.scale, self._chunk_bytes(cut, writer=True))
+                c_ts, c_val = chunk_codec.decode(cut.n, cut.codec, cut.scale, self._chunk_bytes(cut, writer=True),
+                                                 min_ts=cut.min_ts, max_ts=cut.max_ts)
                 k_sid, k_ts, k_val, n_in = deletion.outside_range(
                     np.repeat(cut.series_id, cut.n), c_ts, c_val, start_ms, end_ms, self._floor
                 )
@@ -1435,7 +1439,7 @@ class EmbeddedMetricsStore:
             if cap is None and stop is None:
                 data = self._chunk_bytes(sel, writer=False)
                 c_ts, c_val, kept = self._chunk_cache.decode_range(
-                    sel.n, sel.codec, sel.scale, data, start_ms, end_ms)
+                    sel.n, sel.codec, sel.scale, data, start_ms, end_ms, min_ts=sel.min_ts, max_ts=sel.max_ts)
             else:
                 c_ts, c_val, kept = self._decode_in_batches(sel, start_ms, end_ms, n_head, cap, stop)
             c_chunk_sid = sel.series_id
@@ -1462,7 +1466,8 @@ class EmbeddedMetricsStore:
             else:
                 part = sel.take(np.arange(a, min(a + _READ_BATCH_CHUNKS, len(sel)), dtype=np.intp))
             data = self._chunk_bytes(part, writer=False)
-            ts, vals, kept = self._chunk_cache.decode_range(part.n, part.codec, part.scale, data, start_ms, end_ms)
+            ts, vals, kept = self._chunk_cache.decode_range(part.n, part.codec, part.scale, data, start_ms, end_ms,
+                                                            min_ts=part.min_ts, max_ts=part.max_ts)
             total += int(ts.shape[0])
             if cap is not None and total > cap:
                 raise SampleLimitExceeded(cap, total)
