@@ -52,6 +52,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3"],
         ),
         Extension(
+            "clearsight.model._fptable",
+            ["src/clearsight/model/_fptable.pyx"],
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
             "clearsight.store.embedded._logscan",
             ["src/clearsight/store/embedded/_logscan.pyx"],
             extra_compile_args=["-O3", "-D_GNU_SOURCE"],

@@ -114,6 +114,8 @@ class _StoreCollector(Collector):
                        s.partition_bytes_dropped_total)
         if s.rollups is not None:
             yield from _rollup_metrics(s.rollups)
+        yield _gauge("clearsight_store_series_key_bytes",
+                     "Bytes of the tables mapping series keys and label sets to series ids.", s.series_key_bytes)
         yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
 
 

@@ -470,7 +470,8 @@ def build(cfg: Config) -> Built:
     metrics.add_store(store.stats, data_dir)
     exemplar_store = EmbeddedExemplarStore(data_dir / "exemplars", cfg.storage.max_exemplars)
     usage = make_usage(cfg)  # counts and quotas as pipeline steps; its database is bound with auth below
-    ingestor = MetricsIngestor(store, [make_validator(cfg.limits, time.time), usage.metrics_step], exemplars=exemplar_store,
+    validate = make_validator(cfg.limits, time.time, known_keys=store.known_keys)  # one table of known keys
+    ingestor = MetricsIngestor(store, [validate, usage.metrics_step], exemplars=exemplar_store,
                                on_exemplars=functools.partial(_count_exemplars, metrics))
     try:
         log_store = EmbeddedLogStore(

@@ -146,6 +146,8 @@ def test_ops_endpoints(client: TestClient) -> None:
     assert 'clearsight_rejected_requests_total{protocol="remote_write",reason=' in text
     assert "clearsight_active_series{tenant=\"default\"} 1.0" in text
     assert "clearsight_store_write_queue_depth" in text
+    # one series: its key and its label set, each in a table of the smallest size (64 slots x 20 B)
+    assert "clearsight_store_series_key_bytes 2560.0" in text
     assert client.get("/api/v1/status/buildinfo").json()["status"] == "success"
     assert client.get("/docs").status_code == 200
 

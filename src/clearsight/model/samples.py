@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clearsight.model.exemplars import Exemplar
+from clearsight.model.fingerprint_table import Fingerprints, fingerprints
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import Labels, canonical_bytes
 
@@ -104,6 +105,15 @@ class SampleBatch:
     # are committed; a batch rejected as a whole keeps none.
     exemplars: list[Exemplar] = field(default_factory=list)
     histograms: HistogramSamples | None = None
+    # The keys' fingerprints (fingerprint_table.py), computed by the first step that needs them.
+    key_fps: Fingerprints | None = None
+
+    def fingerprints(self) -> Fingerprints:
+        """The fingerprints of ``keys`` (computed once per batch)."""
+        fps = self.key_fps
+        if fps is None:
+            fps = self.key_fps = fingerprints(self.keys)
+        return fps
 
     @property
     def num_histograms(self) -> int:

@@ -4,9 +4,9 @@ Per request (vectorized, no Python work per sample):
 - series per request and samples per request (``LimitExceeded``);
 - every sample timestamp within ``[now - max_past_ms, now + max_future_ms]`` (``InvalidInput``).
 
-Per series key not seen before (a bounded cache of validated keys per ``key_kind``; a key that
-was validated once is not decoded again while it stays in the cache), its labels are decoded and
-checked, in this order:
+Per series key not seen before (one the store has not resolved to a series yet, or, for a
+validator without the store's ``known_keys``, one not in a bounded cache of validated keys'
+fingerprints per ``key_kind``), its labels are decoded and checked, in this order:
 1. names and values are valid UTF-8 (the decoder's ``decode_labels`` raises ``InvalidInput``);
 2. labels with an empty value are dropped (Prometheus: such a label does not exist); at most
    ``max_labels_per_series`` labels remain (``LimitExceeded("labels_per_series")``);
@@ -30,13 +30,17 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
+from clearsight.model.fingerprint_table import FingerprintTable, U64Array
 from clearsight.model.labels import METRIC_NAME, Labels
 from clearsight.model.samples import I32Array, I64Array, SampleBatch
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 from clearsight.pipeline.limits import WriteLimits
 
 Step = Callable[[str, SampleBatch], SampleBatch]
+# (tenant, key kind, fingerprints hi, lo) -> which of the keys the store has resolved to series
+KnownKeys = Callable[[str, str, U64Array, U64Array], npt.NDArray[np.bool_]]
 
 DEFAULT_CACHE_SIZE = 262_144
 _MAX_RENDERED_LABELS = 12
@@ -112,50 +116,54 @@ def canonicalize(raw: Labels, limits: WriteLimits) -> Labels:
 
 
 class _KeyCache:
-    """An approximate LRU set of validated keys: two generations of dicts.
+    """An approximate LRU set of validated keys, remembered by fingerprint
+    (``model/fingerprint_table.py``: 20 bytes an entry plus the table's slack, not the key's bytes):
+    two generations of tables.
 
-    Lookups touch the current generation (one dict probe per key); when it holds half the capacity
-    it becomes the old generation and the previous old one is dropped. Keys found only in the old
-    generation are promoted. Thread-safe under the GIL (a race at worst re-validates a key).
+    Lookups probe the current generation; when it holds half the capacity it becomes the old
+    generation and the previous old one is dropped. Keys found only in the old generation are
+    promoted. Thread-safe: inserts take a lock; a lookup racing one at worst re-validates a key.
     """
 
     def __init__(self, capacity: int) -> None:
         self.half = max(1, capacity // 2)
-        self.cur: dict[bytes, bool] = {}
-        self.old: dict[bytes, bool] = {}
+        self.cur = FingerprintTable()
+        self.old = FingerprintTable()
         self._lock = threading.Lock()
 
-    def missing(self, keys: list[bytes]) -> list[bytes]:
-        cur = self.cur
-        miss = [k for k in keys if k not in cur]
-        if not miss:
+    def missing(self, hi: U64Array, lo: U64Array) -> npt.NDArray[np.intp]:
+        """Positions of the fingerprints that neither generation holds."""
+        miss = np.flatnonzero(self.cur.get(hi, lo) == 0)
+        if not miss.size:
             return miss
-        old = self.old
-        out = []
-        for k in miss:
-            if k in old:
-                self.add(k)
-            else:
-                out.append(k)
+        in_old = self.old.get(hi[miss], lo[miss]) != 0
+        if in_old.any():
+            self.add(hi[miss[in_old]], lo[miss[in_old]])
+        out: npt.NDArray[np.intp] = miss[~in_old]
         return out
 
-    def add(self, key: bytes) -> None:
-        cur = self.cur
-        cur[key] = True
-        if len(cur) >= self.half:
-            with self._lock:
-                if self.cur is cur:
-                    self.old = cur
-                    self.cur = {}
+    def add(self, hi: U64Array, lo: U64Array) -> None:
+        with self._lock:
+            cur = self.cur
+            cur.put(hi, lo, np.ones(hi.shape[0], dtype=np.uint32))
+            if len(cur) >= self.half:
+                self.old = cur
+                self.cur = FingerprintTable()
 
     def __len__(self) -> int:
         return len(self.cur) + len(self.old)
 
 
 def make_validator(
-    limits: WriteLimits, clock: Callable[[], float], *, cache_size: int = DEFAULT_CACHE_SIZE
+    limits: WriteLimits, clock: Callable[[], float], *, cache_size: int = DEFAULT_CACHE_SIZE,
+    known_keys: KnownKeys | None = None,
 ) -> Step:
-    """The validation step. ``clock()`` returns the current time in seconds since the epoch."""
+    """The validation step. ``clock()`` returns the current time in seconds since the epoch.
+
+    With ``known_keys`` (the store's ``known_keys``: which keys of a tenant and key kind, by
+    fingerprint, it has resolved to series), a key the store knows is not validated again and the
+    validator keeps no cache of its own: one table remembers each key, not two. Without it, the
+    validator remembers validated keys in a bounded cache of ``cache_size`` keys."""
     caches: dict[str, _KeyCache] = {}
     caches_lock = threading.Lock()
 
@@ -202,14 +210,21 @@ def make_validator(
             _check_timestamps(batch, sidx, ts, limits, clock, series_of)
 
         decode = batch.decode_labels
-        cache = cache_for(batch.key_kind)
+        hi, lo = batch.fingerprints()
+        cache: _KeyCache | None = None
+        if known_keys is not None:
+            miss = np.flatnonzero(~known_keys(tenant, batch.key_kind, hi, lo))
+        else:
+            cache = cache_for(batch.key_kind)
+            miss = cache.missing(hi, lo)
         fresh: dict[bytes, Labels] = {}
-        for key in cache.missing(batch.keys):
-            if key in fresh:
-                continue
-            fresh[key] = canonicalize(decode(key), limits)
-        for key in fresh:
-            cache.add(key)
+        keys = batch.keys
+        for i in miss.tolist():
+            key = keys[i]
+            if key not in fresh:
+                fresh[key] = canonicalize(decode(key), limits)
+        if miss.size and cache is not None:
+            cache.add(hi[miss], lo[miss])
 
         def decode_canonical(key: bytes) -> Labels:
             got = fresh.get(key)

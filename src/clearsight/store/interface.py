@@ -104,6 +104,7 @@ class StoreStats:
     partitions_dropped_total: int = 0  # by retention, since the store opened
     partition_bytes_dropped_total: int = 0
     rollups: RollupProgress | None = None  # None: the store has no rollups
+    series_key_bytes: int = 0  # the tables that map series keys and label sets to series ids
 
 
 @dataclass

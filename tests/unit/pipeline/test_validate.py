@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from clearsight.model.samples import STALE_NAN, SampleBatch
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.pipeline.validate import describe, make_validator
+from clearsight.store.embedded import EmbeddedMetricsStore
 
 NOW_S = 1_700_000_000.0
 NOW_MS = int(NOW_S * 1000)
@@ -276,3 +278,32 @@ def test_concurrent_use_with_cache_turnover() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_with_the_stores_known_keys_only_keys_the_store_lacks_are_validated(tmp_path: Path) -> None:
+    store = EmbeddedMetricsStore(tmp_path)
+    try:
+        v = make_validator(WriteLimits(), lambda: NOW_S, known_keys=store.known_keys)
+        first = one([("__name__", "x")])
+        counting = CountingDecode(first)
+        first.decode_labels = counting
+        out = v("t", first)
+        assert counting.calls == first.keys
+        assert store.append("t", out).result().series_created == 1
+        for tenant, calls in (("t", []), ("u", first.keys)):  # known to the store for tenant t only
+            again = one([("__name__", "x")], ts=NOW_MS + 1000)
+            counting = CountingDecode(again)
+            again.decode_labels = counting
+            v(tenant, again)
+            assert counting.calls == calls
+        other = one([("__name__", "y")])  # validated but not stored: validated again next time
+        for _ in range(2):
+            counting = CountingDecode(other)
+            other.decode_labels = counting
+            v("t", other)
+            assert counting.calls == other.keys
+        bad = one([("__name__", "x"), ("a", "1")])
+        with pytest.raises(LimitExceeded):
+            make_validator(WriteLimits(max_labels_per_series=1), lambda: NOW_S, known_keys=store.known_keys)("t", bad)
+    finally:
+        store.close()

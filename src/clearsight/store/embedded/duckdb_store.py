@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import itertools
 import logging
 import os
 import threading
@@ -40,12 +39,14 @@ import numpy.typing as npt
 import orjson
 
 from clearsight.heap import release_free_memory
+from clearsight.model.fingerprint_table import FingerprintTable, U64Array
 from clearsight.model.histogram import FloatHistogram
 from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
 from clearsight.store.embedded import deletion, small_read
+from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
@@ -85,6 +86,10 @@ log = logging.getLogger(__name__)
 _NO_MAX = -(2**62)
 _NO_MIN = 2**62
 _MAX_METADATA_PER_METRIC = 10
+# A tenant's table of series keys (per key kind) holds at most this many keys per live series plus
+# the slack; past that (the same series sent under many encodings) it starts over, empty.
+_KEYS_PER_SERIES = 2
+_KEYS_SLACK = 65_536
 _SMALL_ID_SET = 4096
 _COMPACT_SLICE_ROWS = 250_000
 # _assemble copies series by series (slices) when they average at least this many samples; below,
@@ -273,11 +278,11 @@ class EmbeddedMetricsStore:
         self._wmax: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # writer's view, incl. pending
         self._series_tenant: list[str] = [""]
         self._next_id = 1
-        # Writer-only caches: (tenant, key kind) -> raw key -> id; tenant -> label set -> id. Label
-        # sets are made of the pool's shared pairs (label_pool.py), and the same tuple object is the
-        # series' entry in _labels and its key in _canon.
-        self._key_cache: dict[tuple[str, str], dict[bytes, int]] = {}
-        self._canon: dict[str, dict[Labels, int]] = {}
+        # Writer-only caches: (tenant, key kind) -> key fingerprint -> id (fingerprint_table.py;
+        # also read by the validator, known_keys); tenant -> label set -> id (canonical_ids.py). Label
+        # sets are made of the pool's shared pairs (label_pool.py).
+        self._key_cache: dict[tuple[str, str], FingerprintTable] = {}
+        self._canon: dict[str, CanonicalIds] = {}
         self._pool = LabelPool()
         self._meta: dict[str, dict[str, list[MetricMetadata]]] = {}
 
@@ -371,6 +376,7 @@ class EmbeddedMetricsStore:
             self._max_ts = np.full(cap, _NO_MAX, dtype=np.int64)
             self._next_id = top + 1
             cols = con.execute("SELECT series_id, tenant, metric, labels FROM series ORDER BY series_id").fetchnumpy()
+            by_tenant: dict[str, list[int]] = {}
             for sid, tenant, metric, text in zip(
                 cols["series_id"].tolist(), cols["tenant"].tolist(), cols["metric"].tolist(), cols["labels"].tolist(),
                 strict=True,
@@ -381,11 +387,14 @@ class EmbeddedMetricsStore:
                 labels = self._pool.intern(make_labels(pairs))
                 self._labels[sid] = labels
                 self._series_tenant[sid] = tenant
-                self._canon.setdefault(tenant, {})[labels] = sid
+                by_tenant.setdefault(tenant, []).append(sid)
                 idx = self._index.get(tenant)
                 if idx is None:
                     idx = self._index[tenant] = TenantIndex()
                 idx.add(sid, labels)
+            for tenant, sids in by_tenant.items():
+                self._canon[tenant] = CanonicalIds(self._label_set)
+                self._canon[tenant].add([self._labels[s] for s in sids], sids)
             self._parts.load(con)
             mm = con.execute(_MIN_MAX_SQL.format(filter="", filter_c="", chunks=self._parts.sql(writer=True))).fetchnumpy()
             ids = mm["series_id"].astype(np.int64)
@@ -835,8 +844,9 @@ class EmbeddedMetricsStore:
         n = len(keys)
         # a new (tenant, kind) is remembered only once its series resolve (a tenant rejected by a
         # series limit leaves nothing behind: rotating tenant ids cannot grow this dict)
-        cache = self._key_cache.get((tenant, batch.key_kind)) or {}
-        ids = np.fromiter(map(cache.get, keys, itertools.repeat(0, n)), dtype=np.int64, count=n)
+        hi, lo = batch.fingerprints()
+        cache = self._key_cache.get((tenant, batch.key_kind))
+        ids = cache.get(hi, lo).astype(np.int64) if cache is not None else np.zeros(n, dtype=np.int64)
         missing = np.flatnonzero(ids == 0)
         if missing.size == 0:
             return ids
@@ -845,19 +855,21 @@ class EmbeddedMetricsStore:
         missing = missing[used[missing]]
         if missing.size == 0:
             return ids
-        canon = self._canon.get(tenant, {})
-        found: dict[int, int] = {}
-        fresh: dict[Labels, list[int]] = {}
+        canon = self._canon.get(tenant)
+        decoded: list[Labels] = []
         for i in missing.tolist():
-            key = keys[i]
             try:
-                labels = make_labels(batch.decode_labels(key))
+                labels = make_labels(batch.decode_labels(keys[i]))
             except Exception as e:
                 raise InvalidBatch(f"bad labels in series {i}: {e}") from e
             if not labels:
                 raise InvalidBatch(f"series {i} has no labels")
-            sid = canon.get(labels)
-            if sid is not None:
+            decoded.append(labels)
+        found: dict[int, int] = {}
+        fresh: dict[Labels, list[int]] = {}
+        known = canon.get(decoded) if canon is not None else [0] * len(decoded)
+        for i, labels, sid in zip(missing.tolist(), decoded, known, strict=True):
+            if sid:
                 found[i] = sid
             else:
                 positions = fresh.get(labels)
@@ -884,26 +896,43 @@ class EmbeddedMetricsStore:
                     f"of all tenants together (limits.max_series_total; {total} exist)",
                 )
         # From here on nothing raises: commit the resolution to the writer's state.
-        cache = self._key_cache.setdefault((tenant, batch.key_kind), cache)
         for i, sid in found.items():
-            cache[keys[i]] = sid
             ids[i] = sid
         if fresh:
             self._grow(self._next_id + len(fresh))
-            canon = self._canon.setdefault(tenant, canon)
+            if canon is None:
+                canon = self._canon[tenant] = CanonicalIds(self._label_set)
+            first = self._next_id
             for labels, positions in fresh.items():
                 sid = self._next_id
                 self._next_id += 1
                 labels = self._pool.intern(labels)
-                canon[labels] = sid
                 self._labels.append(labels)
                 self._series_tenant.append(tenant)
                 new_series.append(_NewSeries(sid, tenant, labels))
-                for i in positions:
-                    cache[keys[i]] = sid
-                    ids[i] = sid
+                ids[positions] = sid
+            canon.add(self._labels[first:], range(first, self._next_id))
             result.series_created = len(fresh)
+        idx = self._index.get(tenant)
+        live = (len(idx) if idx is not None else 0) + len(new_series)
+        if cache is None or len(cache) + missing.size > _KEYS_PER_SERIES * live + _KEYS_SLACK:
+            # bound: many keys for the same series (other label orders, empty labels) start it over
+            cache = self._key_cache[(tenant, batch.key_kind)] = FingerprintTable()
+        cache.put(hi[missing], lo[missing], ids[missing].astype(np.uint32))
         return ids
+
+    def _label_set(self, sid: int) -> Labels:
+        return self._labels[sid]
+
+    def known_keys(self, tenant: str, key_kind: str, hi: U64Array, lo: U64Array) -> npt.NDArray[np.bool_]:
+        """Which keys (by fingerprint, ``SampleBatch.fingerprints``) of ``tenant`` and ``key_kind``
+        resolve to a series now. Any thread (the validator's): an answer that a concurrent write
+        makes stale only means a key is validated once more."""
+        table = self._key_cache.get((tenant, key_kind))
+        if table is None:
+            return np.zeros(hi.shape[0], dtype=np.bool_)
+        known: npt.NDArray[np.bool_] = table.get(hi, lo) != 0
+        return known
 
     def _grow(self, needed: int) -> None:
         cap = self._wmax.shape[0]
@@ -1256,15 +1285,12 @@ class EmbeddedMetricsStore:
                 self._max_ts[dead] = _NO_MAX
                 self._wmax[dead] = _NO_MAX
         for tenant, sids in dead_by_tenant.items():
-            gone = set(sids)
-            canon = self._canon.get(tenant, {})
-            for sid in sids:
-                canon.pop(self._labels[sid], None)
-            for (t, kind), cache in list(self._key_cache.items()):
+            self._canon[tenant].remove(sids)
+            for (t, _kind), cache in self._key_cache.items():
                 if t == tenant:
-                    self._key_cache[(t, kind)] = {k: v for k, v in cache.items() if v not in gone}
+                    cache.drop_values(sids)
         if dead_by_tenant:
-            self._pool.keep_only(labels for canon in self._canon.values() for labels in canon)
+            self._pool.keep_only(self._labels[s] for idx in self._index.values() for s in idx.all_ids)
 
     def _delete_range(
         self, tenant: str, matcher_sets: list[list[Matcher]], start_ms: int, end_ms: int
@@ -1740,4 +1766,6 @@ class EmbeddedMetricsStore:
             partitions_dropped_total=self._retained.partitions_dropped_total,
             partition_bytes_dropped_total=self._retained.bytes_dropped_total,
             rollups=self.rollups.progress() if self.rollups.enabled else None,
+            series_key_bytes=(sum(t.nbytes for t in list(self._key_cache.values()))
+                              + sum(c.nbytes for c in list(self._canon.values()))),
         )
