@@ -60,6 +60,22 @@ def _load(store: EmbeddedMetricsStore, series: int, days: int, interval_ms: int)
     return total
 
 
+def _table_bytes(store: EmbeddedMetricsStore, table: str, tmp: Path) -> int:
+    """The file size of a new database holding only ``table`` (an empty one subtracted)."""
+    sizes = []
+    for what in (f"SELECT * FROM {table}", f"SELECT * FROM {table} LIMIT 0"):
+        path = tmp / f"copy-{table}-{len(sizes)}.duckdb"
+        with store._reader() as cur:
+            cur.execute(f"ATTACH '{path}' AS cp (BLOCK_SIZE 65536)")
+            try:
+                cur.execute(f"CREATE TABLE cp.t AS {what}")
+                cur.execute("CHECKPOINT cp")
+            finally:
+                cur.execute("DETACH cp")
+        sizes.append(path.stat().st_size)
+    return sizes[0] - sizes[1]
+
+
 def _run(engine: Engine, sel: SeriesSelector, start: int, end: int, rounds: int) -> tuple[float, float, QueryResult]:
     engine.range(sel, QUERY, start, end, ONE_HOUR_MS)  # warm-up
     walls, cpus = [], []
@@ -92,17 +108,14 @@ def main(argv: list[str]) -> int:
             now = T0 + args.days * DAY + 2 * HOUR
             c = time.process_time()
             store.run_rollups(now)
+            cpu = time.process_time() - c
             prog = store.stats().rollups
             assert prog is not None
-            print(f"rollup catch-up: {time.process_time() - c:.2f} CPU-s, rows {prog.blocks_written_total}, "
+            print(f"rollup catch-up: {cpu:.2f} CPU-s, rows {prog.blocks_written_total}, "
                   f"buckets {prog.buckets_written_total}")
-            with store._reader() as cur:
-                sizes = dict(cur.execute(
-                    "SELECT 'chunks', sum(octet_length(data)) FROM chunks UNION ALL "
-                    "SELECT 'rollup_5m', sum(octet_length(data)) FROM rollup_5m UNION ALL "
-                    "SELECT 'rollup_1h', sum(octet_length(data)) FROM rollup_1h").fetchall())
-            print("payload bytes: " + ", ".join(f"{k} {int(v or 0):,} ({int(v or 0) / n:.2f} B/raw sample)"
-                                                for k, v in sizes.items()))
+            sizes = {t: _table_bytes(store, t, tmp) for t in ("chunks", "rollups_5m", "rollups_1h")}
+            print("each table copied alone into a new database file: " + ", ".join(
+                f"{t} {v:,} B ({v / n:.2f} B per raw sample)" for t, v in sizes.items()))
             engine = Engine()
             start, end = T0 + HOUR, T0 + args.days * DAY
             r_wall, r_cpu, rolled = _run(engine, store.querier("t"), start, end, args.rounds)

@@ -20,6 +20,7 @@ import log_decode
 import logs
 import query
 import remote_write
+import rollups
 import rules
 import series_memory
 import small_queries
@@ -33,6 +34,7 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("dashboard panels, heavier queries (bench/query.py)", query.main),
     ("live Node Exporter dashboard at now, ingest running (bench/live_dashboard.py)", live_dashboard.main),
     ("memory per active series (bench/series_memory.py)", series_memory.main),
+    ("rollups: a 30-day rate at 1 h step, rollups vs raw samples (bench/rollups.py)", rollups.main),
     ("rule evaluation (bench/rules.py)", rules.main),
     ("agent vs node_exporter (bench/agent.py)", agent.main),
     ("log and event decoders (bench/log_decode.py)", log_decode.main),

@@ -106,7 +106,7 @@ def test_a_kill_during_rollup_passes_loses_nothing_and_duplicates_nothing(tmp_pa
         assert progress is not None and progress.until_ms, "the children rolled nothing up before the kills"
         store.run_rollups(_now())
         with store._reader() as cur:
-            for table in ("rollup_5m", "rollup_1h"):
+            for table in ("rollups_5m", "rollups_1h"):
                 dup = cur.execute(f"SELECT series_id, block_start, count(*) FROM {table} GROUP BY ALL "
                                   "HAVING count(*) > 1").fetchall()
                 assert dup == [], f"{table}: rows written twice {dup[:5]}"

@@ -18,7 +18,7 @@ steps the rollups do not cover yet), and the results are merged per series.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -50,19 +50,26 @@ def plan(coverage: list[tuple[int, int, int]], eff: I64, range_ms: int) -> I64:
 def evaluate(ev: Evaluator, e: Call, ts: I64) -> Value | None:
     """``e`` at ``ts`` with the steps the rule allows answered from rollups; None when no step is
     (the caller evaluates it from raw samples as usual)."""
-    sel = ev.selector
-    if len(e.args) != 1 or not isinstance(e.args[0], MatrixSelector) or not isinstance(sel, RollupReader):
+    # Cheap rejections first: this runs for every call of these functions (small queries too).
+    m = e.args[0] if len(e.args) == 1 else None
+    if not isinstance(m, MatrixSelector) or m.anchored or m.smoothed or ts.shape[0] == 0:
         return None
-    m = e.args[0]
-    if m.anchored or m.smoothed:
+    if getattr(ev.selector, "rollup_coverage", None) is None:  # not a RollupReader (isinstance is slow)
         return None
-    coverage = sorted(((c.res_ms, c.from_ms, c.until_ms) for c in sel.rollup_coverage()), reverse=True)
-    if not coverage or ts.shape[0] == 0:
+    sel = cast(RollupReader, ev.selector)
+    cov = sel.rollup_coverage()
+    if not cov:
         return None
     vs = m.vector
     rng = ev.duration_ms(m.range)
-    if rng <= 0:
+    coverage = sorted(((c.res_ms, c.from_ms, c.until_ms) for c in cov if rng >= c.res_ms and rng % c.res_ms == 0),
+                      reverse=True)
+    if not coverage:
         return None
+    if ts.shape[0] == 1:
+        t = (ev.at_time(vs.at) if vs.at is not None else int(ts[0])) - ev.duration_ms(vs.offset)
+        if not any(t % res == 0 and lo <= t - rng and t <= hi for res, lo, hi in coverage):
+            return None
     eff = ev.effective_times(vs.offset, vs.at, ts)
     use = plan(coverage, eff, rng)
     if not bool(use.any()):

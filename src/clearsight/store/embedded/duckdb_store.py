@@ -153,7 +153,8 @@ class _Querier:
         return self._store.select(self._tenant, matchers, start_ms, end_ms)
 
     def rollup_coverage(self) -> Sequence[RollupCoverage]:  # store.interface.RollupReader
-        return self._store.rollups.coverage() if self._store.rollups.enabled else []
+        r = self._store.rollups
+        return r.coverage() if r.enabled else []
 
     def select_rollups(self, matchers: Sequence[Matcher], res_ms: int, start_ms: int, end_ms: int) -> RollupData | None:
         self._store._check_open()

@@ -3,9 +3,9 @@
 
 Tables (in ``metrics.duckdb``):
 
-- ``rollup_5m`` and ``rollup_1h``: one row per (series, block): the 5-minute buckets of one hour
-  (``block_start``, ``block_start + 1h]``, the 1-hour buckets of one UTC day; ``data`` the
-  row's buckets encoded column by column in one zstd frame (``encode``), ``n`` how many.
+- ``rollups_5m`` and ``rollups_1h``: one row per (series, block): the 5-minute buckets of one hour
+  (``block_start``, ``block_start + 1h]``, the 1-hour buckets of one UTC day, as parallel lists
+  (DuckDB compresses them column by column; reads unnest them in DuckDB, no Python per row).
 - ``rollup_dirty``: (series, hour block) pairs whose raw samples changed after their 5-minute
   buckets were computed (a late write, ``delete_series``). Inserted in the transaction that changes
   the samples; the next pass recomputes the block (and the day's 1-hour row) and deletes the pair.
@@ -34,109 +34,97 @@ from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Buckets, bucket_end, coarsen, from_samples
 from clearsight.model.samples import F64Array, I64Array
-from clearsight.store.embedded import zstd_frames
-from clearsight.store.embedded.columns import objects
 from clearsight.store.interface import RollupCoverage, RollupData, RollupProgress
 
 IdArray = npt.NDArray[np.uint32]
 DAY_MS = 86_400_000
 BLOCK_MS = {FIVE_MINUTES_MS: ONE_HOUR_MS, ONE_HOUR_MS: DAY_MS}
 NAMES = {FIVE_MINUTES_MS: "5m", ONE_HOUR_MS: "1h"}
-_TABLE = {FIVE_MINUTES_MS: "rollup_5m", ONE_HOUR_MS: "rollup_1h"}
+_TABLE = {FIVE_MINUTES_MS: "rollups_5m", ONE_HOUR_MS: "rollups_1h"}
 _SLICE_SERIES = 4096  # series read per raw slice of a 5-minute pass
 _DIRTY_PER_PASS = 4096  # dirty (series, hour) pairs recomputed per writer command
 
 DDL = [
-    f"""CREATE TABLE IF NOT EXISTS {t} (
-        series_id UINTEGER NOT NULL,
-        block_start BIGINT NOT NULL,
-        n USMALLINT NOT NULL,
-        data BLOB NOT NULL
-    )"""
-    for t in _TABLE.values()
-] + [
     """CREATE TABLE IF NOT EXISTS rollup_dirty (
         series_id UINTEGER NOT NULL,
         block_start BIGINT NOT NULL
+    )""",
+    # Files written by 0f2a149 (rows of zstd blobs in rollup_5m/rollup_1h): rolled up again.
+    "DELETE FROM rollup_dirty WHERE NOT EXISTS (SELECT 1 FROM duckdb_tables() WHERE table_name = 'rollups_5m')",
+    "DELETE FROM clearsight_meta WHERE key LIKE 'rollup_%' AND NOT EXISTS "
+    "(SELECT 1 FROM duckdb_tables() WHERE table_name = 'rollups_5m')",
+    "DROP TABLE IF EXISTS rollup_5m",
+    "DROP TABLE IF EXISTS rollup_1h",
+] + [
+    # One row per (series, block): the block's buckets as parallel lists (DuckDB compresses the
+    # list elements column by column). Values are float64 bits (as in ``samples``: a numpy NaN
+    # handed to DuckDB as DOUBLE becomes NULL, and DuckDB canonicalizes NaN payloads). vmin/vmax are NULL when every bucket's min is its first
+    # value and max its last (a rising counter), corr NULL when no bucket has a counter reset.
+    f"""CREATE TABLE IF NOT EXISTS {t} (
+        series_id UINTEGER NOT NULL,
+        block_start BIGINT NOT NULL,
+        idx USMALLINT[] NOT NULL,
+        cnt UINTEGER[] NOT NULL,
+        dfirst UINTEGER[] NOT NULL,
+        dlast UINTEGER[] NOT NULL,
+        v_first BIGINT[] NOT NULL,
+        v_last BIGINT[] NOT NULL,
+        vmin BIGINT[],
+        vmax BIGINT[],
+        vsum BIGINT[] NOT NULL,
+        corr BIGINT[]
     )"""
+    for t in _TABLE.values()
 ]
 
-# encode(): a row's flags byte
-_EDGE_MINMAX = 1  # vmin == v_first and vmax == v_last in every bucket (a rising counter): not stored
-_NO_CORR = 2  # no counter reset inside any bucket: corr not stored
+# A flat table of buckets (numpy columns, ``_flat``) grouped into one row per (series, block).
+_INSERT = (
+    "INSERT INTO {table} SELECT series_id, block_start, list(idx ORDER BY idx), list(cnt ORDER BY idx), "
+    "list(dfirst ORDER BY idx), list(dlast ORDER BY idx), list(v_first ORDER BY idx), list(v_last ORDER BY idx), "
+    "CASE WHEN bool_and(edge) THEN NULL ELSE list(vmin ORDER BY idx) END, "
+    "CASE WHEN bool_and(edge) THEN NULL ELSE list(vmax ORDER BY idx) END, list(vsum ORDER BY idx), "
+    "CASE WHEN bool_and(nocorr) THEN NULL ELSE list(corr ORDER BY idx) END "
+    "FROM _clearsight_rollup GROUP BY series_id, block_start"
+)
+# The rows back as one bucket per row (DuckDB unnests the lists in C++).
+_SELECT = (
+    "SELECT series_id, block_start, unnest(idx) AS idx, unnest(cnt) AS cnt, unnest(dfirst) AS dfirst, "
+    "unnest(dlast) AS dlast, unnest(v_first) AS v_first, unnest(v_last) AS v_last, "
+    "unnest(coalesce(vmin, v_first)) AS vmin, unnest(coalesce(vmax, v_last)) AS vmax, unnest(vsum) AS vsum, "
+    "unnest(coalesce(corr, list_resize([0::BIGINT], len(v_first), 0::BIGINT))) AS corr "
+    "FROM {table} WHERE block_start >= ? AND block_start < ?"
+)
 
 
-def _record(flags: int) -> np.dtype[Any]:
-    """One bucket of a row with these flags (packed, little-endian)."""
-    f: list[tuple[str, str]] = [("idx", "<u2"), ("cnt", "<u4"), ("dfirst", "<u4"), ("dlast", "<u4"),
-                                ("v_first", "<f8"), ("v_last", "<f8")]
-    if not flags & _EDGE_MINMAX:
-        f += [("vmin", "<f8"), ("vmax", "<f8")]
-    f.append(("vsum", "<f8"))
-    if not flags & _NO_CORR:
-        f.append(("corr", "<f8"))
-    return np.dtype(f)
+_VALUES = ("v_first", "v_last", "vmin", "vmax", "vsum", "corr")
 
 
-_RECORDS = {flags: _record(flags) for flags in range(4)}
+def flat_columns(sids: IdArray, b: Buckets, res_ms: int) -> dict[str, npt.NDArray[Any]]:
+    """Buckets as the flat table ``_INSERT`` groups into rows."""
+    block = BLOCK_MS[res_ms]
+    bstart = bucket_end(b.end, block) - block
+    with np.errstate(invalid="ignore"):
+        edge = (b.vmin.view(np.int64) == b.v_first.view(np.int64)) & (b.vmax.view(np.int64) == b.v_last.view(np.int64))
+    return {
+        "series_id": sids.astype(np.uint32), "block_start": bstart, "idx": ((b.end - bstart) // res_ms).astype(np.uint16),
+        "cnt": b.cnt.astype(np.uint32), "dfirst": (b.end - b.t_first).astype(np.uint32),
+        "dlast": (b.end - b.t_last).astype(np.uint32), **{k: getattr(b, k).view(np.int64) for k in _VALUES}, "edge": edge, "nocorr": b.corr.view(np.int64) == 0,
+    }
 
 
-def encode(block_start: int, res_ms: int, b: Buckets) -> bytes:
-    """The buckets of one row (one series, one block): a flags byte, then the bucket records
-    (``_record``) in one zstd frame."""
-    flags = 0
-    if np.array_equal(b.vmin.view(np.int64), b.v_first.view(np.int64)) and np.array_equal(
-            b.vmax.view(np.int64), b.v_last.view(np.int64)):
-        flags |= _EDGE_MINMAX
-    if not np.any(b.corr.view(np.int64)):  # every correction is +0.0
-        flags |= _NO_CORR
-    rec = np.zeros(len(b), dtype=_RECORDS[flags])
-    rec["idx"] = (b.end - block_start) // res_ms
-    rec["cnt"] = b.cnt
-    rec["dfirst"] = b.end - b.t_first
-    rec["dlast"] = b.end - b.t_last
-    for name in ("v_first", "v_last", "vsum", "vmin", "vmax", "corr"):
-        if name in (rec.dtype.names or ()):
-            rec[name] = getattr(b, name)
-    return bytes([flags]) + zstd_frames.compress(rec.tobytes(), 3)
-
-
-def decode_rows(block_start: I64Array, n: I64Array, data: Sequence[bytes], res_ms: int) -> Buckets:
-    """The buckets of many rows, in row order: one decompression per row, then one parse per kind
-    of row (``_record``) and one scatter."""
-    total = int(n.sum())
-    if total == 0:
-        return Buckets.empty()
-    flags = np.fromiter((d[0] for d in data), dtype=np.uint8, count=len(data))
-    first = np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64)
-    out = {name: np.empty(total, dtype=np.float64) for name in ("v_first", "v_last", "vmin", "vmax", "vsum", "corr")}
-    end = np.empty(total, dtype=np.int64)
-    cnt = np.empty(total, dtype=np.int64)
-    t_first = np.empty(total, dtype=np.int64)
-    t_last = np.empty(total, dtype=np.int64)
-    for f in np.unique(flags).tolist():
-        rows = np.flatnonzero(flags == f)
-        dt = _RECORDS[f]
-        raw = b"".join(zstd_frames.decompress(memoryview(data[r])[1:], int(n[r]) * dt.itemsize)
-                       for r in rows.tolist())
-        rec = np.frombuffer(raw, dtype=dt)
-        nr = n[rows]
-        # Output positions of these rows' buckets (rows keep their order).
-        pos = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(nr)[:-1]]), nr) + np.arange(int(nr.sum()))
-        e = np.repeat(block_start[rows], nr) + rec["idx"].astype(np.int64) * res_ms
-        end[pos] = e
-        cnt[pos] = rec["cnt"]
-        t_first[pos] = e - rec["dfirst"].astype(np.int64)
-        t_last[pos] = e - rec["dlast"].astype(np.int64)
-        out["v_first"][pos] = rec["v_first"]
-        out["v_last"][pos] = rec["v_last"]
-        edge = bool(f & _EDGE_MINMAX)
-        out["vmin"][pos] = rec["v_first"] if edge else rec["vmin"]
-        out["vmax"][pos] = rec["v_last"] if edge else rec["vmax"]
-        out["vsum"][pos] = rec["vsum"]
-        out["corr"][pos] = 0.0 if f & _NO_CORR else rec["corr"]
-    return Buckets(end, cnt, t_first, t_last, out["v_first"], out["v_last"], out["vmin"], out["vmax"],
-                   out["vsum"], out["corr"])
+def from_columns(res: dict[str, npt.NDArray[Any]], res_ms: int) -> tuple[IdArray, Buckets]:
+    """``_SELECT``'s columns as buckets sorted by (series, end)."""
+    sids = np.asarray(res["series_id"], dtype=np.uint32)
+    end = np.asarray(res["block_start"], dtype=np.int64) + np.asarray(res["idx"], dtype=np.int64) * res_ms
+    b = Buckets(end, np.asarray(res["cnt"], dtype=np.int64), end - np.asarray(res["dfirst"], dtype=np.int64),
+                end - np.asarray(res["dlast"], dtype=np.int64),
+                *(np.asarray(res[k], dtype=np.int64).view(np.float64) for k in _VALUES))
+    if sids.size > 1:
+        key_ok = (sids[1:] > sids[:-1]) | ((sids[1:] == sids[:-1]) & (end[1:] > end[:-1]))
+        if not bool(key_ok.all()):
+            order = np.lexsort((end, sids))
+            sids, b = sids[order], b.take(order)
+    return sids, b
 
 
 class RollupHost(Protocol):
@@ -196,6 +184,7 @@ class Rollups:
         self.stats = RollupStats()
         self._lock = threading.Lock()
         self._cov: dict[int, tuple[int, int]] = {}
+        self._cov_view: list[RollupCoverage] = []
         self._dirty: set[tuple[int, int]] = set()
         self._dirty_arr: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
         self._pending: list[tuple[IdArray, I64Array]] = []  # dirty pairs of the open transaction
@@ -213,15 +202,20 @@ class Rollups:
         dirty = con.execute("SELECT series_id, block_start FROM rollup_dirty").fetchall()
         with self._lock:
             self._cov = cov
+            self._publish_cov()
             self._dirty = {(int(s), int(b)) for s, b in dirty}
             self._dirty_arr = None
             self._pending = []
             self._gen += 1
 
+    def _publish_cov(self) -> None:
+        """Under ``_lock``, after ``_cov`` changed: the list ``coverage`` hands out."""
+        self._cov_view = [RollupCoverage(res, lo, hi) for res, (lo, hi) in sorted(self._cov.items(), reverse=True)
+                          if hi > lo]
+
     def coverage(self) -> list[RollupCoverage]:
-        with self._lock:
-            cov = dict(self._cov)
-        return [RollupCoverage(res, lo, hi) for res, (lo, hi) in sorted(cov.items(), reverse=True) if hi > lo]
+        """What each resolution covers (a list replaced whole on every change: no lock to read it)."""
+        return self._cov_view
 
     def progress(self) -> RollupProgress:
         st = self.stats
@@ -254,16 +248,29 @@ class Rollups:
         self._record(con, sids[inside].astype(np.uint32), blocks)
 
     def mark_deleted(self, con: duckdb.DuckDBPyConnection, ids: IdArray, start_ms: int, end_ms: int) -> None:
-        """Writer, inside a ``delete_series`` transaction over [start_ms, end_ms] of ``ids``."""
+        """Writer, inside a ``delete_series`` transaction over [start_ms, end_ms] of ``ids``: the rows
+        of blocks wholly inside go (their raw samples are all deleted), the (at most two) hours the
+        range cuts are recorded dirty."""
+        if ids.size == 0:
+            return
+        con.register("_clearsight_delr", {"series_id": ids.astype(np.uint32)})
+        try:
+            for res, block in BLOCK_MS.items():
+                first = -(-(start_ms - 1) // block) * block  # block (bs, bs + block] inside: bs + 1 >= start
+                con.execute(f"DELETE FROM {_TABLE[res]} WHERE block_start >= ? AND block_start + ? <= ? AND "
+                            "series_id IN (SELECT series_id FROM _clearsight_delr)", [first, block, end_ms])
+        finally:
+            con.unregister("_clearsight_delr")
+        with self._lock:
+            self._gen += 1
         c = self._cov.get(FIVE_MINUTES_MS)
-        if c is None or ids.size == 0:
+        if c is None:
             return
-        lo, hi = max(start_ms, c[0] + 1), min(end_ms, c[1])
-        if hi < lo:
-            return
-        first = int(bucket_end(np.array([lo]), ONE_HOUR_MS)[0]) - ONE_HOUR_MS
-        blocks = np.arange(first, hi, ONE_HOUR_MS, dtype=np.int64)
-        self._record(con, np.repeat(ids.astype(np.uint32), blocks.size), np.tile(blocks, ids.size))
+        edges = {int(h) for h in bucket_end(np.array([start_ms, end_ms]), ONE_HOUR_MS) - ONE_HOUR_MS
+                 if not (h + 1 >= start_ms and h + ONE_HOUR_MS <= end_ms) and c[0] <= h < c[1]}
+        if edges:
+            blocks = np.asarray(sorted(edges), dtype=np.int64)
+            self._record(con, np.repeat(ids.astype(np.uint32), blocks.size), np.tile(blocks, ids.size))
 
     def _record(self, con: duckdb.DuckDBPyConnection, sids: IdArray, blocks: I64Array) -> None:
         key = np.unique((sids.astype(np.int64) << 44) | (blocks // ONE_HOUR_MS))
@@ -342,22 +349,16 @@ class Rollups:
         """Inserts the buckets (sorted by series, end) as one row per (series, block)."""
         if len(b) == 0:
             return
-        block = BLOCK_MS[res]
-        bstart = bucket_end(b.end, block) - block
-        new = np.ones(len(b), dtype=bool)
-        new[1:] = (sids[1:] != sids[:-1]) | (bstart[1:] != bstart[:-1])
-        starts = np.flatnonzero(new)
-        stops = np.append(starts[1:], len(b))
-        data = [encode(int(bstart[a]), res, b.take(slice(a, z))) for a, z in zip(starts.tolist(), stops.tolist(),
-                                                                                strict=True)]
-        tbl = {"series_id": sids[starts], "block_start": bstart[starts],
-               "n": (stops - starts).astype(np.uint16), "data": objects(data)}
+        tbl = flat_columns(sids, b, res)
         con.register("_clearsight_rollup", tbl)
         try:
-            con.execute(f"INSERT INTO {_TABLE[res]} SELECT series_id, block_start, n, data FROM _clearsight_rollup")
+            con.execute(_INSERT.format(table=_TABLE[res]))
         finally:
             con.unregister("_clearsight_rollup")
-        self.stats.blocks_written[res] += int(starts.size)
+        bs = tbl["block_start"]
+        new = np.ones(len(b), dtype=bool)
+        new[1:] = (sids[1:] != sids[:-1]) | (bs[1:] != bs[:-1])
+        self.stats.blocks_written[res] += int(np.count_nonzero(new))
         self.stats.buckets_written[res] += len(b)
 
     def _five_minute(self, host: RollupHost, ids: IdArray, lo: int, hi: int) -> tuple[IdArray, Buckets]:
@@ -376,19 +377,16 @@ class Rollups:
     def _read_rows(self, con: duckdb.DuckDBPyConnection, res: int, ids: IdArray | None, lo: int,
                    hi: int) -> tuple[IdArray, Buckets]:
         """Rows of blocks starting in [lo, hi) (of ``ids``, or all), decoded, sorted by (series, end)."""
-        sql = f"SELECT series_id, block_start, n, data FROM {_TABLE[res]} WHERE block_start >= ? AND block_start < ?"
+        sql = _SELECT.format(table=_TABLE[res])
         if ids is not None:
             con.register("_clearsight_rids", {"series_id": ids.astype(np.uint32)})
             sql += " AND series_id IN (SELECT series_id FROM _clearsight_rids)"
         try:
-            res_rows = con.execute(sql + " ORDER BY series_id, block_start", [lo, hi]).fetchnumpy()
+            cols = con.execute(sql, [lo, hi]).fetchnumpy()
         finally:
             if ids is not None:
                 con.unregister("_clearsight_rids")
-        sid_rows = np.asarray(res_rows["series_id"], dtype=np.uint32)
-        n = np.asarray(res_rows["n"], dtype=np.int64)
-        b = decode_rows(np.asarray(res_rows["block_start"], dtype=np.int64), n, list(res_rows["data"]), res)
-        return np.repeat(sid_rows, n), b
+        return from_columns(cols, res)
 
     def _recompute_dirty(self, con: duckdb.DuckDBPyConnection, host: RollupHost) -> bool:
         with self._lock:
@@ -458,9 +456,11 @@ class Rollups:
             done += 1
             with self._lock:
                 self._cov[FIVE_MINUTES_MS] = (lo, until)
+                self._publish_cov()
         if FIVE_MINUTES_MS not in self._cov and done == 0:
             with self._lock:
                 self._cov[FIVE_MINUTES_MS] = c  # nothing finalised yet: remember the start
+                self._publish_cov()
         return until + ONE_HOUR_MS <= target
 
     def _advance_1h(self, con: duckdb.DuckDBPyConnection, max_blocks: int) -> bool:
@@ -484,9 +484,11 @@ class Rollups:
             done += 1
             with self._lock:
                 self._cov[ONE_HOUR_MS] = (lo, until)
+                self._publish_cov()
         if ONE_HOUR_MS not in self._cov:
             with self._lock:
                 self._cov[ONE_HOUR_MS] = c
+                self._publish_cov()
         return until + DAY_MS <= target
 
     def _retention(self, con: duckdb.DuckDBPyConnection, now_ms: int) -> None:
@@ -506,6 +508,7 @@ class Rollups:
                 self._set_cov(con, res, new_from, c[1])
             with self._lock:
                 self._cov[res] = (new_from, c[1])
+                self._publish_cov()
                 if res == FIVE_MINUTES_MS:
                     self._dirty = {p for p in self._dirty if p[1] >= new_from}
                     self._dirty_arr = None
