@@ -102,6 +102,9 @@ class QueryConfig:
     max_samples: int = 50_000_000
     lookback_delta: str = "5m"
     max_points_per_series: int = 11_000
+    # Aggregations of a selection estimated above this many samples fold it batch of series by batch
+    # (query/promql/streamed.py); 0 = always materialise.
+    stream_batch_samples: int = 1_000_000
     slow_query_log_threshold: str = ""  # log queries slower than this duration; "" = off
     max_concurrency: int = 0  # queries/heavy reads running at once; 0 = the number of CPUs
     max_queue: int = 100  # reads waiting for a slot (fair per tenant); beyond it 503 + Retry-After

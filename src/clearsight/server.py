@@ -247,7 +247,8 @@ def _rule_io(cfg: Config, store: MetricsStore, ingestor: MetricsIngestor,
     the store (LogQL ones on the log store), its results through the ingestor (validated like any
     write)."""
     engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
-                    timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
+                    timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples,
+                    stream_batch_samples=cfg.query.stream_batch_samples)
     parsed = functools.lru_cache(maxsize=4096)(parse_with_positions)  # rules parse once, not per evaluation
     parse_logql = functools.lru_cache(maxsize=1024)(parse_logql_expr)
     timeout_s = parse_duration_ms(cfg.query.timeout) / 1000
@@ -337,7 +338,8 @@ class HealthParts:
 
 def _range_query_for(cfg: Config, store: MetricsStore) -> Any:
     engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta),
-                    timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples)
+                    timeout_s=parse_duration_ms(cfg.query.timeout) / 1000, max_samples=cfg.query.max_samples,
+                    stream_batch_samples=cfg.query.stream_batch_samples)
 
     def for_tenant(tenant: str) -> RangeQueryFunc:
         def query(expr: str, start_ms: int, end_ms: int, step_ms: int) -> Any:

@@ -38,6 +38,7 @@ def test_yaml_then_env_then_flags(tmp_path: Path) -> None:
         ("server:\n  listen: nowhere\n", "c.yaml: server.listen: invalid listen address"),
         ("limits:\n  max_series_per_request: lots\n", "c.yaml: limits.max_series_per_request: expected an integer"),
         ("limits:\n  max_series_per_request: -1\n", "must not be negative"),
+        ("query:\n  stream_batch_samples: -1\n", "c.yaml: query.stream_batch_samples: must not be negative"),
         ("bogus: 1\n", "c.yaml: bogus: unknown section"),
         ("- a\n", "top level must be a mapping"),
         ("storage: [\n", "invalid YAML"),

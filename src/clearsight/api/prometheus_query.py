@@ -161,7 +161,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
     lookback_ms = parse_duration_ms(cfg.lookback_delta)
 
     engine = Engine(lookback_delta_ms=lookback_ms, timeout_s=default_timeout_s, max_samples=cfg.max_samples,
-                    max_points_per_series=cfg.max_points_per_series)
+                    max_points_per_series=cfg.max_points_per_series, stream_batch_samples=cfg.stream_batch_samples)
     prepared_queries = PreparedQueries()
 
     def _inline(prepared: Prepared, shape: Shape, end_ms: int) -> bool:

@@ -106,7 +106,8 @@ class LiveMetrics:
         self.timeout_s = parse_duration_ms(cfg.query.timeout) / 1000
         self.engine = Engine(lookback_delta_ms=parse_duration_ms(cfg.query.lookback_delta), timeout_s=self.timeout_s,
                              max_samples=cfg.query.max_samples,
-                             max_points_per_series=cfg.query.max_points_per_series)
+                             max_points_per_series=cfg.query.max_points_per_series,
+                             stream_batch_samples=cfg.query.stream_batch_samples)
         self.parsed: list[tuple[Panel, Expr, dict[int, int]]] = []
         for p in PANELS:
             expr, positions = parse_with_positions(p.query)

@@ -88,6 +88,11 @@ class QueryBudget:
         self.peak = max(self.peak, self.held)
 
 
+def too_many_series(n: int, limit: int) -> QueryLimitExceeded:
+    """The error of a selector whose series exceed ``max_series`` (named as the limit)."""
+    return QueryLimitExceeded(f"query selects {n} series, more than the limit max_series={limit}")
+
+
 _current = threading.local()
 
 
@@ -118,4 +123,5 @@ def checkpoint() -> None:
         budget.check()
 
 
-__all__ = ["TOO_MANY_SAMPLES", "QueryBudget", "QueryCanceled", "checkpoint", "reserve_current", "running"]
+__all__ = ["TOO_MANY_SAMPLES", "QueryBudget", "QueryCanceled", "checkpoint", "reserve_current", "running",
+           "too_many_series"]

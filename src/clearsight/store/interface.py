@@ -213,6 +213,21 @@ class RollupReader(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchedSeriesSelector(SeriesSelector, Protocol):
+    """A ``SeriesSelector`` that can also read a selection in batches of series (a reader that
+    consumes series independently then holds one batch at a time, not the selection)."""
+
+    def select_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                       max_batch_samples: int) -> list[Callable[[], SeriesData]]:
+        """What ``select(matchers, start_ms, end_ms)`` returns, as batches to read one after the
+        other: each call reads one batch (under the caller's ``read_limits``); the series of the
+        batches, concatenated in list order, are the select's series in its order. A batch holds
+        at most ``max_batch_samples`` samples, or a single series. An empty list when nothing
+        matches."""
+        ...
+
+
 class MetricsStore(Protocol):
     def append(self, tenant: str, batch: SampleBatch) -> concurrent.futures.Future[AppendResult]:
         """Queues the batch for the writer. The future resolves after commit.

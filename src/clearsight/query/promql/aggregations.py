@@ -15,6 +15,15 @@ import numpy as np
 
 from clearsight.model.labels import Labels
 from clearsight.query.budget import checkpoint, reserve_current
+from clearsight.query.promql.agg_fold import (
+    LANES,
+    SCALAR_SUM_MAX_ROWS,
+    Count,
+    MinMax,
+    SumAvg,
+    group_key,
+    ranks,
+)
 from clearsight.query.promql.values import (
     F64,
     Annotations,
@@ -27,25 +36,6 @@ from clearsight.query.promql.vecutil import drop_flag, format_float, go_quote
 
 MIN_INT64 = -9223372036854775808.0
 MAX_INT64 = 9223372036854774784.0
-
-
-def kahan_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
-    """Vectorized Kahan-Neumaier step (Prometheus' kahansum.Inc)."""
-    with np.errstate(all="ignore"):
-        t = s + inc
-        big = np.abs(s) >= np.abs(inc)
-        comp = np.where(big, (s - t) + inc, (inc - t) + s)
-        newc = np.where(np.isinf(t), 0.0, c + comp)
-    return t, newc
-
-
-def group_key(labels: Labels, grouping: list[str], without: bool) -> Labels:
-    if without:
-        drop = set(grouping)
-        drop.add("__name__")
-        return tuple([p for p in labels if p[0] not in drop])  # a list first: faster than a generator
-    keep = set(grouping)
-    return tuple([p for p in labels if p[0] in keep])
 
 
 def _groups(labels: list[Labels], grouping: list[str], without: bool) -> tuple[list[Labels], list[int]]:
@@ -61,25 +51,6 @@ def _groups(labels: list[Labels], grouping: list[str], without: bool) -> tuple[l
             out.append(key)
         gid.append(g)
     return out, gid
-
-
-def _ranks(gid: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per rank r: (row indices, group ids) of the r-th member of each group."""
-    counters: dict[int, int] = {}
-    rank = []
-    for g in gid:
-        r = counters.get(g, 0)
-        counters[g] = r + 1
-        rank.append(r)
-    if not rank:
-        return []
-    rank_a = np.asarray(rank)
-    gid_a = np.asarray(gid)
-    out = []
-    for r in range(int(rank_a.max()) + 1):
-        rows = np.nonzero(rank_a == r)[0]
-        out.append((rows, gid_a[rows]))
-    return out
 
 
 def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping: list[str],
@@ -127,11 +98,11 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
             if overflowed and lanes > 1:
                 result, seen, _ = _sum_avg(op, vals, pres, gid_a, G, 1)
         elif op in ("stddev", "stdvar"):
-            ranks = _ranks(gid)
+            by_rank = ranks(gid)
             acc = np.zeros((G, k))
             mean = np.zeros((G, k))
             cnt = np.zeros((G, k))
-            for rows, gi in ranks:
+            for rows, gi in by_rank:
                 x = vals[rows]
                 p = pres[rows]
                 first = p & ~seen[gi]
@@ -150,17 +121,13 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
                 result = np.sqrt(result)
         elif op in ("min", "max"):
             # Prometheus replaces a NaN running value by any number: fmin/fmax semantics.
-            gid_a = np.asarray(gid, dtype=np.int64)
-            res = np.full((G, k), np.nan)
-            (np.fmax if op == "max" else np.fmin).at(res, gid_a, np.where(pres, vals, np.nan))
-            np.logical_or.at(seen, gid_a, pres)
-            result = res
+            mm = MinMax(op, k)
+            mm.add(vals, pres, np.asarray(gid, dtype=np.int64), G)
+            result, seen = mm.finish()
         elif op in ("count", "group"):
-            gid_a = np.asarray(gid, dtype=np.int64)
-            cnt = np.zeros((G, k))
-            np.add.at(cnt, gid_a, pres.astype(np.float64))
-            seen = cnt > 0
-            result = cnt if op == "count" else np.ones((G, k))
+            counter = Count(op, k)
+            counter.add(pres, np.asarray(gid, dtype=np.int64), G)
+            result, seen = counter.finish()
         elif op == "quantile":
             assert isinstance(param, ScalarSteps)
             result = np.full((G, k), np.nan)
@@ -173,11 +140,6 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
         else:
             raise QueryError(f"unknown aggregation {op!r}")
     return VectorSteps(keys, result, seen, gdrop if gdrop.any() else None, None)
-
-
-# An instant ``sum`` over at most this many series is summed in Python floats (the same IEEE
-# operations in the same order as the vectorized path below, without its per-rank numpy calls).
-SCALAR_SUM_MAX_ROWS = 256
 
 
 def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
@@ -199,86 +161,11 @@ def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64
     return np.asarray([a + b for a, b in zip(s, c, strict=True)])[:, None], np.asarray(seen)[:, None]
 
 
-# Large groups are summed in LANES interleaved partial sums (each Kahan-Neumaier compensated, then
-# merged with compensation), so the Python loop runs ~size/LANES + LANES times instead of size.
-LANES = 32
-
-
 def _sum_avg(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, lanes: int) -> tuple[F64, BoolArr, bool]:
     """Compensated sum / mean per group. Returns (result, seen, overflowed-to-incremental-mean)."""
-    k = vals.shape[1]
-    if lanes > 1:
-        ranks_in_group = np.zeros(gid.shape[0], dtype=np.int64)
-        counters: dict[int, int] = {}
-        for i, g in enumerate(gid.tolist()):
-            r = counters.get(g, 0)
-            counters[g] = r + 1
-            ranks_in_group[i] = r
-        sub = gid * lanes + ranks_in_group % lanes
-        SG = G * lanes
-    else:
-        sub = gid
-        SG = G
-    seen = np.zeros((SG, k), dtype=bool)
-    s = np.zeros((SG, k))
-    c = np.zeros((SG, k))
-    cnt = np.zeros((SG, k))
-    incr = np.zeros((SG, k), dtype=bool)
-    mean = np.zeros((SG, k))
-    for rows, gi in _ranks(sub.tolist()):
-        x = vals[rows]
-        p = pres[rows]
-        first = p & ~seen[gi]
-        rest = p & seen[gi]
-        S, C, N, INC, M = s[gi], c[gi], cnt[gi], incr[gi], mean[gi]
-        N = np.where(p, N + 1, N)
-        t, nc = kahan_inc(x, S, C)
-        if op == "sum" or lanes > 1:
-            S = np.where(first, x, np.where(rest, t, S))
-            C = np.where(first, 0.0, np.where(rest, nc, C))
-            INC = INC | (rest & np.isinf(t) & ~np.isinf(x) & ~np.isinf(S))
-        else:
-            # Direct mean (Kahan sum) until the sum would overflow, then incremental mean.
-            direct = rest & ~INC
-            ok = direct & ~np.isinf(t)
-            switch = direct & np.isinf(t)
-            S = np.where(first, x, np.where(ok, t, S))
-            C = np.where(first, 0.0, np.where(ok, nc, C))
-            M = np.where(first, x, np.where(switch, S / (N - 1), M))
-            C = np.where(switch, C / (N - 1), C)
-            INC = INC | switch
-            inc_rows = rest & INC
-            q = (N - 1) / N
-            m2, c2 = kahan_inc(x / N, q * M, q * C)
-            M = np.where(inc_rows, m2, M)
-            C = np.where(inc_rows, c2, C)
-        s[gi], c[gi], cnt[gi], incr[gi], mean[gi] = S, C, N, INC, M
-        seen[gi] |= p
-    if lanes > 1:
-        overflow = bool(incr.any())
-        # Merge the lanes of each group: compensated sum of the partial sums, plus their
-        # compensations.
-        gs = np.zeros((G, k))
-        gc = np.zeros((G, k))
-        gcnt = np.zeros((G, k))
-        gseen = np.zeros((G, k), dtype=bool)
-        base = np.arange(G) * lanes
-        for lane in range(lanes):
-            idx = base + lane
-            p = seen[idx]
-            first = p & ~gseen
-            rest = p & gseen
-            t, nc = kahan_inc(s[idx], gs, gc)
-            gs = np.where(first, s[idx], np.where(rest, t, gs))
-            gc = np.where(first, c[idx], np.where(rest, nc + c[idx], gc))
-            gcnt = gcnt + cnt[idx]
-            gseen |= p
-        if op == "sum":
-            return gs + gc, gseen, overflow
-        return gs / gcnt + gc / gcnt, gseen, overflow or bool(np.isinf(gs).any())
-    if op == "sum":
-        return s + c, seen, False
-    return np.where(incr, mean + c, s / cnt + c / cnt), seen, bool(incr.any())
+    acc = SumAvg(op, lanes, vals.shape[1])
+    acc.add(vals, pres, gid, G)
+    return acc.finish()
 
 
 def _g(x: float) -> str:

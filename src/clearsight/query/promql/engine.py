@@ -22,8 +22,8 @@ from clearsight.model.histogram import CounterResetHint
 from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
-from clearsight.query.budget import QueryBudget, QueryCanceled, running
-from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions, rollup_plan
+from clearsight.query.budget import QueryBudget, QueryCanceled, running, too_many_series
+from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions, rollup_plan, streamed
 from clearsight.query.promql.ast import (
     AggregateExpr,
     AtModifier,
@@ -197,6 +197,8 @@ class Evaluator:
         self._stats_selectors: set[int] | None = None
         # Count Prometheus' totalQueryableSamples into stats.queryable_samples (costs a pass per selector).
         self.count_samples = False
+        # Aggregations of a selection larger than this many samples fold it batch by batch (streamed.py).
+        self.stream_batch_samples = streamed.DEFAULT_BATCH_SAMPLES
 
     @property
     def stats_selectors(self) -> set[int]:
@@ -256,8 +258,7 @@ class Evaluator:
         self.stats.series_fetched += n
         self.stats.samples_loaded += loaded
         if n > self.limits.max_series:
-            raise QueryLimitExceeded(f"query selects {n} series, more than the limit max_series="
-                                     f"{self.limits.max_series}")
+            raise too_many_series(n, self.limits.max_series)
         self._account(loaded, "samples loaded from the store")
         return data
 
@@ -694,7 +695,11 @@ class Evaluator:
             if isinstance(pv, VectorSteps | MatrixSteps):
                 raise QueryError(f"expected scalar parameter for {e.op}")
             param = pv
-        v = self.eval(e.expr, ts)
+        folded, v = streamed.aggregate(self, e, ts) if param is None else (None, None)
+        if folded is not None:
+            return folded
+        if v is None:
+            v = self.eval(e.expr, ts)
         if not isinstance(v, VectorSteps):
             raise QueryError(f"expected instant vector in aggregation {e.op}")
         self.budget.check()
@@ -894,18 +899,22 @@ class Engine:
 
     Limits: ``max_points_per_series`` bounds range-query resolution, ``max_samples`` the samples
     loaded and the largest intermediate (series x steps) value, ``max_series`` the series one
-    selector may return, ``timeout_s`` the wall time (checked between operators)."""
+    selector may return, ``timeout_s`` the wall time (checked between operators).
+    ``stream_batch_samples``: an aggregation of a selection estimated larger than this many samples
+    is folded one batch of series at a time (``streamed.py``; 0 = always materialise)."""
 
     def __init__(self, lookback_delta_ms: int = 300_000, timeout_s: float = 120.0,
                  max_samples: int = 50_000_000, max_points_per_series: int = 11_000,
                  max_series: int = 1_000_000,
-                 functions: dict[str, FunctionImpl] | None = None) -> None:
+                 functions: dict[str, FunctionImpl] | None = None,
+                 stream_batch_samples: int = streamed.DEFAULT_BATCH_SAMPLES) -> None:
         self.lookback_delta_ms = lookback_delta_ms
         self.timeout_s = timeout_s
         self.max_samples = max_samples
         self.max_points_per_series = max_points_per_series
         self.max_series = max_series
         self._functions = functions
+        self.stream_batch_samples = stream_batch_samples
 
     @property
     def functions(self) -> dict[str, FunctionImpl]:
@@ -920,8 +929,10 @@ class Engine:
         timeout = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
         limits = _Limits(self.max_samples, self.max_series, time.monotonic() + timeout, cancel)
         lookback = self.lookback_delta_ms if not lookback_delta_ms else lookback_delta_ms
-        return Evaluator(selector, start, end, step, lookback, limits, self.functions, instant, positions,
-                         query_text)
+        ev = Evaluator(selector, start, end, step, lookback, limits, self.functions, instant, positions,
+                       query_text)
+        ev.stream_batch_samples = self.stream_batch_samples
+        return ev
 
     def instant(self, selector: SeriesSelector, query: str | Expr, time_ms: int, *,
                 timeout_s: float | None = None, cancel: threading.Event | None = None,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -45,7 +46,7 @@ from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
-from clearsight.store.embedded import deletion, small_read
+from clearsight.store.embedded import deletion, select_stream, small_read
 from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
@@ -159,6 +160,10 @@ class _Querier:
     def select_rollups(self, matchers: Sequence[Matcher], res_ms: int, start_ms: int, end_ms: int) -> RollupData | None:
         self._store._check_open()
         return self._store.rollups.select(self._store, self._tenant, matchers, res_ms, start_ms, end_ms)
+
+    def select_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                       max_batch_samples: int) -> list[Callable[[], SeriesData]]:
+        return self._store.select_batches(self._tenant, matchers, start_ms, end_ms, max_batch_samples)
 
 
 # Salvaging a damaged file (kernel repair): the tables copied row range by row range, then the
@@ -1416,6 +1421,17 @@ class EmbeddedMetricsStore:
         if ids.size == 0:
             return SeriesData.empty()
         return self._fetch(ids, start_ms, end_ms)
+
+    def select_batches(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                       max_batch_samples: int) -> list[Callable[[], SeriesData]]:
+        """``select`` as batches of series (store.interface.BatchedSeriesSelector; select_stream.py)."""
+        self._check_open()
+        start_ms = max(start_ms, self._floor)
+        ids = self._ids(tenant, [matchers], start_ms, end_ms) if end_ms >= start_ms else np.zeros(0, np.uint32)
+        est = select_stream.estimate_samples(ids, start_ms, end_ms, self._catalog.snapshot(), self._head.row_counts)
+        groups = select_stream.plan_batches(
+            ids, est, max_batch_samples, lambda sub: self._label_order.order(sub, self._labels.__getitem__))
+        return [functools.partial(self._fetch, g, start_ms, end_ms) for g in groups]
 
     def _fetch(self, ids: IdArray, start_ms: int, end_ms: int) -> SeriesData:
         """Samples of ``ids`` in [start_ms, end_ms] from chunks and head (one consistent state), as

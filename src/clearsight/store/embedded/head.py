@@ -231,6 +231,21 @@ class HeadMirror:
         order = order_by_series_ts(sid, ts)
         return sid[order], ts[order], vals[order]
 
+    def row_counts(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.int64]:
+        """Per series of ``ids`` (sorted, unique): an estimate of its rows in [start_ms, end_ms],
+        without copying any: its rows in each segment overlapping the range, in proportion to the
+        part of the segment's time span inside the range (rounded up)."""
+        counts = np.zeros(ids.shape[0], dtype=np.int64)
+        for s in self._segments:
+            if s.max_ts < start_ms or s.min_ts > end_ms:
+                continue
+            n = np.searchsorted(s.sid, ids, side="right") - np.searchsorted(s.sid, ids, side="left")
+            if s.min_ts < start_ms or s.max_ts > end_ms:
+                inside = (min(s.max_ts, end_ms) - max(s.min_ts, start_ms) + 1) / (s.max_ts - s.min_ts + 1)
+                n = np.ceil(n * inside).astype(np.int64)
+            counts += n
+        return counts
+
     def rows_between(self, lo_id: int, hi_id: int) -> tuple[U32Array, I64Array, F64Array]:
         """Every row of the series lo_id <= id < hi_id, sorted by (series, ts): a compaction
         slice, read from memory instead of sorting the table."""
