@@ -33,6 +33,7 @@ from clearsight.model.samples import SampleBatch
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.result import QueryResult
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.rollups import NAMES, SCHEMES
 from clearsight.store.interface import SeriesSelector
 
 QUERY = "sum by (instance) (rate(x_total[1h]))"
@@ -60,11 +61,13 @@ def _load(store: EmbeddedMetricsStore, series: int, days: int, interval_ms: int)
     return total
 
 
-def _table_bytes(store: EmbeddedMetricsStore, table: str, tmp: Path) -> int:
-    """The file size of a new database holding only ``table`` (an empty one subtracted)."""
+def _table_bytes(store: EmbeddedMetricsStore, tables: list[str], tmp: Path) -> int:
+    """The file size of a new database holding only the rows of ``tables`` (partitions of one
+    table) in one table (an empty one subtracted)."""
     sizes = []
-    for what in (f"SELECT * FROM {table}", f"SELECT * FROM {table} LIMIT 0"):
-        path = tmp / f"copy-{table}-{len(sizes)}.duckdb"
+    union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables)
+    for what in (union, f"SELECT * FROM {tables[0]} LIMIT 0"):
+        path = tmp / f"copy-{tables[0]}-{len(sizes)}.duckdb"
         with store._reader() as cur:
             cur.execute(f"ATTACH '{path}' AS cp (BLOCK_SIZE 65536)")
             try:
@@ -113,7 +116,11 @@ def main(argv: list[str]) -> int:
             assert prog is not None
             print(f"rollup catch-up: {cpu:.2f} CPU-s, rows {prog.blocks_written_total}, "
                   f"buckets {prog.buckets_written_total}")
-            sizes = {t: _table_bytes(store, t, tmp) for t in ("chunks", "rollups_5m", "rollups_1h")}
+            with store._reader() as cur:
+                tables = {"chunks": [t for (t,) in cur.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, 'chunks')").fetchall()]}
+                tables |= {f"rollups_{NAMES[r]}": [p.name for p in sch.list(cur)] for r, sch in SCHEMES.items()}
+            sizes = {t: _table_bytes(store, parts, tmp) for t, parts in tables.items()}
             print("each table copied alone into a new database file: " + ", ".join(
                 f"{t} {v:,} B ({v / n:.2f} B per raw sample)" for t, v in sizes.items()))
             engine = Engine()

@@ -70,6 +70,7 @@ def test_a_kill_during_rollup_passes_loses_nothing_and_duplicates_nothing(tmp_pa
     from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS
     from clearsight.query.promql.engine import Engine
     from clearsight.store.embedded import EmbeddedMetricsStore
+    from clearsight.store.embedded.rollups import SCHEMES
     from tests.unit.store.rollup_data import DAY, HOUR, T0, RawOnly, batch, random_series
     from tests.unit.store.test_rollups import assert_same
 
@@ -106,7 +107,7 @@ def test_a_kill_during_rollup_passes_loses_nothing_and_duplicates_nothing(tmp_pa
         assert progress is not None and progress.until_ms, "the children rolled nothing up before the kills"
         store.run_rollups(_now())
         with store._reader() as cur:
-            for table in ("rollups_5m", "rollups_1h"):
+            for table in [p.name for sch in SCHEMES.values() for p in sch.list(cur)]:
                 dup = cur.execute(f"SELECT series_id, block_start, count(*) FROM {table} GROUP BY ALL "
                                   "HAVING count(*) > 1").fetchall()
                 assert dup == [], f"{table}: rows written twice {dup[:5]}"

@@ -72,7 +72,8 @@ def test_rows_round_trip_through_the_tables(data: list[list[tuple[int, float]]])
     for stmt in DDL + rollups.DDL:
         con.execute(stmt)
     con.register("_clearsight_rollup", rollups.flat_columns(bs, b, FIVE_MINUTES_MS))
-    con.execute(rollups._INSERT.format(table="rollups_5m"))
+    con.execute("CREATE TABLE rollups_5m " + rollups.PART_DDL)
+    con.execute(rollups._INSERT.format(table="rollups_5m"), [-(2**62), 2**62])
     rows = con.execute("SELECT count(*) FROM rollups_5m").fetchall()[0][0]
     assert rows == len({(int(s), int(e - 1) // ONE_HOUR_MS) for s, e in zip(bs, b.end, strict=True)})
     got_s, got = rollups.from_columns(con.execute(rollups._SELECT.format(table="rollups_5m"),

@@ -14,6 +14,7 @@ from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.result import QueryResult
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.rollups import SCHEMES
 from clearsight.store.interface import RollupProgress, RollupReader
 from clearsight.store.memory import MemorySeriesSelector
 from clearsight.store.storetest.contract import m
@@ -39,6 +40,17 @@ def _progress(store: EmbeddedMetricsStore) -> RollupProgress:
     p = store.stats().rollups
     assert p is not None
     return p
+
+
+def _rows(store: EmbeddedMetricsStore, res: int, what: str, where: str, params: list[int]) -> list[tuple[int, ...]]:
+    """``SELECT what ... WHERE where`` over every partition of a resolution's rollup rows (a
+    partition without matching rows adds none; ``count(*)`` adds a row only when non-zero)."""
+    out: list[tuple[int, ...]] = []
+    with store._reader() as cur:
+        for p in SCHEMES[res].list(cur):
+            got = cur.execute(f"SELECT {what} FROM {p.name} WHERE {where}", params).fetchall()
+            out += [r for r in got if r != (0,)]
+    return out
 
 
 def assert_same(a: QueryResult, b: QueryResult, approx: bool, what: str = "", allow_empty: bool = False) -> None:
@@ -132,11 +144,10 @@ def test_delete_series_invalidates_the_rolled_up_blocks(tmp_path: Path) -> None:
         # The hours wholly inside lose their rows; the two the range cuts ((D - 1h, D] holds the sample
         # at D) are dirty until the next pass.
         assert _progress(store).dirty_blocks == 2
-        with store._reader() as cur:
-            rows = cur.execute("SELECT block_start FROM rollups_5m WHERE series_id = ? AND block_start BETWEEN ? AND ? "
-                               "ORDER BY 1", [int(store.rollup_series_ids("t", [m('s="1"')])[0]), T0 + DAY - HOUR,
-                                              T0 + DAY + 2 * HOUR]).fetchall()
-        assert rows == [(T0 + DAY - HOUR,), (T0 + DAY + 2 * HOUR,)]
+        sid = int(store.rollup_series_ids("t", [m('s="1"')])[0])
+        rows = _rows(store, FIVE_MINUTES_MS, "block_start", "series_id = ? AND block_start BETWEEN ? AND ?",
+                     [sid, T0 + DAY - HOUR, T0 + DAY + 2 * HOUR])
+        assert sorted(rows) == [(T0 + DAY - HOUR,), (T0 + DAY + 2 * HOUR,)]
         q = 'count_over_time(x_total{s="1"}[1h])'
         a, b = _both(store, q, T0, T0 + 2 * DAY, ONE_HOUR_MS)
         assert_same(a, b, False)
@@ -164,9 +175,12 @@ def test_rollups_have_their_own_retention_and_outlive_raw_samples(tmp_path: Path
         cov = {c.res_ms: (c.from_ms, c.until_ms) for c in store.querier("t").rollup_coverage()}
         assert cov[FIVE_MINUTES_MS] == (now - 2 * DAY, T0 + 4 * DAY + HOUR)  # whole hours
         assert cov[ONE_HOUR_MS] == (T0 + DAY, T0 + 4 * DAY)  # whole days inside the first 5-minute coverage
+        # Whole day partitions of 5-minute rows older than the cutoff are dropped; the cutoff's day stays
+        # (its rows below the coverage are never read).
         with store._reader() as cur:
-            assert cur.execute("SELECT count(*) FROM rollups_5m WHERE block_start < ?", [T0 + 2 * DAY]).fetchone() == (0,)
-            assert cur.execute("SELECT count(*) FROM rollups_1h WHERE block_start < ?", [T0 + 2 * DAY]).fetchall()[0][0] > 0
+            assert [p.start for p in SCHEMES[FIVE_MINUTES_MS].list(cur)] == [T0 + 2 * DAY, T0 + 3 * DAY]
+        assert _rows(store, FIVE_MINUTES_MS, "count(*)", "block_start < ?", [T0 + 2 * DAY]) == []
+        assert sum(n for (n,) in _rows(store, ONE_HOUR_MS, "count(*)", "block_start < ?", [T0 + 2 * DAY])) > 0
         a, b = _both(store, q, T0 + DAY + HOUR, T0 + 3 * DAY, ONE_HOUR_MS)
         assert_same(a, b, True)
         # Raw retention of 1 day: the first days' raw samples go, their 1-hour rollups stay.

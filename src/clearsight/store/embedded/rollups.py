@@ -35,6 +35,7 @@ from clearsight.model.matchers import Matcher
 from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Buckets, bucket_end, coarsen, from_samples
 from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.interface import RollupCoverage, RollupData, RollupProgress
+from clearsight.store.kernel import retention
 
 IdArray = npt.NDArray[np.uint32]
 DAY_MS = 86_400_000
@@ -44,23 +45,17 @@ _TABLE = {FIVE_MINUTES_MS: "rollups_5m", ONE_HOUR_MS: "rollups_1h"}
 _SLICE_SERIES = 4096  # series read per raw slice of a 5-minute pass
 _DIRTY_PER_PASS = 4096  # dirty (series, hour) pairs recomputed per writer command
 
-DDL = [
-    """CREATE TABLE IF NOT EXISTS rollup_dirty (
-        series_id UINTEGER NOT NULL,
-        block_start BIGINT NOT NULL
-    )""",
-    # Files written by 0f2a149 (rows of zstd blobs in rollup_5m/rollup_1h): rolled up again.
-    "DELETE FROM rollup_dirty WHERE NOT EXISTS (SELECT 1 FROM duckdb_tables() WHERE table_name = 'rollups_5m')",
-    "DELETE FROM clearsight_meta WHERE key LIKE 'rollup_%' AND NOT EXISTS "
-    "(SELECT 1 FROM duckdb_tables() WHERE table_name = 'rollups_5m')",
-    "DROP TABLE IF EXISTS rollup_5m",
-    "DROP TABLE IF EXISTS rollup_1h",
-] + [
-    # One row per (series, block): the block's buckets as parallel lists (DuckDB compresses the
-    # list elements column by column). Values are float64 bits (as in ``samples``: a numpy NaN
-    # handed to DuckDB as DOUBLE becomes NULL, and DuckDB canonicalizes NaN payloads). vmin/vmax are NULL when every bucket's min is its first
-    # value and max its last (a rising counter), corr NULL when no bucket has a counter reset.
-    f"""CREATE TABLE IF NOT EXISTS {t} (
+# Each resolution's rows live in time partitions (storage kernel ``retention.PartitionScheme``):
+# ``rollups_5m_YYYYMMDD`` (one UTC day of hour blocks), ``rollups_1h_YYYYMMDD`` (30 days of day
+# blocks, starting at multiples of 30 days since the epoch); retention drops whole partitions.
+PERIOD_MS = {FIVE_MINUTES_MS: DAY_MS, ONE_HOUR_MS: 30 * DAY_MS}
+SCHEMES = {res: retention.PartitionScheme(_TABLE[res], PERIOD_MS[res]) for res in BLOCK_MS}
+# One row per (series, block): the block's buckets as parallel lists (DuckDB compresses the list
+# elements column by column). Values are float64 bits (as in ``samples``: a numpy NaN handed to
+# DuckDB as DOUBLE becomes NULL, and DuckDB canonicalizes NaN payloads). vmin/vmax are NULL when
+# every bucket's min is its first value and max its last (a rising counter), corr NULL when no
+# bucket has a counter reset.
+PART_DDL = """(
         series_id UINTEGER NOT NULL,
         block_start BIGINT NOT NULL,
         idx USMALLINT[] NOT NULL,
@@ -74,7 +69,21 @@ DDL = [
         vsum BIGINT[] NOT NULL,
         corr BIGINT[]
     )"""
-    for t in _TABLE.values()
+_OLD_TABLES = "('rollup_5m', 'rollup_1h', 'rollups_5m', 'rollups_1h')"
+DDL = [
+    """CREATE TABLE IF NOT EXISTS rollup_dirty (
+        series_id UINTEGER NOT NULL,
+        block_start BIGINT NOT NULL
+    )""",
+    # Files written before the partitions (0f2a149: zstd blobs; its successor: one table per
+    # resolution): their rollups are dropped and rolled up again from the raw samples.
+    f"DELETE FROM rollup_dirty WHERE EXISTS (SELECT 1 FROM duckdb_tables() WHERE table_name IN {_OLD_TABLES})",
+    "DELETE FROM clearsight_meta WHERE key LIKE 'rollup_%' AND EXISTS "
+    f"(SELECT 1 FROM duckdb_tables() WHERE table_name IN {_OLD_TABLES})",
+    "DROP TABLE IF EXISTS rollup_5m",
+    "DROP TABLE IF EXISTS rollup_1h",
+    "DROP TABLE IF EXISTS rollups_5m",
+    "DROP TABLE IF EXISTS rollups_1h",
 ]
 
 # A flat table of buckets (numpy columns, ``_flat``) grouped into one row per (series, block).
@@ -84,7 +93,7 @@ _INSERT = (
     "CASE WHEN bool_and(edge) THEN NULL ELSE list(vmin ORDER BY idx) END, "
     "CASE WHEN bool_and(edge) THEN NULL ELSE list(vmax ORDER BY idx) END, list(vsum ORDER BY idx), "
     "CASE WHEN bool_and(nocorr) THEN NULL ELSE list(corr ORDER BY idx) END "
-    "FROM _clearsight_rollup GROUP BY series_id, block_start"
+    "FROM _clearsight_rollup WHERE block_start >= ? AND block_start < ? GROUP BY series_id, block_start"
 )
 # The rows back as one bucket per row (DuckDB unnests the lists in C++).
 _SELECT = (
@@ -185,6 +194,7 @@ class Rollups:
         self._lock = threading.Lock()
         self._cov: dict[int, tuple[int, int]] = {}
         self._cov_view: list[RollupCoverage] = []
+        self._parts: dict[int, dict[int, retention.Partition]] = {res: {} for res in BLOCK_MS}  # res -> start -> partition
         self._dirty: set[tuple[int, int]] = set()
         self._dirty_arr: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
         self._pending: list[tuple[IdArray, I64Array]] = []  # dirty pairs of the open transaction
@@ -200,7 +210,9 @@ class Rollups:
             if lo is not None and hi is not None:
                 cov[res] = (int(lo), int(hi))
         dirty = con.execute("SELECT series_id, block_start FROM rollup_dirty").fetchall()
+        parts = {res: {p.start: p for p in sch.list(con)} for res, sch in SCHEMES.items()}
         with self._lock:
+            self._parts = parts
             self._cov = cov
             self._publish_cov()
             self._dirty = {(int(s), int(b)) for s, b in dirty}
@@ -257,8 +269,9 @@ class Rollups:
         try:
             for res, block in BLOCK_MS.items():
                 first = -(-(start_ms - 1) // block) * block  # block (bs, bs + block] inside: bs + 1 >= start
-                con.execute(f"DELETE FROM {_TABLE[res]} WHERE block_start >= ? AND block_start + ? <= ? AND "
-                            "series_id IN (SELECT series_id FROM _clearsight_delr)", [first, block, end_ms])
+                for part in self._overlapping(res, first, end_ms):
+                    con.execute(f"DELETE FROM {part.name} WHERE block_start >= ? AND block_start + ? <= ? AND "
+                                "series_id IN (SELECT series_id FROM _clearsight_delr)", [first, block, end_ms])
         finally:
             con.unregister("_clearsight_delr")
         with self._lock:
@@ -300,7 +313,7 @@ class Rollups:
             return
         con.register("_clearsight_gone", {"series_id": dead.astype(np.uint32)})
         try:
-            for t in [*_TABLE.values(), "rollup_dirty"]:
+            for t in [*(p.name for parts in self._parts.values() for p in parts.values()), "rollup_dirty"]:
                 con.execute(f"DELETE FROM {t} WHERE series_id IN (SELECT series_id FROM _clearsight_gone)")
         finally:
             con.unregister("_clearsight_gone")
@@ -350,9 +363,15 @@ class Rollups:
         if len(b) == 0:
             return
         tbl = flat_columns(sids, b, res)
+        scheme = SCHEMES[res]
         con.register("_clearsight_rollup", tbl)
         try:
-            con.execute(_INSERT.format(table=_TABLE[res]))
+            for key in np.unique(scheme.keys(tbl["block_start"])).tolist():
+                part = scheme.of(key)
+                if key not in self._parts[res]:
+                    scheme.create(con, part, PART_DDL)
+                    self._parts[res][key] = part  # a rollback reloads the list (load)
+                con.execute(_INSERT.format(table=part.name), [part.start, part.end])
         finally:
             con.unregister("_clearsight_rollup")
         bs = tbl["block_start"]
@@ -377,16 +396,23 @@ class Rollups:
     def _read_rows(self, con: duckdb.DuckDBPyConnection, res: int, ids: IdArray | None, lo: int,
                    hi: int) -> tuple[IdArray, Buckets]:
         """Rows of blocks starting in [lo, hi) (of ``ids``, or all), decoded, sorted by (series, end)."""
-        sql = _SELECT.format(table=_TABLE[res])
+        parts = self._overlapping(res, lo, hi)
+        if not parts:
+            return np.zeros(0, dtype=np.uint32), Buckets.empty()
+        one = _SELECT + (" AND series_id IN (SELECT series_id FROM _clearsight_rids)" if ids is not None else "")
+        sql = " UNION ALL ".join(one.format(table=p.name) for p in parts)
         if ids is not None:
             con.register("_clearsight_rids", {"series_id": ids.astype(np.uint32)})
-            sql += " AND series_id IN (SELECT series_id FROM _clearsight_rids)"
         try:
-            cols = con.execute(sql, [lo, hi]).fetchnumpy()
+            cols = con.execute(sql, [lo, hi] * len(parts)).fetchnumpy()
         finally:
             if ids is not None:
                 con.unregister("_clearsight_rids")
         return from_columns(cols, res)
+
+    def _overlapping(self, res: int, lo: int, hi: int) -> list[retention.Partition]:
+        """The partitions of ``res`` holding blocks that start in [lo, hi)."""
+        return [p for start, p in sorted(self._parts[res].items()) if start < hi and p.end > lo]
 
     def _recompute_dirty(self, con: duckdb.DuckDBPyConnection, host: RollupHost) -> bool:
         with self._lock:
@@ -425,9 +451,12 @@ class Rollups:
         return left > 0
 
     def _delete_rows(self, con: duckdb.DuckDBPyConnection, res: int, ids: IdArray, block: int) -> None:
+        part = self._parts[res].get(SCHEMES[res].start_of(block))
+        if part is None:
+            return
         con.register("_clearsight_del", {"series_id": ids.astype(np.uint32)})
         try:
-            con.execute(f"DELETE FROM {_TABLE[res]} WHERE block_start = ? AND series_id IN "
+            con.execute(f"DELETE FROM {part.name} WHERE block_start = ? AND series_id IN "
                         "(SELECT series_id FROM _clearsight_del)", [block])
         finally:
             con.unregister("_clearsight_del")
@@ -501,12 +530,15 @@ class Rollups:
             if cutoff <= c[0]:
                 continue
             new_from = min(cutoff, c[1])
+            gone = retention.expired(self._parts[res].values(), new_from)
             with self._tx(con):
-                con.execute(f"DELETE FROM {_TABLE[res]} WHERE block_start < ?", [new_from])
+                retention.drop(con, gone)  # whole partitions; rows below new_from in the next stay, unread
                 if res == FIVE_MINUTES_MS:
                     con.execute("DELETE FROM rollup_dirty WHERE block_start < ?", [new_from])
                 self._set_cov(con, res, new_from, c[1])
             with self._lock:
+                for p in gone:
+                    self._parts[res].pop(p.start, None)
                 self._cov[res] = (new_from, c[1])
                 self._publish_cov()
                 if res == FIVE_MINUTES_MS:
