@@ -28,7 +28,7 @@ series of all batches together, as one select would.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData
@@ -74,9 +74,10 @@ def _rollups_may_answer(ev: Evaluator, e: AggregateExpr, ts: I64) -> bool:
     """Whether rollups would answer some steps of the operand (``rollup_plan.py``): it is then
     evaluated materialised, where the rollups are read (they hold a few buckets per series)."""
     inner = _unparen(e.expr)
-    sel = ev.selector
-    if not (isinstance(inner, Call) and inner.func in rollup_plan.FUNCTIONS and isinstance(sel, RollupReader)):
+    if not (isinstance(inner, Call) and inner.func in rollup_plan.FUNCTIONS
+            and getattr(ev.selector, "rollup_coverage", None) is not None):
         return False
+    sel = cast(RollupReader, ev.selector)
     m = inner.args[0]
     if not isinstance(m, MatrixSelector) or m.anchored or m.smoothed:
         return False
@@ -125,10 +126,11 @@ def aggregate(ev: Evaluator, e: AggregateExpr, ts: I64) -> tuple[VectorSteps | N
     """``(result, None)`` when the aggregation was folded batch by batch; ``(None, operand)`` when
     the selection was one batch (the operand evaluated as usual, for the caller to aggregate);
     ``(None, None)`` when the shape does not stream (the caller evaluates everything)."""
-    selector = ev.selector
-    if (ev.stream_batch_samples <= 0 or not streamable(e) or not isinstance(selector, BatchedSeriesSelector)
-            or _rollups_may_answer(ev, e, ts)):
+    if ev.stream_batch_samples <= 0 or not streamable(e):
         return None, None
+    if getattr(ev.selector, "select_batches", None) is None or _rollups_may_answer(ev, e, ts):
+        return None, None  # (getattr: isinstance of a runtime protocol costs microseconds)
+    selector = cast(BatchedSeriesSelector, ev.selector)
     mode = "auto"
     while True:
         ann = (list(ev.annotations.warnings), list(ev.annotations.infos))
