@@ -5,6 +5,9 @@ query's memory bounded?
 ``--series`` counters x 6 h, then sends remote-write batches (``--batch`` series x 1 sample) at a
 steady rate (``--rate`` per second) and records each request's latency: first idle
 (``--seconds``), then while ``--queries`` concurrent clients run heavy range queries in a loop.
+``--rounds N`` interleaves instead: N rounds of idle then loaded, ``--seconds / N`` each (the
+clients pause between rounds and the idle phase starts once no query is in flight), so a noisy
+shared machine weighs on both phases alike.
 Prints p50/p99/max idle vs loaded, the loaded/idle p99 ratio (target: within 2x), and what the
 query clients got (200s, 503s). ``--max-concurrency`` sets ``query.max_concurrency``;
 ``--switch-interval`` runs the server with ``sys.setswitchinterval`` (seconds; Python's default is
@@ -160,27 +163,66 @@ def probe_writes(server: Server, seconds: float, rate: float, batch: int, label:
     return out
 
 
-def query_loop(server: Server, stop: threading.Event, end_ms: int, counts: dict[int, int],
-               lock: threading.Lock, idx: int) -> None:
-    conn = server.conn()
-    i = idx
-    while not stop.is_set():
-        q = HEAVY_QUERIES[i % len(HEAVY_QUERIES)]
-        i += 1
-        params = urllib.parse.urlencode({"query": q, "start": (end_ms - 6 * H) / 1000, "end": end_ms / 1000,
-                                         "step": "15"})
-        try:
-            conn.request("GET", f"/api/v1/query_range?{params}")
-            r = conn.getresponse()
-            r.read()
-            status = r.status
-        except OSError:
-            conn.close()
-            conn = server.conn()
+class QueryClients:
+    """``n`` clients looping heavy range queries while ``go`` is set; ``pause()`` returns once no
+    query is in flight (the interleaved rounds need a quiet server for their idle phase)."""
+
+    def __init__(self, server: Server, n: int, end_ms: int) -> None:
+        self.server, self.end_ms = server, end_ms
+        self.go, self.stop = threading.Event(), threading.Event()
+        self.counts: dict[int, int] = {}
+        self.busy = 0
+        self.cv = threading.Condition()
+        self.threads = [threading.Thread(target=self.loop, args=(i,), daemon=True) for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def loop(self, idx: int) -> None:
+        conn = self.server.conn()
+        i = idx
+        while True:
+            self.go.wait()
+            with self.cv:
+                if self.stop.is_set():
+                    break
+                if not self.go.is_set():
+                    continue
+                self.busy += 1
+            q = HEAVY_QUERIES[i % len(HEAVY_QUERIES)]
+            i += 1
+            params = urllib.parse.urlencode({"query": q, "start": (self.end_ms - 6 * H) / 1000,
+                                             "end": self.end_ms / 1000, "step": "15"})
             status = -1
-        with lock:
-            counts[status] = counts.get(status, 0) + 1
-    conn.close()
+            for _attempt in range(2):  # once more on a new connection: the server closed an idle one
+                try:
+                    conn.request("GET", f"/api/v1/query_range?{params}")
+                    r = conn.getresponse()
+                    r.read()
+                    status = r.status
+                    break
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = self.server.conn()
+            with self.cv:
+                self.counts[status] = self.counts.get(status, 0) + 1
+                self.busy -= 1
+                self.cv.notify_all()
+        conn.close()
+
+    def start(self) -> None:
+        self.go.set()
+
+    def pause(self) -> None:
+        with self.cv:
+            self.go.clear()
+            self.cv.wait_for(lambda: self.busy == 0, 300)
+
+    def close(self) -> None:
+        with self.cv:
+            self.stop.set()
+        self.go.set()
+        for t in self.threads:
+            t.join(120)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -189,6 +231,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def run_ingest(args: argparse.Namespace) -> None:
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     server = Server(args.max_concurrency, args.switch_interval)
     try:
         end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
@@ -196,23 +239,24 @@ def run_ingest(args: argparse.Namespace) -> None:
         load(server, args.series, end_ms)
         print(f"loaded {args.series} series x 6 h in {time.monotonic() - t0:.1f} s", flush=True)
         probe_writes(server, 2, args.rate, args.batch, "warmup")
-        idle = probe_writes(server, args.seconds, args.rate, args.batch, "idle")
-        stop = threading.Event()
-        counts: dict[int, int] = {}
-        lock = threading.Lock()
-        threads = [threading.Thread(target=query_loop, args=(server, stop, end_ms, counts, lock, i), daemon=True)
-                   for i in range(args.queries)]
-        for t in threads:
-            t.start()
-        time.sleep(1.0)  # let the queries pile up
-        loaded = probe_writes(server, args.seconds, args.rate, args.batch, "loaded")
-        stop.set()
-        for t in threads:
-            t.join(120)
+        clients = QueryClients(server, args.queries, end_ms)
+        idle: list[float] = []
+        loaded: list[float] = []
+        phase = args.seconds / args.rounds
+        for _ in range(args.rounds):
+            idle += probe_writes(server, phase, args.rate, args.batch, "idle")
+            clients.start()
+            time.sleep(1.0)  # let the queries pile up
+            loaded += probe_writes(server, phase, args.rate, args.batch, "loaded")
+            clients.pause()
+        clients.close()
+        counts = clients.counts
         cpus = os.cpu_count()
         conc = args.max_concurrency or cpus
+        rounds = f"; {args.rounds} rounds of idle {phase:g} s then loaded {phase:g} s" if args.rounds > 1 else ""
         print(f"server: query.max_concurrency={conc} switchinterval={args.switch_interval or 0.005}s; "
-              f"{args.queries} query clients; remote-write {args.batch} series x {args.rate}/s")
+              f"{args.queries} query clients; remote-write {args.batch} series x {args.rate}/s{rounds}")
+        print(f"  machine load average before the run: {load_before}")
         for name, xs in (("idle", idle), ("loaded", loaded)):
             print(f"  {name:6s} n={len(xs):4d}  p50={statistics.median(xs):7.1f} ms  p99={pct(xs, 99):7.1f} ms  "
                   f"max={max(xs):7.1f} ms")
@@ -258,6 +302,7 @@ def main() -> None:
         p.add_argument("--batch", type=int, default=200)
         p.add_argument("--max-concurrency", type=int, default=0)
         p.add_argument("--switch-interval", type=float, default=None)
+        p.add_argument("--rounds", type=int, default=1)
     mem.add_argument("--series", type=int, default=1000)
     mem.add_argument("--max-samples", type=int, default=50_000_000)
     args = ap.parse_args()

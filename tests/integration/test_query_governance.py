@@ -1,10 +1,12 @@
 """Query governance wired by ``server.build`` over the real store (in process): the issue's subquery
 refused with the limit named, timeouts as 503 'timeout', queries on the governor's pool, the
-admission metrics in ``/metrics``, and a disconnected client's query stopped through the whole app."""
+admission metrics in ``/metrics``, a disconnected client's query stopped through the whole app, and
+remote-writes acknowledged while every query slot is busy."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import threading
 import time
@@ -13,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
@@ -167,3 +170,65 @@ def test_a_disconnected_client_stops_its_query_through_the_whole_app(served: tup
     finally:
         built.store.querier = orig  # type: ignore[method-assign]
     assert len(reads) == 1
+
+
+def test_writes_are_acknowledged_while_every_query_slot_is_busy_and_more_wait(
+    served: tuple[TestClient, Built],
+) -> None:
+    """Issue 8 point 3, by ordering: the only query slot is taken by a query held inside its store
+    read and a second query waits in the admission queue; remote-writes (a small body decoded on
+    the event loop, a large one on the ingest pool) are acknowledged meanwhile, and only then are
+    the queries let go: no write waited for a read. The writes are committed and readable."""
+    c, built = served
+    gov = built.services.query_governor
+    assert gov is not None and gov.max_concurrency == 1
+    bodies = {name: encode_snappy(WriteRequest([TimeSeries([("__name__", name), ("i", str(i))], [(END, 1.0)])
+                                                for i in range(n)]))
+              for name, n in (("acked_small", 5), ("acked_large", 5000))}
+    inline_max = built.services.config.server.inline_decode_max_bytes
+    sizes = [len(cramjam.snappy.decompress_raw(b)) for b in bodies.values()]
+    assert sizes[0] <= inline_max < sizes[1]  # the two bodies take the two decode paths
+    gate, entered = threading.Event(), threading.Event()
+    orig = built.store.querier
+
+    class Held:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def select(self, *args: Any) -> Any:
+            entered.set()
+            assert gate.wait(30)
+            return self.inner.select(*args)
+
+    def request(port: int, method: str, path: str, body: bytes | None = None) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=RW if body is not None else {})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    q = "/api/v1/query?" + urllib.parse.urlencode({"query": "count(http_requests_total)", "time": END / 1000})
+    statuses: list[int] = []
+    built.store.querier = lambda tenant: Held(orig(tenant))  # type: ignore[method-assign]
+    try:
+        with serve(create_app(built.services)) as port:
+            queries = [threading.Thread(target=lambda: statuses.append(request(port, "GET", q))) for _ in range(2)]
+            queries[0].start()
+            assert entered.wait(30)
+            queries[1].start()
+            _until(lambda: gov.stats().queued == 1)
+            acks = [request(port, "POST", "/api/v1/write", b) for b in bodies.values()]
+            held = (gov.stats().running, gov.stats().queued, list(statuses))
+            gate.set()
+            for t in queries:
+                t.join(30)
+    finally:
+        gate.set()
+        built.store.querier = orig  # type: ignore[method-assign]
+    assert acks == [204, 204]
+    assert held == (1, 1, [])  # both queries were still held when the writes were acknowledged
+    assert statuses == [200, 200]
+    for name, n in (("acked_small", 5), ("acked_large", 5000)):
+        got = c.get("/api/v1/query", params={"query": f"count({name})", "time": END / 1000}).json()
+        assert got["data"]["result"][0]["value"][1] == str(n)

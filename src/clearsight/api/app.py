@@ -98,7 +98,8 @@ def create_app(s: Services) -> FastAPI:
     ops = make_ops_handlers(m, s.readiness)
     gov = s.query_governor if s.query_governor is not None else make_governor(s.config.query)
     read = make_read_handlers(s.store, s.tenant_of, gov)
-    write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m, s.ingest_executor)
+    write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m, s.ingest_executor,
+                                      s.config.server.inline_decode_max_bytes)
     query = make_query_handlers(s.store, s.config.query, s.tenant_of, gov)
     disco = make_discovery_handlers(s.store, s.tenant_of, gov)
     api = [

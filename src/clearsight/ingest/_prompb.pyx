@@ -365,6 +365,11 @@ cdef void release(Out* o) noexcept nogil:
     free(o.hist)
 
 
+# A smaller body is walked holding the GIL: the walk takes microseconds, while giving the GIL up and
+# winning it back waits up to the switch interval (5 ms) when query threads are busy.
+cdef int64_t NOGIL_MIN_BYTES = 65536
+
+
 def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_samples=-1):
     """Splits an uncompressed WriteRequest (any buffer) into
     ``(keys, series_idx, timestamps, values, metadata, exemplars, histograms)`` where
@@ -406,9 +411,11 @@ def split_write_request(data, make_error, int64_t max_series=-1, int64_t max_sam
     o.max_samples = max_samples if max_samples >= 0 else INT64_MAX
     o.err = 0
     try:
-        if n > 0:
+        if n > NOGIL_MIN_BYTES:
             with nogil:
                 rc = walk(p, n, &o)
+        elif n > 0:
+            rc = walk(p, n, &o)
         if rc < 0:
             raise make_error(o.err, o.err_off, o.err_ctx, o.err_a, o.err_b)
         keys = [None] * o.nser

@@ -559,7 +559,7 @@ def decompress(body: bytes, limits: WriteLimits) -> Any:
             "request body is in the framed (streaming) snappy format; remote-write uses the snappy block format",
             reason="invalid_snappy",
         )
-    declared = _snappy_declared_len(body)
+    declared = snappy_declared_len(body)
     if declared > limits.max_decompressed_bytes:
         raise PayloadTooLarge(
             f"decompressed request would be {declared} bytes, over the limit of "
@@ -571,7 +571,8 @@ def decompress(body: bytes, limits: WriteLimits) -> Any:
         raise InvalidInput(f"corrupt snappy block data: {e}", reason="invalid_snappy") from None
 
 
-def _snappy_declared_len(body: bytes) -> int:
+def snappy_declared_len(body: bytes) -> int:
+    """The decompressed length a snappy block declares in its header (InvalidInput if unreadable)."""
     v = 0
     for i in range(min(5, len(body))):
         b = body[i]

@@ -1,6 +1,7 @@
-"""Write requests are decoded in the injected ingest pool, never on the event loop: ``/health`` is
+"""Write requests are decoded in the injected ingest pool, not on the event loop: ``/health`` is
 answered while a decode is held blocked, and a tiny gzip body of millions of empty data points is
-refused by the data-point cap instead of being converted point by point."""
+refused by the data-point cap instead of being converted point by point. The one exception,
+bounded: remote-write 1.0 bodies of at most ``inline_max_bytes`` decompressed decode on the loop."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import cramjam
 import httpx
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -163,3 +165,56 @@ def test_tiny_gzip_of_three_million_empty_points_is_refused_by_the_point_cap() -
     st = status_pb2.Status.FromString(r.content)
     assert "more than 2000000 data points" in st.message and "max_samples_per_request" in st.message
     assert calls == []
+
+
+class _Spy:
+    """Wraps a decode function and records the thread each call ran on."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.current_thread())
+        return self.fn(*args, **kwargs)
+
+
+def snappy_decompress(body: bytes) -> bytes:
+    return bytes(cramjam.snappy.decompress_raw(body))
+
+
+def _rw_body(n_series: int) -> bytes:
+    return snappy(encode_write_request(WriteRequest(timeseries=[
+        TimeSeries(labels=[("__name__", "up"), ("instance", f"host-{i:05d}")], samples=[(1_700_000_000_000, 1.0)])
+        for i in range(n_series)])))
+
+
+def test_small_remote_write_bodies_decode_on_the_loop_and_larger_ones_in_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """server.inline_decode_max_bytes: a body declaring at most that many bytes decompressed is
+    decoded on the event loop (no hand-off to the pool and back); a larger one in the pool; and
+    a malformed small body still gets the decoder's precise 400 (from the pool)."""
+    spy = _Spy(prometheus_write.decode_write_request)
+    monkeypatch.setattr(prometheus_write, "decode_write_request", spy)
+    store = _Store()
+    small, large = _rw_body(10), _rw_body(2000)
+    limit = 4096
+    assert len(snappy_decompress(small)) <= limit < len(snappy_decompress(large))
+
+    async def run() -> tuple[list[int], int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            statuses = [(await c.post("/api/v1/write", content=b, headers={"Content-Type": PB})).status_code
+                        for b in (small, large, b"\xff\xff\xff\xff\xff\xff")]
+        return statuses, threading.get_ident()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ingest-test") as pool:
+        handler = make_remote_write_handler(MetricsIngestor(store), WriteLimits(),  # type: ignore[arg-type]
+                                            lambda r: "t", SelfMetrics(), pool, inline_max_bytes=limit)
+        app = Starlette(routes=[Route("/api/v1/write", handler, methods=["POST"])])
+        statuses, loop_ident = asyncio.run(run())
+    assert statuses == [204, 204, 400]
+    assert [b.num_series for b in store.batches] == [10, 2000]
+    on_loop, in_pool, bad = spy.threads
+    assert on_loop.ident == loop_ident
+    assert in_pool.name.startswith("ingest-test") and bad.name.startswith("ingest-test")

@@ -1027,40 +1027,42 @@ class EmbeddedMetricsStore:
         if not (new_series or new_meta or head_sids.shape[0] or gone is not None or changed_chunk.size or hists):
             self._count_duplicates(group, dup_owner)
             return 0  # nothing new (an identical re-send): no transaction at all
-        self._begin()
         hist_published: Callable[[], None] | None = None
-        if hists:
-            hist_sids = np.concatenate([h[0] for h in hists])
-            hist_ts = np.concatenate([h[1] for h in hists])
-            hist_published = self._hist.insert(con, hist_sids, hist_ts, [x for h in hists for x in h[2]])
-        if new_series:
-            self._insert_series(new_series)
-        if new_meta:
-            con.executemany(
-                "INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
-                [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta],
-            )
-        if gone is not None:
-            self._delete_head_rows(*gone)
         chunks_changed = bool(changed_chunk.size)
-        if chunks_changed:
-            self._rewrite_in_chunks(sids[changed_chunk], ts[changed_chunk], vals[changed_chunk])
-        if head_sids.shape[0]:
-            rows = {"series_id": head_sids, "ts": head_ts, "bits": head_vals.view(np.int64)}
-            con.register("_clearsight_rows", rows)
-            try:
-                con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
-            finally:
-                con.unregister("_clearsight_rows")
+        if not (hists or new_series or new_meta or gone is not None or chunks_changed
+                or self.rollups.changes_rolled_up(head_ts)):
+            # Only new head rows (the steady state): one statement in autocommit, which DuckDB
+            # commits (WAL written and synced) before returning, as COMMIT would. Two DuckDB calls
+            # fewer, each of which gives the GIL up and has to win it back from busy query threads.
+            self._insert_head_rows(head_sids, head_ts, head_vals)
+            self._head.apply((head_sids, head_ts, head_vals), None)
+        else:
+            self._begin()
+            if hists:
+                hist_sids = np.concatenate([h[0] for h in hists])
+                hist_ts = np.concatenate([h[1] for h in hists])
+                hist_published = self._hist.insert(con, hist_sids, hist_ts, [x for h in hists for x in h[2]])
+            if new_series:
+                self._insert_series(new_series)
+            if new_meta:
+                con.executemany(
+                    "INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
+                    [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta],
+                )
+            if gone is not None:
+                self._delete_head_rows(*gone)
+            if chunks_changed:
+                self._rewrite_in_chunks(sids[changed_chunk], ts[changed_chunk], vals[changed_chunk])
+            self._insert_head_rows(head_sids, head_ts, head_vals)
             self.rollups.mark_written(con, head_sids, head_ts)
-        if chunks_changed:
-            self.rollups.mark_written(con, sids[changed_chunk], ts[changed_chunk])
-        # Rewritten chunks make this a publication; plain appends change only the mirror.
-        with self._publishing() if chunks_changed else contextlib.nullcontext():
-            con.execute("COMMIT")
-            self._head.apply((head_sids, head_ts, head_vals), gone)
-            self._publish_catalog()
-        self.rollups.committed()
+            if chunks_changed:
+                self.rollups.mark_written(con, sids[changed_chunk], ts[changed_chunk])
+            # Rewritten chunks make this a publication; plain appends change only the mirror.
+            with self._publishing() if chunks_changed else contextlib.nullcontext():
+                con.execute("COMMIT")
+                self._head.apply((head_sids, head_ts, head_vals), gone)
+                self._publish_catalog()
+            self.rollups.committed()
         if hist_published is not None:
             hist_published()
         # Publish to readers.
@@ -1081,6 +1083,15 @@ class EmbeddedMetricsStore:
                 self._meta.setdefault(t, {}).setdefault(m.metric, []).append(m)
         self._count_duplicates(group, dup_owner)
         return int(head_sids.shape[0]) + int(changed_chunk.size) + (int(hist_ts.shape[0]) if hists else 0)
+
+    def _insert_head_rows(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> None:
+        if sids.shape[0]:
+            con = self._wcon
+            con.register("_clearsight_rows", {"series_id": sids, "ts": ts, "bits": vals.view(np.int64)})
+            try:
+                con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
+            finally:
+                con.unregister("_clearsight_rows")
 
     @staticmethod
     def _count_duplicates(group: list[_Append], dup_owner: list[npt.NDArray[np.int32]]) -> None:

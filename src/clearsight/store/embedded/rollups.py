@@ -247,13 +247,21 @@ class Rollups:
 
     # --- hooks in the store's transactions ---------------------------------------------------
 
+    def changes_rolled_up(self, ts: I64Array) -> bool:
+        """Whether samples at ``ts`` fall in hour blocks already rolled up (``mark_written`` would
+        record them). Writer thread."""
+        return bool(self._inside(ts).any())
+
+    def _inside(self, ts: I64Array) -> npt.NDArray[np.bool_]:
+        c = self._cov.get(FIVE_MINUTES_MS)
+        if c is None or ts.shape[0] == 0 or int(ts.min()) > c[1]:
+            return np.zeros(0, dtype=np.bool_)
+        return (ts > c[0]) & (ts <= c[1])
+
     def mark_written(self, con: duckdb.DuckDBPyConnection, sids: IdArray, ts: I64Array) -> None:
         """Writer, inside the transaction that writes samples ``(sids, ts)``: records the hour blocks
         already rolled up that they change."""
-        c = self._cov.get(FIVE_MINUTES_MS)
-        if c is None or ts.shape[0] == 0 or int(ts.min()) > c[1]:
-            return
-        inside = (ts > c[0]) & (ts <= c[1])
+        inside = self._inside(ts)
         if not bool(inside.any()):
             return
         blocks = bucket_end(ts[inside], ONE_HOUR_MS) - ONE_HOUR_MS
