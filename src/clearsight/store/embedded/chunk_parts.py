@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
+from clearsight.store.embedded.catalog import ChunkRows
 from clearsight.store.kernel import retention
 from clearsight.store.kernel.publication import Retry
 from clearsight.store.kernel.retention import DAY_MS, Partition, PartitionScheme, union_sql
@@ -181,6 +182,28 @@ class ChunkPartitions:
             st.rows -= int(sel.shape[0])
             st.samples -= int(n[sel].sum())
             st.bytes -= int(np.asarray(sizes, dtype=np.int64).sum())
+
+    def plan(self, cutoff: int, size_limit: int) -> tuple[list[Partition], int]:
+        """What a retention pass at ``cutoff`` drops: the partitions wholly older (kernel
+        ``expired``), then the oldest over ``size_limit`` bytes of payload (``over_size``; 0 =
+        unbounded), oldest first; and the cutoff, raised to the end of the last one dropped for size.
+        Called before the pass's transaction opens: it plans on the committed partitions."""
+        parts = self.partitions(writer=False)
+        doomed = retention.expired([st.part for st in parts], cutoff)
+        kept = [st for st in parts if st.part.end > cutoff]
+        by_size = retention.over_size([st.part for st in kept], {st.part.name: st.bytes for st in kept}, size_limit)
+        return [*doomed, *by_size], max([cutoff, *(p.end for p in by_size)])
+
+    def delete_series(self, con: duckdb.DuckDBPyConnection, snap: ChunkRows, ids: npt.NDArray[np.uint32],
+                      before: int | None) -> ChunkRows:
+        """Deletes the chunks of the series ``ids`` (sorted) listed in the catalogue ``snap`` that
+        are not in a partition being dropped (max_ts >= ``before``); returns them."""
+        sel = snap.take(snap.find(ids, -(2**62), 2**62))
+        if before is not None:
+            sel = sel.take(np.flatnonzero(sel.max_ts >= before))
+        if len(sel):
+            self.delete(con, sel.series_id, sel.min_ts, sel.max_ts, sel.n)
+        return sel
 
     def drop(self, con: duckdb.DuckDBPyConnection, parts: Iterable[Partition]) -> list[PartStats]:
         """Drops whole partitions (kernel ``drop``); returns their figures."""

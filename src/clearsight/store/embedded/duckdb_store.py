@@ -1228,13 +1228,7 @@ class EmbeddedMetricsStore:
         head rows and histogram rows below the cutoff and the series left with nothing newer (their
         chunks in kept partitions too); raises the retention floor."""
         con = self._wcon
-        parts = self._parts.partitions(writer=True)
-        doomed = retention.expired([st.part for st in parts], cutoff)
-        kept = [st for st in parts if st.part.end > cutoff]
-        by_size = retention.over_size([st.part for st in kept], {st.part.name: st.bytes for st in kept},
-                                      self.retention_size_bytes)
-        if by_size:
-            cutoff = max(cutoff, by_size[-1].end)
+        doomed, cutoff = self._parts.plan(cutoff, self.retention_size_bytes)
         with self._index_lock:
             max_ts = self._max_ts
             top = self._next_id
@@ -1244,11 +1238,15 @@ class EmbeddedMetricsStore:
         try:
             row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
             deleted = int(row[0]) if row else 0
-            gone = self._parts.drop(con, [*doomed, *by_size])
+            gone = self._parts.drop(con, doomed)
             deleted += sum(st.samples for st in gone)
             if gone:  # partitions go oldest first: every chunk ending before the last one's end went
                 self._cat_delta.removed_before = max(st.part.end for st in gone)
-            deleted += self._delete_chunks_of(dead, self._cat_delta.removed_before)
+            if dead.size:  # their chunks in the partitions kept
+                old = self._parts.delete_series(con, self._catalog.snapshot(), dead, self._cat_delta.removed_before)
+                self._cat_delta.removed_sid.append(old.series_id)
+                self._cat_delta.removed_min_ts.append(old.min_ts)
+                deleted += int(old.n.sum())
             deleted += self._hist.retention(con, cutoff)
             if cutoff > self._floor:
                 con.execute("DELETE FROM clearsight_meta WHERE key = 'retention_floor'")
@@ -1268,22 +1266,6 @@ class EmbeddedMetricsStore:
             self._min_ts[affected] = np.maximum(self._min_ts[affected], cutoff)
         self._forget(dead)
         return deleted
-
-    def _delete_chunks_of(self, dead: IdArray, before: int | None) -> int:
-        """Deletes the chunks of the series ``dead`` (all their samples expired) that are not in a
-        partition being dropped (max_ts >= ``before``); returns their samples."""
-        if dead.size == 0:
-            return 0
-        snap = self._catalog.snapshot()
-        sel = snap.take(snap.find(dead, -(2**62), 2**62))
-        if before is not None:
-            sel = sel.take(np.flatnonzero(sel.max_ts >= before))
-        if len(sel) == 0:
-            return 0
-        self._parts.delete(self._wcon, sel.series_id, sel.min_ts, sel.max_ts, sel.n)
-        self._cat_delta.removed_sid.append(sel.series_id)
-        self._cat_delta.removed_min_ts.append(sel.min_ts)
-        return int(sel.n.sum())
 
     def _forget(self, dead: IdArray) -> None:
         """Drops series left without samples (their rows already deleted) from memory: index,
@@ -1741,15 +1723,20 @@ class EmbeddedMetricsStore:
     def storage_breakdown(self) -> dict[str, int]:
         """Where the bytes are: database file blocks in use and free, WAL, head rows, chunk rows
         and the compressed chunk payload."""
-        with self._reader() as cur:
-            db = _one(
-                cur,
-                "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
-                "FROM pragma_database_size() LIMIT 1",
-            )
-            head = _one(cur, "SELECT count(*) FROM samples")
-            ch = _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
-                           f"FROM {self._parts.sql(writer=False)}")
+        def read() -> tuple[tuple[Any, ...], ...]:
+            with self._reader() as cur:
+                try:
+                    return (
+                        _one(cur, "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
+                                  "FROM pragma_database_size() LIMIT 1"),
+                        _one(cur, "SELECT count(*) FROM samples"),
+                        _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
+                                  f"FROM {self._parts.sql(writer=False)}"),
+                    )
+                except duckdb.CatalogException as e:  # retention dropped a partition meanwhile
+                    raise Retry(str(e)) from None
+
+        db, head, ch = self._pub.read(read)
         wal = Path(str(self.path) + ".wal")
         return {
             "file_bytes": os.stat(self.path).st_size,
