@@ -11,6 +11,7 @@ import pytest
 
 from clearsight.model.labels import make_labels
 from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS
+from clearsight.query.promql import rollup_plan
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.result import QueryResult
 from clearsight.store.embedded import EmbeddedMetricsStore
@@ -277,3 +278,17 @@ def test_rollup_progress_is_exported_on_metrics(tmp_path: Path) -> None:
         assert got[("clearsight_rollup_dirty_blocks", ())] == 0
     finally:
         store.close()
+
+
+def test_plan_reads_raw_when_steps_inside_the_coverage_are_off_the_grid() -> None:
+    five = FIVE_MINUTES_MS
+    cov = [(five, 0, 10 * HOUR)]
+    on_grid = np.arange(HOUR, 3 * HOUR + 1, five, dtype=np.int64)
+    assert (rollup_plan.plan(cov, on_grid, five) == five).all()
+    # Grafana's 15 s step over [5m]: one step in 20 is aligned; the query reads raw samples only.
+    off_grid = np.arange(HOUR, 3 * HOUR + 1, 15_000, dtype=np.int64)
+    assert not rollup_plan.plan(cov, off_grid, five).any()
+    # Steps past the coverage do not count: on the grid inside it, rollups; after it, raw.
+    tail = np.concatenate([on_grid, np.arange(10 * HOUR + 15_000, 10 * HOUR + 60_001, 15_000, dtype=np.int64)])
+    got = rollup_plan.plan(cov, tail, five)
+    assert (got[: on_grid.size] == five).all() and not got[on_grid.size:].any()
