@@ -1025,9 +1025,13 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
     merged = merge_rows(v, strict=True)
     v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
     if instant and v.hist is None:  # one step, every row present after compact: plain slices
-        values = v.values
-        return QueryResult("vector", [SeriesResult(lbl, ts.copy(), values[i, :1].copy())
-                                      for i, lbl in enumerate(v.labels)], annotations=ann, stats=ev.stats)
+        # of one read-only copy of the values and of the time, shared by every series
+        col = np.array(v.values[:, :1], dtype=np.float64)
+        col.flags.writeable = False
+        at = ts.copy()
+        at.flags.writeable = False
+        return QueryResult("vector", [SeriesResult(lbl, at, row) for lbl, row in zip(v.labels, col, strict=True)],
+                           annotations=ann, stats=ev.stats)
     series: list[SeriesResult] = []
     for i, lbl in enumerate(v.labels):
         p = v.present[i]

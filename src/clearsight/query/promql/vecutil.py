@@ -37,7 +37,7 @@ def merge_rows(v: VectorSteps, strict: bool = True) -> VectorSteps:
     Raises the duplicate-labelset error when two such rows are present at the same step and
     ``strict`` is set; otherwise the first row wins at that step."""
     n = v.num_series
-    if n <= 1:
+    if n <= 1 or len(set(v.labels)) == n:  # the common case, checked at C speed
         return v
     first: dict[Labels, int] = {}
     groups: dict[int, list[int]] = {}

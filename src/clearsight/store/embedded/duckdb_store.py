@@ -46,12 +46,12 @@ from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
-from clearsight.store.embedded import deletion, select_stream, small_read
+from clearsight.store.embedded import deletion, select_stream
 from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
-from clearsight.store.embedded.head import HeadMirror
+from clearsight.store.embedded.head import HeadMirror, HeadPick
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
@@ -1454,12 +1454,12 @@ class EmbeddedMetricsStore:
 
     def _read_once(
         self, ids: IdArray, start_ms: int, end_ms: int
-    ) -> tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, npt.NDArray[np.uint32], I64Array, F64Array]:
+    ) -> tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, HeadPick]:
         limits = current_read_limits()
         cap = limits.max_samples if limits is not None else None
         stop = limits.should_stop if limits is not None else None
-        h_sid, h_ts, h_val = self._head.select(ids, start_ms, end_ms)
-        n_head = int(h_ts.shape[0])
+        pick = self._head.pick(ids, start_ms, end_ms)
+        n_head = pick.rows
         if cap is not None and n_head > cap:
             raise SampleLimitExceeded(cap, n_head)
         snap = self._catalog.snapshot()
@@ -1483,7 +1483,7 @@ class EmbeddedMetricsStore:
             c_ts, c_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
             kept = np.zeros(0, dtype=np.int64)
             c_chunk_sid = np.zeros(0, dtype=np.uint32)
-        return c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val
+        return c_chunk_sid, kept, c_ts, c_val, pick
 
     def _decode_in_batches(
         self, sel: ChunkRows, start_ms: int, end_ms: int, n_head: int, cap: int | None,
@@ -1520,24 +1520,23 @@ class EmbeddedMetricsStore:
         kept: I64Array,
         c_ts: I64Array,
         c_val: F64Array,
-        h_sid: npt.NDArray[np.uint32],
-        h_ts: I64Array,
-        h_val: F64Array,
+        pick: HeadPick,
     ) -> SeriesData:
         """Merges decoded chunk samples (chunk after chunk, chunks ordered by (series, min_ts),
-        ``kept[i]`` samples from chunk ``i``) with head rows (ordered by (series, ts)) into series
-        ordered by label set: one gather per column, no sort unless chunks of a series overlap."""
+        ``kept[i]`` samples from chunk ``i``) with the head rows ``pick`` located into series
+        ordered by label set. Compiled (``HeadPick.assemble``): one pass copying each series'
+        pieces in place; when some series' pieces overlap in time (late samples), or without
+        the compiled module, the vectorized merge below, which sorts them."""
         n_c = c_ts.shape[0]
-        total = n_c + h_ts.shape[0]
+        total = n_c + pick.rows
         if total == 0:
             return SeriesData.empty()
+        if pick.bounds is not None:
+            fast = self._assemble_compiled(ids, c_chunk_sid, kept, c_ts, c_val, pick)
+            if fast is not None:
+                return fast
+        h_sid, h_ts, h_val = pick.columns()
         k = ids.shape[0]
-        if k <= small_read.MAX_SERIES:  # a few series: Python bookkeeping beats the vector calls
-            small = small_read.assemble_small(
-                ids, c_chunk_sid, kept, c_ts, c_val, h_sid, h_ts, h_val,
-                lambda sub: self._label_order.order(sub, self._labels.__getitem__))
-            if small is not None:
-                return small
         if (h_ts.shape[0] == 0 and c_chunk_sid.shape[0] == k and bool(np.all(kept))
                 and bool(np.all(c_chunk_sid == ids))):
             # The common small read: one chunk per series, no head rows. A chunk's samples are
@@ -1605,6 +1604,24 @@ class EmbeddedMetricsStore:
             ts, vals = ts[perm], vals[perm]
         return SeriesData(labels, offsets, ts, vals)
 
+    def _assemble_compiled(
+        self, ids: IdArray, c_chunk_sid: npt.NDArray[np.uint32], kept: I64Array, c_ts: I64Array, c_val: F64Array,
+        pick: HeadPick,
+    ) -> SeriesData | None:
+        """``_assemble`` in one compiled pass (None when a series' pieces overlap in time)."""
+        labels, perm = self._label_order.order(ids, self._labels.__getitem__)
+        out = pick.assemble(perm, c_chunk_sid, kept, c_ts, c_val)
+        if out is None:
+            return None
+        counts, ts, vals = out
+        if not bool(counts.all()):  # series without a sample in the range are left out
+            keep = counts > 0
+            labels = [lbl for lbl, k in zip(labels, keep.tolist(), strict=True) if k]
+            counts = counts[keep]
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return SeriesData(labels, offsets, ts, vals)
+
     def querier(self, tenant: str) -> SeriesSelector:
         return _Querier(self, tenant)
 
@@ -1639,7 +1656,8 @@ class EmbeddedMetricsStore:
 
     def rollup_raw(self, ids: IdArray, start_ms: int, end_ms: int) -> tuple[IdArray, I64Array, F64Array]:
         start_ms = max(start_ms, self._floor)
-        c_sid, kept, c_ts, c_val, h_sid, h_ts, h_val = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
+        c_sid, kept, c_ts, c_val, pick = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
+        h_sid, h_ts, h_val = pick.columns()
         sids = np.concatenate([np.repeat(c_sid, kept), h_sid])
         ts, vals = np.concatenate([c_ts, h_ts]), np.concatenate([c_val, h_val])
         order = np.lexsort((ts, sids))

@@ -213,23 +213,19 @@ class HeadMirror:
     def select(self, ids: U32Array, start_ms: int, end_ms: int) -> tuple[U32Array, I64Array, F64Array]:
         """Rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms, sorted by
         (series, ts)."""
-        parts: list[tuple[U32Array, I64Array, F64Array]] = []
+        return _select_in(self._segments, ids, start_ms, end_ms)  # one reference read: a consistent snapshot
+
+    def pick(self, ids: U32Array, start_ms: int, end_ms: int) -> HeadPick:
+        """Where the rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms are,
+        without copying them (``HeadPick``)."""
         ids = np.ascontiguousarray(ids, dtype=np.uint32)
-        for s in self._segments:  # one reference read: a consistent snapshot
-            if s.max_ts < start_ms or s.min_ts > end_ms:
-                continue
-            rows = s.rows_in(ids, start_ms, end_ms)
-            if rows.shape[0]:
-                parts.append((s.sid[rows], s.ts[rows], s.vals[rows]))
-        if not parts:
-            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        if len(parts) == 1:
-            return parts[0]
-        sid = np.concatenate([p[0] for p in parts])
-        ts = np.concatenate([p[1] for p in parts])
-        vals = np.concatenate([p[2] for p in parts])
-        order = order_by_series_ts(sid, ts)
-        return sid[order], ts[order], vals[order]
+        segs = tuple(s for s in self._segments if s.max_ts >= start_ms and s.min_ts <= end_ms)
+        if _headsel is None:
+            cols = _select_in(segs, ids, start_ms, end_ms)
+            return HeadPick(segs, ids, start_ms, end_ms, None, int(cols[1].shape[0]), cols)
+        bounds, total = _headsel.head_bounds(ids, tuple(s.sid for s in segs), tuple(s.ts for s in segs),
+                                             start_ms, end_ms)
+        return HeadPick(segs, ids, start_ms, end_ms, bounds, int(total), None)
 
     def row_counts(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.int64]:
         """Per series of ``ids`` (sorted, unique): an estimate of its rows in [start_ms, end_ms],
@@ -294,6 +290,68 @@ class HeadMirror:
                 found |= hit
                 vals[hit] = s.vals[rows[pos[hit]]]
         return found, vals
+
+
+def _select_in(
+    segments: tuple[_Segment, ...], ids: U32Array, start_ms: int, end_ms: int
+) -> tuple[U32Array, I64Array, F64Array]:
+    parts: list[tuple[U32Array, I64Array, F64Array]] = []
+    ids = np.ascontiguousarray(ids, dtype=np.uint32)
+    for s in segments:
+        if s.max_ts < start_ms or s.min_ts > end_ms:
+            continue
+        rows = s.rows_in(ids, start_ms, end_ms)
+        if rows.shape[0]:
+            parts.append((s.sid[rows], s.ts[rows], s.vals[rows]))
+    if not parts:
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if len(parts) == 1:
+        return parts[0]
+    sid = np.concatenate([p[0] for p in parts])
+    ts = np.concatenate([p[1] for p in parts])
+    vals = np.concatenate([p[2] for p in parts])
+    order = order_by_series_ts(sid, ts)
+    return sid[order], ts[order], vals[order]
+
+
+@dataclass(frozen=True)
+class HeadPick:
+    """The head's part of one read, located but not copied: the segments overlapping the range
+    (immutable, so the pick stays consistent however long the read runs) and, per series and
+    segment, its rows inside the range (``bounds``, laid out as ``_headsel.head_bounds`` gives
+    them; None without the compiled module, which then copies the rows at once into ``cols``).
+    ``rows``: how many. ``columns()`` copies them out sorted by (series, ts);
+    ``_headsel.assemble`` reads them in place."""
+
+    segments: tuple[_Segment, ...]
+    ids: U32Array
+    start_ms: int
+    end_ms: int
+    bounds: npt.NDArray[np.int64] | None
+    rows: int
+    cols: tuple[U32Array, I64Array, F64Array] | None
+
+    def columns(self) -> tuple[U32Array, I64Array, F64Array]:
+        if self.cols is not None:
+            return self.cols
+        if self.rows == 0:
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return _select_in(self.segments, self.ids, self.start_ms, self.end_ms)
+
+    def assemble(
+        self, perm: npt.NDArray[np.int64] | None, c_sid: U32Array, kept: I64Array, c_ts: I64Array, c_val: F64Array
+    ) -> tuple[I64Array, I64Array, F64Array] | None:
+        """Per series of ``ids`` in the order ``perm`` (positions into ``ids``; None: as they are),
+        its decoded chunk samples (chunks ordered by (series, min ts), ``kept[j]`` samples of
+        chunk ``j``, of series ``c_sid[j]``) then its head rows: (samples per series, timestamps,
+        values), or None when a series' pieces overlap in time, or without the compiled module."""
+        if self.bounds is None or _headsel is None:
+            return None
+        out: tuple[I64Array, I64Array, F64Array] | None = _headsel.assemble(
+            self.ids, perm, self.bounds, tuple(s.ts for s in self.segments), tuple(s.vals for s in self.segments),
+            np.ascontiguousarray(c_sid, dtype=np.uint32), np.ascontiguousarray(kept, dtype=np.int64),
+            np.ascontiguousarray(c_ts, dtype=np.int64), np.ascontiguousarray(c_val, dtype=np.float64))
+        return out
 
 
 def _without(seg: _Segment, sid: U32Array, ts: I64Array) -> _Segment | None:

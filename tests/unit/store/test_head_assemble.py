@@ -1,0 +1,120 @@
+"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx) against
+a dict reference: per series in the requested order, its chunk samples then its head rows segment
+after segment; None exactly when some series' pieces are not in strictly ascending time order;
+hostile arguments raise instead of reading out of bounds."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearsight.store.embedded.head import HeadMirror, HeadPick
+
+# per series (id 1..6): its chunks (each a list of distinct timestamps) and its head writes
+# (each group commit a list of distinct timestamps; the mirror keeps a pair in one segment only)
+series_st = st.dictionaries(
+    st.integers(1, 6),
+    st.tuples(
+        st.lists(st.lists(st.integers(0, 100), min_size=0, max_size=5, unique=True), max_size=3),
+        st.lists(st.lists(st.integers(0, 100), min_size=1, max_size=4, unique=True), max_size=3),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def _head(series: dict[int, tuple[list[list[int]], list[list[int]]]]) -> HeadMirror:
+    """A mirror written in group commits: commit ``g`` holds every series' ``g``-th head write."""
+    head = HeadMirror()
+    seen: set[tuple[int, int]] = set()
+    commits = max((len(h) for _, h in series.values()), default=0)
+    for g in range(commits):
+        rows = sorted({(sid, t) for sid, (_, h) in series.items() if g < len(h) for t in h[g]} - seen)
+        seen.update(rows)
+        if rows:
+            sid = np.asarray([r[0] for r in rows], dtype=np.uint32)
+            ts = np.asarray([r[1] for r in rows], dtype=np.int64)
+            head.apply((sid, ts, ts.astype(np.float64) + 0.25))
+    return head
+
+
+@settings(max_examples=300, deadline=None)
+@given(series_st, st.integers(0, 100), st.integers(0, 100), st.randoms(use_true_random=False))
+def test_matches_reference(series: dict[int, tuple[list[list[int]], list[list[int]]]], a: int, b: int,
+                           rnd: object) -> None:
+    lo, hi = min(a, b), max(a, b)
+    ids = np.asarray(sorted(series), dtype=np.uint32)
+    head = _head(series)
+    pick = head.pick(ids, lo, hi)
+    # chunk samples as a decoded read gives them: chunks of a series by min ts, in-range samples only
+    c_sid: list[int] = []
+    kept: list[int] = []
+    c_ts: list[int] = []
+    chunk_pieces: dict[int, list[list[int]]] = {}
+    for sid in sorted(series):
+        chunks = sorted((sorted(t for t in c if lo <= t <= hi) for c in series[sid][0] if c), key=lambda c: min(c or [0]))
+        chunk_pieces[sid] = chunks
+        for c in chunks:
+            c_sid.append(sid)
+            kept.append(len(c))
+            c_ts.extend(c)
+    c_ts_a = np.asarray(c_ts, dtype=np.int64)
+    perm_l = list(range(len(ids)))
+    rnd.shuffle(perm_l)  # type: ignore[attr-defined]
+    perm = np.asarray(perm_l, dtype=np.int64)
+    got = pick.assemble(perm, np.asarray(c_sid, dtype=np.uint32), np.asarray(kept, dtype=np.int64), c_ts_a,
+                        c_ts_a.astype(np.float64) + 0.5)
+    # reference: per series, its chunk pieces then its head rows segment after segment
+    segs = pick.segments
+    want: list[tuple[list[int], list[float]]] = []
+    ordered = True
+    for i in perm_l:
+        sid = int(ids[i])
+        ts = [t for c in chunk_pieces[sid] for t in c]
+        vals = [t + 0.5 for t in ts]
+        for s in segs:
+            rows = [r for r in range(len(s)) if int(s.sid[r]) == sid and lo <= int(s.ts[r]) <= hi]
+            ts += [int(s.ts[r]) for r in rows]
+            vals += [float(s.vals[r]) for r in rows]
+        ordered &= all(x < y for x, y in itertools.pairwise(ts))
+        want.append((ts, vals))
+    if not ordered:
+        assert got is None
+        return
+    assert got is not None
+    counts, ts_out, vals_out = got
+    assert counts.tolist() == [len(w[0]) for w in want]
+    assert ts_out.tolist() == [t for w in want for t in w[0]]
+    assert vals_out.tolist() == [v for w in want for v in w[1]]
+    assert pick.rows == sum(len(w[0]) for w in want) - len(c_ts)
+    assert not np.shares_memory(ts_out, c_ts_a)  # decoded columns may be cached: a copy
+
+
+def test_hostile_arguments_raise() -> None:
+    head = HeadMirror()
+    head.apply((np.asarray([1, 2], dtype=np.uint32), np.asarray([10, 10], dtype=np.int64), np.ones(2)))
+    ids = np.asarray([1, 2], dtype=np.uint32)
+    pick = head.pick(ids, 0, 100)
+    none = np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    bad_perm = np.asarray([0, 5], dtype=np.int64)
+    with pytest.raises(ValueError, match="perm out of range"):
+        pick.assemble(bad_perm, *none)
+    with pytest.raises(ValueError, match="one position per id"):
+        pick.assemble(np.asarray([0], dtype=np.int64), *none)
+    # a chunk of a series that is not read, chunks out of series order, counts past the samples
+    with pytest.raises(ValueError, match="not among the ids"):
+        pick.assemble(None, np.asarray([3], dtype=np.uint32), np.asarray([1], dtype=np.int64),
+                      np.asarray([1], dtype=np.int64), np.ones(1))
+    with pytest.raises(ValueError, match="not among the ids"):
+        pick.assemble(None, np.asarray([2, 1], dtype=np.uint32), np.asarray([1, 1], dtype=np.int64),
+                      np.asarray([1, 2], dtype=np.int64), np.ones(2))
+    with pytest.raises(ValueError, match="exceed the decoded samples"):
+        pick.assemble(None, np.asarray([1], dtype=np.uint32), np.asarray([5], dtype=np.int64),
+                      np.asarray([1], dtype=np.int64), np.ones(1))
+    forged = HeadPick(pick.segments, ids, 0, 100, np.asarray([0, 99, 0, 1], dtype=np.int64), 2, None)
+    with pytest.raises(ValueError, match="outside a segment"):
+        forged.assemble(None, *none)
