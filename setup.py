@@ -42,6 +42,12 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3", "-ffp-contract=off"],
         ),
         Extension(
+            "clearsight.query.promql._aggfold",
+            ["src/clearsight/query/promql/_aggfold.pyx"],
+            # bit-identical to the numpy path: no fused multiply-add
+            extra_compile_args=["-O3", "-ffp-contract=off"],
+        ),
+        Extension(
             "clearsight.store.embedded._headsel",
             ["src/clearsight/store/embedded/_headsel.pyx"],
             extra_compile_args=["-O3"],

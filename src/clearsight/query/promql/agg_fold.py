@@ -38,6 +38,11 @@ SCALAR_SUM_MAX_ROWS = 256
 
 FOLDABLE = frozenset({"sum", "avg", "count", "group", "min", "max"})
 
+try:  # the compiled single-lane fold (setup.py builds it); the numpy loop below is its reference
+    from clearsight.query.promql import _aggfold  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without Cython or a C compiler
+    _aggfold = None
+
 
 def kahan_inc(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
     """Vectorized Kahan-Neumaier step (Prometheus' kahansum.Inc)."""
@@ -101,6 +106,12 @@ class SumAvg:
             sg = groups * lanes
             self.seen, self.s, self.c = _grown(self.seen, sg), _grown(self.s, sg), _grown(self.c, sg)
             self.cnt, self.incr, self.mean = _grown(self.cnt, sg), _grown(self.incr, sg), _grown(self.mean, sg)
+        if lanes == 1 and _aggfold is not None:  # compiled: the same operations, row after row
+            _aggfold.fold_sum_avg(
+                np.ascontiguousarray(vals, dtype=np.float64), np.ascontiguousarray(pres, dtype=np.bool_).view(np.uint8),
+                np.ascontiguousarray(gid, dtype=np.int64), self.op == "avg", self.s, self.c, self.cnt,
+                self.incr.view(np.uint8), self.mean, self.seen.view(np.uint8))
+            return
         if lanes > 1:
             ranks_in_group = np.zeros(gid.shape[0], dtype=np.int64)
             counters = self._members
