@@ -230,7 +230,16 @@ class HeadMirror:
     def row_counts(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.int64]:
         """Per series of ``ids`` (sorted, unique): an estimate of its rows in [start_ms, end_ms],
         without copying any: its rows in each segment overlapping the range, in proportion to the
-        part of the segment's time span inside the range (rounded up)."""
+        part of the segment's time span inside the range (rounded up); exact with the compiled
+        module (its binary searches, ``pick``)."""
+        if _headsel is not None:
+            pick = self.pick(ids, start_ms, end_ms)
+            assert pick.bounds is not None
+            if not pick.segments:
+                return np.zeros(ids.shape[0], dtype=np.int64)
+            b = pick.bounds.reshape(ids.shape[0], len(pick.segments), 2)
+            exact: npt.NDArray[np.int64] = (b[:, :, 1] - b[:, :, 0]).sum(axis=1)
+            return exact
         counts = np.zeros(ids.shape[0], dtype=np.int64)
         for s in self._segments:
             if s.max_ts < start_ms or s.min_ts > end_ms:
