@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +171,35 @@ def test_native_range_gather_equals_concatenate_and_mask() -> None:
         assert ts.tolist() == all_ts[keep].tolist()
         assert vals.view(np.uint64).tolist() == all_vals[keep].view(np.uint64).tolist()
         assert kept.tolist() == [int(((p >= lo) & (p <= hi)).sum()) for p in ts_parts]
+
+
+def test_decoded_chunk_cache_by_key_fetches_only_the_bytes_it_misses() -> None:
+    lengths = [4, 9, 2]
+    sids = np.repeat(np.arange(1, 4, dtype=np.uint32), lengths)
+    ts = np.concatenate([np.arange(m, dtype=np.int64) * 1000 for m in lengths])
+    enc = chunks.encode(sids, ts, ts / 7.0)
+    cache = chunks.DecodedChunkCache(1_000)
+    asked: list[list[int]] = []
+
+    def fetch(pos: list[int]) -> list[bytes]:
+        asked.append(list(pos))
+        return [enc.data[i] for i in pos]
+
+    bounds = {"min_ts": enc.min_ts, "max_ts": enc.max_ts}
+    want = chunks.decode_range_py(enc.n, enc.codec, enc.scale, enc.data, 1000, 5000, **bounds)
+    for _ in range(2):
+        got = cache.decode_range(enc.n, enc.codec, enc.scale, fetch, 1000, 5000, keys=[11, 12, 13], **bounds)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want]
+    assert asked == [[0, 1, 2]]  # the second read was all hits: no bytes looked up
+    idx = np.asarray([2, 0])
+
+    def fetch_sub(pos: list[int]) -> list[bytes]:
+        asked.append(list(pos))
+        return [enc.data[int(idx[i])] for i in pos]
+
+    got = cache.decode_range(enc.n[idx], enc.codec[idx], enc.scale[idx], fetch_sub, 0, 10**6, keys=[13, 99],
+                             min_ts=enc.min_ts[idx], max_ts=enc.max_ts[idx])
+    assert asked[-1] == [1]  # position 1 of this read (key 99) only
+    assert got[0].tolist() == ts[13:15].tolist() + ts[:4].tolist()
+    with pytest.raises(ValueError, match="one key per chunk"):
+        cache.decode_range(enc.n, enc.codec, enc.scale, fetch, 0, 1, keys=[1], **bounds)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -610,17 +611,18 @@ class DecodedChunkCache:
     """A bounded LRU of decoded chunks, so that dashboards re-querying overlapping ranges skip
     the zstd decompression (most of a large select's cost).
 
-    The key is the chunk's content, ``(codec, scale, n, min_ts, max_ts, data)``: decoding is a pure
-    function of it, so an entry can never be stale (a rewritten chunk has other bytes, length or
-    bounds, hence another key; the old entry just ages out). ``n`` is part of it because packed
-    bytes alone do not fix the length: exact scrapes of a constant encode to the same header for
-    any ``n``; ``min_ts``/``max_ts`` because ANCHORED chunks take their timestamps' start and step
-    from them. ``max_samples`` bounds the decoded samples held (16 bytes each,
-    plus the compressed key); 0 disables the cache. Thread-safe."""
+    The key names the chunk's content for good: the metrics store passes its catalogue's chunk
+    uid (a rewritten chunk gets a new uid, so an entry can never be stale; the old one just ages
+    out), and a hit then touches neither the compressed bytes nor the blob cache. Without keys it
+    is the content itself, ``(codec, scale, n, min_ts, max_ts, data)``: decoding is a pure function
+    of it. ``n`` is part of it because packed bytes alone do not fix the length: exact scrapes of
+    a constant encode to the same header for any ``n``; ``min_ts``/``max_ts`` because ANCHORED
+    chunks take their timestamps' start and step from them. ``max_samples`` bounds the decoded
+    samples held (16 bytes each, plus the key); 0 disables the cache. Thread-safe."""
 
     def __init__(self, max_samples: int) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, int, int, int, int, bytes], tuple[I64Array, F64Array]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[I64Array, F64Array]] = OrderedDict()
         self._samples = 0
         self.max_samples = max(0, max_samples)
         self.hits = 0
@@ -648,29 +650,44 @@ class DecodedChunkCache:
         n: npt.NDArray[np.integer],
         codec: npt.NDArray[np.integer],
         scale: npt.NDArray[np.integer],
-        data: list[bytes],
+        data: list[bytes] | Callable[[list[int]], list[bytes]],
         lo: int,
         hi: int,
         *,
         min_ts: npt.NDArray[np.integer],
         max_ts: npt.NDArray[np.integer],
+        keys: Sequence[Hashable] | None = None,
     ) -> tuple[I64Array, F64Array, I64Array]:
         """``decode_range``, with whole chunks taken from / put into the cache. The arrays returned
-        may be read-only (shared with the cache)."""
-        if self.max_samples == 0 or len(data) == 0 or int(np.sum(n)) > self.max_samples:  # uncachable
-            return decode_range(n, codec, scale, data, lo, hi, min_ts=min_ts, max_ts=max_ts)
-        # DuckDB hands BLOBs out as bytearray (unhashable); bytes(b) of a bytes object is b itself.
-        keys = list(
-            zip(
-                np.asarray(codec).tolist(),
-                np.asarray(scale).tolist(),
-                np.asarray(n).tolist(),
-                np.asarray(min_ts).tolist(),
-                np.asarray(max_ts).tolist(),
-                map(bytes, data),
-                strict=True,
+        may be read-only (shared with the cache).
+
+        ``keys``: one per chunk, naming its content for good (the store passes its catalogue's
+        chunk uids, never reused for other bytes); by default the content itself. ``data``: the
+        chunks' bytes, or a function giving the bytes of the chunks at the positions it is passed,
+        called only for the chunks the cache misses (so hits never touch the bytes)."""
+        count = int(np.asarray(n).shape[0])
+        if count == 0:
+            return decode_range(n, codec, scale, [], lo, hi, min_ts=min_ts, max_ts=max_ts)
+        if self.max_samples == 0 or int(np.sum(n)) > self.max_samples:  # uncachable
+            all_data = data(list(range(count))) if callable(data) else data
+            return decode_range(n, codec, scale, all_data, lo, hi, min_ts=min_ts, max_ts=max_ts)
+        if keys is None:
+            if callable(data):
+                data = data(list(range(count)))
+            # DuckDB hands BLOBs out as bytearray (unhashable); bytes(b) of a bytes object is b itself.
+            keys = list(
+                zip(
+                    np.asarray(codec).tolist(),
+                    np.asarray(scale).tolist(),
+                    np.asarray(n).tolist(),
+                    np.asarray(min_ts).tolist(),
+                    np.asarray(max_ts).tolist(),
+                    map(bytes, data),
+                    strict=True,
+                )
             )
-        )
+        elif len(keys) != count:
+            raise ValueError("one key per chunk")
         entries = self._entries
         with self._lock:
             found = [entries.get(k) for k in keys]
@@ -687,7 +704,7 @@ class DecodedChunkCache:
                 m_n,
                 np.asarray(codec)[idx],
                 np.asarray(scale)[idx],
-                [data[i] for i in miss],
+                data(miss) if callable(data) else [data[i] for i in miss],
                 *_ALL,
                 min_ts=np.asarray(min_ts)[idx],
                 max_ts=np.asarray(max_ts)[idx],

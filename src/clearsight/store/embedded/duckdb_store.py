@@ -1473,9 +1473,7 @@ class EmbeddedMetricsStore:
                 if certain > cap:
                     raise SampleLimitExceeded(cap, certain)
             if cap is None and stop is None:
-                data = self._chunk_bytes(sel, writer=False)
-                c_ts, c_val, kept = self._chunk_cache.decode_range(
-                    sel.n, sel.codec, sel.scale, data, start_ms, end_ms, min_ts=sel.min_ts, max_ts=sel.max_ts)
+                c_ts, c_val, kept = self._decode(sel, start_ms, end_ms)
             else:
                 c_ts, c_val, kept = self._decode_in_batches(sel, start_ms, end_ms, n_head, cap, stop)
             c_chunk_sid = sel.series_id
@@ -1484,6 +1482,14 @@ class EmbeddedMetricsStore:
             kept = np.zeros(0, dtype=np.int64)
             c_chunk_sid = np.zeros(0, dtype=np.uint32)
         return c_chunk_sid, kept, c_ts, c_val, pick
+
+    def _decode(self, sel: ChunkRows, start_ms: int, end_ms: int) -> tuple[I64Array, F64Array, I64Array]:
+        """The samples of the chunks ``sel`` in [start_ms, end_ms] (``DecodedChunkCache.decode_range``,
+        keyed by chunk uid: the bytes of the chunks it misses only are looked up)."""
+        return self._chunk_cache.decode_range(
+            sel.n, sel.codec, sel.scale,
+            lambda pos: self._chunk_bytes(sel.take(np.asarray(pos, dtype=np.intp)), writer=False),
+            start_ms, end_ms, min_ts=sel.min_ts, max_ts=sel.max_ts, keys=sel.uid.tolist())
 
     def _decode_in_batches(
         self, sel: ChunkRows, start_ms: int, end_ms: int, n_head: int, cap: int | None,
@@ -1501,9 +1507,7 @@ class EmbeddedMetricsStore:
                 part = sel  # one batch: no copy
             else:
                 part = sel.take(np.arange(a, min(a + _READ_BATCH_CHUNKS, len(sel)), dtype=np.intp))
-            data = self._chunk_bytes(part, writer=False)
-            ts, vals, kept = self._chunk_cache.decode_range(part.n, part.codec, part.scale, data, start_ms, end_ms,
-                                                            min_ts=part.min_ts, max_ts=part.max_ts)
+            ts, vals, kept = self._decode(part, start_ms, end_ms)
             total += int(ts.shape[0])
             if cap is not None and total > cap:
                 raise SampleLimitExceeded(cap, total)
