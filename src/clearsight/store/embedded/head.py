@@ -260,15 +260,7 @@ class HeadMirror:
             b = int(np.searchsorted(s.sid, hi_id, side="left"))
             if a < b:
                 parts.append((s.sid[a:b], s.ts[a:b], s.vals[a:b]))
-        if not parts:
-            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        if len(parts) == 1:
-            return parts[0]
-        sid = np.concatenate([p[0] for p in parts])
-        ts = np.concatenate([p[1] for p in parts])
-        vals = np.concatenate([p[2] for p in parts])
-        order = order_by_series_ts(sid, ts)
-        return sid[order], ts[order], vals[order]
+        return _merge_parts(parts)
 
     def lookup(self, sid: U32Array, ts: I64Array) -> tuple[npt.NDArray[np.bool_], F64Array]:
         """For each (series, ts) pair (unique): whether the head holds it, and its value (0.0
@@ -312,6 +304,11 @@ def _select_in(
         rows = s.rows_in(ids, start_ms, end_ms)
         if rows.shape[0]:
             parts.append((s.sid[rows], s.ts[rows], s.vals[rows]))
+    return _merge_parts(parts)
+
+
+def _merge_parts(parts: list[tuple[U32Array, I64Array, F64Array]]) -> tuple[U32Array, I64Array, F64Array]:
+    """Rows taken from several segments (each part sorted by (series, ts)) as one sorted set."""
     if not parts:
         return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if len(parts) == 1:
