@@ -9,6 +9,9 @@ window and ~20 whole-array numpy passes.
 ``linear_regression``: ``deriv``/``predict_linear``, Prometheus' compensated sums per window in
 sample order.
 
+``instant_value``: ``irate``/``idelta`` from the last two samples of each window, with the same
+two pointers.
+
 Both perform the same IEEE-754 operations in the same order as the numpy paths in ``fn_range``
 (Prometheus' ``extrapolatedRate`` and ``linearRegression``), so results are bit-identical
 (tests/unit/query/promql/test_rate_native.py checks this on random data). Built with
@@ -100,6 +103,55 @@ def extrapolated_rate(
                 if is_rate:
                     factor = factor / range_s
                 out[i, j] = result * factor
+                present[i, j] = 1
+
+
+def instant_value(
+    const long long[:] t,
+    const double[:] v,
+    const long long[:] starts,
+    const long long[:] ends,
+    const long long[:] wend,
+    long long range_ms,
+    bint is_rate,
+    double[:, :] out,
+    unsigned char[:, :] present,
+):
+    """``irate`` (``is_rate``) / ``idelta``: from the last two samples of each window
+    ``(wend[j] - range_ms, wend[j]]`` of series ``i`` (flat samples ``starts[i]:ends[i]``, ascending
+    time); absent with fewer than two samples or when they share a timestamp. ``wend`` must be
+    non-decreasing."""
+    cdef Py_ssize_t n = starts.shape[0]
+    cdef Py_ssize_t k = wend.shape[0]
+    cdef Py_ssize_t i, j, s, e, lo, hi
+    cdef long long we, rs, dt
+    cdef double cur, pv, result
+    with nogil:
+        for i in range(n):
+            s = starts[i]
+            e = ends[i]
+            lo = s
+            hi = s
+            for j in range(k):
+                we = wend[j]
+                rs = we - range_ms
+                while lo < e and t[lo] <= rs:
+                    lo += 1
+                while hi < e and t[hi] <= we:
+                    hi += 1
+                dt = t[hi - 1] - t[hi - 2] if hi - lo >= 2 else 0
+                if dt == 0:
+                    out[i, j] = NAN
+                    present[i, j] = 0
+                    continue
+                cur = v[hi - 1]
+                pv = v[hi - 2]
+                if is_rate:
+                    result = cur if cur < pv else cur - pv
+                    result = result / (<double>dt / 1000.0)
+                else:
+                    result = cur - pv
+                out[i, j] = result
                 present[i, j] = 1
 
 

@@ -334,9 +334,28 @@ def fn_delta(ctx: FuncContext, args: list[Value]) -> Value:
 # irate, idelta
 
 
+def _instant_value_native(m: MatrixSteps, is_rate: bool) -> VectorSteps | None:
+    """The compiled kernel (``_rate.instant_value``); None when it is not built or the window ends
+    are not non-decreasing."""
+    if _rate is None:
+        return None
+    e = np.ascontiguousarray(m.window_end, dtype=np.int64)
+    if e.shape[0] > 1 and not bool(np.all(e[1:] >= e[:-1])):
+        return None
+    flat = flatten(m)
+    n, k = m.num_series, int(e.shape[0])
+    vals = np.empty((n, k), dtype=np.float64)
+    present = np.empty((n, k), dtype=np.uint8)
+    _rate.instant_value(np.ascontiguousarray(flat.t, dtype=np.int64), np.ascontiguousarray(flat.v, dtype=np.float64),
+                        flat.starts, flat.ends, e, int(m.range_ms), is_rate, vals, present)
+    return vector_result(list(m.labels), vals, present.view(bool), np.ones(n, dtype=bool))
+
+
 def _instant_value(args: list[Value], func: str, is_rate: bool) -> VectorSteps:
     m = arg_matrix(args, 0, func)
     _check_modifiers(m, func)
+    if (native := _instant_value_native(m, is_rate)) is not None:
+        return native
     win = _windows(m, min_count=2)
     t, v = win.flat.t, win.flat.v
     last = win.w_lo + win.w_cnt - 1

@@ -1,4 +1,4 @@
-"""The compiled rate/increase/delta and deriv/predict_linear kernels (query/promql/_rate.pyx)
+"""The compiled rate/increase/delta, irate/idelta and deriv/predict_linear kernels (query/promql/_rate.pyx)
 against the numpy paths they replace: bit-identical results on random data (counter resets, irregular scrapes, gaps, NaN,
 negative values, stale markers), through the engine, for range and instant queries and `@`."""
 
@@ -29,6 +29,11 @@ QUERIES = [
     "deriv(m[1m])",
     "predict_linear(m[2m], 60)",
     "predict_linear(m[45s] offset 10s, -30)",
+    "irate(m[1m])",
+    "idelta(m[45s])",
+    "irate(m[30s] offset 20s)",
+    "sum by (g) (irate(m[1m]))",
+    "idelta(m[1m:10s])",
 ]
 
 value = st.one_of(
@@ -67,7 +72,7 @@ def _bits(res: object) -> list[tuple[object, list[int], list[int]]]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stores(), st.sampled_from(QUERIES), st.integers(0, 600), st.integers(1, 60))
 def test_native_rate_matches_numpy(sel: MemorySeriesSelector, query: str, start_s: int, step_s: int) -> None:
     assert fn_range._rate is not None, "the _rate extension is not built"
