@@ -5,9 +5,11 @@
 IEEE-754 operations in the same order per (group, step) cell as the numpy path (which walks the
 rows rank by rank: the r-th member of every group at once, so each group still meets its members
 in row order): Prometheus' Kahan-Neumaier ``kahansum.Inc`` for ``sum``, and for ``avg`` the direct
-compensated sum until it would overflow, then the incremental mean. Bit-identical results
-(tests/unit/query/promql/test_agg_fold_native.py checks this on random data, infinities and NaN
-included). Built with ``-ffp-contract=off`` so the compiler never fuses a multiply and an add.
+compensated sum until it would overflow, then the incremental mean. Bit-identical results, but
+for the sign of a NaN (the compiler may order a commutative addition's operands either way, and
+x86 keeps the first NaN operand's sign; no NaN sign reaches the API's output):
+tests/unit/query/promql/test_agg_fold_native.py checks this on random data, infinities and NaN
+included. Built with ``-ffp-contract=off`` so the compiler never fuses a multiply and an add.
 """
 
 from libc.math cimport fabs, isinf

@@ -1,8 +1,9 @@
 """The compiled single-lane ``sum``/``avg`` fold (query/promql/_aggfold.pyx) against the numpy path
-it replaces (``agg_fold.SumAvg`` with the kernel switched off): bit-identical state and results on
-random rows folded in several batches (infinities, NaN, values near the float64 limit so ``avg``
-switches to the incremental mean, absent points, groups growing between batches), and through the
-engine for ``sum``/``avg`` range queries. Hostile shapes raise instead of writing out of bounds."""
+it replaces (``agg_fold.SumAvg`` with the kernel switched off): bit-identical state and results
+(NaN signs aside, see ``_bits``) on random rows folded in several batches (infinities, NaN, values
+near the float64 limit so ``avg`` switches to the incremental mean, absent points, groups growing
+between batches), and through the engine for ``sum``/``avg`` range queries. Hostile shapes raise
+instead of writing out of bounds."""
 
 from __future__ import annotations
 
@@ -47,7 +48,12 @@ def _fold(op: str, k: int, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 def _bits(a: np.ndarray) -> list[int]:
-    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64).ravel().tolist()
+    """The values' bits, every NaN as the one quiet NaN: the compiler may order the operands of a
+    commutative addition either way, and the x86 result of NaN + NaN carries the first operand's
+    sign. The sign of a NaN is not observable through the API (every NaN prints as ``NaN``)."""
+    out = np.array(a, dtype=np.float64).ravel()
+    out[np.isnan(out)] = math.nan
+    return out.view(np.int64).tolist()
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,6 +74,23 @@ def test_kernel_matches_numpy_bit_for_bit(op: str, case: tuple[int, list[tuple[n
     got, want = native.finish(), reference.finish()
     assert _bits(got[0]) == _bits(want[0])
     assert got[1].tolist() == want[1].tolist() and got[2] == want[2]
+
+
+def test_nan_from_opposite_infinities_then_nan_is_nan_on_both_paths() -> None:
+    # inf + -inf gives x86's default NaN (sign set); adding NaN to it keeps one operand's sign,
+    # and the compiled addition may take either: both must be NaN.
+    vals = np.array([[math.inf], [-math.inf], [math.nan]])
+    pres, gid = np.ones((3, 1), dtype=bool), np.zeros(3, dtype=np.int64)
+    native = agg_fold.SumAvg("sum", 1, 1)
+    native.add(vals, pres, gid, 1)
+    kernel, agg_fold._aggfold = agg_fold._aggfold, None
+    try:
+        reference = agg_fold.SumAvg("sum", 1, 1)
+        reference.add(vals, pres, gid, 1)
+    finally:
+        agg_fold._aggfold = kernel
+    assert math.isnan(float(native.finish()[0][0, 0])) and math.isnan(float(reference.finish()[0][0, 0]))
+    assert _bits(native.s) == _bits(reference.s)
 
 
 @pytest.mark.parametrize("query", ["sum by (g) (m)", "avg by (g) (m)", "sum(m)", "avg without (i) (m * 1e300)"])
