@@ -180,10 +180,14 @@ def test_sender_threads_do_not_hang_on_a_broken_database(tmp_path: Path) -> None
         base_ms = int(time.time() * 1000) - 1_200_000
 
         def sender(k: int) -> None:
+            # Until the disk is full and a few more (the head log takes ~3-8 bytes per sample of
+            # WAL, so filling the 1.5 MB of room left takes a few hundred of these requests).
             with httpx.Client(base_url=proc.url, timeout=30) as client:
-                for j in range(60):
+                for j in range(1000):
+                    if codes.count(503) >= 20:
+                        return
                     try:
-                        r = client.post("/api/v1/write", content=_batch(k * 1000 + j, base_ms), headers=HEADERS)
+                        r = client.post("/api/v1/write", content=_batch(k * 10_000 + j, base_ms), headers=HEADERS)
                     except httpx.HTTPError as e:
                         errors.append(repr(e))
                         return

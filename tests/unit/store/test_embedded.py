@@ -449,7 +449,7 @@ def _scrapes(store: EmbeddedMetricsStore, labels: list[Labels], ts: np.ndarray, 
 
 def _table_rows(store: EmbeddedMetricsStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     with store._reader() as cur:
-        head = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY ALL").fetchall()
+        head = cur.execute("SELECT seq, data FROM head_log ORDER BY ALL").fetchall()
         chunks = cur.execute(f"SELECT series_id, min_ts, max_ts, n, data FROM {all_chunks(cur)} ORDER BY ALL").fetchall()
     return head, chunks
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from clearsight.model.labels import Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import STALE_NAN, SampleBatch
-from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded import EmbeddedMetricsStore, head_log
 from clearsight.store.embedded.chunk_parts import all_chunks
 from clearsight.store.interface import AppendResult, LimitExceeded
 
@@ -178,10 +178,12 @@ def _compare(store: EmbeddedMetricsStore, model: Model, start: int, end: int) ->
 
 
 def _check_mirrors(store: EmbeddedMetricsStore) -> None:
-    """The in-memory head holds exactly the rows of the samples table, and the chunk catalogue
+    """The in-memory head holds exactly the rows the head log describes, and the chunk catalogue
     exactly the rows of the chunks table (with the right bytes for every cached blob)."""
     with store._reader() as cur:
-        rows = cur.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchall()
+        h_sid, h_ts, h_vals, damaged, _ = head_log.replay(cur, store._floor)
+        assert damaged == 0
+        rows = list(zip(h_sid.tolist(), h_ts.tolist(), h_vals.view(np.int64).tolist(), strict=True))
         chunks = cur.execute(
             f"SELECT series_id, min_ts, max_ts, n, codec, scale, data FROM {all_chunks(cur)} ORDER BY series_id, min_ts"
         ).fetchall()

@@ -64,12 +64,12 @@ def test_a_schema3_dir_is_migrated_into_partitions_and_reads_exactly(tmp_path: P
     finally:
         store.close()
     tables = _tables(tmp_path)
-    assert "chunks" not in tables
+    assert "chunks" not in tables and "samples" not in tables  # the schema-3 head went into the head log
     assert [t for t in tables if t.startswith("chunks_")] == [
         "chunks_20251206", "chunks_20251207", "chunks_20251208", "chunks_20251209"]
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
     try:
-        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("4",)]
+        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("5",)]
         # every chunk sits in the partition of its max_ts, once
         for name in [t for t in tables if t.startswith("chunks_")]:
             lo, hi = con.execute(f"SELECT min(max_ts), max(max_ts) FROM {name}").fetchall()[0]

@@ -212,19 +212,23 @@ class ChunkPartitions:
         retention.drop(con, [st.part for st in gone])
         return gone
 
-    def drop_orphans(self, con: duckdb.DuckDBPyConnection) -> None:
+    def drop_orphans(self, con: duckdb.DuckDBPyConnection, head_ids: npt.NDArray[np.uint32]) -> None:
         """After a salvage: deletes the chunks whose series was lost, then the series left
-        without any sample (the store's invariants), in one transaction; reloads the figures."""
+        without any sample (``head_ids``: the series with head samples), in one transaction (the
+        store's invariants); reloads the figures."""
+        con.register("_clearsight_head_ids", {"series_id": head_ids.astype(np.uint32)})
         con.execute("BEGIN TRANSACTION")
         try:
             for st in self._parts.values():
                 con.execute(f"DELETE FROM {st.part.name} WHERE series_id NOT IN (SELECT series_id FROM series)")
-            con.execute(f"DELETE FROM series WHERE series_id NOT IN (SELECT series_id FROM samples UNION "
+            con.execute(f"DELETE FROM series WHERE series_id NOT IN (SELECT series_id FROM _clearsight_head_ids UNION "
                         f"SELECT series_id FROM {self.sql(writer=False)} UNION SELECT series_id FROM histogram_chunks)")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            con.unregister("_clearsight_head_ids")
         self.load(con)
 
     # --- any thread --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 store: the SQL and array steps; ``duckdb_store.EmbeddedMetricsStore.delete_series`` runs them on
 the writer thread in one transaction.
 
-No tombstones: the samples are removed physically at once (head rows deleted, chunks wholly inside
+No tombstones: the samples are removed physically at once (head rows deleted, i.e. a DELETE record in the head log, chunks wholly inside
 the range dropped, the chunks reaching outside it re-encoded without them), so ``clean_tombstones``
 has nothing to do. Memory stays bounded: the selected series are processed in runs whose chunks to
 re-encode hold at most a budget of samples, one transaction per run (a deletion failing part-way
@@ -13,27 +13,11 @@ batch queued after it is kept, and a ``kill -9`` after it returns loses nothing 
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 
 from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.embedded.index import IdArray
-
-
-def delete_head_rows(con: duckdb.DuckDBPyConnection, ids: IdArray, start_ms: int, end_ms: int) -> int:
-    """Deletes the head rows (``samples`` table) of series ``ids`` with start_ms <= ts <= end_ms;
-    returns how many (inside the caller's transaction)."""
-    con.register("_clearsight_del", {"series_id": ids.astype(np.uint32)})
-    try:
-        row = con.execute(
-            "DELETE FROM samples WHERE ts BETWEEN ? AND ? AND series_id BETWEEN ? AND ? "
-            "AND series_id IN (SELECT series_id FROM _clearsight_del)",
-            [start_ms, end_ms, int(ids.min()), int(ids.max())],
-        ).fetchall()
-    finally:
-        con.unregister("_clearsight_del")
-    return int(row[0][0]) if row else 0
 
 
 def outside_range(

@@ -11,13 +11,15 @@ Read path: matchers are resolved against the in-memory inverted index, the per-s
 timestamps discard series without samples in the range, and the samples of the remaining series
 come back from one SQL query (the ids are joined as an Arrow table) into numpy arrays.
 
-Storage: new samples land in the ``samples`` table (the head, one row per sample). When the head
-holds enough samples, the writer compacts it into ``chunks`` (one zstd-compressed, delta-encoded
-row per series, see chunks.py) in one transaction.
+Storage: new samples land in the head: in memory (``head.py``, which reads use) and, durably, as
+one compressed record per group commit in the ``head_log`` table (``head_log.py``, read back only at
+open). When the head holds enough samples, the writer compacts it into chunk partitions (one
+compressed row per series, see chunks.py) in one transaction that also empties the head log.
 
 Invariant: a ``(series_id, ts)`` is stored at most once across head and chunks: a write to a
 timestamp a series already has replaces the old sample in the same transaction (the newest write
-wins), in the head by deleting the row, in a chunk by rewriting the chunk.
+wins), in the head by a newer head log record (the mirror drops the old row), in a chunk by
+rewriting the chunk.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
-from clearsight.store.embedded import deletion, select_stream
+from clearsight.store.embedded import deletion, head_log, select_stream
 from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
 from clearsight.store.embedded.head import HeadMirror, HeadPick
+from clearsight.store.embedded.head_log import HeadLog
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets, sorted_unique
 from clearsight.store.embedded.label_order import LabelOrder
@@ -104,14 +107,26 @@ _WINDOW_MAX_SAMPLES = 2_000_000
 _DELETE_RUN_SAMPLES = 1_000_000
 # A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
 _READ_BATCH_CHUNKS = 2048
-# Per-series min/max timestamps over head and chunks; {filter} restricts the series.
+# Per-series min/max timestamps over chunks and histogram rows (the head's come from its mirror:
+# _with_head); {filter} restricts the series.
 _MIN_MAX_SQL = (
     "SELECT series_id, min(lo) AS lo, max(hi) AS hi FROM ("
-    "SELECT series_id, min(ts) AS lo, max(ts) AS hi FROM samples {filter} GROUP BY series_id "
-    "UNION ALL "
-    "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM {chunks} {filter_c} GROUP BY series_id "
-    "UNION ALL " + MIN_MAX_PART.replace("{filter}", "{filter_c}") + ") GROUP BY series_id"
+    "SELECT series_id, min(min_ts) AS lo, max(max_ts) AS hi FROM {chunks} {filter} GROUP BY series_id "
+    "UNION ALL " + MIN_MAX_PART + ") GROUP BY series_id"
 )
+
+
+def _with_head(mm: dict[str, Any], sid: npt.NDArray[np.uint32], ts: I64Array) -> tuple[I64Array, I64Array, I64Array]:
+    """Per-series (ids, min, max) of ``mm`` (``_MIN_MAX_SQL``'s columns) together with head rows."""
+    ids = np.concatenate([np.asarray(mm["series_id"], dtype=np.int64), sid.astype(np.int64)])
+    lo = np.concatenate([np.asarray(mm["lo"], dtype=np.int64), ts])
+    hi = np.concatenate([np.asarray(mm["hi"], dtype=np.int64), ts])
+    if ids.shape[0] == 0:
+        return ids, lo, hi
+    order = np.argsort(ids, kind="stable")
+    ids, lo, hi = ids[order], lo[order], hi[order]
+    starts = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+    return ids[starts], np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
 
 
 def _floats(bits: Any) -> F64Array:
@@ -170,9 +185,9 @@ class _Querier:
 # rows whose series was lost, and series left without samples, are removed (the store's invariants).
 # ``chunks*``: every chunk partition (and a schema-3 file's single chunks table); the fixups over the
 # partitions run after they are loaded (``ChunkPartitions.drop_orphans``).
-SALVAGE_TABLES = ["series", "samples", "chunks*", "metadata", "histogram_chunks"]
+# Head log records of lost series: their samples are dropped when the log is replayed (_load_state).
+SALVAGE_TABLES = ["series", "head_log", "chunks*", "metadata", "histogram_chunks"]
 SALVAGE_FIXUPS = [
-    "DELETE FROM samples WHERE series_id NOT IN (SELECT series_id FROM series)",
     "DELETE FROM histogram_chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
 ]
 
@@ -251,10 +266,11 @@ class EmbeddedMetricsStore:
         self.compact_samples_per_series = compact_samples_per_series
         self.chunk_target_samples = chunk_target_samples
         self.compact_idle_seconds = compact_idle_seconds
-        # The head's rows in memory (reads never scan the samples table). A commit that moves
+        # The head's rows in memory (reads never read the head log). A commit that moves
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
         self._head = HeadMirror()
+        self._head_log = HeadLog()  # the head's durable copy (head_log.py)
         self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
         self._label_order = LabelOrder()  # reads return series in label order: remembered per id set
@@ -343,6 +359,8 @@ class EmbeddedMetricsStore:
             row = (str(SCHEMA_VERSION),)
         if "fingerprint" in con.table("series").columns:  # also in files upgraded by c0ff9a1's build
             con.execute("ALTER TABLE series DROP COLUMN fingerprint")
+        if not row or int(row[0]) == SCHEMA_VERSION:
+            self._migrate_samples_table()
         period = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'chunk_partition_ms'")
         if not period:
             con.execute("INSERT INTO clearsight_meta VALUES ('chunk_partition_ms', ?)", [str(self._parts.scheme.period_ms)])
@@ -353,6 +371,21 @@ class EmbeddedMetricsStore:
         if row and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
 
+    def _migrate_samples_table(self) -> None:
+        """A schema-4 head (the ``samples`` table, one row per sample) becomes one head log record
+        (in ``_init_schema``'s transaction)."""
+        con = self._wcon
+        if not _one(con, "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
+                         "AND schema_name = 'main' AND table_name = 'samples'"):
+            return
+        head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
+        ts = np.asarray(head["ts"], dtype=np.int64)
+        if ts.shape[0]:
+            con.execute("DELETE FROM head_log")  # none in a schema-4 file; the migration is one step
+            self._head_log.append(con, np.asarray(head["series_id"], dtype=np.uint32), ts, _floats(head["bits"]))
+            log.info("%s: %d head rows moved into the head log", self.path, ts.shape[0])
+        con.execute("DROP TABLE samples")
+
     def _open_partitions(self, salvaged: bool) -> None:
         """Moves a schema-3 ``chunks`` table into partitions; after a salvage, removes the chunks
         and series the salvage left without their counterpart."""
@@ -361,7 +394,9 @@ class EmbeddedMetricsStore:
             log.info("%s: %d chunks moved into time partitions", self.path, moved)
         self._parts.load(self._wcon)
         if salvaged:
-            self._parts.drop_orphans(self._wcon)
+            floor = _one(self._wcon, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
+            sid = head_log.replay(self._wcon, int(floor[0]) if floor else _NO_MAX)[0]
+            self._parts.drop_orphans(self._wcon, sorted_unique(sid))
 
     def _load_state(self) -> None:
         """(Re)builds every in-memory structure from the database."""
@@ -402,13 +437,20 @@ class EmbeddedMetricsStore:
                 self._canon[tenant] = CanonicalIds(self._label_set)
                 self._canon[tenant].add([self._labels[s] for s in sids], sids)
             self._parts.load(con)
-            mm = con.execute(_MIN_MAX_SQL.format(filter="", filter_c="", chunks=self._parts.sql(writer=True))).fetchnumpy()
-            ids = mm["series_id"].astype(np.int64)
-            self._min_ts[ids] = mm["lo"]
-            self._max_ts[ids] = mm["hi"]
-            self._wmax = self._max_ts.copy()
             floor = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
             self._floor = int(floor[0]) if floor else _NO_MAX
+            h_sid, h_ts, h_vals, damaged = self._head_log.replay(con, self._floor)
+            if damaged:
+                log.error("%s: %d head log records do not decode; their samples are lost", self.path, damaged)
+            known = h_sid < len(self._labels)  # a salvage may have lost a series' row, not its records
+            known[known] = np.asarray([bool(self._labels[s]) for s in h_sid[known].tolist()], dtype=np.bool_)
+            if not bool(known.all()):
+                h_sid, h_ts, h_vals = h_sid[known], h_ts[known], h_vals[known]
+            mm = con.execute(_MIN_MAX_SQL.format(filter="", chunks=self._parts.sql(writer=True))).fetchnumpy()
+            ids, lo, hi = _with_head(mm, h_sid, h_ts)
+            self._min_ts[ids] = lo
+            self._max_ts[ids] = hi
+            self._wmax = self._max_ts.copy()
             for tenant, metric, typ, help_, unit in con.execute(
                 "SELECT tenant, metric, type, help, unit FROM metadata"
             ).fetchall():
@@ -417,16 +459,11 @@ class EmbeddedMetricsStore:
                 )
         self._hist.load(con)
         self.rollups.load(con)
-        head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
         cat = con.execute(f"SELECT series_id, min_ts, max_ts, n, codec, scale FROM {self._parts.sql(writer=True)}"
                           ).fetchnumpy()
         self._cat_delta = CatalogDelta.new()
         with self._publishing():
-            self._head.replace_all(
-                np.asarray(head["series_id"], dtype=np.uint32),
-                np.asarray(head["ts"], dtype=np.int64),
-                _floats(head["bits"]),
-            )
+            self._head.replace_all(h_sid, h_ts, h_vals)
             self._catalog.replace_all(
                 np.asarray(cat["series_id"], dtype=np.uint32),
                 np.asarray(cat["min_ts"], dtype=np.int64),
@@ -588,10 +625,9 @@ class EmbeddedMetricsStore:
                 sids, ts, vals = self._head.rows_between(lo, hi)
                 moved += int(ts.shape[0])
                 self._insert_chunks(sids, ts, vals)
-            total = _one(con, "SELECT count(*) FROM samples")
-            if moved != int(total[0]):
-                raise StoreError(f"compaction moved {moved} of {total[0]} head rows")
-            con.execute("DELETE FROM samples")
+            if moved != self._head.rows:
+                raise StoreError(f"compaction moved {moved} of {self._head.rows} head rows")
+            self._head_log.clear(con)
             with self._publishing():
                 con.execute("COMMIT")
                 self._head.clear()
@@ -1049,8 +1085,7 @@ class EmbeddedMetricsStore:
                     "INSERT INTO metadata VALUES (?, ?, ?, ?, ?)",
                     [[t, m.metric, m.type, m.help, m.unit] for t, m in new_meta],
                 )
-            if gone is not None:
-                self._delete_head_rows(*gone)
+            # A head sample given a new value needs no delete: the new record replaces it (head_log.py).
             if chunks_changed:
                 self._rewrite_in_chunks(sids[changed_chunk], ts[changed_chunk], vals[changed_chunk])
             self._insert_head_rows(head_sids, head_ts, head_vals)
@@ -1085,13 +1120,7 @@ class EmbeddedMetricsStore:
         return int(head_sids.shape[0]) + int(changed_chunk.size) + (int(hist_ts.shape[0]) if hists else 0)
 
     def _insert_head_rows(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> None:
-        if sids.shape[0]:
-            con = self._wcon
-            con.register("_clearsight_rows", {"series_id": sids, "ts": ts, "bits": vals.view(np.int64)})
-            try:
-                con.execute("INSERT INTO samples SELECT series_id, ts, bits FROM _clearsight_rows")
-            finally:
-                con.unregister("_clearsight_rows")
+        self._head_log.append(self._wcon, sids, ts, vals)
 
     @staticmethod
     def _count_duplicates(group: list[_Append], dup_owner: list[npt.NDArray[np.int32]]) -> None:
@@ -1171,19 +1200,6 @@ class EmbeddedMetricsStore:
         hit = at >= 0
         return hit, np.where(hit, k_val[np.maximum(at, 0)], 0.0)
 
-    def _delete_head_rows(self, sids: npt.NDArray[np.uint32], ts: I64Array) -> None:
-        con = self._wcon
-        con.register("_clearsight_gone", {"series_id": sids, "ts": ts})
-        try:
-            con.execute(
-                "DELETE FROM samples USING _clearsight_gone g "
-                "WHERE samples.series_id = g.series_id AND samples.ts = g.ts "
-                "AND samples.series_id BETWEEN ? AND ?",
-                [int(sids.min()), int(sids.max())],
-            )
-        finally:
-            con.unregister("_clearsight_gone")
-
     def _rewrite_in_chunks(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> None:
         """Writes new values for (series, ts) pairs that are stored in chunks: each chunk holding
         one is decoded once, changed and replaced (one rewrite per chunk per group commit)."""
@@ -1236,8 +1252,8 @@ class EmbeddedMetricsStore:
             affected = np.flatnonzero((self._min_ts[:top] < cutoff) & (max_ts[:top] >= cutoff))
         self._begin()
         try:
-            row = _one(con, "DELETE FROM samples WHERE ts < ?", [cutoff])
-            deleted = int(row[0]) if row else 0
+            self._head_log.drop_before(con, cutoff)  # replay drops the rest below the floor
+            deleted = self._head.count_before(cutoff)
             gone = self._parts.drop(con, doomed)
             deleted += sum(st.samples for st in gone)
             if gone:  # partitions go oldest first: every chunk ending before the last one's end went
@@ -1317,9 +1333,8 @@ class EmbeddedMetricsStore:
         part = deletion.straddling(sel.min_ts, sel.max_ts, start_ms, end_ms)
         self._begin()
         try:
-            deleted = deletion.delete_head_rows(con, ids, start_ms, end_ms)
-            if deleted != h_ts.shape[0]:
-                raise StoreError(f"delete: {deleted} head rows deleted, the mirror has {h_ts.shape[0]}")
+            self._head_log.delete(con, sorted_unique(h_sid), start_ms, end_ms)
+            deleted = int(h_ts.shape[0])
             if len(sel):
                 cut = sel.take(np.flatnonzero(part))
                 c_ts, c_val = chunk_codec.decode(cut.n, cut.codec, cut.scale, self._chunk_bytes(cut, writer=True),
@@ -1332,8 +1347,8 @@ class EmbeddedMetricsStore:
             self.rollups.mark_deleted(con, ids, start_ms, end_ms)
             n_hist, hist_published = self._hist.delete_range(con, ids, start_ms, end_ms, self._floor)
             deleted += n_hist
-            mm = self._min_max_of(ids)
-            dead = deletion.emptied(ids, mm["series_id"])
+            mm = self._min_max_of(ids, start_ms, end_ms)
+            dead = deletion.emptied(ids, mm[0])
             self._delete_series_rows(dead)
             with self._publishing():
                 con.execute("COMMIT")
@@ -1347,11 +1362,11 @@ class EmbeddedMetricsStore:
             raise
         if hist_published is not None:
             hist_published()
-        left = np.asarray(mm["series_id"], dtype=np.int64)
+        left, lo, hi = mm
         with self._index_lock:
-            self._min_ts[left] = mm["lo"]
-            self._max_ts[left] = mm["hi"]
-            self._wmax[left] = mm["hi"]
+            self._min_ts[left] = lo
+            self._max_ts[left] = hi
+            self._wmax[left] = hi
         self._forget(dead)
         return deleted
 
@@ -1366,18 +1381,20 @@ class EmbeddedMetricsStore:
                 con.unregister("_clearsight_dead")
             self.rollups.forget(con, dead)
 
-    def _min_max_of(self, ids: npt.NDArray[Any]) -> dict[str, Any]:
-        """Per-series min/max timestamps (columns series_id, lo, hi) of the series ``ids`` that
-        still have samples (writer connection)."""
+    def _min_max_of(self, ids: npt.NDArray[Any], start_ms: int, end_ms: int) -> tuple[I64Array, I64Array, I64Array]:
+        """Per-series (ids, min, max) timestamps of the series ``ids`` that still have samples once
+        their head rows in [start_ms, end_ms] are gone (writer connection, in its transaction)."""
         con = self._wcon
         con.register("_clearsight_aff", {"series_id": ids.astype(np.uint32)})
         try:
             flt = "WHERE series_id IN (SELECT series_id FROM _clearsight_aff)"
-            sql = _MIN_MAX_SQL.format(filter=flt, filter_c=flt, chunks=self._parts.sql(writer=True))
-            out: dict[str, Any] = con.execute(sql).fetchnumpy()
-            return out
+            sql = _MIN_MAX_SQL.format(filter=flt, chunks=self._parts.sql(writer=True))
+            mm: dict[str, Any] = con.execute(sql).fetchnumpy()
         finally:
             con.unregister("_clearsight_aff")
+        h_sid, h_ts, _ = self._head.select(ids.astype(np.uint32), -(2**62), 2**62)
+        stay = (h_ts < start_ms) | (h_ts > end_ms)
+        return _with_head(mm, h_sid[stay], h_ts[stay])
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -1751,7 +1768,7 @@ class EmbeddedMetricsStore:
                     return (
                         _one(cur, "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
                                   "FROM pragma_database_size() LIMIT 1"),
-                        _one(cur, "SELECT count(*) FROM samples"),
+                        _one(cur, "SELECT count(*), coalesce(sum(octet_length(data)), 0) FROM head_log"),
                         _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
                                   f"FROM {self._parts.sql(writer=False)}"),
                     )
@@ -1766,7 +1783,9 @@ class EmbeddedMetricsStore:
             "block_size": int(db[0]),
             "used_block_bytes": int(db[0]) * int(db[2]),
             "free_block_bytes": int(db[0]) * int(db[3]),
-            "head_rows": int(head[0]),
+            "head_rows": self._head.rows,
+            "head_log_records": int(head[0]),
+            "head_log_bytes": int(head[1]),
             "chunk_rows": int(ch[0]),
             "chunk_samples": int(ch[1]),
             "chunk_payload_bytes": int(ch[2]),

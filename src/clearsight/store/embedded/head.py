@@ -1,8 +1,8 @@
-"""The head's in-memory copy: every row of the ``samples`` table as a few sorted columnar segments,
-so a read of recent data gathers a few slices instead of scanning the table (which has no
-per-series index).
+"""The head: every recent sample as a few sorted columnar segments, so a read of recent data
+gathers a few slices.
 
-The ``samples`` table stays the durable copy (it is what a restart reloads); this class mirrors it.
+The ``head_log`` table (``head_log.py``) is the durable copy (what a restart replays); this class
+is what reads and compaction use.
 Only the writer thread changes it, and only after the transaction that changed the table
 committed. Every change builds a new tuple of immutable segments and publishes it with one
 attribute assignment, so a reader that took ``snapshot()`` keeps a consistent view however long it
@@ -209,6 +209,11 @@ class HeadMirror:
                 segs.append(_Segment.of(s.sid[keep], s.ts[keep], s.vals[keep], s.level))
         self._segments = tuple(segs)
         return dropped
+
+    def count_before(self, cutoff: int) -> int:
+        """How many rows have ts < cutoff."""
+        return sum(len(s) if s.max_ts < cutoff else int(np.count_nonzero(s.ts < cutoff))
+                   for s in self._segments if s.min_ts < cutoff)
 
     def select(self, ids: U32Array, start_ms: int, end_ms: int) -> tuple[U32Array, I64Array, F64Array]:
         """Rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms, sorted by

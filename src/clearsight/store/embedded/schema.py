@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clearsight.store.embedded.head_log import DDL as HEAD_LOG_DDL
 from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 
 # 3: chunks may be PACKED (chunks.py, codec 2), which builds reading version 2 cannot decode;
@@ -11,8 +12,11 @@ from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 # refused by builds that read 2.
 # 4: chunks in time partitions (chunk_parts.py) instead of one chunks table; a version-3 file is
 # migrated at open (its chunks table moved into partitions), and is then refused by builds that read 3.
-SCHEMA_VERSION = 4
-UPGRADES_FROM = (2, 3)
+# 5: the head's durable copy is the head_log table (head_log.py: one compressed record per group
+# commit) instead of the samples table (one row per sample); a version-4 file's samples rows are moved
+# into one record at open and the table dropped, and the file is then refused by builds that read 4.
+SCHEMA_VERSION = 5
+UPGRADES_FROM = (2, 3, 4)
 DB_FILE = "metrics.duckdb"
 
 DDL = [
@@ -28,14 +32,8 @@ DDL = [
         metric VARCHAR NOT NULL,
         labels VARCHAR NOT NULL
     )""",
-    # The head: recent samples, one row each, appended by group commits. Values are stored as
-    # their IEEE-754 bits: DuckDB's constant/RLE compression of DOUBLE canonicalizes NaN payloads,
-    # which would turn Prometheus stale markers into plain NaNs.
-    """CREATE TABLE IF NOT EXISTS samples (
-        series_id UINTEGER NOT NULL,
-        ts BIGINT NOT NULL,
-        bits BIGINT NOT NULL
-    )""",
+    # The head's durable copy: one compressed record per group commit (head_log.py; schema 5).
+    HEAD_LOG_DDL,
     # Compacted samples: one row per (compaction, series), encoded by store/embedded/chunks.py, in
     # time partitions chunks_YYYYMMDD created on demand (chunk_parts.py; schema 4).
     """CREATE TABLE IF NOT EXISTS metadata (
