@@ -63,8 +63,6 @@ from clearsight.api.usage_routes import make_usage_routes
 from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.audit import AuditLog
 from clearsight.auth.csrf import CsrfMiddleware
-from clearsight.auth.grpc_idempotency import IdempotencyInterceptor
-from clearsight.auth.grpc_interceptor import AuthInterceptor, current_principal, current_selector
 from clearsight.auth.idempotency import IdempotencyMiddleware, IdempotencyStore
 from clearsight.auth.label_scope import exact_matchers
 from clearsight.auth.middleware import AuthMiddleware
@@ -86,6 +84,7 @@ from clearsight.heap import release_free_memory
 from clearsight.ingest.otlp_metrics import OtlpOptions, exponential_mode
 from clearsight.model.labels import Labels
 from clearsight.model.logs import Event
+from clearsight.model.matchers import Matcher
 from clearsight.model.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS
 from clearsight.model.samples import SampleBatch
 from clearsight.notify.config import NotifyConfigError, default_config
@@ -145,6 +144,8 @@ def make_tenant_of_metadata(cfg: Config) -> TenantOfMetadata:
     trust = cfg.tenancy.trust_tenant_header
 
     def tenant_of(metadata: Any) -> str:
+        from clearsight.auth.grpc_interceptor import current_principal  # loads grpcio: gRPC calls only
+
         principal = current_principal()
         tls_org = mtls.current_grpc_tls_org()  # O of a verified client certificate (api/mtls.py)
         if tls_org and (principal is None or principal.anonymous):
@@ -598,7 +599,15 @@ def build(cfg: Config) -> Built:
                  span_store=span_store, trace_surfaces=trace_surfaces,
                  events_grpc=EventService(log_surfaces.events_grpc, log_query.query_events_grpc,
                                           make_tenant_of_metadata(cfg), log_surfaces.limits,
-                                          narrow_of_call=lambda: exact_matchers(current_selector())))
+                                          narrow_of_call=_grpc_call_selector))
+
+
+def _grpc_call_selector() -> tuple[Matcher, ...]:
+    """The label selector of the gRPC call's principal (``auth/grpc_interceptor.py``, which loads
+    grpcio: imported here, in a gRPC call, so a server without a gRPC listener never loads it)."""
+    from clearsight.auth.grpc_interceptor import current_selector
+
+    return exact_matchers(current_selector())
 
 
 class _Server(uvicorn.Server):
@@ -719,6 +728,10 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
                                 buckets, built.usage))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
+        # grpcio (~12 MiB of RSS) is loaded only here: with a gRPC listener configured.
+        from clearsight.auth.grpc_idempotency import IdempotencyInterceptor
+        from clearsight.auth.grpc_interceptor import AuthInterceptor
+
         try:
             grpc_server = start_otlp_grpc_server(
                 s.ingestor.ingest_blocking, cfg.limits, cfg.server.otlp_grpc_listen, make_tenant_of_metadata(cfg),

@@ -17,9 +17,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import DecodeError
 
@@ -27,9 +26,15 @@ from clearsight.api.otlp_grpc import TenantOfMetadata, abort_ingest
 from clearsight.api.proto import clearsight_events_pb2 as pb
 from clearsight.ingest.events import EventValidationError, event_from_dict
 from clearsight.ingest.log_common import LogLimits, too_many_entries
+from clearsight.lazy_module import lazy_module
 from clearsight.model.logs import Event
 from clearsight.model.matchers import Matcher
 from clearsight.pipeline.errors import IngestError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    import grpc
+else:  # imported on first use (a gRPC listener): the log query API imports EventQuery from here
+    grpc = lazy_module("grpc")
 
 SERVICE = "clearsight.events.v1.EventService"
 

@@ -21,12 +21,13 @@ beyond it grpcio answers RESOURCE_EXHAUSTED at once (clients retry), so memory s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -41,10 +42,16 @@ from clearsight.api.otlp_http import (
     status_message,
 )
 from clearsight.ingest.otlp_metrics import DEFAULT_OPTIONS, OtlpOptions, convert_protobuf
+from clearsight.lazy_module import lazy_module
 from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.errors import IngestError, PayloadTooLarge
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.store.interface import AppendResult
+
+if TYPE_CHECKING:
+    import grpc
+else:  # imported on first use: a server without a gRPC listener never loads grpcio (~12 MiB of RSS)
+    grpc = lazy_module("grpc")
 
 log = logging.getLogger("clearsight.api.otlp_grpc")
 
@@ -59,7 +66,9 @@ TracesExport = Callable[[str, bytes], bytes]
 # Called with the request's invocation metadata as (key, value) pairs (keys are lower case).
 TenantOfMetadata = Callable[[Sequence[tuple[str, str | bytes]]], str]
 
-_CODES = {sc.value[0]: sc for sc in grpc.StatusCode}
+@functools.cache
+def _codes() -> dict[int, grpc.StatusCode]:
+    return {sc.value[0]: sc for sc in grpc.StatusCode}
 _MAX_GRPC_MESSAGE = 2**31 - 1
 
 
@@ -77,7 +86,7 @@ def abort_ingest(context: grpc.ServicerContext, e: IngestError) -> None:
         info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=delay))
         trailers.append(("google.rpc.retryinfo-bin", info.SerializeToString()))
     context.set_trailing_metadata(tuple(trailers))
-    context.abort(_CODES[grpc_code_of(e)], e.message)
+    context.abort(_codes()[grpc_code_of(e)], e.message)
 
 
 class _RawExport:
