@@ -19,6 +19,7 @@ import yaml
 
 from clearsight.pipeline.limits import WriteLimits
 from clearsight.pipeline.log_settings import parse_log_pipeline
+from clearsight.pipeline.series_budget import AUTO as SERIES_AUTO
 from clearsight.pipeline.tenant import tenant_error
 
 
@@ -91,6 +92,9 @@ class StorageConfig:
     duckdb_threads: int = 2
     decoded_chunk_cache_samples: int = 2_000_000  # ~17 bytes each
     chunk_bytes_cache_bytes: int = 32 << 20  # compressed chunks kept in memory
+    selection_cache_ids: int = 1 << 20  # series ids of remembered selections, 4 bytes each
+    label_order_cache_ids: int = 500_000  # series ids whose label order is remembered, ~16 bytes each
+    overwrite_window_samples: int = 2_000_000  # decoded chunk samples re-sends are checked against, 24 bytes each
     max_exemplars: int = 100_000  # exemplar ring (Prometheus' storage.exemplars.max-exemplars); 0 = none
     # Rollups (docs/storage.md "Rollups"): 5-minute and 1-hour buckets computed in the background.
     rollups: bool = True
@@ -112,6 +116,7 @@ class QueryConfig:
     max_concurrency: int = 0  # queries/heavy reads running at once; 0 = the number of CPUs
     max_queue: int = 100  # reads waiting for a slot (fair per tenant); beyond it 503 + Retry-After
     max_queue_duration: str = "10s"  # longest wait for a slot before 503 + Retry-After
+    prepared_cache_entries: int = 2048  # parsed query texts kept (query/promql/prepared.py)
 
 
 @dataclass
@@ -343,6 +348,9 @@ def _apply_section(where: str, section_obj: Any, values: Mapping[str, Any], sect
             raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
         if section == "auth" and key == "anonymous" and value is False:
             value = "off"  # YAML reads an unquoted `off` as false
+        if (section, key) == ("limits", "max_series_total") and isinstance(value, str) and value.strip() == "auto":
+            changes[key] = SERIES_AUTO  # sized from the host's memory at start (pipeline/series_budget.py)
+            continue
         changes[key] = _coerce(f"{where}.{key}", getattr(section_obj, key), value)
     return dataclasses.replace(section_obj, **changes)
 

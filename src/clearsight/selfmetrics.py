@@ -85,6 +85,9 @@ class _StoreCollector(Collector):
         s = self._stats()
         yield _per_tenant("clearsight_active_series", "Series in the store, per tenant.", s.active_series)
         yield _gauge("clearsight_store_series", "Series in the store (all tenants).", s.total_series)
+        yield _gauge("clearsight_store_max_series_total",
+                     "The series cap over all tenants (limits.max_series_total, auto: sized from memory; 0 = none).",
+                     s.max_series_total)
         yield _counter("clearsight_store_samples_written_total", "Samples committed to the store.",
                        s.samples_written_total)
         yield _counter("clearsight_store_commits_total", "Group commits of the writer.", s.commits_total)

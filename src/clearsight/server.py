@@ -99,6 +99,7 @@ from clearsight.pipeline.log_ingestor import LogIngestor
 from clearsight.pipeline.log_settings import parse_log_pipeline
 from clearsight.pipeline.log_steps import build_log_steps
 from clearsight.pipeline.pii import load_or_create_secret
+from clearsight.pipeline.series_budget import BYTES_PER_SERIES, RAM_SHARE, resolve_series_total
 from clearsight.pipeline.span_ingestor import SpanIngestor
 from clearsight.pipeline.tenant import validate_tenant
 from clearsight.pipeline.validate import make_validator
@@ -453,18 +454,26 @@ def build(cfg: Config) -> Built:
     scrape_configs = load_scrape_configs(cfg)
     data_dir = Path(cfg.storage.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    series_total, sized_from = resolve_series_total(cfg.limits.max_series_total)
+    if sized_from is not None:
+        log.info("limits.max_series_total: auto = %d series (%.0f%% of %d MiB of memory at %d bytes per series)",
+                 series_total, RAM_SHARE * 100, sized_from >> 20, BYTES_PER_SERIES,
+                 extra={"max_series_total": series_total, "memory_bytes": sized_from})
     store = EmbeddedMetricsStore(
         data_dir,
         retention_ms=cfg.retention_ms,
         retention_size_bytes=cfg.retention_size_bytes,
         out_of_order_window_ms=cfg.out_of_order_window_ms,
         max_active_series_per_tenant=cfg.limits.max_active_series_per_tenant,
-        max_series_total=cfg.limits.max_series_total,
+        max_series_total=series_total,
         queue_max_batches=cfg.storage.write_queue_batches,
         duckdb_memory_limit=cfg.storage.duckdb_memory_limit,
         duckdb_threads=cfg.storage.duckdb_threads,
         chunk_cache_samples=cfg.storage.decoded_chunk_cache_samples,
         chunk_blob_cache_bytes=cfg.storage.chunk_bytes_cache_bytes,
+        selection_cache_ids=cfg.storage.selection_cache_ids,
+        label_order_ids=cfg.storage.label_order_cache_ids,
+        window_max_samples=cfg.storage.overwrite_window_samples,
         rollups=cfg.storage.rollups,
         rollup_retention_ms={FIVE_MINUTES_MS: parse_duration_ms(cfg.storage.rollup_retention_5m),
                              ONE_HOUR_MS: parse_duration_ms(cfg.storage.rollup_retention_1h)},

@@ -10,6 +10,7 @@ import httpx
 
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
 from clearsight.model.matchers import Matcher
+from clearsight.pipeline.series_budget import host_memory_bytes, series_total_for
 from clearsight.store.embedded import EmbeddedMetricsStore
 from clearsight.store.interface import LimitExceeded
 from clearsight.store.storetest import workload
@@ -52,6 +53,7 @@ def test_rotating_tenants_stop_at_the_global_cap(tmp_path: Path) -> None:
             assert r.status_code == 400 and "max_series_total" in r.text
             m = c.get("/metrics").text
             assert 'reason="limit_max_series_total"' in m
+            assert "\nclearsight_store_max_series_total 100.0\n" in m
     finally:
         assert proc.stop() == 0
     store = EmbeddedMetricsStore(tmp_path / "data", retention_ms=10**13)
@@ -86,3 +88,15 @@ def test_store_cap_counts_the_batches_of_one_group(tmp_path: Path) -> None:
         assert set(store.stats().active_series) == {"tenant0", "tenant1"}
     finally:
         store.close()
+
+
+def test_the_default_cap_is_sized_from_memory_logged_and_exported(tmp_path: Path) -> None:
+    proc = start_clearsight(tmp_path)  # no limits section: max_series_total auto
+    try:
+        want = series_total_for(host_memory_bytes())
+        m = httpx.get(proc.url + "/metrics", timeout=30).text
+        got = [float(line.split()[1]) for line in m.splitlines() if line.startswith("clearsight_store_max_series_total ")]
+        assert got == [want]
+    finally:
+        assert proc.stop() == 0
+    assert f"limits.max_series_total: auto = {want} series" in proc.log()

@@ -78,3 +78,28 @@ def test_store_memory_bounds() -> None:
         load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_MEMORY_LIMIT": "lots"})
     with pytest.raises(ConfigError, match=r"storage\.duckdb_threads"):
         load_config(env={"CLEARSIGHT_STORAGE_DUCKDB_THREADS": "0"})
+
+
+def test_series_cap_is_auto_by_default_and_takes_a_number(tmp_path: Path) -> None:
+    from clearsight.api.prometheus_status import config_document
+    from clearsight.pipeline.series_budget import AUTO
+
+    cfg = load_config(env={})
+    assert cfg.limits.max_series_total == AUTO
+    assert config_document(cfg)["limits"]["max_series_total"] == "auto"  # shown as written
+    f = tmp_path / "c.yaml"
+    f.write_text("limits:\n  max_series_total: 250000\n")
+    assert load_config(f, env={}).limits.max_series_total == 250_000
+    assert load_config(f, env={"CLEARSIGHT_LIMITS_MAX_SERIES_TOTAL": "auto"}).limits.max_series_total == AUTO
+    f.write_text("limits:\n  max_series_total: -1\n")
+    with pytest.raises(ConfigError, match=r"limits\.max_series_total: must not be negative"):
+        load_config(f, env={})
+
+
+def test_every_store_cache_has_a_key() -> None:
+    cfg = load_config(env={"CLEARSIGHT_STORAGE_SELECTION_CACHE_IDS": "0",
+                           "CLEARSIGHT_STORAGE_LABEL_ORDER_CACHE_IDS": "1000",
+                           "CLEARSIGHT_STORAGE_OVERWRITE_WINDOW_SAMPLES": "5000",
+                           "CLEARSIGHT_QUERY_PREPARED_CACHE_ENTRIES": "16"})
+    assert (cfg.storage.selection_cache_ids, cfg.storage.label_order_cache_ids, cfg.storage.overwrite_window_samples,
+            cfg.query.prepared_cache_entries) == (0, 1000, 5000, 16)

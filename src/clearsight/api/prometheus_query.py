@@ -162,7 +162,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
 
     engine = Engine(lookback_delta_ms=lookback_ms, timeout_s=default_timeout_s, max_samples=cfg.max_samples,
                     max_points_per_series=cfg.max_points_per_series, stream_batch_samples=cfg.stream_batch_samples)
-    prepared_queries = PreparedQueries()
+    prepared_queries = PreparedQueries(cfg.prepared_cache_entries)
 
     def _inline(prepared: Prepared, shape: Shape, end_ms: int) -> bool:
         cost = prepared.cost(shape)

@@ -43,6 +43,7 @@ from clearsight.api.common import (
 )
 from clearsight.config import Config
 from clearsight.model.labels import Labels
+from clearsight.pipeline.series_budget import AUTO as SERIES_AUTO
 from clearsight.store.exemplars_interface import ExemplarStore
 from clearsight.store.interface import MetricsStore, StoreClosed, StoreError
 
@@ -78,6 +79,8 @@ def config_document(cfg: Config) -> dict[str, Any]:
         if f.name in ("scrape_configs", "source"):
             continue
         out[f.name.rstrip("_")] = dataclasses.asdict(getattr(cfg, f.name))
+    if out["limits"]["max_series_total"] == SERIES_AUTO:  # as written in the file
+        out["limits"]["max_series_total"] = "auto"
     out["scrape_configs"] = cfg.scrape_configs
     return redact(out)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clearsight.pipeline.series_budget import AUTO
+
 
 @dataclass(frozen=True)
 class WriteLimits:
@@ -15,8 +17,9 @@ class WriteLimits:
     max_label_name_length: int = 1024
     max_label_value_length: int = 4096
     max_active_series_per_tenant: int = 5_000_000
-    # all tenants together: rotating tenant ids cannot grow the series (and memory) past this
-    max_series_total: int = 5_000_000
+    # all tenants together: rotating tenant ids cannot grow the series (and memory) past this;
+    # AUTO ("auto" in the config): sized from the host's memory at start (series_budget.py)
+    max_series_total: int = AUTO
     # accepted sample timestamp window relative to the server clock
     max_future_ms: int = 10 * 60 * 1000
     max_past_ms: int = 366 * 24 * 3600 * 1000

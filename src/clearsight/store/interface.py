@@ -105,6 +105,7 @@ class StoreStats:
     partition_bytes_dropped_total: int = 0
     rollups: RollupProgress | None = None  # None: the store has no rollups
     series_key_bytes: int = 0  # the tables that map series keys and label sets to series ids
+    max_series_total: int = 0  # the series cap over all tenants (0: none)
 
 
 @dataclass

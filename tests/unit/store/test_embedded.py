@@ -480,6 +480,24 @@ def test_identical_resend_writes_nothing(tmp_path: Path, where: str) -> None:
         store.close()
 
 
+def test_resend_without_a_window_is_still_recognised(tmp_path: Path) -> None:
+    """``window_max_samples=0`` (config storage.overwrite_window_samples): the writer keeps no
+    decoded window, and a re-send into chunks is still recognised sample by sample."""
+    labels = workload.series_labels(50)
+    ts = workload.timestamps(20)
+    vals = workload.values_matrix(50, 20)
+    store = _open(tmp_path, compact_min_rows=10**9, window_max_samples=0)
+    try:
+        _scrapes(store, labels, ts, vals)
+        store.compact()
+        before = _table_rows(store)
+        assert sum(_scrapes(store, labels, ts, vals)) == 50 * 20
+        assert store._window is None
+        assert _table_rows(store) == before and store.stats().identical_total == 50 * 20
+    finally:
+        store.close()
+
+
 def test_resend_decodes_its_chunks_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A re-send arriving as many groups, each over a narrow time range, decodes the chunks of the
     out-of-order window once (the writer's decoded window), not once per group's range."""

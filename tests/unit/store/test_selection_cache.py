@@ -87,3 +87,11 @@ def test_cache_bounds() -> None:
     assert kept is not None and not kept.flags.writeable  # shared by readers: read-only
     c.forget("v")
     assert c.cached_ids == 0 and c.get("v", k1) is None
+
+
+def test_zero_ids_turns_the_cache_off() -> None:
+    c = SelectionCache(max_ids=0)
+    k = c.key([[m('job="a"')]])
+    c.put("t", k, _ids(1, 2))
+    c.put("t", c.key([]), _ids())
+    assert c.get("t", k) is None and c.get("t", c.key([])) is None and c.cached_ids == 0

@@ -57,12 +57,14 @@ from clearsight.store.embedded.head import HeadMirror, HeadPick
 from clearsight.store.embedded.head_log import HeadLog
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets, sorted_unique
+from clearsight.store.embedded.label_order import DEFAULT_MAX_IDS as LABEL_ORDER_IDS
 from clearsight.store.embedded.label_order import LabelOrder
 from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.rollups import DDL as ROLLUP_DDL
 from clearsight.store.embedded.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Rollups
 from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
+from clearsight.store.embedded.selection_cache import MAX_IDS as SELECTION_IDS
 from clearsight.store.embedded.selection_cache import SelectionCache
 from clearsight.store.embedded.window import DecodedWindow
 from clearsight.store.interface import (
@@ -101,8 +103,9 @@ _COMPACT_SLICE_ROWS = 250_000
 _SLICE_COPY_MIN_AVG = 64
 # ... and always for at most this many series (a small select: the gather's fixed cost dominates).
 _SLICE_COPY_MAX_SERIES = 16
-# The writer's decoded window (window.py) holds at most this many chunk samples (24 bytes each).
-_WINDOW_MAX_SAMPLES = 2_000_000
+# The writer's decoded window (window.py) holds at most this many chunk samples by default (24
+# bytes each; the constructor's ``window_max_samples``, config storage.overwrite_window_samples).
+WINDOW_MAX_SAMPLES = 2_000_000
 # delete_series decodes at most about this many chunk samples per transaction (deletion.py).
 _DELETE_RUN_SAMPLES = 1_000_000
 # A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
@@ -222,6 +225,12 @@ class EmbeddedMetricsStore:
       about 17 bytes per sample); 0 disables it.
     - ``chunk_blob_cache_bytes``: compressed chunk bytes kept in memory (``catalog.ChunkCatalog``),
       so reads of hot chunks never run SQL; 0 disables it (every read then fetches its chunks).
+    - ``selection_cache_ids``: series ids of resolved matcher sets kept (``selection_cache.py``, 4
+      bytes each); 0 disables it.
+    - ``label_order_ids``: series ids whose label order is remembered (``label_order.py``, ~16
+      bytes each); 0 disables it.
+    - ``window_max_samples``: chunk samples the writer decodes and keeps to check re-sent and late
+      samples against (``window.py``, 24 bytes each); beyond it each check decodes what it needs.
     """
 
     def __init__(
@@ -246,6 +255,9 @@ class EmbeddedMetricsStore:
         chunk_blob_cache_bytes: int = 64 << 20,
         rollups: bool = True,
         rollup_retention_ms: dict[int, int] | None = None,
+        selection_cache_ids: int = SELECTION_IDS,
+        label_order_ids: int = LABEL_ORDER_IDS,
+        window_max_samples: int = WINDOW_MAX_SAMPLES,
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
@@ -266,6 +278,7 @@ class EmbeddedMetricsStore:
         self.compact_samples_per_series = compact_samples_per_series
         self.chunk_target_samples = chunk_target_samples
         self.compact_idle_seconds = compact_idle_seconds
+        self.window_max_samples = max(0, window_max_samples)
         # The head's rows in memory (reads never read the head log). A commit that moves
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
@@ -273,7 +286,7 @@ class EmbeddedMetricsStore:
         self._head_log = HeadLog()  # the head's durable copy (head_log.py)
         self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
-        self._label_order = LabelOrder()  # reads return series in label order: remembered per id set
+        self._label_order = LabelOrder(label_order_ids)  # reads return series in label order: remembered per id set
         # Every chunk row located in memory (reads and overwrite checks run no SQL for hot chunks);
         # _cat_delta collects what the open transaction did to the chunks table.
         self._catalog = ChunkCatalog(chunk_blob_cache_bytes)
@@ -293,7 +306,8 @@ class EmbeddedMetricsStore:
         # Series state. Written by the writer thread; readers use the index under _index_lock.
         self._index_lock = threading.RLock()
         self._index: dict[str, TenantIndex] = {}
-        self._selections = SelectionCache()  # matcher sets -> ids, per tenant (selection_cache.py)
+        # matcher sets -> ids, per tenant (selection_cache.py)
+        self._selections = SelectionCache(max_ids=max(0, selection_cache_ids))
         self._labels: list[Labels] = [()]  # by series id; id 0 is never used
         self._min_ts: I64Array = np.full(1024, _NO_MIN, dtype=np.int64)  # committed
         self._max_ts: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # committed
@@ -1169,7 +1183,7 @@ class EmbeddedMetricsStore:
     def _in_chunks(self, sid: npt.NDArray[np.uint32], ts: I64Array) -> tuple[npt.NDArray[np.bool_], F64Array]:
         """Whether each (series, ts) pair is stored in a chunk, and its value. Served from the
         decoded window when it holds every chunk needed; otherwise the window is rebuilt over all
-        chunks overlapping the pairs' time range (when that fits ``_WINDOW_MAX_SAMPLES``), or the
+        chunks overlapping the pairs' time range (when that fits ``window_max_samples``), or the
         needed chunks are decoded for this call alone."""
         lo, hi = int(ts.min()), int(ts.max())
         snap = self._catalog.snapshot()
@@ -1182,9 +1196,9 @@ class EmbeddedMetricsStore:
             # Every chunk from the out-of-order window on when that fits: the rest of a re-send
             # or an HA replica's stream needs them too (one decode, not one per group's range).
             every = np.flatnonzero(snap.max_ts >= min(lo, int(snap.max_ts.max()) - self.out_of_order_window_ms))
-            if int(snap.n[every].sum()) > _WINDOW_MAX_SAMPLES:
+            if int(snap.n[every].sum()) > self.window_max_samples:
                 every = np.flatnonzero((snap.max_ts >= lo) & (snap.min_ts <= hi))
-            if int(snap.n[every].sum()) <= _WINDOW_MAX_SAMPLES:
+            if int(snap.n[every].sum()) <= self.window_max_samples:
                 sel = snap.take(every)
                 w_ts, w_val = chunk_codec.decode(sel.n, sel.codec, sel.scale, self._chunk_bytes(sel, writer=True),
                                                  min_ts=sel.min_ts, max_ts=sel.max_ts)
@@ -1822,6 +1836,7 @@ class EmbeddedMetricsStore:
             partitions_dropped_total=self._retained.partitions_dropped_total,
             partition_bytes_dropped_total=self._retained.bytes_dropped_total,
             rollups=self.rollups.progress() if self.rollups.enabled else None,
+            max_series_total=max(0, self.max_series_total),
             series_key_bytes=(sum(t.nbytes for t in list(self._key_cache.values()))
                               + sum(c.nbytes for c in list(self._canon.values()))),
         )

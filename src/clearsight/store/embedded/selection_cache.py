@@ -8,7 +8,8 @@ resolved to here, per tenant, and forgets a tenant's selections whenever its ind
 series, a removed one, a reload). Only the label part is cached: the time-range filter runs on
 every read.
 
-Bounded: at most ``max_entries`` selections per tenant and ``max_ids`` ids in all (4 bytes each);
+Bounded: at most ``max_entries`` selections per tenant and ``max_ids`` ids in all (4 bytes each;
+``storage.selection_cache_ids``, 0 turns the cache off);
 a selection larger than ``max_selection`` ids is not kept (resolving a selection that wide costs
 little next to reading its samples). Past either bound a tenant's selections are dropped wholesale.
 Callers hold the store's index lock around ``get``/``put``/``forget``.
@@ -27,7 +28,7 @@ IdArray = npt.NDArray[np.uint32]
 Key = tuple[tuple[Matcher, ...], ...]
 
 MAX_ENTRIES = 1024
-MAX_IDS = 4 * 1024 * 1024  # 16 MiB of ids over all tenants
+MAX_IDS = 1024 * 1024  # 4 MiB of ids over all tenants (the default of storage.selection_cache_ids)
 MAX_SELECTION = 65_536
 
 
@@ -56,7 +57,7 @@ class SelectionCache:
 
     def put(self, tenant: str, key: Key, ids: IdArray) -> None:
         n = int(ids.shape[0])
-        if n > self.max_selection:
+        if n > self.max_selection or n > self.max_ids or self.max_ids == 0:  # 0: the cache is off
             return
         entries = self._by_tenant.setdefault(tenant, {})
         if len(entries) >= self.max_entries or self._ids + n > self.max_ids:
