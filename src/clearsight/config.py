@@ -94,7 +94,7 @@ class StorageConfig:
     chunk_bytes_cache_bytes: int = 32 << 20  # compressed chunks kept in memory
     selection_cache_ids: int = 1 << 20  # series ids of remembered selections, 4 bytes each
     label_order_cache_ids: int = 500_000  # series ids whose label order is remembered, ~16 bytes each
-    overwrite_window_samples: int = 2_000_000  # decoded chunk samples re-sends are checked against, 24 bytes each
+    overwrite_window_samples: int = 2_000_000  # decoded chunk samples re-sends are checked against, 16 bytes each
     max_exemplars: int = 100_000  # exemplar ring (Prometheus' storage.exemplars.max-exemplars); 0 = none
     # Rollups (docs/storage.md "Rollups"): 5-minute and 1-hour buckets computed in the background.
     rollups: bool = True

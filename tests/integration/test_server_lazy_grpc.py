@@ -5,15 +5,14 @@ gets INVALID_ARGUMENT, through the status-code table built on first use)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
-from clearsight.ingest.prompb_encode import encode_labels, encode_sample, len_field, snappy
 from tests.support.peers import free_port, start_clearsight
+from tests.support.rw_smoke import write_and_query_up
 
 
 def _grpc_mapped(pid: int) -> bool:
@@ -23,15 +22,8 @@ def _grpc_mapped(pid: int) -> bool:
 def test_no_grpc_listener_no_grpc_library(tmp_path: Path) -> None:
     proc = start_clearsight(tmp_path)  # --otlp-grpc-listen ""
     try:
-        now_ms = int(time.time() * 1000)
-        body = snappy(len_field(1, encode_labels([("__name__", "up"), ("job", "a")]) + len_field(2, encode_sample(now_ms, 1.0))))
         with httpx.Client(base_url=proc.url, timeout=30) as c:
-            r = c.post("/api/v1/write", content=body, headers={
-                "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-                "X-Prometheus-Remote-Write-Version": "0.1.0"})
-            assert r.status_code == 204, r.text
-            got = c.get("/api/v1/query", params={"query": "up"}).json()["data"]["result"]
-            assert [s["value"][1] for s in got] == ["1"]
+            write_and_query_up(c)
         assert not _grpc_mapped(proc.pid)
     finally:
         proc.stop()

@@ -447,6 +447,16 @@ def _scrapes(store: EmbeddedMetricsStore, labels: list[Labels], ts: np.ndarray, 
     return dups
 
 
+def _scraped(tmp_path: Path, **kw: int) -> tuple[EmbeddedMetricsStore, tuple[list[Labels], np.ndarray, np.ndarray]]:
+    """A store (no compaction until asked) holding 50 series x 20 scrapes, and those scrapes."""
+    labels = workload.series_labels(50)
+    ts = workload.timestamps(20)
+    vals = workload.values_matrix(50, 20)
+    store = _open(tmp_path, compact_min_rows=10**9, **kw)
+    _scrapes(store, labels, ts, vals)
+    return store, (labels, ts, vals)
+
+
 def _table_rows(store: EmbeddedMetricsStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     with store._reader() as cur:
         head = cur.execute("SELECT seq, data FROM head_log ORDER BY ALL").fetchall()
@@ -483,12 +493,8 @@ def test_identical_resend_writes_nothing(tmp_path: Path, where: str) -> None:
 def test_resend_without_a_window_is_still_recognised(tmp_path: Path) -> None:
     """``window_max_samples=0`` (config storage.overwrite_window_samples): the writer keeps no
     decoded window, and a re-send into chunks is still recognised sample by sample."""
-    labels = workload.series_labels(50)
-    ts = workload.timestamps(20)
-    vals = workload.values_matrix(50, 20)
-    store = _open(tmp_path, compact_min_rows=10**9, window_max_samples=0)
+    store, (labels, ts, vals) = _scraped(tmp_path, window_max_samples=0)
     try:
-        _scrapes(store, labels, ts, vals)
         store.compact()
         before = _table_rows(store)
         assert sum(_scrapes(store, labels, ts, vals)) == 50 * 20
@@ -602,12 +608,8 @@ def test_small_reads_of_cached_chunks_run_no_sql(tmp_path: Path, monkeypatch: py
 
 
 def test_reads_fetch_chunks_missing_from_the_blob_cache(tmp_path: Path) -> None:
-    labels = workload.series_labels(50)
-    ts = workload.timestamps(20)
-    vals = workload.values_matrix(50, 20)
-    store = _open(tmp_path, compact_min_rows=10**9, chunk_blob_cache_bytes=0)
+    store, _ = _scraped(tmp_path, chunk_blob_cache_bytes=0)
     try:
-        _scrapes(store, labels, ts, vals)
         want = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
         store.compact()
         assert store._catalog.blob_bytes == 0

@@ -103,8 +103,9 @@ _COMPACT_SLICE_ROWS = 250_000
 _SLICE_COPY_MIN_AVG = 64
 # ... and always for at most this many series (a small select: the gather's fixed cost dominates).
 _SLICE_COPY_MAX_SERIES = 16
-# The writer's decoded window (window.py) holds at most this many chunk samples by default (24
-# bytes each; the constructor's ``window_max_samples``, config storage.overwrite_window_samples).
+# The writer's decoded window (window.py) holds at most this many chunk samples by default (16
+# bytes each, 24 while it is built; the constructor's ``window_max_samples``, config
+# storage.overwrite_window_samples).
 WINDOW_MAX_SAMPLES = 2_000_000
 # delete_series decodes at most about this many chunk samples per transaction (deletion.py).
 _DELETE_RUN_SAMPLES = 1_000_000
@@ -230,7 +231,7 @@ class EmbeddedMetricsStore:
     - ``label_order_ids``: series ids whose label order is remembered (``label_order.py``, ~16
       bytes each); 0 disables it.
     - ``window_max_samples``: chunk samples the writer decodes and keeps to check re-sent and late
-      samples against (``window.py``, 24 bytes each); beyond it each check decodes what it needs.
+      samples against (``window.py``, 16 bytes each); beyond it each check decodes what it needs.
     """
 
     def __init__(
