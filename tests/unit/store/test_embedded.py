@@ -246,6 +246,42 @@ def test_due_compaction_runs_when_writes_pause(tmp_path: Path) -> None:
         store.close()
 
 
+def test_many_new_series_are_checkpointed_when_writes_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``_SERIES_CHECKPOINT`` new series (no compaction due) the writer checkpoints on idle, so
+    DuckDB holds their rows compressed in the file instead of in memory; the head log's records go
+    into the file with them and the data reads the same after a reopen."""
+    import shutil
+    import time
+
+    import clearsight.store.embedded.duckdb_store as duckdb_store
+
+    monkeypatch.setattr(duckdb_store, "_SERIES_CHECKPOINT", 100)
+    store = _open(tmp_path / "a", compact_min_rows=10**9, compact_idle_seconds=0.05)
+    wal = tmp_path / "a" / "metrics.duckdb.wal"
+    try:
+        labels = workload.series_labels(150)
+        _scrapes(store, labels, workload.timestamps(2), workload.values_matrix(150, 2))
+        deadline = time.monotonic() + 60
+        while store._fresh_series and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store._fresh_series == 0 and store._head.rows == 300  # checkpointed, not compacted
+        assert not wal.exists() or wal.stat().st_size == 0
+        want = _all_job_node(store)
+        shutil.copytree(tmp_path / "a", tmp_path / "b")
+    finally:
+        store.close()
+    again = _open(tmp_path / "b", compact_min_rows=10**9)
+    try:
+        assert _all_job_node(again) == want and again._head.rows == 300
+    finally:
+        again.close()
+
+
+def _all_job_node(store: EmbeddedMetricsStore) -> list[tuple[int, int]]:
+    got = store.select("t", [Matcher.of("=", "job", "node")], 0, 2**62)
+    return list(zip(got.timestamps.tolist(), got.values.view(np.int64).tolist(), strict=True))
+
+
 def test_refuses_other_schema_version(tmp_path: Path) -> None:
     import duckdb
 

@@ -109,6 +109,9 @@ _SLICE_COPY_MAX_SERIES = 16
 WINDOW_MAX_SAMPLES = 2_000_000
 # delete_series decodes at most about this many chunk samples per transaction (deletion.py).
 _DELETE_RUN_SAMPLES = 1_000_000
+# New series rows DuckDB may hold uncheckpointed (~100 bytes each in its in-memory row groups; ~20
+# once checkpointed) before the writer checkpoints on idle, when no compaction is due to do it.
+_SERIES_CHECKPOINT = 20_000
 # A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
 _READ_BATCH_CHUNKS = 2048
 # Per-series min/max timestamps over chunks and histogram rows (the head's come from its mirror:
@@ -280,6 +283,7 @@ class EmbeddedMetricsStore:
         self.chunk_target_samples = chunk_target_samples
         self.compact_idle_seconds = compact_idle_seconds
         self.window_max_samples = max(0, window_max_samples)
+        self._fresh_series = 0  # series rows written since the last checkpoint (writer only)
         # The head's rows in memory (reads never read the head log). A commit that moves
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
@@ -330,7 +334,7 @@ class EmbeddedMetricsStore:
             queue_max=queue_max_batches,
             retry_after=self._retry_after,
             idle_seconds=compact_idle_seconds,
-            on_idle=self._safe_compact,
+            on_idle=self._idle,
             on_close=self._writer_done,
             recover=self._reopen,
             what="metrics store",
@@ -599,8 +603,21 @@ class EmbeddedMetricsStore:
         run_in_groups(items, self._commit_group, self._command)
         if self._compaction_due(factor=2):
             self._safe_compact()  # the head outgrew twice its bound under constant load
-        elif self._compaction_due():
-            self._writer.defer_idle()  # compact once the queue has been idle a moment
+        elif self._compaction_due() or self._fresh_series >= _SERIES_CHECKPOINT:
+            self._writer.defer_idle()  # compact (or checkpoint) once the queue has been idle a moment
+
+    def _idle(self) -> None:
+        """The writer's idle work: a due compaction (which checkpoints), else a checkpoint when
+        many series were created since the last one (DuckDB then holds their rows compressed)."""
+        if self._compaction_due():
+            self._safe_compact()
+        elif self._fresh_series >= _SERIES_CHECKPOINT:
+            try:
+                self._checkpoint()
+            except Exception as e:
+                if is_fatal(e):
+                    raise
+                log.exception("checkpoint failed")
 
     def _safe_compact(self) -> None:
         try:
@@ -771,6 +788,7 @@ class EmbeddedMetricsStore:
 
     def _checkpoint(self) -> None:
         self._wcon.execute("CHECKPOINT")
+        self._fresh_series = 0
 
     def _commit_group(self, group: list[_Append]) -> None:
         t0 = time.perf_counter()
@@ -1113,6 +1131,7 @@ class EmbeddedMetricsStore:
                 self._head.apply((head_sids, head_ts, head_vals), gone)
                 self._publish_catalog()
             self.rollups.committed()
+            self._fresh_series += len(new_series)
         if hist_published is not None:
             hist_published()
         # Publish to readers.
