@@ -83,7 +83,7 @@ def main() -> None:
         if args.no_cache and hasattr(store, "_chunk_cache"):
             store._chunk_cache.resize(0)
         with store._reader() as cur:  # layout the selects see: head rows, chunks
-            head = cur.execute("SELECT count(*) FROM samples").fetchone()
+            head = store.storage_breakdown()["head_rows"]
             chunks = cur.execute(f"SELECT count(*), avg(n) FROM {all_chunks(cur)}").fetchone()
         print(f"series {len(ds.series)}, samples {ds.samples:,}; head rows {head}, chunks (count, avg n) {chunks}")
         everything = store.select("default", [Matcher.of("=~", "__name__", ".+")], ds.start_ms, end)
