@@ -10,8 +10,9 @@ clients pause between rounds and the idle phase starts once no query is in fligh
 shared machine weighs on both phases alike.
 Prints p50/p99/max idle vs loaded, the loaded/idle p99 ratio (target: within 2x), and what the
 query clients got (200s, 503s). ``--max-concurrency`` sets ``query.max_concurrency``;
-``--switch-interval`` runs the server with ``sys.setswitchinterval`` (seconds; Python's default is
-0.005).
+``--switch-interval`` sets ``server.switch_interval_us`` (given in seconds; Python's default is
+0.005, the server's 0.0005); ``--write-pause-max`` sets ``query.write_pause_max`` (``0s``: queries
+never step aside for writes); ``--env KEY=VALUE`` passes any other setting to the server.
 
 ``memory``: the issue's query ``sum(max_over_time(rate(http_requests_total[5m])[1h:1s]))`` over 12 h
 at a 60 s step, in-process against ``--series`` counters at 15 s, printing how it ended, the time
@@ -62,17 +63,22 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, max_concurrency: int, switch_interval: float | None) -> None:
+    def __init__(self, max_concurrency: int, switch_interval: float | None, write_pause_max: str | None,
+                 env_extra: list[str]) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-governance-"))
         self.port = free_port()
         args = ["server", "--data-dir", str(self.tmp / "data"), "--listen", f"127.0.0.1:{self.port}",
                 "--otlp-http-listen", "", "--otlp-grpc-listen", ""]
-        pre = f"sys.setswitchinterval({switch_interval!r}); " if switch_interval else ""
-        code = (f"import runpy, sys; {pre}sys.argv = ['clearsight', *{args!r}]; "
+        code = (f"import runpy, sys; sys.argv = ['clearsight', *{args!r}]; "
                 "runpy.run_module('clearsight', run_name='__main__')")
         env = dict(os.environ)
         if max_concurrency:
             env["CLEARSIGHT_QUERY_MAX_CONCURRENCY"] = str(max_concurrency)
+        if switch_interval is not None:
+            env["CLEARSIGHT_SERVER_SWITCH_INTERVAL_US"] = str(round(switch_interval * 1e6))
+        if write_pause_max is not None:
+            env["CLEARSIGHT_QUERY_WRITE_PAUSE_MAX"] = write_pause_max
+        env.update(kv.split("=", 1) for kv in env_extra)
         self.log = open(self.tmp / "server.log", "wb")  # closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
@@ -232,7 +238,7 @@ def pct(xs: list[float], p: float) -> float:
 
 def run_ingest(args: argparse.Namespace) -> None:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    server = Server(args.max_concurrency, args.switch_interval)
+    server = Server(args.max_concurrency, args.switch_interval, args.write_pause_max, args.env)
     try:
         end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
         t0 = time.monotonic()
@@ -254,7 +260,9 @@ def run_ingest(args: argparse.Namespace) -> None:
         cpus = os.cpu_count()
         conc = args.max_concurrency or cpus
         rounds = f"; {args.rounds} rounds of idle {phase:g} s then loaded {phase:g} s" if args.rounds > 1 else ""
-        print(f"server: query.max_concurrency={conc} switchinterval={args.switch_interval or 0.005}s; "
+        si = "server default" if args.switch_interval is None else f"{args.switch_interval:g}s"
+        print(f"server: query.max_concurrency={conc} switchinterval={si} "
+              f"query.write_pause_max={args.write_pause_max or 'default'} {' '.join(args.env)}; "
               f"{args.queries} query clients; remote-write {args.batch} series x {args.rate}/s{rounds}")
         print(f"  machine load average before the run: {load_before}")
         for name, xs in (("idle", idle), ("loaded", loaded)):
@@ -303,6 +311,8 @@ def main() -> None:
         p.add_argument("--max-concurrency", type=int, default=0)
         p.add_argument("--switch-interval", type=float, default=None)
         p.add_argument("--rounds", type=int, default=1)
+        p.add_argument("--write-pause-max", default=None)
+        p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
     mem.add_argument("--series", type=int, default=1000)
     mem.add_argument("--max-samples", type=int, default=50_000_000)
     args = ap.parse_args()

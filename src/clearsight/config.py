@@ -60,6 +60,9 @@ class ServerConfig:
     # Remote-write 1.0 bodies of at most this many bytes decompressed are decoded on the event loop
     # (cheaper than two thread hand-offs); larger ones on the ingest_workers pool. 0: always the pool.
     inline_decode_max_bytes: int = 65536
+    # The interpreter's switch interval (sys.setswitchinterval) for the server process, in
+    # microseconds; 0 = Python's default (5000). docs/promql.md, "Queries beside ingest".
+    switch_interval_us: int = 500
     otlp_exponential_histograms: str = "native"  # OTLP exponential histograms: native | classic | drop
     # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
     # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
@@ -117,6 +120,9 @@ class QueryConfig:
     max_queue: int = 100  # reads waiting for a slot (fair per tenant); beyond it 503 + Retry-After
     max_queue_duration: str = "10s"  # longest wait for a slot before 503 + Retry-After
     prepared_cache_entries: int = 2048  # parsed query texts kept (query/promql/prepared.py)
+    # Query threads pause at their checkpoints while a write request is in flight, at most this
+    # long at a time (query/write_priority.py); "0s" = never.
+    write_pause_max: str = "50ms"
 
 
 @dataclass
@@ -292,7 +298,7 @@ _DURATION_KEYS = {
     ("server", "shutdown_timeout"), ("storage", "retention"), ("storage", "out_of_order_window"),
     ("storage", "retention_check_interval"), ("storage", "rollup_retention_5m"), ("storage", "rollup_retention_1h"),
     ("storage", "rollup_interval"), ("query", "timeout"), ("query", "lookback_delta"),
-    ("query", "max_queue_duration"),
+    ("query", "max_queue_duration"), ("query", "write_pause_max"),
     ("global", "scrape_interval"), ("global", "scrape_timeout"),
 }
 _DURATION_KEYS |= {("server", "header_read_timeout"), ("server", "body_read_timeout"), ("server", "keep_alive_timeout")}

@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,7 @@ from clearsight.api.trace_context import TraceMiddleware, install_log_filter
 from clearsight.api.traces import TraceSurfaces
 from clearsight.api.ui import make_ui_routes
 from clearsight.api.usage_routes import make_usage_routes
+from clearsight.api.writes_first import WRITE_PATHS, WritesFirstMiddleware
 from clearsight.api.ws_metrics import make_ws_metrics_route
 from clearsight.auth.audit import AuditLog
 from clearsight.auth.csrf import CsrfMiddleware
@@ -111,6 +113,7 @@ from clearsight.query.logql.parser import parse_expr as parse_logql_expr
 from clearsight.query.promql.engine import Engine, parse_with_positions
 from clearsight.query.promql.values import ScalarSteps
 from clearsight.query.shared_select import SharedSelects
+from clearsight.query.write_priority import WritePriority
 from clearsight.resources.discovery import PassiveDiscovery
 from clearsight.resources.events import LogStoreEvents
 from clearsight.resources.model import Liveness, make_id
@@ -202,6 +205,7 @@ class Built:
     events_grpc: EventService | None = None  # served on the OTLP/gRPC listener (api/events_grpc.py)
     span_store: EmbeddedSpanStore | None = None  # spans, in the log store's file (store/embedded/span_store.py)
     trace_surfaces: TraceSurfaces | None = None
+    writes: WritePriority | None = None  # write requests in flight, for the query threads (query/write_priority.py)
 
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
@@ -538,7 +542,8 @@ def build(cfg: Config) -> Built:
                                               options=otlp_options)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
-    query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query)))
+    writes = WritePriority(parse_duration_ms(cfg.query.write_pause_max) / 1000)
+    query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query), writes))
     metrics.registry.register(GovernorCollector(query_governor))
     trace_surfaces = TraceSurfaces(span_ingestor, span_store, tenant_of, metrics, executor=ingest_executor,
                                    governor=query_governor)
@@ -605,7 +610,7 @@ def build(cfg: Config) -> Built:
                  otlp_route_app=Starlette(routes=[otlp_route, log_surfaces.otlp_route(), trace_surfaces.otlp_route()]),
                  scraper=scraper, rules=rules, notifier=notifier, tenant_rules=tenant_rules, log_store=log_store,
                  log_surfaces=log_surfaces, syslog=syslog, signing=signing, usage=usage,
-                 span_store=span_store, trace_surfaces=trace_surfaces,
+                 span_store=span_store, trace_surfaces=trace_surfaces, writes=writes,
                  events_grpc=EventService(log_surfaces.events_grpc, log_query.query_events_grpc,
                                           make_tenant_of_metadata(cfg), log_surfaces.limits,
                                           narrow_of_call=_grpc_call_selector))
@@ -691,9 +696,12 @@ def _http_protocol(cfg: Config) -> type[Any]:
 def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
              signing: Verifier | None = None,
              buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None,
-             usage: Usage | None = None) -> _Server:
+             usage: Usage | None = None, writes: WritePriority | None = None) -> _Server:
     host, port = parse_listen(listen)
-    config = uvicorn.Config(_guarded(app, cfg, auth, signing, buckets, usage), host=host, port=port, log_config=None, access_log=False,
+    app = _guarded(app, cfg, auth, signing, buckets, usage)
+    if writes is not None:
+        app = WritesFirstMiddleware(app, writes, WRITE_PATHS)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
                             http=_http_protocol(cfg),
@@ -722,6 +730,8 @@ def _listen_free(listen: str, what: str, flag: str) -> bool:
 
 async def serve(cfg: Config, on_ready: Any = None) -> None:
     install_log_filter()  # request log lines carry the trace id (api/trace_context.py)
+    if cfg.server.switch_interval_us:  # GIL hand-offs of the write path beside query threads
+        sys.setswitchinterval(cfg.server.switch_interval_us / 1e6)
     built = build(cfg)
     release_free_memory()  # what opening the stores and the auth bootstrap freed (clearsight/heap.py)
     if built.usage is not None:
@@ -731,10 +741,10 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
         app.router.routes.insert(0, make_reload_route(built.rules))
     buckets = rate_buckets(cfg)  # shared by the HTTP listeners
-    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets, built.usage)]
+    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets, built.usage, built.writes)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
         servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth, built.signing,
-                                buckets, built.usage))
+                                buckets, built.usage, built.writes))
     grpc_server = None
     if cfg.server.otlp_grpc_listen:
         # grpcio (~12 MiB of RSS) is loaded only here: with a gRPC listener configured.

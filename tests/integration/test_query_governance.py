@@ -1,10 +1,12 @@
 """Query governance wired by ``server.build`` over the real store (in process): the issue's subquery
 refused with the limit named, timeouts as 503 'timeout', queries on the governor's pool, the
-admission metrics in ``/metrics``, a disconnected client's query stopped through the whole app, and
-remote-writes acknowledged while every query slot is busy."""
+admission metrics in ``/metrics``, a disconnected client's query stopped through the whole app,
+remote-writes acknowledged while every query slot is busy, and a query stepping aside while a write
+is in flight."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http.client
 import socket
@@ -23,7 +25,7 @@ from starlette.testclient import TestClient
 from clearsight.api.app import create_app
 from clearsight.config import load_config
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
-from clearsight.server import Built, build
+from clearsight.server import Built, _uvicorn, build
 
 RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 H = 3_600_000
@@ -232,3 +234,72 @@ def test_writes_are_acknowledged_while_every_query_slot_is_busy_and_more_wait(
     for name, n in (("acked_small", 5), ("acked_large", 5000)):
         got = c.get("/api/v1/query", params={"query": f"count({name})", "time": END / 1000}).json()
         assert got["data"]["result"][0]["value"][1] == str(n)
+
+
+def test_a_query_steps_aside_while_a_write_is_in_flight(served: tuple[TestClient, Built]) -> None:
+    """Issue 8 point 3, writes first: through the server's own HTTP stack (``_uvicorn``), a
+    remote-write whose commit is held stays in flight; a query started meanwhile pauses at its
+    first checkpoint on the query pool and is answered only after the write was acknowledged."""
+    _, built = served
+    writes = built.writes
+    assert writes is not None and built.services.query_governor is not None
+    gate = threading.Event()
+    orig_append = built.store.append
+
+    def held_append(tenant: str, batch: Any) -> Any:
+        inner = orig_append(tenant, batch)
+        out: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def release() -> None:
+            assert gate.wait(30)
+            out.set_result(inner.result(30))
+
+        threading.Thread(target=release, daemon=True).start()
+        return out
+
+    order: list[str] = []
+
+    def request(port: int, method: str, path: str, body: bytes | None = None) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=RW if body is not None else {})
+            order.append(f"{method} {conn.getresponse().status}")
+        finally:
+            conn.close()
+
+    body = encode_snappy(WriteRequest([TimeSeries([("__name__", "held_write")], [(END, 1.0)])]))
+    # A query text not evaluated before: its cost is unknown, so it runs on the query pool.
+    q = "/api/v1/query?" + urllib.parse.urlencode({"query": "count(http_requests_total offset 1s)",
+                                                   "time": END / 1000})
+    max_pause, pauses = writes.max_pause_s, writes.pauses
+    writes.max_pause_s = 30.0  # the query waits for as long as the test holds the write
+    built.store.append = held_append  # type: ignore[method-assign]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = _uvicorn(create_app(built.services), f"127.0.0.1:{port}", built.services.config, built.auth,
+                      built.signing, None, built.usage, built.writes)
+    runner = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    runner.start()
+    try:
+        _until(lambda: server.started)
+        writer = threading.Thread(target=request, args=(port, "POST", "/api/v1/write", body))
+        writer.start()
+        _until(lambda: writes.in_flight == 1)
+        reader = threading.Thread(target=request, args=(port, "GET", q))
+        reader.start()
+        _until(lambda: writes.pauses == pauses + 1)
+        answered_while_held = list(order)
+        gate.set()
+        writer.join(30)
+        reader.join(30)
+    finally:
+        gate.set()
+        writes.max_pause_s = max_pause
+        built.store.append = orig_append  # type: ignore[method-assign]
+        server.should_exit = True
+        runner.join(30)
+        sock.close()
+    assert answered_while_held == []
+    assert order == ["POST 204", "GET 200"]
+    assert writes.in_flight == 0 and writes.capped == 0

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from clearsight.query.promql.values import QueryError, QueryLimitExceeded, QueryTimeout
+from clearsight.query.write_priority import pause_for_writes
 
 TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
 
@@ -52,6 +53,7 @@ class QueryBudget:
 
     def check(self, where: str = "expression evaluation") -> None:
         self.checks += 1
+        pause_for_writes()
         if self.cancel is not None and self.cancel.is_set():
             self.stopped_by = "canceled"
             raise QueryCanceled(f"query was canceled in {where}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -32,6 +33,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from clearsight.query.write_priority import WritePriority, register_query_thread
 
 T = TypeVar("T")
 
@@ -65,11 +68,18 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + QUERY_THREAD_NICE))
 
 
-def make_query_executor(workers: int) -> ThreadPoolExecutor:
+def make_query_executor(workers: int, writes: WritePriority | None = None) -> ThreadPoolExecutor:
     """The bounded pool queries and heavy reads run on (one thread per concurrency slot), at a
-    lower OS priority than the rest of the process (``QUERY_THREAD_NICE``)."""
+    lower OS priority than the rest of the process (``QUERY_THREAD_NICE``); with ``writes``, its
+    threads pause at their checkpoints while a write request is in flight (write_priority.py)."""
     return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="clearsight-query",
-                              initializer=_lower_priority)
+                              initializer=functools.partial(_init_query_thread, writes))
+
+
+def _init_query_thread(writes: WritePriority | None) -> None:
+    _lower_priority()
+    if writes is not None:
+        register_query_thread(writes)
 
 
 @dataclass

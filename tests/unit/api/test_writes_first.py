@@ -1,0 +1,82 @@
+"""WritesFirstMiddleware (api/writes_first.py): a POST to a write path counts as in flight from
+its complete body to its sent response; other requests, bodies still arriving and requests that
+fail are handled so the count always returns to zero."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from starlette.types import Message, Receive, Scope, Send
+
+from clearsight.api.writes_first import WRITE_PATHS, WritesFirstMiddleware
+from clearsight.query.write_priority import WritePriority
+
+
+class App:
+    """Reads the whole body, records the in-flight count at each step, answers 204 (or raises)."""
+
+    def __init__(self, wp: WritePriority, fail: bool = False) -> None:
+        self.wp, self.fail = wp, fail
+        self.seen: list[tuple[str, int]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+            self.seen.append(("body part" if more else "body", self.wp.in_flight))
+        if self.fail:
+            raise RuntimeError("handler failed")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        self.seen.append(("started", self.wp.in_flight))
+        await send({"type": "http.response.body", "body": b""})
+
+
+def call(mw: Any, method: str, path: str, parts: list[bytes]) -> list[Message]:
+    sent: list[Message] = []
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(mw({"type": "http", "method": method, "path": path, "headers": []}, receive, send))
+    return sent
+
+
+def test_a_write_counts_from_its_complete_body_to_its_response() -> None:
+    wp = WritePriority(max_pause_s=0.05)
+    app = App(wp)
+    sent = call(WritesFirstMiddleware(app, wp), "POST", "/api/v1/write", [b"ab", b"cd"])
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    # A body still arriving is not counted (a slow upload holds no query back).
+    assert app.seen == [("body part", 0), ("body", 1), ("started", 1)]
+    assert wp.in_flight == 0
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/write"), ("POST", "/api/v1/query"),
+                                              ("POST", "/api/v1/push")])
+def test_other_requests_are_not_counted(method: str, path: str) -> None:
+    wp = WritePriority(max_pause_s=0.05)
+    app = App(wp)
+    call(WritesFirstMiddleware(app, wp), method, path, [b"x"])
+    assert app.seen == [("body", 0), ("started", 0)]
+
+
+def test_every_metrics_write_path_is_counted() -> None:
+    for path in sorted(WRITE_PATHS):
+        wp = WritePriority(max_pause_s=0.05)
+        app = App(wp)
+        call(WritesFirstMiddleware(app, wp), "POST", path, [b"x"])
+        assert app.seen == [("body", 1), ("started", 1)], path
+
+
+def test_a_failing_write_is_no_longer_counted() -> None:
+    wp = WritePriority(max_pause_s=0.05)
+    with pytest.raises(RuntimeError):
+        call(WritesFirstMiddleware(App(wp, fail=True), wp), "POST", "/api/v1/write", [b"x"])
+    assert wp.in_flight == 0

@@ -1,0 +1,109 @@
+"""Writes first (query/write_priority.py): a registered query thread blocks at its checkpoints
+while a write is in flight, at most ``max_pause_s`` at a time and then not again for as long;
+other threads never pause."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from clearsight.query.budget import QueryBudget
+from clearsight.query.governor import make_query_executor
+from clearsight.query.write_priority import WritePriority, pause_for_writes, register_query_thread
+
+
+def in_query_thread(priority: WritePriority, fn: Callable[[], None]) -> tuple[threading.Thread, threading.Event]:
+    """Runs ``fn`` on a new thread registered as a query thread; the event is set once it returned."""
+    done = threading.Event()
+
+    def run() -> None:
+        register_query_thread(priority)
+        fn()
+        done.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, done
+
+
+def test_a_query_thread_waits_at_its_checkpoint_until_the_write_is_answered() -> None:
+    wp = WritePriority(max_pause_s=30.0)
+    wp.begin()
+    budget = QueryBudget(1000, time.monotonic() + 60)
+    t, done = in_query_thread(wp, budget.check)
+    assert not done.wait(0.2)  # blocked: the write is still in flight
+    assert wp.in_flight == 1
+    wp.end()
+    t.join(30)
+    assert done.is_set()
+    assert (wp.pauses, wp.capped) == (1, 0)
+    assert budget.checks == 1
+
+
+def test_no_write_in_flight_no_pause() -> None:
+    wp = WritePriority(max_pause_s=30.0)
+    wp.begin()
+    wp.end()
+    t, done = in_query_thread(wp, pause_for_writes)
+    t.join(30)
+    assert done.is_set() and wp.pauses == 0
+
+
+def test_threads_that_are_not_query_threads_never_pause() -> None:
+    """The event loop (cheap queries run there) and in-process callers: no registration, no wait."""
+    wp = WritePriority(max_pause_s=30.0)
+    wp.begin()
+    QueryBudget(1000, time.monotonic() + 60).check()  # this thread never registered
+    assert wp.pauses == 0
+    wp.end()
+
+
+def test_a_pause_is_bounded_and_a_capped_thread_runs_on_for_as_long() -> None:
+    """Writes back to back cannot starve queries: a pause ends after max_pause_s, and the thread is
+    then exempt for max_pause_s (its next checkpoints do not pause)."""
+    wp = WritePriority(max_pause_s=0.05)
+    wp.begin()  # never answered
+    calls: list[float] = []
+
+    def two_checkpoints() -> None:
+        pause_for_writes()
+        calls.append(wp.pauses)
+        pause_for_writes()  # right after the capped pause: exempt
+        calls.append(wp.pauses)
+
+    t, done = in_query_thread(wp, two_checkpoints)
+    t.join(30)
+    assert done.is_set()
+    assert (wp.pauses, wp.capped) == (1, 1)
+    assert calls == [1, 1]
+
+
+def test_zero_max_pause_disables_pausing() -> None:
+    wp = WritePriority(max_pause_s=0.0)
+    wp.begin()
+    t, done = in_query_thread(wp, pause_for_writes)
+    t.join(30)
+    assert done.is_set() and wp.pauses == 0
+
+
+def test_query_pool_threads_are_registered() -> None:
+    wp = WritePriority(max_pause_s=30.0)
+    pool = make_query_executor(1, wp)
+    try:
+        wp.begin()
+        fut = pool.submit(pause_for_writes)
+        assert not fut.done() and wp.in_flight == 1
+        time.sleep(0.1)
+        assert not fut.done()  # paused on the pool thread
+        wp.end()
+        fut.result(30)
+        assert wp.pauses == 1
+        plain = make_query_executor(1)  # without a WritePriority: never pauses
+        wp.begin()
+        plain.submit(pause_for_writes).result(30)
+        wp.end()
+        plain.shutdown()
+        assert wp.pauses == 1
+    finally:
+        pool.shutdown()
