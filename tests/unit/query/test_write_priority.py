@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from clearsight.query.budget import QueryBudget
 from clearsight.query.governor import make_query_executor
 from clearsight.query.write_priority import WritePriority, pause_for_writes, register_query_thread
@@ -41,13 +43,16 @@ def test_a_query_thread_waits_at_its_checkpoint_until_the_write_is_answered() ->
     assert budget.checks == 1
 
 
-def test_no_write_in_flight_no_pause() -> None:
-    wp = WritePriority(max_pause_s=30.0)
+@pytest.mark.parametrize(("max_pause_s", "writes_in_flight"), [(30.0, 0), (0.0, 1)])
+def test_no_pause_without_a_write_in_flight_or_with_pausing_off(max_pause_s: float, writes_in_flight: int) -> None:
+    wp = WritePriority(max_pause_s=max_pause_s)
     wp.begin()
-    wp.end()
+    if not writes_in_flight:
+        wp.end()
     t, done = in_query_thread(wp, pause_for_writes)
     t.join(30)
     assert done.is_set() and wp.pauses == 0
+    assert wp.in_flight == writes_in_flight
 
 
 def test_threads_that_are_not_query_threads_never_pause() -> None:
@@ -77,14 +82,6 @@ def test_a_pause_is_bounded_and_a_capped_thread_runs_on_for_as_long() -> None:
     assert done.is_set()
     assert (wp.pauses, wp.capped) == (1, 1)
     assert calls == [1, 1]
-
-
-def test_zero_max_pause_disables_pausing() -> None:
-    wp = WritePriority(max_pause_s=0.0)
-    wp.begin()
-    t, done = in_query_thread(wp, pause_for_writes)
-    t.join(30)
-    assert done.is_set() and wp.pauses == 0
 
 
 def test_query_pool_threads_are_registered() -> None:
