@@ -40,6 +40,7 @@ from clearsight.query.promql.parser import ParseError, parse_with_positions
 from clearsight.query.promql.prepared import INSTANT, Prepared, PreparedQueries, Shape, range_shape
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
 from clearsight.query.promql.result import QueryResult, histogram_json
+from clearsight.query.write_priority import pause_for_writes
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -101,6 +102,7 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
                 out.append({"metric": dict(s.labels), "value": [t, text]})
     else:
         for s in items:
+            pause_for_writes()  # encoding a large matrix on a query thread: step aside for writes
             if not s.histograms or all(h is None for h in s.histograms):
                 out.append({"metric": dict(s.labels), "values": _points(s.timestamps, s.values)})
                 continue

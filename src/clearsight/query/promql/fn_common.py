@@ -332,7 +332,12 @@ class RaggedWindows:
         return out
 
 
-def padded_windows(v: F64, lo: I64, cnt: I64, max_elems: int = 1 << 22) -> Iterator[tuple[slice, F64]]:
+# Elements of one chunk of padded windows (2 MiB of float64): with a checkpoint per chunk, a query
+# thread reaches its next checkpoint within a few ms (writes first, query/write_priority.py).
+WINDOW_CHUNK_ELEMS = 1 << 18
+
+
+def padded_windows(v: F64, lo: I64, cnt: I64, max_elems: int = WINDOW_CHUNK_ELEMS) -> Iterator[tuple[slice, F64]]:
     """Yields chunks ``(rows, X)`` where ``X[r, p]`` is sample ``p`` of window ``rows[r]`` (NaN
     padded beyond the window's length)."""
     w = int(lo.shape[0])

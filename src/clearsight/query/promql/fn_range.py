@@ -619,7 +619,7 @@ def _variance_padded(win: _Win) -> F64:
     """Two-pass population variance over whole windows (see REPLAY_MAX_WINDOW).
     Constant windows are exactly 0, as with Prometheus' running algorithm."""
     res = np.empty(win.w_lo.shape[0])
-    for rows, x in padded_windows(win.flat.v, win.w_lo, win.w_cnt, max_elems=1 << 21):
+    for rows, x in padded_windows(win.flat.v, win.w_lo, win.w_cnt):
         cnt = win.w_cnt[rows]
         valid = np.arange(x.shape[1])[None, :] < cnt[:, None]
         n = cnt.astype(np.float64)
@@ -798,7 +798,7 @@ def _linear_regression_padded(win: _Win, intercept_ms: I64) -> tuple[F64, F64]:
     slope = np.empty(w)
     intercept = np.empty(w)
     last = win.flat.size - 1
-    for rows, y in padded_windows(win.flat.v, win.w_lo, win.w_cnt, max_elems=1 << 21):
+    for rows, y in padded_windows(win.flat.v, win.w_lo, win.w_cnt):
         cnt = win.w_cnt[rows]
         width = y.shape[1]
         valid = np.arange(width)[None, :] < cnt[:, None]
