@@ -21,6 +21,15 @@ Both perform the same IEEE-754 operations in the same order as the numpy paths i
 from libc.math cimport NAN, fabs, isinf
 
 
+cdef inline void _advance(const long long[:] t, Py_ssize_t e, long long rs, long long we, Py_ssize_t* lo,
+                          Py_ssize_t* hi) noexcept nogil:
+    """Moves the window ``[lo, hi)`` of a series' samples (ending at ``e``) to ``(rs, we]``."""
+    while lo[0] < e and t[lo[0]] <= rs:
+        lo[0] += 1
+    while hi[0] < e and t[hi[0]] <= we:
+        hi[0] += 1
+
+
 def extrapolated_rate(
     const long long[:] t,
     const double[:] v,
@@ -59,10 +68,7 @@ def extrapolated_rate(
             for j in range(k):
                 we = wend[j]
                 rs = we - range_ms
-                while lo < e and t[lo] <= rs:
-                    lo += 1
-                while hi < e and t[hi] <= we:
-                    hi += 1
+                _advance(t, e, rs, we, &lo, &hi)
                 if hi - lo < 2:
                     out[i, j] = NAN
                     present[i, j] = 0
@@ -124,7 +130,7 @@ def instant_value(
     cdef Py_ssize_t n = starts.shape[0]
     cdef Py_ssize_t k = wend.shape[0]
     cdef Py_ssize_t i, j, s, e, lo, hi
-    cdef long long we, rs, dt
+    cdef long long dt
     cdef double cur, pv, result
     with nogil:
         for i in range(n):
@@ -133,12 +139,7 @@ def instant_value(
             lo = s
             hi = s
             for j in range(k):
-                we = wend[j]
-                rs = we - range_ms
-                while lo < e and t[lo] <= rs:
-                    lo += 1
-                while hi < e and t[hi] <= we:
-                    hi += 1
+                _advance(t, e, wend[j] - range_ms, wend[j], &lo, &hi)
                 dt = t[hi - 1] - t[hi - 2] if hi - lo >= 2 else 0
                 if dt == 0:
                     out[i, j] = NAN

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from clearsight.model.labels import Labels, with_label
 from clearsight.model.matchers import MatchType
@@ -170,18 +171,26 @@ def _reset_corrections(flat: Flat, first: I64, last: I64, acc: F64) -> F64:
     return acc
 
 
-def _extrapolated_rate_native(m: MatrixSteps, is_counter: bool, is_rate: bool) -> VectorSteps | None:
-    """The compiled kernel (``_rate.pyx``); None when it is not built or the window ends are not
-    non-decreasing."""
+def _native_setup(m: MatrixSteps) -> tuple[Flat, I64, F64, npt.NDArray[np.uint8]] | None:
+    """What a compiled kernel of ``_rate`` takes: the flat samples, the window ends and the output
+    arrays (n x k); None when the kernel is not built or the window ends are not non-decreasing."""
     if _rate is None:
         return None
     e = np.ascontiguousarray(m.window_end, dtype=np.int64)
     if e.shape[0] > 1 and not bool(np.all(e[1:] >= e[:-1])):
         return None
-    flat = flatten(m)
     n, k = m.num_series, int(e.shape[0])
-    vals = np.empty((n, k), dtype=np.float64)
-    present = np.empty((n, k), dtype=np.uint8)
+    return flatten(m), e, np.empty((n, k), dtype=np.float64), np.empty((n, k), dtype=np.uint8)
+
+
+def _extrapolated_rate_native(m: MatrixSteps, is_counter: bool, is_rate: bool) -> VectorSteps | None:
+    """The compiled kernel (``_rate.pyx``); None when it is not built or the window ends are not
+    non-decreasing."""
+    setup = _native_setup(m)
+    if setup is None:
+        return None
+    flat, e, vals, present = setup
+    n = m.num_series
     resets = _counter_resets(flat) if is_counter else np.zeros(0, dtype=np.int64)
     _rate.extrapolated_rate(
         np.ascontiguousarray(flat.t, dtype=np.int64),
@@ -337,15 +346,11 @@ def fn_delta(ctx: FuncContext, args: list[Value]) -> Value:
 def _instant_value_native(m: MatrixSteps, is_rate: bool) -> VectorSteps | None:
     """The compiled kernel (``_rate.instant_value``); None when it is not built or the window ends
     are not non-decreasing."""
-    if _rate is None:
+    setup = _native_setup(m)
+    if setup is None:
         return None
-    e = np.ascontiguousarray(m.window_end, dtype=np.int64)
-    if e.shape[0] > 1 and not bool(np.all(e[1:] >= e[:-1])):
-        return None
-    flat = flatten(m)
-    n, k = m.num_series, int(e.shape[0])
-    vals = np.empty((n, k), dtype=np.float64)
-    present = np.empty((n, k), dtype=np.uint8)
+    flat, e, vals, present = setup
+    n = m.num_series
     _rate.instant_value(np.ascontiguousarray(flat.t, dtype=np.int64), np.ascontiguousarray(flat.v, dtype=np.float64),
                         flat.starts, flat.ends, e, int(m.range_ms), is_rate, vals, present)
     return vector_result(list(m.labels), vals, present.view(bool), np.ones(n, dtype=bool))
