@@ -5,8 +5,8 @@ The ``head_log`` table (``head_log.py``) is the durable copy (what a restart rep
 is what reads and compaction use.
 Only the writer thread changes it, and only after the transaction that changed the table
 committed. Every change builds a new tuple of immutable segments and publishes it with one
-attribute assignment, so a reader that took ``snapshot()`` keeps a consistent view however long it
-runs, without locks.
+attribute assignment, so a reader that took the segments (``pick``, ``select``) keeps a consistent
+view however long it runs, without locks.
 
 Layout: each segment holds rows sorted by ``(series id, ts)``; a ``(series id, ts)`` pair is in at
 most one segment (the store deletes a pair before it writes it again). Segments are merged like a
