@@ -51,6 +51,7 @@ from clearsight.api.prometheus_rules import make_reload_route, make_rule_config_
 from clearsight.api.prometheus_status import make_admin_tsdb_routes
 from clearsight.api.query_admission import make_governor, query_concurrency
 from clearsight.api.query_metrics import GovernorCollector
+from clearsight.api.read_lane import ReadLane
 from clearsight.api.resources import ResourceApi
 from clearsight.api.security_headers import SecurityHeadersMiddleware
 from clearsight.api.signing_routes import make_signing_routes
@@ -656,28 +657,42 @@ def rate_buckets(cfg: Config) -> tuple[TokenBuckets, TokenBuckets, TokenBuckets]
 
 def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Verifier | None = None,
              buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None,
-             usage: Usage | None = None) -> Any:
+             usage: Usage | None = None, writes: WritePriority | None = None) -> Any:
     """``app`` behind the admission checks every listener applies (api/admission.py), then
-    authentication and authorization (auth/middleware.py), then the body limits."""
+    authentication and authorization (auth/middleware.py), then the body limits; with ``writes``,
+    metrics writes in flight are counted for the query threads (api/writes_first.py). Plain reads
+    take the same chain without the layers that act only on writes (api/read_lane.py)."""
     tenant_header = cfg.tenancy.tenant_header if cfg.tenancy.trust_tenant_header else None
     listens = [cfg.server.listen, cfg.server.otlp_http_listen]
     served = served_hosts([parse_listen(x)[0] for x in listens if x] + [socket.gethostname()],
                           cfg.server.allowed_hosts)
-    verifier = None
-    if auth is not None:  # signature of signed ingestion (after the body limits), then idempotency keys
-        verifier = signing or signing_verifier(cfg, auth)
-        app = SignatureVerifier(IdempotencyMiddleware(
-            app, IdempotencyStore(auth.db, parse_duration_ms(cfg.auth.idempotency_window))), verifier)
     bounded = BodyLimitMiddleware(app, max_request_bytes=cfg.limits.max_body_bytes,
                                   max_inflight_bytes=cfg.server.max_inflight_body_bytes,
                                   body_timeout=parse_duration_ms(cfg.server.body_read_timeout) / 1000)
     per_ip, per_key, per_org = buckets or rate_buckets(cfg)
-    inner: Any = bounded if auth is None or verifier is None else IpRateLimitMiddleware(SignedIngestMiddleware(
-        AuthMiddleware(PrincipalRateLimitMiddleware(
-            _counting(CsrfMiddleware(CrossOrgAuditMiddleware(bounded, AuditLog(auth.db))), usage), per_key, per_org),
-                       auth.authenticator, tenant_header=cfg.tenancy.tenant_header), verifier), per_ip)
-    return TraceMiddleware(SecurityHeadersMiddleware(
-        AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)))
+    verifier = audit = None
+    full_app = app
+    if auth is not None:  # signature of signed ingestion (after the body limits), then idempotency keys
+        verifier = signing or signing_verifier(cfg, auth)
+        audit = AuditLog(auth.db)
+        full_app = SignatureVerifier(IdempotencyMiddleware(
+            app, IdempotencyStore(auth.db, parse_duration_ms(cfg.auth.idempotency_window))), verifier)
+
+    def chain(bounded: Any, reads: bool) -> Any:
+        inner: Any = bounded
+        if auth is not None and verifier is not None and audit is not None:
+            audited = CrossOrgAuditMiddleware(bounded, audit)
+            checked = _counting(audited if reads else CsrfMiddleware(audited), usage)
+            authed: Any = AuthMiddleware(PrincipalRateLimitMiddleware(checked, per_key, per_org),
+                                         auth.authenticator, tenant_header=cfg.tenancy.tenant_header)
+            inner = IpRateLimitMiddleware(authed if reads else SignedIngestMiddleware(authed, verifier), per_ip)
+        return TraceMiddleware(SecurityHeadersMiddleware(
+            AdmissionMiddleware(inner, tenant_header=tenant_header, served=served)))
+
+    full: Any = chain(bounded.sibling(full_app), reads=False)
+    if writes is not None:
+        full = WritesFirstMiddleware(full, writes, WRITE_PATHS)
+    return ReadLane(full, chain(bounded, reads=True))
 
 
 def _counting(app: Any, usage: Usage | None) -> Any:
@@ -698,9 +713,7 @@ def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
              buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None,
              usage: Usage | None = None, writes: WritePriority | None = None) -> _Server:
     host, port = parse_listen(listen)
-    app = _guarded(app, cfg, auth, signing, buckets, usage)
-    if writes is not None:
-        app = WritesFirstMiddleware(app, writes, WRITE_PATHS)
+    app = _guarded(app, cfg, auth, signing, buckets, usage, writes)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,

@@ -43,7 +43,24 @@ class BodyLimitMiddleware:
         self.max_inflight_bytes = max_inflight_bytes
         self.body_timeout = body_timeout
         self.retry_after = retry_after
-        self.inflight_bytes = 0  # reserved by requests being read or handled (event loop only)
+        self._inflight = [0]  # bytes reserved by requests being read or handled (event loop only)
+
+    @property
+    def inflight_bytes(self) -> int:
+        return self._inflight[0]
+
+    @inflight_bytes.setter
+    def inflight_bytes(self, value: int) -> None:
+        self._inflight[0] = value
+
+    def sibling(self, app: ASGIApp) -> BodyLimitMiddleware:
+        """The same limits in front of ``app``, sharing this one's in-flight bytes (one global cap
+        over both: api/read_lane.py builds two chains)."""
+        other = BodyLimitMiddleware(app, max_request_bytes=self.max_request_bytes,
+                                    max_inflight_bytes=self.max_inflight_bytes, body_timeout=self.body_timeout,
+                                    retry_after=self.retry_after)
+        other._inflight = self._inflight
+        return other
 
     def _busy(self) -> tuple[int, str, list[tuple[bytes, bytes]]]:
         return (503, f"too many request bytes in flight (limit {self.max_inflight_bytes} bytes, "
