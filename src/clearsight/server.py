@@ -208,6 +208,15 @@ class Built:
     trace_surfaces: TraceSurfaces | None = None
     writes: WritePriority | None = None  # write requests in flight, for the query threads (query/write_priority.py)
 
+    def close_stores(self) -> None:
+        """Closes the metrics store, the log store and the auth database (what a caller of ``build``
+        that serves nothing, e.g. a test of the HTTP stack, has to close)."""
+        self.store.close()
+        if self.log_store is not None:
+            self.log_store.close()
+        if self.auth is not None:
+            self.auth.close()
+
 
 def _log_notify(alerts: list[dict[str, Any]]) -> None:
     """Until the notifier is wired: alerts due for sending are logged."""

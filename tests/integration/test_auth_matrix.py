@@ -57,10 +57,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     try:
         yield Stack(built, main, otlp, keys)
     finally:
-        built.store.close()
-        if built.log_store is not None:
-            built.log_store.close()
-        built.auth.close()
+        built.close_stores()
 
 
 def _routes(app: Any) -> list[BaseRoute]:

@@ -94,10 +94,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     try:
         yield Stack(built, lane, viewer, writer)
     finally:
-        built.store.close()
-        if built.log_store is not None:
-            built.log_store.close()
-        built.auth.close()
+        built.close_stores()
 
 
 _RANDOM = {"x-trace-id", "traceparent", "date"}
