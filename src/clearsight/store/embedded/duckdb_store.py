@@ -565,7 +565,8 @@ class EmbeddedMetricsStore:
             if self._closed:
                 return
             self._writer.close()
-            self._db.close()
+            # the close's compaction rewrote chunks into fresh blocks: give the freed ones back
+            self._db.close(reclaim_free_blocks=True)
             self._closed = True
 
     def __enter__(self) -> EmbeddedMetricsStore:

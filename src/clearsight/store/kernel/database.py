@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 
 from clearsight.store.interface import StoreClosed
-from clearsight.store.kernel import repair
+from clearsight.store.kernel import reclaim, repair
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class Database:
         self._config = config
         self.repairs: list[str] = []
         self.quarantined: Path | None = None  # a damaged file moved aside, not yet salvaged
+        reclaim.remove_leftover(path)
         wal = path.with_name(path.name + ".wal")
         self.in_memory = lazy and not path.exists() and not wal.exists()
         self._root = self._stand_in() if self.in_memory else self._connect()
@@ -229,8 +230,10 @@ class Database:
                 else:
                     self._pool.append(cur)
 
-    def close(self) -> None:
-        """Closes every cursor and the database. Idempotent."""
+    def close(self, *, reclaim_free_blocks: bool = False) -> None:
+        """Closes every cursor and the database. Idempotent. ``reclaim_free_blocks``: then rewrites
+        the file without its free blocks when enough of it is free (``reclaim.py``; skipped when
+        its WAL is not empty); a failure there is logged, the file stays as it was."""
         with self._lock:
             if self._closed:
                 return
@@ -242,6 +245,12 @@ class Database:
             for con in self._stand_ins:
                 _quiet_close(con)
             self._closed = True
+            if reclaim_free_blocks and not self.in_memory:
+                try:
+                    reclaim.reclaim(self.path)
+                except (duckdb.Error, OSError, RuntimeError) as e:
+                    log.warning("%s: rewriting %s without its free blocks failed, kept as it was: %s",
+                                self.what, self.path, _first_line(e))
 
 
 def _first_line(e: BaseException) -> str:

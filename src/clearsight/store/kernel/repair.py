@@ -171,7 +171,7 @@ def repair_wal(wal: Path, error: BaseException | str) -> WalRepair:
         f.truncate(cut)
         f.flush()
         os.fsync(f.fileno())
-    _fsync_dir(wal.parent)
+    fsync_path(wal.parent)
     lost_commits = len(layout.commit_ends) - len(kept) + layout.flushes_after_break
     return WalRepair(cut, len(kept), layout.size - cut, lost_commits, damage, aside)
 
@@ -190,7 +190,7 @@ def quarantine(db: Path) -> list[Path]:
         wal_target = target.with_name(target.name + ".wal")
         wal.rename(wal_target)
         moved.append(wal_target)
-    _fsync_dir(db.parent)
+    fsync_path(db.parent)
     return moved
 
 
@@ -204,13 +204,13 @@ def salvage(con: duckdb.DuckDBPyConnection, damaged: Path, tables: list[str], fi
     commits. Returns what was kept and lost, per table."""
     wal = damaged.with_name(damaged.name + ".wal")
     try:
-        con.execute(f"ATTACH '{_sql_str(damaged)}' AS damaged (READ_ONLY)")
+        con.execute(f"ATTACH '{sql_str(damaged)}' AS damaged (READ_ONLY)")
     except duckdb.Error as e:
         if not wal.exists():
             return f"nothing could be salvaged: {_line(e)}"
         wal.rename(wal.with_name(wal.name + ".unreplayable"))
         try:
-            con.execute(f"ATTACH '{_sql_str(damaged)}' AS damaged (READ_ONLY)")
+            con.execute(f"ATTACH '{sql_str(damaged)}' AS damaged (READ_ONLY)")
         except duckdb.Error as e2:
             return f"nothing could be salvaged: {_line(e2)}"
     parts = []
@@ -294,7 +294,7 @@ def _copy_ranges(con: duckdb.DuckDBPyConnection, reader: duckdb.DuckDBPyConnecti
     return kept
 
 
-def _sql_str(p: Path) -> str:
+def sql_str(p: Path) -> str:
     return str(p).replace("'", "''")
 
 
@@ -303,7 +303,8 @@ def _line(e: BaseException) -> str:
     return lines[0][:200] if lines else type(e).__name__
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_path(d: Path) -> None:
+    """fsync of a file or a directory (after a rename in it)."""
     fd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(fd)
