@@ -27,7 +27,11 @@ idle, then:
    within 1e-5 (the 1 ms moves rate's extrapolation by ~3e-6 relative): equal there is marked
    ``(2.42 window)``. ``topk`` over counters rounded to centiseconds meets exact ties, which two
    engines may break differently when their sums differ in the last bit: if every step holds the
-   same values (within 1e-5) but other series, it is marked ``(2.42 window, tie)``. Anything else
+   same values (within 1e-5) but other series, it is marked ``(2.42 window, tie)``. Prometheus 3
+   also changed ``rate``'s extrapolation where a counter starts inside the window (3.x first caps the
+   distance to the window's start at half a sample interval, then at the counter's zero point;
+   2.42 did it the other way round), which moves the steps whose window begins before the data's
+   first sample: equal on the other steps is marked ``(2.42 window, 3.x start)``. Anything else
    is ``(differs)``. See bench/README.md;
 3. concurrency: 4 and 16 client threads, each with its own connection, send the same query mix
    until ``--concurrent-requests`` requests are done; requests/s, p50/p99 and server CPU per
@@ -131,14 +135,15 @@ def query_path(kind: str, q: str, end_s: float) -> str:
     )
 
 
-def _canon(body: bytes) -> dict[str, list[float]]:
+def _canon(body: bytes, after_s: float | None = None) -> dict[str, list[float]]:
+    """Values per series (points at ``after_s`` or later only, when given)."""
     doc = json.loads(body)
     out: dict[str, list[float]] = {}
     res = doc["data"]["result"]
     for s in res if isinstance(res, list) else []:
         key = json.dumps(s.get("metric", {}), sort_keys=True)
         pts = s.get("values") or ([s["value"]] if "value" in s else [])
-        out[key] = [float(v) for _, v in pts]
+        out[key] = [float(v) for ts, v in pts if after_s is None or float(ts) >= after_s]
     return out
 
 
@@ -168,6 +173,11 @@ def _by_step(body: bytes) -> dict[str, list[float]]:
 
 _RANGE = re.compile(r"\[(\d+)([smh])\]")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def longest_range_s(q: str) -> float:
+    """The longest range selector's duration in ``q``, in seconds (0 without one)."""
+    return max((int(m.group(1)) * _UNIT_MS[m.group(2)] / 1000 for m in _RANGE.finditer(q)), default=0.0)
 
 
 def closed_windows(q: str) -> str:
@@ -225,7 +235,8 @@ class RssSampler(threading.Thread):
 
 
 def latency(
-    urls: dict[str, str], pids: dict[str, int], idle: dict[str, float], end_s: float, rounds: int
+    urls: dict[str, str], pids: dict[str, int], idle: dict[str, float], end_s: float, rounds: int,
+    first_s: float | None = None,
 ) -> list[dict[str, Any]]:
     conns = {t: Conn(u) for t, u in urls.items()}
     ps = {t: psutil.Process(p) for t, p in pids.items()}
@@ -266,6 +277,13 @@ def latency(
                     and same(_by_step(body), _by_step(bodies["prometheus"]), rel=1e-5)
                 ):
                     verdict[t] = "same with 2.42 windows, tie"
+                elif (
+                    st == 200
+                    and first_s is not None
+                    and same(_canon(body, after_s=first_s + longest_range_s(q)),
+                             _canon(bodies["prometheus"], after_s=first_s + longest_range_s(q)), rel=1e-5)
+                ):
+                    verdict[t] = "same with 2.42 windows, 3.x extrapolation at the start"
                 else:
                     verdict[t] = "differs"
             else:
@@ -382,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         end_s = payloads.last_ms / 1000
         idle = idle_cpu_rates(pids)
         load_before = os.getloadavg()
-        rows = latency(urls, pids, idle, end_s, args.rounds)
+        rows = latency(urls, pids, idle, end_s, args.rounds, payloads.first_ms / 1000)
         conc = {c: concurrency(urls, pids, end_s, c, args.concurrent_requests) for c in (4, 16)}
         load_after = os.getloadavg()
         rss.stop_ev.set()
@@ -418,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                     else {
                         "same with 2.42 windows": " (2.42 window)",
                         "same with 2.42 windows, tie": " (2.42 window, tie)",
+                        "same with 2.42 windows, 3.x extrapolation at the start": " (2.42 window, 3.x start)",
                     }.get(v, f" ({v})")
                 )
                 line += f"{ratio:>12.2f}x{flag}"
