@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
 
 from clearsight.api.common import (
     ApiError,
+    Params,
     TenantOf,
     format_float,
     format_floats,
@@ -71,7 +71,7 @@ def parse_step_ms(raw: str, name: str = "step") -> int:
     return round(f * 1000)
 
 
-def _query_param(p: ImmutableMultiDict[str, Any]) -> str:
+def _query_param(p: Params) -> str:
     q = p.get("query")
     if q is None or str(q).strip() == "":
         raise ApiError("bad_data", 'invalid parameter "query": query must not be empty')
@@ -170,17 +170,17 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         cost = prepared.cost(shape)
         return cost is not None and cost <= INLINE_MAX_CPU_S and end_ms >= time.time() * 1000 - INLINE_RECENT_MS
 
-    def _timeout(p: ImmutableMultiDict[str, Any]) -> float:
+    def _timeout(p: Params) -> float:
         raw = p.get("timeout")
         if raw is None or raw == "":
             return default_timeout_s
         return min(default_timeout_s, parse_step_ms(str(raw), "timeout") / 1000)
 
-    def _deadline(p: ImmutableMultiDict[str, Any], arrived: float) -> Deadline:
+    def _deadline(p: Params, arrived: float) -> Deadline:
         """The request's deadline: ``timeout`` (at most ``query.timeout``) from its arrival."""
         return Deadline(_timeout(p), start=arrived)
 
-    def _respond(result: QueryResult, p: ImmutableMultiDict[str, Any], limit: int | None,
+    def _respond(result: QueryResult, p: Params, limit: int | None,
                  at_ms: int, timings: dict[str, float] | None = None) -> Response:
         data, warnings = encode_result(result, at_ms, limit)
         if p.get("stats"):

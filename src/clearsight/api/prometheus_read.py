@@ -7,7 +7,6 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +14,7 @@ from clearsight.api.common import (
     MAX_TIME_MS,
     MIN_TIME_MS,
     ApiError,
+    Params,
     TenantOf,
     limit_param,
     params,
@@ -31,7 +31,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 TRUNCATED = "results truncated due to limit"
 
 
-def parse_match_params(p: ImmutableMultiDict[str, Any], required: bool) -> list[list[Matcher]]:
+def parse_match_params(p: Params, required: bool) -> list[list[Matcher]]:
     from clearsight.query.promql.parser import ParseError, parse_series_selector
 
     raw = p.getlist("match[]")
@@ -46,7 +46,7 @@ def parse_match_params(p: ImmutableMultiDict[str, Any], required: bool) -> list[
     return out
 
 
-def _range(p: ImmutableMultiDict[str, Any]) -> tuple[int, int]:
+def _range(p: Params) -> tuple[int, int]:
     start = time_param(p, "start", MIN_TIME_MS)
     end = time_param(p, "end", MAX_TIME_MS)
     if end < start:

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
-from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -31,6 +30,7 @@ from clearsight.api.common import (
     MAX_TIME_MS,
     MIN_TIME_MS,
     ApiError,
+    Params,
     TenantOf,
     error_response,
     format_float,
@@ -125,7 +125,7 @@ def tsdb_stats(series: Sequence[Labels], limit: int, window: tuple[int, int]) ->
     }
 
 
-def _positive_limit(p: ImmutableMultiDict[str, Any], default: int | None) -> int | None:
+def _positive_limit(p: Params, default: int | None) -> int | None:
     raw = p.get("limit")
     if raw is None or raw == "":
         return default
@@ -202,7 +202,7 @@ def make_status_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf,
         try:
             p = await params(request)
             if p.get("match_target"):
-                parse_match_params(ImmutableMultiDict([("match[]", p["match_target"])]), required=False)
+                parse_match_params(Params([("match[]", p["match_target"])]), required=False)
             raw_limit = p.get("limit")
             if raw_limit not in (None, ""):
                 try:
@@ -323,7 +323,7 @@ def make_admin_tsdb_routes(cfg: Config, store: MetricsStore, tenant_of: TenantOf
             Route("/api/v1/admin/tsdb/snapshot", snapshot, methods=methods)]
 
 
-def _exemplar_time(p: ImmutableMultiDict[str, Any], name: str, default: int) -> int:
+def _exemplar_time(p: Params, name: str, default: int) -> int:
     raw = p.get(name)
     if raw is None or raw == "":
         return default
