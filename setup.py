@@ -48,6 +48,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3", "-ffp-contract=off"],
         ),
         Extension(
+            "clearsight.query.promql._selector",
+            ["src/clearsight/query/promql/_selector.pyx"],
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
             "clearsight.store.embedded._headsel",
             ["src/clearsight/store/embedded/_headsel.pyx"],
             extra_compile_args=["-O3"],

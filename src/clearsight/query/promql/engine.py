@@ -61,6 +61,11 @@ from clearsight.query.promql.values import (
 from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows, select_rows
 from clearsight.store.interface import ReadLimits, SampleLimitExceeded, SeriesSelector, read_limits
 
+try:  # the compiled selector kernel (setup.py builds it); without it, the numpy path
+    from clearsight.query.promql import _selector  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _selector = None
+
 DEFAULT_SUBQUERY_STEP_MS = 60_000
 # Subqueries of at least this many steps are probed at one step first, to refuse them before
 # their memory is spent (see Evaluator._probe_subquery).
@@ -863,9 +868,21 @@ def latest_samples(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[
 def latest_sample_index(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[I64, Any]:
     """Index (into the data's columns) of the latest sample in ``(t - lookback, t]`` for every
     series and every time in ``eff``, and whether there is one (stale markers count as none).
+    Compiled (``_selector.pyx``) when built, else ``latest_sample_index_numpy``: the same answers."""
+    if _selector is not None:
+        offs, ts, vs = data.offsets, data.timestamps, data.values
+        if (offs.dtype == np.int64 and ts.dtype == np.int64 and vs.dtype == np.float64 and eff.dtype == np.int64
+                and offs.flags.c_contiguous and ts.flags.c_contiguous and vs.flags.c_contiguous
+                and eff.flags.c_contiguous):
+            idx, ok = _selector.latest_index(offs, ts, vs, eff, lo, lookback)
+            return idx, ok
+    return latest_sample_index_numpy(data, eff, lo, lookback)
 
-    One ``searchsorted`` over all series at once: series ``i``'s timestamps are keyed as
-    ``i * span + (t - lo)``, which is increasing across the concatenated columns."""
+
+def latest_sample_index_numpy(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[I64, Any]:
+    """``latest_sample_index`` in numpy. One ``searchsorted`` over all series at once: series
+    ``i``'s timestamps are keyed as ``i * span + (t - lo)``, which is increasing across the
+    concatenated columns."""
     n = len(data)
     k = eff.shape[0]
     offs = data.offsets

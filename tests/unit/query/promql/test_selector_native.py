@@ -1,0 +1,105 @@
+"""The compiled instant-vector selector kernel (query/promql/_selector.pyx) against the numpy path
+(``latest_sample_index_numpy``): the same indices and presence on random series (empty ones, stale
+markers, NaN, steps before, between and after the samples, one step and many, steps out of order,
+as a select returns them), and the same engine answers for selector queries with the kernel switched
+off. Shapes that do not fit raise instead of reading out of bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearsight.model.labels import make_labels
+from clearsight.model.samples import STALE_NAN, SeriesData
+from clearsight.query.promql import _selector, engine  # type: ignore[attr-defined]
+from clearsight.query.promql.engine import Engine, latest_sample_index, latest_sample_index_numpy
+from clearsight.store.memory import MemorySeriesSelector
+
+value = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([STALE_NAN, math.nan, 0.0, -0.0]))
+
+
+@st.composite
+def series_data(draw: st.DrawFn) -> tuple[SeriesData, np.ndarray, int, int]:
+    """Series as a select over ``[lo, hi]`` returns them (``lo`` = the first step - lookback + 1, as
+    ``vector_selector`` asks), steps anywhere around them."""
+    eff = np.asarray(draw(st.lists(st.integers(-50, 260), min_size=1, max_size=8)), dtype=np.int64)
+    if draw(st.booleans()):
+        eff = np.sort(eff)
+    lookback = draw(st.integers(1, 120))
+    lo = int(eff.min()) - lookback + 1
+    n = draw(st.integers(0, 6))
+    ts_all: list[int] = []
+    vs_all: list[float] = []
+    offsets = [0]
+    for _ in range(n):
+        ts = sorted(set(draw(st.lists(st.integers(lo, 300), max_size=12))))
+        ts_all += ts
+        vs_all += draw(st.lists(value, min_size=len(ts), max_size=len(ts)))
+        offsets.append(len(ts_all))
+    data = SeriesData([make_labels({"i": str(i)}) for i in range(n)], np.asarray(offsets, dtype=np.int64),
+                      np.asarray(ts_all, dtype=np.int64), np.asarray(vs_all, dtype=np.float64))
+    return data, eff, lo, lookback
+
+
+@settings(max_examples=400, deadline=None)
+@given(series_data())
+def test_the_kernel_answers_as_the_numpy_path(case: tuple[SeriesData, np.ndarray, int, int]) -> None:
+    data, eff, lo, lookback = case
+    idx, ok = _selector.latest_index(data.offsets, data.timestamps, data.values, eff, lo, lookback)
+    assert ok.shape == (len(data), eff.shape[0]) and ok.dtype == np.bool_ and idx.dtype == np.int64
+    if data.timestamps.size == 0:  # series without samples (the numpy path cannot index them)
+        assert not ok.any() and not idx.any()
+        return
+    ref_idx, ref_ok = latest_sample_index_numpy(data, eff, lo, lookback)
+    np.testing.assert_array_equal(ok, np.broadcast_to(ref_ok, ok.shape))
+    # where a sample is present both name the same one; elsewhere both clip the same way
+    np.testing.assert_array_equal(idx, np.broadcast_to(ref_idx, idx.shape))
+
+
+def test_bad_shapes_raise() -> None:
+    ts = np.asarray([1, 2, 3], dtype=np.int64)
+    vs = np.asarray([1.0, 2.0, 3.0])
+    eff = np.asarray([3], dtype=np.int64)
+    with pytest.raises(ValueError):
+        _selector.latest_index(np.asarray([0, 5], dtype=np.int64), ts, vs, eff, 0, 10)
+    with pytest.raises(ValueError):
+        _selector.latest_index(np.asarray([0, 3], dtype=np.int64), ts, vs[:2], eff, 0, 10)
+    with pytest.raises(ValueError):
+        _selector.latest_index(np.asarray([-1, 3], dtype=np.int64), ts, vs, eff, 0, 10)
+
+
+def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    sel = MemorySeriesSelector()
+    for i in range(20):
+        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 1000), size=300, replace=False)).astype(np.int64)
+        vs = rng.normal(size=300)
+        vs[rng.random(300) < 0.05] = STALE_NAN
+        sel.add(make_labels({"__name__": "m", "i": str(i % 7), "j": str(i)}), ts, vs)
+    calls = 0
+    real = _selector.latest_index
+
+    def counting(*a: object) -> object:
+        nonlocal calls
+        calls += 1
+        return real(*a)
+
+    queries = ["m", "m offset 1m", "m @ 1800", "sum by (i) (m)", "m > 0", "timestamp(m)"]
+    monkeypatch.setattr(_selector, "latest_index", counting)
+    compiled = [(Engine().instant(sel, q, 1_800_000).series, Engine().range(sel, q, 0, 3_600_000, 15_000).series)
+                for q in queries]
+    assert calls >= 2 * len(queries)
+    monkeypatch.setattr(engine, "_selector", None)
+    for q, (inst, rng_) in zip(queries, compiled, strict=True):
+        ref_i = Engine().instant(sel, q, 1_800_000).series
+        ref_r = Engine().range(sel, q, 0, 3_600_000, 15_000).series
+        for got, ref in ((inst, ref_i), (rng_, ref_r)):
+            assert [s.labels for s in got] == [s.labels for s in ref], q
+            for a, b in zip(got, ref, strict=True):
+                np.testing.assert_array_equal(a.timestamps, b.timestamps)
+                np.testing.assert_array_equal(a.values, b.values)
+    assert latest_sample_index is engine.latest_sample_index
