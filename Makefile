@@ -10,7 +10,7 @@ OIDC_STAMP := tests/peers/oidc/node_modules/.package-lock.json
 setup: $(VENV)/.stamp $(UI_STAMP)
 
 # Rebuild when the packaging or a native (Cython) source changes.
-$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name '*.pyx')
+$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name '*.pyx' -o -name '*.pxd')
 	bash scripts/setup.sh
 
 # The web UI, rebuilt only when a file under web/ changed (scripts/build-ui.sh: npm ci + vite build).

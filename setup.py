@@ -73,7 +73,8 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3", "-D_GNU_SOURCE"],
         ),
     ]
-    return list(cythonize(exts, build_dir="build/cython", compiler_directives={"language_level": "3"}))
+    return list(cythonize(exts, build_dir="build/cython", include_path=["src"],
+                          compiler_directives={"language_level": "3"}))
 
 
 setup(ext_modules=_extensions())

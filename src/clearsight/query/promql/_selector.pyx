@@ -14,6 +14,8 @@ paths on random data.
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
+from clearsight._bsearch cimport upper_bound
+
 import numpy as np
 
 cdef uint64_t STALE_BITS = 0x7FF0000000000002
@@ -23,7 +25,7 @@ def latest_index(const int64_t[::1] offsets, const int64_t[::1] timestamps, cons
                  const int64_t[::1] eff, int64_t lo, int64_t lookback):
     """(idx, ok): int64 and bool arrays of shape (series, steps)."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, k = eff.shape[0], i, j
-    cdef int64_t a, b, l, h, m, p, e, s
+    cdef int64_t a, b, p, e, s
     cdef uint64_t bits
     if n < 0 or timestamps.shape[0] != values.shape[0]:
         raise ValueError("offsets, timestamps and values differ in shape")
@@ -40,16 +42,7 @@ def latest_index(const int64_t[::1] offsets, const int64_t[::1] timestamps, cons
             for j in range(k):
                 e = eff[j]
                 s = e if e >= lo - 1 else lo - 1  # the numpy path clips a step before lo to lo - 1
-                # last position in [a, b) with timestamps[pos] <= s (a - 1: none)
-                l = a
-                h = b
-                while l < h:
-                    m = (l + h) >> 1
-                    if timestamps[m] <= s:
-                        l = m + 1
-                    else:
-                        h = m
-                p = l - 1
+                p = upper_bound(timestamps, a, b, s) - 1  # the last sample <= s (a - 1: none)
                 if p >= a:
                     memcpy(&bits, &values[p], 8)
                     ok[i, j] = timestamps[p] > e - lookback and bits != STALE_BITS

@@ -23,6 +23,8 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from clearsight._bsearch cimport lower_bound, upper_bound
+
 from clearsight.store.embedded.zstd_frames import decompress as zstd_decompress
 
 cdef extern from *:
@@ -731,28 +733,6 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     return ts_arr[:out], val_arr[:out], kept_arr
 
 
-cdef inline Py_ssize_t _first_ge(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) noexcept nogil:
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _first_gt(const int64_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) noexcept nogil:
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
     """The samples with ``lo <= ts <= hi`` of already decoded chunks (``ts_parts[i]`` ascending,
     ``val_parts[i]`` its values): two binary searches per chunk and one copy of what is kept,
@@ -768,8 +748,8 @@ def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
     for i in range(k):
         t = ts_parts[i]
         m = t.shape[0]
-        a = _first_ge(t, 0, m, lo)
-        b = _first_gt(t, a, m, hi)
+        a = lower_bound(t, 0, m, lo)
+        b = upper_bound(t, a, m, hi)
         fs[i] = a
         kp[i] = b - a
         total += b - a

@@ -9,34 +9,7 @@ import numpy as np
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t, uint32_t
 
-
-ctypedef fused key_t:
-    uint32_t
-    int64_t
-
-
-cdef inline Py_ssize_t _lower(const key_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, key_t x) nogil:
-    """First position in a[lo:hi] (sorted) whose value is >= x."""
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _upper(const key_t[::1] a, Py_ssize_t lo, Py_ssize_t hi, key_t x) nogil:
-    """First position in a[lo:hi] (sorted) whose value is > x."""
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+from clearsight._bsearch cimport lower_bound, upper_bound
 
 
 def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] ids, int64_t lo, int64_t hi):
@@ -45,17 +18,17 @@ def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] 
     cdef Py_ssize_t[::1] bounds = np.empty(2 * k, dtype=np.intp)
     with nogil:
         for i in range(k):
-            a = _lower(sid, start, n, ids[i])
+            a = lower_bound(sid, start, n, ids[i])
             if a == n:
                 bounds[2 * i] = 0
                 bounds[2 * i + 1] = 0
                 start = n
                 continue
-            b = _upper(sid, a, n, ids[i])
+            b = upper_bound(sid, a, n, ids[i])
             start = b
             if a < b:
-                a = _lower(ts, a, b, lo)
-                b = _upper(ts, a, b, hi)
+                a = lower_bound(ts, a, b, lo)
+                b = upper_bound(ts, a, b, hi)
             bounds[2 * i] = a
             bounds[2 * i + 1] = b
             total += b - a
@@ -86,12 +59,12 @@ def head_bounds(const uint32_t[::1] ids, tuple seg_sid, tuple seg_ts, int64_t lo
         start = 0
         with nogil:
             for i in range(k):
-                a = _lower(sid, start, n, ids[i])
-                b = _upper(sid, a, n, ids[i]) if a < n else a
+                a = lower_bound(sid, start, n, ids[i])
+                b = upper_bound(sid, a, n, ids[i]) if a < n else a
                 start = b
                 if a < b:
-                    a = _lower(ts, a, b, lo)
-                    b = _upper(ts, a, b, hi)
+                    a = lower_bound(ts, a, b, lo)
+                    b = upper_bound(ts, a, b, hi)
                 o[(i * nseg + s) * 2] = a
                 o[(i * nseg + s) * 2 + 1] = b
                 total += b - a
