@@ -27,6 +27,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from clearsight import gc_policy
 from clearsight.api import mtls
 from clearsight.api.admission import AdmissionMiddleware, served_hosts
 from clearsight.api.alertmanager import make_alertmanager_routes
@@ -756,6 +757,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
         sys.setswitchinterval(cfg.server.switch_interval_us / 1e6)
     built = build(cfg)
     release_free_memory()  # what opening the stores and the auth bootstrap freed (clearsight/heap.py)
+    frozen = gc_policy.settle()  # start-up objects out of every later collection's walk (clearsight/gc_policy.py)
+    log.debug("start-up objects frozen for the garbage collector", extra={"objects": frozen})
     if built.usage is not None:
         built.usage.start(parse_duration_ms(cfg.usage.flush_interval) / 1000)
     s = built.services
