@@ -499,7 +499,8 @@ def build(cfg: Config) -> Built:
     usage = make_usage(cfg)  # counts and quotas as pipeline steps; its database is bound with auth below
     validate = make_validator(cfg.limits, time.time, known_keys=store.known_keys)  # one table of known keys
     ingestor = MetricsIngestor(store, [validate, usage.metrics_step], exemplars=exemplar_store,
-                               on_exemplars=functools.partial(_count_exemplars, metrics))
+                               on_exemplars=functools.partial(_count_exemplars, metrics),
+                               on_committed=usage.metrics_committed)
     try:
         log_store = EmbeddedLogStore(
             data_dir, retention_ns=parse_duration_ms(cfg.logs.retention) * 1_000_000,

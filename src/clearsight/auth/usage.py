@@ -43,6 +43,7 @@ from clearsight.model.samples import SampleBatch
 from clearsight.model.spans import SpanBatch
 from clearsight.pipeline.errors import IngestError
 from clearsight.pipeline.event_entries import EVENT_TYPE_LABEL
+from clearsight.store.interface import AppendResult
 
 log = logging.getLogger("clearsight.usage")
 
@@ -137,12 +138,19 @@ class Usage:
                                 f"({total} used today, this request has {n}); it resets at 00:00 UTC")
 
     def metrics_step(self, tenant: str, batch: SampleBatch) -> SampleBatch:
-        """A MetricsIngestor step: quota check, then the samples (native histograms too) counted."""
-        n = batch.num_samples + batch.num_histograms
+        """A MetricsIngestor step: the quota check (a batch that would pass the quota is refused
+        before anything is written). The samples are counted once committed: ``metrics_committed``."""
         if self.quota_samples:
+            n = batch.num_samples + batch.num_histograms
             self._check_quota(tenant, "samples", n, self.quota_samples, "quota_samples_per_day")
-        self.add(tenant, "samples", n)
         return batch
+
+    def metrics_committed(self, tenant: str, result: AppendResult) -> None:
+        """The MetricsIngestor's commit hook: counts the samples the store took as new (native
+        histograms too); a re-sent sample it already held (``duplicates``) and one outside the
+        out-of-order window or the retention (``out_of_bounds``, never in ``samples_written``)
+        are not counted again."""
+        self.add(tenant, "samples", result.samples_written - result.duplicates)
 
     def logs_step(self, tenant: str, batch: LogBatch) -> LogBatch:
         """A LogIngestor step: quota check, then lines and bytes counted."""

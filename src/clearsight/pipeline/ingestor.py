@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -31,11 +32,13 @@ class MetricsIngestor:
     ``on_exemplars`` sees each such append's outcome (counters)."""
 
     def __init__(self, store: MetricsStore, steps: Sequence[Step] = (), exemplars: ExemplarStore | None = None,
-                 on_exemplars: Callable[[ExemplarAppendResult], None] | None = None) -> None:
+                 on_exemplars: Callable[[ExemplarAppendResult], None] | None = None,
+                 on_committed: Callable[[str, AppendResult], None] | None = None) -> None:
         self._store = store
         self._steps = list(steps)
         self._exemplars = exemplars
         self._on_exemplars = on_exemplars
+        self._on_committed = on_committed
 
     def prepare(self, tenant: str, batch: SampleBatch) -> SampleBatch:
         for step in self._steps:
@@ -51,9 +54,20 @@ class MetricsIngestor:
             raise Overloaded(str(e), retry_after=e.retry_after) from e
         except store_if.StoreClosed as e:
             raise Overloaded(f"store is not accepting writes: {e}", retry_after=5.0, status=503) from e
+        if self._on_committed is not None:
+            fut.add_done_callback(functools.partial(self._committed, tenant))
         if batch.exemplars and self._exemplars is not None:
             return self._then_exemplars(tenant, batch.exemplars, fut)
         return fut
+
+    def _committed(self, tenant: str, fut: concurrent.futures.Future[AppendResult]) -> None:
+        """``on_committed`` with a committed batch's result (before the write is acknowledged)."""
+        if fut.cancelled() or fut.exception() is not None or self._on_committed is None:
+            return
+        try:
+            self._on_committed(tenant, fut.result())
+        except Exception:  # the samples are committed either way
+            log.exception("the commit hook of a committed write failed")
 
     def _then_exemplars(
         self, tenant: str, exemplars: list[Exemplar], fut: concurrent.futures.Future[AppendResult]

@@ -10,6 +10,7 @@ from clearsight.auth.state import StateDb
 from clearsight.auth.usage import Prices, QuotaExceeded, Usage
 from clearsight.model.samples import SampleBatch
 from clearsight.model.spans import Span, SpanBatch
+from clearsight.store.interface import AppendResult
 
 DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 
@@ -48,22 +49,39 @@ def test_counts_flush_and_add_up(state: StateDb) -> None:
     assert u2.daily("a", "2027-01-16", "2027-01-16") == {"2027-01-16": {"samples": 3}}
 
 
+def _write(u: Usage, org: str, n: int) -> None:
+    """What the ingestor does: the step (quota check), then, once committed, the count."""
+    u.metrics_committed(org, AppendResult(samples_written=u.metrics_step(org, _batch(n)).num_samples))
+
+
 def test_sample_quota_counts_stored_usage(state: StateDb) -> None:
     clock = Clock()
     first = Usage(state, quota_samples_per_day=100, clock=clock)
-    first.metrics_step("a", _batch(60))
+    _write(first, "a", 60)
     first.close()  # flushed
     u = Usage(state, quota_samples_per_day=100, clock=clock)
-    u.metrics_step("a", _batch(30))  # 90
+    _write(u, "a", 30)  # 90
     with pytest.raises(QuotaExceeded) as e:
-        u.metrics_step("a", _batch(11))
+        _write(u, "a", 11)
     assert e.value.status == 429 and "usage.quota_samples_per_day = 100" in e.value.message and "90 used" in e.value.message
-    u.metrics_step("a", _batch(10))  # exactly the quota
-    u.metrics_step("b", _batch(100))  # another organisation
+    _write(u, "a", 10)  # exactly the quota
+    _write(u, "b", 100)  # another organisation
     clock.t += 86400
-    u.metrics_step("a", _batch(100))  # a new day
+    _write(u, "a", 100)  # a new day
     u.close()
     assert u.daily("a", "2027-01-15", "2027-01-16") == {"2027-01-15": {"samples": 100}, "2027-01-16": {"samples": 100}}
+
+
+def test_samples_count_what_the_store_took_as_new(state: StateDb) -> None:
+    """Counted at commit: a batch refused by its quota, a re-sent sample the store already held
+    and one outside the out-of-order window are not counted."""
+    u = Usage(state, clock=Clock())
+    assert u.metrics_step("a", _batch(5)).num_samples == 5  # the step itself counts nothing
+    assert u.daily("a", "2027-01-15", "2027-01-15") == {}
+    u.metrics_committed("a", AppendResult(samples_written=5))
+    u.metrics_committed("a", AppendResult(samples_written=5, duplicates=5))  # an identical re-send
+    u.metrics_committed("a", AppendResult(samples_written=3, duplicates=1, out_of_bounds=2))
+    assert u.daily("a", "2027-01-15", "2027-01-15") == {"2027-01-15": {"samples": 7}}
 
 
 def test_prices() -> None:
