@@ -82,7 +82,7 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
     vals = v.values
     pres = v.present
     drop_in = drop_flag(v)
-    seen = np.zeros((G, k), dtype=bool)
+    seen: BoolArr
     gdrop = np.zeros(G, dtype=bool)
     for i, g in enumerate(gid):
         if drop_in[i]:
@@ -91,55 +91,100 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
     with np.errstate(all="ignore"):
         if op == "sum" and k == 1 and len(gid) <= SCALAR_SUM_MAX_ROWS:
             result, seen = _sum_one_step(vals, pres, gid, G)
-        elif op in ("sum", "avg"):
-            gid_a = np.asarray(gid, dtype=np.int64)
-            lanes = LANES if max(np.bincount(gid_a)) > 2 * LANES else 1
-            result, seen, overflowed = _sum_avg(op, vals, pres, gid_a, G, lanes)
-            if overflowed and lanes > 1:
-                result, seen, _ = _sum_avg(op, vals, pres, gid_a, G, 1)
-        elif op in ("stddev", "stdvar"):
-            by_rank = ranks(gid)
-            acc = np.zeros((G, k))
-            mean = np.zeros((G, k))
-            cnt = np.zeros((G, k))
-            for rows, gi in by_rank:
-                x = vals[rows]
-                p = pres[rows]
-                first = p & ~seen[gi]
-                rest = p & seen[gi]
-                A, M, N = acc[gi], mean[gi], cnt[gi]
-                N = np.where(p, N + 1, N)
-                delta = x - M
-                M2 = M + delta / N
-                A2 = A + delta * (x - M2)
-                A = np.where(first, np.where(np.isnan(x) | np.isinf(x), np.nan, 0.0), np.where(rest, A2, A))
-                M = np.where(first, x, np.where(rest, M2, M))
-                acc[gi], mean[gi], cnt[gi] = A, M, N
-                seen[gi] |= p
-            result = acc / cnt
-            if op == "stddev":
-                result = np.sqrt(result)
-        elif op in ("min", "max"):
-            # Prometheus replaces a NaN running value by any number: fmin/fmax semantics.
-            mm = MinMax(op, k)
-            mm.add(vals, pres, np.asarray(gid, dtype=np.int64), G)
-            result, seen = mm.finish()
-        elif op in ("count", "group"):
-            counter = Count(op, k)
-            counter.add(pres, np.asarray(gid, dtype=np.int64), G)
-            result, seen = counter.finish()
-        elif op == "quantile":
-            assert isinstance(param, ScalarSteps)
-            result = np.full((G, k), np.nan)
-            gid_a = np.asarray(gid)
-            for g in range(G):
-                rows = np.nonzero(gid_a == g)[0]
-                p = pres[rows]
-                seen[g] = p.any(axis=0)
-                result[g] = _quantile(param.values, vals[rows], p)
         else:
-            raise QueryError(f"unknown aggregation {op!r}")
+            if op not in _COLUMN_OPS:
+                raise QueryError(f"unknown aggregation {op!r}")
+            gid_a = np.asarray(gid, dtype=np.int64)
+            qs = param.values if isinstance(param, ScalarSteps) else None
+            lanes = LANES if op in ("sum", "avg") and max(np.bincount(gid_a)) > 2 * LANES else 1
+            result, seen, overflowed = _fold_by_columns(op, vals, pres, gid_a, G, qs, lanes)
+            if overflowed and lanes > 1:
+                result, seen, _ = _fold_by_columns(op, vals, pres, gid_a, G, qs, 1)
     return VectorSteps(keys, result, seen, gdrop if gdrop.any() else None, None)
+
+
+_COLUMN_OPS = frozenset({"sum", "avg", "stddev", "stdvar", "min", "max", "count", "group", "quantile"})
+
+# Cells (rows x steps) aggregated between two checkpoints: steps are independent, so a wide
+# vector is aggregated a block of steps at a time with the query's checkpoint between blocks
+# (deadline, cancellation, the pause for writes: query/write_priority.py).
+COLUMN_BLOCK_CELLS = 1 << 17
+
+
+def column_blocks(rows: int, k: int) -> list[slice]:
+    """Consecutive blocks of the ``k`` steps of about ``COLUMN_BLOCK_CELLS`` cells each (at least
+    one step each)."""
+    width = max(1, COLUMN_BLOCK_CELLS // max(rows, 1))
+    return [slice(a, min(k, a + width)) for a in range(0, k, width)] or [slice(0, 0)]
+
+
+def _fold_by_columns(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, q: F64 | None,
+                     lanes: int) -> tuple[F64, BoolArr, bool]:
+    """``_fold`` over blocks of steps, with a checkpoint between blocks: (result, seen, whether a
+    ``sum``/``avg`` lane overflowed in any block)."""
+    k = vals.shape[1]
+    blocks = column_blocks(vals.shape[0], k)
+    if len(blocks) == 1:
+        return _fold(op, vals, pres, gid, G, q, lanes)
+    result = np.empty((G, k))
+    seen = np.empty((G, k), dtype=bool)
+    overflowed = False
+    for i, c in enumerate(blocks):
+        if i:
+            checkpoint()
+        result[:, c], seen[:, c], over = _fold(op, vals[:, c], pres[:, c], gid, G, None if q is None else q[c], lanes)
+        overflowed |= over
+    return result, seen, overflowed
+
+
+def _fold(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, q: F64 | None,
+          lanes: int) -> tuple[F64, BoolArr, bool]:
+    """Aggregation ``op`` of the rows ``vals``/``pres`` into ``G`` groups (``gid`` per row): every
+    step on its own. (result, seen, whether a ``sum``/``avg`` lane overflowed)."""
+    k = vals.shape[1]
+    if op in ("sum", "avg"):
+        return _sum_avg(op, vals, pres, gid, G, lanes)
+    seen = np.zeros((G, k), dtype=bool)
+    result: F64
+    if op in ("stddev", "stdvar"):
+        acc = np.zeros((G, k))
+        mean = np.zeros((G, k))
+        cnt = np.zeros((G, k))
+        for rows, gi in ranks(gid.tolist()):
+            x = vals[rows]
+            p = pres[rows]
+            first = p & ~seen[gi]
+            rest = p & seen[gi]
+            A, M, N = acc[gi], mean[gi], cnt[gi]
+            N = np.where(p, N + 1, N)
+            delta = x - M
+            M2 = M + delta / N
+            A2 = A + delta * (x - M2)
+            A = np.where(first, np.where(np.isnan(x) | np.isinf(x), np.nan, 0.0), np.where(rest, A2, A))
+            M = np.where(first, x, np.where(rest, M2, M))
+            acc[gi], mean[gi], cnt[gi] = A, M, N
+            seen[gi] |= p
+        result = acc / cnt
+        if op == "stddev":
+            result = np.sqrt(result)
+    elif op in ("min", "max"):
+        # Prometheus replaces a NaN running value by any number: fmin/fmax semantics.
+        mm = MinMax(op, k)
+        mm.add(vals, pres, gid, G)
+        result, seen = mm.finish()
+    elif op in ("count", "group"):
+        counter = Count(op, k)
+        counter.add(pres, gid, G)
+        result, seen = counter.finish()
+    else:  # quantile
+        assert q is not None
+        result = np.full((G, k), np.nan)
+        for g in range(G):
+            rows = np.nonzero(gid == g)[0]
+            p = pres[rows]
+            seen[g] = p.any(axis=0)
+            result[g] = _quantile(q, vals[rows], p)
+    return result, seen, False
 
 
 def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
@@ -240,21 +285,25 @@ def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], witho
     gid_a = np.asarray(gid)
     present = np.zeros_like(v.present)
     pos_all = np.zeros((n, k), dtype=np.int64)
-    for g in range(len(keys)):
-        rows = np.nonzero(gid_a == g)[0]
-        p = v.present[rows]
-        x = v.values[rows]
-        if op == "limitk":
-            pos = np.cumsum(p, axis=0) - 1
-        else:
-            isnan = np.isnan(x)
-            cls = np.where(p, np.where(isnan, 1, 0), 2)
-            key = np.where(p & ~isnan, -x if op == "topk" else x, 0.0)
-            order = np.lexsort((key, cls), axis=0)
-            pos = np.empty_like(order)
-            np.put_along_axis(pos, order, np.arange(len(rows))[:, None].repeat(k, axis=1), axis=0)
-        present[rows] = p & (pos < kk[None, :])
-        pos_all[rows] = pos
+    members = [np.nonzero(gid_a == g)[0] for g in range(len(keys))]
+    for i, c in enumerate(column_blocks(n, k)):  # steps are ranked independently
+        if i:
+            checkpoint()
+        width = c.stop - c.start
+        for rows in members:
+            p = v.present[rows, c]
+            if op == "limitk":
+                pos = np.cumsum(p, axis=0) - 1
+            else:
+                x = v.values[rows, c]
+                isnan = np.isnan(x)
+                cls = np.where(p, np.where(isnan, 1, 0), 2)
+                key = np.where(p & ~isnan, -x if op == "topk" else x, 0.0)
+                order = np.lexsort((key, cls), axis=0)
+                pos = np.empty_like(order)
+                np.put_along_axis(pos, order, np.arange(len(rows))[:, None].repeat(width, axis=1), axis=0)
+            present[rows, c] = p & (pos < kk[None, c])
+            pos_all[rows, c] = pos
     res = VectorSteps(v.labels, v.values, present, v.drop_name, None)
     if instant and k == 1:
         order_rows = sorted(range(n), key=lambda i: (gid[i], int(pos_all[i, 0])))

@@ -23,7 +23,15 @@ from clearsight.model.labels import Labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import SeriesData, stale_mask
 from clearsight.query.budget import QueryBudget, QueryCanceled, running, too_many_series
-from clearsight.query.promql import aggregations, binops, fn_start_ts, nh_functions, rollup_plan, streamed
+from clearsight.query.promql import (
+    aggregations,
+    batched_range,
+    binops,
+    fn_start_ts,
+    nh_functions,
+    rollup_plan,
+    streamed,
+)
 from clearsight.query.promql.ast import (
     AggregateExpr,
     AtModifier,
@@ -204,6 +212,9 @@ class Evaluator:
         self.count_samples = False
         # Aggregations of a selection larger than this many samples fold it batch by batch (streamed.py).
         self.stream_batch_samples = streamed.DEFAULT_BATCH_SAMPLES
+        # Range functions over more than this much work run batch of series by batch, with a
+        # checkpoint between batches (batched_range.py; 0 = one call over all series).
+        self.range_batch_work = batched_range.DEFAULT_BATCH_WORK
 
     @property
     def stats_selectors(self) -> set[int]:
@@ -766,7 +777,7 @@ class Evaluator:
             else:
                 raise NotImplementedQueryError(f"function {name!r} is not implemented")
         else:
-            out = impl(ctx, args)
+            out = batched_range.call(name, impl, ctx, args, self.budget.check, self.range_batch_work)
         if name in SORT_FUNCS and isinstance(out, VectorSteps):
             out = _sort_rows(name, out, args)
         self._mark_annotations(before, lambda msg: _annotated_arg(e, msg))
@@ -918,13 +929,16 @@ class Engine:
     loaded and the largest intermediate (series x steps) value, ``max_series`` the series one
     selector may return, ``timeout_s`` the wall time (checked between operators).
     ``stream_batch_samples``: an aggregation of a selection estimated larger than this many samples
-    is folded one batch of series at a time (``streamed.py``; 0 = always materialise)."""
+    is folded one batch of series at a time (``streamed.py``; 0 = always materialise).
+    ``range_batch_work``: a range function over more work (samples + series x steps) runs batch of
+    series by batch, with a checkpoint between (``batched_range.py``; 0 = one call)."""
 
     def __init__(self, lookback_delta_ms: int = 300_000, timeout_s: float = 120.0,
                  max_samples: int = 50_000_000, max_points_per_series: int = 11_000,
                  max_series: int = 1_000_000,
                  functions: dict[str, FunctionImpl] | None = None,
-                 stream_batch_samples: int = streamed.DEFAULT_BATCH_SAMPLES) -> None:
+                 stream_batch_samples: int = streamed.DEFAULT_BATCH_SAMPLES,
+                 range_batch_work: int = batched_range.DEFAULT_BATCH_WORK) -> None:
         self.lookback_delta_ms = lookback_delta_ms
         self.timeout_s = timeout_s
         self.max_samples = max_samples
@@ -932,6 +946,7 @@ class Engine:
         self.max_series = max_series
         self._functions = functions
         self.stream_batch_samples = stream_batch_samples
+        self.range_batch_work = range_batch_work
 
     @property
     def functions(self) -> dict[str, FunctionImpl]:
@@ -949,6 +964,7 @@ class Engine:
         ev = Evaluator(selector, start, end, step, lookback, limits, self.functions, instant, positions,
                        query_text)
         ev.stream_batch_samples = self.stream_batch_samples
+        ev.range_batch_work = self.range_batch_work
         return ev
 
     def instant(self, selector: SeriesSelector, query: str | Expr, time_ms: int, *,

@@ -47,6 +47,11 @@ try:
 except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
     _rate = None
 
+def has_compiled_kernels() -> bool:
+    """Whether the compiled kernels (``_rate.pyx``) are built (the numpy fallbacks otherwise)."""
+    return _rate is not None
+
+
 ANCHORED_SAFE = ("changes", "delta", "increase", "rate", "resets")
 SMOOTHED_SAFE = ("delta", "increase", "rate")
 
