@@ -3,7 +3,7 @@ query's memory bounded?
 
 ``ingest`` (default): starts ``clearsight server`` on a free port in a temporary directory, loads
 ``--series`` counters x 6 h, then sends remote-write batches (``--batch`` series x 1 sample) at a
-steady rate (``--rate`` per second) and records each request's latency: first idle
+steady rate (``--rate`` per second) from a process of its own and records each request's latency: first idle
 (``--seconds``), then while ``--queries`` concurrent clients run heavy range queries in a loop.
 ``--rounds N`` interleaves instead: N rounds of idle then loaded, ``--seconds / N`` each (the
 clients pause between rounds and the idle phase starts once no query is in flight), so a noisy
@@ -26,8 +26,10 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -144,9 +146,10 @@ def load(server: Server, series: int, end_ms: int) -> None:
     conn.close()
 
 
-def probe_writes(server: Server, seconds: float, rate: float, batch: int, label: str) -> list[float]:
-    """Remote-write latencies (ms) of ``batch``-series requests sent ``rate`` times a second."""
-    conn = server.conn()
+def probe_writes(port: int, seconds: float, rate: float, batch: int, label: str) -> list[float]:
+    """Remote-write latencies (ms) of ``batch``-series requests sent ``rate`` times a second (run in
+    the prober process, see ``run_ingest``)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     out: list[float] = []
     interval = 1.0 / rate
     t_end = time.monotonic() + seconds
@@ -244,18 +247,24 @@ def run_ingest(args: argparse.Namespace) -> None:
         t0 = time.monotonic()
         load(server, args.series, end_ms)
         print(f"loaded {args.series} series x 6 h in {time.monotonic() - t0:.1f} s", flush=True)
-        probe_writes(server, 2, args.rate, args.batch, "warmup")
-        clients = QueryClients(server, args.queries, end_ms)
-        idle: list[float] = []
-        loaded: list[float] = []
-        phase = args.seconds / args.rounds
-        for _ in range(args.rounds):
-            idle += probe_writes(server, phase, args.rate, args.batch, "idle")
-            clients.start()
-            time.sleep(1.0)  # let the queries pile up
-            loaded += probe_writes(server, phase, args.rate, args.batch, "loaded")
-            clients.pause()
-        clients.close()
+        # The probe runs in a process of its own, as a real sender does: in this one it would share
+        # the GIL with the query clients' threads (reading responses of megabytes) at Python's
+        # 5 ms switch interval, which measured up to ~5 ms before its request left and again after
+        # its response arrived.
+        with multiprocessing.get_context("spawn").Pool(1) as prober:
+            probe = functools.partial(prober.apply, probe_writes)
+            probe((server.port, 2, args.rate, args.batch, "warmup"))
+            clients = QueryClients(server, args.queries, end_ms)
+            idle: list[float] = []
+            loaded: list[float] = []
+            phase = args.seconds / args.rounds
+            for _ in range(args.rounds):
+                idle += probe((server.port, phase, args.rate, args.batch, "idle"))
+                clients.start()
+                time.sleep(1.0)  # let the queries pile up
+                loaded += probe((server.port, phase, args.rate, args.batch, "loaded"))
+                clients.pause()
+            clients.close()
         counts = clients.counts
         cpus = os.cpu_count()
         conc = args.max_concurrency or cpus
