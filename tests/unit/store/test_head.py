@@ -147,3 +147,19 @@ def test_lookup_matches_model(writes: list[Model], probes: list[tuple[int, int]]
         )
         assert found.tolist() == [p in model for p in pairs]
         assert vals[found].tolist() == [model[p] for p in pairs if p in model]
+
+
+def test_merges_stop_at_max_merge_rows() -> None:
+    """No merge holds more than ``max_merge_rows`` rows: the segments it would take stay as they
+    are, and every row still reads back."""
+    head = HeadMirror(max_merge_rows=2_000)
+    sizes: list[int] = []
+    for step in range(600):
+        sid = np.arange(1, 101, dtype=np.uint32)
+        head.apply((sid, np.full(100, step * 1000, dtype=np.int64), np.full(100, float(step))))
+        sizes.append(max(len(s) for s in head._segments))
+    assert max(sizes) == 800  # 8 segments of 100 rows merged once; 8 of 800 would hold 6,400
+    assert head.rows == 60_000
+    assert head.segments >= 60_000 // 800
+    sid, ts, vals = head.select(np.array([3], dtype=np.uint32), 0, 10**9)
+    assert ts.tolist() == list(range(0, 600_000, 1000)) and vals.tolist() == [float(s) for s in range(600)]

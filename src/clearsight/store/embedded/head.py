@@ -16,7 +16,12 @@ newest segments have the same level they become one segment of the next level. A
 row is merged about ``log_FANOUT(c)`` times (with 8: 3 times for 500 commits; a binary counter
 merged each row 9 times, which cost ~15 % of the ingest CPU with small group commits). A merge is
 one stable argsort of a combined key over the sorted runs (timsort merges runs) and one gather
-per column.
+per column. Merges run on the writer thread before the commit is acknowledged, so a merge that
+would hold more than ``MAX_MERGE_ROWS`` (128k) rows is not made: the ``FANOUT`` segments stay
+side by side. Without that cap, the merges of the top level took the whole head (60-88 ms for
+726k-815k rows, beside queries: the slowest writes of bench/governance.py); with it a merge costs at
+most ~15 ms and the head (compacted into chunks at ``compact_min_rows``, 1M rows by default) keeps
+a few more segments: about one per 128k rows beyond the counter's.
 
 Memory: 20 bytes per row (uint32 id, int64 timestamp, float64 value) plus the transient copy of a
 merge, plus 8 bytes per row of a segment that late or re-sent samples were looked up in (its key
@@ -42,6 +47,8 @@ except ImportError:  # pragma: no cover - built without Cython or a C compiler
 
 U32Array = npt.NDArray[np.uint32]
 FANOUT = 8
+# Segments whose merge would hold more rows stay as they are (see the module's docstring).
+MAX_MERGE_ROWS = 1 << 17
 _LOADED = 1 << 30  # level of a segment loaded from the table: never merged with new ones
 _KEY_SPAN = 1 << 32  # a combined key holds (series id << 32) | (ts - min ts) when ts fits in 32 bits
 
@@ -150,8 +157,9 @@ class HeadMirror:
     """In-memory rows of the head. Writer: ``replace_all``, ``apply``, ``drop_before``,
     ``clear``. Readers: ``select`` (any thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_merge_rows: int = MAX_MERGE_ROWS) -> None:
         self._segments: tuple[_Segment, ...] = ()
+        self.max_merge_rows = max_merge_rows
 
     @property
     def rows(self) -> int:
@@ -188,7 +196,8 @@ class HeadMirror:
                     0,
                 )
             )
-            while len(segs) >= FANOUT and all(s.level == segs[-1].level for s in segs[-FANOUT:]):
+            while (len(segs) >= FANOUT and all(s.level == segs[-1].level for s in segs[-FANOUT:])
+                   and sum(len(s) for s in segs[-FANOUT:]) <= self.max_merge_rows):
                 merged = _merge(segs[-FANOUT:])
                 del segs[-FANOUT:]
                 segs.append(merged)
