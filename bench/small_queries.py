@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import itertools
 import json
@@ -58,6 +59,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -127,11 +129,11 @@ class Conn:
             raise
 
 
-def query_path(kind: str, q: str, end_s: float) -> str:
+def query_path(kind: str, q: str, end_s: float, range_s: float = 3600, step_s: float = 15) -> str:
     if kind == "instant":
         return "/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": f"{end_s:.3f}"})
     return "/api/v1/query_range?" + urllib.parse.urlencode(
-        {"query": q, "start": f"{end_s - 3600:.3f}", "end": f"{end_s:.3f}", "step": "15"}
+        {"query": q, "start": f"{end_s - range_s:.3f}", "end": f"{end_s:.3f}", "step": f"{step_s:g}"}
     )
 
 
@@ -234,6 +236,48 @@ class RssSampler(threading.Thread):
             self.stop_ev.wait(0.2)
 
 
+def judge(
+    target: str,
+    q: str,
+    answer: dict[str, list[float]] | str,
+    prom_body: bytes | None,
+    requery: Callable[[str], tuple[int, bytes]],
+    first_s: float | None,
+) -> str:
+    """Whether ``answer`` (``_canon`` of ``target``'s answer to ``q``, or an error text) equals
+    Prometheus' (``prom_body``), and if not, why (the module docstring): "same", "same with 2.42
+    windows" (", tie", ", 3.x extrapolation at the start"), "differs", "error", "no reference".
+    ``requery(q2)`` sends ``q2`` to Clearsight the same way (instant or range, same time)."""
+    prom = _canon(prom_body) if prom_body is not None else None
+    if isinstance(answer, str):
+        return "error"
+    if prom is None:
+        return "no reference"
+    if same(answer, prom):
+        return "same"
+    if target != "clearsight" or closed_windows(q) == q:
+        return "differs"
+    assert prom_body is not None
+    st, body = requery(closed_windows(q))
+    if st != 200:
+        return "differs"
+    if same(_canon(body), prom, rel=1e-5):
+        return "same with 2.42 windows"
+    if q.startswith(("topk", "bottomk")) and same(_by_step(body), _by_step(prom_body), rel=1e-5):
+        return "same with 2.42 windows, tie"
+    if first_s is not None:
+        after = first_s + longest_range_s(q)
+        if same(_canon(body, after_s=after), _canon(prom_body, after_s=after), rel=1e-5):
+            return "same with 2.42 windows, 3.x extrapolation at the start"
+    return "differs"
+
+
+def _requery(conn: Conn | None, kind: str, end_s: float, q: str) -> tuple[int, bytes]:
+    if conn is None:
+        return 0, b""
+    return conn.get(query_path(kind, q, end_s))
+
+
 def latency(
     urls: dict[str, str], pids: dict[str, int], idle: dict[str, float], end_s: float, rounds: int,
     first_s: float | None = None,
@@ -254,40 +298,15 @@ def latency(
         for _ in range(rounds):
             for t, c in conns.items():
                 t0 = time.perf_counter()
-                st, body = c.get(path)
+                st, _ = c.get(path)
                 times[t].append(time.perf_counter() - t0)
                 if st != 200:
                     answers[t] = f"HTTP {st}"
         wall = time.perf_counter() - w0
         cpu = {t: max(0.0, cpu_seconds(p) - cpu0[t] - idle[t] * wall) / rounds for t, p in ps.items()}
-        prom = answers.get("prometheus")
-        verdict: dict[str, str] = {}
-        for t, a in answers.items():
-            if not (isinstance(a, dict) and isinstance(prom, dict)):
-                verdict[t] = "error" if isinstance(a, str) else "no reference"
-            elif same(a, prom):
-                verdict[t] = "same"
-            elif t == "clearsight" and closed_windows(q) != q:
-                st, body = conns[t].get(query_path(kind, closed_windows(q), end_s))
-                if st == 200 and same(_canon(body), prom, rel=1e-5):
-                    verdict[t] = "same with 2.42 windows"
-                elif (
-                    st == 200
-                    and q.startswith(("topk", "bottomk"))
-                    and same(_by_step(body), _by_step(bodies["prometheus"]), rel=1e-5)
-                ):
-                    verdict[t] = "same with 2.42 windows, tie"
-                elif (
-                    st == 200
-                    and first_s is not None
-                    and same(_canon(body, after_s=first_s + longest_range_s(q)),
-                             _canon(bodies["prometheus"], after_s=first_s + longest_range_s(q)), rel=1e-5)
-                ):
-                    verdict[t] = "same with 2.42 windows, 3.x extrapolation at the start"
-                else:
-                    verdict[t] = "differs"
-            else:
-                verdict[t] = "differs"
+        prom_body = bodies["prometheus"] if isinstance(answers.get("prometheus"), dict) else None
+        requery = functools.partial(_requery, conns.get("clearsight"), kind, end_s)
+        verdict = {t: judge(t, q, a, prom_body, requery, first_s) for t, a in answers.items()}
         rows.append(
             {
                 "name": name,
@@ -353,6 +372,33 @@ def concurrency(
     return out
 
 
+def build_data(series: int, hours: float, handlers: int) -> workload.Payloads:
+    """The workload's remote-write requests: ``series`` node_exporter-like series and ``handlers``
+    request-duration histograms, ``hours`` at 15 s ending now (printed)."""
+    scrapes = int(hours * 3600_000 // workload.SCRAPE_INTERVAL_MS)
+    end_ms = (int(time.time() * 1000) // 1000) * 1000
+    t0 = time.perf_counter()
+    payloads = workload.build_payloads(series, scrapes, end_ms=end_ms, extra=workload.http_histogram_series(handlers))
+    print(
+        f"data: {payloads.n_series} series x {hours:g} h at 15 s = {payloads.total_samples:,} samples, "
+        f"encoded in {time.perf_counter() - t0:.1f} s"
+    )
+    return payloads
+
+
+def push_all(procs: dict[str, peers.Proc], payloads: workload.Payloads) -> None:
+    """Remote-writes every request to every server, one server after the other (printed)."""
+    # round-robin over the senders keeps every series in time order
+    order = [b for grp in itertools.zip_longest(*payloads.bodies) for b in grp if b is not None]
+    with httpx.Client(timeout=300) as client:
+        for t, proc in procs.items():
+            t1 = time.perf_counter()
+            runner.push(client, proc.url, order)
+            print(f"  loaded {t} in {time.perf_counter() - t1:.1f} s")
+        if "victoriametrics" in procs:
+            client.get(procs["victoriametrics"].url + "/internal/force_flush")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--series", type=int, default=2360, help="node_exporter-like series (default 2360)")
@@ -366,16 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"bench/small_queries.py: ignoring {' '.join(unknown)}")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    scrapes = int(args.hours * 3600_000 // workload.SCRAPE_INTERVAL_MS)
-    end_ms = (int(time.time() * 1000) // 1000) * 1000
-    t0 = time.perf_counter()
-    payloads = workload.build_payloads(
-        args.series, scrapes, end_ms=end_ms, extra=workload.http_histogram_series(args.handlers)
-    )
-    print(
-        f"data: {payloads.n_series} series x {args.hours:g} h at 15 s = {payloads.total_samples:,} samples, "
-        f"encoded in {time.perf_counter() - t0:.1f} s"
-    )
+    payloads = build_data(args.series, args.hours, args.handlers)
     with ExitStack() as stack:
         wd = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-small-")))
         procs: dict[str, peers.Proc] = {}
@@ -384,15 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(procs[t].stop)
         rss = RssSampler({t: pr.pid for t, pr in procs.items()})
         rss.start()
-        # round-robin over the senders keeps every series in time order
-        order = [b for grp in itertools.zip_longest(*payloads.bodies) for b in grp if b is not None]
-        with httpx.Client(timeout=300) as client:
-            for t in targets:
-                t1 = time.perf_counter()
-                runner.push(client, procs[t].url, order)
-                print(f"  loaded {t} in {time.perf_counter() - t1:.1f} s")
-            if "victoriametrics" in procs:
-                client.get(procs["victoriametrics"].url + "/internal/force_flush")
+        push_all(procs, payloads)
         waited = wait_idle(procs)
         print(f"servers idle after {waited:.1f} s")
         urls = {t: procs[t].url for t in targets}
