@@ -16,7 +16,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -902,20 +902,24 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     log.info("stopped")
 
 
-async def _rollup_loop(store: MetricsStore, cfg: Config) -> None:
-    """Rollup passes of the embedded store every ``storage.rollup_interval`` (store/embedded/rollups.py)."""
+async def _rollup_loop(store: MetricsStore, cfg: Config,
+                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Rollup passes of the embedded store every ``storage.rollup_interval`` (store/embedded/rollups.py),
+    the first one an interval after start: a pass catching up on hours of data (after downtime or a
+    backfill) holds the writer thread and the GIL for seconds, which would land on the first
+    queries after a restart; reads do without rollups outside their coverage."""
     if not (isinstance(store, EmbeddedMetricsStore) and cfg.storage.rollups):
         return
     interval = parse_duration_ms(cfg.storage.rollup_interval) / 1000
     loop = asyncio.get_running_loop()
     while True:
+        await sleep(interval)
         try:
             await loop.run_in_executor(None, store.run_rollups, int(time.time() * 1000))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("rollup pass failed")
-        await asyncio.sleep(interval)
 
 
 async def _retention_loop(store: MetricsStore, cfg: Config, log_store: EmbeddedLogStore | None = None,
