@@ -17,7 +17,7 @@ from clearsight.auth.errors import Conflict, InvalidInput, LockedOut, NotFound, 
 from clearsight.auth.keys import ApiKeys
 from clearsight.auth.permissions import BUILTIN_ROLES
 from clearsight.auth.sessions import Sessions
-from clearsight.auth.state import MIGRATIONS, SQLITE_PAGE_SIZE, StateDb, migrate
+from clearsight.auth.state import MIGRATIONS, SQLITE_PAGE_SIZE, StateDb, at_head, head_revision, migrate
 from clearsight.auth.tokens import token_hash
 
 PW = "correct horse battery"
@@ -33,6 +33,37 @@ def test_migrations_create_the_tables_and_run_once(state: StateDb) -> None:
     with state.engine.connect() as c:
         assert c.execute(text("select version_num from clearsight_auth_version")).scalars().all() == [head]
 
+
+
+def test_head_revision_is_alembics_head() -> None:
+    assert head_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def test_a_database_at_the_head_opens_without_running_alembic(state: StateDb,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import alembic.command
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("alembic ran on a database already at the head")
+
+    assert at_head(state.engine)
+    monkeypatch.setattr(alembic.command, "upgrade", refuse)
+    migrate(state.engine)  # a no-op, without alembic
+    with state.engine.begin() as c:  # an older recorded revision is not the head: alembic would run
+        c.execute(text("update clearsight_auth_version set version_num = '0009'"))
+    assert not at_head(state.engine)
+    with pytest.raises(AssertionError, match="alembic ran"):
+        migrate(state.engine)
+
+
+def test_a_new_database_is_not_at_the_head(tmp_path: Path) -> None:
+    from clearsight.auth.state import open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        assert not at_head(engine)
+    finally:
+        engine.dispose()
 
 def test_orgs_users_memberships(directory: Directory) -> None:
     assert [o.name for o in directory.list_orgs()] == ["default", "team-b"]
