@@ -493,6 +493,15 @@ def build(cfg: Config) -> Built:
         rollup_retention_ms={FIVE_MINUTES_MS: parse_duration_ms(cfg.storage.rollup_retention_5m),
                              ONE_HOUR_MS: parse_duration_ms(cfg.storage.rollup_retention_1h)},
     )
+    # The newest chunks decoded now, not by the first queries after a restart (docs/storage.md
+    # "Cold start and cold caches"); bounded by storage.decoded_chunk_cache_samples. A chunk that
+    # cannot be read (a damaged block) fails the queries that touch it, as before, not the start.
+    try:
+        warmed = store.warm_caches()
+        log.debug("decoded-chunk cache warmed", extra={"samples": warmed})
+    except Exception:
+        log.warning("warming the decoded-chunk cache failed; queries decode their chunks on demand",
+                    exc_info=True)
     metrics = SelfMetrics()
     metrics.add_store(store.stats, data_dir)
     exemplar_store = EmbeddedExemplarStore(data_dir / "exemplars", cfg.storage.max_exemplars)

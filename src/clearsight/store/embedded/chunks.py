@@ -709,12 +709,14 @@ class DecodedChunkCache:
                 min_ts=np.asarray(min_ts)[idx],
                 max_ts=np.asarray(max_ts)[idx],
             )
-            cuts = np.cumsum(m_n)[:-1]
+            ends = np.cumsum(m_n).tolist()
             m_ts.flags.writeable = False
             m_val.flags.writeable = False
             # Views: an entry keeps its batch's arrays alive until every entry of the batch is
             # evicted (entries of one batch are used, hence evicted, together in the common case).
-            new = list(zip(np.split(m_ts, cuts), np.split(m_val, cuts), strict=True))
+            # Sliced directly: np.split costs ~2 us per piece (a swapaxes each), 9 ms for the
+            # newest chunks of 2,464 series, a third of a cold instant query's decode.
+            new = [(m_ts[a:b], m_val[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
             for i, pair in zip(miss, new, strict=True):
                 found[i] = pair
             with self._lock:

@@ -1535,6 +1535,30 @@ class EmbeddedMetricsStore:
             c_chunk_sid = np.zeros(0, dtype=np.uint32)
         return c_chunk_sid, kept, c_ts, c_val, pick
 
+    def warm_caches(self, window_ms: int = 3_600_000) -> int:
+        """Decodes the chunks a dashboard reads first into the decoded-chunk cache (their bytes into
+        the blob cache on the way): every chunk overlapping the ``window_ms`` before the newest
+        chunk's end, the newest first, as many as the cache holds. After a clean stop the head is
+        compacted, so these are the chunks of *now*: without this the first query after a restart
+        decodes them (2,464 series' newest 3 h chunks: ~35 ms of CPU for ``count by (__name__)``,
+        about 6x its warm time). Bounded by the cache's size whatever the store holds; the memory is
+        the cache's own budget. Returns the samples decoded."""
+        return self._pub.read(lambda: self._warm_once(window_ms))
+
+    def _warm_once(self, window_ms: int) -> int:
+        snap = self._catalog.snapshot()
+        room = self._chunk_cache.max_samples - self._chunk_cache.samples
+        if len(snap) == 0 or room <= 0:
+            return 0
+        recent = np.flatnonzero(snap.max_ts >= int(snap.max_ts.max()) - window_ms)
+        newest_first = recent[np.argsort(-snap.max_ts[recent], kind="stable")]
+        fit = int(np.searchsorted(np.cumsum(snap.n[newest_first]), room, side="right"))
+        if fit == 0:
+            return 0
+        sel = snap.take(np.sort(newest_first[:fit]))
+        self._decode(sel, int(sel.min_ts.min()), int(sel.max_ts.max()))
+        return int(sel.n.sum())
+
     def _decode(self, sel: ChunkRows, start_ms: int, end_ms: int) -> tuple[I64Array, F64Array, I64Array]:
         """The samples of the chunks ``sel`` in [start_ms, end_ms] (``DecodedChunkCache.decode_range``,
         keyed by chunk uid: the bytes of the chunks it misses only are looked up)."""
