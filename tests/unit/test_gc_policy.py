@@ -40,3 +40,16 @@ def test_settle_collects_then_freezes(unfrozen: None) -> None:
     later = _cycle()
     gc.collect()
     assert later() is None  # made after settle: collected as usual
+
+
+def test_starting_turns_the_collector_off_until_settle(unfrozen: None) -> None:
+    assert gc.isenabled()
+    try:
+        gc_policy.starting()
+        assert not gc.isenabled()
+        dead = _cycle()
+        gc_policy.settle()
+        assert dead() is None  # what start-up dropped is collected by settle
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -29,6 +29,9 @@ def server(
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
 ) -> None:
     """Run the server on the embedded store."""
+    from clearsight import gc_policy
+
+    gc_policy.starting()  # no collections while the server's modules load; serve() settles (gc_policy.py)
     from clearsight.config import ConfigError, load_config
     from clearsight.logs import setup_logging
     from clearsight.server import run_server
