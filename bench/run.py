@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import agent
 import chunk_codec
+import cold_start
 import live_dashboard
 import log_decode
 import logs
@@ -31,6 +32,8 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
     ("chunk codec and the metrics file on the remote-write workload (bench/chunk_codec.py)", chunk_codec.main),
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
+    ("cold start: restart, then the small queries' first and second execution (bench/cold_start.py)",
+     cold_start.main),
     ("dashboard panels, heavier queries (bench/query.py)", query.main),
     ("live Node Exporter dashboard at now, ingest running (bench/live_dashboard.py)", live_dashboard.main),
     ("memory per active series (bench/series_memory.py)", series_memory.main),
