@@ -92,12 +92,25 @@ def _wait_http(proc: Proc, path: str, timeout: float, ok: Sequence[int] = (200,)
     raise AssertionError(f"{proc.name} not ready after {timeout}s ({last}):\n{proc.log()}")
 
 
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a spawned process: ours, ``env`` over it, and ``PYTHONPATH``'s relative
+    entries made absolute. The process runs in its own directory, where ``PYTHONPATH=src`` (run from
+    a worktree) names nothing: Python then imports the clearsight installed in the venv, another
+    checkout's code, without a word."""
+    merged = {**os.environ, **(env or {})}
+    if merged.get("PYTHONPATH"):
+        merged["PYTHONPATH"] = os.pathsep.join(
+            str(Path(entry).resolve()) if entry else entry for entry in merged["PYTHONPATH"].split(os.pathsep)
+        )
+    return merged
+
+
 def _spawn(name: str, argv: list[str], workdir: Path, url: str, env: dict[str, str] | None = None) -> Proc:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     logf = open(log_path, "wb")
     popen = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=workdir,
-                             env={**os.environ, **(env or {})}, start_new_session=True)
+                             env=child_env(env), start_new_session=True)
     logf.close()
     return Proc(name, popen, url, log_path)
 
