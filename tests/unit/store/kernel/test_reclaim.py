@@ -9,8 +9,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from clearsight.model.logs import LogBatch, LogEntry
 from clearsight.model.matchers import Matcher
 from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded.logs_store import EmbeddedLogStore
 from clearsight.store.kernel import reclaim
 from clearsight.store.kernel.database import Database
 from clearsight.store.storetest import workload
@@ -152,5 +154,34 @@ def test_metrics_store_close_gives_back_the_blocks_its_merges_freed(
             lbl, got_ts, got_v = data.series(i)
             assert got_ts.tolist() == ts.tolist()
             assert np.array_equal(got_v.view(np.uint64), vals[labels.index(lbl)].view(np.uint64))
+    finally:
+        store.close()
+
+
+def test_log_store_close_gives_back_the_days_retention_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reclaim, "MIN_FREE_BYTES", 0)
+    rng = np.random.default_rng(3)
+    day = 86_400 * 10**9
+    t0 = 20_000 * day
+    store = EmbeddedLogStore(tmp_path, retention_ns=day)
+    for d in range(4):  # four day partitions of ~1 MB of incompressible lines each
+        entries = [LogEntry(stream=(("app", "a"),), timestamp=t0 + d * day + i, body=rng.bytes(4_000).hex())
+                   for i in range(128)]
+        store.append("t", LogBatch.from_entries(entries)).result()
+    store.flush()
+    assert store.apply_retention(t0 + 3 * day + 10) == 2 * 128  # days 0 and 1 go
+    store.flush()
+    kept = store.select("t", [], 0, 2**62, limit=1_000, direction="forward").entries()
+    path = tmp_path / "logs.duckdb"
+    with store._reader() as cur:
+        total, free = cur.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchall()[0]
+    assert free * 4 >= total and len(kept) == 2 * 128
+    store.close()
+    assert _blocks(path) == (total - free, 0)
+    store = EmbeddedLogStore(tmp_path, retention_ns=day)
+    try:
+        assert store.select("t", [], 0, 2**62, limit=1_000, direction="forward").entries() == kept
     finally:
         store.close()
