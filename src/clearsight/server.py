@@ -698,10 +698,12 @@ def _guarded(app: Any, cfg: Config, auth: AuthSystem | None = None, signing: Ver
         full_app = SignatureVerifier(IdempotencyMiddleware(
             app, IdempotencyStore(auth.db, parse_duration_ms(cfg.auth.idempotency_window))), verifier)
 
-    def chain(bounded: Any, reads: bool) -> Any:
-        inner: Any = bounded
+    def chain(limited: Any, reads: bool) -> Any:
+        """The guard chain over ``limited`` (a body-limit layer); without the write-only layers
+        when ``reads``."""
+        inner: Any = limited
         if auth is not None and verifier is not None and audit is not None:
-            audited = CrossOrgAuditMiddleware(bounded, audit)
+            audited = CrossOrgAuditMiddleware(limited, audit)
             checked = _counting(audited if reads else CsrfMiddleware(audited), usage)
             authed: Any = AuthMiddleware(PrincipalRateLimitMiddleware(checked, per_key, per_org),
                                          auth.authenticator, tenant_header=cfg.tenancy.tenant_header)

@@ -113,9 +113,11 @@ def call(name: str, impl: FunctionImpl, ctx: FuncContext, args: list[Value], che
     if m.hists is not None or m.sts is not None:
         return impl(ctx, args)
     flat = _contiguous_flat(m)
+    k = int(m.window_end.shape[0])
+    if flat is not None and int(flat.ends[-1] if m.num_series else 0) + m.num_series * k <= max_work:
+        return impl(ctx, args)  # one batch (the small queries' case): no per-series work counted
     lengths = (flat.ends - flat.starts if flat is not None
                else np.fromiter(map(len, m.timestamps), dtype=np.int64, count=m.num_series))
-    k = int(m.window_end.shape[0])
     bounds = batch_bounds(lengths, k, max_work)
     if len(bounds) == 1:
         return impl(ctx, args)

@@ -946,15 +946,9 @@ class Engine:
         self.max_points_per_series = max_points_per_series
         self.max_series = max_series
         # Loaded now, not by the first query that calls a function (~20 ms of imports it would wait on).
-        self._functions = functions if functions is not None else _load_functions()
+        self.functions = functions if functions is not None else _load_functions()
         self.stream_batch_samples = stream_batch_samples
         self.range_batch_work = range_batch_work
-
-    @property
-    def functions(self) -> dict[str, FunctionImpl]:
-        if self._functions is None:
-            self._functions = _load_functions()
-        return self._functions
 
     def _evaluator(self, selector: SeriesSelector, start: int, end: int, step: int, instant: bool,
                    timeout_s: float | None, cancel: threading.Event | None,

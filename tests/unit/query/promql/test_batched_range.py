@@ -29,6 +29,7 @@ from clearsight.query.promql.values import (
 )
 from clearsight.store.memory import MemorySeriesSelector
 from tests.conformance import promqltest_runner as runner
+from tests.support.spy import count_calls
 
 MIN = 60_000
 T_END = 4 * 3_600_000
@@ -97,20 +98,12 @@ def _run_file(path: Path, engine: _TwinEngine) -> None:
 def test_promqltest_evals_answer_the_same_split_and_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     files = runner.all_files()
     assert files, f"no promqltest files under {runner.promqltest_dir()}"
-    batches = 0
-    rows = batched_range._rows
-
-    def counted(*a: Any) -> MatrixSteps:
-        nonlocal batches
-        batches += 1
-        return rows(*a)
-
-    monkeypatch.setattr(batched_range, "_rows", counted)
+    batches = count_calls(monkeypatch, batched_range, "_rows")
     engine = _TwinEngine()
     for path in files:
         _run_file(path, engine)
     assert engine.evaluated > 1000
-    assert batches > 1000  # the split evaluation did run functions batch by batch
+    assert batches.calls > 1000  # the split evaluation did run functions batch by batch
     assert engine.differ == []
 
 

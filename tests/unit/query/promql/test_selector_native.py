@@ -18,6 +18,7 @@ from clearsight.model.samples import STALE_NAN, SeriesData
 from clearsight.query.promql import _selector, engine  # type: ignore[attr-defined]
 from clearsight.query.promql.engine import Engine, latest_sample_index, latest_sample_index_numpy
 from clearsight.store.memory import MemorySeriesSelector
+from tests.support.spy import count_calls
 
 value = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([STALE_NAN, math.nan, 0.0, -0.0]))
 
@@ -80,19 +81,11 @@ def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.Mon
         vs = rng.normal(size=300)
         vs[rng.random(300) < 0.05] = STALE_NAN
         sel.add(make_labels({"__name__": "m", "i": str(i % 7), "j": str(i)}), ts, vs)
-    calls = 0
-    real = _selector.latest_index
-
-    def counting(*a: object) -> object:
-        nonlocal calls
-        calls += 1
-        return real(*a)
-
     queries = ["m", "m offset 1m", "m @ 1800", "sum by (i) (m)", "m > 0", "timestamp(m)"]
-    monkeypatch.setattr(_selector, "latest_index", counting)
+    kernel = count_calls(monkeypatch, _selector, "latest_index")
     compiled = [(Engine().instant(sel, q, 1_800_000).series, Engine().range(sel, q, 0, 3_600_000, 15_000).series)
                 for q in queries]
-    assert calls >= 2 * len(queries)
+    assert kernel.calls >= 2 * len(queries)
     monkeypatch.setattr(engine, "_selector", None)
     for q, (inst, rng_) in zip(queries, compiled, strict=True):
         ref_i = Engine().instant(sel, q, 1_800_000).series
