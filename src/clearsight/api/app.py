@@ -8,7 +8,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -17,7 +16,7 @@ from clearsight import __version__
 from clearsight.api.common import ApiError, TenantOf, error_response, success
 from clearsight.api.discovery import make_discovery_handlers
 from clearsight.api.federate import make_federate_handler
-from clearsight.api.http_middleware import install_http_middleware
+from clearsight.api.http_middleware import HotLaneApp, install_http_middleware
 from clearsight.api.openapi_params import document_plain_routes, route_kwargs
 from clearsight.api.ops import make_ops_handlers
 from clearsight.api.prometheus_query import make_query_handlers
@@ -89,9 +88,9 @@ def _targets_handler(targets: Callable[[str, str | None], dict[str, Any]]) -> Ha
     return handler
 
 
-def create_app(s: Services) -> FastAPI:
+def create_app(s: Services) -> HotLaneApp:
     # FastAPI's OpenTelemetry instrumentation is off: it probed the environment on every request.
-    app = FastAPI(title="Clearsight", version=__version__,
+    app = HotLaneApp(title="Clearsight", version=__version__,
                   description="Self-hosted observability: Prometheus-compatible metrics API.",
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     m = s.metrics

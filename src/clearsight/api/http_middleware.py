@@ -11,6 +11,13 @@ layer, FastAPI's exit-stack layer, the router's scan and the gzip responder cost
 small query's evaluation. Every middleware registered outside them (request log, CORS, and any
 added later, e.g. authentication) still runs; when middleware was registered before them (it would
 sit inside and be skipped) they are not installed at all.
+
+``HotLaneApp`` (the application class ``api/app.py`` builds) goes one step further: a request to a
+hot route (exact path, GET or POST) does not enter FastAPI's and Starlette's own outer layers
+(server-error, exception-telemetry and body-limit wrappers, each a coroutine and some a send
+wrapper per request) but a lane built from the same middleware: every layer registered outside
+``HotRoutes``, in the same order, around the same ``HotRoutes``. The server's guard chain (admission,
+authentication, rate limits, body limits) sits outside the application and applies to both.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from typing import cast
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -215,6 +223,48 @@ class HotRoutes:
                 headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _not_hot(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError(f"{scope.get('method')} {scope.get('path')} reached the hot lane's end: HotLaneApp sends "
+                       "only hot routes there")
+
+
+class HotLaneApp(FastAPI):
+    """FastAPI whose hot routes (those of the ``HotRoutes`` middleware ``install_http_middleware``
+    registered) are answered through ``hot_lane``: the middleware registered outside ``HotRoutes``
+    around a ``HotRoutes`` of the same routes, without Starlette's and FastAPI's own outer layers.
+    Built on the first request, as Starlette builds its middleware stack; without ``HotRoutes``
+    registered, every request takes the usual stack."""
+
+    hot_lane: ASGIApp | None = None
+    hot_paths: frozenset[str] = frozenset()
+    _lane_built = False
+
+    def build_hot_lane(self) -> ASGIApp | None:
+        """The lane from ``user_middleware`` (outermost first), or None without ``HotRoutes``."""
+        entries = list(self.user_middleware)
+        at = next((i for i, m in enumerate(entries) if m.cls is HotRoutes), None)
+        if at is None:
+            return None
+        routes = cast("Mapping[str, Handler]", entries[at].kwargs["routes"])
+        self.hot_paths = frozenset(routes)
+        lane: ASGIApp = HotRoutes(_not_hot, routes)
+        for m in reversed(entries[:at]):
+            lane = m.cls(lane, *m.args, **m.kwargs)
+        return lane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._lane_built:
+            self.hot_lane = self.build_hot_lane()
+            self._lane_built = True
+        lane = self.hot_lane
+        if lane is not None and scope["type"] == "http" and scope["path"] in self.hot_paths \
+                and scope["method"] in HOT_METHODS:
+            scope["app"] = self  # as Starlette sets it (Request.app)
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def install_http_middleware(app: FastAPI, cfg: Config, hot_routes: Mapping[str, Handler] | None = None) -> None:
