@@ -38,8 +38,11 @@ FAST_PATHS = frozenset({
     "/api/v1/write",
 })
 
-# Answered in one pass by api/http_middleware.HotRoutes (exact paths only).
-HOT_PATHS = frozenset({"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels"})
+# Answered in one pass by api/http_middleware.HotRoutes (exact paths only): a dashboard's reads and
+# Prometheus' remote-write, whose handler answers every error itself (an escaping exception is a 500,
+# as Starlette's error layer made it).
+HOT_PATHS = frozenset({"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels",
+                       "/api/v1/write"})
 
 
 @dataclass
@@ -149,5 +152,6 @@ def create_app(s: Services) -> HotLaneApp:
     app.router.routes[:0] = fast
     app.router.routes.extend(s.extra_routes)
     document_plain_routes(app)
-    install_http_middleware(app, s.config, {path: handler for path, handler, _, _ in api if path in HOT_PATHS})
+    install_http_middleware(app, s.config, {path: handler for path, handler, _, _ in api if path in HOT_PATHS},
+                            {path: frozenset(methods) for path, _, methods, _ in api if path in HOT_PATHS})
     return app

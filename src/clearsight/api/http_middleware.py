@@ -28,7 +28,7 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import cast
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -188,19 +188,21 @@ def gzip_body(body: bytes) -> bytes:
 
 
 class HotRoutes:
-    """Answers requests to ``routes`` (exact paths; GET and POST) by calling their handler directly;
-    everything else goes on to ``app``. Responses of at least ``GZIP_MINIMUM_BYTES`` get
+    """Answers requests to ``routes`` (exact paths; GET and POST, or the methods ``methods`` names
+    for a path) by calling their handler directly; everything else goes on to ``app``. Responses of at least ``GZIP_MINIMUM_BYTES`` get
     ``Vary: Accept-Encoding`` and, when the client accepts gzip, are compressed (as
     ``GZipMiddleware`` does). An exception escaping a handler is logged and answered 500, like
     Starlette's ``ServerErrorMiddleware``."""
 
-    def __init__(self, app: ASGIApp, routes: Mapping[str, Handler]) -> None:
+    def __init__(self, app: ASGIApp, routes: Mapping[str, Handler],
+                 methods: Mapping[str, frozenset[str]] | None = None) -> None:
         self.app = app
         self.routes = dict(routes)
+        self.methods = {path: HOT_METHODS & (methods or {}).get(path, HOT_METHODS) for path in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] not in HOT_METHODS:
+        if handler is None or scope["method"] not in self.methods[scope["path"]]:
             await self.app(scope, receive, send)
             return
         try:
@@ -238,7 +240,7 @@ class HotLaneApp(FastAPI):
     registered, every request takes the usual stack."""
 
     hot_lane: ASGIApp | None = None
-    hot_paths: frozenset[str] = frozenset()
+    hot_methods: Mapping[str, frozenset[str]] = {}  # path -> the methods the lane answers
     _lane_built = False
 
     def build_hot_lane(self) -> ASGIApp | None:
@@ -247,9 +249,10 @@ class HotLaneApp(FastAPI):
         at = next((i for i, m in enumerate(entries) if m.cls is HotRoutes), None)
         if at is None:
             return None
-        routes = cast("Mapping[str, Handler]", entries[at].kwargs["routes"])
-        self.hot_paths = frozenset(routes)
-        lane: ASGIApp = HotRoutes(_not_hot, routes)
+        kwargs: dict[str, Any] = dict(entries[at].kwargs)
+        hot = HotRoutes(_not_hot, kwargs["routes"], kwargs.get("methods"))
+        self.hot_methods = hot.methods
+        lane: ASGIApp = hot
         for m in reversed(entries[:at]):
             lane = m.cls(lane, *m.args, **m.kwargs)
         return lane
@@ -259,15 +262,16 @@ class HotLaneApp(FastAPI):
             self.hot_lane = self.build_hot_lane()
             self._lane_built = True
         lane = self.hot_lane
-        if lane is not None and scope["type"] == "http" and scope["path"] in self.hot_paths \
-                and scope["method"] in HOT_METHODS:
+        if lane is not None and scope["type"] == "http" \
+                and scope["method"] in self.hot_methods.get(scope["path"], ()):
             scope["app"] = self  # as Starlette sets it (Request.app)
             await lane(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
 
-def install_http_middleware(app: FastAPI, cfg: Config, hot_routes: Mapping[str, Handler] | None = None) -> None:
+def install_http_middleware(app: FastAPI, cfg: Config, hot_routes: Mapping[str, Handler] | None = None,
+                            hot_methods: Mapping[str, frozenset[str]] | None = None) -> None:
     """Wires the error envelope and the middleware stack onto ``app``, as ``cfg`` says;
     ``hot_routes`` (path -> handler) are answered by ``HotRoutes``."""
     cors_origins = cfg.server.cors_origins
@@ -278,7 +282,7 @@ def install_http_middleware(app: FastAPI, cfg: Config, hot_routes: Mapping[str, 
     inner_middleware = list(app.user_middleware)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
     if hot_routes and not inner_middleware:
-        app.add_middleware(HotRoutes, routes=hot_routes)
+        app.add_middleware(HotRoutes, routes=hot_routes, methods=hot_methods)
     elif hot_routes:
         log.warning("hot routes not installed: middleware registered before the HTTP middleware would be skipped")
     # zstd for clients preferring it, outside the gzip layers (api/zstd_responses.py)

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clearsight.api.app import HOT_PATHS, create_app
-from clearsight.api.http_middleware import GZIP_MINIMUM_BYTES, HotRoutes, install_http_middleware
+from clearsight.api.http_middleware import GZIP_MINIMUM_BYTES, HotLaneApp, HotRoutes, install_http_middleware
 from clearsight.config import load_config
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
 from clearsight.server import build
@@ -143,3 +143,52 @@ def test_middleware_registered_first_turns_the_hot_routes_off(tmp_path: Path,
     with TestClient(app) as c:
         assert c.get("/x").text == "ok"
     assert calls == ["/x"]
+
+
+def test_the_hot_lane_skips_fastapis_own_layers_and_keeps_the_registered_ones(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class Marker:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                calls.append(scope["path"])
+            await self.app(scope, receive, send)
+
+    async def handler(request: Request) -> Response:
+        return Response("hot")
+
+    async def other(request: Request) -> Response:
+        return Response("cold")
+
+    app = HotLaneApp()
+    app.add_api_route("/x", handler, methods=["GET", "POST"])
+    app.add_api_route("/w", handler, methods=["POST"])
+    app.add_api_route("/y", other, methods=["GET"])
+    cfg = load_config(env={}, overrides={"storage.data_dir": str(tmp_path / "data")})
+    install_http_middleware(app, cfg, {"/x": handler, "/w": handler}, {"/x": frozenset({"GET", "POST"}),
+                                                                      "/w": frozenset({"POST"})})
+    app.add_middleware(Marker)  # registered after: outside the hot routes, so it stays in the lane
+    c = TestClient(app)  # no lifespan: nothing else builds Starlette's stack
+    assert c.get("/x").text == "hot" and c.post("/w").text == "hot"
+    assert app.middleware_stack is None  # the hot requests never entered FastAPI's own layers
+    assert calls == ["/x", "/w"]
+    assert c.get("/y").text == "cold"
+    assert app.middleware_stack is not None and calls == ["/x", "/w", "/y"]
+    wrong = c.get("/w")  # a method the route does not have: the full stack's 405
+    assert wrong.status_code == 405 and calls[-1] == "/w"
+
+
+def test_remote_write_takes_the_lane_and_a_get_is_still_405(client: TestClient) -> None:
+    app = client.app
+    assert isinstance(app, HotLaneApp)
+    assert app.hot_methods["/api/v1/write"] == frozenset({"POST"})
+    now = int(time.time() * 1000)
+    body = encode_snappy(WriteRequest([TimeSeries([("__name__", "lane_probe")], [(now, 7.0)])], []))
+    assert client.post("/api/v1/write", content=body, headers=RW_HEADERS).status_code == 204
+    got = client.get("/api/v1/query", params={"query": "lane_probe", "time": str(now / 1000)}).json()
+    assert [r["value"][1] for r in got["data"]["result"]] == ["7"]
+    r = client.get("/api/v1/write")
+    assert r.status_code == 405 and r.json()["errorType"] == "bad_data"
