@@ -86,8 +86,10 @@ def test_matches_reference(series: dict[int, tuple[list[list[int]], list[list[in
         assert got is None
         return
     assert got is not None
-    counts, ts_out, vals_out = got
-    assert counts.tolist() == [len(w[0]) for w in want]
+    offsets, ts_out, vals_out, empty = got
+    assert np.diff(offsets).tolist() == [len(w[0]) for w in want]
+    assert offsets[0] == 0
+    assert empty == sum(1 for w in want if not w[0])
     assert ts_out.tolist() == [t for w in want for t in w[0]]
     assert vals_out.tolist() == [v for w in want for v in w[1]]
     assert pick.rows == sum(len(w[0]) for w in want) - len(c_ts)
@@ -115,6 +117,6 @@ def test_hostile_arguments_raise() -> None:
     with pytest.raises(ValueError, match="exceed the decoded samples"):
         pick.assemble(None, np.asarray([1], dtype=np.uint32), np.asarray([5], dtype=np.int64),
                       np.asarray([1], dtype=np.int64), np.ones(1))
-    forged = HeadPick(pick.segments, ids, 0, 100, np.asarray([0, 99, 0, 1], dtype=np.int64), 2, None)
+    forged = HeadPick(pick.segments, ids, 0, 100, np.asarray([0, 99, 0, 1], dtype=np.int64), 2, None, pick.native)
     with pytest.raises(ValueError, match="outside a segment"):
         forged.assemble(None, *none)

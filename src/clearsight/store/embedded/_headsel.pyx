@@ -1,13 +1,23 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True
-"""Native row selection in a segment sorted by (series id, ts): the rows of the series ``ids``
-(sorted, unique) with ``lo <= ts <= hi``, grouped by series, in one pass of binary searches (two
-per id for the series' rows, two for the time range). ``head._Segment.rows_in`` uses it; its numpy
-equivalent is the reference (``tests/unit/store/test_head.py`` compares them)."""
+"""Native row selection in the head's segments (each sorted by (series id, ts)) and a read's assembly.
+
+``rows_in``: the rows of the series ``ids`` (sorted, unique) with ``lo <= ts <= hi`` in one segment,
+grouped by series, in one pass of binary searches (two per id for the series' rows, two for the time
+range). ``head._Segment.rows_in`` uses it; its numpy equivalent is the reference
+(``tests/unit/store/test_head.py`` compares them).
+
+``Segments``: all of a head's segments as the compiled reads take them, built once per change of
+the head (``head.HeadMirror``), so a read acquires no buffer per segment: ``bounds`` locates a
+read's rows per series and segment, ``assemble`` copies a read's chunk samples and head rows into
+the answer's columns, ``read`` is both in one call for a read without chunks (the small instant
+query at the data's end). ``tests/unit/store/test_head_assemble.py`` compares them with a dict
+reference."""
 
 import numpy as np
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memset
 
 from clearsight._bsearch cimport lower_bound, upper_bound
 
@@ -42,153 +52,241 @@ def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] 
     return out
 
 
-def head_bounds(const uint32_t[::1] ids, tuple seg_sid, tuple seg_ts, int64_t lo, int64_t hi):
-    """For each series of ``ids`` (sorted, unique) and each segment (its ``sid`` and ``ts``
-    columns, sorted by (series id, ts)): the rows ``[a, b)`` of the series with lo <= ts <= hi.
-    Returns the bounds as int64 ``[(i * segments + s) * 2]`` = a, ``+ 1`` = b, and their total."""
-    cdef Py_ssize_t k = ids.shape[0], nseg = len(seg_sid), s, i, a, b, start, n
-    cdef int64_t total = 0
-    out = np.empty(2 * k * nseg, dtype=np.int64)
-    cdef int64_t[::1] o = out
+# Reads copying at least this many samples release the GIL while they copy (below, releasing and
+# taking it back costs more than the copy).
+cdef Py_ssize_t NOGIL_SAMPLES = 4096
+
+_NO_SID = np.zeros(0, dtype=np.uint32)
+_NO_I64 = np.zeros(0, dtype=np.int64)
+_NO_F64 = np.zeros(0, dtype=np.float64)
+
+
+cdef class _Seg:
+    """One segment's columns as typed views (acquired once, when the head changed)."""
     cdef const uint32_t[::1] sid
     cdef const int64_t[::1] ts
-    for s in range(nseg):
-        sid = seg_sid[s]
-        ts = seg_ts[s]
-        n = sid.shape[0]
-        start = 0
-        with nogil:
+    cdef const double[::1] vals
+    cdef int64_t lo, hi
+
+
+cdef class Segments:
+    """A head's segments (``sids``, ``tss``, ``vals``: their columns, each segment sorted by
+    (series id, ts); ``mins``/``maxs``: their min and max ts) for the compiled reads.
+
+    ``bounds(ids, lo, hi)``: for each series of ``ids`` (sorted, unique) and each segment, its rows
+    ``[a, b)`` with lo <= ts <= hi, as int64 ``[(i * count + s) * 2]`` = a, ``+ 1`` = b (empty, without
+    a search, in segments wholly outside the range), and their total.
+
+    ``assemble(ids, perm, bounds, c_sid, kept, c_ts, c_val)``: one read's series as columns, in one
+    pass: per series of ``ids`` taken in the order ``perm`` (positions into ``ids``; None: as they
+    are), its decoded chunk samples (chunks ordered by (series, min ts), ``kept[j]`` samples from chunk
+    ``j``, series ``c_sid[j]``) then its head rows, segment after segment. Returns ``(offsets, ts,
+    vals, empty)``: ``offsets`` (k + 1) delimit the series in output order, ``empty`` counts the
+    series without a sample; or None when some series' pieces are not in strictly ascending time
+    order as they come (late samples compacted after newer ones, or out-of-order rows in an older
+    segment): the caller then sorts.
+
+    ``read(ids, perm, lo, hi, cap)``: ``bounds`` then ``assemble`` without chunks, in one call; the
+    number of rows instead when it exceeds ``cap`` (-1: no cap), before anything is copied."""
+
+    cdef list _segs
+    cdef readonly Py_ssize_t count
+    cdef const int64_t** _tsp
+    cdef const double** _vsp
+    cdef Py_ssize_t* _len
+
+    def __cinit__(self):
+        self._segs = []
+        self.count = 0
+        self._tsp = NULL
+        self._vsp = NULL
+        self._len = NULL
+
+    def __init__(self, tuple sids, tuple tss, tuple vals, tuple mins, tuple maxs):
+        cdef Py_ssize_t n = len(sids), s
+        cdef _Seg g
+        if len(tss) != n or len(vals) != n or len(mins) != n or len(maxs) != n:
+            raise ValueError("one column of each kind per segment")
+        if self._tsp != NULL:
+            raise ValueError("already initialised")
+        self._tsp = <const int64_t**>PyMem_Malloc(max(n, 1) * sizeof(int64_t*))
+        self._vsp = <const double**>PyMem_Malloc(max(n, 1) * sizeof(double*))
+        self._len = <Py_ssize_t*>PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
+        if self._tsp == NULL or self._vsp == NULL or self._len == NULL:
+            raise MemoryError()
+        for s in range(n):
+            g = _Seg()
+            g.sid = sids[s]
+            g.ts = tss[s]
+            g.vals = vals[s]
+            g.lo = mins[s]
+            g.hi = maxs[s]
+            if g.sid.shape[0] != g.ts.shape[0] or g.ts.shape[0] != g.vals.shape[0]:
+                raise ValueError("a segment's columns differ in length")
+            self._tsp[s] = &g.ts[0] if g.ts.shape[0] else NULL
+            self._vsp[s] = &g.vals[0] if g.vals.shape[0] else NULL
+            self._len[s] = g.ts.shape[0]
+            self._segs.append(g)  # keeps the views, hence the pointers above, alive
+        self.count = n
+
+    def __dealloc__(self):
+        PyMem_Free(self._tsp)
+        PyMem_Free(self._vsp)
+        PyMem_Free(self._len)
+
+    def bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi):
+        out = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
+        total = self._bounds(ids, lo, hi, out)
+        return out, total
+
+    cdef int64_t _bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi, int64_t[::1] o):
+        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, s, i, a, b, start, n
+        cdef int64_t total = 0
+        cdef _Seg g
+        for s in range(nseg):
+            g = <_Seg>self._segs[s]
+            if g.hi < lo or g.lo > hi:
+                for i in range(k):
+                    o[(i * nseg + s) * 2] = 0
+                    o[(i * nseg + s) * 2 + 1] = 0
+                continue
+            n = g.sid.shape[0]
+            start = 0
             for i in range(k):
-                a = lower_bound(sid, start, n, ids[i])
-                b = upper_bound(sid, a, n, ids[i]) if a < n else a
+                a = lower_bound(g.sid, start, n, ids[i])
+                b = upper_bound(g.sid, a, n, ids[i]) if a < n else a
                 start = b
                 if a < b:
-                    a = lower_bound(ts, a, b, lo)
-                    b = upper_bound(ts, a, b, hi)
+                    a = lower_bound(g.ts, a, b, lo)
+                    b = upper_bound(g.ts, a, b, hi)
                 o[(i * nseg + s) * 2] = a
                 o[(i * nseg + s) * 2 + 1] = b
                 total += b - a
-    return out, total
+        return total
 
-
-def assemble(const uint32_t[::1] ids, object perm, const int64_t[::1] bounds, tuple seg_ts, tuple seg_vals,
-             const uint32_t[::1] c_sid, const int64_t[::1] kept, const int64_t[::1] c_ts, const double[::1] c_val):
-    """One read's series as columns, in one pass: per series of ``ids`` (sorted, unique), taken in
-    the order ``perm`` (positions into ``ids``; None: as they are), its decoded chunk samples
-    (chunks ordered by (series, min ts), ``kept[j]`` samples from chunk ``j``, series ``c_sid[j]``)
-    then its head rows, segment after segment (``bounds`` as ``head_bounds`` gives them).
-
-    Returns (samples per series in output order, timestamps, values), or None when some series'
-    pieces are not in strictly ascending time order as they come (late samples compacted after
-    newer ones, or out-of-order rows in an older segment): the caller then sorts."""
-    cdef Py_ssize_t k = ids.shape[0], nseg = len(seg_ts), nc = c_sid.shape[0]
-    cdef Py_ssize_t i, j, jj, s, a, b, pos = 0
-    cdef int64_t total = 0, t
-    cdef const int64_t[::1] pv
-    if perm is None:
-        pv = np.arange(k, dtype=np.int64)
-    else:
-        pv = perm
-    if pv.shape[0] != k:
-        raise ValueError("perm must hold one position per id")
-    if bounds.shape[0] != 2 * k * nseg or len(seg_vals) != nseg or kept.shape[0] != nc:
-        raise ValueError("bounds, segments or chunks do not match")
-    cstart_a = np.zeros(k, dtype=np.int64)
-    ccount_a = np.zeros(k, dtype=np.int64)
-    cdef int64_t[::1] cstart = cstart_a, ccount = ccount_a
-    i = 0
-    for j in range(nc):
-        while i < k and ids[i] < c_sid[j]:
-            i += 1
-        if i == k or ids[i] != c_sid[j] or kept[j] < 0:
-            raise ValueError("a chunk's series is not among the ids")
-        if ccount[i] == 0:
-            cstart[i] = pos
-        elif cstart[i] + ccount[i] != pos:
-            raise ValueError("a series' chunks are not consecutive")
-        ccount[i] += kept[j]
-        pos += kept[j]
-    if pos > c_ts.shape[0] or pos > c_val.shape[0]:
-        raise ValueError("kept counts exceed the decoded samples")
-    counts_a = np.empty(k, dtype=np.int64)
-    cdef int64_t[::1] counts = counts_a
-    for jj in range(k):
-        i = pv[jj]
-        if i < 0 or i >= k:
-            raise ValueError("perm out of range")
-        t = ccount[i]
+    def assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds, const uint32_t[::1] c_sid,
+                 const int64_t[::1] kept, const int64_t[::1] c_ts, const double[::1] c_val):
+        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, s, i
+        cdef int64_t a, b
+        if bounds.shape[0] != 2 * k * nseg:
+            raise ValueError("bounds, segments or chunks do not match")
         for s in range(nseg):
-            t += bounds[(i * nseg + s) * 2 + 1] - bounds[(i * nseg + s) * 2]
-        counts[jj] = t
-        total += t
-    # the segments' columns as pointers, each bound checked against its segment once
-    keep_alive = []
-    cdef const int64_t[::1] sts
-    cdef const double[::1] svals
-    cdef const int64_t** tsp = <const int64_t**>PyMem_Malloc(max(nseg, 1) * sizeof(int64_t*))
-    cdef const double** vsp = <const double**>PyMem_Malloc(max(nseg, 1) * sizeof(double*))
-    cdef Py_ssize_t w
-    if tsp == NULL or vsp == NULL:
-        PyMem_Free(tsp)
-        PyMem_Free(vsp)
-        raise MemoryError()
-    try:
-        for s in range(nseg):
-            sts = seg_ts[s]
-            svals = seg_vals[s]
-            if sts.shape[0] != svals.shape[0]:
-                raise ValueError("a segment's columns differ in length")
             for i in range(k):
                 a = bounds[(i * nseg + s) * 2]
                 b = bounds[(i * nseg + s) * 2 + 1]
-                if a < b and (a < 0 or b > sts.shape[0]):
+                if a < b and (a < 0 or b > self._len[s]):
                     raise ValueError("bounds outside a segment")
-            keep_alive.append((sts, svals))
-            tsp[s] = &sts[0] if sts.shape[0] else NULL
-            vsp[s] = &svals[0] if svals.shape[0] else NULL
-        ts_out = np.empty(total, dtype=np.int64)
-        val_out = np.empty(total, dtype=np.float64)
-        w = _fill(pv, bounds, nseg, tsp, vsp, cstart, ccount, c_ts, c_val, ts_out, val_out)
-    finally:
-        PyMem_Free(tsp)
-        PyMem_Free(vsp)
-    if w < 0:
-        return None
-    return counts_a, ts_out, val_out
+        return self._assemble(ids, perm, bounds, c_sid, kept, c_ts, c_val)
+
+    def read(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, int64_t cap):
+        bounds = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
+        cdef int64_t total = self._bounds(ids, lo, hi, bounds)
+        if 0 <= cap < total:
+            return total
+        return self._assemble(ids, perm, bounds, _NO_SID, _NO_I64, _NO_I64, _NO_F64)
+
+    cdef object _assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds,
+                          const uint32_t[::1] c_sid, const int64_t[::1] kept, const int64_t[::1] c_ts,
+                          const double[::1] c_val):
+        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nc = c_sid.shape[0]
+        cdef Py_ssize_t i, j, jj, s, pos = 0, empty = 0
+        cdef int64_t t, total = 0
+        cdef const int64_t[::1] pv
+        if perm is not None:
+            pv = perm
+            if pv.shape[0] != k:
+                raise ValueError("perm must hold one position per id")
+            for jj in range(k):
+                if pv[jj] < 0 or pv[jj] >= k:
+                    raise ValueError("perm out of range")
+        if kept.shape[0] != nc:
+            raise ValueError("bounds, segments or chunks do not match")
+        cdef int64_t* cstart = <int64_t*>PyMem_Malloc(max(2 * k, 1) * sizeof(int64_t))
+        if cstart == NULL:
+            raise MemoryError()
+        cdef int64_t* ccount = cstart + k
+        cdef int64_t[::1] offs, to
+        cdef double[::1] vo
+        cdef Py_ssize_t w
+        try:
+            memset(cstart, 0, max(2 * k, 1) * sizeof(int64_t))
+            i = 0
+            for j in range(nc):
+                while i < k and ids[i] < c_sid[j]:
+                    i += 1
+                if i == k or ids[i] != c_sid[j] or kept[j] < 0:
+                    raise ValueError("a chunk's series is not among the ids")
+                if ccount[i] == 0:
+                    cstart[i] = pos
+                elif cstart[i] + ccount[i] != pos:
+                    raise ValueError("a series' chunks are not consecutive")
+                ccount[i] += kept[j]
+                pos += kept[j]
+            if pos > c_ts.shape[0] or pos > c_val.shape[0]:
+                raise ValueError("kept counts exceed the decoded samples")
+            offsets_a = np.empty(k + 1, dtype=np.int64)
+            offs = offsets_a
+            offs[0] = 0
+            for jj in range(k):
+                i = pv[jj] if perm is not None else jj
+                t = ccount[i]
+                for s in range(nseg):
+                    t += bounds[(i * nseg + s) * 2 + 1] - bounds[(i * nseg + s) * 2]
+                empty += t == 0
+                total += t
+                offs[jj + 1] = total
+            ts_out = np.empty(total, dtype=np.int64)
+            val_out = np.empty(total, dtype=np.float64)
+            to = ts_out
+            vo = val_out
+            if perm is None:
+                pv = None
+            if total >= NOGIL_SAMPLES:
+                with nogil:
+                    w = _fill(k, pv, bounds, nseg, self._tsp, self._vsp, cstart, ccount, c_ts, c_val, to, vo)
+            else:
+                w = _fill(k, pv, bounds, nseg, self._tsp, self._vsp, cstart, ccount, c_ts, c_val, to, vo)
+        finally:
+            PyMem_Free(cstart)
+        if w < 0:
+            return None
+        return offsets_a, ts_out, val_out, empty
 
 
-cdef Py_ssize_t _fill(const int64_t[::1] pv, const int64_t[::1] bounds, Py_ssize_t nseg, const int64_t** tsp,
-                      const double** vsp, const int64_t[::1] cstart, const int64_t[::1] ccount,
-                      const int64_t[::1] c_ts, const double[::1] c_val, int64_t[::1] to, double[::1] vo):
-    """Copies the pieces in order; -1 at the first sample not after its series' previous one."""
-    cdef Py_ssize_t k = pv.shape[0], i, jj, s, r, a, b, w = 0
+cdef Py_ssize_t _fill(Py_ssize_t k, const int64_t[::1] pv, const int64_t[::1] bounds, Py_ssize_t nseg,
+                      const int64_t** tsp, const double** vsp, const int64_t* cstart, const int64_t* ccount,
+                      const int64_t[::1] c_ts, const double[::1] c_val, int64_t[::1] to,
+                      double[::1] vo) noexcept nogil:
+    """Copies the pieces in order (series ``pv[jj]``, or ``jj`` when ``pv`` is None); -1 at the
+    first sample not after its series' previous one."""
+    cdef Py_ssize_t i, jj, s, r, a, b, w = 0
     cdef int64_t t, last = 0
     cdef bint started
-    with nogil:
-        for jj in range(k):
-            i = pv[jj]
-            started = False
-            a = cstart[i]
-            b = a + ccount[i]
+    cdef bint ident = pv is None
+    for jj in range(k):
+        i = jj if ident else pv[jj]
+        started = False
+        a = cstart[i]
+        b = a + ccount[i]
+        for r in range(a, b):
+            t = c_ts[r]
+            if started and t <= last:
+                return -1
+            started = True
+            last = t
+            to[w] = t
+            vo[w] = c_val[r]
+            w += 1
+        for s in range(nseg):
+            a = bounds[(i * nseg + s) * 2]
+            b = bounds[(i * nseg + s) * 2 + 1]
             for r in range(a, b):
-                t = c_ts[r]
+                t = tsp[s][r]
                 if started and t <= last:
                     return -1
                 started = True
                 last = t
                 to[w] = t
-                vo[w] = c_val[r]
+                vo[w] = vsp[s][r]
                 w += 1
-            for s in range(nseg):
-                a = bounds[(i * nseg + s) * 2]
-                b = bounds[(i * nseg + s) * 2 + 1]
-                for r in range(a, b):
-                    t = tsp[s][r]
-                    if started and t <= last:
-                        return -1
-                    started = True
-                    last = t
-                    to[w] = t
-                    vo[w] = vsp[s][r]
-                    w += 1
     return w

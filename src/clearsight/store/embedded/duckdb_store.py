@@ -53,12 +53,12 @@ from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
-from clearsight.store.embedded.head import HeadMirror, HeadPick
+from clearsight.store.embedded.head import Assembled, HeadMirror, HeadPick, HeadView
 from clearsight.store.embedded.head_log import HeadLog
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets, sorted_unique
 from clearsight.store.embedded.label_order import DEFAULT_MAX_IDS as LABEL_ORDER_IDS
-from clearsight.store.embedded.label_order import LabelOrder
+from clearsight.store.embedded.label_order import LabelOrder, Order
 from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.rollups import DDL as ROLLUP_DDL
@@ -98,6 +98,9 @@ _KEYS_PER_SERIES = 2
 _KEYS_SLACK = 65_536
 _SMALL_ID_SET = 4096
 _COMPACT_SLICE_ROWS = 250_000
+# A read's parts before assembly: decoded chunk samples (their chunks' series, samples kept per
+# chunk, timestamps, values) and the head rows located (EmbeddedMetricsStore._locate).
+_Parts = tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, HeadPick]
 # _assemble copies series by series (slices) when they average at least this many samples; below,
 # one vectorized gather beats a Python step per series.
 _SLICE_COPY_MIN_AVG = 64
@@ -140,6 +143,19 @@ def _floats(bits: Any) -> F64Array:
     """float64 values from the IEEE-754 bit patterns stored in ``samples.bits``."""
     out: F64Array = np.ascontiguousarray(bits, dtype=np.int64).view(np.float64)
     return out
+
+
+def _series(labels: list[Labels], done: Assembled) -> SeriesData:
+    """A compiled read's series (``Assembled``, in the order of ``labels``), those without a
+    sample in the range left out."""
+    offsets, ts, vals, empty = done
+    if empty:
+        if empty == len(labels):
+            return SeriesData.empty()
+        keep = offsets[1:] > offsets[:-1]
+        labels = [lbl for lbl, k in zip(labels, keep.tolist(), strict=True) if k]
+        offsets = np.concatenate((offsets[:1], offsets[1:][keep]))
+    return SeriesData(labels, offsets, ts, vals)
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
@@ -1486,9 +1502,16 @@ class EmbeddedMetricsStore:
         the blob cache, or DuckDB for the ones it misses). A publication (compaction, retention, an
         overwrite that rewrote chunks) between the two would pair states of different moments, so
         the read runs under the kernel's ``Publication.read``: retried when one overlapped it, the
-        last attempt holding publications off."""
-        parts = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
-        data = self._assemble(ids, *parts)
+        last attempt holding publications off. A read without chunks in the range (an instant
+        query at the data's end, in the head) is located and assembled in that one step, in one
+        compiled call (``HeadView.read``)."""
+        order = self._label_order.order(ids, self._labels.__getitem__)
+        done, parts = self._pub.read(lambda: self._read_once(ids, order[1], start_ms, end_ms))
+        if done is not None:
+            data = _series(order[0], done)
+        else:
+            assert parts is not None
+            data = self._assemble(ids, order, *parts)
         if self._hist.any(ids):
             data = self._with_histograms(ids, data, start_ms, end_ms)
         return data
@@ -1505,12 +1528,33 @@ class EmbeddedMetricsStore:
         return merge_into(data, hist, self._labels.__getitem__)
 
     def _read_once(
-        self, ids: IdArray, start_ms: int, end_ms: int
-    ) -> tuple[npt.NDArray[np.uint32], I64Array, I64Array, F64Array, HeadPick]:
+        self, ids: IdArray, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int
+    ) -> tuple[Assembled | None, _Parts | None]:
+        """The read's series assembled in label order (``perm``, ``LabelOrder.order``'s) when no
+        chunk of ``ids`` overlaps the range and the compiled head read could take it in one call;
+        else its parts located and decoded (``_locate``), for ``_assemble``."""
+        view = self._head.view()
+        if view.native is not None and self._catalog.snapshot().find(ids, start_ms, end_ms).shape[0] == 0:
+            limits = current_read_limits()
+            cap = limits.max_samples if limits is not None else None
+            done = view.read(ids, perm, start_ms, end_ms, cap)
+            if isinstance(done, int):
+                assert cap is not None
+                raise SampleLimitExceeded(cap, done)
+            if done is not None:
+                return done, None
+        return None, self._locate(ids, start_ms, end_ms, view)
+
+    def _locate(
+        self, ids: IdArray, start_ms: int, end_ms: int, view: HeadView | None = None
+    ) -> _Parts:
+        """A read's decoded chunk samples (chunks ordered by (series, min ts): their series, the
+        samples kept of each, the samples) and its head rows located (``HeadPick``), refusing
+        (``SampleLimitExceeded``) over the read limits' ``max_samples`` before decoding."""
         limits = current_read_limits()
         cap = limits.max_samples if limits is not None else None
         stop = limits.should_stop if limits is not None else None
-        pick = self._head.pick(ids, start_ms, end_ms)
+        pick = (view if view is not None else self._head.view()).pick(ids, start_ms, end_ms)
         n_head = pick.rows
         if cap is not None and n_head > cap:
             raise SampleLimitExceeded(cap, n_head)
@@ -1596,6 +1640,7 @@ class EmbeddedMetricsStore:
     def _assemble(
         self,
         ids: IdArray,
+        order: Order,
         c_chunk_sid: npt.NDArray[np.uint32],
         kept: I64Array,
         c_ts: I64Array,
@@ -1604,25 +1649,27 @@ class EmbeddedMetricsStore:
     ) -> SeriesData:
         """Merges decoded chunk samples (chunk after chunk, chunks ordered by (series, min_ts),
         ``kept[i]`` samples from chunk ``i``) with the head rows ``pick`` located into series
-        ordered by label set. Compiled (``HeadPick.assemble``): one pass copying each series'
-        pieces in place; when some series' pieces overlap in time (late samples), or without
-        the compiled module, the vectorized merge below, which sorts them."""
+        ordered by label set (``order``: ``LabelOrder.order`` of ``ids``). Compiled
+        (``HeadPick.assemble``): one pass copying each series' pieces in place; when some series'
+        pieces overlap in time (late samples), or without the compiled module, the vectorized merge
+        below, which sorts them."""
         n_c = c_ts.shape[0]
         total = n_c + pick.rows
         if total == 0:
             return SeriesData.empty()
         if pick.bounds is not None:
-            fast = self._assemble_compiled(ids, c_chunk_sid, kept, c_ts, c_val, pick)
+            fast = pick.assemble(order[1], c_chunk_sid, kept, c_ts, c_val)
             if fast is not None:
-                return fast
+                return _series(order[0], fast)
         h_sid, h_ts, h_val = pick.columns()
         k = ids.shape[0]
         if (h_ts.shape[0] == 0 and c_chunk_sid.shape[0] == k and bool(np.all(kept))
                 and bool(np.all(c_chunk_sid == ids))):
             # The common small read: one chunk per series, no head rows. A chunk's samples are
             # ascending, so the series are the chunks as they are, once in label order.
-            labels, perm = self._label_order.order(ids, self._labels.__getitem__)
+            labels, perm = order
             if perm is None:
+                labels = list(labels)
                 offsets = np.zeros(k + 1, dtype=np.int64)
                 np.cumsum(kept, out=offsets[1:])
                 if not (c_ts.flags.writeable and c_val.flags.writeable):  # shared with the chunk cache
@@ -1636,9 +1683,9 @@ class EmbeddedMetricsStore:
         np.cumsum(h_count[:-1], out=h_start[1:])
         h_start[1:] += n_c
         present = np.flatnonzero((c_count + h_count) > 0)
-        labels, order = self._label_order.order(ids[present], self._labels.__getitem__)
-        if order is not None:
-            present = present[order]
+        labels, perm = self._label_order.order(ids[present], self._labels.__getitem__)
+        if perm is not None:
+            present = present[perm]
         lens = c_count[present] + h_count[present]
         offsets = np.zeros(len(labels) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
@@ -1684,24 +1731,6 @@ class EmbeddedMetricsStore:
             ts, vals = ts[perm], vals[perm]
         return SeriesData(labels, offsets, ts, vals)
 
-    def _assemble_compiled(
-        self, ids: IdArray, c_chunk_sid: npt.NDArray[np.uint32], kept: I64Array, c_ts: I64Array, c_val: F64Array,
-        pick: HeadPick,
-    ) -> SeriesData | None:
-        """``_assemble`` in one compiled pass (None when a series' pieces overlap in time)."""
-        labels, perm = self._label_order.order(ids, self._labels.__getitem__)
-        out = pick.assemble(perm, c_chunk_sid, kept, c_ts, c_val)
-        if out is None:
-            return None
-        counts, ts, vals = out
-        if not bool(counts.all()):  # series without a sample in the range are left out
-            keep = counts > 0
-            labels = [lbl for lbl, k in zip(labels, keep.tolist(), strict=True) if k]
-            counts = counts[keep]
-        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return SeriesData(labels, offsets, ts, vals)
-
     def querier(self, tenant: str) -> SeriesSelector:
         return _Querier(self, tenant)
 
@@ -1736,7 +1765,7 @@ class EmbeddedMetricsStore:
 
     def rollup_raw(self, ids: IdArray, start_ms: int, end_ms: int) -> tuple[IdArray, I64Array, F64Array]:
         start_ms = max(start_ms, self._floor)
-        c_sid, kept, c_ts, c_val, pick = self._pub.read(lambda: self._read_once(ids, start_ms, end_ms))
+        c_sid, kept, c_ts, c_val, pick = self._pub.read(lambda: self._locate(ids, start_ms, end_ms))
         h_sid, h_ts, h_val = pick.columns()
         sids = np.concatenate([np.repeat(c_sid, kept), h_sid])
         ts, vals = np.concatenate([c_ts, h_ts]), np.concatenate([c_val, h_val])

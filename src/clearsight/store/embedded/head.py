@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -158,8 +159,20 @@ class HeadMirror:
     ``clear``. Readers: ``select`` (any thread)."""
 
     def __init__(self, max_merge_rows: int = MAX_MERGE_ROWS) -> None:
-        self._segments: tuple[_Segment, ...] = ()
+        self._view = HeadView.of(())
         self.max_merge_rows = max_merge_rows
+
+    @property
+    def _segments(self) -> tuple[_Segment, ...]:
+        return self._view.segments
+
+    @_segments.setter
+    def _segments(self, segs: tuple[_Segment, ...]) -> None:
+        self._view = HeadView.of(segs)  # one assignment: readers see the old view or the new one
+
+    def view(self) -> HeadView:
+        """The head as it is now, for a read (immutable: consistent however long the read runs)."""
+        return self._view
 
     @property
     def rows(self) -> int:
@@ -232,14 +245,7 @@ class HeadMirror:
     def pick(self, ids: U32Array, start_ms: int, end_ms: int) -> HeadPick:
         """Where the rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms are,
         without copying them (``HeadPick``)."""
-        ids = np.ascontiguousarray(ids, dtype=np.uint32)
-        segs = tuple(s for s in self._segments if s.max_ts >= start_ms and s.min_ts <= end_ms)
-        if _headsel is None:
-            cols = _select_in(segs, ids, start_ms, end_ms)
-            return HeadPick(segs, ids, start_ms, end_ms, None, int(cols[1].shape[0]), cols)
-        bounds, total = _headsel.head_bounds(ids, tuple(s.sid for s in segs), tuple(s.ts for s in segs),
-                                             start_ms, end_ms)
-        return HeadPick(segs, ids, start_ms, end_ms, bounds, int(total), None)
+        return self._view.pick(ids, start_ms, end_ms)
 
     def row_counts(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.int64]:
         """Per series of ``ids`` (sorted, unique): an estimate of its rows in [start_ms, end_ms],
@@ -251,7 +257,7 @@ class HeadMirror:
             assert pick.bounds is not None
             if not pick.segments:
                 return np.zeros(ids.shape[0], dtype=np.int64)
-            b = pick.bounds.reshape(ids.shape[0], len(pick.segments), 2)
+            b = pick.bounds.reshape(ids.shape[0], len(pick.segments), 2)  # every segment: empty where outside
             exact: npt.NDArray[np.int64] = (b[:, :, 1] - b[:, :, 0]).sum(axis=1)
             return exact
         counts = np.zeros(ids.shape[0], dtype=np.int64)
@@ -334,14 +340,60 @@ def _merge_parts(parts: list[tuple[U32Array, I64Array, F64Array]]) -> tuple[U32A
     return sid[order], ts[order], vals[order]
 
 
+# A compiled read's result: (offsets, timestamps, values, series without a sample), see _headsel.Segments.
+Assembled = tuple[npt.NDArray[np.int64], I64Array, F64Array, int]
+
+
+@dataclass(frozen=True)
+class HeadView:
+    """The head at one moment: its segments and, with the compiled module, the same segments as
+    ``_headsel.Segments`` (their buffers acquired once here, when the head changed, not per read)."""
+
+    segments: tuple[_Segment, ...]
+    native: Any
+
+    @staticmethod
+    def of(segs: tuple[_Segment, ...]) -> HeadView:
+        if _headsel is None:
+            return HeadView(segs, None)
+        native = _headsel.Segments(tuple(s.sid for s in segs), tuple(s.ts for s in segs), tuple(s.vals for s in segs),
+                                   tuple(s.min_ts for s in segs), tuple(s.max_ts for s in segs))
+        return HeadView(segs, native)
+
+    def pick(self, ids: U32Array, start_ms: int, end_ms: int) -> HeadPick:
+        """Where the rows of the series ``ids`` (sorted, unique) with start_ms <= ts <= end_ms are,
+        without copying them (``HeadPick``; with the compiled module its bounds cover every
+        segment, empty in those outside the range)."""
+        ids = np.ascontiguousarray(ids, dtype=np.uint32)
+        if self.native is None:
+            segs = tuple(s for s in self.segments if s.max_ts >= start_ms and s.min_ts <= end_ms)
+            cols = _select_in(segs, ids, start_ms, end_ms)
+            return HeadPick(segs, ids, start_ms, end_ms, None, int(cols[1].shape[0]), cols, None)
+        bounds, total = self.native.bounds(ids, start_ms, end_ms)
+        return HeadPick(self.segments, ids, start_ms, end_ms, bounds, int(total), None, self.native)
+
+    def read(
+        self, ids: U32Array, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int, cap: int | None
+    ) -> Assembled | int | None:
+        """A read of the head alone in one compiled call: per series of ``ids`` (sorted, unique,
+        uint32) in the order ``perm`` (positions into ``ids``; None: as they are), its rows with
+        start_ms <= ts <= end_ms (``Assembled``). The number of rows instead when they exceed
+        ``cap``; None when a series' rows are not ascending across segments, or without the
+        compiled module (then ``pick``, and sort)."""
+        if self.native is None:
+            return None
+        out: Assembled | int | None = self.native.read(ids, perm, start_ms, end_ms, -1 if cap is None else cap)
+        return out
+
+
 @dataclass(frozen=True)
 class HeadPick:
-    """The head's part of one read, located but not copied: the segments overlapping the range
-    (immutable, so the pick stays consistent however long the read runs) and, per series and
-    segment, its rows inside the range (``bounds``, laid out as ``_headsel.head_bounds`` gives
-    them; None without the compiled module, which then copies the rows at once into ``cols``).
-    ``rows``: how many. ``columns()`` copies them out sorted by (series, ts);
-    ``_headsel.assemble`` reads them in place."""
+    """The head's part of one read, located but not copied: the segments (immutable, so the pick
+    stays consistent however long the read runs; with the compiled module every segment of the
+    view, else those overlapping the range) and, per series and segment, its rows inside the range
+    (``bounds``, laid out as ``_headsel.Segments.bounds`` gives them; None without the compiled
+    module, which then copies the rows at once into ``cols``). ``rows``: how many. ``columns()``
+    copies them out sorted by (series, ts); ``assemble`` reads them in place."""
 
     segments: tuple[_Segment, ...]
     ids: U32Array
@@ -350,6 +402,7 @@ class HeadPick:
     bounds: npt.NDArray[np.int64] | None
     rows: int
     cols: tuple[U32Array, I64Array, F64Array] | None
+    native: Any  # the view's _headsel.Segments (None without the compiled module)
 
     def columns(self) -> tuple[U32Array, I64Array, F64Array]:
         if self.cols is not None:
@@ -360,17 +413,17 @@ class HeadPick:
 
     def assemble(
         self, perm: npt.NDArray[np.int64] | None, c_sid: U32Array, kept: I64Array, c_ts: I64Array, c_val: F64Array
-    ) -> tuple[I64Array, I64Array, F64Array] | None:
+    ) -> Assembled | None:
         """Per series of ``ids`` in the order ``perm`` (positions into ``ids``; None: as they are),
         its decoded chunk samples (chunks ordered by (series, min ts), ``kept[j]`` samples of
-        chunk ``j``, of series ``c_sid[j]``) then its head rows: (samples per series, timestamps,
-        values), or None when a series' pieces overlap in time, or without the compiled module."""
-        if self.bounds is None or _headsel is None:
+        chunk ``j``, of series ``c_sid[j]``) then its head rows (``Assembled``), or None when a
+        series' pieces overlap in time, or without the compiled module."""
+        if self.bounds is None or self.native is None:
             return None
-        out: tuple[I64Array, I64Array, F64Array] | None = _headsel.assemble(
-            self.ids, perm, self.bounds, tuple(s.ts for s in self.segments), tuple(s.vals for s in self.segments),
-            np.ascontiguousarray(c_sid, dtype=np.uint32), np.ascontiguousarray(kept, dtype=np.int64),
-            np.ascontiguousarray(c_ts, dtype=np.int64), np.ascontiguousarray(c_val, dtype=np.float64))
+        out: Assembled | None = self.native.assemble(
+            self.ids, perm, self.bounds, np.ascontiguousarray(c_sid, dtype=np.uint32),
+            np.ascontiguousarray(kept, dtype=np.int64), np.ascontiguousarray(c_ts, dtype=np.int64),
+            np.ascontiguousarray(c_val, dtype=np.float64))
         return out
 
 
