@@ -58,6 +58,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3"],
         ),
         Extension(
+            "clearsight.store.embedded._inrange",
+            ["src/clearsight/store/embedded/_inrange.pyx"],
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
             "clearsight.store.embedded._chunkdec",
             ["src/clearsight/store/embedded/_chunkdec.pyx"],
             extra_compile_args=["-O3"],

@@ -85,6 +85,11 @@ from clearsight.store.kernel.database import Database, is_fatal
 from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 
+try:  # the Cython range filters (setup.py builds them); _ids' numpy lines are their reference
+    from clearsight.store.embedded import _inrange  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without Cython or a C compiler
+    _inrange = None
+
 log = logging.getLogger(__name__)
 
 # "No sample yet" sentinels for the per-series min/max timestamp arrays. They leave room for
@@ -1469,8 +1474,12 @@ class EmbeddedMetricsStore:
             if ids is None:
                 ids = select_sets(idx, matcher_sets)
                 self._selections.put(tenant, key, ids)
+            if _inrange is not None:  # one compiled pass; the selection itself when all of it is in range
+                in_range: IdArray = _inrange.ids_in_range(ids, self._min_ts, self._max_ts, self._floor, start_ms,
+                                                          end_ms, ids)
+                return in_range
             lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
-        in_range: IdArray = ids[(lo <= end_ms) & (hi >= start_ms)]
+        in_range = ids[(lo <= end_ms) & (hi >= start_ms)]
         return in_range
 
     def select(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
@@ -1534,7 +1543,9 @@ class EmbeddedMetricsStore:
         chunk of ``ids`` overlaps the range and the compiled head read could take it in one call;
         else its parts located and decoded (``_locate``), for ``_assemble``."""
         view = self._head.view()
-        if view.native is not None and self._catalog.snapshot().find(ids, start_ms, end_ms).shape[0] == 0:
+        snap = self._catalog.snapshot()
+        pos = snap.find(ids, start_ms, end_ms)
+        if view.native is not None and pos.shape[0] == 0:
             limits = current_read_limits()
             cap = limits.max_samples if limits is not None else None
             done = view.read(ids, perm, start_ms, end_ms, cap)
@@ -1543,23 +1554,27 @@ class EmbeddedMetricsStore:
                 raise SampleLimitExceeded(cap, done)
             if done is not None:
                 return done, None
-        return None, self._locate(ids, start_ms, end_ms, view)
+        return None, self._locate(ids, start_ms, end_ms, (view, snap, pos))
 
     def _locate(
-        self, ids: IdArray, start_ms: int, end_ms: int, view: HeadView | None = None
+        self, ids: IdArray, start_ms: int, end_ms: int,
+        found: tuple[HeadView, ChunkRows, npt.NDArray[np.intp]] | None = None,
     ) -> _Parts:
         """A read's decoded chunk samples (chunks ordered by (series, min ts): their series, the
         samples kept of each, the samples) and its head rows located (``HeadPick``), refusing
-        (``SampleLimitExceeded``) over the read limits' ``max_samples`` before decoding."""
+        (``SampleLimitExceeded``) over the read limits' ``max_samples`` before decoding.
+        ``found``: the head and catalogue the read took and its chunks' positions, when the
+        caller has them."""
         limits = current_read_limits()
         cap = limits.max_samples if limits is not None else None
         stop = limits.should_stop if limits is not None else None
-        pick = (view if view is not None else self._head.view()).pick(ids, start_ms, end_ms)
+        view, snap, pos = found if found is not None else (self._head.view(), self._catalog.snapshot(), None)
+        pick = view.pick(ids, start_ms, end_ms)
         n_head = pick.rows
         if cap is not None and n_head > cap:
             raise SampleLimitExceeded(cap, n_head)
-        snap = self._catalog.snapshot()
-        pos = snap.find(ids, start_ms, end_ms)
+        if pos is None:
+            pos = snap.find(ids, start_ms, end_ms)
         if pos.shape[0]:
             sel = snap.take(pos)
             if cap is not None:

@@ -1,0 +1,70 @@
+# cython: boundscheck=False, wraparound=False
+"""Native locating of a read's series and chunks by their time bounds, for the small reads where
+numpy's fixed cost per call (a few of them on arrays of a few elements) was most of the work.
+
+``ids_in_range``: the series of a selection with samples in a range (the store's per-series
+min/max timestamps); ``chunks_in_range``: the catalogue positions of the chunks of some series
+overlapping a range. Their numpy equivalents are the references (``EmbeddedMetricsStore._ids``,
+``catalog.ChunkRows.find_py``; ``tests/unit/store/test_inrange.py`` compares them)."""
+
+import numpy as np
+
+from libc.stdint cimport int64_t, uint32_t
+
+from clearsight._bsearch cimport lower_bound, upper_bound
+
+
+def ids_in_range(const uint32_t[::1] ids, const int64_t[::1] min_ts, const int64_t[::1] max_ts, int64_t floor,
+                 int64_t lo, int64_t hi, object ids_obj):
+    """The ids whose ``[max(min_ts[id], floor), max_ts[id]]`` meets ``[lo, hi]``, in their order:
+    ``ids_obj`` itself (the array ``ids`` views) when all of them do, else a new uint32 array."""
+    cdef Py_ssize_t k = ids.shape[0], n = min(min_ts.shape[0], max_ts.shape[0]), i, w = 0
+    cdef uint32_t s
+    for i in range(k):
+        if ids[i] >= n:
+            raise ValueError("a series id past the per-series bounds")
+    for i in range(k):
+        s = ids[i]
+        if max(min_ts[s], floor) <= hi and max_ts[s] >= lo:
+            w += 1
+    if w == k:
+        return ids_obj
+    out = np.empty(w, dtype=np.uint32)
+    cdef uint32_t[::1] o = out
+    w = 0
+    for i in range(k):
+        s = ids[i]
+        if max(min_ts[s], floor) <= hi and max_ts[s] >= lo:
+            o[w] = s
+            w += 1
+    return out
+
+
+def chunks_in_range(const uint32_t[::1] series_id, const int64_t[::1] min_ts, const int64_t[::1] max_ts,
+                    const uint32_t[::1] ids, int64_t lo, int64_t hi):
+    """Positions (intp) of the chunks of the series ``ids`` (sorted, unique) with max_ts >= lo and
+    min_ts <= hi, in catalogue order (the columns sorted by (series id, min_ts))."""
+    cdef Py_ssize_t n = series_id.shape[0], k = ids.shape[0], i, a, b, r, start = 0, w = 0
+    if min_ts.shape[0] != n or max_ts.shape[0] != n:
+        raise ValueError("catalogue columns differ in length")
+    for i in range(k):
+        a = lower_bound(series_id, start, n, ids[i])
+        b = upper_bound(series_id, a, n, ids[i]) if a < n else a
+        start = b
+        for r in range(a, b):
+            w += max_ts[r] >= lo and min_ts[r] <= hi
+    out = np.empty(w, dtype=np.intp)
+    if w == 0:
+        return out
+    cdef Py_ssize_t[::1] o = out
+    start = 0
+    w = 0
+    for i in range(k):
+        a = lower_bound(series_id, start, n, ids[i])
+        b = upper_bound(series_id, a, n, ids[i]) if a < n else a
+        start = b
+        for r in range(a, b):
+            if max_ts[r] >= lo and min_ts[r] <= hi:
+                o[w] = r
+                w += 1
+    return out
