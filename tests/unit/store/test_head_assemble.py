@@ -1,5 +1,5 @@
-"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx) against
-a dict reference: per series in the requested order, its chunk samples then its head rows segment
+"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx) and
+``HeadView.read`` (a head-only read located and assembled in one call) against a dict reference: per series in the requested order, its chunk samples then its head rows segment
 after segment; None exactly when some series' pieces are not in strictly ascending time order;
 hostile arguments raise instead of reading out of bounds."""
 
@@ -120,3 +120,40 @@ def test_hostile_arguments_raise() -> None:
     forged = HeadPick(pick.segments, ids, 0, 100, np.asarray([0, 99, 0, 1], dtype=np.int64), 2, None, pick.native)
     with pytest.raises(ValueError, match="outside a segment"):
         forged.assemble(None, *none)
+
+
+@settings(max_examples=300, deadline=None)
+@given(series_st, st.sets(st.integers(1, 8)), st.integers(0, 100), st.integers(0, 100),
+       st.sampled_from([None, 0, 2, 10**6]), st.randoms(use_true_random=False))
+def test_head_read_matches_reference(series: dict[int, tuple[list[list[int]], list[list[int]]]], extra: set[int],
+                                     a: int, b: int, cap: int | None, rnd: object) -> None:
+    """``HeadView.read`` (a head-only read in one compiled call, ids the head may not hold) against
+    the dict reference: each series' rows in range, segment after segment, in ``perm`` order; None
+    exactly when they are not ascending; the row count instead when it exceeds ``cap``."""
+    lo, hi = min(a, b), max(a, b)
+    head = _head(series)
+    view = head.view()
+    ids_l = sorted(set(series) | extra)
+    ids = np.asarray(ids_l, dtype=np.uint32)
+    perm_l = list(range(len(ids_l)))
+    rnd.shuffle(perm_l)  # type: ignore[attr-defined]
+    got = view.read(ids, np.asarray(perm_l, dtype=np.int64), lo, hi, cap)
+    want = []
+    for i in perm_l:
+        rows = [(int(s.ts[r]), float(s.vals[r])) for s in view.segments for r in range(len(s))
+                if int(s.sid[r]) == ids_l[i] and lo <= int(s.ts[r]) <= hi]
+        want.append(rows)
+    total = sum(len(w) for w in want)
+    if cap is not None and total > cap:
+        assert got == total
+        return
+    if not all(x[0] < y[0] for w in want for x, y in itertools.pairwise(w)):
+        assert got is None
+        return
+    assert isinstance(got, tuple)
+    offsets, ts, vals, empty = got
+    assert np.diff(offsets).tolist() == [len(w) for w in want] and offsets[0] == 0
+    assert ts.tolist() == [t for w in want for t, _ in w]
+    assert vals.tolist() == [v for w in want for _, v in w]
+    assert empty == sum(1 for w in want if not w)
+    assert view.pick(ids, lo, hi).rows == total

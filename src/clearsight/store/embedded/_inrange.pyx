@@ -4,8 +4,10 @@ numpy's fixed cost per call (a few of them on arrays of a few elements) was most
 
 ``ids_in_range``: the series of a selection with samples in a range (the store's per-series
 min/max timestamps); ``chunks_in_range``: the catalogue positions of the chunks of some series
-overlapping a range. Their numpy equivalents are the references (``EmbeddedMetricsStore._ids``,
-``catalog.ChunkRows.find_py``; ``tests/unit/store/test_inrange.py`` compares them)."""
+overlapping a range; ``samples_inside``: the samples of chunks wholly inside a range (what a read
+under a sample limit is certain to return). Their numpy equivalents are the references
+(``EmbeddedMetricsStore._ids``, ``catalog.ChunkRows.find_py`` and ``samples_inside_py``;
+``tests/unit/store/test_inrange.py`` compares them)."""
 
 import numpy as np
 
@@ -68,3 +70,19 @@ def chunks_in_range(const uint32_t[::1] series_id, const int64_t[::1] min_ts, co
                 o[w] = r
                 w += 1
     return out
+
+
+def samples_inside(const Py_ssize_t[::1] pos, const int64_t[::1] min_ts, const int64_t[::1] max_ts,
+                   const int64_t[::1] n, int64_t lo, int64_t hi):
+    """The samples (``n``) of the chunks at ``pos`` lying wholly inside [lo, hi]."""
+    cdef Py_ssize_t m = n.shape[0], i, p
+    cdef int64_t total = 0
+    if min_ts.shape[0] != m or max_ts.shape[0] != m:
+        raise ValueError("catalogue columns differ in length")
+    for i in range(pos.shape[0]):
+        p = pos[i]
+        if p < 0 or p >= m:
+            raise ValueError("a position past the catalogue")
+        if min_ts[p] >= lo and max_ts[p] <= hi:
+            total += n[p]
+    return total

@@ -83,6 +83,17 @@ class ChunkRows:
             self.series_id, self.min_ts, self.max_ts, ids, start_ms, end_ms)
         return out
 
+    def samples_inside(self, pos: npt.NDArray[np.intp], start_ms: int, end_ms: int) -> int:
+        """The samples of the chunks at ``pos`` lying wholly inside [start_ms, end_ms]."""
+        if _inrange is None:
+            return self.samples_inside_py(pos, start_ms, end_ms)
+        return int(_inrange.samples_inside(pos, self.min_ts, self.max_ts, self.n, start_ms, end_ms))
+
+    def samples_inside_py(self, pos: npt.NDArray[np.intp], start_ms: int, end_ms: int) -> int:
+        """``samples_inside`` in numpy (the reference)."""
+        inside = (self.min_ts[pos] >= start_ms) & (self.max_ts[pos] <= end_ms)
+        return int(self.n[pos][inside].sum())
+
     def find_py(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.intp]:
         """``find`` in numpy (the reference)."""
         sid = self.series_id

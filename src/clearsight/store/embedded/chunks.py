@@ -726,21 +726,45 @@ class DecodedChunkCache:
                         entries[keys[i]] = pair
                         self._samples += size
                 self._evict()
-        if len(miss) == len(keys):  # all decoded now, in chunk order (read-only: cached views)
-            ts, values = m_ts, m_val
-        elif _chunkdec is not None:  # cut each chunk to the range, copy only what is kept
-            pairs = [f for f in found if f is not None]
-            out: tuple[I64Array, F64Array, I64Array] = _chunkdec.gather_in_range(
-                [p[0] for p in pairs], [p[1] for p in pairs], lo, hi
-            )
-            return out
-        else:
-            pairs = [f for f in found if f is not None]
-            ts = np.concatenate([p[0] for p in pairs])
-            values = np.concatenate([p[1] for p in pairs])
-        lengths = np.asarray(n, dtype=np.int64)
-        keep = (ts >= lo) & (ts <= hi)
-        if bool(keep.all()):
-            return ts, values, lengths.copy()
-        kept: I64Array = np.add.reduceat(keep.astype(np.int64), _seg_starts(lengths))
-        return ts[keep], values[keep], kept
+        if len(miss) < len(keys):
+            return _cut([f for f in found if f is not None], lo, hi)
+        # all decoded now, in chunk order (read-only: cached views)
+        return _keep_in_range(m_ts, m_val, np.asarray(n, dtype=np.int64), lo, hi)
+
+    def cached_range(self, keys: Sequence[Hashable], lo: int, hi: int) -> tuple[I64Array, F64Array, I64Array] | None:
+        """``decode_range`` of chunks the cache holds every one of (by their ``keys``), cut to
+        ``lo <= ts <= hi``; None, counting nothing, when it misses any (then ``decode_range``).
+        The small read's path: no lengths, codecs or bytes needed."""
+        entries = self._entries
+        with self._lock:
+            found = [entries.get(k) for k in keys]
+            if None in found:
+                return None
+            for k in keys:
+                entries.move_to_end(k)
+        self.hits += len(keys)
+        return _cut(found, lo, hi)  # type: ignore[arg-type]  # no None left
+
+
+def _cut(pairs: list[tuple[I64Array, F64Array]], lo: int, hi: int) -> tuple[I64Array, F64Array, I64Array]:
+    """The samples with ``lo <= ts <= hi`` of decoded chunks (``(ts, values)`` each), as
+    ``decode_range`` returns them."""
+    if _chunkdec is not None:  # cut each chunk to the range, copy only what is kept
+        out: tuple[I64Array, F64Array, I64Array] = _chunkdec.gather_in_range(
+            [p[0] for p in pairs], [p[1] for p in pairs], lo, hi
+        )
+        return out
+    ts = np.concatenate([p[0] for p in pairs])
+    values = np.concatenate([p[1] for p in pairs])
+    return _keep_in_range(ts, values, np.asarray([p[0].shape[0] for p in pairs], dtype=np.int64), lo, hi)
+
+
+def _keep_in_range(
+    ts: I64Array, values: F64Array, lengths: I64Array, lo: int, hi: int
+) -> tuple[I64Array, F64Array, I64Array]:
+    """Chunks' samples concatenated (``lengths`` per chunk) cut to ``lo <= ts <= hi``."""
+    keep = (ts >= lo) & (ts <= hi)
+    if bool(keep.all()):
+        return ts, values, lengths.copy()
+    kept: I64Array = np.add.reduceat(keep.astype(np.int64), _seg_starts(lengths))
+    return ts[keep], values[keep], kept

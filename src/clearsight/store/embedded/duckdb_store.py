@@ -1576,13 +1576,23 @@ class EmbeddedMetricsStore:
         if pos is None:
             pos = snap.find(ids, start_ms, end_ms)
         if pos.shape[0]:
-            sel = snap.take(pos)
             if cap is not None:
                 # Samples of chunks wholly inside the range are certain: refuse before decoding.
-                inside = (sel.min_ts >= start_ms) & (sel.max_ts <= end_ms)
-                certain = n_head + int(sel.n[inside].sum())
+                certain = n_head + snap.samples_inside(pos, start_ms, end_ms)
                 if certain > cap:
                     raise SampleLimitExceeded(cap, certain)
+            cut = (self._chunk_cache.cached_range(snap.uid[pos].tolist(), start_ms, end_ms)
+                   if pos.shape[0] <= _READ_BATCH_CHUNKS else None)
+            if cut is not None:
+                # Every chunk decoded already (a dashboard's steady state): cut to the range without
+                # their catalogue rows; what _decode_in_batches does for its one batch.
+                if stop is not None:
+                    stop()
+                c_ts, c_val, kept = cut
+                if cap is not None and n_head + c_ts.shape[0] > cap:
+                    raise SampleLimitExceeded(cap, n_head + c_ts.shape[0])
+                return snap.series_id[pos], kept, c_ts, c_val, pick
+            sel = snap.take(pos)
             if cap is None and stop is None:
                 c_ts, c_val, kept = self._decode(sel, start_ms, end_ms)
             else:
