@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -171,6 +172,24 @@ def test_native_range_gather_equals_concatenate_and_mask() -> None:
         assert ts.tolist() == all_ts[keep].tolist()
         assert vals.view(np.uint64).tolist() == all_vals[keep].view(np.uint64).tolist()
         assert kept.tolist() == [int(((p >= lo) & (p <= hi)).sum()) for p in ts_parts]
+
+
+def test_native_range_gather_refuses_parts_of_another_shape() -> None:
+    assert chunks._chunkdec is not None
+    ts = np.arange(4, dtype=np.int64)
+    vals = np.ones(4)
+    bad: list[tuple[list[Any], list[Any]]] = [
+        ([ts.astype(np.int32)], [vals]),  # other dtypes
+        ([ts.astype(np.uint64)], [vals]),
+        ([ts], [vals.astype(np.float32)]),
+        ([ts], [vals[:3]]),  # lengths differ
+        ([ts.reshape(2, 2)], [vals.reshape(2, 2)]),  # not 1-d
+        ([ts[::2]], [vals[::2]]),  # not contiguous
+        ([ts, ts], [vals]),  # one values part per timestamps part
+    ]
+    for ts_parts, val_parts in bad:
+        with pytest.raises((ValueError, BufferError)):
+            chunks._chunkdec.gather_in_range(ts_parts, val_parts, 0, 10)
 
 
 def test_decoded_chunk_cache_by_key_fetches_only_the_bytes_it_misses() -> None:

@@ -18,7 +18,9 @@ once, XOR values by xor). The result is bit for bit what ``chunks.decode_py`` fo
 
 import numpy as np
 
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
@@ -733,40 +735,84 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     return ts_arr[:out], val_arr[:out], kept_arr
 
 
+cdef int _take(object obj, Py_buffer* buf, char kind) except -1:
+    """Takes a C-contiguous buffer of 8-byte items of ``kind`` (b'q': int64, b'd': float64) from
+    ``obj`` into ``buf`` (released by the caller). Cheaper than a typed memoryview (no object made)."""
+    PyObject_GetBuffer(obj, buf, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    cdef const char* f = buf.format
+    if f != NULL and (f[0] == b'@' or f[0] == b'=' or f[0] == b'<'):
+        f += 1
+    if (buf.itemsize != 8 or buf.ndim != 1 or f == NULL or f[1] != 0
+            or not (f[0] == kind or (kind == b'q' and f[0] == b'l'))):
+        PyBuffer_Release(buf)
+        raise ValueError("expected 1-d contiguous int64 timestamps and float64 values")
+    return 0
+
+
 def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
     """The samples with ``lo <= ts <= hi`` of already decoded chunks (``ts_parts[i]`` ascending,
     ``val_parts[i]`` its values): two binary searches per chunk and one copy of what is kept,
     instead of concatenating whole chunks and masking. Returns ``(ts, values, kept)`` as
-    ``decode_range`` does."""
-    cdef Py_ssize_t k = len(ts_parts), i, a, b, m, total = 0, w = 0
-    cdef const int64_t[::1] t
-    cdef const double[::1] v
+    ``decode_range`` does. Each part's buffer is taken once (a typed memoryview per part cost
+    ~0.85 us per chunk: 2 ms for 2,360 chunks)."""
+    cdef Py_ssize_t k = len(ts_parts), i, a, b, m, total = 0, held = 0
+    if len(val_parts) != k:
+        raise ValueError("one values part per timestamps part")
     kept = np.empty(k, dtype=np.int64)
-    first = np.empty(k, dtype=np.intp)
     cdef int64_t[::1] kp = kept
-    cdef Py_ssize_t[::1] fs = first
-    for i in range(k):
-        t = ts_parts[i]
-        m = t.shape[0]
-        a = lower_bound(t, 0, m, lo)
-        b = upper_bound(t, a, m, hi)
-        fs[i] = a
-        kp[i] = b - a
-        total += b - a
-    out_ts = np.empty(total, dtype=np.int64)
-    out_val = np.empty(total, dtype=np.float64)
-    if total == 0:
-        return out_ts, out_val, kept
-    cdef int64_t[::1] ot = out_ts
-    cdef double[::1] ov = out_val
+    cdef Py_buffer* bufs = <Py_buffer*>PyMem_Malloc(max(2 * k, 1) * sizeof(Py_buffer))
+    cdef Py_ssize_t* first = <Py_ssize_t*>PyMem_Malloc(max(k, 1) * sizeof(Py_ssize_t))
+    cdef const int64_t* t
+    try:
+        if bufs == NULL or first == NULL:
+            raise MemoryError()
+        for i in range(k):
+            _take(ts_parts[i], &bufs[held], b'q')
+            held += 1
+            _take(val_parts[i], &bufs[held], b'd')
+            held += 1
+            m = bufs[2 * i].shape[0]
+            if bufs[2 * i + 1].shape[0] != m:
+                raise ValueError("a chunk's timestamps and values differ in length")
+            t = <const int64_t*>bufs[2 * i].buf
+            a = _bound(t, m, lo, False)
+            b = a + _bound(t + a, m - a, hi, True)
+            first[i] = a
+            kp[i] = b - a
+            total += b - a
+        out_ts = np.empty(total, dtype=np.int64)
+        out_val = np.empty(total, dtype=np.float64)
+        if total:
+            _copy_kept(bufs, first, kp, k, out_ts, out_val)
+    finally:
+        for i in range(held):
+            PyBuffer_Release(&bufs[i])
+        PyMem_Free(bufs)
+        PyMem_Free(first)
+    return out_ts, out_val, kept
+
+
+cdef inline Py_ssize_t _bound(const int64_t* a, Py_ssize_t n, int64_t x, bint after) noexcept nogil:
+    """First position in a[:n] (sorted) holding a value > x (``after``) or >= x (not ``after``):
+    ``_bsearch``'s searches on a raw pointer (those take typed memoryviews, which cost a memoryview
+    per chunk here)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x or (after and a[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef void _copy_kept(Py_buffer* bufs, Py_ssize_t* first, int64_t[::1] kp, Py_ssize_t k, int64_t[::1] ot,
+                     double[::1] ov) noexcept:
+    cdef Py_ssize_t i, m, w = 0
     for i in range(k):
         m = kp[i]
         if m == 0:
             continue
-        t = ts_parts[i]
-        v = val_parts[i]
-        a = fs[i]
-        memcpy(&ot[w], &t[a], m * sizeof(int64_t))
-        memcpy(&ov[w], &v[a], m * sizeof(double))
+        memcpy(&ot[w], (<const int64_t*>bufs[2 * i].buf) + first[i], m * sizeof(int64_t))
+        memcpy(&ov[w], (<const double*>bufs[2 * i + 1].buf) + first[i], m * sizeof(double))
         w += m
-    return out_ts, out_val, kept
