@@ -124,7 +124,7 @@ def test_hostile_arguments_raise() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(series_st, st.sets(st.integers(1, 8)), st.integers(0, 100), st.integers(0, 100),
-       st.sampled_from([None, 0, 2, 10**6]), st.randoms(use_true_random=False))
+       st.sampled_from([None, -1, 0, 2, 10**6]), st.randoms(use_true_random=False))
 def test_head_read_matches_reference(series: dict[int, tuple[list[list[int]], list[list[int]]]], extra: set[int],
                                      a: int, b: int, cap: int | None, rnd: object) -> None:
     """``HeadView.read`` (a head-only read in one compiled call, ids the head may not hold) against

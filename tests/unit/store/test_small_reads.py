@@ -94,7 +94,7 @@ def _same(a: SeriesData | int, b: SeriesData | int) -> None:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(series_st, st.integers(-10, 70), st.integers(-10, 70), st.sampled_from([None, 0, 3, 10, 10**6]))
+@given(series_st, st.integers(-10, 70), st.integers(-10, 70), st.sampled_from([None, -1, 0, 3, 10, 10**6]))
 def test_compiled_reads_answer_as_the_numpy_path(
     store: EmbeddedMetricsStore, series: list[tuple[list[tuple[int, float]], list[tuple[int, float]], bool, bool]],
     a: int, b: int, cap: int | None,

@@ -87,7 +87,8 @@ cdef class Segments:
     segment): the caller then sorts.
 
     ``read(ids, perm, lo, hi, cap)``: ``bounds`` then ``assemble`` without chunks, in one call; the
-    number of rows instead when it exceeds ``cap`` (-1: no cap), before anything is copied."""
+    number of rows instead when it exceeds ``cap`` (an int, or None: no cap), before anything is
+    copied."""
 
     cdef list _segs
     cdef readonly Py_ssize_t count
@@ -178,10 +179,10 @@ cdef class Segments:
                     raise ValueError("bounds outside a segment")
         return self._assemble(ids, perm, bounds, c_sid, kept, c_ts, c_val)
 
-    def read(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, int64_t cap):
+    def read(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap):
         bounds = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
         cdef int64_t total = self._bounds(ids, lo, hi, bounds)
-        if 0 <= cap < total:
+        if cap is not None and total > cap:
             return total
         return self._assemble(ids, perm, bounds, _NO_SID, _NO_I64, _NO_I64, _NO_F64)
 

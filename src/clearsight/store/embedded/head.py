@@ -382,7 +382,7 @@ class HeadView:
         compiled module (then ``pick``, and sort)."""
         if self.native is None:
             return None
-        out: Assembled | int | None = self.native.read(ids, perm, start_ms, end_ms, -1 if cap is None else cap)
+        out: Assembled | int | None = self.native.read(ids, perm, start_ms, end_ms, cap)
         return out
 
 
