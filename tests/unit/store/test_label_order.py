@@ -62,3 +62,18 @@ def test_bounded_by_ids() -> None:
     too_many = np.arange(1, 300, dtype=np.uint32)
     assert lo.order(too_many, labels.__getitem__)[0] == sorted(labels[1:300])
     assert all(len(k) // 4 <= 250 for k in lo._entries)
+
+
+def test_any_set_orders_as_a_plain_sort() -> None:
+    labels = _labels(40)
+    lo = LabelOrder()
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 3, 17):
+        for _ in range(3):
+            ids = np.sort(rng.choice(np.arange(1, 41, dtype=np.uint32), n, replace=False))
+            want = sorted(labels[i] for i in ids.tolist())
+            for _ in range(2):  # computed, then remembered
+                got, perm = lo.order(ids, labels.__getitem__)
+                assert got == want
+                by_perm = ids if perm is None else ids[perm]
+                assert [labels[i] for i in by_perm.tolist()] == want

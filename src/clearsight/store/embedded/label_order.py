@@ -46,6 +46,8 @@ class LabelOrder:
 
     def order(self, ids: IdArray, labels_of: Callable[[int], Labels]) -> Order:
         n = int(ids.shape[0])
+        if n == 1:  # the commonest small read: nothing to sort
+            return [labels_of(int(ids[0]))], None
         if n < MIN_IDS or n > self.max_ids:
             return _sort(ids, labels_of)
         key = np.ascontiguousarray(ids, dtype=np.uint32).tobytes()
