@@ -1694,7 +1694,6 @@ class EmbeddedMetricsStore:
             # ascending, so the series are the chunks as they are, once in label order.
             labels, perm = order
             if perm is None:
-                labels = list(labels)
                 offsets = np.zeros(k + 1, dtype=np.int64)
                 np.cumsum(kept, out=offsets[1:])
                 if not (c_ts.flags.writeable and c_val.flags.writeable):  # shared with the chunk cache
