@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from clearsight.query.promql.values import QueryError, QueryLimitExceeded, QueryTimeout
-from clearsight.query.write_priority import pause_for_writes
+from clearsight.query.write_priority import query_thread
 
 TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
 
@@ -52,8 +52,11 @@ class QueryBudget:
 
     def check(self, where: str = "expression evaluation") -> None:
         self.checks += 1
-        pause_for_writes()
-        if self.cancel is not None and self.cancel.is_set():
+        priority = query_thread.priority  # pause_for_writes(), without its call (every node checks)
+        if priority is not None:
+            priority.pause(query_thread)
+        cancel = self.cancel
+        if cancel is not None and cancel.is_set():
             self.stopped_by = "canceled"
             raise QueryCanceled(f"query was canceled in {where}")
         if self.clock() > self.deadline:
@@ -87,6 +90,17 @@ class QueryBudget:
             raise self._limit_error(n, what)
         self.held = mark + n
         self.peak = max(self.peak, self.held)
+
+    def settle_node(self, mark: int, n: int, node: object) -> None:
+        """``settle`` for the output of an expression node, named by its type (the message is
+        formatted only when the limit is hit: this runs at every node)."""
+        held = mark + n
+        if held > self.max_samples:
+            self.held = mark
+            raise self._limit_error(n, f"the result of {type(node).__name__}")
+        self.held = held
+        if held > self.peak:
+            self.peak = held
 
 
 def too_many_series(n: int, limit: int) -> QueryLimitExceeded:

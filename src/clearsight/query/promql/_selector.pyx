@@ -50,3 +50,48 @@ def latest_index(const int64_t[::1] offsets, const int64_t[::1] timestamps, cons
                     ok[i, j] = 0
                 idx[i, j] = p if p > 0 else 0
     return idx_arr, ok_arr
+
+
+def latest_rows(const int64_t[::1] offsets, const int64_t[::1] timestamps, const double[::1] values,
+                const int64_t[::1] eff, int64_t lo, int64_t lookback):
+    """``latest_index`` with the gather done: (values, present, sample_ts, rows) where ``values``
+    and ``sample_ts`` are ``values[idx]`` and ``timestamps[idx]`` (idx clipped as ``latest_index``
+    clips it, so absent cells hold what the numpy gather would) and ``rows`` counts the series
+    present at some step (``vecutil.compact`` keeps them all when it equals the series count).
+    Needs at least one sample (the gather of an empty column has nothing to read)."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, k = eff.shape[0], i, j, rows = 0
+    cdef int64_t a, b, p, e, s
+    cdef uint64_t bits
+    cdef bint any_ok, good
+    if n < 0 or timestamps.shape[0] != values.shape[0] or timestamps.shape[0] == 0:
+        raise ValueError("offsets, timestamps and values differ in shape, or no samples")
+    if n > 0 and (offsets[0] < 0 or offsets[n] > timestamps.shape[0]):
+        raise ValueError("offsets outside the samples")
+    val_arr = np.empty((n, k), dtype=np.float64)
+    ok_arr = np.empty((n, k), dtype=np.bool_)
+    ts_arr = np.empty((n, k), dtype=np.int64)
+    cdef double[:, ::1] val = val_arr
+    cdef int64_t[:, ::1] sts = ts_arr
+    cdef unsigned char[:, ::1] ok = ok_arr.view(np.uint8)
+    with nogil:
+        for i in range(n):
+            a = offsets[i]
+            b = offsets[i + 1]
+            any_ok = False
+            for j in range(k):
+                e = eff[j]
+                s = e if e >= lo - 1 else lo - 1  # as latest_index
+                p = upper_bound(timestamps, a, b, s) - 1
+                good = False
+                if p >= a:
+                    memcpy(&bits, &values[p], 8)
+                    good = timestamps[p] > e - lookback and bits != STALE_BITS
+                ok[i, j] = good
+                any_ok = any_ok or good
+                if p < 0:
+                    p = 0
+                val[i, j] = values[p]
+                sts[i, j] = timestamps[p]
+            if any_ok:
+                rows += 1
+    return val_arr, ok_arr, ts_arr, rows

@@ -238,6 +238,8 @@ class Evaluator:
     def _mark_annotations(self, before: tuple[int, int], pick: Callable[[str], Expr | None]) -> None:
         """Appends the position of the node ``pick(message)`` to annotations added since ``before``."""
         ann = self.annotations
+        if len(ann.warnings) == before[0] and len(ann.infos) == before[1]:
+            return  # nothing added (most nodes)
         for lst, start in ((ann.warnings, before[0]), (ann.infos, before[1])):
             for i in range(start, len(lst)):
                 msg = lst[i]
@@ -337,48 +339,52 @@ class Evaluator:
     def eval(self, e: Expr, ts: I64) -> Value:
         """Evaluates ``e`` at ``ts``. Memory accounting: whatever the node held while running (its
         operands, the samples it loaded) is released when it returns; its output stays held."""
-        self.budget.check()
-        mark = self.budget.held
+        budget = self.budget
+        budget.check()
+        mark = budget.held
         out = self._eval(e, ts)
-        self.budget.settle(mark, value_points(out), f"the result of {type(e).__name__}")
+        budget.settle_node(mark, value_points(out), e)
         return out
 
     def _eval(self, e: Expr, ts: I64) -> Value:
-        if isinstance(e, NumberLiteral):
-            return ScalarSteps(np.full(ts.shape, float(e.value)))
-        if isinstance(e, StringLiteral):
-            return e.value
-        if isinstance(e, ParenExpr | StepInvariantExpr):
-            return self.eval(e.expr, ts)
-        if isinstance(e, UnaryExpr):
-            v = self.eval(e.expr, ts)
-            if e.op == "-":
-                if isinstance(v, ScalarSteps):
-                    return ScalarSteps(-v.values)
-                if isinstance(v, VectorSteps):
-                    return binops.negate(v)
-                raise QueryError("unary minus is only defined for scalars and instant vectors")
-            return v
-        if isinstance(e, VectorSelector):
-            return self.vector_selector(e, ts)
-        if isinstance(e, MatrixSelector):
-            return self.matrix_selector(e, ts)
-        if isinstance(e, SubqueryExpr):
-            return self.subquery(e, ts)
-        if isinstance(e, BinaryExpr):
-            lhs = self.eval(e.lhs, ts)
-            rhs = self.eval(e.rhs, ts)
-            self.budget.check()
-            self._account(_binary_estimate(e, lhs, rhs, ts.shape[0]), f"binary operator {e.op}")
-            before = (len(self.annotations.warnings), len(self.annotations.infos))
-            out = binops.evaluate_binary(e, lhs, rhs, strict=len(ts) > 1, ann=self.annotations)
-            self._mark_annotations(before, lambda msg: e)
-            return out
-        if isinstance(e, AggregateExpr):
-            return self.aggregate(e, ts)
-        if isinstance(e, Call):
-            return self.call(e, ts)
-        raise QueryError(f"unsupported expression {type(e).__name__}")
+        # One dict lookup on the node's type instead of a chain of isinstance tests (a node of a
+        # subclass of an AST type takes the chain).
+        how = _NODE_EVAL.get(type(e))
+        if how is None:
+            how = next((f for t, f in _NODE_EVAL.items() if isinstance(e, t)), None)
+            if how is None:
+                raise QueryError(f"unsupported expression {type(e).__name__}")
+        return how(self, e, ts)
+
+    def _number(self, e: NumberLiteral, ts: I64) -> Value:
+        return ScalarSteps(np.full(ts.shape, float(e.value)))
+
+    def _string(self, e: StringLiteral, ts: I64) -> Value:
+        return e.value
+
+    def _inner(self, e: ParenExpr | StepInvariantExpr, ts: I64) -> Value:
+        return self.eval(e.expr, ts)
+
+    def _unary(self, e: UnaryExpr, ts: I64) -> Value:
+        v = self.eval(e.expr, ts)
+        if e.op == "-":
+            if isinstance(v, ScalarSteps):
+                return ScalarSteps(-v.values)
+            if isinstance(v, VectorSteps):
+                return binops.negate(v)
+            raise QueryError("unary minus is only defined for scalars and instant vectors")
+        return v
+
+    def _binary(self, e: BinaryExpr, ts: I64) -> Value:
+        lhs = self.eval(e.lhs, ts)
+        rhs = self.eval(e.rhs, ts)
+        self.budget.check()
+        self._account(_binary_estimate(e, lhs, rhs, ts.shape[0]), f"binary operator {e.op}")
+        ann = self.annotations
+        before = (len(ann.warnings), len(ann.infos))
+        out = binops.evaluate_binary(e, lhs, rhs, strict=len(ts) > 1, ann=ann)
+        self._mark_annotations(before, lambda msg: e)
+        return out
 
     # ---- selectors ----
 
@@ -405,6 +411,16 @@ class Evaluator:
         self._account(n * k, "an instant vector selector")
         if n == 0:
             return VectorSteps.empty(k)
+        if (data.histograms is None and data.start_timestamps is None and data.timestamps.shape[0]
+                and _kernel_fits(data, eff)):
+            # floats only (most selectors): the compiled kernel gathers the rows and counts the
+            # series present at some step, so ``compact`` runs only when some are not
+            values, present, sample_ts, rows = _selector.latest_rows(data.offsets, data.timestamps, data.values,
+                                                                     eff, lo, self.lookback)
+            if self.count_samples:
+                self.stats.queryable_samples += int(present.sum())
+            out = VectorSteps(list(data.labels), values, present, None, sample_ts)
+            return out if rows == n else compact(out)
         idx, present = latest_sample_index(data, eff, lo, self.lookback)
         if self.count_samples:
             self.stats.queryable_samples += int(present.sum())
@@ -785,6 +801,22 @@ class Evaluator:
         return out
 
 
+# How ``Evaluator._eval`` evaluates each AST node type.
+_NODE_EVAL: dict[type, Callable[[Evaluator, Any, I64], Value]] = {
+    NumberLiteral: Evaluator._number,
+    StringLiteral: Evaluator._string,
+    ParenExpr: Evaluator._inner,
+    StepInvariantExpr: Evaluator._inner,
+    UnaryExpr: Evaluator._unary,
+    VectorSelector: Evaluator.vector_selector,
+    MatrixSelector: Evaluator.matrix_selector,
+    SubqueryExpr: Evaluator.subquery,
+    BinaryExpr: Evaluator._binary,
+    AggregateExpr: Evaluator.aggregate,
+    Call: Evaluator.call,
+}
+
+
 def value_points(v: Value) -> int:
     """The points a value holds in memory (cells of a vector, samples of a range vector)."""
     if isinstance(v, VectorSteps):
@@ -881,14 +913,19 @@ def latest_sample_index(data: SeriesData, eff: I64, lo: int, lookback: int) -> t
     """Index (into the data's columns) of the latest sample in ``(t - lookback, t]`` for every
     series and every time in ``eff``, and whether there is one (stale markers count as none).
     Compiled (``_selector.pyx``) when built, else ``latest_sample_index_numpy``: the same answers."""
-    if _selector is not None:
-        offs, ts, vs = data.offsets, data.timestamps, data.values
-        if (offs.dtype == np.int64 and ts.dtype == np.int64 and vs.dtype == np.float64 and eff.dtype == np.int64
-                and offs.flags.c_contiguous and ts.flags.c_contiguous and vs.flags.c_contiguous
-                and eff.flags.c_contiguous):
-            idx, ok = _selector.latest_index(offs, ts, vs, eff, lo, lookback)
-            return idx, ok
+    if _selector is not None and _kernel_fits(data, eff):
+        idx, ok = _selector.latest_index(data.offsets, data.timestamps, data.values, eff, lo, lookback)
+        return idx, ok
     return latest_sample_index_numpy(data, eff, lo, lookback)
+
+
+def _kernel_fits(data: SeriesData, eff: I64) -> bool:
+    """Whether the compiled selector kernels (``_selector.pyx``) take these columns as they are:
+    built, contiguous int64/float64 columns."""
+    offs, ts, vs = data.offsets, data.timestamps, data.values
+    return (_selector is not None and offs.dtype == np.int64 and ts.dtype == np.int64
+            and vs.dtype == np.float64 and eff.dtype == np.int64 and offs.flags.c_contiguous
+            and ts.flags.c_contiguous and vs.flags.c_contiguous and eff.flags.c_contiguous)
 
 
 def latest_sample_index_numpy(data: SeriesData, eff: I64, lo: int, lookback: int) -> tuple[I64, Any]:
@@ -1050,7 +1087,11 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
         _check_unique([s.labels for s in out])
         out.sort(key=lambda s: s.labels)
         return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
-    v = compact(apply_drop_name(val))
+    v = val if val.drop_name is None else apply_drop_name(val)
+    if not instant:
+        v = compact(v)
+    elif v.num_series and not v.present.all():  # one step: a row absent there is absent throughout
+        v = compact(v)
     merged = merge_rows(v, strict=True)
     v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
     if instant and v.hist is None:  # one step, every row present after compact: plain slices

@@ -61,16 +61,37 @@ def test_the_kernel_answers_as_the_numpy_path(case: tuple[SeriesData, np.ndarray
     np.testing.assert_array_equal(idx, np.broadcast_to(ref_idx, idx.shape))
 
 
+@settings(max_examples=400, deadline=None)
+@given(series_data())
+def test_the_gathering_kernel_answers_as_the_numpy_path(case: tuple[SeriesData, np.ndarray, int, int]) -> None:
+    """``latest_rows``: the values and timestamps the numpy path gathers at its indices (absent
+    cells too), its presence, and how many series ``compact`` would keep."""
+    data, eff, lo, lookback = case
+    if data.timestamps.size == 0:
+        with pytest.raises(ValueError):
+            _selector.latest_rows(data.offsets, data.timestamps, data.values, eff, lo, lookback)
+        return
+    values, ok, sample_ts, rows = _selector.latest_rows(data.offsets, data.timestamps, data.values, eff, lo,
+                                                        lookback)
+    ref_idx, ref_ok = latest_sample_index_numpy(data, eff, lo, lookback)
+    ref_idx = np.broadcast_to(ref_idx, ok.shape)
+    np.testing.assert_array_equal(ok, np.broadcast_to(ref_ok, ok.shape))
+    np.testing.assert_array_equal(values.view(np.int64), data.values[ref_idx].view(np.int64))  # NaN bits too
+    np.testing.assert_array_equal(sample_ts, data.timestamps[ref_idx])
+    assert rows == int(ok.any(axis=1).sum())
+
+
 def test_bad_shapes_raise() -> None:
     ts = np.asarray([1, 2, 3], dtype=np.int64)
     vs = np.asarray([1.0, 2.0, 3.0])
     eff = np.asarray([3], dtype=np.int64)
-    with pytest.raises(ValueError):
-        _selector.latest_index(np.asarray([0, 5], dtype=np.int64), ts, vs, eff, 0, 10)
-    with pytest.raises(ValueError):
-        _selector.latest_index(np.asarray([0, 3], dtype=np.int64), ts, vs[:2], eff, 0, 10)
-    with pytest.raises(ValueError):
-        _selector.latest_index(np.asarray([-1, 3], dtype=np.int64), ts, vs, eff, 0, 10)
+    for kernel in (_selector.latest_index, _selector.latest_rows):
+        with pytest.raises(ValueError):
+            kernel(np.asarray([0, 5], dtype=np.int64), ts, vs, eff, 0, 10)
+        with pytest.raises(ValueError):
+            kernel(np.asarray([0, 3], dtype=np.int64), ts, vs[:2], eff, 0, 10)
+        with pytest.raises(ValueError):
+            kernel(np.asarray([-1, 3], dtype=np.int64), ts, vs, eff, 0, 10)
 
 
 def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,9 +104,10 @@ def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.Mon
         sel.add(make_labels({"__name__": "m", "i": str(i % 7), "j": str(i)}), ts, vs)
     queries = ["m", "m offset 1m", "m @ 1800", "sum by (i) (m)", "m > 0", "timestamp(m)"]
     kernel = count_calls(monkeypatch, _selector, "latest_index")
+    gather = count_calls(monkeypatch, _selector, "latest_rows")
     compiled = [(Engine().instant(sel, q, 1_800_000).series, Engine().range(sel, q, 0, 3_600_000, 15_000).series)
                 for q in queries]
-    assert kernel.calls >= 2 * len(queries)
+    assert gather.calls >= 2 * len(queries) and kernel.calls == 0  # float selectors gather in the kernel
     monkeypatch.setattr(engine, "_selector", None)
     for q, (inst, rng_) in zip(queries, compiled, strict=True):
         ref_i = Engine().instant(sel, q, 1_800_000).series
