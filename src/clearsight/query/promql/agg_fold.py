@@ -78,7 +78,8 @@ def _grown(a: np.ndarray, rows: int) -> np.ndarray:
     if a.shape[0] >= rows:
         return a
     out = np.zeros((rows, a.shape[1]), dtype=a.dtype)
-    out[: a.shape[0]] = a
+    if a.shape[0]:  # (a new state grows from no rows: nothing to copy)
+        out[: a.shape[0]] = a
     return out
 
 
@@ -227,12 +228,17 @@ class Count:
 
 
 def group_key(labels: Labels, grouping: list[str], without: bool) -> Labels:
+    return group_keys([labels], grouping, without)[0]
+
+
+def group_keys(labels: list[Labels], grouping: list[str], without: bool) -> list[Labels]:
+    """``group_key`` of every label set (the grouping's set built once, not per row)."""
     if without:
         drop = set(grouping)
         drop.add("__name__")
-        return tuple([p for p in labels if p[0] not in drop])  # a list first: faster than a generator
+        return [tuple([p for p in lbl if p[0] not in drop]) for lbl in labels]  # a list: faster than a generator
     keep = set(grouping)
-    return tuple([p for p in labels if p[0] in keep])
+    return [tuple([p for p in lbl if p[0] in keep]) for lbl in labels]
 
 
 class Refold(Exception):
@@ -309,8 +315,8 @@ class GroupFold:
     def _assign(self, v: VectorSteps) -> np.ndarray:
         keys, out, sizes, drop = self.keys, self.out, self.sizes, self.drop
         gid: list[int] = []
-        for lbl, d in zip(v.labels, drop_flag(v).tolist(), strict=True):
-            key = group_key(lbl, self.grouping, self.without)
+        flags = drop_flag(v).tolist() if v.drop_name is not None else [False] * len(v.labels)
+        for key, d in zip(group_keys(v.labels, self.grouping, self.without), flags, strict=True):
             g = keys.get(key)
             if g is None:
                 g = len(out)
@@ -356,4 +362,4 @@ class GroupFold:
 
 
 __all__ = ["FOLDABLE", "LANES", "SCALAR_SUM_MAX_ROWS", "Count", "GroupFold", "MinMax", "Refold",
-           "SumAvg", "group_key", "kahan_inc", "ranks"]
+           "SumAvg", "group_key", "group_keys", "kahan_inc", "ranks"]

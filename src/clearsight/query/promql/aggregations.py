@@ -22,6 +22,7 @@ from clearsight.query.promql.agg_fold import (
     MinMax,
     SumAvg,
     group_key,
+    group_keys,
     ranks,
 )
 from clearsight.query.promql.values import (
@@ -32,7 +33,7 @@ from clearsight.query.promql.values import (
     ScalarSteps,
     VectorSteps,
 )
-from clearsight.query.promql.vecutil import drop_flag, format_float, go_quote
+from clearsight.query.promql.vecutil import format_float, go_quote
 
 MIN_INT64 = -9223372036854775808.0
 MAX_INT64 = 9223372036854774784.0
@@ -42,8 +43,7 @@ def _groups(labels: list[Labels], grouping: list[str], without: bool) -> tuple[l
     keys: dict[Labels, int] = {}
     out: list[Labels] = []
     gid: list[int] = []
-    for lbl in labels:
-        key = group_key(lbl, grouping, without)
+    for key in group_keys(labels, grouping, without):
         g = keys.get(key)
         if g is None:
             g = len(out)
@@ -81,26 +81,25 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
         return VectorSteps.empty(k)
     vals = v.values
     pres = v.present
-    drop_in = drop_flag(v)
+    gdrop: BoolArr | None = None
+    if v.drop_name is not None and v.drop_name.any():  # the groups of flagged rows are flagged
+        gdrop = np.zeros(G, dtype=bool)
+        gdrop[np.asarray(gid, dtype=np.int64)[v.drop_name]] = True
     seen: BoolArr
-    gdrop = np.zeros(G, dtype=bool)
-    for i, g in enumerate(gid):
-        if drop_in[i]:
-            gdrop[g] = True
     result: F64
-    with np.errstate(all="ignore"):
-        if op == "sum" and k == 1 and len(gid) <= SCALAR_SUM_MAX_ROWS:
-            result, seen = _sum_one_step(vals, pres, gid, G)
-        else:
-            if op not in _COLUMN_OPS:
-                raise QueryError(f"unknown aggregation {op!r}")
-            gid_a = np.asarray(gid, dtype=np.int64)
-            qs = param.values if isinstance(param, ScalarSteps) else None
-            lanes = LANES if op in ("sum", "avg") and max(np.bincount(gid_a)) > 2 * LANES else 1
+    if op == "sum" and k == 1 and len(gid) <= SCALAR_SUM_MAX_ROWS:
+        result, seen = _sum_one_step(vals, pres, gid, G)  # Python floats: no numpy error state
+    else:
+        if op not in _COLUMN_OPS:
+            raise QueryError(f"unknown aggregation {op!r}")
+        gid_a = np.asarray(gid, dtype=np.int64)
+        qs = param.values if isinstance(param, ScalarSteps) else None
+        with np.errstate(all="ignore"):
+            lanes = LANES if op in ("sum", "avg") and int(np.bincount(gid_a).max()) > 2 * LANES else 1
             result, seen, overflowed = _fold_by_columns(op, vals, pres, gid_a, G, qs, lanes)
             if overflowed and lanes > 1:
                 result, seen, _ = _fold_by_columns(op, vals, pres, gid_a, G, qs, 1)
-    return VectorSteps(keys, result, seen, gdrop if gdrop.any() else None, None)
+    return VectorSteps(keys, result, seen, gdrop, None)
 
 
 _COLUMN_OPS = frozenset({"sum", "avg", "stddev", "stdvar", "min", "max", "count", "group", "quantile"})

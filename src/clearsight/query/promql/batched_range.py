@@ -112,10 +112,13 @@ def call(name: str, impl: FunctionImpl, ctx: FuncContext, args: list[Value], che
     assert isinstance(m, MatrixSteps)
     if m.hists is not None or m.sts is not None:
         return impl(ctx, args)
-    flat = _contiguous_flat(m)
     k = int(m.window_end.shape[0])
-    if flat is not None and int(flat.ends[-1] if m.num_series else 0) + m.num_series * k <= max_work:
-        return impl(ctx, args)  # one batch (the small queries' case): no per-series work counted
+    cached = m.flat_cache
+    if isinstance(cached, Flat) and cached.size + m.num_series * k <= max_work:
+        # one batch (the small queries' case): the concatenated samples hold at least every
+        # series' (no per-series work counted)
+        return impl(ctx, args)
+    flat = _contiguous_flat(m)
     lengths = (flat.ends - flat.starts if flat is not None
                else np.fromiter(map(len, m.timestamps), dtype=np.int64, count=m.num_series))
     bounds = batch_bounds(lengths, k, max_work)

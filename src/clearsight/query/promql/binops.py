@@ -102,7 +102,10 @@ def evaluate_binary(e: BinaryExpr, lhs: Value, rhs: Value, strict: bool,
 def _vector_scalar(op: str, vec: VectorSteps, sc: F64, swap: bool, return_bool: bool,
                    ann: Annotations | None = None) -> VectorSteps:
     v = vec.values
-    s = np.broadcast_to(sc[None, :], v.shape)
+    if op in TRIM_OPS or vec.hist is not None:  # fix_cells takes both sides at full shape
+        s = np.broadcast_to(sc[None, :], v.shape)
+    else:
+        s = sc[None, :]  # the ufuncs broadcast the one row (np.broadcast_to costs more than they do)
     a, b = (s, v) if swap else (v, s)
     n = vec.num_series
     if op in TRIM_OPS:
