@@ -12,7 +12,9 @@ A ``QueryBudget`` is created per query and checked by the engine as it evaluates
   are released and only its output stays held (``settle``).
 - **Time and cancellation**: ``check`` raises ``QueryTimeout`` past the deadline and
   ``QueryCanceled`` once the cancel event is set (the client went away). The engine calls it
-  before and after every store read, at every node, and every few iterations of its loops;
+  at every node (a store read follows its node's check, microseconds later; parentheses and
+  number literals, which compute nothing in between, are not checked on their own), after every
+  store read, after a node's operands are evaluated, and every few iterations of its loops;
   code deep in a function kernel reaches the running query's budget through ``checkpoint()``
   (a thread-local: a query runs on one worker thread).
 """

@@ -226,9 +226,10 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
     groups_one: dict[int, list[int]] = {}
     for i, s in enumerate(osig):
         groups_one.setdefault(s, []).append(i)
-    # Duplicate check on the 'one' side.
-    one_present_by_sig: dict[int, BoolArr] = {}
-    for s, rows in groups_one.items():
+    # Duplicate check on the 'one' side (a group of one series has none).
+    for rows in groups_one.values():
+        if len(rows) == 1:
+            continue
         p = one.present[rows]
         cnt = p.sum(axis=0)
         bad = (cnt > 1) & active
@@ -242,12 +243,12 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
                 f"found duplicate series for the match group {labels_string(ml)} on the {side} hand-side "
                 f"of the operation: [{a}, {b}];many-to-many matching not allowed: matching labels must be "
                 f"unique on one side")
-        one_present_by_sig[s] = np.asarray(p.any(axis=0))
 
     if fill_one is None and fill_many is None and all(len(r) == 1 for r in groups_one.values()):
         return _vector_vector_unique(op, many, one, msig, groups_one, np.asarray(active, dtype=bool), matching,
                                      return_bool, swap,
                                      strict, ann)
+    one_present_by_sig = {s: np.asarray(one.present[rows].any(axis=0)) for s, rows in groups_one.items()}
 
     out_labels: list[Labels] = []
     out_vals: list[F64] = []

@@ -259,9 +259,9 @@ class Evaluator:
         self.budget.reserve(n_points, what)
 
     def select(self, matchers: Sequence[Matcher], lo: int, hi: int) -> SeriesData:
-        self.budget.check()
-        # A store that supports it refuses a read over the query's remaining sample budget before
-        # materialising it, and checks the deadline/cancellation between batches of its work.
+        # No checkpoint before the read: the node reading checked as it began. A store that
+        # supports it refuses a read over the query's remaining sample budget before materialising
+        # it, and checks the deadline/cancellation between batches of its work.
         room = max(0, self.budget.max_samples - self.budget.held)
         try:
             with read_limits(ReadLimits(max_samples=room, should_stop=self.budget.check)):
@@ -339,8 +339,12 @@ class Evaluator:
     def eval(self, e: Expr, ts: I64) -> Value:
         """Evaluates ``e`` at ``ts``. Memory accounting: whatever the node held while running (its
         operands, the samples it loaded) is released when it returns; its output stays held."""
+        kind = type(e)
+        if kind is ParenExpr:  # its operand's evaluation checks and settles exactly what it would
+            return self.eval(e.expr, ts)  # type: ignore[attr-defined]
         budget = self.budget
-        budget.check()
+        if kind is not NumberLiteral:  # (a literal is one np.full: no checkpoint before it)
+            budget.check()
         mark = budget.held
         out = self._eval(e, ts)
         budget.settle_node(mark, value_points(out), e)

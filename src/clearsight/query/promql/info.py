@@ -132,6 +132,7 @@ def evaluate_info(ev: Evaluator, e: Call, ts: I64) -> Value:
         matchers.extend(_effective_name_matchers(list(name_matchers)))
         at, offset = _reference(ev, e.args[0])
         eff = (np.full(ts.shape, at, dtype=np.int64) if at is not None else ts) - np.int64(offset)
+        ev.budget.check()  # (Evaluator.select does not: the base vector was evaluated since the node began)
         data = ev.select(matchers, int(eff.min()) - ev.lookback + 1, int(eff.max()))
         n = len(data)
         info_hs = data.histograms
