@@ -12,6 +12,9 @@ sample order.
 ``instant_value``: ``irate``/``idelta`` from the last two samples of each window, with the same
 two pointers.
 
+``counter_resets`` and ``nondecreasing``: the set-up of the kernels above in one pass each instead
+of a handful of numpy calls (what a small query's rate spends most of its time on).
+
 Both perform the same IEEE-754 operations in the same order as the numpy paths in ``fn_range``
 (Prometheus' ``extrapolatedRate`` and ``linearRegression``), so results are bit-identical
 (tests/unit/query/promql/test_rate_native.py checks this on random data). Built with
@@ -19,6 +22,8 @@ Both perform the same IEEE-754 operations in the same order as the numpy paths i
 """
 
 from libc.math cimport NAN, fabs, isinf
+
+import numpy as np
 
 
 cdef inline void _advance(const long long[:] t, Py_ssize_t e, long long rs, long long we, Py_ssize_t* lo,
@@ -225,3 +230,38 @@ def linear_regression(
             slope = cov_xy / var_x
             slope_out[w] = slope
             intercept_out[w] = sy / n - slope * sx / n
+
+
+def counter_resets(const double[:] v, const long long[:] starts):
+    """``fn_range._counter_resets_numpy``: ascending positions ``p >= 1`` with ``v[p] < v[p - 1]``
+    that are not a series start (``starts``; as numpy indexes, a negative one counts from the end)."""
+    cdef Py_ssize_t size = v.shape[0], p, i, n = 0, s
+    if size < 2:
+        return np.zeros(0, dtype=np.int64)
+    start_arr = np.zeros(size, dtype=np.uint8)
+    cdef unsigned char[::1] is_start = start_arr
+    for i in range(starts.shape[0]):
+        s = starts[i]
+        if s < size:
+            if s < 0:
+                s += size
+                if s < 0:
+                    raise IndexError("series start out of bounds")
+            is_start[s] = 1
+    out_arr = np.empty(size - 1, dtype=np.int64)
+    cdef long long[::1] out = out_arr
+    with nogil:
+        for p in range(1, size):
+            if v[p] < v[p - 1] and not is_start[p]:
+                out[n] = p
+                n += 1
+    return out_arr[:n]
+
+
+def nondecreasing(const long long[:] e):
+    """Whether ``e[j] >= e[j - 1]`` for every ``j`` (window ends a kernel above can walk)."""
+    cdef Py_ssize_t j
+    for j in range(1, e.shape[0]):
+        if not e[j] >= e[j - 1]:
+            return False
+    return True

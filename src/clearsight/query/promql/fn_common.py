@@ -105,6 +105,8 @@ def vector_result(
 ) -> VectorSteps:
     """Builds a VectorSteps, dropping series that have no value at any step."""
     k = values.shape[1] if values.ndim == 2 else 0
+    if k and len(labels) > 0 and present.all():  # (most results: nothing to drop, nothing to blank)
+        return VectorSteps(labels, values, present, drop_name)
     if not keep_empty and len(labels) > 0:
         rows = present.any(axis=1)
         if not rows.all():

@@ -143,7 +143,15 @@ def _result(win: _Win, vals: F64, present: BoolArr, keep_name: bool = False) -> 
 
 
 def _counter_resets(flat: Flat) -> I64:
-    """Ascending flat positions ``p`` (not a series start) with ``v[p] < v[p-1]``."""
+    """Ascending flat positions ``p`` (not a series start) with ``v[p] < v[p-1]``: compiled when
+    built (``_rate.counter_resets``), else ``_counter_resets_numpy``."""
+    if _rate is not None:
+        return np.asarray(_rate.counter_resets(flat.v, flat.starts), dtype=np.int64)
+    return _counter_resets_numpy(flat)
+
+
+def _counter_resets_numpy(flat: Flat) -> I64:
+    """``_counter_resets`` in numpy."""
     v = flat.v
     if flat.size < 2:
         return np.zeros(0, dtype=np.int64)
@@ -182,7 +190,7 @@ def _native_setup(m: MatrixSteps) -> tuple[Flat, I64, F64, npt.NDArray[np.uint8]
     if _rate is None:
         return None
     e = np.ascontiguousarray(m.window_end, dtype=np.int64)
-    if e.shape[0] > 1 and not bool(np.all(e[1:] >= e[:-1])):
+    if e.shape[0] > 1 and not _rate.nondecreasing(e):
         return None
     n, k = m.num_series, int(e.shape[0])
     return flatten(m), e, np.empty((n, k), dtype=np.float64), np.empty((n, k), dtype=np.uint8)

@@ -121,3 +121,34 @@ def test_resets_are_added_in_time_order(query: str) -> None:
     finally:
         fn_range._rate = kernel
     assert got == want and got
+
+
+@st.composite
+def flats(draw: st.DrawFn) -> fn_range.Flat:
+    """Concatenated series as the engine's selectors and subqueries build them: ascending starts,
+    series possibly empty or not adjacent (a gap between one's end and the next's start)."""
+    lengths = draw(st.lists(st.integers(0, 12), max_size=6))
+    gaps = draw(st.lists(st.integers(0, 3), min_size=len(lengths), max_size=len(lengths)))
+    starts, ends, pos = [], [], 0
+    for n, g in zip(lengths, gaps, strict=True):
+        pos += g
+        starts.append(pos)
+        pos += n
+        ends.append(pos)
+    v = np.asarray(draw(st.lists(value, min_size=pos, max_size=pos)), dtype=np.float64)
+    return fn_range.Flat(np.arange(pos, dtype=np.int64), v, np.asarray(starts, dtype=np.int64),
+                         np.asarray(ends, dtype=np.int64))
+
+
+@settings(max_examples=400, deadline=None)
+@given(flats())
+def test_compiled_counter_resets_match_numpy(flat: fn_range.Flat) -> None:
+    assert fn_range._rate is not None, "the _rate extension is not built"
+    np.testing.assert_array_equal(fn_range._counter_resets(flat), fn_range._counter_resets_numpy(flat))
+
+
+@given(st.lists(st.integers(-5, 5), max_size=8))
+def test_nondecreasing_matches_numpy(ends: list[int]) -> None:
+    e = np.asarray(ends, dtype=np.int64)
+    assert fn_range._rate is not None, "the _rate extension is not built"
+    assert fn_range._rate.nondecreasing(e) == bool(np.all(e[1:] >= e[:-1]))
