@@ -1,5 +1,6 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True
-"""Compiled aggregation kernel: the single-lane ``sum``/``avg`` fold of ``agg_fold.SumAvg``.
+"""Compiled aggregation kernels: the ``sum``/``avg`` fold of ``agg_fold.SumAvg`` and the merge of
+its lanes.
 
 ``fold_sum_avg`` folds rows (rows x steps) into per-group state, row after row, with the same
 IEEE-754 operations in the same order per (group, step) cell as the numpy path (which walks the
@@ -10,6 +11,11 @@ for the sign of a NaN (the compiler may order a commutative addition's operands 
 x86 keeps the first NaN operand's sign; no NaN sign reaches the API's output):
 tests/unit/query/promql/test_agg_fold_native.py checks this on random data, infinities and NaN
 included. Built with ``-ffp-contract=off`` so the compiler never fuses a multiply and an add.
+
+With lanes (large groups: ``agg_fold.LANES`` partial sums per group), the numpy path folds each
+lane with the ``sum`` operations whatever the op, so ``fold_sum_avg(..., avg=False)`` over the lane
+ids folds them too; ``merge_lanes`` then adds the lanes of each group in lane order as
+``SumAvg.finish`` does (a compensated sum of the partial sums, their compensations added).
 """
 
 from libc.math cimport fabs, isinf
@@ -77,3 +83,34 @@ def fold_sum_avg(const double[:, ::1] vals, const unsigned char[:, ::1] pres, co
                 _kahan(x / N, q * mean[g, j], q * c[g, j], &t2, &c2)
                 mean[g, j] = t2
                 c[g, j] = c2
+
+
+def merge_lanes(const double[:, ::1] s, const double[:, ::1] c, const double[:, ::1] cnt,
+                const unsigned char[:, ::1] seen, Py_ssize_t lanes, double[:, ::1] gs, double[:, ::1] gc,
+                double[:, ::1] gcnt, unsigned char[:, ::1] gseen):
+    """Merges the lane state (groups * lanes x k; lane ``l`` of group ``g`` is row ``g * lanes + l``)
+    into the zeroed group arrays (groups x k), in place."""
+    cdef Py_ssize_t G = gs.shape[0], k = gs.shape[1], g, lane, j, row
+    cdef double t, nc
+    if lanes < 1 or s.shape[0] != G * lanes or s.shape[1] != k:
+        raise ValueError("lane state and group arrays differ in shape")
+    if (c.shape[0] != s.shape[0] or c.shape[1] != k or cnt.shape[0] != s.shape[0] or cnt.shape[1] != k
+            or seen.shape[0] != s.shape[0] or seen.shape[1] != k or gc.shape[0] != G or gc.shape[1] != k
+            or gcnt.shape[0] != G or gcnt.shape[1] != k or gseen.shape[0] != G or gseen.shape[1] != k):
+        raise ValueError("lane state and group arrays differ in shape")
+    with nogil:
+        for g in range(G):
+            for lane in range(lanes):
+                row = g * lanes + lane
+                for j in range(k):
+                    gcnt[g, j] = gcnt[g, j] + cnt[row, j]
+                    if not seen[row, j]:
+                        continue
+                    if not gseen[g, j]:
+                        gseen[g, j] = 1
+                        gs[g, j] = s[row, j]
+                        gc[g, j] = c[row, j]
+                        continue
+                    _kahan(s[row, j], gs[g, j], gc[g, j], &t, &nc)
+                    gs[g, j] = t
+                    gc[g, j] = nc + c[row, j]

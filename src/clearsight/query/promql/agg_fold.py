@@ -121,6 +121,12 @@ class SumAvg:
                 counters[g] = r + 1
                 ranks_in_group[i] = r
             sub = gid * lanes + ranks_in_group % lanes
+            if _aggfold is not None:  # compiled: every lane folded with the sum's operations
+                _aggfold.fold_sum_avg(
+                    np.ascontiguousarray(vals, dtype=np.float64),
+                    np.ascontiguousarray(pres, dtype=np.bool_).view(np.uint8), np.ascontiguousarray(sub, dtype=np.int64),
+                    False, self.s, self.c, self.cnt, self.incr.view(np.uint8), self.mean, self.seen.view(np.uint8))
+                return
         else:
             sub = gid
         op = self.op
@@ -169,23 +175,35 @@ class SumAvg:
                 gc = np.zeros((G, k))
                 gcnt = np.zeros((G, k))
                 gseen = np.zeros((G, k), dtype=bool)
-                base = np.arange(G) * lanes
-                for lane in range(lanes):
-                    idx = base + lane
-                    p = seen[idx]
-                    first = p & ~gseen
-                    rest = p & gseen
-                    t, nc = kahan_inc(s[idx], gs, gc)
-                    gs = np.where(first, s[idx], np.where(rest, t, gs))
-                    gc = np.where(first, c[idx], np.where(rest, nc + c[idx], gc))
-                    gcnt = gcnt + cnt[idx]
-                    gseen |= p
+                if _aggfold is not None:  # compiled: the same operations, lane after lane
+                    _aggfold.merge_lanes(s, c, cnt, seen.view(np.uint8), lanes, gs, gc, gcnt, gseen.view(np.uint8))
+                else:
+                    gs, gc, gcnt, gseen = _merge_lanes_numpy(s, c, cnt, seen, G, lanes, (gs, gc, gcnt, gseen))
                 if self.op == "sum":
                     return gs + gc, gseen, overflow
                 return gs / gcnt + gc / gcnt, gseen, overflow or bool(np.isinf(gs).any())
             if self.op == "sum":
                 return s + c, seen, False
             return np.where(incr, mean + c, s / cnt + c / cnt), seen, bool(incr.any())
+
+
+def _merge_lanes_numpy(s: F64, c: F64, cnt: F64, seen: BoolArr, G: int, lanes: int,
+                       zero: tuple[F64, F64, F64, BoolArr]) -> tuple[F64, F64, F64, BoolArr]:
+    """``_aggfold.merge_lanes`` in numpy: the lanes of each group added in lane order into the
+    group arrays ``zero`` (sum, compensation, count, seen)."""
+    gs, gc, gcnt, gseen = zero
+    base = np.arange(G) * lanes
+    for lane in range(lanes):
+        idx = base + lane
+        p = seen[idx]
+        first = p & ~gseen
+        rest = p & gseen
+        t, nc = kahan_inc(s[idx], gs, gc)
+        gs = np.where(first, s[idx], np.where(rest, t, gs))
+        gc = np.where(first, c[idx], np.where(rest, nc + c[idx], gc))
+        gcnt = gcnt + cnt[idx]
+        gseen |= p
+    return gs, gc, gcnt, gseen
 
 
 class MinMax:

@@ -18,6 +18,7 @@ from clearsight.model.labels import make_labels
 from clearsight.query.promql import agg_fold
 from clearsight.query.promql.engine import Engine
 from clearsight.store.memory import MemorySeriesSelector
+from tests.support.spy import count_calls
 
 value = st.one_of(
     st.floats(-1e6, 1e6, allow_nan=False),
@@ -40,8 +41,9 @@ def batches(draw: st.DrawFn) -> tuple[int, list[tuple[np.ndarray, np.ndarray, np
     return k, out
 
 
-def _fold(op: str, k: int, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]) -> agg_fold.SumAvg:
-    fold = agg_fold.SumAvg(op, 1, k)
+def _fold(op: str, k: int, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+          lanes: int = 1) -> agg_fold.SumAvg:
+    fold = agg_fold.SumAvg(op, lanes, k)
     for vals, pres, gid, groups in rows:
         fold.add(vals, pres, gid, groups)
     return fold
@@ -57,14 +59,17 @@ def _bits(a: np.ndarray) -> list[int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["sum", "avg"]), batches())
-def test_kernel_matches_numpy_bit_for_bit(op: str, case: tuple[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]]) -> None:
+@given(st.sampled_from(["sum", "avg"]), batches(), st.sampled_from([1, 2, 3]))
+def test_kernel_matches_numpy_bit_for_bit(op: str, case: tuple[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]],
+                                          lanes: int) -> None:
+    """One lane (``fold_sum_avg``), and lanes (``fold_sum_avg`` over the lane ids, then
+    ``merge_lanes`` in ``finish``)."""
     assert agg_fold._aggfold is not None, "the compiled kernel is not built"
     k, rows = case
-    native = _fold(op, k, rows)
+    native = _fold(op, k, rows, lanes)
     kernel, agg_fold._aggfold = agg_fold._aggfold, None
     try:
-        reference = _fold(op, k, rows)
+        reference = _fold(op, k, rows, lanes)
     finally:
         agg_fold._aggfold = kernel
     for name in ("s", "c", "cnt", "mean"):
@@ -93,11 +98,13 @@ def test_nan_from_opposite_infinities_then_nan_is_nan_on_both_paths() -> None:
     assert _bits(native.s) == _bits(reference.s)
 
 
-@pytest.mark.parametrize("query", ["sum by (g) (m)", "avg by (g) (m)", "sum(m)", "avg without (i) (m * 1e300)"])
+@pytest.mark.parametrize("query", ["sum by (g) (m)", "avg by (g) (m)", "sum(m)", "avg without (i) (m * 1e300)",
+                                   "avg(m)", "avg(m * 1e300)"])
 def test_engine_range_results_unchanged(query: str) -> None:
+    """(160 series: ``sum(m)`` and ``avg(m)`` have one group of more than ``2 * LANES`` members, summed in lanes.)"""
     rng = np.random.default_rng(7)
     sel = MemorySeriesSelector()
-    for i in range(40):
+    for i in range(160):
         ts = np.arange(0, 600_000, 15_000, dtype=np.int64) + int(rng.integers(0, 5_000))
         vals = rng.normal(0, 1e3, ts.shape[0])
         vals[rng.random(ts.shape[0]) < 0.05] = math.inf
@@ -123,3 +130,15 @@ def test_hostile_shapes_raise() -> None:
         fold.add(np.ones((1, 2)), np.ones((1, 2), dtype=bool), np.asarray([5], dtype=np.int64), 1)
     with pytest.raises(ValueError, match="differ in shape"):
         fold.add(np.ones((2, 2)), np.ones((1, 2), dtype=bool), np.zeros(2, dtype=np.int64), 1)
+
+
+def test_large_groups_merge_their_lanes_in_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert agg_fold._aggfold is not None
+    sel = MemorySeriesSelector()
+    ts = np.arange(0, 120_000, 15_000, dtype=np.int64)
+    for i in range(3 * agg_fold.LANES):
+        sel.add(make_labels({"__name__": "m", "i": str(i)}), ts, np.full(ts.shape, float(i)))
+    merged = count_calls(monkeypatch, agg_fold._aggfold, "merge_lanes")
+    res = Engine().range(sel, "sum(m)", 0, 105_000, 15_000)
+    assert merged.calls == 1
+    assert res.series[0].values.tolist() == [float(sum(range(3 * agg_fold.LANES)))] * ts.shape[0]
