@@ -1,6 +1,7 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True
-"""Compiled instant-vector selector kernel: for every series and step, the latest sample in
-``(t - lookback, t]`` that is not a stale marker (``engine.latest_sample_index``).
+"""Compiled selector kernels. ``latest_index``/``latest_rows``: for every series and step, the
+latest sample in ``(t - lookback, t]`` that is not a stale marker (``engine.latest_sample_index``).
+``range_runs``: a range selector's stale markers and non-empty series (``engine._float_matrix``).
 
 The numpy path keys every sample as ``series * span + (ts - lo)`` and makes one ``searchsorted``
 over all series, then a dozen whole-array operations; for the few series and steps of a dashboard
@@ -95,3 +96,41 @@ def latest_rows(const int64_t[::1] offsets, const int64_t[::1] timestamps, const
             if any_ok:
                 rows += 1
     return val_arr, ok_arr, ts_arr, rows
+
+
+def range_runs(const int64_t[::1] offsets, const double[::1] values):
+    """For a range selector's columns: (gone, nonempty), the ascending positions of the stale
+    markers (int64) and, when some series has no sample once they are dropped, the ascending
+    indices of the series that have one (int64; None when every series has), in one pass where
+    ``engine._float_matrix`` made five numpy calls."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, size = values.shape[0], i, p, ng = 0, nn = 0
+    cdef int64_t a, b, kept
+    cdef uint64_t bits
+    if n < 0 or (n > 0 and (offsets[0] < 0 or offsets[n] > size)):
+        raise ValueError("offsets outside the samples")
+    for i in range(n):
+        if offsets[i + 1] < offsets[i]:
+            raise ValueError("offsets decrease")
+    gone_arr = np.empty(size, dtype=np.int64)
+    keep_arr = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] gone = gone_arr
+    cdef int64_t[::1] keep = keep_arr
+    with nogil:
+        for p in range(size):
+            memcpy(&bits, &values[p], 8)
+            if bits == STALE_BITS:
+                gone[ng] = p
+                ng += 1
+        for i in range(n):
+            a = offsets[i]
+            b = offsets[i + 1]
+            kept = 0
+            for p in range(a, b):
+                memcpy(&bits, &values[p], 8)
+                if bits != STALE_BITS:
+                    kept = 1
+                    break
+            if kept:
+                keep[nn] = i
+                nn += 1
+    return gone_arr[:ng].copy(), (None if nn == n else keep_arr[:nn].copy())

@@ -606,15 +606,25 @@ class Evaluator:
         ``Flat`` handed to the range functions as is."""
         offs = np.asarray(data.offsets, dtype=np.int64)
         t_all, v_all = data.timestamps, data.values
-        gone = np.flatnonzero(stale_mask(v_all))
+        nz: I64 | None = None  # the series left with samples; None: all of them
+        compiled = (_selector is not None and offs.flags.c_contiguous and v_all.dtype == np.float64
+                    and v_all.flags.c_contiguous)
+        if compiled:
+            gone, nz = _selector.range_runs(offs, v_all)
+        else:
+            gone = np.flatnonzero(stale_mask(v_all))
         if gone.size:
             self._account(int(t_all.shape[0]) * 2, "a range vector selector")  # the copies below
             offs = offs - np.searchsorted(gone, offs, side="left")
             t_all, v_all = _without_positions(t_all, gone), _without_positions(v_all, gone)
-        counts = offs[1:] - offs[:-1]
-        nz = np.flatnonzero(counts > 0)
-        starts, ends = offs[:-1][nz], offs[1:][nz]
-        labels = [data.labels[i] for i in nz.tolist()]
+        if not compiled:
+            nz = np.flatnonzero(offs[1:] > offs[:-1])
+        if nz is None:
+            starts, ends = offs[:-1].copy(), offs[1:].copy()
+            labels = list(data.labels)
+        else:
+            starts, ends = offs[:-1][nz], offs[1:][nz]
+            labels = [data.labels[i] for i in nz.tolist()]
         bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
         tss = [t_all[a:b] for a, b in bounds]
         vals = [v_all[a:b] for a, b in bounds]

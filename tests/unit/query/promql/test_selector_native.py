@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearsight.model.labels import make_labels
-from clearsight.model.samples import STALE_NAN, SeriesData
+from clearsight.model.samples import STALE_NAN, SeriesData, stale_mask
 from clearsight.query.promql import _selector, engine  # type: ignore[attr-defined]
 from clearsight.query.promql.engine import Engine, latest_sample_index, latest_sample_index_numpy
 from clearsight.store.memory import MemorySeriesSelector
@@ -118,3 +118,43 @@ def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.Mon
                 np.testing.assert_array_equal(a.timestamps, b.timestamps)
                 np.testing.assert_array_equal(a.values, b.values)
     assert latest_sample_index is engine.latest_sample_index
+
+
+@settings(max_examples=400, deadline=None)
+@given(series_data())
+def test_range_runs_answer_as_numpy(case: tuple[SeriesData, np.ndarray, int, int]) -> None:
+    """``range_runs``: the stale markers' positions, and the series left with a sample without them
+    (None when all are), as ``_float_matrix``'s numpy path finds them."""
+    data = case[0]
+    gone, nonempty = _selector.range_runs(data.offsets, data.values)
+    want_gone = np.flatnonzero(stale_mask(data.values))
+    np.testing.assert_array_equal(gone, want_gone)
+    offs = data.offsets - np.searchsorted(want_gone, data.offsets, side="left")
+    want = np.flatnonzero(offs[1:] > offs[:-1])
+    if nonempty is None:
+        assert want.tolist() == list(range(len(data)))
+    else:
+        assert nonempty.tolist() == want.tolist() and want.size < len(data)
+
+
+def test_range_selectors_answer_alike_without_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    sel = MemorySeriesSelector()
+    for i in range(12):
+        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 1000), size=200, replace=False)).astype(np.int64)
+        vs = rng.normal(size=200)
+        vs[rng.random(200) < (0.9 if i % 5 == 0 else 0.05)] = STALE_NAN  # some series mostly stale
+        sel.add(make_labels({"__name__": "m", "i": str(i)}), ts, vs)
+    queries = ["rate(m[1m])", "count_over_time(m[30s])", "max_over_time(m[2m] offset 1m)", "m[1m]"]
+    runs = count_calls(monkeypatch, _selector, "range_runs")
+    compiled = [Engine().instant(sel, q, 1_800_000).series for q in queries]
+    compiled += [Engine().range(sel, q, 0, 3_600_000, 15_000).series for q in queries[:-1]]
+    assert runs.calls == 2 * len(queries) - 1
+    monkeypatch.setattr(engine, "_selector", None)
+    ref = [Engine().instant(sel, q, 1_800_000).series for q in queries]
+    ref += [Engine().range(sel, q, 0, 3_600_000, 15_000).series for q in queries[:-1]]
+    for got, want in zip(compiled, ref, strict=True):
+        assert [s.labels for s in got] == [s.labels for s in want]
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a.timestamps, b.timestamps)
+            np.testing.assert_array_equal(a.values.view(np.int64), b.values.view(np.int64))
