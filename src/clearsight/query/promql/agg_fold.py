@@ -86,18 +86,20 @@ def _grown(a: np.ndarray, rows: int) -> np.ndarray:
 class SumAvg:
     """Compensated sum / mean per group (``lanes`` partial sums per group when > 1)."""
 
-    def __init__(self, op: str, lanes: int, k: int) -> None:
+    def __init__(self, op: str, lanes: int, k: int, groups: int = 0) -> None:
+        """``groups``: the state's groups from the start (when known: no growing)."""
         self.op = op
         self.lanes = lanes
         self.k = k
-        self.groups = 0
+        self.groups = groups
         self._members: dict[int, int] = {}  # rows seen per group (a row's lane is its rank % lanes)
-        self.seen = np.zeros((0, k), dtype=bool)
-        self.s = np.zeros((0, k))
-        self.c = np.zeros((0, k))
-        self.cnt = np.zeros((0, k))
-        self.incr = np.zeros((0, k), dtype=bool)
-        self.mean = np.zeros((0, k))
+        rows = groups * lanes
+        self.seen = np.zeros((rows, k), dtype=bool)
+        self.s = np.zeros((rows, k))
+        self.c = np.zeros((rows, k))
+        self.cnt = np.zeros((rows, k))
+        self.incr = np.zeros((rows, k), dtype=bool)
+        self.mean = np.zeros((rows, k))
 
     def add(self, vals: F64, pres: BoolArr, gid: np.ndarray, groups: int) -> None:
         """Folds rows ``vals``/``pres`` (rows x k) of groups ``gid`` (< ``groups``)."""

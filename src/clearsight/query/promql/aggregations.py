@@ -207,7 +207,7 @@ def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64
 
 def _sum_avg(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, lanes: int) -> tuple[F64, BoolArr, bool]:
     """Compensated sum / mean per group. Returns (result, seen, overflowed-to-incremental-mean)."""
-    acc = SumAvg(op, lanes, vals.shape[1])
+    acc = SumAvg(op, lanes, vals.shape[1], G)
     acc.add(vals, pres, gid, G)
     return acc.finish()
 

@@ -64,6 +64,7 @@ from clearsight.query.promql.values import (
     QueryError,
     QueryLimitExceeded,
     ScalarSteps,
+    SeriesViews,
     Value,
     VectorSteps,
 )
@@ -625,11 +626,10 @@ class Evaluator:
         else:
             starts, ends = offs[:-1][nz], offs[1:][nz]
             labels = [data.labels[i] for i in nz.tolist()]
-        bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
-        tss = [t_all[a:b] for a, b in bounds]
-        vals = [v_all[a:b] for a, b in bounds]
-        m = MatrixSteps(labels, tss, vals, eff, rng, e.anchored, e.smoothed, extra, None, None)
-        m.flat_cache = Flat(np.asarray(t_all, dtype=np.int64), np.asarray(v_all, dtype=np.float64), starts, ends)
+        t_all, v_all = np.asarray(t_all, dtype=np.int64), np.asarray(v_all, dtype=np.float64)
+        m = MatrixSteps(labels, SeriesViews(t_all, starts, ends), SeriesViews(v_all, starts, ends), eff, rng,
+                        e.anchored, e.smoothed, extra, None, None)
+        m.flat_cache = Flat(t_all, v_all, starts, ends)
         return m
 
     def subquery(self, e: SubqueryExpr, ts: I64) -> MatrixSteps:

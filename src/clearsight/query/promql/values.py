@@ -16,8 +16,9 @@ Times are int64 milliseconds; values float64.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +76,37 @@ class VectorSteps:
         return VectorSteps([], np.zeros((0, k)), np.zeros((0, k), dtype=bool))
 
 
+class SeriesViews(Sequence[Any]):
+    """Per-series views of one concatenated column, ``column[starts[i]:ends[i]]``, made when asked:
+    the engine's range selectors hand the range functions the concatenated samples
+    (``MatrixSteps.flat_cache``), which most of them work on without looking at single series."""
+
+    __slots__ = ("column", "ends", "starts")
+
+    def __init__(self, column: npt.NDArray[Any], starts: I64, ends: I64) -> None:
+        self.column = column
+        self.starts = starts
+        self.ends = ends
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> SeriesViews: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return SeriesViews(self.column, self.starts[i], self.ends[i])
+        return self.column[int(self.starts[i]):int(self.ends[i])]
+
+    def __iter__(self) -> Iterator[Any]:
+        col = self.column
+        return iter([col[a:b] for a, b in zip(self.starts.tolist(), self.ends.tolist(), strict=True)])
+
+
 @dataclass
 class MatrixSteps:
     """Raw samples per series plus the per-step windows.
@@ -86,8 +118,8 @@ class MatrixSteps:
     """
 
     labels: list[Labels]
-    timestamps: list[I64]
-    values: list[F64]
+    timestamps: Sequence[I64]  # a list, or ``SeriesViews`` of ``flat_cache``'s columns
+    values: Sequence[F64]
     window_end: I64  # shape (k,)
     range_ms: int
     anchored: bool = False
