@@ -87,8 +87,8 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
         gdrop[np.asarray(gid, dtype=np.int64)[v.drop_name]] = True
     seen: BoolArr
     result: F64
-    if op == "sum" and k == 1 and len(gid) <= SCALAR_SUM_MAX_ROWS:
-        result, seen = _sum_one_step(vals, pres, gid, G)  # Python floats: no numpy error state
+    if k == 1 and (one_step := _ONE_STEP.get(op)) is not None and len(gid) <= one_step[0]:
+        result, seen = one_step[1](op, vals, pres, gid, G)  # Python floats: no numpy call per step
     else:
         if op not in _COLUMN_OPS:
             raise QueryError(f"unknown aggregation {op!r}")
@@ -186,7 +186,56 @@ def _fold(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, q: F64 | N
     return result, seen, False
 
 
-def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
+def _avg_one_step(op: str, vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
+    """``avg`` per group of a single step in Python floats, as the single-lane ``SumAvg`` computes
+    it (``_aggfold.fold_sum_avg`` then ``finish``): the compensated direct sum until it would
+    overflow, then Prometheus' incremental mean. Only for groups the single lane sums (at most
+    ``2 * LANES`` rows). The value of a group without members is NaN (never read)."""
+    s = [0.0] * G
+    c = [0.0] * G
+    mean = [0.0] * G
+    cnt = [0.0] * G
+    incr = [False] * G
+    for x, p, g in zip(vals[:, 0].tolist(), pres[:, 0].tolist(), gid, strict=True):
+        if not p:
+            continue
+        n = cnt[g] + 1
+        cnt[g] = n
+        if n == 1.0:
+            s[g], c[g], mean[g] = x, 0.0, x
+            continue
+        t, nc = _kahan(x, s[g], c[g])
+        if not incr[g]:
+            if not math.isinf(t):
+                s[g], c[g] = t, nc
+                continue
+            mean[g] = s[g] / (n - 1)
+            c[g] = c[g] / (n - 1)
+            incr[g] = True
+        q = (n - 1) / n
+        mean[g], c[g] = _kahan(x / n, q * mean[g], q * c[g])
+    out = [math.nan if not n else (mean[g] + c[g] if incr[g] else s[g] / n + c[g] / n) for g, n in enumerate(cnt)]
+    return np.asarray(out)[:, None], np.asarray([n > 0 for n in cnt])[:, None]
+
+
+def _kahan(inc: float, s: float, c: float) -> tuple[float, float]:
+    """Prometheus' kahansum.Inc on Python floats (``agg_fold.kahan_inc`` on one cell)."""
+    t = s + inc
+    comp = (s - t) + inc if abs(s) >= abs(inc) else (inc - t) + s
+    return t, 0.0 if math.isinf(t) else c + comp
+
+
+def _count_one_step(op: str, vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
+    """``count``/``group`` per group of a single step (``agg_fold.Count`` on one column)."""
+    cnt = [0.0] * G
+    for p, g in zip(pres[:, 0].tolist(), gid, strict=True):
+        if p:
+            cnt[g] += 1.0
+    seen = np.asarray([n > 0 for n in cnt])[:, None]
+    return (np.asarray(cnt)[:, None] if op == "count" else np.ones((G, 1))), seen
+
+
+def _sum_one_step(op: str, vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64, BoolArr]:
     """Kahan-Neumaier sum per group of a single step: members added in row order, the first one
     taken as is (Prometheus' kahansum over a group, as ``_sum_avg`` computes it with one lane)."""
     s = [0.0] * G
@@ -203,6 +252,16 @@ def _sum_one_step(vals: F64, pres: BoolArr, gid: list[int], G: int) -> tuple[F64
         c[g] = 0.0 if math.isinf(t) else c[g] + comp
         s[g] = t
     return np.asarray([a + b for a, b in zip(s, c, strict=True)])[:, None], np.asarray(seen)[:, None]
+
+
+# One-step (instant) aggregations over at most so many rows computed in Python floats, with the
+# same IEEE operations in the same order as the vectorized path.
+_ONE_STEP: dict[str, tuple[int, Callable[[str, F64, BoolArr, list[int], int], tuple[F64, BoolArr]]]] = {
+    "sum": (SCALAR_SUM_MAX_ROWS, _sum_one_step),
+    "avg": (2 * LANES, _avg_one_step),  # more rows may make a group large enough for lanes
+    "count": (SCALAR_SUM_MAX_ROWS, _count_one_step),
+    "group": (SCALAR_SUM_MAX_ROWS, _count_one_step),
+}
 
 
 def _sum_avg(op: str, vals: F64, pres: BoolArr, gid: np.ndarray, G: int, lanes: int) -> tuple[F64, BoolArr, bool]:
