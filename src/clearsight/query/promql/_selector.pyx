@@ -22,34 +22,47 @@ import numpy as np
 cdef uint64_t STALE_BITS = 0x7FF0000000000002
 
 
+cdef int _check_columns(const int64_t[::1] offsets, Py_ssize_t samples, Py_ssize_t values,
+                        bint need_samples) except -1:
+    """Raises unless ``offsets`` index ``samples`` timestamps aligned with as many values (at least
+    one when ``need_samples``)."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1
+    if n < 0 or samples != values or (need_samples and samples == 0):
+        raise ValueError("offsets, timestamps and values differ in shape, or no samples")
+    if n > 0 and (offsets[0] < 0 or offsets[n] > samples):
+        raise ValueError("offsets outside the samples")
+    return 0
+
+
+cdef inline bint _latest(const int64_t[::1] timestamps, const double[::1] values, int64_t a, int64_t b,
+                         int64_t e, int64_t lo, int64_t lookback, int64_t* idx) noexcept nogil:
+    """Whether the series ``[a, b)`` has its latest sample at ``e`` in ``(e - lookback, e]`` and
+    not a stale marker; ``idx``: that sample's position (the last one <= ``e``, a step before ``lo``
+    clipped to ``lo - 1`` as the numpy path clips it; 0 when there is none before)."""
+    cdef int64_t s = e if e >= lo - 1 else lo - 1
+    cdef int64_t p = upper_bound(timestamps, a, b, s) - 1
+    cdef uint64_t bits
+    cdef bint good = False
+    if p >= a:
+        memcpy(&bits, &values[p], 8)
+        good = timestamps[p] > e - lookback and bits != STALE_BITS
+    idx[0] = p if p > 0 else 0
+    return good
+
+
 def latest_index(const int64_t[::1] offsets, const int64_t[::1] timestamps, const double[::1] values,
                  const int64_t[::1] eff, int64_t lo, int64_t lookback):
     """(idx, ok): int64 and bool arrays of shape (series, steps)."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, k = eff.shape[0], i, j
-    cdef int64_t a, b, p, e, s
-    cdef uint64_t bits
-    if n < 0 or timestamps.shape[0] != values.shape[0]:
-        raise ValueError("offsets, timestamps and values differ in shape")
-    if n > 0 and (offsets[0] < 0 or offsets[n] > timestamps.shape[0]):
-        raise ValueError("offsets outside the samples")
+    _check_columns(offsets, timestamps.shape[0], values.shape[0], False)
     idx_arr = np.empty((n, k), dtype=np.int64)
     ok_arr = np.empty((n, k), dtype=np.bool_)
     cdef int64_t[:, ::1] idx = idx_arr
     cdef unsigned char[:, ::1] ok = ok_arr.view(np.uint8)
     with nogil:
         for i in range(n):
-            a = offsets[i]
-            b = offsets[i + 1]
             for j in range(k):
-                e = eff[j]
-                s = e if e >= lo - 1 else lo - 1  # the numpy path clips a step before lo to lo - 1
-                p = upper_bound(timestamps, a, b, s) - 1  # the last sample <= s (a - 1: none)
-                if p >= a:
-                    memcpy(&bits, &values[p], 8)
-                    ok[i, j] = timestamps[p] > e - lookback and bits != STALE_BITS
-                else:
-                    ok[i, j] = 0
-                idx[i, j] = p if p > 0 else 0
+                ok[i, j] = _latest(timestamps, values, offsets[i], offsets[i + 1], eff[j], lo, lookback, &idx[i, j])
     return idx_arr, ok_arr
 
 
@@ -61,13 +74,9 @@ def latest_rows(const int64_t[::1] offsets, const int64_t[::1] timestamps, const
     present at some step (``vecutil.compact`` keeps them all when it equals the series count).
     Needs at least one sample (the gather of an empty column has nothing to read)."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, k = eff.shape[0], i, j, rows = 0
-    cdef int64_t a, b, p, e, s
-    cdef uint64_t bits
+    cdef int64_t p
     cdef bint any_ok, good
-    if n < 0 or timestamps.shape[0] != values.shape[0] or timestamps.shape[0] == 0:
-        raise ValueError("offsets, timestamps and values differ in shape, or no samples")
-    if n > 0 and (offsets[0] < 0 or offsets[n] > timestamps.shape[0]):
-        raise ValueError("offsets outside the samples")
+    _check_columns(offsets, timestamps.shape[0], values.shape[0], True)
     val_arr = np.empty((n, k), dtype=np.float64)
     ok_arr = np.empty((n, k), dtype=np.bool_)
     ts_arr = np.empty((n, k), dtype=np.int64)
@@ -76,21 +85,11 @@ def latest_rows(const int64_t[::1] offsets, const int64_t[::1] timestamps, const
     cdef unsigned char[:, ::1] ok = ok_arr.view(np.uint8)
     with nogil:
         for i in range(n):
-            a = offsets[i]
-            b = offsets[i + 1]
             any_ok = False
             for j in range(k):
-                e = eff[j]
-                s = e if e >= lo - 1 else lo - 1  # as latest_index
-                p = upper_bound(timestamps, a, b, s) - 1
-                good = False
-                if p >= a:
-                    memcpy(&bits, &values[p], 8)
-                    good = timestamps[p] > e - lookback and bits != STALE_BITS
+                good = _latest(timestamps, values, offsets[i], offsets[i + 1], eff[j], lo, lookback, &p)
                 ok[i, j] = good
                 any_ok = any_ok or good
-                if p < 0:
-                    p = 0
                 val[i, j] = values[p]
                 sts[i, j] = timestamps[p]
             if any_ok:

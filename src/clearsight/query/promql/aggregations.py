@@ -196,9 +196,7 @@ def _avg_one_step(op: str, vals: F64, pres: BoolArr, gid: list[int], G: int) -> 
     mean = [0.0] * G
     cnt = [0.0] * G
     incr = [False] * G
-    for x, p, g in zip(vals[:, 0].tolist(), pres[:, 0].tolist(), gid, strict=True):
-        if not p:
-            continue
+    for x, g in _present(vals, pres, gid):
         n = cnt[g] + 1
         cnt[g] = n
         if n == 1.0:
@@ -216,6 +214,11 @@ def _avg_one_step(op: str, vals: F64, pres: BoolArr, gid: list[int], G: int) -> 
         mean[g], c[g] = _kahan(x / n, q * mean[g], q * c[g])
     out = [math.nan if not n else (mean[g] + c[g] if incr[g] else s[g] / n + c[g] / n) for g, n in enumerate(cnt)]
     return np.asarray(out)[:, None], np.asarray([n > 0 for n in cnt])[:, None]
+
+
+def _present(vals: F64, pres: BoolArr, gid: list[int]) -> list[tuple[float, int]]:
+    """(value, group) of the rows present at the single step, in row order."""
+    return [(x, g) for x, p, g in zip(vals[:, 0].tolist(), pres[:, 0].tolist(), gid, strict=True) if p]
 
 
 def _kahan(inc: float, s: float, c: float) -> tuple[float, float]:
@@ -241,16 +244,11 @@ def _sum_one_step(op: str, vals: F64, pres: BoolArr, gid: list[int], G: int) -> 
     s = [0.0] * G
     c = [0.0] * G
     seen = [False] * G
-    for x, p, g in zip(vals[:, 0].tolist(), pres[:, 0].tolist(), gid, strict=True):
-        if not p:
-            continue
+    for x, g in _present(vals, pres, gid):
         if not seen[g]:
             s[g], c[g], seen[g] = x, 0.0, True
             continue
-        t = s[g] + x
-        comp = (s[g] - t) + x if abs(s[g]) >= abs(x) else (x - t) + s[g]
-        c[g] = 0.0 if math.isinf(t) else c[g] + comp
-        s[g] = t
+        s[g], c[g] = _kahan(x, s[g], c[g])
     return np.asarray([a + b for a, b in zip(s, c, strict=True)])[:, None], np.asarray(seen)[:, None]
 
 

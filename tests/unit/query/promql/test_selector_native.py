@@ -7,6 +7,7 @@ off. Shapes that do not fit raise instead of reading out of bounds."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -94,14 +95,22 @@ def test_bad_shapes_raise() -> None:
             kernel(np.asarray([-1, 3], dtype=np.int64), ts, vs, eff, 0, 10)
 
 
-def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(7)
+def _random_store(seed: int, series: int, samples: int, stale_share: Callable[[int], float],
+                  labels: Callable[[int], dict[str, str]]) -> MemorySeriesSelector:
+    """``series`` series ``m`` of ``samples`` random samples in the first hour, about
+    ``stale_share(i)`` of series ``i``'s stale markers."""
+    rng = np.random.default_rng(seed)
     sel = MemorySeriesSelector()
-    for i in range(20):
-        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 1000), size=300, replace=False)).astype(np.int64)
-        vs = rng.normal(size=300)
-        vs[rng.random(300) < 0.05] = STALE_NAN
-        sel.add(make_labels({"__name__": "m", "i": str(i % 7), "j": str(i)}), ts, vs)
+    for i in range(series):
+        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 1000), size=samples, replace=False)).astype(np.int64)
+        vs = rng.normal(size=samples)
+        vs[rng.random(samples) < stale_share(i)] = STALE_NAN
+        sel.add(make_labels({"__name__": "m", **labels(i)}), ts, vs)
+    return sel
+
+
+def test_the_engine_uses_it_and_answers_alike_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    sel = _random_store(7, 20, 300, lambda i: 0.05, lambda i: {"i": str(i % 7), "j": str(i)})
     queries = ["m", "m offset 1m", "m @ 1800", "sum by (i) (m)", "m > 0", "timestamp(m)"]
     kernel = count_calls(monkeypatch, _selector, "latest_index")
     gather = count_calls(monkeypatch, _selector, "latest_rows")
@@ -138,13 +147,8 @@ def test_range_runs_answer_as_numpy(case: tuple[SeriesData, np.ndarray, int, int
 
 
 def test_range_selectors_answer_alike_without_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(11)
-    sel = MemorySeriesSelector()
-    for i in range(12):
-        ts = np.sort(rng.choice(np.arange(0, 3_600_000, 1000), size=200, replace=False)).astype(np.int64)
-        vs = rng.normal(size=200)
-        vs[rng.random(200) < (0.9 if i % 5 == 0 else 0.05)] = STALE_NAN  # some series mostly stale
-        sel.add(make_labels({"__name__": "m", "i": str(i)}), ts, vs)
+    # some series mostly stale markers
+    sel = _random_store(11, 12, 200, lambda i: 0.9 if i % 5 == 0 else 0.05, lambda i: {"i": str(i)})
     queries = ["rate(m[1m])", "count_over_time(m[30s])", "max_over_time(m[2m] offset 1m)", "m[1m]"]
     runs = count_calls(monkeypatch, _selector, "range_runs")
     compiled = [Engine().instant(sel, q, 1_800_000).series for q in queries]
