@@ -117,24 +117,28 @@ def test_an_escaping_exception_is_a_logged_500(caplog: pytest.LogCaptureFixture)
     assert "unhandled error in /x" in caplog.text
 
 
+class PathMarker:
+    """A middleware that records the path of every HTTP request it sees."""
+
+    def __init__(self, app: ASGIApp, calls: list[str]) -> None:
+        self.app = app
+        self.calls = calls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.calls.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
 def test_middleware_registered_first_turns_the_hot_routes_off(tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     calls: list[str] = []
-
-    class Marker:
-        def __init__(self, app: ASGIApp) -> None:
-            self.app = app
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http":
-                calls.append(scope["path"])
-            await self.app(scope, receive, send)
 
     async def handler(request: Request) -> Response:
         return Response("ok")
 
     app = FastAPI()
-    app.add_middleware(Marker)  # e.g. an authentication layer added before the HTTP middleware
+    app.add_middleware(PathMarker, calls=calls)  # e.g. an authentication layer added before the HTTP middleware
     app.add_api_route("/x", handler, methods=["GET"])
     cfg = load_config(env={}, overrides={"storage.data_dir": str(tmp_path / "data")})
     with caplog.at_level(logging.WARNING, logger="clearsight.api.http"):
@@ -147,15 +151,6 @@ def test_middleware_registered_first_turns_the_hot_routes_off(tmp_path: Path,
 
 def test_the_hot_lane_skips_fastapis_own_layers_and_keeps_the_registered_ones(tmp_path: Path) -> None:
     calls: list[str] = []
-
-    class Marker:
-        def __init__(self, app: ASGIApp) -> None:
-            self.app = app
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http":
-                calls.append(scope["path"])
-            await self.app(scope, receive, send)
 
     async def handler(request: Request) -> Response:
         return Response("hot")
@@ -170,7 +165,7 @@ def test_the_hot_lane_skips_fastapis_own_layers_and_keeps_the_registered_ones(tm
     cfg = load_config(env={}, overrides={"storage.data_dir": str(tmp_path / "data")})
     install_http_middleware(app, cfg, {"/x": handler, "/w": handler}, {"/x": frozenset({"GET", "POST"}),
                                                                       "/w": frozenset({"POST"})})
-    app.add_middleware(Marker)  # registered after: outside the hot routes, so it stays in the lane
+    app.add_middleware(PathMarker, calls=calls)  # registered after: outside the hot routes, so it stays in the lane
     c = TestClient(app)  # no lifespan: nothing else builds Starlette's stack
     assert c.get("/x").text == "hot" and c.post("/w").text == "hot"
     assert app.middleware_stack is None  # the hot requests never entered FastAPI's own layers
