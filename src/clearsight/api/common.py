@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from clearsight.pipeline.errors import IngestError, PayloadTooLarge
 
@@ -38,6 +39,76 @@ class ApiError(Exception):
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+# A large answer's pieces: a list of at most this many items per ``orjson.dumps`` call, and a body
+# message of at least this many bytes (the event loop runs other work between two messages).
+PART_ITEMS = 16
+SEND_BYTES = 256 * 1024
+
+
+class PartsResponse(Response):
+    """A response whose body is a list of byte strings, never joined into one buffer: a large
+    answer (a query's matrix of megabytes) is encoded piece by piece on a query thread, each piece
+    a short call that lets other threads have the GIL in between, and sent in messages of about
+    ``SEND_BYTES``, the event loop free between two of them (one ``orjson.dumps`` and one socket
+    write of 18 MB held the GIL, or the loop, for 10-27 ms: writes waited behind them). There is
+    no ``body`` attribute: ``parts`` and ``length`` are the body."""
+
+    def __init__(self, parts: list[bytes], status_code: int = 200, media_type: str = "application/json") -> None:
+        self.status_code = status_code
+        self.media_type = media_type
+        self.background = None
+        self.parts = parts
+        self.length = sum(map(len, parts))
+        self.init_headers({"content-length": str(self.length)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send_parts(send, self.parts)
+
+
+async def send_parts(send: Send, parts: list[bytes]) -> None:
+    """``parts`` as body messages of at least ``SEND_BYTES`` (the last one smaller), yielding to the
+    event loop between two messages."""
+    pending: list[bytes] = []
+    size = 0
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        pending.append(part)
+        size += len(part)
+        if size >= SEND_BYTES and i < last:
+            await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
+            await asyncio.sleep(0)
+            pending, size = [], 0
+    await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
+
+
+def success_in_parts(data: dict[str, Any], key: str, warnings: list[str] | None = None,
+                     infos: list[str] | None = None, between: Callable[[], None] | None = None) -> PartsResponse:
+    """``success(data, warnings, infos)`` with the same bytes, the long list ``data[key]`` encoded
+    ``PART_ITEMS`` items at a time (``between`` called before each piece: a query thread's
+    checkpoint)."""
+    parts = [b'{"status":"success","data":{']
+    for i, (name, value) in enumerate(data.items()):
+        lead = (b"," if i else b"") + orjson.dumps(name) + b":"
+        if name != key:
+            parts.append(lead + orjson.dumps(value))
+            continue
+        parts.append(lead + b"[")
+        for at in range(0, len(value), PART_ITEMS):
+            if between is not None:
+                between()
+            piece = orjson.dumps(value[at:at + PART_ITEMS])[1:-1]  # without the list's brackets
+            parts.append(b"," + piece if at else piece)
+        parts.append(b"]")
+    parts.append(b"}")
+    if warnings:
+        parts.append(b',"warnings":' + orjson.dumps(warnings))
+    if infos:
+        parts.append(b',"infos":' + orjson.dumps(infos))
+    parts.append(b"}")
+    return PartsResponse(parts)
 
 
 def success(data: Any, warnings: list[str] | None = None, infos: list[str] | None = None) -> Response:

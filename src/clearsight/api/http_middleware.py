@@ -39,7 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clearsight.api.common import json_response
+from clearsight.api.common import SEND_BYTES, PartsResponse, json_response, send_parts
 from clearsight.api.zstd_responses import ZstdMiddleware
 from clearsight.config import Config, parse_duration_ms
 
@@ -187,6 +187,12 @@ def gzip_body(body: bytes) -> bytes:
     return c.compress(body) + c.flush()
 
 
+def gzip_parts(parts: list[bytes]) -> bytes:
+    """The concatenation of ``parts`` as one gzip member (level ``GZIP_LEVEL``)."""
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return b"".join([*map(c.compress, parts), c.flush()])
+
+
 class HotRoutes:
     """Answers requests to ``routes`` (exact paths; GET and POST, or the methods ``methods`` names
     for a path) by calling their handler directly; everything else goes on to ``app``. Responses of at least ``GZIP_MINIMUM_BYTES`` get
@@ -211,6 +217,9 @@ class HotRoutes:
             log.exception("unhandled error in %s", scope["path"])
             response = Response("Internal Server Error", status_code=500, media_type="text/plain")
         headers = response.raw_headers
+        if isinstance(response, PartsResponse):
+            await self._send_parts(scope, send, response)
+            return
         body = bytes(response.body)
         if len(body) >= GZIP_MINIMUM_BYTES and not any(k == b"content-encoding" for k, _ in headers):
             vary = [v for k, v in headers if k == b"vary"]
@@ -225,6 +234,23 @@ class HotRoutes:
                 headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _send_parts(scope: Scope, send: Send, response: PartsResponse) -> None:
+        """A body in parts (at least ``GZIP_MINIMUM_BYTES`` as every ``PartsResponse`` is): gzip
+        compressed on a worker thread when the client accepts it, else sent as it is in parts."""
+        headers = [(k, v) for k, v in response.raw_headers if k != b"vary"]
+        vary = [v for k, v in response.raw_headers if k == b"vary"]
+        headers.append((b"vary", vary[0] + b", Accept-Encoding" if vary else b"Accept-Encoding"))
+        if not _accepts_gzip(scope):
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            await send_parts(send, response.parts)
+            return
+        body = await asyncio.get_running_loop().run_in_executor(None, gzip_parts, response.parts)
+        headers = [(k, v) for k, v in headers if k != b"content-length"]
+        headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send_parts(send, [body[at:at + SEND_BYTES] for at in range(0, len(body), SEND_BYTES)])
 
 
 async def _not_hot(scope: Scope, receive: Receive, send: Send) -> None:

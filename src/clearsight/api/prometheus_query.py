@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clearsight.api.common import (
+    PART_ITEMS,
     ApiError,
     Params,
     TenantOf,
@@ -28,6 +29,7 @@ from clearsight.api.common import (
     params,
     parse_time_ms,
     success,
+    success_in_parts,
 )
 from clearsight.api.query_admission import Deadline, api_error_response, make_governor, run_read
 from clearsight.config import QueryConfig, parse_duration_ms
@@ -52,6 +54,8 @@ log = logging.getLogger("clearsight.api.query")
 # (thread hand-off, wake-ups, the GIL changing hands twice) cost more than evaluating it.
 INLINE_MAX_CPU_S = 0.002
 INLINE_RECENT_MS = 15 * 60_000
+# An answer of more points than this is encoded and sent in parts (api/common.py: PartsResponse).
+PARTS_MIN_POINTS = 8192
 # The cancel event of an inline evaluation: nothing cancels a query running on the event loop.
 _NEVER_CANCELED = threading.Event()
 
@@ -114,6 +118,22 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
                                   for t, h in zip(s.timestamps.tolist(), s.histograms, strict=True) if h is not None]
             out.append(item)
     return {"resultType": rt, "result": out}, warnings
+
+
+def _large(result: QueryResult) -> bool:
+    """Whether the answer is encoded and sent in parts (common.PartsResponse): more than one
+    piece, and more than ``PARTS_MIN_POINTS`` points in all."""
+    items = result.series
+    if len(items) <= PART_ITEMS:
+        return False
+    if result.result_type != "matrix":
+        return len(items) > PARTS_MIN_POINTS
+    total = 0
+    for s in items:
+        total += len(s.timestamps)
+        if total > PARTS_MIN_POINTS:
+            return True
+    return False
 
 
 def _points_py(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> Any:
@@ -185,7 +205,10 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         data, warnings = encode_result(result, at_ms, limit)
         if p.get("stats"):
             data["stats"] = stats_json(result, timings)
-        return success(data, [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None)
+        warned, infos = [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None
+        if _large(result):
+            return success_in_parts(data, "result", warned, infos, between=pause_for_writes)
+        return success(data, warned, infos)
 
     async def _execute(request: Request, tenant: str, run: Callable[[threading.Event, float], Response],
                        deadline: Deadline, inline: bool) -> Response:

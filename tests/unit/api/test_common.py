@@ -1,8 +1,21 @@
+import asyncio
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from clearsight.api.common import ApiError, format_float, format_ts, parse_time_ms
+from clearsight.api.common import (
+    PART_ITEMS,
+    SEND_BYTES,
+    ApiError,
+    PartsResponse,
+    format_float,
+    format_ts,
+    parse_time_ms,
+    success,
+    success_in_parts,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,3 +57,50 @@ def test_parse_time_out_of_range(value: str) -> None:
     with pytest.raises(ApiError) as e:
         parse_time_ms(value, "end")
     assert e.value.error_type == "bad_data"
+
+
+# A large answer in parts (PartsResponse): the same bytes as one orjson.dumps, sent in messages.
+_label = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+_item = st.fixed_dictionaries({"metric": st.dictionaries(_label, _label, max_size=3),
+                               "values": st.lists(st.tuples(st.floats(0, 2e9), _label).map(list), max_size=4)})
+
+
+@settings(max_examples=200)
+@given(items=st.lists(_item, max_size=3 * PART_ITEMS + 3),
+       warnings=st.one_of(st.none(), st.lists(_label, min_size=1, max_size=2)),
+       infos=st.one_of(st.none(), st.lists(_label, min_size=1, max_size=2)),
+       stats=st.booleans())
+def test_success_in_parts_is_byte_for_byte_success(items: list[dict[str, object]], warnings: list[str] | None,
+                                                   infos: list[str] | None, stats: bool) -> None:
+    data: dict[str, object] = {"resultType": "matrix", "result": items}
+    if stats:
+        data["stats"] = {"samples": {"totalQueryableSamples": len(items)}}
+    calls: list[int] = []
+    parted = success_in_parts(data, "result", warnings, infos, between=lambda: calls.append(1))
+    whole = success(data, warnings, infos)
+    assert b"".join(parted.parts) == whole.body
+    assert parted.length == len(whole.body)
+    assert dict(parted.raw_headers) == dict(whole.raw_headers)
+    assert len(calls) == -(-len(items) // PART_ITEMS)  # one checkpoint per piece
+
+
+def test_a_parts_response_leaves_in_messages_of_send_bytes() -> None:
+    parts = [bytes([65 + i % 26]) * (SEND_BYTES // 4 + 1) for i in range(10)]
+    messages: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        messages.append(message)
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("a response does not read")
+
+    response = PartsResponse(parts)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    asyncio.run(response(scope, receive, send))  # type: ignore[arg-type]
+    start, *bodies = messages
+    assert start["type"] == "http.response.start" and start["status"] == 200
+    assert (b"content-length", str(sum(map(len, parts))).encode()) in start["headers"]  # type: ignore[operator]
+    assert [m.get("more_body", False) for m in bodies] == [True, True, False]
+    sizes = [len(m["body"]) for m in bodies]  # type: ignore[arg-type]
+    assert all(size >= SEND_BYTES for size in sizes[:-1])
+    assert b"".join(m["body"] for m in bodies) == b"".join(parts)  # type: ignore[misc]

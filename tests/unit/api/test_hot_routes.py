@@ -16,10 +16,12 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearsight.api.app import HOT_PATHS, create_app
+from clearsight.api.common import success
 from clearsight.api.http_middleware import GZIP_MINIMUM_BYTES, HotLaneApp, HotRoutes, install_http_middleware
+from clearsight.api.prometheus_query import PARTS_MIN_POINTS
 from clearsight.config import load_config
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
 from clearsight.server import build
@@ -187,3 +189,38 @@ def test_remote_write_takes_the_lane_and_a_get_is_still_405(client: TestClient) 
     assert [r["value"][1] for r in got["data"]["result"]] == ["7"]
     r = client.get("/api/v1/write")
     assert r.status_code == 405 and r.json()["errorType"] == "bad_data"
+
+
+def test_a_large_answer_is_sent_in_parts_with_the_same_json(client: TestClient) -> None:
+    """A range answer of more than PARTS_MIN_POINTS points leaves in several body messages (the
+    event loop free between them), plain or gzip, with the JSON the small-answer path gives."""
+    messages: list[dict[str, object]] = []
+
+    class Recorder:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            async def recording(message: Message) -> None:
+                messages.append(message)
+                await send(message)
+            await self.app(scope, receive, recording)
+
+    recorded = TestClient(Recorder(client.app))  # the started app, its responses recorded on their way out
+    now_ms = int(time.time() * 1000)
+    series = [TimeSeries([("__name__", "parts_probe"), ("i", str(i))],
+                         [(now_ms - 1000 * k, float(k * i)) for k in range(300, -1, -1)]) for i in range(60)]
+    assert client.post("/api/v1/write", content=encode_snappy(WriteRequest(series, [])),
+                       headers=RW_HEADERS).status_code == 204
+    params = {"query": "parts_probe", "start": str(now_ms / 1000 - 290), "end": str(now_ms / 1000), "step": "1"}
+    plain = recorded.get("/api/v1/query_range", params=params, headers={"Accept-Encoding": "identity"})
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert plain.status_code == 200 and len(bodies) > 1
+    assert [bool(m.get("more_body")) for m in bodies] == [True] * (len(bodies) - 1) + [False]
+    assert int(plain.headers["content-length"]) == len(plain.content)
+    assert plain.headers["vary"] == "Accept-Encoding"
+    result = plain.json()["data"]["result"]
+    assert len(result) == 60 and sum(len(r["values"]) for r in result) > PARTS_MIN_POINTS
+    assert plain.content == success(plain.json()["data"]).body  # the bytes one orjson.dumps gives
+    zipped = client.get("/api/v1/query_range", params=params, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.content == plain.content
