@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clearsight.store.embedded import head_log
+from tests.support.head_log import replay as _replay
 from tests.support.kill9 import kill_after_acks
 
 SERIES = 20
@@ -111,7 +111,7 @@ def _check(data_dir: Path, acked: list[int], started: int | None, done: int | No
                 f"SELECT count(*) FROM (SELECT series_id, min_ts FROM {all_chunks(cur)} GROUP BY ALL "
                 "HAVING count(*) > 1)").fetchall()
             rows = cur.execute(f"SELECT series_id, min_ts, max_ts, n FROM {all_chunks(cur)} ORDER BY ALL").fetchall()
-            h_sid, h_ts, h_vals, damaged, _ = head_log.replay(cur, store._floor)  # unique (series, ts)
+            h_sid, h_ts, h_vals, damaged, _ = _replay(store, cur)  # unique (series, ts)
         m_sid, m_ts, m_vals = store._head.select(np.arange(1, store._next_id, dtype=np.uint32), -(2**62), 2**62)
         assert damaged == 0 and np.array_equal(h_sid, m_sid) and np.array_equal(h_ts, m_ts)  # the log is the mirror
         assert np.array_equal(h_vals.view(np.int64), m_vals.view(np.int64))

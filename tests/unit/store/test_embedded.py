@@ -495,7 +495,7 @@ def _scraped(tmp_path: Path, **kw: int) -> tuple[EmbeddedMetricsStore, tuple[lis
 
 def _table_rows(store: EmbeddedMetricsStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     with store._reader() as cur:
-        head = cur.execute("SELECT seq, data FROM head_log ORDER BY ALL").fetchall()
+        head = [tuple(r) for r in store._head_log.log.read()]
         chunks = cur.execute(f"SELECT series_id, min_ts, max_ts, n, data FROM {all_chunks(cur)} ORDER BY ALL").fetchall()
     return head, chunks
 

@@ -1,9 +1,11 @@
 """The head log (store/embedded/head_log.py): records round-trip bit for bit, replay applies later
-records, deletions and the retention floor, a damaged record is skipped, a schema-4 ``samples`` table
-is migrated into it, and a restart without a clean close rebuilds the head from it."""
+records, deletions and the retention floor, a damaged record is skipped, a withdrawn record is not
+replayed, a schema-4 ``samples`` table and a schema-5 ``head_log`` table are migrated into it, and a
+restart without a clean close rebuilds the head from it."""
 
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
@@ -60,26 +62,50 @@ def test_damaged_records_do_not_decode() -> None:
         head_log.decode(bytes(data[:6]))
 
 
-def test_replay_applies_later_records_deletions_and_the_floor() -> None:
-    con = duckdb.connect()
-    con.execute(head_log.DDL)
-    log = HeadLog()
+def test_replay_applies_later_records_deletions_and_the_floor(tmp_path: Path) -> None:
+    log = HeadLog(tmp_path / "log")
     u = np.uint32
-    log.append(con, np.array([1, 1, 2], u), np.array([10, 20, 10]), np.array([1.0, 2.0, 3.0]))
-    log.append(con, np.array([1, 3], u), np.array([20, 30]), np.array([9.0, 4.0]))  # (1, 20) replaced
-    log.delete(con, np.array([2], u), 0, 15)  # (2, 10) deleted
-    log.append(con, np.array([2], u), np.array([10]), np.array([5.0]))  # written again after the delete
-    log.append(con, np.array([4], u), np.array([1]), np.array([6.0]))  # below the floor
-    con.execute("INSERT INTO head_log VALUES (99, 1, 0, 100, 'garbage'::BLOB)")
-    sid, ts, vals, damaged, top = head_log.replay(con, 5)
+    log.append(np.array([1, 1, 2], u), np.array([10, 20, 10]), np.array([1.0, 2.0, 3.0]))
+    log.append(np.array([1, 3], u), np.array([20, 30]), np.array([9.0, 4.0]))  # (1, 20) replaced
+    log.delete(np.array([2], u), 0, 15)  # (2, 10) deleted
+    log.append(np.array([2], u), np.array([10]), np.array([5.0]))  # written again after the delete
+    log.append(np.array([4], u), np.array([1]), np.array([6.0]))  # below the floor
+    log.log.append(b"garbage of a damaged record, intact frame")
+    log.append(np.array([99], u), np.array([1]), np.array([6.0]))  # below the floor, names id 99
+    sid, ts, vals, damaged, top = log.replay(5, 0)
     assert list(zip(sid.tolist(), ts.tolist(), vals.tolist(), strict=True)) == [
         (1, 10, 1.0), (1, 20, 9.0), (2, 10, 5.0), (3, 30, 4.0)]
     assert damaged == 1 and top == 99
-    log.drop_before(con, 5)  # retention: the record wholly below the cutoff goes
-    assert con.execute("SELECT count(*) FROM head_log WHERE max_ts < 5").fetchall() == [(0,)]
-    log.replay(con, 5)
-    log.append(con, np.array([5], u), np.array([50]), np.array([7.0]))
-    assert con.execute("SELECT max(seq) FROM head_log").fetchall() == [(100,)]  # after the last one read
+    # records at or below the compacted seq are skipped; their segments go with truncate
+    sid, _, _, _, _ = log.replay(5, 2)
+    assert sid.tolist() == [2]
+    log.close()
+    again = HeadLog(tmp_path / "log")  # reopened: the same records, the next seq after them
+    assert again.replay(5, 0)[:2][0].tolist() == [1, 1, 2, 3]
+    assert again.last_seq == 7
+    again.truncate(7)
+    assert again.log.segments == 0 and list((tmp_path / "log").iterdir()) == []
+    again.append(np.array([5], u), np.array([50]), np.array([7.0]))
+    assert again.last_seq == 8  # sequence numbers never go back
+    again.close()
+    third = HeadLog(tmp_path / "log")
+    assert third.replay(5, 7)[0].tolist() == [5]
+
+
+def test_a_withdrawn_record_is_not_replayed(tmp_path: Path) -> None:
+    log = HeadLog(tmp_path / "log")
+    u = np.uint32
+    log.append(np.array([1], u), np.array([10]), np.array([1.0]))
+    log.settle()
+    log.append(np.array([2], u), np.array([10]), np.array([2.0]))
+    log.withdraw()  # its transaction failed
+    log.append(np.array([3], u), np.array([10]), np.array([3.0]))
+    log.settle()
+    log.close()
+    again = HeadLog(tmp_path / "log")
+    assert again.replay(0, 0)[0].tolist() == [1, 3]
+    assert again.last_seq == 2
+    again.close()
 
 
 def _batch(series: int, t: int, value: float) -> SampleBatch:
@@ -99,8 +125,6 @@ def _all(store: EmbeddedMetricsStore) -> list[tuple[str, int, int]]:
 def test_a_restart_without_close_rebuilds_the_head_from_the_log(tmp_path: Path) -> None:
     """Appends, an overwrite of a head sample and a deletion, then a store opened on a copy of
     the files as they are (no close: no compaction, no checkpoint) reads the same samples."""
-    import shutil
-
     store = EmbeddedMetricsStore(tmp_path / "a", retention_ms=10**13, out_of_order_window_ms=10**9,
                                  compact_min_rows=10**9, duckdb_threads=1)
     try:
@@ -147,6 +171,66 @@ def test_a_schema_4_samples_table_moves_into_the_log(tmp_path: Path) -> None:
     try:
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert "samples" not in tables
-        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("5",)]
+        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("6",)]
     finally:
         con.close()
+
+
+def test_a_schema_5_head_log_table_moves_into_the_log_files(tmp_path: Path) -> None:
+    """A directory of schema 5 (the head log as a DuckDB table): its records, deletions included,
+    are moved into the log's files at open and the table dropped; the head is the same."""
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, duckdb_threads=1)
+    store.append("t", _batch(4, T0, 1.0)).result()
+    store.close()  # compacted into chunks: the 4 series exist
+    u = np.uint32
+    recs = [
+        (1, T0 + 1000, T0 + 1000, head_log.encode_rows(np.array([1, 2], u), np.full(2, T0 + 1000), np.array([5.0, 6.0]))),
+        (2, T0 + 2000, T0 + 2000, head_log.encode_rows(np.array([1, 3], u), np.full(2, T0 + 2000), np.array([7.0, 8.0]))),
+        (3, T0 + 1000, T0 + 1000, head_log.encode_delete(np.array([2], u))),  # (2, T0+1000) deleted
+    ]
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"))
+    con.execute("CREATE TABLE head_log (seq BIGINT NOT NULL, n UINTEGER NOT NULL, min_ts BIGINT NOT NULL, "
+                "max_ts BIGINT NOT NULL, data BLOB NOT NULL)")
+    con.executemany("INSERT INTO head_log VALUES (?, 0, ?, ?, ?)", [list(r) for r in recs])
+    con.execute("UPDATE clearsight_meta SET value = '5' WHERE key = 'schema_version'")
+    con.execute("DELETE FROM clearsight_meta WHERE key = 'head_log_compacted'")
+    con.close()
+    shutil.rmtree(tmp_path / "metrics.headlog")
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, duckdb_threads=1, compact_min_rows=10**9)
+    try:
+        got = _all(store)
+        assert store._head.rows == 3
+        assert ("0", T0 + 1000, _bits(np.array([5.0]))[0]) in got
+        assert ("0", T0 + 2000, _bits(np.array([7.0]))[0]) in got
+        assert ("2", T0 + 2000, _bits(np.array([8.0]))[0]) in got
+        assert not [g for g in got if g[0] == "1" and g[1] == T0 + 1000]
+        assert store.storage_breakdown()["head_log_records"] == 3
+    finally:
+        store.close()
+    con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
+    try:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert "head_log" not in tables
+        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("6",)]
+    finally:
+        con.close()
+    assert [p.name for p in (tmp_path / "metrics.headlog").iterdir()] == []  # the close compacted
+
+
+def test_an_older_build_refuses_the_directory_and_leaves_the_log_alone(tmp_path: Path) -> None:
+    """A build reading schema 5 refuses a schema-6 file (its version check); the empty head_log
+    table it may create before refusing is dropped by this build without touching the log."""
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, duckdb_threads=1, compact_min_rows=10**9)
+    store.append("t", _batch(4, T0, 1.0)).result()
+    shutil.copytree(tmp_path, tmp_path.parent / "copy")  # as a kill -9 leaves it: the head in the log
+    store.close()
+    d = tmp_path.parent / "copy"
+    con = duckdb.connect(str(d / "metrics.duckdb"))
+    con.execute("CREATE TABLE head_log (seq BIGINT NOT NULL, n UINTEGER NOT NULL, min_ts BIGINT NOT NULL, "
+                "max_ts BIGINT NOT NULL, data BLOB NOT NULL)")  # what a schema-5 build's DDL does
+    con.close()
+    store = EmbeddedMetricsStore(d, retention_ms=10**13, duckdb_threads=1, compact_min_rows=10**9)
+    try:
+        assert len(_all(store)) == 4 and store._head.rows == 4
+    finally:
+        store.close()

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from clearsight.model.labels import Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import STALE_NAN, SampleBatch
-from clearsight.store.embedded import EmbeddedMetricsStore, head_log
+from clearsight.store.embedded import EmbeddedMetricsStore
 from clearsight.store.embedded.chunk_parts import all_chunks
 from clearsight.store.interface import AppendResult, LimitExceeded
+from tests.support.head_log import replay as _replay
 
 WINDOW = 10_000
 RETENTION = 30_000
@@ -181,7 +182,7 @@ def _check_mirrors(store: EmbeddedMetricsStore) -> None:
     """The in-memory head holds exactly the rows the head log describes, and the chunk catalogue
     exactly the rows of the chunks table (with the right bytes for every cached blob)."""
     with store._reader() as cur:
-        h_sid, h_ts, h_vals, damaged, _ = head_log.replay(cur, store._floor)
+        h_sid, h_ts, h_vals, damaged, _ = _replay(store, cur)
         assert damaged == 0
         rows = list(zip(h_sid.tolist(), h_ts.tolist(), h_vals.view(np.int64).tolist(), strict=True))
         chunks = cur.execute(

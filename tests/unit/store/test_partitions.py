@@ -69,7 +69,7 @@ def test_a_schema3_dir_is_migrated_into_partitions_and_reads_exactly(tmp_path: P
         "chunks_20251206", "chunks_20251207", "chunks_20251208", "chunks_20251209"]
     con = duckdb.connect(str(tmp_path / "metrics.duckdb"), read_only=True)
     try:
-        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("5",)]
+        assert con.execute("SELECT value FROM clearsight_meta WHERE key = 'schema_version'").fetchall() == [("6",)]
         # every chunk sits in the partition of its max_ts, once
         for name in [t for t in tables if t.startswith("chunks_")]:
             lo, hi = con.execute(f"SELECT min(max_ts), max(max_ts) FROM {name}").fetchall()[0]

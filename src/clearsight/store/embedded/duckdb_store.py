@@ -12,9 +12,11 @@ timestamps discard series without samples in the range, and the samples of the r
 come back from one SQL query (the ids are joined as an Arrow table) into numpy arrays.
 
 Storage: new samples land in the head: in memory (``head.py``, which reads use) and, durably, as
-one compressed record per group commit in the ``head_log`` table (``head_log.py``, read back only at
-open). When the head holds enough samples, the writer compacts it into chunk partitions (one
-compressed row per series, see chunks.py) in one transaction that also empties the head log.
+one compressed record per group commit appended to the head log, segment files of its own in
+``metrics.headlog/`` (``head_log.py``, read back only at open). When the head holds enough samples, the
+writer compacts it into chunk partitions (one compressed row per series, see chunks.py) in one
+transaction that also records the last head log record compacted; the log's segments are deleted
+after that commit.
 
 Invariant: a ``(series_id, ts)`` is stored at most once across head and chunks: a write to a
 timestamp a series already has replaces the old sample in the same transaction (the newest write
@@ -63,7 +65,7 @@ from clearsight.store.embedded.label_pool import LabelPool
 from clearsight.store.embedded.pairs import find_pairs
 from clearsight.store.embedded.rollups import DDL as ROLLUP_DDL
 from clearsight.store.embedded.rollups import FIVE_MINUTES_MS, ONE_HOUR_MS, Rollups
-from clearsight.store.embedded.schema import DB_FILE, DDL, SCHEMA_VERSION, UPGRADES_FROM
+from clearsight.store.embedded.schema import DB_FILE, DDL, HEAD_LOG_DIR, SCHEMA_VERSION, UPGRADES_FROM
 from clearsight.store.embedded.selection_cache import MAX_IDS as SELECTION_IDS
 from clearsight.store.embedded.selection_cache import SelectionCache
 from clearsight.store.embedded.window import DecodedWindow
@@ -83,6 +85,7 @@ from clearsight.store.interface import (
 from clearsight.store.kernel import retention
 from clearsight.store.kernel.database import Database, is_fatal
 from clearsight.store.kernel.publication import Publication, Retry
+from clearsight.store.kernel.record_log import DEFAULT_SEGMENT_BYTES, LogWriteError
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 
 try:  # the Cython range filters (setup.py builds them); _ids' numpy lines are their reference
@@ -163,6 +166,11 @@ def _series(labels: list[Labels], done: Assembled) -> SeriesData:
     return SeriesData(labels, offsets, ts, vals)
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(_one(con, "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
+                          "AND schema_name = 'main' AND table_name = ?", [name]))
+
+
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
     """The first row of a query, consuming the whole result (DuckDB wants results finished
     before the connection does anything else)."""
@@ -213,8 +221,9 @@ class _Querier:
 # rows whose series was lost, and series left without samples, are removed (the store's invariants).
 # ``chunks*``: every chunk partition (and a schema-3 file's single chunks table); the fixups over the
 # partitions run after they are loaded (``ChunkPartitions.drop_orphans``).
-# Head log records of lost series: their samples are dropped when the log is replayed (_load_state).
-SALVAGE_TABLES = ["series", "head_log", "chunks*", "metadata", "histogram_chunks"]
+# The head log is not in the file (schema 6: its own segment files); records of lost series: their
+# samples are dropped when the log is replayed (_load_state).
+SALVAGE_TABLES = ["series", "chunks*", "metadata", "histogram_chunks"]
 SALVAGE_FIXUPS = [
     "DELETE FROM histogram_chunks WHERE series_id NOT IN (SELECT series_id FROM series)",
 ]
@@ -256,6 +265,8 @@ class EmbeddedMetricsStore:
       bytes each); 0 disables it.
     - ``window_max_samples``: chunk samples the writer decodes and keeps to check re-sent and late
       samples against (``window.py``, 16 bytes each); beyond it each check decodes what it needs.
+    - ``head_log_segment_bytes``: the size of the head log's preallocated segment files
+      (``metrics.headlog/``, kernel ``record_log.py``).
     """
 
     def __init__(
@@ -283,6 +294,7 @@ class EmbeddedMetricsStore:
         selection_cache_ids: int = SELECTION_IDS,
         label_order_ids: int = LABEL_ORDER_IDS,
         window_max_samples: int = WINDOW_MAX_SAMPLES,
+        head_log_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("retention_ms must be positive")
@@ -309,7 +321,8 @@ class EmbeddedMetricsStore:
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
         self._head = HeadMirror()
-        self._head_log = HeadLog()  # the head's durable copy (head_log.py)
+        # the head's durable copy (head_log.py): opening it scans (and repairs) its segments
+        self._head_log = HeadLog(self.data_dir / HEAD_LOG_DIR, segment_bytes=head_log_segment_bytes)
         self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
         self._label_order = LabelOrder(label_order_ids)  # reads return series in label order: remembered per id set
@@ -381,6 +394,7 @@ class EmbeddedMetricsStore:
                 self._load_state()
         except BaseException:
             self._db.close()
+            self._head_log.close()
             raise
         self._writer.start()
 
@@ -392,6 +406,7 @@ class EmbeddedMetricsStore:
         for stmt in DDL + ROLLUP_DDL:
             con.execute(stmt)
         row = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'schema_version'")
+        opened = int(row[0]) if row else SCHEMA_VERSION  # the version the file had
         if not row:
             con.execute("INSERT INTO clearsight_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         elif int(row[0]) in UPGRADES_FROM:  # fewer chunk codecs, series.fingerprint (schema.py)
@@ -400,7 +415,8 @@ class EmbeddedMetricsStore:
         if "fingerprint" in con.table("series").columns:  # also in files upgraded by c0ff9a1's build
             con.execute("ALTER TABLE series DROP COLUMN fingerprint")
         if not row or int(row[0]) == SCHEMA_VERSION:
-            self._migrate_samples_table()
+            self._migrate_samples_table(opened)
+            self._migrate_head_log_table(opened)
         period = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'chunk_partition_ms'")
         if not period:
             con.execute("INSERT INTO clearsight_meta VALUES ('chunk_partition_ms', ?)", [str(self._parts.scheme.period_ms)])
@@ -411,20 +427,49 @@ class EmbeddedMetricsStore:
         if row and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
 
-    def _migrate_samples_table(self) -> None:
+    def _legacy_table(self, name: str, opened: int) -> bool:
+        """Whether ``name``, a table of an older schema, is there to migrate. In a file of this
+        schema it can only be an empty table an older build created before refusing the file: it is
+        dropped (or, not empty, left alone with a warning)."""
+        con = self._wcon
+        if not _has_table(con, name):
+            return False
+        if opened < SCHEMA_VERSION:
+            return True
+        if _one(con, f"SELECT count(*) FROM {name}")[0]:
+            log.warning("%s: a %s table with rows in a schema-%d file; left alone", self.path, name, SCHEMA_VERSION)
+        else:
+            con.execute(f"DROP TABLE {name}")
+        return False
+
+    def _migrate_samples_table(self, opened: int) -> None:
         """A schema-4 head (the ``samples`` table, one row per sample) becomes one head log record
         (in ``_init_schema``'s transaction)."""
         con = self._wcon
-        if not _one(con, "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
-                         "AND schema_name = 'main' AND table_name = 'samples'"):
+        if not self._legacy_table("samples", opened):
             return
         head = con.execute("SELECT series_id, ts, bits FROM samples ORDER BY series_id, ts").fetchnumpy()
         ts = np.asarray(head["ts"], dtype=np.int64)
+        self._head_log.log.reset()  # a migration cut short by a crash may have left a record
         if ts.shape[0]:
-            con.execute("DELETE FROM head_log")  # none in a schema-4 file; the migration is one step
-            self._head_log.append(con, np.asarray(head["series_id"], dtype=np.uint32), ts, _floats(head["bits"]))
+            self._head_log.append(np.asarray(head["series_id"], dtype=np.uint32), ts, _floats(head["bits"]))
+            self._head_log.settle()
             log.info("%s: %d head rows moved into the head log", self.path, ts.shape[0])
         con.execute("DROP TABLE samples")
+        con.execute("DELETE FROM clearsight_meta WHERE key = 'head_log_compacted'")
+
+    def _migrate_head_log_table(self, opened: int) -> None:
+        """A schema-5 head log (the ``head_log`` table) moves into the log's files (in
+        ``_init_schema``'s transaction: a crash before its commit leaves the table, and the next open
+        starts the move again from an empty log)."""
+        con = self._wcon
+        if not self._legacy_table(head_log.LEGACY_TABLE, opened):
+            return
+        rows = con.execute(f"SELECT seq, min_ts, max_ts, data FROM {head_log.LEGACY_TABLE}").fetchall()
+        n = self._head_log.migrate([(int(a), int(b), int(c), bytes(d)) for a, b, c, d in rows])
+        con.execute(f"DROP TABLE {head_log.LEGACY_TABLE}")
+        con.execute("DELETE FROM clearsight_meta WHERE key = 'head_log_compacted'")
+        log.info("%s: %d head log records moved into %s", self.path, n, self._head_log.log.directory)
 
     def _open_partitions(self, salvaged: bool) -> None:
         """Moves a schema-3 ``chunks`` table into partitions; after a salvage, removes the chunks
@@ -435,8 +480,13 @@ class EmbeddedMetricsStore:
         self._parts.load(self._wcon)
         if salvaged:
             floor = _one(self._wcon, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
-            sid = head_log.replay(self._wcon, int(floor[0]) if floor else _NO_MAX)[0]
+            sid = self._head_log.replay(int(floor[0]) if floor else _NO_MAX, self._compacted_seq())[0]
             self._parts.drop_orphans(self._wcon, sorted_unique(sid))
+
+    def _compacted_seq(self) -> int:
+        """The last head log record compaction moved into chunks (replay skips it and those before)."""
+        row = _one(self._wcon, "SELECT value FROM clearsight_meta WHERE key = 'head_log_compacted'")
+        return int(row[0]) if row else 0
 
     def _load_state(self) -> None:
         """(Re)builds every in-memory structure from the database."""
@@ -448,8 +498,15 @@ class EmbeddedMetricsStore:
             self._canon = {}
             self._pool = LabelPool()
             self._meta = {}
+            floor = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
+            self._floor = int(floor[0]) if floor else _NO_MAX
+            compacted = self._compacted_seq()
+            self._head_log.truncate(compacted)  # segments left by a crash after a compaction's commit
+            h_sid, h_ts, h_vals, damaged, log_top = self._head_log.replay(self._floor, compacted)
             max_id = _one(con, "SELECT coalesce(max(series_id), 0) FROM series")
-            top = int(max_id[0]) if max_id else 0
+            # ids named by head log records of series whose rows were never committed (a crash
+            # between the record and its transaction's commit) are not given out again
+            top = max(int(max_id[0]) if max_id else 0, log_top)
             cap = max(1024, top + 1)
             self._labels = [()] * (top + 1)
             self._series_tenant = [""] * (top + 1)
@@ -477,9 +534,6 @@ class EmbeddedMetricsStore:
                 self._canon[tenant] = CanonicalIds(self._label_set)
                 self._canon[tenant].add([self._labels[s] for s in sids], sids)
             self._parts.load(con)
-            floor = _one(con, "SELECT value FROM clearsight_meta WHERE key = 'retention_floor'")
-            self._floor = int(floor[0]) if floor else _NO_MAX
-            h_sid, h_ts, h_vals, damaged = self._head_log.replay(con, self._floor)
             if damaged:
                 log.error("%s: %d head log records do not decode; their samples are lost", self.path, damaged)
             known = h_sid < len(self._labels)  # a salvage may have lost a series' row, not its records
@@ -586,6 +640,7 @@ class EmbeddedMetricsStore:
             if self._closed:
                 return
             self._writer.close()
+            self._head_log.close()
             # the close's compaction rewrote chunks into fresh blocks: give the freed ones back
             self._db.close(reclaim_free_blocks=True)
             self._closed = True
@@ -681,7 +736,9 @@ class EmbeddedMetricsStore:
                 self._insert_chunks(sids, ts, vals)
             if moved != self._head.rows:
                 raise StoreError(f"compaction moved {moved} of {self._head.rows} head rows")
-            self._head_log.clear(con)
+            through = self._head_log.last_seq  # every record is in the head just moved
+            con.execute("DELETE FROM clearsight_meta WHERE key = 'head_log_compacted'")
+            con.execute("INSERT INTO clearsight_meta VALUES ('head_log_compacted', ?)", [str(through)])
             with self._publishing():
                 con.execute("COMMIT")
                 self._head.clear()
@@ -689,6 +746,7 @@ class EmbeddedMetricsStore:
         except Exception:
             con.execute("ROLLBACK")
             raise
+        self._head_log.truncate(through)
         self._merge_small_chunks()
         self._checkpoint()
         release_free_memory()  # freed by the compaction
@@ -828,13 +886,17 @@ class EmbeddedMetricsStore:
                 new_meta.extend(self._new_metadata(req.tenant, req.batch.metadata, new_meta))
             written = self._write(group, parts, new_series, new_meta)
         except Exception as e:
-            log.exception("metrics group commit failed; rolling back")
+            if isinstance(e, LogWriteError):  # a full disk: expected, the next group tries again
+                log.error("metrics group commit failed: %s", e)
+            else:
+                log.exception("metrics group commit failed; rolling back")
             try:
                 self._wcon.execute("ROLLBACK")
             except duckdb.Error:
                 pass
+            self._head_log.withdraw()  # a record appended before the failed commit
             self._load_state()
-            err = StoreError(f"commit failed: {e}")
+            err = e if isinstance(e, LogWriteError) else StoreError(f"commit failed: {e}")
             for req in group:
                 if req.error is None:
                     req.error = err
@@ -1125,7 +1187,9 @@ class EmbeddedMetricsStore:
             # Only new head rows (the steady state): one statement in autocommit, which DuckDB
             # commits (WAL written and synced) before returning, as COMMIT would. Two DuckDB calls
             # fewer, each of which gives the GIL up and has to win it back from busy query threads.
+            # Now that is one head log append (pwrite + fdatasync), no DuckDB statement at all.
             self._insert_head_rows(head_sids, head_ts, head_vals)
+            self._head_log.settle()
             self._head.apply((head_sids, head_ts, head_vals), None)
         else:
             self._begin()
@@ -1150,6 +1214,7 @@ class EmbeddedMetricsStore:
             # Rewritten chunks make this a publication; plain appends change only the mirror.
             with self._publishing() if chunks_changed else contextlib.nullcontext():
                 con.execute("COMMIT")
+                self._head_log.settle()
                 self._head.apply((head_sids, head_ts, head_vals), gone)
                 self._publish_catalog()
             self.rollups.committed()
@@ -1176,7 +1241,7 @@ class EmbeddedMetricsStore:
         return int(head_sids.shape[0]) + int(changed_chunk.size) + (int(hist_ts.shape[0]) if hists else 0)
 
     def _insert_head_rows(self, sids: npt.NDArray[np.uint32], ts: I64Array, vals: F64Array) -> None:
-        self._head_log.append(self._wcon, sids, ts, vals)
+        self._head_log.append(sids, ts, vals)
 
     @staticmethod
     def _count_duplicates(group: list[_Append], dup_owner: list[npt.NDArray[np.int32]]) -> None:
@@ -1308,7 +1373,7 @@ class EmbeddedMetricsStore:
             affected = np.flatnonzero((self._min_ts[:top] < cutoff) & (max_ts[:top] >= cutoff))
         self._begin()
         try:
-            self._head_log.drop_before(con, cutoff)  # replay drops the rest below the floor
+            # the head log keeps its records: replay drops their samples below the floor
             deleted = self._head.count_before(cutoff)
             gone = self._parts.drop(con, doomed)
             deleted += sum(st.samples for st in gone)
@@ -1389,7 +1454,7 @@ class EmbeddedMetricsStore:
         part = deletion.straddling(sel.min_ts, sel.max_ts, start_ms, end_ms)
         self._begin()
         try:
-            self._head_log.delete(con, sorted_unique(h_sid), start_ms, end_ms)
+            self._head_log.delete(sorted_unique(h_sid), start_ms, end_ms)
             deleted = int(h_ts.shape[0])
             if len(sel):
                 cut = sel.take(np.flatnonzero(part))
@@ -1408,12 +1473,14 @@ class EmbeddedMetricsStore:
             self._delete_series_rows(dead)
             with self._publishing():
                 con.execute("COMMIT")
+                self._head_log.settle()
                 empty = (np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.float64))
                 self._head.apply(empty, (h_sid, h_ts))
                 self._publish_catalog()
             self.rollups.committed()
         except Exception:
             con.execute("ROLLBACK")
+            self._head_log.withdraw()
             self._load_state()
             raise
         if hist_published is not None:
@@ -1880,14 +1947,14 @@ class EmbeddedMetricsStore:
                     return (
                         _one(cur, "SELECT block_size, total_blocks, used_blocks, free_blocks, wal_size "
                                   "FROM pragma_database_size() LIMIT 1"),
-                        _one(cur, "SELECT count(*), coalesce(sum(octet_length(data)), 0) FROM head_log"),
                         _one(cur, "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(octet_length(data)), 0) "
                                   f"FROM {self._parts.sql(writer=False)}"),
                     )
                 except duckdb.CatalogException as e:  # retention dropped a partition meanwhile
                     raise Retry(str(e)) from None
 
-        db, head, ch = self._pub.read(read)
+        db, ch = self._pub.read(read)
+        hl = self._head_log.log
         wal = Path(str(self.path) + ".wal")
         return {
             "file_bytes": os.stat(self.path).st_size,
@@ -1896,8 +1963,9 @@ class EmbeddedMetricsStore:
             "used_block_bytes": int(db[0]) * int(db[2]),
             "free_block_bytes": int(db[0]) * int(db[3]),
             "head_rows": self._head.rows,
-            "head_log_records": int(head[0]),
-            "head_log_bytes": int(head[1]),
+            "head_log_records": hl.records,
+            "head_log_bytes": hl.bytes,
+            "head_log_file_bytes": hl.file_bytes,
             "chunk_rows": int(ch[0]),
             "chunk_samples": int(ch[1]),
             "chunk_payload_bytes": int(ch[2]),

@@ -1,10 +1,10 @@
 """The head: every recent sample as a few sorted columnar segments, so a read of recent data
 gathers a few slices.
 
-The ``head_log`` table (``head_log.py``) is the durable copy (what a restart replays); this class
-is what reads and compaction use.
-Only the writer thread changes it, and only after the transaction that changed the table
-committed. Every change builds a new tuple of immutable segments and publishes it with one
+The head log (``head_log.py``, segment files of its own) is the durable copy (what a restart
+replays); this class is what reads and compaction use.
+Only the writer thread changes it, and only after the head log record (and the transaction, if
+the change had one) is durable. Every change builds a new tuple of immutable segments and publishes it with one
 attribute assignment, so a reader that took the segments (``pick``, ``select``) keeps a consistent
 view however long it runs, without locks.
 

@@ -1,7 +1,12 @@
-"""The head's durable copy: the ``head_log`` table, one row per group commit's new head rows (or
-per deletion of head rows), each row's samples compressed into one BLOB.
+"""The head's durable copy: one record per group commit's new head rows (or per deletion of head
+rows), each record's samples compressed, appended to a checksummed segment log of its own
+(``<data_dir>/metrics.headlog/``, kernel ``record_log.py``; schema 6). Schema 5 kept the same records
+as rows of a DuckDB table, ``head_log``: one ``INSERT`` per group commit cost ~0.5 ms of CPU in
+DuckDB's Python client (parse, plan, bind every call) and many GIL hand-offs under load; an append
+is one ``pwrite`` and one ``fdatasync`` (docs/storage.md "Decision: the head log in files of its
+own").
 
-The head is read from its in-memory mirror (``head.py``) only; the table exists so that what was
+The head is read from its in-memory mirror (``head.py``) only; the log exists so that what was
 acknowledged survives ``kill -9``, and is read back at open (``replay``). One row per sample (the
 ``samples`` table of schema 4) kept a second, uncompressed copy of the head in DuckDB's memory until
 the next checkpoint (~24 bytes per row, beside the mirror's 20); a record holds the same rows in
@@ -15,12 +20,15 @@ Records, in ``seq`` order, form a log:
 - ``DELETE``: series ids and a time range ``[min_ts, max_ts]``: the samples of earlier records of
   those series in that range are gone (``delete_series``).
 
-Compaction deletes every record in the transaction that writes the chunks; retention deletes the
-records wholly older than its cutoff, and ``replay`` drops the samples below the retention floor
-(persisted in the same transaction). The other samples a record held are therefore what replay
-must rebuild: the log is exactly the head.
+Compaction records the last seq it moved into chunks (``clearsight_meta`` ``head_log_compacted``) in
+the transaction that writes the chunks and deletes the log's segments after that commit; ``replay``
+skips the records at or below it (a crash between the two loses nothing and replays nothing twice).
+Retention leaves the log alone: ``replay`` drops the samples below the retention floor (persisted in
+retention's transaction), and the next compaction empties the log. The other samples a record held
+are therefore what replay must rebuild: the log is exactly the head.
 
-Encoding (``data``): a 10-byte header (``_HEADER``: format 1, kind, row count, the payload's
+A log record is the record's time range (``_RANGE``: two int64, a ROWS record's min/max ts, a DELETE's
+range) then ``data``. Encoding (``data``): a 10-byte header (``_HEADER``: format 1, kind, row count, the payload's
 uncompressed size) then one zstd frame (level 1) of the byte-shuffled columns: series ids as deltas
 (uint32), timestamps as deltas (int64), the values' IEEE-754 bits (int64). Byte shuffling puts the
 high bytes of the columns together, which is what makes deltas and values of one magnitude
@@ -29,25 +37,27 @@ compress.
 
 from __future__ import annotations
 
+import logging
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 
 from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.embedded import zstd_frames
+from clearsight.store.kernel import record_log
+
+log = logging.getLogger(__name__)
 
 U32Array = npt.NDArray[np.uint32]
 
-DDL = """CREATE TABLE IF NOT EXISTS head_log (
-    seq BIGINT NOT NULL,
-    n UINTEGER NOT NULL,
-    min_ts BIGINT NOT NULL,
-    max_ts BIGINT NOT NULL,
-    data BLOB NOT NULL
-)"""
+# Schema 5's table of records (schema 6 moves its rows into the log at open, then drops it).
+LEGACY_TABLE = "head_log"
+# A log record: the record's time range (a DELETE's range; a ROWS record's min/max ts) then ``data``.
+_RANGE = struct.Struct("<qq")
 
 ROWS = 1
 DELETE = 2
@@ -118,71 +128,109 @@ def decode(data: bytes) -> Record:
 
 
 class HeadLog:
-    """Writes records in the writer's connection (inside its transaction or as one autocommit
-    statement). Writer thread only."""
+    """The head's records in a ``RecordLog`` (kernel ``record_log.py``) in ``directory``. Writer
+    thread only.
 
-    def __init__(self) -> None:
-        self._seq = 1
+    A record written before its database transaction commits (new series, deletes, rewritten
+    chunks in the same group) is *open* until ``settle()``; ``withdraw()`` zeros it again when that
+    transaction failed, so a refused write leaves nothing behind."""
 
-    def append(self, con: duckdb.DuckDBPyConnection, sid: U32Array, ts: I64Array, vals: F64Array) -> None:
+    def __init__(self, directory: Path, *, segment_bytes: int = record_log.DEFAULT_SEGMENT_BYTES) -> None:
+        self.log = record_log.RecordLog(directory, segment_bytes=segment_bytes, what="metrics head log")
+        self._open_seq = 0
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last record appended (0: none yet)."""
+        return self.log.next_seq - 1
+
+    def _append(self, kind_data: bytes, lo: int, hi: int) -> None:
+        self._open_seq = self.log.append(_RANGE.pack(lo, hi) + kind_data)
+
+    def append(self, sid: U32Array, ts: I64Array, vals: F64Array) -> None:
         if ts.shape[0] == 0:
             return
-        data = encode_rows(sid, ts, vals)
-        con.execute("INSERT INTO head_log VALUES (?, ?, ?, ?, ?)",
-                    [self._seq, int(ts.shape[0]), int(ts.min()), int(ts.max()), data])
-        self._seq += 1
+        self._append(encode_rows(sid, ts, vals), int(ts.min()), int(ts.max()))
 
-    def delete(self, con: duckdb.DuckDBPyConnection, ids: U32Array, start_ms: int, end_ms: int) -> None:
+    def delete(self, ids: U32Array, start_ms: int, end_ms: int) -> None:
         if ids.shape[0] == 0:
             return
-        con.execute("INSERT INTO head_log VALUES (?, ?, ?, ?, ?)",
-                    [self._seq, 0, start_ms, end_ms, encode_delete(ids)])
-        self._seq += 1
+        self._append(encode_delete(ids), start_ms, end_ms)
 
-    @staticmethod
-    def clear(con: duckdb.DuckDBPyConnection) -> None:
-        """Every record goes (compaction: the head is now in chunks)."""
-        con.execute("DELETE FROM head_log")
+    def settle(self) -> None:
+        """The open record's transaction committed (or it needed none)."""
+        self._open_seq = 0
 
-    @staticmethod
-    def drop_before(con: duckdb.DuckDBPyConnection, cutoff: int) -> None:
-        """Records whose samples (or deleted range) all lie before ``cutoff`` go (retention)."""
-        con.execute("DELETE FROM head_log WHERE max_ts < ?", [cutoff])
+    def withdraw(self) -> None:
+        """The open record's transaction failed: the record is zeroed again (logged, not raised,
+        when even that fails: the record then stays and is replayed)."""
+        seq, self._open_seq = self._open_seq, 0
+        if not seq:
+            return
+        try:
+            self.log.retract(seq)
+        except record_log.LogWriteError as e:
+            log.error("a head log record of a failed commit could not be withdrawn (%s): its samples will "
+                      "reappear when the log is replayed", e)
 
-    def replay(self, con: duckdb.DuckDBPyConnection, floor: int) -> tuple[U32Array, I64Array, F64Array, int]:
-        """``replay``, and the next record follows the last one read."""
-        sid, ts, vals, damaged, top = replay(con, floor)
-        self._seq = top + 1
-        return sid, ts, vals, damaged
+    def truncate(self, seq: int) -> None:
+        """The records at or below ``seq`` are in the database: their segments go."""
+        try:
+            self.log.drop_through(seq)
+        except OSError as e:  # they are skipped at replay anyway (clearsight_meta head_log_compacted)
+            log.warning("metrics head log: deleting segments failed: %s", e)
+        self.log.advance(seq + 1)
+
+    def migrate(self, rows: list[tuple[int, int, int, bytes]]) -> int:
+        """Schema 5 -> 6: the legacy ``head_log`` table's rows ``(seq, min_ts, max_ts, data)`` become
+        the log's records (what the log held before is dropped: only a migration cut short by a
+        crash leaves any). Returns how many."""
+        self.log.reset()
+        for _seq, lo, hi, data in sorted(rows):
+            self._append(bytes(data), int(lo), int(hi))
+        self._open_seq = 0
+        return len(rows)
+
+    def close(self) -> None:
+        self.log.close()
+
+    def replay(self, floor: int, compacted: int) -> tuple[U32Array, I64Array, F64Array, int, int]:
+        """The head the records after ``compacted`` describe, sorted by (series, ts), unique,
+        without samples below ``floor``; how many records were damaged (skipped, not decodable);
+        the highest series id any record names (ids up to it must not be given to new series)."""
+        self.log.advance(compacted + 1)
+        return replay(((seq, data) for seq, data in self.log.read() if seq > compacted), floor)
 
 
-def replay(con: duckdb.DuckDBPyConnection, floor: int) -> tuple[U32Array, I64Array, F64Array, int, int]:
-    """The head the records describe, sorted by (series, ts), unique, without samples below
-    ``floor``; how many records were damaged (skipped, not decodable); the highest ``seq``."""
-    rows = con.execute("SELECT seq, min_ts, max_ts, data FROM head_log ORDER BY seq").fetchall()
+def replay(records: Iterable[tuple[int, bytes]], floor: int) -> tuple[U32Array, I64Array, F64Array, int, int]:
+    """``HeadLog.replay`` of the records ``(seq, payload)`` given in seq order."""
     sids: list[U32Array] = []
     tss: list[I64Array] = []
     valss: list[F64Array] = []
     seqs: list[I64Array] = []
     deletes: list[tuple[int, U32Array, int, int]] = []
     damaged = 0
-    top = 0
-    for seq, lo, hi, data in rows:
-        top = max(top, int(seq))
+    top_sid = 0
+    for seq, data in records:
         try:
-            rec = decode(bytes(data))
+            if len(data) < _RANGE.size:
+                raise HeadLogError("head log record shorter than its range")
+            lo, hi = _RANGE.unpack_from(data)
+            rec = decode(data[_RANGE.size:])
         except HeadLogError:
             damaged += 1
             continue
+        if rec.sid.shape[0]:
+            top_sid = max(top_sid, int(rec.sid.max()))
         if rec.kind == DELETE:
-            deletes.append((int(seq), rec.sid, int(lo), int(hi)))
+            deletes.append((seq, rec.sid, lo, hi))
             continue
         sids.append(rec.sid)
         tss.append(rec.ts)
         valss.append(rec.vals)
-        seqs.append(np.full(rec.ts.shape[0], int(seq), dtype=np.int64))
+        seqs.append(np.full(rec.ts.shape[0], seq, dtype=np.int64))
     if not sids:
-        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), damaged, top
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), damaged, top_sid
     sid = np.concatenate(sids)
     ts = np.concatenate(tss)
     vals = np.concatenate(valss)
@@ -197,4 +245,4 @@ def replay(con: duckdb.DuckDBPyConnection, floor: int) -> tuple[U32Array, I64Arr
         last = np.ones(sid.shape[0], dtype=np.bool_)
         last[:-1] = (sid[1:] != sid[:-1]) | (ts[1:] != ts[:-1])
         sid, ts, vals = sid[last], ts[last], vals[last]
-    return sid, ts, vals, damaged, top
+    return sid, ts, vals, damaged, top_sid

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from clearsight.store.embedded.head_log import DDL as HEAD_LOG_DDL
 from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 
 # 3: chunks may be PACKED (chunks.py, codec 2), which builds reading version 2 cannot decode;
@@ -15,9 +14,14 @@ from clearsight.store.embedded.histogram_table import DDL as HISTOGRAM_DDL
 # 5: the head's durable copy is the head_log table (head_log.py: one compressed record per group
 # commit) instead of the samples table (one row per sample); a version-4 file's samples rows are moved
 # into one record at open and the table dropped, and the file is then refused by builds that read 4.
-SCHEMA_VERSION = 5
-UPGRADES_FROM = (2, 3, 4)
+# 6: the head log leaves DuckDB for segment files of its own (``metrics.headlog/``, head_log.py and
+# kernel record_log.py; clearsight_meta ``head_log_compacted``: the last record compacted); a version-5
+# file's head_log rows are moved into the log at open and the table dropped, and the directory is then
+# refused by builds that read 5.
+SCHEMA_VERSION = 6
+UPGRADES_FROM = (2, 3, 4, 5)
 DB_FILE = "metrics.duckdb"
+HEAD_LOG_DIR = "metrics.headlog"
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS clearsight_meta (
@@ -32,8 +36,7 @@ DDL = [
         metric VARCHAR NOT NULL,
         labels VARCHAR NOT NULL
     )""",
-    # The head's durable copy: one compressed record per group commit (head_log.py; schema 5).
-    HEAD_LOG_DDL,
+    # The head's durable copy is not here since schema 6: HEAD_LOG_DIR (head_log.py).
     # Compacted samples: one row per (compaction, series), encoded by store/embedded/chunks.py, in
     # time partitions chunks_YYYYMMDD created on demand (chunk_parts.py; schema 4).
     """CREATE TABLE IF NOT EXISTS metadata (
