@@ -5,6 +5,13 @@ Before: 8 bytes overwritten in the middle of ``metrics.duckdb.wal`` made start-u
 "Corrupt WAL file: entry at byte position N ..."); a broken frame near the start made DuckDB drop
 every later commit silently. Now the WAL is cut after the last intact commit, the original kept as
 ``.damaged-<ts>``, the loss logged, and the store starts with every commit before the damage.
+
+Since schema 6 the samples are in the head log's segment files (``metrics.headlog/``, kernel
+``record_log.py``), not in DuckDB's WAL: the WAL tests write every batch under new series (``fresh``),
+so that each batch is one DuckDB commit (its series rows) and a batch whose commit is lost loses its
+samples too (records of unknown series are skipped at replay). The head log's own damage: a record
+hit by overwritten bytes is the only one lost (the segment rewritten, the damaged file kept aside), a
+segment cut short loses what lay past the cut, each logged as an error.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +34,8 @@ import pytest
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy
 from clearsight.model.matchers import Matcher
 from clearsight.store.embedded import EmbeddedMetricsStore
-from clearsight.store.kernel import repair
+from clearsight.store.embedded.schema import HEAD_LOG_DIR as HEAD_LOG
+from clearsight.store.kernel import record_log, repair
 from clearsight.store.kernel.database import BLOCK_SIZE
 from tests.support.peers import start_clearsight
 
@@ -43,10 +52,13 @@ _WRITER = textwrap.dedent("""
     from clearsight.model.samples import SampleBatch, canonical_key
     from clearsight.store.embedded import EmbeddedMetricsStore
     d, n, checkpoint, n_series = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    fresh = sys.argv[5] == "fresh"
     s = EmbeddedMetricsStore(d, retention_ms=10**12, out_of_order_window_ms=10**10, duckdb_threads=1,
                              compact_min_rows=10**9)
     keys = [canonical_key((("__name__", "dmg"), ("s", str(i)))) for i in range(n_series)]
     for b in range(n):
+        if fresh:  # new series in every batch: one DuckDB commit (their rows) per batch
+            keys = [canonical_key((("__name__", "dmg"), ("b", str(b)), ("s", str(i)))) for i in range(n_series)]
         batch = SampleBatch.from_series([])
         batch.keys = keys
         batch.series_idx = np.arange(n_series, dtype=np.int32)
@@ -59,9 +71,10 @@ _WRITER = textwrap.dedent("""
 """)
 
 
-def _write(d: Path, checkpoint: str = "no", batches: int = BATCHES, series: int = SERIES) -> None:
-    subprocess.run([sys.executable, "-c", _WRITER, str(d), str(batches), checkpoint, str(series)],
-                   check=True, timeout=300)
+def _write(d: Path, checkpoint: str = "no", batches: int = BATCHES, series: int = SERIES,
+           fresh: bool = False) -> None:
+    subprocess.run([sys.executable, "-c", _WRITER, str(d), str(batches), checkpoint, str(series),
+                    "fresh" if fresh else "same"], check=True, timeout=300)
 
 
 def _batches(d: Path) -> list[int]:
@@ -94,14 +107,12 @@ def _asides(d: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("written") / "data"
-    _write(d)
+    _write(d, fresh=True)
     return d
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for p in src.iterdir():
-        (dst / p.name).write_bytes(p.read_bytes())
+    shutil.copytree(src, dst)
     return dst
 
 
@@ -242,14 +253,15 @@ def test_damaged_block_of_a_large_table_loses_only_its_rows(tmp_path: Path, capl
 
 
 def test_server_starts_after_wal_damage(tmp_path: Path) -> None:
-    """The issue's scenario end to end: acked remote writes, kill -9, WAL damaged, restart."""
+    """The issue's scenario end to end: acked remote writes, kill -9, WAL damaged, restart. Each
+    write creates its series (label ``b``), so each is a commit of DuckDB's WAL."""
     data_dir = tmp_path / "data"
     proc = start_clearsight(tmp_path / "r1", data_dir=data_dir)
     base = int(time.time() * 1000) - 600_000
     headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
     with httpx.Client(base_url=proc.url, timeout=30) as c:
         for b in range(40):
-            body = encode_snappy(WriteRequest([TimeSeries([("__name__", "dmg_srv"), ("s", str(i))],
+            body = encode_snappy(WriteRequest([TimeSeries([("__name__", "dmg_srv"), ("b", str(b)), ("s", str(i))],
                                                           [(base + b, float(b))]) for i in range(20)]))
             assert c.post("/api/v1/write", content=body, headers=headers).status_code == 204
     proc.stop(signal.SIGKILL)
@@ -263,11 +275,69 @@ def test_server_starts_after_wal_damage(tmp_path: Path) -> None:
     proc = start_clearsight(tmp_path / "r2", data_dir=data_dir)
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as c:
-            r = c.get("/api/v1/query", params={"query": "count_over_time(dmg_srv[1h])"})
+            r = c.get("/api/v1/query", params={"query": "count by (b) (last_over_time(dmg_srv[1h]))"})
             assert r.status_code == 200
-            counts = np.array([float(x["value"][1]) for x in r.json()["data"]["result"]])
-            assert counts.size == 20 and np.all(counts == counts[0]) and 10 <= counts[0] < 40
+            kept = {int(x["metric"]["b"]): float(x["value"][1]) for x in r.json()["data"]["result"]}
+            assert sorted(kept) == list(range(len(kept))) and 10 <= len(kept) < 40  # the writes before the damage
+            assert set(kept.values()) == {20.0}  # each one whole
     finally:
         assert proc.stop() == 0
     assert "is damaged" in proc.log() and "kept" in proc.log()
     assert _asides(data_dir)
+
+
+def _segment(d: Path) -> tuple[Path, list[tuple[int, int, int]]]:
+    """The head log's one segment and its frames (start, end, seq)."""
+    segs = sorted((d / HEAD_LOG).glob("*.seg"))
+    assert len(segs) == 1
+    frames = record_log._scan(segs[0].read_bytes(), 0).frames
+    return segs[0], [(f.at, f.end, f.seq) for f in frames]
+
+
+@pytest.mark.parametrize("nbytes", [8, 300])
+def test_head_log_overwritten_mid_segment_loses_only_the_records_hit(written: Path, tmp_path: Path, nbytes: int,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    d = _copy(written, tmp_path / "d")
+    seg, frames = _segment(d)
+    assert [f[2] for f in frames] == list(range(1, BATCHES + 1))  # batch b is record b + 1
+    offset = frames[BATCHES // 2][0] + 40  # inside record 31's frame
+    _overwrite(seg, offset, b"\xa5" * nbytes)
+    hit = [seq - 1 for at, end, seq in frames if at < offset + nbytes and end > offset]
+    with caplog.at_level(logging.ERROR):
+        kept = _batches(d)
+    assert kept == [b for b in range(BATCHES) if b not in hit] and 1 <= len(hit) <= 2
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert f"records {hit[0] + 1}..{hit[-1] + 1})" in msg and "kept" in msg
+    asides = sorted((d / HEAD_LOG).glob("*.damaged-*"))
+    assert len(asides) == 1 and asides[0].name.startswith(seg.name)
+    s = EmbeddedMetricsStore(d, duckdb_threads=1)  # repaired once: reopened without repairs
+    assert not s._head_log.log.repairs
+    s.close()
+
+
+def test_head_log_segment_cut_mid_record(written: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    d = _copy(written, tmp_path / "d")
+    seg, frames = _segment(d)
+    at, end, _ = frames[30]  # batch 30's record
+    os.truncate(seg, at + (end - at) // 2)
+    with caplog.at_level(logging.ERROR):
+        kept = _batches(d)
+    assert kept == list(range(30))
+    msg = " ".join(r.getMessage() for r in caplog.records)
+    assert "shorter than a segment" in msg and f"byte {at} on) are lost" in msg
+
+
+def test_head_log_torn_tail_is_cut_with_a_warning(written: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A record cut by a crash (its first bytes written, the rest still the segment's zeros): never
+    acknowledged, so a warning, and every record before it is kept."""
+    d = _copy(written, tmp_path / "d")
+    seg, frames = _segment(d)
+    at, end, _ = frames[-1]
+    _overwrite(seg, at + 30, bytes(end - at - 30))
+    with caplog.at_level(logging.WARNING):
+        kept = _batches(d)
+    assert kept == list(range(BATCHES - 1))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "never acknowledged" in " ".join(r.getMessage() for r in caplog.records)
+    assert not list((d / HEAD_LOG).glob("*.damaged-*"))

@@ -91,13 +91,19 @@ def test_torn_tail_is_cut_at_every_byte_of_the_last_record(tmp_path: Path, caplo
         shutil.rmtree(d)
 
 
-def test_a_segment_file_truncated_mid_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("into", [30, 0])
+def test_a_segment_file_truncated_mid_record(tmp_path: Path, caplog: pytest.LogCaptureFixture, into: int) -> None:
+    """Segments are created whole: a shorter file was cut (not by a crash), and that is an error
+    naming what is lost; the records before the cut are kept."""
     where = _fill(tmp_path, [b"a" * 100, b"b" * 100, b"c" * 100])
     at, _, path = where[-1]
     with open(path, "r+b") as f:
-        f.truncate(at + 30)
-    log = RecordLog(tmp_path, segment_bytes=SEG)
+        f.truncate(at + into)
+    with caplog.at_level(logging.ERROR, logger=record_log.__name__):
+        log = RecordLog(tmp_path, segment_bytes=SEG)
     assert [s for s, _ in log.read()] == [1, 2]
+    assert f"shorter than a segment ({at + into} of {SEG} bytes)" in caplog.text
+    assert f"the records after its 2 intact ones (byte {at} on) are lost" in caplog.text
     assert log.append(b"d" * 5000) == 3  # does not fit the short file: a new segment
     log.close()
     assert [s for s, _ in _read(tmp_path)] == [1, 2, 3]

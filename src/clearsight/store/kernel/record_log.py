@@ -28,7 +28,8 @@ failed after it was appended).
 
 **Opening** scans every segment in order. A bad frame followed by nothing valid in the last segment
 is a torn tail (a write cut by a crash, never acknowledged): its bytes are zeroed and a WARNING
-gives their count. A bad frame followed by valid ones (or in any segment but the last) is damage:
+gives their count. A segment file shorter than a segment that ends in a record's bytes was cut
+(segments are created whole): an ERROR says the records past its end are lost. A bad frame followed by valid ones (or in any segment but the last) is damage:
 the scan resynchronises on the next valid frame, every intact record before and after it is kept,
 the intact records are written into a fresh segment that replaces the damaged one (moved aside as
 ``<name>.damaged-<ts>``), and an ERROR names the byte ranges and the sequence numbers lost.
@@ -228,6 +229,16 @@ class RecordLog:
             seg = _Segment(int(path.name[:-len(SUFFIX)]), path, len(data))
             scan = _scan(data, last)
             is_tail = k == len(names) - 1
+            if len(data) < self.segment_bytes and (scan.bad or data[-HEADER_BYTES:].strip(b"\0")):
+                # segments are created whole: a shorter file was cut, and what it held past its end is lost
+                kept_to = scan.frames[-1].end if scan.frames else 0
+                msg = (f"{path} is shorter than a segment ({len(data)} of {self.segment_bytes} bytes): the file "
+                       f"was cut; the records after its {len(scan.frames)} intact ones (byte {kept_to} on) are lost")
+                log.error("%s: %s", self.what, msg)
+                self.repairs.append(msg)
+                if scan.bad and scan.bad[-1][1] == scan.end:
+                    self._zero(path, scan.bad[-1][0], scan.end)
+                    scan.bad.pop()
             if scan.bad and is_tail and len(scan.bad) == 1 and scan.bad[0][1] == scan.end:
                 at, stop = scan.bad[0]
                 log.warning("%s: %s ends with %d bytes that are not an intact record (from byte %d): a write "
