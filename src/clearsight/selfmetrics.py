@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from clearsight.store.embedded.schema import HEAD_LOG_DIR
 from clearsight.store.interface import RollupProgress, StoreStats
 from clearsight.store.logs_interface import LogStoreStats
 
@@ -119,7 +120,8 @@ class _StoreCollector(Collector):
             yield from _rollup_metrics(s.rollups)
         yield _gauge("clearsight_store_series_key_bytes",
                      "Bytes of the tables mapping series keys and label sets to series ids.", s.series_key_bytes)
-        yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.", _dir_bytes(self._dir))
+        yield _gauge("clearsight_store_bytes", "Bytes used by the store's files on disk.",
+                     _dir_bytes(self._dir) + _dir_bytes(self._dir / HEAD_LOG_DIR))
 
 
 class _LogStoreCollector(Collector):

@@ -234,3 +234,35 @@ def test_an_older_build_refuses_the_directory_and_leaves_the_log_alone(tmp_path:
         assert len(_all(store)) == 4 and store._head.rows == 4
     finally:
         store.close()
+
+
+def test_compaction_skips_its_records_at_replay_even_when_their_segments_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compaction records the last record it moved (clearsight_meta) in the chunks' transaction;
+    a crash before the segments are deleted replays none of them (no sample twice), and the
+    next open deletes them. A compaction leaves one empty segment ready; a clean close none."""
+    store = EmbeddedMetricsStore(tmp_path / "a", retention_ms=10**13, compact_min_rows=10**9, duckdb_threads=1)
+    try:
+        for k in range(3):
+            store.append("t", _batch(5, T0 + k * 1000, float(k))).result()
+        store.compact()
+        assert store._head_log.log.segments == 1 and store._head_log.log.records == 0  # made ready
+        monkeypatch.setattr(HeadLog, "truncate", lambda self, seq, ready=False: None)  # "crash" before it
+        store.append("t", _batch(5, T0 + 3000, 3.0)).result()
+        store.compact()
+        assert store._head_log.log.records == 1  # left behind
+        want = _all(store)
+        shutil.copytree(tmp_path / "a", tmp_path / "b")  # as kill -9 leaves it
+        monkeypatch.undo()
+    finally:
+        store.close()
+    assert list((tmp_path / "a" / "metrics.headlog").iterdir()) == []  # a clean close: compacted, no segment
+    again = EmbeddedMetricsStore(tmp_path / "b", retention_ms=10**13, compact_min_rows=10**9, duckdb_threads=1)
+    try:
+        assert _all(again) == want and len(want) == 20
+        assert again._head.rows == 0  # the record left behind was compacted already
+        assert again._head_log.log.segments == 0  # and deleted at open
+        again.append("t", _batch(5, T0 + 4000, 4.0)).result()
+        assert again._head_log.last_seq == 5  # sequence numbers continue after the compacted ones
+    finally:
+        again.close()

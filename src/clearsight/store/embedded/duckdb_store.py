@@ -660,6 +660,8 @@ class EmbeddedMetricsStore:
         checkpointed."""
         if self._head.rows:
             self._safe_compact()
+        if self._head.rows == 0:  # what the log still holds replays to nothing (deleted, expired, compacted)
+            self._head_log.truncate(self._head_log.last_seq)
         self._checkpoint()
 
     def _command(self, cmd: Command) -> Any:
@@ -746,7 +748,7 @@ class EmbeddedMetricsStore:
         except Exception:
             con.execute("ROLLBACK")
             raise
-        self._head_log.truncate(through)
+        self._head_log.truncate(through, ready=self._writer.open)  # not at close: no segment is left then
         self._merge_small_chunks()
         self._checkpoint()
         release_free_memory()  # freed by the compaction
@@ -1976,7 +1978,7 @@ class EmbeddedMetricsStore:
         s = self._stats
         with self._index_lock:
             active = {t: len(idx) for t, idx in self._index.items() if len(idx)}
-        size = 0
+        size = self._head_log.log.file_bytes  # preallocated segments
         for p in (self.path, Path(str(self.path) + ".wal")):
             try:
                 size += os.stat(p).st_size

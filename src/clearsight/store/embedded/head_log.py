@@ -37,6 +37,7 @@ compress.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 from collections.abc import Iterable
@@ -173,13 +174,26 @@ class HeadLog:
             log.error("a head log record of a failed commit could not be withdrawn (%s): its samples will "
                       "reappear when the log is replayed", e)
 
-    def truncate(self, seq: int) -> None:
-        """The records at or below ``seq`` are in the database: their segments go."""
+    def truncate(self, seq: int, *, ready: bool = False) -> None:
+        """The records at or below ``seq`` are in the database: their segments go. ``ready``: then
+        creates the next segment at once (the next write does not wait for it)."""
         try:
             self.log.drop_through(seq)
         except OSError as e:  # they are skipped at replay anyway (clearsight_meta head_log_compacted)
             log.warning("metrics head log: deleting segments failed: %s", e)
         self.log.advance(seq + 1)
+        if ready:
+            try:
+                self.log.ready()
+            except record_log.LogWriteError as e:
+                log.warning("metrics head log: %s (the next write tries again)", e)
+
+    def close(self) -> None:
+        """Closes the log; empty segments (a clean stop compacted everything) are deleted."""
+        if self.log.records == 0 and self.log.segments:
+            with contextlib.suppress(OSError):
+                self.log.reset()
+        self.log.close()
 
     def migrate(self, rows: list[tuple[int, int, int, bytes]]) -> int:
         """Schema 5 -> 6: the legacy ``head_log`` table's rows ``(seq, min_ts, max_ts, data)`` become
@@ -190,9 +204,6 @@ class HeadLog:
             self._append(bytes(data), int(lo), int(hi))
         self._open_seq = 0
         return len(rows)
-
-    def close(self) -> None:
-        self.log.close()
 
     def replay(self, floor: int, compacted: int) -> tuple[U32Array, I64Array, F64Array, int, int]:
         """The head the records after ``compacted`` describe, sorted by (series, ts), unique,

@@ -381,6 +381,13 @@ class RecordLog:
         self._fd = fd
         self._segments.append(_Segment(index, path, size))
 
+    def ready(self) -> None:
+        """Creates the tail segment now when there is none (after a truncation), so that the next
+        append does not wait for a segment's creation (~2.5-7 ms here). ``LogWriteError`` if that
+        fails (the next append tries again)."""
+        if self._fd is None:
+            self._new_segment(0)
+
     def append(self, payload: bytes) -> int:
         """Appends ``payload`` durably; returns its seq. ``LogFull``/``LogWriteError``: nothing of
         it is stored (or it will not be replayed), and the log accepts the next append."""
