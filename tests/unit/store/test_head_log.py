@@ -266,3 +266,41 @@ def test_compaction_skips_its_records_at_replay_even_when_their_segments_stay(
         assert again._head_log.last_seq == 5  # sequence numbers continue after the compacted ones
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("new_series", [False, True])
+def test_a_refused_append_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_series: bool) -> None:
+    """The head log's disk is full: the group fails with LogFull (a 503 for the HTTP layer),
+    nothing of it is in memory or on disk, a later write inside the out-of-order window of what was
+    stored (not of what was refused) is accepted, and the store recovers by itself."""
+    import errno
+    import os
+
+    from clearsight.store.kernel import record_log
+
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, out_of_order_window_ms=10_000,
+                                 compact_min_rows=10**9, duckdb_threads=1)
+    try:
+        store.append("t", _batch(3, T0, 1.0)).result()
+        real = os.pwrite
+
+        def full(fd: int, data: object, at: int) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(record_log.os, "pwrite", full)
+        refused = _batch(5 if new_series else 3, T0 + 3_600_000, 2.0)  # an hour later
+        with pytest.raises(record_log.LogFull, match="No space left on device"):
+            store.append("t", refused).result()
+        assert _all(store) == [(str(i), T0, _bits(np.array([1.0 + i]))[0]) for i in range(3)]
+        assert len(store.series("t", [[Matcher.of("=", "__name__", "m")]], 0, 2**62)) == 3  # no new series
+        monkeypatch.setattr(record_log.os, "pwrite", real)
+        r = store.append("t", _batch(3, T0 + 1000, 3.0)).result()  # inside the window of T0, not of the refused
+        assert r.out_of_bounds == 0 and r.samples_written == 3
+        assert len(_all(store)) == 6
+    finally:
+        store.close()
+    again = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, duckdb_threads=1)
+    try:
+        assert len(_all(again)) == 6 and not [x for x in _all(again) if x[1] == T0 + 3_600_000]
+    finally:
+        again.close()

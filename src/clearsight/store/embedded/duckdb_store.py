@@ -166,6 +166,15 @@ def _series(labels: list[Labels], done: Assembled) -> SeriesData:
     return SeriesData(labels, offsets, ts, vals)
 
 
+class _NothingChanged(Exception):
+    """A steady-state group (head rows of known series only) whose head log append failed: no
+    transaction was open and nothing but the writer's max timestamps had changed."""
+
+    def __init__(self, error: LogWriteError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(_one(con, "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
                           "AND schema_name = 'main' AND table_name = ?", [name]))
@@ -887,9 +896,16 @@ class EmbeddedMetricsStore:
                 parts.append((*part, k))
                 new_meta.extend(self._new_metadata(req.tenant, req.batch.metadata, new_meta))
             written = self._write(group, parts, new_series, new_meta)
+        except _NothingChanged as e:  # a full disk refused a steady-state group: nothing to undo
+            log.error("metrics group commit failed: %s", e.error)
+            self._wmax = self._max_ts.copy()  # the writer's view had the group's samples (_prepare)
+            for req in group:
+                if req.error is None:
+                    req.error = e.error
+            written = 0
         except Exception as e:
             if isinstance(e, LogWriteError):  # a full disk: expected, the next group tries again
-                log.error("metrics group commit failed: %s", e)
+                log.error("metrics group commit failed: %s; rolling back", e)
             else:
                 log.exception("metrics group commit failed; rolling back")
             try:
@@ -1190,7 +1206,10 @@ class EmbeddedMetricsStore:
             # commits (WAL written and synced) before returning, as COMMIT would. Two DuckDB calls
             # fewer, each of which gives the GIL up and has to win it back from busy query threads.
             # Now that is one head log append (pwrite + fdatasync), no DuckDB statement at all.
-            self._insert_head_rows(head_sids, head_ts, head_vals)
+            try:
+                self._insert_head_rows(head_sids, head_ts, head_vals)
+            except LogWriteError as e:
+                raise _NothingChanged(e) from e
             self._head_log.settle()
             self._head.apply((head_sids, head_ts, head_vals), None)
         else:
