@@ -98,6 +98,7 @@ class StorageConfig:
     selection_cache_ids: int = 1 << 20  # series ids of remembered selections, 4 bytes each
     label_order_cache_ids: int = 500_000  # series ids whose label order is remembered, ~16 bytes each
     overwrite_window_samples: int = 2_000_000  # decoded chunk samples re-sends are checked against, 16 bytes each
+    head_log_segment_bytes: int = 4 << 20  # preallocated segment files of the head log (metrics.headlog/)
     max_exemplars: int = 100_000  # exemplar ring (Prometheus' storage.exemplars.max-exemplars); 0 = none
     # Rollups (docs/storage.md "Rollups"): 5-minute and 1-hour buckets computed in the background.
     rollups: bool = True
@@ -406,6 +407,9 @@ def _validate(cfg: Config) -> None:
                           "(a whole block of each)")
     if parse_duration_ms(cfg.storage.rollup_interval) <= 0:
         raise ConfigError(f"{cfg.source}: storage.rollup_interval: must be positive")
+    if not 65_536 <= cfg.storage.head_log_segment_bytes <= 1 << 30:
+        raise ConfigError(f"{cfg.source}: storage.head_log_segment_bytes: must be between 65536 and 1073741824 "
+                          f"(got {cfg.storage.head_log_segment_bytes})")
     if cfg.storage.max_exemplars < 0:
         raise ConfigError(f"{cfg.source}: storage.max_exemplars: must be 0 (none) or more")
     if cfg.server.inline_decode_max_bytes < 0:

@@ -489,6 +489,7 @@ def build(cfg: Config) -> Built:
         selection_cache_ids=cfg.storage.selection_cache_ids,
         label_order_ids=cfg.storage.label_order_cache_ids,
         window_max_samples=cfg.storage.overwrite_window_samples,
+        head_log_segment_bytes=cfg.storage.head_log_segment_bytes,
         rollups=cfg.storage.rollups,
         rollup_retention_ms={FIVE_MINUTES_MS: parse_duration_ms(cfg.storage.rollup_retention_5m),
                              ONE_HOUR_MS: parse_duration_ms(cfg.storage.rollup_retention_1h)},

@@ -43,6 +43,8 @@ def test_yaml_then_env_then_flags(tmp_path: Path) -> None:
         ("- a\n", "top level must be a mapping"),
         ("storage: [\n", "invalid YAML"),
         ("tenancy:\n  trust_tenant_header: maybe\n", "expected a boolean"),
+        ("storage:\n  head_log_segment_bytes: 4096\n",
+         "c.yaml: storage.head_log_segment_bytes: must be between 65536 and 1073741824 .got 4096."),
     ],
 )
 def test_bad_config_names_file_key_and_reason(tmp_path: Path, yaml_text: str, message: str) -> None:
@@ -100,6 +102,7 @@ def test_every_store_cache_has_a_key() -> None:
     cfg = load_config(env={"CLEARSIGHT_STORAGE_SELECTION_CACHE_IDS": "0",
                            "CLEARSIGHT_STORAGE_LABEL_ORDER_CACHE_IDS": "1000",
                            "CLEARSIGHT_STORAGE_OVERWRITE_WINDOW_SAMPLES": "5000",
-                           "CLEARSIGHT_QUERY_PREPARED_CACHE_ENTRIES": "16"})
+                           "CLEARSIGHT_QUERY_PREPARED_CACHE_ENTRIES": "16",
+                           "CLEARSIGHT_STORAGE_HEAD_LOG_SEGMENT_BYTES": "1048576"})
     assert (cfg.storage.selection_cache_ids, cfg.storage.label_order_cache_ids, cfg.storage.overwrite_window_samples,
-            cfg.query.prepared_cache_entries) == (0, 1000, 5000, 16)
+            cfg.query.prepared_cache_entries, cfg.storage.head_log_segment_bytes) == (0, 1000, 5000, 16, 1 << 20)

@@ -304,3 +304,35 @@ def test_a_refused_append_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         assert len(_all(again)) == 6 and not [x for x in _all(again) if x[1] == T0 + 3_600_000]
     finally:
         again.close()
+
+
+def test_a_second_process_on_the_directory_leaves_the_log_alone(tmp_path: Path) -> None:
+    """The log is scanned (and repaired) only once DuckDB holds the directory's lock: a second
+    process fails on the lock before it could take a record being written for a torn tail."""
+    import subprocess
+    import sys
+
+    store = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, compact_min_rows=10**9, duckdb_threads=1)
+    try:
+        store.append("t", _batch(3, T0, 1.0)).result()
+        seg = next((tmp_path / "metrics.headlog").glob("*.seg"))
+        used = store._head_log.log._segments[-1].used
+        with open(seg, "r+b") as f:  # what a record half way through its pwrite looks like
+            f.seek(used)
+            f.write(b"\x43\x4c\x52\x4c" + b"\x07" * 30)
+        before = seg.read_bytes()
+        r = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from clearsight.store.embedded import EmbeddedMetricsStore; "
+                            "EmbeddedMetricsStore(Path(sys.argv[1]))", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode != 0 and "lock" in r.stderr
+        assert seg.read_bytes() == before
+        assert not list((tmp_path / "metrics.headlog").glob("*.damaged-*"))
+        store.append("t", _batch(3, T0 + 1000, 2.0)).result()  # overwrites the half-written bytes
+    finally:
+        store.close()
+    again = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, duckdb_threads=1)
+    try:
+        assert len(_all(again)) == 6
+    finally:
+        again.close()

@@ -330,8 +330,6 @@ class EmbeddedMetricsStore:
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
         self._head = HeadMirror()
-        # the head's durable copy (head_log.py): opening it scans (and repairs) its segments
-        self._head_log = HeadLog(self.data_dir / HEAD_LOG_DIR, segment_bytes=head_log_segment_bytes)
         self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
         self._label_order = LabelOrder(label_order_ids)  # reads return series in label order: remembered per id set
@@ -350,6 +348,13 @@ class EmbeddedMetricsStore:
         self._db = Database(self.path, checkpoint_threshold=wal_checkpoint_threshold, threads=duckdb_threads,
                             memory_limit=duckdb_memory_limit, what="metrics store")
         self._wcon = self._db.writer
+        # The head's durable copy (head_log.py). Opening it scans (and repairs) its segments, so only
+        # once DuckDB holds the directory's lock: a second process on the same directory fails above.
+        try:
+            self._head_log = HeadLog(self.data_dir / HEAD_LOG_DIR, segment_bytes=head_log_segment_bytes)
+        except BaseException:
+            self._db.close()
+            raise
 
         # Series state. Written by the writer thread; readers use the index under _index_lock.
         self._index_lock = threading.RLock()
