@@ -7,6 +7,9 @@ traces next), each piece in its own module with its own contract tests:
   ``run_in_groups`` (appends between commands committed as groups) and ``retry_after_estimate``;
 - ``database.Database``: the store's DuckDB file, the writer's connection and a pool of reader
   cursors;
+- ``record_log.RecordLog``: an append-only log of opaque records in checksummed, preallocated
+  segment files (pwrite + fdatasync per append; torn tails cut, damage resynchronised and moved
+  aside, full disk refused as ``LogFull``); the metrics head log uses it;
 - ``publication.Publication``: the seqlock that lets readers pair in-memory state with a
   database snapshot while the writer moves data between them;
 - ``retention``: time partitions (``PartitionScheme``: one table per period named
