@@ -42,9 +42,10 @@ def ingest(store: EmbeddedMetricsStore, batches: list[SampleBatch], tenant: str 
 
 def _disk(store: EmbeddedMetricsStore, total: int, what: str) -> None:
     br = store.storage_breakdown()
+    files = br["file_bytes"] + br["wal_bytes"] + br["head_log_file_bytes"]  # the head log's preallocated segments
     print(
-        f"{what}: file {br['file_bytes'] + br['wal_bytes']:,} bytes = "
-        f"{(br['file_bytes'] + br['wal_bytes']) / total:.2f} bytes/sample; blocks in use "
+        f"{what}: files {files:,} bytes = "
+        f"{files / total:.2f} bytes/sample; blocks in use "
         f"{br['used_block_bytes'] / total:.2f} bytes/sample; chunk payload "
         f"{br['chunk_payload_bytes'] / max(br['chunk_samples'], 1):.2f} bytes/sample over "
         f"{br['chunk_rows']:,} chunks; head rows {br['head_rows']:,}"
