@@ -31,6 +31,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3"],
         ),
         Extension(
+            "clearsight.query._preempt",
+            ["src/clearsight/query/_preempt.pyx"],
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
             "clearsight.api._jsonfmt",
             ["src/clearsight/api/_jsonfmt.pyx"],
             extra_compile_args=["-O3"],

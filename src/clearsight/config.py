@@ -124,6 +124,9 @@ class QueryConfig:
     # Query threads pause at their checkpoints while a write request is in flight, at most this
     # long at a time (query/write_priority.py); "0s" = never.
     write_pause_max: str = "50ms"
+    # ... and from the write's start at their next call in code that holds no lock a write needs,
+    # not only at their next checkpoint (query/_preempt.pyx); false = checkpoints only.
+    write_preempt: bool = True
 
 
 @dataclass

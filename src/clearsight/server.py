@@ -564,7 +564,7 @@ def build(cfg: Config) -> Built:
                                               options=otlp_options)
     scraper = ScrapeManager(scrape_configs, ingestor.ingest, cfg.tenancy.default_tenant)
     # Queries and heavy reads: their own bounded pool behind admission control (query.max_concurrency).
-    writes = WritePriority(parse_duration_ms(cfg.query.write_pause_max) / 1000)
+    writes = WritePriority(parse_duration_ms(cfg.query.write_pause_max) / 1000, preempt=cfg.query.write_preempt)
     query_governor = make_governor(cfg.query, make_query_executor(query_concurrency(cfg.query), writes))
     metrics.registry.register(GovernorCollector(query_governor))
     trace_surfaces = TraceSurfaces(span_ingestor, span_store, tenant_of, metrics, executor=ingest_executor,
