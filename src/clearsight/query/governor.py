@@ -27,7 +27,6 @@ import contextlib
 import functools
 import math
 import os
-import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from clearsight.query.write_priority import WritePriority, register_query_thread
+from clearsight.threads import lower_priority
 
 T = TypeVar("T")
 
@@ -62,12 +62,6 @@ def default_concurrency() -> int:
 QUERY_THREAD_NICE = 10
 
 
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not permitted: leave it
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + QUERY_THREAD_NICE))
-
-
 def make_query_executor(workers: int, writes: WritePriority | None = None) -> ThreadPoolExecutor:
     """The bounded pool queries and heavy reads run on (one thread per concurrency slot), at a
     lower OS priority than the rest of the process (``QUERY_THREAD_NICE``); with ``writes``, its
@@ -77,7 +71,7 @@ def make_query_executor(workers: int, writes: WritePriority | None = None) -> Th
 
 
 def _init_query_thread(writes: WritePriority | None) -> None:
-    _lower_priority()
+    lower_priority(QUERY_THREAD_NICE)
     if writes is not None:
         register_query_thread(writes)
 

@@ -55,7 +55,7 @@ from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
 from clearsight.store.embedded.columns import objects
-from clearsight.store.embedded.head import Assembled, HeadMirror, HeadPick, HeadView
+from clearsight.store.embedded.head import Assembled, HeadMirror, HeadPick, HeadView, make_merger
 from clearsight.store.embedded.head_log import HeadLog
 from clearsight.store.embedded.histogram_table import MIN_MAX_PART, HistogramTable, merge_into
 from clearsight.store.embedded.index import IdArray, TenantIndex, select_sets, sorted_unique
@@ -329,7 +329,8 @@ class EmbeddedMetricsStore:
         # The head's rows in memory (reads never read the head log). A commit that moves
         # samples between head and chunks and the mirror update after it form a *publication*:
         # _gen is odd while one runs, and a read that overlapped one is retried (a seqlock).
-        self._head = HeadMirror()
+        # Its larger merges run on a merger thread (started at the first), installed by the writer.
+        self._head = HeadMirror(merger=make_merger())
         self._pub = Publication()
         self._chunk_cache = chunk_codec.DecodedChunkCache(chunk_cache_samples)
         self._label_order = LabelOrder(label_order_ids)  # reads return series in label order: remembered per id set
@@ -654,6 +655,7 @@ class EmbeddedMetricsStore:
             if self._closed:
                 return
             self._writer.close()
+            self._head.close()  # the merger thread stops (a merge in flight is dropped)
             self._head_log.close()
             # the close's compaction rewrote chunks into fresh blocks: give the freed ones back
             self._db.close(reclaim_free_blocks=True)
@@ -696,12 +698,17 @@ class EmbeddedMetricsStore:
         run_in_groups(items, self._commit_group, self._command)
         if self._compaction_due(factor=2):
             self._safe_compact()  # the head outgrew twice its bound under constant load
-        elif self._compaction_due() or self._fresh_series >= _SERIES_CHECKPOINT:
-            self._writer.defer_idle()  # compact (or checkpoint) once the queue has been idle a moment
+        elif self._compaction_due() or self._fresh_series >= _SERIES_CHECKPOINT or self._head.merging:
+            self._writer.defer_idle()  # compact (or checkpoint, or install a merge) once the queue has been idle a moment
 
     def _idle(self) -> None:
-        """The writer's idle work: a due compaction (which checkpoints), else a checkpoint when
-        many series were created since the last one (DuckDB then holds their rows compressed)."""
+        """The writer's idle work: the head's background merge installed (when done; else looked
+        at again after the next idle moment), then a due compaction (which checkpoints), else a
+        checkpoint when many series were created since the last one (DuckDB then holds their
+        rows compressed)."""
+        self._head.install_merged()
+        if self._head.merging:
+            self._writer.defer_idle()
         if self._compaction_due():
             self._safe_compact()
         elif self._fresh_series >= _SERIES_CHECKPOINT:

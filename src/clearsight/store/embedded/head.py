@@ -30,8 +30,10 @@ column, kept with the segment: ``_Segment.keys``).
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -40,16 +42,24 @@ import numpy.typing as npt
 from clearsight.model.samples import F64Array, I64Array
 from clearsight.store.embedded.index import sorted_unique
 from clearsight.store.embedded.pairs import find_pairs
+from clearsight.threads import lower_priority
 
 try:  # the Cython row selection (setup.py builds it); _Segment.rows_in_py is its reference
     from clearsight.store.embedded import _headsel  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without Cython or a C compiler
     _headsel = None
 
+log = logging.getLogger(__name__)
+
 U32Array = npt.NDArray[np.uint32]
 FANOUT = 8
 # Segments whose merge would hold more rows stay as they are (see the module's docstring).
 MAX_MERGE_ROWS = 1 << 17
+# Merges of at most this many rows run inline on the writer thread; larger ones on the merger.
+INLINE_MERGE_ROWS = 1 << 14
+# With this many segments, the writer waits for the merge in flight before it adds one more.
+MAX_SEGMENTS = 64
+MERGER_THREAD_NICE = 10  # the merger thread's priority below the writer's (like the query threads')
 _LOADED = 1 << 30  # level of a segment loaded from the table: never merged with new ones
 _KEY_SPAN = 1 << 32  # a combined key holds (series id << 32) | (ts - min ts) when ts fits in 32 bits
 
@@ -145,6 +155,13 @@ class _Segment:
         return rows
 
 
+def make_merger(name: str = "clearsight-head-merge") -> ThreadPoolExecutor:
+    """The head's background merger: one thread (started at the first merge handed to it), at a
+    lower OS priority than the writer (``MERGER_THREAD_NICE``). ``HeadMirror.close`` stops it."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=name,
+                              initializer=partial(lower_priority, MERGER_THREAD_NICE))
+
+
 def _merge(segs: list[_Segment]) -> _Segment:
     sid = np.concatenate([s.sid for s in segs])
     ts = np.concatenate([s.ts for s in segs])
@@ -156,11 +173,33 @@ def _merge(segs: list[_Segment]) -> _Segment:
 
 class HeadMirror:
     """In-memory rows of the head. Writer: ``replace_all``, ``apply``, ``drop_before``,
-    ``clear``. Readers: ``select`` (any thread)."""
+    ``clear``, ``install_merged``, ``close``. Readers: ``select`` (any thread).
 
-    def __init__(self, max_merge_rows: int = MAX_MERGE_ROWS) -> None:
+    ``merger``: where merges larger than ``inline_merge_rows`` run (a one-thread executor, see
+    ``make_merger``); None: every merge runs inline, on the writer thread. ``max_segments``: with
+    that many segments and a merge in flight, the writer waits for it (bounds the segments a
+    starved merger leaves)."""
+
+    def __init__(
+        self,
+        max_merge_rows: int = MAX_MERGE_ROWS,
+        inline_merge_rows: int = INLINE_MERGE_ROWS,
+        merger: Executor | None = None,
+        max_segments: int = MAX_SEGMENTS,
+    ) -> None:
         self._view = HeadView.of(())
         self.max_merge_rows = max_merge_rows
+        self.inline_merge_rows = inline_merge_rows
+        self._merger = merger
+        # The merge in flight: its sources (the segments, by identity) and its result to come.
+        self._pending: tuple[tuple[_Segment, ...], Future[_Segment]] | None = None
+        self.merges_installed = 0  # background merges installed
+        self.merges_discarded = 0  # background merges whose sources had changed (or that failed)
+        self.merges_waited = 0  # times the writer waited for the merger (``max_segments`` reached)
+        self.max_segments = max_segments
+        # Look for runs to merge in every segment at the next settle, not only at the tail: after
+        # a change that can put same-level segments side by side or a run skipped (merger busy).
+        self._scan_all = False
 
     @property
     def _segments(self) -> tuple[_Segment, ...]:
@@ -182,12 +221,39 @@ class HeadMirror:
     def segments(self) -> int:
         return len(self._segments)
 
+    @property
+    def merging(self) -> bool:
+        """A background merge is in flight or waits to be installed."""
+        return self._pending is not None
+
     def clear(self) -> None:
         self._segments = ()
+        self._scan_all = True
 
     def replace_all(self, sid: U32Array, ts: I64Array, vals: F64Array) -> None:
         """Sets the contents to the given rows (sorted by (series, ts), unique)."""
         self._segments = (_Segment.of(sid.copy(), ts.copy(), vals.copy(), _LOADED),) if ts.shape[0] else ()
+        self._scan_all = True
+
+    def close(self) -> None:
+        """Stops the merger (waiting for the merge it runs, if any, whose result is dropped)."""
+        self._pending = None
+        if self._merger is not None:
+            self._merger.shutdown(wait=True, cancel_futures=True)
+            self._merger = None
+
+    def install_merged(self) -> bool:
+        """Writer thread: installs the background merge if it is done and its sources are still
+        in the head side by side (else drops it), then starts the merges now due. True when the
+        head changed."""
+        segs = list(self._segments)
+        before = tuple(segs)
+        self._scan_all = True
+        self._settle(segs)
+        if len(segs) == len(before) and all(a is b for a, b in zip(segs, before, strict=True)):
+            return False
+        self._segments = tuple(segs)
+        return True
 
     def apply(
         self,
@@ -199,6 +265,7 @@ class HeadMirror:
         segs = list(self._segments)
         if delete is not None and delete[0].shape[0]:
             segs = [s for s in (_without(s, *delete) for s in segs) if s is not None]
+            self._scan_all = True
         sid, ts, vals = add
         if ts.shape[0]:
             segs.append(
@@ -209,12 +276,69 @@ class HeadMirror:
                     0,
                 )
             )
-            while (len(segs) >= FANOUT and all(s.level == segs[-1].level for s in segs[-FANOUT:])
-                   and sum(len(s) for s in segs[-FANOUT:]) <= self.max_merge_rows):
-                merged = _merge(segs[-FANOUT:])
-                del segs[-FANOUT:]
-                segs.append(merged)
+        self._settle(segs)
         self._segments = tuple(segs)
+
+    def _settle(self, segs: list[_Segment]) -> None:
+        """Installs the finished background merge (when its sources are still a run of ``segs``),
+        then merges every run of ``FANOUT`` segments of one level (at most ``max_merge_rows`` rows):
+        inline up to ``inline_merge_rows``, else in the background, one at a time. Looks at the
+        tail only (where a group commit completes a run), unless ``_scan_all``."""
+        pending = self._pending
+        if pending is not None and not pending[1].done() and len(segs) >= self.max_segments:
+            wait([pending[1]])  # the merger fell behind (starved of CPU or the GIL): the writer waits for it
+            self.merges_waited += 1
+        if pending is not None and pending[1].done():
+            self._pending = None
+            self._install(segs, *pending)
+            self._scan_all = True
+        busy = self._pending[0] if self._pending is not None else ()
+        i = 0 if self._scan_all else max(0, len(segs) - FANOUT)
+        self._scan_all = False
+        while i + FANOUT <= len(segs):
+            level = segs[i].level
+            if level == _LOADED or segs[i + FANOUT - 1].level != level:  # levels mostly descend: a quick test
+                i += 1
+                continue
+            run = segs[i:i + FANOUT]
+            if any(s.level != level for s in run):
+                i += 1
+                continue
+            n = sum(len(s) for s in run)
+            if n > self.max_merge_rows:
+                i += FANOUT
+                continue
+            if any(s is b for s in run for b in busy):  # looked at again once it is installed or dropped
+                i += FANOUT
+                continue
+            if n <= self.inline_merge_rows or self._merger is None:
+                segs[i:i + FANOUT] = [_merge(run)]
+                i = max(0, i - FANOUT + 1)  # the merged segment may complete a run of its level
+                continue
+            if self._pending is None:
+                busy = tuple(run)
+                self._pending = (busy, self._merger.submit(_merge, list(busy)))
+            i += FANOUT  # else merged after the one in flight (its install makes the next settle look everywhere)
+
+    def _install(self, segs: list[_Segment], sources: tuple[_Segment, ...], fut: Future[_Segment]) -> None:
+        if fut.cancelled():  # the merger was shut down
+            self.merges_discarded += 1
+            return
+        try:
+            merged = fut.result()
+        except Exception:
+            log.exception("head merge failed; its segments stay as they are")
+            self.merges_discarded += 1
+            return
+        for i, s in enumerate(segs):
+            if s is sources[0]:
+                if i + len(sources) <= len(segs) and all(a is b for a, b in zip(segs[i:i + len(sources)], sources,
+                                                                               strict=True)):
+                    segs[i:i + len(sources)] = [merged]
+                    self.merges_installed += 1
+                    return
+                break
+        self.merges_discarded += 1  # a delete, retention or compaction replaced a source meanwhile
 
     def drop_before(self, cutoff: int) -> int:
         """Removes rows with ts < cutoff; returns how many."""
@@ -230,6 +354,7 @@ class HeadMirror:
             if n:
                 segs.append(_Segment.of(s.sid[keep], s.ts[keep], s.vals[keep], s.level))
         self._segments = tuple(segs)
+        self._scan_all = True
         return dropped
 
     def count_before(self, cutoff: int) -> int:
