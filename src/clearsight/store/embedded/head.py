@@ -16,12 +16,19 @@ newest segments have the same level they become one segment of the next level. A
 row is merged about ``log_FANOUT(c)`` times (with 8: 3 times for 500 commits; a binary counter
 merged each row 9 times, which cost ~15 % of the ingest CPU with small group commits). A merge is
 one stable argsort of a combined key over the sorted runs (timsort merges runs) and one gather
-per column. Merges run on the writer thread before the commit is acknowledged, so a merge that
-would hold more than ``MAX_MERGE_ROWS`` (128k) rows is not made: the ``FANOUT`` segments stay
-side by side. Without that cap, the merges of the top level took the whole head (60-88 ms for
-726k-815k rows, beside queries: the slowest writes of bench/governance.py); with it a merge costs at
-most ~15 ms and the head (compacted into chunks at ``compact_min_rows``, 1M rows by default) keeps
-a few more segments: about one per 128k rows beyond the counter's.
+per column. A merge that would hold more than ``MAX_MERGE_ROWS`` (128k) rows is not made: the
+``FANOUT`` segments stay side by side. Without that cap, the merges of the top level took the whole
+head (60-88 ms for 726k-815k rows, beside queries: the slowest writes of bench/governance.py); with
+it a merge costs at most ~15 ms and the head (compacted into chunks at ``compact_min_rows``, 1M rows
+by default) keeps a few more segments: about one per 128k rows beyond the counter's.
+
+Merges of at most ``INLINE_MERGE_ROWS`` (16k) rows run on the writer thread, in ``apply``; larger
+ones on the merger (one niced thread, ``make_merger``), one at a time: the writer installs the
+result at a later ``apply`` (or ``install_merged``, its idle hook) only while the source segments
+(by identity) are still side by side in the head, else drops it. While a merge is in flight the
+group commits add segments (and runs waiting for the merger stay, up to ``FANOUT`` per level), so
+the head may hold more than the counter's bound; with ``MAX_SEGMENTS`` (64) segments and a merge
+in flight the writer waits for it, so at most ~``MAX_SEGMENTS + 1``.
 
 Memory: 20 bytes per row (uint32 id, int64 timestamp, float64 value) plus the transient copy of a
 merge, plus 8 bytes per row of a segment that late or re-sent samples were looked up in (its key
