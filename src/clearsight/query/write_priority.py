@@ -25,22 +25,18 @@ Preemption (``preempt=True``, the server's setting): a query thread reached its 
 1.5 ms (p50) to 6.6 ms (p99) after a write began (measured under ``bench/governance.py``), all
 that time competing with the write for the GIL. So ``begin`` also arms the registered query
 threads (``query/_preempt.pyx``): each pauses at its next Python call or return whose whole stack
-is in ``SAFE_FILES`` (the PromQL engine, the query response encoder, numpy's Python layer: code
+is in ``safe_files()`` (the PromQL engine, the query response encoder, numpy's Python layer: code
 that holds no lock a write could need; the prepared-query cache and the parser, which hold locks,
 are left out, as is every store read) and disarms itself; ``end`` disarms the threads left.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections.abc import Iterable
-
-import numpy
-
-import clearsight.api as _api
-import clearsight.query.promql as _promql
 
 try:
     from clearsight.query import _preempt  # type: ignore[attr-defined]
@@ -59,14 +55,21 @@ def _python_files(root: str) -> Iterable[str]:
                 yield os.path.join(directory, name)
 
 
-SAFE_FILES = frozenset([
-    *(f for f in _python_files(os.path.dirname(os.path.abspath(_promql.__file__)))
-      if os.path.basename(f) not in _UNSAFE_PROMQL),
-    os.path.join(_QUERY, "budget.py"),
-    *(os.path.join(os.path.dirname(os.path.abspath(_api.__file__)), name)
-      for name in ("prometheus_query.py", "common.py", "query_admission.py")),
-    *_python_files(os.path.dirname(os.path.abspath(numpy.__file__))),
-])
+@functools.cache
+def safe_files() -> frozenset[str]:
+    """The files whose code a query thread may be stopped in (listed once, when the first
+    ``WritePriority`` with ``preempt`` is made: not at import)."""
+    import numpy
+
+    return frozenset([
+        *(f for f in _python_files(os.path.join(_QUERY, "promql")) if os.path.basename(f) not in _UNSAFE_PROMQL),
+        os.path.join(_QUERY, "budget.py"),
+        *(os.path.join(os.path.dirname(_QUERY), "api", name)
+          for name in ("prometheus_query.py", "common.py", "query_admission.py")),
+        *_python_files(os.path.dirname(os.path.abspath(numpy.__file__))),
+    ])
+
+
 # Frames that may sit below: the thread's start and the pool's worker loop.
 SAFE_BOTTOM = frozenset([
     *((threading.__file__, name) for name in ("run", "_bootstrap_inner", "_bootstrap")),
@@ -79,6 +82,8 @@ class WritePriority:
     def __init__(self, max_pause_s: float, preempt: bool = False) -> None:
         self.max_pause_s = max_pause_s
         self.preempt = preempt and _preempt is not None
+        if self.preempt:
+            _preempt.allow(pause_for_writes, safe_files(), SAFE_BOTTOM)
         self._threads: set[int] = set()  # idents of the registered query threads
         self._in_flight = 0
         self._clear = threading.Event()
@@ -143,8 +148,5 @@ def pause_for_writes() -> None:
     if priority is not None:
         priority.pause(_local)
 
-
-if _preempt is not None:
-    _preempt.allow(pause_for_writes, SAFE_FILES, SAFE_BOTTOM)
 
 __all__ = ["WritePriority", "pause_for_writes", "query_thread", "register_query_thread"]

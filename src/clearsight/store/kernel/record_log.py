@@ -53,6 +53,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from clearsight.store.kernel.repair import fsync_path
 from clearsight.store.kernel.writer import Unavailable
 
 log = logging.getLogger(__name__)
@@ -174,14 +175,6 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, at: int) -> int:
     return done
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _describe(e: OSError) -> str:
     return f"{e.strerror or e} (errno {e.errno})" if e.errno else str(e)
 
@@ -296,7 +289,7 @@ class RecordLog:
         aside = seg.path.with_name(f"{seg.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         seg.path.rename(aside)
         tmp.rename(seg.path)
-        _fsync_dir(self.directory)
+        fsync_path(self.directory)
         seg.size = size
         shift = 0  # the kept frames now lie back to back
         frames = []
@@ -371,7 +364,7 @@ class RecordLog:
         try:
             self._fill(fd, size)
             os.rename(tmp, path)
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
         except OSError as e:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -477,7 +470,7 @@ class RecordLog:
         if dropped:
             self._segments = keep
             self._last_frame = None
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
         return dropped
 
     def reset(self) -> None:
@@ -489,7 +482,7 @@ class RecordLog:
         self._last_frame = None
         self.records = 0
         self.bytes = 0
-        _fsync_dir(self.directory)
+        fsync_path(self.directory)
 
     def _unlink(self, seg: _Segment) -> None:
         try:
