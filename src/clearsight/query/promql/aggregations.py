@@ -15,6 +15,7 @@ import numpy as np
 
 from clearsight.model.labels import Labels
 from clearsight.query.budget import checkpoint, reserve_current
+from clearsight.query.promql import agg_fold
 from clearsight.query.promql.agg_fold import (
     LANES,
     SCALAR_SUM_MAX_ROWS,
@@ -89,6 +90,13 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
     result: F64
     if k == 1 and (one_step := _ONE_STEP.get(op)) is not None and len(gid) <= one_step[0]:
         result, seen = one_step[1](op, vals, pres, gid, G)  # Python floats: no numpy call per step
+    elif ((op == "sum" or op == "avg") and len(gid) <= 2 * LANES and agg_fold._aggfold is not None
+          and len(column_blocks(len(gid), k)) == 1):
+        # few rows (no group large enough for lanes), one block of steps: the single-lane fold and
+        # its finish in one compiled call (``agg_fold.SumAvg``'s operations, its state in C)
+        result, seen = agg_fold._aggfold.sum_avg(np.ascontiguousarray(vals, dtype=np.float64),
+                                        np.ascontiguousarray(pres, dtype=np.bool_).view(np.uint8),
+                                        np.asarray(gid, dtype=np.int64), G, op == "avg")
     else:
         if op not in _COLUMN_OPS:
             raise QueryError(f"unknown aggregation {op!r}")

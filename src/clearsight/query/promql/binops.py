@@ -80,6 +80,11 @@ def scalar_op(op: str, a: F64, b: F64) -> F64:
     return _arith(op, a, b)
 
 
+# The matching of an operator written without on/ignoring (never modified: shared by every query).
+_DEFAULT_MATCHING = VectorMatching(card=Cardinality.ONE_TO_ONE)
+_SET_MATCHING = VectorMatching(card=Cardinality.MANY_TO_MANY)
+
+
 def evaluate_binary(e: BinaryExpr, lhs: Value, rhs: Value, strict: bool,
                     ann: Annotations | None = None) -> Value:
     """``ann`` receives the annotations of operations on native histogram samples."""
@@ -91,8 +96,7 @@ def evaluate_binary(e: BinaryExpr, lhs: Value, rhs: Value, strict: bool,
     if isinstance(lhs, ScalarSteps) and isinstance(rhs, VectorSteps):
         return _vector_scalar(op, rhs, lhs.values, True, e.return_bool, ann)
     if isinstance(lhs, VectorSteps) and isinstance(rhs, VectorSteps):
-        matching = e.matching or VectorMatching(
-            card=Cardinality.MANY_TO_MANY if op in SET_OPS else Cardinality.ONE_TO_ONE)
+        matching = e.matching or (_SET_MATCHING if op in SET_OPS else _DEFAULT_MATCHING)
         if op in SET_OPS:
             return _set_op(op, lhs, rhs, matching, strict)
         return _vector_vector(op, lhs, rhs, matching, e.return_bool, strict, ann)
@@ -208,6 +212,11 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
     k = lhs.values.shape[1]
     swap = matching.card is Cardinality.ONE_TO_MANY
     fill_l, fill_r = matching.fill_left, matching.fill_right
+    if (fill_l is None and fill_r is None and lhs.hist is None and rhs.hist is None and op not in TRIM_OPS
+            and lhs.num_series == rhs.num_series):
+        aligned = _vector_vector_aligned(op, lhs, rhs, matching, return_bool, swap, strict)
+        if aligned is not None:
+            return aligned
     # Steps where the operation runs at all (Prometheus short-circuits empty sides without fill).
     l_any = lhs.present.any(axis=0) if lhs.num_series else np.zeros(k, dtype=bool)
     r_any = rhs.present.any(axis=0) if rhs.num_series else np.zeros(k, dtype=bool)
@@ -342,6 +351,42 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
         hist_rows = np.vstack([h if h is not None else np.full(k, None, dtype=object) for h in out_hist])
     res = VectorSteps(out_labels, np.vstack(out_vals), np.vstack(out_pres), drop, None, hist_rows)
     return merge_rows(res, strict)
+
+
+def _vector_vector_aligned(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: VectorMatching,
+                           return_bool: bool, swap: bool, strict: bool) -> VectorSteps | None:
+    """The commonest case of all (``a - b``, ``x / on(instance) group_left y`` on one instance):
+    both sides have the same match signatures, unique, in the same order, so row ``i`` of one side
+    matches row ``i`` of the other and nothing else. None when they do not line up (the general
+    path then runs). The answer is ``_vector_vector_unique``'s without its index arrays, step
+    masks and duplicate checks: with unique signatures on both sides no check can fail, and a cell
+    where both sides are present lies in a step where both sides have a row."""
+    n = lhs.num_series
+    if n == 0:
+        return None
+    labels = matching.labels
+    if matching.on:
+        lsig = [tuple(p for p in lbl if p[0] in labels) for lbl in lhs.labels]
+        rsig = [tuple(p for p in lbl if p[0] in labels) for lbl in rhs.labels]
+    else:
+        lsig = [tuple(p for p in lbl if p[0] not in labels and p[0] != "__name__") for lbl in lhs.labels]
+        rsig = [tuple(p for p in lbl if p[0] not in labels and p[0] != "__name__") for lbl in rhs.labels]
+    if lsig != rsig or (n > 1 and len(set(lsig)) != n):
+        return None
+    run = lhs.present & rhs.present
+    lv, rv = lhs.values, rhs.values
+    if op in COMPARISON_OPS:
+        cond = _compare(op, lv, rv)
+        if return_bool:
+            vals, pres = cond.astype(np.float64), run
+        else:
+            vals, pres = lv, run & cond
+    else:
+        vals, pres = _arith(op, lv, rv), run
+    many, one = (rhs, lhs) if swap else (lhs, rhs)
+    out_labels = [_result_labels(a, b, op, matching) for a, b in zip(many.labels, one.labels, strict=True)]
+    drop = np.full(n, return_bool, dtype=bool)
+    return merge_rows(VectorSteps(out_labels, vals, pres, drop, None, None), strict)
 
 
 def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: list[int],

@@ -55,6 +55,7 @@ from clearsight.query.promql.fn_common import Flat
 from clearsight.query.promql.nh_common import floats_only_value, has_histograms, stats_decode, stats_selectors
 from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
 from clearsight.query.promql.values import (
+    F64,
     I64,
     Annotations,
     FuncContext,
@@ -68,7 +69,7 @@ from clearsight.query.promql.values import (
     Value,
     VectorSteps,
 )
-from clearsight.query.promql.vecutil import apply_drop_name, compact, merge_rows, select_rows
+from clearsight.query.promql.vecutil import apply_drop_name, compact, drop_meta, merge_rows, select_rows
 from clearsight.store.interface import ReadLimits, SampleLimitExceeded, SeriesSelector, read_limits
 
 try:  # the compiled selector kernel (setup.py builds it); without it, the numpy path
@@ -217,6 +218,21 @@ class Evaluator:
         # Range functions over more than this much work run batch of series by batch, with a
         # checkpoint between batches (batched_range.py; 0 = one call over all series).
         self.range_batch_work = batched_range.DEFAULT_BATCH_WORK
+        # ``steps_span``'s last steps array and its (min, max): every selector of a query reads it
+        self._span_ts: I64 | None = None
+        self._span = (0, 0)
+
+    def steps_span(self, ts: I64) -> tuple[int, int]:
+        """``(min, max)`` of the (non-empty) steps ``ts``, reduced once per steps array: the nodes
+        of a query share the array they are evaluated at (a subquery's chunks are new ones)."""
+        if ts is not self._span_ts:
+            if ts.shape[0] == 1:
+                t = int(ts[0])
+                self._span = (t, t)
+            else:
+                self._span = (int(ts.min()), int(ts.max()))
+            self._span_ts = ts
+        return self._span
 
     @property
     def stats_selectors(self) -> set[int]:
@@ -403,6 +419,9 @@ class Evaluator:
         if k == 1:  # an instant query: no reductions over a one-element array
             hi = int(eff[0])
             lo = hi - self.lookback + 1
+        elif plain:
+            lo, hi = self.steps_span(ts)
+            lo = lo - self.lookback + 1
         else:
             lo = int(eff.min()) - self.lookback + 1
             hi = int(eff.max())
@@ -538,13 +557,18 @@ class Evaluator:
 
     def matrix_selector(self, e: MatrixSelector, ts: I64) -> MatrixSteps:
         vs = e.vector
-        eff = self.effective_times(vs.offset, vs.at, ts)
         rng = self.duration_ms(e.range)
         if rng <= 0 and not isinstance(e.range, int):
             raise QueryError(f"invalid range {rng}ms: must be positive")
         extra = self.lookback if (e.anchored or e.smoothed) else 0
-        lo = int(eff.min()) - rng - extra + 1 if len(eff) else 0
-        hi = int(eff.max()) if len(eff) else 0
+        if vs.at is None and type(vs.offset) is int and vs.offset == 0 and ts.shape[0]:
+            eff = ts  # neither offset nor @ (most range selectors): the steps as they are
+            lo, hi = self.steps_span(ts)
+            lo = lo - rng - extra + 1
+        else:
+            eff = self.effective_times(vs.offset, vs.at, ts)
+            lo = int(eff.min()) - rng - extra + 1 if len(eff) else 0
+            hi = int(eff.max()) if len(eff) else 0
         if e.smoothed:
             hi += self.lookback
         data = self.select(vs.matchers, lo, hi)
@@ -1101,10 +1125,15 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
         _check_unique([s.labels for s in out])
         out.sort(key=lambda s: s.labels)
         return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
-    v = val if val.drop_name is None else apply_drop_name(val)
+    v = val
+    if val.drop_name is not None:  # the rows flagged for it lose their metric name
+        flags = val.drop_name.tolist()
+        labels = [drop_meta(lbl) if d else lbl for lbl, d in zip(val.labels, flags, strict=True)] if any(flags) \
+            else val.labels
+        v = VectorSteps(labels, val.values, val.present, None, val.sample_ts, val.hist)
     if not instant:
-        v = compact(v)
-    elif v.num_series and not v.present.all():  # one step: a row absent there is absent throughout
+        return QueryResult("matrix", _range_series(v, ts), annotations=ann, stats=ev.stats)
+    if v.num_series and not v.present.all():  # one step: a row absent there is absent throughout
         v = compact(v)
     merged = merge_rows(v, strict=True)
     v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
@@ -1116,19 +1145,48 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
         at.flags.writeable = False
         return QueryResult("vector", [SeriesResult(lbl, at, row) for lbl, row in zip(v.labels, col, strict=True)],
                            annotations=ann, stats=ev.stats)
+    return QueryResult("vector", _series_rows(v, ts, [True] * v.num_series), annotations=ann, stats=ev.stats)
+
+
+def _range_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
+    """A range query's series: rows with the same labels merged, rows absent at every step left
+    out, sorted by labels."""
+    v = merge_rows(v, strict=True)
+    if not v.num_series:
+        return []
+    counts = v.present.sum(axis=1).tolist()  # one reduction tells the absent rows and the full ones
+    series = _series_rows(v, ts, [c > 0 for c in counts], [c == ts.shape[0] for c in counts])
+    series.sort(key=lambda s: s.labels)
+    return series
+
+
+def _series_rows(v: VectorSteps, ts: I64, keep: list[bool], full: list[bool] | None = None) -> list[SeriesResult]:
+    """The rows ``keep`` of ``v`` as series of their present points. Rows present at every step
+    (``full``) share one read-only copy of the steps and are rows of one read-only copy of the
+    values (float rows only)."""
     series: list[SeriesResult] = []
+    hist = v.hist
+    at: I64 | None = None
+    vals: F64 | None = None
+    if full is not None and hist is None and any(full):
+        at = ts.copy()
+        at.flags.writeable = False
+        vals = np.array(v.values, dtype=np.float64)
+        vals.flags.writeable = False
     for i, lbl in enumerate(v.labels):
+        if not keep[i]:
+            continue
+        if vals is not None and at is not None and full is not None and full[i]:
+            series.append(SeriesResult(lbl, at, vals[i]))
+            continue
         p = v.present[i]
         hl = None
-        if v.hist is not None:
-            hrow = v.hist[i][p]
+        if hist is not None:
+            hrow = hist[i][p]
             if bool((hrow != None).any()):  # noqa: E711
                 hl = list(hrow)
         series.append(SeriesResult(lbl, ts[p].copy(), v.values[i][p].copy(), hl))
-    if instant:
-        return QueryResult("vector", series, annotations=ann, stats=ev.stats)
-    series.sort(key=lambda s: s.labels)
-    return QueryResult("matrix", series, annotations=ann, stats=ev.stats)
+    return series
 
 
 def _check_unique(labels: list[Labels]) -> None:

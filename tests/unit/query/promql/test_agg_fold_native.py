@@ -142,3 +142,56 @@ def test_large_groups_merge_their_lanes_in_the_kernel(monkeypatch: pytest.Monkey
     res = Engine().range(sel, "sum(m)", 0, 105_000, 15_000)
     assert merged.calls == 1
     assert res.series[0].values.tolist() == [float(sum(range(3 * agg_fold.LANES)))] * ts.shape[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["sum", "avg"]), batches())
+def test_one_call_sum_avg_matches_the_fold_and_its_finish(op: str, case: tuple[int, list[tuple[np.ndarray, np.ndarray,
+                                                                                                np.ndarray, int]]]) -> None:
+    """``_aggfold.sum_avg`` (what ``aggregations.aggregate`` calls for a few rows) against
+    ``SumAvg`` with the compiled fold and numpy's ``finish`` (bit for bit, NaN signs included)
+    and against the numpy fold (NaN signs aside, as above). The batches are one vector here."""
+    assert agg_fold._aggfold is not None
+    k, rows = case
+    groups = max(g for _, _, _, g in rows)
+    vals = np.concatenate([r[0] for r in rows])
+    pres = np.concatenate([r[1] for r in rows])
+    gid = np.concatenate([r[2] for r in rows])
+    got, seen = agg_fold._aggfold.sum_avg(vals, pres.view(np.uint8), gid, groups, op == "avg")
+    fold = agg_fold.SumAvg(op, 1, k, groups)
+    fold.add(vals, pres, gid, groups)
+    want, want_seen, _ = fold.finish()
+    assert np.asarray(got).view(np.int64).tolist() == np.asarray(want).view(np.int64).tolist()
+    assert seen.tolist() == want_seen.tolist()
+    kernel, agg_fold._aggfold = agg_fold._aggfold, None
+    try:
+        reference = agg_fold.SumAvg(op, 1, k, groups)
+        reference.add(vals, pres, gid, groups)
+    finally:
+        agg_fold._aggfold = kernel
+    assert _bits(got) == _bits(reference.finish()[0])
+
+
+def test_one_call_sum_avg_refuses_hostile_shapes() -> None:
+    assert agg_fold._aggfold is not None
+    ones, pres = np.ones((2, 3)), np.ones((2, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="group id out of range"):
+        agg_fold._aggfold.sum_avg(ones, pres, np.asarray([0, 2], dtype=np.int64), 2, False)
+    with pytest.raises(ValueError, match="differ in shape"):
+        agg_fold._aggfold.sum_avg(ones, pres[:1], np.zeros(2, dtype=np.int64), 1, False)
+    with pytest.raises(ValueError, match="negative group count"):
+        agg_fold._aggfold.sum_avg(ones[:0], pres[:0], np.zeros(0, dtype=np.int64), -1, True)
+    res, seen = agg_fold._aggfold.sum_avg(ones[:0], pres[:0], np.zeros(0, dtype=np.int64), 0, True)
+    assert res.shape == (0, 3) and seen.shape == (0, 3)
+
+
+def test_small_range_sum_takes_the_one_call_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert agg_fold._aggfold is not None
+    sel = MemorySeriesSelector()
+    ts = np.arange(0, 120_000, 15_000, dtype=np.int64)
+    for i in range(4):
+        sel.add(make_labels({"__name__": "m", "g": str(i % 2), "i": str(i)}), ts, np.full(ts.shape, float(i)))
+    one_call = count_calls(monkeypatch, agg_fold._aggfold, "sum_avg")
+    res = Engine().range(sel, "sum by (g) (m)", 0, 105_000, 15_000)
+    assert one_call.calls == 1
+    assert [s.values.tolist() for s in res.series] == [[2.0] * 8, [4.0] * 8]
