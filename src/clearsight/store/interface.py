@@ -29,9 +29,8 @@ Thread-safety: all methods may be called from any thread. Reads see every commit
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -133,29 +132,47 @@ class SampleLimitExceeded(StoreError):
         self.needed = needed
 
 
-@dataclass(frozen=True)
 class ReadLimits:
     """What one read may spend, set by the reader (the query engine) around its ``select`` calls
     with ``read_limits(...)``; a store that supports it consults ``current_read_limits()``.
 
     - ``max_samples``: the read raises ``SampleLimitExceeded`` instead of materialising more samples;
     - ``should_stop``: called between batches of the read's work; it raises to abandon the read (the
-      query's deadline passed, or its client went away)."""
+      query's deadline passed, or its client went away).
 
-    max_samples: int | None = None
-    should_stop: Callable[[], None] | None = None
+    A plain slotted class (made once per select of every query, a frozen dataclass's ``__init__``
+    cost more than the read of a small selection's bookkeeping); treat it as immutable."""
+
+    __slots__ = ("max_samples", "should_stop")
+
+    def __init__(self, max_samples: int | None = None, should_stop: Callable[[], None] | None = None) -> None:
+        self.max_samples = max_samples
+        self.should_stop = should_stop
+
+    def __repr__(self) -> str:
+        return f"ReadLimits(max_samples={self.max_samples!r}, should_stop={self.should_stop!r})"
 
 
 _READ_LIMITS: ContextVar[ReadLimits | None] = ContextVar("clearsight_read_limits", default=None)
 
 
-@contextmanager
-def read_limits(limits: ReadLimits) -> Iterator[None]:
-    token = _READ_LIMITS.set(limits)
-    try:
-        yield
-    finally:
-        _READ_LIMITS.reset(token)
+class read_limits:  # used as a function: ``with read_limits(limits):``
+    """Sets ``limits`` as the current read limits for the ``with`` block (a class rather than a
+    ``@contextmanager`` generator: entered around every select)."""
+
+    __slots__ = ("_limits", "_token")
+
+    def __init__(self, limits: ReadLimits) -> None:
+        self._limits = limits
+        self._token: Token[ReadLimits | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _READ_LIMITS.set(self._limits)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _READ_LIMITS.reset(self._token)
+            self._token = None
 
 
 def current_read_limits() -> ReadLimits | None:
