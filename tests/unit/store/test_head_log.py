@@ -240,13 +240,15 @@ def test_compaction_skips_its_records_at_replay_even_when_their_segments_stay(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compaction records the last record it moved (clearsight_meta) in the chunks' transaction;
     a crash before the segments are deleted replays none of them (no sample twice), and the
-    next open deletes them. A compaction leaves one empty segment ready; a clean close none."""
+    next open deletes them. A compaction leaves the next segment made (a spare); a clean close none."""
     store = EmbeddedMetricsStore(tmp_path / "a", retention_ms=10**13, compact_min_rows=10**9, duckdb_threads=1)
     try:
         for k in range(3):
             store.append("t", _batch(5, T0 + k * 1000, float(k))).result()
         store.compact()
-        assert store._head_log.log.segments == 1 and store._head_log.log.records == 0  # made ready
+        store._head_log.log._settle_spare()
+        assert store._head_log.log.segments == 0 and store._head_log.log.records == 0
+        assert store._head_log.log.file_bytes == store._head_log.log.segment_bytes  # the spare, made
         monkeypatch.setattr(HeadLog, "truncate", lambda self, seq, ready=False: None)  # "crash" before it
         store.append("t", _batch(5, T0 + 3000, 3.0)).result()
         store.compact()

@@ -318,3 +318,98 @@ def test_leftovers_of_an_interrupted_creation_or_repair(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [seg.name]
     seg.rename(seg.with_name(seg.name + ".repair"))  # repair cut between the renames
     assert _read(tmp_path) == [(1, b"a"), (2, b"b")]
+
+
+def _settled(log: RecordLog) -> RecordLog:
+    log._settle_spare()  # the spare's thread has finished
+    return log
+
+
+def test_a_spare_segment_is_made_ahead_and_used(tmp_path: Path) -> None:
+    """With ``spare``, a segment half full starts the next one on a thread of its own; the append
+    that fills the segment switches to it. Records read back the same across segments."""
+    log = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    records = [bytes([k]) * 900 for k in range(1, 10)]  # 4 frames (3,680 bytes) per 4 KiB segment
+    for r in records[:3]:
+        log.append(r)
+    _settled(log)
+    assert log.spares_used == 0 and log.segments == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000000001.seg", "000000000002.seg"]
+    assert not (tmp_path / "000000000002.seg").read_bytes().strip(b"\0")  # made whole: zeros
+    assert log.file_bytes == 2 * SEG
+    for r in records[3:]:
+        log.append(r)
+    assert _settled(log).spares_used == 2 and log.segments == 3
+    log.close()  # the unused spare (a fourth segment) is deleted
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"00000000000{k}.seg" for k in (1, 2, 3)]
+    assert _read(tmp_path) == list(enumerate(records, start=1))
+
+
+def test_a_record_larger_than_the_spare(tmp_path: Path) -> None:
+    log = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    log.append(b"a" * 2100)
+    _settled(log)
+    big = os.urandom(SEG * 2 + 17)
+    log.append(big)  # the spare (too small) stays as an empty segment before its own one
+    assert log.segments == 3 and log.spares_used == 0
+    log.append(b"b")  # into the big one's room
+    log.close()
+    assert _read(tmp_path) == [(1, b"a" * 2100), (2, big), (3, b"b")]
+    log = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    assert log.drop_through(1) == 2  # the empty one goes with the records before it
+    assert [s for s, _ in log.read()] == [2, 3]
+    log.close()
+
+
+def test_ready_makes_the_next_segment_as_a_spare(tmp_path: Path) -> None:
+    log = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    log.append(b"one")
+    log.drop_through(1)
+    log.ready()  # returns at once; the spare's thread makes the segment
+    assert log.segments == 0
+    assert _settled(log).file_bytes == SEG
+    assert log.append(b"two") == 2 and log.spares_used == 1 and log.segments == 1
+    log.reset()  # every segment, and a spare, goes
+    assert list(tmp_path.iterdir()) == []
+    log.close()
+
+
+def test_a_spare_left_by_a_crash_is_the_tail_and_a_torn_record_before_it_is_cut(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    for k in range(3):
+        log.append(bytes([k + 1]) * 900)
+    _settled(log)
+    tail = log._segments[-1]
+    torn = tail.used
+    log._close_fd()  # as kill -9 leaves it: the spare stays on disk
+    log._spare_made = None
+    with open(tail.path, "r+b") as f:  # a record half way through its pwrite
+        f.seek(torn)
+        f.write(record_log._HEADER.pack(record_log.MAGIC, 500, 4, 0) + b"\x07" * 100)
+    with caplog.at_level(logging.WARNING, logger=record_log.__name__):
+        again = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    assert "never acknowledged" in caplog.text and not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert again.segments == 2  # the spare is the tail now
+    assert again.append(b"next") == 4
+    again.close()
+    assert [s for s, _ in _read(tmp_path)] == [1, 2, 3, 4]
+
+
+def test_a_spare_that_cannot_be_made_leaves_the_append_to_fail_and_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    faults = Faults(monkeypatch)
+    log = RecordLog(tmp_path, segment_bytes=SEG, spare=True)
+    log.append(b"a" * 1000)
+    faults.fallocate_fail = errno.ENOSPC  # the disk is full from here on
+    log.append(b"a" * 1100)  # half full: starts a spare, which fails
+    _settled(log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000000001.seg"]  # nothing half made
+    for _ in range(2):
+        with pytest.raises(LogFull, match="No space left on device"):
+            log.append(b"b" * 2100)  # needs a new segment: made inline, which reports the full disk
+    faults.fallocate_fail = None
+    assert log.append(b"c" * 2100) == 3
+    log.close()
+    assert _read(tmp_path) == [(1, b"a" * 1000), (2, b"a" * 1100), (3, b"c" * 2100)]

@@ -136,8 +136,11 @@ class HeadLog:
     chunks in the same group) is *open* until ``settle()``; ``withdraw()`` zeros it again when that
     transaction failed, so a refused write leaves nothing behind."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = record_log.DEFAULT_SEGMENT_BYTES) -> None:
-        self.log = record_log.RecordLog(directory, segment_bytes=segment_bytes, what="metrics head log")
+    def __init__(self, directory: Path, *, segment_bytes: int = record_log.DEFAULT_SEGMENT_BYTES,
+                 spare: bool = True) -> None:
+        # spare: the next segment is made on a thread of its own (record_log.py), not by the group
+        # commit that fills a segment
+        self.log = record_log.RecordLog(directory, segment_bytes=segment_bytes, what="metrics head log", spare=spare)
         self._open_seq = 0
 
     @property
@@ -176,7 +179,7 @@ class HeadLog:
 
     def truncate(self, seq: int, *, ready: bool = False) -> None:
         """The records at or below ``seq`` are in the database: their segments go. ``ready``: then
-        creates the next segment at once (the next write does not wait for it)."""
+        starts making the next segment (the next write does not wait for all of it)."""
         try:
             self.log.drop_through(seq)
         except OSError as e:  # they are skipped at replay anyway (clearsight_meta head_log_compacted)

@@ -34,6 +34,15 @@ the scan resynchronises on the next valid frame, every intact record before and 
 the intact records are written into a fresh segment that replaces the damaged one (moved aside as
 ``<name>.damaged-<ts>``), and an ERROR names the byte ranges and the sequence numbers lost.
 
+**Spare segment** (``spare=True``): once the tail segment is half full (or when ``ready()`` finds
+no tail), the next segment is created on a thread of its own (``<index>.seg.new``, filled and synced,
+then renamed to ``<index>.seg`` and the directory synced), so that the append that fills a segment
+only switches files instead of creating one (~3-7 ms of zeros and syncs on the writer thread). An
+append that needs a segment while the spare is still being made waits for it; a spare that failed
+(a full disk) is created again inline by that append, which then raises ``LogFull`` the usual way.
+A spare left by a crash is an empty segment after the tail: opening takes it as the tail (a torn
+record in the segment before it is still cut as a torn tail, not reported as damage).
+
 **Truncation**: ``drop_through(seq)`` deletes the segments whose records are all at or below
 ``seq`` (after the store's database holds them); ``reset()`` deletes every segment. Sequence numbers
 never go back (``advance(seq)`` raises the next one, e.g. from the store's own bookkeeping when
@@ -47,6 +56,7 @@ import errno
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -54,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clearsight.store.kernel.repair import fsync_path
+from clearsight.threads import lower_priority
 from clearsight.store.kernel.writer import Unavailable
 
 log = logging.getLogger(__name__)
@@ -67,6 +78,7 @@ _ROUND = 64 << 10
 _ZEROS = bytes(1 << 20)
 SUFFIX = ".seg"
 _FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+SPARE_THREAD_NICE = 10  # the spare's thread runs after the writer (its syncs compete for the disk)
 
 
 class LogWriteError(Unavailable):
@@ -188,7 +200,8 @@ class RecordLog:
     """The log in ``directory`` (created if missing), scanned and repaired when opened. One writer
     thread calls every method; ``records``/``bytes`` may be read from any thread."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES, what: str = "record log") -> None:
+    def __init__(self, directory: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES, what: str = "record log",
+                 spare: bool = False) -> None:
         if segment_bytes < 4096:
             raise ValueError("segment_bytes must be at least 4096")
         self.directory = Path(directory)
@@ -201,6 +214,10 @@ class RecordLog:
         self._last_frame: tuple[int, int, int] | None = None  # (seq, at, length) of the last append
         self.records = 0  # intact records held (all segments)
         self.bytes = 0  # their frame bytes
+        self.spare = spare
+        self._spare_thread: threading.Thread | None = None  # making the next segment (see _start_spare)
+        self._spare_made: _Segment | None = None  # the spare, in place, not yet used
+        self.spares_used = 0  # appends that switched to a spare (observable by tests)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -217,11 +234,16 @@ class RecordLog:
                 p.rename(target)  # the original was moved aside, its rewrite not yet renamed
         names = sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and p.name[:-len(SUFFIX)].isdigit())
         last = 0
+        # A spare left by a crash (an empty segment after the tail) does not make the tail an
+        # earlier segment: a torn record there is still a torn tail.
+        tail_k = len(names) - 1
+        if len(names) > 1 and not names[-1].read_bytes().strip(b"\0"):
+            tail_k -= 1
         for k, path in enumerate(names):
             data = path.read_bytes()
             seg = _Segment(int(path.name[:-len(SUFFIX)]), path, len(data))
             scan = _scan(data, last)
-            is_tail = k == len(names) - 1
+            is_tail = k == tail_k
             if len(data) < self.segment_bytes and (scan.bad or data[-HEADER_BYTES:].strip(b"\0")):
                 # segments are created whole: a shorter file was cut, and what it held past its end is lost
                 kept_to = scan.frames[-1].end if scan.frames else 0
@@ -329,8 +351,9 @@ class RecordLog:
 
     @property
     def file_bytes(self) -> int:
-        """Bytes of the segment files (preallocated)."""
-        return sum(s.size for s in self._segments)
+        """Bytes of the segment files (preallocated), the spare's included."""
+        spare = self._spare_made
+        return sum(s.size for s in self._segments) + (spare.size if spare is not None else 0)
 
     @property
     def segments(self) -> int:
@@ -352,9 +375,9 @@ class RecordLog:
             _pwrite_all(fd, memoryview(_ZEROS)[: min(len(_ZEROS), size - at)], at)
         os.fdatasync(fd)
 
-    def _new_segment(self, need: int) -> None:
-        size = self.segment_bytes if need <= self.segment_bytes else -(-need // _ROUND) * _ROUND
-        index = self._segments[-1].index + 1 if self._segments else 1
+    def _make_segment(self, index: int, size: int) -> tuple[int, _Segment]:
+        """Creates segment ``index`` of ``size`` bytes whole (see the module's docstring); returns its
+        open fd. ``LogWriteError`` (``LogFull`` on a full disk) leaves nothing behind."""
         path = self.directory / f"{index:012d}{SUFFIX}"
         tmp = path.with_name(path.name + ".new")
         try:
@@ -370,15 +393,90 @@ class RecordLog:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise _error(f"{self.what}: creating a segment of {size} bytes ({path})", e) from e
+        return fd, _Segment(index, path, size)
+
+    def _next_index(self) -> int:
+        if self._spare_made is not None:
+            return self._spare_made.index + 1
+        return self._segments[-1].index + 1 if self._segments else 1
+
+    def _new_segment(self, need: int) -> None:
+        size = self.segment_bytes if need <= self.segment_bytes else -(-need // _ROUND) * _ROUND
+        spare = self._take_spare()
+        if spare is not None:
+            fd, seg = spare
+            if need <= seg.size:
+                self._switch(fd, seg)
+                self.spares_used += 1
+                return
+            self._switch(fd, seg)  # too small for this record: kept as an empty segment, dropped later
+        fd, seg = self._make_segment(self._next_index(), size)
+        self._switch(fd, seg)
+
+    def _switch(self, fd: int, seg: _Segment) -> None:
         self._close_fd()
         self._fd = fd
-        self._segments.append(_Segment(index, path, size))
+        self._segments.append(seg)
+
+    # --- the spare segment (``spare=True``) -------------------------------------------------------
+
+    def _start_spare(self) -> None:
+        """Starts making the next segment on a thread of its own (none is made or being made)."""
+        if self._spare_thread is not None or self._spare_made is not None:
+            return
+        index = self._next_index()
+        t = threading.Thread(target=self._make_spare, args=(index,), name="clearsight-log-spare", daemon=True)
+        self._spare_thread = t
+        t.start()
+
+    def _make_spare(self, index: int) -> None:
+        lower_priority(SPARE_THREAD_NICE)
+        try:
+            fd, seg = self._make_segment(index, self.segment_bytes)
+        except Exception as e:  # a full disk: the append that needs it creates it inline (and raises)
+            log.debug("%s: no spare segment: %s", self.what, e)
+            return
+        os.close(fd)  # reopened by the writer when used: an fd is not handed between threads
+        self._spare_made = seg
+
+    def _settle_spare(self) -> None:
+        """Waits for a spare being made (then in ``_spare_made`` unless it failed)."""
+        t = self._spare_thread
+        if t is not None:
+            t.join()
+            self._spare_thread = None
+
+    def _take_spare(self) -> tuple[int, _Segment] | None:
+        """The spare, opened, if one was made (waiting for one being made); None otherwise."""
+        self._settle_spare()
+        seg, self._spare_made = self._spare_made, None
+        if seg is None:
+            return None
+        try:
+            return os.open(seg.path, os.O_RDWR), seg
+        except OSError as e:
+            log.warning("%s: the spare segment %s cannot be opened (%s); creating another", self.what, seg.path,
+                        _describe(e))
+            return None
+
+    def _drop_spare(self) -> None:
+        """Deletes the spare (waiting for one being made)."""
+        self._settle_spare()
+        seg, self._spare_made = self._spare_made, None
+        if seg is not None:
+            with contextlib.suppress(OSError):
+                seg.path.unlink()
 
     def ready(self) -> None:
         """Creates the tail segment now when there is none (after a truncation), so that the next
-        append does not wait for a segment's creation (~2.5-7 ms here). ``LogWriteError`` if that
-        fails (the next append tries again)."""
-        if self._fd is None:
+        append does not wait for a segment's creation (~2.5-7 ms here): with ``spare``, on the
+        spare's thread (this returns at once); else here, ``LogWriteError`` if that fails (the next
+        append tries again)."""
+        if self._fd is not None:
+            return
+        if self.spare:
+            self._start_spare()
+        else:
             self._new_segment(0)
 
     def append(self, payload: bytes) -> int:
@@ -426,6 +524,8 @@ class RecordLog:
         self._last_frame = (seq, at, len(frame))
         self.records += 1
         self.bytes += len(frame)
+        if self.spare and 2 * tail.used >= tail.size:
+            self._start_spare()  # a no-op while one is made or waiting
         return seq
 
     def retract(self, seq: int) -> None:
@@ -474,8 +574,9 @@ class RecordLog:
         return dropped
 
     def reset(self) -> None:
-        """Deletes every segment (sequence numbers continue)."""
+        """Deletes every segment, the spare too (sequence numbers continue)."""
         self._close_fd()
+        self._drop_spare()
         for seg in self._segments:
             self._unlink(seg)
         self._segments = []
@@ -499,4 +600,6 @@ class RecordLog:
             self._fd = None
 
     def close(self) -> None:
+        """Closes the tail; an unused spare is deleted."""
         self._close_fd()
+        self._drop_spare()
