@@ -1,6 +1,11 @@
 """Write requests in flight, counted for the query threads (query/write_priority.py): a ``POST``
-to a write path counts once its body has been received (a slow upload holds nothing back) until
-its response has been sent, or the request failed."""
+to a write path counts from its headers (the application is called once they are parsed) until
+its response has been sent, or the request failed. A body that arrives in several parts is not
+counted from its first part until its last (a slow upload holds no query back); a small body (a
+remote-write batch) arrives with its headers, so the query threads step aside before the handler
+reads and decodes it, not after. A client that sends headers and then nothing holds the query
+threads at most ``query.write_pause_max`` each (then they are exempt as long), as writes back to
+back do."""
 
 from __future__ import annotations
 
@@ -23,13 +28,20 @@ class WritesFirstMiddleware:
             await self.app(scope, receive, send)
             return
         priority = self.priority
-        counted = done = False
+        counted = True
+        done = False
+        priority.begin()  # the headers are in
 
         async def received() -> Message:
             nonlocal counted
             message = await receive()
-            if (not counted and not done and message["type"] == "http.request"
-                    and not message.get("more_body", False)):
+            if done or message["type"] != "http.request":
+                return message
+            if message.get("more_body", False):
+                if counted:  # the body comes in parts: not counted while it uploads
+                    counted = False
+                    priority.end()
+            elif not counted:
                 counted = True
                 priority.begin()
             return message

@@ -4,8 +4,9 @@ One process, one GIL: a query thread running Python delays every GIL hand-off of
 loop -> store writer -> event loop) by up to the switch interval, and a voluntary release
 (``time.sleep(0)``) does not hand the GIL over. A real blocking wait does. So:
 
-- the event loop counts the write requests in flight (``begin`` once a write's body has arrived,
-  ``end`` once its response is sent: ``api/writes_first.py``);
+- the event loop counts the write requests in flight (``begin`` once a write's headers have
+  arrived, or its last part for a body in several, ``end`` once its response is sent:
+  ``api/writes_first.py``);
 - a query-pool thread registered with ``register_query_thread`` calls ``pause_for_writes()`` at
   every checkpoint of the engine (``QueryBudget.check``: every node, before and after every store
   read, every few iterations of its loops); while a write is in flight it blocks on an event until

@@ -1,6 +1,7 @@
 """WritesFirstMiddleware (api/writes_first.py): a POST to a write path counts as in flight from
-its complete body to its sent response; other requests, bodies still arriving and requests that
-fail are handled so the count always returns to zero."""
+its headers (a body in one part) or its complete body (a body in parts) to its sent response;
+other requests, bodies still arriving and requests that fail are handled so the count always
+returns to zero."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from clearsight.query.write_priority import WritePriority
 class App:
     """Reads the whole body, records the in-flight count at each step, answers 204 (or raises)."""
 
-    def __init__(self, wp: WritePriority, fail: bool = False) -> None:
-        self.wp, self.fail = wp, fail
+    def __init__(self, wp: WritePriority, fail: bool = False, read: bool = True) -> None:
+        self.wp, self.fail, self.read = wp, fail, read
         self.seen: list[tuple[str, int]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        more = True
+        self.seen.append(("called", self.wp.in_flight))
+        more = self.read
         while more:
             message = await receive()
             more = message.get("more_body", False)
@@ -48,13 +50,25 @@ def call(mw: Any, method: str, path: str, parts: list[bytes]) -> list[Message]:
     return sent
 
 
-def test_a_write_counts_from_its_complete_body_to_its_response() -> None:
+def test_a_write_in_parts_counts_from_its_complete_body_to_its_response() -> None:
     wp = WritePriority(max_pause_s=0.05)
     app = App(wp)
-    sent = call(WritesFirstMiddleware(app, wp), "POST", "/api/v1/write", [b"ab", b"cd"])
+    sent = call(WritesFirstMiddleware(app, wp), "POST", "/api/v1/write", [b"ab", b"cd", b"ef"])
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     # A body still arriving is not counted (a slow upload holds no query back).
-    assert app.seen == [("body part", 0), ("body", 1), ("started", 1)]
+    assert app.seen == [("called", 1), ("body part", 0), ("body part", 0), ("body", 1), ("started", 1)]
+    assert wp.in_flight == 0
+
+
+def test_a_write_in_one_part_counts_from_its_headers() -> None:
+    wp = WritePriority(max_pause_s=0.05)
+    app = App(wp)
+    call(WritesFirstMiddleware(app, wp), "POST", "/api/v1/write", [b"abcd"])
+    assert app.seen == [("called", 1), ("body", 1), ("started", 1)]
+    assert wp.in_flight == 0
+    app = App(wp, read=False)  # answered before its body is read (415)
+    call(WritesFirstMiddleware(app, wp), "POST", "/api/v1/write", [b"abcd"])
+    assert app.seen == [("called", 1), ("started", 1)]
     assert wp.in_flight == 0
 
 
@@ -64,7 +78,7 @@ def test_other_requests_are_not_counted(method: str, path: str) -> None:
     wp = WritePriority(max_pause_s=0.05)
     app = App(wp)
     call(WritesFirstMiddleware(app, wp), method, path, [b"x"])
-    assert app.seen == [("body", 0), ("started", 0)]
+    assert app.seen == [("called", 0), ("body", 0), ("started", 0)]
 
 
 def test_every_metrics_write_path_is_counted() -> None:
@@ -72,7 +86,7 @@ def test_every_metrics_write_path_is_counted() -> None:
         wp = WritePriority(max_pause_s=0.05)
         app = App(wp)
         call(WritesFirstMiddleware(app, wp), "POST", path, [b"x"])
-        assert app.seen == [("body", 1), ("started", 1)], path
+        assert app.seen == [("called", 1), ("body", 1), ("started", 1)], path
 
 
 def test_a_failing_write_is_no_longer_counted() -> None:

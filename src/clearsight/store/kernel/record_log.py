@@ -64,8 +64,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clearsight.store.kernel.repair import fsync_path
-from clearsight.threads import lower_priority
 from clearsight.store.kernel.writer import Unavailable
+from clearsight.threads import lower_priority
 
 log = logging.getLogger(__name__)
 
