@@ -53,6 +53,12 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O3", "-ffp-contract=off"],
         ),
         Extension(
+            "clearsight.query.promql._overtime",
+            ["src/clearsight/query/promql/_overtime.pyx"],
+            # bit-identical to the numpy path: no fused multiply-add
+            extra_compile_args=["-O3", "-ffp-contract=off"],
+        ),
+        Extension(
             "clearsight.query.promql._selector",
             ["src/clearsight/query/promql/_selector.pyx"],
             extra_compile_args=["-O3"],

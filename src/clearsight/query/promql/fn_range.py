@@ -46,6 +46,11 @@ try:
     from clearsight.query.promql import _rate  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
     _rate = None
+try:
+    from clearsight.query.promql import _overtime  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
+    _overtime = None
+
 
 def has_compiled_kernels() -> bool:
     """Whether the compiled kernels (``_rate.pyx``) are built (the numpy fallbacks otherwise)."""
@@ -402,6 +407,8 @@ def fn_idelta(ctx: FuncContext, args: list[Value]) -> Value:
 
 
 def _count_transitions(args: list[Value], func: str, indicator: Callable[[F64, F64], BoolArr]) -> VectorSteps:
+    if (native := over_time_native(args, func)) is not None:
+        return native
     m = arg_matrix(args, 0, func)
     _check_modifiers(m, func)
     win = _windows(m, min_count=1)
@@ -445,37 +452,90 @@ def _simple_over_time(args: list[Value], func: str) -> _Win:
     return _windows(m, min_count=1)
 
 
+# The functions the compiled ``_overtime.over_time`` computes: name -> (op, keeps the metric name).
+_OVER_TIME_OPS: dict[str, tuple[str, bool]] = {
+    "count_over_time": ("COUNT", False),
+    "present_over_time": ("PRESENT", False),
+    "last_over_time": ("LAST", True),
+    "first_over_time": ("FIRST", True),
+    "ts_of_last_over_time": ("TS_LAST", False),
+    "ts_of_first_over_time": ("TS_FIRST", False),
+    "max_over_time": ("MAX", False),
+    "min_over_time": ("MIN", False),
+    "sum_over_time": ("SUM", False),
+    "avg_over_time": ("AVG", False),
+    "changes": ("CHANGES", False),
+    "resets": ("RESETS", False),
+    "ts_of_max_over_time": ("TS_MAX", False),
+    "ts_of_min_over_time": ("TS_MIN", False),
+}
+
+
+def over_time_native(args: list[Value], func: str) -> VectorSteps | None:
+    """``func`` by the compiled kernel (``_overtime.pyx``): each window found by binary search on
+    its series' timestamps and reduced in C, without the ``_Win`` machinery (a small query's
+    instant step costs a few numpy calls instead of tens). None, for the numpy path, when the
+    kernel is not built, the selector is ``anchored`` (``changes``/``resets``) or the samples
+    include native histograms."""
+    m = arg_matrix(args, 0, func)
+    _check_modifiers(m, func)
+    if _overtime is None or m.anchored or m.hists is not None:
+        return None
+    op, keep_name = _OVER_TIME_OPS[func]
+    flat = flatten(m)
+    e = np.asarray(m.window_end, dtype=np.int64)
+    n, k = m.num_series, int(e.shape[0])
+    vals = np.empty((n, k), dtype=np.float64)
+    present = np.empty((n, k), dtype=np.uint8)
+    _overtime.over_time(getattr(_overtime, op), np.ascontiguousarray(flat.t, dtype=np.int64),
+                        np.ascontiguousarray(flat.v, dtype=np.float64), flat.starts, flat.ends, e,
+                        int(m.range_ms), _CONDITION_LIMIT, vals, present)
+    return vector_result(list(m.labels), vals, present.view(bool), np.full(n, not keep_name))
+
+
 def fn_count_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "count_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "count_over_time")
     vals, present = win.fill(win.w_cnt.astype(np.float64))
     return _result(win, vals, present)
 
 
 def fn_present_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "present_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "present_over_time")
     vals, present = win.fill(np.ones(win.w_cnt.shape[0]))
     return _result(win, vals, present)
 
 
 def fn_last_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "last_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "last_over_time")
     vals, present = win.fill(win.flat.v[win.w_lo + win.w_cnt - 1])
     return _result(win, vals, present, keep_name=True)
 
 
 def fn_first_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "first_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "first_over_time")
     vals, present = win.fill(win.flat.v[win.w_lo])
     return _result(win, vals, present, keep_name=True)
 
 
 def fn_ts_of_last_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "ts_of_last_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "ts_of_last_over_time")
     vals, present = win.fill(win.flat.t[win.w_lo + win.w_cnt - 1].astype(np.float64) / 1000)
     return _result(win, vals, present)
 
 
 def fn_ts_of_first_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "ts_of_first_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "ts_of_first_over_time")
     vals, present = win.fill(win.flat.t[win.w_lo].astype(np.float64) / 1000)
     return _result(win, vals, present)
@@ -491,18 +551,24 @@ def _reduceat(ufunc: np.ufunc, win: _Win) -> F64:
 
 
 def fn_max_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "max_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "max_over_time")
     vals, present = win.fill(_reduceat(np.fmax, win))
     return _result(win, vals, present)
 
 
 def fn_min_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "min_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "min_over_time")
     vals, present = win.fill(_reduceat(np.fmin, win))
     return _result(win, vals, present)
 
 
 def _ts_of_extreme(args: list[Value], func: str, use_max: bool) -> VectorSteps:
+    if (native := over_time_native(args, func)) is not None:
+        return native
     win = _simple_over_time(args, func)
     res = np.empty(win.w_lo.shape[0])
     t = win.flat.t
@@ -618,12 +684,16 @@ def _replay_window_avg(v: F64, lo: I64, cnt: I64) -> F64:
 
 
 def fn_sum_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "sum_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "sum_over_time")
     vals, present = win.fill(window_sum(win.flat.v, win.w_lo, win.w_cnt))
     return _result(win, vals, present)
 
 
 def fn_avg_over_time(ctx: FuncContext, args: list[Value]) -> Value:
+    if (native := over_time_native(args, "avg_over_time")) is not None:
+        return native
     win = _simple_over_time(args, "avg_over_time")
     vals, present = win.fill(window_avg(win.flat.v, win.w_lo, win.w_cnt))
     return _result(win, vals, present)
