@@ -296,7 +296,7 @@ def over_time(
     """Fills ``out[i, j]`` / ``present[i, j]`` with function ``op`` (a constant of this module)
     over the window ``(wend[j] - range_ms, wend[j]]`` of series ``i`` (flat samples
     ``starts[i]:ends[i]``, ascending time): NaN / 0 for an empty window. ``limit`` is
-    ``fn_range._CONDITION_LIMIT`` (sum and avg)."""
+    ``fn_range._CONDITION_LIMIT`` (sum and avg). Returns the number of windows with a value."""
     if op < OP_COUNT or op > OP_TS_MIN:
         raise ValueError(f"unknown over_time op {op}")
     if not (starts.shape[0] == ends.shape[0] == out.shape[0] == present.shape[0]
@@ -305,7 +305,7 @@ def over_time(
     cdef Py_ssize_t n = starts.shape[0]
     cdef Py_ssize_t k = wend.shape[0]
     cdef Py_ssize_t size = t.shape[0]
-    cdef Py_ssize_t i, j, s, e, lo, hi, lo_from, p, longest = 0
+    cdef Py_ssize_t i, j, s, e, lo, hi, lo_from, p, longest = 0, filled = 0
     cdef long long we, prev_we
     if v.shape[0] != size:
         raise ValueError("over_time: timestamps and values differ in length")
@@ -339,9 +339,11 @@ def over_time(
                 if hi == lo:
                     out[i, j] = NAN
                     present[i, j] = 0
-                elif prefix:
-                    out[i, j] = <double>(counted[hi - s] - counted[lo - s + 1])
-                    present[i, j] = 1
                 else:
-                    out[i, j] = _reduce(op, t, v, lo, hi, limit)
+                    if prefix:
+                        out[i, j] = <double>(counted[hi - s] - counted[lo - s + 1])
+                    else:
+                        out[i, j] = _reduce(op, t, v, lo, hi, limit)
                     present[i, j] = 1
+                    filled += 1
+    return filled

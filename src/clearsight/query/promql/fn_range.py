@@ -487,10 +487,13 @@ def over_time_native(args: list[Value], func: str) -> VectorSteps | None:
     n, k = m.num_series, int(e.shape[0])
     vals = np.empty((n, k), dtype=np.float64)
     present = np.empty((n, k), dtype=np.uint8)
-    _overtime.over_time(getattr(_overtime, op), np.ascontiguousarray(flat.t, dtype=np.int64),
-                        np.ascontiguousarray(flat.v, dtype=np.float64), flat.starts, flat.ends, e,
-                        int(m.range_ms), _CONDITION_LIMIT, vals, present)
-    return vector_result(list(m.labels), vals, present.view(bool), np.full(n, not keep_name))
+    filled = _overtime.over_time(getattr(_overtime, op), np.ascontiguousarray(flat.t, dtype=np.int64),
+                                 np.ascontiguousarray(flat.v, dtype=np.float64), flat.starts, flat.ends, e,
+                                 int(m.range_ms), _CONDITION_LIMIT, vals, present)
+    drop = np.zeros(n, dtype=bool) if keep_name else np.ones(n, dtype=bool)
+    if n and k and filled == n * k:  # a value in every window: nothing for vector_result to drop
+        return VectorSteps(list(m.labels), vals, present.view(bool), drop)
+    return vector_result(list(m.labels), vals, present.view(bool), drop)
 
 
 def fn_count_over_time(ctx: FuncContext, args: list[Value]) -> Value:
