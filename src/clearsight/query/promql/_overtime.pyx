@@ -66,6 +66,10 @@ TS_MIN = OP_TS_MIN
 cdef enum:
     _PW_BLOCK = 128
 
+# Samples plus windows above which ``over_time`` releases the GIL (~50 us of work)
+cdef enum:
+    _NOGIL_MIN_WORK = 1 << 15
+
 
 cdef inline Py_ssize_t _after(const long long[::1] t, Py_ssize_t a, Py_ssize_t b, long long x) noexcept nogil:
     """The first index in ``[a, b)`` with ``t[i] > x`` (``b`` when none): ``searchsorted`` right."""
@@ -281,6 +285,44 @@ cdef inline double _reduce(int op, const long long[::1] t, const double[::1] v, 
     return <double>t[lo + _extreme_pos(w, cnt, op == OP_TS_MAX)] / 1000.0
 
 
+cdef Py_ssize_t _fill(int op, const long long[::1] t, const double[::1] v, const long long[:] starts,
+                      const long long[:] ends, const long long[:] wend, long long range_ms, double limit,
+                      bint prefix, long long[::1] counted, double[:, :] out,
+                      unsigned char[:, :] present) noexcept nogil:
+    """``over_time``'s loop (arguments checked)."""
+    cdef Py_ssize_t n = starts.shape[0], k = wend.shape[0]
+    cdef Py_ssize_t i, j, s, e, lo, hi, lo_from, p, filled = 0
+    cdef long long we, prev_we
+    for i in range(n):
+        s = starts[i]
+        e = ends[i]
+        lo = s
+        hi = s
+        prev_we = 0
+        if prefix and e > s:
+            counted[1] = 0
+            for p in range(s + 1, e):
+                counted[p - s + 1] = counted[p - s] + _transition(op, v[p], v[p - 1])
+        for j in range(k):
+            we = wend[j]
+            # window ends of a query rise: each search starts where the last window did
+            lo_from = lo if j > 0 and we >= prev_we else s
+            lo = _after(t, lo_from, e, we - range_ms)
+            hi = _after(t, lo, e, we)
+            prev_we = we
+            if hi == lo:
+                out[i, j] = NAN
+                present[i, j] = 0
+            else:
+                if prefix:
+                    out[i, j] = <double>(counted[hi - s] - counted[lo - s + 1])
+                else:
+                    out[i, j] = _reduce(op, t, v, lo, hi, limit)
+                present[i, j] = 1
+                filled += 1
+    return filled
+
+
 def over_time(
     int op,
     const long long[::1] t,
@@ -305,8 +347,7 @@ def over_time(
     cdef Py_ssize_t n = starts.shape[0]
     cdef Py_ssize_t k = wend.shape[0]
     cdef Py_ssize_t size = t.shape[0]
-    cdef Py_ssize_t i, j, s, e, lo, hi, lo_from, p, longest = 0, filled = 0
-    cdef long long we, prev_we
+    cdef Py_ssize_t i, longest = 0, filled
     if v.shape[0] != size:
         raise ValueError("over_time: timestamps and values differ in length")
     for i in range(n):
@@ -318,32 +359,10 @@ def over_time(
     cdef bint prefix = (op == OP_CHANGES or op == OP_RESETS) and k > 1
     counted_arr = np.zeros(longest + 1 if prefix else 0, dtype=np.int64)
     cdef long long[::1] counted = counted_arr
+    # A small call (a dashboard's instant query, often run on the event loop) keeps the GIL: taking
+    # it back after releasing it can wait a switch interval (5 ms) behind a busy thread.
+    if size + n * k <= _NOGIL_MIN_WORK:
+        return _fill(op, t, v, starts, ends, wend, range_ms, limit, prefix, counted, out, present)
     with nogil:
-        for i in range(n):
-            s = starts[i]
-            e = ends[i]
-            lo = s
-            hi = s
-            prev_we = 0
-            if prefix and e > s:
-                counted[1] = 0
-                for p in range(s + 1, e):
-                    counted[p - s + 1] = counted[p - s] + _transition(op, v[p], v[p - 1])
-            for j in range(k):
-                we = wend[j]
-                # window ends of a query rise: each search starts where the last window did
-                lo_from = lo if j > 0 and we >= prev_we else s
-                lo = _after(t, lo_from, e, we - range_ms)
-                hi = _after(t, lo, e, we)
-                prev_we = we
-                if hi == lo:
-                    out[i, j] = NAN
-                    present[i, j] = 0
-                else:
-                    if prefix:
-                        out[i, j] = <double>(counted[hi - s] - counted[lo - s + 1])
-                    else:
-                        out[i, j] = _reduce(op, t, v, lo, hi, limit)
-                    present[i, j] = 1
-                    filled += 1
+        filled = _fill(op, t, v, starts, ends, wend, range_ms, limit, prefix, counted, out, present)
     return filled

@@ -4,6 +4,11 @@ Every function receives a ``MatrixSteps``; the window of series ``i`` at step ``
 index range ``[lo[i, j], hi[i, j])`` (samples with ``window_end[j] - range < t <= window_end[j]``).
 Semantics follow Prometheus 3's ``promql/functions.go`` (float samples only: native histograms
 are not supported by the engine yet).
+
+Compiled kernels replace the numpy paths when built: ``_rate.pyx`` (``rate``/``increase``/
+``delta``, ``irate``/``idelta``, ``deriv``/``predict_linear``) and ``_overtime.pyx`` (the simple
+``*_over_time`` functions, ``changes``, ``resets``: ``over_time_native``), with the same answers
+(tests/unit/query/promql/test_rate_native.py, test_overtime_native.py).
 """
 
 from __future__ import annotations

@@ -156,20 +156,23 @@ def test_kernel_matches_numpy(m: MatrixSteps, func: str) -> None:
 
 
 def test_long_windows_take_pairwise_and_compensated_sums() -> None:
-    # 1,000 samples per window: numpy's pairwise sum recurses past its 128-sample blocks; the
-    # second series cancels (1e16 + 1 - 1e16 ...), which only the compensated replay gets right,
-    # and the third overflows, which avg_over_time answers with its incremental mean.
-    t = np.arange(1, 1001, dtype=np.int64) * 1000
+    # 12,000 samples per window: numpy's pairwise sum recurses past its 128-sample blocks, and the
+    # kernel releases the GIL (more than its 32k samples plus windows); the second series cancels
+    # (1e16 + 1 - 1e16 ...), which only the compensated replay gets right, and the third overflows,
+    # which avg_over_time answers with its incremental mean.
+    size = 12_000
+    t = np.arange(1, size + 1, dtype=np.int64) * 1000
     rng = np.random.default_rng(7)
-    series = [rng.standard_normal(1000) * 1e3, np.tile([1e16, 1.0, -1e16, 0.5], 250), np.full(1000, 1e308)]
+    series = [rng.standard_normal(size) * 1e3, np.tile([1e16, 1.0, -1e16, 0.5], size // 4), np.full(size, 1e308)]
     m = MatrixSteps([make_labels({"__name__": "m", "i": str(i)}) for i in range(3)], [t] * 3, series,
-                    np.array([1_000_000, 500_000], dtype=np.int64), 1_000_000)
-    for func in ("sum_over_time", "avg_over_time"):
+                    np.array([size * 1000, size * 500], dtype=np.int64), size * 1000)
+    for func in ("sum_over_time", "avg_over_time", "max_over_time", "changes"):
         native = _call(func, m)
         with numpy_path():
             want = _call(func, m)
         assert _bits(native) == _bits(want)
-        assert native.values[1, 0] == (375.0 if func == "sum_over_time" else 0.375)
+    assert _call("sum_over_time", m).values[1, 0] == size // 4 * 1.5
+    assert _call("avg_over_time", m).values[1, 0] == 0.375
     assert _call("avg_over_time", m).values[2, 0] == pytest.approx(1e308)
 
 
