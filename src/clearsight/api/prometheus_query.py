@@ -41,7 +41,7 @@ from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.parser import ParseError, parse_with_positions
 from clearsight.query.promql.prepared import INSTANT, Prepared, PreparedQueries, Shape, range_shape
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
-from clearsight.query.promql.result import QueryResult, histogram_json
+from clearsight.query.promql.result import QueryResult, SeriesResult, histogram_json
 from clearsight.query.write_priority import pause_for_writes
 from clearsight.store.interface import MetricsStore
 
@@ -105,11 +105,13 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
             else:
                 out.append({"metric": dict(s.labels), "value": [t, text]})
     else:
-        for s in items:
-            pause_for_writes()  # encoding a large matrix on a query thread: step aside for writes
-            if not s.histograms or all(h is None for h in s.histograms):
-                out.append({"metric": dict(s.labels), "values": _points(s.timestamps, s.values)})
+        floats = [not s.histograms or all(h is None for h in s.histograms) for s in items]
+        points = iter(_float_points([s for s, f in zip(items, floats, strict=True) if f]))
+        for s, is_floats in zip(items, floats, strict=True):
+            if is_floats or not s.histograms:
+                out.append({"metric": dict(s.labels), "values": next(points)})
                 continue
+            pause_for_writes()
             is_float = np.asarray([h is None for h in s.histograms], dtype=bool)
             item: dict[str, Any] = {"metric": dict(s.labels)}
             if is_float.any():
@@ -145,13 +147,63 @@ def _points_native(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> 
                                                   np.ascontiguousarray(vals, dtype=np.float64), format_float))
 
 
+def _float_points_py(items: list[SeriesResult]) -> list[Any]:
+    out: list[Any] = []
+    for s in items:
+        pause_for_writes()  # encoding a large matrix on a query thread: step aside for writes
+        out.append(_points_py(s.timestamps, s.values))
+    return out
+
+
+def _float_points_native(items: list[SeriesResult]) -> list[Any]:
+    """The points of float series, encoded a few series per call (at most ``_NATIVE_SERIES``, and
+    more than one only while they hold at most ``_NATIVE_POINTS`` points): a timestamp column
+    the series of a call share (the full rows of a range result do) is formatted once."""
+    out: list[Any] = []
+    at = 0
+    while at < len(items):
+        pause_for_writes()  # encoding a large matrix on a query thread: step aside for writes
+        end = at + 1
+        points = len(items[at].timestamps)
+        while end < len(items) and end - at < _NATIVE_SERIES:
+            points += len(items[end].timestamps)
+            if points > _NATIVE_POINTS:
+                break
+            end += 1
+        part = items[at:end]
+        encoded = _jsonfmt.encode_many([_int64s(s.timestamps) for s in part], [_float64s(s.values) for s in part],
+                                       format_float)
+        out.extend(map(orjson.Fragment, encoded))
+        at = end
+    return out
+
+
+def _int64s(a: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """``a`` itself when it is a contiguous int64 array (keeping a shared column shared)."""
+    if a.dtype == np.int64 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _float64s(a: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    if a.dtype == np.float64 and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+# Series and points per native encoding call (the query thread steps aside for writes between two).
+_NATIVE_SERIES = 16
+_NATIVE_POINTS = 8192
+
 try:
     from clearsight.api import _jsonfmt  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
     log.warning("native JSON point encoder not built; using the pure-Python encoder")
     _points = _points_py
+    _float_points = _float_points_py
 else:
     _points = _points_native
+    _float_points = _float_points_native
 
 
 TIMING_KEYS = ("evalTotalTime", "resultSortTime", "queryPreparationTime", "innerEvalTime", "execQueueTime",

@@ -70,3 +70,60 @@ def test_many_random_values_match_python() -> None:
     for vals in (bits, decades, -decades):
         ts = np.arange(vals.shape[0], dtype=np.int64) * 15_000
         assert _native(ts.tolist(), vals.tolist()) == orjson.dumps(_points_py(ts, vals))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.lists(st.tuples(st.integers(-(10**14), 10**14), st.floats()), max_size=20),
+                          st.booleans()), max_size=6))
+def test_many_matches_one_at_a_time(columns: list[tuple[list[tuple[int, float]], bool]]) -> None:
+    """``encode_many`` writes each series as ``encode_points`` does, a timestamp column shared with
+    the previous series (formatted once) or not."""
+    ts_cols: list[np.ndarray] = []
+    val_cols: list[np.ndarray] = []
+    for points, shared in columns:
+        if shared and ts_cols:  # the previous series' column object, new values of its length
+            ts = ts_cols[-1]
+            vals = np.array([v for _, v in points][:len(ts)] + [0.5] * max(0, len(ts) - len(points)))
+        else:
+            ts = np.array([t for t, _ in points], dtype=np.int64)
+            vals = np.array([v for _, v in points], dtype=np.float64)
+        ts_cols.append(ts)
+        val_cols.append(vals)
+    got = _jsonfmt.encode_many(ts_cols, val_cols, format_float)
+    assert got == [orjson.dumps(_points_py(t, v)) for t, v in zip(ts_cols, val_cols, strict=True)]
+
+
+def test_many_length_mismatch() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="differ in length"):
+        _jsonfmt.encode_many([np.zeros(2, dtype=np.int64)], [np.zeros(3)], format_float)
+    with pytest.raises(ValueError, match="differ in length"):
+        _jsonfmt.encode_many([np.zeros(2, dtype=np.int64)], [], format_float)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.booleans()), max_size=40), st.integers(1, 40))
+def test_matrix_encoding_matches_python(rows: list[tuple[int, bool]], batch_points: int) -> None:
+    """``encode_result`` of a matrix (rows sharing the steps' column or with their own, pieces of
+    any size) writes what the pure-Python encoder writes."""
+    import pytest
+
+    from clearsight.api import prometheus_query as pq
+    from clearsight.query.promql.result import QueryResult, SeriesResult
+
+    steps = np.arange(5, dtype=np.int64) * 15_500
+    steps.flags.writeable = False
+    series = []
+    for i, (n, shared) in enumerate(rows):
+        ts = steps if shared else np.arange(n, dtype=np.int64) * 1_001 + i
+        vals = np.linspace(-1.5, 1e6, len(ts)) * (i + 1)
+        series.append(SeriesResult((("__name__", "m"), ("i", str(i))), ts, vals))
+    result = QueryResult("matrix", series)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pq, "_NATIVE_POINTS", batch_points)
+        native = orjson.dumps(pq.encode_result(result, 0, None)[0])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pq, "_float_points", pq._float_points_py)
+        python = orjson.dumps(pq.encode_result(result, 0, None)[0])
+    assert native == python

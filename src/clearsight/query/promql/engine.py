@@ -234,6 +234,11 @@ class Evaluator:
             self._span_ts = ts
         return self._span
 
+    def known_span(self, ts: I64, lo: int, hi: int) -> None:
+        """Tells ``steps_span`` the ``(min, max)`` of ``ts`` (known from how it was made)."""
+        self._span_ts = ts
+        self._span = (lo, hi)
+
     @property
     def stats_selectors(self) -> set[int]:
         if self._stats_selectors is None:
@@ -1078,6 +1083,7 @@ class Engine:
         ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms,
                              positions, query_text)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+        ev.known_span(ts, start_ms, start_ms + (points - 1) * step_ms)  # no reductions over the steps
         ev.root = expr
         ev.count_samples = count_samples
         with running(ev.budget):
