@@ -258,6 +258,17 @@ def group_keys(labels: list[Labels], grouping: list[str], without: bool) -> list
         drop.add("__name__")
         return [tuple([p for p in lbl if p[0] not in drop]) for lbl in labels]  # a list: faster than a generator
     keep = set(grouping)
+    if len(keep) == 1:  # ``by (one)``: names are unique and sorted, so stop at it (or past it)
+        (name,) = keep
+        out: list[Labels] = []
+        for lbl in labels:
+            for p in lbl:
+                if p[0] >= name:
+                    out.append((p,) if p[0] == name else ())
+                    break
+            else:
+                out.append(())
+        return out
     return [tuple([p for p in lbl if p[0] in keep]) for lbl in labels]
 
 

@@ -41,17 +41,10 @@ MAX_INT64 = 9223372036854774784.0
 
 
 def _groups(labels: list[Labels], grouping: list[str], without: bool) -> tuple[list[Labels], list[int]]:
+    """The groups' keys in order of first appearance, and each row's group."""
     keys: dict[Labels, int] = {}
-    out: list[Labels] = []
-    gid: list[int] = []
-    for key in group_keys(labels, grouping, without):
-        g = keys.get(key)
-        if g is None:
-            g = len(out)
-            keys[key] = g
-            out.append(key)
-        gid.append(g)
-    return out, gid
+    gid = [keys.setdefault(key, len(keys)) for key in group_keys(labels, grouping, without)]  # a new key: the next id
+    return list(keys), gid
 
 
 def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping: list[str],

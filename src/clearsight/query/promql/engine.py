@@ -1161,15 +1161,44 @@ def _range_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
     if not v.num_series:
         return []
     counts = v.present.sum(axis=1).tolist()  # one reduction tells the absent rows and the full ones
-    series = _series_rows(v, ts, [c > 0 for c in counts], [c == ts.shape[0] for c in counts])
+    k = ts.shape[0]
+    series = _series_rows(v, ts, [c > 0 for c in counts], [c == k for c in counts],
+                          _partial_rows(v, ts, counts) if v.hist is None else None)
     series.sort(key=lambda s: s.labels)
     return series
 
 
-def _series_rows(v: VectorSteps, ts: I64, keep: list[bool], full: list[bool] | None = None) -> list[SeriesResult]:
+def _partial_rows(v: VectorSteps, ts: I64, counts: list[int]) -> dict[int, tuple[I64, F64]] | None:
+    """The points of the float rows of ``v`` present at some steps but not all (``counts``: steps
+    present per row), by row: slices of one read-only array of their times and one of their
+    values (a few numpy calls for all of them instead of a few per row). None without such rows."""
+    k = ts.shape[0]
+    rows = [i for i, c in enumerate(counts) if 0 < c < k]
+    if not rows:
+        return None
+    if len(rows) == 1:
+        i = rows[0]
+        p = v.present[i]
+        return {i: (ts[p].copy(), v.values[i][p].copy())}
+    pres = v.present[rows]
+    at = ts[None, :].repeat(len(rows), axis=0)[pres]  # row-major: each row's steps in order, row after row
+    vals = np.array(v.values[rows][pres], dtype=np.float64)
+    at.flags.writeable = False
+    vals.flags.writeable = False
+    out: dict[int, tuple[I64, F64]] = {}
+    a = 0
+    for i in rows:
+        b = a + counts[i]
+        out[i] = (at[a:b], vals[a:b])
+        a = b
+    return out
+
+
+def _series_rows(v: VectorSteps, ts: I64, keep: list[bool], full: list[bool] | None = None,
+                 partial: dict[int, tuple[I64, F64]] | None = None) -> list[SeriesResult]:
     """The rows ``keep`` of ``v`` as series of their present points. Rows present at every step
     (``full``) share one read-only copy of the steps and are rows of one read-only copy of the
-    values (float rows only)."""
+    values (float rows only); rows in ``partial`` take the points given there."""
     series: list[SeriesResult] = []
     hist = v.hist
     at: I64 | None = None
@@ -1184,6 +1213,9 @@ def _series_rows(v: VectorSteps, ts: I64, keep: list[bool], full: list[bool] | N
             continue
         if vals is not None and at is not None and full is not None and full[i]:
             series.append(SeriesResult(lbl, at, vals[i]))
+            continue
+        if partial is not None and (pts := partial.get(i)) is not None:
+            series.append(SeriesResult(lbl, pts[0], pts[1]))
             continue
         p = v.present[i]
         hl = None
