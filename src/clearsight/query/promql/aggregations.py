@@ -28,6 +28,7 @@ from clearsight.query.promql.agg_fold import (
 )
 from clearsight.query.promql.values import (
     F64,
+    I64,
     Annotations,
     BoolArr,
     QueryError,
@@ -343,22 +344,20 @@ def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], witho
     present = np.zeros_like(v.present)
     pos_all = np.zeros((n, k), dtype=np.int64)
     members = [np.nonzero(gid_a == g)[0] for g in range(len(keys))]
+    # Only an instant query reads the ranks (its rows come out in rank order).
+    ranked_cells = op != "limitk" and not (instant and k == 1)
     for i, c in enumerate(column_blocks(n, k)):  # steps are ranked independently
         if i:
             checkpoint()
-        width = c.stop - c.start
         for rows in members:
             p = v.present[rows, c]
+            if ranked_cells:  # which cells make the top, without every cell's rank
+                present[rows, c] = _top_cells(op, p, v.values[rows, c], kk[c])
+                continue
             if op == "limitk":
                 pos = np.cumsum(p, axis=0) - 1
             else:
-                x = v.values[rows, c]
-                isnan = np.isnan(x)
-                cls = np.where(p, np.where(isnan, 1, 0), 2)
-                key = np.where(p & ~isnan, -x if op == "topk" else x, 0.0)
-                order = np.lexsort((key, cls), axis=0)
-                pos = np.empty_like(order)
-                np.put_along_axis(pos, order, np.arange(len(rows))[:, None].repeat(width, axis=1), axis=0)
+                pos = _ranks(op, p, v.values[rows, c])
             present[rows, c] = p & (pos < kk[None, c])
             pos_all[rows, c] = pos
     res = VectorSteps(v.labels, v.values, present, v.drop_name, None)
@@ -368,6 +367,44 @@ def _aggregate_k(op: str, v: VectorSteps, param: F64, grouping: list[str], witho
         res = VectorSteps([v.labels[i] for i in order_rows], v.values[idx], present[idx],
                           v.drop_name[idx] if v.drop_name is not None else None, None)
     return res
+
+
+def _ranks(op: str, p: BoolArr, x: F64) -> I64:
+    """``topk``/``bottomk``: each cell's rank in its column among the rows of one group (present
+    numbers first, the largest for ``topk``, then present NaNs, then absent cells; ties in row
+    order)."""
+    isnan = np.isnan(x)
+    cls = np.where(p, np.where(isnan, 1, 0), 2)
+    key = np.where(p & ~isnan, -x if op == "topk" else x, 0.0)
+    order = np.lexsort((key, cls), axis=0)
+    pos = np.empty_like(order)
+    np.put_along_axis(pos, order, np.arange(p.shape[0])[:, None].repeat(p.shape[1], axis=1), axis=0)
+    return pos
+
+
+def _top_cells(op: str, p: BoolArr, x: F64, kk: F64) -> BoolArr:
+    """``topk``/``bottomk`` over the rows of one group: the cells ``p`` whose rank in their
+    column is below ``kk`` (that column's k), the ranks ordering the present numbers first (the
+    largest for ``topk``, the smallest for ``bottomk``), then the present NaNs, ties in row order:
+    The numbers are ranked by one stable
+    argsort (non-numbers sort last as NaN) and only the first ``max(kk)`` ranks are looked at; a
+    present NaN is in when the column's numbers and the NaNs above it leave room. The same cells
+    as ``p & (_ranks(op, p, x) < kk)``."""
+    m, width = p.shape
+    isnan = np.isnan(x)
+    num = p & ~isnan
+    order = np.argsort(np.where(num, -x if op == "topk" else x, np.nan), axis=0, kind="stable")
+    numbers = num.sum(axis=0)
+    top = np.zeros((m, width), dtype=bool)
+    kmax = min(m, int(kk.max())) if width else 0
+    if kmax > 0:
+        rank = np.arange(kmax)[:, None]
+        take = (rank < kk[None, :]) & (rank < numbers[None, :])
+        top[order[:kmax][take], np.nonzero(take)[1]] = True
+    nans = p & isnan
+    if nans.any():
+        top |= nans & (np.cumsum(nans, axis=0) - 1 + numbers[None, :] < kk[None, :])
+    return top
 
 
 def _count_values(v: VectorSteps, label: str, grouping: list[str], without: bool) -> VectorSteps:
