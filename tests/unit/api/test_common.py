@@ -12,6 +12,7 @@ from clearsight.api.common import (
     PartsResponse,
     format_float,
     format_ts,
+    json_response,
     parse_time_ms,
     success,
     success_in_parts,
@@ -104,3 +105,22 @@ def test_a_parts_response_leaves_in_messages_of_send_bytes() -> None:
     sizes = [len(m["body"]) for m in bodies]  # type: ignore[arg-type]
     assert all(size >= SEND_BYTES for size in sizes[:-1])
     assert b"".join(m["body"] for m in bodies) == b"".join(parts)  # type: ignore[misc]
+
+
+@settings(max_examples=100)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+                    max_leaves=20),
+       st.lists(st.text(max_size=5), max_size=2), st.lists(st.text(max_size=5), max_size=2))
+def test_success_is_the_plain_json_response(data: object, warnings: list[str], infos: list[str]) -> None:
+    """``success`` builds its response's headers itself: the same status, body, media type and
+    raw headers (names, values, order) as Starlette's ``Response`` of the same JSON."""
+    body: dict[str, object] = {"status": "success", "data": data}
+    if warnings:
+        body["warnings"] = warnings
+    if infos:
+        body["infos"] = infos
+    got, want = success(data, warnings or None, infos or None), json_response(body)
+    assert (got.status_code, got.body, got.media_type, got.raw_headers, got.background) == \
+        (want.status_code, want.body, want.media_type, want.raw_headers, want.background)
+    assert dict(got.headers) == dict(want.headers)
