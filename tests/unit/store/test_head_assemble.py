@@ -1,17 +1,22 @@
-"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx) and
-``HeadView.read`` (a head-only read located and assembled in one call) against a dict reference: per series in the requested order, its chunk samples then its head rows segment
+"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx),
+``HeadView.read`` (a head-only read located and assembled in one call) and ``HeadView.read_cached``
+(the same over cached chunks and the head) against a dict reference: per series in the requested order, its chunk samples then its head rows segment
 after segment; None exactly when some series' pieces are not in strictly ascending time order;
 hostile arguments raise instead of reading out of bounds."""
 
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clearsight.store.embedded.catalog import ChunkRows
 from clearsight.store.embedded.head import HeadMirror, HeadPick
 
 # per series (id 1..6): its chunks (each a list of distinct timestamps) and its head writes
@@ -157,3 +162,101 @@ def test_head_read_matches_reference(series: dict[int, tuple[list[list[int]], li
     assert vals.tolist() == [v for w in want for _, v in w]
     assert empty == sum(1 for w in want if not w)
     assert view.pick(ids, lo, hi).rows == total
+
+
+@settings(max_examples=300, deadline=None)
+@given(series_st, st.sets(st.integers(1, 8)), st.integers(0, 100), st.integers(0, 100),
+       st.sampled_from([None, -1, 0, 2, 10**6]), st.sampled_from([0, 1, 100]), st.sets(st.integers(0, 20)),
+       st.randoms(use_true_random=False))
+def test_cached_read_matches_reference(
+    series: dict[int, tuple[list[list[int]], list[list[int]]]], extra: set[int], a: int, b: int, cap: int | None,
+    max_chunks: int, missing: set[int], rnd: object,
+) -> None:
+    """``HeadView.read_cached`` (chunks from the decoded-chunk cache and head rows in one compiled
+    call) against the dict reference: per series in ``perm`` order, the in-range samples of its
+    chunks overlapping the range, then its head rows; None, touching no entry, when a chunk is not
+    cached or there are more than ``max_chunks``; the ``needed`` count of the step by step read
+    when ``cap`` refuses; None when the pieces are not ascending; the chunks used moved to the
+    end of the entries."""
+    lo, hi = min(a, b), max(a, b)
+    head = _head(series)
+    view = head.view()
+    ids_l = sorted(set(series) | extra)
+    ids = np.asarray(ids_l, dtype=np.uint32)
+    chunks = sorted((sid, sorted(c)) for sid, (cs, _) in series.items() for c in cs if c)
+    chunks.sort(key=lambda c: (c[0], c[1][0]))
+    rows = ChunkRows(np.asarray([c[0] for c in chunks], dtype=np.uint32),
+                     np.asarray([c[1][0] for c in chunks], dtype=np.int64),
+                     np.asarray([c[1][-1] for c in chunks], dtype=np.int64),
+                     np.asarray([len(c[1]) for c in chunks], dtype=np.int64),
+                     np.zeros(len(chunks), dtype=np.uint8), np.zeros(len(chunks), dtype=np.uint8),
+                     np.arange(100, 100 + len(chunks), dtype=np.int64))
+    entries: OrderedDict[Any, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = OrderedDict()
+    for j, (_, ts) in enumerate(chunks):
+        if j not in missing:
+            t = np.asarray(ts, dtype=np.int64)
+            entries[100 + j] = (t, t.astype(np.float64) + 0.5)
+    entries["other"] = (np.zeros(0, dtype=np.int64), np.zeros(0))  # a key of another kind: never taken
+    before = list(entries)
+    perm_l = list(range(len(ids_l)))
+    rnd.shuffle(perm_l)  # type: ignore[attr-defined]
+    got = view.read_cached(ids, np.asarray(perm_l, dtype=np.int64), lo, hi, cap, rows.native, entries, max_chunks)
+
+    head_rows = {sid: [(int(s.ts[r]), float(s.vals[r])) for s in view.segments for r in range(len(s))
+                       if int(s.sid[r]) == sid and lo <= int(s.ts[r]) <= hi] for sid in ids_l}
+    n_head = sum(len(v) for v in head_rows.values())
+    if cap is not None and n_head > cap:  # refused before the chunks are looked at, as _locate does
+        assert got == n_head and list(entries) == before
+        return
+    used = [j for j, (sid, ts) in enumerate(chunks) if sid in ids_l and ts[-1] >= lo and ts[0] <= hi]
+    if len(used) > max_chunks or any(j in missing for j in used):
+        assert got is None and list(entries) == before
+        return
+    kept = {j: [t for t in chunks[j][1] if lo <= t <= hi] for j in used}
+    certain = n_head + sum(len(chunks[j][1]) for j in used if chunks[j][1][0] >= lo and chunks[j][1][-1] <= hi)
+    total = n_head + sum(len(v) for v in kept.values())
+    if cap is not None and certain > cap:
+        assert got == certain and list(entries) == before
+        return
+    if cap is not None and total > cap:
+        assert got == total
+        return
+    assert list(entries) == [k for k in before if k not in {100 + j for j in used}] + [100 + j for j in used]
+    want = []
+    for i in perm_l:
+        pieces = [(t, t + 0.5) for j in used if chunks[j][0] == ids_l[i] for t in kept[j]] + head_rows[ids_l[i]]
+        want.append(pieces)
+    if not all(x[0] < y[0] for w in want for x, y in itertools.pairwise(w)):
+        assert got is None
+        return
+    assert isinstance(got, tuple)
+    offsets, ts_out, vals_out, empty, taken = got
+    assert taken == len(used)
+    assert np.diff(offsets).tolist() == [len(w) for w in want] and offsets[0] == 0
+    assert ts_out.tolist() == [t for w in want for t, _ in w]
+    assert vals_out.tolist() == [v for w in want for _, v in w]
+    assert empty == sum(1 for w in want if not w)
+    for t, _ in entries.values():
+        assert not np.shares_memory(ts_out, t)  # cached columns are copied, never handed out
+
+
+def test_cached_read_hostile_arguments_raise() -> None:
+    head = HeadMirror()
+    head.apply((np.asarray([1], dtype=np.uint32), np.asarray([10], dtype=np.int64), np.ones(1)))
+    view = head.view()
+    ids = np.asarray([1], dtype=np.uint32)
+    rows = ChunkRows(np.asarray([1], dtype=np.uint32), np.asarray([1], dtype=np.int64), np.asarray([3], dtype=np.int64),
+                     np.asarray([2], dtype=np.int64), np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.uint8),
+                     np.asarray([7], dtype=np.int64))
+    good = np.asarray([1, 3], dtype=np.int64)
+    with pytest.raises(TypeError, match="must be a dict"):
+        view.read_cached(ids, None, 0, 100, None, rows.native, [(good, np.ones(2))], 10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="one position per id"):
+        view.read_cached(ids, np.asarray([0, 0], dtype=np.int64), 0, 100, None, rows.native, OrderedDict(), 10)
+    with pytest.raises(ValueError, match="differ in length"):
+        view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(3))}), 10)
+    with pytest.raises(ValueError, match="expected 1-d contiguous"):
+        view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good.astype(np.int32), np.ones(2))}),
+                         10)
+    got = view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2))}), 10)
+    assert isinstance(got, tuple) and got[1].tolist() == [1, 3, 10] and got[4] == 1

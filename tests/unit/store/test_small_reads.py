@@ -139,3 +139,65 @@ def test_a_head_read_over_the_limit_is_refused_as_by_the_numpy_path(store: Embed
             assert got == 15  # refused, naming the samples it would have returned
         else:
             assert isinstance(got, SeriesData) and len(got) == 3
+
+
+def test_cached_reads_follow_overwrites_compactions_deletes_and_retention(tmp_path: Path) -> None:
+    """The one-call read over cached chunks (``HeadView.read_cached``) takes the catalogue snapshot
+    and the head of its moment: after each change that rewrites, adds or removes chunks (an
+    overwrite of a chunk's sample, a late sample, a compaction, a delete, retention) a read whose
+    chunks were cached before answers the new state, the same as the numpy path and as a dict
+    model of what was written."""
+    s = EmbeddedMetricsStore(tmp_path, retention_ms=10**13, out_of_order_window_ms=10**12, compact_min_rows=10**9,
+                             rollups=False)
+    base = 1_700_000_000_000
+    labels = [make_labels({"__name__": "m", "i": str(i)}) for i in range(3)]
+    model: dict[int, dict[int, float]] = {i: {} for i in range(3)}
+    sel = [Matcher.of("=", "__name__", "m")]
+
+    def write(points: dict[int, list[tuple[int, float]]]) -> None:
+        _write(s, "t", [(labels[i], [(base + t * 1000, v) for t, v in p]) for i, p in points.items()])
+        for i, p in points.items():
+            model[i].update({base + t * 1000: v for t, v in p})
+
+    def check(lo_s: int, hi_s: int) -> None:
+        lo, hi = base + lo_s * 1000, base + hi_s * 1000
+        _read(s, "t", sel, lo, hi, None)  # decodes what is not cached yet
+        hits = s._chunk_cache.hits
+        got = _read(s, "t", sel, lo, hi, 10**6)
+        assert isinstance(got, SeriesData)
+        if any(lo <= t <= hi for i in range(3) for t in model[i] if t < base + 40_000):
+            assert s._chunk_cache.hits > hits  # the chunks came from the cache
+        with _numpy_path(s):
+            _same(got, _read(s, "t", sel, lo, hi, 10**6))
+        want = [(labels[i], sorted((t, v) for t, v in model[i].items() if lo <= t <= hi)) for i in range(3)]
+        want = [w for w in want if w[1]]
+        assert got.labels == [w[0] for w in want]
+        assert got.timestamps.tolist() == [t for w in want for t, _ in w[1]]
+        assert got.values.tolist() == [v for w in want for _, v in w[1]]
+
+    try:
+        write({i: [(t, float(t * 10 + i)) for t in range(0, 40, 2)] for i in range(3)})
+        s.compact()
+        write({i: [(t, float(t * 10 + i)) for t in range(40, 50, 2)] for i in range(3)})
+        for lo_s, hi_s in ((0, 50), (30, 45), (10, 20), (45, 50)):
+            check(lo_s, hi_s)
+        write({0: [(10, -1.5)]})  # overwrites a chunk's sample: the chunk is rewritten
+        check(0, 50)
+        check(5, 15)
+        write({1: [(11, 7.25)]})  # a late sample inside a chunk's span
+        check(0, 50)
+        check(5, 15)
+        s.compact()  # the head's rows become chunks
+        check(0, 50)
+        check(40, 50)
+        s.delete_series("t", [[Matcher.of("=", "i", "2")]], base + 12_000, base + 44_000)
+        model[2] = {t: v for t, v in model[2].items() if not base + 12_000 <= t <= base + 44_000}
+        check(0, 50)
+        check(10, 46)
+        s.apply_retention(base + 20_000 + s.retention_ms)
+        for i in range(3):
+            model[i] = {t: v for t, v in model[i].items() if t >= base + 20_000}
+        check(0, 50)
+        check(15, 25)
+    finally:
+        s.close()

@@ -15,8 +15,14 @@ reference."""
 
 import numpy as np
 
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t, uint32_t
+from cpython.object cimport PyObject
+
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+from libc.stdint cimport INT64_MAX, int64_t, uint32_t
 from libc.string cimport memset
 
 from clearsight._bsearch cimport lower_bound, upper_bound
@@ -88,7 +94,10 @@ cdef class Segments:
 
     ``read(ids, perm, lo, hi, cap)``: ``bounds`` then ``assemble`` without chunks, in one call; the
     number of rows instead when it exceeds ``cap`` (an int, or None: no cap), before anything is
-    copied."""
+    copied.
+
+    ``read_cached(ids, perm, lo, hi, cap, catalog, entries, max_chunks)``: a whole small read in one
+    call when every chunk it needs is decoded in ``entries`` (see the method)."""
 
     cdef list _segs
     cdef readonly Py_ssize_t count
@@ -137,10 +146,11 @@ cdef class Segments:
 
     def bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi):
         out = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
-        total = self._bounds(ids, lo, hi, out)
+        cdef int64_t[::1] ov = out
+        total = self._bounds(ids, lo, hi, &ov[0]) if ov.shape[0] else 0
         return out, total
 
-    cdef int64_t _bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi, int64_t[::1] o):
+    cdef int64_t _bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi, int64_t* o):
         cdef Py_ssize_t k = ids.shape[0], nseg = self.count, s, i, a, b, start, n
         cdef int64_t total = 0
         cdef _Seg g
@@ -181,10 +191,165 @@ cdef class Segments:
 
     def read(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap):
         bounds = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
-        cdef int64_t total = self._bounds(ids, lo, hi, bounds)
+        cdef int64_t[::1] bv = bounds
+        cdef int64_t total = self._bounds(ids, lo, hi, &bv[0]) if bv.shape[0] else 0
         if cap is not None and total > cap:
             return total
         return self._assemble(ids, perm, bounds, _NO_SID, _NO_I64, _NO_I64, _NO_F64)
+
+    def read_cached(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap,
+                    Catalog catalog, object entries, Py_ssize_t max_chunks):
+        """A read over chunks and head in one call, when every chunk it needs is decoded already: per
+        series of ``ids`` (sorted, unique, uint32) in the order ``perm``, the samples with
+        lo <= ts <= hi of its chunks in ``catalog`` (a ``Catalog``) overlapping the range, then its
+        head rows (``assemble``'s layout, plus the chunks taken: ``(offsets, ts, vals, empty,
+        chunks)``). The decoded chunks come from ``entries`` (``chunks.DecodedChunkCache``'s dict,
+        chunk uid -> ``(ts, values)``; the caller holds the cache's lock), each hit moved to its end
+        (``move_to_end``, the LRU's touch). Refuses as the step by step read does, returning the
+        ``needed`` count (an int) instead of a tuple: head rows over ``cap``, then head rows plus the
+        samples of chunks wholly inside the range, then head rows plus every chunk sample kept. None,
+        touching nothing, when a chunk is not in ``entries`` or there are more than ``max_chunks``;
+        None too (after the touches) when a series' pieces are not strictly ascending: the caller
+        then takes the step by step path, which decodes or sorts. Holds the GIL throughout."""
+        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nb = 2 * k * nseg
+        cdef Py_ssize_t ncat = catalog.sid.shape[0], nc = 0, i, j, jj, p, a, b, m, start = 0, held = 0
+        cdef Py_ssize_t s, r, w = 0, empty = 0
+        cdef int64_t n_head = 0, certain, ctotal = 0, total, t, last = 0
+        cdef const int64_t[::1] pv
+        cdef int64_t[::1] offs, to
+        cdef double[::1] vo
+        cdef bint started
+        if not isinstance(entries, dict):
+            raise TypeError("entries must be a dict (the cache's OrderedDict)")
+        if max_chunks < 0:
+            raise ValueError("max_chunks must not be negative")
+        if perm is not None:
+            pv = perm
+            if pv.shape[0] != k:
+                raise ValueError("perm must hold one position per id")
+            for jj in range(k):
+                if pv[jj] < 0 or pv[jj] >= k:
+                    raise ValueError("perm out of range")
+        # one block: head bounds (nb), per series its first chunk and chunk count (2k), per chunk its
+        # catalogue position, first sample kept and samples kept (3 * max_chunks at most)
+        cdef int64_t* mem = <int64_t*>PyMem_Malloc(max(nb + 2 * k + 3 * max_chunks, 1) * sizeof(int64_t))
+        cdef Py_buffer* bufs = NULL
+        if mem == NULL:
+            raise MemoryError()
+        cdef int64_t* bounds = mem
+        cdef int64_t* cfirst = mem + nb
+        cdef int64_t* ccount = cfirst + k
+        cdef int64_t* cpos = ccount + k
+        cdef int64_t* cbeg = cpos + max_chunks
+        cdef int64_t* ckept = cbeg + max_chunks
+        cdef list found = []
+        cdef PyObject* hit
+        cdef const int64_t* tp
+        cdef const double* vp
+        try:
+            if nb:
+                n_head = self._bounds(ids, lo, hi, bounds)
+            if cap is not None and n_head > cap:
+                return n_head
+            for i in range(k):  # the chunks overlapping the range, by (series, min ts)
+                a = lower_bound(catalog.sid, start, ncat, ids[i])
+                b = upper_bound(catalog.sid, a, ncat, ids[i]) if a < ncat else a
+                start = b
+                cfirst[i] = nc
+                for p in range(a, b):
+                    if catalog.max_ts[p] >= lo and catalog.min_ts[p] <= hi:
+                        if nc == max_chunks:
+                            return None
+                        cpos[nc] = p
+                        nc += 1
+                ccount[i] = nc - cfirst[i]
+            for j in range(nc):
+                key = catalog.uid[cpos[j]]
+                hit = PyDict_GetItemWithError(entries, key)
+                if hit == NULL:
+                    return None  # (an error raised by the lookup propagates)
+                found.append(<object>hit)
+            if cap is not None and nc:
+                certain = n_head
+                for j in range(nc):
+                    p = cpos[j]
+                    if catalog.min_ts[p] >= lo and catalog.max_ts[p] <= hi:
+                        certain += catalog.n[p]
+                if certain > cap:
+                    return certain
+            bufs = <Py_buffer*>PyMem_Malloc(max(2 * nc, 1) * sizeof(Py_buffer))
+            if bufs == NULL:
+                raise MemoryError()
+            for j in range(nc):
+                pair = found[j]
+                _take8(pair[0], &bufs[held], b'q')
+                held += 1
+                _take8(pair[1], &bufs[held], b'd')
+                held += 1
+                m = bufs[2 * j].shape[0]
+                if bufs[2 * j + 1].shape[0] != m:
+                    raise ValueError("a chunk's timestamps and values differ in length")
+                tp = <const int64_t*>bufs[2 * j].buf
+                a = _first_at_least(tp, 0, m, lo)
+                b = _first_at_least(tp, a, m, hi + 1) if hi < INT64_MAX else m
+                cbeg[j] = a
+                ckept[j] = b - a
+                ctotal += b - a
+            if cap is not None and nc and n_head + ctotal > cap:
+                return n_head + ctotal
+            for j in range(nc):
+                entries.move_to_end(catalog.uid[cpos[j]])
+            offsets_a = np.empty(k + 1, dtype=np.int64)
+            offs = offsets_a
+            offs[0] = 0
+            total = 0
+            for jj in range(k):
+                i = pv[jj] if perm is not None else jj
+                t = 0
+                for j in range(cfirst[i], cfirst[i] + ccount[i]):
+                    t += ckept[j]
+                for s in range(nseg):
+                    t += bounds[(i * nseg + s) * 2 + 1] - bounds[(i * nseg + s) * 2]
+                empty += t == 0
+                total += t
+                offs[jj + 1] = total
+            ts_out = np.empty(total, dtype=np.int64)
+            val_out = np.empty(total, dtype=np.float64)
+            to = ts_out
+            vo = val_out
+            for jj in range(k):
+                i = pv[jj] if perm is not None else jj
+                started = False
+                for j in range(cfirst[i], cfirst[i] + ccount[i]):
+                    tp = <const int64_t*>bufs[2 * j].buf
+                    vp = <const double*>bufs[2 * j + 1].buf
+                    for r in range(cbeg[j], cbeg[j] + ckept[j]):
+                        t = tp[r]
+                        if started and t <= last:
+                            return None
+                        started = True
+                        last = t
+                        to[w] = t
+                        vo[w] = vp[r]
+                        w += 1
+                for s in range(nseg):
+                    a = bounds[(i * nseg + s) * 2]
+                    b = bounds[(i * nseg + s) * 2 + 1]
+                    for r in range(a, b):
+                        t = self._tsp[s][r]
+                        if started and t <= last:
+                            return None
+                        started = True
+                        last = t
+                        to[w] = t
+                        vo[w] = self._vsp[s][r]
+                        w += 1
+            return offsets_a, ts_out, val_out, empty, nc
+        finally:
+            for j in range(held):
+                PyBuffer_Release(&bufs[j])
+            PyMem_Free(bufs)
+            PyMem_Free(mem)
 
     cdef object _assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds,
                           const uint32_t[::1] c_sid, const int64_t[::1] kept, const int64_t[::1] c_ts,
@@ -291,3 +456,51 @@ cdef Py_ssize_t _fill(Py_ssize_t k, const int64_t[::1] pv, const int64_t[::1] bo
                 vo[w] = vsp[s][r]
                 w += 1
     return w
+
+
+cdef class Catalog:
+    """A chunk catalogue snapshot's columns as ``Segments.read_cached`` takes them (``catalog.ChunkRows``
+    builds it once per snapshot): per chunk, sorted by (series id, min ts), its series id, min and
+    max ts, sample count and uid."""
+    cdef const uint32_t[::1] sid
+    cdef const int64_t[::1] min_ts
+    cdef const int64_t[::1] max_ts
+    cdef const int64_t[::1] n
+    cdef const int64_t[::1] uid
+
+    def __init__(self, const uint32_t[::1] sid, const int64_t[::1] min_ts, const int64_t[::1] max_ts,
+                 const int64_t[::1] n, const int64_t[::1] uid):
+        cdef Py_ssize_t c = sid.shape[0]
+        if min_ts.shape[0] != c or max_ts.shape[0] != c or n.shape[0] != c or uid.shape[0] != c:
+            raise ValueError("one entry of each column per chunk")
+        self.sid = sid
+        self.min_ts = min_ts
+        self.max_ts = max_ts
+        self.n = n
+        self.uid = uid
+
+
+cdef int _take8(object obj, Py_buffer* buf, char kind) except -1:
+    """Takes a C-contiguous 1-d buffer of 8-byte items of ``kind`` (b'q': int64, b'd': float64) from
+    ``obj`` into ``buf`` (released by the caller): cheaper than a typed memoryview per chunk."""
+    PyObject_GetBuffer(obj, buf, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+    cdef const char* f = buf.format
+    if f != NULL and (f[0] == b'@' or f[0] == b'=' or f[0] == b'<'):
+        f += 1
+    if (buf.itemsize != 8 or buf.ndim != 1 or f == NULL or f[1] != 0
+            or not (f[0] == kind or (kind == b'q' and f[0] == b'l'))):
+        PyBuffer_Release(buf)
+        raise ValueError("expected 1-d contiguous int64 timestamps and float64 values")
+    return 0
+
+
+cdef inline Py_ssize_t _first_at_least(const int64_t* a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) noexcept nogil:
+    """First position in a[lo:hi] (sorted) holding a value >= x (hi: none)."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

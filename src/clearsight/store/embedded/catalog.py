@@ -24,6 +24,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +37,10 @@ try:  # the Cython range filters (setup.py builds it); ChunkRows.find_py is its 
     from clearsight.store.embedded import _inrange  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without Cython or a C compiler
     _inrange = None
+try:  # the compiled small read (head.HeadView.read_cached) takes a snapshot's columns as _headsel.Catalog
+    from clearsight.store.embedded import _headsel  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without Cython or a C compiler
+    _headsel = None
 
 U8Array = npt.NDArray[np.uint8]
 U32Array = npt.NDArray[np.uint32]
@@ -66,6 +72,17 @@ class ChunkRows:
 
     def __len__(self) -> int:
         return int(self.series_id.shape[0])
+
+    @cached_property
+    def native(self) -> Any:
+        """The snapshot's series ids, min/max ts, sample counts and uids as ``_headsel.Catalog`` (their
+        buffers acquired once per snapshot, on its first read, not per read); None without the
+        compiled module."""
+        if _headsel is None:
+            return None
+        return _headsel.Catalog(*(np.ascontiguousarray(a, dtype=d) for a, d in (
+            (self.series_id, np.uint32), (self.min_ts, np.int64), (self.max_ts, np.int64), (self.n, np.int64),
+            (self.uid, np.int64))))
 
     def take(self, pos: npt.NDArray[np.intp]) -> ChunkRows:
         return ChunkRows(

@@ -62,6 +62,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -89,6 +90,7 @@ _ALL = (-(2**63), 2**63 - 1)
 
 U8Array = npt.NDArray[np.uint8]
 U32Array = npt.NDArray[np.uint32]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -730,6 +732,16 @@ class DecodedChunkCache:
             return _cut([f for f in found if f is not None], lo, hi)
         # all decoded now, in chunk order (read-only: cached views)
         return _keep_in_range(m_ts, m_val, np.asarray(n, dtype=np.int64), lo, hi)
+
+    def read_entries(self, read: Callable[[OrderedDict[Hashable, tuple[I64Array, F64Array]]], _T]) -> _T:
+        """``read(entries)`` under the cache's lock: a compiled read that looks its chunks up in the
+        entries itself and touches the ones it uses (``move_to_end``, as ``cached_range`` does;
+        ``head.HeadView.read_cached``). It reports its hits with ``count_hits``."""
+        with self._lock:
+            return read(self._entries)
+
+    def count_hits(self, n: int) -> None:
+        self.hits += n
 
     def cached_range(self, keys: Sequence[Hashable], lo: int, hi: int) -> tuple[I64Array, F64Array, I64Array] | None:
         """``decode_range`` of chunks the cache holds every one of (by their ``keys``), cut to

@@ -1611,9 +1611,9 @@ class EmbeddedMetricsStore:
         the blob cache, or DuckDB for the ones it misses). A publication (compaction, retention, an
         overwrite that rewrote chunks) between the two would pair states of different moments, so
         the read runs under the kernel's ``Publication.read``: retried when one overlapped it, the
-        last attempt holding publications off. A read without chunks in the range (an instant
-        query at the data's end, in the head) is located and assembled in that one step, in one
-        compiled call (``HeadView.read``)."""
+        last attempt holding publications off. A read whose chunks in the range are all decoded in
+        the chunk cache, or that has none (an instant query at the data's end), is located, cut and
+        assembled in that one step, in one compiled call (``HeadView.read_cached``)."""
         order = self._label_order.order(ids, self._labels.__getitem__)
         done, parts = self._pub.read(lambda: self._read_once(ids, order[1], start_ms, end_ms))
         if done is not None:
@@ -1639,32 +1639,39 @@ class EmbeddedMetricsStore:
     def _read_once(
         self, ids: IdArray, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int
     ) -> tuple[Assembled | None, _Parts | None]:
-        """The read's series assembled in label order (``perm``, ``LabelOrder.order``'s) when no
-        chunk of ``ids`` overlaps the range and the compiled head read could take it in one call;
-        else its parts located and decoded (``_locate``), for ``_assemble``."""
+        """The read's series assembled in label order (``perm``, ``LabelOrder.order``'s) in one
+        compiled call (``HeadView.read_cached``) when every chunk of ``ids`` overlapping the range is
+        decoded in the chunk cache (or there is none: an instant query at the data's end, in the
+        head) and the pieces come out ascending; else its parts located and decoded (``_locate``),
+        for ``_assemble``."""
         view = self._head.view()
         snap = self._catalog.snapshot()
-        pos = snap.find(ids, start_ms, end_ms)
-        if view.native is not None and pos.shape[0] == 0:
-            limits = current_read_limits()
-            cap = limits.max_samples if limits is not None else None
-            done = view.read(ids, perm, start_ms, end_ms, cap)
-            if isinstance(done, int):
-                assert cap is not None
-                raise SampleLimitExceeded(cap, done)
-            if done is not None:
-                return done, None
-        return None, self._locate(ids, start_ms, end_ms, (view, snap, pos))
+        limits = current_read_limits()
+        cap = limits.max_samples if limits is not None else None
+        done = self._chunk_cache.read_entries(
+            lambda entries: view.read_cached(ids, perm, start_ms, end_ms, cap, snap.native, entries,
+                                             _READ_BATCH_CHUNKS))
+        if isinstance(done, int):
+            assert cap is not None
+            raise SampleLimitExceeded(cap, done)
+        if done is not None:
+            offsets, ts, vals, empty, chunks = done
+            if chunks:
+                self._chunk_cache.count_hits(chunks)
+                if limits is not None and limits.should_stop is not None:
+                    limits.should_stop()  # as between the batches of a decoding read
+            return (offsets, ts, vals, empty), None
+        return None, self._locate(ids, start_ms, end_ms, (view, snap, None))
 
     def _locate(
         self, ids: IdArray, start_ms: int, end_ms: int,
-        found: tuple[HeadView, ChunkRows, npt.NDArray[np.intp]] | None = None,
+        found: tuple[HeadView, ChunkRows, npt.NDArray[np.intp] | None] | None = None,
     ) -> _Parts:
         """A read's decoded chunk samples (chunks ordered by (series, min ts): their series, the
         samples kept of each, the samples) and its head rows located (``HeadPick``), refusing
         (``SampleLimitExceeded``) over the read limits' ``max_samples`` before decoding.
-        ``found``: the head and catalogue the read took and its chunks' positions, when the
-        caller has them."""
+        ``found``: the head and catalogue the read took (and its chunks' positions, when the
+        caller has them)."""
         limits = current_read_limits()
         cap = limits.max_samples if limits is not None else None
         stop = limits.should_stop if limits is not None else None

@@ -38,6 +38,7 @@ column, kept with the segment: ``_Segment.keys``).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -474,6 +475,8 @@ def _merge_parts(parts: list[tuple[U32Array, I64Array, F64Array]]) -> tuple[U32A
 
 # A compiled read's result: (offsets, timestamps, values, series without a sample), see _headsel.Segments.
 Assembled = tuple[npt.NDArray[np.int64], I64Array, F64Array, int]
+# ``HeadView.read_cached``'s: the same and the number of cached chunks it took.
+CachedRead = tuple[npt.NDArray[np.int64], I64Array, F64Array, int, int]
 
 
 @dataclass(frozen=True)
@@ -515,6 +518,23 @@ class HeadView:
         if self.native is None:
             return None
         out: Assembled | int | None = self.native.read(ids, perm, start_ms, end_ms, cap)
+        return out
+
+    def read_cached(
+        self, ids: U32Array, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int, cap: int | None,
+        catalog: Any, entries: OrderedDict[Any, tuple[I64Array, F64Array]], max_chunks: int,
+    ) -> CachedRead | int | None:
+        """A read over chunks and head in one compiled call (``_headsel.Segments.read_cached``): ``read``
+        together with the chunks of ``ids`` overlapping the range in ``catalog`` (a catalogue
+        snapshot's ``native``), cut to the range from the decoded-chunk cache's ``entries`` (the
+        caller holds its lock: ``DecodedChunkCache.read_entries``). ``CachedRead`` (``Assembled`` and
+        the chunks taken), the ``needed`` count when the read limit refuses (as ``_locate`` counts
+        it), or None: a chunk not decoded, more than ``max_chunks``, pieces not ascending, or no
+        compiled module."""
+        if self.native is None or catalog is None:
+            return None
+        out: CachedRead | int | None = self.native.read_cached(ids, perm, start_ms, end_ms, cap, catalog, entries,
+                                                               max_chunks)
         return out
 
 
