@@ -1,7 +1,7 @@
-"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx),
-``HeadView.read`` (a head-only read located and assembled in one call) and ``HeadView.read_cached``
-(the same over cached chunks and the head) against a dict reference: per series in the requested order, its chunk samples then its head rows segment
-after segment; None exactly when some series' pieces are not in strictly ascending time order;
+"""``HeadPick.assemble`` (the compiled one-pass read assembly, store/embedded/_headsel.pyx) and
+``HeadView.read_cached`` (a read located, cut from the decoded-chunk cache and assembled in one
+call; head-only reads too) against a dict reference: per series in the requested order, its chunk
+samples then its head rows segment after segment; None exactly when some series' pieces are not in strictly ascending time order;
 hostile arguments raise instead of reading out of bounds."""
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def test_hostile_arguments_raise() -> None:
        st.sampled_from([None, -1, 0, 2, 10**6]), st.randoms(use_true_random=False))
 def test_head_read_matches_reference(series: dict[int, tuple[list[list[int]], list[list[int]]]], extra: set[int],
                                      a: int, b: int, cap: int | None, rnd: object) -> None:
-    """``HeadView.read`` (a head-only read in one compiled call, ids the head may not hold) against
+    """``HeadView.read_cached`` without chunks (a head-only read, ids the head may not hold) against
     the dict reference: each series' rows in range, segment after segment, in ``perm`` order; None
     exactly when they are not ascending; the row count instead when it exceeds ``cap``."""
     lo, hi = min(a, b), max(a, b)
@@ -142,7 +142,8 @@ def test_head_read_matches_reference(series: dict[int, tuple[list[list[int]], li
     ids = np.asarray(ids_l, dtype=np.uint32)
     perm_l = list(range(len(ids_l)))
     rnd.shuffle(perm_l)  # type: ignore[attr-defined]
-    got = view.read(ids, np.asarray(perm_l, dtype=np.int64), lo, hi, cap)
+    got = view.read_cached(ids, np.asarray(perm_l, dtype=np.int64), lo, hi, cap, ChunkRows.empty().native,
+                           OrderedDict(), 0)
     want = []
     for i in perm_l:
         rows = [(int(s.ts[r]), float(s.vals[r])) for s in view.segments for r in range(len(s))
@@ -156,7 +157,8 @@ def test_head_read_matches_reference(series: dict[int, tuple[list[list[int]], li
         assert got is None
         return
     assert isinstance(got, tuple)
-    offsets, ts, vals, empty = got
+    offsets, ts, vals, empty, chunks = got
+    assert chunks == 0
     assert np.diff(offsets).tolist() == [len(w) for w in want] and offsets[0] == 0
     assert ts.tolist() == [t for w in want for t, _ in w]
     assert vals.tolist() == [v for w in want for _, v in w]

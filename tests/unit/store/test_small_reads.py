@@ -1,4 +1,4 @@
-"""A store's selects through the compiled small-read path (``HeadView.read``, ``_headsel.Segments``,
+"""A store's selects through the compiled small-read path (``HeadView.read_cached``, ``_headsel.Segments``,
 ``_inrange``, ``DecodedChunkCache.cached_range``) answer exactly what the numpy path answers on the
 same state: random series with samples only in chunks, only in the head, in both (overwrites and
 late samples that overlap a chunk), NaN and stale-marker values, native histogram series, selections

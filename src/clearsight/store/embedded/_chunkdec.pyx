@@ -18,14 +18,15 @@ once, XOR values by xor). The result is bit for bit what ``chunks.decode_py`` fo
 
 import numpy as np
 
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from clearsight._bsearch cimport lower_bound, upper_bound
+from clearsight._bsearch cimport lower_bound, ptr_bound, upper_bound
+from clearsight._buffers cimport take8
 
 from clearsight.store.embedded.zstd_frames import decompress as zstd_decompress
 
@@ -735,20 +736,6 @@ def decode_range(list data, const int64_t[:] n, const uint8_t[:] codec, const ui
     return ts_arr[:out], val_arr[:out], kept_arr
 
 
-cdef int _take(object obj, Py_buffer* buf, char kind) except -1:
-    """Takes a C-contiguous buffer of 8-byte items of ``kind`` (b'q': int64, b'd': float64) from
-    ``obj`` into ``buf`` (released by the caller). Cheaper than a typed memoryview (no object made)."""
-    PyObject_GetBuffer(obj, buf, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-    cdef const char* f = buf.format
-    if f != NULL and (f[0] == b'@' or f[0] == b'=' or f[0] == b'<'):
-        f += 1
-    if (buf.itemsize != 8 or buf.ndim != 1 or f == NULL or f[1] != 0
-            or not (f[0] == kind or (kind == b'q' and f[0] == b'l'))):
-        PyBuffer_Release(buf)
-        raise ValueError("expected 1-d contiguous int64 timestamps and float64 values")
-    return 0
-
-
 def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
     """The samples with ``lo <= ts <= hi`` of already decoded chunks (``ts_parts[i]`` ascending,
     ``val_parts[i]`` its values): two binary searches per chunk and one copy of what is kept,
@@ -767,16 +754,16 @@ def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
         if bufs == NULL or first == NULL:
             raise MemoryError()
         for i in range(k):
-            _take(ts_parts[i], &bufs[held], b'q')
+            take8(ts_parts[i], &bufs[held], b'q')
             held += 1
-            _take(val_parts[i], &bufs[held], b'd')
+            take8(val_parts[i], &bufs[held], b'd')
             held += 1
             m = bufs[2 * i].shape[0]
             if bufs[2 * i + 1].shape[0] != m:
                 raise ValueError("a chunk's timestamps and values differ in length")
             t = <const int64_t*>bufs[2 * i].buf
-            a = _bound(t, m, lo, False)
-            b = a + _bound(t + a, m - a, hi, True)
+            a = ptr_bound(t, m, lo, False)
+            b = a + ptr_bound(t + a, m - a, hi, True)
             first[i] = a
             kp[i] = b - a
             total += b - a
@@ -790,20 +777,6 @@ def gather_in_range(list ts_parts, list val_parts, int64_t lo, int64_t hi):
         PyMem_Free(bufs)
         PyMem_Free(first)
     return out_ts, out_val, kept
-
-
-cdef inline Py_ssize_t _bound(const int64_t* a, Py_ssize_t n, int64_t x, bint after) noexcept nogil:
-    """First position in a[:n] (sorted) holding a value > x (``after``) or >= x (not ``after``):
-    ``_bsearch``'s searches on a raw pointer (those take typed memoryviews, which cost a memoryview
-    per chunk here)."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x or (after and a[mid] == x):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 cdef void _copy_kept(Py_buffer* bufs, Py_ssize_t* first, int64_t[::1] kp, Py_ssize_t k, int64_t[::1] ot,

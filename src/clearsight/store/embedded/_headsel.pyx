@@ -9,23 +9,24 @@ range). ``head._Segment.rows_in`` uses it; its numpy equivalent is the reference
 ``Segments``: all of a head's segments as the compiled reads take them, built once per change of
 the head (``head.HeadMirror``), so a read acquires no buffer per segment: ``bounds`` locates a
 read's rows per series and segment, ``assemble`` copies a read's chunk samples and head rows into
-the answer's columns, ``read`` is both in one call for a read without chunks (the small instant
-query at the data's end). ``tests/unit/store/test_head_assemble.py`` compares them with a dict
+the answer's columns, ``read_cached`` is a whole small read in one call (its chunks found in a
+``Catalog`` and taken from the decoded-chunk cache). ``tests/unit/store/test_head_assemble.py`` compares them with a dict
 reference."""
 
 import numpy as np
 
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
-from libc.stdint cimport INT64_MAX, int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memset
 
-from clearsight._bsearch cimport lower_bound, upper_bound
+from clearsight._bsearch cimport lower_bound, ptr_bound, upper_bound
+from clearsight._buffers cimport take8
 
 
 def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] ids, int64_t lo, int64_t hi):
@@ -92,12 +93,10 @@ cdef class Segments:
     order as they come (late samples compacted after newer ones, or out-of-order rows in an older
     segment): the caller then sorts.
 
-    ``read(ids, perm, lo, hi, cap)``: ``bounds`` then ``assemble`` without chunks, in one call; the
-    number of rows instead when it exceeds ``cap`` (an int, or None: no cap), before anything is
-    copied.
-
-    ``read_cached(ids, perm, lo, hi, cap, catalog, entries, max_chunks)``: a whole small read in one
-    call when every chunk it needs is decoded in ``entries`` (see the method)."""
+    ``read_cached(ids, perm, lo, hi, cap, catalog, entries, max_chunks)``: ``bounds``, the chunks'
+    location and cut, and ``assemble`` in one call when every chunk the read needs is decoded in
+    ``entries`` (or it needs none: an instant query at the data's end); the ``needed`` count
+    instead when ``cap`` (an int, or None: no cap) refuses, before anything is copied."""
 
     cdef list _segs
     cdef readonly Py_ssize_t count
@@ -189,14 +188,6 @@ cdef class Segments:
                     raise ValueError("bounds outside a segment")
         return self._assemble(ids, perm, bounds, c_sid, kept, c_ts, c_val)
 
-    def read(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap):
-        bounds = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
-        cdef int64_t[::1] bv = bounds
-        cdef int64_t total = self._bounds(ids, lo, hi, &bv[0]) if bv.shape[0] else 0
-        if cap is not None and total > cap:
-            return total
-        return self._assemble(ids, perm, bounds, _NO_SID, _NO_I64, _NO_I64, _NO_F64)
-
     def read_cached(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap,
                     Catalog catalog, object entries, Py_ssize_t max_chunks):
         """A read over chunks and head in one call, when every chunk it needs is decoded already: per
@@ -282,16 +273,16 @@ cdef class Segments:
                 raise MemoryError()
             for j in range(nc):
                 pair = found[j]
-                _take8(pair[0], &bufs[held], b'q')
+                take8(pair[0], &bufs[held], b'q')
                 held += 1
-                _take8(pair[1], &bufs[held], b'd')
+                take8(pair[1], &bufs[held], b'd')
                 held += 1
                 m = bufs[2 * j].shape[0]
                 if bufs[2 * j + 1].shape[0] != m:
                     raise ValueError("a chunk's timestamps and values differ in length")
                 tp = <const int64_t*>bufs[2 * j].buf
-                a = _first_at_least(tp, 0, m, lo)
-                b = _first_at_least(tp, a, m, hi + 1) if hi < INT64_MAX else m
+                a = ptr_bound(tp, m, lo, False)
+                b = a + ptr_bound(tp + a, m - a, hi, True)
                 cbeg[j] = a
                 ckept[j] = b - a
                 ctotal += b - a
@@ -478,29 +469,3 @@ cdef class Catalog:
         self.max_ts = max_ts
         self.n = n
         self.uid = uid
-
-
-cdef int _take8(object obj, Py_buffer* buf, char kind) except -1:
-    """Takes a C-contiguous 1-d buffer of 8-byte items of ``kind`` (b'q': int64, b'd': float64) from
-    ``obj`` into ``buf`` (released by the caller): cheaper than a typed memoryview per chunk."""
-    PyObject_GetBuffer(obj, buf, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
-    cdef const char* f = buf.format
-    if f != NULL and (f[0] == b'@' or f[0] == b'=' or f[0] == b'<'):
-        f += 1
-    if (buf.itemsize != 8 or buf.ndim != 1 or f == NULL or f[1] != 0
-            or not (f[0] == kind or (kind == b'q' and f[0] == b'l'))):
-        PyBuffer_Release(buf)
-        raise ValueError("expected 1-d contiguous int64 timestamps and float64 values")
-    return 0
-
-
-cdef inline Py_ssize_t _first_at_least(const int64_t* a, Py_ssize_t lo, Py_ssize_t hi, int64_t x) noexcept nogil:
-    """First position in a[lo:hi] (sorted) holding a value >= x (hi: none)."""
-    cdef Py_ssize_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo

@@ -507,27 +507,16 @@ class HeadView:
         bounds, total = self.native.bounds(ids, start_ms, end_ms)
         return HeadPick(self.segments, ids, start_ms, end_ms, bounds, int(total), None, self.native)
 
-    def read(
-        self, ids: U32Array, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int, cap: int | None
-    ) -> Assembled | int | None:
-        """A read of the head alone in one compiled call: per series of ``ids`` (sorted, unique,
-        uint32) in the order ``perm`` (positions into ``ids``; None: as they are), its rows with
-        start_ms <= ts <= end_ms (``Assembled``). The number of rows instead when they exceed
-        ``cap``; None when a series' rows are not ascending across segments, or without the
-        compiled module (then ``pick``, and sort)."""
-        if self.native is None:
-            return None
-        out: Assembled | int | None = self.native.read(ids, perm, start_ms, end_ms, cap)
-        return out
-
     def read_cached(
         self, ids: U32Array, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int, cap: int | None,
         catalog: Any, entries: OrderedDict[Any, tuple[I64Array, F64Array]], max_chunks: int,
     ) -> CachedRead | int | None:
-        """A read over chunks and head in one compiled call (``_headsel.Segments.read_cached``): ``read``
-        together with the chunks of ``ids`` overlapping the range in ``catalog`` (a catalogue
-        snapshot's ``native``), cut to the range from the decoded-chunk cache's ``entries`` (the
-        caller holds its lock: ``DecodedChunkCache.read_entries``). ``CachedRead`` (``Assembled`` and
+        """A read over chunks and head in one compiled call (``_headsel.Segments.read_cached``): per
+        series of ``ids`` (sorted, unique, uint32) in the order ``perm`` (positions into ``ids``;
+        None: as they are), its samples with start_ms <= ts <= end_ms: those of its chunks
+        overlapping the range in ``catalog`` (a catalogue snapshot's ``native``), cut from the
+        decoded-chunk cache's ``entries`` (the caller holds its lock:
+        ``DecodedChunkCache.read_entries``), then its head rows. ``CachedRead`` (``Assembled`` and
         the chunks taken), the ``needed`` count when the read limit refuses (as ``_locate`` counts
         it), or None: a chunk not decoded, more than ``max_chunks``, pieces not ascending, or no
         compiled module."""
