@@ -284,23 +284,25 @@ class Evaluator:
         # No checkpoint before the read: the node reading checked as it began. A store that
         # supports it refuses a read over the query's remaining sample budget before materialising
         # it, and checks the deadline/cancellation between batches of its work.
-        room = max(0, self.budget.max_samples - self.budget.held)
+        budget = self.budget
+        room = budget.max_samples - budget.held
         try:
-            with read_limits(ReadLimits(max_samples=room, should_stop=self.budget.check)):
+            with read_limits(ReadLimits(room if room > 0 else 0, budget.check)):
                 data = self.selector.select(matchers, lo, hi)
         except SampleLimitExceeded as e:
             self._account(e.needed, "samples loaded from the store")
             raise QueryLimitExceeded(str(e)) from None
         # Between store reads: a read that ran past the deadline (or a client that went away
         # during it) stops the query before its samples are processed.
-        self.budget.check("expression evaluation (after a store read)")
-        n = len(data)
-        loaded = int(data.timestamps.shape[0])
-        self.stats.series_fetched += n
-        self.stats.samples_loaded += loaded
+        budget.check("expression evaluation (after a store read)")
+        n = len(data.labels)
+        loaded = data.timestamps.shape[0]
+        stats = self.stats
+        stats.series_fetched += n
+        stats.samples_loaded += loaded
         if n > self.limits.max_series:
             raise too_many_series(n, self.limits.max_series)
-        self._account(loaded, "samples loaded from the store")
+        budget.reserve(loaded, "samples loaded from the store")
         return data
 
     @staticmethod
@@ -436,8 +438,8 @@ class Evaluator:
                 self.stats.queryable_samples += int(smoothed.present.sum())
             return smoothed
         data = self.select(e.matchers, lo, hi)
-        n = len(data)
-        self._account(n * k, "an instant vector selector")
+        n = len(data.labels)
+        self.budget.reserve(n * k, "an instant vector selector")
         if n == 0:
             return VectorSteps.empty(k)
         if (data.histograms is None and data.start_timestamps is None and data.timestamps.shape[0]
@@ -962,10 +964,18 @@ def latest_sample_index(data: SeriesData, eff: I64, lo: int, lookback: int) -> t
     return latest_sample_index_numpy(data, eff, lo, lookback)
 
 
+_I64 = np.dtype(np.int64)
+_F64 = np.dtype(np.float64)
+
+
 def _kernel_fits(data: SeriesData, eff: I64) -> bool:
     """Whether the compiled selector kernels (``_selector.pyx``) take these columns as they are:
     built, contiguous int64/float64 columns."""
     offs, ts, vs = data.offsets, data.timestamps, data.values
+    if (offs.dtype is _I64 and ts.dtype is _I64 and vs.dtype is _F64 and eff.dtype is _I64
+            and _selector is not None and offs.flags.c_contiguous and ts.flags.c_contiguous
+            and vs.flags.c_contiguous and eff.flags.c_contiguous):
+        return True  # the usual columns: identity tests on the native dtypes, no dtype comparisons
     return (_selector is not None and offs.dtype == np.int64 and ts.dtype == np.int64
             and vs.dtype == np.float64 and eff.dtype == np.int64 and offs.flags.c_contiguous
             and ts.flags.c_contiguous and vs.flags.c_contiguous and eff.flags.c_contiguous)
@@ -1131,6 +1141,10 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
         _check_unique([s.labels for s in out])
         out.sort(key=lambda s: s.labels)
         return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
+    if instant and val.drop_name is None and val.hist is None:
+        rows = _instant_rows(val, ts)  # a plain selector's usual output: no merge, no compact
+        if rows is not None:
+            return QueryResult("vector", rows, annotations=ann, stats=ev.stats)
     v = val
     if val.drop_name is not None:  # the rows flagged for it lose their metric name
         flags = val.drop_name.tolist()
@@ -1139,19 +1153,40 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
         v = VectorSteps(labels, val.values, val.present, None, val.sample_ts, val.hist)
     if not instant:
         return QueryResult("matrix", _range_series(v, ts), annotations=ann, stats=ev.stats)
+    return QueryResult("vector", _instant_series(v, ts), annotations=ann, stats=ev.stats)
+
+
+def _instant_rows(v: VectorSteps, ts: I64) -> list[SeriesResult] | None:
+    """``_instant_series`` of a one-step float vector (no histograms, no name to drop) whose rows
+    are all present with distinct labels, as a plain selector usually returns: the same series in
+    the same (row) order without ``compact``/``merge_rows``; None for any other vector."""
+    labels = v.labels
+    n = len(labels)
+    if np.count_nonzero(v.present) != n or v.values.shape[1] != 1 or (n > 1 and len(set(labels)) != n):
+        return None
+    return _shared_rows(labels, v.values, ts)
+
+
+def _shared_rows(labels: list[Labels], values: F64, ts: I64) -> list[SeriesResult]:
+    """One-step rows present throughout: plain slices of one read-only copy of the values (the
+    first column of ``values``) and of the time, shared by every series."""
+    col = np.array(values if values.shape[1] == 1 else values[:, :1], dtype=np.float64)
+    col.flags.writeable = False
+    at = ts.copy()
+    at.flags.writeable = False
+    return [SeriesResult(lbl, at, row) for lbl, row in zip(labels, col, strict=True)]
+
+
+def _instant_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
+    """The series of a one-step vector (names already dropped): rows with the same labels merged
+    (an error when two are present), absent rows left out, in row order."""
     if v.num_series and not v.present.all():  # one step: a row absent there is absent throughout
         v = compact(v)
     merged = merge_rows(v, strict=True)
     v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
-    if instant and v.hist is None:  # one step, every row present after compact: plain slices
-        # of one read-only copy of the values and of the time, shared by every series
-        col = np.array(v.values[:, :1], dtype=np.float64)
-        col.flags.writeable = False
-        at = ts.copy()
-        at.flags.writeable = False
-        return QueryResult("vector", [SeriesResult(lbl, at, row) for lbl, row in zip(v.labels, col, strict=True)],
-                           annotations=ann, stats=ev.stats)
-    return QueryResult("vector", _series_rows(v, ts, [True] * v.num_series), annotations=ann, stats=ev.stats)
+    if v.hist is None:  # one step, every row present after compact
+        return _shared_rows(v.labels, v.values, ts)
+    return _series_rows(v, ts, [True] * v.num_series)
 
 
 def _range_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
