@@ -27,6 +27,7 @@ Built with ``-ffp-contract=off`` so the compiler never fuses a multiply and an a
 """
 
 from libc.math cimport NAN, fabs, isinf, isnan, isfinite
+from clearsight.query.promql._kahan cimport kahan_inc
 
 import numpy as np
 
@@ -118,18 +119,6 @@ cdef double _pairwise(const double* a, Py_ssize_t n, bint absval) noexcept nogil
     return _pairwise(a, n2, absval) + _pairwise(a + n2, n - n2, absval)
 
 
-cdef inline void _kahan_inc(double inc, double* s, double* c) noexcept nogil:
-    """``fn_common.kahan_inc`` (Prometheus' kahanSumInc, Neumaier)."""
-    cdef double t = s[0] + inc
-    if isinf(t):
-        c[0] = 0.0
-    elif fabs(s[0]) >= fabs(inc):
-        c[0] = c[0] + ((s[0] - t) + inc)
-    else:
-        c[0] = c[0] + ((inc - t) + s[0])
-    s[0] = t
-
-
 cdef inline bint _plain_sum(const double* w, Py_ssize_t cnt, double limit, double* out) noexcept nogil:
     """``fn_range.plain_window_sums`` for one window: its ``add.reduceat`` sum, and whether that
     plain sum is known to agree with the compensated one."""
@@ -146,7 +135,7 @@ cdef inline double _kahan_sum(const double* w, Py_ssize_t cnt) noexcept nogil:
     cdef double s = 0.0, c = 0.0
     cdef Py_ssize_t p
     for p in range(cnt):
-        _kahan_inc(w[p], &s, &c)
+        kahan_inc(w[p], &s, &c)
     return s if isinf(s) else s + c
 
 
@@ -161,7 +150,7 @@ cdef inline double _replay_avg(const double* w, Py_ssize_t cnt) noexcept nogil:
         if not incr:
             ns = s
             nc = c
-            _kahan_inc(f, &ns, &nc)
+            kahan_inc(f, &ns, &nc)
             if not isinf(ns):
                 s = ns
                 c = nc
@@ -173,7 +162,7 @@ cdef inline double _replay_avg(const double* w, Py_ssize_t cnt) noexcept nogil:
             q = (count - 1) / count
             mean = q * mean
             c = q * c
-            _kahan_inc(f / count, &mean, &c)
+            kahan_inc(f / count, &mean, &c)
     if incr:
         return mean + c
     return s / <double>cnt + c / <double>cnt

@@ -22,6 +22,7 @@ Both perform the same IEEE-754 operations in the same order as the numpy paths i
 """
 
 from libc.math cimport NAN, fabs, isinf
+from clearsight.query.promql._kahan cimport kahan_inc
 
 import numpy as np
 
@@ -161,18 +162,6 @@ def instant_value(
                 present[i, j] = 1
 
 
-cdef inline void _kahan_inc(double inc, double* s, double* c) noexcept nogil:
-    """Prometheus' kahanSumInc (Neumaier)."""
-    cdef double t = s[0] + inc
-    if isinf(t):
-        c[0] = 0.0
-    elif fabs(s[0]) >= fabs(inc):
-        c[0] = c[0] + ((s[0] - t) + inc)
-    else:
-        c[0] = c[0] + ((inc - t) + s[0])
-    s[0] = t
-
-
 def linear_regression(
     const long long[:] t,
     const double[:] v,
@@ -208,10 +197,10 @@ def linear_regression(
                 if p > lo and f != init_y:
                     const_y = False
                 x = <double>(t[p] - intercept_ms[w]) / 1e3
-                _kahan_inc(x, &sx, &cx)
-                _kahan_inc(f, &sy, &cy)
-                _kahan_inc(x * f, &sxy, &cxy)
-                _kahan_inc(x * x, &sx2, &cx2)
+                kahan_inc(x, &sx, &cx)
+                kahan_inc(f, &sy, &cy)
+                kahan_inc(x * f, &sxy, &cxy)
+                kahan_inc(x * x, &sx2, &cx2)
             if const_y:
                 if isinf(init_y):
                     slope_out[w] = NAN

@@ -80,6 +80,17 @@ def scalar_op(op: str, a: F64, b: F64) -> F64:
     return _arith(op, a, b)
 
 
+def _cells(op: str, lv: F64, rv: F64, run: BoolArr, return_bool: bool) -> tuple[F64, BoolArr]:
+    """The values and presence of matched cells ``lv op rv`` where ``run`` holds: a comparison
+    filters (or, with ``bool``, answers 0/1 everywhere ``run`` holds), arithmetic computes."""
+    if op in COMPARISON_OPS:
+        cond = _compare(op, lv, rv)
+        if return_bool:
+            return cond.astype(np.float64), run
+        return lv, run & cond
+    return _arith(op, lv, rv), run
+
+
 # The matching of an operator written without on/ignoring (never modified: shared by every query).
 _DEFAULT_MATCHING = VectorMatching(card=Cardinality.ONE_TO_ONE)
 _SET_MATCHING = VectorMatching(card=Cardinality.MANY_TO_MANY)
@@ -269,17 +280,7 @@ def _vector_vector(op: str, lhs: VectorSteps, rhs: VectorSteps, matching: Vector
     def emit(ml: Labels, ol: Labels, mv: F64, ov: F64, run: BoolArr, sig: int,
              mh: ObjArr | None = None, oh: ObjArr | None = None) -> None:
         lv, rv = (ov, mv) if swap else (mv, ov)
-        if op in COMPARISON_OPS:
-            cond = _compare(op, lv, rv)
-            if return_bool:
-                vals = cond.astype(np.float64)
-                pres = run
-            else:
-                vals = lv
-                pres = run & cond
-        else:
-            vals = _arith(op, lv, rv)
-            pres = run
+        vals, pres = _cells(op, lv, rv, run, return_bool)
         hist = None
         if mh is not None or oh is not None or op in TRIM_OPS:
             lh, rh = (oh, mh) if swap else (mh, oh)
@@ -373,16 +374,7 @@ def _vector_vector_aligned(op: str, lhs: VectorSteps, rhs: VectorSteps, matching
         rsig = [tuple(p for p in lbl if p[0] not in labels and p[0] != "__name__") for lbl in rhs.labels]
     if lsig != rsig or (n > 1 and len(set(lsig)) != n):
         return None
-    run = lhs.present & rhs.present
-    lv, rv = lhs.values, rhs.values
-    if op in COMPARISON_OPS:
-        cond = _compare(op, lv, rv)
-        if return_bool:
-            vals, pres = cond.astype(np.float64), run
-        else:
-            vals, pres = lv, run & cond
-    else:
-        vals, pres = _arith(op, lv, rv), run
+    vals, pres = _cells(op, lhs.values, rhs.values, lhs.present & rhs.present, return_bool)
     many, one = (rhs, lhs) if swap else (lhs, rhs)
     out_labels = [_result_labels(a, b, op, matching) for a, b in zip(many.labels, one.labels, strict=True)]
     drop = np.full(n, return_bool, dtype=bool)
@@ -410,14 +402,7 @@ def _vector_vector_unique(op: str, many: VectorSteps, one: VectorSteps, msig: li
     run = many.present[mi] & one.present[oi] & active[None, :]
     mv, ov = many.values[mi], one.values[oi]
     lv, rv = (ov, mv) if swap else (mv, ov)
-    if op in COMPARISON_OPS:
-        cond = _compare(op, lv, rv)
-        if return_bool:
-            vals, pres = cond.astype(np.float64), run
-        else:
-            vals, pres = lv, run & cond
-    else:
-        vals, pres = _arith(op, lv, rv), run
+    vals, pres = _cells(op, lv, rv, run, return_bool)
     hist = None
     if many.hist is not None or one.hist is not None or op in TRIM_OPS:
         mh = many.hist[mi] if many.hist is not None else None
