@@ -21,6 +21,7 @@ import log_decode
 import logs
 import query
 import remote_write
+import request_floor
 import rollups
 import rules
 import series_memory
@@ -32,6 +33,8 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("remote-write ingest, re-send and HA replica (bench/remote_write.py)", remote_write.main),
     ("chunk codec and the metrics file on the remote-write workload (bench/chunk_codec.py)", chunk_codec.main),
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
+    ("the fixed cost of a small query over HTTP, fast lane on and off (bench/request_floor.py)",
+     request_floor.main),
     ("cold start: restart, then the small queries' first and second execution (bench/cold_start.py)",
      cold_start.main),
     ("dashboard panels, heavier queries (bench/query.py)", query.main),

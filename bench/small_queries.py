@@ -399,26 +399,45 @@ def push_all(procs: dict[str, peers.Proc], payloads: workload.Payloads) -> None:
             client.get(procs["victoriametrics"].url + "/internal/force_flush")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def data_args(p: argparse.ArgumentParser) -> None:
+    """The workload's flags (``build_data``'s arguments), shared with bench/request_floor.py."""
     p.add_argument("--series", type=int, default=2360, help="node_exporter-like series (default 2360)")
     p.add_argument("--handlers", type=int, default=8, help="histogram handlers (13 series each)")
     p.add_argument("--hours", type=float, default=6.0, help="hours of data at 15 s (default 6)")
-    p.add_argument("--rounds", type=int, default=200, help="timed rounds per query (default 200)")
-    p.add_argument("--concurrent-requests", type=int, default=600, help="requests per concurrency run")
-    p.add_argument("--targets", default=",".join(ALL_TARGETS))
-    p.add_argument("--json", type=Path, help="write the results here")
+
+
+def targets_and_args(p: argparse.ArgumentParser, argv: list[str] | None, name: str,
+                     default_targets: tuple[str, ...]) -> tuple[argparse.Namespace, list[str]]:
+    """``--targets`` added to ``p``, the arguments parsed (unknown ones ignored, as ``make bench``
+    passes every bench the same ones) and the targets listed."""
+    p.add_argument("--targets", default=",".join(default_targets))
     args, unknown = p.parse_known_args(argv)
     if unknown:
-        print(f"bench/small_queries.py: ignoring {' '.join(unknown)}")
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+        print(f"{name}: ignoring {' '.join(unknown)}")
+    return args, [t.strip() for t in args.targets.split(",") if t.strip()]
+
+
+def start_all(stack: ExitStack, targets: list[str], prefix: str,
+              starter: Callable[[str, Path], peers.Proc] = lambda t, wd: start(t, wd, False)) -> dict[str, peers.Proc]:
+    """Every target started in a temp dir (``prefix``), stopped when ``stack`` closes."""
+    wd = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    procs: dict[str, peers.Proc] = {}
+    for t in targets:
+        procs[t] = starter(t, wd / t)
+        stack.callback(procs[t].stop)
+    return procs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data_args(p)
+    p.add_argument("--rounds", type=int, default=200, help="timed rounds per query (default 200)")
+    p.add_argument("--concurrent-requests", type=int, default=600, help="requests per concurrency run")
+    p.add_argument("--json", type=Path, help="write the results here")
+    args, targets = targets_and_args(p, argv, "bench/small_queries.py", ALL_TARGETS)
     payloads = build_data(args.series, args.hours, args.handlers)
     with ExitStack() as stack:
-        wd = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-small-")))
-        procs: dict[str, peers.Proc] = {}
-        for t in targets:
-            procs[t] = start(t, wd / t, False)
-            stack.callback(procs[t].stop)
+        procs = start_all(stack, targets, "bench-small-")
         rss = RssSampler({t: pr.pid for t, pr in procs.items()})
         rss.start()
         push_all(procs, payloads)

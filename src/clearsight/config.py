@@ -72,6 +72,8 @@ class ServerConfig:
     keep_alive_timeout: str = "15s"  # idle keep-alive connections are closed after this
     max_connections: int = 1000  # per HTTP listener; beyond it requests get 503 (0: unlimited)
     max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies held at once; beyond: 503
+    # Small GET queries answered from the HTTP protocol's callbacks, same guards (api/fast_lane.py)
+    fast_lane: bool = True
     tls_cert_file: str = ""  # HTTPS (and TLS on OTLP/gRPC) with this certificate ("" = plain HTTP)
     tls_key_file: str = ""
     tls_client_ca_file: str = ""  # mutual TLS: clients must present a certificate issued by this CA

@@ -39,6 +39,7 @@ from clearsight.api.common import TenantOf
 from clearsight.api.correlations import CorrelationApi
 from clearsight.api.dashboards import make_dashboard_routes
 from clearsight.api.events_grpc import EventService
+from clearsight.api.fast_lane import FastLane, FastLaneCollector
 from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
 from clearsight.api.logs_ingest import LogIngestSurfaces
@@ -722,8 +723,8 @@ def _counting(app: Any, usage: Usage | None) -> Any:
     return app if usage is None else QueryCountMiddleware(app, usage)
 
 
-def _http_protocol(cfg: Config) -> type[Any]:
-    base = header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000)
+def _http_protocol(cfg: Config, lane: FastLane | None = None) -> type[Any]:
+    base = header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000, lane)
     if not cfg.server.tls_cert_file:
         return base
     ctx = mtls.server_context(cfg.server.tls_cert_file, cfg.server.tls_key_file, cfg.server.tls_client_ca_file)
@@ -734,13 +735,18 @@ def _http_protocol(cfg: Config) -> type[Any]:
 def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
              signing: Verifier | None = None,
              buckets: tuple[TokenBuckets, TokenBuckets, TokenBuckets] | None = None,
-             usage: Usage | None = None, writes: WritePriority | None = None) -> _Server:
+             usage: Usage | None = None, writes: WritePriority | None = None,
+             metrics: SelfMetrics | None = None) -> _Server:
     host, port = parse_listen(listen)
     app = _guarded(app, cfg, auth, signing, buckets, usage, writes)
+    # Small queries answered from the protocol's callbacks by the same guard objects (api/fast_lane.py)
+    lane = FastLane.of(app) if cfg.server.fast_lane else None
+    if lane is not None and metrics is not None:
+        metrics.registry.register(FastLaneCollector(lane))
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
-                            http=_http_protocol(cfg),
+                            http=_http_protocol(cfg, lane),
                             timeout_keep_alive=max(1, parse_duration_ms(cfg.server.keep_alive_timeout) // 1000),
                             limit_concurrency=cfg.server.max_connections or None)
     return _Server(config)
@@ -779,7 +785,8 @@ async def serve(cfg: Config, on_ready: Any = None) -> None:
     if cfg.server.enable_lifecycle and built.rules is not None:  # ahead of the 403 stub of prometheus_status
         app.router.routes.insert(0, make_reload_route(built.rules))
     buckets = rate_buckets(cfg)  # shared by the HTTP listeners
-    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets, built.usage, built.writes)]
+    servers = [_uvicorn(app, cfg.server.listen, cfg, built.auth, built.signing, buckets, built.usage, built.writes,
+                        s.metrics)]
     if cfg.server.otlp_http_listen and _listen_free(cfg.server.otlp_http_listen, "OTLP/HTTP", "--otlp-http-listen"):
         servers.append(_uvicorn(built.otlp_route_app, cfg.server.otlp_http_listen, cfg, built.auth, built.signing,
                                 buckets, built.usage, built.writes))

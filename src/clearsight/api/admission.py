@@ -23,19 +23,20 @@ from collections.abc import Iterable
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clearsight.http_answer import Answer, Headers, send_answer
 from clearsight.pipeline.tenant import tenant_error
 
 
-async def refuse(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """Answers ``status`` with the JSON error envelope and closes the connection afterwards."""
+def refusal(status: int, message: str, headers: Headers | None = None) -> Answer:
+    """``status`` with the JSON error envelope, closing the connection afterwards."""
     body = orjson.dumps({"status": "error", "errorType": "bad_data", "error": message})
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"), *(headers or [])],
-    })
-    await send({"type": "http.response.body", "body": body})
+    return Answer(status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                           (b"connection", b"close"), *(headers or [])], body)
+
+
+async def refuse(send: Send, status: int, message: str, headers: Headers | None = None) -> None:
+    """Answers ``status`` with the JSON error envelope and closes the connection afterwards."""
+    await send_answer(send, refusal(status, message, headers))
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -87,23 +88,27 @@ class AdmissionMiddleware:
         self.tenant_header = tenant_header.lower().encode("latin-1") if tenant_header else None
         self.served = served
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def check(self, headers: Headers) -> Answer | None:
+        """The refusal of a request with these headers (421 or 400), or None when it is let in."""
         if self.served is not None:
-            for name, value in scope["headers"]:
+            for name, value in headers:
                 if name == b"host":
                     host = value.decode("latin-1")
                     if not host_is_served(host, self.served):
-                        await refuse(send, 421, f"Host {host[:256]!r} is not served here (DNS rebinding "
-                                                "protection): add it to server.allowed_hosts")
-                        return
+                        return refusal(421, f"Host {host[:256]!r} is not served here (DNS rebinding "
+                                            "protection): add it to server.allowed_hosts")
         if self.tenant_header is not None:
-            for name, value in scope["headers"]:
+            for name, value in headers:
                 if name == self.tenant_header and value:
                     err = tenant_error(value.decode("latin-1"))
                     if err is not None:
-                        await refuse(send, 400, f"invalid tenant header: {err}")
-                        return
+                        return refusal(400, f"invalid tenant header: {err}")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = self.check(scope["headers"])
+            if refused is not None:
+                await send_answer(send, refused)
+                return
         await self.app(scope, receive, send)

@@ -181,21 +181,29 @@ class CrossOrgAuditMiddleware:
         self.app = app
         self.audit = audit
 
+    @staticmethod
+    def audited(p: Principal | None) -> bool:
+        """Whether requests of ``p`` are recorded: a user acting in another organisation."""
+        return p is not None and p.kind == "user" and bool(p.home_org) and p.home_org != p.org
+
+    @staticmethod
+    def event(scope: Scope, p: Principal, status: int) -> AuditEvent:
+        """The entry of an audited request (``audited(p)``) answered ``status`` (0: none sent)."""
+        return AuditEvent(action="org.cross_access", outcome=SUCCESS if 0 < status < 400 else FAILURE,
+                          org=p.org, actor=actor_of(p), target=scope["path"],
+                          detail={"status": status, "method": scope["method"], "home_org": p.home_org},
+                          **event_context(scope))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         p = principal_of_scope(scope) if scope["type"] == "http" else None
-        if p is None or p.kind != "user" or not p.home_org or p.home_org == p.org:
+        if p is None or not self.audited(p):
             await self.app(scope, receive, send)
             return
         answer = _StatusOf(send)
         try:
             await self.app(scope, receive, answer.send)
         finally:
-            status = answer.status
-            ev = AuditEvent(action="org.cross_access", outcome=SUCCESS if 0 < status < 400 else FAILURE,
-                            org=p.org, actor=actor_of(p), target=scope["path"],
-                            detail={"status": status, "method": scope["method"], "home_org": p.home_org},
-                            **event_context(scope))
-            await record_async(self.audit, ev)
+            await record_async(self.audit, self.event(scope, p, answer.status))
 
 
 def make_audit_api(audit: AuditLog) -> list[Route]:

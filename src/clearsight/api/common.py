@@ -188,10 +188,14 @@ class Params(dict[str, Any]):
         return [v for k, v in self._items if k == name]
 
 
+def query_params(query_string: bytes) -> list[tuple[str, Any]]:
+    """The parameters of a query string (a GET request's: ``params`` without a body)."""
+    return urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+
+
 async def params(request: Request) -> Params:
     """Query-string and (for POST) urlencoded form parameters, merged like Prometheus does."""
-    items: list[tuple[str, Any]] = urllib.parse.parse_qsl(request.scope["query_string"].decode("latin-1"),
-                                                          keep_blank_values=True)
+    items = query_params(request.scope["query_string"])
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("application/x-www-form-urlencoded"):

@@ -26,13 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, cast
+import urllib.parse
+from typing import TYPE_CHECKING, Any, cast
 
+import httptools
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from clearsight.api.admission import refuse
 from clearsight.auth.replay import replay_body
+from clearsight.http_answer import Answer
+
+if TYPE_CHECKING:
+    from clearsight.api.fast_lane import FastLane
 
 
 class BodyLimitMiddleware:
@@ -211,14 +217,16 @@ class _HeaderSweep:
         self.handle = self.loop.call_later(self.period, self.sweep) if self.connections else None
 
 
-def header_deadline_protocol(timeout: float) -> type[HttpToolsProtocol]:
+def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request headers are not complete
     ``timeout`` seconds after the connection opened or the request began (checked by one periodic
-    sweep, ``_HeaderSweep``), and sending each response's head with its body (``_HeadThenBody``)."""
+    sweep, ``_HeaderSweep``), and sending each response's head with its body (``_HeadThenBody``).
+    With ``lane``, the requests it takes are answered from ``on_headers_complete`` (api/fast_lane.py)."""
     sweep = _HeaderSweep(timeout)
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         header_since: float | None = None  # loop time the awaited headers were due from
+        laned = False  # the request being parsed was answered by the fast lane
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -227,16 +235,87 @@ def header_deadline_protocol(timeout: float) -> type[HttpToolsProtocol]:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self.laned = False
             if self.header_since is None:
                 self.header_since = self.loop.time()
 
         def on_headers_complete(self) -> None:
             self.header_since = None
+            if lane is not None:
+                self._unset_keepalive_if_required()  # a pipelined request after a laned one
+                if self._fast() is not None:
+                    return
             previous = self.cycle
             super().on_headers_complete()
             cycle = self.cycle
             if cycle is not None and cycle is not previous and not self.expect_100_continue:
-                cycle.transport = cast("asyncio.Transport", _HeadThenBody(self.transport, self.loop))  # duck-typed
+                self._head_then_body(cycle)
+
+        def _head_then_body(self, cycle: RequestResponseCycle) -> None:
+            cycle.transport = cast("asyncio.Transport", _HeadThenBody(self.transport, self.loop))  # duck-typed
+
+        def _fast(self) -> bool | None:
+            """Serves the request in the fast lane if it takes it (True), or None."""
+            assert lane is not None
+            if self.parser.get_method() != b"GET" or self.expect_100_continue or self.parser.should_upgrade() \
+                    or (self.cycle is not None and not self.cycle.response_complete) or self.pipeline \
+                    or self.flow.write_paused or self.access_log:
+                return None  # write_paused: a client not reading its answers waits in uvicorn's cycle
+            parsed = httptools.parse_url(self.url)
+            raw_path = parsed.path
+            path = raw_path.decode("ascii")
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            if self.root_path or path not in lane.routes:
+                return None
+            if self.limit_concurrency is not None and (len(self.connections) >= self.limit_concurrency
+                                                       or len(self.tasks) >= self.limit_concurrency):
+                return None  # uvicorn's 503
+            http_version = self.parser.get_http_version()
+            scope = self.scope
+            scope["method"] = "GET"
+            if http_version != "1.1":
+                scope["http_version"] = http_version
+            scope["path"] = path
+            scope["raw_path"] = raw_path
+            scope["query_string"] = parsed.query or b""
+            try:
+                served = lane.serve(cast("dict[str, Any]", scope))
+            except Exception:  # a bug: answered as uvicorn answers an application that raised
+                self.logger.exception("Exception in the fast lane")
+                self.laned = True
+                self.transport.write(STATUS_LINE[500] + b"content-type: text/plain; charset=utf-8\r\n"
+                                     b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
+                self.transport.close()
+                return True
+            if served is None:
+                return None
+            keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
+            if served.tail is not None:  # finished by a request cycle of uvicorn's, as any request
+                self.cycle = cycle = RequestResponseCycle(
+                    scope=scope, transport=self.transport, flow=self.flow, logger=self.logger,
+                    access_logger=self.access_logger, access_log=self.access_log,
+                    default_headers=self.server_state.default_headers, message_event=asyncio.Event(),
+                    expect_100_continue=False, keep_alive=keep_alive, on_response=self.on_response_complete)
+                self._head_then_body(cycle)
+                self._start_asgi_task(cycle, cast("Any", served.tail))  # an ASGI app, typed by Starlette
+                return True
+            assert served.answer is not None
+            self.laned = True
+            data, keep_alive = wire(served.answer, self.server_state.default_headers, keep_alive)
+            self.transport.write(data)
+            if not keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+            return True
+
+        def on_body(self, body: bytes) -> None:
+            if not self.laned:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if not self.laned:
+                super().on_message_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.header_since = None
@@ -249,3 +328,21 @@ def header_deadline_protocol(timeout: float) -> type[HttpToolsProtocol]:
                 self.transport.close()
 
     return HeaderDeadlineProtocol
+
+
+def wire(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> tuple[bytes, bool]:
+    """``answer`` as uvicorn's request cycle writes it (``RequestResponseCycle.send``): the status
+    line, the server's default headers, the answer's headers (names in lower case), ``connection:
+    close`` unless kept alive or already there; then the body (the answer has a content-length).
+    And whether the connection is kept alive."""
+    content = [STATUS_LINE[answer.status]]
+    close = False
+    for name, value in (*default_headers, *answer.headers):
+        name = name.lower()
+        if name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
+            close = True
+        content += (name, b": ", value, b"\r\n")
+    if not keep_alive and not close:
+        content.append(b"connection: close\r\n")
+    content += (b"\r\n", answer.body)
+    return b"".join(content), keep_alive and not close

@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearsight.api.common import SEND_BYTES, PartsResponse, json_response, send_parts
 from clearsight.api.zstd_responses import ZstdMiddleware
 from clearsight.config import Config, parse_duration_ms
+from clearsight.http_answer import Answer, send_answer
 
 # Bodies smaller than this are sent as they are (gzip would not pay for its header and CPU).
 GZIP_MINIMUM_BYTES = 1024
@@ -136,11 +137,16 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, tee_receive if watch_query else receive, counting_send)
         finally:
-            seconds = time.perf_counter() - t0
-            if self.access:
-                self._log_access(scope, status, sent, seconds)
-            if watch_query and self.slow_query_ms is not None and seconds * 1000 >= self.slow_query_ms:
-                self._log_slow(scope, bytes(body), status, seconds)
+            self.record(scope, bytes(body), status, sent, time.perf_counter() - t0)
+
+    def record(self, scope: Scope, body: bytes, status: int, sent: int, seconds: float) -> None:
+        """The log lines of a request answered ``status`` with ``sent`` body bytes after ``seconds``
+        (``body``: the start of a form body, for the slow-query log)."""
+        if self.access:
+            self._log_access(scope, status, sent, seconds)
+        if self.slow_query_ms is not None and seconds * 1000 >= self.slow_query_ms \
+                and scope.get("path", "") in SLOW_QUERY_PATHS:
+            self._log_slow(scope, body, status, seconds)
 
     @staticmethod
     def _log_access(scope: Scope, status: int, sent: int, seconds: float) -> None:
@@ -193,6 +199,32 @@ def gzip_parts(parts: list[bytes]) -> bytes:
     return b"".join([*map(c.compress, parts), c.flush()])
 
 
+def handler_failed(path: str, error: BaseException) -> Response:
+    """The 500 of a hot route whose handler raised ``error`` (logged, as Starlette's
+    ``ServerErrorMiddleware`` does)."""
+    log.error("unhandled error in %s", path, exc_info=error)
+    return Response("Internal Server Error", status_code=500, media_type="text/plain")
+
+
+def hot_headers(raw_headers: list[tuple[bytes, bytes]], length: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """A hot route's response headers for a single body of ``length`` bytes, and whether it may be
+    gzip compressed: from ``GZIP_MINIMUM_BYTES`` on, when not encoded already, with ``Vary:
+    Accept-Encoding`` added."""
+    headers = raw_headers
+    if length < GZIP_MINIMUM_BYTES or any(k == b"content-encoding" for k, _ in headers):
+        return headers, False
+    vary = [v for k, v in headers if k == b"vary"]
+    headers = [(k, v) for k, v in headers if k != b"vary"]
+    headers.append((b"vary", vary[0] + b", Accept-Encoding" if vary else b"Accept-Encoding"))
+    return headers, True
+
+
+def gzipped_headers(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    """``headers`` of a body gzip compressed to ``length`` bytes."""
+    return [*((k, v) for k, v in headers if k != b"content-length"),
+            (b"content-encoding", b"gzip"), (b"content-length", str(length).encode())]
+
+
 class HotRoutes:
     """Answers requests to ``routes`` (exact paths; GET and POST, or the methods ``methods`` names
     for a path) by calling their handler directly; everything else goes on to ``app``. Responses of at least ``GZIP_MINIMUM_BYTES`` get
@@ -213,27 +245,36 @@ class HotRoutes:
             return
         try:
             response = await handler(Request(scope, receive))
-        except Exception:
-            log.exception("unhandled error in %s", scope["path"])
-            response = Response("Internal Server Error", status_code=500, media_type="text/plain")
-        headers = response.raw_headers
-        if isinstance(response, PartsResponse):
+        except Exception as e:
+            response = handler_failed(scope["path"], e)
+        await self.respond(scope, send, response)
+
+    async def respond(self, scope: Scope, send: Send, response: Response) -> None:
+        """Sends a handler's ``response``, gzip compressed as the class says."""
+        now = self.respond_now(scope, response)
+        if now is not None:
+            await send_answer(send, now)
+        elif isinstance(response, PartsResponse):
             await self._send_parts(scope, send, response)
-            return
+        else:  # a body to compress from GZIP_THREAD_MINIMUM_BYTES on: on a thread
+            body = await asyncio.get_running_loop().run_in_executor(None, gzip_body, bytes(response.body))
+            headers = gzipped_headers(hot_headers(response.raw_headers, len(response.body))[0], len(body))
+            await send_answer(send, Answer(response.status_code, headers, body))
+
+    @staticmethod
+    def respond_now(scope: Scope, response: Response) -> Answer | None:
+        """What ``respond`` sends, when it can be had without waiting (a single body compressed, if
+        at all, on the event loop); None for a body in parts or one compressed on a thread."""
+        if isinstance(response, PartsResponse):
+            return None
         body = bytes(response.body)
-        if len(body) >= GZIP_MINIMUM_BYTES and not any(k == b"content-encoding" for k, _ in headers):
-            vary = [v for k, v in headers if k == b"vary"]
-            headers = [(k, v) for k, v in headers if k != b"vary"]
-            headers.append((b"vary", vary[0] + b", Accept-Encoding" if vary else b"Accept-Encoding"))
-            if _accepts_gzip(scope):
-                if len(body) >= GZIP_THREAD_MINIMUM_BYTES:
-                    body = await asyncio.get_running_loop().run_in_executor(None, gzip_body, body)
-                else:
-                    body = gzip_body(body)
-                headers = [(k, v) for k, v in headers if k != b"content-length"]
-                headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        headers, compress = hot_headers(response.raw_headers, len(body))
+        if compress and _accepts_gzip(scope):
+            if len(body) >= GZIP_THREAD_MINIMUM_BYTES:
+                return None
+            body = gzip_body(body)
+            headers = gzipped_headers(headers, len(body))
+        return Answer(response.status_code, headers, body)
 
     @staticmethod
     async def _send_parts(scope: Scope, send: Send, response: PartsResponse) -> None:
@@ -247,8 +288,7 @@ class HotRoutes:
             await send_parts(send, response.parts)
             return
         body = await asyncio.get_running_loop().run_in_executor(None, gzip_parts, response.parts)
-        headers = [(k, v) for k, v in headers if k != b"content-length"]
-        headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
+        headers = gzipped_headers(headers, len(body))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send_parts(send, [body[at:at + SEND_BYTES] for at in range(0, len(body), SEND_BYTES)])
 
@@ -268,6 +308,15 @@ class HotLaneApp(FastAPI):
     hot_lane: ASGIApp | None = None
     hot_methods: Mapping[str, frozenset[str]] = {}  # path -> the methods the lane answers
     _lane_built = False
+    # path -> what the HTTP protocol's fast lane (api/fast_lane.py) needs of a query route; set by api/app.py
+    fast_routes: Mapping[str, Any] = {}
+
+    def ensure_hot_lane(self) -> ASGIApp | None:
+        """The hot lane (``build_hot_lane``), built once."""
+        if not self._lane_built:
+            self.hot_lane = self.build_hot_lane()
+            self._lane_built = True
+        return self.hot_lane
 
     def build_hot_lane(self) -> ASGIApp | None:
         """The lane from ``user_middleware`` (outermost first), or None without ``HotRoutes``."""
@@ -284,10 +333,7 @@ class HotLaneApp(FastAPI):
         return lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._lane_built:
-            self.hot_lane = self.build_hot_lane()
-            self._lane_built = True
-        lane = self.hot_lane
+        lane = self.ensure_hot_lane()
         if lane is not None and scope["type"] == "http" \
                 and scope["method"] in self.hot_methods.get(scope["path"], ()):
             scope["app"] = self  # as Starlette sets it (Request.app)

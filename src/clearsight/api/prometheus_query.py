@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -226,10 +226,45 @@ def query_timings(arrived: float, preparation: float, began: float, evaluated: f
             "execTotalTime": time.monotonic() - arrived}
 
 
+class QueryPlan(NamedTuple):
+    """A query request checked and prepared, before its tenant is known (the guards decide it)."""
+
+    run_for: Callable[[str], Callable[[threading.Event, float], Response]]  # tenant -> the evaluation
+    deadline: Deadline
+    inline: bool  # proven cheap and recent: evaluated on the event loop
+
+
+class FastQuery(NamedTuple):
+    """A query route's two halves for the protocol's fast lane (api/fast_lane.py): ``plan`` (no
+    effects; ApiError for bad parameters) and ``answer`` (an inline plan's answer for a tenant)."""
+
+    plan: Callable[[Params, float], QueryPlan]
+    answer: Callable[[QueryPlan, str], Response]
+
+
+def _api_error(e: Exception) -> ApiError:
+    """The API error of what a query's evaluation raised (call it in the ``except`` block)."""
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, ParseError):
+        return ApiError("bad_data", f'invalid parameter "query": {e}')
+    if isinstance(e, QueryCanceled):
+        return ApiError("canceled", str(e))
+    if isinstance(e, qv.QueryTimeout):
+        return ApiError("timeout", str(e))
+    if isinstance(e, qv.QueryError):
+        return ApiError("execution", str(e))
+    log.exception("query failed unexpectedly")
+    return ApiError("internal", f"internal error evaluating the query: {type(e).__name__}: {e}")
+
+
 def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: TenantOf,
-                        governor: QueryGovernor | None = None) -> dict[str, Handler]:
+                        governor: QueryGovernor | None = None,
+                        fast: dict[str, FastQuery] | None = None) -> dict[str, Handler]:
     """The query handlers. Queries run under ``governor`` (admission, fairness, the query pool; one
-    is made from ``cfg`` when none is given)."""
+    is made from ``cfg`` when none is given). ``fast`` gets the fast lane's halves of "query" and
+    "query_range"."""
+    fast = {} if fast is None else fast
     gov = governor if governor is not None else make_governor(cfg)
     default_timeout_s = parse_duration_ms(cfg.timeout) / 1000
     lookback_ms = parse_duration_ms(cfg.lookback_delta)
@@ -262,42 +297,46 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             return success_in_parts(data, "result", warned, infos, between=pause_for_writes)
         return success(data, warned, infos)
 
-    async def _execute(request: Request, tenant: str, run: Callable[[threading.Event, float], Response],
-                       deadline: Deadline, inline: bool) -> Response:
+    def _inline_now(run: Callable[[threading.Event, float], Response], deadline: Deadline) -> Response:
+        """An inline evaluation: on the event loop, no pool hand-off (same deadline and errors)."""
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise qv.QueryTimeout("query timed out before it started")
+        return run(_NEVER_CANCELED, remaining)
+
+    async def _execute(request: Request, tenant: str, plan: QueryPlan) -> Response:
+        run = plan.run_for(tenant)
         try:
-            if inline:  # proven cheap: on the event loop, no pool hand-off (same deadline and errors)
-                remaining = deadline.remaining()
-                if remaining <= 0:
-                    raise qv.QueryTimeout("query timed out before it started")
-                return run(_NEVER_CANCELED, remaining)
-            return await run_read(gov, request, tenant, run, deadline)
+            if plan.inline:  # proven cheap
+                return _inline_now(run, plan.deadline)
+            return await run_read(gov, request, tenant, run, plan.deadline)
         except ApiError:
             raise  # admission: unavailable, timed out or canceled in the queue
-        except ParseError as e:
-            raise ApiError("bad_data", f'invalid parameter "query": {e}') from None
-        except QueryCanceled as e:
-            raise ApiError("canceled", str(e)) from None
-        except qv.QueryTimeout as e:
-            raise ApiError("timeout", str(e)) from None
-        except qv.QueryError as e:
-            raise ApiError("execution", str(e)) from None
         except Exception as e:
-            log.exception("query failed unexpectedly")
-            raise ApiError("internal", f"internal error evaluating the query: {type(e).__name__}: {e}") from None
+            raise _api_error(e) from None
 
-    async def instant(request: Request) -> Response:
-        arrived = time.monotonic()
+    def answer_now(plan: QueryPlan, tenant: str) -> Response:
+        """The answer of an inline plan (``plan.inline``), evaluated now (api/fast_lane.py)."""
         try:
-            p = await params(request)
-            q = _query_param(p)
-            raw_t = p.get("time")
-            t = round(time.time() * 1000) if raw_t in (None, "") else parse_time_ms(str(raw_t), "time")
-            limit = limit_param(p)
-            tenant = tenant_of(request)
-            parse_began = time.monotonic()
-            prepared = _prepare(prepared_queries, q)  # bad_data before taking a worker thread
-            prep = time.monotonic() - parse_began
+            try:
+                return _inline_now(plan.run_for(tenant), plan.deadline)
+            except Exception as e:
+                raise _api_error(e) from None
+        except ApiError as e:
+            return api_error_response(e)
 
+    def plan_instant(p: Params, arrived: float) -> QueryPlan:
+        """An instant query's parameters checked and its expression prepared (ApiError when they
+        are not good): everything but the tenant, without effects."""
+        q = _query_param(p)
+        raw_t = p.get("time")
+        t = round(time.time() * 1000) if raw_t in (None, "") else parse_time_ms(str(raw_t), "time")
+        limit = limit_param(p)
+        parse_began = time.monotonic()
+        prepared = _prepare(prepared_queries, q)  # bad_data before taking a worker thread
+        prep = time.monotonic() - parse_began
+
+        def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
             def run(cancel: threading.Event, timeout: float) -> Response:
                 began = time.monotonic()
                 cpu = time.thread_time()
@@ -309,41 +348,39 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 prepared.observe(INSTANT, time.thread_time() - cpu)
                 return response
 
-            return await _execute(request, tenant, run, _deadline(p, arrived), _inline(prepared, INSTANT, t))
-        except ApiError as e:
-            return api_error_response(e)
+            return run
 
-    async def range_query(request: Request) -> Response:
-        arrived = time.monotonic()
-        try:
-            p = await params(request)
-            q = _query_param(p)
-            for name in ("start", "end", "step"):
-                if p.get(name) in (None, ""):
-                    raise ApiError("bad_data", f'invalid parameter "{name}": missing')
-            start = parse_time_ms(str(p["start"]), "start")
-            end = parse_time_ms(str(p["end"]), "end")
-            if end < start:
-                raise ApiError("bad_data", 'invalid parameter "end": end timestamp must not be before start time')
-            step = parse_step_ms(str(p["step"]))
-            if step <= 0:
-                raise ApiError("bad_data", 'invalid parameter "step": zero or negative query resolution step widths '
-                               "are not accepted. Try a positive integer")
-            if (end - start) // step + 1 > cfg.max_points_per_series:
-                raise ApiError("bad_data", f"exceeded maximum resolution of {cfg.max_points_per_series:,} points per "
-                               "timeseries. Try decreasing the query resolution (?step=XX)")
-            limit = limit_param(p)
-            tenant = tenant_of(request)
-            parse_began = time.monotonic()
-            prepared = _prepare(prepared_queries, q)
-            prep = time.monotonic() - parse_began
-            expr = prepared.expr
-            shape = range_shape(start, end, step)
-            if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
-                kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
-                raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
-                               "query, must be Scalar or instant Vector")
+        return QueryPlan(run_for, _deadline(p, arrived), _inline(prepared, INSTANT, t))
 
+    def plan_range(p: Params, arrived: float) -> QueryPlan:
+        """``plan_instant`` for a range query."""
+        q = _query_param(p)
+        for name in ("start", "end", "step"):
+            if p.get(name) in (None, ""):
+                raise ApiError("bad_data", f'invalid parameter "{name}": missing')
+        start = parse_time_ms(str(p["start"]), "start")
+        end = parse_time_ms(str(p["end"]), "end")
+        if end < start:
+            raise ApiError("bad_data", 'invalid parameter "end": end timestamp must not be before start time')
+        step = parse_step_ms(str(p["step"]))
+        if step <= 0:
+            raise ApiError("bad_data", 'invalid parameter "step": zero or negative query resolution step widths '
+                           "are not accepted. Try a positive integer")
+        if (end - start) // step + 1 > cfg.max_points_per_series:
+            raise ApiError("bad_data", f"exceeded maximum resolution of {cfg.max_points_per_series:,} points per "
+                           "timeseries. Try decreasing the query resolution (?step=XX)")
+        limit = limit_param(p)
+        parse_began = time.monotonic()
+        prepared = _prepare(prepared_queries, q)
+        prep = time.monotonic() - parse_began
+        expr = prepared.expr
+        shape = range_shape(start, end, step)
+        if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
+            kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
+            raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
+                           "query, must be Scalar or instant Vector")
+
+        def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
             def run(cancel: threading.Event, timeout: float) -> Response:
                 began = time.monotonic()
                 cpu = time.thread_time()
@@ -355,9 +392,25 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 prepared.observe(shape, time.thread_time() - cpu)
                 return response
 
-            return await _execute(request, tenant, run, _deadline(p, arrived), _inline(prepared, shape, end))
-        except ApiError as e:
-            return api_error_response(e)
+            return run
+
+        return QueryPlan(run_for, _deadline(p, arrived), _inline(prepared, shape, end))
+
+    def handler(plan: Callable[[Params, float], QueryPlan]) -> Handler:
+        async def handle(request: Request) -> Response:
+            arrived = time.monotonic()
+            try:
+                planned = plan(await params(request), arrived)
+                return await _execute(request, tenant_of(request), planned)
+            except ApiError as e:
+                return api_error_response(e)
+
+        return handle
+
+    fast["query"] = FastQuery(plan_instant, answer_now)
+    fast["query_range"] = FastQuery(plan_range, answer_now)
+    instant = handler(plan_instant)
+    range_query = handler(plan_range)
 
     async def format_query(request: Request) -> Response:
         try:

@@ -25,6 +25,28 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 _DOCS = ("/docs", "/redoc")
 
 
+def with_security_headers(headers: list[tuple[bytes, bytes]], path: str, tls: bool) -> list[tuple[bytes, bytes]]:
+    """A response's ``headers`` (a new list) with the security headers of a request for ``path``
+    (over TLS when ``tls``) added."""
+    headers = list(headers)
+    html = own = False  # a handler with its own policy (the UI page) sets all of them
+    for n, v in headers:
+        n = n.lower()
+        if n == b"content-type":
+            html = v.startswith(b"text/html")
+        elif n == b"content-security-policy" or n == b"x-frame-options":
+            own = True
+    if own:
+        headers += [h for h in BASE if all(h[0] != n.lower() for n, _ in headers)]
+    else:
+        headers += BASE
+        headers.append((b"content-security-policy", CSP_DOCS if path.startswith(_DOCS) else CSP_UI if html
+                        else CSP_API))
+    if tls:
+        headers.append(HSTS)
+    return headers
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,26 +56,11 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         tls = scope.get("scheme") == "https"
-        docs = scope["path"].startswith(_DOCS)
+        path = scope["path"]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                html = own = False  # a handler with its own policy (the UI page) sets all of them
-                for n, v in headers:
-                    n = n.lower()
-                    if n == b"content-type":
-                        html = v.startswith(b"text/html")
-                    elif n == b"content-security-policy" or n == b"x-frame-options":
-                        own = True
-                if own:
-                    headers += [h for h in BASE if all(h[0] != n.lower() for n, _ in headers)]
-                else:
-                    headers += BASE
-                    headers.append((b"content-security-policy", CSP_DOCS if docs else CSP_UI if html else CSP_API))
-                if tls:
-                    headers.append(HSTS)
-                message["headers"] = headers
+                message["headers"] = with_security_headers(message.get("headers", ()), path, tls)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -40,6 +40,20 @@ def trace_id_of_scope(scope: Scope) -> str:
     return str(state.get(STATE_KEY, "")) if state else ""
 
 
+def new_trace(headers: list[tuple[bytes, bytes]]) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """A request's trace id (its ``traceparent``'s, or a new one) and the two response headers that
+    carry it (``x-trace-id``, and ``traceparent`` with a span id of this server)."""
+    incoming = None
+    for name, value in headers:
+        if name == b"traceparent":
+            incoming = value
+            break
+    rnd = _random_bits(192).to_bytes(24, "big").hex()  # unique, not secret: no syscall per request
+    trace_id = (trace_id_of(incoming) if incoming is not None else None) or rnd[:32]
+    tid = trace_id.encode()
+    return trace_id, [(b"x-trace-id", tid), (b"traceparent", b"00-" + tid + b"-" + rnd[32:].encode() + b"-01")]
+
+
 class TraceMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,23 +62,12 @@ class TraceMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == b"traceparent":
-                incoming = value
-                break
-        rnd = _random_bits(192).to_bytes(24, "big").hex()  # unique, not secret: no syscall per request
-        trace_id = (trace_id_of(incoming) if incoming is not None else None) or rnd[:32]
+        trace_id, extra = new_trace(scope["headers"])
         scope.setdefault("state", {})[STATE_KEY] = trace_id
-        tid = trace_id.encode()
-        parent = b"00-" + tid + b"-" + rnd[32:].encode() + b"-01"
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                headers.append((b"x-trace-id", tid))
-                headers.append((b"traceparent", parent))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         token = TRACE_ID.set(trace_id)

@@ -18,6 +18,8 @@ from typing import Any
 import cramjam
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clearsight.http_answer import Answer
+
 # zstd level 3 (zstd's default): smaller than gzip level 6 on JSON for less CPU.
 ZSTD_LEVEL = 3
 
@@ -43,22 +45,61 @@ def zstd_body(body: bytes) -> bytes:
     return bytes(cramjam.zstd.compress(body, level=ZSTD_LEVEL))
 
 
+def zstd_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers of an answer compressed with zstd (without its new ``content-length``)."""
+    vary = [v for k, v in headers if k.lower() == b"vary"]
+    out = [(k, v) for k, v in headers if k.lower() not in (b"vary", b"content-length")]
+    if not vary or b"accept-encoding" not in vary[0].lower():
+        vary = [vary[0] + b", Accept-Encoding" if vary else b"Accept-Encoding"]
+    out += [(b"vary", vary[0]), (b"content-encoding", b"zstd")]
+    return out
+
+
+def wants_zstd(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request with these headers accepts zstd."""
+    return any(k == b"accept-encoding" and accepts_zstd(v) for k, v in headers)
+
+
+def without_accept_encoding(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A request's headers as the layers inside see them when zstd is accepted (they do not gzip)."""
+    return [(k, v) for k, v in headers if k != b"accept-encoding"]
+
+
 class ZstdMiddleware:
     def __init__(self, app: ASGIApp, *, minimum_size: int, thread_minimum_size: int) -> None:
         self.app = app
         self.minimum_size = minimum_size
         self.thread_minimum_size = thread_minimum_size
 
+    def _as_is(self, headers: list[tuple[bytes, bytes]], length: int, more: bool) -> bool:
+        """Whether an answer is sent as it is: encoded already, or a single small body."""
+        return any(k.lower() == b"content-encoding" for k, _ in headers) or (not more and length < self.minimum_size)
+
+    def encode_now(self, answer: Answer) -> Answer | None:
+        """A single-body ``answer`` to a request accepting zstd as it is sent, or None when its body
+        is compressed on a thread (from ``thread_minimum_size`` bytes)."""
+        if self._as_is(answer.headers, len(answer.body), False):
+            return answer
+        if len(answer.body) >= self.thread_minimum_size:
+            return None
+        body = zstd_body(answer.body)
+        return Answer(answer.status, [*zstd_headers(answer.headers), (b"content-length", str(len(body)).encode())],
+                      body)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.around(self.app, scope, receive, send)
+
+    async def around(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """``app`` behind this layer (``__call__`` with ``self.app``)."""
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
         headers = scope.get("headers", [])
-        if not any(k == b"accept-encoding" and accepts_zstd(v) for k, v in headers):
-            await self.app(scope, receive, send)
+        if not wants_zstd(headers):
+            await app(scope, receive, send)
             return
         inner = dict(scope)
-        inner["headers"] = [(k, v) for k, v in headers if k != b"accept-encoding"]
+        inner["headers"] = without_accept_encoding(headers)
         start: Message | None = None
         mode = ""  # "" until the first body message; then "pass", "whole" or "stream"
         stream: Any = None
@@ -79,19 +120,12 @@ class ZstdMiddleware:
                 await send({"type": "http.response.body", "body": out, "more_body": more})
                 return
             assert start is not None
-            out_headers = list(start.get("headers", []))
-            if any(k.lower() == b"content-encoding" for k, _ in out_headers) or (
-                not more and len(body) < self.minimum_size
-            ):
+            if self._as_is(list(start.get("headers", [])), len(body), more):
                 mode = "pass"  # already encoded, or small: as it is
                 await send(start)
                 await send(message)
                 return
-            vary = [v for k, v in out_headers if k.lower() == b"vary"]
-            out_headers = [(k, v) for k, v in out_headers if k.lower() not in (b"vary", b"content-length")]
-            if not vary or b"accept-encoding" not in vary[0].lower():
-                vary = [vary[0] + b", Accept-Encoding" if vary else b"Accept-Encoding"]
-            out_headers += [(b"vary", vary[0]), (b"content-encoding", b"zstd")]
+            out_headers = zstd_headers(list(start.get("headers", [])))
             if more:  # streamed: one zstd frame, flushed piece by piece
                 mode = "stream"
                 stream = cramjam.zstd.Compressor(level=ZSTD_LEVEL)
@@ -108,4 +142,4 @@ class ZstdMiddleware:
             await send({**start, "headers": out_headers})
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(inner, receive, compressing_send)
+        await app(inner, receive, compressing_send)

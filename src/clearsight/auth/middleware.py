@@ -21,6 +21,8 @@ Refusals use Prometheus' JSON error envelope; the request body is never read.
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 
 import orjson
 from starlette.responses import Response
@@ -29,9 +31,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clearsight.auth.errors import AuthError, Forbidden, LockedOut, Unauthenticated
 from clearsight.auth.label_scope import narrow_request
 from clearsight.auth.principal import SCOPE_KEY, Principal
-from clearsight.auth.resolver import Authenticator, Credential, is_loopback, parse_authorization
+from clearsight.auth.resolver import Authenticator, Credential, Entry, is_loopback, parse_authorization
 from clearsight.auth.route_permissions import AUTHENTICATED, PUBLIC, requirement
 from clearsight.auth.sessions import COOKIE, CSRF_COOKIE, REFRESH_COOKIE, SessionTokens, csrf_token
+from clearsight.http_answer import Answer, send_answer
 
 _PROXY_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 _COOKIE_PREFIX = COOKIE + "="
@@ -40,7 +43,8 @@ CREDENTIAL_KEY = "credential"  # scope["state"]: the Credential presented (logou
 _SET_COOKIES = "clearsight.set_cookies"  # scope key: Set-Cookie values of a session refreshed here
 
 
-async def deny(send: Send, err: AuthError) -> None:
+def denial(err: AuthError) -> Answer:
+    """The refusal of a request whose principal could not be resolved or lacks a permission."""
     body = orjson.dumps({"status": "error", "errorType": err.error_type, "error": err.message})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]
@@ -48,8 +52,35 @@ async def deny(send: Send, err: AuthError) -> None:
         headers.append((b"www-authenticate", b'Bearer realm="clearsight"'))
     if isinstance(err, LockedOut):
         headers.append((b"retry-after", str(max(1, int(err.retry_after_s + 0.999))).encode()))
-    await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Answer(err.status, headers, body)
+
+
+async def deny(send: Send, err: AuthError) -> None:
+    await send_answer(send, denial(err))
+
+
+@dataclass(slots=True)
+class Presented:
+    """What a request presented, read from its headers without I/O (``AuthMiddleware.presented``)."""
+
+    cred: Credential | None  # the Authorization header's, or the session cookie's access token
+    refresh: str | None  # the refresh cookie, when the request came with cookies
+    refresh_first: bool  # cookies with a refresh token but no access token: refreshed before anything
+    org: bytes | None  # the tenant header
+    proxied: bool  # a proxy header is present (never the anonymous principal)
+    host: str | None  # the peer address
+
+
+@dataclass(slots=True)
+class Resolution:
+    """A principal decided without I/O (``AuthMiddleware.resolve_now``): what was presented and the
+    cached entry of its credential, or the error parsing it raised (raised again by ``decide_now``,
+    after the guards that come before authentication)."""
+
+    presented: Presented | None
+    entry: Entry | None
+    error: AuthError | None
+    now_ms: int
 
 
 def cookie_value(cookie_header: str, name: str) -> str | None:
@@ -126,7 +157,9 @@ class AuthMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _principal(self, scope: Scope, need: str) -> Principal | None:
+    def presented(self, scope: Scope) -> Presented:
+        """The credential, tenant header and proxy headers of a request (Unauthenticated when the
+        Authorization header is malformed)."""
         authz = cookie = org = None
         proxied = False
         th = self.tenant_header
@@ -139,11 +172,10 @@ class AuthMiddleware:
                 org = value
             elif name in _PROXY_HEADERS:
                 proxied = True
-        auth = self.auth
         client = scope.get("client")
-        host = client[0] if client else None
         cred: Credential | None = None
         refresh: str | None = None
+        refresh_first = False
         if authz is not None:
             cred = parse_authorization(authz.decode("latin-1"))
         elif cookie is not None:
@@ -153,33 +185,89 @@ class AuthMiddleware:
             if token is not None:
                 cred = Credential("token", token)
             elif refresh is not None:
-                cred = await self._refreshed(scope, refresh)
+                refresh_first = True
+        return Presented(cred, refresh, refresh_first, org, proxied, client[0] if client else None)
+
+    async def _principal(self, scope: Scope, need: str) -> Principal | None:
+        pr = self.presented(scope)
+        if pr.refresh_first and pr.refresh is not None:
+            pr.cred = await self._refreshed(scope, pr.refresh)
+        admitted: Principal | None = None
+        if scope.get(PRESET_PRINCIPAL) is None and pr.cred is not None:
+            try:
+                admitted = await self._admit(pr.cred, pr.host)
+            except Unauthenticated:
+                if pr.refresh is None or scope.get(_SET_COOKIES):
+                    raise
+                pr.cred = await self._refreshed(scope, pr.refresh)
+                admitted = await self._admit(pr.cred, pr.host)
+        return self._decide(scope, pr, admitted, need)
+
+    def _decide(self, scope: Scope, pr: Presented, admitted: Principal | None, need: str) -> Principal | None:
+        """The request's principal from what it presented (``admitted``: its credential's principal,
+        when it presented one), acting in the tenant header's organisation, or AuthError when it may
+        not make this request (``need``); None for a public route without credentials."""
+        auth = self.auth
         preset = scope.get(PRESET_PRINCIPAL)
         if preset is not None:  # a signed ingest request, resolved by auth/signing.py
             p = preset
-            auth.check_org_network(p, host)
-        elif cred is None:
-            if auth.anonymous_allowed and not proxied and is_loopback(host):
+            auth.check_org_network(p, pr.host)
+        elif pr.cred is None:
+            if auth.anonymous_allowed and not pr.proxied and is_loopback(pr.host):
                 p = auth.anonymous_principal
             elif need == PUBLIC:
                 return None
             else:
                 raise Unauthenticated("authentication required: send an API key (Authorization: Bearer cs_...)")
         else:
-            try:
-                p = await self._admit(cred, host)
-            except Unauthenticated:
-                if refresh is None or scope.get(_SET_COOKIES):
-                    raise
-                cred = await self._refreshed(scope, refresh)
-                p = await self._admit(cred, host)
-            scope["clearsight.credential"] = cred
+            assert admitted is not None
+            p = admitted
+            scope["clearsight.credential"] = pr.cred
             if auth.flush_due():
                 asyncio.get_running_loop().run_in_executor(None, auth.flush_last_used)
-        if org is not None:
-            p = auth.act_in(p, org.decode("latin-1"))
+        if pr.org is not None:
+            p = auth.act_in(p, pr.org.decode("latin-1"))
         if need not in (PUBLIC, AUTHENTICATED) and need not in p.permissions:
             raise Forbidden(f"permission {need} required")
+        return p
+
+    # -- the protocol's fast lane (api/fast_lane.py): the same decisions, without I/O
+    def resolve_now(self, scope: Scope) -> Resolution | None:
+        """What ``decide_now`` needs, found without I/O and without any effect, or None when the
+        request needs what only the ASGI path does: a credential not in the cache (a database
+        lookup), a session refresh, or a principal narrowed by label matchers (its query is
+        rewritten: ``label_scope.narrow_request``)."""
+        now_ms = int(time.time() * 1000)
+        try:
+            pr = self.presented(scope)
+        except AuthError as e:
+            return Resolution(None, None, e, now_ms)
+        if pr.refresh_first:
+            return None
+        entry = None
+        if pr.cred is not None:
+            entry = self.auth.cached(pr.cred)
+            if entry is None:
+                return None
+            p = entry.principal
+            if pr.refresh is not None and (p is None or (entry.expires_ms is not None and entry.expires_ms <= now_ms)):
+                return None  # admit refuses it: the ASGI path refreshes the session
+            if p is not None and p.selector:
+                return None
+        return Resolution(pr, entry, None, now_ms)
+
+    def decide_now(self, scope: Scope, r: Resolution, need: str) -> Principal:
+        """The principal of ``r`` (``resolve_now``) for a request that needs ``need`` (not PUBLIC),
+        put into the scope's state as ``__call__`` does; AuthError when it is refused."""
+        if r.error is not None:
+            raise r.error
+        assert r.presented is not None
+        admitted = None if r.entry is None else self.auth.admit(r.entry, r.presented.host, r.now_ms)
+        p = self._decide(scope, r.presented, admitted, need)
+        assert p is not None  # only PUBLIC routes answer None
+        state = scope.setdefault("state", {})
+        state[SCOPE_KEY] = p
+        state[CREDENTIAL_KEY] = scope.pop("clearsight.credential", None)
         return p
 
     async def _admit(self, cred: Credential, host: str | None) -> Principal:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clearsight.auth.principal import principal_of_scope
+from clearsight.auth.principal import Principal, principal_of_scope
+from clearsight.http_answer import Answer, send_answer
 
 MAX_BUCKETS = 100_000
 
@@ -70,13 +71,16 @@ class TokenBuckets:
             self._b.clear()
 
 
-async def too_many(send: Send, what: str, wait_s: float) -> None:
+def too_many_answer(what: str, wait_s: float) -> Answer:
+    """The 429 of an exhausted bucket: ``what`` names the limit, ``wait_s`` the seconds to wait."""
     body = orjson.dumps({"status": "error", "errorType": "too_many_requests",
                          "error": f"rate limit exceeded ({what}): retry after the Retry-After seconds"})
-    await send({"type": "http.response.start", "status": 429, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(max(1, math.ceil(wait_s))).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    return Answer(429, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(max(1, math.ceil(wait_s))).encode())], body)
+
+
+async def too_many(send: Send, what: str, wait_s: float) -> None:
+    await send_answer(send, too_many_answer(what, wait_s))
 
 
 class IpRateLimitMiddleware:
@@ -84,12 +88,19 @@ class IpRateLimitMiddleware:
         self.app = app
         self.buckets = buckets
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        if scope["type"] == "http" and client and self.buckets.enabled:
+    def check(self, client: tuple[str, int] | None) -> Answer | None:
+        """Takes a token of ``client``'s address: None, or the 429 when its bucket is empty."""
+        if client and self.buckets.enabled:
             wait = self.buckets.take(client[0])
             if wait:
-                await too_many(send, "per client address, auth.rate_limit_ip", wait)
+                return too_many_answer("per client address, auth.rate_limit_ip", wait)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = self.check(scope.get("client"))
+            if refused is not None:
+                await send_answer(send, refused)
                 return
         await self.app(scope, receive, send)
 
@@ -100,17 +111,24 @@ class PrincipalRateLimitMiddleware:
         self.per_credential = per_credential
         self.per_org = per_org
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        p = principal_of_scope(scope) if scope["type"] == "http" else None
+    def check(self, p: Principal | None) -> Answer | None:
+        """Takes a token of ``p``'s credential (not for the anonymous principal), then of its
+        organisation: None, or the 429 of the first empty bucket."""
         if p is not None:
             if self.per_credential.enabled and not p.anonymous:
                 wait = self.per_credential.take(f"{p.kind}:{p.id}")
                 if wait:
-                    await too_many(send, "per API key or user, auth.rate_limit_key", wait)
-                    return
+                    return too_many_answer("per API key or user, auth.rate_limit_key", wait)
             if self.per_org.enabled:
                 wait = self.per_org.take(p.org)
                 if wait:
-                    await too_many(send, f"organisation {p.org}, auth.rate_limit_org", wait)
-                    return
+                    return too_many_answer(f"organisation {p.org}, auth.rate_limit_org", wait)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = self.check(principal_of_scope(scope))
+            if refused is not None:
+                await send_answer(send, refused)
+                return
         await self.app(scope, receive, send)

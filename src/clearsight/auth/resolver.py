@@ -74,7 +74,7 @@ def parse_authorization(value: str) -> Credential:
 
 
 @dataclass(slots=True)
-class _Entry:
+class Entry:
     principal: Principal | None  # None: known bad credential
     networks: tuple[Network, ...]
     expires_ms: int | None
@@ -102,7 +102,7 @@ class Authenticator:
         self.flush_interval_s = flush_interval_s
         self.org_networks = org_networks  # per-organisation IP allowlists (auth/org_networks.py)
         self.clock = clock
-        self._cache: dict[bytes, _Entry] = {}
+        self._cache: dict[bytes, Entry] = {}
         self._used: dict[int, int] = {}
         self._used_lock = threading.Lock()
         self._last_flush = clock()
@@ -110,18 +110,19 @@ class Authenticator:
         self.needs_second_factor: Callable[[int, str], bool] | None = None
 
     # -- the fast path (event loop): no I/O
-    def cached(self, cred: Credential) -> _Entry | None:
+    def cached(self, cred: Credential) -> Entry | None:
         e = self._cache.get(cred.cache_key)
         if e is None or e.valid_until < self.clock():
             return None
         return e
 
-    def admit(self, entry: _Entry, client_host: str | None) -> Principal:
-        """The principal of a cached/looked-up credential, after expiry and IP allowlist checks."""
+    def admit(self, entry: Entry, client_host: str | None, now_ms: int | None = None) -> Principal:
+        """The principal of a cached/looked-up credential, after expiry and IP allowlist checks
+        (expiry judged at ``now_ms``, default now)."""
         p = entry.principal
         if p is None:
             raise Unauthenticated("invalid credentials")
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         if entry.expires_ms is not None and entry.expires_ms <= now:
             raise Unauthenticated("credentials expired")
         if entry.networks:
@@ -155,25 +156,25 @@ class Authenticator:
         raise Forbidden("this principal may not act in another organisation (X-Scope-OrgID needs orgs:cross)")
 
     # -- the slow path (a worker thread): the state database
-    def lookup(self, cred: Credential) -> _Entry:
+    def lookup(self, cred: Credential) -> Entry:
         """Looks a credential up in the state database and caches the outcome (bad ones too, except
         failed password logins, which count towards the lockout)."""
         now = int(time.time() * 1000)
         if self.org_networks is not None:
             self.org_networks.refresh_if_due()
-        entry: _Entry
+        entry: Entry
         if cred.kind == "basic":
             res = self.directory.login(cred.username, cred.secret)  # raises Unauthenticated / LockedOut
             entry = self._user_entry(res)
         elif is_api_key(cred.secret):
             g = self.keys.grant(hashlib.sha256(cred.secret.encode()).hexdigest(), now)
-            entry = _Entry(None, (), None, None, 0.0) if g is None else _Entry(
+            entry = Entry(None, (), None, None, 0.0) if g is None else Entry(
                 Principal("apikey", str(g.id), g.name, g.org, (g.role,), g.permissions,
                           selector=self.directory.role_selector(g.org, g.role)),
                 g.networks, g.expires_ms, g.id, 0.0)
         else:
             sg = self.sessions.resolve(cred.secret, now)
-            entry = _Entry(None, (), None, None, 0.0) if sg is None else _Entry(
+            entry = Entry(None, (), None, None, 0.0) if sg is None else Entry(
                 Principal("user", str(sg.user_id), sg.username, sg.org, (sg.role,), sg.permissions,
                           selector=self.directory.role_selector(sg.org, sg.role)),
                 (), sg.expires_ms, None, 0.0)
@@ -183,7 +184,7 @@ class Authenticator:
         self._cache[cred.cache_key] = entry
         return entry
 
-    def _user_entry(self, res: LoginResult) -> _Entry:
+    def _user_entry(self, res: LoginResult) -> Entry:
         if not res.orgs:
             raise Unauthenticated("this user belongs to no organisation")
         org = self.default_org if self.default_org in res.orgs else next(iter(res.orgs))
@@ -192,7 +193,7 @@ class Authenticator:
         role = res.orgs[org]
         perms = self.directory.role_permissions(org, role) or frozenset()
         selector = self.directory.role_selector(org, role)
-        return _Entry(Principal("user", str(res.user_id), res.username, org, (role,), perms, selector=selector), (),
+        return Entry(Principal("user", str(res.user_id), res.username, org, (role,), perms, selector=selector), (),
                       None, None, 0.0)
 
     def forget(self, cred: Credential) -> None:

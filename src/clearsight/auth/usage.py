@@ -34,7 +34,7 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clearsight.auth.models import UsageDaily
-from clearsight.auth.principal import principal_of_scope
+from clearsight.auth.principal import Principal, principal_of_scope
 from clearsight.auth.route_permissions import requirement
 from clearsight.auth.state import StateDb
 from clearsight.model.labels import Labels
@@ -265,9 +265,12 @@ class QueryCountMiddleware:
         self.app = app
         self.usage = usage
 
+    def count(self, p: Principal | None, method: str, path: str) -> None:
+        """Counts the request as a query of ``p``'s organisation when its route needs ``*:read``."""
+        if p is not None and requirement(method, path).endswith(":read"):
+            self.usage.add(p.org, "queries", 1)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            p = principal_of_scope(scope)
-            if p is not None and requirement(scope["method"], scope["path"]).endswith(":read"):
-                self.usage.add(p.org, "queries", 1)
+            self.count(principal_of_scope(scope), scope["method"], scope["path"])
         await self.app(scope, receive, send)

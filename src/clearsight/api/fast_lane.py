@@ -1,0 +1,322 @@
+"""The fast lane: a dashboard's small query answered from the HTTP protocol's callbacks.
+
+A request to the main listener normally goes: uvicorn's protocol -> a request cycle and an asyncio
+task -> the read chain of guards (``server._guarded``: trace ids, security headers, admission, rate
+limits, authentication, usage counting, cross-organisation audit, body limits) -> the application's
+hot lane (``api/http_middleware.HotLaneApp``: request log, CORS, zstd, gzip) -> the route's handler.
+For a query that takes ~50 us to evaluate, those layers cost ~90 us more (docs/api.md, "The fast
+lane").
+
+``FastLane`` answers, directly in ``on_headers_complete`` of the protocol (``api/http_limits.py``),
+a ``GET`` of ``/api/v1/query`` or ``/api/v1/query_range`` that
+
+- has no body, no ``Expect``, no upgrade, no ``x-org-key``/``x-idempotency-key`` (signed ingestion,
+  idempotency keys), no ``X-Forwarded-For``/``X-Forwarded-Proto`` (uvicorn's proxy headers), no
+  ``Origin`` when CORS is configured, and arrives on a connection with no other request in flight;
+- whose principal is known without I/O (no credential, or one in the authenticator's cache; not a
+  session to refresh; not a principal narrowed by label matchers);
+- whose query is bad (answered 400 after the guards, as the handler would) or evaluated inline
+  (``prometheus_query._inline``: proven cheap and recent).
+
+Everything else takes the usual path, decided before any guard has had an effect: no rate-limit
+token, usage count or audit entry is ever taken twice. In the lane the guards run as the plain
+methods their ASGI layers call (``AdmissionMiddleware.check``, ``IpRateLimitMiddleware.check``,
+``AuthMiddleware.resolve_now``/``decide_now``, ``PrincipalRateLimitMiddleware.check``,
+``QueryCountMiddleware.count``, ``CrossOrgAuditMiddleware.audited``/``event``,
+``trace_context.new_trace``, ``security_headers.with_security_headers``), then the handler's
+halves (``prometheus_query.FastQuery``), the encoding of its answer (``HotRoutes.respond_now``,
+``ZstdMiddleware.encode_now``), the request-duration histogram and the request log; a body that
+is compressed on a thread or sent in parts is finished by a request cycle of uvicorn's own.
+``FastLane.of`` builds the lane from the very objects of the read chain and of the application,
+and builds none when the chain holds a layer it does not know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clearsight.api.admission import AdmissionMiddleware
+from clearsight.api.audit_routes import CrossOrgAuditMiddleware, record_async
+from clearsight.api.common import ApiError, Params, TenantOf, query_params
+from clearsight.api.http_limits import BodyLimitMiddleware
+from clearsight.api.http_middleware import HotLaneApp, HotRoutes, RequestLogMiddleware, handler_failed
+from clearsight.api.query_admission import api_error_response
+from clearsight.api.read_lane import ReadLane
+from clearsight.api.security_headers import SecurityHeadersMiddleware, with_security_headers
+from clearsight.api.trace_context import STATE_KEY, TRACE_ID, TraceMiddleware, new_trace
+from clearsight.api.zstd_responses import ZstdMiddleware, wants_zstd, without_accept_encoding
+from clearsight.auth.errors import AuthError
+from clearsight.auth.middleware import AuthMiddleware, Resolution, denial
+from clearsight.auth.principal import Principal
+from clearsight.auth.ratelimit import IpRateLimitMiddleware, PrincipalRateLimitMiddleware
+from clearsight.auth.route_permissions import requirement
+from clearsight.auth.usage import QueryCountMiddleware
+from clearsight.http_answer import Answer, Headers
+
+# Request headers that send a request down the usual path: what the read chain leaves to the full
+# chain (api/read_lane.py), what uvicorn's proxy-headers layer acts on, and a body.
+_USUAL_PATH_HEADERS = frozenset({b"x-org-key", b"x-idempotency-key", b"x-forwarded-for", b"x-forwarded-proto",
+                                 b"transfer-encoding", b"expect"})
+# The guard layers of a read chain, outermost first (server._guarded); the auth layers only with auth.
+_GUARDS = (TraceMiddleware, SecurityHeadersMiddleware, AdmissionMiddleware)
+_AUTH_GUARDS = (IpRateLimitMiddleware, AuthMiddleware, PrincipalRateLimitMiddleware)
+_AFTER_AUTH = (QueryCountMiddleware, CrossOrgAuditMiddleware)
+
+
+class FastRoute(NamedTuple):
+    """What the lane needs of a query route (built by api/app.py)."""
+
+    plan: Callable[[Params, float], Any]  # prometheus_query.FastQuery.plan: a QueryPlan, or ApiError
+    answer: Callable[[Any, str], Response]  # an inline plan's answer for a tenant
+    seconds: Any  # the route's request-duration histogram (app._timed's)
+    tenant_of: TenantOf
+
+
+class Served(NamedTuple):
+    """A request the lane took: its answer as written (``answer``), or the ASGI app a request cycle
+    runs to finish it (``tail``)."""
+
+    answer: Answer | None
+    tail: ASGIApp | None
+
+
+class FastLane:
+    def __init__(self, routes: Mapping[str, FastRoute], hot: HotRoutes, *, admission: AdmissionMiddleware,
+                 ip_limit: IpRateLimitMiddleware | None = None, auth: AuthMiddleware | None = None,
+                 principal_limit: PrincipalRateLimitMiddleware | None = None,
+                 query_count: QueryCountMiddleware | None = None, cross_org: CrossOrgAuditMiddleware | None = None,
+                 zstd: ZstdMiddleware | None = None, request_log: RequestLogMiddleware | None = None,
+                 cors: bool = False) -> None:
+        # only routes that need a *:read permission (what the read chain's layers are proven for)
+        self.routes = {path: r for path, r in routes.items() if requirement("GET", path).endswith(":read")}
+        self.need = {path: requirement("GET", path) for path in self.routes}
+        self.hot = hot
+        self.admission = admission
+        self.ip_limit = ip_limit
+        self.auth = auth
+        self.principal_limit = principal_limit
+        self.query_count = query_count
+        self.cross_org = cross_org
+        self.zstd = zstd
+        self.request_log = request_log
+        self.usual_headers = _USUAL_PATH_HEADERS | ({b"origin"} if cors else frozenset())
+        self.served = 0  # requests the lane took (clearsight_http_fast_lane_requests_total)
+        self._pending_audits: set[asyncio.Future[None]] = set()
+
+    @classmethod
+    def of(cls, chain: ASGIApp) -> FastLane | None:
+        """The lane of a listener's guard chain (``server._guarded``: a ``ReadLane`` whose read chain
+        ends in a ``HotLaneApp``), from the same objects; None when any layer is not one the lane
+        knows (it would be skipped) or the application has no fast routes."""
+        layer: Any = chain.read if isinstance(chain, ReadLane) else chain
+        found: list[Any] = []
+        while isinstance(layer, (*_GUARDS, *_AUTH_GUARDS, *_AFTER_AUTH)):
+            found.append(layer)
+            layer = layer.app
+        if isinstance(layer, BodyLimitMiddleware):
+            layer = layer.app
+        if not isinstance(layer, HotLaneApp) or not layer.fast_routes:
+            return None
+        kinds = tuple(type(x) for x in found)
+        auth = kinds[:len(_GUARDS) + len(_AUTH_GUARDS)] == (*_GUARDS, *_AUTH_GUARDS)
+        rest = kinds[len(_GUARDS) + (len(_AUTH_GUARDS) if auth else 0):]
+        if kinds[:len(_GUARDS)] != _GUARDS or not set(rest) <= set(_AFTER_AUTH) or len(set(rest)) != len(rest) \
+                or (rest and not auth) or list(rest) != sorted(rest, key=_AFTER_AUTH.index):
+            return None
+        by_kind = {type(x): x for x in found}
+        hot_layers = _hot_layers(layer.ensure_hot_lane())
+        if hot_layers is None:
+            return None
+        return cls(layer.fast_routes, hot_layers[HotRoutes], admission=by_kind[AdmissionMiddleware],
+                   ip_limit=by_kind.get(IpRateLimitMiddleware), auth=by_kind.get(AuthMiddleware),
+                   principal_limit=by_kind.get(PrincipalRateLimitMiddleware),
+                   query_count=by_kind.get(QueryCountMiddleware), cross_org=by_kind.get(CrossOrgAuditMiddleware),
+                   zstd=hot_layers.get(ZstdMiddleware), request_log=hot_layers.get(RequestLogMiddleware),
+                   cors=CORSMiddleware in hot_layers)
+
+    def serve(self, scope: Scope) -> Served | None:
+        """Answers ``scope`` (a GET of one of ``routes``, its headers complete, no body announced by
+        the protocol) if the lane takes it; None sends it down the usual path, nothing done."""
+        path: str = scope["path"]
+        route = self.routes[path]
+        headers: Headers = scope["headers"]
+        usual = self.usual_headers
+        for name, value in headers:
+            if name in usual or (name == b"content-length" and value.strip() != b"0"):
+                return None
+        need = self.need[path]
+        resolution: Resolution | None = None
+        if self.auth is not None:
+            resolution = self.auth.resolve_now(scope)
+            if resolution is None:
+                return None
+        began = time.perf_counter()
+        plan: Any
+        try:
+            plan = route.plan(Params(query_params(scope["query_string"])), time.monotonic())
+        except ApiError as e:
+            plan = e
+        except Exception as e:
+            plan = handler_failed(path, e)
+        else:
+            if not plan.inline:
+                return None  # on the query pool, under the governor: the usual path
+        planning = time.perf_counter() - began
+        # From here on the request is the lane's.
+        self.served += 1
+        trace_id, trace_headers = new_trace(headers)
+        scope.setdefault("state", {})[STATE_KEY] = trace_id
+        token = TRACE_ID.set(trace_id)
+        try:
+            refused, principal = self._guard(scope, resolution, need)
+            if refused is not None:
+                return Served(_outer(refused, path, scope, trace_headers), None)
+            return self._app(scope, route, plan, planning, principal, trace_headers)
+        finally:
+            TRACE_ID.reset(token)
+
+    def _guard(self, scope: Scope, resolution: Resolution | None, need: str) -> tuple[Answer | None, Principal | None]:
+        """The read chain's guards in their order: a refusal, or the principal (None without auth)."""
+        refused = self.admission.check(scope["headers"])
+        if refused is not None:
+            return refused, None
+        if self.ip_limit is not None:
+            refused = self.ip_limit.check(scope.get("client"))
+            if refused is not None:
+                return refused, None
+        if self.auth is None or resolution is None:
+            return None, None
+        try:
+            p = self.auth.decide_now(scope, resolution, need)
+        except AuthError as e:
+            return denial(e), None
+        if self.principal_limit is not None:
+            refused = self.principal_limit.check(p)
+            if refused is not None:
+                return refused, None
+        if self.query_count is not None:
+            self.query_count.count(p, "GET", scope["path"])
+        return None, p
+
+    def _app(self, scope: Scope, route: FastRoute, plan: Any, planning: float, p: Principal | None,
+             trace_headers: Headers) -> Served:
+        """The application's part: the handler's answer, encoded, logged and audited."""
+        path = scope["path"]
+        began = time.perf_counter()
+        if isinstance(plan, ApiError):
+            response = api_error_response(plan)
+        elif isinstance(plan, Response):
+            response = plan  # the plan raised: 500
+        else:
+            try:
+                response = route.answer(plan, route.tenant_of(Request(scope)))
+            except Exception as e:
+                response = handler_failed(path, e)
+        route.seconds.observe(planning + time.perf_counter() - began)
+        audited = p if self.cross_org is not None and self.cross_org.audited(p) else None
+        zstd = self.zstd is not None and wants_zstd(scope["headers"])
+        inner = {**scope, "headers": without_accept_encoding(scope["headers"])} if zstd else scope
+        answer = self.hot.respond_now(inner, response)
+        if answer is not None and zstd:
+            assert self.zstd is not None
+            answer = self.zstd.encode_now(answer)
+        if answer is None:  # compressed on a thread, or sent in parts: by a request cycle
+            return Served(None, self._tail(response, began, audited, trace_headers))
+        self._log(scope, answer.status, len(answer.body), began)
+        if audited is not None:
+            self._audit(scope, audited, answer.status)
+        return Served(_outer(answer, path, scope, trace_headers), None)
+
+    def _tail(self, response: Response, began: float, audited: Principal | None, trace_headers: Headers) -> ASGIApp:
+        """The ASGI app finishing ``response`` in a request cycle, through the same layers."""
+        hot, zstd = self.hot, self.zstd
+
+        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+            await hot.respond(scope, send, response)
+
+        async def tail(scope: Scope, receive: Receive, send: Send) -> None:
+            path = scope["path"]
+            tls = scope.get("scheme") == "https"
+            status = sent = 0
+
+            async def counting_send(message: Message) -> None:
+                nonlocal status, sent
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                    message["headers"] = [*with_security_headers(message.get("headers", ()), path, tls),
+                                          *trace_headers]
+                elif message["type"] == "http.response.body":
+                    sent += len(message.get("body", b""))
+                await send(message)
+
+            token = TRACE_ID.set(scope["state"][STATE_KEY])
+            try:
+                if zstd is not None:
+                    await zstd.around(respond, scope, receive, counting_send)
+                else:
+                    await respond(scope, receive, counting_send)
+            finally:
+                self._log(scope, status, sent, began)
+                if audited is not None and self.cross_org is not None:
+                    await record_async(self.cross_org.audit, self.cross_org.event(scope, audited, status))
+                TRACE_ID.reset(token)
+
+        return tail
+
+    def _log(self, scope: Scope, status: int, sent: int, began: float) -> None:
+        log = self.request_log
+        if log is not None:
+            log.record(scope, b"", status, sent, time.perf_counter() - began)
+
+    def _audit(self, scope: Scope, p: Principal, status: int) -> None:
+        """The cross-organisation entry, written on a thread (as the ASGI layer does) after the answer."""
+        assert self.cross_org is not None
+        fut = asyncio.ensure_future(record_async(self.cross_org.audit, self.cross_org.event(scope, p, status)))
+        self._pending_audits.add(fut)
+        fut.add_done_callback(self._pending_audits.discard)
+
+
+class FastLaneCollector(Collector):
+    """``/metrics``: the requests the fast lane took."""
+
+    def __init__(self, lane: FastLane) -> None:
+        self._lane = lane
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("clearsight_http_fast_lane_requests",
+                                  "Requests answered by the HTTP protocol's fast lane (server.fast_lane).",
+                                  value=self._lane.served)
+
+
+def _outer(answer: Answer, path: str, scope: Scope, trace_headers: Headers) -> Answer:
+    """``answer`` as the outermost layers send it: security headers, then the trace headers."""
+    return Answer(answer.status, [*with_security_headers(answer.headers, path, scope.get("scheme") == "https"),
+                                  *trace_headers], answer.body)
+
+
+def _hot_layers(lane: ASGIApp | None) -> dict[type, Any] | None:
+    """The layers of an application's hot lane by class (request log, CORS, zstd, the hot routes), or
+    None when it has another."""
+    known = (RequestLogMiddleware, CORSMiddleware, ZstdMiddleware)
+    layers: dict[type, Any] = {}
+    layer: Any = lane
+    while isinstance(layer, known):
+        layers[type(layer)] = layer
+        layer = layer.app
+    if not isinstance(layer, HotRoutes):
+        return None
+    layers[HotRoutes] = layer
+    return layers
+
+
+__all__ = ["FastLane", "FastLaneCollector", "FastRoute", "Served"]

@@ -1,0 +1,400 @@
+"""The fast lane (api/fast_lane.py) against the usual path, over real sockets: two real servers,
+``server.fast_lane`` on and off, get the same data and the same requests (anonymous loopback, basic
+auth, API keys, wrong Host, bad tenant header, cross-organisation access, compressed large answers,
+bad and failing queries, timeouts, stats, limits, range queries, 401 and 429) and answer each alike:
+status, body, headers but the trace ids and the date; and leave the same side effects (usage
+counts, audit entries, request-duration histogram counts). Then the protocol: keep-alive,
+pipelining, ``Connection: close``, HTTP/1.0, the header deadline, and a client going away during a
+query on the pool."""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cramjam
+import httpx
+import orjson
+import pytest
+
+from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_write_request, snappy
+from tests.support.peers import Proc, start_clearsight
+
+PASSWORD_RE = re.compile(r"with password:\s+(\S+)")
+VOLATILE = {"date", "x-trace-id", "traceparent"}
+NOW_MS = int(time.time() * 1000) // 1000 * 1000
+T = str(NOW_MS / 1000 - 60)  # the instant queries' time: recent (inline once proven cheap)
+SERIES = 1500  # "big" series: an answer of ~150 KB, compressed on a thread (>= 128 KiB)
+
+
+@dataclass
+class Server:
+    proc: Proc
+    password: str
+    keys: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.proc.url
+
+
+def _write(url: str, series: list[TimeSeries]) -> None:
+    body = snappy(encode_write_request(WriteRequest(timeseries=series)))
+    r = httpx.post(url + "/api/v1/write", content=body, timeout=30,
+                   headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"})
+    assert r.status_code == 204, r.text
+
+
+def _data() -> list[TimeSeries]:
+    stamps = [NOW_MS - 600_000 + i * 15_000 for i in range(40)]
+    out = [TimeSeries([("__name__", "m"), ("i", str(i))], [(t, float(i + k)) for k, t in enumerate(stamps)])
+           for i in range(3)]
+    out += [TimeSeries([("__name__", "big"), ("instance", f"host-{i:05d}.example.internal:9100"), ("job", "node")],
+                       [(t, float(i)) for t in stamps]) for i in range(SERIES)]
+    return out
+
+
+KEYS = (("viewer", "viewer", None), ("limited", "viewer", None), ("other", "viewer", "team-b"))
+
+
+def _start(tmp: Path, name: str, config_yaml: str, keys: tuple[tuple[str, str, str | None], ...]) -> Server:
+    proc = start_clearsight(tmp / name, config_yaml=config_yaml)
+    try:
+        found = PASSWORD_RE.findall(proc.log())
+        assert len(found) == 1, proc.log()
+        srv = Server(proc, found[0], {})
+        admin = _basic("admin", srv.password)
+        if any(org for _, _, org in keys):
+            assert httpx.post(srv.url + "/api/v1/admin/orgs", json={"name": "team-b"}, headers=admin,
+                              timeout=30).status_code == 200
+        for key_name, role, org in keys:
+            headers = admin if org is None else {**admin, "X-Scope-OrgID": org}
+            r = httpx.post(srv.url + "/api/v1/admin/apikeys", json={"name": key_name, "role": role},
+                           headers=headers, timeout=30)
+            assert r.status_code == 200, r.text
+            srv.keys[key_name] = r.json()["data"]["key"]
+    except BaseException:
+        proc.stop()
+        raise
+    return srv
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+OPEN = """
+tenancy:
+  trust_tenant_header: true
+server:
+  fast_lane: {lane}
+"""
+CLOSED = """
+auth:
+  anonymous: "off"
+  rate_limit_key: 1
+  rate_limit_key_burst: 3
+server:
+  fast_lane: {lane}
+"""
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Server, Server]]]:
+    tmp = tmp_path_factory.mktemp("fastlane")
+    started: list[Server] = []
+    try:
+        for kind, yaml, keys in (("open", OPEN, KEYS), ("closed", CLOSED, KEYS[1:2])):
+            for lane in ("true", "false"):
+                started.append(_start(tmp, f"{kind}-{lane}", yaml.format(lane=lane), keys))
+        for srv in started[:2]:
+            _write(srv.url, _data())
+        yield {"open": (started[0], started[1]), "closed": (started[2], started[3])}
+    finally:
+        for srv in started:
+            srv.proc.stop()
+
+
+def _normal(r: httpx.Response) -> tuple[int, list[tuple[str, str]], Any]:
+    headers = sorted((k, v) for k, v in r.headers.multi_items() if k.lower() not in VOLATILE)
+    body: Any = r.content
+    if r.headers.get("content-encoding") == "zstd":  # httpx decodes gzip itself
+        body = bytes(cramjam.zstd.decompress(r.content))
+    if r.headers.get("content-type", "").startswith("application/json"):
+        body = orjson.loads(body)
+        stats = body.get("data", {}).get("stats") if isinstance(body.get("data"), dict) else None
+        if stats is not None:  # timings are measured, not computed
+            stats["timings"] = sorted(stats["timings"])
+            for h in ("content-length",):
+                headers = [(k, v) for k, v in headers if k != h]
+    return r.status_code, headers, body
+
+
+def _same(on: Server, off: Server, path: str, params: dict[str, str], headers: dict[str, str],
+          times: int = 3) -> int:
+    """The request ``times`` times on both servers (the first of a query shape goes to the query
+    pool, the next ones inline once proven cheap): the same answers. Returns the status."""
+    status = 0
+    for _ in range(times):
+        a = httpx.get(on.url + path, params=params, headers=headers, timeout=30)
+        b = httpx.get(off.url + path, params=params, headers=headers, timeout=30)
+        assert _normal(a) == _normal(b), (path, params, headers)
+        assert a.headers["x-trace-id"] and a.headers["traceparent"].split("-")[1] == a.headers["x-trace-id"]
+        status = a.status_code
+    return status
+
+
+def _with_keys(srv: Server, headers: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for k, v in headers.items():
+        if v.startswith("KEY:"):
+            v = "Bearer " + srv.keys[v[4:]]
+        elif v == "BASIC":
+            v = _basic("admin", srv.password)["Authorization"]
+        out[k] = v
+    return out
+
+
+OPEN_MATRIX: list[tuple[str, dict[str, str], dict[str, str], int]] = [
+    ("/api/v1/query", {"query": "1", "time": T}, {}, 200),
+    ("/api/v1/query", {"query": "m", "time": T}, {}, 200),
+    ("/api/v1/query", {"query": "sum(m)", "time": T}, {"Authorization": "BASIC"}, 200),
+    ("/api/v1/query", {"query": "m", "time": T}, {"Authorization": "KEY:viewer"}, 200),
+    ("/api/v1/query", {"query": "m", "time": T}, {"Authorization": "KEY:other"}, 200),  # team-b: no data
+    ("/api/v1/query", {"query": "m", "time": T}, {"Authorization": "Bearer cs_not_a_key"}, 401),
+    ("/api/v1/query", {"query": "m", "time": T}, {"Authorization": "Basic !!!"}, 401),
+    ("/api/v1/query", {"query": "m", "time": T}, {"Host": "evil.example"}, 421),
+    ("/api/v1/query", {"query": "m", "time": T}, {"X-Scope-OrgID": "bad tenant!"}, 400),
+    ("/api/v1/query", {"query": "m", "time": T}, {"X-Scope-OrgID": "team-b", "Authorization": "BASIC"}, 200),
+    ("/api/v1/query", {"query": "m", "time": T}, {"X-Scope-OrgID": "team-b", "Authorization": "KEY:viewer"}, 403),
+    ("/api/v1/query", {"query": "big", "time": T}, {"Accept-Encoding": "gzip"}, 200),
+    ("/api/v1/query", {"query": "big", "time": T}, {"Accept-Encoding": "zstd"}, 200),
+    ("/api/v1/query", {"query": "big", "time": T}, {"Accept-Encoding": "identity"}, 200),
+    ("/api/v1/query", {"query": "big", "time": T, "limit": "20"}, {"Accept-Encoding": "gzip, zstd"}, 200),
+    ("/api/v1/query", {"query": "m{i=~'0|1'}", "time": T}, {"Accept-Encoding": "gzip"}, 200),
+    ("/api/v1/query", {"query": "sum(", "time": T}, {}, 400),
+    ("/api/v1/query", {"query": "", "time": T}, {}, 400),
+    ("/api/v1/query", {"query": "m", "time": "yesterday"}, {}, 400),
+    ("/api/v1/query", {"query": 'label_replace(m, "i", "x", "", "")', "time": T}, {}, 422),
+    ("/api/v1/query", {"query": "m", "time": T, "timeout": "5s"}, {}, 200),
+    ("/api/v1/query", {"query": "m", "time": T, "timeout": "soon"}, {}, 400),
+    ("/api/v1/query", {"query": "m", "time": T, "stats": "all"}, {}, 200),
+    ("/api/v1/query", {"query": "m", "time": T, "limit": "1"}, {}, 200),
+    ("/api/v1/query", {"query": "m", "time": T, "limit": "-1"}, {}, 400),
+    ("/api/v1/query", {"query": "m", "time": T}, {"Traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"}, 200),
+    ("/api/v1/query_range", {"query": "rate(m[2m])", "start": str(NOW_MS / 1000 - 300), "end": T, "step": "15"},
+     {}, 200),
+    ("/api/v1/query_range", {"query": "m", "start": str(NOW_MS / 1000 - 300), "end": T, "step": "30",
+                             "stats": "all"}, {"Authorization": "KEY:viewer"}, 200),
+    ("/api/v1/query_range", {"query": "big", "start": str(NOW_MS / 1000 - 120), "end": T, "step": "60"},
+     {"Accept-Encoding": "gzip"}, 200),
+    ("/api/v1/query_range", {"query": "m", "start": T, "end": str(NOW_MS / 1000 - 300), "step": "15"}, {}, 400),
+    ("/api/v1/query_range", {"query": "m[5m]", "start": T, "end": T, "step": "15"}, {}, 400),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "headers", "status"), OPEN_MATRIX)
+def test_the_lanes_answer_alike(pairs: dict[str, tuple[Server, Server]], path: str, params: dict[str, str],
+                                headers: dict[str, str], status: int) -> None:
+    on, off = pairs["open"]
+    a_h, b_h = _with_keys(on, headers), _with_keys(off, headers)  # each server's own keys and password
+    for _ in range(3):  # the first of a query shape goes to the query pool, the next ones inline
+        a = httpx.get(on.url + path, params=params, headers=a_h, timeout=30)
+        b = httpx.get(off.url + path, params=params, headers=b_h, timeout=30)
+        assert _normal(a) == _normal(b), (path, params, headers)
+        assert a.status_code == status, a.text
+        assert a.headers["traceparent"].split("-")[1] == a.headers["x-trace-id"]
+
+
+def test_refusals_without_credentials_and_rate_limits_alike(pairs: dict[str, tuple[Server, Server]]) -> None:
+    on, off = pairs["closed"]
+    params = {"query": "1", "time": T}
+    assert _same(on, off, "/api/v1/query", params, {}) == 401
+    statuses = []
+    for _ in range(8):  # a burst of 3 at 1/s: then 429 with Retry-After
+        a = httpx.get(on.url + "/api/v1/query", params=params, headers={
+            "Authorization": "Bearer " + on.keys["limited"]}, timeout=30)
+        b = httpx.get(off.url + "/api/v1/query", params=params, headers={
+            "Authorization": "Bearer " + off.keys["limited"]}, timeout=30)
+        assert _normal(a) == _normal(b)
+        statuses.append(a.status_code)
+    assert statuses[:3] == [200, 200, 200] and 429 in statuses
+
+
+def _metric(url: str, name: str, labels: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=30).text
+    series = f"{name}{{{labels}}}" if labels else name
+    m = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_side_effects_alike(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """After the matrix: usage counts, cross-organisation audit entries and the histogram's counts."""
+    on, off = pairs["open"]
+    for path, params, headers, _ in OPEN_MATRIX[:6]:
+        for srv in (on, off):
+            httpx.get(srv.url + path, params=params, headers=_with_keys(srv, headers), timeout=30)
+    for org in ("default", "team-b"):
+        counts = []
+        for srv in (on, off):
+            admin = _basic("admin", srv.password) | {"X-Scope-OrgID": org}
+            daily = httpx.get(srv.url + "/api/v1/usage", headers=admin, timeout=30).json()["data"]["daily"]
+            counts.append([d["counts"]["queries"] for d in daily])
+        assert counts[0] == counts[1] and counts[0], org
+    audits = []
+    for srv in (on, off):
+        admin = _basic("admin", srv.password) | {"X-Scope-OrgID": "team-b"}
+        deadline = time.monotonic() + 10
+        while True:  # written on a thread after the answer
+            rows = httpx.get(srv.url + "/api/v1/audit", params={"action": "org.cross_access"}, headers=admin,
+                             timeout=30).json()["data"]
+            if rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        audits.append(sorted((r["target"], r["outcome"], orjson.dumps(r["detail"], option=orjson.OPT_SORT_KEYS))
+                             for r in rows))
+    assert audits[0] == audits[1] and audits[0]
+    # the lane took its share of them (and does not exist when off)
+    assert _metric(on.url, "clearsight_http_fast_lane_requests_total", "") > len(OPEN_MATRIX)
+    assert "clearsight_http_fast_lane_requests" not in httpx.get(off.url + "/metrics", timeout=30).text
+    for handler in ("query", "query_range"):
+        counts = [_metric(srv.url, "clearsight_http_request_duration_seconds_count", f'handler="{handler}"')
+                  for srv in (on, off)]
+        assert counts[0] == counts[1] > 0, handler
+
+
+# -- the protocol
+
+
+def _connect(srv: Server) -> socket.socket:
+    host, port = srv.url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def _request(path: str, extra: str = "", version: str = "1.1") -> bytes:
+    return f"GET {path} HTTP/{version}\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
+
+
+def _read_answers(s: socket.socket, n: int) -> list[tuple[bytes, dict[bytes, bytes], bytes]]:
+    """``n`` answers read from ``s``: status line, headers, body (by content-length)."""
+    buf = b""
+    out = []
+    while len(out) < n:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].split(b"\r\n")
+            headers = dict(line.lower().split(b": ", 1) for line in head[1:])
+            length = int(headers[b"content-length"])
+            if len(buf) >= end + 4 + length:
+                out.append((head[0], headers, buf[end + 4:end + 4 + length]))
+                buf = buf[end + 4 + length:]
+                continue
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed after {len(out)} answers"
+        buf += chunk
+    assert not buf
+    return out
+
+
+def _closed(s: socket.socket) -> bool:
+    s.settimeout(10)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+Q = f"/api/v1/query?query=m&time={T}"
+
+
+def test_keep_alive_across_many_requests(pairs: dict[str, tuple[Server, Server]]) -> None:
+    on, _ = pairs["open"]
+    with _connect(on) as s:
+        bodies = []
+        for i in range(200):
+            s.sendall(_request(Q if i % 2 else f"/api/v1/query?query=1&time={T}"))
+            (status, headers, body), = _read_answers(s, 1)
+            assert status == b"HTTP/1.1 200 OK" and b"connection" not in headers
+            bodies.append(body)
+        assert len(set(bodies)) == 2
+
+
+def test_pipelined_requests_in_one_send(pairs: dict[str, tuple[Server, Server]]) -> None:
+    on, _ = pairs["open"]
+    with _connect(on) as s:
+        s.sendall(_request(Q) + _request(f"/api/v1/query?query=1&time={T}") + _request("/api/v1/labels")
+                  + _request(Q, "Accept-Encoding: zstd\r\n"))
+        answers = _read_answers(s, 4)
+    assert [a[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 4
+    assert orjson.loads(answers[0][2])["data"]["resultType"] == "vector"
+    assert orjson.loads(answers[1][2])["data"]["resultType"] == "scalar"
+    assert "__name__" in orjson.loads(answers[2][2])["data"]
+    assert answers[0][2] == answers[3][2]  # small: not compressed
+
+
+def test_pipelined_after_a_large_answer(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """A large answer compressed on a thread, the next request already sent: answered in order."""
+    on, _ = pairs["open"]
+    big = f"/api/v1/query?query=big&time={T}"
+    with _connect(on) as s:
+        for _ in range(3):
+            s.sendall(_request(big, "Accept-Encoding: zstd\r\n") + _request(Q))
+            (s1, h1, b1), (s2, _, b2) = _read_answers(s, 2)
+            assert s1 == s2 == b"HTTP/1.1 200 OK" and h1[b"content-encoding"] == b"zstd"
+            assert len(orjson.loads(bytes(cramjam.zstd.decompress(b1)))["data"]["result"]) == SERIES
+            assert orjson.loads(b2)["data"]["resultType"] == "vector"
+
+
+@pytest.mark.parametrize(("extra", "version"), [("Connection: close\r\n", "1.1"), ("", "1.0"),
+                                                ("Connection: keep-alive\r\n", "1.0")])
+def test_connection_closed_when_asked(pairs: dict[str, tuple[Server, Server]], extra: str, version: str) -> None:
+    on, _ = pairs["open"]
+    for _ in range(3):  # the first goes to the query pool, the next ones inline
+        with _connect(on) as s:
+            s.sendall(_request(Q, extra, version))
+            (status, headers, _), = _read_answers(s, 1)
+            assert status == b"HTTP/1.1 200 OK" and headers[b"connection"] == b"close"
+            assert _closed(s)
+
+
+def test_header_deadline_still_enforced(tmp_path: Path) -> None:
+    proc = start_clearsight(tmp_path, config_yaml="server:\n  header_read_timeout: 1s\n  keep_alive_timeout: 60s\n")
+    try:
+        srv = Server(proc, "", {})
+        with _connect(srv) as s:
+            for _ in range(3):  # laned requests, then an unfinished one
+                s.sendall(_request(f"/api/v1/query?query=1&time={T}"))
+                _read_answers(s, 1)
+            s.sendall(b"GET /api/v1/query?query=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            began = time.monotonic()
+            assert _closed(s)
+            assert time.monotonic() - began < 10
+    finally:
+        proc.stop()
+
+
+def test_client_gone_during_a_query_on_the_pool_cancels_it(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """A query not proven cheap runs on the query pool (the usual path): a client that goes away
+    cancels it, as without the lane."""
+    on, _ = pairs["open"]
+    before = _metric(on.url, "clearsight_query_client_canceled_total", "")
+    slow = "count_over_time(big[5m]) * on(instance) group_left() avg_over_time(big[5m])"
+    path = "/api/v1/query_range?" + str(httpx.QueryParams({"query": slow, "start": str(NOW_MS / 1000 - 600),
+                                                            "end": T, "step": "1"}))
+    for _ in range(5):
+        s = _connect(on)
+        s.sendall(_request(path))
+        time.sleep(0.05)
+        s.close()
+    deadline = time.monotonic() + 20
+    while _metric(on.url, "clearsight_query_client_canceled_total", "") <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _metric(on.url, "clearsight_query_client_canceled_total", "") > before
