@@ -154,6 +154,10 @@ class ReadLimits:
 
 
 _READ_LIMITS: ContextVar[ReadLimits | None] = ContextVar("clearsight_read_limits", default=None)
+# The variable itself, for a reader that sets it around every select without a context manager
+# object (``token = READ_LIMITS.set(limits)`` ... ``READ_LIMITS.reset(token)`` in a ``finally``:
+# the query engine, where the three calls of ``read_limits`` were a share of a small select).
+READ_LIMITS = _READ_LIMITS
 
 
 class read_limits:  # used as a function: ``with read_limits(limits):``

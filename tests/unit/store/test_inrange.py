@@ -1,6 +1,6 @@
 """The compiled range filters (store/embedded/_inrange.pyx) against their numpy references: the ids
 of a selection with samples in a range, the catalogue's chunks of some series overlapping a range,
-the samples of chunks wholly inside one; and the decoded-chunk cache's all-hit read
+the samples of chunks wholly inside one and of those overlapping it; and the decoded-chunk cache's all-hit read
 (``cached_range``) against ``decode_range``."""
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def test_catalogue_find_and_samples_inside_match_numpy(chunks: list[tuple[int, i
     assert got.dtype == np.intp
     assert got.tolist() == want.tolist()
     assert rows.samples_inside(got, lo, hi) == rows.samples_inside_py(want, lo, hi)
+    assert rows.samples_overlapping(ids, lo, hi) == rows.samples_overlapping_py(ids, lo, hi) == int(rows.n[want].sum())
 
 
 def test_positions_past_the_catalogue_raise() -> None:

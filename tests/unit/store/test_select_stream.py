@@ -20,7 +20,7 @@ from clearsight.model.rollups import ONE_HOUR_MS
 from clearsight.model.samples import SampleBatch, SeriesData
 from clearsight.query.promql.engine import Engine
 from clearsight.query.promql.values import QueryLimitExceeded
-from clearsight.store.embedded import EmbeddedMetricsStore
+from clearsight.store.embedded import EmbeddedMetricsStore, select_stream
 from clearsight.store.interface import BatchedSeriesSelector
 from clearsight.store.storetest import workload
 from tests.unit.store.rollup_data import DAY, HOUR, RawOnly, batch, random_series
@@ -81,6 +81,28 @@ def test_batches_concatenated_are_the_select(store: EmbeddedMetricsStore, bound:
         assert len(p) == 1 or int(p.offsets[-1]) <= bound + 4 * len(p)
     if bound >= 10**9:
         assert len(parts) == 1
+
+
+@pytest.mark.parametrize("window", [(0, 10**15), (-3_600_000, -1_000_000), (-200_000, 0), (-300_000, -240_000)])
+def test_the_one_batch_bound_never_undercounts_the_estimate(store: EmbeddedMetricsStore,
+                                                            window: tuple[int, int]) -> None:
+    """``fits_one_batch`` (what ``select_batches`` asks before estimating per series) holds only
+    where the estimate fits too, and then ``select_batches`` gives the one batch ``plan_batches``
+    would: the bound (overlapping chunks' samples and head rows) is never below the estimate."""
+    lo, hi = (window if window[0] == 0 else (_end() + window[0], _end() + window[1]))
+    ids = store._ids("t", [JOB], lo, hi)
+    snap = store._catalog.snapshot()
+    est = int(select_stream.estimate_samples(ids, lo, hi, snap, store._head.row_counts).sum())
+    bound = store._head.rows_in(ids, lo, hi) + snap.samples_overlapping(ids, lo, hi)
+    assert est <= bound
+    assert bound > 0
+    for limit in (est - 1, est, bound - 1, bound, bound + 1):
+        fits = select_stream.fits_one_batch(ids, lo, hi, snap, store._head.rows_in, limit)
+        assert fits == (bound <= limit)
+        if fits:
+            assert est <= limit
+            parts = store.select_batches("t", JOB, lo, hi, limit)
+            assert len(parts) == 1
 
 
 def test_nothing_selected_is_no_batch(store: EmbeddedMetricsStore) -> None:

@@ -70,7 +70,7 @@ from clearsight.query.promql.values import (
     VectorSteps,
 )
 from clearsight.query.promql.vecutil import apply_drop_name, compact, drop_meta, merge_rows, select_rows
-from clearsight.store.interface import ReadLimits, SampleLimitExceeded, SeriesSelector, read_limits
+from clearsight.store.interface import READ_LIMITS, ReadLimits, SampleLimitExceeded, SeriesSelector
 
 try:  # the compiled selector kernel (setup.py builds it); without it, the numpy path
     from clearsight.query.promql import _selector  # type: ignore[attr-defined]
@@ -286,12 +286,14 @@ class Evaluator:
         # it, and checks the deadline/cancellation between batches of its work.
         budget = self.budget
         room = budget.max_samples - budget.held
+        token = READ_LIMITS.set(ReadLimits(room if room > 0 else 0, budget.check))  # (``read_limits``, inlined)
         try:
-            with read_limits(ReadLimits(room if room > 0 else 0, budget.check)):
-                data = self.selector.select(matchers, lo, hi)
+            data = self.selector.select(matchers, lo, hi)
         except SampleLimitExceeded as e:
             self._account(e.needed, "samples loaded from the store")
             raise QueryLimitExceeded(str(e)) from None
+        finally:
+            READ_LIMITS.reset(token)
         # Between store reads: a read that ran past the deadline (or a client that went away
         # during it) stops the query before its samples are processed.
         budget.check("expression evaluation (after a store read)")
@@ -370,7 +372,8 @@ class Evaluator:
         if kind is not NumberLiteral:  # (a literal is one np.full: no checkpoint before it)
             budget.check()
         mark = budget.held
-        out = self._eval(e, ts)
+        how = _NODE_EVAL.get(kind)  # (``_eval``'s lookup, without its call for the usual node types)
+        out = how(self, e, ts) if how is not None else self._eval(e, ts)
         budget.settle_node(mark, value_points(out), e)
         return out
 
@@ -1168,9 +1171,10 @@ def _instant_rows(v: VectorSteps, ts: I64) -> list[SeriesResult] | None:
 
 
 def _shared_rows(labels: list[Labels], values: F64, ts: I64) -> list[SeriesResult]:
-    """One-step rows present throughout: plain slices of one read-only copy of the values (the
-    first column of ``values``) and of the time, shared by every series."""
-    col = np.array(values if values.shape[1] == 1 else values[:, :1], dtype=np.float64)
+    """Rows present at every step of ``ts``: plain slices of one read-only copy of the values (their
+    first ``len(ts)`` columns) and of the steps, shared by every series."""
+    k = ts.shape[0]
+    col = np.array(values if values.shape[1] == k else values[:, :k], dtype=np.float64)
     col.flags.writeable = False
     at = ts.copy()
     at.flags.writeable = False
@@ -1180,7 +1184,7 @@ def _shared_rows(labels: list[Labels], values: F64, ts: I64) -> list[SeriesResul
 def _instant_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
     """The series of a one-step vector (names already dropped): rows with the same labels merged
     (an error when two are present), absent rows left out, in row order."""
-    if v.num_series and not v.present.all():  # one step: a row absent there is absent throughout
+    if v.num_series and np.count_nonzero(v.present) != v.present.size:  # one step: a row absent there is absent throughout
         v = compact(v)
     merged = merge_rows(v, strict=True)
     v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
@@ -1193,14 +1197,22 @@ def _range_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
     """A range query's series: rows with the same labels merged, rows absent at every step left
     out, sorted by labels."""
     v = merge_rows(v, strict=True)
-    if not v.num_series:
+    n = v.num_series
+    if not n:
         return []
-    counts = v.present.sum(axis=1).tolist()  # one reduction tells the absent rows and the full ones
     k = ts.shape[0]
-    series = _series_rows(v, ts, [c > 0 for c in counts], [c == k for c in counts],
-                          _partial_rows(v, ts, counts) if v.hist is None else None)
-    series.sort(key=lambda s: s.labels)
+    if v.hist is None and np.count_nonzero(v.present) == n * k:
+        series = _shared_rows(v.labels, v.values, ts)  # every row full (a plain selector's usual output)
+    else:
+        counts = v.present.sum(axis=1).tolist()  # one reduction tells the absent rows and the full ones
+        series = _series_rows(v, ts, [c > 0 for c in counts], [c == k for c in counts],
+                              _partial_rows(v, ts, counts) if v.hist is None else None)
+    series.sort(key=_labels_of)
     return series
+
+
+def _labels_of(s: SeriesResult) -> Labels:
+    return s.labels
 
 
 def _partial_rows(v: VectorSteps, ts: I64, counts: list[int]) -> dict[int, tuple[I64, F64]] | None:

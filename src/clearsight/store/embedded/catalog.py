@@ -106,6 +106,18 @@ class ChunkRows:
             return self.samples_inside_py(pos, start_ms, end_ms)
         return int(_inrange.samples_inside(pos, self.min_ts, self.max_ts, self.n, start_ms, end_ms))
 
+    def samples_overlapping(self, ids: U32Array, start_ms: int, end_ms: int) -> int:
+        """The samples of the chunks of series ``ids`` (sorted, unique) overlapping [start_ms,
+        end_ms]: at least what a read of them there takes from the chunks."""
+        if _inrange is None or self.series_id.shape[0] == 0 or ids.dtype != np.uint32:
+            return self.samples_overlapping_py(ids, start_ms, end_ms)
+        return int(_inrange.samples_overlapping(self.series_id, self.min_ts, self.max_ts, self.n, ids, start_ms,
+                                                end_ms))
+
+    def samples_overlapping_py(self, ids: U32Array, start_ms: int, end_ms: int) -> int:
+        """``samples_overlapping`` in numpy (the reference)."""
+        return int(self.n[self.find_py(ids, start_ms, end_ms)].sum())
+
     def samples_inside_py(self, pos: npt.NDArray[np.intp], start_ms: int, end_ms: int) -> int:
         """``samples_inside`` in numpy (the reference)."""
         inside = (self.min_ts[pos] >= start_ms) & (self.max_ts[pos] <= end_ms)

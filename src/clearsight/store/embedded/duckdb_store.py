@@ -1598,7 +1598,10 @@ class EmbeddedMetricsStore:
         self._check_open()
         start_ms = max(start_ms, self._floor)
         ids = self._ids(tenant, [matchers], start_ms, end_ms) if end_ms >= start_ms else np.zeros(0, np.uint32)
-        est = select_stream.estimate_samples(ids, start_ms, end_ms, self._catalog.snapshot(), self._head.row_counts)
+        snap = self._catalog.snapshot()
+        if select_stream.fits_one_batch(ids, start_ms, end_ms, snap, self._head.rows_in, max_batch_samples):
+            return [functools.partial(self._fetch, ids, start_ms, end_ms)] if ids.shape[0] else []
+        est = select_stream.estimate_samples(ids, start_ms, end_ms, snap, self._head.row_counts)
         groups = select_stream.plan_batches(
             ids, est, max_batch_samples, lambda sub: self._label_order.order(sub, self._labels.__getitem__))
         return [functools.partial(self._fetch, g, start_ms, end_ms) for g in groups]
@@ -1615,7 +1618,7 @@ class EmbeddedMetricsStore:
         the chunk cache, or that has none (an instant query at the data's end), is located, cut and
         assembled in that one step, in one compiled call (``HeadView.read_cached``)."""
         order = self._label_order.order(ids, self._labels.__getitem__)
-        done, parts = self._pub.read(lambda: self._read_once(ids, order[1], start_ms, end_ms))
+        done, parts = self._pub.read(functools.partial(self._read_once, ids, order[1], start_ms, end_ms))
         if done is not None:
             data = _series(order[0], done)
         else:
@@ -1648,9 +1651,10 @@ class EmbeddedMetricsStore:
         snap = self._catalog.snapshot()
         limits = current_read_limits()
         cap = limits.max_samples if limits is not None else None
+        # (partials, not lambdas: no Python frame of their own on a path every small query takes)
+        read = view.native.read_cached if view.native is not None and snap.native is not None else view.read_cached
         done = self._chunk_cache.read_entries(
-            lambda entries: view.read_cached(ids, perm, start_ms, end_ms, cap, snap.native, entries,
-                                             _READ_BATCH_CHUNKS))
+            functools.partial(read, ids, perm, start_ms, end_ms, cap, snap.native, max_chunks=_READ_BATCH_CHUNKS))
         if isinstance(done, int):
             assert cap is not None
             raise SampleLimitExceeded(cap, done)

@@ -380,6 +380,13 @@ class HeadMirror:
         without copying them (``HeadPick``)."""
         return self._view.pick(ids, start_ms, end_ms)
 
+    def rows_in(self, ids: U32Array, start_ms: int, end_ms: int) -> int:
+        """``row_counts(ids, start_ms, end_ms).sum()``: with the compiled module the exact count of
+        one pass of binary searches (``pick``), without the per-series array."""
+        if _headsel is not None:
+            return self.pick(ids, start_ms, end_ms).rows
+        return int(self.row_counts(ids, start_ms, end_ms).sum())
+
     def row_counts(self, ids: U32Array, start_ms: int, end_ms: int) -> npt.NDArray[np.int64]:
         """Per series of ``ids`` (sorted, unique): an estimate of its rows in [start_ms, end_ms],
         without copying any: its rows in each segment overlapping the range, in proportion to the

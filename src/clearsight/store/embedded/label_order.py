@@ -50,7 +50,7 @@ class LabelOrder:
             return [labels_of(int(ids[0]))], None
         if n < MIN_IDS or n > self.max_ids:
             return _sort(ids, labels_of)
-        key = np.ascontiguousarray(ids, dtype=np.uint32).tobytes()
+        key = (ids if ids.dtype == np.uint32 else ids.astype(np.uint32)).tobytes()  # (C order whatever the strides)
         with self._lock:
             found = self._entries.get(key)
             if found is not None:

@@ -13,7 +13,8 @@ to the part of its time span inside the range (a 720-sample chunk of 3 h counts 
 5 min range), computed from the in-memory catalogue and head without decoding or copying samples.
 With regular scrapes it is within about a sample per chunk; samples bunched in a chunk's part inside
 the range can make a batch larger than the bound (by at most the chunks' other samples). A selection whose estimate fits in one batch is one batch, read as ``select``
-reads it (no label sort, no split).
+reads it (no label sort, no split); one whose overlapping chunks and head rows hold at most a batch
+(``fits_one_batch``, a bound on the estimate) is known to be one without estimating per series.
 
 Consistency: each batch is one consistent read (``EmbeddedMetricsStore._fetch``); different batches
 may see different committed states (a write acknowledged between two batches shows in the later
@@ -47,6 +48,17 @@ def estimate_samples(ids: IdArray, start_ms: int, end_ms: int, chunks: ChunkRows
     return est
 
 
+def fits_one_batch(ids: IdArray, start_ms: int, end_ms: int, chunks: ChunkRows,
+                   head_rows: Callable[[IdArray, int, int], int], max_batch_samples: int) -> bool:
+    """Whether ``estimate_samples`` of ``ids`` certainly sums to at most ``max_batch_samples``, from
+    a bound it never exceeds (every sample of the chunks overlapping the range, where the estimate
+    counts a straddling chunk's share, and ``head_rows``, the sum of ``head_counts``): a dashboard's
+    selection, far below a batch, is then one batch without the per-series estimate (~10 numpy calls)."""
+    if ids.shape[0] == 0:
+        return True
+    return head_rows(ids, start_ms, end_ms) + chunks.samples_overlapping(ids, start_ms, end_ms) <= max_batch_samples
+
+
 def plan_batches(ids: IdArray, estimate: I64Array, max_batch_samples: int,
                  order: Callable[[IdArray], Order]) -> list[IdArray]:
     """``ids`` (sorted, unique) cut into batches (each sorted) that hold consecutive series in label
@@ -67,4 +79,4 @@ def plan_batches(ids: IdArray, estimate: I64Array, max_batch_samples: int,
     return [np.sort(part) for part in np.split(ordered, cuts)]
 
 
-__all__ = ["estimate_samples", "plan_batches"]
+__all__ = ["estimate_samples", "fits_one_batch", "plan_batches"]

@@ -45,6 +45,8 @@ class SelectionCache:
 
     @staticmethod
     def key(matcher_sets: Sequence[Sequence[Matcher]]) -> Key:
+        if len(matcher_sets) == 1:  # a select's one set (no generator for it)
+            return (tuple(matcher_sets[0]),)
         return tuple(tuple(ms) for ms in matcher_sets)
 
     def get(self, tenant: str, key: Key) -> IdArray | None:

@@ -1,7 +1,7 @@
 """The compiled instant-vector selector kernel (query/promql/_selector.pyx) against the numpy path
 (``latest_sample_index_numpy``): the same indices and presence on random series (empty ones, stale
 markers, NaN, steps before, between and after the samples, one step and many, steps out of order,
-as a select returns them), and the same engine answers for selector queries with the kernel switched
+and a range query's many ascending steps, which the kernel walks forward, as a select returns them), and the same engine answers for selector queries with the kernel switched
 off. Shapes that do not fit raise instead of reading out of bounds."""
 
 from __future__ import annotations
@@ -33,18 +33,21 @@ def series_data(draw: st.DrawFn) -> tuple[SeriesData, np.ndarray, int, int]:
         eff = np.sort(eff)
     lookback = draw(st.integers(1, 120))
     lo = int(eff.min()) - lookback + 1
-    n = draw(st.integers(0, 6))
+    return _draw_series(draw, draw(st.integers(0, 6)), lo, 300, 12), eff, lo, lookback
+
+
+def _draw_series(draw: st.DrawFn, n: int, lo: int, hi: int, max_samples: int) -> SeriesData:
+    """``n`` series of up to ``max_samples`` samples each at distinct times in [lo, hi]."""
     ts_all: list[int] = []
     vs_all: list[float] = []
     offsets = [0]
     for _ in range(n):
-        ts = sorted(set(draw(st.lists(st.integers(lo, 300), max_size=12))))
+        ts = sorted(set(draw(st.lists(st.integers(lo, hi), max_size=max_samples))))
         ts_all += ts
         vs_all += draw(st.lists(value, min_size=len(ts), max_size=len(ts)))
         offsets.append(len(ts_all))
-    data = SeriesData([make_labels({"i": str(i)}) for i in range(n)], np.asarray(offsets, dtype=np.int64),
+    return SeriesData([make_labels({"i": str(i)}) for i in range(n)], np.asarray(offsets, dtype=np.int64),
                       np.asarray(ts_all, dtype=np.int64), np.asarray(vs_all, dtype=np.float64))
-    return data, eff, lo, lookback
 
 
 @settings(max_examples=400, deadline=None)
@@ -82,6 +85,39 @@ def test_the_gathering_kernel_answers_as_the_numpy_path(case: tuple[SeriesData, 
     assert rows == int(ok.any(axis=1).sum())
 
 
+@st.composite
+def range_data(draw: st.DrawFn) -> tuple[SeriesData, np.ndarray, int, int]:
+    """A range query's steps (ascending, evenly spaced, many) over series denser and sparser than
+    them, with repeated steps (``@``) now and then: the kernel walks such steps forward."""
+    k = draw(st.integers(1, 60))
+    step = draw(st.integers(0, 25))
+    eff = np.arange(k, dtype=np.int64) * step + draw(st.integers(-50, 100))
+    lookback = draw(st.integers(1, 120))
+    lo = int(eff.min()) - lookback + 1
+    return _draw_series(draw, draw(st.integers(1, 5)), lo, int(eff.max()) + 5, 80), eff, lo, lookback
+
+
+@settings(max_examples=400, deadline=None)
+@given(range_data())
+def test_the_kernels_walking_ascending_steps_answer_as_the_numpy_path(
+        case: tuple[SeriesData, np.ndarray, int, int]) -> None:
+    data, eff, lo, lookback = case
+    idx, ok = _selector.latest_index(data.offsets, data.timestamps, data.values, eff, lo, lookback)
+    if data.timestamps.size == 0:
+        assert not ok.any() and not idx.any()
+        return
+    ref_idx, ref_ok = latest_sample_index_numpy(data, eff, lo, lookback)
+    ref_idx, ref_ok = np.broadcast_to(ref_idx, ok.shape), np.broadcast_to(ref_ok, ok.shape)
+    np.testing.assert_array_equal(ok, ref_ok)
+    np.testing.assert_array_equal(idx, ref_idx)
+    values, ok2, sample_ts, rows = _selector.latest_rows(data.offsets, data.timestamps, data.values, eff, lo,
+                                                         lookback)
+    np.testing.assert_array_equal(ok2, ref_ok)
+    np.testing.assert_array_equal(values.view(np.int64), data.values[ref_idx].view(np.int64))
+    np.testing.assert_array_equal(sample_ts, data.timestamps[ref_idx])
+    assert rows == int(ref_ok.any(axis=1).sum())
+
+
 def test_bad_shapes_raise() -> None:
     ts = np.asarray([1, 2, 3], dtype=np.int64)
     vs = np.asarray([1.0, 2.0, 3.0])
@@ -93,6 +129,10 @@ def test_bad_shapes_raise() -> None:
             kernel(np.asarray([0, 3], dtype=np.int64), ts, vs[:2], eff, 0, 10)
         with pytest.raises(ValueError):
             kernel(np.asarray([-1, 3], dtype=np.int64), ts, vs, eff, 0, 10)
+        with pytest.raises(ValueError, match="offsets decrease"):  # a middle offset past the samples
+            kernel(np.asarray([0, 500, 3], dtype=np.int64), ts, vs, eff, 0, 10)
+        with pytest.raises(ValueError):  # not int64
+            kernel(np.asarray([0, 3], dtype=np.int32), ts, vs, eff, 0, 10)
 
 
 def _random_store(seed: int, series: int, samples: int, stale_share: Callable[[int], float],
