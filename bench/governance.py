@@ -330,6 +330,8 @@ def run_ingest(args: argparse.Namespace) -> None:
         with multiprocessing.get_context("spawn").Pool(1) as prober:
             probe = functools.partial(prober.apply, probe_writes)
             probe((server.port, 2, args.rate, args.batch, "warmup"))
+            if args.client_nice:  # this thread, then the client threads it starts (Linux: per thread)
+                os.setpriority(os.PRIO_PROCESS, 0, args.client_nice)
             clients = QueryClients(server, args.queries, end_ms)
             idle_rounds: list[list[float]] = []
             loaded_rounds: list[list[float]] = []
@@ -355,7 +357,7 @@ def run_ingest(args: argparse.Namespace) -> None:
         si = "server default" if args.switch_interval is None else f"{args.switch_interval:g}s"
         print(f"server: query.max_concurrency={conc} switchinterval={si} "
               f"query.write_pause_max={args.write_pause_max or 'default'} {' '.join(args.env)}; "
-              f"{args.queries} query clients; remote-write {args.batch} series x {args.rate}/s{rounds}")
+              f"{args.queries} query clients (nice {args.client_nice}); remote-write {args.batch} series x {args.rate}/s{rounds}")
         print(f"  machine load average before the run: {load_before}")
         for name, xs in (("idle", idle), ("loaded", loaded)):
             print(f"  {name:6s} n={len(xs):4d}  p50={statistics.median(xs):7.1f} ms  p99={pct(xs, 99):7.1f} ms  "
@@ -411,6 +413,8 @@ def main() -> None:
         p.add_argument("--switch-interval", type=float, default=None)
         p.add_argument("--rounds", type=int, default=1)
         p.add_argument("--write-pause-max", default=None)
+        p.add_argument("--client-nice", type=int, default=0,
+                       help="nice value of the query clients' threads (the server and the probe stay at 0)")
         p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server (repeatable)")
     mem.add_argument("--series", type=int, default=1000)
     mem.add_argument("--max-samples", type=int, default=50_000_000)

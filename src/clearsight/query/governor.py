@@ -53,7 +53,14 @@ class QueueTimeout(Exception):
 
 
 def default_concurrency() -> int:
-    return max(1, os.cpu_count() or 1)
+    """``query.max_concurrency`` when it is not set: the CPUs the process may run on, less one that
+    stays for ingest (the event loop and the write path's threads), and at least 1. With every CPU
+    running a query thread, a write's acknowledgement waited for a core and then for the GIL behind
+    them: on 2 CPUs, remote-write p99 under 20 heavy query clients was x2.0-x2.7 its idle value with
+    2 query threads and x1.3-x1.8 with 1, the queries answered the same (bench/governance.py,
+    docs/promql.md "Queries beside ingest")."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus - 1)
 
 
 # Query threads run this much nicer than the process (Linux schedules threads as tasks): when a

@@ -178,3 +178,15 @@ def test_query_threads_run_at_a_lower_os_priority() -> None:
     nice = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(30)
     pool.shutdown()
     assert nice == min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + QUERY_THREAD_NICE)
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 1), (2, 1), (4, 3), (16, 15)])
+def test_default_concurrency_keeps_one_cpu_for_ingest(monkeypatch: pytest.MonkeyPatch, cpus: int,
+                                                      expected: int) -> None:
+    """Unset ``query.max_concurrency``: the CPUs the process may run on (its affinity, not the
+    machine's count) less one for the event loop and the write path, at least one."""
+    from clearsight.query import governor
+
+    monkeypatch.setattr(governor.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(governor.os, "cpu_count", lambda: 64)
+    assert governor.default_concurrency() == expected
