@@ -9,7 +9,10 @@ series, 6 h at 15 s), then one raw-socket client on one kept-alive connection se
 
 Queries: ``1`` (no store read: the request floor), ``up``, ``node_load1``,
 ``max_over_time(node_load1[1h])`` at the data's end, and a 5-minute range of ``node_load1`` at
-15 s. The request headers are those of a plain HTTP client (Host, User-Agent, Accept).
+15 s; ``1`` and ``up`` again as form POSTs (as Grafana sends its queries: the body written with the
+headers); and Grafana's variable reads: ``/api/v1/labels`` over the last 6 h, the values of
+``job`` and of ``instance`` matching ``node_load1`` over 6 h, and ``/api/v1/series`` of ``up``
+over 6 h. The request headers are those of a plain HTTP client (Host, User-Agent, Accept).
 
     .venv/bin/python bench/request_floor.py                   # clearsight, clearsight-nolane, prometheus
     .venv/bin/python bench/request_floor.py --hours 1 --requests 1000   # quick
@@ -54,13 +57,20 @@ QUERIES: tuple[tuple[str, str], ...] = (
     ("node_load1", "instant"),
     ("max_over_time(node_load1[1h])", "instant"),
     ("node_load1", "range 5m"),
+    ("1", "POST"),
+    ("up", "POST"),
+    ("/api/v1/labels", "6h"),
+    ("/api/v1/label/job/values", "6h"),
+    ("/api/v1/label/instance/values?match[]=node_load1", "6h"),
+    ("/api/v1/series?match[]=up", "6h"),
 )
 ALL_TARGETS = ("clearsight", "clearsight-nolane", "prometheus")
 NO_LANE = "server:\n  fast_lane: false\n"
 
 
 class Client:
-    """One kept-alive connection, raw socket: a GET and its whole answer (by content-length)."""
+    """One kept-alive connection, raw socket: a GET (or a form POST, its body written with its
+    headers) and its whole answer (by content-length)."""
 
     def __init__(self, url: str) -> None:
         u = urllib.parse.urlsplit(url)
@@ -69,8 +79,14 @@ class Client:
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def get(self, path: str) -> bytes:
-        self.s.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: floor\r\nAccept: */*\r\n\r\n"
-                       .encode())
+        path, _, form = path.partition(" ")  # "path form": a POST of the form
+        if form:
+            self.s.sendall(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: floor\r\nAccept: */*\r\n"
+                           "Content-Type: application/x-www-form-urlencoded\r\n"
+                           f"Content-Length: {len(form)}\r\n\r\n{form}".encode())
+        else:
+            self.s.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: floor\r\nAccept: */*\r\n\r\n"
+                           .encode())
         buf = b""
         while True:
             chunk = self.s.recv(65536)
@@ -93,8 +109,14 @@ class Client:
 
 
 def path_of(q: str, kind: str, end_s: float) -> str:
+    """The request of a query: a path, or "path form" for a form POST."""
     if kind == "instant":
         return "/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": f"{end_s:.3f}"})
+    if kind == "POST":
+        return "/api/v1/query " + urllib.parse.urlencode({"query": q, "time": f"{end_s:.3f}"})
+    if kind == "6h":
+        span = urllib.parse.urlencode({"start": f"{end_s - 6 * 3600:.3f}", "end": f"{end_s:.3f}"})
+        return q + ("&" if "?" in q else "?") + span
     return "/api/v1/query_range?" + urllib.parse.urlencode(
         {"query": q, "start": f"{end_s - 300:.3f}", "end": f"{end_s:.3f}", "step": "15"})
 
@@ -155,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'query':<38}" + "".join(f"{t[:17]:>18} p50/cpu" for t in targets)
           + "".join(f"{t[:12] + '/' + ref[:4]:>18}" for t in others))
     for q, kind, m in rows:
-        line = f"{(q + ('' if kind == 'instant' else ' [' + kind + ']'))[:37]:<38}"
+        line = f"{(q + ('' if kind == 'instant' else ' [' + kind + ']'))[-37:]:<38}"
         line += "".join(f"{m[t][0]:>14.0f} / {m[t][1]:<7.0f}" for t in targets)
         line += "".join(f"{m[t][0] / m[ref][0]:>9.2f}x/{m[t][1] / m[ref][1]:.2f}x" for t in others)
         print(line)

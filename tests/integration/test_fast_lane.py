@@ -196,6 +196,24 @@ OPEN_MATRIX: list[tuple[str, dict[str, str], dict[str, str], int]] = [
      {"Accept-Encoding": "gzip"}, 200),
     ("/api/v1/query_range", {"query": "m", "start": T, "end": str(NOW_MS / 1000 - 300), "step": "15"}, {}, 400),
     ("/api/v1/query_range", {"query": "m[5m]", "start": T, "end": T, "step": "15"}, {}, 400),
+    # Grafana's variable and explore reads
+    ("/api/v1/series", {"match[]": "m"}, {}, 200),
+    ("/api/v1/series", {"match[]": "m", "limit": "1"}, {}, 200),
+    ("/api/v1/series", {"match[]": "big", "start": str(NOW_MS / 1000 - 300), "end": T}, {"Accept-Encoding": "gzip"},
+     200),
+    ("/api/v1/series", {}, {}, 400),
+    ("/api/v1/series", {"match[]": "m{"}, {}, 400),
+    ("/api/v1/labels", {}, {}, 200),
+    ("/api/v1/labels", {"match[]": "big", "start": str(NOW_MS / 1000 - 300), "end": T},
+     {"Authorization": "KEY:viewer"}, 200),
+    ("/api/v1/labels", {"limit": "x"}, {}, 400),
+    ("/api/v1/label/i/values", {}, {}, 200),
+    ("/api/v1/label/U__i/values", {"match[]": "m"}, {}, 200),
+    ("/api/v1/label/instance/values", {}, {"Accept-Encoding": "gzip"}, 200),
+    ("/api/v1/label/instance/values", {"limit": "3"}, {"Accept-Encoding": "zstd"}, 200),
+    ("/api/v1/label/job/values", {"match[]": "big"}, {"Authorization": "KEY:other"}, 200),  # team-b: none
+    ("/api/v1/label/__name__/values", {"start": "yesterday"}, {}, 400),
+    ("/api/v1/label/__name__/values", {}, {"X-Scope-OrgID": "team-b", "Authorization": "KEY:viewer"}, 403),
 ]
 
 
@@ -210,6 +228,86 @@ def test_the_lanes_answer_alike(pairs: dict[str, tuple[Server, Server]], path: s
         assert _normal(a) == _normal(b), (path, params, headers)
         assert a.status_code == status, a.text
         assert a.headers["traceparent"].split("-")[1] == a.headers["x-trace-id"]
+
+
+RANGE = {"start": str(NOW_MS / 1000 - 300), "end": T, "step": "15"}
+FORM = "application/x-www-form-urlencoded"
+# Form POSTs as Grafana sends them: (path, query string, body (a form, or raw bytes), headers, status)
+POST_MATRIX: list[tuple[str, dict[str, str], dict[str, str] | bytes, dict[str, str], int]] = [
+    ("/api/v1/query", {}, {"query": "1", "time": T}, {}, 200),
+    ("/api/v1/query", {}, {"query": "m", "time": T}, {"Authorization": "KEY:viewer"}, 200),
+    ("/api/v1/query", {}, {"query": "m", "time": T}, {"Authorization": "BASIC"}, 200),
+    ("/api/v1/query", {"query": "m"}, {"query": "sum(m)", "time": T}, {}, 200),  # the body's value wins
+    ("/api/v1/query", {"time": T}, {"query": "m"}, {}, 200),  # merged
+    ("/api/v1/query", {}, {"query": "sum(", "time": T}, {}, 400),
+    ("/api/v1/query", {}, {"query": "m", "time": T}, {"X-Scope-OrgID": "team-b", "Authorization": "KEY:viewer"}, 403),
+    ("/api/v1/query", {}, {"query": "m", "time": T}, {"Authorization": "Bearer cs_not_a_key"}, 401),
+    ("/api/v1/query", {}, {"query": "big", "time": T}, {"Accept-Encoding": "zstd"}, 200),  # compressed on a thread
+    ("/api/v1/query", {}, {"query": "m", "time": T, "stats": "all"}, {}, 200),
+    ("/api/v1/query_range", {}, {"query": "rate(m[2m])", **RANGE}, {}, 200),
+    ("/api/v1/query_range", {"step": "30"}, {"query": "m", **RANGE}, {"Authorization": "KEY:viewer"}, 200),
+    ("/api/v1/series", {}, {"match[]": "m"}, {}, 200),
+    ("/api/v1/series", {"match[]": "big"}, {"match[]": "m", "limit": "2"}, {}, 200),
+    ("/api/v1/labels", {}, {"match[]": "m", "start": RANGE["start"], "end": T}, {}, 200),
+    ("/api/v1/labels", {}, {}, {}, 200),
+    ("/api/v1/label/i/values", {}, {"match[]": "m"}, {}, 405),  # GET only, as Prometheus
+    # a body bigger than the lane takes (16 KiB): the usual path
+    ("/api/v1/query", {}, {"query": "1", "time": T, "pad": "x" * 20_000}, {}, 200),
+    # not a form: no body parameters (text/plain), or refused (415)
+    ("/api/v1/query", {"query": "1", "time": T}, b"query=2", {"Content-Type": "text/plain"}, 200),
+    ("/api/v1/query", {"query": "1", "time": T}, b'{"query": "2"}', {"Content-Type": "application/json"}, 415),
+    ("/api/v1/query", {}, b"query=%ff%fe&time=1", {"Content-Type": FORM}, 400),  # not UTF-8
+    ("/api/v1/query", {}, b"query=1&time=" + T.encode(), {"Content-Type": FORM + "; charset=UTF-8"}, 200),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "form", "headers", "status"), POST_MATRIX)
+def test_form_posts_answer_alike(pairs: dict[str, tuple[Server, Server]], path: str, query: dict[str, str],
+                                 form: dict[str, str] | bytes, headers: dict[str, str], status: int) -> None:
+    on, off = pairs["open"]
+    a_h, b_h = _with_keys(on, headers), _with_keys(off, headers)
+    for _ in range(3):  # the first of a query shape goes to the query pool, the next ones inline
+        if isinstance(form, bytes):
+            a = httpx.post(on.url + path, params=query, content=form, headers=a_h, timeout=30)
+            b = httpx.post(off.url + path, params=query, content=form, headers=b_h, timeout=30)
+        else:
+            a = httpx.post(on.url + path, params=query, data=form, headers=a_h, timeout=30)
+            b = httpx.post(off.url + path, params=query, data=form, headers=b_h, timeout=30)
+        assert _normal(a) == _normal(b), (path, query, form, headers)
+        assert a.status_code == status, a.text
+        assert a.headers["traceparent"].split("-")[1] == a.headers["x-trace-id"]
+
+
+def test_the_lane_takes_form_posts_and_listings(pairs: dict[str, tuple[Server, Server]]) -> None:
+    on, off = pairs["open"]
+    # read on both servers (/metrics counts as a query in the usage test_side_effects_alike compares)
+    before, _ = [_metric(srv.url, "clearsight_http_fast_lane_requests_total", "") for srv in (on, off)]
+    for _ in range(5):
+        for srv in (on, off):  # the same requests on both: test_side_effects_alike compares their counts
+            assert httpx.post(srv.url + "/api/v1/query", data={"query": "1", "time": T}, timeout=30).status_code == 200
+            assert httpx.get(srv.url + "/api/v1/label/job/values", timeout=30).status_code == 200
+            assert httpx.post(srv.url + "/api/v1/series", data={"match[]": "m{i='1'}"},
+                              timeout=30).status_code == 200
+    # the first of each is answered on the query pool (its cost not known yet)
+    after = [_metric(srv.url, "clearsight_http_fast_lane_requests_total", "") for srv in (on, off)]
+    assert after[0] - before >= 12 and after[1] == 0
+
+
+def test_cookie_session_form_post_needs_no_csrf_token(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """A form POST of a ``*:read`` route is exempt from CSRF in the read chain (auth/csrf.needs_check)
+    and in the lane alike: a signed-in browser's query without X-CSRF-Token is answered."""
+    answers = []
+    for srv in pairs["open"]:
+        login = httpx.post(srv.url + "/api/v1/auth/login", json={"username": "admin", "password": srv.password},
+                           timeout=30)
+        assert login.status_code == 200, login.text
+        cookie = "clearsight_session=" + login.cookies["clearsight_session"]
+        for _ in range(3):  # the first resolves the session (cached), the next ones may take the lane
+            r = httpx.post(srv.url + "/api/v1/query", data={"query": "sum(m)", "time": T},
+                           headers={"Cookie": cookie}, timeout=30)
+            assert r.status_code == 200, r.text
+        answers.append(_normal(r))
+    assert answers[0] == answers[1]
 
 
 def test_refusals_without_credentials_and_rate_limits_alike(pairs: dict[str, tuple[Server, Server]]) -> None:
@@ -263,7 +361,7 @@ def test_side_effects_alike(pairs: dict[str, tuple[Server, Server]]) -> None:
     # the lane took its share of them (and does not exist when off)
     assert _metric(on.url, "clearsight_http_fast_lane_requests_total", "") > len(OPEN_MATRIX)
     assert "clearsight_http_fast_lane_requests" not in httpx.get(off.url + "/metrics", timeout=30).text
-    for handler in ("query", "query_range"):
+    for handler in ("query", "query_range", "series", "labels", "label_values"):
         counts = [_metric(srv.url, "clearsight_http_request_duration_seconds_count", f'handler="{handler}"')
                   for srv in (on, off)]
         assert counts[0] == counts[1] > 0, handler
@@ -338,6 +436,66 @@ def test_pipelined_requests_in_one_send(pairs: dict[str, tuple[Server, Server]])
     assert orjson.loads(answers[1][2])["data"]["resultType"] == "scalar"
     assert "__name__" in orjson.loads(answers[2][2])["data"]
     assert answers[0][2] == answers[3][2]  # small: not compressed
+
+
+def _post(path: str, form: bytes, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {FORM}\r\n"
+            f"Content-Length: {len(form)}\r\n{extra}\r\n").encode() + form
+
+
+def test_pipelined_form_posts(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """Form POSTs (small, too big for the lane, a listing), GETs between them, in one send: answered
+    in order, alike."""
+    one, m = f"query=1&time={T}".encode(), f"query=m&time={T}".encode()
+    data = (_post("/api/v1/query", one) + _post("/api/v1/query", m) + _request("/api/v1/labels")
+            + _post("/api/v1/query", m + b"&pad=" + b"x" * 20_000) + _post("/api/v1/series", b"match[]=m")
+            + _post("/api/v1/query", one, "Accept-Encoding: zstd\r\n"))
+    bodies = []
+    for srv in pairs["open"]:
+        with _connect(srv) as s:
+            for _ in range(3):
+                s.sendall(data)
+                answers = _read_answers(s, 6)
+                assert [a[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 6
+        bodies.append([a[2] for a in answers])
+    assert bodies[0] == bodies[1]
+    assert orjson.loads(bodies[0][0])["data"]["resultType"] == "scalar"
+    assert bodies[0][1] == bodies[0][3] and bodies[0][0] == bodies[0][5]
+
+
+def test_form_post_body_in_two_sends(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """A body that does not come with its headers: the usual path takes it, whole."""
+    form = f"query=sum(m)&time={T}".encode()
+    bodies = []
+    for srv in pairs["open"]:
+        with _connect(srv) as s:
+            for _ in range(3):
+                request = _post("/api/v1/query", form)
+                s.sendall(request[:-8])
+                time.sleep(0.05)
+                s.sendall(request[-8:])
+                (status, _, body), = _read_answers(s, 1)
+                assert status == b"HTTP/1.1 200 OK"
+        bodies.append(body)
+    assert bodies[0] == bodies[1] and orjson.loads(bodies[0])["data"]["result"]
+
+
+def test_form_post_cut_short(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """A client that closes before its body is whole gets no answer, lane on or off, and the next
+    connection is served."""
+    form = f"query=1&time={T}".encode()
+    for srv in pairs["open"]:
+        before = _metric(srv.url, "clearsight_http_fast_lane_requests_total", "")
+        for cut in (0, 5):
+            request = _post("/api/v1/query", form)
+            with _connect(srv) as s:
+                s.sendall(request[:len(request) - len(form) + cut])
+                s.shutdown(socket.SHUT_WR)
+                assert _closed(s)
+        assert _metric(srv.url, "clearsight_http_fast_lane_requests_total", "") == before
+        with _connect(srv) as s:
+            s.sendall(_post("/api/v1/query", form))
+            assert _read_answers(s, 1)[0][0] == b"HTTP/1.1 200 OK"
 
 
 def test_pipelined_after_a_large_answer(pairs: dict[str, tuple[Server, Server]]) -> None:

@@ -21,7 +21,7 @@ from clearsight.api.http_middleware import HotLaneApp, install_http_middleware
 from clearsight.api.openapi_params import document_plain_routes, route_kwargs
 from clearsight.api.ops import make_ops_handlers
 from clearsight.api.prometheus_query import FastQuery, make_query_handlers
-from clearsight.api.prometheus_read import make_read_handlers
+from clearsight.api.prometheus_read import FastListing, make_read_handlers
 from clearsight.api.prometheus_status import make_status_routes
 from clearsight.api.prometheus_write import make_remote_write_handler
 from clearsight.api.query_admission import make_governor
@@ -39,11 +39,12 @@ FAST_PATHS = frozenset({
     "/api/v1/write",
 })
 
-# Answered in one pass by api/http_middleware.HotRoutes (exact paths only): a dashboard's reads and
+# Answered in one pass by api/http_middleware.HotRoutes (exact paths, and the label-values template with
+# its name in path_params): a dashboard's reads and
 # Prometheus' remote-write, whose handler answers every error itself (an escaping exception is a 500,
 # as Starlette's error layer made it).
 HOT_PATHS = frozenset({"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels",
-                       "/api/v1/write"})
+                       "/api/v1/label/{name}/values", "/api/v1/write"})
 
 
 @dataclass
@@ -100,7 +101,8 @@ def create_app(s: Services) -> HotLaneApp:
     m = s.metrics
     ops = make_ops_handlers(m, s.readiness)
     gov = s.query_governor if s.query_governor is not None else make_governor(s.config.query)
-    read = make_read_handlers(s.store, s.tenant_of, gov)
+    listings: dict[str, FastListing] = {}
+    read = make_read_handlers(s.store, s.tenant_of, gov, listings)
     write = make_remote_write_handler(s.ingestor, s.config.limits, s.tenant_of, m, s.ingest_executor,
                                       s.config.server.inline_decode_max_bytes)
     halves: dict[str, FastQuery] = {}
@@ -154,10 +156,15 @@ def create_app(s: Services) -> HotLaneApp:
     app.router.routes[:0] = fast
     app.router.routes.extend(s.extra_routes)
     document_plain_routes(app)
-    # The halves of the query routes the HTTP protocol's fast lane answers (api/fast_lane.py), timed
-    # by the same histograms as ``_timed`` above.
-    app.fast_routes = {path: FastRoute(halves[name].plan, halves[name].answer, m.request_seconds.labels(name), s.tenant_of)
-                       for path, name in (("/api/v1/query", "query"), ("/api/v1/query_range", "query_range"))}
+    # The halves of the query and listing routes the HTTP protocol's fast lane answers
+    # (api/fast_lane.py), timed by the same histograms as ``_timed`` above, for the same methods.
+    fast_halves: dict[str, FastQuery | FastListing] = {**halves, **listings}
+    methods_of = {path: frozenset(methods) for path, _, methods, _ in api}
+    app.fast_routes = {path: FastRoute(fast_halves[name].plan, fast_halves[name].answer, m.request_seconds.labels(name),
+                                       s.tenant_of, methods_of[path])
+                       for path, name in (("/api/v1/query", "query"), ("/api/v1/query_range", "query_range"),
+                                          ("/api/v1/series", "series"), ("/api/v1/labels", "labels"),
+                                          ("/api/v1/label/{name}/values", "label_values"))}
     install_http_middleware(app, s.config, {path: handler for path, handler, _, _ in api if path in HOT_PATHS},
                             {path: frozenset(methods) for path, _, methods, _ in api if path in HOT_PATHS})
     return app

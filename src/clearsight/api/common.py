@@ -171,6 +171,7 @@ async def run_blocking(fn: Callable[[], Any]) -> Any:
 
 
 MAX_FORM_BYTES = 4 * 1024 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class Params(dict[str, Any]):
@@ -189,25 +190,52 @@ class Params(dict[str, Any]):
 
 
 def query_params(query_string: bytes) -> list[tuple[str, Any]]:
-    """The parameters of a query string (a GET request's: ``params`` without a body)."""
-    return urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    """The parameters of a query string (a GET request's: ``params`` without a body): the pairs
+    ``urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)`` gives,
+    without its general machinery (argument coercion, checks, a ``+`` replace and an ``unquote``
+    call for every name and value: ~1/10 of a small query's CPU in the fast lane); a name or value
+    with ``%`` or ``+`` is decoded exactly as there."""
+    out: list[tuple[str, Any]] = []
+    if not query_string:
+        return out
+    unquote = urllib.parse.unquote
+    for pair in query_string.decode("latin-1").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote(name.replace("+", " "))
+        if "%" in value or "+" in value:
+            value = unquote(value.replace("+", " "))
+        out.append((name, value))
+    return out
+
+
+def form_params(body: bytes) -> list[tuple[str, Any]]:
+    """The parameters of an urlencoded form body (ApiError bad_data when it is not one)."""
+    try:
+        return urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                                      max_num_fields=10_000)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ApiError("bad_data", f"invalid form body: {e}") from None
 
 
 async def params(request: Request) -> Params:
-    """Query-string and (for POST) urlencoded form parameters, merged like Prometheus does."""
+    """Query-string and (for POST) urlencoded form parameters, merged like Prometheus does: the
+    query string's pairs, then the body's, a name's last value winning (``Params``): a name in
+    both has the body's value, as Go's ``r.FormValue`` gives it (``r.Form`` holds the body's values
+    first). Two differences, kept: a name repeated within the body has its last value here (Go: its
+    first), and ``getlist`` has the query string's values first (Go: the body's), which only orders
+    the ``match[]`` sets, whose answers are sorted anyway."""
     items = query_params(request.scope["query_string"])
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
-        if ctype.startswith("application/x-www-form-urlencoded"):
+        if ctype.startswith(FORM_TYPE):
             try:
                 body = await read_body(request, MAX_FORM_BYTES)
             except PayloadTooLarge as e:
                 raise ApiError("bad_data", f"form body too large: {e}", status=413) from None
-            try:
-                items.extend(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                                                    strict_parsing=False, max_num_fields=10_000))
-            except (UnicodeDecodeError, ValueError) as e:
-                raise ApiError("bad_data", f"invalid form body: {e}") from None
+            items.extend(form_params(body))
         elif ctype and not ctype.startswith("text/plain"):
             raise ApiError("bad_data", f"unsupported content type {ctype!r}: use application/x-www-form-urlencoded",
                            status=415)

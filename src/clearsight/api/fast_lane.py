@@ -7,16 +7,20 @@ hot lane (``api/http_middleware.HotLaneApp``: request log, CORS, zstd, gzip) -> 
 For a query that takes ~50 us to evaluate, those layers cost ~90 us more (docs/api.md, "The fast
 lane").
 
-``FastLane`` answers, directly in ``on_headers_complete`` of the protocol (``api/http_limits.py``),
-a ``GET`` of ``/api/v1/query`` or ``/api/v1/query_range`` that
+``FastLane`` answers, directly in the protocol's callbacks (``api/http_limits.py``), a ``GET`` of
+``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/series``, ``/api/v1/labels`` or
+``/api/v1/label/{name}/values`` (in ``on_headers_complete``), or a form ``POST`` of one of the first
+four (in ``on_message_complete``, the body collected by the protocol: ``takes_form``) that
 
-- has no body, no ``Expect``, no upgrade, no ``x-org-key``/``x-idempotency-key`` (signed ingestion,
+- has no body (a GET) or a small urlencoded form whose whole body arrived soon after its headers
+  (a POST), no ``Expect``, no upgrade, no ``x-org-key``/``x-idempotency-key`` (signed ingestion,
   idempotency keys), no ``X-Forwarded-For``/``X-Forwarded-Proto`` (uvicorn's proxy headers), no
   ``Origin`` when CORS is configured, and arrives on a connection with no other request in flight;
 - whose principal is known without I/O (no credential, or one in the authenticator's cache; not a
   session to refresh; not a principal narrowed by label matchers);
-- whose query is bad (answered 400 after the guards, as the handler would) or evaluated inline
-  (``prometheus_query._inline``: proven cheap and recent).
+- whose parameters are bad (answered 400 after the guards, as the handler would) or which is
+  answered inline (``prometheus_query._inline``: a query proven cheap and recent;
+  ``prometheus_read.ReadCosts``: a listing proven cheap).
 
 Everything else takes the usual path, decided before any guard has had an effect: no rate-limit
 token, usage count or audit entry is ever taken twice. In the lane the guards run as the plain
@@ -24,7 +28,7 @@ methods their ASGI layers call (``AdmissionMiddleware.check``, ``IpRateLimitMidd
 ``AuthMiddleware.resolve_now``/``decide_now``, ``PrincipalRateLimitMiddleware.check``,
 ``QueryCountMiddleware.count``, ``CrossOrgAuditMiddleware.audited``/``event``,
 ``trace_context.new_trace``, ``security_headers.with_security_headers``), then the handler's
-halves (``prometheus_query.FastQuery``), the encoding of its answer (``HotRoutes.respond_now``,
+halves (``prometheus_query.FastQuery``, ``prometheus_read.FastListing``), the encoding of its answer (``HotRoutes.respond_now``,
 ``ZstdMiddleware.encode_now``), the request-duration histogram and the request log; a body that
 is compressed on a thread or sent in parts is finished by a request cycle of uvicorn's own.
 ``FastLane.of`` builds the lane from the very objects of the read chain and of the application,
@@ -47,9 +51,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearsight.api.admission import AdmissionMiddleware
 from clearsight.api.audit_routes import CrossOrgAuditMiddleware, record_async
-from clearsight.api.common import ApiError, Params, TenantOf, query_params
+from clearsight.api.common import FORM_TYPE, ApiError, Params, TenantOf, form_params, query_params
 from clearsight.api.http_limits import BodyLimitMiddleware
-from clearsight.api.http_middleware import HotLaneApp, HotRoutes, RequestLogMiddleware, handler_failed
+from clearsight.api.http_middleware import (
+    MAX_LOGGED_BODY,
+    HotLaneApp,
+    HotRoutes,
+    RequestLogMiddleware,
+    handler_failed,
+    path_template,
+    template_value,
+)
 from clearsight.api.query_admission import api_error_response
 from clearsight.api.read_lane import ReadLane
 from clearsight.api.security_headers import SecurityHeadersMiddleware, with_security_headers
@@ -67,6 +79,12 @@ from clearsight.http_answer import Answer, Headers
 # chain (api/read_lane.py), what uvicorn's proxy-headers layer acts on, and a body.
 _USUAL_PATH_HEADERS = frozenset({b"x-org-key", b"x-idempotency-key", b"x-forwarded-for", b"x-forwarded-proto",
                                  b"transfer-encoding", b"expect"})
+# The methods the lane takes: GET, and POST of a small urlencoded form (Grafana's queries).
+_METHODS = frozenset({"GET", "POST"})
+_FORM = FORM_TYPE.encode()
+# The largest form body the lane collects and answers (and at most limits.max_body_bytes):
+# a query's form is a few hundred bytes; a larger one takes the usual path.
+FORM_MAX_BYTES = 16 * 1024
 # The guard layers of a read chain, outermost first (server._guarded); the auth layers only with auth.
 _GUARDS = (TraceMiddleware, SecurityHeadersMiddleware, AdmissionMiddleware)
 _AUTH_GUARDS = (IpRateLimitMiddleware, AuthMiddleware, PrincipalRateLimitMiddleware)
@@ -74,12 +92,24 @@ _AFTER_AUTH = (QueryCountMiddleware, CrossOrgAuditMiddleware)
 
 
 class FastRoute(NamedTuple):
-    """What the lane needs of a query route (built by api/app.py)."""
+    """What the lane needs of a query or listing route (built by api/app.py)."""
 
-    plan: Callable[[Params, float], Any]  # prometheus_query.FastQuery.plan: a QueryPlan, or ApiError
+    # prometheus_query.FastQuery.plan / prometheus_read.FastListing.plan: parameters, arrival, the
+    # route's path parameter ("" for an exact path) -> a plan with ``inline``, or ApiError
+    plan: Callable[[Params, float, str], Any]
     answer: Callable[[Any, str], Response]  # an inline plan's answer for a tenant
     seconds: Any  # the route's request-duration histogram (app._timed's)
     tenant_of: TenantOf
+    methods: frozenset[str] = frozenset({"GET"})  # the route's methods (the lane takes GET and form POST)
+
+
+class _Lane(NamedTuple):
+    """A route the lane takes: its halves, its path (a template for ``{name}``) and the permission
+    each method it takes needs (a ``*:read`` one: what the read chain's layers are proven for)."""
+
+    route: FastRoute
+    path: str
+    need: Mapping[str, str]
 
 
 class Served(NamedTuple):
@@ -96,10 +126,20 @@ class FastLane:
                  principal_limit: PrincipalRateLimitMiddleware | None = None,
                  query_count: QueryCountMiddleware | None = None, cross_org: CrossOrgAuditMiddleware | None = None,
                  zstd: ZstdMiddleware | None = None, request_log: RequestLogMiddleware | None = None,
-                 cors: bool = False) -> None:
-        # only routes that need a *:read permission (what the read chain's layers are proven for)
-        self.routes = {path: r for path, r in routes.items() if requirement("GET", path).endswith(":read")}
-        self.need = {path: requirement("GET", path) for path in self.routes}
+                 cors: bool = False, limits: BodyLimitMiddleware | None = None) -> None:
+        # only methods of routes that need a *:read permission (what the read chain's layers are
+        # proven for; a form POST of one is exempt from CSRF there too: auth/csrf.needs_check)
+        lanes = []
+        for path, r in routes.items():
+            need = {m: requirement(m, path) for m in r.methods & _METHODS}
+            need = {m: n for m, n in need.items() if n.endswith(":read")}
+            if need:
+                lanes.append(_Lane(r, path, need))
+        self.routes = {ln.path: ln for ln in lanes if "{" not in ln.path}
+        # "/prefix/{name}/suffix" -> (prefix, suffix, lane): a name is one path segment, as Starlette's
+        self.templated = [(path_template(ln.path)[0], path_template(ln.path)[2], ln) for ln in lanes if "{" in ln.path]
+        self.limits = limits
+        self.form_bytes = min(FORM_MAX_BYTES, limits.max_request_bytes) if limits is not None else FORM_MAX_BYTES
         self.hot = hot
         self.admission = admission
         self.ip_limit = ip_limit
@@ -123,7 +163,9 @@ class FastLane:
         while isinstance(layer, (*_GUARDS, *_AUTH_GUARDS, *_AFTER_AUTH)):
             found.append(layer)
             layer = layer.app
+        limits = None
         if isinstance(layer, BodyLimitMiddleware):
+            limits = layer
             layer = layer.app
         if not isinstance(layer, HotLaneApp) or not layer.fast_routes:
             return None
@@ -142,19 +184,61 @@ class FastLane:
                    principal_limit=by_kind.get(PrincipalRateLimitMiddleware),
                    query_count=by_kind.get(QueryCountMiddleware), cross_org=by_kind.get(CrossOrgAuditMiddleware),
                    zstd=hot_layers.get(ZstdMiddleware), request_log=hot_layers.get(RequestLogMiddleware),
-                   cors=CORSMiddleware in hot_layers)
+                   cors=CORSMiddleware in hot_layers, limits=limits)
 
-    def serve(self, scope: Scope) -> Served | None:
-        """Answers ``scope`` (a GET of one of ``routes``, its headers complete, no body announced by
-        the protocol) if the lane takes it; None sends it down the usual path, nothing done."""
-        path: str = scope["path"]
-        route = self.routes[path]
+    def route_of(self, path: str) -> tuple[_Lane, str] | None:
+        """The lane's route of ``path`` and its path parameter ("" for an exact path), or None."""
+        lane = self.routes.get(path)
+        if lane is not None:
+            return lane, ""
+        for prefix, suffix, lane in self.templated:
+            name = template_value(path, prefix, suffix)
+            if name is not None:
+                return lane, name
+        return None
+
+    def takes_form(self, headers: Headers) -> bool:
+        """Whether a ``POST`` with ``headers`` is one whose body the lane may collect and answer: an
+        urlencoded form (``Content-Type`` as ``api/common.params`` reads it: the first one) of a
+        ``Content-Length`` of at most ``form_bytes``; not chunked."""
+        ctype: bytes | None = None
+        length: bytes | None = None
+        for name, value in headers:
+            if name == b"content-type":
+                if ctype is None:
+                    ctype = value
+            elif name == b"content-length":
+                if length is not None:
+                    return False
+                length = value
+            elif name == b"transfer-encoding":
+                return False
+        return (ctype is not None and ctype.startswith(_FORM) and length is not None and length.isdigit()
+                and int(length) <= self.form_bytes)
+
+    def serve(self, scope: Scope, found: tuple[_Lane, str], body: bytes | None = None) -> Served | None:
+        """Answers ``scope`` (its headers complete: a GET of route ``found`` (``route_of``) with no
+        body announced, or a form POST (``takes_form``) whose whole ``body`` has arrived) if the lane
+        takes it; None sends it down the usual path, nothing done."""
+        lane, name = found
+        route = lane.route
+        method: str = scope["method"]
+        need = lane.need.get(method)
+        if need is None:
+            return None
         headers: Headers = scope["headers"]
         usual = self.usual_headers
-        for name, value in headers:
-            if name in usual or (name == b"content-length" and value.strip() != b"0"):
-                return None
-        need = self.need[path]
+        if body is None:
+            for hname, value in headers:
+                if hname in usual or (hname == b"content-length" and value.strip() != b"0"):
+                    return None
+        else:
+            for hname, _ in headers:
+                if hname in usual:
+                    return None
+            limits = self.limits
+            if limits is not None and limits.inflight_bytes + len(body) > limits.max_inflight_bytes:
+                return None  # the body-limit layer's 503
         resolution: Resolution | None = None
         if self.auth is not None:
             resolution = self.auth.resolve_now(scope)
@@ -163,11 +247,14 @@ class FastLane:
         began = time.perf_counter()
         plan: Any
         try:
-            plan = route.plan(Params(query_params(scope["query_string"])), time.monotonic())
+            items = query_params(scope["query_string"])
+            if body is not None:
+                items.extend(form_params(body))
+            plan = route.plan(Params(items), time.monotonic(), name)
         except ApiError as e:
             plan = e
         except Exception as e:
-            plan = handler_failed(path, e)
+            plan = handler_failed(scope["path"], e)
         else:
             if not plan.inline:
                 return None  # on the query pool, under the governor: the usual path
@@ -180,8 +267,9 @@ class FastLane:
         try:
             refused, principal = self._guard(scope, resolution, need)
             if refused is not None:
-                return Served(_outer(refused, path, scope, trace_headers), None)
-            return self._app(scope, route, plan, planning, principal, trace_headers)
+                return Served(_outer(refused, scope, trace_headers), None)
+            return self._app(scope, route, plan, planning, principal, trace_headers,
+                             b"" if body is None else body[:MAX_LOGGED_BODY])
         finally:
             TRACE_ID.reset(token)
 
@@ -205,11 +293,11 @@ class FastLane:
             if refused is not None:
                 return refused, None
         if self.query_count is not None:
-            self.query_count.count(p, "GET", scope["path"])
+            self.query_count.count(p, scope["method"], scope["path"])
         return None, p
 
     def _app(self, scope: Scope, route: FastRoute, plan: Any, planning: float, p: Principal | None,
-             trace_headers: Headers) -> Served:
+             trace_headers: Headers, body: bytes) -> Served:
         """The application's part: the handler's answer, encoded, logged and audited."""
         path = scope["path"]
         began = time.perf_counter()
@@ -231,13 +319,14 @@ class FastLane:
             assert self.zstd is not None
             answer = self.zstd.encode_now(answer)
         if answer is None:  # compressed on a thread, or sent in parts: by a request cycle
-            return Served(None, self._tail(response, began, audited, trace_headers))
-        self._log(scope, answer.status, len(answer.body), began)
+            return Served(None, self._tail(response, began, audited, trace_headers, body))
+        self._log(scope, body, answer.status, len(answer.body), began)
         if audited is not None:
             self._audit(scope, audited, answer.status)
-        return Served(_outer(answer, path, scope, trace_headers), None)
+        return Served(_outer(answer, scope, trace_headers), None)
 
-    def _tail(self, response: Response, began: float, audited: Principal | None, trace_headers: Headers) -> ASGIApp:
+    def _tail(self, response: Response, began: float, audited: Principal | None, trace_headers: Headers,
+              body: bytes) -> ASGIApp:
         """The ASGI app finishing ``response`` in a request cycle, through the same layers."""
         hot, zstd = self.hot, self.zstd
 
@@ -266,17 +355,17 @@ class FastLane:
                 else:
                     await respond(scope, receive, counting_send)
             finally:
-                self._log(scope, status, sent, began)
+                self._log(scope, body, status, sent, began)
                 if audited is not None and self.cross_org is not None:
                     await record_async(self.cross_org.audit, self.cross_org.event(scope, audited, status))
                 TRACE_ID.reset(token)
 
         return tail
 
-    def _log(self, scope: Scope, status: int, sent: int, began: float) -> None:
+    def _log(self, scope: Scope, body: bytes, status: int, sent: int, began: float) -> None:
         log = self.request_log
         if log is not None:
-            log.record(scope, b"", status, sent, time.perf_counter() - began)
+            log.record(scope, body, status, sent, time.perf_counter() - began)
 
     def _audit(self, scope: Scope, p: Principal, status: int) -> None:
         """The cross-organisation entry, written on a thread (as the ASGI layer does) after the answer."""
@@ -298,9 +387,9 @@ class FastLaneCollector(Collector):
                                   value=self._lane.served)
 
 
-def _outer(answer: Answer, path: str, scope: Scope, trace_headers: Headers) -> Answer:
+def _outer(answer: Answer, scope: Scope, trace_headers: Headers) -> Answer:
     """``answer`` as the outermost layers send it: security headers, then the trace headers."""
-    return Answer(answer.status, [*with_security_headers(answer.headers, path, scope.get("scheme") == "https"),
+    return Answer(answer.status, [*with_security_headers(answer.headers, scope["path"], scope.get("scheme") == "https"),
                                   *trace_headers], answer.body)
 
 

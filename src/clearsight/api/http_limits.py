@@ -217,25 +217,63 @@ class _HeaderSweep:
         self.handle = self.loop.call_later(self.period, self.sweep) if self.connections else None
 
 
+# How long a form POST the fast lane may answer waits for the rest of a body that did not come with
+# its headers (a client writing them apart) before the usual path takes it.
+BODY_WAIT_S = 0.05
+
+
 def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request headers are not complete
     ``timeout`` seconds after the connection opened or the request began (checked by one periodic
     sweep, ``_HeaderSweep``), and sending each response's head with its body (``_HeadThenBody``).
-    With ``lane``, the requests it takes are answered from ``on_headers_complete`` (api/fast_lane.py)."""
+    With ``lane``, the requests it takes are answered from ``on_headers_complete`` (api/fast_lane.py),
+    or, for a form POST, from ``on_message_complete``: its body is collected here meanwhile, for at
+    most ``BODY_WAIT_S`` after the read that completed its headers; a POST the lane does not answer
+    then is handed to the usual path with the body that arrived, as if it had not waited."""
     sweep = _HeaderSweep(timeout)
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         header_since: float | None = None  # loop time the awaited headers were due from
         laned = False  # the request being parsed was answered by the fast lane
+        # a form POST the lane may answer, its body so far (answered when whole: on_message_complete)
+        deferred: bytearray | None = None
+        deferred_route: Any = None  # its FastLane.route_of
+        deferred_timer: asyncio.TimerHandle | None = None  # when its body did not come with its headers
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.header_since = self.loop.time()
             sweep.add(self, self.loop)
 
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.deferred is not None and self.transport.is_closing():  # answered 400: not HTTP
+                self.deferred = self.deferred_route = None
+            if self.deferred is not None and self.deferred_timer is None:
+                # the body did not all come with its headers: it has BODY_WAIT_S more to arrive
+                self.deferred_timer = self.loop.call_later(BODY_WAIT_S, self._undefer)
+
+        def _undefer(self) -> None:
+            """The deferred POST to the usual path, with the body that has arrived, as if it had
+            never been deferred (its guards, body limits and deadline; a client gone meanwhile is
+            then seen by it as a disconnect)."""
+            if self.deferred_timer is not None:
+                self.deferred_timer.cancel()
+                self.deferred_timer = None
+            deferred = self.deferred
+            if deferred is None:
+                return
+            self.deferred = self.deferred_route = None
+            if self.parser is None:
+                return
+            self._usual_headers()
+            if deferred:
+                super().on_body(bytes(deferred))
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self.laned = False
+            self.deferred = None
             if self.header_since is None:
                 self.header_since = self.loop.time()
 
@@ -245,6 +283,9 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
                 self._unset_keepalive_if_required()  # a pipelined request after a laned one
                 if self._fast() is not None:
                     return
+            self._usual_headers()
+
+        def _usual_headers(self) -> None:
             previous = self.cycle
             super().on_headers_complete()
             cycle = self.cycle
@@ -255,9 +296,11 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             cycle.transport = cast("asyncio.Transport", _HeadThenBody(self.transport, self.loop))  # duck-typed
 
         def _fast(self) -> bool | None:
-            """Serves the request in the fast lane if it takes it (True), or None."""
+            """Serves the request in the fast lane if it takes it, or defers a form POST until its
+            body is complete (True); None: the usual path."""
             assert lane is not None
-            if self.parser.get_method() != b"GET" or self.expect_100_continue or self.parser.should_upgrade() \
+            method = self.parser.get_method()
+            if (method != b"GET" and method != b"POST") or self.expect_100_continue or self.parser.should_upgrade() \
                     or (self.cycle is not None and not self.cycle.response_complete) or self.pipeline \
                     or self.flow.write_paused or self.access_log:
                 return None  # write_paused: a client not reading its answers waits in uvicorn's cycle
@@ -266,21 +309,34 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             path = raw_path.decode("ascii")
             if "%" in path:
                 path = urllib.parse.unquote(path)
-            if self.root_path or path not in lane.routes:
+            found = None if self.root_path else lane.route_of(path)
+            if found is None:
                 return None
             if self.limit_concurrency is not None and (len(self.connections) >= self.limit_concurrency
                                                        or len(self.tasks) >= self.limit_concurrency):
                 return None  # uvicorn's 503
             http_version = self.parser.get_http_version()
             scope = self.scope
-            scope["method"] = "GET"
+            scope["method"] = "GET" if method == b"GET" else "POST"
             if http_version != "1.1":
                 scope["http_version"] = http_version
             scope["path"] = path
             scope["raw_path"] = raw_path
             scope["query_string"] = parsed.query or b""
+            if method == b"POST":
+                if not lane.takes_form(self.headers):
+                    return None
+                self.deferred = bytearray()  # answered at on_message_complete
+                self.deferred_route = found
+                return True
+            return self._serve(found, None)
+
+        def _serve(self, found: Any, body: bytes | None) -> bool | None:
+            """The lane's answer to the request (``body``: a form POST's), or None."""
+            assert lane is not None
+            scope = self.scope
             try:
-                served = lane.serve(cast("dict[str, Any]", scope))
+                served = lane.serve(cast("dict[str, Any]", scope), found, body)
             except Exception:  # a bug: answered as uvicorn answers an application that raised
                 self.logger.exception("Exception in the fast lane")
                 self.laned = True
@@ -290,13 +346,16 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
                 return True
             if served is None:
                 return None
-            keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
+            keep_alive = scope["http_version"] != "1.0" and self.parser.should_keep_alive()
             if served.tail is not None:  # finished by a request cycle of uvicorn's, as any request
                 self.cycle = cycle = RequestResponseCycle(
                     scope=scope, transport=self.transport, flow=self.flow, logger=self.logger,
                     access_logger=self.access_logger, access_log=self.access_log,
                     default_headers=self.server_state.default_headers, message_event=asyncio.Event(),
                     expect_100_continue=False, keep_alive=keep_alive, on_response=self.on_response_complete)
+                if body is not None:  # read whole: the cycle's receive() has no more body to wait for
+                    cycle.more_body = False
+                    self.laned = True
                 self._head_then_body(cycle)
                 self._start_asgi_task(cycle, cast("Any", served.tail))  # an ASGI app, typed by Starlette
                 return True
@@ -310,17 +369,37 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             return True
 
         def on_body(self, body: bytes) -> None:
-            if not self.laned:
+            if self.deferred is not None:
+                self.deferred += body
+            elif not self.laned:
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
-            if not self.laned:
+            deferred = self.deferred
+            if deferred is not None:
+                self.deferred = None
+                if self.deferred_timer is not None:
+                    self.deferred_timer.cancel()
+                    self.deferred_timer = None
+                body = bytes(deferred)
+                if self._serve(self.deferred_route, body) is None:  # the usual path, all of it arrived
+                    self._usual_headers()
+                    if body:
+                        super().on_body(body)
+                    super().on_message_complete()
+                self.deferred_route = None
+            elif not self.laned:
                 super().on_message_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.header_since = None
             sweep.connections.discard(self)
+            self._undefer()  # a client gone before its body was whole: what the usual path sees
             super().connection_lost(exc)
+
+        def shutdown(self) -> None:
+            self._undefer()  # a request in progress: answered before the connection closes
+            super().shutdown()
 
         def header_overdue(self) -> None:
             self.header_since = None

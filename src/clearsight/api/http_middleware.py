@@ -27,7 +27,7 @@ import logging
 import time
 import urllib.parse
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -225,9 +225,27 @@ def gzipped_headers(headers: list[tuple[bytes, bytes]], length: int) -> list[tup
             (b"content-encoding", b"gzip"), (b"content-length", str(length).encode())]
 
 
+def path_template(template: str) -> tuple[str, str, str]:
+    """The fixed prefix, the parameter's name and the fixed suffix of a route template with one
+    ``{parameter}`` (``/api/v1/label/{name}/values``)."""
+    at, end = template.index("{"), template.index("}")
+    return template[:at], template[at + 1:end], template[end + 1:]
+
+
+def template_value(path: str, prefix: str, suffix: str) -> str | None:
+    """The parameter's value in ``path`` for a template's ``prefix`` and ``suffix``: one non-empty
+    path segment, as Starlette's ``{name}`` matches it; None when ``path`` does not match."""
+    if len(path) > len(prefix) + len(suffix) and path.startswith(prefix) and path.endswith(suffix):
+        value = path[len(prefix):len(path) - len(suffix)]
+        if "/" not in value:
+            return value
+    return None
+
+
 class HotRoutes:
-    """Answers requests to ``routes`` (exact paths; GET and POST, or the methods ``methods`` names
-    for a path) by calling their handler directly; everything else goes on to ``app``. Responses of at least ``GZIP_MINIMUM_BYTES`` get
+    """Answers requests to ``routes`` (exact paths, or templates with one ``{parameter}``, put into
+    the scope's ``path_params`` as Starlette's router does; GET and POST, or the methods ``methods``
+    names for a path) by calling their handler directly; everything else goes on to ``app``. Responses of at least ``GZIP_MINIMUM_BYTES`` get
     ``Vary: Accept-Encoding`` and, when the client accepts gzip, are compressed (as
     ``GZipMiddleware`` does). An exception escaping a handler is logged and answered 500, like
     Starlette's ``ServerErrorMiddleware``."""
@@ -237,12 +255,33 @@ class HotRoutes:
         self.app = app
         self.routes = dict(routes)
         self.methods = {path: HOT_METHODS & (methods or {}).get(path, HOT_METHODS) for path in self.routes}
+        self.exact = frozenset(path for path in self.routes if "{" not in path)
+        self.templated = [(*path_template(path), path) for path in self.routes if "{" in path]
+
+    def route_of(self, path: str) -> tuple[str, dict[str, str] | None] | None:
+        """The route (its path or template) answering ``path`` and its path parameters (None for
+        an exact path), or None."""
+        if path in self.exact:
+            return path, None
+        for prefix, name, suffix, template in self.templated:
+            value = template_value(path, prefix, suffix)
+            if value is not None:
+                return template, {name: value}
+        return None
+
+    def hot_methods(self, path: str) -> frozenset[str]:
+        """The methods answered here for ``path`` (none when it is not a hot route's)."""
+        found = self.route_of(path)
+        return self.methods[found[0]] if found is not None else frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.routes.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] not in self.methods[scope["path"]]:
+        found = self.route_of(scope["path"]) if scope["type"] == "http" else None
+        if found is None or scope["method"] not in self.methods[found[0]]:
             await self.app(scope, receive, send)
             return
+        handler = self.routes[found[0]]
+        if found[1] is not None:
+            scope["path_params"] = found[1]
         try:
             response = await handler(Request(scope, receive))
         except Exception as e:
@@ -306,6 +345,7 @@ class HotLaneApp(FastAPI):
     registered, every request takes the usual stack."""
 
     hot_lane: ASGIApp | None = None
+    _hot: HotRoutes | None = None
     hot_methods: Mapping[str, frozenset[str]] = {}  # path -> the methods the lane answers
     _lane_built = False
     # path -> what the HTTP protocol's fast lane (api/fast_lane.py) needs of a query route; set by api/app.py
@@ -327,15 +367,21 @@ class HotLaneApp(FastAPI):
         kwargs: dict[str, Any] = dict(entries[at].kwargs)
         hot = HotRoutes(_not_hot, kwargs["routes"], kwargs.get("methods"))
         self.hot_methods = hot.methods
+        self._hot = hot
         lane: ASGIApp = hot
         for m in reversed(entries[:at]):
             lane = m.cls(lane, *m.args, **m.kwargs)
         return lane
 
+    def _hot_methods(self, path: str) -> Collection[str]:
+        methods = self.hot_methods.get(path)
+        if methods is not None:
+            return methods
+        return self._hot.hot_methods(path) if self._hot is not None and self._hot.templated else ()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = self.ensure_hot_lane()
-        if lane is not None and scope["type"] == "http" \
-                and scope["method"] in self.hot_methods.get(scope["path"], ()):
+        if lane is not None and scope["type"] == "http" and scope["method"] in self._hot_methods(scope["path"]):
             scope["app"] = self  # as Starlette sets it (Request.app)
             await lane(scope, receive, send)
             return

@@ -238,7 +238,7 @@ class FastQuery(NamedTuple):
     """A query route's two halves for the protocol's fast lane (api/fast_lane.py): ``plan`` (no
     effects; ApiError for bad parameters) and ``answer`` (an inline plan's answer for a tenant)."""
 
-    plan: Callable[[Params, float], QueryPlan]
+    plan: Callable[[Params, float, str], QueryPlan]  # the str: a path parameter (none: "")
     answer: Callable[[QueryPlan, str], Response]
 
 
@@ -325,7 +325,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         except ApiError as e:
             return api_error_response(e)
 
-    def plan_instant(p: Params, arrived: float) -> QueryPlan:
+    def plan_instant(p: Params, arrived: float, _path_param: str = "") -> QueryPlan:
         """An instant query's parameters checked and its expression prepared (ApiError when they
         are not good): everything but the tenant, without effects."""
         q = _query_param(p)
@@ -352,7 +352,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
 
         return QueryPlan(run_for, _deadline(p, arrived), _inline(prepared, INSTANT, t))
 
-    def plan_range(p: Params, arrived: float) -> QueryPlan:
+    def plan_range(p: Params, arrived: float, _path_param: str = "") -> QueryPlan:
         """``plan_instant`` for a range query."""
         q = _query_param(p)
         for name in ("start", "end", "step"):

@@ -1,5 +1,6 @@
 import asyncio
 import math
+import urllib.parse
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from clearsight.api.common import (
     format_ts,
     json_response,
     parse_time_ms,
+    query_params,
     success,
     success_in_parts,
 )
@@ -124,3 +126,21 @@ def test_success_is_the_plain_json_response(data: object, warnings: list[str], i
     assert (got.status_code, got.body, got.media_type, got.raw_headers, got.background) == \
         (want.status_code, want.body, want.media_type, want.raw_headers, want.background)
     assert dict(got.headers) == dict(want.headers)
+
+
+_QS_ALPHABET = "ab=&+%2F0x7Eé;?# \x00"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=_QS_ALPHABET, max_size=40))
+def test_query_params_are_parse_qsls(text: str) -> None:
+    """The query-string parser gives exactly what ``urllib.parse.parse_qsl`` gives (the handlers'
+    parameters, lane or not), also for stray ``%``, ``+``, empty pairs and names without ``=``."""
+    raw = text.encode("latin-1", "replace")
+    assert query_params(raw) == urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+
+
+def test_query_params_decode_escapes_and_keep_blanks() -> None:
+    raw = b"query=rate%28m%5B5m%5D%29+%2B+1&time=&&match%5B%5D=a&match[]=b&flag&x=%E2%82%AC&bad=%zz%2"
+    assert query_params(raw) == [("query", "rate(m[5m]) + 1"), ("time", ""), ("match[]", "a"), ("match[]", "b"),
+                                 ("flag", ""), ("x", "€"), ("bad", "%zz%2")]
