@@ -87,16 +87,18 @@ class AdmissionMiddleware:
         self.app = app
         self.tenant_header = tenant_header.lower().encode("latin-1") if tenant_header else None
         self.served = served
+        self._last_served: bytes | None = None  # the last Host value found served (clients send the same)
 
     def check(self, headers: Headers) -> Answer | None:
         """The refusal of a request with these headers (421 or 400), or None when it is let in."""
         if self.served is not None:
             for name, value in headers:
-                if name == b"host":
+                if name == b"host" and value != self._last_served:
                     host = value.decode("latin-1")
                     if not host_is_served(host, self.served):
                         return refusal(421, f"Host {host[:256]!r} is not served here (DNS rebinding "
                                             "protection): add it to server.allowed_hosts")
+                    self._last_served = value
         if self.tenant_header is not None:
             for name, value in headers:
                 if name == self.tenant_header and value:

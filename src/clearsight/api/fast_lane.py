@@ -64,7 +64,7 @@ from clearsight.api.http_middleware import (
 )
 from clearsight.api.query_admission import api_error_response
 from clearsight.api.read_lane import ReadLane
-from clearsight.api.security_headers import SecurityHeadersMiddleware, with_security_headers
+from clearsight.api.security_headers import SecurityHeadersMiddleware, security_lines, with_security_headers
 from clearsight.api.trace_context import STATE_KEY, TRACE_ID, TraceMiddleware, new_trace
 from clearsight.api.zstd_responses import ZstdMiddleware, wants_zstd, without_accept_encoding
 from clearsight.auth.errors import AuthError
@@ -113,11 +113,13 @@ class _Lane(NamedTuple):
 
 
 class Served(NamedTuple):
-    """A request the lane took: its answer as written (``answer``), or the ASGI app a request cycle
-    runs to finish it (``tail``)."""
+    """A request the lane took: its answer (``answer``: what the application or the refusing guard
+    answered, and ``outer``: the header lines the outermost layers add to it, security headers and
+    trace ids, encoded), or the ASGI app a request cycle runs to finish it (``tail``)."""
 
     answer: Answer | None
     tail: ASGIApp | None
+    outer: bytes = b""
 
 
 class FastLane:
@@ -228,14 +230,16 @@ class FastLane:
             return None
         headers: Headers = scope["headers"]
         usual = self.usual_headers
-        if body is None:
-            for hname, value in headers:
-                if hname in usual or (hname == b"content-length" and value.strip() != b"0"):
+        encodings = False  # an Accept-Encoding (zstd?)
+        for hname, value in headers:
+            if hname in usual:
+                return None
+            if hname == b"content-length":
+                if body is None and value.strip() != b"0":
                     return None
-        else:
-            for hname, _ in headers:
-                if hname in usual:
-                    return None
+            elif hname == b"accept-encoding":
+                encodings = True
+        if body is not None:
             limits = self.limits
             if limits is not None and limits.inflight_bytes + len(body) > limits.max_inflight_bytes:
                 return None  # the body-limit layer's 503
@@ -267,9 +271,9 @@ class FastLane:
         try:
             refused, principal = self._guard(scope, resolution, need)
             if refused is not None:
-                return Served(_outer(refused, scope, trace_headers), None)
+                return Served(refused, None, _outer(refused, scope, trace_headers))
             return self._app(scope, route, plan, planning, principal, trace_headers,
-                             b"" if body is None else body[:MAX_LOGGED_BODY])
+                             b"" if body is None else body[:MAX_LOGGED_BODY], encodings)
         finally:
             TRACE_ID.reset(token)
 
@@ -293,12 +297,13 @@ class FastLane:
             if refused is not None:
                 return refused, None
         if self.query_count is not None:
-            self.query_count.count(p, scope["method"], scope["path"])
+            self.query_count.count(p, scope["method"], scope["path"], need)
         return None, p
 
     def _app(self, scope: Scope, route: FastRoute, plan: Any, planning: float, p: Principal | None,
-             trace_headers: Headers, body: bytes) -> Served:
-        """The application's part: the handler's answer, encoded, logged and audited."""
+             trace_headers: Headers, body: bytes, encodings: bool) -> Served:
+        """The application's part: the handler's answer, encoded, logged and audited (``encodings``:
+        the request has an ``Accept-Encoding``)."""
         path = scope["path"]
         began = time.perf_counter()
         if isinstance(plan, ApiError):
@@ -312,7 +317,7 @@ class FastLane:
                 response = handler_failed(path, e)
         route.seconds.observe(planning + time.perf_counter() - began)
         audited = p if self.cross_org is not None and self.cross_org.audited(p) else None
-        zstd = self.zstd is not None and wants_zstd(scope["headers"])
+        zstd = encodings and self.zstd is not None and wants_zstd(scope["headers"])
         inner = {**scope, "headers": without_accept_encoding(scope["headers"])} if zstd else scope
         answer = self.hot.respond_now(inner, response)
         if answer is not None and zstd:
@@ -323,7 +328,7 @@ class FastLane:
         self._log(scope, body, answer.status, len(answer.body), began)
         if audited is not None:
             self._audit(scope, audited, answer.status)
-        return Served(_outer(answer, scope, trace_headers), None)
+        return Served(answer, None, _outer(answer, scope, trace_headers))
 
     def _tail(self, response: Response, began: float, audited: Principal | None, trace_headers: Headers,
               body: bytes) -> ASGIApp:
@@ -387,10 +392,12 @@ class FastLaneCollector(Collector):
                                   value=self._lane.served)
 
 
-def _outer(answer: Answer, scope: Scope, trace_headers: Headers) -> Answer:
-    """``answer`` as the outermost layers send it: security headers, then the trace headers."""
-    return Answer(answer.status, [*with_security_headers(answer.headers, scope["path"], scope.get("scheme") == "https"),
-                                  *trace_headers], answer.body)
+def _outer(answer: Answer, scope: Scope, trace_headers: Headers) -> bytes:
+    """The header lines the outermost layers add to ``answer``: security headers, then the trace
+    headers (``x-trace-id``, ``traceparent``), encoded."""
+    (n1, v1), (n2, v2) = trace_headers
+    return b"%s%s: %s\r\n%s: %s\r\n" % (security_lines(answer.headers, scope["path"], scope.get("scheme") == "https"),
+                                           n1, v1, n2, v2)
 
 
 def _hot_layers(lane: ASGIApp | None) -> dict[type, Any] | None:

@@ -14,12 +14,13 @@
   Refusals close the connection. The route then gets the body in one piece.
 - ``header_deadline_protocol(seconds)`` is uvicorn's httptools protocol with a deadline for the
   request line and headers: a connection that has not completed its headers that long after it
-  was opened (or after the first byte of its next request) is closed (slowloris); one
-  periodic sweep per listener checks the deadlines (a quarter of the deadline apart, at most 5 s),
-  not a timer per request. The protocol also sends a response's status line and headers together
-  with its body (one send instead of two).
-  Idle keep-alive connections are closed by uvicorn's ``timeout_keep_alive`` and the number of
-  connections is bounded by its ``limit_concurrency`` (503 beyond); ``server.py`` sets both.
+  was opened (or after the first byte of its next request) is closed (slowloris), and so is a
+  keep-alive connection idle for uvicorn's ``timeout_keep_alive`` after its last answer. One
+  periodic sweep per listener checks both (a quarter of the shorter of the two apart, at most
+  5 s), not a timer per request: uvicorn's protocol re-arms a keep-alive timer at every answer.
+  The protocol also sends a response's status line and headers together with its body (one send
+  instead of two). The number of connections is bounded by uvicorn's ``limit_concurrency`` (503
+  beyond); ``server.py`` sets it and the keep-alive timeout.
 """
 
 from __future__ import annotations
@@ -191,29 +192,45 @@ class _HeadThenBody:
         return getattr(self._transport, name)
 
 
-class _HeaderSweep:
+def _sweep_period(timeout: float) -> float:
+    return min(max(timeout / 4, 0.05), 5.0)
+
+
+class _Sweep:
     """One timer per listener and event loop (not one per request) closing the connections whose
-    headers are overdue: checked every ``period`` seconds, so a deadline of ``timeout`` closes a
-    connection between ``timeout`` and ``timeout + period`` after its request began."""
+    headers are overdue and the keep-alive connections idle too long: checked every ``period``
+    seconds, so a deadline of ``timeout`` closes a connection between ``timeout`` and ``timeout +
+    period`` after its request began, and an idle connection is closed between ``keep_alive`` and
+    ``keep_alive + period`` after its last answer (uvicorn's ``timeout_keep_alive``, read from the
+    first connection's protocol: one configuration per listener)."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.period = min(max(timeout / 4, 0.05), 5.0)
+        self.keep_alive: float | None = None
+        self.period = _sweep_period(timeout)
         self.connections: set[Any] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.handle: asyncio.TimerHandle | None = None
 
     def add(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
+        if self.keep_alive is None:
+            self.keep_alive = float(protocol.timeout_keep_alive)
+            self.period = min(self.period, _sweep_period(self.keep_alive))
         self.connections.add(protocol)
         if self.handle is None or self.loop is not loop or loop.is_closed():
             self.loop = loop
             self.handle = loop.call_later(self.period, self.sweep)
 
     def sweep(self) -> None:
-        assert self.loop is not None
-        overdue = self.loop.time() - self.timeout
-        for protocol in [p for p in self.connections if p.header_since is not None and p.header_since <= overdue]:
-            protocol.header_overdue()
+        assert self.loop is not None and self.keep_alive is not None
+        now = self.loop.time()
+        overdue, stale = now - self.timeout, now - self.keep_alive
+        for protocol in [p for p in self.connections if (p.header_since is not None and p.header_since <= overdue)
+                         or (p.idle_since is not None and p.idle_since <= stale)]:
+            if protocol.idle_since is not None:
+                protocol.idle_too_long()
+            else:
+                protocol.header_overdue()
         self.handle = self.loop.call_later(self.period, self.sweep) if self.connections else None
 
 
@@ -224,16 +241,19 @@ BODY_WAIT_S = 0.05
 
 def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request headers are not complete
-    ``timeout`` seconds after the connection opened or the request began (checked by one periodic
-    sweep, ``_HeaderSweep``), and sending each response's head with its body (``_HeadThenBody``).
+    ``timeout`` seconds after the connection opened or the request began, and keep-alive
+    connections idle for uvicorn's ``timeout_keep_alive`` (both checked by one periodic sweep,
+    ``_Sweep``, instead of uvicorn's timer re-armed at every answer), and sending each response's
+    head with its body (``_HeadThenBody``).
     With ``lane``, the requests it takes are answered from ``on_headers_complete`` (api/fast_lane.py),
     or, for a form POST, from ``on_message_complete``: its body is collected here meanwhile, for at
     most ``BODY_WAIT_S`` after the read that completed its headers; a POST the lane does not answer
     then is handed to the usual path with the body that arrived, as if it had not waited."""
-    sweep = _HeaderSweep(timeout)
+    sweep = _Sweep(timeout)
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         header_since: float | None = None  # loop time the awaited headers were due from
+        idle_since: float | None = None  # loop time of the last answer, while no byte of a next request came
         laned = False  # the request being parsed was answered by the fast lane
         # a form POST the lane may answer, its body so far (answered when whole: on_message_complete)
         deferred: bytearray | None = None
@@ -246,6 +266,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             sweep.add(self, self.loop)
 
         def data_received(self, data: bytes) -> None:
+            self.idle_since = None
             super().data_received(data)
             if self.deferred is not None and self.transport.is_closing():  # answered 400: not HTTP
                 self.deferred = self.deferred_route = None
@@ -272,6 +293,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self.idle_since = None  # a pipelined request after an answer (in the same read)
             self.laned = False
             self.deferred = None
             if self.header_since is None:
@@ -280,7 +302,6 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
         def on_headers_complete(self) -> None:
             self.header_since = None
             if lane is not None:
-                self._unset_keepalive_if_required()  # a pipelined request after a laned one
                 if self._fast() is not None:
                     return
             self._usual_headers()
@@ -361,7 +382,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
                 return True
             assert served.answer is not None
             self.laned = True
-            data, keep_alive = wire(served.answer, self.server_state.default_headers, keep_alive)
+            data, keep_alive = wire(served.answer, self.server_state.default_headers, keep_alive, served.outer)
             self.transport.write(data)
             if not keep_alive:
                 self.transport.close()
@@ -406,14 +427,33 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             if not self.transport.is_closing():
                 self.transport.close()
 
+        def idle_too_long(self) -> None:
+            self.idle_since = None
+            self.timeout_keep_alive_handler()
+
+        def on_response_complete(self) -> None:
+            """uvicorn's, but the keep-alive timeout is the sweep's (``idle_since``): no timer armed
+            at every answer and cancelled at the next request's first byte."""
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:  # the next pipelined request
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            else:
+                self.idle_since = self.loop.time()
+
     return HeaderDeadlineProtocol
 
 
-def wire(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> tuple[bytes, bool]:
+def wire(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive: bool,
+         outer: bytes = b"") -> tuple[bytes, bool]:
     """``answer`` as uvicorn's request cycle writes it (``RequestResponseCycle.send``): the status
-    line, the server's default headers, the answer's headers (names in lower case), ``connection:
-    close`` unless kept alive or already there; then the body (the answer has a content-length).
-    And whether the connection is kept alive."""
+    line, the server's default headers, the answer's headers (names in lower case), then ``outer``
+    (header lines already encoded, names in lower case, no ``connection``: the outermost layers'),
+    ``connection: close`` unless kept alive or already there; then the body (the answer has a
+    content-length). And whether the connection is kept alive."""
     content = [STATUS_LINE[answer.status]]
     close = False
     for name, value in (*default_headers, *answer.headers):
@@ -421,6 +461,7 @@ def wire(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive:
         if name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
             close = True
         content += (name, b": ", value, b"\r\n")
+    content.append(outer)
     if not keep_alive and not close:
         content.append(b"connection: close\r\n")
     content += (b"\r\n", answer.body)

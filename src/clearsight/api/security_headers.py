@@ -10,6 +10,8 @@ in pure ASGI; a header the handler set itself is kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BASE = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
@@ -25,26 +27,54 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 _DOCS = ("/docs", "/redoc")
 
 
-def with_security_headers(headers: list[tuple[bytes, bytes]], path: str, tls: bool) -> list[tuple[bytes, bytes]]:
-    """A response's ``headers`` (a new list) with the security headers of a request for ``path``
-    (over TLS when ``tls``) added."""
-    headers = list(headers)
+def security_additions(headers: Iterable[tuple[bytes, bytes]], path: str, tls: bool) -> list[tuple[bytes, bytes]]:
+    """The security headers a response with ``headers`` gets (appended after them) for a request
+    for ``path`` (over TLS when ``tls``)."""
     html = own = False  # a handler with its own policy (the UI page) sets all of them
+    names = []
     for n, v in headers:
         n = n.lower()
+        names.append(n)
         if n == b"content-type":
             html = v.startswith(b"text/html")
         elif n == b"content-security-policy" or n == b"x-frame-options":
             own = True
     if own:
-        headers += [h for h in BASE if all(h[0] != n.lower() for n, _ in headers)]
+        added = [h for h in BASE if h[0] not in names]
     else:
-        headers += BASE
-        headers.append((b"content-security-policy", CSP_DOCS if path.startswith(_DOCS) else CSP_UI if html
-                        else CSP_API))
+        added = [*BASE, (b"content-security-policy", _csp(path, html))]
     if tls:
-        headers.append(HSTS)
-    return headers
+        added.append(HSTS)
+    return added
+
+
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]], path: str, tls: bool) -> list[tuple[bytes, bytes]]:
+    """A response's ``headers`` (a new list) with the security headers of a request for ``path``
+    (over TLS when ``tls``) added."""
+    headers = list(headers)
+    return headers + security_additions(headers, path, tls)
+
+
+def security_lines(headers: Iterable[tuple[bytes, bytes]], path: str, tls: bool) -> bytes:
+    """``security_additions`` as the header lines of an HTTP/1.1 head (``name: value\r\n`` each),
+    the usual ones (no policy of the handler's own) encoded once."""
+    html = False
+    for n, v in headers:
+        n = n.lower()
+        if n == b"content-type":
+            html = v.startswith(b"text/html")
+        elif n == b"content-security-policy" or n == b"x-frame-options":
+            return b"".join(b"%s: %s\r\n" % h for h in security_additions(headers, path, tls))
+    return _LINES[_csp(path, html), tls]
+
+
+def _csp(path: str, html: bool) -> bytes:
+    return CSP_DOCS if path.startswith(_DOCS) else CSP_UI if html else CSP_API
+
+
+_LINES = {(csp, tls): b"".join(b"%s: %s\r\n" % h for h in [*BASE, (b"content-security-policy", csp),
+                                                              *([HSTS] if tls else [])])
+          for csp in (CSP_API, CSP_UI, CSP_DOCS) for tls in (False, True)}
 
 
 class SecurityHeadersMiddleware:

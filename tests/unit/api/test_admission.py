@@ -97,3 +97,16 @@ def test_http_bounds_config_is_validated() -> None:
         load_config(env={}, overrides={"server.max_inflight_body_bytes": "1000"})
     cfg = load_config(env={}, overrides={"server.allowed_hosts": "a.example,b.example"})
     assert cfg.server.allowed_hosts == "a.example,b.example"
+
+
+def test_a_served_host_remembered_does_not_let_another_one_in() -> None:
+    """``check`` skips parsing a Host value it found served just before: the next request with
+    another value (or an empty one, or a second Host header) is still judged."""
+    gate = AdmissionMiddleware(_app([]), tenant_header=None, served=SERVED)
+    ok = [(b"host", b"127.0.0.1:9800")]
+    assert gate.check(ok) is None
+    assert gate.check(ok) is None
+    for bad in ([(b"host", b"evil.example")], [(b"host", b"")], [*ok, (b"host", b"evil.example:9800")]):
+        refused = gate.check(bad)
+        assert refused is not None and refused.status == 421
+    assert gate.check(ok) is None

@@ -41,12 +41,11 @@ class App:
         await send({"type": "http.response.body", "body": BODY})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[int, App]]:
+def _serve(keep_alive: int) -> Iterator[tuple[int, App]]:
     app = App()
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off",
-                            http=header_deadline_protocol(DEADLINE), timeout_keep_alive=60)
+                            http=header_deadline_protocol(DEADLINE), timeout_keep_alive=keep_alive)
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -55,6 +54,17 @@ def server() -> Iterator[tuple[int, App]]:
     yield port, app
     srv.should_exit = True
     thread.join(timeout=WAIT)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[int, App]]:
+    yield from _serve(60)
+
+
+@pytest.fixture(scope="module")
+def impatient() -> Iterator[tuple[int, App]]:
+    """Keep-alive timeout of 1 s (uvicorn's are whole seconds)."""
+    yield from _serve(1)
 
 
 def _connect(port: int) -> socket.socket:
@@ -177,4 +187,44 @@ def test_deadline_counts_from_the_next_request_not_the_previous_one(server: tupl
         s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _read_response(s).startswith(b"HTTP/1.1 200 OK")
         s.sendall(b"GET /small HT")  # the next one stalls: closed
+        assert s.recv(65536) == b""
+
+
+def test_idle_keep_alive_connection_is_closed_after_its_last_answer(impatient: tuple[int, App]) -> None:
+    port, _ = impatient
+    with _connect(port) as s:
+        s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(s).startswith(b"HTTP/1.1 200 OK")
+        assert s.recv(65536) == b""  # idle: closed by the sweep, well before WAIT
+
+
+def test_a_request_in_progress_is_not_idle(impatient: tuple[int, App]) -> None:
+    """A request that came after an answer and takes longer than the keep-alive timeout to answer
+    is not closed as idle: a connection is idle from its last answer until its next byte."""
+    port, app = impatient
+    app.release.clear()
+    with _connect(port) as s:
+        s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(s).startswith(b"HTTP/1.1 200 OK")
+        s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed before the headers"
+            head += chunk
+        time.sleep(2.5)  # the body is held more than twice the keep-alive timeout
+        app.release.set()
+        assert (head + _read_response(s)).endswith(BODY + b"\r\n0\r\n\r\n")
+
+
+def test_pipelined_requests_are_answered_then_the_idle_connection_closed(impatient: tuple[int, App]) -> None:
+    port, _ = impatient
+    with _connect(port) as s:
+        s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        data = b""
+        while data.count(BODY) < 3:
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed after {data!r}"
+            data += chunk
+        assert data.count(b"HTTP/1.1 200 OK") == 3
         assert s.recv(65536) == b""
