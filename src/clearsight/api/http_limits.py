@@ -355,9 +355,9 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
         def _serve(self, found: Any, body: bytes | None) -> bool | None:
             """The lane's answer to the request (``body``: a form POST's), or None."""
             assert lane is not None
-            scope = self.scope
+            scope: dict[str, Any] = self.scope  # type: ignore[assignment]  # uvicorn's HTTPScope
             try:
-                served = lane.serve(cast("dict[str, Any]", scope), found, body)
+                served = lane.serve(scope, found, body)
             except Exception:  # a bug: answered as uvicorn answers an application that raised
                 self.logger.exception("Exception in the fast lane")
                 self.laned = True
@@ -370,7 +370,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             keep_alive = scope["http_version"] != "1.0" and self.parser.should_keep_alive()
             if served.tail is not None:  # finished by a request cycle of uvicorn's, as any request
                 self.cycle = cycle = RequestResponseCycle(
-                    scope=scope, transport=self.transport, flow=self.flow, logger=self.logger,
+                    scope=self.scope, transport=self.transport, flow=self.flow, logger=self.logger,
                     access_logger=self.access_logger, access_log=self.access_log,
                     default_headers=self.server_state.default_headers, message_event=asyncio.Event(),
                     expect_100_continue=False, keep_alive=keep_alive, on_response=self.on_response_complete)
@@ -454,15 +454,29 @@ def wire(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive:
     (header lines already encoded, names in lower case, no ``connection``: the outermost layers'),
     ``connection: close`` unless kept alive or already there; then the body (the answer has a
     content-length). And whether the connection is kept alive."""
-    content = [STATUS_LINE[answer.status]]
-    close = False
-    for name, value in (*default_headers, *answer.headers):
-        name = name.lower()
-        if name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
-            close = True
-        content += (name, b": ", value, b"\r\n")
-    content.append(outer)
+    if _defaults[0] is not default_headers:  # uvicorn's list, a new one each second (its date header)
+        _defaults[:] = default_headers, *_lines(default_headers)
+    content = [STATUS_LINE[answer.status], _defaults[1]]
+    lines, close = _lines(answer.headers)
+    content += (lines, outer)
+    close = close or _defaults[2]
     if not keep_alive and not close:
         content.append(b"connection: close\r\n")
     content += (b"\r\n", answer.body)
     return b"".join(content), keep_alive and not close
+
+
+_defaults: list[Any] = [None, b"", False]  # wire(): the last default headers, their lines, whether they close
+
+
+def _lines(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+    """``headers`` as the lines of an HTTP/1.1 head (names in lower case, as uvicorn writes them),
+    and whether one is a ``connection: close``."""
+    close = False
+    content: list[bytes] = []
+    for name, value in headers:
+        name = name.lower()
+        if name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
+            close = True
+        content += (name, b": ", value, b"\r\n")
+    return b"".join(content), close

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from clearsight.api.http_limits import BodyLimitMiddleware
+from clearsight.api.http_limits import BodyLimitMiddleware, wire
+from clearsight.http_answer import Answer
 
 
 def _scope(headers: list[tuple[bytes, bytes]]) -> Scope:
@@ -131,3 +132,22 @@ def test_requests_without_body_pass_through() -> None:
     mw = _mw(route)
     _run(mw, [], [{"type": "http.request", "body": b"", "more_body": False}])
     assert route.bodies == [b""] and route.inflight_seen == [0]
+
+
+def test_wire_writes_what_uvicorns_cycle_writes() -> None:
+    """``wire``: status line, default headers (a new list each second: the date), the answer's
+    headers in lower case, the outer layers' lines, ``connection: close`` unless kept alive."""
+    answer = Answer(200, [(b"Content-Type", b"application/json"), (b"content-length", b"2")], b"{}")
+    first = [(b"date", b"Sun, 06 Dec 2026 21:00:00 GMT")]
+    assert wire(answer, first, True, b"x-trace-id: 1\r\n") == (
+        b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Dec 2026 21:00:00 GMT\r\ncontent-type: application/json\r\n"
+        b"content-length: 2\r\nx-trace-id: 1\r\n\r\n{}", True)
+    second = [(b"date", b"Sun, 06 Dec 2026 21:00:01 GMT")]
+    assert wire(answer, second, False) == (
+        b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Dec 2026 21:00:01 GMT\r\ncontent-type: application/json\r\n"
+        b"content-length: 2\r\nconnection: close\r\n\r\n{}", False)
+    closing = Answer(503, [(b"Connection", b"keep-alive, Close")], b"")
+    assert wire(closing, second, True) == (
+        b"HTTP/1.1 503 Service Unavailable\r\ndate: Sun, 06 Dec 2026 21:00:01 GMT\r\nconnection: keep-alive, Close\r\n"
+        b"\r\n", False)
+    assert wire(answer, [*second, (b"connection", b"close")], True)[1] is False
