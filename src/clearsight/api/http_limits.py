@@ -454,19 +454,21 @@ def wire(answer: Answer, default_headers: list[tuple[bytes, bytes]], keep_alive:
     (header lines already encoded, names in lower case, no ``connection``: the outermost layers'),
     ``connection: close`` unless kept alive or already there; then the body (the answer has a
     content-length). And whether the connection is kept alive."""
-    if _defaults[0] is not default_headers:  # uvicorn's list, a new one each second (its date header)
-        _defaults[:] = default_headers, *_lines(default_headers)
-    content = [STATUS_LINE[answer.status], _defaults[1]]
+    known, default_lines, default_close = _defaults[0]
+    if known is not default_headers:  # uvicorn's list, a new one each second (its date header)
+        default_lines, default_close = _lines(default_headers)
+        _defaults[0] = (default_headers, default_lines, default_close)
     lines, close = _lines(answer.headers)
-    content += (lines, outer)
-    close = close or _defaults[2]
+    content = [STATUS_LINE[answer.status], default_lines, lines, outer]
+    close = close or default_close
     if not keep_alive and not close:
         content.append(b"connection: close\r\n")
     content += (b"\r\n", answer.body)
     return b"".join(content), keep_alive and not close
 
 
-_defaults: list[Any] = [None, b"", False]  # wire(): the last default headers, their lines, whether they close
+# wire(): the last default headers seen, their lines and whether one closes (one tuple: read whole)
+_defaults: list[tuple[list[tuple[bytes, bytes]] | None, bytes, bool]] = [(None, b"", False)]
 
 
 def _lines(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
