@@ -242,6 +242,15 @@ class QueryClients:
             t.join(120)
 
 
+def server_concurrency(server: Server) -> str:
+    """The query slots the server says it has (``/metrics``), not what this script guesses."""
+    status, body = server.get("/metrics")
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("clearsight_query_max_concurrency "):
+            return str(round(float(line.split()[1])))
+    return f"unknown (/metrics: HTTP {status})"
+
+
 def pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
@@ -352,8 +361,7 @@ def run_ingest(args: argparse.Namespace) -> None:
         idle = [x for r in idle_rounds for x in r]
         loaded = [x for r in loaded_rounds for x in r]
         counts = clients.counts
-        cpus = os.cpu_count()
-        conc = args.max_concurrency or cpus
+        conc = server_concurrency(server)
         rounds = f"; {args.rounds} rounds of idle {phase:g} s then loaded {phase:g} s" if args.rounds > 1 else ""
         si = "server default" if args.switch_interval is None else f"{args.switch_interval:g}s"
         print(f"server: query.max_concurrency={conc} switchinterval={si} "
