@@ -342,7 +342,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 cpu = time.thread_time()
                 result = engine.instant(store.querier(tenant), prepared.expr, t, timeout_s=timeout, cancel=cancel,
                                         positions=prepared.positions, query_text=q,
-                                        count_samples=bool(p.get("stats")))
+                                        count_samples=bool(p.get("stats")), bare=prepared.bare)
                 timings = query_timings(arrived, prep, began, time.monotonic() - began) if p.get("stats") else None
                 response = _respond(result, p, limit, t, timings)  # encoded in the worker thread too
                 prepared.observe(INSTANT, time.thread_time() - cpu)
@@ -386,7 +386,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
                 cpu = time.thread_time()
                 result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
                                       cancel=cancel, positions=prepared.positions, query_text=q,
-                                      count_samples=bool(p.get("stats")))
+                                      count_samples=bool(p.get("stats")), bare=prepared.bare)
                 timings = query_timings(arrived, prep, began, time.monotonic() - began) if p.get("stats") else None
                 response = _respond(result, p, limit, start, timings)  # encoded in the worker thread too
                 prepared.observe(shape, time.thread_time() - cpu)

@@ -51,6 +51,7 @@ from clearsight.query.promql.ast import (
     ValueType,
     VectorSelector,
 )
+from clearsight.query.promql.bare import OVER_TIME_OPS, BarePlan, plan_of
 from clearsight.query.promql.fn_common import Flat
 from clearsight.query.promql.nh_common import floats_only_value, has_histograms, stats_decode, stats_selectors
 from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
@@ -188,6 +189,70 @@ def _without_positions(a: Any, gone: I64) -> Any:
     return out
 
 
+def select_data(selector: SeriesSelector, budget: QueryBudget, stats: QueryStats, max_series: int,
+                matchers: Sequence[Matcher], lo: int, hi: int) -> SeriesData:
+    """A store read of a query: ``selector.select`` with the query's remaining sample budget as the
+    read limit (a store that supports it refuses a read over it before materialising it, and checks
+    the deadline/cancellation between batches of its work), a checkpoint after the read (a read that
+    ran past the deadline, or a client that went away during it, stops the query before its samples
+    are processed), the read counted in ``stats`` and its samples reserved."""
+    room = budget.max_samples - budget.held
+    token = READ_LIMITS.set(ReadLimits(room if room > 0 else 0, budget.check))  # (``read_limits``, inlined)
+    try:
+        data = selector.select(matchers, lo, hi)
+    except SampleLimitExceeded as e:
+        budget.reserve(e.needed, "samples loaded from the store")
+        raise QueryLimitExceeded(str(e)) from None
+    finally:
+        READ_LIMITS.reset(token)
+    budget.check("expression evaluation (after a store read)")
+    n = len(data.labels)
+    loaded = data.timestamps.shape[0]
+    stats.series_fetched += n
+    stats.samples_loaded += loaded
+    if n > max_series:
+        raise too_many_series(n, max_series)
+    budget.reserve(loaded, "samples loaded from the store")
+    return data
+
+
+def float_columns(data: SeriesData, budget: QueryBudget) -> tuple[list[Labels], I64, F64, I64, I64]:
+    """A float-only selection as a range selector hands it on: ``(labels, timestamps, values,
+    starts, ends)``, the columns without stale markers (their copies reserved in ``budget``) and
+    the series left with samples (``starts[i]:ends[i]`` in the columns, series ``labels[i]``)."""
+    offs = np.asarray(data.offsets, dtype=np.int64)
+    t_all, v_all = data.timestamps, data.values
+    nz: I64 | None = None  # the series left with samples; None: all of them
+    compiled = (_selector is not None and offs.flags.c_contiguous and v_all.dtype == np.float64
+                and v_all.flags.c_contiguous)
+    if compiled:
+        gone, nz = _selector.range_runs(offs, v_all)
+    else:
+        gone = np.flatnonzero(stale_mask(v_all))
+    if gone.size:
+        budget.reserve(int(t_all.shape[0]) * 2, "a range vector selector")  # the copies below
+        offs = offs - np.searchsorted(gone, offs, side="left")
+        t_all, v_all = _without_positions(t_all, gone), _without_positions(v_all, gone)
+    if not compiled:
+        nz = np.flatnonzero(offs[1:] > offs[:-1])
+    if nz is None:
+        starts, ends = offs[:-1].copy(), offs[1:].copy()
+        labels = list(data.labels)
+    else:
+        starts, ends = offs[:-1][nz], offs[1:][nz]
+        labels = [data.labels[i] for i in nz.tolist()]
+    return labels, np.asarray(t_all, dtype=np.int64), np.asarray(v_all, dtype=np.float64), starts, ends
+
+
+def float_matrix(labels: list[Labels], t_all: I64, v_all: F64, starts: I64, ends: I64, eff: I64, rng: int,
+                 e: MatrixSelector, extra: int) -> MatrixSteps:
+    """``float_columns``' columns as a range vector (series as views, the ``Flat`` cached)."""
+    m = MatrixSteps(labels, SeriesViews(t_all, starts, ends), SeriesViews(v_all, starts, ends), eff, rng,
+                    e.anchored, e.smoothed, extra, None, None)
+    m.flat_cache = Flat(t_all, v_all, starts, ends)
+    return m
+
+
 class Evaluator:
     """Evaluates one query. ``start``/``end``/``step`` are the query's (for ``@ start()``, ``step()``)."""
 
@@ -281,31 +346,8 @@ class Evaluator:
         self.budget.reserve(n_points, what)
 
     def select(self, matchers: Sequence[Matcher], lo: int, hi: int) -> SeriesData:
-        # No checkpoint before the read: the node reading checked as it began. A store that
-        # supports it refuses a read over the query's remaining sample budget before materialising
-        # it, and checks the deadline/cancellation between batches of its work.
-        budget = self.budget
-        room = budget.max_samples - budget.held
-        token = READ_LIMITS.set(ReadLimits(room if room > 0 else 0, budget.check))  # (``read_limits``, inlined)
-        try:
-            data = self.selector.select(matchers, lo, hi)
-        except SampleLimitExceeded as e:
-            self._account(e.needed, "samples loaded from the store")
-            raise QueryLimitExceeded(str(e)) from None
-        finally:
-            READ_LIMITS.reset(token)
-        # Between store reads: a read that ran past the deadline (or a client that went away
-        # during it) stops the query before its samples are processed.
-        budget.check("expression evaluation (after a store read)")
-        n = len(data.labels)
-        loaded = data.timestamps.shape[0]
-        stats = self.stats
-        stats.series_fetched += n
-        stats.samples_loaded += loaded
-        if n > self.limits.max_series:
-            raise too_many_series(n, self.limits.max_series)
-        budget.reserve(loaded, "samples loaded from the store")
-        return data
+        # No checkpoint before the read: the node reading checked as it began.
+        return select_data(self.selector, self.budget, self.stats, self.limits.max_series, matchers, lo, hi)
 
     @staticmethod
     def _stats_decode(data: SeriesData, hs: ObjArr) -> ObjArr:
@@ -639,32 +681,7 @@ class Evaluator:
         """``matrix_selector`` for float-only data, without a Python pass per sample column: stale
         markers dropped in one pass, series as views of the selected arrays, and the concatenated
         ``Flat`` handed to the range functions as is."""
-        offs = np.asarray(data.offsets, dtype=np.int64)
-        t_all, v_all = data.timestamps, data.values
-        nz: I64 | None = None  # the series left with samples; None: all of them
-        compiled = (_selector is not None and offs.flags.c_contiguous and v_all.dtype == np.float64
-                    and v_all.flags.c_contiguous)
-        if compiled:
-            gone, nz = _selector.range_runs(offs, v_all)
-        else:
-            gone = np.flatnonzero(stale_mask(v_all))
-        if gone.size:
-            self._account(int(t_all.shape[0]) * 2, "a range vector selector")  # the copies below
-            offs = offs - np.searchsorted(gone, offs, side="left")
-            t_all, v_all = _without_positions(t_all, gone), _without_positions(v_all, gone)
-        if not compiled:
-            nz = np.flatnonzero(offs[1:] > offs[:-1])
-        if nz is None:
-            starts, ends = offs[:-1].copy(), offs[1:].copy()
-            labels = list(data.labels)
-        else:
-            starts, ends = offs[:-1][nz], offs[1:][nz]
-            labels = [data.labels[i] for i in nz.tolist()]
-        t_all, v_all = np.asarray(t_all, dtype=np.int64), np.asarray(v_all, dtype=np.float64)
-        m = MatrixSteps(labels, SeriesViews(t_all, starts, ends), SeriesViews(v_all, starts, ends), eff, rng,
-                        e.anchored, e.smoothed, extra, None, None)
-        m.flat_cache = Flat(t_all, v_all, starts, ends)
-        return m
+        return float_matrix(*float_columns(data, self.budget), eff, rng, e, extra)
 
     def subquery(self, e: SubqueryExpr, ts: I64) -> MatrixSteps:
         eff = self.effective_times(e.offset, e.at, ts)
@@ -1042,13 +1059,18 @@ class Engine:
         self.functions = functions if functions is not None else _load_functions()
         self.stream_batch_samples = stream_batch_samples
         self.range_batch_work = range_batch_work
+        # Bare selectors and range functions over one (bare.py) are answered by a short path
+        # (``_bare_result``); False: always by the general evaluator (tests compare the two).
+        self.bare_path = True
+        self._fn_range, self._bare_functions = _bare_functions(self.functions)
 
     def _evaluator(self, selector: SeriesSelector, start: int, end: int, step: int, instant: bool,
                    timeout_s: float | None, cancel: threading.Event | None,
                    lookback_delta_ms: int | None, positions: Positions | None = None,
-                   query_text: str = "") -> Evaluator:
-        timeout = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
-        limits = _Limits(self.max_samples, self.max_series, time.monotonic() + timeout, cancel)
+                   query_text: str = "", deadline: float | None = None) -> Evaluator:
+        if deadline is None:
+            deadline = self._deadline(timeout_s)
+        limits = _Limits(self.max_samples, self.max_series, deadline, cancel)
         lookback = self.lookback_delta_ms if not lookback_delta_ms else lookback_delta_ms
         ev = Evaluator(selector, start, end, step, lookback, limits, self.functions, instant, positions,
                        query_text)
@@ -1056,17 +1078,42 @@ class Engine:
         ev.range_batch_work = self.range_batch_work
         return ev
 
+    def _deadline(self, timeout_s: float | None) -> float:
+        return time.monotonic() + (self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s))
+
+    def _bare_plan(self, expr: Expr, bare: BarePlan | bool | None, count_samples: bool) -> BarePlan | None:
+        """The short path's plan for ``expr`` (``bare``: the plan prepared with the query text, False
+        when it has none, None to work it out), None when the general evaluator answers it."""
+        if not self.bare_path or count_samples or bare is False:
+            return None
+        plan = bare if isinstance(bare, BarePlan) else plan_of(expr)
+        if plan is None or (plan.call is not None and (plan.call.func not in self._bare_functions
+                                                       or self._fn_range._overtime is None)):
+            return None  # (the kernel is looked up each time: tests take it away)
+        return plan
+
     def instant(self, selector: SeriesSelector, query: str | Expr, time_ms: int, *,
                 timeout_s: float | None = None, cancel: threading.Event | None = None,
                 lookback_delta_ms: int | None = None, positions: Positions | None = None,
-                query_text: str = "", count_samples: bool = False) -> QueryResult:
+                query_text: str = "", count_samples: bool = False,
+                bare: BarePlan | bool | None = None) -> QueryResult:
         """Evaluates ``query`` at ``time_ms``. ``timeout_s`` can only shorten the engine's timeout;
         setting ``cancel`` aborts the query at the next operator boundary (QueryCanceled).
-        For a pre-parsed ``Expr``, ``positions``/``query_text`` give annotation positions."""
+        For a pre-parsed ``Expr``, ``positions``/``query_text`` give annotation positions and
+        ``bare`` its short-path plan (``prepared.Prepared.bare``: a ``bare.BarePlan`` of this
+        expression, or False when it has none; None: worked out here)."""
         expr, positions, query_text = _prepare(query, positions, query_text)
-        ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms,
-                             positions, query_text)
+        deadline = self._deadline(timeout_s)
         ts = np.asarray([time_ms], dtype=np.int64)
+        plan = self._bare_plan(expr, bare, count_samples)
+        if plan is not None:
+            res = _bare_result(self, selector, plan, ts, time_ms, time_ms, time_ms, time_ms, lookback_delta_ms,
+                               deadline, cancel, True)
+            if res is not None:
+                res.eval_time_ms = time_ms
+                return res
+        ev = self._evaluator(selector, time_ms, time_ms, 0, True, timeout_s, cancel, lookback_delta_ms,
+                             positions, query_text, deadline)
         ev.root = expr
         ev.count_samples = count_samples
         with running(ev.budget):
@@ -1078,7 +1125,9 @@ class Engine:
     def range(self, selector: SeriesSelector, query: str | Expr, start_ms: int, end_ms: int,
               step_ms: int, *, timeout_s: float | None = None, cancel: threading.Event | None = None,
               lookback_delta_ms: int | None = None, positions: Positions | None = None,
-              query_text: str = "", count_samples: bool = False) -> QueryResult:
+              query_text: str = "", count_samples: bool = False,
+              bare: BarePlan | bool | None = None) -> QueryResult:
+        """``instant`` at the steps from ``start_ms`` to ``end_ms`` every ``step_ms``."""
         if step_ms <= 0:
             raise QueryError("zero or negative query resolution step widths are not accepted. "
                              "Try a positive integer")
@@ -1093,15 +1142,144 @@ class Engine:
         if expr.type not in (ValueType.SCALAR, ValueType.VECTOR):
             raise QueryError(f"invalid expression type \"{_type_name(expr.type)}\" for range query, "
                              "must be Scalar or instant Vector")
-        ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms,
-                             positions, query_text)
+        deadline = self._deadline(timeout_s)
         ts = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
-        ev.known_span(ts, start_ms, start_ms + (points - 1) * step_ms)  # no reductions over the steps
+        last = start_ms + (points - 1) * step_ms
+        plan = self._bare_plan(expr, bare, count_samples)
+        if plan is not None:
+            res = _bare_result(self, selector, plan, ts, start_ms, end_ms, start_ms, last, lookback_delta_ms,
+                               deadline, cancel, False)
+            if res is not None:
+                return res
+        ev = self._evaluator(selector, start_ms, end_ms, step_ms, False, timeout_s, cancel, lookback_delta_ms,
+                             positions, query_text, deadline)
+        ev.known_span(ts, start_ms, last)  # no reductions over the steps
         ev.root = expr
         ev.count_samples = count_samples
         with running(ev.budget):
             val = ev.eval(expr, ts)
             return _finish(ev, val, ts, instant=False)
+
+
+def _bare_functions(functions: dict[str, FunctionImpl]) -> tuple[Any, frozenset[str]]:
+    """``fn_range`` (its compiled ``*_over_time`` kernel, ``over_time_columns``) and the range
+    functions the short path may evaluate with it: those of ``bare.OVER_TIME_OPS`` whose
+    implementation in ``functions`` is the library's."""
+    from clearsight.query.promql import fn_range
+    from clearsight.query.promql.functions import FUNCTIONS
+
+    names = frozenset(n for n in OVER_TIME_OPS if functions.get(n) is not None and functions.get(n) is FUNCTIONS.get(n))
+    return fn_range, names
+
+
+def _bare_result(eng: Engine, selector: SeriesSelector, plan: BarePlan, ts: I64, start: int, end: int, first: int,
+                 last: int, lookback_delta_ms: int | None, deadline: float, cancel: threading.Event | None,
+                 instant: bool) -> QueryResult | None:
+    """``plan``'s query at the steps ``ts`` (``first``..``last``; the query's ``start``/``end`` for
+    ``@ start()``/``@ end()``) by the short path (bare.py), with the checkpoints, reservations and
+    statistics of the general evaluator's, in the same order; None when the general evaluator must
+    answer it (native histograms or start times in the selection, the kernel's columns not
+    contiguous, steps a rollup could answer, an annotation): what the path did is then dropped."""
+    budget = QueryBudget(eng.max_samples, deadline, cancel)
+    stats = QueryStats()
+    lookback = eng.lookback_delta_ms if not lookback_delta_ms else lookback_delta_ms
+    k = ts.shape[0]
+    at = plan.at
+    if plan.plain:
+        eff, lo, hi = ts, first, last
+    else:  # Evaluator.effective_times (the span known: no reductions)
+        off = plan.offset_ms
+        if at is None:
+            eff, lo, hi = ts - np.int64(off), first - off, last - off
+        else:
+            t = at.timestamp_ms if at.timestamp_ms is not None else (start if at.start_or_end == "start" else end)
+            eff = np.full(ts.shape, t - off, dtype=np.int64)
+            lo = hi = t - off
+    with running(budget):
+        m = plan.matrix
+        if m is None:
+            return _bare_vector(eng, selector, plan, budget, stats, ts, eff, lo - lookback + 1, hi, lookback, instant)
+        call = plan.call
+        assert call is not None
+        budget.check()  # (``Evaluator.eval`` of the call)
+        rng = plan.range_ms
+        if call.func in rollup_plan.FUNCTIONS:  # (``Evaluator.call``: a rollup may answer some steps)
+            coverage = rollup_plan.resolutions(selector, lambda: rng)
+            if coverage and (rollup_plan.answers_at(coverage, rng, lo) if k == 1
+                             else bool(rollup_plan.plan(coverage, eff, rng).any())):
+                return None
+        budget.check()  # (``Evaluator.eval`` of the range selector)
+        data = select_data(selector, budget, stats, eng.max_series, plan.matchers, lo - rng + 1, hi)
+        if data.histograms is not None or data.start_timestamps is not None:
+            return None
+        labels, t_all, v_all, starts, ends = float_columns(data, budget)
+        budget.settle_node(0, int(t_all.shape[0]), m)
+        budget.check()  # (``Evaluator.call_raw`` after its argument)
+        n = len(labels)
+        budget.reserve(n * k, f"function {call.func}")
+        ann = Annotations()
+        if eng.range_batch_work > 0 and int(t_all.shape[0]) + n * k > eng.range_batch_work:
+            ctx = FuncContext(step_times=ts, arg_exprs=list(call.args), annotations=ann, lookback_delta_ms=lookback)
+            arg = float_matrix(labels, t_all, v_all, starts, ends, eff, rng, m, 0)
+            out = batched_range.call(call.func, eng.functions[call.func], ctx, [arg], budget.check,
+                                     eng.range_batch_work)
+            if ann.warnings or ann.infos or not isinstance(out, VectorSteps):
+                return None  # (not for floats: their positions would be the general evaluator's to add)
+            val = out
+        else:
+            val = eng._fn_range.over_time_columns(plan.op, plan.keep_name, labels, t_all, v_all, starts, ends, eff,
+                                                  rng)
+        budget.settle_node(0, int(val.values.size), call)
+        rows = val.num_series
+        if rows and (rows == n and np.count_nonzero(val.present) == n * k):
+            names = val.labels if plan.keep_name else [drop_meta(lbl) for lbl in val.labels]
+            if n == 1 or len(set(names)) == n:
+                return _bare_rows(budget, stats, names, val.values, ts, instant)
+        return _result(budget, stats, ann, val, ts, instant)
+
+
+def _bare_vector(eng: Engine, selector: SeriesSelector, plan: BarePlan, budget: QueryBudget, stats: QueryStats,
+                 ts: I64, eff: I64, lo: int, hi: int, lookback: int, instant: bool) -> QueryResult | None:
+    """``_bare_result`` of a vector selector (``Evaluator.vector_selector``'s float path)."""
+    vs = plan.vector
+    k = ts.shape[0]
+    budget.check()  # (``Evaluator.eval`` of the selector)
+    data = select_data(selector, budget, stats, eng.max_series, plan.matchers, lo, hi)
+    n = len(data.labels)
+    budget.reserve(n * k, "an instant vector selector")
+    if n == 0:
+        val = VectorSteps.empty(k)
+    elif (data.histograms is None and data.start_timestamps is None and data.timestamps.shape[0]
+          and _kernel_fits(data, eff)):
+        values, present, sample_ts, rows = _selector.latest_rows(data.offsets, data.timestamps, data.values, eff,
+                                                                 lo, lookback)
+        labels = data.labels
+        if rows == n and (k == 1 or np.count_nonzero(present) == n * k) and (n == 1 or len(set(labels)) == n):
+            budget.settle_node(0, n * k, vs)
+            return _bare_rows(budget, stats, labels, values, ts, instant)
+        val = VectorSteps(list(labels), values, present, None, sample_ts)
+        if rows != n:
+            val = compact(val)
+    else:
+        return None
+    budget.settle_node(0, int(val.values.size), vs)
+    return _result(budget, stats, Annotations(), val, ts, instant)
+
+
+def _bare_rows(budget: QueryBudget, stats: QueryStats, labels: Sequence[Labels], values: F64, ts: I64,
+               instant: bool) -> QueryResult:
+    """``_result`` of float rows with distinct ``labels``, present at every step of ``ts``, in a
+    (series x steps) array of their own: each series is a row of it, all share ``ts`` (both made
+    read-only); a range query's sorted by labels."""
+    budget.check("result sorting")
+    stats.peak_points = budget.peak
+    values.flags.writeable = False
+    ts.flags.writeable = False
+    series = [SeriesResult(lbl, ts, row) for lbl, row in zip(labels, values, strict=True)]
+    if instant:
+        return QueryResult("vector", series, stats=stats)
+    series.sort(key=_labels_of)
+    return QueryResult("matrix", series, stats=stats)
 
 
 def _prepare(query: str | Expr, positions: Positions | None, query_text: str) -> tuple[Expr, Positions, str]:
@@ -1116,19 +1294,24 @@ def _type_name(t: ValueType) -> str:
 
 
 def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
-    ev.budget.check("result sorting")
-    ev.stats.peak_points = ev.budget.peak
-    ann = ev.annotations
+    return _result(ev.budget, ev.stats, ev.annotations, val, ts, instant)
+
+
+def _result(budget: QueryBudget, stats: QueryStats, ann: Annotations, val: Value, ts: I64,
+            instant: bool) -> QueryResult:
+    """The query result of the root expression's value ``val`` at the steps ``ts``."""
+    budget.check("result sorting")
+    stats.peak_points = budget.peak
     if isinstance(val, str):
         if not instant:
             raise QueryError("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
-        return QueryResult("string", [], string_value=val, annotations=ann, stats=ev.stats)
+        return QueryResult("string", [], string_value=val, annotations=ann, stats=stats)
     if isinstance(val, ScalarSteps):
         if instant:
             return QueryResult("scalar", [SeriesResult((), ts.copy(), val.values.copy())], annotations=ann,
-                               stats=ev.stats)
+                               stats=stats)
         return QueryResult("matrix", [SeriesResult((), ts.copy(), val.values.copy())], annotations=ann,
-                           stats=ev.stats)
+                           stats=stats)
     if isinstance(val, MatrixSteps):
         if not instant:
             raise QueryError("invalid expression type \"range vector\" for range query, must be Scalar or "
@@ -1143,11 +1326,11 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
                                         None if sh is None else list(sh[m])))
         _check_unique([s.labels for s in out])
         out.sort(key=lambda s: s.labels)
-        return QueryResult("matrix", out, annotations=ann, stats=ev.stats)
+        return QueryResult("matrix", out, annotations=ann, stats=stats)
     if instant and val.drop_name is None and val.hist is None:
         rows = _instant_rows(val, ts)  # a plain selector's usual output: no merge, no compact
         if rows is not None:
-            return QueryResult("vector", rows, annotations=ann, stats=ev.stats)
+            return QueryResult("vector", rows, annotations=ann, stats=stats)
     v = val
     if val.drop_name is not None:  # the rows flagged for it lose their metric name
         flags = val.drop_name.tolist()
@@ -1155,8 +1338,8 @@ def _finish(ev: Evaluator, val: Value, ts: I64, instant: bool) -> QueryResult:
             else val.labels
         v = VectorSteps(labels, val.values, val.present, None, val.sample_ts, val.hist)
     if not instant:
-        return QueryResult("matrix", _range_series(v, ts), annotations=ann, stats=ev.stats)
-    return QueryResult("vector", _instant_series(v, ts), annotations=ann, stats=ev.stats)
+        return QueryResult("matrix", _range_series(v, ts), annotations=ann, stats=stats)
+    return QueryResult("vector", _instant_series(v, ts), annotations=ann, stats=stats)
 
 
 def _instant_rows(v: VectorSteps, ts: I64) -> list[SeriesResult] | None:

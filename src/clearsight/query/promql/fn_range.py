@@ -23,6 +23,7 @@ import numpy.typing as npt
 from clearsight.model.labels import Labels, with_label
 from clearsight.model.matchers import MatchType
 from clearsight.query.promql import ast
+from clearsight.query.promql.bare import OVER_TIME_OPS
 from clearsight.query.promql.fn_common import (
     F64,
     I64,
@@ -458,22 +459,7 @@ def _simple_over_time(args: list[Value], func: str) -> _Win:
 
 
 # The functions the compiled ``_overtime.over_time`` computes: name -> (op, keeps the metric name).
-_OVER_TIME_OPS: dict[str, tuple[str, bool]] = {
-    "count_over_time": ("COUNT", False),
-    "present_over_time": ("PRESENT", False),
-    "last_over_time": ("LAST", True),
-    "first_over_time": ("FIRST", True),
-    "ts_of_last_over_time": ("TS_LAST", False),
-    "ts_of_first_over_time": ("TS_FIRST", False),
-    "max_over_time": ("MAX", False),
-    "min_over_time": ("MIN", False),
-    "sum_over_time": ("SUM", False),
-    "avg_over_time": ("AVG", False),
-    "changes": ("CHANGES", False),
-    "resets": ("RESETS", False),
-    "ts_of_max_over_time": ("TS_MAX", False),
-    "ts_of_min_over_time": ("TS_MIN", False),
-}
+_OVER_TIME_OPS = OVER_TIME_OPS
 
 
 def over_time_native(args: list[Value], func: str) -> VectorSteps | None:
@@ -488,17 +474,26 @@ def over_time_native(args: list[Value], func: str) -> VectorSteps | None:
         return None
     op, keep_name = _OVER_TIME_OPS[func]
     flat = flatten(m)
-    e = np.asarray(m.window_end, dtype=np.int64)
-    n, k = m.num_series, int(e.shape[0])
+    return over_time_columns(op, keep_name, list(m.labels), flat.t, flat.v, flat.starts, flat.ends,
+                             np.asarray(m.window_end, dtype=np.int64), int(m.range_ms))
+
+
+def over_time_columns(op: str, keep_name: bool, labels: list[Labels], t: I64, v: F64, starts: I64, ends: I64,
+                      e: I64, range_ms: int) -> VectorSteps:
+    """The compiled ``*_over_time`` operation ``op`` (``_OVER_TIME_OPS``) over float series without
+    stale markers, ``t[starts[i]:ends[i]]``/``v[...]`` for series ``labels[i]``, at the window ends
+    ``e`` (windows ``(e - range_ms, e]``); the series' metric names flagged to drop unless
+    ``keep_name``. Series without a value at any step are left out."""
+    n, k = len(labels), int(e.shape[0])
     vals = np.empty((n, k), dtype=np.float64)
     present = np.empty((n, k), dtype=np.uint8)
-    filled = _overtime.over_time(getattr(_overtime, op), np.ascontiguousarray(flat.t, dtype=np.int64),
-                                 np.ascontiguousarray(flat.v, dtype=np.float64), flat.starts, flat.ends, e,
-                                 int(m.range_ms), _CONDITION_LIMIT, vals, present)
+    filled = _overtime.over_time(getattr(_overtime, op), np.ascontiguousarray(t, dtype=np.int64),
+                                 np.ascontiguousarray(v, dtype=np.float64), starts, ends, e,
+                                 range_ms, _CONDITION_LIMIT, vals, present)
     drop = np.zeros(n, dtype=bool) if keep_name else np.ones(n, dtype=bool)
     if n and k and filled == n * k:  # a value in every window: nothing for vector_result to drop
-        return VectorSteps(list(m.labels), vals, present.view(bool), drop)
-    return vector_result(list(m.labels), vals, present.view(bool), drop)
+        return VectorSteps(labels, vals, present.view(bool), drop)
+    return vector_result(labels, vals, present.view(bool), drop)
 
 
 def fn_count_over_time(ctx: FuncContext, args: list[Value]) -> Value:

@@ -2,7 +2,7 @@
 evaluations cost, in a bounded LRU.
 
 Dashboards send the same few query texts again and again; parsing one costs about as much as
-evaluating a small selector. The engine never modifies an expression tree while evaluating it
+evaluating a small selector. A bare selector's short-path plan (``bare.py``) is made here too. The engine never modifies an expression tree while evaluating it
 (``tests/unit/query/promql/test_prepared.py`` checks this over the conformance queries), so one
 parsed tree is shared by every evaluation of its text, also concurrently.
 
@@ -20,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from clearsight.query.promql.ast import Expr
+from clearsight.query.promql.bare import BarePlan, plan_of
 from clearsight.query.promql.parser import parse_with_positions
 
 Shape = tuple[int, int]  # (steps, span in ms); an instant query is (1, 0)
@@ -42,10 +43,12 @@ def range_shape(start_ms: int, end_ms: int, step_ms: int) -> Shape:
 
 @dataclass
 class Prepared:
-    """A parsed query text and the observed cost of its evaluations, by shape."""
+    """A parsed query text, its short-path plan (``bare.plan_of``; False when it has none: the
+    engine's ``bare`` argument) and the observed cost of its evaluations, by shape."""
 
     expr: Expr
     positions: dict[int, int]
+    bare: BarePlan | bool = False
     costs: dict[Shape, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -86,7 +89,7 @@ class PreparedQueries:
                 return found
             self.misses += 1
         expr, positions = parse_with_positions(query)
-        prepared = Prepared(expr, positions)
+        prepared = Prepared(expr, positions, plan_of(expr) or False)
         if self.max_entries and len(query) <= MAX_CACHED_QUERY_CHARS:
             with self._lock:
                 prepared = self._entries.setdefault(query, prepared)

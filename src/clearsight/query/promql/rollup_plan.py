@@ -21,6 +21,7 @@ steps the rollups do not cover yet), and the results are merged per series.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -54,6 +55,26 @@ def plan(coverage: list[tuple[int, int, int]], eff: I64, range_ms: int) -> I64:
     return out
 
 
+def resolutions(selector: object, range_ms: Callable[[], int]) -> list[tuple[int, int, int]]:
+    """The rollup coverage a range of ``range_ms()`` ms can use, as (res, from, until), coarsest
+    first: [] when ``selector`` is not a ``RollupReader``, has no coverage or none that divides the
+    range (``range_ms`` is asked only when there is coverage)."""
+    covered = getattr(selector, "rollup_coverage", None)  # a RollupReader's (isinstance is slow)
+    if covered is None:
+        return []
+    cov = covered()
+    if not cov:
+        return []
+    rng = range_ms()
+    return sorted(((c.res_ms, c.from_ms, c.until_ms) for c in cov if rng >= c.res_ms and rng % c.res_ms == 0),
+                  reverse=True)
+
+
+def answers_at(coverage: list[tuple[int, int, int]], range_ms: int, t: int) -> bool:
+    """Whether some resolution of ``coverage`` answers the window ``(t - range_ms, t]``."""
+    return any(t % res == 0 and lo <= t - range_ms and t <= hi for res, lo, hi in coverage)
+
+
 def evaluate(ev: Evaluator, e: Call, ts: I64) -> Value | None:
     """``e`` at ``ts`` with the steps the rule allows answered from rollups; None when no step is
     (the caller evaluates it from raw samples as usual)."""
@@ -64,18 +85,14 @@ def evaluate(ev: Evaluator, e: Call, ts: I64) -> Value | None:
     if getattr(ev.selector, "rollup_coverage", None) is None:  # not a RollupReader (isinstance is slow)
         return None
     sel = cast(RollupReader, ev.selector)
-    cov = sel.rollup_coverage()
-    if not cov:
-        return None
     vs = m.vector
-    rng = ev.duration_ms(m.range)
-    coverage = sorted(((c.res_ms, c.from_ms, c.until_ms) for c in cov if rng >= c.res_ms and rng % c.res_ms == 0),
-                      reverse=True)
+    coverage = resolutions(sel, lambda: ev.duration_ms(m.range))
     if not coverage:
         return None
+    rng = ev.duration_ms(m.range)
     if ts.shape[0] == 1:
         t = (ev.at_time(vs.at) if vs.at is not None else int(ts[0])) - ev.duration_ms(vs.offset)
-        if not any(t % res == 0 and lo <= t - rng and t <= hi for res, lo, hi in coverage):
+        if not answers_at(coverage, rng, t):
             return None
     eff = ev.effective_times(vs.offset, vs.at, ts)
     use = plan(coverage, eff, rng)
