@@ -9,6 +9,21 @@ range where CPython's repr is positional too. Every other value goes through CPy
 (``PyOS_double_to_string`` mode 'r'), and the few that need a positional rewrite
 (1e-6 <= |v| < 1e-4, 1e16 <= |v| < 1e21) are handed to ``slow(v)``. tests/unit/api/test_jsonfmt.py
 checks the output byte for byte against the pure-Python encoder.
+
+Before that, a column is tried without orjson (``_short_digits``): most values of a dashboard's
+series have a few decimals (a load average, a ratio) or none (bytes, counts). For ``|v|`` in
+[1e-4, 2**49), ``d`` = 0, 1, 2, ... decimals are tried: ``m = rint(v * 10**d)``, and ``v`` is
+``m / 10**d`` printed with ``d`` decimals as soon as the division gives ``v`` back. That is Go's
+(and CPython's) shortest digits, by this argument: a decimal ``j / 10**d`` that parses back to ``v``
+is within half an ulp of ``v``, and the ulp is at most ``v * 2**-52``; with ``v * 10**d < 2**49``
+it is within ``2**-4`` of ``v * 10**d``, whose floating-point product is within ``2**-5`` of it,
+so ``j`` is ``rint`` of the product: at most one candidate per ``d``, and the division (correctly
+rounded, as parsing is, ``m`` and ``10**d`` being exact) tells whether it parses back. No decimal
+with more decimals has fewer significant digits (its leading digit can be one place lower only
+across a power of ten, which two candidates within one ulp of each other cannot straddle), so the
+first ``d`` that parses back gives the shortest text, and it is unique. A column with a value this
+cannot print (more than ~15 significant digits, out of the range) is encoded through orjson as
+before, from its start.
 """
 
 import numpy as np
@@ -16,7 +31,7 @@ import orjson
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.math cimport fabs, isinf, isnan
+from libc.math cimport fabs, isinf, isnan, rint, signbit
 from libc.string cimport memcpy, strlen
 
 
@@ -60,15 +75,108 @@ for _i in range(100):
     _PAIRS[2 * _i] = <char>(48 + _i // 10)
     _PAIRS[2 * _i + 1] = <char>(48 + _i % 10)
 
-# The longest text ``_fmt_ts`` writes: a sign, 19 digits of seconds, a point and 3 decimals.
-DEF TS_MAX = 24
+cdef inline int _digits_before(char* tmp, int i, unsigned long long x) noexcept nogil:
+    """Writes the decimal digits of ``x`` to ``tmp`` ending before position ``i`` (two per table
+    lookup); returns the position of the first."""
+    cdef int r
+    while x >= 100:
+        r = <int>(x % 100)
+        x //= 100
+        i -= 2
+        tmp[i] = _PAIRS[2 * r]
+        tmp[i + 1] = _PAIRS[2 * r + 1]
+    if x >= 10:
+        i -= 2
+        tmp[i] = _PAIRS[2 * x]
+        tmp[i + 1] = _PAIRS[2 * x + 1]
+    else:
+        i -= 1
+        tmp[i] = <char>(48 + x)
+    return i
+
+
+# The longest number text written here (a sign, 20 digits, a point and a leading "0", or a
+# timestamp's sign, 19 digits of seconds, a point and 3 decimals), and the size of the scratch
+# buffers numbers are written into backwards.
+DEF NUM_MAX = 24
+
+
+cdef inline Py_ssize_t _spelled(char* out, char* tmp, int i, unsigned long long whole, bint negative) noexcept nogil:
+    """Ends a number written backwards into ``tmp`` (``NUM_MAX`` bytes) before position ``i`` with
+    the digits of its whole part and its sign, and copies it to ``out``; returns its length."""
+    i = _digits_before(tmp, i, whole)
+    if negative:
+        i -= 1
+        tmp[i] = 45  # '-'
+    memcpy(out, tmp + i, NUM_MAX - i)
+    return NUM_MAX - i
+
+
+# 10**0 .. 10**19 as doubles (exact up to 10**22) and as integers.
+cdef double _P10F[20]
+cdef unsigned long long _P10I[20]
+_P10F[0] = 1.0
+_P10I[0] = 1
+for _i in range(1, 20):
+    _P10F[_i] = _P10F[_i - 1] * 10.0
+    _P10I[_i] = _P10I[_i - 1] * 10
+
+# ``_short_digits`` takes |v| below this (2**49: see the module docstring).
+DEF SHORT_LIMIT = 562949953421312.0
+
+
+cdef inline Py_ssize_t _short_digits(char* out, double v) noexcept nogil:
+    """Go's ``FormatFloat(v, 'f', -1, 64)`` text of ``v`` (Prometheus' spelling of NaN and the
+    infinities) written to ``out`` (at least ``NUM_MAX`` bytes) when ``v`` is 0, NaN, infinite or
+    in [1e-4, 2**49) and a decimal ``m / 10**d`` with ``m < 2**49`` (module docstring); returns the
+    length, 0 when it wrote nothing."""
+    cdef double a, x, m
+    cdef int d = 0, j
+    cdef unsigned long long q, ip, fp
+    cdef char tmp[NUM_MAX]
+    cdef int i = NUM_MAX
+    if isnan(v):
+        memcpy(out, "NaN", 3)
+        return 3
+    if isinf(v):
+        memcpy(out, "+Inf" if v > 0 else "-Inf", 4)
+        return 4
+    a = fabs(v)
+    if a == 0:
+        if signbit(v):
+            memcpy(out, "-0", 2)
+            return 2
+        out[0] = 48  # '0'
+        return 1
+    if a < 1e-4 or a >= SHORT_LIMIT:
+        return 0
+    while True:
+        x = a * _P10F[d]
+        if x >= SHORT_LIMIT:
+            return 0
+        m = rint(x)
+        # (a candidate is within 2**-4 + 2**-5 of x: the division only for those that can be)
+        if fabs(x - m) <= 0.125 and m / _P10F[d] == a:
+            break
+        d += 1
+    q = <unsigned long long>m
+    ip = q // _P10I[d]
+    fp = q - ip * _P10I[d]
+    if d:  # the fraction, zero-padded to d digits (its last digit is not 0: d is the fewest)
+        for j in range(d):
+            i -= 1
+            tmp[i] = <char>(48 + fp % 10)
+            fp //= 10
+        i -= 1
+        tmp[i] = 46  # '.'
+    return _spelled(out, tmp, i, ip, v < 0)
 
 
 cdef inline Py_ssize_t _fmt_ts(char* out, long long ms) noexcept:
     """Seconds with up to 3 decimals, trailing zeros dropped (``format_ts``), written to ``out``
-    (at least ``TS_MAX`` bytes); returns the length."""
-    cdef char tmp[TS_MAX]
-    cdef int i = TS_MAX
+    (at least ``NUM_MAX`` bytes); returns the length."""
+    cdef char tmp[NUM_MAX]
+    cdef int i = NUM_MAX
     cdef unsigned long long a
     cdef unsigned long long sec
     cdef int frac
@@ -93,24 +201,7 @@ cdef inline Py_ssize_t _fmt_ts(char* out, long long ms) noexcept:
             tmp[i + 2] = _PAIRS[2 * r + 1]
         i -= 1
         tmp[i] = 46  # '.'
-    while sec >= 100:
-        r = <int>(sec % 100)
-        sec //= 100
-        i -= 2
-        tmp[i] = _PAIRS[2 * r]
-        tmp[i + 1] = _PAIRS[2 * r + 1]
-    if sec >= 10:
-        i -= 2
-        tmp[i] = _PAIRS[2 * sec]
-        tmp[i + 1] = _PAIRS[2 * sec + 1]
-    else:
-        i -= 1
-        tmp[i] = <char>(48 + sec)
-    if ms < 0:
-        i -= 1
-        tmp[i] = 45  # '-'
-    memcpy(out, tmp + i, TS_MAX - i)
-    return TS_MAX - i
+    return _spelled(out, tmp, i, sec, ms < 0)
 
 
 cdef int _put_float(Buf* b, double v, object slow) except -1:
@@ -151,7 +242,7 @@ cdef class _Times:
 
     cdef int load(self, object column, const long long[:] ts) except -1:
         cdef Py_ssize_t i, at = 0, n = ts.shape[0]
-        cdef char* text = <char*>PyMem_Malloc(n * TS_MAX + 1)
+        cdef char* text = <char*>PyMem_Malloc(n * NUM_MAX + 1)
         cdef Py_ssize_t* ends = <Py_ssize_t*>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
         if text == NULL or ends == NULL:
             PyMem_Free(text)
@@ -170,6 +261,43 @@ cdef class _Times:
         return 0
 
 
+cdef object _encode_short(_Times times, const double[:] vals):
+    """``_encode`` of a column whose every value ``_short_digits`` prints; None for another."""
+    cdef Py_ssize_t i, k, t0, t1, n = vals.shape[0]
+    cdef Py_ssize_t cap = 2 + times.ends[n] + n * (NUM_MAX + 6)
+    cdef char* data = <char*>PyMem_Malloc(cap)
+    cdef char* out
+    if data == NULL:
+        raise MemoryError()
+    try:
+        out = data
+        out[0] = 91  # '['
+        out += 1
+        for i in range(n):
+            if i:
+                out[0] = 44  # ','
+                out += 1
+            t0 = times.ends[i]
+            t1 = times.ends[i + 1]
+            out[0] = 91  # '['
+            memcpy(out + 1, times.text + t0, t1 - t0)
+            out += 1 + (t1 - t0)
+            out[0] = 44  # ','
+            out[1] = 34  # '"'
+            k = _short_digits(out + 2, vals[i])
+            if k == 0:
+                return None
+            out += 2 + k
+            out[0] = 34  # '"'
+            out[1] = 93  # ']'
+            out += 2
+        out[0] = 93  # ']'
+        out += 1
+        return PyBytes_FromStringAndSize(data, out - data)
+    finally:
+        PyMem_Free(data)
+
+
 cdef bytes _encode(_Times times, object vals_obj, const double[:] vals, object slow):
     """``[[t,"v"],...]`` of ``times``' column and ``vals`` as JSON bytes."""
     cdef Buf b
@@ -181,8 +309,13 @@ cdef bytes _encode(_Times times, object vals_obj, const double[:] vals, object s
     cdef bint plain
     cdef double a
     cdef char* out
+    cdef char probe[NUM_MAX]
     if times.n != n:
         raise ValueError("timestamps and values differ in length")
+    if n == 0 or _short_digits(probe, vals[0]):  # (a column of full-precision values: orjson at once)
+        fast = _encode_short(times, vals)
+        if fast is not None:
+            return fast
     # "[v0,v1,...]": one orjson call for the whole column (NaN and Inf come out as null).
     rendered = orjson.dumps(vals_obj, option=orjson.OPT_SERIALIZE_NUMPY)
     tok = <const char*>rendered + 1

@@ -127,3 +127,43 @@ def test_matrix_encoding_matches_python(rows: list[tuple[int, bool]], batch_poin
         mp.setattr(pq, "_float_points", pq._float_points_py)
         python = orjson.dumps(pq.encode_result(result, 0, None)[0])
     assert native == python
+
+
+# Values the orjson-free path prints (``_short_digits``: at most 15 significant digits in
+# [1e-4, 2**49), zeros, NaN, infinities) and their neighbours one ulp away (which it must refuse
+# or print as the reference does), in columns where every value is such a value and in columns
+# where one is not (the column then goes through orjson from its start).
+few_digits = st.builds(lambda k, d, neg: (-k if neg else k) / 10.0 ** d, st.integers(0, 10**15), st.integers(0, 19),
+                       st.booleans())
+short_values = st.one_of(
+    few_digits,
+    few_digits.map(lambda v: float(np.nextafter(v, math.inf))),
+    few_digits.map(lambda v: float(np.nextafter(v, -math.inf))),
+    st.integers(-(2**53), 2**53).map(float),
+    st.sampled_from([0.0, -0.0, math.nan, math.inf, -math.inf, 1e-4, 2.0**49, float(np.nextafter(2.0**49, 0)),
+                     9.999999999999999e14, 5e-324, 0.1 + 0.2, 1 / 3]),
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(short_values, max_size=40), st.integers(0, 10**13))
+def test_short_digits_match_python(vals: list[float], t0: int) -> None:
+    ts = [t0 + 15_000 * i for i in range(len(vals))]
+    assert _native(ts, vals) == orjson.dumps(_points_py(np.array(ts, dtype=np.int64), np.array(vals)))
+    singles = _jsonfmt.encode_many([np.array([t], dtype=np.int64) for t in ts], [np.array([v]) for v in vals],
+                                   format_float)
+    assert singles == [orjson.dumps(_points_py(np.array([t]), np.array([v]))) for t, v in zip(ts, vals, strict=True)]
+
+
+def test_many_short_decimals_match_python() -> None:
+    """200k decimals of up to 15 digits, their one-ulp neighbours and integers below 2**53, one
+    value per column (each takes the orjson-free path alone when it can), against the reference."""
+    rng = np.random.default_rng(11)
+    nice = rng.integers(1, 10**15, size=50_000) / 10.0 ** rng.integers(0, 19, size=50_000)
+    for vals in (nice, -nice, np.nextafter(nice, np.inf), np.nextafter(nice, -np.inf),
+                 rng.integers(-(2**53), 2**53, size=50_000).astype(np.float64)):
+        ts = np.zeros(1, dtype=np.int64)
+        got = _jsonfmt.encode_many([ts] * vals.shape[0], [vals[i:i + 1] for i in range(vals.shape[0])], format_float)
+        want = [f'[[0,"{format_float(v)}"]]'.encode() for v in vals.tolist()]
+        assert got == want
