@@ -545,9 +545,10 @@ def test_client_gone_during_a_query_on_the_pool_cancels_it(pairs: dict[str, tupl
     on, _ = pairs["open"]
     before = _metric(on.url, "clearsight_query_client_canceled_total", "")
     slow = "count_over_time(big[5m]) * on(instance) group_left() avg_over_time(big[5m])"
-    path = "/api/v1/query_range?" + str(httpx.QueryParams({"query": slow, "start": str(NOW_MS / 1000 - 600),
-                                                            "end": T, "step": "1"}))
-    for _ in range(5):
+    for i in range(5):  # a text never evaluated before: no recorded cost, so never inline
+        text = f"({slow}) + {time.monotonic_ns() + i}"
+        path = "/api/v1/query_range?" + str(httpx.QueryParams({"query": text, "start": str(NOW_MS / 1000 - 600),
+                                                                "end": T, "step": "1"}))
         s = _connect(on)
         s.sendall(_request(path))
         time.sleep(0.05)
