@@ -50,7 +50,7 @@ from clearsight.model.labels import METRIC_NAME, Labels, make_labels
 from clearsight.model.matchers import Matcher
 from clearsight.model.samples import F64Array, I64Array, MetricMetadata, SampleBatch, SeriesData
 from clearsight.store.embedded import chunks as chunk_codec
-from clearsight.store.embedded import deletion, head_log, select_stream
+from clearsight.store.embedded import deletion, head_log, label_listing, select_stream
 from clearsight.store.embedded.canonical_ids import CanonicalIds
 from clearsight.store.embedded.catalog import CatalogDelta, ChunkCatalog, ChunkRows
 from clearsight.store.embedded.chunk_parts import ChunkPartitions
@@ -88,7 +88,7 @@ from clearsight.store.kernel.publication import Publication, Retry
 from clearsight.store.kernel.record_log import DEFAULT_SEGMENT_BYTES, LogWriteError
 from clearsight.store.kernel.writer import Command, GroupCommitWriter, retry_after_estimate, run_in_groups
 
-try:  # the Cython range filters (setup.py builds them); _ids' numpy lines are their reference
+try:  # the Cython range filters (setup.py builds them); _in_range's numpy lines are their reference
     from clearsight.store.embedded import _inrange  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without Cython or a C compiler
     _inrange = None
@@ -105,6 +105,7 @@ _MAX_METADATA_PER_METRIC = 10
 _KEYS_PER_SERIES = 2
 _KEYS_SLACK = 65_536
 _SMALL_ID_SET = 4096
+_LISTING_SCAN_IDS = 256  # label listings over at most this many series in range: one pass over them (~25 us)
 _COMPACT_SLICE_ROWS = 250_000
 # A read's parts before assembly: decoded chunk samples (their chunks' series, samples kept per
 # chunk, timestamps, values) and the head rows located (EmbeddedMetricsStore._locate).
@@ -362,6 +363,8 @@ class EmbeddedMetricsStore:
         self._index: dict[str, TenantIndex] = {}
         # matcher sets -> ids, per tenant (selection_cache.py)
         self._selections = SelectionCache(max_ids=max(0, selection_cache_ids))
+        # (label name or None, matcher sets) -> the selection's full listing, per tenant (label_listing.py)
+        self._listings = label_listing.ListingCache()
         self._labels: list[Labels] = [()]  # by series id; id 0 is never used
         self._min_ts: I64Array = np.full(1024, _NO_MIN, dtype=np.int64)  # committed
         self._max_ts: I64Array = np.full(1024, _NO_MAX, dtype=np.int64)  # committed
@@ -509,6 +512,7 @@ class EmbeddedMetricsStore:
         with self._index_lock:
             self._index = {}
             self._selections.clear()
+            self._listings.clear()
             self._key_cache = {}
             self._canon = {}
             self._pool = LabelPool()
@@ -1569,18 +1573,33 @@ class EmbeddedMetricsStore:
             idx = self._index.get(tenant)
             if idx is None:
                 return np.zeros(0, dtype=np.uint32)
-            key = self._selections.key(matcher_sets)
-            ids = self._selections.get(tenant, key)
-            if ids is None:
-                ids = select_sets(idx, matcher_sets)
-                self._selections.put(tenant, key, ids)
-            if _inrange is not None:  # one compiled pass; the selection itself when all of it is in range
-                in_range: IdArray = _inrange.ids_in_range(ids, self._min_ts, self._max_ts, self._floor, start_ms,
-                                                          end_ms, ids)
-                return in_range
-            lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
-        in_range = ids[(lo <= end_ms) & (hi >= start_ms)]
-        return in_range
+            return self._in_range(self._selection(idx, tenant, matcher_sets), start_ms, end_ms)
+
+    def _selection(self, idx: TenantIndex, tenant: str, matcher_sets: Sequence[Sequence[Matcher]]) -> IdArray:
+        """Sorted ids of the tenant's series matching any matcher set (caller holds the index lock)."""
+        key = self._selections.key(matcher_sets)
+        ids = self._selections.get(tenant, key)
+        if ids is None:
+            ids = select_sets(idx, matcher_sets)
+            self._selections.put(tenant, key, ids)
+        return ids
+
+    def _in_range(self, ids: IdArray, start_ms: int, end_ms: int) -> IdArray:
+        """The series of ``ids`` whose ``[min_ts, max_ts]`` meets the range: ``ids`` itself when all
+        of them do (caller holds the index lock)."""
+        if _inrange is not None:  # one compiled pass
+            in_range: IdArray = _inrange.ids_in_range(ids, self._min_ts, self._max_ts, self._floor, start_ms, end_ms,
+                                                      ids)
+            return in_range
+        lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
+        keep = (lo <= end_ms) & (hi >= start_ms)
+        return ids if bool(keep.all()) else ids[keep]
+
+    def _out_of_range(self, ids: IdArray, start_ms: int, end_ms: int) -> IdArray:
+        """The series of ``ids`` that ``_in_range`` leaves out (caller holds the index lock)."""
+        lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
+        out: IdArray = ids[(lo > end_ms) | (hi < start_ms)]
+        return out
 
     def select(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
         self._check_open()
@@ -1932,14 +1951,7 @@ class EmbeddedMetricsStore:
         limit: int | None = None,
     ) -> list[str]:
         self._check_open()
-        ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
-        if ids.size <= _SMALL_ID_SET:
-            names = sorted({n for s in ids.tolist() for n, _ in self._labels[s]})
-        else:
-            with self._index_lock:
-                idx = self._index[tenant]
-                names = idx.label_names(None if ids.size == len(idx) else ids)
-        return names[:limit] if limit is not None else names
+        return self._listing(tenant, None, matcher_sets, start_ms, end_ms, limit)
 
     def label_values(
         self,
@@ -1951,14 +1963,71 @@ class EmbeddedMetricsStore:
         limit: int | None = None,
     ) -> list[str]:
         self._check_open()
-        ids = self._ids(tenant, matcher_sets, start_ms, end_ms)
-        if ids.size <= _SMALL_ID_SET:
-            values = sorted({v for s in ids.tolist() for n, v in self._labels[s] if n == name})
+        return self._listing(tenant, name, matcher_sets, start_ms, end_ms, limit)
+
+    def _listing(self, tenant: str, name: str | None, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int,
+                 end_ms: int, limit: int | None) -> list[str]:
+        """Label names (``name`` None) or the values of ``name`` on the tenant's series matching
+        any matcher set whose ``[min_ts, max_ts]`` meets the range, sorted, at most ``limit``:
+        the selection's full listing less the series out of the range while those are at most a
+        quarter of it, else a pass over the series in the range; an answer for a range that left
+        series out is kept with them (label_listing.py)."""
+        with self._index_lock:
+            idx = self._index.get(tenant)
+            if idx is None:
+                return []
+            sel = self._selection(idx, tenant, matcher_sets)
+            ids = self._in_range(sel, start_ms, end_ms)
+            n_in = ids.shape[0]
+            n_gone = sel.shape[0] - n_in
+            if n_in == 0:
+                return []
+            generation = idx.generation
+            key = (name, self._selections.key(matcher_sets))
+            gone: IdArray | None = None
+            if n_gone and n_in > _LISTING_SCAN_IDS:
+                gone = self._out_of_range(sel, start_ms, end_ms)
+                kept = self._listings.get_subset(tenant, key, generation, gone)
+                if kept is not None:
+                    return _limited(kept, limit)
+            by_listing = 3 * n_gone <= n_in and (gone is not None or n_gone == 0)
+            listing: label_listing.Listing | None = None
+            if by_listing and sel.shape[0] == len(idx):  # the whole tenant: the index has the listing
+                if name is None:
+                    keys, count = idx.names_sorted(), idx.name_count
+                else:
+                    keys, count = idx.values_sorted(name), functools.partial(idx.value_count, name)
+                if gone is None:
+                    return _limited(keys, limit)
+                out = label_listing.without(keys, map(self._labels.__getitem__, gone.tolist()), name, count, None)
+                self._listings.put_subset(tenant, key, generation, gone, out)
+                return _limited(out, limit)
+            if by_listing:
+                listing = self._listings.get(tenant, key, generation)
+                if listing is None and sel.shape[0] > _SMALL_ID_SET:  # counted on the postings
+                    listing = label_listing.Listing.of(
+                        idx.name_counts(sel) if name is None else idx.value_counts(name, sel))
+                    self._listings.put(tenant, key, generation, listing)
+            elif n_in > _SMALL_ID_SET:  # many series in range: a pass over the postings
+                out = idx.label_names(ids) if name is None else idx.label_values(name, ids)
+                if gone is not None:
+                    self._listings.put_subset(tenant, key, generation, gone, out)
+                return _limited(out, limit)
+        # Outside the lock: label sets are immutable, and an entry computed from an older
+        # generation than the cache's is refused by it.
+        if not by_listing:
+            out = label_listing.scan(self._labels, ids, name)
         else:
-            with self._index_lock:
-                idx = self._index[tenant]
-                values = idx.label_values(name, None if ids.size == len(idx) else ids)
-        return values[:limit] if limit is not None else values
+            if listing is None:  # counted on the label sets
+                listing = label_listing.Listing.of(label_listing.scan_counts(self._labels, sel, name))
+                self._listings.put(tenant, key, generation, listing)
+            if gone is None:
+                return _limited(listing.keys, limit)
+            out = label_listing.without(listing.keys, map(self._labels.__getitem__, gone.tolist()), name,
+                                        listing.counts.__getitem__, None)
+        if gone is not None:
+            self._listings.put_subset(tenant, key, generation, gone, out)
+        return _limited(out, limit)
 
     def metadata(
         self,
@@ -2050,3 +2119,8 @@ class EmbeddedMetricsStore:
             series_key_bytes=(sum(t.nbytes for t in list(self._key_cache.values()))
                               + sum(c.nbytes for c in list(self._canon.values()))),
         )
+
+
+def _limited(keys: list[str], limit: int | None) -> list[str]:
+    """A copy of ``keys`` (kept by a cache or the index), at most ``limit`` of them."""
+    return keys[:limit] if limit is not None else list(keys)

@@ -14,10 +14,18 @@ Regex matchers test every distinct value of their label (a few microseconds each
 dashboards send the same selectors again and again, so the values a regex matcher accepted are
 remembered per (label, type, pattern) together with the label's value-set version, which every
 new or removed value of that label bumps: an entry is used only while the values are the same.
+
+The label listings (``/api/v1/labels``, label values) read the sorted label names and the sorted
+values of a label, kept once computed (the names until a name appears or goes, a label's values
+under the same version as the regex cache), and how many series hold a name or a pair (the length
+of its posting list). ``generation`` changes at every added or removed series (a process-wide
+counter, so an index rebuilt on reload never repeats one): what was computed from a selection of
+this index holds while it is unchanged (label_listing.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from array import array
 from collections.abc import Iterable, Sequence
@@ -35,6 +43,7 @@ _EMPTY_IDS: IdArray = np.zeros(0, dtype=np.uint32)
 _LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:\-/ ,@]+(?:\|[A-Za-z0-9_:\-/ ,@]+)*")
 # Regex matchers whose accepted values are remembered, per tenant index (cleared when full).
 MATCH_CACHE_ENTRIES = 1024
+_GENERATIONS = itertools.count(1)
 
 
 def _ids(a: array[int]) -> IdArray:
@@ -82,6 +91,10 @@ class TenantIndex:
         # label name -> version of its value set; (name, type, pattern) -> (version, values)
         self._versions: dict[str, int] = {}
         self._matched: dict[tuple[str, MatchType, str], tuple[int, list[str]]] = {}
+        # sorted label names (None: to compute); label name -> (its version, its sorted values)
+        self._names_sorted: list[str] | None = None
+        self._values_sorted: dict[str, tuple[int, list[str]]] = {}
+        self.generation = next(_GENERATIONS)
 
     def __len__(self) -> int:
         return len(self.all_ids)
@@ -89,11 +102,13 @@ class TenantIndex:
     def add(self, series_id: int, labels: Labels) -> None:
         """Adds a series; ids must be added in ascending order."""
         self.all_ids.append(series_id)
+        self.generation = next(_GENERATIONS)
         for name, value in labels:
             values = self.postings.get(name)
             if values is None:
                 values = self.postings[name] = {}
                 self.with_label[name] = array("I")
+                self._names_sorted = None
             plist = values.get(value)
             if plist is None:
                 plist = values[value] = array("I")
@@ -108,6 +123,7 @@ class TenantIndex:
         touched: set[tuple[str, str]] = set()
         for labels in dead_labels:
             touched.update(labels)
+        self.generation = next(_GENERATIONS)
         self.all_ids = _filtered(self.all_ids, dead)
         for name in {n for n, _ in touched}:
             self._versions[name] = self._versions.get(name, 0) + 1
@@ -115,6 +131,8 @@ class TenantIndex:
             if not self.with_label[name]:
                 del self.with_label[name]
                 del self.postings[name]
+                self._values_sorted.pop(name, None)
+                self._names_sorted = None
         for name, value in touched:
             values = self.postings.get(name)
             if values is None or value not in values:
@@ -204,6 +222,41 @@ class TenantIndex:
         hit = set(found[1])
         return [v for v in values if v not in hit]
 
+    def names_sorted(self) -> list[str]:
+        """Every label name, sorted: a list shared with later calls (not to be changed)."""
+        if self._names_sorted is None:
+            self._names_sorted = sorted(self.with_label)
+        return self._names_sorted
+
+    def values_sorted(self, name: str) -> list[str]:
+        """Every value of label ``name``, sorted: a list shared with later calls (not to be changed)."""
+        values = self.postings.get(name)
+        if values is None:
+            return []
+        version = self._versions.get(name, 0)
+        found = self._values_sorted.get(name)
+        if found is None or found[0] != version:
+            found = self._values_sorted[name] = (version, sorted(values))
+        return found[1]
+
+    def name_count(self, name: str) -> int:
+        """How many series have label ``name``."""
+        present = self.with_label.get(name)
+        return len(present) if present is not None else 0
+
+    def value_count(self, name: str, value: str) -> int:
+        """How many series have ``name="value"``."""
+        plist = self.postings.get(name, {}).get(value)
+        return len(plist) if plist is not None else 0
+
+    def name_counts(self, ids: IdArray) -> dict[str, int]:
+        """Label name -> how many of ``ids`` (sorted, unique) have it (names none of them has left out)."""
+        return _counts(self.with_label.items(), ids)
+
+    def value_counts(self, name: str, ids: IdArray) -> dict[str, int]:
+        """Value of ``name`` -> how many of ``ids`` (sorted, unique) have it (values none of them has left out)."""
+        return _counts(self.postings.get(name, {}).items(), ids)
+
     def label_names(self, ids: IdArray | None) -> list[str]:
         """Names of labels present on any of ``ids`` (all series when None), sorted."""
         if ids is None:
@@ -235,6 +288,19 @@ def select_sets(idx: TenantIndex, matcher_sets: Sequence[Sequence[Matcher]]) -> 
     if len(matcher_sets) == 1:
         return idx.select(matcher_sets[0])
     return sorted_unique(np.concatenate([idx.select(ms) for ms in matcher_sets]))
+
+
+def _counts(postings: Iterable[tuple[str, array[int]]], ids: IdArray) -> dict[str, int]:
+    """Key -> the size of its posting list's intersection with ``ids``, where not empty (the
+    smaller of the two is searched in the other)."""
+    out: dict[str, int] = {}
+    k = ids.shape[0]
+    for key, plist in postings:
+        p = _ids(plist)
+        c = int(np.count_nonzero(_member(ids, p) if p.shape[0] <= k else _member(p, ids)))
+        if c:
+            out[key] = c
+    return out
 
 
 def _filtered(a: array[int], dead: IdArray) -> array[int]:
