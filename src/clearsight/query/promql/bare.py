@@ -12,7 +12,7 @@ queryable samples, steps a rollup could answer, a function the engine was built 
 general evaluator.
 
 Covered: a ``VectorSelector`` without ``anchored``/``smoothed`` whose offset is a number, and a
-``Call`` of one of ``fn_range``'s compiled ``*_over_time`` functions (``_OVER_TIME_OPS``: the
+``Call`` of one of ``fn_range``'s compiled ``*_over_time`` functions (``OVER_TIME_OPS``: the
 kernel ``_overtime.over_time`` computes them) whose only argument is such a selector's range form
 with a positive number range and neither ``anchored`` nor ``smoothed``.
 """
