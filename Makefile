@@ -9,8 +9,9 @@ OIDC_STAMP := tests/peers/oidc/node_modules/.package-lock.json
 
 setup: $(VENV)/.stamp $(UI_STAMP)
 
-# Rebuild when the packaging or a native (Cython) source changes.
-$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh $(shell find src -name '*.pyx' -o -name '*.pxd')
+# Rebuild when the packaging, a native (Cython) source or a compiled Python module changes.
+COMPILED_PY := $(shell grep -v '^\#' native_python.txt)
+$(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh native_python.txt $(COMPILED_PY) $(shell find src -name '*.pyx' -o -name '*.pxd')
 	bash scripts/setup.sh
 
 # The web UI, rebuilt only when a file under web/ changed (scripts/build-ui.sh: npm ci + vite build).

@@ -66,6 +66,7 @@ QUERIES: tuple[tuple[str, str], ...] = (
 )
 ALL_TARGETS = ("clearsight", "clearsight-nolane", "prometheus")
 NO_LANE = "server:\n  fast_lane: false\n"
+NO_SPIN = "server:\n  idle_spin_us: 0\n"
 
 
 class Client:
@@ -124,6 +125,8 @@ def path_of(q: str, kind: str, end_s: float) -> str:
 def start_target(target: str, workdir: Path) -> peers.Proc:
     if target == "clearsight-nolane":
         return peers.start_clearsight(workdir, config_yaml=NO_LANE)
+    if target == "clearsight-nospin":
+        return peers.start_clearsight(workdir, config_yaml=NO_SPIN)
     return start(target, workdir, False)
 
 

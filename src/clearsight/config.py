@@ -74,6 +74,9 @@ class ServerConfig:
     max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies held at once; beyond: 503
     # Small GET queries answered from the HTTP protocol's callbacks, same guards (api/fast_lane.py)
     fast_lane: bool = True
+    # After a fast-lane answer the event loop polls for the next request this long (GIL released)
+    # before it sleeps: a wake-up saved per request when one follows (api/idle_spin.py); 0: never.
+    idle_spin_us: int = 50
     tls_cert_file: str = ""  # HTTPS (and TLS on OTLP/gRPC) with this certificate ("" = plain HTTP)
     tls_key_file: str = ""
     tls_client_ca_file: str = ""  # mutual TLS: clients must present a certificate issued by this CA

@@ -42,6 +42,7 @@ from clearsight.api.events_grpc import EventService
 from clearsight.api.fast_lane import FastLane, FastLaneCollector
 from clearsight.api.health import HealthApi
 from clearsight.api.http_limits import BodyLimitMiddleware, header_deadline_protocol
+from clearsight.api.idle_spin import IdleSpin, IdleSpinCollector
 from clearsight.api.logs_ingest import LogIngestSurfaces
 from clearsight.api.logs_native import NativeLogsApi
 from clearsight.api.logs_query import LogQueryApi
@@ -723,8 +724,8 @@ def _counting(app: Any, usage: Usage | None) -> Any:
     return app if usage is None else QueryCountMiddleware(app, usage)
 
 
-def _http_protocol(cfg: Config, lane: FastLane | None = None) -> type[Any]:
-    base = header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000, lane)
+def _http_protocol(cfg: Config, lane: FastLane | None = None, spin: IdleSpin | None = None) -> type[Any]:
+    base = header_deadline_protocol(parse_duration_ms(cfg.server.header_read_timeout) / 1000, lane, spin)
     if not cfg.server.tls_cert_file:
         return base
     ctx = mtls.server_context(cfg.server.tls_cert_file, cfg.server.tls_key_file, cfg.server.tls_client_ca_file)
@@ -741,12 +742,16 @@ def _uvicorn(app: Any, listen: str, cfg: Config, auth: AuthSystem | None = None,
     app = _guarded(app, cfg, auth, signing, buckets, usage, writes)
     # Small queries answered from the protocol's callbacks by the same guard objects (api/fast_lane.py)
     lane = FastLane.of(app) if cfg.server.fast_lane else None
+    # After the lane's answers the loop polls a moment for the next request (api/idle_spin.py)
+    spin = IdleSpin(cfg.server.idle_spin_us) if lane is not None and cfg.server.idle_spin_us > 0 else None
     if lane is not None and metrics is not None:
         metrics.registry.register(FastLaneCollector(lane))
+        if spin is not None:
+            metrics.registry.register(IdleSpinCollector(spin))
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, parse_duration_ms(cfg.server.shutdown_timeout) // 1000),
                             lifespan="off", server_header=False,
-                            http=_http_protocol(cfg, lane),
+                            http=_http_protocol(cfg, lane, spin),
                             timeout_keep_alive=max(1, parse_duration_ms(cfg.server.keep_alive_timeout) // 1000),
                             limit_concurrency=cfg.server.max_connections or None)
     return _Server(config)

@@ -425,6 +425,29 @@ def test_keep_alive_across_many_requests(pairs: dict[str, tuple[Server, Server]]
         assert len(set(bodies)) == 2
 
 
+def test_the_loop_spins_after_lane_answers(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """server.idle_spin_us (on by default): after its answers the loop polls a moment for the next
+    request (api/idle_spin.py); answers are the same, the spins counted, one per answer at most."""
+    on, off = pairs["open"]
+    before = _metric(on.url, "clearsight_http_idle_spins_total", "")
+    lane_before = _metric(on.url, "clearsight_http_fast_lane_requests_total", "")
+    answers = []
+    for srv in (on, off):
+        with _connect(srv) as s:
+            for _ in range(50):
+                s.sendall(_request(Q))
+                (status, _, body), = _read_answers(s, 1)
+                assert status == b"HTTP/1.1 200 OK"
+            answers.append(orjson.loads(body)["data"])
+    assert answers[0] == answers[1]
+    spun = _metric(on.url, "clearsight_http_idle_spins_total", "") - before
+    laned = _metric(on.url, "clearsight_http_fast_lane_requests_total", "") - lane_before
+    assert 0 < spun <= laned
+    assert _metric(off.url, "clearsight_http_idle_spins_total", "") == 0  # no lane there: no spin
+    assert 0 <= _metric(on.url, "clearsight_http_idle_spins_fruitful_total", "") <= _metric(
+        on.url, "clearsight_http_idle_spins_total", "")
+
+
 def test_pipelined_requests_in_one_send(pairs: dict[str, tuple[Server, Server]]) -> None:
     on, _ = pairs["open"]
     with _connect(on) as s:

@@ -40,6 +40,7 @@ from clearsight.http_answer import Answer
 
 if TYPE_CHECKING:
     from clearsight.api.fast_lane import FastLane
+    from clearsight.api.idle_spin import IdleSpin
 
 
 class BodyLimitMiddleware:
@@ -239,7 +240,8 @@ class _Sweep:
 BODY_WAIT_S = 0.05
 
 
-def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> type[HttpToolsProtocol]:
+def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
+                             spin: IdleSpin | None = None) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, closing connections whose request headers are not complete
     ``timeout`` seconds after the connection opened or the request began, and keep-alive
     connections idle for uvicorn's ``timeout_keep_alive`` (both checked by one periodic sweep,
@@ -248,7 +250,9 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
     With ``lane``, the requests it takes are answered from ``on_headers_complete`` (api/fast_lane.py),
     or, for a form POST, from ``on_message_complete``: its body is collected here meanwhile, for at
     most ``BODY_WAIT_S`` after the read that completed its headers; a POST the lane does not answer
-    then is handed to the usual path with the body that arrived, as if it had not waited."""
+    then is handed to the usual path with the body that arrived, as if it had not waited.
+    With ``spin``, the loop polls for the next request for a moment after a lane's answer
+    (api/idle_spin.py)."""
     sweep = _Sweep(timeout)
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -387,6 +391,8 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None) -> ty
             if not keep_alive:
                 self.transport.close()
             self.on_response_complete()
+            if spin is not None:
+                spin.after_answer(self.loop)
             return True
 
         def on_body(self, body: bytes) -> None:

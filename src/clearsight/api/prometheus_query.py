@@ -31,6 +31,7 @@ from clearsight.api.common import (
     success,
     success_in_parts,
 )
+from clearsight.api.endpoints import endpoints
 from clearsight.api.query_admission import Deadline, api_error_response, make_governor, run_read
 from clearsight.config import QueryConfig, parse_duration_ms
 from clearsight.query.budget import QueryCanceled
@@ -426,7 +427,8 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         except ApiError as e:
             return api_error_response(e)
 
-    return {"query": instant, "query_range": range_query, "format_query": format_query, "parse_query": parse_query}
+    return endpoints({"query": instant, "query_range": range_query, "format_query": format_query,
+                      "parse_query": parse_query})
 
 
 def _prepare(cache: PreparedQueries, q: str) -> Prepared:

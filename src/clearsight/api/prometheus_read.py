@@ -23,6 +23,7 @@ from clearsight.api.common import (
     success,
     time_param,
 )
+from clearsight.api.endpoints import endpoints
 from clearsight.api.prometheus_query import INLINE_MAX_CPU_S
 from clearsight.api.query_admission import api_error_response, governed, make_governor
 from clearsight.config import QueryConfig
@@ -200,7 +201,7 @@ def make_read_handlers(store: MetricsStore, tenant_of: TenantOf, governor: Query
                 for name, entries in found.items()}
         return success(data)
 
-    return {"series": series, "labels": labels, "label_values": label_values, "metadata": metadata}
+    return endpoints({"series": series, "labels": labels, "label_values": label_values, "metadata": metadata})
 
 
 def _unescape_utf8_label(name: str) -> str:
