@@ -26,6 +26,7 @@ import rollups
 import rules
 import series_memory
 import small_queries
+import wakeup_cost
 
 import ui
 
@@ -35,6 +36,7 @@ BENCHES: list[tuple[str, Callable[[list[str]], int]]] = [
     ("small dashboard queries and concurrency (bench/small_queries.py)", small_queries.main),
     ("the fixed cost of a small query over HTTP, fast lane on and off (bench/request_floor.py)",
      request_floor.main),
+    ("what a wake-up costs here, and polling before sleeping (bench/wakeup_cost.py)", wakeup_cost.main),
     ("cold start: restart, then the small queries' first and second execution (bench/cold_start.py)",
      cold_start.main),
     ("dashboard panels, heavier queries (bench/query.py)", query.main),
