@@ -39,6 +39,11 @@ cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
 
 
+# Columns of at least this many points are formatted without the GIL (below, letting it go and taking
+# it back costs more than the work; small queries, often encoded on the event loop, keep it).
+cdef Py_ssize_t NOGIL_POINTS = 1024
+
+
 cdef struct Buf:
     char* data
     Py_ssize_t len
@@ -172,7 +177,7 @@ cdef inline Py_ssize_t _short_digits(char* out, double v) noexcept nogil:
     return _spelled(out, tmp, i, ip, v < 0)
 
 
-cdef inline Py_ssize_t _fmt_ts(char* out, long long ms) noexcept:
+cdef inline Py_ssize_t _fmt_ts(char* out, long long ms) noexcept nogil:
     """Seconds with up to 3 decimals, trailing zeros dropped (``format_ts``), written to ``out``
     (at least ``NUM_MAX`` bytes); returns the length."""
     cdef char tmp[NUM_MAX]
@@ -241,7 +246,7 @@ cdef class _Times:
         PyMem_Free(self.ends)
 
     cdef int load(self, object column, const long long[:] ts) except -1:
-        cdef Py_ssize_t i, at = 0, n = ts.shape[0]
+        cdef Py_ssize_t n = ts.shape[0]
         cdef char* text = <char*>PyMem_Malloc(n * NUM_MAX + 1)
         cdef Py_ssize_t* ends = <Py_ssize_t*>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
         if text == NULL or ends == NULL:
@@ -255,47 +260,70 @@ cdef class _Times:
         self.n = n
         self.column = column
         ends[0] = 0
-        for i in range(n):
-            at += _fmt_ts(text + at, ts[i])
-            ends[i + 1] = at
+        if n >= NOGIL_POINTS:
+            with nogil:
+                _fmt_column(text, ends, ts)
+        else:
+            _fmt_column(text, ends, ts)
         return 0
+
+
+cdef void _fmt_column(char* text, Py_ssize_t* ends, const long long[:] ts) noexcept nogil:
+    cdef Py_ssize_t i, at = 0
+    for i in range(ts.shape[0]):
+        at += _fmt_ts(text + at, ts[i])
+        ends[i + 1] = at
 
 
 cdef object _encode_short(_Times times, const double[:] vals):
     """``_encode`` of a column whose every value ``_short_digits`` prints; None for another."""
-    cdef Py_ssize_t i, k, t0, t1, n = vals.shape[0]
+    cdef Py_ssize_t n = vals.shape[0], k
     cdef Py_ssize_t cap = 2 + times.ends[n] + n * (NUM_MAX + 6)
     cdef char* data = <char*>PyMem_Malloc(cap)
-    cdef char* out
     if data == NULL:
         raise MemoryError()
     try:
-        out = data
-        out[0] = 91  # '['
-        out += 1
-        for i in range(n):
-            if i:
-                out[0] = 44  # ','
-                out += 1
-            t0 = times.ends[i]
-            t1 = times.ends[i + 1]
-            out[0] = 91  # '['
-            memcpy(out + 1, times.text + t0, t1 - t0)
-            out += 1 + (t1 - t0)
-            out[0] = 44  # ','
-            out[1] = 34  # '"'
-            k = _short_digits(out + 2, vals[i])
-            if k == 0:
-                return None
-            out += 2 + k
-            out[0] = 34  # '"'
-            out[1] = 93  # ']'
-            out += 2
-        out[0] = 93  # ']'
-        out += 1
-        return PyBytes_FromStringAndSize(data, out - data)
+        if n >= NOGIL_POINTS:
+            with nogil:
+                k = _short_points(data, times.text, times.ends, vals)
+        else:
+            k = _short_points(data, times.text, times.ends, vals)
+        if k < 0:
+            return None
+        return PyBytes_FromStringAndSize(data, k)
     finally:
         PyMem_Free(data)
+
+
+cdef Py_ssize_t _short_points(char* data, const char* text, const Py_ssize_t* ends,
+                              const double[:] vals) noexcept nogil:
+    """``_encode_short``'s text written to ``data`` (large enough); its length, or -1 at the first
+    value ``_short_digits`` cannot print."""
+    cdef Py_ssize_t i, k, t0, t1
+    cdef char* out = data
+    out[0] = 91  # '['
+    out += 1
+    for i in range(vals.shape[0]):
+        if i:
+            out[0] = 44  # ','
+            out += 1
+        t0 = ends[i]
+        t1 = ends[i + 1]
+        out[0] = 91  # '['
+        memcpy(out + 1, text + t0, t1 - t0)
+        out += 1 + (t1 - t0)
+        out[0] = 44  # ','
+        out[1] = 34  # '"'
+        k = _short_digits(out + 2, vals[i])
+        if k == 0:
+            return -1
+        out += 2 + k
+        out[0] = 34  # '"'
+        out[1] = 93  # ']'
+        out += 2
+    out[0] = 93  # ']'
+    out += 1
+    return out - data
 
 
 cdef bytes _encode(_Times times, object vals_obj, const double[:] vals, object slow):
@@ -328,7 +356,16 @@ cdef bytes _encode(_Times times, object vals_obj, const double[:] vals, object s
     try:
         b.data[0] = 91  # '['
         b.len = 1
-        for i in range(n):
+        i = 0
+        while i < n:
+            # the plain tokens from i on, then (with the GIL) the point they stopped at, as before
+            if n - i >= NOGIL_POINTS:
+                with nogil:
+                    i = _plain_points(&b, times.text, times.ends, vals, &tok, i)
+            else:
+                i = _plain_points(&b, times.text, times.ends, vals, &tok, i)
+            if i == n:
+                break
             # This value's token: up to the next ',' (or the closing ']').
             end = tok
             plain = True
@@ -362,10 +399,58 @@ cdef bytes _encode(_Times times, object vals_obj, const double[:] vals, object s
                 _put_float(&b, vals[i], slow)
             tok = end + 1
             _put(&b, "\"]", 2)
+            i += 1
         _put(&b, "]", 1)
         return PyBytes_FromStringAndSize(b.data, b.len)
     finally:
         PyMem_Free(b.data)
+
+
+cdef Py_ssize_t _plain_points(Buf* b, const char* text, const Py_ssize_t* ends, const double[:] vals,
+                              const char** tokp, Py_ssize_t i) noexcept nogil:
+    """``_encode``'s points from ``i`` on whose token (at ``*tokp``) is copied as is, while they fit
+    in the buffer without growing it; returns the first point it did not write (its token then
+    at ``*tokp``), ``n`` when all are written."""
+    cdef Py_ssize_t n = vals.shape[0], k, t0, t1
+    cdef const char* tok = tokp[0]
+    cdef const char* end
+    cdef bint plain
+    cdef double a
+    cdef char* out
+    while i < n:
+        end = tok
+        plain = True
+        while end[0] != 44 and end[0] != 93:  # ',' ']'
+            if end[0] == 101 or end[0] == 110:  # 'e' (exponent), 'n' (null)
+                plain = False
+            end += 1
+        a = fabs(vals[i])
+        t0 = ends[i]
+        t1 = ends[i + 1]
+        if not (plain and (a == 0 or (a >= 1e-4 and a < 1e16))) or b.len + (t1 - t0) + (end - tok) + 8 > b.cap:
+            break
+        out = b.data + b.len
+        if i:
+            out[0] = 44  # ','
+            out += 1
+        out[0] = 91  # '['
+        memcpy(out + 1, text + t0, t1 - t0)
+        out += 1 + (t1 - t0)
+        out[0] = 44  # ','
+        out[1] = 34  # '"'
+        out += 2
+        k = end - tok
+        if k >= 2 and end[-1] == 48 and end[-2] == 46:  # a trailing ".0"
+            k -= 2
+        memcpy(out, tok, k)
+        out += k
+        out[0] = 34  # '"'
+        out[1] = 93  # ']'
+        b.len = out + 2 - b.data
+        tok = end + 1
+        i += 1
+    tokp[0] = tok
+    return i
 
 
 def encode_points(object ts, object vals, object slow):

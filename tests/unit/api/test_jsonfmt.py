@@ -167,3 +167,24 @@ def test_many_short_decimals_match_python() -> None:
         got = _jsonfmt.encode_many([ts] * vals.shape[0], [vals[i:i + 1] for i in range(vals.shape[0])], format_float)
         want = [f'[[0,"{format_float(v)}"]]'.encode() for v in vals.tolist()]
         assert got == want
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1000, 3000), st.integers(0, 2**32 - 1), st.sampled_from(["short", "full", "mixed"]),
+       st.floats(0, 0.05))
+def test_long_columns_match_python(n: int, seed: int, kind: str, odd_share: float) -> None:
+    """Columns of 1,024 points and more are formatted without the GIL (``NOGIL_POINTS``), the
+    orjson path stopping at each value that needs the slow path (NaN, infinities, exponents, Go's
+    positional rewrite) and going on after it: the same bytes as the pure-Python encoder, one column
+    at a time and several sharing a timestamp column."""
+    rng = np.random.default_rng(seed)
+    short = rng.integers(0, 10**6, size=n) / 10.0 ** rng.integers(0, 4, size=n)
+    full = rng.random(n) * 10.0 ** rng.integers(-3, 15, size=n)
+    vals = {"short": short, "full": full, "mixed": np.where(rng.random(n) < 0.5, short, full)}[kind]
+    odd = rng.random(n) < odd_share
+    vals[odd] = rng.choice(np.asarray(EDGE), size=int(odd.sum()))
+    ts = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * rng.choice([15_000, 1_500, 1])
+    want = orjson.dumps(_points_py(ts, vals))
+    assert _native(ts.tolist(), vals.tolist()) == want
+    got = _jsonfmt.encode_many([ts, ts, ts], [vals, vals[::-1].copy(), short], format_float)
+    assert got == [want, orjson.dumps(_points_py(ts, vals[::-1])), orjson.dumps(_points_py(ts, short))]

@@ -262,3 +262,84 @@ def test_cached_read_hostile_arguments_raise() -> None:
                          10)
     got = view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2))}), 10)
     assert isinstance(got, tuple) and got[1].tolist() == [1, 3, 10] and got[4] == 1
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_large_cached_read_matches_reference(late: bool) -> None:
+    """A read large enough that the compiled bounds and copy run without the GIL (at least 2,048
+    (series, segment) pairs and 4,096 samples: ``NOGIL_SEARCHES``, ``NOGIL_SAMPLES``) gives what
+    numpy computes from the same chunks and head segments; a series whose head holds a sample
+    older than its chunks' last makes it None, as on the small path."""
+    rng = np.random.default_rng(3)
+    n_series, chunk_len, n_chunks = 300, 20, 3
+    head = HeadMirror()
+    head.max_merge_rows = 0  # keep every group commit a segment of its own
+    first_head = chunk_len * n_chunks
+    for g in range(12):  # group commits of 2 samples per series, after the chunks' samples
+        sid = np.repeat(np.arange(1, n_series + 1, dtype=np.uint32), 2)
+        ts = np.tile(np.asarray([first_head + 2 * g, first_head + 2 * g + 1], dtype=np.int64), n_series)
+        if late and g == 5:
+            ts[2 * 7] = 30  # series 8: a head sample (in range) older than its chunks' last
+        head.apply((sid, ts, rng.random(ts.size)))
+    view = head.view()
+    assert len(view.segments) * n_series >= 2048
+    c_sid, c_min, c_max, c_n, c_uid = [], [], [], [], []
+    entries: OrderedDict[Any, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = OrderedDict()
+    uid = 1000
+    for s in range(1, n_series + 1):
+        for c in range(n_chunks):
+            t = np.arange(c * chunk_len, (c + 1) * chunk_len, dtype=np.int64)
+            entries[uid] = (t, rng.random(t.size))
+            c_sid.append(s)
+            c_min.append(int(t[0]))
+            c_max.append(int(t[-1]))
+            c_n.append(t.size)
+            c_uid.append(uid)
+            uid += 1
+    rows = ChunkRows(np.asarray(c_sid, dtype=np.uint32), np.asarray(c_min, dtype=np.int64),
+                     np.asarray(c_max, dtype=np.int64), np.asarray(c_n, dtype=np.int64),
+                     np.zeros(len(c_sid), dtype=np.uint8), np.zeros(len(c_sid), dtype=np.uint8),
+                     np.asarray(c_uid, dtype=np.int64))
+    ids = np.arange(1, n_series + 1, dtype=np.uint32)
+    perm = rng.permutation(n_series).astype(np.int64)
+    lo, hi = 5, first_head + 20
+    got = view.read_cached(ids, perm, lo, hi, None, rows.native, entries, 10_000)
+    by_uid = dict(zip(c_uid, c_sid, strict=True))
+    want_ts, want_vals, lens = [], [], []
+    for i in perm.tolist():
+        sid = i + 1
+        parts_t = [entries[u][0] for u in c_uid if by_uid[u] == sid]
+        parts_v = [entries[u][1] for u in c_uid if by_uid[u] == sid]
+        for seg in view.segments:
+            m = seg.sid == sid
+            parts_t.append(seg.ts[m])
+            parts_v.append(seg.vals[m])
+        t = np.concatenate(parts_t)
+        v = np.concatenate(parts_v)
+        keep = (t >= lo) & (t <= hi)
+        want_ts.append(t[keep])
+        want_vals.append(v[keep])
+        lens.append(int(keep.sum()))
+    if late:
+        assert got is None
+        return
+    assert isinstance(got, tuple)
+    offsets, ts_out, vals_out, empty, taken = got
+    assert sum(lens) >= 4096
+    assert taken == len(c_uid)
+    assert np.diff(offsets).tolist() == lens and empty == 0
+    assert np.array_equal(ts_out, np.concatenate(want_ts))
+    assert np.array_equal(vals_out, np.concatenate(want_vals))
+    bounds, total = view.native.bounds(ids, lo, hi)
+    nseg = len(view.segments)
+    for s, seg in enumerate(view.segments):  # the searches against numpy's
+        a = np.searchsorted(seg.sid, ids, "left")
+        b = np.searchsorted(seg.sid, ids, "right")
+        for i in range(n_series):
+            t = seg.ts[a[i]:b[i]]
+            lo_i = a[i] + np.searchsorted(t, lo, "left")
+            hi_i = a[i] + np.searchsorted(t, hi, "right")
+            if seg.max_ts < lo or seg.min_ts > hi:  # a segment outside the range: not searched
+                lo_i = hi_i = 0
+            assert (bounds[(i * nseg + s) * 2], bounds[(i * nseg + s) * 2 + 1]) == (lo_i, hi_i)
+    assert total == sum(lens) - sum(int(((entries[u][0] >= lo) & (entries[u][0] <= hi)).sum()) for u in c_uid)

@@ -62,6 +62,8 @@ def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] 
 # Reads copying at least this many samples release the GIL while they copy (below, releasing and
 # taking it back costs more than the copy).
 cdef Py_ssize_t NOGIL_SAMPLES = 4096
+# ... and a head's bounds of at least this many (series, segment) pairs search without it.
+cdef Py_ssize_t NOGIL_SEARCHES = 2048
 
 _NO_SID = np.zeros(0, dtype=np.uint32)
 _NO_I64 = np.zeros(0, dtype=np.int64)
@@ -102,14 +104,18 @@ cdef class Segments:
     cdef readonly Py_ssize_t count
     cdef const int64_t** _tsp
     cdef const double** _vsp
+    cdef const uint32_t** _sidp
     cdef Py_ssize_t* _len
+    cdef int64_t* _lohi
 
     def __cinit__(self):
         self._segs = []
         self.count = 0
         self._tsp = NULL
         self._vsp = NULL
+        self._sidp = NULL
         self._len = NULL
+        self._lohi = NULL
 
     def __init__(self, tuple sids, tuple tss, tuple vals, tuple mins, tuple maxs):
         cdef Py_ssize_t n = len(sids), s
@@ -120,8 +126,10 @@ cdef class Segments:
             raise ValueError("already initialised")
         self._tsp = <const int64_t**>PyMem_Malloc(max(n, 1) * sizeof(int64_t*))
         self._vsp = <const double**>PyMem_Malloc(max(n, 1) * sizeof(double*))
+        self._sidp = <const uint32_t**>PyMem_Malloc(max(n, 1) * sizeof(uint32_t*))
         self._len = <Py_ssize_t*>PyMem_Malloc(max(n, 1) * sizeof(Py_ssize_t))
-        if self._tsp == NULL or self._vsp == NULL or self._len == NULL:
+        self._lohi = <int64_t*>PyMem_Malloc(max(2 * n, 1) * sizeof(int64_t))
+        if self._tsp == NULL or self._vsp == NULL or self._sidp == NULL or self._len == NULL or self._lohi == NULL:
             raise MemoryError()
         for s in range(n):
             g = _Seg()
@@ -134,14 +142,19 @@ cdef class Segments:
                 raise ValueError("a segment's columns differ in length")
             self._tsp[s] = &g.ts[0] if g.ts.shape[0] else NULL
             self._vsp[s] = &g.vals[0] if g.vals.shape[0] else NULL
+            self._sidp[s] = &g.sid[0] if g.sid.shape[0] else NULL
             self._len[s] = g.ts.shape[0]
+            self._lohi[2 * s] = g.lo
+            self._lohi[2 * s + 1] = g.hi
             self._segs.append(g)  # keeps the views, hence the pointers above, alive
         self.count = n
 
     def __dealloc__(self):
         PyMem_Free(self._tsp)
         PyMem_Free(self._vsp)
+        PyMem_Free(self._sidp)
         PyMem_Free(self._len)
+        PyMem_Free(self._lohi)
 
     def bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi):
         out = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
@@ -150,28 +163,13 @@ cdef class Segments:
         return out, total
 
     cdef int64_t _bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi, int64_t* o):
-        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, s, i, a, b, start, n
-        cdef int64_t total = 0
-        cdef _Seg g
-        for s in range(nseg):
-            g = <_Seg>self._segs[s]
-            if g.hi < lo or g.lo > hi:
-                for i in range(k):
-                    o[(i * nseg + s) * 2] = 0
-                    o[(i * nseg + s) * 2 + 1] = 0
-                continue
-            n = g.sid.shape[0]
-            start = 0
-            for i in range(k):
-                a = lower_bound(g.sid, start, n, ids[i])
-                b = upper_bound(g.sid, a, n, ids[i]) if a < n else a
-                start = b
-                if a < b:
-                    a = lower_bound(g.ts, a, b, lo)
-                    b = upper_bound(g.ts, a, b, hi)
-                o[(i * nseg + s) * 2] = a
-                o[(i * nseg + s) * 2 + 1] = b
-                total += b - a
+        cdef Py_ssize_t k = ids.shape[0]
+        cdef int64_t total
+        if k * self.count >= NOGIL_SEARCHES:
+            with nogil:
+                total = _seg_bounds(ids, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
+        else:
+            total = _seg_bounds(ids, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
         return total
 
     def assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds, const uint32_t[::1] c_sid,
@@ -201,15 +199,15 @@ cdef class Segments:
         samples of chunks wholly inside the range, then head rows plus every chunk sample kept. None,
         touching nothing, when a chunk is not in ``entries`` or there are more than ``max_chunks``;
         None too (after the touches) when a series' pieces are not strictly ascending: the caller
-        then takes the step by step path, which decodes or sorts. Holds the GIL throughout."""
+        then takes the step by step path, which decodes or sorts. Copying at least ``NOGIL_SAMPLES``
+        samples, it lets the GIL go (the lookups and touches before hold it)."""
         cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nb = 2 * k * nseg
         cdef Py_ssize_t ncat = catalog.sid.shape[0], nc = 0, i, j, jj, p, a, b, m, start = 0, held = 0
-        cdef Py_ssize_t s, r, w = 0, empty = 0
-        cdef int64_t n_head = 0, certain, ctotal = 0, total, t, last = 0
+        cdef Py_ssize_t s, w = 0, empty = 0
+        cdef int64_t n_head = 0, certain, ctotal = 0, total, t
         cdef const int64_t[::1] pv
         cdef int64_t[::1] offs, to
         cdef double[::1] vo
-        cdef bint started
         if not isinstance(entries, dict):
             raise TypeError("entries must be a dict (the cache's OrderedDict)")
         if max_chunks < 0:
@@ -236,7 +234,7 @@ cdef class Segments:
         cdef list found = []
         cdef PyObject* hit
         cdef const int64_t* tp
-        cdef const double* vp
+        cdef const void** ptrs = NULL
         try:
             if nb:
                 n_head = self._bounds(ids, lo, hi, bounds)
@@ -308,38 +306,31 @@ cdef class Segments:
             val_out = np.empty(total, dtype=np.float64)
             to = ts_out
             vo = val_out
-            for jj in range(k):
-                i = pv[jj] if perm is not None else jj
-                started = False
-                for j in range(cfirst[i], cfirst[i] + ccount[i]):
-                    tp = <const int64_t*>bufs[2 * j].buf
-                    vp = <const double*>bufs[2 * j + 1].buf
-                    for r in range(cbeg[j], cbeg[j] + ckept[j]):
-                        t = tp[r]
-                        if started and t <= last:
-                            return None
-                        started = True
-                        last = t
-                        to[w] = t
-                        vo[w] = vp[r]
-                        w += 1
-                for s in range(nseg):
-                    a = bounds[(i * nseg + s) * 2]
-                    b = bounds[(i * nseg + s) * 2 + 1]
-                    for r in range(a, b):
-                        t = self._tsp[s][r]
-                        if started and t <= last:
-                            return None
-                        started = True
-                        last = t
-                        to[w] = t
-                        vo[w] = self._vsp[s][r]
-                        w += 1
+            # the chunks' columns as pointers, so that a large copy can run without the GIL (the
+            # buffers stay acquired until the end; the head's segments are held by self)
+            ptrs = <const void**>PyMem_Malloc(max(2 * nc, 1) * sizeof(void*))
+            if ptrs == NULL:
+                raise MemoryError()
+            for j in range(nc):
+                ptrs[2 * j] = bufs[2 * j].buf
+                ptrs[2 * j + 1] = bufs[2 * j + 1].buf
+            if perm is None:
+                pv = None
+            if total >= NOGIL_SAMPLES:
+                with nogil:
+                    w = _fill_cached(k, pv, bounds, nseg, self._tsp, self._vsp, cfirst, ccount, cbeg, ckept,
+                                     ptrs, to, vo)
+            else:
+                w = _fill_cached(k, pv, bounds, nseg, self._tsp, self._vsp, cfirst, ccount, cbeg, ckept,
+                                 ptrs, to, vo)
+            if w < 0:
+                return None
             return offsets_a, ts_out, val_out, empty, nc
         finally:
             for j in range(held):
                 PyBuffer_Release(&bufs[j])
             PyMem_Free(bufs)
+            PyMem_Free(ptrs)
             PyMem_Free(mem)
 
     cdef object _assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds,
@@ -434,6 +425,90 @@ cdef Py_ssize_t _fill(Py_ssize_t k, const int64_t[::1] pv, const int64_t[::1] bo
             to[w] = t
             vo[w] = c_val[r]
             w += 1
+        for s in range(nseg):
+            a = bounds[(i * nseg + s) * 2]
+            b = bounds[(i * nseg + s) * 2 + 1]
+            for r in range(a, b):
+                t = tsp[s][r]
+                if started and t <= last:
+                    return -1
+                started = True
+                last = t
+                to[w] = t
+                vo[w] = vsp[s][r]
+                w += 1
+    return w
+
+
+cdef inline Py_ssize_t _sid_bound(const uint32_t* a, Py_ssize_t lo, Py_ssize_t hi, uint32_t x,
+                                  bint after) noexcept nogil:
+    """First position in a[lo:hi] (sorted) holding a value > x (``after``) or >= x (not ``after``)."""
+    cdef Py_ssize_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x or (after and a[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef int64_t _seg_bounds(const uint32_t[::1] ids, Py_ssize_t nseg, const uint32_t** sidp, const int64_t** tsp,
+                         const Py_ssize_t* lens, const int64_t* lohi, int64_t lo, int64_t hi,
+                         int64_t* o) noexcept nogil:
+    """``Segments.bounds``' rows per series and segment, written to ``o``; their total."""
+    cdef Py_ssize_t k = ids.shape[0], s, i, a, b, start, n
+    cdef int64_t total = 0
+    for s in range(nseg):
+        if lohi[2 * s + 1] < lo or lohi[2 * s] > hi:
+            for i in range(k):
+                o[(i * nseg + s) * 2] = 0
+                o[(i * nseg + s) * 2 + 1] = 0
+            continue
+        n = lens[s]
+        start = 0
+        for i in range(k):
+            a = _sid_bound(sidp[s], start, n, ids[i], False)
+            b = _sid_bound(sidp[s], a, n, ids[i], True) if a < n else a
+            start = b
+            if a < b:
+                a = a + ptr_bound(tsp[s] + a, b - a, lo, False)
+                b = a + ptr_bound(tsp[s] + a, b - a, hi, True)
+            o[(i * nseg + s) * 2] = a
+            o[(i * nseg + s) * 2 + 1] = b
+            total += b - a
+    return total
+
+
+cdef Py_ssize_t _fill_cached(Py_ssize_t k, const int64_t[::1] pv, const int64_t* bounds, Py_ssize_t nseg,
+                             const int64_t** tsp, const double** vsp, const int64_t* cfirst,
+                             const int64_t* ccount, const int64_t* cbeg, const int64_t* ckept,
+                             const void** ptrs, int64_t[::1] to, double[::1] vo) noexcept nogil:
+    """``read_cached``'s copy (series ``pv[jj]``, or ``jj`` when ``pv`` is None): per series its kept
+    chunk samples (chunk ``j``: ``ckept[j]`` samples from ``cbeg[j]`` of the columns ``ptrs[2 * j]``,
+    ``ptrs[2 * j + 1]``), then its head rows segment after segment; -1 at the first sample not after
+    its series' previous one."""
+    cdef Py_ssize_t i, j, jj, s, r, a, b, w = 0
+    cdef int64_t t, last = 0
+    cdef bint started
+    cdef bint ident = pv is None
+    cdef const int64_t* tp
+    cdef const double* vp
+    for jj in range(k):
+        i = jj if ident else pv[jj]
+        started = False
+        for j in range(cfirst[i], cfirst[i] + ccount[i]):
+            tp = <const int64_t*>ptrs[2 * j]
+            vp = <const double*>ptrs[2 * j + 1]
+            for r in range(cbeg[j], cbeg[j] + ckept[j]):
+                t = tp[r]
+                if started and t <= last:
+                    return -1
+                started = True
+                last = t
+                to[w] = t
+                vo[w] = vp[r]
+                w += 1
         for s in range(nseg):
             a = bounds[(i * nseg + s) * 2]
             b = bounds[(i * nseg + s) * 2 + 1]
