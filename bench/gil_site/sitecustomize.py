@@ -2,12 +2,14 @@
 directory on ``PYTHONPATH``, it does nothing unless ``GIL_WATCHDOG`` names an output file.
 
 Then a daemon thread sleeps ``GIL_WATCHDOG_SLEEP_US`` (200) in a loop and times each
-wake-up. Between wake-ups it reads every Python thread's CPU clock; when a wake-up is later than
-``GIL_WATCHDOG_THRESHOLD_US`` (1,000), it records the delay, how much of it the watchdog
-spent runnable but not running (its own ``/proc/thread-self/schedstat``: waiting for a core, not
-for the GIL), which threads used CPU meanwhile, and the stack of the thread that used the most
-(it just let the GIL go: its innermost frame is the line right after the call that held it). The
-records are aggregated by call site and written as JSON to the output file every 2 s and at exit.
+wake-up. At every wake-up it reads the CPU and run-queue time (``/proc/self/task/<tid>/schedstat``)
+of the threads whose names start with one of ``GIL_WATCHDOG_THREADS`` (``MainThread,clearsight-``);
+when a wake-up is later than ``GIL_WATCHDOG_THRESHOLD_US`` (1,000), it records the delay, how much
+of it the watchdog itself spent runnable but not running (waiting for a core, not for the GIL),
+the thread that used the most CPU meanwhile (the likely GIL holder), that thread's own run-queue
+wait (a holder preempted with the GIL held: CPU again) and its stack (its innermost frame is the
+line right after the call that held the GIL, or where it runs without it). The records are
+written as JSON to the output file every 2 s and at exit.
 Not part of the product: it only lives under ``bench/``.
 """
 
@@ -54,10 +56,12 @@ class _Watchdog:
         self.out = out
         self.sleep = int(os.environ.pop("GIL_WATCHDOG_SLEEP_US", "200")) / 1e6
         self.threshold = int(os.environ.pop("GIL_WATCHDOG_THRESHOLD_US", "1000")) / 1e6
+        # the threads watched (name prefixes): their CPU and run-queue time read at every wake-up
+        self.prefixes = tuple(os.environ.pop("GIL_WATCHDOG_THREADS", "MainThread,clearsight-").split(","))
         self.lock = threading.Lock()
-        # (site, clearsight site, thread name) -> [count, total late s, max late s, culprit cpu s]
-        self.sites: dict[tuple[str, str, str], list[float]] = {}
-        self.events: list[tuple[float, float, float, str, str, str, float]] = []
+        # per stall: (monotonic, late s, own run-queue s, culprit's name, its innermost site, its
+        # innermost clearsight site, its CPU s, its run-queue s)
+        self.events: list[tuple[float, float, float, str, str, str, float, float]] = []
         self.wakes = 0
         self.late_total = 0.0
         self.runq_total = 0.0
@@ -65,29 +69,32 @@ class _Watchdog:
 
     def run(self) -> None:
         me = threading.get_ident()
-        sched = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
-        clocks: dict[int, tuple[int, str]] = {}
-        cpu: dict[int, float] = {}
+        own = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        fds: dict[int, tuple[int, str]] = {}  # native id -> (schedstat fd, thread name)
+        prev: dict[int, tuple[int, int]] = {}
         refresh = 0.0
         last_dump = time.monotonic()
 
-        def runq() -> float:
-            return int(os.pread(sched, 128, 0).split()[1]) / 1e9
+        def stat(fd: int) -> tuple[int, int]:
+            f = os.pread(fd, 128, 0).split()
+            return int(f[0]), int(f[1])  # ns on a CPU, ns runnable but waiting for one
 
-        rq = runq()
+        rq = stat(own)[1]
         while True:
             now = time.monotonic()
             if now - refresh > 0.5:
                 refresh = now
-                clocks = {}
-                for t in threading.enumerate():
-                    if t.ident is None or t.ident == me:
-                        continue
-                    try:
-                        clocks[t.ident] = (time.pthread_getcpuclockid(t.ident), t.name)
-                    except OSError:
-                        pass
-                cpu = {k: cpu.get(k, 0.0) for k in clocks}
+                alive = {t.native_id: t.name for t in threading.enumerate()
+                         if t.ident != me and t.native_id is not None and t.name.startswith(self.prefixes)}
+                for tid in [t for t in fds if t not in alive]:
+                    os.close(fds.pop(tid)[0])
+                    prev.pop(tid, None)
+                for tid, name in alive.items():
+                    if tid not in fds:
+                        try:
+                            fds[tid] = (os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY), name)
+                        except OSError:
+                            pass
             if now - last_dump > 2.0:
                 last_dump = now
                 self.dump()
@@ -95,41 +102,36 @@ class _Watchdog:
             time.sleep(self.sleep)
             late = time.perf_counter() - t0 - self.sleep
             self.wakes += 1
-            new = {}
-            for ident, (clk, _name) in clocks.items():
+            new: dict[int, tuple[int, int]] = {}
+            for tid, (fd, _name) in fds.items():
                 try:
-                    new[ident] = time.clock_gettime(clk)
+                    new[tid] = stat(fd)
                 except OSError:
-                    new[ident] = cpu.get(ident, 0.0)
-            rq2 = runq()
+                    pass
+            rq2 = stat(own)[1]
             if late > self.threshold:
-                waited = rq2 - rq
+                waited = (rq2 - rq) / 1e9
                 frames = sys._current_frames()
-                used = sorted(((new[i] - cpu.get(i, new[i]), i) for i in new), reverse=True)
-                du, culprit = used[0] if used else (0.0, 0)
-                name = clocks.get(culprit, (0, "?"))[1]
-                frame = frames.get(culprit)
+                used = sorted((((v[0] - prev[t][0]) / 1e9, (v[1] - prev[t][1]) / 1e9, t)
+                               for t, v in new.items() if t in prev), reverse=True)
+                du, held_rq, culprit = used[0] if used else (0.0, 0.0, 0)
+                name = fds[culprit][1] if culprit in fds else "?"
+                ident = next((t.ident for t in threading.enumerate() if t.native_id == culprit), None)
+                frame = frames.get(ident) if ident is not None else None
                 inner, cs = _stack_key(frame) if frame is not None else ("<no frame>", "")
-                others = ",".join(f"{clocks[i][1]}:{d * 1e3:.1f}" for d, i in used[1:3] if d > 1e-4)
                 with self.lock:
                     self.late_total += late
                     self.runq_total += waited
-                    rec = self.sites.setdefault((inner, cs, name), [0, 0.0, 0.0, 0.0, 0.0])
-                    rec[0] += 1
-                    rec[1] += late
-                    rec[2] = max(rec[2], late)
-                    rec[3] += du
-                    rec[4] += waited
                     if len(self.events) < 200_000:
-                        self.events.append((time.monotonic(), late, waited, name, inner, cs + " | " + others, du))
-            cpu = new
+                        self.events.append((time.monotonic(), late, waited, name, inner, cs, du, held_rq))
+            prev = new
             rq = rq2
 
     def dump(self) -> None:
         with self.lock:
             data = {"wakes": self.wakes, "late_total": self.late_total, "runq_total": self.runq_total,
                     "sleep": self.sleep, "threshold": self.threshold, "started": self.started,
-                    "sites": [[*k, *v] for k, v in self.sites.items()], "events": self.events}
+                    "events": self.events}
         tmp = f"{self.out}.tmp"
         with open(tmp, "w") as f:
             json.dump(data, f)
