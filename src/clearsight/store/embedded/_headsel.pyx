@@ -401,42 +401,49 @@ cdef class Segments:
         return offsets_a, ts_out, val_out, empty
 
 
+cdef inline Py_ssize_t _append(const int64_t* tp, const double* vp, Py_ssize_t a, Py_ssize_t b, int64_t* to,
+                               double* vo, Py_ssize_t w, bint* started, int64_t* last) noexcept nogil:
+    """Copies samples ``a:b`` of one piece (``tp``/``vp``) to ``to``/``vo`` from ``w`` on; the next
+    ``w``, or -1 at the first sample not after its series' previous one (``started``, ``last``)."""
+    cdef Py_ssize_t r
+    cdef int64_t t
+    for r in range(a, b):
+        t = tp[r]
+        if started[0] and t <= last[0]:
+            return -1
+        started[0] = True
+        last[0] = t
+        to[w] = t
+        vo[w] = vp[r]
+        w += 1
+    return w
+
+
 cdef Py_ssize_t _fill(Py_ssize_t k, const int64_t[::1] pv, const int64_t[::1] bounds, Py_ssize_t nseg,
                       const int64_t** tsp, const double** vsp, const int64_t* cstart, const int64_t* ccount,
                       const int64_t[::1] c_ts, const double[::1] c_val, int64_t[::1] to,
                       double[::1] vo) noexcept nogil:
     """Copies the pieces in order (series ``pv[jj]``, or ``jj`` when ``pv`` is None); -1 at the
     first sample not after its series' previous one."""
-    cdef Py_ssize_t i, jj, s, r, a, b, w = 0
-    cdef int64_t t, last = 0
+    cdef Py_ssize_t i, jj, s, w = 0
+    cdef int64_t last = 0
     cdef bint started
     cdef bint ident = pv is None
+    cdef const int64_t* ctp = &c_ts[0] if c_ts.shape[0] else NULL
+    cdef const double* cvp = &c_val[0] if c_val.shape[0] else NULL
+    cdef int64_t* top = &to[0] if to.shape[0] else NULL
+    cdef double* vop = &vo[0] if vo.shape[0] else NULL
     for jj in range(k):
         i = jj if ident else pv[jj]
         started = False
-        a = cstart[i]
-        b = a + ccount[i]
-        for r in range(a, b):
-            t = c_ts[r]
-            if started and t <= last:
-                return -1
-            started = True
-            last = t
-            to[w] = t
-            vo[w] = c_val[r]
-            w += 1
+        w = _append(ctp, cvp, cstart[i], cstart[i] + ccount[i], top, vop, w, &started, &last)
+        if w < 0:
+            return -1
         for s in range(nseg):
-            a = bounds[(i * nseg + s) * 2]
-            b = bounds[(i * nseg + s) * 2 + 1]
-            for r in range(a, b):
-                t = tsp[s][r]
-                if started and t <= last:
-                    return -1
-                started = True
-                last = t
-                to[w] = t
-                vo[w] = vsp[s][r]
-                w += 1
+            w = _append(tsp[s], vsp[s], bounds[(i * nseg + s) * 2], bounds[(i * nseg + s) * 2 + 1], top, vop, w,
+                        &started, &last)
+            if w < 0:
+                return -1
     return w
 
 
@@ -488,39 +495,25 @@ cdef Py_ssize_t _fill_cached(Py_ssize_t k, const int64_t[::1] pv, const int64_t*
     chunk samples (chunk ``j``: ``ckept[j]`` samples from ``cbeg[j]`` of the columns ``ptrs[2 * j]``,
     ``ptrs[2 * j + 1]``), then its head rows segment after segment; -1 at the first sample not after
     its series' previous one."""
-    cdef Py_ssize_t i, j, jj, s, r, a, b, w = 0
-    cdef int64_t t, last = 0
+    cdef Py_ssize_t i, j, jj, s, w = 0
+    cdef int64_t last = 0
     cdef bint started
     cdef bint ident = pv is None
-    cdef const int64_t* tp
-    cdef const double* vp
+    cdef int64_t* top = &to[0] if to.shape[0] else NULL
+    cdef double* vop = &vo[0] if vo.shape[0] else NULL
     for jj in range(k):
         i = jj if ident else pv[jj]
         started = False
         for j in range(cfirst[i], cfirst[i] + ccount[i]):
-            tp = <const int64_t*>ptrs[2 * j]
-            vp = <const double*>ptrs[2 * j + 1]
-            for r in range(cbeg[j], cbeg[j] + ckept[j]):
-                t = tp[r]
-                if started and t <= last:
-                    return -1
-                started = True
-                last = t
-                to[w] = t
-                vo[w] = vp[r]
-                w += 1
+            w = _append(<const int64_t*>ptrs[2 * j], <const double*>ptrs[2 * j + 1], cbeg[j], cbeg[j] + ckept[j],
+                        top, vop, w, &started, &last)
+            if w < 0:
+                return -1
         for s in range(nseg):
-            a = bounds[(i * nseg + s) * 2]
-            b = bounds[(i * nseg + s) * 2 + 1]
-            for r in range(a, b):
-                t = tsp[s][r]
-                if started and t <= last:
-                    return -1
-                started = True
-                last = t
-                to[w] = t
-                vo[w] = vsp[s][r]
-                w += 1
+            w = _append(tsp[s], vsp[s], bounds[(i * nseg + s) * 2], bounds[(i * nseg + s) * 2 + 1], top, vop, w,
+                        &started, &last)
+            if w < 0:
+                return -1
     return w
 
 
