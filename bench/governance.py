@@ -16,7 +16,7 @@ machine's CPU use in each phase (``/proc/stat``: the server's own and everything
 shared machine the main source of noise), and what the query clients got (200s, 503s).
 ``--max-concurrency`` sets ``query.max_concurrency``;
 ``--switch-interval`` sets ``server.switch_interval_us`` (given in seconds; Python's default is
-0.005, the server's 0.0005); ``--client-nice`` sets the query clients' threads' nice value (the server
+0.005, the server's 0.0002); ``--client-nice`` sets the query clients' threads' nice value (the server
 and the probe stay at 0); ``--write-pause-max`` sets ``query.write_pause_max`` (``0s``: queries
 never step aside for writes); ``--env KEY=VALUE`` passes any other setting to the server.
 

@@ -62,7 +62,7 @@ class ServerConfig:
     inline_decode_max_bytes: int = 65536
     # The interpreter's switch interval (sys.setswitchinterval) for the server process, in
     # microseconds; 0 = Python's default (5000). docs/promql.md, "Queries beside ingest".
-    switch_interval_us: int = 500
+    switch_interval_us: int = 200
     otlp_exponential_histograms: str = "native"  # OTLP exponential histograms: native | classic | drop
     # Host names served besides localhost, 127.0.0.1, ::1, the listen hosts and IP literals
     # (comma-separated; "*" serves any Host). Other Host headers get 421 (DNS rebinding).
