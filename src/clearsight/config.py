@@ -508,9 +508,11 @@ def _validate_health(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: correlation.step: must not be longer than correlation.window")
 
 
-# Environment variables that are not settings: secrets read once at first start (auth/bootstrap.py).
+# Environment variables that are not settings: secrets read once at first start (auth/bootstrap.py),
+# and the build's and the importer's switches for compiled Python (setup.py, clearsight/_compiled.py).
 _NOT_SETTINGS = ("CLEARSIGHT_SHARED", "CLEARSIGHT_CONFIG", "CLEARSIGHT_AUTH_ADMIN_PASSWORD",
-                 "CLEARSIGHT_AUTH_BOOTSTRAP_API_KEY")
+                 "CLEARSIGHT_AUTH_BOOTSTRAP_API_KEY", "CLEARSIGHT_PURE_PYTHON", "CLEARSIGHT_NO_COMPILED_PYTHON",
+                 "CLEARSIGHT_NO_NATIVE")
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

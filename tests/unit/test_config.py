@@ -106,3 +106,10 @@ def test_every_store_cache_has_a_key() -> None:
                            "CLEARSIGHT_STORAGE_HEAD_LOG_SEGMENT_BYTES": "1048576"})
     assert (cfg.storage.selection_cache_ids, cfg.storage.label_order_cache_ids, cfg.storage.overwrite_window_samples,
             cfg.query.prepared_cache_entries, cfg.storage.head_log_segment_bytes) == (0, 1000, 5000, 16, 1 << 20)
+
+
+def test_the_build_and_import_switches_are_not_settings() -> None:
+    """CLEARSIGHT_PURE_PYTHON (clearsight/_compiled.py) and the build's switches may be set where the
+    server runs (a profiling session) without being taken for unknown settings."""
+    env = {"CLEARSIGHT_PURE_PYTHON": "1", "CLEARSIGHT_NO_COMPILED_PYTHON": "1", "CLEARSIGHT_NO_NATIVE": "1"}
+    assert load_config(env=env) == load_config(env={})
