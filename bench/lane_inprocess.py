@@ -1,0 +1,110 @@
+"""The Python cost of a small query, in process and hot: ``FastLane.serve`` in a loop on a built
+server stack over bench/small_queries.py's data (2,360 series x 1 h at 15 s), thread CPU per call.
+
+A real server loads the data (loaded once into ``--data``, reused while it is recent enough for
+inline queries: 15 minutes), stops; the stack is then built in this process on that directory
+(server.build, the app, the guards, the fast lane), the query is run once through the usual path
+(so its cost is known and it is answered inline after), and ``FastLane.serve`` is called
+``--calls`` times. No socket, no event loop: hot caches, the lane's own Python only. Compare
+compiled Python (the default build) with ``CLEARSIGHT_PURE_PYTHON=1`` (docs/architecture.md,
+"Compiled code"), alternating:
+
+    CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query up
+    CLEARSIGHT_PURE_PYTHON=1 CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query up
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RECENT_S = 15 * 60 - 60  # prometheus_query.INLINE_RECENT_MS, with a minute to spare
+
+
+def _load(data: Path) -> int:
+    """The data directory's newest sample time (ms), loading it first if missing or too old."""
+    stamp = data / "last_ms"
+    if stamp.exists() and time.time() - int(stamp.read_text()) / 1000 < RECENT_S:
+        return int(stamp.read_text())
+    from query import wait_idle
+    from small_queries import build_data, push_all
+    from tests.support import peers
+
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    payloads = build_data(2360, 1, 1)
+    proc = peers.start_clearsight(data / "workdir", data_dir=data / "store")
+    try:
+        push_all({"clearsight": proc}, payloads)
+        wait_idle({"clearsight": proc})
+    finally:
+        proc.stop()
+    stamp.write_text(str(payloads.last_ms))
+    return payloads.last_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--query", default="up")
+    p.add_argument("--calls", type=int, default=20000)
+    p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        print(f"bench/lane_inprocess.py: ignoring {' '.join(unknown)}")
+    last_ms = _load(args.data)
+    from starlette.testclient import TestClient
+
+    import clearsight.api.fast_lane as fast_lane_module
+    from clearsight import server
+    from clearsight.api.app import create_app
+    from clearsight.api.fast_lane import FastLane
+    from clearsight.config import load_config
+
+    cfg = load_config(overrides={"storage.data_dir": str(args.data / "store")})
+    built = server.build(cfg)
+    try:
+        app = create_app(built.services)
+        guarded = server._guarded(app, cfg, built.auth, built.signing, server.rate_buckets(cfg), built.usage,
+                                  built.writes)
+        lane = FastLane.of(guarded)
+        assert lane is not None
+        path = "/api/v1/query"
+        qs = urllib.parse.urlencode({"query": args.query, "time": f"{last_ms / 1000:.3f}"}).encode()
+        with TestClient(guarded, base_url="http://127.0.0.1:9090", client=("127.0.0.1", 45678)) as tc:
+            assert tc.get(path + "?" + qs.decode()).status_code == 200  # the usual path: its cost is known
+
+        def scope() -> dict[str, Any]:
+            return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+                    "server": ("127.0.0.1", 9090), "client": ("127.0.0.1", 45678), "scheme": "http",
+                    "root_path": "", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": qs,
+                    "headers": [(b"host", b"127.0.0.1:9090"), (b"user-agent", b"bench/1"), (b"accept", b"*/*")],
+                    "state": {}}
+
+        found = lane.route_of(path)
+        assert found is not None
+        served = lane.serve(scope(), found)
+        assert served is not None and served.answer is not None and served.answer.status == 200, served
+        for _ in range(2000):
+            lane.serve(scope(), found)
+        t0 = time.thread_time()
+        for _ in range(args.calls):
+            lane.serve(scope(), found)
+        per_call = (time.thread_time() - t0) / args.calls
+        compiled = not str(fast_lane_module.__file__).endswith(".py")
+        print(f"{args.query!r}: FastLane.serve {per_call * 1e6:.1f} us of thread CPU per call "
+              f"({'compiled' if compiled else 'pure'} Python, {args.calls} calls)")
+    finally:
+        built.close_stores()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
