@@ -16,6 +16,7 @@ over 6 h. The request headers are those of a plain HTTP client (Host, User-Agent
 
     .venv/bin/python bench/request_floor.py                   # clearsight, clearsight-nolane, prometheus
     .venv/bin/python bench/request_floor.py --hours 1 --requests 1000   # quick
+    .venv/bin/python bench/request_floor.py --targets clearsight,clearsight-nospin,prometheus   # idle spin off
 
 Rounds alternate the servers (``--rounds`` of ``--requests`` each per query and server), so a
 change in the machine's load lands on all of them. The client runs on the same cores as the servers:

@@ -8,7 +8,7 @@ passes back to back with ``now`` = the newest acknowledged batch's time (5 s ret
 is dropped every few passes), writing ``I <now>`` before each pass and ``D <now>`` after it to
 ``passes.log`` (one ``write`` each). The parent kills it after a random number of acks, reopens the
 store and checks exactly: the retention floor is between the last finished pass's cutoff and the
-last started one's, every acknowledged batch at or above the floor is there with all its 20
+last started one's (over every run so far: the floor persists), every acknowledged batch at or above the floor is there with all its 20
 samples, nothing below the floor is visible, no (series, ts) is stored twice (head and every
 partition) and the in-memory catalogue matches the partition tables. Repeated on the same data
 directory.

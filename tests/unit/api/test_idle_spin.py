@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Iterator
 
+import pytest
 import uvloop
 from clearsight.api._idle_spin import spin
 
@@ -71,47 +73,41 @@ def _run_answers(s: IdleSpin, loop: asyncio.AbstractEventLoop, n: int) -> None:
         loop.run_until_complete(asyncio.sleep(0))
 
 
-def test_one_spin_per_loop_pass_on_the_loops_epoll_descriptor() -> None:
-    loop = uvloop.new_event_loop()
-    try:
-        s = IdleSpin(50)
-        spy = _Spy([True] * 10)
-        s._spin = spy
-        s.after_answer(loop)
-        s.after_answer(loop)  # a second answer in the same pass: still one spin
-        loop.run_until_complete(asyncio.sleep(0))
-        assert spy.calls == [(loop._get_backend_id(), 50_000)]
-        assert (s.spun, s.fruitful) == (1, 1)
-    finally:
-        loop.close()
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    lp = uvloop.new_event_loop()
+    yield lp
+    lp.close()
 
 
-def test_fruitless_spins_pause_then_try_again() -> None:
-    loop = uvloop.new_event_loop()
-    try:
-        s = IdleSpin(50)
-        spy = _Spy([False] * idle_spin.WINDOW)
-        s._spin = spy
-        _run_answers(s, loop, idle_spin.WINDOW)
-        assert s.spun == idle_spin.WINDOW and s.fruitful == 0
-        _run_answers(s, loop, idle_spin.PAUSE)  # paused: no spin
-        assert s.spun == idle_spin.WINDOW
-        _run_answers(s, loop, 1)  # then it tries again
-        assert s.spun == idle_spin.WINDOW + 1
-    finally:
-        loop.close()
+def test_one_spin_per_loop_pass_on_the_loops_epoll_descriptor(loop: asyncio.AbstractEventLoop) -> None:
+    s = IdleSpin(50)
+    spy = _Spy([True] * 10)
+    s._spin = spy
+    s.after_answer(loop)
+    s.after_answer(loop)  # a second answer in the same pass: still one spin
+    loop.run_until_complete(asyncio.sleep(0))
+    assert spy.calls == [(loop._get_backend_id(), 50_000)]  # type: ignore[attr-defined]  # uvloop's
+    assert (s.spun, s.fruitful) == (1, 1)
 
 
-def test_fruitful_spins_keep_spinning() -> None:
-    loop = uvloop.new_event_loop()
-    try:
-        s = IdleSpin(50)
-        half = idle_spin.WINDOW // 2
-        s._spin = _Spy(([True, False] * half) * 3)
-        _run_answers(s, loop, 3 * idle_spin.WINDOW)
-        assert s.spun == 3 * idle_spin.WINDOW and s.fruitful == 3 * half
-    finally:
-        loop.close()
+def test_fruitless_spins_pause_then_try_again(loop: asyncio.AbstractEventLoop) -> None:
+    s = IdleSpin(50)
+    s._spin = _Spy([False] * idle_spin.WINDOW)
+    _run_answers(s, loop, idle_spin.WINDOW)
+    assert s.spun == idle_spin.WINDOW and s.fruitful == 0
+    _run_answers(s, loop, idle_spin.PAUSE)  # paused: no spin
+    assert s.spun == idle_spin.WINDOW
+    _run_answers(s, loop, 1)  # then it tries again
+    assert s.spun == idle_spin.WINDOW + 1
+
+
+def test_fruitful_spins_keep_spinning(loop: asyncio.AbstractEventLoop) -> None:
+    s = IdleSpin(50)
+    half = idle_spin.WINDOW // 2
+    s._spin = _Spy(([True, False] * half) * 3)
+    _run_answers(s, loop, 3 * idle_spin.WINDOW)
+    assert s.spun == 3 * idle_spin.WINDOW and s.fruitful == 3 * half
 
 
 def test_no_spin_without_uvloop_or_budget() -> None:
