@@ -428,6 +428,17 @@ def start_all(stack: ExitStack, targets: list[str], prefix: str,
     return procs
 
 
+def target_verdict(latency_ratios: list[float], throughput_ratios: list[float]) -> str:
+    """Issue 7 point 2's targets, from one run's ratios to Prometheus: no query's median latency
+    over 1.0x, their geometric mean at most 0.6x, and at least 0.5x Prometheus' requests/s at every
+    client count."""
+    worst, mean = max(latency_ratios), geomean(latency_ratios)
+    least = min(throughput_ratios)
+    met = worst <= 1.0 and mean <= 0.6 and least >= 0.5
+    return (f"issue 7.2 targets (latency: worst <= 1.0x, geomean <= 0.6x; throughput >= 0.5x): worst {worst:.2f}x, "
+            f"geomean {mean:.2f}x, throughput {least:.2f}x at least: {'met' if met else 'not met'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data_args(p)
@@ -507,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"errors {x['errors']:.0f}"
             )
     print("\npeak RSS: " + ", ".join(f"{t} {rss.peak[t] / 2**20:.0f} MiB" for t in targets))
+    if "clearsight" in targets and ref == "prometheus":
+        lat = [r["median_ms"]["clearsight"] / r["median_ms"]["prometheus"] for r in rows]
+        print("\n" + target_verdict(lat, [conc[c]["clearsight"]["rps"] / conc[c]["prometheus"]["rps"] for c in conc]))
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -467,6 +467,28 @@ def test_the_loop_spins_after_lane_answers(pairs: dict[str, tuple[Server, Server
         srv.proc.stop()
 
 
+def test_the_request_log_of_a_lane_answer(tmp_path: Path) -> None:
+    """The lane writes its answer first and logs it after (``Served.after``): the access log line
+    still carries the request's trace id, status, size and path, as the usual path's does."""
+    srv = _start(tmp_path, "logged", OPEN.format(lane="true") + "log:\n  access_log: true\n", ())
+    try:
+        _write(srv.url, _data())
+        with _connect(srv) as s:
+            for _ in range(3):  # the first proves the query cheap (the usual path), then the lane's
+                s.sendall(_request(Q))
+                (status, headers, body), = _read_answers(s, 1)
+                assert status == b"HTTP/1.1 200 OK"
+        assert _metric(srv.url, "clearsight_http_fast_lane_requests_total", "") >= 1
+        trace = headers[b"x-trace-id"].decode()
+        lines = [orjson.loads(x) for x in srv.proc.log().splitlines() if trace in x]
+        logged = [x for x in lines if x.get("path") == "/api/v1/query"]
+        assert len(logged) == 1, lines
+        assert logged[0]["trace_id"] == trace and logged[0]["status"] == 200
+        assert logged[0]["bytes_sent"] == len(body)
+    finally:
+        srv.proc.stop()
+
+
 def test_pipelined_requests_in_one_send(pairs: dict[str, tuple[Server, Server]]) -> None:
     on, _ = pairs["open"]
     with _connect(on) as s:

@@ -300,6 +300,8 @@ def test_a_query_steps_aside_while_a_write_is_in_flight(served: tuple[TestClient
         server.should_exit = True
         runner.join(30)
         sock.close()
-    assert answered_while_held == []
-    assert order == ["POST 204", "GET 200"]
+    assert answered_while_held == []  # the query paused while the write was held: nothing answered
+    # both answered once the write was released (which client thread records its answer first is
+    # the OS's choice: the write's answer is sent before the query resumes, but not always read first)
+    assert sorted(order) == ["GET 200", "POST 204"]
     assert writes.in_flight == 0 and writes.capped == 0

@@ -29,7 +29,8 @@ methods their ASGI layers call (``AdmissionMiddleware.check``, ``IpRateLimitMidd
 ``QueryCountMiddleware.count``, ``CrossOrgAuditMiddleware.audited``/``event``,
 ``trace_context.new_trace``, ``security_headers.with_security_headers``), then the handler's
 halves (``prometheus_query.FastQuery``, ``prometheus_read.FastListing``), the encoding of its answer (``HotRoutes.respond_now``,
-``ZstdMiddleware.encode_now``), the request-duration histogram and the request log; a body that
+``ZstdMiddleware.encode_now``), then, once the protocol has written the answer (``Served.after``),
+the request-duration histogram, the request log and the audit entry; a body that
 is compressed on a thread or sent in parts is finished by a request cycle of uvicorn's own.
 ``FastLane.of`` builds the lane from the very objects of the read chain and of the application,
 and builds none when the chain holds a layer it does not know.
@@ -120,6 +121,9 @@ class Served(NamedTuple):
     answer: Answer | None
     tail: ASGIApp | None
     outer: bytes = b""
+    # the bookkeeping of an answer (request-duration histogram, request log, audit), for the
+    # protocol to call once the answer is written: none of it delays the answer
+    after: Callable[[], None] | None = None
 
 
 class FastLane:
@@ -315,7 +319,7 @@ class FastLane:
                 response = route.answer(plan, route.tenant_of(Request(scope)))
             except Exception as e:
                 response = handler_failed(path, e)
-        route.seconds.observe(planning + time.perf_counter() - began)
+        seconds = planning + time.perf_counter() - began
         audited = p if self.cross_org is not None and self.cross_org.audited(p) else None
         zstd = encodings and self.zstd is not None and wants_zstd(scope["headers"])
         inner = {**scope, "headers": without_accept_encoding(scope["headers"])} if zstd else scope
@@ -324,11 +328,26 @@ class FastLane:
             assert self.zstd is not None
             answer = self.zstd.encode_now(answer)
         if answer is None:  # compressed on a thread, or sent in parts: by a request cycle
+            route.seconds.observe(seconds)
             return Served(None, self._tail(response, began, audited, trace_headers, body))
-        self._log(scope, body, answer.status, len(answer.body), began)
-        if audited is not None:
-            self._audit(scope, audited, answer.status)
-        return Served(answer, None, _outer(answer, scope, trace_headers))
+        elapsed = time.perf_counter() - began
+        status, sent = answer.status, len(answer.body)
+
+        def after() -> None:
+            route.seconds.observe(seconds)
+            log = self.request_log
+            if log is None and audited is None:
+                return
+            token = TRACE_ID.set(scope["state"][STATE_KEY])  # the log lines' trace id
+            try:
+                if log is not None:
+                    log.record(scope, body, status, sent, elapsed)
+                if audited is not None:
+                    self._audit(scope, audited, status)
+            finally:
+                TRACE_ID.reset(token)
+
+        return Served(answer, None, _outer(answer, scope, trace_headers), after)
 
     def _tail(self, response: Response, began: float, audited: Principal | None, trace_headers: Headers,
               body: bytes) -> ASGIApp:

@@ -390,6 +390,11 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
             self.transport.write(data)
             if not keep_alive:
                 self.transport.close()
+            if served.after is not None:  # the answer's bookkeeping, once it is written
+                try:
+                    served.after()
+                except Exception:  # a bug: logged; the answer is out
+                    self.logger.exception("Exception after a fast-lane answer")
             self.on_response_complete()
             if spin is not None:
                 spin.after_answer(self.loop)
