@@ -5,25 +5,17 @@ accounting from ``/proc``."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.bench_module import load
 
 
 @pytest.fixture(scope="module")
 def gov() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("clearsight_bench_governance", REPO / "bench" / "governance.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load("governance")
 
 
 def test_pooled_and_per_round_ratios(gov: ModuleType) -> None:

@@ -4,25 +4,16 @@ below 0.6x, and at least 0.5x its requests/s at every client count."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.bench_module import load
 
 
 @pytest.fixture(scope="module")
 def sq() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location("clearsight_bench_small_queries", REPO / "bench" / "small_queries.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load("small_queries")
 
 
 def test_met_only_when_every_target_holds(sq: ModuleType) -> None:
