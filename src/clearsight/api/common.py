@@ -7,7 +7,7 @@ import math
 import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import orjson
@@ -16,6 +16,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from clearsight.pipeline.errors import IngestError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from clearsight.query.write_priority import WritePriority
 
 TenantOf = Callable[[Request], str]
 
@@ -52,25 +55,30 @@ class PartsResponse(Response):
     answer (a query's matrix of megabytes) is encoded piece by piece on a query thread, each piece
     a short call that lets other threads have the GIL in between, and sent in messages of about
     ``SEND_BYTES``, the event loop free between two of them (one ``orjson.dumps`` and one socket
-    write of 18 MB held the GIL, or the loop, for 10-27 ms: writes waited behind them). There is
-    no ``body`` attribute: ``parts`` and ``length`` are the body."""
+    write of 18 MB held the GIL, or the loop, for 10-27 ms: writes waited behind them), and
+    stepping aside there while a metrics write is in flight (``writes``: the query thread's
+    ``WritePriority``; query/write_priority.py). There is no ``body`` attribute: ``parts`` and
+    ``length`` are the body."""
 
-    def __init__(self, parts: list[bytes], status_code: int = 200, media_type: str = "application/json") -> None:
+    def __init__(self, parts: list[bytes], status_code: int = 200, media_type: str = "application/json",
+                 writes: WritePriority | None = None) -> None:
         self.status_code = status_code
         self.media_type = media_type
         self.background = None
+        self.writes = writes
         self.parts = parts
         self.length = sum(map(len, parts))
         self.init_headers({"content-length": str(self.length)})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        await send_parts(send, self.parts)
+        await send_parts(send, self.parts, self.writes)
 
 
-async def send_parts(send: Send, parts: list[bytes]) -> None:
+async def send_parts(send: Send, parts: list[bytes], writes: WritePriority | None = None) -> None:
     """``parts`` as body messages of at least ``SEND_BYTES`` (the last one smaller), yielding to the
-    event loop between two messages."""
+    event loop between two messages, and with ``writes`` waiting there while a write is in flight
+    (``WritePriority.step_aside``)."""
     pending: list[bytes] = []
     size = 0
     last = len(parts) - 1
@@ -80,15 +88,18 @@ async def send_parts(send: Send, parts: list[bytes]) -> None:
         if size >= SEND_BYTES and i < last:
             await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
             await asyncio.sleep(0)
+            if writes is not None and writes.in_flight:
+                await writes.step_aside()
             pending, size = [], 0
     await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
 
 
 def success_in_parts(data: dict[str, Any], key: str, warnings: list[str] | None = None,
-                     infos: list[str] | None = None, between: Callable[[], None] | None = None) -> PartsResponse:
+                     infos: list[str] | None = None, between: Callable[[], None] | None = None,
+                     writes: WritePriority | None = None) -> PartsResponse:
     """``success(data, warnings, infos)`` with the same bytes, the long list ``data[key]`` encoded
     ``PART_ITEMS`` items at a time (``between`` called before each piece: a query thread's
-    checkpoint)."""
+    checkpoint; ``writes``: what its sending steps aside for, ``PartsResponse``)."""
     parts = [b'{"status":"success","data":{']
     for i, (name, value) in enumerate(data.items()):
         lead = (b"," if i else b"") + orjson.dumps(name) + b":"
@@ -108,7 +119,7 @@ def success_in_parts(data: dict[str, Any], key: str, warnings: list[str] | None 
     if infos:
         parts.append(b',"infos":' + orjson.dumps(infos))
     parts.append(b"}")
-    return PartsResponse(parts)
+    return PartsResponse(parts, writes=writes)
 
 
 class JsonOk(Response):

@@ -324,12 +324,12 @@ class HotRoutes:
         headers.append((b"vary", vary[0] + b", Accept-Encoding" if vary else b"Accept-Encoding"))
         if not _accepts_gzip(scope):
             await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-            await send_parts(send, response.parts)
+            await send_parts(send, response.parts, response.writes)
             return
         body = await asyncio.get_running_loop().run_in_executor(None, gzip_parts, response.parts)
         headers = gzipped_headers(headers, len(body))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send_parts(send, [body[at:at + SEND_BYTES] for at in range(0, len(body), SEND_BYTES)])
+        await send_parts(send, [body[at:at + SEND_BYTES] for at in range(0, len(body), SEND_BYTES)], response.writes)
 
 
 async def _not_hot(scope: Scope, receive: Receive, send: Send) -> None:

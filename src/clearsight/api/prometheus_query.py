@@ -43,7 +43,7 @@ from clearsight.query.promql.parser import ParseError, parse_with_positions
 from clearsight.query.promql.prepared import INSTANT, Prepared, PreparedQueries, Shape, range_shape
 from clearsight.query.promql.printer import ast_to_json, prettify_expr
 from clearsight.query.promql.result import QueryResult, SeriesResult, histogram_json
-from clearsight.query.write_priority import pause_for_writes
+from clearsight.query.write_priority import current_priority, pause_for_writes
 from clearsight.store.interface import MetricsStore
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -303,7 +303,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             data["stats"] = stats_json(result, timings)
         warned, infos = [*result.annotations.warnings, *warnings] or None, result.annotations.infos or None
         if _large(result):
-            return success_in_parts(data, "result", warned, infos, between=pause_for_writes)
+            return success_in_parts(data, "result", warned, infos, between=pause_for_writes, writes=current_priority())
         return success(data, warned, infos)
 
     def _inline_now(run: Callable[[threading.Event, float], Response], deadline: Deadline) -> Response:

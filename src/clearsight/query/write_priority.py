@@ -19,6 +19,13 @@ call, or a DuckDB read, whose Python client takes the GIL back several times per
 holds the GIL until the switch interval makes it let go; the server shortens that interval
 (``server.switch_interval_us``).
 
+The event loop steps aside too: a large answer (``api/common.PartsResponse``: a query's matrix of
+megabytes) is sent in messages of about 256 KiB, and between two of them, while a write is in
+flight, the loop's sending task waits (``step_aside``, on the loop) until none is, for at most
+``max_pause_s`` (then not again for as long), so a write's own steps on the loop (its body, its
+hand-off to the store writer, its answer) do not queue behind the sending of query answers. The
+answer carries the ``WritePriority`` of the query thread that encoded it (``current_priority``).
+
 Threads that never registered (the event loop itself, which may evaluate cheap queries; in-process
 callers) never pause. ``begin``/``end`` run on the event loop only.
 
@@ -33,6 +40,7 @@ are left out, as is every store read) and disarms itself; ``end`` disarms the th
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import threading
@@ -92,6 +100,12 @@ class WritePriority:
         self._stats_lock = threading.Lock()
         self.pauses = 0  # query-thread pauses begun (observable by tests and stats)
         self.capped = 0  # pauses that ran the whole max_pause_s
+        # the event loop's side (step_aside): its waiting senders, and until when (loop time) a
+        # capped wait exempts them
+        self._loop_waiters: list[asyncio.Future[bool]] = []  # True: capped
+        self._loop_exempt_until = 0.0
+        self.loop_pauses = 0  # sending tasks that stepped aside
+        self.loop_capped = 0  # of those, waits that ran the whole max_pause_s
 
     @property
     def in_flight(self) -> int:
@@ -112,6 +126,32 @@ class WritePriority:
             self._clear.set()
             if self.preempt and self._threads:
                 _preempt.disarm(self._threads)
+            if self._loop_waiters:
+                waiters, self._loop_waiters = self._loop_waiters, []
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_result(False)
+
+    async def step_aside(self) -> None:
+        """The event loop's checkpoint between two messages of a large answer: while a write is in
+        flight, waits until none is, at most ``max_pause_s`` (after a wait that long, none for the
+        next ``max_pause_s``: writes back to back leave answers at least half of the time)."""
+        if self._in_flight == 0 or self.max_pause_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._loop_exempt_until:
+            return
+        self.loop_pauses += 1
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._loop_waiters.append(fut)
+        timer = loop.call_later(self.max_pause_s, _give_up, fut)
+        try:
+            if not await fut:
+                return
+            self.loop_capped += 1
+            self._loop_exempt_until = loop.time() + self.max_pause_s
+        finally:
+            timer.cancel()
 
     def pause(self, local: _Local) -> None:
         """A query thread's checkpoint (through ``pause_for_writes``)."""
@@ -123,6 +163,12 @@ class WritePriority:
             local.exempt_until = time.monotonic() + self.max_pause_s
             with self._stats_lock:
                 self.capped += 1
+
+
+def _give_up(fut: asyncio.Future[bool]) -> None:
+    """``step_aside``'s wait ran ``max_pause_s``: it ends, capped (True)."""
+    if not fut.done():
+        fut.set_result(True)
 
 
 class _Local(threading.local):
@@ -143,6 +189,11 @@ def register_query_thread(priority: WritePriority) -> None:
 
 
 
+def current_priority() -> WritePriority | None:
+    """The ``WritePriority`` of the calling query thread (None on any other thread)."""
+    return _local.priority
+
+
 def pause_for_writes() -> None:
     """Blocks the calling query thread while a write is in flight (bounded); a no-op elsewhere."""
     priority = _local.priority
@@ -150,4 +201,4 @@ def pause_for_writes() -> None:
         priority.pause(_local)
 
 
-__all__ = ["WritePriority", "pause_for_writes", "query_thread", "register_query_thread"]
+__all__ = ["WritePriority", "current_priority", "pause_for_writes", "query_thread", "register_query_thread"]

@@ -19,6 +19,7 @@ from clearsight.api.common import (
     success,
     success_in_parts,
 )
+from clearsight.query.write_priority import WritePriority
 
 
 @pytest.mark.parametrize(
@@ -107,6 +108,36 @@ def test_a_parts_response_leaves_in_messages_of_send_bytes() -> None:
     sizes = [len(m["body"]) for m in bodies]  # type: ignore[arg-type]
     assert all(size >= SEND_BYTES for size in sizes[:-1])
     assert b"".join(m["body"] for m in bodies) == b"".join(parts)  # type: ignore[misc]
+
+
+def test_a_parts_response_waits_between_messages_while_a_write_is_in_flight() -> None:
+    """api/common.send_parts with the query thread's WritePriority: no message leaves while a
+    write is in flight (query/write_priority.step_aside), all of them once it is answered."""
+    parts = [bytes([65 + i % 26]) * (SEND_BYTES // 2 + 1) for i in range(8)]
+    wp = WritePriority(max_pause_s=30.0)
+    messages: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        messages.append(message)
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("a response does not read")
+
+    async def scenario() -> tuple[int, int]:
+        response = PartsResponse(parts, writes=wp)
+        wp.begin()
+        sending = asyncio.ensure_future(response({"type": "http"}, receive, send))  # type: ignore[arg-type]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        held = len(messages)  # the start and the first body message, then the sender waits
+        wp.end()
+        await asyncio.wait_for(sending, 30)
+        return held, len(messages)
+
+    held, total = asyncio.run(scenario())
+    assert held == 2 and total == 5  # start + 4 bodies of >= SEND_BYTES (two parts each)
+    assert b"".join(m["body"] for m in messages[1:]) == b"".join(parts)  # type: ignore[misc]
+    assert (wp.loop_pauses, wp.loop_capped) == (1, 0)
 
 
 @settings(max_examples=100)

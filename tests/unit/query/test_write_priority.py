@@ -1,9 +1,11 @@
 """Writes first (query/write_priority.py): a registered query thread blocks at its checkpoints
 while a write is in flight, at most ``max_pause_s`` at a time and then not again for as long;
-other threads never pause."""
+other threads never pause. On the event loop, a large answer's sender steps aside alike
+(``step_aside``)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +14,12 @@ import pytest
 
 from clearsight.query.budget import QueryBudget
 from clearsight.query.governor import make_query_executor
-from clearsight.query.write_priority import WritePriority, pause_for_writes, register_query_thread
+from clearsight.query.write_priority import (
+    WritePriority,
+    current_priority,
+    pause_for_writes,
+    register_query_thread,
+)
 
 
 def in_query_thread(priority: WritePriority, fn: Callable[[], None]) -> tuple[threading.Thread, threading.Event]:
@@ -104,3 +111,62 @@ def test_query_pool_threads_are_registered() -> None:
         assert wp.pauses == 1
     finally:
         pool.shutdown()
+
+
+# The event loop's side: a large answer's sending task steps aside between two messages.
+
+
+def test_the_loop_steps_aside_until_the_write_is_answered() -> None:
+    wp = WritePriority(max_pause_s=30.0)
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        await wp.step_aside()  # nothing in flight: no wait
+        assert wp.loop_pauses == 0
+        wp.begin()
+        waiting = asyncio.ensure_future(wp.step_aside())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        seen.append("waiting" if not waiting.done() else "done")
+        wp.end()  # the write answered: the sender goes on
+        await asyncio.wait_for(waiting, 30)
+        seen.append("done")
+        return seen
+
+    assert asyncio.run(scenario()) == ["waiting", "done"]
+    assert (wp.loop_pauses, wp.loop_capped) == (1, 0)
+
+
+def test_the_loop_waits_at_most_max_pause_then_runs_on_for_as_long() -> None:
+    wp = WritePriority(max_pause_s=0.05)
+
+    async def scenario() -> None:
+        wp.begin()  # never answered
+        await asyncio.wait_for(wp.step_aside(), 30)  # capped after max_pause_s
+        assert (wp.loop_pauses, wp.loop_capped) == (1, 1)
+        await wp.step_aside()  # exempt right after a capped wait
+        assert wp.loop_pauses == 1
+        wp.end()
+
+    asyncio.run(scenario())
+
+
+def test_no_loop_wait_with_pausing_off() -> None:
+    wp = WritePriority(max_pause_s=0.0)
+
+    async def scenario() -> None:
+        wp.begin()
+        await asyncio.wait_for(wp.step_aside(), 30)
+        wp.end()
+
+    asyncio.run(scenario())
+    assert wp.loop_pauses == 0
+
+
+def test_an_answer_encoded_on_a_query_thread_carries_its_priority() -> None:
+    wp = WritePriority(max_pause_s=30.0)
+    got: list[WritePriority | None] = []
+    t, done = in_query_thread(wp, lambda: got.append(current_priority()))
+    t.join(30)
+    assert done.is_set() and got == [wp]
+    assert current_priority() is None  # this thread never registered
