@@ -227,14 +227,6 @@ def query_timings(arrived: float, preparation: float, began: float, evaluated: f
             "execTotalTime": time.monotonic() - arrived}
 
 
-def _cost_clock(inline: bool) -> Callable[[], float]:
-    """The clock an evaluation's cost (``Prepared.observe``) is read from: the thread's CPU time on
-    the query pool, where threads share the cores; for an inline plan, run on the event loop, the
-    wall clock (no system call: ``thread_time`` is one; it can only read more than the CPU used,
-    when the loop is preempted, which sends the query to the pool sooner, never later)."""
-    return time.perf_counter if inline else time.thread_time
-
-
 class QueryPlan(NamedTuple):
     """A query request checked and prepared, before its tenant is known (the guards decide it)."""
 
@@ -345,18 +337,17 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         prepared = _prepare(prepared_queries, q)  # bad_data before taking a worker thread
         prep = time.monotonic() - parse_began
         inline = _inline(prepared, INSTANT, t)
-        clock = _cost_clock(inline)
 
         def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
             def run(cancel: threading.Event, timeout: float) -> Response:
                 began = time.monotonic()
-                cpu = clock()
+                cpu = time.thread_time()
                 result = engine.instant(store.querier(tenant), prepared.expr, t, timeout_s=timeout, cancel=cancel,
                                         positions=prepared.positions, query_text=q,
                                         count_samples=bool(p.get("stats")), bare=prepared.bare)
                 timings = query_timings(arrived, prep, began, time.monotonic() - began) if p.get("stats") else None
                 response = _respond(result, p, limit, t, timings)  # encoded in the worker thread too
-                prepared.observe(INSTANT, clock() - cpu)
+                prepared.observe(INSTANT, time.thread_time() - cpu)
                 return response
 
             return run
@@ -391,18 +382,17 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
                            "query, must be Scalar or instant Vector")
         inline = _inline(prepared, shape, end)
-        clock = _cost_clock(inline)
 
         def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
             def run(cancel: threading.Event, timeout: float) -> Response:
                 began = time.monotonic()
-                cpu = clock()
+                cpu = time.thread_time()
                 result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,
                                       cancel=cancel, positions=prepared.positions, query_text=q,
                                       count_samples=bool(p.get("stats")), bare=prepared.bare)
                 timings = query_timings(arrived, prep, began, time.monotonic() - began) if p.get("stats") else None
                 response = _respond(result, p, limit, start, timings)  # encoded in the worker thread too
-                prepared.observe(shape, clock() - cpu)
+                prepared.observe(shape, time.thread_time() - cpu)
                 return response
 
             return run
