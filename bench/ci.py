@@ -1,6 +1,7 @@
 """``make test``'s last step: the latency targets of issue 7 point 2 (small queries against
-Prometheus 2.42) and issue 8 point 3 (remote-write p99 beside 20 heavy queries) measured on the CI
-machine itself, after the suite, so every CI log carries both verdicts.
+Prometheus 2.42) and issue 8 points 1-3 (``/health`` while expensive bodies are decoded, query
+timeouts and a disconnected client's query, remote-write p99 beside 20 heavy queries) measured on
+the CI machine itself, after the suite, so every CI log carries the verdicts.
 
 Each bench runs as it would by hand, at a shorter length (the commands are printed); a bench that
 fails (an error, a server that does not start) fails ``make test``; a target not met does not: it is
@@ -20,6 +21,8 @@ BENCH = Path(__file__).resolve().parent
 RUNS = (
     ("issue 8.3: remote-write p99 with 20 heavy queries, against idle",
      ["governance.py", "ingest", "--seconds", "24", "--rounds", "4"]),
+    ("issue 8.1 and 8.2: /health beside tiny expensive OTLP bodies, a 100 ms timeout, a client gone",
+     ["hardening.py", "--bodies", "2"]),
     ("issue 7.2: small dashboard queries, Clearsight and Prometheus 2.42 asked in turn",
      ["small_queries.py", "--targets", "clearsight,prometheus", "--rounds", "30", "--concurrent-requests", "200"]),
 )
