@@ -36,25 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from governance import Server, load
 
+from clearsight.ingest.prompb_encode import len_field as _field
+
 HEAVY = "sum(max_over_time(rate(bench_requests_total[5m])[1h:1s]))"
 HEALTH_TARGET_MS = 100.0
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def otlp_bodies(n: int) -> dict[str, bytes]:

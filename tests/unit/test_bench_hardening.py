@@ -25,13 +25,3 @@ def test_the_hand_written_bodies_are_the_messages_they_claim() -> None:
     rm = parsed["3M empty resource attributes"].resource_metrics[0]
     assert len(rm.resource.attributes) == 7 and rm.scope_metrics[0].metrics[0].name == "bench_bomb"
 
-
-def test_varints_round_trip() -> None:
-    h = load("hardening")
-    for n in (0, 1, 127, 128, 300, 2**21, 6_000_000):
-        raw = h._varint(n)
-        value, shift = 0, 0
-        for byte in raw:
-            value |= (byte & 0x7F) << shift
-            shift += 7
-        assert value == n and all(b & 0x80 for b in raw[:-1]) and not raw[-1] & 0x80

@@ -25,6 +25,7 @@ from clearsight.api import otlp_http, prometheus_write
 from clearsight.api.otlp_http import make_otlp_metrics_route
 from clearsight.api.prometheus_write import make_remote_write_handler
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_write_request, snappy
+from clearsight.ingest.prompb_encode import len_field as _field
 from clearsight.model.samples import SampleBatch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.limits import WriteLimits
@@ -122,22 +123,6 @@ def test_remote_write_decode_runs_in_the_ingest_pool_and_health_answers_meanwhil
     assert status == 204 and store.batches[0].values.tolist() == [1.0]
     (thread,) = gate.threads
     assert thread.name.startswith("ingest-test") and thread.ident != loop_ident
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def test_tiny_gzip_of_three_million_empty_points_is_refused_by_the_point_cap() -> None:
