@@ -138,6 +138,16 @@ def _cpu_s(pid: int) -> float:
     return total / 1e9
 
 
+def _wait_idle(pid: int, timeout: float = 30.0) -> None:
+    """Until the server used under 10 ms of CPU in 0.2 s (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        c0 = _cpu_s(pid)
+        time.sleep(0.2)
+        if _cpu_s(pid) - c0 < 0.01:
+            return
+
+
 def _query_path(end_ms: int, timeout: str | None) -> str:
     params = {"query": HEAVY, "start": (end_ms - 6 * 3_600_000) / 1000, "end": end_ms / 1000, "step": "60"}
     if timeout is not None:
@@ -165,16 +175,19 @@ def disconnect(server: Server, end_ms: int) -> None:
           f"CPU stayed busy ~6 s more); server idle {idle * 1000:.1f} ms/s subtracted")
     spent: list[float] = []
     for _ in range(3):
+        _wait_idle(pid)  # the previous query stopped: this one runs, not queued behind it
         s = socket.create_connection(("127.0.0.1", server.port))
+        sent, c_sent = time.monotonic(), _cpu_s(pid)
         s.sendall(f"GET {_query_path(end_ms, None)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         time.sleep(0.3)
         s.close()
         closed, c_closed = time.monotonic(), _cpu_s(pid)
+        before = c_closed - c_sent - idle * (closed - sent)
         marks = {}
         for after in (0.1, 1.0, 3.0):
             time.sleep(max(0.0, closed + after - time.monotonic()))
             marks[after] = max(0.0, _cpu_s(pid) - c_closed - idle * (time.monotonic() - closed))
-        print("  server CPU after the close: " + ", ".join(f"{v * 1000:.0f} ms in the next {k:g} s"
+        print(f"  server CPU while it ran: {before * 1000:.0f} ms; after the close: " + ", ".join(f"{v * 1000:.0f} ms in the next {k:g} s"
                                                           for k, v in marks.items()))
         spent.append(marks[3.0])
         time.sleep(0.5)

@@ -187,6 +187,39 @@ def test_deadline_checked_between_store_reads() -> None:
     assert len(sel.reads) == 1
 
 
+def test_a_subquery_checks_while_it_copies_its_range_vector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The range vector a subquery builds is copied into one column SUBQUERY_COPY_SERIES series at a
+    time, with a checkpoint in between (a large one took hundreds of ms unchecked: a closed
+    client's query ran on that long); a cancel seen there stops the query."""
+    from clearsight.query.promql import engine as engine_mod
+
+    wheres: list[str] = []
+    real_check = QueryBudget.check
+
+    def recording_check(self: QueryBudget, where: str = "expression evaluation") -> None:
+        wheres.append(where)
+        real_check(self, where)
+
+    monkeypatch.setattr(QueryBudget, "check", recording_check)
+    copying = "subquery evaluation (copying its range vector)"
+    q = "max_over_time(rate(http_requests_total[5m])[1h:15s])"
+    Engine().instant(counters(40, 2 * H), q, 2 * H)
+    assert wheres.count(copying) == 40 // engine_mod.SUBQUERY_COPY_SERIES  # after series 16 and 32
+    cancel = threading.Event()
+    wheres.clear()
+
+    def cancel_at_the_copy(self: QueryBudget, where: str = "expression evaluation") -> None:
+        wheres.append(where)
+        if where == copying:
+            cancel.set()
+        real_check(self, where)
+
+    monkeypatch.setattr(QueryBudget, "check", cancel_at_the_copy)
+    with pytest.raises(QueryCanceled, match=r"copying its range vector"):
+        Engine().instant(counters(40, 2 * H), q, 2 * H, cancel=cancel)
+    assert wheres.count(copying) == 1
+
+
 def test_count_values_reserves_its_output_before_allocating_it() -> None:
     """count_values yields one series per distinct value, each with a point per step: the counters
     take a new value every step, so 181 steps give 181 series x 181 steps, refused by count_values

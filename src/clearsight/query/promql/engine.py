@@ -84,6 +84,9 @@ DEFAULT_SUBQUERY_STEP_MS = 60_000
 SUBQUERY_PROBE_MIN_STEPS = 1024
 # Subqueries of more steps are evaluated in chunks of about this many steps (Evaluator.subquery).
 SUBQUERY_CHUNK_STEPS = 4096
+# The range vector a subquery builds is copied into one column this many series at a time, the
+# deadline and cancellation checked in between.
+SUBQUERY_COPY_SERIES = 16
 _HAS_POS = re.compile(r"\(\d+:\d+\)$")
 SORT_FUNCS = frozenset({"sort", "sort_desc", "sort_by_label", "sort_by_label_desc"})
 # Functions whose value depends on the evaluation time even for step-invariant arguments.
@@ -749,7 +752,9 @@ class Evaluator:
         tss: list[I64] = []
         vals: list[Any] = []
         hists: list[ObjArr | None] = []
-        for (lbl, parts), a, b in zip(pieces.items(), starts.tolist(), ends.tolist(), strict=True):
+        for n, ((lbl, parts), a, b) in enumerate(zip(pieces.items(), starts.tolist(), ends.tolist(), strict=True)):
+            if n % SUBQUERY_COPY_SERIES == SUBQUERY_COPY_SERIES - 1:
+                self.budget.check("subquery evaluation (copying its range vector)")
             pos = a
             for t, v, _h in parts:
                 t_all[pos:pos + t.shape[0]] = t
