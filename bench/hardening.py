@@ -114,7 +114,7 @@ def decode_stalls(server: Server, bodies: int) -> None:
             answers.append(f"{status} in {time.monotonic() - t0:.2f} s")
         lat = probe.between(began, time.monotonic())
         worst = max(lat) if lat else float("nan")
-        p99 = statistics.quantiles(lat, n=100)[98] if len(lat) >= 2 else worst
+        p99 = statistics.quantiles(lat, n=100, method="inclusive")[98] if len(lat) >= 2 else worst
         verdict = "within" if worst <= HEALTH_TARGET_MS else "OVER"
         print(f"  {kind:<30} {len(body):>6} B gzip: answered {', '.join(answers)}; /health n={len(lat)} "
               f"p99 {p99:.1f} ms, max {worst:.1f} ms ({verdict} {HEALTH_TARGET_MS:.0f} ms)")

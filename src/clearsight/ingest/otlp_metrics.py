@@ -554,6 +554,23 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def _next_field(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """(key, where its value starts, where the next field starts) of the field at ``pos``;
+    InvalidInput for a wire type it cannot skip (groups)."""
+    key, pos = _read_varint(buf, pos)
+    wire = key & 7
+    if wire == 2:
+        size, value = _read_varint(buf, pos)
+        return key, value, value + size
+    if wire == 0:
+        return key, pos, _read_varint(buf, pos)[1]
+    if wire == 1:
+        return key, pos, pos + 8
+    if wire == 5:
+        return key, pos, pos + 4
+    raise InvalidInput(_MALFORMED)
+
+
 def _split_points(blob: bytes, max_points: int) -> tuple[bytes, list[bytes], int]:
     """(the container's other fields, slices of its data points (field 1) of at most
     ``_SLICE_ABOVE`` bytes, the number of points; counting stops past ``max_points``)."""
@@ -575,19 +592,7 @@ def _split_points(blob: bytes, max_points: int) -> tuple[bytes, list[bytes], int
                 slices.append(blob[run_start:entry])
                 run_start = entry
             continue
-        key, pos = _read_varint(blob, pos)
-        wire = key & 7
-        if wire == 2:
-            size, pos = _read_varint(blob, pos)
-            pos += size
-        elif wire == 0:
-            _, pos = _read_varint(blob, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise InvalidInput(_MALFORMED)
+        key, _, pos = _next_field(blob, pos)
         if pos > end:
             raise InvalidInput(_MALFORMED)
         if key == 0x0A:  # field 1, length-delimited: a data point
@@ -605,6 +610,77 @@ def _split_points(blob: bytes, max_points: int) -> tuple[bytes, list[bytes], int
     if end > run_start:
         slices.append(blob[run_start:end])
     return b"".join(head), slices, n
+
+
+# A body's entries are counted before it is parsed (over ``_COUNT_ABOVE`` bytes) (``_check_counts``): upb parses a repeated
+# field in one call with the GIL held, and each entry then costs Python work, so a few KB of gzip
+# holding millions of empty resource attributes kept an ingest worker busy for 20 s and the event
+# loop waiting up to 216 ms (bench/hardening.py). A resource or scope may have at most this many
+# attributes; there may be at most ``max_series_per_request`` resources, scopes and metrics each (an
+# entry with data yields at least one series, an empty one is refused with them: nothing is lost).
+MAX_ATTRIBUTES = 10_000
+# Bodies up to this many bytes are parsed without counting first (at most ~32k entries of 2 bytes).
+_COUNT_ABOVE = 64 * 1024
+# (field number of the repeated entries, what they are) within each level of the request
+_REQUEST_ENTRIES, _RESOURCE_METRICS_ENTRIES, _SCOPE_METRICS_ENTRIES = 1, 2, 2
+_RESOURCE_FIELD, _SCOPE_FIELD = 1, 1
+_RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = 1, 3
+
+
+def _messages(buf: bytes, start: int, end: int) -> Any:
+    """(field number, start, end) of the length-delimited fields of the message in ``buf[start:end]``,
+    skipping the others; stops (without error: the parser reports malformed data) at anything it
+    cannot read."""
+    pos = start
+    while pos < end:
+        try:
+            key, value, after = _next_field(buf, pos)
+        except InvalidInput:
+            return
+        if after > end:
+            return
+        if key & 7 == 2:
+            yield key >> 3, value, after
+        pos = after
+
+
+def _check_counts(data: bytes, limits: WriteLimits) -> None:
+    """Refuses (LimitExceeded) a request of more resources, scopes or metrics than
+    ``max_series_per_request``, or a resource or scope of more than ``MAX_ATTRIBUTES`` attributes,
+    before it is parsed: a walk of the wire format that skips every entry's content and stops
+    counting past the limit."""
+    cap = limits.max_series_per_request
+    counts = {"resources": 0, "scopes": 0, "metrics": 0}
+
+    def count(what: str) -> None:
+        counts[what] += 1
+        if counts[what] > cap:
+            raise LimitExceeded("series_per_request", f"request has more than {cap} {what} "
+                                "(limit max_series_per_request)")
+
+    def attributes(a: int, b: int, field: int, what: str) -> None:
+        n = 0
+        for f, _, _ in _messages(data, a, b):
+            if f == field:
+                n += 1
+                if n > MAX_ATTRIBUTES:
+                    raise LimitExceeded("labels_per_series",
+                                        f"a {what} has more than {MAX_ATTRIBUTES} attributes")
+
+    for f, a, b in _messages(data, 0, len(data)):
+        if f != _REQUEST_ENTRIES:
+            continue
+        count("resources")
+        for f2, a2, b2 in _messages(data, a, b):
+            if f2 == _RESOURCE_FIELD:
+                attributes(a2, b2, _RESOURCE_ATTRIBUTES, "resource")
+            elif f2 == _RESOURCE_METRICS_ENTRIES:
+                count("scopes")
+                for f3, a3, b3 in _messages(data, a2, b2):
+                    if f3 == _SCOPE_FIELD:
+                        attributes(a3, b3, _SCOPE_ATTRIBUTES, "scope")
+                    elif f3 == _SCOPE_METRICS_ENTRIES:
+                        count("metrics")
 
 
 def _parse_container(container: type[Message], data: bytes) -> Any:
@@ -922,6 +998,8 @@ def convert_protobuf(
     data: bytes, *, limits: WriteLimits, now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS
 ) -> DecodedMetrics:
     """Parses a binary ``ExportMetricsServiceRequest`` and maps it (the OTLP/gRPC entry point)."""
+    if len(data) > _COUNT_ABOVE:
+        _check_counts(data, limits)
     if len(data) > _SLICE_ABOVE:
         shallow = parse_message(data, "protobuf", ShallowExportMetricsServiceRequest)
         cap = limits.max_samples_per_request
