@@ -72,11 +72,13 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, max_concurrency: int, switch_interval: float | None, write_pause_max: str | None,
-                 env_extra: list[str]) -> None:
+                 env_extra: list[str], otlp_http: bool = False) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-governance-"))
         self.port = free_port()
+        self.otlp_port = free_port() if otlp_http else None  # the OTLP/HTTP listener (/v1/logs, /v1/traces)
         args = ["server", "--data-dir", str(self.tmp / "data"), "--listen", f"127.0.0.1:{self.port}",
-                "--otlp-http-listen", "", "--otlp-grpc-listen", ""]
+                "--otlp-http-listen", f"127.0.0.1:{self.otlp_port}" if self.otlp_port else "",
+                "--otlp-grpc-listen", ""]
         code = (f"import runpy, sys; sys.argv = ['clearsight', *{args!r}]; "
                 "runpy.run_module('clearsight', run_name='__main__')")
         env = dict(os.environ)

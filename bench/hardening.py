@@ -6,7 +6,8 @@ port in a temporary directory, as bench/governance.py starts it):
    5 ms over a kept-alive connection, tiny gzip OTLP/HTTP bodies built to be expensive to decode are
    posted to ``/api/v1/otlp/v1/metrics``, each kind ``--bodies`` times back to back: 3 million empty
    data points in one gauge, 3 million empty metrics in one scope, 3 million empty resource
-   attributes. Printed per kind: the answers, and ``/health``'s p99 and max while they were decoded
+   attributes; then OTLP logs and traces (``/v1/logs``, ``/v1/traces`` on the OTLP/HTTP listener):
+   3 million empty resource attributes, 3 million empty log records or spans. Printed per kind: the answers, and ``/health``'s p99 and max while they were decoded
    (the scope's target: never above 100 ms).
 2. **Timeouts** (before: with ``timeout=100ms`` a nested subquery ran 9.9 s and answered 200):
    ``sum(max_over_time(rate(bench_requests_total[5m])[1h:1s]))`` over the 6 h loaded at a 60 s step
@@ -61,6 +62,18 @@ def otlp_bodies(n: int) -> dict[str, bytes]:
     bodies["3M empty resource attributes"] = gzip.compress(
         _field(1, resource + _field(2, _field(2, name + _field(5, _field(1, b""))))), 9)
     return bodies
+
+
+def otlp_log_trace_bodies(n: int) -> dict[str, tuple[str, bytes]]:
+    """(path, gzip body) of ExportLogsServiceRequest / ExportTraceServiceRequest bombs: n empty
+    resource attributes, and n empty log records or spans in one scope (the three signals share
+    this outer shape: resource_X = 1 {resource = 1 {attributes = 1}, scope_X = 2 {entries = 2}})."""
+    attrs = _field(1, _field(1, _field(1, b"") * n) + _field(2, b""))
+    entries = _field(1, _field(2, _field(2, b"") * n))
+    return {"logs: 3M empty resource attributes": ("/v1/logs", gzip.compress(attrs, 9)),
+            "logs: 3M empty log records": ("/v1/logs", gzip.compress(entries, 9)),
+            "traces: 3M empty resource attributes": ("/v1/traces", gzip.compress(attrs, 9)),
+            "traces: 3M empty spans": ("/v1/traces", gzip.compress(entries, 9))}
 
 
 class HealthProbe(threading.Thread):
@@ -120,6 +133,18 @@ def decode_stalls(server: Server, bodies: int) -> None:
               f"p99 {p99:.1f} ms, max {worst:.1f} ms ({verdict} {HEALTH_TARGET_MS:.0f} ms)")
         if answers and not text.startswith(b"{") and len(text) < 300:
             print(f"  {'':<30} last answer: {text.decode('utf-8', 'replace').strip()}")
+    assert server.otlp_port is not None
+    for kind, (path, body) in otlp_log_trace_bodies(3_000_000).items():
+        began = time.monotonic()
+        answers = []
+        for _ in range(bodies):
+            t0 = time.monotonic()
+            status, text = _post(server.otlp_port, path, body, headers)
+            answers.append(f"{status} in {time.monotonic() - t0:.2f} s")
+        lat = probe.between(began, time.monotonic())
+        worst = max(lat) if lat else float("nan")
+        print(f"  {kind:<38} {len(body):>6} B gzip: answered {', '.join(answers)}; /health n={len(lat)} "
+              f"max {worst:.1f} ms ({'within' if worst <= HEALTH_TARGET_MS else 'OVER'} {HEALTH_TARGET_MS:.0f} ms)")
     probe.stop_ev.set()
     probe.join(10)
     worst = max((lat for _, lat in probe.samples), default=0.0) * 1000
@@ -202,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = p.parse_known_args(argv)
     if unknown:
         print(f"bench/hardening.py: ignoring {' '.join(unknown)}")
-    server = Server(0, None, None, [])
+    server = Server(0, None, None, [], otlp_http=True)
     try:
         end_ms = int(time.time() * 1000) // 60_000 * 60_000
         t0 = time.monotonic()

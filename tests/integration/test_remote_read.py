@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from clearsight.api.app import create_app
 from clearsight.api.remote_read import crc32c
 from clearsight.config import load_config
+from clearsight.ingest.otlp_common import read_varint as uvarint
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_snappy, len_field, varint
 from clearsight.model.xorchunk import decode_xor
 from clearsight.server import build
@@ -69,17 +70,6 @@ def fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
             pos += n
         else:
             raise AssertionError(f"wire type {wt}")
-
-
-def uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        if b < 0x80:
-            return v, pos
-        shift += 7
 
 
 def labels_of(raw: bytes) -> tuple[str, str]:

@@ -128,7 +128,7 @@ class LogIngestSurfaces:
         """OTLP/gRPC ``LogsService/Export``: decodes and commits in the calling (gRPC worker) thread;
         raises ``IngestError`` for the gRPC layer to map to a status."""
         try:
-            batch = otlp_logs.convert_request(otlp_logs.parse_protobuf(message), now_ns=self.clock_ns(),
+            batch = otlp_logs.convert_request(otlp_logs.parse_protobuf(message, self.limits), now_ns=self.clock_ns(),
                                               limits=self.limits)
             result = self.ingestor.ingest_blocking(tenant, batch) if len(batch) else LogAppendResult()
         except IngestError as e:

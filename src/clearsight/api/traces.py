@@ -171,7 +171,7 @@ class TraceSurfaces:
         answers the serialized response, raises ``IngestError`` for the gRPC layer to map."""
         batch: SpanBatch | None = None
         try:
-            batch = otlp_traces.convert_request(otlp_traces.parse_protobuf(message), limits=self.limits)
+            batch = otlp_traces.convert_request(otlp_traces.parse_protobuf(message, self.limits), limits=self.limits)
             result = self.ingestor.ingest_blocking(tenant, batch)
         except IngestError as e:
             self.rejected("otlp_traces_grpc", e, len(batch) if batch is not None else 0)

@@ -51,11 +51,14 @@ from clearsight.ingest.log_common import (
     too_many_streams,
 )
 from clearsight.ingest.otlp_common import (
+    COUNT_ABOVE,
     OtlpInvalidInput,
     any_value_to_str,
+    check_counts,
     encoding_of,
     message_from_bytes,
     message_from_dict,
+    refuse_entries,
 )
 from clearsight.model.labels import Labels
 from clearsight.model.logs import LogBatch, LogBatchBuilder
@@ -105,10 +108,16 @@ def decode_logs(
     data = decompress_body(body, content_encoding, lim, lambda m: OtlpLogsError("", m))
     if enc == "json":
         return convert_json(data, now_ns=now_ns, limits=lim)
-    return convert_request(parse_protobuf(data), now_ns=now_ns, limits=lim)
+    return convert_request(parse_protobuf(data, lim), now_ns=now_ns, limits=lim)
 
 
-def parse_protobuf(data: bytes) -> Any:
+def parse_protobuf(data: bytes, limits: LogLimits | None = None) -> Any:
+    """The request's message; a body over ``COUNT_ABOVE`` bytes has its resources, scopes and
+    log records counted first (``otlp_common.check_counts``: at most ``max_entries_per_request``)."""
+    if len(data) > COUNT_ABOVE:
+        lim = limits or LogLimits()
+        check_counts(data, entries="log records", max_entries=lim.max_entries_per_request,
+                     limit="max_entries_per_request", refuse=refuse_entries)
     return message_from_bytes(data, ExportLogsServiceRequest, lambda m: OtlpLogsError("", m))
 
 

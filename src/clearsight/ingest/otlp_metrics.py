@@ -85,12 +85,17 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
 from clearsight.ingest.otlp_common import (
+    COUNT_ABOVE,
+    MalformedWire,
     OtlpInvalidInput,
     any_value_to_str,
+    check_counts,
     decompress,
     encoding_of,
     format_float,
+    next_field,
     parse_message,
+    read_varint,
 )
 from clearsight.ingest.otlp_json import json_to_wire, too_many_points
 from clearsight.ingest.otlp_native_histogram import native_histogram
@@ -542,33 +547,17 @@ _MALFORMED = "cannot parse protobuf ExportMetricsServiceRequest: malformed data 
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise InvalidInput(_MALFORMED)
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
+    try:
+        return read_varint(buf, pos)
+    except MalformedWire:
+        raise InvalidInput(_MALFORMED) from None
 
 
 def _next_field(buf: bytes, pos: int) -> tuple[int, int, int]:
-    """(key, where its value starts, where the next field starts) of the field at ``pos``;
-    InvalidInput for a wire type it cannot skip (groups)."""
-    key, pos = _read_varint(buf, pos)
-    wire = key & 7
-    if wire == 2:
-        size, value = _read_varint(buf, pos)
-        return key, value, value + size
-    if wire == 0:
-        return key, pos, _read_varint(buf, pos)[1]
-    if wire == 1:
-        return key, pos, pos + 8
-    if wire == 5:
-        return key, pos, pos + 4
-    raise InvalidInput(_MALFORMED)
+    try:
+        return next_field(buf, pos)
+    except MalformedWire:
+        raise InvalidInput(_MALFORMED) from None
 
 
 def _split_points(blob: bytes, max_points: int) -> tuple[bytes, list[bytes], int]:
@@ -612,75 +601,16 @@ def _split_points(blob: bytes, max_points: int) -> tuple[bytes, list[bytes], int
     return b"".join(head), slices, n
 
 
-# A body's entries are counted before it is parsed (over ``_COUNT_ABOVE`` bytes) (``_check_counts``): upb parses a repeated
-# field in one call with the GIL held, and each entry then costs Python work, so a few KB of gzip
-# holding millions of empty resource attributes kept an ingest worker busy for 20 s and the event
-# loop waiting up to 216 ms (bench/hardening.py). A resource or scope may have at most this many
-# attributes; there may be at most ``max_series_per_request`` resources, scopes and metrics each (an
-# entry with data yields at least one series, an empty one is refused with them: nothing is lost).
-MAX_ATTRIBUTES = 10_000
-# Bodies up to this many bytes are parsed without counting first (at most ~32k entries of 2 bytes).
-_COUNT_ABOVE = 64 * 1024
-# (field number of the repeated entries, what they are) within each level of the request
-_REQUEST_ENTRIES, _RESOURCE_METRICS_ENTRIES, _SCOPE_METRICS_ENTRIES = 1, 2, 2
-_RESOURCE_FIELD, _SCOPE_FIELD = 1, 1
-_RESOURCE_ATTRIBUTES, _SCOPE_ATTRIBUTES = 1, 3
-
-
-def _messages(buf: bytes, start: int, end: int) -> Any:
-    """(field number, start, end) of the length-delimited fields of the message in ``buf[start:end]``,
-    skipping the others; stops (without error: the parser reports malformed data) at anything it
-    cannot read."""
-    pos = start
-    while pos < end:
-        try:
-            key, value, after = _next_field(buf, pos)
-        except InvalidInput:
-            return
-        if after > end:
-            return
-        if key & 7 == 2:
-            yield key >> 3, value, after
-        pos = after
-
-
 def _check_counts(data: bytes, limits: WriteLimits) -> None:
-    """Refuses (LimitExceeded) a request of more resources, scopes or metrics than
-    ``max_series_per_request``, or a resource or scope of more than ``MAX_ATTRIBUTES`` attributes,
-    before it is parsed: a walk of the wire format that skips every entry's content and stops
-    counting past the limit."""
-    cap = limits.max_series_per_request
-    counts = {"resources": 0, "scopes": 0, "metrics": 0}
+    """``otlp_common.check_counts`` for metrics: at most ``max_series_per_request`` resources,
+    scopes and metrics (an entry with data yields at least one series; an empty one carries
+    nothing)."""
+    check_counts(data, entries="metrics", max_entries=limits.max_series_per_request,
+                 limit="max_series_per_request", refuse=_refuse_count)
 
-    def count(what: str) -> None:
-        counts[what] += 1
-        if counts[what] > cap:
-            raise LimitExceeded("series_per_request", f"request has more than {cap} {what} "
-                                "(limit max_series_per_request)")
 
-    def attributes(a: int, b: int, field: int, what: str) -> None:
-        n = 0
-        for f, _, _ in _messages(data, a, b):
-            if f == field:
-                n += 1
-                if n > MAX_ATTRIBUTES:
-                    raise LimitExceeded("labels_per_series",
-                                        f"a {what} has more than {MAX_ATTRIBUTES} attributes")
-
-    for f, a, b in _messages(data, 0, len(data)):
-        if f != _REQUEST_ENTRIES:
-            continue
-        count("resources")
-        for f2, a2, b2 in _messages(data, a, b):
-            if f2 == _RESOURCE_FIELD:
-                attributes(a2, b2, _RESOURCE_ATTRIBUTES, "resource")
-            elif f2 == _RESOURCE_METRICS_ENTRIES:
-                count("scopes")
-                for f3, a3, b3 in _messages(data, a2, b2):
-                    if f3 == _SCOPE_FIELD:
-                        attributes(a3, b3, _SCOPE_ATTRIBUTES, "scope")
-                    elif f3 == _SCOPE_METRICS_ENTRIES:
-                        count("metrics")
+def _refuse_count(attributes: bool, message: str) -> LimitExceeded:
+    return LimitExceeded("labels_per_series" if attributes else "series_per_request", message)
 
 
 def _parse_container(container: type[Message], data: bytes) -> Any:
@@ -998,7 +928,7 @@ def convert_protobuf(
     data: bytes, *, limits: WriteLimits, now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS
 ) -> DecodedMetrics:
     """Parses a binary ``ExportMetricsServiceRequest`` and maps it (the OTLP/gRPC entry point)."""
-    if len(data) > _COUNT_ABOVE:
+    if len(data) > COUNT_ABOVE:
         _check_counts(data, limits)
     if len(data) > _SLICE_ABOVE:
         shallow = parse_message(data, "protobuf", ShallowExportMetricsServiceRequest)

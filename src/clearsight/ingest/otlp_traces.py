@@ -44,11 +44,14 @@ from clearsight.ingest.log_common import (
     too_many_entries,
 )
 from clearsight.ingest.otlp_common import (
+    COUNT_ABOVE,
     OtlpInvalidInput,
     any_value_to_str,
+    check_counts,
     encoding_of,
     message_from_bytes,
     message_from_dict,
+    refuse_entries,
 )
 from clearsight.model.spans import (
     SPAN_ID_BYTES,
@@ -75,11 +78,17 @@ def decode_traces(body: bytes, content_type: str | None, content_encoding: str |
     check_body_size(body, lim)
     enc = encoding_of(content_type)
     data = decompress_body(body, content_encoding, lim, lambda m: OtlpTracesError("", m))
-    req = parse_json(data) if enc == "json" else parse_protobuf(data)
+    req = parse_json(data) if enc == "json" else parse_protobuf(data, lim)
     return convert_request(req, limits=lim)
 
 
-def parse_protobuf(data: bytes) -> Any:
+def parse_protobuf(data: bytes, limits: LogLimits | None = None) -> Any:
+    """The request's message; a body over ``COUNT_ABOVE`` bytes has its resources, scopes and
+    spans counted first (``otlp_common.check_counts``: at most ``max_entries_per_request``)."""
+    if len(data) > COUNT_ABOVE:
+        lim = limits or LogLimits()
+        check_counts(data, entries="spans", max_entries=lim.max_entries_per_request,
+                     limit="max_entries_per_request", refuse=refuse_entries)
     return message_from_bytes(data, ExportTraceServiceRequest, lambda m: OtlpTracesError("", m))
 
 
