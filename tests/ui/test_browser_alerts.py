@@ -5,6 +5,7 @@ refuses the viewer's silence (403); axe-core in both themes; screenshots in buil
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,22 @@ def silences(base: str) -> list[dict[str, Any]]:
     return list(r.json())
 
 
+def wait_for_alert(base: str, name: str, timeout: float = 60.0) -> None:
+    """Until the rule's alert is active in the API: the page lists the alerts it loads, and a page
+    opened before the rule's first evaluation (a loaded machine starts the rules later) has none."""
+    token = login_token(base, "admin", ADMIN_PASSWORD)
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(f"{base}/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        if any(a["labels"].get("alertname") == name for a in r.json()["data"]["alerts"]):
+            return
+        assert time.monotonic() < deadline, f"{name} not active after {timeout} s: {r.text[:500]}"
+        time.sleep(0.2)
+
+
 def test_silence_a_firing_alert_then_expire_it(server: Proc, browser: Any) -> None:
+    wait_for_alert(server.url, "UiDiskAlmostFull")
     tab = signed_in_tab(browser, server.url, "/ui/alerts", "admin", ADMIN_PASSWORD)
     page = tab.page
     page.get_by_role("cell", name="UiDiskAlmostFull").first.wait_for(timeout=30_000)
