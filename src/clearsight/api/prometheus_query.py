@@ -336,7 +336,6 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         parse_began = time.monotonic()
         prepared = _prepare(prepared_queries, q)  # bad_data before taking a worker thread
         prep = time.monotonic() - parse_began
-        inline = _inline(prepared, INSTANT, t)
 
         def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
             def run(cancel: threading.Event, timeout: float) -> Response:
@@ -352,7 +351,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
 
             return run
 
-        return QueryPlan(run_for, _deadline(p, arrived), inline)
+        return QueryPlan(run_for, _deadline(p, arrived), _inline(prepared, INSTANT, t))
 
     def plan_range(p: Params, arrived: float, _path_param: str = "") -> QueryPlan:
         """``plan_instant`` for a range query."""
@@ -381,7 +380,6 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             kind = "range vector" if expr.type is ValueType.MATRIX else expr.type.value
             raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
                            "query, must be Scalar or instant Vector")
-        inline = _inline(prepared, shape, end)
 
         def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
             def run(cancel: threading.Event, timeout: float) -> Response:
@@ -397,7 +395,7 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
 
             return run
 
-        return QueryPlan(run_for, _deadline(p, arrived), inline)
+        return QueryPlan(run_for, _deadline(p, arrived), _inline(prepared, shape, end))
 
     def handler(plan: Callable[[Params, float], QueryPlan]) -> Handler:
         async def handle(request: Request) -> Response:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -286,7 +286,7 @@ def next_field(buf: bytes, pos: int) -> tuple[int, int, int]:
     raise MalformedWire
 
 
-def _messages(buf: bytes, start: int, end: int) -> Any:
+def _messages(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
     """(field number, start, end) of the length-delimited fields of the message in ``buf[start:end]``,
     skipping the others; stops (without error: the parser reports malformed data) at anything it
     cannot read."""
@@ -308,7 +308,10 @@ def check_counts(data: bytes, *, entries: str, max_entries: int, limit: str,
     """Raises ``refuse(attributes, message)`` for a request of more resources, scopes or
     ``entries`` (metrics, log records, spans) than ``max_entries`` (named ``limit`` in the message;
     ``attributes`` False), or a resource or scope of more than ``MAX_ATTRIBUTES`` attributes
-    (``attributes`` True), before it is parsed. Malformed bytes are left to the parser."""
+    (``attributes`` True), before it is parsed. A body of at most ``COUNT_ABOVE`` bytes is not
+    walked. Malformed bytes are left to the parser."""
+    if len(data) <= COUNT_ABOVE:
+        return
     counts = {"resources": 0, "scopes": 0, entries: 0}
 
     def count(what: str) -> None:

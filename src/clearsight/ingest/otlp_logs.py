@@ -51,7 +51,6 @@ from clearsight.ingest.log_common import (
     too_many_streams,
 )
 from clearsight.ingest.otlp_common import (
-    COUNT_ABOVE,
     OtlpInvalidInput,
     any_value_to_str,
     check_counts,
@@ -114,10 +113,9 @@ def decode_logs(
 def parse_protobuf(data: bytes, limits: LogLimits | None = None) -> Any:
     """The request's message; a body over ``COUNT_ABOVE`` bytes has its resources, scopes and
     log records counted first (``otlp_common.check_counts``: at most ``max_entries_per_request``)."""
-    if len(data) > COUNT_ABOVE:
-        lim = limits or LogLimits()
-        check_counts(data, entries="log records", max_entries=lim.max_entries_per_request,
-                     limit="max_entries_per_request", refuse=refuse_entries)
+    lim = limits or LogLimits()
+    check_counts(data, entries="log records", max_entries=lim.max_entries_per_request,
+                 limit="max_entries_per_request", refuse=refuse_entries)
     return message_from_bytes(data, ExportLogsServiceRequest, lambda m: OtlpLogsError("", m))
 
 

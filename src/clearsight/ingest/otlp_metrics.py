@@ -85,7 +85,6 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
 from clearsight.ingest.otlp_common import (
-    COUNT_ABOVE,
     MalformedWire,
     OtlpInvalidInput,
     any_value_to_str,
@@ -928,8 +927,7 @@ def convert_protobuf(
     data: bytes, *, limits: WriteLimits, now_ms: int, options: OtlpOptions = DEFAULT_OPTIONS
 ) -> DecodedMetrics:
     """Parses a binary ``ExportMetricsServiceRequest`` and maps it (the OTLP/gRPC entry point)."""
-    if len(data) > COUNT_ABOVE:
-        _check_counts(data, limits)
+    _check_counts(data, limits)
     if len(data) > _SLICE_ABOVE:
         shallow = parse_message(data, "protobuf", ShallowExportMetricsServiceRequest)
         cap = limits.max_samples_per_request

@@ -44,7 +44,6 @@ from clearsight.ingest.log_common import (
     too_many_entries,
 )
 from clearsight.ingest.otlp_common import (
-    COUNT_ABOVE,
     OtlpInvalidInput,
     any_value_to_str,
     check_counts,
@@ -85,10 +84,9 @@ def decode_traces(body: bytes, content_type: str | None, content_encoding: str |
 def parse_protobuf(data: bytes, limits: LogLimits | None = None) -> Any:
     """The request's message; a body over ``COUNT_ABOVE`` bytes has its resources, scopes and
     spans counted first (``otlp_common.check_counts``: at most ``max_entries_per_request``)."""
-    if len(data) > COUNT_ABOVE:
-        lim = limits or LogLimits()
-        check_counts(data, entries="spans", max_entries=lim.max_entries_per_request,
-                     limit="max_entries_per_request", refuse=refuse_entries)
+    lim = limits or LogLimits()
+    check_counts(data, entries="spans", max_entries=lim.max_entries_per_request,
+                 limit="max_entries_per_request", refuse=refuse_entries)
     return message_from_bytes(data, ExportTraceServiceRequest, lambda m: OtlpTracesError("", m))
 
 

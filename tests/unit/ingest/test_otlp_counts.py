@@ -6,12 +6,14 @@ metrics, 0.2-1.0 s for logs and traces). Requests within the limits decode exact
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from clearsight.ingest import otlp_common, otlp_logs, otlp_metrics, otlp_traces
+from clearsight.ingest import otlp_common, otlp_logs, otlp_traces
 from clearsight.ingest.log_common import LogLimits
 from clearsight.ingest.otlp_common import COUNT_ABOVE, MAX_ATTRIBUTES
 from clearsight.ingest.otlp_metrics import convert_protobuf
@@ -60,13 +62,20 @@ def test_a_request_within_the_limits_decodes_as_without_counting(monkeypatch: py
     data = request(["gauge", "sum", "histogram"] * 40, 200)
     assert len(data) > COUNT_ABOVE
     counted = convert_protobuf(data, limits=LIMITS, now_ms=1000)
-    monkeypatch.setattr(otlp_metrics, "COUNT_ABOVE", 1 << 40)
+    monkeypatch.setattr(otlp_common, "COUNT_ABOVE", 1 << 40)
     same(counted, convert_protobuf(data, limits=LIMITS, now_ms=1000))
 
 
 def test_only_a_body_over_the_threshold_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(otlp_metrics, "_check_counts", lambda data, limits: calls.append(len(data)))
+    walk = otlp_common._messages
+
+    def spy(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+        if start == 0:  # the walk of a whole request
+            calls.append(len(buf))
+        return walk(buf, start, end)
+
+    monkeypatch.setattr(otlp_common, "_messages", spy)
     small = _body(scopes=len_field(2, len_field(2, GAUGE) * 100))
     large = _body(scopes=len_field(2, len_field(2, GAUGE) * 4000))
     assert len(small) <= COUNT_ABOVE < len(large)
@@ -93,22 +102,21 @@ def test_malformed_large_bodies_fail_as_before(tail: bytes) -> None:
     body = _body(scopes=len_field(2, len_field(2, GAUGE)) * 3000) + tail
 
     def outcome(count_above: int) -> str:
-        old = otlp_metrics.COUNT_ABOVE
-        otlp_metrics.COUNT_ABOVE = count_above
+        old = otlp_common.COUNT_ABOVE
+        otlp_common.COUNT_ABOVE = count_above
         try:
             convert_protobuf(body, limits=LIMITS, now_ms=1000)
             return "ok"
         except IngestError as e:
             return f"{e.status} {type(e).__name__}"
         finally:
-            otlp_metrics.COUNT_ABOVE = old
+            otlp_common.COUNT_ABOVE = old
     assert outcome(COUNT_ABOVE) == outcome(1 << 40)
 
 
 @pytest.mark.parametrize("parse", [otlp_logs.parse_protobuf, otlp_traces.parse_protobuf], ids=["logs", "traces"])
-def test_logs_and_traces_are_counted_too(parse: object) -> None:
+def test_logs_and_traces_are_counted_too(parse: Callable[..., object]) -> None:
     """Their requests have the same outer shape (resource_X, scope_X, entries at field 2 of a scope)."""
-    assert callable(parse)
     attrs = _body(resource=len_field(1, b"") * 3_000_000, scopes=len_field(2, b""))
     with pytest.raises(LimitExceeded, match=f"a resource has more than {MAX_ATTRIBUTES} attributes") as e:
         parse(attrs)
