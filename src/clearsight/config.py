@@ -72,6 +72,8 @@ class ServerConfig:
     keep_alive_timeout: str = "15s"  # idle keep-alive connections are closed after this
     max_connections: int = 1000  # per HTTP listener; beyond it requests get 503 (0: unlimited)
     max_inflight_body_bytes: int = 256 * 1024 * 1024  # request bodies held at once; beyond: 503
+    # decompressed bytes held at once by the write requests being decoded; beyond: 503 (0: unbounded)
+    max_inflight_decoded_bytes: int = 256 * 1024 * 1024
     # Small GET queries answered from the HTTP protocol's callbacks, same guards (api/fast_lane.py)
     fast_lane: bool = True
     # After a fast-lane answer the event loop polls for the next request this long (GIL released)
@@ -454,6 +456,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: logs.syslog_tenant: {err}")
     if (cfg.server.tls_client_ca_file or cfg.server.tls_crl_file) and not cfg.server.tls_cert_file:
         raise ConfigError(f"{cfg.source}: server.tls_client_ca_file and tls_crl_file need server.tls_cert_file")
+    if 0 < cfg.server.max_inflight_decoded_bytes < cfg.limits.max_decompressed_bytes:
+        raise ConfigError(f"{cfg.source}: server.max_inflight_decoded_bytes: must be 0 (unbounded) or at least "
+                          f"limits.max_decompressed_bytes ({cfg.limits.max_decompressed_bytes}), got "
+                          f"{cfg.server.max_inflight_decoded_bytes}")
     if cfg.server.max_inflight_body_bytes < cfg.limits.max_body_bytes:
         raise ConfigError(f"{cfg.source}: server.max_inflight_body_bytes: must be at least limits.max_body_bytes "
                           f"({cfg.limits.max_body_bytes}), or a request of the maximum size could never be taken")

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from clearsight.pipeline.decoded_bytes import DecodedBytes
 from clearsight.store.embedded.schema import HEAD_LOG_DIR
 from clearsight.store.interface import RollupProgress, StoreStats
 from clearsight.store.logs_interface import LogStoreStats
@@ -72,9 +73,30 @@ class SelfMetrics:
     def add_store(self, stats: Callable[[], StoreStats], data_dir: Path) -> None:
         self.registry.register(_StoreCollector(stats, data_dir))
 
+    def add_decoded_bytes(self, cap: DecodedBytes) -> None:
+        """The global cap on decompressed request bytes (``pipeline/decoded_bytes.py``)."""
+        self.registry.register(_DecodedBytesCollector(cap))
+
     def add_log_store(self, stats: Callable[[], LogStoreStats]) -> None:
         """Per-tenant stream counts and the log store's totals (``store/logs_interface.py``)."""
         self.registry.register(_LogStoreCollector(stats))
+
+
+class _DecodedBytesCollector(Collector):
+    def __init__(self, cap: DecodedBytes) -> None:
+        self.cap = cap
+
+    def collect(self) -> Iterator[Metric]:
+        cap = self.cap
+        yield _gauge("clearsight_decoded_request_bytes", "Decompressed bytes held now by write requests being decoded.",
+                     cap.held)
+        yield _gauge("clearsight_decoded_request_bytes_peak",
+                     "Most decompressed bytes held at once by write requests being decoded, since start.", cap.peak)
+        yield _gauge("clearsight_decoded_request_bytes_limit",
+                     "server.max_inflight_decoded_bytes (0: unbounded).", cap.limit)
+        yield _counter("clearsight_decoded_request_bytes_refused_total",
+                       "Write requests answered 503 because their decompressed bytes did not fit beside others'.",
+                       cap.refused)
 
 
 class _StoreCollector(Collector):

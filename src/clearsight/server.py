@@ -17,7 +17,7 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,7 @@ from clearsight.notify.config import load_config_file as load_notify_config
 from clearsight.notify.metrics import NotifyMetrics
 from clearsight.notify.notifier import Notifier
 from clearsight.notify.schedule_store import ScheduleStore
+from clearsight.pipeline.decoded_bytes import DecodedBytes, HoldingPool
 from clearsight.pipeline.event_entries import events_batch
 from clearsight.pipeline.ingestor import MetricsIngestor
 from clearsight.pipeline.log_enrich import host_attributes
@@ -453,7 +454,7 @@ def _count_exemplars(metrics: SelfMetrics, r: ExemplarAppendResult) -> None:
 
 
 def _syslog_listener(cfg: Config, log_ingestor: LogIngestor, metrics: SelfMetrics,
-                     executor: ThreadPoolExecutor) -> SyslogListener | None:
+                     executor: Executor) -> SyslogListener | None:
     sc = cfg.server
     if not (sc.syslog_udp_listen or sc.syslog_tcp_listen or sc.syslog_tls_listen):
         return None
@@ -553,8 +554,11 @@ def build(cfg: Config) -> Built:
 
     tenant_of = make_tenant_of(cfg)
     # Write decoding gets its own bounded pool: queries (default executor) cannot delay it.
-    ingest_executor = ThreadPoolExecutor(max_workers=max(1, cfg.server.ingest_workers),
-                                         thread_name_prefix="ingest-decode")
+    # Its calls hold the bytes they decompress against one global cap (pipeline/decoded_bytes.py).
+    decoded_bytes = DecodedBytes(cfg.server.max_inflight_decoded_bytes)
+    metrics.add_decoded_bytes(decoded_bytes)
+    ingest_executor = HoldingPool(ThreadPoolExecutor(max_workers=max(1, cfg.server.ingest_workers),
+                                                     thread_name_prefix="ingest-decode"), decoded_bytes)
     otlp_options = OtlpOptions(exponential_histograms=exponential_mode(cfg.server.otlp_exponential_histograms))
     otlp_route = make_otlp_metrics_route(ingestor.ingest, cfg.limits, tenant_of, on_export=_export_recorder(metrics),
                                          executor=ingest_executor, options=otlp_options)

@@ -64,6 +64,7 @@ from clearsight.model.logs import (
     LogBatchBuilder,
     severity_number_of,
 )
+from clearsight.pipeline.decoded_bytes import grow_current
 from clearsight.pipeline.errors import PayloadTooLarge, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def snappy_block_decompress(body: bytes, limits: LogLimits) -> bytes:
             f"snappy body declares {n} decompressed bytes, over the limit of "
             f"{limits.max_decompressed_bytes} bytes"
         )
+    grow_current(2 * n)  # the global cap on decompressed bytes: cramjam's buffer and its copy
     try:
         return bytes(cramjam.snappy.decompress_raw(body))
     except Exception as e:

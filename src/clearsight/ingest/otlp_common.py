@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.common.v1 import common_pb2
 
+from clearsight.pipeline.decoded_bytes import grow_current
 from clearsight.pipeline.errors import (
     IngestError,
     InvalidInput,
@@ -92,24 +93,35 @@ def decompress(body: bytes, content_encoding: str | None, limits: WriteLimits) -
     return _inflate(body, wbits, limits.max_decompressed_bytes, enc)
 
 
+INFLATE_CHUNK = 16 << 20  # output inflated per step, held (decoded_bytes) before the next
+
+
 def _inflate(data: bytes, wbits: int, limit: int, name: str) -> bytes:
+    """Inflates ``data`` (one zlib/deflate stream, or gzip members one after another) in steps of at
+    most ``INFLATE_CHUNK`` bytes of output, each held against the global cap on decompressed bytes
+    (``decoded_bytes.grow_current``) once it exists and before the next is made."""
     out: list[bytes] = []
     size = 0
     rest = data
     while True:
         d = zlib.decompressobj(wbits)
-        try:
-            chunk = d.decompress(rest, limit - size + 1)
-        except zlib.error as e:
-            raise InvalidInput(f"cannot decompress {name} body: {e}") from None
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
-        out.append(chunk)
-        if not d.eof:
-            # Output stopped at the limit with input left, or the stream is truncated.
-            if d.unconsumed_tail:
+        pending = rest
+        while True:
+            want = min(INFLATE_CHUNK, limit - size + 1)
+            try:
+                chunk = d.decompress(pending, want)
+            except zlib.error as e:
+                raise InvalidInput(f"cannot decompress {name} body: {e}") from None
+            size += len(chunk)
+            if size > limit:
                 raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+            grow_current(len(chunk))
+            out.append(chunk)
+            pending = d.unconsumed_tail
+            # Output stopped at ``want`` with input (or inflater state) left: go on.
+            if d.eof or (not pending and len(chunk) < want):
+                break
+        if not d.eof:
             raise InvalidInput(f"cannot decompress {name} body: truncated stream")
         rest = d.unused_data
         # gzip allows several concatenated members; anything else after the end is an error.

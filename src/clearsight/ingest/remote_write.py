@@ -58,6 +58,7 @@ from clearsight.model.samples import (
     MetricMetadata,
     SampleBatch,
 )
+from clearsight.pipeline.decoded_bytes import grow_current
 from clearsight.pipeline.errors import InvalidInput, LimitExceeded, PayloadTooLarge, UnsupportedMediaType
 from clearsight.pipeline.limits import WriteLimits
 
@@ -565,6 +566,7 @@ def decompress(body: bytes, limits: WriteLimits) -> Any:
             f"decompressed request would be {declared} bytes, over the limit of "
             f"{limits.max_decompressed_bytes} bytes (max_decompressed_bytes)"
         )
+    grow_current(declared)  # the global cap on decompressed bytes (503 when it is reached)
     try:
         return cramjam.snappy.decompress_raw(body)
     except cramjam.DecompressionError as e:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from clearsight.model.exemplars import Exemplar
 from clearsight.model.samples import SampleBatch
+from clearsight.pipeline.decoded_bytes import keep_until
 from clearsight.pipeline.errors import IngestError, LimitExceeded, Overloaded
 from clearsight.store import interface as store_if
 from clearsight.store.exemplars_interface import ExemplarAppendResult, ExemplarStore
@@ -54,6 +55,7 @@ class MetricsIngestor:
             raise Overloaded(str(e), retry_after=e.retry_after) from e
         except store_if.StoreClosed as e:
             raise Overloaded(f"store is not accepting writes: {e}", retry_after=5.0, status=503) from e
+        keep_until(fut)  # a decoded request's bytes stay held (decoded_bytes) until its commit
         if self._on_committed is not None:
             fut.add_done_callback(functools.partial(self._committed, tenant))
         if batch.exemplars and self._exemplars is not None:
