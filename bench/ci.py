@@ -1,7 +1,9 @@
 """``make test``'s last step: the latency targets of issue 7 point 2 (small queries against
 Prometheus 2.42) and issue 8 points 1-3 (``/health`` while expensive bodies are decoded, query
-timeouts and a disconnected client's query, remote-write p99 beside 20 heavy queries) measured on
-the CI machine itself, after the suite, so every CI log carries the verdicts.
+timeouts and a disconnected client's query, remote-write p99 beside 20 heavy queries), and issue
+8's memory bounds (three heavy queries at once, unfinished bodies, large remote-writes at once, RSS
+per active series) measured on the CI machine itself, after the suite, so every CI log carries
+the verdicts.
 
 Each bench runs as it would by hand, at a shorter length (the commands are printed); a bench that
 fails (an error, a server that does not start) fails ``make test``; a target not met does not: it is
@@ -23,6 +25,10 @@ RUNS = (
      ["governance.py", "ingest", "--seconds", "24", "--rounds", "4"]),
     ("issue 8.1 and 8.2: /health beside tiny expensive OTLP bodies, a 100 ms timeout, a client gone",
      ["hardening.py", "--bodies", "2"]),
+    ("issue 8.2 and 8.4: server memory with three heavy queries at once, sixty unfinished bodies, ten 239 MiB "
+     "remote-writes at once", ["memory_bounds.py"]),
+    ("issue 8.6: RSS per active series, Clearsight and Prometheus 2.42",
+     ["series_memory.py", "--steps", "20000,200000"]),
     ("issue 7.2: small dashboard queries, Clearsight and Prometheus 2.42 asked in turn",
      ["small_queries.py", "--targets", "clearsight,prometheus", "--rounds", "30", "--concurrent-requests", "200"]),
 )

@@ -40,6 +40,8 @@ from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_wri
 
 HEAVY = "sum(max_over_time(rate(bench_requests_total[5m])[1h:1s]))"
 MIB = 1 << 20
+POINT_BYTES = 20  # peak RSS per point a query holds (docs/promql.md, "Memory: points held at once")
+SLACK_MIB = 64  # allocator slack and the connections' buffers, beside the bodies themselves
 
 
 class RssSampler(threading.Thread):
@@ -112,7 +114,11 @@ def heavy_queries(args: argparse.Namespace) -> None:
               f"over 6 h of {args.series} counters at 60 s, query.max_samples default")
         for a in answers:
             print(f"  {a}")
+        slots = int(_metric(server, "clearsight_query_max_concurrency"))
+        bound = slots * 50_000_000 * POINT_BYTES / MIB + SLACK_MIB
         print(f"  server RSS before {before:.0f} MiB, at most {peak:.0f} MiB (+{peak - before:.0f} MiB)")
+        print(f"  within query.max_concurrency ({slots}) x query.max_samples (50M) x {POINT_BYTES} B (+{SLACK_MIB} MiB): "
+              f"{'met' if peak - before <= bound else 'not met'}")
     finally:
         server.stop()
 
@@ -169,8 +175,11 @@ def unfinished_bodies(args: argparse.Namespace) -> None:
               f"indefinitely); server.body_read_timeout={args.body_timeout}s")
         print(f"  answers: {', '.join(f'{k} x{v}' for k, v in sorted(counts.items()))}"
               + (f"; the 408s after {min(late):.1f}-{max(late):.1f} s" if late else ""))
+        bound = 256 + SLACK_MIB
         print(f"  server RSS before {before:.0f} MiB, at most {peak:.0f} MiB (+{peak - before:.0f} MiB; "
               f"server.max_inflight_body_bytes 256 MiB)")
+        print(f"  bodies held within server.max_inflight_body_bytes (+{SLACK_MIB} MiB slack): "
+              f"{'met' if peak - before <= bound else 'not met'}")
     finally:
         server.stop()
 
@@ -231,6 +240,9 @@ def expanding_writes(args: argparse.Namespace) -> None:
               f"{max(done_at):.1f} s; series stored: {body.decode()[-40:].strip()}")
         print(f"  decompressed bytes held at most {decoded_peak / MIB:.0f} MiB; server RSS before {before:.0f} MiB, "
               f"at most {peak:.0f} MiB (+{peak - before:.0f} MiB)")
+        if args.decoded_cap is None:
+            print(f"  decompressed bytes within server.max_inflight_decoded_bytes (256 MiB): "
+                  f"{'met' if decoded_peak <= 256 * MIB else 'not met'}")
     finally:
         server.stop()
 
@@ -238,7 +250,8 @@ def expanding_writes(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", default="2,4a,4b")
-    p.add_argument("--series", type=int, default=500, help="counters loaded for part 2, 6 h at 15 s")
+    p.add_argument("--series", type=int, default=900,
+                   help="counters loaded for part 2, 6 h at 15 s (900: each query holds ~49M of the 50M points allowed)")
     p.add_argument("--body-timeout", type=int, default=10, help="server.body_read_timeout for part 4a (s)")
     p.add_argument("--writes", type=int, default=10, help="remote-writes sent at once in part 4b")
     p.add_argument("--decoded-cap", type=int, default=None, help="server.max_inflight_decoded_bytes for 4b")

@@ -36,6 +36,7 @@ from tests.support import peers
 
 from clearsight.ingest.prompb_encode import encode_labels, encode_sample, len_field, snappy
 
+TARGET_BYTES = 400  # issue 8 point 6
 HEADERS = {
     "Content-Encoding": "snappy",
     "Content-Type": "application/x-protobuf",
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     for t in targets:
         ratio = f"  ({out[t] / out['prometheus']:.2f}x prometheus)" if "prometheus" in out else ""
         print(f"  {t:<12} {out[t]:>8,.0f} B/series{ratio}")
+    if "clearsight" in out:
+        print(f"  issue 8.6 target (at most {TARGET_BYTES} B of RSS per active series): {out['clearsight']:,.0f} B: "
+              f"{'met' if out['clearsight'] <= TARGET_BYTES else 'not met'}")
     if args.json:
         args.json.write_text(json.dumps({"rss": results, "bytes_per_series": out}, indent=1))
     return 0

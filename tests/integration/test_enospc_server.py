@@ -5,7 +5,8 @@ Two real ways to fill the disk, both tried here:
 
 - ``tmpfs``: the data directory on a size-limited tmpfs (``mount -t tmpfs -o size=...``, needs
   root/CAP_SYS_ADMIN), filled with a file; deleting the file gives the space back (ENOSPC). Where
-  mounting is not permitted the case runs the ``fsize`` method instead and says so in its output.
+  mounting is not permitted (not root) the case runs the ``fsize`` method instead and says so in its
+  output; as root (CI) a failed mount fails the test.
 - ``fsize``: the server's RLIMIT_FSIZE lowered to just above its files' sizes with ``prlimit``
   (writes past it fail with EFBIG; Python ignores SIGXFSZ), raised again afterwards.
 """
@@ -88,7 +89,9 @@ def _disk(method: str, tmp_path: Path) -> Iterator[Disk]:
             finally:
                 subprocess.run(["umount", "-l", str(mnt)], check=False)
             return
-        print("tmpfs cannot be mounted here (not root / no CAP_SYS_ADMIN): using RLIMIT_FSIZE")
+        # As root (CI runs the suite as root) a mount that fails is a failure, not a quiet fallback.
+        assert os.geteuid() != 0, "tmpfs could not be mounted as root: the real full-disk case cannot run"
+        print("tmpfs cannot be mounted here (not root): using RLIMIT_FSIZE")
     root = tmp_path / "disk"
     root.mkdir()
     yield Disk("fsize", root)

@@ -11,6 +11,7 @@ and says so).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -116,7 +117,9 @@ def test_store_full_disk_fatal_checkpoint_recovers(tmp_path: Path, method: str) 
     mnt = tmp_path / "mnt"
     mounted = method == "tmpfs" and _mount(mnt)
     if method == "tmpfs" and not mounted:
-        print("tmpfs cannot be mounted here: using RLIMIT_FSIZE")
+        # As root (CI runs the suite as root) a mount that fails is a failure, not a quiet fallback.
+        assert os.geteuid() != 0, "tmpfs could not be mounted as root: the real full-disk case cannot run"
+        print("tmpfs cannot be mounted here (not root): using RLIMIT_FSIZE")
         method = "fsize"
     root = mnt if mounted else tmp_path / "disk"
     root.mkdir(exist_ok=True)
