@@ -51,11 +51,73 @@ def _load(data: Path) -> int:
     return payloads.last_ms
 
 
+class _Transport:
+    """What the protocol writes to, kept; enough of asyncio's transport for uvicorn."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def writelines(self, data: Any) -> None:
+        self.out.append(b"".join(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 9090), "peername": ("127.0.0.1", 45678)}.get(name, default)
+
+
+def _through_protocol(guarded: Any, lane: Any, path: str, qs: bytes, calls: int) -> float:
+    """Thread CPU per request of the listener's protocol (``header_deadline_protocol``) given a
+    GET's bytes as one read, as Grafana sends one (answered by the lane)."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from clearsight.api.http_limits import header_deadline_protocol
+
+    loop = asyncio.new_event_loop()
+    config = uvicorn.Config(guarded, lifespan="off", log_config=None, access_log=False, server_header=False)
+    config.load()
+    protocol = header_deadline_protocol(10.0, lane, None)(config, ServerState(), {}, loop)
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    request = (f"GET {path}?{qs.decode()} HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nUser-Agent: Grafana/10.4.1\r\n"
+               "Accept: application/json, text/plain, */*\r\nAccept-Encoding: gzip, deflate\r\n"
+               "X-Grafana-Org-Id: 1\r\nX-Dashboard-Uid: rYdddlPWk\r\nX-Panel-Id: 20\r\n\r\n").encode()
+    for _ in range(2000):
+        protocol.data_received(request)
+    transport.out.clear()
+    t0 = time.thread_time()
+    for _ in range(calls):
+        protocol.data_received(request)
+    per_request = (time.thread_time() - t0) / calls
+    assert len(transport.out) == calls and all(out.startswith(b"HTTP/1.1 200") for out in transport.out)
+    loop.close()
+    return per_request
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--query", default="up")
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
+    p.add_argument("--through-protocol", action="store_true",
+                   help="also: the request's bytes given to the listener's HTTP protocol (server.py's), "
+                        "which parses them and answers in the fast lane, on a transport that keeps the answer")
     args, unknown = p.parse_known_args(argv)
     if unknown:
         print(f"bench/lane_inprocess.py: ignoring {' '.join(unknown)}")
@@ -101,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         compiled = not str(fast_lane_module.__file__).endswith(".py")
         print(f"{args.query!r}: FastLane.serve {per_call * 1e6:.1f} us of thread CPU per call "
               f"({'compiled' if compiled else 'pure'} Python, {args.calls} calls)")
+        if args.through_protocol:
+            per_request = _through_protocol(guarded, lane, path, qs, args.calls)
+            print(f"{args.query!r}: the listener's protocol (httptools, uvicorn's callbacks, the lane), request "
+                  f"bytes in to answer bytes out: {per_request * 1e6:.1f} us of thread CPU per request")
     finally:
         built.close_stores()
     return 0

@@ -544,6 +544,29 @@ def test_form_post_body_in_two_sends(pairs: dict[str, tuple[Server, Server]]) ->
     assert bodies[0] == bodies[1] and orjson.loads(bodies[0])["data"]["result"]
 
 
+def test_get_headers_in_two_sends(pairs: dict[str, tuple[Server, Server]]) -> None:
+    """A GET whose headers come in two reads is answered by the lane all the same, alike, and so is
+    the same request in one read after it on the same connection."""
+    bodies = []
+    for srv in pairs["open"]:
+        httpx.get(srv.url + Q, timeout=30)  # its cost known: answered inline from now on
+        before = _metric(srv.url, "clearsight_http_fast_lane_requests_total", "")
+        with _connect(srv) as s:
+            for _ in range(3):
+                request = _request(Q)
+                s.sendall(request[:20])
+                time.sleep(0.05)
+                s.sendall(request[20:])
+                (status, _, split), = _read_answers(s, 1)
+                s.sendall(request)
+                (status2, _, whole), = _read_answers(s, 1)
+                assert status == status2 == b"HTTP/1.1 200 OK" and split == whole
+        bodies.append(split)
+        laned = _metric(srv.url, "clearsight_http_fast_lane_requests_total", "") - before
+        assert laned == (6 if srv is pairs["open"][0] else 0)
+    assert bodies[0] == bodies[1] and orjson.loads(bodies[0])["data"]["resultType"] == "vector"
+
+
 def test_form_post_cut_short(pairs: dict[str, tuple[Server, Server]]) -> None:
     """A client that closes before its body is whole gets no answer, lane on or off, and the next
     connection is served."""

@@ -30,9 +30,9 @@ RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
 NOW = int(time.time()) * 1000
 
 
-def _body(batch: int) -> bytes:
+def _body(batch: int, now: int = NOW) -> bytes:
     return encode_snappy(WriteRequest([TimeSeries([("__name__", "fsync_test"), ("s", str(s))],
-                                                  [(NOW - 60_000 + batch * 1000, float(batch * 100 + s))])
+                                                  [(now - 60_000 + batch * 1000, float(batch * 100 + s))])
                                        for s in range(50)]))
 
 
@@ -111,16 +111,17 @@ def test_a_failed_fsync_then_kill_9_keeps_only_what_was_acknowledged(tmp_path: P
         record_log.os.fdatasync = fdatasync
         built = build(load_config(env={{}}, overrides={{"storage.data_dir": sys.argv[1],
                                                        "server.inline_decode_max_bytes": 0}}))
+        now = int(sys.argv[2])  # the parent's: the samples are where it looks for them
         with TestClient(create_app(built.services)) as c:
             for b in (1, 2):
-                assert c.post("/api/v1/write", content=_body(b), headers=RW).status_code == 204
+                assert c.post("/api/v1/write", content=_body(b, now), headers=RW).status_code == 204
             fail["left"] = 1
-            assert c.post("/api/v1/write", content=_body(3), headers=RW).status_code == 503
-            assert c.post("/api/v1/write", content=_body(4), headers=RW).status_code == 204
+            assert c.post("/api/v1/write", content=_body(3, now), headers=RW).status_code == 503
+            assert c.post("/api/v1/write", content=_body(4, now), headers=RW).status_code == 204
             print("acknowledged", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
     """)
-    r = subprocess.run([sys.executable, "-c", child, str(tmp_path / "data")], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", child, str(tmp_path / "data"), str(NOW)], capture_output=True, text=True,
                        timeout=120, check=False)
     assert "acknowledged" in r.stdout, r.stderr[-3000:]
     assert r.returncode == -9
