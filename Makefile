@@ -35,7 +35,7 @@ run: setup
 test: setup peers
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2 -p no:cacheprovider $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider $(ARGS)
 	@if [ -z "$(ARGS)" ]; then $(PY) bench/ci.py; fi
 
 lint: setup

@@ -26,6 +26,9 @@ import pytest
 from clearsight.ingest.prompb_encode import TimeSeries, WriteRequest, encode_write_request, snappy
 from tests.support.peers import Proc, start_clearsight
 
+# T below must stay recent: run first (tests/conftest.py); and on one xdist worker, in order: the
+# module's servers are its own per worker, and test_side_effects_alike counts what the matrix did.
+pytestmark = [pytest.mark.clock_bound, pytest.mark.xdist_group("fast_lane")]
 PASSWORD_RE = re.compile(r"with password:\s+(\S+)")
 VOLATILE = {"date", "x-trace-id", "traceparent"}
 NOW_MS = int(time.time() * 1000) // 1000 * 1000
