@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,6 +75,15 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+def _at_once(fn: Callable[[int], None], n: int) -> None:
+    """``fn(0)`` .. ``fn(n - 1)``, each on a thread of its own, started together; returns when all end."""
+    threads = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _metric(server: Server, name: str) -> float:
     status, body = server.get("/metrics")
     for line in body.decode().splitlines():
@@ -104,11 +114,7 @@ def heavy_queries(args: argparse.Namespace) -> None:
             answers[i] = f"{status} after {time.monotonic() - t0:.1f} s{peak}{text}"
 
         sampler.start()
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _at_once(ask, 3)
         peak = sampler.finish()
         print(f"\n2. three heavy queries at once (before: three in parallel passed 6 GB within 10 s): {HEAVY} "
               f"over 6 h of {args.series} counters at 60 s, query.max_samples default")
@@ -158,11 +164,7 @@ def unfinished_bodies(args: argparse.Namespace) -> None:
             status = data.split(b" ")[1].decode() if data.count(b" ") else repr(data)
             answers[i] = f"{status} after {time.monotonic() - t0:.1f} s"
 
-        threads = [threading.Thread(target=hang, args=(i,)) for i in range(60)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _at_once(hang, 60)
         peak = sampler.finish()
         for s in socks:
             s.close()
@@ -226,11 +228,7 @@ def expanding_writes(args: argparse.Namespace) -> None:
                 time.sleep(float(retry or 1))
 
         sampler.start()
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(args.writes)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _at_once(send, args.writes)
         peak = sampler.finish()
         flat = [s for a in answers for s in a]
         counts = {s: flat.count(s) for s in sorted(set(flat))}
