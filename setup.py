@@ -75,6 +75,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O2"],
         ),
         Extension(
+            "clearsight.api._urldecode",
+            ["src/clearsight/api/_urldecode.pyx"],
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
             "clearsight.api._jsonfmt",
             ["src/clearsight/api/_jsonfmt.pyx"],
             extra_compile_args=["-O3"],
@@ -133,7 +138,7 @@ def _extensions() -> list[Extension]:
     if os.environ.get("CLEARSIGHT_NO_COMPILED_PYTHON"):
         return native
     # Plain Python modules of the event loop's request path, compiled as they are: ~30% less CPU
-    # per small query (docs/development.md, "Compiled Python"). Annotations are not enforced
+    # per small query (docs/architecture.md, "Compiled code"). Annotations are not enforced
     # (annotation_typing off): the modules run exactly as the interpreter runs them.
     plain = [Extension(_module(p), [p], extra_compile_args=["-O2"]) for p in _compiled_python()]
     return native + list(cythonize(plain, build_dir="build/cython",

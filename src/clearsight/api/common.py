@@ -20,6 +20,16 @@ from clearsight.pipeline.errors import IngestError, PayloadTooLarge
 if TYPE_CHECKING:
     from clearsight.query.write_priority import WritePriority
 
+
+def _unquote_plus_py(s: str) -> str:
+    return urllib.parse.unquote(s.replace("+", " "))
+
+
+try:  # percent-decoding in one C loop (api/_urldecode.pyx), the same strings as urllib's
+    from clearsight.api._urldecode import unquote_plus
+except ImportError:  # pragma: no cover - built by `pip install -e .` (CLEARSIGHT_NO_NATIVE: not)
+    unquote_plus = _unquote_plus_py
+
 TenantOf = Callable[[Request], str]
 
 # Prometheus' "all time" bounds for series/labels queries without start/end (ms).
@@ -205,30 +215,42 @@ def query_params(query_string: bytes) -> list[tuple[str, Any]]:
     ``urllib.parse.parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)`` gives,
     without its general machinery (argument coercion, checks, a ``+`` replace and an ``unquote``
     call for every name and value: ~1/10 of a small query's CPU in the fast lane); a name or value
-    with ``%`` or ``+`` is decoded exactly as there."""
-    out: list[tuple[str, Any]] = []
+    with ``%`` or ``+`` is decoded exactly as there (``unquote_plus``)."""
     if not query_string:
-        return out
-    unquote = urllib.parse.unquote
-    for pair in query_string.decode("latin-1").split("&"):
+        return []
+    return _pairs(query_string.decode("latin-1"))
+
+
+def _pairs(qs: str) -> list[tuple[str, Any]]:
+    """``urllib.parse.parse_qsl(qs, keep_blank_values=True)`` (UTF-8, errors replaced)."""
+    out: list[tuple[str, Any]] = []
+    for pair in qs.split("&"):
         if not pair:
             continue
         name, _, value = pair.partition("=")
         if "%" in name or "+" in name:
-            name = unquote(name.replace("+", " "))
+            name = unquote_plus(name)
         if "%" in value or "+" in value:
-            value = unquote(value.replace("+", " "))
+            value = unquote_plus(value)
         out.append((name, value))
     return out
 
 
+# The most fields a form body may have (``parse_qsl``'s ``max_num_fields``, as before).
+MAX_FORM_FIELDS = 10_000
+
+
 def form_params(body: bytes) -> list[tuple[str, Any]]:
-    """The parameters of an urlencoded form body (ApiError bad_data when it is not one)."""
+    """The parameters of an urlencoded form body (ApiError bad_data when it is not one): what
+    ``urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10_000)``
+    gives, with its errors."""
     try:
-        return urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                                      max_num_fields=10_000)
-    except (UnicodeDecodeError, ValueError) as e:
+        qs = body.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ApiError("bad_data", f"invalid form body: {e}") from None
+    if qs and qs.count("&") + 1 > MAX_FORM_FIELDS:
+        raise ApiError("bad_data", "invalid form body: Max number of fields exceeded")
+    return _pairs(qs)
 
 
 async def params(request: Request) -> Params:

@@ -11,6 +11,7 @@ from clearsight.api.common import (
     SEND_BYTES,
     ApiError,
     PartsResponse,
+    form_params,
     format_float,
     format_ts,
     json_response,
@@ -175,3 +176,37 @@ def test_query_params_decode_escapes_and_keep_blanks() -> None:
     raw = b"query=rate%28m%5B5m%5D%29+%2B+1&time=&&match%5B%5D=a&match[]=b&flag&x=%E2%82%AC&bad=%zz%2"
     assert query_params(raw) == [("query", "rate(m[5m]) + 1"), ("time", ""), ("match[]", "a"), ("match[]", "b"),
                                  ("flag", ""), ("x", "€"), ("bad", "%zz%2")]
+
+
+# Percent escapes of every kind: valid (either case), cut short, not hex, UTF-8 sequences whole,
+# cut and invalid, '+', and raw non-ASCII characters.
+_ESCAPES = st.sampled_from(["%41", "%7e", "%7E", "%2B", "%2b", "%25", "%", "%4", "%zz", "%g1", "%E2%82%AC", "%E2%82",
+                            "%C3", "%FF", "%80%80", "%00", "+", "=", "&", "a", "Z", "0", " ", "é", "€", "\x7f"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_ESCAPES, max_size=20).map("".join))
+def test_unquote_plus_is_urllibs(text: str) -> None:
+    """The compiled percent-decoder gives what ``urllib.parse.unquote`` gives after the ``+``
+    replace, for ASCII strings (its own loop) and non-ASCII ones (urllib's path)."""
+    from clearsight.api import _urldecode  # type: ignore[attr-defined]
+
+    assert _urldecode.unquote_plus(text) == urllib.parse.unquote(text.replace("+", " "))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_ESCAPES, max_size=30).map("".join))
+def test_form_params_are_parse_qsls(text: str) -> None:
+    """A form body's parameters are what ``urllib.parse.parse_qsl`` gives for its UTF-8 text."""
+    body = text.encode("utf-8")
+    assert form_params(body) == urllib.parse.parse_qsl(text, keep_blank_values=True, max_num_fields=10_000)
+
+
+def test_form_params_refuse_what_parse_qsl_refuses() -> None:
+    """Invalid UTF-8 and more than 10,000 fields are refused as ``bad_data``, as before."""
+    with pytest.raises(ApiError, match="invalid form body: 'utf-8' codec can't decode"):
+        form_params(b"query=\xff")
+    assert len(form_params(b"a=1" + b"&a=1" * 9_999)) == 10_000
+    with pytest.raises(ApiError, match="Max number of fields exceeded") as e:
+        form_params(b"a=1" + b"&a=1" * 10_000)
+    assert e.value.error_type == "bad_data"
