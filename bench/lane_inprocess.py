@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--query", default="up")
     p.add_argument("--calls", type=int, default=20000)
+    p.add_argument("--range", type=float, default=0.0, dest="range_s",
+                   help="a range query over this many seconds up to the data's end instead of an instant query")
+    p.add_argument("--step", type=float, default=15.0, help="the range query's step (s)")
     p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
     p.add_argument("--through-protocol", action="store_true",
                    help="also: the request's bytes given to the listener's HTTP protocol (server.py's), "
@@ -138,8 +141,13 @@ def main(argv: list[str] | None = None) -> int:
                                   built.writes)
         lane = FastLane.of(guarded)
         assert lane is not None
-        path = "/api/v1/query"
-        qs = urllib.parse.urlencode({"query": args.query, "time": f"{last_ms / 1000:.3f}"}).encode()
+        if args.range_s > 0:
+            path = "/api/v1/query_range"
+            qs = urllib.parse.urlencode({"query": args.query, "start": f"{last_ms / 1000 - args.range_s:.3f}",
+                                         "end": f"{last_ms / 1000:.3f}", "step": f"{args.step:g}"}).encode()
+        else:
+            path = "/api/v1/query"
+            qs = urllib.parse.urlencode({"query": args.query, "time": f"{last_ms / 1000:.3f}"}).encode()
         with TestClient(guarded, base_url="http://127.0.0.1:9090", client=("127.0.0.1", 45678)) as tc:
             assert tc.get(path + "?" + qs.decode()).status_code == 200  # the usual path: its cost is known
 
