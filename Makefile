@@ -9,8 +9,9 @@ OIDC_STAMP := tests/peers/oidc/node_modules/.package-lock.json
 
 setup: $(VENV)/.stamp $(UI_STAMP)
 
-# Rebuild when the packaging, a native (Cython) source or a compiled Python module changes.
-COMPILED_PY := $(shell grep -v '^\#' native_python.txt)
+# Rebuild when the packaging, a native (Cython) source or (when CLEARSIGHT_COMPILED_PYTHON=1 asks
+# for them) a compiled Python module changes.
+COMPILED_PY := $(if $(filter-out 0,$(CLEARSIGHT_COMPILED_PYTHON)),$(shell grep -v '^\#' native_python.txt))
 $(VENV)/.stamp: pyproject.toml setup.py scripts/setup.sh native_python.txt $(COMPILED_PY) $(shell find src -name '*.pyx' -o -name '*.pxd')
 	bash scripts/setup.sh
 

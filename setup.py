@@ -135,11 +135,12 @@ def _extensions() -> list[Extension]:
     ]
     native = list(cythonize(exts, build_dir="build/cython", include_path=["src"],
                             compiler_directives={"language_level": "3"}))
-    if os.environ.get("CLEARSIGHT_NO_COMPILED_PYTHON"):
-        return native
-    # Plain Python modules of the event loop's request path, compiled as they are: ~30% less CPU
-    # per small query (docs/architecture.md, "Compiled code"). Annotations are not enforced
-    # (annotation_typing off): the modules run exactly as the interpreter runs them.
+    if os.environ.get("CLEARSIGHT_COMPILED_PYTHON", "") in ("", "0"):
+        return native  # (the build's cleanup removes what an earlier build compiled of them)
+    # Opt-in: plain Python modules of the event loop's request path, compiled as they are. Measured
+    # slower than the interpreter on CPython 3.11, hot and cold (docs/architecture.md, "Compiled
+    # code"), so off unless asked. Annotations are not enforced (annotation_typing off): the modules
+    # run exactly as the interpreter runs them.
     plain = [Extension(_module(p), [p], extra_compile_args=["-O2"]) for p in _compiled_python()]
     return native + list(cythonize(plain, build_dir="build/cython",
                                    compiler_directives={"language_level": "3", "annotation_typing": False,

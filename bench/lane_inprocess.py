@@ -6,11 +6,13 @@ inline queries: 15 minutes), stops; the stack is then built in this process on t
 (server.build, the app, the guards, the fast lane), the query is run once through the usual path
 (so its cost is known and it is answered inline after), and ``FastLane.serve`` is called
 ``--calls`` times. No socket, no event loop: hot caches, the lane's own Python only. Compare
-compiled Python (the default build) with ``CLEARSIGHT_PURE_PYTHON=1`` (docs/architecture.md,
-"Compiled code"), alternating:
+the default build (every module interpreted) with one whose request-path modules are compiled
+(``CLEARSIGHT_COMPILED_PYTHON=1 make setup``, docs/architecture.md "Compiled code"), or Python
+builds (docs/architecture.md "Which Python"); ``--range S`` times a range query over the last S
+seconds instead:
 
     CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query up
-    CLEARSIGHT_PURE_PYTHON=1 CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query up
+    CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query node_load1 --range 3000
 """
 
 from __future__ import annotations

@@ -517,7 +517,7 @@ def _validate_health(cfg: Config) -> None:
 # Environment variables that are not settings: secrets read once at first start (auth/bootstrap.py),
 # and the build's and the importer's switches for compiled Python (setup.py, clearsight/_compiled.py).
 _NOT_SETTINGS = ("CLEARSIGHT_SHARED", "CLEARSIGHT_CONFIG", "CLEARSIGHT_AUTH_ADMIN_PASSWORD",
-                 "CLEARSIGHT_AUTH_BOOTSTRAP_API_KEY", "CLEARSIGHT_PURE_PYTHON", "CLEARSIGHT_NO_COMPILED_PYTHON",
+                 "CLEARSIGHT_AUTH_BOOTSTRAP_API_KEY", "CLEARSIGHT_PURE_PYTHON", "CLEARSIGHT_COMPILED_PYTHON",
                  "CLEARSIGHT_NO_NATIVE")
 
 

@@ -111,5 +111,5 @@ def test_every_store_cache_has_a_key() -> None:
 def test_the_build_and_import_switches_are_not_settings() -> None:
     """CLEARSIGHT_PURE_PYTHON (clearsight/_compiled.py) and the build's switches may be set where the
     server runs (a profiling session) without being taken for unknown settings."""
-    env = {"CLEARSIGHT_PURE_PYTHON": "1", "CLEARSIGHT_NO_COMPILED_PYTHON": "1", "CLEARSIGHT_NO_NATIVE": "1"}
+    env = {"CLEARSIGHT_PURE_PYTHON": "1", "CLEARSIGHT_COMPILED_PYTHON": "1", "CLEARSIGHT_NO_NATIVE": "1"}
     assert load_config(env=env) == load_config(env={})
