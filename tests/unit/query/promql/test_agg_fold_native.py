@@ -197,3 +197,47 @@ def test_small_range_sum_takes_the_one_call_kernel(monkeypatch: pytest.MonkeyPat
     res = Engine().range(sel, "sum by (g) (m)", 0, 105_000, 15_000)
     assert one_call.calls == 1
     assert [s.values.tolist() for s in res.series] == [[2.0] * 8, [4.0] * 8]
+
+
+_ONE_STEP_VALUES = st.sampled_from([0.0, -0.0, 1.0, -2.5, 0.1, 1e-300, 3e307, 1.7e308, -1.7e308, math.inf, -math.inf,
+                                    math.nan, 123456789.123, -1e16, 1e16])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["sum", "avg"]), st.data())
+def test_an_instant_querys_sum_avg_is_the_one_step_pythons(op: str, data: st.DataObject) -> None:
+    """An instant query's ``sum``/``avg`` of up to ``_ONE_STEP``'s rows is the one compiled call
+    (``_aggfold.sum_avg``) where there is one: the same single-lane operations as the one-step
+    Python functions (``aggregations._sum_one_step``/``_avg_one_step``), bit for bit on every group
+    with members (NaN signs aside, ``_bits``), overflow to the incremental mean included."""
+    from clearsight.query.promql import aggregations
+
+    assert agg_fold._aggfold is not None
+    limit = aggregations._ONE_STEP[op][0]
+    n = data.draw(st.integers(0, limit), label="rows")
+    groups = data.draw(st.integers(1, 4), label="groups")
+    vals = np.asarray(data.draw(st.lists(_ONE_STEP_VALUES, min_size=n, max_size=n)), dtype=np.float64)[:, None]
+    pres = np.asarray(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=np.bool_)[:, None]
+    gid = data.draw(st.lists(st.integers(0, groups - 1), min_size=n, max_size=n))
+    python = aggregations._ONE_STEP[op][1]
+    want, want_seen = python(op, vals, pres, gid, groups)
+    got, seen = agg_fold._aggfold.sum_avg(vals, pres.view(np.uint8), np.asarray(gid, dtype=np.int64), groups,
+                                          op == "avg")
+    assert seen.tolist() == want_seen.tolist()
+    members = want_seen[:, 0]
+    assert _bits(got[members]) == _bits(want[members])
+
+
+def test_an_instant_querys_avg_takes_the_compiled_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``avg`` and ``sum`` at one step go to ``_aggfold.sum_avg`` (one call), not Python per row."""
+    sel = MemorySeriesSelector()
+    ts = np.asarray([0, 15_000], dtype=np.int64)
+    for i in range(24):
+        sel.add(make_labels({"__name__": "m", "i": str(i)}), ts, np.full(ts.shape, float(i) + 0.1))
+    kernel = agg_fold._aggfold
+    monkeypatch.setattr(agg_fold, "_aggfold", None)  # the one-step Python functions
+    want = [Engine().instant(sel, q, 15_000).series[0].values.tolist() for q in ("avg(m)", "sum(m)")]
+    monkeypatch.setattr(agg_fold, "_aggfold", kernel)
+    calls = count_calls(monkeypatch, agg_fold._aggfold, "sum_avg")
+    assert [Engine().instant(sel, q, 15_000).series[0].values.tolist() for q in ("avg(m)", "sum(m)")] == want
+    assert calls.calls == 2
