@@ -82,10 +82,23 @@ class Podman:
                     self.service.wait(5)
             shutil.rmtree(self.short, ignore_errors=True)
             # podman's overlay driver bind-mounts its storage onto itself; left mounted, pytest cannot
-            # remove the old temp dir later (EBUSY at the end of a run)
+            # remove the old temp dir later (EBUSY at the end of a run). ``os.path.ismount`` does not
+            # see a directory bind-mounted onto itself (same device, another inode than its
+            # parent's), so the mount table says.
             overlay = self.root / "storage" / "overlay"
-            if os.path.ismount(overlay):
+            if _mounted(overlay):
                 subprocess.run(["umount", "-l", str(overlay)], capture_output=True, timeout=30)
+
+
+def _mounted(path: Path) -> bool:
+    """Whether ``path`` is a mount point in this process' mount table (bind mounts included)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return os.path.ismount(path)
+    target = str(path.resolve())
+    # field 5 is the mount point, with spaces and other specials octal-escaped
+    return any(line.split()[4].encode().decode("unicode_escape") == target for line in lines if len(line.split()) > 4)
 
 
 @pytest.fixture(scope="module")
