@@ -9,7 +9,9 @@ inline queries: 15 minutes), stops; the stack is then built in this process on t
 the default build (every module interpreted) with one whose request-path modules are compiled
 (``CLEARSIGHT_COMPILED_PYTHON=1 make setup``, docs/architecture.md "Compiled code"), or Python
 builds (docs/architecture.md "Which Python"); ``--range S`` times a range query over the last S
-seconds instead:
+seconds instead; ``--flush-mb N`` writes one byte per cache line of an N MiB buffer before every
+call (its own cost measured alone and subtracted), so each call runs with cold caches, as in a
+server asked in turn with other processes:
 
     CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query up
     CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/lane_inprocess.py --query node_load1 --range 3000
@@ -22,6 +24,7 @@ import shutil
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +115,28 @@ def _through_protocol(guarded: Any, lane: Any, path: str, qs: bytes, calls: int)
     return per_request
 
 
+def _per_call(call: Callable[[], Any], calls: int, flush_mb: int) -> float:
+    """Thread CPU seconds per ``call()``; with ``flush_mb``, each call after a pass over a buffer of
+    that size (one byte per 64-byte line), the passes' own CPU measured alone and subtracted."""
+    if flush_mb <= 0:
+        t0 = time.thread_time()
+        for _ in range(calls):
+            call()
+        return (time.thread_time() - t0) / calls
+    import numpy as np
+
+    lines = np.zeros(flush_mb << 20, dtype=np.uint8)[::64]
+    t0 = time.thread_time()
+    for _ in range(calls):
+        lines += 1
+    flushing = time.thread_time() - t0
+    t0 = time.thread_time()
+    for _ in range(calls):
+        lines += 1
+        call()
+    return (time.thread_time() - t0 - flushing) / calls
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--query", default="up")
@@ -119,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--range", type=float, default=0.0, dest="range_s",
                    help="a range query over this many seconds up to the data's end instead of an instant query")
     p.add_argument("--step", type=float, default=15.0, help="the range query's step (s)")
+    p.add_argument("--flush-mb", type=int, default=0,
+                   help="evict the CPU caches before every call by touching this many MiB (0: hot)")
     p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
     p.add_argument("--through-protocol", action="store_true",
                    help="also: the request's bytes given to the listener's HTTP protocol (server.py's), "
@@ -166,13 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         assert served is not None and served.answer is not None and served.answer.status == 200, served
         for _ in range(2000):
             lane.serve(scope(), found)
-        t0 = time.thread_time()
-        for _ in range(args.calls):
-            lane.serve(scope(), found)
-        per_call = (time.thread_time() - t0) / args.calls
+        per_call = _per_call(lambda: lane.serve(scope(), found), args.calls, args.flush_mb)
         compiled = not str(fast_lane_module.__file__).endswith(".py")
         print(f"{args.query!r}: FastLane.serve {per_call * 1e6:.1f} us of thread CPU per call "
-              f"({'compiled' if compiled else 'pure'} Python, {args.calls} calls)")
+              f"({'compiled' if compiled else 'pure'} Python, {args.calls} calls"
+              f"{f', caches flushed ({args.flush_mb} MiB) before each' if args.flush_mb else ''})")
         if args.through_protocol:
             per_request = _through_protocol(guarded, lane, path, qs, args.calls)
             print(f"{args.query!r}: the listener's protocol (httptools, uvicorn's callbacks, the lane), request "

@@ -98,7 +98,8 @@ def _mounted(path: Path) -> bool:
         return os.path.ismount(path)
     target = str(path.resolve())
     # field 5 is the mount point, with spaces and other specials octal-escaped
-    return any(line.split()[4].encode().decode("unicode_escape") == target for line in lines if len(line.split()) > 4)
+    points = (fields[4] for fields in map(str.split, lines) if len(fields) > 4)
+    return any(p.encode().decode("unicode_escape") == target for p in points)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ an ASCII ``s``: ``+`` becomes a space, ``%`` followed by two hex digits (either 
 byte, anything else is kept, and the bytes are decoded as UTF-8 with invalid sequences replaced.
 A string with a non-ASCII character (a raw byte above 0x7f in a query string, decoded as
 latin-1, or a form's UTF-8) takes ``urllib``'s own path: its handling of non-ASCII runs is kept
-exactly, and such requests are rare. tests/unit/api/test_urldecode.py compares both with
-hypothesis.
+exactly, and such requests are rare. tests/unit/api/test_common.py compares both with urllib's
+(hypothesis).
 """
 
 import urllib.parse

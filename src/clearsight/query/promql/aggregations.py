@@ -83,12 +83,12 @@ def aggregate(op: str, v: VectorSteps, param: ScalarSteps | str | None, grouping
     seen: BoolArr
     result: F64
     one_step = _ONE_STEP.get(op) if k == 1 else None
-    if one_step is not None and len(gid) <= one_step[0] and not (
-            (op == "sum" or op == "avg") and agg_fold._aggfold is not None):
+    in_one_step = one_step is not None and len(gid) <= one_step[0]
+    native_sum_avg = (op == "sum" or op == "avg") and agg_fold._aggfold is not None
+    if in_one_step and not native_sum_avg:
+        assert one_step is not None
         result, seen = one_step[1](op, vals, pres, gid, G)  # Python floats: no numpy call per step
-    elif ((op == "sum" or op == "avg") and agg_fold._aggfold is not None
-          and ((len(gid) <= 2 * LANES and len(column_blocks(len(gid), k)) == 1)
-               or (one_step is not None and len(gid) <= one_step[0]))):
+    elif native_sum_avg and (in_one_step or (len(gid) <= 2 * LANES and len(column_blocks(len(gid), k)) == 1)):
         # few rows (no group large enough for lanes), one block of steps, or the one step of an
         # instant query whose rows one lane sums (``_ONE_STEP``): the single-lane fold and its
         # finish in one compiled call (``agg_fold.SumAvg``'s operations, its state in C; the one-step
