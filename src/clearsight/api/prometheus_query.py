@@ -57,8 +57,6 @@ INLINE_MAX_CPU_S = 0.002
 INLINE_RECENT_MS = 15 * 60_000
 # An answer of more points than this is encoded and sent in parts (api/common.py: PartsResponse).
 PARTS_MIN_POINTS = 8192
-# The cancel event of an inline evaluation: nothing cancels a query running on the event loop.
-_NEVER_CANCELED = threading.Event()
 
 
 def parse_step_ms(raw: str, name: str = "step") -> int:
@@ -230,7 +228,7 @@ def query_timings(arrived: float, preparation: float, began: float, evaluated: f
 class QueryPlan(NamedTuple):
     """A query request checked and prepared, before its tenant is known (the guards decide it)."""
 
-    run_for: Callable[[str], Callable[[threading.Event, float], Response]]  # tenant -> the evaluation
+    run_for: Callable[[str], Callable[[threading.Event | None, float], Response]]  # tenant -> the evaluation
     deadline: Deadline
     inline: bool  # proven cheap and recent: evaluated on the event loop
 
@@ -298,12 +296,13 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             return success_in_parts(data, "result", warned, infos, between=pause_for_writes, writes=current_priority())
         return success(data, warned, infos)
 
-    def _inline_now(run: Callable[[threading.Event, float], Response], deadline: Deadline) -> Response:
-        """An inline evaluation: on the event loop, no pool hand-off (same deadline and errors)."""
+    def _inline_now(run: Callable[[threading.Event | None, float], Response], deadline: Deadline) -> Response:
+        """An inline evaluation: on the event loop, no pool hand-off (same deadline and errors).
+        Nothing cancels a query running on the event loop: no cancel event to poll."""
         remaining = deadline.remaining()
         if remaining <= 0:
             raise qv.QueryTimeout("query timed out before it started")
-        return run(_NEVER_CANCELED, remaining)
+        return run(None, remaining)
 
     async def _execute(request: Request, tenant: str, plan: QueryPlan) -> Response:
         run = plan.run_for(tenant)
@@ -337,8 +336,8 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
         prepared = _prepare(prepared_queries, q)  # bad_data before taking a worker thread
         prep = time.monotonic() - parse_began
 
-        def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
-            def run(cancel: threading.Event, timeout: float) -> Response:
+        def run_for(tenant: str) -> Callable[[threading.Event | None, float], Response]:
+            def run(cancel: threading.Event | None, timeout: float) -> Response:
                 began = time.monotonic()
                 cpu = time.thread_time()
                 result = engine.instant(store.querier(tenant), prepared.expr, t, timeout_s=timeout, cancel=cancel,
@@ -381,8 +380,8 @@ def make_query_handlers(store: MetricsStore, cfg: QueryConfig, tenant_of: Tenant
             raise ApiError("bad_data", f'invalid parameter "query": invalid expression type "{kind}" for range '
                            "query, must be Scalar or instant Vector")
 
-        def run_for(tenant: str) -> Callable[[threading.Event, float], Response]:
-            def run(cancel: threading.Event, timeout: float) -> Response:
+        def run_for(tenant: str) -> Callable[[threading.Event | None, float], Response]:
+            def run(cancel: threading.Event | None, timeout: float) -> Response:
                 began = time.monotonic()
                 cpu = time.thread_time()
                 result = engine.range(store.querier(tenant), expr, start, end, step, timeout_s=timeout,

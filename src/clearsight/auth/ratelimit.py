@@ -43,10 +43,7 @@ class TokenBuckets:
         self.burst = float(max(1, burst))
         self.clock = clock
         self._b: dict[str, _Bucket] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0
+        self.enabled = rate > 0  # (an attribute: read by every request's guards)
 
     def take(self, key: str) -> float:
         now = self.clock()

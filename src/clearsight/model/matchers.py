@@ -22,6 +22,11 @@ class MatchType(enum.Enum):
     RE = "=~"
     NRE = "!~"
 
+    # Members are singletons compared by identity: the identity hash, in C, rather than Enum's
+    # (a Python call hashing the member's name), computed for every matcher of every selection
+    # looked up (store/embedded/selection_cache.py).
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True)
 class Matcher:

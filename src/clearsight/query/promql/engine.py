@@ -1107,7 +1107,10 @@ class Engine:
         For a pre-parsed ``Expr``, ``positions``/``query_text`` give annotation positions and
         ``bare`` its short-path plan (``prepared.Prepared.bare``: a ``bare.BarePlan`` of this
         expression, or False when it has none; None: worked out here)."""
-        expr, positions, query_text = _prepare(query, positions, query_text)
+        if isinstance(query, str) or positions is None:
+            expr, positions, query_text = _prepare(query, positions, query_text)
+        else:
+            expr = query  # (``_prepare`` of a parsed query with its positions: what it would return)
         deadline = self._deadline(timeout_s)
         ts = np.asarray([time_ms], dtype=np.int64)
         plan = self._bare_plan(expr, bare, count_samples)
@@ -1190,20 +1193,19 @@ def _bare_result(eng: Engine, selector: SeriesSelector, plan: BarePlan, ts: I64,
     lookback = eng.lookback_delta_ms if not lookback_delta_ms else lookback_delta_ms
     k = ts.shape[0]
     at = plan.at
-    if plan.plain:
+    off = plan.offset_ms
+    if at is None and off == 0:  # (``plan.plain``, without its call)
         eff, lo, hi = ts, first, last
-    else:  # Evaluator.effective_times (the span known: no reductions)
-        off = plan.offset_ms
-        if at is None:
-            eff, lo, hi = ts - np.int64(off), first - off, last - off
-        else:
-            t = at.timestamp_ms if at.timestamp_ms is not None else (start if at.start_or_end == "start" else end)
-            eff = np.full(ts.shape, t - off, dtype=np.int64)
-            lo = hi = t - off
+    elif at is None:  # Evaluator.effective_times (the span known: no reductions)
+        eff, lo, hi = ts - np.int64(off), first - off, last - off
+    else:
+        t = at.timestamp_ms if at.timestamp_ms is not None else (start if at.start_or_end == "start" else end)
+        eff = np.full(ts.shape, t - off, dtype=np.int64)
+        lo = hi = t - off
+    m = plan.matrix
+    if m is None:  # a selector: nothing in its read polls the thread's current budget (no ``running``)
+        return _bare_vector(eng, selector, plan, budget, stats, ts, eff, lo - lookback + 1, hi, lookback, instant)
     with running(budget):
-        m = plan.matrix
-        if m is None:
-            return _bare_vector(eng, selector, plan, budget, stats, ts, eff, lo - lookback + 1, hi, lookback, instant)
         call = plan.call
         assert call is not None
         budget.check()  # (``Evaluator.eval`` of the call)

@@ -126,6 +126,8 @@ _DELETE_RUN_SAMPLES = 1_000_000
 _SERIES_CHECKPOINT = 20_000
 # A read under ReadLimits decodes its chunks in batches of this many (checks between batches).
 _READ_BATCH_CHUNKS = 2048
+# querier(): the tenants whose querier is kept (past it, all are dropped and made again as asked)
+_MAX_QUERIERS = 4096
 # Per-series min/max timestamps over chunks and histogram rows (the head's come from its mirror:
 # _with_head); {filter} restricts the series.
 _MIN_MAX_SQL = (
@@ -207,12 +209,13 @@ class _NewSeries:
 
 
 class _Querier:
+    """A tenant's reads (``EmbeddedMetricsStore.querier``: one per tenant, kept)."""
+
     def __init__(self, store: EmbeddedMetricsStore, tenant: str) -> None:
         self._store = store
         self._tenant = tenant
-
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesData:
-        return self._store.select(self._tenant, matchers, start_ms, end_ms)
+        # the store's select for the tenant, without a Python frame of its own (every query reads)
+        self.select: Callable[[Sequence[Matcher], int, int], SeriesData] = functools.partial(store.select, tenant)
 
     def rollup_coverage(self) -> Sequence[RollupCoverage]:  # store.interface.RollupReader
         r = self._store.rollups
@@ -363,6 +366,7 @@ class EmbeddedMetricsStore:
         self._index: dict[str, TenantIndex] = {}
         # matcher sets -> ids, per tenant (selection_cache.py)
         self._selections = SelectionCache(max_ids=max(0, selection_cache_ids))
+        self._queriers: dict[str, _Querier] = {}  # querier(): one per tenant
         # (label name or None, matcher sets) -> the selection's full listing, per tenant (label_listing.py)
         self._listings = label_listing.ListingCache()
         self._labels: list[Labels] = [()]  # by series id; id 0 is never used
@@ -1886,7 +1890,12 @@ class EmbeddedMetricsStore:
         return SeriesData(labels, offsets, ts, vals)
 
     def querier(self, tenant: str) -> SeriesSelector:
-        return _Querier(self, tenant)
+        q = self._queriers.get(tenant)
+        if q is None:
+            if len(self._queriers) >= _MAX_QUERIERS:
+                self._queriers.clear()
+            q = self._queriers[tenant] = _Querier(self, tenant)
+        return q
 
     # --- rollups (rollups.py; this store is their RollupHost) --------------------------------------
 
