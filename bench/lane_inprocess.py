@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,9 +84,49 @@ class _Transport:
         return {"sockname": ("127.0.0.1", 9090), "peername": ("127.0.0.1", 45678)}.get(name, default)
 
 
-def _through_protocol(guarded: Any, lane: Any, path: str, qs: bytes, calls: int) -> float:
-    """Thread CPU per request of the listener's protocol (``header_deadline_protocol``) given a
-    GET's bytes as one read, as Grafana sends one (answered by the lane)."""
+class Stack(NamedTuple):
+    """A server stack built in this process on a loaded data directory (``build_stack``)."""
+
+    built: Any  # server.Built: close its stores when done (``built.close_stores()``)
+    guarded: Any  # the main listener's guard chain (server._guarded)
+    lane: Any  # its FastLane
+    path: str  # the query's route
+    qs: bytes  # its query string
+
+
+def build_stack(data: Path, last_ms: int, query: str, range_s: float = 0.0, step: float = 15.0) -> Stack:
+    """The stack of a server on ``data`` (server.build, the app, the guards, the fast lane), the
+    query (instant at ``last_ms``, or a range over the last ``range_s`` seconds) run once through the
+    usual path (so its cost is known and the lane answers it inline after)."""
+    from starlette.testclient import TestClient
+
+    from clearsight import server
+    from clearsight.api.app import create_app
+    from clearsight.api.fast_lane import FastLane
+    from clearsight.config import load_config
+
+    cfg = load_config(overrides={"storage.data_dir": str(data / "store")})
+    built = server.build(cfg)
+    app = create_app(built.services)
+    guarded = server._guarded(app, cfg, built.auth, built.signing, server.rate_buckets(cfg), built.usage,
+                              built.writes)
+    lane = FastLane.of(guarded)
+    assert lane is not None
+    if range_s > 0:
+        path = "/api/v1/query_range"
+        qs = urllib.parse.urlencode({"query": query, "start": f"{last_ms / 1000 - range_s:.3f}",
+                                     "end": f"{last_ms / 1000:.3f}", "step": f"{step:g}"}).encode()
+    else:
+        path = "/api/v1/query"
+        qs = urllib.parse.urlencode({"query": query, "time": f"{last_ms / 1000:.3f}"}).encode()
+    with TestClient(guarded, base_url="http://127.0.0.1:9090", client=("127.0.0.1", 45678)) as tc:
+        assert tc.get(path + "?" + qs.decode()).status_code == 200  # the usual path: its cost is known
+    return Stack(built, guarded, lane, path, qs)
+
+
+def listener_protocol(stack: Stack) -> tuple[Any, _Transport, bytes]:
+    """The listener's HTTP protocol (``header_deadline_protocol``, as server.py makes it) connected to
+    a ``_Transport``, and the bytes of the stack's query as a GET from Grafana (one read)."""
     import asyncio
 
     import uvicorn
@@ -94,15 +134,22 @@ def _through_protocol(guarded: Any, lane: Any, path: str, qs: bytes, calls: int)
 
     from clearsight.api.http_limits import header_deadline_protocol
 
-    loop = asyncio.new_event_loop()
-    config = uvicorn.Config(guarded, lifespan="off", log_config=None, access_log=False, server_header=False)
+    config = uvicorn.Config(stack.guarded, lifespan="off", log_config=None, access_log=False, server_header=False)
     config.load()
-    protocol = header_deadline_protocol(10.0, lane, None)(config, ServerState(), {}, loop)
+    protocol = header_deadline_protocol(10.0, stack.lane, None)(config, ServerState(), {}, asyncio.new_event_loop())
     transport = _Transport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
-    request = (f"GET {path}?{qs.decode()} HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nUser-Agent: Grafana/10.4.1\r\n"
-               "Accept: application/json, text/plain, */*\r\nAccept-Encoding: gzip, deflate\r\n"
-               "X-Grafana-Org-Id: 1\r\nX-Dashboard-Uid: rYdddlPWk\r\nX-Panel-Id: 20\r\n\r\n").encode()
+    protocol.connection_made(transport)
+    request = (f"GET {stack.path}?{stack.qs.decode()} HTTP/1.1\r\nHost: 127.0.0.1:9090\r\n"
+               "User-Agent: Grafana/10.4.1\r\nAccept: application/json, text/plain, */*\r\n"
+               "Accept-Encoding: gzip, deflate\r\nX-Grafana-Org-Id: 1\r\nX-Dashboard-Uid: rYdddlPWk\r\n"
+               "X-Panel-Id: 20\r\n\r\n").encode()
+    return protocol, transport, request
+
+
+def _through_protocol(stack: Stack, calls: int) -> float:
+    """Thread CPU per request of the listener's protocol given a GET's bytes as one read, as
+    Grafana sends one (answered by the lane)."""
+    protocol, transport, request = listener_protocol(stack)
     for _ in range(2000):
         protocol.data_received(request)
     transport.out.clear()
@@ -111,7 +158,7 @@ def _through_protocol(guarded: Any, lane: Any, path: str, qs: bytes, calls: int)
         protocol.data_received(request)
     per_request = (time.thread_time() - t0) / calls
     assert len(transport.out) == calls and all(out.startswith(b"HTTP/1.1 200") for out in transport.out)
-    loop.close()
+    protocol.loop.close()
     return per_request
 
 
@@ -154,32 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"bench/lane_inprocess.py: ignoring {' '.join(unknown)}")
     last_ms = _load(args.data)
-    from starlette.testclient import TestClient
-
     import clearsight.api.fast_lane as fast_lane_module
-    from clearsight import server
-    from clearsight.api.app import create_app
-    from clearsight.api.fast_lane import FastLane
-    from clearsight.config import load_config
 
-    cfg = load_config(overrides={"storage.data_dir": str(args.data / "store")})
-    built = server.build(cfg)
+    stack = build_stack(args.data, last_ms, args.query, args.range_s, args.step)
+    lane, path, qs = stack.lane, stack.path, stack.qs
     try:
-        app = create_app(built.services)
-        guarded = server._guarded(app, cfg, built.auth, built.signing, server.rate_buckets(cfg), built.usage,
-                                  built.writes)
-        lane = FastLane.of(guarded)
-        assert lane is not None
-        if args.range_s > 0:
-            path = "/api/v1/query_range"
-            qs = urllib.parse.urlencode({"query": args.query, "start": f"{last_ms / 1000 - args.range_s:.3f}",
-                                         "end": f"{last_ms / 1000:.3f}", "step": f"{args.step:g}"}).encode()
-        else:
-            path = "/api/v1/query"
-            qs = urllib.parse.urlencode({"query": args.query, "time": f"{last_ms / 1000:.3f}"}).encode()
-        with TestClient(guarded, base_url="http://127.0.0.1:9090", client=("127.0.0.1", 45678)) as tc:
-            assert tc.get(path + "?" + qs.decode()).status_code == 200  # the usual path: its cost is known
-
         def scope() -> dict[str, Any]:
             return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
                     "server": ("127.0.0.1", 9090), "client": ("127.0.0.1", 45678), "scheme": "http",
@@ -199,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({'compiled' if compiled else 'pure'} Python, {args.calls} calls"
               f"{f', caches flushed ({args.flush_mb} MiB) before each' if args.flush_mb else ''})")
         if args.through_protocol:
-            per_request = _through_protocol(guarded, lane, path, qs, args.calls)
+            per_request = _through_protocol(stack, args.calls)
             print(f"{args.query!r}: the listener's protocol (httptools, uvicorn's callbacks, the lane), request "
                   f"bytes in to answer bytes out: {per_request * 1e6:.1f} us of thread CPU per request")
     finally:
-        built.close_stores()
+        stack.built.close_stores()
     return 0
 
 
