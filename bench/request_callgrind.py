@@ -2,8 +2,8 @@
 the listener's HTTP protocol and the fast lane answering it (bench/lane_inprocess.py's stack, the
 request as Grafana sends it), under valgrind's callgrind.
 
-The counts are the same for the same code, data and Python however busy the machine is, so a
-change to the request path shows as a difference of a few thousand instructions or misses where a
+The counts hardly vary for the same code, data and Python however busy the machine is (within
+~0.03% run to run: time-dependent branches), so a change to the request path shows as a difference of a few thousand instructions or misses where a
 timed benchmark on a shared 2-core machine needs many alternated rounds to see 5%. Only the
 requests are counted (the collection is switched on and off around each one with callgrind's client
 requests, from a small C helper this script compiles), each after ``--flush-mb`` MiB were written,
