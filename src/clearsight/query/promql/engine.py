@@ -1107,10 +1107,7 @@ class Engine:
         For a pre-parsed ``Expr``, ``positions``/``query_text`` give annotation positions and
         ``bare`` its short-path plan (``prepared.Prepared.bare``: a ``bare.BarePlan`` of this
         expression, or False when it has none; None: worked out here)."""
-        if isinstance(query, str) or positions is None:
-            expr, positions, query_text = _prepare(query, positions, query_text)
-        else:
-            expr = query  # (``_prepare`` of a parsed query with its positions: what it would return)
+        expr, positions, query_text = _prepare(query, positions, query_text)
         deadline = self._deadline(timeout_s)
         ts = np.asarray([time_ms], dtype=np.int64)
         plan = self._bare_plan(expr, bare, count_samples)
