@@ -80,6 +80,11 @@ def _extensions() -> list[Extension]:
             extra_compile_args=["-O2"],
         ),
         Extension(
+            "clearsight.api._reqhead",
+            ["src/clearsight/api/_reqhead.pyx"],
+            extra_compile_args=["-O2"],
+        ),
+        Extension(
             "clearsight.api._jsonfmt",
             ["src/clearsight/api/_jsonfmt.pyx"],
             extra_compile_args=["-O3"],

@@ -28,6 +28,7 @@ import argparse
 import ctypes
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=100)
     p.add_argument("--flush-mb", type=int, default=8, help="MiB written before each request (0: hot caches)")
     p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
+    p.add_argument("--keep", type=Path, default=None,
+                   help="keep callgrind's output file here (per function: callgrind_annotate FILE)")
     args = p.parse_args(argv)
     if CHILD in os.environ:
         return child(args)
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             print(run.stderr[-3000:], file=sys.stderr)
             return run.returncode
         got = totals(out)
+        if args.keep is not None:
+            shutil.copyfile(out, args.keep)
     per = {k: got.get(k, 0) / args.requests for k in SHOWN}
     print(f"{args.query!r}{f' over {args.range_s:g} s' if args.range_s else ''}, {args.requests} requests"
           f"{f' after {args.flush_mb} MiB written each' if args.flush_mb else ', hot'}; per request:")

@@ -157,6 +157,8 @@ class FastLane:
         self.request_log = request_log
         self.usual_headers = _USUAL_PATH_HEADERS | ({b"origin"} if cors else frozenset())
         self.served = 0  # requests the lane took (clearsight_http_fast_lane_requests_total)
+        # of which read without httptools (api/http_limits.py, _express)
+        self.express = 0
         self._pending_audits: set[asyncio.Future[None]] = set()
 
     @classmethod
@@ -409,6 +411,9 @@ class FastLaneCollector(Collector):
         yield CounterMetricFamily("clearsight_http_fast_lane_requests",
                                   "Requests answered by the HTTP protocol's fast lane (server.fast_lane).",
                                   value=self._lane.served)
+        yield CounterMetricFamily("clearsight_http_fast_lane_express_requests",
+                                  "Fast-lane requests whose head was read in one pass, without httptools "
+                                  "(a plain GET read whole).", value=self._lane.express)
 
 
 def _outer(answer: Answer, scope: Scope, trace_headers: Headers) -> bytes:

@@ -38,6 +38,11 @@ from clearsight.api.admission import refuse
 from clearsight.auth.replay import replay_body
 from clearsight.http_answer import Answer
 
+try:  # a plain GET's head parsed in one C pass (the lane's "express"); httptools without it
+    from clearsight.api._reqhead import parse_get
+except ImportError:  # pragma: no cover - the native module is built by make setup
+    parse_get = None
+
 if TYPE_CHECKING:
     from clearsight.api.fast_lane import FastLane
     from clearsight.api.idle_spin import IdleSpin
@@ -254,6 +259,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
     With ``spin``, the loop polls for the next request for a moment after a lane's answer
     (api/idle_spin.py)."""
     sweep = _Sweep(timeout)
+    express = lane is not None and parse_get is not None
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         header_since: float | None = None  # loop time the awaited headers were due from
@@ -264,6 +270,9 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
         deferred_route: Any = None  # its FastLane.route_of
         deferred_timer: asyncio.TimerHandle | None = None  # when its body did not come with its headers
 
+        # httptools' parser is between messages: no request partly read (``_express`` may read one)
+        between = True
+
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.header_since = self.loop.time()
@@ -271,6 +280,10 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
 
         def data_received(self, data: bytes) -> None:
             self.idle_since = None
+            if express and self.between:
+                head = parse_get(data)
+                if head is not None and self._express(*head):
+                    return
             super().data_received(data)
             if self.deferred is not None and self.transport.is_closing():  # answered 400: not HTTP
                 self.deferred = self.deferred_route = None
@@ -296,6 +309,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
                 super().on_body(bytes(deferred))
 
         def on_message_begin(self) -> None:
+            self.between = False
             super().on_message_begin()
             self.idle_since = None  # a pipelined request after an answer (in the same read)
             self.laned = False
@@ -319,6 +333,41 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
 
         def _head_then_body(self, cycle: RequestResponseCycle) -> None:
             cycle.transport = cast("asyncio.Transport", _HeadThenBody(self.transport, self.loop))  # duck-typed
+
+        def _express(self, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]],
+                     keep_alive: bool) -> bool:
+            """Answers in the lane a read that is one plain GET's whole head (``_reqhead.parse_get``:
+            what httptools and uvicorn's callbacks would have made of it), without httptools; False
+            (nothing done) when the lane does not take it: the read then goes to httptools."""
+            assert lane is not None
+            if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline \
+                    or self.flow.write_paused or self.access_log or self.root_path or self.parser is None \
+                    or self.transport.is_closing():
+                return False
+            path = raw_path.decode("ascii")
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            found = lane.route_of(path)
+            if found is None:
+                return False
+            if self.limit_concurrency is not None and (len(self.connections) >= self.limit_concurrency
+                                                       or len(self.tasks) >= self.limit_concurrency):
+                return False
+            previous = self.scope, self.headers
+            self.headers = headers
+            scope: dict[str, Any] = {  # (uvicorn's on_message_begin and on_headers_complete)
+                "type": "http", "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+                "http_version": "1.1", "server": self.server, "client": self.client, "scheme": self.scheme,
+                "root_path": "", "headers": headers, "state": self.app_state.copy(), "method": "GET",
+                "path": path, "raw_path": raw_path, "query_string": query,
+            }
+            self.scope = cast("Any", scope)  # uvicorn's HTTPScope
+            if self._serve(found, None, keep_alive) is None:
+                self.scope, self.headers = previous
+                return False
+            self.header_since = None
+            lane.express += 1
+            return True
 
         def _fast(self) -> bool | None:
             """Serves the request in the fast lane if it takes it, or defers a form POST until its
@@ -356,8 +405,10 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
                 return True
             return self._serve(found, None)
 
-        def _serve(self, found: Any, body: bytes | None) -> bool | None:
-            """The lane's answer to the request (``body``: a form POST's), or None."""
+        def _serve(self, found: Any, body: bytes | None, express_keep_alive: bool | None = None) -> bool | None:
+            """The lane's answer to the request (``body``: a form POST's), or None. ``express_keep_alive``:
+            the request was read by ``_express`` (whole, httptools never saw it), and whether its
+            connection is kept alive."""
             assert lane is not None
             scope: dict[str, Any] = self.scope  # type: ignore[assignment]  # uvicorn's HTTPScope
             try:
@@ -371,16 +422,21 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
                 return True
             if served is None:
                 return None
-            keep_alive = scope["http_version"] != "1.0" and self.parser.should_keep_alive()
+            if express_keep_alive is not None:
+                keep_alive = express_keep_alive
+            else:
+                keep_alive = scope["http_version"] != "1.0" and self.parser.should_keep_alive()
             if served.tail is not None:  # finished by a request cycle of uvicorn's, as any request
                 self.cycle = cycle = RequestResponseCycle(
                     scope=self.scope, transport=self.transport, flow=self.flow, logger=self.logger,
                     access_logger=self.access_logger, access_log=self.access_log,
                     default_headers=self.server_state.default_headers, message_event=asyncio.Event(),
                     expect_100_continue=False, keep_alive=keep_alive, on_response=self.on_response_complete)
-                if body is not None:  # read whole: the cycle's receive() has no more body to wait for
-                    cycle.more_body = False
+                if body is not None or express_keep_alive is not None:
+                    cycle.more_body = False  # read whole: the cycle's receive() has no more body to wait for
                     self.laned = True
+                if express_keep_alive is not None:  # (what httptools' on_message_complete does next)
+                    cycle.message_event.set()
                 self._head_then_body(cycle)
                 self._start_asgi_task(cycle, cast("Any", served.tail))  # an ASGI app, typed by Starlette
                 return True
@@ -407,6 +463,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
+            self.between = True
             deferred = self.deferred
             if deferred is not None:
                 self.deferred = None

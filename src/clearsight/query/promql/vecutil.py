@@ -70,7 +70,7 @@ def merge_rows(v: VectorSteps, strict: bool = True) -> VectorSteps:
             drop[j] |= drop[i]
             removed[i] = True
     keep = ~removed
-    return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], values[keep], present[keep],
+    return VectorSteps([lbl for lbl, k in zip(v.labels, keep.tolist(), strict=True) if k], values[keep], present[keep],
                        drop[keep] if v.drop_name is not None else None,
                        sample_ts[keep] if sample_ts is not None else None,
                        hist[keep] if hist is not None else None)
@@ -83,7 +83,7 @@ def compact(v: VectorSteps) -> VectorSteps:
     keep: np.ndarray = np.asarray(v.present.any(axis=1))
     if keep.all():
         return v
-    return VectorSteps([lbl for lbl, k in zip(v.labels, keep, strict=True) if k], v.values[keep],
+    return VectorSteps([lbl for lbl, k in zip(v.labels, keep.tolist(), strict=True) if k], v.values[keep],
                        v.present[keep], v.drop_name[keep] if v.drop_name is not None else None,
                        v.sample_ts[keep] if v.sample_ts is not None else None,
                        v.hist[keep] if v.hist is not None else None,
