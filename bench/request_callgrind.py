@@ -15,6 +15,7 @@ code, ``DLmr``/``DLmw``: data), the last the costly ones on a cold request.
 
     CLEARSIGHT_SHARED=/work/shared PYTHONPATH=src .venv/bin/python bench/request_callgrind.py --query up
     ... bench/request_callgrind.py --query 'max_over_time(node_load1[1h])' --requests 50
+    ... bench/request_callgrind.py --query up --keep /tmp/up.out   # then: callgrind_annotate /tmp/up.out
 
 Needs valgrind (its callgrind.h) and a C compiler; takes a few minutes (Python runs ~50x slower
 under valgrind). Under valgrind a query's measured CPU exceeds the lane's inline limit and the data
