@@ -334,6 +334,11 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
         def _head_then_body(self, cycle: RequestResponseCycle) -> None:
             cycle.transport = cast("asyncio.Transport", _HeadThenBody(self.transport, self.loop))  # duck-typed
 
+        def scope_extras(self, scope: dict[str, Any]) -> None:
+            """Adds what a subclass puts into every request's scope at its ``on_headers_complete``
+            (api/mtls.py: the client certificate's organisation) to the scope of a request read by
+            ``_express``, which has no such call."""
+
         def _express(self, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]],
                      keep_alive: bool) -> bool:
             """Answers in the lane a read that is one plain GET's whole head (``_reqhead.parse_get``:
@@ -361,6 +366,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
                 "root_path": "", "headers": headers, "state": self.app_state.copy(), "method": "GET",
                 "path": path, "raw_path": raw_path, "query_string": query,
             }
+            self.scope_extras(scope)
             self.scope = cast("Any", scope)  # uvicorn's HTTPScope
             if self._serve(found, None, keep_alive) is None:
                 self.scope, self.headers = previous

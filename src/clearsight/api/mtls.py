@@ -128,9 +128,12 @@ def tls_protocol(base: type[Any], ctx: ssl.SSLContext, crl: RevocationList | Non
             if self._started:
                 super().connection_lost(exc)
 
-        def on_headers_complete(self) -> None:
+        def scope_extras(self, scope: dict[str, Any]) -> None:
             if self._tls_org:
-                self.scope[SCOPE_ORG] = self._tls_org
+                scope[SCOPE_ORG] = self._tls_org
+
+        def on_headers_complete(self) -> None:
+            self.scope_extras(self.scope)
             super().on_headers_complete()
 
     return TlsProtocol
