@@ -32,7 +32,7 @@ import concurrent.futures
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -181,6 +181,32 @@ class read_limits:  # used as a function: ``with read_limits(limits):``
 
 def current_read_limits() -> ReadLimits | None:
     return _READ_LIMITS.get()
+
+
+class LatestSamples(NamedTuple):
+    """An instant selector's read (``LatestSelector.select_latest``): the series ``select`` returns,
+    in its order, the value of each one's newest sample in the range (a (series x 1) float64
+    array: the vector's column at the evaluation time), how many samples ``select`` would have
+    returned (what the query's sample budget and statistics count) and how many stored chunks the
+    read took (a read that took some polls its read limits' ``should_stop`` as ``select`` does)."""
+
+    labels: list[Labels]
+    values: npt.NDArray[np.float64]
+    samples: int
+    chunks: int = 0  # stored chunks read (not only the newest samples still in memory)
+
+
+@runtime_checkable
+class LatestSelector(Protocol):
+    """Optional capability of a ``SeriesSelector``: an instant vector selector read in one step."""
+
+    def select_latest(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                      max_samples: int | None) -> LatestSamples | None:
+        """For the series ``select(matchers, start_ms, end_ms)`` returns, each one's newest sample's
+        value, when the store can tell them cheaply and none is a stale marker or a native
+        histogram; None: read with ``select``. Raises SampleLimitExceeded as ``select`` does under
+        read limits of ``max_samples`` (None: no limit)."""
+        ...
 
 
 class SeriesSelector(Protocol):

@@ -7,6 +7,7 @@ hostile arguments raise instead of reading out of bounds."""
 from __future__ import annotations
 
 import itertools
+import struct
 from collections import OrderedDict
 from typing import Any
 
@@ -32,8 +33,9 @@ series_st = st.dictionaries(
 )
 
 
-def _head(series: dict[int, tuple[list[list[int]], list[list[int]]]]) -> HeadMirror:
-    """A mirror written in group commits: commit ``g`` holds every series' ``g``-th head write."""
+def _head(series: dict[int, tuple[list[list[int]], list[list[int]]]], stale: set[int] | None = None) -> HeadMirror:
+    """A mirror written in group commits: commit ``g`` holds every series' ``g``-th head write (value
+    ts + 0.25; a stale marker at the ``stale`` timestamps)."""
     head = HeadMirror()
     seen: set[tuple[int, int]] = set()
     commits = max((len(h) for _, h in series.values()), default=0)
@@ -43,8 +45,58 @@ def _head(series: dict[int, tuple[list[list[int]], list[list[int]]]]) -> HeadMir
         if rows:
             sid = np.asarray([r[0] for r in rows], dtype=np.uint32)
             ts = np.asarray([r[1] for r in rows], dtype=np.int64)
-            head.apply((sid, ts, ts.astype(np.float64) + 0.25))
+            vals = ts.astype(np.float64) + 0.25
+            if stale:
+                vals[np.isin(ts, sorted(stale))] = STALE
+            head.apply((sid, ts, vals))
     return head
+
+
+Entries = OrderedDict[Any, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
+
+
+def _cached_chunks(series: dict[int, tuple[list[list[int]], list[list[int]]]],
+                   missing: set[int]) -> tuple[list[tuple[int, list[int]]], ChunkRows, Entries]:
+    """The series' chunks (by (series, min ts)), their catalogue rows (uids from 100) and the
+    decoded-chunk cache's entries of those not ``missing`` (value ts + 0.5)."""
+    chunks = sorted((sid, sorted(c)) for sid, (cs, _) in series.items() for c in cs if c)
+    chunks.sort(key=lambda c: (c[0], c[1][0]))
+    rows = ChunkRows(np.asarray([c[0] for c in chunks], dtype=np.uint32),
+                     np.asarray([c[1][0] for c in chunks], dtype=np.int64),
+                     np.asarray([c[1][-1] for c in chunks], dtype=np.int64),
+                     np.asarray([len(c[1]) for c in chunks], dtype=np.int64),
+                     np.zeros(len(chunks), dtype=np.uint8), np.zeros(len(chunks), dtype=np.uint8),
+                     np.arange(100, 100 + len(chunks), dtype=np.int64))
+    entries: Entries = OrderedDict()
+    for j, (_, ts) in enumerate(chunks):
+        if j not in missing:
+            t = np.asarray(ts, dtype=np.int64)
+            entries[100 + j] = (t, t.astype(np.float64) + 0.5)
+    return chunks, rows, entries
+
+
+def _refused(view: Any, ids_l: list[int], chunks: list[tuple[int, list[int]]], lo: int, hi: int, cap: int | None,
+             max_chunks: int, missing: set[int]) -> tuple[object, dict[int, list[tuple[int, float]]], list[int],
+                                                          dict[int, list[int]], int]:
+    """What a cached read refuses, as the step by step read does: the ``needed`` count, None (a
+    chunk not cached, more than ``max_chunks``: no entry touched) or False (not refused); with the
+    head rows, the chunks used, their samples kept and the samples in all."""
+    head_rows = {sid: [(int(s.ts[r]), float(s.vals[r])) for s in view.segments for r in range(len(s))
+                       if int(s.sid[r]) == sid and lo <= int(s.ts[r]) <= hi] for sid in ids_l}
+    n_head = sum(len(v) for v in head_rows.values())
+    used = [j for j, (sid, ts) in enumerate(chunks) if sid in ids_l and ts[-1] >= lo and ts[0] <= hi]
+    kept = {j: [t for t in chunks[j][1] if lo <= t <= hi] for j in used}
+    total = n_head + sum(len(v) for v in kept.values())
+    if cap is not None and n_head > cap:  # refused before the chunks are looked at, as _locate does
+        return n_head, head_rows, used, kept, total
+    if len(used) > max_chunks or any(j in missing for j in used):
+        return None, head_rows, used, kept, total
+    certain = n_head + sum(len(chunks[j][1]) for j in used if chunks[j][1][0] >= lo and chunks[j][1][-1] <= hi)
+    if cap is not None and certain > cap:
+        return certain, head_rows, used, kept, total
+    if cap is not None and total > cap:
+        return total, head_rows, used, kept, total
+    return False, head_rows, used, kept, total
 
 
 @settings(max_examples=300, deadline=None)
@@ -185,43 +237,16 @@ def test_cached_read_matches_reference(
     view = head.view()
     ids_l = sorted(set(series) | extra)
     ids = np.asarray(ids_l, dtype=np.uint32)
-    chunks = sorted((sid, sorted(c)) for sid, (cs, _) in series.items() for c in cs if c)
-    chunks.sort(key=lambda c: (c[0], c[1][0]))
-    rows = ChunkRows(np.asarray([c[0] for c in chunks], dtype=np.uint32),
-                     np.asarray([c[1][0] for c in chunks], dtype=np.int64),
-                     np.asarray([c[1][-1] for c in chunks], dtype=np.int64),
-                     np.asarray([len(c[1]) for c in chunks], dtype=np.int64),
-                     np.zeros(len(chunks), dtype=np.uint8), np.zeros(len(chunks), dtype=np.uint8),
-                     np.arange(100, 100 + len(chunks), dtype=np.int64))
-    entries: OrderedDict[Any, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = OrderedDict()
-    for j, (_, ts) in enumerate(chunks):
-        if j not in missing:
-            t = np.asarray(ts, dtype=np.int64)
-            entries[100 + j] = (t, t.astype(np.float64) + 0.5)
+    chunks, rows, entries = _cached_chunks(series, missing)
     entries["other"] = (np.zeros(0, dtype=np.int64), np.zeros(0))  # a key of another kind: never taken
     before = list(entries)
     perm_l = list(range(len(ids_l)))
     rnd.shuffle(perm_l)  # type: ignore[attr-defined]
     got = view.read_cached(ids, np.asarray(perm_l, dtype=np.int64), lo, hi, cap, rows.native, entries, max_chunks)
 
-    head_rows = {sid: [(int(s.ts[r]), float(s.vals[r])) for s in view.segments for r in range(len(s))
-                       if int(s.sid[r]) == sid and lo <= int(s.ts[r]) <= hi] for sid in ids_l}
-    n_head = sum(len(v) for v in head_rows.values())
-    if cap is not None and n_head > cap:  # refused before the chunks are looked at, as _locate does
-        assert got == n_head and list(entries) == before
-        return
-    used = [j for j, (sid, ts) in enumerate(chunks) if sid in ids_l and ts[-1] >= lo and ts[0] <= hi]
-    if len(used) > max_chunks or any(j in missing for j in used):
-        assert got is None and list(entries) == before
-        return
-    kept = {j: [t for t in chunks[j][1] if lo <= t <= hi] for j in used}
-    certain = n_head + sum(len(chunks[j][1]) for j in used if chunks[j][1][0] >= lo and chunks[j][1][-1] <= hi)
-    total = n_head + sum(len(v) for v in kept.values())
-    if cap is not None and certain > cap:
-        assert got == certain and list(entries) == before
-        return
-    if cap is not None and total > cap:
-        assert got == total
+    refused, head_rows, used, kept, _ = _refused(view, ids_l, chunks, lo, hi, cap, max_chunks, missing)
+    if refused is not False:
+        assert got == refused and list(entries) == before
         return
     assert list(entries) == [k for k in before if k not in {100 + j for j in used}] + [100 + j for j in used]
     want = []
@@ -343,3 +368,84 @@ def test_large_cached_read_matches_reference(late: bool) -> None:
                 lo_i = hi_i = 0
             assert (bounds[(i * nseg + s) * 2], bounds[(i * nseg + s) * 2 + 1]) == (lo_i, hi_i)
     assert total == sum(lens) - sum(int(((entries[u][0] >= lo) & (entries[u][0] <= hi)).sum()) for u in c_uid)
+
+
+STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(series_st, st.sets(st.integers(1, 8)), st.integers(0, 100), st.integers(0, 100),
+       st.sampled_from([None, -1, 0, 2, 10**6]), st.sampled_from([0, 1, 100]), st.sets(st.integers(0, 20)),
+       st.sets(st.integers(0, 100), max_size=6), st.randoms(use_true_random=False))
+def test_latest_matches_reference(
+    series: dict[int, tuple[list[list[int]], list[list[int]]]], extra: set[int], a: int, b: int, cap: int | None,
+    max_chunks: int, missing: set[int], stale: set[int], rnd: object,
+) -> None:
+    """``Segments.latest`` (an instant selector's read: each series' newest sample in the range, from
+    its head rows and its cached chunks) against the dict reference: the value of the newest
+    of its in-range pieces' samples per series in ``perm`` order, with the samples a read would
+    copy; the ``needed`` count where ``read_cached`` refuses; None, touching no entry, for a chunk
+    not cached, more than ``max_chunks``, a newest timestamp held twice
+    or a newest sample that is a stale marker (head rows at ``stale`` timestamps are); series
+    without a sample in the range left out and named."""
+    lo, hi = min(a, b), max(a, b)
+    view = _head(series, stale).view()
+    ids_l = sorted(set(series) | extra)
+    ids = np.asarray(ids_l, dtype=np.uint32)
+    chunks, rows, entries = _cached_chunks(series, missing)
+    before = list(entries)
+    perm_l = list(range(len(ids_l)))
+    rnd.shuffle(perm_l)  # type: ignore[attr-defined]
+    assert view.native is not None and rows.native is not None
+    got = view.native.latest(ids, np.asarray(perm_l, dtype=np.int64), lo, hi, cap, rows.native, entries, max_chunks)
+
+    refused, head_rows, used, kept, total = _refused(view, ids_l, chunks, lo, hi, cap, max_chunks, missing)
+    if refused is not False:
+        assert got == refused and list(entries) == before
+        return
+    want: list[float] | None = []
+    dropped: list[int] = []
+    for jj, i in enumerate(perm_l):
+        pieces = [(t, t + 0.5) for j in used if chunks[j][0] == ids_l[i] for t in kept[j]] + head_rows[ids_l[i]]
+        newest = max((t for t, _ in pieces), default=None)
+        if newest is None:
+            dropped.append(jj)
+            continue
+        at = [v for t, v in pieces if t == newest]
+        if len(at) != 1 or struct.pack("<d", at[0]) == struct.pack("<d", STALE):
+            want = None
+            break
+        assert want is not None
+        want.append(at[0])
+    if want is None:
+        assert got is None and list(entries) == before
+        return
+    assert isinstance(got, tuple)
+    values, samples, taken, left_out = got
+    assert values.shape == (len(want), 1) and values[:, 0].tolist() == want
+    assert left_out == (dropped or None)
+    assert samples == total and taken == len(used)
+    assert list(entries) == [k for k in before if k not in {100 + j for j in used}] + [100 + j for j in used]
+
+
+def test_latest_hostile_arguments_raise() -> None:
+    head = HeadMirror()
+    head.apply((np.asarray([1], dtype=np.uint32), np.asarray([10], dtype=np.int64), np.ones(1)))
+    native = head.view().native
+    ids = np.asarray([1], dtype=np.uint32)
+    rows = ChunkRows(np.asarray([1], dtype=np.uint32), np.asarray([1], dtype=np.int64), np.asarray([3], dtype=np.int64),
+                     np.asarray([2], dtype=np.int64), np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.uint8),
+                     np.asarray([7], dtype=np.int64))
+    good = np.asarray([1, 3], dtype=np.int64)
+    with pytest.raises(TypeError, match="must be a dict"):
+        native.latest(ids, None, 0, 100, None, rows.native, [(good, np.ones(2))], 10)
+    with pytest.raises(ValueError, match="one position per id"):
+        native.latest(ids, np.asarray([0, 0], dtype=np.int64), 0, 100, None, rows.native, OrderedDict(), 10)
+    with pytest.raises(ValueError, match="perm out of range"):
+        native.latest(ids, np.asarray([3], dtype=np.int64), 0, 100, None, rows.native, OrderedDict(), 10)
+    with pytest.raises(ValueError, match="differ in length"):
+        native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(3))}), 10)
+    with pytest.raises(ValueError, match="max_chunks"):
+        native.latest(ids, None, 0, 100, None, rows.native, OrderedDict(), -1)
+    got = native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2))}), 10)
+    assert isinstance(got, tuple) and got[0].tolist() == [[1.0]] and got[1:] == (3, 1, None)

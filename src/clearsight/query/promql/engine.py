@@ -71,7 +71,13 @@ from clearsight.query.promql.values import (
     VectorSteps,
 )
 from clearsight.query.promql.vecutil import apply_drop_name, compact, drop_meta, merge_rows, select_rows
-from clearsight.store.interface import READ_LIMITS, ReadLimits, SampleLimitExceeded, SeriesSelector
+from clearsight.store.interface import (
+    READ_LIMITS,
+    LatestSamples,
+    ReadLimits,
+    SampleLimitExceeded,
+    SeriesSelector,
+)
 
 try:  # the compiled selector kernel (setup.py builds it); without it, the numpy path
     from clearsight.query.promql import _selector  # type: ignore[attr-defined]
@@ -1248,6 +1254,17 @@ def _bare_vector(eng: Engine, selector: SeriesSelector, plan: BarePlan, budget: 
     vs = plan.vector
     k = ts.shape[0]
     budget.check()  # (``Evaluator.eval`` of the selector)
+    if k == 1:  # one step: the newest sample in [lo, hi] of each series, when the store tells them at once
+        latest = getattr(selector, "select_latest", None)
+        if latest is not None:
+            room = budget.max_samples - budget.held
+            try:
+                got = latest(plan.matchers, lo, hi, room if room > 0 else 0)
+            except SampleLimitExceeded as e:  # (``select_data``'s refusal)
+                budget.reserve(e.needed, "samples loaded from the store")
+                raise QueryLimitExceeded(str(e)) from None
+            if got is not None:
+                return _latest_rows(eng, budget, stats, vs, got, ts, instant)
     data = select_data(selector, budget, stats, eng.max_series, plan.matchers, lo, hi)
     n = len(data.labels)
     budget.reserve(n * k, "an instant vector selector")
@@ -1268,6 +1285,28 @@ def _bare_vector(eng: Engine, selector: SeriesSelector, plan: BarePlan, budget: 
         return None
     budget.settle_node(0, int(val.values.size), vs)
     return _result(budget, stats, Annotations(), val, ts, instant)
+
+
+def _latest_rows(eng: Engine, budget: QueryBudget, stats: QueryStats, vs: Expr, got: LatestSamples, ts: I64,
+                 instant: bool) -> QueryResult | None:
+    """``_bare_vector``'s answer from a store's ``select_latest`` (one step, every series present):
+    ``select_data``'s accounting of the read (checkpoint, statistics, series limit, the samples it
+    would have loaded reserved), then the selector's, in the same order."""
+    if got.chunks:
+        budget.check()  # (the read limits' ``should_stop`` of a select that took chunks)
+    budget.check("expression evaluation (after a store read)")
+    labels = got.labels
+    n = len(labels)
+    stats.series_fetched += n
+    stats.samples_loaded += got.samples
+    if n > eng.max_series:
+        raise too_many_series(n, eng.max_series)
+    budget.reserve(got.samples, "samples loaded from the store")
+    budget.reserve(n, "an instant vector selector")
+    if n > 1 and len(set(labels)) != n:  # (a store's series are distinct label sets: never here)
+        return None
+    budget.settle_node(0, n, vs)
+    return _bare_rows(budget, stats, labels, got.values, ts, instant)
 
 
 def _bare_rows(budget: QueryBudget, stats: QueryStats, labels: Sequence[Labels], values: F64, ts: I64,

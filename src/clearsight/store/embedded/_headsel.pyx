@@ -22,7 +22,8 @@ from cpython.object cimport PyObject
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 from libc.string cimport memset
 
 from clearsight._bsearch cimport lower_bound, ptr_bound, upper_bound
@@ -64,6 +65,8 @@ def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] 
 cdef Py_ssize_t NOGIL_SAMPLES = 4096
 # ... and a head's bounds of at least this many (series, segment) pairs search without it.
 cdef Py_ssize_t NOGIL_SEARCHES = 2048
+# A stale marker (model/samples.py STALE_NAN): a series' end, not a value.
+cdef uint64_t STALE_BITS = 0x7FF0000000000002
 
 _NO_SID = np.zeros(0, dtype=np.uint32)
 _NO_I64 = np.zeros(0, dtype=np.int64)
@@ -186,6 +189,123 @@ cdef class Segments:
                     raise ValueError("bounds outside a segment")
         return self._assemble(ids, perm, bounds, c_sid, kept, c_ts, c_val)
 
+    def latest(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap, Catalog catalog,
+               object entries, Py_ssize_t max_chunks):
+        """An instant selector's read in one call: per series of ``ids`` (sorted, unique) in the order
+        ``perm`` (positions into ``ids``; None: as they are), the value of its newest sample with
+        lo <= ts <= hi, from its head rows and its chunks overlapping the range (decoded in the
+        cache's ``entries``, as ``read_cached`` takes them, each hit touched), as a float64 array of
+        shape (m, 1) for the m series with a sample in the range; with the samples in the range of
+        all of them (what ``read_cached`` would have copied), the chunks taken and the positions (in
+        ``perm`` order) of the series left out for having no sample in the range (None: none left
+        out): ``(values, samples, chunks, dropped)``. The ``needed`` count (an int) when ``cap``
+        refuses, where and as ``read_cached`` refuses. None, before any touch, when a chunk is not in
+        ``entries`` or there are more than ``max_chunks``; None too when a series' newest timestamp
+        is held twice (in two pieces, or twice in one) or its newest sample is a stale marker: the
+        caller then reads the columns."""
+        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nb = 2 * k * nseg
+        cdef Py_ssize_t i, j, jj, s, a, b, nc = 0, held = 0, best, best_at
+        cdef int64_t n_head = 0, ctotal = 0, t, bt
+        cdef uint64_t bits
+        cdef double v
+        cdef const double* best_vals
+        cdef Py_buffer pbuf
+        cdef Py_buffer obuf
+        cdef bint have_perm = perm is not None, have_out = False, twice
+        cdef const int64_t* pv = NULL
+        cdef const int64_t* tp
+        cdef double* vo
+        cdef list dropped = None
+        cdef Py_ssize_t w = 0
+        if not isinstance(entries, dict):
+            raise TypeError("entries must be a dict (the cache's OrderedDict)")
+        if max_chunks < 0:
+            raise ValueError("max_chunks must not be negative")
+        cdef _Block blk
+        _block(&blk, nb, k, max_chunks)
+        cdef int64_t* mem = blk.mem
+        cdef Py_buffer* bufs = NULL
+        if have_perm:
+            try:
+                take8(perm, &pbuf, b'q')
+            except BaseException:
+                PyMem_Free(mem)
+                raise
+        try:
+            if have_perm:
+                if pbuf.shape[0] != k:
+                    raise ValueError("perm must hold one position per id")
+                pv = <const int64_t*>pbuf.buf
+                for jj in range(k):
+                    if pv[jj] < 0 or pv[jj] >= k:
+                        raise ValueError("perm out of range")
+            if nb:
+                n_head = self._bounds(ids, lo, hi, blk.bounds)
+            if cap is not None and n_head > cap:
+                return n_head
+            r = _take_chunks(ids, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
+                             blk.cpos, blk.cbeg, blk.ckept, &bufs, &held, &nc, &ctotal)
+            if r is not None:
+                return None if r is False else r
+            out = np.empty(k, dtype=np.float64)
+            take8(out, &obuf, b'd')
+            have_out = True
+            vo = <double*>obuf.buf
+            for jj in range(k):
+                i = pv[jj] if have_perm else jj
+                best = 0  # pieces with a row in the range seen
+                twice = False
+                best_at = 0
+                best_vals = NULL
+                bt = 0
+                for j in range(blk.cfirst[i], blk.cfirst[i] + blk.ccount[i]):
+                    if blk.ckept[j]:
+                        tp = <const int64_t*>bufs[2 * j].buf
+                        b = blk.cbeg[j] + blk.ckept[j]
+                        t = tp[b - 1]
+                        if not best or t > bt:
+                            best_vals, best_at, bt = <const double*>bufs[2 * j + 1].buf, b - 1, t
+                            twice = blk.ckept[j] >= 2 and tp[b - 2] == t
+                        elif t == bt:
+                            twice = True
+                        best += 1
+                for s in range(nseg):
+                    a = blk.bounds[(i * nseg + s) * 2]
+                    b = blk.bounds[(i * nseg + s) * 2 + 1]
+                    if a < b:
+                        t = self._tsp[s][b - 1]
+                        if not best or t > bt:
+                            best_vals, best_at, bt = self._vsp[s], b - 1, t
+                            twice = b - a >= 2 and self._tsp[s][b - 2] == t
+                        elif t == bt:
+                            twice = True
+                        best += 1
+                if twice:  # the newest timestamp held twice: which value a read keeps is select's to say
+                    return None
+                if not best:  # no sample in the range: not one of the read's series
+                    if dropped is None:
+                        dropped = []
+                    dropped.append(jj)
+                    continue
+                v = best_vals[best_at]
+                memcpy(&bits, &v, 8)
+                if bits == STALE_BITS:
+                    return None
+                vo[w] = v
+                w += 1
+            for j in range(nc):
+                entries.move_to_end(catalog.uid[blk.cpos[j]])
+            return out[:w].reshape(w, 1), n_head + ctotal, nc, dropped
+        finally:
+            for j in range(held):
+                PyBuffer_Release(&bufs[j])
+            PyMem_Free(bufs)
+            if have_out:
+                PyBuffer_Release(&obuf)
+            if have_perm:
+                PyBuffer_Release(&pbuf)
+            PyMem_Free(mem)
+
     def read_cached(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap,
                     Catalog catalog, object entries, Py_ssize_t max_chunks):
         """A read over chunks and head in one call, when every chunk it needs is decoded already: per
@@ -202,9 +322,9 @@ cdef class Segments:
         then takes the step by step path, which decodes or sorts. Copying at least ``NOGIL_SAMPLES``
         samples, it lets the GIL go (the lookups and touches before hold it)."""
         cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nb = 2 * k * nseg
-        cdef Py_ssize_t ncat = catalog.sid.shape[0], nc = 0, i, j, jj, p, a, b, m, start = 0, held = 0
+        cdef Py_ssize_t nc = 0, i, j, jj, held = 0
         cdef Py_ssize_t s, w = 0, empty = 0
-        cdef int64_t n_head = 0, certain, ctotal = 0, total, t
+        cdef int64_t n_head = 0, ctotal = 0, total, t
         cdef const int64_t[::1] pv
         cdef int64_t[::1] offs, to
         cdef double[::1] vo
@@ -219,75 +339,22 @@ cdef class Segments:
             for jj in range(k):
                 if pv[jj] < 0 or pv[jj] >= k:
                     raise ValueError("perm out of range")
-        # one block: head bounds (nb), per series its first chunk and chunk count (2k), per chunk its
-        # catalogue position, first sample kept and samples kept (3 * max_chunks at most)
-        cdef int64_t* mem = <int64_t*>PyMem_Malloc(max(nb + 2 * k + 3 * max_chunks, 1) * sizeof(int64_t))
         cdef Py_buffer* bufs = NULL
-        if mem == NULL:
-            raise MemoryError()
-        cdef int64_t* bounds = mem
-        cdef int64_t* cfirst = mem + nb
-        cdef int64_t* ccount = cfirst + k
-        cdef int64_t* cpos = ccount + k
-        cdef int64_t* cbeg = cpos + max_chunks
-        cdef int64_t* ckept = cbeg + max_chunks
-        cdef list found = []
-        cdef PyObject* hit
-        cdef const int64_t* tp
+        cdef _Block blk
+        _block(&blk, nb, k, max_chunks)
+        cdef int64_t* mem = blk.mem
         cdef const void** ptrs = NULL
         try:
             if nb:
-                n_head = self._bounds(ids, lo, hi, bounds)
+                n_head = self._bounds(ids, lo, hi, blk.bounds)
             if cap is not None and n_head > cap:
                 return n_head
-            for i in range(k):  # the chunks overlapping the range, by (series, min ts)
-                a = lower_bound(catalog.sid, start, ncat, ids[i])
-                b = upper_bound(catalog.sid, a, ncat, ids[i]) if a < ncat else a
-                start = b
-                cfirst[i] = nc
-                for p in range(a, b):
-                    if catalog.max_ts[p] >= lo and catalog.min_ts[p] <= hi:
-                        if nc == max_chunks:
-                            return None
-                        cpos[nc] = p
-                        nc += 1
-                ccount[i] = nc - cfirst[i]
+            r = _take_chunks(ids, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
+                             blk.cpos, blk.cbeg, blk.ckept, &bufs, &held, &nc, &ctotal)
+            if r is not None:
+                return None if r is False else r
             for j in range(nc):
-                key = catalog.uid[cpos[j]]
-                hit = PyDict_GetItemWithError(entries, key)
-                if hit == NULL:
-                    return None  # (an error raised by the lookup propagates)
-                found.append(<object>hit)
-            if cap is not None and nc:
-                certain = n_head
-                for j in range(nc):
-                    p = cpos[j]
-                    if catalog.min_ts[p] >= lo and catalog.max_ts[p] <= hi:
-                        certain += catalog.n[p]
-                if certain > cap:
-                    return certain
-            bufs = <Py_buffer*>PyMem_Malloc(max(2 * nc, 1) * sizeof(Py_buffer))
-            if bufs == NULL:
-                raise MemoryError()
-            for j in range(nc):
-                pair = found[j]
-                take8(pair[0], &bufs[held], b'q')
-                held += 1
-                take8(pair[1], &bufs[held], b'd')
-                held += 1
-                m = bufs[2 * j].shape[0]
-                if bufs[2 * j + 1].shape[0] != m:
-                    raise ValueError("a chunk's timestamps and values differ in length")
-                tp = <const int64_t*>bufs[2 * j].buf
-                a = ptr_bound(tp, m, lo, False)
-                b = a + ptr_bound(tp + a, m - a, hi, True)
-                cbeg[j] = a
-                ckept[j] = b - a
-                ctotal += b - a
-            if cap is not None and nc and n_head + ctotal > cap:
-                return n_head + ctotal
-            for j in range(nc):
-                entries.move_to_end(catalog.uid[cpos[j]])
+                entries.move_to_end(catalog.uid[blk.cpos[j]])
             offsets_a = np.empty(k + 1, dtype=np.int64)
             offs = offsets_a
             offs[0] = 0
@@ -295,10 +362,10 @@ cdef class Segments:
             for jj in range(k):
                 i = pv[jj] if perm is not None else jj
                 t = 0
-                for j in range(cfirst[i], cfirst[i] + ccount[i]):
-                    t += ckept[j]
+                for j in range(blk.cfirst[i], blk.cfirst[i] + blk.ccount[i]):
+                    t += blk.ckept[j]
                 for s in range(nseg):
-                    t += bounds[(i * nseg + s) * 2 + 1] - bounds[(i * nseg + s) * 2]
+                    t += blk.bounds[(i * nseg + s) * 2 + 1] - blk.bounds[(i * nseg + s) * 2]
                 empty += t == 0
                 total += t
                 offs[jj + 1] = total
@@ -318,11 +385,11 @@ cdef class Segments:
                 pv = None
             if total >= NOGIL_SAMPLES:
                 with nogil:
-                    w = _fill_cached(k, pv, bounds, nseg, self._tsp, self._vsp, cfirst, ccount, cbeg, ckept,
-                                     ptrs, to, vo)
+                    w = _fill_cached(k, pv, blk.bounds, nseg, self._tsp, self._vsp, blk.cfirst, blk.ccount,
+                                     blk.cbeg, blk.ckept, ptrs, to, vo)
             else:
-                w = _fill_cached(k, pv, bounds, nseg, self._tsp, self._vsp, cfirst, ccount, cbeg, ckept,
-                                 ptrs, to, vo)
+                w = _fill_cached(k, pv, blk.bounds, nseg, self._tsp, self._vsp, blk.cfirst, blk.ccount,
+                                 blk.cbeg, blk.ckept, ptrs, to, vo)
             if w < 0:
                 return None
             return offsets_a, ts_out, val_out, empty, nc
@@ -515,6 +582,98 @@ cdef Py_ssize_t _fill_cached(Py_ssize_t k, const int64_t[::1] pv, const int64_t*
             if w < 0:
                 return -1
     return w
+
+
+cdef struct _Block:
+    int64_t* mem
+    int64_t* bounds  # head bounds (2 * ids * segments)
+    int64_t* cfirst  # per series, its first chunk
+    int64_t* ccount  # per series, its chunk count
+    int64_t* cpos  # per chunk (max_chunks at most), its catalogue position
+    int64_t* cbeg  # ... its first sample kept
+    int64_t* ckept  # ... and the samples kept
+
+
+cdef int _block(_Block* r, Py_ssize_t nb, Py_ssize_t k, Py_ssize_t max_chunks) except -1:
+    """One allocation for a cached read's bookkeeping (``_Block``), freed with ``PyMem_Free(r.mem)``."""
+    r.mem = <int64_t*>PyMem_Malloc(max(nb + 2 * k + 3 * max_chunks, 1) * sizeof(int64_t))
+    if r.mem == NULL:
+        raise MemoryError()
+    r.bounds = r.mem
+    r.cfirst = r.mem + nb
+    r.ccount = r.cfirst + k
+    r.cpos = r.ccount + k
+    r.cbeg = r.cpos + max_chunks
+    r.ckept = r.cbeg + max_chunks
+    return 0
+
+
+cdef object _take_chunks(const uint32_t[::1] ids, int64_t lo, int64_t hi, object cap, Catalog catalog, object entries,
+                         Py_ssize_t max_chunks, int64_t n_head, int64_t* cfirst, int64_t* ccount, int64_t* cpos,
+                         int64_t* cbeg, int64_t* ckept, Py_buffer** bufs_out, Py_ssize_t* held, Py_ssize_t* nc_out,
+                         int64_t* ctotal_out):
+    """The chunk part of a cached read (``Segments.read_cached``, ``Segments.latest``): the chunks of
+    the series ``ids`` (sorted, unique) overlapping [lo, hi], located in ``catalog`` (per series its
+    first and count, ``cfirst``/``ccount``; their catalogue positions, ``cpos``: ``nc_out`` of them),
+    found in ``entries``, the read's refusals checked (with ``n_head`` head rows in the range), their
+    columns taken into ``*bufs_out`` (``held`` buffers, released and the block freed by the caller)
+    and cut to the range (``cbeg``/``ckept``, ``ctotal_out`` samples in all). None when done; False,
+    nothing taken, when a chunk is not in ``entries`` or there are more than ``max_chunks``; the
+    ``needed`` count when ``cap`` refuses (as the step by step read counts it)."""
+    cdef Py_ssize_t k = ids.shape[0], ncat = catalog.sid.shape[0], nc = 0, start = 0, i, j, a, b, p, m
+    cdef int64_t certain, ctotal = 0
+    cdef PyObject* hit
+    cdef const int64_t* tp
+    cdef list found = []
+    cdef Py_buffer* bufs
+    for i in range(k):  # the chunks overlapping the range, by (series, min ts)
+        a = lower_bound(catalog.sid, start, ncat, ids[i])
+        b = upper_bound(catalog.sid, a, ncat, ids[i]) if a < ncat else a
+        start = b
+        cfirst[i] = nc
+        for p in range(a, b):
+            if catalog.max_ts[p] >= lo and catalog.min_ts[p] <= hi:
+                if nc == max_chunks:
+                    return False
+                cpos[nc] = p
+                nc += 1
+        ccount[i] = nc - cfirst[i]
+    nc_out[0] = nc
+    for j in range(nc):
+        hit = PyDict_GetItemWithError(entries, catalog.uid[cpos[j]])
+        if hit == NULL:
+            return False  # (an error raised by the lookup propagates)
+        found.append(<object>hit)
+    if cap is not None and nc:
+        certain = n_head
+        for j in range(nc):
+            p = cpos[j]
+            if catalog.min_ts[p] >= lo and catalog.max_ts[p] <= hi:
+                certain += catalog.n[p]
+        if certain > cap:
+            return certain
+    bufs = bufs_out[0] = <Py_buffer*>PyMem_Malloc(max(2 * nc, 1) * sizeof(Py_buffer))
+    if bufs == NULL:
+        raise MemoryError()
+    for j in range(nc):
+        pair = found[j]
+        take8(pair[0], &bufs[held[0]], b'q')
+        held[0] += 1
+        take8(pair[1], &bufs[held[0]], b'd')
+        held[0] += 1
+        m = bufs[2 * j].shape[0]
+        if bufs[2 * j + 1].shape[0] != m:
+            raise ValueError("a chunk's timestamps and values differ in length")
+        tp = <const int64_t*>bufs[2 * j].buf
+        a = ptr_bound(tp, m, lo, False)
+        b = a + ptr_bound(tp + a, m - a, hi, True)
+        cbeg[j] = a
+        ckept[j] = b - a
+        ctotal += b - a
+    ctotal_out[0] = ctotal
+    if cap is not None and nc and n_head + ctotal > cap:
+        return n_head + ctotal
+    return None
 
 
 cdef class Catalog:

@@ -72,6 +72,7 @@ from clearsight.store.embedded.window import DecodedWindow
 from clearsight.store.interface import (
     AppendResult,
     InvalidBatch,
+    LatestSamples,
     LimitExceeded,
     RollupCoverage,
     RollupData,
@@ -216,6 +217,9 @@ class _Querier:
         self._tenant = tenant
         # the store's select for the tenant, without a Python frame of its own (every query reads)
         self.select: Callable[[Sequence[Matcher], int, int], SeriesData] = functools.partial(store.select, tenant)
+        # store.interface.LatestSelector (an instant selector's read), likewise
+        self.select_latest: Callable[[Sequence[Matcher], int, int, int | None], LatestSamples | None] = \
+            functools.partial(store.select_latest, tenant)
 
     def rollup_coverage(self) -> Sequence[RollupCoverage]:  # store.interface.RollupReader
         r = self._store.rollups
@@ -1614,6 +1618,49 @@ class EmbeddedMetricsStore:
         if ids.size == 0:
             return SeriesData.empty()
         return self._fetch(ids, start_ms, end_ms)
+
+    def select_latest(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                      max_samples: int | None) -> LatestSamples | None:
+        """An instant selector's read (store.interface.LatestSelector): per series ``select`` would
+        return, in its order, the value of its newest sample in [start_ms, end_ms], read in one
+        compiled call (``_headsel.Segments.latest``) from the head and the chunks the decoded-chunk
+        cache holds, instead of ``select``'s columns. None: ask ``select`` (no series, a native
+        histogram among them, a chunk not decoded, a stale marker or a timestamp held twice as a
+        series' newest). Refuses over ``max_samples`` where and as ``select`` does under read
+        limits of that many."""
+        self._check_open()
+        start_ms = max(start_ms, self._floor)
+        if end_ms < start_ms:
+            return None
+        ids = self._ids(tenant, [matchers], start_ms, end_ms)
+        if ids.size == 0 or self._hist.any(ids):
+            return None
+        order = self._label_order.order(ids, self._labels.__getitem__)
+        got = self._pub.read(functools.partial(self._latest_once, ids, order[1], start_ms, end_ms, max_samples))
+        if got is None:
+            return None
+        if isinstance(got, int):
+            assert max_samples is not None
+            raise SampleLimitExceeded(max_samples, got)
+        values, samples, chunks, dropped = got
+        if chunks:
+            self._chunk_cache.count_hits(chunks)
+        labels = order[0]
+        if dropped is not None:  # series without a sample in the range (a gap over it): not read
+            gone = set(dropped)
+            labels = [lbl for i, lbl in enumerate(labels) if i not in gone]
+        return LatestSamples(labels, values, samples, chunks) if labels else None
+
+    def _latest_once(self, ids: IdArray, perm: npt.NDArray[np.int64] | None, start_ms: int, end_ms: int,
+                     cap: int | None) -> tuple[npt.NDArray[np.float64], int, int, list[int] | None] | int | None:
+        view = self._head.view()
+        snap = self._catalog.snapshot()
+        if view.native is None or snap.native is None:
+            return None
+        got: tuple[npt.NDArray[np.float64], int, int, list[int] | None] | int | None = self._chunk_cache.read_entries(
+            functools.partial(view.native.latest, ids, perm, start_ms, end_ms, cap, snap.native,
+                              max_chunks=_READ_BATCH_CHUNKS))
+        return got
 
     def select_batches(self, tenant: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
                        max_batch_samples: int) -> list[Callable[[], SeriesData]]:

@@ -215,3 +215,71 @@ def test_steps_a_rollup_answers_go_to_the_general_path(tmp_path: Path) -> None:
                 _bits(general.range(store.querier("t"), q, *span))
     finally:
         store.close()
+
+
+class _ColumnsOnly:
+    """A querier without ``select_latest``: the engine reads an instant selector's columns."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def select(self, matchers: object, start_ms: int, end_ms: int) -> object:
+        return self.inner.select(matchers, start_ms, end_ms)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A store with 8 series of ``m`` over a day (irregular intervals, stale markers, NaN): the first
+    half compacted into chunks, the second half in the head, then a late sample in the first half."""
+    from clearsight.store.embedded import EmbeddedMetricsStore
+
+    store = EmbeddedMetricsStore(tmp_path_factory.mktemp("latest"), retention_ms=10**13,
+                                 out_of_order_window_ms=DAY, compact_min_rows=10**9, chunk_target_samples=60)
+    try:
+        data = random_series(11, 8, 1, metric="m")
+        half = T0 + DAY // 2
+        store.append("t", batch([(lbl, [p for p in pts if p[0] < half]) for lbl, pts in data])).result()
+        store.compact()
+        store.append("t", batch([(lbl, [p for p in pts if p[0] >= half]) for lbl, pts in data])).result()
+        late = data[0][1][len(data[0][1]) // 4][0] + 1
+        store.append("t", batch([(data[0][0], [(late, 7.0)])])).result()
+        yield store
+    finally:
+        store.close()
+
+
+_LATEST_QUERIES = ["m", 'm{instance="i1"}', 'm{s=~"[0-4]"}', "m offset 5m", 'm{s!="3"} @ 43200', "nothing"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(_LATEST_QUERIES), st.one_of(st.integers(0, DAY // 1000), st.integers(DAY // 2000 - 600,
+                                                                                      DAY // 2000 + 600)),
+       st.sampled_from([50_000_000, 60, 7, 1]), st.sampled_from([1_000_000, 3]))
+def test_an_instant_selectors_latest_read_answers_as_its_columns(embedded: object, q: str, t_s: int,
+                                                                 max_samples: int, max_series: int) -> None:
+    """An embedded store's ``select_latest`` (the newest sample per series in one compiled call, from
+    the head and the cached chunks) gives the engine's short path the answers, statistics, errors
+    and checkpoints of the columns ``select`` returns."""
+    querier = embedded.querier("t")  # type: ignore[attr-defined]
+    eng = Engine(max_samples=max_samples, max_series=max_series)
+    t = T0 + t_s * 1000
+    q = q.replace("@ 43200", f"@ {(T0 // 1000) + 43200}")
+    Engine().instant(_ColumnsOnly(querier), q, t)  # the range's chunks decoded: both reads below find them
+    with counted_checks() as a:
+        got = _run(eng, querier, q, t)
+    with counted_checks() as b:
+        want = _run(eng, _ColumnsOnly(querier), q, t)
+    assert got == want
+    assert a == b
+
+
+def test_the_latest_read_is_taken_at_the_data_end_and_over_cached_chunks(embedded: object) -> None:
+    querier = embedded.querier("t")  # type: ignore[attr-defined]
+    end = T0 + DAY - 1
+    mid = T0 + DAY // 4
+    assert querier.select_latest(parse("m").matchers, end - 300_000 + 1, end, None) is not None  # type: ignore[attr-defined]
+    Engine().instant(_ColumnsOnly(querier), "m", mid)  # decodes the chunks of the range into the cache
+    got = querier.select_latest(parse("m").matchers, mid - 300_000 + 1, mid, None)  # type: ignore[attr-defined]
+    assert got is not None and got.chunks > 0
+    assert len(got.labels) == got.values.shape[0] > 0
