@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = {n: (sum(pr.cpu_times()[:2]) - cpu0[n]) / args.rounds * 1e3 for n, pr in ps.items()}
                 a, b = (statistics.median(times[n]) * 1e3 for n in ("A", "B"))
                 same = "" if answers["A"] == answers["B"] else "  (answers differ)"
+                cpu_ratio = f"{cpu['B'] / cpu['A']:>7.2f}" if cpu["A"] else "      -"  # (under the clock's tick)
                 print(f"{name:<24}{a:>9.3f}{b:>9.3f}{b / a:>7.2f}{cpu['A']:>10.3f}{cpu['B']:>10.3f}"
-                      f"{cpu['B'] / cpu['A']:>7.2f}{same}")
+                      f"{cpu_ratio}{same}")
             paths = [query_path(k, q, end_s) for _, k, q in QUERIES]
             for clients in (4, 16):
                 for n, pr in procs.items():
