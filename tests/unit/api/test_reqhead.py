@@ -96,6 +96,7 @@ def test_read_as_httptools_reads_it(data: bytes) -> None:
     b"GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     b"GET /x HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     b"GET /x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nTrailer: X-Checksum\r\n\r\n",
     b"GET /x HTTP/1.1\r\nConnection: keep-alive, x-private\r\n\r\n",
     b"GET /x HTTP/1.1\r\nConnection: Keep-Alive, close\r\n\r\n",  # a list: httptools' own reading
     b"GET /x HTTP/1.0\r\n\r\n",

@@ -1255,7 +1255,7 @@ def _bare_vector(eng: Engine, selector: SeriesSelector, plan: BarePlan, budget: 
     k = ts.shape[0]
     budget.check()  # (``Evaluator.eval`` of the selector)
     if k == 1:  # one step: the newest sample in [lo, hi] of each series, when the store tells them at once
-        latest = getattr(selector, "select_latest", None)
+        latest = getattr(selector, "select_latest", None)  # a LatestSelector's (isinstance is slow)
         if latest is not None:
             room = budget.max_samples - budget.held
             try:

@@ -251,8 +251,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 _LATEST_QUERIES = ["m", 'm{instance="i1"}', 'm{s=~"[0-4]"}', "m offset 5m", 'm{s!="3"} @ 43200', "nothing"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(_LATEST_QUERIES), st.one_of(st.integers(0, DAY // 1000), st.integers(DAY // 2000 - 600,
                                                                                       DAY // 2000 + 600)),
        st.sampled_from([50_000_000, 60, 7, 1]), st.sampled_from([1_000_000, 3]))
