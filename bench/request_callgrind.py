@@ -85,6 +85,27 @@ def totals(out_file: Path) -> dict[str, int]:
     return dict(zip(events, numbers, strict=True))
 
 
+def under_callgrind(tmp: Path, helper_c: str, child_var: str, script: Path, argv: list[str]) -> Path | None:
+    """Runs ``script argv`` under callgrind (the caches simulated as the module's docstring says,
+    collection off until the child toggles it) with ``helper_c`` compiled into ``tmp`` and its path in
+    the child's ``child_var``; callgrind's output file (its dumps beside it, ``.N`` suffixed), or None
+    (the child's error printed) when the run failed."""
+    helper = tmp / "libcghelper.so"
+    source = tmp / "cghelper.c"
+    source.write_text(helper_c)
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(helper), str(source)], check=True)
+    out = tmp / "callgrind.out"
+    cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--collect-atstart=no", "--dump-instr=no",
+           "--I1=32768,8,64", "--D1=49152,12,64", "--LL=2621440,10,64", f"--callgrind-out-file={out}",
+           sys.executable, str(script.resolve()), *argv]
+    run = subprocess.run(cmd, env={**os.environ, child_var: str(helper), "PYTHONHASHSEED": "0"},
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stderr[-3000:], file=sys.stderr)
+        return None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--query", default="up")
@@ -102,19 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _load(args.data)  # loaded (or reused) here, outside valgrind
     with tempfile.TemporaryDirectory(prefix="clearsight-callgrind-") as tmp:
-        helper = Path(tmp) / "libcgtoggle.so"
-        source = Path(tmp) / "cgtoggle.c"
-        source.write_text(HELPER_C)
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(helper), str(source)], check=True)
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--collect-atstart=no", "--dump-instr=no",
-               "--I1=32768,8,64", "--D1=49152,12,64", "--LL=2621440,10,64", f"--callgrind-out-file={out}",
-               sys.executable, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])]
-        env = {**os.environ, CHILD: str(helper), "PYTHONHASHSEED": "0"}
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if run.returncode != 0:
-            print(run.stderr[-3000:], file=sys.stderr)
-            return run.returncode
+        out = under_callgrind(Path(tmp), HELPER_C, CHILD, Path(__file__), argv if argv is not None else sys.argv[1:])
+        if out is None:
+            return 1
         got = totals(out)
         if args.keep is not None:
             shutil.copyfile(out, args.keep)

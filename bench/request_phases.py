@@ -13,7 +13,8 @@ Phases: ``1`` the protocol to the plan, ``2`` the guards, ``3`` the application'
 answer (engine, store, encoding), ``5`` the audit and zstd checks, ``6`` the answer's head and the
 write, ``7`` the bookkeeping after the write; ``--split`` cuts ``1`` or ``4`` finer (a phase is named by
 the mark that ends it: with ``--split answer`` an instant selector read by ``select_latest``, which
-calls no ``select_data``, has its engine prelude and store read in ``4c``). Needs valgrind
+calls no ``select_data``, has its engine prelude and store read in ``4c``). It opens the same
+``--data`` store as request_callgrind.py: run them one after the other. Needs valgrind
 (its callgrind.h) and a C compiler; a few minutes.
 """
 
@@ -24,7 +25,6 @@ import collections
 import ctypes
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -159,24 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     if CHILD in os.environ:
         return child(args)
     from lane_inprocess import _load
+    from request_callgrind import under_callgrind
 
     _load(args.data)  # loaded (or reused) here, outside valgrind
     with tempfile.TemporaryDirectory(prefix="clearsight-phases-") as tmp:
-        helper = Path(tmp) / "libcgphases.so"
-        source = Path(tmp) / "cgphases.c"
-        source.write_text(HELPER_C)
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(helper), str(source)], check=True)
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--collect-atstart=no", "--dump-instr=no",
-               "--I1=32768,8,64", "--D1=49152,12,64", "--LL=2621440,10,64", f"--callgrind-out-file={out}",
-               sys.executable, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])]
-        run = subprocess.run(cmd, env={**os.environ, CHILD: str(helper), "PYTHONHASHSEED": "0"},
-                             capture_output=True, text=True)
-        if run.returncode != 0:
-            print(run.stderr[-3000:], file=sys.stderr)
-            return run.returncode
+        out = under_callgrind(Path(tmp), HELPER_C, CHILD, Path(__file__), argv if argv is not None else sys.argv[1:])
+        if out is None:
+            return 1
         phases: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        for part in Path(tmp).glob("callgrind.out*"):
+        for part in out.parent.glob(out.name + "*"):
             text = part.read_text(errors="replace")
             found = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
             if found is None:
