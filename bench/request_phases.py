@@ -76,7 +76,7 @@ def child(args: argparse.Namespace) -> int:
     stack = build_stack(args.data, _load(args.data), args.query)
     lane = stack.lane
     if args.split == "front":
-        _wrap(http_limits, "parse_get", mark, b"1a protocol entry", b"1b parse_get")
+        _wrap(http_limits, "parse_request", mark, b"1a protocol entry", b"1b parse_request")
         _wrap(fast_lane, "query_params", mark, b"1c express and serve head", b"1d query_params")
         _wrap(fast_lane, "new_trace", mark, b"1f after plan", b"1g new_trace")
     elif args.split == "answer":

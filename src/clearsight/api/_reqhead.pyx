@@ -1,32 +1,41 @@
 # cython: boundscheck=False, wraparound=False
-"""A plain GET's head parsed in one C pass, for the fast lane (api/http_limits.py, "express").
+"""A plain GET's or form POST's whole request parsed in one C pass, for the fast lane
+(api/http_limits.py, "express").
 
-httptools parses a request by calling back into Python for its start, its URL, each header and
-its end; uvicorn's callbacks then copy, lower-case and strip each header, and ``parse_url`` splits
-the target. For a dashboard's small query that is ~15 Python calls and two C libraries' code per
-request, most of it cold (bench/request_callgrind.py). ``parse_get`` reads the common case
-directly, and only a strict subset of what httptools accepts:
+httptools parses a request by calling back into Python for its start, its URL, each header, each
+piece of body and its end; uvicorn's callbacks then copy, lower-case and strip each header, and
+``parse_url`` splits the target. For a dashboard's small query that is ~15 Python calls and two C
+libraries' code per request, most of it cold (bench/request_callgrind.py). ``parse_request`` reads
+the common case directly, and only a strict subset of what httptools accepts:
 
-- the read holds exactly one whole request: ``GET``, an origin-form target, ``HTTP/1.1``, header
-  lines, the empty line, and nothing after it (no body, no second request);
+- the read holds exactly one whole request: ``GET`` or ``POST``, an origin-form target,
+  ``HTTP/1.1``, header lines, the empty line, then nothing (a GET) or exactly the POST's
+  ``content-length`` bytes of body (no second request after it);
 - the target is made of RFC 3986's characters only (letters, digits, ``-._~!$&'()*+,;=:@/?%``: no
   fragment, no space, no control or non-ASCII byte);
 - header names are RFC 9110 tokens, values visible ASCII with spaces and tabs (no obs-fold, no
   obs-text, no bare CR or LF), at most ``MAX_HEADERS`` of them;
-- no ``content-length``, ``transfer-encoding``, ``upgrade``, ``expect`` or ``trailer`` header, and a
-  ``connection`` header only of one token, ``keep-alive`` or ``close`` (a list of tokens is left
-  to httptools' own reading).
+- a GET has no ``content-length``; a POST has exactly one, of 1 to ``LENGTH_DIGITS`` digits and no
+  leading zero (``0`` itself allowed);
+- no ``transfer-encoding``, ``upgrade``, ``expect`` or ``trailer`` header, and a ``connection``
+  header only of one token, ``keep-alive`` or ``close`` (a list of tokens is left to httptools'
+  own reading).
 
 It returns what uvicorn's callbacks would have made of that request: ``(raw_path, query_string,
-headers, keep_alive)``, the headers as ``(lower-cased name, value without surrounding spaces and
-tabs)`` in their order, or None for anything else, which then goes to httptools as it came.
+headers, keep_alive, body)``, the headers as ``(lower-cased name, value without surrounding spaces
+and tabs)`` in their order, ``body`` None for a GET and the body's bytes for a POST; or None for
+anything else, which then goes to httptools as it came. Whether the lane answers a POST (a small
+urlencoded form: ``FastLane.takes_form``) is the caller's to decide.
 tests/unit/api/test_reqhead.py compares the two (hypothesis).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 MAX_HEADERS = 64
-MAX_BYTES = 16384  # a larger read takes httptools' path
+MAX_BYTES = 16384 + 4096  # a larger read takes httptools' path (the lane's forms are at most 16 KiB)
+cdef enum:
+    _LENGTH_DIGITS = 6
+LENGTH_DIGITS = _LENGTH_DIGITS  # a longer content-length takes httptools' path
 
 cdef unsigned char _TARGET[256]
 cdef unsigned char _TCHAR[256]
@@ -73,21 +82,43 @@ cdef int _connection(const unsigned char* v, Py_ssize_t n) noexcept nogil:
     return -1
 
 
-def parse_get(bytes data):
-    """``(raw_path, query_string, headers, keep_alive)`` of a read holding one plain GET's whole
-    head (see the module's docstring), or None."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, t0, t1, q, a, b, v0, v1, k, j
+cdef Py_ssize_t _length(const unsigned char* v, Py_ssize_t n) noexcept nogil:
+    """A ``content-length`` value's bytes as a number: 1 to ``LENGTH_DIGITS`` digits, no leading
+    zero but ``0`` itself; -1 for anything else."""
+    cdef Py_ssize_t k, out = 0
+    if n < 1 or n > _LENGTH_DIGITS or (n > 1 and v[0] == 48):
+        return -1
+    for k in range(n):
+        if not 48 <= v[k] <= 57:
+            return -1
+        out = out * 10 + (v[k] - 48)
+    return out
+
+
+def parse_request(bytes data):
+    """``(raw_path, query_string, headers, keep_alive, body)`` of a read holding one plain GET's
+    whole head, or one POST's whole head and body (see the module's docstring; ``body`` None for
+    the GET), or None."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i, t0, t1, q, a, b, v0, v1, k, j, end
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef unsigned char name[32]
-    cdef bint keep_alive = True
+    cdef bint keep_alive = True, post
     cdef int verdict
+    cdef Py_ssize_t length = -1
     cdef list headers = []
     cdef bytes hname
-    if n < 18 or n > MAX_BYTES or s[0] != 71 or s[1] != 69 or s[2] != 84 or s[3] != 32 or s[4] != 47:  # "GET /"
+    if n < 18 or n > MAX_BYTES:
         return None
-    if s[n - 4] != 13 or s[n - 3] != 10 or s[n - 2] != 13 or s[n - 1] != 10:
+    if s[0] == 71 and s[1] == 69 and s[2] == 84 and s[3] == 32 and s[4] == 47:  # "GET /"
+        post = False
+        t0 = 4
+        if s[n - 4] != 13 or s[n - 3] != 10 or s[n - 2] != 13 or s[n - 1] != 10:
+            return None
+    elif s[0] == 80 and s[1] == 79 and s[2] == 83 and s[3] == 84 and s[4] == 32 and s[5] == 47:  # "POST /"
+        post = True
+        t0 = 5
+    else:
         return None
-    t0 = 4
     i = t0
     q = -1
     while i < n and s[i] != 32:
@@ -108,7 +139,13 @@ def parse_get(bytes data):
         if i + 1 >= n:
             return None
         if s[i] == 13:
-            if s[i + 1] != 10 or i + 2 != n:
+            if s[i + 1] != 10:
+                return None
+            end = i + 2  # the body's first byte
+            if post:
+                if length < 0 or end + length != n:
+                    return None
+            elif end != n:
                 return None
             break
         k += 1
@@ -135,10 +172,15 @@ def parse_get(bytes data):
         if b - a <= 32:
             for j in range(b - a):
                 name[j] = s[a + j] | 0x20 if 65 <= s[a + j] <= 90 else s[a + j]
-            if (_same(name, b - a, b"content-length") or _same(name, b - a, b"transfer-encoding")
-                    or _same(name, b - a, b"upgrade") or _same(name, b - a, b"expect")
-                    or _same(name, b - a, b"trailer")):
+            if (_same(name, b - a, b"transfer-encoding") or _same(name, b - a, b"upgrade")
+                    or _same(name, b - a, b"expect") or _same(name, b - a, b"trailer")):
                 return None
+            if _same(name, b - a, b"content-length"):
+                if not post or length >= 0:  # a GET's, or a second one
+                    return None
+                length = _length(s + v0, v1 - v0)
+                if length < 0:
+                    return None
             if _same(name, b - a, b"connection"):
                 verdict = _connection(s + v0, v1 - v0)
                 if verdict < 0:
@@ -149,7 +191,8 @@ def parse_get(bytes data):
         else:
             hname = PyBytes_FromStringAndSize(<char*>(s + a), b - a).lower()
         headers.append((hname, PyBytes_FromStringAndSize(<char*>(s + v0), v1 - v0)))
+    form = PyBytes_FromStringAndSize(<char*>(s + end), n - end) if post else None
     if q < 0:
-        return PyBytes_FromStringAndSize(<char*>(s + t0), t1 - t0), b"", headers, keep_alive
+        return PyBytes_FromStringAndSize(<char*>(s + t0), t1 - t0), b"", headers, keep_alive, form
     return (PyBytes_FromStringAndSize(<char*>(s + t0), q - t0),
-            PyBytes_FromStringAndSize(<char*>(s + q + 1), t1 - q - 1), headers, keep_alive)
+            PyBytes_FromStringAndSize(<char*>(s + q + 1), t1 - q - 1), headers, keep_alive, form)

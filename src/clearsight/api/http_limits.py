@@ -38,10 +38,10 @@ from clearsight.api.admission import refuse
 from clearsight.auth.replay import replay_body
 from clearsight.http_answer import Answer
 
-try:  # a plain GET's head parsed in one C pass (the lane's "express"); httptools without it
-    from clearsight.api._reqhead import parse_get
+try:  # a plain GET or form POST parsed whole in one C pass (the lane's "express"); httptools without it
+    from clearsight.api._reqhead import parse_request
 except ImportError:  # pragma: no cover - the native module is built by make setup
-    parse_get = None
+    parse_request = None
 
 if TYPE_CHECKING:
     from clearsight.api.fast_lane import FastLane
@@ -259,7 +259,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
     With ``spin``, the loop polls for the next request for a moment after a lane's answer
     (api/idle_spin.py)."""
     sweep = _Sweep(timeout)
-    express = lane is not None and parse_get is not None
+    express = lane is not None and parse_request is not None
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         header_since: float | None = None  # loop time the awaited headers were due from
@@ -281,8 +281,8 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
         def data_received(self, data: bytes) -> None:
             self.idle_since = None
             if express and self.between:
-                head = parse_get(data)
-                if head is not None and self._express(*head):
+                read = parse_request(data)
+                if read is not None and self._express(*read):
                     return
             super().data_received(data)
             if self.deferred is not None and self.transport.is_closing():  # answered 400: not HTTP
@@ -340,14 +340,17 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
             ``_express``, which has no such call."""
 
         def _express(self, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]],
-                     keep_alive: bool) -> bool:
-            """Answers in the lane a read that is one plain GET's whole head (``_reqhead.parse_get``:
-            what httptools and uvicorn's callbacks would have made of it), without httptools; False
-            (nothing done) when the lane does not take it: the read then goes to httptools."""
+                     keep_alive: bool, body: bytes | None) -> bool:
+            """Answers in the lane a read that is one plain GET's whole head, or one POST's whole
+            head and body (``body``; ``_reqhead.parse_request``: what httptools and uvicorn's
+            callbacks would have made of it), without httptools; False (nothing done) when the lane
+            does not take it: the read then goes to httptools."""
             assert lane is not None
             if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline \
                     or self.flow.write_paused or self.access_log or self.root_path or self.parser is None \
                     or self.transport.is_closing():
+                return False
+            if body is not None and not lane.takes_form(headers):
                 return False
             path = raw_path.decode("ascii")
             if "%" in path:
@@ -363,12 +366,12 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
             scope: dict[str, Any] = {  # (uvicorn's on_message_begin and on_headers_complete)
                 "type": "http", "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
                 "http_version": "1.1", "server": self.server, "client": self.client, "scheme": self.scheme,
-                "root_path": "", "headers": headers, "state": self.app_state.copy(), "method": "GET",
-                "path": path, "raw_path": raw_path, "query_string": query,
+                "root_path": "", "headers": headers, "state": self.app_state.copy(),
+                "method": "GET" if body is None else "POST", "path": path, "raw_path": raw_path, "query_string": query,
             }
             self.scope_extras(scope)
             self.scope = cast("Any", scope)  # uvicorn's HTTPScope
-            if self._serve(found, None, keep_alive) is None:
+            if self._serve(found, body, keep_alive) is None:
                 self.scope, self.headers = previous
                 return False
             self.header_since = None
