@@ -236,14 +236,14 @@ class FastLane:
             return None
         headers: Headers = scope["headers"]
         usual = self.usual_headers
-        encodings = False  # an Accept-Encoding (zstd?)
+        encodings = False  # an Accept-Encoding that names zstd (then wants_zstd reads them all)
         for hname, value in headers:
             if hname in usual:
                 return None
             if hname == b"content-length":
                 if body is None and value.strip() != b"0":
                     return None
-            elif hname == b"accept-encoding":
+            elif hname == b"accept-encoding" and b"zstd" in value.lower():
                 encodings = True
         if body is not None:
             limits = self.limits
@@ -309,7 +309,7 @@ class FastLane:
     def _app(self, scope: Scope, route: FastRoute, plan: Any, planning: float, p: Principal | None,
              trace_headers: Headers, body: bytes, encodings: bool) -> Served:
         """The application's part: the handler's answer, encoded, logged and audited (``encodings``:
-        the request has an ``Accept-Encoding``)."""
+        an ``Accept-Encoding`` of the request names zstd)."""
         path = scope["path"]
         began = time.perf_counter()
         if isinstance(plan, ApiError):

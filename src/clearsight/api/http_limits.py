@@ -370,7 +370,7 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
                 "method": "GET" if body is None else "POST", "path": path, "raw_path": raw_path, "query_string": query,
             }
             self.scope_extras(scope)
-            self.scope = cast("Any", scope)  # uvicorn's HTTPScope
+            self.scope = scope  # type: ignore[assignment]  # uvicorn's HTTPScope
             if self._serve(found, body, keep_alive) is None:
                 self.scope, self.headers = previous
                 return False
