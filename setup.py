@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -43,6 +44,14 @@ class _BuildExt(build_ext):
         digests = {_module(p): hashlib.sha256((HERE / p).read_bytes()).hexdigest()
                    for p in _compiled_python() if _module(p) in names}
         MANIFEST.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+
+
+def _numpy_headers() -> dict[str, Any]:
+    """What a module that ``cimport``s numpy (clearsight/_ndarray.pxd) compiles with: numpy's headers
+    (numpy is a build requirement: pyproject.toml), its pre-1.7 API hidden."""
+    import numpy
+
+    return {"include_dirs": [numpy.get_include()], "define_macros": [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]}
 
 
 def _extensions() -> list[Extension]:
@@ -116,11 +125,13 @@ def _extensions() -> list[Extension]:
             "clearsight.store.embedded._headsel",
             ["src/clearsight/store/embedded/_headsel.pyx"],
             extra_compile_args=["-O3"],
+            **_numpy_headers(),
         ),
         Extension(
             "clearsight.store.embedded._inrange",
             ["src/clearsight/store/embedded/_inrange.pyx"],
             extra_compile_args=["-O3"],
+            **_numpy_headers(),
         ),
         Extension(
             "clearsight.store.embedded._chunkdec",

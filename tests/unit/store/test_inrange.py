@@ -33,6 +33,32 @@ def test_ids_in_range_match_numpy(bounds: list[tuple[int, int]], data: st.DataOb
     assert (got is ids) == (want.shape[0] == ids.shape[0])
 
 
+_IDS = np.asarray([0, 2], dtype=np.uint32)
+_TS = np.zeros(3, dtype=np.int64)
+
+
+@pytest.mark.parametrize(("ids", "min_ts", "error"), [
+    ([0, 2], _TS, TypeError),  # not an array
+    (_IDS.astype(np.int64), _TS, ValueError),  # another type
+    (np.asarray([0, 9, 2], dtype=np.uint32)[::2], _TS, ValueError),  # not contiguous
+    (_IDS.astype(">u4"), _TS, ValueError),  # not native order
+    (_IDS.reshape(1, 2), _TS, ValueError),  # not 1-d
+    (_IDS, _TS.astype(np.float64), ValueError),
+    (_IDS, memoryview(_TS), TypeError),
+])
+def test_arrays_not_read_in_place_are_refused(ids: object, min_ts: object, error: type[Exception]) -> None:
+    """The arrays are read in place (clearsight/_ndarray.pxd): anything but a 1-d contiguous
+    native-order array of the expected type is refused, as a typed memoryview refused it."""
+    with pytest.raises(error):
+        _inrange.ids_in_range(ids, min_ts, _TS, 0, 0, 1, ids)
+
+
+def test_a_read_only_array_is_read() -> None:
+    ids = _IDS.copy()
+    ids.setflags(write=False)  # as the selection cache hands them out
+    assert _inrange.ids_in_range(ids, _TS, _TS, 0, 0, 1, ids) is ids
+
+
 def test_ids_past_the_bounds_raise() -> None:
     ts = np.zeros(3, dtype=np.int64)
     ids = np.asarray([1, 3], dtype=np.uint32)

@@ -28,6 +28,11 @@ from libc.string cimport memset
 
 from clearsight._bsearch cimport lower_bound, ptr_bound, upper_bound
 from clearsight._buffers cimport take8
+from clearsight._ndarray cimport data_1d
+
+cimport numpy as cnp
+
+cnp.import_array()
 
 
 def rows_in(const uint32_t[::1] sid, const int64_t[::1] ts, const uint32_t[::1] ids, int64_t lo, int64_t hi):
@@ -159,20 +164,22 @@ cdef class Segments:
         PyMem_Free(self._len)
         PyMem_Free(self._lohi)
 
-    def bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi):
-        out = np.empty(2 * ids.shape[0] * self.count, dtype=np.int64)
+    def bounds(self, object ids, int64_t lo, int64_t hi):
+        cdef const void* d
+        cdef Py_ssize_t k
+        data_1d(ids, cnp.NPY_UINT32, &d, &k)
+        out = np.empty(2 * k * self.count, dtype=np.int64)
         cdef int64_t[::1] ov = out
-        total = self._bounds(ids, lo, hi, &ov[0]) if ov.shape[0] else 0
+        total = self._bounds(<const uint32_t*>d, k, lo, hi, &ov[0]) if ov.shape[0] else 0
         return out, total
 
-    cdef int64_t _bounds(self, const uint32_t[::1] ids, int64_t lo, int64_t hi, int64_t* o):
-        cdef Py_ssize_t k = ids.shape[0]
+    cdef int64_t _bounds(self, const uint32_t* ids, Py_ssize_t k, int64_t lo, int64_t hi, int64_t* o):
         cdef int64_t total
         if k * self.count >= NOGIL_SEARCHES:
             with nogil:
-                total = _seg_bounds(ids, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
+                total = _seg_bounds(ids, k, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
         else:
-            total = _seg_bounds(ids, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
+            total = _seg_bounds(ids, k, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
         return total
 
     def assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds, const uint32_t[::1] c_sid,
@@ -189,7 +196,7 @@ cdef class Segments:
                     raise ValueError("bounds outside a segment")
         return self._assemble(ids, perm, bounds, c_sid, kept, c_ts, c_val)
 
-    def latest(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap, Catalog catalog,
+    def latest(self, object ids, object perm, int64_t lo, int64_t hi, object cap, Catalog catalog,
                object entries, Py_ssize_t max_chunks):
         """An instant selector's read in one call: per series of ``ids`` (sorted, unique) in the order
         ``perm`` (positions into ``ids``; None: as they are), the value of its newest sample with
@@ -202,8 +209,13 @@ cdef class Segments:
         refuses, where and as ``read_cached`` refuses. None, before any touch, when a chunk is not in
         ``entries`` or there are more than ``max_chunks``; None too when a series' newest timestamp
         is held twice (in two pieces, or twice in one) or its newest sample is a stale marker: the
-        caller then reads the columns."""
-        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nb = 2 * k * nseg
+        caller then reads the columns. ``ids`` is read in place (``_ndarray.data_1d``: uint32, 1-d,
+        contiguous)."""
+        cdef const void* d
+        cdef Py_ssize_t k
+        data_1d(ids, cnp.NPY_UINT32, &d, &k)
+        cdef const uint32_t* idp = <const uint32_t*>d
+        cdef Py_ssize_t nseg = self.count, nb = 2 * k * nseg
         cdef Py_ssize_t i, j, jj, s, a, b, nc = 0, held = 0, best, best_at
         cdef int64_t n_head = 0, ctotal = 0, t, bt
         cdef uint64_t bits
@@ -240,10 +252,10 @@ cdef class Segments:
                     if pv[jj] < 0 or pv[jj] >= k:
                         raise ValueError("perm out of range")
             if nb:
-                n_head = self._bounds(ids, lo, hi, blk.bounds)
+                n_head = self._bounds(idp, k, lo, hi, blk.bounds)
             if cap is not None and n_head > cap:
                 return n_head
-            r = _take_chunks(ids, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
+            r = _take_chunks(idp, k, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
                              blk.cpos, blk.cbeg, blk.ckept, &bufs, &held, &nc, &ctotal)
             if r is not None:
                 return None if r is False else r
@@ -306,7 +318,7 @@ cdef class Segments:
                 PyBuffer_Release(&pbuf)
             PyMem_Free(mem)
 
-    def read_cached(self, const uint32_t[::1] ids, object perm, int64_t lo, int64_t hi, object cap,
+    def read_cached(self, object ids, object perm, int64_t lo, int64_t hi, object cap,
                     Catalog catalog, object entries, Py_ssize_t max_chunks):
         """A read over chunks and head in one call, when every chunk it needs is decoded already: per
         series of ``ids`` (sorted, unique, uint32) in the order ``perm``, the samples with
@@ -320,8 +332,13 @@ cdef class Segments:
         touching nothing, when a chunk is not in ``entries`` or there are more than ``max_chunks``;
         None too (after the touches) when a series' pieces are not strictly ascending: the caller
         then takes the step by step path, which decodes or sorts. Copying at least ``NOGIL_SAMPLES``
-        samples, it lets the GIL go (the lookups and touches before hold it)."""
-        cdef Py_ssize_t k = ids.shape[0], nseg = self.count, nb = 2 * k * nseg
+        samples, it lets the GIL go (the lookups and touches before hold it). ``ids`` is read in place
+        (``_ndarray.data_1d``: uint32, 1-d, contiguous)."""
+        cdef const void* d
+        cdef Py_ssize_t k
+        data_1d(ids, cnp.NPY_UINT32, &d, &k)
+        cdef const uint32_t* idp = <const uint32_t*>d
+        cdef Py_ssize_t nseg = self.count, nb = 2 * k * nseg
         cdef Py_ssize_t nc = 0, i, j, jj, held = 0
         cdef Py_ssize_t s, w = 0, empty = 0
         cdef int64_t n_head = 0, ctotal = 0, total, t
@@ -346,10 +363,10 @@ cdef class Segments:
         cdef const void** ptrs = NULL
         try:
             if nb:
-                n_head = self._bounds(ids, lo, hi, blk.bounds)
+                n_head = self._bounds(idp, k, lo, hi, blk.bounds)
             if cap is not None and n_head > cap:
                 return n_head
-            r = _take_chunks(ids, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
+            r = _take_chunks(idp, k, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
                              blk.cpos, blk.cbeg, blk.ckept, &bufs, &held, &nc, &ctotal)
             if r is not None:
                 return None if r is False else r
@@ -527,11 +544,11 @@ cdef inline Py_ssize_t _sid_bound(const uint32_t* a, Py_ssize_t lo, Py_ssize_t h
     return lo
 
 
-cdef int64_t _seg_bounds(const uint32_t[::1] ids, Py_ssize_t nseg, const uint32_t** sidp, const int64_t** tsp,
-                         const Py_ssize_t* lens, const int64_t* lohi, int64_t lo, int64_t hi,
+cdef int64_t _seg_bounds(const uint32_t* ids, Py_ssize_t k, Py_ssize_t nseg, const uint32_t** sidp,
+                         const int64_t** tsp, const Py_ssize_t* lens, const int64_t* lohi, int64_t lo, int64_t hi,
                          int64_t* o) noexcept nogil:
-    """``Segments.bounds``' rows per series and segment, written to ``o``; their total."""
-    cdef Py_ssize_t k = ids.shape[0], s, i, a, b, start, n
+    """``Segments.bounds``' rows per series (the ``k`` of ``ids``) and segment, written to ``o``; their total."""
+    cdef Py_ssize_t s, i, a, b, start, n
     cdef int64_t total = 0
     for s in range(nseg):
         if lohi[2 * s + 1] < lo or lohi[2 * s] > hi:
@@ -608,19 +625,20 @@ cdef int _block(_Block* r, Py_ssize_t nb, Py_ssize_t k, Py_ssize_t max_chunks) e
     return 0
 
 
-cdef object _take_chunks(const uint32_t[::1] ids, int64_t lo, int64_t hi, object cap, Catalog catalog, object entries,
+cdef object _take_chunks(const uint32_t* ids, Py_ssize_t k, int64_t lo, int64_t hi, object cap, Catalog catalog,
+                         object entries,
                          Py_ssize_t max_chunks, int64_t n_head, int64_t* cfirst, int64_t* ccount, int64_t* cpos,
                          int64_t* cbeg, int64_t* ckept, Py_buffer** bufs_out, Py_ssize_t* held, Py_ssize_t* nc_out,
                          int64_t* ctotal_out):
     """The chunk part of a cached read (``Segments.read_cached``, ``Segments.latest``): the chunks of
-    the series ``ids`` (sorted, unique) overlapping [lo, hi], located in ``catalog`` (per series its
+    the ``k`` series ``ids`` (sorted, unique) overlapping [lo, hi], located in ``catalog`` (per series its
     first and count, ``cfirst``/``ccount``; their catalogue positions, ``cpos``: ``nc_out`` of them),
     found in ``entries``, the read's refusals checked (with ``n_head`` head rows in the range), their
     columns taken into ``*bufs_out`` (``held`` buffers, released and the block freed by the caller)
     and cut to the range (``cbeg``/``ckept``, ``ctotal_out`` samples in all). None when done; False,
     nothing taken, when a chunk is not in ``entries`` or there are more than ``max_chunks``; the
     ``needed`` count when ``cap`` refuses (as the step by step read counts it)."""
-    cdef Py_ssize_t k = ids.shape[0], ncat = catalog.sid.shape[0], nc = 0, start = 0, i, j, a, b, p, m
+    cdef Py_ssize_t ncat = catalog.sid.shape[0], nc = 0, start = 0, i, j, a, b, p, m
     cdef int64_t certain, ctotal = 0
     cdef PyObject* hit
     cdef const int64_t* tp
