@@ -282,9 +282,15 @@ def test_cached_read_hostile_arguments_raise() -> None:
         view.read_cached(ids, np.asarray([0, 0], dtype=np.int64), 0, 100, None, rows.native, OrderedDict(), 10)
     with pytest.raises(ValueError, match="differ in length"):
         view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(3))}), 10)
-    with pytest.raises(ValueError, match="expected 1-d contiguous"):
+    with pytest.raises(ValueError, match="expected a 1-d contiguous"):
         view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good.astype(np.int32), np.ones(2))}),
                          10)
+    with pytest.raises(ValueError, match="expected a 1-d contiguous"):
+        view.native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2, dtype=np.float32))}), 10)
+    with pytest.raises(ValueError, match="expected a 1-d contiguous"):
+        view.native.latest(ids, np.zeros(1, dtype=np.int32), 0, 100, None, rows.native, OrderedDict(), 10)
+    with pytest.raises(TypeError, match="expected a numpy array"):
+        view.native.latest([1], None, 0, 100, None, rows.native, OrderedDict(), 10)
     got = view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2))}), 10)
     assert isinstance(got, tuple) and got[1].tolist() == [1, 3, 10] and got[4] == 1
 

@@ -15,7 +15,6 @@ reference."""
 
 import numpy as np
 
-from cpython.buffer cimport PyBuffer_Release
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 
@@ -27,7 +26,6 @@ from libc.string cimport memcpy
 from libc.string cimport memset
 
 from clearsight._bsearch cimport lower_bound, ptr_bound, upper_bound
-from clearsight._buffers cimport take8
 from clearsight._ndarray cimport data_1d
 
 cimport numpy as cnp
@@ -216,38 +214,34 @@ cdef class Segments:
         data_1d(ids, cnp.NPY_UINT32, &d, &k)
         cdef const uint32_t* idp = <const uint32_t*>d
         cdef Py_ssize_t nseg = self.count, nb = 2 * k * nseg
-        cdef Py_ssize_t i, j, jj, s, a, b, nc = 0, held = 0, best, best_at
+        cdef Py_ssize_t i, j, jj, s, a, b, nc = 0, best, best_at
         cdef int64_t n_head = 0, ctotal = 0, t, bt
         cdef uint64_t bits
         cdef double v
         cdef const double* best_vals
-        cdef Py_buffer pbuf
-        cdef Py_buffer obuf
-        cdef bint have_perm = perm is not None, have_out = False, twice
+        cdef Py_ssize_t np_
+        cdef bint have_perm = perm is not None, twice
         cdef const int64_t* pv = NULL
         cdef const int64_t* tp
         cdef double* vo
         cdef list dropped = None
         cdef Py_ssize_t w = 0
+        cdef list found = []  # the chunks' (ts, values), held while their columns are read in place
+        cdef const void** ptrs = NULL
         if not isinstance(entries, dict):
             raise TypeError("entries must be a dict (the cache's OrderedDict)")
         if max_chunks < 0:
             raise ValueError("max_chunks must not be negative")
+        if have_perm:
+            data_1d(perm, cnp.NPY_INT64, &d, &np_)
+            if np_ != k:
+                raise ValueError("perm must hold one position per id")
+            pv = <const int64_t*>d
         cdef _Block blk
         _block(&blk, nb, k, max_chunks)
         cdef int64_t* mem = blk.mem
-        cdef Py_buffer* bufs = NULL
-        if have_perm:
-            try:
-                take8(perm, &pbuf, b'q')
-            except BaseException:
-                PyMem_Free(mem)
-                raise
         try:
             if have_perm:
-                if pbuf.shape[0] != k:
-                    raise ValueError("perm must hold one position per id")
-                pv = <const int64_t*>pbuf.buf
                 for jj in range(k):
                     if pv[jj] < 0 or pv[jj] >= k:
                         raise ValueError("perm out of range")
@@ -256,13 +250,11 @@ cdef class Segments:
             if cap is not None and n_head > cap:
                 return n_head
             r = _take_chunks(idp, k, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
-                             blk.cpos, blk.cbeg, blk.ckept, &bufs, &held, &nc, &ctotal)
+                             blk.cpos, blk.cbeg, blk.ckept, found, &ptrs, &nc, &ctotal)
             if r is not None:
                 return None if r is False else r
             out = np.empty(k, dtype=np.float64)
-            take8(out, &obuf, b'd')
-            have_out = True
-            vo = <double*>obuf.buf
+            vo = <double*>cnp.PyArray_DATA(<cnp.ndarray>out)
             for jj in range(k):
                 i = pv[jj] if have_perm else jj
                 best = 0  # pieces with a row in the range seen
@@ -272,11 +264,11 @@ cdef class Segments:
                 bt = 0
                 for j in range(blk.cfirst[i], blk.cfirst[i] + blk.ccount[i]):
                     if blk.ckept[j]:
-                        tp = <const int64_t*>bufs[2 * j].buf
+                        tp = <const int64_t*>ptrs[2 * j]
                         b = blk.cbeg[j] + blk.ckept[j]
                         t = tp[b - 1]
                         if not best or t > bt:
-                            best_vals, best_at, bt = <const double*>bufs[2 * j + 1].buf, b - 1, t
+                            best_vals, best_at, bt = <const double*>ptrs[2 * j + 1], b - 1, t
                             twice = blk.ckept[j] >= 2 and tp[b - 2] == t
                         elif t == bt:
                             twice = True
@@ -309,13 +301,7 @@ cdef class Segments:
                 entries.move_to_end(catalog.uid[blk.cpos[j]])
             return out[:w].reshape(w, 1), n_head + ctotal, nc, dropped
         finally:
-            for j in range(held):
-                PyBuffer_Release(&bufs[j])
-            PyMem_Free(bufs)
-            if have_out:
-                PyBuffer_Release(&obuf)
-            if have_perm:
-                PyBuffer_Release(&pbuf)
+            PyMem_Free(ptrs)
             PyMem_Free(mem)
 
     def read_cached(self, object ids, object perm, int64_t lo, int64_t hi, object cap,
@@ -339,7 +325,7 @@ cdef class Segments:
         data_1d(ids, cnp.NPY_UINT32, &d, &k)
         cdef const uint32_t* idp = <const uint32_t*>d
         cdef Py_ssize_t nseg = self.count, nb = 2 * k * nseg
-        cdef Py_ssize_t nc = 0, i, j, jj, held = 0
+        cdef Py_ssize_t nc = 0, i, j, jj
         cdef Py_ssize_t s, w = 0, empty = 0
         cdef int64_t n_head = 0, ctotal = 0, total, t
         cdef const int64_t[::1] pv
@@ -356,7 +342,7 @@ cdef class Segments:
             for jj in range(k):
                 if pv[jj] < 0 or pv[jj] >= k:
                     raise ValueError("perm out of range")
-        cdef Py_buffer* bufs = NULL
+        cdef list found = []  # the chunks' (ts, values), held while their columns are read in place
         cdef _Block blk
         _block(&blk, nb, k, max_chunks)
         cdef int64_t* mem = blk.mem
@@ -367,7 +353,7 @@ cdef class Segments:
             if cap is not None and n_head > cap:
                 return n_head
             r = _take_chunks(idp, k, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
-                             blk.cpos, blk.cbeg, blk.ckept, &bufs, &held, &nc, &ctotal)
+                             blk.cpos, blk.cbeg, blk.ckept, found, &ptrs, &nc, &ctotal)
             if r is not None:
                 return None if r is False else r
             for j in range(nc):
@@ -390,14 +376,8 @@ cdef class Segments:
             val_out = np.empty(total, dtype=np.float64)
             to = ts_out
             vo = val_out
-            # the chunks' columns as pointers, so that a large copy can run without the GIL (the
-            # buffers stay acquired until the end; the head's segments are held by self)
-            ptrs = <const void**>PyMem_Malloc(max(2 * nc, 1) * sizeof(void*))
-            if ptrs == NULL:
-                raise MemoryError()
-            for j in range(nc):
-                ptrs[2 * j] = bufs[2 * j].buf
-                ptrs[2 * j + 1] = bufs[2 * j + 1].buf
+            # the chunks' columns are pointers (``found`` holds their arrays; the head's segments are
+            # held by self), so a large copy can run without the GIL
             if perm is None:
                 pv = None
             if total >= NOGIL_SAMPLES:
@@ -411,9 +391,6 @@ cdef class Segments:
                 return None
             return offsets_a, ts_out, val_out, empty, nc
         finally:
-            for j in range(held):
-                PyBuffer_Release(&bufs[j])
-            PyMem_Free(bufs)
             PyMem_Free(ptrs)
             PyMem_Free(mem)
 
@@ -628,22 +605,24 @@ cdef int _block(_Block* r, Py_ssize_t nb, Py_ssize_t k, Py_ssize_t max_chunks) e
 cdef object _take_chunks(const uint32_t* ids, Py_ssize_t k, int64_t lo, int64_t hi, object cap, Catalog catalog,
                          object entries,
                          Py_ssize_t max_chunks, int64_t n_head, int64_t* cfirst, int64_t* ccount, int64_t* cpos,
-                         int64_t* cbeg, int64_t* ckept, Py_buffer** bufs_out, Py_ssize_t* held, Py_ssize_t* nc_out,
+                         int64_t* cbeg, int64_t* ckept, list found, const void*** ptrs_out, Py_ssize_t* nc_out,
                          int64_t* ctotal_out):
     """The chunk part of a cached read (``Segments.read_cached``, ``Segments.latest``): the chunks of
     the ``k`` series ``ids`` (sorted, unique) overlapping [lo, hi], located in ``catalog`` (per series its
     first and count, ``cfirst``/``ccount``; their catalogue positions, ``cpos``: ``nc_out`` of them),
-    found in ``entries``, the read's refusals checked (with ``n_head`` head rows in the range), their
-    columns taken into ``*bufs_out`` (``held`` buffers, released and the block freed by the caller)
-    and cut to the range (``cbeg``/``ckept``, ``ctotal_out`` samples in all). None when done; False,
+    found in ``entries`` (appended to ``found``, which the caller holds while it reads them), the read's
+    refusals checked (with ``n_head`` head rows in the range), their columns' data read in place
+    (``_ndarray.data_1d``: int64 timestamps, float64 values) into ``*ptrs_out`` (two per chunk; freed
+    with the block by the caller) and cut to the range (``cbeg``/``ckept``, ``ctotal_out`` samples in all). None when done; False,
     nothing taken, when a chunk is not in ``entries`` or there are more than ``max_chunks``; the
     ``needed`` count when ``cap`` refuses (as the step by step read counts it)."""
     cdef Py_ssize_t ncat = catalog.sid.shape[0], nc = 0, start = 0, i, j, a, b, p, m
     cdef int64_t certain, ctotal = 0
     cdef PyObject* hit
     cdef const int64_t* tp
-    cdef list found = []
-    cdef Py_buffer* bufs
+    cdef const void** ptrs
+    cdef const void* d
+    cdef Py_ssize_t mv
     for i in range(k):  # the chunks overlapping the range, by (series, min ts)
         a = lower_bound(catalog.sid, start, ncat, ids[i])
         b = upper_bound(catalog.sid, a, ncat, ids[i]) if a < ncat else a
@@ -670,19 +649,18 @@ cdef object _take_chunks(const uint32_t* ids, Py_ssize_t k, int64_t lo, int64_t 
                 certain += catalog.n[p]
         if certain > cap:
             return certain
-    bufs = bufs_out[0] = <Py_buffer*>PyMem_Malloc(max(2 * nc, 1) * sizeof(Py_buffer))
-    if bufs == NULL:
+    ptrs = ptrs_out[0] = <const void**>PyMem_Malloc(max(2 * nc, 1) * sizeof(void*))
+    if ptrs == NULL:
         raise MemoryError()
     for j in range(nc):
         pair = found[j]
-        take8(pair[0], &bufs[held[0]], b'q')
-        held[0] += 1
-        take8(pair[1], &bufs[held[0]], b'd')
-        held[0] += 1
-        m = bufs[2 * j].shape[0]
-        if bufs[2 * j + 1].shape[0] != m:
+        data_1d(pair[0], cnp.NPY_INT64, &d, &m)
+        ptrs[2 * j] = d
+        data_1d(pair[1], cnp.NPY_FLOAT64, &d, &mv)
+        ptrs[2 * j + 1] = d
+        if mv != m:
             raise ValueError("a chunk's timestamps and values differ in length")
-        tp = <const int64_t*>bufs[2 * j].buf
+        tp = <const int64_t*>ptrs[2 * j]
         a = ptr_bound(tp, m, lo, False)
         b = a + ptr_bound(tp + a, m - a, hi, True)
         cbeg[j] = a
