@@ -9,7 +9,10 @@ and whether the answers are identical; then requests/s at 4 and 16 clients.
     .venv/bin/python bench/small_queries_ab.py --a HEAD~3 --b HEAD --hours 1 --rounds 50   # quick
 
 CPU per request is the steadier figure on a loaded machine; latency there is mostly waiting for a
-core. Revisions must share the data layout (both read the copied data directory).
+core. Revisions must share the data layout (both read the copied data directory). When A's compiled
+extensions differ from the working tree's (a .pyx changed since), build them in a checkout of A and
+pass it: ``git worktree add /tmp/rev-a <A> && (cd /tmp/rev-a && <this checkout>/.venv/bin/python setup.py build_ext
+--inplace)``, then ``--a <A> --a-native /tmp/rev-a``.
 """
 
 from __future__ import annotations
@@ -41,13 +44,14 @@ from tests.support import peers
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def export(rev: str, dest: Path) -> Path:
-    """``rev``'s src/ in ``dest``, with the working tree's compiled extensions beside it."""
+def export(rev: str, dest: Path, native: Path = ROOT) -> Path:
+    """``rev``'s src/ in ``dest``, with the compiled extensions of the tree ``native`` (the working
+    tree's by default) beside it."""
     dest.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    for so in (ROOT / "src").rglob("*.so"):
-        target = dest / so.relative_to(ROOT)
+    for so in (native / "src").rglob("*.so"):
+        target = dest / so.relative_to(native)
         if target.parent.exists():
             shutil.copy2(so, target)
     return dest / "src"
@@ -69,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", default="HEAD~1", help="revision A (default HEAD~1)")
     p.add_argument("--b", default="HEAD", help="revision B (default HEAD)")
+    p.add_argument("--a-native", type=Path, default=ROOT,
+                   help="a checkout whose compiled extensions A runs with, when A's differ from the working tree's "
+                        "(e.g. a `git worktree` of A after `python setup.py build_ext --inplace`)")
     p.add_argument("--series", type=int, default=2360)
     p.add_argument("--hours", type=float, default=6.0)
     p.add_argument("--rounds", type=int, default=200)
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     end_s = payloads.last_ms / 1000
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
         wd = Path(tmp)
-        srcs = {"A": export(args.a, wd / "rev-a"), "B": export(args.b, wd / "rev-b")}
+        srcs = {"A": export(args.a, wd / "rev-a", args.a_native), "B": export(args.b, wd / "rev-b")}
         loader = start(srcs["B"], wd / "B")
         with httpx.Client(timeout=300) as client:
             runner.push(client, loader.url, order)
