@@ -26,6 +26,7 @@ INLINE_RECENT_MS): the lane then answers inline, as the server does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import re
@@ -33,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -106,24 +108,38 @@ def under_callgrind(tmp: Path, helper_c: str, child_var: str, script: Path, argv
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_args(p: argparse.ArgumentParser, requests: int) -> None:
+    """The arguments of a counted run (this script's and bench/request_phases.py's)."""
     p.add_argument("--query", default="up")
-    p.add_argument("--range", type=float, default=0.0, dest="range_s",
-                   help="a range query over this many seconds up to the data's end instead of an instant query")
-    p.add_argument("--requests", type=int, default=100)
+    p.add_argument("--requests", type=int, default=requests)
     p.add_argument("--flush-mb", type=int, default=8, help="MiB written before each request (0: hot caches)")
     p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
+
+
+@contextlib.contextmanager
+def counted_run(data: Path, helper_c: str, child_var: str, script: Path, argv: list[str] | None,
+                prefix: str) -> Iterator[Path | None]:
+    """``script`` run again with ``argv`` under callgrind (``under_callgrind``) after the data was
+    loaded (or reused) here, outside valgrind; callgrind's output file, kept until the block ends,
+    or None when the run failed."""
+    from lane_inprocess import _load
+
+    _load(data)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield under_callgrind(Path(tmp), helper_c, child_var, script, argv if argv is not None else sys.argv[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_args(p, requests=100)
+    p.add_argument("--range", type=float, default=0.0, dest="range_s",
+                   help="a range query over this many seconds up to the data's end instead of an instant query")
     p.add_argument("--keep", type=Path, default=None,
                    help="keep callgrind's output file here (per function: callgrind_annotate FILE)")
     args = p.parse_args(argv)
     if CHILD in os.environ:
         return child(args)
-    from lane_inprocess import _load
-
-    _load(args.data)  # loaded (or reused) here, outside valgrind
-    with tempfile.TemporaryDirectory(prefix="clearsight-callgrind-") as tmp:
-        out = under_callgrind(Path(tmp), HELPER_C, CHILD, Path(__file__), argv if argv is not None else sys.argv[1:])
+    with counted_run(args.data, HELPER_C, CHILD, Path(__file__), argv, "clearsight-callgrind-") as out:
         if out is None:
             return 1
         got = totals(out)

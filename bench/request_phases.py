@@ -26,7 +26,6 @@ import ctypes
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,22 +147,16 @@ def child(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from request_callgrind import common_args, counted_run
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--query", default="up")
-    p.add_argument("--requests", type=int, default=50)
-    p.add_argument("--flush-mb", type=int, default=8, help="MiB written before each request (0: hot caches)")
+    common_args(p, requests=50)
     p.add_argument("--split", choices=("none", "front", "answer"), default="none",
                    help="cut the request's front (1) or its answer (4) into finer phases")
-    p.add_argument("--data", type=Path, default=Path("/tmp/clearsight-lane-inprocess"))
     args = p.parse_args(argv)
     if CHILD in os.environ:
         return child(args)
-    from lane_inprocess import _load
-    from request_callgrind import under_callgrind
-
-    _load(args.data)  # loaded (or reused) here, outside valgrind
-    with tempfile.TemporaryDirectory(prefix="clearsight-phases-") as tmp:
-        out = under_callgrind(Path(tmp), HELPER_C, CHILD, Path(__file__), argv if argv is not None else sys.argv[1:])
+    with counted_run(args.data, HELPER_C, CHILD, Path(__file__), argv, "clearsight-phases-") as out:
         if out is None:
             return 1
         phases: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)

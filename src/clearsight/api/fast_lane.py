@@ -10,7 +10,9 @@ lane").
 ``FastLane`` answers, directly in the protocol's callbacks (``api/http_limits.py``), a ``GET`` of
 ``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/series``, ``/api/v1/labels`` or
 ``/api/v1/label/{name}/values`` (in ``on_headers_complete``), or a form ``POST`` of one of the first
-four (in ``on_message_complete``, the body collected by the protocol: ``takes_form``) that
+four (in ``on_message_complete``, the body collected by the protocol: ``takes_form``); a GET or form
+POST that came whole in one read is answered from ``data_received``, read without httptools
+(``_reqhead.parse_request``); either way a request that
 
 - has no body (a GET) or a small urlencoded form whose whole body arrived soon after its headers
   (a POST), no ``Expect``, no upgrade, no ``x-org-key``/``x-idempotency-key`` (signed ingestion,

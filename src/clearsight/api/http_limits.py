@@ -255,7 +255,9 @@ def header_deadline_protocol(timeout: float, lane: FastLane | None = None,
     With ``lane``, the requests it takes are answered from ``on_headers_complete`` (api/fast_lane.py),
     or, for a form POST, from ``on_message_complete``: its body is collected here meanwhile, for at
     most ``BODY_WAIT_S`` after the read that completed its headers; a POST the lane does not answer
-    then is handed to the usual path with the body that arrived, as if it had not waited.
+    then is handed to the usual path with the body that arrived, as if it had not waited. A GET or
+    form POST that comes whole in one read is parsed without httptools and answered from
+    ``data_received`` (``_express``), or handed to httptools as it came.
     With ``spin``, the loop polls for the next request for a moment after a lane's answer
     (api/idle_spin.py)."""
     sweep = _Sweep(timeout)

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearsight.store.embedded.catalog import ChunkRows
-from clearsight.store.embedded.head import HeadMirror, HeadPick
+from clearsight.store.embedded.head import HeadMirror, HeadPick, HeadView
+from clearsight.store.embedded.index import IdArray
 
 # per series (id 1..6): its chunks (each a list of distinct timestamps) and its head writes
 # (each group commit a list of distinct timestamps; the mirror keeps a pair in one segment only)
@@ -267,15 +268,18 @@ def test_cached_read_matches_reference(
         assert not np.shares_memory(ts_out, t)  # cached columns are copied, never handed out
 
 
-def test_cached_read_hostile_arguments_raise() -> None:
+def _one_chunk() -> tuple[HeadView, IdArray, ChunkRows, npt.NDArray[np.int64]]:
+    """Series 1 with a head row at 10 and one chunk (uid 7) at 1..3, its timestamps ``good``."""
     head = HeadMirror()
     head.apply((np.asarray([1], dtype=np.uint32), np.asarray([10], dtype=np.int64), np.ones(1)))
-    view = head.view()
-    ids = np.asarray([1], dtype=np.uint32)
     rows = ChunkRows(np.asarray([1], dtype=np.uint32), np.asarray([1], dtype=np.int64), np.asarray([3], dtype=np.int64),
                      np.asarray([2], dtype=np.int64), np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.uint8),
                      np.asarray([7], dtype=np.int64))
-    good = np.asarray([1, 3], dtype=np.int64)
+    return head.view(), np.asarray([1], dtype=np.uint32), rows, np.asarray([1, 3], dtype=np.int64)
+
+
+def test_cached_read_hostile_arguments_raise() -> None:
+    view, ids, rows, good = _one_chunk()
     with pytest.raises(TypeError, match="must be a dict"):
         view.read_cached(ids, None, 0, 100, None, rows.native, [(good, np.ones(2))], 10)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="one position per id"):
@@ -285,12 +289,6 @@ def test_cached_read_hostile_arguments_raise() -> None:
     with pytest.raises(ValueError, match="expected a 1-d contiguous"):
         view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good.astype(np.int32), np.ones(2))}),
                          10)
-    with pytest.raises(ValueError, match="expected a 1-d contiguous"):
-        view.native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2, dtype=np.float32))}), 10)
-    with pytest.raises(ValueError, match="expected a 1-d contiguous"):
-        view.native.latest(ids, np.zeros(1, dtype=np.int32), 0, 100, None, rows.native, OrderedDict(), 10)
-    with pytest.raises(TypeError, match="expected a numpy array"):
-        view.native.latest([1], None, 0, 100, None, rows.native, OrderedDict(), 10)
     got = view.read_cached(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2))}), 10)
     assert isinstance(got, tuple) and got[1].tolist() == [1, 3, 10] and got[4] == 1
 
@@ -435,14 +433,8 @@ def test_latest_matches_reference(
 
 
 def test_latest_hostile_arguments_raise() -> None:
-    head = HeadMirror()
-    head.apply((np.asarray([1], dtype=np.uint32), np.asarray([10], dtype=np.int64), np.ones(1)))
-    native = head.view().native
-    ids = np.asarray([1], dtype=np.uint32)
-    rows = ChunkRows(np.asarray([1], dtype=np.uint32), np.asarray([1], dtype=np.int64), np.asarray([3], dtype=np.int64),
-                     np.asarray([2], dtype=np.int64), np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.uint8),
-                     np.asarray([7], dtype=np.int64))
-    good = np.asarray([1, 3], dtype=np.int64)
+    view, ids, rows, good = _one_chunk()
+    native = view.native
     with pytest.raises(TypeError, match="must be a dict"):
         native.latest(ids, None, 0, 100, None, rows.native, [(good, np.ones(2))], 10)
     with pytest.raises(ValueError, match="one position per id"):
@@ -453,5 +445,11 @@ def test_latest_hostile_arguments_raise() -> None:
         native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(3))}), 10)
     with pytest.raises(ValueError, match="max_chunks"):
         native.latest(ids, None, 0, 100, None, rows.native, OrderedDict(), -1)
+    with pytest.raises(ValueError, match="expected a 1-d contiguous"):  # values not float64
+        native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2, dtype=np.float32))}), 10)
+    with pytest.raises(ValueError, match="expected a 1-d contiguous"):  # perm not int64
+        native.latest(ids, np.zeros(1, dtype=np.int32), 0, 100, None, rows.native, OrderedDict(), 10)
+    with pytest.raises(TypeError, match="expected a numpy array"):
+        native.latest([1], None, 0, 100, None, rows.native, OrderedDict(), 10)
     got = native.latest(ids, None, 0, 100, None, rows.native, OrderedDict({7: (good, np.ones(2))}), 10)
     assert isinstance(got, tuple) and got[0].tolist() == [[1.0]] and got[1:] == (3, 1, None)

@@ -26,7 +26,7 @@ def test_ids_in_range_match_numpy(bounds: list[tuple[int, int]], data: st.DataOb
     ids = np.asarray(sorted(data.draw(st.sets(st.integers(0, len(bounds) - 1)))), dtype=np.uint32)
     ids.setflags(write=False)  # as the selection cache hands them out
     lo, hi = min(a, b), max(a, b)
-    got = _inrange.ids_in_range(ids, min_ts, max_ts, floor, lo, hi, ids)
+    got = _inrange.ids_in_range(ids, min_ts, max_ts, floor, lo, hi)
     want = ids[(np.maximum(min_ts[ids], floor) <= hi) & (max_ts[ids] >= lo)]
     assert got.dtype == np.uint32
     assert got.tolist() == want.tolist()
@@ -50,20 +50,20 @@ def test_arrays_not_read_in_place_are_refused(ids: object, min_ts: object, error
     """The arrays are read in place (clearsight/_ndarray.pxd): anything but a 1-d contiguous
     native-order array of the expected type is refused, as a typed memoryview refused it."""
     with pytest.raises(error):
-        _inrange.ids_in_range(ids, min_ts, _TS, 0, 0, 1, ids)
+        _inrange.ids_in_range(ids, min_ts, _TS, 0, 0, 1)
 
 
 def test_a_read_only_array_is_read() -> None:
     ids = _IDS.copy()
     ids.setflags(write=False)  # as the selection cache hands them out
-    assert _inrange.ids_in_range(ids, _TS, _TS, 0, 0, 1, ids) is ids
+    assert _inrange.ids_in_range(ids, _TS, _TS, 0, 0, 1) is ids
 
 
 def test_ids_past_the_bounds_raise() -> None:
     ts = np.zeros(3, dtype=np.int64)
     ids = np.asarray([1, 3], dtype=np.uint32)
     with pytest.raises(ValueError, match="past the per-series bounds"):
-        _inrange.ids_in_range(ids, ts, ts, 0, 0, 1, ids)
+        _inrange.ids_in_range(ids, ts, ts, 0, 0, 1)
 
 
 # chunks: (series id, min_ts, span, n)

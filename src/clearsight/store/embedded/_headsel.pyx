@@ -180,6 +180,20 @@ cdef class Segments:
             total = _seg_bounds(ids, k, self.count, self._sidp, self._tsp, self._len, self._lohi, lo, hi, o)
         return total
 
+    cdef object _locate(self, const uint32_t* ids, Py_ssize_t k, int64_t lo, int64_t hi, object cap,
+                        Catalog catalog, object entries, Py_ssize_t max_chunks, _Block* blk, list found,
+                        const void*** ptrs, Py_ssize_t* nc, int64_t* n_head, int64_t* ctotal):
+        """A cached read's location (``latest``, ``read_cached``): the head rows of the ``k`` series
+        ``ids`` in [lo, hi] (``blk.bounds``, ``n_head`` of them), then their chunks
+        (``_take_chunks``). None when located; the ``needed`` count when ``cap`` refuses; False
+        when a chunk is not in ``entries`` or there are more than ``max_chunks``."""
+        if k * self.count:
+            n_head[0] = self._bounds(ids, k, lo, hi, blk.bounds)
+        if cap is not None and n_head[0] > cap:
+            return n_head[0]
+        return _take_chunks(ids, k, lo, hi, cap, catalog, entries, max_chunks, n_head[0], blk.cfirst, blk.ccount,
+                            blk.cpos, blk.cbeg, blk.ckept, found, ptrs, nc, ctotal)
+
     def assemble(self, const uint32_t[::1] ids, object perm, const int64_t[::1] bounds, const uint32_t[::1] c_sid,
                  const int64_t[::1] kept, const int64_t[::1] c_ts, const double[::1] c_val):
         cdef Py_ssize_t k = ids.shape[0], nseg = self.count, s, i
@@ -245,12 +259,8 @@ cdef class Segments:
                 for jj in range(k):
                     if pv[jj] < 0 or pv[jj] >= k:
                         raise ValueError("perm out of range")
-            if nb:
-                n_head = self._bounds(idp, k, lo, hi, blk.bounds)
-            if cap is not None and n_head > cap:
-                return n_head
-            r = _take_chunks(idp, k, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
-                             blk.cpos, blk.cbeg, blk.ckept, found, &ptrs, &nc, &ctotal)
+            r = self._locate(idp, k, lo, hi, cap, catalog, entries, max_chunks, &blk, found, &ptrs, &nc, &n_head,
+                             &ctotal)
             if r is not None:
                 return None if r is False else r
             out = np.empty(k, dtype=np.float64)
@@ -348,12 +358,8 @@ cdef class Segments:
         cdef int64_t* mem = blk.mem
         cdef const void** ptrs = NULL
         try:
-            if nb:
-                n_head = self._bounds(idp, k, lo, hi, blk.bounds)
-            if cap is not None and n_head > cap:
-                return n_head
-            r = _take_chunks(idp, k, lo, hi, cap, catalog, entries, max_chunks, n_head, blk.cfirst, blk.ccount,
-                             blk.cpos, blk.cbeg, blk.ckept, found, &ptrs, &nc, &ctotal)
+            r = self._locate(idp, k, lo, hi, cap, catalog, entries, max_chunks, &blk, found, &ptrs, &nc, &n_head,
+                             &ctotal)
             if r is not None:
                 return None if r is False else r
             for j in range(nc):

@@ -22,9 +22,9 @@ from clearsight._ndarray cimport data_1d
 cnp.import_array()
 
 
-def ids_in_range(object ids, object min_ts, object max_ts, int64_t floor, int64_t lo, int64_t hi, object ids_obj):
+def ids_in_range(object ids, object min_ts, object max_ts, int64_t floor, int64_t lo, int64_t hi):
     """The ids whose ``[max(min_ts[id], floor), max_ts[id]]`` meets ``[lo, hi]``, in their order:
-    ``ids_obj`` itself (the array ``ids``) when all of them do, else a new uint32 array. The arrays
+    ``ids`` itself when all of them do, else a new uint32 array. The arrays
     are read in place (``_ndarray.data_1d``: a typed memoryview's acquisition per argument was most of
     this call's cost on a small read): ``ids`` uint32, the bounds int64, each 1-d, contiguous."""
     cdef Py_ssize_t k, n, nmax, i, w = 0
@@ -46,7 +46,7 @@ def ids_in_range(object ids, object min_ts, object max_ts, int64_t floor, int64_
         if max(mn[s], floor) <= hi and mx[s] >= lo:
             w += 1
     if w == k:
-        return ids_obj
+        return ids
     out = np.empty(w, dtype=np.uint32)
     o = <uint32_t*>cnp.PyArray_DATA(<cnp.ndarray>out)
     w = 0

@@ -1596,8 +1596,7 @@ class EmbeddedMetricsStore:
         """The series of ``ids`` whose ``[min_ts, max_ts]`` meets the range: ``ids`` itself when all
         of them do (caller holds the index lock)."""
         if _inrange is not None:  # one compiled pass
-            in_range: IdArray = _inrange.ids_in_range(ids, self._min_ts, self._max_ts, self._floor, start_ms, end_ms,
-                                                      ids)
+            in_range: IdArray = _inrange.ids_in_range(ids, self._min_ts, self._max_ts, self._floor, start_ms, end_ms)
             return in_range
         lo, hi = np.maximum(self._min_ts[ids], self._floor), self._max_ts[ids]
         keep = (lo <= end_ms) & (hi >= start_ms)
