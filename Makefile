@@ -36,7 +36,13 @@ run: setup
 test: setup peers
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider $(ARGS)
+	@# A fresh base temporary directory per run, removed afterwards: pytest's own clean-up of old runs
+	@# under the shared /tmp/pytest-of-$$USER raced with leftovers there (an unclosed scandir iterator
+	@# in _pytest/pathlib.py, an error under filterwarnings=error) and failed a CI run after every test passed.
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/clearsight-pytest.XXXXXX") && \
+	echo "$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider --basetemp=$$tmp $(ARGS)" && \
+	{ $(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider --basetemp="$$tmp" $(ARGS); rc=$$?; \
+	  rm -rf "$$tmp"; exit $$rc; }
 	@if [ -z "$(ARGS)" ]; then $(PY) bench/ci.py; fi
 
 lint: setup
