@@ -97,6 +97,7 @@ def _extensions() -> list[Extension]:
             "clearsight.api._jsonfmt",
             ["src/clearsight/api/_jsonfmt.pyx"],
             extra_compile_args=["-O3"],
+            **_numpy_headers(),
         ),
         Extension(
             "clearsight.query.promql._rate",

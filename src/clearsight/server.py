@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from clearsight import gc_policy
 from clearsight.api import mtls
@@ -175,7 +175,7 @@ def make_tenant_of(cfg: Config) -> TenantOf:
     header = cfg.tenancy.tenant_header.lower()
     trust = cfg.tenancy.trust_tenant_header
 
-    def tenant_of(request: Request) -> str:
+    def tenant_of(request: HTTPConnection) -> str:
         principal = principal_of_scope(request.scope)  # the auth middleware decided (auth/middleware.py)
         tls_org = request.scope.get(SCOPE_ORG)  # O of a verified client certificate (api/mtls.py)
         if tls_org and (principal is None or principal.anonymous):

@@ -29,14 +29,20 @@ before, from its start.
 import numpy as np
 import orjson
 
+cimport numpy as cnp
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.math cimport fabs, isinf, isnan, rint, signbit
 from libc.string cimport memcpy, strlen
 
+from clearsight._ndarray cimport data_c
+
+cnp.import_array()
+
 
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
 
 # Columns of at least this many points are formatted without the GIL (below, letting it go and taking
@@ -475,3 +481,99 @@ def encode_many(list ts_columns, list vals_columns, object slow):
             times.load(ts, ts)
         out.append(_encode(times, vals_columns[i], vals_columns[i], slow))
     return out
+
+
+# The escape of each byte below 0x20 in a JSON string, as orjson writes it: the short forms for
+# backspace, tab, newline, form feed and carriage return, ``\\u00XX`` (lower-case hex) for the rest.
+cdef const char* _HEX = b"0123456789abcdef"
+
+
+cdef int _put_str(Buf* b, object s) except -1:
+    """``s`` as a JSON string (quoted, escaped as orjson escapes it; UnicodeEncodeError for a
+    lone surrogate, which orjson refuses too)."""
+    cdef Py_ssize_t n, i, start = 0
+    cdef const char* u = PyUnicode_AsUTF8AndSize(s, &n)
+    cdef unsigned char c
+    cdef char esc[6]
+    _grow(b, n + 2)
+    b.data[b.len] = 34  # '"'
+    b.len += 1
+    for i in range(n):
+        c = <unsigned char>u[i]
+        if c >= 32 and c != 34 and c != 92:  # not a control character, '"' or '\\'
+            continue
+        _put(b, u + start, i - start)
+        start = i + 1
+        esc[0] = 92  # '\\'
+        if c == 34 or c == 92:
+            esc[1] = c
+            _put(b, esc, 2)
+        elif c == 8 or c == 9 or c == 10 or c == 12 or c == 13:
+            esc[1] = b"btn?fr"[c - 8]
+            _put(b, esc, 2)
+        else:
+            esc[1] = 117  # 'u'
+            esc[2] = 48
+            esc[3] = 48
+            esc[4] = _HEX[c >> 4]
+            esc[5] = _HEX[c & 15]
+            _put(b, esc, 6)
+    _put(b, u + start, n - start)
+    return _put(b, "\"", 1)
+
+
+def encode_vector(object labels, object ts, object values, Py_ssize_t count, object slow):
+    """An instant vector's ``result`` list as JSON bytes: ``[{"metric":{...},"value":[t,"v"]},...]``
+    for the first ``count`` of ``labels`` (a sequence of label sets: tuples of (name, value) pairs
+    of str) and their float64 ``values`` (a contiguous array, one per label set), all at ``ts[0]``
+    (an int64 array, in ms); the bytes ``orjson.dumps`` gives for the dicts
+    ``api/prometheus_query.encode_result`` builds (``slow(v)``: Go's formatting of a value
+    ``_short_digits`` cannot print). TypeError for a label set that is not a tuple of such pairs,
+    UnicodeEncodeError for a lone surrogate (orjson refuses one too)."""
+    cdef const double* vals
+    cdef const long long* times
+    cdef Py_ssize_t n, nts, i, j, k
+    cdef char tsbuf[NUM_MAX]
+    cdef char num[NUM_MAX]
+    cdef Py_ssize_t tslen
+    cdef tuple lbl, pair
+    cdef bytes text
+    cdef Buf b
+    data_c(values, cnp.NPY_FLOAT64, <const void**>&vals, &n)
+    data_c(ts, cnp.NPY_INT64, <const void**>&times, &nts)
+    if count < 0 or count > n or count > len(labels):
+        raise ValueError("more series asked for than labels or values")
+    if nts < 1:
+        raise ValueError("no timestamp")
+    tslen = _fmt_ts(tsbuf, times[0])
+    b.cap = 64 + count * 96
+    b.len = 0
+    b.data = <char*>PyMem_Malloc(b.cap)
+    if b.data == NULL:
+        raise MemoryError()
+    try:
+        _put(&b, "[", 1)
+        for i in range(count):
+            _put(&b, "{\"metric\":{" if i == 0 else ",{\"metric\":{", 11 if i == 0 else 12)
+            lbl = labels[i]
+            for j in range(len(lbl)):
+                pair = lbl[j]
+                if j:
+                    _put(&b, ",", 1)
+                _put_str(&b, pair[0])
+                _put(&b, ":", 1)
+                _put_str(&b, pair[1])
+            _put(&b, "},\"value\":[", 11)
+            _put(&b, tsbuf, tslen)
+            _put(&b, ",\"", 2)
+            k = _short_digits(num, vals[i])
+            if k:
+                _put(&b, num, k)
+            else:
+                text = slow(vals[i]).encode()
+                _put(&b, text, len(text))
+            _put(&b, "\"]}", 3)
+        _put(&b, "]", 1)
+        return PyBytes_FromStringAndSize(b.data, b.len)
+    finally:
+        PyMem_Free(b.data)

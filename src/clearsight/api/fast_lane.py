@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -150,9 +150,12 @@ class FastLane:
         self.form_bytes = min(FORM_MAX_BYTES, limits.max_request_bytes) if limits is not None else FORM_MAX_BYTES
         self.hot = hot
         self.admission = admission
-        self.ip_limit = ip_limit
+        # a limiter whose limits are off (0, the default) takes no token: not called (TokenBuckets.enabled
+        # is fixed when the buckets are made)
+        self.ip_limit = ip_limit if ip_limit is not None and ip_limit.buckets.enabled else None
         self.auth = auth
-        self.principal_limit = principal_limit
+        self.principal_limit = principal_limit if principal_limit is not None and (
+            principal_limit.per_credential.enabled or principal_limit.per_org.enabled) else None
         self.query_count = query_count
         self.cross_org = cross_org
         self.zstd = zstd
@@ -320,7 +323,7 @@ class FastLane:
             response = plan  # the plan raised: 500
         else:
             try:
-                response = route.answer(plan, route.tenant_of(Request(scope)))
+                response = route.answer(plan, route.tenant_of(HTTPConnection(scope)))
             except Exception as e:
                 response = handler_failed(path, e)
         seconds = planning + time.perf_counter() - began

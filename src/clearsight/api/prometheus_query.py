@@ -89,6 +89,18 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
         return {"resultType": "scalar", "result": [format_ts(time_ms), format_float(result.scalar_value)]}, warnings
     if rt == "string":
         return {"resultType": "string", "result": [format_ts(time_ms), result.string_value]}, warnings
+    rows = result.rows
+    # the short path's rows (result.py), when the answer is sent whole (``_large``)
+    if rt == "vector" and rows is not None and _jsonfmt is not None and len(rows.labels) <= _VECTOR_WHOLE:
+        count = len(rows.labels)
+        if limit is not None and count > limit:
+            count = limit
+            warnings.append(f"results truncated due to limit of {limit}")
+        try:
+            return {"resultType": rt, "result": orjson.Fragment(
+                _jsonfmt.encode_vector(rows.labels, rows.timestamps, rows.values, count, format_float))}, warnings
+        except UnicodeEncodeError:  # a lone surrogate in a label: orjson's own refusal, below
+            warnings.clear()
     items = result.series
     if limit is not None and len(items) > limit:
         items = items[:limit]
@@ -121,16 +133,21 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
     return {"resultType": rt, "result": out}, warnings
 
 
+# The most series of a vector ``_large`` leaves whole.
+_VECTOR_WHOLE = max(PART_ITEMS, PARTS_MIN_POINTS)
+
+
 def _large(result: QueryResult) -> bool:
     """Whether the answer is encoded and sent in parts (common.PartsResponse): more than one
     piece, and more than ``PARTS_MIN_POINTS`` points in all."""
-    items = result.series
-    if len(items) <= PART_ITEMS:
+    rows = result.rows  # (the series, when set: result.py)
+    count = len(rows.labels) if rows is not None else len(result.series)
+    if count <= PART_ITEMS:
         return False
     if result.result_type != "matrix":
-        return len(items) > PARTS_MIN_POINTS
+        return count > PARTS_MIN_POINTS
     total = 0
-    for s in items:
+    for s in result.series:
         total += len(s.timestamps)
         if total > PARTS_MIN_POINTS:
             return True
@@ -198,6 +215,7 @@ try:
     from clearsight.api import _jsonfmt  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - the extension is built by `pip install -e .`
     log.warning("native JSON point encoder not built; using the pure-Python encoder")
+    _jsonfmt = None
     _points = _points_py
     _float_points = _float_points_py
 else:

@@ -188,3 +188,66 @@ def test_long_columns_match_python(n: int, seed: int, kind: str, odd_share: floa
     assert _native(ts.tolist(), vals.tolist()) == want
     got = _jsonfmt.encode_many([ts, ts, ts], [vals, vals[::-1].copy(), short], format_float)
     assert got == [want, orjson.dumps(_points_py(ts, vals[::-1])), orjson.dumps(_points_py(ts, short))]
+
+
+# Label text as a store may hold it: any code point but a lone surrogate (quotes, backslashes,
+# control characters, non-ASCII, U+2028 included).
+label_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+label_sets = st.dictionaries(label_text, label_text, max_size=4).map(lambda d: tuple(sorted(d.items())))
+
+
+def _vector_bytes(result: object, at_ms: int, limit: int | None) -> tuple[bytes, list[str]]:
+    from clearsight.api.prometheus_query import encode_result
+
+    data, warnings = encode_result(result, at_ms, limit)  # type: ignore[arg-type]
+    return orjson.dumps(data), warnings
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(label_sets, st.floats(allow_nan=True, allow_infinity=True)), max_size=12),
+       st.integers(-(10**14), 10**14), st.none() | st.integers(1, 14))
+def test_vector_rows_encode_as_series(items: list[tuple[tuple[tuple[str, str], ...], float]], t: int,
+                                      limit: int | None) -> None:
+    """An instant vector given as rows (the engine's short path, encoded natively by
+    ``encode_vector``) is the same JSON, and the same truncation warning, as the same vector given
+    as series (the dicts orjson encodes)."""
+    from clearsight.query.promql.result import FloatRows, QueryResult, SeriesResult
+
+    labels = [lbl for lbl, _ in items]
+    ts = np.array([t], dtype=np.int64)
+    values = np.array([[v] for _, v in items], dtype=np.float64).reshape(len(items), 1)
+    rows = QueryResult("vector", rows=FloatRows(labels, ts, values))
+    series = QueryResult("vector", [SeriesResult(lbl, ts, values[i]) for i, lbl in enumerate(labels)])
+    assert _vector_bytes(rows, t, limit) == _vector_bytes(series, t, limit)
+    assert rows._series is None  # encoded from the rows: no series made
+    assert [(s.labels, s.timestamps.tolist(), s.values.tobytes()) for s in rows.series] == \
+        [(s.labels, s.timestamps.tolist(), s.values.tobytes()) for s in series.series]
+
+
+def test_vector_rows_refusals() -> None:
+    """A lone surrogate falls back to the general encoder (orjson's own refusal); malformed input
+    is refused, never read past."""
+    import pytest
+
+    from clearsight.query.promql.result import FloatRows, QueryResult
+
+    ts = np.array([1000], dtype=np.int64)
+    one = np.array([[1.0]])
+    with pytest.raises(orjson.JSONEncodeError):
+        _vector_bytes(QueryResult("vector", rows=FloatRows([(("a", "\ud800"),)], ts, one)), 1000, None)
+    with pytest.raises(UnicodeEncodeError):
+        _jsonfmt.encode_vector([(("a", "\ud800"),)], ts, one, 1, format_float)
+    with pytest.raises(ValueError, match="more series"):
+        _jsonfmt.encode_vector([(("a", "b"),)], ts, one, 2, format_float)
+    with pytest.raises(ValueError, match="more series"):
+        _jsonfmt.encode_vector([(("a", "b"),), (("a", "c"),)], ts, one, 2, format_float)
+    with pytest.raises(ValueError, match="no timestamp"):
+        _jsonfmt.encode_vector([(("a", "b"),)], np.zeros(0, dtype=np.int64), one, 1, format_float)
+    with pytest.raises(ValueError, match="contiguous"):
+        _jsonfmt.encode_vector([(("a", "b"),)], ts, np.array([1.0, 2.0, 3.0])[::2], 1, format_float)
+    with pytest.raises(ValueError, match="contiguous"):
+        _jsonfmt.encode_vector([(("a", "b"),)], ts, np.array([1], dtype=np.int64), 1, format_float)
+    with pytest.raises(TypeError):
+        _jsonfmt.encode_vector([[("a", "b")]], ts, one, 1, format_float)  # a list, not a label tuple
+    with pytest.raises(TypeError):
+        _jsonfmt.encode_vector([(("a", 1),)], ts, one, 1, format_float)

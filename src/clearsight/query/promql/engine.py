@@ -54,7 +54,7 @@ from clearsight.query.promql.ast import (
 from clearsight.query.promql.bare import OVER_TIME_OPS, BarePlan, plan_of
 from clearsight.query.promql.fn_common import Flat
 from clearsight.query.promql.nh_common import floats_only_value, has_histograms, stats_decode, stats_selectors
-from clearsight.query.promql.result import QueryResult, QueryStats, SeriesResult
+from clearsight.query.promql.result import FloatRows, QueryResult, QueryStats, SeriesResult
 from clearsight.query.promql.values import (
     F64,
     I64,
@@ -1322,9 +1322,9 @@ def _bare_rows(budget: QueryBudget, stats: QueryStats, labels: Sequence[Labels],
     # (rows by index: iterating a numpy array ends in an IndexError raised and caught inside numpy,
     # ~4% of a cold small query's code cache misses, bench/request_callgrind.py)
     assert len(labels) == values.shape[0]
+    if instant:  # (rows: the series are made only if read, api/prometheus_query encodes the rows)
+        return QueryResult("vector", stats=stats, rows=FloatRows(labels, ts, values))
     series = [SeriesResult(lbl, ts, values[i]) for i, lbl in enumerate(labels)]
-    if instant:
-        return QueryResult("vector", series, stats=stats)
     series.sort(key=_labels_of)
     return QueryResult("matrix", series, stats=stats)
 

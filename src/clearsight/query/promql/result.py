@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -77,7 +77,16 @@ class QueryStats:
     queryable_samples: int = 0
 
 
-@dataclass
+class FloatRows(NamedTuple):
+    """Float series as columns (the engine's short path, ``engine._bare_rows``): series ``i`` has
+    labels ``labels[i]`` and the points ``values[i]`` at ``timestamps``, every step present. Both
+    arrays are read-only; the rows share the timestamp column."""
+
+    labels: Sequence[Labels]
+    timestamps: I64
+    values: F64  # (series x steps)
+
+
 class QueryResult:
     """``result_type`` is "vector", "matrix", "scalar" or "string".
 
@@ -86,15 +95,42 @@ class QueryResult:
     - matrix: range queries (sorted by labels), or an instant query of a range vector.
     - scalar: ``series`` has one entry with empty labels (one point for an instant query).
     - string: ``string_value`` holds it.
+
+    A vector may come as ``rows`` (``FloatRows``) instead: its ``series`` are then made from them
+    the first time they are read, and an encoder that reads ``rows`` (``api/prometheus_query``)
+    makes none (a small query's answer: no object and no array view per series).
     """
 
-    result_type: str
-    series: list[SeriesResult] = field(default_factory=list)
-    string_value: str | None = None
-    annotations: Annotations = field(default_factory=Annotations)
-    stats: QueryStats = field(default_factory=QueryStats)
+    __slots__ = ("_series", "annotations", "eval_time_ms", "result_type", "rows", "stats", "string_value")
 
-    eval_time_ms: int = 0  # instant queries: the evaluation time
+    def __init__(self, result_type: str, series: list[SeriesResult] | None = None, string_value: str | None = None,
+                 annotations: Annotations | None = None, stats: QueryStats | None = None, *,
+                 rows: FloatRows | None = None, eval_time_ms: int = 0) -> None:
+        self.result_type = result_type
+        self._series = series if series is not None or rows is not None else []
+        self.rows = rows
+        self.string_value = string_value
+        self.annotations = annotations if annotations is not None else Annotations()
+        self.stats = stats if stats is not None else QueryStats()
+        self.eval_time_ms = eval_time_ms  # instant queries: the evaluation time
+
+    @property
+    def series(self) -> list[SeriesResult]:
+        s = self._series
+        if s is None:
+            rows = self.rows
+            assert rows is not None
+            s = self._series = [SeriesResult(lbl, rows.timestamps, rows.values[i]) for i, lbl in enumerate(rows.labels)]
+        return s
+
+    @series.setter
+    def series(self, value: list[SeriesResult]) -> None:
+        self._series = value
+        self.rows = None
+
+    def __repr__(self) -> str:
+        return (f"QueryResult({self.result_type!r}, series={self.series!r}, string_value={self.string_value!r}, "
+                f"annotations={self.annotations!r}, stats={self.stats!r}, eval_time_ms={self.eval_time_ms!r})")
 
     @property
     def scalar(self) -> tuple[int, float]:
