@@ -121,6 +121,7 @@ def _extensions() -> list[Extension]:
             "clearsight.query.promql._selector",
             ["src/clearsight/query/promql/_selector.pyx"],
             extra_compile_args=["-O3"],
+            **_numpy_headers(),
         ),
         Extension(
             "clearsight.store.embedded._headsel",

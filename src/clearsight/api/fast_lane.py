@@ -248,7 +248,9 @@ class FastLane:
             if hname == b"content-length":
                 if body is None and value.strip() != b"0":
                     return None
-            elif hname == b"accept-encoding" and b"zstd" in value.lower():
+            elif hname == b"accept-encoding" and value.lower().find(b"zstd") >= 0:
+                # (find, not ``in``: ``bytes in bytes`` first tries its operand as an integer, and
+                # raises, formats and clears a TypeError every time)
                 encodings = True
         if body is not None:
             limits = self.limits

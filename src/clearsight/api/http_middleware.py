@@ -182,7 +182,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 def _accepts_gzip(scope: Scope) -> bool:
     for name, value in scope["headers"]:
-        if name == b"accept-encoding" and b"gzip" in value:
+        if name == b"accept-encoding" and value.find(b"gzip") >= 0:  # (not ``in``: fast_lane.py says why)
             return True
     return False
 

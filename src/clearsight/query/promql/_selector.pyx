@@ -23,6 +23,10 @@ from clearsight._buffers cimport take8
 
 import numpy as np
 
+cimport numpy as cnp
+
+cnp.import_array()
+
 cdef uint64_t STALE_BITS = 0x7FF0000000000002
 
 
@@ -229,3 +233,12 @@ def range_runs(const int64_t[::1] offsets, const double[::1] values):
                 keep[nn] = i
                 nn += 1
     return gone_arr[:ng].copy(), (None if nn == n else keep_arr[:nn].copy())
+
+
+def one_step(int64_t t):
+    """An instant query's step column: a new int64 array holding ``t`` alone (what
+    ``np.array([t], dtype=np.int64)`` makes, through numpy's C API: no arguments parsed)."""
+    cdef cnp.npy_intp n = 1
+    out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INT64, 0)
+    (<int64_t*>cnp.PyArray_DATA(<cnp.ndarray>out))[0] = t
+    return out

@@ -1115,8 +1115,7 @@ class Engine:
         expression, or False when it has none; None: worked out here)."""
         expr, positions, query_text = _prepare(query, positions, query_text)
         deadline = self._deadline(timeout_s)
-        ts = np.empty(1, dtype=np.int64)
-        ts[0] = time_ms
+        ts = _selector.one_step(time_ms) if _selector is not None else np.array([time_ms], dtype=np.int64)
         plan = self._bare_plan(expr, bare, count_samples)
         if plan is not None:
             res = _bare_result(self, selector, plan, ts, time_ms, time_ms, time_ms, time_ms, lookback_delta_ms,

@@ -242,6 +242,7 @@ cdef class Segments:
         cdef Py_ssize_t w = 0
         cdef list found = []  # the chunks' (ts, values), held while their columns are read in place
         cdef const void** ptrs = NULL
+        cdef cnp.npy_intp dims[2]
         if not isinstance(entries, dict):
             raise TypeError("entries must be a dict (the cache's OrderedDict)")
         if max_chunks < 0:
@@ -263,7 +264,9 @@ cdef class Segments:
                              &ctotal)
             if r is not None:
                 return None if r is False else r
-            out = np.empty(k, dtype=np.float64)
+            dims[0] = k
+            dims[1] = 1
+            out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT64, 0)  # (numpy's C API: no arguments parsed)
             vo = <double*>cnp.PyArray_DATA(<cnp.ndarray>out)
             for jj in range(k):
                 i = pv[jj] if have_perm else jj
@@ -309,7 +312,7 @@ cdef class Segments:
                 w += 1
             for j in range(nc):
                 entries.move_to_end(catalog.uid[blk.cpos[j]])
-            return out[:w].reshape(w, 1), n_head + ctotal, nc, dropped
+            return (out if w == k else out[:w]), n_head + ctotal, nc, dropped
         finally:
             PyMem_Free(ptrs)
             PyMem_Free(mem)

@@ -26,6 +26,7 @@ DEFAULT_MAX_IDS = 500_000
 MIN_IDS = 2
 
 IdArray = npt.NDArray[np.uint32]
+_U32 = np.dtype(np.uint32)
 Order = tuple[list[Labels], npt.NDArray[np.int64] | None]
 
 
@@ -50,7 +51,9 @@ class LabelOrder:
             return [labels_of(int(ids[0]))], None
         if n < MIN_IDS or n > self.max_ids:
             return _sort(ids, labels_of)
-        key = (ids if ids.dtype == np.uint32 else ids.astype(np.uint32)).tobytes()  # (C order whatever the strides)
+        # (C order whatever the strides; ``is`` first: numpy's uint32 dtype is one object, and
+        # comparing a dtype with a type converts the type first)
+        key = (ids if ids.dtype is _U32 or ids.dtype == _U32 else ids.astype(np.uint32)).tobytes()
         with self._lock:
             found = self._entries.get(key)
             if found is not None:

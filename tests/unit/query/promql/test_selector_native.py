@@ -202,3 +202,14 @@ def test_range_selectors_answer_alike_without_the_kernels(monkeypatch: pytest.Mo
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a.timestamps, b.timestamps)
             np.testing.assert_array_equal(a.values.view(np.int64), b.values.view(np.int64))
+
+
+@given(st.integers(-(2**63), 2**63 - 1))
+def test_one_step_is_a_new_one_element_column(t: int) -> None:
+    """``one_step`` (an instant query's step column) is what ``np.array([t], dtype=np.int64)``
+    makes: a new, writable, contiguous array each call."""
+    a, b = _selector.one_step(t), _selector.one_step(t)
+    assert a is not b and a.dtype == np.int64 and a.shape == (1,) and a.tolist() == [t]
+    assert a.flags.c_contiguous and a.flags.writeable and a.flags.owndata
+    a[0] = 0
+    assert b.tolist() == [t]
