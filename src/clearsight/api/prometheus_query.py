@@ -99,8 +99,8 @@ def encode_result(result: QueryResult, time_ms: int, limit: int | None) -> tuple
         try:
             return {"resultType": rt, "result": orjson.Fragment(
                 _jsonfmt.encode_vector(rows.labels, rows.timestamps, rows.values, count, format_float))}, warnings
-        except UnicodeEncodeError:  # a lone surrogate in a label: orjson's own refusal, below
-            warnings.clear()
+        except (UnicodeEncodeError, TypeError):  # a lone surrogate in a label (orjson's own refusal,
+            warnings.clear()                      # below), or a label set not a tuple of str pairs
     items = result.series
     if limit is not None and len(items) > limit:
         items = items[:limit]

@@ -237,6 +237,9 @@ def test_vector_rows_refusals() -> None:
         _vector_bytes(QueryResult("vector", rows=FloatRows([(("a", "\ud800"),)], ts, one)), 1000, None)
     with pytest.raises(UnicodeEncodeError):
         _jsonfmt.encode_vector([(("a", "\ud800"),)], ts, one, 1, format_float)
+    listed = [[["a", "b"]]]  # label sets as lists, not tuples: the general encoder writes them alike
+    assert _vector_bytes(QueryResult("vector", rows=FloatRows(listed, ts, one)), 1000, None) == (  # type: ignore[arg-type]
+        b'{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1,"1"]}]}', [])
     with pytest.raises(ValueError, match="more series"):
         _jsonfmt.encode_vector([(("a", "b"),)], ts, one, 2, format_float)
     with pytest.raises(ValueError, match="more series"):

@@ -1376,7 +1376,7 @@ def _result(budget: QueryBudget, stats: QueryStats, ann: Annotations, val: Value
     if instant and val.drop_name is None and val.hist is None:
         rows = _instant_rows(val, ts)  # a plain selector's usual output: no merge, no compact
         if rows is not None:
-            return QueryResult("vector", rows, annotations=ann, stats=stats)
+            return QueryResult("vector", annotations=ann, stats=stats, rows=rows)
     v = val
     if val.drop_name is not None:  # the rows flagged for it lose their metric name
         flags = val.drop_name.tolist()
@@ -1385,10 +1385,13 @@ def _result(budget: QueryBudget, stats: QueryStats, ann: Annotations, val: Value
         v = VectorSteps(labels, val.values, val.present, None, val.sample_ts, val.hist)
     if not instant:
         return QueryResult("matrix", _range_series(v, ts), annotations=ann, stats=stats)
-    return QueryResult("vector", _instant_series(v, ts), annotations=ann, stats=stats)
+    found = _instant_series(v, ts)
+    if isinstance(found, FloatRows):
+        return QueryResult("vector", annotations=ann, stats=stats, rows=found)
+    return QueryResult("vector", found, annotations=ann, stats=stats)
 
 
-def _instant_rows(v: VectorSteps, ts: I64) -> list[SeriesResult] | None:
+def _instant_rows(v: VectorSteps, ts: I64) -> FloatRows | None:
     """``_instant_series`` of a one-step float vector (no histograms, no name to drop) whose rows
     are all present with distinct labels, as a plain selector usually returns: the same series in
     the same (row) order without ``compact``/``merge_rows``; None for any other vector."""
@@ -1396,30 +1399,38 @@ def _instant_rows(v: VectorSteps, ts: I64) -> list[SeriesResult] | None:
     n = len(labels)
     if np.count_nonzero(v.present) != n or v.values.shape[1] != 1 or (n > 1 and len(set(labels)) != n):
         return None
-    return _shared_rows(labels, v.values, ts)
+    return _shared_columns(labels, v.values, ts)
 
 
-def _shared_rows(labels: list[Labels], values: F64, ts: I64) -> list[SeriesResult]:
-    """Rows present at every step of ``ts``: plain slices of one read-only copy of the values (their
-    first ``len(ts)`` columns) and of the steps, shared by every series."""
+def _shared_columns(labels: Sequence[Labels], values: F64, ts: I64) -> FloatRows:
+    """Rows present at every step of ``ts``: one read-only copy of the values (their first
+    ``len(ts)`` columns) and of the steps, as rows (an instant vector's result: result.py)."""
     k = ts.shape[0]
     col = np.array(values if values.shape[1] == k else values[:, :k], dtype=np.float64)
     col.flags.writeable = False
     at = ts.copy()
     at.flags.writeable = False
     assert len(labels) == col.shape[0]
+    return FloatRows(labels, at, col)
+
+
+def _shared_rows(labels: list[Labels], values: F64, ts: I64) -> list[SeriesResult]:
+    """``_shared_columns`` as series: plain slices of the copies, shared by every series."""
+    rows = _shared_columns(labels, values, ts)
+    at, col = rows.timestamps, rows.values
     return [SeriesResult(lbl, at, col[i]) for i, lbl in enumerate(labels)]  # (by index: see _bare_rows)
 
 
-def _instant_series(v: VectorSteps, ts: I64) -> list[SeriesResult]:
+def _instant_series(v: VectorSteps, ts: I64) -> FloatRows | list[SeriesResult]:
     """The series of a one-step vector (names already dropped): rows with the same labels merged
-    (an error when two are present), absent rows left out, in row order."""
+    (an error when two are present), absent rows left out, in row order; as rows when they hold
+    floats only."""
     if v.num_series and np.count_nonzero(v.present) != v.present.size:  # one step: a row absent there is absent throughout
         v = compact(v)
     merged = merge_rows(v, strict=True)
     v = compact(merged) if merged is not v else v  # rows merged: some may now be absent throughout
     if v.hist is None:  # one step, every row present after compact
-        return _shared_rows(v.labels, v.values, ts)
+        return _shared_columns(v.labels, v.values, ts)
     return _series_rows(v, ts, [True] * v.num_series)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from clearsight.query.promql.engine import Engine, _instant_rows, _instant_series
 from clearsight.query.promql.parser import parse
-from clearsight.query.promql.result import SeriesResult
+from clearsight.query.promql.result import FloatRows, QueryResult, SeriesResult
 from clearsight.query.promql.values import QueryError, VectorSteps
 from clearsight.store.memory import MemorySeriesSelector
 
@@ -26,7 +26,9 @@ def _vector(spec: list[tuple[int, float, bool]]) -> VectorSteps:
     return VectorSteps(labels, values, present)
 
 
-def _bits(series: list[SeriesResult]) -> list[tuple[object, list[int], list[int], bool, bool]]:
+def _bits(found: FloatRows | list[SeriesResult]) -> list[tuple[object, list[int], list[int], bool, bool]]:
+    """Each series' labels, steps, value bits and writability (rows read as the series they make)."""
+    series = QueryResult("vector", rows=found).series if isinstance(found, FloatRows) else found
     return [(s.labels, s.timestamps.tolist(), s.values.view(np.int64).tolist(), s.timestamps.flags.writeable,
              s.values.flags.writeable) for s in series]
 
