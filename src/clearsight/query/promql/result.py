@@ -78,9 +78,10 @@ class QueryStats:
 
 
 class FloatRows(NamedTuple):
-    """Float series as columns (the engine's short path, ``engine._bare_rows``): series ``i`` has
-    labels ``labels[i]`` and the points ``values[i]`` at ``timestamps``, every step present. Both
-    arrays are read-only; the rows share the timestamp column."""
+    """Float series as columns (an instant vector's result: ``engine._bare_rows``,
+    ``engine._shared_columns``): series ``i`` has labels ``labels[i]`` and the points ``values[i]``
+    at ``timestamps``, every step present. Both arrays are read-only; the rows share the timestamp
+    column."""
 
     labels: Sequence[Labels]
     timestamps: I64
@@ -106,6 +107,8 @@ class QueryResult:
     def __init__(self, result_type: str, series: list[SeriesResult] | None = None, string_value: str | None = None,
                  annotations: Annotations | None = None, stats: QueryStats | None = None, *,
                  rows: FloatRows | None = None, eval_time_ms: int = 0) -> None:
+        if series is not None and rows is not None:
+            raise ValueError("a result holds series or rows, not both")
         self.result_type = result_type
         self._series = series if series is not None or rows is not None else []
         self.rows = rows

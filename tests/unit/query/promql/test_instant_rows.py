@@ -65,3 +65,21 @@ def test_engine_result_is_the_general_one(spec: list[tuple[int, float, int]]) ->
     general = _instant_series(ev.eval(parse("up"), ts), ts)  # type: ignore[arg-type]
     assert res.result_type == "vector"
     assert _bits(res.series) == _bits(general)
+
+
+def test_result_holds_series_or_rows() -> None:
+    """A result given rows makes its series from them once; given both it refuses (an encoder
+    reading the rows would answer other series than a reader of ``series``); setting ``series``
+    drops the rows."""
+    import pytest
+
+    labels = [(("__name__", "up"), ("instance", "a")), (("__name__", "up"), ("instance", "b"))]
+    ts = np.asarray([1000], dtype=np.int64)
+    rows = FloatRows(labels, ts, np.asarray([[1.0], [2.0]]))
+    res = QueryResult("vector", rows=rows)
+    assert res.series is res.series and [(s.labels, s.values.tolist()) for s in res.series] == \
+        [(labels[0], [1.0]), (labels[1], [2.0])]
+    with pytest.raises(ValueError, match="not both"):
+        QueryResult("vector", [], rows=rows)
+    res.series = []
+    assert res.rows is None and res.series == []
